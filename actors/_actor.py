@@ -1,0 +1,529 @@
+"""Actors and the refs that address them.
+
+An :class:`Actor` is a pykka ``ThreadingActor``: one thread, one mailbox, one message at
+a time. Subclasses implement :meth:`Actor.receive`, matching on the message type; the
+value it returns answers an ask. Three tools keep a handler from ever blocking:
+
+* :meth:`Actor.pipe_to_self` runs a coroutine on the I/O loop and hands its outcome
+  back to a callback on the actor's own thread;
+* :meth:`Actor.ask` asks another actor and hands the answer back the same way;
+* :meth:`Actor.defer_reply` takes the current request's reply slot so the answer can
+  be sent later, from one of those callbacks.
+
+A handler that raises crashes the actor ("let it crash"): the current ask, every
+deferred reply and every ask still in the mailbox are answered with an
+``actor_crashed`` failure, the actor's I/O is cancelled, and its supervisor decides
+whether to restart it. A :class:`Ref` survives restarts: it always points at the
+current incarnation.
+
+Every handled message is a span, the child of the span that sent it, when tracing is on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final, overload
+
+import msgspec
+import pykka
+import structlog
+from opentelemetry import trace
+
+import otel
+from actors._bridge import IoHandle
+from actors._errors import AskError
+from actors._events import ActorCrashed, ActorStarted, ActorStopped
+from actors._local import check_may_block, forbid_blocking
+from actors._messages import Failure, FailureKind, Message, Request
+from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply
+
+if TYPE_CHECKING:
+    from actors._runtime import Runtime
+    from actors._timers import TimerHandle
+
+__all__ = ["Actor", "Deferred", "Ref"]
+
+M = TypeVar("M")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_log = structlog.get_logger("actors")
+
+
+class _Request:
+    """Mailbox item for an ask: the message and where its answer goes."""
+
+    __slots__ = ("message", "reply")
+
+    def __init__(self, message: object, reply: Reply) -> None:
+        self.message = message
+        self.reply = reply
+
+
+class ChildExited:
+    """Mailbox item a supervisor receives when one of its children stops."""
+
+    __slots__ = ("crashed", "error", "incarnation", "name")
+
+    def __init__(self, name: str, incarnation: int, *, crashed: bool, error: str) -> None:
+        self.name = name
+        self.incarnation = incarnation
+        self.crashed = crashed
+        self.error = error
+
+
+class _Binding(threading.local):
+    """Who the actor being constructed on this thread is (set by its supervisor)."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, Runtime, pykka.ActorRef[Any] | None, int] | None = None
+
+
+binding = _Binding()
+
+
+class Ref(Generic[M]):
+    """The handle to a named actor, stable across restarts.
+
+    ``tell`` sends one-way; ``ask`` (blocking, for plain threads) and ``ask_async``
+    (for asyncio code) send a request and return its answer, raising
+    :class:`~actors.AskError` when the answer is a failure. Every ask has a deadline:
+    the message's own ``deadline``, else ``timeout``, else the system default.
+    """
+
+    __slots__ = ("_rt", "_target", "name")
+
+    def __init__(self, name: str, runtime: Runtime) -> None:
+        self.name = name
+        self._rt = runtime
+        self._target: pykka.ActorRef[Any] | None = None
+
+    def __repr__(self) -> str:
+        state = "alive" if self.is_alive() else "not running"
+        return f"<Ref {self.name!r} ({state})>"
+
+    def is_alive(self) -> bool:
+        """Whether the current incarnation is running."""
+        target = self._target
+        return target is not None and target.is_alive()
+
+    def tell(self, message: M) -> None:
+        """Send a one-way message; if the actor is not running it becomes a dead letter."""
+        if not self.tell_if_alive(message):
+            self._rt.dead_letters.record(self.name, message)
+
+    def tell_if_alive(self, message: object) -> bool:
+        """Send a one-way message; return False (recording nothing) if none is running."""
+        if isinstance(message, Message) and message.trace is None and otel.enabled():
+            message = msgspec.structs.replace(message, trace=otel.inject())
+        target = self._target
+        if target is None:
+            return False
+        try:
+            target.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return True
+
+    @overload
+    def ask(self, message: Request[R], *, timeout: float | None = None) -> R: ...
+    @overload
+    def ask(self, message: object, *, timeout: float | None = None) -> Any: ...
+    def ask(self, message: object, *, timeout: float | None = None) -> Any:
+        """Send a request and block until its answer (for threads outside the system).
+
+        Raises:
+            AskError: The answer is a failure (``timeout``, ``actor_crashed``, ...).
+            BlockingCallError: Called from an actor's thread or the I/O loop.
+        """
+        check_may_block(f"{self.name}.ask()")
+        message, remaining = self._stamp(message, timeout)
+        reply = SyncReply()
+        self.send_request(message, reply)
+        value = reply.wait(remaining, lambda: self._timeout(message, remaining))
+        if type(value) is Failure:
+            raise AskError(value)
+        return value
+
+    @overload
+    async def ask_async(self, message: Request[R], *, timeout: float | None = None) -> R: ...
+    @overload
+    async def ask_async(self, message: object, *, timeout: float | None = None) -> Any: ...
+    async def ask_async(self, message: object, *, timeout: float | None = None) -> Any:
+        """Send a request and await its answer without blocking the event loop.
+
+        Raises:
+            AskError: The answer is a failure (``timeout``, ``actor_crashed``, ...).
+        """
+        import asyncio  # noqa: PLC0415 - only async callers pay for the lookup
+
+        message, remaining = self._stamp(message, timeout)
+        reply = AsyncReply(asyncio.get_running_loop())
+        self.send_request(message, reply)
+        value = await reply.wait(remaining, lambda: self._timeout(message, remaining))
+        if type(value) is Failure:
+            raise AskError(value)
+        return value
+
+    def send_request(self, message: object, reply: Reply) -> None:
+        """Put a request in the mailbox; answer ``actor_stopped`` if nobody is running."""
+        target = self._target
+        try:
+            if target is None:
+                raise pykka.ActorDeadError(self.name)
+            target.tell(_Request(message, reply))
+        except pykka.ActorDeadError:
+            self._rt.dead_letters.record(self.name, message)
+            reply.resolve(
+                Failure(
+                    kind=FailureKind.ACTOR_STOPPED,
+                    message=f"actor {self.name!r} is not running; "
+                    f"{type(message).__name__} was not delivered",
+                    source=self.name,
+                )
+            )
+
+    def _stamp(self, message: Any, timeout: float | None) -> tuple[Any, float]:
+        """Give the message a deadline (and the trace context); return the time left.
+
+        Plain objects (the runtime's own in-process messages) carry no fields, so only
+        the time left is computed for them.
+        """
+        now = time.time()
+        if not isinstance(message, Message):
+            return message, timeout if timeout is not None else self._rt.default_timeout
+        deadline = message.deadline
+        if deadline is None:
+            deadline = now + (timeout if timeout is not None else self._rt.default_timeout)
+            if otel.enabled() and message.trace is None:
+                message = msgspec.structs.replace(
+                    message, deadline=deadline, trace=otel.inject()
+                )
+            else:
+                message = msgspec.structs.replace(message, deadline=deadline)
+        elif otel.enabled() and message.trace is None:
+            message = msgspec.structs.replace(message, trace=otel.inject())
+        return message, deadline - now
+
+    def _timeout(self, message: object, waited: float) -> Failure:
+        return Failure(
+            kind=FailureKind.TIMEOUT,
+            message=f"no answer from {self.name!r} to {type(message).__name__} "
+            f"within {waited:.3g}s",
+            source=self.name,
+        )
+
+
+class Deferred(Generic[T]):
+    """A reply slot taken out of a handler, to answer later (see ``defer_reply``)."""
+
+    __slots__ = ("_owner", "_reply")
+
+    def __init__(self, reply: Reply, owner: set[Reply]) -> None:
+        self._reply = reply
+        self._owner = owner
+
+    def send(self, value: T | Failure) -> bool:
+        """Answer with a result or a failure; returns False if already answered."""
+        self._owner.discard(self._reply)
+        return self._reply.resolve(value)
+
+    def fail(self, kind: FailureKind, message: str, **details: str) -> bool:
+        """Answer with a failure of ``kind``."""
+        return self.send(Failure(kind=kind, message=message, details=details))
+
+    @property
+    def answered(self) -> bool:
+        """Whether an answer was already sent (or the caller gave up)."""
+        return self._reply.resolved
+
+
+class Actor(pykka.ThreadingActor, Generic[M]):
+    """Base class of every actor: implement :meth:`receive`.
+
+    Actors are started by a :class:`~actors.System` or a supervisor, never with
+    pykka's ``start()``, so they know their name and where to report a crash.
+
+    Attributes:
+        name: The name the actor is registered under.
+        incarnation: 1 for the first start, +1 for every restart.
+        log: A structlog logger bound to the actor's name.
+    """
+
+    name: str
+    incarnation: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        bound = binding.current
+        if bound is None:
+            msg = (
+                f"{type(self).__name__} must be started by a System or a Supervisor "
+                "(system.spawn(...)), not with pykka's start()"
+            )
+            raise RuntimeError(msg)
+        self.name, self._rt, self._parent, self.incarnation = bound
+        self.log = _log.bind(actor=self.name)
+        self._current: Reply | None = None
+        self._deferred: set[Reply] = set()
+        self._io: set[IoHandle] = set()
+        self._exit_reported = False
+        self._span_name = f"{self.name} "
+
+    # ---- what subclasses implement -------------------------------------------------
+
+    def receive(self, message: M) -> object:
+        """Handle one message; the return value answers an ask (ignored for a tell)."""
+        raise NotImplementedError
+
+    def started(self) -> None:  # noqa: B027 - an optional hook
+        """Called on the actor's thread before the first message."""
+
+    def stopped(self) -> None:  # noqa: B027 - an optional hook
+        """Called on the actor's thread when it stops, whether it crashed or not."""
+
+    # ---- tools for handlers ------------------------------------------------------
+
+    def defer_reply(self) -> Deferred[Any]:
+        """Take the reply slot of the ask being handled, to answer it later.
+
+        The handler's return value is then ignored. If the actor crashes first, the
+        asker gets ``actor_crashed``; if nobody answers, the asker's deadline fires.
+        """
+        reply = self._current
+        if reply is None:
+            msg = f"{self.name}: defer_reply() called outside the handling of an ask"
+            raise RuntimeError(msg)
+        self._current = None
+        self._deferred.add(reply)
+        return Deferred(reply, self._deferred)
+
+    def pipe_to_self(
+        self,
+        coro: Coroutine[Any, Any, T],
+        then: Callable[[T | Failure], None],
+        *,
+        name: str | None = None,
+    ) -> IoHandle:
+        """Run ``coro`` on the I/O loop; call ``then(outcome)`` on this actor's thread.
+
+        The outcome is the coroutine's result, or a :class:`Failure` if it raised or was
+        cancelled. While it runs, the actor keeps handling other messages.
+        """
+        label = name or getattr(coro, "__qualname__", "coroutine")
+        handle: IoHandle
+
+        def finished(outcome: object) -> None:
+            self._io.discard(handle)
+            then(cast("T | Failure", outcome))
+
+        def deliver(outcome: object, carrier: dict[str, str] | None) -> None:
+            try:
+                self.actor_ref.tell(Callback(finished, outcome, carrier, f"io {label}"))
+            except pykka.ActorDeadError:
+                return  # the actor stopped; its I/O outcome has no one to go to
+
+        handle = self._rt.bridge.submit(coro, deliver, label)
+        self._io.add(handle)
+        return handle
+
+    def ask(
+        self,
+        ref: Ref[Any],
+        message: Request[R],
+        then: Callable[[R | Failure], None],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Ask another actor; ``then(answer)`` runs on this actor's thread.
+
+        The answer is the result or a :class:`Failure` (``timeout`` at the deadline).
+        """
+        stamped, remaining = ref._stamp(message, timeout)  # noqa: SLF001 - same module
+        reply = ActorReply(self.actor_ref, cast("Callable[[Any], None]", then),
+                           f"reply {type(message).__name__}")
+        failure = ref._timeout(stamped, remaining)  # noqa: SLF001
+        reply.timer = self._rt.timers.call_later(remaining, lambda: reply.resolve(failure))
+        ref.send_request(stamped, reply)
+
+    def schedule(self, delay: float, message: M) -> TimerHandle:
+        """Send ``message`` to this actor after ``delay`` seconds."""
+        target = self.actor_ref
+        name = self.name
+        dead_letters = self._rt.dead_letters
+
+        def fire() -> None:
+            try:
+                target.tell(message)
+            except pykka.ActorDeadError:
+                dead_letters.record(name, message, "scheduled for a stopped actor")
+
+        return self._rt.timers.call_later(delay, fire)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The system's shared services (bus, bridge, timers, dead letters)."""
+        return self._rt
+
+    # ---- pykka hooks: the runtime's, not to be overridden ---------------------------
+
+    @final
+    def on_start(self) -> None:
+        """Bind logging context and run :meth:`started` (a failure is a crash)."""
+        structlog.contextvars.bind_contextvars(actor=self.name)
+        forbid_blocking(f"actor {self.name!r}")
+        try:
+            self.started()
+        except Exception as exc:  # noqa: BLE001 - a failing start is a crash
+            self._crash(exc, "start")
+            return
+        self._rt.bus.publish(ActorStarted(name=self.name, incarnation=self.incarnation))
+
+    @final
+    def on_receive(self, message: Any) -> Any:
+        """Unwrap a mailbox item and dispatch it (see the module docstring)."""
+        kind = type(message)
+        if kind is _Request:
+            request = message.message
+            reply = message.reply
+            deadline = getattr(request, "deadline", None)
+            if deadline is not None and deadline < time.time():
+                # Nobody waits any more; skip the work rather than do it for no one.
+                reply.resolve(
+                    Failure(
+                        kind=FailureKind.TIMEOUT,
+                        message=f"{type(request).__name__} expired in {self.name!r}'s mailbox",
+                        source=self.name,
+                    )
+                )
+                return None
+            self._current = reply
+        elif kind is Callback:
+            self._dispatch(message.fn, message.value, message.trace, message.label)
+            return None
+        else:
+            request = message
+            self._current = None
+        self._dispatch(self._receive_and_reply, request, getattr(request, "trace", None),
+                       type(request).__name__)
+        return None
+
+    def _receive_and_reply(self, message: M) -> None:
+        result = self.receive(message)
+        reply = self._current
+        if reply is not None:
+            self._current = None
+            reply.resolve(result)
+
+    def _dispatch(
+        self,
+        fn: Callable[[Any], None],
+        value: object,
+        carrier: dict[str, str] | None,
+        label: str,
+    ) -> None:
+        if not otel.enabled():
+            try:
+                fn(value)
+            except Exception as exc:  # noqa: BLE001 - a raising handler is a crash
+                self._crash(exc, label)
+            return
+        parent = otel.extract(carrier)
+        with otel.tracer().start_as_current_span(
+            self._span_name + label,
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"actor.name": self.name, "actor.message": label},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                fn(value)
+            except Exception as exc:  # noqa: BLE001 - a raising handler is a crash
+                span.record_exception(exc)
+                span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+                self._crash(exc, label)
+
+    @final
+    def on_stop(self) -> None:
+        """A normal stop: answer what is pending with ``actor_stopped``, then report."""
+        failure = Failure(
+            kind=FailureKind.ACTOR_STOPPED,
+            message=f"actor {self.name!r} stopped before answering",
+            source=self.name,
+        )
+        self._terminate(failure)
+        self._rt.bus.publish(ActorStopped(name=self.name, incarnation=self.incarnation))
+        self._report_exit(crashed=False, error="")
+
+    def _crash(self, exc: Exception, during: str) -> None:
+        """Stop now: fail every pending ask with ``actor_crashed`` and report upwards."""
+        error = f"{type(exc).__name__}: {exc}"
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()
+        failure = Failure(
+            kind=FailureKind.ACTOR_CRASHED,
+            message=f"actor {self.name!r} crashed handling {during}: {error}",
+            source=self.name,
+        )
+        failed = self._terminate(failure)
+        self.log.error("actor crashed", during=during, failed_asks=failed, exc_info=exc)
+        self._rt.bus.publish(
+            ActorCrashed(
+                name=self.name, incarnation=self.incarnation, error=error, failed_asks=failed
+            )
+        )
+        self.escalate(error)
+
+    def escalate(self, error: str) -> None:
+        """Tell the supervisor that this incarnation died abnormally."""
+        self._report_exit(crashed=True, error=error)
+
+    def _terminate(self, failure: Failure) -> int:
+        """Answer every pending ask, cancel I/O, run :meth:`stopped`; count the answers."""
+        failed = 0
+        if self._current is not None and self._current.resolve(failure):
+            failed += 1
+        self._current = None
+        for reply in list(self._deferred):
+            failed += reply.resolve(failure)
+        self._deferred.clear()
+        failed += self._drain_mailbox(failure)
+        for handle in list(self._io):
+            handle.cancel()
+        self._io.clear()
+        try:
+            self.stopped()
+        except Exception:
+            self.log.exception("stopped() hook raised")
+        return failed
+
+    def _drain_mailbox(self, failure: Failure) -> int:
+        failed = 0
+        while True:
+            try:
+                envelope = self.actor_inbox.get_nowait()
+            except queue.Empty:
+                return failed
+            item = envelope.message
+            if type(item) is _Request:
+                failed += item.reply.resolve(failure)
+            elif envelope.reply_to is not None:  # a raw pykka ask
+                envelope.reply_to.set_exception(
+                    exc_info=(AskError, AskError(failure), None)
+                )
+            elif type(item) is not Callback:
+                self._rt.dead_letters.record(self.name, item, "actor stopped with it queued")
+
+    def _report_exit(self, *, crashed: bool, error: str) -> None:
+        parent = self._parent
+        if parent is None or self._exit_reported:
+            return
+        self._exit_reported = True
+        try:
+            parent.tell(ChildExited(self.name, self.incarnation, crashed=crashed, error=error))
+        except pykka.ActorDeadError:
+            self.log.warning("supervisor gone; exit not reported", crashed=crashed)

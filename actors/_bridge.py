@@ -1,0 +1,180 @@
+"""The I/O bridge: one asyncio event loop, on one thread, owns all I/O.
+
+Actors never wait on I/O. An actor hands a coroutine to :meth:`IoBridge.submit`; the
+coroutine runs on the loop, in a copy of the actor's context (so its spans are children
+of the handler's span and its log lines carry the actor's name), and its outcome is
+handed to ``deliver``, which puts a message in the actor's mailbox. The actor's thread
+is free to handle other messages meanwhile.
+
+Outcomes are values: the coroutine's result, or a :class:`~actors.Failure` when it
+raised (an :class:`~actors.AskError` keeps its failure; cancellation is ``cancelled``;
+anything else is ``internal`` and is logged with its traceback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import structlog
+
+import otel
+from actors._errors import AskError, BlockingCallError
+from actors._local import forbid_blocking
+from actors._messages import Failure, FailureKind
+
+__all__ = ["IoBridge", "IoHandle"]
+
+T = TypeVar("T")
+_log = structlog.get_logger("actors.bridge")
+
+Deliver = Callable[[object, dict[str, str] | None], None]
+
+
+class IoHandle:
+    """A coroutine started on the I/O loop; ``cancel()`` cancels it."""
+
+    __slots__ = ("_cancelled", "_loop", "_task", "name")
+
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.name = name
+        self._loop = loop
+        self._task: asyncio.Task[None] | None = None
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Cancel the coroutine; its outcome will be a ``cancelled`` failure."""
+        self._cancelled = True
+        try:
+            self._loop.call_soon_threadsafe(self._cancel_on_loop)
+        except RuntimeError:  # the loop is already closed: nothing left to cancel
+            return
+
+    def _cancel_on_loop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    @property
+    def done(self) -> bool:
+        """Whether the coroutine has finished (or was cancelled)."""
+        return self._task is not None and self._task.done()
+
+
+class IoBridge:
+    """Owns the event loop thread and runs coroutines for actors."""
+
+    def __init__(self, name: str = "reactor-io") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = threading.Event()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The loop's thread."""
+        return self._thread
+
+    def start(self) -> None:
+        """Start the loop thread and wait until the loop runs."""
+        self._thread.start()
+        self._started.wait()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel what is still running, stop the loop, and join its thread."""
+        if not self._thread.is_alive():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, Any], deliver: Deliver, name: str) -> IoHandle:
+        """Run ``coro`` on the loop and hand its outcome to ``deliver``.
+
+        ``deliver(outcome, trace_carrier)`` is called on the loop thread; it must only
+        enqueue (tell a message), never do work.
+        """
+        handle = IoHandle(name, self.loop)
+        context = contextvars.copy_context()
+        self.loop.call_soon_threadsafe(self._start, handle, coro, deliver, context)
+        return handle
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop from another thread and wait for its result.
+
+        For set-up and shut-down code outside actors (opening a database before the
+        first message). Raises :class:`BlockingCallError` on the loop thread.
+        """
+        if threading.current_thread() is self._thread:
+            coro.close()
+            msg = "IoBridge.run() called on the I/O loop thread; await the coroutine instead"
+            raise BlockingCallError(msg)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def _start(
+        self,
+        handle: IoHandle,
+        coro: Coroutine[Any, Any, Any],
+        deliver: Deliver,
+        context: contextvars.Context,
+    ) -> None:
+        if handle._cancelled:  # noqa: SLF001 - cancelled before it started
+            coro.close()
+            deliver(_cancelled(handle.name), None)
+            return
+        handle._task = self.loop.create_task(  # noqa: SLF001
+            _outcome(coro, deliver, handle.name), context=context
+        )
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        forbid_blocking("the I/O loop thread")
+        self.loop.call_soon(self._started.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            self._drain()
+
+    def _drain(self) -> None:
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+
+async def _outcome(coro: Coroutine[Any, Any, Any], deliver: Deliver, name: str) -> None:
+    if not otel.enabled():
+        deliver(await _settle(coro, name), None)
+        return
+    with otel.tracer().start_as_current_span(f"io {name}"):
+        outcome = await _settle(coro, name)
+        deliver(outcome, otel.inject())
+
+
+async def _settle(coro: Coroutine[Any, Any, Any], name: str) -> object:
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        return _cancelled(name)
+    except AskError as exc:
+        return exc.failure
+    except Exception as exc:
+        _log.exception("coroutine raised", coroutine=name)
+        return Failure(
+            kind=FailureKind.INTERNAL,
+            message=f"{name} raised {type(exc).__name__}: {exc}",
+            details={"exception": type(exc).__qualname__},
+        )
+
+
+def _cancelled(name: str) -> Failure:
+    return Failure(kind=FailureKind.CANCELLED, message=f"{name} was cancelled")

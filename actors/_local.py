@@ -1,0 +1,27 @@
+"""Per-thread flags: which threads must never block (actor threads, the I/O loop)."""
+
+from __future__ import annotations
+
+import threading
+
+from actors._errors import BlockingCallError
+
+__all__ = ["check_may_block", "forbid_blocking"]
+
+_local = threading.local()
+
+
+def forbid_blocking(where: str) -> None:
+    """Mark the current thread as one that must never wait (named for the error)."""
+    _local.forbidden = where
+
+
+def check_may_block(call: str) -> None:
+    """Raise :class:`BlockingCallError` if the current thread must not block."""
+    where: str | None = getattr(_local, "forbidden", None)
+    if where is not None:
+        msg = (
+            f"{call} would block {where}; from an actor use self.ask(ref, message, then=...), "
+            "from asyncio code use await ref.ask_async(...)"
+        )
+        raise BlockingCallError(msg)

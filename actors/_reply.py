@@ -1,0 +1,160 @@
+"""Reply slots: where the answer to an ask goes, resolved exactly once.
+
+A request carries one slot. Whoever resolves it first wins (the handler's reply, the
+deadline, a crash of the actor, the actor being gone); later attempts are ignored. The
+claim is a non-blocking lock acquire, which is atomic, so no extra lock is needed.
+
+* :class:`SyncReply` wakes a thread blocked in ``Ref.ask``;
+* :class:`AsyncReply` resolves an ``asyncio.Future`` on the caller's loop with
+  ``call_soon_threadsafe`` (a pykka future's ``__await__`` would block the loop);
+* :class:`ActorReply` puts a callback message in the asking actor's mailbox, so the
+  asking actor handles the answer on its own thread, one message at a time.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+import otel
+from actors._messages import Failure
+
+if TYPE_CHECKING:
+    from actors._timers import TimerHandle
+
+__all__ = ["ActorReply", "AsyncReply", "Callback", "Reply", "SyncReply"]
+
+
+class Reply:
+    """Base of the reply slots: ``resolve`` returns whether this call won."""
+
+    __slots__ = ("_claim",)
+
+    def __init__(self) -> None:
+        self._claim = _thread.allocate_lock()
+
+    def resolve(self, value: object) -> bool:
+        """Deliver ``value`` (a result or a Failure) unless the slot is already resolved."""
+        if not self._claim.acquire(False):
+            return False
+        self._deliver(value)
+        return True
+
+    @property
+    def resolved(self) -> bool:
+        """Whether an answer has been claimed."""
+        return self._claim.locked()
+
+    def _deliver(self, value: object) -> None:
+        raise NotImplementedError
+
+
+class SyncReply(Reply):
+    """A slot a blocked thread waits on."""
+
+    __slots__ = ("_ready", "value")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ready = _thread.allocate_lock()
+        self._ready.acquire()
+        self.value: object = None
+
+    def _deliver(self, value: object) -> None:
+        self.value = value
+        self._ready.release()
+
+    def wait(self, timeout: float, on_timeout: Callable[[], Failure]) -> object:
+        """Wait up to ``timeout`` seconds; past it, the answer is ``on_timeout()``."""
+        if self._ready.acquire(True, max(timeout, 0.0)):
+            return self.value
+        if self._claim.acquire(False):
+            return on_timeout()
+        # A resolver claimed the slot just now and is about to store its value.
+        self._ready.acquire()
+        return self.value
+
+
+class AsyncReply(Reply):
+    """A slot that resolves an asyncio future on the caller's loop."""
+
+    __slots__ = ("_future", "_loop", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._future: asyncio.Future[object] = loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _deliver(self, value: object) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._set, value)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting
+            return
+
+    def _set(self, value: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self._future.done():
+            self._future.set_result(value)
+
+    async def wait(self, timeout: float, on_timeout: Callable[[], Failure]) -> object:
+        """Await the answer; past ``timeout`` seconds it is ``on_timeout()``."""
+        self._timer = self._loop.call_later(max(timeout, 0.0), self._expire, on_timeout)
+        try:
+            return await self._future
+        finally:
+            # Cancelled by the caller: claim the slot so a late answer is dropped.
+            self._claim.acquire(False)
+            self._timer.cancel()
+
+    def _expire(self, on_timeout: Callable[[], Failure]) -> None:
+        if self._claim.acquire(False) and not self._future.done():
+            self._future.set_result(on_timeout())
+
+
+class Callback:
+    """Mailbox item: run ``fn(value)`` on the actor's thread (an answer, an I/O outcome)."""
+
+    __slots__ = ("fn", "label", "trace", "value")
+
+    def __init__(
+        self,
+        fn: Callable[[Any], None],
+        value: object,
+        trace: dict[str, str] | None,
+        label: str,
+    ) -> None:
+        self.fn = fn
+        self.value = value
+        self.trace = trace
+        self.label = label
+
+
+class ActorReply(Reply):
+    """A slot that sends the answer to the asking actor as a :class:`Callback`."""
+
+    __slots__ = ("_fn", "_label", "_owner", "timer")
+
+    def __init__(
+        self, owner: pykka.ActorRef[Any], fn: Callable[[Any], None], label: str
+    ) -> None:
+        super().__init__()
+        self._owner = owner
+        self._fn = fn
+        self._label = label
+        self.timer: TimerHandle | None = None
+
+    def _deliver(self, value: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        carrier = otel.inject() if otel.enabled() else None
+        try:
+            self._owner.tell(Callback(self._fn, value, carrier, self._label))
+        except pykka.ActorDeadError:
+            # The asker stopped meanwhile: nobody is owed this answer any more.
+            return

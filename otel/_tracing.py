@@ -1,0 +1,259 @@
+"""Tracing setup and the trace-context plumbing that travels inside messages.
+
+The runtime asks two questions on every message: is tracing on (:func:`enabled`, a
+plain attribute read, so an unconfigured system pays nothing), and if so, what carrier
+describes the current span (:func:`inject`) or which context a carrier describes
+(:func:`extract`). Everything else here is set-up: :func:`configure_tracing` builds a
+``TracerProvider`` from its arguments and the standard ``OTEL_*`` variables.
+
+The provider is held here rather than only in OpenTelemetry's global slot, because the
+global slot can be set once per process and tests (and embedding services) need to
+reconfigure.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Literal
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+__all__ = [
+    "ExporterName",
+    "TracingConfigError",
+    "configure_tracing",
+    "enabled",
+    "extract",
+    "inject",
+    "shutdown_tracing",
+    "tracer",
+]
+
+ExporterName = Literal["otlp-http", "otlp-grpc", "console", "none"]
+
+_INSTRUMENTATION = "reactor-swarm"
+_propagator = TraceContextTextMapPropagator()
+_lock = threading.Lock()
+
+
+class TracingConfigError(ValueError):
+    """A tracing setting (argument or ``OTEL_*`` variable) has a value we can't use."""
+
+
+class _State:
+    """The active provider; ``tracer`` is ``None`` exactly when tracing is off."""
+
+    __slots__ = ("provider", "tracer")
+
+    def __init__(self) -> None:
+        self.provider: TracerProvider | None = None
+        self.tracer: trace.Tracer | None = None
+
+
+_state = _State()
+
+
+def enabled() -> bool:
+    """Whether spans are being recorded (a cheap check for hot paths)."""
+    return _state.tracer is not None
+
+
+def tracer() -> trace.Tracer:
+    """The tracer for the runtime's spans (a no-op tracer when tracing is off)."""
+    active = _state.tracer
+    return active if active is not None else trace.NoOpTracer()
+
+
+def inject() -> dict[str, str] | None:
+    """A W3C carrier for the current span, or ``None`` when there is no valid span."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier
+
+
+def extract(carrier: Mapping[str, str] | None) -> otel_context.Context | None:
+    """The context a carrier describes, or ``None`` for no carrier (start a root span)."""
+    if not carrier:
+        return None
+    return _propagator.extract(carrier)
+
+
+def configure_tracing(
+    *,
+    service_name: str | None = None,
+    exporter: ExporterName | None = None,
+    endpoint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    sample_ratio: float | None = None,
+    span_exporter: SpanExporter | None = None,
+    batch: bool | None = None,
+    set_global: bool = True,
+) -> TracerProvider | None:
+    """Turn tracing on (or off) for the whole process.
+
+    Arguments win over environment variables, which win over defaults:
+
+    * ``service_name`` / ``OTEL_SERVICE_NAME`` (default ``reactor-swarm``);
+      ``OTEL_RESOURCE_ATTRIBUTES`` is merged into the resource as usual.
+    * ``exporter`` / ``OTEL_TRACES_EXPORTER`` (``otlp`` means OTLP with the protocol
+      from ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` or ``OTEL_EXPORTER_OTLP_PROTOCOL``:
+      ``http/protobuf``, the default, or ``grpc``). Default: ``none`` unless an OTLP
+      endpoint variable is set, in which case OTLP.
+    * ``endpoint`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``
+      and ``headers`` / ``OTEL_EXPORTER_OTLP_HEADERS`` are passed to the OTLP exporter.
+    * ``sample_ratio``: parent-based ratio sampling; otherwise the SDK reads
+      ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG``.
+    * ``OTEL_SDK_DISABLED=true`` turns tracing off whatever the arguments say.
+
+    Args:
+        service_name: ``service.name`` of the resource.
+        exporter: Which exporter to build.
+        endpoint: OTLP collector address (Jaeger accepts OTLP on 4318/HTTP, 4317/gRPC).
+        headers: Extra OTLP headers (authentication).
+        sample_ratio: Fraction of new traces to record, 0.0 to 1.0.
+        span_exporter: Use this exporter instead (tests pass an in-memory one); it
+            overrides ``exporter``.
+        batch: Export in a background batch (the default for OTLP) or synchronously.
+        set_global: Also install the provider as OpenTelemetry's global one, when the
+            global slot is still free, so user code's spans join the same traces.
+
+    Returns:
+        The provider, or ``None`` when tracing ends up off.
+
+    Raises:
+        TracingConfigError: An unknown exporter or protocol name, or a ratio outside
+            0..1; the message names the argument or variable.
+    """
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        shutdown_tracing()
+        return None
+    chosen = span_exporter or _build_exporter(exporter, endpoint, headers)
+    if chosen is None:
+        shutdown_tracing()
+        return None
+    name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "reactor-swarm"
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": name}),
+        sampler=_sampler(sample_ratio),
+    )
+    use_batch = batch if batch is not None else span_exporter is None and not isinstance(
+        chosen, ConsoleSpanExporter
+    )
+    processor: SpanProcessor = (
+        BatchSpanProcessor(chosen) if use_batch else SimpleSpanProcessor(chosen)
+    )
+    provider.add_span_processor(processor)
+    with _lock:
+        previous = _state.provider
+        _state.provider = provider
+        _state.tracer = provider.get_tracer(_INSTRUMENTATION)
+    if previous is not None:
+        previous.shutdown()
+    if set_global:
+        _install_global(provider)
+    return provider
+
+
+def shutdown_tracing() -> None:
+    """Flush and stop the active provider; tracing is off afterwards."""
+    with _lock:
+        previous = _state.provider
+        _state.provider = None
+        _state.tracer = None
+    if previous is not None:
+        previous.shutdown()
+
+
+def _install_global(provider: TracerProvider) -> None:
+    # The global slot accepts one provider per process; later calls are ignored with
+    # a warning by the API, so only try while it still holds the default proxy.
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+
+
+def _sampler(ratio: float | None) -> Sampler | None:
+    if ratio is None:
+        return None
+    if not 0.0 <= ratio <= 1.0:
+        msg = f"configure_tracing(sample_ratio={ratio!r}): must be between 0.0 and 1.0"
+        raise TracingConfigError(msg)
+    return ParentBased(TraceIdRatioBased(ratio))
+
+
+def _build_exporter(
+    exporter: ExporterName | None,
+    endpoint: str | None,
+    headers: Mapping[str, str] | None,
+) -> SpanExporter | None:
+    name: str = exporter or _exporter_from_env()
+    if name == "otlp":
+        name = _otlp_protocol_from_env()
+    match name:
+        case "none":
+            return None
+        case "console":
+            return ConsoleSpanExporter()
+        case "otlp-http":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter as HttpExporter,
+            )
+
+            return HttpExporter(endpoint=_http_endpoint(endpoint), headers=dict(headers or {}))
+        case "otlp-grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter as GrpcExporter,
+            )
+
+            return GrpcExporter(endpoint=endpoint, headers=dict(headers or {}) or None)
+        case _:
+            source = "exporter" if exporter else "OTEL_TRACES_EXPORTER"
+            msg = (
+                f"tracing {source}={name!r} is not one of otlp, otlp-http, otlp-grpc, "
+                "console, none"
+            )
+            raise TracingConfigError(msg)
+
+
+def _http_endpoint(endpoint: str | None) -> str | None:
+    # The HTTP exporter wants the full /v1/traces URL when given an endpoint argument;
+    # accept a bare collector address too, as people type it.
+    if endpoint is None or endpoint.rstrip("/").endswith("/v1/traces"):
+        return endpoint
+    return endpoint.rstrip("/") + "/v1/traces"
+
+
+def _exporter_from_env() -> str:
+    value = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if value:
+        return value.split(",")[0].strip()
+    endpoint_vars = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    return "otlp" if any(os.environ.get(v) for v in endpoint_vars) else "none"
+
+
+def _otlp_protocol_from_env() -> str:
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    if protocol == "http/protobuf":
+        return "otlp-http"
+    if protocol == "grpc":
+        return "otlp-grpc"
+    msg = f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not one of http/protobuf, grpc"
+    raise TracingConfigError(msg)
