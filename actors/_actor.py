@@ -21,10 +21,10 @@ Every handled message is a span, the child of the span that sent it, when tracin
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final, overload
 
 import msgspec
@@ -199,9 +199,7 @@ class Ref(Generic[M]):
         if deadline is None:
             deadline = now + (timeout if timeout is not None else self._rt.default_timeout)
             if otel.enabled() and message.trace is None:
-                message = msgspec.structs.replace(
-                    message, deadline=deadline, trace=otel.inject()
-                )
+                message = msgspec.structs.replace(message, deadline=deadline, trace=otel.inject())
             else:
                 message = msgspec.structs.replace(message, deadline=deadline)
         elif otel.enabled() and message.trace is None:
@@ -266,7 +264,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             )
             raise RuntimeError(msg)
         self.name, self._rt, self._parent, self.incarnation = bound
-        self.log = _log.bind(actor=self.name)
+        self.log = _log  # the actor name is bound on the actor thread (contextvars)
         self._current: Reply | None = None
         self._deferred: set[Reply] = set()
         self._io: set[IoHandle] = set()
@@ -279,10 +277,10 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         """Handle one message; the return value answers an ask (ignored for a tell)."""
         raise NotImplementedError
 
-    def started(self) -> None:  # noqa: B027 - an optional hook
+    def started(self) -> None:
         """Called on the actor's thread before the first message."""
 
-    def stopped(self) -> None:  # noqa: B027 - an optional hook
+    def stopped(self) -> None:
         """Called on the actor's thread when it stops, whether it crashed or not."""
 
     # ---- tools for handlers ------------------------------------------------------
@@ -304,7 +302,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
     def pipe_to_self(
         self,
         coro: Coroutine[Any, Any, T],
-        then: Callable[[T | Failure], None],
+        then: Callable[[T | Failure], object],
         *,
         name: str | None = None,
     ) -> IoHandle:
@@ -313,7 +311,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         The outcome is the coroutine's result, or a :class:`Failure` if it raised or was
         cancelled. While it runs, the actor keeps handling other messages.
         """
-        label = name or getattr(coro, "__qualname__", "coroutine")
+        label = name or str(getattr(coro, "__qualname__", "coroutine"))
         handle: IoHandle
 
         def finished(outcome: object) -> None:
@@ -334,7 +332,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         self,
         ref: Ref[Any],
         message: Request[R],
-        then: Callable[[R | Failure], None],
+        then: Callable[[R | Failure], object],
         *,
         timeout: float | None = None,
     ) -> None:
@@ -342,11 +340,12 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
         The answer is the result or a :class:`Failure` (``timeout`` at the deadline).
         """
-        stamped, remaining = ref._stamp(message, timeout)  # noqa: SLF001 - same module
-        reply = ActorReply(self.actor_ref, cast("Callable[[Any], None]", then),
-                           f"reply {type(message).__name__}")
-        failure = ref._timeout(stamped, remaining)  # noqa: SLF001
-        reply.timer = self._rt.timers.call_later(remaining, lambda: reply.resolve(failure))
+        stamped, remaining = ref._stamp(message, timeout)
+        reply = ActorReply(
+            self.actor_ref, cast("Callable[[Any], None]", then), f"reply {type(message).__name__}"
+        )
+        failure = ref._timeout(stamped, remaining)
+        reply.timer = self._rt.timers.call_later(remaining, partial(reply.resolve, failure))
         ref.send_request(stamped, reply)
 
     def schedule(self, delay: float, message: M) -> TimerHandle:
@@ -407,8 +406,12 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         else:
             request = message
             self._current = None
-        self._dispatch(self._receive_and_reply, request, getattr(request, "trace", None),
-                       type(request).__name__)
+        self._dispatch(
+            self._receive_and_reply,
+            request,
+            getattr(request, "trace", None),
+            type(request).__name__,
+        )
         return None
 
     def _receive_and_reply(self, message: M) -> None:
@@ -503,20 +506,18 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
     def _drain_mailbox(self, failure: Failure) -> int:
         failed = 0
-        while True:
-            try:
-                envelope = self.actor_inbox.get_nowait()
-            except queue.Empty:
-                return failed
+        # The stopped flag is set, so nothing new is accepted; this thread is the
+        # only consumer, so get() after a non-empty check never blocks.
+        while not self.actor_inbox.empty():
+            envelope = self.actor_inbox.get()
             item = envelope.message
             if type(item) is _Request:
                 failed += item.reply.resolve(failure)
             elif envelope.reply_to is not None:  # a raw pykka ask
-                envelope.reply_to.set_exception(
-                    exc_info=(AskError, AskError(failure), None)
-                )
+                envelope.reply_to.set_exception(exc_info=(AskError, AskError(failure), None))
             elif type(item) is not Callback:
                 self._rt.dead_letters.record(self.name, item, "actor stopped with it queued")
+        return failed
 
     def _report_exit(self, *, crashed: bool, error: str) -> None:
         parent = self._parent

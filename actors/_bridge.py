@@ -124,13 +124,11 @@ class IoBridge:
         deliver: Deliver,
         context: contextvars.Context,
     ) -> None:
-        if handle._cancelled:  # noqa: SLF001 - cancelled before it started
+        if handle._cancelled:
             coro.close()
             deliver(_cancelled(handle.name), None)
             return
-        handle._task = self.loop.create_task(  # noqa: SLF001
-            _outcome(coro, deliver, handle.name), context=context
-        )
+        handle._task = self.loop.create_task(_outcome(coro, deliver, handle.name), context=context)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -167,7 +165,7 @@ async def _settle(coro: Coroutine[Any, Any, Any], name: str) -> object:
         return _cancelled(name)
     except AskError as exc:
         return exc.failure
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - becomes an internal Failure, logged here
         _log.exception("coroutine raised", coroutine=name)
         return Failure(
             kind=FailureKind.INTERNAL,

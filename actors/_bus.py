@@ -109,7 +109,7 @@ class Subscription:
 
     def cancel(self) -> None:
         """Stop receiving events."""
-        self._bus._remove(self)  # noqa: SLF001 - a subscription belongs to its bus
+        self._bus._remove(self)
 
 
 class EventBus:
@@ -133,7 +133,8 @@ class EventBus:
             subscriber: An actor's ref, or an ``asyncio.Queue``.
             loop: The queue's loop; by default the running loop of the caller.
         """
-        if not (isinstance(event_type, type) and issubclass(event_type, Event)):
+        candidate: object = event_type  # checked at run time: callers may be untyped
+        if not (isinstance(candidate, type) and issubclass(candidate, Event)):
             msg = f"subscribe({event_type!r}): the event type must be a subclass of Event"
             raise TypeError(msg)
         sink: _QueueSink | _ActorSink

@@ -112,8 +112,25 @@ def _register(cls: type[Any]) -> None:
         _registry_version += 1
 
 
+class _Registering(msgspec.StructMeta):
+    """Registers every new message class by its tag, once msgspec has settled it."""
+
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> _Registering:
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        _register(cls)
+        return cls
+
+
 class Message(
-    msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type", omit_defaults=True
+    msgspec.Struct,
+    metaclass=_Registering,
+    frozen=True,
+    kw_only=True,
+    tag=True,
+    tag_field="type",
+    omit_defaults=True,
 ):
     """Base of every message: carries the trace context and the deadline.
 
@@ -126,10 +143,6 @@ class Message(
     trace: dict[str, str] | None = None
     deadline: float | None = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _register(cls)
-
 
 class Request(Message, Generic[R], frozen=True, kw_only=True):
     """A message that expects a reply of type ``R`` (or a :class:`Failure`)."""
@@ -140,7 +153,13 @@ class Event(Message, frozen=True, kw_only=True):
 
 
 class Failure(
-    msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type", omit_defaults=True
+    msgspec.Struct,
+    metaclass=_Registering,
+    frozen=True,
+    kw_only=True,
+    tag=True,
+    tag_field="type",
+    omit_defaults=True,
 ):
     """A typed failure: the answer to a request that could not be served.
 
@@ -163,18 +182,13 @@ class Failure(
         """Whether the same request may succeed if it is sent again later."""
         return self.kind.retryable
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _register(cls)
-
     def __str__(self) -> str:
         where = f" [{self.source}]" if self.source else ""
         return f"{self.kind.value}{where}: {self.message}"
 
 
-_register(Failure)
-# The two generic bases are not messages of their own.
-for _base in ("Request", "Event"):
+# The base classes are not messages of their own. are not messages of their own.
+for _base in ("Message", "Request", "Event"):
     _registry.pop(_base, None)
 
 
@@ -198,8 +212,8 @@ def encode(message: Message | Failure) -> bytes:
 @overload
 def decode(data: bytes | str) -> Message | Failure: ...
 @overload
-def decode(data: bytes | str, type: type[T]) -> T: ...  # noqa: A002
-def decode(data: bytes | str, type: Any = None) -> Any:  # noqa: A002
+def decode(data: bytes | str, type: type[T]) -> T: ...
+def decode(data: bytes | str, type: Any = None) -> Any:
     """Decode JSON bytes into a message.
 
     Args:

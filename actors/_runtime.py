@@ -33,9 +33,17 @@ class Runtime:
         """Claim ``ref.name`` for ``ref``."""
         with self._names_lock:
             if ref.name in self._names:
-                msg = f"an actor named {ref.name!r} is already running in system {self.name!r}"
-                raise DuplicateActorName(msg)
+                raise self.duplicate(ref.name)
             self._names[ref.name] = ref
+
+    def is_registered(self, name: str) -> bool:
+        """Whether ``name`` is taken."""
+        return name in self._names
+
+    def duplicate(self, name: str) -> DuplicateActorName:
+        """The error for a second actor asking for ``name``."""
+        msg = f"an actor named {name!r} is already running in system {self.name!r}"
+        return DuplicateActorName(msg)
 
     def unregister(self, name: str) -> None:
         """Release a name (the child will not come back)."""

@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pykka
+
 from actors._actor import Actor, ChildExited, Deferred, Ref, binding
 from actors._errors import DuplicateActorName
 from actors._events import ActorRestarted, SupervisorGaveUp
@@ -82,7 +84,8 @@ class ChildSpec:
 
     def __post_init__(self) -> None:
         _check_name(self.name, "ChildSpec")
-        if not (isinstance(self.actor, type) and issubclass(self.actor, Actor)):
+        candidate: object = self.actor  # checked at run time: callers may be untyped
+        if not (isinstance(candidate, type) and issubclass(candidate, Actor)):
             msg = f"ChildSpec {self.name!r}: actor={self.actor!r} is not an Actor subclass"
             raise TypeError(msg)
         _check_positive(self.name, "shutdown_timeout", self.shutdown_timeout)
@@ -224,18 +227,18 @@ class Supervisor(Actor[object]):
         self._after_stop: Callable[[], None] | None = None
         self._held_exits: list[ChildExited] = []
         self._shutdown_replies: list[Deferred[Any]] = []
-
-    def started(self) -> None:
-        """Start the children of the spec, in order."""
-        for child in self.spec.children:
+        # Children start here, on the thread that starts this supervisor, so that when
+        # spawning a subtree returns, every actor in it is running and registered.
+        for child in spec.children:
             result = self._add(child)
             if isinstance(result, Exception):
+                self.stopped()
                 raise result
 
     def stopped(self) -> None:
         """The supervisor is going away: no child may outlive it or keep its name."""
         for child in self._children.values():
-            target = child.ref._target  # noqa: SLF001
+            target = child.ref._target
             if child.running and target is not None:
                 if isinstance(child.spec, SupervisorSpec):
                     child.ref.tell_if_alive(Shutdown())
@@ -267,25 +270,32 @@ class Supervisor(Actor[object]):
         if self._mode is not _Mode.RUNNING:
             return RuntimeError(f"supervisor {self.name!r} is {self._mode.value}")
         ref: Ref[Any] = Ref(spec.name, self.runtime)
-        try:
-            self.runtime.register(ref)
-        except DuplicateActorName as exc:
-            return exc
+        if self.runtime.is_registered(spec.name):
+            return self.runtime.duplicate(spec.name)
         child = _Child(spec, ref)
-        self._children[spec.name] = child
         self._start(child)
+        try:
+            # Registered once running, so a lookup never finds a ref with no actor.
+            self.runtime.register(ref)
+        except DuplicateActorName as exc:  # lost a race for the name
+            target = child.ref._target
+            if target is not None:
+                target.stop(block=False)
+            return exc
+        self._children[spec.name] = child
         return ref
 
     def _start(self, child: _Child) -> None:
         child.incarnation += 1
         spec = child.spec
         binding.current = (spec.name, self.runtime, self.actor_ref, child.incarnation)
+        target: pykka.ActorRef[Any]
         try:
             if isinstance(spec, SupervisorSpec):
                 target = Supervisor.start(spec)
             else:
                 target = spec.actor.start(*spec.args, **spec.kwargs)
-        except Exception as exc:  # noqa: BLE001 - a constructor that raises is a crash
+        except Exception as exc:
             self.log.exception("child failed to construct", child=spec.name)
             self.actor_ref.tell(
                 ChildExited(
@@ -296,7 +306,7 @@ class Supervisor(Actor[object]):
             return
         finally:
             binding.current = None
-        child.ref._target = target  # noqa: SLF001 - supervisors own their children's refs
+        child.ref._target = target
         child.running = True
 
     # ---- exits and restarts -----------------------------------------------------------
@@ -316,8 +326,12 @@ class Supervisor(Actor[object]):
             return
         restart = child.spec.restart
         if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not exited.crashed):
-            self.log.info("child exited and is not restarted", child=child.spec.name,
-                          restart=restart.value, crashed=exited.crashed)
+            self.log.info(
+                "child exited and is not restarted",
+                child=child.spec.name,
+                restart=restart.value,
+                crashed=exited.crashed,
+            )
             self._forget(child)
             return
         if not self._may_restart():
@@ -330,7 +344,7 @@ class Supervisor(Actor[object]):
                 self._restart_group(list(self._children.values()), cause=child)
             case Strategy.REST_FOR_ONE:
                 names = list(self._children)
-                group = [self._children[n] for n in names[names.index(child.spec.name):]]
+                group = [self._children[n] for n in names[names.index(child.spec.name) :]]
                 self._restart_group(group, cause=child)
 
     def _may_restart(self) -> bool:
@@ -343,8 +357,12 @@ class Supervisor(Actor[object]):
 
     def _restart(self, child: _Child, cause: _Child) -> None:
         self._start(child)
-        self.log.info("child restarted", child=child.spec.name, cause=cause.spec.name,
-                      incarnation=child.incarnation)
+        self.log.info(
+            "child restarted",
+            child=child.spec.name,
+            cause=cause.spec.name,
+            incarnation=child.incarnation,
+        )
         self.runtime.bus.publish(
             ActorRestarted(
                 name=child.spec.name,
@@ -372,8 +390,12 @@ class Supervisor(Actor[object]):
 
     def _give_up(self, error: str) -> None:
         self._mode = _Mode.GIVING_UP
-        self.log.error("restart intensity exceeded; giving up", max_restarts=self.spec.max_restarts,
-                       within_s=self.spec.within, last_error=error)
+        self.log.error(
+            "restart intensity exceeded; giving up",
+            max_restarts=self.spec.max_restarts,
+            within_s=self.spec.within,
+            last_error=error,
+        )
         self.runtime.bus.publish(
             SupervisorGaveUp(
                 name=self.name,
@@ -439,7 +461,7 @@ class Supervisor(Actor[object]):
 
     def _send_stop(self, child: _Child) -> None:
         spec = child.spec
-        target = child.ref._target  # noqa: SLF001
+        target = child.ref._target
         if isinstance(spec, SupervisorSpec):
             child.ref.tell_if_alive(Shutdown())
         elif target is not None:
@@ -451,8 +473,11 @@ class Supervisor(Actor[object]):
         child = self._waiting
         if child is None or child.spec.name != name or child.incarnation != incarnation:
             return
-        self.log.warning("child did not stop in time; moving on", child=name,
-                         shutdown_timeout_s=child.spec.shutdown_timeout)
+        self.log.warning(
+            "child did not stop in time; moving on",
+            child=name,
+            shutdown_timeout_s=child.spec.shutdown_timeout,
+        )
         child.running = False
         self._stop_next()
 

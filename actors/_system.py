@@ -107,7 +107,7 @@ class System:
             rt.register(root)
             binding.current = (self._spec.name, rt, None, 1)
             try:
-                root._target = Supervisor.start(self._spec, self._root_gave_up)  # noqa: SLF001
+                root._target = Supervisor.start(self._spec, self._root_gave_up)
             finally:
                 binding.current = None
             self._rt, self._root = rt, root
@@ -128,7 +128,7 @@ class System:
                 root.ask(Shutdown(), timeout=timeout)
         except AskError as exc:
             _log.warning("shutdown incomplete", system=self.name, error=str(exc))
-        target = root._target  # noqa: SLF001
+        target = root._target
         if target is not None:
             target.actor_stopped.wait(timeout)
         rt.timers.stop()
@@ -282,5 +282,8 @@ class System:
 
     def _root_gave_up(self, reason: str) -> None:
         self.failure = reason
-        _log.critical("root supervisor gave up; the system has no running actors",
-                      system=self.name, reason=reason)
+        _log.critical(
+            "root supervisor gave up; the system has no running actors",
+            system=self.name,
+            reason=reason,
+        )

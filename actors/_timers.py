@@ -27,7 +27,7 @@ class TimerHandle:
 
     __slots__ = ("_owner", "callback", "cancelled", "seq", "when")
 
-    def __init__(self, when: float, seq: int, callback: Callable[[], None], owner: Timers):
+    def __init__(self, when: float, seq: int, callback: Callable[[], object], owner: Timers):
         self.when = when
         self.seq = seq
         self.callback = callback
@@ -41,7 +41,7 @@ class TimerHandle:
         """Stop the callback from firing (no effect once it has fired)."""
         if not self.cancelled:
             self.cancelled = True
-            self._owner._note_cancel()  # noqa: SLF001 - the handle belongs to its owner
+            self._owner._note_cancel()
 
 
 class Timers:
@@ -69,11 +69,11 @@ class Timers:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
         """Run ``callback`` on the timer thread after ``delay`` seconds."""
         return self.call_at(time.monotonic() + delay, callback)
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
         """Run ``callback`` on the timer thread at monotonic time ``when``."""
         handle = TimerHandle(when, next(self._seq), callback, self)
         with self._cond:
@@ -99,7 +99,7 @@ class Timers:
                     return
             try:
                 due.callback()
-            except Exception:
+            except Exception:  # noqa: BLE001 - one bad callback must not kill the timers
                 _log.exception("timer callback failed")
 
     def _next_due(self) -> TimerHandle | None:

@@ -8,6 +8,7 @@
 """
 
 from otel._logging import LogFormat, add_trace_ids, configure_logging
+from otel._render import span_tree
 from otel._tracing import (
     ExporterName,
     TracingConfigError,
@@ -30,5 +31,6 @@ __all__ = [
     "extract",
     "inject",
     "shutdown_tracing",
+    "span_tree",
     "tracer",
 ]

@@ -38,7 +38,7 @@ add_trace_ids: Processor = _TraceIds()
 
 def configure_logging(
     *,
-    format: LogFormat = "console",  # noqa: A002 - the word users look for
+    format: LogFormat = "console",
     level: int | str = logging.INFO,
     stream: TextIO | None = None,
 ) -> None:

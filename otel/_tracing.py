@@ -14,6 +14,7 @@ reconfigure.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Literal
@@ -126,9 +127,10 @@ def configure_tracing(
         endpoint: OTLP collector address (Jaeger accepts OTLP on 4318/HTTP, 4317/gRPC).
         headers: Extra OTLP headers (authentication).
         sample_ratio: Fraction of new traces to record, 0.0 to 1.0.
-        span_exporter: Use this exporter instead (tests pass an in-memory one); it
-            overrides ``exporter``.
-        batch: Export in a background batch (the default for OTLP) or synchronously.
+        span_exporter: An extra exporter, alongside the configured one (tests and the
+            demo pass an in-memory one). Given alone, it is the only exporter.
+        batch: Export in a background batch (the default for OTLP; the extra exporter
+            is synchronous unless this is true) or synchronously.
         set_global: Also install the provider as OpenTelemetry's global one, when the
             global slot is still free, so user code's spans join the same traces.
 
@@ -142,8 +144,8 @@ def configure_tracing(
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         shutdown_tracing()
         return None
-    chosen = span_exporter or _build_exporter(exporter, endpoint, headers)
-    if chosen is None:
+    built = _build_exporter(exporter, endpoint, headers)
+    if built is None and span_exporter is None:
         shutdown_tracing()
         return None
     name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "reactor-swarm"
@@ -151,13 +153,14 @@ def configure_tracing(
         resource=Resource.create({"service.name": name}),
         sampler=_sampler(sample_ratio),
     )
-    use_batch = batch if batch is not None else span_exporter is None and not isinstance(
-        chosen, ConsoleSpanExporter
-    )
-    processor: SpanProcessor = (
-        BatchSpanProcessor(chosen) if use_batch else SimpleSpanProcessor(chosen)
-    )
-    provider.add_span_processor(processor)
+    if built is not None:
+        # Network exporters batch in the background; the console prints as spans end.
+        console = isinstance(built, ConsoleSpanExporter)
+        provider.add_span_processor(
+            _processor(built, batch=not console if batch is None else batch)
+        )
+    if span_exporter is not None:
+        provider.add_span_processor(_processor(span_exporter, batch=bool(batch)))
     with _lock:
         previous = _state.provider
         _state.provider = provider
@@ -167,6 +170,10 @@ def configure_tracing(
     if set_global:
         _install_global(provider)
     return provider
+
+
+def _processor(exporter: SpanExporter, *, batch: bool) -> SpanProcessor:
+    return BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
 
 
 def shutdown_tracing() -> None:
@@ -207,7 +214,7 @@ def _build_exporter(
         case "none":
             return None
         case "console":
-            return ConsoleSpanExporter()
+            return ConsoleSpanExporter(out=sys.stdout)
         case "otlp-http":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
                 OTLPSpanExporter as HttpExporter,
@@ -223,8 +230,7 @@ def _build_exporter(
         case _:
             source = "exporter" if exporter else "OTEL_TRACES_EXPORTER"
             msg = (
-                f"tracing {source}={name!r} is not one of otlp, otlp-http, otlp-grpc, "
-                "console, none"
+                f"tracing {source}={name!r} is not one of otlp, otlp-http, otlp-grpc, console, none"
             )
             raise TracingConfigError(msg)
 

@@ -9,14 +9,16 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel._tracing import configure_tracing, shutdown_tracing
 
-__all__ = ["InMemorySpanExporter", "capture_spans"]
+__all__ = ["InMemorySpanExporter", "capture_spans", "wait_for_spans"]
 
 
 @contextmanager
@@ -28,3 +30,28 @@ def capture_spans() -> Iterator[InMemorySpanExporter]:
         yield exporter
     finally:
         shutdown_tracing()
+
+
+def wait_for_spans(
+    exporter: InMemorySpanExporter, names: Iterable[str], timeout: float = 5.0
+) -> tuple[ReadableSpan, ...]:
+    """Wait until spans with all of ``names`` have finished; return every finished span.
+
+    A reply can reach the caller a moment before the replying handler's span ends, so
+    tests wait for the spans they are about to inspect.
+
+    Raises:
+        AssertionError: Some names did not appear in time (the message lists them).
+    """
+    wanted = set(names)
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = exporter.get_finished_spans()
+        missing = wanted - {s.name for s in spans}
+        if not missing:
+            return spans
+        if time.monotonic() > deadline:
+            got = sorted({s.name for s in spans})
+            msg = f"spans {sorted(missing)} did not finish within {timeout}s (got {got})"
+            raise AssertionError(msg)
+        time.sleep(0.005)
