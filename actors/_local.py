@@ -1,7 +1,8 @@
-"""Per-thread flags: which threads must never block (actor threads, the I/O loop)."""
+"""Which threads must never block: actor threads, the I/O loop, any running event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from actors._errors import BlockingCallError
@@ -17,8 +18,14 @@ def forbid_blocking(where: str) -> None:
 
 
 def check_may_block(call: str) -> None:
-    """Raise :class:`BlockingCallError` if the current thread must not block."""
+    """Raise :class:`BlockingCallError` if the current thread must not block.
+
+    That is an actor's thread, the system's I/O loop, and any thread that is running
+    an asyncio event loop right now (a blocking call there freezes every task on it).
+    """
     where: str | None = getattr(_local, "forbidden", None)
+    if where is None and asyncio._get_running_loop() is not None:  # noqa: SLF001 - public in asyncio.events
+        where = "the running asyncio event loop"
     if where is not None:
         msg = (
             f"{call} would block {where}; from an actor use self.ask(ref, message, then=...), "

@@ -131,6 +131,7 @@ class Message(
     tag=True,
     tag_field="type",
     omit_defaults=True,
+    repr_omit_defaults=True,
 ):
     """Base of every message: carries the trace context and the deadline.
 
@@ -160,6 +161,7 @@ class Failure(
     tag=True,
     tag_field="type",
     omit_defaults=True,
+    repr_omit_defaults=True,
 ):
     """A typed failure: the answer to a request that could not be served.
 

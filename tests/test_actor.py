@@ -260,3 +260,12 @@ def _stop(ref: Ref[Any]) -> None:
     while ref.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not ref.is_alive()
+
+
+async def test_blocking_ask_inside_a_running_loop_is_refused() -> None:
+    """The blocking ask refuses to freeze a running event loop and says what to use."""
+    async with System(name="loop") as system:
+        ref = await system.spawn_async(Echo, name="echo")
+        with pytest.raises(BlockingCallError, match="ask_async"):
+            ref.ask(Ping())
+        assert (await ref.ask_async(Ping(n=1))).n == 2
