@@ -36,6 +36,24 @@ from actors._messages import (
     encode,
     message_types,
 )
+from actors._store import (
+    DB_ENV_VAR,
+    MIGRATIONS,
+    Journal,
+    Store,
+    StoreError,
+    default_db_path,
+)
+from actors._store_messages import (
+    JournalAppend,
+    JournalAppended,
+    JournalEntries,
+    JournalEntry,
+    JournalRead,
+    StoreRequest,
+    StoreStats,
+    StoreStatsQuery,
+)
 from actors._supervisor import (
     ChildInfo,
     ChildSpec,
@@ -48,6 +66,8 @@ from actors._system import System
 from actors._timers import TimerHandle, Timers
 
 __all__ = [
+    "DB_ENV_VAR",
+    "MIGRATIONS",
     "Actor",
     "ActorCrashed",
     "ActorError",
@@ -69,11 +89,22 @@ __all__ = [
     "FailureKind",
     "IoBridge",
     "IoHandle",
+    "Journal",
+    "JournalAppend",
+    "JournalAppended",
+    "JournalEntries",
+    "JournalEntry",
+    "JournalRead",
     "Message",
     "MessageDecodeError",
     "Ref",
     "Request",
     "Restart",
+    "Store",
+    "StoreError",
+    "StoreRequest",
+    "StoreStats",
+    "StoreStatsQuery",
     "Strategy",
     "Subscription",
     "Supervisor",
@@ -84,6 +115,7 @@ __all__ = [
     "TimerHandle",
     "Timers",
     "decode",
+    "default_db_path",
     "encode",
     "message_types",
 ]

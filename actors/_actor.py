@@ -342,7 +342,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         """
         stamped, remaining = ref._stamp(message, timeout)
         reply = ActorReply(
-            self.actor_ref, cast("Callable[[Any], None]", then), f"reply {type(message).__name__}"
+            self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
         )
         failure = ref._timeout(stamped, remaining)
         reply.timer = self._rt.timers.call_later(remaining, partial(reply.resolve, failure))
@@ -359,6 +359,25 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 target.tell(message)
             except pykka.ActorDeadError:
                 dead_letters.record(name, message, "scheduled for a stopped actor")
+
+        return self._rt.timers.call_later(delay, fire)
+
+    def call_later(
+        self, delay: float, fn: Callable[[], object], *, name: str | None = None
+    ) -> TimerHandle:
+        """Run ``fn()`` on this actor's thread after ``delay`` seconds (retries, backoff).
+
+        The callback's span continues the trace that was current when it was scheduled.
+        """
+        target = self.actor_ref
+        label = f"timer {name or getattr(fn, '__qualname__', 'callback')}"
+        carrier = otel.inject() if otel.enabled() else None
+
+        def fire() -> None:
+            try:
+                target.tell(Callback(lambda _: fn(), None, carrier, label))
+            except pykka.ActorDeadError:
+                return  # the actor stopped; its timers die with it
 
         return self._rt.timers.call_later(delay, fire)
 
@@ -423,7 +442,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
     def _dispatch(
         self,
-        fn: Callable[[Any], None],
+        fn: Callable[[Any], object],
         value: object,
         carrier: dict[str, str] | None,
         label: str,

@@ -24,7 +24,7 @@ def check_may_block(call: str) -> None:
     an asyncio event loop right now (a blocking call there freezes every task on it).
     """
     where: str | None = getattr(_local, "forbidden", None)
-    if where is None and asyncio._get_running_loop() is not None:  # noqa: SLF001 - public in asyncio.events
+    if where is None and asyncio._get_running_loop() is not None:
         where = "the running asyncio event loop"
     if where is not None:
         msg = (

@@ -124,7 +124,7 @@ class Callback:
 
     def __init__(
         self,
-        fn: Callable[[Any], None],
+        fn: Callable[[Any], object],
         value: object,
         trace: dict[str, str] | None,
         label: str,
@@ -140,7 +140,7 @@ class ActorReply(Reply):
 
     __slots__ = ("_fn", "_label", "_owner", "timer")
 
-    def __init__(self, owner: pykka.ActorRef[Any], fn: Callable[[Any], None], label: str) -> None:
+    def __init__(self, owner: pykka.ActorRef[Any], fn: Callable[[Any], object], label: str) -> None:
         super().__init__()
         self._owner = owner
         self._fn = fn

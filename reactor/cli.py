@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="SQLite file for the journal (default: REACTOR_DB, else the user data dir)",
     )
+    demo.add_argument(
+        "--log-level",
+        default="critical",
+        help="structlog level on standard error (debug, info, warning, error, critical)",
+    )
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -41,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "demo":
             from reactor._demo import run_demo  # noqa: PLC0415 - keep `reactor version` fast
 
-            return run_demo(db_path=args.db)
+            return run_demo(db_path=args.db, log_level=args.log_level)
         case "version":
             print(metadata.version("reactor-swarm"))
             return 0

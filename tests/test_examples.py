@@ -50,3 +50,18 @@ def test_quickstart_shows_replies_and_nested_spans(tmp_path: Path) -> None:
     assert "async: Hello, Dr. Ada! / Hello, Grace!" in result.stdout
     assert "    greeter Greet" in result.stdout
     assert "      io look_up_title" in result.stdout
+
+
+def test_reactor_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """`reactor demo` answers from sync and async code, survives a crash, journals, traces."""
+    db = tmp_path / "demo.db"
+    result = run("-m", "reactor", "demo", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "researchers restarted researcher-2" in out
+    assert "sync ask: report 'actors'" in out
+    assert "async ask: report 'asyncio'" in out
+    assert "journaled as seqs [1, 2, 3]" in out
+    assert "editor timer retry researcher-2" in out
+    assert "      io model call" in out
+    assert db.exists()
