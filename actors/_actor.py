@@ -24,7 +24,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final, overload
 
 import msgspec
@@ -344,8 +343,11 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         reply = ActorReply(
             self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
         )
-        failure = ref._timeout(stamped, remaining)
-        reply.timer = self._rt.timers.call_later(remaining, partial(reply.resolve, failure))
+        reply.timer = self._rt.timers.call_later(
+            remaining,
+            # Built only if the deadline fires: nearly every ask is answered first.
+            lambda: reply.resolve(ref._timeout(stamped, remaining)),
+        )
         ref.send_request(stamped, reply)
 
     def schedule(self, delay: float, message: M) -> TimerHandle:

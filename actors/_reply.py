@@ -148,8 +148,9 @@ class ActorReply(Reply):
         self.timer: TimerHandle | None = None
 
     def _deliver(self, value: object) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        timer, self.timer = self.timer, None  # the timer's callback refers back to us
+        if timer is not None:
+            timer.cancel()
         carrier = otel.inject() if otel.enabled() else None
         try:
             self._owner.tell(Callback(self._fn, value, carrier, self._label))

@@ -22,6 +22,10 @@ _log = structlog.get_logger("actors.timers")
 _COMPACT_MIN = 256
 
 
+def _nothing() -> None:
+    return None
+
+
 class TimerHandle:
     """A scheduled callback; ``cancel()`` stops it from firing."""
 
@@ -41,6 +45,7 @@ class TimerHandle:
         """Stop the callback from firing (no effect once it has fired)."""
         if not self.cancelled:
             self.cancelled = True
+            self.callback = _nothing  # drop references now; the heap keeps the handle a while
             self._owner._note_cancel()
 
 
