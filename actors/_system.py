@@ -253,6 +253,9 @@ class System:
         if root is None:
             msg = f"system {self.name!r} is not running (call start() or use 'with')"
             raise SystemNotRunning(msg)
+        if self.failure is not None:
+            msg = f"system {self.name!r} has failed: {self.failure}"
+            raise SystemNotRunning(msg)
         return root
 
     @staticmethod

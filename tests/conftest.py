@@ -6,8 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
+import otel
 from actors import System
 from otel.testing import InMemorySpanExporter, capture_spans
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quiet_logs() -> None:
+    """Runtime log lines at warning and above, on standard error (captured per test)."""
+    otel.configure_logging(level="warning")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from actors import (
     SupervisorGaveUp,
     SupervisorSpec,
     System,
+    SystemNotRunning,
 )
 from tests.support.actors import Block, Crash, Gated, Note, Ping, Pong
 
@@ -218,6 +219,8 @@ def test_root_supervisor_giving_up_marks_the_system_failed() -> None:
         assert system.failure is not None
         assert "fragile" in system.failure
         assert "again" in system.failure
+        with pytest.raises(SystemNotRunning, match="has failed"):
+            system.spawn(Life, name="late", args=(log,))
 
 
 def test_constructor_failures_count_towards_intensity(system: System) -> None:

@@ -105,7 +105,7 @@ def json_logs() -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     otel.configure_logging(format="json", level="debug", stream=buffer)
     yield buffer
-    structlog.reset_defaults()
+    otel.configure_logging(level="warning")
 
 
 def test_log_lines_carry_trace_span_and_actor(
