@@ -89,7 +89,7 @@ _RETRYABLE = frozenset(
     }
 )
 
-_registry: dict[str, type[Message] | type[Failure]] = {}
+_registry: dict[str, type[Any]] = {}
 _registry_lock = threading.Lock()
 _registry_version = 0
 
@@ -123,7 +123,7 @@ class _Registering(msgspec.StructMeta):
         return cls
 
 
-class Message(
+class _Wire(
     msgspec.Struct,
     metaclass=_Registering,
     frozen=True,
@@ -133,6 +133,10 @@ class Message(
     omit_defaults=True,
     repr_omit_defaults=True,
 ):
+    """The struct options every value on the wire shares: frozen, tagged, compact."""
+
+
+class Message(_Wire, frozen=True, kw_only=True):
     """Base of every message: carries the trace context and the deadline.
 
     Attributes:
@@ -153,16 +157,7 @@ class Event(Message, frozen=True, kw_only=True):
     """A fact published on the event bus (a breaker opened, a run finished, ...)."""
 
 
-class Failure(
-    msgspec.Struct,
-    metaclass=_Registering,
-    frozen=True,
-    kw_only=True,
-    tag=True,
-    tag_field="type",
-    omit_defaults=True,
-    repr_omit_defaults=True,
-):
+class Failure(_Wire, frozen=True, kw_only=True):
     """A typed failure: the answer to a request that could not be served.
 
     Attributes:
@@ -190,7 +185,7 @@ class Failure(
 
 
 # The base classes are not messages of their own. are not messages of their own.
-for _base in ("Message", "Request", "Event"):
+for _base in ("_Wire", "Message", "Request", "Event"):
     _registry.pop(_base, None)
 
 
