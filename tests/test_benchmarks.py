@@ -6,12 +6,8 @@ Only the shape is checked: timings on shared machines are not something to asser
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.proc import run_python
 
 FIGURES = (
     "raw_ask_p50_us",
@@ -30,17 +26,7 @@ TARGETS = ("ask_1hop_ratio_max", "ask_3hop_p50_us_max", "tell_ratio_min")
 
 
 def test_routing_quick_prints_one_json_object_with_every_figure() -> None:
-    # The caller's OTEL_* settings could add exporters (the console one prints to stdout).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "routing", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-        env=env,
-    )
+    result = run_python("-m", "benchmarks", "routing", "--quick", timeout=50)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)  # the whole of stdout is the one object
     assert isinstance(data, dict)

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.proc import ROOT, run_python
+
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
 def run(*args: str, env_db: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a Python command from the repository root, capturing its output."""
-    # The caller's OTEL_* settings would send the examples' spans somewhere; drop them.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    if env_db is not None:
-        env["REACTOR_DB"] = str(env_db)
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    """Run a Python command from the repository root, with its own database file."""
+    return run_python(*args, env={"REACTOR_DB": str(env_db)} if env_db is not None else None)
 
 
 def test_there_are_examples() -> None:
