@@ -500,9 +500,9 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 name=self.name, incarnation=self.incarnation, error=error, failed_asks=failed
             )
         )
-        self.escalate(error)
+        self._escalate(error)
 
-    def escalate(self, error: str) -> None:
+    def _escalate(self, error: str) -> None:
         """Tell the supervisor that this incarnation died abnormally."""
         self._report_exit(crashed=True, error=error)
 

@@ -414,7 +414,7 @@ class Supervisor(Actor[object]):
                 self._forget(child)
             if self._on_give_up is not None:
                 self._on_give_up(reason)
-            self.escalate(reason)
+            self._escalate(reason)
             self.stop()
 
         self._stop_in_reverse(list(self._children.values()), then=escalate)
