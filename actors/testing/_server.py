@@ -1,0 +1,626 @@
+"""The loopback fake-server engine that every protocol's fake is built on.
+
+A :class:`FakeServer` is a real HTTP server (aiohttp) on 127.0.0.1, on its own thread
+and event loop, so that it can be driven from sync tests, async tests, actors, or a
+command line (``reactor fake-server``). What it answers comes from, in order:
+
+1. scripted replies (:meth:`FakeServer.script`), consumed first in, first out;
+2. the ``responder`` callable, when one was given;
+3. a deterministic default that names the model and echoes the prompt.
+
+Faults (:class:`Fault`) are injected per request: latency, time to first token,
+per-token delay, any status code with the vendor's real error body, 429 with
+Retry-After, hanging, closing the connection mid-stream, malformed JSON, an error event
+mid-stream. Each protocol (``_openai``, ``_ollama``, ...) renders the same
+:class:`Reply` in its own wire format, and renders errors in its own vendor's body.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import collections
+import json
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+from aiohttp import web
+
+__all__ = [
+    "Exchange",
+    "FakeCall",
+    "FakeModel",
+    "FakeProtocol",
+    "FakeServer",
+    "FakeToolCall",
+    "Fault",
+    "Reply",
+]
+
+
+@dataclass
+class FakeModel:
+    """A model the fake server has.
+
+    Attributes:
+        id: Its id, as requests name it.
+        loaded: Whether it is resident now. A chat request to an unloaded model loads it
+            (as LM Studio's JIT loading and Ollama do), after ``load_delay``.
+        context_length: Its context window; longer prompts get the vendor's
+            context-window error.
+        size_bytes: Size on disk.
+        vram_bytes: GPU memory it takes when loaded (defaults to ``size_bytes``).
+        embeddings: An embedding model (answers embeddings, not chat).
+        tools: Whether it advertises tool use.
+        load_delay: Seconds a load takes.
+    """
+
+    id: str
+    loaded: bool = True
+    context_length: int = 8192
+    size_bytes: int = 4_000_000_000
+    vram_bytes: int | None = None
+    embeddings: bool = False
+    tools: bool = True
+    load_delay: float = 0.0
+    last_used: float = 0.0
+
+    @property
+    def resident_bytes(self) -> int:
+        """GPU memory it takes now (0 when not loaded)."""
+        if not self.loaded:
+            return 0
+        return self.size_bytes if self.vram_bytes is None else self.vram_bytes
+
+
+@dataclass(frozen=True)
+class FakeToolCall:
+    """A tool call in a scripted reply; ``id`` is generated when omitted."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the fake model answers, independent of the wire format.
+
+    Attributes:
+        text: The answer's text.
+        tool_calls: Tool calls it makes.
+        finish: ``stop``, ``length``, ``tool_calls`` (the default when there are tool
+            calls) or ``content_filter``; each protocol maps it to its own value.
+        input_tokens: Reported input tokens (estimated from the prompt when omitted).
+        output_tokens: Reported output tokens (the number of streamed pieces when omitted).
+    """
+
+    text: str = ""
+    tool_calls: tuple[FakeToolCall, ...] = ()
+    finish: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    @property
+    def finish_reason(self) -> str:
+        """The finish reason, defaulting by content."""
+        if self.finish is not None:
+            return self.finish
+        return "tool_calls" if self.tool_calls else "stop"
+
+    def tokens(self) -> list[str]:
+        """The text split into the pieces a stream sends (words with their spacing)."""
+        return re.findall(r"\S+\s*|\s+", self.text) or []
+
+
+@dataclass
+class Fault:
+    """Something to go wrong, for the next ``times`` matching requests.
+
+    Attributes:
+        status: Answer with this HTTP status and the vendor's real error body.
+        message: The error message (a vendor-typical one when omitted).
+        code: A vendor error code to pick a specific body, e.g.
+            ``"context_length_exceeded"``, ``"model_not_found"``.
+        retry_after: Seconds to send as ``retry-after`` (and ``retry-after-ms``).
+        latency: Seconds before the response starts.
+        ttft: Seconds before the first token of a stream.
+        token_delay: Seconds between streamed tokens.
+        hang: Never answer (until the server stops or the client gives up).
+        close_after: Close the connection after this many stream events (0: right after
+            the headers; for a non-streamed answer, half-way through the body).
+        malformed: Answer with malformed JSON (non-streamed), or send a garbage event
+            (streamed, after ``malformed_after`` events).
+        malformed_after: Where a garbage stream event goes (default: after 1 event).
+        error_after: Send the vendor's mid-stream error event after this many events.
+        times: How many requests it applies to; ``None`` for every request.
+        model: Only requests for this model.
+        path: Only requests whose path contains this.
+    """
+
+    status: int | None = None
+    message: str | None = None
+    code: str | None = None
+    retry_after: float | None = None
+    latency: float = 0.0
+    ttft: float = 0.0
+    token_delay: float = 0.0
+    hang: bool = False
+    close_after: int | None = None
+    malformed: bool = False
+    malformed_after: int | None = None
+    error_after: int | None = None
+    times: int | None = 1
+    model: str | None = None
+    path: str | None = None
+
+    def matches(self, path: str, model: str | None) -> bool:
+        """Whether this fault applies to a request."""
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.model is not None and self.model != model:
+            return False
+        return self.path is None or self.path in path
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """A request the fake server received (for assertions)."""
+
+    method: str
+    path: str
+    model: str | None
+    body: Any
+    headers: dict[str, str]
+    at: float
+
+
+Responder = Callable[["Exchange"], Reply]
+
+
+class Exchange:
+    """One request being served: its body, model, the reply and the fault to apply.
+
+    Protocol handlers get one from :meth:`FakeServer.exchange` and render with
+    :meth:`json`, :meth:`stream` and :meth:`error`, which apply the faults.
+    """
+
+    def __init__(
+        self,
+        server: FakeServer,
+        request: web.Request,
+        body: Any,
+        model: str | None,
+        fault: Fault | None,
+    ) -> None:
+        self.server = server
+        self.request = request
+        self.body = body
+        self.model = model
+        self.fault = fault
+        self._reply: Reply | None = None
+
+    @property
+    def protocol(self) -> FakeProtocol:
+        """The server's protocol."""
+        return self.server.protocol
+
+    @property
+    def reply(self) -> Reply:
+        """The scripted, responder's or default reply (decided once, on first use)."""
+        if self._reply is None:
+            self._reply = self.server._next_reply(self)
+        return self._reply
+
+    def prompt_text(self) -> str:
+        """The prompt's text, as the protocol extracts it from the body."""
+        return self.protocol.prompt_text(self.body)
+
+    def input_tokens(self) -> int:
+        """Reported input tokens: scripted, else estimated from the prompt."""
+        reply = self.reply
+        if reply.input_tokens is not None:
+            return reply.input_tokens
+        return estimate_tokens(self.prompt_text())
+
+    def output_tokens(self) -> int:
+        """Reported output tokens: scripted, else one per streamed piece."""
+        reply = self.reply
+        if reply.output_tokens is not None:
+            return reply.output_tokens
+        return len(reply.tokens()) + 8 * len(reply.tool_calls)
+
+    async def prelude(self) -> web.StreamResponse | None:
+        """Apply the before-the-answer faults; a response means "send this instead"."""
+        fault = self.fault
+        if fault is None:
+            return None
+        if fault.latency:
+            await asyncio.sleep(fault.latency)
+        if fault.hang:
+            await self.server._hang()
+            raise web.HTTPServiceUnavailable(text="fake server stopping")
+        if fault.status is not None:
+            return self.error(
+                fault.status, fault.message, code=fault.code, retry_after=fault.retry_after
+            )
+        return None
+
+    def error(
+        self,
+        status: int,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> web.Response:
+        """The vendor's error response for ``status``."""
+        body = self.protocol.error_body(status, message, code)
+        headers = {}
+        if retry_after is not None:
+            headers["retry-after"] = f"{retry_after:g}"
+            headers["retry-after-ms"] = str(round(retry_after * 1000))
+        headers.update(self.protocol.error_headers(status))
+        return web.json_response(body, status=status, headers=headers)
+
+    async def json(self, payload: Any, *, status: int = 200) -> web.StreamResponse:
+        """A JSON answer, or its malformed/cut-off version when the fault says so."""
+        fault = self.fault
+        data = json.dumps(payload).encode()
+        if fault is not None and fault.malformed:
+            return web.Response(
+                body=data[: max(1, len(data) // 2)] + b"}{", content_type="application/json"
+            )
+        if fault is not None and fault.close_after is not None:
+            response = web.StreamResponse(
+                status=status, headers={"Content-Type": "application/json"}
+            )
+            response.content_length = len(data)
+            await response.prepare(self.request)
+            await response.write(data[: len(data) // 2])
+            self._abort()
+            return response
+        return web.Response(body=data, status=status, content_type="application/json")
+
+    async def stream(
+        self, frames: Iterable[bytes], *, content_type: str, tokens: Sequence[bool] | None = None
+    ) -> web.StreamResponse:
+        """Write a streamed answer frame by frame, applying the stream faults.
+
+        Args:
+            frames: The wire frames, already framed (an SSE event with its blank line,
+                or an NDJSON line).
+            content_type: ``text/event-stream`` or ``application/x-ndjson``.
+            tokens: For each frame, whether it carries a token (the time-to-first-token
+                and per-token delays apply to those); every frame when omitted.
+        """
+        fault = self.fault or Fault(times=None)
+        ttft = fault.ttft or self.server.ttft
+        token_delay = fault.token_delay or self.server.token_delay
+        response = web.StreamResponse(
+            headers={"Content-Type": content_type, "Cache-Control": "no-cache"}
+        )
+        await response.prepare(self.request)
+        first = True
+        for index, frame in enumerate(frames):
+            if fault.close_after is not None and index >= fault.close_after:
+                self._abort()
+                return response
+            if fault.error_after is not None and index == fault.error_after:
+                await response.write(self.protocol.stream_error_frame(fault.message, fault.code))
+                await response.write_eof()
+                return response
+            if fault.malformed and index == (
+                fault.malformed_after if fault.malformed_after is not None else 1
+            ):
+                await response.write(self.protocol.garbage_frame())
+            is_token = tokens[index] if tokens is not None and index < len(tokens) else True
+            if is_token:
+                delay = ttft if first else token_delay
+                first = False
+                if delay:
+                    await asyncio.sleep(delay)
+            await response.write(frame)
+        await response.write_eof()
+        return response
+
+    def _abort(self) -> None:
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+
+def estimate_tokens(text: str) -> int:
+    """A deterministic token estimate: about 4 characters per token, at least 1."""
+    return max(1, (len(text) + 3) // 4)
+
+
+class FakeProtocol(abc.ABC):
+    """One vendor's wire format, for the fake server."""
+
+    name: ClassVar[str]
+    default_port: ClassVar[int] = 0
+
+    @abc.abstractmethod
+    def routes(self, server: FakeServer) -> list[web.RouteDef]:
+        """The HTTP routes, bound to ``server``."""
+
+    @abc.abstractmethod
+    def error_body(self, status: int, message: str | None, code: str | None) -> Any:
+        """The vendor's error body for ``status`` (and a specific ``code``, if given)."""
+
+    def error_headers(self, status: int) -> dict[str, str]:
+        """Extra headers on an error response."""
+        return {}
+
+    @abc.abstractmethod
+    def stream_error_frame(self, message: str | None, code: str | None) -> bytes:
+        """How the vendor reports an error inside a stream."""
+
+    def garbage_frame(self) -> bytes:
+        """A malformed frame, in this protocol's framing."""
+        return b'data: {"choices": [{"delta": {"content": "unterminated\n\n'
+
+    @abc.abstractmethod
+    def prompt_text(self, body: Any) -> str:
+        """All the text of a request's prompt (for token estimates and the default reply)."""
+
+    def model_of(self, request: web.Request, body: Any) -> str | None:
+        """The model a request names (the body's ``model`` by default)."""
+        if isinstance(body, dict):
+            model = body.get("model")
+            if isinstance(model, str):
+                return model
+        return None
+
+
+class FakeServer:
+    """A loopback HTTP server speaking one LLM server's protocol, with fault injection.
+
+    Use it as a context manager (or :meth:`start` / :meth:`stop`); it serves from its
+    own thread, so it works the same from sync code, async code and actors.
+
+    Args:
+        protocol: ``openai``, ``lmstudio``, ``ollama``, ``anthropic``, ``gemini``, or a
+            :class:`FakeProtocol` instance.
+        models: Model ids (all loaded), or :class:`FakeModel` s.
+        port: The port on 127.0.0.1 (0 picks a free one).
+        responder: Computes the reply when nothing is scripted.
+        latency: Seconds before every response.
+        ttft: Seconds before the first streamed token.
+        token_delay: Seconds between streamed tokens.
+        api_key: When set, requests must carry it (as the vendor sends keys).
+    """
+
+    def __init__(
+        self,
+        protocol: str | FakeProtocol,
+        *,
+        models: Sequence[str | FakeModel] = ("fake-small", "fake-large"),
+        port: int = 0,
+        responder: Responder | None = None,
+        latency: float = 0.0,
+        ttft: float = 0.0,
+        token_delay: float = 0.0,
+        api_key: str | None = None,
+    ) -> None:
+        from actors.testing._protocols import protocol_for  # noqa: PLC0415 - avoids an import cycle
+
+        self.protocol = protocol_for(protocol) if isinstance(protocol, str) else protocol
+        self.models: dict[str, FakeModel] = {}
+        for model in models:
+            entry = FakeModel(model) if isinstance(model, str) else model
+            self.models[entry.id] = entry
+        self.port = port
+        self.responder = responder
+        self.latency = latency
+        self.ttft = ttft
+        self.token_delay = token_delay
+        self.api_key = api_key
+        self.calls: list[FakeCall] = []
+        self.faults: list[Fault] = []
+        self._scripted: collections.deque[Reply] = collections.deque()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+        self.in_flight = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The server's base URL, e.g. ``http://127.0.0.1:41234``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Start serving (returns once the port is bound)."""
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._start())
+            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+                failure.append(exc)
+                loop.run_until_complete(self._cleanup())
+                loop.close()
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._cleanup())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=serve, name=f"fake-{self.protocol.name}", daemon=True
+        )
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; hanging requests are released first."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self._stopping is not None:
+            loop.call_soon_threadsafe(self._stopping.set)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _start(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application(middlewares=[self._middleware])
+        app.add_routes(self.protocol.routes(self))
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _hang(self) -> None:
+        assert self._stopping is not None
+        await self._stopping.wait()
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        with self._lock:
+            self.in_flight += 1
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return await handler(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    # -- scripting ----------------------------------------------------------------------
+
+    def script(self, *replies: Reply | str) -> None:
+        """Queue replies for the next requests (strings are text replies)."""
+        with self._lock:
+            self._scripted.extend(Reply(text=r) if isinstance(r, str) else r for r in replies)
+
+    def inject(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
+        """Add a fault (given, or built from keyword fields); returns it."""
+        entry = fault if fault is not None else Fault(**fields)
+        with self._lock:
+            self.faults.append(entry)
+        return entry
+
+    def clear(self) -> None:
+        """Drop every fault, scripted reply and recorded call."""
+        with self._lock:
+            self.faults.clear()
+            self._scripted.clear()
+            self.calls.clear()
+
+    def set_loaded(self, model: str, loaded: bool) -> None:
+        """Load or unload a model, as if done on the server itself."""
+        with self._lock:
+            self.models[model].loaded = loaded
+
+    def add_model(self, model: FakeModel | str) -> FakeModel:
+        """Add a model to the server."""
+        entry = FakeModel(model) if isinstance(model, str) else model
+        with self._lock:
+            self.models[entry.id] = entry
+        return entry
+
+    # -- serving helpers for protocols --------------------------------------------------
+
+    async def exchange(self, request: web.Request, *, model: str | None = None) -> Exchange:
+        """Read a request, record it, and pick its fault (for protocol handlers)."""
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                raise web.HTTPBadRequest(
+                    text=json.dumps(
+                        self.protocol.error_body(400, "request body is not valid JSON", None)
+                    ),
+                    content_type="application/json",
+                ) from None
+        if model is None:
+            model = self.protocol.model_of(request, body)
+        fault = None
+        with self._lock:
+            self.calls.append(
+                FakeCall(
+                    request.method, request.path, model, body, dict(request.headers), time.time()
+                )
+            )
+            for candidate in self.faults:
+                if candidate.matches(request.path, model):
+                    fault = candidate
+                    if candidate.times is not None:
+                        candidate.times -= 1
+                    break
+            if model in self.models:
+                self.models[model].last_used = time.time()
+        return Exchange(self, request, body, model, fault)
+
+    async def ensure_loaded(self, model: str) -> None:
+        """Load a model on first use (JIT), after its load delay."""
+        entry = self.models[model]
+        if not entry.loaded:
+            if entry.load_delay:
+                await asyncio.sleep(entry.load_delay)
+            entry.loaded = True
+
+    def _next_reply(self, exchange: Exchange) -> Reply:
+        with self._lock:
+            if self._scripted:
+                return self._scripted.popleft()
+        if self.responder is not None:
+            return self.responder(exchange)
+        return default_reply(exchange)
+
+    def check_key(self, presented: str | None) -> bool:
+        """Whether a request's API key is acceptable."""
+        return self.api_key is None or presented == self.api_key
+
+
+def default_reply(exchange: Exchange) -> Reply:
+    """The deterministic answer when nothing is scripted: names the model, echoes the prompt."""
+    prompt = " ".join(exchange.prompt_text().split())
+    if len(prompt) > 80:
+        prompt = prompt[:77] + "..."
+    return Reply(text=f"[{exchange.model}] simulated answer to: {prompt}")
