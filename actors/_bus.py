@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import queue
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -87,6 +88,24 @@ class _QueueSink:
             _log.warning("event dropped: subscriber queue full", event=type(event).__name__)
 
 
+class _ThreadQueueSink:
+    """A ``queue.Queue`` subscriber: for plain threads and sync code embedding actors."""
+
+    __slots__ = ("dropped", "queue")
+
+    def __init__(self, target: queue.Queue[Any]) -> None:
+        self.queue = target
+        self.dropped = 0
+
+    def deliver(self, event: Event) -> bool:
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            _log.warning("event dropped: subscriber queue full", event=type(event).__name__)
+        return True
+
+
 class _ActorSink:
     __slots__ = ("ref",)
 
@@ -97,12 +116,15 @@ class _ActorSink:
         return self.ref.tell_if_alive(event)
 
 
+_Sink = _QueueSink | _ThreadQueueSink | _ActorSink
+
+
 class Subscription:
     """A registered subscriber; ``cancel()`` unsubscribes it."""
 
     __slots__ = ("_bus", "event_type", "sink")
 
-    def __init__(self, bus: EventBus, event_type: type[Event], sink: _QueueSink | _ActorSink):
+    def __init__(self, bus: EventBus, event_type: type[Event], sink: _Sink):
         self._bus = bus
         self.event_type = event_type
         self.sink = sink
@@ -122,7 +144,7 @@ class EventBus:
     def subscribe(
         self,
         event_type: type[E],
-        subscriber: Ref[Any] | asyncio.Queue[Any],
+        subscriber: Ref[Any] | asyncio.Queue[Any] | queue.Queue[Any],
         *,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> Subscription:
@@ -130,16 +152,19 @@ class EventBus:
 
         Args:
             event_type: An :class:`Event` class; its subclasses are included.
-            subscriber: An actor's ref, or an ``asyncio.Queue``.
+            subscriber: An actor's ref, an ``asyncio.Queue``, or a thread-safe
+                ``queue.Queue`` (for sync code).
             loop: The queue's loop; by default the running loop of the caller.
         """
         candidate: object = event_type  # checked at run time: callers may be untyped
         if not (isinstance(candidate, type) and issubclass(candidate, Event)):
             msg = f"subscribe({event_type!r}): the event type must be a subclass of Event"
             raise TypeError(msg)
-        sink: _QueueSink | _ActorSink
+        sink: _Sink
         if isinstance(subscriber, asyncio.Queue):
             sink = _QueueSink(subscriber, loop or asyncio.get_running_loop())
+        elif isinstance(subscriber, queue.Queue):
+            sink = _ThreadQueueSink(subscriber)
         else:
             sink = _ActorSink(subscriber)
         sub = Subscription(self, event_type, sink)

@@ -23,7 +23,7 @@ import itertools
 import threading
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import structlog
 
@@ -44,6 +44,10 @@ from actors._supervisor import (
     WhichChildren,
 )
 from actors._timers import Timers
+
+if TYPE_CHECKING:
+    from actors._host import HostMessage, HostSettings
+    from actors._llm import ChatRequest, Completion
 
 __all__ = ["System"]
 
@@ -210,6 +214,48 @@ class System:
         """
         return self.runtime.lookup(name)
 
+    # ---- model hosts -----------------------------------------------------------------
+
+    def add_host(
+        self, settings: HostSettings, *, monitor: Ref[Any] | None = None
+    ) -> Ref[HostMessage]:
+        """Start a :class:`~actors.ModelHost` for one LLM server, named ``settings.name``."""
+        from actors._host import ModelHost  # noqa: PLC0415 - the runtime does not need hosts
+
+        return self.spawn(ModelHost.spec(settings, monitor=monitor))
+
+    def chat(
+        self,
+        host: str | Ref[Any],
+        request: ChatRequest | str,
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        """Ask a model host for a completion and wait for it (from sync code).
+
+        ``request`` is a :class:`~actors.ChatRequest`, or a prompt string with ``model``.
+
+        Raises:
+            AskError: The answer was a failure (``error.kind`` says which).
+        """
+        ref = self.lookup(host) if isinstance(host, str) else host
+        answer: Completion = ref.ask(_chat_request(request, model), timeout=timeout)
+        return answer
+
+    async def chat_async(
+        self,
+        host: str | Ref[Any],
+        request: ChatRequest | str,
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        """:meth:`chat` for asyncio code."""
+        ref = self.lookup(host) if isinstance(host, str) else host
+        answer: Completion = await ref.ask_async(_chat_request(request, model), timeout=timeout)
+        return answer
+
     def children(self) -> list[ChildInfo]:
         """The root supervisor's children, in start order."""
         result: list[ChildInfo] = self._root_ref().ask(WhichChildren())
@@ -290,3 +336,14 @@ class System:
             system=self.name,
             reason=reason,
         )
+
+
+def _chat_request(request: ChatRequest | str, model: str | None) -> ChatRequest:
+    from actors._llm import ChatRequest  # noqa: PLC0415
+
+    if isinstance(request, ChatRequest):
+        return request
+    if model is None:
+        msg = "chat(): a prompt string needs model=... (or pass a ChatRequest)"
+        raise ValueError(msg)
+    return ChatRequest.prompt(model, request)

@@ -86,13 +86,31 @@ def run_discover(
 
 
 def run_fake_server(
-    protocol: str, *, port: int, models: Sequence[str], latency: float, token_delay: float
+    protocol: str,
+    *,
+    port: int,
+    models: Sequence[str],
+    latency: float,
+    token_delay: float,
+    reply_words: int = 0,
 ) -> int:
     """Serve a fake until interrupted (Ctrl-C or SIGTERM)."""
-    from actors.testing import FakeServer  # noqa: PLC0415 - aiohttp only when serving
+    from actors.testing import Exchange, FakeServer, Reply  # noqa: PLC0415 - aiohttp only here
 
     names = list(models) or ["fake-small", "fake-large"]
-    server = FakeServer(protocol, models=names, port=port, latency=latency, token_delay=token_delay)
+    text = " ".join(f"word{i}" for i in range(reply_words))
+
+    def fixed(_: Exchange) -> Reply:
+        return Reply(text=text)
+
+    server = FakeServer(
+        protocol,
+        models=names,
+        port=port,
+        latency=latency,
+        token_delay=token_delay,
+        responder=fixed if reply_words else None,
+    )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with server:

@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument(
         "--token-delay", type=float, default=0.0, help="seconds between streamed tokens"
     )
+    fake.add_argument(
+        "--reply-words",
+        type=int,
+        default=0,
+        help="answer every request with this many words (default: echo the prompt)",
+    )
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -104,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 models=models,
                 latency=args.latency,
                 token_delay=args.token_delay,
+                reply_words=args.reply_words,
             )
         case "version":
             print(metadata.version("reactor-swarm"))

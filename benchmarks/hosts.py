@@ -1,0 +1,240 @@
+"""Model hosts: what the actor path costs over raw asyncio + httpx, on the same transport.
+
+One fake OpenAI-compatible server runs in a subprocess (``reactor fake-server``) and
+answers every request after ``--latency`` (20 ms by default). Against it, in the same
+run:
+
+* ``raw``: ``--requests`` chat completions sent with plain asyncio + httpx on the aiohttp
+  transport, at most ``--concurrency`` at a time (a semaphore), each answer parsed;
+* ``actors``: the same requests fanned out through ``--hosts`` ModelHost actors whose
+  ``max_parallel`` add up to the same concurrency, asked from asyncio code with
+  ``Ref.ask_async``; each answer is a typed Completion;
+* ``default_httpx``: the raw run again on httpx's default transport, for the record.
+
+Raw and actor runs alternate over ``--rounds`` rounds (after a warm-up); the figures
+are medians over rounds. Then:
+
+* ``stream_tokens_per_s``: streamed answers of ``--stream-words`` words each, through a
+  ModelHost with ``stream=True``, all tokens counted over the wall time;
+* ``failfast_p99_us``: with a model's breaker open, the round trip of a sync ask that is
+  refused ``circuit_open`` (what a fail-fast costs the caller).
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from actors import AskError, FailureKind, System
+from actors._breaker import BreakerSettings
+from actors._host import HostSettings
+from actors._llm import ChatRequest, Completion
+from actors._providers._base import Timeouts, make_client
+
+__all__ = ["TARGETS", "main"]
+
+TARGETS = {"fanout_ratio_max": 1.15, "failfast_p99_us_max": 1000.0}
+
+
+@contextmanager
+def fake_server(latency: float, words: int = 0) -> Iterator[str]:
+    """Start ``reactor fake-server`` in a subprocess; yield its URL."""
+    command = [
+        sys.executable,
+        "-m",
+        "reactor",
+        "fake-server",
+        "--protocol",
+        "openai",
+        "--models",
+        "bench",
+        "--latency",
+        str(latency),
+    ]
+    if words:
+        command += ["--reply-words", str(words)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = next(part for part in line.split() if part.startswith("http://"))
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def body(i: int) -> dict[str, Any]:
+    return {"model": "bench", "messages": [{"role": "user", "content": f"question {i}"}]}
+
+
+async def raw_run(url: str, n: int, concurrency: int, *, aiohttp: bool) -> float:
+    client = make_client(max_connections=concurrency, timeouts=Timeouts(read=60), aiohttp=aiohttp)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with limit:
+            response = await client.post(f"{url}/v1/chat/completions", json=body(i))
+            data = response.json()
+            assert data["choices"][0]["message"]["content"]
+
+    try:
+        await one(-1)  # connect before the clock starts, as the actors' warm-up does
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return time.perf_counter() - started
+    finally:
+        await client.aclose()
+
+
+async def actors_run(system: System, names: Sequence[str], n: int) -> float:
+    refs = [system.lookup(name) for name in names]
+    requests = [ChatRequest.prompt("bench", f"question {i}") for i in range(n)]
+    started = time.perf_counter()
+    answers = await asyncio.gather(
+        *(refs[i % len(refs)].ask_async(r, timeout=60) for i, r in enumerate(requests))
+    )
+    elapsed = time.perf_counter() - started
+    assert all(isinstance(a, Completion) and a.content for a in answers)
+    return elapsed
+
+
+def fanout(args: argparse.Namespace) -> dict[str, Any]:
+    per_host = max(1, args.concurrency // args.hosts)
+    raw: list[float] = []
+    actors: list[float] = []
+    with fake_server(args.latency) as url, System(name="bench-hosts", default_timeout=60) as system:
+        names = [f"host{i}" for i in range(args.hosts)]
+        for name in names:
+            system.add_host(
+                HostSettings(name=name, url=url, protocol="openai", max_parallel=per_host)
+            )
+        # Warm-up: connections, code paths.
+        asyncio.run(raw_run(url, min(200, args.requests), args.concurrency, aiohttp=True))
+        asyncio.run(actors_run(system, names, min(200, args.requests)))
+        for round_no in range(args.rounds):
+            order = ("raw", "actors") if round_no % 2 == 0 else ("actors", "raw")
+            for side in order:
+                if side == "raw":
+                    raw.append(
+                        asyncio.run(raw_run(url, args.requests, args.concurrency, aiohttp=True))
+                    )
+                else:
+                    actors.append(asyncio.run(actors_run(system, names, args.requests)))
+        default = asyncio.run(raw_run(url, args.requests, args.concurrency, aiohttp=False))
+    raw_s, actors_s = statistics.median(raw), statistics.median(actors)
+    return {
+        "raw_wall_s": round(raw_s, 4),
+        "actors_wall_s": round(actors_s, 4),
+        "fanout_ratio": round(actors_s / raw_s, 3),
+        "default_httpx_wall_s": round(default, 4),
+        "default_httpx_ratio": round(default / raw_s, 2),
+        "per_round": {"raw_wall_s": raw, "actors_wall_s": actors},
+    }
+
+
+def streaming(args: argparse.Namespace) -> dict[str, Any]:
+    with fake_server(0.0, words=args.stream_words) as url, System(name="bench-stream") as system:
+        system.add_host(HostSettings(name="s", url=url, protocol="openai", max_parallel=16))
+        ref = system.lookup("s")
+
+        async def go(n: int) -> tuple[int, float]:
+            started = time.perf_counter()
+            answers = await asyncio.gather(
+                *(
+                    ref.ask_async(ChatRequest.prompt("bench", f"q{i}", stream=True), timeout=60)
+                    for i in range(n)
+                )
+            )
+            return sum(a.usage.output_tokens for a in answers), time.perf_counter() - started
+
+        asyncio.run(go(4))
+        tokens, wall = asyncio.run(go(args.stream_requests))
+    return {"stream_tokens_per_s": round(tokens / wall, 1), "stream_tokens": tokens}
+
+
+def failfast(args: argparse.Namespace) -> dict[str, Any]:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with System(name="bench-failfast", default_timeout=10) as system:
+        breaker = BreakerSettings(failure_threshold=1, open_s=3600, max_open_s=3600)
+        ref = system.add_host(
+            HostSettings(
+                name="down", url=f"http://127.0.0.1:{port}", protocol="openai", breaker=breaker
+            )
+        )
+        request = ChatRequest.prompt("bench", "x")
+        kinds: list[FailureKind] = []
+        try:
+            ref.ask(request)
+        except AskError as exc:  # the connection failure that opens the breaker
+            kinds.append(exc.kind)
+        samples = []
+        for _ in range(args.failfast_n):
+            started = time.perf_counter_ns()
+            try:
+                ref.ask(request)
+            except AskError as exc:
+                samples.append(time.perf_counter_ns() - started)
+                kinds.append(exc.kind)
+    if kinds[0] is not FailureKind.CONNECTION or set(kinds[1:]) != {FailureKind.CIRCUIT_OPEN}:
+        msg = f"expected one connection failure, then only circuit_open; got {set(kinds)}"
+        raise RuntimeError(msg)
+    samples.sort()
+    return {
+        "failfast_p50_us": round(samples[len(samples) // 2] / 1000, 1),
+        "failfast_p99_us": round(samples[int(len(samples) * 0.99)] / 1000, 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks hosts", description=__doc__)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stream-words", type=int, default=256)
+    parser.add_argument("--stream-requests", type=int, default=32)
+    parser.add_argument("--failfast-n", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="small counts, for the tests")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.rounds, args.stream_requests, args.failfast_n = 100, 1, 4, 200
+    result: dict[str, Any] = {"requests": args.requests}
+    result.update(fanout(args))
+    result.update(streaming(args))
+    result.update(failfast(args))
+    result["targets"] = TARGETS
+    result["targets_met"] = {
+        "fanout_ratio_max": result["fanout_ratio"] <= TARGETS["fanout_ratio_max"],
+        "failfast_p99_us_max": result["failfast_p99_us"] < TARGETS["failfast_p99_us_max"],
+    }
+    result["meta"] = {
+        "python": platform.python_version(),
+        "httpx": importlib.metadata.version("httpx"),
+        "httpx_aiohttp": importlib.metadata.version("httpx-aiohttp"),
+        "cpu_count": os.cpu_count(),
+        "latency_s": args.latency,
+        "concurrency": args.concurrency,
+        "hosts": args.hosts,
+        "rounds": args.rounds,
+    }
+    print(json.dumps(result, indent=2))
+    return 0
