@@ -71,6 +71,7 @@ class IoBridge:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
+        self._cleanups: set[asyncio.Task[Any]] = set()
 
     @property
     def thread(self) -> threading.Thread:
@@ -99,6 +100,24 @@ class IoBridge:
         context = contextvars.copy_context()
         self.loop.call_soon_threadsafe(self._start, handle, coro, deliver, context)
         return handle
+
+    def cleanup(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run a clean-up coroutine (closing a client) that the shutdown waits for.
+
+        Actors call this from ``stopped()``: the coroutine runs now, and when the system
+        stops, the loop gives clean-ups up to 2 seconds to finish before it cancels what
+        is still running.
+        """
+
+        def start() -> None:
+            task = self.loop.create_task(_settle(coro, name))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+
+        try:
+            self.loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop is closed: nothing is left to clean up
+            coro.close()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop from another thread and wait for its result.
@@ -140,6 +159,8 @@ class IoBridge:
             self._drain()
 
     def _drain(self) -> None:
+        if self._cleanups:
+            self.loop.run_until_complete(asyncio.wait(set(self._cleanups), timeout=2.0))
         pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
         for task in pending:
             task.cancel()

@@ -315,10 +315,7 @@ class ModelHost(Actor[HostMessage]):
             )
         self._queue.clear()
         if self._own_client:
-            client = self.client
-            self.runtime.bridge.submit(
-                client.aclose(), lambda _outcome, _carrier: None, f"{self.name} close client"
-            )
+            self.runtime.bridge.cleanup(self.client.aclose(), f"{self.name} close client")
 
     # -- dispatch -----------------------------------------------------------------------
 

@@ -224,6 +224,14 @@ class System:
 
         return self.spawn(ModelHost.spec(settings, monitor=monitor))
 
+    async def add_host_async(
+        self, settings: HostSettings, *, monitor: Ref[Any] | None = None
+    ) -> Ref[HostMessage]:
+        """:meth:`add_host` for asyncio code."""
+        from actors._host import ModelHost  # noqa: PLC0415
+
+        return await self.spawn_async(ModelHost.spec(settings, monitor=monitor))
+
     def chat(
         self,
         host: str | Ref[Any],

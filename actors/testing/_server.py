@@ -265,26 +265,32 @@ class Exchange:
             headers["retry-after"] = f"{retry_after:g}"
             headers["retry-after-ms"] = str(round(retry_after * 1000))
         headers.update(self.protocol.error_headers(status))
+        headers.update(self.protocol.response_headers(self))
         return web.json_response(body, status=status, headers=headers)
 
     async def json(self, payload: Any, *, status: int = 200) -> web.StreamResponse:
         """A JSON answer, or its malformed/cut-off version when the fault says so."""
         fault = self.fault
         data = json.dumps(payload).encode()
+        extra = self.protocol.response_headers(self)
         if fault is not None and fault.malformed:
             return web.Response(
-                body=data[: max(1, len(data) // 2)] + b"}{", content_type="application/json"
+                body=data[: max(1, len(data) // 2)] + b"}{",
+                content_type="application/json",
+                headers=extra,
             )
         if fault is not None and fault.close_after is not None:
             response = web.StreamResponse(
-                status=status, headers={"Content-Type": "application/json"}
+                status=status, headers={"Content-Type": "application/json", **extra}
             )
             response.content_length = len(data)
             await response.prepare(self.request)
             await response.write(data[: len(data) // 2])
             self._abort()
             return response
-        return web.Response(body=data, status=status, content_type="application/json")
+        return web.Response(
+            body=data, status=status, content_type="application/json", headers=extra
+        )
 
     async def stream(
         self, frames: Iterable[bytes], *, content_type: str, tokens: Sequence[bool] | None = None
@@ -302,7 +308,11 @@ class Exchange:
         ttft = fault.ttft or self.server.ttft
         token_delay = fault.token_delay or self.server.token_delay
         response = web.StreamResponse(
-            headers={"Content-Type": content_type, "Cache-Control": "no-cache"}
+            headers={
+                "Content-Type": content_type,
+                "Cache-Control": "no-cache",
+                **self.protocol.response_headers(self),
+            }
         )
         await response.prepare(self.request)
         first = True
@@ -355,6 +365,10 @@ class FakeProtocol(abc.ABC):
 
     def error_headers(self, status: int) -> dict[str, str]:
         """Extra headers on an error response."""
+        return {}
+
+    def response_headers(self, exchange: Exchange) -> dict[str, str]:
+        """Extra headers on every response the engine renders (e.g. a request id)."""
         return {}
 
     @abc.abstractmethod
@@ -430,6 +444,8 @@ class FakeServer:
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
         self.in_flight = 0
+        self.peak_in_flight = 0
+        """The most requests it has served at once (for concurrency-limit tests)."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -521,6 +537,7 @@ class FakeServer:
     ) -> web.StreamResponse:
         with self._lock:
             self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
