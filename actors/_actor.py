@@ -384,6 +384,16 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         return self._rt.timers.call_later(delay, fire)
 
     @property
+    def self_ref(self) -> Ref[M]:
+        """A Ref to this actor, usable even in ``started()`` (before its name is registered).
+
+        It points at this incarnation: after a restart the new incarnation makes its own.
+        """
+        ref: Ref[M] = Ref(self.name, self._rt)
+        ref._target = self.actor_ref
+        return ref
+
+    @property
     def runtime(self) -> Runtime:
         """The system's shared services (bus, bridge, timers, dead letters)."""
         return self._rt

@@ -195,11 +195,8 @@ class ResourceMonitor(Actor[MonitorMessage]):
             self._reader = NvmlReader(self._nvml_module)
         else:
             self._reading = GpuReading(error="NVML disabled by configuration")
-        # A ref to this incarnation: the name may not be registered yet while starting,
-        # and a restarted monitor subscribes again (the old sink is dropped as dead).
-        me: Ref[Any] = Ref(self.name, self.runtime)
-        me._target = self.actor_ref
-        self._subscription = self.runtime.bus.subscribe(ModelLoadChanged, me)
+        # A restarted monitor subscribes again (the old sink is dropped as dead).
+        self._subscription = self.runtime.bus.subscribe(ModelLoadChanged, self.self_ref)
         self._tick()
 
     def stopped(self) -> None:

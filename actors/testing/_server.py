@@ -305,8 +305,6 @@ class Exchange:
                 and per-token delays apply to those); every frame when omitted.
         """
         fault = self.fault or Fault(times=None)
-        ttft = fault.ttft or self.server.ttft
-        token_delay = fault.token_delay or self.server.token_delay
         response = web.StreamResponse(
             headers={
                 "Content-Type": content_type,
@@ -315,15 +313,31 @@ class Exchange:
             }
         )
         await response.prepare(self.request)
+        try:
+            await self._write_frames(response, frames, fault, tokens)
+        except ConnectionResetError:
+            # The client went away mid-stream (it gave up, or cancelled): nothing to do.
+            self._abort()
+        return response
+
+    async def _write_frames(
+        self,
+        response: web.StreamResponse,
+        frames: Iterable[bytes],
+        fault: Fault,
+        tokens: Sequence[bool] | None,
+    ) -> None:
+        ttft = fault.ttft or self.server.ttft
+        token_delay = fault.token_delay or self.server.token_delay
         first = True
         for index, frame in enumerate(frames):
             if fault.close_after is not None and index >= fault.close_after:
                 self._abort()
-                return response
+                return
             if fault.error_after is not None and index == fault.error_after:
                 await response.write(self.protocol.stream_error_frame(fault.message, fault.code))
                 await response.write_eof()
-                return response
+                return
             if fault.malformed and index == (
                 fault.malformed_after if fault.malformed_after is not None else 1
             ):
@@ -336,7 +350,6 @@ class Exchange:
                     await asyncio.sleep(delay)
             await response.write(frame)
         await response.write_eof()
-        return response
 
     def _abort(self) -> None:
         transport = self.request.transport
