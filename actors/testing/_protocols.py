@@ -11,6 +11,8 @@ __all__ = ["PROTOCOLS", "protocol_for"]
 PROTOCOLS: dict[str, tuple[str, str]] = {
     "openai": ("actors.testing._openai", "OpenAIProtocol"),
     "lmstudio": ("actors.testing._openai", "LMStudioProtocol"),
+    "llamacpp": ("actors.testing._openai", "LlamaCppProtocol"),
+    "vllm": ("actors.testing._openai", "VLLMProtocol"),
     "ollama": ("actors.testing._ollama", "OllamaProtocol"),
     "anthropic": ("actors.testing._anthropic", "AnthropicProtocol"),
     "gemini": ("actors.testing._gemini", "GeminiProtocol"),

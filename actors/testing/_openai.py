@@ -1,0 +1,1034 @@
+"""Fake OpenAI-compatible servers: OpenAI itself, LM Studio, llama.cpp's server and vLLM.
+
+All four serve the Chat Completions dialect under ``/v1`` (plain and streamed answers,
+tool calls streamed as index-keyed fragments, a usage-only chunk before ``data: [DONE]``
+when ``stream_options.include_usage`` is set), ``/v1/models`` and ``/v1/embeddings``;
+they differ in what each real server adds and in their error bodies:
+
+- :class:`OpenAIProtocol` (``openai``): OpenAI's error bodies and codes
+  (``context_length_exceeded``, ``invalid_api_key``, ``model_not_found``,
+  ``rate_limit_exceeded``, ...).
+- :class:`LMStudioProtocol` (``lmstudio``, port 1234): LM Studio's REST API besides
+  ``/v1``: ``/api/v0/models`` (load state), ``/api/v0/chat/completions`` (``stats``,
+  ``model_info``, ``runtime``), ``/api/v1/models`` with load and unload; models load
+  just in time on first use; unknown routes answer 200 with an error, as LM Studio does.
+- :class:`LlamaCppProtocol` (``llamacpp``, port 8080): ``/health``, ``/props``,
+  ``meta`` in ``/v1/models``, ``timings`` in answers, integer error codes.
+- :class:`VLLMProtocol` (``vllm``, port 8000): ``/health``, ``/version``, Prometheus
+  ``/metrics`` with ``vllm:kv_cache_usage_perc``, ``max_model_len`` in ``/v1/models``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import struct
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from actors.testing._server import (
+    Exchange,
+    FakeModel,
+    FakeProtocol,
+    FakeServer,
+    Reply,
+    estimate_tokens,
+)
+
+__all__ = ["LMStudioProtocol", "LlamaCppProtocol", "OpenAIProtocol", "VLLMProtocol"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+EMBEDDING_DIM = 8
+"""The length of the fake's embedding vectors."""
+
+_CREATED = 1_700_000_000
+
+
+def fake_embedding(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
+    """A deterministic unit vector for a text (from its SHA-256), float32-exact."""
+    digest = hashlib.sha256(text.encode()).digest()
+    raw = [(digest[i % len(digest)] / 127.5) - 1.0 for i in range(dim)]
+    norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+    packed = struct.pack(f"<{dim}f", *(x / norm for x in raw))
+    return list(struct.unpack(f"<{dim}f", packed))
+
+
+def _fragments(text: str, size: int = 8) -> list[str]:
+    """A string cut into pieces of at most ``size`` characters."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _sse(payload: Any) -> bytes:
+    """One ``data:`` event."""
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _bearer(exchange: Exchange) -> str | None:
+    """The API key of an ``Authorization: Bearer`` header."""
+    header = exchange.request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else None
+
+
+class OpenAIProtocol(FakeProtocol):
+    """OpenAI's Chat Completions API, as the fake serves it."""
+
+    name: ClassVar[str] = "openai"
+    default_port: ClassVar[int] = 0
+    owned_by: ClassVar[str] = "system"
+    """``owned_by`` in the model list."""
+
+    def __init__(self) -> None:
+        self.prompt_tokens_total = 0
+        self.generation_tokens_total = 0
+
+    # -- routes -------------------------------------------------------------------------
+
+    def routes(self, server: FakeServer) -> list[web.RouteDef]:
+        """The ``/v1`` routes, then the server's own."""
+        return [*self.openai_routes(server, "/v1"), *self.extra_routes(server)]
+
+    def openai_routes(self, server: FakeServer, prefix: str) -> list[web.RouteDef]:
+        """Chat completions, models and embeddings under ``prefix``."""
+
+        async def chat(request: web.Request) -> web.StreamResponse:
+            return await self.handle_chat(server, request, native=False)
+
+        async def models(request: web.Request) -> web.StreamResponse:
+            return await self.handle_models(server, request)
+
+        async def model(request: web.Request) -> web.StreamResponse:
+            return await self.handle_model(server, request)
+
+        async def embeddings(request: web.Request) -> web.StreamResponse:
+            return await self.handle_embeddings(server, request)
+
+        return [
+            web.post(f"{prefix}/chat/completions", chat),
+            web.get(f"{prefix}/models", models),
+            web.get(f"{prefix}/models/{{model:.+}}", model),
+            web.post(f"{prefix}/embeddings", embeddings),
+        ]
+
+    def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
+        """Routes particular to one server (none for OpenAI)."""
+        return []
+
+    # -- hooks for the other servers ----------------------------------------------------
+
+    def resolve_model(self, server: FakeServer, name: str | None) -> str | None:
+        """The served model a request names, or ``None`` when there is none such."""
+        return name if name is not None and name in server.models else None
+
+    def unknown_model(self, exchange: Exchange, name: str | None) -> web.StreamResponse:
+        """The answer to a request for a model the server does not have."""
+        if name is None:
+            return exchange.error(400, "you must provide a model parameter")
+        return exchange.error(
+            404,
+            f"The model `{name}` does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
+
+    def context_error(self, exchange: Exchange, entry: FakeModel, tokens: int) -> web.Response:
+        """The answer to a prompt longer than the model's context window."""
+        return exchange.error(
+            400, _context_message(entry.context_length, tokens), code="context_length_exceeded"
+        )
+
+    def not_loaded(self, exchange: Exchange, entry: FakeModel) -> web.StreamResponse | None:
+        """What to answer for a model not loaded now; ``None`` loads it just in time."""
+        return None
+
+    def reasoning_of(self, exchange: Exchange, reply: Reply) -> str:
+        """Reasoning text to send as ``reasoning_content`` (none by default)."""
+        return ""
+
+    def response_extras(
+        self, exchange: Exchange, model: str, reply: Reply, *, native: bool
+    ) -> dict[str, Any]:
+        """Top-level fields a server adds to an answer (and to a stream's last chunk)."""
+        return {}
+
+    def model_object(self, server: FakeServer, entry: FakeModel) -> dict[str, Any]:
+        """One entry of ``/v1/models``."""
+        return {"id": entry.id, "object": "model", "created": _CREATED, "owned_by": self.owned_by}
+
+    def check_auth(self, exchange: Exchange) -> web.StreamResponse | None:
+        """A 401 when the server wants an API key and the request lacks the right one."""
+        if exchange.server.check_key(_bearer(exchange)):
+            return None
+        return exchange.error(401, None, code="invalid_api_key")
+
+    # -- errors -------------------------------------------------------------------------
+
+    def error_body(self, status: int, message: str | None, code: str | None) -> Any:
+        """OpenAI's ``{"error": {"message", "type", "param", "code"}}``."""
+        etype, default_code, default_message, param = _openai_error(status, code)
+        return {
+            "error": {
+                "message": message or default_message,
+                "type": etype,
+                "param": param,
+                "code": default_code,
+            }
+        }
+
+    def stream_error_frame(self, message: str | None, code: str | None) -> bytes:
+        """An error object as a ``data:`` event, as OpenAI sends one mid-stream."""
+        return _sse(
+            self.error_body(500, message or "The server had an error while streaming.", code)
+        )
+
+    def prompt_text(self, body: Any) -> str:
+        """The text of every message (or of an embeddings request's input)."""
+        if not isinstance(body, dict):
+            return ""
+        texts: list[str] = []
+        for message in body.get("messages") or []:
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                texts.append(content)
+            elif isinstance(content, list):
+                texts.extend(
+                    part["text"]
+                    for part in content
+                    if isinstance(part, dict) and isinstance(part.get("text"), str)
+                )
+        raw = body.get("input")
+        if isinstance(raw, str):
+            texts.append(raw)
+        elif isinstance(raw, list):
+            texts.extend(item for item in raw if isinstance(item, str))
+        return "\n".join(texts)
+
+    # -- handlers -----------------------------------------------------------------------
+
+    async def handle_chat(
+        self, server: FakeServer, request: web.Request, *, native: bool
+    ) -> web.StreamResponse:
+        """``POST /v1/chat/completions`` (and LM Studio's ``/api/v0`` one when native)."""
+        exchange = await server.exchange(request)
+        model, refusal = await self._admit_chat(server, exchange)
+        if refusal is not None:
+            return refusal
+        assert model is not None
+        await server.ensure_loaded(model)
+        reply = exchange.reply
+        self.prompt_tokens_total += exchange.input_tokens()
+        self.generation_tokens_total += exchange.output_tokens()
+        if isinstance(exchange.body, dict) and exchange.body.get("stream"):
+            return await self._stream_chat(exchange, model, reply, native=native)
+        return await exchange.json(self.chat_answer(exchange, model, reply, native=native))
+
+    async def _admit_chat(  # noqa: PLR0911 - one return per check
+        self, server: FakeServer, exchange: Exchange
+    ) -> tuple[str | None, web.StreamResponse | None]:
+        """The model a chat request may go to, or the error to answer instead."""
+        denied = self.check_auth(exchange)
+        if denied is not None:
+            return None, denied
+        body = exchange.body
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return None, exchange.error(400, "'messages' is a required property")
+        model = self.resolve_model(server, exchange.model)
+        if model is None:
+            return None, self.unknown_model(exchange, exchange.model)
+        early = await exchange.prelude()
+        if early is not None:
+            return None, early
+        entry = server.models[model]
+        if entry.embeddings:
+            message = f"Model '{model}' is an embedding model and cannot be used for chat."
+            return None, exchange.error(400, message)
+        tokens = estimate_tokens(exchange.prompt_text())
+        if tokens > entry.context_length:
+            return None, self.context_error(exchange, entry, tokens)
+        if not entry.loaded:
+            return model, self.not_loaded(exchange, entry)
+        return model, None
+
+    def _usage(self, exchange: Exchange) -> dict[str, Any]:
+        prompt, output = exchange.input_tokens(), exchange.output_tokens()
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": output,
+            "total_tokens": prompt + output,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    @staticmethod
+    def _call_ids(reply: Reply) -> list[str]:
+        return [call.id or f"call_{uuid.uuid4().hex[:24]}" for call in reply.tool_calls]
+
+    def chat_answer(
+        self, exchange: Exchange, model: str, reply: Reply, *, native: bool
+    ) -> dict[str, Any]:
+        """The body of a non-streamed answer."""
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": reply.text if reply.text or not reply.tool_calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        reasoning = self.reasoning_of(exchange, reply)
+        if reasoning:
+            message["reasoning_content"] = reasoning
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                }
+                for call, call_id in zip(reply.tool_calls, self._call_ids(reply), strict=True)
+            ]
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": reply.finish_reason,
+                }
+            ],
+            "usage": self._usage(exchange),
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+            **self.response_extras(exchange, model, reply, native=native),
+        }
+
+    async def _stream_chat(
+        self, exchange: Exchange, model: str, reply: Reply, *, native: bool
+    ) -> web.StreamResponse:
+        body = exchange.body
+        options = body.get("stream_options") if isinstance(body, dict) else None
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+
+        def chunk(choices: list[Any], **extra: Any) -> bytes:
+            payload: dict[str, Any] = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": choices,
+            }
+            if include_usage:
+                payload["usage"] = None
+            payload.update(extra)
+            return _sse(payload)
+
+        def delta(content: dict[str, Any], finish: str | None = None) -> list[Any]:
+            return [{"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}]
+
+        frames = [chunk(delta({"role": "assistant", "content": ""}))]
+        tokens = [False]
+        for piece in _fragments(self.reasoning_of(exchange, reply), 12):
+            if piece:
+                frames.append(chunk(delta({"reasoning_content": piece})))
+                tokens.append(True)
+        for piece in reply.tokens():
+            frames.append(chunk(delta({"content": piece})))
+            tokens.append(True)
+        for index, (call, call_id) in enumerate(
+            zip(reply.tool_calls, self._call_ids(reply), strict=True)
+        ):
+            head = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            frames.append(chunk(delta({"tool_calls": [head]})))
+            tokens.append(True)
+            for piece in _fragments(json.dumps(call.arguments)):
+                fragment = {"index": index, "function": {"arguments": piece}}
+                frames.append(chunk(delta({"tool_calls": [fragment]})))
+                tokens.append(True)
+        extras = self.response_extras(exchange, model, reply, native=native)
+        frames.append(chunk(delta({}, reply.finish_reason), **extras))
+        tokens.append(False)
+        if include_usage:
+            frames.append(chunk([], usage=self._usage(exchange)))
+            tokens.append(False)
+        frames.append(b"data: [DONE]\n\n")
+        tokens.append(False)
+        return await exchange.stream(frames, content_type="text/event-stream", tokens=tokens)
+
+    async def handle_models(self, server: FakeServer, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/models``."""
+        exchange = await server.exchange(request)
+        denied = self.check_auth(exchange)
+        if denied is not None:
+            return denied
+        early = await exchange.prelude()
+        if early is not None:
+            return early
+        data = [self.model_object(server, entry) for entry in list(server.models.values())]
+        return await exchange.json({"object": "list", "data": data})
+
+    async def handle_model(self, server: FakeServer, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/models/{model}``."""
+        name = request.match_info["model"]
+        exchange = await server.exchange(request, model=name)
+        denied = self.check_auth(exchange)
+        if denied is not None:
+            return denied
+        if name not in server.models:
+            return self.unknown_model(exchange, name)
+        early = await exchange.prelude()
+        if early is not None:
+            return early
+        return await exchange.json(self.model_object(server, server.models[name]))
+
+    async def handle_embeddings(
+        self, server: FakeServer, request: web.Request
+    ) -> web.StreamResponse:
+        """``POST /v1/embeddings``: deterministic vectors, as floats or base64."""
+        exchange = await server.exchange(request)
+        denied = self.check_auth(exchange)
+        if denied is not None:
+            return denied
+        body = exchange.body
+        raw = body.get("input") if isinstance(body, dict) else None
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return exchange.error(400, "'input' must be a string or a list of strings")
+        model = self.resolve_model(server, exchange.model)
+        if model is None:
+            return self.unknown_model(exchange, exchange.model)
+        early = await exchange.prelude()
+        if early is not None:
+            return early
+        await server.ensure_loaded(model)
+        as_base64 = isinstance(body, dict) and body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(texts):
+            vector = fake_embedding(text)
+            encoded: Any = vector
+            if as_base64:
+                packed = struct.pack(f"<{len(vector)}f", *vector)
+                encoded = base64.b64encode(packed).decode()
+            data.append({"object": "embedding", "embedding": encoded, "index": index})
+        tokens = sum(estimate_tokens(text) for text in texts)
+        return await exchange.json(
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+
+def _context_message(limit: int, tokens: int) -> str:
+    """OpenAI's wording for a prompt over the context window."""
+    return (
+        f"This model's maximum context length is {limit} tokens. However, your messages "
+        f"resulted in {tokens} tokens. Please reduce the length of the messages."
+    )
+
+
+_OPENAI_ERRORS: dict[str, tuple[str, str, str | None]] = {
+    # code -> (type, message, param)
+    "context_length_exceeded": (
+        "invalid_request_error",
+        _context_message(8192, 9000),
+        "messages",
+    ),
+    "model_not_found": (
+        "invalid_request_error",
+        "The model does not exist or you do not have access to it.",
+        None,
+    ),
+    "invalid_api_key": ("invalid_request_error", "Incorrect API key provided.", None),
+    "rate_limit_exceeded": (
+        "requests",
+        "Rate limit reached for requests per min (RPM). Please slow down.",
+        None,
+    ),
+    "insufficient_quota": (
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details.",
+        None,
+    ),
+}
+
+_OPENAI_STATUS: dict[int, tuple[str, str | None, str]] = {
+    # status -> (type, code, message)
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "Forbidden."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+    409: ("invalid_request_error", None, "Conflict."),
+    422: ("invalid_request_error", None, "Unprocessable request."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
+    500: ("server_error", None, "The server had an error while processing your request."),
+    502: ("server_error", None, "Bad gateway."),
+    503: ("server_error", None, "The server is overloaded or not ready yet."),
+    504: ("server_error", None, "Gateway timeout."),
+}
+
+
+def _openai_error(status: int, code: str | None) -> tuple[str, str | None, str, str | None]:
+    """(type, code, message, param) of OpenAI's error body for a status and code."""
+    if code is not None and code in _OPENAI_ERRORS:
+        etype, message, param = _OPENAI_ERRORS[code]
+        return etype, code, message, param
+    default = (
+        "server_error" if status >= 500 else "invalid_request_error",
+        None,
+        f"HTTP {status}.",
+    )
+    etype, default_code, message = _OPENAI_STATUS.get(status, default)
+    return etype, code or default_code, message, None
+
+
+# -- LM Studio --------------------------------------------------------------------------
+
+
+class LMStudioProtocol(OpenAIProtocol):
+    """LM Studio: ``/v1`` plus its ``/api/v0`` and (from 0.4.0) ``/api/v1`` REST APIs.
+
+    Args:
+        v1_api: Serve ``/api/v1`` (model management); ``False`` is an LM Studio older
+            than 0.4.0, which answers those routes with its "unexpected endpoint" error.
+    """
+
+    name: ClassVar[str] = "lmstudio"
+    default_port: ClassVar[int] = 1234
+    owned_by: ClassVar[str] = "organization_owner"
+
+    def __init__(self, *, v1_api: bool = True) -> None:
+        super().__init__()
+        self.v1_api = v1_api
+
+    def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
+        """``/api/v0``, ``/api/v1`` (optional), and LM Studio's answer to anything else."""
+
+        async def v0_models(request: web.Request) -> web.StreamResponse:
+            return await self.handle_v0_models(server, request)
+
+        async def v0_model(request: web.Request) -> web.StreamResponse:
+            return await self.handle_v0_model(server, request)
+
+        async def v0_chat(request: web.Request) -> web.StreamResponse:
+            return await self.handle_chat(server, request, native=True)
+
+        async def v0_embeddings(request: web.Request) -> web.StreamResponse:
+            return await self.handle_embeddings(server, request)
+
+        async def v1_models(request: web.Request) -> web.StreamResponse:
+            return await self.handle_v1_models(server, request)
+
+        async def v1_load(request: web.Request) -> web.StreamResponse:
+            return await self.handle_load(server, request)
+
+        async def v1_unload(request: web.Request) -> web.StreamResponse:
+            return await self.handle_unload(server, request)
+
+        async def unexpected(request: web.Request) -> web.StreamResponse:
+            await request.read()
+            return web.json_response(
+                {"error": f"Unexpected endpoint or method. ({request.method} {request.path})"}
+            )
+
+        routes = [
+            web.get("/api/v0/models", v0_models),
+            web.get("/api/v0/models/{model:.+}", v0_model),
+            web.post("/api/v0/chat/completions", v0_chat),
+            web.post("/api/v0/embeddings", v0_embeddings),
+        ]
+        if self.v1_api:
+            routes += [
+                web.get("/api/v1/models", v1_models),
+                web.post("/api/v1/models/load", v1_load),
+                web.post("/api/v1/models/unload", v1_unload),
+            ]
+        routes.append(web.route("*", "/{tail:.*}", unexpected))
+        return routes
+
+    def unknown_model(self, exchange: Exchange, name: str | None) -> web.StreamResponse:
+        """LM Studio's 404 that lists the models it has."""
+        if name is None:
+            return exchange.error(400, "'model' is required")
+        listing = "\n".join(exchange.server.models)
+        return exchange.error(
+            404,
+            f'Model "{name}" not found. Please specify a valid model.\n\nYour models:\n\n{listing}',
+            code="model_not_found",
+        )
+
+    def context_error(self, exchange: Exchange, entry: FakeModel, tokens: int) -> web.Response:
+        """LM Studio's wording for a prompt longer than the loaded context."""
+        return exchange.error(
+            400,
+            f"Trying to keep the first {tokens} tokens when context the overflows. However, "
+            f"the model is loaded with context length of only {entry.context_length} tokens, "
+            "which is not enough. Try to load the model with a larger context length, or "
+            "provide a shorter input",
+        )
+
+    def error_body(self, status: int, message: str | None, code: str | None) -> Any:
+        """OpenAI's shape, with ``param: "model"`` on model errors as LM Studio sends."""
+        body = super().error_body(status, message, code)
+        if body["error"]["code"] == "model_not_found":
+            body["error"]["param"] = "model"
+        return body
+
+    def response_extras(
+        self, exchange: Exchange, model: str, reply: Reply, *, native: bool
+    ) -> dict[str, Any]:
+        """``stats``, ``model_info`` and ``runtime`` on ``/api/v0`` answers."""
+        if not native:
+            return {}
+        server = exchange.server
+        fault = exchange.fault
+        ttft = (fault.ttft if fault is not None and fault.ttft else server.ttft) or 0.05
+        per_token = (
+            fault.token_delay if fault is not None and fault.token_delay else server.token_delay
+        ) or 0.02
+        output = exchange.output_tokens()
+        generation = max(output, 1) * per_token
+        stop = {"length": "maxPredictedTokensReached", "tool_calls": "toolCalls"}.get(
+            reply.finish_reason, "eosFound"
+        )
+        return {
+            "stats": {
+                "tokens_per_second": output / generation,
+                "time_to_first_token": ttft,
+                "generation_time": generation,
+                "stop_reason": stop,
+            },
+            "model_info": {
+                "arch": "llama",
+                "quant": "Q4_K_M",
+                "format": "gguf",
+                "context_length": server.models[model].context_length,
+            },
+            "runtime": {
+                "name": "llama.cpp-fake",
+                "version": "1.0.0",
+                "supported_formats": ["gguf"],
+            },
+        }
+
+    @staticmethod
+    def v0_model(entry: FakeModel) -> dict[str, Any]:
+        """One entry of ``/api/v0/models``."""
+        return {
+            "id": entry.id,
+            "object": "model",
+            "type": "embeddings" if entry.embeddings else "llm",
+            "publisher": "fake",
+            "arch": "nomic-bert" if entry.embeddings else "llama",
+            "compatibility_type": "gguf",
+            "quantization": "Q4_K_M",
+            "state": "loaded" if entry.loaded else "not-loaded",
+            "max_context_length": entry.context_length,
+        }
+
+    @staticmethod
+    def v1_model(entry: FakeModel) -> dict[str, Any]:
+        """One entry of ``/api/v1/models``."""
+        instances = (
+            [
+                {
+                    "id": entry.id,
+                    "config": {
+                        "context_length": entry.context_length,
+                        "eval_batch_size": 512,
+                        "parallel": 4,
+                        "flash_attention": True,
+                        "offload_kv_cache_to_gpu": True,
+                    },
+                }
+            ]
+            if entry.loaded
+            else []
+        )
+        model: dict[str, Any] = {
+            "type": "embedding" if entry.embeddings else "llm",
+            "publisher": "fake",
+            "key": entry.id,
+            "display_name": entry.id,
+            "architecture": "nomic-bert" if entry.embeddings else "llama",
+            "quantization": {"name": "Q4_K_M", "bits_per_weight": 4},
+            "size_bytes": entry.size_bytes,
+            "params_string": None,
+            "loaded_instances": instances,
+            "max_context_length": entry.context_length,
+            "format": "gguf",
+        }
+        if not entry.embeddings:
+            model["capabilities"] = {"vision": False, "trained_for_tool_use": entry.tools}
+            model["description"] = None
+        return model
+
+    async def _listing(
+        self, server: FakeServer, request: web.Request, render: Callable[[FakeModel], Any]
+    ) -> tuple[Exchange, web.StreamResponse | None, list[Any]]:
+        exchange = await server.exchange(request)
+        early = self.check_auth(exchange) or await exchange.prelude()
+        return exchange, early, [render(entry) for entry in list(server.models.values())]
+
+    async def handle_v0_models(
+        self, server: FakeServer, request: web.Request
+    ) -> web.StreamResponse:
+        """``GET /api/v0/models``: every downloaded model and its load state."""
+        exchange, early, data = await self._listing(server, request, self.v0_model)
+        if early is not None:
+            return early
+        return await exchange.json({"object": "list", "data": data})
+
+    async def handle_v0_model(self, server: FakeServer, request: web.Request) -> web.StreamResponse:
+        """``GET /api/v0/models/{model}``."""
+        name = request.match_info["model"]
+        exchange = await server.exchange(request, model=name)
+        denied = self.check_auth(exchange)
+        if denied is not None:
+            return denied
+        if name not in server.models:
+            return self.unknown_model(exchange, name)
+        early = await exchange.prelude()
+        if early is not None:
+            return early
+        return await exchange.json(self.v0_model(server.models[name]))
+
+    async def handle_v1_models(
+        self, server: FakeServer, request: web.Request
+    ) -> web.StreamResponse:
+        """``GET /api/v1/models``: models with loaded instances, size and capabilities."""
+        exchange, early, data = await self._listing(server, request, self.v1_model)
+        if early is not None:
+            return early
+        return await exchange.json({"models": data})
+
+    async def handle_load(self, server: FakeServer, request: web.Request) -> web.StreamResponse:
+        """``POST /api/v1/models/load``: load a model (after its load delay)."""
+        exchange = await server.exchange(request)
+        denied = self.check_auth(exchange)
+        if denied is not None:
+            return denied
+        name = exchange.model
+        if name is None:
+            return web.json_response(
+                {
+                    "error": {
+                        "type": "invalid_request",
+                        "message": '"model" is required',
+                        "code": "missing_required_parameter",
+                        "param": "model",
+                    }
+                },
+                status=400,
+            )
+        if name not in server.models:
+            return self.unknown_model(exchange, name)
+        early = await exchange.prelude()
+        if early is not None:
+            return early
+        entry = server.models[name]
+        started = time.perf_counter()
+        await server.ensure_loaded(name)
+        body = exchange.body if isinstance(exchange.body, dict) else {}
+        context = body.get("context_length")
+        return await exchange.json(
+            {
+                "type": "embedding" if entry.embeddings else "llm",
+                "instance_id": entry.id,
+                "load_time_seconds": round(time.perf_counter() - started, 3),
+                "status": "loaded",
+                "load_config": {
+                    "context_length": context if isinstance(context, int) else entry.context_length,
+                    "eval_batch_size": 512,
+                    "flash_attention": True,
+                    "offload_kv_cache_to_gpu": True,
+                },
+            }
+        )
+
+    async def handle_unload(self, server: FakeServer, request: web.Request) -> web.StreamResponse:
+        """``POST /api/v1/models/unload``: unload an instance (ids equal model keys here)."""
+        exchange = await server.exchange(request)
+        denied = self.check_auth(exchange)
+        if denied is not None:
+            return denied
+        body = exchange.body if isinstance(exchange.body, dict) else {}
+        instance = body.get("instance_id")
+        if not isinstance(instance, str):
+            return exchange.error(400, '"instance_id" is required')
+        early = await exchange.prelude()
+        if early is not None:
+            return early
+        entry = server.models.get(instance)
+        if entry is None or not entry.loaded:
+            return exchange.error(404, f"No loaded model instance with id '{instance}'.")
+        server.set_loaded(instance, False)
+        return await exchange.json({"instance_id": instance})
+
+
+# -- llama.cpp --------------------------------------------------------------------------
+
+_LLAMACPP_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    500: "server_error",
+    501: "not_supported_error",
+    503: "unavailable_error",
+}
+
+
+class LlamaCppProtocol(OpenAIProtocol):
+    """llama.cpp's ``llama-server``: one model, ``/health``, ``/props``, ``timings``.
+
+    The server serves whatever model it was started with, whatever a request names (the
+    first of the fake's models when the name is unknown). A model not loaded yet makes
+    ``/health`` and chat answer 503 "Loading model", as while ``llama-server`` starts.
+    """
+
+    name: ClassVar[str] = "llamacpp"
+    default_port: ClassVar[int] = 8080
+    owned_by: ClassVar[str] = "llamacpp"
+
+    def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
+        """``/health`` (and ``/v1/health``) and ``/props``."""
+
+        async def health(request: web.Request) -> web.StreamResponse:
+            if all(entry.loaded for entry in server.models.values()):
+                return web.json_response({"status": "ok"})
+            return web.json_response(self.error_body(503, "Loading model", None), status=503)
+
+        async def props(request: web.Request) -> web.StreamResponse:
+            exchange = await server.exchange(request)
+            early = self.check_auth(exchange) or await exchange.prelude()
+            if early is not None:
+                return early
+            entry = next(iter(server.models.values()), FakeModel("none"))
+            return await exchange.json(
+                {
+                    "default_generation_settings": {
+                        "n_ctx": entry.context_length,
+                        "params": {"temperature": 0.8, "top_k": 40, "top_p": 0.95},
+                    },
+                    "total_slots": 1,
+                    "model_path": f"/models/{entry.id}.gguf",
+                    "chat_template": "{{ messages }}",
+                    "modalities": {"vision": False, "audio": False},
+                    "build_info": "b0000-fake",
+                    "is_sleeping": False,
+                }
+            )
+
+        return [web.get("/health", health), web.get("/v1/health", health), web.get("/props", props)]
+
+    def resolve_model(self, server: FakeServer, name: str | None) -> str | None:
+        """The named model when served, else the server's one model."""
+        if name is not None and name in server.models:
+            return name
+        return next(iter(server.models), None)
+
+    def not_loaded(self, exchange: Exchange, entry: FakeModel) -> web.StreamResponse | None:
+        """503 "Loading model" until the model is loaded."""
+        return exchange.error(503, "Loading model")
+
+    def context_error(self, exchange: Exchange, entry: FakeModel, tokens: int) -> web.Response:
+        """llama.cpp's ``exceed_context_size_error`` with the token figures."""
+        body = {
+            "error": {
+                "code": 400,
+                "message": "the request exceeds the available context size, try increasing it",
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": tokens,
+                "n_ctx": entry.context_length,
+            }
+        }
+        return web.json_response(body, status=400)
+
+    def error_body(self, status: int, message: str | None, code: str | None) -> Any:
+        """``{"error": {"code": <int>, "message", "type"}}``."""
+        etype = _LLAMACPP_TYPES.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        if code == "context_length_exceeded":
+            etype = "exceed_context_size_error"
+            message = message or "the request exceeds the available context size, try increasing it"
+        defaults = {401: "Invalid API Key", 404: "File Not Found", 503: "Loading model"}
+        return {
+            "error": {
+                "code": status,
+                "message": message or defaults.get(status, f"HTTP {status}"),
+                "type": etype,
+            }
+        }
+
+    def model_object(self, server: FakeServer, entry: FakeModel) -> dict[str, Any]:
+        """A model with llama.cpp's ``meta`` (context trained, size, parameters)."""
+        return {
+            **super().model_object(server, entry),
+            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+            "meta": {
+                "vocab_type": 2,
+                "n_vocab": 128256,
+                "n_ctx_train": entry.context_length,
+                "n_embd": 4096,
+                "n_params": entry.size_bytes * 2,
+                "size": entry.size_bytes,
+            },
+        }
+
+    def response_extras(
+        self, exchange: Exchange, model: str, reply: Reply, *, native: bool
+    ) -> dict[str, Any]:
+        """llama.cpp's ``timings``."""
+        server, fault = exchange.server, exchange.fault
+        ttft = (fault.ttft if fault is not None and fault.ttft else server.ttft) or 0.02
+        per_token = (
+            fault.token_delay if fault is not None and fault.token_delay else server.token_delay
+        ) or 0.01
+        prompt_n, predicted_n = exchange.input_tokens(), exchange.output_tokens()
+        prompt_ms, predicted_ms = ttft * 1000, max(predicted_n, 1) * per_token * 1000
+        return {
+            "timings": {
+                "cache_n": 0,
+                "prompt_n": prompt_n,
+                "prompt_ms": prompt_ms,
+                "prompt_per_token_ms": prompt_ms / max(prompt_n, 1),
+                "prompt_per_second": prompt_n / (prompt_ms / 1000),
+                "predicted_n": predicted_n,
+                "predicted_ms": predicted_ms,
+                "predicted_per_token_ms": predicted_ms / max(predicted_n, 1),
+                "predicted_per_second": predicted_n / (predicted_ms / 1000),
+            }
+        }
+
+
+# -- vLLM -------------------------------------------------------------------------------
+
+_VLLM_TYPES = {
+    400: "BadRequestError",
+    401: "Unauthorized",
+    404: "NotFoundError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+}
+
+
+class VLLMProtocol(OpenAIProtocol):
+    """vLLM's OpenAI-compatible server: ``/health``, ``/version``, ``/metrics``.
+
+    Args:
+        flat_errors: Send the older flat error body (``{"object": "error", "message":
+            ..., "code": 400}``) instead of ``{"error": {...}}``.
+        kv_cache_usage: What ``vllm:kv_cache_usage_perc`` reports (0 to 1).
+        version: What ``/version`` reports.
+    """
+
+    name: ClassVar[str] = "vllm"
+    default_port: ClassVar[int] = 8000
+    owned_by: ClassVar[str] = "vllm"
+
+    def __init__(
+        self, *, flat_errors: bool = False, kv_cache_usage: float = 0.0, version: str = "0.11.0"
+    ) -> None:
+        super().__init__()
+        self.flat_errors = flat_errors
+        self.kv_cache_usage = kv_cache_usage
+        self.version = version
+
+    def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
+        """``/health`` (empty 200), ``/version`` and Prometheus ``/metrics``."""
+
+        async def health(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=200)
+
+        async def version(request: web.Request) -> web.StreamResponse:
+            return web.json_response({"version": self.version})
+
+        async def metrics(request: web.Request) -> web.StreamResponse:
+            return web.Response(text=self.metrics_text(server), content_type="text/plain")
+
+        return [
+            web.get("/health", health),
+            web.get("/version", version),
+            web.get("/metrics", metrics),
+        ]
+
+    def metrics_text(self, server: FakeServer) -> str:
+        """The Prometheus exposition of the figures vLLM's V1 engine reports."""
+        running = max(0, server.in_flight - 1)  # this request is in flight too
+        series = [
+            ("vllm:num_requests_running", "gauge", float(running)),
+            ("vllm:num_requests_waiting", "gauge", 0.0),
+            ("vllm:kv_cache_usage_perc", "gauge", self.kv_cache_usage),
+            ("vllm:prompt_tokens_total", "counter", float(self.prompt_tokens_total)),
+            ("vllm:generation_tokens_total", "counter", float(self.generation_tokens_total)),
+        ]
+        lines: list[str] = []
+        for metric, kind, value in series:
+            lines += [f"# HELP {metric} {metric} (fake)", f"# TYPE {metric} {kind}"]
+            lines += [f'{metric}{{model_name="{model}"}} {value}' for model in server.models]
+        return "\n".join(lines) + "\n"
+
+    def context_error(self, exchange: Exchange, entry: FakeModel, tokens: int) -> web.Response:
+        """The 400 vLLM sends for a prompt over ``max_model_len``."""
+        return exchange.error(
+            400,
+            f"This model's maximum context length is {entry.context_length} tokens. However, "
+            f"your request has {tokens} input tokens. Please reduce the length of the input "
+            "messages.",
+        )
+
+    def unknown_model(self, exchange: Exchange, name: str | None) -> web.StreamResponse:
+        """The 404 vLLM sends for a model it does not serve."""
+        return exchange.error(404, f"The model `{name}` does not exist.")
+
+    def error_body(self, status: int, message: str | None, code: str | None) -> Any:
+        """``{"error": {"message", "type", "param", "code": <int>}}``, or the flat one."""
+        if status == 401 and not self.flat_errors:
+            return {"error": "Unauthorized"}
+        error = {
+            "message": message or f"HTTP {status}",
+            "type": _VLLM_TYPES.get(
+                status, "InternalServerError" if status >= 500 else "BadRequestError"
+            ),
+            "param": None,
+            "code": status,
+        }
+        if self.flat_errors:
+            return {"object": "error", **error}
+        return {"error": error}
+
+    def model_object(self, server: FakeServer, entry: FakeModel) -> dict[str, Any]:
+        """A model with vLLM's ``root`` and ``max_model_len``."""
+        return {
+            **super().model_object(server, entry),
+            "root": entry.id,
+            "parent": None,
+            "max_model_len": entry.context_length,
+            "permission": [],
+        }
