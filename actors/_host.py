@@ -124,6 +124,8 @@ class HostSettings:
         breaker: Breaker settings (one breaker per model).
         prices: Price per model id; a model without one has ``cost_usd`` ``None``.
         transport: ``"aiohttp"`` (the default, fast under concurrency) or ``"httpx"``.
+        models: When not empty, the only models this host serves; a request for any
+            other is refused ``not_found`` without reaching the server.
     """
 
     name: str
@@ -137,6 +139,7 @@ class HostSettings:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     prices: Mapping[str, Price] = field(default_factory=dict)
     transport: str = "aiohttp"
+    models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         provider_class(self.protocol)  # an unknown protocol fails here, naming the known ones
@@ -338,6 +341,15 @@ class ModelHost(Actor[HostMessage]):
     # -- chat ---------------------------------------------------------------------------
 
     def _chat(self, request: ChatRequest) -> object:
+        allowed = self.settings.models
+        if allowed and request.model not in allowed:
+            return Failure(
+                kind=FailureKind.NOT_FOUND,
+                message=f"{self.name}: model {request.model!r} is not one of this host's "
+                f"configured models ({', '.join(allowed)})",
+                source=self.name,
+                details={"model": request.model},
+            )
         breaker = self._breaker(request.model)
         if breaker.rejects():
             return self._circuit_open(request.model, breaker)
