@@ -38,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import otel
 from actors import AskError, FailureKind, System
 from actors._breaker import BreakerSettings
 from actors._host import HostSettings
@@ -75,6 +76,8 @@ def fake_server(latency: float, words: int = 0) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def body(i: int) -> dict[str, Any]:
@@ -215,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--failfast-n", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="small counts, for the tests")
     args = parser.parse_args(argv)
+    otel.configure_logging(level="warning")
     if args.quick:
         args.requests, args.rounds, args.stream_requests, args.failfast_n = 100, 1, 4, 200
     result: dict[str, Any] = {"requests": args.requests}
