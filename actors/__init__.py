@@ -1,15 +1,35 @@
-"""The actor runtime: actors, refs, supervision, the I/O bridge, the event bus.
+"""The actor runtime and the actors that talk to LLM servers.
 
 Every agent, model host, monitor and session in Reactor Swarm is an :class:`Actor`
 (a pykka thread with a mailbox) exchanging typed msgspec :class:`Message` structs.
 Actors never block: I/O runs on one event loop (:meth:`Actor.pipe_to_self`), and asks
 between actors come back as messages (:meth:`Actor.ask`). Every ask has a deadline and
 is answered exactly once, with a result or a typed :class:`Failure`.
+
+Model hosts: a :class:`ModelHost` per LLM server endpoint (OpenAI-compatible, LM
+Studio, Ollama, Anthropic, Gemini) answers :class:`ChatRequest` with a
+:class:`Completion`, with a concurrency limit, a circuit breaker per model, statistics
+and cost; the :class:`ResourceMonitor` reads GPUs through NVML and admits models before
+they are loaded; :func:`start_fleet` starts them all from :func:`load_config` and
+:func:`discover`. Fake servers for offline use and tests are in :mod:`actors.testing`.
 """
 
 from actors._actor import Actor, Deferred, Ref
+from actors._breaker import DEFAULT_COUNTED, Breaker, BreakerSettings
 from actors._bridge import IoBridge, IoHandle
 from actors._bus import DeadLetter, DeadLetters, EventBus, Subscription
+from actors._config import (
+    BreakerConfig,
+    Config,
+    ConfigError,
+    DiscoveryConfig,
+    HostConfig,
+    PriceConfig,
+    ResourcesConfig,
+    default_config_path,
+    load_config,
+)
+from actors._discovery import DEFAULT_ENDPOINTS, discover, discover_sync, probe
 from actors._errors import (
     ActorError,
     ActorNotFound,
@@ -25,6 +45,40 @@ from actors._events import (
     ActorStopped,
     SupervisorGaveUp,
 )
+from actors._fleet import Fleet, breaker_settings, host_settings, start_fleet
+from actors._host import HostMessage, HostSettings, ModelHost, Price
+from actors._llm import (
+    Admission,
+    AdmitModel,
+    BreakerState,
+    BreakerTransition,
+    CancelChat,
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    Embeddings,
+    EmbedRequest,
+    FinishReason,
+    GpuInfo,
+    GpuProcess,
+    HostInventory,
+    HostStats,
+    HostStatsQuery,
+    InventoryQuery,
+    LoadedModel,
+    LoadModel,
+    ModelInfo,
+    ModelLoadChanged,
+    ModelStats,
+    ResourceQuery,
+    ResourceSnapshot,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    UnloadModel,
+    Usage,
+    new_request_id,
+)
 from actors._messages import (
     Event,
     Failure,
@@ -35,6 +89,16 @@ from actors._messages import (
     decode,
     encode,
     message_types,
+)
+from actors._monitor import RegisterHost, ResourceMonitor
+from actors._nvml import GpuReading, NvmlReader, read_gpus
+from actors._providers import PROVIDERS, provider_class
+from actors._providers._base import (
+    Provider,
+    ProviderError,
+    Timeouts,
+    make_client,
+    parse_retry_after,
 )
 from actors._store import (
     DB_ENV_VAR,
@@ -67,7 +131,10 @@ from actors._timers import TimerHandle, Timers
 
 __all__ = [
     "DB_ENV_VAR",
+    "DEFAULT_COUNTED",
+    "DEFAULT_ENDPOINTS",
     "MIGRATIONS",
+    "PROVIDERS",
     "Actor",
     "ActorCrashed",
     "ActorError",
@@ -75,18 +142,46 @@ __all__ = [
     "ActorRestarted",
     "ActorStarted",
     "ActorStopped",
+    "Admission",
+    "AdmitModel",
     "AskError",
     "BlockingCallError",
+    "Breaker",
+    "BreakerConfig",
+    "BreakerSettings",
+    "BreakerState",
+    "BreakerTransition",
+    "CancelChat",
+    "ChatMessage",
+    "ChatRequest",
     "ChildInfo",
     "ChildSpec",
+    "Completion",
+    "Config",
+    "ConfigError",
     "DeadLetter",
     "DeadLetters",
     "Deferred",
+    "DiscoveryConfig",
     "DuplicateActorName",
+    "EmbedRequest",
+    "Embeddings",
     "Event",
     "EventBus",
     "Failure",
     "FailureKind",
+    "FinishReason",
+    "Fleet",
+    "GpuInfo",
+    "GpuProcess",
+    "GpuReading",
+    "HostConfig",
+    "HostInventory",
+    "HostMessage",
+    "HostSettings",
+    "HostStats",
+    "HostStatsQuery",
+    "InventoryQuery",
     "IoBridge",
     "IoHandle",
     "Journal",
@@ -95,10 +190,26 @@ __all__ = [
     "JournalEntries",
     "JournalEntry",
     "JournalRead",
+    "LoadModel",
+    "LoadedModel",
     "Message",
     "MessageDecodeError",
+    "ModelHost",
+    "ModelInfo",
+    "ModelLoadChanged",
+    "ModelStats",
+    "NvmlReader",
+    "Price",
+    "PriceConfig",
+    "Provider",
+    "ProviderError",
     "Ref",
+    "RegisterHost",
     "Request",
+    "ResourceMonitor",
+    "ResourceQuery",
+    "ResourceSnapshot",
+    "ResourcesConfig",
     "Restart",
     "Store",
     "StoreError",
@@ -112,10 +223,29 @@ __all__ = [
     "SupervisorSpec",
     "System",
     "SystemNotRunning",
+    "TextDelta",
+    "Timeouts",
     "TimerHandle",
     "Timers",
+    "ToolCall",
+    "ToolSpec",
+    "UnloadModel",
+    "Usage",
+    "breaker_settings",
     "decode",
+    "default_config_path",
     "default_db_path",
+    "discover",
+    "discover_sync",
     "encode",
+    "host_settings",
+    "load_config",
+    "make_client",
     "message_types",
+    "new_request_id",
+    "parse_retry_after",
+    "probe",
+    "provider_class",
+    "read_gpus",
+    "start_fleet",
 ]
