@@ -67,7 +67,12 @@ def fake_server(latency: float, words: int = 0) -> Iterator[str]:
     ]
     if words:
         command += ["--reply-words", str(words)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_server_cpu,  # noqa: PLW1509
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -78,6 +83,13 @@ def fake_server(latency: float, words: int = 0) -> Iterator[str]:
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _server_cpu() -> None:
+    """Run the fake server on the last CPU, away from the measured process."""
+    count = os.cpu_count() or 1
+    if count > 1:
+        os.sched_setaffinity(0, {count - 1})
 
 
 def body(i: int) -> dict[str, Any]:
