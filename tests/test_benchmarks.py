@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.proc import run_python
 
 FIGURES = (
@@ -47,3 +49,28 @@ def test_routing_quick_prints_one_json_object_with_every_figure() -> None:
     assert meta["pykka"]
     assert meta["n"] > 0
     assert meta["cpu_count"] > 0
+
+
+HOSTS_FIGURES = (
+    "raw_wall_s",
+    "actors_wall_s",
+    "fanout_ratio",
+    "default_httpx_wall_s",
+    "stream_tokens_per_s",
+    "failfast_p50_us",
+    "failfast_p99_us",
+)
+
+
+@pytest.mark.slow
+def test_hosts_quick_prints_one_json_object_with_every_figure() -> None:
+    result = run_python("-m", "benchmarks", "hosts", "--quick", timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["requests"] == 100
+    for key in HOSTS_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    assert set(data["targets"]) == {"fanout_ratio_max", "failfast_p99_us_max"}
+    assert all(isinstance(v, bool) for v in data["targets_met"].values())
