@@ -1,15 +1,16 @@
 """``reactor demo``: start the system, send requests through a few actors, show the traces.
 
-An editor fans a brief out to three researchers (each "calls a model": simulated I/O on
-the event loop), one of which crashes on its first request and is restarted by its
-supervisor; the editor retries, journals each finding in the SQLite store and answers.
-The demo asks from sync and from async code, then prints every trace as a tree.
+An editor fans a brief out to three researchers, each of which asks a model through a
+ModelHost: a real LLM server when discovery finds one on the default local ports (or
+one is configured), else the built-in fake servers (and the demo says which). One
+researcher crashes on its first request and is restarted by its supervisor; the editor
+retries, journals each finding in the SQLite store and answers. The demo asks from sync
+and from async code, then prints every trace as a tree.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 from functools import partial
 from pathlib import Path
@@ -20,15 +21,19 @@ from actors import (
     Actor,
     ActorCrashed,
     ActorRestarted,
+    ChatRequest,
     ChildSpec,
+    Completion,
     Event,
     Failure,
+    Fleet,
     Journal,
     Message,
     Request,
     Store,
     SupervisorSpec,
     System,
+    start_fleet,
 )
 from otel.testing import InMemorySpanExporter
 
@@ -64,38 +69,38 @@ class Brief(Request[Report], frozen=True, kw_only=True):
     topics: list[str]
 
 
-async def simulated_model_call(topic: str, latency: float) -> str:
-    """Stand-in for an LLM call (the model hosts arrive with the next issue)."""
-    await asyncio.sleep(latency)
-    return f"three facts about {topic}"
-
-
 class Researcher(Actor[Research]):
-    """Answers Research after a simulated model call; ``flaky`` crashes the first time."""
+    """Answers Research by asking a model; ``flaky`` crashes the first time."""
 
     crashed_once: ClassVar[set[str]] = set()
 
-    def __init__(self, flaky: bool = False) -> None:
+    def __init__(self, host: str, model: str, flaky: bool = False) -> None:
         super().__init__()
+        self.host = host
+        self.model = model
         self.flaky = flaky
 
     def receive(self, message: Research) -> object:
-        """Call the (simulated) model without blocking, answer when it returns."""
+        """Ask the model host without blocking; answer when the completion comes back."""
         if self.flaky and self.name not in Researcher.crashed_once:
             Researcher.crashed_once.add(self.name)
             msg = f"simulated crash while researching {message.topic!r}"
             raise RuntimeError(msg)
         reply = self.defer_reply()
 
-        def done(text: str | Failure) -> None:
-            reply.send(
-                text
-                if isinstance(text, Failure)
-                else Finding(topic=message.topic, text=text, by=self.name)
-            )
+        def done(answer: Completion | Failure) -> None:
+            if isinstance(answer, Failure):
+                reply.send(answer)
+                return
+            text = " ".join(answer.content.split())
+            reply.send(Finding(topic=message.topic, text=text[:100], by=self.name))
 
-        latency = random.uniform(0.01, 0.04)
-        self.pipe_to_self(simulated_model_call(message.topic, latency), done, name="model call")
+        prompt = ChatRequest.prompt(
+            self.model,
+            f"In one short sentence, what is {message.topic} in software?",
+            max_tokens=60,
+        )
+        self.ask(self.runtime.lookup(self.host), prompt, done, timeout=60)
         return None
 
 
@@ -177,20 +182,30 @@ def run_demo(
     # Spans always go to memory for the printout; OTEL_* variables add an exporter.
     otel.configure_tracing(span_exporter=spans, service_name="reactor-demo")
     names = ["researcher-1", "researcher-2", "researcher-3"]
-    researchers = SupervisorSpec(
-        name="researchers",
-        children=[
-            ChildSpec(name=n, actor=Researcher, kwargs={"flaky": n == "researcher-2"})
-            for n in names
-        ],
-    )
     store = Store.spec(path=db_path)
-    editor = ChildSpec(name="editor", actor=Editor, args=(names,))
     print("Reactor Swarm demo: an editor, three researchers under a supervisor, a store", file=out)
+    fleet: Fleet | None = None
     try:
-        with System(store, researchers, editor, name="demo") as system:
+        with System(store, name="demo") as system:
             system.bus.subscribe(Event, system.spawn(_Watcher, name="watcher", args=(out,)))
             print(f"  store: {Store.path_of(db_path)}", file=out)
+            fleet = start_fleet(system, fallback="fakes")
+            host, model = _pick_model(fleet, out)
+            system.spawn(
+                SupervisorSpec(
+                    name="researchers",
+                    children=[
+                        ChildSpec(
+                            name=n,
+                            actor=Researcher,
+                            args=(host, model),
+                            kwargs={"flaky": n == "researcher-2"},
+                        )
+                        for n in names
+                    ],
+                )
+            )
+            system.spawn(Editor, name="editor", args=(names,))
             brief = Brief(title="actors", topics=["pykka", "supervision", "tracing"])
             with otel.tracer().start_as_current_span("demo: sync ask"):
                 report = system.lookup("editor").ask(brief)
@@ -199,10 +214,37 @@ def run_demo(
             _print_report("async ask", report, out)
             print(f"  dead letters: {system.dead_letters.count}", file=out)
     finally:
+        if fleet is not None:
+            fleet.close()
         otel.shutdown_tracing()
     print("\nTraces (every handled message is a span; children are indented):", file=out)
     print(otel.span_tree(s for s in spans.get_finished_spans() if _interesting(s.name)), file=out)
     return 0
+
+
+def _pick_model(fleet: Fleet, out: TextIO) -> tuple[str, str]:
+    """A loaded chat model if there is one, else the first chat model; say which."""
+    if fleet.is_simulated:
+        print(
+            "  LLM servers: none found on the default local ports or in the configuration;"
+            " using the built-in fake servers (simulated answers)",
+            file=out,
+        )
+    candidates = [
+        (host, info)
+        for host, inventory in fleet.inventories.items()
+        for info in inventory.models
+        if "chat" in info.capabilities
+    ]
+    if not candidates:
+        msg = "no chat model on any LLM server found; load one, or stop the servers to use fakes"
+        raise SystemExit(msg)
+    candidates.sort(key=lambda pair: pair[1].loaded is not True)
+    host, info = candidates[0]
+    if not fleet.is_simulated:
+        url = fleet.inventories[host].url
+        print(f"  LLM server: {fleet.inventories[host].server} at {url}, model {info.id}", file=out)
+    return host, info.id
 
 
 async def _async_part(system: System) -> Report:
@@ -219,5 +261,8 @@ def _print_report(how: str, report: Report, out: TextIO) -> None:
 
 
 def _interesting(name: str) -> bool:
-    # The supervisors' bookkeeping messages are spans too, but not what the demo shows.
-    return not name.startswith(("demo.root", "researchers ")) and "watcher" not in name
+    # The supervisors' bookkeeping, the resource monitor's polls and the hosts' inventory
+    # are spans too, but not what the demo is about.
+    boring = ("demo.root", "researchers ", "resources ", "io store open", "store io store open")
+    noise = ("watcher", "InventoryQuery", "list models", "ResourceSnapshot", "RegisterHost")
+    return not name.startswith(boring) and not any(n in name for n in noise)
