@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from actors._llm import ChatMessage, ChatRequest, Completion, FinishReason, TextDelta, ToolSpec
-from actors._messages import Failure, FailureKind
+from actors._messages import FailureKind
 from actors._providers import provider_class
 from actors._providers._anthropic import AnthropicProvider
 from actors._providers._base import ProviderError, Timeouts, make_client
 from actors.testing import FakeModel, FakeServer, FakeToolCall, Fault, Reply
+from tests.support.providers import failure_of, last_body
 
 KEY = "sk-ant-test"
 WEATHER = ToolSpec(
@@ -42,18 +43,6 @@ def provider(server: FakeServer, client: httpx.AsyncClient) -> AnthropicProvider
     return AnthropicProvider(
         server.url, client=client, api_key=KEY, timeouts=Timeouts(stream_idle=0.3)
     )
-
-
-def last_body(server: FakeServer) -> dict[str, object]:
-    body = server.calls[-1].body
-    assert isinstance(body, dict)
-    return body
-
-
-async def failure_of(provider: AnthropicProvider, request: ChatRequest) -> Failure:
-    with pytest.raises(ProviderError) as caught:
-        await provider.complete(request)
-    return caught.value.failure
 
 
 def prompt(text: str = "Hello there", **kw: object) -> ChatRequest:

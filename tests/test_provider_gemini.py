@@ -24,11 +24,12 @@ from actors._llm import (
     ToolCall,
     ToolSpec,
 )
-from actors._messages import Failure, FailureKind
+from actors._messages import FailureKind
 from actors._providers import provider_class
 from actors._providers._base import ProviderError, Timeouts, make_client
 from actors._providers._gemini import GeminiProvider, model_path
 from actors.testing import FakeModel, FakeServer, FakeToolCall, Fault, Reply
+from tests.support.providers import failure_of, last_body
 
 KEY = "AIza-test"
 MODEL = "gemini-fake"
@@ -62,18 +63,6 @@ def provider(server: FakeServer, client: httpx.AsyncClient) -> GeminiProvider:
     return GeminiProvider(
         server.url, client=client, api_key=KEY, timeouts=Timeouts(stream_idle=0.3)
     )
-
-
-def last_body(server: FakeServer) -> dict[str, Any]:
-    body = server.calls[-1].body
-    assert isinstance(body, dict)
-    return body
-
-
-async def failure_of(provider: GeminiProvider, request: ChatRequest) -> Failure:
-    with pytest.raises(ProviderError) as caught:
-        await provider.complete(request)
-    return caught.value.failure
 
 
 def prompt(text: str = "Hello there", **kw: Any) -> ChatRequest:
