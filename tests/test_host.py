@@ -327,3 +327,32 @@ def test_chat_spans_follow_the_genai_conventions(
     by_id = {s.context.span_id: s for s in finished if s.context is not None}
     parent = by_id.get(ok.parent.span_id) if ok.parent is not None else None
     assert parent is not None  # nested under the host's handling of the request
+
+
+def test_breaker_transitions_are_span_events(
+    system: System, fake: FakeServer, spans: InMemorySpanExporter
+) -> None:
+    events = transitions(system)
+    system.add_host(settings(fake, breaker=BreakerSettings(failure_threshold=1)))
+    fake.inject(Fault(status=503))
+    with pytest.raises(AskError):
+        system.chat("local", "x", model="fake-small")
+    assert events.get(timeout=2).to_state is BreakerState.OPEN
+    deadline = time.monotonic() + 5
+    found: list[dict[str, object]] = []
+    while not found and time.monotonic() < deadline:
+        found = [
+            dict(event.attributes or {})
+            for span in spans.get_finished_spans()
+            for event in span.events
+            if event.name == "breaker.transition"
+        ]
+        time.sleep(0.01)
+    assert found == [
+        {
+            "gen_ai.request.model": "fake-small",
+            "breaker.from": "closed",
+            "breaker.to": "open",
+            "breaker.reason": "1 consecutive failures (last: overloaded)",
+        }
+    ]
