@@ -21,6 +21,7 @@ Every handled message is a span, the child of the span that sent it, when tracin
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -214,6 +215,41 @@ class Ref(Generic[M]):
         )
 
 
+class _Piped:
+    """Where the outcome of one ``pipe_to_self`` coroutine goes."""
+
+    __slots__ = ("answer", "handle", "io", "label", "target", "then")
+
+    def __init__(
+        self,
+        target: pykka.ActorRef[Any],
+        then: Callable[[Any], object],
+        io: set[IoHandle],
+        label: str,
+        answer: Deferred[Any] | None,
+    ) -> None:
+        self.target = target
+        self.then = then
+        self.io = io
+        self.label = label
+        self.answer = answer
+        self.handle: IoHandle | None = None
+
+    def deliver(self, outcome: object, carrier: dict[str, str] | None) -> None:
+        """On the I/O loop: queue the outcome for the actor, then answer the asker."""
+        try:
+            self.target.tell(Callback(self.finished, outcome, carrier, self.label))
+        except pykka.ActorDeadError:
+            return  # the actor stopped, and answered every reply it held as it did
+        if self.answer is not None:
+            self.answer._reply.resolve(outcome)
+
+    def finished(self, outcome: object) -> None:
+        """On the actor's thread."""
+        self.io.discard(cast("IoHandle", self.handle))
+        self.then(outcome)
+
+
 class Deferred(Generic[T]):
     """A reply slot taken out of a handler, to answer later (see ``defer_reply``)."""
 
@@ -270,6 +306,13 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         self._exit_reported = False
         self._span_name = f"{self.name} "
 
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
+        # pykka's default is a queue.Queue, whose put and get run in Python under a
+        # Condition; the C SimpleQueue does the same FIFO hand-off for a fraction of the
+        # cost, and the inbox only ever needs put, get and empty.
+        return queue.SimpleQueue()
+
     # ---- what subclasses implement -------------------------------------------------
 
     def receive(self, message: M) -> object:
@@ -304,26 +347,22 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         then: Callable[[T | Failure], object],
         *,
         name: str | None = None,
+        answer: Deferred[Any] | None = None,
     ) -> IoHandle:
         """Run ``coro`` on the I/O loop; call ``then(outcome)`` on this actor's thread.
 
         The outcome is the coroutine's result, or a :class:`Failure` if it raised or was
         cancelled. While it runs, the actor keeps handling other messages.
+
+        With ``answer``, the outcome is also the answer to that deferred reply, sent from
+        the I/O loop as soon as ``then`` is queued in this actor's mailbox: the asker
+        does not wait for this actor's thread, and whatever it sends next is handled
+        after ``then``. ``then`` still runs (its ``send`` of the same reply is then a
+        no-op), and whoever answers the reply first wins, as always.
         """
         label = name or str(getattr(coro, "__qualname__", "coroutine"))
-        handle: IoHandle
-
-        def finished(outcome: object) -> None:
-            self._io.discard(handle)
-            then(cast("T | Failure", outcome))
-
-        def deliver(outcome: object, carrier: dict[str, str] | None) -> None:
-            try:
-                self.actor_ref.tell(Callback(finished, outcome, carrier, f"io {label}"))
-            except pykka.ActorDeadError:
-                return  # the actor stopped; its I/O outcome has no one to go to
-
-        handle = self._rt.bridge.submit(coro, deliver, label)
+        piped = _Piped(self.actor_ref, then, self._io, f"io {label}", answer)
+        handle = piped.handle = self._rt.bridge.submit(coro, piped.deliver, label)
         self._io.add(handle)
         return handle
 

@@ -24,6 +24,7 @@ import structlog
 
 import otel
 from actors._errors import AskError, BlockingCallError
+from actors._handoff import Handoff
 from actors._local import forbid_blocking
 from actors._messages import Failure, FailureKind
 
@@ -72,6 +73,7 @@ class IoBridge:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
         self._cleanups: set[asyncio.Task[Any]] = set()
+        self._handoff = Handoff(self.loop)
 
     @property
     def thread(self) -> threading.Thread:
@@ -98,7 +100,7 @@ class IoBridge:
         """
         handle = IoHandle(name, self.loop)
         context = contextvars.copy_context()
-        self.loop.call_soon_threadsafe(self._start, handle, coro, deliver, context)
+        self._handoff.call(self._start, handle, coro, deliver, context)
         return handle
 
     def cleanup(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

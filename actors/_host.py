@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -442,10 +443,13 @@ class ModelHost(Actor[HostMessage]):
         self._send(pending)
 
     def _send(self, pending: _Pending) -> None:
+        # The outcome answers the caller straight from the I/O loop; the breaker, the
+        # statistics and the queue are updated here, on this thread, in _finished.
         pending.handle = self.pipe_to_self(
             self._call(pending.request),
-            lambda outcome: self._finished(pending, outcome),
+            functools.partial(self._finished, pending),
             name=f"chat {pending.request.model}",
+            answer=pending.reply,
         )
 
     async def _call(self, request: ChatRequest) -> Completion | Failure:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 import otel
+from actors._handoff import handoff_for
 from actors._messages import Failure
 
 if TYPE_CHECKING:
@@ -82,17 +83,18 @@ class SyncReply(Reply):
 class AsyncReply(Reply):
     """A slot that resolves an asyncio future on the caller's loop."""
 
-    __slots__ = ("_future", "_loop", "_timer")
+    __slots__ = ("_future", "_handoff", "_loop", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
+        self._handoff = handoff_for(loop)
         self._future: asyncio.Future[object] = loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
 
     def _deliver(self, value: object) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._set, value)
+            self._handoff.call(self._set, value)
         except RuntimeError:  # the caller's loop is closed: nobody is waiting
             return
 
