@@ -137,21 +137,15 @@ async def _survey(config: Config, discovery: bool) -> tuple[dict[str, HostInvent
         found[name] = inventory
     if discovery and config.discovery.enabled:
         configured = {h.url.rstrip("/") for h in config.hosts.values()}
-        urls = [u for u in config.discovery.urls if u.rstrip("/") not in configured]
-        defaults = config.discovery.default_ports
+        wanted = [*config.discovery.urls]
+        if config.discovery.default_ports:
+            wanted += DEFAULT_ENDPOINTS
         extra = await discover(
-            urls,
+            [u for u in wanted if u.rstrip("/") not in configured],
             default_ports=False,
             timeout=config.discovery.timeout_s,
             reachable_only=True,
         )
-        if defaults:
-            extra += await discover(
-                [u for u in DEFAULT_ENDPOINTS if u not in configured],
-                default_ports=False,
-                timeout=config.discovery.timeout_s,
-                reachable_only=True,
-            )
         for inventory in extra:
             if not inventory.server:
                 continue
@@ -181,6 +175,9 @@ def start_fleet(
         fallback: ``"fakes"`` starts built-in fake servers (OpenAI-compatible and
             Ollama) when no host is found, so that everything still runs offline.
         fake_models: The fake servers' models.
+
+    Call it from sync code (it probes with ``asyncio.run`` and asks the hosts for their
+    inventories); from asyncio code, run it in a worker thread.
 
     Raises:
         ValueError: A configured host has no protocol and could not be recognised.

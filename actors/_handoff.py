@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +65,7 @@ class Handoff:
                 )
 
 
+_registry_lock = threading.Lock()
 _handoffs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Handoff] = (
     weakref.WeakKeyDictionary()
 )
@@ -73,5 +75,10 @@ def handoff_for(loop: asyncio.AbstractEventLoop) -> Handoff:
     """The loop's :class:`Handoff` (made on first use, gone with the loop)."""
     handoff = _handoffs.get(loop)
     if handoff is None:
-        handoff = _handoffs.setdefault(loop, Handoff(loop))
+        # Two threads making the first handoff at once must share one queue, or calls
+        # from them could run out of order.
+        with _registry_lock:
+            handoff = _handoffs.get(loop)
+            if handoff is None:
+                handoff = _handoffs[loop] = Handoff(loop)
     return handoff
