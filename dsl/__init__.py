@@ -1,6 +1,106 @@
-"""The reactor DSL: what users write (reactors, steps, arguments), planned into a DAG.
+"""The reactor DSL: define a dependency graph of steps as a Python class.
 
-The DSL arrives with the executor; this package holds its place in the layout.
+::
+
+    from dsl import Input, Reactor, ask, step
+
+    class Briefing(Reactor):
+        topic = Input(str)
+        optimist = ask("Why is {topic} promising?", model="llama3.2")
+        sceptic = ask("Why might {topic} fail?", model="qwen2.5")
+
+        @step
+        def brief(optimist: Completion, sceptic: Completion) -> str: ...
+
+A step's parameters are its arguments, bound by name to inputs and other steps (or to
+:func:`ref` / :func:`value` sources given as defaults), so the data flow reads off the
+signatures. The definition is checked and planned when the class is created; mistakes
+raise :class:`DefinitionError` naming the reactor, the step and the argument. Running is
+the engine's job: :class:`reactor.Engine`.
 """
 
-__all__: list[str] = []
+from dsl._errors import DefinitionError, RecursionLimitError
+from dsl._outcomes import Continue, Fail, Halt, Retry, Shortcut, WithSteps
+from dsl._reactor import Plan, Reactor, find, locate, plan_steps
+from dsl._sources import PathError, Ref, Source, Value, ref, resolve_path, value
+from dsl._steps import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_RETRIES,
+    AroundImpl,
+    AskImpl,
+    Backoff,
+    CollectImpl,
+    ComposeImpl,
+    ForEachImpl,
+    FunctionImpl,
+    GroupImpl,
+    Impl,
+    Input,
+    StepContext,
+    StepDef,
+    StepSpec,
+    SwitchImpl,
+    TemplateImpl,
+    around,
+    ask,
+    collect,
+    compose,
+    exponential,
+    for_each,
+    group,
+    step,
+    switch,
+    template,
+    template_fields,
+)
+
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_MAX_RETRIES",
+    "AroundImpl",
+    "AskImpl",
+    "Backoff",
+    "CollectImpl",
+    "ComposeImpl",
+    "Continue",
+    "DefinitionError",
+    "Fail",
+    "ForEachImpl",
+    "FunctionImpl",
+    "GroupImpl",
+    "Halt",
+    "Impl",
+    "Input",
+    "PathError",
+    "Plan",
+    "Reactor",
+    "RecursionLimitError",
+    "Ref",
+    "Retry",
+    "Shortcut",
+    "Source",
+    "StepContext",
+    "StepDef",
+    "StepSpec",
+    "SwitchImpl",
+    "TemplateImpl",
+    "Value",
+    "WithSteps",
+    "around",
+    "ask",
+    "collect",
+    "compose",
+    "exponential",
+    "find",
+    "for_each",
+    "group",
+    "locate",
+    "plan_steps",
+    "ref",
+    "resolve_path",
+    "step",
+    "switch",
+    "template",
+    "template_fields",
+    "value",
+]

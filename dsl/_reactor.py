@@ -1,0 +1,293 @@
+"""The :class:`Reactor` base class and the planner that checks a definition once.
+
+Subclassing :class:`Reactor` is defining one: the class body's :class:`~dsl.Input`
+attributes are its inputs and its step attributes (``@step`` functions, ``ask(...)``,
+``compose(...)``, ...) its steps, in the order written. When the class statement ends,
+the planner binds every step's arguments, rejects what cannot run (an unknown
+reference, a duplicate name, a cycle, a wrong option, a parameter that gets no value),
+and stores the immutable :class:`Plan` as ``__plan__``. Nothing about a run lives on
+the class: runs belong to the executor (``reactor``).
+"""
+
+from __future__ import annotations
+
+import graphlib
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from dsl._errors import DefinitionError
+from dsl._sources import Ref, Value
+from dsl._steps import Input, StepDef, StepSpec, bind
+
+__all__ = ["Plan", "Reactor", "find", "locate", "plan_steps"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A validated reactor: inputs, steps and the graph between them.
+
+    Attributes:
+        reactor: The reactor's name.
+        description: Its docstring.
+        inputs: Input name to its declaration, in definition order.
+        steps: Step name to its spec, in definition order.
+        returns: The step whose result is the run's result.
+        order: The steps in a dependency order (each after what it depends on).
+        dependents: Step or input name to the steps that depend on it.
+        max_concurrency: The default limit on steps running at once (``None``: the
+            engine's default).
+        timeout: The default limit on a whole run, in seconds.
+    """
+
+    reactor: str
+    description: str
+    inputs: Mapping[str, Input]
+    steps: Mapping[str, StepSpec]
+    returns: str
+    order: tuple[str, ...]
+    dependents: Mapping[str, tuple[str, ...]]
+    max_concurrency: int | None = None
+    timeout: float | None = None
+
+
+class Reactor:
+    r"""Subclass to define a reactor; the class is checked and planned when defined.
+
+    Example::
+
+        class Briefing(Reactor):
+            '''Two models answer; a step combines them.'''
+
+            topic = Input(str)
+            optimist = ask("Why is {topic} promising?", model="llama3.2")
+            sceptic = ask("Why might {topic} fail?", model="qwen2.5")
+
+            @step
+            def brief(optimist: Completion, sceptic: Completion) -> str:
+                return f"For: {optimist.content}\\nAgainst: {sceptic.content}"
+
+    Class keywords: ``returns`` (the step whose result the run returns; default the
+    last step), ``max_concurrency`` and ``timeout`` (defaults for each run).
+
+    Attributes:
+        __plan__: The validated :class:`Plan`.
+    """
+
+    __plan__: ClassVar[Plan]
+
+    def __init_subclass__(
+        cls,
+        *,
+        returns: str | None = None,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__name__
+        inputs: dict[str, Input] = {}
+        defs: dict[str, StepDef] = {}
+        for attr, member in vars(cls).items():
+            if isinstance(member, Input):
+                inputs[attr] = member
+            elif isinstance(member, StepDef):
+                step_name = attr if member.name in (None, attr) else member.name
+                if step_name in defs or step_name in inputs:
+                    raise DefinitionError("duplicate name", reactor=name, step=step_name)
+                defs[step_name] = member
+        if not defs:
+            raise DefinitionError("a reactor needs at least one step", reactor=name)
+        _check_run_options(name, max_concurrency, timeout)
+        for input_name, spec in inputs.items():
+            _check_input(name, input_name, spec)
+        steps = plan_steps(name, inputs, defs)
+        returning = returns if returns is not None else list(steps)[-1]
+        if returning not in steps:
+            raise DefinitionError(
+                f"returns={returning!r} is not a step of this reactor", reactor=name
+            )
+        cls.__plan__ = _plan(
+            name,
+            description=(cls.__doc__ or "").strip(),
+            inputs=inputs,
+            steps=steps,
+            returns=returning,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+        )
+
+    @classmethod
+    def to_mermaid(cls) -> str:
+        """The graph as a Mermaid flowchart (inputs, steps, and what flows between)."""
+        from dsl._mermaid import to_mermaid  # noqa: PLC0415 - keeps class creation light
+
+        return to_mermaid(cls.__plan__)
+
+
+def plan_steps(
+    reactor: str,
+    inputs: Mapping[str, Input],
+    defs: Mapping[str, StepDef],
+    existing: Mapping[str, StepSpec] | None = None,
+) -> dict[str, StepSpec]:
+    """Bind new steps among ``inputs`` and ``existing`` steps; returns their specs.
+
+    The whole graph is checked for cycles.
+    This is how a class is planned, and how steps added while a run runs are checked.
+    """
+    existing = existing or {}
+    names: dict[str, str] = dict.fromkeys(inputs, "input")
+    names.update(dict.fromkeys(existing, "step"))
+    for step_name in defs:
+        if not step_name.isidentifier():
+            raise DefinitionError(
+                "a step name must be a Python identifier", reactor=reactor, step=step_name
+            )
+        if step_name in names:
+            raise DefinitionError("duplicate name", reactor=reactor, step=step_name)
+        names[step_name] = "step"
+    specs = {n: bind(d, n, reactor, names) for n, d in defs.items()}
+    _check_cycles(reactor, {**existing, **specs})
+    return specs
+
+
+def _check_cycles(reactor: str, steps: Mapping[str, StepSpec]) -> None:
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for spec in steps.values():
+        sorter.add(spec.name, *(d for d in spec.depends_on if d in steps))
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(exc.args[1])
+        raise DefinitionError(
+            f"a cycle: {' -> '.join(cycle)}", reactor=reactor, step=cycle[0]
+        ) from None
+
+
+def _plan(
+    name: str,
+    *,
+    description: str,
+    inputs: dict[str, Input],
+    steps: dict[str, StepSpec],
+    returns: str,
+    max_concurrency: int | None,
+    timeout: float | None,
+) -> Plan:
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    dependents: dict[str, list[str]] = {n: [] for n in (*inputs, *steps)}
+    for spec in steps.values():
+        sorter.add(spec.name, *(d for d in spec.depends_on if d in steps))
+        for dependency in sorted(spec.depends_on):
+            dependents[dependency].append(spec.name)
+    return Plan(
+        reactor=name,
+        description=description,
+        inputs=MappingProxyType(inputs),
+        steps=MappingProxyType(steps),
+        returns=returns,
+        order=tuple(sorter.static_order()),
+        dependents=MappingProxyType({k: tuple(v) for k, v in dependents.items()}),
+        max_concurrency=max_concurrency,
+        timeout=timeout,
+    )
+
+
+def _check_run_options(name: str, max_concurrency: int | None, timeout: float | None) -> None:
+    if max_concurrency is not None and (
+        not isinstance(max_concurrency, int) or max_concurrency < 1
+    ):
+        raise DefinitionError(
+            f"max_concurrency must be an int >= 1, got {max_concurrency!r}", reactor=name
+        )
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise DefinitionError(f"timeout must be seconds > 0, got {timeout!r}", reactor=name)
+
+
+def _check_input(reactor: str, name: str, spec: Input) -> None:
+    if spec.transform is not None and not callable(spec.transform):
+        raise DefinitionError(
+            f"transform must be a function, got {spec.transform!r}",
+            reactor=reactor,
+            step=name,
+        )
+    if isinstance(spec.default, Ref | Value):
+        raise DefinitionError(
+            "an input's default is a plain value, not a source", reactor=reactor, step=name
+        )
+
+
+def locate(obj: Any) -> str:
+    """Where another process finds ``obj`` (a reactor class or a function).
+
+    ``module:Qualname`` when its module can be imported by name; for a class defined in
+    a script (``__main__``), ``/path/to/script.py:Qualname``. Raises ``ValueError`` for
+    what cannot be found again (a lambda, a function defined inside another).
+    """
+    qualname = getattr(obj, "__qualname__", "")
+    module = getattr(obj, "__module__", "")
+    if not qualname or "<" in qualname:
+        msg = f"{obj!r} cannot be found by another process: define it at module level"
+        raise ValueError(msg)
+    if module == "__main__" or module.startswith("reactor_user_file_"):
+        path = getattr(sys.modules.get(module), "__file__", None)
+        if not path:
+            msg = f"{qualname} is defined in an interactive session and cannot be reloaded"
+            raise ValueError(msg)
+        return f"{path}:{qualname}"
+    return f"{module}:{qualname}"
+
+
+def find(locator: str) -> Any:
+    """The object a :func:`locate` string names, importing its module or file.
+
+    Raises:
+        LookupError: The module, file or name does not exist, saying which.
+    """
+    import hashlib  # noqa: PLC0415 - only when loading
+    import importlib  # noqa: PLC0415
+    import importlib.util  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    where, sep, qualname = locator.rpartition(":")
+    if not sep or not where or not qualname:
+        msg = f"{locator!r} is not 'module:Name' or 'path/to/file.py:Name'"
+        raise LookupError(msg)
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        path = Path(where).resolve()
+        if not path.is_file():
+            msg = f"{locator!r}: no file {str(path)!r}"
+            raise LookupError(msg)
+        digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:12]
+        module_name = f"reactor_user_file_{digest}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                msg = f"{locator!r}: cannot load {str(path)!r} as Python"
+                raise LookupError(msg)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[module_name]
+                raise
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            msg = f"{locator!r}: cannot import {where!r} ({exc})"
+            raise LookupError(msg) from exc
+    found: Any = module
+    for part in qualname.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            names = sorted(n for n in vars(module) if not n.startswith("_"))
+            msg = f"{locator!r}: {where} has no {qualname!r} (it has: {', '.join(names)})"
+            raise LookupError(msg) from None
+    return found

@@ -1,0 +1,254 @@
+"""What a run writes to the journal: one event per transition, in order.
+
+A run is one journal stream, ``run:<run_id>`` (:func:`stream_of`). Its first event is
+:class:`RunStarted`; every later transition of the run or of one of its steps appends
+one event, and the last one is terminal (:class:`RunCompleted`, :class:`RunFailed`,
+:class:`RunCancelled`) or :class:`RunHalted` (a halted run is resumed later). Replaying
+the stream from the start rebuilds the run's state exactly: which steps completed with
+which results (step results are stored as msgspec-encoded JSON, :class:`msgspec.Raw`),
+which were added while it ran, which were undone.
+
+These structs are tagged messages like every other, so the CLI, the HTTP API and the
+tests read them back with :func:`actors.decode` or :data:`RUN_EVENT_DECODER`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from actors import Message
+
+__all__ = [
+    "RUN_EVENT_DECODER",
+    "STREAM_PREFIX",
+    "TERMINAL_EVENTS",
+    "Owner",
+    "RunCancelled",
+    "RunCompleted",
+    "RunEvent",
+    "RunFailed",
+    "RunHalted",
+    "RunResumed",
+    "RunStarted",
+    "StepCompensated",
+    "StepCompleted",
+    "StepError",
+    "StepFailed",
+    "StepSkipped",
+    "StepStarted",
+    "StepUndoFailed",
+    "StepUndone",
+    "StepsAdded",
+    "stream_of",
+]
+
+STREAM_PREFIX = "run:"
+"""Every run's journal stream is this prefix followed by the run id."""
+
+
+def stream_of(run_id: str) -> str:
+    """The journal stream of a run."""
+    return STREAM_PREFIX + run_id
+
+
+class Owner(Message, frozen=True, kw_only=True):
+    """The process that runs a run, so a restarted process can tell orphans apart.
+
+    Attributes:
+        host: The machine's host name.
+        pid: The process id.
+        started_at: When that process started (``time.time()``), which tells a reused
+            pid apart from the original process.
+    """
+
+    host: str
+    pid: int
+    started_at: float
+
+
+class StepError(Message, frozen=True, kw_only=True):
+    """Why a step attempt failed.
+
+    Attributes:
+        step: The step's name.
+        kind: A :class:`~actors.FailureKind` value, or ``"error"`` for an exception
+            raised by user code.
+        error: The exception's type name (``"ValueError"``) or the failure's kind.
+        message: What went wrong, in words.
+        retryable: Whether the same attempt could succeed later.
+    """
+
+    step: str
+    kind: str
+    error: str
+    message: str
+    retryable: bool = False
+
+
+class RunStarted(Message, frozen=True, kw_only=True):
+    """The first event of a run.
+
+    Attributes:
+        run_id: The run.
+        reactor: The reactor's name.
+        locator: Where to load the reactor from in another process
+            (``"module:Qualname"`` or ``"/path/file.py:Name"``).
+        inputs: The inputs as given (before transforms), JSON-encoded.
+        options: The run options (``max_concurrency``, ``timeout``, ...).
+        parent: The run that composed this one, if any.
+        owner: The process running it.
+        at: When it started.
+    """
+
+    run_id: str
+    reactor: str
+    locator: str
+    inputs: msgspec.Raw
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    parent: str | None = None
+    owner: Owner
+    at: float
+
+
+class RunResumed(Message, frozen=True, kw_only=True):
+    """The run was picked up again (after a halt, a crash or ``reactor runs resume``)."""
+
+    run_id: str
+    owner: Owner
+    reason: str
+    at: float
+
+
+class StepStarted(Message, frozen=True, kw_only=True):
+    """A step attempt was dispatched (``attempt`` counts from 1)."""
+
+    step: str
+    attempt: int
+    at: float
+
+
+class StepCompleted(Message, frozen=True, kw_only=True):
+    """A step produced its result (``guarded``: a guard supplied it instead)."""
+
+    step: str
+    attempt: int
+    value: msgspec.Raw
+    started_at: float
+    at: float
+    guarded: bool = False
+
+
+class StepSkipped(Message, frozen=True, kw_only=True):
+    """A step's ``where`` predicate was false: it did not run and has no result."""
+
+    step: str
+    at: float
+
+
+class StepFailed(Message, frozen=True, kw_only=True):
+    """A step attempt failed; ``will_retry`` says whether another attempt follows."""
+
+    step: str
+    attempt: int
+    error: StepError
+    will_retry: bool
+    delay: float = 0.0
+    started_at: float
+    at: float
+
+
+class StepCompensated(Message, frozen=True, kw_only=True):
+    """What a failed step's ``compensate`` decided: ``continue``, ``retry`` or ``fail``."""
+
+    step: str
+    decision: str
+    value: msgspec.Raw | None = None
+    at: float
+
+
+class StepsAdded(Message, frozen=True, kw_only=True):
+    """Steps added while the run was running, by ``by`` (a step or a composite).
+
+    Attributes:
+        by: The step that added them.
+        steps: One locatable description per new step (see ``dsl`` dynamic steps).
+    """
+
+    by: str
+    steps: tuple[dict[str, Any], ...]
+    at: float
+
+
+class StepUndone(Message, frozen=True, kw_only=True):
+    """A completed step was rolled back by its ``undo``."""
+
+    step: str
+    at: float
+
+
+class StepUndoFailed(Message, frozen=True, kw_only=True):
+    """A step's ``undo`` failed for good; rollback went on with the others."""
+
+    step: str
+    error: StepError
+    at: float
+
+
+class RunHalted(Message, frozen=True, kw_only=True):
+    """A step halted the run; ``reactor runs resume`` (or ``Engine.resume``) continues."""
+
+    run_id: str
+    step: str
+    reason: str
+    at: float
+
+
+class RunCompleted(Message, frozen=True, kw_only=True):
+    """The run finished; ``value`` is the returned step's result."""
+
+    run_id: str
+    value: msgspec.Raw
+    at: float
+
+
+class RunFailed(Message, frozen=True, kw_only=True):
+    """The run failed (after rollback); ``errors`` lists every failure, first first."""
+
+    run_id: str
+    errors: tuple[StepError, ...]
+    at: float
+
+
+class RunCancelled(Message, frozen=True, kw_only=True):
+    """The run was cancelled (``reason``: who or what cancelled it)."""
+
+    run_id: str
+    reason: str
+    at: float
+
+
+RunEvent = (
+    RunStarted
+    | RunResumed
+    | StepStarted
+    | StepCompleted
+    | StepSkipped
+    | StepFailed
+    | StepCompensated
+    | StepsAdded
+    | StepUndone
+    | StepUndoFailed
+    | RunHalted
+    | RunCompleted
+    | RunFailed
+    | RunCancelled
+)
+"""Every event of a run's stream."""
+
+RUN_EVENT_DECODER: msgspec.json.Decoder[RunEvent] = msgspec.json.Decoder(RunEvent)
+"""Decodes one journal entry's ``data`` into its event."""
+
+TERMINAL_EVENTS = frozenset({"RunCompleted", "RunFailed", "RunCancelled"})
+"""The event types after which a run never continues."""
