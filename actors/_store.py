@@ -47,6 +47,12 @@ a higher version than the code knows was written by newer code: opening it is an
 naming the file and both versions. To change the schema, append a script; never edit one
 that has shipped.
 
+**Listing streams.** A ``streams`` table (migration 2) holds one summary row per stream
+(its first event's id and time, its last ``seq``, type and time), kept by a trigger on
+``events`` within the same transaction as the append, so :class:`JournalStreams` (e.g.
+"the runs, newest first", or "the runs whose last event is not terminal") is answered
+from it on the read connection without scanning the events.
+
 **Where the file is.** ``$REACTOR_DB`` if set, else ``reactor.db`` in the user's data
 directory (:func:`default_db_path`); missing parent directories are created.
 
@@ -67,7 +73,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, assert_never
 
@@ -85,9 +91,12 @@ from actors._store_messages import (
     JournalEntries,
     JournalEntry,
     JournalRead,
+    JournalStreamList,
+    JournalStreams,
     StoreRequest,
     StoreStats,
     StoreStatsQuery,
+    StreamInfo,
 )
 from actors._supervisor import ChildSpec, Restart
 
@@ -117,6 +126,37 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL    NOT NULL,
         UNIQUE (stream_id, seq)
     );
+    """,
+    # 2: a summary row per stream (back-filled, then kept by a trigger), so streams are
+    # listed without scanning the events: e.g. the runs, newest first, or the ones that
+    # did not end. The index serves "prefix P, newest first, LIMIT n": it is walked
+    # newest first and the prefix and type filters are decided in it, without reading
+    # the table, until n rows matched.
+    """
+    CREATE TABLE streams (
+        stream_id  TEXT    PRIMARY KEY,
+        first_id   INTEGER NOT NULL,
+        created_at REAL    NOT NULL,
+        updated_at REAL    NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        last_type  TEXT    NOT NULL
+    );
+    INSERT INTO streams (stream_id, first_id, created_at, updated_at, last_seq, last_type)
+    SELECT b.stream_id, f.id, f.created_at, l.created_at, l.seq, l.type
+    FROM (SELECT stream_id, min(seq) AS lo, max(seq) AS hi FROM events GROUP BY stream_id) AS b
+    JOIN events AS f ON f.stream_id = b.stream_id AND f.seq = b.lo
+    JOIN events AS l ON l.stream_id = b.stream_id AND l.seq = b.hi;
+    CREATE TRIGGER events_streams AFTER INSERT ON events
+    BEGIN
+        INSERT INTO streams (stream_id, first_id, created_at, updated_at, last_seq, last_type)
+        VALUES (NEW.stream_id, NEW.id, NEW.created_at, NEW.created_at, NEW.seq, NEW.type)
+        ON CONFLICT (stream_id) DO UPDATE SET
+            updated_at = excluded.updated_at,
+            last_seq = excluded.last_seq,
+            last_type = excluded.last_type
+        WHERE excluded.last_seq > streams.last_seq;
+    END;
+    CREATE INDEX streams_newest ON streams (created_at, first_id, stream_id, last_type);
     """,
 )
 """The schema, as ordered migration scripts: the database's ``user_version`` counts
@@ -383,6 +423,38 @@ class _Database:
         )
         return JournalEntries(stream_id=stream_id, entries=entries)
 
+    async def streams(self, request: JournalStreams) -> JournalStreamList | Failure:
+        """Summaries of the streams ``request`` selects, newest first."""
+        reader = self.reader
+        if reader is None:
+            return self._failure(FailureKind.INTERNAL, "the database is not open")
+        sql, params = _streams_query(request)
+        try:
+            rows = await reader.execute_fetchall(sql, params)
+        except sqlite3.Error as exc:
+            return self._error(exc, f"listing streams (prefix {request.prefix!r}) failed")
+        infos = tuple(
+            StreamInfo(
+                stream_id=str(r[0]),
+                created_at=float(r[1]),
+                updated_at=float(r[2]),
+                last_seq=int(r[3]),
+                last_type=str(r[4]),
+                first=None
+                if len(r) == 5 or r[5] is None
+                else JournalEntry(
+                    stream_id=str(r[0]),
+                    id=int(r[5]),
+                    seq=int(r[6]),
+                    event_type=str(r[7]),
+                    data=bytes(r[8]),
+                    created_at=float(r[9]),
+                ),
+            )
+            for r in rows
+        )
+        return JournalStreamList(stream_infos=infos)
+
     # ---- failures ------------------------------------------------------------------
 
     def _failure(self, kind: FailureKind, what: str, **details: str) -> Failure:
@@ -431,6 +503,53 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
+def _streams_query(request: JournalStreams) -> tuple[str, list[object]]:
+    """The SELECT (and its parameters) that answers ``request`` from ``streams``."""
+    columns = "s.stream_id, s.created_at, s.updated_at, s.last_seq, s.last_type"
+    # With a LIMIT, walk the time index newest first and stop after ``limit`` matches
+    # (the planner would otherwise take the prefix's range of the primary key and sort
+    # all of it); without one, every match is read anyway and the range is cheaper.
+    source = "streams AS s" if request.limit is None else "streams AS s INDEXED BY streams_newest"
+    if request.include_first:
+        columns += ", f.id, f.seq, f.type, f.data, f.created_at"
+        source += " LEFT JOIN events AS f ON f.id = s.first_id"
+    where: list[str] = []
+    params: list[object] = []
+    if request.prefix:
+        # A range, not LIKE: '%' and '_' in the prefix are ordinary characters.
+        where.append("s.stream_id >= ?")
+        params.append(request.prefix)
+        end = _prefix_end(request.prefix)
+        if end is not None:
+            where.append("s.stream_id < ?")
+            params.append(end)
+    if request.open_only:
+        where.append(f"s.last_type NOT IN ({', '.join('?' * len(request.terminal_types))})")
+        params.extend(request.terminal_types)
+    sql = f"SELECT {columns} FROM {source}"  # noqa: S608 - only placeholders are interpolated
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY s.created_at DESC, s.first_id DESC LIMIT ?"
+    params.append(-1 if request.limit is None else request.limit)
+    return sql, params
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (``None``: none is).
+
+    SQLite compares text by its UTF-8 bytes, which order like the code points, so this is
+    ``prefix`` with its last character incremented (dropping characters that cannot be).
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are never stored: skip past them
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
+
+
 async def _close_quietly(conn: aiosqlite.Connection, path: Path) -> None:
     """Close ``conn`` and wait until its worker thread has ended.
 
@@ -464,6 +583,10 @@ class _Flush:
     """Sent by the Store to itself: start a commit with what has queued up."""
 
     __slots__ = ()
+
+
+_Served = JournalAppend | JournalRead | JournalStreams
+"""The requests that wait for the database to be open."""
 
 
 class _Pending(NamedTuple):
@@ -518,7 +641,7 @@ class Store(Actor[StoreRequest | _Flush]):
             busy_timeout_ms=round(busy_timeout * 1000),
         )
         self._open = False
-        self._early: list[tuple[JournalAppend | JournalRead, Deferred[Any]]] = []
+        self._early: list[tuple[_Served, Deferred[Any]]] = []
         self._pending: collections.deque[_Pending] = collections.deque()
         self._in_flight = 0
         self._flush_sent = False
@@ -595,7 +718,7 @@ class Store(Actor[StoreRequest | _Flush]):
     def receive(self, message: StoreRequest | _Flush) -> object:
         """Queue appends for the next group commit; start reads; answer stats."""
         match message:
-            case JournalAppend() | JournalRead():
+            case JournalAppend() | JournalRead() | JournalStreams():
                 problem = _check(message)
                 if problem is not None:
                     return Failure(
@@ -618,19 +741,28 @@ class Store(Actor[StoreRequest | _Flush]):
             case _:
                 assert_never(message)
 
-    def _serve(self, message: JournalAppend | JournalRead, reply: Deferred[Any]) -> None:
-        if isinstance(message, JournalRead):
-            self.pipe_to_self(
-                self._db.read(message.stream_id, message.after_seq, message.limit),
-                lambda outcome: _answer(reply, outcome),
-                name="store read",
-            )
-            return
-        self._pending.append(_Pending(message, reply))
-        if not self._in_flight and not self._flush_sent:
-            # Behind whatever is already in the mailbox, so that it joins this commit.
-            self._flush_sent = True
-            self.actor_ref.tell(_Flush())
+    def _serve(self, message: _Served, reply: Deferred[Any]) -> None:
+        match message:
+            case JournalRead():
+                self.pipe_to_self(
+                    self._db.read(message.stream_id, message.after_seq, message.limit),
+                    lambda outcome: _answer(reply, outcome),
+                    name="store read",
+                )
+            case JournalStreams():
+                self.pipe_to_self(
+                    self._db.streams(message),
+                    lambda outcome: _answer(reply, outcome),
+                    name="store streams",
+                )
+            case JournalAppend():
+                self._pending.append(_Pending(message, reply))
+                if not self._in_flight and not self._flush_sent:
+                    # Behind whatever is already in the mailbox, so that it joins this commit.
+                    self._flush_sent = True
+                    self.actor_ref.tell(_Flush())
+            case _:
+                assert_never(message)
 
     # ---- group commit --------------------------------------------------------------
 
@@ -720,8 +852,18 @@ class Store(Actor[StoreRequest | _Flush]):
         )
 
 
-def _check(message: JournalAppend | JournalRead) -> str | None:
+def _check(message: _Served) -> str | None:
     """What is wrong with a request's fields, or ``None``."""
+    match message:
+        case JournalAppend() | JournalRead():
+            return _check_one_stream(message)
+        case JournalStreams():
+            return _check_streams(message)
+        case _:
+            assert_never(message)
+
+
+def _check_one_stream(message: JournalAppend | JournalRead) -> str | None:
     if not message.stream_id:
         return "stream_id must not be empty"
     if isinstance(message, JournalAppend):
@@ -733,6 +875,14 @@ def _check(message: JournalAppend | JournalRead) -> str | None:
         return f"after_seq={message.after_seq} must not be negative"
     elif message.limit is not None and message.limit < 0:
         return f"limit={message.limit} must not be negative"
+    return None
+
+
+def _check_streams(message: JournalStreams) -> str | None:
+    if message.limit is not None and message.limit < 0:
+        return f"limit={message.limit} must not be negative"
+    if message.open_only and not message.terminal_types:
+        return "open_only needs terminal_types (the event types that end a stream)"
     return None
 
 
@@ -833,6 +983,40 @@ class Journal:
         request = JournalRead(stream_id=stream_id, after_seq=after_seq, limit=limit)
         return list((await self.ref.ask_async(request, timeout=self.timeout)).entries)
 
+    def streams(
+        self,
+        prefix: str = "",
+        *,
+        open_only: bool = False,
+        terminal_types: Collection[str] = (),
+        limit: int | None = None,
+        include_first: bool = True,
+    ) -> list[StreamInfo]:
+        """The streams whose id starts with ``prefix``, newest first (see :class:`JournalStreams`).
+
+        Args:
+            prefix: Matched literally; ``""`` lists every stream.
+            open_only: Only streams whose last event type is not in ``terminal_types``.
+            terminal_types: The event types that end a stream (required by ``open_only``).
+            limit: At most this many (the newest); ``None`` for all.
+            include_first: Whether each summary carries the stream's first event.
+        """
+        request = _streams(prefix, open_only, terminal_types, limit, include_first)
+        return list(self.ref.ask(request, timeout=self.timeout).stream_infos)
+
+    async def streams_async(
+        self,
+        prefix: str = "",
+        *,
+        open_only: bool = False,
+        terminal_types: Collection[str] = (),
+        limit: int | None = None,
+        include_first: bool = True,
+    ) -> list[StreamInfo]:
+        """:meth:`streams` for asyncio code."""
+        request = _streams(prefix, open_only, terminal_types, limit, include_first)
+        return list((await self.ref.ask_async(request, timeout=self.timeout)).stream_infos)
+
     def stats(self) -> StoreStats:
         """The Store's counters."""
         return self.ref.ask(StoreStatsQuery(), timeout=self.timeout)
@@ -850,4 +1034,23 @@ def _append(
         event_type=event_type,
         data=_as_bytes(data),
         expected_seq=expected_seq,
+    )
+
+
+def _streams(
+    prefix: str,
+    open_only: bool,
+    terminal_types: Collection[str],
+    limit: int | None,
+    include_first: bool,
+) -> JournalStreams:
+    if isinstance(terminal_types, str):
+        msg = f"terminal_types={terminal_types!r}: pass a collection of event types, not a str"
+        raise TypeError(msg)
+    return JournalStreams(
+        prefix=prefix,
+        open_only=open_only,
+        terminal_types=tuple(terminal_types),
+        limit=limit,
+        include_first=include_first,
     )

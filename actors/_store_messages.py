@@ -19,9 +19,12 @@ __all__ = [
     "JournalEntries",
     "JournalEntry",
     "JournalRead",
+    "JournalStreamList",
+    "JournalStreams",
     "StoreRequest",
     "StoreStats",
     "StoreStatsQuery",
+    "StreamInfo",
 ]
 
 
@@ -105,6 +108,61 @@ class JournalRead(Request[JournalEntries], frozen=True, kw_only=True):
     limit: int | None = None
 
 
+class StreamInfo(Message, frozen=True, kw_only=True):
+    """One stream of the journal, summarised (kept up to date on every append).
+
+    Attributes:
+        stream_id: The stream.
+        created_at: When its first event was committed (``time.time()`` seconds).
+        updated_at: When its last event was committed.
+        last_seq: Its last event's ``seq`` (how many events it has).
+        last_type: Its last event's ``event_type``.
+        first: Its first event (``seq`` 1), e.g. a run's ``RunStarted``; ``None`` when
+            it was not asked for (``include_first=False``).
+    """
+
+    stream_id: str
+    created_at: float
+    updated_at: float
+    last_seq: int
+    last_type: str
+    first: JournalEntry | None = None
+
+
+class JournalStreamList(Message, frozen=True, kw_only=True):
+    """The answer to :class:`JournalStreams`: the matching streams, newest first.
+
+    Attributes:
+        stream_infos: One summary per stream, by ``created_at`` descending (streams
+            created in the same commit: the later-created one first).
+    """
+
+    stream_infos: tuple[StreamInfo, ...] = ()
+
+
+class JournalStreams(Request[JournalStreamList], frozen=True, kw_only=True):
+    """List the journal's streams, newest first, from the summary table (no event scan).
+
+    Reads use their own connection, so they never wait behind the writer.
+
+    Attributes:
+        prefix: Only streams whose id starts with this (e.g. ``"run:"``); matched
+            literally (``%`` and ``_`` are ordinary characters). ``""`` matches all.
+        open_only: Leave out the streams whose last event is one of ``terminal_types``
+            (e.g. the runs that finished, to find the ones a crash interrupted).
+            Requires ``terminal_types``.
+        terminal_types: The event types that end a stream (used with ``open_only``).
+        limit: At most this many streams (the newest); ``None`` for all of them.
+        include_first: Whether each summary carries its stream's first event.
+    """
+
+    prefix: str = ""
+    open_only: bool = False
+    terminal_types: tuple[str, ...] = ()
+    limit: int | None = None
+    include_first: bool = True
+
+
 class StoreStats(Message, frozen=True, kw_only=True):
     """The answer to :class:`StoreStatsQuery`: what the Store has done so far.
 
@@ -135,5 +193,5 @@ class StoreStatsQuery(Request[StoreStats], frozen=True, kw_only=True):
     """Ask the Store for its counters (answered at once, without touching the disk)."""
 
 
-StoreRequest = JournalAppend | JournalRead | StoreStatsQuery
+StoreRequest = JournalAppend | JournalRead | JournalStreams | StoreStatsQuery
 """Every request the :class:`~actors.Store` understands."""

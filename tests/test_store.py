@@ -244,21 +244,22 @@ def test_a_clean_stop_closes_every_connection(tmp_path: Path) -> None:
 async def test_migrations_run_once_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
     """user_version counts applied scripts; reopening re-runs none; a newer file is refused."""
     db = tmp_path / "schema.db"
-    v2 = (*MIGRATIONS, "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);")
+    known = len(MIGRATIONS)
+    newer = (*MIGRATIONS, "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);")
 
-    async with System(Store.spec(db, migrations=v2), name="first", default_timeout=5.0) as first:
+    async with System(Store.spec(db, migrations=newer), name="first", default_timeout=5.0) as first:
         await Journal(first.lookup("store")).append_async("s", "E", b"1")
-    assert _db_rows(db, "PRAGMA user_version") == [(2,)]
+    assert _db_rows(db, "PRAGMA user_version") == [(known + 1,)]
     tables = _db_rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    assert tables == [("events",), ("notes",)]
+    assert tables == [("events",), ("notes",), ("streams",)]
 
     # Re-running either script would fail ("table ... already exists"): reopening must not.
-    async with System(Store.spec(db, migrations=v2), name="again", default_timeout=5.0) as again:
+    async with System(Store.spec(db, migrations=newer), name="again", default_timeout=5.0) as again:
         journal = Journal(again.lookup("store"))
         assert (await journal.append_async("s", "E", b"2")).seq == 2
-    assert _db_rows(db, "PRAGMA user_version") == [(2,)]
+    assert _db_rows(db, "PRAGMA user_version") == [(known + 1,)]
 
-    # Code that knows only version 1 refuses the file, naming it and both versions.
+    # Code that knows only the shipped versions refuses the file, naming it and both.
     async with System(name="older", default_timeout=5.0) as older:
         crashes: asyncio.Queue[ActorCrashed] = asyncio.Queue()
         older.bus.subscribe(ActorCrashed, crashes)
@@ -267,14 +268,14 @@ async def test_migrations_run_once_and_a_newer_schema_is_refused(tmp_path: Path)
             await Journal(ref).read_async("s")
         crash = await asyncio.wait_for(crashes.get(), 5.0)
     assert crash.name == "store"
-    for text in (str(db), "schema version 2", "knows (1)"):
+    for text in (str(db), f"schema version {known + 1}", f"knows ({known})"):
         assert text in crash.error
     # The read waited for the open (its failure), sat in the mailbox (the crash) or came late.
     kind = refused.value.kind
     assert kind in (FailureKind.INTERNAL, FailureKind.ACTOR_CRASHED, FailureKind.ACTOR_STOPPED)
     if kind is not FailureKind.ACTOR_STOPPED:
         assert str(db) in str(refused.value)
-        assert "schema version 2" in str(refused.value)
+        assert f"schema version {known + 1}" in str(refused.value)
     assert _db_rows(db, "SELECT count(*) FROM events") == [(2,)], "nothing was touched"
 
 
