@@ -8,6 +8,10 @@ Subcommands:
   default local ports) and list their models.
 * ``reactor fake-server --protocol P --port N [--models a,b]``: serve a fake LLM server
   that speaks a real protocol, to try reactors offline.
+* ``reactor run path/to/file.py:Name [--input key=value ...]``: run a reactor with live
+  progress on standard error; its result is printed as JSON on standard output.
+* ``reactor runs list|show|resume``: the runs in the journal; one run's steps; continue
+  a halted or interrupted run.
 * ``reactor version``: print the installed version.
 """
 
@@ -73,8 +77,91 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="answer every request with this many words (default: echo the prompt)",
     )
+    _add_run_commands(commands)
     commands.add_parser("version", help="print the version")
     return parser
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="SQLite file of the journal (default: REACTOR_DB, else the user data dir)",
+    )
+
+
+def _progress_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="show no progress on standard error (the result still goes to standard output)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="error",
+        help="structlog level on standard error (debug, info, warning, error, critical)",
+    )
+
+
+def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a reactor: live progress on stderr, the result as JSON on stdout",
+        description=(
+            "Run a reactor. Exit status: 0 completed, 1 failed or cancelled, 2 a mistake "
+            "on the command line, 3 halted (resume with `reactor runs resume ID`), "
+            "130 interrupted (Ctrl-C cancels the run)."
+        ),
+    )
+    run.add_argument(
+        "locator", metavar="FILE.py:NAME", help="the reactor: path/to/file.py:Name or module:Name"
+    )
+    run.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an input as text (KEY=@FILE: the file's text); converted to the input's type",
+    )
+    run.add_argument(
+        "--json-input",
+        "-j",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="an input as a JSON value",
+    )
+    _db_option(run)
+    run.add_argument(
+        "--max-concurrency", type=int, default=None, help="steps running at once at most"
+    )
+    run.add_argument("--timeout", type=float, default=None, help="seconds the whole run may take")
+    run.add_argument("--run-id", default=None, help="the run's id (default: a new one)")
+    _progress_options(run)
+    run.add_argument(
+        "--mermaid", action="store_true", help="print the reactor as a Mermaid flowchart; no run"
+    )
+    runs = commands.add_parser("runs", help="the runs in the journal: list, show, resume")
+    actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the newest runs first")
+    _db_option(listing)
+    listing.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument(
+        "--all", action="store_true", help="also the runs that other runs composed"
+    )
+    show = actions.add_parser("show", help="one run: its inputs, outcome and steps")
+    show.add_argument("run_id", metavar="RUN_ID")
+    _db_option(show)
+    show.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    resume = actions.add_parser(
+        "resume", help="continue a halted or interrupted run, with live progress"
+    )
+    resume.add_argument("run_id", metavar="RUN_ID")
+    _db_option(resume)
+    _progress_options(resume)
 
 
 def _fake_protocols() -> list[str]:
@@ -83,7 +170,7 @@ def _fake_protocols() -> list[str]:
     return list(PROTOCOLS)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     match args.command:
@@ -112,10 +199,45 @@ def main(argv: Sequence[str] | None = None) -> int:
                 token_delay=args.token_delay,
                 reply_words=args.reply_words,
             )
+        case "run":
+            from reactor._run_cli import run_reactor  # noqa: PLC0415
+
+            return run_reactor(
+                args.locator,
+                inputs=args.input,
+                json_inputs=args.json_input,
+                db=args.db,
+                max_concurrency=args.max_concurrency,
+                timeout=args.timeout,
+                run_id=args.run_id,
+                progress=not args.no_progress,
+                mermaid=args.mermaid,
+                log_level=args.log_level,
+            )
+        case "runs":
+            return _runs(args)
         case "version":
             print(metadata.version("reactor-swarm"))
             return 0
         case _:  # argparse rejects unknown commands before this
+            return 2
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from reactor._run_cli import run_list, run_resume, run_show  # noqa: PLC0415
+
+    match args.runs_command:
+        case "list":
+            return run_list(
+                db=args.db, limit=args.limit, as_json=args.json, include_children=args.all
+            )
+        case "show":
+            return run_show(args.run_id, db=args.db, as_json=args.json)
+        case "resume":
+            return run_resume(
+                args.run_id, db=args.db, progress=not args.no_progress, log_level=args.log_level
+            )
+        case _:  # argparse rejects unknown actions before this
             return 2
 
 
