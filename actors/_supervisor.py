@@ -326,7 +326,7 @@ class Supervisor(Actor[object]):
             return
         restart = child.spec.restart
         if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not exited.crashed):
-            self.log.info(
+            (self.log.warning if exited.crashed else self.log.debug)(
                 "child exited and is not restarted",
                 child=child.spec.name,
                 restart=restart.value,

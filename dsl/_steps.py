@@ -14,7 +14,7 @@ import random
 import string
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Never, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Never, TypeAlias, cast, overload
 
 from dsl._errors import DefinitionError
 from dsl._sources import Ref, Source, Value
@@ -270,9 +270,11 @@ class StepDef:
     Attributes:
         impl: What the step does.
         sources: Arguments given explicitly (``args=`` or keyword sources).
-        name: The name given with ``name=`` (otherwise the class attribute's).
+        name: The name given with ``name=``, else the function's (if any).
         options: The other options, as given (checked by :func:`bind`).
         unknown: Options that do not exist (reported by :func:`bind`).
+        named: Whether ``name=`` was given: in a class body, the attribute names a step
+            unless ``name=`` was given (``loud = step(shout)`` is the step ``loud``).
     """
 
     impl: Impl
@@ -280,6 +282,7 @@ class StepDef:
     name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     unknown: Mapping[str, Any] = field(default_factory=dict)
+    named: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +362,46 @@ class StepSpec:
 # -- the constructors users call ----------------------------------------------------------
 
 
+@overload
+def step(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    args: Mapping[str, Any] | None = None,
+    wait_for: Sequence[str] = (),
+    where: Callable[[dict[str, Any]], Any] | None = None,
+    guard: Callable[[dict[str, Any]], Any] | None = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    backoff: float | Backoff | None = None,
+    timeout: float | None = None,
+    compensate: Callable[..., Any] | None = None,
+    undo: Callable[..., Any] | None = None,
+    description: str = "",
+    **unknown: Never,
+) -> Callable[[Callable[..., Any]], Any]: ...
+
+
+@overload
+def step(
+    fn: Callable[..., Any],
+    /,
+    *,
+    name: str | None = None,
+    args: Mapping[str, Any] | None = None,
+    wait_for: Sequence[str] = (),
+    where: Callable[[dict[str, Any]], Any] | None = None,
+    guard: Callable[[dict[str, Any]], Any] | None = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    backoff: float | Backoff | None = None,
+    timeout: float | None = None,
+    compensate: Callable[..., Any] | None = None,
+    undo: Callable[..., Any] | None = None,
+    description: str = "",
+    **unknown: Never,
+) -> Any: ...
+
+
 def step(
     fn: Callable[..., Any] | None = None,
     /,
@@ -384,7 +427,9 @@ def step(
 
     Args:
         fn: The function (when used as ``@step`` without parentheses).
-        name: The step's name; by default the function's (or the class attribute's).
+        name: The step's name; by default the class attribute's (``shout = step(fn)``
+            is the step ``shout``). A step added while running (``WithSteps``) that sets
+            none is named after its function.
         args: Sources for parameters, for functions whose signature you don't control
             and for steps made while running (``WithSteps``).
         wait_for: Steps that must finish first, without passing their results.
@@ -426,6 +471,7 @@ def step(
             impl=_function_impl(function),
             sources=dict(args or {}),
             name=name or getattr(function, "__name__", None),
+            named=name is not None,
             options=options,
             unknown=dict(unknown),
         )
@@ -455,7 +501,7 @@ def ask(
 ) -> Any:
     """A step that asks ``model`` and returns its :class:`~actors.Completion`.
 
-    ``prompt`` (and ``system``) are templates: each ``{name}`` is an argument, bound to
+    ``prompt``, ``system`` and ``model`` are templates: each ``{name}`` is an argument, bound to
     the input or step of that name (``args`` may give other sources), and rendered
     with ``str.format`` (so ``{draft.content}`` and ``{facts[0]}`` work).
     Failures the model host reports as retryable (rate limits, overload, timeouts) are
@@ -662,6 +708,8 @@ def bind(definition: StepDef, name: str, reactor: str, names: Mapping[str, str])
     """
     binder = _Binder(reactor, name, names)
     for option in definition.unknown:
+        if option in _OPTION_NAMES:
+            binder.fail(f"option {option!r} does not apply to this kind of step")
         binder.fail(f"unknown option {option!r}{_suggest(option, _OPTION_NAMES)}")
     impl = definition.impl
     arguments: dict[str, Source] = {}
@@ -772,6 +820,8 @@ def _function_arguments(
         elif param.name in binder.names and param.name != binder.step:
             arguments[param.name] = Ref(param.name)
         elif param.default is inspect.Parameter.empty:
+            if param.name == binder.step:
+                binder.fail("a step cannot take its own result", param.name)
             hint = _suggest(param.name, binder.names)
             binder.fail(
                 f"no input or step named {param.name!r}{hint}; give the parameter a "
@@ -782,13 +832,17 @@ def _function_arguments(
 
 
 def template_fields(text: str) -> list[str]:
-    """The root names of the ``{placeholders}`` in a ``str.format`` template."""
+    """The root names of the ``{placeholders}`` in a ``str.format`` template.
+
+    A positional placeholder gives its number, or ``""`` for ``{}``, so that it can be
+    refused: arguments are passed by name.
+    """
     roots: list[str] = []
     for _literal, field_name, _spec, _conv in string.Formatter().parse(text):
         if field_name is None:
             continue
         root = field_name.split(".", 1)[0].split("[", 1)[0]
-        if root and root not in roots:
+        if root not in roots:
             roots.append(root)
     return roots
 
@@ -800,6 +854,7 @@ def _template_arguments(
     if isinstance(impl, AskImpl):
         if not isinstance(impl.model, str) or not impl.model:
             binder.fail(f"option 'model' must name a model, got {impl.model!r}")
+        texts.append(impl.model)
         if impl.system is not None:
             texts.append(impl.system)
     fields: list[str] = []
@@ -831,6 +886,10 @@ def _composite_arguments(  # noqa: PLR0912 - one check per kind of mistake
 ) -> tuple[Impl, dict[str, Source]]:
     from dsl._reactor import Reactor  # noqa: PLC0415 - the two modules refer to each other
 
+    if isinstance(impl, SwitchImpl):
+        for number, case in enumerate(impl.cases, 1):
+            if not (isinstance(case, tuple) and len(case) == 2 and callable(case[0])):
+                binder.fail(f"case {number} must be a (predicate, Reactor) pair, got {case!r}")
     reactors = (
         [r for _, r in impl.cases] + ([impl.default] if impl.default else [])
         if isinstance(impl, SwitchImpl)
@@ -839,10 +898,6 @@ def _composite_arguments(  # noqa: PLR0912 - one check per kind of mistake
     for sub in reactors:
         if not (isinstance(sub, type) and issubclass(sub, Reactor)) or sub is Reactor:
             binder.fail(f"{sub!r} is not a Reactor subclass")
-    if isinstance(impl, SwitchImpl):
-        for number, case in enumerate(impl.cases, 1):
-            if not (isinstance(case, tuple) and len(case) == 2 and callable(case[0])):
-                binder.fail(f"case {number} must be a (predicate, Reactor) pair, got {case!r}")
     arguments: dict[str, Source] = {}
     special = {"__over__", "__on__"}
     for key in special & set(given):
@@ -874,6 +929,8 @@ def _composite_arguments(  # noqa: PLR0912 - one check per kind of mistake
         elif input_name in binder.names and input_name != binder.step:
             arguments[input_name] = Ref(input_name)
         elif required:
+            if input_name == binder.step:
+                binder.fail("a step cannot take its own result", input_name)
             binder.fail(
                 f"the input {input_name!r} of "
                 f"{'/'.join(r.__name__ for r in reactors)} has no input or step of that "

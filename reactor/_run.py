@@ -851,7 +851,8 @@ class Run(Actor[object]):
         self, step: _Step, impl: AskImpl, ctx: Any, then: Callable[[_Outcome | Failure], None]
     ) -> None:
         try:
-            host = self._svc.resolve_host(impl.model, impl.host)
+            model = impl.model.format_map(step.arguments)
+            host = self._svc.resolve_host(model, impl.host)
             prompt = impl.prompt.format_map(step.arguments)
             system = impl.system.format_map(step.arguments) if impl.system else None
         except (LookupError, AttributeError, ValueError) as exc:
@@ -864,7 +865,7 @@ class Run(Actor[object]):
             )
             return
         request = ChatRequest.prompt(
-            impl.model,
+            model,
             prompt,
             system=system,
             temperature=impl.temperature,

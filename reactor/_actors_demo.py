@@ -1,4 +1,4 @@
-"""``reactor demo``: start the system, send requests through a few actors, show the traces.
+"""``reactor actors-demo``: start the system, send requests through a few actors, show the traces.
 
 An editor fans a brief out to three researchers, each of which asks a model through a
 ModelHost: a real LLM server when discovery finds one on the default local ports (or
