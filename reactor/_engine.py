@@ -191,6 +191,8 @@ class Engine:
         max_depth: How deep runs may compose runs.
         fleet: Model hosts for ``ask`` steps (from :func:`~actors.start_fleet`).
         hosts: ``model -> host actor name``, for ``ask`` steps that name no host.
+        default_model: The model of ``ask`` steps whose model is empty (by default
+            the fleet's first chat model).
         resume_interrupted: At start, resume the runs whose process died.
         store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
             killed process), when the engine starts the Store.
@@ -209,6 +211,7 @@ class Engine:
         max_depth: int = DEFAULT_MAX_DEPTH,
         fleet: Fleet | None = None,
         hosts: Mapping[str, str] | None = None,
+        default_model: str | None = None,
         resume_interrupted: bool = False,
         store_synchronous: str = "FULL",
     ) -> None:
@@ -238,6 +241,7 @@ class Engine:
             for host, model in fleet.models():
                 self._hosts.setdefault(model, host)
         self._hosts.update(hosts or {})
+        self.default_model = default_model or next(iter(self._hosts), None)
         self._services = self._make_services(self.middleware)
         if resume_interrupted:
             self.resume_interrupted()
@@ -294,9 +298,17 @@ class Engine:
 
     # ---- model hosts ---------------------------------------------------------------------
 
-    def _resolve_host(self, model: str, host: str | None) -> Ref[Any]:
+    def _resolve_host(self, model: str, host: str | None) -> tuple[Ref[Any], str]:
+        if not model:
+            model = self.default_model or ""
+            if not model:
+                msg = (
+                    "the ask step names no model and the engine has no default model "
+                    "(pass Engine(default_model=...) or a fleet with a chat model)"
+                )
+                raise LookupError(msg)
         if host is not None:
-            return self.system.lookup(host)
+            return self.system.lookup(host), model
         name = self._hosts.get(model)
         if name is None and self._fleet is not None and len(self._fleet.hosts) == 1:
             name = next(iter(self._fleet.hosts))
@@ -307,7 +319,7 @@ class Engine:
                 "(pass Engine(fleet=...) or hosts={model: host}, or ask(..., host=...))"
             )
             raise LookupError(msg)
-        return self.system.lookup(name)
+        return self.system.lookup(name), model
 
     # ---- starting runs -------------------------------------------------------------------
 

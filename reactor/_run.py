@@ -162,8 +162,9 @@ class RunServices:
         limits: The concurrency-key pools.
         middleware: Observers of every run.
         owner: This process.
-        resolve_host: ``(model, host) -> Ref`` of the ModelHost for an ``ask`` step
-            (raises ``LookupError`` naming what is available).
+        resolve_host: ``(model, host) -> (Ref, model)``: the ModelHost for an ``ask``
+            step, and the model (an empty model means the engine's default one);
+            raises ``LookupError`` naming what is available.
         start_child: Starts a composed run; see :class:`ChildRunner`.
         journal_timeout: Seconds a journal append may wait.
     """
@@ -173,7 +174,7 @@ class RunServices:
     limits: Limits
     middleware: tuple[Middleware, ...]
     owner: Owner
-    resolve_host: Callable[[str, str | None], Ref[Any]]
+    resolve_host: Callable[[str, str | None], tuple[Ref[Any], str]]
     start_child: Callable[..., Coroutine[Any, Any, Any]]
     journal_timeout: float = 30.0
 
@@ -852,7 +853,7 @@ class Run(Actor[object]):
     ) -> None:
         try:
             model = impl.model.format_map(step.arguments)
-            host = self._svc.resolve_host(model, impl.host)
+            host, model = self._svc.resolve_host(model, impl.host)
             prompt = impl.prompt.format_map(step.arguments)
             system = impl.system.format_map(step.arguments) if impl.system else None
         except (LookupError, AttributeError, ValueError) as exc:

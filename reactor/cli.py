@@ -2,8 +2,10 @@
 
 Subcommands:
 
-* ``reactor demo [--db PATH]``: start the system, send requests through a few actors
-  and print what happened, with the trace of every request.
+* ``reactor demo [--topic T] [--db PATH]``: run the example reactor (parallel ``ask``
+  steps, then one that combines them) on a local LLM server or the built-in fakes.
+* ``reactor actors-demo [--db PATH]``: the actor runtime alone: supervised actors, a
+  crash and a restart, and the trace of every request.
 * ``reactor discover [URL ...] [--json]``: find LLM servers (the given URLs and the
   default local ports) and list their models.
 * ``reactor fake-server --protocol P --port N [--models a,b]``: serve a fake LLM server
@@ -31,18 +33,26 @@ def _parser() -> argparse.ArgumentParser:
         prog="reactor", description="Reactor Swarm: orchestrate many LLMs as actors."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser("demo", help="run the demo and show its traces")
-    demo.add_argument(
-        "--db",
-        type=Path,
-        default=None,
-        help="SQLite file for the journal (default: REACTOR_DB, else the user data dir)",
+    demo = commands.add_parser(
+        "demo", help="run the example reactor: parallel ask steps, then one combining them"
     )
-    demo.add_argument(
-        "--log-level",
-        default="critical",
-        help="structlog level on standard error (debug, info, warning, error, critical)",
+    demo.add_argument("--topic", default=None, help="what the analysts brief on")
+    demo.add_argument("--no-progress", action="store_true", help="no live progress display")
+    actors_demo = commands.add_parser(
+        "actors-demo", help="the actor runtime alone: supervised actors and their traces"
     )
+    for each in (demo, actors_demo):
+        each.add_argument(
+            "--db",
+            type=Path,
+            default=None,
+            help="SQLite file for the journal (default: REACTOR_DB, else the user data dir)",
+        )
+        each.add_argument(
+            "--log-level",
+            default="critical",
+            help="structlog level on standard error (debug, info, warning, error, critical)",
+        )
     discover = commands.add_parser("discover", help="find LLM servers and list their models")
     discover.add_argument("urls", nargs="*", metavar="URL", help="endpoints to probe as well")
     discover.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -175,9 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
     args = _parser().parse_args(argv)
     match args.command:
         case "demo":
-            from reactor._demo import run_demo  # noqa: PLC0415 - keep `reactor version` fast
+            from reactor._demo import DEFAULT_TOPIC, run_demo  # noqa: PLC0415 - keep startup fast
 
-            return run_demo(db_path=args.db, log_level=args.log_level)
+            return run_demo(
+                db_path=args.db,
+                topic=args.topic or DEFAULT_TOPIC,
+                progress=not args.no_progress,
+                log_level=args.log_level,
+            )
+        case "actors-demo":
+            from reactor._actors_demo import run_demo as run_actors_demo  # noqa: PLC0415
+
+            return run_actors_demo(db_path=args.db, log_level=args.log_level)
         case "discover":
             from reactor._hosts_cli import run_discover  # noqa: PLC0415
 
