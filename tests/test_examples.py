@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -39,10 +40,30 @@ def test_quickstart_shows_replies_and_nested_spans(tmp_path: Path) -> None:
     assert "      io look_up_title" in result.stdout
 
 
-def test_reactor_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """`reactor demo` answers from sync and async code, survives a crash, journals, traces."""
+def test_reactor_demo_runs_the_briefing_reactor(tmp_path: Path) -> None:
+    """`reactor demo` runs parallel ask steps and a combining one, says which servers, records."""
     db = tmp_path / "demo.db"
-    result = run("-m", "reactor", "demo", "--db", str(db))
+    result = run("-m", "reactor", "demo", "--db", str(db), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "no LLM server found: using the built-in fake servers" in result.stderr
+        or "LLM server " in result.stderr
+    )
+    report = json.loads(result.stdout[: result.stdout.index("\nthe run as journaled")])
+    assert report["topic"]
+    assert report["brief"]
+    assert set(report["notes"]) == {"for", "against", "precedent"}
+    assert report["tokens"] > 0
+    for name in ("question", "optimist", "sceptic", "historian", "editor", "report"):
+        assert f"{name} " in result.stdout  # the journaled steps table
+    assert "completed" in result.stdout
+    assert db.exists()
+
+
+def test_actors_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """`reactor actors-demo` answers from sync and async code, survives a crash, traces."""
+    db = tmp_path / "demo.db"
+    result = run("-m", "reactor", "actors-demo", "--db", str(db))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "researchers restarted researcher-2" in out
