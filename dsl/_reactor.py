@@ -94,7 +94,7 @@ class Reactor:
             if isinstance(member, Input):
                 inputs[attr] = member
             elif isinstance(member, StepDef):
-                step_name = attr if member.name in (None, attr) else member.name
+                step_name = member.name if member.named and member.name else attr
                 if step_name in defs or step_name in inputs:
                     raise DefinitionError("duplicate name", reactor=name, step=step_name)
                 defs[step_name] = member
@@ -161,9 +161,14 @@ def _check_cycles(reactor: str, steps: Mapping[str, StepSpec]) -> None:
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:
-        cycle = list(exc.args[1])
+        cycle = list(exc.args[1])  # each node is a dependency of the next
+        first, closing = steps[cycle[0]], cycle[-2]
+        argument = next(
+            (a for a, s in first.arguments.items() if isinstance(s, Ref) and s.name == closing),
+            "wait_for",
+        )
         raise DefinitionError(
-            f"a cycle: {' -> '.join(cycle)}", reactor=reactor, step=cycle[0]
+            f"a cycle: {' -> '.join(cycle)}", reactor=reactor, step=first.name, argument=argument
         ) from None
 
 
