@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+import otel
 from actors import (
     ActorNotFound,
     ChildSpec,
@@ -434,6 +435,7 @@ class Engine:
             raw_inputs=raw,
             locator=locator,
             options=options,
+            carrier=otel.inject(),  # the run's span is a child of the caller's, if any
         )
         ref = self._spawned(self._supervisor.ask(StartChild(spec)), rid)
         return RunHandle(rid, reactor.__plan__.reactor, ref, done)
@@ -468,6 +470,7 @@ class Engine:
             raw_inputs=raw,
             locator=locator,
             options=options,
+            carrier=otel.inject(),  # the run's span is a child of the caller's, if any
         )
         ref = self._spawned(await self._supervisor.ask_async(StartChild(spec)), rid)
         return RunHandle(rid, reactor.__plan__.reactor, ref, done)

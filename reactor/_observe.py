@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 import structlog
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -53,10 +54,12 @@ class TracingMiddleware(Middleware):
         """Open the run's span."""
         if not otel.enabled():
             return
+        # No carrier: a root span. (The current context here is whatever message the
+        # Run actor is handling, a journal reply, which is no parent of the run.)
         parent = otel.extract(dict(run.carrier)) if run.carrier else None
         span = otel.tracer().start_span(
             f"reactor.run {run.reactor}",
-            context=parent,
+            context=parent if parent is not None else otel_context.Context(),
             attributes={
                 "reactor.name": run.reactor,
                 "reactor.run_id": run.run_id,
