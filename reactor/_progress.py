@@ -381,11 +381,13 @@ class PlainView(ProgressView):
     def __init__(self, model: ProgressModel, stream: TextIO) -> None:
         super().__init__(model)
         self.stream = stream
+        self._opened = time.time()
 
     def feed(self, item: ProgressItem) -> None:
         """Fold in the item and write its line."""
         super().feed(item)
-        line = describe(item, self.model.started_at)
+        since = self.model.started_at if self.model.started_at is not None else self._opened
+        line = describe(item, since)
         if line is not None:
             self.stream.write(line + "\n")
             self.stream.flush()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import difflib
+import io
 import os
 import queue
 import socket
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -67,6 +68,7 @@ from reactor._records import (
 if TYPE_CHECKING:
     from actors import Fleet, Journal, StreamInfo, System
     from dsl import Reactor
+    from reactor._engine import Engine, RunHandle
     from reactor._middleware import Middleware
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "fold",
     "format_json",
     "has_ask_steps",
+    "leave_now_if_steps_linger",
     "load_reactor",
     "parse_inputs",
     "run_list",
@@ -347,7 +350,8 @@ def fold(events: Iterable[RunEvent]) -> RunView:  # noqa: PLR0912, PLR0915 - one
                 view.halted_step = view.reason = None
                 for each in view.steps:
                     if each.status in (*_UNFINISHED, "halted"):
-                        each.status = "pending"  # it runs again
+                        each.status = "pending"  # it runs again, timed from then on
+                        each.started_at = each.ended_at = None
             case StepStarted():
                 step = view.step(event.step)
                 step.status, step.attempts = "running", max(step.attempts, event.attempt)
@@ -437,23 +441,27 @@ def owner_alive(owner: Owner | None) -> bool | None:
         pass  # it exists, under another user
     except OSError:
         return None
-    started = _process_start(owner.pid)
+    state, started = _process_state(owner.pid)
+    if state in ("Z", "X"):
+        return False  # it died; its parent has not reaped it yet
     return started is None or started <= owner.started_at + 2.0
 
 
-def _process_start(pid: int) -> float | None:
-    """When a process started (``time.time()`` seconds), from ``/proc`` (Linux only)."""
+def _process_state(pid: int) -> tuple[str | None, float | None]:
+    """A process's state letter and when it started (``time.time()``), from ``/proc``.
+
+    ``(None, None)`` where there is no ``/proc`` (not Linux) or it cannot be read.
+    """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         btime = next(
             float(line.split()[1])
             for line in Path("/proc/stat").read_text().splitlines()
             if line.startswith("btime ")
         )
-        ticks = float(stat.rsplit(")", 1)[1].split()[19])
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
+        return fields[0], btime + float(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
-        return None
+        return None, None
 
 
 def live_status(view: RunView) -> str:
@@ -575,10 +583,22 @@ def _when(at: float | None) -> str:
     return datetime.datetime.fromtimestamp(at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _console(out: TextIO) -> Console:
-    """A rich console on ``out``: wide enough not to fold tables when it is a pipe."""
-    terminal = out.isatty()
-    return Console(file=out, width=None if terminal else 200, soft_wrap=False)
+def _emit(out: TextIO, *renderables: RenderableType) -> None:
+    """Print rich renderables on ``out``, in colour on a terminal.
+
+    Elsewhere (a pipe, a file) it is plain text, wide enough not to fold tables, without
+    the padding rich adds at the end of lines.
+    """
+    if out.isatty():
+        console = Console(file=out, soft_wrap=False)
+        for each in renderables:
+            console.print(each)
+        return
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, soft_wrap=False, color_system=None)
+    for each in renderables:
+        console.print(each)
+    out.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
 
 
 _STATUS_STYLE = {
@@ -607,10 +627,11 @@ def run_list(
     limit: int | None,
     as_json: bool,
     include_children: bool = False,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """``reactor runs list``: newest runs first, as a table or JSON."""
+    out, err = out or sys.stdout, err or sys.stderr
     from actors import ActorError, Store  # noqa: PLC0415
 
     if limit is not None and limit < 1:
@@ -623,6 +644,7 @@ def run_list(
             out.write(f"no runs yet (no database at {Store.path_of(db)})\n")
         return EXIT_OK
     try:
+        _configure_logging("error")
         with _journal(db) as journal:
             rows = list_runs(journal, limit=limit, include_children=include_children)
     except (CliError, ActorError) as exc:
@@ -649,7 +671,7 @@ def run_list(
             format_seconds(duration) + ("" if finished else " so far"),
             row.last_event,
         )
-    _console(out).print(table)
+    _emit(out, table)
     return EXIT_OK
 
 
@@ -665,13 +687,15 @@ def run_show(
     *,
     db: Path | None,
     as_json: bool,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """``reactor runs show ID``: the run's header and a table of its steps."""
+    out, err = out or sys.stdout, err or sys.stderr
     from actors import ActorError  # noqa: PLC0415
 
     try:
+        _configure_logging("error")
         with _journal(db) as journal:
             events = read_history(journal, run_id)
     except (CliError, ActorError) as exc:
@@ -688,39 +712,41 @@ def run_show(
             built["duration"] = step.duration
         out.write(format_json(data) + "\n")
         return EXIT_OK
-    console = _console(out)
     header = Table.grid(padding=(0, 2))
     header.add_column(style="bold", no_wrap=True)
     header.add_column()
-    header.add_row("run", view.run_id or run_id)
-    header.add_row("reactor", f"{view.reactor}  [dim]({view.locator})[/dim]")
-    header.add_row("status", _status(view.status))
+    rows: list[tuple[str, Text]] = [
+        ("run", Text(view.run_id or run_id)),
+        ("reactor", Text.assemble(view.reactor, "  ", (f"({view.locator})", "dim"))),
+        ("status", _status(view.status)),
+    ]
     if view.parent:
-        header.add_row("parent run", view.parent)
+        rows.append(("parent run", Text(view.parent)))
     ended = view.ended_at if view.ended_at is not None else view.updated_at
     took = (
         format_seconds(ended - view.started_at)
         if ended is not None and view.started_at is not None
         else "-"
     )
-    header.add_row("started", f"{_when(view.started_at)}  (took {took})")
+    rows.append(("started", Text(f"{_when(view.started_at)}  (took {took})")))
     if view.resumed:
-        header.add_row("resumed", f"{view.resumed} time(s)")
-    header.add_row("inputs", Text(format_json(view.inputs)))
+        rows.append(("resumed", Text(f"{view.resumed} time(s)")))
+    rows.append(("inputs", Text(format_json(view.inputs))))
     if view.status == "completed":
-        header.add_row("result", Text(_clip(format_json(view.result))))
+        rows.append(("result", Text(_clip(format_json(view.result)))))
     if view.errors:
-        header.add_row(
-            "errors", Text("\n".join(f"step {e.step}: {_error_line(e)}" for e in view.errors))
-        )
+        lines = [f"{f'step {e.step}' if e.step else 'run'}: {_error_line(e)}" for e in view.errors]
+        rows.append(("errors", Text("\n".join(lines))))
     if view.status == "halted":
-        header.add_row("halted", f"at step {view.halted_step}: {view.reason}")
-        header.add_row("resume", f"reactor runs resume {view.run_id}")
+        rows.append(("halted", Text(f"at step {view.halted_step}: {view.reason}")))
+        rows.append(("resume", Text(f"reactor runs resume {view.run_id}")))
+    if view.status == "interrupted":
+        rows.append(("resume", Text(f"reactor runs resume {view.run_id}")))
     if view.status == "cancelled":
-        header.add_row("cancelled", view.reason or "")
-    console.print(header)
-    console.print()
-    console.print(_steps_table(view))
+        rows.append(("cancelled", Text(view.reason or "")))
+    for label, value in rows:
+        header.add_row(label, value)
+    _emit(out, header, "", _steps_table(view))
     return EXIT_OK
 
 
@@ -778,14 +804,20 @@ def _mode(progress: bool, err: TextIO) -> ViewMode:
     return "live" if console.is_terminal and not console.is_dumb_terminal else "plain"
 
 
-def _configure(log_level: str) -> None:
-    """Logs to standard error at ``log_level``; tracing from the ``OTEL_*`` variables."""
+def _configure_logging(log_level: str) -> None:
+    """Logs go to standard error, at ``log_level`` (standard output carries results)."""
     import otel  # noqa: PLC0415
 
     try:
         otel.configure_logging(format="console", level=log_level, stream=sys.stderr)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+
+
+def _configure_tracing() -> None:
+    """Tracing as the ``OTEL_*`` variables say (off without them)."""
+    import otel  # noqa: PLC0415
+
     try:
         otel.configure_tracing(service_name=os.environ.get("OTEL_SERVICE_NAME") or "reactor")
     except otel.TracingConfigError as exc:
@@ -811,7 +843,7 @@ def _start_fleet(system: System, err: TextIO) -> Fleet:
     return fleet
 
 
-Starter = Callable[[Any, Sequence["Middleware"]], Any]
+Starter = Callable[["Engine", Sequence["Middleware"]], "RunHandle"]
 """Starts the run on an Engine with the given middleware; returns its RunHandle."""
 
 
@@ -830,30 +862,46 @@ def _execute(
 
     fleet = _start_fleet(system, err) if has_ask_steps(reactor) else None
     try:
-        engine = Engine(system)
-        events: queue.Queue[Any] = queue.Queue()
-        model = ProgressModel(reactor=reactor.__plan__.reactor)
-        model.add_steps(reactor.__plan__.steps)
-        handle: Any = None
-        interrupted = False
-        with make_view(mode, model, err) as view:
-            try:
-                try:
-                    handle = start(engine, [QueueMiddleware(events)])
-                except (ValueError, TypeError, LookupError, msgspec.ValidationError) as exc:
-                    raise CliError(str(exc)) from None
-                done = _wait(handle, events, model, view.feed, view.tick)
-            except KeyboardInterrupt:
-                interrupted = True
-                done = _cancel(handle, events, model, view.feed, view.tick)
-        return _report(system, handle, done, interrupted=interrupted, db=db, out=out, err=err)
+        with Engine(system, fleet=fleet) as engine:
+            return _drive(engine, reactor, start, mode=mode, db=db, out=out, err=err)
     finally:
         if fleet is not None:
             fleet.close()
 
 
+def _drive(
+    engine: Engine,
+    reactor: type[Reactor],
+    start: Starter,
+    *,
+    mode: ViewMode,
+    db: Path | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Start the run, show its progress until it ends, report; the exit status."""
+    from reactor._errors import RunError  # noqa: PLC0415
+
+    events: queue.Queue[Any] = queue.Queue()
+    model = ProgressModel(reactor=reactor.__plan__.reactor)
+    model.add_steps(reactor.__plan__.steps)
+    handle: RunHandle | None = None
+    interrupted = False
+    with make_view(mode, model, err) as view:
+        try:
+            try:
+                handle = start(engine, [QueueMiddleware(events)])
+            except (RunError, ValueError, TypeError, LookupError) as exc:
+                raise CliError(str(exc)) from None
+            done = _wait(handle, events, model, view.feed, view.tick)
+        except KeyboardInterrupt:
+            interrupted = True
+            done = _cancel(handle, events, model, view.feed, view.tick)
+    return _report(handle, done, interrupted=interrupted, db=db, out=out, err=err)
+
+
 def _wait(
-    handle: Any,
+    handle: RunHandle,
     events: queue.Queue[Any],
     model: ProgressModel,
     feed: Callable[[Any], None],
@@ -893,7 +941,7 @@ def _wait(
 
 
 def _cancel(
-    handle: Any,
+    handle: RunHandle | None,
     events: queue.Queue[Any],
     model: ProgressModel,
     feed: Callable[[Any], None],
@@ -909,21 +957,8 @@ def _cancel(
         return _Done(error=KeyboardInterrupt())
 
 
-def _terminal(system: System, run_id: str) -> RunEvent | None:
-    """The event that ended the run, from the journal (``None``: none was written)."""
-    from actors import ActorError, Journal  # noqa: PLC0415
-
-    try:
-        history = read_history(Journal(system.lookup("store")), run_id)
-    except (ActorError, msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    ends = (RunCompleted, RunFailed, RunHalted, RunCancelled)
-    return next((e for e in reversed(history) if isinstance(e, ends)), None)
-
-
 def _report(  # noqa: PLR0911 - one exit per way a run ends
-    system: System,
-    handle: Any,
+    handle: RunHandle | None,
     done: _Done,
     *,
     interrupted: bool,
@@ -932,45 +967,48 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
     err: TextIO,
 ) -> int:
     """Print the result (stdout) or what went wrong (stderr); the exit status."""
-    run_id = getattr(handle, "run_id", None)
-    if handle is None or run_id is None:
+    from reactor._errors import (  # noqa: PLC0415
+        RunCancelledError,
+        RunFailedError,
+        RunHaltedError,
+    )
+
+    if handle is None:
         err.write("interrupted before the run started\n")
         return EXIT_INTERRUPTED
-    if done.error is None and not interrupted:
-        out.write(format_json(done.value) + "\n")
-        out.flush()
-        err.write(f"run {run_id} completed\n")
-        return EXIT_OK
-    end = _terminal(system, run_id)
-    kind = type(done.error).__name__ if done.error is not None else ""
-    db_option = f" --db {db}" if db is not None else ""
+    run_id, error = handle.run_id, done.error
+    resume = f"reactor runs resume {run_id}" + (f" --db {db}" if db is not None else "")
     if interrupted:
-        how = "cancelled" if isinstance(end, RunCancelled) else "interrupted"
-        err.write(f"run {run_id} {how} (Ctrl-C)\n")
-        if not isinstance(end, RunCancelled | RunCompleted | RunFailed):
-            err.write(f"it may be resumed with: reactor runs resume {run_id}{db_option}\n")
+        if error is None:
+            out.write(format_json(done.value) + "\n")
+            err.write(f"run {run_id} completed before it could be cancelled\n")
+        elif isinstance(error, RunCancelledError):
+            err.write(f"run {run_id} cancelled (Ctrl-C)\n")
+        else:
+            err.write(f"run {run_id} interrupted (Ctrl-C); it may be resumed with: {resume}\n")
         return EXIT_INTERRUPTED
-    if isinstance(end, RunHalted) or (end is None and kind == "RunHalted"):
-        where = f" at step {end.step}: {end.reason}" if isinstance(end, RunHalted) else ""
-        err.write(f"run {run_id} halted{where}\n")
-        err.write(f"resume it with: reactor runs resume {run_id}{db_option}\n")
-        return EXIT_HALTED
-    if isinstance(end, RunFailed):
-        err.write(f"run {run_id} failed:\n")
-        for error in end.errors or ():
-            err.write(f"  step {error.step}: {_error_line(error)}\n")
-        if not end.errors:
-            err.write(f"  {done.error}\n")
-        return EXIT_FAILED
-    if isinstance(end, RunCancelled):
-        err.write(f"run {run_id} cancelled: {end.reason}\n")
-        return EXIT_FAILED
-    if isinstance(end, RunCompleted) and done.error is None:
-        out.write(format_json(done.value) + "\n")
-        err.write(f"run {run_id} completed\n")
-        return EXIT_OK
-    err.write(f"run {run_id} failed: {kind}: {done.error}\n")
-    return EXIT_FAILED
+    match error:
+        case None:
+            out.write(format_json(done.value) + "\n")
+            out.flush()
+            err.write(f"run {run_id} completed\n")
+            return EXIT_OK
+        case RunHaltedError():
+            err.write(f"run {run_id} halted at step {error.step}: {error.reason}\n")
+            err.write(f"resume it with: {resume}\n")
+            return EXIT_HALTED
+        case RunFailedError():
+            err.write(f"run {run_id} failed:\n")
+            for each in error.errors:
+                where = f"step {each.step}" if each.step else "run"
+                err.write(f"  {where}: {_error_line(each)}\n")
+            return EXIT_FAILED
+        case RunCancelledError():
+            err.write(f"run {run_id} cancelled: {error.reason}\n")
+            return EXIT_FAILED
+        case _:
+            err.write(f"run {run_id} failed: {type(error).__name__}: {error}\n")
+            return EXIT_FAILED
 
 
 def run_reactor(
@@ -985,10 +1023,11 @@ def run_reactor(
     progress: bool = True,
     mermaid: bool = False,
     log_level: str = "error",
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """``reactor run LOCATOR``: run a reactor with live progress; the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
     try:
         reactor = load_reactor(locator)
         if mermaid:
@@ -1000,13 +1039,14 @@ def run_reactor(
             raise CliError("--max-concurrency must be at least 1")
         if timeout is not None and not timeout > 0:
             raise CliError("--timeout must be a number of seconds > 0")
-        _configure(log_level)
+        _configure_logging(log_level)
+        _configure_tracing()
     except CliError as exc:
         err.write(f"reactor run: error: {exc}\n")
         return exc.code
     from actors import Store, System  # noqa: PLC0415
 
-    def start(engine: Any, middleware: Sequence[Middleware]) -> Any:
+    def start(engine: Engine, middleware: Sequence[Middleware]) -> RunHandle:
         return engine.start(
             reactor,
             given,
@@ -1031,6 +1071,23 @@ def run_reactor(
         _shutdown_tracing()
 
 
+def leave_now_if_steps_linger(code: int) -> int:
+    """After Ctrl-C, exit at once if a step's thread still runs (it cannot be stopped).
+
+    Python waits for worker threads at exit, so a cancelled ``time.sleep(600)`` step
+    would keep the command alive; this is for the ``reactor`` command only, never for
+    code that embeds the engine. Returns ``code`` when nothing lingers.
+    """
+    lingering = [
+        t for t in threading.enumerate() if t.name.startswith("reactor-step") and t.is_alive()
+    ]
+    if code == EXIT_INTERRUPTED and lingering:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def _shutdown_tracing() -> None:
     import otel  # noqa: PLC0415
 
@@ -1043,17 +1100,18 @@ def run_resume(
     db: Path | None = None,
     progress: bool = True,
     log_level: str = "error",
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """``reactor runs resume ID``: continue a halted or interrupted run, with progress."""
+    out, err = out or sys.stdout, err or sys.stderr
     from actors import Journal, Store, System  # noqa: PLC0415
 
     path = Store.path_of(db)
     try:
         if not path.is_file():
             raise CliError(f"no database at {path} (no run has been recorded there)")
-        _configure(log_level)
+        _configure_logging(log_level)
         with System(Store.spec(db), name="reactor") as system:
             history = read_history(Journal(system.lookup("store")), run_id)
             if not history or not isinstance(history[0], RunStarted):
@@ -1066,8 +1124,9 @@ def run_resume(
                 where = f" (process {owner.pid} on {owner.host})" if owner else ""
                 raise CliError(f"run {run_id} is still running{where}")
             reactor = load_reactor(history[0].locator)
+            _configure_tracing()
 
-            def start(engine: Any, middleware: Sequence[Middleware]) -> Any:
+            def start(engine: Engine, middleware: Sequence[Middleware]) -> RunHandle:
                 return engine.resume(run_id, middleware=middleware)
 
             return _execute(

@@ -219,19 +219,21 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 reply_words=args.reply_words,
             )
         case "run":
-            from reactor._run_cli import run_reactor  # noqa: PLC0415
+            from reactor._run_cli import leave_now_if_steps_linger, run_reactor  # noqa: PLC0415
 
-            return run_reactor(
-                args.locator,
-                inputs=args.input,
-                json_inputs=args.json_input,
-                db=args.db,
-                max_concurrency=args.max_concurrency,
-                timeout=args.timeout,
-                run_id=args.run_id,
-                progress=not args.no_progress,
-                mermaid=args.mermaid,
-                log_level=args.log_level,
+            return leave_now_if_steps_linger(
+                run_reactor(
+                    args.locator,
+                    inputs=args.input,
+                    json_inputs=args.json_input,
+                    db=args.db,
+                    max_concurrency=args.max_concurrency,
+                    timeout=args.timeout,
+                    run_id=args.run_id,
+                    progress=not args.no_progress,
+                    mermaid=args.mermaid,
+                    log_level=args.log_level,
+                )
             )
         case "runs":
             return _runs(args)
@@ -243,7 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from reactor._run_cli import run_list, run_resume, run_show  # noqa: PLC0415
+    from reactor._run_cli import (  # noqa: PLC0415
+        leave_now_if_steps_linger,
+        run_list,
+        run_resume,
+        run_show,
+    )
 
     match args.runs_command:
         case "list":
@@ -253,9 +260,10 @@ def _runs(args: argparse.Namespace) -> int:
         case "show":
             return run_show(args.run_id, db=args.db, as_json=args.json)
         case "resume":
-            return run_resume(
+            code = run_resume(
                 args.run_id, db=args.db, progress=not args.no_progress, log_level=args.log_level
             )
+            return leave_now_if_steps_linger(code)
         case _:  # argparse rejects unknown actions before this
             return 2
 
