@@ -160,11 +160,15 @@ class StepFailed(Message, frozen=True, kw_only=True):
 
 
 class StepCompensated(Message, frozen=True, kw_only=True):
-    """What a failed step's ``compensate`` decided: ``continue``, ``retry`` or ``fail``."""
+    """What a failed step's ``compensate`` decided: ``continue``, ``retry`` or ``fail``.
+
+    ``value`` is the substitute result (``continue``), JSON ``null`` otherwise. It is a
+    plain ``Raw``, not ``Raw | None``: msgspec cannot decode a ``Raw`` inside a union.
+    """
 
     step: str
     decision: str
-    value: msgspec.Raw | None = None
+    value: msgspec.Raw = msgspec.Raw(b"null")
     at: float
 
 

@@ -488,6 +488,10 @@ class Run(Actor[object]):
         match message:
             case CancelRun(reason=reason):
                 self._cancel_run(reason)
+            case _SlotFree():
+                self._waiting_slot = False
+                if self._mode is _Mode.RUNNING:
+                    self._pump()
             case _:
                 self.log.warning("unknown message to a run", type=type(message).__name__)
         return None
