@@ -640,15 +640,17 @@ class Engine:
             started = RUN_EVENT_DECODER.decode(info.first.data)
             if not isinstance(started, RunStarted) or started.parent is not None:
                 continue
-            owner = started.owner
-            if info.last_seq > 1:
-                for event in reversed(self.history(started.run_id)):
-                    if isinstance(event, RunResumed):
-                        owner = event.owner
-                        break
-            if not _alive(owner):
+            if not _alive(self._latest_owner(started, info.last_seq)):
                 found.append(started.run_id)
         return found
+
+    def _latest_owner(self, started: RunStarted, last_seq: int) -> Owner:
+        """The process that ran the run last: its latest ``RunResumed``'s, else its starter."""
+        if last_seq > 1:
+            for event in reversed(self.history(started.run_id)):
+                if isinstance(event, RunResumed):
+                    return event.owner
+        return started.owner
 
     def resume_interrupted(self) -> list[RunHandle]:
         """Resume every run whose process died (see :meth:`interrupted`)."""
@@ -675,12 +677,15 @@ class Engine:
                 continue
             if started.parent is not None and not include_children:
                 continue
+            owner = started.owner
+            if info.last_type not in _STATUS:  # running or interrupted: by whom, last?
+                owner = self._latest_owner(started, info.last_seq)
             summaries.append(
                 RunSummary(
                     run_id=started.run_id,
                     reactor=started.reactor,
                     locator=started.locator,
-                    status=status_of(info.last_type, started.owner),
+                    status=status_of(info.last_type, owner),
                     created_at=info.created_at,
                     updated_at=info.updated_at,
                     last_event=info.last_type,

@@ -46,7 +46,9 @@ pool, LLM calls are asks to a model host, the journal is asks to the Store):
 Results are journaled before their dependents finish but not necessarily before they
 start: the journal is a single ordered stream, so whatever a crash leaves durable is a
 prefix of it, and a dependent's completion is never durable without its
-dependencies'. Steps whose completion was not durable run again on resume.
+dependencies'. Steps whose completion was not durable run again on resume, under the
+same attempt number: a composite's child runs are named after the attempt, so the re-run
+finds them and continues them (a child that had ended answers from its journal).
 """
 
 from __future__ import annotations
@@ -526,6 +528,9 @@ class Run(Actor[object]):
         try:
             events = [RUN_EVENT_DECODER.decode(e.data) for e in outcome.entries]
             self._seq = self._acked = len(outcome.entries)
+            if events and isinstance(events[-1], RunCompleted | RunFailed | RunCancelled):
+                self._already_ended(events[-1])
+                return
             self._apply_history(events)
         except (msgspec.DecodeError, LookupError, DefinitionError, ValueError) as exc:
             self._finish_now(
@@ -549,8 +554,48 @@ class Run(Actor[object]):
         )
         self._begin(resumed=True)
 
+    def _already_ended(self, event: RunCompleted | RunFailed | RunCancelled) -> None:
+        """Answer with the outcome a composed run already journaled, without running it.
+
+        A parent that crashed after its child ended (but before its own step's outcome
+        was durable) starts the child again under the same run id; the child's journal
+        has the answer.
+        """
+        self._mode = _Mode.FINISHING
+        reactor = self._plan.reactor
+        error: BaseException
+        match event:
+            case RunCompleted():
+                returns = self._plan.returns
+                try:
+                    value = decode_value(event.value, self._steps[returns].spec.result_type)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    error = RunFailedError(
+                        run_id=self._run_id,
+                        reactor=reactor,
+                        errors=[
+                            StepError(
+                                step="", kind="internal", error="ResumeError", message=str(exc)
+                            )
+                        ],
+                    )
+                else:
+                    if not self._done.done():
+                        self._done.set_result(value)
+                    self.actor_ref.stop(block=False)
+                    return
+            case RunFailed():
+                error = RunFailedError(run_id=self._run_id, reactor=reactor, errors=event.errors)
+            case RunCancelled():
+                error = RunCancelledError(run_id=self._run_id, reactor=reactor, reason=event.reason)
+        self._finish_now(error)
+
     def _apply_history(self, events: list[RunEvent]) -> None:  # noqa: PLR0912 - one branch per event
         failed: dict[str, StepError] = {}
+        # Attempts with no journaled outcome (in flight when the process died, or
+        # halted): they run again under the same number, so a composite finds the
+        # child runs it started (named after the attempt) and continues them.
+        unfinished: dict[str, int] = {}
         for event in events:
             match event:
                 case RunStarted():
@@ -568,7 +613,9 @@ class Run(Actor[object]):
                     self._add_dynamic(specs, replayed=True)
                 case StepStarted():
                     self._steps[event.step].attempt = event.attempt
+                    unfinished[event.step] = event.attempt
                 case StepCompleted():
+                    unfinished.pop(event.step, None)
                     step = self._steps[event.step]
                     value = decode_value(event.value, step.spec.result_type)
                     self._settle_replayed(step, _Status.DONE, value, ran=not event.guarded)
@@ -577,6 +624,7 @@ class Run(Actor[object]):
                     self._settle_replayed(self._steps[event.step], _Status.SKIPPED, None)
                     self._replayed_event(StepEventKind.SKIP, self._steps[event.step], event.at)
                 case StepFailed():
+                    unfinished.pop(event.step, None)
                     self._steps[event.step].attempt = event.attempt
                     if not event.will_retry:
                         failed[event.step] = event.error
@@ -599,6 +647,10 @@ class Run(Actor[object]):
         self._errors.extend(failed.values())
         for name in failed:
             self._steps[name].status = _Status.FAILED
+        for name, attempt in unfinished.items():
+            step = self._steps[name]
+            if step.status is _Status.PENDING:
+                step.attempt = attempt - 1  # _launch counts it again
 
     def _settle_replayed(
         self, step: _Step, status: _Status, value: Any, *, ran: bool = False

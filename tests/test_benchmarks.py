@@ -74,3 +74,46 @@ def test_hosts_quick_prints_one_json_object_with_every_figure() -> None:
         assert value > 0, f"{key}: {value!r}"
     assert set(data["targets"]) == {"fanout_ratio_max", "failfast_p99_us_max"}
     assert all(isinstance(v, bool) for v in data["targets_met"].values())
+
+
+REACTOR_FIGURES = (
+    "chain_plain_us",
+    "chain_engine_us",
+    "fanout_plain_us",
+    "fanout_engine_us",
+    "chain_engine_traced_us",
+    "chain_plain_normal_us",
+    "chain_engine_normal_us",
+    "chain_ratio",
+    "fanout_ratio",
+)
+REACTOR_OVERHEADS = (
+    "chain_step_overhead_us",
+    "fanout_step_overhead_us",
+    "chain_step_overhead_traced_us",
+    "chain_step_overhead_normal_us",
+)
+
+
+@pytest.mark.slow
+def test_reactor_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks reactor --quick` prints one JSON object with every figure."""
+    result = run_python("-m", "benchmarks", "reactor", "--quick", timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert isinstance(data, dict)
+    for key in REACTOR_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert not isinstance(value, bool), key
+        assert value > 0, f"{key}: {value!r}"
+    for key in REACTOR_OVERHEADS:  # a difference of two timings: any sign, but a number
+        assert isinstance(data.get(key), int | float), f"{key}: {data.get(key)!r}"
+    assert data["spans_per_traced_chain"] > 0  # the traced variant really made spans
+    assert set(data["targets"]) == {"chain_step_overhead_us_max", "fanout_step_overhead_us_max"}
+    assert set(data["targets_met"]) == set(data["targets"])
+    assert all(isinstance(v, bool) for v in data["targets_met"].values())
+    meta = data["meta"]
+    assert (meta["chain_steps"], meta["fanout_steps"]) == (10, 101)
+    assert meta["fanout_max_concurrency"] >= 100
+    assert meta["rounds"] == 2
