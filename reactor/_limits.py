@@ -53,12 +53,18 @@ class Limits:
             return False
 
     def release(self, key: str) -> None:
-        """Give a slot back and wake the longest waiter."""
+        """Give a slot back and wake every waiter.
+
+        Each woken run tries again, and the ones that find no slot wait again: a run
+        woken while it no longer wants a slot (it is rolling back, say) cannot leave
+        the others asleep.
+        """
         with self._lock:
             pool = self._pools[key]
             pool.used -= 1
-            wake = pool.waiters.popleft() if pool.waiters else None
-        if wake is not None:
+            waiters = list(pool.waiters)
+            pool.waiters.clear()
+        for wake in waiters:
             wake()
 
     def in_use(self, key: str) -> int:
