@@ -780,7 +780,19 @@ class Store(Actor[StoreRequest | _Flush]):
             batch.append(item)
         if not batch:
             return
-        rows = [_Row(m.stream_id, m.event_type, m.data, m.expected_seq) for m, _ in batch]
+        rows: list[_Row] = []
+        for message, _ in batch:
+            expected = message.expected_seq
+            rows.append(_Row(message.stream_id, message.event_type, message.data, expected))
+            rows.extend(
+                _Row(
+                    message.stream_id,
+                    event.event_type,
+                    event.data,
+                    None if expected is None else expected + number,
+                )
+                for number, event in enumerate(message.more, 1)
+            )
         known = {
             r.stream_id: self._last_seq[r.stream_id] for r in rows if r.stream_id in self._last_seq
         }
@@ -804,14 +816,18 @@ class Store(Actor[StoreRequest | _Flush]):
             self._commits += 1
             self._largest_batch = max(self._largest_batch, len(batch))
             self._remember(outcome.last_seqs)
-            for (message, reply), result in zip(batch, outcome.outcomes, strict=True):
-                if isinstance(result, _Conflict):
+            results = iter(outcome.outcomes)
+            for message, reply in batch:
+                written = [next(results) for _ in range(1 + len(message.more))]
+                conflict = next((r for r in written if isinstance(r, _Conflict)), None)
+                last = written[-1]
+                if conflict is not None:
                     self._conflicts += 1
-                    reply.send(self._conflict(message, result.last_seq))
-                else:
-                    self._appends += 1
+                    reply.send(self._conflict(message, conflict.last_seq))
+                elif isinstance(last, _Written):
+                    self._appends += len(written)
                     reply.send(
-                        JournalAppended(stream_id=message.stream_id, seq=result.seq, id=result.id)
+                        JournalAppended(stream_id=message.stream_id, seq=last.seq, id=last.id)
                     )
         self._commit_next()
 
@@ -867,7 +883,7 @@ def _check_one_stream(message: JournalAppend | JournalRead) -> str | None:
     if not message.stream_id:
         return "stream_id must not be empty"
     if isinstance(message, JournalAppend):
-        if not message.event_type:
+        if not message.event_type or any(not e.event_type for e in message.more):
             return f"event_type must not be empty (stream {message.stream_id!r})"
         if message.expected_seq is not None and message.expected_seq < 0:
             return f"expected_seq={message.expected_seq} must not be negative"

@@ -18,6 +18,7 @@ __all__ = [
     "JournalAppended",
     "JournalEntries",
     "JournalEntry",
+    "JournalEvent",
     "JournalRead",
     "JournalStreamList",
     "JournalStreams",
@@ -42,6 +43,13 @@ class JournalAppended(Message, frozen=True, kw_only=True):
     id: int
 
 
+class JournalEvent(Message, frozen=True, kw_only=True):
+    """One more event of a :class:`JournalAppend` (see its ``more``)."""
+
+    event_type: str
+    data: bytes
+
+
 class JournalAppend(Request[JournalAppended], frozen=True, kw_only=True):
     """Append one event to a stream; answered once the event is durably committed.
 
@@ -52,12 +60,15 @@ class JournalAppend(Request[JournalAppended], frozen=True, kw_only=True):
         expected_seq: Optimistic concurrency: when set, the append succeeds only if the
             stream's last sequence number is exactly this (0 for an empty stream);
             otherwise it is answered with a ``bad_request`` failure and not written.
+        more: Further events for the same stream, written right after this one in the
+            same transaction: all of them or none. The answer names the last one.
     """
 
     stream_id: str
     event_type: str
     data: bytes
     expected_seq: int | None = None
+    more: tuple[JournalEvent, ...] = ()
 
 
 class JournalEntry(Message, frozen=True, kw_only=True):

@@ -436,6 +436,7 @@ class Engine:
             locator=locator,
             options=options,
             carrier=otel.inject(),  # the run's span is a child of the caller's, if any
+            fresh=run_id is None,
         )
         ref = self._spawned(self._supervisor.ask(StartChild(spec)), rid)
         return RunHandle(rid, reactor.__plan__.reactor, ref, done)
@@ -471,6 +472,7 @@ class Engine:
             locator=locator,
             options=options,
             carrier=otel.inject(),  # the run's span is a child of the caller's, if any
+            fresh=run_id is None,
         )
         ref = self._spawned(await self._supervisor.ask_async(StartChild(spec)), rid)
         return RunHandle(rid, reactor.__plan__.reactor, ref, done)

@@ -78,6 +78,7 @@ from actors import (
     JournalAppend,
     JournalAppended,
     JournalEntries,
+    JournalEvent,
     JournalRead,
     Ref,
 )
@@ -169,6 +170,7 @@ class RunServices:
             raises ``LookupError`` naming what is available.
         start_child: Starts a composed run; see :class:`ChildRunner`.
         journal_timeout: Seconds a journal append may wait.
+        journal_linger: Seconds a run's journal events may wait to be sent together.
     """
 
     store: Ref[Any]
@@ -179,6 +181,7 @@ class RunServices:
     resolve_host: Callable[[str, str | None], tuple[Ref[Any], str]]
     start_child: Callable[..., Coroutine[Any, Any, Any]]
     journal_timeout: float = 30.0
+    journal_linger: float = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +383,8 @@ class Run(Actor[object]):
         carrier: The trace context to start the run's span in.
         resume_reason: Why the run is being resumed (``RunResumed.reason``).
         input_check: Re-checks replayed inputs: ``(raw) -> dict``.
+        fresh: The run id was just made up, so its stream cannot exist: start
+            dispatching without waiting for ``RunStarted`` to be durable.
     """
 
     def __init__(
@@ -398,6 +403,7 @@ class Run(Actor[object]):
         carrier: dict[str, str] | None = None,
         resume_reason: str = "resumed",
         input_check: Callable[[Any], dict[str, Any]] | None = None,
+        fresh: bool = False,
     ) -> None:
         super().__init__()
         self._svc = services
@@ -415,6 +421,7 @@ class Run(Actor[object]):
         self._carrier = carrier
         self._resume_reason = resume_reason
         self._input_check = input_check
+        self._fresh = fresh
         self._mw = services.middleware
         self._info = RunInfo(
             run_id=run_id,
@@ -434,6 +441,8 @@ class Run(Actor[object]):
         self._mode = _Mode.STARTING
         self._seq = 0
         self._acked = 0
+        self._outbox: list[tuple[str, bytes, Callable[[JournalAppended | Failure], object]]] = []
+        self._flush_armed = False
         self._halt: tuple[str, str] | None = None
         self._cancel: str | None = None
         self._started = time.monotonic()
@@ -461,7 +470,14 @@ class Run(Actor[object]):
             owner=self._svc.owner,
             at=time.time(),
         )
+        if self._fresh:
+            # A new id nobody else can have used: no need to wait for the journal to
+            # confirm the stream is new before dispatching (the appends stay in order).
+            self._append(started, self._check_appended)
+            self._begin(resumed=False)
+            return
         self._append(started, self._start_appended)
+        self._flush_journal()  # its answer says whether the stream is new: no lingering
 
     def stopped(self) -> None:
         """Answer the caller if the actor stops before the run ended."""
@@ -1446,14 +1462,48 @@ class Run(Actor[object]):
     # ---- the journal and the end --------------------------------------------------------------
 
     def _append(self, event: Any, then: Callable[[JournalAppended | Failure], object]) -> None:
-        self._seq += 1
+        """Journal ``event``; ``then(outcome)`` once it is durable (or failed).
+
+        Events wait in the outbox for at most ``journal_linger`` seconds and go to the
+        Store together (one request, one transaction), so a busy run writes a few
+        batches instead of an append per transition. The events that end a run go at
+        once, with whatever waits before them: the caller is answered only once they
+        are durable. Order is kept (one writer, one mailbox), so what a crash leaves
+        durable is always a prefix of the run's events; what lingered is lost, and
+        the steps it recorded run again on resume (at least once, as ever).
+        """
+        self._outbox.append((type(event).__name__, msgspec.json.encode(event), then))
+        if isinstance(event, _ENDING):
+            self._flush_journal()
+        elif not self._flush_armed:
+            self._flush_armed = True
+            linger = self._svc.journal_linger
+            if linger <= 0:
+                self._flush_journal()
+            else:
+                self.call_later(linger, self._flush_journal, name="journal flush")
+
+    def _flush_journal(self) -> None:
+        self._flush_armed = False
+        batch, self._outbox = self._outbox, []
+        if not batch:
+            return
+        first_type, first_data, _ = batch[0]
+        expected = self._seq
+        self._seq += len(batch)
         request = JournalAppend(
             stream_id=self._stream,
-            event_type=type(event).__name__,
-            data=msgspec.json.encode(event),
-            expected_seq=self._seq - 1,
+            event_type=first_type,
+            data=first_data,
+            expected_seq=expected,
+            more=tuple(JournalEvent(event_type=t, data=d) for t, d, _ in batch[1:]),
         )
-        self.ask(self._svc.store, request, then, timeout=self._svc.journal_timeout)
+
+        def appended(outcome: JournalAppended | Failure) -> None:
+            for _, _, then in batch:
+                then(outcome)
+
+        self.ask(self._svc.store, request, appended, timeout=self._svc.journal_timeout)
 
     def _check_appended(self, outcome: JournalAppended | Failure) -> None:
         if isinstance(outcome, Failure):
@@ -1569,6 +1619,10 @@ class Run(Actor[object]):
             self._pump()
         else:
             self._after_settle()
+
+
+_ENDING = (RunCompleted, RunFailed, RunHalted, RunCancelled)
+"""Events sent to the journal at once: the ones that end a run."""
 
 
 class _SlotFree:
