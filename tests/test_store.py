@@ -30,6 +30,7 @@ from actors import (
     JournalAppended,
     JournalEntries,
     JournalEntry,
+    JournalEvent,
     JournalRead,
     Ref,
     Restart,
@@ -439,3 +440,49 @@ def test_default_path_honours_reactor_db_else_the_user_data_dir(
         journal.append("s", "E", b"{}")
     assert target.exists()
     assert _db_rows(target, "SELECT count(*) FROM events") == [(1,)]
+
+
+# ---- several events in one append ----------------------------------------------------------
+
+
+def test_an_append_with_more_events_writes_them_all_in_order(
+    system: System, tmp_path: Path
+) -> None:
+    """`JournalAppend.more` lands right after the first event; the answer names the last."""
+    store = system.spawn(Store.spec(tmp_path / "more.db", name="more"))
+    journal = Journal(store)
+    journal.append("s", "First", {"n": 0})
+    request = JournalAppend(
+        stream_id="s",
+        event_type="A",
+        data=b'{"n":1}',
+        expected_seq=1,
+        more=(
+            JournalEvent(event_type="B", data=b'{"n":2}'),
+            JournalEvent(event_type="C", data=b'{"n":3}'),
+        ),
+    )
+    answer = store.ask(request)
+    assert answer.seq == 4
+    entries = journal.read("s")
+    assert [(e.seq, e.event_type) for e in entries] == [(1, "First"), (2, "A"), (3, "B"), (4, "C")]
+    assert answer.id == entries[-1].id
+
+
+def test_an_append_with_more_events_that_conflicts_writes_none(
+    system: System, tmp_path: Path
+) -> None:
+    """A wrong `expected_seq` refuses the whole append: none of its events is written."""
+    store = system.spawn(Store.spec(tmp_path / "conflict.db", name="conflict"))
+    journal = Journal(store)
+    journal.append("s", "First", {})
+    request = JournalAppend(
+        stream_id="s",
+        event_type="A",
+        data=b"{}",
+        expected_seq=0,
+        more=(JournalEvent(event_type="B", data=b"{}"),),
+    )
+    with pytest.raises(AskError, match="expected it at seq 0 but it is at seq 1"):
+        store.ask(request)
+    assert [e.event_type for e in journal.read("s")] == ["First"]
