@@ -211,6 +211,7 @@ class _Row(NamedTuple):
     event_type: str
     data: bytes
     expected_seq: int | None
+    follows: bool = False  # one of a JournalAppend's `more`: written only with the first
 
 
 class _Committed(NamedTuple):
@@ -372,9 +373,13 @@ class _Database:
             now = time.time()
             outcomes: list[_Written | _Conflict] = []
             values: list[tuple[int, str, int, str, bytes, float]] = []
+            refused = False  # the current JournalAppend's first event was refused
             for row in rows:
                 current = last[row.stream_id]
-                if row.expected_seq is not None and row.expected_seq != current:
+                refused = (refused and row.follows) or (
+                    row.expected_seq is not None and row.expected_seq != current
+                )
+                if refused:
                     outcomes.append(_Conflict(current))
                     continue
                 seq = last[row.stream_id] = current + 1
@@ -790,6 +795,7 @@ class Store(Actor[StoreRequest | _Flush]):
                     event.event_type,
                     event.data,
                     None if expected is None else expected + number,
+                    follows=True,
                 )
                 for number, event in enumerate(message.more, 1)
             )

@@ -449,7 +449,7 @@ def test_an_append_with_more_events_writes_them_all_in_order(
     system: System, tmp_path: Path
 ) -> None:
     """`JournalAppend.more` lands right after the first event; the answer names the last."""
-    store = system.spawn(Store.spec(tmp_path / "more.db", name="more"))
+    store: Ref[Any] = system.spawn(Store.spec(tmp_path / "more.db", name="more"))
     journal = Journal(store)
     journal.append("s", "First", {"n": 0})
     request = JournalAppend(
@@ -473,7 +473,7 @@ def test_an_append_with_more_events_that_conflicts_writes_none(
     system: System, tmp_path: Path
 ) -> None:
     """A wrong `expected_seq` refuses the whole append: none of its events is written."""
-    store = system.spawn(Store.spec(tmp_path / "conflict.db", name="conflict"))
+    store: Ref[Any] = system.spawn(Store.spec(tmp_path / "conflict.db", name="conflict"))
     journal = Journal(store)
     journal.append("s", "First", {})
     request = JournalAppend(
