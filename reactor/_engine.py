@@ -244,8 +244,10 @@ class Engine:
         self._hosts.update(hosts or {})
         self.default_model = default_model or next(iter(self._hosts), None)
         self._services = self._make_services(self.middleware)
+        self.resumed: list[RunHandle] = []
+        """The runs ``resume_interrupted=True`` picked up when the engine started."""
         if resume_interrupted:
-            self.resume_interrupted()
+            self.resumed = self.resume_interrupted()
 
     # ---- set-up --------------------------------------------------------------------------
 
