@@ -40,7 +40,7 @@ from actors import (
 from actors._supervisor import StartChild
 from dsl import Plan, Reactor, RecursionLimitError, find, locate
 from reactor._codec import EncodeError, encode_value
-from reactor._errors import InputError, ResumeError
+from reactor._errors import InputError, ResumeError, RunFailedError
 from reactor._limits import Limits
 from reactor._middleware import Middleware
 from reactor._observe import LoggingMiddleware, TracingMiddleware
@@ -52,6 +52,7 @@ from reactor._records import (
     RunEvent,
     RunResumed,
     RunStarted,
+    StepError,
     stream_of,
 )
 from reactor._run import CancelRun, Run, RunOptions, RunServices
@@ -282,6 +283,7 @@ class Engine:
             owner=_OWNER,
             resolve_host=self._resolve_host,
             start_child=self._start_child,
+            undo_children=self._undo_children,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:
@@ -570,6 +572,45 @@ class Engine:
             ref.tell_if_alive(CancelRun("its parent step was cancelled"))
             raise
 
+    async def _undo_children(self, prefix: str) -> None:
+        """Roll back the completed runs a composite step started, newest first.
+
+        ``prefix`` is the step attempt's run id; ``RunFailedError`` says which undos
+        failed.
+        """
+        base = stream_of(prefix)
+        infos = await self.journal.streams_async(base)
+        errors: list[StepError] = []
+        for info in infos:  # newest first
+            rest = info.stream_id[len(base) :]
+            direct = rest == "" or (rest.startswith("/") and "/" not in rest[1:])
+            if not direct or info.last_type != "RunCompleted" or info.first is None:
+                continue
+            started = RUN_EVENT_DECODER.decode(info.first.data)
+            if not isinstance(started, RunStarted):
+                continue
+            reactor = self._load(started)
+            done: Future[Any] = Future()
+            spec = self._spec(
+                reactor,
+                started.run_id,
+                done,
+                self._services,
+                inputs=None,
+                raw_inputs=None,
+                locator=started.locator,
+                options=RunOptions(),
+                parent=started.parent,
+                undo_only=True,
+            )
+            self._spawned(await self._supervisor.ask_async(StartChild(spec)), started.run_id)
+            try:
+                await asyncio.wrap_future(done)
+            except RunFailedError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise RunFailedError(run_id=prefix, reactor="", errors=errors)
+
     # ---- resuming -------------------------------------------------------------------------
 
     def history(self, run_id: str) -> list[RunEvent]:
@@ -707,6 +748,7 @@ _STATUS = {
     "RunFailed": "failed",
     "RunCancelled": "cancelled",
     "RunHalted": "halted",
+    "RunUndone": "undone",
 }
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "RunHalted",
     "RunResumed",
     "RunStarted",
+    "RunUndone",
     "StepCompensated",
     "StepCompleted",
     "StepError",
@@ -233,6 +234,17 @@ class RunCancelled(Message, frozen=True, kw_only=True):
     at: float
 
 
+class RunUndone(Message, frozen=True, kw_only=True):
+    """A completed run was rolled back because the run that composed it failed later.
+
+    ``errors`` lists the undos that failed (empty when every one succeeded).
+    """
+
+    run_id: str
+    errors: tuple[StepError, ...] = ()
+    at: float
+
+
 RunEvent = (
     RunStarted
     | RunResumed
@@ -248,11 +260,12 @@ RunEvent = (
     | RunCompleted
     | RunFailed
     | RunCancelled
+    | RunUndone
 )
 """Every event of a run's stream."""
 
 RUN_EVENT_DECODER: msgspec.json.Decoder[RunEvent] = msgspec.json.Decoder(RunEvent)
 """Decodes one journal entry's ``data`` into its event."""
 
-TERMINAL_EVENTS = frozenset({"RunCompleted", "RunFailed", "RunCancelled"})
+TERMINAL_EVENTS = frozenset({"RunCompleted", "RunFailed", "RunCancelled", "RunUndone"})
 """The event types after which a run never continues."""

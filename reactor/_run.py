@@ -119,6 +119,7 @@ from reactor._records import (
     RunHalted,
     RunResumed,
     RunStarted,
+    RunUndone,
     StepCompensated,
     StepCompleted,
     StepError,
@@ -169,6 +170,7 @@ class RunServices:
             step, and the model (an empty model means the engine's default one);
             raises ``LookupError`` naming what is available.
         start_child: Starts a composed run; see :class:`ChildRunner`.
+        undo_children: Rolls back the completed child runs under a run-id prefix.
         journal_timeout: Seconds a journal append may wait.
         journal_linger: Seconds a run's journal events may wait to be sent together.
     """
@@ -180,6 +182,7 @@ class RunServices:
     owner: Owner
     resolve_host: Callable[[str, str | None], tuple[Ref[Any], str]]
     start_child: Callable[..., Coroutine[Any, Any, Any]]
+    undo_children: Callable[[str], Coroutine[Any, Any, Any]]
     journal_timeout: float = 30.0
     journal_linger: float = 0.002
 
@@ -385,6 +388,9 @@ class Run(Actor[object]):
         input_check: Re-checks replayed inputs: ``(raw) -> dict``.
         fresh: The run id was just made up, so its stream cannot exist: start
             dispatching without waiting for ``RunStarted`` to be durable.
+        undo_only: Roll back a completed run (a composed run whose parent failed
+            later): replay its journal, undo its completed steps, journal
+            ``RunUndone``.
     """
 
     def __init__(
@@ -404,6 +410,7 @@ class Run(Actor[object]):
         resume_reason: str = "resumed",
         input_check: Callable[[Any], dict[str, Any]] | None = None,
         fresh: bool = False,
+        undo_only: bool = False,
     ) -> None:
         super().__init__()
         self._svc = services
@@ -422,6 +429,7 @@ class Run(Actor[object]):
         self._resume_reason = resume_reason
         self._input_check = input_check
         self._fresh = fresh
+        self._undo_only = undo_only
         self._mw = services.middleware
         self._info = RunInfo(
             run_id=run_id,
@@ -544,6 +552,9 @@ class Run(Actor[object]):
         try:
             events = [RUN_EVENT_DECODER.decode(e.data) for e in outcome.entries]
             self._seq = self._acked = len(outcome.entries)
+            if self._undo_only:
+                self._undo_completed(events)
+                return
             if events and isinstance(events[-1], RunCompleted | RunFailed | RunCancelled):
                 self._already_ended(events[-1])
                 return
@@ -569,6 +580,19 @@ class Run(Actor[object]):
             self._check_appended,
         )
         self._begin(resumed=True)
+
+    def _undo_completed(self, events: list[RunEvent]) -> None:
+        """Replay a completed run, then roll it back (undo-only mode)."""
+        if not events or not isinstance(events[-1], RunCompleted):
+            self._mode = _Mode.FINISHING  # it failed (rolled back), or was undone already
+            if not self._done.done():
+                self._done.set_result(None)
+            self.actor_ref.stop(block=False)
+            return
+        self._apply_history(events[:-1])
+        notify(self._mw, "run_started", _replace(self._info, resumed=True))
+        self._mode = _Mode.ROLLING_BACK
+        self._roll_back()
 
     def _already_ended(self, event: RunCompleted | RunFailed | RunCancelled) -> None:
         """Answer with the outcome a composed run already journaled, without running it.
@@ -655,7 +679,7 @@ class Run(Actor[object]):
                     self._steps[event.step].status = _Status.UNDONE
                 case RunHalted() | RunResumed():
                     pass
-                case RunCompleted() | RunFailed() | RunCancelled():
+                case RunCompleted() | RunFailed() | RunCancelled() | RunUndone():
                     msg = f"run {self._run_id} already ended ({type(event).__name__})"
                     raise ValueError(msg)
                 case _:
@@ -1335,24 +1359,34 @@ class Run(Actor[object]):
         while self._completed:
             name = self._completed.pop()
             step = self._steps[name]
-            if step.status is _Status.DONE and step.spec.undo is not None and step.ran:
+            undoable = step.spec.undo is not None or bool(step.spec.sub_reactors)
+            if step.status is _Status.DONE and undoable and step.ran:
                 self._undo(step, tries=0)
                 return
         self._end_failed()
 
     def _undo(self, step: _Step, tries: int) -> None:
         spec = step.spec
-        assert spec.undo is not None
         if tries == 0:
             self._event(StepEventKind.UNDO_START, step)
         ctx = self._context(step)
-        coro = _call_any(
-            self._svc.pool,
-            spec.undo,
-            {"value": self._values.get(spec.name), "arguments": step.arguments},
-            ctx,
-        )
         name = spec.name
+        coro: Coroutine[Any, Any, _Outcome]
+        if spec.undo is None:
+            # A composite: roll back the child runs it completed, newest first.
+            prefix = f"{self._run_id}/{name}.{step.attempt}"
+            coro = _guarded(self._svc.undo_children(prefix), None, ctx)
+        else:
+            arguments = step.arguments
+            if not arguments:  # completed before a resume: rebuild them
+                with contextlib.suppress(_StepFailure, KeyError):
+                    arguments = self._arguments(spec)[0]
+            coro = _call_any(
+                self._svc.pool,
+                spec.undo,
+                {"value": self._values.get(name), "arguments": arguments},
+                ctx,
+            )
 
         def undone(outcome: _Outcome | Failure) -> None:
             self._undone(self._steps[name], tries, outcome)
@@ -1400,6 +1434,13 @@ class Run(Actor[object]):
 
     def _end_failed(self) -> None:
         self._mode = _Mode.FINISHING
+        if self._undo_only:
+            errors = tuple(self._errors)
+            self._append(
+                RunUndone(run_id=self._run_id, errors=errors, at=time.time()),
+                lambda outcome: self._ended(outcome, RunOutcome(status="undone", errors=errors)),
+            )
+            return
         if self._cancel is not None:
             reason = self._cancel
             self._append(
@@ -1559,6 +1600,8 @@ class Run(Actor[object]):
                             reason=reason,
                         )
                     )
+                case "undone" if not outcome.errors:
+                    self._done.set_result(None)
                 case "cancelled":
                     self._done.set_exception(
                         RunCancelledError(
@@ -1621,7 +1664,7 @@ class Run(Actor[object]):
             self._after_settle()
 
 
-_ENDING = (RunCompleted, RunFailed, RunHalted, RunCancelled)
+_ENDING = (RunCompleted, RunFailed, RunHalted, RunCancelled, RunUndone)
 """Events sent to the journal at once: the ones that end a run."""
 
 

@@ -53,6 +53,7 @@ from reactor._records import (
     RunHalted,
     RunResumed,
     RunStarted,
+    RunUndone,
     StepCompensated,
     StepCompleted,
     StepError,
@@ -414,6 +415,9 @@ def fold(events: Iterable[RunEvent]) -> RunView:  # noqa: PLR0912, PLR0915 - one
             case RunCancelled():
                 view.status, view.ended_at, view.reason = "cancelled", event.at, event.reason
                 _cancel_unfinished(view)
+            case RunUndone():
+                view.status, view.ended_at = "undone", event.at
+                view.errors = list(event.errors)
     return view
 
 
@@ -528,6 +532,7 @@ _STATUS_OF_LAST = {
     "RunFailed": "failed",
     "RunCancelled": "cancelled",
     "RunHalted": "halted",
+    "RunUndone": "undone",
 }
 
 

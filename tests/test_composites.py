@@ -23,6 +23,7 @@ from reactor._records import (
     RunCompleted,
     RunFailed,
     RunStarted,
+    RunUndone,
     StepCompleted,
     StepFailed,
     StepUndone,
@@ -440,6 +441,45 @@ def test_a_failing_child_fails_the_composing_step_and_undoes_the_parent(engine: 
     assert isinstance(child_history[-1], RunFailed)
     failed = [e for e in child_history if isinstance(e, StepFailed)]
     assert [e.step for e in failed] == ["book"]
+
+
+class Booking(Reactor):
+    """Books a seat, with an undo: the child a parent rolls back."""
+
+    seat = Input(str)
+
+    @step(undo=lambda value, arguments: calls.append(("cancel booking", value)))
+    def book(seat: str) -> str:
+        calls.append("book")
+        return f"booked {seat}"
+
+
+class TripThenPay(Reactor):
+    """Composes a Booking that completes, then fails in a later step."""
+
+    seat = Input(str)
+    booking = compose(Booking)
+
+    @step(max_retries=0)
+    def pay(booking: str) -> str:
+        calls.append("pay")
+        msg = f"card declined for {booking}"
+        raise ValueError(msg)
+
+
+def test_a_completed_child_run_is_undone_when_its_parent_fails_later(engine: Engine) -> None:
+    """Rollback reaches into composed runs: the child's undoable steps are undone, newest first."""
+    handle = engine.start(TripThenPay, {"seat": "12A"})
+    with pytest.raises(RunFailedError, match="card declined"):
+        handle.result(10)
+    assert calls == ["book", "pay", ("cancel booking", "booked 12A")]
+    history = engine.history(handle.run_id)
+    assert [e.step for e in history if isinstance(e, StepUndone)] == ["booking"]
+    [child] = children_of(engine, handle.run_id)
+    child_history = engine.history(child)
+    assert [e.step for e in child_history if isinstance(e, StepUndone)] == ["book"]
+    assert isinstance(child_history[-1], RunUndone)
+    assert not child_history[-1].errors
 
 
 # -- recursion guard --------------------------------------------------------------------------
