@@ -352,53 +352,22 @@ class _Database:
     # ---- work ----------------------------------------------------------------------
 
     async def commit(self, rows: list[_Row], known: dict[str, int]) -> _Committed | Failure:
-        """Write one batch in one transaction; ``known`` holds cached last seqs."""
+        """Write one batch in one transaction; ``known`` holds cached last seqs.
+
+        The transaction runs as one call on aiosqlite's own thread (its ``_execute``,
+        given the ``sqlite3`` connection it owns): one hop there and back instead of
+        one per statement, which measured 10-15% of a reactor step's overhead.
+        """
         writer = self.writer
         if writer is None:
             return self._failure(FailureKind.INTERNAL, "the database is not open")
-        began = False
         try:
-            await writer.execute("BEGIN IMMEDIATE")
-            began = True
-            last = dict(known)
-            unknown = sorted({row.stream_id for row in rows} - last.keys())
-            for chunk in _chunks(unknown, _IN_CHUNK):
-                marks = ", ".join("?" * len(chunk))
-                sql = f"SELECT stream_id, max(seq) FROM events WHERE stream_id IN ({marks})"  # noqa: S608 - only placeholders
-                found = await writer.execute_fetchall(f"{sql} GROUP BY stream_id", chunk)
-                last.update({str(r[0]): int(r[1]) for r in found})
-            for stream_id in unknown:
-                last.setdefault(stream_id, 0)
-            next_id = int(await _scalar(writer, "SELECT coalesce(max(id), 0) FROM events")) + 1
-            now = time.time()
-            outcomes: list[_Written | _Conflict] = []
-            values: list[tuple[int, str, int, str, bytes, float]] = []
-            refused = False  # the current JournalAppend's first event was refused
-            for row in rows:
-                current = last[row.stream_id]
-                refused = (refused and row.follows) or (
-                    row.expected_seq is not None and row.expected_seq != current
-                )
-                if refused:
-                    outcomes.append(_Conflict(current))
-                    continue
-                seq = last[row.stream_id] = current + 1
-                outcomes.append(_Written(seq, next_id))
-                values.append((next_id, row.stream_id, seq, row.event_type, row.data, now))
-                next_id += 1
-            if values:
-                await writer.executemany(
-                    "INSERT INTO events (id, stream_id, seq, type, data, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    values,
-                )
-            await writer.execute("COMMIT")
+            committed: _Committed = await writer._execute(  # type: ignore[no-untyped-call]
+                _commit_rows, writer._conn, rows, known
+            )
         except Exception as exc:  # noqa: BLE001 - every append of the batch gets the failure
-            if began:
-                with contextlib.suppress(sqlite3.Error):
-                    await writer.execute("ROLLBACK")
             return self._error(exc, f"commit of {len(rows)} append(s) failed")
-        return _Committed(outcomes, last)
+        return committed
 
     async def read(
         self, stream_id: str, after_seq: int, limit: int | None
@@ -483,6 +452,50 @@ class _Database:
         else:
             kind = FailureKind.INTERNAL
         return self._failure(kind, f"{what}: {type(exc).__name__}: {exc}", **details)
+
+
+def _commit_rows(conn: sqlite3.Connection, rows: list[_Row], known: dict[str, int]) -> _Committed:
+    """The group commit's transaction, on the writer connection's own thread."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        last = dict(known)
+        unknown = sorted({row.stream_id for row in rows} - last.keys())
+        for chunk in _chunks(unknown, _IN_CHUNK):
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT stream_id, max(seq) FROM events WHERE stream_id IN ({marks})"  # noqa: S608 - only placeholders
+            found = conn.execute(f"{sql} GROUP BY stream_id", chunk).fetchall()
+            last.update({str(r[0]): int(r[1]) for r in found})
+        for stream_id in unknown:
+            last.setdefault(stream_id, 0)
+        next_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]) + 1
+        now = time.time()
+        outcomes: list[_Written | _Conflict] = []
+        values: list[tuple[int, str, int, str, bytes, float]] = []
+        refused = False
+        for row in rows:
+            current = last[row.stream_id]
+            refused = (refused and row.follows) or (
+                row.expected_seq is not None and row.expected_seq != current
+            )
+            if refused:
+                outcomes.append(_Conflict(current))
+                continue
+            seq = last[row.stream_id] = current + 1
+            outcomes.append(_Written(seq, next_id))
+            values.append((next_id, row.stream_id, seq, row.event_type, row.data, now))
+            next_id += 1
+        if values:
+            conn.executemany(
+                "INSERT INTO events (id, stream_id, seq, type, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return _Committed(outcomes, last)
 
 
 async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
