@@ -15,7 +15,6 @@ import dataclasses
 import difflib
 import os
 import secrets
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,7 +43,9 @@ from reactor._errors import InputError, ResumeError, RunFailedError
 from reactor._limits import Limits
 from reactor._middleware import Middleware
 from reactor._observe import LoggingMiddleware, TracingMiddleware
+from reactor._owner import THIS_PROCESS, owner_alive
 from reactor._records import (
+    END_STATUS,
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -61,8 +62,6 @@ __all__ = ["DEFAULT_MAX_DEPTH", "Engine", "RunHandle", "RunSummary", "check_inpu
 
 DEFAULT_MAX_DEPTH = 16
 """How deep runs may compose runs (a run and its composed runs, down to the deepest)."""
-
-_OWNER = Owner(host=socket.gethostname(), pid=os.getpid(), started_at=time.time())
 
 
 class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,7 +97,7 @@ class RunHandle:
         reactor: The reactor's name.
     """
 
-    def __init__(self, run_id: str, reactor: str, ref: Ref[Any], done: Future[Any]) -> None:
+    def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None, done: Future[Any]) -> None:
         self.run_id = run_id
         self.reactor = reactor
         self._ref = ref
@@ -125,7 +124,8 @@ class RunHandle:
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop the run: running attempts are cancelled, completed steps undone."""
-        self._ref.tell_if_alive(CancelRun(reason))
+        if self._ref is not None:
+            self._ref.tell_if_alive(CancelRun(reason))
 
 
 def check_inputs(plan: Plan, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,7 +280,7 @@ class Engine:
             pool=self._pool,
             limits=self.limits,
             middleware=middleware,
-            owner=_OWNER,
+            owner=THIS_PROCESS,
             resolve_host=self._resolve_host,
             start_child=self._start_child,
             undo_children=self._undo_children,
@@ -421,29 +421,11 @@ class Engine:
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
         """
-        rid, values, raw, options, locator = self._prepare(
-            reactor,
-            inputs,
-            run_id=run_id,
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            concurrency_key=concurrency_key,
+        spec, handle = self._start_spec(
+            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware
         )
-        done: Future[Any] = Future()
-        spec = self._spec(
-            reactor,
-            rid,
-            done,
-            self._services_for(middleware),
-            inputs=values,
-            raw_inputs=raw,
-            locator=locator,
-            options=options,
-            carrier=otel.inject(),  # the run's span is a child of the caller's, if any
-            fresh=run_id is None,
-        )
-        ref = self._spawned(self._supervisor.ask(StartChild(spec)), rid)
-        return RunHandle(rid, reactor.__plan__.reactor, ref, done)
+        handle._ref = self._spawned(self._supervisor.ask(StartChild(spec)), handle.run_id)
+        return handle
 
     async def start_async(
         self,
@@ -457,6 +439,24 @@ class Engine:
         middleware: Sequence[Middleware] = (),
     ) -> RunHandle:
         """:meth:`start` for asyncio code."""
+        spec, handle = self._start_spec(
+            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware
+        )
+        answer = await self._supervisor.ask_async(StartChild(spec))
+        handle._ref = self._spawned(answer, handle.run_id)
+        return handle
+
+    def _start_spec(  # noqa: PLR0917 - start()'s arguments, passed on
+        self,
+        reactor: type[Reactor],
+        inputs: Mapping[str, Any] | None,
+        run_id: str | None,
+        max_concurrency: int | None,
+        timeout: float | None,
+        concurrency_key: str | None,
+        middleware: Sequence[Middleware],
+    ) -> tuple[ChildSpec, RunHandle]:
+        """The Run actor's spec for a new top-level run, and its handle (no ref yet)."""
         rid, values, raw, options, locator = self._prepare(
             reactor,
             inputs,
@@ -478,8 +478,7 @@ class Engine:
             carrier=otel.inject(),  # the run's span is a child of the caller's, if any
             fresh=run_id is None,
         )
-        ref = self._spawned(await self._supervisor.ask_async(StartChild(spec)), rid)
-        return RunHandle(rid, reactor.__plan__.reactor, ref, done)
+        return spec, RunHandle(rid, reactor.__plan__.reactor, None, done)
 
     def run(
         self,
@@ -723,7 +722,7 @@ class Engine:
             if started.parent is not None and not include_children:
                 continue
             owner = started.owner
-            if info.last_type not in _STATUS:  # running or interrupted: by whom, last?
+            if info.last_type not in END_STATUS:  # running or interrupted: by whom, last?
                 owner = self._latest_owner(started, info.last_seq)
             summaries.append(
                 RunSummary(
@@ -743,35 +742,17 @@ class Engine:
         return f"store {self.store.name}"
 
 
-_STATUS = {
-    "RunCompleted": "completed",
-    "RunFailed": "failed",
-    "RunCancelled": "cancelled",
-    "RunHalted": "halted",
-    "RunUndone": "undone",
-}
-
-
 def status_of(last_type: str, owner: Owner) -> str:
     """A run's status from its latest event (``interrupted`` if its process is gone)."""
-    status = _STATUS.get(last_type)
+    status = END_STATUS.get(last_type)
     if status is not None:
         return status
     return "running" if _alive(owner) else "interrupted"
 
 
 def _alive(owner: Owner) -> bool:
-    if owner.host != _OWNER.host:
-        return True  # another machine's run: not ours to judge
-    if owner.pid == _OWNER.pid:
-        return owner.started_at == _OWNER.started_at
-    try:
-        os.kill(owner.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the owner may still be running the run (``True`` when it can't tell)."""
+    return owner_alive(owner) is not False
 
 
 def new_run_id() -> str:

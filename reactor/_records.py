@@ -21,6 +21,7 @@ import msgspec
 from actors import Message
 
 __all__ = [
+    "END_STATUS",
     "RUN_EVENT_DECODER",
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
@@ -266,6 +267,15 @@ RunEvent = (
 
 RUN_EVENT_DECODER: msgspec.json.Decoder[RunEvent] = msgspec.json.Decoder(RunEvent)
 """Decodes one journal entry's ``data`` into its event."""
+
+END_STATUS = {
+    "RunCompleted": "completed",
+    "RunFailed": "failed",
+    "RunCancelled": "cancelled",
+    "RunHalted": "halted",
+    "RunUndone": "undone",
+}
+"""A run's status after the event that ended (or halted) it."""
 
 TERMINAL_EVENTS = frozenset({"RunCompleted", "RunFailed", "RunCancelled", "RunUndone"})
 """The event types after which a run never continues."""

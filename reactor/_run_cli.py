@@ -19,7 +19,6 @@ import difflib
 import io
 import os
 import queue
-import socket
 import sys
 import threading
 import time
@@ -33,6 +32,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from reactor._owner import owner_alive
 from reactor._progress import (
     ProgressModel,
     QueueMiddleware,
@@ -42,6 +42,7 @@ from reactor._progress import (
     make_view,
 )
 from reactor._records import (
+    END_STATUS,
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -427,47 +428,6 @@ def _cancel_unfinished(view: RunView) -> None:
             each.status, each.ended_at = "cancelled", view.ended_at
 
 
-def owner_alive(owner: Owner | None) -> bool | None:
-    """Whether the process that ran a run is still alive (``None``: cannot tell).
-
-    Only a process on this machine can be checked. A pid that is alive but started
-    after the run's owner did belongs to another process (the pid was reused).
-    """
-    if owner is None or owner.host != socket.gethostname() or sys.platform == "win32":
-        return None
-    if owner.pid == os.getpid():
-        return True
-    try:
-        os.kill(owner.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, under another user
-    except OSError:
-        return None
-    state, started = _process_state(owner.pid)
-    if state in ("Z", "X"):
-        return False  # it died; its parent has not reaped it yet
-    return started is None or started <= owner.started_at + 2.0
-
-
-def _process_state(pid: int) -> tuple[str | None, float | None]:
-    """A process's state letter and when it started (``time.time()``), from ``/proc``.
-
-    ``(None, None)`` where there is no ``/proc`` (not Linux) or it cannot be read.
-    """
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        btime = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        return fields[0], btime + float(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None, None
-
-
 def live_status(view: RunView) -> str:
     """The run's status, ``interrupted`` for a ``running`` one whose process is gone."""
     if view.status == "running" and owner_alive(view.owner) is False:
@@ -527,15 +487,6 @@ class RunRow(msgspec.Struct, kw_only=True):
     events: int
 
 
-_STATUS_OF_LAST = {
-    "RunCompleted": "completed",
-    "RunFailed": "failed",
-    "RunCancelled": "cancelled",
-    "RunHalted": "halted",
-    "RunUndone": "undone",
-}
-
-
 def summarize(info: StreamInfo, owner: Owner | None = None) -> RunRow:
     """A list row from a journal stream's summary (``owner``: its latest, if read)."""
     run_id = info.stream_id.removeprefix(STREAM_PREFIX)
@@ -544,7 +495,7 @@ def summarize(info: StreamInfo, owner: Owner | None = None) -> RunRow:
         with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
             first = RUN_EVENT_DECODER.decode(info.first.data)
             started = first if isinstance(first, RunStarted) else None
-    status = _STATUS_OF_LAST.get(info.last_type, "running")
+    status = END_STATUS.get(info.last_type, "running")
     latest_owner = owner or (started.owner if started else None)
     if status == "running" and owner_alive(latest_owner) is False:
         status = "interrupted"

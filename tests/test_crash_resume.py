@@ -31,7 +31,7 @@ import pytest
 
 from actors import System
 from reactor import Engine
-from reactor._engine import _OWNER
+from reactor._owner import THIS_PROCESS
 from reactor._records import (
     RUN_EVENT_DECODER,
     Owner,
@@ -392,7 +392,9 @@ def processes() -> Iterator[tuple[int, int]]:
 
 
 def _owner(pid: int, host: str | None = None) -> Owner:
-    return Owner(host=host or socket.gethostname(), pid=pid, started_at=time.time() - 60)
+    # As a real owner records it: not before its process started (an owner whose
+    # process started later than it claims is a reused pid, not that owner).
+    return Owner(host=host or socket.gethostname(), pid=pid, started_at=time.time())
 
 
 def _write_run(
@@ -436,7 +438,7 @@ def _journal_scenarios(engine: Engine, dead: int, live: int) -> set[str]:
     )
     _write_run(engine, "dead-child", _owner(dead), in_flight, parent="dead")
     _write_run(engine, "live", _owner(live), in_flight)
-    _write_run(engine, "this-process", _OWNER, in_flight)
+    _write_run(engine, "this-process", THIS_PROCESS, in_flight)
     _write_run(engine, "other-host", _owner(dead, host="elsewhere.invalid"), in_flight)
     _write_run(
         engine,
@@ -491,7 +493,7 @@ def test_resume_interrupted_resumes_exactly_the_interrupted_runs(
     for run_id in expected:
         resumed = [e for e in engine.history(run_id) if isinstance(e, RunResumed)]
         assert resumed[-1].reason == "its process died"
-        assert resumed[-1].owner == _OWNER
+        assert resumed[-1].owner == THIS_PROCESS
     assert engine.interrupted() == []
     engine.close()
 
@@ -523,7 +525,7 @@ def test_engine_resume_interrupted_at_start_leaves_other_runs_alone(
     }
     for run_id in set(before) - expected:
         assert not any(
-            isinstance(e, RunResumed) and e.owner == _OWNER for e in engine.history(run_id)
+            isinstance(e, RunResumed) and e.owner == THIS_PROCESS for e in engine.history(run_id)
         )
     engine.close()
     writer.close()
