@@ -1,35 +1,23 @@
-"""The actor runtime and the actors that talk to LLM servers.
+"""The actor runtime: actors, refs, supervision, the system, messages and failures.
 
 Every agent, model host, monitor and session in Reactor Swarm is an :class:`Actor`
-(a pykka thread with a mailbox) exchanging typed msgspec :class:`Message` structs.
-Actors never block: I/O runs on one event loop (:meth:`Actor.pipe_to_self`), and asks
-between actors come back as messages (:meth:`Actor.ask`). Every ask has a deadline and
-is answered exactly once, with a result or a typed :class:`Failure`.
+exchanging typed msgspec :class:`Message` structs, one message at a time. Actors never
+block: I/O runs on one event loop (:meth:`Actor.pipe_to_self`), and asks between actors
+come back as messages (:meth:`Actor.ask`). Every ask has a deadline and is answered
+exactly once, with a result or a typed :class:`Failure`. A :class:`System` starts actors
+under :class:`Supervisor` trees (one_for_one, one_for_all, rest_for_one).
 
-Model hosts: a :class:`ModelHost` per LLM server endpoint (OpenAI-compatible, LM
-Studio, Ollama, Anthropic, Gemini) answers :class:`ChatRequest` with a
-:class:`Completion`, with a concurrency limit, a circuit breaker per model, statistics
-and cost; the :class:`ResourceMonitor` reads GPUs through NVML and admits models before
-they are loaded; :func:`start_fleet` starts them all from :func:`load_config` and
-:func:`discover`. Fake servers for offline use and tests are in :mod:`actors.testing`.
+This is what a user writes actor code with. The rest lives in subpackages:
+
+* :mod:`actors.lowlevel`: the I/O bridge, timers, dead letters, message registry;
+* :mod:`actors.store`: the SQLite Store actor and the run journal;
+* :mod:`actors.llm`: model hosts, wire protocols, breakers, discovery, the fleet
+  (:mod:`actors.llm.resources` for GPUs and admission);
+* :mod:`actors.testing`: fake LLM servers for offline use and tests.
 """
 
 from actors._actor import Actor, Deferred, Ref
-from actors._breaker import DEFAULT_COUNTED, Breaker, BreakerSettings
-from actors._bridge import IoBridge, IoHandle
-from actors._bus import DeadLetter, DeadLetters, EventBus, Subscription
-from actors._config import (
-    BreakerConfig,
-    Config,
-    ConfigError,
-    DiscoveryConfig,
-    HostConfig,
-    PriceConfig,
-    ResourcesConfig,
-    default_config_path,
-    load_config,
-)
-from actors._discovery import DEFAULT_ENDPOINTS, discover, discover_sync, probe
+from actors._bus import EventBus, Subscription
 from actors._errors import (
     ActorError,
     ActorNotFound,
@@ -45,83 +33,7 @@ from actors._events import (
     ActorStopped,
     SupervisorGaveUp,
 )
-from actors._fleet import Fleet, breaker_settings, host_settings, start_fleet
-from actors._host import HostMessage, HostSettings, ModelHost, Price
-from actors._llm import (
-    Admission,
-    AdmitModel,
-    BreakerState,
-    BreakerTransition,
-    CancelChat,
-    ChatMessage,
-    ChatRequest,
-    Completion,
-    Embeddings,
-    EmbedRequest,
-    FinishReason,
-    GpuInfo,
-    GpuProcess,
-    HostInventory,
-    HostStats,
-    HostStatsQuery,
-    InventoryQuery,
-    LoadedModel,
-    LoadModel,
-    ModelInfo,
-    ModelLoadChanged,
-    ModelStats,
-    ResourceQuery,
-    ResourceSnapshot,
-    TextDelta,
-    ToolCall,
-    ToolSpec,
-    UnloadModel,
-    Usage,
-    new_request_id,
-)
-from actors._messages import (
-    Event,
-    Failure,
-    FailureKind,
-    Message,
-    MessageDecodeError,
-    Request,
-    decode,
-    encode,
-    message_types,
-)
-from actors._monitor import RegisterHost, ResourceMonitor
-from actors._nvml import GpuReading, NvmlReader, read_gpus
-from actors._providers import PROVIDERS, provider_class
-from actors._providers._base import (
-    Provider,
-    ProviderError,
-    Timeouts,
-    make_client,
-    parse_retry_after,
-)
-from actors._store import (
-    DB_ENV_VAR,
-    MIGRATIONS,
-    Journal,
-    Store,
-    StoreError,
-    default_db_path,
-)
-from actors._store_messages import (
-    JournalAppend,
-    JournalAppended,
-    JournalEntries,
-    JournalEntry,
-    JournalEvent,
-    JournalRead,
-    JournalStreamList,
-    JournalStreams,
-    StoreRequest,
-    StoreStats,
-    StoreStatsQuery,
-    StreamInfo,
-)
+from actors._messages import Event, Failure, FailureKind, Message, Request, decode, encode
 from actors._supervisor import (
     ChildInfo,
     ChildSpec,
@@ -131,14 +43,8 @@ from actors._supervisor import (
     SupervisorSpec,
 )
 from actors._system import System
-from actors._timers import TimerHandle, Timers
 
 __all__ = [
-    "DB_ENV_VAR",
-    "DEFAULT_COUNTED",
-    "DEFAULT_ENDPOINTS",
-    "MIGRATIONS",
-    "PROVIDERS",
     "Actor",
     "ActorCrashed",
     "ActorError",
@@ -146,114 +52,27 @@ __all__ = [
     "ActorRestarted",
     "ActorStarted",
     "ActorStopped",
-    "Admission",
-    "AdmitModel",
     "AskError",
     "BlockingCallError",
-    "Breaker",
-    "BreakerConfig",
-    "BreakerSettings",
-    "BreakerState",
-    "BreakerTransition",
-    "CancelChat",
-    "ChatMessage",
-    "ChatRequest",
     "ChildInfo",
     "ChildSpec",
-    "Completion",
-    "Config",
-    "ConfigError",
-    "DeadLetter",
-    "DeadLetters",
     "Deferred",
-    "DiscoveryConfig",
     "DuplicateActorName",
-    "EmbedRequest",
-    "Embeddings",
     "Event",
     "EventBus",
     "Failure",
     "FailureKind",
-    "FinishReason",
-    "Fleet",
-    "GpuInfo",
-    "GpuProcess",
-    "GpuReading",
-    "HostConfig",
-    "HostInventory",
-    "HostMessage",
-    "HostSettings",
-    "HostStats",
-    "HostStatsQuery",
-    "InventoryQuery",
-    "IoBridge",
-    "IoHandle",
-    "Journal",
-    "JournalAppend",
-    "JournalAppended",
-    "JournalEntries",
-    "JournalEntry",
-    "JournalEvent",
-    "JournalRead",
-    "JournalStreamList",
-    "JournalStreams",
-    "LoadModel",
-    "LoadedModel",
     "Message",
-    "MessageDecodeError",
-    "ModelHost",
-    "ModelInfo",
-    "ModelLoadChanged",
-    "ModelStats",
-    "NvmlReader",
-    "Price",
-    "PriceConfig",
-    "Provider",
-    "ProviderError",
     "Ref",
-    "RegisterHost",
     "Request",
-    "ResourceMonitor",
-    "ResourceQuery",
-    "ResourceSnapshot",
-    "ResourcesConfig",
     "Restart",
-    "Store",
-    "StoreError",
-    "StoreRequest",
-    "StoreStats",
-    "StoreStatsQuery",
     "Strategy",
-    "StreamInfo",
     "Subscription",
     "Supervisor",
     "SupervisorGaveUp",
     "SupervisorSpec",
     "System",
     "SystemNotRunning",
-    "TextDelta",
-    "Timeouts",
-    "TimerHandle",
-    "Timers",
-    "ToolCall",
-    "ToolSpec",
-    "UnloadModel",
-    "Usage",
-    "breaker_settings",
     "decode",
-    "default_config_path",
-    "default_db_path",
-    "discover",
-    "discover_sync",
     "encode",
-    "host_settings",
-    "load_config",
-    "make_client",
-    "message_types",
-    "new_request_id",
-    "parse_retry_after",
-    "probe",
-    "provider_class",
-    "read_gpus",
-    "start_fleet",
 ]

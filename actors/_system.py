@@ -46,8 +46,7 @@ from actors._supervisor import (
 from actors._timers import Timers
 
 if TYPE_CHECKING:
-    from actors._host import HostMessage, HostSettings
-    from actors._llm import ChatRequest, Completion
+    from actors.llm import ChatRequest, Completion, HostMessage, HostSettings
 
 __all__ = ["System"]
 
@@ -220,7 +219,7 @@ class System:
         self, settings: HostSettings, *, monitor: Ref[Any] | None = None
     ) -> Ref[HostMessage]:
         """Start a :class:`~actors.ModelHost` for one LLM server, named ``settings.name``."""
-        from actors._host import ModelHost  # noqa: PLC0415 - the runtime does not need hosts
+        from actors.llm import ModelHost  # noqa: PLC0415
 
         return self.spawn(ModelHost.spec(settings, monitor=monitor))
 
@@ -228,7 +227,7 @@ class System:
         self, settings: HostSettings, *, monitor: Ref[Any] | None = None
     ) -> Ref[HostMessage]:
         """:meth:`add_host` for asyncio code."""
-        from actors._host import ModelHost  # noqa: PLC0415
+        from actors.llm import ModelHost  # noqa: PLC0415
 
         return await self.spawn_async(ModelHost.spec(settings, monitor=monitor))
 
@@ -347,7 +346,7 @@ class System:
 
 
 def _chat_request(request: ChatRequest | str, model: str | None) -> ChatRequest:
-    from actors._llm import ChatRequest  # noqa: PLC0415
+    from actors.llm import ChatRequest  # noqa: PLC0415
 
     if isinstance(request, ChatRequest):
         return request

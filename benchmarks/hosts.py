@@ -40,10 +40,10 @@ from typing import Any
 
 import otel
 from actors import AskError, FailureKind, System
-from actors._breaker import BreakerSettings
-from actors._host import HostSettings
-from actors._llm import ChatRequest, Completion
-from actors._providers._base import Timeouts, make_client
+from actors.llm._breaker import BreakerSettings
+from actors.llm._host import HostSettings
+from actors.llm._messages import ChatRequest, Completion
+from actors.llm.providers._base import Timeouts, make_client
 
 __all__ = ["TARGETS", "main"]
 

@@ -54,7 +54,7 @@ import otel
 from actors import System
 from dsl import Input, Reactor, ref, step
 from otel.testing import InMemorySpanExporter
-from reactor import Engine
+from reactor.app import Engine
 
 __all__ = ["TARGETS", "main", "run"]
 

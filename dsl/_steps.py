@@ -340,7 +340,7 @@ class StepSpec:
         if isinstance(self.impl, FunctionImpl):
             return self.impl.result_type
         if isinstance(self.impl, AskImpl):
-            from actors import Completion  # noqa: PLC0415 - dsl needs only this type
+            from actors.llm import Completion  # noqa: PLC0415
 
             return Completion
         if isinstance(self.impl, TemplateImpl):

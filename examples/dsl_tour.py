@@ -17,7 +17,8 @@ from pathlib import Path
 import otel
 from actors import System
 from dsl import Input, Reactor, Retry, Shortcut, StepContext, for_each, ref, step, switch, value
-from reactor import Engine, RunFailedError
+from reactor.app import Engine
+from reactor.run import RunFailedError
 
 CACHE: dict[str, int] = {"tides": 42}
 LOG: list[str] = []

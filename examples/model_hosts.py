@@ -12,8 +12,8 @@ import asyncio
 import queue
 
 import otel
-from actors import (
-    AskError,
+from actors import AskError, System
+from actors.llm import (
     BreakerSettings,
     BreakerTransition,
     ChatMessage,
@@ -21,7 +21,6 @@ from actors import (
     HostSettings,
     HostStatsQuery,
     Price,
-    System,
     ToolSpec,
 )
 from actors.testing import FakeServer, FakeToolCall, Fault, Reply

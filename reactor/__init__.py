@@ -4,32 +4,39 @@
 actor system: one Run actor per run, every transition journaled in SQLite so that a
 halted or interrupted run continues where it stopped. :class:`Middleware` observes
 every run and step event; tracing and logging are middleware.
+
+Subpackages: :mod:`reactor.run` (the Run actor's loop and journal records),
+:mod:`reactor.kinds` (one executor per step kind), :mod:`reactor.observe` (tracing,
+logging, progress), :mod:`reactor.app` (the Engine and its wiring), :mod:`reactor.cli`.
 """
 
-from reactor._engine import DEFAULT_MAX_DEPTH, Engine, RunHandle, RunSummary, check_inputs
-from reactor._errors import (
-    InputError,
-    ResumeError,
-    RunCancelledError,
-    RunError,
-    RunFailedError,
-    RunHaltedError,
-)
-from reactor._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
-from reactor._observe import LoggingMiddleware, TracingMiddleware
-from reactor._records import (
+from reactor.app import DEFAULT_MAX_DEPTH, Engine, RunHandle, RunSummary, check_inputs
+from reactor.observe import LoggingMiddleware, TracingMiddleware
+from reactor.run import (
     RUN_EVENT_DECODER,
+    CancelRun,
+    InputError,
+    Middleware,
     Owner,
+    ResumeError,
     RunCancelled,
+    RunCancelledError,
     RunCompleted,
+    RunError,
     RunEvent,
     RunFailed,
+    RunFailedError,
     RunHalted,
+    RunHaltedError,
+    RunInfo,
+    RunOutcome,
     RunResumed,
     RunStarted,
     StepCompensated,
     StepCompleted,
     StepError,
+    StepEvent,
+    StepEventKind,
     StepFailed,
     StepsAdded,
     StepSkipped,
@@ -38,7 +45,6 @@ from reactor._records import (
     StepUndone,
     stream_of,
 )
-from reactor._run import CancelRun
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",

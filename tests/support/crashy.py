@@ -36,8 +36,8 @@ import msgspec
 import otel
 from actors import System
 from dsl import Input, Reactor, compose, for_each, ref, step
-from reactor import Engine
-from reactor._records import TERMINAL_EVENTS, RunCompleted
+from reactor.app import Engine
+from reactor.run._records import TERMINAL_EVENTS, RunCompleted
 
 DIR_ENV = "CRASHY_DIR"
 """The environment variable naming the directory of the logs and the ``go`` file."""

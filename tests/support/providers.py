@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from actors._llm import ChatRequest
 from actors._messages import Failure
-from actors._providers._base import Provider, ProviderError
+from actors.llm._messages import ChatRequest
+from actors.llm.providers._base import Provider, ProviderError
 from actors.testing import FakeServer
 
 

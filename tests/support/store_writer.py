@@ -13,7 +13,8 @@ import argparse
 import asyncio
 import sys
 
-from actors import AskError, Journal, Store, System
+from actors import AskError, System
+from actors.store import Journal, Store
 
 
 async def write(path: str, *, streams: int, in_flight: int, seconds: float) -> None:

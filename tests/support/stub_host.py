@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from actors import Actor, Failure, FailureKind
-from actors._llm import HostInventory, InventoryQuery, LoadedModel, ModelInfo, UnloadModel
+from actors.llm._messages import HostInventory, InventoryQuery, LoadedModel, ModelInfo, UnloadModel
 
 GIB = 1024**3
 

@@ -1,0 +1,244 @@
+"""Find LLM servers: probe endpoints, say which server each is, and list its models.
+
+Every URL is probed concurrently with a short timeout, so a closed port costs one
+refused connection. What identifies each server:
+
+============  ===============================================================
+LM Studio     ``GET /api/v0/models`` answers a list whose entries have ``state``
+Ollama        ``GET /api/version`` answers ``{"version": ...}`` and ``/api/tags`` works
+llama.cpp     ``GET /props`` answers ``default_generation_settings``, or ``/v1/models``
+              entries are ``owned_by: llamacpp``
+vLLM          ``GET /metrics`` carries ``vllm:`` series (``/version`` gives the version)
+Gemini        ``GET /v1beta/models`` answers ``models`` (or a Google ``error.status``)
+Anthropic     ``GET /v1/models`` answers ``has_more`` / ``type: model``, or an Anthropic
+              ``{"type": "error"}`` body
+OpenAI-like   ``GET /v1/models`` answers ``{"object": "list", "data": [...]}``
+============  ===============================================================
+
+The model inventory then comes from the matching provider's ``list_models`` (loaded
+state, context length, size or VRAM, capabilities), so discovery and the ModelHost see
+the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import httpx
+
+from actors.llm._messages import HostInventory
+from actors.llm.providers import ProviderError, Timeouts, provider_class
+
+__all__ = ["DEFAULT_ENDPOINTS", "SERVER_PROTOCOL", "discover", "discover_sync", "probe"]
+
+DEFAULT_ENDPOINTS: tuple[str, ...] = (
+    "http://127.0.0.1:1234",  # LM Studio
+    "http://127.0.0.1:11434",  # Ollama
+    "http://127.0.0.1:8080",  # llama.cpp server
+    "http://127.0.0.1:8000",  # vLLM
+)
+"""The local servers' default ports, probed unless told otherwise."""
+
+SERVER_PROTOCOL = {
+    "lmstudio": "lmstudio",
+    "ollama": "ollama",
+    "llamacpp": "openai",
+    "vllm": "openai",
+    "openai": "openai",
+    "openai-compatible": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+}
+"""Server kind -> the protocol a ModelHost drives it with."""
+
+
+async def _get(client: httpx.AsyncClient, url: str) -> tuple[int, bytes] | None:
+    try:
+        response = await client.get(url)
+        return response.status_code, await response.aread()
+    except (httpx.HTTPError, OSError):
+        return None
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+Answer = tuple[int, bytes] | None
+Found = tuple[str, str | None]
+
+
+def _ok_json(answer: Answer) -> Any:
+    """The JSON body of a 200 answer, else None."""
+    return _json(answer[1]) if answer is not None and answer[0] == 200 else None
+
+
+def _lmstudio(ans: dict[str, Answer]) -> Found | None:
+    data = _ok_json(ans["/api/v0/models"])
+    entries = data.get("data", []) if isinstance(data, dict) else []
+    return (
+        ("lmstudio", None) if any(isinstance(m, dict) and "state" in m for m in entries) else None
+    )
+
+
+def _ollama(ans: dict[str, Answer]) -> Found | None:
+    data = _ok_json(ans["/api/version"])
+    return (
+        ("ollama", str(data["version"])) if isinstance(data, dict) and "version" in data else None
+    )
+
+
+def _llamacpp(ans: dict[str, Answer]) -> Found | None:
+    data = _ok_json(ans["/props"])
+    if isinstance(data, dict) and ("default_generation_settings" in data or "build_info" in data):
+        build = data.get("build_info")
+        return "llamacpp", str(build) if build else None
+    models = _ok_json(ans["/v1/models"])
+    entries = models.get("data") if isinstance(models, dict) else None
+    if isinstance(entries, list) and any(
+        isinstance(m, dict) and m.get("owned_by") == "llamacpp" for m in entries
+    ):
+        return "llamacpp", None
+    return None
+
+
+def _vllm(ans: dict[str, Answer]) -> Found | None:
+    metrics = ans["/metrics"]
+    if metrics is None or metrics[0] != 200 or b"vllm:" not in metrics[1]:
+        return None
+    data = _ok_json(ans["/version"])
+    return "vllm", str(data["version"]) if isinstance(data, dict) and "version" in data else None
+
+
+def _gemini(ans: dict[str, Answer]) -> Found | None:
+    answer = ans["/v1beta/models"]
+    data = _json(answer[1]) if answer is not None else None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    google_error = isinstance(error, dict) and "status" in error
+    return ("gemini", None) if "models" in data or google_error else None
+
+
+def _anthropic(ans: dict[str, Answer]) -> Found | None:
+    answer = ans["/v1/models"]
+    data = _json(answer[1]) if answer is not None else None
+    if isinstance(data, dict) and (data.get("type") == "error" or "has_more" in data):
+        return "anthropic", None
+    return None
+
+
+def _openai(ans: dict[str, Answer]) -> Found | None:
+    data = _ok_json(ans["/v1/models"])
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        return "openai-compatible", None
+    return None
+
+
+_DETECTORS = (_lmstudio, _ollama, _llamacpp, _vllm, _gemini, _anthropic, _openai)
+"""Most specific first: LM Studio and llama.cpp also answer ``/v1/models``."""
+_PATHS = (
+    "/v1/models",
+    "/api/v0/models",
+    "/api/version",
+    "/props",
+    "/metrics",
+    "/v1beta/models",
+    "/version",
+)
+
+
+async def _identify(client: httpx.AsyncClient, base: str) -> Found | str:
+    """(server kind, version), or an error text when nothing recognisable answered."""
+    first = await _get(client, f"{base}/v1/models")
+    if first is None and await _get(client, f"{base}/api/version") is None:
+        return "no answer (connection refused or timed out)"
+    rest = await asyncio.gather(*(_get(client, f"{base}{path}") for path in _PATHS[1:]))
+    answers = dict(zip(_PATHS, (first, *rest), strict=True))
+    for detect in _DETECTORS:
+        found = detect(answers)
+        if found is not None:
+            return found
+    status = "no answer" if first is None else f"HTTP {first[0]}"
+    return f"unrecognised server (GET /v1/models: {status})"
+
+
+async def probe(
+    url: str,
+    *,
+    client: httpx.AsyncClient | None = None,
+    timeout: float = 0.5,
+    api_key: str | None = None,
+) -> HostInventory:
+    """Probe one endpoint: which server it is, and its models."""
+    base = url.rstrip("/")
+    own = client is None
+    http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False)
+    try:
+        found = await _identify(http, base)
+        if isinstance(found, str):
+            return HostInventory(url=base, reachable="no answer" not in found, error=found)
+        server, version = found
+        protocol = SERVER_PROTOCOL[server]
+        provider = provider_class(protocol)(
+            base,
+            client=http,
+            api_key=api_key,
+            timeouts=Timeouts(connect=timeout, read=max(timeout, 5.0)),
+        )
+        try:
+            models = await provider.list_models()
+        except ProviderError as exc:
+            return HostInventory(
+                url=base,
+                server=server,
+                provider=protocol,
+                reachable=True,
+                version=version,
+                error=exc.failure.message,
+            )
+        return HostInventory(
+            url=base,
+            server=server,
+            provider=protocol,
+            reachable=True,
+            version=version,
+            models=tuple(models),
+        )
+    finally:
+        if own:
+            await http.aclose()
+
+
+async def discover(
+    urls: Iterable[str] = (),
+    *,
+    default_ports: bool = True,
+    timeout: float = 0.5,
+    reachable_only: bool = False,
+) -> list[HostInventory]:
+    """Probe the given URLs and (unless ``default_ports`` is off) the default local ports.
+
+    Returns one inventory per distinct URL, in the order given (the defaults last).
+    """
+    ordered: list[str] = []
+    for url in [*urls, *(DEFAULT_ENDPOINTS if default_ports else ())]:
+        base = url.rstrip("/")
+        if base not in ordered:
+            ordered.append(base)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False) as client:
+        found = await asyncio.gather(*(probe(u, client=client, timeout=timeout) for u in ordered))
+    return [f for f in found if f.reachable] if reachable_only else list(found)
+
+
+def discover_sync(
+    urls: Sequence[str] = (), *, default_ports: bool = True, timeout: float = 0.5
+) -> list[HostInventory]:
+    """:func:`discover` for code that is not async (the CLI, scripts)."""
+    return asyncio.run(discover(urls, default_ports=default_ports, timeout=timeout))

@@ -1,0 +1,772 @@
+"""The ModelHost actor: one per LLM server endpoint.
+
+A ModelHost owns everything about talking to one server that must be decided in one
+place: how many requests are in flight (``max_parallel``), who waits (a queue that
+honours every request's deadline), which models are failing (a circuit breaker per
+model), what each model costs and how fast it is (statistics), what the server has
+(inventory), and whether a model may be loaded (asking the ResourceMonitor first). The
+HTTP itself runs on the I/O loop through a provider; the actor never blocks.
+
+How a :class:`~actors.ChatRequest` goes through:
+
+1. A full queue answers ``overloaded`` at once; an open breaker answers
+   ``circuit_open`` at once (with ``retry_after`` = time until the next probe).
+2. While ``max_parallel`` requests are in flight it waits in the queue. A request whose
+   deadline passes while queued is answered ``timeout`` and never sent.
+3. When a slot frees, the breaker is asked again (a half-open breaker admits only its
+   probes). A model known to be unloaded is first admitted by the ResourceMonitor, which
+   may unload idle models to make room, or refuse with ``insufficient_memory``.
+4. The provider call runs on the I/O loop, bounded by the request's deadline, inside a
+   span that follows the OpenTelemetry GenAI conventions.
+5. Its outcome updates the breaker (a connection failure counts for every model of the
+   host), the statistics and the cost, and answers the caller. Breaker transitions are
+   published on the event bus and recorded as span events.
+
+:class:`~actors.CancelChat` cancels a queued or in-flight request by its id: the caller
+is answered ``cancelled`` and the HTTP call is aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+from opentelemetry import trace
+
+import otel
+from actors import Actor, ChildSpec, Deferred, Failure, FailureKind, Ref, Restart
+from actors.llm._breaker import Breaker, BreakerSettings, Transition
+from actors.llm._messages import (
+    Admission,
+    AdmitModel,
+    BreakerState,
+    BreakerTransition,
+    CancelChat,
+    ChatRequest,
+    Completion,
+    Embeddings,
+    EmbedRequest,
+    HostInventory,
+    HostStats,
+    HostStatsQuery,
+    InventoryQuery,
+    LoadedModel,
+    LoadModel,
+    ModelInfo,
+    ModelLoadChanged,
+    ModelStats,
+    UnloadModel,
+    Usage,
+)
+from actors.llm.providers import Provider, ProviderError, Timeouts, make_client, provider_class
+from actors.lowlevel import IoHandle
+
+__all__ = ["HostMessage", "HostSettings", "ModelHost", "Price"]
+
+HostMessage = (
+    ChatRequest
+    | CancelChat
+    | EmbedRequest
+    | InventoryQuery
+    | LoadModel
+    | UnloadModel
+    | HostStatsQuery
+)
+
+GENAI_PROVIDER = {
+    "openai": "openai",
+    "lmstudio": "lmstudio",
+    "ollama": "ollama",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+}
+"""``gen_ai.provider.name`` per protocol (the well-known values where the convention has one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What a model costs, in US dollars per million tokens."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+    def cost(self, usage: Usage) -> float:
+        """The cost of one call."""
+        return (
+            usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
+        ) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class HostSettings:
+    """Everything a ModelHost needs to know about its endpoint.
+
+    Attributes:
+        name: The host's name (also its actor name).
+        url: The server's base URL.
+        protocol: ``openai``, ``lmstudio``, ``ollama``, ``anthropic`` or ``gemini``.
+        api_key: Sent as the protocol wants it.
+        headers: Extra headers for every request.
+        max_parallel: Requests in flight at once; the rest wait in the queue.
+        queue_limit: How many may wait; beyond that requests are refused ``overloaded``.
+        timeouts: Connect, read and stream-idle timeouts.
+        breaker: Breaker settings (one breaker per model).
+        prices: Price per model id; a model without one has ``cost_usd`` ``None``.
+        transport: ``"aiohttp"`` (the default, fast under concurrency) or ``"httpx"``.
+        models: When not empty, the only models this host serves; a request for any
+            other is refused ``not_found`` without reaching the server.
+    """
+
+    name: str
+    url: str
+    protocol: str
+    api_key: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    max_parallel: int = 4
+    queue_limit: int = 1000
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    transport: str = "aiohttp"
+    models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        provider_class(self.protocol)  # an unknown protocol fails here, naming the known ones
+        if self.max_parallel < 1:
+            msg = f"host {self.name!r}: max_parallel must be at least 1, got {self.max_parallel}"
+            raise ValueError(msg)
+        if self.queue_limit < 0:
+            msg = f"host {self.name!r}: queue_limit must be 0 or more, got {self.queue_limit}"
+            raise ValueError(msg)
+
+
+class _Stats:
+    """Running statistics for one model (touched only on the host's thread)."""
+
+    __slots__ = (
+        "failures",
+        "failures_by_kind",
+        "input_tokens",
+        "latencies",
+        "latency_ewma",
+        "output_tokens",
+        "priced",
+        "requests",
+        "successes",
+        "tokens_per_s",
+        "total_cost",
+    )
+
+    ALPHA = 0.2
+    WINDOW = 200
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.successes = 0
+        self.failures = 0
+        self.failures_by_kind: dict[str, int] = {}
+        self.latency_ewma: float | None = None
+        self.latencies: collections.deque[float] = collections.deque(maxlen=self.WINDOW)
+        self.tokens_per_s: float | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.total_cost = 0.0
+        self.priced = False
+
+    def success(self, completion: Completion) -> None:
+        self.requests += 1
+        self.successes += 1
+        latency = completion.latency_s
+        self.latencies.append(latency)
+        self.latency_ewma = _ewma(self.latency_ewma, latency)
+        speed = completion.tokens_per_s
+        if speed is None and completion.usage.output_tokens and latency > 0:
+            speed = completion.usage.output_tokens / latency
+        if speed is not None:
+            self.tokens_per_s = _ewma(self.tokens_per_s, speed)
+        self.input_tokens += completion.usage.input_tokens
+        self.output_tokens += completion.usage.output_tokens
+        if completion.cost_usd is not None:
+            self.priced = True
+            self.total_cost += completion.cost_usd
+
+    def failure(self, kind: FailureKind) -> None:
+        self.requests += 1
+        self.failures += 1
+        self.failures_by_kind[kind.value] = self.failures_by_kind.get(kind.value, 0) + 1
+
+    def snapshot(self, model: str, breaker: BreakerState, priced: bool) -> ModelStats:
+        p95 = None
+        if self.latencies:
+            ordered = sorted(self.latencies)
+            p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+        return ModelStats(
+            model=model,
+            requests=self.requests,
+            successes=self.successes,
+            failures=self.failures,
+            success_rate=self.successes / self.requests if self.requests else 1.0,
+            latency_ewma_s=self.latency_ewma,
+            latency_p95_s=p95,
+            tokens_per_s=self.tokens_per_s,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self.total_cost if (self.priced or priced) else None,
+            breaker=breaker,
+            failures_by_kind=dict(self.failures_by_kind),
+        )
+
+
+def _ewma(previous: float | None, value: float, alpha: float = _Stats.ALPHA) -> float:
+    return value if previous is None else previous + alpha * (value - previous)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A chat request admitted by the host: queued, then in flight."""
+
+    request: ChatRequest
+    reply: Deferred[Completion]
+    enqueued: float
+    handle: IoHandle | None = None
+    probe: bool = False
+    answered: bool = False
+
+
+class ModelHost(Actor[HostMessage]):
+    """One LLM server endpoint; see the module docstring for how requests go through.
+
+    Args:
+        settings: The endpoint, its limits, breaker settings and prices.
+        monitor: The ResourceMonitor to ask before a model that is not loaded is used
+            (no admission check without one).
+        client: An httpx client to share (one is made, and closed at stop, otherwise).
+    """
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        *,
+        monitor: Ref[Any] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.monitor = monitor
+        self._own_client = client is None
+        self.client = client or make_client(
+            max_connections=max(16, settings.max_parallel * 2),
+            timeouts=settings.timeouts,
+            aiohttp=settings.transport == "aiohttp",
+        )
+        self.provider: Provider = provider_class(settings.protocol)(
+            settings.url,
+            client=self.client,
+            api_key=settings.api_key,
+            headers=settings.headers,
+            timeouts=settings.timeouts,
+            name=settings.name,
+        )
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._in_flight: dict[str, _Pending] = {}
+        self._breakers: dict[str, Breaker] = {}
+        self._stats: dict[str, _Stats] = {}
+        self._last_used: dict[str, float] = {}
+        self._inventory: HostInventory | None = None
+        self._inventory_waiters: list[Deferred[HostInventory]] = []
+        parts = urlsplit(settings.url)
+        self._server_address = parts.hostname or ""
+        self._server_port = parts.port or (443 if parts.scheme == "https" else 80)
+
+    @classmethod
+    def spec(
+        cls,
+        settings: HostSettings,
+        *,
+        monitor: Ref[Any] | None = None,
+        restart: Restart = Restart.PERMANENT,
+    ) -> ChildSpec:
+        """A child spec that starts this host under a supervisor, named after it."""
+        return ChildSpec(
+            name=settings.name,
+            actor=cls,
+            args=(settings,),
+            kwargs={"monitor": monitor},
+            restart=restart,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def stopped(self) -> None:
+        for pending in [*self._queue, *self._in_flight.values()]:
+            self._answer(
+                pending,
+                Failure(
+                    kind=FailureKind.ACTOR_STOPPED, message=f"{self.name} stopped", source=self.name
+                ),
+            )
+        self._queue.clear()
+        if self._own_client:
+            self.runtime.bridge.cleanup(self.client.aclose(), f"{self.name} close client")
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def receive(self, message: HostMessage) -> object:
+        match message:
+            case ChatRequest():
+                return self._chat(message)
+            case CancelChat():
+                return self._cancel(message.request_id)
+            case EmbedRequest():
+                self._embed(message)
+            case InventoryQuery():
+                return self._inventory_query(message)
+            case LoadModel() | UnloadModel():
+                self._load(message)
+            case HostStatsQuery():
+                return self.stats()
+        return None
+
+    # -- chat ---------------------------------------------------------------------------
+
+    def _chat(self, request: ChatRequest) -> object:
+        allowed = self.settings.models
+        if allowed and request.model not in allowed:
+            return Failure(
+                kind=FailureKind.NOT_FOUND,
+                message=f"{self.name}: model {request.model!r} is not one of this host's "
+                f"configured models ({', '.join(allowed)})",
+                source=self.name,
+                details={"model": request.model},
+            )
+        breaker = self._breaker(request.model)
+        if breaker.rejects():
+            return self._circuit_open(request.model, breaker)
+        if (
+            len(self._in_flight) >= self.settings.max_parallel
+            and len(self._queue) >= self.settings.queue_limit
+        ):
+            return Failure(
+                kind=FailureKind.OVERLOADED,
+                message=f"{self.name}: queue full ({len(self._queue)} waiting, "
+                f"{len(self._in_flight)} in flight); request for {request.model!r} refused",
+                source=self.name,
+                details={"model": request.model, "queued": str(len(self._queue))},
+            )
+        pending = _Pending(request, self.defer_reply(), time.time())
+        if len(self._in_flight) < self.settings.max_parallel and not self._queue:
+            self._start(pending)
+        else:
+            self._queue.append(pending)
+        return None
+
+    def _circuit_open(self, model: str, breaker: Breaker) -> Failure:
+        wait = breaker.retry_in()
+        return Failure(
+            kind=FailureKind.CIRCUIT_OPEN,
+            message=f"{self.name}: circuit for model {model!r} is {breaker.state}; "
+            f"next probe in {wait:.2f}s",
+            source=self.name,
+            retry_after=wait,
+            details={"model": model, "state": breaker.state.value},
+        )
+
+    def _pump(self) -> None:
+        while self._queue and len(self._in_flight) < self.settings.max_parallel:
+            pending = self._queue.popleft()
+            if pending.answered or pending.reply.answered:
+                continue
+            deadline = pending.request.deadline
+            if deadline is not None and deadline <= time.time():
+                self._answer(
+                    pending,
+                    Failure(
+                        kind=FailureKind.TIMEOUT,
+                        message=f"{self.name}: request for {pending.request.model!r} waited "
+                        f"{time.time() - pending.enqueued:.2f}s in the queue; its deadline passed",
+                        source=self.name,
+                        details={"model": pending.request.model, "where": "queue"},
+                    ),
+                )
+                continue
+            self._start(pending)
+
+    def _start(self, pending: _Pending) -> None:
+        request = pending.request
+        breaker = self._breaker(request.model)
+        allowed, transition = breaker.acquire()
+        self._publish(request.model, transition)
+        if not allowed:
+            self._answer(pending, self._circuit_open(request.model, breaker))
+            return
+        pending.probe = breaker.state is BreakerState.HALF_OPEN
+        self._in_flight[request.request_id] = pending
+        self._last_used[request.model] = time.time()
+        if self.monitor is not None and self._known_unloaded(request.model):
+            self.ask(
+                self.monitor,
+                AdmitModel(host=self.name, model=request.model),
+                lambda outcome: self._admitted(pending, outcome),
+            )
+            return
+        self._send(pending)
+
+    def _known_unloaded(self, model: str) -> bool:
+        if self._inventory is None:
+            return False
+        for info in self._inventory.models:
+            if info.id == model:
+                return info.loaded is False
+        return False
+
+    def _admitted(self, pending: _Pending, outcome: Admission | Failure) -> None:
+        if pending.answered:  # cancelled while waiting for admission
+            self._finish_slot(pending)
+            self._breaker(pending.request.model).release()
+            self._pump()
+            return
+        if isinstance(outcome, Failure):
+            self._finished(pending, outcome)
+            return
+        self._send(pending)
+
+    def _send(self, pending: _Pending) -> None:
+        # The outcome answers the caller straight from the I/O loop; the breaker, the
+        # statistics and the queue are updated here, on this thread, in _finished.
+        pending.handle = self.pipe_to_self(
+            self._call(pending.request),
+            functools.partial(self._finished, pending),
+            name=f"chat {pending.request.model}",
+            answer=pending.reply,
+        )
+
+    async def _call(self, request: ChatRequest) -> Completion | Failure:
+        tracer = otel.tracer() if otel.enabled() else None
+        span = (
+            tracer.start_span(f"chat {request.model}", kind=trace.SpanKind.CLIENT)
+            if tracer
+            else None
+        )
+        if span is not None:
+            span.set_attributes(self._request_attributes(request))
+        started = time.perf_counter()
+        try:
+            with (
+                trace.use_span(span, end_on_exit=False)
+                if span is not None
+                else contextlib.nullcontext()
+            ):
+                remaining = None if request.deadline is None else request.deadline - time.time()
+                async with asyncio.timeout(remaining):
+                    outcome: Completion | Failure = await self.provider.complete(request)
+        except ProviderError as exc:
+            outcome = exc.failure
+        except TimeoutError:
+            outcome = Failure(
+                kind=FailureKind.TIMEOUT,
+                message=f"{self.name}: model {request.model!r} did not answer within the request's "
+                f"deadline ({time.perf_counter() - started:.2f}s)",
+                source=self.name,
+                details={"model": request.model, "where": "in flight"},
+            )
+        if isinstance(outcome, Completion):
+            outcome = self._priced(outcome, time.perf_counter() - started)
+        if span is not None:
+            self._end_span(span, outcome)
+        return outcome
+
+    def _priced(self, completion: Completion, latency: float) -> Completion:
+        price = self.settings.prices.get(completion.model) or self.settings.prices.get(
+            completion.extras.get("requested_model", "")
+        )
+        usage = completion.usage
+        extras = completion.extras
+        if price is not None and usage.total_tokens == 0:
+            # Never a silent $0: a priced model whose server reports no usage is costed
+            # on an estimate, and says so.
+            usage = Usage(
+                input_tokens=0,
+                output_tokens=max(1, len(completion.content) // 4) if completion.content else 0,
+            )
+            extras = {**extras, "usage_estimated": True}
+        return msgspec.structs.replace(
+            completion,
+            host=self.name,
+            latency_s=completion.latency_s or latency,
+            cost_usd=None if price is None else price.cost(usage),
+            extras=extras,
+        )
+
+    def _finished(self, pending: _Pending, outcome: Completion | Failure) -> None:
+        self._finish_slot(pending)
+        model = pending.request.model
+        breaker = self._breaker(model)
+        if isinstance(outcome, Completion):
+            self._stats_for(model).success(outcome)
+            self._publish(model, breaker.success())
+        elif outcome.kind is FailureKind.CANCELLED:
+            breaker.release()
+        else:
+            self._stats_for(model).failure(outcome.kind)
+            self._publish(
+                model,
+                breaker.failure(outcome.kind, retry_after=outcome.retry_after, probe=pending.probe),
+            )
+            if outcome.kind is FailureKind.CONNECTION:
+                # The server is unreachable: every model on it is.
+                for other, other_breaker in self._breakers.items():
+                    if other != model:
+                        self._publish(other, other_breaker.failure(outcome.kind, probe=False))
+        self._answer(pending, outcome)
+        self._pump()
+
+    def _finish_slot(self, pending: _Pending) -> None:
+        self._in_flight.pop(pending.request.request_id, None)
+
+    def _answer(self, pending: _Pending, outcome: Completion | Failure) -> None:
+        if not pending.answered:
+            pending.answered = True
+            pending.reply.send(outcome)
+
+    def _cancel(self, request_id: str) -> bool:
+        cancelled = Failure(
+            kind=FailureKind.CANCELLED,
+            message=f"{self.name}: request {request_id} cancelled",
+            source=self.name,
+        )
+        for pending in self._queue:
+            if pending.request.request_id == request_id:
+                self._queue.remove(pending)
+                self._answer(pending, cancelled)
+                return True
+        pending_call = self._in_flight.get(request_id)
+        if pending_call is None:
+            return False
+        self._answer(pending_call, cancelled)
+        if pending_call.handle is not None:
+            pending_call.handle.cancel()  # the outcome (cancelled) frees the slot
+        return True
+
+    # -- breakers and statistics --------------------------------------------------------
+
+    def _breaker(self, model: str) -> Breaker:
+        breaker = self._breakers.get(model)
+        if breaker is None:
+            breaker = self._breakers[model] = Breaker(self.settings.breaker)
+        return breaker
+
+    def _stats_for(self, model: str) -> _Stats:
+        stats = self._stats.get(model)
+        if stats is None:
+            stats = self._stats[model] = _Stats()
+        return stats
+
+    def _publish(self, model: str, transition: Transition | None) -> None:
+        if transition is None:
+            return
+        event = BreakerTransition(
+            host=self.name,
+            model=model,
+            from_state=transition.from_state,
+            to_state=transition.to_state,
+            reason=transition.reason,
+            open_for_s=transition.open_for_s,
+        )
+        self.log.info(
+            "breaker transition",
+            host=self.name,
+            model=model,
+            to=transition.to_state.value,
+            reason=transition.reason,
+        )
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                "breaker.transition",
+                {
+                    "gen_ai.request.model": model,
+                    "breaker.from": transition.from_state.value,
+                    "breaker.to": transition.to_state.value,
+                    "breaker.reason": transition.reason,
+                },
+            )
+        self.runtime.bus.publish(event)
+
+    def stats(self) -> HostStats:
+        """The host's statistics now."""
+        models = sorted(set(self._stats) | set(self._breakers))
+        return HostStats(
+            host=self.name,
+            in_flight=len(self._in_flight),
+            queued=len(self._queue),
+            max_parallel=self.settings.max_parallel,
+            models=tuple(
+                self._stats.get(m, _Stats()).snapshot(
+                    m, self._breaker(m).state, priced=m in self.settings.prices
+                )
+                for m in models
+            ),
+        )
+
+    # -- spans --------------------------------------------------------------------------
+
+    def _request_attributes(self, request: ChatRequest) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": GENAI_PROVIDER.get(
+                self.settings.protocol, self.settings.protocol
+            ),
+            "gen_ai.request.model": request.model,
+            "server.address": self._server_address,
+            "server.port": self._server_port,
+            "reactor.host": self.name,
+            "reactor.request_id": request.request_id,
+            "reactor.stream": request.stream,
+        }
+        if request.temperature is not None:
+            attributes["gen_ai.request.temperature"] = request.temperature
+        if request.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = request.max_tokens
+        if request.stop:
+            attributes["gen_ai.request.stop_sequences"] = list(request.stop)
+        return attributes
+
+    @staticmethod
+    def _end_span(span: trace.Span, outcome: Completion | Failure) -> None:
+        if isinstance(outcome, Completion):
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": outcome.model,
+                    "gen_ai.response.finish_reasons": [outcome.finish_reason.value],
+                    "gen_ai.usage.input_tokens": outcome.usage.input_tokens,
+                    "gen_ai.usage.output_tokens": outcome.usage.output_tokens,
+                }
+            )
+            if outcome.ttft_s is not None:
+                span.set_attribute("reactor.ttft_s", outcome.ttft_s)
+            if outcome.cost_usd is not None:
+                span.set_attribute("reactor.cost_usd", outcome.cost_usd)
+            if outcome.tool_calls:
+                span.set_attribute("reactor.tool_calls", len(outcome.tool_calls))
+        else:
+            span.set_attribute("error.type", outcome.kind.value)
+            span.set_status(trace.StatusCode.ERROR, outcome.message)
+        span.end()
+
+    # -- embeddings, inventory, load/unload ---------------------------------------------
+
+    def _embed(self, request: EmbedRequest) -> None:
+        reply: Deferred[Embeddings] = self.defer_reply()
+
+        async def call() -> Embeddings | Failure:
+            try:
+                return await self.provider.embed(request)
+            except ProviderError as exc:
+                return exc.failure
+
+        self.pipe_to_self(call(), reply.send, name=f"embed {request.model}")
+
+    def _inventory_query(self, query: InventoryQuery) -> HostInventory | None:
+        if self._inventory is not None and not query.refresh:
+            return self._annotated(self._inventory)
+        self._inventory_waiters.append(self.defer_reply())
+        if len(self._inventory_waiters) == 1:
+            self.pipe_to_self(self._list_models(), self._inventory_arrived, name="list models")
+        return None
+
+    async def _list_models(self) -> HostInventory:
+        try:
+            models = await self.provider.list_models()
+        except ProviderError as exc:
+            return HostInventory(
+                url=self.settings.url,
+                provider=self.settings.protocol,
+                host=self.name,
+                reachable=exc.failure.kind is not FailureKind.CONNECTION,
+                error=exc.failure.message,
+            )
+        return HostInventory(
+            url=self.settings.url,
+            server=self.settings.protocol,
+            provider=self.settings.protocol,
+            reachable=True,
+            host=self.name,
+            models=tuple(models),
+        )
+
+    def _inventory_arrived(self, outcome: HostInventory | Failure) -> None:
+        if isinstance(outcome, Failure):
+            outcome = HostInventory(
+                url=self.settings.url,
+                provider=self.settings.protocol,
+                host=self.name,
+                error=outcome.message,
+            )
+        if outcome.error is None:
+            self._inventory = outcome
+        waiters, self._inventory_waiters = self._inventory_waiters, []
+        answer = self._annotated(outcome)
+        for waiter in waiters:
+            waiter.send(answer)
+
+    def _annotated(self, inventory: HostInventory) -> HostInventory:
+        busy = collections.Counter(p.request.model for p in self._in_flight.values())
+        models = tuple(
+            msgspec.structs.replace(
+                m, last_used=self._last_used.get(m.id), in_flight=busy.get(m.id, 0)
+            )
+            for m in inventory.models
+        )
+        return msgspec.structs.replace(inventory, models=models)
+
+    def _load(self, message: LoadModel | UnloadModel) -> None:
+        reply: Deferred[LoadedModel] = self.defer_reply()
+        loading = isinstance(message, LoadModel)
+        model = message.model
+
+        async def call() -> LoadedModel | Failure:
+            try:
+                if loading:
+                    await self.provider.load(model)
+                else:
+                    await self.provider.unload(model)
+            except ProviderError as exc:
+                return exc.failure
+            return LoadedModel(host=self.name, model=model, loaded=loading)
+
+        def done(outcome: LoadedModel | Failure) -> None:
+            if isinstance(outcome, LoadedModel):
+                self._set_loaded(model, loading)
+                self.runtime.bus.publish(
+                    ModelLoadChanged(
+                        host=self.name, model=model, loaded=loading, reason="requested"
+                    )
+                )
+            reply.send(outcome)
+
+        self.pipe_to_self(call(), done, name=f"{'load' if loading else 'unload'} {model}")
+
+    def _set_loaded(self, model: str, loaded: bool) -> None:
+        if self._inventory is None:
+            return
+        models = []
+        found = False
+        for info in self._inventory.models:
+            if info.id == model:
+                found = True
+                vram = info.vram_bytes if loaded else None
+                models.append(msgspec.structs.replace(info, loaded=loaded, vram_bytes=vram))
+            else:
+                models.append(info)
+        if not found:
+            models.append(ModelInfo(id=model, loaded=loaded))
+        self._inventory = msgspec.structs.replace(self._inventory, models=tuple(models))

@@ -1,0 +1,526 @@
+"""The one internal form every LLM provider translates to and from.
+
+Providers (OpenAI-compatible, LM Studio, Ollama, Anthropic, Gemini) speak different wire
+protocols; everything above them (model hosts, reactor steps, consensus, tools) sees only
+these types:
+
+- :class:`ChatMessage` and :class:`ToolSpec` go in, inside a :class:`ChatRequest`;
+- a :class:`Completion` comes out: text, :class:`ToolCall` s whose ``arguments`` are
+  always a parsed object and whose ``id`` is always set (synthesised when the server
+  gives none), :class:`Usage`, a normalised :class:`FinishReason`, and per-provider
+  extras (tokens/s, time to first token) where the server reports them;
+- a failure is a :class:`~actors.Failure` of the one taxonomy (:class:`~actors.FailureKind`).
+
+Requests and replies are tagged :class:`~actors.Message` s, so they cross actors, the
+journal and the HTTP API unchanged. Values nested inside them are plain frozen structs.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import Any, Literal
+
+import msgspec
+
+from actors import Event, Message, Request
+
+__all__ = [
+    "Admission",
+    "AdmitModel",
+    "BreakerState",
+    "BreakerTransition",
+    "CancelChat",
+    "ChatMessage",
+    "ChatRequest",
+    "Completion",
+    "EmbedRequest",
+    "Embeddings",
+    "FinishReason",
+    "GpuInfo",
+    "GpuProcess",
+    "HostInventory",
+    "HostStats",
+    "HostStatsQuery",
+    "InventoryQuery",
+    "LoadModel",
+    "LoadedModel",
+    "ModelInfo",
+    "ModelLoadChanged",
+    "ModelStats",
+    "ResourceQuery",
+    "ResourceSnapshot",
+    "Role",
+    "TextDelta",
+    "ToolCall",
+    "ToolSpec",
+    "UnloadModel",
+    "Usage",
+    "new_request_id",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+def new_request_id() -> str:
+    """A fresh id for a chat request (what :class:`CancelChat` names)."""
+    return uuid.uuid4().hex
+
+
+class _Value(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Values nested inside messages: frozen, keyword-only, compact on the wire."""
+
+
+class ToolSpec(_Value, frozen=True, kw_only=True):
+    """A tool the model may call.
+
+    Attributes:
+        name: The tool's name, as the model will call it.
+        description: What it does, for the model.
+        parameters: A JSON Schema object for its arguments.
+    """
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = msgspec.field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+class ToolCall(_Value, frozen=True, kw_only=True):
+    """One call of a tool that the model asked for.
+
+    Attributes:
+        id: The call's id. Servers that give none (Ollama native, Gemini) get one
+            synthesised, so a tool result can always name the call it answers.
+        name: The tool's name.
+        arguments: The arguments, always parsed into an object (never a JSON string).
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ChatMessage(_Value, frozen=True, kw_only=True):
+    """One turn of a conversation.
+
+    Attributes:
+        role: ``system``, ``user``, ``assistant`` or ``tool``.
+        content: The text.
+        tool_calls: On an assistant turn, the tool calls it made.
+        tool_call_id: On a tool turn, the call this result answers.
+        name: On a tool turn, the tool's name (Ollama and Gemini key results by name).
+    """
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> ChatMessage:
+        """A system turn."""
+        return cls(role="system", content=content)
+
+    @classmethod
+    def user(cls, content: str) -> ChatMessage:
+        """A user turn."""
+        return cls(role="user", content=content)
+
+    @classmethod
+    def assistant(cls, content: str = "", tool_calls: tuple[ToolCall, ...] = ()) -> ChatMessage:
+        """An assistant turn (echoed back when continuing after tool calls)."""
+        return cls(role="assistant", content=content, tool_calls=tool_calls)
+
+    @classmethod
+    def tool(cls, call: ToolCall, content: str) -> ChatMessage:
+        """The result of a tool call, answering ``call``."""
+        return cls(role="tool", content=content, tool_call_id=call.id, name=call.name)
+
+
+class Usage(_Value, frozen=True, kw_only=True):
+    """Tokens in and out, as the server counted them (0 where it did not say)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output."""
+        return self.input_tokens + self.output_tokens
+
+
+class FinishReason(enum.StrEnum):
+    """Why the model stopped, normalised across vendors."""
+
+    STOP = "stop"
+    """A natural end, or a stop sequence."""
+    LENGTH = "length"
+    """The output token limit (or the context window) was reached."""
+    TOOL_CALLS = "tool_calls"
+    """The model asked for tool calls."""
+    CONTENT_FILTER = "content_filter"
+    """A safety or policy filter cut the answer (or the model refused)."""
+    OTHER = "other"
+    """Anything else the vendor reported (the raw value is in ``Completion.extras``)."""
+
+
+class TextDelta(_Value, frozen=True, kw_only=True):
+    """A piece of streamed text (what a provider's ``stream`` yields before the end)."""
+
+    text: str
+
+
+class Completion(Message, frozen=True, kw_only=True):
+    """A model's answer, in the one internal form.
+
+    Attributes:
+        model: The model that answered (as the server named it).
+        provider: The wire protocol: ``openai``, ``lmstudio``, ``ollama``, ``anthropic``
+            or ``gemini``.
+        host: The name of the model host that served it (empty when a provider was used
+            directly).
+        content: The text of the answer ("" when it is only tool calls).
+        tool_calls: Tool calls, arguments parsed, ids always set.
+        finish_reason: Why it stopped.
+        usage: Tokens in and out.
+        request_id: The request this answers.
+        latency_s: Wall time from sending the request to the last byte.
+        ttft_s: Time to first token, where measured (streaming) or reported by the server.
+        tokens_per_s: Output tokens per second, as reported by the server or measured.
+        cost_usd: What it cost by the configured price table; ``None`` when no price is
+            configured for this model (never a silent 0).
+        extras: Per-provider extras (``raw_finish_reason``, server-reported timings, ...).
+    """
+
+    model: str
+    provider: str
+    host: str = ""
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = FinishReason.STOP
+    usage: Usage = Usage()
+    request_id: str = ""
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    cost_usd: float | None = None
+    extras: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ChatRequest(Request[Completion], frozen=True, kw_only=True):
+    """Ask a model for a chat completion.
+
+    Attributes:
+        model: The model, as the host knows it.
+        messages: The conversation so far.
+        tools: Tools the model may call.
+        tool_choice: ``"auto"``, ``"none"``, ``"required"``, or a tool's name to force it.
+        temperature: Sampling temperature (the server's default when ``None``).
+        max_tokens: Output token limit (the server's default when ``None``; Anthropic
+            requires one, so its provider fills in a default).
+        stop: Stop sequences.
+        stream: Stream on the wire. The answer is still one :class:`Completion`, but
+            the time to first token is measured and a stalled stream is caught by the
+            idle timeout rather than the whole-request deadline.
+        request_id: Names the request for :class:`CancelChat`; generated when omitted.
+        options: Vendor-specific request fields, merged into the wire body as they are.
+    """
+
+    model: str
+    messages: tuple[ChatMessage, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    stream: bool = False
+    request_id: str = msgspec.field(default_factory=new_request_id)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @classmethod
+    def prompt(cls, model: str, text: str, *, system: str | None = None, **kw: Any) -> ChatRequest:
+        """The common case: one user prompt (and an optional system prompt)."""
+        turns = (ChatMessage.system(system),) if system else ()
+        return cls(model=model, messages=(*turns, ChatMessage.user(text)), **kw)
+
+
+class CancelChat(Message, frozen=True, kw_only=True):
+    """Cancel an in-flight or queued chat request by its ``request_id``.
+
+    The request is answered with a ``cancelled`` failure; the HTTP call is aborted.
+    """
+
+    request_id: str
+
+
+class Embeddings(Message, frozen=True, kw_only=True):
+    """Embedding vectors, one per input, in input order."""
+
+    model: str
+    provider: str
+    vectors: tuple[tuple[float, ...], ...]
+    usage: Usage = Usage()
+
+
+class EmbedRequest(Request[Embeddings], frozen=True, kw_only=True):
+    """Embed one or more texts with an embedding model."""
+
+    model: str
+    inputs: tuple[str, ...]
+
+
+# -- inventory --------------------------------------------------------------------------
+
+
+class ModelInfo(_Value, frozen=True, kw_only=True):
+    """What a server says about one of its models.
+
+    Attributes:
+        id: The model's id, as requests name it.
+        loaded: Whether it is resident now (``None`` when the server cannot say, e.g.
+            cloud APIs, or servers whose only model is always loaded report ``True``).
+        context_length: The context window (loaded config, else the maximum).
+        size_bytes: Size on disk, where reported.
+        vram_bytes: GPU memory it takes now, where reported (Ollama ``size_vram``).
+        capabilities: Any of ``chat``, ``embeddings``, ``tools``, ``vision``.
+        details: Everything else the server reported that may help a human.
+        last_used: When a ModelHost last sent it a request (Unix time; filled in by the
+            host, ``None`` from a provider).
+        in_flight: Requests to it in flight on the host now (filled in by the host).
+    """
+
+    id: str
+    loaded: bool | None = None
+    context_length: int | None = None
+    size_bytes: int | None = None
+    vram_bytes: int | None = None
+    capabilities: tuple[str, ...] = ("chat",)
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+    last_used: float | None = None
+    in_flight: int = 0
+
+
+class HostInventory(Message, frozen=True, kw_only=True):
+    """One endpoint, as discovery found it.
+
+    Attributes:
+        url: The base URL probed.
+        server: What answered: ``lmstudio``, ``ollama``, ``llamacpp``, ``vllm``,
+            ``openai``, ``anthropic``, ``gemini`` or ``openai-compatible``; ``""`` when
+            nothing answered.
+        provider: The wire protocol the host will be driven with.
+        reachable: Whether anything answered.
+        models: Its models, loaded or not.
+        version: The server's version, where it reports one.
+        host: The model host's name, when the inventory came from a ModelHost.
+        error: Why it is unreachable, or what went wrong while probing.
+    """
+
+    url: str
+    server: str = ""
+    provider: str = ""
+    reachable: bool = False
+    models: tuple[ModelInfo, ...] = ()
+    version: str | None = None
+    host: str = ""
+    error: str | None = None
+
+
+class InventoryQuery(Request[HostInventory], frozen=True, kw_only=True):
+    """Ask a ModelHost for its inventory; ``refresh`` asks the server again."""
+
+    refresh: bool = False
+
+
+class LoadedModel(Message, frozen=True, kw_only=True):
+    """The answer to :class:`LoadModel` and :class:`UnloadModel`: the model's new state."""
+
+    host: str
+    model: str
+    loaded: bool
+
+
+class LoadModel(Request[LoadedModel], frozen=True, kw_only=True):
+    """Load a model through the server's own API (LM Studio v1, Ollama)."""
+
+    model: str
+
+
+class UnloadModel(Request[LoadedModel], frozen=True, kw_only=True):
+    """Unload a model through the server's own API (LM Studio v1, Ollama)."""
+
+    model: str
+
+
+class ModelLoadChanged(Event, frozen=True, kw_only=True):
+    """Published when a host loads or unloads a model."""
+
+    host: str
+    model: str
+    loaded: bool
+    reason: str = ""
+
+
+# -- breakers and statistics ------------------------------------------------------------
+
+
+class BreakerState(enum.StrEnum):
+    """A circuit breaker's state."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class BreakerTransition(Event, frozen=True, kw_only=True):
+    """Published on the event bus whenever a model's breaker changes state.
+
+    Attributes:
+        host: The model host.
+        model: The model whose breaker moved.
+        from_state: The state it left.
+        to_state: The state it entered.
+        reason: Why (e.g. ``"5 consecutive failures"``, ``"probe succeeded"``).
+        open_for_s: When it opened, how long it stays open before probing.
+    """
+
+    host: str
+    model: str
+    from_state: BreakerState
+    to_state: BreakerState
+    reason: str
+    open_for_s: float | None = None
+
+
+class ModelStats(_Value, frozen=True, kw_only=True):
+    """Running statistics for one model on one host.
+
+    Attributes:
+        model: The model.
+        requests: Requests finished (either way).
+        successes: Requests answered with a completion.
+        failures: Requests answered with a failure (cancellations excluded).
+        success_rate: ``successes / requests`` (1.0 before the first request).
+        latency_ewma_s: Exponentially weighted mean latency of successes.
+        latency_p95_s: 95th percentile latency over the recent window.
+        tokens_per_s: Exponentially weighted mean output tokens per second.
+        input_tokens: Input tokens, summed.
+        output_tokens: Output tokens, summed.
+        cost_usd: Cost summed from the price table; ``None`` when the model has no
+            configured price.
+        breaker: The breaker's state now.
+        failures_by_kind: Failures counted per failure kind.
+    """
+
+    model: str
+    requests: int = 0
+    successes: int = 0
+    failures: int = 0
+    success_rate: float = 1.0
+    latency_ewma_s: float | None = None
+    latency_p95_s: float | None = None
+    tokens_per_s: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    breaker: BreakerState = BreakerState.CLOSED
+    failures_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class HostStats(Message, frozen=True, kw_only=True):
+    """A model host's statistics: in flight, queued, and per model."""
+
+    host: str
+    in_flight: int
+    queued: int
+    max_parallel: int
+    models: tuple[ModelStats, ...] = ()
+
+
+class HostStatsQuery(Request[HostStats], frozen=True, kw_only=True):
+    """Ask a ModelHost for its statistics."""
+
+
+# -- GPU resources ----------------------------------------------------------------------
+
+
+class GpuProcess(_Value, frozen=True, kw_only=True):
+    """A process using a GPU (``used_bytes`` is ``None`` where NVML cannot say)."""
+
+    pid: int
+    name: str = ""
+    used_bytes: int | None = None
+
+
+class GpuInfo(_Value, frozen=True, kw_only=True):
+    """One GPU, as NVML reports it."""
+
+    index: int
+    name: str
+    uuid: str = ""
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int
+    utilization_gpu: int | None = None
+    utilization_memory: int | None = None
+    processes: tuple[GpuProcess, ...] = ()
+
+
+class ResourceSnapshot(Event, frozen=True, kw_only=True):
+    """What the ResourceMonitor knows now; published on the event bus on every poll.
+
+    Attributes:
+        gpus: Every GPU NVML sees (empty with no GPU, no driver or no library).
+        nvml: Whether NVML is available; ``nvml_error`` says why not.
+        nvml_error: Why NVML is unavailable.
+        budget_bytes: The memory budget for models: the configured figure, else the
+            free VRAM plus what the hosts' loaded models already take.
+        models_bytes: GPU memory the hosts' loaded models take, by ``host/model``.
+        free_bytes: What is left of the budget.
+        at: When the snapshot was taken (Unix time).
+    """
+
+    gpus: tuple[GpuInfo, ...] = ()
+    nvml: bool = False
+    nvml_error: str | None = None
+    budget_bytes: int | None = None
+    models_bytes: dict[str, int] = msgspec.field(default_factory=dict)
+    free_bytes: int | None = None
+    at: float = 0.0
+
+
+class ResourceQuery(Request[ResourceSnapshot], frozen=True, kw_only=True):
+    """Ask the ResourceMonitor for a fresh snapshot."""
+
+
+class Admission(Message, frozen=True, kw_only=True):
+    """The answer to :class:`AdmitModel` when the model fits (or is already loaded).
+
+    Attributes:
+        host: The host.
+        model: The model.
+        required_bytes: What the model needs (``None`` when unknown: admitted on trust).
+        free_bytes: What was free after any unloading.
+        unloaded: The models unloaded to make room, as ``host/model``, in order.
+    """
+
+    host: str
+    model: str
+    required_bytes: int | None = None
+    free_bytes: int | None = None
+    unloaded: tuple[str, ...] = ()
+
+
+class AdmitModel(Request[Admission], frozen=True, kw_only=True):
+    """Ask the ResourceMonitor whether a model that is not loaded may be loaded.
+
+    Answered with :class:`Admission`, or an ``insufficient_memory`` failure that says
+    what would be needed and what is free even after unloading idle models.
+    """
+
+    host: str
+    model: str
+    required_bytes: int | None = None

@@ -1,0 +1,50 @@
+"""Wire adapters, one per protocol; see :mod:`actors.llm.providers._base`.
+
+:func:`provider_class` finds a protocol's adapter by name (imported on first use, so a
+process that talks only to Ollama never imports the Anthropic adapter).
+"""
+
+
+import importlib
+
+from actors.llm.providers._base import (
+    Provider,
+    ProviderError,
+    Timeouts,
+    make_client,
+    parse_retry_after,
+)
+
+__all__ = [
+    "PROVIDERS",
+    "Provider",
+    "ProviderError",
+    "Timeouts",
+    "make_client",
+    "parse_retry_after",
+    "provider_class",
+]
+
+PROVIDERS: dict[str, tuple[str, str]] = {
+    "openai": ("actors.llm.providers._openai", "OpenAIProvider"),
+    "lmstudio": ("actors.llm.providers._openai", "LMStudioProvider"),
+    "ollama": ("actors.llm.providers._ollama", "OllamaProvider"),
+    "anthropic": ("actors.llm.providers._anthropic", "AnthropicProvider"),
+    "gemini": ("actors.llm.providers._gemini", "GeminiProvider"),
+}
+"""Protocol name -> (module, class) of its provider."""
+
+
+def provider_class(protocol: str) -> type[Provider]:
+    """The provider class for a protocol; an unknown name lists the known ones."""
+    try:
+        module_name, class_name = PROVIDERS[protocol]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ValueError(
+            f"unknown provider protocol {protocol!r}; expected one of: {known}"
+        ) from None
+    cls = getattr(importlib.import_module(module_name), class_name)
+    assert isinstance(cls, type)
+    assert issubclass(cls, Provider)
+    return cls

@@ -1,0 +1,618 @@
+"""What every provider shares: the interface, HTTP calls, error mapping, stream framing.
+
+A provider is a wire adapter for one protocol. It turns a :class:`~actors.ChatRequest`
+into that protocol's HTTP request and the server's answer into a
+:class:`~actors.Completion`, and it turns every way a call can go wrong (a status code
+with a vendor-specific body, a refused connection, a stream that breaks, stalls or sends
+garbage) into a :class:`ProviderError` carrying one typed :class:`~actors.Failure`.
+
+Providers are plain asyncio objects driven on the I/O loop; they hold no actor state.
+The :class:`~actors.ModelHost` actor owns concurrency, breakers and statistics.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+
+from actors import Failure, FailureKind
+from actors.llm._messages import (
+    ChatRequest,
+    Completion,
+    Embeddings,
+    EmbedRequest,
+    ModelInfo,
+    TextDelta,
+)
+
+__all__ = [
+    "Provider",
+    "ProviderError",
+    "SseEvent",
+    "StreamProgress",
+    "Timeouts",
+    "failure_from_exception",
+    "make_client",
+    "parse_retry_after",
+]
+
+StreamEvent = TextDelta | Completion
+
+
+class ProviderError(Exception):
+    """A provider call failed; ``failure`` says how, in the one taxonomy."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(f"{failure.kind}: {failure.message}")
+        self.failure = failure
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a provider waits.
+
+    Attributes:
+        connect: To open a connection.
+        read: Between bytes of a non-streaming answer (the whole-request deadline is the
+            request's own ``deadline``, enforced by the host).
+        stream_idle: Between events of a streaming answer; a stream silent for longer is
+            a ``timeout`` failure that says how much had arrived.
+    """
+
+    connect: float = 5.0
+    read: float = 300.0
+    stream_idle: float = 60.0
+
+
+def make_client(
+    *, max_connections: int = 256, timeouts: Timeouts = Timeouts(), aiohttp: bool = True
+) -> httpx.AsyncClient:
+    """An httpx client on the aiohttp transport (or httpx's own with ``aiohttp=False``).
+
+    httpx's default transport is slow under concurrency; the aiohttp transport (the one
+    the OpenAI SDK also offers) is what every provider uses. Create and use the client on
+    the I/O loop: the aiohttp session binds to the loop of its first request.
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=None)
+    if not aiohttp:
+        return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
+    from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - keeps import cost off the CLI
+
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits, trust_env=False), timeout=timeout, trust_env=False
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, else ``retry-after`` (seconds or a date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass(slots=True)
+class StreamProgress:
+    """How much of a streamed answer had arrived, for the failure when it breaks."""
+
+    events: int = 0
+    chars: int = 0
+    tool_calls: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+
+    def text(self, piece: str) -> None:
+        """Count a piece of streamed text."""
+        if piece and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.chars += len(piece)
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to the first token, once one arrived."""
+        return None if self.first_token_at is None else self.first_token_at - self.started
+
+    def details(self) -> dict[str, str]:
+        """The figures, as a failure's details."""
+        return {
+            "received_events": str(self.events),
+            "received_chars": str(self.chars),
+            "received_tool_calls": str(self.tool_calls),
+        }
+
+    def describe(self) -> str:
+        """A human summary: "after 12 events (340 chars)"."""
+        return f"after {self.events} events ({self.chars} chars of text)"
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    """One server-sent event: its ``event:`` name ("" when none) and its data."""
+
+    event: str
+    data: str
+
+
+_CONNECTION_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.CloseError,
+    httpx.ProxyError,
+)
+_TIMEOUT_ERRORS = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout, TimeoutError)
+
+
+def failure_from_exception(
+    exc: BaseException,
+    *,
+    source: str,
+    model: str | None = None,
+    progress: StreamProgress | None = None,
+) -> Failure:
+    """Map a transport-level exception to a failure (``connection`` or ``timeout``)."""
+    details: dict[str, str] = {"exception": type(exc).__name__}
+    if model:
+        details["model"] = model
+    where = ""
+    if progress is not None:
+        details.update(progress.details())
+        where = f" mid-stream {progress.describe()}"
+    if isinstance(exc, _TIMEOUT_ERRORS):
+        kind = FailureKind.TIMEOUT
+        what = "timed out"
+    elif isinstance(exc, _CONNECTION_ERRORS):
+        kind = FailureKind.CONNECTION
+        what = "connection failed" if progress is None else "connection broke"
+    else:
+        kind = FailureKind.INTERNAL
+        what = "unexpected error"
+    text = str(exc) or type(exc).__name__
+    return Failure(
+        kind=kind, message=f"{source}: {what}{where}: {text}", source=source, details=details
+    )
+
+
+def _error_fields(payload: Any) -> tuple[str, str, str]:
+    """(message, type, code) from any vendor's error body; "" where absent.
+
+    Accepts ``{"error": {...}}`` (OpenAI, Anthropic, llama.cpp, new vLLM, Gemini), the
+    flat ``{"object": "error", "message": ...}`` (older vLLM) and ``{"error": "text"}``
+    (Ollama native).
+    """
+    if not isinstance(payload, dict):
+        return ("", "", "")
+    err = payload.get("error", payload)
+    if isinstance(err, str):
+        return (err, "", "")
+    if not isinstance(err, dict):
+        return ("", "", "")
+    message = err.get("message")
+    etype = err.get("type") or err.get("status") or ""
+    code = err.get("code")
+    details = err.get("details")
+    if isinstance(details, dict) and isinstance(details.get("error_code"), str):
+        code = details["error_code"]
+    return (
+        message if isinstance(message, str) else "",
+        etype if isinstance(etype, str) else "",
+        "" if code is None else str(code),
+    )
+
+
+_CONTEXT_HINTS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "prompt is too long",
+    "too many tokens",
+    "exceeds the context",
+    "input context too long",
+)
+_POLICY_HINTS = ("content_policy", "content_filter", "safety", "policy violation")
+
+
+def classify_status(  # noqa: PLR0911 - one return per row of the table
+    status: int, etype: str, code: str, message: str
+) -> FailureKind:
+    """The failure kind for an HTTP error, from its status and the vendor's error fields."""
+    low = f"{etype} {code} {message}".lower()
+    if any(h in low for h in _CONTEXT_HINTS):
+        return FailureKind.CONTEXT_WINDOW_EXCEEDED
+    if "spend_limit" in low or "billing" in low or "insufficient_quota" in low or status == 402:
+        return FailureKind.BUDGET_EXCEEDED
+    if status in (400, 422) and any(h in low for h in _POLICY_HINTS):
+        return FailureKind.CONTENT_POLICY
+    match status:
+        case 401 | 403:
+            return FailureKind.AUTH
+        case 404:
+            return FailureKind.NOT_FOUND
+        case 408 | 504:
+            return FailureKind.TIMEOUT
+        case 429:
+            return FailureKind.RATE_LIMITED
+        case 499:
+            return FailureKind.CANCELLED
+        case 503 | 529:
+            return FailureKind.OVERLOADED
+        case _ if status >= 500:
+            return FailureKind.SERVER_ERROR
+        case _:
+            return FailureKind.BAD_REQUEST
+
+
+class Provider(abc.ABC):
+    """A wire adapter for one protocol, bound to one endpoint.
+
+    Subclasses implement :meth:`chat`, :meth:`stream` and :meth:`list_models`, and where
+    the protocol has them :meth:`embed`, :meth:`load` and :meth:`unload`. Every method
+    raises :class:`ProviderError` (never an httpx exception) when the call fails.
+
+    Args:
+        base_url: The server's root, e.g. ``http://127.0.0.1:1234`` (paths such as
+            ``/v1`` are added by the provider).
+        client: The shared httpx client (see :func:`make_client`).
+        api_key: Sent the way the protocol wants it, when set.
+        headers: Extra headers for every request.
+        timeouts: Connect, read and stream-idle timeouts.
+        name: How failures name the source (defaults to the protocol name and URL).
+    """
+
+    protocol: ClassVar[str]
+    """The protocol's short name: ``openai``, ``lmstudio``, ``ollama``, ``anthropic`` or
+    ``gemini``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client: httpx.AsyncClient,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts = Timeouts(),
+        name: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.api_key = api_key
+        self.timeouts = timeouts
+        self.name = name or f"{self.protocol}@{self.base_url}"
+        self._headers = {**self.auth_headers(), **dict(headers or {})}
+
+    # -- what subclasses implement ------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers carrying the API key (Bearer by default)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    @abc.abstractmethod
+    async def chat(self, request: ChatRequest) -> Completion:
+        """One chat completion, not streamed on the wire."""
+
+    @abc.abstractmethod
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream a chat completion: :class:`TextDelta` s, then one :class:`Completion`."""
+
+    @abc.abstractmethod
+    async def list_models(self) -> list[ModelInfo]:
+        """The server's models, loaded or not, with what it reports about each."""
+
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        """Embed texts (protocols without embeddings answer ``bad_request``)."""
+        raise ProviderError(
+            self.failure(FailureKind.BAD_REQUEST, "this protocol has no embeddings", request.model)
+        )
+
+    async def load(self, model: str) -> None:
+        """Load a model through the server's own API."""
+        raise ProviderError(
+            self.failure(
+                FailureKind.BAD_REQUEST, "this server cannot load models on request", model
+            )
+        )
+
+    async def unload(self, model: str) -> None:
+        """Unload a model through the server's own API."""
+        raise ProviderError(
+            self.failure(
+                FailureKind.BAD_REQUEST, "this server cannot unload models on request", model
+            )
+        )
+
+    @property
+    def can_load(self) -> bool:
+        """Whether :meth:`load` and :meth:`unload` do anything on this server."""
+        return False
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """The answer, streamed on the wire when ``request.stream`` is set."""
+        if not request.stream:
+            return await self.chat(request)
+        final: Completion | None = None
+        async for event in self.stream(request):
+            if isinstance(event, Completion):
+                final = event
+        if final is None:  # pragma: no cover - every stream implementation ends with one
+            raise ProviderError(
+                self.failure(
+                    FailureKind.INVALID_RESPONSE, "stream ended without an answer", request.model
+                )
+            )
+        return final
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def failure(
+        self,
+        kind: FailureKind,
+        message: str,
+        model: str | None = None,
+        *,
+        retry_after: float | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> Failure:
+        """A failure from this provider, naming it (and the model) in the message."""
+        where = f"{self.name}" + (f" model {model!r}" if model else "")
+        details = dict(details or {})
+        if model:
+            details.setdefault("model", model)
+        return Failure(
+            kind=kind,
+            message=f"{where}: {message}",
+            source=self.name,
+            retry_after=retry_after,
+            details=details,
+        )
+
+    def error_from_response(
+        self, status: int, headers: Mapping[str, str], body: bytes, model: str | None
+    ) -> Failure:
+        """Map an HTTP error response to a failure; subclasses refine :meth:`classify`."""
+        try:
+            payload: Any = json.loads(body) if body else None
+        except ValueError:
+            payload = None
+        message, etype, code = _error_fields(payload)
+        if not message:
+            message = body.decode("utf-8", "replace")[:500] or f"HTTP {status}"
+        kind = self.classify(status, etype, code, message)
+        details = {"status": str(status)}
+        if etype:
+            details["error_type"] = etype
+        if code:
+            details["error_code"] = code
+        return self.failure(
+            kind,
+            f"HTTP {status}: {message}",
+            model,
+            retry_after=parse_retry_after(headers),
+            details=details,
+        )
+
+    def classify(self, status: int, etype: str, code: str, message: str) -> FailureKind:
+        """The failure kind for an HTTP error (the shared rules; vendors may refine)."""
+        return classify_status(status, etype, code, message)
+
+    def url(self, path: str) -> str:
+        """An absolute URL under the base URL."""
+        return f"{self.base_url}{path}"
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        model: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send a request and return its parsed JSON body; failures raise ProviderError."""
+        try:
+            response = await self.client.request(
+                method, self.url(path), json=body, headers=self._headers, params=params
+            )
+            content = await response.aread()
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise ProviderError(failure_from_exception(exc, source=self.name, model=model)) from exc
+        if response.status_code >= 400:
+            raise ProviderError(
+                self.error_from_response(response.status_code, response.headers, content, model)
+            )
+        try:
+            return json.loads(content)
+        except ValueError as exc:
+            raise ProviderError(
+                self.failure(
+                    FailureKind.INVALID_RESPONSE,
+                    f"{method} {path} answered with malformed JSON: {content[:200]!r}",
+                    model,
+                )
+            ) from exc
+
+    @asynccontextmanager
+    async def open_stream(
+        self, path: str, body: Any, *, model: str, params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """POST and yield the response once its status is known to be a success."""
+        try:
+            async with self.client.stream(
+                "POST", self.url(path), json=body, headers=self._headers, params=params
+            ) as response:
+                if response.status_code >= 400:
+                    content = await response.aread()
+                    raise ProviderError(
+                        self.error_from_response(
+                            response.status_code, response.headers, content, model
+                        )
+                    )
+                yield response
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise ProviderError(failure_from_exception(exc, source=self.name, model=model)) from exc
+
+    async def _chunks(
+        self, response: httpx.Response, progress: StreamProgress, model: str
+    ) -> AsyncIterator[bytes]:
+        """The raw body, each wait bounded by the stream-idle timeout."""
+        iterator = response.aiter_bytes().__aiter__()
+        while True:
+            try:
+                async with asyncio.timeout(self.timeouts.stream_idle):
+                    chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise ProviderError(
+                    self.failure(
+                        FailureKind.TIMEOUT,
+                        f"stream stalled for {self.timeouts.stream_idle:g}s {progress.describe()}",
+                        model,
+                        details=progress.details(),
+                    )
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise ProviderError(
+                    failure_from_exception(exc, source=self.name, model=model, progress=progress)
+                ) from exc
+            yield chunk
+
+    async def iter_lines(
+        self, response: httpx.Response, progress: StreamProgress, model: str
+    ) -> AsyncIterator[str]:
+        """Decoded lines of the body (without line endings)."""
+        buffer = b""
+        async for chunk in self._chunks(response, progress, model):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                yield line.rstrip(b"\r").decode("utf-8", "replace")
+        if buffer:
+            yield buffer.rstrip(b"\r").decode("utf-8", "replace")
+
+    async def iter_sse(
+        self, response: httpx.Response, progress: StreamProgress, model: str
+    ) -> AsyncIterator[SseEvent]:
+        """Server-sent events: ``event:`` name and joined ``data:`` lines, per blank line."""
+        event = ""
+        data: list[str] = []
+        async for line in self.iter_lines(response, progress, model):
+            if not line:
+                if data:
+                    progress.events += 1
+                    yield SseEvent(event, "\n".join(data))
+                event, data = "", []
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+        if data:
+            progress.events += 1
+            yield SseEvent(event, "\n".join(data))
+
+    async def iter_ndjson(
+        self, response: httpx.Response, progress: StreamProgress, model: str
+    ) -> AsyncIterator[Any]:
+        """Objects of an NDJSON body, one per non-empty line."""
+        async for line in self.iter_lines(response, progress, model):
+            if not line.strip():
+                continue
+            progress.events += 1
+            yield self.parse_stream_json(line, progress, model)
+
+    def parse_stream_json(self, text: str, progress: StreamProgress, model: str) -> Any:
+        """Parse one streamed JSON document; garbage is ``invalid_response`` saying where."""
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ProviderError(
+                self.failure(
+                    FailureKind.INVALID_RESPONSE,
+                    f"stream sent malformed JSON {progress.describe()}: {text[:120]!r}",
+                    model,
+                    details=progress.details(),
+                )
+            ) from exc
+
+    def stream_error(
+        self, payload: Any, progress: StreamProgress, model: str, status: int = 500
+    ) -> ProviderError:
+        """An error the server reported inside a stream (HTTP status already 200)."""
+        message, etype, code = _error_fields(payload)
+        kind = self.classify(status, etype, code, message)
+        if kind is FailureKind.BAD_REQUEST:
+            kind = FailureKind.SERVER_ERROR
+        return ProviderError(
+            self.failure(
+                kind,
+                f"error mid-stream {progress.describe()}: {message or payload!r}",
+                model,
+                details={**progress.details(), **({"error_type": etype} if etype else {})},
+            )
+        )
+
+
+def parse_arguments(raw: Any, *, provider: Provider, model: str, tool: str) -> dict[str, Any]:
+    """Tool-call arguments as an object, whether the wire gave a JSON string or an object."""
+    if isinstance(raw, dict):
+        return raw
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise ProviderError(
+                provider.failure(
+                    FailureKind.INVALID_RESPONSE,
+                    f"tool call {tool!r} has arguments that are not valid JSON: {raw[:200]!r}",
+                    model,
+                )
+            ) from exc
+        if isinstance(value, dict):
+            return value
+    raise ProviderError(
+        provider.failure(
+            FailureKind.INVALID_RESPONSE,
+            f"tool call {tool!r} has arguments that are not an object: {raw!r}",
+            model,
+        )
+    )
+
+
+def synth_call_id(prefix: str, index: int, request_id: str) -> str:
+    """A stable id for a tool call the server gave none (``call_<request>_<n>``)."""
+    return f"{prefix}_{request_id[:12]}_{index}"

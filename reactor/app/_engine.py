@@ -1,0 +1,771 @@
+"""The Engine: starts, resumes, lists and cancels runs of reactors in an actor system.
+
+One :class:`Engine` per application. It needs a running :class:`~actors.System`; it
+starts (or finds) the ``store`` actor that owns the SQLite journal, and a ``runs``
+supervisor under which each run is a Run actor of its own. Sync code calls
+:meth:`Engine.run` / :meth:`Engine.start`; asyncio code :meth:`Engine.run_async` /
+:meth:`Engine.start_async`. A run's handle waits for its result, cancels it, or names
+it (``run_id``) so that it can be resumed later, in this process or another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import difflib
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+import otel
+from actors import (
+    ActorNotFound,
+    ChildSpec,
+    DuplicateActorName,
+    Ref,
+    Restart,
+    SupervisorSpec,
+    System,
+)
+from actors.llm import Fleet
+from actors.lowlevel import StartChild
+from actors.store import Journal, Store
+from dsl import Plan, Reactor, RecursionLimitError, find, locate
+from reactor.observe import LoggingMiddleware, TracingMiddleware
+from reactor.run import (
+    END_STATUS,
+    RUN_EVENT_DECODER,
+    STREAM_PREFIX,
+    TERMINAL_EVENTS,
+    THIS_PROCESS,
+    CancelRun,
+    EncodeError,
+    InputError,
+    Limits,
+    Middleware,
+    Owner,
+    ResumeError,
+    Run,
+    RunEvent,
+    RunFailedError,
+    RunOptions,
+    RunResumed,
+    RunServices,
+    RunStarted,
+    StepError,
+    encode_value,
+    owner_alive,
+    stream_of,
+)
+
+__all__ = ["DEFAULT_MAX_DEPTH", "Engine", "RunHandle", "RunSummary", "check_inputs"]
+
+DEFAULT_MAX_DEPTH = 16
+"""How deep runs may compose runs (a run and its composed runs, down to the deepest)."""
+
+
+class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One run, as ``reactor runs list`` shows it.
+
+    Attributes:
+        run_id: The run.
+        reactor: The reactor's name.
+        locator: Where its definition is found.
+        status: ``running``, ``completed``, ``failed``, ``halted``, ``cancelled``, or
+            ``interrupted`` (its process is gone; it can be resumed).
+        created_at: When it started.
+        updated_at: When its journal last changed.
+        last_event: Its latest journal event.
+        parent: The run that composed it, if any.
+    """
+
+    run_id: str
+    reactor: str
+    locator: str
+    status: str
+    created_at: float
+    updated_at: float
+    last_event: str
+    parent: str | None = None
+
+
+class RunHandle:
+    """A started run: wait for its result, or cancel it.
+
+    Attributes:
+        run_id: The run's id (``reactor runs show RUN_ID``).
+        reactor: The reactor's name.
+    """
+
+    def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None, done: Future[Any]) -> None:
+        self.run_id = run_id
+        self.reactor = reactor
+        self._ref = ref
+        self._done = done
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id} of {self.reactor}>"
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The run's result; raises a :class:`~reactor.RunError` if it did not complete.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first (the run goes on).
+        """
+        return self._done.result(timeout)
+
+    async def result_async(self) -> Any:
+        """:meth:`result` for asyncio code."""
+        return await asyncio.wrap_future(self._done)
+
+    def done(self) -> bool:
+        """Whether the run has ended."""
+        return self._done.done()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the run: running attempts are cancelled, completed steps undone."""
+        if self._ref is not None:
+            self._ref.tell_if_alive(CancelRun(reason))
+
+
+def check_inputs(plan: Plan, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's input values: defaults filled in, transforms applied, types converted.
+
+    Raises:
+        InputError: An unknown input, a missing one, or one that does not convert,
+            naming the reactor and the input.
+    """
+    for name in given:
+        if name not in plan.inputs:
+            close = difflib.get_close_matches(name, list(plan.inputs), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(plan.inputs) or "none"
+            raise InputError(
+                f"no such input{hint}; its inputs are: {known}", reactor=plan.reactor, input=name
+            )
+    values: dict[str, Any] = {}
+    for name, spec in plan.inputs.items():
+        if name in given:
+            value = given[name]
+        elif not spec.required:
+            value = spec.default
+        else:
+            raise InputError("is required", reactor=plan.reactor, input=name)
+        if spec.transform is not None and name in given:
+            try:
+                value = spec.transform(value)
+            except Exception as exc:
+                raise InputError(
+                    f"its transform failed: {type(exc).__name__}: {exc}",
+                    reactor=plan.reactor,
+                    input=name,
+                ) from exc
+        if spec.type is not Any:
+            try:
+                value = msgspec.convert(value, spec.type, strict=False)
+            except (msgspec.ValidationError, TypeError) as exc:
+                raise InputError(
+                    f"{value!r} is not a valid {_type_name(spec.type)}: {exc}",
+                    reactor=plan.reactor,
+                    input=name,
+                ) from exc
+        values[name] = value
+    return values
+
+
+def _type_name(kind: Any) -> str:
+    return getattr(kind, "__name__", None) or str(kind)
+
+
+class Engine:
+    """Runs reactors: one Run actor per run, journaled in the system's Store.
+
+    Args:
+        system: A started actor system.
+        db_path: The SQLite file, when the engine starts the Store (``REACTOR_DB`` or
+            the user data directory by default); ignored if a ``store`` actor runs.
+        middleware: Observers of every run, after the built-in ones.
+        tracing: Add the tracing middleware (a span per run and per step attempt).
+        logging: Add the logging middleware (a structlog line per event).
+        max_concurrency: Steps one run runs at once, unless the reactor or the run
+            says otherwise.
+        workers: Threads for plain ``def`` steps (default: ``min(32, cpus + 4)``).
+        max_depth: How deep runs may compose runs.
+        fleet: Model hosts for ``ask`` steps (from :func:`~actors.start_fleet`).
+        hosts: ``model -> host actor name``, for ``ask`` steps that name no host.
+        default_model: The model of ``ask`` steps whose model is empty (by default
+            the fleet's first chat model).
+        resume_interrupted: At start, resume the runs whose process died.
+        store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
+            killed process), when the engine starts the Store.
+    """
+
+    def __init__(
+        self,
+        system: System,
+        *,
+        db_path: str | os.PathLike[str] | None = None,
+        middleware: Sequence[Middleware] = (),
+        tracing: bool = True,
+        logging: bool = True,
+        max_concurrency: int = 8,
+        workers: int | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        fleet: Fleet | None = None,
+        hosts: Mapping[str, str] | None = None,
+        default_model: str | None = None,
+        resume_interrupted: bool = False,
+        store_synchronous: str = "FULL",
+    ) -> None:
+        if max_concurrency < 1:
+            msg = f"Engine(max_concurrency={max_concurrency!r}): must be at least 1"
+            raise ValueError(msg)
+        self.system = system
+        self.max_concurrency = max_concurrency
+        self.max_depth = max_depth
+        self.store = self._store(system, db_path, store_synchronous)
+        self.journal = Journal(self.store)
+        self._supervisor = self._runs_supervisor(system)
+        built_in: list[Middleware] = []
+        if tracing:
+            built_in.append(TracingMiddleware())
+        if logging:
+            built_in.append(LoggingMiddleware())
+        self.middleware: tuple[Middleware, ...] = (*built_in, *middleware)
+        self.limits = Limits()
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers or min(32, (os.cpu_count() or 1) + 4),
+            thread_name_prefix="reactor-step",
+        )
+        self._fleet = fleet
+        self._hosts: dict[str, str] = {}
+        if fleet is not None:
+            for host, model in fleet.models():
+                self._hosts.setdefault(model, host)
+        self._hosts.update(hosts or {})
+        self.default_model = default_model or next(iter(self._hosts), None)
+        self._services = self._make_services(self.middleware)
+        self.resumed: list[RunHandle] = []
+        """The runs ``resume_interrupted=True`` picked up when the engine started."""
+        if resume_interrupted:
+            self.resumed = self.resume_interrupted()
+
+    # ---- set-up --------------------------------------------------------------------------
+
+    @staticmethod
+    def _store(
+        system: System, db_path: str | os.PathLike[str] | None, synchronous: str
+    ) -> Ref[Any]:
+        try:
+            return system.lookup("store")
+        except ActorNotFound:
+            if synchronous.upper() == "NORMAL":
+                return system.spawn(Store.spec(db_path, synchronous="NORMAL"))
+            return system.spawn(Store.spec(db_path, synchronous="FULL"))
+
+    @staticmethod
+    def _runs_supervisor(system: System) -> Ref[Any]:
+        try:
+            return system.lookup("runs")
+        except ActorNotFound:
+            spec = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0)
+            try:
+                return system.spawn(spec)
+            except DuplicateActorName:
+                return system.lookup("runs")
+
+    def _make_services(self, middleware: tuple[Middleware, ...]) -> RunServices:
+        return RunServices(
+            store=self.store,
+            pool=self._pool,
+            limits=self.limits,
+            middleware=middleware,
+            owner=THIS_PROCESS,
+            resolve_host=self._resolve_host,
+            start_child=self._start_child,
+            undo_children=self._undo_children,
+        )
+
+    def _services_for(self, extra: Sequence[Middleware]) -> RunServices:
+        if not extra:
+            return self._services
+        return self._make_services((*self.middleware, *extra))
+
+    def close(self) -> None:
+        """Stop the worker pool (the system stops the actors)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ---- model hosts ---------------------------------------------------------------------
+
+    def _resolve_host(self, model: str, host: str | None) -> tuple[Ref[Any], str]:
+        if not model:
+            model = self.default_model or ""
+            if not model:
+                msg = (
+                    "the ask step names no model and the engine has no default model "
+                    "(pass Engine(default_model=...) or a fleet with a chat model)"
+                )
+                raise LookupError(msg)
+        if host is not None:
+            return self.system.lookup(host), model
+        name = self._hosts.get(model)
+        if name is None and self._fleet is not None and len(self._fleet.hosts) == 1:
+            name = next(iter(self._fleet.hosts))
+        if name is None:
+            known = ", ".join(f"{m} (on {h})" for m, h in sorted(self._hosts.items()))
+            msg = (
+                f"no model host serves {model!r}; known models: {known or 'none'} "
+                "(pass Engine(fleet=...) or hosts={model: host}, or ask(..., host=...))"
+            )
+            raise LookupError(msg)
+        return self.system.lookup(name), model
+
+    # ---- starting runs -------------------------------------------------------------------
+
+    def _prepare(
+        self,
+        reactor: type[Reactor],
+        inputs: Mapping[str, Any] | None,
+        *,
+        run_id: str | None,
+        max_concurrency: int | None,
+        timeout: float | None,
+        concurrency_key: str | None,
+    ) -> tuple[str, dict[str, Any], msgspec.Raw, RunOptions, str]:
+        if not (isinstance(reactor, type) and issubclass(reactor, Reactor)) or reactor is Reactor:
+            msg = f"{reactor!r} is not a Reactor subclass"
+            raise TypeError(msg)
+        plan = reactor.__plan__
+        given = dict(inputs or {})
+        values = check_inputs(plan, given)
+        try:
+            raw = encode_value(given)
+        except EncodeError as exc:
+            raise InputError(
+                f"the inputs cannot be journaled: {exc}", reactor=plan.reactor, input="*"
+            ) from exc
+        try:
+            locator = locate(reactor)
+        except ValueError:
+            locator = ""
+        options = RunOptions(
+            max_concurrency=max_concurrency or plan.max_concurrency or self.max_concurrency,
+            timeout=timeout if timeout is not None else plan.timeout,
+            concurrency_key=concurrency_key,
+        )
+        return run_id or new_run_id(), values, raw, options, locator
+
+    def _spec(
+        self,
+        reactor: type[Reactor],
+        run_id: str,
+        done: Future[Any],
+        services: RunServices,
+        **kwargs: Any,
+    ) -> ChildSpec:
+        plan = reactor.__plan__
+        return ChildSpec(
+            name=f"run:{run_id}",
+            actor=Run,
+            args=(services, reactor, run_id),
+            kwargs={
+                "done": done,
+                "input_check": lambda raw: check_inputs(plan, raw),
+                **kwargs,
+            },
+            restart=Restart.TEMPORARY,
+            shutdown_timeout=10.0,
+        )
+
+    def _spawned(self, answer: object, run_id: str) -> Ref[Any]:
+        if isinstance(answer, DuplicateActorName):
+            msg = f"run {run_id} is already running in this process"
+            raise ResumeError(msg, run_id=run_id, reactor="")
+        if isinstance(answer, Exception):
+            raise answer
+        if not isinstance(answer, Ref):
+            msg = f"the runs supervisor answered {answer!r}"
+            raise TypeError(msg)
+        return answer
+
+    def start(
+        self,
+        reactor: type[Reactor],
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        concurrency_key: str | None = None,
+        middleware: Sequence[Middleware] = (),
+    ) -> RunHandle:
+        """Start a run; returns at once with its handle.
+
+        Args:
+            reactor: The reactor class.
+            inputs: Input values by name (strings are converted to the input's type).
+            run_id: The run's id (default: a new random one).
+            max_concurrency: Steps running at once (default: the reactor's, else the
+                engine's).
+            timeout: Seconds the whole run may take; then it is rolled back and fails.
+            concurrency_key: Share one limit on running steps with every run (and
+                composed run) that names the same key.
+            middleware: Observers of this run only, after the engine's.
+
+        Raises:
+            InputError: An input is unknown, missing or of the wrong type.
+        """
+        spec, handle = self._start_spec(
+            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware
+        )
+        handle._ref = self._spawned(self._supervisor.ask(StartChild(spec)), handle.run_id)
+        return handle
+
+    async def start_async(
+        self,
+        reactor: type[Reactor],
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        concurrency_key: str | None = None,
+        middleware: Sequence[Middleware] = (),
+    ) -> RunHandle:
+        """:meth:`start` for asyncio code."""
+        spec, handle = self._start_spec(
+            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware
+        )
+        answer = await self._supervisor.ask_async(StartChild(spec))
+        handle._ref = self._spawned(answer, handle.run_id)
+        return handle
+
+    def _start_spec(  # noqa: PLR0917 - start()'s arguments, passed on
+        self,
+        reactor: type[Reactor],
+        inputs: Mapping[str, Any] | None,
+        run_id: str | None,
+        max_concurrency: int | None,
+        timeout: float | None,
+        concurrency_key: str | None,
+        middleware: Sequence[Middleware],
+    ) -> tuple[ChildSpec, RunHandle]:
+        """The Run actor's spec for a new top-level run, and its handle (no ref yet)."""
+        rid, values, raw, options, locator = self._prepare(
+            reactor,
+            inputs,
+            run_id=run_id,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            concurrency_key=concurrency_key,
+        )
+        done: Future[Any] = Future()
+        spec = self._spec(
+            reactor,
+            rid,
+            done,
+            self._services_for(middleware),
+            inputs=values,
+            raw_inputs=raw,
+            locator=locator,
+            options=options,
+            carrier=otel.inject(),  # the run's span is a child of the caller's, if any
+            fresh=run_id is None,
+        )
+        return spec, RunHandle(rid, reactor.__plan__.reactor, None, done)
+
+    def run(
+        self,
+        reactor: type[Reactor],
+        inputs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Start a run and wait for its result (:meth:`start`'s options).
+
+        Raises:
+            RunFailedError: A step failed for good (after rollback).
+            RunHaltedError: A step halted the run.
+            RunCancelledError: It was cancelled.
+        """
+        return self.start(reactor, inputs, **options).result()
+
+    async def run_async(
+        self,
+        reactor: type[Reactor],
+        inputs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """:meth:`run` for asyncio code."""
+        handle = await self.start_async(reactor, inputs, **options)
+        return await handle.result_async()
+
+    async def _start_child(
+        self,
+        reactor: type[Reactor],
+        inputs: dict[str, Any],
+        *,
+        run_id: str,
+        parent: str,
+        parent_step: str,
+        stack: tuple[str, ...],
+        concurrency_key: str | None,
+        max_concurrency: int,
+        carrier: dict[str, str] | None,
+    ) -> Any:
+        plan = reactor.__plan__
+        name = plan.reactor
+        if name in stack:
+            raise RecursionLimitError(
+                f"composing {name!r} again would recurse: it is already running",
+                reactor=stack[-1],
+                step=parent_step,
+                stack=(*stack, name),
+            )
+        if len(stack) >= self.max_depth:
+            raise RecursionLimitError(
+                f"composition deeper than max_depth={self.max_depth}",
+                reactor=stack[-1],
+                step=parent_step,
+                stack=(*stack, name),
+            )
+        values = check_inputs(plan, inputs)
+        try:
+            raw = encode_value(inputs)
+        except EncodeError as exc:
+            raise InputError(
+                f"the inputs cannot be journaled: {exc}", reactor=name, input="*"
+            ) from exc
+        try:
+            locator = locate(reactor)
+        except ValueError:
+            locator = ""
+        done: Future[Any] = Future()
+        spec = self._spec(
+            reactor,
+            run_id,
+            done,
+            self._services,
+            inputs=values,
+            raw_inputs=raw,
+            locator=locator,
+            options=RunOptions(
+                max_concurrency=plan.max_concurrency or max_concurrency,
+                timeout=plan.timeout,
+                concurrency_key=concurrency_key,
+            ),
+            parent=parent,
+            stack=(*stack, name),
+            carrier=carrier,
+            resume_reason="its parent resumed",
+        )
+        ref = self._spawned(await self._supervisor.ask_async(StartChild(spec)), run_id)
+        try:
+            return await asyncio.wrap_future(done)
+        except asyncio.CancelledError:
+            ref.tell_if_alive(CancelRun("its parent step was cancelled"))
+            raise
+
+    async def _undo_children(self, prefix: str) -> None:
+        """Roll back the completed runs a composite step started, newest first.
+
+        ``prefix`` is the step attempt's run id; ``RunFailedError`` says which undos
+        failed.
+        """
+        base = stream_of(prefix)
+        infos = await self.journal.streams_async(base)
+        errors: list[StepError] = []
+        for info in infos:  # newest first
+            rest = info.stream_id[len(base) :]
+            direct = rest == "" or (rest.startswith("/") and "/" not in rest[1:])
+            if not direct or info.last_type != "RunCompleted" or info.first is None:
+                continue
+            started = RUN_EVENT_DECODER.decode(info.first.data)
+            if not isinstance(started, RunStarted):
+                continue
+            reactor = self._load(started)
+            done: Future[Any] = Future()
+            spec = self._spec(
+                reactor,
+                started.run_id,
+                done,
+                self._services,
+                inputs=None,
+                raw_inputs=None,
+                locator=started.locator,
+                options=RunOptions(),
+                parent=started.parent,
+                undo_only=True,
+            )
+            self._spawned(await self._supervisor.ask_async(StartChild(spec)), started.run_id)
+            try:
+                await asyncio.wrap_future(done)
+            except RunFailedError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise RunFailedError(run_id=prefix, reactor="", errors=errors)
+
+    # ---- resuming -------------------------------------------------------------------------
+
+    def history(self, run_id: str) -> list[RunEvent]:
+        """The run's journal, decoded (oldest first); empty for an unknown run."""
+        return [RUN_EVENT_DECODER.decode(e.data) for e in self.journal.read(stream_of(run_id))]
+
+    def resume(
+        self, run_id: str, *, middleware: Sequence[Middleware] = (), reason: str = "resumed"
+    ) -> RunHandle:
+        """Continue a halted or interrupted run from its journal.
+
+        Completed steps are not run again: their results come from the journal. Steps
+        that were running when it stopped run again.
+
+        Raises:
+            ResumeError: No such run, it already ended, or its reactor cannot be loaded.
+        """
+        events = self.history(run_id)
+        if not events or not isinstance(events[0], RunStarted):
+            msg = f"no run {run_id!r} in the journal ({self._where()})"
+            raise ResumeError(msg, run_id=run_id, reactor="")
+        started = events[0]
+        ended = type(events[-1]).__name__
+        if ended in TERMINAL_EVENTS:
+            msg = f"run {run_id} of {started.reactor!r} already ended ({ended}); nothing to resume"
+            raise ResumeError(msg, run_id=run_id, reactor=started.reactor)
+        reactor = self._load(started)
+        known = {f.name for f in dataclasses.fields(RunOptions)}
+        options = RunOptions(**{k: v for k, v in started.options.items() if k in known})
+        done: Future[Any] = Future()
+        spec = self._spec(
+            reactor,
+            run_id,
+            done,
+            self._services_for(middleware),
+            inputs=None,
+            raw_inputs=None,
+            locator=started.locator,
+            options=options,
+            parent=started.parent,
+            resume_reason=reason,
+        )
+        ref = self._spawned(self._supervisor.ask(StartChild(spec)), run_id)
+        return RunHandle(run_id, started.reactor, ref, done)
+
+    @staticmethod
+    def _load(started: RunStarted) -> type[Reactor]:
+        if not started.locator:
+            msg = (
+                f"run {started.run_id}: reactor {started.reactor!r} was defined where another "
+                "process cannot find it (define it at module level, in a file)"
+            )
+            raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor)
+        try:
+            reactor = find(started.locator)
+        except (LookupError, ImportError, SyntaxError) as exc:
+            msg = f"run {started.run_id}: cannot load reactor {started.locator!r}: {exc}"
+            raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor) from exc
+        if not (isinstance(reactor, type) and issubclass(reactor, Reactor)):
+            msg = f"run {started.run_id}: {started.locator!r} is not a Reactor"
+            raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor)
+        return reactor
+
+    def interrupted(self) -> list[str]:
+        """Top-level runs that were running in a process that is gone (not halted ones)."""
+        found: list[str] = []
+        for info in self.journal.streams(
+            STREAM_PREFIX, open_only=True, terminal_types=tuple(TERMINAL_EVENTS)
+        ):
+            if info.first is None or info.last_type == "RunHalted":
+                continue
+            started = RUN_EVENT_DECODER.decode(info.first.data)
+            if not isinstance(started, RunStarted) or started.parent is not None:
+                continue
+            if not _alive(self._latest_owner(started, info.last_seq)):
+                found.append(started.run_id)
+        return found
+
+    def _latest_owner(self, started: RunStarted, last_seq: int) -> Owner:
+        """The process that ran the run last: its latest ``RunResumed``'s, else its starter."""
+        if last_seq > 1:
+            for event in reversed(self.history(started.run_id)):
+                if isinstance(event, RunResumed):
+                    return event.owner
+        return started.owner
+
+    def resume_interrupted(self) -> list[RunHandle]:
+        """Resume every run whose process died (see :meth:`interrupted`)."""
+        handles = []
+        for run_id in self.interrupted():
+            try:
+                handles.append(self.resume(run_id, reason="its process died"))
+            except ResumeError as exc:
+                from reactor.observe import log  # noqa: PLC0415
+
+                log.warning("cannot resume an interrupted run", run_id=run_id, error=str(exc))
+        return handles
+
+    # ---- listing ----------------------------------------------------------------------------
+
+    def runs(self, *, limit: int | None = 50, include_children: bool = False) -> list[RunSummary]:
+        """Runs in the journal, newest first."""
+        summaries = []
+        for info in self.journal.streams(STREAM_PREFIX, limit=limit):
+            if info.first is None:
+                continue
+            started = RUN_EVENT_DECODER.decode(info.first.data)
+            if not isinstance(started, RunStarted):
+                continue
+            if started.parent is not None and not include_children:
+                continue
+            owner = started.owner
+            if info.last_type not in END_STATUS:  # running or interrupted: by whom, last?
+                owner = self._latest_owner(started, info.last_seq)
+            summaries.append(
+                RunSummary(
+                    run_id=started.run_id,
+                    reactor=started.reactor,
+                    locator=started.locator,
+                    status=status_of(info.last_type, owner),
+                    created_at=info.created_at,
+                    updated_at=info.updated_at,
+                    last_event=info.last_type,
+                    parent=started.parent,
+                )
+            )
+        return summaries
+
+    def _where(self) -> str:
+        return f"store {self.store.name}"
+
+
+def status_of(last_type: str, owner: Owner) -> str:
+    """A run's status from its latest event (``interrupted`` if its process is gone)."""
+    status = END_STATUS.get(last_type)
+    if status is not None:
+        return status
+    return "running" if _alive(owner) else "interrupted"
+
+
+def _alive(owner: Owner) -> bool:
+    """Whether the owner may still be running the run (``True`` when it can't tell)."""
+    return owner_alive(owner) is not False
+
+
+def new_run_id() -> str:
+    """A new run id: time-ordered hex, then random (``0193f2c4a1b2-5e9d0c``)."""
+    return f"{int(time.time() * 1000):x}-{secrets.token_hex(3)}"
+
+
+def default_db(db_path: str | os.PathLike[str] | None) -> Path:
+    """The database file an engine uses for ``db_path``."""
+    return Store.path_of(db_path)

@@ -1,0 +1,123 @@
+"""``reactor discover`` and ``reactor fake-server``: find LLM servers, or start a fake one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TextIO
+
+import msgspec
+
+from actors.llm import DEFAULT_ENDPOINTS, HostInventory, ModelInfo, discover_sync
+
+__all__ = ["format_inventory", "run_discover", "run_fake_server"]
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _loaded(model: ModelInfo) -> str:
+    return {True: "loaded", False: "not loaded", None: "-"}[model.loaded]
+
+
+def format_inventory(inventories: Sequence[HostInventory]) -> str:
+    """A plain-text table: one block per endpoint, one row per model."""
+    lines: list[str] = []
+    for inv in inventories:
+        if not inv.reachable:
+            lines.append(f"{inv.url}  -  {inv.error or 'unreachable'}")
+            continue
+        title = f"{inv.url}  {inv.server}" + (f" {inv.version}" if inv.version else "")
+        title += f"  (protocol {inv.provider})" if inv.provider else ""
+        lines.append(title)
+        if inv.error:
+            lines.append(f"  error: {inv.error}")
+        rows = [("MODEL", "STATE", "CONTEXT", "SIZE", "VRAM", "CAPABILITIES")]
+        rows += [
+            (
+                m.id,
+                _loaded(m),
+                str(m.context_length) if m.context_length else "-",
+                _size(m.size_bytes),
+                _size(m.vram_bytes),
+                ",".join(m.capabilities) or "-",
+            )
+            for m in inv.models
+        ]
+        if len(rows) == 1:
+            lines.append("  (no models)")
+            continue
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines.extend(
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+    return "\n".join(lines)
+
+
+def run_discover(
+    urls: Sequence[str],
+    *,
+    as_json: bool,
+    default_ports: bool,
+    timeout: float,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Probe and print; exit status 0 when at least one server answered, else 1."""
+    found = discover_sync(urls, default_ports=default_ports, timeout=timeout)
+    if as_json:
+        out.write(json.dumps(msgspec.to_builtins(found), indent=2) + "\n")
+    else:
+        probed = ", ".join(DEFAULT_ENDPOINTS) if default_ports else "none"
+        out.write(format_inventory(found) + "\n")
+        out.write(f"\n(default local endpoints probed: {probed})\n")
+    return 0 if any(f.reachable for f in found) else 1
+
+
+def run_fake_server(
+    protocol: str,
+    *,
+    port: int,
+    models: Sequence[str],
+    latency: float,
+    token_delay: float,
+    reply_words: int = 0,
+) -> int:
+    """Serve a fake until interrupted (Ctrl-C or SIGTERM)."""
+    from actors.testing import Exchange, FakeServer, Reply  # noqa: PLC0415 - aiohttp only here
+
+    names = list(models) or ["fake-small", "fake-large"]
+    text = " ".join(f"word{i}" for i in range(reply_words))
+
+    def fixed(_: Exchange) -> Reply:
+        return Reply(text=text)
+
+    server = FakeServer(
+        protocol,
+        models=names,
+        port=port,
+        latency=latency,
+        token_delay=token_delay,
+        responder=fixed if reply_words else None,
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with server:
+        print(
+            f"fake {protocol} server on {server.url} with models {', '.join(names)} "
+            "(Ctrl-C to stop)",
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            done.wait()
+    return 0

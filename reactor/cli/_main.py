@@ -1,0 +1,272 @@
+"""The ``reactor`` command line.
+
+Subcommands:
+
+* ``reactor demo [--topic T] [--db PATH]``: run the example reactor (parallel ``ask``
+  steps, then one that combines them) on a local LLM server or the built-in fakes.
+* ``reactor actors-demo [--db PATH]``: the actor runtime alone: supervised actors, a
+  crash and a restart, and the trace of every request.
+* ``reactor discover [URL ...] [--json]``: find LLM servers (the given URLs and the
+  default local ports) and list their models.
+* ``reactor fake-server --protocol P --port N [--models a,b]``: serve a fake LLM server
+  that speaks a real protocol, to try reactors offline.
+* ``reactor run path/to/file.py:Name [--input key=value ...]``: run a reactor with live
+  progress on standard error; its result is printed as JSON on standard output.
+* ``reactor runs list|show|resume``: the runs in the journal; one run's steps; continue
+  a halted or interrupted run.
+* ``reactor version``: print the installed version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reactor", description="Reactor Swarm: orchestrate many LLMs as actors."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo", help="run the example reactor: parallel ask steps, then one combining them"
+    )
+    demo.add_argument("--topic", default=None, help="what the analysts brief on")
+    demo.add_argument("--no-progress", action="store_true", help="no live progress display")
+    actors_demo = commands.add_parser(
+        "actors-demo", help="the actor runtime alone: supervised actors and their traces"
+    )
+    for each in (demo, actors_demo):
+        each.add_argument(
+            "--db",
+            type=Path,
+            default=None,
+            help="SQLite file for the journal (default: REACTOR_DB, else the user data dir)",
+        )
+        each.add_argument(
+            "--log-level",
+            default="critical",
+            help="structlog level on standard error (debug, info, warning, error, critical)",
+        )
+    discover = commands.add_parser("discover", help="find LLM servers and list their models")
+    discover.add_argument("urls", nargs="*", metavar="URL", help="endpoints to probe as well")
+    discover.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    discover.add_argument(
+        "--no-defaults",
+        action="store_true",
+        help="probe only the given URLs, not the default local ports",
+    )
+    discover.add_argument(
+        "--timeout", type=float, default=1.0, help="seconds per probe (default 1.0)"
+    )
+    fake = commands.add_parser("fake-server", help="serve a fake LLM server on 127.0.0.1")
+    fake.add_argument(
+        "--protocol",
+        required=True,
+        choices=sorted(_fake_protocols()),
+        help="which server to imitate",
+    )
+    fake.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+    fake.add_argument(
+        "--models",
+        default="",
+        help="comma-separated model ids (default: fake-small,fake-large)",
+    )
+    fake.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    fake.add_argument(
+        "--token-delay", type=float, default=0.0, help="seconds between streamed tokens"
+    )
+    fake.add_argument(
+        "--reply-words",
+        type=int,
+        default=0,
+        help="answer every request with this many words (default: echo the prompt)",
+    )
+    _add_run_commands(commands)
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="SQLite file of the journal (default: REACTOR_DB, else the user data dir)",
+    )
+
+
+def _progress_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="show no progress on standard error (the result still goes to standard output)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="error",
+        help="structlog level on standard error (debug, info, warning, error, critical)",
+    )
+
+
+def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a reactor: live progress on stderr, the result as JSON on stdout",
+        description=(
+            "Run a reactor. Exit status: 0 completed, 1 failed or cancelled, 2 a mistake "
+            "on the command line, 3 halted (resume with `reactor runs resume ID`), "
+            "130 interrupted (Ctrl-C cancels the run)."
+        ),
+    )
+    run.add_argument(
+        "locator", metavar="FILE.py:NAME", help="the reactor: path/to/file.py:Name or module:Name"
+    )
+    run.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an input as text (KEY=@FILE: the file's text); converted to the input's type",
+    )
+    run.add_argument(
+        "--json-input",
+        "-j",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="an input as a JSON value",
+    )
+    _db_option(run)
+    run.add_argument(
+        "--max-concurrency", type=int, default=None, help="steps running at once at most"
+    )
+    run.add_argument("--timeout", type=float, default=None, help="seconds the whole run may take")
+    run.add_argument("--run-id", default=None, help="the run's id (default: a new one)")
+    _progress_options(run)
+    run.add_argument(
+        "--mermaid", action="store_true", help="print the reactor as a Mermaid flowchart; no run"
+    )
+    runs = commands.add_parser("runs", help="the runs in the journal: list, show, resume")
+    actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the newest runs first")
+    _db_option(listing)
+    listing.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument(
+        "--all", action="store_true", help="also the runs that other runs composed"
+    )
+    show = actions.add_parser("show", help="one run: its inputs, outcome and steps")
+    show.add_argument("run_id", metavar="RUN_ID")
+    _db_option(show)
+    show.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    resume = actions.add_parser(
+        "resume", help="continue a halted or interrupted run, with live progress"
+    )
+    resume.add_argument("run_id", metavar="RUN_ID")
+    _db_option(resume)
+    _progress_options(resume)
+
+
+def _fake_protocols() -> list[str]:
+    from actors.testing import PROTOCOLS  # noqa: PLC0415
+
+    return list(PROTOCOLS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    match args.command:
+        case "demo":
+            from reactor.cli._demo import DEFAULT_TOPIC, run_demo  # noqa: PLC0415 - keep startup fast
+
+            return run_demo(
+                db_path=args.db,
+                topic=args.topic or DEFAULT_TOPIC,
+                progress=not args.no_progress,
+                log_level=args.log_level,
+            )
+        case "actors-demo":
+            from reactor.cli._actors_demo import run_demo as run_actors_demo  # noqa: PLC0415
+
+            return run_actors_demo(db_path=args.db, log_level=args.log_level)
+        case "discover":
+            from reactor.cli._hosts import run_discover  # noqa: PLC0415
+
+            return run_discover(
+                args.urls,
+                as_json=args.json,
+                default_ports=not args.no_defaults,
+                timeout=args.timeout,
+            )
+        case "fake-server":
+            from reactor.cli._hosts import run_fake_server  # noqa: PLC0415
+
+            models = [m.strip() for m in args.models.split(",") if m.strip()]
+            return run_fake_server(
+                args.protocol,
+                port=args.port,
+                models=models,
+                latency=args.latency,
+                token_delay=args.token_delay,
+                reply_words=args.reply_words,
+            )
+        case "run":
+            from reactor.cli._runs import leave_now_if_steps_linger, run_reactor  # noqa: PLC0415
+
+            return leave_now_if_steps_linger(
+                run_reactor(
+                    args.locator,
+                    inputs=args.input,
+                    json_inputs=args.json_input,
+                    db=args.db,
+                    max_concurrency=args.max_concurrency,
+                    timeout=args.timeout,
+                    run_id=args.run_id,
+                    progress=not args.no_progress,
+                    mermaid=args.mermaid,
+                    log_level=args.log_level,
+                )
+            )
+        case "runs":
+            return _runs(args)
+        case "version":
+            print(metadata.version("reactor-swarm"))
+            return 0
+        case _:  # argparse rejects unknown commands before this
+            return 2
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from reactor.cli._runs import (  # noqa: PLC0415
+        leave_now_if_steps_linger,
+        run_list,
+        run_resume,
+        run_show,
+    )
+
+    match args.runs_command:
+        case "list":
+            return run_list(
+                db=args.db, limit=args.limit, as_json=args.json, include_children=args.all
+            )
+        case "show":
+            return run_show(args.run_id, db=args.db, as_json=args.json)
+        case "resume":
+            code = run_resume(
+                args.run_id, db=args.db, progress=not args.no_progress, log_level=args.log_level
+            )
+            return leave_now_if_steps_linger(code)
+        case _:  # argparse rejects unknown actions before this
+            return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Running one reactor: the Run actor's loop, its journal records, errors and middleware protocol.
+
+A run is a :class:`Run` actor: it dispatches ready steps, receives each outcome as a
+message, journals it, and rolls back completed steps when the run fails. Its journal is
+a stream of :class:`RunEvent` records (``run:<run_id>``).
+"""
+
+from reactor.run._codec import EncodeError, encode_value
+from reactor.run._errors import (
+    InputError,
+    ResumeError,
+    RunCancelledError,
+    RunError,
+    RunFailedError,
+    RunHaltedError,
+)
+from reactor.run._limits import Limits
+from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
+from reactor.run._owner import THIS_PROCESS, owner_alive
+from reactor.run._records import (
+    END_STATUS,
+    RUN_EVENT_DECODER,
+    STREAM_PREFIX,
+    TERMINAL_EVENTS,
+    Owner,
+    RunCancelled,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunHalted,
+    RunResumed,
+    RunStarted,
+    RunUndone,
+    StepCompensated,
+    StepCompleted,
+    StepError,
+    StepFailed,
+    StepsAdded,
+    StepSkipped,
+    StepStarted,
+    StepUndoFailed,
+    StepUndone,
+    stream_of,
+)
+from reactor.run._run import CancelRun, ChildRunner, Run, RunOptions, RunServices
+
+__all__ = [
+    "END_STATUS",
+    "RUN_EVENT_DECODER",
+    "STREAM_PREFIX",
+    "TERMINAL_EVENTS",
+    "THIS_PROCESS",
+    "CancelRun",
+    "ChildRunner",
+    "EncodeError",
+    "InputError",
+    "Limits",
+    "Middleware",
+    "Owner",
+    "ResumeError",
+    "Run",
+    "RunCancelled",
+    "RunCancelledError",
+    "RunCompleted",
+    "RunError",
+    "RunEvent",
+    "RunFailed",
+    "RunFailedError",
+    "RunHalted",
+    "RunHaltedError",
+    "RunInfo",
+    "RunOptions",
+    "RunOutcome",
+    "RunResumed",
+    "RunServices",
+    "RunStarted",
+    "RunUndone",
+    "StepCompensated",
+    "StepCompleted",
+    "StepError",
+    "StepEvent",
+    "StepEventKind",
+    "StepFailed",
+    "StepSkipped",
+    "StepStarted",
+    "StepUndoFailed",
+    "StepUndone",
+    "StepsAdded",
+    "encode_value",
+    "owner_alive",
+    "stream_of",
+]

@@ -1,0 +1,388 @@
+"""Configuration: defaults, the TOML file, errors that name the field, env overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actors import FailureKind
+from actors.llm._config import (
+    BreakerConfig,
+    Config,
+    ConfigError,
+    PriceConfig,
+    default_config_path,
+    load_config,
+)
+from tests.support.proc import ROOT
+
+GIB = 1024**3
+
+
+def write(tmp_path: Path, text: str, name: str = "reactor.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def failing(path: Path | str | None = None, env: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env=env or {})
+    return caught.value
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point the user config directory somewhere empty, whatever the machine has."""
+    monkeypatch.setattr(
+        "actors.llm._config.default_config_path", lambda: tmp_path / "no-such-dir" / "config.toml"
+    )
+
+
+# ---- defaults -------------------------------------------------------------------------
+
+
+def test_no_file_and_no_environment_gives_the_defaults() -> None:
+    """Nothing configured is a valid configuration."""
+    config = load_config(env={})
+    assert config.source is None
+    assert config.hosts == {}
+    assert config.prices == {}
+    assert config.breaker == BreakerConfig()
+    assert config.breaker.failure_threshold == 5
+    assert config.breaker.counted == [
+        FailureKind.TIMEOUT,
+        FailureKind.SERVER_ERROR,
+        FailureKind.OVERLOADED,
+        FailureKind.CONNECTION,
+        FailureKind.INVALID_RESPONSE,
+        FailureKind.RATE_LIMITED,
+        FailureKind.AUTH,
+    ]
+    assert FailureKind.BAD_REQUEST not in config.breaker.counted
+    assert config.resources.budget() is None
+    assert config.resources.poll_s == 5.0
+    assert config.resources.nvml
+    assert config.discovery.enabled
+    assert config.discovery.default_ports
+    assert config.discovery.timeout_s == 0.5
+
+
+def test_default_path_is_used_when_it_exists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without a path or $REACTOR_CONFIG, the user config file is read if present."""
+    path = write(tmp_path, "[resources]\npoll_s = 2.5\n", "config.toml")
+    monkeypatch.setattr("actors.llm._config.default_config_path", lambda: path)
+    config = load_config(env={})
+    assert config.source == path
+    assert config.resources.poll_s == 2.5
+
+
+def test_default_config_path_is_in_the_user_config_dir() -> None:
+    """The real default (imported before the fixture patched the module) is per user."""
+    import platformdirs
+
+    expected = Path(platformdirs.user_config_dir("reactor-swarm", appauthor=False))
+    assert default_config_path() == expected / "config.toml"
+
+
+# ---- a valid file ---------------------------------------------------------------------
+
+
+def test_valid_file_is_read(tmp_path: Path) -> None:
+    """Hosts, per-host breaker overrides, prices, resources and discovery."""
+    path = write(
+        tmp_path,
+        """
+[hosts.local]
+url = "http://127.0.0.1:1234"
+protocol = "lmstudio"
+max_parallel = 2
+headers = { "x-team" = "a" }
+models = ["m1"]
+
+[hosts.local.breaker]
+failure_threshold = 2
+
+[hosts.cloud]
+url = "https://api.example.com/v1"
+api_key = "sk-secret"
+
+[breaker]
+open_s = 1.5
+counted = ["timeout", "connection"]
+
+[prices.m1]
+input_per_mtok = 1.0
+output_per_mtok = 2.0
+
+[resources]
+budget_gb = 1.5
+
+[discovery]
+urls = ["http://10.0.0.2:11434"]
+""",
+    )
+    config = load_config(path, env={})
+    assert config.source == path
+    local = config.hosts["local"]
+    assert (local.url, local.protocol, local.max_parallel) == (
+        "http://127.0.0.1:1234",
+        "lmstudio",
+        2,
+    )
+    assert local.headers == {"x-team": "a"}
+    assert local.models == ["m1"]
+    assert (local.queue_limit, local.timeout_s, local.connect_timeout_s) == (1000, 120.0, 5.0)
+    assert local.stream_idle_timeout_s == 60.0
+    assert config.hosts["cloud"].protocol is None
+    assert config.hosts["cloud"].resolved_api_key(env={}) == "sk-secret"
+    assert "sk-secret" not in repr(config)
+    assert config.breaker.counted == [FailureKind.TIMEOUT, FailureKind.CONNECTION]
+    # The host's breaker overrides only the fields it sets.
+    merged = config.breaker_for("local")
+    assert (merged.failure_threshold, merged.open_s) == (2, 1.5)
+    assert merged.counted == [FailureKind.TIMEOUT, FailureKind.CONNECTION]
+    assert config.breaker_for("cloud") == config.breaker
+    assert config.breaker_for("unknown") == config.breaker
+    assert config.resources.budget() == int(1.5 * GIB)
+    assert config.discovery.urls == ["http://10.0.0.2:11434"]
+
+
+def test_example_file_loads() -> None:
+    """examples/reactor.toml is valid and shows every section."""
+    config = load_config(ROOT / "examples" / "reactor.toml", env={})
+    assert set(config.hosts) == {"local", "ollama", "claude"}
+    assert config.hosts["claude"].api_key_env == "ANTHROPIC_API_KEY"
+    assert config.breaker_for("ollama").failure_threshold == 3
+    assert config.price_for("anyhost", "claude-sonnet-4-5") is not None
+    assert config.resources.budget() == 20 * GIB
+    assert config.discovery.urls
+
+
+def test_reactor_config_variable_names_the_file(tmp_path: Path) -> None:
+    """$REACTOR_CONFIG is used when no path is given."""
+    path = write(tmp_path, "[breaker]\nwindow = 30\n")
+    config = load_config(env={"REACTOR_CONFIG": str(path)})
+    assert config.breaker.window == 30
+    assert config.source == path
+
+
+# ---- errors ---------------------------------------------------------------------------
+
+
+def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
+    """A path that was asked for and is not there fails, naming it."""
+    missing = tmp_path / "nope.toml"
+    error = failing(missing)
+    assert str(missing) in str(error)
+    assert "not found" in str(error)
+    error = failing(env={"REACTOR_CONFIG": str(missing)})
+    assert "REACTOR_CONFIG" in str(error)
+
+
+def test_toml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
+    """Broken TOML is a ConfigError (a ValueError) naming the file and where."""
+    path = write(tmp_path, '[hosts.local]\nurl = "http://x\n')
+    error = failing(path)
+    assert isinstance(error, ValueError)
+    assert str(path) in str(error)
+    assert "not valid TOML" in str(error)
+    assert "line 2" in str(error)
+    assert error.path == path
+
+
+def test_every_bad_field_is_named_with_its_reason(tmp_path: Path) -> None:
+    """Range, type, URL, literal, enum and cross-field errors, all at once."""
+    path = write(
+        tmp_path,
+        """
+[hosts.local]
+url = "ftp://127.0.0.1"
+max_parallel = 0
+protocol = "grpc"
+timeout_s = "soon"
+
+[breaker]
+failure_rate = 1.5
+counted = ["timeout", "bogus"]
+
+[prices.m]
+input_per_mtok = -1
+output_per_mtok = 0
+
+[resources]
+budget_bytes = 100
+budget_gb = 1
+""",
+    )
+    error = failing(path)
+    text = str(error)
+    assert text.startswith(f"{path}: 8 invalid settings")
+    problems = dict(error.problems)
+    assert problems["hosts.local.max_parallel"] == "Input should be greater than or equal to 1"
+    assert "http:// or https://" in problems["hosts.local.url"]
+    assert "'openai'" in problems["hosts.local.protocol"]
+    assert "hosts.local.timeout_s" in problems
+    assert "less than or equal to 1" in problems["breaker.failure_rate"]
+    assert "'server_error'" in problems["breaker.counted[1]"]  # lists the valid kinds
+    assert "prices.m.input_per_mtok" in problems
+    assert problems["resources"] == "set budget_bytes or budget_gb, not both"
+    assert "hosts.local.max_parallel: Input should be greater than or equal to 1" in text
+
+
+def test_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    """extra="forbid" everywhere: a typo names the field and the likely intent."""
+    path = write(
+        tmp_path,
+        '[hosts.local]\nurl = "http://h:1"\nmax_paralel = 3\n'
+        "[hosts.local.breaker]\nopen_secs = 1\n[breakr]\nwindow = 1\n",
+    )
+    problems = dict(failing(path).problems)
+    assert problems["hosts.local.max_paralel"] == (
+        "Extra inputs are not permitted (did you mean max_parallel?)"
+    )
+    assert "did you mean open_s?" in problems["hosts.local.breaker.open_secs"]
+    assert "did you mean breaker?" in problems["breakr"]
+
+
+def test_required_and_cross_field_errors(tmp_path: Path) -> None:
+    """A host without a URL; a breaker whose min_calls exceeds its window."""
+    path = write(tmp_path, "[hosts.a]\nprotocol = 'ollama'\n[breaker]\nwindow = 5\nmin_calls = 6\n")
+    problems = dict(failing(path).problems)
+    assert problems["hosts.a.url"] == "Field required"
+    assert "min_calls (6) must not exceed window (5)" in problems["breaker"]
+
+
+def test_bad_host_name_is_an_error(tmp_path: Path) -> None:
+    """Host names may not contain '/' (prices use host/model)."""
+    path = write(tmp_path, '[hosts."a/b"]\nurl = "http://x:1"\n')
+    assert "'a/b'" in dict(failing(path).problems)["hosts"]
+
+
+# ---- environment overrides ------------------------------------------------------------
+
+
+def test_env_overrides_the_file_including_nested_host_fields(tmp_path: Path) -> None:
+    """REACTOR_<SECTION>__<FIELD>[__<SUBFIELD>] with JSON or text values."""
+    path = write(tmp_path, '[hosts.Local]\nurl = "http://127.0.0.1:1"\n[breaker]\nwindow = 30\n')
+    env = {
+        "REACTOR_BREAKER__FAILURE_THRESHOLD": "3",
+        "reactor_breaker__counted": '["timeout"]',
+        "REACTOR_HOSTS__LOCAL__MAX_PARALLEL": "8",  # matches [hosts.Local] whatever the case
+        "REACTOR_HOSTS__LOCAL__BREAKER__OPEN_S": "0.5",
+        "REACTOR_HOSTS__NEW__URL": "http://127.0.0.1:1234",
+        "REACTOR_RESOURCES__BUDGET_GB": "20",
+        "REACTOR_RESOURCES__NVML": "false",
+        "REACTOR_DISCOVERY": '{"enabled": false}',
+        "REACTOR_DB": "/tmp/x.db",  # not a setting
+        "REACTOR_LOG_LEVEL": "debug",  # not a setting either (no double underscore)
+        "OTHER__THING": "1",
+    }
+    config = load_config(path, env=env)
+    assert config.breaker.failure_threshold == 3
+    assert config.breaker.window == 30  # the file's value stays
+    assert config.breaker.counted == [FailureKind.TIMEOUT]
+    assert config.hosts["Local"].max_parallel == 8
+    assert config.breaker_for("Local").open_s == 0.5
+    assert config.hosts["new"].url == "http://127.0.0.1:1234"
+    assert config.resources.budget() == 20 * GIB
+    assert config.resources.nvml is False
+    assert config.discovery.enabled is False
+
+
+def test_env_override_without_a_file() -> None:
+    """Overrides apply to the defaults too."""
+    config = load_config(env={"REACTOR_HOSTS__LOCAL__URL": "http://127.0.0.1:1234"})
+    assert config.hosts["local"].url == "http://127.0.0.1:1234"
+    assert config.source is None
+
+
+def test_env_text_that_looks_like_a_number_stays_text() -> None:
+    """A numeric API key is kept exactly as written."""
+    env = {
+        "REACTOR_HOSTS__H__URL": "http://h:1",
+        "REACTOR_HOSTS__H__API_KEY": "1.50",
+        "REACTOR_HOSTS__H__MODELS": '["a", "b"]',
+    }
+    host = load_config(env=env).hosts["h"]
+    assert host.resolved_api_key(env={}) == "1.50"
+    assert host.models == ["a", "b"]
+
+
+def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
+    """An invalid override is a ConfigError naming the field and the variable."""
+    path = write(tmp_path, '[hosts.local]\nurl = "http://h:1"\n')
+    error = failing(path, env={"REACTOR_HOSTS__LOCAL__MAX_PARALLEL": "lots"})
+    assert str(path) in str(error)
+    reason = dict(error.problems)["hosts.local.max_parallel"]
+    assert "REACTOR_HOSTS__LOCAL__MAX_PARALLEL" in reason
+    error = failing(env={"REACTOR_BREAKER__FAILURE_THRESHOLD": "0"})
+    assert "REACTOR_BREAKER__FAILURE_THRESHOLD" in str(error)
+    assert "defaults and environment" in str(error)
+    error = failing(env={"REACTOR_BREAKER__OPENS": "1"})
+    assert "did you mean open_s?" in str(error)
+    assert "REACTOR_BREAKER__OPENS" in str(error)
+
+
+def test_bad_env_names_are_errors(tmp_path: Path) -> None:
+    """An unknown section, an empty level, or a field under a value are errors."""
+    error = failing(env={"REACTOR_BREAKR__WINDOW": "3"})
+    assert "REACTOR_BREAKR__WINDOW" in str(error)
+    assert "unknown configuration section 'breakr'" in str(error)
+    assert "REACTOR_BREAKER____WINDOW" in str(failing(env={"REACTOR_BREAKER____WINDOW": "3"}))
+    error = failing(env={"REACTOR_RESOURCES__POLL_S__X": "3", "REACTOR_RESOURCES__POLL_S": "1"})
+    assert "not a table" in str(error)
+
+
+# ---- prices and keys ------------------------------------------------------------------
+
+
+def test_price_for_prefers_host_model_then_model() -> None:
+    """host/model wins over model; unpriced is None, never zero."""
+    config = Config.model_validate(
+        {
+            "prices": {
+                "m": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+                "local/m": {"input_per_mtok": 0.1, "output_per_mtok": 0.2},
+                "qwen/qwen3-8b": {"input_per_mtok": 0.5, "output_per_mtok": 0.5},
+            }
+        }
+    )
+    assert config.price_for("local", "m") == PriceConfig(input_per_mtok=0.1, output_per_mtok=0.2)
+    assert config.price_for("cloud", "m") == PriceConfig(input_per_mtok=1.0, output_per_mtok=2.0)
+    assert config.price_for("cloud", "other") is None
+    # Model ids may contain '/' themselves (LM Studio, vLLM).
+    assert config.price_for("lms", "qwen/qwen3-8b") is not None
+    price = config.price_for("cloud", "m")
+    assert price is not None
+    assert price.cost(1_000_000, 500_000) == pytest.approx(2.0)
+
+
+def test_api_key_env_is_resolved_from_the_environment() -> None:
+    """api_key wins; else the variable named by api_key_env; else None."""
+    config = Config.model_validate(
+        {
+            "hosts": {
+                "a": {"url": "https://a", "api_key_env": "A_KEY"},
+                "b": {"url": "https://b", "api_key": "direct", "api_key_env": "A_KEY"},
+                "c": {"url": "https://c"},
+            }
+        }
+    )
+    env = {"A_KEY": "from-env"}
+    assert config.hosts["a"].resolved_api_key(env) == "from-env"
+    assert config.hosts["a"].resolved_api_key({}) is None
+    assert config.hosts["b"].resolved_api_key(env) == "direct"
+    assert config.hosts["c"].resolved_api_key(env) is None
+
+
+def test_api_key_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an explicit mapping, the process environment is used."""
+    monkeypatch.setenv("REACTOR_TEST_KEY_XYZ", "k")
+    config = Config.model_validate(
+        {"hosts": {"a": {"url": "https://a", "api_key_env": "REACTOR_TEST_KEY_XYZ"}}}
+    )
+    assert config.hosts["a"].resolved_api_key() == "k"
