@@ -4,7 +4,6 @@
 process that talks only to Ollama never imports the Anthropic adapter).
 """
 
-
 import importlib
 
 from actors.llm.providers._base import (
