@@ -1,15 +1,16 @@
-"""The Store: one SQLite file, one writer actor, group commits, an append-only journal.
+"""The Store: one SQLite file, one writer thread, group commits, an append-only journal.
 
 Everything the system persists lives in one SQLite database, owned by one
 :class:`Store` actor. The design, in the order a write goes through it:
 
-**Single writer, group commit.** Appends are requests to the Store. While one commit is
-running on the I/O loop, further appends only queue up in the actor; when the commit
-finishes, every append in it is answered (with its sequence number) and the next commit
-starts with everything that queued meanwhile, at most ``max_batch`` rows. Under load a
-commit therefore carries many appends for the price of one transaction and one fsync;
-with a single writer, the per-stream sequence numbers are assigned in mailbox order and
-never collide. (The Store caches each stream's last ``seq``, reading it from the file the
+**Single writer, group commit, answered where it became durable.** The Store hands
+every append to its writer: one thread of its own that holds the writing connection.
+The writer takes everything that has queued up (at most ``max_batch`` appends), writes
+it in one transaction, and answers each caller itself, straight from the thread on
+which the commit became durable. While one commit runs, the next batch queues, so under
+load a commit carries many appends for the price of one transaction and one fsync; with
+a single writer, the per-stream sequence numbers are assigned in arrival order and never
+collide. (The writer caches each stream's last ``seq``, reading it from the file the
 first time a stream is touched, inside the commit's transaction. Should another process
 write the same stream anyway, ``UNIQUE(stream_id, seq)`` fails that commit instead of
 forking the stream, and the cache is read again.) A commit that fails answers every
@@ -17,12 +18,24 @@ append it carried with a typed :class:`~actors.Failure` naming the file and the 
 error; nothing raises across threads. An append whose caller gave up (its deadline
 passed) before its commit started is not written.
 
-**Never blocking.** The Store's handlers only queue work: the database is used through
-aiosqlite on the system's I/O loop, via :meth:`~actors.Actor.pipe_to_self`, and the
-outcome comes back to the actor as a message. Opening happens the same way, in
-``started()``: requests that arrive before the file is open wait in the actor and are
-served in order once it is; if it cannot be opened they are answered with a failure and
-the actor crashes, so its supervisor knows.
+**Why a thread and the stdlib ``sqlite3`` for writing, not aiosqlite.** A commit used to
+go from the Store's thread to the I/O loop, on to aiosqlite's worker thread, back to the
+loop and back to the Store before its caller heard of it: four hand-overs between
+threads (each a queue, a wake-up and a turn at the GIL, and the loop's self-pipe) that
+cost more than the SQL itself, and that the loop and the Store were starved of when
+thousands of runs were alive. Writing needs nothing from the loop: the writer blocks
+only in SQLite, which releases the GIL, and on its own queue. So an append now goes
+caller → Store → writer → caller. aiosqlite stays for reads, which run on the I/O loop
+as before.
+
+**Never blocking.** The Store's handlers only queue work: appends go to the writer's
+queue, reads to the I/O loop via :meth:`~actors.Actor.pipe_to_self`, and the statistics
+are counters. A read or a stats query is therefore answered while a commit waits for the
+write lock. Opening happens in ``started()``: the writer opens and migrates the file on
+its thread, then the read connection is opened on the loop; requests that arrive before
+both are open wait in the actor and are served in order once they are; if the file cannot
+be opened they are answered with a failure and the actor crashes, so its supervisor
+knows (as it does if the writer ever stops on an unexpected error).
 
 **Two connections.** Writes go through the writer connection, each commit in an explicit
 ``BEGIN IMMEDIATE`` transaction (the write lock is taken at the start, so a commit never
@@ -48,32 +61,40 @@ naming the file and both versions. To change the schema, append a script; never 
 that has shipped.
 
 **Listing streams.** A ``streams`` table (migration 2) holds one summary row per stream
-(its first event's id and time, its last ``seq``, type and time), kept by a trigger on
-``events`` within the same transaction as the append, so :class:`JournalStreams` (e.g.
-"the runs, newest first", or "the runs whose last event is not terminal") is answered
-from it on the read connection without scanning the events.
+(its first event's id and time, its last ``seq``, type and time), written by the commit
+that appends to the stream, in the same transaction: one upsert per stream per commit
+(migration 3 dropped the trigger that upserted it once per row). So
+:class:`JournalStreams` (e.g. "the runs, newest first", or "the runs whose last event is
+not terminal") is answered from it on the read connection without scanning the events.
 
 **Where the file is.** ``$REACTOR_DB`` if set, else ``reactor.db`` in the user's data
-directory (:func:`default_db_path`); missing parent directories are created.
+directory (:func:`default_db_path`). The journal holds the inputs and results of runs, so
+a new file is created readable and writable by its owner only (``0600``; SQLite gives its
+``-wal`` and ``-shm`` files the same mode) and a missing directory for it ``0700``; an
+existing file keeps its mode.
 
-**Closing.** The connections belong to one task on the I/O loop from open to close.
-When the actor stops (or crashes) it asks that task to close them, without waiting; if
-the system stops the loop first, the loop's own shutdown cancels the task, which closes
-the connections all the same, and the loop waits for it (for aiosqlite's worker threads
-to finish), so a clean ``System.stop()`` leaves nothing open.
+**Closing.** When the actor stops (or crashes), the writer finishes the commit in
+progress and writes nothing more (the appends still queued were answered
+``actor_stopped`` as the actor stopped), closes its connection and ends; the Store waits
+for it. The read
+connection belongs to one task on the I/O loop from open to close: the Store asks that
+task to close it, without waiting; if the system stops the loop first, the loop's own
+shutdown cancels the task, which closes the connection all the same, and the loop waits
+for it (for aiosqlite's worker thread to finish), so a clean ``System.stop()`` leaves
+nothing open.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import os
+import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, assert_never
 
@@ -81,8 +102,11 @@ import aiosqlite
 import msgspec
 import platformdirs
 import structlog
+from opentelemetry import context as otel_context
 
+import otel
 from actors import Actor, ActorError, ChildSpec, Deferred, Failure, FailureKind, Ref, Restart
+from actors._reply import Callback
 from actors.store._messages import (
     JournalAppend,
     JournalAppended,
@@ -155,6 +179,11 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX streams_newest ON streams (created_at, first_id, stream_id, last_type);
     """,
+    # 3: the writer keeps the summaries itself, one upsert per stream per commit, instead
+    # of the trigger's upsert per row (most of what a row cost to insert).
+    """
+    DROP TRIGGER IF EXISTS events_streams;
+    """,
 )
 """The schema, as ordered migration scripts: the database's ``user_version`` counts
 how many have been applied. Append new scripts; never change one that has shipped."""
@@ -163,6 +192,8 @@ _CACHE_LIMIT = 100_000
 """Streams whose last sequence number the Store remembers (others are read from disk)."""
 _IN_CHUNK = 500
 """Stream ids per ``IN (...)`` lookup, well under SQLite's limit on parameters."""
+_CLOSE_GRACE = 5.0
+"""Seconds a stopping Store waits for its writer beyond the busy timeout."""
 
 
 def default_db_path() -> Path:
@@ -191,7 +222,39 @@ class StoreError(ActorError):
         self.failure = failure
 
 
-# ---- the database, on the I/O loop ----------------------------------------------------
+# ---- where failures point -------------------------------------------------------------
+
+
+class _Where(NamedTuple):
+    """The file and the actor a failure names."""
+
+    path: Path
+    source: str
+
+    def failure(self, kind: FailureKind, what: str, **details: str) -> Failure:
+        return Failure(
+            kind=kind,
+            message=f"store {self.path}: {what}",
+            source=self.source,
+            details={"path": str(self.path), **details},
+        )
+
+    def error(self, exc: BaseException, what: str) -> Failure:
+        details = {"error": type(exc).__name__}
+        code = getattr(exc, "sqlite_errorcode", None)
+        name = getattr(exc, "sqlite_errorname", None)
+        if isinstance(name, str):
+            details["sqlite_error"] = name
+        if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            kind = FailureKind.OVERLOADED
+        elif isinstance(exc, sqlite3.Error | OSError):
+            kind = FailureKind.SERVER_ERROR
+        else:
+            kind = FailureKind.INTERNAL
+        return self.failure(kind, f"{what}: {type(exc).__name__}: {exc}", **details)
+
+
+# ---- the writer: its own thread and connection ------------------------------------------
 
 
 class _Written(NamedTuple):
@@ -216,29 +279,381 @@ class _Committed(NamedTuple):
     last_seqs: dict[str, int]
 
 
-class _Database:
-    """The two connections and the SQL; every coroutine here runs on the I/O loop.
+class _Pending(NamedTuple):
+    message: JournalAppend
+    reply: Deferred[Any]
 
-    One owner task holds the connections from open to close (see the module
-    docstring). Only :meth:`close_soon` may be called from another thread.
+
+class _Writer:
+    """The writing connection on a thread of its own: opens, migrates, group-commits.
+
+    The actor calls :meth:`start`, :meth:`submit` and :meth:`close` and reads the
+    counters; everything else runs on the writer's thread, which alone touches the
+    connection and the cache of last sequence numbers.
     """
 
     def __init__(
         self,
-        path: Path,
+        where: _Where,
         *,
-        source: str,
         migrations: Sequence[str],
         synchronous: str,
         busy_timeout_ms: int,
+        max_batch: int,
     ) -> None:
-        self.path = path
-        self.source = source
+        self.where = where
         self.migrations = tuple(migrations)
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self.writer: aiosqlite.Connection | None = None
-        self.reader: aiosqlite.Connection | None = None
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._last_seq: dict[str, int] = {}
+        # Written on the writer's thread only; the actor reads them for StoreStats.
+        self.commits = 0
+        self.failed_commits = 0
+        self.appends = 0
+        self.conflicts = 0
+        self.largest_batch = 0
+        self.in_flight = 0
+
+    # ---- the actor's side -----------------------------------------------------------
+
+    def start(
+        self, opened: Callable[[Failure | None], None], died: Callable[[Failure], None]
+    ) -> None:
+        """Start the thread: it opens the file, then reports with ``opened(outcome)``.
+
+        ``died(failure)`` reports a writer that stopped on an unexpected error. Both are
+        called on the writer's thread, so they must only hand the outcome over.
+        """
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(opened, died),
+            name=f"store-writer {self.where.path.name}",
+            daemon=True,  # a commit stuck in the disk must not keep the process alive
+        )
+        self._thread.start()
+
+    def submit(self, pending: _Pending) -> None:
+        """Queue an append for the next commit (from any thread, never waits)."""
+        self._queue.put(pending)
+
+    @property
+    def queued(self) -> int:
+        """Appends waiting for a commit (not counting the one in progress)."""
+        return self._queue.qsize()
+
+    def close(self, timeout: float) -> None:
+        """Let the commit in progress finish, close the connection, wait for the thread."""
+        self._queue.put(None)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # ---- the writer's thread ------------------------------------------------------------
+
+    def _run(
+        self, opened: Callable[[Failure | None], None], died: Callable[[Failure], None]
+    ) -> None:
+        try:
+            failure = self._open()
+        except Exception as exc:  # noqa: BLE001 - the Store must hear of every failure
+            failure = self.where.error(exc, "cannot open the database")
+        try:
+            opened(failure)
+            if failure is None:
+                self._serve()
+        except Exception as exc:  # noqa: BLE001 - reported to the actor, which crashes
+            _log.exception("store writer failed", path=str(self.where.path))
+            died(self.where.error(exc, "the writer failed"))
+        finally:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    _log.warning(
+                        "closing the store failed", path=str(self.where.path), error=str(exc)
+                    )
+
+    def _open(self) -> Failure | None:
+        path = self.where.path
+        try:
+            _create_private(path)
+            conn = self._conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                return self.where.failure(
+                    FailureKind.INTERNAL,
+                    f"cannot use write-ahead logging (journal_mode stays {mode!r})",
+                )
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            failure = self._migrate(conn)
+        except (sqlite3.Error, OSError) as exc:
+            return self.where.error(exc, "cannot open the database")
+        if failure is None:
+            _log.info("store open", path=str(path), schema_version=len(self.migrations))
+        return failure
+
+    def _migrate(self, conn: sqlite3.Connection) -> Failure | None:
+        known = len(self.migrations)
+        current = _user_version(conn)
+        if current < known:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Again under the write lock: another process may have migrated meanwhile.
+                current = _user_version(conn)
+                for version in range(current, known):
+                    for statement in _statements(self.migrations[version]):
+                        conn.execute(statement)
+                if current < known:
+                    conn.execute(f"PRAGMA user_version = {known}")
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                return self.where.error(exc, f"migrating the schema from version {current} failed")
+            if current < known:
+                _log.info(
+                    "store schema migrated",
+                    path=str(self.where.path),
+                    from_version=current,
+                    to=known,
+                )
+        if current > known:
+            return self.where.failure(
+                FailureKind.INTERNAL,
+                f"the database has schema version {current}, newer than this code knows "
+                f"({known}); it was written by a newer reactor-swarm (upgrade, or set "
+                f"{DB_ENV_VAR} to another file)",
+                schema_version=str(current),
+                known_version=str(known),
+            )
+        return None
+
+    def _serve(self) -> None:
+        """Commit whatever has queued, one batch at a time, until asked to close."""
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        while True:
+            item = get()
+            if item is None:
+                return
+            batch = [item]
+            closing = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    closing = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if closing:
+                return
+
+    def _commit(self, queued: list[_Pending]) -> None:
+        batch: list[_Pending] = []
+        for item in queued:
+            if item.reply.answered:
+                # Its caller gave up (the deadline passed) or the Store stopped: do not
+                # write it. Sending only releases the reply slot.
+                item.reply.fail(FailureKind.TIMEOUT, "deadline passed before the commit")
+            else:
+                batch.append(item)
+        if not batch:
+            return
+        rows = _rows(batch)
+        cache = self._last_seq
+        known = {r.stream_id: cache[r.stream_id] for r in rows if r.stream_id in cache}
+        conn = self._conn
+        assert conn is not None  # _serve runs only once the file is open
+        self.in_flight = len(batch)
+        try:
+            committed = _commit_rows(conn, rows, known)
+        except Exception as exc:  # noqa: BLE001 - every append of the batch gets the failure
+            self.in_flight = 0
+            self._failed(batch, self.where.error(exc, f"commit of {len(rows)} append(s) failed"))
+            return
+        self.in_flight = 0
+        self.commits += 1
+        self.largest_batch = max(self.largest_batch, len(batch))
+        self._remember(committed.last_seqs)
+        results = iter(committed.outcomes)
+        for message, reply in batch:
+            written = [next(results) for _ in range(1 + len(message.more))]
+            conflict = next((r for r in written if isinstance(r, _Conflict)), None)
+            last = written[-1]
+            if conflict is not None:
+                self.conflicts += 1
+                _send(message, reply, self._conflict(message, conflict.last_seq))
+            elif isinstance(last, _Written):
+                self.appends += len(written)
+                _send(
+                    message,
+                    reply,
+                    JournalAppended(stream_id=message.stream_id, seq=last.seq, id=last.id),
+                )
+
+    def _failed(self, batch: list[_Pending], failure: Failure) -> None:
+        self.failed_commits += 1
+        for message, _ in batch:  # the disk is the truth; read it again next time
+            self._last_seq.pop(message.stream_id, None)
+        _log.warning("store commit failed", appends=len(batch), error=failure.message)
+        for message, reply in batch:
+            _send(message, reply, failure)
+
+    def _remember(self, last_seqs: dict[str, int]) -> None:
+        cache = self._last_seq
+        for stream_id, seq in last_seqs.items():
+            cache.pop(stream_id, None)  # re-inserted at the end: most recently used
+            cache[stream_id] = seq
+        excess = len(cache) - _CACHE_LIMIT
+        if excess > 0:
+            for stream_id in list(itertools.islice(cache, excess)):
+                del cache[stream_id]
+
+    def _conflict(self, message: JournalAppend, last_seq: int) -> Failure:
+        return Failure(
+            kind=FailureKind.BAD_REQUEST,
+            message=f"append to stream {message.stream_id!r} expected it at seq "
+            f"{message.expected_seq} but it is at seq {last_seq}; nothing was written",
+            source=self.where.source,
+            details={
+                "stream_id": message.stream_id,
+                "expected_seq": str(message.expected_seq),
+                "actual_seq": str(last_seq),
+            },
+        )
+
+
+def _send(message: JournalAppend, reply: Deferred[Any], answer: object) -> None:
+    """Answer an append from the writer's thread, in the trace of the request."""
+    context = otel.extract(message.trace) if message.trace and otel.enabled() else None
+    if context is None:
+        reply.send(answer)
+        return
+    token = otel_context.attach(context)
+    try:
+        reply.send(answer)
+    finally:
+        otel_context.detach(token)
+
+
+def _rows(batch: list[_Pending]) -> list[_Row]:
+    """The rows a batch writes: each append's first event, then its ``more``."""
+    rows: list[_Row] = []
+    for message, _ in batch:
+        expected = message.expected_seq
+        rows.append(_Row(message.stream_id, message.event_type, message.data, expected))
+        rows.extend(
+            _Row(
+                message.stream_id,
+                event.event_type,
+                event.data,
+                None if expected is None else expected + number,
+                follows=True,
+            )
+            for number, event in enumerate(message.more, 1)
+        )
+    return rows
+
+
+def _create_private(path: Path) -> None:
+    """Create the file's directory (0700) and the file (0600) where they are missing.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so they
+    are owner-only too. An existing file keeps the mode it has.
+    """
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _commit_rows(conn: sqlite3.Connection, rows: list[_Row], known: dict[str, int]) -> _Committed:
+    """The group commit's transaction: the events, then one summary upsert per stream."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        last = dict(known)
+        unknown = sorted({row.stream_id for row in rows} - last.keys())
+        for chunk in _chunks(unknown, _IN_CHUNK):
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT stream_id, max(seq) FROM events WHERE stream_id IN ({marks})"  # noqa: S608 - only placeholders
+            found = conn.execute(f"{sql} GROUP BY stream_id", chunk).fetchall()
+            last.update({str(r[0]): int(r[1]) for r in found})
+        for stream_id in unknown:
+            last.setdefault(stream_id, 0)
+        next_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]) + 1
+        now = time.time()
+        outcomes: list[_Written | _Conflict] = []
+        values: list[tuple[int, str, int, str, bytes, float]] = []
+        # Per stream: (first id, created_at, updated_at, last seq, last type) of this commit.
+        summaries: dict[str, tuple[int, float, float, int, str]] = {}
+        refused = False
+        for row in rows:
+            current = last[row.stream_id]
+            refused = (refused and row.follows) or (
+                row.expected_seq is not None and row.expected_seq != current
+            )
+            if refused:
+                outcomes.append(_Conflict(current))
+                continue
+            seq = last[row.stream_id] = current + 1
+            outcomes.append(_Written(seq, next_id))
+            values.append((next_id, row.stream_id, seq, row.event_type, row.data, now))
+            first = summaries.get(row.stream_id)
+            first_id = next_id if first is None else first[0]
+            summaries[row.stream_id] = (first_id, now, now, seq, row.event_type)
+            next_id += 1
+        if values:
+            conn.executemany(
+                "INSERT INTO events (id, stream_id, seq, type, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            conn.executemany(_UPSERT_SUMMARY, [(s, *v) for s, v in summaries.items()])
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return _Committed(outcomes, last)
+
+
+_UPSERT_SUMMARY = """
+    INSERT INTO streams (stream_id, first_id, created_at, updated_at, last_seq, last_type)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (stream_id) DO UPDATE SET
+        updated_at = excluded.updated_at,
+        last_seq = excluded.last_seq,
+        last_type = excluded.last_type
+    WHERE excluded.last_seq > streams.last_seq
+"""
+"""A stream's summary after a commit: inserted with its first event, then kept current."""
+
+
+# ---- the reader, on the I/O loop ------------------------------------------------------
+
+
+class _Reader:
+    """The read-only connection (aiosqlite, on the I/O loop) and the reads.
+
+    One owner task holds the connection from open to close (see the module docstring).
+    Only :meth:`close_soon` may be called from another thread.
+    """
+
+    def __init__(self, where: _Where, *, busy_timeout_ms: int) -> None:
+        self.where = where
+        self.busy_timeout_ms = busy_timeout_ms
+        self.conn: aiosqlite.Connection | None = None
         self._owner: asyncio.Task[None] | None = None
         self._close_requested: asyncio.Future[None] | None = None
         self._closing = False
@@ -246,16 +661,16 @@ class _Database:
     # ---- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> Failure | None:
-        """Open (and migrate) the database; ``None`` once open, else why not."""
+        """Open the read connection (the writer made the file); ``None`` once open."""
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[Failure | None] = loop.create_future()
         self._close_requested = loop.create_future()
-        self._owner = loop.create_task(self._own(ready), name=f"store {self.path}")
+        self._owner = loop.create_task(self._own(ready), name=f"store {self.where.path}")
         # Shielded: if the Store stops while opening, the owner still finishes and closes.
         return await asyncio.shield(ready)
 
     def close_soon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Ask the owner task to close the connections (from any thread, never waits)."""
+        """Ask the owner task to close the connection (from any thread, never waits)."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing is open
             loop.call_soon_threadsafe(self._request_close)
 
@@ -269,118 +684,49 @@ class _Database:
         try:
             failure = await self._open()
         except asyncio.CancelledError:
-            failure = self._failure(
+            failure = self.where.failure(
                 FailureKind.CANCELLED, "opening was cancelled (the system is stopping)"
             )
         except Exception as exc:  # noqa: BLE001 - the Store must hear of every failure
-            failure = self._error(exc, "cannot open the database")
+            failure = self.where.error(exc, "cannot open the database")
         if not ready.done():
             ready.set_result(failure)
         if failure is None and not self._closing and self._close_requested is not None:
             # Cancelled only by the loop's own shutdown: close all the same.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._close_requested
-        for conn in (self.reader, self.writer):
-            if conn is not None:
-                await _close_quietly(conn, self.path)
-        self.reader = self.writer = None
+        if self.conn is not None:
+            await _close_quietly(self.conn, self.where.path)
+        self.conn = None
 
     async def _open(self) -> Failure | None:
         try:
-            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
             # Kept before it is awaited, so that a cancelled open still gets closed.
-            self.writer = aiosqlite.connect(self.path, isolation_level=None)
-            writer = await self.writer
-            await writer.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            mode = await _scalar(writer, "PRAGMA journal_mode = WAL")
-            if str(mode).lower() != "wal":
-                return self._failure(
-                    FailureKind.INTERNAL,
-                    f"cannot use write-ahead logging (journal_mode stays {mode!r})",
-                )
-            await writer.execute(f"PRAGMA synchronous = {self.synchronous}")
-            failure = await self._migrate(writer)
-            if failure is not None:
-                return failure
-            self.reader = aiosqlite.connect(self.path, isolation_level=None)
-            reader = await self.reader
-            await reader.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            await reader.execute("PRAGMA query_only = ON")
+            self.conn = aiosqlite.connect(self.where.path, isolation_level=None)
+            conn = await self.conn
+            await conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            await conn.execute("PRAGMA query_only = ON")
         except (sqlite3.Error, OSError) as exc:
-            return self._error(exc, "cannot open the database")
-        _log.info("store open", path=str(self.path), schema_version=len(self.migrations))
+            return self.where.error(exc, "cannot open the database")
         return None
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> Failure | None:
-        known = len(self.migrations)
-        current = int(await _scalar(conn, "PRAGMA user_version"))
-        if current == known:
-            return None
-        if current < known:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Again under the write lock: another process may have migrated meanwhile.
-                current = int(await _scalar(conn, "PRAGMA user_version"))
-                for version in range(current, known):
-                    for statement in _statements(self.migrations[version]):
-                        await conn.execute(statement)
-                if current < known:
-                    await conn.execute(f"PRAGMA user_version = {known}")
-                await conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    await conn.execute("ROLLBACK")
-                return self._error(exc, f"migrating the schema from version {current} failed")
-            if current < known:
-                _log.info(
-                    "store schema migrated", path=str(self.path), from_version=current, to=known
-                )
-        if current > known:
-            return self._failure(
-                FailureKind.INTERNAL,
-                f"the database has schema version {current}, newer than this code knows "
-                f"({known}); it was written by a newer reactor-swarm (upgrade, or set "
-                f"{DB_ENV_VAR} to another file)",
-                schema_version=str(current),
-                known_version=str(known),
-            )
-        return None
-
-    # ---- work ----------------------------------------------------------------------
-
-    async def commit(self, rows: list[_Row], known: dict[str, int]) -> _Committed | Failure:
-        """Write one batch in one transaction; ``known`` holds cached last seqs.
-
-        The transaction runs as one call on aiosqlite's own thread (its ``_execute``,
-        given the ``sqlite3`` connection it owns): one hop there and back instead of
-        one per statement, which measured 10-15% of a reactor step's overhead.
-        """
-        writer = self.writer
-        if writer is None:
-            return self._failure(FailureKind.INTERNAL, "the database is not open")
-        try:
-            committed: _Committed = await writer._execute(  # type: ignore[no-untyped-call]
-                _commit_rows, writer._conn, rows, known
-            )
-        except Exception as exc:  # noqa: BLE001 - every append of the batch gets the failure
-            return self._error(exc, f"commit of {len(rows)} append(s) failed")
-        return committed
+    # ---- reads ---------------------------------------------------------------------
 
     async def read(
         self, stream_id: str, after_seq: int, limit: int | None
     ) -> JournalEntries | Failure:
         """Read one stream's entries after ``after_seq``, in order."""
-        reader = self.reader
-        if reader is None:
-            return self._failure(FailureKind.INTERNAL, "the database is not open")
+        conn = self.conn
+        if conn is None:
+            return self.where.failure(FailureKind.INTERNAL, "the database is not open")
         try:
-            rows = await reader.execute_fetchall(
+            rows = await conn.execute_fetchall(
                 "SELECT id, seq, type, data, created_at FROM events "
                 "WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (stream_id, after_seq, -1 if limit is None else limit),
             )
         except sqlite3.Error as exc:
-            return self._error(exc, f"reading stream {stream_id!r} failed")
+            return self.where.error(exc, f"reading stream {stream_id!r} failed")
         entries = tuple(
             JournalEntry(
                 stream_id=stream_id,
@@ -396,14 +742,14 @@ class _Database:
 
     async def streams(self, request: JournalStreams) -> JournalStreamList | Failure:
         """Summaries of the streams ``request`` selects, newest first."""
-        reader = self.reader
-        if reader is None:
-            return self._failure(FailureKind.INTERNAL, "the database is not open")
+        conn = self.conn
+        if conn is None:
+            return self.where.failure(FailureKind.INTERNAL, "the database is not open")
         sql, params = _streams_query(request)
         try:
-            rows = await reader.execute_fetchall(sql, params)
+            rows = await conn.execute_fetchall(sql, params)
         except sqlite3.Error as exc:
-            return self._error(exc, f"listing streams (prefix {request.prefix!r}) failed")
+            return self.where.error(exc, f"listing streams (prefix {request.prefix!r}) failed")
         infos = tuple(
             StreamInfo(
                 stream_id=str(r[0]),
@@ -425,79 +771,6 @@ class _Database:
             for r in rows
         )
         return JournalStreamList(stream_infos=infos)
-
-    # ---- failures ------------------------------------------------------------------
-
-    def _failure(self, kind: FailureKind, what: str, **details: str) -> Failure:
-        return Failure(
-            kind=kind,
-            message=f"store {self.path}: {what}",
-            source=self.source,
-            details={"path": str(self.path), **details},
-        )
-
-    def _error(self, exc: Exception, what: str) -> Failure:
-        details = {"error": type(exc).__name__}
-        code = getattr(exc, "sqlite_errorcode", None)
-        name = getattr(exc, "sqlite_errorname", None)
-        if isinstance(name, str):
-            details["sqlite_error"] = name
-        if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            kind = FailureKind.OVERLOADED
-        elif isinstance(exc, sqlite3.Error | OSError):
-            kind = FailureKind.SERVER_ERROR
-        else:
-            kind = FailureKind.INTERNAL
-        return self._failure(kind, f"{what}: {type(exc).__name__}: {exc}", **details)
-
-
-def _commit_rows(conn: sqlite3.Connection, rows: list[_Row], known: dict[str, int]) -> _Committed:
-    """The group commit's transaction, on the writer connection's own thread."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        last = dict(known)
-        unknown = sorted({row.stream_id for row in rows} - last.keys())
-        for chunk in _chunks(unknown, _IN_CHUNK):
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT stream_id, max(seq) FROM events WHERE stream_id IN ({marks})"  # noqa: S608 - only placeholders
-            found = conn.execute(f"{sql} GROUP BY stream_id", chunk).fetchall()
-            last.update({str(r[0]): int(r[1]) for r in found})
-        for stream_id in unknown:
-            last.setdefault(stream_id, 0)
-        next_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]) + 1
-        now = time.time()
-        outcomes: list[_Written | _Conflict] = []
-        values: list[tuple[int, str, int, str, bytes, float]] = []
-        refused = False
-        for row in rows:
-            current = last[row.stream_id]
-            refused = (refused and row.follows) or (
-                row.expected_seq is not None and row.expected_seq != current
-            )
-            if refused:
-                outcomes.append(_Conflict(current))
-                continue
-            seq = last[row.stream_id] = current + 1
-            outcomes.append(_Written(seq, next_id))
-            values.append((next_id, row.stream_id, seq, row.event_type, row.data, now))
-            next_id += 1
-        if values:
-            conn.executemany(
-                "INSERT INTO events (id, stream_id, seq, type, data, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                values,
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
-    return _Committed(outcomes, last)
-
-
-async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
-    rows = list(await conn.execute_fetchall(sql))
-    return rows[0][0]
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -594,22 +867,11 @@ def _worker_thread(conn: aiosqlite.Connection) -> threading.Thread | None:
 # ---- the actor -------------------------------------------------------------------------
 
 
-class _Flush:
-    """Sent by the Store to itself: start a commit with what has queued up."""
-
-    __slots__ = ()
-
-
 _Served = JournalAppend | JournalRead | JournalStreams
 """The requests that wait for the database to be open."""
 
 
-class _Pending(NamedTuple):
-    message: JournalAppend
-    reply: Deferred[Any]
-
-
-class Store(Actor[StoreRequest | _Flush]):
+class Store(Actor[StoreRequest]):
     """The single writer of the database: group-commits journal appends, serves reads.
 
     Start it under a supervisor with :meth:`spec` and talk to it through a
@@ -648,24 +910,20 @@ class Store(Actor[StoreRequest | _Flush]):
             raise ValueError(msg)
         self.path = self.path_of(path)
         self.max_batch = max_batch
-        self._db = _Database(
-            self.path,
-            source=self.name,
+        where = _Where(self.path, self.name)
+        busy_timeout_ms = round(busy_timeout * 1000)
+        self._writer = _Writer(
+            where,
             migrations=migrations,
             synchronous=synchronous,
-            busy_timeout_ms=round(busy_timeout * 1000),
+            busy_timeout_ms=busy_timeout_ms,
+            max_batch=max_batch,
         )
+        self._reader = _Reader(where, busy_timeout_ms=busy_timeout_ms)
+        # A commit in progress when the Store stops may wait this long for the lock.
+        self._close_wait = busy_timeout + _CLOSE_GRACE
         self._open = False
         self._early: list[tuple[_Served, Deferred[Any]]] = []
-        self._pending: collections.deque[_Pending] = collections.deque()
-        self._in_flight = 0
-        self._flush_sent = False
-        self._last_seq: dict[str, int] = {}
-        self._commits = 0
-        self._failed_commits = 0
-        self._appends = 0
-        self._conflicts = 0
-        self._largest_batch = 0
 
     @staticmethod
     def path_of(path: str | os.PathLike[str] | None = None) -> Path:
@@ -711,12 +969,27 @@ class Store(Actor[StoreRequest | _Flush]):
     # ---- lifecycle -----------------------------------------------------------------
 
     def started(self) -> None:
-        """Start opening the database on the I/O loop (requests queue meanwhile)."""
-        self.pipe_to_self(self._db.open(), self._opened, name="store open")
+        """Start the writer, which opens the file (requests queue meanwhile)."""
+        ref = self.self_ref
+
+        def opened(outcome: Failure | None) -> None:
+            ref.tell_if_alive(Callback(self._writer_opened, outcome, None, "store writer open"))
+
+        def died(failure: Failure) -> None:
+            ref.tell_if_alive(Callback(_raise, StoreError(failure), None, "store writer died"))
+
+        self._writer.start(opened, died)
 
     def stopped(self) -> None:
-        """Have the connections closed on the I/O loop (pending asks are already failed)."""
-        self._db.close_soon(self.runtime.bridge.loop)
+        """Close the writer (after its commit in progress), then the read connection."""
+        self._writer.close(self._close_wait)
+        self._reader.close_soon(self.runtime.bridge.loop)
+
+    def _writer_opened(self, outcome: Failure | None) -> None:
+        if outcome is not None:
+            self._opened(outcome)
+            return
+        self.pipe_to_self(self._reader.open(), self._opened, name="store open")
 
     def _opened(self, outcome: Failure | None) -> None:
         early, self._early = self._early, []
@@ -730,8 +1003,8 @@ class Store(Actor[StoreRequest | _Flush]):
 
     # ---- messages ------------------------------------------------------------------
 
-    def receive(self, message: StoreRequest | _Flush) -> object:
-        """Queue appends for the next group commit; start reads; answer stats."""
+    def receive(self, message: StoreRequest) -> object:
+        """Hand appends to the writer; start reads; answer stats."""
         match message:
             case JournalAppend() | JournalRead() | JournalStreams():
                 problem = _check(message)
@@ -749,10 +1022,6 @@ class Store(Actor[StoreRequest | _Flush]):
                 return None
             case StoreStatsQuery():
                 return self._stats()
-            case _Flush():
-                self._flush_sent = False
-                self._commit_next()
-                return None
             case _:
                 assert_never(message)
 
@@ -760,128 +1029,38 @@ class Store(Actor[StoreRequest | _Flush]):
         match message:
             case JournalRead():
                 self.pipe_to_self(
-                    self._db.read(message.stream_id, message.after_seq, message.limit),
-                    lambda outcome: _answer(reply, outcome),
+                    self._reader.read(message.stream_id, message.after_seq, message.limit),
+                    reply.send,
                     name="store read",
                 )
             case JournalStreams():
                 self.pipe_to_self(
-                    self._db.streams(message),
-                    lambda outcome: _answer(reply, outcome),
+                    self._reader.streams(message),
+                    reply.send,
                     name="store streams",
                 )
             case JournalAppend():
-                self._pending.append(_Pending(message, reply))
-                if not self._in_flight and not self._flush_sent:
-                    # Behind whatever is already in the mailbox, so that it joins this commit.
-                    self._flush_sent = True
-                    self.actor_ref.tell(_Flush())
+                self._writer.submit(_Pending(message, reply))
             case _:
                 assert_never(message)
 
-    # ---- group commit --------------------------------------------------------------
-
-    def _commit_next(self) -> None:
-        if self._in_flight or not self._pending:
-            return
-        batch: list[_Pending] = []
-        while self._pending and len(batch) < self.max_batch:
-            item = self._pending.popleft()
-            if item.reply.answered:
-                # Its caller gave up (the deadline passed): do not write it. Sending only
-                # releases the reply slot; the caller already has its timeout failure.
-                item.reply.fail(FailureKind.TIMEOUT, "deadline passed before the commit")
-                continue
-            batch.append(item)
-        if not batch:
-            return
-        rows: list[_Row] = []
-        for message, _ in batch:
-            expected = message.expected_seq
-            rows.append(_Row(message.stream_id, message.event_type, message.data, expected))
-            rows.extend(
-                _Row(
-                    message.stream_id,
-                    event.event_type,
-                    event.data,
-                    None if expected is None else expected + number,
-                    follows=True,
-                )
-                for number, event in enumerate(message.more, 1)
-            )
-        known = {
-            r.stream_id: self._last_seq[r.stream_id] for r in rows if r.stream_id in self._last_seq
-        }
-        self._in_flight = len(batch)
-        self.pipe_to_self(
-            self._db.commit(rows, known),
-            lambda outcome: self._committed(batch, outcome),
-            name="store commit",
-        )
-
-    def _committed(self, batch: list[_Pending], outcome: _Committed | Failure) -> None:
-        self._in_flight = 0
-        if isinstance(outcome, Failure):
-            self._failed_commits += 1
-            for message, _ in batch:  # the disk is the truth; read it again next time
-                self._last_seq.pop(message.stream_id, None)
-            self.log.warning("store commit failed", appends=len(batch), error=outcome.message)
-            for _, reply in batch:
-                reply.send(outcome)
-        else:
-            self._commits += 1
-            self._largest_batch = max(self._largest_batch, len(batch))
-            self._remember(outcome.last_seqs)
-            results = iter(outcome.outcomes)
-            for message, reply in batch:
-                written = [next(results) for _ in range(1 + len(message.more))]
-                conflict = next((r for r in written if isinstance(r, _Conflict)), None)
-                last = written[-1]
-                if conflict is not None:
-                    self._conflicts += 1
-                    reply.send(self._conflict(message, conflict.last_seq))
-                elif isinstance(last, _Written):
-                    self._appends += len(written)
-                    reply.send(
-                        JournalAppended(stream_id=message.stream_id, seq=last.seq, id=last.id)
-                    )
-        self._commit_next()
-
-    def _remember(self, last_seqs: dict[str, int]) -> None:
-        cache = self._last_seq
-        for stream_id, seq in last_seqs.items():
-            cache.pop(stream_id, None)  # re-inserted at the end: most recently used
-            cache[stream_id] = seq
-        excess = len(cache) - _CACHE_LIMIT
-        if excess > 0:
-            for stream_id in list(itertools.islice(cache, excess)):
-                del cache[stream_id]
-
-    def _conflict(self, message: JournalAppend, last_seq: int) -> Failure:
-        return Failure(
-            kind=FailureKind.BAD_REQUEST,
-            message=f"append to stream {message.stream_id!r} expected it at seq "
-            f"{message.expected_seq} but it is at seq {last_seq}; nothing was written",
-            source=self.name,
-            details={
-                "stream_id": message.stream_id,
-                "expected_seq": str(message.expected_seq),
-                "actual_seq": str(last_seq),
-            },
-        )
-
     def _stats(self) -> StoreStats:
+        writer = self._writer
         return StoreStats(
             path=str(self.path),
             open=self._open,
-            commits=self._commits,
-            failed_commits=self._failed_commits,
-            appends=self._appends,
-            conflicts=self._conflicts,
-            largest_batch=self._largest_batch,
-            pending=len(self._pending) + sum(isinstance(m, JournalAppend) for m, _ in self._early),
-            in_flight=self._in_flight,
+            commits=writer.commits,
+            failed_commits=writer.failed_commits,
+            appends=writer.appends,
+            conflicts=writer.conflicts,
+            largest_batch=writer.largest_batch,
+            pending=writer.queued + sum(isinstance(m, JournalAppend) for m, _ in self._early),
+            in_flight=writer.in_flight,
         )
+
+
+def _raise(error: BaseException) -> None:
+    raise error
 
 
 def _check(message: _Served) -> str | None:
@@ -916,10 +1095,6 @@ def _check_streams(message: JournalStreams) -> str | None:
     if message.open_only and not message.terminal_types:
         return "open_only needs terminal_types (the event types that end a stream)"
     return None
-
-
-def _answer(reply: Deferred[Any], outcome: object) -> None:
-    reply.send(outcome)
 
 
 # ---- the client ----------------------------------------------------------------------
