@@ -445,7 +445,7 @@ class Run(Actor[object]):
         self._mode = _Mode.STARTING
         self._seq = 0
         self._acked = 0
-        self._outbox: list[tuple[str, bytes, Callable[[JournalAppended | Failure], object]]] = []
+        self._outbox: list[tuple[Any, Callable[[JournalAppended | Failure], object]]] = []
         self._flush_armed = False
         self._halt: tuple[str, str] | None = None
         self._cancel: str | None = None
@@ -653,6 +653,7 @@ class Run(Actor[object]):
                 case StepCompleted():
                     unfinished.pop(event.step, None)
                     step = self._steps[event.step]
+                    step.attempt = event.attempt  # its StepStarted may not be written
                     value = decode_value(event.value, step.spec.result_type)
                     self._settle_replayed(step, _Status.DONE, value, ran=not event.guarded)
                     self._replayed_event(StepEventKind.COMPLETE, step, event.at, event.started_at)
@@ -1507,9 +1508,11 @@ class Run(Actor[object]):
         once, with whatever waits before them: the caller is answered only once they
         are durable. Order is kept (one writer, one mailbox), so what a crash leaves
         durable is always a prefix of the run's events; what lingered is lost, and
-        the steps it recorded run again on resume (at least once, as ever).
+        the steps it recorded run again on resume (at least once, as ever). A
+        ``StepStarted`` whose ``StepCompleted`` goes in the same batch is left out: a
+        step that did not outlast the linger costs one row, not two.
         """
-        self._outbox.append((type(event).__name__, msgspec.json.encode(event), then))
+        self._outbox.append((event, then))
         if isinstance(event, _ENDING):
             self._flush_journal()
         elif not self._flush_armed:
@@ -1525,19 +1528,30 @@ class Run(Actor[object]):
         batch, self._outbox = self._outbox, []
         if not batch:
             return
-        first_type, first_data, _ = batch[0]
+        # A StepStarted whose StepCompleted goes in the same append tells nothing that
+        # the StepCompleted does not (its attempt, its started_at): it is not written.
+        completed = {(e.step, e.attempt) for e, _ in batch if type(e) is StepCompleted}
+        events = [
+            event
+            for event, _ in batch
+            if not (type(event) is StepStarted and (event.step, event.attempt) in completed)
+        ]
         expected = self._seq
-        self._seq += len(batch)
+        self._seq += len(events)
+        first = events[0]
         request = JournalAppend(
             stream_id=self._stream,
-            event_type=first_type,
-            data=first_data,
+            event_type=type(first).__name__,
+            data=msgspec.json.encode(first),
             expected_seq=expected,
-            more=tuple(JournalEvent(event_type=t, data=d) for t, d, _ in batch[1:]),
+            more=tuple(
+                JournalEvent(event_type=type(e).__name__, data=msgspec.json.encode(e))
+                for e in events[1:]
+            ),
         )
 
         def appended(outcome: JournalAppended | Failure) -> None:
-            for _, _, then in batch:
+            for _, then in batch:
                 then(outcome)
 
         self.ask(self._svc.store, request, appended, timeout=self._svc.journal_timeout)

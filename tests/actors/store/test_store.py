@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -281,6 +282,23 @@ def test_fresh_database_gets_the_current_schema(system: System, tmp_path: Path) 
     journal.append("s", "E", b"{}")
     assert _db_rows(db, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     assert _db_rows(db, "PRAGMA journal_mode") == [("wal",)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_a_new_database_is_readable_by_its_owner_only(system: System, tmp_path: Path) -> None:
+    """A new file (and its WAL) is created 0600 in a new 0700 directory; old files keep theirs."""
+    db = tmp_path / "private" / "runs.db"
+    journal = Journal(system.spawn(Store.spec(db, name="private")))
+    journal.append("s", "E", b"{}")
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert stat.S_IMODE(Path(f"{db}-wal").stat().st_mode) == 0o600
+
+    shared = tmp_path / "shared.db"
+    shared.touch(mode=0o644)
+    shared.chmod(0o644)
+    Journal(system.spawn(Store.spec(shared, name="shared"))).append("s", "E", b"{}")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o644
 
 
 # ---- optimistic concurrency ---------------------------------------------------------------

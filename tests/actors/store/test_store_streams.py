@@ -13,7 +13,16 @@ import msgspec
 import pytest
 
 from actors import AskError, FailureKind, Ref, System, decode, encode
-from actors.store import MIGRATIONS, Journal, JournalStreamList, JournalStreams, Store, StreamInfo
+from actors.store import (
+    MIGRATIONS,
+    Journal,
+    JournalAppend,
+    JournalEvent,
+    JournalStreamList,
+    JournalStreams,
+    Store,
+    StreamInfo,
+)
 from actors.store._store import _prefix_end, _streams_query
 
 
@@ -235,12 +244,52 @@ def test_a_version_1_database_is_migrated_and_back_filled(system: System, tmp_pa
     assert (infos[0].first.id, infos[0].first.data) == (4, b'{"goal":"new"}')
     assert _summaries_table(db) == _summaries_from_events(db)
 
-    # The trigger carries on from the back-filled rows.
+    # The writer carries on from the back-filled rows.
     assert journal.append("run:new", "RunFinished", b"{}").seq == 3
     journal.append("run:newer", "RunStarted", b"{}")
     open_runs = journal.streams("run:", open_only=True, terminal_types=["RunFinished"])
     assert _ids(open_runs) == ["run:newer"]
     assert _summaries_table(db) == _summaries_from_events(db)
+
+
+def test_a_version_2_database_loses_its_trigger_and_keeps_its_summaries(
+    system: System, tmp_path: Path
+) -> None:
+    """Migration 3 drops the per-row trigger; each commit upserts each stream's summary once."""
+    db = tmp_path / "v2.db"
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        for script in MIGRATIONS[:2]:
+            conn.executescript(script)
+        conn.execute("INSERT INTO events VALUES (1, 'run:old', 1, 'RunStarted', x'7b7d', 100.0)")
+        conn.execute("PRAGMA user_version = 2")
+    assert _db_rows(db, "SELECT name FROM sqlite_master WHERE type = 'trigger'") == [
+        ("events_streams",)
+    ]
+
+    journal = Journal(system.spawn(Store.spec(db, name="v2")))
+    journal.append("run:old", "RunFinished", b"{}")
+    assert _db_rows(db, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert _db_rows(db, "SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+
+    async def burst() -> None:
+        # Several rows of the same streams per commit, and an append with `more`.
+        await asyncio.gather(
+            *(journal.append_async(f"run:{'xy'[n % 2]}", f"Step{n}", {"n": n}) for n in range(30))
+        )
+
+    asyncio.run(burst())
+    request = JournalAppend(
+        stream_id="run:z",
+        event_type="RunStarted",
+        data=b"{}",
+        more=(JournalEvent(event_type="StepCompleted", data=b"{}"),),
+    )
+    assert journal.ref.ask(request).seq == 2
+    assert journal.stats().largest_batch > 1
+    assert _summaries_table(db) == _summaries_from_events(db)
+    old = _summaries_table(db)["run:old"]
+    assert old[1:] == (1, 100.0, old[3], 2, "RunFinished"), "first event kept, last one new"
+    assert _ids(journal.streams()) == ["run:z", "run:y", "run:x", "run:old"]
 
 
 def test_listing_does_not_wait_behind_a_blocked_commit(system: System, tmp_path: Path) -> None:

@@ -224,8 +224,13 @@ def _check_pipeline_resumed(crash: Crash, run_id: str, reason: str) -> None:
     assert [r.reason for r in resumed] == [reason]
     assert isinstance(events[0], RunStarted)
     assert resumed[0].owner.pid != events[0].owner.pid  # another process resumed it
-    gate_attempts = [e.attempt for e in events if isinstance(e, StepStarted) and e.step == "gate"]
-    assert gate_attempts == [1, 1]  # the interrupted attempt ran again, not a retry
+    gate = [e for e in events if isinstance(e, StepStarted | StepCompleted) and e.step == "gate"]
+    # Started before the kill; after it, the same attempt ran again (not a retry). Its
+    # StepStarted there is left out when its StepCompleted went in the same batch.
+    assert isinstance(gate[0], StepStarted)
+    assert gate.index(gate[0]) < events.index(resumed[0]) < events.index(gate[-1])
+    assert isinstance(gate[-1], StepCompleted)
+    assert {e.attempt for e in gate} == {1}
     completed = [e.step for e in events if isinstance(e, StepCompleted)]
     assert sorted(completed) == sorted([*PIPELINE_DONE, "gate", "final"])  # each once
 
@@ -360,12 +365,13 @@ def test_killed_for_each_does_not_rerun_children_that_completed(crash: Crash) ->
     children = {f"kill-fan/squares.1/{i}" for i in range(3)}
     assert crash.streams() == {stream_of(r) for r in {"kill-fan", *children}}
     for done in ("kill-fan/squares.1/0", "kill-fan/squares.1/2"):
-        assert _types(crash.events(done)) == [
+        # Answered from its journal: not resumed, nothing appended (its StepStarted is
+        # there only if the linger sent it before the step completed).
+        assert [t for t in _types(crash.events(done)) if t != "StepStarted"] == [
             "RunStarted",
-            "StepStarted",
             "StepCompleted",
             "RunCompleted",
-        ]  # answered from its journal: not resumed, nothing appended
+        ]
     unfinished = crash.events("kill-fan/squares.1/1")
     assert [e.reason for e in unfinished if isinstance(e, RunResumed)] == ["its parent resumed"]
     assert isinstance(unfinished[-1], RunCompleted)
