@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import queue
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from actors import AskError, FailureKind, System
+from actors import AskError, Failure, FailureKind, System
+from actors._reply import Callback
 from actors.llm._breaker import BreakerSettings
 from actors.llm._host import HostSettings, Price
 from actors.llm._messages import (
@@ -356,3 +358,39 @@ def test_breaker_transitions_are_span_events(
             "breaker.reason": "1 consecutive failures (last: overloaded)",
         }
     ]
+
+
+def test_a_freed_slot_starts_the_waiting_request_while_the_hosts_thread_is_busy(
+    system: System, fake: FakeServer
+) -> None:
+    """Slots pass from call to call on the I/O loop: the host's thread is not in between."""
+    ref = system.add_host(settings(fake, max_parallel=1))
+    fake.inject(Fault(hang=True))
+    out: queue.Queue[object] = queue.Queue()
+    threading_ask(ref, ChatRequest.prompt("fake-small", "first"), out, 1.0)  # ends at its deadline
+    threading_ask(ref, ChatRequest.prompt("fake-small", "second"), out, 10.0)
+    give_up = time.monotonic() + 5.0
+    while (ref.ask(HostStatsQuery()).queued, fake.in_flight) != (1, 1):
+        assert time.monotonic() < give_up, "both requests admitted, the first one sent"
+        time.sleep(0.01)
+
+    # Occupy the host's thread until the second request has reached the server.
+    busy, release = threading.Event(), threading.Event()
+
+    def occupy(_: object) -> None:
+        busy.set()
+        release.wait(10.0)
+
+    assert ref._target is not None
+    ref._target.tell(Callback(occupy, None, None, "occupied by the test"))
+    assert busy.wait(5.0)
+    try:
+        while len(fake.calls) < 2:
+            assert time.monotonic() < give_up + 5.0, "the second request never went out"
+            time.sleep(0.01)
+    finally:
+        release.set()
+    answers = [out.get(timeout=5), out.get(timeout=5)]
+    kinds = sorted(a.kind.value if isinstance(a, Failure) else type(a).__name__ for a in answers)
+    assert kinds == ["Completion", "timeout"]
+    assert [c.body["messages"][-1]["content"] for c in fake.calls] == ["first", "second"]
