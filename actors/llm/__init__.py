@@ -8,21 +8,23 @@ protocols are in :mod:`actors.llm.providers`; GPUs and admission in
 :mod:`actors.llm.resources`; fake servers in :mod:`actors.testing`.
 """
 
-from actors.llm._breaker import DEFAULT_COUNTED, Breaker, BreakerSettings
+from actors.llm._breaker import Breaker
 from actors.llm._config import (
+    DEFAULT_COUNTED,
     BreakerConfig,
     Config,
     ConfigError,
     DiscoveryConfig,
     HostConfig,
+    HostProtocol,
     PriceConfig,
     ResourcesConfig,
     default_config_path,
     load_config,
 )
 from actors.llm._discovery import DEFAULT_ENDPOINTS, discover, discover_sync, probe
-from actors.llm._fleet import Fleet, breaker_settings, host_settings, start_fleet
-from actors.llm._host import HostMessage, HostSettings, ModelHost, Price
+from actors.llm._fleet import Fleet, start_fleet
+from actors.llm._host import HostMessage, ModelHost
 from actors.llm._messages import (
     Admission,
     AdmitModel,
@@ -63,7 +65,6 @@ __all__ = [
     "AdmitModel",
     "Breaker",
     "BreakerConfig",
-    "BreakerSettings",
     "BreakerState",
     "BreakerTransition",
     "CancelChat",
@@ -82,7 +83,7 @@ __all__ = [
     "HostConfig",
     "HostInventory",
     "HostMessage",
-    "HostSettings",
+    "HostProtocol",
     "HostStats",
     "HostStatsQuery",
     "InventoryQuery",
@@ -92,7 +93,6 @@ __all__ = [
     "ModelInfo",
     "ModelLoadChanged",
     "ModelStats",
-    "Price",
     "PriceConfig",
     "ResourceQuery",
     "ResourceSnapshot",
@@ -102,11 +102,9 @@ __all__ = [
     "ToolSpec",
     "UnloadModel",
     "Usage",
-    "breaker_settings",
     "default_config_path",
     "discover",
     "discover_sync",
-    "host_settings",
     "load_config",
     "new_request_id",
     "probe",
