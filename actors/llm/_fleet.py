@@ -182,7 +182,9 @@ def start_fleet(
         },
     )
     for name, settings in hosts.items():
-        ref: Ref[HostMessage] = system.spawn(ModelHost.spec(name, settings, monitor=fleet.monitor))
+        ref = system.spawn(
+            ModelHost, name=name, args=(settings,), kwargs={"monitor": fleet.monitor}
+        )
         fleet.hosts[name] = ref
         fleet.monitor.tell(RegisterHost(host=name, ref=ref))
     for name in hosts:

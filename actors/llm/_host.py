@@ -187,11 +187,20 @@ class _Pending:
     answered: bool = False
 
 
+def _protocol(name: str, settings: HostConfig) -> str:
+    if settings.protocol is None:
+        msg = f"host {name!r}: no protocol (discovery finds it: see Config.host)"
+        raise ValueError(msg)
+    return settings.protocol
+
+
 class ModelHost(Actor[HostMessage]):
     """One LLM server endpoint; see the module docstring for how requests go through.
 
+    The host's name is its actor's name (``system.spawn(ModelHost, name="local",
+    args=(settings,))``, or :meth:`spec` under a supervisor).
+
     Args:
-        name: The host's name (also its actor name, with :meth:`spec`).
         settings: The endpoint, its limits, breaker settings and prices (its
             ``protocol`` must be set: :meth:`~actors.llm.Config.host` completes a
             configured section).
@@ -202,18 +211,14 @@ class ModelHost(Actor[HostMessage]):
 
     def __init__(
         self,
-        name: str,
         settings: HostConfig,
         *,
         monitor: Ref[Any] | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         super().__init__()
-        if settings.protocol is None:
-            msg = f"host {name!r}: no protocol (discovery finds it: see Config.host)"
-            raise ValueError(msg)
         self.settings = settings
-        self.protocol: str = settings.protocol
+        self.protocol: str = _protocol(self.name, settings)
         self.monitor = monitor
         self._own_client = client is None
         timeouts = Timeouts(
@@ -232,7 +237,7 @@ class ModelHost(Actor[HostMessage]):
             api_key=settings.resolved_api_key(),
             headers=settings.headers,
             timeouts=timeouts,
-            name=name,
+            name=self.name,
         )
         self._queue: collections.deque[_Pending] = collections.deque()
         self._in_flight: dict[str, _Pending] = {}
@@ -256,12 +261,15 @@ class ModelHost(Actor[HostMessage]):
     ) -> ChildSpec:
         """A child spec that starts this host under a supervisor, named ``name``.
 
-        ``system.spawn(ModelHost.spec("local", HostConfig(url=url, protocol="ollama")))``
+        Raises:
+            ValueError: ``settings`` has no protocol (checked here, before a supervisor
+                would restart a host that cannot start).
         """
+        _protocol(name, settings)
         return ChildSpec(
             name=name,
             actor=cls,
-            args=(name, settings),
+            args=(settings,),
             kwargs={"monitor": monitor},
             restart=restart,
         )

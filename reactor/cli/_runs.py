@@ -787,9 +787,10 @@ def _configure_tracing() -> None:
 def _start_fleet(system: System, err: TextIO) -> Fleet:
     """Model hosts for the ``ask`` steps; say which servers they are."""
     from actors.llm import start_fleet  # noqa: PLC0415
+    from actors.testing import fake_servers  # noqa: PLC0415
 
     try:
-        fleet = start_fleet(system, fallback="fakes")
+        fleet = start_fleet(system, fallback=fake_servers)
     except ValueError as exc:
         raise CliError(f"model hosts: {exc}") from None
     if fleet.is_simulated:
