@@ -14,7 +14,9 @@ from reactor.run._errors import (
     RunFailedError,
     RunHaltedError,
 )
+from reactor.run._inputs import check_inputs
 from reactor.run._limits import Limits
+from reactor.run._listing import RunSummary, latest_owner, list_runs, read_history, run_status
 from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
 from reactor.run._owner import THIS_PROCESS, owner_alive
 from reactor.run._records import (
@@ -74,6 +76,7 @@ __all__ = [
     "RunResumed",
     "RunServices",
     "RunStarted",
+    "RunSummary",
     "RunUndone",
     "StepCompensated",
     "StepCompleted",
@@ -86,7 +89,12 @@ __all__ = [
     "StepUndoFailed",
     "StepUndone",
     "StepsAdded",
+    "check_inputs",
     "encode_value",
+    "latest_owner",
+    "list_runs",
     "owner_alive",
+    "read_history",
+    "run_status",
     "stream_of",
 ]
