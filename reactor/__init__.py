@@ -14,7 +14,6 @@ from reactor.app import DEFAULT_MAX_DEPTH, Engine, RunHandle
 from reactor.observe import LoggingMiddleware, TracingMiddleware
 from reactor.run import (
     RUN_EVENT_DECODER,
-    CancelRun,
     InputError,
     Middleware,
     Owner,
@@ -51,7 +50,6 @@ from reactor.run import (
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "RUN_EVENT_DECODER",
-    "CancelRun",
     "Engine",
     "InputError",
     "LoggingMiddleware",

@@ -2,15 +2,13 @@
 
 One :class:`ModelHost` actor per LLM server endpoint answers :class:`ChatRequest` with a
 :class:`Completion` (or a typed failure), with a concurrency limit, a circuit
-:class:`Breaker` per model, statistics and cost. :func:`start_fleet` starts the hosts of a
+breaker per model, statistics and cost. :func:`start_fleet` starts the hosts of a
 :class:`Config` (:func:`load_config`) and of the servers :func:`discover` finds. Wire
 protocols are in :mod:`actors.llm.providers`; GPUs and admission in
 :mod:`actors.llm.resources`; fake servers in :mod:`actors.testing`.
 """
 
-from actors.llm._breaker import Breaker
 from actors.llm._config import (
-    DEFAULT_COUNTED,
     BreakerConfig,
     Config,
     ConfigError,
@@ -55,15 +53,12 @@ from actors.llm._messages import (
     ToolSpec,
     UnloadModel,
     Usage,
-    new_request_id,
 )
 
 __all__ = [
-    "DEFAULT_COUNTED",
     "DEFAULT_ENDPOINTS",
     "Admission",
     "AdmitModel",
-    "Breaker",
     "BreakerConfig",
     "BreakerState",
     "BreakerTransition",
@@ -106,7 +101,6 @@ __all__ = [
     "discover",
     "discover_sync",
     "load_config",
-    "new_request_id",
     "probe",
     "start_fleet",
 ]

@@ -20,7 +20,6 @@ from reactor.run._listing import RunSummary, latest_owner, list_runs, read_histo
 from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
 from reactor.run._owner import THIS_PROCESS, owner_alive
 from reactor.run._records import (
-    END_STATUS,
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -47,7 +46,6 @@ from reactor.run._records import (
 from reactor.run._run import CancelRun, ChildRunner, Run, RunOptions, RunServices
 
 __all__ = [
-    "END_STATUS",
     "RUN_EVENT_DECODER",
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
