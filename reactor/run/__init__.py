@@ -14,11 +14,12 @@ from reactor.run._errors import (
     RunFailedError,
     RunHaltedError,
 )
+from reactor.run._inputs import check_inputs
 from reactor.run._limits import Limits
+from reactor.run._listing import RunSummary, latest_owner, list_runs, read_history, run_status
 from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
 from reactor.run._owner import THIS_PROCESS, owner_alive
 from reactor.run._records import (
-    END_STATUS,
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -45,7 +46,6 @@ from reactor.run._records import (
 from reactor.run._run import CancelRun, ChildRunner, Run, RunOptions, RunServices
 
 __all__ = [
-    "END_STATUS",
     "RUN_EVENT_DECODER",
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
@@ -74,6 +74,7 @@ __all__ = [
     "RunResumed",
     "RunServices",
     "RunStarted",
+    "RunSummary",
     "RunUndone",
     "StepCompensated",
     "StepCompleted",
@@ -86,7 +87,12 @@ __all__ = [
     "StepUndoFailed",
     "StepUndone",
     "StepsAdded",
+    "check_inputs",
     "encode_value",
+    "latest_owner",
+    "list_runs",
     "owner_alive",
+    "read_history",
+    "run_status",
     "stream_of",
 ]

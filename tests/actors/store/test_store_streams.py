@@ -14,7 +14,6 @@ import pytest
 
 from actors import AskError, FailureKind, Ref, System, decode, encode
 from actors.store import (
-    MIGRATIONS,
     Journal,
     JournalAppend,
     JournalEvent,
@@ -23,7 +22,7 @@ from actors.store import (
     Store,
     StreamInfo,
 )
-from actors.store._store import _prefix_end, _streams_query
+from actors.store._store import MIGRATIONS, _prefix_end, _streams_query
 
 
 def _db_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
