@@ -16,11 +16,12 @@ pool, LLM calls are asks to a model host, the journal is asks to the Store):
       (journal ``StepSkipped``); its dependents become ready in turn;
    c. if its ``guard`` returns a ``Shortcut``: complete it with that value (3a);
    d. if fewer than ``max_concurrency`` steps run and the concurrency key has a slot:
-      journal ``StepStarted`` and start the attempt. ``async def`` steps and
-      composites run on the event loop, ``def`` steps in the worker pool, ``ask``
-      steps are a message to a model host, templates and collects complete at once.
-      Otherwise the step waits for a slot.
-3. An attempt's outcome arrives (a message):
+      journal ``StepStarted`` and hand the attempt to the executor registered for
+      the step's kind (``executor_for(kind).start(attempt)``; ``reactor.kinds`` has
+      one per kind: ``async def`` steps and composites run on the event loop, ``def``
+      steps in the worker pool, ``ask`` steps are a message to a model host,
+      templates and collects complete at once). Otherwise the step waits for a slot.
+3. An attempt's outcome arrives (a message), and its executor interprets it:
    a. a value: encode it (a value that cannot be encoded fails the step, 3e),
       journal ``StepCompleted``, mark the dependents whose dependencies are now all
       settled as ready, and go to 2;
@@ -37,11 +38,13 @@ pool, LLM calls are asks to a model host, the journal is asks to the Store):
    step's result; once that is durable, answer the caller and stop.
 5. Rollback. Stop dispatching; wait for running attempts (a result that arrives now
    still counts as completed, so it is undone too); then undo each completed step
-   that has an ``undo``, newest first, one at a time, journaling ``StepUndone`` or
+   that has an ``undo`` (or whose kind's executor can undo it: a composite rolls back
+   its child runs), newest first, one at a time, journaling ``StepUndone`` or
    ``StepUndoFailed`` (an undo that keeps failing is recorded, and rollback goes on);
    journal ``RunFailed`` and answer.
-6. ``CancelRun`` or the run's timeout: cancel running attempts, then 5, ending in
-   ``RunCancelled`` (or ``RunFailed`` with a timeout error).
+6. ``CancelRun`` or the run's timeout: cancel running attempts (through their
+   executors), then 5, ending in ``RunCancelled`` (or ``RunFailed`` with a timeout
+   error).
 
 Results are journaled before their dependents finish but not necessarily before they
 start: the journal is a single ordered stream, so whatever a crash leaves durable is a
@@ -49,6 +52,12 @@ prefix of it, and a dependent's completion is never durable without its
 dependencies'. Steps whose completion was not durable run again on resume, under the
 same attempt number: a composite's child runs are named after the attempt, so the re-run
 finds them and continues them (a child that had ended answers from its journal).
+
+This module is the loop only. What it keeps per run is in ``_state`` (``RunState``,
+``StepState``, the statuses and modes); reading a journal back is ``_replay``; batching
+journal appends is ``_outbox``; calling user code is ``_invoke``; what a failure means
+(retry or not, and its journal form) is ``_classify``; the executor protocol and its
+registry are ``_executor``.
 """
 
 from __future__ import annotations
@@ -603,7 +612,10 @@ class Run(Actor[object]):
 
     def attempt_deliver(self, attempt: Attempt[Any], reply: Any) -> None:
         """The attempt ended: its executor interprets ``reply``, then the run goes on (3)."""
-        outcome = attempt.executor.outcome(attempt, reply)
+        try:
+            outcome = attempt.executor.outcome(attempt, reply)
+        except Exception as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
+            outcome = Err(exc)
         self._finished(attempt.spec.name, attempt.number, outcome)
 
     # ---- 3. outcomes ------------------------------------------------------------------------
