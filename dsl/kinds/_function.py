@@ -11,8 +11,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Unpack, cast, overload
+from typing import Any, Unpack, cast, get_args, overload
 
+from dsl._outcomes import WithSteps
 from dsl._sources import Ref, Source, Value
 from dsl.kinds._binding import Binder, suggest
 from dsl.kinds._kind import StepKind, register
@@ -58,7 +59,13 @@ def function_impl(fn: Callable[..., Any]) -> FunctionImpl:
         if _is_context(param.annotation):
             context_param = param.name
     result_type = signature.return_annotation
-    if result_type is inspect.Signature.empty or isinstance(result_type, str):
+    if (
+        result_type is inspect.Signature.empty
+        or isinstance(result_type, str)
+        or WithSteps in (result_type, *get_args(result_type))
+    ):
+        # A step that may return WithSteps: its journaled result is the value inside,
+        # whose type the annotation does not say.
         result_type = Any
     return FunctionImpl(
         fn=fn,
