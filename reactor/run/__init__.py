@@ -13,7 +13,7 @@ journal back), ``_outbox`` (batched journal appends), ``_invoke`` (calling user 
 ``_services`` (what the engine hands a run).
 """
 
-from reactor.run._classify import StepFailure, step_error, transient
+from reactor.run._classify import StepFailure
 from reactor.run._codec import EncodeError, encode_value
 from reactor.run._errors import (
     InputError,
@@ -31,12 +31,13 @@ from reactor.run._executor import (
     register_executor,
     unregister_executor,
 )
+from reactor.run._inputs import check_inputs
 from reactor.run._invoke import Err, Ok, Outcome
 from reactor.run._limits import Limits
+from reactor.run._listing import RunSummary, latest_owner, list_runs, read_history, run_status
 from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
 from reactor.run._owner import THIS_PROCESS, owner_alive
 from reactor.run._records import (
-    END_STATUS,
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -64,7 +65,6 @@ from reactor.run._run import Run
 from reactor.run._services import CancelRun, ChildRunner, RunOptions, RunServices
 
 __all__ = [
-    "END_STATUS",
     "RUN_EVENT_DECODER",
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
@@ -98,6 +98,7 @@ __all__ = [
     "RunResumed",
     "RunServices",
     "RunStarted",
+    "RunSummary",
     "RunUndone",
     "StepCompensated",
     "StepCompleted",
@@ -112,12 +113,15 @@ __all__ = [
     "StepUndoFailed",
     "StepUndone",
     "StepsAdded",
+    "check_inputs",
     "encode_value",
     "executor_for",
+    "latest_owner",
+    "list_runs",
     "owner_alive",
+    "read_history",
     "register_executor",
-    "step_error",
+    "run_status",
     "stream_of",
-    "transient",
     "unregister_executor",
 ]
