@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Never, TypeAlias, cast, overload
 
 from dsl._errors import DefinitionError
+from dsl._hooks import adapt_hook
 from dsl._sources import Ref, Source, Value
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class StepContext:
         step: This step's name.
         attempt: This attempt, from 1.
         retries_left: Retries left after this attempt.
+        context: The run's context (``Engine.start(context=...)``), read-only; a
+            composed run shares its parent's.
     """
 
     run_id: str
@@ -105,6 +108,7 @@ class StepContext:
     step: str
     attempt: int
     retries_left: int
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,13 +299,17 @@ class StepSpec:
         arguments: Argument name to its source.
         wait_for: Steps that must finish first without giving an argument.
         depends_on: Every input and step it needs (arguments and ``wait_for``).
-        where: Run only if this holds for the arguments.
-        guard: May supply the result instead of running (a :class:`~dsl.Shortcut`).
+        where: Run only if ``where(arguments, context)`` holds (adapted when bound:
+            see ``dsl._hooks``).
+        guard: ``guard(arguments, context)`` may supply the result instead of running
+            (a :class:`~dsl.Shortcut`).
         max_retries: Retries after the first attempt.
         backoff: Seconds before each retry.
         timeout: Seconds an attempt may take (``None``: no limit).
-        compensate: Decides what a failure means.
-        undo: Rolls the step back when a later step fails.
+        compensate: Decides what a failure means; called as
+            ``compensate(error=..., arguments=...)``.
+        undo: Rolls the step back when a later step fails; called as
+            ``undo(value=..., arguments=...)``.
         description: What it is for.
     """
 
@@ -310,8 +318,8 @@ class StepSpec:
     arguments: Mapping[str, Source]
     wait_for: tuple[str, ...] = ()
     depends_on: frozenset[str] = frozenset()
-    where: Callable[[dict[str, Any]], Any] | None = None
-    guard: Callable[[dict[str, Any]], Any] | None = None
+    where: Callable[[dict[str, Any], Mapping[str, Any]], Any] | None = None
+    guard: Callable[[dict[str, Any], Mapping[str, Any]], Any] | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
     backoff: Backoff = DEFAULT_BACKOFF
     timeout: float | None = None
@@ -370,8 +378,8 @@ def step(
     name: str | None = None,
     args: Mapping[str, Any] | None = None,
     wait_for: Sequence[str] = (),
-    where: Callable[[dict[str, Any]], Any] | None = None,
-    guard: Callable[[dict[str, Any]], Any] | None = None,
+    where: Callable[..., Any] | None = None,
+    guard: Callable[..., Any] | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     backoff: float | Backoff | None = None,
     timeout: float | None = None,
@@ -390,8 +398,8 @@ def step(
     name: str | None = None,
     args: Mapping[str, Any] | None = None,
     wait_for: Sequence[str] = (),
-    where: Callable[[dict[str, Any]], Any] | None = None,
-    guard: Callable[[dict[str, Any]], Any] | None = None,
+    where: Callable[..., Any] | None = None,
+    guard: Callable[..., Any] | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     backoff: float | Backoff | None = None,
     timeout: float | None = None,
@@ -409,8 +417,8 @@ def step(
     name: str | None = None,
     args: Mapping[str, Any] | None = None,
     wait_for: Sequence[str] = (),
-    where: Callable[[dict[str, Any]], Any] | None = None,
-    guard: Callable[[dict[str, Any]], Any] | None = None,
+    where: Callable[..., Any] | None = None,
+    guard: Callable[..., Any] | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     backoff: float | Backoff | None = None,
     timeout: float | None = None,
@@ -434,9 +442,11 @@ def step(
             and for steps made while running (``WithSteps``).
         wait_for: Steps that must finish first, without passing their results.
         where: Run the step only if ``where(arguments)`` is true; otherwise it is
-            skipped and steps that need its result are skipped too.
+            skipped and steps that need its result are skipped too. A second
+            parameter (or one named ``context``) gets the run's context.
         guard: ``guard(arguments)`` returns ``None`` to run the step, or a
-            :class:`~dsl.Shortcut` whose value is the result instead.
+            :class:`~dsl.Shortcut` whose value is the result instead. Like ``where``,
+            it may take the run's context too: ``guard(arguments, context)``.
         max_retries: Retries after the first attempt (default
             :data:`DEFAULT_MAX_RETRIES`).
         backoff: Seconds before a retry: a number, or ``fn(retry_number, error)``;
@@ -444,9 +454,13 @@ def step(
         timeout: Seconds an attempt may take; then it fails with a timeout (which is
             retried). A sync step's thread cannot be stopped: its late result is ignored.
         compensate: ``compensate(error, arguments)`` returns :class:`~dsl.Continue`,
-            :class:`~dsl.Retry` or :class:`~dsl.Fail` (``None``: fail).
-        undo: ``undo(result, arguments)`` rolls the step back when a later step fails;
+            :class:`~dsl.Retry` or :class:`~dsl.Fail` (``None``: fail). A step rescued
+            with ``Continue`` counts as completed: its ``undo`` runs in a rollback.
+        undo: ``undo(value, arguments)`` rolls the step back when a later step fails;
             completed steps are undone in reverse order of completion.
+            ``compensate`` and ``undo`` take their two arguments positionally (any
+            names) or by keyword (these names); one that can take neither is a
+            :class:`~dsl.DefinitionError` when the reactor is defined.
         description: What the step is for.
         **unknown: Options that do not exist: reported, with the reactor and step,
             when the reactor is defined.
@@ -490,8 +504,8 @@ def ask(
     options: Mapping[str, Any] | None = None,
     args: Mapping[str, Any] | None = None,
     wait_for: Sequence[str] = (),
-    where: Callable[[dict[str, Any]], Any] | None = None,
-    guard: Callable[[dict[str, Any]], Any] | None = None,
+    where: Callable[..., Any] | None = None,
+    guard: Callable[..., Any] | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     backoff: float | Backoff | None = None,
     timeout: float | None = None,
@@ -766,7 +780,10 @@ def _checked_options(binder: _Binder, options: dict[str, Any]) -> dict[str, Any]
         if fn is not None and not callable(fn):
             binder.fail(f"option {key!r} must be a function, got {fn!r}")
         if fn is not None:
-            checked[key] = fn
+            try:
+                checked[key] = adapt_hook(key, fn)
+            except TypeError as exc:
+                binder.fail(f"option {key!r} {exc}")
     retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         binder.fail(f"option 'max_retries' must be an int >= 0, got {retries!r}")

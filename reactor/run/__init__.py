@@ -7,12 +7,14 @@ a stream of :class:`RunEvent` records (``run:<run_id>``).
 
 from reactor.run._codec import EncodeError, encode_value
 from reactor.run._errors import (
+    ElementFailedError,
     InputError,
     ResumeError,
     RunCancelledError,
     RunError,
     RunFailedError,
     RunHaltedError,
+    UndoError,
 )
 from reactor.run._limits import Limits
 from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
@@ -43,6 +45,7 @@ from reactor.run._records import (
     stream_of,
 )
 from reactor.run._run import CancelRun, ChildRunner, Run, RunOptions, RunServices
+from reactor.run._undoable import Undoability, undoability
 
 __all__ = [
     "END_STATUS",
@@ -52,6 +55,7 @@ __all__ = [
     "THIS_PROCESS",
     "CancelRun",
     "ChildRunner",
+    "ElementFailedError",
     "EncodeError",
     "InputError",
     "Limits",
@@ -86,7 +90,10 @@ __all__ = [
     "StepUndoFailed",
     "StepUndone",
     "StepsAdded",
+    "UndoError",
+    "Undoability",
     "encode_value",
     "owner_alive",
     "stream_of",
+    "undoability",
 ]

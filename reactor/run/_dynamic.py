@@ -15,25 +15,32 @@ from dsl import (
     AskImpl,
     CollectImpl,
     ComposeImpl,
+    DefinitionError,
     FunctionImpl,
+    Plan,
     Ref,
     StepDef,
+    StepSpec,
     TemplateImpl,
     Value,
     compose,
     find,
     locate,
+    plan_steps,
     step,
 )
 
-__all__ = ["describe_steps", "rebuild_steps"]
+__all__ = ["describe_steps", "plan_added", "rebuild_steps"]
 
 _HOOKS = ("where", "guard", "compensate", "undo")
 
 
 def _source(source: Any) -> dict[str, Any]:
     if isinstance(source, Ref):
-        return {"ref": source.name, "path": list(source.path)}
+        described: dict[str, Any] = {"ref": source.name, "path": list(source.path)}
+        if source.transform is not None:
+            described["transform"] = locate(source.transform)
+        return described
     if isinstance(source, Value):
         return {"value": source.value}
     msg = f"{source!r} is not a source"
@@ -102,7 +109,8 @@ def describe_steps(definitions: Sequence[StepDef]) -> tuple[dict[str, Any], ...]
 
 def _rebuilt_source(data: Mapping[str, Any]) -> Any:
     if "ref" in data:
-        return Ref(data["ref"], tuple(data.get("path", ())))
+        transform = data.get("transform")
+        return Ref(data["ref"], tuple(data.get("path", ())), find(transform) if transform else None)
     return Value(data.get("value"))
 
 
@@ -133,3 +141,36 @@ def _rebuild(data: Mapping[str, Any]) -> StepDef:
 def rebuild_steps(described: Sequence[Mapping[str, Any]]) -> dict[str, StepDef]:
     """The step definitions a ``StepsAdded`` event describes (not yet bound)."""
     return {d["name"]: _rebuild(d) for d in described}
+
+
+def plan_added(
+    plan: Plan, existing: Mapping[str, StepSpec], added: Any
+) -> tuple[dict[str, StepSpec], tuple[dict[str, Any], ...]]:
+    """Check the steps a ``WithSteps`` adds; returns their specs and journal form.
+
+    The new steps may be listed in any order and refer to each other and to every
+    input and existing step; the whole graph is checked for cycles.
+
+    Raises:
+        ValueError: What is wrong with them, in words (the adding step fails with it).
+    """
+    if isinstance(added, StepDef) or not isinstance(added, Sequence) or isinstance(added, str):
+        msg = f"WithSteps(steps=...) must be a list of steps, got {added!r}"
+        raise ValueError(msg)
+    defs: dict[str, StepDef] = {}
+    for position, definition in enumerate(added):
+        if not isinstance(definition, StepDef):
+            msg = f"item {position} is {definition!r}, not a step: make it with step(fn, name=...)"
+            raise ValueError(msg)
+        if not definition.name:
+            msg = f"item {position}: every added step needs a name: step(fn, name=...)"
+            raise ValueError(msg)
+        if definition.name in defs:
+            msg = f"two added steps are named {definition.name!r}"
+            raise ValueError(msg)
+        defs[definition.name] = definition
+    try:
+        specs = plan_steps(plan.reactor, plan.inputs, defs, existing=existing)
+    except DefinitionError as exc:
+        raise ValueError(str(exc)) from exc
+    return specs, describe_steps(list(defs.values()))

@@ -61,6 +61,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, assert_never
 
 import msgspec
@@ -94,8 +95,13 @@ from dsl import (
     Ref as SourceRef,
 )
 from reactor.run._codec import EncodeError, decode_value, encode_value
-from reactor.run._dynamic import describe_steps, rebuild_steps
-from reactor.run._errors import RunCancelledError, RunFailedError, RunHaltedError
+from reactor.run._dynamic import plan_added, rebuild_steps
+from reactor.run._errors import (
+    ElementFailedError,
+    RunCancelledError,
+    RunFailedError,
+    RunHaltedError,
+)
 from reactor.run._limits import Limits
 from reactor.run._middleware import (
     Middleware,
@@ -223,9 +229,10 @@ class _Step:
     attempt: int = 0
     started_at: float = 0.0
     arguments: dict[str, Any] = field(default_factory=dict)
-    ran: bool = False  # completed by running (not by a guard or a replay of one)
+    ran: bool = False  # completed by running or rescued by compensate (not by a guard)
     handle: IoHandle | None = None
     holds_slot: bool = False
+    partial: bool = False  # a composite attempt that ended unfinished: undo its children
 
 
 class _Ok:
@@ -337,6 +344,9 @@ def step_error(step: str, error: BaseException) -> StepError:
             message=failure.message,
             retryable=_transient(error),
         )
+    if isinstance(error, ElementFailedError):  # the element's own kind and error
+        cause = error.cause
+        return StepError(step=step, kind=cause.kind, error=cause.error, message=str(error))
     if isinstance(error, TimeoutError):
         return StepError(
             step=step,
@@ -385,8 +395,10 @@ class Run(Actor[object]):
         fresh: The run id was just made up, so its stream cannot exist: start
             dispatching without waiting for ``RunStarted`` to be durable.
         undo_only: Roll back a completed run (a composed run whose parent failed
-            later): replay its journal, undo its completed steps, journal
-            ``RunUndone``.
+            later, or ``Engine.undo``): replay its journal, undo its completed steps,
+            journal ``RunUndone``.
+        context: The run's context, JSON values (journaled with ``RunStarted``;
+            a replayed run reads it back from there).
     """
 
     def __init__(
@@ -407,6 +419,7 @@ class Run(Actor[object]):
         input_check: Callable[[Any], dict[str, Any]] | None = None,
         fresh: bool = False,
         undo_only: bool = False,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self._svc = services
@@ -426,6 +439,7 @@ class Run(Actor[object]):
         self._input_check = input_check
         self._fresh = fresh
         self._undo_only = undo_only
+        self._run_context: Mapping[str, Any] = MappingProxyType(dict(context or {}))
         self._mw = services.middleware
         self._info = RunInfo(
             run_id=run_id,
@@ -434,6 +448,7 @@ class Run(Actor[object]):
             stack=self._stack,
             steps=tuple(self._plan.steps),
             carrier=carrier,
+            context=self._run_context,
         )
         self._steps: dict[str, _Step] = {}
         self._dependents: dict[str, list[str]] = collections.defaultdict(list)
@@ -473,6 +488,7 @@ class Run(Actor[object]):
             parent=self._parent_run,
             owner=self._svc.owner,
             at=time.time(),
+            context=dict(self._run_context),
         )
         if self._fresh:
             # A new id nobody else can have used: no need to wait for the journal to
@@ -488,6 +504,10 @@ class Run(Actor[object]):
         if self._timer is not None:
             self._timer.cancel()
         self._release_all_slots()
+        if self._outbox:
+            # Stopped unexpectedly: what lingers still goes to the journal, so that the
+            # run (its RunStarted at least) is there to be shown and resumed.
+            self._flush_journal()
         if not self._done.done():
             self._done.set_exception(
                 RunFailedError(
@@ -635,10 +655,7 @@ class Run(Actor[object]):
         for event in events:
             match event:
                 case RunStarted():
-                    check = self._input_check
-                    raw = msgspec.json.decode(event.inputs)
-                    self._inputs = check(raw) if check else dict(raw)
-                    self._values.update(self._inputs)
+                    self._restore_started(event)
                 case StepsAdded():
                     specs = plan_steps(
                         self._plan.reactor,
@@ -664,13 +681,16 @@ class Run(Actor[object]):
                     self._steps[event.step].attempt = event.attempt
                     if not event.will_retry:
                         failed[event.step] = event.error
+                        self._mark_partial(self._steps[event.step])
                 case StepCompensated():
                     if event.decision == "continue" and event.step in failed:
                         del failed[event.step]
                         value = decode_value(
                             event.value or b"null", self._steps[event.step].spec.result_type
                         )
-                        self._settle_replayed(self._steps[event.step], _Status.DONE, value)
+                        self._settle_replayed(
+                            self._steps[event.step], _Status.DONE, value, ran=True
+                        )
                 case StepUndone() | StepUndoFailed():
                     self._steps[event.step].status = _Status.UNDONE
                 case RunHalted() | RunResumed():
@@ -682,11 +702,21 @@ class Run(Actor[object]):
                     assert_never(event)
         self._errors.extend(failed.values())
         for name in failed:
-            self._steps[name].status = _Status.FAILED
+            if self._steps[name].status is not _Status.UNDONE:
+                self._steps[name].status = _Status.FAILED
         for name, attempt in unfinished.items():
             step = self._steps[name]
             if step.status is _Status.PENDING:
                 step.attempt = attempt - 1  # _launch counts it again
+
+    def _restore_started(self, event: RunStarted) -> None:
+        """The inputs and the context, from the journal's ``RunStarted``."""
+        check = self._input_check
+        raw = msgspec.json.decode(event.inputs)
+        self._inputs = check(raw) if check else dict(raw)
+        self._values.update(self._inputs)
+        self._run_context = MappingProxyType(dict(event.context))
+        self._info = _replace(self._info, context=self._run_context)
 
     def _settle_replayed(
         self, step: _Step, status: _Status, value: Any, *, ran: bool = False
@@ -755,8 +785,9 @@ class Run(Actor[object]):
         )
 
     def _add_dynamic(self, specs: Mapping[str, StepSpec], *, replayed: bool) -> None:
-        for spec in specs.values():
+        for spec in specs.values():  # all first: they may refer to each other
             self._add_step(spec)
+        for spec in specs.values():
             step = self._steps[spec.name]
             if not replayed:
                 step.blockers = self._blockers(spec)
@@ -833,7 +864,7 @@ class Run(Actor[object]):
             return
         if skipped_by is None and spec.where is not None:
             try:
-                if not spec.where(arguments):
+                if not spec.where(arguments, self._run_context):
                     skipped_by = "where"
             except Exception as exc:  # noqa: BLE001 - the predicate's failure fails the step
                 self._release_slot(step)
@@ -846,7 +877,7 @@ class Run(Actor[object]):
         step.arguments = arguments
         if spec.guard is not None:
             try:
-                verdict = spec.guard(arguments)
+                verdict = spec.guard(arguments, self._run_context)
             except Exception as exc:  # noqa: BLE001
                 self._release_slot(step)
                 self._fail_for_good(step, step_error(spec.name, exc))
@@ -878,6 +909,8 @@ class Run(Actor[object]):
                 except PathError as exc:
                     msg = f"argument {argument!r}: {exc}"
                     raise _StepFailure("bad_argument", msg) from exc
+            if source.transform is not None:
+                root = _transformed(argument, source, root)
             arguments[argument] = root
         return arguments, None
 
@@ -917,6 +950,7 @@ class Run(Actor[object]):
                             step=name,
                             attempt=attempt,
                             retries_left=max(0, spec.max_retries - (attempt - 1)),
+                            context=self._run_context,
                         ),
                     }
                 if impl.is_async:
@@ -986,6 +1020,7 @@ class Run(Actor[object]):
             step.spec.name,
         )
         max_concurrency = self._options.max_concurrency
+        context = self._run_context
 
         async def run_child(reactor: type[Any], inputs: dict[str, Any], suffix: str = "") -> Any:
             run_id = f"{base}/{suffix}" if suffix else base
@@ -999,6 +1034,7 @@ class Run(Actor[object]):
                 concurrency_key=key,
                 max_concurrency=max_concurrency,
                 carrier=otel.inject(),
+                context=context,
             )
 
         return run_child
@@ -1035,18 +1071,12 @@ class Run(Actor[object]):
     def _grow(self, step: _Step, grown: WithSteps) -> None:
         name = step.spec.name
         try:
-            defs = {d.name or "": d for d in grown.steps}
-            if "" in defs:
-                raise _StepFailure("bad_step", "every added step needs a name: step(fn, name=...)")
-            specs = plan_steps(
-                self._plan.reactor,
-                self._plan.inputs,
-                defs,
-                existing={n: s.spec for n, s in self._steps.items()},
-            )
-            described = describe_steps(grown.steps)
-        except (DefinitionError, _StepFailure, ValueError) as exc:
-            self._failed(step, _StepFailure("bad_step", f"the steps it added: {exc}"), retry=False)
+            existing = {n: s.spec for n, s in self._steps.items()}
+            specs, described = plan_added(self._plan, existing, grown.steps)
+        except Exception as exc:  # noqa: BLE001 - bad added steps fail the step, not the run
+            problem = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            failure = _StepFailure("bad_step", f"the steps it added: {problem}")
+            self._failed(step, failure, retry=False)
             return
         self._append(StepsAdded(by=name, steps=described, at=time.time()), self._check_appended)
         self._add_dynamic(specs, replayed=False)
@@ -1165,6 +1195,7 @@ class Run(Actor[object]):
 
     def _record_failure(self, step: _Step, described: StepError, now: float) -> None:
         step.status = _Status.FAILED
+        self._mark_partial(step)
         self._errors.append(described)
         self._append(
             StepFailed(
@@ -1250,6 +1281,7 @@ class Run(Actor[object]):
                     self._event(StepEventKind.COMPENSATE, step, detail="continue")
                     self._stats["compensated"] += 1
                     step.status = _Status.DONE
+                    step.ran = True  # rescued: completed like any other, so undone too
                     self._values[spec.name] = value
                     self._completed.append(spec.name)
                     self._settled(spec.name)
@@ -1356,10 +1388,23 @@ class Run(Actor[object]):
             name = self._completed.pop()
             step = self._steps[name]
             undoable = step.spec.undo is not None or bool(step.spec.sub_reactors)
-            if step.status is _Status.DONE and undoable and step.ran:
+            if (step.status is _Status.DONE and undoable and step.ran) or (
+                step.partial and step.status is not _Status.UNDONE
+            ):
                 self._undo(step, tries=0)
                 return
         self._end_failed()
+
+    def _mark_partial(self, step: _Step) -> None:
+        """A composite attempt ended unfinished: roll back the child runs it completed.
+
+        A failed ``for_each`` (or a group whose ``after`` raised, ...) may have
+        completed child runs; rollback undoes them (newest first) at the point where
+        the step ended, before the steps that completed earlier.
+        """
+        if step.spec.sub_reactors and step.attempt > 0 and not step.partial:
+            step.partial = True
+            self._completed.append(step.spec.name)
 
     def _undo(self, step: _Step, tries: int) -> None:
         spec = step.spec
@@ -1385,7 +1430,12 @@ class Run(Actor[object]):
             )
 
         def undone(outcome: _Outcome | Failure) -> None:
-            self._undone(self._steps[name], tries, outcome)
+            step = self._steps[name]
+            if step.partial and isinstance(outcome, _Ok) and not outcome.value:
+                step.status = _Status.UNDONE  # no child run had completed: nothing to record
+                self._roll_back()
+                return
+            self._undone(step, tries, outcome)
 
         self.pipe_to_self(_positional(coro), undone, name=f"undo {name}")
 
@@ -1486,6 +1536,7 @@ class Run(Actor[object]):
                 step.status = _Status.PENDING
                 self._running -= 1
                 self._release_slot(step)
+                self._mark_partial(step)
                 self._event(
                     StepEventKind.ERROR,
                     step,
@@ -1688,6 +1739,17 @@ class _RunOptionsRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 async def _positional(coro: Coroutine[Any, Any, _Outcome]) -> _Outcome:
     return await coro
+
+
+def _transformed(argument: str, source: SourceRef, value: Any) -> Any:
+    """``source.transform(value)``; its failure fails the step, naming the argument."""
+    assert source.transform is not None
+    try:
+        return source.transform(value)
+    except Exception as exc:
+        name = getattr(source.transform, "__qualname__", "transform")
+        msg = f"argument {argument!r}: its transform {name}() raised {type(exc).__name__}: {exc}"
+        raise _StepFailure("bad_argument", msg) from exc
 
 
 def _replace(obj: Any, **changes: Any) -> Any:
