@@ -283,4 +283,3 @@ class StuckUndo(Reactor):
     @step(undo=_undo_fails, max_retries=0)
     def two(one: str) -> str:
         return f"{one} two"
-

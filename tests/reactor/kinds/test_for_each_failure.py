@@ -48,7 +48,7 @@ def test_a_failing_element_undoes_the_completed_elements_newest_first_then_earli
 ) -> None:
     """Elements 0-2 complete, 3 fails: 2, 1, 0 are undone, then ``prep``; 4 never runs."""
     handle = engine.start(Fan, {"items": [0, 1, 2, 3, 4]})
-    with pytest.raises(RunFailedError) as caught:
+    with pytest.raises(RunFailedError, match="element 3"):
         handle.result(10)
     assert LOG.log == [
         "check 0",
