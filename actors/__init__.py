@@ -39,7 +39,6 @@ from actors._supervisor import (
     ChildSpec,
     Restart,
     Strategy,
-    Supervisor,
     SupervisorSpec,
 )
 from actors._system import System
@@ -68,7 +67,6 @@ __all__ = [
     "Restart",
     "Strategy",
     "Subscription",
-    "Supervisor",
     "SupervisorGaveUp",
     "SupervisorSpec",
     "System",

@@ -7,13 +7,14 @@
 * :class:`DeadLetters` records messages nobody received (:class:`DeadLetter`);
 * :func:`message_types` lists every registered message struct, and decoding one that
   does not fit raises :class:`MessageDecodeError`;
-* :class:`StartChild` asks a supervisor to start one more child.
+* :class:`Supervisor` is the actor a :class:`~actors.SupervisorSpec` starts, and
+  :class:`StartChild` asks one to start one more child.
 """
 
 from actors._bridge import IoBridge, IoHandle
 from actors._bus import DeadLetter, DeadLetters
 from actors._messages import MessageDecodeError, message_types
-from actors._supervisor import StartChild
+from actors._supervisor import StartChild, Supervisor
 from actors._timers import TimerHandle, Timers
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "IoHandle",
     "MessageDecodeError",
     "StartChild",
+    "Supervisor",
     "TimerHandle",
     "Timers",
     "message_types",

@@ -16,11 +16,12 @@ from reactor.run._errors import (
     RunHaltedError,
     UndoError,
 )
+from reactor.run._inputs import check_inputs
 from reactor.run._limits import Limits
+from reactor.run._listing import RunSummary, latest_owner, list_runs, read_history, run_status
 from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
 from reactor.run._owner import THIS_PROCESS, owner_alive
 from reactor.run._records import (
-    END_STATUS,
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -48,7 +49,6 @@ from reactor.run._run import CancelRun, ChildRunner, Run, RunOptions, RunService
 from reactor.run._undoable import Undoability, undoability
 
 __all__ = [
-    "END_STATUS",
     "RUN_EVENT_DECODER",
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
@@ -78,6 +78,7 @@ __all__ = [
     "RunResumed",
     "RunServices",
     "RunStarted",
+    "RunSummary",
     "RunUndone",
     "StepCompensated",
     "StepCompleted",
@@ -92,8 +93,13 @@ __all__ = [
     "StepsAdded",
     "UndoError",
     "Undoability",
+    "check_inputs",
     "encode_value",
+    "latest_owner",
+    "list_runs",
     "owner_alive",
+    "read_history",
+    "run_status",
     "stream_of",
     "undoability",
 ]
