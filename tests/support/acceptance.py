@@ -196,6 +196,14 @@ class WithContext(Reactor):
         return f"{tagged} {ctx.context['ids']}"
 
 
+class ContextEcho(Reactor):
+    """Returns the run's context."""
+
+    @step
+    def echo(ctx: StepContext) -> dict[str, Any]:
+        return dict(ctx.context)
+
+
 # -- Engine.undo --------------------------------------------------------------------------------
 
 
