@@ -11,7 +11,8 @@ pool, LLM calls are asks to a model host, the journal is asks to the Store):
    added while it ran are rebuilt, a rollback that was under way goes on. Then
    ``RunResumed`` is journaled.
 2. Dispatch (``_pump``). Take ready steps (every dependency completed or skipped), in plan order:
-   a. resolve the arguments (inputs, results with sub-paths, literal values);
+   a. resolve the arguments (inputs, results with sub-paths and transforms, literal
+      values);
    b. if an argument comes from a skipped step, or ``where`` is false: skip the step
       (journal ``StepSkipped``); its dependents become ready in turn;
    c. if its ``guard`` returns a ``Shortcut``: complete it with that value (3a);
@@ -32,14 +33,17 @@ pool, LLM calls are asks to a model host, the journal is asks to the Store):
       failure), with retries left: journal ``StepFailed(will_retry)`` and start it
       again after its backoff (a timer message, then 2);
    e. any other error: run ``compensate`` if the step has one; ``Continue(v)`` is 3a
-      with ``v``, ``Retry`` is 3d; otherwise journal ``StepFailed`` and go to 5.
+      with ``v`` (the step counts as completed: a rollback undoes it), ``Retry`` is 3d;
+      otherwise journal ``StepFailed`` and go to 5.
 4. When no step is pending or running: journal ``RunCompleted`` with the returned
    step's result; once that is durable, answer the caller and stop.
 5. Rollback. Stop dispatching; wait for running attempts (a result that arrives now
    still counts as completed, so it is undone too); then undo each completed step
    that has an ``undo``, newest first, one at a time, journaling ``StepUndone`` or
-   ``StepUndoFailed`` (an undo that keeps failing is recorded, and rollback goes on);
-   journal ``RunFailed`` and answer.
+   ``StepUndoFailed`` (an undo that keeps failing is recorded, and rollback goes on).
+   A composite step is undone by rolling back the child runs it completed, also when
+   it failed or was cancelled itself (a ``for_each`` whose element failed), at the
+   point where it ended. Then journal ``RunFailed`` and answer.
 6. ``CancelRun`` or the run's timeout: cancel running attempts, then 5, ending in
    ``RunCancelled`` (or ``RunFailed`` with a timeout error).
 
