@@ -50,13 +50,7 @@ LAYERS = (
 )
 """DESIGN.md's layout list, top to bottom: each may import only those before it."""
 
-ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {
-        # Issue 9, item 3: the Run actor still finds the composite executors through a
-        # lazy import; step kinds becoming plugins (registered from above) removes it.
-        ("reactor/run/_run.py", "reactor.kinds"),
-    }
-)
+ALLOWED: frozenset[tuple[str, str]] = frozenset()
 """Known violations, as (file, imported module), each with the issue that removes it."""
 
 

@@ -23,6 +23,7 @@ from typing import Any, cast
 import msgspec
 
 import otel
+import reactor.kinds  # noqa: F401 - registers the built-in step kinds' executors
 from actors import (
     ActorNotFound,
     ChildSpec,

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dsl import FunctionImpl, Plan, StepSpec, plan_steps
-from reactor.run._dynamic import rebuild_steps
+from dsl.kinds import rebuild_steps
 from reactor.run._records import (
     RunEvent,
     StepCompensated,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dsl import DefinitionError, Input, Reactor, Ref, Shortcut, ref, step
-from dsl._hooks import adapt_hook
+from dsl.kinds._hooks import adapt_hook
 
 
 def undo_positional(v: Any, args: dict[str, Any]) -> Any:
