@@ -35,8 +35,9 @@ def to_mermaid(plan: Plan) -> str:
         for argument, source in spec.arguments.items():
             if isinstance(source, Ref):
                 shown = argument.strip("_")
-                if source.path or shown != source.name:
-                    text = f"{shown} = {source.describe()}" if source.path else shown
+                changed = bool(source.path) or source.transform is not None
+                if changed or shown != source.name:
+                    text = f"{shown} = {source.describe()}" if changed else shown
                     lines.append(f"    {source.name} -->|{_label(text)}| {spec.name}")
                 else:
                     lines.append(f"    {source.name} --> {spec.name}")

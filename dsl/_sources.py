@@ -8,14 +8,19 @@ to take something else, give the parameter a source as its default::
 
 ``ref(name, *path)`` reads an input's value or a step's result (inputs and steps share
 one namespace), then walks ``path``: a ``str`` is a mapping key or an attribute, an
-``int`` a sequence index.
+``int`` a sequence index. ``ref(name, *path, transform=fn)`` then gives the step
+``fn(value)`` instead: a per-argument transform, applied when the step is dispatched
+(a transform that raises fails the step, naming the argument)::
+
+    @step
+    def greet(name: str = ref("user", "name", transform=str.title)) -> str: ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["PathError", "PathItem", "Ref", "Source", "Value", "ref", "resolve_path", "value"]
 
@@ -30,16 +35,20 @@ class Ref:
     Attributes:
         name: The input or step.
         path: Keys, attributes and indexes to walk into the value.
+        transform: Applied to the value found, before the step gets it.
     """
 
     name: str
     path: tuple[PathItem, ...] = ()
+    transform: Callable[[Any], Any] | None = None
 
     def describe(self) -> str:
-        """``name.key[0]``: how errors and diagrams show it."""
+        """``name.key[0]`` (``fn(name.key[0])`` if transformed), as errors and diagrams show it."""
         text = self.name
         for item in self.path:
             text += f"[{item}]" if isinstance(item, int) else f".{item}"
+        if self.transform is not None:
+            text = f"{getattr(self.transform, '__name__', 'transform')}({text})"
         return text
 
 
@@ -59,8 +68,17 @@ Source = Ref | Value
 """Where an argument comes from."""
 
 
-def ref(name: str, *path: PathItem) -> Any:
+def ref(name: str, *path: PathItem, transform: Callable[[Any], Any] | None = None) -> Any:
     """An argument taken from the input or step ``name``, then down ``path``.
+
+    Args:
+        name: The input or step.
+        *path: Keys, attributes and indexes to walk into its value.
+        transform: ``transform(value)`` is what the step gets (a plain function,
+            called on the run's thread when the step is dispatched: keep it quick). If
+            it raises, the step fails (it is not retried) with an error naming the
+            argument. Steps added while running (``WithSteps``) need a module-level
+            function here, so that a resumed run finds it again.
 
     Typed ``Any`` so that it can stand as any parameter's default.
     """
@@ -71,7 +89,10 @@ def ref(name: str, *path: PathItem) -> Any:
         if not isinstance(item, str | int) or isinstance(item, bool):
             msg = f"ref({name!r}, ...): a path item must be a str or an int, got {item!r}"
             raise TypeError(msg)
-    return Ref(name, tuple(path))
+    if transform is not None and not callable(cast(object, transform)):
+        msg = f"ref({name!r}, ...): transform must be a function, got {transform!r}"
+        raise TypeError(msg)
+    return Ref(name, tuple(path), transform)
 
 
 def value(literal: Any) -> Any:

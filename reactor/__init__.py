@@ -43,6 +43,7 @@ from reactor.run import (
     StepStarted,
     StepUndoFailed,
     StepUndone,
+    UndoError,
     check_inputs,
     stream_of,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "StepUndone",
     "StepsAdded",
     "TracingMiddleware",
+    "UndoError",
     "check_inputs",
     "stream_of",
 ]

@@ -22,7 +22,12 @@ __all__ = ["describe_steps", "rebuild_steps"]
 
 def _source(source: Any) -> dict[str, Any]:
     if isinstance(source, Ref):
-        return {"ref": source.name, "path": list(source.path)}
+        described: dict[str, Any] = {"ref": source.name, "path": list(source.path)}
+        if source.transform is not None:
+            from dsl._reactor import locate  # noqa: PLC0415 - the modules refer to each other
+
+            described["transform"] = locate(source.transform)
+        return described
     if isinstance(source, Value):
         return {"value": source.value}
     msg = f"{source!r} is not a source"
@@ -71,7 +76,12 @@ def describe_steps(definitions: Sequence[StepDef]) -> tuple[dict[str, Any], ...]
 
 def _rebuilt_source(data: Mapping[str, Any]) -> Any:
     if "ref" in data:
-        return Ref(data["ref"], tuple(data.get("path", ())))
+        transform = data.get("transform")
+        if transform is not None:
+            from dsl._reactor import find  # noqa: PLC0415 - the modules refer to each other
+
+            transform = find(transform)
+        return Ref(data["ref"], tuple(data.get("path", ())), transform)
     return Value(data.get("value"))
 
 

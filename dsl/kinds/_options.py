@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, TypeAlias, TypedDict, get_type_hints
 
+from dsl.kinds._hooks import adapt_hook
+
 __all__ = [
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
@@ -84,11 +86,19 @@ class Option:
 
 
 def _function(name: str) -> Callable[[Any], Any]:
+    """A hook's check: a function that fits the hook's calling convention, adapted to it."""
+
     def check(given: Any) -> Any:
         if given is not None and not callable(given):
             msg = f"option {name!r} must be a function, got {given!r}"
             raise ValueError(msg)
-        return given
+        if given is None:
+            return None
+        try:
+            return adapt_hook(name, given)
+        except TypeError as exc:
+            msg = f"option {name!r} {exc}"
+            raise ValueError(msg) from exc
 
     return check
 
@@ -133,7 +143,8 @@ def _description(given: Any) -> str:
     return given
 
 
-Predicate: TypeAlias = Callable[[dict[str, Any]], Any]
+Predicate: TypeAlias = Callable[..., Any]
+"""``fn(arguments)`` or ``fn(arguments, context)`` (see ``dsl.kinds._hooks``)."""
 
 
 class CommonOptions(TypedDict, total=False):
@@ -148,7 +159,8 @@ class CommonOptions(TypedDict, total=False):
         Option(
             None,
             "Run the step only if ``where(arguments)`` is true; otherwise it is skipped "
-            "and steps that need its result are skipped too.",
+            "and steps that need its result are skipped too. A second parameter (or one "
+            "named ``context``) gets the run's context.",
             check=_function("where"),
             function=True,
         ),
@@ -158,7 +170,8 @@ class CommonOptions(TypedDict, total=False):
         Option(
             None,
             "``guard(arguments)`` returns ``None`` to run the step, or a "
-            ":class:`~dsl.Shortcut` whose value is the result instead.",
+            ":class:`~dsl.Shortcut` whose value is the result instead. It may take the "
+            "run's context too: ``guard(arguments, context)``.",
             check=_function("guard"),
             function=True,
         ),
@@ -195,7 +208,10 @@ class CommonOptions(TypedDict, total=False):
         Option(
             None,
             "``compensate(error, arguments)`` returns :class:`~dsl.Continue`, "
-            ":class:`~dsl.Retry` or :class:`~dsl.Fail` (``None``: fail).",
+            ":class:`~dsl.Retry` or :class:`~dsl.Fail` (``None``: fail). A step rescued "
+            "with ``Continue`` counts as completed: its ``undo`` runs in a rollback. The "
+            "two arguments are taken positionally (any names) or by keyword (these "
+            "names); a function that can take neither is a DefinitionError.",
             check=_function("compensate"),
             function=True,
         ),
@@ -211,7 +227,8 @@ class UndoableOptions(CommonOptions, total=False):
         Option(
             None,
             "``undo(value, arguments)`` rolls the step back when a later step fails; "
-            "completed steps are undone in reverse order of completion.",
+            "completed steps are undone in reverse order of completion. The two "
+            "arguments are taken positionally (any names) or by keyword (these names).",
             check=_function("undo"),
             function=True,
         ),

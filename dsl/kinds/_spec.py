@@ -47,6 +47,8 @@ class StepContext:
         step: This step's name.
         attempt: This attempt, from 1.
         retries_left: Retries left after this attempt.
+        context: The run's context (``Engine.start(context=...)``), read-only; a
+            composed run shares its parent's.
     """
 
     run_id: str
@@ -54,6 +56,7 @@ class StepContext:
     step: str
     attempt: int
     retries_left: int
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +93,17 @@ class StepSpec:
         arguments: Argument name to its source.
         wait_for: Steps that must finish first without giving an argument.
         depends_on: Every input and step it needs (arguments and ``wait_for``).
-        where: Run only if this holds for the arguments.
-        guard: May supply the result instead of running (a :class:`~dsl.Shortcut`).
+        where: Run only if ``where(arguments, context)`` holds (hooks are adapted to
+            one calling convention when bound: see ``dsl.kinds._hooks``).
+        guard: ``guard(arguments, context)`` may supply the result instead of running
+            (a :class:`~dsl.Shortcut`).
         max_retries: Retries after the first attempt.
         backoff: Seconds before each retry.
         timeout: Seconds an attempt may take (``None``: no limit).
-        compensate: Decides what a failure means.
-        undo: Rolls the step back when a later step fails.
+        compensate: Decides what a failure means; called as
+            ``compensate(error=..., arguments=...)``.
+        undo: Rolls the step back when a later step fails; called as
+            ``undo(value=..., arguments=...)``.
         description: What it is for.
     """
 
@@ -105,8 +112,8 @@ class StepSpec:
     arguments: Mapping[str, Source]
     wait_for: tuple[str, ...] = ()
     depends_on: frozenset[str] = frozenset()
-    where: Callable[[dict[str, Any]], Any] | None = None
-    guard: Callable[[dict[str, Any]], Any] | None = None
+    where: Callable[[dict[str, Any], Mapping[str, Any]], Any] | None = None
+    guard: Callable[[dict[str, Any], Mapping[str, Any]], Any] | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
     backoff: Backoff = DEFAULT_BACKOFF
     timeout: float | None = None

@@ -11,13 +11,14 @@ it (``run_id``) so that it can be resumed later, in this process or another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import secrets
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -35,7 +36,7 @@ from actors import (
 from actors.llm import Fleet
 from actors.lowlevel import StartChild
 from actors.store import Journal, Store
-from dsl import Reactor, RecursionLimitError, find, locate
+from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
 from reactor.run import (
     RUN_EVENT_DECODER,
@@ -56,13 +57,16 @@ from reactor.run import (
     RunStarted,
     RunSummary,
     StepError,
+    UndoError,
     check_inputs,
     encode_value,
     latest_owner,
     list_runs,
     owner_alive,
     read_history,
+    run_status,
     stream_of,
+    undoability,
 )
 
 __all__ = ["DEFAULT_MAX_DEPTH", "Engine", "RunHandle"]
@@ -337,6 +341,7 @@ class Engine:
         timeout: float | None = None,
         concurrency_key: str | None = None,
         middleware: Sequence[Middleware] = (),
+        context: Mapping[str, Any] | None = None,
     ) -> RunHandle:
         """Start a run; returns at once with its handle.
 
@@ -350,12 +355,18 @@ class Engine:
             concurrency_key: Share one limit on running steps with every run (and
                 composed run) that names the same key.
             middleware: Observers of this run only, after the engine's.
+            context: Values every step (``StepContext.context``), ``where`` and
+                ``guard`` (their ``context`` parameter) and middleware
+                (``RunInfo.context``) can read: a tenant, a user, a request id. JSON
+                values: it is journaled with the run, so a resumed run has it again,
+                and composed runs share it.
 
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
+            EncodeError: The context cannot be journaled as JSON.
         """
         spec, handle = self._start_spec(
-            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware
+            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
         handle._ref = self._spawned(self._supervisor.ask(StartChild(spec)), handle.run_id)
         return handle
@@ -370,10 +381,11 @@ class Engine:
         timeout: float | None = None,
         concurrency_key: str | None = None,
         middleware: Sequence[Middleware] = (),
+        context: Mapping[str, Any] | None = None,
     ) -> RunHandle:
         """:meth:`start` for asyncio code."""
         spec, handle = self._start_spec(
-            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware
+            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
         answer = await self._supervisor.ask_async(StartChild(spec))
         handle._ref = self._spawned(answer, handle.run_id)
@@ -388,6 +400,7 @@ class Engine:
         timeout: float | None,
         concurrency_key: str | None,
         middleware: Sequence[Middleware],
+        context: Mapping[str, Any] | None = None,
     ) -> tuple[ChildSpec, RunHandle]:
         """The Run actor's spec for a new top-level run, and its handle (no ref yet)."""
         rid, values, raw, options, locator = self._prepare(
@@ -410,6 +423,7 @@ class Engine:
             options=options,
             carrier=otel.inject(),  # the run's span is a child of the caller's, if any
             fresh=run_id is None,
+            context=run_context(context),
         )
         return spec, RunHandle(rid, reactor.__plan__.reactor, None, done)
 
@@ -450,6 +464,7 @@ class Engine:
         concurrency_key: str | None,
         max_concurrency: int,
         carrier: dict[str, str] | None,
+        context: Mapping[str, Any] | None = None,
     ) -> Any:
         plan = reactor.__plan__
         name = plan.reactor
@@ -496,52 +511,158 @@ class Engine:
             stack=(*stack, name),
             carrier=carrier,
             resume_reason="its parent resumed",
+            context=context,
         )
         ref = self._spawned(await self._supervisor.ask_async(StartChild(spec)), run_id)
+        ended = asyncio.wrap_future(done)
         try:
-            return await asyncio.wrap_future(done)
+            return await asyncio.shield(ended)
         except asyncio.CancelledError:
             ref.tell_if_alive(CancelRun("its parent step was cancelled"))
+            # Wait for the child to roll itself back, so that whoever cancelled the
+            # step (a failing sibling in a for_each, a timeout) sees it ended first.
+            with contextlib.suppress(BaseException):
+                await ended
             raise
 
-    async def _undo_children(self, prefix: str) -> None:
+    async def _undo_children(self, prefix: str) -> int:
         """Roll back the completed runs a composite step started, newest first.
 
-        ``prefix`` is the step attempt's run id; ``RunFailedError`` says which undos
-        failed.
+        ``prefix`` is the step attempt's run id. Returns how many runs were rolled
+        back; ``RunFailedError`` says which undos failed.
         """
+        errors: list[StepError] = []
+        children = await self._completed_children(prefix)
+        for started in children:
+            try:
+                await self._roll_back_run(started, self._load(started))
+            except RunFailedError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise RunFailedError(run_id=prefix, reactor="", errors=errors)
+        return len(children)
+
+    async def _completed_children(self, prefix: str) -> list[RunStarted]:
+        """The completed runs a composite step attempt (``prefix``) started, newest first."""
         base = stream_of(prefix)
         infos = await self.journal.streams_async(base)
-        errors: list[StepError] = []
-        for info in infos:  # newest first
+        # Newest completion first (the stream's last event is its RunCompleted); runs
+        # that completed together keep the journal's newest-started-first order.
+        infos.sort(key=lambda info: info.updated_at, reverse=True)
+        found: list[RunStarted] = []
+        for info in infos:
             rest = info.stream_id[len(base) :]
             direct = rest == "" or (rest.startswith("/") and "/" not in rest[1:])
             if not direct or info.last_type != "RunCompleted" or info.first is None:
                 continue
             started = RUN_EVENT_DECODER.decode(info.first.data)
-            if not isinstance(started, RunStarted):
-                continue
-            reactor = self._load(started)
-            done: Future[Any] = Future()
-            spec = self._spec(
-                reactor,
-                started.run_id,
-                done,
-                self._services,
-                inputs=None,
-                raw_inputs=None,
-                locator=started.locator,
-                options=RunOptions(),
-                parent=started.parent,
-                undo_only=True,
+            if isinstance(started, RunStarted):
+                found.append(started)
+        return found
+
+    async def _roll_back_run(self, started: RunStarted, reactor: type[Reactor]) -> None:
+        """Undo a completed run with an undo-only Run; ``RunFailedError`` if an undo failed."""
+        done: Future[Any] = Future()
+        spec = self._spec(
+            reactor,
+            started.run_id,
+            done,
+            self._services,
+            inputs=None,
+            raw_inputs=None,
+            locator=started.locator,
+            options=RunOptions(),
+            parent=started.parent,
+            undo_only=True,
+        )
+        self._spawned(await self._supervisor.ask_async(StartChild(spec)), started.run_id)
+        await asyncio.wrap_future(done)
+
+    # ---- undoing a completed run -------------------------------------------------------
+
+    def undo(self, run_id: str, *, timeout: float | None = None) -> None:
+        """Roll back a completed run: every step it completed is undone, newest first.
+
+        Like the rollback of a failed run, but asked for later: each completed step's
+        ``undo`` runs (newest first), composed runs are rolled back through their own
+        steps, and the journal records ``StepUndone`` for each and ends the run with
+        ``RunUndone`` (its status becomes ``undone``). The run is checked first, and
+        refused before anything is undone, unless it completed and every step that
+        completed can be rolled back (see :func:`reactor.run.undoability`).
+
+        Args:
+            run_id: A top-level run that completed.
+            timeout: Seconds to wait for the rollback (it goes on after a timeout).
+
+        Raises:
+            UndoError: The run is unknown, did not complete (or was undone already), was
+                composed by another run, or has completed steps without an ``undo``
+                (``UndoError.steps`` names them, composed runs' included).
+            RunFailedError: An ``undo`` failed for good (the others still ran);
+                ``errors`` names each.
+        """
+        self.system.bridge.run(self.undo_async(run_id), timeout)
+
+    async def undo_async(self, run_id: str) -> None:
+        """:meth:`undo` for asyncio code."""
+        started, reactor, events = await self._completed_run(run_id)
+        missing = await self._missing_undos(run_id, reactor, events)
+        if missing:
+            shown = ", ".join(missing)
+            msg = (
+                f"run {run_id} of {started.reactor!r} cannot be undone: these completed "
+                f"steps have no undo: {shown} (nothing was undone)"
             )
-            self._spawned(await self._supervisor.ask_async(StartChild(spec)), started.run_id)
-            try:
-                await asyncio.wrap_future(done)
-            except RunFailedError as exc:
-                errors.extend(exc.errors)
-        if errors:
-            raise RunFailedError(run_id=prefix, reactor="", errors=errors)
+            raise UndoError(msg, run_id=run_id, reactor=started.reactor, steps=missing)
+        await self._roll_back_run(started, reactor)
+
+    async def _completed_run(self, run_id: str) -> tuple[RunStarted, type[Reactor], list[RunEvent]]:
+        entries = await self.journal.read_async(stream_of(run_id))
+        events = [RUN_EVENT_DECODER.decode(e.data) for e in entries]
+        if not events or not isinstance(events[0], RunStarted):
+            msg = f"no run {run_id!r} in the journal ({self._where()})"
+            raise UndoError(msg, run_id=run_id, reactor="")
+        started = events[0]
+        name = started.reactor
+        if started.parent is not None:
+            msg = (
+                f"run {run_id} of {name!r} was composed by run {started.parent}: "
+                "undo that run instead"
+            )
+            raise UndoError(msg, run_id=run_id, reactor=name)
+        last = type(events[-1]).__name__
+        if last != "RunCompleted":
+            status = run_status(last, None)
+            why = "was undone already" if last == "RunUndone" else f"has not completed ({status})"
+            msg = f"run {run_id} of {name!r} cannot be undone: it {why}"
+            raise UndoError(msg, run_id=run_id, reactor=name)
+        return started, self._load_for_undo(started), events
+
+    def _load_for_undo(self, started: RunStarted) -> type[Reactor]:
+        try:
+            return self._load(started)
+        except ResumeError as exc:
+            raise UndoError(str(exc), run_id=started.run_id, reactor=started.reactor) from exc
+
+    async def _missing_undos(
+        self, run_id: str, reactor: type[Reactor], events: list[RunEvent], *, child: bool = False
+    ) -> list[str]:
+        """The completed steps without an undo, in this run and its composed runs."""
+        try:
+            needs = undoability(reactor.__plan__, events)
+        except (LookupError, ValueError, DefinitionError) as exc:
+            msg = f"run {run_id}: the steps it added cannot be rebuilt: {exc}"
+            raise UndoError(msg, run_id=run_id, reactor=reactor.__plan__.reactor) from exc
+        missing = [f"{run_id}: {name}" if child else name for name in needs.missing]
+        for step, attempt in needs.composites:
+            for started in await self._completed_children(f"{run_id}/{step}.{attempt}"):
+                entries = await self.journal.read_async(stream_of(started.run_id))
+                child_events = [RUN_EVENT_DECODER.decode(e.data) for e in entries]
+                child_reactor = self._load_for_undo(started)
+                missing += await self._missing_undos(
+                    started.run_id, child_reactor, child_events, child=True
+                )
+        return missing
 
     # ---- resuming -------------------------------------------------------------------------
 
@@ -641,6 +762,25 @@ class Engine:
 
     def _where(self) -> str:
         return f"store {self.store.name}"
+
+
+def run_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's context as a resumed run will see it: JSON values, through the codec.
+
+    Raises:
+        EncodeError: It is not a mapping, or cannot be encoded as JSON.
+    """
+    if context is None:
+        return {}
+    if not isinstance(cast(object, context), Mapping):
+        msg = f"the run's context must be a mapping, got {context!r}"
+        raise EncodeError(msg)
+    try:
+        decoded = msgspec.json.decode(encode_value(dict(context)))
+    except EncodeError as exc:
+        msg = f"the run's context cannot be journaled: {exc}"
+        raise EncodeError(msg) from exc
+    return dict(decoded)
 
 
 def new_run_id() -> str:

@@ -149,11 +149,19 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     run.add_argument("--timeout", type=float, default=None, help="seconds the whole run may take")
     run.add_argument("--run-id", default=None, help="the run's id (default: a new one)")
+    run.add_argument(
+        "--context",
+        "-c",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a value of the run's context (a string), for steps, guards and middleware",
+    )
     _progress_options(run)
     run.add_argument(
         "--mermaid", action="store_true", help="print the reactor as a Mermaid flowchart; no run"
     )
-    runs = commands.add_parser("runs", help="the runs in the journal: list, show, resume")
+    runs = commands.add_parser("runs", help="the runs in the journal: list, show, resume, undo")
     actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the newest runs first")
     _db_option(listing)
@@ -172,6 +180,14 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     resume.add_argument("run_id", metavar="RUN_ID")
     _db_option(resume)
     _progress_options(resume)
+    undo = actions.add_parser(
+        "undo",
+        help="roll back a completed run whose completed steps all have an undo",
+        description="Exit status: 0 undone, 1 an undo failed, 2 refused (nothing undone).",
+    )
+    undo.add_argument("run_id", metavar="RUN_ID")
+    _db_option(undo)
+    undo.add_argument("--log-level", default="error", help="structlog level on standard error")
 
 
 def _fake_protocols() -> list[str]:
@@ -230,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                     max_concurrency=args.max_concurrency,
                     timeout=args.timeout,
                     run_id=args.run_id,
+                    context=args.context,
                     progress=not args.no_progress,
                     mermaid=args.mermaid,
                     log_level=args.log_level,
@@ -264,6 +281,10 @@ def _runs(args: argparse.Namespace) -> int:
                 args.run_id, db=args.db, progress=not args.no_progress, log_level=args.log_level
             )
             return leave_now_if_steps_linger(code)
+        case "undo":
+            from reactor.cli._undo import run_undo  # noqa: PLC0415
+
+            return run_undo(args.run_id, db=args.db, log_level=args.log_level)
         case _:  # argparse rejects unknown actions before this
             return 2
 

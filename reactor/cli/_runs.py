@@ -182,6 +182,21 @@ def parse_inputs(pairs: Sequence[str] = (), json_pairs: Sequence[str] = ()) -> d
     return given
 
 
+def parse_context(pairs: Sequence[str] = ()) -> dict[str, str]:
+    """The run's context from ``--context key=value`` pairs (string values).
+
+    Raises:
+        CliError: A pair without ``=``, or a key given twice.
+    """
+    context: dict[str, str] = {}
+    for raw in pairs:
+        key, value = _split(raw, "--context", "KEY=VALUE")
+        if key in context:
+            raise CliError(f"--context {key}: given twice")
+        context[key] = value
+    return context
+
+
 def require_inputs(reactor: type[Reactor], given: Mapping[str, Any]) -> None:
     """Check the command line's inputs with the engine's own checker, before starting.
 
@@ -879,6 +894,7 @@ def run_reactor(
     max_concurrency: int | None = None,
     timeout: float | None = None,
     run_id: str | None = None,
+    context: Sequence[str] = (),
     progress: bool = True,
     mermaid: bool = False,
     log_level: str = "error",
@@ -893,6 +909,7 @@ def run_reactor(
             out.write(reactor.to_mermaid().rstrip("\n") + "\n")
             return EXIT_OK
         given = parse_inputs(inputs, json_inputs)
+        run_context = parse_context(context)
         require_inputs(reactor, given)
         if max_concurrency is not None and max_concurrency < 1:
             raise CliError("--max-concurrency must be at least 1")
@@ -914,6 +931,7 @@ def run_reactor(
             max_concurrency=max_concurrency,
             timeout=timeout,
             middleware=middleware,
+            context=run_context,
         )
 
     try:

@@ -1,4 +1,12 @@
-"""Running a ``for_each`` step: one child run per element, at most ``batch_size`` at once."""
+"""Running a ``for_each`` step: one child run per element, at most ``batch_size`` at once.
+
+When an element fails, the others still running are cancelled (each rolls itself back,
+and is waited for) and the step fails with :class:`~reactor.run.ElementFailedError`:
+the element's index, kind and own message. The elements that completed stay completed
+here; the run's rollback undoes them, newest first, before the steps that completed
+earlier. An element that halts lets the others finish, then halts the step (a resume
+runs it again, and the finished elements answer from their journals).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,14 @@ from typing import Any
 
 from dsl import ForEachImpl
 from reactor.kinds._composite import CompositeExecutor, inputs_of
-from reactor.run import ChildRunner
+from reactor.run import (
+    ChildRunner,
+    ElementFailedError,
+    RunCancelledError,
+    RunFailedError,
+    RunHaltedError,
+    StepError,
+)
 
 __all__ = ["ForEachExecutor"]
 
@@ -22,13 +37,56 @@ class ForEachExecutor(CompositeExecutor[ForEachImpl]):
         items = list(arguments[impl.over])
         shared = inputs_of(impl.reactor, arguments)
         gate = asyncio.Semaphore(impl.batch_size)
+        results: dict[int, Any] = {}
+        finished: list[int] = []  # completion order, for unordered results
+        failures: list[tuple[int, Exception]] = []  # in the order they happened
+        tasks: list[asyncio.Task[None]] = []
 
-        async def one(index: int, item: Any) -> Any:
-            async with gate:
-                return await child(impl.reactor, {**shared, impl.element: item}, str(index))
+        async def one(index: int, item: Any) -> None:
+            try:
+                async with gate:
+                    inputs = {**shared, impl.element: item}
+                    results[index] = await child(impl.reactor, inputs, str(index))
+            except Exception as exc:  # noqa: BLE001 - an element's failure is the step's
+                failures.append((index, exc))
+                if not isinstance(exc, RunHaltedError):
+                    for task in tasks:
+                        task.cancel()  # stop the others: the step has failed
+                return
+            finished.append(index)
 
-        async with asyncio.TaskGroup() as tasks:
-            futures = [tasks.create_task(one(i, item)) for i, item in enumerate(items)]
-            if not impl.ordered:
-                finished = [await f for f in asyncio.as_completed(futures)]
-        return [f.result() for f in futures] if impl.ordered else finished
+        tasks.extend(asyncio.create_task(one(i, item)) for i, item in enumerate(items))
+        if tasks:
+            try:
+                await asyncio.wait(tasks)
+            except asyncio.CancelledError:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks)  # each cancelled element rolls itself back first
+                raise
+        failed = [(i, e) for i, e in failures if not isinstance(e, RunHaltedError)]
+        if failed:
+            index, error = failed[0]
+            raise element_error(impl, index, error) from error
+        if failures:
+            raise failures[0][1]  # every failure is a halt: the step halts
+        return [results[i] for i in (range(len(items)) if impl.ordered else finished)]
+
+
+def element_error(impl: ForEachImpl, index: int, error: Exception) -> ElementFailedError:
+    """The step's error for element ``index``'s failure: its kind and its own message."""
+    if isinstance(error, RunFailedError) and error.errors:
+        cause = error.errors[0]
+    elif isinstance(error, RunCancelledError):
+        cause = StepError(
+            step="", kind="cancelled", error=type(error).__name__, message=error.reason
+        )
+    else:
+        message = str(error) or repr(error)
+        cause = StepError(step="", kind="error", error=type(error).__name__, message=message)
+    return ElementFailedError(
+        run_id=getattr(error, "run_id", ""),
+        reactor=impl.reactor.__plan__.reactor,
+        index=index,
+        cause=cause,
+    )

@@ -16,12 +16,14 @@ journal back), ``_outbox`` (batched journal appends), ``_invoke`` (calling user 
 from reactor.run._classify import StepFailure
 from reactor.run._codec import EncodeError, encode_value
 from reactor.run._errors import (
+    ElementFailedError,
     InputError,
     ResumeError,
     RunCancelledError,
     RunError,
     RunFailedError,
     RunHaltedError,
+    UndoError,
 )
 from reactor.run._executor import (
     Attempt,
@@ -63,6 +65,7 @@ from reactor.run._records import (
 )
 from reactor.run._run import Run
 from reactor.run._services import CancelRun, ChildRunner, RunOptions, RunServices
+from reactor.run._undoable import Undoability, undoability
 
 __all__ = [
     "RUN_EVENT_DECODER",
@@ -73,6 +76,7 @@ __all__ = [
     "CancelRun",
     "Cancellable",
     "ChildRunner",
+    "ElementFailedError",
     "EncodeError",
     "Err",
     "InputError",
@@ -113,6 +117,8 @@ __all__ = [
     "StepUndoFailed",
     "StepUndone",
     "StepsAdded",
+    "UndoError",
+    "Undoability",
     "check_inputs",
     "encode_value",
     "executor_for",
@@ -123,5 +129,6 @@ __all__ = [
     "register_executor",
     "run_status",
     "stream_of",
+    "undoability",
     "unregister_executor",
 ]

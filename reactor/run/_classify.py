@@ -9,6 +9,7 @@ turns any error into the journal's :class:`~reactor.run.StepError`
 from __future__ import annotations
 
 from actors import AskError, FailureKind
+from reactor.run._errors import ElementFailedError
 from reactor.run._records import StepError
 
 __all__ = ["RetryRequested", "StepFailure", "step_error", "transient"]
@@ -42,6 +43,9 @@ def step_error(step: str, error: BaseException) -> StepError:
     """The journal's description of ``error`` raised by ``step``."""
     if isinstance(error, StepFailure):
         return StepError(step=step, kind=error.kind, error=error.kind, message=str(error))
+    if isinstance(error, ElementFailedError):  # the element's own kind and error
+        cause = error.cause
+        return StepError(step=step, kind=cause.kind, error=cause.error, message=str(error))
     if isinstance(error, AskError):
         failure = error.failure
         return StepError(

@@ -7,7 +7,10 @@ The tree::
     ├── RunFailedError         a step failed for good; the run was rolled back
     ├── RunHaltedError         a step halted the run; resume it later
     ├── RunCancelledError      the run was cancelled
-    └── ResumeError       the run cannot be resumed (unknown, finished, not loadable)
+    ├── ResumeError       the run cannot be resumed (unknown, finished, not loadable)
+    ├── UndoError         a completed run cannot be undone (not completed, or a step
+    │                     has no ``undo``); nothing was undone
+    └── ElementFailedError     one element of a ``for_each`` failed (its step's error)
 
 Each carries the run id and the reactor's name; :class:`RunFailedError` carries every
 :class:`~reactor.StepError` (step, kind, message), first failure first.
@@ -20,12 +23,14 @@ from collections.abc import Sequence
 from reactor.run._records import StepError
 
 __all__ = [
+    "ElementFailedError",
     "InputError",
     "ResumeError",
     "RunCancelledError",
     "RunError",
     "RunFailedError",
     "RunHaltedError",
+    "UndoError",
 ]
 
 
@@ -115,3 +120,42 @@ class RunCancelledError(RunError):
 
 class ResumeError(RunError):
     """The run cannot be resumed: unknown, already finished, or its reactor is gone."""
+
+
+class UndoError(RunError):
+    """A run cannot be undone; nothing was undone.
+
+    Attributes:
+        steps: The completed steps that have no ``undo`` (``child_run/step`` for a
+            composed run's), empty when the run itself is the problem (unknown, not
+            completed, already undone).
+    """
+
+    def __init__(
+        self, message: str, *, run_id: str, reactor: str, steps: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, run_id=run_id, reactor=reactor)
+        self.steps = tuple(steps)
+
+
+class ElementFailedError(RunError):
+    """One element of a ``for_each`` failed: the step fails with the element's own error.
+
+    The step's :class:`~reactor.StepError` takes the element's kind and error type, and
+    a message that names the element by its index; the elements that completed are
+    undone when the run rolls back.
+
+    Attributes:
+        index: The element's position in the collection, from 0.
+        cause: The element run's first failure (its step, kind, error and message).
+    """
+
+    def __init__(self, *, run_id: str, reactor: str, index: int, cause: StepError) -> None:
+        self.index = index
+        self.cause = cause
+        at = f" at step {cause.step!r}" if cause.step else ""
+        super().__init__(
+            f"element {index} failed{at} ({cause.error}: {cause.message})",
+            run_id=run_id,
+            reactor=reactor,
+        )

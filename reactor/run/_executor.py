@@ -24,7 +24,7 @@ it is imported; a kind of your own registers its executor the same way.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 import otel
@@ -81,12 +81,14 @@ class Attempt(Generic[I]):
         stack: Reactor names from the outermost run down to this one.
         options: The run's options (child runs share its concurrency key).
         executor: The executor running it.
+        context_values: The run's context (``StepContext.context``; child runs share it).
     """
 
     __slots__ = (
         "_context",
         "_port",
         "arguments",
+        "context_values",
         "executor",
         "impl",
         "number",
@@ -113,8 +115,10 @@ class Attempt(Generic[I]):
         stack: tuple[str, ...],
         options: RunOptions,
         executor: StepExecutor,
+        context_values: Mapping[str, Any] | None = None,
     ) -> None:
         self._port = port
+        self.context_values: Mapping[str, Any] = context_values or {}
         self.executor = executor
         self.spec = spec
         self.impl: I = spec.impl  # type: ignore[assignment]
@@ -138,6 +142,7 @@ class Attempt(Generic[I]):
                 step=self.spec.name,
                 attempt=self.number,
                 retries_left=max(0, self.spec.max_retries - (self.number - 1)),
+                context=self.context_values,
             )
         return self._context
 
@@ -196,6 +201,7 @@ class Attempt(Generic[I]):
             concurrency_key=self.options.concurrency_key,
             max_concurrency=self.options.max_concurrency,
             carrier=otel.inject(),
+            context=self.context_values,
         )
 
 

@@ -62,6 +62,8 @@ class RunInfo:
         resumed: Whether this run was picked up from the journal.
         steps: The step names known when it started, in definition order.
         carrier: The trace context the run was started in (a composing step's span).
+        context: The run's context (``Engine.start(context=...)``), read-only: a
+            tenant, a user, a request id that every step and middleware may read.
     """
 
     run_id: str
@@ -71,6 +73,7 @@ class RunInfo:
     resumed: bool = False
     steps: tuple[str, ...] = ()
     carrier: Mapping[str, str] | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 class StepEventKind(enum.StrEnum):

@@ -102,6 +102,8 @@ class RunStarted(Message, frozen=True, kw_only=True):
         parent: The run that composed this one, if any.
         owner: The process running it.
         at: When it started.
+        context: The run's context (``Engine.start(context=...)``), as JSON values;
+            a resumed run reads it back from here.
     """
 
     run_id: str
@@ -112,6 +114,7 @@ class RunStarted(Message, frozen=True, kw_only=True):
     parent: str | None = None
     owner: Owner
     at: float
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class RunResumed(Message, frozen=True, kw_only=True):
@@ -236,7 +239,7 @@ class RunCancelled(Message, frozen=True, kw_only=True):
 
 
 class RunUndone(Message, frozen=True, kw_only=True):
-    """A completed run was rolled back because the run that composed it failed later.
+    """A completed run was rolled back (its parent failed later, or ``Engine.undo``).
 
     ``errors`` lists the undos that failed (empty when every one succeeded).
     """

@@ -46,14 +46,17 @@ ReplayedEvent = Callable[[StepEventKind, StepState, float, float | None], None]
 """``(kind, step, at, started_at)``: tells middleware about a step event read back."""
 
 
-def apply_history(  # noqa: PLR0912 - one branch per event
+def apply_history(  # noqa: PLR0912, PLR0915 - one branch per event
     state: RunState,
     events: list[RunEvent],
     *,
     input_check: Callable[[Any], dict[str, Any]] | None,
     replayed: ReplayedEvent,
+    context: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Fold ``events`` (a run's journal, not ended) into ``state``; returns the inputs.
+
+    ``context`` is given the run's context from its ``RunStarted``.
 
     Raises:
         ValueError: The journal ends the run (it cannot be continued).
@@ -71,6 +74,8 @@ def apply_history(  # noqa: PLR0912 - one branch per event
                 raw = msgspec.json.decode(event.inputs)
                 inputs = input_check(raw) if input_check else dict(raw)
                 state.values.update(inputs)
+                if context is not None:
+                    context(dict(event.context))
             case StepsAdded():
                 specs = plan_steps(
                     state.plan.reactor,
@@ -97,11 +102,12 @@ def apply_history(  # noqa: PLR0912 - one branch per event
                 steps[event.step].attempt = event.attempt
                 if not event.will_retry:
                     failed[event.step] = event.error
+                    state.mark_partial(steps[event.step])
             case StepCompensated():
                 if event.decision == "continue" and event.step in failed:
                     del failed[event.step]
                     value = decode_value(event.value or b"null", steps[event.step].spec.result_type)
-                    state.settle_replayed(steps[event.step], Status.DONE, value)
+                    state.settle_replayed(steps[event.step], Status.DONE, value, ran=True)
             case StepUndone() | StepUndoFailed():
                 steps[event.step].status = Status.UNDONE
             case RunHalted() | RunResumed():
@@ -113,7 +119,8 @@ def apply_history(  # noqa: PLR0912 - one branch per event
                 assert_never(event)
     state.errors.extend(failed.values())
     for name in failed:
-        steps[name].status = Status.FAILED
+        if steps[name].status is not Status.UNDONE:
+            steps[name].status = Status.FAILED
     for name, attempt in unfinished.items():
         step = steps[name]
         if step.status is Status.PENDING:

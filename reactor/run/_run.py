@@ -11,7 +11,8 @@ pool, LLM calls are asks to a model host, the journal is asks to the Store):
    added while it ran are rebuilt, a rollback that was under way goes on. Then
    ``RunResumed`` is journaled.
 2. Dispatch (``_pump``). Take ready steps (every dependency completed or skipped), in plan order:
-   a. resolve the arguments (inputs, results with sub-paths, literal values);
+   a. resolve the arguments (inputs, results with sub-paths and transforms, literal
+      values);
    b. if an argument comes from a skipped step, or ``where`` is false: skip the step
       (journal ``StepSkipped``); its dependents become ready in turn;
    c. if its ``guard`` returns a ``Shortcut``: complete it with that value (3a);
@@ -33,15 +34,18 @@ pool, LLM calls are asks to a model host, the journal is asks to the Store):
       failure), with retries left: journal ``StepFailed(will_retry)`` and start it
       again after its backoff (a timer message, then 2);
    e. any other error: run ``compensate`` if the step has one; ``Continue(v)`` is 3a
-      with ``v``, ``Retry`` is 3d; otherwise journal ``StepFailed`` and go to 5.
+      with ``v`` (the step counts as completed: a rollback undoes it), ``Retry`` is 3d;
+      otherwise journal ``StepFailed`` and go to 5.
 4. When no step is pending or running: journal ``RunCompleted`` with the returned
    step's result; once that is durable, answer the caller and stop.
 5. Rollback. Stop dispatching; wait for running attempts (a result that arrives now
    still counts as completed, so it is undone too); then undo each completed step
    that has an ``undo`` (or whose kind's executor can undo it: a composite rolls back
    its child runs), newest first, one at a time, journaling ``StepUndone`` or
-   ``StepUndoFailed`` (an undo that keeps failing is recorded, and rollback goes on);
-   journal ``RunFailed`` and answer.
+   ``StepUndoFailed`` (an undo that keeps failing is recorded, and rollback goes on).
+   A composite that failed or was cancelled itself (a ``for_each`` whose element
+   failed) has its completed child runs rolled back too, at the point where it ended.
+   Then journal ``RunFailed`` and answer.
 6. ``CancelRun`` or the run's timeout: cancel running attempts (through their
    executors), then 5, ending in ``RunCancelled`` (or ``RunFailed`` with a timeout
    error).
@@ -65,8 +69,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -85,17 +90,17 @@ from dsl import (
     Shortcut,
     StepSpec,
     WithSteps,
-    plan_steps,
     resolve_path,
 )
 from dsl import (
     Ref as SourceRef,
 )
-from dsl.kinds import KindError, describe_steps
+from dsl.kinds import KindError
 from reactor.run._classify import RetryRequested, StepFailure, step_error, transient
 from reactor.run._codec import EncodeError, decode_value, encode_value
 from reactor.run._errors import RunCancelledError, RunFailedError, RunHaltedError
 from reactor.run._executor import Attempt, Cancellable, StepExecutor, executor_for
+from reactor.run._growth import plan_added, transformed
 from reactor.run._invoke import Err, Ok, Outcome, call_any, guarded, positional
 from reactor.run._middleware import RunInfo, RunOutcome, StepEvent, StepEventKind, notify
 from reactor.run._outbox import JournalOutbox
@@ -150,8 +155,10 @@ class Run(Actor[object]):
         fresh: The run id was just made up, so its stream cannot exist: start
             dispatching without waiting for ``RunStarted`` to be durable.
         undo_only: Roll back a completed run (a composed run whose parent failed
-            later): replay its journal, undo its completed steps, journal
-            ``RunUndone``.
+            later, or ``Engine.undo``): replay its journal, undo its completed steps,
+            journal ``RunUndone``.
+        context: The run's context, JSON values (journaled with ``RunStarted``; a
+            replayed run reads it back from there).
     """
 
     def __init__(
@@ -172,6 +179,7 @@ class Run(Actor[object]):
         input_check: Callable[[Any], dict[str, Any]] | None = None,
         fresh: bool = False,
         undo_only: bool = False,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self._svc = services
@@ -191,6 +199,7 @@ class Run(Actor[object]):
         self._input_check = input_check
         self._fresh = fresh
         self._undo_only = undo_only
+        self._run_context: Mapping[str, Any] = MappingProxyType(dict(context or {}))
         self._mw = services.middleware
         self._info = RunInfo(
             run_id=run_id,
@@ -199,6 +208,7 @@ class Run(Actor[object]):
             stack=self._stack,
             steps=tuple(self._plan.steps),
             carrier=carrier,
+            context=self._run_context,
         )
         self._state = RunState(self._plan)
         self._running = 0
@@ -235,6 +245,7 @@ class Run(Actor[object]):
             parent=self._parent_run,
             owner=self._svc.owner,
             at=time.time(),
+            context=dict(self._run_context),
         )
         if self._fresh:
             # A new id nobody else can have used: no need to wait for the journal to
@@ -250,6 +261,9 @@ class Run(Actor[object]):
         if self._timer is not None:
             self._timer.cancel()
         self._release_all_slots()
+        # Stopped unexpectedly: what lingers still goes to the journal, so that the run
+        # (its RunStarted at least) is there to be shown and resumed.
+        self._journal.flush()
         if not self._done.done():
             self._done.set_exception(
                 RunFailedError(
@@ -390,8 +404,17 @@ class Run(Actor[object]):
 
     def _apply_history(self, events: list[RunEvent]) -> None:
         self._inputs = apply_history(
-            self._state, events, input_check=self._input_check, replayed=self._replayed_event
+            self._state,
+            events,
+            input_check=self._input_check,
+            replayed=self._replayed_event,
+            context=self._restore_context,
         )
+
+    def _restore_context(self, context: dict[str, Any]) -> None:
+        """The run's context, read back from its ``RunStarted``."""
+        self._run_context = MappingProxyType(context)
+        self._info = _replace(self._info, context=self._run_context)
 
     def _replayed_event(
         self, kind: StepEventKind, step: StepState, at: float, started_at: float | None = None
@@ -487,7 +510,7 @@ class Run(Actor[object]):
             return
         if skipped_by is None and spec.where is not None:
             try:
-                if not spec.where(arguments):
+                if not spec.where(arguments, self._run_context):
                     skipped_by = "where"
             except Exception as exc:  # noqa: BLE001 - the predicate's failure fails the step
                 self._release_slot(step)
@@ -500,7 +523,7 @@ class Run(Actor[object]):
         step.arguments = arguments
         if spec.guard is not None:
             try:
-                verdict = spec.guard(arguments)
+                verdict = spec.guard(arguments, self._run_context)
             except Exception as exc:  # noqa: BLE001
                 self._release_slot(step)
                 self._fail_for_good(step, step_error(spec.name, exc))
@@ -532,6 +555,8 @@ class Run(Actor[object]):
                 except PathError as exc:
                     msg = f"argument {argument!r}: {exc}"
                     raise StepFailure("bad_argument", msg) from exc
+            if source.transform is not None:
+                root = transformed(argument, source, root)
             arguments[argument] = root
         return arguments, None
 
@@ -584,6 +609,7 @@ class Run(Actor[object]):
             stack=self._stack,
             options=self._options,
             executor=executor,
+            context_values=self._run_context,
         )
 
     # ---- what an attempt's executor calls (AttemptPort) -------------------------------------
@@ -650,18 +676,12 @@ class Run(Actor[object]):
     def _grow(self, step: StepState, grown: WithSteps) -> None:
         name = step.spec.name
         try:
-            defs = {d.name or "": d for d in grown.steps}
-            if "" in defs:
-                raise StepFailure("bad_step", "every added step needs a name: step(fn, name=...)")
-            specs = plan_steps(
-                self._plan.reactor,
-                self._plan.inputs,
-                defs,
-                existing={n: s.spec for n, s in self._state.steps.items()},
-            )
-            described = describe_steps(grown.steps)
-        except (DefinitionError, StepFailure, ValueError) as exc:
-            self._failed(step, StepFailure("bad_step", f"the steps it added: {exc}"), retry=False)
+            existing = {n: s.spec for n, s in self._state.steps.items()}
+            specs, described = plan_added(self._plan, existing, grown.steps)
+        except Exception as exc:  # noqa: BLE001 - bad added steps fail the step, not the run
+            problem = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            failure = StepFailure("bad_step", f"the steps it added: {problem}")
+            self._failed(step, failure, retry=False)
             return
         self._append(StepsAdded(by=name, steps=described, at=time.time()), self._check_appended)
         self._state.add_dynamic(specs, replayed=False)
@@ -781,6 +801,7 @@ class Run(Actor[object]):
 
     def _record_failure(self, step: StepState, described: StepError, now: float) -> None:
         step.status = Status.FAILED
+        self._state.mark_partial(step)
         self._state.errors.append(described)
         self._append(
             StepFailed(
@@ -866,6 +887,7 @@ class Run(Actor[object]):
                     self._event(StepEventKind.COMPENSATE, step, detail="continue")
                     self._stats["compensated"] += 1
                     step.status = Status.DONE
+                    step.ran = True  # rescued: completed like any other, so undone too
                     self._state.values[spec.name] = value
                     self._state.completed.append(spec.name)
                     self._state.settled(spec.name)
@@ -975,7 +997,9 @@ class Run(Actor[object]):
         while self._state.completed:
             name = self._state.completed.pop()
             step = self._state.steps[name]
-            if step.status is Status.DONE and step.ran and self._undo(step, tries=0):
+            completed = step.status is Status.DONE and step.ran
+            unfinished = step.partial and step.status is not Status.UNDONE
+            if (completed or unfinished) and self._undo(step, tries=0):
                 return
         self._end_failed()
 
@@ -1015,7 +1039,12 @@ class Run(Actor[object]):
             )
 
         def undone(outcome: Outcome | Failure) -> None:
-            self._undone(self._state.steps[name], tries, outcome)
+            step = self._state.steps[name]
+            if step.partial and isinstance(outcome, Ok) and not outcome.value:
+                step.status = Status.UNDONE  # no child run had completed: nothing to record
+                self._roll_back()
+                return
+            self._undone(step, tries, outcome)
 
         self.pipe_to_self(positional(coro), undone, name=f"undo {name}")
         return True
@@ -1117,6 +1146,7 @@ class Run(Actor[object]):
                 step.status = Status.PENDING
                 self._running -= 1
                 self._release_slot(step)
+                self._state.mark_partial(step)
                 self._event(
                     StepEventKind.ERROR,
                     step,

@@ -59,10 +59,12 @@ class StepState:
         attempt: The current (or last) attempt, from 1.
         started_at: When that attempt started (epoch seconds).
         arguments: The resolved arguments of that attempt.
-        ran: Completed by running (not by a guard, or a replay of one): only such
-            steps are undone.
+        ran: Completed by running, or rescued by ``compensate`` (not by a guard, or a
+            replay of one): only such steps are undone.
         handle: The running attempt, to cancel it.
         holds_slot: Whether it holds a concurrency-key slot.
+        partial: A composite attempt that ended unfinished (failed, or cancelled):
+            rollback undoes the child runs it completed.
     """
 
     spec: StepSpec
@@ -74,6 +76,7 @@ class StepState:
     ran: bool = False
     handle: Cancellable | None = None
     holds_slot: bool = False
+    partial: bool = False
 
 
 class RunState:
@@ -119,8 +122,9 @@ class RunState:
 
     def add_dynamic(self, specs: Mapping[str, StepSpec], *, replayed: bool) -> None:
         """Add steps a step returned (``WithSteps``); unless replayed, queue the ready ones."""
-        for spec in specs.values():
+        for spec in specs.values():  # all first: they may refer to each other
             self.add_step(spec)
+        for spec in specs.values():
             step = self.steps[spec.name]
             if not replayed:
                 step.blockers = self.blockers(spec)
@@ -157,6 +161,17 @@ class RunState:
         step.status = Status.DONE
         self.values[step.spec.name] = value
         self.completed.append(step.spec.name)
+
+    def mark_partial(self, step: StepState) -> None:
+        """A composite attempt ended unfinished: roll back the child runs it completed.
+
+        A failed ``for_each`` (or a group whose ``after`` raised, ...) may have
+        completed child runs; rollback undoes them (newest first) at the point where
+        the step ended, before the steps that completed earlier.
+        """
+        if step.spec.sub_reactors and step.attempt > 0 and not step.partial:
+            step.partial = True
+            self.completed.append(step.spec.name)
 
     def settle_replayed(
         self, step: StepState, status: Status, value: Any, *, ran: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -292,7 +293,7 @@ def test_name_option_renames_a_step() -> None:
 
 
 def test_step_options_are_stored_and_normalised() -> None:
-    """Options are kept on the spec; a number backoff and an int timeout are normalised."""
+    """Options are kept on the spec; hooks, a number backoff and an int timeout are normalised."""
 
     def where(arguments: dict[str, Any]) -> bool:
         return True
@@ -327,8 +328,9 @@ def test_step_options_are_stored_and_normalised() -> None:
     tuned = spec_of(Opts, "tuned")
     assert tuned.wait_for == ("plain",)
     assert tuned.depends_on == {"x", "plain"}
-    assert tuned.where is where
-    assert tuned.undo is undo
+    # Hooks are adapted to the executor's calling convention, wrapping the user's function.
+    assert inspect.unwrap(tuned.where) is where
+    assert inspect.unwrap(tuned.undo) is undo
     assert tuned.max_retries == 0
     assert tuned.backoff(1, None) == 2.0
     assert tuned.backoff(5, RuntimeError()) == 2.0

@@ -1,0 +1,69 @@
+"""Steps a run adds while it runs, and argument transforms: the checks the loop delegates.
+
+``WithSteps`` hands the run new step definitions; :func:`plan_added` checks them against
+the graph (any order, referring to each other) and writes their journal form, or says
+in words what is wrong, so that the adding step fails instead of the run. A
+``ref(..., transform=fn)`` argument goes through :func:`transformed` when its step is
+dispatched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dsl import DefinitionError, Plan, Ref, StepDef, StepSpec, plan_steps
+from dsl.kinds import describe_steps
+from reactor.run._classify import StepFailure
+
+__all__ = ["plan_added", "transformed"]
+
+
+def plan_added(
+    plan: Plan, existing: Mapping[str, StepSpec], added: Any
+) -> tuple[dict[str, StepSpec], tuple[dict[str, Any], ...]]:
+    """Check the steps a ``WithSteps`` adds; returns their specs and journal form.
+
+    The new steps may be listed in any order and refer to each other and to every
+    input and existing step; the whole graph is checked for cycles.
+
+    Raises:
+        ValueError: What is wrong with them, in words (the adding step fails with it).
+    """
+    if isinstance(added, StepDef | str) or not isinstance(added, Sequence):
+        msg = f"WithSteps(steps=...) must be a list of steps, got {added!r}"
+        raise ValueError(msg)
+    defs: dict[str, StepDef] = {}
+    for position, definition in enumerate(added):
+        if not isinstance(definition, StepDef):
+            msg = f"item {position} is {definition!r}, not a step: make it with step(fn, name=...)"
+            raise ValueError(msg)
+        if not definition.name:
+            msg = f"item {position}: every added step needs a name: step(fn, name=...)"
+            raise ValueError(msg)
+        if definition.name in defs:
+            msg = f"two added steps are named {definition.name!r}"
+            raise ValueError(msg)
+        defs[definition.name] = definition
+    try:
+        specs = plan_steps(plan.reactor, plan.inputs, defs, existing=existing)
+    except DefinitionError as exc:
+        raise ValueError(str(exc)) from exc
+    return specs, describe_steps(list(defs.values()))
+
+
+def transformed(argument: str, source: Ref, value: Any) -> Any:
+    """``source.transform(value)``; its failure fails the step, naming the argument.
+
+    Raises:
+        StepFailure: The transform raised (kind ``bad_argument``).
+    """
+    transform = source.transform
+    if transform is None:
+        return value
+    try:
+        return transform(value)
+    except Exception as exc:
+        name = getattr(transform, "__qualname__", "transform")
+        msg = f"argument {argument!r}: its transform {name}() raised {type(exc).__name__}: {exc}"
+        raise StepFailure("bad_argument", msg) from exc
