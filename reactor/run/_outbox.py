@@ -92,13 +92,15 @@ class JournalOutbox:
         self._call_later = call_later
         self._timeout = timeout
         self._linger = linger
-        self._events: list[tuple[Any, Then]] = []
+        self._events: list[tuple[Any, bytes, Then]] = []
         self._armed = False
         self.seq = 0
 
     def append(self, event: Any, then: Then) -> None:
         """Journal ``event``; ``then(outcome)`` once it is durable (or failed)."""
-        self._events.append((event, then))
+        # Encoded now, so an event that cannot be encoded fails here, in its caller,
+        # and leaves what is already queued intact (it is still sent when the run stops).
+        self._events.append((event, msgspec.json.encode(event), then))
         if isinstance(event, ENDING):
             self.flush()
         elif not self._armed:
@@ -114,28 +116,27 @@ class JournalOutbox:
         batch, self._events = self._events, []
         if not batch:
             return
-        completed = {(e.step, e.attempt) for e, _ in batch if type(e) is StepCompleted}
+        completed = {(e.step, e.attempt) for e, _, _ in batch if type(e) is StepCompleted}
         events = [
-            event
-            for event, _ in batch
+            (event, data)
+            for event, data, _ in batch
             if not (type(event) is StepStarted and (event.step, event.attempt) in completed)
         ]
-        first = events[0]
+        first, first_data = events[0]
         expected = self.seq
         self.seq += len(events)
         request = JournalAppend(
             stream_id=self._stream,
             event_type=type(first).__name__,
-            data=msgspec.json.encode(first),
+            data=first_data,
             expected_seq=expected,
             more=tuple(
-                JournalEvent(event_type=type(e).__name__, data=msgspec.json.encode(e))
-                for e in events[1:]
+                JournalEvent(event_type=type(e).__name__, data=data) for e, data in events[1:]
             ),
         )
 
         def appended(outcome: JournalAppended | Failure) -> None:
-            for _, then in batch:
+            for _, _, then in batch:
                 then(outcome)
 
         self._ask(self._store, request, appended, timeout=self._timeout)
