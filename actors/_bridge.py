@@ -39,17 +39,21 @@ Deliver = Callable[[object, dict[str, str] | None], None]
 class IoHandle:
     """A coroutine started on the I/O loop; ``cancel()`` cancels it."""
 
-    __slots__ = ("_cancelled", "_loop", "_task", "name")
+    __slots__ = ("_bridge", "_cancelled", "_loop", "_task", "name")
 
-    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, name: str, bridge: IoBridge) -> None:
         self.name = name
-        self._loop = loop
+        self._bridge = bridge
+        self._loop = bridge.loop
         self._task: asyncio.Task[None] | None = None
         self._cancelled = False
 
     def cancel(self) -> None:
         """Cancel the coroutine; its outcome will be a ``cancelled`` failure."""
         self._cancelled = True
+        if self._bridge.on_loop_thread():
+            self._cancel_on_loop()
+            return
         try:
             self._loop.call_soon_threadsafe(self._cancel_on_loop)
         except RuntimeError:  # the loop is already closed: nothing left to cancel
@@ -74,6 +78,11 @@ class IoBridge:
         self._started = threading.Event()
         self._cleanups: set[asyncio.Task[Any]] = set()
         self._handoff = Handoff(self.loop)
+        self._ident: int | None = None
+
+    def on_loop_thread(self) -> bool:
+        """Whether the caller runs on the loop's thread (where no hand-off is needed)."""
+        return threading.get_ident() == self._ident
 
     @property
     def thread(self) -> threading.Thread:
@@ -96,11 +105,15 @@ class IoBridge:
         """Run ``coro`` on the loop and hand its outcome to ``deliver``.
 
         ``deliver(outcome, trace_carrier)`` is called on the loop thread; it must only
-        enqueue (tell a message), never do work.
+        enqueue (tell a message), never do work. Called on the loop thread itself (by an
+        actor that runs on the loop), the task is created at once, without a hand-off.
         """
-        handle = IoHandle(name, self.loop)
+        handle = IoHandle(name, self)
         context = contextvars.copy_context()
-        self._handoff.call(self._start, handle, coro, deliver, context)
+        if threading.get_ident() == self._ident:
+            handle._task = self.loop.create_task(_outcome(coro, deliver, name), context=context)
+        else:
+            self._handoff.call(self._start, handle, coro, deliver, context)
         return handle
 
     def cleanup(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -153,6 +166,7 @@ class IoBridge:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
+        self._ident = threading.get_ident()
         forbid_blocking("the I/O loop thread")
         self.loop.call_soon(self._started.set)
         try:

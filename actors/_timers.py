@@ -31,7 +31,9 @@ class TimerHandle:
 
     __slots__ = ("_owner", "callback", "cancelled", "seq", "when")
 
-    def __init__(self, when: float, seq: int, callback: Callable[[], object], owner: Timers):
+    def __init__(
+        self, when: float, seq: int, callback: Callable[[], object], owner: Timers | None
+    ) -> None:
         self.when = when
         self.seq = seq
         self.callback = callback
@@ -46,7 +48,8 @@ class TimerHandle:
         if not self.cancelled:
             self.cancelled = True
             self.callback = _nothing  # drop references now; the heap keeps the handle a while
-            self._owner._note_cancel()
+            if self._owner is not None:
+                self._owner._note_cancel()
 
 
 class Timers:

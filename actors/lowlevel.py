@@ -7,13 +7,17 @@
 * :class:`DeadLetters` records messages nobody received (:class:`DeadLetter`);
 * :func:`message_types` lists every registered message struct, and decoding one that
   does not fit raises :class:`MessageDecodeError`;
-* :class:`StartChild` asks a supervisor to start one more child.
+* :class:`StartChild` asks a supervisor to start one more child (and waits for it);
+  :func:`start_child` starts one on the calling thread and has the supervisor adopt it
+  (no round trip: for children started by the thousand, such as runs);
+* :class:`LoopScheduler` is the run queue of the actors that take turns on the loop.
 """
 
 from actors._bridge import IoBridge, IoHandle
 from actors._bus import DeadLetter, DeadLetters
+from actors._loop import LoopScheduler
 from actors._messages import MessageDecodeError, message_types
-from actors._supervisor import StartChild
+from actors._supervisor import StartChild, start_child
 from actors._timers import TimerHandle, Timers
 
 __all__ = [
@@ -21,9 +25,11 @@ __all__ = [
     "DeadLetters",
     "IoBridge",
     "IoHandle",
+    "LoopScheduler",
     "MessageDecodeError",
     "StartChild",
     "TimerHandle",
     "Timers",
     "message_types",
+    "start_child",
 ]

@@ -649,7 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a short run for tests (runs={_QUICK_RUNS}, rounds={_QUICK_ROUNDS}, burst={_QUICK_BURST})",
+        help=f"a short run for tests (runs={_QUICK_RUNS}, rounds={_QUICK_ROUNDS}, "
+        f"burst={_QUICK_BURST})",
     )
     parser.add_argument("--runs", type=_positive, help=f"chain runs per round ({_DEFAULT_RUNS})")
     parser.add_argument("--rounds", type=_positive, help=f"rounds ({_DEFAULT_ROUNDS})")

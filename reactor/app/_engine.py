@@ -2,7 +2,9 @@
 
 One :class:`Engine` per application. It needs a running :class:`~actors.System`; it
 starts (or finds) the ``store`` actor that owns the SQLite journal, and a ``runs``
-supervisor under which each run is a Run actor of its own. Sync code calls
+supervisor under which each run is a Run actor of its own. Runs (and the supervisor)
+take turns on the I/O loop, with no thread each, and a run starts at once on the
+caller's thread (``start_child``): no round trip to the supervisor per run. Sync code calls
 :meth:`Engine.run` / :meth:`Engine.start`; asyncio code :meth:`Engine.run_async` /
 :meth:`Engine.start_async`. A run's handle waits for its result, cancels it, or names
 it (``run_id``) so that it can be resumed later, in this process or another.
@@ -34,7 +36,7 @@ from actors import (
     System,
 )
 from actors.llm import Fleet
-from actors.lowlevel import StartChild
+from actors.lowlevel import start_child
 from actors.store import Journal, Store
 from dsl import Plan, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -274,7 +276,7 @@ class Engine:
         try:
             return system.lookup("runs")
         except ActorNotFound:
-            spec = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0)
+            spec = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0, on_loop=True)
             try:
                 return system.spawn(spec)
             except DuplicateActorName:
@@ -389,16 +391,13 @@ class Engine:
             shutdown_timeout=10.0,
         )
 
-    def _spawned(self, answer: object, run_id: str) -> Ref[Any]:
-        if isinstance(answer, DuplicateActorName):
+    def _spawn(self, spec: ChildSpec, run_id: str) -> Ref[Any]:
+        """Start the Run actor now, as a child of the ``runs`` supervisor."""
+        try:
+            return start_child(self._supervisor, spec)
+        except DuplicateActorName:
             msg = f"run {run_id} is already running in this process"
-            raise ResumeError(msg, run_id=run_id, reactor="")
-        if isinstance(answer, Exception):
-            raise answer
-        if not isinstance(answer, Ref):
-            msg = f"the runs supervisor answered {answer!r}"
-            raise TypeError(msg)
-        return answer
+            raise ResumeError(msg, run_id=run_id, reactor="") from None
 
     def start(
         self,
@@ -430,7 +429,7 @@ class Engine:
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware
         )
-        handle._ref = self._spawned(self._supervisor.ask(StartChild(spec)), handle.run_id)
+        handle._ref = self._spawn(spec, handle.run_id)
         return handle
 
     async def start_async(
@@ -448,8 +447,7 @@ class Engine:
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware
         )
-        answer = await self._supervisor.ask_async(StartChild(spec))
-        handle._ref = self._spawned(answer, handle.run_id)
+        handle._ref = self._spawn(spec, handle.run_id)
         return handle
 
     def _start_spec(  # noqa: PLR0917 - start()'s arguments, passed on
@@ -570,7 +568,7 @@ class Engine:
             carrier=carrier,
             resume_reason="its parent resumed",
         )
-        ref = self._spawned(await self._supervisor.ask_async(StartChild(spec)), run_id)
+        ref = self._spawn(spec, run_id)
         try:
             return await asyncio.wrap_future(done)
         except asyncio.CancelledError:
@@ -608,7 +606,7 @@ class Engine:
                 parent=started.parent,
                 undo_only=True,
             )
-            self._spawned(await self._supervisor.ask_async(StartChild(spec)), started.run_id)
+            self._spawn(spec, started.run_id)
             try:
                 await asyncio.wrap_future(done)
             except RunFailedError as exc:
@@ -658,7 +656,7 @@ class Engine:
             parent=started.parent,
             resume_reason=reason,
         )
-        ref = self._spawned(self._supervisor.ask(StartChild(spec)), run_id)
+        ref = self._spawn(spec, run_id)
         return RunHandle(run_id, started.reactor, ref, done)
 
     @staticmethod

@@ -1,8 +1,10 @@
 """The Run actor: one run of a reactor, event-driven, journaled step by step.
 
-The executor loop. Each numbered item happens while handling one message on the Run
-actor's thread; nothing in it blocks (step code runs on the event loop or in the worker
-pool, LLM calls are asks to a model host, the journal is asks to the Store):
+The executor loop. Each numbered item happens while handling one message of the Run
+actor, a :class:`~actors.LoopActor`: runs take turns on the I/O loop, with no thread
+each, so an ``async def`` step's outcome reaches its run without a thread hop. Nothing
+in it blocks (step code runs on the event loop or in the worker pool, LLM calls are
+asks to a model host, the journal is asks to the Store):
 
 1. Start. A new run checks its inputs (done by the engine before the actor starts) and
    journals ``RunStarted`` with ``expected_seq=0``. If the stream already exists (a
@@ -67,7 +69,7 @@ import msgspec
 from opentelemetry import context as otel_context
 
 import otel
-from actors import Actor, AskError, Failure, FailureKind, Ref
+from actors import AskError, Failure, FailureKind, LoopActor, Ref
 from actors.llm import ChatRequest, Completion
 from actors.lowlevel import IoHandle
 from actors.store import JournalAppend, JournalAppended, JournalEntries, JournalEvent, JournalRead
@@ -365,7 +367,7 @@ class _StepFailure(Exception):  # noqa: N818 - a failure value, not raised to us
 # -- the actor -----------------------------------------------------------------------------
 
 
-class Run(Actor[object]):
+class Run(LoopActor[object]):
     """Executes one run (see the module docstring for the loop).
 
     Args:
@@ -583,7 +585,7 @@ class Run(Actor[object]):
             self._mode = _Mode.FINISHING  # it failed (rolled back), or was undone already
             if not self._done.done():
                 self._done.set_result(None)
-            self.actor_ref.stop(block=False)
+            self.stop()
             return
         self._apply_history(events[:-1])
         notify(self._mw, "run_started", _replace(self._info, resumed=True))
@@ -618,7 +620,7 @@ class Run(Actor[object]):
                 else:
                     if not self._done.done():
                         self._done.set_result(value)
-                    self.actor_ref.stop(block=False)
+                    self.stop()
                     return
             case RunFailed():
                 error = RunFailedError(run_id=self._run_id, reactor=reactor, errors=event.errors)
@@ -1570,7 +1572,7 @@ class Run(Actor[object]):
         self._mode = _Mode.FINISHING
         if not self._done.done():
             self._done.set_exception(error)
-        self.actor_ref.stop(block=False)
+        self.stop()
 
     def _ended(self, appended: JournalAppended | Failure, outcome: RunOutcome) -> None:
         if isinstance(appended, Failure):
@@ -1610,7 +1612,7 @@ class Run(Actor[object]):
                             run_id=self._run_id, reactor=self._plan.reactor, errors=outcome.errors
                         )
                     )
-        self.actor_ref.stop(block=False)
+        self.stop()
 
     # ---- middleware -------------------------------------------------------------------------
 
