@@ -35,13 +35,14 @@ import msgspec
 import pykka
 import structlog
 from opentelemetry import trace
+from pykka.messages import _ActorStop
 
 import otel
 from actors._bridge import IoHandle
 from actors._errors import AskError
 from actors._events import ActorCrashed, ActorStarted, ActorStopped
 from actors._local import check_may_block, forbid_blocking
-from actors._loop import TURN, LoopTimer, Mailbox
+from actors._loop import TURN, Mailbox, StopFlag
 from actors._messages import Failure, FailureKind, Message, Request
 from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply
 
@@ -306,7 +307,6 @@ class Actor(pykka.ThreadingActor, Generic[M]):
     on_loop: ClassVar[bool] = False
 
     def __init__(self) -> None:
-        super().__init__()
         bound = binding.current
         if bound is None:
             msg = (
@@ -315,20 +315,25 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             )
             raise RuntimeError(msg)
         self.name, self._rt, self._parent, self.incarnation, on_loop = bound
+        self._mailbox: Mailbox | None = None
+        if on_loop:
+            # No thread: the mailbox takes turns on the I/O loop. What pykka's
+            # constructor makes for a thread (a queue, an event, a random URN) is not
+            # needed; a loop actor costs a few objects, and there may be thousands.
+            self._mailbox = Mailbox(self._rt.scheduler, self)
+            self.actor_urn = f"urn:loop:{id(self):x}"
+            self.actor_inbox = self._mailbox
+            self.actor_stopped = cast("threading.Event", StopFlag())
+            self._actor_ref = pykka.ActorRef(self)
+        else:
+            super().__init__()
         self.log = _log  # the actor name is bound on the actor thread (contextvars)
         self._current: Reply | None = None
         self._deferred: set[Reply] = set()
         self._io: set[IoHandle] = set()
         self._exit_reported = False
         self._span_name = f"{self.name} "
-        self._mailbox: Mailbox | None = None
         self._begun = False
-        if on_loop:
-            # No thread: the mailbox takes turns on the I/O loop. pykka's ref holds the
-            # inbox it was made with, so it is made again for the new one.
-            self._mailbox = Mailbox(self._rt.scheduler, self)
-            self.actor_inbox = self._mailbox
-            self._actor_ref = pykka.ActorRef(self)
 
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
@@ -381,7 +386,10 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         answered ``actor_stopped``. :meth:`stopped` runs, then the supervisor hears of
         a normal exit.
         """
-        self.actor_ref.stop(block=False)
+        try:
+            self.actor_ref.tell(_ActorStop())
+        except pykka.ActorDeadError:
+            return  # stopped already
 
     # ---- tools for handlers ------------------------------------------------------
 
@@ -440,7 +448,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         reply = ActorReply(
             self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
         )
-        reply.timer = self._rt.timers.call_later(
+        reply.timer = self._after(
             remaining,
             # Built only if the deadline fires: nearly every ask is answered first.
             lambda: reply.resolve(ref._timeout(stamped, remaining)),
@@ -482,9 +490,8 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
     def _after(self, delay: float, fire: Callable[[], object]) -> TimerHandle:
         """A timer: on the loop for a loop actor (no thread hop when it fires)."""
-        bridge = self._rt.bridge
-        if self._mailbox is not None and bridge.on_loop_thread():
-            return LoopTimer(bridge, delay, fire)
+        if self._mailbox is not None and self._rt.bridge.on_loop_thread():
+            return self._rt.loop_timers.call_later(delay, fire)
         return self._rt.timers.call_later(delay, fire)
 
     @property
@@ -691,13 +698,21 @@ class Actor(pykka.ThreadingActor, Generic[M]):
     def _loop_handle(self, envelope: Envelope[Any]) -> None:
         """One message, as pykka's thread loop handles it (raw asks included)."""
         reply_to = envelope.reply_to
+        message = envelope.message
         try:
-            response = self._handle_receive(envelope.message)
+            if type(message) is _ActorStop:
+                self._stop()
+                response = None
+            elif reply_to is None:  # the runtime's own mail: never a pykka proxy call
+                self.on_receive(message)
+                return
+            else:
+                response = self._handle_receive(message)
         except BaseException as exc:  # noqa: BLE001 - on the shared loop, even SystemExit
             if reply_to is not None:
                 reply_to.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
             else:
-                self._loop_crash(exc, type(envelope.message).__name__)
+                self._loop_crash(exc, type(message).__name__)
             return
         if reply_to is not None:
             reply_to.set(response)

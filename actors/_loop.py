@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
-import time
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,12 +41,13 @@ if TYPE_CHECKING:
 
     from actors._bridge import IoBridge
 
-__all__ = ["TURN", "LoopScheduler", "LoopTimer", "Mailbox"]
+__all__ = ["TURN", "LoopScheduler", "LoopTimers", "Mailbox", "StopFlag"]
 
 TURN = 64
 """Messages one actor handles per turn before the others (and the loop's I/O) get theirs."""
 
 _log = structlog.get_logger("actors.loop")
+_events_lock = threading.Lock()
 
 
 class _Turns(Protocol):
@@ -155,35 +156,110 @@ class Mailbox:
             self._scheduler.ready(self)
 
 
-class LoopTimer(TimerHandle):
-    """A loop actor's timer: a loop ``call_later`` whose :meth:`cancel` works from any thread.
+class StopFlag:
+    """A loop actor's "stopped" flag: ``threading.Event``'s interface, one object.
 
-    Cancelling on the loop thread removes the loop's timer; from another thread it
-    only sets the flag (the loop's timers are not thread-safe), and the timer does
-    nothing when it fires.
+    Every ref checks it on every tell; only a thread that waits for the actor to stop
+    needs an event, so the event is made then. ``set`` writes the flag before it reads
+    the event, and ``wait`` makes the event before it reads the flag again, so a waiter
+    never misses the stop.
     """
 
-    __slots__ = ("_bridge", "_handle")
+    __slots__ = ("_event", "_set")
 
-    def __init__(self, bridge: IoBridge, delay: float, callback: Callable[[], object]) -> None:
-        super().__init__(time.monotonic() + delay, 0, callback, None)
-        self._bridge = bridge
-        self._handle = bridge.loop.call_later(delay, self._fire)
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
 
-    def cancel(self) -> None:
-        """Stop the callback from firing (no effect once it has fired)."""
-        if self.cancelled:
-            return
-        super().cancel()
-        if self._bridge.on_loop_thread():
-            self._handle.cancel()
+    def is_set(self) -> bool:
+        """Whether the actor has stopped."""
+        return self._set
+
+    def set(self) -> None:
+        """Mark the actor stopped and wake whoever waits."""
+        self._set = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the actor has stopped; False if ``timeout`` passed first."""
+        if self._set:
+            return True
+        with _events_lock:  # two waiters must share one event
+            event = self._event
+            if event is None:
+                event = self._event = threading.Event()
+        if self.is_set():
+            return True
+        return event.wait(timeout)
+
+
+class LoopTimers:
+    """Timers on the loop, kept in first-in-first-out buckets by delay.
+
+    Loop actors set a timer for nearly every step of work (a journal batch's linger,
+    an ask's deadline) and cancel nearly all of them: on the loop's own heap each costs
+    a push and a pop through Python-level comparisons. Timers with the same delay
+    (to the millisecond) expire in the order they were set, so each bucket is a queue
+    with one loop timer for its head: setting one is an append, cancelling one a flag
+    (from any thread: the loop's own timers are not thread-safe), and firing pops what
+    is due. A timer may fire up to a millisecond late, never early. Loop thread only,
+    except :meth:`TimerHandle.cancel`.
+    """
+
+    __slots__ = ("_buckets", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._buckets: dict[int, _Bucket] = {}
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback()`` on the loop after ``delay`` seconds."""
+        when = self._loop.time() + max(delay, 0.0)
+        handle = TimerHandle(when, 0, callback, None)
+        key = round(delay * 1000)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(self, key)
+        bucket.add(handle)
+        return handle
+
+    def _drop(self, key: int) -> None:
+        del self._buckets[key]
+
+
+class _Bucket:
+    """The timers of one delay, oldest first, and the loop timer for the oldest."""
+
+    __slots__ = ("_armed", "_handles", "_key", "_owner")
+
+    def __init__(self, owner: LoopTimers, key: int) -> None:
+        self._owner = owner
+        self._key = key
+        self._handles: collections.deque[TimerHandle] = collections.deque()
+        self._armed: asyncio.TimerHandle | None = None
+
+    def add(self, handle: TimerHandle) -> None:
+        self._handles.append(handle)
+        if self._armed is None:
+            self._armed = self._owner._loop.call_at(handle.when, self._fire)
 
     def _fire(self) -> None:
-        if self.cancelled:
-            return
-        callback = self.callback
-        TimerHandle.cancel(self)  # fired: drop the references, as a cancelled one does
-        try:
-            callback()
-        except Exception:  # noqa: BLE001 - one bad callback must not disturb the loop
-            _log.exception("timer callback failed")
+        self._armed = None
+        handles = self._handles
+        now = self._owner._loop.time()
+        while handles and (handles[0].cancelled or handles[0].when <= now):
+            handle = handles.popleft()
+            if handle.cancelled:
+                continue
+            callback = handle.callback
+            handle.cancel()  # fired: drop the references, as a cancelled one does
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - one bad callback must not disturb the others
+                _log.exception("timer callback failed")
+        if handles:
+            self._armed = self._owner._loop.call_at(handles[0].when, self._fire)
+        else:
+            self._owner._drop(self._key)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from actors._bridge import IoBridge
 from actors._bus import DeadLetters, EventBus
 from actors._errors import ActorNotFound, DuplicateActorName
-from actors._loop import LoopScheduler
+from actors._loop import LoopScheduler, LoopTimers
 from actors._timers import Timers
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ class Runtime:
         self.bridge = IoBridge(f"{name}-io")
         self.scheduler = LoopScheduler(self.bridge)
         """The run queue of the actors that run on the I/O loop."""
+        self.loop_timers = LoopTimers(self.bridge.loop)
+        """Their timers (on the loop thread; see :class:`~actors._loop.LoopTimers`)."""
         self.timers = Timers(f"{name}-timers")
         self.bus = EventBus()
         self.dead_letters = DeadLetters()

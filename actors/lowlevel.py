@@ -10,11 +10,14 @@
 * :class:`StartChild` asks a supervisor to start one more child (and waits for it);
   :func:`start_child` starts one on the calling thread and has the supervisor adopt it
   (no round trip: for children started by the thousand, such as runs);
-* :class:`LoopScheduler` is the run queue of the actors that take turns on the loop.
+* :class:`LoopScheduler` is the run queue of the actors that take turns on the loop;
+* :func:`handoff_for` gives an event loop's :class:`Handoff`, which runs calls from
+  other threads on that loop with one wake-up per batch.
 """
 
 from actors._bridge import IoBridge, IoHandle
 from actors._bus import DeadLetter, DeadLetters
+from actors._handoff import Handoff, handoff_for
 from actors._loop import LoopScheduler
 from actors._messages import MessageDecodeError, message_types
 from actors._supervisor import StartChild, start_child
@@ -23,6 +26,7 @@ from actors._timers import TimerHandle, Timers
 __all__ = [
     "DeadLetter",
     "DeadLetters",
+    "Handoff",
     "IoBridge",
     "IoHandle",
     "LoopScheduler",
@@ -30,6 +34,7 @@ __all__ = [
     "StartChild",
     "TimerHandle",
     "Timers",
+    "handoff_for",
     "message_types",
     "start_child",
 ]

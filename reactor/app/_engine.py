@@ -13,10 +13,12 @@ it (``run_id``) so that it can be resumed later, in this process or another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import difflib
+import functools
 import os
-import secrets
+import random
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +38,7 @@ from actors import (
     System,
 )
 from actors.llm import Fleet
-from actors.lowlevel import start_child
+from actors.lowlevel import handoff_for, start_child
 from actors.store import Journal, Store
 from dsl import Plan, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -123,8 +125,24 @@ class RunHandle:
         return self._done.result(timeout)
 
     async def result_async(self) -> Any:
-        """:meth:`result` for asyncio code."""
-        return await asyncio.wrap_future(self._done)
+        """:meth:`result` for asyncio code.
+
+        The run's end wakes the caller's loop through its hand-off queue: many runs
+        ending together cost that loop one wake-up, not one each.
+        """
+        done = self._done
+        if not done.done():
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            handoff = handoff_for(loop)
+
+            def ended(_: Future[Any]) -> None:
+                with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+                    handoff.call(_wake, waiter)
+
+            done.add_done_callback(ended)
+            await waiter
+        return done.result()
 
     def done(self) -> bool:
         """Whether the run has ended."""
@@ -134,6 +152,11 @@ class RunHandle:
         """Stop the run: running attempts are cancelled, completed steps undone."""
         if self._ref is not None:
             self._ref.tell_if_alive(CancelRun(reason))
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # not cancelled meanwhile
+        waiter.set_result(None)
 
 
 def check_inputs(plan: Plan, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -384,7 +407,7 @@ class Engine:
             args=(services, reactor, run_id),
             kwargs={
                 "done": done,
-                "input_check": lambda raw: check_inputs(plan, raw),
+                "input_check": functools.partial(check_inputs, plan),
                 **kwargs,
             },
             restart=Restart.TEMPORARY,
@@ -759,9 +782,16 @@ def _alive(owner: Owner) -> bool:
     return owner_alive(owner) is not False
 
 
+_ids = random.Random()  # seeded from the OS once; an id needs to be unique, not secret
+
+
 def new_run_id() -> str:
-    """A new run id: time-ordered hex, then random (``0193f2c4a1b2-5e9d0c``)."""
-    return f"{int(time.time() * 1000):x}-{secrets.token_hex(3)}"
+    """A new run id: time-ordered hex, then random (``0193f2c4a1b2-5e9d0c``).
+
+    The random part comes from a generator seeded once: a call to the OS's random
+    source per run is a system call, which on a busy process also gives up the GIL.
+    """
+    return f"{int(time.time() * 1000):x}-{_ids.getrandbits(24):06x}"
 
 
 def default_db(db_path: str | os.PathLike[str] | None) -> Path:
