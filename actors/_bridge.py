@@ -39,7 +39,7 @@ Deliver = Callable[[object, dict[str, str] | None], None]
 class IoHandle:
     """A coroutine started on the I/O loop; ``cancel()`` cancels it."""
 
-    __slots__ = ("_bridge", "_cancelled", "_loop", "_task", "name")
+    __slots__ = ("_bridge", "_cancelled", "_loop", "_started", "_task", "name")
 
     def __init__(self, name: str, bridge: IoBridge) -> None:
         self.name = name
@@ -47,6 +47,7 @@ class IoHandle:
         self._loop = bridge.loop
         self._task: asyncio.Task[None] | None = None
         self._cancelled = False
+        self._started = False
 
     def cancel(self) -> None:
         """Cancel the coroutine; its outcome will be a ``cancelled`` failure."""
@@ -60,7 +61,9 @@ class IoHandle:
             return
 
     def _cancel_on_loop(self) -> None:
-        if self._task is not None:
+        # A task cancelled before its first step would never run its coroutine (nor
+        # close it, nor deliver): one not started yet sees the flag when it starts.
+        if self._task is not None and self._started:
             self._task.cancel()
 
     @property
@@ -111,7 +114,9 @@ class IoBridge:
         handle = IoHandle(name, self)
         context = contextvars.copy_context()
         if threading.get_ident() == self._ident:
-            handle._task = self.loop.create_task(_outcome(coro, deliver, name), context=context)
+            handle._task = self.loop.create_task(
+                _outcome(coro, deliver, handle), context=context
+            )
         else:
             self._handoff.call(self._start, handle, coro, deliver, context)
         return handle
@@ -162,7 +167,7 @@ class IoBridge:
             coro.close()
             deliver(_cancelled(handle.name), None)
             return
-        handle._task = self.loop.create_task(_outcome(coro, deliver, handle.name), context=context)
+        handle._task = self.loop.create_task(_outcome(coro, deliver, handle), context=context)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -186,7 +191,13 @@ class IoBridge:
         self.loop.close()
 
 
-async def _outcome(coro: Coroutine[Any, Any, Any], deliver: Deliver, name: str) -> None:
+async def _outcome(coro: Coroutine[Any, Any, Any], deliver: Deliver, handle: IoHandle) -> None:
+    handle._started = True
+    name = handle.name
+    if handle._cancelled:  # cancelled between its creation and this first step
+        coro.close()
+        deliver(_cancelled(name), None)
+        return
     if not otel.enabled():
         deliver(await _settle(coro, name), None)
         return
