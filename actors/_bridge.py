@@ -114,9 +114,7 @@ class IoBridge:
         handle = IoHandle(name, self)
         context = contextvars.copy_context()
         if threading.get_ident() == self._ident:
-            handle._task = self.loop.create_task(
-                _outcome(coro, deliver, handle), context=context
-            )
+            handle._task = self.loop.create_task(_outcome(coro, deliver, handle), context=context)
         else:
             self._handoff.call(self._start, handle, coro, deliver, context)
         return handle
