@@ -41,7 +41,6 @@ from actors._supervisor import (
     ChildSpec,
     Restart,
     Strategy,
-    Supervisor,
     SupervisorSpec,
 )
 from actors._system import System
@@ -71,7 +70,6 @@ __all__ = [
     "Restart",
     "Strategy",
     "Subscription",
-    "Supervisor",
     "SupervisorGaveUp",
     "SupervisorSpec",
     "System",

@@ -23,7 +23,7 @@ import itertools
 import threading
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import structlog
 
@@ -44,9 +44,6 @@ from actors._supervisor import (
     WhichChildren,
 )
 from actors._timers import Timers
-
-if TYPE_CHECKING:
-    from actors.llm import ChatRequest, Completion, HostMessage, HostSettings
 
 __all__ = ["System"]
 
@@ -213,56 +210,6 @@ class System:
         """
         return self.runtime.lookup(name)
 
-    # ---- model hosts -----------------------------------------------------------------
-
-    def add_host(
-        self, settings: HostSettings, *, monitor: Ref[Any] | None = None
-    ) -> Ref[HostMessage]:
-        """Start a :class:`~actors.ModelHost` for one LLM server, named ``settings.name``."""
-        from actors.llm import ModelHost  # noqa: PLC0415
-
-        return self.spawn(ModelHost.spec(settings, monitor=monitor))
-
-    async def add_host_async(
-        self, settings: HostSettings, *, monitor: Ref[Any] | None = None
-    ) -> Ref[HostMessage]:
-        """:meth:`add_host` for asyncio code."""
-        from actors.llm import ModelHost  # noqa: PLC0415
-
-        return await self.spawn_async(ModelHost.spec(settings, monitor=monitor))
-
-    def chat(
-        self,
-        host: str | Ref[Any],
-        request: ChatRequest | str,
-        *,
-        model: str | None = None,
-        timeout: float | None = None,
-    ) -> Completion:
-        """Ask a model host for a completion and wait for it (from sync code).
-
-        ``request`` is a :class:`~actors.ChatRequest`, or a prompt string with ``model``.
-
-        Raises:
-            AskError: The answer was a failure (``error.kind`` says which).
-        """
-        ref = self.lookup(host) if isinstance(host, str) else host
-        answer: Completion = ref.ask(_chat_request(request, model), timeout=timeout)
-        return answer
-
-    async def chat_async(
-        self,
-        host: str | Ref[Any],
-        request: ChatRequest | str,
-        *,
-        model: str | None = None,
-        timeout: float | None = None,
-    ) -> Completion:
-        """:meth:`chat` for asyncio code."""
-        ref = self.lookup(host) if isinstance(host, str) else host
-        answer: Completion = await ref.ask_async(_chat_request(request, model), timeout=timeout)
-        return answer
-
     def children(self) -> list[ChildInfo]:
         """The root supervisor's children, in start order."""
         result: list[ChildInfo] = self._root_ref().ask(WhichChildren())
@@ -343,14 +290,3 @@ class System:
             system=self.name,
             reason=reason,
         )
-
-
-def _chat_request(request: ChatRequest | str, model: str | None) -> ChatRequest:
-    from actors.llm import ChatRequest  # noqa: PLC0415
-
-    if isinstance(request, ChatRequest):
-        return request
-    if model is None:
-        msg = "chat(): a prompt string needs model=... (or pass a ChatRequest)"
-        raise ValueError(msg)
-    return ChatRequest.prompt(model, request)

@@ -7,7 +7,8 @@
 * :class:`DeadLetters` records messages nobody received (:class:`DeadLetter`);
 * :func:`message_types` lists every registered message struct, and decoding one that
   does not fit raises :class:`MessageDecodeError`;
-* :class:`StartChild` asks a supervisor to start one more child (and waits for it);
+* :class:`Supervisor` is the actor a :class:`~actors.SupervisorSpec` starts, and
+  :class:`StartChild` asks one to start one more child (and waits for it);
   :func:`start_child` starts one on the calling thread and has the supervisor adopt it
   (no round trip: for children started by the thousand, such as runs);
 * :class:`LoopScheduler` is the run queue of the actors that take turns on the loop;
@@ -20,7 +21,7 @@ from actors._bus import DeadLetter, DeadLetters
 from actors._handoff import Handoff, handoff_for
 from actors._loop import LoopScheduler
 from actors._messages import MessageDecodeError, message_types
-from actors._supervisor import StartChild, start_child
+from actors._supervisor import StartChild, Supervisor, start_child
 from actors._timers import TimerHandle, Timers
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "LoopScheduler",
     "MessageDecodeError",
     "StartChild",
+    "Supervisor",
     "TimerHandle",
     "Timers",
     "handoff_for",

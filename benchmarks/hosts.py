@@ -40,10 +40,8 @@ from typing import Any
 
 import otel
 from actors import AskError, FailureKind, System
-from actors.llm._breaker import BreakerSettings
-from actors.llm._host import HostSettings
-from actors.llm._messages import ChatRequest, Completion
-from actors.llm.providers._base import Timeouts, make_client
+from actors.llm import BreakerConfig, ChatRequest, Completion, HostConfig, ModelHost
+from actors.llm.providers import Timeouts, make_client
 
 __all__ = ["TARGETS", "main"]
 
@@ -134,9 +132,8 @@ def fanout(args: argparse.Namespace) -> dict[str, Any]:
     with fake_server(args.latency) as url, System(name="bench-hosts", default_timeout=60) as system:
         names = [f"host{i}" for i in range(args.hosts)]
         for name in names:
-            system.add_host(
-                HostSettings(name=name, url=url, protocol="openai", max_parallel=per_host)
-            )
+            settings = HostConfig(url=url, protocol="openai", max_parallel=per_host)
+            system.spawn(ModelHost, name=name, args=(settings,))
         # Warm-up: connections, code paths.
         asyncio.run(raw_run(url, min(200, args.requests), args.concurrency, aiohttp=True))
         asyncio.run(actors_run(system, names, min(200, args.requests)))
@@ -163,8 +160,8 @@ def fanout(args: argparse.Namespace) -> dict[str, Any]:
 
 def streaming(args: argparse.Namespace) -> dict[str, Any]:
     with fake_server(0.0, words=args.stream_words) as url, System(name="bench-stream") as system:
-        system.add_host(HostSettings(name="s", url=url, protocol="openai", max_parallel=16))
-        ref = system.lookup("s")
+        settings = HostConfig(url=url, protocol="openai", max_parallel=16)
+        ref = system.spawn(ModelHost, name="s", args=(settings,))
 
         async def go(n: int) -> tuple[int, float]:
             started = time.perf_counter()
@@ -188,12 +185,9 @@ def failfast(args: argparse.Namespace) -> dict[str, Any]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with System(name="bench-failfast", default_timeout=10) as system:
-        breaker = BreakerSettings(failure_threshold=1, open_s=3600, max_open_s=3600)
-        ref = system.add_host(
-            HostSettings(
-                name="down", url=f"http://127.0.0.1:{port}", protocol="openai", breaker=breaker
-            )
-        )
+        breaker = BreakerConfig(failure_threshold=1, open_s=3600, max_open_s=3600)
+        settings = HostConfig(url=f"http://127.0.0.1:{port}", protocol="openai", breaker=breaker)
+        ref = system.spawn(ModelHost, name="down", args=(settings,))
         request = ChatRequest.prompt("bench", "x")
         kinds: list[FailureKind] = []
         try:

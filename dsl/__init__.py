@@ -17,13 +17,17 @@ A step's parameters are its arguments, bound by name to inputs and other steps (
 signatures. The definition is checked and planned when the class is created; mistakes
 raise :class:`DefinitionError` naming the reactor, the step and the argument. Running is
 the engine's job: :class:`reactor.Engine`.
+
+Each kind of step has its own file in :mod:`dsl.kinds`, where a kind of your own is
+registered the same way.
 """
 
 from dsl._errors import DefinitionError, RecursionLimitError
+from dsl._inputs import Input
 from dsl._outcomes import Continue, Fail, Halt, Retry, Shortcut, WithSteps
 from dsl._reactor import Plan, Reactor, find, locate, plan_steps
 from dsl._sources import PathError, Ref, Source, Value, ref, resolve_path, value
-from dsl._steps import (
+from dsl.kinds import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_RETRIES,
     AroundImpl,
@@ -35,9 +39,9 @@ from dsl._steps import (
     FunctionImpl,
     GroupImpl,
     Impl,
-    Input,
     StepContext,
     StepDef,
+    StepKind,
     StepSpec,
     SwitchImpl,
     TemplateImpl,
@@ -81,6 +85,7 @@ __all__ = [
     "Source",
     "StepContext",
     "StepDef",
+    "StepKind",
     "StepSpec",
     "SwitchImpl",
     "TemplateImpl",

@@ -1,24 +1,18 @@
 """Draw a :class:`~dsl.Plan` as a Mermaid flowchart.
 
-Inputs are rounded, function steps boxes, LLM steps hexagons, composites (steps that
-run another reactor) subroutine boxes; an edge carries the argument it feeds, a dotted
-edge is a ``wait_for``, and the returned step is drawn with a double border.
+Inputs are rounded; each step is drawn in its kind's shape and label
+(:class:`dsl.kinds.StepKind`: function steps are boxes, LLM steps hexagons, composites
+subroutine boxes); an edge carries the argument it feeds, a dotted edge is a
+``wait_for``, and the returned step is drawn with a double border.
 """
 
 from __future__ import annotations
 
 from dsl._reactor import Plan
 from dsl._sources import Ref
+from dsl.kinds import kind_of
 
 __all__ = ["to_mermaid"]
-
-_SHAPES = {
-    "function": ("[", "]"),
-    "ask": ("{{", "}}"),
-    "collect": ("[/", "/]"),
-    "template": ("[/", "/]"),
-}
-_COMPOSITE = ("[[", "]]")
 
 
 def _label(text: str) -> str:
@@ -30,11 +24,9 @@ def to_mermaid(plan: Plan) -> str:
     lines = ["flowchart TD"]
     lines.extend(f"    {name}([{_label(name)}])" for name in plan.inputs)
     for spec in plan.steps.values():
-        opening, closing = _SHAPES.get(spec.kind, _COMPOSITE)
-        title = spec.name if spec.kind == "function" else f"{spec.name}: {spec.kind}"
-        subs = ", ".join(r.__name__ for r in spec.sub_reactors)
-        if subs:
-            title += f" {subs}"
+        kind = kind_of(spec.impl)
+        opening, closing = kind.shape
+        title = kind.label(spec)
         if spec.name == plan.returns:
             lines.append(f"    {spec.name}((({_label(title)})))")
         else:

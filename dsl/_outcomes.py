@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dsl._steps import StepDef
+    from dsl.kinds import StepDef
 
 __all__ = ["Continue", "Fail", "Halt", "Retry", "Shortcut", "WithSteps"]
 

@@ -19,8 +19,9 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from dsl._errors import DefinitionError
+from dsl._inputs import Input
 from dsl._sources import Ref, Value
-from dsl._steps import Input, StepDef, StepSpec, bind
+from dsl.kinds import StepDef, StepSpec, bind
 
 __all__ = ["Plan", "Reactor", "find", "locate", "plan_steps"]
 

@@ -14,13 +14,14 @@ import queue
 import otel
 from actors import AskError, System
 from actors.llm import (
-    BreakerSettings,
+    BreakerConfig,
     BreakerTransition,
     ChatMessage,
     ChatRequest,
-    HostSettings,
+    HostConfig,
     HostStatsQuery,
-    Price,
+    ModelHost,
+    PriceConfig,
     ToolSpec,
 )
 from actors.testing import FakeServer, FakeToolCall, Fault, Reply
@@ -29,26 +30,24 @@ from actors.testing import FakeServer, FakeToolCall, Fault, Reply
 def main() -> None:
     otel.configure_logging(level="warning")
     with FakeServer("ollama", models=["llama3.2"]) as server, System(name="hosts-demo") as system:
-        host = system.add_host(
-            HostSettings(
-                name="local",
-                url=server.url,
-                protocol="ollama",
-                max_parallel=2,
-                prices={"llama3.2": Price(input_per_mtok=0.10, output_per_mtok=0.40)},
-                breaker=BreakerSettings(failure_threshold=2, open_s=0.5),
-            )
+        settings = HostConfig(
+            url=server.url,
+            protocol="ollama",
+            max_parallel=2,
+            prices={"llama3.2": PriceConfig(input_per_mtok=0.10, output_per_mtok=0.40)},
+            breaker=BreakerConfig(failure_threshold=2, open_s=0.5),
         )
+        host = system.spawn(ModelHost, name="local", args=(settings,))
 
         # 1. A prompt, from sync code: a typed Completion comes back.
-        answer = system.chat("local", "Name a blue fruit.", model="llama3.2")
+        answer = host.ask(ChatRequest.prompt("llama3.2", "Name a blue fruit."))
         tokens = answer.usage.output_tokens
         print(f"sync:  {answer.content!r} ({tokens} tokens, ${answer.cost_usd:.8f})")
 
         # 2. The same from asyncio code, three at once (the host runs two at a time).
         async def several() -> list[str]:
             answers = await asyncio.gather(
-                *(system.chat_async("local", f"Question {i}", model="llama3.2") for i in range(3))
+                *(host.ask_async(ChatRequest.prompt("llama3.2", f"Question {i}")) for i in range(3))
             )
             return [a.content for a in answers]
 
@@ -76,7 +75,7 @@ def main() -> None:
         server.inject(Fault(status=500, times=2))
         for _ in range(3):
             try:
-                system.chat("local", "Hello?", model="llama3.2")
+                host.ask(ChatRequest.prompt("llama3.2", "Hello?"))
             except AskError as error:
                 print(f"error: {error.kind}: {error.failure.message[:70]}")
         opened = transitions.get(timeout=5)

@@ -5,8 +5,21 @@
 * :func:`configure_logging` sets structlog up for JSON or console lines that carry
   ``trace_id``, ``span_id`` and the actor's name.
 * :func:`inject` and :func:`extract` move the trace context in and out of messages.
+* ``GEN_AI_*``: the attribute names of the OpenTelemetry GenAI conventions.
 """
 
+from otel._genai import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_STOP_SEQUENCES,
+    GEN_AI_REQUEST_TEMPERATURE,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+)
 from otel._logging import LogFormat, add_trace_ids, configure_logging
 from otel._render import span_tree
 from otel._tracing import (
@@ -21,6 +34,16 @@ from otel._tracing import (
 )
 
 __all__ = [
+    "GEN_AI_OPERATION_NAME",
+    "GEN_AI_PROVIDER_NAME",
+    "GEN_AI_REQUEST_MAX_TOKENS",
+    "GEN_AI_REQUEST_MODEL",
+    "GEN_AI_REQUEST_STOP_SEQUENCES",
+    "GEN_AI_REQUEST_TEMPERATURE",
+    "GEN_AI_RESPONSE_FINISH_REASONS",
+    "GEN_AI_RESPONSE_MODEL",
+    "GEN_AI_USAGE_INPUT_TOKENS",
+    "GEN_AI_USAGE_OUTPUT_TOKENS",
     "ExporterName",
     "LogFormat",
     "TracingConfigError",

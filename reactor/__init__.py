@@ -10,11 +10,10 @@ Subpackages: :mod:`reactor.run` (the Run actor's loop and journal records),
 logging, progress), :mod:`reactor.app` (the Engine and its wiring), :mod:`reactor.cli`.
 """
 
-from reactor.app import DEFAULT_MAX_DEPTH, Engine, RunHandle, RunSummary, check_inputs
+from reactor.app import DEFAULT_MAX_DEPTH, Engine, RunHandle
 from reactor.observe import LoggingMiddleware, TracingMiddleware
 from reactor.run import (
     RUN_EVENT_DECODER,
-    CancelRun,
     InputError,
     Middleware,
     Owner,
@@ -32,6 +31,7 @@ from reactor.run import (
     RunOutcome,
     RunResumed,
     RunStarted,
+    RunSummary,
     StepCompensated,
     StepCompleted,
     StepError,
@@ -43,13 +43,13 @@ from reactor.run import (
     StepStarted,
     StepUndoFailed,
     StepUndone,
+    check_inputs,
     stream_of,
 )
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "RUN_EVENT_DECODER",
-    "CancelRun",
     "Engine",
     "InputError",
     "LoggingMiddleware",

@@ -2,27 +2,27 @@
 
 One :class:`ModelHost` actor per LLM server endpoint answers :class:`ChatRequest` with a
 :class:`Completion` (or a typed failure), with a concurrency limit, a circuit
-:class:`Breaker` per model, statistics and cost. :func:`start_fleet` starts the hosts of a
+breaker per model, statistics and cost. :func:`start_fleet` starts the hosts of a
 :class:`Config` (:func:`load_config`) and of the servers :func:`discover` finds. Wire
 protocols are in :mod:`actors.llm.providers`; GPUs and admission in
 :mod:`actors.llm.resources`; fake servers in :mod:`actors.testing`.
 """
 
-from actors.llm._breaker import DEFAULT_COUNTED, Breaker, BreakerSettings
 from actors.llm._config import (
     BreakerConfig,
     Config,
     ConfigError,
     DiscoveryConfig,
     HostConfig,
+    HostProtocol,
     PriceConfig,
     ResourcesConfig,
     default_config_path,
     load_config,
 )
 from actors.llm._discovery import DEFAULT_ENDPOINTS, discover, discover_sync, probe
-from actors.llm._fleet import Fleet, breaker_settings, host_settings, start_fleet
-from actors.llm._host import HostMessage, HostSettings, ModelHost, Price
+from actors.llm._fleet import Fleet, start_fleet
+from actors.llm._host import HostMessage, ModelHost
 from actors.llm._messages import (
     Admission,
     AdmitModel,
@@ -53,17 +53,13 @@ from actors.llm._messages import (
     ToolSpec,
     UnloadModel,
     Usage,
-    new_request_id,
 )
 
 __all__ = [
-    "DEFAULT_COUNTED",
     "DEFAULT_ENDPOINTS",
     "Admission",
     "AdmitModel",
-    "Breaker",
     "BreakerConfig",
-    "BreakerSettings",
     "BreakerState",
     "BreakerTransition",
     "CancelChat",
@@ -82,7 +78,7 @@ __all__ = [
     "HostConfig",
     "HostInventory",
     "HostMessage",
-    "HostSettings",
+    "HostProtocol",
     "HostStats",
     "HostStatsQuery",
     "InventoryQuery",
@@ -92,7 +88,6 @@ __all__ = [
     "ModelInfo",
     "ModelLoadChanged",
     "ModelStats",
-    "Price",
     "PriceConfig",
     "ResourceQuery",
     "ResourceSnapshot",
@@ -102,13 +97,10 @@ __all__ = [
     "ToolSpec",
     "UnloadModel",
     "Usage",
-    "breaker_settings",
     "default_config_path",
     "discover",
     "discover_sync",
-    "host_settings",
     "load_config",
-    "new_request_id",
     "probe",
     "start_fleet",
 ]

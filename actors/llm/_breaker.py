@@ -26,73 +26,14 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from actors import FailureKind
+from actors.llm._config import BreakerConfig
 from actors.llm._messages import BreakerState
 
-__all__ = ["DEFAULT_COUNTED", "Breaker", "BreakerSettings", "Transition"]
-
-DEFAULT_COUNTED: frozenset[FailureKind] = frozenset(
-    {
-        FailureKind.TIMEOUT,
-        FailureKind.SERVER_ERROR,
-        FailureKind.OVERLOADED,
-        FailureKind.CONNECTION,
-        FailureKind.INVALID_RESPONSE,
-        FailureKind.RATE_LIMITED,
-        FailureKind.AUTH,
-    }
-)
-"""The failure kinds that count against a breaker unless configured otherwise."""
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerSettings:
-    """How a breaker trips and recovers (defaults drawn from pybreaker, LiteLLM, Envoy).
-
-    Attributes:
-        failure_threshold: Consecutive counted failures that open it.
-        failure_rate: Share of counted failures in the window that opens it.
-        window: How many recent calls the rate is computed over.
-        min_calls: Calls needed in the window before the rate is considered.
-        open_s: How long the first open lasts.
-        max_open_s: The longest an open can last, however many probes failed.
-        backoff: Factor applied to the open time for each failed probe.
-        half_open_probes: Calls let through at once when half-open; this many successes
-            close it.
-        counted: The failure kinds that count.
-    """
-
-    failure_threshold: int = 5
-    failure_rate: float = 0.5
-    window: int = 20
-    min_calls: int = 10
-    open_s: float = 5.0
-    max_open_s: float = 120.0
-    backoff: float = 2.0
-    half_open_probes: int = 1
-    counted: frozenset[FailureKind] = DEFAULT_COUNTED
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.failure_threshold < 1:
-            problems.append(f"failure_threshold must be at least 1, got {self.failure_threshold}")
-        if not 0 < self.failure_rate <= 1:
-            problems.append(f"failure_rate must be in (0, 1], got {self.failure_rate}")
-        if self.window < 1 or self.min_calls < 1:
-            problems.append(
-                f"window and min_calls must be at least 1, got {self.window}, {self.min_calls}"
-            )
-        if self.open_s <= 0 or self.max_open_s < self.open_s:
-            problems.append(f"need 0 < open_s <= max_open_s, got {self.open_s}, {self.max_open_s}")
-        if self.backoff < 1:
-            problems.append(f"backoff must be at least 1, got {self.backoff}")
-        if self.half_open_probes < 1:
-            problems.append(f"half_open_probes must be at least 1, got {self.half_open_probes}")
-        if problems:
-            raise ValueError("invalid breaker settings: " + "; ".join(problems))
+__all__ = ["Breaker", "Transition"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +48,9 @@ class Transition:
 
 @dataclass(slots=True)
 class Breaker:
-    """One model's breaker; see the module docstring for the rules."""
+    """One model's breaker, set by a :class:`~actors.llm.BreakerConfig` (rules above)."""
 
-    settings: BreakerSettings = field(default_factory=BreakerSettings)
+    settings: BreakerConfig = field(default_factory=BreakerConfig)
     clock: Callable[[], float] = time.monotonic
     state: BreakerState = BreakerState.CLOSED
     consecutive: int = 0
@@ -237,11 +178,3 @@ class Breaker:
         transition = Transition(self.state, to, reason, open_for)
         self.state = to
         return transition
-
-
-def settings_from(
-    counted: Iterable[FailureKind | str] | None = None, **fields: float
-) -> BreakerSettings:
-    """Breaker settings from plain values (failure kinds may be given by name)."""
-    kinds = DEFAULT_COUNTED if counted is None else frozenset(FailureKind(k) for k in counted)
-    return BreakerSettings(counted=kinds, **fields)  # type: ignore[arg-type]

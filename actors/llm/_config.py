@@ -4,6 +4,10 @@ Everything has a default, so no configuration is needed at all: with no file, no
 is configured (discovery probes the usual local ports), breakers use the defaults below,
 no model has a price, and the GPU budget is the free VRAM.
 
+These sections are also the settings themselves: a :class:`~actors.llm.ModelHost` takes
+a :class:`HostConfig` and its breakers a :class:`BreakerConfig`, so every default is
+written once, here. The models are frozen: a host's settings never change under it.
+
 A TOML file adds to that. :func:`load_config` finds it (an explicit path, else
 ``$REACTOR_CONFIG``, else ``config.toml`` in the user's config directory when it exists)
 and validates it with pydantic. Unknown keys are errors, so a typo fails at start with
@@ -36,7 +40,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -53,8 +57,12 @@ from pydantic import (
 
 from actors import FailureKind
 
+if TYPE_CHECKING:
+    from actors.llm._messages import Usage
+
 __all__ = [
     "CONFIG_ENV_VAR",
+    "DEFAULT_COUNTED",
     "BreakerConfig",
     "Config",
     "ConfigError",
@@ -77,15 +85,18 @@ _GIB = 1024**3
 HostProtocol = Literal["openai", "lmstudio", "ollama", "anthropic", "gemini"]
 """The wire protocols a host can be driven with."""
 
-_DEFAULT_COUNTED = (
-    FailureKind.TIMEOUT,
-    FailureKind.SERVER_ERROR,
-    FailureKind.OVERLOADED,
-    FailureKind.CONNECTION,
-    FailureKind.INVALID_RESPONSE,
-    FailureKind.RATE_LIMITED,
-    FailureKind.AUTH,
+DEFAULT_COUNTED: frozenset[FailureKind] = frozenset(
+    {
+        FailureKind.TIMEOUT,
+        FailureKind.SERVER_ERROR,
+        FailureKind.OVERLOADED,
+        FailureKind.CONNECTION,
+        FailureKind.INVALID_RESPONSE,
+        FailureKind.RATE_LIMITED,
+        FailureKind.AUTH,
+    }
 )
+"""The failure kinds that count against a breaker unless configured otherwise."""
 
 
 class ConfigError(ValueError):
@@ -109,9 +120,13 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    """Every section rejects unknown keys: a typo is an error that names the field."""
+    """A section: unknown keys are errors naming the field, and it is frozen.
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    Frozen, because a section is also the settings handed to a host or breaker, which
+    must not change under it.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
 
 
 def _check_http_url(value: str) -> str:
@@ -124,7 +139,9 @@ def _check_http_url(value: str) -> str:
 
 
 class BreakerConfig(_Section):
-    """Circuit breaker settings (per model, on each host).
+    """Circuit breaker settings (one breaker per model, on each host).
+
+    Defaults are drawn from pybreaker, LiteLLM and Envoy.
 
     Attributes:
         failure_threshold: Consecutive counted failures that open the breaker.
@@ -146,7 +163,7 @@ class BreakerConfig(_Section):
     max_open_s: float = Field(default=120.0, gt=0.0)
     backoff: float = Field(default=2.0, ge=1.0)
     half_open_probes: int = Field(default=1, ge=1)
-    counted: list[FailureKind] = Field(default_factory=lambda: list(_DEFAULT_COUNTED))
+    counted: frozenset[FailureKind] = DEFAULT_COUNTED
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -159,6 +176,19 @@ class BreakerConfig(_Section):
         return self
 
 
+class PriceConfig(_Section):
+    """What a model costs, in US dollars per million tokens."""
+
+    input_per_mtok: float = Field(ge=0.0)
+    output_per_mtok: float = Field(ge=0.0)
+
+    def cost(self, usage: Usage) -> float:
+        """The cost in US dollars of one call that used ``usage`` (the one price formula)."""
+        return (
+            usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
+        ) / 1e6
+
+
 class HostConfig(_Section):
     """One model host: an LLM server endpoint.
 
@@ -169,13 +199,19 @@ class HostConfig(_Section):
         api_key_env: The name of an environment variable that holds the key.
         max_parallel: Requests in flight at once on this host.
         queue_limit: Requests waiting beyond those; more are refused (``overloaded``).
-        timeout_s: Deadline of a whole request when the request sets none.
+        timeout_s: Longest wait for the server between bytes of an answer (a request's
+            own deadline, enforced by the host, bounds the whole call).
         connect_timeout_s: Time allowed to open a connection.
         stream_idle_timeout_s: Longest silence allowed inside a stream.
         headers: Extra HTTP headers sent with every request.
         breaker: Breaker settings for this host; the fields given here override the
-            global ``[breaker]`` section (see :meth:`Config.breaker_for`).
-        models: Models to use on this host; empty means whatever it lists.
+            global ``[breaker]`` section (see :meth:`Config.host`). ``None``: the
+            defaults of :class:`BreakerConfig`.
+        models: When not empty, the only models this host serves; a request for any
+            other is refused ``not_found`` without reaching the server.
+        prices: Price per model id on this host (see also the global ``[prices]``); a
+            model without one has ``cost_usd`` ``None``.
+        transport: ``"aiohttp"`` (the default, fast under concurrency) or ``"httpx"``.
     """
 
     url: str
@@ -189,7 +225,9 @@ class HostConfig(_Section):
     stream_idle_timeout_s: float = Field(default=60.0, gt=0.0)
     headers: dict[str, str] = Field(default_factory=dict)
     breaker: BreakerConfig | None = None
-    models: list[str] = Field(default_factory=list)
+    models: tuple[str, ...] = ()
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
 
     @field_validator("url")
     @classmethod
@@ -216,17 +254,6 @@ class HostConfig(_Section):
             value = (os.environ if env is None else env).get(self.api_key_env)
             return value or None
         return None
-
-
-class PriceConfig(_Section):
-    """What a model costs, in US dollars per million tokens."""
-
-    input_per_mtok: float = Field(ge=0.0)
-    output_per_mtok: float = Field(ge=0.0)
-
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """The cost in US dollars of one call with these token counts."""
-        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
 
 
 class ResourcesConfig(_Section):
@@ -289,7 +316,7 @@ class Config(_Section):
     Attributes:
         hosts: Model hosts by name (names may not contain ``/`` or spaces).
         breaker: The breaker settings every host uses unless it overrides them.
-        prices: Prices keyed by ``model`` or ``host/model`` (see :meth:`price_for`).
+        prices: Prices keyed by ``model`` or ``host/model`` (see :meth:`host`).
         resources: The GPU budget and the monitor's polling.
         discovery: What discovery probes.
     """
@@ -316,21 +343,33 @@ class Config(_Section):
         """The file this configuration was read from (``None``: defaults only)."""
         return self._source
 
-    def price_for(self, host: str, model: str) -> PriceConfig | None:
-        """The price of ``model`` on ``host``: ``host/model`` first, then ``model``.
+    def host(self, name: str, host: HostConfig | None = None, **update: Any) -> HostConfig:
+        """The settings a ModelHost called ``name`` runs with: its section, completed.
 
-        ``None`` when neither is configured: the cost is unknown, never a silent zero.
+        ``host`` is the section (default: ``hosts[name]``). Its breaker is the global
+        ``[breaker]`` with the host's own fields over it; its prices are the global
+        ``[prices]`` for ``model``, then ``name/model``, then the host's own ``prices``
+        (each wins over the one before). ``update`` sets more fields (a ``protocol``
+        found by discovery, say).
+
+        Raises:
+            KeyError: No ``host`` is given and no host ``name`` is configured.
         """
-        return self.prices.get(f"{host}/{model}") or self.prices.get(model)
-
-    def breaker_for(self, host: str) -> BreakerConfig:
-        """The breaker settings of ``host``: the global ones, with the host's overrides."""
-        cfg = self.hosts.get(host)
-        if cfg is None or cfg.breaker is None:
-            return self.breaker
-        merged = self.breaker.model_dump()
-        merged.update(cfg.breaker.model_dump(include=cfg.breaker.model_fields_set))
-        return BreakerConfig.model_validate(merged)
+        section = self.hosts[name] if host is None else host
+        prices: dict[str, PriceConfig] = {}
+        mine = f"{name}/"
+        for key, price in self.prices.items():
+            if key.startswith(mine):
+                prices[key.removeprefix(mine)] = price  # "host/model" wins over "model"
+            elif key.partition("/")[0] not in self.hosts:  # not another host's
+                prices.setdefault(key, price)  # model ids may hold a "/" themselves
+        prices.update(section.prices)
+        breaker = self.breaker
+        if section.breaker is not None:
+            merged = self.breaker.model_dump()
+            merged.update(section.breaker.model_dump(include=section.breaker.model_fields_set))
+            breaker = BreakerConfig.model_validate(merged)
+        return section.model_copy(update={"breaker": breaker, "prices": prices, **update})
 
 
 # ---- loading --------------------------------------------------------------------------

@@ -9,32 +9,47 @@ calls once after starting its :class:`~actors.System`:
 3. when discovery is on, the default local ports and ``discovery.urls`` are probed, and
    every server that answers and is not configured already becomes a host too, named
    after its kind (``lmstudio``, ``ollama``, ``llamacpp``, ``vllm``, ...);
-4. with ``fallback="fakes"`` and no host at all, built-in fake servers are started
-   instead (the result says so: ``Fleet.simulated``);
+4. with a ``fallback`` and no host at all, the fallback starts stand-in servers
+   instead (``actors.testing.fake_servers`` starts the built-in fakes; the result says
+   so: ``Fleet.simulated``);
 5. one ResourceMonitor watches them all and admits models before they are loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Protocol
 
 from actors import Ref
-from actors.llm._breaker import BreakerSettings
-from actors.llm._config import BreakerConfig, Config, HostConfig, load_config
+from actors.llm._config import Config, HostConfig, HostProtocol, load_config
 from actors.llm._discovery import DEFAULT_ENDPOINTS, SERVER_PROTOCOL, discover, probe
-from actors.llm._host import HostMessage, HostSettings, Price
+from actors.llm._host import HostMessage, ModelHost
 from actors.llm._messages import HostInventory, InventoryQuery
-from actors.llm.providers import Timeouts
 from actors.llm.resources import RegisterHost, ResourceMonitor
 
 if TYPE_CHECKING:
     from actors import System
-    from actors.testing import FakeServer
 
-__all__ = ["Fleet", "breaker_settings", "host_settings", "start_fleet"]
+__all__ = ["Fleet", "StandIn", "start_fleet"]
+
+
+class StandIn(Protocol):
+    """A server started because no real one was found (a fake of :mod:`actors.testing`)."""
+
+    @property
+    def url(self) -> str:
+        """Its base URL."""
+        ...
+
+    def stop(self) -> None:
+        """Stop serving."""
+        ...
+
+
+Fallback = Callable[[], Mapping[HostProtocol, StandIn]]
+"""Starts stand-in servers, by the protocol each speaks (``actors.testing.fake_servers``)."""
 
 
 @dataclass
@@ -52,7 +67,7 @@ class Fleet:
     hosts: dict[str, Ref[HostMessage]] = field(default_factory=dict)
     monitor: Ref[Any] | None = None
     inventories: dict[str, HostInventory] = field(default_factory=dict)
-    simulated: list[FakeServer] = field(default_factory=list)
+    simulated: list[StandIn] = field(default_factory=list)
 
     @property
     def is_simulated(self) -> bool:
@@ -73,50 +88,6 @@ class Fleet:
         for server in self.simulated:
             server.stop()
         self.simulated.clear()
-
-
-def breaker_settings(config: BreakerConfig) -> BreakerSettings:
-    """The breaker settings a configuration section describes."""
-    return BreakerSettings(
-        failure_threshold=config.failure_threshold,
-        failure_rate=config.failure_rate,
-        window=config.window,
-        min_calls=config.min_calls,
-        open_s=config.open_s,
-        max_open_s=config.max_open_s,
-        backoff=config.backoff,
-        half_open_probes=config.half_open_probes,
-        counted=frozenset(config.counted),
-    )
-
-
-def host_settings(config: Config, name: str, host: HostConfig, protocol: str) -> HostSettings:
-    """The settings of one ModelHost, from its section and the global ones."""
-    prices: dict[str, Price] = {}
-    for key, price in config.prices.items():
-        owner, _, model = key.rpartition("/")
-        as_price = Price(input_per_mtok=price.input_per_mtok, output_per_mtok=price.output_per_mtok)
-        if owner == name:
-            prices[model] = as_price  # "host/model" wins over a bare "model"
-        elif not owner:
-            prices.setdefault(key, as_price)
-    return HostSettings(
-        name=name,
-        url=host.url,
-        protocol=protocol,
-        api_key=host.resolved_api_key(),
-        headers=dict(host.headers),
-        max_parallel=host.max_parallel,
-        queue_limit=host.queue_limit,
-        timeouts=Timeouts(
-            connect=host.connect_timeout_s,
-            read=host.timeout_s,
-            stream_idle=host.stream_idle_timeout_s,
-        ),
-        breaker=breaker_settings(config.breaker_for(name)),
-        prices=prices,
-        models=tuple(host.models),
-    )
 
 
 async def _survey(config: Config, discovery: bool) -> tuple[dict[str, HostInventory], list[str]]:
@@ -163,8 +134,7 @@ def start_fleet(
     config: Config | None = None,
     *,
     discovery: bool = True,
-    fallback: Literal["fakes"] | None = None,
-    fake_models: Sequence[str] = ("fake-small", "fake-large"),
+    fallback: Fallback | None = None,
 ) -> Fleet:
     """Start the model hosts (and a ResourceMonitor) that the configuration describes.
 
@@ -172,9 +142,9 @@ def start_fleet(
         system: A running System.
         config: The configuration (default: :func:`~actors.load_config`).
         discovery: Probe the default local ports and ``discovery.urls`` for more servers.
-        fallback: ``"fakes"`` starts built-in fake servers (OpenAI-compatible and
-            Ollama) when no host is found, so that everything still runs offline.
-        fake_models: The fake servers' models.
+        fallback: Starts stand-in servers when no host is found, so that everything
+            still runs offline (``actors.testing.fake_servers``: OpenAI-compatible and
+            Ollama fakes); each becomes the host ``simulated-<protocol>``.
 
     Call it from sync code (it probes with ``asyncio.run`` and asks the hosts for their
     inventories); from asyncio code, run it in a worker thread.
@@ -187,23 +157,20 @@ def start_fleet(
     if problems:
         raise ValueError("; ".join(problems))
     fleet = Fleet()
-    settings: list[HostSettings] = []
+    hosts: dict[str, HostConfig] = {}
     for name, host in config.hosts.items():
         protocol = host.protocol or SERVER_PROTOCOL[found[name].server]
-        settings.append(host_settings(config, name, host, protocol))
+        hosts[name] = config.host(name, protocol=protocol)
     for name, inventory in found.items():
         fleet.inventories[name] = inventory
         if name not in config.hosts:
             host = HostConfig(url=inventory.url)
-            settings.append(host_settings(config, name, host, inventory.provider))
-    if not settings and fallback == "fakes":
-        from actors.testing import FakeServer  # noqa: PLC0415 - only when falling back
-
-        for kind in ("openai", "ollama"):
-            server = FakeServer(kind, models=list(fake_models)).start()
+            hosts[name] = config.host(name, host, protocol=inventory.provider)
+    if not hosts and fallback is not None:
+        for protocol, server in fallback().items():
             fleet.simulated.append(server)
-            name = f"simulated-{kind}"
-            settings.append(host_settings(config, name, HostConfig(url=server.url), kind))
+            name = f"simulated-{protocol}"
+            hosts[name] = config.host(name, HostConfig(url=server.url), protocol=protocol)
     resources = config.resources
     fleet.monitor = system.spawn(
         ResourceMonitor,
@@ -214,11 +181,13 @@ def start_fleet(
             "use_nvml": resources.nvml,
         },
     )
-    for entry in settings:
-        ref = system.add_host(entry, monitor=fleet.monitor)
-        fleet.hosts[entry.name] = ref
-        fleet.monitor.tell(RegisterHost(host=entry.name, ref=ref))
-    for entry in settings:
-        if entry.name not in fleet.inventories:
-            fleet.inventories[entry.name] = fleet.hosts[entry.name].ask(InventoryQuery())
+    for name, settings in hosts.items():
+        ref = system.spawn(
+            ModelHost, name=name, args=(settings,), kwargs={"monitor": fleet.monitor}
+        )
+        fleet.hosts[name] = ref
+        fleet.monitor.tell(RegisterHost(host=name, ref=ref))
+    for name in hosts:
+        if name not in fleet.inventories:
+            fleet.inventories[name] = fleet.hosts[name].ask(InventoryQuery())
     return fleet

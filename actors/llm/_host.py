@@ -33,8 +33,7 @@ import collections
 import contextlib
 import functools
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,7 +43,8 @@ from opentelemetry import trace
 
 import otel
 from actors import Actor, ChildSpec, Deferred, Failure, FailureKind, Ref, Restart
-from actors.llm._breaker import Breaker, BreakerSettings, Transition
+from actors.llm._breaker import Breaker, Transition
+from actors.llm._config import BreakerConfig, HostConfig
 from actors.llm._messages import (
     Admission,
     AdmitModel,
@@ -70,7 +70,7 @@ from actors.llm._messages import (
 from actors.llm.providers import Provider, ProviderError, Timeouts, make_client, provider_class
 from actors.lowlevel import IoHandle
 
-__all__ = ["HostMessage", "HostSettings", "ModelHost", "Price"]
+__all__ = ["HostMessage", "ModelHost"]
 
 HostMessage = (
     ChatRequest
@@ -91,62 +91,7 @@ GENAI_PROVIDER = {
 }
 """``gen_ai.provider.name`` per protocol (the well-known values where the convention has one)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """What a model costs, in US dollars per million tokens."""
-
-    input_per_mtok: float
-    output_per_mtok: float
-
-    def cost(self, usage: Usage) -> float:
-        """The cost of one call."""
-        return (
-            usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
-        ) / 1e6
-
-
-@dataclass(frozen=True, slots=True)
-class HostSettings:
-    """Everything a ModelHost needs to know about its endpoint.
-
-    Attributes:
-        name: The host's name (also its actor name).
-        url: The server's base URL.
-        protocol: ``openai``, ``lmstudio``, ``ollama``, ``anthropic`` or ``gemini``.
-        api_key: Sent as the protocol wants it.
-        headers: Extra headers for every request.
-        max_parallel: Requests in flight at once; the rest wait in the queue.
-        queue_limit: How many may wait; beyond that requests are refused ``overloaded``.
-        timeouts: Connect, read and stream-idle timeouts.
-        breaker: Breaker settings (one breaker per model).
-        prices: Price per model id; a model without one has ``cost_usd`` ``None``.
-        transport: ``"aiohttp"`` (the default, fast under concurrency) or ``"httpx"``.
-        models: When not empty, the only models this host serves; a request for any
-            other is refused ``not_found`` without reaching the server.
-    """
-
-    name: str
-    url: str
-    protocol: str
-    api_key: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    max_parallel: int = 4
-    queue_limit: int = 1000
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    breaker: BreakerSettings = field(default_factory=BreakerSettings)
-    prices: Mapping[str, Price] = field(default_factory=dict)
-    transport: str = "aiohttp"
-    models: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        provider_class(self.protocol)  # an unknown protocol fails here, naming the known ones
-        if self.max_parallel < 1:
-            msg = f"host {self.name!r}: max_parallel must be at least 1, got {self.max_parallel}"
-            raise ValueError(msg)
-        if self.queue_limit < 0:
-            msg = f"host {self.name!r}: queue_limit must be 0 or more, got {self.queue_limit}"
-            raise ValueError(msg)
+_DEFAULT_BREAKER = BreakerConfig()
 
 
 class _Stats:
@@ -242,11 +187,23 @@ class _Pending:
     answered: bool = False
 
 
+def _protocol(name: str, settings: HostConfig) -> str:
+    if settings.protocol is None:
+        msg = f"host {name!r}: no protocol (discovery finds it: see Config.host)"
+        raise ValueError(msg)
+    return settings.protocol
+
+
 class ModelHost(Actor[HostMessage]):
     """One LLM server endpoint; see the module docstring for how requests go through.
 
+    The host's name is its actor's name (``system.spawn(ModelHost, name="local",
+    args=(settings,))``, or :meth:`spec` under a supervisor).
+
     Args:
-        settings: The endpoint, its limits, breaker settings and prices.
+        settings: The endpoint, its limits, breaker settings and prices (its
+            ``protocol`` must be set: :meth:`~actors.llm.Config.host` completes a
+            configured section).
         monitor: The ResourceMonitor to ask before a model that is not loaded is used
             (no admission check without one).
         client: An httpx client to share (one is made, and closed at stop, otherwise).
@@ -254,27 +211,33 @@ class ModelHost(Actor[HostMessage]):
 
     def __init__(
         self,
-        settings: HostSettings,
+        settings: HostConfig,
         *,
         monitor: Ref[Any] | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.protocol: str = _protocol(self.name, settings)
         self.monitor = monitor
         self._own_client = client is None
+        timeouts = Timeouts(
+            connect=settings.connect_timeout_s,
+            read=settings.timeout_s,
+            stream_idle=settings.stream_idle_timeout_s,
+        )
         self.client = client or make_client(
             max_connections=max(16, settings.max_parallel * 2),
-            timeouts=settings.timeouts,
+            timeouts=timeouts,
             aiohttp=settings.transport == "aiohttp",
         )
-        self.provider: Provider = provider_class(settings.protocol)(
+        self.provider: Provider = provider_class(self.protocol)(
             settings.url,
             client=self.client,
-            api_key=settings.api_key,
+            api_key=settings.resolved_api_key(),
             headers=settings.headers,
-            timeouts=settings.timeouts,
-            name=settings.name,
+            timeouts=timeouts,
+            name=self.name,
         )
         self._queue: collections.deque[_Pending] = collections.deque()
         self._in_flight: dict[str, _Pending] = {}
@@ -290,14 +253,21 @@ class ModelHost(Actor[HostMessage]):
     @classmethod
     def spec(
         cls,
-        settings: HostSettings,
+        name: str,
+        settings: HostConfig,
         *,
         monitor: Ref[Any] | None = None,
         restart: Restart = Restart.PERMANENT,
     ) -> ChildSpec:
-        """A child spec that starts this host under a supervisor, named after it."""
+        """A child spec that starts this host under a supervisor, named ``name``.
+
+        Raises:
+            ValueError: ``settings`` has no protocol (checked here, before a supervisor
+                would restart a host that cannot start).
+        """
+        _protocol(name, settings)
         return ChildSpec(
-            name=settings.name,
+            name=name,
             actor=cls,
             args=(settings,),
             kwargs={"monitor": monitor},
@@ -561,7 +531,7 @@ class ModelHost(Actor[HostMessage]):
     def _breaker(self, model: str) -> Breaker:
         breaker = self._breakers.get(model)
         if breaker is None:
-            breaker = self._breakers[model] = Breaker(self.settings.breaker)
+            breaker = self._breakers[model] = Breaker(self.settings.breaker or _DEFAULT_BREAKER)
         return breaker
 
     def _stats_for(self, model: str) -> _Stats:
@@ -593,7 +563,7 @@ class ModelHost(Actor[HostMessage]):
             span.add_event(
                 "breaker.transition",
                 {
-                    "gen_ai.request.model": model,
+                    otel.GEN_AI_REQUEST_MODEL: model,
                     "breaker.from": transition.from_state.value,
                     "breaker.to": transition.to_state.value,
                     "breaker.reason": transition.reason,
@@ -621,11 +591,9 @@ class ModelHost(Actor[HostMessage]):
 
     def _request_attributes(self, request: ChatRequest) -> dict[str, Any]:
         attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": GENAI_PROVIDER.get(
-                self.settings.protocol, self.settings.protocol
-            ),
-            "gen_ai.request.model": request.model,
+            otel.GEN_AI_OPERATION_NAME: "chat",
+            otel.GEN_AI_PROVIDER_NAME: GENAI_PROVIDER.get(self.protocol, self.protocol),
+            otel.GEN_AI_REQUEST_MODEL: request.model,
             "server.address": self._server_address,
             "server.port": self._server_port,
             "reactor.host": self.name,
@@ -633,11 +601,11 @@ class ModelHost(Actor[HostMessage]):
             "reactor.stream": request.stream,
         }
         if request.temperature is not None:
-            attributes["gen_ai.request.temperature"] = request.temperature
+            attributes[otel.GEN_AI_REQUEST_TEMPERATURE] = request.temperature
         if request.max_tokens is not None:
-            attributes["gen_ai.request.max_tokens"] = request.max_tokens
+            attributes[otel.GEN_AI_REQUEST_MAX_TOKENS] = request.max_tokens
         if request.stop:
-            attributes["gen_ai.request.stop_sequences"] = list(request.stop)
+            attributes[otel.GEN_AI_REQUEST_STOP_SEQUENCES] = list(request.stop)
         return attributes
 
     @staticmethod
@@ -645,10 +613,10 @@ class ModelHost(Actor[HostMessage]):
         if isinstance(outcome, Completion):
             span.set_attributes(
                 {
-                    "gen_ai.response.model": outcome.model,
-                    "gen_ai.response.finish_reasons": [outcome.finish_reason.value],
-                    "gen_ai.usage.input_tokens": outcome.usage.input_tokens,
-                    "gen_ai.usage.output_tokens": outcome.usage.output_tokens,
+                    otel.GEN_AI_RESPONSE_MODEL: outcome.model,
+                    otel.GEN_AI_RESPONSE_FINISH_REASONS: [outcome.finish_reason.value],
+                    otel.GEN_AI_USAGE_INPUT_TOKENS: outcome.usage.input_tokens,
+                    otel.GEN_AI_USAGE_OUTPUT_TOKENS: outcome.usage.output_tokens,
                 }
             )
             if outcome.ttft_s is not None:
@@ -689,15 +657,15 @@ class ModelHost(Actor[HostMessage]):
         except ProviderError as exc:
             return HostInventory(
                 url=self.settings.url,
-                provider=self.settings.protocol,
+                provider=self.protocol,
                 host=self.name,
                 reachable=exc.failure.kind is not FailureKind.CONNECTION,
                 error=exc.failure.message,
             )
         return HostInventory(
             url=self.settings.url,
-            server=self.settings.protocol,
-            provider=self.settings.protocol,
+            server=self.protocol,
+            provider=self.protocol,
             reachable=True,
             host=self.name,
             models=tuple(models),
@@ -707,7 +675,7 @@ class ModelHost(Actor[HostMessage]):
         if isinstance(outcome, Failure):
             outcome = HostInventory(
                 url=self.settings.url,
-                provider=self.settings.protocol,
+                provider=self.protocol,
                 host=self.name,
                 error=outcome.message,
             )

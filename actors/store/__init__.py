@@ -14,16 +14,13 @@ from actors.store._messages import (
     JournalRead,
     JournalStreamList,
     JournalStreams,
-    StoreRequest,
     StoreStats,
     StoreStatsQuery,
     StreamInfo,
 )
-from actors.store._store import DB_ENV_VAR, MIGRATIONS, Journal, Store, StoreError, default_db_path
+from actors.store._store import Journal, Store, StoreError, default_db_path
 
 __all__ = [
-    "DB_ENV_VAR",
-    "MIGRATIONS",
     "Journal",
     "JournalAppend",
     "JournalAppended",
@@ -35,7 +32,6 @@ __all__ = [
     "JournalStreams",
     "Store",
     "StoreError",
-    "StoreRequest",
     "StoreStats",
     "StoreStatsQuery",
     "StreamInfo",

@@ -1,7 +1,8 @@
 """Loopback fake LLM servers that speak each real protocol, with fault injection.
 
 Part of the product, not only of its tests: the demo falls back to them when no LLM
-server is found, and users test their reactors offline against them::
+server is found (:func:`fake_servers` is :func:`~actors.llm.start_fleet`'s fallback),
+and users test their reactors offline against them::
 
     from actors.testing import FakeServer, Fault, Reply
 
@@ -14,6 +15,7 @@ server is found, and users test their reactors offline against them::
 starts one from the command line.
 """
 
+from actors.testing._fallback import fake_servers
 from actors.testing._protocols import PROTOCOLS, protocol_for
 from actors.testing._server import (
     Exchange,
@@ -36,5 +38,6 @@ __all__ = [
     "FakeToolCall",
     "Fault",
     "Reply",
+    "fake_servers",
     "protocol_for",
 ]

@@ -151,7 +151,6 @@ class OllamaProtocol(FakeProtocol):
     """Ollama's native API on the fake-server engine (default port 11434)."""
 
     name: ClassVar[str] = "ollama"
-    default_port: ClassVar[int] = 11434
     version: ClassVar[str] = "0.12.0"
     """What ``/api/version`` reports."""
 

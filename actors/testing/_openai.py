@@ -81,7 +81,6 @@ class OpenAIProtocol(FakeProtocol):
     """OpenAI's Chat Completions API, as the fake serves it."""
 
     name: ClassVar[str] = "openai"
-    default_port: ClassVar[int] = 0
     owned_by: ClassVar[str] = "system"
     """``owned_by`` in the model list."""
 
@@ -518,7 +517,6 @@ class LMStudioProtocol(OpenAIProtocol):
     """
 
     name: ClassVar[str] = "lmstudio"
-    default_port: ClassVar[int] = 1234
     owned_by: ClassVar[str] = "organization_owner"
 
     def __init__(self, *, v1_api: bool = True) -> None:
@@ -812,7 +810,6 @@ class LlamaCppProtocol(OpenAIProtocol):
     """
 
     name: ClassVar[str] = "llamacpp"
-    default_port: ClassVar[int] = 8080
     owned_by: ClassVar[str] = "llamacpp"
 
     def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
@@ -949,7 +946,6 @@ class VLLMProtocol(OpenAIProtocol):
     """
 
     name: ClassVar[str] = "vllm"
-    default_port: ClassVar[int] = 8000
     owned_by: ClassVar[str] = "vllm"
 
     def __init__(

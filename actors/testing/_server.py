@@ -366,7 +366,6 @@ class FakeProtocol(abc.ABC):
     """One vendor's wire format, for the fake server."""
 
     name: ClassVar[str]
-    default_port: ClassVar[int] = 0
 
     @abc.abstractmethod
     def routes(self, server: FakeServer) -> list[web.RouteDef]:

@@ -1,12 +1,5 @@
 """Wiring the application: the :class:`Engine` over a System, a Store and the fleet."""
 
-from reactor.app._engine import (
-    DEFAULT_MAX_DEPTH,
-    Engine,
-    RunHandle,
-    RunSummary,
-    check_inputs,
-    new_run_id,
-)
+from reactor.app._engine import DEFAULT_MAX_DEPTH, Engine, RunHandle, new_run_id
 
-__all__ = ["DEFAULT_MAX_DEPTH", "Engine", "RunHandle", "RunSummary", "check_inputs", "new_run_id"]
+__all__ = ["DEFAULT_MAX_DEPTH", "Engine", "RunHandle", "new_run_id"]

@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import difflib
 import functools
 import os
 import random
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
 import otel
+import reactor.kinds  # noqa: F401 - registers the built-in step kinds' executors
 from actors import (
     ActorNotFound,
     ChildSpec,
@@ -40,10 +39,9 @@ from actors import (
 from actors.llm import Fleet
 from actors.lowlevel import handoff_for, start_child
 from actors.store import Journal, Store
-from dsl import Plan, Reactor, RecursionLimitError, find, locate
+from dsl import Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
 from reactor.run import (
-    END_STATUS,
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -53,50 +51,28 @@ from reactor.run import (
     InputError,
     Limits,
     Middleware,
-    Owner,
     ResumeError,
     Run,
     RunEvent,
     RunFailedError,
     RunOptions,
-    RunResumed,
     RunServices,
     RunStarted,
+    RunSummary,
     StepError,
+    check_inputs,
     encode_value,
+    latest_owner,
+    list_runs,
     owner_alive,
+    read_history,
     stream_of,
 )
 
-__all__ = ["DEFAULT_MAX_DEPTH", "Engine", "RunHandle", "RunSummary", "check_inputs"]
+__all__ = ["DEFAULT_MAX_DEPTH", "Engine", "RunHandle"]
 
 DEFAULT_MAX_DEPTH = 16
 """How deep runs may compose runs (a run and its composed runs, down to the deepest)."""
-
-
-class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """One run, as ``reactor runs list`` shows it.
-
-    Attributes:
-        run_id: The run.
-        reactor: The reactor's name.
-        locator: Where its definition is found.
-        status: ``running``, ``completed``, ``failed``, ``halted``, ``cancelled``, or
-            ``interrupted`` (its process is gone; it can be resumed).
-        created_at: When it started.
-        updated_at: When its journal last changed.
-        last_event: Its latest journal event.
-        parent: The run that composed it, if any.
-    """
-
-    run_id: str
-    reactor: str
-    locator: str
-    status: str
-    created_at: float
-    updated_at: float
-    last_event: str
-    parent: str | None = None
 
 
 class RunHandle:
@@ -157,55 +133,6 @@ class RunHandle:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():  # not cancelled meanwhile
         waiter.set_result(None)
-
-
-def check_inputs(plan: Plan, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's input values: defaults filled in, transforms applied, types converted.
-
-    Raises:
-        InputError: An unknown input, a missing one, or one that does not convert,
-            naming the reactor and the input.
-    """
-    for name in given:
-        if name not in plan.inputs:
-            close = difflib.get_close_matches(name, list(plan.inputs), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            known = ", ".join(plan.inputs) or "none"
-            raise InputError(
-                f"no such input{hint}; its inputs are: {known}", reactor=plan.reactor, input=name
-            )
-    values: dict[str, Any] = {}
-    for name, spec in plan.inputs.items():
-        if name in given:
-            value = given[name]
-        elif not spec.required:
-            value = spec.default
-        else:
-            raise InputError("is required", reactor=plan.reactor, input=name)
-        if spec.transform is not None and name in given:
-            try:
-                value = spec.transform(value)
-            except Exception as exc:
-                raise InputError(
-                    f"its transform failed: {type(exc).__name__}: {exc}",
-                    reactor=plan.reactor,
-                    input=name,
-                ) from exc
-        if spec.type is not Any:
-            try:
-                value = msgspec.convert(value, spec.type, strict=False)
-            except (msgspec.ValidationError, TypeError) as exc:
-                raise InputError(
-                    f"{value!r} is not a valid {_type_name(spec.type)}: {exc}",
-                    reactor=plan.reactor,
-                    input=name,
-                ) from exc
-        values[name] = value
-    return values
-
-
-def _type_name(kind: Any) -> str:
-    return getattr(kind, "__name__", None) or str(kind)
 
 
 class Engine:
@@ -641,7 +568,7 @@ class Engine:
 
     def history(self, run_id: str) -> list[RunEvent]:
         """The run's journal, decoded (oldest first); empty for an unknown run."""
-        return [RUN_EVENT_DECODER.decode(e.data) for e in self.journal.read(stream_of(run_id))]
+        return read_history(self.journal, run_id)
 
     def resume(
         self, run_id: str, *, middleware: Sequence[Middleware] = (), reason: str = "resumed"
@@ -711,17 +638,9 @@ class Engine:
             started = RUN_EVENT_DECODER.decode(info.first.data)
             if not isinstance(started, RunStarted) or started.parent is not None:
                 continue
-            if not _alive(self._latest_owner(started, info.last_seq)):
+            if owner_alive(latest_owner(self.journal, started, info.last_seq)) is False:
                 found.append(started.run_id)
         return found
-
-    def _latest_owner(self, started: RunStarted, last_seq: int) -> Owner:
-        """The process that ran the run last: its latest ``RunResumed``'s, else its starter."""
-        if last_seq > 1:
-            for event in reversed(self.history(started.run_id)):
-                if isinstance(event, RunResumed):
-                    return event.owner
-        return started.owner
 
     def resume_interrupted(self) -> list[RunHandle]:
         """Resume every run whose process died (see :meth:`interrupted`)."""
@@ -738,48 +657,11 @@ class Engine:
     # ---- listing ----------------------------------------------------------------------------
 
     def runs(self, *, limit: int | None = 50, include_children: bool = False) -> list[RunSummary]:
-        """Runs in the journal, newest first."""
-        summaries = []
-        for info in self.journal.streams(STREAM_PREFIX, limit=limit):
-            if info.first is None:
-                continue
-            started = RUN_EVENT_DECODER.decode(info.first.data)
-            if not isinstance(started, RunStarted):
-                continue
-            if started.parent is not None and not include_children:
-                continue
-            owner = started.owner
-            if info.last_type not in END_STATUS:  # running or interrupted: by whom, last?
-                owner = self._latest_owner(started, info.last_seq)
-            summaries.append(
-                RunSummary(
-                    run_id=started.run_id,
-                    reactor=started.reactor,
-                    locator=started.locator,
-                    status=status_of(info.last_type, owner),
-                    created_at=info.created_at,
-                    updated_at=info.updated_at,
-                    last_event=info.last_type,
-                    parent=started.parent,
-                )
-            )
-        return summaries
+        """Runs in the journal, newest first (what ``reactor runs list`` shows)."""
+        return list_runs(self.journal, limit=limit, include_children=include_children)
 
     def _where(self) -> str:
         return f"store {self.store.name}"
-
-
-def status_of(last_type: str, owner: Owner) -> str:
-    """A run's status from its latest event (``interrupted`` if its process is gone)."""
-    status = END_STATUS.get(last_type)
-    if status is not None:
-        return status
-    return "running" if _alive(owner) else "interrupted"
-
-
-def _alive(owner: Owner) -> bool:
-    """Whether the owner may still be running the run (``True`` when it can't tell)."""
-    return owner_alive(owner) is not False
 
 
 _ids = random.Random()  # seeded from the OS once; an id needs to be unique, not secret
@@ -792,8 +674,3 @@ def new_run_id() -> str:
     source per run is a system call, which on a busy process also gives up the GIL.
     """
     return f"{int(time.time() * 1000):x}-{_ids.getrandbits(24):06x}"
-
-
-def default_db(db_path: str | os.PathLike[str] | None) -> Path:
-    """The database file an engine uses for ``db_path``."""
-    return Store.path_of(db_path)

@@ -31,6 +31,7 @@ from actors import (
 )
 from actors.llm import ChatRequest, Completion, Fleet, start_fleet
 from actors.store import Journal, Store
+from actors.testing import fake_servers
 from otel.testing import InMemorySpanExporter
 
 __all__ = ["run_demo"]
@@ -185,7 +186,7 @@ def run_demo(
         with System(store, name="demo") as system:
             system.bus.subscribe(Event, system.spawn(_Watcher, name="watcher", args=(out,)))
             print(f"  store: {Store.path_of(db_path)}", file=out)
-            fleet = start_fleet(system, fallback="fakes")
+            fleet = start_fleet(system, fallback=fake_servers)
             host, model = _pick_model(fleet, out)
             system.spawn(
                 SupervisorSpec(

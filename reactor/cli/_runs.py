@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import difflib
 import io
 import os
 import queue
@@ -41,10 +40,7 @@ from reactor.observe import (
     make_view,
 )
 from reactor.run import (
-    END_STATUS,
-    RUN_EVENT_DECODER,
-    STREAM_PREFIX,
-    TERMINAL_EVENTS,
+    InputError,
     Owner,
     RunCancelled,
     RunCompleted,
@@ -63,35 +59,36 @@ from reactor.run import (
     StepStarted,
     StepUndoFailed,
     StepUndone,
+    check_inputs,
+    list_runs,
     owner_alive,
-    stream_of,
+    read_history,
+    run_status,
 )
 
 if TYPE_CHECKING:
     from actors import System
     from actors.llm import Fleet
-    from actors.store import Journal, StreamInfo
+    from actors.store import Journal
     from dsl import Reactor
     from reactor.app import Engine, RunHandle
     from reactor.run import Middleware
 
 __all__ = [
     "CliError",
-    "RunRow",
     "RunView",
     "StepView",
-    "check_inputs",
     "fold",
     "format_json",
     "has_ask_steps",
     "leave_now_if_steps_linger",
     "load_reactor",
     "parse_inputs",
+    "require_inputs",
     "run_list",
     "run_reactor",
     "run_resume",
     "run_show",
-    "summarize",
 ]
 
 EXIT_OK = 0
@@ -185,27 +182,18 @@ def parse_inputs(pairs: Sequence[str] = (), json_pairs: Sequence[str] = ()) -> d
     return given
 
 
-def check_inputs(reactor: type[Reactor], given: Mapping[str, Any]) -> None:
-    """Check input names against the reactor's plan.
+def require_inputs(reactor: type[Reactor], given: Mapping[str, Any]) -> None:
+    """Check the command line's inputs with the engine's own checker, before starting.
 
     Raises:
-        CliError: An input the reactor does not have, or a required one not given,
-            naming the reactor and the input.
+        CliError: An input the reactor does not have, a required one not given (with
+            the options that would give it), or one that does not convert.
     """
-    plan = reactor.__plan__
-    declared = plan.inputs
-    for key in given:
-        if key not in declared:
-            close = difflib.get_close_matches(key, list(declared), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            has = f"its inputs: {', '.join(declared)}" if declared else "it takes no inputs"
-            raise CliError(f"reactor {plan.reactor} has no input {key!r}{hint}; {has}")
-    missing = [name for name, spec in declared.items() if spec.required and name not in given]
-    if missing:
-        names = ", ".join(repr(m) for m in missing)
-        example = " ".join(f"--input {m}=..." for m in missing)
-        plural = "s" if len(missing) > 1 else ""
-        raise CliError(f"reactor {plan.reactor} needs the input{plural} {names}: pass {example}")
+    try:
+        check_inputs(reactor.__plan__, given)
+    except InputError as exc:
+        hint = " ".join(f"--input {name}=..." for name in exc.missing)
+        raise CliError(f"{exc}; pass {hint}" if hint else str(exc)) from None
 
 
 def has_ask_steps(reactor: type[Reactor], _seen: set[type[Reactor]] | None = None) -> bool:
@@ -430,13 +418,6 @@ def _cancel_unfinished(view: RunView) -> None:
             each.status, each.ended_at = "cancelled", view.ended_at
 
 
-def live_status(view: RunView) -> str:
-    """The run's status, ``interrupted`` for a ``running`` one whose process is gone."""
-    if view.status == "running" and owner_alive(view.owner) is False:
-        return "interrupted"
-    return view.status
-
-
 # ---- the journal, read-only -----------------------------------------------------------------
 
 
@@ -455,85 +436,6 @@ def _journal(db: Path | None) -> Iterator[Journal]:
         raise CliError(f"no database at {path} (no run has been recorded there)")
     with System(Store.spec(path), name="reactor-cli", default_timeout=30.0) as system:
         yield Journal(system.lookup("store"))
-
-
-def read_history(journal: Journal, run_id: str) -> list[RunEvent]:
-    """The decoded events of a run, in order (empty when there is no such run)."""
-    entries = journal.read(stream_of(run_id))
-    return [RUN_EVENT_DECODER.decode(entry.data) for entry in entries]
-
-
-class RunRow(msgspec.Struct, kw_only=True):
-    """One run in ``reactor runs list``.
-
-    Attributes:
-        run_id: The run.
-        reactor: Its reactor.
-        locator: Where the reactor is loaded from.
-        status: ``running``, ``interrupted``, ``completed``, ``failed``, ``halted``,
-            ``cancelled``.
-        parent: The run that composed it, if any.
-        created_at: When it started.
-        updated_at: When its latest event happened.
-        last_event: The type of its latest event.
-        events: How many events its journal has.
-    """
-
-    run_id: str
-    reactor: str
-    locator: str
-    status: str
-    parent: str | None
-    created_at: float
-    updated_at: float
-    last_event: str
-    events: int
-
-
-def summarize(info: StreamInfo, owner: Owner | None = None) -> RunRow:
-    """A list row from a journal stream's summary (``owner``: its latest, if read)."""
-    run_id = info.stream_id.removeprefix(STREAM_PREFIX)
-    started: RunStarted | None = None
-    if info.first is not None:
-        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-            first = RUN_EVENT_DECODER.decode(info.first.data)
-            started = first if isinstance(first, RunStarted) else None
-    status = END_STATUS.get(info.last_type, "running")
-    latest_owner = owner or (started.owner if started else None)
-    if status == "running" and owner_alive(latest_owner) is False:
-        status = "interrupted"
-    return RunRow(
-        run_id=run_id,
-        reactor=started.reactor if started else "?",
-        locator=started.locator if started else "",
-        status=status,
-        parent=started.parent if started else None,
-        created_at=info.created_at,
-        updated_at=info.updated_at,
-        last_event=info.last_type,
-        events=info.last_seq,
-    )
-
-
-def _latest_owner(journal: Journal, info: StreamInfo) -> Owner | None:
-    """The owner of an unfinished run (reads its events: there are few such runs)."""
-    if info.last_type in TERMINAL_EVENTS or info.last_type == "RunHalted":
-        return None
-    return fold(read_history(journal, info.stream_id.removeprefix(STREAM_PREFIX))).owner
-
-
-def list_runs(journal: Journal, *, limit: int | None, include_children: bool) -> list[RunRow]:
-    """The newest runs first, at most ``limit`` (without composed runs unless asked)."""
-    rows: list[RunRow] = []
-    fetch = limit
-    while True:
-        infos = journal.streams(STREAM_PREFIX, limit=fetch)
-        rows = [summarize(info, _latest_owner(journal, info)) for info in infos]
-        if not include_children:
-            rows = [row for row in rows if row.parent is None]
-        if limit is None or fetch is None or len(rows) >= limit or len(infos) < fetch:
-            return rows[:limit] if limit is not None else rows
-        fetch *= 4
 
 
 def _when(at: float | None) -> str:
@@ -665,7 +567,7 @@ def run_show(
         err.write(f"reactor runs show: error: no run {run_id!r} in the journal\n")
         return EXIT_USAGE
     view = fold(events)
-    view.status = live_status(view)
+    view.status = run_status(view.last_event, view.owner)
     if as_json:
         data = msgspec.to_builtins(view, enc_hook=str)
         for step, built in zip(view.steps, data["steps"], strict=True):
@@ -787,9 +689,10 @@ def _configure_tracing() -> None:
 def _start_fleet(system: System, err: TextIO) -> Fleet:
     """Model hosts for the ``ask`` steps; say which servers they are."""
     from actors.llm import start_fleet  # noqa: PLC0415
+    from actors.testing import fake_servers  # noqa: PLC0415
 
     try:
-        fleet = start_fleet(system, fallback="fakes")
+        fleet = start_fleet(system, fallback=fake_servers)
     except ValueError as exc:
         raise CliError(f"model hosts: {exc}") from None
     if fleet.is_simulated:
@@ -990,7 +893,7 @@ def run_reactor(
             out.write(reactor.to_mermaid().rstrip("\n") + "\n")
             return EXIT_OK
         given = parse_inputs(inputs, json_inputs)
-        check_inputs(reactor, given)
+        require_inputs(reactor, given)
         if max_concurrency is not None and max_concurrency < 1:
             raise CliError("--max-concurrency must be at least 1")
         if timeout is not None and not timeout > 0:

@@ -1,5 +1,49 @@
-"""The executors of the step kinds: what running each kind of step means."""
+"""The executors of the step kinds: what running each kind of step means.
 
-from reactor.kinds._composites import run_composite
+One file per kind, named like its definition in ``dsl/kinds/``; importing this package
+registers them all (the engine imports it, so they are always there).
 
-__all__ = ["run_composite"]
+=============  =====================  ======================================
+kind           file                   how an attempt runs
+=============  =====================  ======================================
+``function``   ``_function.py``       on the event loop, or in the worker pool
+``ask``        ``_ask.py``            a request to a ModelHost actor
+``template``   ``_template.py``       at once, in the run
+``collect``    ``_collect.py``        at once, in the run
+``compose``    ``_compose.py``        a child run
+``for_each``   ``_for_each.py``       a child run per element
+``switch``     ``_switch.py``         the chosen branch's child run
+``group``      ``_group.py``          ``before``, a child run, ``after``
+``around``     ``_around.py``         the user's wrapper around a child run
+=============  =====================  ======================================
+
+A kind of your own: :func:`register` its definition (a :class:`dsl.kinds.StepKind`)
+and its executor (a :class:`reactor.run.StepExecutor`) together.
+"""
+
+from reactor.kinds._around import AroundExecutor
+from reactor.kinds._ask import AskExecutor
+from reactor.kinds._collect import CollectExecutor
+from reactor.kinds._compose import ComposeExecutor
+from reactor.kinds._composite import CompositeExecutor
+from reactor.kinds._for_each import ForEachExecutor
+from reactor.kinds._function import FunctionExecutor
+from reactor.kinds._group import GroupExecutor
+from reactor.kinds._registry import register, unregister
+from reactor.kinds._switch import SwitchExecutor
+from reactor.kinds._template import TemplateExecutor
+
+__all__ = [
+    "AroundExecutor",
+    "AskExecutor",
+    "CollectExecutor",
+    "ComposeExecutor",
+    "CompositeExecutor",
+    "ForEachExecutor",
+    "FunctionExecutor",
+    "GroupExecutor",
+    "SwitchExecutor",
+    "TemplateExecutor",
+    "register",
+    "unregister",
+]

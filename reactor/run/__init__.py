@@ -2,9 +2,18 @@
 
 A run is a :class:`Run` actor: it dispatches ready steps, receives each outcome as a
 message, journals it, and rolls back completed steps when the run fails. Its journal is
-a stream of :class:`RunEvent` records (``run:<run_id>``).
+a stream of :class:`RunEvent` records (``run:<run_id>``). The loop knows no step kinds:
+each kind's :class:`StepExecutor` (registered with :func:`register_executor`; the
+built-in ones by :mod:`reactor.kinds`) starts, interprets, cancels and undoes its
+attempts.
+
+Modules: ``_run`` (the loop), ``_state`` (run-time state), ``_replay`` (reading the
+journal back), ``_outbox`` (batched journal appends), ``_invoke`` (calling user code),
+``_classify`` (what a failure means), ``_executor`` (the executor protocol and registry),
+``_services`` (what the engine hands a run).
 """
 
+from reactor.run._classify import StepFailure
 from reactor.run._codec import EncodeError, encode_value
 from reactor.run._errors import (
     InputError,
@@ -14,11 +23,21 @@ from reactor.run._errors import (
     RunFailedError,
     RunHaltedError,
 )
+from reactor.run._executor import (
+    Attempt,
+    Cancellable,
+    StepExecutor,
+    executor_for,
+    register_executor,
+    unregister_executor,
+)
+from reactor.run._inputs import check_inputs
+from reactor.run._invoke import Err, Ok, Outcome
 from reactor.run._limits import Limits
+from reactor.run._listing import RunSummary, latest_owner, list_runs, read_history, run_status
 from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
 from reactor.run._owner import THIS_PROCESS, owner_alive
 from reactor.run._records import (
-    END_STATUS,
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -42,20 +61,25 @@ from reactor.run._records import (
     StepUndone,
     stream_of,
 )
-from reactor.run._run import CancelRun, ChildRunner, Run, RunOptions, RunServices
+from reactor.run._run import Run
+from reactor.run._services import CancelRun, ChildRunner, RunOptions, RunServices
 
 __all__ = [
-    "END_STATUS",
     "RUN_EVENT_DECODER",
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
     "THIS_PROCESS",
+    "Attempt",
     "CancelRun",
+    "Cancellable",
     "ChildRunner",
     "EncodeError",
+    "Err",
     "InputError",
     "Limits",
     "Middleware",
+    "Ok",
+    "Outcome",
     "Owner",
     "ResumeError",
     "Run",
@@ -74,19 +98,30 @@ __all__ = [
     "RunResumed",
     "RunServices",
     "RunStarted",
+    "RunSummary",
     "RunUndone",
     "StepCompensated",
     "StepCompleted",
     "StepError",
     "StepEvent",
     "StepEventKind",
+    "StepExecutor",
     "StepFailed",
+    "StepFailure",
     "StepSkipped",
     "StepStarted",
     "StepUndoFailed",
     "StepUndone",
     "StepsAdded",
+    "check_inputs",
     "encode_value",
+    "executor_for",
+    "latest_owner",
+    "list_runs",
     "owner_alive",
+    "read_history",
+    "register_executor",
+    "run_status",
     "stream_of",
+    "unregister_executor",
 ]

@@ -48,13 +48,17 @@ class InputError(RunError, ValueError):
 
     Attributes:
         input: The input concerned.
+        missing: Every required input that was not given (empty for other problems).
     """
 
-    def __init__(self, problem: str, *, reactor: str, input: str) -> None:
+    def __init__(
+        self, problem: str, *, reactor: str, input: str, missing: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(
             f"reactor {reactor!r}, input {input!r}: {problem}", run_id="", reactor=reactor
         )
         self.input = input
+        self.missing = missing
 
 
 class RunFailedError(RunError):

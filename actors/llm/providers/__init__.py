@@ -11,20 +11,17 @@ from actors.llm.providers._base import (
     ProviderError,
     Timeouts,
     make_client,
-    parse_retry_after,
 )
 
 __all__ = [
-    "PROVIDERS",
     "Provider",
     "ProviderError",
     "Timeouts",
     "make_client",
-    "parse_retry_after",
     "provider_class",
 ]
 
-PROVIDERS: dict[str, tuple[str, str]] = {
+_PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": ("actors.llm.providers._openai", "OpenAIProvider"),
     "lmstudio": ("actors.llm.providers._openai", "LMStudioProvider"),
     "ollama": ("actors.llm.providers._ollama", "OllamaProvider"),
@@ -37,9 +34,9 @@ PROVIDERS: dict[str, tuple[str, str]] = {
 def provider_class(protocol: str) -> type[Provider]:
     """The provider class for a protocol; an unknown name lists the known ones."""
     try:
-        module_name, class_name = PROVIDERS[protocol]
+        module_name, class_name = _PROVIDERS[protocol]
     except KeyError:
-        known = ", ".join(sorted(PROVIDERS))
+        known = ", ".join(sorted(_PROVIDERS))
         raise ValueError(
             f"unknown provider protocol {protocol!r}; expected one of: {known}"
         ) from None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from actors import FailureKind
-from actors.llm._breaker import Breaker, BreakerSettings
+from actors.llm import BreakerConfig
+from actors.llm._breaker import Breaker
 from actors.llm._messages import BreakerState
 
 CLOSED, OPEN, HALF = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -21,7 +22,7 @@ class Clock:
 
 def make(**settings: object) -> tuple[Breaker, Clock]:
     clock = Clock()
-    return Breaker(BreakerSettings(**settings), clock), clock  # type: ignore[arg-type]
+    return Breaker(BreakerConfig.model_validate(settings), clock), clock
 
 
 def fail(breaker: Breaker, kind: FailureKind = FailureKind.SERVER_ERROR, n: int = 1) -> None:
@@ -32,7 +33,7 @@ def fail(breaker: Breaker, kind: FailureKind = FailureKind.SERVER_ERROR, n: int 
 
 
 def test_opens_after_consecutive_failures_and_a_success_resets_the_count() -> None:
-    breaker, _ = make(failure_threshold=3, min_calls=100)
+    breaker, _ = make(failure_threshold=3, min_calls=100, window=100)
     fail(breaker, n=2)
     breaker.success()
     fail(breaker, n=2)
@@ -143,7 +144,7 @@ def test_an_uncounted_probe_outcome_frees_its_slot_and_a_cancel_releases_it() ->
 
 
 def test_invalid_settings_name_the_field() -> None:
-    with pytest.raises(ValueError, match="failure_rate must be in"):
-        BreakerSettings(failure_rate=1.5)
+    with pytest.raises(ValueError, match="failure_rate"):
+        BreakerConfig(failure_rate=1.5)
     with pytest.raises(ValueError, match="half_open_probes"):
-        BreakerSettings(half_open_probes=0)
+        BreakerConfig(half_open_probes=0)

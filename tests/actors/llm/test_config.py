@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from actors import FailureKind
+from actors.llm import Usage
 from actors.llm._config import (
     BreakerConfig,
     Config,
     ConfigError,
+    HostConfig,
     PriceConfig,
     default_config_path,
     load_config,
@@ -51,7 +54,7 @@ def test_no_file_and_no_environment_gives_the_defaults() -> None:
     assert config.prices == {}
     assert config.breaker == BreakerConfig()
     assert config.breaker.failure_threshold == 5
-    assert config.breaker.counted == [
+    assert config.breaker.counted == {
         FailureKind.TIMEOUT,
         FailureKind.SERVER_ERROR,
         FailureKind.OVERLOADED,
@@ -59,7 +62,7 @@ def test_no_file_and_no_environment_gives_the_defaults() -> None:
         FailureKind.INVALID_RESPONSE,
         FailureKind.RATE_LIMITED,
         FailureKind.AUTH,
-    ]
+    }
     assert FailureKind.BAD_REQUEST not in config.breaker.counted
     assert config.resources.budget() is None
     assert config.resources.poll_s == 5.0
@@ -134,19 +137,21 @@ urls = ["http://10.0.0.2:11434"]
         2,
     )
     assert local.headers == {"x-team": "a"}
-    assert local.models == ["m1"]
+    assert local.models == ("m1",)
     assert (local.queue_limit, local.timeout_s, local.connect_timeout_s) == (1000, 120.0, 5.0)
     assert local.stream_idle_timeout_s == 60.0
     assert config.hosts["cloud"].protocol is None
     assert config.hosts["cloud"].resolved_api_key(env={}) == "sk-secret"
     assert "sk-secret" not in repr(config)
-    assert config.breaker.counted == [FailureKind.TIMEOUT, FailureKind.CONNECTION]
+    assert config.breaker.counted == {FailureKind.TIMEOUT, FailureKind.CONNECTION}
     # The host's breaker overrides only the fields it sets.
-    merged = config.breaker_for("local")
+    merged = config.host("local").breaker
+    assert merged is not None
     assert (merged.failure_threshold, merged.open_s) == (2, 1.5)
-    assert merged.counted == [FailureKind.TIMEOUT, FailureKind.CONNECTION]
-    assert config.breaker_for("cloud") == config.breaker
-    assert config.breaker_for("unknown") == config.breaker
+    assert merged.counted == {FailureKind.TIMEOUT, FailureKind.CONNECTION}
+    assert config.host("cloud").breaker == config.breaker
+    found = HostConfig(url="http://127.0.0.1:9")  # discovered: not in the file
+    assert config.host("unknown", found).breaker == config.breaker
     assert config.resources.budget() == int(1.5 * GIB)
     assert config.discovery.urls == ["http://10.0.0.2:11434"]
 
@@ -156,8 +161,10 @@ def test_example_file_loads() -> None:
     config = load_config(ROOT / "examples" / "reactor.toml", env={})
     assert set(config.hosts) == {"local", "ollama", "claude"}
     assert config.hosts["claude"].api_key_env == "ANTHROPIC_API_KEY"
-    assert config.breaker_for("ollama").failure_threshold == 3
-    assert config.price_for("anyhost", "claude-sonnet-4-5") is not None
+    ollama = config.host("ollama")
+    assert ollama.breaker is not None
+    assert ollama.breaker.failure_threshold == 3
+    assert "claude-sonnet-4-5" in config.host("claude").prices
     assert config.resources.budget() == 20 * GIB
     assert config.discovery.urls
 
@@ -284,9 +291,9 @@ def test_env_overrides_the_file_including_nested_host_fields(tmp_path: Path) -> 
     config = load_config(path, env=env)
     assert config.breaker.failure_threshold == 3
     assert config.breaker.window == 30  # the file's value stays
-    assert config.breaker.counted == [FailureKind.TIMEOUT]
+    assert config.breaker.counted == {FailureKind.TIMEOUT}
     assert config.hosts["Local"].max_parallel == 8
-    assert config.breaker_for("Local").open_s == 0.5
+    assert config.host("Local").breaker == config.breaker.model_copy(update={"open_s": 0.5})
     assert config.hosts["new"].url == "http://127.0.0.1:1234"
     assert config.resources.budget() == 20 * GIB
     assert config.resources.nvml is False
@@ -309,7 +316,7 @@ def test_env_text_that_looks_like_a_number_stays_text() -> None:
     }
     host = load_config(env=env).hosts["h"]
     assert host.resolved_api_key(env={}) == "1.50"
-    assert host.models == ["a", "b"]
+    assert host.models == ("a", "b")
 
 
 def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
@@ -340,25 +347,49 @@ def test_bad_env_names_are_errors(tmp_path: Path) -> None:
 # ---- prices and keys ------------------------------------------------------------------
 
 
-def test_price_for_prefers_host_model_then_model() -> None:
-    """host/model wins over model; unpriced is None, never zero."""
+def test_a_hosts_prices_are_its_own_then_host_model_then_model() -> None:
+    """The host's own prices win over host/model, which wins over model; unpriced is absent."""
+    url = "http://127.0.0.1:9"
     config = Config.model_validate(
         {
+            "hosts": {
+                "local": {"url": url},
+                "cloud": {"url": url},
+                "own": {"url": url, "prices": {"m": {"input_per_mtok": 9, "output_per_mtok": 9}}},
+            },
             "prices": {
                 "m": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
                 "local/m": {"input_per_mtok": 0.1, "output_per_mtok": 0.2},
+                "local/n": {"input_per_mtok": 0.1, "output_per_mtok": 0.2},
                 "qwen/qwen3-8b": {"input_per_mtok": 0.5, "output_per_mtok": 0.5},
-            }
+                "lms/org/model": {"input_per_mtok": 0.3, "output_per_mtok": 0.3},
+            },
         }
     )
-    assert config.price_for("local", "m") == PriceConfig(input_per_mtok=0.1, output_per_mtok=0.2)
-    assert config.price_for("cloud", "m") == PriceConfig(input_per_mtok=1.0, output_per_mtok=2.0)
-    assert config.price_for("cloud", "other") is None
+    local = config.host("local").prices
+    assert local["m"] == PriceConfig(input_per_mtok=0.1, output_per_mtok=0.2)
+    cloud = config.host("cloud").prices
+    assert cloud["m"] == PriceConfig(input_per_mtok=1.0, output_per_mtok=2.0)
+    assert "other" not in cloud
+    assert "local/n" not in cloud  # another host's price
+    assert config.host("own").prices["m"].input_per_mtok == 9
     # Model ids may contain '/' themselves (LM Studio, vLLM).
-    assert config.price_for("lms", "qwen/qwen3-8b") is not None
-    price = config.price_for("cloud", "m")
-    assert price is not None
-    assert price.cost(1_000_000, 500_000) == pytest.approx(2.0)
+    lms = config.host("lms", HostConfig(url=url)).prices
+    assert {"qwen/qwen3-8b", "org/model"} <= set(lms)
+
+
+def test_the_one_price_formula_is_per_million_tokens() -> None:
+    """Input and output tokens at their own prices, per million."""
+    price = PriceConfig(input_per_mtok=1.0, output_per_mtok=2.0)
+    usage = Usage(input_tokens=1_000_000, output_tokens=500_000)
+    assert price.cost(usage) == pytest.approx(2.0)
+
+
+def test_sections_are_frozen() -> None:
+    """Settings handed to a host never change under it."""
+    host = HostConfig(url="http://127.0.0.1:9")
+    with pytest.raises(ValidationError):
+        host.max_parallel = 9
 
 
 def test_api_key_env_is_resolved_from_the_environment() -> None:

@@ -15,7 +15,8 @@ from actors import AskError, FailureKind, System
 from actors.llm._config import Config
 from actors.llm._fleet import start_fleet
 from actors.llm._messages import InventoryQuery
-from actors.testing import FakeModel, FakeServer
+from actors.testing import FakeModel, FakeServer, fake_servers
+from tests.support.hosts import chat
 
 GB = 1_000_000_000
 
@@ -46,10 +47,10 @@ def test_configured_hosts_are_probed_and_discovered_ones_added(
         assert not fleet.is_simulated
         assert fleet.inventories["mine"].server == "ollama"
         assert ("lmstudio", "gemma") in fleet.models()
-        answer = system.chat("mine", "hi", model="llama3.2")
+        answer = chat(system, "mine", "hi", model="llama3.2")
         assert answer.provider == "ollama"
         assert answer.cost_usd is not None
-        assert system.chat("lmstudio", "hi", model="gemma").provider == "lmstudio"
+        assert chat(system, "lmstudio", "hi", model="gemma").provider == "lmstudio"
 
 
 def test_an_unrecognisable_host_without_protocol_is_an_error_naming_it(system: System) -> None:
@@ -59,11 +60,11 @@ def test_an_unrecognisable_host_without_protocol_is_an_error_naming_it(system: S
 
 
 def test_no_server_found_falls_back_to_fakes_and_says_so(system: System) -> None:
-    fleet = start_fleet(system, config(discovery={"enabled": False}), fallback="fakes")
+    fleet = start_fleet(system, config(discovery={"enabled": False}), fallback=fake_servers)
     try:
         assert fleet.is_simulated
         assert set(fleet.hosts) == {"simulated-openai", "simulated-ollama"}
-        answer = system.chat("simulated-ollama", "hello", model="fake-small")
+        answer = chat(system, "simulated-ollama", "hello", model="fake-small")
         assert "fake-small" in answer.content
     finally:
         fleet.close()
@@ -82,17 +83,17 @@ def test_admission_unloads_the_least_recently_used_idle_model(system: System) ->
             resources={"nvml": False, "budget_bytes": 14 * GB, "poll_s": 0.2},
         )
         fleet = start_fleet(system, cfg)
-        system.chat("gpu", "a", model="old")
+        chat(system, "gpu", "a", model="old")
         time.sleep(0.01)
-        system.chat("gpu", "b", model="recent")
+        chat(system, "gpu", "b", model="recent")
         system.lookup("gpu").ask(InventoryQuery(refresh=True))
-        answer = system.chat("gpu", "c", model="new", timeout=10)
+        answer = chat(system, "gpu", "c", model="new", timeout=10)
         assert answer.content
         assert not server.models["old"].loaded  # unloaded through /api/chat keep_alive 0
         assert server.models["recent"].loaded
         assert server.models["new"].loaded
         with pytest.raises(AskError) as caught:
-            system.chat("gpu", "d", model="huge", timeout=10)
+            chat(system, "gpu", "d", model="huge", timeout=10)
         assert caught.value.kind is FailureKind.INSUFFICIENT_MEMORY
         assert "huge" in caught.value.failure.message
         assert fleet.monitor is not None

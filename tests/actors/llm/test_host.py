@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+import otel
 from actors import AskError, FailureKind, System
-from actors.llm._breaker import BreakerSettings
-from actors.llm._host import HostSettings, Price
+from actors.llm import BreakerConfig, HostConfig, ModelHost, PriceConfig
 from actors.llm._messages import (
     BreakerState,
     BreakerTransition,
@@ -31,9 +31,9 @@ from actors.llm._messages import (
     ModelLoadChanged,
     UnloadModel,
 )
-from actors.llm.providers._base import Timeouts
 from actors.testing import FakeModel, FakeServer, Fault, Reply
 from otel.testing import InMemorySpanExporter
+from tests.support.hosts import chat, chat_async, start_host, start_host_async
 
 
 @pytest.fixture
@@ -42,17 +42,18 @@ def fake() -> Iterator[FakeServer]:
         yield server
 
 
-def settings(server: FakeServer, **overrides: object) -> HostSettings:
+def settings(server: FakeServer, **overrides: object) -> HostConfig:
     base: dict[str, object] = {
-        "name": "local",
         "url": server.url,
         "protocol": "openai",
         "max_parallel": 4,
-        "prices": {"fake-small": Price(input_per_mtok=1.0, output_per_mtok=2.0)},
-        "timeouts": Timeouts(connect=1.0, read=5.0, stream_idle=1.0),
+        "prices": {"fake-small": PriceConfig(input_per_mtok=1.0, output_per_mtok=2.0)},
+        "connect_timeout_s": 1.0,
+        "timeout_s": 5.0,
+        "stream_idle_timeout_s": 1.0,
     }
     base.update(overrides)
-    return HostSettings(**base)  # type: ignore[arg-type]
+    return HostConfig.model_validate(base)
 
 
 def transitions(system: System) -> queue.Queue[BreakerTransition]:
@@ -62,9 +63,9 @@ def transitions(system: System) -> queue.Queue[BreakerTransition]:
 
 
 def test_sync_chat_returns_a_typed_completion_with_cost(system: System, fake: FakeServer) -> None:
-    system.add_host(settings(fake))
+    start_host(system, settings(fake))
     fake.script(Reply(text="Paris", input_tokens=10, output_tokens=4))
-    answer = system.chat("local", "Capital of France?", model="fake-small")
+    answer = chat(system, "local", "Capital of France?", model="fake-small")
     assert isinstance(answer, Completion)
     assert answer.content == "Paris"
     assert answer.host == "local"
@@ -72,14 +73,14 @@ def test_sync_chat_returns_a_typed_completion_with_cost(system: System, fake: Fa
     assert (answer.usage.input_tokens, answer.usage.output_tokens) == (10, 4)
     assert answer.cost_usd == pytest.approx((10 * 1.0 + 4 * 2.0) / 1e6)
     assert answer.latency_s > 0
-    unpriced = system.chat("local", "Hi", model="fake-large")
+    unpriced = chat(system, "local", "Hi", model="fake-large")
     assert unpriced.cost_usd is None
 
 
 async def test_async_chat(system: System, fake: FakeServer) -> None:
-    await system.add_host_async(settings(fake))
+    await start_host_async(system, settings(fake))
     answers = await asyncio.gather(
-        *(system.chat_async("local", f"q{i}", model="fake-small") for i in range(5))
+        *(chat_async(system, "local", f"q{i}", model="fake-small") for i in range(5))
     )
     assert [a.content.endswith(f"q{i}") for i, a in enumerate(answers)] == [True] * 5
 
@@ -87,9 +88,9 @@ async def test_async_chat(system: System, fake: FakeServer) -> None:
 def test_a_priced_model_without_reported_usage_is_never_silently_free(
     system: System, fake: FakeServer
 ) -> None:
-    system.add_host(settings(fake))
+    start_host(system, settings(fake))
     fake.script(Reply(text="twelve chars", input_tokens=0, output_tokens=0))
-    answer = system.chat("local", "x", model="fake-small")
+    answer = chat(system, "local", "x", model="fake-small")
     assert answer.cost_usd is not None
     assert answer.cost_usd > 0
     assert answer.extras["usage_estimated"] is True
@@ -97,9 +98,9 @@ def test_a_priced_model_without_reported_usage_is_never_silently_free(
 
 async def test_max_parallel_is_respected_and_the_rest_queue(system: System) -> None:
     with FakeServer("openai", models=["m"], latency=0.1) as server:
-        await system.add_host_async(settings(server, max_parallel=2))
+        await start_host_async(system, settings(server, max_parallel=2))
         answers = await asyncio.gather(
-            *(system.chat_async("local", "x", model="m") for _ in range(6))
+            *(chat_async(system, "local", "x", model="m") for _ in range(6))
         )
         assert len(answers) == 6
         assert server.peak_in_flight == 2
@@ -108,7 +109,7 @@ async def test_max_parallel_is_respected_and_the_rest_queue(system: System) -> N
 def test_a_request_whose_deadline_passes_in_the_queue_is_never_sent(
     system: System, fake: FakeServer
 ) -> None:
-    system.add_host(settings(fake, max_parallel=1))
+    start_host(system, settings(fake, max_parallel=1))
     fake.inject(Fault(latency=0.5))
     first = system.lookup("local")
     slow = ChatRequest.prompt("fake-small", "slow")
@@ -116,7 +117,7 @@ def test_a_request_whose_deadline_passes_in_the_queue_is_never_sent(
     threading_ask(first, slow, answers, timeout=5)
     time.sleep(0.05)
     with pytest.raises(AskError) as caught:
-        system.chat("local", "late", model="fake-small", timeout=0.2)
+        chat(system, "local", "late", model="fake-small", timeout=0.2)
     assert caught.value.kind is FailureKind.TIMEOUT
     assert isinstance(answers.get(timeout=5), Completion)
     time.sleep(0.05)
@@ -138,7 +139,7 @@ def threading_ask(
 
 
 def test_a_full_queue_refuses_at_once(system: System, fake: FakeServer) -> None:
-    system.add_host(settings(fake, max_parallel=1, queue_limit=1))
+    start_host(system, settings(fake, max_parallel=1, queue_limit=1))
     fake.inject(Fault(latency=0.3, times=2))
     out: queue.Queue[object] = queue.Queue()
     threading_ask(system.lookup("local"), ChatRequest.prompt("fake-small", "a"), out, 5)
@@ -146,7 +147,7 @@ def test_a_full_queue_refuses_at_once(system: System, fake: FakeServer) -> None:
     threading_ask(system.lookup("local"), ChatRequest.prompt("fake-small", "b"), out, 5)
     time.sleep(0.05)
     with pytest.raises(AskError) as caught:
-        system.chat("local", "c", model="fake-small")
+        chat(system, "local", "c", model="fake-small")
     assert caught.value.kind is FailureKind.OVERLOADED
     assert "queue full" in caught.value.failure.message
     assert isinstance(out.get(timeout=5), Completion)
@@ -155,12 +156,12 @@ def test_a_full_queue_refuses_at_once(system: System, fake: FakeServer) -> None:
 
 def test_breaker_opens_fails_fast_then_probes_and_closes(system: System, fake: FakeServer) -> None:
     events = transitions(system)
-    breaker = BreakerSettings(failure_threshold=3, open_s=0.3, min_calls=100)
-    system.add_host(settings(fake, breaker=breaker))
+    breaker = BreakerConfig(failure_threshold=3, open_s=0.3, min_calls=100, window=100)
+    start_host(system, settings(fake, breaker=breaker))
     fake.inject(Fault(status=500, times=3))
     for _ in range(3):
         with pytest.raises(AskError) as caught:
-            system.chat("local", "x", model="fake-small")
+            chat(system, "local", "x", model="fake-small")
         assert caught.value.kind is FailureKind.SERVER_ERROR
     opened = events.get(timeout=2)
     assert (opened.model, opened.from_state, opened.to_state) == (
@@ -171,14 +172,14 @@ def test_breaker_opens_fails_fast_then_probes_and_closes(system: System, fake: F
     assert opened.open_for_s == pytest.approx(0.3)
     sent = len(fake.calls)
     with pytest.raises(AskError) as fast:
-        system.chat("local", "x", model="fake-small")
+        chat(system, "local", "x", model="fake-small")
     assert fast.value.kind is FailureKind.CIRCUIT_OPEN
     assert fast.value.failure.retry_after is not None
     assert len(fake.calls) == sent  # failed fast: never reached the server
     # Another model on the same host is unaffected.
-    assert system.chat("local", "x", model="fake-large").content
+    assert chat(system, "local", "x", model="fake-large").content
     time.sleep(0.35)
-    assert system.chat("local", "x", model="fake-small").content
+    assert chat(system, "local", "x", model="fake-small").content
     assert [events.get(timeout=2).to_state for _ in range(2)] == [
         BreakerState.HALF_OPEN,
         BreakerState.CLOSED,
@@ -186,11 +187,11 @@ def test_breaker_opens_fails_fast_then_probes_and_closes(system: System, fake: F
 
 
 def test_bad_requests_do_not_open_the_breaker(system: System, fake: FakeServer) -> None:
-    system.add_host(settings(fake, breaker=BreakerSettings(failure_threshold=2)))
+    start_host(system, settings(fake, breaker=BreakerConfig(failure_threshold=2)))
     fake.inject(Fault(status=400, times=4))
     for _ in range(4):
         with pytest.raises(AskError) as caught:
-            system.chat("local", "x", model="fake-small")
+            chat(system, "local", "x", model="fake-small")
         assert caught.value.kind is FailureKind.BAD_REQUEST
     stats: HostStats = system.lookup("local").ask(HostStatsQuery())
     (small,) = [m for m in stats.models if m.model == "fake-small"]
@@ -203,28 +204,29 @@ def test_a_connection_failure_counts_for_every_model_of_the_host(system: System)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     events = transitions(system)
-    system.add_host(
-        HostSettings(
-            name="gone",
+    start_host(
+        system,
+        HostConfig(
             url=f"http://127.0.0.1:{port}",
             protocol="openai",
-            breaker=BreakerSettings(failure_threshold=2, min_calls=100),
-        )
+            breaker=BreakerConfig(failure_threshold=2, min_calls=100, window=100),
+        ),
+        name="gone",
     )
     for model in ("a", "b"):
         with pytest.raises(AskError) as caught:
-            system.chat("gone", "x", model=model)
+            chat(system, "gone", "x", model=model)
         assert caught.value.kind is FailureKind.CONNECTION
     # "a" failed once itself; b's connection failure counted for it too, so it is open.
     opened = events.get(timeout=2)
     assert (opened.model, opened.to_state) == ("a", BreakerState.OPEN)
     with pytest.raises(AskError) as fast:
-        system.chat("gone", "x", model="a")
+        chat(system, "gone", "x", model="a")
     assert fast.value.kind is FailureKind.CIRCUIT_OPEN
 
 
 async def test_cancel_an_in_flight_request(system: System, fake: FakeServer) -> None:
-    ref = await system.add_host_async(settings(fake))
+    ref = await start_host_async(system, settings(fake))
     fake.inject(Fault(hang=True))
     request = ChatRequest.prompt("fake-small", "never")
     pending = asyncio.ensure_future(ref.ask_async(request, timeout=10))
@@ -237,7 +239,7 @@ async def test_cancel_an_in_flight_request(system: System, fake: FakeServer) -> 
         await pending
     assert caught.value.kind is FailureKind.CANCELLED
     # The slot is free again and the breaker did not count the cancellation.
-    answer = await system.chat_async("local", "next", model="fake-small")
+    answer = await chat_async(system, "local", "next", model="fake-small")
     assert answer.content
     stats: HostStats = await ref.ask_async(HostStatsQuery())
     (small,) = [m for m in stats.models if m.model == "fake-small"]
@@ -246,13 +248,13 @@ async def test_cancel_an_in_flight_request(system: System, fake: FakeServer) -> 
 
 
 def test_statistics_per_model(system: System, fake: FakeServer) -> None:
-    system.add_host(settings(fake))
+    start_host(system, settings(fake))
     for i in range(5):
         fake.script(Reply(text="a b c d", input_tokens=3, output_tokens=4))
-        system.chat("local", f"q{i}", model="fake-small")
+        chat(system, "local", f"q{i}", model="fake-small")
     fake.inject(Fault(status=503))
     with pytest.raises(AskError):
-        system.chat("local", "x", model="fake-small")
+        chat(system, "local", "x", model="fake-small")
     stats: HostStats = system.lookup("local").ask(HostStatsQuery())
     assert (stats.host, stats.in_flight, stats.queued, stats.max_parallel) == ("local", 0, 0, 4)
     (small,) = [m for m in stats.models if m.model == "fake-small"]
@@ -268,9 +270,9 @@ def test_statistics_per_model(system: System, fake: FakeServer) -> None:
 
 def test_streaming_on_the_wire_measures_time_to_first_token(system: System) -> None:
     with FakeServer("openai", models=["m"], ttft=0.05) as server:
-        system.add_host(settings(server))
+        start_host(system, settings(server))
         server.script(Reply(text="one two three"))
-        answer = system.chat("local", ChatRequest.prompt("m", "count", stream=True))
+        answer = chat(system, "local", ChatRequest.prompt("m", "count", stream=True))
         assert answer.content == "one two three"
         assert answer.ttft_s is not None
         assert answer.ttft_s >= 0.04
@@ -281,7 +283,7 @@ def test_load_and_unload_through_the_host(system: System) -> None:
     with FakeServer("lmstudio", models=models) as server:
         changes: queue.Queue[ModelLoadChanged] = queue.Queue()
         system.bus.subscribe(ModelLoadChanged, changes)
-        ref = system.add_host(settings(server, protocol="lmstudio"))
+        ref = start_host(system, settings(server, protocol="lmstudio"))
         inventory = ref.ask(InventoryQuery())
         assert {m.id: m.loaded for m in inventory.models} == {"qwen": False, "llama": True}
         assert ref.ask(LoadModel(model="qwen")).loaded is True
@@ -299,12 +301,12 @@ def test_load_and_unload_through_the_host(system: System) -> None:
 def test_chat_spans_follow_the_genai_conventions(
     system: System, fake: FakeServer, spans: InMemorySpanExporter
 ) -> None:
-    system.add_host(settings(fake))
+    start_host(system, settings(fake))
     fake.script(Reply(text="ok", input_tokens=7, output_tokens=2))
-    system.chat("local", ChatRequest.prompt("fake-small", "hi", temperature=0.2, max_tokens=50))
+    chat(system, "local", ChatRequest.prompt("fake-small", "hi", temperature=0.2, max_tokens=50))
     fake.inject(Fault(status=429, retry_after=1))
     with pytest.raises(AskError):
-        system.chat("local", "again", model="fake-small")
+        chat(system, "local", "again", model="fake-small")
     from otel.testing import wait_for_spans
 
     finished = wait_for_spans(spans, ["chat fake-small"])
@@ -314,14 +316,14 @@ def test_chat_spans_follow_the_genai_conventions(
         finished = tuple(spans.get_finished_spans())
     ok, failed = [s for s in finished if s.name == "chat fake-small"]
     attrs = dict(ok.attributes or {})
-    assert attrs["gen_ai.operation.name"] == "chat"
-    assert attrs["gen_ai.provider.name"] == "openai"
-    assert attrs["gen_ai.request.model"] == "fake-small"
-    assert attrs["gen_ai.request.temperature"] == 0.2
-    assert attrs["gen_ai.request.max_tokens"] == 50
-    assert attrs["gen_ai.usage.input_tokens"] == 7
-    assert attrs["gen_ai.usage.output_tokens"] == 2
-    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert attrs[otel.GEN_AI_OPERATION_NAME] == "chat"
+    assert attrs[otel.GEN_AI_PROVIDER_NAME] == "openai"
+    assert attrs[otel.GEN_AI_REQUEST_MODEL] == "fake-small"
+    assert attrs[otel.GEN_AI_REQUEST_TEMPERATURE] == 0.2
+    assert attrs[otel.GEN_AI_REQUEST_MAX_TOKENS] == 50
+    assert attrs[otel.GEN_AI_USAGE_INPUT_TOKENS] == 7
+    assert attrs[otel.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert attrs[otel.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     assert attrs["server.address"] == "127.0.0.1"
     assert dict(failed.attributes or {})["error.type"] == "rate_limited"
     by_id = {s.context.span_id: s for s in finished if s.context is not None}
@@ -333,10 +335,10 @@ def test_breaker_transitions_are_span_events(
     system: System, fake: FakeServer, spans: InMemorySpanExporter
 ) -> None:
     events = transitions(system)
-    system.add_host(settings(fake, breaker=BreakerSettings(failure_threshold=1)))
+    start_host(system, settings(fake, breaker=BreakerConfig(failure_threshold=1)))
     fake.inject(Fault(status=503))
     with pytest.raises(AskError):
-        system.chat("local", "x", model="fake-small")
+        chat(system, "local", "x", model="fake-small")
     assert events.get(timeout=2).to_state is BreakerState.OPEN
     deadline = time.monotonic() + 5
     found: list[dict[str, object]] = []
@@ -350,9 +352,15 @@ def test_breaker_transitions_are_span_events(
         time.sleep(0.01)
     assert found == [
         {
-            "gen_ai.request.model": "fake-small",
+            otel.GEN_AI_REQUEST_MODEL: "fake-small",
             "breaker.from": "closed",
             "breaker.to": "open",
             "breaker.reason": "1 consecutive failures (last: overloaded)",
         }
     ]
+
+
+def test_a_host_without_a_protocol_is_refused_naming_it() -> None:
+    """A section whose protocol discovery never filled in cannot make a host spec."""
+    with pytest.raises(ValueError, match=r"'nameless'.*no protocol"):
+        ModelHost.spec("nameless", HostConfig(url="http://127.0.0.1:9"))

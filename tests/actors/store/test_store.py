@@ -22,7 +22,6 @@ import pytest
 
 from actors import ActorCrashed, AskError, FailureKind, Ref, Restart, System, decode, encode
 from actors.store import (
-    MIGRATIONS,
     Journal,
     JournalAppend,
     JournalAppended,
@@ -34,6 +33,7 @@ from actors.store import (
     StoreStats,
     default_db_path,
 )
+from actors.store._store import MIGRATIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

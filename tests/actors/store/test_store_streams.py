@@ -13,8 +13,8 @@ import msgspec
 import pytest
 
 from actors import AskError, FailureKind, Ref, System, decode, encode
-from actors.store import MIGRATIONS, Journal, JournalStreamList, JournalStreams, Store, StreamInfo
-from actors.store._store import _prefix_end, _streams_query
+from actors.store import Journal, JournalStreamList, JournalStreams, Store, StreamInfo
+from actors.store._store import MIGRATIONS, _prefix_end, _streams_query
 
 
 def _db_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:

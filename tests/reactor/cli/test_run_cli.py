@@ -30,12 +30,12 @@ from dsl import Input, Reactor, ask, compose, step
 from reactor.cli import main
 from reactor.cli._runs import (
     CliError,
-    check_inputs,
     fold,
     format_json,
     has_ask_steps,
     load_reactor,
     parse_inputs,
+    require_inputs,
 )
 from reactor.observe._progress import (
     LiveView,
@@ -156,13 +156,15 @@ def test_parse_inputs_names_a_missing_file(tmp_path: Path) -> None:
         parse_inputs([f"notes=@{missing}"])
 
 
-def test_check_inputs_names_the_reactor_and_the_input() -> None:
-    """Unknown and missing inputs are reported with the reactor's and input's names."""
-    check_inputs(Greeting, {"name": "Ada"})  # times has a default
-    with pytest.raises(CliError, match=r"reactor Greeting has no input 'nmae' \(did you mean"):
-        check_inputs(Greeting, {"nmae": "Ada"})
-    with pytest.raises(CliError, match=r"reactor Greeting needs the input 'name'"):
-        check_inputs(Greeting, {"times": "2"})
+def test_require_inputs_names_the_reactor_and_the_input() -> None:
+    """Unknown, missing and ill-typed inputs are reported by the engine's own checker."""
+    require_inputs(Greeting, {"name": "Ada"})  # times has a default
+    with pytest.raises(CliError, match=r"'Greeting', input 'nmae': no such input \(did you mean"):
+        require_inputs(Greeting, {"nmae": "Ada"})
+    with pytest.raises(CliError, match=r"input 'name': is required; pass --input name=\.\.\."):
+        require_inputs(Greeting, {"times": "2"})
+    with pytest.raises(CliError, match=r"input 'times': 'often' is not a valid int"):
+        require_inputs(Greeting, {"name": "Ada", "times": "often"})
 
 
 def test_has_ask_steps_looks_through_composed_reactors() -> None:
@@ -268,10 +270,10 @@ def test_run_with_a_bad_locator_or_input_exits_2_with_one_line(
     assert err.count("\n") == 1
     code, out, err = _main(["run", f"{path}:Hello", "--input", "nam=x"], capsys)
     assert (code, out) == (2, "")
-    assert "reactor Hello has no input 'nam'" in err
+    assert "reactor 'Hello', input 'nam': no such input" in err
     code, out, err = _main(["run", f"{path}:Hello"], capsys)
     assert code == 2
-    assert "reactor Hello needs the input 'name'" in err
+    assert "reactor 'Hello', input 'name': is required; pass --input name=..." in err
 
 
 def test_run_mermaid_prints_the_graph_without_running(

@@ -15,25 +15,23 @@ from typing import Any
 import pytest
 
 from actors import System
-from actors.llm import Completion
-from actors.llm._config import Config
-from actors.llm._fleet import start_fleet
-from actors.llm._host import HostSettings
-from actors.llm.providers._base import Timeouts
-from actors.testing import FakeServer, Fault, Reply
+from actors.llm import Completion, Config, HostConfig, HostProtocol, start_fleet
+from actors.testing import FakeServer, Fault, Reply, fake_servers
 from dsl import Input, Reactor, ask, step
 from reactor.app import Engine
 from reactor.run import RunFailedError
 from reactor.run._records import StepCompleted, StepFailed, StepStarted
+from tests.support.hosts import start_host
 
 
-def host_settings(server: FakeServer, protocol: str, name: str = "local") -> HostSettings:
+def host_settings(server: FakeServer, protocol: HostProtocol) -> HostConfig:
     """A host for ``server`` with short timeouts."""
-    return HostSettings(
-        name=name,
+    return HostConfig(
         url=server.url,
         protocol=protocol,
-        timeouts=Timeouts(connect=1.0, read=5.0, stream_idle=1.0),
+        connect_timeout_s=1.0,
+        timeout_s=5.0,
+        stream_idle_timeout_s=1.0,
     )
 
 
@@ -41,7 +39,7 @@ def host_settings(server: FakeServer, protocol: str, name: str = "local") -> Hos
 def openai(system: System) -> Iterator[FakeServer]:
     """An OpenAI-compatible fake server, with a ModelHost named ``local`` for it."""
     with FakeServer("openai", models=["fake-small", "fake-large"]) as server:
-        system.add_host(host_settings(server, "openai"))
+        start_host(system, host_settings(server, "openai"))
         yield server
 
 
@@ -259,7 +257,7 @@ def test_a_model_the_server_does_not_have_fails_not_found(
 def test_ask_against_an_ollama_server(system: System, tmp_path: Path) -> None:
     """The same reactor runs against Ollama's native protocol."""
     with FakeServer("ollama", models=["fake-small", "fake-large"]) as ollama:
-        system.add_host(host_settings(ollama, "ollama", name="ollama"))
+        start_host(system, host_settings(ollama, "ollama"), name="ollama")
         hosts = {"fake-small": "ollama", "fake-large": "ollama"}
         with Engine(system, db_path=tmp_path / "runs.db", logging=False, hosts=hosts) as engine:
             ollama.inject(Fault(status=429, model="fake-large", times=1))
@@ -275,7 +273,7 @@ def test_ask_through_a_fleet_of_fakes(system: System, tmp_path: Path) -> None:
     config = Config.model_validate(
         {"discovery": {"enabled": False, "default_ports": False}, "resources": {"nvml": False}}
     )
-    fleet = start_fleet(system, config, discovery=False, fallback="fakes")
+    fleet = start_fleet(system, config, discovery=False, fallback=fake_servers)
     try:
         assert fleet.is_simulated
         with Engine(system, db_path=tmp_path / "runs.db", logging=False, fleet=fleet) as engine:

@@ -22,14 +22,13 @@ from structlog.testing import capture_logs
 
 import otel
 from actors import System
-from actors.llm import Completion
-from actors.llm._host import HostSettings
-from actors.llm.providers._base import Timeouts
+from actors.llm import Completion, HostConfig
 from actors.testing import FakeServer
 from dsl import Input, Reactor, Retry, StepContext, ask, compose, step
 from otel.testing import InMemorySpanExporter, wait_for_spans
 from reactor.app import Engine
 from reactor.run import RunFailedError
+from tests.support.hosts import start_host
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -262,13 +261,15 @@ def test_an_ask_steps_chat_span_nests_under_its_step_span(
 ) -> None:
     """The ModelHost's ``chat fake-small`` span descends from ``reactor.step question``."""
     with FakeServer("openai") as server:
-        system.add_host(
-            HostSettings(
-                name="local",
+        start_host(
+            system,
+            HostConfig(
                 url=server.url,
                 protocol="openai",
-                timeouts=Timeouts(connect=1.0, read=5.0, stream_idle=1.0),
-            )
+                connect_timeout_s=1.0,
+                timeout_s=5.0,
+                stream_idle_timeout_s=1.0,
+            ),
         )
         with Engine(
             system, db_path=tmp_path / "runs.db", logging=False, hosts={"fake-small": "local"}
@@ -280,7 +281,7 @@ def test_an_ask_steps_chat_span_nests_under_its_step_span(
     assert is_descendant(chat, question, finished)
     assert not is_descendant(chat, one(finished, "reactor.step answer"), finished)
     assert chat.attributes is not None
-    assert chat.attributes["gen_ai.request.model"] == "fake-small"
+    assert chat.attributes[otel.GEN_AI_REQUEST_MODEL] == "fake-small"
 
 
 # -- logs -------------------------------------------------------------------------------------

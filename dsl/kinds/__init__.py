@@ -1,0 +1,107 @@
+"""Step kinds: one file per kind, each a definition class, a :class:`StepKind` and a constructor.
+
+A kind's file holds everything the DSL knows about its steps: the definition class
+(what a step of that kind does), the options it takes, how its arguments bind, its
+shape in a Mermaid diagram, and how a step of that kind added while a run runs is
+written to the journal and read back. The executor that runs it lives in
+``reactor/kinds/`` under the same name.
+
+=============  ========================  =================================
+kind           file                      constructor
+=============  ========================  =================================
+``function``   ``_function.py``          :func:`step`
+``ask``        ``_ask.py``               :func:`ask`
+``template``   ``_template.py``          :func:`template`
+``collect``    ``_collect.py``           :func:`collect`
+``compose``    ``_compose.py``           :func:`compose`
+``for_each``   ``_for_each.py``          :func:`for_each`
+``switch``     ``_switch.py``            :func:`switch`
+``group``      ``_group.py``             :func:`group`
+``around``     ``_around.py``            :func:`around`
+=============  ========================  =================================
+
+A kind of your own: subclass :class:`StepKind`, :func:`register` an instance, and give
+users a constructor returning a :class:`StepDef`; then register its executor
+(``reactor.kinds.register``). The common options (``max_retries``, ``timeout``, ...) are
+declared once, in :class:`CommonOptions`.
+"""
+
+from dsl.kinds._around import AroundImpl, AroundKind, around
+from dsl.kinds._ask import AskImpl, AskKind, ask
+from dsl.kinds._binding import Binder, template_arguments, template_fields
+from dsl.kinds._collect import CollectImpl, CollectKind, collect
+from dsl.kinds._compose import ComposeImpl, ComposeKind, compose
+from dsl.kinds._composite import CompositeKind
+from dsl.kinds._for_each import ForEachImpl, ForEachKind, for_each
+from dsl.kinds._function import FunctionImpl, FunctionKind, function_impl, step
+from dsl.kinds._group import GroupImpl, GroupKind, group
+from dsl.kinds._journal import describe_steps, rebuild_steps
+from dsl.kinds._kind import KindError, StepKind, kind_named, kind_of, kinds, register, unregister
+from dsl.kinds._options import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_RETRIES,
+    Backoff,
+    CommonOptions,
+    Option,
+    UndoableOptions,
+    exponential,
+)
+from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
+from dsl.kinds._switch import SwitchImpl, SwitchKind, switch
+from dsl.kinds._template import TemplateImpl, TemplateKind, template
+
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_MAX_RETRIES",
+    "AroundImpl",
+    "AroundKind",
+    "AskImpl",
+    "AskKind",
+    "Backoff",
+    "Binder",
+    "CollectImpl",
+    "CollectKind",
+    "CommonOptions",
+    "ComposeImpl",
+    "ComposeKind",
+    "CompositeKind",
+    "ForEachImpl",
+    "ForEachKind",
+    "FunctionImpl",
+    "FunctionKind",
+    "GroupImpl",
+    "GroupKind",
+    "Impl",
+    "KindError",
+    "Option",
+    "StepContext",
+    "StepDef",
+    "StepKind",
+    "StepSpec",
+    "SwitchImpl",
+    "SwitchKind",
+    "TemplateImpl",
+    "TemplateKind",
+    "UndoableOptions",
+    "around",
+    "ask",
+    "bind",
+    "collect",
+    "compose",
+    "describe_steps",
+    "exponential",
+    "for_each",
+    "function_impl",
+    "group",
+    "kind_named",
+    "kind_of",
+    "kinds",
+    "rebuild_steps",
+    "register",
+    "step",
+    "switch",
+    "template",
+    "template_arguments",
+    "template_fields",
+    "unregister",
+]

@@ -1,0 +1,42 @@
+"""Running an ``ask`` step: render the prompt, find the model's host, and ask it.
+
+The request is a message to a ModelHost actor; its answer (a ``Completion``, or a
+``Failure`` whose kind says whether it is worth retrying) comes back to the run as a
+message, within the step's timeout.
+"""
+
+from __future__ import annotations
+
+from actors.llm import ChatRequest
+from dsl import AskImpl
+from reactor.run import Attempt, Cancellable, StepExecutor, StepFailure
+
+__all__ = ["AskExecutor"]
+
+
+class AskExecutor(StepExecutor):
+    """Asks one model host."""
+
+    def start(self, attempt: Attempt[AskImpl]) -> Cancellable | None:
+        """Ask; a model that no host serves, or a bad placeholder, fails at once."""
+        impl = attempt.impl
+        arguments = attempt.arguments
+        try:
+            model = impl.model.format_map(arguments)
+            host, model = attempt.services.resolve_host(model, impl.host)
+            prompt = impl.prompt.format_map(arguments)
+            system = impl.system.format_map(arguments) if impl.system else None
+        except (LookupError, AttributeError, ValueError) as exc:
+            kind = "not_found" if isinstance(exc, LookupError) else "bad_argument"
+            attempt.fail(StepFailure(kind, str(exc)))
+            return None
+        request = ChatRequest.prompt(
+            model,
+            prompt,
+            system=system,
+            temperature=impl.temperature,
+            max_tokens=impl.max_tokens,
+            options=dict(impl.options),
+        )
+        attempt.ask(host, request)
+        return None

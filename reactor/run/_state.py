@@ -1,0 +1,169 @@
+"""A run's state while it runs: each step's status, the results, and the graph's bookkeeping.
+
+The definition (:class:`~dsl.Plan`, :class:`~dsl.StepSpec`) is immutable and shared by
+every run; what one run changes lives here, touched only by its Run actor while it
+handles a message. :class:`RunState` keeps the graph's counters honest: a step becomes
+ready when its last unsettled dependency settles (completes or is skipped).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsl import Plan, StepSpec
+from reactor.run._executor import Cancellable
+from reactor.run._records import StepError
+
+__all__ = ["SETTLED", "Mode", "RunState", "Status", "StepState"]
+
+
+class Status(enum.Enum):
+    """Where one step is."""
+
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    WAITING = "waiting"  # for a retry's backoff
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    UNDONE = "undone"
+
+
+SETTLED = frozenset({Status.DONE, Status.SKIPPED})
+"""Statuses that let dependents run."""
+
+
+class Mode(enum.Enum):
+    """Where the whole run is (see the loop's numbered steps in ``_run.py``)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    HALTING = "halting"
+    ROLLING_BACK = "rolling_back"
+    FINISHING = "finishing"
+
+
+@dataclass(slots=True)
+class StepState:
+    """One step of one run.
+
+    Attributes:
+        spec: Its definition.
+        status: Where it is.
+        blockers: Dependencies not yet settled.
+        attempt: The current (or last) attempt, from 1.
+        started_at: When that attempt started (epoch seconds).
+        arguments: The resolved arguments of that attempt.
+        ran: Completed by running (not by a guard, or a replay of one): only such
+            steps are undone.
+        handle: The running attempt, to cancel it.
+        holds_slot: Whether it holds a concurrency-key slot.
+    """
+
+    spec: StepSpec
+    status: Status = Status.PENDING
+    blockers: int = 0
+    attempt: int = 0
+    started_at: float = 0.0
+    arguments: dict[str, Any] = field(default_factory=dict)
+    ran: bool = False
+    handle: Cancellable | None = None
+    holds_slot: bool = False
+
+
+class RunState:
+    """The steps of one run, their results, and what is ready.
+
+    Attributes:
+        plan: The reactor's plan.
+        steps: Step name to its state (planned steps, then steps added while running).
+        dependents: Step name to the steps that need it.
+        values: Input and step name to its value (inputs and completed results).
+        ready: Steps ready to dispatch, in order.
+        completed: Completed steps in completion order (rolled back newest first).
+        errors: The failures that end the run.
+    """
+
+    __slots__ = ("completed", "dependents", "errors", "plan", "ready", "steps", "values")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.steps: dict[str, StepState] = {}
+        self.dependents: dict[str, list[str]] = collections.defaultdict(list)
+        self.values: dict[str, Any] = {}
+        self.ready: collections.deque[str] = collections.deque()
+        self.completed: list[str] = []
+        self.errors: list[StepError] = []
+        for spec in plan.steps.values():
+            self.add_step(spec)
+
+    def add_step(self, spec: StepSpec) -> None:
+        """Track a step (planned, or added while running)."""
+        self.steps[spec.name] = StepState(spec)
+        for dependency in spec.depends_on:
+            if dependency not in self.plan.inputs:
+                self.dependents[dependency].append(spec.name)
+
+    def blockers(self, spec: StepSpec) -> int:
+        """How many of ``spec``'s step dependencies are not settled yet."""
+        return sum(
+            1
+            for d in spec.depends_on
+            if d not in self.plan.inputs and self.steps[d].status not in SETTLED
+        )
+
+    def add_dynamic(self, specs: Mapping[str, StepSpec], *, replayed: bool) -> None:
+        """Add steps a step returned (``WithSteps``); unless replayed, queue the ready ones."""
+        for spec in specs.values():
+            self.add_step(spec)
+            step = self.steps[spec.name]
+            if not replayed:
+                step.blockers = self.blockers(spec)
+                if step.blockers == 0:
+                    step.status = Status.READY
+                    self.ready.append(spec.name)
+
+    def start(self) -> None:
+        """Count every waiting step's blockers and queue those ready, in plan order."""
+        for step in self.steps.values():
+            if step.status is Status.PENDING or step.status is Status.READY:
+                step.status = Status.PENDING
+                step.blockers = self.blockers(step.spec)
+        planned = self.plan.order
+        added = tuple(n for n in self.steps if n not in self.plan.steps)
+        for name in planned + added:
+            step = self.steps[name]
+            if step.status is Status.PENDING and step.blockers == 0:
+                step.status = Status.READY
+                self.ready.append(name)
+
+    def settled(self, name: str) -> None:
+        """``name`` completed or was skipped: its dependents may become ready."""
+        for dependent in self.dependents.get(name, ()):
+            step = self.steps[dependent]
+            if step.status is Status.PENDING:
+                step.blockers -= 1
+                if step.blockers <= 0:
+                    step.status = Status.READY
+                    self.ready.append(dependent)
+
+    def done(self, step: StepState, value: Any) -> None:
+        """Record ``step``'s result (its dependents are released by :meth:`settled`)."""
+        step.status = Status.DONE
+        self.values[step.spec.name] = value
+        self.completed.append(step.spec.name)
+
+    def settle_replayed(
+        self, step: StepState, status: Status, value: Any, *, ran: bool = False
+    ) -> None:
+        """Set a step's outcome read from the journal."""
+        step.status = status
+        if status is Status.DONE:
+            self.values[step.spec.name] = value
+            self.completed.append(step.spec.name)
+            step.ran = ran
