@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import os
 import random
 import time
@@ -664,13 +665,16 @@ class Engine:
         return f"store {self.store.name}"
 
 
-_ids = random.Random()  # seeded from the OS once; an id needs to be unique, not secret
+_ids = itertools.count(random.SystemRandom().getrandbits(24))
+"""The random part of run ids: a random start, then one more per id (see new_run_id)."""
 
 
 def new_run_id() -> str:
-    """A new run id: time-ordered hex, then random (``0193f2c4a1b2-5e9d0c``).
+    """A new run id: time-ordered hex, then six hex digits (``0193f2c4a1b2-5e9d0c``).
 
-    The random part comes from a generator seeded once: a call to the OS's random
-    source per run is a system call, which on a busy process also gives up the GIL.
+    The six digits count up from a random start: two ids made by this process differ
+    (a random part drawn per id did collide when thousands of runs started in the same
+    millisecond), ids made by two processes in the same millisecond almost surely do,
+    and making one costs no system call.
     """
-    return f"{int(time.time() * 1000):x}-{_ids.getrandbits(24):06x}"
+    return f"{int(time.time() * 1000):x}-{next(_ids) & 0xFFFFFF:06x}"
