@@ -448,7 +448,9 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         reply = ActorReply(
             self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
         )
-        reply.timer = self._after(
+        # On the timer thread even for a loop actor: the answer usually cancels the
+        # deadline from another thread, which a loop timer would notice only when due.
+        reply.timer = self._rt.timers.call_later(
             remaining,
             # Built only if the deadline fires: nearly every ask is answered first.
             lambda: reply.resolve(ref._timeout(stamped, remaining)),

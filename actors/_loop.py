@@ -198,52 +198,74 @@ class StopFlag:
 class LoopTimers:
     """Timers on the loop, kept in first-in-first-out buckets by delay.
 
-    Loop actors set a timer for nearly every step of work (a journal batch's linger,
-    an ask's deadline) and cancel nearly all of them: on the loop's own heap each costs
-    a push and a pop through Python-level comparisons. Timers with the same delay
-    (to the millisecond) expire in the order they were set, so each bucket is a queue
-    with one loop timer for its head: setting one is an append, cancelling one a flag
-    (from any thread: the loop's own timers are not thread-safe), and firing pops what
-    is due. A timer may fire up to a millisecond late, never early. Loop thread only,
-    except :meth:`TimerHandle.cancel`.
+    Loop actors set a timer for many steps of work (a journal batch's linger, a retry's
+    backoff, a run's timeout) and cancel most of them: on the loop's own heap each costs
+    a push and a pop through Python-level comparisons. Timers with the same delay (to
+    the millisecond) expire in the order they were set, so each bucket is a queue with
+    one loop timer for its head: setting one is an append, and firing pops what is due.
+    A timer may fire up to a millisecond late, never early.
+
+    Cancelling works from any thread (the loop's own timers are not thread-safe): it
+    sets the handle's flag. On the loop thread it also counts, and a bucket whose
+    timers are mostly cancelled drops them, and its loop timer once none is left: an
+    idle loop keeps no timer armed for nothing. Setting a timer: loop thread only.
     """
 
-    __slots__ = ("_buckets", "_loop")
+    __slots__ = ("_bridge", "_buckets", "_loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self, bridge: IoBridge) -> None:
+        self._bridge = bridge
+        self._loop: asyncio.AbstractEventLoop = bridge.loop
         self._buckets: dict[int, _Bucket] = {}
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
         """Run ``callback()`` on the loop after ``delay`` seconds."""
-        when = self._loop.time() + max(delay, 0.0)
-        handle = TimerHandle(when, 0, callback, None)
         key = round(delay * 1000)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(self, key)
+        handle = TimerHandle(self._loop.time() + max(delay, 0.0), 0, callback, bucket)
         bucket.add(handle)
         return handle
 
-    def _drop(self, key: int) -> None:
-        del self._buckets[key]
+    def _drop(self, key: int, bucket: _Bucket) -> None:
+        if self._buckets.get(key) is bucket:  # not a newer bucket of the same delay
+            del self._buckets[key]
 
 
 class _Bucket:
     """The timers of one delay, oldest first, and the loop timer for the oldest."""
 
-    __slots__ = ("_armed", "_handles", "_key", "_owner")
+    __slots__ = ("_armed", "_cancelled", "_handles", "_key", "_owner")
 
     def __init__(self, owner: LoopTimers, key: int) -> None:
         self._owner = owner
         self._key = key
         self._handles: collections.deque[TimerHandle] = collections.deque()
         self._armed: asyncio.TimerHandle | None = None
+        self._cancelled = 0
 
     def add(self, handle: TimerHandle) -> None:
         self._handles.append(handle)
         if self._armed is None:
             self._armed = self._owner._loop.call_at(handle.when, self._fire)
+
+    def _note_cancel(self) -> None:
+        if not self._owner._bridge.on_loop_thread():
+            return  # the flag is enough: the timer is skipped when it comes due
+        self._cancelled += 1
+        if self._cancelled * 2 < len(self._handles):
+            return
+        self._cancelled = 0
+        self._handles = collections.deque(h for h in self._handles if not h.cancelled)
+        if not self._handles:
+            self._retire()
+
+    def _retire(self) -> None:
+        if self._armed is not None:
+            self._armed.cancel()
+            self._armed = None
+        self._owner._drop(self._key, self)
 
     def _fire(self) -> None:
         self._armed = None
@@ -254,12 +276,14 @@ class _Bucket:
             if handle.cancelled:
                 continue
             callback = handle.callback
-            handle.cancel()  # fired: drop the references, as a cancelled one does
+            handle._owner = None  # fired, not cancelled: nothing to count
+            handle.cancel()  # drop the references, as a cancelled one does
             try:
                 callback()
             except Exception:  # noqa: BLE001 - one bad callback must not disturb the others
                 _log.exception("timer callback failed")
+        self._cancelled = 0
         if handles:
             self._armed = self._owner._loop.call_at(handles[0].when, self._fire)
         else:
-            self._owner._drop(self._key)
+            self._retire()

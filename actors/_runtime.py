@@ -26,7 +26,7 @@ class Runtime:
         self.bridge = IoBridge(f"{name}-io")
         self.scheduler = LoopScheduler(self.bridge)
         """The run queue of the actors that run on the I/O loop."""
-        self.loop_timers = LoopTimers(self.bridge.loop)
+        self.loop_timers = LoopTimers(self.bridge)
         """Their timers (on the loop thread; see :class:`~actors._loop.LoopTimers`)."""
         self.timers = Timers(f"{name}-timers")
         self.bus = EventBus()

@@ -13,6 +13,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -26,13 +27,19 @@ def _nothing() -> None:
     return None
 
 
+class _Owner(Protocol):
+    """Who keeps a timer: told when one of its timers is cancelled."""
+
+    def _note_cancel(self) -> None: ...
+
+
 class TimerHandle:
     """A scheduled callback; ``cancel()`` stops it from firing."""
 
     __slots__ = ("_owner", "callback", "cancelled", "seq", "when")
 
     def __init__(
-        self, when: float, seq: int, callback: Callable[[], object], owner: Timers | None
+        self, when: float, seq: int, callback: Callable[[], object], owner: _Owner | None
     ) -> None:
         self.when = when
         self.seq = seq
