@@ -463,3 +463,44 @@ def test_failure_values_pass_through_pipe_to_self_on_the_loop(system: System) ->
 
 def _stopped_events(events: list[str]) -> list[str]:
     return [e for e in events if e.startswith("stop")]
+
+
+class Timed(Request[list[str]], frozen=True, kw_only=True):
+    """Set timers of several delays (and cancel many); answer in the order they fired."""
+
+
+class Timekeeper(LoopActor[Timed | Count]):
+    """Sets timers as a run does (many set, most cancelled) and records which fired."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fired: list[str] = []
+        self.reply: Any = None
+
+    def receive(self, message: Timed | Count) -> object:
+        match message:
+            case Timed():
+                self.reply = self.defer_reply()
+                doomed = [self.call_later(30.0, lambda: self.fired.append("doomed"))]
+                doomed += [self.call_later(0.01, lambda: self.fired.append("x")) for _ in range(50)]
+                for handle in doomed:
+                    handle.cancel()
+                self.call_later(0.05, lambda: self._fire("late"))
+                self.call_later(0.01, lambda: self._fire("early"))
+            case Count():
+                return len(self.runtime.loop_timers._buckets)
+        return None
+
+    def _fire(self, label: str) -> None:
+        self.fired.append(label)
+        if len(self.fired) == 2:
+            self.reply.send(list(self.fired))
+
+
+def test_loop_timers_fire_by_due_time_and_cancelled_ones_leave_nothing_armed(
+    system: System,
+) -> None:
+    """Shorter delays fire first whatever the order set; cancelled buckets are dropped."""
+    ref: Ref[Any] = system.spawn(Timekeeper, name="keeper")
+    assert ref.ask(Timed()) == ["early", "late"]
+    assert ref.ask(Count()) == 0  # the 30 s bucket was all cancelled: no timer kept for it
