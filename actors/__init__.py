@@ -1,7 +1,9 @@
 """The actor runtime: actors, refs, supervision, the system, messages and failures.
 
 Every agent, model host, monitor and session in Reactor Swarm is an :class:`Actor`
-exchanging typed msgspec :class:`Message` structs, one message at a time. Actors never
+exchanging typed msgspec :class:`Message` structs, one message at a time. An actor owns
+a thread, unless it is a :class:`LoopActor`: those take turns on the one I/O loop, so
+thousands of them (runs, sessions) cost no thread each. Actors never
 block: I/O runs on one event loop (:meth:`Actor.pipe_to_self`), and asks between actors
 come back as messages (:meth:`Actor.ask`). Every ask has a deadline and is answered
 exactly once, with a result or a typed :class:`Failure`. A :class:`System` starts actors
@@ -16,7 +18,7 @@ This is what a user writes actor code with. The rest lives in subpackages:
 * :mod:`actors.testing`: fake LLM servers for offline use and tests.
 """
 
-from actors._actor import Actor, Deferred, Ref
+from actors._actor import Actor, Deferred, LoopActor, Ref
 from actors._bus import EventBus, Subscription
 from actors._errors import (
     ActorError,
@@ -61,6 +63,7 @@ __all__ = [
     "EventBus",
     "Failure",
     "FailureKind",
+    "LoopActor",
     "Message",
     "Ref",
     "Request",

@@ -1,11 +1,14 @@
 """Actors and the refs that address them.
 
 An :class:`Actor` is a pykka ``ThreadingActor``: one thread, one mailbox, one message at
-a time. Subclasses implement :meth:`Actor.receive`, matching on the message type; the
-value it returns answers an ask. Three tools keep a handler from ever blocking:
+a time. A :class:`LoopActor` is the same actor without a thread: it takes turns on the
+I/O loop with every other loop actor (see ``actors._loop``), for actors that exist in
+thousands (runs, sessions, agents). Subclasses implement :meth:`Actor.receive`,
+matching on the message type; the value it returns answers an ask. Three tools keep a
+handler from ever blocking:
 
 * :meth:`Actor.pipe_to_self` runs a coroutine on the I/O loop and hands its outcome
-  back to a callback on the actor's own thread;
+  back to a callback on the actor's own thread (for a loop actor: its next turn);
 * :meth:`Actor.ask` asks another actor and hands the answer back the same way;
 * :meth:`Actor.defer_reply` takes the current request's reply slot so the answer can
   be sent later, from one of those callbacks.
@@ -21,30 +24,35 @@ Every handled message is a span, the child of the span that sent it, when tracin
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, final, overload
 
 import msgspec
 import pykka
 import structlog
 from opentelemetry import trace
+from pykka.messages import _ActorStop
 
 import otel
 from actors._bridge import IoHandle
 from actors._errors import AskError
 from actors._events import ActorCrashed, ActorStarted, ActorStopped
 from actors._local import check_may_block, forbid_blocking
+from actors._loop import TURN, Mailbox, StopFlag
 from actors._messages import Failure, FailureKind, Message, Request
 from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply
 
 if TYPE_CHECKING:
+    from pykka._envelope import Envelope
+
     from actors._runtime import Runtime
     from actors._timers import TimerHandle
 
-__all__ = ["Actor", "Deferred", "Ref"]
+__all__ = ["Actor", "Deferred", "LoopActor", "Ref"]
 
 M = TypeVar("M")
 R = TypeVar("R")
@@ -76,10 +84,13 @@ class ChildExited:
 
 
 class _Binding(threading.local):
-    """Who the actor being constructed on this thread is (set by its supervisor)."""
+    """Who the actor being constructed on this thread is (set by its supervisor).
+
+    ``(name, runtime, supervisor, incarnation, on_loop)``.
+    """
 
     def __init__(self) -> None:
-        self.current: tuple[str, Runtime, pykka.ActorRef[Any] | None, int] | None = None
+        self.current: tuple[str, Runtime, pykka.ActorRef[Any] | None, int, bool] | None = None
 
 
 binding = _Binding()
@@ -280,17 +291,22 @@ class Actor(pykka.ThreadingActor, Generic[M]):
     Actors are started by a :class:`~actors.System` or a supervisor, never with
     pykka's ``start()``, so they know their name and where to report a crash.
 
+    Each actor owns a thread unless it runs on the I/O loop: a :class:`LoopActor`, or
+    a spec with ``on_loop=True``. Everything below holds for both.
+
     Attributes:
         name: The name the actor is registered under.
         incarnation: 1 for the first start, +1 for every restart.
         log: A structlog logger bound to the actor's name.
+        on_loop: Class default: whether instances run on the I/O loop (a spec's
+            ``on_loop`` overrides it).
     """
 
     name: str
     incarnation: int
+    on_loop: ClassVar[bool] = False
 
     def __init__(self) -> None:
-        super().__init__()
         bound = binding.current
         if bound is None:
             msg = (
@@ -298,13 +314,51 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 "(system.spawn(...)), not with pykka's start()"
             )
             raise RuntimeError(msg)
-        self.name, self._rt, self._parent, self.incarnation = bound
+        self.name, self._rt, self._parent, self.incarnation, on_loop = bound
+        self._mailbox: Mailbox | None = None
+        if on_loop:
+            # No thread: the mailbox takes turns on the I/O loop. What pykka's
+            # constructor makes for a thread (a queue, an event, a random URN) is not
+            # needed; a loop actor costs a few objects, and there may be thousands.
+            self._mailbox = Mailbox(self._rt.scheduler, self)
+            self.actor_urn = f"urn:loop:{id(self):x}"
+            self.actor_inbox = self._mailbox
+            self.actor_stopped = cast("threading.Event", StopFlag())
+            self._actor_ref = pykka.ActorRef(self)
+        else:
+            super().__init__()
         self.log = _log  # the actor name is bound on the actor thread (contextvars)
         self._current: Reply | None = None
         self._deferred: set[Reply] = set()
         self._io: set[IoHandle] = set()
         self._exit_reported = False
         self._span_name = f"{self.name} "
+        self._begun = False
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
+        """Construct and start (for supervisors, which set up the binding first)."""
+        actor = cls(*args, **kwargs)
+        actor.begin()
+        return actor.actor_ref
+
+    @final
+    def begin(self) -> None:
+        """Start a constructed actor: its thread, or its first turn on the loop.
+
+        A loop actor is not registered with pykka: nothing looks it up there, and
+        pykka's registry is a list that every stop searches.
+        """
+        if self._mailbox is None:
+            pykka.ActorRegistry.register(self.actor_ref)
+            self._start_actor_loop()
+        else:
+            self._mailbox.open()
+
+    @property
+    def running_on_loop(self) -> bool:
+        """Whether this actor takes turns on the I/O loop (else it has a thread)."""
+        return self._mailbox is not None
 
     @staticmethod
     def _create_actor_inbox() -> queue.SimpleQueue[Any]:
@@ -324,6 +378,18 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
     def stopped(self) -> None:
         """Called on the actor's thread when it stops, whether it crashed or not."""
+
+    def stop(self) -> None:
+        """Stop this actor once the mail already in its mailbox is handled.
+
+        Safe from any thread, and more than once; asks that arrive meanwhile are
+        answered ``actor_stopped``. :meth:`stopped` runs, then the supervisor hears of
+        a normal exit.
+        """
+        try:
+            self.actor_ref.tell(_ActorStop())
+        except pykka.ActorDeadError:
+            return  # stopped already
 
     # ---- tools for handlers ------------------------------------------------------
 
@@ -382,6 +448,8 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         reply = ActorReply(
             self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
         )
+        # On the timer thread even for a loop actor: the answer usually cancels the
+        # deadline from another thread, which a loop timer would notice only when due.
         reply.timer = self._rt.timers.call_later(
             remaining,
             # Built only if the deadline fires: nearly every ask is answered first.
@@ -401,7 +469,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             except pykka.ActorDeadError:
                 dead_letters.record(name, message, "scheduled for a stopped actor")
 
-        return self._rt.timers.call_later(delay, fire)
+        return self._after(delay, fire)
 
     def call_later(
         self, delay: float, fn: Callable[[], object], *, name: str | None = None
@@ -420,6 +488,12 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             except pykka.ActorDeadError:
                 return  # the actor stopped; its timers die with it
 
+        return self._after(delay, fire)
+
+    def _after(self, delay: float, fire: Callable[[], object]) -> TimerHandle:
+        """A timer: on the loop for a loop actor (no thread hop when it fires)."""
+        if self._mailbox is not None and self._rt.bridge.on_loop_thread():
+            return self._rt.loop_timers.call_later(delay, fire)
         return self._rt.timers.call_later(delay, fire)
 
     @property
@@ -443,7 +517,8 @@ class Actor(pykka.ThreadingActor, Generic[M]):
     def on_start(self) -> None:
         """Bind logging context and run :meth:`started` (a failure is a crash)."""
         structlog.contextvars.bind_contextvars(actor=self.name)
-        forbid_blocking(f"actor {self.name!r}")
+        if self._mailbox is None:  # the loop thread is marked already, once for all
+            forbid_blocking(f"actor {self.name!r}")
         try:
             self.started()
         except Exception as exc:  # noqa: BLE001 - a failing start is a crash
@@ -532,10 +607,11 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         self._rt.bus.publish(ActorStopped(name=self.name, incarnation=self.incarnation))
         self._report_exit(crashed=False, error="")
 
-    def _crash(self, exc: Exception, during: str) -> None:
+    def _crash(self, exc: BaseException, during: str) -> None:
         """Stop now: fail every pending ask with ``actor_crashed`` and report upwards."""
         error = f"{type(exc).__name__}: {exc}"
-        pykka.ActorRegistry.unregister(self.actor_ref)
+        if self._mailbox is None:
+            pykka.ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
         failure = Failure(
             kind=FailureKind.ACTOR_CRASHED,
@@ -598,3 +674,80 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             parent.tell(ChildExited(self.name, self.incarnation, crashed=crashed, error=error))
         except pykka.ActorDeadError:
             self.log.warning("supervisor gone; exit not reported", crashed=crashed)
+
+    # ---- turns on the loop (actors._loop.Mailbox calls these) ------------------------
+
+    def _loop_turn(self, items: collections.deque[Envelope[Any]]) -> None:
+        """On the loop, in the actor's context: start if new, then handle some mail."""
+        stopped = self.actor_stopped
+        if not self._begun:
+            self._begun = True
+            self._loop_guard(self.on_start, "start")
+        for _ in range(min(len(items), TURN)):
+            if stopped.is_set():
+                break
+            self._loop_handle(items.popleft())
+        if stopped.is_set() and items:
+            # Mail that slipped in as the actor stopped: answered, never left waiting.
+            self._drain_mailbox(
+                Failure(
+                    kind=FailureKind.ACTOR_STOPPED,
+                    message=f"actor {self.name!r} is not running",
+                    source=self.name,
+                )
+            )
+
+    def _loop_handle(self, envelope: Envelope[Any]) -> None:
+        """One message, as pykka's thread loop handles it (raw asks included)."""
+        reply_to = envelope.reply_to
+        message = envelope.message
+        try:
+            if type(message) is _ActorStop:
+                self._stop()
+                response = None
+            elif reply_to is None:  # the runtime's own mail: never a pykka proxy call
+                self.on_receive(message)
+                return
+            else:
+                response = self._handle_receive(message)
+        except BaseException as exc:  # noqa: BLE001 - on the shared loop, even SystemExit
+            if reply_to is not None:
+                reply_to.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
+            else:
+                self._loop_crash(exc, type(message).__name__)
+            return
+        if reply_to is not None:
+            reply_to.set(response)
+
+    def _loop_guard(self, fn: Callable[[], object], during: str) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - crashes this actor, not the loop
+            self._loop_crash(exc, during)
+
+    def _loop_crash(self, exc: BaseException, during: str) -> None:
+        """What escaped a handler on the loop (a ``BaseException``) crashes this actor only.
+
+        A thread actor's thread would die of it; the loop is shared, so the actor
+        crashes as it would for an ``Exception``.
+        """
+        if self.actor_stopped.is_set():
+            self.log.error("a stopped loop actor raised", during=during, exc_info=exc)
+            return
+        self._crash(exc, during)
+
+
+class LoopActor(Actor[M]):
+    """An :class:`Actor` without a thread: it takes turns on the system's I/O loop.
+
+    For actors that exist in thousands (runs, sessions, agents): ten thousand of them
+    cost memory, not threads. The programming model is the same (``receive``,
+    ``started``, ``stopped``, ``pipe_to_self``, ``ask``, ``defer_reply``, timers,
+    supervision, crash answers) and so is the guarantee: one message at a time. The
+    difference is what a handler shares: the loop, with every other loop actor and all
+    I/O. A handler must stay short and never block (a blocking ``Ref.ask`` raises
+    ``BlockingCallError``, as it does on an actor thread); a coroutine it pipes to itself
+    starts without a thread hop, and its outcome comes back the same way.
+    """
+
+    on_loop: ClassVar[bool] = True

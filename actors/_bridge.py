@@ -39,24 +39,31 @@ Deliver = Callable[[object, dict[str, str] | None], None]
 class IoHandle:
     """A coroutine started on the I/O loop; ``cancel()`` cancels it."""
 
-    __slots__ = ("_cancelled", "_loop", "_task", "name")
+    __slots__ = ("_bridge", "_cancelled", "_loop", "_started", "_task", "name")
 
-    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, name: str, bridge: IoBridge) -> None:
         self.name = name
-        self._loop = loop
+        self._bridge = bridge
+        self._loop = bridge.loop
         self._task: asyncio.Task[None] | None = None
         self._cancelled = False
+        self._started = False
 
     def cancel(self) -> None:
         """Cancel the coroutine; its outcome will be a ``cancelled`` failure."""
         self._cancelled = True
+        if self._bridge.on_loop_thread():
+            self._cancel_on_loop()
+            return
         try:
             self._loop.call_soon_threadsafe(self._cancel_on_loop)
         except RuntimeError:  # the loop is already closed: nothing left to cancel
             return
 
     def _cancel_on_loop(self) -> None:
-        if self._task is not None:
+        # A task cancelled before its first step would never run its coroutine (nor
+        # close it, nor deliver): one not started yet sees the flag when it starts.
+        if self._task is not None and self._started:
             self._task.cancel()
 
     @property
@@ -74,6 +81,11 @@ class IoBridge:
         self._started = threading.Event()
         self._cleanups: set[asyncio.Task[Any]] = set()
         self._handoff = Handoff(self.loop)
+        self._ident: int | None = None
+
+    def on_loop_thread(self) -> bool:
+        """Whether the caller runs on the loop's thread (where no hand-off is needed)."""
+        return threading.get_ident() == self._ident
 
     @property
     def thread(self) -> threading.Thread:
@@ -96,11 +108,15 @@ class IoBridge:
         """Run ``coro`` on the loop and hand its outcome to ``deliver``.
 
         ``deliver(outcome, trace_carrier)`` is called on the loop thread; it must only
-        enqueue (tell a message), never do work.
+        enqueue (tell a message), never do work. Called on the loop thread itself (by an
+        actor that runs on the loop), the task is created at once, without a hand-off.
         """
-        handle = IoHandle(name, self.loop)
+        handle = IoHandle(name, self)
         context = contextvars.copy_context()
-        self._handoff.call(self._start, handle, coro, deliver, context)
+        if threading.get_ident() == self._ident:
+            handle._task = self.loop.create_task(_outcome(coro, deliver, handle), context=context)
+        else:
+            self._handoff.call(self._start, handle, coro, deliver, context)
         return handle
 
     def cleanup(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -149,10 +165,11 @@ class IoBridge:
             coro.close()
             deliver(_cancelled(handle.name), None)
             return
-        handle._task = self.loop.create_task(_outcome(coro, deliver, handle.name), context=context)
+        handle._task = self.loop.create_task(_outcome(coro, deliver, handle), context=context)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
+        self._ident = threading.get_ident()
         forbid_blocking("the I/O loop thread")
         self.loop.call_soon(self._started.set)
         try:
@@ -172,7 +189,13 @@ class IoBridge:
         self.loop.close()
 
 
-async def _outcome(coro: Coroutine[Any, Any, Any], deliver: Deliver, name: str) -> None:
+async def _outcome(coro: Coroutine[Any, Any, Any], deliver: Deliver, handle: IoHandle) -> None:
+    handle._started = True
+    name = handle.name
+    if handle._cancelled:  # cancelled between its creation and this first step
+        coro.close()
+        deliver(_cancelled(name), None)
+        return
     if not otel.enabled():
         deliver(await _settle(coro, name), None)
         return

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from actors._bridge import IoBridge
 from actors._bus import DeadLetters, EventBus
 from actors._errors import ActorNotFound, DuplicateActorName
+from actors._loop import LoopScheduler, LoopTimers
 from actors._timers import Timers
 
 if TYPE_CHECKING:
@@ -17,12 +18,16 @@ __all__ = ["Runtime"]
 
 
 class Runtime:
-    """Timers, the I/O bridge, the bus, dead letters and the name registry."""
+    """Timers, the I/O bridge and its run queue, the bus, dead letters and the names."""
 
     def __init__(self, name: str, default_timeout: float) -> None:
         self.name = name
         self.default_timeout = default_timeout
         self.bridge = IoBridge(f"{name}-io")
+        self.scheduler = LoopScheduler(self.bridge)
+        """The run queue of the actors that run on the I/O loop."""
+        self.loop_timers = LoopTimers(self.bridge)
+        """Their timers (on the loop thread; see :class:`~actors._loop.LoopTimers`)."""
         self.timers = Timers(f"{name}-timers")
         self.bus = EventBus()
         self.dead_letters = DeadLetters()

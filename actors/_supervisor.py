@@ -16,6 +16,11 @@ reverse order, and restarts them when they exit:
 Stopping is event-driven like everything else: the supervisor asks one child to stop,
 handles that child's exit message, then moves to the next; a child that does not stop
 within its ``shutdown_timeout`` is logged and passed over.
+
+Children (and supervisors) may run on the I/O loop instead of a thread of their own
+(``on_loop``, or a :class:`~actors.LoopActor`). Where children come and go in thousands
+(runs), :func:`start_child` starts one on the caller's thread at once and tells the
+supervisor to adopt it, instead of asking the supervisor to start it and waiting.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 import pykka
 
 from actors._actor import Actor, ChildExited, Deferred, Ref, binding
-from actors._errors import DuplicateActorName
+from actors._errors import DuplicateActorName, SystemNotRunning
 from actors._events import ActorRestarted, SupervisorGaveUp
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "Strategy",
     "Supervisor",
     "SupervisorSpec",
+    "start_child",
 ]
 
 
@@ -73,6 +79,8 @@ class ChildSpec:
         kwargs: Keyword arguments for its constructor.
         restart: When it is restarted.
         shutdown_timeout: Seconds to wait for it to stop before moving on.
+        on_loop: Run it on the I/O loop instead of a thread of its own; ``None``
+            follows the class (``True`` for a :class:`~actors.LoopActor`).
     """
 
     name: str
@@ -81,6 +89,12 @@ class ChildSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     restart: Restart = Restart.PERMANENT
     shutdown_timeout: float = 5.0
+    on_loop: bool | None = None
+
+    @property
+    def runs_on_loop(self) -> bool:
+        """Whether the child runs on the I/O loop (the spec's choice, else its class's)."""
+        return self.actor.on_loop if self.on_loop is None else self.on_loop
 
     def __post_init__(self) -> None:
         _check_name(self.name, "ChildSpec")
@@ -103,6 +117,9 @@ class SupervisorSpec:
         within: The intensity window, in seconds.
         restart: The supervisor's own restart type, under its parent.
         shutdown_timeout: Seconds its parent waits for the whole subtree to stop.
+        on_loop: Run the supervisor itself on the I/O loop (its children choose for
+            themselves): cheap for a supervisor of loop children, which then hears
+            of their exits without a thread hop.
     """
 
     name: str
@@ -112,6 +129,12 @@ class SupervisorSpec:
     within: float = 5.0
     restart: Restart = Restart.PERMANENT
     shutdown_timeout: float = 30.0
+    on_loop: bool = False
+
+    @property
+    def runs_on_loop(self) -> bool:
+        """Whether the supervisor runs on the I/O loop."""
+        return self.on_loop
 
     def __post_init__(self) -> None:
         _check_name(self.name, "SupervisorSpec")
@@ -171,6 +194,17 @@ class StartChild:
 
     def __init__(self, spec: ChildSpec | SupervisorSpec) -> None:
         self.spec = spec
+
+
+class Adopt:
+    """Tell a supervisor about a child started for it elsewhere (see :func:`start_child`)."""
+
+    __slots__ = ("incarnation", "ref", "spec")
+
+    def __init__(self, spec: ChildSpec, ref: Ref[Any], incarnation: int) -> None:
+        self.spec = spec
+        self.ref = ref
+        self.incarnation = incarnation
 
 
 class Shutdown:
@@ -254,6 +288,8 @@ class Supervisor(Actor[object]):
                 self._on_exit(message)
             case StartChild(spec=spec):
                 return self._add(spec)
+            case Adopt():
+                self._adopt(message)
             case WhichChildren():
                 return [self._info(c) for c in self._children.values()]
             case Shutdown():
@@ -285,10 +321,31 @@ class Supervisor(Actor[object]):
         self._children[spec.name] = child
         return ref
 
+    def _adopt(self, adopted: Adopt) -> None:
+        spec = adopted.spec
+        if self._mode in {_Mode.SHUTTING_DOWN, _Mode.GIVING_UP}:
+            # The child goes too. Its exit report finds no child of that name: ignored.
+            self.log.info("adopted child stopped", child=spec.name, mode=self._mode.value)
+            target = adopted.ref._target
+            if target is not None:
+                target.stop(block=False)
+            self.runtime.unregister(spec.name)
+            return
+        child = _Child(spec, adopted.ref)
+        child.incarnation = adopted.incarnation
+        child.running = True
+        self._children[spec.name] = child
+
     def _start(self, child: _Child) -> None:
         child.incarnation += 1
         spec = child.spec
-        binding.current = (spec.name, self.runtime, self.actor_ref, child.incarnation)
+        binding.current = (
+            spec.name,
+            self.runtime,
+            self.actor_ref,
+            child.incarnation,
+            spec.runs_on_loop,
+        )
         target: pykka.ActorRef[Any]
         try:
             if isinstance(spec, SupervisorSpec):
@@ -490,3 +547,42 @@ class Supervisor(Actor[object]):
             restart=child.spec.restart,
             supervisor=isinstance(child.spec, SupervisorSpec),
         )
+
+
+def start_child(supervisor: Ref[Any], spec: ChildSpec) -> Ref[Any]:
+    """Start a child of ``supervisor`` here and now, without waiting for the supervisor.
+
+    The actor is constructed on the calling thread, its name registered, the
+    supervisor told to adopt it (a one-way message, handled before any exit report of
+    the child's), and then it starts. From then on it is the supervisor's child like
+    any other: restarted by its restart type, stopped in a shutdown. Cheap enough to
+    call per run, from sync code, asyncio code or an actor's handler (nothing blocks).
+
+    Raises:
+        DuplicateActorName: The name is taken (nothing was started).
+        SystemNotRunning: The supervisor is not running.
+        Exception: Whatever the actor's constructor raised (nothing was started).
+    """
+    parent = supervisor._target
+    if parent is None or not parent.is_alive():
+        msg = f"supervisor {supervisor.name!r} is not running"
+        raise SystemNotRunning(msg)
+    runtime = supervisor._rt
+    if runtime.is_registered(spec.name):
+        raise runtime.duplicate(spec.name)
+    binding.current = (spec.name, runtime, parent, 1, spec.runs_on_loop)
+    try:
+        actor = spec.actor(*spec.args, **spec.kwargs)
+    finally:
+        binding.current = None
+    ref: Ref[Any] = Ref(spec.name, runtime)
+    ref._target = actor.actor_ref
+    runtime.register(ref)  # a race lost for the name raises here, before anything runs
+    try:
+        parent.tell(Adopt(spec, ref, 1))
+    except pykka.ActorDeadError:
+        runtime.unregister(spec.name)
+        msg = f"supervisor {supervisor.name!r} is not running"
+        raise SystemNotRunning(msg) from None
+    actor.begin()
+    return ref

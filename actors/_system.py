@@ -105,7 +105,7 @@ class System:
             rt.timers.start()
             root: Ref[object] = Ref(self._spec.name, rt)
             rt.register(root)
-            binding.current = (self._spec.name, rt, None, 1)
+            binding.current = (self._spec.name, rt, None, 1, self._spec.runs_on_loop)
             try:
                 root._target = Supervisor.start(self._spec, self._root_gave_up)
             finally:

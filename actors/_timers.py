@@ -13,6 +13,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -26,12 +27,20 @@ def _nothing() -> None:
     return None
 
 
+class _Owner(Protocol):
+    """Who keeps a timer: told when one of its timers is cancelled."""
+
+    def _note_cancel(self) -> None: ...
+
+
 class TimerHandle:
     """A scheduled callback; ``cancel()`` stops it from firing."""
 
     __slots__ = ("_owner", "callback", "cancelled", "seq", "when")
 
-    def __init__(self, when: float, seq: int, callback: Callable[[], object], owner: Timers):
+    def __init__(
+        self, when: float, seq: int, callback: Callable[[], object], owner: _Owner | None
+    ) -> None:
         self.when = when
         self.seq = seq
         self.callback = callback
@@ -46,7 +55,8 @@ class TimerHandle:
         if not self.cancelled:
             self.cancelled = True
             self.callback = _nothing  # drop references now; the heap keeps the handle a while
-            self._owner._note_cancel()
+            if self._owner is not None:
+                self._owner._note_cancel()
 
 
 class Timers:

@@ -8,24 +8,35 @@
 * :func:`message_types` lists every registered message struct, and decoding one that
   does not fit raises :class:`MessageDecodeError`;
 * :class:`Supervisor` is the actor a :class:`~actors.SupervisorSpec` starts, and
-  :class:`StartChild` asks one to start one more child.
+  :class:`StartChild` asks one to start one more child (and waits for it);
+  :func:`start_child` starts one on the calling thread and has the supervisor adopt it
+  (no round trip: for children started by the thousand, such as runs);
+* :class:`LoopScheduler` is the run queue of the actors that take turns on the loop;
+* :func:`handoff_for` gives an event loop's :class:`Handoff`, which runs calls from
+  other threads on that loop with one wake-up per batch.
 """
 
 from actors._bridge import IoBridge, IoHandle
 from actors._bus import DeadLetter, DeadLetters
+from actors._handoff import Handoff, handoff_for
+from actors._loop import LoopScheduler
 from actors._messages import MessageDecodeError, message_types
-from actors._supervisor import StartChild, Supervisor
+from actors._supervisor import StartChild, Supervisor, start_child
 from actors._timers import TimerHandle, Timers
 
 __all__ = [
     "DeadLetter",
     "DeadLetters",
+    "Handoff",
     "IoBridge",
     "IoHandle",
+    "LoopScheduler",
     "MessageDecodeError",
     "StartChild",
     "Supervisor",
     "TimerHandle",
     "Timers",
+    "handoff_for",
     "message_types",
+    "start_child",
 ]

@@ -24,6 +24,21 @@ Derived figures: ``*_step_overhead_us = (engine - plain) / steps`` and
   system and database) instead of ``FULL``: a chain is a sequence of group commits,
   and with ``FULL`` each one waits for an fsync.
 
+A burst, measured first (in its own system and database, so that its peak memory is
+its own): ``--burst`` runs (10,000 by default) of a 3-step reactor (two parallel no-op
+steps, then a step joining them) started at once from asyncio code with
+``Engine.run_async`` and ``asyncio.gather``, journaling on. ``burst_wall_s`` is the time
+from the first start to the last result, ``burst_peak_rss_mb`` and
+``burst_peak_threads`` the process's peak resident memory and OS thread count while it
+ran (sampled every few milliseconds from ``/proc``), ``burst_plain_wall_s`` the same
+shape as plain asyncio tasks. Then the barrier burst: the same number of runs, each
+holding its first step at a barrier until every run has reached it (or
+``--barrier-wait`` seconds passed), so that all of them are alive at once;
+``barrier_runs_completed`` of ``burst_runs`` must complete. Those run with the
+interpreter's garbage collector as it comes; ``burst_gc_tuned_*`` repeats the burst with
+the young generation collected less often (:data:`GC_TUNED`), which is what a process
+that hosts thousands of runs at once should do.
+
 ``--profile`` adds ``cpu_us_per_chain_run_by_thread``: where the CPU time of an engine
 chain run goes, thread by thread (the I/O loop, the Store actor, SQLite's worker, the
 Run actor, ...; Linux only). Prints one JSON object.
@@ -60,7 +75,9 @@ __all__ = ["TARGETS", "main", "run"]
 
 TARGETS: dict[str, float] = {
     "chain_step_overhead_us_max": 150.0,
-    "fanout_step_overhead_us_max": 150.0,
+    "fanout_step_overhead_us_max": 100.0,
+    "burst_wall_s_max": 3.0,
+    "burst_peak_rss_mb_max": 512.0,
 }
 """What the executor should cost per no-op step on a quiet machine."""
 
@@ -73,6 +90,15 @@ _DEFAULT_RUNS = 200
 _DEFAULT_ROUNDS = 5
 _QUICK_RUNS = 20
 _QUICK_ROUNDS = 2
+_DEFAULT_BURST = 10_000
+_QUICK_BURST = 300
+_BARRIER_WAIT = 120.0
+
+GC_TUNED = (50_000, 10, 10)
+"""``gc.set_threshold`` for the tuned burst: collect the young generation every 50,000
+net allocations instead of 700. Ten thousand live runs are about a million objects, and
+with the interpreter's defaults the full collections they trigger take more of the
+burst than the runs themselves."""
 
 
 # ---- the reactors ---------------------------------------------------------------------
@@ -125,6 +151,75 @@ FanOut = _reactor(
     max_concurrency=FANOUT_CONCURRENCY,
 )
 """100 independent no-op steps, then one that takes all their results."""
+
+
+async def _add(a: int, b: int) -> int:
+    return a + b
+
+
+class _Barrier:
+    """Holds every arriving step until ``expected`` have arrived (or ``wait`` seconds pass).
+
+    The steps run on the system's one I/O loop, so a counter and an asyncio event made
+    there need no lock.
+    """
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.wait = _BARRIER_WAIT
+        self.arrived = 0
+        self._event: asyncio.Event | None = None
+
+    def reset(self, expected: int, wait: float) -> None:
+        self.expected, self.wait, self.arrived, self._event = expected, wait, 0, None
+
+    async def pass_(self, x: int) -> int:
+        if self._event is None:
+            self._event = asyncio.Event()
+        event = self._event
+        self.arrived += 1
+        if self.arrived >= self.expected:
+            event.set()
+        try:
+            await asyncio.wait_for(event.wait(), self.wait)
+        except TimeoutError:
+            event.set()  # release the others too: the figure says how many arrived
+        return x
+
+
+BARRIER = _Barrier()
+
+
+async def at_barrier(x: int) -> int:
+    """A step that waits until every run of the barrier burst has reached it."""
+    return await BARRIER.pass_(x)
+
+
+Burst = _reactor(
+    "Burst",
+    {
+        "a": step(noop, args={"x": ref("n")}),
+        "b": step(noop, args={"x": ref("n")}),
+        "join": step(_add, args={"a": ref("a"), "b": ref("b")}),
+    },
+)
+"""Two parallel no-op steps and one joining them: the burst's run."""
+
+BarrierBurst = _reactor(
+    "BarrierBurst",
+    {
+        "a": step(at_barrier, args={"x": ref("n")}),
+        "b": step(noop, args={"x": ref("n")}),
+        "join": step(_add, args={"a": ref("a"), "b": ref("b")}),
+    },
+)
+"""The burst's shape, its first step held at :data:`BARRIER`."""
+
+
+async def plain_burst_one(n: int) -> int:
+    """The burst's run as plain asyncio: two tasks gathered, then the join."""
+    a, b = await asyncio.gather(noop(n), noop(n))
+    return await _add(a, b)
 
 
 async def plain_chain(n: int) -> int:
@@ -295,6 +390,141 @@ def _rounds(runs: int, rounds: int, tmp: Path) -> dict[str, list[float]]:
     return per_round
 
 
+class _Peak:
+    """Samples the process's resident memory and OS thread count until stopped.
+
+    Read from ``/proc/self/status`` every few milliseconds (Linux); elsewhere the
+    resident peak is ``ru_maxrss`` and the thread count Python's own threads.
+    """
+
+    def __init__(self, every: float = 0.005) -> None:
+        self.rss_mb = 0.0
+        self.threads = 0
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+
+    def __enter__(self) -> _Peak:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self._sample()
+
+    def _sample(self) -> None:
+        rss_mb, threads = _rss_and_threads()
+        self.rss_mb = max(self.rss_mb, rss_mb)
+        self.threads = max(self.threads, threads)
+
+
+def _rss_and_threads() -> tuple[float, int]:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        import resource  # noqa: PLC0415 - only where /proc is missing
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024 if sys.platform == "darwin" else 1024), threading.active_count()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
+
+
+def _burst(count: int, barrier_wait: float, tmp: Path) -> dict[str, float]:
+    """N concurrent 3-step runs, then N held alive at a barrier (see the module docstring)."""
+    otel.shutdown_tracing()
+    result: dict[str, float] = {"burst_runs": float(count)}
+    with System(name="bench-burst", default_timeout=60.0) as system:
+        engine = Engine(system, db_path=tmp / "burst.db", tracing=False, logging=False)
+        try:
+            _warm(engine, system)
+            print(f"reactor: burst of {count} runs", file=sys.stderr, flush=True)
+            gc.collect()
+            started = time.perf_counter()
+            plain = asyncio.run_coroutine_threadsafe(_plain_burst(count), system.bridge.loop)
+            plain.result()
+            result["burst_plain_wall_s"] = time.perf_counter() - started
+            result.update(_measured_burst("burst", engine, Burst, count))
+            print(f"reactor: burst of {count} runs, gc tuned", file=sys.stderr, flush=True)
+            defaults = gc.get_threshold()
+            gc.set_threshold(*GC_TUNED)
+            try:
+                tuned = _measured_burst("burst_gc_tuned", engine, Burst, count)
+            finally:
+                gc.set_threshold(*defaults)
+            del tuned["burst_gc_tuned_peak_threads"]
+            result.update(tuned)
+            print(f"reactor: barrier burst of {count} runs", file=sys.stderr, flush=True)
+            BARRIER.reset(count, barrier_wait)
+            result.update(_measured_burst("barrier", engine, BarrierBurst, count))
+            result["barrier_runs_arrived"] = float(BARRIER.arrived)
+        finally:
+            engine.close()
+    return result
+
+
+def _measured_burst(
+    prefix: str, engine: Engine, reactor: type[Reactor], count: int
+) -> dict[str, float]:
+    """One burst: its wall time, peaks and completed runs, as ``{prefix}_...`` figures."""
+    gc.collect()
+    with _Peak() as peak:
+        started = time.perf_counter()
+        completed, errors = asyncio.run(_engine_burst(engine, reactor, count))
+        wall = time.perf_counter() - started
+    _report_errors(prefix, errors)
+    return {
+        f"{prefix}_wall_s": wall,
+        f"{prefix}_peak_rss_mb": peak.rss_mb,
+        f"{prefix}_peak_threads": float(peak.threads),
+        f"{prefix}_runs_completed": float(completed),
+    }
+
+
+def _warm(engine: Engine, system: System) -> None:
+    """A few runs first, so the burst measures runs, not imports and the first commit."""
+    for n in range(3):
+        engine.run(Burst, {"n": n})
+    asyncio.run_coroutine_threadsafe(_plain_burst(3), system.bridge.loop).result()
+
+
+async def _plain_burst(count: int) -> None:
+    await asyncio.gather(*(plain_burst_one(n) for n in range(count)))
+
+
+async def _engine_burst(
+    engine: Engine, reactor: type[Reactor], count: int
+) -> tuple[int, list[str]]:
+    """Start ``count`` runs at once and wait for all; how many completed, and the errors."""
+    outcomes = await asyncio.gather(
+        *(engine.run_async(reactor, {"n": n}) for n in range(count)), return_exceptions=True
+    )
+    errors = [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
+    bad = [o for n, o in enumerate(outcomes) if not isinstance(o, BaseException) and o != 2 * n]
+    if bad:
+        msg = f"{len(bad)} runs gave a wrong result, e.g. {bad[0]!r}"
+        raise RuntimeError(msg)
+    return count - len(errors), errors
+
+
+def _report_errors(what: str, errors: list[str]) -> None:
+    if not errors:
+        return
+    first: dict[str, int] = {}
+    for error in errors:
+        key = error[:160]
+        first[key] = first.get(key, 0) + 1
+    print(f"reactor: {len(errors)} runs of the {what} failed:", file=sys.stderr)
+    for text, times in sorted(first.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {times} x {text}", file=sys.stderr)
+
+
 def _thread_cpu() -> dict[str, float]:
     """CPU seconds used so far by each live thread, by name (Linux ``/proc``; else empty)."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -342,10 +572,18 @@ def _profile(runs: int, tmp: Path) -> dict[str, float]:
     }
 
 
-def run(runs: int, rounds: int, *, profile: bool = False) -> dict[str, Any]:
+def run(
+    runs: int,
+    rounds: int,
+    *,
+    burst: int = _DEFAULT_BURST,
+    barrier_wait: float = _BARRIER_WAIT,
+    profile: bool = False,
+) -> dict[str, Any]:
     """Run the benchmark; the JSON-ready result (see the module docstring)."""
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reactor-bench-") as tmp:
+        bursts = _burst(burst, barrier_wait, Path(tmp))
         per_round = _rounds(runs, rounds, Path(tmp))
         profiled = _profile(max(50, runs), Path(tmp)) if profile else None
     result: dict[str, Any] = {
@@ -367,6 +605,17 @@ def run(runs: int, rounds: int, *, profile: bool = False) -> dict[str, Any]:
     result["chain_step_overhead_normal_us"] = overhead(
         result["chain_engine_normal_us"], result["chain_plain_normal_us"], CHAIN_STEPS
     )
+    for key, value in bursts.items():
+        result[key] = round(value, 3) if key.endswith("_s") else round(value, 1)
+    for key in (
+        "burst_runs",
+        "burst_peak_threads",
+        "burst_runs_completed",
+        "burst_gc_tuned_runs_completed",
+    ):
+        result[key] = int(result[key])
+    for key in ("barrier_runs_arrived", "barrier_runs_completed", "barrier_peak_threads"):
+        result[key] = int(result[key])
     result["chain_ratio"] = round(result["chain_engine_us"] / chain_plain, 2)
     result["fanout_ratio"] = round(result["fanout_engine_us"] / fan_plain, 2)
     result["targets"] = dict(TARGETS)
@@ -375,6 +624,9 @@ def run(runs: int, rounds: int, *, profile: bool = False) -> dict[str, Any]:
         <= TARGETS["chain_step_overhead_us_max"],
         "fanout_step_overhead_us_max": result["fanout_step_overhead_us"]
         <= TARGETS["fanout_step_overhead_us_max"],
+        "burst_wall_s_max": result["burst_wall_s"] <= TARGETS["burst_wall_s_max"]
+        and result["burst_runs_completed"] == burst,
+        "burst_peak_rss_mb_max": result["burst_peak_rss_mb"] <= TARGETS["burst_peak_rss_mb_max"],
     }
     result["per_round"] = {
         key: [round(value, 2) for value in values] for key, values in per_round.items()
@@ -393,6 +645,8 @@ def run(runs: int, rounds: int, *, profile: bool = False) -> dict[str, Any]:
         "runs": runs,
         "fanout_runs": max(2, runs // 5),
         "rounds": rounds,
+        "burst_steps": 3,
+        "burst_gc_tuned_threshold": list(GC_TUNED),
         "aggregate": "median over rounds of each round's median per run",
         "duration_s": round(time.perf_counter() - began, 2),
     }
@@ -416,19 +670,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a short run for tests (runs={_QUICK_RUNS}, rounds={_QUICK_ROUNDS})",
+        help=f"a short run for tests (runs={_QUICK_RUNS}, rounds={_QUICK_ROUNDS}, "
+        f"burst={_QUICK_BURST})",
     )
     parser.add_argument("--runs", type=_positive, help=f"chain runs per round ({_DEFAULT_RUNS})")
     parser.add_argument("--rounds", type=_positive, help=f"rounds ({_DEFAULT_ROUNDS})")
+    parser.add_argument(
+        "--burst",
+        type=_positive,
+        help=f"runs in the burst and the barrier burst ({_DEFAULT_BURST}; quick: {_QUICK_BURST})",
+    )
+    parser.add_argument(
+        "--barrier-wait",
+        type=float,
+        default=_BARRIER_WAIT,
+        help=f"seconds the barrier waits for every run to arrive ({_BARRIER_WAIT:g})",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="add the CPU time per chain run, by thread"
     )
     ns = parser.parse_args(argv)
     runs = ns.runs or (_QUICK_RUNS if ns.quick else _DEFAULT_RUNS)
     rounds = ns.rounds or (_QUICK_ROUNDS if ns.quick else _DEFAULT_ROUNDS)
+    burst = ns.burst or (_QUICK_BURST if ns.quick else _DEFAULT_BURST)
     # Log lines (the system's start and stop) go to stderr: stdout is the JSON alone.
     otel.configure_logging(level="warning", stream=sys.stderr)
-    result = run(runs, rounds, profile=ns.profile)
+    result = run(runs, rounds, burst=burst, barrier_wait=ns.barrier_wait, profile=ns.profile)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

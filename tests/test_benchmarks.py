@@ -87,6 +87,21 @@ REACTOR_FIGURES = (
     "chain_ratio",
     "fanout_ratio",
 )
+REACTOR_BURST = (
+    "burst_runs",
+    "burst_plain_wall_s",
+    "burst_wall_s",
+    "burst_peak_rss_mb",
+    "burst_peak_threads",
+    "burst_runs_completed",
+    "burst_gc_tuned_wall_s",
+    "burst_gc_tuned_peak_rss_mb",
+    "barrier_wall_s",
+    "barrier_runs_arrived",
+    "barrier_runs_completed",
+    "barrier_peak_rss_mb",
+    "barrier_peak_threads",
+)
 REACTOR_OVERHEADS = (
     "chain_step_overhead_us",
     "fanout_step_overhead_us",
@@ -109,8 +124,20 @@ def test_reactor_quick_prints_one_json_object_with_every_figure() -> None:
         assert value > 0, f"{key}: {value!r}"
     for key in REACTOR_OVERHEADS:  # a difference of two timings: any sign, but a number
         assert isinstance(data.get(key), int | float), f"{key}: {data.get(key)!r}"
+    for key in REACTOR_BURST:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    # Every run of the burst, and of the burst held alive at the barrier, completed.
+    runs = data["burst_runs"]
+    assert data["burst_runs_completed"] == data["barrier_runs_completed"] == runs
     assert data["spans_per_traced_chain"] > 0  # the traced variant really made spans
-    assert set(data["targets"]) == {"chain_step_overhead_us_max", "fanout_step_overhead_us_max"}
+    assert set(data["targets"]) == {
+        "chain_step_overhead_us_max",
+        "fanout_step_overhead_us_max",
+        "burst_wall_s_max",
+        "burst_peak_rss_mb_max",
+    }
     assert set(data["targets_met"]) == set(data["targets"])
     assert all(isinstance(v, bool) for v in data["targets_met"].values())
     meta = data["meta"]

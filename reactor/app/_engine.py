@@ -2,7 +2,9 @@
 
 One :class:`Engine` per application. It needs a running :class:`~actors.System`; it
 starts (or finds) the ``store`` actor that owns the SQLite journal, and a ``runs``
-supervisor under which each run is a Run actor of its own. Sync code calls
+supervisor under which each run is a Run actor of its own. Runs (and the supervisor)
+take turns on the I/O loop, with no thread each, and a run starts at once on the
+caller's thread (``start_child``): no round trip to the supervisor per run. Sync code calls
 :meth:`Engine.run` / :meth:`Engine.start`; asyncio code :meth:`Engine.run_async` /
 :meth:`Engine.start_async`. A run's handle waits for its result, cancels it, or names
 it (``run_id``) so that it can be resumed later, in this process or another.
@@ -13,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import itertools
 import os
-import secrets
+import random
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +38,7 @@ from actors import (
     System,
 )
 from actors.llm import Fleet
-from actors.lowlevel import StartChild
+from actors.lowlevel import handoff_for, start_child
 from actors.store import Journal, Store
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -101,8 +105,24 @@ class RunHandle:
         return self._done.result(timeout)
 
     async def result_async(self) -> Any:
-        """:meth:`result` for asyncio code."""
-        return await asyncio.wrap_future(self._done)
+        """:meth:`result` for asyncio code.
+
+        The run's end wakes the caller's loop through its hand-off queue: many runs
+        ending together cost that loop one wake-up, not one each.
+        """
+        done = self._done
+        if not done.done():
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            handoff = handoff_for(loop)
+
+            def ended(_: Future[Any]) -> None:
+                with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+                    handoff.call(_wake, waiter)
+
+            done.add_done_callback(ended)
+            await waiter
+        return done.result()
 
     def done(self) -> bool:
         """Whether the run has ended."""
@@ -112,6 +132,11 @@ class RunHandle:
         """Stop the run: running attempts are cancelled, completed steps undone."""
         if self._ref is not None:
             self._ref.tell_if_alive(CancelRun(reason))
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # not cancelled meanwhile
+        waiter.set_result(None)
 
 
 class Engine:
@@ -205,7 +230,7 @@ class Engine:
         try:
             return system.lookup("runs")
         except ActorNotFound:
-            spec = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0)
+            spec = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0, on_loop=True)
             try:
                 return system.spawn(spec)
             except DuplicateActorName:
@@ -313,23 +338,20 @@ class Engine:
             args=(services, reactor, run_id),
             kwargs={
                 "done": done,
-                "input_check": lambda raw: check_inputs(plan, raw),
+                "input_check": functools.partial(check_inputs, plan),
                 **kwargs,
             },
             restart=Restart.TEMPORARY,
             shutdown_timeout=10.0,
         )
 
-    def _spawned(self, answer: object, run_id: str) -> Ref[Any]:
-        if isinstance(answer, DuplicateActorName):
+    def _spawn(self, spec: ChildSpec, run_id: str) -> Ref[Any]:
+        """Start the Run actor now, as a child of the ``runs`` supervisor."""
+        try:
+            return start_child(self._supervisor, spec)
+        except DuplicateActorName:
             msg = f"run {run_id} is already running in this process"
-            raise ResumeError(msg, run_id=run_id, reactor="")
-        if isinstance(answer, Exception):
-            raise answer
-        if not isinstance(answer, Ref):
-            msg = f"the runs supervisor answered {answer!r}"
-            raise TypeError(msg)
-        return answer
+            raise ResumeError(msg, run_id=run_id, reactor="") from None
 
     def start(
         self,
@@ -368,7 +390,7 @@ class Engine:
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
-        handle._ref = self._spawned(self._supervisor.ask(StartChild(spec)), handle.run_id)
+        handle._ref = self._spawn(spec, handle.run_id)
         return handle
 
     async def start_async(
@@ -387,8 +409,7 @@ class Engine:
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
-        answer = await self._supervisor.ask_async(StartChild(spec))
-        handle._ref = self._spawned(answer, handle.run_id)
+        handle._ref = self._spawn(spec, handle.run_id)
         return handle
 
     def _start_spec(  # noqa: PLR0917 - start()'s arguments, passed on
@@ -513,7 +534,7 @@ class Engine:
             resume_reason="its parent resumed",
             context=context,
         )
-        ref = self._spawned(await self._supervisor.ask_async(StartChild(spec)), run_id)
+        ref = self._spawn(spec, run_id)
         ended = asyncio.wrap_future(done)
         try:
             return await asyncio.shield(ended)
@@ -575,7 +596,7 @@ class Engine:
             parent=started.parent,
             undo_only=True,
         )
-        self._spawned(await self._supervisor.ask_async(StartChild(spec)), started.run_id)
+        self._spawn(spec, started.run_id)
         await asyncio.wrap_future(done)
 
     # ---- undoing a completed run -------------------------------------------------------
@@ -706,7 +727,7 @@ class Engine:
             parent=started.parent,
             resume_reason=reason,
         )
-        ref = self._spawned(self._supervisor.ask(StartChild(spec)), run_id)
+        ref = self._spawn(spec, run_id)
         return RunHandle(run_id, started.reactor, ref, done)
 
     @staticmethod
@@ -783,6 +804,16 @@ def run_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(decoded)
 
 
+_ids = itertools.count(random.SystemRandom().getrandbits(24))
+"""The random part of run ids: a random start, then one more per id (see new_run_id)."""
+
+
 def new_run_id() -> str:
-    """A new run id: time-ordered hex, then random (``0193f2c4a1b2-5e9d0c``)."""
-    return f"{int(time.time() * 1000):x}-{secrets.token_hex(3)}"
+    """A new run id: time-ordered hex, then six hex digits (``0193f2c4a1b2-5e9d0c``).
+
+    The six digits count up from a random start: two ids made by this process differ
+    (a random part drawn per id did collide when thousands of runs started in the same
+    millisecond), ids made by two processes in the same millisecond almost surely do,
+    and making one costs no system call.
+    """
+    return f"{int(time.time() * 1000):x}-{next(_ids) & 0xFFFFFF:06x}"

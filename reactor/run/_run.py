@@ -1,8 +1,10 @@
 """The Run actor: one run of a reactor, event-driven, journaled step by step.
 
-The executor loop. Each numbered item happens while handling one message on the Run
-actor's thread; nothing in it blocks (step code runs on the event loop or in the worker
-pool, LLM calls are asks to a model host, the journal is asks to the Store):
+The executor loop. Each numbered item happens while handling one message of the Run
+actor, a :class:`~actors.LoopActor`: runs take turns on the I/O loop, with no thread
+each, so an ``async def`` step's outcome reaches its run without a thread hop. Nothing
+in it blocks (step code runs on the event loop or in the worker pool, LLM calls are
+asks to a model host, the journal is asks to the Store):
 
 1. Start. A new run checks its inputs (done by the engine before the actor starts) and
    journals ``RunStarted`` with ``expected_seq=0``. If the stream already exists (a
@@ -77,7 +79,7 @@ from typing import Any
 import msgspec
 from opentelemetry import context as otel_context
 
-from actors import Actor, AskError, Failure, FailureKind, Ref
+from actors import AskError, Failure, FailureKind, LoopActor, Ref
 from actors.store import JournalAppended, JournalEntries, JournalRead
 from dsl import (
     Continue,
@@ -135,7 +137,7 @@ __all__ = ["Run"]
 # -- the actor -----------------------------------------------------------------------------
 
 
-class Run(Actor[object]):
+class Run(LoopActor[object]):
     """Executes one run (see the module docstring for the loop).
 
     Args:
@@ -359,7 +361,7 @@ class Run(Actor[object]):
             self._mode = Mode.FINISHING  # it failed (rolled back), or was undone already
             if not self._done.done():
                 self._done.set_result(None)
-            self.actor_ref.stop(block=False)
+            self.stop()
             return
         self._apply_history(events[:-1])
         notify(self._mw, "run_started", _replace(self._info, resumed=True))
@@ -394,7 +396,7 @@ class Run(Actor[object]):
                 else:
                     if not self._done.done():
                         self._done.set_result(value)
-                    self.actor_ref.stop(block=False)
+                    self.stop()
                     return
             case RunFailed():
                 error = RunFailedError(run_id=self._run_id, reactor=reactor, errors=event.errors)
@@ -1198,7 +1200,7 @@ class Run(Actor[object]):
         self._mode = Mode.FINISHING
         if not self._done.done():
             self._done.set_exception(error)
-        self.actor_ref.stop(block=False)
+        self.stop()
 
     def _ended(self, appended: JournalAppended | Failure, outcome: RunOutcome) -> None:
         if isinstance(appended, Failure):
@@ -1238,7 +1240,7 @@ class Run(Actor[object]):
                             run_id=self._run_id, reactor=self._plan.reactor, errors=outcome.errors
                         )
                     )
-        self.actor_ref.stop(block=False)
+        self.stop()
 
     # ---- middleware -------------------------------------------------------------------------
 

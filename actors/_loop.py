@@ -1,0 +1,289 @@
+"""Actors on the I/O loop: many actors, no thread each.
+
+A :class:`~actors.LoopActor` (or any actor whose spec says ``on_loop=True``) has no
+thread of its own. Its mailbox is a :class:`Mailbox`; when mail arrives in an empty
+mailbox, the mailbox joins the loop's run queue (:class:`LoopScheduler`), and one loop
+callback gives each queued mailbox a turn: up to :data:`TURN` messages, one at a time,
+in the actor's own ``contextvars`` context (its log binding and trace context stay its
+own, as they would on a thread of its own). So:
+
+* mail sent on the loop thread (the outcome of a coroutine the actor piped to itself,
+  a tell from another loop actor, an answer from one) is handled without a thread
+  hop: at most one ``call_soon`` per turn of the run queue;
+* mail sent from another thread wakes the loop with one ``call_soon_threadsafe`` for
+  everything that arrives before the loop runs the queue;
+* an actor is in the run queue at most once, and only the loop thread runs turns, so
+  one actor never handles two messages at once (the serial guarantee), and a turn
+  never runs inside another actor's handler.
+
+The price is the rule every actor already follows: a handler never blocks (the loop
+thread is marked as one that must not, so a blocking ``Ref.ask`` raises), and a long
+computation holds up every loop actor and all I/O; give it to a worker pool or a thread
+actor. Timers (``call_later``, ``schedule``) of loop actors are loop timers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from actors._timers import TimerHandle
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from pykka._envelope import Envelope
+
+    from actors._bridge import IoBridge
+
+__all__ = ["TURN", "LoopScheduler", "LoopTimers", "Mailbox", "StopFlag"]
+
+TURN = 64
+"""Messages one actor handles per turn before the others (and the loop's I/O) get theirs."""
+
+_log = structlog.get_logger("actors.loop")
+_events_lock = threading.Lock()
+
+
+class _Turns(Protocol):
+    """What a mailbox needs from its actor (implemented by :class:`~actors.Actor`)."""
+
+    def _loop_turn(self, items: collections.deque[Envelope[Any]]) -> None: ...
+
+
+class LoopScheduler:
+    """The run queue of one event loop: mailboxes with mail, served by one callback.
+
+    Thread-safe: any thread may call :meth:`ready`. The ``armed`` flag is cleared by
+    the loop *before* it looks at the queue a last time, so a mailbox queued by another
+    thread is either seen by that look or arms a new pass; at worst two passes run,
+    never none.
+    """
+
+    __slots__ = ("_armed", "_bridge", "_loop", "_ready")
+
+    def __init__(self, bridge: IoBridge) -> None:
+        self._bridge = bridge
+        self._loop: asyncio.AbstractEventLoop = bridge.loop
+        self._ready: collections.deque[Mailbox] = collections.deque()
+        self._armed = False
+
+    def ready(self, mailbox: Mailbox) -> None:
+        """Queue ``mailbox`` for a turn and make sure a pass of the queue is coming."""
+        self._ready.append(mailbox)
+        if self._armed:
+            return
+        self._armed = True
+        if self._bridge.on_loop_thread():
+            self._loop.call_soon(self._run)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._run)
+        except RuntimeError:  # the loop is closed: the system is stopping, nobody is left
+            self._armed = False
+
+    def _run(self) -> None:
+        ready = self._ready
+        # Only the mailboxes queued so far: those queued by these turns wait for the
+        # next pass, so I/O callbacks get the loop in between.
+        for _ in range(len(ready)):
+            mailbox = ready.popleft()
+            try:
+                mailbox.turn()
+            except BaseException as exc:  # noqa: BLE001 - one actor must not stop the others
+                self._loop.call_exception_handler(
+                    {"message": "a loop actor's turn raised", "exception": exc}
+                )
+        self._armed = False
+        if ready:
+            self._armed = True
+            self._loop.call_soon(self._run)
+
+
+class Mailbox:
+    """A loop actor's inbox: pykka's ``put``/``get``/``empty``, and its turns.
+
+    Mail put before :meth:`open` waits: the actor is not started yet (its supervisor
+    learns about it first). ``queued`` is set while the mailbox is in the run queue or
+    having its turn; cleared before the last look at the items, for the same reason as
+    the scheduler's flag.
+    """
+
+    __slots__ = ("_actor", "_context", "_items", "_open", "_queued", "_scheduler")
+
+    def __init__(self, scheduler: LoopScheduler, actor: _Turns) -> None:
+        self._scheduler = scheduler
+        self._actor = actor
+        self._items: collections.deque[Envelope[Any]] = collections.deque()
+        # A context of its own, empty as a new thread's: what the actor binds (its log
+        # name, the current span) stays its own.
+        self._context = contextvars.Context()
+        self._queued = False
+        self._open = False
+
+    def put(self, envelope: Envelope[Any]) -> None:
+        """Add mail (any thread); queue the mailbox for a turn if it was idle."""
+        self._items.append(envelope)
+        if not self._queued and self._open:
+            self._queued = True
+            self._scheduler.ready(self)
+
+    def get(self) -> Envelope[Any]:
+        """The oldest mail (only the loop thread takes mail)."""
+        return self._items.popleft()
+
+    def empty(self) -> bool:
+        """Whether no mail waits."""
+        return not self._items
+
+    def open(self) -> None:
+        """Start the actor: its first turn runs ``started()``, then the mail that waits."""
+        self._queued = True
+        self._open = True
+        self._scheduler.ready(self)
+
+    def turn(self) -> None:
+        """On the loop: let the actor handle some mail, then queue again if more waits."""
+        self._context.run(self._actor._loop_turn, self._items)
+        self._queued = False
+        if self._items:
+            self._queued = True
+            self._scheduler.ready(self)
+
+
+class StopFlag:
+    """A loop actor's "stopped" flag: ``threading.Event``'s interface, one object.
+
+    Every ref checks it on every tell; only a thread that waits for the actor to stop
+    needs an event, so the event is made then. ``set`` writes the flag before it reads
+    the event, and ``wait`` makes the event before it reads the flag again, so a waiter
+    never misses the stop.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        """Whether the actor has stopped."""
+        return self._set
+
+    def set(self) -> None:
+        """Mark the actor stopped and wake whoever waits."""
+        self._set = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the actor has stopped; False if ``timeout`` passed first."""
+        if self._set:
+            return True
+        with _events_lock:  # two waiters must share one event
+            event = self._event
+            if event is None:
+                event = self._event = threading.Event()
+        if self.is_set():
+            return True
+        return event.wait(timeout)
+
+
+class LoopTimers:
+    """Timers on the loop, kept in first-in-first-out buckets by delay.
+
+    Loop actors set a timer for many steps of work (a journal batch's linger, a retry's
+    backoff, a run's timeout) and cancel most of them: on the loop's own heap each costs
+    a push and a pop through Python-level comparisons. Timers with the same delay (to
+    the millisecond) expire in the order they were set, so each bucket is a queue with
+    one loop timer for its head: setting one is an append, and firing pops what is due.
+    A timer may fire up to a millisecond late, never early.
+
+    Cancelling works from any thread (the loop's own timers are not thread-safe): it
+    sets the handle's flag. On the loop thread it also counts, and a bucket whose
+    timers are mostly cancelled drops them, and its loop timer once none is left: an
+    idle loop keeps no timer armed for nothing. Setting a timer: loop thread only.
+    """
+
+    __slots__ = ("_bridge", "_buckets", "_loop")
+
+    def __init__(self, bridge: IoBridge) -> None:
+        self._bridge = bridge
+        self._loop: asyncio.AbstractEventLoop = bridge.loop
+        self._buckets: dict[int, _Bucket] = {}
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback()`` on the loop after ``delay`` seconds."""
+        key = round(delay * 1000)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(self, key)
+        handle = TimerHandle(self._loop.time() + max(delay, 0.0), 0, callback, bucket)
+        bucket.add(handle)
+        return handle
+
+    def _drop(self, key: int, bucket: _Bucket) -> None:
+        if self._buckets.get(key) is bucket:  # not a newer bucket of the same delay
+            del self._buckets[key]
+
+
+class _Bucket:
+    """The timers of one delay, oldest first, and the loop timer for the oldest."""
+
+    __slots__ = ("_armed", "_cancelled", "_handles", "_key", "_owner")
+
+    def __init__(self, owner: LoopTimers, key: int) -> None:
+        self._owner = owner
+        self._key = key
+        self._handles: collections.deque[TimerHandle] = collections.deque()
+        self._armed: asyncio.TimerHandle | None = None
+        self._cancelled = 0
+
+    def add(self, handle: TimerHandle) -> None:
+        self._handles.append(handle)
+        if self._armed is None:
+            self._armed = self._owner._loop.call_at(handle.when, self._fire)
+
+    def _note_cancel(self) -> None:
+        if not self._owner._bridge.on_loop_thread():
+            return  # the flag is enough: the timer is skipped when it comes due
+        self._cancelled += 1
+        if self._cancelled * 2 < len(self._handles):
+            return
+        self._cancelled = 0
+        self._handles = collections.deque(h for h in self._handles if not h.cancelled)
+        if not self._handles:
+            self._retire()
+
+    def _retire(self) -> None:
+        if self._armed is not None:
+            self._armed.cancel()
+            self._armed = None
+        self._owner._drop(self._key, self)
+
+    def _fire(self) -> None:
+        self._armed = None
+        handles = self._handles
+        now = self._owner._loop.time()
+        while handles and (handles[0].cancelled or handles[0].when <= now):
+            handle = handles.popleft()
+            if handle.cancelled:
+                continue
+            callback = handle.callback
+            handle._owner = None  # fired, not cancelled: nothing to count
+            handle.cancel()  # drop the references, as a cancelled one does
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - one bad callback must not disturb the others
+                _log.exception("timer callback failed")
+        self._cancelled = 0
+        if handles:
+            self._armed = self._owner._loop.call_at(handles[0].when, self._fire)
+        else:
+            self._retire()
