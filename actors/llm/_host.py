@@ -21,9 +21,9 @@ How a :class:`~actors.ChatRequest` goes through:
 3. The provider call runs on the loop, bounded by the request's deadline, inside a span
    that follows the OpenTelemetry GenAI conventions. When it ends, its slot passes
    straight to the next request waiting on the loop: the slots are handed out where the
-   calls run, so a finished call does not wait for the host's thread (and its turn at
-   the GIL) before the next one starts.
-4. The outcome answers the caller from the loop, and, on the host's thread, updates the
+   calls run, so a finished call does not wait for the host's next turn before the next
+   one starts.
+4. The outcome answers the caller from the loop, and, in the host's next turn, updates the
    breaker (a connection failure counts for every model of the host), the statistics and
    the cost. Breaker transitions are published on the event bus and recorded as span
    events.
@@ -40,7 +40,7 @@ import contextlib
 import functools
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -101,7 +101,7 @@ _DEFAULT_BREAKER = BreakerConfig()
 
 
 class _Stats:
-    """Running statistics for one model (touched only on the host's thread)."""
+    """Running statistics for one model (touched only by the host's handlers)."""
 
     __slots__ = (
         "failures",
@@ -198,7 +198,7 @@ class _Pending:
 class _Slots:
     """The host's ``max_parallel`` slots, handed out in arrival order on the I/O loop.
 
-    Only the loop changes it; the host's thread reads its counters for statistics.
+    Only the loop changes it; the host's handlers read its counters for statistics.
     """
 
     __slots__ = ("_waiters", "active", "limit")
@@ -245,6 +245,11 @@ def _protocol(name: str, settings: HostConfig) -> str:
 class ModelHost(Actor[HostMessage]):
     """One LLM server endpoint; see the module docstring for how requests go through.
 
+    A host runs on the I/O loop (``on_loop``), where its HTTP calls run: its handlers
+    never block, so a request asked from asyncio code on the loop, the call, and the
+    bookkeeping of its outcome take no thread hop. A spec may still say
+    ``on_loop=False`` to give it a thread of its own.
+
     The host's name is its actor's name (``system.spawn(ModelHost, name="local",
     args=(settings,))``, or :meth:`spec` under a supervisor).
 
@@ -256,6 +261,8 @@ class ModelHost(Actor[HostMessage]):
             (no admission check without one).
         client: An httpx client to share (one is made, and closed at stop, otherwise).
     """
+
+    on_loop: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -290,7 +297,7 @@ class ModelHost(Actor[HostMessage]):
         self._pending: dict[str, _Pending] = {}  # admitted, not finished, by request id
         self._slots = _Slots(settings.max_parallel)
         # Models whose breaker is not closed, with the end of their open time: replaced
-        # (never changed) by this thread, read by the loop before a call is sent.
+        # (never changed) by the handlers, read by the call before it is sent.
         self._tripped: dict[str, float] = {}
         self._breakers: dict[str, Breaker] = {}
         self._stats: dict[str, _Stats] = {}
@@ -429,7 +436,7 @@ class ModelHost(Actor[HostMessage]):
 
     def _send(self, pending: _Pending) -> None:
         # The outcome answers the caller straight from the I/O loop; the breaker, the
-        # statistics and the cost are updated here, on this thread, in _finished.
+        # statistics and the cost are updated by this actor, in _finished.
         pending.handle = self.pipe_to_self(
             self._in_slot(pending),
             functools.partial(self._finished, pending),

@@ -8,6 +8,7 @@ streaming, inventory, load/unload, and the GenAI spans.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import queue
 import socket
 import threading
@@ -371,8 +372,9 @@ def test_a_host_without_a_protocol_is_refused_naming_it() -> None:
 def test_a_freed_slot_starts_the_waiting_request_while_the_hosts_thread_is_busy(
     system: System, fake: FakeServer
 ) -> None:
-    """Slots pass from call to call on the I/O loop: the host's thread is not in between."""
-    start_host(system, settings(fake, max_parallel=1))
+    """Slots pass from call to call on the I/O loop: a thread host's thread is not in between."""
+    spec = ModelHost.spec("local", settings(fake, max_parallel=1))
+    system.spawn(dataclasses.replace(spec, on_loop=False))
     ref = system.lookup("local")
     fake.inject(Fault(hang=True))
     out: queue.Queue[object] = queue.Queue()
@@ -403,3 +405,18 @@ def test_a_freed_slot_starts_the_waiting_request_while_the_hosts_thread_is_busy(
     kinds = sorted(a.kind.value if isinstance(a, Failure) else type(a).__name__ for a in answers)
     assert kinds == ["Completion", "timeout"]
     assert [c.body["messages"][-1]["content"] for c in fake.calls] == ["first", "second"]
+
+
+def test_a_host_runs_on_the_io_loop_and_answers_from_there(
+    system: System, fake: FakeServer
+) -> None:
+    """Spawned or from its spec, a host takes turns on the loop: a chat takes no thread hop."""
+    ref = start_host(system, settings(fake))
+    system.spawn(ModelHost.spec("other", settings(fake)))
+    for host in (ref, system.lookup("other")):
+        assert host._target is not None
+        assert host._target.actor_urn.startswith("urn:loop:")  # no thread of its own
+        answer = host.ask(ChatRequest.prompt("fake-small", "hi"))
+        assert isinstance(answer, Completion)
+        stats = host.ask(HostStatsQuery())
+        assert stats.models[0].requests == 1
