@@ -8,58 +8,50 @@ cancelled), 3 halted (``reactor runs resume ID`` continues it), 130 interrupted
 (Ctrl-C cancels the run), 2 for a mistake on the command line.
 
 ``reactor runs list`` and ``reactor runs show`` only read the journal: a run is the
-stream ``run:<id>``, and :func:`fold` rebuilds a :class:`RunView` from its events.
+stream ``run:<id>``, and :func:`reactor.run.fold` rebuilds its state from its events.
+Parsing the command line is in ``_parse``, showing runs in ``_render``; this module
+drives the commands.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
-import io
 import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import msgspec
-from rich.console import Console, RenderableType
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console
 
+from reactor.cli._parse import (
+    EXIT_FAILED,
+    EXIT_HALTED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    has_ask_steps,
+    load_reactor,
+    parse_context,
+    parse_inputs,
+    require_inputs,
+)
+from reactor.cli._render import error_line, format_json, write_run, write_runs
 from reactor.observe import (
     ProgressModel,
     QueueMiddleware,
     RunFinishedItem,
     ViewMode,
-    format_seconds,
     make_view,
 )
 from reactor.run import (
-    InputError,
-    Owner,
-    RunCancelled,
-    RunCompleted,
-    RunEvent,
-    RunFailed,
-    RunHalted,
-    RunResumed,
     RunStarted,
-    RunUndone,
-    StepCompensated,
-    StepCompleted,
-    StepError,
-    StepFailed,
-    StepsAdded,
-    StepSkipped,
-    StepStarted,
-    StepUndoFailed,
-    StepUndone,
-    check_inputs,
+    fold,
     list_runs,
     owner_alive,
     read_history,
@@ -75,362 +67,12 @@ if TYPE_CHECKING:
     from reactor.run import Middleware
 
 __all__ = [
-    "CliError",
-    "RunView",
-    "StepView",
-    "fold",
-    "format_json",
-    "has_ask_steps",
     "leave_now_if_steps_linger",
-    "load_reactor",
-    "parse_inputs",
-    "require_inputs",
     "run_list",
     "run_reactor",
     "run_resume",
     "run_show",
 ]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_HALTED = 3
-EXIT_INTERRUPTED = 130
-
-
-class CliError(Exception):
-    """A mistake the user can fix (a bad locator, an unknown input, an unknown run).
-
-    The command prints the message on one line and exits with ``code`` (2).
-    """
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# ---- loading a reactor and its inputs ----------------------------------------------------
-
-
-def load_reactor(locator: str) -> type[Reactor]:
-    """The reactor class ``locator`` names (``path/file.py:Name`` or ``module:Name``).
-
-    Raises:
-        CliError: The file, module or name does not exist, loading it failed (a
-            definition error included), or it is not a Reactor subclass.
-    """
-    import dsl  # noqa: PLC0415 - only commands that load reactors need it
-
-    try:
-        found = dsl.find(locator)
-    except LookupError as exc:
-        raise CliError(str(exc)) from None
-    except dsl.DefinitionError as exc:
-        raise CliError(f"{locator}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - the user's file raised: say what and where
-        raise CliError(f"{locator}: loading it raised {type(exc).__name__}: {exc}") from None
-    if not (isinstance(found, type) and issubclass(found, dsl.Reactor)) or found is dsl.Reactor:
-        what = found.__name__ if isinstance(found, type) else type(found).__name__
-        raise CliError(f"{locator} is not a Reactor subclass (it is {what!r})")
-    return found
-
-
-def _split(raw: str, option: str, hint: str) -> tuple[str, str]:
-    key, sep, value = raw.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise CliError(f"{option} {raw!r}: expected {hint}")
-    if not key.isidentifier():
-        raise CliError(f"{option} {raw!r}: {key!r} is not an input name")
-    return key, value
-
-
-def parse_inputs(pairs: Sequence[str] = (), json_pairs: Sequence[str] = ()) -> dict[str, Any]:
-    """The inputs given on the command line.
-
-    ``key=value`` gives a string (the engine converts it to the input's type),
-    ``key=@path`` the text of a file, and ``--json-input key=JSON`` a decoded JSON value.
-
-    Raises:
-        CliError: A pair without ``=``, a file that cannot be read, invalid JSON, or an
-            input given twice.
-    """
-    given: dict[str, Any] = {}
-
-    def put(option: str, key: str, value: Any) -> None:
-        if key in given:
-            raise CliError(f"{option} {key}: the input {key!r} is given twice")
-        given[key] = value
-
-    for raw in pairs:
-        key, value = _split(raw, "--input", "KEY=VALUE or KEY=@FILE")
-        if value.startswith("@"):
-            path = Path(value[1:]).expanduser()
-            try:
-                value = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise CliError(f"--input {key}=@{path}: cannot read the file ({reason})") from None
-        put("--input", key, value)
-    for raw in json_pairs:
-        key, text = _split(raw, "--json-input", "KEY=JSON")
-        try:
-            value = msgspec.json.decode(text)
-        except msgspec.DecodeError as exc:
-            raise CliError(f"--json-input {key}: not valid JSON ({exc})") from None
-        put("--json-input", key, value)
-    return given
-
-
-def parse_context(pairs: Sequence[str] = ()) -> dict[str, str]:
-    """The run's context from ``--context key=value`` pairs (string values).
-
-    Raises:
-        CliError: A pair without ``=``, or a key given twice.
-    """
-    context: dict[str, str] = {}
-    for raw in pairs:
-        key, value = _split(raw, "--context", "KEY=VALUE")
-        if key in context:
-            raise CliError(f"--context {key}: given twice")
-        context[key] = value
-    return context
-
-
-def require_inputs(reactor: type[Reactor], given: Mapping[str, Any]) -> None:
-    """Check the command line's inputs with the engine's own checker, before starting.
-
-    Raises:
-        CliError: An input the reactor does not have, a required one not given (with
-            the options that would give it), or one that does not convert.
-    """
-    try:
-        check_inputs(reactor.__plan__, given)
-    except InputError as exc:
-        hint = " ".join(f"--input {name}=..." for name in exc.missing)
-        raise CliError(f"{exc}; pass {hint}" if hint else str(exc)) from None
-
-
-def has_ask_steps(reactor: type[Reactor], _seen: set[type[Reactor]] | None = None) -> bool:
-    """Whether the reactor, or one it composes (at any depth), has an ``ask`` step."""
-    seen = _seen if _seen is not None else {reactor}
-    for spec in reactor.__plan__.steps.values():
-        if spec.kind == "ask":
-            return True
-        for sub in spec.sub_reactors:
-            if sub not in seen:
-                seen.add(sub)
-                if has_ask_steps(sub, seen):
-                    return True
-    return False
-
-
-def format_json(value: Any) -> str:
-    """``value`` as indented JSON; what msgspec cannot encode is written as ``str()``."""
-    return msgspec.json.format(msgspec.json.encode(value, enc_hook=str), indent=2).decode()
-
-
-# ---- folding a run's journal -----------------------------------------------------------------
-
-
-class StepView(msgspec.Struct, kw_only=True):
-    """One step of a run, as its journal tells it.
-
-    Attributes:
-        name: The step.
-        status: ``pending``, ``running``, ``retrying``, ``done``, ``failed``,
-            ``skipped``, ``halted``, ``undone``, ``undo failed`` or ``cancelled``.
-        attempts: Attempts started (0: it never ran, e.g. a guard answered).
-        started_at: When its first attempt started.
-        ended_at: When it last finished (done, failed, skipped).
-        error: Its latest error (also when a retry then succeeded).
-        detail: A few words: a guard, a compensation, a halt reason, who added it.
-        added_by: The step that added it while the run ran, if any.
-        value: Its result (``done``), decoded from JSON.
-    """
-
-    name: str
-    status: str = "pending"
-    attempts: int = 0
-    started_at: float | None = None
-    ended_at: float | None = None
-    error: StepError | None = None
-    detail: str = ""
-    added_by: str | None = None
-    value: Any = None
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from its first start to its end (retries included), when both are known."""
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return max(0.0, self.ended_at - self.started_at)
-
-
-class RunView(msgspec.Struct, kw_only=True):
-    """A run, folded from its journal (see :func:`fold`).
-
-    Attributes:
-        run_id: The run.
-        reactor: Its reactor's name.
-        locator: Where the reactor is loaded from.
-        status: ``running``, ``completed``, ``failed``, ``halted`` or ``cancelled``
-            (the journal cannot tell ``running`` from interrupted: see
-            :func:`owner_alive`).
-        inputs: The inputs as given.
-        options: The run options.
-        parent: The run that composed it.
-        owner: The process that ran it last.
-        started_at: When it started.
-        updated_at: When its latest event happened.
-        ended_at: When it completed, failed, halted or was cancelled.
-        result: Its result (``completed``).
-        errors: Why it failed (``failed``).
-        halted_step: The step that halted it (``halted``).
-        reason: Why it halted or was cancelled.
-        resumed: How many times it was resumed.
-        events: How many events its journal has.
-        last_event: The type of the latest one.
-        steps: Its steps, in the order they first appear in the journal.
-    """
-
-    run_id: str = ""
-    reactor: str = ""
-    locator: str = ""
-    status: str = "running"
-    inputs: Any = None
-    options: dict[str, Any] = msgspec.field(default_factory=dict)
-    parent: str | None = None
-    owner: Owner | None = None
-    started_at: float | None = None
-    updated_at: float | None = None
-    ended_at: float | None = None
-    result: Any = None
-    errors: list[StepError] = msgspec.field(default_factory=list)
-    halted_step: str | None = None
-    reason: str | None = None
-    resumed: int = 0
-    events: int = 0
-    last_event: str = ""
-    steps: list[StepView] = msgspec.field(default_factory=list)
-
-    def step(self, name: str) -> StepView:
-        """The step called ``name`` (added, pending, when it is new)."""
-        for each in self.steps:
-            if each.name == name:
-                return each
-        made = StepView(name=name)
-        self.steps.append(made)
-        return made
-
-
-def _decode(raw: msgspec.Raw | bytes | None) -> Any:
-    """A stored JSON value; undecodable bytes come back as text."""
-    if raw is None:
-        return None
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return bytes(raw).decode("utf-8", "replace")
-
-
-_UNFINISHED = ("running", "retrying")
-
-
-def fold(events: Iterable[RunEvent]) -> RunView:  # noqa: PLR0912, PLR0915 - one case per event
-    """Rebuild a run's state from its journal events, in order (a pure function)."""
-    view = RunView()
-    for event in events:
-        view.events += 1
-        view.last_event = type(event).__name__
-        view.updated_at = event.at
-        match event:
-            case RunStarted():
-                view.run_id, view.reactor, view.locator = event.run_id, event.reactor, event.locator
-                view.inputs, view.options = _decode(event.inputs), dict(event.options)
-                view.parent, view.owner, view.started_at = event.parent, event.owner, event.at
-                view.status = "running"
-            case RunResumed():
-                view.run_id = view.run_id or event.run_id
-                view.resumed += 1
-                view.owner, view.status, view.ended_at = event.owner, "running", None
-                view.halted_step = view.reason = None
-                for each in view.steps:
-                    if each.status in (*_UNFINISHED, "halted"):
-                        each.status = "pending"  # it runs again, timed from then on
-                        each.started_at = each.ended_at = None
-            case StepStarted():
-                step = view.step(event.step)
-                step.status, step.attempts = "running", max(step.attempts, event.attempt)
-                step.started_at = step.started_at if step.started_at is not None else event.at
-                step.ended_at = None
-            case StepCompleted():
-                step = view.step(event.step)
-                step.status, step.attempts = "done", max(step.attempts, event.attempt)
-                if step.started_at is None:
-                    step.started_at = event.started_at
-                step.ended_at, step.value = event.at, _decode(event.value)
-                if event.guarded:
-                    step.detail = "result from its guard"
-            case StepFailed():
-                step = view.step(event.step)
-                step.attempts = max(step.attempts, event.attempt)
-                if step.started_at is None:
-                    step.started_at = event.started_at
-                step.error = event.error
-                if event.will_retry:
-                    step.status = "retrying"
-                    step.detail = f"retry in {format_seconds(event.delay)}" if event.delay else ""
-                else:
-                    step.status, step.ended_at = "failed", event.at
-            case StepCompensated():
-                step = view.step(event.step)
-                step.detail = f"compensated: {event.decision}"
-                if event.decision == "continue":
-                    step.status, step.ended_at = "done", event.at
-                    step.value = _decode(event.value)
-                elif event.decision == "retry":
-                    step.status = "retrying"
-                else:
-                    step.status, step.ended_at = "failed", event.at
-            case StepSkipped():
-                step = view.step(event.step)
-                step.status, step.ended_at = "skipped", event.at
-            case StepsAdded():
-                for added in event.steps:
-                    name = added.get("name")
-                    if isinstance(name, str):
-                        view.step(name).added_by = event.by
-                        view.step(name).detail = f"added by {event.by}"
-            case StepUndone():
-                view.step(event.step).status = "undone"
-            case StepUndoFailed():
-                step = view.step(event.step)
-                step.status, step.error = "undo failed", event.error
-            case RunHalted():
-                view.status, view.ended_at = "halted", event.at
-                view.halted_step, view.reason = event.step, event.reason
-                step = view.step(event.step)
-                step.status, step.detail = "halted", event.reason
-            case RunCompleted():
-                view.status, view.ended_at = "completed", event.at
-                view.result = _decode(event.value)
-            case RunFailed():
-                view.status, view.ended_at, view.errors = "failed", event.at, list(event.errors)
-                _cancel_unfinished(view)
-            case RunCancelled():
-                view.status, view.ended_at, view.reason = "cancelled", event.at, event.reason
-                _cancel_unfinished(view)
-            case RunUndone():
-                view.status, view.ended_at = "undone", event.at
-                view.errors = list(event.errors)
-    return view
-
-
-def _cancel_unfinished(view: RunView) -> None:
-    for each in view.steps:
-        if each.status in _UNFINISHED:
-            each.status, each.ended_at = "cancelled", view.ended_at
 
 
 # ---- the journal, read-only -----------------------------------------------------------------
@@ -451,50 +93,6 @@ def _journal(db: Path | None) -> Iterator[Journal]:
         raise CliError(f"no database at {path} (no run has been recorded there)")
     with System(Store.spec(path), name="reactor-cli", default_timeout=30.0) as system:
         yield Journal(system.lookup("store"))
-
-
-def _when(at: float | None) -> str:
-    if at is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _emit(out: TextIO, *renderables: RenderableType) -> None:
-    """Print rich renderables on ``out``, in colour on a terminal.
-
-    Elsewhere (a pipe, a file) it is plain text, wide enough not to fold tables, without
-    the padding rich adds at the end of lines.
-    """
-    if out.isatty():
-        console = Console(file=out, soft_wrap=False)
-        for each in renderables:
-            console.print(each)
-        return
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=200, soft_wrap=False, color_system=None)
-    for each in renderables:
-        console.print(each)
-    out.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
-
-
-_STATUS_STYLE = {
-    "completed": "green",
-    "done": "green",
-    "failed": "bold red",
-    "undo failed": "bold red",
-    "halted": "yellow",
-    "cancelled": "magenta",
-    "undone": "magenta",
-    "interrupted": "bold yellow",
-    "running": "cyan",
-    "retrying": "yellow",
-    "skipped": "dim",
-    "pending": "dim",
-}
-
-
-def _status(text: str) -> Text:
-    return Text(text, style=_STATUS_STYLE.get(text, ""))
 
 
 def run_list(
@@ -527,36 +125,8 @@ def run_list(
     except (CliError, ActorError) as exc:
         err.write(f"reactor runs list: error: {exc}\n")
         return EXIT_USAGE
-    if as_json:
-        out.write(format_json(rows) + "\n")
-        return EXIT_OK
-    if not rows:
-        out.write("no runs yet\n")
-        return EXIT_OK
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("RUN ID", "REACTOR", "STATUS", "STARTED", "DURATION", "LAST EVENT"):
-        table.add_column(column, no_wrap=True)
-    now = time.time()
-    for row in rows:
-        finished = row.status not in ("running",)
-        duration = (row.updated_at if finished else now) - row.created_at
-        table.add_row(
-            row.run_id,
-            row.reactor,
-            _status(row.status),
-            _when(row.created_at),
-            format_seconds(duration) + ("" if finished else " so far"),
-            row.last_event,
-        )
-    _emit(out, table)
+    write_runs(out, rows, as_json=as_json)
     return EXIT_OK
-
-
-def _error_line(error: StepError) -> str:
-    what = error.kind
-    if error.error and error.error != error.kind:
-        what = f"{error.kind} ({error.error})"
-    return f"{what}: {error.message}"
 
 
 def run_show(
@@ -583,84 +153,8 @@ def run_show(
         return EXIT_USAGE
     view = fold(events)
     view.status = run_status(view.last_event, view.owner)
-    if as_json:
-        data = msgspec.to_builtins(view, enc_hook=str)
-        for step, built in zip(view.steps, data["steps"], strict=True):
-            built["duration"] = step.duration
-        out.write(format_json(data) + "\n")
-        return EXIT_OK
-    header = Table.grid(padding=(0, 2))
-    header.add_column(style="bold", no_wrap=True)
-    header.add_column()
-    rows: list[tuple[str, Text]] = [
-        ("run", Text(view.run_id or run_id)),
-        ("reactor", Text.assemble(view.reactor, "  ", (f"({view.locator})", "dim"))),
-        ("status", _status(view.status)),
-    ]
-    if view.parent:
-        rows.append(("parent run", Text(view.parent)))
-    ended = view.ended_at if view.ended_at is not None else view.updated_at
-    took = (
-        format_seconds(ended - view.started_at)
-        if ended is not None and view.started_at is not None
-        else "-"
-    )
-    rows.append(("started", Text(f"{_when(view.started_at)}  (took {took})")))
-    if view.resumed:
-        rows.append(("resumed", Text(f"{view.resumed} time(s)")))
-    rows.append(("inputs", Text(format_json(view.inputs))))
-    if view.status == "completed":
-        rows.append(("result", Text(_clip(format_json(view.result)))))
-    if view.errors:
-        lines = [f"{f'step {e.step}' if e.step else 'run'}: {_error_line(e)}" for e in view.errors]
-        rows.append(("errors", Text("\n".join(lines))))
-    if view.status == "halted":
-        rows.append(("halted", Text(f"at step {view.halted_step}: {view.reason}")))
-        rows.append(("resume", Text(f"reactor runs resume {view.run_id}")))
-    if view.status == "interrupted":
-        rows.append(("resume", Text(f"reactor runs resume {view.run_id}")))
-    if view.status == "cancelled":
-        rows.append(("cancelled", Text(view.reason or "")))
-    for label, value in rows:
-        header.add_row(label, value)
-    _emit(out, header, "", _steps_table(view))
+    write_run(out, view, run_id, as_json=as_json)
     return EXIT_OK
-
-
-def _clip(text: str, lines: int = 30) -> str:
-    parts = text.splitlines()
-    if len(parts) <= lines:
-        return text
-    return "\n".join([*parts[:lines], f"... ({len(parts) - lines} more lines; see --json)"])
-
-
-def _steps_table(view: RunView) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("STEP", "STATUS", "ATTEMPTS", "STARTED", "DURATION", "ERROR"):
-        table.add_column(column, no_wrap=column != "ERROR")
-    origin = view.started_at
-    for step in view.steps:
-        started = (
-            f"+{format_seconds(step.started_at - origin)}"
-            if step.started_at is not None and origin is not None
-            else "-"
-        )
-        error = ""
-        if step.error is not None:
-            error = _error_line(step.error)
-            if step.status not in ("failed", "undo failed"):
-                error = f"(earlier) {error}"
-        elif step.detail:
-            error = f"[{step.detail}]"
-        table.add_row(
-            step.name,
-            _status(step.status),
-            str(step.attempts),
-            started,
-            format_seconds(step.duration),
-            Text(error),
-        )
-    return table
 
 
 # ---- running -------------------------------------------------------------------------------
@@ -875,7 +369,7 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
             err.write(f"run {run_id} failed:\n")
             for each in error.errors:
                 where = f"step {each.step}" if each.step else "run"
-                err.write(f"  {where}: {_error_line(each)}\n")
+                err.write(f"  {where}: {error_line(each)}\n")
             return EXIT_FAILED
         case RunCancelledError():
             err.write(f"run {run_id} cancelled: {error.reason}\n")

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from reactor.cli._runs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, _configure_logging
+from reactor.cli._parse import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from reactor.cli._runs import _configure_logging
 
 __all__ = ["run_undo"]
 

@@ -25,7 +25,14 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from reactor.run import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
+from reactor.run import (
+    Middleware,
+    RunInfo,
+    RunOutcome,
+    StepEvent,
+    StepEventKind,
+    format_seconds,
+)
 
 __all__ = [
     "LiveView",
@@ -131,21 +138,6 @@ class StepRow:
         if self.status == "running" and self.started_at is not None:
             return max(0.0, now - self.started_at)
         return None
-
-
-def format_seconds(seconds: float | None) -> str:
-    """``0.25s``, ``12.3s``, ``4m 05s``, ``2h 03m``; ``-`` for ``None``."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def _error_text(error: Any) -> str:

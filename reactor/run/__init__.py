@@ -10,7 +10,8 @@ attempts.
 Modules: ``_run`` (the loop), ``_state`` (run-time state), ``_replay`` (reading the
 journal back), ``_outbox`` (batched journal appends), ``_invoke`` (calling user code),
 ``_classify`` (what a failure means), ``_executor`` (the executor protocol and registry),
-``_services`` (what the engine hands a run).
+``_services`` (what the engine hands a run), ``_fold`` (a run's state read back from its
+journal, for those that show or check a run).
 """
 
 from reactor.run._classify import StepFailure
@@ -33,6 +34,7 @@ from reactor.run._executor import (
     register_executor,
     unregister_executor,
 )
+from reactor.run._fold import RunView, StepView, fold, format_seconds
 from reactor.run._inputs import check_inputs
 from reactor.run._invoke import Err, Ok, Outcome
 from reactor.run._limits import Limits
@@ -104,6 +106,7 @@ __all__ = [
     "RunStarted",
     "RunSummary",
     "RunUndone",
+    "RunView",
     "StepCompensated",
     "StepCompleted",
     "StepError",
@@ -116,12 +119,15 @@ __all__ = [
     "StepStarted",
     "StepUndoFailed",
     "StepUndone",
+    "StepView",
     "StepsAdded",
     "UndoError",
     "Undoability",
     "check_inputs",
     "encode_value",
     "executor_for",
+    "fold",
+    "format_seconds",
     "latest_owner",
     "list_runs",
     "owner_alive",

@@ -12,7 +12,8 @@ import structlog
 
 from actors import System
 from reactor.app import Engine
-from reactor.cli._runs import CliError, parse_context, run_reactor
+from reactor.cli._parse import CliError, parse_context
+from reactor.cli._runs import run_reactor
 from reactor.cli._undo import run_undo
 from tests.support.acceptance import LOG, Forgetful, Trip
 

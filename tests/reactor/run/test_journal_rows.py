@@ -10,8 +10,7 @@ import pytest
 
 from actors import System
 from reactor.app import Engine
-from reactor.cli._runs import fold
-from reactor.run import RunHaltedError, RunResumed, StepCompleted, StepStarted
+from reactor.run import RunHaltedError, RunResumed, StepCompleted, StepStarted, fold
 from tests.support.flows import TALLY, Approval
 
 WAIT = 10.0
