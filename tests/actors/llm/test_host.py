@@ -18,10 +18,12 @@ from collections.abc import Iterator
 import pytest
 
 import otel
-from actors import AskError, Failure, FailureKind, System
+from actors import Actor, AskError, Failure, FailureKind, System
 from actors._reply import Callback
 from actors.llm import BreakerConfig, HostConfig, ModelHost, PriceConfig
 from actors.llm._messages import (
+    Admission,
+    AdmitModel,
     BreakerState,
     BreakerTransition,
     CancelChat,
@@ -420,3 +422,30 @@ def test_a_host_runs_on_the_io_loop_and_answers_from_there(
         assert isinstance(answer, Completion)
         stats = host.ask(HostStatsQuery())
         assert stats.models[0].requests == 1
+
+
+class _Admitting(Actor[AdmitModel]):
+    """A stand-in ResourceMonitor on a thread of its own: admits every model, counting."""
+
+    def __init__(self, asked: queue.Queue[AdmitModel]) -> None:
+        super().__init__()
+        self.asked = asked
+
+    def receive(self, message: AdmitModel) -> Admission:
+        self.asked.put(message)
+        return Admission(host=message.host, model=message.model)
+
+
+def test_a_host_on_the_loop_asks_its_monitor_before_an_unloaded_model_is_used(
+    system: System,
+) -> None:
+    """The admission ask leaves the loop for the monitor's thread and comes back."""
+    asked: queue.Queue[AdmitModel] = queue.Queue()
+    monitor = system.spawn(_Admitting, name="monitor", args=(asked,))
+    with FakeServer("lmstudio", models=[FakeModel("cold", loaded=False)]) as server:
+        host = start_host(system, settings(server, protocol="lmstudio", prices={}), monitor=monitor)
+        inventory = host.ask(InventoryQuery())
+        assert [(m.id, m.loaded) for m in inventory.models] == [("cold", False)]
+        answer = host.ask(ChatRequest.prompt("cold", "hi"))
+        assert isinstance(answer, Completion)
+        assert asked.get(timeout=5).model == "cold"
