@@ -196,7 +196,6 @@ class Run(LoopActor[object]):
         self._done = done
         self._parent_run = parent
         self._stack = stack or (self._plan.reactor,)
-        self._carrier = carrier
         self._resume_reason = resume_reason
         self._input_check = input_check
         self._fresh = fresh
@@ -227,7 +226,6 @@ class Run(LoopActor[object]):
         self._cancel: str | None = None
         self._started = time.monotonic()
         self._timer: Any = None
-        self._waiting_slot = False
         self._stats: collections.Counter[str] = collections.Counter()
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -289,7 +287,6 @@ class Run(LoopActor[object]):
             case CancelRun(reason=reason):
                 self._cancel_run(reason)
             case _SlotFree():
-                self._waiting_slot = False
                 if self._mode is Mode.RUNNING:
                     self._pump()
             case _:
@@ -480,7 +477,6 @@ class Run(LoopActor[object]):
         if self._svc.limits.try_acquire(key, self._options.max_concurrency, self._wake):
             step.holds_slot = True
             return True
-        self._waiting_slot = True
         return False
 
     def _wake(self) -> None:
