@@ -112,6 +112,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "Supervisor",
         "TimerHandle",
         "Timers",
+        "check_may_block",
         "handoff_for",
         "message_types",
         "start_child",
@@ -179,8 +180,10 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "discover",
         "discover_sync",
         "load_config",
+        "mask_url",
         "probe",
         "start_fleet",
+        "start_fleet_async",
     ),
     "actors.llm.providers": (
         "Provider",
