@@ -232,6 +232,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "enabled",
         "extract",
         "inject",
+        "install_quiet_default",
         "shutdown_tracing",
         "span_tree",
         "tracer",

@@ -38,7 +38,7 @@ from actors import (
     System,
 )
 from actors.llm import Fleet
-from actors.lowlevel import handoff_for, start_child
+from actors.lowlevel import check_may_block, handoff_for, start_child
 from actors.store import Journal, Store
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -185,9 +185,15 @@ class Engine:
         self.system = system
         self.max_concurrency = max_concurrency
         self.max_depth = max_depth
-        self.store = self._store(system, db_path, store_synchronous)
-        self.journal = Journal(self.store)
-        self._supervisor = self._runs_supervisor(system)
+        self._db_path = db_path
+        self._store_synchronous = store_synchronous
+        self._resume_at_open = resume_interrupted
+        self._opened = False
+        self.store: Ref[Any]
+        """The Store actor that owns the journal (set when the engine opens)."""
+        self.journal: Journal
+        self._supervisor: Ref[Any]
+        self._services: RunServices
         built_in: list[Middleware] = []
         if tracing:
             built_in.append(TracingMiddleware())
@@ -206,35 +212,82 @@ class Engine:
                 self._hosts.setdefault(model, host)
         self._hosts.update(hosts or {})
         self.default_model = default_model or next(iter(self._hosts), None)
-        self._services = self._make_services(self.middleware)
         self.resumed: list[RunHandle] = []
         """The runs ``resume_interrupted=True`` picked up when the engine started."""
-        if resume_interrupted:
-            self.resumed = self.resume_interrupted()
+        if not _on_event_loop():
+            self.open()
+        # else: on a running event loop, starting the store would block it; the
+        # engine opens on `async with Engine(...)` or its first start_async/run_async.
 
     # ---- set-up --------------------------------------------------------------------------
 
-    @staticmethod
-    def _store(
-        system: System, db_path: str | os.PathLike[str] | None, synchronous: str
-    ) -> Ref[Any]:
-        try:
-            return system.lookup("store")
-        except ActorNotFound:
-            if synchronous.upper() == "NORMAL":
-                return system.spawn(Store.spec(db_path, synchronous="NORMAL"))
-            return system.spawn(Store.spec(db_path, synchronous="FULL"))
+    def open(self) -> Engine:
+        """Start (or find) the store and the runs supervisor; sync code need not call it.
 
-    @staticmethod
-    def _runs_supervisor(system: System) -> Ref[Any]:
+        The constructor calls it, except on a running event loop, where
+        ``async with Engine(...)`` (or :meth:`open_async`) does.
+
+        Raises:
+            BlockingCallError: Called on a running event loop.
+        """
+        if self._opened:
+            return self
+        check_may_block("Engine.open()", "`async with Engine(...)` or `await engine.open_async()`")
         try:
-            return system.lookup("runs")
+            store = self.system.lookup("store")
         except ActorNotFound:
-            spec = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0, on_loop=True)
+            store = self.system.spawn(self._store_spec())
+        try:
+            runs = self.system.lookup("runs")
+        except ActorNotFound:
             try:
-                return system.spawn(spec)
+                runs = self.system.spawn(_RUNS_SPEC)
             except DuplicateActorName:
-                return system.lookup("runs")
+                runs = self.system.lookup("runs")
+        self._opened_with(store, runs)
+        if self._resume_at_open:
+            self.resumed = self.resume_interrupted()
+        return self
+
+    async def open_async(self) -> Engine:
+        """:meth:`open` for asyncio code (``async with Engine(...)`` calls it)."""
+        if self._opened:
+            return self
+        try:
+            store = self.system.lookup("store")
+        except ActorNotFound:
+            store = await self.system.spawn_async(self._store_spec())
+        try:
+            runs = self.system.lookup("runs")
+        except ActorNotFound:
+            try:
+                runs = await self.system.spawn_async(_RUNS_SPEC)
+            except DuplicateActorName:
+                runs = self.system.lookup("runs")
+        self._opened_with(store, runs)
+        if self._resume_at_open:
+            self.resumed = await asyncio.to_thread(self.resume_interrupted)
+        return self
+
+    def _store_spec(self) -> ChildSpec:
+        synchronous = "NORMAL" if self._store_synchronous.upper() == "NORMAL" else "FULL"
+        return Store.spec(self._db_path, synchronous=synchronous)
+
+    def _opened_with(self, store: Ref[Any], runs: Ref[Any]) -> None:
+        self.store = store
+        self.journal = Journal(store)
+        self._supervisor = runs
+        self._services = self._make_services(self.middleware)
+        self._opened = True
+
+    def _require_open(self) -> None:
+        if not self._opened:
+            msg = (
+                "this Engine was created on a running event loop and is not open yet: "
+                "use `async with Engine(...) as engine`, or await engine.open_async() "
+                "(start_async and run_async open it themselves)"
+            )
+            raise RuntimeError(msg)
 
     def _make_services(self, middleware: tuple[Middleware, ...]) -> RunServices:
         return RunServices(
@@ -258,9 +311,15 @@ class Engine:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Engine:
-        return self
+        return self.open()
 
     def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Engine:
+        return await self.open_async()
+
+    async def __aexit__(self, *_exc: object) -> None:
         self.close()
 
     # ---- model hosts ---------------------------------------------------------------------
@@ -387,6 +446,7 @@ class Engine:
             InputError: An input is unknown, missing or of the wrong type.
             EncodeError: The context cannot be journaled as JSON.
         """
+        self._require_open()
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
@@ -405,7 +465,8 @@ class Engine:
         middleware: Sequence[Middleware] = (),
         context: Mapping[str, Any] | None = None,
     ) -> RunHandle:
-        """:meth:`start` for asyncio code."""
+        """:meth:`start` for asyncio code (it opens the engine first if need be)."""
+        await self.open_async()
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
@@ -626,6 +687,7 @@ class Engine:
 
     async def undo_async(self, run_id: str) -> None:
         """:meth:`undo` for asyncio code."""
+        await self.open_async()
         started, reactor, events = await self._completed_run(run_id)
         missing = await self._missing_undos(run_id, reactor, events)
         if missing:
@@ -689,6 +751,7 @@ class Engine:
 
     def history(self, run_id: str) -> list[RunEvent]:
         """The run's journal, decoded (oldest first); empty for an unknown run."""
+        self._require_open()
         return read_history(self.journal, run_id)
 
     def resume(
@@ -702,6 +765,7 @@ class Engine:
         Raises:
             ResumeError: No such run, it already ended, or its reactor cannot be loaded.
         """
+        self._require_open()
         events = self.history(run_id)
         if not events or not isinstance(events[0], RunStarted):
             msg = f"no run {run_id!r} in the journal ({self._where()})"
@@ -750,6 +814,7 @@ class Engine:
 
     def interrupted(self) -> list[str]:
         """Top-level runs that were running in a process that is gone (not halted ones)."""
+        self._require_open()
         found: list[str] = []
         for info in self.journal.streams(
             STREAM_PREFIX, open_only=True, terminal_types=tuple(TERMINAL_EVENTS)
@@ -779,10 +844,24 @@ class Engine:
 
     def runs(self, *, limit: int | None = 50, include_children: bool = False) -> list[RunSummary]:
         """Runs in the journal, newest first (what ``reactor runs list`` shows)."""
+        self._require_open()
         return list_runs(self.journal, limit=limit, include_children=include_children)
 
     def _where(self) -> str:
         return f"store {self.store.name}"
+
+
+_RUNS_SPEC = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0, on_loop=True)
+"""The supervisor every run of the system's engines is a child of."""
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread is running an event loop (where set-up must not wait)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def run_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
