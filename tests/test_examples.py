@@ -76,3 +76,55 @@ def test_actors_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "ChatRequest" in out
     assert "chat fake-small" in out or "LLM server:" in out
     assert db.exists()
+
+
+def test_asyncio_service_serves_concurrent_requests_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The aiohttp example answers 12 requests at once, then exits 0 on SIGTERM."""
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["REACTOR_DB"] = str(tmp_path / "service.db")
+    service = ROOT / "examples" / "service" / "briefing_service.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(service), "--port", "0", "--offline"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("serving on http://127.0.0.1:"), first + proc.stderr.read()
+        url = first.split()[-1]
+
+        async def ask_all() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                bad = await client.post("/brief", json={"topic": ""})
+                assert bad.status_code == 400
+                return await asyncio.gather(
+                    *(client.post("/brief", json={"topic": f"topic {i}"}) for i in range(12))
+                )
+
+        answers = asyncio.run(ask_all())
+        for i, answer in enumerate(answers):
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["topic"] == f"topic {i}"
+            assert f"topic {i}" in body["for"]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopping" in out
+    assert out.rstrip().endswith("stopped")
+    assert "Traceback" not in err

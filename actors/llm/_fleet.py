@@ -97,6 +97,10 @@ class Fleet:
             server.stop()
         self.simulated.clear()
 
+    async def close_async(self) -> None:
+        """:meth:`close` for asyncio code (stopping a fake server joins its thread)."""
+        await asyncio.to_thread(self.close)
+
 
 async def _survey(config: Config, discovery: bool) -> tuple[dict[str, HostInventory], list[str]]:
     """Probe configured hosts without a protocol, and discover the rest."""
