@@ -37,7 +37,7 @@ from actors import (
     SupervisorSpec,
     System,
 )
-from actors.llm import Fleet
+from actors.llm import Fleet, mask_url
 from actors.lowlevel import check_may_block, handoff_for, start_child
 from actors.store import Journal, Store
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
@@ -328,11 +328,7 @@ class Engine:
         if not model:
             model = self.default_model or ""
             if not model:
-                msg = (
-                    "the ask step names no model and the engine has no default model "
-                    "(pass Engine(default_model=...) or a fleet with a chat model)"
-                )
-                raise LookupError(msg)
+                raise LookupError(self._no_default_model())
         if host is not None:
             return self.system.lookup(host), model
         name = self._hosts.get(model)
@@ -346,6 +342,24 @@ class Engine:
             )
             raise LookupError(msg)
         return self.system.lookup(name), model
+
+    def _no_default_model(self) -> str:
+        """Why an ``ask`` without a model has none: unreachable hosts first, if any."""
+        unreachable = [
+            f"{name} at {mask_url(inv.url)} ({inv.error or 'no answer'})"
+            for name, inv in (self._fleet.inventories.items() if self._fleet else ())
+            if not inv.reachable
+        ]
+        if unreachable:
+            return (
+                "the ask step names no model, and no model host could say which models it "
+                f"has: unreachable when the fleet started: {'; '.join(unreachable)} "
+                "(start the server, or name the model: ask(..., model=...))"
+            )
+        return (
+            "the ask step names no model and the engine has no default model "
+            "(pass Engine(default_model=...) or a fleet with a chat model)"
+        )
 
     # ---- starting runs -------------------------------------------------------------------
 

@@ -197,7 +197,7 @@ def _configure_tracing() -> None:
 
 def _start_fleet(system: System, err: TextIO) -> Fleet:
     """Model hosts for the ``ask`` steps; say which servers they are."""
-    from actors.llm import start_fleet  # noqa: PLC0415
+    from actors.llm import mask_url, start_fleet  # noqa: PLC0415
     from actors.testing import fake_servers  # noqa: PLC0415
 
     try:
@@ -209,8 +209,14 @@ def _start_fleet(system: System, err: TextIO) -> Fleet:
         err.write(f"no LLM server found: using the built-in fake servers (models: {models})\n")
     else:
         for name, inventory in fleet.inventories.items():
+            where = mask_url(inventory.url)
+            if not inventory.reachable:
+                err.write(f"LLM server {name}: unreachable at {where} ({inventory.error})\n")
+                continue
             models = ", ".join(m.id for m in inventory.models) or "no models"
-            err.write(f"LLM server {name}: {inventory.server} at {inventory.url} ({models})\n")
+            err.write(f"LLM server {name}: {inventory.server} at {where} ({models})\n")
+    for warning in fleet.warnings:
+        err.write(f"warning: {warning}\n")
     err.flush()
     return fleet
 

@@ -60,3 +60,28 @@ async def test_engine_made_on_the_loop_opens_on_first_run_async(tmp_path: Path) 
             engine.open()
         assert await engine.run_async(Plain, {"word": "x"}) == "xx"
         engine.close()
+
+
+def test_an_ask_without_a_model_on_an_unreachable_host_says_the_host_was_unreachable(
+    system: System, tmp_path: Path
+) -> None:
+    """Not "no default model": the host that could not be asked, where, and why."""
+    from actors.llm import start_fleet
+    from reactor import RunFailedError
+
+    config = Config.model_validate(
+        {
+            "hosts": {"gpu": {"url": "http://127.0.0.1:9", "protocol": "openai"}},
+            "discovery": {"enabled": False},
+            "resources": {"nvml": False},
+        }
+    )
+    fleet = start_fleet(system, config)
+    with (
+        Engine(system, fleet=fleet, db_path=tmp_path / "j.db") as engine,
+        pytest.raises(RunFailedError) as caught,
+    ):
+        engine.run(Shout, {"word": "x"})
+    (error,) = caught.value.errors
+    assert "unreachable when the fleet started: gpu at http://127.0.0.1:9" in error.message
+    assert "no default model" not in error.message
