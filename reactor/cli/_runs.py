@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import msgspec
 from rich.console import Console
 
 from reactor.cli._parse import (
@@ -234,6 +235,7 @@ def _execute(
     db: Path | None,
     out: TextIO,
     err: TextIO,
+    as_json: bool = False,
 ) -> int:
     """Run on ``system`` with progress; print the outcome; the exit status."""
     from reactor.app import Engine  # noqa: PLC0415
@@ -241,7 +243,9 @@ def _execute(
     fleet = _start_fleet(system, err) if has_ask_steps(reactor) else None
     try:
         with Engine(system, fleet=fleet) as engine:
-            return _drive(engine, reactor, start, mode=mode, db=db, out=out, err=err)
+            return _drive(
+                engine, reactor, start, mode=mode, db=db, out=out, err=err, as_json=as_json
+            )
     finally:
         if fleet is not None:
             fleet.close()
@@ -256,6 +260,7 @@ def _drive(
     db: Path | None,
     out: TextIO,
     err: TextIO,
+    as_json: bool = False,
 ) -> int:
     """Start the run, show its progress until it ends, report; the exit status."""
     from reactor.run import RunError  # noqa: PLC0415
@@ -275,7 +280,9 @@ def _drive(
         except KeyboardInterrupt:
             interrupted = True
             done = _cancel(handle, events, model, view.feed, view.tick)
-    return _report(handle, done, interrupted=interrupted, db=db, out=out, err=err)
+    return _report(
+        handle, done, interrupted=interrupted, db=db, out=out, err=err, as_json=as_json
+    )
 
 
 def _wait(
@@ -343,18 +350,29 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
     db: Path | None,
     out: TextIO,
     err: TextIO,
+    as_json: bool = False,
 ) -> int:
-    """Print the result (stdout) or what went wrong (stderr); the exit status."""
+    """Print the result (stdout) or what went wrong (stderr); the exit status.
+
+    With ``as_json``, standard output gets one JSON object however the run ended
+    (:func:`_outcome`), and standard error the same lines as without.
+    """
     from reactor.run import RunCancelledError, RunFailedError, RunHaltedError  # noqa: PLC0415
 
     if handle is None:
         err.write("interrupted before the run started\n")
+        if as_json:
+            _write_outcome(out, {"status": "interrupted", "run_id": None})
         return EXIT_INTERRUPTED
     run_id, error = handle.run_id, done.error
     resume = f"reactor runs resume {run_id}" + (f" --db {db}" if db is not None else "")
+    if as_json:
+        _write_outcome(out, _outcome(run_id, done, interrupted=interrupted, resume=resume))
+    result_out = None if as_json else out
     if interrupted:
         if error is None:
-            out.write(format_json(done.value) + "\n")
+            if result_out is not None:
+                result_out.write(format_json(done.value) + "\n")
             err.write(f"run {run_id} completed before it could be cancelled\n")
         elif isinstance(error, RunCancelledError):
             err.write(f"run {run_id} cancelled (Ctrl-C)\n")
@@ -363,8 +381,9 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
         return EXIT_INTERRUPTED
     match error:
         case None:
-            out.write(format_json(done.value) + "\n")
-            out.flush()
+            if result_out is not None:
+                result_out.write(format_json(done.value) + "\n")
+                result_out.flush()
             err.write(f"run {run_id} completed\n")
             return EXIT_OK
         case RunHaltedError():
@@ -385,6 +404,59 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
             return EXIT_FAILED
 
 
+def _outcome(run_id: str, done: _Done, *, interrupted: bool, resume: str) -> dict[str, Any]:
+    """How a run ended, as the JSON object ``--json`` prints.
+
+    ``status`` is ``completed`` (with ``result``), ``failed`` (with ``errors``: step,
+    kind, error, message, retryable), ``halted`` (with ``step``, ``reason`` and the
+    ``resume`` command), ``cancelled`` (with ``reason``) or ``interrupted``.
+    """
+    from reactor.run import RunCancelledError, RunFailedError, RunHaltedError  # noqa: PLC0415
+
+    error = done.error
+    base: dict[str, Any] = {"run_id": run_id}
+    match error:
+        case None:
+            return {**base, "status": "completed", "result": done.value}
+        case _ if interrupted:
+            return {**base, "status": "interrupted", "resume": resume}
+        case RunHaltedError():
+            return {
+                **base,
+                "status": "halted",
+                "step": error.step,
+                "reason": error.reason,
+                "resume": resume,
+            }
+        case RunFailedError():
+            errors = [msgspec.to_builtins(each) for each in error.errors]
+            return {**base, "status": "failed", "errors": errors}
+        case RunCancelledError():
+            return {**base, "status": "cancelled", "reason": error.reason}
+        case _:
+            problem = {
+                "step": "",
+                "kind": "internal",
+                "error": type(error).__name__,
+                "message": str(error),
+                "retryable": False,
+            }
+            return {**base, "status": "failed", "errors": [problem]}
+
+
+def _write_outcome(out: TextIO, outcome: dict[str, Any]) -> None:
+    out.write(format_json(outcome) + "\n")
+    out.flush()
+
+
+def _usage_error(command: str, exc: CliError, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    """One line on standard error (and, with ``--json``, an object on standard output)."""
+    err.write(f"reactor {command}: error: {exc}\n")
+    if as_json:
+        _write_outcome(out, {"status": "error", "error": str(exc), "exit_status": exc.code})
+    return exc.code
+
+
 def run_reactor(
     locator: str,
     *,
@@ -398,10 +470,15 @@ def run_reactor(
     progress: bool = True,
     mermaid: bool = False,
     log_level: str = "error",
+    as_json: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """``reactor run LOCATOR``: run a reactor with live progress; the exit status."""
+    """``reactor run LOCATOR``: run a reactor with live progress; the exit status.
+
+    With ``as_json`` standard output gets one JSON object however it ends (a usage
+    error included): ``{"status": ..., "run_id": ..., "result" | "errors" | ...}``.
+    """
     out, err = out or sys.stdout, err or sys.stderr
     try:
         reactor = load_reactor(locator)
@@ -418,8 +495,7 @@ def run_reactor(
         _configure_logging(log_level)
         _configure_tracing()
     except CliError as exc:
-        err.write(f"reactor run: error: {exc}\n")
-        return exc.code
+        return _usage_error("run", exc, out, err, as_json=as_json)
     from actors import System  # noqa: PLC0415
     from actors.store import Store  # noqa: PLC0415
 
@@ -437,11 +513,17 @@ def run_reactor(
     try:
         with System(Store.spec(db), name="reactor") as system:
             return _execute(
-                system, reactor, start, mode=_mode(progress, err), db=db, out=out, err=err
+                system,
+                reactor,
+                start,
+                mode=_mode(progress, err),
+                db=db,
+                out=out,
+                err=err,
+                as_json=as_json,
             )
     except CliError as exc:
-        err.write(f"reactor run: error: {exc}\n")
-        return exc.code
+        return _usage_error("run", exc, out, err, as_json=as_json)
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return EXIT_INTERRUPTED
@@ -450,16 +532,19 @@ def run_reactor(
 
 
 def leave_now_if_steps_linger(code: int) -> int:
-    """After Ctrl-C, exit at once if a step's thread still runs (it cannot be stopped).
+    """Once the run has ended, exit at once if a step's thread still runs.
 
-    Python waits for worker threads at exit, so a cancelled ``time.sleep(600)`` step
-    would keep the command alive; this is for the ``reactor`` command only, never for
-    code that embeds the engine. Returns ``code`` when nothing lingers.
+    A plain ``def`` step that timed out, or was cancelled by Ctrl-C, keeps running in
+    its worker thread (a thread cannot be stopped), and Python waits for worker
+    threads at exit, so a ``time.sleep(600)`` step would keep the command alive long
+    after its run was reported. The run is over and journaled by now; this is for the
+    ``reactor`` command only, never for code that embeds the engine. Returns ``code``
+    when nothing lingers.
     """
     lingering = [
         t for t in threading.enumerate() if t.name.startswith("reactor-step") and t.is_alive()
     ]
-    if code == EXIT_INTERRUPTED and lingering:
+    if lingering:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -478,10 +563,14 @@ def run_resume(
     db: Path | None = None,
     progress: bool = True,
     log_level: str = "error",
+    as_json: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """``reactor runs resume ID``: continue a halted or interrupted run, with progress."""
+    """``reactor runs resume ID``: continue a halted or interrupted run, with progress.
+
+    ``as_json``: one JSON object on standard output, as for ``reactor run --json``.
+    """
     out, err = out or sys.stdout, err or sys.stderr
     from actors import System  # noqa: PLC0415
     from actors.store import Journal, Store  # noqa: PLC0415
@@ -509,11 +598,17 @@ def run_resume(
                 return engine.resume(run_id, middleware=middleware)
 
             return _execute(
-                system, reactor, start, mode=_mode(progress, err), db=db, out=out, err=err
+                system,
+                reactor,
+                start,
+                mode=_mode(progress, err),
+                db=db,
+                out=out,
+                err=err,
+                as_json=as_json,
             )
     except CliError as exc:
-        err.write(f"reactor runs resume: error: {exc}\n")
-        return exc.code
+        return _usage_error("runs resume", exc, out, err, as_json=as_json)
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return EXIT_INTERRUPTED
