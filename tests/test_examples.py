@@ -10,7 +10,18 @@ import pytest
 
 from tests.support.proc import ROOT, run_python
 
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+EXAMPLES = sorted([*(ROOT / "examples").glob("*.py"), *(ROOT / "examples" / "dsl").glob("*.py")])
+DSL_OUTPUT = {
+    "compose.py": "['Hello, Ada.', 'Hello, Grace!']",
+    "group_around.py": "{'booked': 'moved 3', 'cents': {'result': 'moved 300', 'committed': True}}",
+    "collect_template.py": "'title': 'tides: 2 facts, first: the moon pulls (the desk)'",
+    "with_steps.py": "fetch_2 completed",
+    "compensate_undo.py": "log: ['reserve lamp', 'reserve desk', 'release desk#1']",
+    "halt_resume.py": "draft ran 1 time(s)",
+    "ask.py": "'model': 'fake-large'",
+    "order_and_conditions.py": "{'forecast': 'cached forecast for tides'}",
+}
+"""A line each example in examples/dsl/ prints when it works (one per feature family)."""
 
 
 def run(*args: str, env_db: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -25,10 +36,35 @@ def test_there_are_examples() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(path: Path, tmp_path: Path) -> None:
-    """The example exits 0 and prints something."""
+    """The example exits 0 and prints something (a DSL example: what shows it worked)."""
     result = run(str(path), env_db=tmp_path / "example.db")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+    if path.parent.name == "dsl":
+        assert DSL_OUTPUT[path.name] in result.stdout
+
+
+def test_every_dsl_feature_family_has_an_example() -> None:
+    """compose, group, around, collect, template, WithSteps, compensate, Halt, ask, wait_for."""
+    sources = "\n".join(p.read_text() for p in (ROOT / "examples" / "dsl").glob("*.py"))
+    for feature in (
+        "compose(",
+        "group(",
+        "around(",
+        "collect(",
+        "template(",
+        "WithSteps(",
+        "compensate=",
+        "undo=",
+        "Halt(",
+        "engine.resume(",
+        "ask(",
+        "wait_for=",
+        "where=",
+        "guard=",
+    ):
+        assert feature in sources, feature
+    assert set(DSL_OUTPUT) == {p.name for p in (ROOT / "examples" / "dsl").glob("*.py")}
 
 
 def test_quickstart_shows_replies_and_nested_spans(tmp_path: Path) -> None:

@@ -100,9 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free one)")
-    parser.add_argument(
-        "--offline", action="store_true", help="use the built-in fake LLM servers"
-    )
+    parser.add_argument("--offline", action="store_true", help="use the built-in fake LLM servers")
     args = parser.parse_args()
     asyncio.run(serve(args.host, args.port, offline=args.offline))
 
