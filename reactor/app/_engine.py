@@ -101,7 +101,11 @@ class RunHandle:
 
         Raises:
             TimeoutError: ``timeout`` seconds passed first (the run goes on).
+            BlockingCallError: Called on a running event loop (await
+                :meth:`result_async` there); unless the run has ended already.
         """
+        if not self._done.done():
+            check_may_block("RunHandle.result()", "`await handle.result_async()`")
         return self._done.result(timeout)
 
     async def result_async(self) -> Any:
@@ -535,7 +539,9 @@ class Engine:
             RunFailedError: A step failed for good (after rollback).
             RunHaltedError: A step halted the run.
             RunCancelledError: It was cancelled.
+            BlockingCallError: Called on a running event loop (before anything starts).
         """
+        check_may_block("Engine.run()", "`await engine.run_async(...)`")
         return self.start(reactor, inputs, **options).result()
 
     async def run_async(
@@ -697,6 +703,7 @@ class Engine:
             RunFailedError: An ``undo`` failed for good (the others still ran);
                 ``errors`` names each.
         """
+        check_may_block("Engine.undo()", "`await engine.undo_async(...)`")
         self.system.bridge.run(self.undo_async(run_id), timeout)
 
     async def undo_async(self, run_id: str) -> None:

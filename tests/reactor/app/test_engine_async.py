@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,33 @@ def test_an_ask_without_a_model_on_an_unreachable_host_says_the_host_was_unreach
     (error,) = caught.value.errors
     assert "unreachable when the fleet started: gpu at http://127.0.0.1:9" in error.message
     assert "no default model" not in error.message
+
+
+GATE: dict[str, threading.Event] = {}
+
+
+class Gated(Reactor, returns="opened"):
+    key = Input(str)
+
+    @step
+    def opened(key: str) -> str:  # in the worker pool, off every loop
+        GATE[key].wait(30)
+        return key
+
+
+async def test_blocking_engine_calls_on_the_loop_raise_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    """engine.run, handle.result and engine.undo on a loop raise at once, naming the async form."""
+    async with System(name="svc3") as system, Engine(system, db_path=tmp_path / "j.db") as engine:
+        with pytest.raises(BlockingCallError, match="run_async"):
+            engine.run(Plain, {"word": "x"})
+        GATE["g"] = threading.Event()
+        handle = await engine.start_async(Gated, {"key": "g"})
+        with pytest.raises(BlockingCallError, match="result_async"):
+            handle.result()  # the run waits for the gate: this would freeze the loop
+        GATE["g"].set()
+        assert await handle.result_async() == "g"
+        assert handle.result() == "g"  # ended: nothing to wait for, so allowed
+        with pytest.raises(BlockingCallError, match="undo_async"):
+            engine.undo(handle.run_id)
