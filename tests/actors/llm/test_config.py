@@ -490,3 +490,13 @@ def test_a_list_variable_that_is_not_json_says_a_json_list_is_expected() -> None
     assert "a JSON list is expected, e.g. REACTOR_DISCOVERY__URLS='[" in message
     config = load_config(env={"REACTOR_DISCOVERY__URLS": '["http://x"]'})
     assert config.discovery.urls == ["http://x"]
+
+
+def test_mask_url_hides_only_the_password() -> None:
+    """For printing a URL: the password (or a lone user token) becomes ***."""
+    from actors.llm import mask_url
+
+    assert mask_url("http://ada:hunter2@gpu:8080/v1") == "http://ada:***@gpu:8080/v1"
+    assert mask_url("https://token@api.example") == "https://***@api.example"
+    assert mask_url("http://127.0.0.1:1234") == "http://127.0.0.1:1234"
+    assert mask_url("http://[::1") == "http://[::1"
