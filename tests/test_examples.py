@@ -137,7 +137,7 @@ def test_asyncio_service_serves_concurrent_requests_and_stops_on_sigterm(tmp_pat
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert first.startswith("serving on http://127.0.0.1:"), first + proc.stderr.read()
+        assert first.startswith("serving on http://127.0.0.1:"), first
         url = first.split()[-1]
 
         async def ask_all() -> list[httpx.Response]:

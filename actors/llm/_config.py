@@ -286,10 +286,11 @@ class HostConfig(_Section):
 
     def missing_api_key_env(self, env: Mapping[str, str] | None = None) -> str | None:
         """The ``api_key_env`` variable when it is named but not set (and no ``api_key``)."""
-        if self.api_key is None and self.api_key_env:
-            if not (os.environ if env is None else env).get(self.api_key_env):
-                return self.api_key_env
-        return None
+        if self.api_key is not None or not self.api_key_env:
+            return None
+        if (os.environ if env is None else env).get(self.api_key_env):
+            return None
+        return self.api_key_env
 
     def resolved_api_key(self, env: Mapping[str, str] | None = None) -> str | None:
         """The API key: ``api_key``, else the variable named by ``api_key_env``, else None.

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from actors import Ref
-from actors.lowlevel import check_may_block
 from actors.llm._config import Config, HostConfig, HostProtocol, load_config, mask_url
 from actors.llm._discovery import DEFAULT_ENDPOINTS, SERVER_PROTOCOL, discover, probe
 from actors.llm._host import HostMessage, ModelHost
 from actors.llm._messages import HostInventory, InventoryQuery
 from actors.llm.resources import RegisterHost, ResourceMonitor
+from actors.lowlevel import check_may_block
 
 if TYPE_CHECKING:
     from actors import System
@@ -196,7 +196,8 @@ async def start_fleet_async(
     inventories with awaits; stand-in servers (which start threads) are started in a
     worker thread.
     """
-    config = config or await asyncio.to_thread(load_config)
+    if config is None:
+        config = await asyncio.to_thread(load_config)
     found, problems = await _survey(config, discovery)
     hosts, fleet = _plan(config, found, problems)
     if not hosts and fallback is not None:

@@ -274,8 +274,9 @@ class Engine:
         return self
 
     def _store_spec(self) -> ChildSpec:
-        synchronous = "NORMAL" if self._store_synchronous.upper() == "NORMAL" else "FULL"
-        return Store.spec(self._db_path, synchronous=synchronous)
+        if self._store_synchronous.upper() == "NORMAL":
+            return Store.spec(self._db_path, synchronous="NORMAL")
+        return Store.spec(self._db_path, synchronous="FULL")
 
     def _opened_with(self, store: Ref[Any], runs: Ref[Any]) -> None:
         self.store = store

@@ -19,7 +19,6 @@ from actors.llm import (
     HostInventory,
     ModelInfo,
     discover_sync,
-    mask_url,
 )
 
 __all__ = ["format_inventory", "run_discover", "run_fake_server"]

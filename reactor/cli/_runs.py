@@ -280,9 +280,7 @@ def _drive(
         except KeyboardInterrupt:
             interrupted = True
             done = _cancel(handle, events, model, view.feed, view.tick)
-    return _report(
-        handle, done, interrupted=interrupted, db=db, out=out, err=err, as_json=as_json
-    )
+    return _report(handle, done, interrupted=interrupted, db=db, out=out, err=err, as_json=as_json)
 
 
 def _wait(
@@ -342,7 +340,7 @@ def _cancel(
         return _Done(error=KeyboardInterrupt())
 
 
-def _report(  # noqa: PLR0911 - one exit per way a run ends
+def _report(  # noqa: PLR0911, PLR0912 - one exit per way a run ends
     handle: RunHandle | None,
     done: _Done,
     *,

@@ -12,6 +12,7 @@ from actors.llm import Config, start_fleet, start_fleet_async
 from actors.testing import FakeServer
 from tests.support.proc import run_python
 
+
 def test_with_system_in_a_coroutine_raises_and_the_process_exits(tmp_path: Path) -> None:
     """`with System()` on a running loop raises BlockingCallError; nothing keeps the process."""
     script = tmp_path / "embed.py"

@@ -424,8 +424,12 @@ def test_api_key_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch
 
 def test_printing_settings_masks_the_key_and_header_values() -> None:
     """repr, str and model_dump (both modes) never show api_key or a header's value."""
-    host = HostConfig(
-        url="https://api.example", api_key="sk-live-123", headers={"Authorization": "Bearer tok-9"}
+    host = HostConfig.model_validate(
+        {
+            "url": "https://api.example",
+            "api_key": "sk-live-123",
+            "headers": {"Authorization": "Bearer tok-9"},
+        }
     )
     config = Config(hosts={"cloud": host})
     for shown in (
