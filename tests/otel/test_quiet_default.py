@@ -73,3 +73,32 @@ def test_a_program_that_configured_structlog_first_is_left_alone(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert "kept mine" in result.stdout
     assert "configured" in result.stdout
+
+
+def test_crash_lines_carry_no_locals_even_under_a_renderer_that_draws_them(
+    tmp_path: Path,
+) -> None:
+    """A program whose structlog draws rich tracebacks with locals still sees none of ours."""
+    script = tmp_path / "fancy_logs.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import structlog
+            structlog.configure(
+                processors=[structlog.dev.ConsoleRenderer(
+                    colors=False,
+                    exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=True),
+                )],
+                logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+            )
+            """
+        )
+        + textwrap.dedent(PROGRAM)
+    )
+    result = run_python(str(script))
+    assert result.returncode == 0, result.stderr
+    assert "actor crashed" in result.stderr
+    assert "ValueError: bad request 13" in result.stderr
+    assert "sk-SECRET-123" not in result.stderr + result.stdout
+    assert "locals" not in result.stderr
