@@ -356,9 +356,9 @@ class HostInventory(Message, frozen=True, kw_only=True):
 
     Attributes:
         url: The base URL probed.
-        server: What answered: ``lmstudio``, ``ollama``, ``llamacpp``, ``vllm``,
-            ``openai``, ``anthropic``, ``gemini`` or ``openai-compatible``; ``""`` when
-            nothing answered.
+        server: What answered: ``lmstudio``, ``ollama``, ``llamacpp``,
+            ``llama-cpp-python``, ``vllm``, ``openai``, ``anthropic``, ``gemini`` or
+            ``openai-compatible``; ``""`` when nothing answered.
         provider: The wire protocol the host will be driven with.
         reachable: Whether anything answered.
         models: Its models, loaded or not.
