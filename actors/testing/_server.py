@@ -498,6 +498,9 @@ class FakeServer:
     ) -> None:
         from actors.testing._protocols import protocol_for  # noqa: PLC0415 - avoids an import cycle
 
+        if not 0 <= port <= 65535:
+            msg = f"FakeServer port must be 0 (any free one) to 65535, not {port}"
+            raise ValueError(msg)
         self.protocol = protocol_for(protocol) if isinstance(protocol, str) else protocol
         self.models: dict[str, FakeModel] = {}
         for model in models:
