@@ -160,8 +160,8 @@ def start_fleet(
     hosts: dict[str, HostConfig] = {}
     for name, host in config.hosts.items():
         protocol = host.protocol or SERVER_PROTOCOL[found[name].server]
-        server = host.server or (found[name].server if name in found else None)
-        hosts[name] = config.host(name, protocol=protocol, server=server)
+        kind = host.server or (found[name].server if name in found else None)
+        hosts[name] = config.host(name, protocol=protocol, server=kind)
     for name, inventory in found.items():
         fleet.inventories[name] = inventory
         if name not in config.hosts:

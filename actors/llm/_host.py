@@ -443,7 +443,9 @@ class ModelHost(Actor[HostMessage]):
         if model in served or _bare(model) in {_bare(m) for m in served}:
             return None
         listed = sorted(served)
-        shown = ", ".join(listed[:10]) + (f", ... ({len(listed)} in all)" if len(listed) > 10 else "")
+        shown = ", ".join(listed[:10]) + (
+            f", ... ({len(listed)} in all)" if len(listed) > 10 else ""
+        )
         return Failure(
             kind=FailureKind.NOT_FOUND,
             message=f"{self.name}: model {model!r} is not among the models this server lists "
@@ -524,7 +526,9 @@ class ModelHost(Actor[HostMessage]):
         finally:
             slots.release()
 
-    async def _call(self, request: ChatRequest, requested: str | None = None) -> Completion | Failure:
+    async def _call(
+        self, request: ChatRequest, requested: str | None = None
+    ) -> Completion | Failure:
         tracer = otel.tracer() if otel.enabled() else None
         span = (
             tracer.start_span(f"chat {request.model}", kind=trace.SpanKind.CLIENT)

@@ -195,8 +195,10 @@ class GeminiProtocol(FakeProtocol):
         return b'data: {"candidates": [{"content": {"parts": [{"text": "unterminated\r\n\r\n'
 
     def tool_choice(self, body: Any) -> ToolChoice | None:
-        """``toolConfig.functionCallingConfig``: ``mode`` ``AUTO`` / ``ANY`` / ``NONE``,
-        ``ANY`` with one ``allowedFunctionNames`` forcing that function."""
+        """``toolConfig.functionCallingConfig``'s ``mode`` and ``allowedFunctionNames``.
+
+        ``AUTO`` / ``ANY`` / ``NONE``; ``ANY`` with one allowed name forces that function.
+        """
         config = body.get("toolConfig") if isinstance(body, dict) else None
         calling = config.get("functionCallingConfig") if isinstance(config, dict) else None
         mode = calling.get("mode") if isinstance(calling, dict) else None

@@ -189,10 +189,11 @@ class OpenAIProtocol(FakeProtocol):
             "type": "function",
             "function": {"name": call.name, "arguments": ""},
         }
-        deltas: list[Any] = [{"tool_calls": [head]}]
-        for piece in _fragments(json.dumps(call.arguments)):
-            deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-        return deltas
+        pieces = _fragments(json.dumps(call.arguments))
+        return [
+            {"tool_calls": [head]},
+            *({"tool_calls": [{"index": index, "function": {"arguments": p}}]} for p in pieces),
+        ]
 
     # -- what a request asks for (see shape_reply) ---------------------------------------
 
@@ -207,8 +208,11 @@ class OpenAIProtocol(FakeProtocol):
         return None
 
     def tool_choice(self, body: Any) -> ToolChoice | None:
-        """``"none"``/``"auto"``/``"required"``, or ``{"type": "function", "function":
-        {"name": ...}}`` forcing one tool."""
+        """The string forms, or the object form that forces one tool.
+
+        ``"none"`` / ``"auto"`` / ``"required"``, or ``{"type": "function",
+        "function": {"name": ...}}``.
+        """
         raw = body.get("tool_choice") if isinstance(body, dict) else None
         if isinstance(raw, str) and raw in ("none", "auto", "required"):
             return ToolChoice(raw)
@@ -936,8 +940,10 @@ class LlamaCppProtocol(OpenAIProtocol):
         return next(iter(server.models), None)
 
     def object_tool_choice(self, name: str) -> ToolChoice | None:
-        """Ignored: ``llama-server`` takes ``tool_choice`` only as a string (it logs a
-        warning and lets the model answer as it likes)."""
+        """Ignored: ``llama-server`` takes ``tool_choice`` only as a string.
+
+        It logs a warning and lets the model answer as it likes.
+        """
         return None
 
     def not_loaded(self, exchange: Exchange, entry: FakeModel) -> web.StreamResponse | None:
@@ -1064,8 +1070,7 @@ class LlamaCppPythonProtocol(OpenAIProtocol):
         return {"id": entry.id, "object": "model", "owned_by": self.owned_by, "permissions": []}
 
     def check_messages(self, exchange: Exchange, messages: list[Any]) -> web.StreamResponse | None:
-        """A 500 with pydantic's validation error for an assistant turn whose content is
-        null."""
+        """A 500 with pydantic's validation error for an assistant turn with null content."""
         for message in messages:
             if (
                 isinstance(message, dict)
@@ -1113,26 +1118,26 @@ class LlamaCppPythonProtocol(OpenAIProtocol):
         return self.context_error(exchange, entry, tokens)
 
     def tool_call_deltas(self, index: int, call_id: str, call: FakeToolCall) -> list[Any]:
-        """Every chunk names the call (``id``, ``function.name``) and repeats it as the
-        deprecated ``function_call``."""
-        deltas: list[Any] = []
-        for piece in ["", *_fragments(json.dumps(call.arguments))]:
-            deltas.append(
-                {
-                    "role": None,
-                    "content": None,
-                    "function_call": {"name": call.name, "arguments": piece},
-                    "tool_calls": [
-                        {
-                            "index": index,
-                            "id": call_id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": piece},
-                        }
-                    ],
-                }
-            )
-        return deltas
+        """Every chunk names the call and repeats it as the deprecated ``function_call``.
+
+        Each carries the call's ``id`` and ``function.name``, not only the first.
+        """
+        return [
+            {
+                "role": None,
+                "content": None,
+                "function_call": {"name": call.name, "arguments": piece},
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": piece},
+                    }
+                ],
+            }
+            for piece in ["", *_fragments(json.dumps(call.arguments))]
+        ]
 
 
 _VLLM_TYPES = {

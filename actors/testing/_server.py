@@ -16,8 +16,9 @@ turns a text answer into a call of that tool, and ``tool_choice`` "none" drops t
 Faults (:class:`Fault`) are injected per request: latency, time to first token,
 per-token delay, any status code with the vendor's real error body, 429 with
 Retry-After, hanging, closing the connection mid-stream, malformed JSON, an error event
-mid-stream, a stream ended early without a finish reason, an empty stream. Each protocol (``_openai``, ``_ollama``, ...) renders the same
-:class:`Reply` in its own wire format, and renders errors in its own vendor's body.
+mid-stream, a stream ended early without a finish reason, an empty stream. Each
+protocol (``_openai``, ``_ollama``, ...) renders the same :class:`Reply` in its own wire
+format, and renders errors in its own vendor's body.
 """
 
 from __future__ import annotations
@@ -240,8 +241,10 @@ class Exchange:
 
     @property
     def reply(self) -> Reply:
-        """The scripted, responder's or default reply, shaped by the request's limits
-        (decided once, on first use)."""
+        """The reply, shaped by the request's limits (decided once, on first use).
+
+        Scripted, else the responder's, else the default; see :func:`shape_reply`.
+        """
         if self._reply is None:
             self._reply = shape_reply(self, self.server._next_reply(self))
         return self._reply
@@ -625,8 +628,10 @@ class FakeServer:
                 self.in_flight -= 1
 
     def interrupt_streams(self) -> int:
-        """End every stream being written now, early (as a newer request does on
-        llama-cpp-python); returns how many there were. Call it on the server's loop."""
+        """End every stream being written now, early; returns how many there were.
+
+        What a newer request does on llama-cpp-python. Call it on the server's loop.
+        """
         for stream in self._streams:
             stream.set()
         return len(self._streams)

@@ -109,7 +109,9 @@ def run_fake_server(
         err.write(f"reactor fake-server: error: --port must be 0 to 65535, not {port}\n")
         return 2
     if context_length is not None and context_length < 1:
-        err.write(f"reactor fake-server: error: --context-length must be positive, not {context_length}\n")
+        err.write(
+            f"reactor fake-server: error: --context-length must be positive, not {context_length}\n"
+        )
         return 2
     names = list(models) or ["fake-small", "fake-large"]
     text = " ".join(f"word{i}" for i in range(reply_words))

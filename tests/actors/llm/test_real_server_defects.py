@@ -240,9 +240,7 @@ def test_an_alias_maps_a_name_to_a_listed_model(system: System, pyserver: FakeSe
     assert pyserver.calls[-1].body["model"] == MODEL
 
 
-def test_discovered_inventory_is_known_from_the_start(
-    system: System, pyserver: FakeServer
-) -> None:
+def test_discovered_inventory_is_known_from_the_start(system: System, pyserver: FakeServer) -> None:
     """A host given discovery's inventory refuses unknown names at once."""
     inventory = asyncio.run(probe(pyserver.url))
     assert inventory.server == "llama-cpp-python"
@@ -257,7 +255,9 @@ def test_discovered_inventory_is_known_from_the_start(
 
 
 def forced(model: str) -> ChatRequest:
-    return ChatRequest.prompt(model, "Weather in Oslo?", tools=(CLOCK, WEATHER), tool_choice=WEATHER.name)
+    return ChatRequest.prompt(
+        model, "Weather in Oslo?", tools=(CLOCK, WEATHER), tool_choice=WEATHER.name
+    )
 
 
 async def test_llama_server_gets_the_string_form_and_calls_the_tool(
@@ -291,7 +291,7 @@ def test_an_ignored_forced_tool_choice_is_a_warning_on_result_and_span(
     assert "'get_weather'" in answer.warnings[0]
     (span,) = [s for s in spans.get_finished_spans() if s.name == "chat llama-3.gguf"]
     assert span.attributes is not None
-    assert list(span.attributes["reactor.warnings"]) == list(answer.warnings)
+    assert span.attributes["reactor.warnings"] == answer.warnings
     assert [e.name for e in span.events] == ["reactor.warning"]
 
 

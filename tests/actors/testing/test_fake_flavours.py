@@ -1,5 +1,7 @@
-"""Every fake honours what a request limits: max_tokens and tool_choice; and the
-llama-cpp-python flavour looks like llama-cpp-python from the outside."""
+"""Every fake honours max_tokens and tool_choice; llama-cpp-python's fake looks like it.
+
+The llama-cpp-python flavour is checked from the outside, as a client sees it.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +24,12 @@ WEATHER = ToolSpec(
     },
 )
 CLOCK = ToolSpec(name="get_time")
-DRIVEN_BY = {"lmstudio": "lmstudio", "ollama": "ollama", "anthropic": "anthropic", "gemini": "gemini"}
+DRIVEN_BY = {
+    "lmstudio": "lmstudio",
+    "ollama": "ollama",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+}
 """Fake protocol -> the provider that drives it (every other fake speaks OpenAI's)."""
 LONG = "one two three four five six seven eight nine ten"
 
@@ -100,14 +107,16 @@ def test_llama_server_ignores_the_object_form_of_tool_choice() -> None:
 
 def test_llama_cpp_python_surface() -> None:
     """owned_by "me", no /props, no context length, and an unknown name echoed back."""
-    with FakeServer("llama-cpp-python", models=["tiny.gguf"]) as fake:
-        with httpx.Client(base_url=fake.url, timeout=5) as http:
-            models = http.get("/v1/models").json()
-            props = http.get("/props")
-            answer = http.post(
-                "/v1/chat/completions",
-                json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-            ).json()
+    with (
+        FakeServer("llama-cpp-python", models=["tiny.gguf"]) as fake,
+        httpx.Client(base_url=fake.url, timeout=5) as http,
+    ):
+        models = http.get("/v1/models").json()
+        props = http.get("/props")
+        answer = http.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        ).json()
     assert models["data"] == [
         {"id": "tiny.gguf", "object": "model", "owned_by": "me", "permissions": []}
     ]
