@@ -174,7 +174,7 @@ def start_fleet(
     fleet.monitor = system.spawn(ResourceMonitor, name="resources", kwargs=_monitor_args(config))
     for name, settings in hosts.items():
         ref = system.spawn(
-            ModelHost, name=name, args=(settings,), kwargs={"monitor": fleet.monitor}
+            ModelHost, name=name, args=(settings,), kwargs=_host_args(fleet, found, name)
         )
         _register(fleet, name, ref)
     for name in hosts:
@@ -207,7 +207,7 @@ async def start_fleet_async(
     )
     for name, settings in hosts.items():
         ref = await system.spawn_async(
-            ModelHost, name=name, args=(settings,), kwargs={"monitor": fleet.monitor}
+            ModelHost, name=name, args=(settings,), kwargs=_host_args(fleet, found, name)
         )
         _register(fleet, name, ref)
     missing = [name for name in hosts if name not in fleet.inventories]
@@ -226,7 +226,8 @@ def _plan(
     hosts: dict[str, HostConfig] = {}
     for name, host in config.hosts.items():
         protocol = host.protocol or SERVER_PROTOCOL[found[name].server]
-        hosts[name] = config.host(name, protocol=protocol)
+        kind = host.server or (found[name].server if name in found else None)
+        hosts[name] = config.host(name, protocol=protocol, server=kind)
         missing = host.missing_api_key_env()
         if missing is not None:
             warning = (
@@ -239,7 +240,9 @@ def _plan(
         fleet.inventories[name] = inventory
         if name not in config.hosts:
             host = HostConfig(url=inventory.url)
-            hosts[name] = config.host(name, host, protocol=inventory.provider)
+            hosts[name] = config.host(
+                name, host, protocol=inventory.provider, server=inventory.server or None
+            )
     return hosts, fleet
 
 
@@ -262,6 +265,11 @@ def _monitor_args(config: Config) -> dict[str, Any]:
         "poll_s": resources.poll_s,
         "use_nvml": resources.nvml,
     }
+
+
+def _host_args(fleet: Fleet, found: Mapping[str, HostInventory], name: str) -> dict[str, Any]:
+    """A ModelHost's keyword arguments: the monitor, and what the survey found there."""
+    return {"monitor": fleet.monitor, "inventory": found.get(name)}
 
 
 def _register(fleet: Fleet, name: str, ref: Ref[HostMessage]) -> None:
