@@ -278,7 +278,9 @@ class HostConfig(_Section):
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     server: str | None = None
     aliases: dict[str, str] = Field(default_factory=dict)
-    context_windows: dict[str, Annotated[int, Field(gt=0, strict=True)]] = Field(default_factory=dict)
+    context_windows: dict[str, Annotated[int, Field(gt=0, strict=True)]] = Field(
+        default_factory=dict
+    )
 
     @field_validator("url")
     @classmethod
