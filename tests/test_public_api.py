@@ -431,6 +431,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "StepsAdded",
         "TERMINAL_EVENTS",
         "THIS_PROCESS",
+        "TRACEBACK_LIMIT",
         "UndoError",
         "Undoability",
         "check_inputs",

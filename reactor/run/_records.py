@@ -25,6 +25,7 @@ __all__ = [
     "RUN_EVENT_DECODER",
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
+    "TRACEBACK_LIMIT",
     "Owner",
     "RunCancelled",
     "RunCompleted",
@@ -45,6 +46,10 @@ __all__ = [
     "StepsAdded",
     "stream_of",
 ]
+
+TRACEBACK_LIMIT = 8192
+"""The most characters of a failure's traceback a journal row keeps (the innermost
+frames, which say where it was raised, are at the end and are the ones kept)."""
 
 STREAM_PREFIX = "run:"
 """Every run's journal stream is this prefix followed by the run id."""
@@ -80,6 +85,9 @@ class StepError(Message, frozen=True, kw_only=True):
         error: The exception's type name (``"ValueError"``) or the failure's kind.
         message: What went wrong, in words.
         retryable: Whether the same attempt could succeed later.
+        traceback: The exception's traceback as Python prints it, for an exception
+            raised by user code (empty otherwise); only its last
+            :data:`TRACEBACK_LIMIT` characters are kept.
     """
 
     step: str
@@ -87,6 +95,7 @@ class StepError(Message, frozen=True, kw_only=True):
     error: str
     message: str
     retryable: bool = False
+    traceback: str = ""
 
 
 class RunStarted(Message, frozen=True, kw_only=True):

@@ -510,7 +510,7 @@ class Run(LoopActor[object]):
             try:
                 if not spec.where(arguments, self._run_context):
                     skipped_by = "where"
-            except Exception as exc:  # noqa: BLE001 - the predicate's failure fails the step
+            except BaseException as exc:  # noqa: BLE001 - the predicate's failure fails the step
                 self._release_slot(step)
                 self._fail_for_good(step, step_error(spec.name, exc))
                 return
@@ -522,7 +522,7 @@ class Run(LoopActor[object]):
         if spec.guard is not None:
             try:
                 verdict = spec.guard(arguments, self._run_context)
-            except Exception as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit fails only the step
                 self._release_slot(step)
                 self._fail_for_good(step, step_error(spec.name, exc))
                 return
@@ -588,7 +588,7 @@ class Run(LoopActor[object]):
         attempt = self._attempt(step, executor, trace)
         try:
             running = executor.start(attempt)
-        except Exception as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
+        except BaseException as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
             self.attempt_deliver(attempt, Err(exc))
             return
         if running is not None and step.status is Status.RUNNING and step.attempt == attempt.number:
@@ -638,7 +638,7 @@ class Run(LoopActor[object]):
         """The attempt ended: its executor interprets ``reply``, then the run goes on (3)."""
         try:
             outcome = attempt.executor.outcome(attempt, reply)
-        except Exception as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
+        except BaseException as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
             outcome = Err(exc)
         self._finished(attempt.spec.name, attempt.number, outcome)
 
