@@ -930,6 +930,64 @@ class Store(Actor[StoreRequest]):
         """The file a Store given ``path`` uses: that path, else :func:`default_db_path`."""
         return Path(path if path is not None else default_db_path()).expanduser().absolute()
 
+    @staticmethod
+    def check(
+        path: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        busy_timeout: float = 5.0,
+        migrations: Sequence[str] = MIGRATIONS,
+    ) -> Path:
+        """Open the database as a Store would, on the calling thread, and close it again.
+
+        For those that must know the journal is usable before anything happens (the
+        ``reactor`` command before a run's first step; an engine before its first run):
+        the same opening (owner-only creation, write-ahead logging, migrations) that the
+        Store's writer does, so what fails here would fail there, but as one error
+        naming the file and the cause instead of a crashed actor.
+
+        Args:
+            path: The database file; :func:`default_db_path` when ``None``.
+            create: Create it (and its directory) when it does not exist; when
+                ``False``, a missing file is an error too.
+            busy_timeout: Seconds to wait for a write lock held by another process.
+            migrations: The schema scripts.
+
+        Returns:
+            The file's absolute path.
+
+        Raises:
+            StoreError: The path is a directory, not readable or writable, not a
+                SQLite database, has a newer schema than this code knows, or cannot be
+                opened for another reason (the failure's message says which).
+        """
+        file = Store.path_of(path)
+        where = _Where(file, "store")
+        problem = _unusable(file, create=create)
+        if problem is not None:
+            raise StoreError(where.failure(FailureKind.BAD_REQUEST, problem))
+        writer = _Writer(
+            where,
+            migrations=migrations,
+            synchronous="FULL",
+            busy_timeout_ms=round(busy_timeout * 1000),
+            max_batch=1,
+        )
+        try:
+            failure = writer._open()  # noqa: SLF001 - the writer's own opening, on this thread
+            if failure is None:
+                failure = _readable(writer)
+        except Exception as exc:  # noqa: BLE001 - every way it fails is reported the same way
+            failure = where.error(exc, "cannot open the database")
+        finally:
+            conn, writer._conn = writer._conn, None  # noqa: SLF001
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        if failure is not None:
+            raise StoreError(failure)
+        return file
+
     @classmethod
     def spec(
         cls,
@@ -1061,6 +1119,31 @@ class Store(Actor[StoreRequest]):
 
 def _raise(error: BaseException) -> None:
     raise error
+
+
+def _unusable(file: Path, *, create: bool) -> str | None:
+    """What makes ``file`` unusable before SQLite is asked, in words (``None``: nothing)."""
+    if file.is_dir():
+        return f"it is a directory, not a database file (point {DB_ENV_VAR} or --db at a file)"
+    if not file.exists():
+        return None if create else "there is no such file"
+    if not os.access(file, os.R_OK):
+        return "the file cannot be read (permission denied)"
+    if not os.access(file, os.W_OK):
+        return "the file is read-only (the journal is written to it, so it must be writable)"
+    return None
+
+
+def _readable(writer: _Writer) -> Failure | None:
+    """Read the journal's tables once, as the Store's reads will."""
+    conn = writer._conn  # noqa: SLF001 - the writer's connection, on the calling thread
+    assert conn is not None
+    try:
+        conn.execute("SELECT stream_id FROM streams LIMIT 1").fetchall()
+        conn.execute("SELECT id FROM events LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        return writer.where.error(exc, "cannot read the journal")
+    return None
 
 
 def _check(message: _Served) -> str | None:

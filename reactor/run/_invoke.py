@@ -27,12 +27,12 @@ from opentelemetry import context as otel_context
 
 __all__ = [
     "Err",
-    "caught",
     "Ok",
     "Outcome",
     "call_any",
     "call_async",
     "call_sync",
+    "caught",
     "guarded",
     "positional",
 ]

@@ -113,6 +113,9 @@ class RunStarted(Message, frozen=True, kw_only=True):
         at: When it started.
         context: The run's context (``Engine.start(context=...)``), as JSON values;
             a resumed run reads it back from here.
+        plan: The reactor's plan and source hash when it started (a
+            ``reactor.run._fingerprint.PlanPrint``, JSON; ``null`` in runs journaled
+            before plans were), compared with the reactor's when it resumes.
     """
 
     run_id: str
@@ -124,15 +127,21 @@ class RunStarted(Message, frozen=True, kw_only=True):
     owner: Owner
     at: float
     context: dict[str, Any] = msgspec.field(default_factory=dict)
+    plan: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class RunResumed(Message, frozen=True, kw_only=True):
-    """The run was picked up again (after a halt, a crash or ``reactor runs resume``)."""
+    """The run was picked up again (after a halt, a crash or ``reactor runs resume``).
+
+    ``locator`` is where the reactor was loaded from this time when that is not where
+    it was before (its file moved); later resumes load it from there.
+    """
 
     run_id: str
     owner: Owner
     reason: str
     at: float
+    locator: str = ""
 
 
 class StepStarted(Message, frozen=True, kw_only=True):
