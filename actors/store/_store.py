@@ -974,13 +974,13 @@ class Store(Actor[StoreRequest]):
             max_batch=1,
         )
         try:
-            failure = writer._open()  # noqa: SLF001 - the writer's own opening, on this thread
+            failure = writer._open()
             if failure is None:
                 failure = _readable(writer)
         except Exception as exc:  # noqa: BLE001 - every way it fails is reported the same way
             failure = where.error(exc, "cannot open the database")
         finally:
-            conn, writer._conn = writer._conn, None  # noqa: SLF001
+            conn, writer._conn = writer._conn, None
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
@@ -1136,7 +1136,7 @@ def _unusable(file: Path, *, create: bool) -> str | None:
 
 def _readable(writer: _Writer) -> Failure | None:
     """Read the journal's tables once, as the Store's reads will."""
-    conn = writer._conn  # noqa: SLF001 - the writer's connection, on the calling thread
+    conn = writer._conn
     assert conn is not None
     try:
         conn.execute("SELECT stream_id FROM streams LIMIT 1").fetchall()

@@ -10,8 +10,8 @@ when user code raised, an ``exception`` event with ``exception.stacktrace``.
 
 :class:`LoggingMiddleware` writes a structlog line per run and per step event, bound to
 ``run_id``, ``reactor`` and ``step``: starts and completions at debug, retries and
-errors at warning (an exception raised by user code at error, with its
-``traceback``), runs at info.
+errors at warning (an exception raised by user code at error, its traceback as
+``exception``), runs at info.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ class LoggingMiddleware(Middleware):
         stacktrace = getattr(event.error, "traceback", "")
         match event.kind:
             case StepEventKind.ERROR if stacktrace:  # user code raised: where, at error level
-                log.error(f"step {event.kind.value}", traceback=stacktrace, **fields)
+                log.error(f"step {event.kind.value}", exception=stacktrace, **fields)
             case (
                 StepEventKind.ERROR
                 | StepEventKind.RETRY

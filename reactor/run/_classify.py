@@ -17,6 +17,7 @@ own step fails.
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 
 from actors import AskError, FailureKind
 from reactor.run._errors import ElementFailedError
@@ -39,6 +40,10 @@ class StepFailure(Exception):  # noqa: N818 - a failure value, not raised to use
 
 class RetryRequested(Exception):  # noqa: N818 - a request, not an error
     """The step (or its compensation) asked to be retried."""
+
+
+_INVOKE_FILE = str(Path(__file__).with_name("_invoke.py"))
+"""Where the engine calls user code (its frame leads every step's traceback)."""
 
 
 def transient(error: BaseException) -> bool:
@@ -98,9 +103,14 @@ def format_traceback(error: BaseException, limit: int = TRACEBACK_LIMIT) -> str:
     Empty when it has none (an exception made but never raised). The cut is made at a
     line boundary and says how much was left out.
     """
-    if error.__traceback__ is None:
+    frames = error.__traceback__
+    while frames is not None and frames.tb_frame.f_code.co_filename == _INVOKE_FILE:
+        frames = frames.tb_next  # the engine's call of the user's code: not theirs
+    if frames is None:
+        frames = error.__traceback__
+    if frames is None:
         return ""
-    text = "".join(traceback.format_exception(error))
+    text = "".join(traceback.format_exception(type(error), error, frames))
     if len(text) <= limit:
         return text
     tail = text[-limit:]

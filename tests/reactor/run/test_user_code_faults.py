@@ -245,5 +245,5 @@ def test_the_traceback_is_the_spans_exception_event_and_an_error_log(
     assert "in _inner" in str(attributes["exception.stacktrace"])
     errors = [e for e in logs if e["log_level"] == "error" and e.get("step") == "deep"]
     assert errors, logs
-    assert "in _inner" in errors[0]["traceback"]
+    assert "in _inner" in errors[0]["exception"]
 
