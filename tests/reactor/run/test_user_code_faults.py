@@ -213,7 +213,6 @@ def test_a_failing_steps_traceback_is_journaled(engine: Engine) -> None:
 
 def test_a_traceback_is_bounded_keeping_its_end() -> None:
     """Past TRACEBACK_LIMIT characters the start is cut (and says so); the raise stays."""
-
     error: BaseException | None = None
     for level in range(200):  # a long chain of causes, each printed in full
         try:
@@ -234,9 +233,12 @@ def test_the_traceback_is_the_spans_exception_event_and_an_error_log(
     system: System, tmp_path: Path, spans: InMemorySpanExporter
 ) -> None:
     """The step's span gets an `exception` event with the stacktrace; an error line is logged."""
-    with Engine(system, db_path=tmp_path / "traced.db") as engine, capture_logs() as logs:
-        with pytest.raises(RunFailedError):
-            engine.run(Raises)
+    with (
+        Engine(system, db_path=tmp_path / "traced.db") as engine,
+        capture_logs() as logs,
+        pytest.raises(RunFailedError),
+    ):
+        engine.run(Raises)
     step_spans = [s for s in spans.get_finished_spans() if "deep" in s.name]
     events = [e for s in step_spans for e in s.events if e.name == "exception"]
     assert events, [s.name for s in spans.get_finished_spans()]
@@ -246,4 +248,3 @@ def test_the_traceback_is_the_spans_exception_event_and_an_error_log(
     errors = [e for e in logs if e["log_level"] == "error" and e.get("step") == "deep"]
     assert errors, logs
     assert "in _inner" in errors[0]["exception"]
-
