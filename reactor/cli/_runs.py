@@ -556,8 +556,8 @@ def run_resume(
     from reactor.run import RunError  # noqa: PLC0415
 
     try:
-        path = usable_store(db, create=False)
         _configure_logging(log_level)
+        path = usable_store(db, create=False)
         with System(Store.spec(path), name="reactor") as system:
             try:
                 history = read_history(Journal(system.lookup("store")), run_id)

@@ -28,8 +28,8 @@ def run_undo(
     from reactor.run import RunFailedError, UndoError  # noqa: PLC0415
 
     try:
-        path = usable_store(db, create=False)
         _configure_logging(log_level)
+        path = usable_store(db, create=False)
         with System(Store.spec(path), name="reactor") as system, Engine(system) as engine:
             engine.undo(run_id)
     except (CliError, UndoError) as exc:
