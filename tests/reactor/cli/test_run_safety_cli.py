@@ -118,26 +118,16 @@ def test_three_processes_racing_on_one_id_run_it_once(cli: Cli) -> None:
     """Three `reactor run --run-id R` at once: one exits 0, two exit 2; the step ran once."""
     cli.go.write_text("go")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    command = [sys.executable, "-m", "reactor", "run", f"{cli.flow}:Flow", "--no-progress"]
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reactor",
-                "run",
-                f"{cli.flow}:Flow",
-                "-i",
-                f"text=p{n}",
-                "--run-id",
-                "R",
-                "--no-progress",
-            ],
+            [*command, "-i", f"text=p{n}", "--run-id", "R"],
             cwd=ROOT,
             env={**clean, **cli.env()},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for n in range(3)
     ]
     results = [(p.wait(60), *p.communicate()) for p in procs]
@@ -209,7 +199,7 @@ def _failed_run(db: Path) -> str:
     def boom() -> int:
         raise KeyError("deep inside")
 
-    from dsl import Reactor, step  # noqa: PLC0415
+    from dsl import Reactor, step
 
     class Boom(Reactor):
         fails = step(boom)
