@@ -70,8 +70,9 @@ not terminal") is answered from it on the read connection without scanning the e
 **Where the file is.** ``$REACTOR_DB`` if set, else ``reactor.db`` in the user's data
 directory (:func:`default_db_path`). The journal holds the inputs and results of runs, so
 a new file is created readable and writable by its owner only (``0600``; SQLite gives its
-``-wal`` and ``-shm`` files the same mode) and a missing directory for it ``0700``; an
-existing file keeps its mode.
+``-wal`` and ``-shm`` files the same mode) and every missing directory on its path
+``0700``; an existing file or directory keeps its mode (the README says so: tighten an
+older one with ``chmod 600``).
 
 **Closing.** When the actor stops (or crashes), the writer finishes the commit in
 progress and writes nothing more (the appends still queued were answered
@@ -564,13 +565,14 @@ def _rows(batch: list[_Pending]) -> list[_Row]:
 
 
 def _create_private(path: Path) -> None:
-    """Create the file's directory (0700) and the file (0600) where they are missing.
+    """Create the file's directories (0700) and the file (0600) where they are missing.
 
     SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so they
     are owner-only too. An existing file keeps the mode it has.
     """
-    if not path.parent.is_dir():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):  # each folder created here, not only the last, is 0700
+        folder.mkdir(mode=0o700, exist_ok=True)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
 
 
