@@ -105,13 +105,14 @@ from reactor.run._classify import RetryRequested, StepFailure, step_error, trans
 from reactor.run._codec import EncodeError, decode_value, encode_value
 from reactor.run._errors import (
     JournalCorruptError,
+    PlanChangedError,
     RunCancelledError,
     RunExistsError,
     RunFailedError,
     RunHaltedError,
 )
 from reactor.run._executor import Attempt, Cancellable, StepExecutor, executor_for
-from reactor.run._fingerprint import plan_print_raw
+from reactor.run._fingerprint import compare_plan, decode_plan, plan_print_raw
 from reactor.run._growth import plan_added, transformed
 from reactor.run._invoke import Err, Ok, Outcome, call_any, guarded, positional
 from reactor.run._listing import decode_history
@@ -361,6 +362,14 @@ class Run(LoopActor[object]):
             if events and isinstance(events[-1], RunCompleted | RunFailed | RunCancelled):
                 self._already_ended(events[-1])
                 return
+            changed = self._plan_changes(events)
+            if changed:
+                self._finish_now(
+                    PlanChangedError(
+                        run_id=self._run_id, reactor=self._plan.reactor, changes=changed
+                    )
+                )
+                return
             self._apply_history(events)
         except JournalCorruptError as exc:
             self._finish_now(exc)
@@ -387,6 +396,17 @@ class Run(LoopActor[object]):
             self._check_appended,
         )
         self._begin(resumed=True)
+
+    def _plan_changes(self, events: list[RunEvent]) -> tuple[str, ...]:
+        """How the reactor's steps changed since the run started (empty: they did not).
+
+        The engine checks a top-level run before resuming it; this catches a composed
+        run continued by its resumed parent. A forced resume (``lenient``) goes on.
+        """
+        first = events[0] if events else None
+        if self._lenient or not isinstance(first, RunStarted):
+            return ()
+        return compare_plan(decode_plan(first.plan), self._reactor).changes
 
     def _undo_completed(self, events: list[RunEvent]) -> None:
         """Replay a completed run, then roll it back (undo-only mode)."""

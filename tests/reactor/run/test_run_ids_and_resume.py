@@ -357,3 +357,48 @@ def test_a_missing_reactor_file_says_how_to_give_its_new_place(
         del sys.modules[name]  # forget the loaded module, as a new process would
     with pytest.raises(ResumeError, match="NEW/PATH.py"):
         engine.resume(halted[0])
+
+
+COMPOSED_V1 = """
+import os
+from dsl import Halt, Input, Reactor, compose, step
+
+class Child(Reactor):
+    text = Input(str)
+
+    @step
+    def a(text: str) -> str:
+        return text + "!"
+
+    @step
+    def b(a: str) -> str:
+        if not os.path.exists(os.environ["FLOW_GO"]):
+            return Halt("waiting")
+        return a + "?"
+
+class Flow(Reactor):
+    text = Input(str)
+    child = compose(Child)
+"""
+
+
+def test_a_composed_run_whose_steps_changed_is_refused_when_its_parent_resumes(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent's plan is the same, its child's is not: the child refuses, naming the rename."""
+    marker = tmp_path / "go"
+    monkeypatch.setenv("FLOW_GO", str(marker))
+    v1 = _write(tmp_path / "v1", COMPOSED_V1)
+    with pytest.raises(RunHaltedError):
+        engine.run(v1, {"text": "hi"}, run_id="parent")
+    v2 = _write(
+        tmp_path / "v2",
+        COMPOSED_V1.replace("def a(text", "def first(text")
+        .replace("def b(a: str)", "def b(first: str)")
+        .replace("return a + ", "return first + "),
+    )
+    marker.write_text("go")
+    handle = engine.resume("parent", reactor=v2)
+    with pytest.raises(RunFailedError) as caught:
+        handle.result(WAIT)
+    assert "step 'a' was renamed to 'first'" in caught.value.errors[0].message
