@@ -21,7 +21,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from actors import System
-from dsl import Input, Reactor, step
+from dsl import Input, Reactor, ref, step
 from otel.testing import InMemorySpanExporter
 from reactor.app import Engine
 from reactor.run import TRACEBACK_LIMIT, RunFailed, RunFailedError, StepFailed
@@ -75,6 +75,20 @@ class ExitsInWhere(Reactor):
     @step(where=lambda _arguments, _context: (_ for _ in ()).throw(KeyboardInterrupt))
     def maybe() -> int:
         return 1
+
+
+def _exit_in_transform(value: int) -> int:
+    sys.exit(f"transform of {value}")
+
+
+class ExitsInTransform(Reactor):
+    @step
+    def source() -> int:
+        return 1
+
+    @step
+    def uses(value: int = ref("source", transform=_exit_in_transform)) -> int:
+        return value
 
 
 class ExitsInCompensate(Reactor):
@@ -136,6 +150,7 @@ def _failed_step(engine: Engine, run_id: str) -> StepFailed:
         (InterruptsAsync, "KeyboardInterrupt"),
         (ExitsInGuard, "SystemExit"),
         (ExitsInWhere, "KeyboardInterrupt"),
+        (ExitsInTransform, "bad_argument"),
     ],
 )
 def test_a_base_exception_fails_its_step_and_another_run_goes_on(
@@ -147,8 +162,12 @@ def test_a_base_exception_fails_its_step_and_another_run_goes_on(
     with pytest.raises(RunFailedError) as caught:
         faulty.result(WAIT)
     first = caught.value.errors[0]
-    assert (first.kind, first.error) == ("internal", error)
-    assert "fails only this step" in first.message
+    if error == "bad_argument":  # an argument's transform: the argument is named
+        assert first.kind == "bad_argument"
+        assert "SystemExit" in first.message
+    else:
+        assert (first.kind, first.error) == ("internal", error)
+        assert "fails only this step" in first.message
     assert isinstance(engine.history(faulty.run_id)[-1], RunFailed), "journaled"
     RELEASE.set()
     assert patient.result(WAIT) == "still here"
