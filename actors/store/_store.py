@@ -67,6 +67,14 @@ that appends to the stream, in the same transaction: one upsert per stream per c
 :class:`JournalStreams` (e.g. "the runs, newest first", or "the runs whose last event is
 not terminal") is answered from it on the read connection without scanning the events.
 
+**Checking before use.** :meth:`Store.check` does the writer's opening (creation,
+write-ahead logging, migrations) on the calling thread and closes the file again, and
+reads the journal's tables once: whoever must know that the journal is usable before
+anything happens (the ``reactor`` command before a run's first step, an ``Engine`` that
+starts its Store) gets one :class:`StoreError` naming the file and the cause (a
+directory, a read-only file, a file that is not SQLite, a newer schema) instead of an
+actor that crashes after the first step ran.
+
 **Where the file is.** ``$REACTOR_DB`` if set, else ``reactor.db`` in the user's data
 directory (:func:`default_db_path`). The journal holds the inputs and results of runs, so
 a new file is created readable and writable by its owner only (``0600``; SQLite gives its
