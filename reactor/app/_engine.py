@@ -91,6 +91,8 @@ class RunHandle:
     Attributes:
         run_id: The run's id (``reactor runs show RUN_ID``).
         reactor: The reactor's name.
+        warnings: What :meth:`Engine.resume` warned about: the reactor's source changed
+            since the run started, or the resume was forced although its steps changed.
     """
 
     def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None, done: Future[Any]) -> None:
@@ -99,7 +101,6 @@ class RunHandle:
         self._ref = ref
         self._done = done
         self.warnings: tuple[str, ...] = ()
-        """What a resume warned about (its reactor's source changed, or it was forced)."""
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id} of {self.reactor}>"
@@ -168,6 +169,11 @@ class Engine:
         resume_interrupted: At start, resume the runs whose process died.
         store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
             killed process), when the engine starts the Store.
+
+    Raises:
+        StoreError: The engine starts the Store and its file cannot be used (a
+            directory, read-only, not SQLite, a newer schema): checked here, with
+            :meth:`~actors.store.Store.check`, before any run.
     """
 
     def __init__(

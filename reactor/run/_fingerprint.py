@@ -1,14 +1,15 @@
 """A reactor's plan and source, fingerprinted at a run's start, compared when it resumes.
 
 Resuming replays completed steps' results into the reactor as it is *now*. If its steps
-changed since the run started (one added, removed or renamed, a dependency or a kind
-changed), the old results would feed a different graph, and a renamed step's result
-would be looked up under a name the reactor no longer has. So a run's ``RunStarted``
-carries a :class:`PlanPrint`: per step its kind, what it depends on and the reactors
-it composes, the step it returns, and a hash of the source file the reactor was loaded
-from. :func:`compare_plan` says, in words, what changed; the engine refuses to resume a run
-whose plan changed (unless forced) and warns when only the source changed (a changed
-function body is the user's call: its completed results are kept).
+changed since the run started (one added, removed or renamed, a dependency, a kind or a
+result type changed), the old results would feed a different graph, and a renamed
+step's result would be looked up under a name the reactor no longer has. So a run's
+``RunStarted`` carries a :class:`PlanPrint`: per step its kind, what it depends on, the
+reactors it composes and its result type, the step the run returns, and a hash of the
+source file the reactor was loaded from. :func:`compare_plan` says, in words, what
+changed; the engine refuses to resume a run whose plan changed (unless forced) and
+warns when only the source changed (a changed function body is the user's call: its
+completed results are kept).
 
 A print is made once per reactor class (cached, weakly) and kept encoded, so starting
 a run costs a lookup, not a hash of the file.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 import weakref
 from typing import Any
 
@@ -41,11 +43,14 @@ class StepPrint(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         kind: The step kind (``function``, ``ask``, ``compose``, ...).
         needs: The inputs and steps it depends on, sorted.
         reactors: The reactors it composes (``compose``, ``for_each``, ...), by name.
+        result: The type its journaled result is decoded to on replay, written
+            without module paths (``list[Report]``); empty when untyped.
     """
 
     kind: str
     needs: tuple[str, ...] = ()
     reactors: tuple[str, ...] = ()
+    result: str = ""
 
 
 class PlanPrint(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -109,11 +114,24 @@ def _make(reactor: type[Any]) -> PlanPrint:
             kind=spec.kind,
             needs=tuple(sorted(spec.depends_on)),
             reactors=tuple(sub.__plan__.reactor for sub in spec.sub_reactors),
+            result=_type_name(spec.result_type),
         )
         for name, spec in plan.steps.items()
     }
     source_file, digest = _source(reactor)
     return PlanPrint(steps=steps, returns=plan.returns, source=digest, source_file=source_file)
+
+
+def _type_name(kind: Any) -> str:
+    """A type as written, without module paths (a moved file renames its module)."""
+    if kind is Any or kind is None:
+        return ""
+    text = kind.__qualname__ if isinstance(kind, type) else repr(kind)
+    return _MODULE_PATH.sub(r"\1", text)
+
+
+_MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)")
+"""``some.module.Name`` → ``Name``."""
 
 
 def _source(reactor: type[Any]) -> tuple[str, str]:
@@ -186,6 +204,11 @@ def _step_changes(before: dict[str, StepPrint], now: dict[str, StepPrint]) -> li
             changes.append(
                 f"step {name!r} depends on {_names(new_print.needs)}, was {_names(old_print.needs)}"
             )
+        if old_print.result != new_print.result:
+            changes.append(
+                f"step {name!r} returns {new_print.result or 'anything'}, "
+                f"was {old_print.result or 'anything'}"
+            )
         if old_print.reactors != new_print.reactors:
             changes.append(
                 f"step {name!r} composes {_names(new_print.reactors)}, "
@@ -195,7 +218,12 @@ def _step_changes(before: dict[str, StepPrint], now: dict[str, StepPrint]) -> li
 
 
 def _same(old: StepPrint, new: StepPrint) -> bool:
-    return old.kind == new.kind and old.reactors == new.reactors and old.needs == new.needs
+    return (old.kind, old.needs, old.reactors, old.result) == (
+        new.kind,
+        new.needs,
+        new.reactors,
+        new.result,
+    )
 
 
 def _names(names: tuple[str, ...]) -> str:

@@ -296,7 +296,7 @@ def test_resume_refuses_a_changed_plan_naming_the_change(
 
 
 def test_added_and_removed_steps_are_named() -> None:
-    """compare_plan names a removed and an added step (different kinds: not a rename)."""
+    """compare_plan names a removed and an added step (not a rename) and a new result type."""
 
     class Before(Reactor):
         @step
@@ -309,8 +309,8 @@ def test_added_and_removed_steps_are_named() -> None:
 
     class After(Reactor):
         @step
-        def keep() -> int:
-            return 1
+        def keep() -> str:
+            return "1"
 
         @step
         def fresh() -> int:
@@ -319,6 +319,7 @@ def test_added_and_removed_steps_are_named() -> None:
     check = compare_plan(plan_print(Before), After)
     assert "step 'gone' was removed" in check.changes
     assert "step 'fresh' was added" in check.changes
+    assert "step 'keep' returns str, was int" in check.changes
 
 
 def test_force_resumes_a_renamed_step_and_runs_it_again(
