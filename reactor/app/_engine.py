@@ -50,19 +50,25 @@ from reactor.run import (
     CancelRun,
     EncodeError,
     InputError,
+    JournalProof,
     Limits,
     Middleware,
+    PlanChangedError,
     ResumeError,
     Run,
     RunEvent,
+    RunExistsError,
     RunFailedError,
     RunOptions,
+    RunResumed,
     RunServices,
     RunStarted,
     RunSummary,
     StepError,
     UndoError,
     check_inputs,
+    compare_plan,
+    decode_plan,
     encode_value,
     latest_owner,
     list_runs,
@@ -85,6 +91,8 @@ class RunHandle:
     Attributes:
         run_id: The run's id (``reactor runs show RUN_ID``).
         reactor: The reactor's name.
+        warnings: What :meth:`Engine.resume` warned about: the reactor's source changed
+            since the run started, or the resume was forced although its steps changed.
     """
 
     def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None, done: Future[Any]) -> None:
@@ -92,6 +100,7 @@ class RunHandle:
         self.reactor = reactor
         self._ref = ref
         self._done = done
+        self.warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id} of {self.reactor}>"
@@ -164,6 +173,11 @@ class Engine:
         resume_interrupted: At start, resume the runs whose process died.
         store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
             killed process), when the engine starts the Store.
+
+    Raises:
+        StoreError: The engine starts the Store and its file cannot be used (a
+            directory, read-only, not SQLite, a newer schema): checked here, with
+            :meth:`~actors.store.Store.check`, before any run.
     """
 
     def __init__(
@@ -216,6 +230,7 @@ class Engine:
                 self._hosts.setdefault(model, host)
         self._hosts.update(hosts or {})
         self.default_model = default_model or next(iter(self._hosts), None)
+        self._journal_proof = JournalProof()
         self.resumed: list[RunHandle] = []
         """The runs ``resume_interrupted=True`` picked up when the engine started."""
         if not _on_event_loop():
@@ -240,6 +255,9 @@ class Engine:
         try:
             store = self.system.lookup("store")
         except ActorNotFound:
+            # Opened and checked here first, so an unusable file is one StoreError
+            # naming it and the cause, before any run (and not a crashing actor).
+            Store.check(self._db_path)
             store = self.system.spawn(self._store_spec())
         try:
             runs = self.system.lookup("runs")
@@ -260,6 +278,7 @@ class Engine:
         try:
             store = self.system.lookup("store")
         except ActorNotFound:
+            await asyncio.to_thread(Store.check, self._db_path)
             store = await self.system.spawn_async(self._store_spec())
         try:
             runs = self.system.lookup("runs")
@@ -304,6 +323,7 @@ class Engine:
             resolve_host=self._resolve_host,
             start_child=self._start_child,
             undo_children=self._undo_children,
+            journal_proof=self._journal_proof,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:
@@ -423,11 +443,15 @@ class Engine:
             shutdown_timeout=10.0,
         )
 
-    def _spawn(self, spec: ChildSpec, run_id: str) -> Ref[Any]:
+    def _spawn(self, spec: ChildSpec, run_id: str, *, new: bool = False) -> Ref[Any]:
         """Start the Run actor now, as a child of the ``runs`` supervisor."""
         try:
             return start_child(self._supervisor, spec)
         except DuplicateActorName:
+            if new:
+                raise RunExistsError(
+                    run_id=run_id, reactor="", detail="it is running in this process"
+                ) from None
             msg = f"run {run_id} is already running in this process"
             raise ResumeError(msg, run_id=run_id, reactor="") from None
 
@@ -464,12 +488,17 @@ class Engine:
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
             EncodeError: The context cannot be journaled as JSON.
+
+        A ``run_id`` that names a run already (in the journal, or running here) is
+        refused: :class:`~reactor.run.RunExistsError`, raised here when that run is
+        running in this process, else by :meth:`RunHandle.result` before any step ran
+        (continue such a run with :meth:`resume`).
         """
         self._require_open()
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
-        handle._ref = self._spawn(spec, handle.run_id)
+        handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
 
     async def start_async(
@@ -489,7 +518,7 @@ class Engine:
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
-        handle._ref = self._spawn(spec, handle.run_id)
+        handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
 
     def _start_spec(  # noqa: PLR0917 - start()'s arguments, passed on
@@ -524,6 +553,7 @@ class Engine:
             options=options,
             carrier=otel.inject(),  # the run's span is a child of the caller's, if any
             fresh=run_id is None,
+            refuse_existing=run_id is not None,
             context=run_context(context),
         )
         return spec, RunHandle(rid, reactor.__plan__.reactor, None, done)
@@ -777,15 +807,40 @@ class Engine:
         return read_history(self.journal, run_id)
 
     def resume(
-        self, run_id: str, *, middleware: Sequence[Middleware] = (), reason: str = "resumed"
+        self,
+        run_id: str,
+        *,
+        middleware: Sequence[Middleware] = (),
+        reason: str = "resumed",
+        force: bool = False,
+        reactor: type[Reactor] | None = None,
     ) -> RunHandle:
         """Continue a halted or interrupted run from its journal.
 
         Completed steps are not run again: their results come from the journal. Steps
         that were running when it stopped run again.
 
+        The reactor's plan is compared with the one the run started with: if a step
+        was added, removed or renamed, or its dependencies or kind changed, resuming
+        is refused (the journal's results would feed a different graph) unless
+        ``force``; if only the source file changed, the run resumes with a warning
+        (logged, and in :attr:`RunHandle.warnings`).
+
+        Args:
+            run_id: The run.
+            middleware: Observers of this run only, after the engine's.
+            reason: Why it is resumed (journaled with ``RunResumed``).
+            force: Resume although its steps changed: the events of steps the reactor
+                no longer has are left out, new steps run.
+            reactor: The reactor to continue it with (by default the one its
+                journal's locator names): for a reactor whose file moved. Later
+                resumes load it from its new place.
+
         Raises:
             ResumeError: No such run, it already ended, or its reactor cannot be loaded.
+            PlanChangedError: Its steps changed since it started (and not ``force``);
+                ``changes`` says how.
+            JournalCorruptError: A row of its journal cannot be read.
         """
         self._require_open()
         events = self.history(run_id)
@@ -797,7 +852,20 @@ class Engine:
         if ended in TERMINAL_EVENTS:
             msg = f"run {run_id} of {started.reactor!r} already ended ({ended}); nothing to resume"
             raise ResumeError(msg, run_id=run_id, reactor=started.reactor)
-        reactor = self._load(started)
+        locator = _latest_locator(events)
+        moved_to = ""
+        if reactor is None:
+            reactor = self._load(started, locator)
+        else:
+            try:
+                moved_to = locate(reactor)
+            except ValueError:
+                moved_to = ""
+            if moved_to == locator:
+                moved_to = ""
+        warnings = self._check_plan(started, reactor, force=force)
+        if warnings:
+            reason = f"{reason} ({'; '.join(warnings)})"
         known = {f.name for f in dataclasses.fields(RunOptions)}
         options = RunOptions(**{k: v for k, v in started.options.items() if k in known})
         done: Future[Any] = Future()
@@ -812,25 +880,61 @@ class Engine:
             options=options,
             parent=started.parent,
             resume_reason=reason,
+            lenient=force,
+            resume_locator=moved_to,
         )
         ref = self._spawn(spec, run_id)
-        return RunHandle(run_id, started.reactor, ref, done)
+        handle = RunHandle(run_id, started.reactor, ref, done)
+        handle.warnings = tuple(warnings)
+        return handle
 
     @staticmethod
-    def _load(started: RunStarted) -> type[Reactor]:
-        if not started.locator:
+    def _check_plan(started: RunStarted, reactor: type[Reactor], *, force: bool) -> list[str]:
+        """Refuse a changed plan (unless ``force``); the warnings a resume carries."""
+        from reactor.observe import log  # noqa: PLC0415
+
+        check = compare_plan(decode_plan(started.plan), reactor)
+        changes = list(check.changes)
+        name = reactor.__plan__.reactor
+        if name != started.reactor:
+            changes.insert(0, f"the reactor is {name!r}, was {started.reactor!r}")
+        warnings: list[str] = []
+        if changes:
+            if not force:
+                raise PlanChangedError(
+                    run_id=started.run_id, reactor=started.reactor, changes=changes
+                )
+            warnings.append(f"resumed with force although its steps changed: {'; '.join(changes)}")
+        if check.source_changed:
+            warnings.append(
+                f"the source of reactor {started.reactor!r} ({check.source_file or '?'}) "
+                "changed since the run started; completed steps keep the results of the "
+                "old code"
+            )
+        for warning in warnings:
+            log.warning("resuming a run whose reactor changed", run_id=started.run_id, why=warning)
+        return warnings
+
+    @staticmethod
+    def _load(started: RunStarted, locator: str | None = None) -> type[Reactor]:
+        locator = locator or started.locator
+        if not locator:
             msg = (
                 f"run {started.run_id}: reactor {started.reactor!r} was defined where another "
                 "process cannot find it (define it at module level, in a file)"
             )
             raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor)
         try:
-            reactor = find(started.locator)
+            reactor = find(locator)
         except (LookupError, ImportError, SyntaxError) as exc:
-            msg = f"run {started.run_id}: cannot load reactor {started.locator!r}: {exc}"
+            msg = (
+                f"run {started.run_id}: cannot load reactor {locator!r}: {exc} "
+                "(if its file moved, resume it with the reactor from its new place: "
+                "`reactor runs resume RUN_ID NEW/PATH.py`, Engine.resume(reactor=...))"
+            )
             raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor) from exc
         if not (isinstance(reactor, type) and issubclass(reactor, Reactor)):
-            msg = f"run {started.run_id}: {started.locator!r} is not a Reactor"
+            msg = f"run {started.run_id}: {locator!r} is not a Reactor"
             raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor)
         return reactor
 
@@ -884,6 +988,15 @@ def _on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _latest_locator(events: Sequence[RunEvent]) -> str:
+    """Where the run's reactor was loaded from last (a resume may have moved it)."""
+    for event in reversed(events):
+        if isinstance(event, RunResumed) and event.locator:
+            return event.locator
+    first = events[0]
+    return first.locator if isinstance(first, RunStarted) else ""
 
 
 def run_context(context: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -14,8 +14,10 @@ Subcommands:
   ``--hang``, ``--close-after N``, ``--malformed``, ... make it misbehave.
 * ``reactor run path/to/file.py:Name [--input key=value ...]``: run a reactor with live
   progress on standard error; its result is printed as JSON on standard output.
-* ``reactor runs list|show|resume``: the runs in the journal; one run's steps; continue
-  a halted or interrupted run.
+* ``reactor runs list|show|resume|undo``: the runs in the journal; one run's steps
+  (``--traceback``: each failure's traceback); continue a halted or interrupted run
+  (``--force`` when its steps changed, ``FILE.py`` when its file moved); roll back a
+  completed one.
 * ``reactor version`` (or ``reactor --version``): print the installed version.
 
 Every subcommand and argument has help (``reactor COMMAND --help``).
@@ -250,10 +252,31 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     show.add_argument("run_id", metavar="RUN_ID", help="the run (as `reactor runs list` shows)")
     _db_option(show)
     show.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    show.add_argument(
+        "--traceback", action="store_true", help="print the traceback of each failure"
+    )
     resume = actions.add_parser(
-        "resume", help="continue a halted or interrupted run, with live progress"
+        "resume",
+        help="continue a halted or interrupted run, with live progress",
+        description=(
+            "Continue a halted or interrupted run. Refused (exit 2) when the reactor's "
+            "steps changed since the run started, unless --force; a changed source file "
+            "only warns."
+        ),
     )
     resume.add_argument("run_id", metavar="RUN_ID", help="the halted or interrupted run")
+    resume.add_argument(
+        "locator",
+        nargs="?",
+        default=None,
+        metavar="FILE.py[:NAME]",
+        help="where the reactor is now, if its file moved (NAME: the one it started with)",
+    )
+    resume.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even though the reactor's steps changed since the run started",
+    )
     _db_option(resume)
     _progress_options(resume)
     _json_outcome_option(resume)
@@ -385,7 +408,7 @@ def _runs(args: argparse.Namespace) -> int:
                 db=args.db, limit=args.limit, as_json=args.json, include_children=args.all
             )
         case "show":
-            return run_show(args.run_id, db=args.db, as_json=args.json)
+            return run_show(args.run_id, db=args.db, as_json=args.json, traceback=args.traceback)
         case "resume":
             code = run_resume(
                 args.run_id,
@@ -393,6 +416,8 @@ def _runs(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 log_level=args.log_level,
                 as_json=args.json,
+                force=args.force,
+                locator=args.locator,
             )
             return leave_now_if_steps_linger(code)
         case "undo":

@@ -79,19 +79,37 @@ __all__ = [
 # ---- the journal, read-only -----------------------------------------------------------------
 
 
+def usable_store(db: Path | None, *, create: bool) -> Path:
+    """Open and check the database before anything starts; its path.
+
+    Raises:
+        CliError: It does not exist (unless ``create``), or it cannot be used: one
+            line naming the file and the cause (a directory, read-only, not a
+            database, a newer schema), instead of a crashing Store actor.
+    """
+    from actors.store import Store, StoreError  # noqa: PLC0415
+
+    path = Store.path_of(db)
+    if not create and not path.exists():
+        raise CliError(f"no database at {path} (no run has been recorded there)")
+    try:
+        return Store.check(path, create=create)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
 @contextlib.contextmanager
 def _journal(db: Path | None) -> Iterator[Journal]:
     """A Journal on the database at ``db`` (the default path when ``None``).
 
     Raises:
-        CliError: The file does not exist (it is not created by reading).
+        CliError: The file does not exist (it is not created by reading), or it
+            cannot be used (see :func:`usable_store`).
     """
     from actors import System  # noqa: PLC0415
     from actors.store import Journal, Store  # noqa: PLC0415
 
-    path = Store.path_of(db)
-    if not path.is_file():
-        raise CliError(f"no database at {path} (no run has been recorded there)")
+    path = usable_store(db, create=False)
     with System(Store.spec(path), name="reactor-cli", default_timeout=30.0) as system:
         yield Journal(system.lookup("store"))
 
@@ -113,7 +131,7 @@ def run_list(
     if limit is not None and limit < 1:
         err.write("reactor runs list: error: --limit must be at least 1\n")
         return EXIT_USAGE
-    if not Store.path_of(db).is_file():
+    if not Store.path_of(db).exists():
         if as_json:
             out.write("[]\n")
         else:
@@ -124,7 +142,7 @@ def run_list(
         with _journal(db) as journal:
             rows = list_runs(journal, limit=limit, include_children=include_children)
     except (CliError, ActorError) as exc:
-        err.write(f"reactor runs list: error: {exc}\n")
+        err.write(f"reactor runs list: error: cannot read the runs: {exc}\n")
         return EXIT_USAGE
     write_runs(out, rows, as_json=as_json)
     return EXIT_OK
@@ -135,27 +153,37 @@ def run_show(
     *,
     db: Path | None,
     as_json: bool,
+    traceback: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """``reactor runs show ID``: the run's header and a table of its steps."""
+    """``reactor runs show ID``: the run's header and a table of its steps.
+
+    A journal row that cannot be decoded is named (the run, its seq, what is wrong) on
+    standard error and left out; the rest is shown, and the exit status is 1.
+    """
     out, err = out or sys.stdout, err or sys.stderr
     from actors import ActorError  # noqa: PLC0415
 
+    damaged: list[tuple[int, str]] = []
     try:
         _configure_logging("error")
         with _journal(db) as journal:
-            events = read_history(journal, run_id)
+            events = read_history(journal, run_id, damaged=damaged)
     except (CliError, ActorError) as exc:
         err.write(f"reactor runs show: error: {exc}\n")
         return EXIT_USAGE
+    for seq, problem in damaged:
+        err.write(f"reactor runs show: run {run_id}: journal row seq {seq} is damaged, ")
+        err.write(f"left out: {problem}\n")
     if not events:
-        err.write(f"reactor runs show: error: no run {run_id!r} in the journal\n")
-        return EXIT_USAGE
+        if not damaged:
+            err.write(f"reactor runs show: error: no run {run_id!r} in the journal\n")
+        return EXIT_FAILED if damaged else EXIT_USAGE
     view = fold(events)
     view.status = run_status(view.last_event, view.owner)
-    write_run(out, view, run_id, as_json=as_json)
-    return EXIT_OK
+    write_run(out, view, run_id, as_json=as_json, traceback=traceback)
+    return EXIT_FAILED if damaged else EXIT_OK
 
 
 # ---- running -------------------------------------------------------------------------------
@@ -276,6 +304,8 @@ def _drive(
                 handle = start(engine, [QueueMiddleware(events)])
             except (RunError, ValueError, TypeError, LookupError) as exc:
                 raise CliError(str(exc)) from None
+            for warning in handle.warnings:
+                err.write(f"warning: run {handle.run_id}: {warning}\n")
             done = _wait(handle, events, model, view.feed, view.tick)
         except KeyboardInterrupt:
             interrupted = True
@@ -355,7 +385,13 @@ def _report(  # noqa: PLR0911, PLR0912 - one exit per way a run ends
     With ``as_json``, standard output gets one JSON object however the run ended
     (:func:`_outcome`), and standard error the same lines as without.
     """
-    from reactor.run import RunCancelledError, RunFailedError, RunHaltedError  # noqa: PLC0415
+    from reactor.run import (  # noqa: PLC0415
+        ResumeError,
+        RunCancelledError,
+        RunExistsError,
+        RunFailedError,
+        RunHaltedError,
+    )
 
     if handle is None:
         err.write("interrupted before the run started\n")
@@ -378,6 +414,9 @@ def _report(  # noqa: PLR0911, PLR0912 - one exit per way a run ends
             err.write(f"run {run_id} interrupted (Ctrl-C); it may be resumed with: {resume}\n")
         return EXIT_INTERRUPTED
     match error:
+        case RunExistsError() | ResumeError():  # refused before any step ran
+            err.write(f"reactor: error: {error}\n")
+            return EXIT_USAGE
         case None:
             if result_out is not None:
                 result_out.write(format_json(done.value) + "\n")
@@ -393,6 +432,8 @@ def _report(  # noqa: PLR0911, PLR0912 - one exit per way a run ends
             for each in error.errors:
                 where = f"step {each.step}" if each.step else "run"
                 err.write(f"  {where}: {error_line(each)}\n")
+            if any(each.traceback for each in error.errors):
+                err.write(f"(tracebacks: reactor runs show {run_id} --traceback)\n")
             return EXIT_FAILED
         case RunCancelledError():
             err.write(f"run {run_id} cancelled: {error.reason}\n")
@@ -402,20 +443,30 @@ def _report(  # noqa: PLR0911, PLR0912 - one exit per way a run ends
             return EXIT_FAILED
 
 
-def _outcome(run_id: str, done: _Done, *, interrupted: bool, resume: str) -> dict[str, Any]:
+def _outcome(  # noqa: PLR0911 - one object per way a run ends
+    run_id: str, done: _Done, *, interrupted: bool, resume: str
+) -> dict[str, Any]:
     """How a run ended, as the JSON object ``--json`` prints.
 
     ``status`` is ``completed`` (with ``result``), ``failed`` (with ``errors``: step,
     kind, error, message, retryable), ``halted`` (with ``step``, ``reason`` and the
     ``resume`` command), ``cancelled`` (with ``reason``) or ``interrupted``.
     """
-    from reactor.run import RunCancelledError, RunFailedError, RunHaltedError  # noqa: PLC0415
+    from reactor.run import (  # noqa: PLC0415
+        ResumeError,
+        RunCancelledError,
+        RunExistsError,
+        RunFailedError,
+        RunHaltedError,
+    )
 
     error = done.error
     base: dict[str, Any] = {"run_id": run_id}
     match error:
         case None:
             return {**base, "status": "completed", "result": done.value}
+        case RunExistsError() | ResumeError():  # refused before any step ran
+            return {**base, "status": "error", "error": str(error), "exit_status": EXIT_USAGE}
         case _ if interrupted:
             return {**base, "status": "interrupted", "resume": resume}
         case RunHaltedError():
@@ -509,7 +560,10 @@ def run_reactor(
         )
 
     try:
-        with System(Store.spec(db), name="reactor") as system:
+        path = usable_store(db, create=True)  # before anything runs: one line if unusable
+        with System(Store.spec(path), name="reactor") as system:
+            if run_id is not None:
+                _refuse_existing(system, run_id)
             return _execute(
                 system,
                 reactor,
@@ -527,6 +581,29 @@ def run_reactor(
         return EXIT_INTERRUPTED
     finally:
         _shutdown_tracing()
+
+
+def _refuse_existing(system: System, run_id: str) -> None:
+    """``--run-id`` of a run in the journal: refuse before the fleet starts (1).
+
+    Two processes that check at once both pass here; the journal then accepts only
+    the first ``RunStarted`` and the other run fails with ``RunExistsError`` before
+    its first step (reported by :func:`_report`).
+    """
+    from actors.store import Journal  # noqa: PLC0415
+    from reactor.run import RunExistsError, stream_of  # noqa: PLC0415
+
+    journal = Journal(system.lookup("store"))
+    entries = journal.read(stream_of(run_id), limit=1)
+    if not entries:
+        return
+    detail = ""
+    history = read_history(journal, run_id, damaged=[])
+    if history and isinstance(history[0], RunStarted):
+        view = fold(history)
+        status = run_status(view.last_event, view.owner)
+        detail = f"reactor {history[0].reactor!r}, {status}"
+    raise CliError(str(RunExistsError(run_id=run_id, reactor="", detail=detail)))
 
 
 def leave_now_if_steps_linger(code: int) -> int:
@@ -562,24 +639,31 @@ def run_resume(
     progress: bool = True,
     log_level: str = "error",
     as_json: bool = False,
+    force: bool = False,
+    locator: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """``reactor runs resume ID``: continue a halted or interrupted run, with progress.
+    """``reactor runs resume ID [FILE.py[:NAME]]``: continue a halted or interrupted run.
 
+    ``locator`` loads the reactor from a new place (its file moved; ``NAME`` defaults
+    to the one the run started with). A run whose reactor's steps changed is refused
+    (exit 2, naming the changes) unless ``force``; a changed source only warns.
     ``as_json``: one JSON object on standard output, as for ``reactor run --json``.
     """
     out, err = out or sys.stdout, err or sys.stderr
     from actors import System  # noqa: PLC0415
     from actors.store import Journal, Store  # noqa: PLC0415
+    from reactor.run import RunError  # noqa: PLC0415
 
-    path = Store.path_of(db)
     try:
-        if not path.is_file():
-            raise CliError(f"no database at {path} (no run has been recorded there)")
         _configure_logging(log_level)
-        with System(Store.spec(db), name="reactor") as system:
-            history = read_history(Journal(system.lookup("store")), run_id)
+        path = usable_store(db, create=False)
+        with System(Store.spec(path), name="reactor") as system:
+            try:
+                history = read_history(Journal(system.lookup("store")), run_id)
+            except RunError as exc:
+                raise CliError(str(exc)) from None
             if not history or not isinstance(history[0], RunStarted):
                 raise CliError(f"no run {run_id!r} in the journal at {path}")
             view = fold(history)
@@ -589,11 +673,23 @@ def run_resume(
                 owner = view.owner
                 where = f" (process {owner.pid} on {owner.host})" if owner else ""
                 raise CliError(f"run {run_id} is still running{where}")
-            reactor = load_reactor(history[0].locator)
+            given = _moved_locator(locator, history[0]) if locator else None
+            try:
+                reactor = load_reactor(given or _last_locator(history))
+            except CliError as exc:
+                if given:
+                    raise
+                hint = f"if its file moved, pass its new path: reactor runs resume {run_id} NEW.py"
+                raise CliError(f"{exc} ({hint})") from None
             _configure_tracing()
 
             def start(engine: Engine, middleware: Sequence[Middleware]) -> RunHandle:
-                return engine.resume(run_id, middleware=middleware)
+                return engine.resume(
+                    run_id,
+                    middleware=middleware,
+                    force=force,
+                    reactor=reactor if given else None,
+                )
 
             return _execute(
                 system,
@@ -612,3 +708,22 @@ def run_resume(
         return EXIT_INTERRUPTED
     finally:
         _shutdown_tracing()
+
+
+def _moved_locator(locator: str, started: RunStarted) -> str:
+    """``FILE.py`` alone names the reactor the run started with, in that file."""
+    if locator.endswith(".py"):
+        name = started.locator.rpartition(":")[2] or started.reactor
+        return f"{locator}:{name}"
+    return locator
+
+
+def _last_locator(history: Sequence[Any]) -> str:
+    """Where the reactor was loaded from last (a resume from a new path moves it)."""
+    from reactor.run import RunResumed  # noqa: PLC0415
+
+    for event in reversed(history):
+        if isinstance(event, RunResumed) and event.locator:
+            return event.locator
+    started = history[0]
+    return str(started.locator)
