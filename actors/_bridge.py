@@ -199,6 +199,9 @@ async def _outcome(coro: Coroutine[Any, Any, Any], deliver: Deliver, handle: IoH
     if not otel.enabled():
         deliver(await _settle(coro, name), None)
         return
+    if not otel.trace_actors():  # the coroutine runs in its starter's trace, no span of its own
+        deliver(await _settle(coro, name), otel.inject())
+        return
     with otel.tracer().start_as_current_span(f"io {name}"):
         outcome = await _settle(coro, name)
         deliver(outcome, otel.inject())
