@@ -104,6 +104,13 @@ _BREAKER_LEVEL = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerStat
 """``reactor.breaker.state`` gauge values."""
 
 
+def _current(span: trace.Span) -> contextlib.AbstractContextManager[trace.Span]:
+    """Make ``span`` current; its outcome (not a raised ProviderError) decides its status."""
+    return trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    )
+
+
 class _Stats:
     """Running statistics for one model (touched only by the host's handlers)."""
 
@@ -512,11 +519,7 @@ class ModelHost(Actor[HostMessage]):
         # traceparent, so the server's own spans join the run's trace.
         started = time.perf_counter()
         try:
-            with (
-                trace.use_span(span, end_on_exit=False)
-                if span is not None
-                else contextlib.nullcontext()
-            ):
+            with _current(span) if span is not None else contextlib.nullcontext():
                 remaining = None if request.deadline is None else request.deadline - time.time()
                 async with asyncio.timeout(remaining):
                     outcome: Completion | Failure = await self.provider.complete(request)
@@ -725,11 +728,7 @@ class ModelHost(Actor[HostMessage]):
         async def call() -> Embeddings | Failure:
             started = time.perf_counter()
             try:
-                with (
-                    trace.use_span(span, end_on_exit=False)
-                    if span is not None
-                    else contextlib.nullcontext()
-                ):
+                with _current(span) if span is not None else contextlib.nullcontext():
                     outcome: Embeddings | Failure = await self.provider.embed(request)
             except ProviderError as exc:
                 outcome = exc.failure

@@ -80,7 +80,11 @@ def test_spans_chain_across_three_hops_and_one_io_call(
     assert trace_ids == {client.get_span_context().trace_id}
     # Span names are low-cardinality: the actor's class, not its (id-bearing) name.
     assert {s.name for s in finished} <= {
-        "client", "Hop Forward", "Hop io sleep", "Hop reply Forward", "io sleep"
+        "client",
+        "Hop Forward",
+        "Hop io sleep",
+        "Hop reply Forward",
+        "io sleep",
     }
 
 

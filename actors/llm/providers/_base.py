@@ -90,9 +90,7 @@ def make_client(
     timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=None)
     hooks = {"request": [send_trace_context]}
     if not aiohttp:
-        return httpx.AsyncClient(
-            limits=limits, timeout=timeout, trust_env=False, event_hooks=hooks
-        )
+        return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, event_hooks=hooks)
     from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - keeps import cost off the CLI
 
     return httpx.AsyncClient(
