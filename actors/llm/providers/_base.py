@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 import httpx
 
 import otel
-
 from actors import Failure, FailureKind
 from actors.llm._messages import (
     ChatRequest,
