@@ -62,6 +62,7 @@ from otel._logexport import configure_log_export, shutdown_log_export
 from otel._logging import LogFormat, add_trace_ids, configure_logging
 from otel._metrics import Instruments, configure_metrics, instruments, shutdown_metrics
 from otel._render import span_tree
+from otel._resource import VERSION
 from otel._telemetry import configure_telemetry, shutdown_telemetry
 from otel._tracing import (
     ExporterName,
@@ -111,6 +112,7 @@ __all__ = [
     "OPENAI_REQUEST_SERVICE_TIER",
     "OPENAI_RESPONSE_SERVICE_TIER",
     "OPENAI_RESPONSE_SYSTEM_FINGERPRINT",
+    "VERSION",
     "ExporterName",
     "Instruments",
     "LogFormat",
