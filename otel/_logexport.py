@@ -115,7 +115,10 @@ def configure_log_export(
     if built is None and log_exporter is None:
         shutdown_log_export()
         return None
-    provider = LoggerProvider(resource=resource(service_name))
+    provider = LoggerProvider(
+        resource=resource(service_name),
+        shutdown_on_exit=False,  # otel._telemetry flushes at exit, with a deadline
+    )
     if built is not None:
         provider.add_log_record_processor(BatchLogRecordProcessor(built))
     if log_exporter is not None:

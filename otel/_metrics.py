@@ -222,7 +222,11 @@ def configure_metrics(
     if not readers:
         shutdown_metrics()
         return None
-    provider = MeterProvider(metric_readers=readers, resource=resource(service_name))
+    provider = MeterProvider(
+        metric_readers=readers,
+        resource=resource(service_name),
+        shutdown_on_exit=False,  # otel._telemetry flushes at exit, with a deadline
+    )
     made = Instruments(provider.get_meter(INSTRUMENTATION, VERSION))
     with _lock:
         previous = _state.provider

@@ -113,6 +113,6 @@ def bounded_shutdown(
     why = "did not finish" if not finished else "failed"
     sys.stderr.write(
         f"warning: exporting telemetry ({what}) {why} within {timeout:g}s at shutdown; "
-        f"buffered data may be lost ({reason[:200]})\n"
+        f"buffered data may be lost ({reason[:120]})\n"
     )
     return False

@@ -1,6 +1,13 @@
-"""All three signals at once: what a command or a service calls at start and at exit."""
+"""All three signals at once: what a command or a service calls at start and at exit.
+
+At interpreter exit whatever is still configured is flushed once, with the same
+one-second deadline (the SDK's own exit hooks, which would wait for the exporters'
+whole retry schedule and shut a provider down twice, are turned off).
+"""
 
 from __future__ import annotations
+
+import atexit
 
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
@@ -52,3 +59,6 @@ def shutdown_telemetry(timeout: float = 1.0) -> bool:
     if not providers:
         return True
     return bounded_shutdown([p.shutdown for p in providers], what="telemetry", timeout=timeout)
+
+
+atexit.register(shutdown_telemetry)

@@ -171,6 +171,7 @@ def configure_tracing(
     provider = TracerProvider(
         resource=resource(service_name),
         sampler=_sampler(sample_ratio),
+        shutdown_on_exit=False,  # otel._telemetry flushes at exit, with a deadline
     )
     if built is not None:
         # Network exporters batch in the background; the console prints as spans end.
