@@ -89,20 +89,52 @@ def tracer() -> trace.Tracer:
     return active if active is not None else trace.NoOpTracer()
 
 
+_CACHE_SIZE = 4096
+"""How many carriers (and extracted contexts) are remembered before the caches restart."""
+_carriers: dict[tuple[int, int], dict[str, str]] = {}
+_contexts: dict[str, otel_context.Context] = {}
+
+
 def inject() -> dict[str, str] | None:
-    """A W3C carrier for the current span, or ``None`` when there is no valid span."""
-    if not trace.get_current_span().get_span_context().is_valid:
+    """A W3C carrier for the current span, or ``None`` when there is no valid span.
+
+    Every message a handler sends carries the same span, so carriers are made once per
+    span and shared: treat the returned dict as read-only.
+    """
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
         return None
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
+    key = (span_context.trace_id, span_context.span_id)
+    carrier = _carriers.get(key)
+    if carrier is None:
+        carrier = {}
+        _propagator.inject(carrier)
+        if len(_carriers) >= _CACHE_SIZE:
+            _carriers.clear()
+        _carriers[key] = carrier
     return carrier
 
 
 def extract(carrier: Mapping[str, str] | None) -> otel_context.Context | None:
-    """The context a carrier describes, or ``None`` for no carrier (start a root span)."""
+    """The context a carrier describes, or ``None`` for no carrier (start a root span).
+
+    Contexts are immutable, so the one made for a carrier is remembered and shared by
+    every message that carries it (a run's messages all carry a few spans).
+    """
     if not carrier:
         return None
-    return _propagator.extract(carrier)
+    parent = carrier.get("traceparent")
+    if parent is None:
+        return _propagator.extract(carrier)
+    state = carrier.get("tracestate")
+    key = parent if state is None else f"{parent};{state}"
+    context = _contexts.get(key)
+    if context is None:
+        context = _propagator.extract(carrier)
+        if len(_contexts) >= _CACHE_SIZE:
+            _contexts.clear()
+        _contexts[key] = context
+    return context
 
 
 def configure_tracing(
