@@ -199,10 +199,14 @@ def capture_content() -> bool:
 def qualified_name(kind: type[BaseException]) -> str:
     """An exception type's name for ``error.type``.
 
-    ``ValueError`` for built-ins, else ``module.QualName`` (``myapp.errors.CardDeclined``).
+    ``ValueError`` for built-ins, else ``module.QualName`` (``myapp.errors.CardDeclined``),
+    with private module segments left out (``dsl._errors.X`` is ``dsl.X``).
     """
     module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    if module == "builtins":
+        return kind.__qualname__
+    public = ".".join(part for part in module.split(".") if not part.startswith("_"))
+    return f"{public}.{kind.__qualname__}" if public else kind.__qualname__
 
 
 def error_type(error: object) -> str:

@@ -8,7 +8,6 @@ turns any error into the journal's :class:`~reactor.run.StepError`
 
 from __future__ import annotations
 
-import otel
 from actors import AskError, FailureKind
 from reactor.run._errors import ElementFailedError
 from reactor.run._records import StepError
@@ -60,14 +59,14 @@ def step_error(step: str, error: BaseException) -> StepError:
         return StepError(
             step=step,
             kind="timeout",
-            error=otel.qualified_name(type(error)),
+            error=type(error).__name__,
             message=str(error) or "the attempt took longer than its timeout",
             retryable=True,
         )
     return StepError(
         step=step,
         kind="error",
-        error=otel.qualified_name(type(error)),
+        error=type(error).__name__,
         message=str(error) or repr(error),
         retryable=transient(error),
     )
