@@ -121,6 +121,8 @@ def end_chat_span(span: trace.Span, outcome: Completion | Failure, server: Serve
     """Set the response's attributes (or the failure's ``error.type``) and end the span."""
     if isinstance(outcome, Completion):
         span.set_attributes(_response_attributes(outcome, server))
+        for warning in outcome.warnings:
+            span.add_event("reactor.warning", {"message": warning})
         if otel.capture_content():
             span.set_attribute(otel.GEN_AI_OUTPUT_MESSAGES, output_messages(outcome))
     else:
@@ -159,6 +161,10 @@ def _response_attributes(outcome: Completion, server: ServerInfo) -> dict[str, A
         attributes["reactor.cost_usd"] = outcome.cost_usd
     if outcome.tool_calls:
         attributes["reactor.tool_calls"] = len(outcome.tool_calls)
+    if outcome.usage.estimated:
+        attributes["reactor.usage_estimated"] = True
+    if outcome.warnings:
+        attributes["reactor.warnings"] = list(outcome.warnings)
     return attributes
 
 
