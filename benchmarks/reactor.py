@@ -21,8 +21,10 @@ Derived figures: ``*_step_overhead_us = (engine - plain) / steps`` and
 * ``chain_engine_traced_us``: tracing on (every span really created, exported
   synchronously into memory and cleared between runs) and ``Engine(tracing=True)``;
   ``spans_per_chain_run`` counts the spans one such run records (by default the run's
-  span and one per step: 1 + 10), and ``traced_overhead_ratio`` is
-  ``chain_step_overhead_traced_us / chain_step_overhead_us`` (target at most 1.5);
+  span and one per step: 1 + 10); ``chain_engine_traced_normal_us`` is the same on the
+  ``synchronous=NORMAL`` store (below), and ``traced_overhead_ratio`` is
+  ``chain_step_overhead_traced_normal_us / chain_step_overhead_normal_us`` (target at
+  most 1.5): with an fsync per commit, the disk's noise swamps what tracing adds;
 * ``chain_engine_normal_us``: the Store with ``synchronous=NORMAL`` (in a second
   system and database) instead of ``FULL``: a chain is a sequence of group commits,
   and with ``FULL`` each one waits for an fsync.
@@ -357,6 +359,7 @@ def _rounds(runs: int, rounds: int, tmp: Path) -> dict[str, list[float]]:
             "chain_engine_traced_us",
             "chain_plain_normal_us",
             "chain_engine_normal_us",
+            "chain_engine_traced_normal_us",
         )
     }
     fan_runs = max(2, runs // 5)
@@ -387,6 +390,8 @@ def _rounds(runs: int, rounds: int, tmp: Path) -> dict[str, list[float]]:
                 p, e = _paired(normal.plain(plain_chain), normal.engine_call(Chain), runs, first)
                 per_round["chain_plain_normal_us"].append(p)
                 per_round["chain_engine_normal_us"].append(e)
+                traced, _ = _traced_chain_us(normal, runs)
+                per_round["chain_engine_traced_normal_us"].append(traced)
         finally:
             full.close()
             normal.close()
@@ -609,9 +614,16 @@ def run(
     result["chain_step_overhead_normal_us"] = overhead(
         result["chain_engine_normal_us"], result["chain_plain_normal_us"], CHAIN_STEPS
     )
-    untraced = result["chain_step_overhead_us"]
+    result["chain_step_overhead_traced_normal_us"] = overhead(
+        result["chain_engine_traced_normal_us"], result["chain_plain_normal_us"], CHAIN_STEPS
+    )
+    # The ratio compares the NORMAL pair: without an fsync per commit, what tracing adds
+    # is not lost in the disk's noise.
+    untraced = result["chain_step_overhead_normal_us"]
     result["traced_overhead_ratio"] = (
-        round(result["chain_step_overhead_traced_us"] / untraced, 2) if untraced > 0 else None
+        round(result["chain_step_overhead_traced_normal_us"] / untraced, 2)
+        if untraced > 0
+        else None
     )
     for key, value in bursts.items():
         result[key] = round(value, 3) if key.endswith("_s") else round(value, 1)
