@@ -19,7 +19,14 @@ deferred reply and every ask still in the mailbox are answered with an
 whether to restart it. A :class:`Ref` survives restarts: it always points at the
 current incarnation.
 
-Every handled message is a span, the child of the span that sent it, when tracing is on.
+Tracing: a message carries its sender's trace context, and its handler runs in that
+context, so the spans a handler makes (an LLM call's ``chat {model}``) join the trace
+that caused them. The messages themselves are not spans: the runtime's bookkeeping
+(journal flushes, store commits, supervision, timers, replies) would bury a run's
+trace. ``otel.configure_tracing(trace_actors=True)`` (or ``REACTOR_TRACE_ACTORS=1``)
+makes each message a CONSUMER span ``{ActorClass} {Message}``, the child of its
+sender's span, for debugging the runtime; a message that belongs to no trace is not
+a span even then.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, f
 import msgspec
 import pykka
 import structlog
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pykka.messages import _ActorStop
 
@@ -333,7 +341,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         self._deferred: set[Reply] = set()
         self._io: set[IoHandle] = set()
         self._exit_reported = False
-        self._span_name = f"{self.name} "
+        self._span_name = f"{type(self).__name__} "
         self._begun = False
 
     @classmethod
@@ -581,11 +589,23 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 self._crash(exc, label)
             return
         parent = otel.extract(carrier)
+        if parent is None or not otel.trace_actors():
+            # The handler runs in the sender's trace (so what it starts joins it), but
+            # the message is no span of its own.
+            token = otel_context.attach(parent) if parent is not None else None
+            try:
+                fn(value)
+            except Exception as exc:  # noqa: BLE001 - a raising handler is a crash
+                self._crash(exc, label)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
+            return
         with otel.tracer().start_as_current_span(
             self._span_name + label,
             context=parent,
             kind=trace.SpanKind.CONSUMER,
-            attributes={"actor.name": self.name, "actor.message": label},
+            attributes={"actor.name": self.name, "actor.message": label},  # ids live here
             record_exception=False,
             set_status_on_exception=False,
         ) as span:

@@ -200,6 +200,11 @@ async def _outcome(coro: Coroutine[Any, Any, Any], deliver: Deliver, handle: IoH
     if not otel.enabled():
         deliver(await _settle(coro, name), None)
         return
+    if not otel.trace_actors() or otel.inject() is None:
+        # The coroutine runs in its starter's trace (if any), with no span of its own:
+        # I/O is a span only in the opt-in debugging mode, and only inside a trace.
+        deliver(await _settle(coro, name), otel.inject())
+        return
     with otel.tracer().start_as_current_span(f"io {name}"):
         outcome = await _settle(coro, name)
         deliver(outcome, otel.inject())

@@ -8,8 +8,10 @@ What is measured (all from the main thread, tracing off unless said otherwise):
 * ``ask_3hop``: the main thread asks A, A asks B and B asks C with
   ``Actor.ask(..., then=...)`` and ``defer_reply()``; C answers and the answer flows
   back the same way;
-* ``ask_1hop_traced``: the 1-hop ask with tracing on, every span exported
-  synchronously into memory (the exporter is cleared every few hundred calls);
+* ``ask_1hop_traced``: the 1-hop ask from inside a trace with tracing on in the
+  runtime's debugging mode (``trace_actors``: every handled message a span), every
+  span exported synchronously into memory (the exporter is cleared every few hundred
+  calls);
 * ``raw_tell`` against ``tell``: one-way messages to a counting actor, timed from the
   first tell until the actor has handled the last one (it sets an event).
 
@@ -363,15 +365,19 @@ class _Bench:
             batch=False,
             sample_ratio=1.0,
             set_global=False,
+            trace_actors=True,  # the runtime's debugging mode: each message is a span
         )
         if provider is None:
             msg = "tracing could not be turned on (is OTEL_SDK_DISABLED=true set?)"
             raise RuntimeError(msg)
         samples: list[int] = []
         try:
-            _time_calls(call, self.warmup, [], clear)
-            gc.collect()
-            _time_calls(call, self.n, samples, clear)
+            # Asked from inside a trace, as a traced caller would (messages outside any
+            # trace are no spans, even in this mode).
+            with otel.tracer().start_as_current_span("bench caller"):
+                _time_calls(call, self.warmup, [], clear)
+                gc.collect()
+                _time_calls(call, self.n, samples, clear)
         finally:
             otel.shutdown_tracing()
         if seen == 0:

@@ -62,7 +62,8 @@ async def from_async_code(system: System) -> str:
 
 def main() -> None:
     """Start a system, ask from both worlds, print the spans as trees."""
-    with capture_spans() as spans, System(name="quickstart") as system:
+    # trace_actors: each handled message is a span too (the runtime's debugging view).
+    with capture_spans(trace_actors=True) as spans, System(name="quickstart") as system:
         greeter = system.spawn(Greeter, name="greeter")
         with otel.tracer().start_as_current_span("sync caller"):
             print("sync: ", greeter.ask(Greet(name="Alan", slowly=True)).text)

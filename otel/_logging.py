@@ -20,6 +20,8 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from otel._logexport import export_logs
+
 __all__ = ["LogFormat", "add_trace_ids", "configure_logging", "install_quiet_default"]
 
 LogFormat = Literal["json", "console"]
@@ -116,6 +118,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_ids,
         structlog.processors.StackInfoRenderer(),
+        export_logs,  # a no-op unless configure_log_export() turned OTLP logs on
     ]
     if format == "json":
         processors.append(structlog.processors.format_exc_info)

@@ -21,7 +21,6 @@ from typing import Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -32,6 +31,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from otel._resource import INSTRUMENTATION, VERSION, bounded_shutdown, env_flag, resource
+
 __all__ = [
     "ExporterName",
     "TracingConfigError",
@@ -40,12 +41,11 @@ __all__ = [
     "extract",
     "inject",
     "shutdown_tracing",
+    "trace_actors",
     "tracer",
 ]
 
 ExporterName = Literal["otlp-http", "otlp-grpc", "console", "none"]
-
-_INSTRUMENTATION = "reactor-swarm"
 _propagator = TraceContextTextMapPropagator()
 _lock = threading.Lock()
 
@@ -55,13 +55,19 @@ class TracingConfigError(ValueError):
 
 
 class _State:
-    """The active provider; ``tracer`` is ``None`` exactly when tracing is off."""
+    """The active provider; ``tracer`` is ``None`` exactly when tracing is off.
 
-    __slots__ = ("provider", "tracer")
+    ``actors`` says whether actor messages and I/O coroutines get spans of their own
+    (a debugging aid for the runtime; off by default, when only runs, steps and
+    LLM/tool calls are spans).
+    """
+
+    __slots__ = ("actors", "provider", "tracer")
 
     def __init__(self) -> None:
         self.provider: TracerProvider | None = None
         self.tracer: trace.Tracer | None = None
+        self.actors = False
 
 
 _state = _State()
@@ -72,26 +78,63 @@ def enabled() -> bool:
     return _state.tracer is not None
 
 
+def trace_actors() -> bool:
+    """Whether each actor message and I/O coroutine is a span (opt-in, for runtime debugging)."""
+    return _state.actors
+
+
 def tracer() -> trace.Tracer:
     """The tracer for the runtime's spans (a no-op tracer when tracing is off)."""
     active = _state.tracer
     return active if active is not None else trace.NoOpTracer()
 
 
+_CACHE_SIZE = 4096
+"""How many carriers (and extracted contexts) are remembered before the caches restart."""
+_carriers: dict[tuple[int, int], dict[str, str]] = {}
+_contexts: dict[str, otel_context.Context] = {}
+
+
 def inject() -> dict[str, str] | None:
-    """A W3C carrier for the current span, or ``None`` when there is no valid span."""
-    if not trace.get_current_span().get_span_context().is_valid:
+    """A W3C carrier for the current span, or ``None`` when there is no valid span.
+
+    Every message a handler sends carries the same span, so carriers are made once per
+    span and shared: treat the returned dict as read-only.
+    """
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
         return None
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
+    key = (span_context.trace_id, span_context.span_id)
+    carrier = _carriers.get(key)
+    if carrier is None:
+        carrier = {}
+        _propagator.inject(carrier)
+        if len(_carriers) >= _CACHE_SIZE:
+            _carriers.clear()
+        _carriers[key] = carrier
     return carrier
 
 
 def extract(carrier: Mapping[str, str] | None) -> otel_context.Context | None:
-    """The context a carrier describes, or ``None`` for no carrier (start a root span)."""
+    """The context a carrier describes, or ``None`` for no carrier (start a root span).
+
+    Contexts are immutable, so the one made for a carrier is remembered and shared by
+    every message that carries it (a run's messages all carry a few spans).
+    """
     if not carrier:
         return None
-    return _propagator.extract(carrier)
+    parent = carrier.get("traceparent")
+    if parent is None:
+        return _propagator.extract(carrier)
+    state = carrier.get("tracestate")
+    key = parent if state is None else f"{parent};{state}"
+    context = _contexts.get(key)
+    if context is None:
+        context = _propagator.extract(carrier)
+        if len(_contexts) >= _CACHE_SIZE:
+            _contexts.clear()
+        _contexts[key] = context
+    return context
 
 
 def configure_tracing(
@@ -104,6 +147,7 @@ def configure_tracing(
     span_exporter: SpanExporter | None = None,
     batch: bool | None = None,
     set_global: bool = True,
+    trace_actors: bool | None = None,
 ) -> TracerProvider | None:
     """Turn tracing on (or off) for the whole process.
 
@@ -119,7 +163,14 @@ def configure_tracing(
       and ``headers`` / ``OTEL_EXPORTER_OTLP_HEADERS`` are passed to the OTLP exporter.
     * ``sample_ratio``: parent-based ratio sampling; otherwise the SDK reads
       ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG``.
+    * ``trace_actors`` / ``REACTOR_TRACE_ACTORS`` (``true``/``1``): also make a span of
+      every actor message and I/O coroutine that belongs to a trace (default off: a
+      run's trace holds its run, step, LLM, embedding, tool and agent spans only).
     * ``OTEL_SDK_DISABLED=true`` turns tracing off whatever the arguments say.
+
+    The resource carries ``service.name``, ``service.version`` (this package's version)
+    and whatever ``OTEL_RESOURCE_ATTRIBUTES`` adds; the tracer's instrumentation scope is
+    ``reactor-swarm`` at the same version.
 
     Args:
         service_name: ``service.name`` of the resource.
@@ -133,6 +184,7 @@ def configure_tracing(
             is synchronous unless this is true) or synchronously.
         set_global: Also install the provider as OpenTelemetry's global one, when the
             global slot is still free, so user code's spans join the same traces.
+        trace_actors: Span every actor message too (see above).
 
     Returns:
         The provider, or ``None`` when tracing ends up off.
@@ -148,10 +200,10 @@ def configure_tracing(
     if built is None and span_exporter is None:
         shutdown_tracing()
         return None
-    name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "reactor-swarm"
     provider = TracerProvider(
-        resource=Resource.create({"service.name": name}),
+        resource=resource(service_name),
         sampler=_sampler(sample_ratio),
+        shutdown_on_exit=False,  # otel._telemetry flushes at exit, with a deadline
     )
     if built is not None:
         # Network exporters batch in the background; the console prints as spans end.
@@ -161,12 +213,14 @@ def configure_tracing(
         )
     if span_exporter is not None:
         provider.add_span_processor(_processor(span_exporter, batch=bool(batch)))
+    actors = env_flag("REACTOR_TRACE_ACTORS") if trace_actors is None else trace_actors
     with _lock:
         previous = _state.provider
         _state.provider = provider
-        _state.tracer = provider.get_tracer(_INSTRUMENTATION)
+        _state.tracer = provider.get_tracer(INSTRUMENTATION, VERSION)
+        _state.actors = actors
     if previous is not None:
-        previous.shutdown()
+        bounded_shutdown([previous.shutdown], what="spans")
     if set_global:
         _install_global(provider)
     return provider
@@ -176,14 +230,19 @@ def _processor(exporter: SpanExporter, *, batch: bool) -> SpanProcessor:
     return BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
 
 
-def shutdown_tracing() -> None:
-    """Flush and stop the active provider; tracing is off afterwards."""
+def shutdown_tracing(timeout: float = 1.0) -> None:
+    """Flush and stop the active provider; tracing is off afterwards.
+
+    Waits at most ``timeout`` seconds for the exporter: an unreachable collector costs
+    that long and one warning line, never the exporter's whole retry schedule.
+    """
     with _lock:
         previous = _state.provider
         _state.provider = None
         _state.tracer = None
+        _state.actors = False
     if previous is not None:
-        previous.shutdown()
+        bounded_shutdown([previous.shutdown], what="spans", timeout=timeout)
 
 
 def _install_global(provider: TracerProvider) -> None:

@@ -22,10 +22,17 @@ __all__ = ["InMemorySpanExporter", "capture_spans", "wait_for_spans"]
 
 
 @contextmanager
-def capture_spans() -> Iterator[InMemorySpanExporter]:
-    """Record every span of the block in memory, synchronously; tracing is off afterwards."""
+def capture_spans(*, trace_actors: bool = False) -> Iterator[InMemorySpanExporter]:
+    """Record every span of the block in memory, synchronously; tracing is off afterwards.
+
+    Args:
+        trace_actors: Also make a span of every actor message (see
+            :func:`otel.configure_tracing`).
+    """
     exporter = InMemorySpanExporter()
-    configure_tracing(span_exporter=exporter, batch=False, set_global=False)
+    configure_tracing(
+        span_exporter=exporter, batch=False, set_global=False, trace_actors=trace_actors
+    )
     try:
         yield exporter
     finally:

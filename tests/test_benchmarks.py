@@ -131,12 +131,15 @@ def test_reactor_quick_prints_one_json_object_with_every_figure() -> None:
     # Every run of the burst, and of the burst held alive at the barrier, completed.
     runs = data["burst_runs"]
     assert data["burst_runs_completed"] == data["barrier_runs_completed"] == runs
-    assert data["spans_per_traced_chain"] > 0  # the traced variant really made spans
+    # The traced variant really made spans: the run's and one per step, nothing else.
+    assert data["spans_per_chain_run"] == 1 + 10
+    assert isinstance(data["traced_overhead_ratio"], float | int)
     assert set(data["targets"]) == {
         "chain_step_overhead_us_max",
         "fanout_step_overhead_us_max",
         "burst_wall_s_max",
         "burst_peak_rss_mb_max",
+        "traced_overhead_ratio_max",
     }
     assert set(data["targets_met"]) == set(data["targets"])
     assert all(isinstance(v, bool) for v in data["targets_met"].values())

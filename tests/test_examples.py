@@ -72,7 +72,7 @@ def test_quickstart_shows_replies_and_nested_spans(tmp_path: Path) -> None:
     result = run(str(ROOT / "examples" / "quickstart.py"), env_db=tmp_path / "q.db")
     assert "sync:  Hello, Alan!" in result.stdout
     assert "async: Hello, Dr. Ada! / Hello, Grace!" in result.stdout
-    assert "    greeter Greet" in result.stdout
+    assert "    Greeter Greet" in result.stdout
     assert "      io look_up_title" in result.stdout
 
 
@@ -106,7 +106,7 @@ def test_actors_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "sync ask: report 'actors'" in out
     assert "async ask: report 'asyncio'" in out
     assert "journaled as seqs [1, 2, 3]" in out
-    assert "editor timer retry researcher-2" in out
+    assert "Editor timer retry researcher-2" in out
     # Without an LLM server on the default ports, the fakes answer, and the demo says so.
     assert "using the built-in fake servers" in out or "LLM server:" in out
     assert "ChatRequest" in out

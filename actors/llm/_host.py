@@ -25,8 +25,10 @@ How a :class:`~actors.ChatRequest` goes through:
    one starts.
 4. The outcome answers the caller from the loop, and, in the host's next turn, updates the
    breaker (a connection failure counts for every model of the host), the statistics and
-   the cost. Breaker transitions are published on the event bus and recorded as span
-   events.
+   the cost. Breaker transitions are published on the event bus and recorded as events
+   on the chat span of the call that caused them (see ``actors.llm._telemetry``: the
+   span opens when the host takes the request and closes once the breaker knows the
+   outcome; a refusal is a span too, with its ``error.type``).
 
 :class:`~actors.CancelChat` cancels a queued or in-flight request by its id: the caller
 is answered ``cancelled`` and the HTTP call is aborted.
@@ -73,6 +75,15 @@ from actors.llm._messages import (
     UnloadModel,
     Usage,
 )
+from actors.llm._telemetry import (
+    ServerInfo,
+    end_chat_span,
+    end_embed_span,
+    record_chat_metrics,
+    record_embed_metrics,
+    start_chat_span,
+    start_embed_span,
+)
 from actors.llm.providers import Provider, ProviderError, Timeouts, make_client, provider_class
 from actors.lowlevel import IoHandle
 
@@ -88,16 +99,16 @@ HostMessage = (
     | HostStatsQuery
 )
 
-GENAI_PROVIDER = {
-    "openai": "openai",
-    "lmstudio": "lmstudio",
-    "ollama": "ollama",
-    "anthropic": "anthropic",
-    "gemini": "gcp.gemini",
-}
-"""``gen_ai.provider.name`` per protocol (the well-known values where the convention has one)."""
-
 _DEFAULT_BREAKER = BreakerConfig()
+_BREAKER_LEVEL = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+"""``reactor.breaker.state`` gauge values."""
+
+
+def _current(span: trace.Span) -> contextlib.AbstractContextManager[trace.Span]:
+    """Make ``span`` current; its outcome (not a raised ProviderError) decides its status."""
+    return trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    )
 
 
 class _Stats:
@@ -200,6 +211,10 @@ class _Pending:
     answered: bool = False
     sent: bool = False
     """Set on the loop just before the call is made (read by the host after its outcome)."""
+    span: trace.Span | None = None
+    """The request's ``chat {model}`` span while tracing is on; ended in ``_finished``."""
+    started: float = 0.0
+    """``time.perf_counter()`` when the host took the request (for the duration metric)."""
 
 
 class _Slots:
@@ -321,6 +336,12 @@ class ModelHost(Actor[HostMessage]):
         parts = urlsplit(settings.url)
         self._server_address = parts.hostname or ""
         self._server_port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._server = ServerInfo(
+            host=self.name,
+            protocol=self.protocol,
+            address=self._server_address,
+            port=self._server_port,
+        )
 
     @classmethod
     def spec(
@@ -350,12 +371,11 @@ class ModelHost(Actor[HostMessage]):
 
     def stopped(self) -> None:
         for pending in self._pending.values():
-            self._answer(
-                pending,
-                Failure(
-                    kind=FailureKind.ACTOR_STOPPED, message=f"{self.name} stopped", source=self.name
-                ),
+            stopped = Failure(
+                kind=FailureKind.ACTOR_STOPPED, message=f"{self.name} stopped", source=self.name
             )
+            self._answer(pending, stopped)
+            self._close(pending, stopped)
         self._pending.clear()
         if self._own_client:
             self.runtime.bridge.cleanup(self.client.aclose(), f"{self.name} close client")
@@ -381,10 +401,25 @@ class ModelHost(Actor[HostMessage]):
     # -- chat ---------------------------------------------------------------------------
 
     def _chat(self, request: ChatRequest) -> object:
+        started = time.perf_counter()
         requested = request.model
         target = self.settings.aliases.get(requested)
         if target is not None and target != requested:
             request = msgspec.structs.replace(request, model=target)
+        span = start_chat_span(request, self._server) if otel.enabled() else None
+        if span is not None and requested != request.model:
+            span.set_attribute("reactor.requested_model", requested)
+        outcome = self._admit(request, requested, span, started)
+        if outcome is not None:  # refused at once: the span and metric say why
+            if span is not None:
+                end_chat_span(span, outcome, self._server)
+            record_chat_metrics(request, outcome, time.perf_counter() - started, self._server)
+        return outcome
+
+    def _admit(
+        self, request: ChatRequest, requested: str, span: trace.Span | None, started: float
+    ) -> Failure | None:
+        """Take the request (``None``: it is on its way) or refuse it with a failure."""
         allowed = self.settings.models
         if allowed and requested not in allowed and request.model not in allowed:
             return Failure(
@@ -410,14 +445,15 @@ class ModelHost(Actor[HostMessage]):
                 details={"model": request.model, "queued": str(queued)},
             )
         allowed_now, transition = breaker.acquire()
-        self._publish(request.model, transition)
+        self._publish(request.model, transition, span)
         if not allowed_now:
             return self._circuit_open(request.model, breaker)
-        pending = _Pending(request, self.defer_reply(), time.time())
+        pending = _Pending(request, self.defer_reply(), time.time(), span=span, started=started)
         pending.requested = requested if requested != request.model else None
         pending.probe = breaker.state is BreakerState.HALF_OPEN
         self._pending[request.request_id] = pending
         self._last_used[request.model] = time.time()
+        self._measure_queue()
         if self.monitor is not None and self._known_unloaded(request.model):
             self.ask(
                 self.monitor,
@@ -477,6 +513,9 @@ class ModelHost(Actor[HostMessage]):
     def _admitted(self, pending: _Pending, outcome: Admission | Failure) -> None:
         if pending.answered:  # cancelled while waiting for admission
             self._forget(pending)
+            self._close(
+                pending, Failure(kind=FailureKind.CANCELLED, message="cancelled before admission")
+            )
             return
         if isinstance(outcome, Failure):
             self._finished(pending, outcome)
@@ -522,28 +561,18 @@ class ModelHost(Actor[HostMessage]):
                     details={"model": request.model},
                 )
             pending.sent = True
-            return await self._call(request, pending.requested)
+            return await self._call(request, pending.span, pending.requested)
         finally:
             slots.release()
 
     async def _call(
-        self, request: ChatRequest, requested: str | None = None
+        self, request: ChatRequest, span: trace.Span | None, requested: str | None = None
     ) -> Completion | Failure:
-        tracer = otel.tracer() if otel.enabled() else None
-        span = (
-            tracer.start_span(f"chat {request.model}", kind=trace.SpanKind.CLIENT)
-            if tracer
-            else None
-        )
-        if span is not None:
-            span.set_attributes(self._request_attributes(request))
+        # The chat span is current during the call: the HTTP request carries it as its
+        # traceparent, so the server's own spans join the run's trace.
         started = time.perf_counter()
         try:
-            with (
-                trace.use_span(span, end_on_exit=False)
-                if span is not None
-                else contextlib.nullcontext()
-            ):
+            with _current(span) if span is not None else contextlib.nullcontext():
                 remaining = None if request.deadline is None else request.deadline - time.time()
                 async with asyncio.timeout(remaining):
                     outcome: Completion | Failure = await self.provider.complete(request)
@@ -562,8 +591,6 @@ class ModelHost(Actor[HostMessage]):
                 extras = {**outcome.extras, "requested_model": requested}
                 outcome = msgspec.structs.replace(outcome, extras=extras)
             outcome = self._priced(outcome, time.perf_counter() - started)
-        if span is not None:
-            self._end_span(span, outcome)
         return outcome
 
     def _priced(self, completion: Completion, latency: float) -> Completion:
@@ -598,25 +625,45 @@ class ModelHost(Actor[HostMessage]):
             # or cancelled in flight: nothing to learn about the model.
             self._forget(pending)
             self._answer(pending, outcome)
+            self._close(pending, outcome)
             return
         self._pending.pop(pending.request.request_id, None)
         model = pending.request.model
         breaker = self._breaker(model)
+        span = pending.span
         if isinstance(outcome, Completion):
             self._stats_for(model).success(outcome)
-            self._publish(model, breaker.success())
+            self._publish(model, breaker.success(), span)
         else:
             self._stats_for(model).failure(outcome.kind)
             self._publish(
                 model,
                 breaker.failure(outcome.kind, retry_after=outcome.retry_after, probe=pending.probe),
+                span,
             )
             if outcome.kind is FailureKind.CONNECTION:
                 # The server is unreachable: every model on it is.
                 for other, other_breaker in self._breakers.items():
                     if other != model:
-                        self._publish(other, other_breaker.failure(outcome.kind, probe=False))
+                        self._publish(other, other_breaker.failure(outcome.kind, probe=False), span)
         self._answer(pending, outcome)
+        self._close(pending, outcome)
+
+    def _close(self, pending: _Pending, outcome: Completion | Failure) -> None:
+        """End the request's span and record its metrics (once)."""
+        span, pending.span = pending.span, None
+        if span is not None:
+            end_chat_span(span, outcome, self._server)
+        if pending.started:
+            duration = time.perf_counter() - pending.started
+            pending.started = 0.0
+            record_chat_metrics(pending.request, outcome, duration, self._server)
+            self._measure_queue()
+
+    def _measure_queue(self) -> None:
+        meters = otel.instruments()
+        if meters is not None:
+            meters.queue_depth.set(self._occupancy()[1], {"reactor.host": self.name})
 
     def _forget(self, pending: _Pending) -> None:
         """Drop a request that ends without an outcome to count; free its probe slot."""
@@ -664,7 +711,10 @@ class ModelHost(Actor[HostMessage]):
             stats = self._stats[model] = _Stats()
         return stats
 
-    def _publish(self, model: str, transition: Transition | None) -> None:
+    def _publish(
+        self, model: str, transition: Transition | None, span: trace.Span | None = None
+    ) -> None:
+        """Tell the bus, the log, the metrics and ``span`` (the call's) about a transition."""
         if transition is None:
             return
         tripped = dict(self._tripped)
@@ -688,7 +738,14 @@ class ModelHost(Actor[HostMessage]):
             to=transition.to_state.value,
             reason=transition.reason,
         )
-        span = trace.get_current_span()
+        meters = otel.instruments()
+        if meters is not None:
+            meters.breaker_state.set(
+                _BREAKER_LEVEL[transition.to_state],
+                {"reactor.host": self.name, otel.GEN_AI_REQUEST_MODEL: model},
+            )
+        if span is None:
+            span = trace.get_current_span()
         if span.is_recording():
             span.add_event(
                 "breaker.transition",
@@ -718,65 +775,25 @@ class ModelHost(Actor[HostMessage]):
             ),
         )
 
-    # -- spans --------------------------------------------------------------------------
-
-    def _request_attributes(self, request: ChatRequest) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            otel.GEN_AI_OPERATION_NAME: "chat",
-            otel.GEN_AI_PROVIDER_NAME: GENAI_PROVIDER.get(self.protocol, self.protocol),
-            otel.GEN_AI_REQUEST_MODEL: request.model,
-            "server.address": self._server_address,
-            "server.port": self._server_port,
-            "reactor.host": self.name,
-            "reactor.request_id": request.request_id,
-            "reactor.stream": request.stream,
-        }
-        if request.temperature is not None:
-            attributes[otel.GEN_AI_REQUEST_TEMPERATURE] = request.temperature
-        if request.max_tokens is not None:
-            attributes[otel.GEN_AI_REQUEST_MAX_TOKENS] = request.max_tokens
-        if request.stop:
-            attributes[otel.GEN_AI_REQUEST_STOP_SEQUENCES] = list(request.stop)
-        return attributes
-
-    @staticmethod
-    def _end_span(span: trace.Span, outcome: Completion | Failure) -> None:
-        if isinstance(outcome, Completion):
-            span.set_attributes(
-                {
-                    otel.GEN_AI_RESPONSE_MODEL: outcome.model,
-                    otel.GEN_AI_RESPONSE_FINISH_REASONS: [outcome.finish_reason.value],
-                    otel.GEN_AI_USAGE_INPUT_TOKENS: outcome.usage.input_tokens,
-                    otel.GEN_AI_USAGE_OUTPUT_TOKENS: outcome.usage.output_tokens,
-                }
-            )
-            if outcome.ttft_s is not None:
-                span.set_attribute("reactor.ttft_s", outcome.ttft_s)
-            if outcome.cost_usd is not None:
-                span.set_attribute("reactor.cost_usd", outcome.cost_usd)
-            if outcome.tool_calls:
-                span.set_attribute("reactor.tool_calls", len(outcome.tool_calls))
-            if outcome.usage.estimated:
-                span.set_attribute("reactor.usage_estimated", True)
-            if outcome.warnings:
-                span.set_attribute("reactor.warnings", list(outcome.warnings))
-                for warning in outcome.warnings:
-                    span.add_event("reactor.warning", {"message": warning})
-        else:
-            span.set_attribute("error.type", outcome.kind.value)
-            span.set_status(trace.StatusCode.ERROR, outcome.message)
-        span.end()
-
     # -- embeddings, inventory, load/unload ---------------------------------------------
 
     def _embed(self, request: EmbedRequest) -> None:
         reply: Deferred[Embeddings] = self.defer_reply()
 
+        server = self._server
+        span = start_embed_span(request, server) if otel.enabled() else None
+
         async def call() -> Embeddings | Failure:
+            started = time.perf_counter()
             try:
-                return await self.provider.embed(request)
+                with _current(span) if span is not None else contextlib.nullcontext():
+                    outcome: Embeddings | Failure = await self.provider.embed(request)
             except ProviderError as exc:
-                return exc.failure
+                outcome = exc.failure
+            if span is not None:
+                end_embed_span(span, outcome)
+            record_embed_metrics(request, outcome, time.perf_counter() - started, server)
+            return outcome
 
         self.pipe_to_self(call(), reply.send, name=f"embed {request.model}")
 

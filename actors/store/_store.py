@@ -482,6 +482,7 @@ class _Writer:
         conn = self._conn
         assert conn is not None  # _serve runs only once the file is open
         self.in_flight = len(batch)
+        started = time.perf_counter()
         try:
             committed = _commit_rows(conn, rows, known)
         except Exception as exc:  # noqa: BLE001 - every append of the batch gets the failure
@@ -489,6 +490,9 @@ class _Writer:
             self._failed(batch, self.where.error(exc, f"commit of {len(rows)} append(s) failed"))
             return
         self.in_flight = 0
+        meters = otel.instruments()
+        if meters is not None:  # reactor.journal.commit.duration
+            meters.journal_commit.record(time.perf_counter() - started)
         self.commits += 1
         self.largest_batch = max(self.largest_batch, len(batch))
         self._remember(committed.last_seqs)

@@ -176,8 +176,9 @@ def run_demo(
     spans = InMemorySpanExporter()
     # The demo narrates crashes itself; --log-level error shows the logged tracebacks.
     otel.configure_logging(format="console", level=log_level, stream=sys.stderr)
-    # Spans always go to memory for the printout; OTEL_* variables add an exporter.
-    otel.configure_tracing(span_exporter=spans, service_name="reactor-demo")
+    # Spans always go to memory for the printout; OTEL_* variables add an exporter. This
+    # demo is about the runtime, so each actor message is a span too (the opt-in mode).
+    otel.configure_tracing(span_exporter=spans, trace_actors=True)
     names = ["researcher-1", "researcher-2", "researcher-3"]
     store = Store.spec(path=db_path)
     print("Reactor Swarm demo: an editor, three researchers under a supervisor, a store", file=out)

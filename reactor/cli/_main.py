@@ -26,8 +26,9 @@ Every subcommand and argument has help (``reactor COMMAND --help``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -303,9 +304,41 @@ def _fake_protocols() -> list[str]:
     return list(PROTOCOLS)
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
+@contextlib.contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM ends it the way Ctrl-C does.
+
+    The run is cancelled (or left resumable) and buffered telemetry is flushed, rather
+    than the process vanishing with its spans. Only on the main thread (where Python
+    delivers signals); commands that serve until stopped install their own handler on
+    top. The previous handler is restored afterwards.
+    """
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    with _terminate_like_interrupt():
+        return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
+    """Run the parsed command."""
     match args.command:
         case "demo":
             from reactor.cli._demo import DEFAULT_TOPIC, run_demo  # noqa: PLC0415 - keep startup fast

@@ -215,11 +215,15 @@ def _configure_logging(log_level: str) -> None:
 
 
 def _configure_tracing() -> None:
-    """Tracing as the ``OTEL_*`` variables say (off without them)."""
+    """Traces, metrics and log export as the ``OTEL_*`` variables say (off without them).
+
+    The service is ``reactor-swarm`` unless ``OTEL_SERVICE_NAME`` says otherwise, as for
+    code that embeds the engine.
+    """
     import otel  # noqa: PLC0415
 
     try:
-        otel.configure_tracing(service_name=os.environ.get("OTEL_SERVICE_NAME") or "reactor")
+        otel.configure_telemetry()
     except otel.TracingConfigError as exc:
         raise CliError(str(exc)) from None
 
@@ -627,9 +631,10 @@ def leave_now_if_steps_linger(code: int) -> int:
 
 
 def _shutdown_tracing() -> None:
+    """Send what is buffered, waiting at most a second for the collector."""
     import otel  # noqa: PLC0415
 
-    otel.shutdown_tracing()
+    otel.shutdown_telemetry(timeout=1.0)
 
 
 def run_resume(

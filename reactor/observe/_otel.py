@@ -1,12 +1,20 @@
 """The built-in middleware: tracing (OpenTelemetry spans) and logging (structlog lines).
 
 :class:`TracingMiddleware` makes a span per run, ``reactor.run {Reactor}`` (the child
-of the step that composed it, if any), and a child span per step attempt,
-``reactor.step {step}``, which is current while the attempt runs, so the spans it makes
-(an LLM call's ``chat {model}``) nest under it. Retries, skips, guards,
-compensations and undos are span events (``step.retry``, ``step.undo``, ...) on the
-run's span; a failed attempt's span has an error status and ``error.type``, and,
-when user code raised, an ``exception`` event with ``exception.stacktrace``.
+of the step that composed it, if any, else the root of its own trace), and a child
+span per step attempt, ``reactor.step {step}``, which is current while the attempt
+runs, so the spans it makes (an LLM call's ``chat {model}``, an ``execute_tool``, a
+composed run) nest under it: one trace per run. Run spans carry the GenAI
+conventions' workflow attributes (``gen_ai.operation.name=invoke_workflow``,
+``gen_ai.workflow.name`` = the reactor). Retries, skips, guards, compensations and
+undos are span events (``step.retry``, ``step.undo``, ...) on the run's span; a failed
+attempt's span, and a failed run's, have an error status and ``error.type`` (the
+failure kind, or the exception's qualified name for an error in user code) and, when
+user code raised, an ``exception`` event with ``exception.stacktrace``.
+
+It also records the run metrics when metrics are on (``otel.configure_metrics``):
+``reactor.runs.started``, ``reactor.runs.ended`` (by ``reactor.status``) and
+``reactor.step.duration`` (by step and outcome).
 
 :class:`LoggingMiddleware` writes a structlog line per run and per step event, bound to
 ``run_id``, ``reactor`` and ``step``: starts and completions at debug, retries and
@@ -54,6 +62,9 @@ class TracingMiddleware(Middleware):
 
     def run_started(self, run: RunInfo) -> None:
         """Open the run's span."""
+        meters = otel.instruments()
+        if meters is not None:
+            meters.runs_started.add(1, {"reactor.name": run.reactor})
         if not otel.enabled():
             return
         # No carrier: a root span. (The current context here is whatever message the
@@ -63,6 +74,8 @@ class TracingMiddleware(Middleware):
             f"reactor.run {run.reactor}",
             context=parent if parent is not None else otel_context.Context(),
             attributes={
+                otel.GEN_AI_OPERATION_NAME: "invoke_workflow",
+                otel.GEN_AI_WORKFLOW_NAME: run.reactor,
                 "reactor.name": run.reactor,
                 "reactor.run_id": run.run_id,
                 "reactor.resumed": run.resumed,
@@ -75,6 +88,14 @@ class TracingMiddleware(Middleware):
 
     def step_event(self, run: RunInfo, event: StepEvent) -> None:
         """Open, close or annotate spans."""
+        if event.duration is not None and not event.replayed:
+            meters = otel.instruments()
+            if meters is not None and event.kind in (StepEventKind.COMPLETE, StepEventKind.ERROR):
+                outcome = "ok" if event.kind is StepEventKind.COMPLETE else "error"
+                meters.step_duration.record(
+                    event.duration,
+                    {"reactor.name": run.reactor, "reactor.step": event.step, "outcome": outcome},
+                )
         with self._lock:
             run_span = self._runs.get(run.run_id)
         if run_span is None or event.replayed:
@@ -107,7 +128,7 @@ class TracingMiddleware(Middleware):
                 if event.detail:
                     attributes["reactor.detail"] = event.detail
                 if event.error is not None:
-                    attributes["error.type"] = str(getattr(event.error, "kind", "error"))
+                    attributes[otel.ERROR_TYPE] = otel.error_type(event.error)
                 if event.kind is StepEventKind.HALT:
                     self._end_step(key, None)
                 run_span.add_event(
@@ -121,7 +142,7 @@ class TracingMiddleware(Middleware):
             return
         if failed is not None and failed.error is not None:
             error = failed.error
-            span.set_attribute("error.type", str(getattr(error, "error", "error")))
+            span.set_attribute(otel.ERROR_TYPE, otel.error_type(error))
             span.set_status(Status(StatusCode.ERROR, str(getattr(error, "message", ""))))
             stacktrace = getattr(error, "traceback", "")
             if stacktrace:  # raised by user code: the semantic conventions' exception event
@@ -143,6 +164,11 @@ class TracingMiddleware(Middleware):
 
     def run_finished(self, run: RunInfo, outcome: RunOutcome) -> None:
         """Close the run's span (and any step span left open)."""
+        meters = otel.instruments()
+        if meters is not None:
+            meters.runs_ended.add(
+                1, {"reactor.name": run.reactor, "reactor.status": outcome.status}
+            )
         with self._lock:
             span = self._runs.pop(run.run_id, None)
             left = [k for k in self._steps if k[0] == run.run_id]
@@ -157,6 +183,8 @@ class TracingMiddleware(Middleware):
         if outcome.status in ("failed", "cancelled"):
             first = outcome.errors[0] if outcome.errors else None
             message = getattr(first, "message", outcome.reason)
+            kind = otel.error_type(first) if first is not None else outcome.status
+            span.set_attribute(otel.ERROR_TYPE, kind)
             span.set_status(Status(StatusCode.ERROR, f"{outcome.status}: {message}"))
         span.end()
 

@@ -19,8 +19,15 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 import otel
 from actors import Actor, System
-from otel.testing import InMemorySpanExporter, wait_for_spans
+from otel.testing import InMemorySpanExporter, capture_spans, wait_for_spans
 from tests.support.actors import Forward, Hop, Ping, Pong
+
+
+@pytest.fixture
+def actor_spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on with a span per actor message (the opt-in debugging mode)."""
+    with capture_spans(trace_actors=True) as exporter:
+        yield exporter
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
@@ -35,6 +42,13 @@ def parent_of(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
 
+def of_actor(spans: tuple[ReadableSpan, ...], actor: str, name: str) -> ReadableSpan:
+    """The one span called ``name`` handled by the actor named ``actor``."""
+    found = [s for s in spans if s.name == name and (s.attributes or {}).get("actor.name") == actor]
+    assert len(found) == 1, f"expected one span {name!r} of {actor!r}, got {len(found)}"
+    return found[0]
+
+
 def span_id(span: ReadableSpan) -> int:
     """A span's own id."""
     assert span.context is not None
@@ -43,44 +57,86 @@ def span_id(span: ReadableSpan) -> int:
 
 
 def test_spans_chain_across_three_hops_and_one_io_call(
-    system: System, spans: InMemorySpanExporter
+    system: System, actor_spans: InMemorySpanExporter
 ) -> None:
-    """Each handled message is a child of the sender's span, through actors and the loop."""
+    """Opted in: each handled message is a child of the sender's span, through the loop too."""
     for name in ("hop1", "hop2", "hop3"):
         system.spawn(Hop, name=name)
     with otel.tracer().start_as_current_span("client") as client:
         answer = system.lookup("hop1").ask(Forward(path=["hop2", "hop3"], io_seconds=0.01))
     assert answer == Pong(n=2)
-    finished = wait_for_spans(spans, ["hop3 io sleep", "hop2 reply Forward", "hop1 reply Forward"])
+    finished = wait_for_spans(actor_spans, ["Hop io sleep", "Hop reply Forward"])
     chain = [
         by_name(finished, "client"),
-        by_name(finished, "hop1 Forward"),
-        by_name(finished, "hop2 Forward"),
-        by_name(finished, "hop3 Forward"),
+        of_actor(finished, "hop1", "Hop Forward"),
+        of_actor(finished, "hop2", "Hop Forward"),
+        of_actor(finished, "hop3", "Hop Forward"),
         by_name(finished, "io sleep"),
-        by_name(finished, "hop3 io sleep"),
+        of_actor(finished, "hop3", "Hop io sleep"),
     ]
     for parent, child in itertools.pairwise(chain):
         assert parent_of(child) == span_id(parent), f"{child.name} is a child of {parent.name}"
-    trace_ids = {s.context.trace_id for s in chain if s.context is not None}
+    trace_ids = {s.context.trace_id for s in finished if s.context is not None}
     assert trace_ids == {client.get_span_context().trace_id}
-    # The answers travelling back are spans too, in the same trace.
-    reply_span = by_name(finished, "hop2 reply Forward")
-    assert reply_span.context is not None
-    assert reply_span.context.trace_id in trace_ids
+    # Span names are low-cardinality: the actor's class, not its (id-bearing) name.
+    assert {s.name for s in finished} <= {
+        "client",
+        "Hop Forward",
+        "Hop io sleep",
+        "Hop reply Forward",
+        "io sleep",
+    }
+
+
+def test_by_default_messages_are_no_spans_but_keep_the_trace(
+    system: System, spans: InMemorySpanExporter
+) -> None:
+    """Without the opt-in only the client's span exists, yet a handler's span joins its trace."""
+    seen: list[tuple[int, int]] = []
+
+    class Inner(Actor[Ping]):
+        def receive(self, message: Ping) -> object:
+            with otel.tracer().start_as_current_span("work inside") as work:
+                ctx = work.get_span_context()
+                seen.append((ctx.trace_id, parent_of(work) or 0))  # type: ignore[arg-type]
+            return Pong(n=1)
+
+    for name in ("hop1", "hop2"):
+        system.spawn(Hop, name=name)
+    system.spawn(Inner, name="inner")
+    with otel.tracer().start_as_current_span("client") as client:
+        system.lookup("hop1").ask(Forward(path=["hop2"], io_seconds=0.0))
+        system.lookup("inner").ask(Ping())
+    finished = wait_for_spans(spans, ["client", "work inside"])
+    assert sorted(s.name for s in finished) == ["client", "work inside"]
+    work = by_name(finished, "work inside")
+    assert work.context is not None
+    assert work.context.trace_id == client.get_span_context().trace_id
+    assert parent_of(work) == client.get_span_context().span_id
+
+
+def test_an_untraced_message_is_no_span_even_when_opted_in(
+    system: System, actor_spans: InMemorySpanExporter
+) -> None:
+    """Opted in, a message sent outside any trace starts no trace of its own."""
+    system.spawn(Hop, name="hop1").ask(Forward(path=[], io_seconds=0.0))
+    with otel.tracer().start_as_current_span("marker"):
+        pass
+    finished = wait_for_spans(actor_spans, ["marker"])
+    assert [s.name for s in finished] == ["marker"]
 
 
 def test_a_crash_is_recorded_on_the_handler_span(
-    system: System, spans: InMemorySpanExporter
+    system: System, actor_spans: InMemorySpanExporter
 ) -> None:
-    """A handler that raises leaves an error status and an exception event on its span."""
+    """Opted in, a handler that raises leaves an error status and an exception event."""
     from actors import AskError
     from tests.support.actors import Crash, Echo
 
     ref = system.spawn(Echo, name="echo")
-    with pytest.raises(AskError):
+    with otel.tracer().start_as_current_span("client"), pytest.raises(AskError):
         ref.ask(Crash(why="traced"))
-    span = by_name(wait_for_spans(spans, ["echo Crash"]), "echo Crash")
+    span = by_name(wait_for_spans(actor_spans, ["Echo Crash"]), "Echo Crash")
     assert not span.status.is_ok
     assert any(e.name == "exception" for e in span.events)
 
@@ -109,7 +165,7 @@ def json_logs() -> Iterator[io.StringIO]:
 
 
 def test_log_lines_carry_trace_span_and_actor(
-    json_logs: io.StringIO, spans: InMemorySpanExporter
+    json_logs: io.StringIO, actor_spans: InMemorySpanExporter
 ) -> None:
     """Lines logged by a handler and by its I/O carry trace_id, span_id and the actor."""
     import asyncio
@@ -127,13 +183,13 @@ def test_log_lines_carry_trace_span_and_actor(
             self.pipe_to_self(lookup(), lambda out: reply.send(Pong(n=1)), name="lookup")
             return None
 
-    with System(name="logs") as system:
+    with System(name="logs") as system, otel.tracer().start_as_current_span("client"):
         system.spawn(Chatty, name="chatty").ask(Ping())
     lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
     handling = next(line for line in lines if line["event"] == "handling ping")
     in_io = next(line for line in lines if line["event"] == "doing io")
-    finished = wait_for_spans(spans, ["chatty Ping", "io lookup"])
-    handler_span = by_name(finished, "chatty Ping")
+    finished = wait_for_spans(actor_spans, ["Chatty Ping", "io lookup"])
+    handler_span = by_name(finished, "Chatty Ping")
     io_span = by_name(finished, "io lookup")
     assert handling["actor"] == "chatty"
     assert in_io["actor"] == "chatty"
@@ -183,12 +239,13 @@ def test_otlp_http_export_reaches_a_collector(system: System) -> None:
         otel.configure_tracing(
             exporter="otlp-http", endpoint=f"http://127.0.0.1:{server.server_port}"
         )
-        system.spawn(Hop, name="hop").ask(Forward(path=[]))
+        with otel.tracer().start_as_current_span("client"):
+            system.spawn(Hop, name="hop").ask(Forward(path=[]))
         otel.shutdown_tracing()  # flushes the batch
     finally:
         server.shutdown()
         server.server_close()
-    assert "hop Forward" in _exported_names(handler.bodies)
+    assert "client" in _exported_names(handler.bodies)
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
@@ -219,21 +276,24 @@ def test_otlp_grpc_export_from_otel_variables(
         provider = otel.configure_tracing()
         assert provider is not None
         assert provider.resource.attributes["service.name"] == "grpc-test"
-        system.spawn(Hop, name="hop").ask(Forward(path=[]))
+        assert provider.resource.attributes["service.version"]
+        with otel.tracer().start_as_current_span("client"):
+            system.spawn(Hop, name="hop").ask(Forward(path=[]))
         otel.shutdown_tracing()
     finally:
         server.stop(grace=None)
-    assert "hop Forward" in _exported_names(service.bodies)
+    assert "client" in _exported_names(service.bodies)
 
 
 def test_console_exporter_prints_spans(system: System, capsys: pytest.CaptureFixture[str]) -> None:
     """exporter='console' writes each span as JSON to standard output."""
     otel.configure_tracing(exporter="console")
     try:
-        system.spawn(Hop, name="hop").ask(Forward(path=[]))
+        with otel.tracer().start_as_current_span("client"):
+            system.spawn(Hop, name="hop").ask(Forward(path=[]))
     finally:
         otel.shutdown_tracing()
-    assert '"name": "hop Forward"' in capsys.readouterr().out
+    assert '"name": "client"' in capsys.readouterr().out
 
 
 def test_exporter_none_and_sdk_disabled_turn_tracing_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
+import otel
 from actors import Failure, FailureKind
 from actors.llm._messages import (
     ChatRequest,
@@ -88,13 +89,31 @@ def make_client(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
     timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=None)
+    hooks = {"request": [send_trace_context]}
     if not aiohttp:
-        return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
+        return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, event_hooks=hooks)
     from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - keeps import cost off the CLI
 
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits, trust_env=False), timeout=timeout, trust_env=False
+        transport=AiohttpTransport(limits=limits, trust_env=False),
+        timeout=timeout,
+        trust_env=False,
+        event_hooks=hooks,
     )
+
+
+async def send_trace_context(request: httpx.Request) -> None:
+    """Request hook: W3C ``traceparent`` (and ``tracestate``) of the current span.
+
+    The host makes a call's ``chat {model}`` span current around it, so the server sees
+    that span as its caller and its own spans join the run's trace. With tracing off
+    (or no span current) nothing is added.
+    """
+    if not otel.enabled():
+        return
+    carrier = otel.inject()
+    if carrier:
+        request.headers.update(carrier)
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

@@ -393,6 +393,7 @@ class OpenAIProvider(Provider):
             extras["reasoning"] = reasoning
         if isinstance(payload.get("id"), str):
             extras["response_id"] = payload["id"]
+        _backend_extras(payload, extras)
         model = payload.get("model")
         fields: dict[str, Any] = {
             "model": model if isinstance(model, str) and model else request.model,
@@ -446,6 +447,7 @@ class OpenAIProvider(Provider):
             state.model = chunk["model"]
         if isinstance(chunk.get("id"), str):
             state.response_id = chunk["id"]
+        _backend_extras(chunk, state.extra)
         if isinstance(chunk.get("usage"), dict):
             state.usage = chunk["usage"]
         if isinstance(chunk.get("timings"), dict):
@@ -1089,3 +1091,10 @@ class LMStudioProvider(OpenAIProvider):
                 "POST", "/api/v1/models/unload", {"instance_id": instance_id}, model=model
             )
             self._decode(answer, "POST /api/v1/models/unload", model)
+
+
+def _backend_extras(payload: dict[str, Any], extras: dict[str, Any]) -> None:
+    """OpenAI's ``system_fingerprint`` and ``service_tier``, where the server sent them."""
+    for key in ("system_fingerprint", "service_tier"):
+        if isinstance(payload.get(key), str) and payload[key]:
+            extras[key] = payload[key]

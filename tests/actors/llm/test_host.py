@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.trace import SpanKind
 
 import otel
 from actors import Actor, AskError, Failure, FailureKind, System
@@ -306,9 +307,13 @@ def test_load_and_unload_through_the_host(system: System) -> None:
 def test_chat_spans_follow_the_genai_conventions(
     system: System, fake: FakeServer, spans: InMemorySpanExporter
 ) -> None:
+    """``chat {model}`` CLIENT spans carry the request, response and usage attributes."""
     start_host(system, settings(fake))
     fake.script(Reply(text="ok", input_tokens=7, output_tokens=2))
-    chat(system, "local", ChatRequest.prompt("fake-small", "hi", temperature=0.2, max_tokens=50))
+    with otel.tracer().start_as_current_span("caller") as caller:
+        chat(
+            system, "local", ChatRequest.prompt("fake-small", "hi", temperature=0.2, max_tokens=50)
+        )
     fake.inject(Fault(status=429, retry_after=1))
     with pytest.raises(AskError):
         chat(system, "local", "again", model="fake-small")
@@ -330,10 +335,18 @@ def test_chat_spans_follow_the_genai_conventions(
     assert attrs[otel.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
     assert attrs[otel.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     assert attrs["server.address"] == "127.0.0.1"
+    assert attrs["server.port"] == fake.port
+    assert str(attrs[otel.GEN_AI_RESPONSE_ID]).startswith("chatcmpl-")
+    assert attrs[otel.OPENAI_RESPONSE_SERVICE_TIER] == "default"
+    assert attrs[otel.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] == "fp_fake"
+    assert otel.GEN_AI_REQUEST_STREAM not in attrs  # set only when the request streams
+    assert otel.GEN_AI_INPUT_MESSAGES not in attrs  # content capture is off by default
+    assert ok.kind is SpanKind.CLIENT
     assert dict(failed.attributes or {})["error.type"] == "rate_limited"
-    by_id = {s.context.span_id: s for s in finished if s.context is not None}
-    parent = by_id.get(ok.parent.span_id) if ok.parent is not None else None
-    assert parent is not None  # nested under the host's handling of the request
+    assert not failed.status.is_ok
+    # The span is the child of the caller's (no actor-message spans in between).
+    assert ok.parent is not None
+    assert ok.parent.span_id == caller.get_span_context().span_id
 
 
 def test_breaker_transitions_are_span_events(

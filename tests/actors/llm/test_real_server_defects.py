@@ -31,7 +31,7 @@ from actors.llm._messages import (
 from actors.llm.providers._base import ProviderError, Timeouts, make_client
 from actors.llm.providers._openai import OpenAIProvider
 from actors.testing import FakeModel, FakeServer, FakeToolCall, Fault, Reply
-from otel.testing import InMemorySpanExporter
+from otel.testing import InMemorySpanExporter, wait_for_spans
 from tests.support.hosts import chat, start_host
 
 QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=5.0)
@@ -289,7 +289,9 @@ def test_an_ignored_forced_tool_choice_is_a_warning_on_result_and_span(
     assert answer.finish_reason is FinishReason.STOP
     assert len(answer.warnings) == 1
     assert "'get_weather'" in answer.warnings[0]
-    (span,) = [s for s in spans.get_finished_spans() if s.name == "chat llama-3.gguf"]
+    # The host ends the span just after answering (once the breaker has the outcome).
+    finished = wait_for_spans(spans, ["chat llama-3.gguf"])
+    (span,) = [s for s in finished if s.name == "chat llama-3.gguf"]
     assert span.attributes is not None
     assert span.attributes["reactor.warnings"] == answer.warnings
     assert [e.name for e in span.events] == ["reactor.warning"]

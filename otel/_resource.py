@@ -1,0 +1,118 @@
+"""What every signal shares: the resource, the scope's version, and a bounded shutdown.
+
+Traces, metrics and logs are three providers with one resource, so a backend sees one
+service whichever signal it looks at. Shutting them down flushes what is buffered;
+:func:`bounded_shutdown` gives that a deadline, so an unreachable collector delays an
+exit by at most a second and says so in one line, rather than running the exporter's
+whole retry schedule and printing a warning per attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from importlib import metadata
+
+from opentelemetry.sdk.resources import Resource
+
+__all__ = ["INSTRUMENTATION", "VERSION", "bounded_shutdown", "env_flag", "resource"]
+
+INSTRUMENTATION = "reactor-swarm"
+"""The instrumentation scope's name (and the default ``service.name``)."""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("reactor-swarm")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+VERSION = _version()
+"""This package's version: ``service.version`` and the instrumentation scope's version."""
+
+
+def resource(service_name: str | None = None) -> Resource:
+    """The resource of every provider.
+
+    ``service.name`` (the argument, ``OTEL_SERVICE_NAME``, else ``reactor-swarm``, for
+    the CLI and the library alike) and ``service.version``; ``OTEL_RESOURCE_ATTRIBUTES``
+    is merged in by the SDK.
+    """
+    name = service_name or os.environ.get("OTEL_SERVICE_NAME") or INSTRUMENTATION
+    return Resource.create({"service.name": name, "service.version": VERSION})
+
+
+def env_flag(name: str) -> bool:
+    """Whether the variable ``name`` says yes (``true``, ``1``, ``yes``, ``on``)."""
+    return os.environ.get(name, "").strip().lower() in ("true", "1", "yes", "on")
+
+
+class _Muffle(logging.Filter):
+    """Drops the exporters' own log records while a shutdown runs, counting them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            self.dropped.append(record.getMessage())
+        return False
+
+
+_EXPORT_LOGGERS = (  # each module's own logger: a filter applies to its logger only
+    "opentelemetry.exporter.otlp.proto.http._common",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.trace.export",
+    "opentelemetry.sdk.metrics._internal.export",
+    "opentelemetry.sdk._logs._internal.export",
+)
+
+
+def bounded_shutdown(
+    steps: Sequence[Callable[[], object]], *, what: str, timeout: float = 1.0
+) -> bool:
+    """Run ``steps`` (providers' ``shutdown``) on a helper thread, waiting ``timeout`` s.
+
+    The exporters' warnings are held back meanwhile; if the steps did not finish in
+    time, or an export failed, one warning line says what was lost. Returns whether
+    everything finished cleanly. What has not finished keeps trying on a daemon thread
+    that the interpreter does not wait for.
+    """
+    muffle = _Muffle()
+    loggers = [logging.getLogger(name) for name in _EXPORT_LOGGERS]
+    for each in loggers:
+        each.addFilter(muffle)
+
+    def run() -> None:
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - reported as the one warning below
+                muffle.dropped.append(f"{type(exc).__name__}: {exc}")
+
+    worker = threading.Thread(target=run, name=f"otel-shutdown-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    finished = not worker.is_alive()
+    if finished:
+        for each in loggers:
+            each.removeFilter(muffle)
+    # (Left in place when unfinished: the late retries stay quiet too.)
+    if finished and not muffle.dropped:
+        return True
+    reason = muffle.dropped[0] if muffle.dropped else "no answer"
+    why = "did not finish" if not finished else "failed"
+    sys.stderr.write(
+        f"warning: exporting telemetry ({what}) {why} within {timeout:g}s at shutdown; "
+        f"buffered data may be lost ({reason[:120]})\n"
+    )
+    return False
