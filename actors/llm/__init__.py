@@ -10,15 +10,22 @@ protocols are in :mod:`actors.llm.providers`; GPUs and admission in
 
 from actors.llm._config import (
     BreakerConfig,
+    BudgetLimitConfig,
+    BudgetsConfig,
     Config,
     ConfigError,
     DiscoveryConfig,
+    FallbackAction,
+    FallbackChainConfig,
+    FallbackConfig,
+    FallbackLinkConfig,
     HostConfig,
     HostProtocol,
     PriceConfig,
     ResourcesConfig,
     default_config_path,
     load_config,
+    parse_period,
 )
 from actors.llm._discovery import DEFAULT_ENDPOINTS, discover, discover_sync, probe
 from actors.llm._fleet import Fleet, start_fleet
@@ -60,6 +67,8 @@ __all__ = [
     "Admission",
     "AdmitModel",
     "BreakerConfig",
+    "BudgetLimitConfig",
+    "BudgetsConfig",
     "BreakerState",
     "BreakerTransition",
     "CancelChat",
@@ -69,6 +78,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "DiscoveryConfig",
+    "FallbackAction",
+    "FallbackChainConfig",
+    "FallbackConfig",
+    "FallbackLinkConfig",
     "EmbedRequest",
     "Embeddings",
     "FinishReason",
@@ -101,6 +114,7 @@ __all__ = [
     "discover",
     "discover_sync",
     "load_config",
+    "parse_period",
     "probe",
     "start_fleet",
 ]

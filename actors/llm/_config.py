@@ -64,15 +64,22 @@ __all__ = [
     "CONFIG_ENV_VAR",
     "DEFAULT_COUNTED",
     "BreakerConfig",
+    "BudgetLimitConfig",
+    "BudgetsConfig",
     "Config",
     "ConfigError",
     "DiscoveryConfig",
+    "FallbackAction",
+    "FallbackChainConfig",
+    "FallbackConfig",
+    "FallbackLinkConfig",
     "HostConfig",
     "HostProtocol",
     "PriceConfig",
     "ResourcesConfig",
     "default_config_path",
     "load_config",
+    "parse_period",
 ]
 
 CONFIG_ENV_VAR = "REACTOR_CONFIG"
@@ -177,16 +184,43 @@ class BreakerConfig(_Section):
 
 
 class PriceConfig(_Section):
-    """What a model costs, in US dollars per million tokens."""
+    """What a model costs: US dollars per million tokens, and/or per GPU-second.
 
-    input_per_mtok: float = Field(ge=0.0)
-    output_per_mtok: float = Field(ge=0.0)
+    A local model costs something too (power, the GPU's time): give it a price per
+    token, or ``per_gpu_second`` (charged for the call's wall time), or write ``0``
+    on purpose. At least one of the three must be given, so that no model is ever
+    priced at a silent $0.
 
-    def cost(self, usage: Usage) -> float:
-        """The cost in US dollars of one call that used ``usage`` (the one price formula)."""
-        return (
-            usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
-        ) / 1e6
+    Attributes:
+        input_per_mtok: Dollars per million input (prompt) tokens.
+        output_per_mtok: Dollars per million output tokens.
+        per_gpu_second: Dollars per second of a call's wall time.
+    """
+
+    input_per_mtok: float = Field(default=0.0, ge=0.0)
+    output_per_mtok: float = Field(default=0.0, ge=0.0)
+    per_gpu_second: float = Field(default=0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some_price(self) -> Self:
+        if not self.model_fields_set & {"input_per_mtok", "output_per_mtok", "per_gpu_second"}:
+            msg = "give input_per_mtok and output_per_mtok, or per_gpu_second (0 is a price)"
+            raise ValueError(msg)
+        return self
+
+    def cost(self, usage: Usage, seconds: float = 0.0) -> float:
+        """The cost in US dollars of one call that used ``usage`` and took ``seconds``.
+
+        The one price formula: tokens at their prices, plus the wall time at
+        ``per_gpu_second``.
+        """
+        tokens = usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
+        return tokens / 1e6 + seconds * self.per_gpu_second
+
+    def worst_case(self, prompt_tokens: int, max_tokens: int, seconds: float) -> float:
+        """The most one call can cost: every output token used, the whole deadline taken."""
+        tokens = prompt_tokens * self.input_per_mtok + max_tokens * self.output_per_mtok
+        return tokens / 1e6 + seconds * self.per_gpu_second
 
 
 class HostConfig(_Section):
@@ -310,6 +344,153 @@ class DiscoveryConfig(_Section):
         return [_check_http_url(url) for url in value]
 
 
+_PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_period(text: str) -> tuple[float, str]:
+    """``"1d"`` → ``(86400.0, "d")``; ``"1mo"`` is a calendar month (``(n, "mo")``).
+
+    Raises:
+        ValueError: Not ``<number><unit>`` with a unit of s, m, h, d, w or mo.
+    """
+    raw = text.strip().lower()
+    if raw.endswith("mo"):
+        number, unit = raw[:-2], "mo"
+    else:
+        number, unit = raw[:-1], raw[-1:]
+    try:
+        count = float(number)
+    except ValueError:
+        count = -1.0
+    if unit not in (*_PERIOD_UNITS, "mo") or count <= 0 or (unit == "mo" and count != int(count)):
+        msg = f"{text!r} is not a period: write a number and a unit (s, m, h, d, w or mo), e.g. '1d'"
+        raise ValueError(msg)
+    return (count if unit == "mo" else count * _PERIOD_UNITS[unit]), unit
+
+
+class BudgetLimitConfig(_Section):
+    """One spending limit.
+
+    Attributes:
+        scope: What it caps: ``global`` (everything), ``run`` (each run, its composed
+            runs included), ``reactor`` or ``agent`` (by name).
+        usd: The cap, in US dollars.
+        period: The window it applies to (``"1h"``, ``"1d"``, ``"7d"``, ``"1mo"``;
+            UTC-aligned); ``None``: for ever (the usual choice for ``run``).
+        name: For ``reactor`` and ``agent``: the one it caps; ``None``: each one
+            separately.
+    """
+
+    scope: Literal["global", "run", "reactor", "agent"]
+    usd: float = Field(gt=0.0)
+    period: str | None = None
+    name: str | None = None
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_period(value)
+        return value
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> Self:
+        if self.name is not None and self.scope in ("global", "run"):
+            msg = f"name is only for the reactor and agent scopes, not {self.scope!r}"
+            raise ValueError(msg)
+        return self
+
+
+class BudgetsConfig(_Section):
+    """Spending limits, checked before each model call (see ``actors.orchestration``).
+
+    Attributes:
+        limits: The caps; a call must fit in every one that applies to it.
+        reserve_max_tokens: The output tokens reserved (and then sent as
+            ``max_tokens``) for a request that sets no ``max_tokens``, so that the
+            reservation is a true worst case.
+        reserve_seconds: The wall time reserved for a model priced per GPU-second when
+            the request has no deadline.
+        unpriced: What a call to a model without a price does while a limit applies:
+            ``refuse`` (fail ``budget_exceeded`` before sending it) or ``free`` (count
+            it as $0, flagged ``priced=false`` in the spend records).
+    """
+
+    limits: list[BudgetLimitConfig] = Field(default_factory=list)
+    reserve_max_tokens: int = Field(default=4096, ge=1)
+    reserve_seconds: float = Field(default=120.0, gt=0.0)
+    unpriced: Literal["refuse", "free"] = "refuse"
+
+
+FallbackAction = Literal["retry", "next", "stop"]
+"""What a fallback chain does after a failure: try the same link again, move on, or stop."""
+
+
+class FallbackLinkConfig(_Section):
+    """One link of a fallback chain.
+
+    Attributes:
+        model: The model (``host/model`` names the host too).
+        host: The host, when ``model`` does not name it.
+        context_length: Its context window, when the catalog does not know it.
+    """
+
+    model: str = Field(min_length=1)
+    host: str | None = None
+    context_length: int | None = Field(default=None, ge=1)
+
+
+class FallbackChainConfig(_Section):
+    """A named fallback chain: ``[fallback.chains.<name>]``.
+
+    Attributes:
+        links: The models in order (a ``"host/model"`` string or a table).
+        on: Per failure kind, ``retry``, ``next`` or ``stop`` (over the defaults).
+        retries: How often ``retry`` tries the same link again.
+        backoff_s: The first retry's wait (doubled each time; a ``retry_after`` the
+            server sent is honoured when longer).
+        content_policy_chain: A chain to take after a ``content_policy`` refusal;
+            without one a refusal stops (it never falls through to the general chain).
+        restart_streams: Fall back even after a streamed answer produced tokens (the
+            result then says the stream restarted).
+        eject_after: Consecutive failures that eject a link (it is tried last).
+        eject_base_s: The first ejection's length; the n-th lasts n times as long ...
+        eject_max_s: ... up to this.
+        max_ejected_percent: The share of links that may be ejected at once (never
+            all of them).
+    """
+
+    links: list[str | FallbackLinkConfig] = Field(min_length=1)
+    on: dict[FailureKind, FallbackAction] = Field(default_factory=dict)
+    retries: int = Field(default=1, ge=0)
+    backoff_s: float = Field(default=0.25, ge=0.0)
+    content_policy_chain: str | None = None
+    restart_streams: bool = False
+    eject_after: int = Field(default=3, ge=1)
+    eject_base_s: float = Field(default=30.0, gt=0.0)
+    eject_max_s: float = Field(default=300.0, gt=0.0)
+    max_ejected_percent: float = Field(default=50.0, ge=0.0, le=100.0)
+
+
+class FallbackConfig(_Section):
+    """Named fallback chains, usable as ``fallback(..., chain="name")``."""
+
+    chains: dict[str, FallbackChainConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_chains(self) -> Self:
+        for name, chain in self.chains.items():
+            target = chain.content_policy_chain
+            if target is not None and target not in self.chains:
+                known = ", ".join(sorted(self.chains))
+                msg = (
+                    f"chains.{name}.content_policy_chain names {target!r}, "
+                    f"which is not a chain (chains: {known})"
+                )
+                raise ValueError(msg)
+        return self
+
+
 class Config(_Section):
     """The whole configuration.
 
@@ -319,6 +500,8 @@ class Config(_Section):
         prices: Prices keyed by ``model`` or ``host/model`` (see :meth:`host`).
         resources: The GPU budget and the monitor's polling.
         discovery: What discovery probes.
+        budgets: Spending limits, checked before each model call.
+        fallback: Named fallback chains.
     """
 
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
@@ -326,6 +509,8 @@ class Config(_Section):
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    fallback: FallbackConfig = Field(default_factory=FallbackConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 
