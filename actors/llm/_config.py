@@ -214,7 +214,9 @@ class PriceConfig(_Section):
         The one price formula: tokens at their prices, plus the wall time at
         ``per_gpu_second``.
         """
-        tokens = usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
+        tokens = (
+            usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
+        )
         return tokens / 1e6 + seconds * self.per_gpu_second
 
     def worst_case(self, prompt_tokens: int, max_tokens: int, seconds: float) -> float:
@@ -363,7 +365,9 @@ def parse_period(text: str) -> tuple[float, str]:
     except ValueError:
         count = -1.0
     if unit not in (*_PERIOD_UNITS, "mo") or count <= 0 or (unit == "mo" and count != int(count)):
-        msg = f"{text!r} is not a period: write a number and a unit (s, m, h, d, w or mo), e.g. '1d'"
+        msg = (
+            f"{text!r} is not a period: write a number and a unit (s, m, h, d, w or mo), e.g. '1d'"
+        )
         raise ValueError(msg)
     return (count if unit == "mo" else count * _PERIOD_UNITS[unit]), unit
 

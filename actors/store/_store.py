@@ -116,11 +116,11 @@ from actors.store._messages import (
     JournalRead,
     JournalStreamList,
     JournalStreams,
+    SqlValue,
     StoreInsert,
     StoreInserted,
     StoreQuery,
     StoreRequest,
-    SqlValue,
     StoreRows,
     StoreStats,
     StoreStatsQuery,
@@ -493,7 +493,7 @@ class _Writer:
                 batch.append(item)
         if not batch:
             return
-        inserts = [item for item in batch if isinstance(item.message, StoreInsert)]
+        inserts = [(m, r) for m, r in batch if isinstance(m, StoreInsert)]
         if inserts:
             batch = [item for item in batch if not isinstance(item.message, StoreInsert)]
         rows = _rows(batch)
@@ -503,19 +503,18 @@ class _Writer:
         assert conn is not None  # _serve runs only once the file is open
         self.in_flight = len(batch) + len(inserts)
         try:
-            committed = _commit_rows(conn, rows, known, [i.message for i in inserts])  # type: ignore[misc]
+            committed = _commit_rows(conn, rows, known, [m for m, _ in inserts])
         except Exception as exc:  # noqa: BLE001 - every append of the batch gets the failure
             self.in_flight = 0
             failure = self.where.error(exc, f"commit of {len(rows) + len(inserts)} write(s) failed")
-            self._failed([*batch, *inserts], failure)
+            self._failed([*batch, *(_Pending(m, r) for m, r in inserts)], failure)
             return
         self.in_flight = 0
         self.commits += 1
         self.largest_batch = max(self.largest_batch, len(batch) + len(inserts))
         self._remember(committed.last_seqs)
-        for insert in inserts:
-            message = insert.message
-            _send(message, insert.reply, StoreInserted(table=message.table, rows=len(message.rows)))
+        for insert, answer in inserts:
+            _send(insert, answer, StoreInserted(table=insert.table, rows=len(insert.rows)))
         results = iter(committed.outcomes)
         for message, reply in batch:
             assert isinstance(message, JournalAppend)
@@ -620,8 +619,10 @@ def _commit_rows(
     known: dict[str, int],
     inserts: Sequence[StoreInsert] = (),
 ) -> _Committed:
-    """The group commit's transaction: the events, one summary upsert per stream, and
-    the table rows of any :class:`StoreInsert` s."""
+    """The group commit's transaction: the events, their stream summaries, table rows.
+
+    One summary upsert per stream, and the rows of any :class:`StoreInsert` s.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         for insert in inserts:

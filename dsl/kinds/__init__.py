@@ -11,6 +11,7 @@ kind           file                      constructor
 =============  ========================  =================================
 ``function``   ``_function.py``          :func:`step`
 ``ask``        ``_ask.py``               :func:`ask`
+``fallback``   ``_fallback.py``          :func:`fallback`
 ``template``   ``_template.py``          :func:`template`
 ``collect``    ``_collect.py``           :func:`collect`
 ``compose``    ``_compose.py``           :func:`compose`
@@ -32,6 +33,7 @@ from dsl.kinds._binding import Binder, template_arguments, template_fields
 from dsl.kinds._collect import CollectImpl, CollectKind, collect
 from dsl.kinds._compose import ComposeImpl, ComposeKind, compose
 from dsl.kinds._composite import CompositeKind
+from dsl.kinds._fallback import FallbackImpl, FallbackKind, fallback
 from dsl.kinds._for_each import ForEachImpl, ForEachKind, for_each
 from dsl.kinds._function import FunctionImpl, FunctionKind, function_impl, step
 from dsl.kinds._group import GroupImpl, GroupKind, group
@@ -65,6 +67,8 @@ __all__ = [
     "ComposeImpl",
     "ComposeKind",
     "CompositeKind",
+    "FallbackImpl",
+    "FallbackKind",
     "ForEachImpl",
     "ForEachKind",
     "FunctionImpl",
@@ -90,6 +94,7 @@ __all__ = [
     "compose",
     "describe_steps",
     "exponential",
+    "fallback",
     "for_each",
     "function_impl",
     "group",

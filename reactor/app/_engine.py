@@ -37,8 +37,9 @@ from actors import (
     SupervisorSpec,
     System,
 )
-from actors.llm import Fleet
+from actors.llm import Config, Fleet
 from actors.lowlevel import handoff_for, start_child
+from actors.orchestration import Budget, Chains
 from actors.store import Journal, Store
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -160,6 +161,10 @@ class Engine:
         resume_interrupted: At start, resume the runs whose process died.
         store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
             killed process), when the engine starts the Store.
+        config: The configuration whose ``[budgets]`` (with prices) and
+            ``[fallback.chains]`` the engine uses: with limits, it starts a ``budget``
+            actor (unless one runs) that admits every model call.
+        budget: A running Budget actor to use instead.
     """
 
     def __init__(
@@ -178,6 +183,8 @@ class Engine:
         default_model: str | None = None,
         resume_interrupted: bool = False,
         store_synchronous: str = "FULL",
+        config: Config | None = None,
+        budget: Ref[Any] | None = None,
     ) -> None:
         if max_concurrency < 1:
             msg = f"Engine(max_concurrency={max_concurrency!r}): must be at least 1"
@@ -206,6 +213,14 @@ class Engine:
                 self._hosts.setdefault(model, host)
         self._hosts.update(hosts or {})
         self.default_model = default_model or next(iter(self._hosts), None)
+        self.config = config
+        self.budget = budget if budget is not None else self._budget(system, config)
+        self.chains = Chains(
+            system,
+            self._resolve_host,
+            budget=self.budget,
+            configured=config.fallback.chains if config is not None else None,
+        )
         self._services = self._make_services(self.middleware)
         self.resumed: list[RunHandle] = []
         """The runs ``resume_interrupted=True`` picked up when the engine started."""
@@ -224,6 +239,18 @@ class Engine:
             if synchronous.upper() == "NORMAL":
                 return system.spawn(Store.spec(db_path, synchronous="NORMAL"))
             return system.spawn(Store.spec(db_path, synchronous="FULL"))
+
+    def _budget(self, system: System, config: Config | None) -> Ref[Any] | None:
+        try:
+            return system.lookup("budget")
+        except ActorNotFound:
+            pass
+        if config is None or not config.budgets.limits:
+            return None
+        try:
+            return system.spawn(Budget.from_config(config, store=self.store))
+        except DuplicateActorName:
+            return system.lookup("budget")
 
     @staticmethod
     def _runs_supervisor(system: System) -> Ref[Any]:
@@ -246,6 +273,8 @@ class Engine:
             resolve_host=self._resolve_host,
             start_child=self._start_child,
             undo_children=self._undo_children,
+            budget=self.budget,
+            fallback_chain=self.chains.ref,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:

@@ -7,11 +7,25 @@ message, within the step's timeout.
 
 from __future__ import annotations
 
-from actors.llm import ChatRequest
+from typing import Any
+
+from actors import AskError, Failure
+from actors.llm import ChatRequest, Completion
+from actors.orchestration import SpendScope, budgeted_chat
 from dsl import AskImpl
 from reactor.run import Attempt, Cancellable, StepExecutor, StepFailure
 
-__all__ = ["AskExecutor"]
+__all__ = ["AskExecutor", "spend_scope"]
+
+
+def spend_scope(attempt: Attempt[Any]) -> SpendScope:
+    """Whom a step's model calls are charged to: its top-level run, reactor and agent."""
+    agent = attempt.context_values.get("agent")
+    return SpendScope(
+        run_id=attempt.run_id.split("/", 1)[0],
+        reactor=attempt.reactor,
+        agent=agent if isinstance(agent, str) else "",
+    )
 
 
 class AskExecutor(StepExecutor):
@@ -38,5 +52,15 @@ class AskExecutor(StepExecutor):
             max_tokens=impl.max_tokens,
             options=dict(impl.options),
         )
-        attempt.ask(host, request)
-        return None
+        budget = attempt.services.budget
+        if budget is None:
+            attempt.ask(host, request)
+            return None
+        return attempt.run(_budgeted(host, request, budget, spend_scope(attempt)))
+
+
+async def _budgeted(host: Any, request: ChatRequest, budget: Any, scope: SpendScope) -> Completion:
+    answer = await budgeted_chat(host, request, budget=budget, scope=scope)
+    if isinstance(answer, Failure):
+        raise AskError(answer)
+    return answer

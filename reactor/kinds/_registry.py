@@ -11,6 +11,7 @@ from reactor.kinds._around import AroundExecutor
 from reactor.kinds._ask import AskExecutor
 from reactor.kinds._collect import CollectExecutor
 from reactor.kinds._compose import ComposeExecutor
+from reactor.kinds._fallback import FallbackExecutor
 from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
@@ -46,6 +47,7 @@ def unregister(name: str) -> None:
 _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("function", FunctionExecutor()),
     ("ask", AskExecutor()),
+    ("fallback", FallbackExecutor()),
     ("template", TemplateExecutor()),
     ("collect", CollectExecutor()),
     ("compose", ComposeExecutor()),

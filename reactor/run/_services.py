@@ -50,6 +50,9 @@ class RunServices:
         undo_children: Rolls back the completed child runs under a run-id prefix.
         journal_timeout: Seconds a journal append may wait.
         journal_linger: Seconds a run's journal events may wait to be sent together.
+        budget: The Budget actor that admits model calls (``None``: no limits).
+        fallback_chain: ``(chain) -> Ref``: the FallbackChain actor for a ``fallback``
+            step's chain (a configured chain's name, or a chain definition).
     """
 
     store: Ref[Any]
@@ -62,6 +65,8 @@ class RunServices:
     undo_children: Callable[[str], Coroutine[Any, Any, Any]]
     journal_timeout: float = 30.0
     journal_linger: float = 0.002
+    budget: Ref[Any] | None = None
+    fallback_chain: Callable[[Any], Ref[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,216 @@
+"""A fallback chain's definition: its links, and what each failure kind does (pure data).
+
+The defaults are the ones users expect and that gateways commonly get wrong:
+
+* ``context_window_exceeded`` moves on, but skips every link whose context is not
+  larger than the one that overflowed: the same payload never goes to a smaller window;
+* ``content_policy`` stops, unless a content-policy chain is configured: a refusal
+  never falls through to the general chain (that would route around a safety refusal);
+* ``auth``, ``bad_request`` and ``cancelled`` stop: another model will not fix them;
+* ``rate_limited``, ``overloaded``, ``timeout``, ``server_error``, ``connection``,
+  ``circuit_open``, ``not_found``, ``invalid_response``, ``insufficient_memory`` and
+  ``budget_exceeded`` (a cheaper link may fit) move on to the next link.
+
+``on`` overrides any of them with ``retry`` (the same link again, ``retries`` times,
+with doubling backoff that honours the server's ``retry_after``), ``next`` or ``stop``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors import FailureKind
+from actors.llm import ChatRequest, Completion, FallbackAction, FallbackChainConfig
+
+__all__ = [
+    "DEFAULT_ACTIONS",
+    "Chain",
+    "Link",
+    "Predicate",
+    "QualityCheck",
+    "Transform",
+    "chain_from_config",
+    "link",
+]
+
+DEFAULT_ACTIONS: Mapping[FailureKind, FallbackAction] = {
+    FailureKind.CONTEXT_WINDOW_EXCEEDED: "next",
+    FailureKind.CONTENT_POLICY: "stop",
+    FailureKind.AUTH: "stop",
+    FailureKind.BAD_REQUEST: "stop",
+    FailureKind.CANCELLED: "stop",
+    FailureKind.RATE_LIMITED: "next",
+    FailureKind.OVERLOADED: "next",
+    FailureKind.TIMEOUT: "next",
+    FailureKind.SERVER_ERROR: "next",
+    FailureKind.CONNECTION: "next",
+    FailureKind.CIRCUIT_OPEN: "next",
+    FailureKind.NOT_FOUND: "next",
+    FailureKind.INVALID_RESPONSE: "next",
+    FailureKind.INSUFFICIENT_MEMORY: "next",
+    FailureKind.BUDGET_EXCEEDED: "next",
+    FailureKind.ACTOR_CRASHED: "next",
+    FailureKind.ACTOR_STOPPED: "next",
+}
+"""What each failure kind does unless a chain says otherwise (others stop)."""
+
+Predicate = Callable[[ChatRequest], bool]
+Transform = Callable[[ChatRequest], ChatRequest]
+QualityCheck = Callable[[Completion], bool]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Link:
+    """One model in a chain.
+
+    Attributes:
+        model: The model; ``host/model`` names its host when ``host`` is not given.
+        host: The ModelHost's name (``None``: whichever host serves the model).
+        when: Try this link only when ``when(request)`` holds (e.g. only short prompts).
+        transform: Rewrite the request for this link (e.g. trim the history for a
+            smaller model); the next link gets the original again.
+        context_length: Its context window, when the catalog does not know it.
+    """
+
+    model: str
+    host: str | None = None
+    when: Predicate | None = None
+    transform: Transform | None = None
+    context_length: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``host/model`` or the model: how results and spans name the link."""
+        return f"{self.host}/{self.model}" if self.host else self.model
+
+
+def link(
+    model: str,
+    *,
+    host: str | None = None,
+    when: Predicate | None = None,
+    transform: Transform | None = None,
+    context_length: int | None = None,
+) -> Link:
+    """A :class:`Link` (for chains written in Python)."""
+    if not isinstance(model, str) or not model:
+        msg = f"link(model={model!r}): a link needs a model name"
+        raise ValueError(msg)
+    return Link(model, host, when, transform, context_length)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Chain:
+    """An ordered chain of models and how to walk it.
+
+    Attributes:
+        links: The links, in order of preference.
+        name: A name for spans, results and metrics.
+        on: Per failure kind, ``retry``, ``next`` or ``stop`` over :data:`DEFAULT_ACTIONS`.
+        retries: How often ``retry`` tries a link again.
+        backoff_s: The first retry's wait (doubled each time; a longer ``retry_after``
+            from the server wins).
+        content_policy: The chain to take after a ``content_policy`` refusal (without
+            one, a refusal stops).
+        restart_streams: Fall back after a streamed answer produced tokens; the result
+            then says the stream restarted (``FallbackResult.restarted``).
+        quality: A check on each answer: ``False`` rejects it and moves on.
+        eject_after: Consecutive failures that eject a link (demoted to the end).
+        eject_base_s: The first ejection's length; the n-th lasts ``n`` times as long ...
+        eject_max_s: ... up to this.
+        max_ejected_percent: The share of links ejected at once (at least one may be,
+            and never every link: the floor keeps one in front).
+    """
+
+    links: tuple[Link, ...]
+    name: str = ""
+    on: Mapping[FailureKind, FallbackAction] = field(default_factory=dict)
+    retries: int = 1
+    backoff_s: float = 0.25
+    content_policy: Chain | None = None
+    restart_streams: bool = False
+    quality: QualityCheck | None = None
+    eject_after: int = 3
+    eject_base_s: float = 30.0
+    eject_max_s: float = 300.0
+    max_ejected_percent: float = 50.0
+
+    def __post_init__(self) -> None:
+        links = tuple(self.links)
+        if not links:
+            msg = f"fallback chain {self.name or '(unnamed)'}: it needs at least one link"
+            raise ValueError(msg)
+        checked = tuple(_as_link(item, self.name, number) for number, item in enumerate(links))
+        object.__setattr__(self, "links", checked)
+        actions = {FailureKind(kind): action for kind, action in dict(self.on).items()}
+        for kind, action in actions.items():
+            if action not in ("retry", "next", "stop"):
+                msg = (
+                    f"fallback chain {self.title}: on[{kind.value!r}] = {action!r}, "
+                    "not retry, next or stop"
+                )
+                raise ValueError(msg)
+        object.__setattr__(self, "on", actions)
+        if self.retries < 0 or self.backoff_s < 0:
+            msg = f"fallback chain {self.title}: retries and backoff_s must not be negative"
+            raise ValueError(msg)
+
+    def action(self, kind: FailureKind) -> FallbackAction:
+        """What a failure of ``kind`` does in this chain."""
+        return self.on.get(kind) or DEFAULT_ACTIONS.get(kind, "stop")
+
+    @property
+    def title(self) -> str:
+        """Its name, or its links joined by arrows."""
+        return self.name or " → ".join(item.label for item in self.links)
+
+
+def _as_link(item: Any, chain: str, number: int) -> Link:
+    if isinstance(item, Link):
+        return item
+    if isinstance(item, str) and item:
+        return Link(item)
+    msg = (
+        f"fallback chain {chain or '(unnamed)'}: links[{number}] is {item!r}, "
+        "not a model name or link()"
+    )
+    raise ValueError(msg)
+
+
+def chain_from_config(
+    name: str, chains: Mapping[str, FallbackChainConfig], *, _seen: tuple[str, ...] = ()
+) -> Chain:
+    """The :class:`Chain` that ``[fallback.chains.<name>]`` describes.
+
+    Raises:
+        KeyError: No chain has that name.
+        ValueError: Its content-policy chains refer back to it.
+    """
+    if name in _seen:
+        msg = f"fallback chain {name!r}: content_policy_chain loops ({' → '.join((*_seen, name))})"
+        raise ValueError(msg)
+    section = chains[name]
+    links = tuple(
+        Link(item)
+        if isinstance(item, str)
+        else Link(item.model, item.host, None, None, item.context_length)
+        for item in section.links
+    )
+    policy = None
+    if section.content_policy_chain is not None:
+        policy = chain_from_config(section.content_policy_chain, chains, _seen=(*_seen, name))
+    return Chain(
+        links=links,
+        name=name,
+        on=dict(section.on),
+        retries=section.retries,
+        backoff_s=section.backoff_s,
+        content_policy=policy,
+        restart_streams=section.restart_streams,
+        eject_after=section.eject_after,
+        eject_base_s=section.eject_base_s,
+        eject_max_s=section.eject_max_s,
+        max_ejected_percent=section.max_ejected_percent,
+    )

@@ -1,0 +1,106 @@
+"""Where each chain's FallbackChain actor is found (or started, the first time it is used)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from actors import (
+    ActorNotFound,
+    ChildSpec,
+    DuplicateActorName,
+    Ref,
+    Restart,
+    SupervisorSpec,
+    System,
+)
+from actors.llm import FallbackChainConfig
+from actors.lowlevel import start_child
+from actors.orchestration.fallback._actor import ContextLengths, FallbackChain, Resolver
+from actors.orchestration.fallback._chain import Chain, chain_from_config
+
+__all__ = ["Chains"]
+
+_SUPERVISOR = "fallback"
+
+
+class Chains:
+    """The engine's fallback chains: one FallbackChain actor per chain, started on first use.
+
+    A configured chain is named (``chain="cloud"``); a chain written in a reactor is its
+    :class:`Chain` object, which lives as long as the reactor class, so every run of the
+    step shares one actor and one health record.
+
+    Args:
+        system: The actor system.
+        resolve: Finds a link's host.
+        budget: The Budget actor every link's call is admitted by.
+        configured: ``[fallback.chains]``.
+        contexts: Context windows for links that do not give theirs (the catalog).
+    """
+
+    def __init__(
+        self,
+        system: System,
+        resolve: Resolver,
+        *,
+        budget: Ref[Any] | None = None,
+        configured: Mapping[str, FallbackChainConfig] | None = None,
+        contexts: ContextLengths | None = None,
+    ) -> None:
+        self.system = system
+        self.resolve = resolve
+        self.budget = budget
+        self.contexts = contexts
+        self.configured = dict(configured or {})
+        self._lock = threading.Lock()
+        self._refs: dict[int, tuple[Chain, Ref[Any]]] = {}
+        self._named: dict[str, Chain] = {}
+        self._supervisor: Ref[Any] | None = None
+
+    def chain(self, name: str) -> Chain:
+        """The configured chain ``name``.
+
+        Raises:
+            LookupError: No chain has that name (the message lists those that do).
+        """
+        with self._lock:
+            found = self._named.get(name)
+            if found is None:
+                if name not in self.configured:
+                    known = ", ".join(sorted(self.configured)) or "none"
+                    msg = f"no fallback chain {name!r} is configured (chains: {known})"
+                    raise LookupError(msg)
+                found = self._named[name] = chain_from_config(name, self.configured)
+            return found
+
+    def ref(self, chain: Chain | str) -> Ref[Any]:
+        """The FallbackChain actor for ``chain`` (a configured name, or a definition)."""
+        definition = self.chain(chain) if isinstance(chain, str) else chain
+        with self._lock:
+            known = self._refs.get(id(definition))
+            if known is not None and known[1].is_alive():
+                return known[1]
+            spec = ChildSpec(
+                name=f"fallback:{definition.name or id(definition)}:{len(self._refs)}",
+                actor=FallbackChain,
+                args=(definition, self.resolve),
+                kwargs={"budget": self.budget, "contexts": self.contexts},
+                restart=Restart.PERMANENT,
+            )
+            ref = start_child(self._parent(), spec)
+            self._refs[id(definition)] = (definition, ref)
+            return ref
+
+    def _parent(self) -> Ref[Any]:
+        if self._supervisor is None:
+            try:
+                self._supervisor = self.system.lookup(_SUPERVISOR)
+            except ActorNotFound:
+                spec = SupervisorSpec(name=_SUPERVISOR, max_restarts=100, within=1.0, on_loop=True)
+                try:
+                    self._supervisor = self.system.spawn(spec)
+                except DuplicateActorName:
+                    self._supervisor = self.system.lookup(_SUPERVISOR)
+        return self._supervisor
