@@ -77,7 +77,8 @@ def test_reservations_admit_only_what_fits_however_many_arrive_together() -> Non
     admitted = [ledger.admit(f"r{i}", scope, 0.1, 0.0) is None for i in range(8)]
     assert admitted.count(True) == 5
     refusal = ledger.admit("late", scope, 0.1, 0.0)
-    assert refusal is not None and "would be exceeded" in refusal.message()
+    assert refusal is not None
+    assert "would be exceeded" in refusal.message()
     ledger.release("r0")  # a failed call gives its room back
     assert ledger.admit("again", scope, 0.1, 0.0) is None
 
@@ -103,7 +104,8 @@ def test_limits_apply_by_scope_and_name() -> None:
     )
     assert ledger.accounts_for(SpendScope(reactor="Cheap"), 0.0) == []
     (pricey,) = ledger.accounts_for(SpendScope(reactor="Pricey"), 0.0)
-    assert pricey.scope == "reactor" and pricey.name == "Pricey"
+    assert pricey.scope == "reactor"
+    assert pricey.name == "Pricey"
     assert len(ledger.accounts_for(SpendScope(reactor="Pricey", agent="bob"), 0.0)) == 2
 
 
@@ -212,7 +214,8 @@ async def test_a_failed_call_releases_its_reservation(system: System, server: Fa
     server.inject(Fault(status=500))
     host = await local(system, server)
     first = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
-    assert isinstance(first, Failure) and first.kind is FailureKind.SERVER_ERROR
+    assert isinstance(first, Failure)
+    assert first.kind is FailureKind.SERVER_ERROR
     second = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
     assert not isinstance(second, Failure)
     assert chats(server) == 2
@@ -227,8 +230,10 @@ async def test_an_unpriced_model_is_refused_under_a_budget_unless_free(
     host = await local(system, server)
     unpriced = ChatRequest.prompt("free-model", "hi", max_tokens=3)
     refused = await budgeted_chat(host, unpriced, budget=budget, scope=SpendScope())
-    assert isinstance(refused, Failure) and refused.kind is FailureKind.BUDGET_EXCEEDED
-    assert "has no price" in refused.message and chats(server) == 0
+    assert isinstance(refused, Failure)
+    assert refused.kind is FailureKind.BUDGET_EXCEEDED
+    assert "has no price" in refused.message
+    assert chats(server) == 0
 
     lenient = await system.spawn_async(
         Budget.spec(
@@ -238,7 +243,8 @@ async def test_an_unpriced_model_is_refused_under_a_budget_unless_free(
     answer = await budgeted_chat(host, unpriced, budget=lenient, scope=SpendScope())
     assert not isinstance(answer, Failure)
     report: SpendReport = await lenient.ask_async(SpendQuery())
-    assert report.unpriced_calls == 1 and report.total_usd == 0.0
+    assert report.unpriced_calls == 1
+    assert report.total_usd == 0.0
 
 
 @pytest.mark.asyncio
@@ -271,15 +277,18 @@ async def test_spend_is_persisted_and_read_back_after_a_restart(
         refused = await budgeted_chat(
             second.lookup("local"), request(), budget=budget, scope=SpendScope()
         )
-        assert isinstance(refused, Failure) and refused.kind is FailureKind.BUDGET_EXCEEDED
+        assert isinstance(refused, Failure)
+        assert refused.kind is FailureKind.BUDGET_EXCEEDED
         report = spend_report(
             await Journal(second.lookup("store")).query_async(
                 "SELECT at, run_id, reactor, agent, host, model, cost_usd, priced FROM spend"
             ),
             settings,
         )
-        assert report.total_usd == 5.0 and report.by_model == {"local/m": 5.0}
-        assert report.budgets[0].spent_usd == 5.0 and report.budgets[0].rate_usd_per_hour
+        assert report.total_usd == 5.0
+        assert report.by_model == {"local/m": 5.0}
+        assert report.budgets[0].spent_usd == 5.0
+        assert report.budgets[0].rate_usd_per_hour
 
 
 def test_prices_from_config_key_host_prices_by_host() -> None:
