@@ -3,11 +3,14 @@
 One :class:`ModelHost` actor per LLM server endpoint answers :class:`ChatRequest` with a
 :class:`Completion` (or a typed failure), with a concurrency limit, a circuit
 breaker per model, statistics and cost. :func:`start_fleet` starts the hosts of a
-:class:`Config` (:func:`load_config`) and of the servers :func:`discover` finds. Wire
+:class:`Config` (:func:`load_config`) and of the servers :func:`discover` finds; its
+:class:`Catalog` says which model is where (loaded or not, context, capabilities, price,
+health), kept current from the event bus. Wire
 protocols are in :mod:`actors.llm.providers`; GPUs and admission in
 :mod:`actors.llm.resources`; fake servers in :mod:`actors.testing`.
 """
 
+from actors.llm._catalog import Catalog, CatalogWatcher, ModelEntry
 from actors.llm._config import (
     BreakerConfig,
     Config,
@@ -15,8 +18,10 @@ from actors.llm._config import (
     DiscoveryConfig,
     HostConfig,
     HostProtocol,
+    ModelConfig,
     PriceConfig,
     ResourcesConfig,
+    TaskType,
     default_config_path,
     load_config,
 )
@@ -37,6 +42,7 @@ from actors.llm._messages import (
     FinishReason,
     GpuInfo,
     GpuProcess,
+    HostAdded,
     HostInventory,
     HostStats,
     HostStatsQuery,
@@ -63,6 +69,8 @@ __all__ = [
     "BreakerState",
     "BreakerTransition",
     "CancelChat",
+    "Catalog",
+    "CatalogWatcher",
     "ChatMessage",
     "ChatRequest",
     "Completion",
@@ -75,6 +83,7 @@ __all__ = [
     "Fleet",
     "GpuInfo",
     "GpuProcess",
+    "HostAdded",
     "HostConfig",
     "HostInventory",
     "HostMessage",
@@ -84,6 +93,8 @@ __all__ = [
     "InventoryQuery",
     "LoadModel",
     "LoadedModel",
+    "ModelConfig",
+    "ModelEntry",
     "ModelHost",
     "ModelInfo",
     "ModelLoadChanged",
@@ -92,6 +103,7 @@ __all__ = [
     "ResourceQuery",
     "ResourceSnapshot",
     "ResourcesConfig",
+    "TaskType",
     "TextDelta",
     "ToolCall",
     "ToolSpec",

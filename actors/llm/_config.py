@@ -69,8 +69,10 @@ __all__ = [
     "DiscoveryConfig",
     "HostConfig",
     "HostProtocol",
+    "ModelConfig",
     "PriceConfig",
     "ResourcesConfig",
+    "TaskType",
     "default_config_path",
     "load_config",
 ]
@@ -84,6 +86,12 @@ _GIB = 1024**3
 
 HostProtocol = Literal["openai", "lmstudio", "ollama", "anthropic", "gemini"]
 """The wire protocols a host can be driven with."""
+
+TaskType = Literal["code", "reasoning", "analysis", "creative", "factual", "general"]
+"""The task types users name, which selection learns and routes by."""
+
+Capability = Literal["chat", "embeddings", "tools", "vision", "json"]
+"""What a model can do beyond plain chat (``json``: a JSON output mode)."""
 
 DEFAULT_COUNTED: frozenset[FailureKind] = frozenset(
     {
@@ -256,6 +264,26 @@ class HostConfig(_Section):
         return None
 
 
+class ModelConfig(_Section):
+    """What is declared about one model (``[models."llama3.2"]`` or ``[models."ollama/llama3.2"]``).
+
+    Servers say little about their models; what they do not say is declared here, and
+    a declaration wins over what a server reports.
+
+    Attributes:
+        tier: The declared quality tier, 1 (small, cheap) to 3 (the strongest). Selection
+            starts from it as a prior, so a new model is tried but not trusted blindly.
+        strengths: Task types the model is declared good at (a higher prior for them).
+        context_length: The context window, when the server does not report it.
+        capabilities: What it can do, replacing what the server reports.
+    """
+
+    tier: int | None = Field(default=None, ge=1, le=3)
+    strengths: tuple[TaskType, ...] = ()
+    context_length: int | None = Field(default=None, ge=1)
+    capabilities: tuple[Capability, ...] | None = None
+
+
 class ResourcesConfig(_Section):
     """The GPU memory budget for models and how the ResourceMonitor reads it.
 
@@ -319,6 +347,10 @@ class Config(_Section):
         prices: Prices keyed by ``model`` or ``host/model`` (see :meth:`host`).
         resources: The GPU budget and the monitor's polling.
         discovery: What discovery probes.
+        models: Declarations per model, keyed by ``model`` or ``host/model`` (the
+            qualified key wins).
+        aliases: Names that stand for models: ``fast = "ollama/llama3.2"``, or a list
+            (``coder = ["lmstudio/qwen2.5-coder", "qwen2.5-coder"]``: every model named).
     """
 
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
@@ -326,6 +358,8 @@ class Config(_Section):
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    aliases: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -335,6 +369,21 @@ class Config(_Section):
         for name in value:
             if not name or "/" in name or any(ch.isspace() for ch in name):
                 msg = f"host name {name!r} must be non-empty, without '/' or spaces"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_names(
+        cls, value: dict[str, str | tuple[str, ...]]
+    ) -> dict[str, str | tuple[str, ...]]:
+        for name, target in value.items():
+            if not name or "/" in name or any(ch.isspace() for ch in name):
+                msg = f"alias {name!r} must be non-empty, without '/' or spaces"
+                raise ValueError(msg)
+            targets = (target,) if isinstance(target, str) else target
+            if not targets or not all(targets):
+                msg = f"alias {name!r} must name at least one model, got {target!r}"
                 raise ValueError(msg)
         return value
 
