@@ -3,11 +3,14 @@
 One :class:`ModelHost` actor per LLM server endpoint answers :class:`ChatRequest` with a
 :class:`Completion` (or a typed failure), with a concurrency limit, a circuit
 breaker per model, statistics and cost. :func:`start_fleet` starts the hosts of a
-:class:`Config` (:func:`load_config`) and of the servers :func:`discover` finds. Wire
+:class:`Config` (:func:`load_config`) and of the servers :func:`discover` finds; its
+:class:`Catalog` says which model is where (loaded or not, context, capabilities, price,
+health), kept current from the event bus. Wire
 protocols are in :mod:`actors.llm.providers`; GPUs and admission in
 :mod:`actors.llm.resources`; fake servers in :mod:`actors.testing`.
 """
 
+from actors.llm._catalog import Catalog, CatalogWatcher, ModelEntry
 from actors.llm._config import (
     BreakerConfig,
     BudgetLimitConfig,
@@ -21,8 +24,10 @@ from actors.llm._config import (
     FallbackLinkConfig,
     HostConfig,
     HostProtocol,
+    ModelConfig,
     PriceConfig,
     ResourcesConfig,
+    TaskType,
     default_config_path,
     load_config,
     parse_period,
@@ -44,6 +49,7 @@ from actors.llm._messages import (
     FinishReason,
     GpuInfo,
     GpuProcess,
+    HostAdded,
     HostInventory,
     HostStats,
     HostStatsQuery,
@@ -72,6 +78,8 @@ __all__ = [
     "BudgetLimitConfig",
     "BudgetsConfig",
     "CancelChat",
+    "Catalog",
+    "CatalogWatcher",
     "ChatMessage",
     "ChatRequest",
     "Completion",
@@ -88,6 +96,7 @@ __all__ = [
     "Fleet",
     "GpuInfo",
     "GpuProcess",
+    "HostAdded",
     "HostConfig",
     "HostInventory",
     "HostMessage",
@@ -97,6 +106,8 @@ __all__ = [
     "InventoryQuery",
     "LoadModel",
     "LoadedModel",
+    "ModelConfig",
+    "ModelEntry",
     "ModelHost",
     "ModelInfo",
     "ModelLoadChanged",
@@ -105,6 +116,7 @@ __all__ = [
     "ResourceQuery",
     "ResourceSnapshot",
     "ResourcesConfig",
+    "TaskType",
     "TextDelta",
     "ToolCall",
     "ToolSpec",

@@ -75,8 +75,10 @@ __all__ = [
     "FallbackLinkConfig",
     "HostConfig",
     "HostProtocol",
+    "ModelConfig",
     "PriceConfig",
     "ResourcesConfig",
+    "TaskType",
     "default_config_path",
     "load_config",
     "parse_period",
@@ -91,6 +93,12 @@ _GIB = 1024**3
 
 HostProtocol = Literal["openai", "lmstudio", "ollama", "anthropic", "gemini"]
 """The wire protocols a host can be driven with."""
+
+TaskType = Literal["code", "reasoning", "analysis", "creative", "factual", "general"]
+"""The task types users name, which selection learns and routes by."""
+
+Capability = Literal["chat", "embeddings", "tools", "vision", "json"]
+"""What a model can do beyond plain chat (``json``: a JSON output mode)."""
 
 DEFAULT_COUNTED: frozenset[FailureKind] = frozenset(
     {
@@ -290,6 +298,26 @@ class HostConfig(_Section):
             value = (os.environ if env is None else env).get(self.api_key_env)
             return value or None
         return None
+
+
+class ModelConfig(_Section):
+    """What is declared about one model (``[models."llama3.2"]`` or ``[models."ollama/llama3.2"]``).
+
+    Servers say little about their models; what they do not say is declared here, and
+    a declaration wins over what a server reports.
+
+    Attributes:
+        tier: The declared quality tier, 1 (small, cheap) to 3 (the strongest). Selection
+            starts from it as a prior, so a new model is tried but not trusted blindly.
+        strengths: Task types the model is declared good at (a higher prior for them).
+        context_length: The context window, when the server does not report it.
+        capabilities: What it can do, replacing what the server reports.
+    """
+
+    tier: int | None = Field(default=None, ge=1, le=3)
+    strengths: tuple[TaskType, ...] = ()
+    context_length: int | None = Field(default=None, ge=1)
+    capabilities: tuple[Capability, ...] | None = None
 
 
 class ResourcesConfig(_Section):
@@ -506,6 +534,10 @@ class Config(_Section):
         discovery: What discovery probes.
         budgets: Spending limits, checked before each model call.
         fallback: Named fallback chains.
+        models: Declarations per model, keyed by ``model`` or ``host/model`` (the
+            qualified key wins).
+        aliases: Names that stand for models: ``fast = "ollama/llama3.2"``, or a list
+            (``coder = ["lmstudio/qwen2.5-coder", "qwen2.5-coder"]``: every model named).
     """
 
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
@@ -515,6 +547,8 @@ class Config(_Section):
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    aliases: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -524,6 +558,21 @@ class Config(_Section):
         for name in value:
             if not name or "/" in name or any(ch.isspace() for ch in name):
                 msg = f"host name {name!r} must be non-empty, without '/' or spaces"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_names(
+        cls, value: dict[str, str | tuple[str, ...]]
+    ) -> dict[str, str | tuple[str, ...]]:
+        for name, target in value.items():
+            if not name or "/" in name or any(ch.isspace() for ch in name):
+                msg = f"alias {name!r} must be non-empty, without '/' or spaces"
+                raise ValueError(msg)
+            targets = (target,) if isinstance(target, str) else target
+            if not targets or not all(targets):
+                msg = f"alias {name!r} must name at least one model, got {target!r}"
                 raise ValueError(msg)
         return value
 

@@ -12,7 +12,10 @@ calls once after starting its :class:`~actors.System`:
 4. with a ``fallback`` and no host at all, the fallback starts stand-in servers
    instead (``actors.testing.fake_servers`` starts the built-in fakes; the result says
    so: ``Fleet.simulated``);
-5. one ResourceMonitor watches them all and admits models before they are loaded.
+5. one ResourceMonitor watches them all and admits models before they are loaded;
+6. a :class:`~actors.llm.Catalog` is filled from every host's inventory and prices, and a
+   ``catalog`` watcher keeps it current from the bus (loads, unloads, breakers, memory,
+   hosts added later with :class:`~actors.llm.HostAdded`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+
 from actors import Ref
+from actors.llm._catalog import Catalog
 from actors.llm._config import Config, HostConfig, HostProtocol, load_config
 from actors.llm._discovery import DEFAULT_ENDPOINTS, SERVER_PROTOCOL, discover, probe
 from actors.llm._host import HostMessage, ModelHost
@@ -62,12 +68,14 @@ class Fleet:
         inventories: What was found for each host when it started (discovered or probed).
         simulated: Fake servers started because no real one was found (stopped by
             :meth:`close`); empty when every host is real.
+        catalog: Which model is where, kept current by the ``catalog`` watcher.
     """
 
     hosts: dict[str, Ref[HostMessage]] = field(default_factory=dict)
     monitor: Ref[Any] | None = None
     inventories: dict[str, HostInventory] = field(default_factory=dict)
     simulated: list[StandIn] = field(default_factory=list)
+    catalog: Catalog = field(default_factory=Catalog)
 
     @property
     def is_simulated(self) -> bool:
@@ -156,7 +164,7 @@ def start_fleet(
     found, problems = asyncio.run(_survey(config, discovery))
     if problems:
         raise ValueError("; ".join(problems))
-    fleet = Fleet()
+    fleet = Fleet(catalog=Catalog(config))
     hosts: dict[str, HostConfig] = {}
     for name, host in config.hosts.items():
         protocol = host.protocol or SERVER_PROTOCOL[found[name].server]
@@ -187,7 +195,12 @@ def start_fleet(
         )
         fleet.hosts[name] = ref
         fleet.monitor.tell(RegisterHost(host=name, ref=ref))
-    for name in hosts:
+    fleet.catalog.watch(system)
+    for name, settings in hosts.items():
         if name not in fleet.inventories:
             fleet.inventories[name] = fleet.hosts[name].ask(InventoryQuery())
+        inventory = fleet.inventories[name]
+        if not inventory.provider:
+            inventory = msgspec.structs.replace(inventory, provider=settings.protocol or "")
+        fleet.catalog.add_host(name, inventory, prices=settings.prices)
     return fleet

@@ -37,7 +37,7 @@ from actors import (
     SupervisorSpec,
     System,
 )
-from actors.llm import Config, Fleet
+from actors.llm import Catalog, Config, Fleet
 from actors.lowlevel import handoff_for, start_child
 from actors.orchestration import Budget, Chains
 from actors.store import Journal, Store
@@ -154,10 +154,14 @@ class Engine:
             says otherwise.
         workers: Threads for plain ``def`` steps (default: ``min(32, cpus + 4)``).
         max_depth: How deep runs may compose runs.
-        fleet: Model hosts for ``ask`` steps (from :func:`~actors.start_fleet`).
-        hosts: ``model -> host actor name``, for ``ask`` steps that name no host.
+        fleet: Model hosts for ``ask`` steps (from :func:`~actors.start_fleet`); its
+            catalog says which host serves which model.
+        hosts: ``model -> host actor name``: explicit choices that win over the catalog.
         default_model: The model of ``ask`` steps whose model is empty (by default
             the fleet's first chat model).
+        catalog: Which model is where (default: the fleet's, else an empty one). A
+            model name may be bare (``llama3.2``: the best host that serves it, healthy
+            and loaded first), qualified (``ollama/llama3.2``) or an alias.
         resume_interrupted: At start, resume the runs whose process died.
         store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
             killed process), when the engine starts the Store.
@@ -183,6 +187,7 @@ class Engine:
         default_model: str | None = None,
         resume_interrupted: bool = False,
         store_synchronous: str = "FULL",
+        catalog: Catalog | None = None,
         config: Config | None = None,
         budget: Ref[Any] | None = None,
     ) -> None:
@@ -207,12 +212,13 @@ class Engine:
             thread_name_prefix="reactor-step",
         )
         self._fleet = fleet
-        self._hosts: dict[str, str] = {}
-        if fleet is not None:
-            for host, model in fleet.models():
-                self._hosts.setdefault(model, host)
-        self._hosts.update(hosts or {})
-        self.default_model = default_model or next(iter(self._hosts), None)
+        if catalog is None:
+            catalog = fleet.catalog if fleet is not None else Catalog()
+        self.catalog = catalog
+        """Which model is where: how ``ask`` steps find their host."""
+        self._hosts: dict[str, str] = dict(hosts or {})
+        first = next((model for _, model in fleet.models()), None) if fleet is not None else None
+        self.default_model = default_model or first or next(iter(self._hosts), None)
         self.config = config
         self.budget = budget if budget is not None else self._budget(system, config)
         self.chains = Chains(
@@ -220,6 +226,7 @@ class Engine:
             self._resolve_host,
             budget=self.budget,
             configured=config.fallback.chains if config is not None else None,
+            catalog=catalog,
         )
         self._services = self._make_services(self.middleware)
         self.resumed: list[RunHandle] = []
@@ -306,12 +313,18 @@ class Engine:
         if host is not None:
             return self.system.lookup(host), model
         name = self._hosts.get(model)
+        if name is None:
+            found = self.catalog.lookup(model)
+            if found:
+                entry = found[0]
+                return self.system.lookup(entry.host), entry.model
         if name is None and self._fleet is not None and len(self._fleet.hosts) == 1:
             name = next(iter(self._fleet.hosts))
         if name is None:
-            known = ", ".join(f"{m} (on {h})" for m, h in sorted(self._hosts.items()))
+            known = [f"{m} (on {h})" for m, h in sorted(self._hosts.items())]
+            known += [f"{e.model} (on {e.host})" for e in self.catalog.entries()]
             msg = (
-                f"no model host serves {model!r}; known models: {known or 'none'} "
+                f"no model host serves {model!r}; known models: {', '.join(known) or 'none'} "
                 "(pass Engine(fleet=...) or hosts={model: host}, or ask(..., host=...))"
             )
             raise LookupError(msg)

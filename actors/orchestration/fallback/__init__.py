@@ -8,7 +8,7 @@ and a quality check on answers. A :class:`FallbackChain` actor walks it for each
 a :class:`FallbackResult` naming the link that answered and every attempt on the way.
 """
 
-from actors.orchestration.fallback._actor import ContextLengths, FallbackChain, Resolver
+from actors.orchestration.fallback._actor import FallbackChain, Resolver
 from actors.orchestration.fallback._chain import (
     DEFAULT_ACTIONS,
     Chain,
@@ -31,7 +31,6 @@ __all__ = [
     "DEFAULT_ACTIONS",
     "Chain",
     "Chains",
-    "ContextLengths",
     "FallbackAttempt",
     "FallbackChain",
     "FallbackRequest",

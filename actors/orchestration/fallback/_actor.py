@@ -29,14 +29,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, assert_never
+from typing import Any, assert_never
 
 import msgspec
 from opentelemetry import trace
 
 import otel
 from actors import Deferred, Failure, FailureKind, LoopActor, Ref
-from actors.llm import ChatRequest, Completion
+from actors.llm import Catalog, ChatRequest, Completion
 from actors.orchestration.budget import SpendScope, budgeted_chat, estimate_prompt_tokens
 from actors.orchestration.fallback._chain import Chain, Link
 from actors.orchestration.fallback._health import Health
@@ -46,7 +46,7 @@ from actors.orchestration.fallback._messages import (
     FallbackResult,
 )
 
-__all__ = ["ContextLengths", "FallbackChain", "Resolver"]
+__all__ = ["FallbackChain", "Resolver"]
 
 Resolver = Callable[[str, str | None], tuple[Ref[Any], str]]
 """``(model, host) -> (host ref, model)``; raises ``LookupError`` naming what exists."""
@@ -65,14 +65,6 @@ _HEALTH_KINDS = frozenset(
     }
 )
 """Failures that say something about the link's health (not about the request)."""
-
-
-class ContextLengths(Protocol):
-    """The narrow lookup the chain needs from a model catalog: a model's context window."""
-
-    def context_length(self, host: str, model: str) -> int | None:
-        """The context window of ``model`` on ``host`` (``None``: unknown)."""
-        ...
 
 
 @dataclass(slots=True)
@@ -109,7 +101,7 @@ class FallbackChain(LoopActor[FallbackRequest]):
         chain: The chain.
         resolve: Finds a link's host (the engine's model map, or the catalog).
         budget: The Budget actor each link's call is admitted by (``None``: none).
-        contexts: Context windows of the links that do not give theirs.
+        catalog: Where the context windows of links that do not give theirs are found.
         clock: Wall-clock time.
     """
 
@@ -119,14 +111,14 @@ class FallbackChain(LoopActor[FallbackRequest]):
         resolve: Resolver,
         *,
         budget: Ref[Any] | None = None,
-        contexts: ContextLengths | None = None,
+        catalog: Catalog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.chain = chain
         self.resolve = resolve
         self.budget = budget
-        self.contexts = contexts
+        self.catalog = catalog
         self.clock = clock
         self._health: dict[int, Health] = {}
 
@@ -238,13 +230,14 @@ class FallbackChain(LoopActor[FallbackRequest]):
     def _context_of(self, item: Link) -> int | None:
         if item.context_length is not None:
             return item.context_length
-        if self.contexts is None:
+        if self.catalog is None:
             return None
         try:
             host, model = self._where(item)
         except LookupError:
             return None
-        return self.contexts.context_length(host.name, model)
+        entry = self.catalog.get(host.name, model)
+        return None if entry is None else entry.context_length
 
     def _where(self, item: Link) -> tuple[Ref[Any], str]:
         try:

@@ -15,9 +15,9 @@ from actors import (
     SupervisorSpec,
     System,
 )
-from actors.llm import FallbackChainConfig
+from actors.llm import Catalog, FallbackChainConfig
 from actors.lowlevel import start_child
-from actors.orchestration.fallback._actor import ContextLengths, FallbackChain, Resolver
+from actors.orchestration.fallback._actor import FallbackChain, Resolver
 from actors.orchestration.fallback._chain import Chain, chain_from_config
 
 __all__ = ["Chains"]
@@ -37,7 +37,7 @@ class Chains:
         resolve: Finds a link's host.
         budget: The Budget actor every link's call is admitted by.
         configured: ``[fallback.chains]``.
-        contexts: Context windows for links that do not give theirs (the catalog).
+        catalog: The model catalog (context windows of links that do not give theirs).
     """
 
     def __init__(
@@ -47,12 +47,12 @@ class Chains:
         *,
         budget: Ref[Any] | None = None,
         configured: Mapping[str, FallbackChainConfig] | None = None,
-        contexts: ContextLengths | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.system = system
         self.resolve = resolve
         self.budget = budget
-        self.contexts = contexts
+        self.catalog = catalog
         self.configured = dict(configured or {})
         self._lock = threading.Lock()
         self._refs: dict[int, tuple[Chain, Ref[Any]]] = {}
@@ -86,7 +86,7 @@ class Chains:
                 name=f"fallback:{definition.name or id(definition)}:{len(self._refs)}",
                 actor=FallbackChain,
                 args=(definition, self.resolve),
-                kwargs={"budget": self.budget, "contexts": self.contexts},
+                kwargs={"budget": self.budget, "catalog": self.catalog},
                 restart=Restart.PERMANENT,
             )
             ref = start_child(self._parent(), spec)

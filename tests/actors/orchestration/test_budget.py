@@ -235,7 +235,7 @@ async def test_an_unpriced_model_is_refused_under_a_budget_unless_free(
     assert "has no price" in refused.message
     assert chats(server) == 0
 
-    lenient = await system.spawn_async(
+    lenient: Any = await system.spawn_async(
         Budget.spec(
             limits(BudgetLimitConfig(scope="global", usd=100), unpriced="free"), {}, name="lenient"
         )
