@@ -84,6 +84,7 @@ class _Walk:
     tries: dict[int, int] = field(default_factory=dict)
     attempts: list[FallbackAttempt] = field(default_factory=list)
     cooling: list[tuple[float, int]] = field(default_factory=list)
+    told_to_wait: set[int] = field(default_factory=set)
     context_floor: int | None = None
     last: Failure | None = None
     restarted: bool = False
@@ -188,6 +189,11 @@ class FallbackChain(LoopActor[FallbackRequest]):
                 continue
             self._send(walk, index)
             return
+        for index in sorted(walk.told_to_wait):
+            until = walk.health.cooling_until(index, now)
+            if until is not None:
+                walk.cooling.append((until, index))
+        walk.told_to_wait.clear()
         if walk.cooling:
             until, _ = min(walk.cooling)
             if until < walk.deadline:
@@ -366,6 +372,8 @@ class FallbackChain(LoopActor[FallbackRequest]):
                 record, action="next", why=f"{why} (no retries left within the deadline)"
             )
         walk.attempts.append(record)
+        if action == "next" and failure.retry_after:
+            walk.told_to_wait.add(index)  # worth waiting for if every other link fails
         if action == "stop":
             self._give_up(walk)
             return
@@ -432,9 +440,10 @@ class FallbackChain(LoopActor[FallbackRequest]):
                 message="no link could be tried before the deadline",
                 source=self.name,
             )
+        why = walk.attempts[-1].why if walk.attempts else last.message
         failure = Failure(
             kind=last.kind,
-            message=f"fallback chain {self.chain.title}: {last.message} (path: {path})",
+            message=f"fallback chain {self.chain.title}: {why} (path: {path})",
             source=self.name,
             retry_after=last.retry_after,
             details={**last.details, "path": path, "attempts": str(len(walk.attempts))},
