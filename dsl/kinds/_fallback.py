@@ -215,7 +215,7 @@ def fallback(
             policy = Chain(links=tuple(policy), name=f"{name or 'chain'} (content policy)")
         actions = {FailureKind(k): v for k, v in dict(given.pop("on", {}) or {}).items()}
         definition = Chain(
-            links=tuple(chain),  # type: ignore[arg-type] # strings become links in the Chain
+            links=tuple(chain),
             name=name,
             on=actions,
             content_policy=policy,

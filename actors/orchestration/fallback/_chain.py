@@ -17,8 +17,8 @@ with doubling backoff that honours the server's ``retry_after``), ``next`` or ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from actors import FailureKind
@@ -101,12 +101,11 @@ def link(
     return Link(model, host, when, transform, context_length)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Chain:
-    """An ordered chain of models and how to walk it.
+    """An ordered chain of models and how to walk it (immutable once made).
 
-    Attributes:
-        links: The links, in order of preference.
+    Args:
+        links: The links, in order of preference: model names or :func:`link` s.
         name: A name for spans, results and metrics.
         on: Per failure kind, ``retry``, ``next`` or ``stop`` over :data:`DEFAULT_ACTIONS`.
         retries: How often ``retry`` tries a link again.
@@ -122,40 +121,79 @@ class Chain:
         eject_max_s: ... up to this.
         max_ejected_percent: The share of links ejected at once (at least one may be,
             and never every link: the floor keeps one in front).
+
+    Raises:
+        ValueError: No links, a link that is neither a name nor a :class:`Link`, an
+            action other than retry/next/stop, or a negative retry setting.
     """
 
-    links: tuple[Link, ...]
-    name: str = ""
-    on: Mapping[FailureKind, FallbackAction] = field(default_factory=dict)
-    retries: int = 1
-    backoff_s: float = 0.25
-    content_policy: Chain | None = None
-    restart_streams: bool = False
-    quality: QualityCheck | None = None
-    eject_after: int = 3
-    eject_base_s: float = 30.0
-    eject_max_s: float = 300.0
-    max_ejected_percent: float = 50.0
+    __slots__ = (
+        "backoff_s",
+        "content_policy",
+        "eject_after",
+        "eject_base_s",
+        "eject_max_s",
+        "links",
+        "max_ejected_percent",
+        "name",
+        "on",
+        "quality",
+        "restart_streams",
+        "retries",
+    )
 
-    def __post_init__(self) -> None:
-        links = tuple(self.links)
-        if not links:
-            msg = f"fallback chain {self.name or '(unnamed)'}: it needs at least one link"
+    def __init__(
+        self,
+        links: Iterable[Link | str],
+        *,
+        name: str = "",
+        on: Mapping[Any, FallbackAction] | None = None,
+        retries: int = 1,
+        backoff_s: float = 0.25,
+        content_policy: Chain | None = None,
+        restart_streams: bool = False,
+        quality: QualityCheck | None = None,
+        eject_after: int = 3,
+        eject_base_s: float = 30.0,
+        eject_max_s: float = 300.0,
+        max_ejected_percent: float = 50.0,
+    ) -> None:
+        self.name = name
+        self.links: tuple[Link, ...] = tuple(
+            _as_link(item, name, number) for number, item in enumerate(links)
+        )
+        if not self.links:
+            msg = f"fallback chain {name or '(unnamed)'}: it needs at least one link"
             raise ValueError(msg)
-        checked = tuple(_as_link(item, self.name, number) for number, item in enumerate(links))
-        object.__setattr__(self, "links", checked)
-        actions = {FailureKind(kind): action for kind, action in dict(self.on).items()}
-        for kind, action in actions.items():
+        actions: dict[FailureKind, FallbackAction] = {}
+        given: dict[Any, FallbackAction] = dict(on or {})
+        for kind, action in given.items():
             if action not in ("retry", "next", "stop"):
                 msg = (
-                    f"fallback chain {self.title}: on[{kind.value!r}] = {action!r}, "
+                    f"fallback chain {self.title}: on[{str(kind)!r}] = {action!r}, "
                     "not retry, next or stop"
                 )
                 raise ValueError(msg)
-        object.__setattr__(self, "on", actions)
-        if self.retries < 0 or self.backoff_s < 0:
-            msg = f"fallback chain {self.title}: retries and backoff_s must not be negative"
+            actions[FailureKind(kind)] = action
+        self.on: Mapping[FailureKind, FallbackAction] = actions
+        if retries < 0 or backoff_s < 0 or eject_after < 1:
+            msg = (
+                f"fallback chain {self.title}: retries and backoff_s must not be negative, "
+                "eject_after at least 1"
+            )
             raise ValueError(msg)
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.content_policy = content_policy
+        self.restart_streams = restart_streams
+        self.quality = quality
+        self.eject_after = eject_after
+        self.eject_base_s = eject_base_s
+        self.eject_max_s = eject_max_s
+        self.max_ejected_percent = max_ejected_percent
+
+    def __repr__(self) -> str:
+        return f"Chain({self.title!r})"
 
     def action(self, kind: FailureKind) -> FallbackAction:
         """What a failure of ``kind`` does in this chain."""
