@@ -58,6 +58,7 @@ class Chains:
         self._refs: dict[int, tuple[Chain, Ref[Any]]] = {}
         self._named: dict[str, Chain] = {}
         self._supervisor: Ref[Any] | None = None
+        self._parent()  # now, on the caller's thread: the first use may be on the I/O loop
 
     def chain(self, name: str) -> Chain:
         """The configured chain ``name``.
