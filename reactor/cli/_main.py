@@ -14,6 +14,8 @@ Subcommands:
   progress on standard error; its result is printed as JSON on standard output.
 * ``reactor runs list|show|resume``: the runs in the journal; one run's steps; continue
   a halted or interrupted run.
+* ``reactor spend [--since HOURS] [--json]``: budgets (limit, spend, rate, when each
+  runs out) and spend per model, from the journal's ``spend`` table.
 * ``reactor version``: print the installed version.
 """
 
@@ -88,6 +90,17 @@ def _parser() -> argparse.ArgumentParser:
         help="answer every request with this many words (default: echo the prompt)",
     )
     _add_run_commands(commands)
+    spend = commands.add_parser(
+        "spend", help="budgets (limit, spent, rate, when each runs out) and spend per model"
+    )
+    _db_option(spend)
+    spend.add_argument(
+        "--config", type=Path, default=None, help="the configuration file (its [budgets])"
+    )
+    spend.add_argument(
+        "--since", type=float, default=24.0, help="hours of spend to total (default 24)"
+    )
+    spend.add_argument("--json", action="store_true", help="print JSON instead of tables")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -254,6 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             )
         case "runs":
             return _runs(args)
+        case "spend":
+            from reactor.cli._spend import run_spend  # noqa: PLC0415
+
+            return run_spend(
+                db=args.db, config_path=args.config, since_hours=args.since, as_json=args.json
+            )
         case "version":
             print(metadata.version("reactor-swarm"))
             return 0
