@@ -144,3 +144,28 @@ def test_reactor_quick_prints_one_json_object_with_every_figure() -> None:
     assert (meta["chain_steps"], meta["fanout_steps"]) == (10, 101)
     assert meta["fanout_max_concurrency"] >= 100
     assert meta["rounds"] == 2
+
+
+ORCHESTRATION_FIGURES = (
+    "budget_calls",
+    "budget_admitted",
+    "budget_requests_sent",
+    "fallback_overhead_calls",
+    "fallback_p50_ms",
+    "fallback_direct_p50_ms",
+    "fallback_with_health_p50_ms",
+)
+
+
+def test_orchestration_quick_prints_the_fallback_and_budget_figures() -> None:
+    """Budget figures are exact (admitted == calls, no overspend); timings only positive."""
+    result = run_python("-m", "benchmarks", "orchestration", "--quick", timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ORCHESTRATION_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    assert isinstance(data["fallback_overhead_us"], float)
+    assert data["budget_admitted"] == data["budget_calls"] == data["budget_requests_sent"]
+    assert data["budget_overspend_usd"] == 0.0
