@@ -67,6 +67,8 @@ class FallbackKind(StepKind[FallbackImpl]):
         texts = [impl.prompt]
         if impl.system is not None:
             texts.append(impl.system)
+        if isinstance(impl.chain, Chain):
+            texts += impl.chain.template_texts()
         return impl, template_arguments(binder, texts, sources)
 
     def result_type(self, impl: FallbackImpl) -> Any:

@@ -1,8 +1,9 @@
 """``reactor demo``: a reactor that asks several models at once, end to end.
 
 :class:`Briefing` asks three analysts about a topic in parallel (three ``ask`` steps
-with no dependency between them), has an editor combine their notes (a fourth ``ask``
-that needs all three), and reports. ``reactor demo`` runs it exactly as
+with no dependency between them), has an editor combine their notes (a ``fallback``
+step that needs all three: the chosen model, then a backup if it fails), and reports
+which link answered. ``reactor demo`` runs it exactly as
 ``reactor run reactor.cli._demo:Briefing --input topic=...`` would: on a real LLM server
 when discovery finds one on the default local ports (or one is configured), else on
 the built-in fake servers, and it says which; then it shows the run as recorded in the
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from actors.llm import Completion
-from dsl import Input, Reactor, ask, step
+from actors.orchestration import FallbackResult
+from dsl import Input, Reactor, ask, fallback, step
 from reactor.app import new_run_id
 
 __all__ = ["Briefing", "run_demo"]
@@ -29,6 +31,9 @@ class Briefing(Reactor, returns="report"):
 
     topic = Input(str, description="what to brief on")
     model = Input(str, default="", description="the model to ask (default: the first found)")
+    backup_model = Input(
+        str, default="", description="the editor's fallback model (default: the first found)"
+    )
 
     @step
     def question(topic: str) -> str:
@@ -52,11 +57,12 @@ class Briefing(Reactor, returns="report"):
         max_tokens=160,
         timeout=120,
     )
-    editor = ask(
+    editor = fallback(
         "Write a three-sentence brief on {topic} from these notes.\n"
         "For: {optimist.content}\nAgainst: {sceptic.content}\n"
         "Precedent: {historian.content}",
-        model="{model}",
+        chain=["{model}", "{backup_model}"],
+        name="editor",
         max_tokens=240,
         timeout=180,
     )
@@ -65,22 +71,24 @@ class Briefing(Reactor, returns="report"):
     def report(
         *,
         topic: str,
-        editor: Completion,
+        editor: FallbackResult,
         optimist: Completion,
         sceptic: Completion,
         historian: Completion,
     ) -> dict[str, Any]:
-        notes = (optimist, sceptic, historian, editor)
+        brief = editor.completion
+        notes = (optimist, sceptic, historian, brief)
         return {
             "topic": topic,
-            "brief": editor.content,
+            "brief": brief.content,
             "notes": {
                 "for": optimist.content,
                 "against": sceptic.content,
                 "precedent": historian.content,
             },
-            "model": editor.model,
-            "host": editor.host,
+            "model": brief.model,
+            "host": brief.host,
+            "editor_answered_by": editor.link,
             "tokens": sum(c.usage.input_tokens + c.usage.output_tokens for c in notes),
         }
 

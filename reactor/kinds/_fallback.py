@@ -30,7 +30,7 @@ class FallbackExecutor(StepExecutor):
         try:
             prompt = impl.prompt.format_map(attempt.arguments)
             system = impl.system.format_map(attempt.arguments) if impl.system else None
-            ref = chains(impl.chain)
+            ref = chains(impl.chain, attempt.arguments)
         except (LookupError, AttributeError, ValueError) as exc:
             kind = "not_found" if isinstance(exc, LookupError) else "bad_argument"
             attempt.fail(StepFailure(kind, str(exc)))

@@ -51,8 +51,9 @@ class RunServices:
         journal_timeout: Seconds a journal append may wait.
         journal_linger: Seconds a run's journal events may wait to be sent together.
         budget: The Budget actor that admits model calls (``None``: no limits).
-        fallback_chain: ``(chain) -> Ref``: the FallbackChain actor for a ``fallback``
-            step's chain (a configured chain's name, or a chain definition).
+        fallback_chain: ``(chain, arguments) -> Ref``: the FallbackChain actor for a
+            ``fallback`` step's chain (a configured chain's name, or a chain definition
+            whose link templates the arguments fill in).
     """
 
     store: Ref[Any]
@@ -66,7 +67,7 @@ class RunServices:
     journal_timeout: float = 30.0
     journal_linger: float = 0.002
     budget: Ref[Any] | None = None
-    fallback_chain: Callable[[Any], Ref[Any]] | None = None
+    fallback_chain: Callable[[Any, Any], Ref[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

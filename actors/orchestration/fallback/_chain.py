@@ -83,7 +83,20 @@ class Link:
     @property
     def label(self) -> str:
         """``host/model`` or the model: how results and spans name the link."""
-        return f"{self.host}/{self.model}" if self.host else self.model
+        model = self.model or "(default model)"
+        return f"{self.host}/{model}" if self.host else model
+
+    @property
+    def templated(self) -> bool:
+        """Whether its model or host is a ``str.format`` template (``"{model}"``)."""
+        return "{" in self.model or (self.host is not None and "{" in self.host)
+
+    def render(self, values: Mapping[str, Any]) -> Link:
+        """This link with its model and host templates filled in from ``values``."""
+        host = None if self.host is None else self.host.format_map(values)
+        return Link(
+            self.model.format_map(values), host, self.when, self.transform, self.context_length
+        )
 
 
 def link(
@@ -194,6 +207,37 @@ class Chain:
 
     def __repr__(self) -> str:
         return f"Chain({self.title!r})"
+
+    @property
+    def templated(self) -> bool:
+        """Whether a link names its model by a template of the step's arguments."""
+        policy = self.content_policy
+        return any(x.templated for x in self.links) or (policy is not None and policy.templated)
+
+    def template_texts(self) -> list[str]:
+        """The templates of its links (what a step binds as arguments)."""
+        texts = [x.model for x in self.links] + [x.host for x in self.links if x.host]
+        if self.content_policy is not None:
+            texts += self.content_policy.template_texts()
+        return texts
+
+    def render(self, values: Mapping[str, Any]) -> Chain:
+        """This chain with its links' templates filled in (the rules are the same)."""
+        policy = self.content_policy
+        return Chain(
+            [x.render(values) for x in self.links],
+            name=self.name,
+            on=self.on,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            content_policy=None if policy is None else policy.render(values),
+            restart_streams=self.restart_streams,
+            quality=self.quality,
+            eject_after=self.eject_after,
+            eject_base_s=self.eject_base_s,
+            eject_max_s=self.eject_max_s,
+            max_ejected_percent=self.max_ejected_percent,
+        )
 
     def action(self, kind: FailureKind) -> FallbackAction:
         """What a failure of ``kind`` does in this chain."""

@@ -57,6 +57,7 @@ class Chains:
         self._lock = threading.Lock()
         self._refs: dict[int, tuple[Chain, Ref[Any]]] = {}
         self._named: dict[str, Chain] = {}
+        self._rendered: dict[Any, Chain] = {}
         self._supervisor: Ref[Any] | None = None
         self._parent()  # now, on the caller's thread: the first use may be on the I/O loop
 
@@ -76,11 +77,32 @@ class Chains:
                 found = self._named[name] = chain_from_config(name, self.configured)
             return found
 
-    def ref(self, chain: Chain | str) -> Ref[Any]:
-        """The FallbackChain actor for ``chain`` (a configured name, or a definition)."""
+    def ref(self, chain: Chain | str, values: Mapping[str, Any] | None = None) -> Ref[Any]:
+        """The FallbackChain actor for ``chain`` (a configured name, or a definition).
+
+        A chain whose links are templates (``"{model}"``) is filled in from ``values``
+        (the step's arguments); each distinct filling is a chain of its own, with its
+        own actor and health record.
+
+        Raises:
+            LookupError: No configured chain has that name.
+            KeyError: A template names a value that is not given.
+        """
         definition = self.chain(chain) if isinstance(chain, str) else chain
+        key: Any = id(definition)
+        if definition.templated:
+            filled = definition.render(values or {})
+            key = (key, tuple(x.label for x in filled.links))
+            with self._lock:
+                known_filled = self._rendered.get(key)
+                if known_filled is None:
+                    self._rendered[key] = filled
+                else:
+                    filled = known_filled
+            definition = filled
+            key = id(definition)
         with self._lock:
-            known = self._refs.get(id(definition))
+            known = self._refs.get(key)
             if known is not None and known[1].is_alive():
                 return known[1]
             spec = ChildSpec(

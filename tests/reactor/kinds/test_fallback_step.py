@@ -167,3 +167,23 @@ def test_an_ask_within_budget_is_sent_and_its_spend_kept(
 def test_the_fallback_step_is_drawn_as_a_trapezoid() -> None:
     """The Mermaid diagram marks a fallback step with its own shape."""
     assert "reply[/" in Answer.to_mermaid()
+
+
+class Templated(Reactor):
+    """A chain whose first link is the input's model."""
+
+    first = Input(str)
+    reply = fallback("hello", chain=["{first}", "backup"])
+
+
+def test_link_templates_are_filled_from_the_arguments(
+    system: System, tmp_path: Path, server: FakeServer
+) -> None:
+    """``"{first}"`` names a model per run; each filling shares one actor across runs."""
+    server.inject(Fault(status=500, model="primary"))
+    with engine_for(system, tmp_path) as engine:
+        first: FallbackResult = engine.run(Templated, {"first": "primary"})
+        again: FallbackResult = engine.run(Templated, {"first": "backup"})
+    assert [a.link for a in first.attempts] == ["primary", "backup"]
+    assert again.link == "backup"
+    assert asked(server) == ["primary", "backup", "backup"]
