@@ -28,6 +28,7 @@ from dsl._outcomes import Continue, Fail, Halt, Retry, Shortcut, WithSteps
 from dsl._reactor import Plan, Reactor, find, locate, plan_steps
 from dsl._sources import PathError, Ref, Source, Value, ref, resolve_path, value
 from dsl.kinds import (
+    AUTO,
     DEFAULT_BACKOFF,
     DEFAULT_MAX_RETRIES,
     AroundImpl,
@@ -39,6 +40,7 @@ from dsl.kinds import (
     FunctionImpl,
     GroupImpl,
     Impl,
+    SelectImpl,
     StepContext,
     StepDef,
     StepKind,
@@ -52,6 +54,7 @@ from dsl.kinds import (
     exponential,
     for_each,
     group,
+    select,
     step,
     switch,
     template,
@@ -59,6 +62,7 @@ from dsl.kinds import (
 )
 
 __all__ = [
+    "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
     "AroundImpl",
@@ -81,6 +85,7 @@ __all__ = [
     "RecursionLimitError",
     "Ref",
     "Retry",
+    "SelectImpl",
     "Shortcut",
     "Source",
     "StepContext",
@@ -103,6 +108,7 @@ __all__ = [
     "plan_steps",
     "ref",
     "resolve_path",
+    "select",
     "step",
     "switch",
     "template",
