@@ -241,6 +241,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "Decision",
         "Feedback",
         "HISTORY_STREAM",
+        "LONG_CONTEXT_TOKENS",
         "History",
         "HistoryQuery",
         "HistoryReport",

@@ -10,6 +10,7 @@
 """
 
 from actors.orchestration.selection._features import (
+    LONG_CONTEXT_TOKENS,
     TASK_TYPES,
     TaskFeatures,
     analyse,
@@ -49,6 +50,7 @@ __all__ = [
     "BLAMED",
     "BUILT_IN_POLICIES",
     "HISTORY_STREAM",
+    "LONG_CONTEXT_TOKENS",
     "TASK_TYPES",
     "Cell",
     "Choice",

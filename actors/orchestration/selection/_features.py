@@ -4,8 +4,9 @@
 (``code``, ``reasoning``, ``analysis``, ``creative``, ``factual`` or ``general``), about how
 many tokens the prompt holds, which capabilities a model needs to answer it (tools, a
 JSON mode, vision, a long context) and how complex it looks (0 to 1). It costs a few
-microseconds: keyword patterns over at most the first :data:`SCAN_CHARS` characters of
-the last user turn, never a model call. What the caller states (``task_type=``, the
+microseconds: one pass over the words of at most the first :data:`SCAN_CHARS`
+characters of the last user turn, looked up in keyword tables, and a few substring
+checks; never a model call. What the caller states (``task_type=``, the
 capabilities it asks for) is taken as given; the analyser only fills in the rest.
 
 Why keywords rather than a learnt classifier: routing needs an answer before the call,
@@ -42,52 +43,94 @@ TASK_TYPES: tuple[TaskType, ...] = (
 )
 """Every task type, in the order ties are broken."""
 
-SCAN_CHARS = 4000
+SCAN_CHARS = 1200
 """How much of the last user turn the category patterns read."""
 
 LONG_CONTEXT_TOKENS = 16_000
 """A prompt of at least this many tokens needs a ``long_context`` model."""
 
-_PATTERNS: dict[TaskType, re.Pattern[str]] = {
-    "code": re.compile(
-        r"```|\bdef |\bclass |\bfunction\b|\bimport |#include|\bpython\b|\bjavascript\b|"
-        r"\btypescript\b|\brust\b|\bsql\b|\bregex\b|\bcompile|\bbug\b|\bdebug|\brefactor|"
-        r"\bstack ?trace|\btraceback\b|\bexception\b|\bunit tests?\b|\bcode\b|\bscript\b|"
-        r"\bapi\b|\bjson schema\b|\balgorithm|\{\s*\"|;\s*$|=>|\bfn\b",
-        re.IGNORECASE | re.MULTILINE,
+
+def _words(category: TaskType, text: str) -> dict[str, TaskType]:
+    return dict.fromkeys(text.split(), category)
+
+
+_WORDS: dict[str, TaskType] = {
+    **_words(
+        "code",
+        "code coding function functions class method python javascript typescript java rust "
+        "golang sql regex compile compiler compiles bug bugs debug debugging refactor "
+        "traceback exception stacktrace script api endpoint algorithm implement unittest "
+        "pytest dockerfile kubernetes bash shell html css json yaml variable loop recursion",
     ),
-    "reasoning": re.compile(
-        r"\bprove\b|\bproof\b|\bderive\b|\bstep by step\b|\bsolve\b|\bequation|\bcalculate\b|"
-        r"\bhow many\b|\bprobability\b|\blogic|\bpuzzle|\briddle|\btheorem|\binfer\b|"
-        r"\bdeduce|\bif .* then\b|\d+\s*[-+*/^]\s*\d+",
-        re.IGNORECASE,
+    **_words(
+        "reasoning",
+        "prove proof derive solve solving equation equations calculate compute probability "
+        "logic logical puzzle riddle theorem infer deduce deduction math maths arithmetic "
+        "integral derivative percent how_many",
     ),
-    "analysis": re.compile(
-        r"\banaly[sz]|\bcompare\b|\bcomparison\b|\bevaluate\b|\bassess|\btrade-?offs?\b|"
-        r"\bpros and cons\b|\bsummar|\breview\b|\bcritique|\binsights?\b|\btrends?\b|"
-        r"\bdata\b|\bmetrics?\b|\bexplain why\b|\bimplications?\b",
-        re.IGNORECASE,
+    **_words(
+        "analysis",
+        "analyse analyze analysis analysing analyzing compare comparison evaluate "
+        "evaluation assess assessment tradeoff tradeoffs trade-offs summarise summarize "
+        "summary review critique insight insights trend trends data metrics implications "
+        "pros cons",
     ),
-    "creative": re.compile(
-        r"\bwrite an? (?:story|poem|song|haiku|limerick|novel|script)|\bstory\b|\bpoem\b|"
-        r"\bhaiku\b|\blyrics\b|\bfiction|\bimagine\b|\bcreative|\bslogan|\bbrainstorm|"
-        r"\bcharacter\b|\bnarrative\b|\bin the style of\b",
-        re.IGNORECASE,
+    **_words(
+        "creative",
+        "story stories poem poems poetry haiku lyrics song fiction imagine creative slogan "
+        "brainstorm character characters narrative limerick novel fairy tale",
     ),
-    "factual": re.compile(
-        r"^\s*(?:who|what|when|where|which)\b|\bcapital of\b|\bdefine\b|\bdefinition\b|"
-        r"\bwhat is\b|\bwho (?:is|was)\b|\bwhen did\b|\bhow old\b|\bpopulation\b|"
-        r"\bfact|\bdate of\b",
-        re.IGNORECASE,
+    **_words(
+        "factual",
+        "capital define definition population fact facts born founded invented year date "
+        "who when where",
     ),
 }
+"""Single words that point to a category (phrases are in _PHRASES)."""
 
-_STEPS = re.compile(r"^\s*(?:\d+[.)]|[-*])\s", re.MULTILINE)
-_HARD = re.compile(
-    r"\bstep by step\b|\bprove\b|\boptimi[sz]e|\bedge cases?\b|\bconcurren|\bformal|"
-    r"\brigorous|\bcomplexity\b|\bdesign\b|\barchitecture\b|\bmulti-?step\b",
-    re.IGNORECASE,
+_PHRASES: tuple[tuple[str, TaskType], ...] = (
+    ("```", "code"),
+    ("def ", "code"),
+    ("#include", "code"),
+    ("=>", "code"),
+    ("();", "code"),
+    ("unit test", "code"),
+    ("stack trace", "code"),
+    ("step by step", "reasoning"),
+    ("how many", "reasoning"),
+    ("explain why", "analysis"),
+    ("pros and cons", "analysis"),
+    ("in the style of", "creative"),
+    ("write a story", "creative"),
+    ("what is", "factual"),
+    ("who is", "factual"),
+    ("who was", "factual"),
+    ("when did", "factual"),
 )
+"""Substrings (of the lower-cased text) that point to a category."""
+
+_HARD_WORDS = frozenset(
+    [
+        "prove",
+        "optimise",
+        "optimize",
+        "edge",
+        "concurrency",
+        "concurrent",
+        "formal",
+        "formally",
+        "rigorous",
+        "rigorously",
+        "complexity",
+        "design",
+        "architecture",
+        "multi-step",
+        "tradeoffs",
+    ]
+)
+_PUNCTUATION = ".,:;!?()[]{}<>\"'`*"
+_ARITHMETIC = re.compile(r"\d\s*[-+*/^=]\s*\d")
+_STEPS = re.compile(r"^\s*(?:\d+[.)]|[-*])\s", re.MULTILINE)
 
 
 class TaskFeatures(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -114,21 +157,27 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def _category(text: str) -> TaskType:
-    best: TaskType = "general"
-    best_hits = 0
-    for task_type, pattern in _PATTERNS.items():
-        hits = len(pattern.findall(text))
-        if hits > best_hits:
-            best, best_hits = task_type, hits
-    return best
+def _category(low: str, words: list[str]) -> TaskType:
+    hits: dict[TaskType, int] = {}
+    for word in words:
+        category = _WORDS.get(word)
+        if category is not None:
+            hits[category] = hits.get(category, 0) + 1
+    for phrase, category in _PHRASES:
+        if phrase in low:
+            hits[category] = hits.get(category, 0) + 2
+    if _ARITHMETIC.search(low):
+        hits["reasoning"] = hits.get("reasoning", 0) + 2
+    if not hits:
+        return "general"
+    return max(TASK_TYPES, key=lambda t: hits.get(t, 0))  # ties: the earlier type
 
 
-def _complexity(text: str, tokens: int) -> float:
+def _complexity(text: str, words: list[str], tokens: int) -> float:
     size = min(tokens / 2000, 1.0)  # long prompts are harder
     parts = min(len(_STEPS.findall(text)) / 6, 1.0)  # numbered or bulleted sub-tasks
     questions = min(text.count("?") / 5, 1.0)
-    rigour = min(len(_HARD.findall(text)) / 3, 1.0)
+    rigour = min(sum(1 for w in words if w in _HARD_WORDS) / 3, 1.0)
     return round(0.35 * size + 0.25 * parts + 0.15 * questions + 0.25 * rigour, 3)
 
 
@@ -159,6 +208,8 @@ def analyse(
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         total = sum(len(m.content) for m in messages)
     scanned = last[:SCAN_CHARS]
+    low = scanned.lower()
+    words = [w.strip(_PUNCTUATION) for w in low.split()]
     tokens = (total + 3) // 4
     required = set(needs)
     if tools:
@@ -170,9 +221,9 @@ def analyse(
     if tokens >= LONG_CONTEXT_TOKENS:
         required.add("long_context")
     return TaskFeatures(
-        task_type=task_type if task_type is not None else _category(scanned),
+        task_type=task_type if task_type is not None else _category(low, words),
         prompt_tokens=tokens,
         needs=tuple(sorted(required)),
-        complexity=_complexity(scanned, tokens),
+        complexity=_complexity(scanned, words, tokens),
         inferred=task_type is None,
     )
