@@ -58,7 +58,7 @@ def test_a_snapshot_round_trips_through_json_and_fades_with_age() -> None:
     loaded = msgspec.json.decode(data, type=HistorySnapshot)
     fresh = History(discount=1.0)
     fresh.restore(loaded, now=1000.0 + 3600.0, half_life_s=3600.0)
-    assert fresh.counts("a", "code") == (pytest.approx(0.5), 0.0)
+    assert fresh.counts("a", "code") == pytest.approx((0.5, 0.0))
     cell = fresh.cell("a", "code")
     assert cell is not None
     assert cell.calls == pytest.approx(0.5)
