@@ -6,13 +6,15 @@
 * :class:`Feedback`: a quality score for an answer the Selector routed.
 * :class:`Observed`: the outcome of a call someone else made (a fallback chain's link).
 * :class:`HistoryQuery`: the performance history, per model (:class:`HistoryReport`).
+* :class:`SaveHistory`: write the history to the store now (:class:`HistorySaved`).
+* :class:`HistoryLoaded` (an event): the persisted history was read at start.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from actors import Message, Request
+from actors import Event, Message, Request
 from actors.llm import ChatRequest, Completion, TaskType
 from actors.orchestration.selection._history import ModelSummary
 from actors.orchestration.selection._policy import Decision
@@ -20,9 +22,12 @@ from actors.orchestration.selection._policy import Decision
 __all__ = [
     "Choice",
     "Feedback",
+    "HistoryLoaded",
     "HistoryQuery",
     "HistoryReport",
+    "HistorySaved",
     "Observed",
+    "SaveHistory",
     "SelectChat",
     "SelectModel",
 ]
@@ -119,3 +124,27 @@ class HistoryReport(Message, frozen=True, kw_only=True):
 
 class HistoryQuery(Request[HistoryReport], frozen=True, kw_only=True):
     """Ask the Selector for its performance history."""
+
+
+class HistorySaved(Message, frozen=True, kw_only=True):
+    """The history was written: ``cells`` records (0 with no store, or nothing to write)."""
+
+    cells: int = 0
+
+
+class SaveHistory(Request[HistorySaved], frozen=True, kw_only=True):
+    """Write the history to the store now (it is also written periodically and at stop)."""
+
+
+class HistoryLoaded(Event, frozen=True, kw_only=True):
+    """Published once a Selector has read its persisted history (``cells`` 0: there was none).
+
+    Attributes:
+        selector: The Selector's actor name.
+        cells: How many (model, task type) records were loaded.
+        age_s: How old the snapshot was.
+    """
+
+    selector: str
+    cells: int = 0
+    age_s: float = 0.0

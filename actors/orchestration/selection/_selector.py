@@ -48,9 +48,12 @@ from actors.orchestration.selection._history import History, HistorySnapshot
 from actors.orchestration.selection._messages import (
     Choice,
     Feedback,
+    HistoryLoaded,
     HistoryQuery,
     HistoryReport,
+    HistorySaved,
     Observed,
+    SaveHistory,
     SelectChat,
     SelectModel,
 )
@@ -116,7 +119,9 @@ class _Loaded:
     snapshot: HistorySnapshot | None
 
 
-SelectorMessage = SelectChat | SelectModel | Feedback | Observed | HistoryQuery | _Persist | _Loaded
+SelectorMessage = (
+    SelectChat | SelectModel | Feedback | Observed | HistoryQuery | SaveHistory | _Persist | _Loaded
+)
 
 
 @dataclass(slots=True)
@@ -195,12 +200,15 @@ class Selector(LoopActor[SelectorMessage]):
         self._rng = random.Random(seed)
         self._hosts: dict[str, Ref[Any]] = {}
         self._timer: TimerHandle | None = None
+        self._history_read = False
+        self._saves: list[Deferred[Any]] = []  # SaveHistory asked before the history was read
 
     # ---- lifecycle ---------------------------------------------------------------------
 
     def started(self) -> None:
         """Load the newest persisted history, and start persisting."""
         if self._store is None:
+            self._loaded(None)
             return
         self.ask(
             self._store,
@@ -210,7 +218,7 @@ class Selector(LoopActor[SelectorMessage]):
         self._timer = self.schedule(self.config.persist_s, _Persist())
 
     def stopped(self) -> None:
-        """Write the history one last time (best effort) and stop the timer."""
+        """Write the history one last time (best effort: ask :class:`SaveHistory` to be sure)."""
         if self._timer is not None:
             self._timer.cancel()
         self._persist()
@@ -230,14 +238,13 @@ class Selector(LoopActor[SelectorMessage]):
                 self._observed(message)
             case HistoryQuery():
                 return HistoryReport(models=self.history.summaries())
+            case SaveHistory():
+                self._save(self.defer_reply())
             case _Persist():
                 self._persist()
                 self._timer = self.schedule(self.config.persist_s, _Persist())
             case _Loaded(snapshot=snapshot):
-                if snapshot is not None:
-                    self.history.restore(
-                        snapshot, now=time.time(), half_life_s=self.config.half_life_s
-                    )
+                self._loaded(snapshot)
             case _:
                 assert_never(message)
         return None
@@ -418,8 +425,27 @@ class Selector(LoopActor[SelectorMessage]):
 
     # ---- persistence -------------------------------------------------------------------
 
+    def _loaded(self, snapshot: HistorySnapshot | None) -> None:
+        # Nothing is written before the persisted history is read: a snapshot written
+        # first would be read back as if a previous selector had left it (counted twice).
+        self._history_read = True
+        now = time.time()
+        if snapshot is not None:
+            self.history.restore(snapshot, now=now, half_life_s=self.config.half_life_s)
+        self.runtime.bus.publish(
+            HistoryLoaded(
+                selector=self.name,
+                cells=0 if snapshot is None else len(snapshot.cells),
+                age_s=0.0 if snapshot is None else max(now - snapshot.at, 0.0),
+            )
+        )
+        saves, self._saves = self._saves, []
+        for reply in saves:
+            self._save(reply)
+
     def _listed(self, answer: JournalStreamList | Failure) -> None:
         if isinstance(answer, Failure) or not answer.stream_infos or self._store is None:
+            self._loaded(None)
             return
         last = answer.stream_infos[0].last_seq
         self.ask(
@@ -430,26 +456,42 @@ class Selector(LoopActor[SelectorMessage]):
 
     def _read(self, answer: JournalEntries | Failure) -> None:
         if isinstance(answer, Failure) or not answer.entries:
+            self._loaded(None)
             return
         try:
             snapshot = msgspec.json.decode(answer.entries[-1].data, type=HistorySnapshot)
         except msgspec.DecodeError as exc:
             self.log.warning("unreadable selection history; starting afresh", error=str(exc))
-            return
-        self.receive(_Loaded(snapshot))
+            snapshot = None
+        self._loaded(snapshot)
 
-    def _persist(self) -> None:
+    def _save(self, reply: Deferred[Any]) -> None:
+        if self._store is not None and not self._history_read:
+            self._saves.append(reply)
+            return
         if self._store is None or not self.history.dirty:
+            reply.send(HistorySaved())
             return
         snapshot = self.history.snapshot(time.time())
         self.history.dirty = False
-        append = JournalAppend(
-            stream_id=HISTORY_STREAM,
-            event_type="HistorySnapshot",
-            data=msgspec.json.encode(snapshot),
-        )
+        cells = len(snapshot.cells)
+
+        def written(answer: object) -> None:
+            if isinstance(answer, Failure):
+                self.history.dirty = True
+                reply.send(answer)
+            else:
+                reply.send(HistorySaved(cells=cells))
+
+        self.ask(self._store, _append(snapshot), written)
+
+    def _persist(self) -> None:
+        if self._store is None or not self.history.dirty or not self._history_read:
+            return
+        snapshot = self.history.snapshot(time.time())
+        self.history.dirty = False
         with contextlib.suppress(Exception):  # a stopping system may refuse it
-            self.ask(self._store, append, _ignore)
+            self.ask(self._store, _append(snapshot), _ignore)
 
     # ---- tracing -----------------------------------------------------------------------
 
@@ -473,6 +515,12 @@ class Selector(LoopActor[SelectorMessage]):
                 ],
             },
         )
+
+
+def _append(snapshot: HistorySnapshot) -> JournalAppend:
+    return JournalAppend(
+        stream_id=HISTORY_STREAM, event_type="HistorySnapshot", data=msgspec.json.encode(snapshot)
+    )
 
 
 def _ignore(_: object) -> None:
