@@ -6,6 +6,7 @@ is mocked. Tests wait on bus events and catalog changes, never on sleeps.
 
 from __future__ import annotations
 
+import functools
 import queue
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import msgspec
 import pytest
 
 from actors import AskError, FailureKind, Ref, System
-from actors.llm import BreakerState, ChatRequest, Completion, Config, Fleet, start_fleet
+from actors.llm import BreakerState, Catalog, ChatRequest, Completion, Config, Fleet, start_fleet
 from actors.orchestration import (
     Feedback,
     HistoryLoaded,
@@ -63,6 +64,10 @@ def fleet_of(system: System, ollama: FakeServer, openai: FakeServer) -> Fleet:
         }
     )
     return start_fleet(system, config)
+
+
+def _is_open(catalog: Catalog, *, name: str) -> bool:
+    return catalog.resolve(name).breaker is BreakerState.OPEN
 
 
 def start_selector(system: System, fleet: Fleet, name: str = "selector", **kwargs: Any) -> Ref[Any]:
@@ -135,9 +140,8 @@ def test_open_breakers_everywhere_fail_circuit_open_before_any_request(
         server.inject(Fault(status=500))
         with pytest.raises(AskError):
             system.lookup(host).ask(ChatRequest.prompt(model, "hi"))
-        assert fleet.catalog.wait_until(
-            lambda c, h=host, m=model: c.resolve(f"{h}/{m}").breaker is BreakerState.OPEN, 10
-        )
+        name = f"{host}/{model}"
+        assert fleet.catalog.wait_until(functools.partial(_is_open, name=name), 10)
     sent = len(ollama.calls) + len(openai.calls)
     selector = start_selector(system, fleet)
     with pytest.raises(AskError) as caught:
@@ -204,7 +208,7 @@ def test_history_is_persisted_and_loaded_by_the_next_selector(
     """SaveHistory writes a snapshot to the store; a new Selector loads it and says so."""
     ollama, openai = servers
     fleet = fleet_of(system, ollama, openai)
-    store = system.spawn(Store.spec(tmp_path / "history.db"))
+    store: Ref[Any] = system.spawn(Store.spec(tmp_path / "history.db"))
     loaded: queue.Queue[Any] = queue.Queue()
     system.bus.subscribe(HistoryLoaded, loaded)
     first = start_selector(system, fleet, name="first", store=store)
