@@ -144,3 +144,29 @@ def test_reactor_quick_prints_one_json_object_with_every_figure() -> None:
     assert (meta["chain_steps"], meta["fanout_steps"]) == (10, 101)
     assert meta["fanout_max_concurrency"] >= 100
     assert meta["rounds"] == 2
+
+
+ORCHESTRATION_FIGURES = (
+    "selection_regret",
+    "selection_random_regret",
+    "selection_regret_ratio",
+    "best_arm_share",
+    "drift_recovery_share",
+    "direct_ask_p50_us",
+    "select_ask_p50_us",
+)
+
+
+def test_orchestration_quick_prints_one_json_object_with_the_selection_figures() -> None:
+    """`python -m benchmarks orchestration --quick`: every selection figure, and its targets."""
+    result = run_python("-m", "benchmarks", "orchestration", "--quick", timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ORCHESTRATION_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert not isinstance(value, bool), key
+    assert isinstance(data["select_overhead_us"], int | float)  # may be < 0 when noisy
+    assert data["selection_requests"] > 0
+    assert set(data["selection_targets"]) == set(data["selection_targets_met"])
+    assert all(isinstance(v, bool) for v in data["selection_targets_met"].values())

@@ -9,7 +9,7 @@ Two kinds of forgetting, for two purposes:
 
 * **Per observation, for learning** (the bandit's counts). Every time a request of task
   type *t* is scored, the ``wins`` and ``losses`` of *every* model in *t* are multiplied by
-  ``discount`` (gamma, 0.99 by default) before the new score is added: a model's record
+  ``discount`` (gamma, 0.995 by default) before the new score is added: a model's record
   then weighs its last ~1/(1-gamma) observations of that type, so a model that got worse
   (or better) is noticed within a few hundred requests. Multiplying every cell on every
   observation would cost O(models); instead each task type has a clock (observations so
@@ -140,7 +140,7 @@ class History:
             never forgets).
     """
 
-    def __init__(self, *, discount: float = 0.99) -> None:
+    def __init__(self, *, discount: float = 0.995) -> None:
         if not 0.0 < discount <= 1.0:
             msg = f"History(discount={discount!r}): must be in (0, 1]"
             raise ValueError(msg)

@@ -185,18 +185,18 @@ def _simulate(
 
 def test_thompson_sampling_puts_most_pulls_on_a_well_separated_best_arm() -> None:
     """Arms .3/.5/.8 over 1000 pulls: mean best-arm share >= 0.9 (reference: 0.975 undiscounted)."""
-    shares = [_simulate([0.3, 0.5, 0.8], 1000, 0.99, seed).count(2) / 1000 for seed in range(8)]
-    assert statistics.mean(shares) >= 0.85
+    shares = [_simulate([0.3, 0.5, 0.8], 1000, 0.995, seed).count(2) / 1000 for seed in range(8)]
+    assert statistics.mean(shares) >= 0.9
 
 
 def test_discounting_recovers_from_drift_where_plain_counts_do_not() -> None:
-    """The best arm swaps mid-run: gamma=0.99 moves to the new best, far more than gamma=1."""
+    """The best arm swaps mid-run: gamma=0.995 moves to the new best, far more than gamma=1."""
 
     def recovered(discount: float) -> float:
         runs = [_simulate([0.3, 0.5, 0.8], 1000, discount, s, swap=500)[-250:] for s in range(6)]
         return statistics.mean(run.count(0) / 250 for run in runs)
 
-    discounted, plain = recovered(0.99), recovered(1.0)
+    discounted, plain = recovered(0.995), recovered(1.0)
     assert discounted >= 0.75
     assert discounted - plain >= 0.15
 
