@@ -138,7 +138,7 @@ async def _overhead(system: System, server: FakeServer, n: int) -> dict[str, Any
     return {
         "fallback_overhead_us": round(_median_us(chained) - _median_us(direct), 1),
         "fallback_first_link_p50_us": round(_median_us(chained), 1),
-        "direct_ask_p50_us": round(_median_us(direct), 1),
+        "fallback_baseline_ask_p50_us": round(_median_us(direct), 1),
         "fallback_overhead_calls": len(chained),
     }
 

@@ -28,6 +28,7 @@ from dsl._outcomes import Continue, Fail, Halt, Retry, Shortcut, WithSteps
 from dsl._reactor import Plan, Reactor, find, locate, plan_steps
 from dsl._sources import PathError, Ref, Source, Value, ref, resolve_path, value
 from dsl.kinds import (
+    AUTO,
     DEFAULT_BACKOFF,
     DEFAULT_MAX_RETRIES,
     AroundImpl,
@@ -40,6 +41,7 @@ from dsl.kinds import (
     FunctionImpl,
     GroupImpl,
     Impl,
+    SelectImpl,
     StepContext,
     StepDef,
     StepKind,
@@ -54,6 +56,7 @@ from dsl.kinds import (
     fallback,
     for_each,
     group,
+    select,
     step,
     switch,
     template,
@@ -61,6 +64,7 @@ from dsl.kinds import (
 )
 
 __all__ = [
+    "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
     "AroundImpl",
@@ -84,6 +88,7 @@ __all__ = [
     "RecursionLimitError",
     "Ref",
     "Retry",
+    "SelectImpl",
     "Shortcut",
     "Source",
     "StepContext",
@@ -107,6 +112,7 @@ __all__ = [
     "plan_steps",
     "ref",
     "resolve_path",
+    "select",
     "step",
     "switch",
     "template",

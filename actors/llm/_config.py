@@ -76,8 +76,10 @@ __all__ = [
     "HostConfig",
     "HostProtocol",
     "ModelConfig",
+    "PolicyConfig",
     "PriceConfig",
     "ResourcesConfig",
+    "SelectionConfig",
     "TaskType",
     "default_config_path",
     "load_config",
@@ -320,6 +322,64 @@ class ModelConfig(_Section):
     capabilities: tuple[Capability, ...] | None = None
 
 
+class PolicyConfig(_Section):
+    """A selection policy (``[selection.policies.NAME]``); see ``actors.orchestration.Policy``.
+
+    Attributes:
+        kind: ``score`` (weighted quality, cost and latency), ``cheapest``, ``fastest`` or
+            ``best`` (quality alone).
+        quality: Weight of quality in a ``score`` policy.
+        cost: Weight of cheapness.
+        latency: Weight of speed.
+        models: The candidates (names, ``host/model`` or aliases); empty: every chat model.
+        pin: A model to use per task type, whatever the scores (when it is eligible).
+        explore: Learn by trying (Thompson draws), rather than always taking the best known.
+        prior_weight: How many observations a declared tier is worth.
+        loaded_bonus: Score added for a model loaded now (prefer it over one that must load).
+    """
+
+    kind: Literal["score", "cheapest", "fastest", "best"] = "score"
+    quality: float = Field(default=0.6, ge=0.0)
+    cost: float = Field(default=0.2, ge=0.0)
+    latency: float = Field(default=0.2, ge=0.0)
+    models: tuple[str, ...] = ()
+    pin: dict[TaskType, str] = Field(default_factory=dict)
+    explore: bool = True
+    prior_weight: float = Field(default=4.0, ge=0.0)
+    loaded_bonus: float = Field(default=0.02, ge=0.0)
+
+
+class SelectionConfig(_Section):
+    """Adaptive model selection (``[selection]``).
+
+    Attributes:
+        default_policy: The policy of requests that name none: a built-in one
+            (``balanced``, ``cheapest``, ``fastest``, ``best``) or one in ``policies``.
+        policies: Policies by name.
+        discount: gamma: each observation of a task type multiplies the older ones' weight
+            by this (0 < gamma <= 1; 1 never forgets), so that drift is noticed.
+        half_life_s: Persisted history loses half its weight per this many seconds.
+        persist_s: How often the history is written to the store when it changed.
+    """
+
+    default_policy: str = "balanced"
+    policies: dict[str, PolicyConfig] = Field(default_factory=dict)
+    discount: float = Field(default=0.995, gt=0.0, le=1.0)
+    half_life_s: float = Field(default=7 * 86400.0, gt=0.0)
+    persist_s: float = Field(default=30.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _known_default(self) -> Self:
+        known = {"balanced", "cheapest", "fastest", "best", *self.policies}
+        if self.default_policy not in known:
+            msg = (
+                f"default_policy {self.default_policy!r} is not a policy "
+                f"(known: {', '.join(sorted(known))})"
+            )
+            raise ValueError(msg)
+        return self
+
+
 class ResourcesConfig(_Section):
     """The GPU memory budget for models and how the ResourceMonitor reads it.
 
@@ -536,6 +596,7 @@ class Config(_Section):
         fallback: Named fallback chains.
         models: Declarations per model, keyed by ``model`` or ``host/model`` (the
             qualified key wins).
+        selection: Adaptive model selection: policies and how history is kept.
         aliases: Names that stand for models: ``fast = "ollama/llama3.2"``, or a list
             (``coder = ["lmstudio/qwen2.5-coder", "qwen2.5-coder"]``: every model named).
     """
@@ -549,6 +610,7 @@ class Config(_Section):
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     aliases: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -69,6 +69,7 @@ class Fleet:
         simulated: Fake servers started because no real one was found (stopped by
             :meth:`close`); empty when every host is real.
         catalog: Which model is where, kept current by the ``catalog`` watcher.
+        config: The configuration the fleet was started with.
     """
 
     hosts: dict[str, Ref[HostMessage]] = field(default_factory=dict)
@@ -76,6 +77,7 @@ class Fleet:
     inventories: dict[str, HostInventory] = field(default_factory=dict)
     simulated: list[StandIn] = field(default_factory=list)
     catalog: Catalog = field(default_factory=Catalog)
+    config: Config = field(default_factory=Config)
 
     @property
     def is_simulated(self) -> bool:
@@ -164,7 +166,7 @@ def start_fleet(
     found, problems = asyncio.run(_survey(config, discovery))
     if problems:
         raise ValueError("; ".join(problems))
-    fleet = Fleet(catalog=Catalog(config))
+    fleet = Fleet(catalog=Catalog(config), config=config)
     hosts: dict[str, HostConfig] = {}
     for name, host in config.hosts.items():
         protocol = host.protocol or SERVER_PROTOCOL[found[name].server]

@@ -12,6 +12,7 @@ kind           file                      constructor
 ``function``   ``_function.py``          :func:`step`
 ``ask``        ``_ask.py``               :func:`ask`
 ``fallback``   ``_fallback.py``          :func:`fallback`
+``select``     ``_select.py``            :func:`select`
 ``template``   ``_template.py``          :func:`template`
 ``collect``    ``_collect.py``           :func:`collect`
 ``compose``    ``_compose.py``           :func:`compose`
@@ -48,11 +49,13 @@ from dsl.kinds._options import (
     UndoableOptions,
     exponential,
 )
+from dsl.kinds._select import AUTO, SelectImpl, SelectKind, select
 from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
 from dsl.kinds._switch import SwitchImpl, SwitchKind, switch
 from dsl.kinds._template import TemplateImpl, TemplateKind, template
 
 __all__ = [
+    "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
     "AroundImpl",
@@ -78,6 +81,8 @@ __all__ = [
     "Impl",
     "KindError",
     "Option",
+    "SelectImpl",
+    "SelectKind",
     "StepContext",
     "StepDef",
     "StepKind",
@@ -103,6 +108,7 @@ __all__ = [
     "kinds",
     "rebuild_steps",
     "register",
+    "select",
     "step",
     "switch",
     "template",

@@ -39,7 +39,7 @@ from actors import (
 )
 from actors.llm import Catalog, Config, Fleet
 from actors.lowlevel import handoff_for, start_child
-from actors.orchestration import Budget, Chains
+from actors.orchestration import Budget, Chains, Feedback, Selector
 from actors.store import Journal, Store
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -61,6 +61,7 @@ from reactor.run import (
     RunServices,
     RunStarted,
     RunSummary,
+    StepCompleted,
     StepError,
     UndoError,
     check_inputs,
@@ -162,6 +163,10 @@ class Engine:
         catalog: Which model is where (default: the fleet's, else an empty one). A
             model name may be bare (``llama3.2``: the best host that serves it, healthy
             and loaded first), qualified (``ollama/llama3.2``) or an alias.
+        selector: The Selector for ``select`` steps and ``ask(model="auto")``: a running
+            one's ref, or ``None`` to start one (named ``selector``, unless one runs
+            already) over the catalog, with the fleet's ``[selection]`` configuration and
+            its history in the store.
         resume_interrupted: At start, resume the runs whose process died.
         store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
             killed process), when the engine starts the Store.
@@ -190,6 +195,7 @@ class Engine:
         catalog: Catalog | None = None,
         config: Config | None = None,
         budget: Ref[Any] | None = None,
+        selector: Ref[Any] | None = None,
     ) -> None:
         if max_concurrency < 1:
             msg = f"Engine(max_concurrency={max_concurrency!r}): must be at least 1"
@@ -219,6 +225,8 @@ class Engine:
         self._hosts: dict[str, str] = dict(hosts or {})
         first = next((model for _, model in fleet.models()), None) if fleet is not None else None
         self.default_model = default_model or first or next(iter(self._hosts), None)
+        if config is None and fleet is not None:
+            config = fleet.config
         self.config = config
         self.budget = budget if budget is not None else self._budget(system, config)
         self.chains = Chains(
@@ -228,6 +236,8 @@ class Engine:
             configured=config.fallback.chains if config is not None else None,
             catalog=catalog,
         )
+        self.selector = selector or self._selector(system, fleet)
+        """The Selector actor (``select`` steps, ``ask(model="auto")``, :meth:`feedback`)."""
         self._services = self._make_services(self.middleware)
         self.resumed: list[RunHandle] = []
         """The runs ``resume_interrupted=True`` picked up when the engine started."""
@@ -259,6 +269,17 @@ class Engine:
         except DuplicateActorName:
             return system.lookup("budget")
 
+    def _selector(self, system: System, fleet: Fleet | None) -> Ref[Any]:
+        try:
+            return system.lookup("selector")
+        except ActorNotFound:
+            config = fleet.config.selection if fleet is not None else None
+            kwargs = {"config": config, "store": self.store}
+            try:
+                return system.spawn(Selector, name="selector", args=(self.catalog,), kwargs=kwargs)
+            except DuplicateActorName:
+                return system.lookup("selector")
+
     @staticmethod
     def _runs_supervisor(system: System) -> Ref[Any]:
         try:
@@ -282,6 +303,7 @@ class Engine:
             undo_children=self._undo_children,
             budget=self.budget,
             fallback_chain=self.chains.ref,
+            selector=self.selector,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:
@@ -819,12 +841,62 @@ class Engine:
 
     # ---- listing ----------------------------------------------------------------------------
 
+    # ---- feedback --------------------------------------------------------------------------
+
+    def feedback(self, run_id: str, step: str, score: float) -> Feedback:
+        """Score the answer a ``select`` step (or ``ask(model="auto")``) got: 0 to 1.
+
+        The selector learns from it: the model that answered gets ``score`` as that
+        answer's quality for its task type, in place of the reward counted when the
+        answer came (1 for an answer, or the configured scorer's value). The step's
+        result in the journal says which model that was, so feedback works for runs of
+        earlier processes too.
+
+        Returns:
+            The feedback sent to the selector.
+
+        Raises:
+            ValueError: ``score`` is not within 0 and 1.
+            LookupError: No such run, the step did not complete, or its model was not
+                selected.
+        """
+        if not 0.0 <= score <= 1.0:
+            msg = f"feedback score must be within 0 and 1, got {score!r}"
+            raise ValueError(msg)
+        message = _feedback_for(self.history(run_id), run_id, step, score)
+        self.selector.tell(message)
+        return message
+
     def runs(self, *, limit: int | None = 50, include_children: bool = False) -> list[RunSummary]:
         """Runs in the journal, newest first (what ``reactor runs list`` shows)."""
         return list_runs(self.journal, limit=limit, include_children=include_children)
 
     def _where(self) -> str:
         return f"store {self.store.name}"
+
+
+def _feedback_for(events: Sequence[RunEvent], run_id: str, step: str, score: float) -> Feedback:
+    if not events:
+        msg = f"no run {run_id!r} in the journal"
+        raise LookupError(msg)
+    completed = [e for e in events if isinstance(e, StepCompleted) and e.step == step]
+    if not completed:
+        msg = f"run {run_id}: step {step!r} did not complete (nothing to give feedback on)"
+        raise LookupError(msg)
+    value = msgspec.json.decode(completed[-1].value)
+    extras = value.get("extras") if isinstance(value, dict) else None
+    selection = extras.get("selection") if isinstance(extras, dict) else None
+    if not isinstance(selection, dict) or "chosen" not in selection:
+        msg = f"run {run_id}: step {step!r} did not select its model (no selection recorded)"
+        raise LookupError(msg)
+    features = selection.get("features") or {}
+    counted = selection.get("reward")
+    return Feedback(
+        model=str(selection["chosen"]),
+        task_type=str(features.get("task_type", "general")),
+        score=score,
+        counted=float(counted) if isinstance(counted, int | float) else None,
+    )
 
 
 def run_context(context: Mapping[str, Any] | None) -> dict[str, Any]:

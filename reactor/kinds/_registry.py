@@ -15,6 +15,7 @@ from reactor.kinds._fallback import FallbackExecutor
 from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
+from reactor.kinds._select import SelectExecutor
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
 from reactor.run import StepExecutor, register_executor, unregister_executor
@@ -48,6 +49,7 @@ _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("function", FunctionExecutor()),
     ("ask", AskExecutor()),
     ("fallback", FallbackExecutor()),
+    ("select", SelectExecutor()),
     ("template", TemplateExecutor()),
     ("collect", CollectExecutor()),
     ("compose", ComposeExecutor()),

@@ -48,6 +48,8 @@ class RunServices:
             raises ``LookupError`` naming what is available.
         start_child: Starts a composed run; see :class:`ChildRunner`.
         undo_children: Rolls back the completed child runs under a run-id prefix.
+        selector: The Selector actor, for ``select`` steps and ``ask(model="auto")``
+            (``None``: the engine has none, and such steps fail ``not_found``).
         journal_timeout: Seconds a journal append may wait.
         journal_linger: Seconds a run's journal events may wait to be sent together.
         budget: The Budget actor that admits model calls (``None``: no limits).
@@ -64,6 +66,7 @@ class RunServices:
     resolve_host: Callable[[str, str | None], tuple[Ref[Any], str]]
     start_child: Callable[..., Coroutine[Any, Any, Any]]
     undo_children: Callable[[str], Coroutine[Any, Any, Any]]
+    selector: Ref[Any] | None = None
     journal_timeout: float = 30.0
     journal_linger: float = 0.002
     budget: Ref[Any] | None = None
