@@ -229,15 +229,17 @@ class Engine:
             config = fleet.config
         self.config = config
         self.budget = budget if budget is not None else self._budget(system, config)
+        self.selector = selector or self._selector(system, fleet)
+        """The Selector actor (``select`` steps, ``ask(model="auto")``, :meth:`feedback`)."""
         self.chains = Chains(
             system,
             self._resolve_host,
             budget=self.budget,
             configured=config.fallback.chains if config is not None else None,
             catalog=catalog,
+            selector=self.selector,
         )
-        self.selector = selector or self._selector(system, fleet)
-        """The Selector actor (``select`` steps, ``ask(model="auto")``, :meth:`feedback`)."""
+        """The fallback chains (``fallback`` steps): one FallbackChain actor per chain."""
         self._services = self._make_services(self.middleware)
         self.resumed: list[RunHandle] = []
         """The runs ``resume_interrupted=True`` picked up when the engine started."""

@@ -35,7 +35,7 @@ import msgspec
 from opentelemetry import trace
 
 import otel
-from actors import Deferred, Failure, FailureKind, LoopActor, Ref
+from actors import AskError, Deferred, Failure, FailureKind, LoopActor, Ref
 from actors.llm import Catalog, ChatRequest, Completion
 from actors.orchestration.budget import SpendScope, budgeted_chat, estimate_prompt_tokens
 from actors.orchestration.fallback._chain import Chain, Link
@@ -45,6 +45,7 @@ from actors.orchestration.fallback._messages import (
     FallbackRequest,
     FallbackResult,
 )
+from actors.orchestration.selection import SelectChat
 
 __all__ = ["FallbackChain", "Resolver"]
 
@@ -103,6 +104,7 @@ class FallbackChain(LoopActor[FallbackRequest]):
         resolve: Finds a link's host (the engine's model map, or the catalog).
         budget: The Budget actor each link's call is admitted by (``None``: none).
         catalog: Where the context windows of links that do not give theirs are found.
+        selector: The Selector that ``auto`` links (``"auto"``, ``"auto:<policy>"``) ask.
         clock: Wall-clock time.
     """
 
@@ -113,6 +115,7 @@ class FallbackChain(LoopActor[FallbackRequest]):
         *,
         budget: Ref[Any] | None = None,
         catalog: Catalog | None = None,
+        selector: Ref[Any] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
@@ -120,6 +123,7 @@ class FallbackChain(LoopActor[FallbackRequest]):
         self.resolve = resolve
         self.budget = budget
         self.catalog = catalog
+        self.selector = selector
         self.clock = clock
         self._health: dict[int, Health] = {}
 
@@ -256,6 +260,10 @@ class FallbackChain(LoopActor[FallbackRequest]):
 
     def _send(self, walk: _Walk, index: int) -> None:
         item = walk.chain.links[index]
+        policy = _auto_policy(item)
+        if policy is not None:
+            self._send_selector(walk, index, policy)
+            return
         try:
             host, model = self._where(item)
         except LookupError as exc:
@@ -288,6 +296,45 @@ class FallbackChain(LoopActor[FallbackRequest]):
             lambda outcome: self._answered(walk, index, outcome, time.perf_counter() - sent),
             name="fallback link",
         )
+
+    def _send_selector(self, walk: _Walk, index: int, policy: str) -> None:
+        """An ``auto`` link: the Selector chooses the model (and asks it)."""
+        item = walk.chain.links[index]
+        if self.selector is None:
+            failure = Failure(
+                kind=FailureKind.NOT_FOUND,
+                message=f"link {item.label!r} needs a Selector, and this chain has none",
+                source=self.name,
+            )
+            self._failed(walk, index, failure, 0.0)
+            return
+        request = walk.message.request
+        if item.transform is not None:
+            request = item.transform(request)
+        choose = SelectChat(
+            request=msgspec.structs.replace(request, deadline=None, trace=None),
+            policy=policy or None,
+            run_id=walk.message.run_id,
+            deadline=walk.deadline,
+        )
+        sent = time.perf_counter()
+        self.pipe_to_self(
+            self._ask_selector(walk, choose),
+            lambda outcome: self._answered(walk, index, outcome, time.perf_counter() - sent),
+            name="fallback selector link",
+        )
+
+    async def _ask_selector(self, walk: _Walk, choose: SelectChat) -> Completion | Failure:
+        assert self.selector is not None
+        try:
+            if walk.span is None:
+                answer: Completion = await self.selector.ask_async(choose)
+            else:
+                with trace.use_span(walk.span, end_on_exit=False):
+                    answer = await self.selector.ask_async(choose)
+        except AskError as exc:
+            return exc.failure
+        return answer
 
     async def _call(
         self, walk: _Walk, host: Ref[Any], request: ChatRequest
@@ -475,3 +522,14 @@ class FallbackChain(LoopActor[FallbackRequest]):
             span.set_attribute("error.type", failure.kind.value)
             span.set_status(trace.StatusCode.ERROR, failure.message)
         span.end()
+
+
+def _auto_policy(item: Link) -> str | None:
+    """``""`` (the default policy) or the policy of an ``auto`` link; ``None`` otherwise."""
+    if item.host is not None:
+        return None
+    if item.model == "auto":
+        return ""
+    if item.model.startswith("auto:"):
+        return item.model.removeprefix("auto:")
+    return None

@@ -38,6 +38,7 @@ class Chains:
         budget: The Budget actor every link's call is admitted by.
         configured: ``[fallback.chains]``.
         catalog: The model catalog (context windows of links that do not give theirs).
+        selector: The Selector that ``auto`` links ask.
     """
 
     def __init__(
@@ -48,11 +49,13 @@ class Chains:
         budget: Ref[Any] | None = None,
         configured: Mapping[str, FallbackChainConfig] | None = None,
         catalog: Catalog | None = None,
+        selector: Ref[Any] | None = None,
     ) -> None:
         self.system = system
         self.resolve = resolve
         self.budget = budget
         self.catalog = catalog
+        self.selector = selector
         self.configured = dict(configured or {})
         self._lock = threading.Lock()
         self._refs: dict[int, tuple[Chain, Ref[Any]]] = {}
@@ -109,7 +112,7 @@ class Chains:
                 name=f"fallback:{definition.name or id(definition)}:{len(self._refs)}",
                 actor=FallbackChain,
                 args=(definition, self.resolve),
-                kwargs={"budget": self.budget, "catalog": self.catalog},
+                kwargs={"budget": self.budget, "catalog": self.catalog, "selector": self.selector},
                 restart=Restart.PERMANENT,
             )
             ref = start_child(self._parent(), spec)

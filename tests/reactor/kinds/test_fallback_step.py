@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from actors import System
-from actors.llm import Config, HostConfig
+from actors.llm import Config, HostConfig, start_fleet
 from actors.orchestration import FallbackResult, link
 from actors.testing import FakeServer, Fault
 from dsl import Input, Reactor, ask, fallback, step
@@ -187,3 +187,50 @@ def test_link_templates_are_filled_from_the_arguments(
     assert [a.link for a in first.attempts] == ["primary", "backup"]
     assert again.link == "backup"
     assert asked(server) == ["primary", "backup", "backup"]
+
+
+class LocalThenAuto(Reactor):
+    """A fixed local link first, then whatever the Selector picks."""
+
+    question = Input(str)
+    reply = fallback("{question}", chain=["local/small", "auto:steady"])
+
+
+def test_an_auto_link_lets_the_selector_choose(system: System, tmp_path: Path) -> None:
+    """The local model fails; the ``auto:steady`` link asks the Selector, which picks 'large'.
+
+    The fleet's configuration also brings its budgets: the call is admitted and its
+    spend recorded under the run.
+    """
+    with (
+        FakeServer("ollama", models=["small"]) as ollama,
+        FakeServer("openai", models=["large"]) as openai,
+    ):
+        config = Config.model_validate(
+            {
+                "discovery": {"enabled": False},
+                "resources": {"nvml": False},
+                "hosts": {
+                    "local": {"url": ollama.url, "protocol": "ollama"},
+                    "cloud": {"url": openai.url, "protocol": "openai"},
+                },
+                "prices": {
+                    "cloud/large": {"input_per_mtok": 3, "output_per_mtok": 15},
+                    "local/small": {"per_gpu_second": 0.001},
+                },
+                "models": {"large": {"tier": 3}, "small": {"tier": 1}},
+                "selection": {"policies": {"steady": {"kind": "best", "explore": False}}},
+                "budgets": {"limits": [{"scope": "global", "usd": 10, "period": "1d"}]},
+            }
+        )
+        fleet = start_fleet(system, config)
+        ollama.inject(Fault(status=500, times=None))
+        with Engine(system, db_path=tmp_path / "runs.db", logging=False, fleet=fleet) as engine:
+            result: FallbackResult = engine.run(LocalThenAuto, {"question": "hi"})
+            assert engine.budget is not None
+        fleet.close()
+    assert [(a.link, a.outcome) for a in result.attempts] == [
+        ("local/small", "server_error"),
+        ("auto:steady", "ok"),
+    ]
+    assert result.completion.model == "large"
