@@ -72,11 +72,14 @@ class AskExecutor(StepExecutor):
         if budget is None:
             attempt.ask(host, request)
             return None
-        return attempt.run(_budgeted(host, request, budget, spend_scope(attempt)))
+        scope = spend_scope(attempt)
+        return attempt.run(_budgeted(host, request, budget, scope, attempt.spec.timeout))
 
 
-async def _budgeted(host: Any, request: ChatRequest, budget: Any, scope: SpendScope) -> Completion:
-    answer = await budgeted_chat(host, request, budget=budget, scope=scope)
+async def _budgeted(
+    host: Any, request: ChatRequest, budget: Any, scope: SpendScope, timeout: float | None
+) -> Completion:
+    answer = await budgeted_chat(host, request, budget=budget, scope=scope, timeout=timeout)
     if isinstance(answer, Failure):
         raise AskError(answer)
     return answer
