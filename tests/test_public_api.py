@@ -233,6 +233,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "analyse",
         "decide",
         "policies_from_config",
+        "read_history",
     ),
     "actors.orchestration.selection": (
         "BLAMED",
@@ -269,6 +270,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "estimate_tokens",
         "policies_from_config",
         "prior",
+        "read_history",
     ),
     "actors.testing": (
         "Exchange",

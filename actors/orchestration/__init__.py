@@ -35,6 +35,7 @@ from actors.orchestration.selection import (
     analyse,
     decide,
     policies_from_config,
+    read_history,
 )
 
 __all__ = [
@@ -63,4 +64,5 @@ __all__ = [
     "analyse",
     "decide",
     "policies_from_config",
+    "read_history",
 ]

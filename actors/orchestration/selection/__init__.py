@@ -47,6 +47,7 @@ from actors.orchestration.selection._selector import (
     Selector,
     SelectorMessage,
     policies_from_config,
+    read_history,
 )
 
 __all__ = [
@@ -84,4 +85,5 @@ __all__ = [
     "estimate_tokens",
     "policies_from_config",
     "prior",
+    "read_history",
 ]
