@@ -1,8 +1,9 @@
 """``reactor demo``: a reactor that asks several models at once, end to end.
 
 :class:`Briefing` asks three analysts about a topic in parallel (three ``ask`` steps
-with no dependency between them), has an editor combine their notes (a fourth ``ask``
-that needs all three), and reports. ``reactor demo`` runs it exactly as
+with no dependency between them), has an editor combine their notes (a ``select`` step
+that needs all three: the Selector chooses the editor's model under the ``best`` policy
+among every chat model found, and the report says which and why), and reports. ``reactor demo`` runs it exactly as
 ``reactor run reactor.cli._demo:Briefing --input topic=...`` would: on a real LLM server
 when discovery finds one on the default local ports (or one is configured), else on
 the built-in fake servers, and it says which; then it shows the run as recorded in the
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from actors.llm import Completion
-from dsl import Input, Reactor, ask, step
+from dsl import Input, Reactor, ask, select, step
 from reactor.app import new_run_id
 
 __all__ = ["Briefing", "run_demo"]
@@ -52,11 +53,12 @@ class Briefing(Reactor, returns="report"):
         max_tokens=160,
         timeout=120,
     )
-    editor = ask(
+    editor = select(
         "Write a three-sentence brief on {topic} from these notes.\n"
         "For: {optimist.content}\nAgainst: {sceptic.content}\n"
         "Precedent: {historian.content}",
-        model="{model}",
+        policy="best",
+        task_type="analysis",
         max_tokens=240,
         timeout=180,
     )
@@ -81,6 +83,7 @@ class Briefing(Reactor, returns="report"):
             },
             "model": editor.model,
             "host": editor.host,
+            "editor_chosen_because": editor.extras.get("selection", {}).get("reason", ""),
             "tokens": sum(c.usage.input_tokens + c.usage.output_tokens for c in notes),
         }
 

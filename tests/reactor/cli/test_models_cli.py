@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from actors import System
+from actors import Ref, System
 from actors.llm import ChatRequest, load_config, start_fleet
 from actors.orchestration import SaveHistory, SelectChat, Selector
 from actors.store import Store
@@ -58,7 +59,7 @@ def save_history(config: Path, db: Path) -> None:
     """Two routed calls, saved by a Selector to the journal."""
     with System(name="history-writer") as system:
         fleet = start_fleet(system, load_config(config))
-        store = system.spawn(Store.spec(db))
+        store: Ref[Any] = system.spawn(Store.spec(db))
         selector = system.spawn(Selector, args=(fleet.catalog,), kwargs={"store": store})
         for _ in range(2):
             selector.ask(SelectChat(request=ChatRequest.prompt("", "Write a poem")))
