@@ -5,8 +5,9 @@ API ("large", slower, priced). Their answers are scripted: "small" is good at fa
 questions and poor at code, "large" good at both. A scoring function tells the selector
 whether an answer was right (in real use: your tests, a grader, or ``engine.feedback``).
 
-The selector starts from the declared tiers, tries both models, and within a few dozen
-requests sends code to "large" and factual questions to the cheap "small". Every
+The selector starts from the declared tiers (3 for "large", 2 for "small"), tries both,
+and within a few dozen requests sends code to "large" and factual questions to the cheap
+"small". Every
 decision says why, in the step's result (``extras["selection"]``), the journal and the
 trace.
 
@@ -32,6 +33,8 @@ from reactor.app import Engine
 
 RIGHT = {("small", "code"): 0.3, ("small", "factual"): 0.9}
 """How often each model answers right, per task type (the rest: 0.95)."""
+
+QUESTIONS = {"code": "Write python to sort a list", "factual": "What is the capital of Peru?"}
 
 rng = random.Random(4)
 

@@ -3,10 +3,11 @@
 :class:`Briefing` asks three analysts about a topic in parallel (three ``ask`` steps
 with no dependency between them), has an editor combine their notes (a ``select`` step
 that needs all three: the Selector chooses the editor's model under the ``best`` policy
-among every chat model found, and the report says which and why), and reports. ``reactor demo`` runs it exactly as
+among every chat model found, and the report says which and why), and reports.
+``reactor demo`` runs it exactly as
 ``reactor run reactor.cli._demo:Briefing --input topic=...`` would: on a real LLM server
-when discovery finds one on the default local ports (or one is configured), else on
-the built-in fake servers, and it says which; then it shows the run as recorded in the
+when discovery finds one on the default local ports (or one is configured), else on the
+built-in fake servers, and it says which; then it shows the run as recorded in the
 journal (``reactor runs show``).
 """
 
