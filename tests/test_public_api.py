@@ -144,6 +144,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "BreakerTransition",
         "CancelChat",
         "Catalog",
+        "CatalogRefreshed",
         "CatalogWatcher",
         "ChatMessage",
         "ChatRequest",
@@ -175,6 +176,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "ModelLoadChanged",
         "ModelStats",
         "PriceConfig",
+        "RefreshCatalog",
         "ResourceQuery",
         "ResourceSnapshot",
         "ResourcesConfig",
@@ -234,6 +236,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "decide",
         "policies_from_config",
         "read_history",
+        "ModelClassifier",
     ),
     "actors.orchestration.selection": (
         "BLAMED",
@@ -271,6 +274,8 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "policies_from_config",
         "prior",
         "read_history",
+        "ModelClassifier",
+        "CLASSIFIER_PROMPT",
     ),
     "actors.testing": (
         "Exchange",

@@ -9,6 +9,7 @@
   their outcomes, :class:`Feedback` and :class:`Observed` calls.
 """
 
+from actors.orchestration.selection._classifier import CLASSIFIER_PROMPT, ModelClassifier
 from actors.orchestration.selection._features import (
     LONG_CONTEXT_TOKENS,
     TASK_TYPES,
@@ -53,6 +54,7 @@ from actors.orchestration.selection._selector import (
 __all__ = [
     "BLAMED",
     "BUILT_IN_POLICIES",
+    "CLASSIFIER_PROMPT",
     "HISTORY_STREAM",
     "LONG_CONTEXT_TOKENS",
     "TASK_TYPES",
@@ -68,6 +70,7 @@ __all__ = [
     "HistoryReport",
     "HistorySaved",
     "HistorySnapshot",
+    "ModelClassifier",
     "ModelSummary",
     "Observed",
     "Policy",
