@@ -293,7 +293,17 @@ def bandit(args: Any) -> dict[str, Any]:
                 kwargs={"policies": {"best": best_policy}, "scorer": scorer, "seed": args.seed},
             )
             pulls = system.bridge.run(
-                _campaign(selector, servers, script, ("code",), n, "best", args.seed, swap, wave=1),
+                _campaign(
+                    selector,
+                    servers,
+                    script,
+                    ("code",),
+                    n=n,
+                    policy="best",
+                    seed=args.seed,
+                    swap_at=swap,
+                    wave=1,
+                ),
                 timeout=600,
             )
         if swap is None:

@@ -10,7 +10,13 @@ protocols are in :mod:`actors.llm.providers`; GPUs and admission in
 :mod:`actors.llm.resources`; fake servers in :mod:`actors.testing`.
 """
 
-from actors.llm._catalog import Catalog, CatalogWatcher, ModelEntry
+from actors.llm._catalog import (
+    Catalog,
+    CatalogRefreshed,
+    CatalogWatcher,
+    ModelEntry,
+    RefreshCatalog,
+)
 from actors.llm._config import (
     BreakerConfig,
     BudgetLimitConfig,
@@ -81,6 +87,7 @@ __all__ = [
     "BudgetsConfig",
     "CancelChat",
     "Catalog",
+    "CatalogRefreshed",
     "CatalogWatcher",
     "ChatMessage",
     "ChatRequest",
@@ -116,6 +123,7 @@ __all__ = [
     "ModelStats",
     "PolicyConfig",
     "PriceConfig",
+    "RefreshCatalog",
     "ResourceQuery",
     "ResourceSnapshot",
     "ResourcesConfig",

@@ -16,7 +16,10 @@ Kept current by a :class:`CatalogWatcher` actor, which follows the event bus:
 * :class:`~actors.llm.HostAdded`: a host joined (its inventory) or left;
 * :class:`~actors.llm.ModelLoadChanged`: a model was loaded or unloaded;
 * :class:`~actors.llm.BreakerTransition`: a model's breaker opened, half-opened, closed;
-* :class:`~actors.llm.ResourceSnapshot`: what GPU memory is free, which models are resident.
+* :class:`~actors.llm.ResourceSnapshot`: what GPU memory is free, which models are resident;
+
+and asks every host for its inventory every minute (or on :class:`RefreshCatalog`), so
+that a model pulled onto a server after start becomes a candidate.
 
 Reads are lock-free and cheap (a router reads it on every request): the state is an
 immutable snapshot that each update replaces whole; updates are serialised by a lock.
@@ -24,18 +27,21 @@ immutable snapshot that each update replaces whole; updates are serialised by a 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, assert_never
 
-from actors import LoopActor, Subscription
+from actors import ActorNotFound, Deferred, Failure, LoopActor, Message, Request, Subscription
 from actors.llm._config import Config, ModelConfig, PriceConfig
 from actors.llm._messages import (
     BreakerState,
     BreakerTransition,
     HostAdded,
     HostInventory,
+    InventoryQuery,
     ModelInfo,
     ModelLoadChanged,
     ResourceSnapshot,
@@ -43,8 +49,16 @@ from actors.llm._messages import (
 
 if TYPE_CHECKING:
     from actors import Ref, System
+    from actors.lowlevel import TimerHandle
 
-__all__ = ["JSON_PROTOCOLS", "Catalog", "CatalogWatcher", "ModelEntry"]
+__all__ = [
+    "JSON_PROTOCOLS",
+    "Catalog",
+    "CatalogRefreshed",
+    "CatalogWatcher",
+    "ModelEntry",
+    "RefreshCatalog",
+]
 
 JSON_PROTOCOLS = frozenset({"openai", "lmstudio", "ollama", "gemini"})
 """Protocols with a JSON output mode: their chat models get the ``json`` capability."""
@@ -161,6 +175,7 @@ class Catalog:
             for name, target in source.items():
                 self._aliases[name] = (target,) if isinstance(target, str) else tuple(target)
         self._declared: dict[str, ModelConfig] = {**self._config.models, **(declared or {})}
+        self._host_prices: dict[str, dict[str, PriceConfig]] = {}
         self._changed = threading.Condition()
         self._state = _State()
 
@@ -265,23 +280,31 @@ class Catalog:
         *,
         prices: Mapping[str, PriceConfig] | None = None,
     ) -> None:
-        """Add (or replace) a host and its models, from its inventory.
+        """Add a host and its models from its inventory, or refresh them.
+
+        A refresh replaces the host's models (new ones appear, gone ones go) and keeps
+        each known model's breaker state.
 
         Args:
             host: The ModelHost's name.
             inventory: Its models, as the host or discovery found them.
-            prices: Prices by model id on that host (default: the configuration's, as
-                :meth:`Config.host` merges them when the host is configured).
+            prices: Prices by model id on that host (default: those given for it before,
+                else the configuration's, as :meth:`Config.host` merges them).
         """
-        if prices is None:
-            prices = self._prices_for(host)
-        provider = inventory.provider
-        made = {
-            (host, info.id): self._entry(host, provider, info, prices.get(info.id))
-            for info in inventory.models
-        }
+        if prices is not None:
+            self._host_prices[host] = dict(prices)
+        known = self._host_prices.get(host)
+        table = known if known is not None else self._prices_for(host)
 
         def change(state: _State) -> _State:
+            provider = inventory.provider or state.hosts.get(host, "")
+            made = {}
+            for info in inventory.models:
+                entry = self._entry(host, provider, info, table.get(info.id))
+                before = state.entries.get((host, info.id))
+                if before is not None:  # a refresh: the breaker's state is the host's news
+                    entry = replace(entry, breaker=before.breaker)
+                made[(host, info.id)] = entry
             entries = {k: v for k, v in state.entries.items() if k[0] != host}
             entries.update(made)
             return _rebuild(state, entries, {**state.hosts, host: provider})
@@ -290,6 +313,7 @@ class Catalog:
 
     def remove_host(self, host: str) -> None:
         """Forget a host and its models."""
+        self._host_prices.pop(host, None)
 
         def change(state: _State) -> _State:
             entries = {k: v for k, v in state.entries.items() if k[0] != host}
@@ -342,9 +366,11 @@ class Catalog:
                 return False
         return True
 
-    def watch(self, system: System, *, name: str = "catalog") -> Ref[Any]:
-        """Start a :class:`CatalogWatcher` that keeps this catalog current from the bus."""
-        return system.spawn(CatalogWatcher, name=name, args=(self,))
+    def watch(
+        self, system: System, *, name: str = "catalog", refresh_s: float | None = 60.0
+    ) -> Ref[Any]:
+        """Start a :class:`CatalogWatcher` that keeps this catalog current (see there)."""
+        return system.spawn(CatalogWatcher, name=name, args=(self, refresh_s))
 
     # ---- internals ----------------------------------------------------------------------
 
@@ -432,39 +458,93 @@ def _rebuild(
     )
 
 
+class CatalogRefreshed(Message, frozen=True, kw_only=True):
+    """The answer to :class:`RefreshCatalog`: how many hosts answered with their inventory."""
+
+    hosts: int = 0
+
+
+class RefreshCatalog(Request[CatalogRefreshed], frozen=True, kw_only=True):
+    """Ask every host in the catalog for its inventory now (models added or removed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """Time for a periodic refresh."""
+
+
 CatalogEvent = HostAdded | ModelLoadChanged | BreakerTransition | ResourceSnapshot
+WatcherMessage = CatalogEvent | RefreshCatalog | _Tick
 
 
-class CatalogWatcher(LoopActor[CatalogEvent]):
-    """Keeps a :class:`Catalog` current: subscribes to the bus events it follows.
+class CatalogWatcher(LoopActor[WatcherMessage]):
+    """Keeps a :class:`Catalog` current: follows the bus, and asks hosts for their inventory.
 
-    A loop actor: it has no thread of its own, and each event costs one short turn.
+    A loop actor: it has no thread of its own, and each event costs one short turn. Every
+    ``refresh_s`` seconds (and on :class:`RefreshCatalog`) it asks each host of the
+    catalog for its inventory again, so that models pulled onto a server (or deleted)
+    after start appear (or go).
 
     Args:
         catalog: The catalog it updates.
+        refresh_s: Seconds between inventory refreshes (``None``: only when asked).
     """
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, refresh_s: float | None = 60.0) -> None:
         super().__init__()
         self.catalog = catalog
+        self._refresh_s = refresh_s
         self._subscriptions: list[Subscription] = []
+        self._timer: TimerHandle | None = None
 
     def started(self) -> None:
         """Subscribe (a restarted watcher subscribes again; the old sinks are dropped)."""
         bus = self.runtime.bus
         for kind in (HostAdded, ModelLoadChanged, BreakerTransition, ResourceSnapshot):
             self._subscriptions.append(bus.subscribe(kind, self.self_ref))
+        if self._refresh_s is not None:
+            self._timer = self.schedule(self._refresh_s, _Tick())
 
     def stopped(self) -> None:
-        """Unsubscribe."""
+        """Unsubscribe and stop refreshing."""
         for sub in self._subscriptions:
             sub.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
 
-    def receive(self, message: CatalogEvent) -> object:
-        """Apply one event to the catalog."""
+    def receive(self, message: WatcherMessage) -> object:
+        """Apply one event to the catalog, or refresh the inventories."""
         match message:
             case HostAdded() | ModelLoadChanged() | BreakerTransition() | ResourceSnapshot():
                 self.catalog.apply(message)
+            case RefreshCatalog():
+                self._refresh(self.defer_reply())
+            case _Tick():
+                self._refresh(None)
+                if self._refresh_s is not None:
+                    self._timer = self.schedule(self._refresh_s, _Tick())
             case _:
                 assert_never(message)
         return None
+
+    def _refresh(self, reply: Deferred[Any] | None) -> None:
+        hosts = []
+        for name in self.catalog.hosts():
+            with contextlib.suppress(ActorNotFound):
+                hosts.append((name, self.runtime.lookup(name)))
+        waiting = {name for name, _ in hosts}
+        answered = [0]
+
+        def arrived(name: str, answer: HostInventory | Failure) -> None:
+            waiting.discard(name)
+            if isinstance(answer, HostInventory) and answer.reachable is not False:
+                answered[0] += 1
+                if name in self.catalog.hosts():  # not removed meanwhile
+                    self.catalog.add_host(name, answer)
+            if not waiting and reply is not None:
+                reply.send(CatalogRefreshed(hosts=answered[0]))
+
+        if not hosts and reply is not None:
+            reply.send(CatalogRefreshed())
+        for name, ref in hosts:
+            self.ask(ref, InventoryQuery(refresh=True), functools.partial(arrived, name))

@@ -45,6 +45,7 @@ from actors.orchestration.selection import (
     HistoryQuery,
     HistoryReport,
     HistorySaved,
+    ModelClassifier,
     ModelSummary,
     Observed,
     Policy,
@@ -58,6 +59,7 @@ from actors.orchestration.selection import (
     analyse,
     decide,
     policies_from_config,
+    read_history,
 )
 
 __all__ = [
@@ -82,6 +84,7 @@ __all__ = [
     "HistoryReport",
     "HistorySaved",
     "Link",
+    "ModelClassifier",
     "ModelSummary",
     "Observed",
     "Policy",
@@ -101,4 +104,5 @@ __all__ = [
     "estimate_prompt_tokens",
     "link",
     "policies_from_config",
+    "read_history",
 ]

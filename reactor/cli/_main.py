@@ -8,6 +8,8 @@ Subcommands:
   crash and a restart, and the trace of every request.
 * ``reactor discover [URL ...] [--json]``: find LLM servers (the given URLs and the
   default local ports) and list their models.
+* ``reactor models [--config F] [--db PATH] [--json]``: the model catalog: every model on
+  every host, loaded or not, context, price, health, tier and its selection history.
 * ``reactor fake-server --protocol P --port N [--models a,b]``: serve a fake LLM server
   that speaks a real protocol, to try reactors offline.
 * ``reactor run path/to/file.py:Name [--input key=value ...]``: run a reactor with live
@@ -65,6 +67,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     discover.add_argument(
         "--timeout", type=float, default=1.0, help="seconds per probe (default 1.0)"
+    )
+    models = commands.add_parser(
+        "models", help="the model catalog: hosts, state, context, price, health, history"
+    )
+    models.add_argument(
+        "--config", type=Path, default=None, help="the TOML file (default: REACTOR_CONFIG, ...)"
+    )
+    _db_option(models)
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.add_argument(
+        "--no-discovery", action="store_true", help="only the configured hosts, no probing"
+    )
+    models.add_argument(
+        "--simulated",
+        action="store_true",
+        help="with no server found, show the built-in fake servers' models",
     )
     fake = commands.add_parser("fake-server", help="serve a fake LLM server on 127.0.0.1")
     fake.add_argument(
@@ -234,6 +252,16 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 as_json=args.json,
                 default_ports=not args.no_defaults,
                 timeout=args.timeout,
+            )
+        case "models":
+            from reactor.cli._models import run_models  # noqa: PLC0415
+
+            return run_models(
+                config=args.config,
+                db=args.db,
+                as_json=args.json,
+                discovery=not args.no_discovery,
+                simulated=args.simulated,
             )
         case "fake-server":
             from reactor.cli._hosts import run_fake_server  # noqa: PLC0415

@@ -9,6 +9,7 @@
   their outcomes, :class:`Feedback` and :class:`Observed` calls.
 """
 
+from actors.orchestration.selection._classifier import CLASSIFIER_PROMPT, ModelClassifier
 from actors.orchestration.selection._features import (
     LONG_CONTEXT_TOKENS,
     TASK_TYPES,
@@ -47,11 +48,13 @@ from actors.orchestration.selection._selector import (
     Selector,
     SelectorMessage,
     policies_from_config,
+    read_history,
 )
 
 __all__ = [
     "BLAMED",
     "BUILT_IN_POLICIES",
+    "CLASSIFIER_PROMPT",
     "HISTORY_STREAM",
     "LONG_CONTEXT_TOKENS",
     "TASK_TYPES",
@@ -67,6 +70,7 @@ __all__ = [
     "HistoryReport",
     "HistorySaved",
     "HistorySnapshot",
+    "ModelClassifier",
     "ModelSummary",
     "Observed",
     "Policy",
@@ -84,4 +88,5 @@ __all__ = [
     "estimate_tokens",
     "policies_from_config",
     "prior",
+    "read_history",
 ]

@@ -24,8 +24,9 @@ discounted per observation (gamma = 0.995: roughly the last two hundred observat
 the type count), the posterior of a model that has degraded widens again and its rivals
 get tried: the router recovers from drift. (In simulation, gamma = 0.995 beat 0.99 both
 on the best-arm share of well-separated arms, 0.94 against 0.91 over 1,000 pulls, and on
-recovery after the best arm swaps, 0.95 against 0.91 of the last 500 of 2,000 pulls.) Keeping one posterior per task type is the "contextual"
-part: a model can be best for code and worst for creative writing.
+recovery after the best arm swaps, 0.95 against 0.91 of the last 500 of 2,000 pulls.)
+Keeping one posterior per task type is the "contextual" part: a model can be best for
+code and worst for creative writing.
 
 The cost term is relative to the cheapest candidate (cheapest / this one), and so is the
 latency term (fastest / this one); a candidate with no price or no latency yet gets the

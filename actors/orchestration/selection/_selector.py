@@ -59,6 +59,7 @@ from actors.orchestration.selection._messages import (
 )
 from actors.orchestration.selection._policy import Decision, Policy, decide
 from actors.store import (
+    Journal,
     JournalAppend,
     JournalEntries,
     JournalRead,
@@ -75,6 +76,7 @@ __all__ = [
     "Selector",
     "SelectorMessage",
     "policies_from_config",
+    "read_history",
 ]
 
 HISTORY_STREAM = "selection:history"
@@ -515,6 +517,29 @@ class Selector(LoopActor[SelectorMessage]):
                 ],
             },
         )
+
+
+def read_history(journal: Journal, config: SelectionConfig | None = None) -> History:
+    """The persisted history, as a Selector would load it now (faded by its age).
+
+    For tools that show it without starting a Selector (``reactor models``). Empty when
+    nothing was persisted or the newest snapshot cannot be read.
+    """
+    settings = config or SelectionConfig()
+    history = History(discount=settings.discount)
+    infos = journal.streams(HISTORY_STREAM, include_first=False, limit=1)
+    if not infos:
+        return history
+    entries = journal.read(HISTORY_STREAM, after_seq=infos[0].last_seq - 1, limit=1)
+    if not entries:
+        return history
+    try:
+        snapshot = msgspec.json.decode(entries[-1].data, type=HistorySnapshot)
+    except msgspec.DecodeError:
+        return history
+    history.restore(snapshot, now=time.time(), half_life_s=settings.half_life_s)
+    history.dirty = False
+    return history
 
 
 def _append(snapshot: HistorySnapshot) -> JournalAppend:

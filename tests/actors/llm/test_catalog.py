@@ -22,6 +22,7 @@ from actors.llm import (
     LoadModel,
     ModelConfig,
     ModelInfo,
+    RefreshCatalog,
     ResourceSnapshot,
     UnloadModel,
     load_config,
@@ -166,6 +167,22 @@ def test_a_host_added_on_the_bus_joins_and_leaves(
     assert "json" not in entry.capabilities  # no JSON mode on that protocol
     system.bus.publish(HostAdded(host="remote", removed=True))
     assert catalog.wait_until(lambda c: not c.lookup("claude"), 10)
+
+
+def test_a_refresh_finds_models_added_on_a_server_and_keeps_breaker_states(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """RefreshCatalog asks every host again: a model pulled later appears; state is kept."""
+    ollama, openai = servers
+    catalog = start(system, ollama, openai)
+    catalog.set_breaker("local", "llama3.2", BreakerState.OPEN)
+    ollama.add_model(FakeModel("mistral", context_length=8192))
+    answer = system.lookup("catalog").ask(RefreshCatalog())
+    assert answer.hosts == 2
+    assert catalog.resolve("local/mistral").context_length == 8192
+    assert catalog.resolve("local/llama3.2").breaker is BreakerState.OPEN
+    cloud = catalog.resolve("cloud/llama3.2")
+    assert cloud.price is not None  # prices survive a refresh
 
 
 def test_free_memory_from_snapshots_decides_what_fits(

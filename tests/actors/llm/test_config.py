@@ -167,6 +167,9 @@ def test_example_file_loads() -> None:
     assert "claude-sonnet-4-5" in config.host("claude").prices
     assert config.resources.budget() == 20 * GIB
     assert config.discovery.urls
+    assert config.models["qwen2.5-7b-instruct"].strengths == ("code",)
+    assert config.aliases["coder"] == "local/qwen2.5-7b-instruct"
+    assert config.selection.policies["careful"].pin == {"code": "coder"}
     assert [limit.scope for limit in config.budgets.limits] == ["global", "run", "reactor"]
     assert config.prices["ollama/llama3.2"].per_gpu_second == 0.0002
     assert config.fallback.chains["local-first"].content_policy_chain == "moderated"

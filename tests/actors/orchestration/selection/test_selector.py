@@ -21,6 +21,7 @@ from actors.orchestration import (
     Feedback,
     HistoryLoaded,
     HistoryQuery,
+    ModelClassifier,
     Policy,
     SaveHistory,
     SelectChat,
@@ -28,8 +29,9 @@ from actors.orchestration import (
     Selector,
     TaskFeatures,
 )
+from actors.orchestration.selection import CLASSIFIER_PROMPT
 from actors.store import Store
-from actors.testing import FakeModel, FakeServer, Fault
+from actors.testing import FakeModel, FakeServer, Fault, Reply
 from otel.testing import InMemorySpanExporter
 
 
@@ -255,3 +257,20 @@ def test_an_unknown_policy_is_a_failure_naming_the_known_ones(
     selector = start_selector(system, fleet_of(system, ollama, openai))
     with pytest.raises(AskError, match=r"no selection policy 'fancy' \(known: balanced, best"):
         ask(selector, policy="fancy")
+
+
+def test_a_model_based_classifier_names_the_task_type(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """ModelClassifier asks a model; its one-word answer is the task type; junk is ignored."""
+    ollama, openai = servers
+    fleet = fleet_of(system, ollama, openai)
+    classifier = ModelClassifier(system.lookup("local"), "small")
+    selector = start_selector(system, fleet, classifier=classifier)
+    ollama.script(Reply(text="Reasoning."), Reply(text="the answer"))
+    answer = ask(selector, "hello there", candidates=("cloud/large",))
+    assert answer.extras["selection"]["features"]["task_type"] == "reasoning"
+    classify_prompt = ollama.calls[-1].body["messages"][0]["content"]
+    assert classify_prompt.startswith(CLASSIFIER_PROMPT)
+    fallback = ask(selector, "Write a poem", candidates=("cloud/large",))
+    assert fallback.extras["selection"]["features"]["task_type"] == "creative"  # keywords
