@@ -44,6 +44,7 @@ from actors.orchestration import (
     SpendQuery,
     SpendScope,
     budgeted_chat,
+    estimate_prompt_tokens,
 )
 from actors.testing import FakeServer, Fault, Reply
 
@@ -59,7 +60,7 @@ def _median_us(samples: list[float]) -> float:
 async def _budget(system: System, server: FakeServer, calls: int) -> dict[str, Any]:
     host = await system.spawn_async(_host_spec(server, "budget-host", max_parallel=64))
     request = ChatRequest.prompt("a", "How much is enough?", max_tokens=16)
-    worst = _PRICE.worst_case(13, 16, 0.0)  # 13: the estimate for this prompt
+    worst = _PRICE.worst_case(estimate_prompt_tokens(request), 16, 0.0)
     limit = calls * worst
     settings = BudgetsConfig(limits=[BudgetLimitConfig(scope="global", usd=limit)])
     budget: Any = await system.spawn_async(
