@@ -28,6 +28,7 @@ from dsl._outcomes import Continue, Fail, Halt, Retry, Shortcut, WithSteps
 from dsl._reactor import Plan, Reactor, find, locate, plan_steps
 from dsl._sources import PathError, Ref, Source, Value, ref, resolve_path, value
 from dsl.kinds import (
+    AUTO,
     DEFAULT_BACKOFF,
     DEFAULT_MAX_RETRIES,
     AroundImpl,
@@ -35,10 +36,12 @@ from dsl.kinds import (
     Backoff,
     CollectImpl,
     ComposeImpl,
+    FallbackImpl,
     ForEachImpl,
     FunctionImpl,
     GroupImpl,
     Impl,
+    SelectImpl,
     StepContext,
     StepDef,
     StepKind,
@@ -50,8 +53,10 @@ from dsl.kinds import (
     collect,
     compose,
     exponential,
+    fallback,
     for_each,
     group,
+    select,
     step,
     switch,
     template,
@@ -59,6 +64,7 @@ from dsl.kinds import (
 )
 
 __all__ = [
+    "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
     "AroundImpl",
@@ -69,6 +75,7 @@ __all__ = [
     "Continue",
     "DefinitionError",
     "Fail",
+    "FallbackImpl",
     "ForEachImpl",
     "FunctionImpl",
     "GroupImpl",
@@ -81,6 +88,7 @@ __all__ = [
     "RecursionLimitError",
     "Ref",
     "Retry",
+    "SelectImpl",
     "Shortcut",
     "Source",
     "StepContext",
@@ -96,6 +104,7 @@ __all__ = [
     "collect",
     "compose",
     "exponential",
+    "fallback",
     "find",
     "for_each",
     "group",
@@ -103,6 +112,7 @@ __all__ = [
     "plan_steps",
     "ref",
     "resolve_path",
+    "select",
     "step",
     "switch",
     "template",

@@ -147,3 +147,44 @@ def test_reactor_quick_prints_one_json_object_with_every_figure() -> None:
     assert (meta["chain_steps"], meta["fanout_steps"]) == (10, 101)
     assert meta["fanout_max_concurrency"] >= 100
     assert meta["rounds"] == 2
+
+
+ORCHESTRATION_FIGURES = (
+    "selection_regret",
+    "selection_random_regret",
+    "selection_regret_ratio",
+    "best_arm_share",
+    "drift_recovery_share",
+    "direct_ask_p50_us",
+    "select_ask_p50_us",
+    "budget_calls",
+    "budget_admitted",
+    "budget_requests_sent",
+    "fallback_overhead_calls",
+    "fallback_p50_ms",
+    "fallback_direct_p50_ms",
+    "fallback_with_health_p50_ms",
+)
+
+
+def test_orchestration_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks orchestration --quick`: selection, fallback and budget figures.
+
+    Budget figures are exact (admitted == calls == requests sent, no overspend); timings
+    are only checked to be numbers.
+    """
+    result = run_python("-m", "benchmarks", "orchestration", "--quick", timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ORCHESTRATION_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert not isinstance(value, bool), key
+    assert isinstance(data["select_overhead_us"], int | float)  # may be < 0 when noisy
+    assert isinstance(data["fallback_overhead_us"], float)
+    assert data["selection_requests"] > 0
+    assert set(data["selection_targets"]) == set(data["selection_targets_met"])
+    assert all(isinstance(v, bool) for v in data["selection_targets_met"].values())
+    assert data["budget_admitted"] == data["budget_calls"] == data["budget_requests_sent"]
+    assert data["budget_overspend_usd"] == 0.0
+    assert all(isinstance(v, bool) for v in data["targets_met"].values())

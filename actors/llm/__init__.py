@@ -3,23 +3,43 @@
 One :class:`ModelHost` actor per LLM server endpoint answers :class:`ChatRequest` with a
 :class:`Completion` (or a typed failure), with a concurrency limit, a circuit
 breaker per model, statistics and cost. :func:`start_fleet` starts the hosts of a
-:class:`Config` (:func:`load_config`) and of the servers :func:`discover` finds. Wire
+:class:`Config` (:func:`load_config`) and of the servers :func:`discover` finds; its
+:class:`Catalog` says which model is where (loaded or not, context, capabilities, price,
+health), kept current from the event bus. Wire
 protocols are in :mod:`actors.llm.providers`; GPUs and admission in
 :mod:`actors.llm.resources`; fake servers in :mod:`actors.testing`.
 """
 
+from actors.llm._catalog import (
+    Catalog,
+    CatalogRefreshed,
+    CatalogWatcher,
+    ModelEntry,
+    RefreshCatalog,
+)
 from actors.llm._config import (
     BreakerConfig,
+    BudgetLimitConfig,
+    BudgetsConfig,
     Config,
     ConfigError,
     DiscoveryConfig,
+    FallbackAction,
+    FallbackChainConfig,
+    FallbackConfig,
+    FallbackLinkConfig,
     HostConfig,
     HostProtocol,
+    ModelConfig,
+    PolicyConfig,
     PriceConfig,
     ResourcesConfig,
+    SelectionConfig,
+    TaskType,
     default_config_path,
     load_config,
     mask_url,
+    parse_period,
 )
 from actors.llm._discovery import DEFAULT_ENDPOINTS, discover, discover_sync, probe
 from actors.llm._fleet import Fleet, start_fleet, start_fleet_async
@@ -38,6 +58,7 @@ from actors.llm._messages import (
     FinishReason,
     GpuInfo,
     GpuProcess,
+    HostAdded,
     HostInventory,
     HostStats,
     HostStatsQuery,
@@ -63,7 +84,12 @@ __all__ = [
     "BreakerConfig",
     "BreakerState",
     "BreakerTransition",
+    "BudgetLimitConfig",
+    "BudgetsConfig",
     "CancelChat",
+    "Catalog",
+    "CatalogRefreshed",
+    "CatalogWatcher",
     "ChatMessage",
     "ChatRequest",
     "Completion",
@@ -72,10 +98,15 @@ __all__ = [
     "DiscoveryConfig",
     "EmbedRequest",
     "Embeddings",
+    "FallbackAction",
+    "FallbackChainConfig",
+    "FallbackConfig",
+    "FallbackLinkConfig",
     "FinishReason",
     "Fleet",
     "GpuInfo",
     "GpuProcess",
+    "HostAdded",
     "HostConfig",
     "HostInventory",
     "HostMessage",
@@ -85,14 +116,20 @@ __all__ = [
     "InventoryQuery",
     "LoadModel",
     "LoadedModel",
+    "ModelConfig",
+    "ModelEntry",
     "ModelHost",
     "ModelInfo",
     "ModelLoadChanged",
     "ModelStats",
+    "PolicyConfig",
     "PriceConfig",
+    "RefreshCatalog",
     "ResourceQuery",
     "ResourceSnapshot",
     "ResourcesConfig",
+    "SelectionConfig",
+    "TaskType",
     "TextDelta",
     "ToolCall",
     "ToolSpec",
@@ -103,6 +140,7 @@ __all__ = [
     "discover_sync",
     "load_config",
     "mask_url",
+    "parse_period",
     "probe",
     "start_fleet",
     "start_fleet_async",

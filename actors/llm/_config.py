@@ -64,16 +64,27 @@ __all__ = [
     "CONFIG_ENV_VAR",
     "DEFAULT_COUNTED",
     "BreakerConfig",
+    "BudgetLimitConfig",
+    "BudgetsConfig",
     "Config",
     "ConfigError",
     "DiscoveryConfig",
+    "FallbackAction",
+    "FallbackChainConfig",
+    "FallbackConfig",
+    "FallbackLinkConfig",
     "HostConfig",
     "HostProtocol",
+    "ModelConfig",
+    "PolicyConfig",
     "PriceConfig",
     "ResourcesConfig",
+    "SelectionConfig",
+    "TaskType",
     "default_config_path",
     "load_config",
     "mask_url",
+    "parse_period",
 ]
 
 CONFIG_ENV_VAR = "REACTOR_CONFIG"
@@ -85,6 +96,12 @@ _GIB = 1024**3
 
 HostProtocol = Literal["openai", "lmstudio", "ollama", "anthropic", "gemini"]
 """The wire protocols a host can be driven with."""
+
+TaskType = Literal["code", "reasoning", "analysis", "creative", "factual", "general"]
+"""The task types users name, which selection learns and routes by."""
+
+Capability = Literal["chat", "embeddings", "tools", "vision", "json"]
+"""What a model can do beyond plain chat (``json``: a JSON output mode)."""
 
 DEFAULT_COUNTED: frozenset[FailureKind] = frozenset(
     {
@@ -212,16 +229,45 @@ class BreakerConfig(_Section):
 
 
 class PriceConfig(_Section):
-    """What a model costs, in US dollars per million tokens."""
+    """What a model costs: US dollars per million tokens, and/or per GPU-second.
 
-    input_per_mtok: float = Field(ge=0.0, strict=True)
-    output_per_mtok: float = Field(ge=0.0, strict=True)
+    A local model costs something too (power, the GPU's time): give it a price per
+    token, or ``per_gpu_second`` (charged for the call's wall time), or write ``0``
+    on purpose. At least one of the three must be given, so that no model is ever
+    priced at a silent $0.
 
-    def cost(self, usage: Usage) -> float:
-        """The cost in US dollars of one call that used ``usage`` (the one price formula)."""
-        return (
+    Attributes:
+        input_per_mtok: Dollars per million input (prompt) tokens.
+        output_per_mtok: Dollars per million output tokens.
+        per_gpu_second: Dollars per second of a call's wall time.
+    """
+
+    input_per_mtok: float = Field(default=0.0, ge=0.0, strict=True)
+    output_per_mtok: float = Field(default=0.0, ge=0.0, strict=True)
+    per_gpu_second: float = Field(default=0.0, ge=0.0, strict=True)
+
+    @model_validator(mode="after")
+    def _some_price(self) -> Self:
+        if not self.model_fields_set & {"input_per_mtok", "output_per_mtok", "per_gpu_second"}:
+            msg = "give input_per_mtok and output_per_mtok, or per_gpu_second (0 is a price)"
+            raise ValueError(msg)
+        return self
+
+    def cost(self, usage: Usage, seconds: float = 0.0) -> float:
+        """The cost in US dollars of one call that used ``usage`` and took ``seconds``.
+
+        The one price formula: tokens at their prices, plus the wall time at
+        ``per_gpu_second``.
+        """
+        tokens = (
             usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
-        ) / 1e6
+        )
+        return tokens / 1e6 + seconds * self.per_gpu_second
+
+    def worst_case(self, prompt_tokens: int, max_tokens: int, seconds: float) -> float:
+        """The most one call can cost: every output token used, the whole deadline taken."""
+        tokens = prompt_tokens * self.input_per_mtok + max_tokens * self.output_per_mtok
+        return tokens / 1e6 + seconds * self.per_gpu_second
 
 
 class HostConfig(_Section):
@@ -321,6 +367,84 @@ class HostConfig(_Section):
         return None
 
 
+class ModelConfig(_Section):
+    """What is declared about one model (``[models."llama3.2"]`` or ``[models."ollama/llama3.2"]``).
+
+    Servers say little about their models; what they do not say is declared here, and
+    a declaration wins over what a server reports.
+
+    Attributes:
+        tier: The declared quality tier, 1 (small, cheap) to 3 (the strongest). Selection
+            starts from it as a prior, so a new model is tried but not trusted blindly.
+        strengths: Task types the model is declared good at (a higher prior for them).
+        context_length: The context window, when the server does not report it.
+        capabilities: What it can do, replacing what the server reports.
+    """
+
+    tier: int | None = Field(default=None, ge=1, le=3)
+    strengths: tuple[TaskType, ...] = ()
+    context_length: int | None = Field(default=None, ge=1)
+    capabilities: tuple[Capability, ...] | None = None
+
+
+class PolicyConfig(_Section):
+    """A selection policy (``[selection.policies.NAME]``); see ``actors.orchestration.Policy``.
+
+    Attributes:
+        kind: ``score`` (weighted quality, cost and latency), ``cheapest``, ``fastest`` or
+            ``best`` (quality alone).
+        quality: Weight of quality in a ``score`` policy.
+        cost: Weight of cheapness.
+        latency: Weight of speed.
+        models: The candidates (names, ``host/model`` or aliases); empty: every chat model.
+        pin: A model to use per task type, whatever the scores (when it is eligible).
+        explore: Learn by trying (Thompson draws), rather than always taking the best known.
+        prior_weight: How many observations a declared tier is worth.
+        loaded_bonus: Score added for a model loaded now (prefer it over one that must load).
+    """
+
+    kind: Literal["score", "cheapest", "fastest", "best"] = "score"
+    quality: float = Field(default=0.6, ge=0.0)
+    cost: float = Field(default=0.2, ge=0.0)
+    latency: float = Field(default=0.2, ge=0.0)
+    models: tuple[str, ...] = ()
+    pin: dict[TaskType, str] = Field(default_factory=dict)
+    explore: bool = True
+    prior_weight: float = Field(default=4.0, ge=0.0)
+    loaded_bonus: float = Field(default=0.02, ge=0.0)
+
+
+class SelectionConfig(_Section):
+    """Adaptive model selection (``[selection]``).
+
+    Attributes:
+        default_policy: The policy of requests that name none: a built-in one
+            (``balanced``, ``cheapest``, ``fastest``, ``best``) or one in ``policies``.
+        policies: Policies by name.
+        discount: gamma: each observation of a task type multiplies the older ones' weight
+            by this (0 < gamma <= 1; 1 never forgets), so that drift is noticed.
+        half_life_s: Persisted history loses half its weight per this many seconds.
+        persist_s: How often the history is written to the store when it changed.
+    """
+
+    default_policy: str = "balanced"
+    policies: dict[str, PolicyConfig] = Field(default_factory=dict)
+    discount: float = Field(default=0.995, gt=0.0, le=1.0)
+    half_life_s: float = Field(default=7 * 86400.0, gt=0.0)
+    persist_s: float = Field(default=30.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _known_default(self) -> Self:
+        known = {"balanced", "cheapest", "fastest", "best", *self.policies}
+        if self.default_policy not in known:
+            msg = (
+                f"default_policy {self.default_policy!r} is not a policy "
+                f"(known: {', '.join(sorted(known))})"
+            )
+            raise ValueError(msg)
+        return self
+
+
 class ResourcesConfig(_Section):
     """The GPU memory budget for models and how the ResourceMonitor reads it.
 
@@ -375,6 +499,155 @@ class DiscoveryConfig(_Section):
         return [_check_http_url(url) for url in value]
 
 
+_PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_period(text: str) -> tuple[float, str]:
+    """``"1d"`` → ``(86400.0, "d")``; ``"1mo"`` is a calendar month (``(n, "mo")``).
+
+    Raises:
+        ValueError: Not ``<number><unit>`` with a unit of s, m, h, d, w or mo.
+    """
+    raw = text.strip().lower()
+    if raw.endswith("mo"):
+        number, unit = raw[:-2], "mo"
+    else:
+        number, unit = raw[:-1], raw[-1:]
+    try:
+        count = float(number)
+    except ValueError:
+        count = -1.0
+    if unit not in (*_PERIOD_UNITS, "mo") or count <= 0 or (unit == "mo" and count != int(count)):
+        msg = (
+            f"{text!r} is not a period: write a number and a unit (s, m, h, d, w or mo), e.g. '1d'"
+        )
+        raise ValueError(msg)
+    return (count if unit == "mo" else count * _PERIOD_UNITS[unit]), unit
+
+
+class BudgetLimitConfig(_Section):
+    """One spending limit.
+
+    Attributes:
+        scope: What it caps: ``global`` (everything), ``run`` (each run, its composed
+            runs included), ``reactor`` or ``agent`` (by name).
+        usd: The cap, in US dollars.
+        period: The window it applies to (``"1h"``, ``"1d"``, ``"7d"``, ``"1mo"``;
+            UTC-aligned); ``None``: for ever (the usual choice for ``run``).
+        name: For ``reactor`` and ``agent``: the one it caps; ``None``: each one
+            separately.
+    """
+
+    scope: Literal["global", "run", "reactor", "agent"]
+    usd: float = Field(gt=0.0)
+    period: str | None = None
+    name: str | None = None
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_period(value)
+        return value
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> Self:
+        if self.name is not None and self.scope in ("global", "run"):
+            msg = f"name is only for the reactor and agent scopes, not {self.scope!r}"
+            raise ValueError(msg)
+        return self
+
+
+class BudgetsConfig(_Section):
+    """Spending limits, checked before each model call (see ``actors.orchestration``).
+
+    Attributes:
+        limits: The caps; a call must fit in every one that applies to it.
+        reserve_max_tokens: The output tokens reserved (and then sent as
+            ``max_tokens``) for a request that sets no ``max_tokens``, so that the
+            reservation is a true worst case.
+        reserve_seconds: The wall time reserved for a model priced per GPU-second when
+            the request has no deadline.
+        unpriced: What a call to a model without a price does while a limit applies:
+            ``refuse`` (fail ``budget_exceeded`` before sending it) or ``free`` (count
+            it as $0, flagged ``priced=false`` in the spend records).
+    """
+
+    limits: list[BudgetLimitConfig] = Field(default_factory=list)
+    reserve_max_tokens: int = Field(default=4096, ge=1)
+    reserve_seconds: float = Field(default=120.0, gt=0.0)
+    unpriced: Literal["refuse", "free"] = "refuse"
+
+
+FallbackAction = Literal["retry", "next", "stop"]
+"""What a fallback chain does after a failure: try the same link again, move on, or stop."""
+
+
+class FallbackLinkConfig(_Section):
+    """One link of a fallback chain.
+
+    Attributes:
+        model: The model (``host/model`` names the host too).
+        host: The host, when ``model`` does not name it.
+        context_length: Its context window, when the catalog does not know it.
+    """
+
+    model: str = Field(min_length=1)
+    host: str | None = None
+    context_length: int | None = Field(default=None, ge=1)
+
+
+class FallbackChainConfig(_Section):
+    """A named fallback chain: ``[fallback.chains.<name>]``.
+
+    Attributes:
+        links: The models in order (a ``"host/model"`` string or a table).
+        on: Per failure kind, ``retry``, ``next`` or ``stop`` (over the defaults).
+        retries: How often ``retry`` tries the same link again.
+        backoff_s: The first retry's wait (doubled each time; a ``retry_after`` the
+            server sent is honoured when longer).
+        content_policy_chain: A chain to take after a ``content_policy`` refusal;
+            without one a refusal stops (it never falls through to the general chain).
+        restart_streams: Fall back even after a streamed answer produced tokens (the
+            result then says the stream restarted).
+        eject_after: Consecutive failures that eject a link (it is tried last).
+        eject_base_s: The first ejection's length; the n-th lasts n times as long ...
+        eject_max_s: ... up to this.
+        max_ejected_percent: The share of links that may be ejected at once (never
+            all of them).
+    """
+
+    links: list[str | FallbackLinkConfig] = Field(min_length=1)
+    on: dict[FailureKind, FallbackAction] = Field(default_factory=dict)
+    retries: int = Field(default=1, ge=0)
+    backoff_s: float = Field(default=0.25, ge=0.0)
+    content_policy_chain: str | None = None
+    restart_streams: bool = False
+    eject_after: int = Field(default=3, ge=1)
+    eject_base_s: float = Field(default=30.0, gt=0.0)
+    eject_max_s: float = Field(default=300.0, gt=0.0)
+    max_ejected_percent: float = Field(default=50.0, ge=0.0, le=100.0)
+
+
+class FallbackConfig(_Section):
+    """Named fallback chains, usable as ``fallback(..., chain="name")``."""
+
+    chains: dict[str, FallbackChainConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_chains(self) -> Self:
+        for name, chain in self.chains.items():
+            target = chain.content_policy_chain
+            if target is not None and target not in self.chains:
+                known = ", ".join(sorted(self.chains))
+                msg = (
+                    f"chains.{name}.content_policy_chain names {target!r}, "
+                    f"which is not a chain (chains: {known})"
+                )
+                raise ValueError(msg)
+        return self
+
+
 class Config(_Section):
     """The whole configuration.
 
@@ -384,6 +657,13 @@ class Config(_Section):
         prices: Prices keyed by ``model`` or ``host/model`` (see :meth:`host`).
         resources: The GPU budget and the monitor's polling.
         discovery: What discovery probes.
+        budgets: Spending limits, checked before each model call.
+        fallback: Named fallback chains.
+        models: Declarations per model, keyed by ``model`` or ``host/model`` (the
+            qualified key wins).
+        selection: Adaptive model selection: policies and how history is kept.
+        aliases: Names that stand for models: ``fast = "ollama/llama3.2"``, or a list
+            (``coder = ["lmstudio/qwen2.5-coder", "qwen2.5-coder"]``: every model named).
     """
 
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
@@ -391,6 +671,11 @@ class Config(_Section):
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    fallback: FallbackConfig = Field(default_factory=FallbackConfig)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    aliases: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -400,6 +685,21 @@ class Config(_Section):
         for name in value:
             if not name or "/" in name or any(ch.isspace() for ch in name):
                 msg = f"host name {name!r} must be non-empty, without '/' or spaces"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_names(
+        cls, value: dict[str, str | tuple[str, ...]]
+    ) -> dict[str, str | tuple[str, ...]]:
+        for name, target in value.items():
+            if not name or "/" in name or any(ch.isspace() for ch in name):
+                msg = f"alias {name!r} must be non-empty, without '/' or spaces"
+                raise ValueError(msg)
+            targets = (target,) if isinstance(target, str) else target
+            if not targets or not all(targets):
+                msg = f"alias {name!r} must name at least one model, got {target!r}"
                 raise ValueError(msg)
         return value
 

@@ -12,7 +12,10 @@ calls once after starting its :class:`~actors.System`:
 4. with a ``fallback`` and no host at all, the fallback starts stand-in servers
    instead (``actors.testing.fake_servers`` starts the built-in fakes; the result says
    so: ``Fleet.simulated``);
-5. one ResourceMonitor watches them all and admits models before they are loaded.
+5. one ResourceMonitor watches them all and admits models before they are loaded;
+6. a :class:`~actors.llm.Catalog` is filled from every host's inventory and prices, and a
+   ``catalog`` watcher keeps it current from the bus (loads, unloads, breakers, memory,
+   hosts added later with :class:`~actors.llm.HostAdded`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 import structlog
 
 from actors import Ref
+from actors.llm._catalog import Catalog, CatalogWatcher
 from actors.llm._config import Config, HostConfig, HostProtocol, load_config, mask_url
 from actors.llm._discovery import DEFAULT_ENDPOINTS, SERVER_PROTOCOL, discover, probe
 from actors.llm._host import HostMessage, ModelHost
@@ -68,6 +73,8 @@ class Fleet:
         simulated: Fake servers started because no real one was found (stopped by
             :meth:`close`); empty when every host is real.
         warnings: One line per problem found at start, naming the host (also logged).
+        catalog: Which model is where, kept current by the ``catalog`` watcher.
+        config: The configuration the fleet was started with.
     """
 
     hosts: dict[str, Ref[HostMessage]] = field(default_factory=dict)
@@ -76,6 +83,8 @@ class Fleet:
     simulated: list[StandIn] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """Problems worth telling the user at start (an ``api_key_env`` that is not set)."""
+    catalog: Catalog = field(default_factory=Catalog)
+    config: Config = field(default_factory=Config)
 
     @property
     def is_simulated(self) -> bool:
@@ -177,9 +186,11 @@ def start_fleet(
             ModelHost, name=name, args=(settings,), kwargs=_host_args(fleet, found, name)
         )
         _register(fleet, name, ref)
+    fleet.catalog.watch(system)
     for name in hosts:
         if name not in fleet.inventories:
             fleet.inventories[name] = fleet.hosts[name].ask(InventoryQuery())
+    _catalogue(fleet, hosts)
     return fleet
 
 
@@ -213,6 +224,8 @@ async def start_fleet_async(
     missing = [name for name in hosts if name not in fleet.inventories]
     answers = await asyncio.gather(*(fleet.hosts[n].ask_async(InventoryQuery()) for n in missing))
     fleet.inventories.update(zip(missing, answers, strict=True))
+    await system.spawn_async(CatalogWatcher, name="catalog", args=(fleet.catalog, 60.0))
+    _catalogue(fleet, hosts)
     return fleet
 
 
@@ -222,7 +235,7 @@ def _plan(
     """Each host's settings (configured, then discovered), and the fleet to fill in."""
     if problems:
         raise ValueError("; ".join(problems))
-    fleet = Fleet()
+    fleet = Fleet(catalog=Catalog(config), config=config)
     hosts: dict[str, HostConfig] = {}
     for name, host in config.hosts.items():
         protocol = host.protocol or SERVER_PROTOCOL[found[name].server]
@@ -276,3 +289,12 @@ def _register(fleet: Fleet, name: str, ref: Ref[HostMessage]) -> None:
     fleet.hosts[name] = ref
     assert fleet.monitor is not None
     fleet.monitor.tell(RegisterHost(host=name, ref=ref))
+
+
+def _catalogue(fleet: Fleet, hosts: Mapping[str, HostConfig]) -> None:
+    """Enter every host's inventory into the fleet's catalog (which model is where)."""
+    for name, settings in hosts.items():
+        inventory = fleet.inventories[name]
+        if not inventory.provider:
+            inventory = msgspec.structs.replace(inventory, provider=settings.protocol or "")
+        fleet.catalog.add_host(name, inventory, prices=settings.prices)

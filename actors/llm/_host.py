@@ -594,6 +594,7 @@ class ModelHost(Actor[HostMessage]):
         return outcome
 
     def _priced(self, completion: Completion, latency: float) -> Completion:
+        seconds = completion.latency_s or latency
         price = self.settings.prices.get(completion.model) or self.settings.prices.get(
             completion.extras.get("requested_model", "")
         )
@@ -612,8 +613,8 @@ class ModelHost(Actor[HostMessage]):
         return msgspec.structs.replace(
             completion,
             host=self.name,
-            latency_s=completion.latency_s or latency,
-            cost_usd=None if price is None else price.cost(usage),
+            latency_s=seconds,
+            cost_usd=None if price is None else price.cost(usage, seconds),
             extras=extras,
         )
 

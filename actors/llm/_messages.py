@@ -39,6 +39,7 @@ __all__ = [
     "FinishReason",
     "GpuInfo",
     "GpuProcess",
+    "HostAdded",
     "HostInventory",
     "HostStats",
     "HostStatsQuery",
@@ -375,6 +376,24 @@ class HostInventory(Message, frozen=True, kw_only=True):
     version: str | None = None
     host: str = ""
     error: str | None = None
+
+
+class HostAdded(Event, frozen=True, kw_only=True):
+    """Published when a model host joins (or, with ``removed``, leaves) a running system.
+
+    The model catalog follows it: the host's models become candidates at once.
+
+    Attributes:
+        host: The model host's name.
+        inventory: What it has (its models, loaded or not).
+        prices: Prices of its models, per million tokens: ``model -> (input, output)``.
+        removed: The host left; its models are forgotten.
+    """
+
+    host: str
+    inventory: HostInventory | None = None
+    prices: dict[str, tuple[float, float]] = msgspec.field(default_factory=dict)
+    removed: bool = False
 
 
 class InventoryQuery(Request[HostInventory], frozen=True, kw_only=True):

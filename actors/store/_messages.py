@@ -22,7 +22,12 @@ __all__ = [
     "JournalRead",
     "JournalStreamList",
     "JournalStreams",
+    "SqlValue",
+    "StoreInsert",
+    "StoreInserted",
+    "StoreQuery",
     "StoreRequest",
+    "StoreRows",
     "StoreStats",
     "StoreStatsQuery",
     "StreamInfo",
@@ -204,5 +209,54 @@ class StoreStatsQuery(Request[StoreStats], frozen=True, kw_only=True):
     """Ask the Store for its counters (answered at once, without touching the disk)."""
 
 
-StoreRequest = JournalAppend | JournalRead | JournalStreams | StoreStatsQuery
+SqlValue = str | int | float | None
+"""A value in a table row (msgspec allows one string-like type in a union: no BLOBs)."""
+
+
+class StoreInserted(Message, frozen=True, kw_only=True):
+    """The answer to :class:`StoreInsert`: the rows are committed."""
+
+    table: str
+    rows: int
+
+
+class StoreInsert(Request[StoreInserted], frozen=True, kw_only=True):
+    """Insert rows into one of the schema's tables, in the next group commit.
+
+    For the tables beside the journal (spend records, history): the rows ride in the
+    same transaction as the journal appends queued with them, so they cost no commit
+    of their own. Table and column names must be plain identifiers.
+
+    Attributes:
+        table: The table (created by a migration).
+        columns: The columns the rows give, in order.
+        rows: The values, one tuple per row, as many as ``columns``.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[SqlValue, ...], ...]
+
+
+class StoreRows(Message, frozen=True, kw_only=True):
+    """The answer to :class:`StoreQuery`: its rows, in order."""
+
+    rows: tuple[tuple[SqlValue, ...], ...] = ()
+
+
+class StoreQuery(Request[StoreRows], frozen=True, kw_only=True):
+    """One SQL query on the read-only connection (it can read, never write).
+
+    Attributes:
+        sql: A single ``SELECT`` (placeholders ``?``).
+        params: The placeholders' values.
+    """
+
+    sql: str
+    params: tuple[SqlValue, ...] = ()
+
+
+StoreRequest = (
+    JournalAppend | JournalRead | JournalStreams | StoreStatsQuery | StoreInsert | StoreQuery
+)
 """Every request the :class:`~actors.Store` understands."""

@@ -100,6 +100,7 @@ import contextlib
 import itertools
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -124,7 +125,12 @@ from actors.store._messages import (
     JournalRead,
     JournalStreamList,
     JournalStreams,
+    SqlValue,
+    StoreInsert,
+    StoreInserted,
+    StoreQuery,
     StoreRequest,
+    StoreRows,
     StoreStats,
     StoreStatsQuery,
     StreamInfo,
@@ -192,6 +198,26 @@ MIGRATIONS: tuple[str, ...] = (
     # of the trigger's upsert per row (most of what a row cost to insert).
     """
     DROP TRIGGER IF EXISTS events_streams;
+    """,
+    # spend: one row per settled model call (actors.orchestration budgets), so spend is
+    # summed per period, run, reactor, agent or model without reading the journal.
+    """
+    CREATE TABLE spend (
+        id            INTEGER PRIMARY KEY,
+        at            REAL    NOT NULL,
+        run_id        TEXT    NOT NULL DEFAULT '',
+        reactor       TEXT    NOT NULL DEFAULT '',
+        agent         TEXT    NOT NULL DEFAULT '',
+        host          TEXT    NOT NULL DEFAULT '',
+        model         TEXT    NOT NULL,
+        cost_usd      REAL    NOT NULL,
+        reserved_usd  REAL    NOT NULL DEFAULT 0,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        priced        INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX spend_at ON spend (at);
+    CREATE INDEX spend_run ON spend (run_id);
     """,
 )
 """The schema, as ordered migration scripts: the database's ``user_version`` counts
@@ -289,7 +315,7 @@ class _Committed(NamedTuple):
 
 
 class _Pending(NamedTuple):
-    message: JournalAppend
+    message: JournalAppend | StoreInsert
     reply: Deferred[Any]
 
 
@@ -476,28 +502,35 @@ class _Writer:
                 batch.append(item)
         if not batch:
             return
+        inserts = [(m, r) for m, r in batch if isinstance(m, StoreInsert)]
+        if inserts:
+            batch = [item for item in batch if not isinstance(item.message, StoreInsert)]
         rows = _rows(batch)
         cache = self._last_seq
         known = {r.stream_id: cache[r.stream_id] for r in rows if r.stream_id in cache}
         conn = self._conn
         assert conn is not None  # _serve runs only once the file is open
-        self.in_flight = len(batch)
+        self.in_flight = len(batch) + len(inserts)
         started = time.perf_counter()
         try:
-            committed = _commit_rows(conn, rows, known)
+            committed = _commit_rows(conn, rows, known, [m for m, _ in inserts])
         except Exception as exc:  # noqa: BLE001 - every append of the batch gets the failure
             self.in_flight = 0
-            self._failed(batch, self.where.error(exc, f"commit of {len(rows)} append(s) failed"))
+            failure = self.where.error(exc, f"commit of {len(rows) + len(inserts)} write(s) failed")
+            self._failed([*batch, *(_Pending(m, r) for m, r in inserts)], failure)
             return
         self.in_flight = 0
         meters = otel.instruments()
         if meters is not None:  # reactor.journal.commit.duration
             meters.journal_commit.record(time.perf_counter() - started)
         self.commits += 1
-        self.largest_batch = max(self.largest_batch, len(batch))
+        self.largest_batch = max(self.largest_batch, len(batch) + len(inserts))
         self._remember(committed.last_seqs)
+        for insert, answer in inserts:
+            _send(insert, answer, StoreInserted(table=insert.table, rows=len(insert.rows)))
         results = iter(committed.outcomes)
         for message, reply in batch:
+            assert isinstance(message, JournalAppend)
             written = [next(results) for _ in range(1 + len(message.more))]
             conflict = next((r for r in written if isinstance(r, _Conflict)), None)
             last = written[-1]
@@ -515,7 +548,8 @@ class _Writer:
     def _failed(self, batch: list[_Pending], failure: Failure) -> None:
         self.failed_commits += 1
         for message, _ in batch:  # the disk is the truth; read it again next time
-            self._last_seq.pop(message.stream_id, None)
+            if isinstance(message, JournalAppend):
+                self._last_seq.pop(message.stream_id, None)
         _log.warning("store commit failed", appends=len(batch), error=failure.message)
         for message, reply in batch:
             _send(message, reply, failure)
@@ -544,7 +578,7 @@ class _Writer:
         )
 
 
-def _send(message: JournalAppend, reply: Deferred[Any], answer: object) -> None:
+def _send(message: JournalAppend | StoreInsert, reply: Deferred[Any], answer: object) -> None:
     """Answer an append from the writer's thread, in the trace of the request."""
     context = otel.extract(message.trace) if message.trace and otel.enabled() else None
     if context is None:
@@ -561,6 +595,7 @@ def _rows(batch: list[_Pending]) -> list[_Row]:
     """The rows a batch writes: each append's first event, then its ``more``."""
     rows: list[_Row] = []
     for message, _ in batch:
+        assert isinstance(message, JournalAppend)
         expected = message.expected_seq
         rows.append(_Row(message.stream_id, message.event_type, message.data, expected))
         rows.extend(
@@ -592,10 +627,25 @@ def _user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _commit_rows(conn: sqlite3.Connection, rows: list[_Row], known: dict[str, int]) -> _Committed:
-    """The group commit's transaction: the events, then one summary upsert per stream."""
+def _commit_rows(
+    conn: sqlite3.Connection,
+    rows: list[_Row],
+    known: dict[str, int],
+    inserts: Sequence[StoreInsert] = (),
+) -> _Committed:
+    """The group commit's transaction: the events, their stream summaries, table rows.
+
+    One summary upsert per stream, and the rows of any :class:`StoreInsert` s.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
+        for insert in inserts:
+            marks = ", ".join("?" * len(insert.columns))
+            columns = ", ".join(insert.columns)
+            conn.executemany(
+                f"INSERT INTO {insert.table} ({columns}) VALUES ({marks})",  # noqa: S608 - identifiers checked
+                insert.rows,
+            )
         last = dict(known)
         unknown = sorted({row.stream_id for row in rows} - last.keys())
         for chunk in _chunks(unknown, _IN_CHUNK):
@@ -754,6 +804,17 @@ class _Reader:
         )
         return JournalEntries(stream_id=stream_id, entries=entries)
 
+    async def query(self, request: StoreQuery) -> StoreRows | Failure:
+        """Run one read-only query (the connection is ``query_only``: it cannot write)."""
+        conn = self.conn
+        if conn is None:
+            return self.where.failure(FailureKind.INTERNAL, "the database is not open")
+        try:
+            rows = await conn.execute_fetchall(request.sql, request.params)
+        except sqlite3.Error as exc:
+            return self.where.error(exc, f"query failed ({request.sql.strip()[:80]!r})")
+        return StoreRows(rows=tuple(tuple(row) for row in rows))
+
     async def streams(self, request: JournalStreams) -> JournalStreamList | Failure:
         """Summaries of the streams ``request`` selects, newest first."""
         conn = self.conn
@@ -881,7 +942,7 @@ def _worker_thread(conn: aiosqlite.Connection) -> threading.Thread | None:
 # ---- the actor -------------------------------------------------------------------------
 
 
-_Served = JournalAppend | JournalRead | JournalStreams
+_Served = JournalAppend | JournalRead | JournalStreams | StoreInsert | StoreQuery
 """The requests that wait for the database to be open."""
 
 
@@ -1078,7 +1139,7 @@ class Store(Actor[StoreRequest]):
     def receive(self, message: StoreRequest) -> object:
         """Hand appends to the writer; start reads; answer stats."""
         match message:
-            case JournalAppend() | JournalRead() | JournalStreams():
+            case JournalAppend() | JournalRead() | JournalStreams() | StoreInsert() | StoreQuery():
                 problem = _check(message)
                 if problem is not None:
                     return Failure(
@@ -1111,7 +1172,9 @@ class Store(Actor[StoreRequest]):
                     reply.send,
                     name="store streams",
                 )
-            case JournalAppend():
+            case StoreQuery():
+                self.pipe_to_self(self._reader.query(message), reply.send, name="store query")
+            case JournalAppend() | StoreInsert():
                 self._writer.submit(_Pending(message, reply))
             case _:
                 assert_never(message)
@@ -1167,8 +1230,29 @@ def _check(message: _Served) -> str | None:
             return _check_one_stream(message)
         case JournalStreams():
             return _check_streams(message)
+        case StoreInsert():
+            return _check_insert(message)
+        case StoreQuery():
+            return None if message.sql.strip() else "sql must not be empty"
         case _:
             assert_never(message)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_insert(message: StoreInsert) -> str | None:
+    names = (message.table, *message.columns)
+    bad = next((n for n in names if not _IDENTIFIER.fullmatch(n)), None)
+    if bad is not None:
+        return f"{bad!r} is not a plain identifier (table {message.table!r})"
+    if not message.columns:
+        return f"no columns given for table {message.table!r}"
+    width = len(message.columns)
+    for number, row in enumerate(message.rows):
+        if len(row) != width:
+            return f"rows[{number}] has {len(row)} values for {width} columns ({message.table!r})"
+    return None
 
 
 def _check_one_stream(message: JournalAppend | JournalRead) -> str | None:
@@ -1320,6 +1404,16 @@ class Journal:
         """:meth:`streams` for asyncio code."""
         request = _streams(prefix, open_only, terminal_types, limit, include_first)
         return list((await self.ref.ask_async(request, timeout=self.timeout)).stream_infos)
+
+    def query(self, sql: str, *params: SqlValue) -> list[tuple[SqlValue, ...]]:
+        """Rows of one read-only query on the Store's read connection (from a plain thread)."""
+        request = StoreQuery(sql=sql, params=params)
+        return list(self.ref.ask(request, timeout=self.timeout).rows)
+
+    async def query_async(self, sql: str, *params: SqlValue) -> list[tuple[SqlValue, ...]]:
+        """:meth:`query` for asyncio code."""
+        request = StoreQuery(sql=sql, params=params)
+        return list((await self.ref.ask_async(request, timeout=self.timeout)).rows)
 
     def stats(self) -> StoreStats:
         """The Store's counters."""

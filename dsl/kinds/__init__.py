@@ -11,6 +11,8 @@ kind           file                      constructor
 =============  ========================  =================================
 ``function``   ``_function.py``          :func:`step`
 ``ask``        ``_ask.py``               :func:`ask`
+``fallback``   ``_fallback.py``          :func:`fallback`
+``select``     ``_select.py``            :func:`select`
 ``template``   ``_template.py``          :func:`template`
 ``collect``    ``_collect.py``           :func:`collect`
 ``compose``    ``_compose.py``           :func:`compose`
@@ -32,6 +34,7 @@ from dsl.kinds._binding import Binder, template_arguments, template_fields
 from dsl.kinds._collect import CollectImpl, CollectKind, collect
 from dsl.kinds._compose import ComposeImpl, ComposeKind, compose
 from dsl.kinds._composite import CompositeKind
+from dsl.kinds._fallback import FallbackImpl, FallbackKind, fallback
 from dsl.kinds._for_each import ForEachImpl, ForEachKind, for_each
 from dsl.kinds._function import FunctionImpl, FunctionKind, function_impl, step
 from dsl.kinds._group import GroupImpl, GroupKind, group
@@ -46,11 +49,13 @@ from dsl.kinds._options import (
     UndoableOptions,
     exponential,
 )
+from dsl.kinds._select import AUTO, SelectImpl, SelectKind, select
 from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
 from dsl.kinds._switch import SwitchImpl, SwitchKind, switch
 from dsl.kinds._template import TemplateImpl, TemplateKind, template
 
 __all__ = [
+    "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
     "AroundImpl",
@@ -65,6 +70,8 @@ __all__ = [
     "ComposeImpl",
     "ComposeKind",
     "CompositeKind",
+    "FallbackImpl",
+    "FallbackKind",
     "ForEachImpl",
     "ForEachKind",
     "FunctionImpl",
@@ -74,6 +81,8 @@ __all__ = [
     "Impl",
     "KindError",
     "Option",
+    "SelectImpl",
+    "SelectKind",
     "StepContext",
     "StepDef",
     "StepKind",
@@ -90,6 +99,7 @@ __all__ = [
     "compose",
     "describe_steps",
     "exponential",
+    "fallback",
     "for_each",
     "function_impl",
     "group",
@@ -98,6 +108,7 @@ __all__ = [
     "kinds",
     "rebuild_steps",
     "register",
+    "select",
     "step",
     "switch",
     "template",

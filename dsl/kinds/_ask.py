@@ -109,7 +109,9 @@ def ask(
     bound to the input or step of that name (``args`` may give other sources), and
     rendered with ``str.format`` (so ``{draft.content}`` and ``{facts[0]}`` work).
     Failures the model host reports as retryable (rate limits, overload, timeouts) are
-    retried with backoff; an open circuit breaker fails the step at once.
+    retried with backoff; an open circuit breaker fails the step at once. The model
+    ``"auto"`` lets the Selector choose one with its default policy (a
+    :func:`~dsl.select` step without options).
 
     Args:
         prompt: The prompt template.

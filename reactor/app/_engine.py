@@ -37,8 +37,9 @@ from actors import (
     SupervisorSpec,
     System,
 )
-from actors.llm import Fleet, mask_url
+from actors.llm import Catalog, Config, Fleet, mask_url
 from actors.lowlevel import check_may_block, handoff_for, start_child
+from actors.orchestration import Budget, Chains, Feedback, Selector
 from actors.store import Journal, Store
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -64,6 +65,7 @@ from reactor.run import (
     RunServices,
     RunStarted,
     RunSummary,
+    StepCompleted,
     StepError,
     UndoError,
     check_inputs,
@@ -166,13 +168,25 @@ class Engine:
             says otherwise.
         workers: Threads for plain ``def`` steps (default: ``min(32, cpus + 4)``).
         max_depth: How deep runs may compose runs.
-        fleet: Model hosts for ``ask`` steps (from :func:`~actors.start_fleet`).
-        hosts: ``model -> host actor name``, for ``ask`` steps that name no host.
+        fleet: Model hosts for ``ask`` steps (from :func:`~actors.start_fleet`); its
+            catalog says which host serves which model.
+        hosts: ``model -> host actor name``: explicit choices that win over the catalog.
         default_model: The model of ``ask`` steps whose model is empty (by default
             the fleet's first chat model).
+        catalog: Which model is where (default: the fleet's, else an empty one). A
+            model name may be bare (``llama3.2``: the best host that serves it, healthy
+            and loaded first), qualified (``ollama/llama3.2``) or an alias.
+        selector: The Selector for ``select`` steps and ``ask(model="auto")``: a running
+            one's ref, or ``None`` to start one (named ``selector``, unless one runs
+            already) over the catalog, with the fleet's ``[selection]`` configuration and
+            its history in the store.
         resume_interrupted: At start, resume the runs whose process died.
         store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
             killed process), when the engine starts the Store.
+        config: The configuration whose ``[budgets]`` (with prices) and
+            ``[fallback.chains]`` the engine uses: with limits, it starts a ``budget``
+            actor (unless one runs) that admits every model call.
+        budget: A running Budget actor to use instead.
 
     Raises:
         StoreError: The engine starts the Store and its file cannot be used (a
@@ -196,6 +210,10 @@ class Engine:
         default_model: str | None = None,
         resume_interrupted: bool = False,
         store_synchronous: str = "FULL",
+        catalog: Catalog | None = None,
+        config: Config | None = None,
+        budget: Ref[Any] | None = None,
+        selector: Ref[Any] | None = None,
     ) -> None:
         if max_concurrency < 1:
             msg = f"Engine(max_concurrency={max_concurrency!r}): must be at least 1"
@@ -224,13 +242,25 @@ class Engine:
             thread_name_prefix="reactor-step",
         )
         self._fleet = fleet
-        self._hosts: dict[str, str] = {}
-        if fleet is not None:
-            for host, model in fleet.models():
-                self._hosts.setdefault(model, host)
-        self._hosts.update(hosts or {})
-        self.default_model = default_model or next(iter(self._hosts), None)
+        if catalog is None:
+            catalog = fleet.catalog if fleet is not None else Catalog()
+        self.catalog = catalog
+        """Which model is where: how ``ask`` steps find their host."""
+        self._hosts: dict[str, str] = dict(hosts or {})
+        first = next((model for _, model in fleet.models()), None) if fleet is not None else None
+        self.default_model = default_model or first or next(iter(self._hosts), None)
+        if config is None and fleet is not None:
+            config = fleet.config
+        self.config = config
         self._journal_proof = JournalProof()
+        self._given_budget = budget
+        self._given_selector = selector
+        self.budget: Ref[Any] | None = None
+        """The Budget actor that admits model calls (``None``: no limits), once open."""
+        self.selector: Ref[Any]
+        """The Selector actor (``select`` steps, ``ask(model="auto")``, :meth:`feedback`)."""
+        self.chains: Chains
+        """The fallback chains (``fallback`` steps): one FallbackChain actor per chain."""
         self.resumed: list[RunHandle] = []
         """The runs ``resume_interrupted=True`` picked up when the engine started."""
         if not _on_event_loop():
@@ -287,10 +317,33 @@ class Engine:
                 runs = await self.system.spawn_async(_RUNS_SPEC)
             except DuplicateActorName:
                 runs = self.system.lookup("runs")
-        self._opened_with(store, runs)
+        await asyncio.to_thread(self._opened_with, store, runs)
         if self._resume_at_open:
             self.resumed = await asyncio.to_thread(self.resume_interrupted)
         return self
+
+    def _budget(self, system: System, config: Config | None) -> Ref[Any] | None:
+        try:
+            return system.lookup("budget")
+        except ActorNotFound:
+            pass
+        if config is None or not config.budgets.limits:
+            return None
+        try:
+            return system.spawn(Budget.from_config(config, store=self.store))
+        except DuplicateActorName:
+            return system.lookup("budget")
+
+    def _selector(self, system: System, fleet: Fleet | None) -> Ref[Any]:
+        try:
+            return system.lookup("selector")
+        except ActorNotFound:
+            config = fleet.config.selection if fleet is not None else None
+            kwargs = {"config": config, "store": self.store}
+            try:
+                return system.spawn(Selector, name="selector", args=(self.catalog,), kwargs=kwargs)
+            except DuplicateActorName:
+                return system.lookup("selector")
 
     def _store_spec(self) -> ChildSpec:
         if self._store_synchronous.upper() == "NORMAL":
@@ -298,9 +351,27 @@ class Engine:
         return Store.spec(self._db_path, synchronous="FULL")
 
     def _opened_with(self, store: Ref[Any], runs: Ref[Any]) -> None:
+        """Wire the engine to its store: the orchestration actors, then the services.
+
+        Spawning the budget and selector may wait for their threads, so asyncio code
+        calls this in a worker thread (:meth:`open_async`).
+        """
         self.store = store
         self.journal = Journal(store)
         self._supervisor = runs
+        system, config = self.system, self.config
+        self.budget = (
+            self._given_budget if self._given_budget is not None else self._budget(system, config)
+        )
+        self.selector = self._given_selector or self._selector(system, self._fleet)
+        self.chains = Chains(
+            system,
+            self._resolve_host,
+            budget=self.budget,
+            configured=config.fallback.chains if config is not None else None,
+            catalog=self.catalog,
+            selector=self.selector,
+        )
         self._services = self._make_services(self.middleware)
         self._opened = True
 
@@ -324,6 +395,9 @@ class Engine:
             start_child=self._start_child,
             undo_children=self._undo_children,
             journal_proof=self._journal_proof,
+            budget=self.budget,
+            fallback_chain=self.chains.ref,
+            selector=self.selector,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:
@@ -357,12 +431,18 @@ class Engine:
         if host is not None:
             return self.system.lookup(host), model
         name = self._hosts.get(model)
+        if name is None:
+            found = self.catalog.lookup(model)
+            if found:
+                entry = found[0]
+                return self.system.lookup(entry.host), entry.model
         if name is None and self._fleet is not None and len(self._fleet.hosts) == 1:
             name = next(iter(self._fleet.hosts))
         if name is None:
-            known = ", ".join(f"{m} (on {h})" for m, h in sorted(self._hosts.items()))
+            known = [f"{m} (on {h})" for m, h in sorted(self._hosts.items())]
+            known += [f"{e.model} (on {e.host})" for e in self.catalog.entries()]
             msg = (
-                f"no model host serves {model!r}; known models: {known or 'none'} "
+                f"no model host serves {model!r}; known models: {', '.join(known) or 'none'} "
                 "(pass Engine(fleet=...) or hosts={model: host}, or ask(..., host=...))"
             )
             raise LookupError(msg)
@@ -968,6 +1048,32 @@ class Engine:
 
     # ---- listing ----------------------------------------------------------------------------
 
+    # ---- feedback --------------------------------------------------------------------------
+
+    def feedback(self, run_id: str, step: str, score: float) -> Feedback:
+        """Score the answer a ``select`` step (or ``ask(model="auto")``) got: 0 to 1.
+
+        The selector learns from it: the model that answered gets ``score`` as that
+        answer's quality for its task type, in place of the reward counted when the
+        answer came (1 for an answer, or the configured scorer's value). The step's
+        result in the journal says which model that was, so feedback works for runs of
+        earlier processes too.
+
+        Returns:
+            The feedback sent to the selector.
+
+        Raises:
+            ValueError: ``score`` is not within 0 and 1.
+            LookupError: No such run, the step did not complete, or its model was not
+                selected.
+        """
+        if not 0.0 <= score <= 1.0:
+            msg = f"feedback score must be within 0 and 1, got {score!r}"
+            raise ValueError(msg)
+        message = _feedback_for(self.history(run_id), run_id, step, score)
+        self.selector.tell(message)
+        return message
+
     def runs(self, *, limit: int | None = 50, include_children: bool = False) -> list[RunSummary]:
         """Runs in the journal, newest first (what ``reactor runs list`` shows)."""
         self._require_open()
@@ -997,6 +1103,30 @@ def _latest_locator(events: Sequence[RunEvent]) -> str:
             return event.locator
     first = events[0]
     return first.locator if isinstance(first, RunStarted) else ""
+
+
+def _feedback_for(events: Sequence[RunEvent], run_id: str, step: str, score: float) -> Feedback:
+    if not events:
+        msg = f"no run {run_id!r} in the journal"
+        raise LookupError(msg)
+    completed = [e for e in events if isinstance(e, StepCompleted) and e.step == step]
+    if not completed:
+        msg = f"run {run_id}: step {step!r} did not complete (nothing to give feedback on)"
+        raise LookupError(msg)
+    value = msgspec.json.decode(completed[-1].value)
+    extras = value.get("extras") if isinstance(value, dict) else None
+    selection = extras.get("selection") if isinstance(extras, dict) else None
+    if not isinstance(selection, dict) or "chosen" not in selection:
+        msg = f"run {run_id}: step {step!r} did not select its model (no selection recorded)"
+        raise LookupError(msg)
+    features = selection.get("features") or {}
+    counted = selection.get("reward")
+    return Feedback(
+        model=str(selection["chosen"]),
+        task_type=str(features.get("task_type", "general")),
+        score=score,
+        counted=float(counted) if isinstance(counted, int | float) else None,
+    )
 
 
 def run_context(context: Mapping[str, Any] | None) -> dict[str, Any]:

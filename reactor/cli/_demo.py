@@ -1,11 +1,15 @@
 """``reactor demo``: a reactor that asks several models at once, end to end.
 
 :class:`Briefing` asks three analysts about a topic in parallel (three ``ask`` steps
-with no dependency between them), has an editor combine their notes (a fourth ``ask``
-that needs all three), and reports. ``reactor demo`` runs it exactly as
+with no dependency between them), has an editor combine their notes (a ``select`` step
+that needs all three: the Selector chooses the editor's model under the ``best`` policy
+among every chat model found, and the report says which and why), and reports. The
+historian is a ``fallback`` step: the chosen model, and whatever the Selector picks
+if that one fails (the report names the link that answered).
+``reactor demo`` runs it exactly as
 ``reactor run reactor.cli._demo:Briefing --input topic=...`` would: on a real LLM server
-when discovery finds one on the default local ports (or one is configured), else on
-the built-in fake servers, and it says which; then it shows the run as recorded in the
+when discovery finds one on the default local ports (or one is configured), else on the
+built-in fake servers, and it says which; then it shows the run as recorded in the
 journal (``reactor runs show``).
 """
 
@@ -16,7 +20,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from actors.llm import Completion
-from dsl import Input, Reactor, ask, step
+from actors.orchestration import FallbackResult
+from dsl import Input, Reactor, ask, fallback, select, step
 from reactor.app import new_run_id
 
 __all__ = ["Briefing", "run_demo"]
@@ -46,17 +51,19 @@ class Briefing(Reactor, returns="report"):
         max_tokens=160,
         timeout=120,
     )
-    historian = ask(
+    historian = fallback(
         "{question} In two sentences, name one historical parallel and its lesson.",
-        model="{model}",
+        chain=["{model}", "auto"],
+        name="historian",
         max_tokens=160,
         timeout=120,
     )
-    editor = ask(
+    editor = select(
         "Write a three-sentence brief on {topic} from these notes.\n"
         "For: {optimist.content}\nAgainst: {sceptic.content}\n"
         "Precedent: {historian.content}",
-        model="{model}",
+        policy="best",
+        task_type="analysis",
         max_tokens=240,
         timeout=180,
     )
@@ -68,9 +75,9 @@ class Briefing(Reactor, returns="report"):
         editor: Completion,
         optimist: Completion,
         sceptic: Completion,
-        historian: Completion,
+        historian: FallbackResult,
     ) -> dict[str, Any]:
-        notes = (optimist, sceptic, historian, editor)
+        notes = (optimist, sceptic, historian.completion, editor)
         return {
             "topic": topic,
             "brief": editor.content,
@@ -81,6 +88,8 @@ class Briefing(Reactor, returns="report"):
             },
             "model": editor.model,
             "host": editor.host,
+            "editor_chosen_because": editor.extras.get("selection", {}).get("reason", ""),
+            "historian_answered_by": historian.link,
             "tokens": sum(c.usage.input_tokens + c.usage.output_tokens for c in notes),
         }
 

@@ -8,6 +8,8 @@ Subcommands:
   crash and a restart, and the trace of every request.
 * ``reactor discover [URL ...] [--json]``: find LLM servers (the given URLs and the
   default local ports) and list their models.
+* ``reactor models [--config F] [--db PATH] [--json]``: the model catalog: every model on
+  every host, loaded or not, context, price, health, tier and its selection history.
 * ``reactor fake-server --protocol P --port N [--models a,b] [faults]``: serve a fake
   LLM server that speaks a real protocol (or imitates a real server's flavour, such as
   ``llama-cpp-python``), to try reactors offline; ``--status 429 --retry-after 2``,
@@ -18,6 +20,8 @@ Subcommands:
   (``--traceback``: each failure's traceback); continue a halted or interrupted run
   (``--force`` when its steps changed, ``FILE.py`` when its file moved); roll back a
   completed one.
+* ``reactor spend [--since HOURS] [--json]``: budgets (limit, spend, rate, when each
+  runs out) and spend per model, from the journal's ``spend`` table.
 * ``reactor version`` (or ``reactor --version``): print the installed version.
 
 Every subcommand and argument has help (``reactor COMMAND --help``).
@@ -71,6 +75,22 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument(
         "--timeout", type=float, default=1.0, help="seconds per probe (default 1.0)"
     )
+    models = commands.add_parser(
+        "models", help="the model catalog: hosts, state, context, price, health, history"
+    )
+    models.add_argument(
+        "--config", type=Path, default=None, help="the TOML file (default: REACTOR_CONFIG, ...)"
+    )
+    _db_option(models)
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.add_argument(
+        "--no-discovery", action="store_true", help="only the configured hosts, no probing"
+    )
+    models.add_argument(
+        "--simulated",
+        action="store_true",
+        help="with no server found, show the built-in fake servers' models",
+    )
     fake = commands.add_parser("fake-server", help="serve a fake LLM server on 127.0.0.1")
     fake.add_argument(
         "--protocol",
@@ -102,6 +122,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     _fault_options(fake)
     _add_run_commands(commands)
+    spend = commands.add_parser(
+        "spend", help="budgets (limit, spent, rate, when each runs out) and spend per model"
+    )
+    _db_option(spend)
+    spend.add_argument(
+        "--config", type=Path, default=None, help="the configuration file (its [budgets])"
+    )
+    spend.add_argument(
+        "--since", type=float, default=24.0, help="hours of spend to total (default 24)"
+    )
+    spend.add_argument("--json", action="store_true", help="print JSON instead of tables")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -362,6 +393,16 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per
                 default_ports=not args.no_defaults,
                 timeout=args.timeout,
             )
+        case "models":
+            from reactor.cli._models import run_models  # noqa: PLC0415
+
+            return run_models(
+                config=args.config,
+                db=args.db,
+                as_json=args.json,
+                discovery=not args.no_discovery,
+                simulated=args.simulated,
+            )
         case "fake-server":
             from reactor.cli._hosts import run_fake_server  # noqa: PLC0415
 
@@ -397,6 +438,12 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per
             )
         case "runs":
             return _runs(args)
+        case "spend":
+            from reactor.cli._spend import run_spend  # noqa: PLC0415
+
+            return run_spend(
+                db=args.db, config_path=args.config, since_hours=args.since, as_json=args.json
+            )
         case "version":
             print(_version())
             return 0

@@ -153,11 +153,15 @@ def require_inputs(reactor: type[Reactor], given: Mapping[str, Any]) -> None:
         raise CliError(f"{exc}; pass {hint}" if hint else str(exc)) from None
 
 
+MODEL_KINDS = frozenset({"ask", "select", "fallback"})
+"""Step kinds that need model hosts."""
+
+
 def has_ask_steps(reactor: type[Reactor], _seen: set[type[Reactor]] | None = None) -> bool:
-    """Whether the reactor, or one it composes (at any depth), has an ``ask`` step."""
+    """Whether the reactor, or one it composes (at any depth), has a step that asks a model."""
     seen = _seen if _seen is not None else {reactor}
     for spec in reactor.__plan__.steps.values():
-        if spec.kind == "ask":
+        if spec.kind in MODEL_KINDS:
             return True
         for sub in spec.sub_reactors:
             if sub not in seen:

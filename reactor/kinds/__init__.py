@@ -8,6 +8,7 @@ kind           file                   how an attempt runs
 =============  =====================  ======================================
 ``function``   ``_function.py``       on the event loop, or in the worker pool
 ``ask``        ``_ask.py``            a request to a ModelHost actor
+``select``     ``_select.py``         a request to the Selector actor
 ``template``   ``_template.py``       at once, in the run
 ``collect``    ``_collect.py``        at once, in the run
 ``compose``    ``_compose.py``        a child run
@@ -30,6 +31,7 @@ from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
 from reactor.kinds._registry import register, unregister
+from reactor.kinds._select import SelectExecutor
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
 
@@ -42,6 +44,7 @@ __all__ = [
     "ForEachExecutor",
     "FunctionExecutor",
     "GroupExecutor",
+    "SelectExecutor",
     "SwitchExecutor",
     "TemplateExecutor",
     "register",

@@ -1,5 +1,7 @@
 """Running an ``ask`` step: render the prompt, find the model's host, and ask it.
 
+``model="auto"`` hands the step to the Selector instead (see ``_select.py``).
+
 The request is a message to a ModelHost actor; its answer (a ``Completion``, or a
 ``Failure`` whose kind says whether it is worth retrying) comes back to the run as a
 message, within the step's timeout.
@@ -7,20 +9,48 @@ message, within the step's timeout.
 
 from __future__ import annotations
 
-from actors.llm import ChatRequest
-from dsl import AskImpl
+from typing import Any
+
+from actors import AskError, Failure
+from actors.llm import ChatRequest, Completion
+from actors.orchestration import SpendScope, budgeted_chat
+from dsl import AUTO, AskImpl
+from reactor.kinds._select import ask_selector
 from reactor.run import Attempt, Cancellable, StepExecutor, StepFailure
 
-__all__ = ["AskExecutor"]
+__all__ = ["AskExecutor", "spend_scope"]
+
+
+def spend_scope(attempt: Attempt[Any]) -> SpendScope:
+    """Whom a step's model calls are charged to: its top-level run, reactor and agent."""
+    agent = attempt.context_values.get("agent")
+    return SpendScope(
+        run_id=attempt.run_id.split("/", 1)[0],
+        reactor=attempt.reactor,
+        agent=agent if isinstance(agent, str) else "",
+    )
 
 
 class AskExecutor(StepExecutor):
     """Asks one model host."""
 
     def start(self, attempt: Attempt[AskImpl]) -> Cancellable | None:
-        """Ask; a model that no host serves, or a bad placeholder, fails at once."""
+        """Ask; a model that no host serves, or a bad placeholder, fails at once.
+
+        The model ``auto`` lets the Selector choose (the default policy).
+        """
         impl = attempt.impl
         arguments = attempt.arguments
+        if impl.model == AUTO and impl.host is None:
+            ask_selector(
+                attempt,
+                prompt=impl.prompt,
+                system=impl.system,
+                temperature=impl.temperature,
+                max_tokens=impl.max_tokens,
+                options=impl.options,
+            )
+            return None
         try:
             model = impl.model.format_map(arguments)
             host, model = attempt.services.resolve_host(model, impl.host)
@@ -38,5 +68,18 @@ class AskExecutor(StepExecutor):
             max_tokens=impl.max_tokens,
             options=dict(impl.options),
         )
-        attempt.ask(host, request)
-        return None
+        budget = attempt.services.budget
+        if budget is None:
+            attempt.ask(host, request)
+            return None
+        scope = spend_scope(attempt)
+        return attempt.run(_budgeted(host, request, budget, scope, attempt.spec.timeout))
+
+
+async def _budgeted(
+    host: Any, request: ChatRequest, budget: Any, scope: SpendScope, timeout: float | None
+) -> Completion:
+    answer = await budgeted_chat(host, request, budget=budget, scope=scope, timeout=timeout)
+    if isinstance(answer, Failure):
+        raise AskError(answer)
+    return answer

@@ -11,9 +11,11 @@ from reactor.kinds._around import AroundExecutor
 from reactor.kinds._ask import AskExecutor
 from reactor.kinds._collect import CollectExecutor
 from reactor.kinds._compose import ComposeExecutor
+from reactor.kinds._fallback import FallbackExecutor
 from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
+from reactor.kinds._select import SelectExecutor
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
 from reactor.run import StepExecutor, register_executor, unregister_executor
@@ -46,6 +48,8 @@ def unregister(name: str) -> None:
 _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("function", FunctionExecutor()),
     ("ask", AskExecutor()),
+    ("fallback", FallbackExecutor()),
+    ("select", SelectExecutor()),
     ("template", TemplateExecutor()),
     ("collect", CollectExecutor()),
     ("compose", ComposeExecutor()),

@@ -64,10 +64,16 @@ class RunServices:
             raises ``LookupError`` naming what is available.
         start_child: Starts a composed run; see :class:`ChildRunner`.
         undo_children: Rolls back the completed child runs under a run-id prefix.
+        selector: The Selector actor, for ``select`` steps and ``ask(model="auto")``
+            (``None``: the engine has none, and such steps fail ``not_found``).
         journal_timeout: Seconds a journal append may wait.
         journal_linger: Seconds a run's journal events may wait to be sent together.
         journal_proof: Whether the journal has been written to yet (see
             :class:`JournalProof`); one instance for all of an engine's runs.
+        budget: The Budget actor that admits model calls (``None``: no limits).
+        fallback_chain: ``(chain, arguments) -> Ref``: the FallbackChain actor for a
+            ``fallback`` step's chain (a configured chain's name, or a chain definition
+            whose link templates the arguments fill in).
     """
 
     store: Ref[Any]
@@ -78,9 +84,12 @@ class RunServices:
     resolve_host: Callable[[str, str | None], tuple[Ref[Any], str]]
     start_child: Callable[..., Coroutine[Any, Any, Any]]
     undo_children: Callable[[str], Coroutine[Any, Any, Any]]
+    selector: Ref[Any] | None = None
     journal_timeout: float = 30.0
     journal_linger: float = 0.002
     journal_proof: JournalProof = field(default_factory=JournalProof)
+    budget: Ref[Any] | None = None
+    fallback_chain: Callable[[Any, Any], Ref[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

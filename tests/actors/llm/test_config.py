@@ -171,6 +171,29 @@ def test_example_file_loads() -> None:
     assert "claude-sonnet-4-5" in config.host("claude").prices
     assert config.resources.budget() == 20 * GIB
     assert config.discovery.urls
+    assert config.models["qwen2.5-7b-instruct"].strengths == ("code",)
+    assert config.aliases["coder"] == "local/qwen2.5-7b-instruct"
+    assert config.selection.policies["careful"].pin == {"code": "coder"}
+    assert [limit.scope for limit in config.budgets.limits] == ["global", "run", "reactor"]
+    assert config.prices["ollama/llama3.2"].per_gpu_second == 0.0002
+    assert config.fallback.chains["local-first"].content_policy_chain == "moderated"
+
+
+def test_a_content_policy_chain_must_name_a_chain(tmp_path: Path) -> None:
+    """A chain's content_policy_chain that names no chain is an error naming both."""
+    path = write(
+        tmp_path,
+        "[fallback.chains.main]\nlinks = ['a']\ncontent_policy_chain = 'safe'\n",
+    )
+    with pytest.raises(ConfigError, match="names 'safe', which is not a chain"):
+        load_config(path, env={})
+    path = write(tmp_path, "[fallback.chains.main]\nlinks = []\non = {timeout = 'panic'}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert [p for p, _ in caught.value.problems] == [
+        "fallback.chains.main.links",
+        "fallback.chains.main.on.timeout",
+    ]
 
 
 def test_reactor_config_variable_names_the_file(tmp_path: Path) -> None:

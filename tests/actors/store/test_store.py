@@ -246,7 +246,7 @@ async def test_migrations_run_once_and_a_newer_schema_is_refused(tmp_path: Path)
         await Journal(first.lookup("store")).append_async("s", "E", b"1")
     assert _db_rows(db, "PRAGMA user_version") == [(known + 1,)]
     tables = _db_rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    assert tables == [("events",), ("notes",), ("streams",)]
+    assert {("events",), ("notes",), ("streams",)} <= set(tables)  # and other features' tables
 
     # Re-running either script would fail ("table ... already exists"): reopening must not.
     async with System(Store.spec(db, migrations=newer), name="again", default_timeout=5.0) as again:
@@ -502,3 +502,26 @@ def test_an_append_with_more_events_that_conflicts_writes_none(
     with pytest.raises(AskError, match="expected it at seq 0 but it is at seq 1"):
         store.ask(request)
     assert [e.event_type for e in journal.read("s")] == ["First"]
+
+
+# ---- tables beside the journal ---------------------------------------------------------------
+
+
+def test_rows_go_in_with_the_next_commit_and_queries_cannot_write(tmp_path: Path) -> None:
+    """StoreInsert commits rows into a schema table; StoreQuery reads them, and only reads."""
+    from actors import AskError
+    from actors.store import StoreInsert, StoreQuery
+
+    with System(Store.spec(tmp_path / "t.db"), name="tables", default_timeout=5.0) as system:
+        store = system.lookup("store")
+        columns = ("at", "model", "cost_usd")
+        done = store.ask(StoreInsert(table="spend", columns=columns, rows=((1.0, "m", 0.5),)))
+        assert done.rows == 1
+        assert Journal(store).query("SELECT model, cost_usd FROM spend") == [("m", 0.5)]
+        with pytest.raises(AskError, match="plain identifier"):
+            store.ask(StoreInsert(table="spend; DROP", columns=columns, rows=()))
+        with pytest.raises(AskError, match="has 1 values for 3 columns"):
+            store.ask(StoreInsert(table="spend", columns=columns, rows=((1.0,),)))
+        with pytest.raises(AskError, match="query failed"):
+            store.ask(StoreQuery(sql="DELETE FROM spend"))
+        assert Journal(store).query("SELECT count(*) FROM spend") == [(1,)]

@@ -1,0 +1,535 @@
+"""The FallbackChain actor: walks a chain of models for each request, keeping each link's health.
+
+One actor per chain, shared by every run that uses it, so that what one request learns
+(a link failing, a server asking to wait) reorders the chain for the next. It runs on
+the I/O loop; each request is a walk, advanced by messages to the actor itself:
+
+1. take the links in health order (:class:`~._health.Health`: ejected links last);
+2. for the next link: skip it if its ``when`` does not hold, or if an earlier link
+   overflowed its context and this one is no larger; pass over it while it is cooling
+   down (a ``retry_after`` it was given); else send it the request (through the
+   transform, under the budget) and wait for the answer;
+3. a completion the quality check accepts answers the request (with every attempt);
+   one it rejects moves on;
+4. a failure does what its kind's action says: ``retry`` the same link after a backoff
+   that honours ``retry_after``, ``next``, or ``stop``; a ``content_policy`` refusal
+   switches to the content-policy chain when there is one, else stops; a streamed
+   answer that broke after tokens arrived stops unless ``restart_streams``;
+5. when no link is left but some were cooling, wait for the earliest (within the
+   deadline) and try those; otherwise fail with the last failure, the path in its
+   details.
+
+Every walk is a ``fallback {chain}`` span: the chat spans of its links are its
+children, and it carries the path (``reactor.fallback.path``) and the link that
+answered (``reactor.fallback.answered_by``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, assert_never
+
+import msgspec
+from opentelemetry import trace
+
+import otel
+from actors import AskError, Deferred, Failure, FailureKind, LoopActor, Ref
+from actors.llm import Catalog, ChatRequest, Completion
+from actors.orchestration.budget import SpendScope, budgeted_chat, estimate_prompt_tokens
+from actors.orchestration.fallback._chain import Chain, Link
+from actors.orchestration.fallback._health import Health
+from actors.orchestration.fallback._messages import (
+    FallbackAttempt,
+    FallbackRequest,
+    FallbackResult,
+)
+from actors.orchestration.selection import SelectChat
+
+__all__ = ["FallbackChain", "Resolver"]
+
+Resolver = Callable[[str, str | None], tuple[Ref[Any], str]]
+"""``(model, host) -> (host ref, model)``; raises ``LookupError`` naming what exists."""
+
+_HEALTH_KINDS = frozenset(
+    {
+        FailureKind.RATE_LIMITED,
+        FailureKind.OVERLOADED,
+        FailureKind.TIMEOUT,
+        FailureKind.SERVER_ERROR,
+        FailureKind.CONNECTION,
+        FailureKind.CIRCUIT_OPEN,
+        FailureKind.INVALID_RESPONSE,
+        FailureKind.ACTOR_CRASHED,
+        FailureKind.ACTOR_STOPPED,
+    }
+)
+"""Failures that say something about the link's health (not about the request)."""
+
+
+@dataclass(slots=True)
+class _Walk:
+    """One request's way down the chain."""
+
+    message: FallbackRequest
+    reply: Deferred[Any]
+    deadline: float
+    chain: Chain
+    health: Health
+    order: list[int]
+    estimate: int
+    span: trace.Span | None
+    started: float
+    position: int = 0
+    tries: dict[int, int] = field(default_factory=dict)
+    attempts: list[FallbackAttempt] = field(default_factory=list)
+    cooling: list[tuple[float, int]] = field(default_factory=list)
+    told_to_wait: set[int] = field(default_factory=set)
+    context_floor: int | None = None
+    last: Failure | None = None
+    restarted: bool = False
+
+    @property
+    def scope(self) -> SpendScope:
+        m = self.message
+        return SpendScope(run_id=m.run_id, reactor=m.reactor, agent=m.agent)
+
+
+class FallbackChain(LoopActor[FallbackRequest]):
+    """Answers :class:`FallbackRequest` s by walking one chain (see the module docstring).
+
+    Args:
+        chain: The chain.
+        resolve: Finds a link's host (the engine's model map, or the catalog).
+        budget: The Budget actor each link's call is admitted by (``None``: none).
+        catalog: Where the context windows of links that do not give theirs are found.
+        selector: The Selector that ``auto`` links (``"auto"``, ``"auto:<policy>"``) ask.
+        clock: Wall-clock time.
+    """
+
+    def __init__(
+        self,
+        chain: Chain,
+        resolve: Resolver,
+        *,
+        budget: Ref[Any] | None = None,
+        catalog: Catalog | None = None,
+        selector: Ref[Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.chain = chain
+        self.resolve = resolve
+        self.budget = budget
+        self.catalog = catalog
+        self.selector = selector
+        self.clock = clock
+        self._health: dict[int, Health] = {}
+
+    def health(self, chain: Chain | None = None) -> Health:
+        """The health record of ``chain`` (this actor's own, by default)."""
+        chain = chain or self.chain
+        record = self._health.get(id(chain))
+        if record is None:
+            record = self._health[id(chain)] = Health(
+                len(chain.links),
+                eject_after=chain.eject_after,
+                base_s=chain.eject_base_s,
+                max_s=chain.eject_max_s,
+                max_percent=chain.max_ejected_percent,
+            )
+        return record
+
+    def receive(self, message: FallbackRequest) -> object:
+        """Start a walk; the answer comes when a link answers or the chain gives up."""
+        match message:
+            case FallbackRequest():
+                self._start(message, self.defer_reply())
+                return None
+            case _:
+                assert_never(message)
+
+    # ---- the walk ----------------------------------------------------------------------
+
+    def _start(self, message: FallbackRequest, reply: Deferred[Any]) -> None:
+        now = self.clock()
+        deadline = message.deadline if message.deadline is not None else now + 60.0
+        span = None
+        if otel.enabled():
+            parent = otel.extract(message.trace)
+            span = otel.tracer().start_span(f"fallback {self.chain.title}", context=parent)
+            span.set_attribute("reactor.fallback.chain", self.chain.title)
+        health = self.health()
+        walk = _Walk(
+            message=message,
+            reply=reply,
+            deadline=deadline,
+            chain=self.chain,
+            health=health,
+            order=health.order(now),
+            estimate=estimate_prompt_tokens(message.request),
+            span=span,
+            started=time.perf_counter(),
+        )
+        self._advance(walk)
+
+    def _advance(self, walk: _Walk) -> None:
+        now = self.clock()
+        while walk.position < len(walk.order):
+            index = walk.order[walk.position]
+            item = walk.chain.links[index]
+            why = self._skip(walk, item)
+            if why is not None:
+                walk.attempts.append(
+                    FallbackAttempt(link=item.label, outcome="skipped", action="skip", why=why)
+                )
+                walk.position += 1
+                continue
+            until = walk.health.cooling_until(index, now)
+            if until is not None:
+                walk.cooling.append((until, index))
+                walk.position += 1
+                continue
+            self._send(walk, index)
+            return
+        for index in sorted(walk.told_to_wait):
+            until = walk.health.cooling_until(index, now)
+            if until is not None:
+                walk.cooling.append((until, index))
+        walk.told_to_wait.clear()
+        if walk.cooling:
+            until, _ = min(walk.cooling)
+            if until < walk.deadline:
+                wait = max(0.0, until - now)
+                labels = ", ".join(walk.chain.links[i].label for _, i in sorted(walk.cooling))
+                walk.attempts.append(
+                    FallbackAttempt(
+                        link=labels,
+                        outcome="cooling",
+                        action="wait",
+                        why=f"every link left is cooling down; waiting {wait:.3g}s for the first",
+                        waited_s=wait,
+                    )
+                )
+                walk.order = [i for _, i in sorted(walk.cooling)]
+                walk.position = 0
+                walk.cooling = []
+                self.call_later(wait, lambda: self._advance(walk), name="fallback cooling")
+                return
+        self._give_up(walk)
+
+    def _skip(self, walk: _Walk, item: Link) -> str | None:
+        if item.when is not None:
+            try:
+                holds = bool(item.when(walk.message.request))
+            except Exception as exc:  # noqa: BLE001 - a user predicate's failure skips the link
+                return f"its condition raised {type(exc).__name__}: {exc}"
+            if not holds:
+                return "its condition (when=) does not hold for this request"
+        floor = walk.context_floor
+        if floor is not None:
+            size = self._context_of(item)
+            if size is not None and size <= floor:
+                return (
+                    f"its context ({size} tokens) is not larger than the one that overflowed "
+                    f"({floor} tokens)"
+                )
+        return None
+
+    def _context_of(self, item: Link) -> int | None:
+        if item.context_length is not None:
+            return item.context_length
+        if self.catalog is None:
+            return None
+        try:
+            host, model = self._where(item)
+        except LookupError:
+            return None
+        entry = self.catalog.get(host.name, model)
+        return None if entry is None else entry.context_length
+
+    def _where(self, item: Link) -> tuple[Ref[Any], str]:
+        try:
+            return self.resolve(item.model, item.host)
+        except LookupError:
+            host, sep, model = item.model.partition("/")
+            if item.host is None and sep and model:
+                return self.resolve(model, host)  # "host/model"
+            raise
+
+    def _send(self, walk: _Walk, index: int) -> None:
+        item = walk.chain.links[index]
+        policy = _auto_policy(item)
+        if policy is not None:
+            self._send_selector(walk, index, policy)
+            return
+        try:
+            host, model = self._where(item)
+        except LookupError as exc:
+            failure = Failure(kind=FailureKind.NOT_FOUND, message=str(exc), source=self.name)
+            self._failed(walk, index, failure, 0.0)
+            return
+        request = walk.message.request
+        if item.transform is not None:
+            try:
+                request = item.transform(request)
+            except Exception as exc:  # noqa: BLE001 - a user transform's failure moves on
+                failure = Failure(
+                    kind=FailureKind.BAD_REQUEST,
+                    message=f"the link's transform raised {type(exc).__name__}: {exc}",
+                    source=self.name,
+                )
+                walk.attempts.append(
+                    FallbackAttempt(
+                        link=item.label, outcome="bad_request", action="next", why=failure.message
+                    )
+                )
+                walk.last = failure
+                walk.position += 1
+                self._advance(walk)
+                return
+        request = msgspec.structs.replace(request, model=model, deadline=walk.deadline, trace=None)
+        sent = time.perf_counter()
+        self.pipe_to_self(
+            self._call(walk, host, request),
+            lambda outcome: self._answered(walk, index, outcome, time.perf_counter() - sent),
+            name="fallback link",
+        )
+
+    def _send_selector(self, walk: _Walk, index: int, policy: str) -> None:
+        """An ``auto`` link: the Selector chooses the model (and asks it)."""
+        item = walk.chain.links[index]
+        if self.selector is None:
+            failure = Failure(
+                kind=FailureKind.NOT_FOUND,
+                message=f"link {item.label!r} needs a Selector, and this chain has none",
+                source=self.name,
+            )
+            self._failed(walk, index, failure, 0.0)
+            return
+        request = walk.message.request
+        if item.transform is not None:
+            request = item.transform(request)
+        choose = SelectChat(
+            request=msgspec.structs.replace(request, deadline=None, trace=None),
+            policy=policy or None,
+            run_id=walk.message.run_id,
+            deadline=walk.deadline,
+        )
+        sent = time.perf_counter()
+        self.pipe_to_self(
+            self._ask_selector(walk, choose),
+            lambda outcome: self._answered(walk, index, outcome, time.perf_counter() - sent),
+            name="fallback selector link",
+        )
+
+    async def _ask_selector(self, walk: _Walk, choose: SelectChat) -> Completion | Failure:
+        assert self.selector is not None
+        try:
+            if walk.span is None:
+                answer: Completion = await self.selector.ask_async(choose)
+            else:
+                with trace.use_span(walk.span, end_on_exit=False):
+                    answer = await self.selector.ask_async(choose)
+        except AskError as exc:
+            return exc.failure
+        return answer
+
+    async def _call(
+        self, walk: _Walk, host: Ref[Any], request: ChatRequest
+    ) -> Completion | Failure:
+        timeout = max(0.001, walk.deadline - time.time())
+        if walk.span is None:
+            return await budgeted_chat(
+                host, request, budget=self.budget, scope=walk.scope, timeout=timeout
+            )
+        with trace.use_span(walk.span, end_on_exit=False):
+            return await budgeted_chat(
+                host, request, budget=self.budget, scope=walk.scope, timeout=timeout
+            )
+
+    def _answered(self, walk: _Walk, index: int, outcome: object, latency: float) -> None:
+        item = walk.chain.links[index]
+        if isinstance(outcome, Completion):
+            check = walk.chain.quality
+            verdict, why = True, ""
+            if check is not None:
+                try:
+                    verdict = bool(check(outcome))
+                except Exception as exc:  # noqa: BLE001 - a failing check rejects the answer
+                    verdict, why = False, f"the quality check raised {type(exc).__name__}: {exc}"
+            if verdict:
+                walk.health.success(index, self.clock())
+                walk.attempts.append(
+                    FallbackAttempt(
+                        link=item.label, outcome="ok", action="answer", latency_s=latency
+                    )
+                )
+                self._answer(walk, index, outcome)
+                return
+            walk.attempts.append(
+                FallbackAttempt(
+                    link=item.label,
+                    outcome="rejected",
+                    action="next",
+                    why=why or "the quality check rejected the answer",
+                    latency_s=latency,
+                )
+            )
+            walk.last = Failure(
+                kind=FailureKind.INVALID_RESPONSE,
+                message=f"{item.label}: {why or 'the quality check rejected the answer'}",
+                source=self.name,
+            )
+            walk.position += 1
+            self._advance(walk)
+            return
+        failure = (
+            outcome
+            if isinstance(outcome, Failure)
+            else Failure(
+                kind=FailureKind.INTERNAL,
+                message=f"unexpected answer {outcome!r}",
+                source=self.name,
+            )
+        )
+        self._failed(walk, index, failure, latency)
+
+    def _failed(self, walk: _Walk, index: int, failure: Failure, latency: float) -> None:
+        item = walk.chain.links[index]
+        now = self.clock()
+        walk.last = failure
+        if failure.kind in _HEALTH_KINDS:
+            walk.health.failure(index, now, failure.retry_after)
+        action, why = self._decide(walk, item, failure)
+        record = FallbackAttempt(
+            link=item.label, outcome=failure.kind.value, action=action, why=why, latency_s=latency
+        )
+        if action == "retry":
+            used = walk.tries.get(index, 0)
+            wait = max(walk.chain.backoff_s * 2**used, failure.retry_after or 0.0)
+            if used < walk.chain.retries and now + wait < walk.deadline:
+                walk.tries[index] = used + 1
+                walk.attempts.append(msgspec.structs.replace(record, waited_s=wait))
+                self.call_later(wait, lambda: self._send(walk, index), name="fallback retry")
+                return
+            action = "next"
+            record = msgspec.structs.replace(
+                record, action="next", why=f"{why} (no retries left within the deadline)"
+            )
+        walk.attempts.append(record)
+        if action == "next" and failure.retry_after:
+            walk.told_to_wait.add(index)  # worth waiting for if every other link fails
+        if action == "stop":
+            self._give_up(walk)
+            return
+        if action == "switch" and walk.chain.content_policy is not None:
+            policy = walk.chain.content_policy
+            walk.chain = policy
+            walk.health = self.health(policy)
+            walk.order = walk.health.order(now)
+            walk.position = 0
+            walk.cooling = []
+            self._advance(walk)
+            return
+        walk.position += 1
+        self._advance(walk)
+
+    def _decide(self, walk: _Walk, item: Link, failure: Failure) -> tuple[str, str]:
+        """The action after ``failure`` on ``item``, and why (the failure's message first)."""
+        kind = failure.kind
+        why = failure.message
+        request = walk.message.request
+        if request.stream and int(failure.details.get("received_chars", "0") or 0) > 0:
+            if not walk.chain.restart_streams:
+                return "stop", f"{why} (the stream had produced tokens: not restarted)"
+            walk.restarted = True
+            return "next", f"{why} (the stream restarts on the next link)"
+        if kind is FailureKind.CONTENT_POLICY:
+            if (
+                walk.chain.content_policy is not None
+                and walk.chain.content_policy is not walk.chain
+            ):
+                return "switch", f"{why} (taking the content-policy chain)"
+            return "stop", f"{why} (refusals do not fall through without a content-policy chain)"
+        if kind is FailureKind.CONTEXT_WINDOW_EXCEEDED:
+            size = self._context_of(item)
+            floor = size if size is not None else walk.estimate
+            walk.context_floor = max(walk.context_floor or 0, floor)
+            return (
+                "next",
+                f"{why} (links with a context of {walk.context_floor} tokens or less are skipped)",
+            )
+        return walk.chain.action(kind), why
+
+    # ---- the end -------------------------------------------------------------------------
+
+    def _answer(self, walk: _Walk, index: int, completion: Completion) -> None:
+        item = walk.chain.links[index]
+        result = FallbackResult(
+            completion=completion,
+            chain=self.chain.title,
+            link=item.label,
+            index=index,
+            attempts=tuple(walk.attempts),
+            restarted=walk.restarted,
+        )
+        self._end_span(walk, item.label, None)
+        walk.reply.send(result)
+
+    def _give_up(self, walk: _Walk) -> None:
+        path = " → ".join(f"{a.link}: {a.outcome}" for a in walk.attempts) or "no link"
+        last = walk.last
+        if last is None:
+            last = Failure(
+                kind=FailureKind.TIMEOUT,
+                message="no link could be tried before the deadline",
+                source=self.name,
+            )
+        why = walk.attempts[-1].why if walk.attempts else last.message
+        failure = Failure(
+            kind=last.kind,
+            message=f"fallback chain {self.chain.title}: {why} (path: {path})",
+            source=self.name,
+            retry_after=last.retry_after,
+            details={**last.details, "path": path, "attempts": str(len(walk.attempts))},
+        )
+        self._end_span(walk, None, failure)
+        walk.reply.send(failure)
+
+    def _end_span(self, walk: _Walk, answered: str | None, failure: Failure | None) -> None:
+        span = walk.span
+        if span is None:
+            return
+        span.set_attribute(
+            "reactor.fallback.path", [f"{a.link}:{a.outcome}" for a in walk.attempts]
+        )
+        span.set_attribute("reactor.fallback.attempts", len(walk.attempts))
+        for attempt in walk.attempts:
+            span.add_event(
+                "fallback.attempt",
+                {
+                    "link": attempt.link,
+                    "outcome": attempt.outcome,
+                    "action": attempt.action,
+                    "why": attempt.why,
+                },
+            )
+        if answered is not None:
+            span.set_attribute("reactor.fallback.answered_by", answered)
+        if failure is not None:
+            span.set_attribute("error.type", failure.kind.value)
+            span.set_status(trace.StatusCode.ERROR, failure.message)
+        span.end()
+
+
+def _auto_policy(item: Link) -> str | None:
+    """``""`` (the default policy) or the policy of an ``auto`` link; ``None`` otherwise."""
+    if item.host is not None:
+        return None
+    if item.model == "auto":
+        return ""
+    if item.model.startswith("auto:"):
+        return item.model.removeprefix("auto:")
+    return None

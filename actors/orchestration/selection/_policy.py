@@ -1,0 +1,426 @@
+"""Selection policies, and the pure function that chooses a model: :func:`decide`.
+
+**What is learnt.** For each task type and model, the quality of its answers is a
+Beta distribution: a *prior* from what was declared about the model, plus the
+(discounted) scores of its answers so far (:mod:`._history`). A reward is the answer's
+quality score when one is known (a user's scoring function, feedback), else 1 for an
+answer and 0 for a failure the model is to blame for.
+
+**Priors from tiers.** A model declared tier 1, 2 or 3 starts at a mean quality of
+0.3, 0.5 or 0.7 (0.5 undeclared), plus 0.2 for a task type it is declared strong at
+(at most 0.95), worth :attr:`Policy.prior_weight` observations (4 by default). Small on
+purpose: a new model is tried (a draw from a wide Beta often beats a known model's mean),
+but a few poor answers are enough to stop trusting it, and a strong tier does not
+outweigh what is actually observed for long.
+
+**Discounted Thompson sampling, per task type.** To choose, draw one quality sample from
+each candidate's Beta (Thompson sampling) and combine it with the expected cost and
+latency into a score (:attr:`Policy.quality`, :attr:`Policy.cost`, :attr:`Policy.latency`
+weights). The model with the best score is chosen. A model with few observations has a
+wide Beta, so it sometimes draws high and gets tried; one that is known to be good draws
+near its mean and wins most of the time. Exploration therefore fades by itself as
+evidence accumulates, with no exploration rate to tune. Because the counts are
+discounted per observation (gamma = 0.995: roughly the last two hundred observations of
+the type count), the posterior of a model that has degraded widens again and its rivals
+get tried: the router recovers from drift. (In simulation, gamma = 0.995 beat 0.99 both
+on the best-arm share of well-separated arms, 0.94 against 0.91 over 1,000 pulls, and on
+recovery after the best arm swaps, 0.95 against 0.91 of the last 500 of 2,000 pulls.)
+Keeping one posterior per task type is the "contextual" part: a model can be best for
+code and worst for creative writing.
+
+The cost term is relative to the cheapest candidate (cheapest / this one), and so is the
+latency term (fastest / this one); a candidate with no price or no latency yet gets the
+median of the others, so that it is neither favoured nor punished for being unknown.
+Turning :attr:`Policy.explore` off uses posterior means instead of draws (no learning by
+trying; the best-known model always wins).
+
+**Other policies.** ``cheapest`` and ``fastest`` order by expected cost or latency, with
+quality as the tie-break; ``best`` scores quality alone; a ``pin`` per task type forces
+a model (as echollama's ``routing_preferences``); a user's ``choose`` function sees the
+eligible candidates, scored, and may name one (``None``: the policy decides).
+
+**Constraints come first.** A model is a candidate only when it chats, its breaker is not
+open, it has every capability the request needs, the prompt plus the output limit fits
+its context window, and it is loaded or fits the GPU memory that is free (the
+ResourceMonitor's last snapshot, through the catalog). Loaded models get a small bonus
+(:attr:`Policy.loaded_bonus`): a model that must be loaded, perhaps evicting another, has
+to be better by more than that. Every rejection is recorded with its reason.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+from actors.llm import Catalog, ModelEntry, TaskType
+from actors.orchestration.selection._features import TaskFeatures
+from actors.orchestration.selection._history import History
+
+__all__ = [
+    "Considered",
+    "Decision",
+    "Policy",
+    "PolicyKind",
+    "UserChoice",
+    "decide",
+    "prior",
+]
+
+PolicyKind = Literal["score", "cheapest", "fastest", "best"]
+
+TIER_PRIOR = {1: 0.3, 2: 0.5, 3: 0.7}
+"""Prior mean quality per declared tier (0.5 undeclared)."""
+
+STRENGTH_BONUS = 0.2
+"""Added to the prior mean for a task type the model is declared strong at."""
+
+DEFAULT_OUTPUT_TOKENS = 256
+"""Output tokens assumed for cost when neither ``max_tokens`` nor history says."""
+
+
+class Considered(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One model the selector looked at, and what it thought of it.
+
+    Attributes:
+        model: The model, qualified (``host/model``).
+        rejected: Why it could not be chosen (``None``: it was a candidate).
+        score: Its score under the policy (candidates only).
+        quality: The quality sample (or mean) the score used.
+        cost_usd: The expected cost of this request on it (``None``: unpriced).
+        latency_s: The latency expected from history (``None``: not yet seen).
+        loaded: Whether it is loaded.
+    """
+
+    model: str
+    rejected: str | None = None
+    score: float | None = None
+    quality: float | None = None
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    loaded: bool | None = None
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Which model was chosen for a request, and why: what the step result, journal and span carry.
+
+    Attributes:
+        host: The chosen model's host ("" when nothing could be chosen).
+        model: The chosen model's id.
+        policy: The policy's name.
+        reason: Why this one, in a phrase.
+        features: What the request was taken to be.
+        considered: Every model looked at: candidates scored, the others with the reason.
+        explored: Whether the choice differs from the best-known (posterior mean) one.
+    """
+
+    host: str
+    model: str
+    policy: str
+    reason: str
+    features: TaskFeatures
+    considered: tuple[Considered, ...] = ()
+    explored: bool = False
+
+    @property
+    def qualified(self) -> str:
+        """``host/model`` of the chosen model."""
+        return f"{self.host}/{self.model}"
+
+
+UserChoice = Callable[[Sequence[Considered], TaskFeatures], str | None]
+"""A user's policy: given the scored candidates and the features, name one (or ``None``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How to choose among the eligible models.
+
+    Attributes:
+        name: What decisions and configuration call it.
+        kind: ``score`` (weighted quality, cost, latency), ``cheapest``, ``fastest`` or
+            ``best`` (quality alone).
+        quality: Weight of quality in a ``score`` policy.
+        cost: Weight of cheapness.
+        latency: Weight of speed.
+        models: The candidates (names, qualified names or aliases); empty: every chat
+            model in the catalog.
+        pin: A model to use per task type, whatever the scores (if it is eligible).
+        choose: A user's function that may pick among the scored candidates.
+        explore: Thompson draws (learning by trying) rather than posterior means.
+        prior_weight: How many observations a declared tier is worth.
+        loaded_bonus: Score added for a model that is loaded now.
+    """
+
+    name: str = "balanced"
+    kind: PolicyKind = "score"
+    quality: float = 0.6
+    cost: float = 0.2
+    latency: float = 0.2
+    models: tuple[str, ...] = ()
+    pin: Mapping[str, str] = field(default_factory=dict)
+    choose: UserChoice | None = None
+    explore: bool = True
+    prior_weight: float = 4.0
+    loaded_bonus: float = 0.02
+
+    def __post_init__(self) -> None:
+        for weight in ("quality", "cost", "latency", "prior_weight", "loaded_bonus"):
+            if getattr(self, weight) < 0:
+                msg = f"Policy({self.name!r}).{weight} must not be negative"
+                raise ValueError(msg)
+        if self.kind not in ("score", "cheapest", "fastest", "best"):
+            msg = f"Policy({self.name!r}).kind: unknown policy kind {self.kind!r}"
+            raise ValueError(msg)
+
+
+def prior(entry: ModelEntry, task_type: str) -> float:
+    """The prior mean quality of ``entry`` for ``task_type``, from its declared tier."""
+    mean = TIER_PRIOR.get(entry.tier or 0, 0.5)
+    if task_type in entry.strengths:
+        mean += STRENGTH_BONUS
+    return min(mean, 0.95)
+
+
+def _eligible(
+    entry: ModelEntry, features: TaskFeatures, max_tokens: int | None, catalog: Catalog
+) -> str | None:
+    """Why ``entry`` cannot take the request (``None``: it can)."""
+    if "chat" not in entry.capabilities:
+        return "not a chat model"
+    if not entry.healthy:
+        return "circuit breaker open"
+    missing = [n for n in features.needs if n != "long_context" and n not in entry.capabilities]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    needed = features.prompt_tokens + (max_tokens or 0)
+    if not entry.fits_context(needed):
+        return f"context {entry.context_length} < {needed} tokens needed"
+    if not catalog.fits_memory(entry):
+        free = catalog.free_bytes or 0
+        return f"not loaded and needs {entry.size_bytes} bytes, {free} free"
+    return None
+
+
+def _expected_cost(entry: ModelEntry, features: TaskFeatures, out_tokens: float) -> float | None:
+    if entry.price is None:
+        return None
+    return (
+        features.prompt_tokens * entry.price.input_per_mtok
+        + out_tokens * entry.price.output_per_mtok
+    ) / 1e6
+
+
+def _relative(values: Sequence[float | None], floor: float) -> list[float]:
+    """best/value per entry (1 for the best), with the median standing in for unknowns.
+
+    ``floor`` keeps a free (0) or instant value from making every other one worth 0.
+    """
+    known = [v for v in values if v is not None]
+    if not known:
+        return [1.0] * len(values)
+    middle = statistics.median(known)
+    best = min(known) + floor
+    return [best / ((middle if v is None else v) + floor) for v in values]
+
+
+@dataclass(slots=True)
+class _Scored:
+    entry: ModelEntry
+    draw: float
+    mean: float
+    cost: float | None
+    latency: float | None
+    score: float = 0.0
+    best_known: float = 0.0
+
+
+def decide(
+    policy: Policy,
+    features: TaskFeatures,
+    catalog: Catalog,
+    history: History,
+    *,
+    max_tokens: int | None = None,
+    candidates: Sequence[str] = (),
+    rng: random.Random | None = None,
+) -> Decision:
+    """Choose a model for a request: filter by constraints, score, pick (pure but for ``rng``).
+
+    Args:
+        policy: How to choose.
+        features: What the request is.
+        catalog: Which models exist and their state now.
+        history: What each has done.
+        max_tokens: The request's output limit (counts against context windows).
+        candidates: Names to choose among (default: the policy's ``models``, else every
+            chat model in the catalog).
+        rng: The random source for Thompson draws (seed it for reproducible runs).
+
+    Returns:
+        The decision; its ``host`` is ``""`` when no model is eligible (every
+        :class:`Considered` then says why).
+    """
+    draw = (rng or random).betavariate
+    names = tuple(candidates) or policy.models
+    entries = _entries(catalog, names)
+    considered: list[Considered] = []
+    scored: list[_Scored] = []
+    task = features.task_type
+    for entry in entries:
+        why = _eligible(entry, features, max_tokens, catalog)
+        if why is not None:
+            considered.append(Considered(model=entry.qualified, rejected=why, loaded=entry.loaded))
+            continue
+        scored.append(
+            _score_inputs(
+                entry,
+                task,
+                features=features,
+                history=history,
+                max_tokens=max_tokens,
+                policy=policy,
+                draw=draw,
+            )
+        )
+    if not scored:
+        return Decision(
+            host="",
+            model="",
+            policy=policy.name,
+            reason="no eligible model",
+            features=features,
+            considered=tuple(considered),
+        )
+    _score(policy, scored)
+    chosen, reason = _choose(policy, task, scored, features, considered)
+    best_known = max(scored, key=lambda s: s.best_known)
+    considered.extend(
+        Considered(
+            model=s.entry.qualified,
+            score=round(s.score, 4),
+            quality=round(s.draw, 4),
+            cost_usd=s.cost,
+            latency_s=None if s.latency is None else round(s.latency, 4),
+            loaded=s.entry.loaded,
+        )
+        for s in scored
+    )
+    return Decision(
+        host=chosen.entry.host,
+        model=chosen.entry.model,
+        policy=policy.name,
+        reason=reason,
+        features=features,
+        considered=tuple(considered),
+        explored=chosen is not best_known and policy.explore,
+    )
+
+
+def _entries(catalog: Catalog, names: Sequence[str]) -> list[ModelEntry]:
+    if not names:
+        return [e for e in catalog.entries() if "chat" in e.capabilities]
+    seen: dict[str, ModelEntry] = {}
+    for name in names:
+        found = catalog.lookup(name)
+        if not found:
+            raise LookupError(catalog.unknown(name))
+        for entry in found:
+            seen.setdefault(entry.qualified, entry)
+    return list(seen.values())
+
+
+def _score_inputs(
+    entry: ModelEntry,
+    task: TaskType,
+    *,
+    features: TaskFeatures,
+    history: History,
+    max_tokens: int | None,
+    policy: Policy,
+    draw: Callable[[float, float], float],
+) -> _Scored:
+    name = entry.qualified
+    mean0 = prior(entry, task)
+    wins, losses = history.counts(name, task)
+    a = mean0 * policy.prior_weight + wins + 1e-6
+    b = (1.0 - mean0) * policy.prior_weight + losses + 1e-6
+    mean = a / (a + b)
+    cell = history.cell(name, task)
+    out_tokens = float(max_tokens or DEFAULT_OUTPUT_TOKENS)
+    if cell is not None and cell.output_tokens is not None and not max_tokens:
+        out_tokens = cell.output_tokens
+    return _Scored(
+        entry=entry,
+        draw=draw(a, b) if policy.explore else mean,
+        mean=mean,
+        cost=_expected_cost(entry, features, out_tokens),
+        latency=history.latency(name, task),
+    )
+
+
+def _score(policy: Policy, scored: list[_Scored]) -> None:
+    cheap = _relative([s.cost for s in scored], 1e-7)
+    fast = _relative([s.latency for s in scored], 1e-3)
+    wq, wc, wl = policy.quality, policy.cost, policy.latency
+    if policy.kind == "best":
+        wq, wc, wl = 1.0, 0.0, 0.0
+    for s, c, f in zip(scored, cheap, fast, strict=True):
+        bonus = policy.loaded_bonus if s.entry.loaded else 0.0
+        s.score = wq * s.draw + wc * c + wl * f + bonus
+        s.best_known = wq * s.mean + wc * c + wl * f + bonus
+        if policy.kind == "cheapest":
+            s.score = c + 1e-3 * s.draw
+            s.best_known = c + 1e-3 * s.mean
+        elif policy.kind == "fastest":
+            s.score = f + 1e-3 * s.draw
+            s.best_known = f + 1e-3 * s.mean
+
+
+def _choose(
+    policy: Policy,
+    task: str,
+    scored: list[_Scored],
+    features: TaskFeatures,
+    considered: list[Considered],
+) -> tuple[_Scored, str]:
+    pinned = policy.pin.get(task)
+    if pinned is not None:
+        for s in scored:
+            if pinned in (s.entry.qualified, s.entry.model):
+                return s, f"pinned for {task}"
+        rejected = next((c.rejected for c in considered if pinned in c.model), "not a candidate")
+        note = f"pinned {pinned} unavailable ({rejected}); "
+    else:
+        note = ""
+    if policy.choose is not None:
+        views = [
+            Considered(
+                model=s.entry.qualified,
+                score=s.score,
+                quality=s.draw,
+                cost_usd=s.cost,
+                latency_s=s.latency,
+                loaded=s.entry.loaded,
+            )
+            for s in scored
+        ]
+        named = policy.choose(views, features)
+        if named is not None:
+            for s in scored:
+                if named in (s.entry.qualified, s.entry.model):
+                    return s, f"{note}chosen by {policy.name}'s function"
+            msg = f"policy {policy.name!r}: its function chose {named!r}, not a candidate"
+            raise LookupError(msg)
+    best = max(scored, key=lambda s: s.score)
+    label = {
+        "score": "highest score",
+        "cheapest": "cheapest",
+        "fastest": "fastest",
+        "best": "best quality",
+    }
+    return best, f"{note}{label[policy.kind]} ({best.score:.3f})"

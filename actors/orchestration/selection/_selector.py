@@ -1,0 +1,603 @@
+"""The Selector actor: chooses a model for each request, asks it, and learns from the answer.
+
+One Selector per application (the Engine starts one, named ``selector``). It owns the
+performance history; the catalog (which model is where, healthy, loaded) is read
+lock-free. How a :class:`SelectChat` goes through:
+
+1. the request is described (:func:`~._features.analyse`; a configured classifier
+   may name the task type when the caller did not);
+2. the policy decides (:func:`~._policy.decide`): constraints first, then scores,
+   Thompson draws for quality; every model looked at is recorded with its score or the
+   reason it was rejected;
+3. nothing eligible: the answer is a failure whose kind says why (``circuit_open`` when
+   every candidate's breaker is open, ``context_window_exceeded`` when none is big
+   enough, ``insufficient_memory``, else ``not_found``), with the decision in its
+   details;
+4. otherwise the request goes to the chosen model's host, with the caller's deadline,
+   inside a ``select`` span (the host's ``chat`` span is its child);
+5. the outcome is recorded in the history (latency, cost, failure kind) and scored:
+   the user's scoring function's value when one is configured, else 1 for an answer;
+   0 for a failure the model is to blame for (server errors, timeouts, overload, rate
+   limits, broken responses); nothing for the others (a cancelled or bad request says
+   nothing about the model);
+6. the caller gets the :class:`~actors.llm.Completion` with ``extras["selection"]``: the
+   decision, with its reasons and the reward counted (what feedback later corrects).
+
+History is persisted as snapshots in the journal stream ``selection:history`` (every
+``persist_s`` seconds when something changed, and when the actor stops), and loaded from
+the newest one at start, faded by its age.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, assert_never, cast
+
+import msgspec
+from opentelemetry import trace
+
+import otel
+from actors import ActorNotFound, Deferred, Failure, FailureKind, LoopActor, Ref
+from actors.llm import Catalog, Completion, SelectionConfig, TaskType
+from actors.lowlevel import TimerHandle
+from actors.orchestration.selection._features import TaskFeatures, analyse
+from actors.orchestration.selection._history import History, HistorySnapshot
+from actors.orchestration.selection._messages import (
+    Choice,
+    Feedback,
+    HistoryLoaded,
+    HistoryQuery,
+    HistoryReport,
+    HistorySaved,
+    Observed,
+    SaveHistory,
+    SelectChat,
+    SelectModel,
+)
+from actors.orchestration.selection._policy import Decision, Policy, decide
+from actors.store import (
+    Journal,
+    JournalAppend,
+    JournalEntries,
+    JournalRead,
+    JournalStreamList,
+    JournalStreams,
+)
+
+__all__ = [
+    "BLAMED",
+    "BUILT_IN_POLICIES",
+    "HISTORY_STREAM",
+    "Classifier",
+    "Scorer",
+    "Selector",
+    "SelectorMessage",
+    "policies_from_config",
+    "read_history",
+]
+
+HISTORY_STREAM = "selection:history"
+"""The journal stream holding the history's snapshots."""
+
+BLAMED: frozenset[FailureKind] = frozenset(
+    {
+        FailureKind.SERVER_ERROR,
+        FailureKind.TIMEOUT,
+        FailureKind.OVERLOADED,
+        FailureKind.RATE_LIMITED,
+        FailureKind.CONNECTION,
+        FailureKind.INVALID_RESPONSE,
+    }
+)
+"""Failures that count as a zero reward for the model (its fault, as a user sees it)."""
+
+BUILT_IN_POLICIES: dict[str, Policy] = {
+    "balanced": Policy(name="balanced"),
+    "cheapest": Policy(name="cheapest", kind="cheapest"),
+    "fastest": Policy(name="fastest", kind="fastest"),
+    "best": Policy(name="best", kind="best"),
+}
+"""Policies every Selector knows (configured ones with the same name replace them)."""
+
+Scorer = Callable[[Completion, TaskFeatures], float | None]
+"""A user's quality score for an answer, 0 to 1 (``None``: no opinion)."""
+
+Classifier = Callable[[str], TaskType | Awaitable[TaskType | None] | None]
+"""Names the task type of a prompt (the last user turn); may be ``async`` (a model call)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Persist:
+    """Time to write the history if it changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """The newest persisted snapshot arrived (or there was none)."""
+
+    snapshot: HistorySnapshot | None
+
+
+SelectorMessage = (
+    SelectChat | SelectModel | Feedback | Observed | HistoryQuery | SaveHistory | _Persist | _Loaded
+)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A routed request waiting for its host's answer."""
+
+    reply: Deferred[Any]
+    decision: Decision
+    span: trace.Span | None
+    started: float
+
+
+def policies_from_config(config: SelectionConfig) -> dict[str, Policy]:
+    """The built-in policies with the configured ones over them."""
+    policies = dict(BUILT_IN_POLICIES)
+    for name, section in config.policies.items():
+        policies[name] = Policy(
+            name=name,
+            kind=section.kind,
+            quality=section.quality,
+            cost=section.cost,
+            latency=section.latency,
+            models=tuple(section.models),
+            pin={str(k): v for k, v in section.pin.items()},
+            explore=section.explore,
+            prior_weight=section.prior_weight,
+            loaded_bonus=section.loaded_bonus,
+        )
+    return policies
+
+
+class Selector(LoopActor[SelectorMessage]):
+    """Chooses models under policies, learns per task type, and records every decision.
+
+    Args:
+        catalog: Which models exist, where, and their state.
+        config: Policies, the default policy, discounting and persistence
+            (``[selection]``); the defaults without one.
+        policies: More policies (Python ones may have a ``choose`` function); they win.
+        default_policy: The policy of requests that name none (overrides the config).
+        store: The Store actor; with one, history is loaded at start and persisted.
+        scorer: A user's quality score for every answer.
+        classifier: Names the task type when the caller did not (else keywords do).
+        seed: Seeds the Thompson draws (reproducible benchmarks and tests).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        config: SelectionConfig | None = None,
+        policies: Mapping[str, Policy] | None = None,
+        default_policy: str | None = None,
+        store: Ref[Any] | None = None,
+        scorer: Scorer | None = None,
+        classifier: Classifier | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        import random  # noqa: PLC0415 - one generator per selector
+
+        self.config = config or SelectionConfig()
+        self.catalog = catalog
+        self.policies = {**policies_from_config(self.config), **(policies or {})}
+        self.default_policy = default_policy or self.config.default_policy
+        if self.default_policy not in self.policies:
+            msg = (
+                f"Selector(default_policy={self.default_policy!r}): no such policy "
+                f"(known: {', '.join(sorted(self.policies))})"
+            )
+            raise ValueError(msg)
+        self.history = History(discount=self.config.discount)
+        self._store = store
+        self._scorer = scorer
+        self._classifier = classifier
+        self._rng = random.Random(seed)
+        self._hosts: dict[str, Ref[Any]] = {}
+        self._timer: TimerHandle | None = None
+        self._history_read = False
+        self._saves: list[Deferred[Any]] = []  # SaveHistory asked before the history was read
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def started(self) -> None:
+        """Load the newest persisted history, and start persisting."""
+        if self._store is None:
+            self._loaded(None)
+            return
+        self.ask(
+            self._store,
+            JournalStreams(prefix=HISTORY_STREAM, include_first=False, limit=1),
+            self._listed,
+        )
+        self._timer = self.schedule(self.config.persist_s, _Persist())
+
+    def stopped(self) -> None:
+        """Write the history one last time (best effort: ask :class:`SaveHistory` to be sure)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._persist()
+
+    # ---- messages ----------------------------------------------------------------------
+
+    def receive(self, message: SelectorMessage) -> object:
+        """Dispatch one message."""
+        match message:
+            case SelectChat():
+                self._select_chat(message, self.defer_reply())
+            case SelectModel():
+                return self._select_model(message)
+            case Feedback():
+                self._feedback(message)
+            case Observed():
+                self._observed(message)
+            case HistoryQuery():
+                return HistoryReport(models=self.history.summaries())
+            case SaveHistory():
+                self._save(self.defer_reply())
+            case _Persist():
+                self._persist()
+                self._timer = self.schedule(self.config.persist_s, _Persist())
+            case _Loaded(snapshot=snapshot):
+                self._loaded(snapshot)
+            case _:
+                assert_never(message)
+        return None
+
+    # ---- choosing ----------------------------------------------------------------------
+
+    def _policy(self, name: str | None) -> Policy:
+        chosen = name or self.default_policy
+        policy = self.policies.get(chosen)
+        if policy is None:
+            msg = f"no selection policy {chosen!r} (known: {', '.join(sorted(self.policies))})"
+            raise LookupError(msg)
+        return policy
+
+    def _features(
+        self, message: SelectChat | SelectModel, task_type: TaskType | None
+    ) -> TaskFeatures:
+        request = message.request
+        return analyse(
+            request.messages,
+            task_type=task_type or message.task_type,
+            tools=bool(request.tools),
+            json="json" in message.needs,
+            needs=message.needs,
+        )
+
+    def _decide(self, message: SelectChat | SelectModel, features: TaskFeatures) -> Decision:
+        return decide(
+            self._policy(message.policy),
+            features,
+            self.catalog,
+            self.history,
+            max_tokens=message.request.max_tokens,
+            candidates=message.candidates,
+            rng=self._rng,
+        )
+
+    def _select_model(self, message: SelectModel) -> Choice | Failure:
+        try:
+            return Choice(decision=self._decide(message, self._features(message, None)))
+        except LookupError as exc:
+            return Failure(kind=FailureKind.NOT_FOUND, message=str(exc), source=self.name)
+
+    def _select_chat(self, message: SelectChat, reply: Deferred[Any]) -> None:
+        classify = self._classifier
+        if classify is None or message.task_type is not None:
+            self._route(message, reply, None)
+            return
+        last = next((m.content for m in reversed(message.request.messages) if m.role == "user"), "")
+        named = classify(last)
+        if not isinstance(named, Awaitable):
+            self._route(message, reply, named)
+            return
+        coro = cast("Any", _await(named))
+        self.pipe_to_self(
+            coro,
+            lambda outcome: self._route(
+                message, reply, outcome if isinstance(outcome, str) else None
+            ),
+            name="classify",
+        )
+
+    def _route(self, message: SelectChat, reply: Deferred[Any], task_type: str | None) -> None:
+        try:
+            features = self._features(message, cast("TaskType | None", task_type))
+            decision = self._decide(message, features)
+        except LookupError as exc:
+            reply.send(Failure(kind=FailureKind.NOT_FOUND, message=str(exc), source=self.name))
+            return
+        if not decision.host:
+            reply.send(_nothing_eligible(decision, self.name))
+            return
+        try:
+            host = self._host(decision.host)
+        except ActorNotFound:
+            reply.send(
+                Failure(
+                    kind=FailureKind.NOT_FOUND,
+                    message=f"selected {decision.qualified}, but no model host "
+                    f"{decision.host!r} is running",
+                    source=self.name,
+                    details={"selection": _json(decision)},
+                )
+            )
+            return
+        span = self._start_span(decision)
+        chat = msgspec.structs.replace(
+            message.request, model=decision.model, deadline=message.deadline, trace=None
+        )
+        pending = _Pending(reply, decision, span, time.perf_counter())
+        remaining = None if message.deadline is None else max(message.deadline - time.time(), 0)
+        with trace.use_span(span, end_on_exit=False) if span else contextlib.nullcontext():
+            self.ask(
+                host, chat, lambda outcome: self._answered(pending, outcome), timeout=remaining
+            )
+
+    def _host(self, name: str) -> Ref[Any]:
+        ref = self._hosts.get(name)
+        if ref is None or not ref.is_alive():
+            ref = self.runtime.lookup(name)
+            self._hosts[name] = ref
+        return ref
+
+    # ---- learning ----------------------------------------------------------------------
+
+    def _answered(self, pending: _Pending, outcome: Completion | Failure) -> None:
+        decision = pending.decision
+        name, task = decision.qualified, decision.features.task_type
+        now = time.time()
+        reward: float | None
+        if isinstance(outcome, Completion):
+            reward = self._score(outcome, decision.features)
+            self.history.record(
+                name,
+                task,
+                ok=True,
+                latency_s=outcome.latency_s or time.perf_counter() - pending.started,
+                ttft_s=outcome.ttft_s,
+                tokens_per_s=outcome.tokens_per_s,
+                cost_usd=outcome.cost_usd,
+                output_tokens=outcome.usage.output_tokens,
+                quality=reward if self._scorer is not None else None,
+                now=now,
+            )
+            self.history.reward(name, task, reward)
+            record = _record(decision, reward)
+            answer: Completion | Failure = msgspec.structs.replace(
+                outcome, extras={**outcome.extras, "selection": record}
+            )
+        else:
+            reward = 0.0 if outcome.kind in BLAMED else None
+            self.history.record(name, task, ok=False, kind=str(outcome.kind), now=now)
+            if reward is not None:
+                self.history.reward(name, task, reward)
+            answer = msgspec.structs.replace(
+                outcome,
+                message=f"{outcome.message} (selected {name}: {decision.reason})",
+                details={**outcome.details, "selection": _json(decision, reward)},
+            )
+        if pending.span is not None:
+            _end_span(pending.span, decision, outcome, reward)
+        pending.reply.send(answer)
+
+    def _score(self, completion: Completion, features: TaskFeatures) -> float:
+        if self._scorer is None:
+            return 1.0
+        try:
+            value = self._scorer(completion, features)
+        except Exception as exc:  # noqa: BLE001 - a user's scorer must not crash the selector
+            self.log.warning("the selection scorer raised", error=repr(exc))
+            return 1.0
+        return 1.0 if value is None else min(max(float(value), 0.0), 1.0)
+
+    def _feedback(self, message: Feedback) -> None:
+        score = min(max(message.score, 0.0), 1.0)
+        self.history.add_quality(message.model, message.task_type, score)
+        if message.counted is None:
+            self.history.reward(message.model, message.task_type, score)
+        else:
+            self.history.correct(message.model, message.task_type, score - message.counted)
+
+    def _observed(self, message: Observed) -> None:
+        self.history.record(
+            message.model,
+            message.task_type,
+            ok=message.ok,
+            kind=message.kind,
+            latency_s=message.latency_s,
+            cost_usd=message.cost_usd,
+            quality=message.quality,
+            now=time.time(),
+        )
+        if message.ok:
+            reward = 1.0 if message.quality is None else message.quality
+            self.history.reward(message.model, message.task_type, reward)
+        elif message.kind is not None and message.kind in {str(k) for k in BLAMED}:
+            self.history.reward(message.model, message.task_type, 0.0)
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def _loaded(self, snapshot: HistorySnapshot | None) -> None:
+        # Nothing is written before the persisted history is read: a snapshot written
+        # first would be read back as if a previous selector had left it (counted twice).
+        self._history_read = True
+        now = time.time()
+        if snapshot is not None:
+            self.history.restore(snapshot, now=now, half_life_s=self.config.half_life_s)
+        self.runtime.bus.publish(
+            HistoryLoaded(
+                selector=self.name,
+                cells=0 if snapshot is None else len(snapshot.cells),
+                age_s=0.0 if snapshot is None else max(now - snapshot.at, 0.0),
+            )
+        )
+        saves, self._saves = self._saves, []
+        for reply in saves:
+            self._save(reply)
+
+    def _listed(self, answer: JournalStreamList | Failure) -> None:
+        if isinstance(answer, Failure) or not answer.stream_infos or self._store is None:
+            self._loaded(None)
+            return
+        last = answer.stream_infos[0].last_seq
+        self.ask(
+            self._store,
+            JournalRead(stream_id=HISTORY_STREAM, after_seq=last - 1, limit=1),
+            self._read,
+        )
+
+    def _read(self, answer: JournalEntries | Failure) -> None:
+        if isinstance(answer, Failure) or not answer.entries:
+            self._loaded(None)
+            return
+        try:
+            snapshot = msgspec.json.decode(answer.entries[-1].data, type=HistorySnapshot)
+        except msgspec.DecodeError as exc:
+            self.log.warning("unreadable selection history; starting afresh", error=str(exc))
+            snapshot = None
+        self._loaded(snapshot)
+
+    def _save(self, reply: Deferred[Any]) -> None:
+        if self._store is not None and not self._history_read:
+            self._saves.append(reply)
+            return
+        if self._store is None or not self.history.dirty:
+            reply.send(HistorySaved())
+            return
+        snapshot = self.history.snapshot(time.time())
+        self.history.dirty = False
+        cells = len(snapshot.cells)
+
+        def written(answer: object) -> None:
+            if isinstance(answer, Failure):
+                self.history.dirty = True
+                reply.send(answer)
+            else:
+                reply.send(HistorySaved(cells=cells))
+
+        self.ask(self._store, _append(snapshot), written)
+
+    def _persist(self) -> None:
+        if self._store is None or not self.history.dirty or not self._history_read:
+            return
+        snapshot = self.history.snapshot(time.time())
+        self.history.dirty = False
+        with contextlib.suppress(Exception):  # a stopping system may refuse it
+            self.ask(self._store, _append(snapshot), _ignore)
+
+    # ---- tracing -----------------------------------------------------------------------
+
+    def _start_span(self, decision: Decision) -> trace.Span | None:
+        if not otel.enabled():
+            return None
+        return otel.tracer().start_span(
+            f"select {decision.features.task_type}",
+            kind=trace.SpanKind.INTERNAL,
+            attributes={
+                "reactor.select.policy": decision.policy,
+                "reactor.select.task_type": decision.features.task_type,
+                "reactor.select.model": decision.qualified,
+                "reactor.select.reason": decision.reason,
+                "reactor.select.explored": decision.explored,
+                "reactor.select.candidates": [
+                    c.model for c in decision.considered if c.rejected is None
+                ],
+                "reactor.select.rejected": [
+                    f"{c.model}: {c.rejected}" for c in decision.considered if c.rejected
+                ],
+            },
+        )
+
+
+def read_history(journal: Journal, config: SelectionConfig | None = None) -> History:
+    """The persisted history, as a Selector would load it now (faded by its age).
+
+    For tools that show it without starting a Selector (``reactor models``). Empty when
+    nothing was persisted or the newest snapshot cannot be read.
+    """
+    settings = config or SelectionConfig()
+    history = History(discount=settings.discount)
+    infos = journal.streams(HISTORY_STREAM, include_first=False, limit=1)
+    if not infos:
+        return history
+    entries = journal.read(HISTORY_STREAM, after_seq=infos[0].last_seq - 1, limit=1)
+    if not entries:
+        return history
+    try:
+        snapshot = msgspec.json.decode(entries[-1].data, type=HistorySnapshot)
+    except msgspec.DecodeError:
+        return history
+    history.restore(snapshot, now=time.time(), half_life_s=settings.half_life_s)
+    history.dirty = False
+    return history
+
+
+def _append(snapshot: HistorySnapshot) -> JournalAppend:
+    return JournalAppend(
+        stream_id=HISTORY_STREAM, event_type="HistorySnapshot", data=msgspec.json.encode(snapshot)
+    )
+
+
+def _ignore(_: object) -> None:
+    """Persisting is best effort: a failed write is retried with the next snapshot."""
+
+
+async def _await(value: Awaitable[TaskType | None]) -> TaskType | None:
+    return await value
+
+
+def _record(decision: Decision, reward: float | None) -> dict[str, Any]:
+    record: dict[str, Any] = msgspec.to_builtins(decision)
+    record["chosen"] = decision.qualified
+    if reward is not None:
+        record["reward"] = reward
+    return record
+
+
+def _json(decision: Decision, reward: float | None = None) -> str:
+    return msgspec.json.encode(_record(decision, reward)).decode()
+
+
+def _nothing_eligible(decision: Decision, source: str) -> Failure:
+    reasons = [c.rejected or "" for c in decision.considered]
+    if not reasons:
+        kind, why = FailureKind.NOT_FOUND, "no chat model in the catalog"
+    elif all(r.startswith("circuit") for r in reasons):
+        kind, why = FailureKind.CIRCUIT_OPEN, "every candidate's circuit breaker is open"
+    elif all(r.startswith("context") for r in reasons):
+        kind, why = FailureKind.CONTEXT_WINDOW_EXCEEDED, "the request fits no candidate's context"
+    elif all(r.startswith("not loaded") for r in reasons):
+        kind, why = FailureKind.INSUFFICIENT_MEMORY, "no candidate is loaded or fits free memory"
+    else:
+        kind, why = FailureKind.NOT_FOUND, "no candidate meets the request's constraints"
+    listed = "; ".join(f"{c.model}: {c.rejected}" for c in decision.considered)
+    return Failure(
+        kind=kind,
+        message=f"policy {decision.policy!r} found no model: {why} ({listed or 'none'})",
+        source=source,
+        details={"selection": _json(decision)},
+    )
+
+
+def _end_span(
+    span: trace.Span, decision: Decision, outcome: Completion | Failure, reward: float | None
+) -> None:
+    span.add_event(
+        "selection.decision",
+        {"reactor.select.decision": _json(decision, reward)},
+    )
+    if isinstance(outcome, Failure):
+        span.set_status(trace.StatusCode.ERROR, str(outcome))
+    elif reward is not None:
+        span.set_attribute("reactor.select.reward", reward)
+    span.end()

@@ -1,0 +1,71 @@
+"""Performance history: discounted per observation of a task type, faded by age when loaded."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from actors.orchestration.selection import History, HistorySnapshot
+
+
+def test_rewards_in_a_task_type_discount_every_model_of_that_type_only() -> None:
+    """An observation of 'code' shrinks every code cell by gamma, not the creative ones."""
+    history = History(discount=0.5)
+    history.reward("a", "code", 1.0)
+    history.reward("b", "creative", 1.0)
+    history.reward("b", "code", 0.0)
+    assert history.counts("a", "code") == (0.5, 0.0)
+    assert history.counts("b", "code") == (0.0, 1.0)
+    assert history.counts("b", "creative") == (1.0, 0.0)
+
+
+def test_without_discount_nothing_is_forgotten() -> None:
+    """A discount of 1 keeps every observation at full weight."""
+    history = History(discount=1.0)
+    for _ in range(10):
+        history.reward("a", "code", 1.0)
+    assert history.counts("a", "code") == (10.0, 0.0)
+
+
+def test_a_correction_moves_mass_without_counting_the_answer_twice() -> None:
+    """Feedback of 0.25 for an answer counted as 1 moves 0.75 from wins to losses."""
+    history = History(discount=1.0)
+    history.reward("a", "code", 1.0)
+    history.correct("a", "code", 0.25 - 1.0)
+    assert history.counts("a", "code") == (0.25, 0.75)
+
+
+def test_statistics_summarise_latency_cost_failures_and_quality() -> None:
+    """The summary weighs each task type's record; failures are kept per kind."""
+    history = History()
+    history.record("a", "code", ok=True, latency_s=1.0, cost_usd=0.01, quality=0.5)
+    history.record("a", "factual", ok=True, latency_s=3.0, cost_usd=0.03, quality=1.0)
+    history.record("a", "code", ok=False, kind="timeout")
+    summary = history.summary("a")
+    assert summary.calls == 3
+    assert summary.success_rate == pytest.approx(2 / 3)
+    assert summary.latency_s == pytest.approx(2.0)
+    assert summary.quality == pytest.approx(0.75)
+    assert summary.failures == {"timeout": 1.0}
+
+
+def test_a_snapshot_round_trips_through_json_and_fades_with_age() -> None:
+    """Loaded one half-life later, every count weighs half; running means are kept."""
+    history = History(discount=1.0)
+    history.reward("a", "code", 1.0)
+    history.record("a", "code", ok=True, latency_s=2.0)
+    data = msgspec.json.encode(history.snapshot(now=1000.0))
+    loaded = msgspec.json.decode(data, type=HistorySnapshot)
+    fresh = History(discount=1.0)
+    fresh.restore(loaded, now=1000.0 + 3600.0, half_life_s=3600.0)
+    assert fresh.counts("a", "code") == pytest.approx((0.5, 0.0))
+    cell = fresh.cell("a", "code")
+    assert cell is not None
+    assert cell.calls == pytest.approx(0.5)
+    assert cell.latency_s == 2.0
+
+
+def test_a_bad_discount_is_refused() -> None:
+    """The discount must be in (0, 1]."""
+    with pytest.raises(ValueError, match="discount"):
+        History(discount=0.0)

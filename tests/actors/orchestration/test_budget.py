@@ -1,0 +1,308 @@
+"""Budgets: the worst case is reserved before a call, settled after, and never overspent.
+
+The pure ledger is checked alone (the reference's reservation figure); the Budget actor
+against a fake OpenAI server over loopback HTTP, through :func:`budgeted_chat`, the
+path every ``ask`` step and fallback link takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import Failure, FailureKind, System
+from actors.llm import (
+    BudgetLimitConfig,
+    BudgetsConfig,
+    ChatRequest,
+    Config,
+    ConfigError,
+    HostConfig,
+    PriceConfig,
+    load_config,
+)
+from actors.orchestration import Budget, SpendQuery, SpendReport, SpendScope, budgeted_chat
+from actors.orchestration.budget import Ledger, spend_report, window_of
+from actors.store import Journal, Store
+from actors.testing import FakeServer, Fault, Reply
+from tests.support.hosts import start_host_async
+
+PRICE = PriceConfig(input_per_mtok=1_000_000.0, output_per_mtok=1_000_000.0)
+"""$1 per token each way: worst cases are whole dollars, easy to read."""
+
+
+def limits(*items: BudgetLimitConfig, **fields: Any) -> BudgetsConfig:
+    """A budgets section with these limits."""
+    return BudgetsConfig(limits=list(items), **fields)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    """A fake OpenAI server; every reply uses 2 + 3 tokens."""
+    with FakeServer(
+        "openai",
+        models=["m", "free-model"],
+        responder=lambda _: Reply(text="ok", input_tokens=2, output_tokens=3),
+    ) as fake:
+        yield fake
+
+
+async def local(system: System, server: FakeServer) -> Any:
+    """A ModelHost ``local`` for ``server``."""
+    return await start_host_async(system, HostConfig(url=server.url, protocol="openai"))
+
+
+def chats(server: FakeServer) -> int:
+    """Chat requests the server received."""
+    return sum(1 for call in server.calls if call.path.endswith("/chat/completions"))
+
+
+def request(max_tokens: int | None = 3) -> ChatRequest:
+    """A prompt of one short word (estimated at 5 tokens)."""
+    return ChatRequest.prompt("m", "hi", max_tokens=max_tokens)
+
+
+# ---- the ledger (pure) -------------------------------------------------------------------
+
+
+def test_reservations_admit_only_what_fits_however_many_arrive_together() -> None:
+    """$0.50 left, 8 requests of worst case $0.10 in flight at once: exactly 5 admitted."""
+    ledger = Ledger(limits=(BudgetLimitConfig(scope="global", usd=0.5),))
+    scope = SpendScope(run_id="r")
+    admitted = [ledger.admit(f"r{i}", scope, 0.1, 0.0) is None for i in range(8)]
+    assert admitted.count(True) == 5
+    refusal = ledger.admit("late", scope, 0.1, 0.0)
+    assert refusal is not None
+    assert "would be exceeded" in refusal.message()
+    ledger.release("r0")  # a failed call gives its room back
+    assert ledger.admit("again", scope, 0.1, 0.0) is None
+
+
+def test_settling_replaces_the_reservation_with_the_real_cost() -> None:
+    """A call reserved at $0.10 that cost $0.02 leaves $0.08 more room."""
+    ledger = Ledger(limits=(BudgetLimitConfig(scope="run", usd=0.2),))
+    scope = SpendScope(run_id="r")
+    assert ledger.admit("a", scope, 0.1, 0.0) is None
+    assert ledger.settle("a", 0.02, 1.0) == 0.1
+    (account,) = ledger.accounts.values()
+    assert (account.spent_usd, account.reserved_usd) == (0.02, 0.0)
+    assert ledger.admit("b", scope, 0.18, 2.0) is None
+
+
+def test_limits_apply_by_scope_and_name() -> None:
+    """A reactor limit with a name caps that reactor only; an agent limit needs an agent."""
+    ledger = Ledger(
+        limits=(
+            BudgetLimitConfig(scope="reactor", name="Pricey", usd=1.0),
+            BudgetLimitConfig(scope="agent", usd=2.0, period="1d"),
+        )
+    )
+    assert ledger.accounts_for(SpendScope(reactor="Cheap"), 0.0) == []
+    (pricey,) = ledger.accounts_for(SpendScope(reactor="Pricey"), 0.0)
+    assert pricey.scope == "reactor"
+    assert pricey.name == "Pricey"
+    assert len(ledger.accounts_for(SpendScope(reactor="Pricey", agent="bob"), 0.0)) == 2
+
+
+def test_windows_are_aligned_to_utc_days_mondays_and_months() -> None:
+    """1d starts at midnight UTC, 1w on Monday, 1mo on the first of the month."""
+    moment = calendar.timegm((2026, 11, 26, 15, 30, 0))  # a Thursday
+    assert window_of("1d", moment) == (
+        calendar.timegm((2026, 11, 26, 0, 0, 0)),
+        calendar.timegm((2026, 11, 27, 0, 0, 0)),
+    )
+    assert window_of("1w", moment)[0] == calendar.timegm((2026, 11, 23, 0, 0, 0))
+    assert window_of("1mo", moment) == (
+        calendar.timegm((2026, 11, 1, 0, 0, 0)),
+        calendar.timegm((2026, 12, 1, 0, 0, 0)),
+    )
+    assert window_of(None, moment)[1] == float("inf")
+
+
+def test_the_forecast_says_when_the_budget_runs_out() -> None:
+    """$1 of $3.50 spent in the first 6 h of a day: $1/6h, so it runs out 15 h later."""
+    start = calendar.timegm((2026, 11, 26, 0, 0, 0))
+    ledger = Ledger(limits=(BudgetLimitConfig(scope="global", usd=3.5, period="1d"),))
+    now = start + 6 * 3600
+    ledger.load(SpendScope(), start + 3600, 1.0, now)
+    (account,) = ledger.current(now)
+    assert account.rate_per_hour(now) == pytest.approx(1 / 6)
+    assert account.runs_out_at(now) == pytest.approx(now + 15 * 3600)
+
+
+# ---- configuration ----------------------------------------------------------------------
+
+
+def test_a_bad_budget_setting_is_named_by_its_path(tmp_path: Path) -> None:
+    """A negative cap and a bad period are reported with their dotted paths."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "[[budgets.limits]]\nscope = 'global'\nusd = -1\n\n"
+        "[[budgets.limits]]\nscope = 'run'\nusd = 1\nperiod = 'fortnight'\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    where = [p for p, _ in caught.value.problems]
+    assert where == ["budgets.limits[0].usd", "budgets.limits[1].period"]
+    assert "is not a period" in str(caught.value)
+
+
+def test_a_price_must_be_given_not_left_at_a_silent_zero() -> None:
+    """An empty price table entry is an error; per_gpu_second alone is a price."""
+    with pytest.raises(ValueError, match="per_gpu_second"):
+        PriceConfig()
+    local = PriceConfig(per_gpu_second=0.001)
+    assert local.worst_case(100, 100, 10.0) == pytest.approx(0.01)
+
+
+# ---- the actor, over loopback HTTP ------------------------------------------------------
+
+
+async def start_budget(system: System, settings: BudgetsConfig, store: Any = None) -> Any:
+    """A Budget actor with ``m`` priced at :data:`PRICE`."""
+    return await system.spawn_async(Budget.spec(settings, {"m": PRICE}, store=store))
+
+
+@pytest.mark.asyncio
+async def test_concurrent_calls_never_overspend(system: System, server: FakeServer) -> None:
+    """A budget for exactly 3 worst cases; 24 calls at once: 3 sent, 21 refused unsent."""
+    worst = 5 + 3  # estimated prompt tokens + max_tokens, at $1 each
+    budget = await start_budget(system, limits(BudgetLimitConfig(scope="global", usd=3 * worst)))
+    host = await local(system, server)
+    answers = await asyncio.gather(
+        *(
+            budgeted_chat(host, request(), budget=budget, scope=SpendScope(run_id="r"))
+            for _ in range(24)
+        )
+    )
+    refused = [a for a in answers if isinstance(a, Failure)]
+    assert len(answers) - len(refused) == 3
+    assert {f.kind for f in refused} == {FailureKind.BUDGET_EXCEEDED}
+    assert all(f.details["sent"] == "false" for f in refused)
+    assert chats(server) == 3
+    report: SpendReport = await budget.ask_async(SpendQuery())
+    (account,) = report.budgets
+    assert account.spent_usd == report.total_usd == 3 * (2 + 3)  # settled to the real usage
+    assert account.reserved_usd == 0.0
+
+
+@pytest.mark.asyncio
+async def test_the_reserved_max_tokens_is_what_the_server_is_sent(
+    system: System, server: FakeServer
+) -> None:
+    """A request without max_tokens goes out with the reserve's, so the worst case holds."""
+    budget = await start_budget(
+        system, limits(BudgetLimitConfig(scope="global", usd=1e6), reserve_max_tokens=77)
+    )
+    answer = await budgeted_chat(
+        await local(system, server), request(None), budget=budget, scope=SpendScope()
+    )
+    assert not isinstance(answer, Failure)
+    (call,) = [c for c in server.calls if c.path.endswith("/chat/completions")]
+    assert call.body["max_tokens"] == 77
+
+
+@pytest.mark.asyncio
+async def test_a_failed_call_releases_its_reservation(system: System, server: FakeServer) -> None:
+    """Room for one call: a 500 gives it back, so the next call is admitted and sent."""
+    budget = await start_budget(system, limits(BudgetLimitConfig(scope="global", usd=8)))
+    server.inject(Fault(status=500))
+    host = await local(system, server)
+    first = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
+    assert isinstance(first, Failure)
+    assert first.kind is FailureKind.SERVER_ERROR
+    second = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
+    assert not isinstance(second, Failure)
+    assert chats(server) == 2
+
+
+@pytest.mark.asyncio
+async def test_an_unpriced_model_is_refused_under_a_budget_unless_free(
+    system: System, server: FakeServer
+) -> None:
+    """No silent $0: 'free-model' has no price, so it is refused before it is sent."""
+    budget = await start_budget(system, limits(BudgetLimitConfig(scope="global", usd=100)))
+    host = await local(system, server)
+    unpriced = ChatRequest.prompt("free-model", "hi", max_tokens=3)
+    refused = await budgeted_chat(host, unpriced, budget=budget, scope=SpendScope())
+    assert isinstance(refused, Failure)
+    assert refused.kind is FailureKind.BUDGET_EXCEEDED
+    assert "has no price" in refused.message
+    assert chats(server) == 0
+
+    lenient: Any = await system.spawn_async(
+        Budget.spec(
+            limits(BudgetLimitConfig(scope="global", usd=100), unpriced="free"), {}, name="lenient"
+        )
+    )
+    answer = await budgeted_chat(host, unpriced, budget=lenient, scope=SpendScope())
+    assert not isinstance(answer, Failure)
+    report: SpendReport = await lenient.ask_async(SpendQuery())
+    assert report.unpriced_calls == 1
+    assert report.total_usd == 0.0
+
+
+@pytest.mark.asyncio
+async def test_spend_is_persisted_and_read_back_after_a_restart(
+    tmp_path: Path, server: FakeServer
+) -> None:
+    """Spend settled by one Budget is in the store; a new Budget on the file counts it."""
+    db = tmp_path / "spend.db"
+    settings = limits(BudgetLimitConfig(scope="global", usd=12, period="1d"))
+    async with System(Store.spec(db), name="first", default_timeout=5.0) as first:
+        await start_host_async(first, HostConfig(url=server.url, protocol="openai"))
+        store = first.lookup("store")
+        budget = await start_budget(first, settings, store)
+        answer = await budgeted_chat(
+            first.lookup("local"),
+            request(),
+            budget=budget,
+            scope=SpendScope(run_id="r1", reactor="R"),
+        )
+        assert not isinstance(answer, Failure)
+        journal = Journal(store)
+        rows: list[Any] = []
+        while not rows:  # the settle is one-way; its row follows in the next commit
+            rows = await journal.query_async("SELECT run_id, reactor, model, cost_usd FROM spend")
+        assert rows == [("r1", "R", "m", 5.0)]
+    async with System(Store.spec(db), name="second", default_timeout=5.0) as second:
+        await start_host_async(second, HostConfig(url=server.url, protocol="openai"))
+        budget = await start_budget(second, settings, second.lookup("store"))
+        # $5 spent of $12: a worst case of $8 no longer fits.
+        refused = await budgeted_chat(
+            second.lookup("local"), request(), budget=budget, scope=SpendScope()
+        )
+        assert isinstance(refused, Failure)
+        assert refused.kind is FailureKind.BUDGET_EXCEEDED
+        report = spend_report(
+            await Journal(second.lookup("store")).query_async(
+                "SELECT at, run_id, reactor, agent, host, model, cost_usd, priced FROM spend"
+            ),
+            settings,
+        )
+        assert report.total_usd == 5.0
+        assert report.by_model == {"local/m": 5.0}
+        assert report.budgets[0].spent_usd == 5.0
+        assert report.budgets[0].rate_usd_per_hour
+
+
+def test_prices_from_config_key_host_prices_by_host() -> None:
+    """A host's own price is keyed host/model; a global one by the model."""
+    from actors.orchestration.budget import prices_from
+
+    config = Config.model_validate(
+        {
+            "hosts": {
+                "gpu": {"url": "http://127.0.0.1:1", "prices": {"llama": {"per_gpu_second": 0.01}}}
+            },
+            "prices": {"gpt": {"input_per_mtok": 1, "output_per_mtok": 2}},
+        }
+    )
+    prices = prices_from(config)
+    assert prices["gpu/llama"].per_gpu_second == 0.01
+    assert prices["gpt"].output_per_mtok == 2
