@@ -143,6 +143,7 @@ class _State:
     by_model: Mapping[str, tuple[ModelEntry, ...]] = field(default_factory=dict)
     hosts: Mapping[str, str] = field(default_factory=dict)  # host -> provider
     free_bytes: int | None = None
+    budget_bytes: int | None = None
     version: int = 0
 
 
@@ -241,6 +242,21 @@ class Catalog:
         also = f"; aliases: {aliases}" if aliases else ""
         return f"no model host serves {name!r}; known models: {known}{also}"
 
+    @property
+    def budget_bytes(self) -> int | None:
+        """The GPU memory budget for models, per the last snapshot (``None``: unknown)."""
+        return self._state.budget_bytes
+
+    def could_fit(self, entry: ModelEntry) -> bool:
+        """Whether ``entry`` fits the whole budget (so: now, or after unloading idle models).
+
+        Loaded models, models of unknown size and an unknown budget: ``True``.
+        """
+        if entry.loaded is not False or entry.size_bytes is None:
+            return True
+        budget = self._state.budget_bytes
+        return budget is None or entry.size_bytes <= budget
+
     def fits_memory(self, entry: ModelEntry) -> bool:
         """Whether ``entry`` can run without evicting anything: loaded, or fits what is free.
 
@@ -329,8 +345,10 @@ class Catalog:
         """Record a breaker transition of ``model`` on ``host``."""
         self._patch(host, model, breaker=state)
 
-    def set_free_bytes(self, free: int | None, resident: Iterable[str] = ()) -> None:
-        """Record what GPU memory is free, and which ``host/model`` s are resident."""
+    def set_free_bytes(
+        self, free: int | None, resident: Iterable[str] = (), *, budget: int | None = None
+    ) -> None:
+        """Record the free GPU memory (of ``budget``) and which ``host/model`` s are resident."""
         resident_keys = [(host, model) for host, _, model in (k.partition("/") for k in resident)]
 
         def change(state: _State) -> _State:
@@ -340,7 +358,7 @@ class Catalog:
                 if entry is not None and entry.loaded is False:
                     entries[key] = replace(entry, loaded=True)
             rebuilt = _rebuild(state, entries, state.hosts)
-            return replace(rebuilt, free_bytes=free)
+            return replace(rebuilt, free_bytes=free, budget_bytes=budget)
 
         self._update(change)
 
@@ -360,7 +378,7 @@ class Catalog:
             case BreakerTransition():
                 self.set_breaker(event.host, event.model, event.to_state)
             case ResourceSnapshot():
-                self.set_free_bytes(event.free_bytes, event.models_bytes)
+                self.set_free_bytes(event.free_bytes, event.models_bytes, budget=event.budget_bytes)
             case _:
                 return False
         return True
@@ -453,6 +471,7 @@ def _rebuild(
         by_model=ranked,
         hosts=dict(hosts),
         free_bytes=state.free_bytes,
+        budget_bytes=state.budget_bytes,
         version=state.version,
     )
 

@@ -300,6 +300,7 @@ class PolicyConfig(_Section):
         explore: Learn by trying (Thompson draws), rather than always taking the best known.
         prior_weight: How many observations a declared tier is worth.
         loaded_bonus: Score added for a model loaded now (prefer it over one that must load).
+        evict_penalty: Score taken from a model that would unload another to fit.
     """
 
     kind: Literal["score", "cheapest", "fastest", "best"] = "score"
@@ -311,6 +312,7 @@ class PolicyConfig(_Section):
     explore: bool = True
     prior_weight: float = Field(default=4.0, ge=0.0)
     loaded_bonus: float = Field(default=0.02, ge=0.0)
+    evict_penalty: float = Field(default=0.1, ge=0.0)
 
 
 class SelectionConfig(_Section):

@@ -151,6 +151,7 @@ def policies_from_config(config: SelectionConfig) -> dict[str, Policy]:
             explore=section.explore,
             prior_weight=section.prior_weight,
             loaded_bonus=section.loaded_bonus,
+            evict_penalty=section.evict_penalty,
         )
     return policies
 

@@ -192,9 +192,10 @@ def test_free_memory_from_snapshots_decides_what_fits(
     catalog = start(system, *servers)
     qwen = catalog.resolve("local/qwen2.5")
     assert catalog.fits_memory(qwen)  # nothing known: on trust
-    system.bus.publish(ResourceSnapshot(free_bytes=4 * GB))
+    system.bus.publish(ResourceSnapshot(free_bytes=4 * GB, budget_bytes=6 * GB))
     assert catalog.wait_until(lambda c: c.free_bytes == 4 * GB, 10)
     assert not catalog.fits_memory(catalog.resolve("local/qwen2.5"))
+    assert not catalog.could_fit(catalog.resolve("local/qwen2.5"))  # 8 GB > the 6 GB budget
     assert catalog.fits_memory(catalog.resolve("local/llama3.2"))
     system.bus.publish(ResourceSnapshot(free_bytes=4 * GB, models_bytes={"local/qwen2.5": 8 * GB}))
     assert catalog.wait_until(lambda c: c.resolve("local/qwen2.5").loaded is True, 10)
