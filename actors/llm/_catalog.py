@@ -410,12 +410,16 @@ class Catalog:
         if "chat" in caps and provider in JSON_PROTOCOLS:
             caps.add("json")
         declared = self._declared.get(f"{host}/{info.id}") or self._declared.get(info.id)
+        section = self._config.hosts.get(host)
+        context = info.context_length
+        if context is None and section is not None:
+            context = section.context_windows.get(info.id)  # for servers that do not say
         entry = ModelEntry(
             host=host,
             model=info.id,
             provider=provider,
             loaded=info.loaded,
-            context_length=info.context_length,
+            context_length=context,
             capabilities=frozenset(caps),
             price=price,
             size_bytes=info.vram_bytes if info.vram_bytes is not None else info.size_bytes,

@@ -57,7 +57,11 @@ def start(system: System, ollama: FakeServer, openai: FakeServer, **extra: objec
     cfg = config(
         hosts={
             "local": {"url": ollama.url, "protocol": "ollama", "breaker": {"failure_threshold": 1}},
-            "cloud": {"url": openai.url, "protocol": "openai"},
+            "cloud": {
+                "url": openai.url,
+                "protocol": "openai",
+                "context_windows": {"meta/llama-70b": 65536},
+            },
         },
         prices={"cloud/llama3.2": {"input_per_mtok": 0.5, "output_per_mtok": 1.5}},
         **extra,
@@ -112,6 +116,7 @@ def test_declared_tier_strengths_and_context_win_over_the_server(
         *servers,
         models={
             "llama3.2": {"tier": 1, "context_length": 2048},
+            "cloud/meta/llama-70b": {"tier": 3},
             "cloud/llama3.2": {"tier": 3, "strengths": ["code"], "capabilities": ["chat"]},
         },
     )
@@ -121,6 +126,7 @@ def test_declared_tier_strengths_and_context_win_over_the_server(
     assert (cloud.tier, cloud.strengths, cloud.capabilities) == (3, ("code",), frozenset({"chat"}))
     assert not local.fits_context(3000)
     assert cloud.fits_context(3000)
+    assert catalog.resolve("meta/llama-70b").context_length == 65536  # the host's window
 
 
 def test_loads_and_unloads_on_a_host_reach_the_catalog(
