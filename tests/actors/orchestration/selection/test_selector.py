@@ -22,6 +22,7 @@ from actors.orchestration import (
     HistoryLoaded,
     HistoryQuery,
     ModelClassifier,
+    Observed,
     Policy,
     SaveHistory,
     SelectChat,
@@ -274,3 +275,23 @@ def test_a_model_based_classifier_names_the_task_type(
     assert classify_prompt.startswith(CLASSIFIER_PROMPT)
     fallback = ask(selector, "Write a poem", candidates=("cloud/large",))
     assert fallback.extras["selection"]["features"]["task_type"] == "creative"  # keywords
+
+
+def test_outcomes_observed_elsewhere_teach_the_selector(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """Observed (a fallback link, a consensus vote): answers and blamed failures count."""
+    ollama, openai = servers
+    selector = start_selector(system, fleet_of(system, ollama, openai))
+    selector.tell(Observed(model="local/small", task_type="code", ok=True, quality=0.5))
+    selector.tell(Observed(model="local/small", task_type="code", ok=False, kind="timeout"))
+    selector.tell(Observed(model="local/small", task_type="code", ok=False, kind="bad_request"))
+    summary = selector.ask(HistoryQuery()).models["local/small"]
+    assert summary.calls == 3
+    assert summary.failures == {"timeout": 1.0, "bad_request": 1.0}
+    assert summary.quality == 0.5
+    choice = selector.ask(
+        SelectModel(request=ChatRequest.prompt("", "x"), task_type="code", policy="best")
+    )
+    small = next(c for c in choice.decision.considered if c.model == "local/small")
+    assert small.quality is not None
