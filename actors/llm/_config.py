@@ -345,7 +345,7 @@ class SelectionConfig(_Section):
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
     discount: float = Field(default=0.995, gt=0.0, le=1.0)
     half_life_s: float = Field(default=7 * 86400.0, gt=0.0)
-    persist_s: float = Field(default=30.0, gt=0.0)
+    persist_s: float = Field(default=300.0, gt=0.0)
 
     @model_validator(mode="after")
     def _known_default(self) -> Self:
