@@ -43,7 +43,7 @@ import otel
 from actors import ActorNotFound, Deferred, Failure, FailureKind, LoopActor, Ref
 from actors.llm import Catalog, Completion, SelectionConfig, TaskType
 from actors.lowlevel import TimerHandle
-from actors.orchestration.selection._features import TaskFeatures, analyse
+from actors.orchestration.selection._features import TASK_TYPES, TaskFeatures, analyse
 from actors.orchestration.selection._history import History, HistorySnapshot
 from actors.orchestration.selection._messages import (
     Choice,
@@ -288,8 +288,19 @@ class Selector(LoopActor[SelectorMessage]):
     def _select_model(self, message: SelectModel) -> Choice | Failure:
         try:
             return Choice(decision=self._decide(message, self._features(message, None)))
-        except LookupError as exc:
+        except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
+            return self._refusal(message, exc)
+
+    def _refusal(self, message: SelectChat | SelectModel, exc: Exception) -> Failure:
+        """An unknown name (``not_found``), or a user's policy function that raised."""
+        if isinstance(exc, LookupError):
             return Failure(kind=FailureKind.NOT_FOUND, message=str(exc), source=self.name)
+        policy = message.policy or self.default_policy
+        return Failure(
+            kind=FailureKind.INTERNAL,
+            message=f"selection policy {policy!r} raised {type(exc).__name__}: {exc}",
+            source=self.name,
+        )
 
     def _select_chat(self, message: SelectChat, reply: Deferred[Any]) -> None:
         classify = self._classifier
@@ -297,25 +308,27 @@ class Selector(LoopActor[SelectorMessage]):
             self._route(message, reply, None)
             return
         last = next((m.content for m in reversed(message.request.messages) if m.role == "user"), "")
-        named = classify(last)
+        try:
+            named = classify(last)
+        except Exception as exc:  # noqa: BLE001 - a user's classifier must not crash the selector
+            self.log.warning("the task classifier raised; keywords decide", error=repr(exc))
+            named = None
         if not isinstance(named, Awaitable):
             self._route(message, reply, named)
             return
         coro = cast("Any", _await(named))
         self.pipe_to_self(
             coro,
-            lambda outcome: self._route(
-                message, reply, outcome if isinstance(outcome, str) else None
-            ),
+            lambda outcome: self._route(message, reply, outcome),
             name="classify",
         )
 
-    def _route(self, message: SelectChat, reply: Deferred[Any], task_type: str | None) -> None:
+    def _route(self, message: SelectChat, reply: Deferred[Any], task_type: object) -> None:
+        known = task_type if task_type in TASK_TYPES else None
         try:
-            features = self._features(message, cast("TaskType | None", task_type))
-            decision = self._decide(message, features)
-        except LookupError as exc:
-            reply.send(Failure(kind=FailureKind.NOT_FOUND, message=str(exc), source=self.name))
+            decision = self._decide(message, self._features(message, known))
+        except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
+            reply.send(self._refusal(message, exc))
             return
         if not decision.host:
             reply.send(_nothing_eligible(decision, self.name))

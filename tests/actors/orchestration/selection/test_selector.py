@@ -295,3 +295,29 @@ def test_outcomes_observed_elsewhere_teach_the_selector(
     )
     small = next(c for c in choice.decision.considered if c.model == "local/small")
     assert small.quality is not None
+
+
+def test_user_code_that_raises_fails_the_request_not_the_selector(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """A raising policy function is an 'internal' failure; a raising classifier is ignored."""
+    ollama, openai = servers
+
+    def broken_choice(candidates: object, features: TaskFeatures) -> str | None:
+        raise RuntimeError("oops")
+
+    def broken_classifier(text: str) -> str:
+        raise ValueError("no idea")
+
+    selector = start_selector(
+        system,
+        fleet_of(system, ollama, openai),
+        policies={"broken": Policy(name="broken", choose=broken_choice)},
+        classifier=broken_classifier,
+    )
+    with pytest.raises(AskError) as caught:
+        ask(selector, policy="broken")
+    assert caught.value.failure.kind is FailureKind.INTERNAL
+    assert "'broken' raised RuntimeError: oops" in caught.value.failure.message
+    answer = ask(selector, "Write a poem")  # still running; the keywords decided
+    assert answer.extras["selection"]["features"]["task_type"] == "creative"
