@@ -71,6 +71,7 @@ __all__ = [
     "UserChoice",
     "decide",
     "prior",
+    "worst_cost",
 ]
 
 PolicyKind = Literal["score", "cheapest", "fastest", "best"]
@@ -195,8 +196,24 @@ def prior(entry: ModelEntry, task_type: str) -> float:
     return min(mean, 0.95)
 
 
-def _eligible(
-    entry: ModelEntry, features: TaskFeatures, max_tokens: int | None, catalog: Catalog
+def worst_cost(entry: ModelEntry, prompt_tokens: int, max_tokens: int | None) -> float | None:
+    """The most a request can cost on ``entry``: the prompt, and every output token allowed.
+
+    ``None`` when the model has no price. Without ``max_tokens``,
+    :data:`DEFAULT_OUTPUT_TOKENS` stands in for the output.
+    """
+    if entry.price is None:
+        return None
+    out = max_tokens or DEFAULT_OUTPUT_TOKENS
+    return (prompt_tokens * entry.price.input_per_mtok + out * entry.price.output_per_mtok) / 1e6
+
+
+def _eligible(  # noqa: PLR0911 - one return per constraint
+    entry: ModelEntry,
+    features: TaskFeatures,
+    max_tokens: int | None,
+    catalog: Catalog,
+    max_cost_usd: float | None,
 ) -> str | None:
     """Why ``entry`` cannot take the request (``None``: it can)."""
     if "chat" not in entry.capabilities:
@@ -212,6 +229,10 @@ def _eligible(
     if not catalog.could_fit(entry):
         budget = catalog.budget_bytes or 0
         return f"not loaded and needs {entry.size_bytes} bytes, more than the {budget} budget"
+    if max_cost_usd is not None:
+        worst = worst_cost(entry, features.prompt_tokens, max_tokens)
+        if worst is not None and worst > max_cost_usd:
+            return f"costs up to ${worst:.6f}, more than the ${max_cost_usd:.6f} allowed"
     return None
 
 
@@ -258,6 +279,7 @@ def decide(
     max_tokens: int | None = None,
     candidates: Sequence[str] = (),
     rng: random.Random | None = None,
+    max_cost_usd: float | None = None,
 ) -> Decision:
     """Choose a model for a request: filter by constraints, score, pick (pure but for ``rng``).
 
@@ -270,6 +292,9 @@ def decide(
         candidates: Names to choose among (default: the policy's ``models``, else every
             chat model in the catalog).
         rng: The random source for Thompson draws (seed it for reproducible runs).
+        max_cost_usd: The most this request may cost (what a budget has left, say):
+            a model whose worst case (:func:`worst_cost`) is more is rejected. A model
+            with no price is not (price it to have it counted).
 
     Returns:
         The decision; its ``host`` is ``""`` when no model is eligible (every
@@ -282,7 +307,7 @@ def decide(
     scored: list[_Scored] = []
     task = features.task_type
     for entry in entries:
-        why = _eligible(entry, features, max_tokens, catalog)
+        why = _eligible(entry, features, max_tokens, catalog, max_cost_usd)
         if why is not None:
             considered.append(Considered(model=entry.qualified, rejected=why, loaded=entry.loaded))
             continue

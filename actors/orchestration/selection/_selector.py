@@ -13,6 +13,7 @@ lock-free. How a :class:`SelectChat` goes through:
    every candidate's breaker is open, ``context_window_exceeded`` when none is big
    enough, ``insufficient_memory``, else ``not_found``), with the decision in its
    details;
+   (``budget_exceeded`` when every candidate may cost more than ``max_cost_usd``);
 4. otherwise the request goes to the chosen model's host, with the caller's deadline,
    inside a ``select`` span (the host's ``chat`` span is its child);
 5. the outcome is recorded in the history (latency, cost, failure kind) and scored:
@@ -283,6 +284,7 @@ class Selector(LoopActor[SelectorMessage]):
             max_tokens=message.request.max_tokens,
             candidates=message.candidates,
             rng=self._rng,
+            max_cost_usd=message.max_cost_usd,
         )
 
     def _select_model(self, message: SelectModel) -> Choice | Failure:
@@ -590,6 +592,8 @@ def _nothing_eligible(decision: Decision, source: str) -> Failure:
         kind, why = FailureKind.CIRCUIT_OPEN, "every candidate's circuit breaker is open"
     elif all(r.startswith("context") for r in reasons):
         kind, why = FailureKind.CONTEXT_WINDOW_EXCEEDED, "the request fits no candidate's context"
+    elif all(r.startswith("costs up to") for r in reasons):
+        kind, why = FailureKind.BUDGET_EXCEEDED, "every candidate may cost more than allowed"
     elif all(r.startswith("not loaded") for r in reasons):
         kind, why = FailureKind.INSUFFICIENT_MEMORY, "no candidate is loaded or fits free memory"
     else:

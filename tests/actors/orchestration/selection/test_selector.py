@@ -321,3 +321,23 @@ def test_user_code_that_raises_fails_the_request_not_the_selector(
     assert "'broken' raised RuntimeError: oops" in caught.value.failure.message
     answer = ask(selector, "Write a poem")  # still running; the keywords decided
     assert answer.extras["selection"]["features"]["task_type"] == "creative"
+
+
+def test_a_cost_ceiling_leaves_the_cheaper_models_and_refuses_when_none_is_left(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """max_cost_usd rejects models whose worst case is more; none left: budget_exceeded."""
+    ollama, openai = servers
+    selector = start_selector(system, fleet_of(system, ollama, openai))
+    request = ChatRequest.prompt("", "hi", max_tokens=1000)  # cloud: up to $0.004
+    answer = selector.ask(
+        SelectChat(request=request, max_cost_usd=0.001, candidates=("cloud/large", "local/small"))
+    )
+    assert answer.host == "local"  # unpriced: not refused by a ceiling
+    rejected = {c["model"]: c.get("rejected") for c in answer.extras["selection"]["considered"]}
+    assert rejected["cloud/large"].startswith("costs up to $0.004")
+    sent = len(openai.calls)
+    with pytest.raises(AskError) as caught:
+        selector.ask(SelectChat(request=request, max_cost_usd=0.001, candidates=("cloud/large",)))
+    assert caught.value.failure.kind is FailureKind.BUDGET_EXCEEDED
+    assert len(openai.calls) == sent  # nothing was sent
