@@ -140,6 +140,7 @@ class _State:
     """One immutable version of the catalog (replaced whole on every update)."""
 
     entries: Mapping[tuple[str, str], ModelEntry] = field(default_factory=dict)
+    ordered: tuple[ModelEntry, ...] = ()  # by host, then model
     by_model: Mapping[str, tuple[ModelEntry, ...]] = field(default_factory=dict)
     hosts: Mapping[str, str] = field(default_factory=dict)  # host -> provider
     free_bytes: int | None = None
@@ -193,8 +194,7 @@ class Catalog:
 
     def entries(self) -> tuple[ModelEntry, ...]:
         """Every model on every host, by host then model."""
-        state = self._state
-        return tuple(state.entries[key] for key in sorted(state.entries))
+        return self._state.ordered
 
     def hosts(self) -> tuple[str, ...]:
         """The hosts the catalog knows, by name."""
@@ -472,6 +472,7 @@ def _rebuild(
     ranked = {model: tuple(sorted(found, key=_rank)) for model, found in by_model.items()}
     return _State(
         entries=dict(entries),
+        ordered=tuple(entries[key] for key in sorted(entries)),
         by_model=ranked,
         hosts=dict(hosts),
         free_bytes=state.free_bytes,

@@ -191,13 +191,19 @@ def test_a_refresh_finds_models_added_on_a_server_and_keeps_breaker_states(
     assert cloud.price is not None  # prices survive a refresh
 
 
-def test_free_memory_from_snapshots_decides_what_fits(
-    system: System, servers: tuple[FakeServer, FakeServer]
-) -> None:
-    """A model not loaded fits only what the monitor last reported free; loaded ones always."""
-    catalog = start(system, *servers)
-    qwen = catalog.resolve("local/qwen2.5")
-    assert catalog.fits_memory(qwen)  # nothing known: on trust
+def test_free_memory_from_snapshots_decides_what_fits(system: System) -> None:
+    """A model not loaded fits only what the monitor last reported free; loaded ones always.
+
+    No fleet here, so no ResourceMonitor publishes snapshots of its own meanwhile.
+    """
+    catalog = Catalog()
+    models = (
+        ModelInfo(id="llama3.2", loaded=True, size_bytes=2 * GB),
+        ModelInfo(id="qwen2.5", loaded=False, size_bytes=8 * GB),
+    )
+    catalog.add_host("local", HostInventory(url="http://127.0.0.1:1", models=models))
+    catalog.watch(system, refresh_s=None)
+    assert catalog.fits_memory(catalog.resolve("local/qwen2.5"))  # nothing known: on trust
     system.bus.publish(ResourceSnapshot(free_bytes=4 * GB, budget_bytes=6 * GB))
     assert catalog.wait_until(lambda c: c.free_bytes == 4 * GB, 10)
     assert not catalog.fits_memory(catalog.resolve("local/qwen2.5"))
