@@ -18,7 +18,9 @@ from actors.llm import (
     Config,
     ConfigError,
     HostAdded,
+    HostConfig,
     HostInventory,
+    InventoryQuery,
     LoadModel,
     ModelConfig,
     ModelInfo,
@@ -29,7 +31,7 @@ from actors.llm import (
     start_fleet,
 )
 from actors.testing import FakeModel, FakeServer, Fault
-from tests.support.hosts import chat
+from tests.support.hosts import chat, start_host
 
 GB = 1_000_000_000
 
@@ -231,6 +233,30 @@ def test_the_engine_finds_hosts_through_the_catalog(
         result = e.run(Two, {})
     assert result.provider == "ollama"  # the last step's result: qwen2.5 lives on local only
     assert [c.model for c in openai.calls if c.model] == ["llama3.2"]
+
+
+def test_a_host_added_while_running_serves_the_engine_s_next_steps(
+    system: System, servers: tuple[FakeServer, FakeServer], tmp_path: Path
+) -> None:
+    """No fixed map: a host that joins later (HostAdded) serves its models at once."""
+    from dsl import Reactor, ask
+    from reactor.app import Engine
+
+    catalog = start(system, *servers)
+
+    class Late(Reactor):
+        a = ask("hi", model="gemma")
+
+    with (
+        FakeServer("lmstudio", models=["gemma"]) as lmstudio,
+        Engine(system, db_path=tmp_path / "runs.db", logging=False, catalog=catalog) as engine,
+    ):
+        host = start_host(system, HostConfig(url=lmstudio.url, protocol="lmstudio"), name="late")
+        inventory = host.ask(InventoryQuery())
+        system.bus.publish(HostAdded(host="late", inventory=inventory))
+        assert catalog.wait_until(lambda c: bool(c.lookup("gemma")), 10)
+        result = engine.run(Late, {})
+    assert (result.host, result.model) == ("late", "gemma")
 
 
 def test_declarations_are_validated_naming_the_field(tmp_path: Path) -> None:
