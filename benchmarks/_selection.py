@@ -181,7 +181,8 @@ async def _pull(selector: Ref[Any], task: str, i: int, policy: str) -> str:
         return answer.model
     except AskError as exc:
         selection = exc.failure.details.get("selection", "")
-        return next((a.name for a in ARMS if f'"model":"{a.name}"' in selection), "?")
+        named = next((a.name for a in ARMS if f'"model":"{a.name}"' in selection), None)
+        return named or f"? {exc.failure.kind}: {exc.failure.message}"
 
 
 async def _campaign(
@@ -243,6 +244,8 @@ def regret(args: Any) -> dict[str, Any]:
             timeout=600,
         )
         wall = time.perf_counter() - started
+    unrouted = [m for _, m in pulls if m.startswith("?")]
+    pulls = [(t, m) for t, m in pulls if not m.startswith("?")]
     table = {(a.name, t): utility(a, t, policy, arms) for a in arms for t in TASKS}
     best = {t: max(table[(a.name, t)] for a in arms) for t in TASKS}
     ours = sum(best[t] - table[(m, t)] for t, m in pulls if (m, t) in table)
@@ -256,6 +259,8 @@ def regret(args: Any) -> dict[str, Any]:
     }
     return {
         "selection_requests": len(pulls),
+        "selection_unrouted": len(unrouted),
+        "selection_unrouted_examples": sorted(set(unrouted))[:3],
         "selection_regret": round(ours, 2),
         "selection_regret_per_request": round(ours / max(1, len(pulls)), 4),
         "selection_random_regret": round(random_router, 2),

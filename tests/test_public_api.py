@@ -345,6 +345,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "read_history",
         "ModelClassifier",
         "CLASSIFIER_PROMPT",
+        "worst_cost",
     ),
     "actors.testing": (
         "Exchange",

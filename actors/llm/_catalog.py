@@ -141,9 +141,11 @@ class _State:
     """One immutable version of the catalog (replaced whole on every update)."""
 
     entries: Mapping[tuple[str, str], ModelEntry] = field(default_factory=dict)
+    ordered: tuple[ModelEntry, ...] = ()  # by host, then model
     by_model: Mapping[str, tuple[ModelEntry, ...]] = field(default_factory=dict)
     hosts: Mapping[str, str] = field(default_factory=dict)  # host -> provider
     free_bytes: int | None = None
+    budget_bytes: int | None = None
     version: int = 0
 
 
@@ -193,8 +195,7 @@ class Catalog:
 
     def entries(self) -> tuple[ModelEntry, ...]:
         """Every model on every host, by host then model."""
-        state = self._state
-        return tuple(state.entries[key] for key in sorted(state.entries))
+        return self._state.ordered
 
     def hosts(self) -> tuple[str, ...]:
         """The hosts the catalog knows, by name."""
@@ -241,6 +242,21 @@ class Catalog:
         aliases = ", ".join(sorted(self._aliases))
         also = f"; aliases: {aliases}" if aliases else ""
         return f"no model host serves {name!r}; known models: {known}{also}"
+
+    @property
+    def budget_bytes(self) -> int | None:
+        """The GPU memory budget for models, per the last snapshot (``None``: unknown)."""
+        return self._state.budget_bytes
+
+    def could_fit(self, entry: ModelEntry) -> bool:
+        """Whether ``entry`` fits the whole budget (so: now, or after unloading idle models).
+
+        Loaded models, models of unknown size and an unknown budget: ``True``.
+        """
+        if entry.loaded is not False or entry.size_bytes is None:
+            return True
+        budget = self._state.budget_bytes
+        return budget is None or entry.size_bytes <= budget
 
     def fits_memory(self, entry: ModelEntry) -> bool:
         """Whether ``entry`` can run without evicting anything: loaded, or fits what is free.
@@ -330,8 +346,10 @@ class Catalog:
         """Record a breaker transition of ``model`` on ``host``."""
         self._patch(host, model, breaker=state)
 
-    def set_free_bytes(self, free: int | None, resident: Iterable[str] = ()) -> None:
-        """Record what GPU memory is free, and which ``host/model`` s are resident."""
+    def set_free_bytes(
+        self, free: int | None, resident: Iterable[str] = (), *, budget: int | None = None
+    ) -> None:
+        """Record the free GPU memory (of ``budget``) and which ``host/model`` s are resident."""
         resident_keys = [(host, model) for host, _, model in (k.partition("/") for k in resident)]
 
         def change(state: _State) -> _State:
@@ -341,7 +359,7 @@ class Catalog:
                 if entry is not None and entry.loaded is False:
                     entries[key] = replace(entry, loaded=True)
             rebuilt = _rebuild(state, entries, state.hosts)
-            return replace(rebuilt, free_bytes=free)
+            return replace(rebuilt, free_bytes=free, budget_bytes=budget)
 
         self._update(change)
 
@@ -361,7 +379,7 @@ class Catalog:
             case BreakerTransition():
                 self.set_breaker(event.host, event.model, event.to_state)
             case ResourceSnapshot():
-                self.set_free_bytes(event.free_bytes, event.models_bytes)
+                self.set_free_bytes(event.free_bytes, event.models_bytes, budget=event.budget_bytes)
             case _:
                 return False
         return True
@@ -393,12 +411,16 @@ class Catalog:
         if "chat" in caps and provider in JSON_PROTOCOLS:
             caps.add("json")
         declared = self._declared.get(f"{host}/{info.id}") or self._declared.get(info.id)
+        section = self._config.hosts.get(host)
+        context = info.context_length
+        if context is None and section is not None:
+            context = section.context_windows.get(info.id)  # for servers that do not say
         entry = ModelEntry(
             host=host,
             model=info.id,
             provider=provider,
             loaded=info.loaded,
-            context_length=info.context_length,
+            context_length=context,
             capabilities=frozenset(caps),
             price=price,
             size_bytes=info.vram_bytes if info.vram_bytes is not None else info.size_bytes,
@@ -451,9 +473,11 @@ def _rebuild(
     ranked = {model: tuple(sorted(found, key=_rank)) for model, found in by_model.items()}
     return _State(
         entries=dict(entries),
+        ordered=tuple(entries[key] for key in sorted(entries)),
         by_model=ranked,
         hosts=dict(hosts),
         free_bytes=state.free_bytes,
+        budget_bytes=state.budget_bytes,
         version=state.version,
     )
 

@@ -401,6 +401,7 @@ class PolicyConfig(_Section):
         explore: Learn by trying (Thompson draws), rather than always taking the best known.
         prior_weight: How many observations a declared tier is worth.
         loaded_bonus: Score added for a model loaded now (prefer it over one that must load).
+        evict_penalty: Score taken from a model that would unload another to fit.
     """
 
     kind: Literal["score", "cheapest", "fastest", "best"] = "score"
@@ -412,6 +413,7 @@ class PolicyConfig(_Section):
     explore: bool = True
     prior_weight: float = Field(default=4.0, ge=0.0)
     loaded_bonus: float = Field(default=0.02, ge=0.0)
+    evict_penalty: float = Field(default=0.1, ge=0.0)
 
 
 class SelectionConfig(_Section):
@@ -431,7 +433,7 @@ class SelectionConfig(_Section):
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
     discount: float = Field(default=0.995, gt=0.0, le=1.0)
     half_life_s: float = Field(default=7 * 86400.0, gt=0.0)
-    persist_s: float = Field(default=30.0, gt=0.0)
+    persist_s: float = Field(default=300.0, gt=0.0)
 
     @model_validator(mode="after")
     def _known_default(self) -> Self:

@@ -38,6 +38,7 @@ from actors.orchestration.selection._policy import (
     UserChoice,
     decide,
     prior,
+    worst_cost,
 )
 from actors.orchestration.selection._selector import (
     BLAMED,
@@ -89,4 +90,5 @@ __all__ = [
     "policies_from_config",
     "prior",
     "read_history",
+    "worst_cost",
 ]

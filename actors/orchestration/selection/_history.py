@@ -20,7 +20,13 @@ Two kinds of forgetting, for two purposes:
   for a month comes back with little weight and is explored again.
 
 The history is persisted as :class:`HistorySnapshot` s (one JSON document) in a journal
-stream of the store, and loaded from the last one at start (see the Selector).
+stream of the store, and loaded from the last one at start (see the Selector). A stream
+rather than a table of its own, on purpose: the store's schema stays the journal's, a
+save is one append in the store's group commit, and the newest snapshot is one indexed
+read. The cost is that old snapshots stay: one is about 300 bytes per (model, task type),
+7 kB for four models and six task types, written at most every ``persist_s`` (five
+minutes by default) and only when something changed: 2 MB a day for a selector busy all
+day. Pruning old snapshots needs a journal operation that does not exist yet.
 """
 
 from __future__ import annotations

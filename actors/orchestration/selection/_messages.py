@@ -44,6 +44,8 @@ class SelectChat(Request[Completion], frozen=True, kw_only=True):
             the policy's, else every chat model in the catalog.
         needs: Capabilities the model must have beyond what the request implies
             (``json``, ``vision``, ...).
+        max_cost_usd: The most the request may cost: models whose worst case is more
+            are rejected (a budget's remainder: the cheaper models stay candidates).
         run_id: The run asking, so that feedback can name the answer.
         step: The step asking.
     """
@@ -53,6 +55,7 @@ class SelectChat(Request[Completion], frozen=True, kw_only=True):
     task_type: TaskType | None = None
     candidates: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    max_cost_usd: float | None = None
     run_id: str = ""
     step: str = ""
 
@@ -75,6 +78,7 @@ class SelectModel(Request[Choice], frozen=True, kw_only=True):
     task_type: TaskType | None = None
     candidates: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    max_cost_usd: float | None = None
 
 
 class Feedback(Message, frozen=True, kw_only=True):

@@ -41,10 +41,12 @@ eligible candidates, scored, and may name one (``None``: the policy decides).
 
 **Constraints come first.** A model is a candidate only when it chats, its breaker is not
 open, it has every capability the request needs, the prompt plus the output limit fits
-its context window, and it is loaded or fits the GPU memory that is free (the
+its context window, and it is loaded or fits the GPU memory budget (the
 ResourceMonitor's last snapshot, through the catalog). Loaded models get a small bonus
-(:attr:`Policy.loaded_bonus`): a model that must be loaded, perhaps evicting another, has
-to be better by more than that. Every rejection is recorded with its reason.
+(:attr:`Policy.loaded_bonus`), and a model that fits the budget but not the memory free
+now (loading it means unloading another) a penalty (:attr:`Policy.evict_penalty`): it is
+chosen only when it is better by more than that. A model larger than the whole budget is
+rejected. Every rejection is recorded with its reason.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ __all__ = [
     "UserChoice",
     "decide",
     "prior",
+    "worst_cost",
 ]
 
 PolicyKind = Literal["score", "cheapest", "fastest", "best"]
@@ -94,6 +97,8 @@ class Considered(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         cost_usd: The expected cost of this request on it (``None``: unpriced).
         latency_s: The latency expected from history (``None``: not yet seen).
         loaded: Whether it is loaded.
+        evicts: Whether loading it means unloading another model first (it does not fit
+            the memory free now).
     """
 
     model: str
@@ -103,6 +108,7 @@ class Considered(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cost_usd: float | None = None
     latency_s: float | None = None
     loaded: bool | None = None
+    evicts: bool = False
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -154,6 +160,8 @@ class Policy:
         explore: Thompson draws (learning by trying) rather than posterior means.
         prior_weight: How many observations a declared tier is worth.
         loaded_bonus: Score added for a model that is loaded now.
+        evict_penalty: Score taken from a model that does not fit the free memory, so
+            that loading it means unloading another.
     """
 
     name: str = "balanced"
@@ -167,9 +175,11 @@ class Policy:
     explore: bool = True
     prior_weight: float = 4.0
     loaded_bonus: float = 0.02
+    evict_penalty: float = 0.1
 
     def __post_init__(self) -> None:
-        for weight in ("quality", "cost", "latency", "prior_weight", "loaded_bonus"):
+        weights = ("quality", "cost", "latency", "prior_weight", "loaded_bonus", "evict_penalty")
+        for weight in weights:
             if getattr(self, weight) < 0:
                 msg = f"Policy({self.name!r}).{weight} must not be negative"
                 raise ValueError(msg)
@@ -186,8 +196,24 @@ def prior(entry: ModelEntry, task_type: str) -> float:
     return min(mean, 0.95)
 
 
-def _eligible(
-    entry: ModelEntry, features: TaskFeatures, max_tokens: int | None, catalog: Catalog
+def worst_cost(entry: ModelEntry, prompt_tokens: int, max_tokens: int | None) -> float | None:
+    """The most a request can cost on ``entry``: the prompt, and every output token allowed.
+
+    ``None`` when the model has no price. Without ``max_tokens``,
+    :data:`DEFAULT_OUTPUT_TOKENS` stands in for the output.
+    """
+    if entry.price is None:
+        return None
+    out = max_tokens or DEFAULT_OUTPUT_TOKENS
+    return (prompt_tokens * entry.price.input_per_mtok + out * entry.price.output_per_mtok) / 1e6
+
+
+def _eligible(  # noqa: PLR0911 - one return per constraint
+    entry: ModelEntry,
+    features: TaskFeatures,
+    max_tokens: int | None,
+    catalog: Catalog,
+    max_cost_usd: float | None,
 ) -> str | None:
     """Why ``entry`` cannot take the request (``None``: it can)."""
     if "chat" not in entry.capabilities:
@@ -200,9 +226,13 @@ def _eligible(
     needed = features.prompt_tokens + (max_tokens or 0)
     if not entry.fits_context(needed):
         return f"context {entry.context_length} < {needed} tokens needed"
-    if not catalog.fits_memory(entry):
-        free = catalog.free_bytes or 0
-        return f"not loaded and needs {entry.size_bytes} bytes, {free} free"
+    if not catalog.could_fit(entry):
+        budget = catalog.budget_bytes or 0
+        return f"not loaded and needs {entry.size_bytes} bytes, more than the {budget} budget"
+    if max_cost_usd is not None:
+        worst = worst_cost(entry, features.prompt_tokens, max_tokens)
+        if worst is not None and worst > max_cost_usd:
+            return f"costs up to ${worst:.6f}, more than the ${max_cost_usd:.6f} allowed"
     return None
 
 
@@ -235,6 +265,7 @@ class _Scored:
     mean: float
     cost: float | None
     latency: float | None
+    evicts: bool = False
     score: float = 0.0
     best_known: float = 0.0
 
@@ -248,6 +279,7 @@ def decide(
     max_tokens: int | None = None,
     candidates: Sequence[str] = (),
     rng: random.Random | None = None,
+    max_cost_usd: float | None = None,
 ) -> Decision:
     """Choose a model for a request: filter by constraints, score, pick (pure but for ``rng``).
 
@@ -260,6 +292,9 @@ def decide(
         candidates: Names to choose among (default: the policy's ``models``, else every
             chat model in the catalog).
         rng: The random source for Thompson draws (seed it for reproducible runs).
+        max_cost_usd: The most this request may cost (what a budget has left, say):
+            a model whose worst case (:func:`worst_cost`) is more is rejected. A model
+            with no price is not (price it to have it counted).
 
     Returns:
         The decision; its ``host`` is ``""`` when no model is eligible (every
@@ -272,7 +307,7 @@ def decide(
     scored: list[_Scored] = []
     task = features.task_type
     for entry in entries:
-        why = _eligible(entry, features, max_tokens, catalog)
+        why = _eligible(entry, features, max_tokens, catalog, max_cost_usd)
         if why is not None:
             considered.append(Considered(model=entry.qualified, rejected=why, loaded=entry.loaded))
             continue
@@ -280,6 +315,7 @@ def decide(
             _score_inputs(
                 entry,
                 task,
+                catalog=catalog,
                 features=features,
                 history=history,
                 max_tokens=max_tokens,
@@ -307,6 +343,7 @@ def decide(
             cost_usd=s.cost,
             latency_s=None if s.latency is None else round(s.latency, 4),
             loaded=s.entry.loaded,
+            evicts=s.evicts,
         )
         for s in scored
     )
@@ -338,6 +375,7 @@ def _score_inputs(
     entry: ModelEntry,
     task: TaskType,
     *,
+    catalog: Catalog,
     features: TaskFeatures,
     history: History,
     max_tokens: int | None,
@@ -360,6 +398,7 @@ def _score_inputs(
         mean=mean,
         cost=_expected_cost(entry, features, out_tokens),
         latency=history.latency(name, task),
+        evicts=not catalog.fits_memory(entry),
     )
 
 
@@ -371,6 +410,8 @@ def _score(policy: Policy, scored: list[_Scored]) -> None:
         wq, wc, wl = 1.0, 0.0, 0.0
     for s, c, f in zip(scored, cheap, fast, strict=True):
         bonus = policy.loaded_bonus if s.entry.loaded else 0.0
+        if s.evicts:
+            bonus -= policy.evict_penalty
         s.score = wq * s.draw + wc * c + wl * f + bonus
         s.best_known = wq * s.mean + wc * c + wl * f + bonus
         if policy.kind == "cheapest":

@@ -13,6 +13,7 @@ lock-free. How a :class:`SelectChat` goes through:
    every candidate's breaker is open, ``context_window_exceeded`` when none is big
    enough, ``insufficient_memory``, else ``not_found``), with the decision in its
    details;
+   (``budget_exceeded`` when every candidate may cost more than ``max_cost_usd``);
 4. otherwise the request goes to the chosen model's host, with the caller's deadline,
    inside a ``select`` span (the host's ``chat`` span is its child);
 5. the outcome is recorded in the history (latency, cost, failure kind) and scored:
@@ -43,7 +44,7 @@ import otel
 from actors import ActorNotFound, Deferred, Failure, FailureKind, LoopActor, Ref
 from actors.llm import Catalog, Completion, SelectionConfig, TaskType
 from actors.lowlevel import TimerHandle
-from actors.orchestration.selection._features import TaskFeatures, analyse
+from actors.orchestration.selection._features import TASK_TYPES, TaskFeatures, analyse
 from actors.orchestration.selection._history import History, HistorySnapshot
 from actors.orchestration.selection._messages import (
     Choice,
@@ -151,6 +152,7 @@ def policies_from_config(config: SelectionConfig) -> dict[str, Policy]:
             explore=section.explore,
             prior_weight=section.prior_weight,
             loaded_bonus=section.loaded_bonus,
+            evict_penalty=section.evict_penalty,
         )
     return policies
 
@@ -282,13 +284,25 @@ class Selector(LoopActor[SelectorMessage]):
             max_tokens=message.request.max_tokens,
             candidates=message.candidates,
             rng=self._rng,
+            max_cost_usd=message.max_cost_usd,
         )
 
     def _select_model(self, message: SelectModel) -> Choice | Failure:
         try:
             return Choice(decision=self._decide(message, self._features(message, None)))
-        except LookupError as exc:
+        except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
+            return self._refusal(message, exc)
+
+    def _refusal(self, message: SelectChat | SelectModel, exc: Exception) -> Failure:
+        """An unknown name (``not_found``), or a user's policy function that raised."""
+        if isinstance(exc, LookupError):
             return Failure(kind=FailureKind.NOT_FOUND, message=str(exc), source=self.name)
+        policy = message.policy or self.default_policy
+        return Failure(
+            kind=FailureKind.INTERNAL,
+            message=f"selection policy {policy!r} raised {type(exc).__name__}: {exc}",
+            source=self.name,
+        )
 
     def _select_chat(self, message: SelectChat, reply: Deferred[Any]) -> None:
         classify = self._classifier
@@ -296,25 +310,27 @@ class Selector(LoopActor[SelectorMessage]):
             self._route(message, reply, None)
             return
         last = next((m.content for m in reversed(message.request.messages) if m.role == "user"), "")
-        named = classify(last)
+        try:
+            named = classify(last)
+        except Exception as exc:  # noqa: BLE001 - a user's classifier must not crash the selector
+            self.log.warning("the task classifier raised; keywords decide", error=repr(exc))
+            named = None
         if not isinstance(named, Awaitable):
             self._route(message, reply, named)
             return
         coro = cast("Any", _await(named))
         self.pipe_to_self(
             coro,
-            lambda outcome: self._route(
-                message, reply, outcome if isinstance(outcome, str) else None
-            ),
+            lambda outcome: self._route(message, reply, outcome),
             name="classify",
         )
 
-    def _route(self, message: SelectChat, reply: Deferred[Any], task_type: str | None) -> None:
+    def _route(self, message: SelectChat, reply: Deferred[Any], task_type: object) -> None:
+        known = task_type if task_type in TASK_TYPES else None
         try:
-            features = self._features(message, cast("TaskType | None", task_type))
-            decision = self._decide(message, features)
-        except LookupError as exc:
-            reply.send(Failure(kind=FailureKind.NOT_FOUND, message=str(exc), source=self.name))
+            decision = self._decide(message, self._features(message, known))
+        except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
+            reply.send(self._refusal(message, exc))
             return
         if not decision.host:
             reply.send(_nothing_eligible(decision, self.name))
@@ -576,6 +592,8 @@ def _nothing_eligible(decision: Decision, source: str) -> Failure:
         kind, why = FailureKind.CIRCUIT_OPEN, "every candidate's circuit breaker is open"
     elif all(r.startswith("context") for r in reasons):
         kind, why = FailureKind.CONTEXT_WINDOW_EXCEEDED, "the request fits no candidate's context"
+    elif all(r.startswith("costs up to") for r in reasons):
+        kind, why = FailureKind.BUDGET_EXCEEDED, "every candidate may cost more than allowed"
     elif all(r.startswith("not loaded") for r in reasons):
         kind, why = FailureKind.INSUFFICIENT_MEMORY, "no candidate is loaded or fits free memory"
     else:

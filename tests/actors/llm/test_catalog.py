@@ -18,7 +18,9 @@ from actors.llm import (
     Config,
     ConfigError,
     HostAdded,
+    HostConfig,
     HostInventory,
+    InventoryQuery,
     LoadModel,
     ModelConfig,
     ModelInfo,
@@ -29,7 +31,7 @@ from actors.llm import (
     start_fleet,
 )
 from actors.testing import FakeModel, FakeServer, Fault
-from tests.support.hosts import chat
+from tests.support.hosts import chat, start_host
 
 GB = 1_000_000_000
 
@@ -57,7 +59,11 @@ def start(system: System, ollama: FakeServer, openai: FakeServer, **extra: objec
     cfg = config(
         hosts={
             "local": {"url": ollama.url, "protocol": "ollama", "breaker": {"failure_threshold": 1}},
-            "cloud": {"url": openai.url, "protocol": "openai"},
+            "cloud": {
+                "url": openai.url,
+                "protocol": "openai",
+                "context_windows": {"meta/llama-70b": 65536},
+            },
         },
         prices={"cloud/llama3.2": {"input_per_mtok": 0.5, "output_per_mtok": 1.5}},
         **extra,
@@ -112,6 +118,7 @@ def test_declared_tier_strengths_and_context_win_over_the_server(
         *servers,
         models={
             "llama3.2": {"tier": 1, "context_length": 2048},
+            "cloud/meta/llama-70b": {"tier": 3},
             "cloud/llama3.2": {"tier": 3, "strengths": ["code"], "capabilities": ["chat"]},
         },
     )
@@ -121,6 +128,7 @@ def test_declared_tier_strengths_and_context_win_over_the_server(
     assert (cloud.tier, cloud.strengths, cloud.capabilities) == (3, ("code",), frozenset({"chat"}))
     assert not local.fits_context(3000)
     assert cloud.fits_context(3000)
+    assert catalog.resolve("meta/llama-70b").context_length == 65536  # the host's window
 
 
 def test_loads_and_unloads_on_a_host_reach_the_catalog(
@@ -185,16 +193,23 @@ def test_a_refresh_finds_models_added_on_a_server_and_keeps_breaker_states(
     assert cloud.price is not None  # prices survive a refresh
 
 
-def test_free_memory_from_snapshots_decides_what_fits(
-    system: System, servers: tuple[FakeServer, FakeServer]
-) -> None:
-    """A model not loaded fits only what the monitor last reported free; loaded ones always."""
-    catalog = start(system, *servers)
-    qwen = catalog.resolve("local/qwen2.5")
-    assert catalog.fits_memory(qwen)  # nothing known: on trust
-    system.bus.publish(ResourceSnapshot(free_bytes=4 * GB))
+def test_free_memory_from_snapshots_decides_what_fits(system: System) -> None:
+    """A model not loaded fits only what the monitor last reported free; loaded ones always.
+
+    No fleet here, so no ResourceMonitor publishes snapshots of its own meanwhile.
+    """
+    catalog = Catalog()
+    models = (
+        ModelInfo(id="llama3.2", loaded=True, size_bytes=2 * GB),
+        ModelInfo(id="qwen2.5", loaded=False, size_bytes=8 * GB),
+    )
+    catalog.add_host("local", HostInventory(url="http://127.0.0.1:1", models=models))
+    catalog.watch(system, refresh_s=None)
+    assert catalog.fits_memory(catalog.resolve("local/qwen2.5"))  # nothing known: on trust
+    system.bus.publish(ResourceSnapshot(free_bytes=4 * GB, budget_bytes=6 * GB))
     assert catalog.wait_until(lambda c: c.free_bytes == 4 * GB, 10)
     assert not catalog.fits_memory(catalog.resolve("local/qwen2.5"))
+    assert not catalog.could_fit(catalog.resolve("local/qwen2.5"))  # 8 GB > the 6 GB budget
     assert catalog.fits_memory(catalog.resolve("local/llama3.2"))
     system.bus.publish(ResourceSnapshot(free_bytes=4 * GB, models_bytes={"local/qwen2.5": 8 * GB}))
     assert catalog.wait_until(lambda c: c.resolve("local/qwen2.5").loaded is True, 10)
@@ -218,6 +233,30 @@ def test_the_engine_finds_hosts_through_the_catalog(
         result = e.run(Two, {})
     assert result.provider == "ollama"  # the last step's result: qwen2.5 lives on local only
     assert [c.model for c in openai.calls if c.model] == ["llama3.2"]
+
+
+def test_a_host_added_while_running_serves_the_engine_s_next_steps(
+    system: System, servers: tuple[FakeServer, FakeServer], tmp_path: Path
+) -> None:
+    """No fixed map: a host that joins later (HostAdded) serves its models at once."""
+    from dsl import Reactor, ask
+    from reactor.app import Engine
+
+    catalog = start(system, *servers)
+
+    class Late(Reactor):
+        a = ask("hi", model="gemma")
+
+    with (
+        FakeServer("lmstudio", models=["gemma"]) as lmstudio,
+        Engine(system, db_path=tmp_path / "runs.db", logging=False, catalog=catalog) as engine,
+    ):
+        host = start_host(system, HostConfig(url=lmstudio.url, protocol="lmstudio"), name="late")
+        inventory = host.ask(InventoryQuery())
+        system.bus.publish(HostAdded(host="late", inventory=inventory))
+        assert catalog.wait_until(lambda c: bool(c.lookup("gemma")), 10)
+        result = engine.run(Late, {})
+    assert (result.host, result.model) == ("late", "gemma")
 
 
 def test_declarations_are_validated_naming_the_field(tmp_path: Path) -> None:

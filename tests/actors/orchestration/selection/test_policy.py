@@ -46,7 +46,7 @@ def test_constraints_reject_with_reasons_and_the_rest_are_scored() -> None:
         ModelInfo(id="embedder", capabilities=("embeddings",)),
     )
     catalog.set_breaker("h", "broken", BreakerState.OPEN)
-    catalog.set_free_bytes(8 * GB)
+    catalog.set_free_bytes(8 * GB, budget=24 * GB)
     decision = decide(Policy(), code(tools=True), catalog, History(), max_tokens=500)
     reasons = {c.model: c.rejected for c in decision.considered}
     assert decision.qualified == "h/ok"
@@ -68,6 +68,21 @@ def test_with_nothing_eligible_the_decision_names_no_host() -> None:
     assert decision.considered == (
         Considered(model="h/a", rejected="circuit breaker open", loaded=None),
     )
+
+
+def test_a_model_that_must_evict_another_is_penalised_but_possible() -> None:
+    """Fits the budget, not the free memory: a candidate marked 'evicts', behind a loaded one."""
+    catalog = make_catalog(
+        ModelInfo(id="resident", loaded=True),
+        ModelInfo(id="needs-room", loaded=False, size_bytes=12 * GB),
+    )
+    catalog.set_free_bytes(8 * GB, budget=24 * GB)
+    decision = decide(Policy(explore=False), code(), catalog, History())
+    evicting = next(c for c in decision.considered if c.model == "h/needs-room")
+    assert (evicting.rejected, evicting.evicts) == (None, True)
+    assert decision.model == "resident"
+    only = decide(Policy(explore=False), code(), catalog, History(), candidates=["needs-room"])
+    assert only.model == "needs-room"
 
 
 def test_a_loaded_model_is_preferred_over_an_equal_one_that_must_load() -> None:

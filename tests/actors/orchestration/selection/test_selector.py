@@ -22,6 +22,7 @@ from actors.orchestration import (
     HistoryLoaded,
     HistoryQuery,
     ModelClassifier,
+    Observed,
     Policy,
     SaveHistory,
     SelectChat,
@@ -274,3 +275,69 @@ def test_a_model_based_classifier_names_the_task_type(
     assert classify_prompt.startswith(CLASSIFIER_PROMPT)
     fallback = ask(selector, "Write a poem", candidates=("cloud/large",))
     assert fallback.extras["selection"]["features"]["task_type"] == "creative"  # keywords
+
+
+def test_outcomes_observed_elsewhere_teach_the_selector(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """Observed (a fallback link, a consensus vote): answers and blamed failures count."""
+    ollama, openai = servers
+    selector = start_selector(system, fleet_of(system, ollama, openai))
+    selector.tell(Observed(model="local/small", task_type="code", ok=True, quality=0.5))
+    selector.tell(Observed(model="local/small", task_type="code", ok=False, kind="timeout"))
+    selector.tell(Observed(model="local/small", task_type="code", ok=False, kind="bad_request"))
+    summary = selector.ask(HistoryQuery()).models["local/small"]
+    assert summary.calls == 3
+    assert summary.failures == {"timeout": 1.0, "bad_request": 1.0}
+    assert summary.quality == 0.5
+    choice = selector.ask(
+        SelectModel(request=ChatRequest.prompt("", "x"), task_type="code", policy="best")
+    )
+    small = next(c for c in choice.decision.considered if c.model == "local/small")
+    assert small.quality is not None
+
+
+def test_user_code_that_raises_fails_the_request_not_the_selector(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """A raising policy function is an 'internal' failure; a raising classifier is ignored."""
+    ollama, openai = servers
+
+    def broken_choice(candidates: object, features: TaskFeatures) -> str | None:
+        raise RuntimeError("oops")
+
+    def broken_classifier(text: str) -> str:
+        raise ValueError("no idea")
+
+    selector = start_selector(
+        system,
+        fleet_of(system, ollama, openai),
+        policies={"broken": Policy(name="broken", choose=broken_choice)},
+        classifier=broken_classifier,
+    )
+    with pytest.raises(AskError) as caught:
+        ask(selector, policy="broken")
+    assert caught.value.failure.kind is FailureKind.INTERNAL
+    assert "'broken' raised RuntimeError: oops" in caught.value.failure.message
+    answer = ask(selector, "Write a poem")  # still running; the keywords decided
+    assert answer.extras["selection"]["features"]["task_type"] == "creative"
+
+
+def test_a_cost_ceiling_leaves_the_cheaper_models_and_refuses_when_none_is_left(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """max_cost_usd rejects models whose worst case is more; none left: budget_exceeded."""
+    ollama, openai = servers
+    selector = start_selector(system, fleet_of(system, ollama, openai))
+    request = ChatRequest.prompt("", "hi", max_tokens=1000)  # cloud: up to $0.004
+    answer = selector.ask(
+        SelectChat(request=request, max_cost_usd=0.001, candidates=("cloud/large", "local/small"))
+    )
+    assert answer.host == "local"  # unpriced: not refused by a ceiling
+    rejected = {c["model"]: c.get("rejected") for c in answer.extras["selection"]["considered"]}
+    assert rejected["cloud/large"].startswith("costs up to $0.004")
+    sent = len(openai.calls)
+    with pytest.raises(AskError) as caught:
+        selector.ask(SelectChat(request=request, max_cost_usd=0.001, candidates=("cloud/large",)))
+    assert caught.value.failure.kind is FailureKind.BUDGET_EXCEEDED
+    assert len(openai.calls) == sent  # nothing was sent
