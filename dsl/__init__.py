@@ -45,6 +45,7 @@ from dsl.kinds import (
     StepSpec,
     SwitchImpl,
     TemplateImpl,
+    ToolsImpl,
     around,
     ask,
     collect,
@@ -56,6 +57,7 @@ from dsl.kinds import (
     switch,
     template,
     template_fields,
+    tools,
 )
 
 __all__ = [
@@ -89,6 +91,7 @@ __all__ = [
     "StepSpec",
     "SwitchImpl",
     "TemplateImpl",
+    "ToolsImpl",
     "Value",
     "WithSteps",
     "around",
@@ -107,5 +110,6 @@ __all__ = [
     "switch",
     "template",
     "template_fields",
+    "tools",
     "value",
 ]

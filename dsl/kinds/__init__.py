@@ -12,6 +12,7 @@ kind           file                      constructor
 ``function``   ``_function.py``          :func:`step`
 ``ask``        ``_ask.py``               :func:`ask`
 ``template``   ``_template.py``          :func:`template`
+``tools``      ``_tools.py``             :func:`tools`
 ``collect``    ``_collect.py``           :func:`collect`
 ``compose``    ``_compose.py``           :func:`compose`
 ``for_each``   ``_for_each.py``          :func:`for_each`
@@ -49,6 +50,7 @@ from dsl.kinds._options import (
 from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
 from dsl.kinds._switch import SwitchImpl, SwitchKind, switch
 from dsl.kinds._template import TemplateImpl, TemplateKind, template
+from dsl.kinds._tools import ToolsImpl, ToolsKind, tools
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -82,6 +84,8 @@ __all__ = [
     "SwitchKind",
     "TemplateImpl",
     "TemplateKind",
+    "ToolsImpl",
+    "ToolsKind",
     "UndoableOptions",
     "around",
     "ask",
@@ -103,5 +107,6 @@ __all__ = [
     "template",
     "template_arguments",
     "template_fields",
+    "tools",
     "unregister",
 ]

@@ -246,6 +246,7 @@ class Engine:
             resolve_host=self._resolve_host,
             start_child=self._start_child,
             undo_children=self._undo_children,
+            lookup=self.system.lookup,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:

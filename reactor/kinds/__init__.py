@@ -15,6 +15,7 @@ kind           file                   how an attempt runs
 ``switch``     ``_switch.py``         the chosen branch's child run
 ``group``      ``_group.py``          ``before``, a child run, ``after``
 ``around``     ``_around.py``         the user's wrapper around a child run
+``tools``      ``_tools.py``          a tool loop: a ModelHost and the ToolRunner
 =============  =====================  ======================================
 
 A kind of your own: :func:`register` its definition (a :class:`dsl.kinds.StepKind`)
@@ -32,6 +33,7 @@ from reactor.kinds._group import GroupExecutor
 from reactor.kinds._registry import register, unregister
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
+from reactor.kinds._tools import ToolsExecutor
 
 __all__ = [
     "AroundExecutor",
@@ -44,6 +46,7 @@ __all__ = [
     "GroupExecutor",
     "SwitchExecutor",
     "TemplateExecutor",
+    "ToolsExecutor",
     "register",
     "unregister",
 ]

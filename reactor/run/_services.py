@@ -50,6 +50,8 @@ class RunServices:
         undo_children: Rolls back the completed child runs under a run-id prefix.
         journal_timeout: Seconds a journal append may wait.
         journal_linger: Seconds a run's journal events may wait to be sent together.
+        lookup: Finds an actor by name (a ``tools`` step's ToolRunner); ``None`` when
+            the engine offers none.
     """
 
     store: Ref[Any]
@@ -62,6 +64,7 @@ class RunServices:
     undo_children: Callable[[str], Coroutine[Any, Any, Any]]
     journal_timeout: float = 30.0
     journal_linger: float = 0.002
+    lookup: Callable[[str], Ref[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,150 @@
+"""Running a ``tools`` step: the tool loop, between a ModelHost, the ToolRunner and the journal.
+
+The loop itself is :func:`actors.tools.run_tool_loop`, awaited on the event loop as the
+attempt's coroutine (under the step's timeout). Its ports here: the model host found
+like an ``ask`` step's, the ToolRunner actor named by the step (``tools``), and the
+run's tool stream ``tools:<run_id>`` in the Store. Calls waiting for approval halt the
+run (the step's outcome is a ``Halt``); resuming runs the step again, and the loop picks
+up from its journal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import otel
+from actors import Ref
+from actors.llm import ChatRequest, Completion
+from actors.store import Journal
+from actors.tools import (
+    LOOP_RECORD_DECODER,
+    AwaitingApproval,
+    ExecuteTools,
+    ListTools,
+    LoopRecord,
+    LoopSettings,
+    ToolList,
+    ToolLoopResult,
+    ToolResults,
+    loop_stream,
+    run_tool_loop,
+)
+from dsl import Halt, ToolsImpl
+from reactor.run import Attempt, Cancellable, StepExecutor, StepFailure
+
+__all__ = ["ToolsExecutor"]
+
+
+class _Ports:
+    """The loop's ports for one attempt (see :class:`actors.tools.LoopPorts`)."""
+
+    __slots__ = ("host", "journal", "run_id", "runner", "step", "timeout")
+
+    def __init__(
+        self,
+        host: Ref[Any],
+        runner: Ref[Any],
+        journal: Journal,
+        run_id: str,
+        step: str,
+        timeout: float,
+    ) -> None:
+        self.host = host
+        self.runner = runner
+        self.journal = journal
+        self.run_id = run_id
+        self.step = step
+        self.timeout = timeout
+
+    async def chat(self, request: ChatRequest) -> Completion:
+        traced = request if request.trace else _with_trace(request)
+        completion: Completion = await self.host.ask_async(traced, timeout=self.timeout)
+        return completion
+
+    async def tools(self, allowed: tuple[str, ...] | None) -> ToolList:
+        listed: ToolList = await self.runner.ask_async(
+            ListTools(allowed=allowed), timeout=self.timeout
+        )
+        return listed
+
+    async def execute(self, request: ExecuteTools) -> ToolResults:
+        results: ToolResults = await self.runner.ask_async(
+            _with_trace(request), timeout=self.timeout
+        )
+        return results
+
+    async def history(self) -> list[LoopRecord]:
+        entries = await self.journal.read_async(loop_stream(self.run_id))
+        records = [LOOP_RECORD_DECODER.decode(e.data) for e in entries]
+        return [r for r in records if r.step == self.step]
+
+    async def record(self, record: LoopRecord) -> None:
+        await self.journal.append_async(loop_stream(self.run_id), type(record).__name__, record)
+
+
+def _with_trace(request: Any) -> Any:
+    import msgspec  # noqa: PLC0415 - the replace helper
+
+    carrier = otel.inject()
+    return msgspec.structs.replace(request, trace=carrier) if carrier else request
+
+
+class ToolsExecutor(StepExecutor):
+    """Runs the tool loop of a ``tools`` step."""
+
+    def start(self, attempt: Attempt[ToolsImpl]) -> Cancellable | None:
+        """Start the loop; a model no host serves, a bad placeholder or no runner fails at once."""
+        impl = attempt.impl
+        arguments = attempt.arguments
+        services = attempt.services
+        try:
+            model = impl.model.format_map(arguments)
+            host, model = services.resolve_host(model, impl.host)
+            prompt = impl.prompt.format_map(arguments)
+            system = impl.system.format_map(arguments) if impl.system else None
+            if services.lookup is None:
+                msg = "this engine offers no actor lookup, so no ToolRunner can be found"
+                raise LookupError(msg)
+            runner = services.lookup(impl.runner)
+        except (LookupError, AttributeError, ValueError) as exc:
+            kind = "not_found" if isinstance(exc, LookupError) else "bad_argument"
+            text = str(exc)
+            if type(exc).__name__ == "ActorNotFound":
+                text = (
+                    f"no ToolRunner named {impl.runner!r} is running (start one: "
+                    f"system.spawn(ToolRunner.spec(registry, store=engine.store))): {exc}"
+                )
+            attempt.fail(StepFailure(kind, text))
+            return None
+        step = attempt.spec.name
+        settings = LoopSettings(
+            model=model,
+            prompt=prompt,
+            system=system,
+            allowed=impl.allow,
+            identity=impl.identity or f"{attempt.reactor}.{step}",
+            run_id=attempt.run_id,
+            reactor=attempt.reactor,
+            step=step,
+            max_turns=impl.max_turns,
+            budget_tokens=impl.budget_tokens,
+            tool_choice=impl.tool_choice,
+            native=impl.native,
+            docs=impl.docs,
+            context_chars=impl.context_chars,
+            keep_turns=impl.keep_turns,
+            temperature=impl.temperature,
+            max_tokens=impl.max_tokens,
+            options=dict(impl.options),
+        )
+        ports = _Ports(
+            host, runner, Journal(services.store), attempt.run_id, step, impl.turn_timeout
+        )
+        return attempt.run(_loop(settings, ports))
+
+
+async def _loop(settings: LoopSettings, ports: _Ports) -> ToolLoopResult | Halt:
+    outcome = await run_tool_loop(settings, ports)
+    if isinstance(outcome, AwaitingApproval):
+        return Halt(outcome.reason)
+    return outcome
