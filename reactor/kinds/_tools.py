@@ -40,7 +40,7 @@ class _Ports:
 
     __slots__ = ("host", "journal", "run_id", "runner", "step", "timeout")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - one attempt's ports, all required
         self,
         host: Ref[Any],
         runner: Ref[Any],
