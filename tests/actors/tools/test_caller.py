@@ -124,13 +124,19 @@ def test_denied_calls_are_not_run_and_are_audited() -> None:
 
     sink = AuditSink(None)
     caller = ToolCaller(
-        ToolRegistry([tool(delete)]), policy=Policy([Rule(deny=["delete"], name="no deletes")]), audit=sink
+        ToolRegistry([tool(delete)]),
+        policy=Policy([Rule(deny=["delete"], name="no deletes")]),
+        audit=sink,
     )
     [outcome] = run(caller, call("delete", path="/"), run_id="r1", step="s", identity="bot")
     assert outcome.status is ToolStatus.PERMISSION_DENIED
     assert ran == []
     [record] = sink.records
-    assert (record.tool, record.decision, record.outcome) == ("delete", "denied", "permission_denied")
+    assert (record.tool, record.decision, record.outcome) == (
+        "delete",
+        "denied",
+        "permission_denied",
+    )
     assert "no deletes" in record.decided_by
     assert (record.run_id, record.step, record.identity) == ("r1", "s", "bot")
 
@@ -162,9 +168,15 @@ def test_approval_applies_only_to_the_exact_payload() -> None:
     caller = ToolCaller(ToolRegistry([tool(needs_approval=True)(pay)]))
     [pending] = run(caller, call("pay", amount=10))
     assert pending.status is ToolStatus.PENDING_APPROVAL
-    good = Approval(call_id="c1", payload_hash=payload_hash("pay", {"amount": 10}), decision="approve", by="ana")
+    good = Approval(
+        call_id="c1", payload_hash=payload_hash("pay", {"amount": 10}), decision="approve", by="ana"
+    )
     [approved] = run(caller, call("pay", amount=10), approvals={"c1": good})
-    assert (approved.status, approved.decision, approved.decided_by) == (ToolStatus.OK, "approved", "ana")
+    assert (approved.status, approved.decision, approved.decided_by) == (
+        ToolStatus.OK,
+        "approved",
+        "ana",
+    )
     [swapped] = run(caller, call("pay", amount=10_000), approvals={"c1": good})
     assert swapped.status is ToolStatus.PERMISSION_DENIED
     assert "another payload" in swapped.content
@@ -178,10 +190,14 @@ def test_edit_runs_with_the_edited_arguments_and_reject_tells_the_model() -> Non
 
     caller = ToolCaller(ToolRegistry([tool(needs_approval=True)(pay)]))
     digest = payload_hash("pay", {"amount": 10})
-    edit = Approval(call_id="c1", payload_hash=digest, decision="edit", by="ana", arguments={"amount": 5})
+    edit = Approval(
+        call_id="c1", payload_hash=digest, decision="edit", by="ana", arguments={"amount": 5}
+    )
     [edited] = run(caller, call("pay", amount=10), approvals={"c1": edit})
     assert (edited.value, edited.decision, edited.arguments) == (5, "edited", {"amount": 5})
-    reject = Approval(call_id="c1", payload_hash=digest, decision="reject", by="bo", message="too much")
+    reject = Approval(
+        call_id="c1", payload_hash=digest, decision="reject", by="bo", message="too much"
+    )
     [rejected] = run(caller, call("pay", amount=10), approvals={"c1": reject})
     assert rejected.status is ToolStatus.REJECTED
     assert "bo rejected the call: too much" in rejected.content

@@ -1,4 +1,4 @@
-"""The tool loop against a scripted model and an in-memory journal: corrections, limits, resume, windowing."""
+"""The tool loop with a scripted model and an in-memory journal: corrections, limits, resume."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from actors.llm import ChatMessage, ChatRequest, Completion, ToolCall, Usage
 from actors.tools import (
     Approval,
+    ApprovalDecided,
     AwaitingApproval,
     ExecuteTools,
     LoopRecord,
@@ -22,7 +23,6 @@ from actors.tools import (
     ToolRegistry,
     ToolResults,
     ToolStatus,
-    ApprovalDecided,
     parse_json_calls,
     run_tool_loop,
     tool,
@@ -33,7 +33,11 @@ from actors.tools import (
 class Ports:
     """A scripted model, a real ToolCaller, and a journal kept in a list."""
 
-    def __init__(self, registry: ToolRegistry, script: Sequence[Completion | Callable[[ChatRequest], Completion]]) -> None:
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        script: Sequence[Completion | Callable[[ChatRequest], Completion]],
+    ) -> None:
         self.caller = ToolCaller(registry)
         self.registry = registry
         self.script = list(script)
@@ -75,7 +79,9 @@ def calls(*items: tuple[str, str, dict[str, Any]]) -> Completion:
 
 
 def answer(text: str) -> Completion:
-    return Completion(model="m", provider="fake", content=text, usage=Usage(input_tokens=10, output_tokens=5))
+    return Completion(
+        model="m", provider="fake", content=text, usage=Usage(input_tokens=10, output_tokens=5)
+    )
 
 
 @tool(max_retries=1)
@@ -140,7 +146,7 @@ def test_max_turns_and_budget_end_the_loop() -> None:
 
 
 def test_resume_does_not_rerun_journaled_calls() -> None:
-    """After a crash between turns, the journaled outcome is reused and the tool not called again."""
+    """After a crash between turns, the journaled outcome is reused, the tool not called again."""
     ran: list[int] = []
 
     @tool
@@ -150,6 +156,7 @@ def test_resume_does_not_rerun_journaled_calls() -> None:
         return x
 
     registry = ToolRegistry([side_effect])
+
     def crash(request: ChatRequest) -> Completion:
         raise ConnectionError  # the process "dies" while the model thinks
 
@@ -206,7 +213,9 @@ def test_approval_halts_then_resumes_with_the_decision() -> None:
     again.journal = list(ports.journal)
     assert isinstance(loop(again), AwaitingApproval)  # still undecided: halts again, asks nothing
     assert again.requests == []
-    approval = Approval(call_id="a", payload_hash=pending.payload_hash, decision="approve", by="ana")
+    approval = Approval(
+        call_id="a", payload_hash=pending.payload_hash, decision="approve", by="ana"
+    )
     resumed = Ports(registry, [answer("paid")])
     resumed.journal = [*ports.journal, ApprovalDecided(step="s", approval=approval)]
     result = loop(resumed)
@@ -219,7 +228,12 @@ def test_json_fallback_for_models_without_tool_calling() -> None:
     """native=False: schemas and instructions in the prompt, calls parsed from the text."""
     ports = Ports(
         ToolRegistry([square]),
-        [answer('Sure.\n```json\n{"tool_calls": [{"name": "square", "arguments": {"x": 5}}]}\n```'), answer("25")],
+        [
+            answer(
+                'Sure.\n```json\n{"tool_calls": [{"name": "square", "arguments": {"x": 5}}]}\n```'
+            ),
+            answer("25"),
+        ],
     )
     result = loop(ports, LoopSettings(model="m", prompt="p", step="s", native=False))
     assert isinstance(result, ToolLoopResult)
@@ -235,9 +249,12 @@ def test_json_fallback_for_models_without_tool_calling() -> None:
 def test_parse_json_calls_accepts_the_common_shapes() -> None:
     """One call object, a list, text around it; plain text and broken JSON are answers."""
     assert [c.name for c in parse_json_calls('{"name": "a", "arguments": {}}', 1)] == ["a"]
-    assert [c.arguments for c in parse_json_calls('x {"tool_calls": [{"name": "a", "arguments": "{\\"k\\": 1}"}]}', 2)] == [
-        {"k": 1}
-    ]
+    assert [
+        c.arguments
+        for c in parse_json_calls(
+            'x {"tool_calls": [{"name": "a", "arguments": "{\\"k\\": 1}"}]}', 2
+        )
+    ] == [{"k": 1}]
     assert parse_json_calls("The answer is 4.", 1) == []
     assert parse_json_calls('{"tool_calls": [', 1) == []
 
@@ -258,7 +275,11 @@ def test_windowing_stubs_old_results_then_drops_whole_turns() -> None:
     assert "earlier tool turn(s) were left out" in dropped[1].content
     roles = [m.role for m in dropped[2:]]
     assert roles[0] == "assistant"
-    assert all(m.tool_call_id in {c.id for a in dropped for c in a.tool_calls} for m in dropped if m.role == "tool")
+    assert all(
+        m.tool_call_id in {c.id for a in dropped for c in a.tool_calls}
+        for m in dropped
+        if m.role == "tool"
+    )
     assert window(full, head=2, limit_chars=None) is full
 
 
@@ -272,7 +293,10 @@ def test_the_loop_sends_the_windowed_conversation() -> None:
 
     script = [calls((f"c{i}", "big", {"n": i})) for i in range(4)] + [answer("ok")]
     ports = Ports(ToolRegistry([big]), script)
-    loop(ports, LoopSettings(model="m", prompt="p", step="s", context_chars=1500, keep_turns=1, docs=False))
+    loop(
+        ports,
+        LoopSettings(model="m", prompt="p", step="s", context_chars=1500, keep_turns=1, docs=False),
+    )
     last = ports.requests[-1].messages
     assert sum(len(m.content) for m in last) < 1500
     assert any(m.content.startswith("[elided") for m in last)

@@ -48,8 +48,10 @@ def test_deny_wins_over_allow_and_names_the_rule() -> None:
 
 
 def test_allow_lists_restrict_and_scopes_select_rules() -> None:
-    """With an allow list in force, other tools are denied; a rule for another identity does not apply."""
-    policy = Policy([Rule(allow=["read_file"], identity="bot"), Rule(deny=["read_file"], identity="guest")])
+    """With an allow list in force, other tools are denied; others' rules do not apply."""
+    policy = Policy(
+        [Rule(allow=["read_file"], identity="bot"), Rule(deny=["read_file"], identity="guest")]
+    )
     assert policy.check(write_file, {}, HERE).decision is Decision.DENY
     assert policy.check(read_file, {}, HERE).decision is Decision.ALLOW
     guest = Scope(reactor="Build", step="agent", identity="guest")
@@ -105,7 +107,9 @@ def test_rules_can_require_approval() -> None:
 def test_rate_limit_is_a_sliding_window() -> None:
     """Two calls per 10 s: the third is refused until the first leaves the window."""
     now = [100.0]
-    policy = Policy([Rule(rate_limits={"read_file": RateLimit(calls=2, per_s=10)})], clock=lambda: now[0])
+    policy = Policy(
+        [Rule(rate_limits={"read_file": RateLimit(calls=2, per_s=10)})], clock=lambda: now[0]
+    )
     assert policy.check(read_file, {}, HERE).decision is Decision.ALLOW
     now[0] = 104.0
     assert policy.check(read_file, {}, HERE).decision is Decision.ALLOW
