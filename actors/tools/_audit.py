@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from actors import Message, Ref
+from actors import AskError, FailureKind, Message, Ref
 from actors.store import JournalAppend, JournalEvent
 
 __all__ = [
@@ -51,6 +51,7 @@ AUDIT_STREAM = "tool-audit"
 """The journal stream audit records are appended to."""
 
 _EVENT = "ToolAudited"
+_TRIES = 3
 REDACTED = "[redacted]"
 _SECRET_KEYS = (
     "password",
@@ -190,14 +191,24 @@ class AuditSink:
         self._maybe_prune()
 
     async def _append(self, request: JournalAppend, count: int) -> None:
+        """Append, trying again when the group commit failed (it may have failed for
+        another append in the same batch: a stale sequence number of another stream)."""
         assert self.store is not None
-        try:
-            await self.store.ask_async(request)
-        except Exception as exc:  # noqa: BLE001 - an audit failure is logged, never raised into a tool call
+        for attempt in range(_TRIES):
+            try:
+                await self.store.ask_async(request)
+            except AskError as exc:
+                if exc.failure.kind is FailureKind.SERVER_ERROR and attempt < _TRIES - 1:
+                    continue
+                error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - logged, never raised into a tool call
+                error = str(exc)
+            else:
+                self.written += count
+                return
             self.failed += count
-            _log.warning("audit records not written", count=count, error=str(exc))
-        else:
-            self.written += count
+            _log.warning("audit records not written", count=count, error=error)
+            return
 
     async def flush(self) -> None:
         """Append what is queued and wait until every append so far is answered."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import otel
-from actors import Ref
+from actors import AskError, FailureKind, Ref
 from actors.llm import ChatRequest, Completion
 from actors.store import Journal
 from actors.tools import (
@@ -79,7 +79,26 @@ class _Ports:
         return [r for r in records if r.step == self.step]
 
     async def record(self, record: LoopRecord) -> None:
-        await self.journal.append_async(loop_stream(self.run_id), type(record).__name__, record)
+        """Append, trying again when the commit failed on a stale sequence number.
+
+        Another process (``reactor runs approve`` while this one runs) may have appended
+        to the stream: the Store's first commit then fails on ``UNIQUE(stream_id, seq)``
+        and it re-reads the stream's last number, so the same append succeeds next
+        time. Failing here instead would fail the attempt after its tool calls ran, and
+        the retried attempt would run them again.
+        """
+        stream = loop_stream(self.run_id)
+        for attempt in range(_RECORD_TRIES):
+            try:
+                await self.journal.append_async(stream, type(record).__name__, record)
+            except AskError as exc:
+                if exc.failure.kind is not FailureKind.SERVER_ERROR or attempt == _RECORD_TRIES - 1:
+                    raise
+            else:
+                return
+
+
+_RECORD_TRIES = 3
 
 
 def _with_trace(request: Any) -> Any:

@@ -1,0 +1,322 @@
+"""The ``tools`` step against real ModelHosts, a ToolRunner and each fake provider over loopback.
+
+Every provider's tool-call format goes through the same loop: OpenAI and LM Studio
+(``tool_calls`` with JSON-string arguments), Ollama (object arguments, no ids: they are
+synthesised), Anthropic (``tool_use`` / ``tool_result`` blocks) and Gemini
+(``functionCall`` / ``functionResponse``). Approvals halt the run and survive a restart
+of the system; the CLI records decisions; spans nest under the step.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import System
+from actors.llm import HostConfig, HostProtocol
+from actors.store import Journal
+from actors.testing import FakeServer, FakeToolCall, Reply
+from actors.tools import (
+    FlushAudit,
+    Policy,
+    Rule,
+    ToolLoopResult,
+    ToolRegistry,
+    ToolRunner,
+    ToolStatus,
+    decide,
+    pending_calls,
+    query_audit,
+    tool,
+)
+from dsl import Input, Reactor, tools
+from otel.testing import InMemorySpanExporter
+from reactor.app import Engine
+from reactor.cli import main
+from reactor.run import RunFailedError, RunHaltedError
+from tests.support.hosts import start_host
+
+TRANSFERS: list[tuple[str, int]] = []
+
+
+@tool(read_only=True, tags={"math"})
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool(needs_approval=True, destructive=True)
+def transfer(to: str, amount: int) -> str:
+    """Send money."""
+    TRANSFERS.append((to, amount))
+    return f"sent {amount} to {to}"
+
+
+class Sums(Reactor):
+    """One tools step: the model adds numbers with a tool."""
+
+    question = Input(str)
+    answer = tools("{question}", model="fake-small", allow=["tag:math"], backoff=0, max_retries=0)
+
+
+class Payout(Reactor):
+    """A step whose tool needs a human's approval."""
+
+    who = Input(str)
+    paid = tools("pay {who}", model="fake-small", allow=["transfer"], backoff=0)
+
+
+def settings(server: FakeServer, protocol: HostProtocol) -> HostConfig:
+    return HostConfig(url=server.url, protocol=protocol, connect_timeout_s=1.0, timeout_s=5.0)
+
+
+def bodies(server: FakeServer) -> list[dict[str, Any]]:
+    """The chat request bodies the server received."""
+    return [
+        c.body
+        for c in server.calls
+        if isinstance(c.body, dict) and ("messages" in c.body or "contents" in c.body)
+    ]
+
+
+def start(
+    system: System, db: Path, server: FakeServer, protocol: HostProtocol, **runner: Any
+) -> Engine:
+    start_host(system, settings(server, protocol))
+    engine = Engine(system, db_path=db, logging=False, hosts={"fake-small": "local"})
+    system.spawn(ToolRunner.spec(ToolRegistry([add, transfer]), store=engine.store, **runner))
+    return engine
+
+
+@pytest.mark.parametrize("protocol", ["openai", "lmstudio", "ollama", "anthropic", "gemini"])
+def test_loop_over_each_provider(system: System, tmp_path: Path, protocol: HostProtocol) -> None:
+    """A bad call is corrected, two calls run in one turn, results go back in the provider's shape."""
+    with FakeServer(protocol, models=["fake-small"]) as server:
+        engine = start(system, tmp_path / "t.db", server, protocol)
+        server.script(
+            Reply(tool_calls=(FakeToolCall("add", {"a": 2, "b": "three"}),)),
+            Reply(
+                tool_calls=(
+                    FakeToolCall("add", {"a": 2, "b": 3}),
+                    FakeToolCall("add", {"a": 1, "b": 1}),
+                )
+            ),
+            Reply(text="5 and 2"),
+        )
+        result = engine.run(Sums, {"question": "add them"})
+        assert isinstance(result, ToolLoopResult)
+        assert result.content == "5 and 2"
+        assert [o.status for o in result.calls] == [
+            ToolStatus.INVALID_ARGUMENTS,
+            ToolStatus.OK,
+            ToolStatus.OK,
+        ]
+        assert [o.value for o in result.calls[1:]] == [5, 2]
+        assert all(o.call_id for o in result.calls)
+        # ids are synthesised where the server gives none
+        assert len({o.call_id for o in result.calls}) == 3
+        sent = json.dumps(bodies(server)[-1])
+        assert "invalid_arguments" in json.dumps(bodies(server)[1])
+        expected_result_shape = {
+            "openai": '"role": "tool"',
+            "lmstudio": '"role": "tool"',
+            "ollama": '"tool_name": "add"',
+            "anthropic": '"type": "tool_result"',
+            "gemini": '"functionResponse"',
+        }[protocol]
+        assert expected_result_shape in sent
+        assert '"add"' in json.dumps(bodies(server)[0])  # the tool was offered
+        engine.close()
+
+
+def test_denied_calls_reach_the_model_and_the_audit_log(system: System, tmp_path: Path) -> None:
+    """A policy denial is permission_denied for the model and a denied audit record."""
+    db = tmp_path / "d.db"
+    with FakeServer("openai", models=["fake-small"]) as server:
+        policy = Policy([Rule(deny=["add"], reactor="Sums", name="no maths")])
+        engine = start(system, db, server, "openai", policy=policy)
+        server.script(
+            Reply(tool_calls=(FakeToolCall("add", {"a": 1, "b": 2}),)), Reply(text="cannot")
+        )
+        result = engine.run(Sums, {"question": "q"})
+        assert result.calls[0].status is ToolStatus.PERMISSION_DENIED
+        assert "permission_denied" in json.dumps(bodies(server)[1])
+        system.lookup("tools").ask(FlushAudit())
+        [record] = query_audit(db)
+        assert (record.decision, record.outcome, record.step) == (
+            "denied",
+            "permission_denied",
+            "answer",
+        )
+        assert record.identity == "Sums.answer"
+        engine.close()
+
+
+def test_approval_survives_a_restart_and_applies_to_the_exact_payload(tmp_path: Path) -> None:
+    """Halted with a pending call; a new system on the same file approves and resumes it."""
+    db = tmp_path / "a.db"
+    TRANSFERS.clear()
+    with FakeServer("openai", models=["fake-small"]) as server:
+        server.script(
+            Reply(tool_calls=(FakeToolCall("transfer", {"to": "ana", "amount": 30}, id="pay-1"),))
+        )
+        with System(name="before", default_timeout=5.0) as system:
+            engine = start(system, db, server, "openai")
+            with pytest.raises(RunHaltedError, match="pay-1") as halted:
+                engine.run(Payout, {"who": "ana"})
+            run_id = halted.value.run_id
+            engine.close()
+        assert TRANSFERS == []
+        server.script(Reply(text="paid ana"))
+        with System(name="after", default_timeout=5.0) as system:
+            engine = start(system, db, server, "openai")
+            [(step, call)] = pending_calls(engine.journal, run_id)
+            assert (step, call.name, call.arguments) == (
+                "paid",
+                "transfer",
+                {"to": "ana", "amount": 30},
+            )
+            decide(engine.journal, run_id, "pay-1", "approve", by="ana")
+            result = engine.resume(run_id).result(10)
+            system.lookup("tools").ask(FlushAudit())
+            engine.close()
+        assert TRANSFERS == [("ana", 30)]
+        assert result.content == "paid ana"
+        assert (result.calls[0].decision, result.calls[0].decided_by) == ("approved", "ana")
+        assert [(r.decision, r.decided_by) for r in query_audit(db, tool="transfer")] == [
+            ("approved", "ana"),
+            ("pending", ""),
+        ]
+
+
+def test_cli_rejects_and_edits_pending_calls(system: System, tmp_path: Path) -> None:
+    """`reactor runs reject|approve --arguments`: recorded, then applied on resume."""
+    db = tmp_path / "c.db"
+    TRANSFERS.clear()
+    with FakeServer("openai", models=["fake-small"]) as server:
+        engine = start(system, db, server, "openai")
+        server.script(
+            Reply(
+                tool_calls=(
+                    FakeToolCall("transfer", {"to": "eve", "amount": 999}, id="t1"),
+                    FakeToolCall("transfer", {"to": "bo", "amount": 50}, id="t2"),
+                )
+            ),
+            Reply(text="done"),
+        )
+        with pytest.raises(RunHaltedError) as halted:
+            engine.run(Payout, {"who": "eve"})
+        run_id = halted.value.run_id
+        out, err = io.StringIO(), io.StringIO()
+        import contextlib
+
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            assert main(["tools", "pending", run_id, "--db", str(db)]) == 0
+            assert (
+                main(
+                    [
+                        "runs",
+                        "reject",
+                        run_id,
+                        "t1",
+                        "--db",
+                        str(db),
+                        "--by",
+                        "cfo",
+                        "--message",
+                        "fraud",
+                    ]
+                )
+                == 0
+            )
+            assert (
+                main(
+                    [
+                        "runs",
+                        "approve",
+                        run_id,
+                        "t2",
+                        "--db",
+                        str(db),
+                        "--by",
+                        "cfo",
+                        "--arguments",
+                        '{"to": "bo", "amount": 5}',
+                    ]
+                )
+                == 0
+            )
+            assert main(["runs", "approve", run_id, "t2", "--db", str(db)]) == 2  # decided already
+        assert "t1  step paid  transfer" in out.getvalue()
+        assert "no tool call 't2' is waiting" in err.getvalue()
+        result = engine.resume(run_id).result(10)
+        import subprocess, sys
+
+        print(
+            subprocess.run(
+                [sys.executable, "/tmp/dbg.py", str(db)], capture_output=True, text=True
+            ).stdout
+        )
+        assert TRANSFERS == [("bo", 5)]
+        rejected, edited = result.calls
+        assert rejected.status is ToolStatus.REJECTED
+        assert "cfo rejected the call: fraud" in rejected.content
+        assert (edited.decision, edited.arguments) == ("edited", {"to": "bo", "amount": 5})
+        system.lookup("tools").ask(FlushAudit())
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["tools", "audit", "--db", str(db), "--run", run_id, "--json"]) == 0
+        decisions = sorted(r["decision"] for r in json.loads(out.getvalue()))
+        assert decisions == ["edited", "pending", "pending", "rejected"]
+        engine.close()
+
+
+def test_tool_spans_nest_under_the_step(
+    system: System, tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    """Each call's execute_tool span is a child of the tools step's span, in the run's trace."""
+    with FakeServer("openai", models=["fake-small"]) as server:
+        engine = start(system, tmp_path / "s.db", server, "openai")
+        server.script(Reply(tool_calls=(FakeToolCall("add", {"a": 1, "b": 2}),)), Reply(text="3"))
+        engine.run(Sums, {"question": "q"})
+        engine.close()
+    finished = spans.get_finished_spans()
+    tool_span = next(s for s in finished if s.name == "execute_tool add")
+    parent = next(
+        s for s in finished if tool_span.parent and s.context.span_id == tool_span.parent.span_id
+    )
+    assert "answer" in parent.name
+    assert tool_span.context.trace_id == parent.context.trace_id
+
+
+def test_no_runner_fails_the_step_saying_how_to_start_one(system: System, tmp_path: Path) -> None:
+    """Without a ToolRunner the step fails at once, naming the runner and how to start it."""
+    with FakeServer("openai", models=["fake-small"]) as server:
+        start_host(system, settings(server, "openai"))
+        with Engine(
+            system, db_path=tmp_path / "n.db", logging=False, hosts={"fake-small": "local"}
+        ) as engine:
+            with pytest.raises(RunFailedError, match="no ToolRunner named 'tools'"):
+                engine.run(Sums, {"question": "q"})
+
+
+def test_step_settings_are_checked_when_the_reactor_is_defined() -> None:
+    """A bad max_turns is a definition error naming the option."""
+    from dsl import DefinitionError
+
+    with pytest.raises(DefinitionError, match="max_turns"):
+
+        class Bad(Reactor):
+            q = Input(str)
+            a = tools("{q}", model="m", max_turns=0)
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> Iterator[None]:
+    TRANSFERS.clear()
+    yield
