@@ -191,8 +191,11 @@ class AuditSink:
         self._maybe_prune()
 
     async def _append(self, request: JournalAppend, count: int) -> None:
-        """Append, trying again when the group commit failed (it may have failed for
-        another append in the same batch: a stale sequence number of another stream)."""
+        """Append, trying again when the group commit failed.
+
+        A group commit fails all its appends when one of them fails (a stale sequence
+        number of another stream, written by another process): this one may be innocent.
+        """
         assert self.store is not None
         for attempt in range(_TRIES):
             try:

@@ -9,9 +9,9 @@ of the system; the CLI records decisions; spans nest under the step.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import pytest
 
 from actors import System
 from actors.llm import HostConfig, HostProtocol
-from actors.store import Journal
 from actors.testing import FakeServer, FakeToolCall, Reply
 from actors.tools import (
     FlushAudit,
@@ -95,7 +94,7 @@ def start(
 
 @pytest.mark.parametrize("protocol", ["openai", "lmstudio", "ollama", "anthropic", "gemini"])
 def test_loop_over_each_provider(system: System, tmp_path: Path, protocol: HostProtocol) -> None:
-    """A bad call is corrected, two calls run in one turn, results go back in the provider's shape."""
+    """A bad call is corrected, two run in one turn, results go back in each provider's shape."""
     with FakeServer(protocol, models=["fake-small"]) as server:
         engine = start(system, tmp_path / "t.db", server, protocol)
         server.script(
@@ -213,8 +212,6 @@ def test_cli_rejects_and_edits_pending_calls(system: System, tmp_path: Path) -> 
             engine.run(Payout, {"who": "eve"})
         run_id = halted.value.run_id
         out, err = io.StringIO(), io.StringIO()
-        import contextlib
-
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             assert main(["tools", "pending", run_id, "--db", str(db)]) == 0
             assert (
@@ -255,13 +252,6 @@ def test_cli_rejects_and_edits_pending_calls(system: System, tmp_path: Path) -> 
         assert "t1  step paid  transfer" in out.getvalue()
         assert "no tool call 't2' is waiting" in err.getvalue()
         result = engine.resume(run_id).result(10)
-        import subprocess, sys
-
-        print(
-            subprocess.run(
-                [sys.executable, "/tmp/dbg.py", str(db)], capture_output=True, text=True
-            ).stdout
-        )
         assert TRANSFERS == [("bo", 5)]
         rejected, edited = result.calls
         assert rejected.status is ToolStatus.REJECTED
@@ -298,11 +288,13 @@ def test_no_runner_fails_the_step_saying_how_to_start_one(system: System, tmp_pa
     """Without a ToolRunner the step fails at once, naming the runner and how to start it."""
     with FakeServer("openai", models=["fake-small"]) as server:
         start_host(system, settings(server, "openai"))
-        with Engine(
-            system, db_path=tmp_path / "n.db", logging=False, hosts={"fake-small": "local"}
-        ) as engine:
-            with pytest.raises(RunFailedError, match="no ToolRunner named 'tools'"):
-                engine.run(Sums, {"question": "q"})
+        with (
+            Engine(
+                system, db_path=tmp_path / "n.db", logging=False, hosts={"fake-small": "local"}
+            ) as engine,
+            pytest.raises(RunFailedError, match="no ToolRunner named 'tools'"),
+        ):
+            engine.run(Sums, {"question": "q"})
 
 
 def test_step_settings_are_checked_when_the_reactor_is_defined() -> None:
@@ -317,6 +309,6 @@ def test_step_settings_are_checked_when_the_reactor_is_defined() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
+def _clean() -> None:
+    """Each test starts with no transfers made."""
     TRANSFERS.clear()
-    yield
