@@ -51,7 +51,7 @@ class ToolError(Exception):
         correctable: Whether the model may try again with a corrected call.
     """
 
-    kind = "tool_error"
+    kind = "error"
     correctable = False
 
     def __init__(self, message: str, *, tool: str = "") -> None:

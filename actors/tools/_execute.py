@@ -178,7 +178,7 @@ class ToolCaller:
             outcome = ToolOutcome(
                 call_id=call.id,
                 name=call.name,
-                status=ToolStatus(exc.kind),
+                status=_status(exc.kind),
                 content=_error_content(exc.kind, str(exc), fields),
                 fields=fields,
                 decision=decision,
@@ -257,7 +257,7 @@ class ToolCaller:
             )
             content = _error_content("timeout", error_message)
         except ToolError as exc:
-            status = ToolStatus(exc.kind)
+            status = _status(exc.kind)
             error_message = str(exc)
             content = _error_content(exc.kind, error_message)
         except Exception as exc:  # noqa: BLE001 - a tool's failure is the model's to read
@@ -325,6 +325,14 @@ def _mapping(request: ExecuteTools, call_id: str) -> dict[str, Any]:
         if call.id == call_id:
             return dict(call.arguments)
     return {}
+
+
+def _status(kind: str) -> ToolStatus:
+    """The status of a tool error's kind (a kind of a user's own subclass is ``error``)."""
+    try:
+        return ToolStatus(kind)
+    except ValueError:
+        return ToolStatus.ERROR
 
 
 def _plain(validated: dict[str, Any]) -> dict[str, Any]:

@@ -202,10 +202,3 @@ class McpSource:
         if owner is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await owner
-
-    def close_soon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Ask the owner task to close, from any thread, without waiting."""
-        stop = self._stop
-        if stop is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop.set)

@@ -342,10 +342,30 @@ def _type_of(schema: Any) -> str:
     return "object" if "$ref" in schema else "any"
 
 
+_IS = {
+    "read_only": lambda m: m.read_only,
+    "destructive": lambda m: m.destructive and not m.read_only,
+    "idempotent": lambda m: m.idempotent,
+    "open_world": lambda m: m.open_world,
+    "needs_approval": lambda m: m.needs_approval,
+}
+
+
 def matches(candidate: Tool, pattern: str) -> bool:
-    """Whether ``pattern`` selects the tool: ``tag:x`` by tag, else a name or ``fnmatch`` glob."""
+    """Whether ``pattern`` selects the tool.
+
+    ``tag:x`` selects by tag; ``is:destructive`` (or ``read_only``, ``idempotent``,
+    ``open_world``, ``needs_approval``) by metadata, so a policy can, say, ask for
+    approval of every destructive MCP tool; anything else is a name or ``fnmatch`` glob.
+    """
     if pattern.startswith("tag:"):
         return pattern[4:] in candidate.meta.tags
+    if pattern.startswith("is:"):
+        test = _IS.get(pattern[3:])
+        if test is None:
+            msg = f"unknown pattern {pattern!r}: is: takes one of {', '.join(_IS)}"
+            raise ValueError(msg)
+        return bool(test(candidate.meta))
     return candidate.name == pattern or fnmatch.fnmatchcase(candidate.name, pattern)
 
 

@@ -140,8 +140,8 @@ class ToolRunner(Actor[ToolRunnerMessage]):
     def stopped(self) -> None:
         """Close the MCP connections and the worker pool."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for source in self._mcp:
-            source.close_soon(self.runtime.bridge.loop)
+        for source in self._mcp:  # the system's shutdown waits for these to finish
+            self.runtime.bridge.cleanup(source.close(), f"mcp {source.name} close")
 
     def receive(self, message: ToolRunnerMessage) -> object:
         """Serve a request (or queue it while MCP servers connect)."""
