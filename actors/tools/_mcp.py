@@ -60,11 +60,7 @@ class McpSource:
         name: The server's name (its key in ``mcpServers``).
     """
 
-    def __init__(
-        self, config: McpServerConfig | tuple[str, McpServerConfig], name: str | None = None
-    ) -> None:
-        if isinstance(config, tuple):
-            name, config = config
+    def __init__(self, config: McpServerConfig, name: str) -> None:
         if not name:
             msg = "McpSource needs the server's name (its key in mcpServers)"
             raise ValueError(msg)

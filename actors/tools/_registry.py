@@ -342,7 +342,7 @@ def _type_of(schema: Any) -> str:
     return "object" if "$ref" in schema else "any"
 
 
-_IS = {
+_IS: dict[str, Callable[[ToolMeta], bool]] = {
     "read_only": lambda m: m.read_only,
     "destructive": lambda m: m.destructive and not m.read_only,
     "idempotent": lambda m: m.idempotent,

@@ -18,7 +18,7 @@ order once they are (a server that cannot be reached is logged and left out).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, assert_never
@@ -61,7 +61,7 @@ class ToolRunner(Actor[ToolRunnerMessage]):
         store: The Store for audit records (none: no audit log).
         db_path: The database file, for audit retention (the Store's ``path``).
         audit_retention_s: Audit records older than this are pruned (``None``: kept).
-        mcp: MCP servers to connect to.
+        mcp: MCP servers to connect to, by name (``Config.mcp_servers``).
         max_parallel: Tool calls running at once.
         workers: Threads for plain ``def`` tools.
     """
@@ -76,7 +76,7 @@ class ToolRunner(Actor[ToolRunnerMessage]):
         store: Ref[Any] | None = None,
         db_path: str | Path | None = None,
         audit_retention_s: float | None = None,
-        mcp: Sequence[McpServerConfig] = (),
+        mcp: Mapping[str, McpServerConfig] | None = None,
         max_parallel: int = 128,
         workers: int = 8,
     ) -> None:
@@ -91,7 +91,7 @@ class ToolRunner(Actor[ToolRunnerMessage]):
         self.caller = ToolCaller(
             registry, policy=policy, audit=self.audit, pool=self._pool, max_parallel=max_parallel
         )
-        self._mcp = [McpSource(config) for config in mcp]
+        self._mcp = [McpSource(config, name) for name, config in (mcp or {}).items()]
         self._ready = not self._mcp
         self._early: list[tuple[ToolRunnerMessage, Deferred[Any]]] = []
 

@@ -61,7 +61,7 @@ def main() -> None:
     if args.http is None:
         server.run()
         return
-    import uvicorn  # noqa: PLC0415 - only for HTTP
+    import uvicorn
 
     app = server.streamable_http_app()
     if args.token:

@@ -33,9 +33,7 @@ STDIO = McpServerConfig(
 
 
 def runner(system: System, servers: dict[str, McpServerConfig], **options: Any) -> Ref[Any]:
-    return system.spawn(
-        ToolRunner.spec(ToolRegistry(), mcp=list(servers.items()), **options)  # type: ignore[arg-type]
-    )
+    return system.spawn(ToolRunner.spec(ToolRegistry(), mcp=servers, **options))
 
 
 def execute(ref: Ref[Any], *calls: ToolCall) -> list[Any]:
@@ -157,7 +155,8 @@ def test_config_in_the_toml_shape_of_mcp_json(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(
         '[mcpServers.files]\ncommand = "npx"\nargs = ["-y", "server-files"]\n'
-        '[mcpServers.web]\nurl = "http://127.0.0.1:9/mcp"\nheaders = { Authorization = "Bearer t" }\n'
+        '[mcpServers.web]\nurl = "http://127.0.0.1:9/mcp"\n'
+        'headers = { Authorization = "Bearer t" }\n'
     )
     config: Config = load_config(path, env={})
     assert config.mcp_servers["files"].args == ["-y", "server-files"]
