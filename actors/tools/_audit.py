@@ -3,10 +3,11 @@
 Records go to the Store's journal, on the stream ``tool-audit`` (event type
 ``ToolAudited``), so they share the Store's group commits and durability; a migration
 indexes that stream by run and by tool and time (partial expression indexes over the
-events table, so no other stream pays for them). An :class:`AuditSink` collects the
-records made during one turn of the event loop and appends them as one batch (one
-:class:`~actors.store.JournalAppend` with ``more``), which is what makes tens of
-thousands of records a second affordable.
+events table, so no other stream pays for them). An :class:`AuditSink` keeps at most
+one append in flight: the records made while it commits go together in the next one
+(one :class:`~actors.store.JournalAppend` with ``more``), which is what makes tens of
+thousands of records a second affordable, and a record costs a tool call little more
+than its encoding.
 
 Arguments are written with secret fields redacted: the fields a tool marks secret
 (``SecretStr``, or ``Field(json_schema_extra={"secret": True})``) and any key that
@@ -159,26 +160,29 @@ class AuditSink:
         self.failed = 0
         self._buffer: list[bytes] = []
         self._scheduled = False
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: asyncio.Task[None] | None = None
         self._last_prune = 0.0
 
     def record(self, record: AuditRecord) -> None:
-        """Queue one record; it is appended after the current turn of the event loop."""
+        """Queue one record; it is appended with the others queued meanwhile.
+
+        At most one append is in flight: records made while it commits wait and go
+        together in the next one (a group commit of audit records), so a busy runner
+        costs one append per commit, not one per call.
+        """
         if self.store is None:
             self.records.append(record)
             return
         self._buffer.append(_encode(record))
-        if len(self._buffer) >= self.batch:
-            self._flush()
-        elif not self._scheduled:
+        if self._inflight is None and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._scheduled = False
-        buffer, self._buffer = self._buffer, []
-        if not buffer or self.store is None:
+        if self._inflight is not None or not self._buffer or self.store is None:
             return
+        buffer, self._buffer = self._buffer[: self.batch], self._buffer[self.batch :]
         request = JournalAppend(
             stream_id=AUDIT_STREAM,
             event_type=_EVENT,
@@ -186,9 +190,24 @@ class AuditSink:
             more=tuple(JournalEvent(event_type=_EVENT, data=d) for d in buffer[1:]),
         )
         task = asyncio.get_running_loop().create_task(self._append(request, len(buffer)))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        self._inflight = task
+        task.add_done_callback(self._appended)
         self._maybe_prune()
+
+    def _appended(self, _: asyncio.Task[None]) -> None:
+        self._inflight = None
+        if self._buffer:
+            self._flush()
+
+    async def flush(self) -> None:
+        """Append what is queued and wait until every append so far is answered."""
+        while self._inflight is not None or self._buffer:
+            if self._inflight is None:
+                self._flush()
+            task = self._inflight
+            if task is not None:
+                await asyncio.shield(task)
+                await asyncio.sleep(0)  # let its done callback run (it starts the next)
 
     async def _append(self, request: JournalAppend, count: int) -> None:
         """Append, trying again when the group commit failed.
@@ -212,13 +231,6 @@ class AuditSink:
             self.failed += count
             _log.warning("audit records not written", count=count, error=error)
             return
-
-    async def flush(self) -> None:
-        """Append what is queued and wait until every append so far is answered."""
-        if self._buffer:
-            self._flush()
-        while self._inflight:
-            await asyncio.gather(*self._inflight)
 
     def _maybe_prune(self) -> None:
         if self.retention_s is None or self.db_path is None:

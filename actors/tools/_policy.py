@@ -53,6 +53,11 @@ class RateLimit:
             raise ValueError(msg)
 
 
+def _glob(value: str, pattern: str) -> bool:
+    """``fnmatch``, with the common ``*`` decided without it (it is on every call's path)."""
+    return pattern in ("*", value) or fnmatch.fnmatchcase(value, pattern)
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Who is calling: the reactor, the step, and an identity (an agent, a user)."""
@@ -92,9 +97,9 @@ class Rule:
     def applies(self, scope: Scope) -> bool:
         """Whether the rule's scope covers the caller."""
         return (
-            fnmatch.fnmatchcase(scope.reactor, self.reactor)
-            and fnmatch.fnmatchcase(scope.step, self.step)
-            and fnmatch.fnmatchcase(scope.identity, self.identity)
+            _glob(scope.reactor, self.reactor)
+            and _glob(scope.step, self.step)
+            and _glob(scope.identity, self.identity)
         )
 
 

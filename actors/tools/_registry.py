@@ -366,7 +366,7 @@ def matches(candidate: Tool, pattern: str) -> bool:
             msg = f"unknown pattern {pattern!r}: is: takes one of {', '.join(_IS)}"
             raise ValueError(msg)
         return bool(test(candidate.meta))
-    return candidate.name == pattern or fnmatch.fnmatchcase(candidate.name, pattern)
+    return pattern in ("*", candidate.name) or fnmatch.fnmatchcase(candidate.name, pattern)
 
 
 # ---- building tools ---------------------------------------------------------------------
