@@ -19,8 +19,11 @@
 
 from actors.llm import McpServerConfig
 from actors.tools._approvals import (
+    approval_stream,
     decide,
     decide_async,
+    history,
+    history_async,
     loop_stream,
     pending_calls,
     pending_calls_async,
@@ -131,8 +134,11 @@ __all__ = [
     "TurnRecorded",
     "UnknownToolError",
     "Verdict",
+    "approval_stream",
     "decide",
     "decide_async",
+    "history",
+    "history_async",
     "loop_stream",
     "matches",
     "mcp_tool_name",

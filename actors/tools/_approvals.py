@@ -2,11 +2,14 @@
 
 A ``tools`` step whose model calls a tool that needs approval journals the calls
 (:class:`~actors.tools.ApprovalsPending`: name, exact arguments, their hash) on the
-run's tool stream ``tools:<run_id>`` and halts the run. A decision is appended to the
-same stream (:class:`~actors.tools.ApprovalDecided`), bound to the hash of the payload
-that was pending; resuming the run applies it to exactly that payload, once. A decision
-survives restarts like any journal record; a call decided already cannot be decided
-again. ``reactor runs approve|reject RUN_ID CALL_ID`` calls these functions.
+run's tool stream ``tools:<run_id>`` and halts the run. A decision
+(:class:`~actors.tools.ApprovalDecided`, bound to the hash of the payload that was
+pending) goes to a stream of its own, ``tools-approval:<run_id>:<call_id>``, appended
+with ``expected_seq=0``: a call is decided once, whoever decides first wins, and the
+other is told it was decided already. A stream of its own also means that a decision
+recorded by another process (``reactor runs approve`` beside a running daemon) never
+touches a stream the daemon's Store writes, so neither Store finds its sequence numbers
+stale. Resuming the run applies the decision to exactly that payload, once.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from actors.store import Journal, JournalEntry
+from actors import AskError, FailureKind
+from actors.store import Journal, JournalEntry, StreamInfo
 from actors.tools._errors import ApprovalError
 from actors.tools._messages import (
     LOOP_RECORD_DECODER,
@@ -28,8 +32,11 @@ from actors.tools._messages import (
 from actors.tools._registry import ToolRegistry
 
 __all__ = [
+    "approval_stream",
     "decide",
     "decide_async",
+    "history",
+    "history_async",
     "loop_stream",
     "pending_calls",
     "pending_calls_async",
@@ -41,35 +48,63 @@ def loop_stream(run_id: str) -> str:
     return f"tools:{run_id}"
 
 
+def approval_stream(run_id: str, call_id: str) -> str:
+    """The journal stream of the decision on one call."""
+    return f"{_APPROVAL_PREFIX}{run_id}:{call_id}"
+
+
+_APPROVAL_PREFIX = "tools-approval:"
+
+
 def _decode(entries: list[JournalEntry]) -> list[LoopRecord]:
     return [LOOP_RECORD_DECODER.decode(e.data) for e in entries]
+
+
+def _decisions(infos: list[StreamInfo]) -> list[LoopRecord]:
+    """The decisions: the first (only) event of each of a run's approval streams."""
+    return [LOOP_RECORD_DECODER.decode(i.first.data) for i in infos if i.first is not None]
+
+
+def history(journal: Journal, run_id: str) -> list[LoopRecord]:
+    """A run's tool-loop records, then the decisions on its calls."""
+    records = _decode(journal.read(loop_stream(run_id)))
+    infos = journal.streams(f"{_APPROVAL_PREFIX}{run_id}:", include_first=True)
+    return records + _decisions(infos)
+
+
+async def history_async(journal: Journal, run_id: str) -> list[LoopRecord]:
+    """:func:`history` for asyncio code."""
+    records = _decode(await journal.read_async(loop_stream(run_id)))
+    infos = await journal.streams_async(f"{_APPROVAL_PREFIX}{run_id}:", include_first=True)
+    return records + _decisions(infos)
 
 
 def _pending(records: list[LoopRecord]) -> list[tuple[str, PendingCall]]:
     """Calls waiting for a decision, with their step, oldest first."""
     waiting: dict[str, tuple[str, PendingCall]] = {}
+    decided: set[str] = set()
     for record in records:
         match record:
             case ApprovalsPending():
                 waiting.update({c.call_id: (record.step, c) for c in record.calls})
             case ApprovalDecided():
-                waiting.pop(record.approval.call_id, None)
+                decided.add(record.approval.call_id)
             case OutcomesRecorded():
                 for outcome in record.outcomes:
                     waiting.pop(outcome.call_id, None)
             case _:
                 pass
-    return list(waiting.values())
+    return [entry for call_id, entry in waiting.items() if call_id not in decided]
 
 
 def pending_calls(journal: Journal, run_id: str) -> list[tuple[str, PendingCall]]:
     """The run's tool calls waiting for a human: ``(step, call)`` pairs."""
-    return _pending(_decode(journal.read(loop_stream(run_id))))
+    return _pending(history(journal, run_id))
 
 
 async def pending_calls_async(journal: Journal, run_id: str) -> list[tuple[str, PendingCall]]:
     """:func:`pending_calls` for asyncio code."""
-    return _pending(_decode(await journal.read_async(loop_stream(run_id))))
+    return _pending(await history_async(journal, run_id))
 
 
 def _decision(  # noqa: PLR0917 - the public functions' arguments, passed on
@@ -136,13 +171,13 @@ def decide(
         ApprovalError: No such call waits (or it was decided already), or the edited
             arguments are not an object or do not validate.
     """
-    entries = journal.read(loop_stream(run_id))
-    decided = _decision(
-        _decode(entries), run_id, call_id, decision, by, arguments, message, registry
-    )
-    # expected_seq: a decision recorded meanwhile (by another human) refuses this one.
-    seq = entries[-1].seq if entries else 0
-    journal.append(loop_stream(run_id), "ApprovalDecided", decided, expected_seq=seq)
+    records = history(journal, run_id)
+    decided = _decision(records, run_id, call_id, decision, by, arguments, message, registry)
+    stream = approval_stream(run_id, call_id)
+    try:  # expected_seq=0: a decision recorded meanwhile (by someone else) wins
+        journal.append(stream, "ApprovalDecided", decided, expected_seq=0)
+    except AskError as exc:
+        raise _decided_already(run_id, call_id, exc) from exc
     return decided.approval
 
 
@@ -158,10 +193,19 @@ async def decide_async(
     registry: ToolRegistry | None = None,
 ) -> Approval:
     """:func:`decide` for asyncio code."""
-    entries = await journal.read_async(loop_stream(run_id))
-    decided = _decision(
-        _decode(entries), run_id, call_id, decision, by, arguments, message, registry
-    )
-    seq = entries[-1].seq if entries else 0
-    await journal.append_async(loop_stream(run_id), "ApprovalDecided", decided, expected_seq=seq)
+    records = await history_async(journal, run_id)
+    decided = _decision(records, run_id, call_id, decision, by, arguments, message, registry)
+    stream = approval_stream(run_id, call_id)
+    try:
+        await journal.append_async(stream, "ApprovalDecided", decided, expected_seq=0)
+    except AskError as exc:
+        raise _decided_already(run_id, call_id, exc) from exc
     return decided.approval
+
+
+def _decided_already(run_id: str, call_id: str, exc: AskError) -> BaseException:
+    """An ``expected_seq`` conflict means someone decided first; anything else is itself."""
+    if exc.failure.kind is FailureKind.BAD_REQUEST:
+        msg = f"run {run_id}: tool call {call_id!r} was decided meanwhile (by someone else)"
+        return ApprovalError(msg)
+    return exc

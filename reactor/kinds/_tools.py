@@ -17,7 +17,6 @@ from actors import AskError, FailureKind, Ref
 from actors.llm import ChatRequest, Completion
 from actors.store import Journal
 from actors.tools import (
-    LOOP_RECORD_DECODER,
     AwaitingApproval,
     ExecuteTools,
     ListTools,
@@ -26,6 +25,7 @@ from actors.tools import (
     ToolList,
     ToolLoopResult,
     ToolResults,
+    history_async,
     loop_stream,
     run_tool_loop,
 )
@@ -74,8 +74,7 @@ class _Ports:
         return results
 
     async def history(self) -> list[LoopRecord]:
-        entries = await self.journal.read_async(loop_stream(self.run_id))
-        records = [LOOP_RECORD_DECODER.decode(e.data) for e in entries]
+        records = await history_async(self.journal, self.run_id)
         return [r for r in records if r.step == self.step]
 
     async def record(self, record: LoopRecord) -> None:

@@ -19,17 +19,15 @@ import pytest
 
 from actors import System
 from actors.llm import HostConfig, HostProtocol
-from actors.testing import FakeServer, FakeToolCall, Reply
+from actors.testing import FakeModel, FakeServer, FakeToolCall, Reply
 from actors.tools import (
+    ApprovalError,
     FlushAudit,
     Policy,
     Rule,
     ToolLoopResult,
     ToolRegistry,
-    ToolRunner,
     ToolStatus,
-    decide,
-    pending_calls,
     query_audit,
     tool,
 )
@@ -88,7 +86,7 @@ def start(
 ) -> Engine:
     start_host(system, settings(server, protocol))
     engine = Engine(system, db_path=db, logging=False, hosts={"fake-small": "local"})
-    system.spawn(ToolRunner.spec(ToolRegistry([add, transfer]), store=engine.store, **runner))
+    engine.start_tools(ToolRegistry([add, transfer]), **runner)
     return engine
 
 
@@ -174,13 +172,13 @@ def test_approval_survives_a_restart_and_applies_to_the_exact_payload(tmp_path: 
         server.script(Reply(text="paid ana"))
         with System(name="after", default_timeout=5.0) as system:
             engine = start(system, db, server, "openai")
-            [(step, call)] = pending_calls(engine.journal, run_id)
+            [(step, call)] = engine.pending_tool_calls(run_id)
             assert (step, call.name, call.arguments) == (
                 "paid",
                 "transfer",
                 {"to": "ana", "amount": 30},
             )
-            decide(engine.journal, run_id, "pay-1", "approve", by="ana")
+            engine.approve_tool_call(run_id, "pay-1", by="ana")
             result = engine.resume(run_id).result(10)
             system.lookup("tools").ask(FlushAudit())
             engine.close()
@@ -312,3 +310,46 @@ def test_step_settings_are_checked_when_the_reactor_is_defined() -> None:
 def _clean() -> None:
     """Each test starts with no transfers made."""
     TRANSFERS.clear()
+
+
+class Plain(Reactor):
+    """A model without native tool calling: the JSON-in-text fallback."""
+
+    question = Input(str)
+    answer = tools("{question}", model="tiny", allow=["add"], native=False, backoff=0)
+
+
+def test_json_fallback_with_a_model_without_tool_calling(system: System, tmp_path: Path) -> None:
+    """Ollama refuses tools for this model; native=False sends none and parses the text."""
+    with FakeServer("ollama", models=[FakeModel("tiny", tools=False)]) as server:
+        start_host(system, settings(server, "ollama"))
+        hosts = {"tiny": "local"}
+        with Engine(system, db_path=tmp_path / "j.db", logging=False, hosts=hosts) as engine:
+            engine.start_tools(ToolRegistry([add]))
+            server.script(
+                Reply(text='{"tool_calls": [{"name": "add", "arguments": {"a": 40, "b": 2}}]}'),
+                Reply(text="42"),
+            )
+            result = engine.run(Plain, {"question": "what is 40 + 2?"})
+        assert result.content == "42"
+        assert result.calls[0].value == 42
+        first, second = bodies(server)
+        assert "tools" not in first
+        assert second["messages"][-1]["content"] == "Tool results:\n[call_1_1] add: 42"
+
+
+def test_a_call_is_decided_once(system: System, tmp_path: Path) -> None:
+    """A second decision on the same call is refused, naming the call."""
+    with FakeServer("openai", models=["fake-small"]) as server:
+        engine = start(system, tmp_path / "o.db", server, "openai")
+        server.script(
+            Reply(tool_calls=(FakeToolCall("transfer", {"to": "x", "amount": 1}, id="t"),))
+        )
+        with pytest.raises(RunHaltedError) as halted:
+            engine.run(Payout, {"who": "x"})
+        run_id = halted.value.run_id
+        engine.reject_tool_call(run_id, "t", by="a", message="no")
+        with pytest.raises(ApprovalError, match="'t'"):
+            engine.approve_tool_call(run_id, "t", by="b")
+        assert engine.pending_tool_calls(run_id) == []
+        engine.close()
