@@ -16,7 +16,7 @@ The loop, as pseudocode::
     loop:
         turns == max_turns → fail (ToolLoopError "max_turns")
         ask the model (windowed conversation, the allowed tools' specs)
-        tokens > budget_tokens → fail ("budget")
+        tokens > budget_tokens or cost > budget_usd → fail ("budget")
         no tool calls → journal LoopFinished, return the answer
         journal TurnRecorded (the model's message, before any tool runs)
         run the calls concurrently (ExecuteTools); journal OutcomesRecorded
@@ -107,6 +107,8 @@ class LoopSettings:
         step: The step.
         max_turns: Model turns at most.
         budget_tokens: Input plus output tokens over all turns at most.
+        budget_usd: Cost over all turns at most (turns of models without a configured
+            price count nothing).
         tool_choice: ``auto``, ``required``, ``none`` or a tool's name.
         native: Use the provider's tool calling; ``False``: the JSON-in-text fallback.
         docs: Put the capability docs in the system prompt.
@@ -127,6 +129,7 @@ class LoopSettings:
     step: str = ""
     max_turns: int = 8
     budget_tokens: int | None = None
+    budget_usd: float | None = None
     tool_choice: str | None = None
     native: bool = True
     docs: bool = True
@@ -187,6 +190,7 @@ class _State:
     decisions: dict[str, Approval] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    cost_usd: float = 0.0
 
     def add_usage(self, usage: Usage) -> None:
         self.usage = Usage(
@@ -272,6 +276,12 @@ async def _drive(
         completion = await ports.chat(_request(settings, catalogue, messages))
         state.add_usage(completion.usage)
         state.model = completion.model or state.model
+        state.cost_usd += completion.cost_usd or 0.0
+        if settings.budget_usd is not None and state.cost_usd > settings.budget_usd:
+            msg = (
+                f"the loop cost {state.cost_usd:.4f} USD, over its budget of {settings.budget_usd}"
+            )
+            raise ToolLoopError(msg, reason="budget")
         if settings.budget_tokens is not None and state.usage.total_tokens > settings.budget_tokens:
             used, budget = state.usage.total_tokens, settings.budget_tokens
             msg = f"the loop used {used} tokens, over its budget of {budget}"

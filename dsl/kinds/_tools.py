@@ -36,6 +36,7 @@ class ToolsImpl:
             reactor and step, ``Reactor.step``).
         max_turns: Model turns at most.
         budget_tokens: Tokens (in and out, all turns) at most.
+        budget_usd: Cost (all turns, priced models) at most.
         tool_choice: ``auto``, ``required``, ``none``, or a tool's name.
         native: The provider's tool calling; ``False``: the JSON-in-text fallback for
             models without it.
@@ -57,6 +58,7 @@ class ToolsImpl:
     identity: str = ""
     max_turns: int = 8
     budget_tokens: int | None = None
+    budget_usd: float | None = None
     tool_choice: str | None = None
     native: bool = True
     docs: bool = True
@@ -86,6 +88,8 @@ class ToolsKind(StepKind[ToolsImpl]):
             binder.fail(f"option 'max_turns' must be at least 1, got {impl.max_turns!r}")
         if impl.budget_tokens is not None and impl.budget_tokens < 1:
             binder.fail(f"option 'budget_tokens' must be positive, got {impl.budget_tokens!r}")
+        if impl.budget_usd is not None and not impl.budget_usd > 0:
+            binder.fail(f"option 'budget_usd' must be positive, got {impl.budget_usd!r}")
         if impl.context_chars is not None and impl.context_chars < 1:
             binder.fail(f"option 'context_chars' must be positive, got {impl.context_chars!r}")
         if not impl.turn_timeout > 0:
@@ -134,6 +138,7 @@ def tools(
     identity: str = "",
     max_turns: int = 8,
     budget_tokens: int | None = None,
+    budget_usd: float | None = None,
     tool_choice: str | None = None,
     native: bool = True,
     docs: bool = True,
@@ -163,6 +168,7 @@ def tools(
         identity: Who is calling (policies, audit); default ``Reactor.step``.
         max_turns: Model turns at most.
         budget_tokens: Tokens over all turns at most.
+        budget_usd: Cost over all turns at most (priced models).
         tool_choice: ``auto``, ``required``, ``none`` or a tool's name.
         native: The provider's tool calling (``False``: JSON in the text).
         docs: Put the capability docs in the system prompt.
@@ -185,6 +191,7 @@ def tools(
         identity=identity,
         max_turns=max_turns,
         budget_tokens=budget_tokens,
+        budget_usd=budget_usd,
         tool_choice=tool_choice,
         native=native,
         docs=docs,

@@ -10,10 +10,11 @@ up from its journal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import otel
-from actors import AskError, FailureKind, Ref
+from actors import ActorNotFound, AskError, FailureKind, Ref
 from actors.llm import ChatRequest, Completion
 from actors.store import Journal
 from actors.tools import (
@@ -120,19 +121,20 @@ class ToolsExecutor(StepExecutor):
             host, model = services.resolve_host(model, impl.host)
             prompt = impl.prompt.format_map(arguments)
             system = impl.system.format_map(arguments) if impl.system else None
-            if services.lookup is None:
-                msg = "this engine offers no actor lookup, so no ToolRunner can be found"
-                raise LookupError(msg)
-            runner = services.lookup(impl.runner)
         except (LookupError, AttributeError, ValueError) as exc:
             kind = "not_found" if isinstance(exc, LookupError) else "bad_argument"
-            text = str(exc)
-            if type(exc).__name__ == "ActorNotFound":
-                text = (
-                    f"no ToolRunner named {impl.runner!r} is running (start one: "
-                    f"system.spawn(ToolRunner.spec(registry, store=engine.store))): {exc}"
+            attempt.fail(StepFailure(kind, str(exc)))
+            return None
+        runner = _runner(services.lookup, impl.runner)
+        if runner is None:
+            # Halt rather than fail: the run may be resumed where its tools are registered
+            # (`reactor runs resume` in a shell has none), and failing would roll it back.
+            attempt.succeed(
+                Halt(
+                    f"no ToolRunner named {impl.runner!r} runs in this process: resume the "
+                    "run where its tools are (engine.start_tools(registry))"
                 )
-            attempt.fail(StepFailure(kind, text))
+            )
             return None
         step = attempt.spec.name
         settings = LoopSettings(
@@ -146,6 +148,7 @@ class ToolsExecutor(StepExecutor):
             step=step,
             max_turns=impl.max_turns,
             budget_tokens=impl.budget_tokens,
+            budget_usd=impl.budget_usd,
             tool_choice=impl.tool_choice,
             native=impl.native,
             docs=impl.docs,
@@ -159,6 +162,15 @@ class ToolsExecutor(StepExecutor):
             host, runner, Journal(services.store), attempt.run_id, step, impl.turn_timeout
         )
         return attempt.run(_loop(settings, ports))
+
+
+def _runner(lookup: Callable[[str], Ref[Any]] | None, name: str) -> Ref[Any] | None:
+    if lookup is None:
+        return None
+    try:
+        return lookup(name)
+    except ActorNotFound:
+        return None
 
 
 async def _loop(settings: LoopSettings, ports: _Ports) -> ToolLoopResult | Halt:

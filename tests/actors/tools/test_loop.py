@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
 from actors.llm import ChatMessage, ChatRequest, Completion, ToolCall, Usage
@@ -143,6 +144,11 @@ def test_max_turns_and_budget_end_the_loop() -> None:
     with pytest.raises(ToolLoopError, match="budget of 20") as caught:
         loop(ports, LoopSettings(model="m", prompt="p", step="s", budget_tokens=20))
     assert caught.value.reason == "budget"
+    priced = [msgspec.structs.replace(c, cost_usd=0.02) for c in endless]
+    ports = Ports(ToolRegistry([square]), priced)
+    with pytest.raises(ToolLoopError, match="USD, over its budget of 0.05") as caught:
+        loop(ports, LoopSettings(model="m", prompt="p", step="s", budget_usd=0.05))
+    assert len(ports.requests) == 3
 
 
 def test_resume_does_not_rerun_journaled_calls() -> None:

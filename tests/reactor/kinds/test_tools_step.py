@@ -35,7 +35,7 @@ from dsl import Input, Reactor, tools
 from otel.testing import InMemorySpanExporter
 from reactor.app import Engine
 from reactor.cli import main
-from reactor.run import RunFailedError, RunHaltedError
+from reactor.run import RunHaltedError
 from tests.support.hosts import start_host
 
 TRANSFERS: list[tuple[str, int]] = []
@@ -282,17 +282,17 @@ def test_tool_spans_nest_under_the_step(
     assert tool_span.context.trace_id == parent.context.trace_id
 
 
-def test_no_runner_fails_the_step_saying_how_to_start_one(system: System, tmp_path: Path) -> None:
-    """Without a ToolRunner the step fails at once, naming the runner and how to start it."""
+def test_no_runner_halts_the_run_saying_where_to_resume(system: System, tmp_path: Path) -> None:
+    """Without a ToolRunner the run halts (not fails): it can be resumed where the tools are."""
     with FakeServer("openai", models=["fake-small"]) as server:
         start_host(system, settings(server, "openai"))
-        with (
-            Engine(
-                system, db_path=tmp_path / "n.db", logging=False, hosts={"fake-small": "local"}
-            ) as engine,
-            pytest.raises(RunFailedError, match="no ToolRunner named 'tools'"),
-        ):
-            engine.run(Sums, {"question": "q"})
+        hosts = {"fake-small": "local"}
+        with Engine(system, db_path=tmp_path / "n.db", logging=False, hosts=hosts) as engine:
+            with pytest.raises(RunHaltedError, match="no ToolRunner named 'tools'") as halted:
+                engine.run(Sums, {"question": "q"})
+            engine.start_tools(ToolRegistry([add]))
+            server.script(Reply(text="later"))
+            assert engine.resume(halted.value.run_id).result(10).content == "later"
 
 
 def test_step_settings_are_checked_when_the_reactor_is_defined() -> None:
