@@ -353,3 +353,34 @@ def test_a_call_is_decided_once(system: System, tmp_path: Path) -> None:
             engine.approve_tool_call(run_id, "t", by="b")
         assert engine.pending_tool_calls(run_id) == []
         engine.close()
+
+
+def test_approval_across_process_restarts(tmp_path: Path) -> None:
+    """One process halts, a shell approves, a third resumes: the tool runs once, as approved."""
+    from tests.support.proc import run_python
+
+    db, ran = tmp_path / "p.db", tmp_path / "transfers.txt"
+    env = {"TRANSFERS_FILE": str(ran)}
+    with FakeServer("openai", models=["fake-small"]) as server:
+        server.script(
+            Reply(tool_calls=(FakeToolCall("transfer", {"to": "ana", "amount": 30}, id="p1"),))
+        )
+        started = run_python(
+            "-m", "tests.support.tool_process", server.url, str(db), "start", env=env
+        )
+        assert started.returncode == 3, started.stderr
+        run_id = started.stdout.strip()
+        assert not ran.exists()
+        approved = run_python(
+            "-m", "reactor", "runs", "approve", run_id, "p1", "--db", str(db), "--by", "ana"
+        )
+        assert approved.returncode == 0, approved.stderr
+        server.script(Reply(text="paid ana"))
+        resumed = run_python(
+            "-m", "tests.support.tool_process", server.url, str(db), "resume", run_id, env=env
+        )
+        assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["content"] == "paid ana"
+    assert ran.read_text() == "ana 30\n"
+    assert [(c["decision"], c["decided_by"]) for c in result["calls"]] == [("approved", "ana")]
