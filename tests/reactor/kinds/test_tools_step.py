@@ -384,3 +384,15 @@ def test_approval_across_process_restarts(tmp_path: Path) -> None:
     assert result["content"] == "paid ana"
     assert ran.read_text() == "ana 30\n"
     assert [(c["decision"], c["decided_by"]) for c in result["calls"]] == [("approved", "ana")]
+
+
+def test_the_journal_form_of_a_tools_step_round_trips() -> None:
+    """A tools step added while running is journaled by its settings and rebuilt the same."""
+    from dsl.kinds import ToolsImpl, ToolsKind
+
+    impl = ToolsImpl(
+        prompt="p {x}", model="m", allow=("a", "tag:b"), budget_usd=0.5, options={"k": 1}
+    )
+    kind = ToolsKind()
+    data = json.loads(json.dumps(kind.describe(impl)))
+    assert kind.rebuild(data) == impl
