@@ -2,8 +2,10 @@
 
 ``python -m tests.support.tool_process URL DB start`` runs :class:`Payout` against the
 model server at URL, journaled in DB, and prints the run id when it halts (exit 3);
-``... URL DB resume RUN_ID`` resumes it and prints the result as JSON. The ``transfer``
-tool appends a line to the file named by ``$TRANSFERS_FILE``: what ran, and how often.
+``... URL DB resume RUN_ID`` resumes it (or any run) and prints the result as JSON;
+``... URL DB crash`` starts :class:`Diary`, whose second turn kills the process when
+``$CRASH`` is set. The tools append a line to the file named by ``$TRANSFERS_FILE``:
+what ran, and how often.
 """
 
 from __future__ import annotations
@@ -32,6 +34,31 @@ def transfer(to: str, amount: int) -> str:
     return f"sent {amount} to {to}"
 
 
+@tool
+def note(text: str) -> str:
+    """Write a line in the diary (a side effect that must not happen twice)."""
+    with Path(os.environ["TRANSFERS_FILE"]).open("a") as out:
+        out.write(f"note {text}\n")
+    return "noted"
+
+
+@tool
+def crash() -> str:
+    """Kill this process when $CRASH is set (a crash in the middle of a loop)."""
+    with Path(os.environ["TRANSFERS_FILE"]).open("a") as out:
+        out.write("crash\n")
+    if os.environ.get("CRASH"):
+        os._exit(9)
+    return "survived"
+
+
+class Diary(Reactor):
+    """A loop whose second turn's tool kills the process (when $CRASH is set)."""
+
+    topic = Input(str)
+    entry = tools("write about {topic}", model="fake-small", allow=["note", "crash"], backoff=0)
+
+
 class Payout(Reactor):
     """A step whose tool needs a human's approval."""
 
@@ -46,7 +73,12 @@ def main(argv: list[str]) -> int:
     with System(name="tool-process", default_timeout=10.0) as system:
         system.spawn(ModelHost, name="local", args=(HostConfig(url=url, protocol="openai"),))
         with Engine(system, db_path=db, logging=False, hosts={"fake-small": "local"}) as engine:
-            engine.start_tools(ToolRegistry([transfer]))
+            engine.start_tools(ToolRegistry([transfer, note, crash]))
+            if mode == "crash":
+                handle = engine.start(Diary, {"topic": "tea"})
+                print(handle.run_id, flush=True)
+                handle.result(30)  # the process dies before this returns
+                return 1
             if mode == "start":
                 try:
                     engine.run(Payout, {"who": "ana"})

@@ -396,3 +396,29 @@ def test_the_journal_form_of_a_tools_step_round_trips() -> None:
     kind = ToolsKind()
     data = json.loads(json.dumps(kind.describe(impl)))
     assert kind.rebuild(data) == impl
+
+
+def test_a_crash_mid_loop_does_not_rerun_journaled_calls(tmp_path: Path) -> None:
+    """Killed in turn 2: on resume turn 1's call is not run again; turn 2's unjournaled one is."""
+    from tests.support.proc import run_python
+
+    db, ran = tmp_path / "k.db", tmp_path / "diary.txt"
+    with FakeServer("openai", models=["fake-small"]) as server:
+        server.script(
+            Reply(tool_calls=(FakeToolCall("note", {"text": "first"}),)),
+            Reply(tool_calls=(FakeToolCall("crash", {}),)),
+        )
+        env = {"TRANSFERS_FILE": str(ran), "CRASH": "1"}
+        died = run_python("-m", "tests.support.tool_process", server.url, str(db), "crash", env=env)
+        assert died.returncode == 9, died.stderr
+        run_id = died.stdout.strip()
+        assert ran.read_text() == "note first\ncrash\n"
+        server.script(Reply(text="done"))
+        env = {"TRANSFERS_FILE": str(ran)}
+        args = ("-m", "tests.support.tool_process", server.url, str(db), "resume", run_id)
+        resumed = run_python(*args, env=env)
+        assert resumed.returncode == 0, resumed.stderr
+    assert ran.read_text() == "note first\ncrash\ncrash\n"
+    result = json.loads(resumed.stdout)
+    assert result["content"] == "done"
+    assert [c["content"] for c in result["calls"]] == ["noted", "survived"]
