@@ -14,8 +14,10 @@ import pytest
 
 from actors import Ref, System
 from actors.llm import Config, McpServerConfig, ToolCall
+from actors.store import Store
 from actors.tools import (
     ExecuteTools,
+    FlushAudit,
     ListTools,
     Policy,
     Rule,
@@ -23,6 +25,7 @@ from actors.tools import (
     ToolRunner,
     ToolStatus,
     mcp_tool_name,
+    query_audit,
 )
 from otel.testing import InMemorySpanExporter
 from tests.support.proc import ROOT
@@ -71,10 +74,11 @@ def test_stdio_calls_results_and_errors(system: System, spans: InMemorySpanExpor
     assert span.attributes["gen_ai.tool.type"] == "extension"
 
 
-def test_policies_and_approvals_apply_to_mcp_tools(system: System) -> None:
-    """A policy can ask approval for every destructive tool, and deny a server's tools by tag."""
+def test_policies_approvals_and_audit_apply_to_mcp_tools(system: System, tmp_path: Path) -> None:
+    """Approval for every destructive tool, a denial by name, and every call audited."""
     policy = Policy([Rule(approve=["is:destructive"]), Rule(deny=["demo__broken"])])
-    ref = runner(system, {"demo": STDIO}, policy=policy)
+    store: Ref[Any] = system.spawn(Store.spec(tmp_path / "m.db"))
+    ref = runner(system, {"demo": STDIO}, policy=policy, store=store)
     wipe, broken, add = execute(
         ref,
         ToolCall(id="a", name="demo__wipe", arguments={"folder": "/"}),
@@ -84,6 +88,13 @@ def test_policies_and_approvals_apply_to_mcp_tools(system: System) -> None:
     assert wipe.status is ToolStatus.PENDING_APPROVAL
     assert broken.status is ToolStatus.PERMISSION_DENIED
     assert add.ok
+    ref.ask(FlushAudit(), timeout=30)
+    audited = {(r.tool, r.decision, r.outcome) for r in query_audit(tmp_path / "m.db")}
+    assert audited == {
+        ("demo__wipe", "pending", "pending_approval"),
+        ("demo__broken", "denied", "permission_denied"),
+        ("demo__add", "allowed", "ok"),
+    }
 
 
 def test_untrusted_servers_get_the_protocol_defaults(system: System) -> None:
