@@ -123,8 +123,10 @@ class ToolCaller:
                     arguments = approval.arguments
                     validated = tool.validate(arguments)
             scope = Scope(reactor=request.reactor, step=request.step, identity=request.identity)
-            verdict = self.policy.check(tool, _plain(validated), scope)
-            if verdict.decision is Decision.APPROVAL and approval is None:
+            verdict = self.policy.check(
+                tool, _plain(validated), scope, approved=approval is not None
+            )
+            if verdict.decision is Decision.APPROVAL:
                 return self._audited(
                     ToolOutcome(
                         call_id=call.id,

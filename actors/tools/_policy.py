@@ -143,7 +143,13 @@ class Policy:
         return f"rule {rule.name!r}" if rule.name else f"rule #{index + 1}"
 
     def check(
-        self, tool: Tool, arguments: Mapping[str, Any], scope: Scope, *, count: bool = True
+        self,
+        tool: Tool,
+        arguments: Mapping[str, Any],
+        scope: Scope,
+        *,
+        count: bool = True,
+        approved: bool = False,
     ) -> Verdict:
         """The verdict on calling ``tool`` with ``arguments`` as ``scope``.
 
@@ -152,32 +158,42 @@ class Policy:
             arguments: The validated arguments.
             scope: Who is calling.
             count: Spend the rate window when the call is allowed (``False``: only look).
+            approved: A human approved this call: skip step 4, keep the others (a call
+                approved yesterday is still denied by today's rules and rate limits).
         """
         if not self.rules:
-            return (
-                Verdict(Decision.APPROVAL, "the tool needs approval")
-                if tool.meta.needs_approval
-                else _ALLOW
-            )
+            if tool.meta.needs_approval and not approved:
+                return Verdict(Decision.APPROVAL, "the tool needs approval")
+            return _ALLOW
         applying = [(i, r) for i, r in enumerate(self.rules) if r.applies(scope)]
+        refusal = self._refusal(tool, arguments, applying)
+        if refusal is not None:
+            return Verdict(Decision.DENY, refusal)
+        if not approved and (
+            tool.meta.needs_approval
+            or any(matches(tool, p) for _, r in applying for p in r.approve)
+        ):
+            return Verdict(Decision.APPROVAL, "the call needs a human's approval")
+        return self._rate(tool, scope, applying, count=count)
+
+    def _refusal(
+        self, tool: Tool, arguments: Mapping[str, Any], applying: list[tuple[int, Rule]]
+    ) -> str | None:
+        """Why steps 1 to 3 deny the call, or ``None``."""
         for i, rule in applying:
             if any(matches(tool, p) for p in rule.deny):
-                return Verdict(Decision.DENY, f"{self._label(i)} denies {tool.name!r}")
+                return f"{self._label(i)} denies {tool.name!r}"
         allow_lists = [(i, r) for i, r in applying if r.allow]
         if allow_lists and not any(any(matches(tool, p) for p in r.allow) for _, r in allow_lists):
             who = ", ".join(self._label(i) for i, _ in allow_lists)
-            return Verdict(Decision.DENY, f"{tool.name!r} is not on the allow list ({who})")
+            return f"{tool.name!r} is not on the allow list ({who})"
         for i, rule in applying:
             for pattern, constraint in rule.constraints.items():
                 if matches(tool, pattern):
                     problem = _constraint_problem(constraint, arguments)
                     if problem is not None:
-                        return Verdict(Decision.DENY, f"{self._label(i)}: {problem}")
-        if tool.meta.needs_approval or any(
-            matches(tool, p) for _, r in applying for p in r.approve
-        ):
-            return Verdict(Decision.APPROVAL, "the call needs a human's approval")
-        return self._rate(tool, scope, applying, count=count)
+                        return f"{self._label(i)}: {problem}"
+        return None
 
     def _rate(
         self, tool: Tool, scope: Scope, applying: list[tuple[int, Rule]], *, count: bool

@@ -124,3 +124,15 @@ def test_bad_rate_limit_is_refused() -> None:
     """A rate limit must allow something."""
     with pytest.raises(ValueError, match="positive"):
         RateLimit(calls=0, per_s=1)
+
+
+def test_an_approved_call_still_meets_the_other_rules() -> None:
+    """Approval skips only the approval step: denials and rate limits still apply."""
+    now = [0.0]
+    limit = {"deploy": RateLimit(calls=1, per_s=60)}
+    policy = Policy([Rule(rate_limits=limit)], clock=lambda: now[0])
+    assert policy.check(deploy, {}, HERE, approved=True).decision is Decision.ALLOW
+    assert policy.check(deploy, {}, HERE, approved=True).decision is Decision.RATE_LIMITED
+    denying = Policy([Rule(deny=["deploy"])])
+    assert denying.check(deploy, {}, HERE, approved=True).decision is Decision.DENY
+    assert Policy().check(deploy, {}, HERE, approved=True).decision is Decision.ALLOW
