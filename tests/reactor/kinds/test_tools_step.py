@@ -31,7 +31,7 @@ from actors.tools import (
     query_audit,
     tool,
 )
-from dsl import Input, Reactor, tools
+from dsl import Halt, Input, Reactor, step, tools
 from otel.testing import InMemorySpanExporter
 from reactor.app import Engine
 from reactor.cli import main
@@ -422,3 +422,37 @@ def test_a_crash_mid_loop_does_not_rerun_journaled_calls(tmp_path: Path) -> None
     result = json.loads(resumed.stdout)
     assert result["content"] == "done"
     assert [c["content"] for c in result["calls"]] == ["noted", "survived"]
+
+
+SEEN: list[Any] = []
+
+
+class ThenHalt(Reactor):
+    """A tools step, then a step that halts once: a resume replays the loop's result."""
+
+    question = Input(str)
+    answer = tools("{question}", model="fake-small", allow=["add"], backoff=0)
+
+    @step
+    def check(answer: ToolLoopResult) -> str:
+        SEEN.append(answer)
+        if len(SEEN) == 1:
+            return Halt("look first")  # type: ignore[return-value]
+        return answer.content
+
+
+def test_a_replayed_loop_result_is_a_tool_loop_result(system: System, tmp_path: Path) -> None:
+    """On resume the completed tools step is not run again; its result decodes to its type."""
+    SEEN.clear()
+    with FakeServer("openai", models=["fake-small"]) as server:
+        engine = start(system, tmp_path / "r.db", server, "openai")
+        server.script(Reply(tool_calls=(FakeToolCall("add", {"a": 1, "b": 2}),)), Reply(text="3"))
+        with pytest.raises(RunHaltedError) as halted:
+            engine.run(ThenHalt, {"question": "q"})
+        assert engine.resume(halted.value.run_id).result(10) == "3"
+        engine.close()
+        assert len(bodies(server)) == 2  # the model was not asked again
+    replayed = SEEN[1]
+    assert isinstance(replayed, ToolLoopResult)
+    assert replayed.calls[0].status is ToolStatus.OK
+    assert replayed.calls[0].value == 3
