@@ -63,7 +63,8 @@ class ToolRunner(Actor[ToolRunnerMessage]):
         audit_retention_s: Audit records older than this are pruned (``None``: kept).
         mcp: MCP servers to connect to, by name (``Config.mcp_servers``).
         max_parallel: Tool calls running at once.
-        workers: Threads for plain ``def`` tools.
+        workers: Threads for plain ``def`` tools: how many of them run at once (each
+            blocks its thread, and a thread cannot be stopped at a timeout).
     """
 
     on_loop: ClassVar[bool] = True
@@ -78,7 +79,7 @@ class ToolRunner(Actor[ToolRunnerMessage]):
         audit_retention_s: float | None = None,
         mcp: Mapping[str, McpServerConfig] | None = None,
         max_parallel: int = 128,
-        workers: int = 8,
+        workers: int = 32,
     ) -> None:
         super().__init__()
         self.registry = registry
