@@ -225,6 +225,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "AwaitingApproval",
         "Decision",
         "ExecuteTools",
+        "FallbackChosen",
         "FlushAudit",
         "ListTools",
         "LoopFinished",

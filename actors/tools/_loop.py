@@ -42,7 +42,9 @@ oldest first; then the oldest turns are dropped whole (a model message with its 
 so no result is ever left without the call it answers), and a note saying how many
 were left out is added to the prompt.
 
-**Models without native tool calling** (``native=False``): the tools' docs and schemas
+**Models without native tool calling** (``native=False``, or by default when the server
+refuses tools with a bad request that names them, as Ollama does for such models; the
+switch is journaled, so a resumed loop stays on it): the tools' docs and schemas
 go into the system prompt, with the instruction to reply with only a JSON object
 ``{"tool_calls": [{"name": ..., "arguments": {...}}]}`` to call tools (text, or a code
 fence around it, is tolerated); anything else is the answer. Calls get ids
@@ -60,6 +62,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from actors import AskError, FailureKind
 from actors.llm import ChatMessage, ChatRequest, Completion, ToolCall, Usage
 from actors.tools._errors import ToolLoopError
 from actors.tools._messages import (
@@ -68,6 +71,7 @@ from actors.tools._messages import (
     ApprovalDecided,
     ApprovalsPending,
     ExecuteTools,
+    FallbackChosen,
     LoopFinished,
     LoopRecord,
     LoopReset,
@@ -110,7 +114,8 @@ class LoopSettings:
         budget_usd: Cost over all turns at most (turns of models without a configured
             price count nothing).
         tool_choice: ``auto``, ``required``, ``none`` or a tool's name.
-        native: Use the provider's tool calling; ``False``: the JSON-in-text fallback.
+        native: ``True``: the provider's tool calling; ``False``: the JSON-in-text
+            fallback; ``None``: native, falling back when the server refuses tools.
         docs: Put the capability docs in the system prompt.
         context_chars: The conversation's size limit in characters (``None``: none).
         keep_turns: Turns always kept whole by windowing.
@@ -131,7 +136,7 @@ class LoopSettings:
     budget_tokens: int | None = None
     budget_usd: float | None = None
     tool_choice: str | None = None
-    native: bool = True
+    native: bool | None = None
     docs: bool = True
     context_chars: int | None = None
     keep_turns: int = 2
@@ -191,6 +196,7 @@ class _State:
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     cost_usd: float = 0.0
+    native: bool = True
 
     def add_usage(self, usage: Usage) -> None:
         self.usage = Usage(
@@ -229,6 +235,8 @@ def _rebuild(records: Sequence[LoopRecord]) -> _State:
                 state.decisions[record.approval.call_id] = record.approval
             case OutcomesRecorded():
                 state.turns[-1].outcomes.update({o.call_id: o for o in record.outcomes})
+            case FallbackChosen():
+                state.native = False
             case LoopFinished() | LoopReset():
                 pass
     return state
@@ -246,6 +254,7 @@ async def run_tool_loop(
     if finished is not None:
         return finished
     state = _rebuild(records)
+    state.native = state.native and settings.native is not False
     catalogue = await ports.tools(settings.allowed)
     try:
         return await _drive(settings, ports, state, catalogue)
@@ -262,18 +271,25 @@ async def _drive(
         if waiting is not None:
             return waiting
         _check_retries(state, catalogue)
-    head = _head(settings, catalogue)
     while True:
         if len(state.turns) >= settings.max_turns:
             msg = f"the model made tool calls in all {settings.max_turns} turns without answering"
             raise ToolLoopError(msg, reason="max_turns")
+        head = _head(settings, catalogue, state.native)
         messages = window(
-            [*head, *_conversation(state, settings.native)],
+            [*head, *_conversation(state, state.native)],
             head=len(head),
             limit_chars=settings.context_chars,
             keep_turns=settings.keep_turns,
         )
-        completion = await ports.chat(_request(settings, catalogue, messages))
+        try:
+            completion = await ports.chat(_request(settings, catalogue, messages, state.native))
+        except AskError as exc:
+            if not (state.native and settings.native is None and _refuses_tools(exc)):
+                raise
+            await ports.record(FallbackChosen(step=settings.step, reason=exc.failure.message))
+            state.native = False
+            continue
         state.add_usage(completion.usage)
         state.model = completion.model or state.model
         state.cost_usd += completion.cost_usd or 0.0
@@ -288,7 +304,7 @@ async def _drive(
             raise ToolLoopError(msg, reason="budget")
         turn = len(state.turns) + 1
         calls = (
-            completion.tool_calls if settings.native else parse_json_calls(completion.content, turn)
+            completion.tool_calls if state.native else parse_json_calls(completion.content, turn)
         )
         if not calls:
             result = _result(state, completion.content)
@@ -401,11 +417,16 @@ _FALLBACK = (
 )
 
 
-def _head(settings: LoopSettings, catalogue: ToolList) -> list[ChatMessage]:
+def _refuses_tools(exc: AskError) -> bool:
+    """Whether a failure is the server refusing tool calling (not another bad request)."""
+    return exc.failure.kind is FailureKind.BAD_REQUEST and "tool" in exc.failure.message.lower()
+
+
+def _head(settings: LoopSettings, catalogue: ToolList, native: bool) -> list[ChatMessage]:
     parts = [settings.system] if settings.system else []
-    if settings.docs or not settings.native:
+    if settings.docs or not native:
         parts.append(catalogue.docs)
-    if not settings.native:
+    if not native:
         schemas = {s.name: s.parameters for s in catalogue.specs}
         parts.extend(
             (f"Argument schemas (JSON Schema):\n{json.dumps(schemas, sort_keys=True)}", _FALLBACK)
@@ -437,13 +458,13 @@ def _conversation(state: _State, native: bool) -> list[ChatMessage]:
 
 
 def _request(
-    settings: LoopSettings, catalogue: ToolList, messages: list[ChatMessage]
+    settings: LoopSettings, catalogue: ToolList, messages: list[ChatMessage], native: bool
 ) -> ChatRequest:
     return ChatRequest(
         model=settings.model,
         messages=tuple(messages),
-        tools=catalogue.specs if settings.native else (),
-        tool_choice=settings.tool_choice if settings.native else None,
+        tools=catalogue.specs if native else (),
+        tool_choice=settings.tool_choice if native else None,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         options=dict(settings.options),

@@ -20,6 +20,7 @@ __all__ = [
     "ApprovalDecided",
     "ApprovalsPending",
     "ExecuteTools",
+    "FallbackChosen",
     "ListTools",
     "LoopFinished",
     "LoopRecord",
@@ -250,6 +251,13 @@ class OutcomesRecorded(Message, frozen=True, kw_only=True):
     outcomes: tuple[ToolOutcome, ...]
 
 
+class FallbackChosen(Message, frozen=True, kw_only=True):
+    """The server refused native tool calling; the loop goes on with JSON in the text."""
+
+    step: str
+    reason: str
+
+
 class LoopFinished(Message, frozen=True, kw_only=True):
     """The loop answered (a retried step starts a fresh loop after this)."""
 
@@ -265,7 +273,13 @@ class LoopReset(Message, frozen=True, kw_only=True):
 
 
 LoopRecord = (
-    TurnRecorded | ApprovalsPending | ApprovalDecided | OutcomesRecorded | LoopFinished | LoopReset
+    TurnRecorded
+    | ApprovalsPending
+    | ApprovalDecided
+    | OutcomesRecorded
+    | FallbackChosen
+    | LoopFinished
+    | LoopReset
 )
 """Every record of a tool loop's journal stream."""
 

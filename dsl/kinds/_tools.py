@@ -38,8 +38,9 @@ class ToolsImpl:
         budget_tokens: Tokens (in and out, all turns) at most.
         budget_usd: Cost (all turns, priced models) at most.
         tool_choice: ``auto``, ``required``, ``none``, or a tool's name.
-        native: The provider's tool calling; ``False``: the JSON-in-text fallback for
-            models without it.
+        native: ``True``: the provider's tool calling; ``False``: the JSON-in-text
+            fallback for models without it; ``None``: native, falling back when the
+            server refuses tools.
         docs: Put the capability docs in the system prompt.
         context_chars: Window the conversation to this many characters.
         keep_turns: The last turns windowing always keeps whole.
@@ -60,7 +61,7 @@ class ToolsImpl:
     budget_tokens: int | None = None
     budget_usd: float | None = None
     tool_choice: str | None = None
-    native: bool = True
+    native: bool | None = None
     docs: bool = True
     context_chars: int | None = None
     keep_turns: int = 2
@@ -140,7 +141,7 @@ def tools(
     budget_tokens: int | None = None,
     budget_usd: float | None = None,
     tool_choice: str | None = None,
-    native: bool = True,
+    native: bool | None = None,
     docs: bool = True,
     context_chars: int | None = None,
     keep_turns: int = 2,
@@ -170,7 +171,8 @@ def tools(
         budget_tokens: Tokens over all turns at most.
         budget_usd: Cost over all turns at most (priced models).
         tool_choice: ``auto``, ``required``, ``none`` or a tool's name.
-        native: The provider's tool calling (``False``: JSON in the text).
+        native: The provider's tool calling (``False``: JSON in the text; ``None``: native
+            unless the server refuses tools, then JSON).
         docs: Put the capability docs in the system prompt.
         context_chars: Window the conversation to this many characters.
         keep_turns: Turns windowing always keeps whole.

@@ -28,6 +28,7 @@ from actors.tools import (
     ToolLoopResult,
     ToolRegistry,
     ToolStatus,
+    history,
     query_audit,
     tool,
 )
@@ -456,3 +457,32 @@ def test_a_replayed_loop_result_is_a_tool_loop_result(system: System, tmp_path: 
     assert isinstance(replayed, ToolLoopResult)
     assert replayed.calls[0].status is ToolStatus.OK
     assert replayed.calls[0].value == 3
+
+
+class Auto(Reactor):
+    """The default: native tool calling, JSON in the text when the server refuses tools."""
+
+    question = Input(str)
+    answer = tools("{question}", model="tiny", allow=["add"], backoff=0)
+
+
+def test_a_server_that_refuses_tools_gets_the_json_fallback(system: System, tmp_path: Path) -> None:
+    """Ollama answers 400 'does not support tools': the loop switches, journals it, goes on."""
+    with FakeServer("ollama", models=[FakeModel("tiny", tools=False)]) as server:
+        start_host(system, settings(server, "ollama"))
+        hosts = {"tiny": "local"}
+        with Engine(system, db_path=tmp_path / "a.db", logging=False, hosts=hosts) as engine:
+            engine.start_tools(ToolRegistry([add]))
+            server.script(
+                Reply(text='{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 1}}]}'),
+                Reply(text="2"),
+            )
+            handle = engine.start(Auto, {"question": "1 + 1?"})
+            result = handle.result(10)
+            records = history(engine.journal, handle.run_id)
+        assert result.content == "2"
+        assert result.calls[0].value == 2
+        sent = bodies(server)
+        assert "tools" in sent[0]
+        assert all("tools" not in body for body in sent[1:])
+        assert [type(r).__name__ for r in records][:2] == ["FallbackChosen", "TurnRecorded"]
