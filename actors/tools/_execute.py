@@ -26,6 +26,7 @@ never escape: each is an outcome the model can read (:class:`~actors.tools.ToolO
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import time
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ from concurrent.futures import Executor
 from typing import Any
 
 import msgspec
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from actors.llm import ToolCall
 from actors.tools._audit import AuditRecord, AuditSink, redact
@@ -243,6 +246,9 @@ class ToolCaller:
         began = time.perf_counter()
         status, content, value, error_message = ToolStatus.OK, "", None, ""
         assert self._parallel is not None
+        # The tool runs in its span: its own spans (an HTTP client's, the MCP SDK's, whose
+        # request carries the span as traceparent in _meta) are the span's children.
+        token = otel_context.attach(trace.set_span_in_context(span)) if span is not None else None
         try:
             async with self._parallel:
                 if per_tool is not None:
@@ -266,6 +272,9 @@ class ToolCaller:
             status = ToolStatus.ERROR
             error_message = f"{type(exc).__name__}: {exc}"
             content = _error_content("error", error_message)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
         duration = time.perf_counter() - began
         end_tool_span(span, status, error_message)
         return ToolOutcome(
@@ -289,7 +298,10 @@ class ToolCaller:
                     return await result
             return result
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.pool, functools.partial(tool.invoke, validated, context))
+        in_context = contextvars.copy_context()  # the worker thread runs in the tool's span
+        future = loop.run_in_executor(
+            self.pool, functools.partial(in_context.run, tool.invoke, validated, context)
+        )
         async with asyncio.timeout(timeout):
             return await future
 

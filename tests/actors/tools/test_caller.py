@@ -224,3 +224,30 @@ def test_each_call_gets_an_execute_tool_span(spans: InMemorySpanExporter) -> Non
     assert failed.attributes is not None
     assert failed.attributes["error.type"] == "error"
     assert not failed.status.is_ok
+
+
+def test_a_tool_runs_in_its_span(spans: InMemorySpanExporter) -> None:
+    """Spans a tool opens (sync in a worker thread, or async) are children of execute_tool."""
+    import otel
+
+    def sync_tool() -> int:
+        with otel.tracer().start_as_current_span("inside sync"):
+            return 1
+
+    async def async_tool() -> int:
+        with otel.tracer().start_as_current_span("inside async"):
+            return 2
+
+    run(
+        ToolCaller(ToolRegistry([tool(sync_tool), tool(async_tool)])),
+        call("sync_tool", "a"),
+        call("async_tool", "b"),
+    )
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    for inner, outer in (
+        ("inside sync", "execute_tool sync_tool"),
+        ("inside async", "execute_tool async_tool"),
+    ):
+        parent = by_name[inner].parent
+        assert parent is not None
+        assert parent.span_id == by_name[outer].context.span_id
