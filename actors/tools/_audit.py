@@ -162,6 +162,7 @@ class AuditSink:
         self._scheduled = False
         self._inflight: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+        self._pruning: asyncio.Task[int] | None = None
 
     def record(self, record: AuditRecord) -> None:
         """Queue one record; it is appended with the others queued meanwhile.
@@ -192,10 +193,10 @@ class AuditSink:
         task = asyncio.get_running_loop().create_task(self._append(request, len(buffer)))
         self._inflight = task
         task.add_done_callback(self._appended)
-        self._maybe_prune()
 
     def _appended(self, _: asyncio.Task[None]) -> None:
         self._inflight = None
+        self._maybe_prune()  # after a commit: what it wrote is on disk to be judged
         if self._buffer:
             self._flush()
 
@@ -208,6 +209,8 @@ class AuditSink:
             if task is not None:
                 await asyncio.shield(task)
                 await asyncio.sleep(0)  # let its done callback run (it starts the next)
+        if self._pruning is not None:
+            await asyncio.shield(self._pruning)
 
     async def _append(self, request: JournalAppend, count: int) -> None:
         """Append, trying again when the group commit failed.
@@ -243,6 +246,7 @@ class AuditSink:
         loop = asyncio.get_running_loop()
         task = loop.create_task(asyncio.to_thread(prune_audit, self.db_path, before=cutoff))
         task.add_done_callback(_log_prune)
+        self._pruning = task
 
 
 def _log_prune(task: asyncio.Task[int]) -> None:

@@ -140,3 +140,17 @@ def test_retention_must_be_positive() -> None:
     """A zero or negative retention is refused."""
     with pytest.raises(ValueError, match="retention_s"):
         AuditSink(None, retention_s=0)
+
+
+def test_sink_retention_prunes_after_a_commit(system: System, tmp_path: Path) -> None:
+    """With a retention, the sink prunes what is older after its commits (here: everything)."""
+    db = tmp_path / "e.db"
+    store: Ref[Any] = system.spawn(Store.spec(db))
+
+    async def write() -> None:
+        sink = AuditSink(store, retention_s=1e-9, db_path=db, prune_every_s=0.0)
+        sink.record(record(1))
+        await sink.flush()
+
+    system.bridge.run(write())
+    assert query_audit(db) == []
