@@ -14,6 +14,8 @@ What is measured (``python -m benchmarks tools``, one JSON object on stdout):
   into memory;
 * ``parallel_100_ratio``: the wall time of one turn of 100 calls of a tool that sleeps
   ``--sleep-ms`` divided by that sleep (the slowest call): 1.0 would be perfect overlap;
+  ``parallel_100_sync_ratio`` the same with a plain ``def`` that blocks its thread, on a
+  runner with 100 worker threads (plain ``def`` tools run at most ``workers`` at once);
 * ``audit_records_per_s``: audit records through an :class:`~actors.tools.AuditSink`
   into the Store (a real SQLite file, ``synchronous=FULL``), from the first record to
   the last commit acknowledged.
@@ -64,6 +66,12 @@ async def nap(ms: int) -> int:
     return ms
 
 
+def nap_sync(ms: int) -> int:
+    """Sleep ms milliseconds in a worker thread (a blocking tool)."""
+    time.sleep(ms / 1000)
+    return ms
+
+
 class ToolsBenchPong(Message, frozen=True, kw_only=True):
     """The no-op actor's answer."""
 
@@ -80,7 +88,7 @@ class _Pong(LoopActor[ToolsBenchPing]):
 
 
 def _registry() -> ToolRegistry:
-    return ToolRegistry([tool(echo), tool(timeout=60.0)(nap)])
+    return ToolRegistry([tool(echo), tool(timeout=60.0)(nap), tool(timeout=60.0)(nap_sync)])
 
 
 _POLICY = Policy([Rule(deny=["rm_*"], name="no removal"), Rule(allow=["*"], identity="bench")])
@@ -136,10 +144,12 @@ def _overhead(
     }
 
 
-def _parallel(system: System, runner: Ref[Any], sleep_ms: int, rounds: int) -> dict[str, Any]:
+def _parallel(
+    system: System, runner: Ref[Any], sleep_ms: int, rounds: int, name: str = "nap"
+) -> dict[str, Any]:
     request = ExecuteTools(
         calls=tuple(
-            ToolCall(id=f"c{i}", name="nap", arguments={"ms": sleep_ms}) for i in range(100)
+            ToolCall(id=f"c{i}", name=name, arguments={"ms": sleep_ms}) for i in range(100)
         ),
         identity="bench",
     )
@@ -214,6 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             spans.clear()
         result["tool_call_overhead_traced_us"] = traced["tool_call_overhead_us"]
         result |= _parallel(system, runner, args.sleep_ms, args.rounds)
+        threads: Ref[Any] = system.spawn(
+            ToolRunner.spec(_registry(), name="tools-100-threads", policy=_POLICY, workers=100)
+        )
+        blocking = _parallel(system, threads, args.sleep_ms, args.rounds, name="nap_sync")
+        result["parallel_100_sync_ratio"] = blocking["parallel_100_ratio"]
         runner.ask(FlushAudit(), timeout=60)
         result |= _audit(system, store, args.records)
         result["targets"] = {

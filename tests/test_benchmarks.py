@@ -153,6 +153,7 @@ TOOLS_FIGURES = (
     "bare_loop_ask_us",
     "tool_call_overhead_traced_us",
     "parallel_100_ratio",
+    "parallel_100_sync_ratio",
     "audit_records_per_s",
 )
 
