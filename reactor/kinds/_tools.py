@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 import otel
 from actors import ActorNotFound, AskError, FailureKind, Ref
 from actors.llm import ChatRequest, Completion
@@ -102,8 +104,6 @@ _RECORD_TRIES = 3
 
 
 def _with_trace(request: Any) -> Any:
-    import msgspec  # noqa: PLC0415 - the replace helper
-
     carrier = otel.inject()
     return msgspec.structs.replace(request, trace=carrier) if carrier else request
 
