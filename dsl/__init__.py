@@ -48,6 +48,7 @@ from dsl.kinds import (
     StepSpec,
     SwitchImpl,
     TemplateImpl,
+    ToolsImpl,
     around,
     ask,
     collect,
@@ -61,6 +62,7 @@ from dsl.kinds import (
     switch,
     template,
     template_fields,
+    tools,
 )
 
 __all__ = [
@@ -97,6 +99,7 @@ __all__ = [
     "StepSpec",
     "SwitchImpl",
     "TemplateImpl",
+    "ToolsImpl",
     "Value",
     "WithSteps",
     "around",
@@ -117,5 +120,6 @@ __all__ = [
     "switch",
     "template",
     "template_fields",
+    "tools",
     "value",
 ]

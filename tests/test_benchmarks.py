@@ -187,4 +187,28 @@ def test_orchestration_quick_prints_one_json_object_with_every_figure() -> None:
     assert all(isinstance(v, bool) for v in data["selection_targets_met"].values())
     assert data["budget_admitted"] == data["budget_calls"] == data["budget_requests_sent"]
     assert data["budget_overspend_usd"] == 0.0
+
+
+TOOLS_FIGURES = (
+    "direct_call_us",
+    "caller_overhead_us",
+    "tool_call_overhead_us",
+    "bare_loop_ask_us",
+    "tool_call_overhead_traced_us",
+    "parallel_100_ratio",
+    "parallel_100_sync_ratio",
+    "audit_records_per_s",
+)
+
+
+def test_tools_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks tools --quick`: the three issue-15 figures and their targets."""
+    result = run_python("-m", "benchmarks", "tools", "--quick", timeout=50)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in TOOLS_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    assert set(data["targets"]) == set(data["targets_met"])
     assert all(isinstance(v, bool) for v in data["targets_met"].values())

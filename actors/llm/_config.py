@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -650,6 +651,64 @@ class FallbackConfig(_Section):
         return self
 
 
+class McpServerConfig(_Section):
+    """One MCP server, in the shape of an LM Studio ``mcp.json`` entry (plus our options).
+
+    Either ``command`` (with ``args`` and ``env``: a server started as a child process,
+    spoken to over stdio) or ``url`` (with ``headers``: Streamable HTTP).
+
+    Attributes:
+        command: The program to start (stdio).
+        args: Its arguments.
+        env: Environment variables it gets (besides HOME, PATH and the like).
+        url: The server's endpoint (Streamable HTTP).
+        headers: HTTP headers sent with every request (an ``Authorization``, say);
+            secrets, masked when the configuration is printed (``header_values()``).
+        allowed_tools: Only these of its tools join the registry (``None``: all).
+        needs_approval: Every call of its tools needs a human's approval.
+        tags: Tags its tools get (besides ``mcp`` and ``mcp:<name>``).
+        timeout_s: Seconds a call of its tools may take.
+        trusted: Whether its tool annotations are believed; an untrusted server's
+            tools are treated as destructive and open-world whatever they say.
+    """
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    allowed_tools: list[str] | None = None
+    needs_approval: bool = False
+    tags: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=60.0, gt=0)
+    trusted: bool = True
+
+    def header_values(self) -> dict[str, str]:
+        """The headers as the HTTP client sends them (the secrets revealed)."""
+        return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Self:
+        if (self.command is None) == (self.url is None):
+            msg = "give either 'command' (stdio) or 'url' (Streamable HTTP), not both or neither"
+            raise ValueError(msg)
+        if self.url is not None:
+            _check_http_url(self.url)
+        return self
+
+
+class ToolsConfig(_Section):
+    """The tool runner's settings.
+
+    Attributes:
+        audit_retention_days: Audit records older than this are pruned (``None``: kept).
+        max_parallel: Tool calls running at once.
+    """
+
+    audit_retention_days: float | None = Field(default=None, gt=0)
+    max_parallel: int = Field(default=128, ge=1)
+
+
 class Config(_Section):
     """The whole configuration.
 
@@ -666,6 +725,9 @@ class Config(_Section):
         selection: Adaptive model selection: policies and how history is kept.
         aliases: Names that stand for models: ``fast = "ollama/llama3.2"``, or a list
             (``coder = ["lmstudio/qwen2.5-coder", "qwen2.5-coder"]``: every model named).
+        tools: The tool runner's settings.
+        mcp_servers: MCP servers by name (the TOML table ``[mcpServers.<name>]``, as in
+            LM Studio's ``mcp.json``; ``mcp_servers`` is accepted too).
     """
 
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
@@ -678,6 +740,10 @@ class Config(_Section):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     aliases: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    mcp_servers: dict[str, McpServerConfig] = Field(
+        default_factory=dict, validation_alias=AliasChoices("mcpServers", "mcp_servers")
+    )
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -199,7 +199,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP TRIGGER IF EXISTS events_streams;
     """,
-    # spend: one row per settled model call (actors.orchestration budgets), so spend is
+    # 4: spend: one row per settled model call (actors.orchestration budgets), so spend is
     # summed per period, run, reactor, agent or model without reading the journal.
     """
     CREATE TABLE spend (
@@ -218,6 +218,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX spend_at ON spend (at);
     CREATE INDEX spend_run ON spend (run_id);
+    """,
+    # 5: the tool audit log (actors.tools): records are events of the stream 'tool-audit';
+    # partial indexes find them by run and by tool and time without other streams
+    # paying for them (the expressions are what actors.tools queries with).
+    """
+    CREATE INDEX events_tool_audit_run ON events
+        (json_extract(CAST(data AS TEXT), '$.run_id'), id) WHERE stream_id = 'tool-audit';
+    CREATE INDEX events_tool_audit_tool ON events
+        (json_extract(CAST(data AS TEXT), '$.tool'), created_at) WHERE stream_id = 'tool-audit';
+    CREATE INDEX events_tool_audit_time ON events (created_at) WHERE stream_id = 'tool-audit';
     """,
 )
 """The schema, as ordered migration scripts: the database's ``user_version`` counts

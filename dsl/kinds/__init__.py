@@ -14,6 +14,7 @@ kind           file                      constructor
 ``fallback``   ``_fallback.py``          :func:`fallback`
 ``select``     ``_select.py``            :func:`select`
 ``template``   ``_template.py``          :func:`template`
+``tools``      ``_tools.py``             :func:`tools`
 ``collect``    ``_collect.py``           :func:`collect`
 ``compose``    ``_compose.py``           :func:`compose`
 ``for_each``   ``_for_each.py``          :func:`for_each`
@@ -53,6 +54,7 @@ from dsl.kinds._select import AUTO, SelectImpl, SelectKind, select
 from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
 from dsl.kinds._switch import SwitchImpl, SwitchKind, switch
 from dsl.kinds._template import TemplateImpl, TemplateKind, template
+from dsl.kinds._tools import ToolsImpl, ToolsKind, tools
 
 __all__ = [
     "AUTO",
@@ -91,6 +93,8 @@ __all__ = [
     "SwitchKind",
     "TemplateImpl",
     "TemplateKind",
+    "ToolsImpl",
+    "ToolsKind",
     "UndoableOptions",
     "around",
     "ask",
@@ -114,5 +118,6 @@ __all__ = [
     "template",
     "template_arguments",
     "template_fields",
+    "tools",
     "unregister",
 ]

@@ -37,10 +37,19 @@ from actors import (
     SupervisorSpec,
     System,
 )
-from actors.llm import Catalog, Config, Fleet, mask_url
+from actors.llm import Catalog, Config, Fleet, McpServerConfig, mask_url
 from actors.lowlevel import check_may_block, handoff_for, start_child
 from actors.orchestration import Budget, Chains, Feedback, Selector
 from actors.store import Journal, Store
+from actors.tools import (
+    Approval,
+    PendingCall,
+    Policy,
+    ToolRegistry,
+    ToolRunner,
+    decide,
+    pending_calls,
+)
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
 from reactor.run import (
@@ -398,6 +407,7 @@ class Engine:
             budget=self.budget,
             fallback_chain=self.chains.ref,
             selector=self.selector,
+            lookup=self.system.lookup,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:
@@ -1081,6 +1091,74 @@ class Engine:
 
     def _where(self) -> str:
         return f"store {self.store.name}"
+
+    # ---- tools ---------------------------------------------------------------------------
+
+    def start_tools(
+        self,
+        registry: ToolRegistry,
+        *,
+        policy: Policy | None = None,
+        config: Config | None = None,
+        mcp: Mapping[str, McpServerConfig] | None = None,
+        audit_retention_s: float | None = None,
+        max_parallel: int | None = None,
+        name: str = "tools",
+    ) -> Ref[Any]:
+        """Start the ToolRunner that this engine's ``tools`` steps call (audited in its Store).
+
+        Args:
+            registry: The tools.
+            policy: Who may call what.
+            config: A configuration whose ``[tools]`` settings and ``[mcpServers.*]``
+                servers apply (the arguments below win over it).
+            mcp: MCP servers by name (default: the configuration's).
+            audit_retention_s: Prune audit records older than this.
+            max_parallel: Tool calls running at once.
+            name: The runner's actor name (a step's ``runner=``).
+        """
+        settings = config.tools if config is not None else None
+        if audit_retention_s is None and settings is not None and settings.audit_retention_days:
+            audit_retention_s = settings.audit_retention_days * 86_400
+        if max_parallel is None:
+            max_parallel = settings.max_parallel if settings is not None else 128
+        spec = ToolRunner.spec(
+            registry,
+            name=name,
+            policy=policy,
+            store=self.store,
+            db_path=self.journal.stats().path,
+            audit_retention_s=audit_retention_s,
+            mcp=mcp if mcp is not None else (config.mcp_servers if config is not None else None),
+            max_parallel=max_parallel,
+        )
+        return self.system.spawn(spec)
+
+    def pending_tool_calls(self, run_id: str) -> list[tuple[str, PendingCall]]:
+        """The run's tool calls waiting for a human, as ``(step, call)``."""
+        return pending_calls(self.journal, run_id)
+
+    def approve_tool_call(
+        self, run_id: str, call_id: str, *, by: str = "", arguments: dict[str, Any] | None = None
+    ) -> Approval:
+        """Approve a pending call (with ``arguments``: run those instead); resume to apply it.
+
+        Raises:
+            actors.tools.ApprovalError: No such call waits for a decision.
+        """
+        if arguments is not None:
+            return decide(self.journal, run_id, call_id, "edit", by=by, arguments=arguments)
+        return decide(self.journal, run_id, call_id, "approve", by=by)
+
+    def reject_tool_call(
+        self, run_id: str, call_id: str, *, by: str = "", message: str = ""
+    ) -> Approval:
+        """Reject a pending call; the model is told ``message``. Resume to apply it.
+
+        Raises:
+            actors.tools.ApprovalError: No such call waits for a decision.
+        """
+        return decide(self.journal, run_id, call_id, "reject", by=by, message=message)
 
 
 _RUNS_SPEC = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0, on_loop=True)

@@ -35,7 +35,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["main"]
 
@@ -271,7 +271,9 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     run.add_argument(
         "--mermaid", action="store_true", help="print the reactor as a Mermaid flowchart; no run"
     )
-    runs = commands.add_parser("runs", help="the runs in the journal: list, show, resume, undo")
+    runs = commands.add_parser(
+        "runs", help="the runs in the journal: list, show, resume, undo, approve, reject"
+    )
     actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the newest runs first")
     _db_option(listing)
@@ -320,6 +322,7 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     undo.add_argument("run_id", metavar="RUN_ID", help="the completed run to roll back")
     _db_option(undo)
     _log_level_option(undo, default="error")
+    _tool_commands(commands, actions)
 
 
 def _version() -> str:
@@ -327,6 +330,41 @@ def _version() -> str:
         return metadata.version("reactor-swarm")
     except metadata.PackageNotFoundError:  # run from a source tree that is not installed
         return "unknown (not installed)"
+
+
+def _tool_commands(commands: Any, actions: Any) -> None:
+    """``runs approve|reject`` and ``tools audit|pending``."""
+    for action, what in (("approve", "approve"), ("reject", "reject")):
+        decide = actions.add_parser(
+            action,
+            help=f"{what} a tool call the run halted for (then resume the run)",
+        )
+        decide.add_argument("run_id", metavar="RUN_ID", help="the run halted for the call")
+        decide.add_argument(
+            "call_id", metavar="CALL_ID", help="the call (as `reactor tools pending` shows)"
+        )
+        _db_option(decide)
+        decide.add_argument("--by", default="", help="who decides (the audit log names them)")
+        if action == "approve":
+            decide.add_argument(
+                "--arguments", default=None, help="run with these arguments instead (JSON object)"
+            )
+        else:
+            decide.add_argument("--message", default="", help="what the model is told")
+    tools = commands.add_parser("tools", help="tool calls: the audit log, calls awaiting approval")
+    tool_actions = tools.add_subparsers(dest="tools_command", required=True, metavar="ACTION")
+    audit = tool_actions.add_parser("audit", help="audit records, newest first")
+    _db_option(audit)
+    audit.add_argument("--run", default=None, help="only this run's calls")
+    audit.add_argument("--tool", default=None, help="only this tool's calls")
+    audit.add_argument("--since", default=None, help="from this time (ISO 8601 or Unix seconds)")
+    audit.add_argument("--until", default=None, help="before this time (ISO 8601 or Unix seconds)")
+    audit.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    pending = tool_actions.add_parser("pending", help="a run's tool calls awaiting approval")
+    pending.add_argument("run_id", metavar="RUN_ID", help="the halted run")
+    _db_option(pending)
+    pending.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _fake_protocols() -> list[str]:
@@ -444,11 +482,29 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per
             return run_spend(
                 db=args.db, config_path=args.config, since_hours=args.since, as_json=args.json
             )
+        case "tools":
+            return _tools(args)
         case "version":
             print(_version())
             return 0
         case _:  # argparse rejects unknown commands before this
             return 2
+
+
+def _tools(args: argparse.Namespace) -> int:
+    from reactor.cli._tools import run_audit, run_pending  # noqa: PLC0415
+
+    if args.tools_command == "audit":
+        return run_audit(
+            db=args.db,
+            run_id=args.run,
+            tool=args.tool,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+            as_json=args.json,
+        )
+    return run_pending(args.run_id, db=args.db, as_json=args.json)
 
 
 def _fault_of(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -504,6 +560,24 @@ def _runs(args: argparse.Namespace) -> int:
             from reactor.cli._undo import run_undo  # noqa: PLC0415
 
             return run_undo(args.run_id, db=args.db, log_level=args.log_level)
+        case "approve" | "reject":
+            from reactor.cli._tools import run_decide  # noqa: PLC0415
+
+            edited = getattr(args, "arguments", None)
+            decision: Literal["approve", "edit", "reject"] = (
+                "reject" if args.runs_command == "reject" else "approve"
+            )
+            if edited is not None:
+                decision = "edit"
+            return run_decide(
+                args.run_id,
+                args.call_id,
+                decision,
+                db=args.db,
+                by=args.by,
+                arguments=edited,
+                message=getattr(args, "message", ""),
+            )
         case _:  # argparse rejects unknown actions before this
             return 2
 

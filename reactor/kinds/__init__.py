@@ -16,6 +16,7 @@ kind           file                   how an attempt runs
 ``switch``     ``_switch.py``         the chosen branch's child run
 ``group``      ``_group.py``          ``before``, a child run, ``after``
 ``around``     ``_around.py``         the user's wrapper around a child run
+``tools``      ``_tools.py``          a tool loop: a ModelHost and the ToolRunner
 =============  =====================  ======================================
 
 A kind of your own: :func:`register` its definition (a :class:`dsl.kinds.StepKind`)
@@ -34,6 +35,7 @@ from reactor.kinds._registry import register, unregister
 from reactor.kinds._select import SelectExecutor
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
+from reactor.kinds._tools import ToolsExecutor
 
 __all__ = [
     "AroundExecutor",
@@ -47,6 +49,7 @@ __all__ = [
     "SelectExecutor",
     "SwitchExecutor",
     "TemplateExecutor",
+    "ToolsExecutor",
     "register",
     "unregister",
 ]

@@ -18,6 +18,7 @@ from reactor.kinds._group import GroupExecutor
 from reactor.kinds._select import SelectExecutor
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
+from reactor.kinds._tools import ToolsExecutor
 from reactor.run import StepExecutor, register_executor, unregister_executor
 
 __all__ = ["register", "unregister"]
@@ -57,6 +58,7 @@ _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("switch", SwitchExecutor()),
     ("group", GroupExecutor()),
     ("around", AroundExecutor()),
+    ("tools", ToolsExecutor()),
 )
 for _name, _executor in _BUILT_IN:
     register_executor(_name, _executor)

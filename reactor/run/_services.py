@@ -74,6 +74,8 @@ class RunServices:
         fallback_chain: ``(chain, arguments) -> Ref``: the FallbackChain actor for a
             ``fallback`` step's chain (a configured chain's name, or a chain definition
             whose link templates the arguments fill in).
+        lookup: Finds an actor by name (a ``tools`` step's ToolRunner); ``None`` when
+            the engine offers none.
     """
 
     store: Ref[Any]
@@ -90,6 +92,7 @@ class RunServices:
     journal_proof: JournalProof = field(default_factory=JournalProof)
     budget: Ref[Any] | None = None
     fallback_chain: Callable[[Any, Any], Ref[Any]] | None = None
+    lookup: Callable[[str], Ref[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

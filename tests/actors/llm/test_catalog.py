@@ -204,7 +204,8 @@ def test_free_memory_from_snapshots_decides_what_fits(system: System) -> None:
         ModelInfo(id="qwen2.5", loaded=False, size_bytes=8 * GB),
     )
     catalog.add_host("local", HostInventory(url="http://127.0.0.1:1", models=models))
-    catalog.watch(system, refresh_s=None)
+    watcher = catalog.watch(system, refresh_s=None)
+    watcher.ask(RefreshCatalog())  # answered once started, hence subscribed to the bus
     assert catalog.fits_memory(catalog.resolve("local/qwen2.5"))  # nothing known: on trust
     system.bus.publish(ResourceSnapshot(free_bytes=4 * GB, budget_bytes=6 * GB))
     assert catalog.wait_until(lambda c: c.free_bytes == 4 * GB, 10)

@@ -171,6 +171,9 @@ def test_example_file_loads() -> None:
     assert "claude-sonnet-4-5" in config.host("claude").prices
     assert config.resources.budget() == 20 * GIB
     assert config.discovery.urls
+    assert config.tools.audit_retention_days == 90
+    assert config.mcp_servers["files"].command == "npx"
+    assert config.mcp_servers["tickets"].needs_approval
     assert config.models["qwen2.5-7b-instruct"].strengths == ("code",)
     assert config.aliases["coder"] == "local/qwen2.5-7b-instruct"
     assert config.selection.policies["careful"].pin == {"code": "coder"}
