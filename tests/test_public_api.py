@@ -399,6 +399,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "RunCancelled",
         "RunCancelledError",
         "RunCompleted",
+        "RunDone",
         "RunError",
         "RunEvent",
         "RunFailed",

@@ -21,7 +21,7 @@ import os
 import random
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import msgspec
@@ -38,7 +38,7 @@ from actors import (
     System,
 )
 from actors.llm import Fleet
-from actors.lowlevel import handoff_for, start_child
+from actors.lowlevel import start_child
 from actors.store import Journal, Store
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -54,6 +54,7 @@ from reactor.run import (
     Middleware,
     ResumeError,
     Run,
+    RunDone,
     RunEvent,
     RunFailedError,
     RunOptions,
@@ -87,7 +88,9 @@ class RunHandle:
         reactor: The reactor's name.
     """
 
-    def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None, done: Future[Any]) -> None:
+    __slots__ = ("_done", "_ref", "reactor", "run_id")
+
+    def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None, done: RunDone) -> None:
         self.run_id = run_id
         self.reactor = reactor
         self._ref = ref
@@ -110,19 +113,7 @@ class RunHandle:
         The run's end wakes the caller's loop through its hand-off queue: many runs
         ending together cost that loop one wake-up, not one each.
         """
-        done = self._done
-        if not done.done():
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            handoff = handoff_for(loop)
-
-            def ended(_: Future[Any]) -> None:
-                with contextlib.suppress(RuntimeError):  # the caller's loop is closed
-                    handoff.call(_wake, waiter)
-
-            done.add_done_callback(ended)
-            await waiter
-        return done.result()
+        return await self._done.future()
 
     def done(self) -> bool:
         """Whether the run has ended."""
@@ -132,11 +123,6 @@ class RunHandle:
         """Stop the run: running attempts are cancelled, completed steps undone."""
         if self._ref is not None:
             self._ref.tell_if_alive(CancelRun(reason))
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():  # not cancelled meanwhile
-        waiter.set_result(None)
 
 
 class Engine:
@@ -327,7 +313,7 @@ class Engine:
         self,
         reactor: type[Reactor],
         run_id: str,
-        done: Future[Any],
+        done: RunDone,
         services: RunServices,
         **kwargs: Any,
     ) -> ChildSpec:
@@ -432,7 +418,7 @@ class Engine:
             timeout=timeout,
             concurrency_key=concurrency_key,
         )
-        done: Future[Any] = Future()
+        done = RunDone()
         spec = self._spec(
             reactor,
             rid,
@@ -471,7 +457,8 @@ class Engine:
     ) -> Any:
         """:meth:`run` for asyncio code."""
         handle = await self.start_async(reactor, inputs, **options)
-        return await handle.result_async()
+        # The outcome's future itself, not result_async(): one coroutine fewer per run.
+        return await handle._done.future()
 
     async def _start_child(
         self,
@@ -514,7 +501,7 @@ class Engine:
             locator = locate(reactor)
         except ValueError:
             locator = ""
-        done: Future[Any] = Future()
+        done = RunDone()
         spec = self._spec(
             reactor,
             run_id,
@@ -535,7 +522,7 @@ class Engine:
             context=context,
         )
         ref = self._spawn(spec, run_id)
-        ended = asyncio.wrap_future(done)
+        ended = done.future()
         try:
             return await asyncio.shield(ended)
         except asyncio.CancelledError:
@@ -583,7 +570,7 @@ class Engine:
 
     async def _roll_back_run(self, started: RunStarted, reactor: type[Reactor]) -> None:
         """Undo a completed run with an undo-only Run; ``RunFailedError`` if an undo failed."""
-        done: Future[Any] = Future()
+        done = RunDone()
         spec = self._spec(
             reactor,
             started.run_id,
@@ -597,7 +584,7 @@ class Engine:
             undo_only=True,
         )
         self._spawn(spec, started.run_id)
-        await asyncio.wrap_future(done)
+        await done.future()
 
     # ---- undoing a completed run -------------------------------------------------------
 
@@ -714,7 +701,7 @@ class Engine:
         reactor = self._load(started)
         known = {f.name for f in dataclasses.fields(RunOptions)}
         options = RunOptions(**{k: v for k, v in started.options.items() if k in known})
-        done: Future[Any] = Future()
+        done = RunDone()
         spec = self._spec(
             reactor,
             run_id,

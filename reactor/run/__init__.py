@@ -16,6 +16,7 @@ journal, for those that show or check a run).
 
 from reactor.run._classify import StepFailure
 from reactor.run._codec import EncodeError, encode_value
+from reactor.run._done import RunDone
 from reactor.run._errors import (
     ElementFailedError,
     InputError,
@@ -92,6 +93,7 @@ __all__ = [
     "RunCancelled",
     "RunCancelledError",
     "RunCompleted",
+    "RunDone",
     "RunError",
     "RunEvent",
     "RunFailed",

@@ -72,7 +72,6 @@ import collections
 import contextlib
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import Future
 from types import MappingProxyType
 from typing import Any
 
@@ -100,6 +99,7 @@ from dsl import (
 from dsl.kinds import KindError
 from reactor.run._classify import RetryRequested, StepFailure, step_error, transient
 from reactor.run._codec import EncodeError, decode_value, encode_value
+from reactor.run._done import RunDone
 from reactor.run._errors import RunCancelledError, RunFailedError, RunHaltedError
 from reactor.run._executor import Attempt, Cancellable, StepExecutor, executor_for
 from reactor.run._growth import plan_added, transformed
@@ -173,7 +173,7 @@ class Run(LoopActor[object]):
         raw_inputs: msgspec.Raw | None,
         locator: str,
         options: RunOptions,
-        done: Future[Any],
+        done: RunDone,
         parent: str | None = None,
         stack: tuple[str, ...] = (),
         carrier: dict[str, str] | None = None,
