@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import itertools
 import os
 import random
@@ -317,14 +316,12 @@ class Engine:
         services: RunServices,
         **kwargs: Any,
     ) -> ChildSpec:
-        plan = reactor.__plan__
         return ChildSpec(
             name=f"run:{run_id}",
             actor=Run,
             args=(services, reactor, run_id),
             kwargs={
                 "done": done,
-                "input_check": functools.partial(check_inputs, plan),
                 **kwargs,
             },
             restart=Restart.TEMPORARY,

@@ -18,7 +18,7 @@ ends within the linger costs one row, not two. Replay and the CLI's fold read a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -42,11 +42,18 @@ ENDING = (RunCompleted, RunFailed, RunHalted, RunCancelled, RunUndone)
 Then = Callable[[JournalAppended | Failure], object]
 """Called once an event is durable, or with why it is not."""
 
-Ask = Callable[..., None]
-"""The actor's ``ask(ref, request, then, timeout=...)``."""
 
-CallLater = Callable[..., Any]
-"""The actor's ``call_later(delay, fn, name=...)``."""
+class OutboxOwner(Protocol):
+    """What the outbox needs from the actor that owns it (a Run)."""
+
+    def ask(self, ref: Ref[Any], message: Any, then: Then, *, timeout: float | None = None) -> None:
+        """The actor's ``ask``: the Store's answer comes back as its message."""
+
+    def call_later(self, delay: float, fn: Callable[[], object], *, name: str | None = None) -> Any:
+        """The actor's ``call_later``, for the linger."""
+
+    def journal_checked(self, outcome: JournalAppended | Failure) -> None:
+        """What an event appended without a ``then`` of its own is answered with."""
 
 
 class JournalOutbox:
@@ -55,8 +62,7 @@ class JournalOutbox:
     Args:
         stream: The run's stream id.
         store: The Store actor.
-        ask: The owning actor's ``ask``: the Store's answer comes back as its message.
-        call_later: The owning actor's ``call_later``, for the linger.
+        owner: The owning actor (its ``ask``, ``call_later`` and ``journal_checked``).
         timeout: Seconds an append may wait for the Store.
         linger: Seconds an event may wait for others (``0``: append at once).
 
@@ -64,43 +70,42 @@ class JournalOutbox:
         seq: Events sent so far: the sequence number the next append expects.
     """
 
-    __slots__ = (
-        "_armed",
-        "_ask",
-        "_call_later",
-        "_events",
-        "_linger",
-        "_store",
-        "_stream",
-        "_timeout",
-        "seq",
-    )
+    __slots__ = ("_armed", "_events", "_linger", "_owner", "_store", "_stream", "_timeout", "seq")
 
     def __init__(
         self,
         stream: str,
         store: Ref[Any],
         *,
-        ask: Ask,
-        call_later: CallLater,
+        owner: OutboxOwner,
         timeout: float,
         linger: float,
     ) -> None:
         self._stream = stream
         self._store = store
-        self._ask = ask
-        self._call_later = call_later
+        self._owner = owner
         self._timeout = timeout
         self._linger = linger
-        self._events: list[tuple[Any, bytes, Then]] = []
+        # (event type, encoded event, then or None, (step, attempt) of a StepStarted):
+        # the event itself is not kept, and without a ``then`` of its own an entry
+        # holds no object the garbage collector has to walk.
+        self._events: list[tuple[str, bytes, Then | None, tuple[str, int] | None]] = []
         self._armed = False
         self.seq = 0
 
-    def append(self, event: Any, then: Then) -> None:
-        """Journal ``event``; ``then(outcome)`` once it is durable (or failed)."""
+    def append(self, event: Any, then: Then | None = None) -> None:
+        """Journal ``event``; ``then(outcome)`` once it is durable (or failed).
+
+        Without ``then``, the owner's ``journal_checked(outcome)`` is called.
+        """
         # Encoded now, so an event that cannot be encoded fails here, in its caller,
         # and leaves what is already queued intact (it is still sent when the run stops).
-        self._events.append((event, msgspec.json.encode(event), then))
+        data = msgspec.json.encode(event)
+        kind = type(event)
+        started = (event.step, event.attempt) if kind is StepStarted else None
+        self._events.append((kind.__name__, data, then, started))
+        if kind is StepCompleted:
+            self._elide_started(event.step, event.attempt)
         if isinstance(event, ENDING):
             self.flush()
         elif not self._armed:
@@ -108,35 +113,52 @@ class JournalOutbox:
             if self._linger <= 0:
                 self.flush()
             else:
-                self._call_later(self._linger, self.flush, name="journal flush")
+                self._owner.call_later(self._linger, self.flush, name="journal flush")
+
+    def _elide_started(self, step: str, attempt: int) -> None:
+        """Drop the waiting ``StepStarted`` of the attempt whose ``StepCompleted`` joins it."""
+        events = self._events
+        for index in range(len(events) - 2, -1, -1):
+            _, _, then, started = events[index]
+            if started is not None and started == (step, attempt):
+                events[index] = ("", b"", then, None)  # its ``then`` is still answered
+                return
 
     def flush(self) -> None:
         """Send what waits now, as one append."""
         self._armed = False
         batch, self._events = self._events, []
-        if not batch:
+        kept = [(kind, data) for kind, data, _, _ in batch if kind]
+        if not kept:  # nothing waits (a StepStarted is only left out for its StepCompleted)
             return
-        completed = {(e.step, e.attempt) for e, _, _ in batch if type(e) is StepCompleted}
-        events = [
-            (event, data)
-            for event, data, _ in batch
-            if not (type(event) is StepStarted and (event.step, event.attempt) in completed)
-        ]
-        first, first_data = events[0]
+        (first_kind, first_data), rest = kept[0], kept[1:]
         expected = self.seq
-        self.seq += len(events)
+        self.seq += len(kept)
         request = JournalAppend(
             stream_id=self._stream,
-            event_type=type(first).__name__,
+            event_type=first_kind,
             data=first_data,
             expected_seq=expected,
-            more=tuple(
-                JournalEvent(event_type=type(e).__name__, data=data) for e, data in events[1:]
-            ),
+            more=tuple(JournalEvent(event_type=kind, data=data) for kind, data in rest),
         )
+        self._owner.ask(self._store, request, _Answer(self._owner, batch), timeout=self._timeout)
 
-        def appended(outcome: JournalAppended | Failure) -> None:
-            for _, _, then in batch:
+
+class _Answer:
+    """The Store's answer to one append, handed to each of its events' ``then``."""
+
+    __slots__ = ("_batch", "_owner")
+
+    def __init__(
+        self, owner: OutboxOwner, batch: list[tuple[str, bytes, Then | None, Any]]
+    ) -> None:
+        self._owner = owner
+        self._batch = batch
+
+    def __call__(self, outcome: JournalAppended | Failure) -> None:
+        owner = self._owner
+        for _, _, then, _ in self._batch:
+            if then is None:
+                owner.journal_checked(outcome)
+            else:
                 then(outcome)
-
-        self._ask(self._store, request, appended, timeout=self._timeout)

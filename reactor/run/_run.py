@@ -68,8 +68,8 @@ registry are ``_executor``.
 
 from __future__ import annotations
 
-import collections
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
@@ -103,6 +103,7 @@ from reactor.run._done import RunDone
 from reactor.run._errors import RunCancelledError, RunFailedError, RunHaltedError
 from reactor.run._executor import Attempt, Cancellable, StepExecutor, executor_for
 from reactor.run._growth import plan_added, transformed
+from reactor.run._inputs import check_inputs
 from reactor.run._invoke import Err, Ok, Outcome, call_any, guarded, positional
 from reactor.run._middleware import RunInfo, RunOutcome, StepEvent, StepEventKind, notify
 from reactor.run._outbox import JournalOutbox
@@ -153,7 +154,8 @@ class Run(LoopActor[object]):
         stack: Reactor names from the outermost run down to this one.
         carrier: The trace context to start the run's span in.
         resume_reason: Why the run is being resumed (``RunResumed.reason``).
-        input_check: Re-checks replayed inputs: ``(raw) -> dict``.
+        input_check: Re-checks replayed inputs: ``(raw) -> dict`` (by default the
+            reactor's own input check, :func:`~reactor.run.check_inputs`).
         fresh: The run id was just made up, so its stream cannot exist: start
             dispatching without waiting for ``RunStarted`` to be durable.
         undo_only: Roll back a completed run (a composed run whose parent failed
@@ -200,7 +202,9 @@ class Run(LoopActor[object]):
         self._input_check = input_check
         self._fresh = fresh
         self._undo_only = undo_only
-        self._run_context: Mapping[str, Any] = MappingProxyType(dict(context or {}))
+        self._run_context: Mapping[str, Any] = (
+            MappingProxyType(dict(context)) if context else _NO_CONTEXT
+        )
         self._mw = services.middleware
         self._info = RunInfo(
             run_id=run_id,
@@ -217,8 +221,7 @@ class Run(LoopActor[object]):
         self._journal = JournalOutbox(
             self._stream,
             services.store,
-            ask=self.ask,
-            call_later=self.call_later,
+            owner=self,
             timeout=services.journal_timeout,
             linger=services.journal_linger,
         )
@@ -226,7 +229,9 @@ class Run(LoopActor[object]):
         self._cancel: str | None = None
         self._started = time.monotonic()
         self._timer: Any = None
-        self._stats: collections.Counter[str] = collections.Counter()
+        # Counts for RunOutcome.stats: plain ints, not a Counter (one object fewer per run).
+        self._n_attempts = self._n_completed = self._n_retries = 0
+        self._n_compensated = self._n_undone = 0
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -250,7 +255,7 @@ class Run(LoopActor[object]):
         if self._fresh:
             # A new id nobody else can have used: no need to wait for the journal to
             # confirm the stream is new before dispatching (the appends stay in order).
-            self._append(started, self._check_appended)
+            self._append(started)
             self._begin(resumed=False)
             return
         self._append(started, self._start_appended)
@@ -348,7 +353,6 @@ class Run(LoopActor[object]):
                 reason=self._resume_reason,
                 at=time.time(),
             ),
-            self._check_appended,
         )
         self._begin(resumed=True)
 
@@ -405,7 +409,7 @@ class Run(LoopActor[object]):
         self._inputs = apply_history(
             self._state,
             events,
-            input_check=self._input_check,
+            input_check=self._input_check or functools.partial(check_inputs, self._plan),
             replayed=self._replayed_event,
             context=self._restore_context,
         )
@@ -561,7 +565,7 @@ class Run(LoopActor[object]):
     def _skip(self, step: StepState, why: str) -> None:
         step.status = Status.SKIPPED
         now = time.time()
-        self._append(StepSkipped(step=step.spec.name, at=now), self._check_appended)
+        self._append(StepSkipped(step=step.spec.name, at=now))
         self._event(StepEventKind.SKIP, step, detail=why)
         self._state.settled(step.spec.name)
         self._dispatch_soon()
@@ -582,8 +586,8 @@ class Run(LoopActor[object]):
         step.status = Status.RUNNING
         step.started_at = now = time.time()
         self._running += 1
-        self._stats["attempts"] += 1
-        self._append(StepStarted(step=name, attempt=step.attempt, at=now), self._check_appended)
+        self._n_attempts += 1
+        self._append(StepStarted(step=name, attempt=step.attempt, at=now))
         trace = self._event(StepEventKind.START, step, want_context=True)
         attempt = self._attempt(step, executor, trace)
         try:
@@ -681,7 +685,7 @@ class Run(LoopActor[object]):
             failure = StepFailure("bad_step", f"the steps it added: {problem}")
             self._failed(step, failure, retry=False)
             return
-        self._append(StepsAdded(by=name, steps=described, at=time.time()), self._check_appended)
+        self._append(StepsAdded(by=name, steps=described, at=time.time()))
         self._state.add_dynamic(specs, replayed=False)
         self._info = _replace(self._info, steps=tuple(self._state.steps))
         for spec in specs.values():
@@ -704,7 +708,7 @@ class Run(LoopActor[object]):
         step.status = Status.DONE
         self._state.values[name] = value
         self._state.completed.append(name)
-        self._stats["completed"] += 1
+        self._n_completed += 1
         self._append(
             StepCompleted(
                 step=name,
@@ -714,7 +718,6 @@ class Run(LoopActor[object]):
                 at=now,
                 guarded=guarded,
             ),
-            self._check_appended,
         )
         if self._mw:
             self._event(StepEventKind.COMPLETE, step, value=value, duration=now - step.started_at)
@@ -753,7 +756,7 @@ class Run(LoopActor[object]):
             if isinstance(error, AskError) and error.failure.retry_after:
                 delay = max(delay, error.failure.retry_after)
             step.status = Status.WAITING
-            self._stats["retries"] += 1
+            self._n_retries += 1
             self._append(
                 StepFailed(
                     step=spec.name,
@@ -763,8 +766,7 @@ class Run(LoopActor[object]):
                     delay=delay,
                     started_at=step.started_at,
                     at=now,
-                ),
-                self._check_appended,
+                )
             )
             self._event(StepEventKind.RETRY, step, error=described, delay=delay)
             name = spec.name
@@ -810,7 +812,6 @@ class Run(LoopActor[object]):
                 started_at=step.started_at,
                 at=now,
             ),
-            self._check_appended,
         )
 
     def _fail_for_good(self, step: StepState, described: StepError) -> None:
@@ -873,17 +874,15 @@ class Run(LoopActor[object]):
                             will_retry=False,
                             started_at=step.started_at,
                             at=now,
-                        ),
-                        self._check_appended,
+                        )
                     )
                     self._append(
                         StepCompensated(
                             step=spec.name, decision="continue", value=raw, at=time.time()
-                        ),
-                        self._check_appended,
+                        )
                     )
                     self._event(StepEventKind.COMPENSATE, step, detail="continue")
-                    self._stats["compensated"] += 1
+                    self._n_compensated += 1
                     step.status = Status.DONE
                     step.ran = True  # rescued: completed like any other, so undone too
                     self._state.values[spec.name] = value
@@ -892,10 +891,7 @@ class Run(LoopActor[object]):
                     self._pump()
                     return
             case Retry():
-                self._append(
-                    StepCompensated(step=spec.name, decision="retry", at=time.time()),
-                    self._check_appended,
-                )
+                self._append(StepCompensated(step=spec.name, decision="retry", at=time.time()))
                 self._event(StepEventKind.COMPENSATE, step, detail="retry")
                 step.status = Status.RUNNING
                 self._retry_or_fail(
@@ -907,9 +903,7 @@ class Run(LoopActor[object]):
         reason = decision.reason if isinstance(decision, Fail) and decision.reason else ""
         if isinstance(outcome, Err):
             reason = f"compensate raised {type(outcome.error).__name__}: {outcome.error}"
-        self._append(
-            StepCompensated(step=spec.name, decision="fail", at=time.time()), self._check_appended
-        )
+        self._append(StepCompensated(step=spec.name, decision="fail", at=time.time()))
         self._event(StepEventKind.COMPENSATE, step, detail=f"fail {reason}".strip())
         if reason:
             described = StepError(
@@ -1058,8 +1052,8 @@ class Run(LoopActor[object]):
             error = RetryRequested(outcome.value.reason)
         if error is None:
             step.status = Status.UNDONE
-            self._stats["undone"] += 1
-            self._append(StepUndone(step=spec.name, at=time.time()), self._check_appended)
+            self._n_undone += 1
+            self._append(StepUndone(step=spec.name, at=time.time()))
             self._event(StepEventKind.UNDO_COMPLETE, step)
             self._roll_back()
             return
@@ -1080,9 +1074,7 @@ class Run(LoopActor[object]):
                 message=f"undo failed: {described.message}",
             )
         )
-        self._append(
-            StepUndoFailed(step=spec.name, error=described, at=time.time()), self._check_appended
-        )
+        self._append(StepUndoFailed(step=spec.name, error=described, at=time.time()))
         self._event(StepEventKind.UNDO_ERROR, step, error=described)
         self._roll_back()
 
@@ -1164,11 +1156,17 @@ class Run(LoopActor[object]):
 
     # ---- the journal and the end --------------------------------------------------------------
 
-    def _append(self, event: Any, then: Callable[[JournalAppended | Failure], object]) -> None:
-        """Journal ``event`` through the outbox; ``then(outcome)`` once it is durable."""
+    def _append(
+        self, event: Any, then: Callable[[JournalAppended | Failure], object] | None = None
+    ) -> None:
+        """Journal ``event`` through the outbox; ``then(outcome)`` once it is durable.
+
+        Without ``then``: :meth:`journal_checked` (a failure fails the run).
+        """
         self._journal.append(event, then)
 
-    def _check_appended(self, outcome: JournalAppended | Failure) -> None:
+    def journal_checked(self, outcome: JournalAppended | Failure) -> None:
+        """An event's append was answered: a failure to journal fails the run."""
         if isinstance(outcome, Failure):
             self._journal_failed(outcome)
 
@@ -1204,9 +1202,7 @@ class Run(LoopActor[object]):
             return
         if self._timer is not None:
             self._timer.cancel()
-        outcome = _replace(
-            outcome, duration=time.monotonic() - self._started, stats=dict(self._stats)
-        )
+        outcome = _replace(outcome, duration=time.monotonic() - self._started, stats=self._stats())
         notify(self._mw, "run_finished", self._info, outcome)
         if not self._done.done():
             match outcome.status:
@@ -1237,6 +1233,16 @@ class Run(LoopActor[object]):
                         )
                     )
         self.stop()
+
+    def _stats(self) -> dict[str, int]:
+        counts = (
+            ("attempts", self._n_attempts),
+            ("completed", self._n_completed),
+            ("retries", self._n_retries),
+            ("compensated", self._n_compensated),
+            ("undone", self._n_undone),
+        )
+        return {name: count for name, count in counts if count}
 
     # ---- middleware -------------------------------------------------------------------------
 
@@ -1284,6 +1290,10 @@ class Run(LoopActor[object]):
             self._pump()
         else:
             self._after_settle()
+
+
+_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
+"""The context of runs started without one (read-only, so all of them share it)."""
 
 
 class _SlotFree:
