@@ -38,7 +38,7 @@ from opentelemetry import trace
 from pykka.messages import _ActorStop
 
 import otel
-from actors._bridge import IoHandle
+from actors._bridge import IoBridge, IoHandle
 from actors._errors import AskError
 from actors._events import ActorCrashed, ActorStarted, ActorStopped
 from actors._local import check_may_block, forbid_blocking
@@ -226,25 +226,26 @@ class Ref(Generic[M]):
         )
 
 
-class _Piped:
-    """Where the outcome of one ``pipe_to_self`` coroutine goes."""
+class _Piped(IoHandle):
+    """One ``pipe_to_self`` coroutine: its handle, and where its outcome goes."""
 
-    __slots__ = ("answer", "handle", "io", "label", "target", "then")
+    __slots__ = ("answer", "io", "label", "target", "then")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - one object instead of a handle and a callback
         self,
+        name: str,
+        bridge: IoBridge,
         target: pykka.ActorRef[Any],
         then: Callable[[Any], object],
         io: set[IoHandle],
-        label: str,
         answer: Deferred[Any] | None,
     ) -> None:
+        super().__init__(name, bridge)
         self.target = target
         self.then = then
         self.io = io
-        self.label = label
+        self.label = f"io {name}"
         self.answer = answer
-        self.handle: IoHandle | None = None
 
     def deliver(self, outcome: object, carrier: dict[str, str] | None) -> None:
         """On the I/O loop: queue the outcome for the actor, then answer the asker."""
@@ -257,8 +258,51 @@ class _Piped:
 
     def finished(self, outcome: object) -> None:
         """On the actor's thread."""
-        self.io.discard(cast("IoHandle", self.handle))
+        self.io.discard(self)
         self.then(outcome)
+
+
+class _Deadline:
+    """An actor's ask past its deadline: answer it with a timeout (one object, not a closure)."""
+
+    __slots__ = ("message", "ref", "reply", "waited")
+
+    def __init__(self, reply: ActorReply, ref: Ref[Any], message: object, waited: float) -> None:
+        self.reply = reply
+        self.ref = ref
+        self.message = message
+        self.waited = waited
+
+    def __call__(self) -> None:
+        # The failure is built only if the deadline fires: nearly every ask is answered first.
+        self.reply.resolve(self.ref._timeout(self.message, self.waited))
+
+
+class _Fire:
+    """A timer of an actor's ``call_later``: queue ``fn`` as a callback message when due."""
+
+    __slots__ = ("carrier", "fn", "label", "target")
+
+    def __init__(
+        self,
+        target: pykka.ActorRef[Any],
+        fn: Callable[[], object],
+        carrier: dict[str, str] | None,
+        label: str,
+    ) -> None:
+        self.target = target
+        self.fn = fn
+        self.carrier = carrier
+        self.label = label
+
+    def __call__(self) -> None:
+        try:
+            self.target.tell(Callback(self._run, None, self.carrier, self.label))
+        except pykka.ActorDeadError:
+            return  # the actor stopped; its timers die with it
+
+    def _run(self, _: object) -> None:
+        self.fn()
 
 
 class Deferred(Generic[T]):
@@ -329,7 +373,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             super().__init__()
         self.log = _log  # the actor name is bound on the actor thread (contextvars)
         self._current: Reply | None = None
-        self._deferred: set[Reply] = set()
+        self._deferred: set[Reply] | None = None  # made by the first defer_reply()
         self._io: set[IoHandle] = set()
         self._exit_reported = False
         self._span_name = f"{self.name} "
@@ -404,8 +448,11 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             msg = f"{self.name}: defer_reply() called outside the handling of an ask"
             raise RuntimeError(msg)
         self._current = None
-        self._deferred.add(reply)
-        return Deferred(reply, self._deferred)
+        deferred = self._deferred
+        if deferred is None:
+            deferred = self._deferred = set()
+        deferred.add(reply)
+        return Deferred(reply, deferred)
 
     def pipe_to_self(
         self,
@@ -427,10 +474,11 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         no-op), and whoever answers the reply first wins, as always.
         """
         label = name or str(getattr(coro, "__qualname__", "coroutine"))
-        piped = _Piped(self.actor_ref, then, self._io, f"io {label}", answer)
-        handle = piped.handle = self._rt.bridge.submit(coro, piped.deliver, label)
-        self._io.add(handle)
-        return handle
+        bridge = self._rt.bridge
+        piped = _Piped(label, bridge, self.actor_ref, then, self._io, answer)
+        bridge.run_with(piped, coro)
+        self._io.add(piped)
+        return piped
 
     def ask(
         self,
@@ -451,9 +499,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         # On the timer thread even for a loop actor: the answer usually cancels the
         # deadline from another thread, which a loop timer would notice only when due.
         reply.timer = self._rt.timers.call_later(
-            remaining,
-            # Built only if the deadline fires: nearly every ask is answered first.
-            lambda: reply.resolve(ref._timeout(stamped, remaining)),
+            remaining, _Deadline(reply, ref, stamped, remaining)
         )
         ref.send_request(stamped, reply)
 
@@ -478,17 +524,9 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
         The callback's span continues the trace that was current when it was scheduled.
         """
-        target = self.actor_ref
         label = f"timer {name or getattr(fn, '__qualname__', 'callback')}"
         carrier = otel.inject() if otel.enabled() else None
-
-        def fire() -> None:
-            try:
-                target.tell(Callback(lambda _: fn(), None, carrier, label))
-            except pykka.ActorDeadError:
-                return  # the actor stopped; its timers die with it
-
-        return self._after(delay, fire)
+        return self._after(delay, _Fire(self.actor_ref, fn, carrier, label))
 
     def _after(self, delay: float, fire: Callable[[], object]) -> TimerHandle:
         """A timer: on the loop for a loop actor (no thread hop when it fires)."""
@@ -637,9 +675,10 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         if self._current is not None and self._current.resolve(failure):
             failed += 1
         self._current = None
-        for reply in list(self._deferred):
-            failed += reply.resolve(failure)
-        self._deferred.clear()
+        if self._deferred:
+            for reply in list(self._deferred):
+                failed += reply.resolve(failure)
+            self._deferred.clear()
         failed += self._drain_mailbox(failure)
         for handle in list(self._io):
             handle.cancel()

@@ -618,22 +618,14 @@ class Run(LoopActor[object]):
 
     def attempt_pipe(self, attempt: Attempt[Any], coro: Coroutine[Any, Any, Any]) -> Cancellable:
         """Run ``coro`` on the loop; its outcome is this attempt's."""
-        name = attempt.spec.name
-        return self.pipe_to_self(
-            coro, lambda reply: self.attempt_deliver(attempt, reply), name=f"step {name}"
-        )
+        return self.pipe_to_self(coro, attempt.delivered, name=f"step {attempt.spec.name}")
 
     def attempt_ask(self, attempt: Attempt[Any], to: Ref[Any], request: Any) -> None:
         """Ask ``to``; its answer is this attempt's outcome (``timeout``: the step's)."""
         ctx = attempt.trace
         token = otel_context.attach(ctx) if ctx is not None else None
         try:
-            self.ask(
-                to,
-                request,
-                lambda reply: self.attempt_deliver(attempt, reply),
-                timeout=attempt.spec.timeout,
-            )
+            self.ask(to, request, attempt.delivered, timeout=attempt.spec.timeout)
         finally:
             if token is not None:
                 otel_context.detach(token)
