@@ -262,22 +262,6 @@ class _Piped(IoHandle):
         self.then(outcome)
 
 
-class _Deadline:
-    """An actor's ask past its deadline: answer it with a timeout (one object, not a closure)."""
-
-    __slots__ = ("message", "ref", "reply", "waited")
-
-    def __init__(self, reply: ActorReply, ref: Ref[Any], message: object, waited: float) -> None:
-        self.reply = reply
-        self.ref = ref
-        self.message = message
-        self.waited = waited
-
-    def __call__(self) -> None:
-        # The failure is built only if the deadline fires: nearly every ask is answered first.
-        self.reply.resolve(self.ref._timeout(self.message, self.waited))
-
-
 class _Fire:
     """A timer of an actor's ``call_later``: queue ``fn`` as a callback message when due."""
 
@@ -498,9 +482,8 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         )
         # On the timer thread even for a loop actor: the answer usually cancels the
         # deadline from another thread, which a loop timer would notice only when due.
-        reply.timer = self._rt.timers.call_later(
-            remaining, _Deadline(reply, ref, stamped, remaining)
-        )
+        reply.expires(ref, stamped, remaining)
+        reply.timer = self._rt.timers.call_later(remaining, reply)
         ref.send_request(stamped, reply)
 
     def schedule(self, delay: float, message: M) -> TimerHandle:

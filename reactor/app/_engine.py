@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import itertools
 import os
 import random
@@ -301,10 +302,10 @@ class Engine:
             locator = locate(reactor)
         except ValueError:
             locator = ""
-        options = RunOptions(
-            max_concurrency=max_concurrency or plan.max_concurrency or self.max_concurrency,
-            timeout=timeout if timeout is not None else plan.timeout,
-            concurrency_key=concurrency_key,
+        options = _options(
+            max_concurrency or plan.max_concurrency or self.max_concurrency,
+            timeout if timeout is not None else plan.timeout,
+            concurrency_key,
         )
         return run_id or new_run_id(), values, raw, options, locator
 
@@ -319,8 +320,11 @@ class Engine:
         return ChildSpec(
             name=f"run:{run_id}",
             actor=Run,
-            args=(services, reactor, run_id),
+            # One dict, no args tuple: the supervisor keeps the spec while the run lives.
             kwargs={
+                "services": services,
+                "reactor": reactor,
+                "run_id": run_id,
                 "done": done,
                 **kwargs,
             },
@@ -767,6 +771,16 @@ class Engine:
 
     def _where(self) -> str:
         return f"store {self.store.name}"
+
+
+@functools.lru_cache(maxsize=64)
+def _options(
+    max_concurrency: int, timeout: float | None, concurrency_key: str | None
+) -> RunOptions:
+    """The (frozen) options of a new run: runs that share their options share one object."""
+    return RunOptions(
+        max_concurrency=max_concurrency, timeout=timeout, concurrency_key=concurrency_key
+    )
 
 
 def run_context(context: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -113,7 +113,9 @@ class JournalOutbox:
             if self._linger <= 0:
                 self.flush()
             else:
-                self._owner.call_later(self._linger, self.flush, name="journal flush")
+                # The outbox is its own timer callback (``__call__`` is ``flush``): no
+                # bound method lives with every run's lingering events.
+                self._owner.call_later(self._linger, self, name="journal flush")
 
     def _elide_started(self, step: str, attempt: int) -> None:
         """Drop the waiting ``StepStarted`` of the attempt whose ``StepCompleted`` joins it."""
@@ -123,6 +125,10 @@ class JournalOutbox:
             if started is not None and started == (step, attempt):
                 events[index] = ("", b"", then, None)  # its ``then`` is still answered
                 return
+
+    def __call__(self) -> None:
+        """The linger is over: :meth:`flush`."""
+        self.flush()
 
     def flush(self) -> None:
         """Send what waits now, as one append."""
