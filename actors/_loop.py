@@ -12,6 +12,8 @@ own, as they would on a thread of its own). So:
   hop: at most one ``call_soon`` per turn of the run queue;
 * mail sent from another thread wakes the loop with one ``call_soon_threadsafe`` for
   everything that arrives before the loop runs the queue;
+* a pass of the run queue serves at most :data:`PASS` mailboxes, then the loop's
+  other callbacks (I/O, tasks) run before the next pass;
 * an actor is in the run queue at most once, and only the loop thread runs turns, so
   one actor never handles two messages at once (the serial guarantee), and a turn
   never runs inside another actor's handler.
@@ -41,7 +43,17 @@ if TYPE_CHECKING:
 
     from actors._bridge import IoBridge
 
-__all__ = ["TURN", "LoopScheduler", "LoopTimers", "Mailbox", "StopFlag"]
+__all__ = ["PASS", "TURN", "LoopScheduler", "LoopTimers", "Mailbox", "StopFlag"]
+
+PASS = 64
+"""Mailboxes one pass of the run queue serves before the loop runs its other callbacks.
+
+With thousands of loop actors ready at once (a burst of runs), a pass over all of them
+would leave what their turns started (tasks, I/O outcomes, answers) waiting until every
+one had its turn: each run's work would come back a whole burst later, and everything
+it made meanwhile would live long enough for the garbage collector's oldest
+generation, which then collects (and walks every live object) again and again. Short
+passes let that work finish, and its objects die, while they are young."""
 
 TURN = 64
 """Messages one actor handles per turn before the others (and the loop's I/O) get theirs."""
@@ -89,9 +101,10 @@ class LoopScheduler:
 
     def _run(self) -> None:
         ready = self._ready
-        # Only the mailboxes queued so far: those queued by these turns wait for the
-        # next pass, so I/O callbacks get the loop in between.
-        for _ in range(len(ready)):
+        # At most PASS of the mailboxes queued so far: those queued by these turns, and
+        # the rest, wait for the next pass, so I/O callbacks and tasks get the loop in
+        # between.
+        for _ in range(min(len(ready), PASS)):
             mailbox = ready.popleft()
             try:
                 mailbox.turn()
