@@ -70,7 +70,17 @@ class JournalOutbox:
         seq: Events sent so far: the sequence number the next append expects.
     """
 
-    __slots__ = ("_armed", "_events", "_linger", "_owner", "_store", "_stream", "_timeout", "seq")
+    __slots__ = (
+        "_armed",
+        "_events",
+        "_linger",
+        "_owner",
+        "_started",
+        "_store",
+        "_stream",
+        "_timeout",
+        "seq",
+    )
 
     def __init__(
         self,
@@ -90,6 +100,9 @@ class JournalOutbox:
         # the event itself is not kept, and without a ``then`` of its own an entry
         # holds no object the garbage collector has to walk.
         self._events: list[tuple[str, bytes, Then | None, tuple[str, int] | None]] = []
+        # Step name to the index of its waiting StepStarted (str to int: a dict the
+        # garbage collector does not track).
+        self._started: dict[str, int] = {}
         self._armed = False
         self.seq = 0
 
@@ -102,7 +115,10 @@ class JournalOutbox:
         # and leaves what is already queued intact (it is still sent when the run stops).
         data = msgspec.json.encode(event)
         kind = type(event)
-        started = (event.step, event.attempt) if kind is StepStarted else None
+        started = None
+        if kind is StepStarted:
+            started = (event.step, event.attempt)
+            self._started[event.step] = len(self._events)
         self._events.append((kind.__name__, data, then, started))
         if kind is StepCompleted:
             self._elide_started(event.step, event.attempt)
@@ -119,12 +135,13 @@ class JournalOutbox:
 
     def _elide_started(self, step: str, attempt: int) -> None:
         """Drop the waiting ``StepStarted`` of the attempt whose ``StepCompleted`` joins it."""
+        index = self._started.pop(step, None)
+        if index is None:
+            return
         events = self._events
-        for index in range(len(events) - 2, -1, -1):
-            _, _, then, started = events[index]
-            if started is not None and started == (step, attempt):
-                events[index] = ("", b"", then, None)  # its ``then`` is still answered
-                return
+        _, _, then, started = events[index]
+        if started == (step, attempt):
+            events[index] = ("", b"", then, None)  # its ``then`` is still answered
 
     def __call__(self) -> None:
         """The linger is over: :meth:`flush`."""
@@ -134,6 +151,7 @@ class JournalOutbox:
         """Send what waits now, as one append."""
         self._armed = False
         batch, self._events = self._events, []
+        self._started.clear()
         kept = [(kind, data) for kind, data, _, _ in batch if kind]
         if not kept:  # nothing waits (a StepStarted is only left out for its StepCompleted)
             return
