@@ -18,7 +18,7 @@ ends within the linger costs one row, not two. Replay and the CLI's fold read a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 
@@ -165,24 +165,48 @@ class JournalOutbox:
             expected_seq=expected,
             more=tuple(JournalEvent(event_type=kind, data=data) for kind, data in rest),
         )
-        self._owner.ask(self._store, request, _Answer(self._owner, batch), timeout=self._timeout)
+        self._owner.ask(self._store, request, _answer(self._owner, batch), timeout=self._timeout)
+
+
+def _answer(owner: OutboxOwner, batch: list[tuple[str, bytes, Then | None, Any]]) -> _Answer:
+    checked = False
+    then: Then | list[Then] | None = None
+    for _, _, each, _ in batch:
+        if each is None:
+            checked = True
+        elif then is None:
+            then = each
+        elif type(then) is list:
+            then.append(each)
+        else:
+            then = [cast("Then", then), each]
+    return _Answer(owner, checked, then)
 
 
 class _Answer:
-    """The Store's answer to one append, handed to each of its events' ``then``."""
+    """The Store's answer to one append, handed on to what waits for its events.
 
-    __slots__ = ("_batch", "_owner")
+    The events appended without a ``then`` of their own need one call of the owner's
+    ``journal_checked`` (which only acts on a failure, and fails the run once); the
+    others' ``then`` are called in order after it. Nearly every batch has one ``then``
+    at most (a run's first or ending event), so no list is kept for it.
+    """
 
-    def __init__(
-        self, owner: OutboxOwner, batch: list[tuple[str, bytes, Then | None, Any]]
-    ) -> None:
+    __slots__ = ("_checked", "_owner", "_then")
+
+    def __init__(self, owner: OutboxOwner, checked: bool, then: Then | list[Then] | None) -> None:
         self._owner = owner
-        self._batch = batch
+        self._checked = checked
+        self._then = then
 
     def __call__(self, outcome: JournalAppended | Failure) -> None:
-        owner = self._owner
-        for _, _, then, _ in self._batch:
-            if then is None:
-                owner.journal_checked(outcome)
-            else:
-                then(outcome)
+        if self._checked:
+            self._owner.journal_checked(outcome)
+        then = self._then
+        if then is None:
+            return
+        if type(then) is list:
+            for each in then:
+                each(outcome)
+        else:
+            cast("Then", then)(outcome)

@@ -226,6 +226,7 @@ class Run(LoopActor[object]):
             linger=services.journal_linger,
         )
         self._halt: tuple[str, str] | None = None
+        self._ending: RunOutcome | None = None  # how the run ends, once that is journaled
         self._cancel: str | None = None
         self._started = time.monotonic()
         self._timer: Any = None
@@ -934,9 +935,9 @@ class Run(LoopActor[object]):
         )
         self._mode = Mode.FINISHING
         raw = self._values_raw(returns)
-        self._append(
+        self._append_end(
             RunCompleted(run_id=self._run_id, value=raw, at=time.time()),
-            lambda outcome: self._ended(outcome, RunOutcome(status="completed", value=value)),
+            RunOutcome(status="completed", value=value),
         )
 
     def _values_raw(self, name: str) -> msgspec.Raw:
@@ -956,11 +957,9 @@ class Run(LoopActor[object]):
                     return
                 step, reason = self._halt or ("", "halted")
                 self._mode = Mode.FINISHING
-                self._append(
+                self._append_end(
                     RunHalted(run_id=self._run_id, step=step, reason=reason, at=time.time()),
-                    lambda outcome: self._ended(
-                        outcome, RunOutcome(status="halted", reason=reason)
-                    ),
+                    RunOutcome(status="halted", reason=reason),
                 )
             case Mode.ROLLING_BACK:
                 self._roll_back()
@@ -1074,22 +1073,22 @@ class Run(LoopActor[object]):
         self._mode = Mode.FINISHING
         if self._undo_only:
             errors = tuple(self._state.errors)
-            self._append(
+            self._append_end(
                 RunUndone(run_id=self._run_id, errors=errors, at=time.time()),
-                lambda outcome: self._ended(outcome, RunOutcome(status="undone", errors=errors)),
+                RunOutcome(status="undone", errors=errors),
             )
             return
         if self._cancel is not None:
             reason = self._cancel
-            self._append(
+            self._append_end(
                 RunCancelled(run_id=self._run_id, reason=reason, at=time.time()),
-                lambda outcome: self._ended(outcome, RunOutcome(status="cancelled", reason=reason)),
+                RunOutcome(status="cancelled", reason=reason),
             )
             return
         errors = tuple(self._state.errors)
-        self._append(
+        self._append_end(
             RunFailed(run_id=self._run_id, errors=errors, at=time.time()),
-            lambda outcome: self._ended(outcome, RunOutcome(status="failed", errors=errors)),
+            RunOutcome(status="failed", errors=errors),
         )
 
     # ---- 6. cancel and timeout --------------------------------------------------------------
@@ -1156,6 +1155,16 @@ class Run(LoopActor[object]):
         Without ``then``: :meth:`journal_checked` (a failure fails the run).
         """
         self._journal.append(event, then)
+
+    def _append_end(self, event: Any, outcome: RunOutcome) -> None:
+        """Journal the event that ends the run; once it is durable, answer with ``outcome``."""
+        self._ending = outcome
+        self._append(event, self._end_appended)
+
+    def _end_appended(self, appended: JournalAppended | Failure) -> None:
+        ending = self._ending
+        assert ending is not None  # set before the event was appended
+        self._ended(appended, ending)
 
     def journal_checked(self, outcome: JournalAppended | Failure) -> None:
         """An event's append was answered: a failure to journal fails the run."""
