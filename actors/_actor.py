@@ -44,7 +44,7 @@ from actors._events import ActorCrashed, ActorStarted, ActorStopped
 from actors._local import check_may_block, forbid_blocking
 from actors._loop import TURN, Mailbox, StopFlag
 from actors._messages import Failure, FailureKind, Message, Request
-from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply
+from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply, post
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope
@@ -227,9 +227,16 @@ class Ref(Generic[M]):
 
 
 class _Piped(IoHandle):
-    """One ``pipe_to_self`` coroutine: its handle, and where its outcome goes."""
+    """One ``pipe_to_self`` coroutine: its handle, and where its outcome goes.
 
-    __slots__ = ("answer", "io", "label", "target", "then")
+    To an actor on the loop it is also the mailbox item that brings the outcome
+    (see :func:`~actors._reply.post`).
+    """
+
+    __slots__ = ("answer", "io", "label", "target", "then", "trace", "value")
+
+    reply_to = None
+    """As a mailbox item: no pykka future waits for it."""
 
     def __init__(  # noqa: PLR0917 - one object instead of a handle and a callback
         self,
@@ -246,13 +253,30 @@ class _Piped(IoHandle):
         self.io = io
         self.label = f"io {name}"
         self.answer = answer
+        self.value: object = None
+        self.trace: dict[str, str] | None = None
+
+    @property
+    def message(self) -> _Piped:
+        """As a mailbox item: itself."""
+        return self
+
+    @property
+    def fn(self) -> Callable[[Any], object]:
+        """As a mailbox item: what the outcome is handed to."""
+        return self.finished
 
     def deliver(self, outcome: object, carrier: dict[str, str] | None) -> None:
         """On the I/O loop: queue the outcome for the actor, then answer the asker."""
-        try:
-            self.target.tell(Callback(self.finished, outcome, carrier, self.label))
-        except pykka.ActorDeadError:
+        self.value, self.trace = outcome, carrier
+        posted = post(self.target, self)
+        if posted is False:
             return  # the actor stopped, and answered every reply it held as it did
+        if posted is None:
+            try:
+                self.target.tell(Callback(self.finished, outcome, carrier, self.label))
+            except pykka.ActorDeadError:
+                return
         if self.answer is not None:
             self.answer._reply.resolve(outcome)
 
@@ -260,6 +284,10 @@ class _Piped(IoHandle):
         """On the actor's thread."""
         self.io.discard(self)
         self.then(outcome)
+
+
+_POSTED = frozenset({_Piped, ActorReply})
+"""Mailbox items that are their own :class:`Callback` (see ``actors._reply.post``)."""
 
 
 class _Fire:
@@ -566,7 +594,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 )
                 return None
             self._current = reply
-        elif kind is Callback:
+        elif kind is Callback or kind in _POSTED:
             self._dispatch(message.fn, message.value, message.trace, message.label)
             return None
         else:
@@ -683,7 +711,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 failed += item.reply.resolve(failure)
             elif envelope.reply_to is not None:  # a raw pykka ask
                 envelope.reply_to.set_exception(exc_info=(AskError, AskError(failure), None))
-            elif type(item) is not Callback:
+            elif type(item) is not Callback and type(item) not in _POSTED:
                 self._rt.dead_letters.record(self.name, item, "actor stopped with it queued")
         return failed
 

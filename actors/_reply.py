@@ -24,12 +24,13 @@ import pykka
 
 import otel
 from actors._handoff import handoff_for
+from actors._loop import Mailbox
 from actors._messages import Failure
 
 if TYPE_CHECKING:
     from actors._timers import TimerHandle
 
-__all__ = ["ActorReply", "AsyncReply", "Callback", "Reply", "SyncReply"]
+__all__ = ["ActorReply", "AsyncReply", "Callback", "Reply", "SyncReply", "post"]
 
 
 _claims = _thread.allocate_lock()
@@ -157,15 +158,48 @@ class _Asked(Protocol):
     def _timeout(self, message: object, waited: float) -> Failure: ...
 
 
+def post(target: pykka.ActorRef[Any], item: Any) -> bool | None:
+    """Put ``item`` in ``target``'s mailbox as it is, if ``target`` runs on the loop.
+
+    ``item`` is then its own envelope and :class:`Callback`: it has ``message`` (itself),
+    ``reply_to`` (``None``), ``fn``, ``value``, ``trace`` and ``label``. One object per
+    answer or outcome waiting for its actor's turn, instead of three. Returns ``None``
+    when ``target`` has a thread (the caller tells it a :class:`Callback` instead),
+    ``False`` when it has stopped.
+    """
+    inbox = target.actor_inbox
+    if type(inbox) is not Mailbox:
+        return None
+    if target.actor_stopped.is_set():
+        return False
+    inbox.put(item)
+    return True
+
+
 class ActorReply(Reply):
     """A slot that sends the answer to the asking actor as a :class:`Callback`.
+
+    To an actor on the loop it is its own mailbox item (see :func:`post`).
 
     It is also its own deadline: called (by the timer set for the ask), it answers with
     the timeout failure of the asked ref, ``ref._timeout(request, waited)`` (one object
     per ask in flight instead of a slot and a closure).
     """
 
-    __slots__ = ("_asked", "_fn", "_label", "_owner", "_request", "_waited", "timer")
+    __slots__ = (
+        "_asked",
+        "_fn",
+        "_label",
+        "_owner",
+        "_request",
+        "_waited",
+        "timer",
+        "trace",
+        "value",
+    )
+
+    reply_to = None
+    """As a mailbox item: no pykka future waits for it."""
 
     def __init__(self, owner: pykka.ActorRef[Any], fn: Callable[[Any], object], label: str) -> None:
         super().__init__()
@@ -176,6 +210,23 @@ class ActorReply(Reply):
         self._asked: _Asked | None = None
         self._request: object = None
         self._waited = 0.0
+        self.value: object = None
+        self.trace: dict[str, str] | None = None
+
+    @property
+    def message(self) -> ActorReply:
+        """As a mailbox item: itself."""
+        return self
+
+    @property
+    def fn(self) -> Callable[[Any], object]:
+        """As a mailbox item: what the answer is handed to."""
+        return self._fn
+
+    @property
+    def label(self) -> str:
+        """As a mailbox item: its name in spans and logs."""
+        return self._label
 
     def expires(self, asked: _Asked, request: object, waited: float) -> None:
         """What calling the slot answers: ``asked._timeout(request, waited)``."""
@@ -196,6 +247,9 @@ class ActorReply(Reply):
             timer.cancel()
         self._request = None
         carrier = otel.inject() if otel.enabled() else None
+        self.value, self.trace = value, carrier
+        if post(self._owner, self) is not None:
+            return  # posted, or the asker stopped meanwhile: nobody is owed it any more
         try:
             self._owner.tell(Callback(self._fn, value, carrier, self._label))
         except pykka.ActorDeadError:
