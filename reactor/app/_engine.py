@@ -80,21 +80,24 @@ DEFAULT_MAX_DEPTH = 16
 """How deep runs may compose runs (a run and its composed runs, down to the deepest)."""
 
 
-class RunHandle:
+class RunHandle(RunDone):
     """A started run: wait for its result, or cancel it.
+
+    It is the run's outcome slot too (a :class:`~reactor.run.RunDone`): the Run actor
+    sets it when the run ends, so a run costs its caller one object, not two.
 
     Attributes:
         run_id: The run's id (``reactor runs show RUN_ID``).
         reactor: The reactor's name.
     """
 
-    __slots__ = ("_done", "_ref", "reactor", "run_id")
+    __slots__ = ("_ref", "reactor", "run_id")
 
-    def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None, done: RunDone) -> None:
+    def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None = None) -> None:
+        super().__init__()
         self.run_id = run_id
         self.reactor = reactor
         self._ref = ref
-        self._done = done
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id} of {self.reactor}>"
@@ -105,7 +108,7 @@ class RunHandle:
         Raises:
             TimeoutError: ``timeout`` seconds passed first (the run goes on).
         """
-        return self._done.result(timeout)
+        return super().result(timeout)
 
     async def result_async(self) -> Any:
         """:meth:`result` for asyncio code.
@@ -113,11 +116,7 @@ class RunHandle:
         The run's end wakes the caller's loop through its hand-off queue: many runs
         ending together cost that loop one wake-up, not one each.
         """
-        return await self._done.future()
-
-    def done(self) -> bool:
-        """Whether the run has ended."""
-        return self._done.done()
+        return await self.future()
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop the run: running attempts are cancelled, completed steps undone."""
@@ -419,11 +418,11 @@ class Engine:
             timeout=timeout,
             concurrency_key=concurrency_key,
         )
-        done = RunDone()
+        handle = RunHandle(rid, reactor.__plan__.reactor)
         spec = self._spec(
             reactor,
             rid,
-            done,
+            handle,
             self._services_for(middleware),
             inputs=values,
             raw_inputs=raw,
@@ -433,7 +432,7 @@ class Engine:
             fresh=run_id is None,
             context=run_context(context),
         )
-        return spec, RunHandle(rid, reactor.__plan__.reactor, None, done)
+        return spec, handle
 
     def run(
         self,
@@ -459,7 +458,7 @@ class Engine:
         """:meth:`run` for asyncio code."""
         handle = await self.start_async(reactor, inputs, **options)
         # The outcome's future itself, not result_async(): one coroutine fewer per run.
-        return await handle._done.future()
+        return await handle.future()
 
     async def _start_child(
         self,
@@ -702,11 +701,11 @@ class Engine:
         reactor = self._load(started)
         known = {f.name for f in dataclasses.fields(RunOptions)}
         options = RunOptions(**{k: v for k, v in started.options.items() if k in known})
-        done = RunDone()
+        handle = RunHandle(run_id, started.reactor)
         spec = self._spec(
             reactor,
             run_id,
-            done,
+            handle,
             self._services_for(middleware),
             inputs=None,
             raw_inputs=None,
@@ -715,8 +714,8 @@ class Engine:
             parent=started.parent,
             resume_reason=reason,
         )
-        ref = self._spawn(spec, run_id)
-        return RunHandle(run_id, started.reactor, ref, done)
+        handle._ref = self._spawn(spec, run_id)
+        return handle
 
     @staticmethod
     def _load(started: RunStarted) -> type[Reactor]:

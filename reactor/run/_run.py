@@ -206,14 +206,19 @@ class Run(LoopActor[object]):
             MappingProxyType(dict(context)) if context else _NO_CONTEXT
         )
         self._mw = services.middleware
-        self._info = RunInfo(
-            run_id=run_id,
-            reactor=self._plan.reactor,
-            parent=parent,
-            stack=self._stack,
-            steps=tuple(self._plan.steps),
-            carrier=carrier,
-            context=self._run_context,
+        # Only middleware reads the RunInfo: a run nobody observes shares a placeholder.
+        self._info = (
+            RunInfo(
+                run_id=run_id,
+                reactor=self._plan.reactor,
+                parent=parent,
+                stack=self._stack,
+                steps=tuple(self._plan.steps),
+                carrier=carrier,
+                context=self._run_context,
+            )
+            if self._mw
+            else _UNOBSERVED
         )
         self._state = RunState(self._plan)
         self._running = 0
@@ -366,7 +371,8 @@ class Run(LoopActor[object]):
             self.stop()
             return
         self._apply_history(events[:-1])
-        notify(self._mw, "run_started", _replace(self._info, resumed=True))
+        if self._mw:
+            notify(self._mw, "run_started", _replace(self._info, resumed=True))
         self._mode = Mode.ROLLING_BACK
         self._roll_back()
 
@@ -418,7 +424,8 @@ class Run(LoopActor[object]):
     def _restore_context(self, context: dict[str, Any]) -> None:
         """The run's context, read back from its ``RunStarted``."""
         self._run_context = MappingProxyType(context)
-        self._info = _replace(self._info, context=self._run_context)
+        if self._mw:
+            self._info = _replace(self._info, context=self._run_context)
 
     def _replayed_event(
         self, kind: StepEventKind, step: StepState, at: float, started_at: float | None = None
@@ -440,7 +447,7 @@ class Run(LoopActor[object]):
             )
 
     def _begin(self, *, resumed: bool) -> None:
-        if resumed:
+        if resumed and self._mw:
             self._info = _replace(self._info, resumed=True, steps=tuple(self._state.steps))
         notify(self._mw, "run_started", self._info)
         timeout = self._options.timeout
@@ -680,7 +687,8 @@ class Run(LoopActor[object]):
             return
         self._append(StepsAdded(by=name, steps=described, at=time.time()))
         self._state.add_dynamic(specs, replayed=False)
-        self._info = _replace(self._info, steps=tuple(self._state.steps))
+        if self._mw:
+            self._info = _replace(self._info, steps=tuple(self._state.steps))
         for spec in specs.values():
             self._event(StepEventKind.ADDED, self._state.steps[spec.name], detail=f"by {name}")
         step.ran = True
@@ -1292,6 +1300,9 @@ class Run(LoopActor[object]):
         else:
             self._after_settle()
 
+
+_UNOBSERVED = RunInfo(run_id="", reactor="")
+"""The RunInfo of runs without middleware: never read (only middleware hooks read it)."""
 
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 """The context of runs started without one (read-only, so all of them share it)."""
