@@ -84,6 +84,12 @@ def engine(system: System, tmp_path: Path) -> Iterator[Engine]:
         running.close()
 
 
+def _release(system: System) -> None:
+    event = GATE.event
+    assert event is not None
+    system.bridge.loop.call_soon_threadsafe(event.set)
+
+
 def _tracked() -> int:
     gc.collect()
     return len(gc.get_objects())
@@ -97,9 +103,7 @@ def test_a_live_run_keeps_few_objects_for_the_garbage_collector(
     GATE.arrived = 0
     warm = engine.start(Held, {"n": 0})  # imports, the first commit, the gate's event
     assert GATE.all_in.wait(10)
-    gate = GATE.event
-    assert gate is not None
-    system.bridge.loop.call_soon_threadsafe(gate.set)
+    _release(system)
     assert warm.result(10) == 0
     GATE.event = None
     GATE.expected, GATE.arrived = RUNS, 0
@@ -109,8 +113,6 @@ def test_a_live_run_keeps_few_objects_for_the_garbage_collector(
     handles: list[Any] = [engine.start(Held, {"n": n}) for n in range(RUNS)]
     assert GATE.all_in.wait(30), f"only {GATE.arrived} of {RUNS} runs reached the gate"
     per_run = (_tracked() - before) / RUNS
-    gate = GATE.event
-    assert gate is not None
-    system.bridge.loop.call_soon_threadsafe(gate.set)
+    _release(system)
     assert [h.result(30) for h in handles] == [2 * n for n in range(RUNS)]
     assert per_run <= MAX_OBJECTS_PER_RUN, f"{per_run:.1f} tracked objects per live run"
