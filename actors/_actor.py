@@ -286,14 +286,18 @@ class _Piped(IoHandle):
         self.then(outcome)
 
 
-_POSTED = frozenset({_Piped, ActorReply})
-"""Mailbox items that are their own :class:`Callback` (see ``actors._reply.post``)."""
-
-
 class _Fire:
-    """A timer of an actor's ``call_later``: queue ``fn`` as a callback message when due."""
+    """A timer of an actor's ``call_later``: queue ``fn`` as a callback message when due.
 
-    __slots__ = ("carrier", "fn", "label", "target")
+    To an actor on the loop it is its own mailbox item (see ``actors._reply.post``).
+    """
+
+    __slots__ = ("_call", "label", "target", "trace")
+
+    reply_to = None
+    """As a mailbox item: no pykka future waits for it."""
+    value = None
+    """As a mailbox item: what ``fn`` is called with (nothing)."""
 
     def __init__(
         self,
@@ -303,18 +307,34 @@ class _Fire:
         label: str,
     ) -> None:
         self.target = target
-        self.fn = fn
-        self.carrier = carrier
+        self._call = fn
+        self.trace = carrier
         self.label = label
 
+    @property
+    def message(self) -> _Fire:
+        """As a mailbox item: itself."""
+        return self
+
+    @property
+    def fn(self) -> Callable[[Any], object]:
+        """As a mailbox item: what runs in the actor's turn."""
+        return self._run
+
     def __call__(self) -> None:
+        if post(self.target, self) is not None:
+            return  # queued, or the actor stopped (its timers die with it)
         try:
-            self.target.tell(Callback(self._run, None, self.carrier, self.label))
+            self.target.tell(Callback(self._run, None, self.trace, self.label))
         except pykka.ActorDeadError:
             return  # the actor stopped; its timers die with it
 
     def _run(self, _: object) -> None:
-        self.fn()
+        self._call()
+
+
+_POSTED = frozenset({_Piped, _Fire, ActorReply})
+"""Mailbox items that are their own :class:`Callback` (see ``actors._reply.post``)."""
 
 
 class Deferred(Generic[T]):

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -27,7 +27,7 @@ from actors import (
     System,
     SystemNotRunning,
 )
-from actors._loop import PASS, LoopScheduler
+from actors._loop import PASS, LoopScheduler, Mailbox
 from actors._reply import SyncReply
 from actors._supervisor import Shutdown, WhichChildren
 from actors.lowlevel import StartChild, start_child
@@ -360,6 +360,36 @@ def test_start_child_starts_at_once_and_the_supervisor_adopts_it(
     assert [c.name for c in runs.ask(WhichChildren())] == ["kid"]
     with pytest.raises(DuplicateActorName):
         start_child(runs, spec)
+
+
+def test_children_started_together_cost_their_supervisor_one_message(
+    system: System, runs: Ref[Any]
+) -> None:
+    """Children started while the supervisor waits for its turn are adopted by one message."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_loop() -> None:
+        held.set()
+        release.wait(10)
+
+    system.bridge.loop.call_soon_threadsafe(hold_the_loop)
+    assert held.wait(10)
+    target = runs._target
+    assert target is not None
+    try:
+        refs = [
+            start_child(
+                runs,
+                ChildSpec(name=f"kid{i}", actor=Recorder, args=([],), restart=Restart.TEMPORARY),
+            )
+            for i in range(20)
+        ]
+        queued = len(cast("Mailbox", target.actor_inbox)._items)  # the loop is held
+    finally:
+        release.set()
+    assert queued == 1
+    assert sorted(c.name for c in runs.ask(WhichChildren())) == sorted(f"kid{i}" for i in range(20))
+    assert all(ref.ask(Ping(n=1)) == Pong(n=2, by=f"kid{i}#1") for i, ref in enumerate(refs))
 
 
 def test_a_transient_adopted_child_is_restarted_after_a_crash(
