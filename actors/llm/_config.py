@@ -40,7 +40,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -212,6 +212,16 @@ class HostConfig(_Section):
         prices: Price per model id on this host (see also the global ``[prices]``); a
             model without one has ``cost_usd`` ``None``.
         transport: ``"aiohttp"`` (the default, fast under concurrency) or ``"httpx"``.
+        server: Which server speaks the protocol (``llamacpp``, ``llama-cpp-python``,
+            ``vllm``, ...): some accept only some forms of a request field (llama.cpp's
+            ``llama-server`` takes ``tool_choice`` only as a string). Discovery fills it
+            in; ``None`` lets the host learn it from the server's model list.
+        aliases: Model names requests may use, each mapped to a model the server lists
+            (``{"gpt-4o" = "qwen2.5-7b-instruct"}``). Once the host's inventory is
+            known, a request for a model the server does not list (and no alias names)
+            is refused ``not_found`` rather than silently served by another model.
+        context_windows: Context window per model id, for servers that do not report
+            one (llama-cpp-python): what a stream that ends empty is judged against.
     """
 
     url: str
@@ -228,6 +238,9 @@ class HostConfig(_Section):
     models: tuple[str, ...] = ()
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    server: str | None = None
+    aliases: dict[str, str] = Field(default_factory=dict)
+    context_windows: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod

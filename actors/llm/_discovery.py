@@ -8,6 +8,8 @@ LM Studio     ``GET /api/v0/models`` answers a list whose entries have ``state``
 Ollama        ``GET /api/version`` answers ``{"version": ...}`` and ``/api/tags`` works
 llama.cpp     ``GET /props`` answers ``default_generation_settings``, or ``/v1/models``
               entries are ``owned_by: llamacpp``
+llama-cpp-    ``/v1/models`` entries are ``owned_by: me`` (``python -m llama_cpp.server``)
+python
 vLLM          ``GET /metrics`` carries ``vllm:`` series (``/version`` gives the version)
 Gemini        ``GET /v1beta/models`` answers ``models`` (or a Google ``error.status``)
 Anthropic     ``GET /v1/models`` answers ``has_more`` / ``type: model``, or an Anthropic
@@ -46,6 +48,7 @@ SERVER_PROTOCOL = {
     "lmstudio": "lmstudio",
     "ollama": "ollama",
     "llamacpp": "openai",
+    "llama-cpp-python": "openai",
     "vllm": "openai",
     "openai": "openai",
     "openai-compatible": "openai",
@@ -108,6 +111,16 @@ def _llamacpp(ans: dict[str, Answer]) -> Found | None:
     return None
 
 
+def _llama_cpp_python(ans: dict[str, Answer]) -> Found | None:
+    models = _ok_json(ans["/v1/models"])
+    entries = models.get("data") if isinstance(models, dict) else None
+    if isinstance(entries, list) and any(
+        isinstance(m, dict) and m.get("owned_by") == "me" for m in entries
+    ):
+        return "llama-cpp-python", None
+    return None
+
+
 def _vllm(ans: dict[str, Answer]) -> Found | None:
     metrics = ans["/metrics"]
     if metrics is None or metrics[0] != 200 or b"vllm:" not in metrics[1]:
@@ -141,7 +154,16 @@ def _openai(ans: dict[str, Answer]) -> Found | None:
     return None
 
 
-_DETECTORS = (_lmstudio, _ollama, _llamacpp, _vllm, _gemini, _anthropic, _openai)
+_DETECTORS = (
+    _lmstudio,
+    _ollama,
+    _llamacpp,
+    _llama_cpp_python,
+    _vllm,
+    _gemini,
+    _anthropic,
+    _openai,
+)
 """Most specific first: LM Studio and llama.cpp also answer ``/v1/models``."""
 _PATHS = (
     "/v1/models",

@@ -160,12 +160,15 @@ def start_fleet(
     hosts: dict[str, HostConfig] = {}
     for name, host in config.hosts.items():
         protocol = host.protocol or SERVER_PROTOCOL[found[name].server]
-        hosts[name] = config.host(name, protocol=protocol)
+        kind = host.server or (found[name].server if name in found else None)
+        hosts[name] = config.host(name, protocol=protocol, server=kind)
     for name, inventory in found.items():
         fleet.inventories[name] = inventory
         if name not in config.hosts:
             host = HostConfig(url=inventory.url)
-            hosts[name] = config.host(name, host, protocol=inventory.provider)
+            hosts[name] = config.host(
+                name, host, protocol=inventory.provider, server=inventory.server or None
+            )
     if not hosts and fallback is not None:
         for protocol, server in fallback().items():
             fleet.simulated.append(server)
@@ -183,7 +186,10 @@ def start_fleet(
     )
     for name, settings in hosts.items():
         ref = system.spawn(
-            ModelHost, name=name, args=(settings,), kwargs={"monitor": fleet.monitor}
+            ModelHost,
+            name=name,
+            args=(settings,),
+            kwargs={"monitor": fleet.monitor, "inventory": found.get(name)},
         )
         fleet.hosts[name] = ref
         fleet.monitor.tell(RegisterHost(host=name, ref=ref))

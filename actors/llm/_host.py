@@ -177,6 +177,11 @@ class _Stats:
         )
 
 
+def _bare(model: str) -> str:
+    """A model name without Ollama's default ``:latest`` tag or Gemini's ``models/``."""
+    return model.removeprefix("models/").removesuffix(":latest")
+
+
 def _ewma(previous: float | None, value: float, alpha: float = _Stats.ALPHA) -> float:
     return value if previous is None else previous + alpha * (value - previous)
 
@@ -189,6 +194,8 @@ class _Pending:
     reply: Deferred[Completion]
     enqueued: float
     handle: IoHandle | None = None
+    requested: str | None = None
+    """The name the caller asked for, when an alias mapped it to ``request.model``."""
     probe: bool = False
     answered: bool = False
     sent: bool = False
@@ -260,6 +267,8 @@ class ModelHost(Actor[HostMessage]):
         monitor: The ResourceMonitor to ask before a model that is not loaded is used
             (no admission check without one).
         client: An httpx client to share (one is made, and closed at stop, otherwise).
+        inventory: What discovery found on the server, so that the host knows its models
+            from the start (it asks the server itself on an :class:`InventoryQuery`).
     """
 
     on_loop: ClassVar[bool] = True
@@ -270,6 +279,7 @@ class ModelHost(Actor[HostMessage]):
         *,
         monitor: Ref[Any] | None = None,
         client: httpx.AsyncClient | None = None,
+        inventory: HostInventory | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -294,6 +304,8 @@ class ModelHost(Actor[HostMessage]):
             timeouts=timeouts,
             name=self.name,
         )
+        self.provider.server = settings.server
+        self.provider.context_windows.update(settings.context_windows)
         self._pending: dict[str, _Pending] = {}  # admitted, not finished, by request id
         self._slots = _Slots(settings.max_parallel)
         # Models whose breaker is not closed, with the end of their open time: replaced
@@ -304,6 +316,8 @@ class ModelHost(Actor[HostMessage]):
         self._last_used: dict[str, float] = {}
         self._inventory: HostInventory | None = None
         self._inventory_waiters: list[Deferred[HostInventory]] = []
+        if inventory is not None and inventory.error is None and inventory.reachable:
+            self._adopt(inventory)
         parts = urlsplit(settings.url)
         self._server_address = parts.hostname or ""
         self._server_port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -367,8 +381,12 @@ class ModelHost(Actor[HostMessage]):
     # -- chat ---------------------------------------------------------------------------
 
     def _chat(self, request: ChatRequest) -> object:
+        requested = request.model
+        target = self.settings.aliases.get(requested)
+        if target is not None and target != requested:
+            request = msgspec.structs.replace(request, model=target)
         allowed = self.settings.models
-        if allowed and request.model not in allowed:
+        if allowed and requested not in allowed and request.model not in allowed:
             return Failure(
                 kind=FailureKind.NOT_FOUND,
                 message=f"{self.name}: model {request.model!r} is not one of this host's "
@@ -376,6 +394,9 @@ class ModelHost(Actor[HostMessage]):
                 source=self.name,
                 details={"model": request.model},
             )
+        unlisted = self._unlisted(request.model)
+        if unlisted is not None:
+            return unlisted
         breaker = self._breaker(request.model)
         if breaker.rejects():
             return self._circuit_open(request.model, breaker)
@@ -393,6 +414,7 @@ class ModelHost(Actor[HostMessage]):
         if not allowed_now:
             return self._circuit_open(request.model, breaker)
         pending = _Pending(request, self.defer_reply(), time.time())
+        pending.requested = requested if requested != request.model else None
         pending.probe = breaker.state is BreakerState.HALF_OPEN
         self._pending[request.request_id] = pending
         self._last_used[request.model] = time.time()
@@ -405,6 +427,33 @@ class ModelHost(Actor[HostMessage]):
         else:
             self._send(pending)
         return None
+
+    def _unlisted(self, model: str) -> Failure | None:
+        """``not_found`` for a model the server does not list, once its inventory is known.
+
+        Some servers answer any model name with the one model they serve (and echo the
+        name back, as llama-cpp-python does), so a typo or a missing model would pass
+        for an answer. Cloud APIs whose lists leave out aliases they accept (Anthropic,
+        Gemini) are not checked; nor is a server that listed no models at all.
+        """
+        inventory = self._inventory
+        if inventory is None or not inventory.models or not self.provider.lists_every_model:
+            return None
+        served = {info.id for info in inventory.models}
+        if model in served or _bare(model) in {_bare(m) for m in served}:
+            return None
+        listed = sorted(served)
+        shown = ", ".join(listed[:10]) + (
+            f", ... ({len(listed)} in all)" if len(listed) > 10 else ""
+        )
+        return Failure(
+            kind=FailureKind.NOT_FOUND,
+            message=f"{self.name}: model {model!r} is not among the models this server lists "
+            f"({shown}); ask for one of those, map the name to one in the host's `aliases`, "
+            "or refresh the inventory (InventoryQuery(refresh=True)) if it was added since",
+            source=self.name,
+            details={"model": model, "listed": ", ".join(listed[:50])},
+        )
 
     def _circuit_open(self, model: str, breaker: Breaker) -> Failure:
         wait = breaker.retry_in()
@@ -473,11 +522,13 @@ class ModelHost(Actor[HostMessage]):
                     details={"model": request.model},
                 )
             pending.sent = True
-            return await self._call(request)
+            return await self._call(request, pending.requested)
         finally:
             slots.release()
 
-    async def _call(self, request: ChatRequest) -> Completion | Failure:
+    async def _call(
+        self, request: ChatRequest, requested: str | None = None
+    ) -> Completion | Failure:
         tracer = otel.tracer() if otel.enabled() else None
         span = (
             tracer.start_span(f"chat {request.model}", kind=trace.SpanKind.CLIENT)
@@ -507,6 +558,9 @@ class ModelHost(Actor[HostMessage]):
                 details={"model": request.model, "where": "in flight"},
             )
         if isinstance(outcome, Completion):
+            if requested is not None:
+                extras = {**outcome.extras, "requested_model": requested}
+                outcome = msgspec.structs.replace(outcome, extras=extras)
             outcome = self._priced(outcome, time.perf_counter() - started)
         if span is not None:
             self._end_span(span, outcome)
@@ -518,13 +572,15 @@ class ModelHost(Actor[HostMessage]):
         )
         usage = completion.usage
         extras = completion.extras
-        if price is not None and usage.total_tokens == 0:
+        if price is not None and usage.total_tokens == 0 and not usage.estimated:
             # Never a silent $0: a priced model whose server reports no usage is costed
             # on an estimate, and says so.
             usage = Usage(
                 input_tokens=0,
                 output_tokens=max(1, len(completion.content) // 4) if completion.content else 0,
+                estimated=True,
             )
+        if usage.estimated:
             extras = {**extras, "usage_estimated": True}
         return msgspec.structs.replace(
             completion,
@@ -700,6 +756,12 @@ class ModelHost(Actor[HostMessage]):
                 span.set_attribute("reactor.cost_usd", outcome.cost_usd)
             if outcome.tool_calls:
                 span.set_attribute("reactor.tool_calls", len(outcome.tool_calls))
+            if outcome.usage.estimated:
+                span.set_attribute("reactor.usage_estimated", True)
+            if outcome.warnings:
+                span.set_attribute("reactor.warnings", list(outcome.warnings))
+                for warning in outcome.warnings:
+                    span.add_event("reactor.warning", {"message": warning})
         else:
             span.set_attribute("error.type", outcome.kind.value)
             span.set_status(trace.StatusCode.ERROR, outcome.message)
@@ -755,11 +817,20 @@ class ModelHost(Actor[HostMessage]):
                 error=outcome.message,
             )
         if outcome.error is None:
-            self._inventory = outcome
+            self._adopt(outcome)
         waiters, self._inventory_waiters = self._inventory_waiters, []
         answer = self._annotated(outcome)
         for waiter in waiters:
             waiter.send(answer)
+
+    def _adopt(self, inventory: HostInventory) -> None:
+        """Take an inventory as the host's: its models and their context windows."""
+        self._inventory = inventory
+        windows = {m.id: m.context_length for m in inventory.models if m.context_length}
+        windows.update(self.settings.context_windows)  # the configuration wins
+        self.provider.context_windows.update(windows)
+        if self.provider.server is None and inventory.server not in ("", self.protocol):
+            self.provider.server = inventory.server
 
     def _annotated(self, inventory: HostInventory) -> HostInventory:
         busy = collections.Counter(p.request.model for p in self._pending.values() if p.sent)

@@ -56,6 +56,8 @@ __all__ = [
     "ToolSpec",
     "UnloadModel",
     "Usage",
+    "estimate_prompt_tokens",
+    "estimate_tokens",
     "new_request_id",
 ]
 
@@ -140,11 +142,44 @@ class ChatMessage(_Value, frozen=True, kw_only=True):
         return cls(role="tool", content=content, tool_call_id=call.id, name=call.name)
 
 
+def estimate_tokens(text: str) -> int:
+    """A rough token count for text: about four characters per token (0 for "").
+
+    Used only where a server gives no figure (a stream without usage, a stream that
+    ended empty); whatever carries an estimate says so.
+    """
+    return (len(text) + 3) // 4
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    """A rough token count of a chat request's prompt: its turns, tool calls and tools.
+
+    Each turn costs a few tokens of framing besides its text, as chat templates add.
+    """
+    total = 0
+    for message in request.messages:
+        total += 4 + estimate_tokens(message.content)
+        for call in message.tool_calls:
+            total += estimate_tokens(call.name) + estimate_tokens(str(call.arguments))
+    for tool in request.tools:
+        total += estimate_tokens(f"{tool.name} {tool.description} {tool.parameters}")
+    return total
+
+
 class Usage(_Value, frozen=True, kw_only=True):
-    """Tokens in and out, as the server counted them (0 where it did not say)."""
+    """Tokens in and out, as the server counted them.
+
+    Attributes:
+        input_tokens: Prompt tokens.
+        output_tokens: Generated tokens.
+        estimated: The server reported no usage (llama-cpp-python's streams send none),
+            so both figures are estimates from the text (:func:`estimate_tokens`), not
+            counts; spend and tokens per second computed from them are estimates too.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -163,6 +198,10 @@ class FinishReason(enum.StrEnum):
     """The model asked for tool calls."""
     CONTENT_FILTER = "content_filter"
     """A safety or policy filter cut the answer (or the model refused)."""
+    TRUNCATED = "truncated"
+    """The stream ended (cleanly, even with ``data: [DONE]``) before the server said why
+    it stopped: the answer was cut short, e.g. llama-cpp-python interrupting a stream
+    when another request arrives. Never reported as ``stop``."""
     OTHER = "other"
     """Anything else the vendor reported (the raw value is in ``Completion.extras``)."""
 
@@ -192,6 +231,9 @@ class Completion(Message, frozen=True, kw_only=True):
         tokens_per_s: Output tokens per second, as reported by the server or measured.
         cost_usd: What it cost by the configured price table; ``None`` when no price is
             configured for this model (never a silent 0).
+        warnings: What looks wrong with an answer that is still an answer, one sentence
+            each: e.g. a forced ``tool_choice`` answered without a tool call (the server
+            ignored it). The host also records them on the chat span.
         extras: Per-provider extras (``raw_finish_reason``, server-reported timings, ...).
     """
 
@@ -207,6 +249,7 @@ class Completion(Message, frozen=True, kw_only=True):
     ttft_s: float | None = None
     tokens_per_s: float | None = None
     cost_usd: float | None = None
+    warnings: tuple[str, ...] = ()
     extras: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -239,6 +282,11 @@ class ChatRequest(Request[Completion], frozen=True, kw_only=True):
     stream: bool = False
     request_id: str = msgspec.field(default_factory=new_request_id)
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def forced_tool(self) -> bool:
+        """Whether ``tool_choice`` demands a tool call (``"required"`` or a tool's name)."""
+        return self.tool_choice is not None and self.tool_choice not in ("auto", "none")
 
     @classmethod
     def prompt(cls, model: str, text: str, *, system: str | None = None, **kw: Any) -> ChatRequest:
@@ -308,9 +356,9 @@ class HostInventory(Message, frozen=True, kw_only=True):
 
     Attributes:
         url: The base URL probed.
-        server: What answered: ``lmstudio``, ``ollama``, ``llamacpp``, ``vllm``,
-            ``openai``, ``anthropic``, ``gemini`` or ``openai-compatible``; ``""`` when
-            nothing answered.
+        server: What answered: ``lmstudio``, ``ollama``, ``llamacpp``,
+            ``llama-cpp-python``, ``vllm``, ``openai``, ``anthropic``, ``gemini`` or
+            ``openai-compatible``; ``""`` when nothing answered.
         provider: The wire protocol the host will be driven with.
         reachable: Whether anything answered.
         models: Its models, loaded or not.

@@ -11,8 +11,10 @@ and users test their reactors offline against them::
         server.inject(Fault(status=429, retry_after=2))   # the next request is rate limited
         ...  # point a ModelHost (or any client) at server.url
 
-``reactor fake-server --protocol openai|lmstudio|ollama|anthropic|gemini --port N``
-starts one from the command line.
+``reactor fake-server --protocol openai|lmstudio|llamacpp|llama-cpp-python|vllm|ollama|
+anthropic|gemini --port N`` starts one from the command line, with the same faults as
+options (``--status 429 --retry-after 2``, ``--hang``, ``--close-after N``, ...). The
+``llamacpp`` and ``llama-cpp-python`` fakes imitate those servers' quirks as well.
 """
 
 from actors.testing._fallback import fake_servers

@@ -45,6 +45,7 @@ from actors.testing._server import (
     FakeServer,
     FakeToolCall,
     Reply,
+    ToolChoice,
     estimate_tokens,
 )
 
@@ -152,6 +153,24 @@ class AnthropicProtocol(FakeProtocol):
             b"event: content_block_delta\n"
             b'data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_de\n\n'
         )
+
+    def tool_choice(self, body: Any) -> ToolChoice | None:
+        """``{"type": "auto" | "any" | "tool" | "none", "name": ...}``."""
+        raw = body.get("tool_choice") if isinstance(body, dict) else None
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        if kind == "tool" and isinstance(raw, dict) and isinstance(raw.get("name"), str):
+            return ToolChoice("tool", raw["name"])
+        modes = {"any": "required", "none": "none", "auto": "auto"}
+        return ToolChoice(modes[kind]) if isinstance(kind, str) and kind in modes else None
+
+    def declared_tools(self, body: Any) -> dict[str, dict[str, Any]]:
+        """``tools[]``: name -> ``input_schema``."""
+        tools: dict[str, dict[str, Any]] = {}
+        for tool in (body.get("tools") if isinstance(body, dict) else None) or []:
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                schema = tool.get("input_schema")
+                tools[tool["name"]] = schema if isinstance(schema, dict) else {}
+        return tools
 
     def prompt_text(self, body: Any) -> str:
         """The system prompt and every turn's text (tool inputs and results included)."""

@@ -53,6 +53,7 @@ from actors.testing._server import (
     FakeProtocol,
     FakeServer,
     FakeToolCall,
+    ToolChoice,
     estimate_tokens,
 )
 
@@ -192,6 +193,37 @@ class GeminiProtocol(FakeProtocol):
     def garbage_frame(self) -> bytes:
         """A chunk whose JSON is cut off."""
         return b'data: {"candidates": [{"content": {"parts": [{"text": "unterminated\r\n\r\n'
+
+    def tool_choice(self, body: Any) -> ToolChoice | None:
+        """``toolConfig.functionCallingConfig``'s ``mode`` and ``allowedFunctionNames``.
+
+        ``AUTO`` / ``ANY`` / ``NONE``; ``ANY`` with one allowed name forces that function.
+        """
+        config = body.get("toolConfig") if isinstance(body, dict) else None
+        calling = config.get("functionCallingConfig") if isinstance(config, dict) else None
+        mode = calling.get("mode") if isinstance(calling, dict) else None
+        if not isinstance(mode, str):
+            return None
+        mode = mode.upper()
+        if mode == "ANY":
+            names = calling.get("allowedFunctionNames") if isinstance(calling, dict) else None
+            if isinstance(names, list) and len(names) == 1 and isinstance(names[0], str):
+                return ToolChoice("tool", names[0])
+            return ToolChoice("required")
+        return {"NONE": ToolChoice("none"), "AUTO": ToolChoice("auto")}.get(mode)
+
+    def declared_tools(self, body: Any) -> dict[str, dict[str, Any]]:
+        """``tools[].functionDeclarations[]``: name -> ``parameters``."""
+        tools: dict[str, dict[str, Any]] = {}
+        for tool in (body.get("tools") if isinstance(body, dict) else None) or []:
+            declarations = tool.get("functionDeclarations") if isinstance(tool, dict) else None
+            for declaration in declarations if isinstance(declarations, list) else []:
+                if isinstance(declaration, dict) and isinstance(declaration.get("name"), str):
+                    schema = declaration.get("parameters") or declaration.get(
+                        "parametersJsonSchema"
+                    )
+                    tools[declaration["name"]] = schema if isinstance(schema, dict) else {}
+        return tools
 
     def prompt_text(self, body: Any) -> str:
         """The system instruction and every turn's text (tool calls and results included)."""

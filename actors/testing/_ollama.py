@@ -34,6 +34,7 @@ from actors.testing._server import (
     FakeProtocol,
     FakeServer,
     Reply,
+    ToolChoice,
     estimate_tokens,
 )
 
@@ -208,6 +209,48 @@ class OllamaProtocol(FakeProtocol):
             frame: bytes = dialect.garbage_frame()
             return frame
         return b'{"model": "x", "message": {"role": "assistant", "content": "unterminated\n'
+
+    def interrupted_frame(self) -> bytes:
+        """Nothing natively (OpenAI's ``data: [DONE]`` while serving a ``/v1`` route)."""
+        dialect = _openai_dialect.get()
+        if dialect is not None:
+            frame: bytes = dialect.interrupted_frame()
+            return frame
+        return b""
+
+    def max_output_tokens(self, body: Any) -> int | None:
+        """``options.num_predict`` (``max_tokens`` while serving a ``/v1`` route)."""
+        dialect = _openai_dialect.get()
+        if dialect is not None:
+            limit: int | None = dialect.max_output_tokens(body)
+            return limit
+        options = body.get("options") if isinstance(body, dict) else None
+        value = options.get("num_predict") if isinstance(options, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        return None
+
+    def tool_choice(self, body: Any) -> ToolChoice | None:
+        """None natively: Ollama's API has no ``tool_choice`` (OpenAI's on ``/v1``)."""
+        dialect = _openai_dialect.get()
+        if dialect is not None:
+            choice: ToolChoice | None = dialect.tool_choice(body)
+            return choice
+        return None
+
+    def declared_tools(self, body: Any) -> dict[str, dict[str, Any]]:
+        """``tools[].function``: name -> ``parameters``."""
+        dialect = _openai_dialect.get()
+        if dialect is not None:
+            tools: dict[str, dict[str, Any]] = dialect.declared_tools(body)
+            return tools
+        found: dict[str, dict[str, Any]] = {}
+        for tool in (body.get("tools") if isinstance(body, dict) else None) or []:
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("name"), str):
+                parameters = function.get("parameters")
+                found[function["name"]] = parameters if isinstance(parameters, dict) else {}
+        return found
 
     def error_headers(self, status: int) -> dict[str, str]:
         """None natively (OpenAI's while serving a ``/v1`` route)."""

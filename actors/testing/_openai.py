@@ -13,7 +13,10 @@ they differ in what each real server adds and in their error bodies:
   ``model_info``, ``runtime``), ``/api/v1/models`` with load and unload; models load
   just in time on first use; unknown routes answer 200 with an error, as LM Studio does.
 - :class:`LlamaCppProtocol` (``llamacpp``, port 8080): ``/health``, ``/props``,
-  ``meta`` in ``/v1/models``, ``timings`` in answers, integer error codes.
+  ``meta`` in ``/v1/models``, ``timings`` in answers, integer error codes; the object
+  form of ``tool_choice`` is ignored, as ``llama-server`` does.
+- :class:`LlamaCppPythonProtocol` (``llama-cpp-python``): what llama-cpp-python's
+  server really does (see the class), defects of real servers included.
 - :class:`VLLMProtocol` (``vllm``, port 8000): ``/health``, ``/version``, Prometheus
   ``/metrics`` with ``vllm:kv_cache_usage_perc``, ``max_model_len`` in ``/v1/models``.
 """
@@ -37,11 +40,19 @@ from actors.testing._server import (
     FakeModel,
     FakeProtocol,
     FakeServer,
+    FakeToolCall,
     Reply,
+    ToolChoice,
     estimate_tokens,
 )
 
-__all__ = ["LMStudioProtocol", "LlamaCppProtocol", "OpenAIProtocol", "VLLMProtocol"]
+__all__ = [
+    "LMStudioProtocol",
+    "LlamaCppProtocol",
+    "LlamaCppPythonProtocol",
+    "OpenAIProtocol",
+    "VLLMProtocol",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,6 +161,86 @@ class OpenAIProtocol(FakeProtocol):
         """Reasoning text to send as ``reasoning_content`` (none by default)."""
         return ""
 
+    interrupts_streams: bool = False
+    """Whether a chat request ends the streams in progress (llama-cpp-python's default)."""
+
+    stream_usage: ClassVar[bool] = True
+    """Whether a stream ends with a usage chunk when ``stream_options.include_usage``."""
+
+    def answer_model(self, exchange: Exchange, model: str) -> str:
+        """The model an answer names (the model that served it)."""
+        return model
+
+    async def refuse_overflow(
+        self, exchange: Exchange, entry: FakeModel, tokens: int
+    ) -> web.StreamResponse:
+        """The answer to a prompt over the context window (the error, by default)."""
+        return self.context_error(exchange, entry, tokens)
+
+    def check_messages(self, exchange: Exchange, messages: list[Any]) -> web.StreamResponse | None:
+        """An error for turns the server will not take (none by default)."""
+        return None
+
+    def tool_call_deltas(self, index: int, call_id: str, call: FakeToolCall) -> list[Any]:
+        """The stream deltas of one tool call: a head naming it, then argument pieces."""
+        head = {
+            "index": index,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        pieces = _fragments(json.dumps(call.arguments))
+        return [
+            {"tool_calls": [head]},
+            *({"tool_calls": [{"index": index, "function": {"arguments": p}}]} for p in pieces),
+        ]
+
+    # -- what a request asks for (see shape_reply) ---------------------------------------
+
+    def max_output_tokens(self, body: Any) -> int | None:
+        """``max_completion_tokens``, else ``max_tokens``."""
+        if not isinstance(body, dict):
+            return None
+        for key in ("max_completion_tokens", "max_tokens"):
+            value = body.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return None
+
+    def tool_choice(self, body: Any) -> ToolChoice | None:
+        """The string forms, or the object form that forces one tool.
+
+        ``"none"`` / ``"auto"`` / ``"required"``, or ``{"type": "function",
+        "function": {"name": ...}}``.
+        """
+        raw = body.get("tool_choice") if isinstance(body, dict) else None
+        if isinstance(raw, str) and raw in ("none", "auto", "required"):
+            return ToolChoice(raw)
+        if isinstance(raw, dict):
+            function = raw.get("function")
+            name = function.get("name") if isinstance(function, dict) else None
+            if isinstance(name, str) and name:
+                return self.object_tool_choice(name)
+        return None
+
+    def object_tool_choice(self, name: str) -> ToolChoice | None:
+        """What the object form naming a tool means to this server (it forces the tool)."""
+        return ToolChoice("tool", name)
+
+    def declared_tools(self, body: Any) -> dict[str, dict[str, Any]]:
+        """``tools[].function``: name -> ``parameters``."""
+        tools: dict[str, dict[str, Any]] = {}
+        for tool in (body.get("tools") if isinstance(body, dict) else None) or []:
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("name"), str):
+                parameters = function.get("parameters")
+                tools[function["name"]] = parameters if isinstance(parameters, dict) else {}
+        return tools
+
+    def interrupted_frame(self) -> bytes:
+        """``data: [DONE]``, with no chunk having given a finish reason."""
+        return b"data: [DONE]\n\n"
+
     def response_extras(
         self, exchange: Exchange, model: str, reply: Reply, *, native: bool
     ) -> dict[str, Any]:
@@ -216,6 +307,8 @@ class OpenAIProtocol(FakeProtocol):
         self, server: FakeServer, request: web.Request, *, native: bool
     ) -> web.StreamResponse:
         """``POST /v1/chat/completions`` (and LM Studio's ``/api/v0`` one when native)."""
+        if self.interrupts_streams:
+            server.interrupt_streams()
         exchange = await server.exchange(request)
         model, refusal = await self._admit_chat(server, exchange)
         if refusal is not None:
@@ -239,6 +332,9 @@ class OpenAIProtocol(FakeProtocol):
         body = exchange.body
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return None, exchange.error(400, "'messages' is a required property")
+        rejected = self.check_messages(exchange, body["messages"])
+        if rejected is not None:
+            return None, rejected
         model = self.resolve_model(server, exchange.model)
         if model is None:
             return None, self.unknown_model(exchange, exchange.model)
@@ -251,7 +347,7 @@ class OpenAIProtocol(FakeProtocol):
             return None, exchange.error(400, message)
         tokens = estimate_tokens(exchange.prompt_text())
         if tokens > entry.context_length:
-            return None, self.context_error(exchange, entry, tokens)
+            return None, await self.refuse_overflow(exchange, entry, tokens)
         if not entry.loaded:
             return model, self.not_loaded(exchange, entry)
         return model, None
@@ -301,7 +397,7 @@ class OpenAIProtocol(FakeProtocol):
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": model,
+            "model": self.answer_model(exchange, model),
             "choices": [
                 {
                     "index": 0,
@@ -321,7 +417,10 @@ class OpenAIProtocol(FakeProtocol):
     ) -> web.StreamResponse:
         body = exchange.body
         options = body.get("stream_options") if isinstance(body, dict) else None
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        include_usage = (
+            self.stream_usage and isinstance(options, dict) and bool(options.get("include_usage"))
+        )
+        named = self.answer_model(exchange, model)
         chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
 
@@ -330,7 +429,7 @@ class OpenAIProtocol(FakeProtocol):
                 "id": chunk_id,
                 "object": "chat.completion.chunk",
                 "created": created,
-                "model": model,
+                "model": named,
                 "system_fingerprint": "fp_fake",
                 "choices": choices,
             }
@@ -354,17 +453,8 @@ class OpenAIProtocol(FakeProtocol):
         for index, (call, call_id) in enumerate(
             zip(reply.tool_calls, self._call_ids(reply), strict=True)
         ):
-            head = {
-                "index": index,
-                "id": call_id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": ""},
-            }
-            frames.append(chunk(delta({"tool_calls": [head]})))
-            tokens.append(True)
-            for piece in _fragments(json.dumps(call.arguments)):
-                fragment = {"index": index, "function": {"arguments": piece}}
-                frames.append(chunk(delta({"tool_calls": [fragment]})))
+            for part in self.tool_call_deltas(index, call_id, call):
+                frames.append(chunk(delta(part)))
                 tokens.append(True)
         extras = self.response_extras(exchange, model, reply, native=native)
         frames.append(chunk(delta({}, reply.finish_reason), **extras))
@@ -849,6 +939,13 @@ class LlamaCppProtocol(OpenAIProtocol):
             return name
         return next(iter(server.models), None)
 
+    def object_tool_choice(self, name: str) -> ToolChoice | None:
+        """Ignored: ``llama-server`` takes ``tool_choice`` only as a string.
+
+        It logs a warning and lets the model answer as it likes.
+        """
+        return None
+
     def not_loaded(self, exchange: Exchange, entry: FakeModel) -> web.StreamResponse | None:
         """503 "Loading model" until the model is loaded."""
         return exchange.error(503, "Loading model")
@@ -925,6 +1022,123 @@ class LlamaCppProtocol(OpenAIProtocol):
 
 
 # -- vLLM -------------------------------------------------------------------------------
+
+_PYDANTIC_NULL_CONTENT = (
+    "1 validation error for ChatCompletionRequestAssistantMessage\n"
+    "content\n"
+    "  Input should be a valid string [type=string_type, input_value=None, "
+    "input_type=NoneType]"
+)
+
+
+class LlamaCppPythonProtocol(OpenAIProtocol):
+    """llama-cpp-python's server (``python -m llama_cpp.server``), as it really behaves.
+
+    - ``/v1/models`` entries are ``owned_by: "me"``, with no context length; there is no
+      ``/props`` and no ``/health``.
+    - One model is served whatever a request names, and the answer echoes the name the
+      request gave (so an unknown model looks served).
+    - An assistant turn with ``"content": null`` is refused with HTTP 500 and pydantic's
+      validation error as the message (``"type": "internal_server_error"``).
+    - A prompt over the context window: a non-streamed request gets OpenAI's 400
+      ``context_length_exceeded`` body; a streamed one gets 200 and an empty stream.
+    - Streams carry no ``usage`` (whatever ``stream_options`` say) and no ``timings``;
+      every tool-call chunk repeats the call's ``id`` and ``function.name``, and carries
+      the deprecated ``function_call`` too.
+    - With ``interrupt_requests`` (its default), a chat request ends the streams in
+      progress with ``data: [DONE]`` and no finish reason.
+    """
+
+    name: ClassVar[str] = "llama-cpp-python"
+    owned_by: ClassVar[str] = "me"
+    stream_usage: ClassVar[bool] = False
+
+    def __init__(self, *, interrupt_requests: bool = True) -> None:
+        super().__init__()
+        self.interrupts_streams = interrupt_requests
+
+    def resolve_model(self, server: FakeServer, name: str | None) -> str | None:
+        """The server's one model, whatever the request names."""
+        return next(iter(server.models), None)
+
+    def answer_model(self, exchange: Exchange, model: str) -> str:
+        """The name the request gave, echoed back."""
+        return exchange.model or model
+
+    def model_object(self, server: FakeServer, entry: FakeModel) -> dict[str, Any]:
+        """``{"id", "object", "owned_by": "me", "permissions": []}``."""
+        return {"id": entry.id, "object": "model", "owned_by": self.owned_by, "permissions": []}
+
+    def check_messages(self, exchange: Exchange, messages: list[Any]) -> web.StreamResponse | None:
+        """A 500 with pydantic's validation error for an assistant turn with null content."""
+        for message in messages:
+            if (
+                isinstance(message, dict)
+                and message.get("role") == "assistant"
+                and "content" in message
+                and message["content"] is None
+            ):
+                body = {
+                    "error": {
+                        "message": _PYDANTIC_NULL_CONTENT,
+                        "type": "internal_server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+                return web.json_response(body, status=500)
+        return None
+
+    def context_error(self, exchange: Exchange, entry: FakeModel, tokens: int) -> web.Response:
+        """OpenAI's 400 ``context_length_exceeded`` body, in llama-cpp-python's words."""
+        body = exchange.body if isinstance(exchange.body, dict) else {}
+        completion = body.get("max_tokens")
+        completion = completion if isinstance(completion, int) else None
+        message = (
+            f"This model's maximum context length is {entry.context_length} tokens. However, "
+            f"you requested {tokens + (completion or 0)} tokens ({tokens} in the messages, "
+            f"{completion} in the completion). Please reduce the length of the messages or "
+            "completion."
+        )
+        error = {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+        return web.json_response({"error": error}, status=400)
+
+    async def refuse_overflow(
+        self, exchange: Exchange, entry: FakeModel, tokens: int
+    ) -> web.StreamResponse:
+        """Streamed: 200 and an empty event stream (the error reaches only the log)."""
+        body = exchange.body
+        if isinstance(body, dict) and body.get("stream"):
+            return await exchange.stream((), content_type="text/event-stream")
+        return self.context_error(exchange, entry, tokens)
+
+    def tool_call_deltas(self, index: int, call_id: str, call: FakeToolCall) -> list[Any]:
+        """Every chunk names the call and repeats it as the deprecated ``function_call``.
+
+        Each carries the call's ``id`` and ``function.name``, not only the first.
+        """
+        return [
+            {
+                "role": None,
+                "content": None,
+                "function_call": {"name": call.name, "arguments": piece},
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": piece},
+                    }
+                ],
+            }
+            for piece in ["", *_fragments(json.dumps(call.arguments))]
+        ]
+
 
 _VLLM_TYPES = {
     400: "BadRequestError",

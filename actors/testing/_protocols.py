@@ -12,6 +12,7 @@ PROTOCOLS: dict[str, tuple[str, str]] = {
     "openai": ("actors.testing._openai", "OpenAIProtocol"),
     "lmstudio": ("actors.testing._openai", "LMStudioProtocol"),
     "llamacpp": ("actors.testing._openai", "LlamaCppProtocol"),
+    "llama-cpp-python": ("actors.testing._openai", "LlamaCppPythonProtocol"),
     "vllm": ("actors.testing._openai", "VLLMProtocol"),
     "ollama": ("actors.testing._ollama", "OllamaProtocol"),
     "anthropic": ("actors.testing._anthropic", "AnthropicProtocol"),

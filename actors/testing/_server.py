@@ -6,13 +6,19 @@ command line (``reactor fake-server``). What it answers comes from, in order:
 
 1. scripted replies (:meth:`FakeServer.script`), consumed first in, first out;
 2. the ``responder`` callable, when one was given;
-3. a deterministic default that names the model and echoes the prompt.
+3. a deterministic default that names the model and echoes the prompt;
+
+and then, as real servers do, the request's own limits shape it (:func:`shape_reply`): an
+output token limit cuts the text with finish reason ``length``, a forced tool choice
+turns a text answer into a call of that tool, and ``tool_choice`` "none" drops tool calls
+(each protocol says where its wire format puts them, and whether it honours them).
 
 Faults (:class:`Fault`) are injected per request: latency, time to first token,
 per-token delay, any status code with the vendor's real error body, 429 with
 Retry-After, hanging, closing the connection mid-stream, malformed JSON, an error event
-mid-stream. Each protocol (``_openai``, ``_ollama``, ...) renders the same
-:class:`Reply` in its own wire format, and renders errors in its own vendor's body.
+mid-stream, a stream ended early without a finish reason, an empty stream. Each
+protocol (``_openai``, ``_ollama``, ...) renders the same :class:`Reply` in its own wire
+format, and renders errors in its own vendor's body.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextlib
 import json
 import re
 import threading
@@ -39,6 +46,8 @@ __all__ = [
     "FakeToolCall",
     "Fault",
     "Reply",
+    "ToolChoice",
+    "shape_reply",
 ]
 
 
@@ -137,6 +146,11 @@ class Fault:
             (streamed, after ``malformed_after`` events).
         malformed_after: Where a garbage stream event goes (default: after 1 event).
         error_after: Send the vendor's mid-stream error event after this many events.
+        done_after: End the stream cleanly after this many events, with the protocol's
+            end marker (``data: [DONE]``) and no finish reason: what llama-cpp-python
+            does to a stream that a newer request interrupts.
+        empty_stream: Answer a streamed request with 200 and an empty body: what
+            llama-cpp-python does when a streamed prompt is over the context window.
         times: How many requests it applies to; ``None`` for every request.
         model: Only requests for this model.
         path: Only requests whose path contains this.
@@ -154,6 +168,8 @@ class Fault:
     malformed: bool = False
     malformed_after: int | None = None
     error_after: int | None = None
+    done_after: int | None = None
+    empty_stream: bool = False
     times: int | None = 1
     model: str | None = None
     path: str | None = None
@@ -180,6 +196,20 @@ class FakeCall:
 
 
 Responder = Callable[["Exchange"], Reply]
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """A request's tool choice, whatever the wire form.
+
+    Attributes:
+        mode: ``none`` (no tool call), ``auto``, ``required`` (some tool), or ``tool``
+            (the one named).
+        name: The tool, for ``tool``.
+    """
+
+    mode: str
+    name: str | None = None
 
 
 class Exchange:
@@ -211,9 +241,12 @@ class Exchange:
 
     @property
     def reply(self) -> Reply:
-        """The scripted, responder's or default reply (decided once, on first use)."""
+        """The reply, shaped by the request's limits (decided once, on first use).
+
+        Scripted, else the responder's, else the default; see :func:`shape_reply`.
+        """
         if self._reply is None:
-            self._reply = self.server._next_reply(self)
+            self._reply = shape_reply(self, self.server._next_reply(self))
         return self._reply
 
     def prompt_text(self) -> str:
@@ -305,6 +338,8 @@ class Exchange:
                 and per-token delays apply to those); every frame when omitted.
         """
         fault = self.fault or Fault(times=None)
+        if fault.empty_stream:
+            frames = ()
         response = web.StreamResponse(
             headers={
                 "Content-Type": content_type,
@@ -313,11 +348,15 @@ class Exchange:
             }
         )
         await response.prepare(self.request)
+        interrupted = asyncio.Event()
+        self.server._streams.add(interrupted)
         try:
-            await self._write_frames(response, frames, fault, tokens)
+            await self._write_frames(response, frames, fault, tokens, interrupted)
         except ConnectionResetError:
             # The client went away mid-stream (it gave up, or cancelled): nothing to do.
             self._abort()
+        finally:
+            self.server._streams.discard(interrupted)
         return response
 
     async def _write_frames(
@@ -326,6 +365,7 @@ class Exchange:
         frames: Iterable[bytes],
         fault: Fault,
         tokens: Sequence[bool] | None,
+        interrupted: asyncio.Event,
     ) -> None:
         ttft = fault.ttft or self.server.ttft
         token_delay = fault.token_delay or self.server.token_delay
@@ -333,6 +373,10 @@ class Exchange:
         for index, frame in enumerate(frames):
             if fault.close_after is not None and index >= fault.close_after:
                 self._abort()
+                return
+            if interrupted.is_set() or (fault.done_after is not None and index >= fault.done_after):
+                await response.write(self.protocol.interrupted_frame())
+                await response.write_eof()
                 return
             if fault.error_after is not None and index == fault.error_after:
                 await response.write(self.protocol.stream_error_frame(fault.message, fault.code))
@@ -347,7 +391,12 @@ class Exchange:
                 delay = ttft if first else token_delay
                 first = False
                 if delay:
-                    await asyncio.sleep(delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(interrupted.wait(), delay)
+                    if interrupted.is_set():
+                        await response.write(self.protocol.interrupted_frame())
+                        await response.write_eof()
+                        return
             await response.write(frame)
         await response.write_eof()
 
@@ -390,6 +439,22 @@ class FakeProtocol(abc.ABC):
     def garbage_frame(self) -> bytes:
         """A malformed frame, in this protocol's framing."""
         return b'data: {"choices": [{"delta": {"content": "unterminated\n\n'
+
+    def interrupted_frame(self) -> bytes:
+        """What ends a stream cut short (nothing: the body just ends)."""
+        return b""
+
+    def max_output_tokens(self, body: Any) -> int | None:
+        """The request's output token limit, where the fake applies it in the engine."""
+        return None
+
+    def tool_choice(self, body: Any) -> ToolChoice | None:
+        """The request's tool choice as the server understands it (``None``: auto)."""
+        return None
+
+    def declared_tools(self, body: Any) -> dict[str, dict[str, Any]]:
+        """The tools a request offers: name -> JSON Schema of its arguments."""
+        return {}
 
     @abc.abstractmethod
     def prompt_text(self, body: Any) -> str:
@@ -436,6 +501,9 @@ class FakeServer:
     ) -> None:
         from actors.testing._protocols import protocol_for  # noqa: PLC0415 - avoids an import cycle
 
+        if not 0 <= port <= 65535:
+            msg = f"FakeServer port must be 0 (any free one) to 65535, not {port}"
+            raise ValueError(msg)
         self.protocol = protocol_for(protocol) if isinstance(protocol, str) else protocol
         self.models: dict[str, FakeModel] = {}
         for model in models:
@@ -455,6 +523,7 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
+        self._streams: set[asyncio.Event] = set()
         self.in_flight = 0
         self.peak_in_flight = 0
         """The most requests it has served at once (for concurrency-limit tests)."""
@@ -558,6 +627,15 @@ class FakeServer:
             with self._lock:
                 self.in_flight -= 1
 
+    def interrupt_streams(self) -> int:
+        """End every stream being written now, early; returns how many there were.
+
+        What a newer request does on llama-cpp-python. Call it on the server's loop.
+        """
+        for stream in self._streams:
+            stream.set()
+        return len(self._streams)
+
     # -- scripting ----------------------------------------------------------------------
 
     def script(self, *replies: Reply | str) -> None:
@@ -645,6 +723,74 @@ class FakeServer:
     def check_key(self, presented: str | None) -> bool:
         """Whether a request's API key is acceptable."""
         return self.api_key is None or presented == self.api_key
+
+
+def _example_value(schema: Any) -> Any:
+    """A value that fits a JSON Schema type (for a forced tool call's arguments)."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    examples: dict[str, Any] = {
+        "string": "example",
+        "integer": 1,
+        "number": 1.0,
+        "boolean": True,
+        "array": [],
+        "object": {},
+    }
+    if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    return examples.get(kind, "example") if isinstance(kind, str) else "example"
+
+
+def forced_call(name: str, schema: dict[str, Any]) -> FakeToolCall:
+    """A call of ``name`` with an example value for each of its declared arguments."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    arguments = {
+        key: _example_value(value)
+        for key, value in (properties.items() if isinstance(properties, dict) else ())
+    }
+    return FakeToolCall(name=name, arguments=arguments)
+
+
+def shape_reply(exchange: Exchange, reply: Reply) -> Reply:
+    """A reply as the request's own limits make it, as a real server would.
+
+    - ``tool_choice`` "none": tool calls are dropped (their text, if any, stays).
+    - a forced tool choice (``required`` or one tool) on an answer without tool calls:
+      the answer becomes a call of that tool (or the first tool offered).
+    - an output token limit shorter than the text: the text is cut to it and the finish
+      reason is ``length`` (unless the reply scripted its own finish reason).
+    """
+    protocol = exchange.protocol
+    body = exchange.body
+    choice = protocol.tool_choice(body)
+    if choice is not None and choice.mode == "none" and reply.tool_calls:
+        text = reply.text or default_reply(exchange).text
+        reply = Reply(text=text, input_tokens=reply.input_tokens)
+    elif choice is not None and choice.mode in ("required", "tool") and not reply.tool_calls:
+        tools = protocol.declared_tools(body)
+        name = choice.name if choice.mode == "tool" else next(iter(tools), None)
+        if name is not None:
+            call = forced_call(name, tools.get(name, {}))
+            reply = Reply(tool_calls=(call,), input_tokens=reply.input_tokens)
+    limit = protocol.max_output_tokens(body)
+    pieces = reply.tokens()
+    if (
+        limit is not None
+        and reply.finish is None
+        and not reply.tool_calls
+        and len(pieces) > max(limit, 0)
+    ):
+        kept = pieces[: max(limit, 0)]
+        output = reply.output_tokens
+        reply = Reply(
+            text="".join(kept),
+            finish="length",
+            input_tokens=reply.input_tokens,
+            output_tokens=None if output is None else min(output, len(kept)),
+        )
+    return reply
 
 
 def default_reply(exchange: Exchange) -> Reply:

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 import msgspec
 
@@ -92,10 +92,27 @@ def run_fake_server(
     latency: float,
     token_delay: float,
     reply_words: int = 0,
+    context_length: int | None = None,
+    fault: dict[str, Any] | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Serve a fake until interrupted (Ctrl-C or SIGTERM)."""
-    from actors.testing import Exchange, FakeServer, Reply  # noqa: PLC0415 - aiohttp only here
+    """Serve a fake until interrupted (Ctrl-C or SIGTERM).
 
+    ``fault`` holds :class:`~actors.testing.Fault` fields applied to every request (or
+    to the first ``times``). A port that cannot be used is one line on standard error
+    and exit status 2.
+    """
+    from actors.testing import Exchange, FakeModel, FakeServer, Fault, Reply  # noqa: PLC0415
+
+    err = err or sys.stderr
+    if not 0 <= port <= 65535:
+        err.write(f"reactor fake-server: error: --port must be 0 to 65535, not {port}\n")
+        return 2
+    if context_length is not None and context_length < 1:
+        err.write(
+            f"reactor fake-server: error: --context-length must be positive, not {context_length}\n"
+        )
+        return 2
     names = list(models) or ["fake-small", "fake-large"]
     text = " ".join(f"word{i}" for i in range(reply_words))
 
@@ -104,20 +121,39 @@ def run_fake_server(
 
     server = FakeServer(
         protocol,
-        models=names,
+        models=[
+            FakeModel(n) if context_length is None else FakeModel(n, context_length=context_length)
+            for n in names
+        ],
         port=port,
         latency=latency,
         token_delay=token_delay,
         responder=fixed if reply_words else None,
     )
+    if fault is not None:
+        server.inject(Fault(**fault))
+    try:
+        server.start()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        err.write(f"reactor fake-server: error: cannot listen on 127.0.0.1:{port}: {reason}\n")
+        return 2
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with server:
+    try:
+        faults = "" if fault is None else f"; faults: {_describe(fault)}"
         print(
-            f"fake {protocol} server on {server.url} with models {', '.join(names)} "
-            "(Ctrl-C to stop)",
+            f"fake {protocol} server on {server.url} with models {', '.join(names)}"
+            f"{faults} (Ctrl-C to stop)",
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):
             done.wait()
+    finally:
+        server.stop()
     return 0
+
+
+def _describe(fault: dict[str, Any]) -> str:
+    """``status=429 retry_after=2`` for the banner."""
+    return " ".join(f"{k}={v}" for k, v in fault.items() if v is not None)

@@ -8,8 +8,10 @@ Subcommands:
   crash and a restart, and the trace of every request.
 * ``reactor discover [URL ...] [--json]``: find LLM servers (the given URLs and the
   default local ports) and list their models.
-* ``reactor fake-server --protocol P --port N [--models a,b]``: serve a fake LLM server
-  that speaks a real protocol, to try reactors offline.
+* ``reactor fake-server --protocol P --port N [--models a,b] [faults]``: serve a fake
+  LLM server that speaks a real protocol (or imitates a real server's flavour, such as
+  ``llama-cpp-python``), to try reactors offline; ``--status 429 --retry-after 2``,
+  ``--hang``, ``--close-after N``, ``--malformed``, ... make it misbehave.
 * ``reactor run path/to/file.py:Name [--input key=value ...]``: run a reactor with live
   progress on standard error; its result is printed as JSON on standard output.
 * ``reactor runs list|show|resume``: the runs in the journal; one run's steps; continue
@@ -24,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -87,9 +90,59 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="answer every request with this many words (default: echo the prompt)",
     )
+    fake.add_argument(
+        "--context-length",
+        type=int,
+        default=None,
+        help="every model's context window in tokens (longer prompts get the server's error)",
+    )
+    _fault_options(fake)
     _add_run_commands(commands)
     commands.add_parser("version", help="print the version")
     return parser
+
+
+def _fault_options(fake: argparse.ArgumentParser) -> None:
+    """The faults ``actors.testing.Fault`` has, as options of ``reactor fake-server``."""
+    faults = fake.add_argument_group(
+        "faults", "what goes wrong, for every request (or the first --fault-times)"
+    )
+    faults.add_argument(
+        "--status", type=int, default=None, help="answer with this HTTP status and its error body"
+    )
+    faults.add_argument("--message", default=None, help="the error message of --status")
+    faults.add_argument(
+        "--code", default=None, help="a vendor error code (e.g. context_length_exceeded)"
+    )
+    faults.add_argument(
+        "--retry-after", type=float, default=None, help="seconds sent as retry-after (with 429)"
+    )
+    faults.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
+    faults.add_argument("--hang", action="store_true", help="never answer")
+    faults.add_argument(
+        "--close-after", type=int, default=None, help="drop the connection after N stream events"
+    )
+    faults.add_argument("--malformed", action="store_true", help="answer with malformed JSON")
+    faults.add_argument(
+        "--error-after", type=int, default=None, help="send an error event after N stream events"
+    )
+    faults.add_argument(
+        "--done-after",
+        type=int,
+        default=None,
+        help="end streams after N events with [DONE] and no finish reason",
+    )
+    faults.add_argument(
+        "--empty-stream", action="store_true", help="answer streams with 200 and an empty body"
+    )
+    faults.add_argument(
+        "--fault-times",
+        type=int,
+        default=None,
+        help="apply the faults to the first N requests only (default: every request)",
+    )
+    faults.add_argument("--fault-model", default=None, help="only requests for this model")
+    faults.add_argument("--fault-path", default=None, help="only paths containing this")
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
@@ -233,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 latency=args.latency,
                 token_delay=args.token_delay,
                 reply_words=args.reply_words,
+                context_length=args.context_length,
+                fault=_fault_of(args),
             )
         case "run":
             from reactor.cli._runs import leave_now_if_steps_linger, run_reactor  # noqa: PLC0415
@@ -259,6 +314,29 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return 0
         case _:  # argparse rejects unknown commands before this
             return 2
+
+
+def _fault_of(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The fault options given, as ``Fault`` fields (``None`` when none were)."""
+    fields: dict[str, Any] = {
+        "status": args.status,
+        "message": args.message,
+        "code": args.code,
+        "retry_after": args.retry_after,
+        "ttft": args.ttft,
+        "hang": args.hang,
+        "close_after": args.close_after,
+        "malformed": args.malformed,
+        "error_after": args.error_after,
+        "done_after": args.done_after,
+        "empty_stream": args.empty_stream,
+        "model": args.fault_model,
+        "path": args.fault_path,
+    }
+    given = {k: v for k, v in fields.items() if v not in (None, False, 0.0)}
+    if not given:
+        return None
+    return {**given, "times": args.fault_times}
 
 
 def _runs(args: argparse.Namespace) -> int:

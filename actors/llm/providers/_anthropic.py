@@ -200,6 +200,7 @@ class AnthropicProvider(Provider):
     """
 
     protocol: ClassVar[str] = "anthropic"
+    lists_every_model: ClassVar[bool] = False
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     models_page_size: int = 1000
 

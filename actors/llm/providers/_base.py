@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
+import msgspec
 
 from actors import Failure, FailureKind
 from actors.llm._messages import (
@@ -32,6 +33,7 @@ from actors.llm._messages import (
     EmbedRequest,
     ModelInfo,
     TextDelta,
+    estimate_prompt_tokens,
 )
 
 __all__ = [
@@ -119,19 +121,31 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
 
 @dataclass(slots=True)
 class StreamProgress:
-    """How much of a streamed answer had arrived, for the failure when it breaks."""
+    """How much of a streamed answer had arrived, for the failure when it breaks.
+
+    The text itself is kept too: a failure mid-stream carries it (``received_text`` in
+    its details), so a caller or a fallback chain can still use or show it.
+    """
 
     events: int = 0
     chars: int = 0
     tool_calls: int = 0
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
+    pieces: list[str] = field(default_factory=list)
 
     def text(self, piece: str) -> None:
-        """Count a piece of streamed text."""
+        """Count (and keep) a piece of streamed text."""
         if piece and self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self.chars += len(piece)
+        if piece:
+            self.pieces.append(piece)
+
+    @property
+    def received_text(self) -> str:
+        """The text that arrived so far."""
+        return "".join(self.pieces)
 
     @property
     def ttft_s(self) -> float | None:
@@ -139,12 +153,15 @@ class StreamProgress:
         return None if self.first_token_at is None else self.first_token_at - self.started
 
     def details(self) -> dict[str, str]:
-        """The figures, as a failure's details."""
-        return {
+        """The figures (and the text received, when any), as a failure's details."""
+        details = {
             "received_events": str(self.events),
             "received_chars": str(self.chars),
             "received_tool_calls": str(self.tool_calls),
         }
+        if self.pieces:
+            details["received_text"] = self.received_text
+        return details
 
     def describe(self) -> str:
         """A human summary: "after 12 events (340 chars)"."""
@@ -239,6 +256,16 @@ _CONTEXT_HINTS = (
     "input context too long",
 )
 _POLICY_HINTS = ("content_policy", "content_filter", "safety", "policy violation")
+_SHAPE_HINTS = ("validation error for", "validation errors for")
+"""A 5xx whose body says this is a rejection of the request's shape, not a server fault:
+llama-cpp-python answers 500 with pydantic's text ("1 validation error for
+ChatCompletionRequestAssistantMessage ...") for a body it cannot validate."""
+
+
+def rejects_request_shape(status: int, message: str) -> bool:
+    """Whether a 5xx answer is really a validation error about the request."""
+    low = message.lower()
+    return status >= 500 and any(hint in low for hint in _SHAPE_HINTS)
 
 
 def classify_status(  # noqa: PLR0911 - one return per row of the table
@@ -252,6 +279,10 @@ def classify_status(  # noqa: PLR0911 - one return per row of the table
         return FailureKind.BUDGET_EXCEEDED
     if status in (400, 422) and any(h in low for h in _POLICY_HINTS):
         return FailureKind.CONTENT_POLICY
+    if rejects_request_shape(status, message):
+        # The same request would fail again; the server is healthy. A bad_request
+        # never counts against the breaker.
+        return FailureKind.BAD_REQUEST
     match status:
         case 401 | 403:
             return FailureKind.AUTH
@@ -286,11 +317,17 @@ class Provider(abc.ABC):
         headers: Extra headers for every request.
         timeouts: Connect, read and stream-idle timeouts.
         name: How failures name the source (defaults to the protocol name and URL).
+        server: Which server speaks the protocol, where known (see :attr:`server`).
     """
 
     protocol: ClassVar[str]
     """The protocol's short name: ``openai``, ``lmstudio``, ``ollama``, ``anthropic`` or
     ``gemini``."""
+
+    lists_every_model: ClassVar[bool] = True
+    """Whether the model list names every model the server accepts. Cloud APIs that
+    accept aliases their list leaves out (Anthropic, Gemini) say ``False``, so a host
+    does not refuse a name just because its inventory lacks it."""
 
     def __init__(
         self,
@@ -301,12 +338,20 @@ class Provider(abc.ABC):
         headers: Mapping[str, str] | None = None,
         timeouts: Timeouts = Timeouts(),
         name: str | None = None,
+        server: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.api_key = api_key
         self.timeouts = timeouts
         self.name = name or f"{self.protocol}@{self.base_url}"
+        self.server = server
+        """Which server speaks the protocol (``llamacpp``, ``llama-cpp-python``, ``vllm``,
+        ...), where known: configured, found by discovery, or learnt from the model list.
+        Some servers accept only some forms of a field (see ``wire_tool_choice``)."""
+        self.context_windows: dict[str, int] = {}
+        """Known context windows by model id (from the model list, the configuration or
+        the host's inventory): what an empty stream is judged against."""
         self._headers = {**self.auth_headers(), **dict(headers or {})}
 
     # -- what subclasses implement ------------------------------------------------------
@@ -355,9 +400,13 @@ class Provider(abc.ABC):
         return False
 
     async def complete(self, request: ChatRequest) -> Completion:
-        """The answer, streamed on the wire when ``request.stream`` is set."""
+        """The answer, streamed on the wire when ``request.stream`` is set.
+
+        An answer that ignored a forced ``tool_choice`` (no tool call) comes back with a
+        warning saying so, rather than passing for what was asked.
+        """
         if not request.stream:
-            return await self.chat(request)
+            return self.checked(request, await self.chat(request))
         final: Completion | None = None
         async for event in self.stream(request):
             if isinstance(event, Completion):
@@ -368,7 +417,19 @@ class Provider(abc.ABC):
                     FailureKind.INVALID_RESPONSE, "stream ended without an answer", request.model
                 )
             )
-        return final
+        return self.checked(request, final)
+
+    def checked(self, request: ChatRequest, completion: Completion) -> Completion:
+        """The completion, with a warning when it ignored a forced ``tool_choice``."""
+        if not request.forced_tool or completion.tool_calls:
+            return completion
+        what = "a tool call" if request.tool_choice == "required" else f"{request.tool_choice!r}"
+        warning = (
+            f"tool_choice demanded {what} but the model answered without a tool call "
+            f"(finish_reason {completion.finish_reason.value}); the server may have ignored "
+            "tool_choice"
+        )
+        return msgspec.structs.replace(completion, warnings=(*completion.warnings, warning))
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -394,6 +455,47 @@ class Provider(abc.ABC):
             details=details,
         )
 
+    def empty_stream(self, request: ChatRequest, progress: StreamProgress) -> ProviderError:
+        """The failure for a stream that ended cleanly before its first chunk.
+
+        llama-cpp-python answers a streamed request whose prompt is over the context
+        window with HTTP 200 and an empty body (the error only reaches its log). That is
+        no connection failure and says nothing about the server's health: it is
+        ``context_window_exceeded`` when the prompt's estimated size is over the model's
+        known context window, else ``bad_request`` (the server most likely refused the
+        request after starting its answer). Neither counts against a breaker.
+        """
+        tokens = estimate_prompt_tokens(request)
+        window = self.context_windows.get(request.model)
+        details = {
+            **progress.details(),
+            "empty_stream": "true",
+            "estimated_prompt_tokens": str(tokens),
+        }
+        if window is not None and tokens >= window:
+            details["context_length"] = str(window)
+            return ProviderError(
+                self.failure(
+                    FailureKind.CONTEXT_WINDOW_EXCEEDED,
+                    f"the stream ended empty and the prompt (about {tokens} tokens, estimated) "
+                    f"is over the model's context window of {window} tokens",
+                    request.model,
+                    details=details,
+                )
+            )
+        known = f"its context window of {window}" if window else "no known context window"
+        return ProviderError(
+            self.failure(
+                FailureKind.BAD_REQUEST,
+                "the server accepted the stream (HTTP 200) and ended it cleanly without a "
+                "single chunk: it most likely refused the request after starting its answer "
+                f"(the prompt is about {tokens} tokens, estimated; {known}); see the "
+                "server's log",
+                request.model,
+                details=details,
+            )
+        )
+
     def error_from_response(
         self, status: int, headers: Mapping[str, str], body: bytes, model: str | None
     ) -> Failure:
@@ -411,9 +513,13 @@ class Provider(abc.ABC):
             details["error_type"] = etype
         if code:
             details["error_code"] = code
+        note = ""
+        if kind is FailureKind.BAD_REQUEST and status >= 500:
+            note = " (the server rejected the request's shape; this is no server fault)"
+            details["request_rejected"] = "true"
         return self.failure(
             kind,
-            f"HTTP {status}: {message}",
+            f"HTTP {status}{note}: {message}",
             model,
             retry_after=parse_retry_after(headers),
             details=details,

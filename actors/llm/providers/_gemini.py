@@ -211,6 +211,7 @@ class GeminiProvider(Provider):
     """
 
     protocol: ClassVar[str] = "gemini"
+    lists_every_model: ClassVar[bool] = False
     models_page_size: int = 1000
 
     def auth_headers(self) -> dict[str, str]:

@@ -42,6 +42,8 @@ from actors.llm._messages import (
     ToolCall,
     ToolSpec,
     Usage,
+    estimate_prompt_tokens,
+    estimate_tokens,
 )
 from actors.llm.providers._base import (
     Provider,
@@ -78,6 +80,9 @@ _TIMING_KEYS = (
 )
 
 _DEFAULT_TIMEOUTS = Timeouts()
+
+_STRING_TOOL_CHOICE = frozenset({"llamacpp"})
+"""Servers that accept ``tool_choice`` only as a string (``auto``/``none``/``required``)."""
 
 _RETRY_IN_MESSAGE = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 
@@ -149,6 +154,7 @@ class _StreamState:
     finish: Any = None
     finished: bool = False
     done: bool = False
+    chunks: int = 0
     usage: Any = None
     timings: Any = None
     model: str | None = None
@@ -176,11 +182,18 @@ class OpenAIProvider(Provider):
         headers: Mapping[str, str] | None = None,
         timeouts: Timeouts = _DEFAULT_TIMEOUTS,
         name: str | None = None,
+        server: str | None = None,
     ) -> None:
         root = base_url.rstrip("/")
         root = root.removesuffix(self.api_prefix)
         super().__init__(
-            root, client=client, api_key=api_key, headers=headers, timeouts=timeouts, name=name
+            root,
+            client=client,
+            api_key=api_key,
+            headers=headers,
+            timeouts=timeouts,
+            name=name,
+            server=server,
         )
 
     # -- request bodies -----------------------------------------------------------------
@@ -193,9 +206,11 @@ class OpenAIProvider(Provider):
                 turn["tool_call_id"] = message.tool_call_id
             return turn
         if message.role == "assistant" and message.tool_calls:
+            # "content" is a string even when empty: OpenAI accepts "" or null, but
+            # llama-cpp-python rejects null (HTTP 500, a pydantic validation error).
             return {
                 "role": "assistant",
-                "content": message.content or None,
+                "content": message.content,
                 "tool_calls": [
                     {
                         "id": call.id,
@@ -222,16 +237,34 @@ class OpenAIProvider(Provider):
             return choice
         return {"type": "function", "function": {"name": choice}}
 
+    def tool_fields(self, request: ChatRequest) -> dict[str, Any]:
+        """``tools`` and ``tool_choice`` in the form this server accepts.
+
+        llama.cpp's ``llama-server`` takes only the string forms of ``tool_choice``: it
+        ignores the object form that names a tool (it logs a warning and answers with
+        text). So for it a named tool is forced as ``"required"`` with only that tool
+        offered, which leaves the model no other choice.
+        """
+        fields: dict[str, Any] = {}
+        tools = request.tools
+        choice = request.tool_choice
+        if choice is not None and request.forced_tool and choice != "required":
+            named = tuple(t for t in tools if t.name == choice)
+            if self.server in _STRING_TOOL_CHOICE and named:
+                tools, choice = named, "required"
+        if tools:
+            fields["tools"] = [self.wire_tool(t) for t in tools]
+        if choice is not None:
+            fields["tool_choice"] = self.wire_tool_choice(choice)
+        return fields
+
     def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         """The wire body for a chat request (``request.options`` merged in last)."""
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [self.wire_message(m) for m in request.messages],
         }
-        if request.tools:
-            body["tools"] = [self.wire_tool(t) for t in request.tools]
-        if request.tool_choice is not None:
-            body["tool_choice"] = self.wire_tool_choice(request.tool_choice)
+        body.update(self.tool_fields(request))
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -408,6 +441,7 @@ class OpenAIProvider(Provider):
             raise self.stream_error(
                 chunk, progress, model, status=self._status_of(chunk.get("error"))
             )
+        state.chunks += 1
         if isinstance(chunk.get("model"), str) and chunk["model"]:
             state.model = chunk["model"]
         if isinstance(chunk.get("id"), str):
@@ -511,15 +545,31 @@ class OpenAIProvider(Provider):
         if state.response_id:
             extras["response_id"] = state.response_id
         extras["stream_events"] = progress.events
+        content = "".join(state.text)
+        if state.finished:
+            reason = finish_reason(state.finish, has_tool_calls=bool(calls), refused=bool(refusal))
+        else:
+            # [DONE] (or the end of the body) without any chunk saying why it stopped:
+            # llama-cpp-python ends an interrupted stream so. The answer is cut short.
+            reason = FinishReason.TRUNCATED
+        if isinstance(state.usage, dict):
+            usage = self.parse_usage(state.usage, extras)
+        else:
+            # No usage at all (llama-cpp-python streams none, whatever stream_options
+            # say): an estimate, marked as one, rather than a silent 0/0.
+            usage = Usage(
+                input_tokens=estimate_prompt_tokens(request),
+                output_tokens=estimate_tokens(content)
+                + sum(estimate_tokens("".join(slot.arguments)) for slot in state.tools.values()),
+                estimated=True,
+            )
         fields: dict[str, Any] = {
             "model": state.model or request.model,
             "provider": self.protocol,
-            "content": "".join(state.text),
+            "content": content,
             "tool_calls": tuple(calls),
-            "finish_reason": finish_reason(
-                state.finish, has_tool_calls=bool(calls), refused=bool(refusal)
-            ),
-            "usage": self.parse_usage(state.usage, extras),
+            "finish_reason": reason,
+            "usage": usage,
             "request_id": request.request_id,
             "latency_s": ended - started,
             "ttft_s": progress.ttft_s,
@@ -565,6 +615,8 @@ class OpenAIProvider(Provider):
                         yield TextDelta(text=piece)
             finally:
                 await _aclose(events)
+        if state.chunks == 0:
+            raise self.empty_stream(request, progress)
         if not state.done and not state.finished:
             raise ProviderError(
                 self.failure(
@@ -627,7 +679,14 @@ class OpenAIProvider(Provider):
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list):
             raise self.invalid(f"model list has no data: {payload!r:.200}", None)
-        return [self.model_info(item) for item in data if isinstance(item, dict) and item.get("id")]
+        entries = [item for item in data if isinstance(item, dict) and item.get("id")]
+        if self.server is None:
+            self.server = server_of(entries)
+        models = [self.model_info(item) for item in entries]
+        for info in models:
+            if info.context_length:
+                self.context_windows.setdefault(info.id, info.context_length)
+        return models
 
     @staticmethod
     def model_info(item: dict[str, Any]) -> ModelInfo:
@@ -704,6 +763,25 @@ class OpenAIProvider(Provider):
                 seconds = float(match.group(1)) / (1000.0 if match.group(2) == "ms" else 1.0)
                 failure = msgspec.structs.replace(failure, retry_after=seconds)
         return failure
+
+
+_OWNERS = {"llamacpp": "llamacpp", "vllm": "vllm", "me": "llama-cpp-python"}
+"""``owned_by`` in ``/v1/models`` -> the server that says so."""
+
+
+def server_of(entries: list[dict[str, Any]]) -> str | None:
+    """Which server a ``/v1/models`` list comes from, where its entries tell.
+
+    llama.cpp's ``llama-server`` says ``owned_by: llamacpp`` (and adds ``meta``), vLLM
+    ``owned_by: vllm``, llama-cpp-python ``owned_by: me``.
+    """
+    for item in entries:
+        if isinstance(item.get("meta"), dict):
+            return "llamacpp"
+        owner = item.get("owned_by")
+        if isinstance(owner, str) and owner in _OWNERS:
+            return _OWNERS[owner]
+    return None
 
 
 def _slot_index(index: Any, call_id: str | None, position: int, slots: dict[int, _ToolSlot]) -> int:

@@ -159,8 +159,12 @@ urls = ["http://10.0.0.2:11434"]
 def test_example_file_loads() -> None:
     """examples/reactor.toml is valid and shows every section."""
     config = load_config(ROOT / "examples" / "reactor.toml", env={})
-    assert set(config.hosts) == {"local", "ollama", "claude"}
+    assert set(config.hosts) == {"local", "ollama", "llama", "claude"}
     assert config.hosts["claude"].api_key_env == "ANTHROPIC_API_KEY"
+    llama = config.hosts["llama"]
+    assert llama.server == "llama-cpp-python"
+    assert llama.aliases == {"gpt-4o": "qwen2.5-7b-instruct.gguf"}
+    assert llama.context_windows == {"qwen2.5-7b-instruct.gguf": 4096}
     ollama = config.host("ollama")
     assert ollama.breaker is not None
     assert ollama.breaker.failure_threshold == 3

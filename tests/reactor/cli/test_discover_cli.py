@@ -89,6 +89,7 @@ def test_discover_exits_1_when_nothing_answers() -> None:
         ("anthropic", "anthropic", "anthropic"),
         ("gemini", "gemini", "gemini"),
         ("llamacpp", "llamacpp", "openai"),
+        ("llama-cpp-python", "llama-cpp-python", "openai"),
         ("vllm", "vllm", "openai"),
     ],
 )

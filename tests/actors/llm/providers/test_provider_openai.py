@@ -169,7 +169,7 @@ async def test_request_body_maps_every_field(server: FakeServer, client: httpx.A
     body = last_body(server)
     assert body["messages"][2] == {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "tool_calls": [
             {
                 "id": "call_1",

@@ -1,0 +1,88 @@
+"""`reactor fake-server`: flavours and faults from the command line, and clear errors."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from tests.support.proc import ROOT, run_python
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[str]:
+    """``reactor fake-server ARGS`` in a subprocess; yields its URL once it serves."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reactor", "fake-server", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "server on http://127.0.0.1:" in line, line
+        yield next(part for part in line.split() if part.startswith("http://"))
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def chat_body(stream: bool = False) -> dict[str, object]:
+    return {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+
+
+def test_rate_limit_with_retry_after_for_the_first_request_only() -> None:
+    """--status 429 --retry-after 2 --fault-times 1: one 429 with the header, then 200."""
+    with serving("--protocol", "openai", "--models", "m", "--status", "429",
+                 "--retry-after", "2", "--fault-times", "1") as url:  # fmt: skip
+        first = httpx.post(f"{url}/v1/chat/completions", json=chat_body(), timeout=5)
+        second = httpx.post(f"{url}/v1/chat/completions", json=chat_body(), timeout=5)
+    assert first.status_code == 429
+    assert first.headers["retry-after"] == "2"
+    assert first.json()["error"]["code"] == "rate_limit_exceeded"
+    assert second.status_code == 200
+
+
+def test_llama_cpp_python_flavour_with_malformed_and_empty_streams() -> None:
+    """The flavour is a protocol name; --malformed and --empty-stream misbehave as told."""
+    with serving("--protocol", "llama-cpp-python", "--models", "m", "--empty-stream") as url:
+        models = httpx.get(f"{url}/v1/models", timeout=5).json()
+        stream = httpx.post(f"{url}/v1/chat/completions", json=chat_body(True), timeout=5)
+    assert models["data"][0]["owned_by"] == "me"
+    assert stream.status_code == 200
+    assert stream.content == b""
+    with serving("--protocol", "openai", "--models", "m", "--malformed") as url:
+        broken = httpx.post(f"{url}/v1/chat/completions", json=chat_body(), timeout=5)
+    assert broken.status_code == 200
+    assert broken.content.endswith(b"}{")
+
+
+def test_a_port_out_of_range_is_one_line_and_exit_2() -> None:
+    """--port 99999 is refused with one line on standard error, no traceback."""
+    result = run_python("-m", "reactor", "fake-server", "--protocol", "openai", "--port", "99999")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "reactor fake-server: error: --port must be 0 to 65535, not 99999"
+    ]
+
+
+def test_a_port_in_use_is_one_line_and_exit_2() -> None:
+    """A port another process listens on is refused with one line, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_python(
+            "-m", "reactor", "fake-server", "--protocol", "openai", "--port", str(port)
+        )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"reactor fake-server: error: cannot listen on 127.0.0.1:{port}: ")
+    assert "in use" in line
