@@ -99,7 +99,8 @@ class JournalOutbox:
         # (event type, encoded event, then or None, (step, attempt) of a StepStarted):
         # the event itself is not kept, and without a ``then`` of its own an entry
         # holds no object the garbage collector has to walk.
-        self._events: list[tuple[str, bytes, Then | None, tuple[str, int] | None]] = []
+        # (None while nothing waits: a run mostly waits with nothing to send.)
+        self._events: list[tuple[str, bytes, Then | None, tuple[str, int] | None]] | None = None
         # Step name to the index of its waiting StepStarted (str to int: a dict the
         # garbage collector does not track).
         self._started: dict[str, int] = {}
@@ -115,11 +116,14 @@ class JournalOutbox:
         # and leaves what is already queued intact (it is still sent when the run stops).
         data = msgspec.json.encode(event)
         kind = type(event)
+        events = self._events
+        if events is None:
+            events = self._events = []
         started = None
         if kind is StepStarted:
             started = (event.step, event.attempt)
-            self._started[event.step] = len(self._events)
-        self._events.append((kind.__name__, data, then, started))
+            self._started[event.step] = len(events)
+        events.append((kind.__name__, data, then, started))
         if kind is StepCompleted:
             self._elide_started(event.step, event.attempt)
         if isinstance(event, ENDING):
@@ -139,6 +143,7 @@ class JournalOutbox:
         if index is None:
             return
         events = self._events
+        assert events is not None  # the StepCompleted was just appended
         _, _, then, started = events[index]
         if started == (step, attempt):
             events[index] = ("", b"", then, None)  # its ``then`` is still answered
@@ -150,8 +155,10 @@ class JournalOutbox:
     def flush(self) -> None:
         """Send what waits now, as one append."""
         self._armed = False
-        batch, self._events = self._events, []
+        batch, self._events = self._events, None
         self._started.clear()
+        if batch is None:
+            return
         kept = [(kind, data) for kind, data, _, _ in batch if kind]
         if not kept:  # nothing waits (a StepStarted is only left out for its StepCompleted)
             return

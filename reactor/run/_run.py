@@ -803,7 +803,7 @@ class Run(LoopActor[object]):
     def _record_failure(self, step: StepState, described: StepError, now: float) -> None:
         step.status = Status.FAILED
         self._state.mark_partial(step)
-        self._state.errors.append(described)
+        self._state.add_errors(described)
         self._append(
             StepFailed(
                 step=step.spec.name,
@@ -1065,7 +1065,7 @@ class Run(LoopActor[object]):
             return
         described = step_error(spec.name, error)
         step.status = Status.UNDONE
-        self._state.errors.append(
+        self._state.add_errors(
             StepError(
                 step=spec.name,
                 kind="undo_failed",
@@ -1115,7 +1115,7 @@ class Run(LoopActor[object]):
         if self._mode in (Mode.FINISHING, Mode.ROLLING_BACK):
             return
         timeout = self._options.timeout
-        self._state.errors.append(
+        self._state.add_errors(
             StepError(
                 step="",
                 kind="timeout",

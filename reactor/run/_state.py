@@ -108,7 +108,12 @@ class RunState:
         self.values: dict[str, Any] = {}
         self.ready: collections.deque[str] = collections.deque()
         self.completed: list[str] = []
-        self.errors: list[StepError] = []
+        # A tuple, the shared empty one until a failure: most runs never fail.
+        self.errors: tuple[StepError, ...] = ()
+
+    def add_errors(self, *errors: StepError) -> None:
+        """Record failures that end the run."""
+        self.errors = (*self.errors, *errors)
 
     def add_step(self, spec: StepSpec) -> None:
         """Track a step added while running."""
