@@ -9,6 +9,12 @@ lingered is lost, and the steps it recorded run again on resume (at least once, 
 ever). Each append says which sequence number it expects, so a second writer of the
 same stream (a run started twice) is refused instead of interleaved.
 
+While an append is in flight, new events wait for its answer and then go together (the
+ones that end the run too): a run has one append in flight at a time, so when the
+Store is busy (thousands of runs at once) a run sends fewer, larger appends instead of
+one per linger, each an ask, a deadline and a request the Store handles. Events stay
+in order and the caller is still answered once the run's end is durable.
+
 A ``StepStarted`` whose ``StepCompleted`` goes in the same append is left out: it tells
 nothing the ``StepCompleted`` does not (its attempt, its ``started_at``), so a step that
 ends within the linger costs one row, not two. Replay and the CLI's fold read a
@@ -73,6 +79,7 @@ class JournalOutbox:
     __slots__ = (
         "_armed",
         "_events",
+        "_in_flight",
         "_linger",
         "_owner",
         "_started",
@@ -105,6 +112,7 @@ class JournalOutbox:
         # garbage collector does not track).
         self._started: dict[str, int] = {}
         self._armed = False
+        self._in_flight = False
         self.seq = 0
 
     def append(self, event: Any, then: Then | None = None) -> None:
@@ -126,6 +134,8 @@ class JournalOutbox:
         events.append((kind.__name__, data, then, started))
         if kind is StepCompleted:
             self._elide_started(event.step, event.attempt)
+        if self._in_flight:
+            return  # sent when the append in flight is answered
         if isinstance(event, ENDING):
             self.flush()
         elif not self._armed:
@@ -149,11 +159,22 @@ class JournalOutbox:
             events[index] = ("", b"", then, None)  # its ``then`` is still answered
 
     def __call__(self) -> None:
-        """The linger is over: :meth:`flush`."""
+        """The linger is over: :meth:`flush` (unless an append is in flight: its answer will)."""
+        if self._in_flight:
+            self._armed = False
+            return
         self.flush()
 
+    def _answered(self) -> None:
+        """The append in flight was answered: send what waited for it."""
+        self._in_flight = False
+
+    def _after_answer(self) -> None:
+        if self._events is not None and not self._in_flight:
+            self.flush()
+
     def flush(self) -> None:
-        """Send what waits now, as one append."""
+        """Send what waits now, as one append (even if another is in flight: a stopping run)."""
         self._armed = False
         batch, self._events = self._events, None
         self._started.clear()
@@ -172,10 +193,11 @@ class JournalOutbox:
             expected_seq=expected,
             more=tuple(JournalEvent(event_type=kind, data=data) for kind, data in rest),
         )
-        self._owner.ask(self._store, request, _answer(self._owner, batch), timeout=self._timeout)
+        self._in_flight = True
+        self._owner.ask(self._store, request, _answer(self, batch), timeout=self._timeout)
 
 
-def _answer(owner: OutboxOwner, batch: list[tuple[str, bytes, Then | None, Any]]) -> _Answer:
+def _answer(outbox: JournalOutbox, batch: list[tuple[str, bytes, Then | None, Any]]) -> _Answer:
     checked = False
     then: Then | list[Then] | None = None
     for _, _, each, _ in batch:
@@ -187,7 +209,7 @@ def _answer(owner: OutboxOwner, batch: list[tuple[str, bytes, Then | None, Any]]
             then.append(each)
         else:
             then = [cast("Then", then), each]
-    return _Answer(owner, checked, then)
+    return _Answer(outbox, checked, then)
 
 
 class _Answer:
@@ -199,21 +221,24 @@ class _Answer:
     at most (a run's first or ending event), so no list is kept for it.
     """
 
-    __slots__ = ("_checked", "_owner", "_then")
+    __slots__ = ("_checked", "_outbox", "_then")
 
-    def __init__(self, owner: OutboxOwner, checked: bool, then: Then | list[Then] | None) -> None:
-        self._owner = owner
+    def __init__(
+        self, outbox: JournalOutbox, checked: bool, then: Then | list[Then] | None
+    ) -> None:
+        self._outbox = outbox
         self._checked = checked
         self._then = then
 
     def __call__(self, outcome: JournalAppended | Failure) -> None:
+        outbox = self._outbox
+        outbox._answered()
         if self._checked:
-            self._owner.journal_checked(outcome)
+            outbox._owner.journal_checked(outcome)
         then = self._then
-        if then is None:
-            return
         if type(then) is list:
             for each in then:
                 each(outcome)
-        else:
+        elif then is not None:
             cast("Then", then)(outcome)
+        outbox._after_answer()
