@@ -42,7 +42,7 @@ from actors._bridge import IoBridge, IoHandle
 from actors._errors import AskError
 from actors._events import ActorCrashed, ActorStarted, ActorStopped
 from actors._local import check_may_block, forbid_blocking
-from actors._loop import TURN, Mailbox, StopFlag
+from actors._loop import TURN, Mailbox
 from actors._messages import Failure, FailureKind, Message, Request
 from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply, post
 
@@ -399,7 +399,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             self._mailbox = Mailbox(self._rt.scheduler, self)
             self.actor_urn = f"urn:loop:{id(self):x}"
             self.actor_inbox = self._mailbox
-            self.actor_stopped = cast("threading.Event", StopFlag())
+            self.actor_stopped = cast("threading.Event", self._mailbox)  # its stopped flag
             self._actor_ref = pykka.ActorRef(self)
         else:
             super().__init__()

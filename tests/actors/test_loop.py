@@ -384,7 +384,7 @@ def test_children_started_together_cost_their_supervisor_one_message(
             )
             for i in range(20)
         ]
-        queued = len(cast("Mailbox", target.actor_inbox)._items)  # the loop is held
+        queued = len(cast("Mailbox", target.actor_inbox))  # the loop is held
     finally:
         release.set()
     assert queued == 1
