@@ -61,6 +61,27 @@ T = TypeVar("T")
 _log = structlog.get_logger("actors")
 
 
+class _LoopActorRef(pykka.ActorRef[Any]):
+    """pykka's ref to a loop actor, without a weak reference of its own.
+
+    Its mailbox refers to the actor already (and the ref to the mailbox), so a weak
+    reference would keep nothing from living longer; it would be one more object per
+    actor for the garbage collector to walk.
+    """
+
+    def __init__(self, actor: Actor[Any]) -> None:  # pykka's, without its weakref
+        mailbox = actor._mailbox
+        assert mailbox is not None  # only loop actors have one
+        self.actor_class = type(actor)
+        self.actor_urn = actor.actor_urn
+        self.actor_inbox = mailbox
+        self.actor_stopped = actor.actor_stopped
+
+    def _actor_weakref(self) -> Any:  # type: ignore[override]
+        """What pykka's proxies read: the actor (``weakref.ref``'s call)."""
+        return cast("Mailbox", self.actor_inbox)._actor
+
+
 class _Request:
     """Mailbox item for an ask: the message and where its answer goes."""
 
@@ -233,7 +254,7 @@ class _Piped(IoHandle):
     (see :func:`~actors._reply.post`).
     """
 
-    __slots__ = ("answer", "io", "label", "target", "then", "trace", "value")
+    __slots__ = ("answer", "label", "owner", "target", "then", "trace", "value")
 
     reply_to = None
     """As a mailbox item: no pykka future waits for it."""
@@ -244,13 +265,13 @@ class _Piped(IoHandle):
         bridge: IoBridge,
         target: pykka.ActorRef[Any],
         then: Callable[[Any], object],
-        io: set[IoHandle],
+        owner: Actor[Any],
         answer: Deferred[Any] | None,
     ) -> None:
         super().__init__(name, bridge)
         self.target = target
         self.then = then
-        self.io = io
+        self.owner = owner
         self.label = f"io {name}"
         self.answer = answer
         self.value: object = None
@@ -282,7 +303,7 @@ class _Piped(IoHandle):
 
     def finished(self, outcome: object) -> None:
         """On the actor's thread."""
-        self.io.discard(self)
+        self.owner._io_done(self)
         self.then(outcome)
 
 
@@ -400,13 +421,13 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             self.actor_urn = f"urn:loop:{id(self):x}"
             self.actor_inbox = self._mailbox
             self.actor_stopped = cast("threading.Event", self._mailbox)  # its stopped flag
-            self._actor_ref = pykka.ActorRef(self)
+            self._actor_ref = _LoopActorRef(self)
         else:
             super().__init__()
         self.log = _log  # the actor name is bound on the actor thread (contextvars)
         self._current: Reply | None = None
         self._deferred: set[Reply] | None = None  # made by the first defer_reply()
-        self._io: set[IoHandle] = set()
+        self._io: set[IoHandle] | None = None  # while coroutines it piped run
         self._exit_reported = False
         self._span_name = f"{self.name} "
         self._begun = False
@@ -430,6 +451,14 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             self._start_actor_loop()
         else:
             self._mailbox.open()
+
+    def _io_done(self, handle: IoHandle) -> None:
+        """A piped coroutine's outcome is being handled: it no longer runs."""
+        io = self._io
+        if io is not None:
+            io.discard(handle)
+            if not io:
+                self._io = None  # most of the time nothing runs: no set is kept
 
     @property
     def running_on_loop(self) -> bool:
@@ -507,9 +536,12 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         """
         label = name or str(getattr(coro, "__qualname__", "coroutine"))
         bridge = self._rt.bridge
-        piped = _Piped(label, bridge, self.actor_ref, then, self._io, answer)
+        io = self._io
+        if io is None:
+            io = self._io = set()
+        piped = _Piped(label, bridge, self.actor_ref, then, self, answer)
         bridge.run_with(piped, coro)
-        self._io.add(piped)
+        io.add(piped)
         return piped
 
     def ask(
@@ -711,9 +743,10 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 failed += reply.resolve(failure)
             self._deferred.clear()
         failed += self._drain_mailbox(failure)
-        for handle in list(self._io):
-            handle.cancel()
-        self._io.clear()
+        if self._io:
+            for handle in list(self._io):
+                handle.cancel()
+        self._io = None
         try:
             self.stopped()
         except Exception:
