@@ -23,8 +23,8 @@ from dsl import Input, Reactor, ref, step
 from reactor.app import Engine
 
 RUNS = 300
-MAX_OBJECTS_PER_RUN = 60
-"""Measured at about 51 (a run held in its first step, its second step done, and the
+MAX_OBJECTS_PER_RUN = 55
+"""Measured at about 43 (a run held in its first step, its second step done, and the
 caller's handle); it was about 100 before runs were slimmed down."""
 
 
