@@ -45,6 +45,7 @@ from actors._local import check_may_block, forbid_blocking
 from actors._loop import TURN, Mailbox
 from actors._messages import Failure, FailureKind, Message, Request
 from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply, post
+from actors._tb import plain_traceback
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope
@@ -720,7 +721,9 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             source=self.name,
         )
         failed = self._terminate(failure)
-        self.log.error("actor crashed", during=during, failed_asks=failed, exc_info=exc)
+        self.log.error(
+            "actor crashed", during=during, failed_asks=failed, exception=plain_traceback(exc)
+        )
         self._rt.bus.publish(
             ActorCrashed(
                 name=self.name, incarnation=self.incarnation, error=error, failed_asks=failed
@@ -749,8 +752,8 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         self._io = None
         try:
             self.stopped()
-        except Exception:
-            self.log.exception("stopped() hook raised")
+        except Exception as exc:  # noqa: BLE001 - logged; the actor stops anyway
+            self.log.error("stopped() hook raised", exception=plain_traceback(exc))
         return failed
 
     def _drain_mailbox(self, failure: Failure) -> int:
@@ -835,7 +838,9 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         crashes as it would for an ``Exception``.
         """
         if self.actor_stopped.is_set():
-            self.log.error("a stopped loop actor raised", during=during, exc_info=exc)
+            self.log.error(
+                "a stopped loop actor raised", during=during, exception=plain_traceback(exc)
+            )
             return
         self._crash(exc, during)
 

@@ -27,6 +27,7 @@ from actors._errors import AskError, BlockingCallError
 from actors._handoff import Handoff
 from actors._local import forbid_blocking
 from actors._messages import Failure, FailureKind
+from actors._tb import plain_traceback
 
 __all__ = ["IoBridge", "IoHandle"]
 
@@ -225,7 +226,7 @@ async def _settle(coro: Coroutine[Any, Any, Any], name: str) -> object:
     except AskError as exc:
         return exc.failure
     except Exception as exc:  # noqa: BLE001 - becomes an internal Failure, logged here
-        _log.exception("coroutine raised", coroutine=name)
+        _log.error("coroutine raised", coroutine=name, exception=plain_traceback(exc))
         return Failure(
             kind=FailureKind.INTERNAL,
             message=f"{name} raised {type(exc).__name__}: {exc}",

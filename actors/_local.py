@@ -17,18 +17,28 @@ def forbid_blocking(where: str) -> None:
     _local.forbidden = where
 
 
-def check_may_block(call: str) -> None:
+def check_may_block(call: str, instead: str | None = None) -> None:
     """Raise :class:`BlockingCallError` if the current thread must not block.
 
     That is an actor's thread, the system's I/O loop, and any thread that is running
     an asyncio event loop right now (a blocking call there freezes every task on it).
+
+    Args:
+        call: What would block, for the message (``"System.start()"``).
+        instead: What asyncio code should write instead (``"async with System()"``);
+            by default the advice for a blocking ask.
     """
     where: str | None = getattr(_local, "forbidden", None)
     if where is None and asyncio._get_running_loop() is not None:
         where = "the running asyncio event loop"
-    if where is not None:
-        msg = (
-            f"{call} would block {where}; from an actor use self.ask(ref, message, then=...), "
+    if where is None:
+        return
+    if instead is None:
+        advice = (
+            "from an actor use self.ask(ref, message, then=...), "
             "from asyncio code use await ref.ask_async(...)"
         )
-        raise BlockingCallError(msg)
+    else:
+        advice = f"from asyncio code use {instead}"
+    msg = f"{call} would block {where}; {advice}"
+    raise BlockingCallError(msg)

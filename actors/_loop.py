@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from actors._tb import plain_traceback
 from actors._timers import TimerHandle
 
 if TYPE_CHECKING:
@@ -288,8 +289,8 @@ class _Bucket:
             handle.cancel()  # drop the references, as a cancelled one does
             try:
                 callback()
-            except Exception:  # noqa: BLE001 - one bad callback must not disturb the others
-                _log.exception("timer callback failed")
+            except Exception as exc:  # noqa: BLE001 - one bad callback must not disturb the others
+                _log.error("timer callback failed", exception=plain_traceback(exc))
         self._cancelled = 0
         if handles:
             self._armed = self._owner._loop.call_at(handles[0].when, self._fire)

@@ -219,8 +219,8 @@ def decode(data: bytes | str, type: Any = None) -> Any:
             any registered message or failure is accepted, chosen by its tag.
 
     Raises:
-        MessageDecodeError: The document is not valid JSON, has an unknown tag, or a
-            field of the wrong type; the text names the path.
+        MessageDecodeError: The document is not valid JSON, has an unknown tag, a
+            field of the wrong type (the text names the path), or is nested too deeply.
     """
     decoder = _any() if type is None else _decoder_for(type)
     try:
@@ -229,6 +229,11 @@ def decode(data: bytes | str, type: Any = None) -> Any:
         raise MessageDecodeError(str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise MessageDecodeError(f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        # msgspec recurses once per level of nesting in a field typed Any (or a
+        # recursive type): a document nested about a thousand deep exhausts the stack.
+        msg = "the document is nested too deeply to decode"
+        raise MessageDecodeError(msg) from None
 
 
 def _decoder_for(tp: object) -> msgspec.json.Decoder[Any]:

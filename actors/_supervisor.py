@@ -37,6 +37,7 @@ import pykka
 from actors._actor import Actor, ChildExited, Deferred, Ref, binding
 from actors._errors import DuplicateActorName, SystemNotRunning
 from actors._events import ActorRestarted, SupervisorGaveUp
+from actors._tb import plain_traceback
 
 __all__ = [
     "ChildInfo",
@@ -399,8 +400,10 @@ class Supervisor(Actor[object]):
                 target = Supervisor.start(spec)
             else:
                 target = spec.actor.start(*spec.args, **spec.kwargs)
-        except Exception as exc:
-            self.log.exception("child failed to construct", child=spec.name)
+        except Exception as exc:  # noqa: BLE001 - logged, and reported as the child's exit
+            self.log.error(
+                "child failed to construct", child=spec.name, exception=plain_traceback(exc)
+            )
             self.actor_ref.tell(
                 ChildExited(
                     spec.name, child.incarnation, crashed=True, error=f"{type(exc).__name__}: {exc}"

@@ -31,6 +31,7 @@ from actors._actor import Actor, Ref, binding
 from actors._bridge import IoBridge
 from actors._bus import DeadLetters, EventBus
 from actors._errors import AskError, SystemNotRunning
+from actors._local import check_may_block
 from actors._runtime import Runtime
 from actors._supervisor import (
     ChildInfo,
@@ -95,7 +96,14 @@ class System:
     # ---- lifecycle -----------------------------------------------------------------
 
     def start(self) -> Self:
-        """Start the I/O loop, the timers and the root supervisor with its children."""
+        """Start the I/O loop, the timers and the root supervisor with its children.
+
+        Raises:
+            BlockingCallError: Called on a running event loop (starting waits for
+                threads): asyncio code writes ``async with System()``. Nothing has been
+                started then, so nothing is left to keep the process alive.
+        """
+        check_may_block("System.start() (or `with System()`)", "`async with System()`")
         with self._lock:
             if self._rt is not None:
                 msg = f"system {self.name!r} is already running"
@@ -108,16 +116,32 @@ class System:
             binding.current = (self._spec.name, rt, None, 1, self._spec.runs_on_loop)
             try:
                 root._target = Supervisor.start(self._spec, self._root_gave_up)
+            except BaseException:
+                rt.timers.stop()
+                rt.bridge.stop()
+                raise
             finally:
                 binding.current = None
             self._rt, self._root = rt, root
         # One round trip: the root has run started(), so every child has been started.
-        root.ask(WhichChildren())
+        try:
+            root.ask(WhichChildren())
+        except BaseException:
+            self.stop()  # a start that fails leaves no thread behind
+            raise
         _log.info("system started", system=self.name, actors=len(self._spec.children))
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop every actor in reverse start order, then the timers and the I/O loop."""
+        """Stop every actor in reverse start order, then the timers and the I/O loop.
+
+        Raises:
+            BlockingCallError: Called on a running event loop: asyncio code awaits
+                :meth:`stop_async` (or writes ``async with System()``). The system
+                is still running then, so that call can still stop it.
+        """
+        if self._rt is not None:
+            check_may_block("System.stop()", "`await system.stop_async()`")
         with self._lock:
             rt, root = self._rt, self._root
             self._rt = self._root = None
@@ -146,9 +170,16 @@ class System:
     ) -> None:
         self.stop()
 
-    async def __aenter__(self) -> Self:
-        # Starting waits for threads; do it off the caller's loop.
+    async def start_async(self) -> Self:
+        """:meth:`start` for asyncio code: the waiting for threads happens off the loop."""
         return await asyncio.to_thread(self.start)
+
+    async def stop_async(self, timeout: float = 30.0) -> None:
+        """:meth:`stop` for asyncio code: the waiting happens off the caller's loop."""
+        await asyncio.to_thread(self.stop, timeout)
+
+    async def __aenter__(self) -> Self:
+        return await self.start_async()
 
     async def __aexit__(
         self,
@@ -156,7 +187,7 @@ class System:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await asyncio.to_thread(self.stop)
+        await self.stop_async()
 
     @property
     def running(self) -> bool:

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import structlog
 
+from actors._tb import plain_traceback
+
 __all__ = ["TimerHandle", "Timers"]
 
 _log = structlog.get_logger("actors.timers")
@@ -114,8 +116,8 @@ class Timers:
                     return
             try:
                 due.callback()
-            except Exception:  # noqa: BLE001 - one bad callback must not kill the timers
-                _log.exception("timer callback failed")
+            except Exception as exc:  # noqa: BLE001 - one bad callback must not kill the timers
+                _log.error("timer callback failed", exception=plain_traceback(exc))
 
     def _next_due(self) -> TimerHandle | None:
         """Wait (holding the condition) until an entry is due; None when stopping."""

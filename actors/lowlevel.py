@@ -13,12 +13,17 @@
   (no round trip: for children started by the thousand, such as runs);
 * :class:`LoopScheduler` is the run queue of the actors that take turns on the loop;
 * :func:`handoff_for` gives an event loop's :class:`Handoff`, which runs calls from
-  other threads on that loop with one wake-up per batch.
+  other threads on that loop with one wake-up per batch;
+* :func:`check_may_block` raises :class:`~actors.BlockingCallError` at once when a
+  blocking call is made where it must not wait (an actor, the I/O loop, any running
+  event loop): the guard every sync entry point (``System.start``, ``start_fleet``,
+  ``Engine``) runs first.
 """
 
 from actors._bridge import IoBridge, IoHandle
 from actors._bus import DeadLetter, DeadLetters
 from actors._handoff import Handoff, handoff_for
+from actors._local import check_may_block
 from actors._loop import LoopScheduler
 from actors._messages import MessageDecodeError, message_types
 from actors._supervisor import StartChild, Supervisor, start_child
@@ -36,6 +41,7 @@ __all__ = [
     "Supervisor",
     "TimerHandle",
     "Timers",
+    "check_may_block",
     "handoff_for",
     "message_types",
     "start_child",

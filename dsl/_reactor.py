@@ -250,6 +250,9 @@ def locate(obj: Any) -> str:
 def find(locator: str) -> Any:
     """The object a :func:`locate` string names, importing its module or file.
 
+    A file is loaded with its own folder first on ``sys.path`` (for that load only),
+    so it can import the modules beside it.
+
     Raises:
         LookupError: The module, file or name does not exist, saying which.
     """
@@ -277,11 +280,18 @@ def find(locator: str) -> Any:
                 raise LookupError(msg)
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
+            # The file's folder is on the import path while it loads, so that it can
+            # import a module beside it (`from helpers import clean`), as `python file.py`
+            # would let it.
+            folder = str(path.parent)
+            sys.path.insert(0, folder)
             try:
                 spec.loader.exec_module(module)
             except BaseException:
                 del sys.modules[module_name]
                 raise
+            finally:
+                sys.path.remove(folder)
     else:
         try:
             module = importlib.import_module(where)

@@ -3,7 +3,9 @@
 * :func:`configure_tracing` turns on OpenTelemetry export (OTLP over HTTP or gRPC,
   console, or none), from arguments and the standard ``OTEL_*`` variables.
 * :func:`configure_logging` sets structlog up for JSON or console lines that carry
-  ``trace_id``, ``span_id`` and the actor's name.
+  ``trace_id``, ``span_id`` and the actor's name. Until it (or the program) configures
+  structlog, the library logs warnings and errors only, on standard error
+  (:func:`install_quiet_default`, run on import).
 * :func:`inject` and :func:`extract` move the trace context in and out of messages.
 * ``GEN_AI_*``: the attribute names of the OpenTelemetry GenAI conventions.
 """
@@ -20,7 +22,7 @@ from otel._genai import (
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
 )
-from otel._logging import LogFormat, add_trace_ids, configure_logging
+from otel._logging import LogFormat, add_trace_ids, configure_logging, install_quiet_default
 from otel._render import span_tree
 from otel._tracing import (
     ExporterName,
@@ -53,7 +55,10 @@ __all__ = [
     "enabled",
     "extract",
     "inject",
+    "install_quiet_default",
     "shutdown_tracing",
     "span_tree",
     "tracer",
 ]
+
+install_quiet_default()

@@ -3,6 +3,11 @@
 Every line gets ``trace_id`` and ``span_id`` from the current OpenTelemetry span (when
 one is recording) and whatever the runtime bound with ``structlog.contextvars``: the
 runtime binds ``actor`` on each actor's thread, and later layers bind ``run_id``.
+
+A library prints nothing its host program did not ask for: until someone configures
+structlog (:func:`configure_logging`, or the program's own ``structlog.configure``),
+importing this package installs a quiet default (:func:`install_quiet_default`):
+warnings and errors only, on standard error, tracebacks without local variables.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["LogFormat", "add_trace_ids", "configure_logging"]
+__all__ = ["LogFormat", "add_trace_ids", "configure_logging", "install_quiet_default"]
 
 LogFormat = Literal["json", "console"]
 
@@ -34,6 +39,48 @@ class _TraceIds:
 
 
 add_trace_ids: Processor = _TraceIds()
+
+
+class _Stderr:
+    """Logger factory writing to whatever ``sys.stderr`` is when a line is logged.
+
+    Looked up per logger, not once, so a program (or a test) that redirects standard
+    error later still gets the lines.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, *_args: object) -> structlog.PrintLogger:
+        return structlog.PrintLogger(sys.stderr)
+
+
+def install_quiet_default() -> bool:
+    """Make structlog quiet unless its configuration was chosen already; whether it did.
+
+    Without this, structlog's own default prints every level, debug included, to
+    standard output (between the program's own prints), and with ``rich`` installed
+    draws crash tracebacks with every frame's local variables (API keys included).
+    Installed: warning and above, on standard error, plain tracebacks without locals.
+    A program that configured structlog before is left alone; one that configures it
+    later (or calls :func:`configure_logging`) replaces this.
+    """
+    if structlog.is_configured():
+        return False
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=_Stderr(),
+        cache_logger_on_first_use=False,
+    )
+    return True
 
 
 def configure_logging(

@@ -10,7 +10,18 @@ import pytest
 
 from tests.support.proc import ROOT, run_python
 
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+EXAMPLES = sorted([*(ROOT / "examples").glob("*.py"), *(ROOT / "examples" / "dsl").glob("*.py")])
+DSL_OUTPUT = {
+    "compose.py": "['Hello, Ada.', 'Hello, Grace!']",
+    "group_around.py": "{'booked': 'moved 3', 'cents': {'result': 'moved 300', 'committed': True}}",
+    "collect_template.py": "'title': 'tides: 2 facts, first: the moon pulls (the desk)'",
+    "with_steps.py": "fetch_2 completed",
+    "compensate_undo.py": "log: ['reserve lamp', 'reserve desk', 'release desk#1']",
+    "halt_resume.py": "draft ran 1 time(s)",
+    "ask.py": "'model': 'fake-large'",
+    "order_and_conditions.py": "{'forecast': 'cached forecast for tides'}",
+}
+"""A line each example in examples/dsl/ prints when it works (one per feature family)."""
 
 
 def run(*args: str, env_db: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -25,10 +36,35 @@ def test_there_are_examples() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(path: Path, tmp_path: Path) -> None:
-    """The example exits 0 and prints something."""
+    """The example exits 0 and prints something (a DSL example: what shows it worked)."""
     result = run(str(path), env_db=tmp_path / "example.db")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+    if path.parent.name == "dsl":
+        assert DSL_OUTPUT[path.name] in result.stdout
+
+
+def test_every_dsl_feature_family_has_an_example() -> None:
+    """compose, group, around, collect, template, WithSteps, compensate, Halt, ask, wait_for."""
+    sources = "\n".join(p.read_text() for p in (ROOT / "examples" / "dsl").glob("*.py"))
+    for feature in (
+        "compose(",
+        "group(",
+        "around(",
+        "collect(",
+        "template(",
+        "WithSteps(",
+        "compensate=",
+        "undo=",
+        "Halt(",
+        "engine.resume(",
+        "ask(",
+        "wait_for=",
+        "where=",
+        "guard=",
+    ):
+        assert feature in sources, feature
+    assert set(DSL_OUTPUT) == {p.name for p in (ROOT / "examples" / "dsl").glob("*.py")}
 
 
 def test_quickstart_shows_replies_and_nested_spans(tmp_path: Path) -> None:
@@ -76,3 +112,55 @@ def test_actors_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "ChatRequest" in out
     assert "chat fake-small" in out or "LLM server:" in out
     assert db.exists()
+
+
+def test_asyncio_service_serves_concurrent_requests_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The aiohttp example answers 12 requests at once, then exits 0 on SIGTERM."""
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["REACTOR_DB"] = str(tmp_path / "service.db")
+    service = ROOT / "examples" / "service" / "briefing_service.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(service), "--port", "0", "--offline"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("serving on http://127.0.0.1:"), first
+        url = first.split()[-1]
+
+        async def ask_all() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                bad = await client.post("/brief", json={"topic": ""})
+                assert bad.status_code == 400
+                return await asyncio.gather(
+                    *(client.post("/brief", json={"topic": f"topic {i}"}) for i in range(12))
+                )
+
+        answers = asyncio.run(ask_all())
+        for i, answer in enumerate(answers):
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["topic"] == f"topic {i}"
+            assert f"topic {i}" in body["for"]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopping" in out
+    assert out.rstrip().endswith("stopped")
+    assert "Traceback" not in err

@@ -19,9 +19,10 @@ from actors.llm._config import (
     ResourcesConfig,
     default_config_path,
     load_config,
+    mask_url,
 )
 from actors.llm._discovery import DEFAULT_ENDPOINTS, discover, discover_sync, probe
-from actors.llm._fleet import Fleet, start_fleet
+from actors.llm._fleet import Fleet, start_fleet, start_fleet_async
 from actors.llm._host import HostMessage, ModelHost
 from actors.llm._messages import (
     Admission,
@@ -101,6 +102,8 @@ __all__ = [
     "discover",
     "discover_sync",
     "load_config",
+    "mask_url",
     "probe",
     "start_fleet",
+    "start_fleet_async",
 ]

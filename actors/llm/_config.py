@@ -73,6 +73,7 @@ __all__ = [
     "ResourcesConfig",
     "default_config_path",
     "load_config",
+    "mask_url",
 ]
 
 CONFIG_ENV_VAR = "REACTOR_CONFIG"
@@ -126,14 +127,48 @@ class _Section(BaseModel):
     must not change under it.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    # hide_input_in_errors: a rejected value may be a key or a URL with a password in it.
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, frozen=True, hide_input_in_errors=True
+    )
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``, for printing.
+
+    ``http://ada:hunter2@gpu:8080/v1`` becomes ``http://ada:***@gpu:8080/v1``; a URL
+    without credentials (or one that does not parse) comes back unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    masked = f"{user}:***" if colon else "***"
+    return parts._replace(netloc=f"{masked}@{hostport}").geturl()
 
 
 def _check_http_url(value: str) -> str:
     value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        msg = f"must be an http:// or https:// URL with a host, not {value!r}"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        msg = f"{mask_url(value)!r} is not a valid URL ({exc})"
+        raise ValueError(msg) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        msg = f"must be an http:// or https:// URL with a host, not {mask_url(value)!r}"
+        raise ValueError(msg)
+    if parts.username is not None or parts.password is not None:
+        # The HTTP clients refuse credentials in a URL next to their own auth header,
+        # with an error that names neither the host nor the fix; and the URL is printed.
+        msg = (
+            f"{mask_url(value)!r} has credentials in it; put them in headers "
+            '(headers = { Authorization = "Basic ..." }) or in api_key_env instead'
+        )
         raise ValueError(msg)
     return value
 
@@ -155,14 +190,14 @@ class BreakerConfig(_Section):
         counted: The failure kinds that count; others (``bad_request``, ...) never open it.
     """
 
-    failure_threshold: int = Field(default=5, ge=1)
-    failure_rate: float = Field(default=0.5, gt=0.0, le=1.0)
-    window: int = Field(default=20, ge=1)
-    min_calls: int = Field(default=10, ge=1)
-    open_s: float = Field(default=5.0, gt=0.0)
-    max_open_s: float = Field(default=120.0, gt=0.0)
-    backoff: float = Field(default=2.0, ge=1.0)
-    half_open_probes: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=5, ge=1, strict=True)
+    failure_rate: float = Field(default=0.5, gt=0.0, le=1.0, strict=True)
+    window: int = Field(default=20, ge=1, strict=True)
+    min_calls: int = Field(default=10, ge=1, strict=True)
+    open_s: float = Field(default=5.0, gt=0.0, strict=True)
+    max_open_s: float = Field(default=120.0, gt=0.0, strict=True)
+    backoff: float = Field(default=2.0, ge=1.0, strict=True)
+    half_open_probes: int = Field(default=1, ge=1, strict=True)
     counted: frozenset[FailureKind] = DEFAULT_COUNTED
 
     @model_validator(mode="after")
@@ -179,8 +214,8 @@ class BreakerConfig(_Section):
 class PriceConfig(_Section):
     """What a model costs, in US dollars per million tokens."""
 
-    input_per_mtok: float = Field(ge=0.0)
-    output_per_mtok: float = Field(ge=0.0)
+    input_per_mtok: float = Field(ge=0.0, strict=True)
+    output_per_mtok: float = Field(ge=0.0, strict=True)
 
     def cost(self, usage: Usage) -> float:
         """The cost in US dollars of one call that used ``usage`` (the one price formula)."""
@@ -195,7 +230,8 @@ class HostConfig(_Section):
     Attributes:
         url: Base URL, ``http://`` or ``https://``.
         protocol: The wire protocol; ``None`` lets discovery find out.
-        api_key: The key, written in the file (prefer ``api_key_env``).
+        api_key: The key, written in the file (prefer ``api_key_env``); printed as
+            ``**********`` (``repr``, ``str``, ``model_dump``).
         api_key_env: The name of an environment variable that holds the key.
         max_parallel: Requests in flight at once on this host.
         queue_limit: Requests waiting beyond those; more are refused (``overloaded``).
@@ -203,7 +239,9 @@ class HostConfig(_Section):
             own deadline, enforced by the host, bounds the whole call).
         connect_timeout_s: Time allowed to open a connection.
         stream_idle_timeout_s: Longest silence allowed inside a stream.
-        headers: Extra HTTP headers sent with every request.
+        headers: Extra HTTP headers sent with every request. Their values are
+            secrets (an ``Authorization`` header, say): printing the settings shows
+            ``**********``; :meth:`header_values` gives them to the HTTP client.
         breaker: Breaker settings for this host; the fields given here override the
             global ``[breaker]`` section (see :meth:`Config.host`). ``None``: the
             defaults of :class:`BreakerConfig`.
@@ -228,19 +266,21 @@ class HostConfig(_Section):
     protocol: HostProtocol | None = None
     api_key: SecretStr | None = None
     api_key_env: str | None = None
-    max_parallel: int = Field(default=4, ge=1)
-    queue_limit: int = Field(default=1000, ge=0)
-    timeout_s: float = Field(default=120.0, gt=0.0)
-    connect_timeout_s: float = Field(default=5.0, gt=0.0)
-    stream_idle_timeout_s: float = Field(default=60.0, gt=0.0)
-    headers: dict[str, str] = Field(default_factory=dict)
+    max_parallel: int = Field(default=4, ge=1, strict=True)
+    queue_limit: int = Field(default=1000, ge=0, strict=True)
+    timeout_s: float = Field(default=120.0, gt=0.0, strict=True)
+    connect_timeout_s: float = Field(default=5.0, gt=0.0, strict=True)
+    stream_idle_timeout_s: float = Field(default=60.0, gt=0.0, strict=True)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
     breaker: BreakerConfig | None = None
     models: tuple[str, ...] = ()
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     server: str | None = None
     aliases: dict[str, str] = Field(default_factory=dict)
-    context_windows: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
+    context_windows: dict[str, Annotated[int, Field(gt=0, strict=True)]] = Field(
+        default_factory=dict
+    )
 
     @field_validator("url")
     @classmethod
@@ -254,6 +294,18 @@ class HostConfig(_Section):
             msg = f"{value!r} is not an environment variable name"
             raise ValueError(msg)
         return value
+
+    def header_values(self) -> dict[str, str]:
+        """The extra headers as the HTTP client sends them (the secrets revealed)."""
+        return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+    def missing_api_key_env(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The ``api_key_env`` variable when it is named but not set (and no ``api_key``)."""
+        if self.api_key is not None or not self.api_key_env:
+            return None
+        if (os.environ if env is None else env).get(self.api_key_env):
+            return None
+        return self.api_key_env
 
     def resolved_api_key(self, env: Mapping[str, str] | None = None) -> str | None:
         """The API key: ``api_key``, else the variable named by ``api_key_env``, else None.
@@ -280,9 +332,9 @@ class ResourcesConfig(_Section):
         nvml: Whether to read GPUs through NVML at all.
     """
 
-    budget_bytes: int | None = Field(default=None, gt=0)
-    budget_gb: float | None = Field(default=None, gt=0.0)
-    poll_s: float = Field(default=5.0, gt=0.0)
+    budget_bytes: int | None = Field(default=None, gt=0, strict=True)
+    budget_gb: float | None = Field(default=None, gt=0.0, strict=True)
+    poll_s: float = Field(default=5.0, gt=0.0, strict=True)
     nvml: bool = True
 
     @model_validator(mode="after")
@@ -315,7 +367,7 @@ class DiscoveryConfig(_Section):
     enabled: bool = True
     default_ports: bool = True
     urls: list[str] = Field(default_factory=list)
-    timeout_s: float = Field(default=0.5, gt=0.0)
+    timeout_s: float = Field(default=0.5, gt=0.0, strict=True)
 
     @field_validator("urls")
     @classmethod
@@ -555,6 +607,7 @@ def _config_error(
         for o in overrides:
             if _under(str_loc, o.path):
                 reason += f" (from environment variable {o.var})"
+                reason += _json_hint(error["type"], o)
             elif _under(o.path, str_loc):
                 reason += f" (involves environment variable {o.var})"
         problems.append((where, reason))
@@ -562,6 +615,24 @@ def _config_error(
     origin = str(source) if source is not None else "configuration (defaults and environment)"
     count = f"{len(problems)} invalid setting{'s' if len(problems) != 1 else ''}"
     return ConfigError(f"{origin}: {count}\n" + "\n".join(lines), path=source, problems=problems)
+
+
+_JSON_SHAPES = {
+    "list_type": ("a JSON list", '["http://127.0.0.1:8080"]'),
+    "set_type": ("a JSON list", '["timeout"]'),
+    "frozen_set_type": ("a JSON list", '["timeout"]'),
+    "dict_type": ("a JSON object", '{"X-Team": "blue"}'),
+    "model_type": ("a JSON object", '{"field": 1}'),
+}
+
+
+def _json_hint(error_type: str, override: _Override) -> str:
+    """For a variable whose text is not the list or table its field needs: say so."""
+    shape = _JSON_SHAPES.get(error_type)
+    if shape is None or not isinstance(override.parsed, str):
+        return ""
+    what, example = shape
+    return f"; {what} is expected, e.g. {override.var}='{example}'"
 
 
 def _suggest(loc: tuple[int | str, ...]) -> str | None:

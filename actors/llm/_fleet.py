@@ -22,17 +22,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import structlog
+
 from actors import Ref
-from actors.llm._config import Config, HostConfig, HostProtocol, load_config
+from actors.llm._config import Config, HostConfig, HostProtocol, load_config, mask_url
 from actors.llm._discovery import DEFAULT_ENDPOINTS, SERVER_PROTOCOL, discover, probe
 from actors.llm._host import HostMessage, ModelHost
 from actors.llm._messages import HostInventory, InventoryQuery
 from actors.llm.resources import RegisterHost, ResourceMonitor
+from actors.lowlevel import check_may_block
 
 if TYPE_CHECKING:
     from actors import System
 
-__all__ = ["Fleet", "StandIn", "start_fleet"]
+__all__ = ["Fleet", "StandIn", "start_fleet", "start_fleet_async"]
+
+_log = structlog.get_logger("actors.llm.fleet")
 
 
 class StandIn(Protocol):
@@ -62,12 +67,15 @@ class Fleet:
         inventories: What was found for each host when it started (discovered or probed).
         simulated: Fake servers started because no real one was found (stopped by
             :meth:`close`); empty when every host is real.
+        warnings: One line per problem found at start, naming the host (also logged).
     """
 
     hosts: dict[str, Ref[HostMessage]] = field(default_factory=dict)
     monitor: Ref[Any] | None = None
     inventories: dict[str, HostInventory] = field(default_factory=dict)
     simulated: list[StandIn] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Problems worth telling the user at start (an ``api_key_env`` that is not set)."""
 
     @property
     def is_simulated(self) -> bool:
@@ -88,6 +96,10 @@ class Fleet:
         for server in self.simulated:
             server.stop()
         self.simulated.clear()
+
+    async def close_async(self) -> None:
+        """:meth:`close` for asyncio code (stopping a fake server joins its thread)."""
+        await asyncio.to_thread(self.close)
 
 
 async def _survey(config: Config, discovery: bool) -> tuple[dict[str, HostInventory], list[str]]:
@@ -146,14 +158,68 @@ def start_fleet(
             still runs offline (``actors.testing.fake_servers``: OpenAI-compatible and
             Ollama fakes); each becomes the host ``simulated-<protocol>``.
 
-    Call it from sync code (it probes with ``asyncio.run`` and asks the hosts for their
-    inventories); from asyncio code, run it in a worker thread.
+    For sync code: it probes with ``asyncio.run`` and waits for the hosts. Asyncio code
+    awaits :func:`start_fleet_async` instead.
 
     Raises:
         ValueError: A configured host has no protocol and could not be recognised.
+        BlockingCallError: Called on a running event loop.
     """
+    check_may_block("start_fleet()", "`await start_fleet_async(...)`")
     config = config or load_config()
     found, problems = asyncio.run(_survey(config, discovery))
+    hosts, fleet = _plan(config, found, problems)
+    if not hosts and fallback is not None:
+        _add_stand_ins(config, hosts, fleet, fallback())
+    fleet.monitor = system.spawn(ResourceMonitor, name="resources", kwargs=_monitor_args(config))
+    for name, settings in hosts.items():
+        ref = system.spawn(
+            ModelHost, name=name, args=(settings,), kwargs=_host_args(fleet, found, name)
+        )
+        _register(fleet, name, ref)
+    for name in hosts:
+        if name not in fleet.inventories:
+            fleet.inventories[name] = fleet.hosts[name].ask(InventoryQuery())
+    return fleet
+
+
+async def start_fleet_async(
+    system: System,
+    config: Config | None = None,
+    *,
+    discovery: bool = True,
+    fallback: Fallback | None = None,
+) -> Fleet:
+    """:func:`start_fleet` for asyncio code: nothing it does blocks the caller's loop.
+
+    The probes run on the caller's loop; the hosts are spawned and asked for their
+    inventories with awaits; stand-in servers (which start threads) are started in a
+    worker thread.
+    """
+    if config is None:
+        config = await asyncio.to_thread(load_config)
+    found, problems = await _survey(config, discovery)
+    hosts, fleet = _plan(config, found, problems)
+    if not hosts and fallback is not None:
+        _add_stand_ins(config, hosts, fleet, await asyncio.to_thread(fallback))
+    fleet.monitor = await system.spawn_async(
+        ResourceMonitor, name="resources", kwargs=_monitor_args(config)
+    )
+    for name, settings in hosts.items():
+        ref = await system.spawn_async(
+            ModelHost, name=name, args=(settings,), kwargs=_host_args(fleet, found, name)
+        )
+        _register(fleet, name, ref)
+    missing = [name for name in hosts if name not in fleet.inventories]
+    answers = await asyncio.gather(*(fleet.hosts[n].ask_async(InventoryQuery()) for n in missing))
+    fleet.inventories.update(zip(missing, answers, strict=True))
+    return fleet
+
+
+def _plan(
+    config: Config, found: dict[str, HostInventory], problems: list[str]
+) -> tuple[dict[str, HostConfig], Fleet]:
+    """Each host's settings (configured, then discovered), and the fleet to fill in."""
     if problems:
         raise ValueError("; ".join(problems))
     fleet = Fleet()
@@ -162,6 +228,14 @@ def start_fleet(
         protocol = host.protocol or SERVER_PROTOCOL[found[name].server]
         kind = host.server or (found[name].server if name in found else None)
         hosts[name] = config.host(name, protocol=protocol, server=kind)
+        missing = host.missing_api_key_env()
+        if missing is not None:
+            warning = (
+                f"host {name!r} ({mask_url(host.url)}): api_key_env names {missing}, "
+                "which is not set; its requests go without a key"
+            )
+            fleet.warnings.append(warning)
+            _log.warning("api_key_env is not set", host=name, variable=missing)
     for name, inventory in found.items():
         fleet.inventories[name] = inventory
         if name not in config.hosts:
@@ -169,31 +243,36 @@ def start_fleet(
             hosts[name] = config.host(
                 name, host, protocol=inventory.provider, server=inventory.server or None
             )
-    if not hosts and fallback is not None:
-        for protocol, server in fallback().items():
-            fleet.simulated.append(server)
-            name = f"simulated-{protocol}"
-            hosts[name] = config.host(name, HostConfig(url=server.url), protocol=protocol)
+    return hosts, fleet
+
+
+def _add_stand_ins(
+    config: Config,
+    hosts: dict[str, HostConfig],
+    fleet: Fleet,
+    servers: Mapping[HostProtocol, StandIn],
+) -> None:
+    for protocol, server in servers.items():
+        fleet.simulated.append(server)
+        name = f"simulated-{protocol}"
+        hosts[name] = config.host(name, HostConfig(url=server.url), protocol=protocol)
+
+
+def _monitor_args(config: Config) -> dict[str, Any]:
     resources = config.resources
-    fleet.monitor = system.spawn(
-        ResourceMonitor,
-        name="resources",
-        kwargs={
-            "budget_bytes": resources.budget(),
-            "poll_s": resources.poll_s,
-            "use_nvml": resources.nvml,
-        },
-    )
-    for name, settings in hosts.items():
-        ref = system.spawn(
-            ModelHost,
-            name=name,
-            args=(settings,),
-            kwargs={"monitor": fleet.monitor, "inventory": found.get(name)},
-        )
-        fleet.hosts[name] = ref
-        fleet.monitor.tell(RegisterHost(host=name, ref=ref))
-    for name in hosts:
-        if name not in fleet.inventories:
-            fleet.inventories[name] = fleet.hosts[name].ask(InventoryQuery())
-    return fleet
+    return {
+        "budget_bytes": resources.budget(),
+        "poll_s": resources.poll_s,
+        "use_nvml": resources.nvml,
+    }
+
+
+def _host_args(fleet: Fleet, found: Mapping[str, HostInventory], name: str) -> dict[str, Any]:
+    """A ModelHost's keyword arguments: the monitor, and what the survey found there."""
+    return {"monitor": fleet.monitor, "inventory": found.get(name)}
+
+
+def _register(fleet: Fleet, name: str, ref: Ref[HostMessage]) -> None:
+    fleet.hosts[name] = ref
+    assert fleet.monitor is not None
+    fleet.monitor.tell(RegisterHost(host=name, ref=ref))

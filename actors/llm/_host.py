@@ -300,7 +300,7 @@ class ModelHost(Actor[HostMessage]):
             settings.url,
             client=self.client,
             api_key=settings.resolved_api_key(),
-            headers=settings.headers,
+            headers=settings.header_values(),
             timeouts=timeouts,
             name=self.name,
         )

@@ -67,11 +67,20 @@ that appends to the stream, in the same transaction: one upsert per stream per c
 :class:`JournalStreams` (e.g. "the runs, newest first", or "the runs whose last event is
 not terminal") is answered from it on the read connection without scanning the events.
 
+**Checking before use.** :meth:`Store.check` does the writer's opening (creation,
+write-ahead logging, migrations) on the calling thread and closes the file again, and
+reads the journal's tables once: whoever must know that the journal is usable before
+anything happens (the ``reactor`` command before a run's first step, an ``Engine`` that
+starts its Store) gets one :class:`StoreError` naming the file and the cause (a
+directory, a read-only file, a file that is not SQLite, a newer schema) instead of an
+actor that crashes after the first step ran.
+
 **Where the file is.** ``$REACTOR_DB`` if set, else ``reactor.db`` in the user's data
 directory (:func:`default_db_path`). The journal holds the inputs and results of runs, so
 a new file is created readable and writable by its owner only (``0600``; SQLite gives its
-``-wal`` and ``-shm`` files the same mode) and a missing directory for it ``0700``; an
-existing file keeps its mode.
+``-wal`` and ``-shm`` files the same mode) and every missing directory on its path
+``0700``; an existing file or directory keeps its mode (the README says so: tighten an
+older one with ``chmod 600``).
 
 **Closing.** When the actor stops (or crashes), the writer finishes the commit in
 progress and writes nothing more (the appends still queued were answered
@@ -564,13 +573,14 @@ def _rows(batch: list[_Pending]) -> list[_Row]:
 
 
 def _create_private(path: Path) -> None:
-    """Create the file's directory (0700) and the file (0600) where they are missing.
+    """Create the file's directories (0700) and the file (0600) where they are missing.
 
     SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so they
     are owner-only too. An existing file keeps the mode it has.
     """
-    if not path.parent.is_dir():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):  # each folder created here, not only the last, is 0700
+        folder.mkdir(mode=0o700, exist_ok=True)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
 
 
@@ -930,6 +940,64 @@ class Store(Actor[StoreRequest]):
         """The file a Store given ``path`` uses: that path, else :func:`default_db_path`."""
         return Path(path if path is not None else default_db_path()).expanduser().absolute()
 
+    @staticmethod
+    def check(
+        path: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        busy_timeout: float = 5.0,
+        migrations: Sequence[str] = MIGRATIONS,
+    ) -> Path:
+        """Open the database as a Store would, on the calling thread, and close it again.
+
+        For those that must know the journal is usable before anything happens (the
+        ``reactor`` command before a run's first step; an engine before its first run):
+        the same opening (owner-only creation, write-ahead logging, migrations) that the
+        Store's writer does, so what fails here would fail there, but as one error
+        naming the file and the cause instead of a crashed actor.
+
+        Args:
+            path: The database file; :func:`default_db_path` when ``None``.
+            create: Create it (and its directory) when it does not exist; when
+                ``False``, a missing file is an error too.
+            busy_timeout: Seconds to wait for a write lock held by another process.
+            migrations: The schema scripts.
+
+        Returns:
+            The file's absolute path.
+
+        Raises:
+            StoreError: The path is a directory, not readable or writable, not a
+                SQLite database, has a newer schema than this code knows, or cannot be
+                opened for another reason (the failure's message says which).
+        """
+        file = Store.path_of(path)
+        where = _Where(file, "store")
+        problem = _unusable(file, create=create)
+        if problem is not None:
+            raise StoreError(where.failure(FailureKind.BAD_REQUEST, problem))
+        writer = _Writer(
+            where,
+            migrations=migrations,
+            synchronous="FULL",
+            busy_timeout_ms=round(busy_timeout * 1000),
+            max_batch=1,
+        )
+        try:
+            failure = writer._open()
+            if failure is None:
+                failure = _readable(writer)
+        except Exception as exc:  # noqa: BLE001 - every way it fails is reported the same way
+            failure = where.error(exc, "cannot open the database")
+        finally:
+            conn, writer._conn = writer._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        if failure is not None:
+            raise StoreError(failure)
+        return file
+
     @classmethod
     def spec(
         cls,
@@ -1061,6 +1129,31 @@ class Store(Actor[StoreRequest]):
 
 def _raise(error: BaseException) -> None:
     raise error
+
+
+def _unusable(file: Path, *, create: bool) -> str | None:
+    """What makes ``file`` unusable before SQLite is asked, in words (``None``: nothing)."""
+    if file.is_dir():
+        return f"it is a directory, not a database file (point {DB_ENV_VAR} or --db at a file)"
+    if not file.exists():
+        return None if create else "there is no such file"
+    if not os.access(file, os.R_OK):
+        return "the file cannot be read (permission denied)"
+    if not os.access(file, os.W_OK):
+        return "the file is read-only (the journal is written to it, so it must be writable)"
+    return None
+
+
+def _readable(writer: _Writer) -> Failure | None:
+    """Read the journal's tables once, as the Store's reads will."""
+    conn = writer._conn
+    assert conn is not None
+    try:
+        conn.execute("SELECT stream_id FROM streams LIMIT 1").fetchall()
+        conn.execute("SELECT id FROM events LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        return writer.where.error(exc, "cannot read the journal")
+    return None
 
 
 def _check(message: _Served) -> str | None:

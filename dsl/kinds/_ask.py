@@ -56,8 +56,8 @@ class AskKind(StepKind[AskImpl]):
         self, impl: AskImpl, sources: Mapping[str, Any], binder: Binder
     ) -> tuple[AskImpl, dict[str, Source]]:
         """One argument per placeholder of the prompt, the model and the system prompt."""
-        if not isinstance(impl.model, str) or not impl.model:
-            binder.fail(f"option 'model' must name a model, got {impl.model!r}")
+        if not isinstance(impl.model, str):
+            binder.fail(f"option 'model' must be a model id (a string), got {impl.model!r}")
         texts = [impl.prompt, impl.model]
         if impl.system is not None:
             texts.append(impl.system)
@@ -94,7 +94,7 @@ register(AskKind())
 def ask(
     prompt: str,
     *,
-    model: str,
+    model: str = "",
     host: str | None = None,
     system: str | None = None,
     temperature: float | None = None,
@@ -113,7 +113,9 @@ def ask(
 
     Args:
         prompt: The prompt template.
-        model: The model (a template).
+        model: The model (a template); empty (the default), or a template that
+            renders empty, asks the engine's default model (``Engine(default_model=)``,
+            else the fleet's first chat model).
         host: The ModelHost to ask; by default one that serves ``model``.
         system: A system prompt template.
         temperature: Sampling temperature.

@@ -37,8 +37,8 @@ from actors import (
     SupervisorSpec,
     System,
 )
-from actors.llm import Fleet
-from actors.lowlevel import start_child
+from actors.llm import Fleet, mask_url
+from actors.lowlevel import check_may_block, start_child
 from actors.store import Journal, Store
 from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
@@ -50,20 +50,26 @@ from reactor.run import (
     CancelRun,
     EncodeError,
     InputError,
+    JournalProof,
     Limits,
     Middleware,
+    PlanChangedError,
     ResumeError,
     Run,
     RunDone,
     RunEvent,
+    RunExistsError,
     RunFailedError,
     RunOptions,
+    RunResumed,
     RunServices,
     RunStarted,
     RunSummary,
     StepError,
     UndoError,
     check_inputs,
+    compare_plan,
+    decode_plan,
     encode_value,
     latest_owner,
     list_runs,
@@ -89,15 +95,18 @@ class RunHandle(RunDone):
     Attributes:
         run_id: The run's id (``reactor runs show RUN_ID``).
         reactor: The reactor's name.
+        warnings: What :meth:`Engine.resume` warned about: the reactor's source changed
+            since the run started, or the resume was forced although its steps changed.
     """
 
-    __slots__ = ("_ref", "reactor", "run_id")
+    __slots__ = ("_ref", "reactor", "run_id", "warnings")
 
     def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None = None) -> None:
         super().__init__()
         self.run_id = run_id
         self.reactor = reactor
         self._ref = ref
+        self.warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id} of {self.reactor}>"
@@ -107,7 +116,11 @@ class RunHandle(RunDone):
 
         Raises:
             TimeoutError: ``timeout`` seconds passed first (the run goes on).
+            BlockingCallError: Called on a running event loop (await
+                :meth:`result_async` there); unless the run has ended already.
         """
+        if not self.done():
+            check_may_block("RunHandle.result()", "`await handle.result_async()`")
         return super().result(timeout)
 
     async def result_async(self) -> Any:
@@ -145,6 +158,11 @@ class Engine:
         resume_interrupted: At start, resume the runs whose process died.
         store_synchronous: ``"FULL"`` (survives power loss) or ``"NORMAL"`` (survives a
             killed process), when the engine starts the Store.
+
+    Raises:
+        StoreError: The engine starts the Store and its file cannot be used (a
+            directory, read-only, not SQLite, a newer schema): checked here, with
+            :meth:`~actors.store.Store.check`, before any run.
     """
 
     def __init__(
@@ -170,9 +188,15 @@ class Engine:
         self.system = system
         self.max_concurrency = max_concurrency
         self.max_depth = max_depth
-        self.store = self._store(system, db_path, store_synchronous)
-        self.journal = Journal(self.store)
-        self._supervisor = self._runs_supervisor(system)
+        self._db_path = db_path
+        self._store_synchronous = store_synchronous
+        self._resume_at_open = resume_interrupted
+        self._opened = False
+        self.store: Ref[Any]
+        """The Store actor that owns the journal (set when the engine opens)."""
+        self.journal: Journal
+        self._supervisor: Ref[Any]
+        self._services: RunServices
         built_in: list[Middleware] = []
         if tracing:
             built_in.append(TracingMiddleware())
@@ -191,35 +215,88 @@ class Engine:
                 self._hosts.setdefault(model, host)
         self._hosts.update(hosts or {})
         self.default_model = default_model or next(iter(self._hosts), None)
-        self._services = self._make_services(self.middleware)
+        self._journal_proof = JournalProof()
         self.resumed: list[RunHandle] = []
         """The runs ``resume_interrupted=True`` picked up when the engine started."""
-        if resume_interrupted:
-            self.resumed = self.resume_interrupted()
+        if not _on_event_loop():
+            self.open()
+        # else: on a running event loop, starting the store would block it; the
+        # engine opens on `async with Engine(...)` or its first start_async/run_async.
 
     # ---- set-up --------------------------------------------------------------------------
 
-    @staticmethod
-    def _store(
-        system: System, db_path: str | os.PathLike[str] | None, synchronous: str
-    ) -> Ref[Any]:
-        try:
-            return system.lookup("store")
-        except ActorNotFound:
-            if synchronous.upper() == "NORMAL":
-                return system.spawn(Store.spec(db_path, synchronous="NORMAL"))
-            return system.spawn(Store.spec(db_path, synchronous="FULL"))
+    def open(self) -> Engine:
+        """Start (or find) the store and the runs supervisor; sync code need not call it.
 
-    @staticmethod
-    def _runs_supervisor(system: System) -> Ref[Any]:
+        The constructor calls it, except on a running event loop, where
+        ``async with Engine(...)`` (or :meth:`open_async`) does.
+
+        Raises:
+            BlockingCallError: Called on a running event loop.
+        """
+        if self._opened:
+            return self
+        check_may_block("Engine.open()", "`async with Engine(...)` or `await engine.open_async()`")
         try:
-            return system.lookup("runs")
+            store = self.system.lookup("store")
         except ActorNotFound:
-            spec = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0, on_loop=True)
+            # Opened and checked here first, so an unusable file is one StoreError
+            # naming it and the cause, before any run (and not a crashing actor).
+            Store.check(self._db_path)
+            store = self.system.spawn(self._store_spec())
+        try:
+            runs = self.system.lookup("runs")
+        except ActorNotFound:
             try:
-                return system.spawn(spec)
+                runs = self.system.spawn(_RUNS_SPEC)
             except DuplicateActorName:
-                return system.lookup("runs")
+                runs = self.system.lookup("runs")
+        self._opened_with(store, runs)
+        if self._resume_at_open:
+            self.resumed = self.resume_interrupted()
+        return self
+
+    async def open_async(self) -> Engine:
+        """:meth:`open` for asyncio code (``async with Engine(...)`` calls it)."""
+        if self._opened:
+            return self
+        try:
+            store = self.system.lookup("store")
+        except ActorNotFound:
+            await asyncio.to_thread(Store.check, self._db_path)
+            store = await self.system.spawn_async(self._store_spec())
+        try:
+            runs = self.system.lookup("runs")
+        except ActorNotFound:
+            try:
+                runs = await self.system.spawn_async(_RUNS_SPEC)
+            except DuplicateActorName:
+                runs = self.system.lookup("runs")
+        self._opened_with(store, runs)
+        if self._resume_at_open:
+            self.resumed = await asyncio.to_thread(self.resume_interrupted)
+        return self
+
+    def _store_spec(self) -> ChildSpec:
+        if self._store_synchronous.upper() == "NORMAL":
+            return Store.spec(self._db_path, synchronous="NORMAL")
+        return Store.spec(self._db_path, synchronous="FULL")
+
+    def _opened_with(self, store: Ref[Any], runs: Ref[Any]) -> None:
+        self.store = store
+        self.journal = Journal(store)
+        self._supervisor = runs
+        self._services = self._make_services(self.middleware)
+        self._opened = True
+
+    def _require_open(self) -> None:
+        if not self._opened:
+            msg = (
+                "this Engine was created on a running event loop and is not open yet: "
+                "use `async with Engine(...) as engine`, or await engine.open_async() "
+                "(start_async and run_async open it themselves)"
+            )
+            raise RuntimeError(msg)
 
     def _make_services(self, middleware: tuple[Middleware, ...]) -> RunServices:
         return RunServices(
@@ -231,6 +308,7 @@ class Engine:
             resolve_host=self._resolve_host,
             start_child=self._start_child,
             undo_children=self._undo_children,
+            journal_proof=self._journal_proof,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:
@@ -243,9 +321,15 @@ class Engine:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Engine:
-        return self
+        return self.open()
 
     def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Engine:
+        return await self.open_async()
+
+    async def __aexit__(self, *_exc: object) -> None:
         self.close()
 
     # ---- model hosts ---------------------------------------------------------------------
@@ -254,11 +338,7 @@ class Engine:
         if not model:
             model = self.default_model or ""
             if not model:
-                msg = (
-                    "the ask step names no model and the engine has no default model "
-                    "(pass Engine(default_model=...) or a fleet with a chat model)"
-                )
-                raise LookupError(msg)
+                raise LookupError(self._no_default_model())
         if host is not None:
             return self.system.lookup(host), model
         name = self._hosts.get(model)
@@ -272,6 +352,24 @@ class Engine:
             )
             raise LookupError(msg)
         return self.system.lookup(name), model
+
+    def _no_default_model(self) -> str:
+        """Why an ``ask`` without a model has none: unreachable hosts first, if any."""
+        unreachable = [
+            f"{name} at {mask_url(inv.url)} ({inv.error or 'no answer'})"
+            for name, inv in (self._fleet.inventories.items() if self._fleet else ())
+            if not inv.reachable
+        ]
+        if unreachable:
+            return (
+                "the ask step names no model, and no model host could say which models it "
+                f"has: unreachable when the fleet started: {'; '.join(unreachable)} "
+                "(start the server, or name the model: ask(..., model=...))"
+            )
+        return (
+            "the ask step names no model and the engine has no default model "
+            "(pass Engine(default_model=...) or a fleet with a chat model)"
+        )
 
     # ---- starting runs -------------------------------------------------------------------
 
@@ -331,11 +429,15 @@ class Engine:
             shutdown_timeout=10.0,
         )
 
-    def _spawn(self, spec: ChildSpec, run_id: str) -> Ref[Any]:
+    def _spawn(self, spec: ChildSpec, run_id: str, *, new: bool = False) -> Ref[Any]:
         """Start the Run actor now, as a child of the ``runs`` supervisor."""
         try:
             return start_child(self._supervisor, spec)
         except DuplicateActorName:
+            if new:
+                raise RunExistsError(
+                    run_id=run_id, reactor="", detail="it is running in this process"
+                ) from None
             msg = f"run {run_id} is already running in this process"
             raise ResumeError(msg, run_id=run_id, reactor="") from None
 
@@ -372,11 +474,17 @@ class Engine:
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
             EncodeError: The context cannot be journaled as JSON.
+
+        A ``run_id`` that names a run already (in the journal, or running here) is
+        refused: :class:`~reactor.run.RunExistsError`, raised here when that run is
+        running in this process, else by :meth:`RunHandle.result` before any step ran
+        (continue such a run with :meth:`resume`).
         """
+        self._require_open()
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
-        handle._ref = self._spawn(spec, handle.run_id)
+        handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
 
     async def start_async(
@@ -391,11 +499,12 @@ class Engine:
         middleware: Sequence[Middleware] = (),
         context: Mapping[str, Any] | None = None,
     ) -> RunHandle:
-        """:meth:`start` for asyncio code."""
+        """:meth:`start` for asyncio code (it opens the engine first if need be)."""
+        await self.open_async()
         spec, handle = self._start_spec(
             reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
         )
-        handle._ref = self._spawn(spec, handle.run_id)
+        handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
 
     def _start_spec(  # noqa: PLR0917 - start()'s arguments, passed on
@@ -430,6 +539,7 @@ class Engine:
             options=options,
             carrier=otel.inject(),  # the run's span is a child of the caller's, if any
             fresh=run_id is None,
+            refuse_existing=run_id is not None,
             context=run_context(context),
         )
         return spec, handle
@@ -446,7 +556,9 @@ class Engine:
             RunFailedError: A step failed for good (after rollback).
             RunHaltedError: A step halted the run.
             RunCancelledError: It was cancelled.
+            BlockingCallError: Called on a running event loop (before anything starts).
         """
+        check_may_block("Engine.run()", "`await engine.run_async(...)`")
         return self.start(reactor, inputs, **options).result()
 
     async def run_async(
@@ -609,10 +721,12 @@ class Engine:
             RunFailedError: An ``undo`` failed for good (the others still ran);
                 ``errors`` names each.
         """
+        check_may_block("Engine.undo()", "`await engine.undo_async(...)`")
         self.system.bridge.run(self.undo_async(run_id), timeout)
 
     async def undo_async(self, run_id: str) -> None:
         """:meth:`undo` for asyncio code."""
+        await self.open_async()
         started, reactor, events = await self._completed_run(run_id)
         missing = await self._missing_undos(run_id, reactor, events)
         if missing:
@@ -676,19 +790,46 @@ class Engine:
 
     def history(self, run_id: str) -> list[RunEvent]:
         """The run's journal, decoded (oldest first); empty for an unknown run."""
+        self._require_open()
         return read_history(self.journal, run_id)
 
     def resume(
-        self, run_id: str, *, middleware: Sequence[Middleware] = (), reason: str = "resumed"
+        self,
+        run_id: str,
+        *,
+        middleware: Sequence[Middleware] = (),
+        reason: str = "resumed",
+        force: bool = False,
+        reactor: type[Reactor] | None = None,
     ) -> RunHandle:
         """Continue a halted or interrupted run from its journal.
 
         Completed steps are not run again: their results come from the journal. Steps
         that were running when it stopped run again.
 
+        The reactor's plan is compared with the one the run started with: if a step
+        was added, removed or renamed, or its dependencies or kind changed, resuming
+        is refused (the journal's results would feed a different graph) unless
+        ``force``; if only the source file changed, the run resumes with a warning
+        (logged, and in :attr:`RunHandle.warnings`).
+
+        Args:
+            run_id: The run.
+            middleware: Observers of this run only, after the engine's.
+            reason: Why it is resumed (journaled with ``RunResumed``).
+            force: Resume although its steps changed: the events of steps the reactor
+                no longer has are left out, new steps run.
+            reactor: The reactor to continue it with (by default the one its
+                journal's locator names): for a reactor whose file moved. Later
+                resumes load it from its new place.
+
         Raises:
             ResumeError: No such run, it already ended, or its reactor cannot be loaded.
+            PlanChangedError: Its steps changed since it started (and not ``force``);
+                ``changes`` says how.
+            JournalCorruptError: A row of its journal cannot be read.
         """
+        self._require_open()
         events = self.history(run_id)
         if not events or not isinstance(events[0], RunStarted):
             msg = f"no run {run_id!r} in the journal ({self._where()})"
@@ -698,7 +839,20 @@ class Engine:
         if ended in TERMINAL_EVENTS:
             msg = f"run {run_id} of {started.reactor!r} already ended ({ended}); nothing to resume"
             raise ResumeError(msg, run_id=run_id, reactor=started.reactor)
-        reactor = self._load(started)
+        locator = _latest_locator(events)
+        moved_to = ""
+        if reactor is None:
+            reactor = self._load(started, locator)
+        else:
+            try:
+                moved_to = locate(reactor)
+            except ValueError:
+                moved_to = ""
+            if moved_to == locator:
+                moved_to = ""
+        warnings = self._check_plan(started, reactor, force=force)
+        if warnings:
+            reason = f"{reason} ({'; '.join(warnings)})"
         known = {f.name for f in dataclasses.fields(RunOptions)}
         options = RunOptions(**{k: v for k, v in started.options.items() if k in known})
         handle = RunHandle(run_id, started.reactor)
@@ -713,30 +867,66 @@ class Engine:
             options=options,
             parent=started.parent,
             resume_reason=reason,
+            lenient=force,
+            resume_locator=moved_to,
         )
         handle._ref = self._spawn(spec, run_id)
+        handle.warnings = tuple(warnings)
         return handle
 
     @staticmethod
-    def _load(started: RunStarted) -> type[Reactor]:
-        if not started.locator:
+    def _check_plan(started: RunStarted, reactor: type[Reactor], *, force: bool) -> list[str]:
+        """Refuse a changed plan (unless ``force``); the warnings a resume carries."""
+        from reactor.observe import log  # noqa: PLC0415
+
+        check = compare_plan(decode_plan(started.plan), reactor)
+        changes = list(check.changes)
+        name = reactor.__plan__.reactor
+        if name != started.reactor:
+            changes.insert(0, f"the reactor is {name!r}, was {started.reactor!r}")
+        warnings: list[str] = []
+        if changes:
+            if not force:
+                raise PlanChangedError(
+                    run_id=started.run_id, reactor=started.reactor, changes=changes
+                )
+            warnings.append(f"resumed with force although its steps changed: {'; '.join(changes)}")
+        if check.source_changed:
+            warnings.append(
+                f"the source of reactor {started.reactor!r} ({check.source_file or '?'}) "
+                "changed since the run started; completed steps keep the results of the "
+                "old code"
+            )
+        for warning in warnings:
+            log.warning("resuming a run whose reactor changed", run_id=started.run_id, why=warning)
+        return warnings
+
+    @staticmethod
+    def _load(started: RunStarted, locator: str | None = None) -> type[Reactor]:
+        locator = locator or started.locator
+        if not locator:
             msg = (
                 f"run {started.run_id}: reactor {started.reactor!r} was defined where another "
                 "process cannot find it (define it at module level, in a file)"
             )
             raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor)
         try:
-            reactor = find(started.locator)
+            reactor = find(locator)
         except (LookupError, ImportError, SyntaxError) as exc:
-            msg = f"run {started.run_id}: cannot load reactor {started.locator!r}: {exc}"
+            msg = (
+                f"run {started.run_id}: cannot load reactor {locator!r}: {exc} "
+                "(if its file moved, resume it with the reactor from its new place: "
+                "`reactor runs resume RUN_ID NEW/PATH.py`, Engine.resume(reactor=...))"
+            )
             raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor) from exc
         if not (isinstance(reactor, type) and issubclass(reactor, Reactor)):
-            msg = f"run {started.run_id}: {started.locator!r} is not a Reactor"
+            msg = f"run {started.run_id}: {locator!r} is not a Reactor"
             raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor)
         return reactor
 
     def interrupted(self) -> list[str]:
         """Top-level runs that were running in a process that is gone (not halted ones)."""
+        self._require_open()
         found: list[str] = []
         for info in self.journal.streams(
             STREAM_PREFIX, open_only=True, terminal_types=tuple(TERMINAL_EVENTS)
@@ -766,6 +956,7 @@ class Engine:
 
     def runs(self, *, limit: int | None = 50, include_children: bool = False) -> list[RunSummary]:
         """Runs in the journal, newest first (what ``reactor runs list`` shows)."""
+        self._require_open()
         return list_runs(self.journal, limit=limit, include_children=include_children)
 
     def _where(self) -> str:
@@ -780,6 +971,28 @@ def _options(
     return RunOptions(
         max_concurrency=max_concurrency, timeout=timeout, concurrency_key=concurrency_key
     )
+
+
+_RUNS_SPEC = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0, on_loop=True)
+"""The supervisor every run of the system's engines is a child of."""
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread is running an event loop (where set-up must not wait)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _latest_locator(events: Sequence[RunEvent]) -> str:
+    """Where the run's reactor was loaded from last (a resume may have moved it)."""
+    for event in reversed(events):
+        if isinstance(event, RunResumed) and event.locator:
+            return event.locator
+    first = events[0]
+    return first.locator if isinstance(first, RunStarted) else ""
 
 
 def run_context(context: Mapping[str, Any] | None) -> dict[str, Any]:

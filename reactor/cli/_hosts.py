@@ -11,8 +11,15 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 import msgspec
+from pydantic import ValidationError
 
-from actors.llm import DEFAULT_ENDPOINTS, HostInventory, ModelInfo, discover_sync
+from actors.llm import (
+    DEFAULT_ENDPOINTS,
+    DiscoveryConfig,
+    HostInventory,
+    ModelInfo,
+    discover_sync,
+)
 
 __all__ = ["format_inventory", "run_discover", "run_fake_server"]
 
@@ -72,8 +79,21 @@ def run_discover(
     default_ports: bool,
     timeout: float,
     out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
 ) -> int:
-    """Probe and print; exit status 0 when at least one server answered, else 1."""
+    """Probe and print; the exit status.
+
+    0 when at least one known server answered, 1 when none did (nothing answered, or
+    only something that is not an LLM server), 2 for a URL or timeout that is wrong
+    before anything is probed.
+    """
+    problems = [why for _url, why in _bad_urls(urls)]
+    if not timeout > 0:
+        problems.append(f"--timeout {timeout!r}: must be a number of seconds > 0")
+    if problems:
+        for problem in problems:
+            err.write(f"reactor discover: error: {problem}\n")
+        return 2
     found = discover_sync(urls, default_ports=default_ports, timeout=timeout)
     if as_json:
         out.write(json.dumps(msgspec.to_builtins(found), indent=2) + "\n")
@@ -81,7 +101,21 @@ def run_discover(
         probed = ", ".join(DEFAULT_ENDPOINTS) if default_ports else "none"
         out.write(format_inventory(found) + "\n")
         out.write(f"\n(default local endpoints probed: {probed})\n")
-    return 0 if any(f.reachable for f in found) else 1
+    return 0 if any(f.reachable and f.server for f in found) else 1
+
+
+def _bad_urls(urls: Sequence[str]) -> list[tuple[str, str]]:
+    """Each URL that is not one discovery can probe, with the reason (as configuration says)."""
+    bad: list[tuple[str, str]] = []
+    for url in urls:
+        try:
+            DiscoveryConfig(urls=[url])
+        except ValidationError as exc:
+            reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            if "://" not in url:
+                reason += f" (did you mean http://{url}?)"
+            bad.append((url, reason))
+    return bad
 
 
 def run_fake_server(

@@ -14,9 +14,13 @@ Subcommands:
   ``--hang``, ``--close-after N``, ``--malformed``, ... make it misbehave.
 * ``reactor run path/to/file.py:Name [--input key=value ...]``: run a reactor with live
   progress on standard error; its result is printed as JSON on standard output.
-* ``reactor runs list|show|resume``: the runs in the journal; one run's steps; continue
-  a halted or interrupted run.
-* ``reactor version``: print the installed version.
+* ``reactor runs list|show|resume|undo``: the runs in the journal; one run's steps
+  (``--traceback``: each failure's traceback); continue a halted or interrupted run
+  (``--force`` when its steps changed, ``FILE.py`` when its file moved); roll back a
+  completed one.
+* ``reactor version`` (or ``reactor --version``): print the installed version.
+
+Every subcommand and argument has help (``reactor COMMAND --help``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reactor", description="Reactor Swarm: orchestrate many LLMs as actors."
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo", help="run the example reactor: parallel ask steps, then one combining them"
@@ -51,11 +58,7 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help="SQLite file for the journal (default: REACTOR_DB, else the user data dir)",
         )
-        each.add_argument(
-            "--log-level",
-            default="critical",
-            help="structlog level on standard error (debug, info, warning, error, critical)",
-        )
+        _log_level_option(each, default="critical")
     discover = commands.add_parser("discover", help="find LLM servers and list their models")
     discover.add_argument("urls", nargs="*", metavar="URL", help="endpoints to probe as well")
     discover.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -160,10 +163,31 @@ def _progress_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="show no progress on standard error (the result still goes to standard output)",
     )
+    _log_level_option(parser, default="error")
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+"""What ``--log-level`` accepts (any case)."""
+
+
+def _log_level_option(parser: argparse.ArgumentParser, *, default: str) -> None:
     parser.add_argument(
         "--log-level",
-        default="error",
-        help="structlog level on standard error (debug, info, warning, error, critical)",
+        default=default,
+        type=str.lower,
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        help=f"log lines on standard error from this level up: {', '.join(LOG_LEVELS)} "
+        f"(default {default})",
+    )
+
+
+def _json_outcome_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print how the run ended as one JSON object on standard output (status, "
+        "run_id, and result, errors or the halting step), failures included",
     )
 
 
@@ -211,6 +235,7 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="a value of the run's context (a string), for steps, guards and middleware",
     )
     _progress_options(run)
+    _json_outcome_option(run)
     run.add_argument(
         "--mermaid", action="store_true", help="print the reactor as a Mermaid flowchart; no run"
     )
@@ -224,23 +249,52 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--all", action="store_true", help="also the runs that other runs composed"
     )
     show = actions.add_parser("show", help="one run: its inputs, outcome and steps")
-    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("run_id", metavar="RUN_ID", help="the run (as `reactor runs list` shows)")
     _db_option(show)
     show.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    resume = actions.add_parser(
-        "resume", help="continue a halted or interrupted run, with live progress"
+    show.add_argument(
+        "--traceback", action="store_true", help="print the traceback of each failure"
     )
-    resume.add_argument("run_id", metavar="RUN_ID")
+    resume = actions.add_parser(
+        "resume",
+        help="continue a halted or interrupted run, with live progress",
+        description=(
+            "Continue a halted or interrupted run. Refused (exit 2) when the reactor's "
+            "steps changed since the run started, unless --force; a changed source file "
+            "only warns."
+        ),
+    )
+    resume.add_argument("run_id", metavar="RUN_ID", help="the halted or interrupted run")
+    resume.add_argument(
+        "locator",
+        nargs="?",
+        default=None,
+        metavar="FILE.py[:NAME]",
+        help="where the reactor is now, if its file moved (NAME: the one it started with)",
+    )
+    resume.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even though the reactor's steps changed since the run started",
+    )
     _db_option(resume)
     _progress_options(resume)
+    _json_outcome_option(resume)
     undo = actions.add_parser(
         "undo",
         help="roll back a completed run whose completed steps all have an undo",
         description="Exit status: 0 undone, 1 an undo failed, 2 refused (nothing undone).",
     )
-    undo.add_argument("run_id", metavar="RUN_ID")
+    undo.add_argument("run_id", metavar="RUN_ID", help="the completed run to roll back")
     _db_option(undo)
-    undo.add_argument("--log-level", default="error", help="structlog level on standard error")
+    _log_level_option(undo, default="error")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("reactor-swarm")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
 
 
 def _fake_protocols() -> list[str]:
@@ -305,12 +359,13 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                     progress=not args.no_progress,
                     mermaid=args.mermaid,
                     log_level=args.log_level,
+                    as_json=args.json,
                 )
             )
         case "runs":
             return _runs(args)
         case "version":
-            print(metadata.version("reactor-swarm"))
+            print(_version())
             return 0
         case _:  # argparse rejects unknown commands before this
             return 2
@@ -353,10 +408,16 @@ def _runs(args: argparse.Namespace) -> int:
                 db=args.db, limit=args.limit, as_json=args.json, include_children=args.all
             )
         case "show":
-            return run_show(args.run_id, db=args.db, as_json=args.json)
+            return run_show(args.run_id, db=args.db, as_json=args.json, traceback=args.traceback)
         case "resume":
             code = run_resume(
-                args.run_id, db=args.db, progress=not args.no_progress, log_level=args.log_level
+                args.run_id,
+                db=args.db,
+                progress=not args.no_progress,
+                log_level=args.log_level,
+                as_json=args.json,
+                force=args.force,
+                locator=args.locator,
             )
             return leave_now_if_steps_linger(code)
         case "undo":

@@ -142,8 +142,14 @@ def write_runs(out: TextIO, rows: Sequence[RunSummary], *, as_json: bool) -> Non
     _emit(out, table)
 
 
-def write_run(out: TextIO, view: RunView, run_id: str, *, as_json: bool) -> None:
-    """``reactor runs show``'s output: the folded run as JSON, or its header and steps."""
+def write_run(
+    out: TextIO, view: RunView, run_id: str, *, as_json: bool, traceback: bool = False
+) -> None:
+    """``reactor runs show``'s output: the folded run as JSON, or its header and steps.
+
+    With ``traceback``, each failure's traceback (journaled when user code raised)
+    follows the steps; without it, a line says there is one to see.
+    """
     if as_json:
         data = msgspec.to_builtins(view, enc_hook=str)
         for step, built in zip(view.steps, data["steps"], strict=True):
@@ -185,3 +191,23 @@ def write_run(out: TextIO, view: RunView, run_id: str, *, as_json: bool) -> None
     for label, value in rows:
         header.add_row(label, value)
     _emit(out, header, "", _steps_table(view))
+    _write_tracebacks(out, view, run_id, show=traceback)
+
+
+def _write_tracebacks(out: TextIO, view: RunView, run_id: str, *, show: bool) -> None:
+    """The failures' tracebacks, each once (a step's latest and the run's errors)."""
+    failures = [s.error for s in view.steps if s.error is not None] + list(view.errors)
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for failure in failures:
+        if failure.traceback and (failure.step, failure.traceback) not in seen:
+            seen.add((failure.step, failure.traceback))
+            kept.append(failure)
+    if not kept:
+        return
+    if not show:
+        out.write(f"\n(tracebacks kept: reactor runs show {view.run_id or run_id} --traceback)\n")
+        return
+    for failure in kept:
+        where = f"step {failure.step}" if failure.step else "run"
+        out.write(f"\ntraceback of {where} ({failure.error}):\n{failure.traceback.rstrip()}\n")

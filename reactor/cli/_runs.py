@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import msgspec
 from rich.console import Console
 
 from reactor.cli._parse import (
@@ -78,19 +79,37 @@ __all__ = [
 # ---- the journal, read-only -----------------------------------------------------------------
 
 
+def usable_store(db: Path | None, *, create: bool) -> Path:
+    """Open and check the database before anything starts; its path.
+
+    Raises:
+        CliError: It does not exist (unless ``create``), or it cannot be used: one
+            line naming the file and the cause (a directory, read-only, not a
+            database, a newer schema), instead of a crashing Store actor.
+    """
+    from actors.store import Store, StoreError  # noqa: PLC0415
+
+    path = Store.path_of(db)
+    if not create and not path.exists():
+        raise CliError(f"no database at {path} (no run has been recorded there)")
+    try:
+        return Store.check(path, create=create)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
 @contextlib.contextmanager
 def _journal(db: Path | None) -> Iterator[Journal]:
     """A Journal on the database at ``db`` (the default path when ``None``).
 
     Raises:
-        CliError: The file does not exist (it is not created by reading).
+        CliError: The file does not exist (it is not created by reading), or it
+            cannot be used (see :func:`usable_store`).
     """
     from actors import System  # noqa: PLC0415
     from actors.store import Journal, Store  # noqa: PLC0415
 
-    path = Store.path_of(db)
-    if not path.is_file():
-        raise CliError(f"no database at {path} (no run has been recorded there)")
+    path = usable_store(db, create=False)
     with System(Store.spec(path), name="reactor-cli", default_timeout=30.0) as system:
         yield Journal(system.lookup("store"))
 
@@ -112,7 +131,7 @@ def run_list(
     if limit is not None and limit < 1:
         err.write("reactor runs list: error: --limit must be at least 1\n")
         return EXIT_USAGE
-    if not Store.path_of(db).is_file():
+    if not Store.path_of(db).exists():
         if as_json:
             out.write("[]\n")
         else:
@@ -123,7 +142,7 @@ def run_list(
         with _journal(db) as journal:
             rows = list_runs(journal, limit=limit, include_children=include_children)
     except (CliError, ActorError) as exc:
-        err.write(f"reactor runs list: error: {exc}\n")
+        err.write(f"reactor runs list: error: cannot read the runs: {exc}\n")
         return EXIT_USAGE
     write_runs(out, rows, as_json=as_json)
     return EXIT_OK
@@ -134,27 +153,37 @@ def run_show(
     *,
     db: Path | None,
     as_json: bool,
+    traceback: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """``reactor runs show ID``: the run's header and a table of its steps."""
+    """``reactor runs show ID``: the run's header and a table of its steps.
+
+    A journal row that cannot be decoded is named (the run, its seq, what is wrong) on
+    standard error and left out; the rest is shown, and the exit status is 1.
+    """
     out, err = out or sys.stdout, err or sys.stderr
     from actors import ActorError  # noqa: PLC0415
 
+    damaged: list[tuple[int, str]] = []
     try:
         _configure_logging("error")
         with _journal(db) as journal:
-            events = read_history(journal, run_id)
+            events = read_history(journal, run_id, damaged=damaged)
     except (CliError, ActorError) as exc:
         err.write(f"reactor runs show: error: {exc}\n")
         return EXIT_USAGE
+    for seq, problem in damaged:
+        err.write(f"reactor runs show: run {run_id}: journal row seq {seq} is damaged, ")
+        err.write(f"left out: {problem}\n")
     if not events:
-        err.write(f"reactor runs show: error: no run {run_id!r} in the journal\n")
-        return EXIT_USAGE
+        if not damaged:
+            err.write(f"reactor runs show: error: no run {run_id!r} in the journal\n")
+        return EXIT_FAILED if damaged else EXIT_USAGE
     view = fold(events)
     view.status = run_status(view.last_event, view.owner)
-    write_run(out, view, run_id, as_json=as_json)
-    return EXIT_OK
+    write_run(out, view, run_id, as_json=as_json, traceback=traceback)
+    return EXIT_FAILED if damaged else EXIT_OK
 
 
 # ---- running -------------------------------------------------------------------------------
@@ -197,7 +226,7 @@ def _configure_tracing() -> None:
 
 def _start_fleet(system: System, err: TextIO) -> Fleet:
     """Model hosts for the ``ask`` steps; say which servers they are."""
-    from actors.llm import start_fleet  # noqa: PLC0415
+    from actors.llm import mask_url, start_fleet  # noqa: PLC0415
     from actors.testing import fake_servers  # noqa: PLC0415
 
     try:
@@ -209,8 +238,14 @@ def _start_fleet(system: System, err: TextIO) -> Fleet:
         err.write(f"no LLM server found: using the built-in fake servers (models: {models})\n")
     else:
         for name, inventory in fleet.inventories.items():
+            where = mask_url(inventory.url)
+            if not inventory.reachable:
+                err.write(f"LLM server {name}: unreachable at {where} ({inventory.error})\n")
+                continue
             models = ", ".join(m.id for m in inventory.models) or "no models"
-            err.write(f"LLM server {name}: {inventory.server} at {inventory.url} ({models})\n")
+            err.write(f"LLM server {name}: {inventory.server} at {where} ({models})\n")
+    for warning in fleet.warnings:
+        err.write(f"warning: {warning}\n")
     err.flush()
     return fleet
 
@@ -228,6 +263,7 @@ def _execute(
     db: Path | None,
     out: TextIO,
     err: TextIO,
+    as_json: bool = False,
 ) -> int:
     """Run on ``system`` with progress; print the outcome; the exit status."""
     from reactor.app import Engine  # noqa: PLC0415
@@ -235,7 +271,9 @@ def _execute(
     fleet = _start_fleet(system, err) if has_ask_steps(reactor) else None
     try:
         with Engine(system, fleet=fleet) as engine:
-            return _drive(engine, reactor, start, mode=mode, db=db, out=out, err=err)
+            return _drive(
+                engine, reactor, start, mode=mode, db=db, out=out, err=err, as_json=as_json
+            )
     finally:
         if fleet is not None:
             fleet.close()
@@ -250,6 +288,7 @@ def _drive(
     db: Path | None,
     out: TextIO,
     err: TextIO,
+    as_json: bool = False,
 ) -> int:
     """Start the run, show its progress until it ends, report; the exit status."""
     from reactor.run import RunError  # noqa: PLC0415
@@ -265,11 +304,13 @@ def _drive(
                 handle = start(engine, [QueueMiddleware(events)])
             except (RunError, ValueError, TypeError, LookupError) as exc:
                 raise CliError(str(exc)) from None
+            for warning in handle.warnings:
+                err.write(f"warning: run {handle.run_id}: {warning}\n")
             done = _wait(handle, events, model, view.feed, view.tick)
         except KeyboardInterrupt:
             interrupted = True
             done = _cancel(handle, events, model, view.feed, view.tick)
-    return _report(handle, done, interrupted=interrupted, db=db, out=out, err=err)
+    return _report(handle, done, interrupted=interrupted, db=db, out=out, err=err, as_json=as_json)
 
 
 def _wait(
@@ -329,7 +370,7 @@ def _cancel(
         return _Done(error=KeyboardInterrupt())
 
 
-def _report(  # noqa: PLR0911 - one exit per way a run ends
+def _report(  # noqa: PLR0911, PLR0912 - one exit per way a run ends
     handle: RunHandle | None,
     done: _Done,
     *,
@@ -337,18 +378,35 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
     db: Path | None,
     out: TextIO,
     err: TextIO,
+    as_json: bool = False,
 ) -> int:
-    """Print the result (stdout) or what went wrong (stderr); the exit status."""
-    from reactor.run import RunCancelledError, RunFailedError, RunHaltedError  # noqa: PLC0415
+    """Print the result (stdout) or what went wrong (stderr); the exit status.
+
+    With ``as_json``, standard output gets one JSON object however the run ended
+    (:func:`_outcome`), and standard error the same lines as without.
+    """
+    from reactor.run import (  # noqa: PLC0415
+        ResumeError,
+        RunCancelledError,
+        RunExistsError,
+        RunFailedError,
+        RunHaltedError,
+    )
 
     if handle is None:
         err.write("interrupted before the run started\n")
+        if as_json:
+            _write_outcome(out, {"status": "interrupted", "run_id": None})
         return EXIT_INTERRUPTED
     run_id, error = handle.run_id, done.error
     resume = f"reactor runs resume {run_id}" + (f" --db {db}" if db is not None else "")
+    if as_json:
+        _write_outcome(out, _outcome(run_id, done, interrupted=interrupted, resume=resume))
+    result_out = None if as_json else out
     if interrupted:
         if error is None:
-            out.write(format_json(done.value) + "\n")
+            if result_out is not None:
+                result_out.write(format_json(done.value) + "\n")
             err.write(f"run {run_id} completed before it could be cancelled\n")
         elif isinstance(error, RunCancelledError):
             err.write(f"run {run_id} cancelled (Ctrl-C)\n")
@@ -356,9 +414,13 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
             err.write(f"run {run_id} interrupted (Ctrl-C); it may be resumed with: {resume}\n")
         return EXIT_INTERRUPTED
     match error:
+        case RunExistsError() | ResumeError():  # refused before any step ran
+            err.write(f"reactor: error: {error}\n")
+            return EXIT_USAGE
         case None:
-            out.write(format_json(done.value) + "\n")
-            out.flush()
+            if result_out is not None:
+                result_out.write(format_json(done.value) + "\n")
+                result_out.flush()
             err.write(f"run {run_id} completed\n")
             return EXIT_OK
         case RunHaltedError():
@@ -370,6 +432,8 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
             for each in error.errors:
                 where = f"step {each.step}" if each.step else "run"
                 err.write(f"  {where}: {error_line(each)}\n")
+            if any(each.traceback for each in error.errors):
+                err.write(f"(tracebacks: reactor runs show {run_id} --traceback)\n")
             return EXIT_FAILED
         case RunCancelledError():
             err.write(f"run {run_id} cancelled: {error.reason}\n")
@@ -377,6 +441,69 @@ def _report(  # noqa: PLR0911 - one exit per way a run ends
         case _:
             err.write(f"run {run_id} failed: {type(error).__name__}: {error}\n")
             return EXIT_FAILED
+
+
+def _outcome(  # noqa: PLR0911 - one object per way a run ends
+    run_id: str, done: _Done, *, interrupted: bool, resume: str
+) -> dict[str, Any]:
+    """How a run ended, as the JSON object ``--json`` prints.
+
+    ``status`` is ``completed`` (with ``result``), ``failed`` (with ``errors``: step,
+    kind, error, message, retryable), ``halted`` (with ``step``, ``reason`` and the
+    ``resume`` command), ``cancelled`` (with ``reason``) or ``interrupted``.
+    """
+    from reactor.run import (  # noqa: PLC0415
+        ResumeError,
+        RunCancelledError,
+        RunExistsError,
+        RunFailedError,
+        RunHaltedError,
+    )
+
+    error = done.error
+    base: dict[str, Any] = {"run_id": run_id}
+    match error:
+        case None:
+            return {**base, "status": "completed", "result": done.value}
+        case RunExistsError() | ResumeError():  # refused before any step ran
+            return {**base, "status": "error", "error": str(error), "exit_status": EXIT_USAGE}
+        case _ if interrupted:
+            return {**base, "status": "interrupted", "resume": resume}
+        case RunHaltedError():
+            return {
+                **base,
+                "status": "halted",
+                "step": error.step,
+                "reason": error.reason,
+                "resume": resume,
+            }
+        case RunFailedError():
+            errors = [msgspec.to_builtins(each) for each in error.errors]
+            return {**base, "status": "failed", "errors": errors}
+        case RunCancelledError():
+            return {**base, "status": "cancelled", "reason": error.reason}
+        case _:
+            problem = {
+                "step": "",
+                "kind": "internal",
+                "error": type(error).__name__,
+                "message": str(error),
+                "retryable": False,
+            }
+            return {**base, "status": "failed", "errors": [problem]}
+
+
+def _write_outcome(out: TextIO, outcome: dict[str, Any]) -> None:
+    out.write(format_json(outcome) + "\n")
+    out.flush()
+
+
+def _usage_error(command: str, exc: CliError, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    """One line on standard error (and, with ``--json``, an object on standard output)."""
+    err.write(f"reactor {command}: error: {exc}\n")
+    if as_json:
+        _write_outcome(out, {"status": "error", "error": str(exc), "exit_status": exc.code})
+    return exc.code
 
 
 def run_reactor(
@@ -392,10 +519,15 @@ def run_reactor(
     progress: bool = True,
     mermaid: bool = False,
     log_level: str = "error",
+    as_json: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """``reactor run LOCATOR``: run a reactor with live progress; the exit status."""
+    """``reactor run LOCATOR``: run a reactor with live progress; the exit status.
+
+    With ``as_json`` standard output gets one JSON object however it ends (a usage
+    error included): ``{"status": ..., "run_id": ..., "result" | "errors" | ...}``.
+    """
     out, err = out or sys.stdout, err or sys.stderr
     try:
         reactor = load_reactor(locator)
@@ -412,8 +544,7 @@ def run_reactor(
         _configure_logging(log_level)
         _configure_tracing()
     except CliError as exc:
-        err.write(f"reactor run: error: {exc}\n")
-        return exc.code
+        return _usage_error("run", exc, out, err, as_json=as_json)
     from actors import System  # noqa: PLC0415
     from actors.store import Store  # noqa: PLC0415
 
@@ -429,13 +560,22 @@ def run_reactor(
         )
 
     try:
-        with System(Store.spec(db), name="reactor") as system:
+        path = usable_store(db, create=True)  # before anything runs: one line if unusable
+        with System(Store.spec(path), name="reactor") as system:
+            if run_id is not None:
+                _refuse_existing(system, run_id)
             return _execute(
-                system, reactor, start, mode=_mode(progress, err), db=db, out=out, err=err
+                system,
+                reactor,
+                start,
+                mode=_mode(progress, err),
+                db=db,
+                out=out,
+                err=err,
+                as_json=as_json,
             )
     except CliError as exc:
-        err.write(f"reactor run: error: {exc}\n")
-        return exc.code
+        return _usage_error("run", exc, out, err, as_json=as_json)
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return EXIT_INTERRUPTED
@@ -443,17 +583,43 @@ def run_reactor(
         _shutdown_tracing()
 
 
-def leave_now_if_steps_linger(code: int) -> int:
-    """After Ctrl-C, exit at once if a step's thread still runs (it cannot be stopped).
+def _refuse_existing(system: System, run_id: str) -> None:
+    """``--run-id`` of a run in the journal: refuse before the fleet starts (1).
 
-    Python waits for worker threads at exit, so a cancelled ``time.sleep(600)`` step
-    would keep the command alive; this is for the ``reactor`` command only, never for
-    code that embeds the engine. Returns ``code`` when nothing lingers.
+    Two processes that check at once both pass here; the journal then accepts only
+    the first ``RunStarted`` and the other run fails with ``RunExistsError`` before
+    its first step (reported by :func:`_report`).
+    """
+    from actors.store import Journal  # noqa: PLC0415
+    from reactor.run import RunExistsError, stream_of  # noqa: PLC0415
+
+    journal = Journal(system.lookup("store"))
+    entries = journal.read(stream_of(run_id), limit=1)
+    if not entries:
+        return
+    detail = ""
+    history = read_history(journal, run_id, damaged=[])
+    if history and isinstance(history[0], RunStarted):
+        view = fold(history)
+        status = run_status(view.last_event, view.owner)
+        detail = f"reactor {history[0].reactor!r}, {status}"
+    raise CliError(str(RunExistsError(run_id=run_id, reactor="", detail=detail)))
+
+
+def leave_now_if_steps_linger(code: int) -> int:
+    """Once the run has ended, exit at once if a step's thread still runs.
+
+    A plain ``def`` step that timed out, or was cancelled by Ctrl-C, keeps running in
+    its worker thread (a thread cannot be stopped), and Python waits for worker
+    threads at exit, so a ``time.sleep(600)`` step would keep the command alive long
+    after its run was reported. The run is over and journaled by now; this is for the
+    ``reactor`` command only, never for code that embeds the engine. Returns ``code``
+    when nothing lingers.
     """
     lingering = [
         t for t in threading.enumerate() if t.name.startswith("reactor-step") and t.is_alive()
     ]
-    if code == EXIT_INTERRUPTED and lingering:
+    if lingering:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -472,21 +638,32 @@ def run_resume(
     db: Path | None = None,
     progress: bool = True,
     log_level: str = "error",
+    as_json: bool = False,
+    force: bool = False,
+    locator: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """``reactor runs resume ID``: continue a halted or interrupted run, with progress."""
+    """``reactor runs resume ID [FILE.py[:NAME]]``: continue a halted or interrupted run.
+
+    ``locator`` loads the reactor from a new place (its file moved; ``NAME`` defaults
+    to the one the run started with). A run whose reactor's steps changed is refused
+    (exit 2, naming the changes) unless ``force``; a changed source only warns.
+    ``as_json``: one JSON object on standard output, as for ``reactor run --json``.
+    """
     out, err = out or sys.stdout, err or sys.stderr
     from actors import System  # noqa: PLC0415
     from actors.store import Journal, Store  # noqa: PLC0415
+    from reactor.run import RunError  # noqa: PLC0415
 
-    path = Store.path_of(db)
     try:
-        if not path.is_file():
-            raise CliError(f"no database at {path} (no run has been recorded there)")
         _configure_logging(log_level)
-        with System(Store.spec(db), name="reactor") as system:
-            history = read_history(Journal(system.lookup("store")), run_id)
+        path = usable_store(db, create=False)
+        with System(Store.spec(path), name="reactor") as system:
+            try:
+                history = read_history(Journal(system.lookup("store")), run_id)
+            except RunError as exc:
+                raise CliError(str(exc)) from None
             if not history or not isinstance(history[0], RunStarted):
                 raise CliError(f"no run {run_id!r} in the journal at {path}")
             view = fold(history)
@@ -496,20 +673,57 @@ def run_resume(
                 owner = view.owner
                 where = f" (process {owner.pid} on {owner.host})" if owner else ""
                 raise CliError(f"run {run_id} is still running{where}")
-            reactor = load_reactor(history[0].locator)
+            given = _moved_locator(locator, history[0]) if locator else None
+            try:
+                reactor = load_reactor(given or _last_locator(history))
+            except CliError as exc:
+                if given:
+                    raise
+                hint = f"if its file moved, pass its new path: reactor runs resume {run_id} NEW.py"
+                raise CliError(f"{exc} ({hint})") from None
             _configure_tracing()
 
             def start(engine: Engine, middleware: Sequence[Middleware]) -> RunHandle:
-                return engine.resume(run_id, middleware=middleware)
+                return engine.resume(
+                    run_id,
+                    middleware=middleware,
+                    force=force,
+                    reactor=reactor if given else None,
+                )
 
             return _execute(
-                system, reactor, start, mode=_mode(progress, err), db=db, out=out, err=err
+                system,
+                reactor,
+                start,
+                mode=_mode(progress, err),
+                db=db,
+                out=out,
+                err=err,
+                as_json=as_json,
             )
     except CliError as exc:
-        err.write(f"reactor runs resume: error: {exc}\n")
-        return exc.code
+        return _usage_error("runs resume", exc, out, err, as_json=as_json)
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return EXIT_INTERRUPTED
     finally:
         _shutdown_tracing()
+
+
+def _moved_locator(locator: str, started: RunStarted) -> str:
+    """``FILE.py`` alone names the reactor the run started with, in that file."""
+    if locator.endswith(".py"):
+        name = started.locator.rpartition(":")[2] or started.reactor
+        return f"{locator}:{name}"
+    return locator
+
+
+def _last_locator(history: Sequence[Any]) -> str:
+    """Where the reactor was loaded from last (a resume from a new path moves it)."""
+    from reactor.run import RunResumed  # noqa: PLC0415
+
+    for event in reversed(history):
+        if isinstance(event, RunResumed) and event.locator:
+            return event.locator
+    started = history[0]
+    return str(started.locator)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from reactor.cli._parse import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
-from reactor.cli._runs import _configure_logging
+from reactor.cli._runs import _configure_logging, usable_store
 
 __all__ = ["run_undo"]
 
@@ -27,12 +27,10 @@ def run_undo(
     from reactor.app import Engine  # noqa: PLC0415
     from reactor.run import RunFailedError, UndoError  # noqa: PLC0415
 
-    path = Store.path_of(db)
     try:
-        if not path.is_file():
-            raise CliError(f"no database at {path} (no run has been recorded there)")
         _configure_logging(log_level)
-        with System(Store.spec(db), name="reactor") as system, Engine(system) as engine:
+        path = usable_store(db, create=False)
+        with System(Store.spec(path), name="reactor") as system, Engine(system) as engine:
             engine.undo(run_id)
     except (CliError, UndoError) as exc:
         err.write(f"reactor runs undo: error: {exc}\n")

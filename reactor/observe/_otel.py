@@ -5,11 +5,13 @@ of the step that composed it, if any), and a child span per step attempt,
 ``reactor.step {step}``, which is current while the attempt runs, so the spans it makes
 (an LLM call's ``chat {model}``) nest under it. Retries, skips, guards,
 compensations and undos are span events (``step.retry``, ``step.undo``, ...) on the
-run's span; a failed attempt's span has an error status and ``error.type``.
+run's span; a failed attempt's span has an error status and ``error.type``, and,
+when user code raised, an ``exception`` event with ``exception.stacktrace``.
 
 :class:`LoggingMiddleware` writes a structlog line per run and per step event, bound to
 ``run_id``, ``reactor`` and ``step``: starts and completions at debug, retries and
-errors at warning, runs at info.
+errors at warning (an exception raised by user code at error, its traceback as
+``exception``), runs at info.
 """
 
 from __future__ import annotations
@@ -121,6 +123,16 @@ class TracingMiddleware(Middleware):
             error = failed.error
             span.set_attribute("error.type", str(getattr(error, "error", "error")))
             span.set_status(Status(StatusCode.ERROR, str(getattr(error, "message", ""))))
+            stacktrace = getattr(error, "traceback", "")
+            if stacktrace:  # raised by user code: the semantic conventions' exception event
+                span.add_event(
+                    "exception",
+                    {
+                        "exception.type": str(getattr(error, "error", "")),
+                        "exception.message": str(getattr(error, "message", "")),
+                        "exception.stacktrace": stacktrace,
+                    },
+                )
         span.end()
 
     def step_context(self, run: RunInfo, step: str, attempt: int) -> Any:
@@ -180,7 +192,10 @@ class LoggingMiddleware(Middleware):
         if event.error is not None:
             kind = getattr(event.error, "kind", "")
             fields["error"] = f"{kind}: {getattr(event.error, 'message', event.error)}"
+        stacktrace = getattr(event.error, "traceback", "")
         match event.kind:
+            case StepEventKind.ERROR if stacktrace:  # user code raised: where, at error level
+                log.error(f"step {event.kind.value}", exception=stacktrace, **fields)
             case (
                 StepEventKind.ERROR
                 | StepEventKind.RETRY

@@ -10,8 +10,9 @@ attempts.
 Modules: ``_run`` (the loop), ``_state`` (run-time state), ``_replay`` (reading the
 journal back), ``_outbox`` (batched journal appends), ``_invoke`` (calling user code),
 ``_classify`` (what a failure means), ``_executor`` (the executor protocol and registry),
-``_services`` (what the engine hands a run), ``_fold`` (a run's state read back from its
-journal, for those that show or check a run).
+``_services`` (what the engine hands a run), ``_fingerprint`` (a reactor's plan
+and source, journaled at the start and compared on resume), ``_fold`` (a run's state
+read back from its journal, for those that show or check a run).
 """
 
 from reactor.run._classify import StepFailure
@@ -20,9 +21,12 @@ from reactor.run._done import RunDone
 from reactor.run._errors import (
     ElementFailedError,
     InputError,
+    JournalCorruptError,
+    PlanChangedError,
     ResumeError,
     RunCancelledError,
     RunError,
+    RunExistsError,
     RunFailedError,
     RunHaltedError,
     UndoError,
@@ -35,6 +39,14 @@ from reactor.run._executor import (
     register_executor,
     unregister_executor,
 )
+from reactor.run._fingerprint import (
+    PlanCheck,
+    PlanPrint,
+    StepPrint,
+    compare_plan,
+    decode_plan,
+    plan_print,
+)
 from reactor.run._fold import RunView, StepView, fold, format_seconds
 from reactor.run._inputs import check_inputs
 from reactor.run._invoke import Err, Ok, Outcome
@@ -46,6 +58,7 @@ from reactor.run._records import (
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
     TERMINAL_EVENTS,
+    TRACEBACK_LIMIT,
     Owner,
     RunCancelled,
     RunCompleted,
@@ -67,7 +80,7 @@ from reactor.run._records import (
     stream_of,
 )
 from reactor.run._run import Run
-from reactor.run._services import CancelRun, ChildRunner, RunOptions, RunServices
+from reactor.run._services import CancelRun, ChildRunner, JournalProof, RunOptions, RunServices
 from reactor.run._undoable import Undoability, undoability
 
 __all__ = [
@@ -75,6 +88,7 @@ __all__ = [
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
     "THIS_PROCESS",
+    "TRACEBACK_LIMIT",
     "Attempt",
     "CancelRun",
     "Cancellable",
@@ -83,11 +97,16 @@ __all__ = [
     "EncodeError",
     "Err",
     "InputError",
+    "JournalCorruptError",
+    "JournalProof",
     "Limits",
     "Middleware",
     "Ok",
     "Outcome",
     "Owner",
+    "PlanChangedError",
+    "PlanCheck",
+    "PlanPrint",
     "ResumeError",
     "Run",
     "RunCancelled",
@@ -96,6 +115,7 @@ __all__ = [
     "RunDone",
     "RunError",
     "RunEvent",
+    "RunExistsError",
     "RunFailed",
     "RunFailedError",
     "RunHalted",
@@ -117,6 +137,7 @@ __all__ = [
     "StepExecutor",
     "StepFailed",
     "StepFailure",
+    "StepPrint",
     "StepSkipped",
     "StepStarted",
     "StepUndoFailed",
@@ -126,6 +147,8 @@ __all__ = [
     "UndoError",
     "Undoability",
     "check_inputs",
+    "compare_plan",
+    "decode_plan",
     "encode_value",
     "executor_for",
     "fold",
@@ -133,6 +156,7 @@ __all__ = [
     "latest_owner",
     "list_runs",
     "owner_alive",
+    "plan_print",
     "read_history",
     "register_executor",
     "run_status",

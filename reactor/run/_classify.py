@@ -4,15 +4,26 @@ One place decides which errors are retried (:func:`transient`: timeouts, connect
 errors, model failures whose kind is retryable, but not an open circuit breaker) and
 turns any error into the journal's :class:`~reactor.run.StepError`
 (:func:`step_error`).
+
+An exception raised by user code keeps its traceback in the journal (bounded by
+:data:`~reactor.run.TRACEBACK_LIMIT`): it is what ``reactor runs show --traceback``
+prints, what the tracing middleware records as the span's exception event and what the
+logging middleware logs. A ``BaseException`` that is not an ``Exception``
+(``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, a stray ``CancelledError``)
+is kind ``internal``: user code tried to stop something it does not own, and only its
+own step fails.
 """
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 from actors import AskError, FailureKind
 from reactor.run._errors import ElementFailedError
-from reactor.run._records import StepError
+from reactor.run._records import TRACEBACK_LIMIT, StepError
 
-__all__ = ["RetryRequested", "StepFailure", "step_error", "transient"]
+__all__ = ["RetryRequested", "StepFailure", "format_traceback", "step_error", "transient"]
 
 
 class StepFailure(Exception):  # noqa: N818 - a failure value, not raised to users
@@ -29,6 +40,10 @@ class StepFailure(Exception):  # noqa: N818 - a failure value, not raised to use
 
 class RetryRequested(Exception):  # noqa: N818 - a request, not an error
     """The step (or its compensation) asked to be retried."""
+
+
+_INVOKE_FILE = str(Path(__file__).with_name("_invoke.py"))
+"""Where the engine calls user code (its frame leads every step's traceback)."""
 
 
 def transient(error: BaseException) -> bool:
@@ -63,10 +78,41 @@ def step_error(step: str, error: BaseException) -> StepError:
             message=str(error) or "the attempt took longer than its timeout",
             retryable=True,
         )
+    if not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt, ...
+        return StepError(
+            step=step,
+            kind="internal",
+            error=type(error).__name__,
+            message=f"the step raised {error!r}, which fails only this step "
+            "(user code cannot stop the runtime)",
+            traceback=format_traceback(error),
+        )
     return StepError(
         step=step,
         kind="error",
         error=type(error).__name__,
         message=str(error) or repr(error),
         retryable=transient(error),
+        traceback=format_traceback(error),
     )
+
+
+def format_traceback(error: BaseException, limit: int = TRACEBACK_LIMIT) -> str:
+    """``error``'s traceback as Python prints it, cut to its last ``limit`` characters.
+
+    Empty when it has none (an exception made but never raised). The cut is made at a
+    line boundary and says how much was left out.
+    """
+    frames = error.__traceback__
+    while frames is not None and frames.tb_frame.f_code.co_filename == _INVOKE_FILE:
+        frames = frames.tb_next  # the engine's call of the user's code: not theirs
+    if frames is None:
+        frames = error.__traceback__
+    if frames is None:
+        return ""
+    text = "".join(traceback.format_exception(type(error), error, frames))
+    if len(text) <= limit:
+        return text
+    tail = text[-limit:]
+    tail = tail[tail.find("\n") + 1 :] if "\n" in tail else tail
+    return f"... ({len(text) - len(tail)} characters left out)\n{tail}"

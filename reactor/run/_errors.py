@@ -7,7 +7,10 @@ The tree::
     ├── RunFailedError         a step failed for good; the run was rolled back
     ├── RunHaltedError         a step halted the run; resume it later
     ├── RunCancelledError      the run was cancelled
+    ├── RunExistsError    a new run was started under the id of a run that exists
     ├── ResumeError       the run cannot be resumed (unknown, finished, not loadable)
+    │   ├── PlanChangedError   its reactor's steps changed since it started
+    │   └── JournalCorruptError  a row of its journal cannot be read
     ├── UndoError         a completed run cannot be undone (not completed, or a step
     │                     has no ``undo``); nothing was undone
     └── ElementFailedError     one element of a ``for_each`` failed (its step's error)
@@ -25,9 +28,12 @@ from reactor.run._records import StepError
 __all__ = [
     "ElementFailedError",
     "InputError",
+    "JournalCorruptError",
+    "PlanChangedError",
     "ResumeError",
     "RunCancelledError",
     "RunError",
+    "RunExistsError",
     "RunFailedError",
     "RunHaltedError",
     "UndoError",
@@ -120,6 +126,61 @@ class RunCancelledError(RunError):
 
 class ResumeError(RunError):
     """The run cannot be resumed: unknown, already finished, or its reactor is gone."""
+
+
+class RunExistsError(RunError):
+    """A new run was started under an id that names a run already (nothing ran).
+
+    A run id names one run: starting another under it would throw away what was asked
+    for (or mix two runs' inputs), so it is refused, atomically (the journal accepts a
+    run's first event only on an empty stream). Resume the existing run instead.
+    """
+
+    def __init__(self, *, run_id: str, reactor: str, detail: str = "") -> None:
+        about = f" ({detail})" if detail else ""
+        super().__init__(
+            f"run {run_id} already exists{about}: a run id names one run; continue it "
+            f"with `reactor runs resume {run_id}` (Engine.resume), or start a new run "
+            "under another id",
+            run_id=run_id,
+            reactor=reactor,
+        )
+
+
+class PlanChangedError(ResumeError):
+    """The reactor's steps changed since the run started: resuming would mix two plans.
+
+    Attributes:
+        changes: What changed, one phrase each (``step 'b' was added``, ...).
+    """
+
+    def __init__(self, *, run_id: str, reactor: str, changes: Sequence[str]) -> None:
+        self.changes = tuple(changes)
+        super().__init__(
+            f"run {run_id} of reactor {reactor!r} cannot be resumed: its steps changed "
+            f"since it started: {'; '.join(self.changes)} (resume with force=True / "
+            "`--force` to run the new steps against the results it has)",
+            run_id=run_id,
+            reactor=reactor,
+        )
+
+
+class JournalCorruptError(ResumeError):
+    """A row of the run's journal cannot be decoded.
+
+    Attributes:
+        seq: The row's position in the run's stream (from 1).
+        problem: What is wrong with it.
+    """
+
+    def __init__(self, *, run_id: str, reactor: str, seq: int, problem: str) -> None:
+        self.seq = seq
+        self.problem = problem
+        super().__init__(
+            f"run {run_id}: journal row seq {seq} cannot be read: {problem}",
+            run_id=run_id,
+            reactor=reactor,
+        )
 
 
 class UndoError(RunError):

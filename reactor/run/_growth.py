@@ -63,7 +63,7 @@ def transformed(argument: str, source: Ref, value: Any) -> Any:
         return value
     try:
         return transform(value)
-    except Exception as exc:
+    except BaseException as exc:  # even SystemExit fails only the step
         name = getattr(transform, "__qualname__", "transform")
         msg = f"argument {argument!r}: its transform {name}() raised {type(exc).__name__}: {exc}"
         raise StepFailure("bad_argument", msg) from exc

@@ -6,6 +6,14 @@ a plain ``def`` in the worker pool), under the step's timeout and trace context,
 turn its return or its exception into an :class:`Outcome` (:class:`Ok` or
 :class:`Err`). Nothing here touches the run's state: the outcome goes back to the run
 as a message.
+
+User code may raise any :class:`BaseException`, not only an :class:`Exception`: a
+step that calls ``sys.exit()`` or raises ``KeyboardInterrupt`` or ``GeneratorExit``
+must fail its own step, never the event loop it runs on (asyncio re-raises
+``SystemExit`` and ``KeyboardInterrupt`` out of the loop, which would take every run,
+the Store's reads and the supervisor down with it). :func:`caught` decides: everything
+becomes an :class:`Err` except the cancellation of the task itself, which must go on
+propagating so that a cancelled attempt stops.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ __all__ = [
     "call_any",
     "call_async",
     "call_sync",
+    "caught",
     "guarded",
     "positional",
 ]
@@ -51,6 +60,21 @@ Outcome: TypeAlias = Ok | Err
 """How an attempt ended, as the run receives it."""
 
 
+def caught(error: BaseException) -> Err:
+    """``error`` from user code as a value; re-raises the cancellation of this task.
+
+    A ``CancelledError`` is the task being cancelled (the attempt was given up on) only
+    while the current task is cancelling; one raised by user code on its own is just
+    its failure. Anything else, ``SystemExit`` and ``KeyboardInterrupt`` included, is
+    the step's failure.
+    """
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise error
+    return Err(error)
+
+
 async def call_async(
     fn: Callable[..., Any], kwargs: dict[str, Any], timeout: float | None, ctx: Any
 ) -> Outcome:
@@ -61,17 +85,25 @@ async def call_async(
             return Ok(await fn(**kwargs))
         async with asyncio.timeout(timeout):
             return Ok(await fn(**kwargs))
-    except Exception as exc:  # noqa: BLE001 - the step's failure is a value here
-        return Err(exc)
+    except BaseException as exc:  # noqa: BLE001 - the step's failure is a value here
+        return caught(exc)
     finally:
         if token is not None:
             otel_context.detach(token)
 
 
-def _in_context(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: Any) -> Any:
+def _in_context(fn: Callable[..., Any], kwargs: dict[str, Any], ctx: Any) -> Outcome:
+    """In the worker thread: the call's outcome as a value.
+
+    An exception must not cross to the loop through the future: asyncio would throw it
+    into the awaiting coroutine chain, and a thrown ``GeneratorExit`` closes the chain
+    instead of reaching the ``except`` that turns it into the step's failure.
+    """
     token = otel_context.attach(ctx) if ctx is not None else None
     try:
-        return fn(**kwargs)
+        return Ok(fn(**kwargs))
+    except BaseException as exc:  # noqa: BLE001 - the step's failure is a value here
+        return Err(exc)
     finally:
         if token is not None:
             otel_context.detach(token)
@@ -89,10 +121,10 @@ async def call_sync(
     try:
         future = loop.run_in_executor(pool, _in_context, fn, kwargs, ctx)
         if timeout is None:
-            return Ok(await future)
-        return Ok(await asyncio.wait_for(future, timeout))
-    except Exception as exc:  # noqa: BLE001 - the step's failure is a value here
-        return Err(exc)
+            return await future
+        return await asyncio.wait_for(future, timeout)
+    except BaseException as exc:  # noqa: BLE001 - the step's failure is a value here
+        return caught(exc)
 
 
 async def call_any(
@@ -105,8 +137,8 @@ async def call_any(
     if isinstance(outcome, Ok) and asyncio.iscoroutine(outcome.value):
         try:
             return Ok(await outcome.value)
-        except Exception as exc:  # noqa: BLE001
-            return Err(exc)
+        except BaseException as exc:  # noqa: BLE001 - see caught()
+            return caught(exc)
     return outcome
 
 
@@ -118,8 +150,8 @@ async def guarded(coro: Coroutine[Any, Any, Any], timeout: float | None, ctx: An
             return Ok(await coro)
         async with asyncio.timeout(timeout):
             return Ok(await coro)
-    except Exception as exc:  # noqa: BLE001
-        return Err(exc)
+    except BaseException as exc:  # noqa: BLE001 - see caught()
+        return caught(exc)
     finally:
         if token is not None:
             otel_context.detach(token)

@@ -10,10 +10,12 @@ alive and ``interrupted`` once it is gone (it can be resumed). The engine
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 import msgspec
 
-from actors.store import Journal, StreamInfo
+from actors.store import Journal, JournalEntry, StreamInfo
+from reactor.run._errors import JournalCorruptError
 from reactor.run._owner import owner_alive
 from reactor.run._records import (
     END_STATUS,
@@ -26,7 +28,14 @@ from reactor.run._records import (
     stream_of,
 )
 
-__all__ = ["RunSummary", "latest_owner", "list_runs", "read_history", "run_status"]
+__all__ = [
+    "RunSummary",
+    "decode_history",
+    "latest_owner",
+    "list_runs",
+    "read_history",
+    "run_status",
+]
 
 
 class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,9 +65,46 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     parent: str | None = None
 
 
-def read_history(journal: Journal, run_id: str) -> list[RunEvent]:
-    """The run's journal, decoded, oldest first (empty for an unknown run)."""
-    return [RUN_EVENT_DECODER.decode(entry.data) for entry in journal.read(stream_of(run_id))]
+def read_history(
+    journal: Journal, run_id: str, *, damaged: list[tuple[int, str]] | None = None
+) -> list[RunEvent]:
+    """The run's journal, decoded, oldest first (empty for an unknown run).
+
+    Args:
+        journal: The journal to read.
+        run_id: The run.
+        damaged: Where to put the rows that cannot be decoded, as ``(seq, problem)``;
+            they are left out of the result. ``None``: such a row raises.
+
+    Raises:
+        JournalCorruptError: A row cannot be decoded (and ``damaged`` is ``None``); it
+            names the run, the row's seq and what is wrong.
+    """
+    return decode_history(run_id, journal.read(stream_of(run_id)), damaged=damaged)
+
+
+def decode_history(
+    run_id: str, entries: Iterable[JournalEntry], *, damaged: list[tuple[int, str]] | None = None
+) -> list[RunEvent]:
+    """:func:`read_history` for entries already read."""
+    events: list[RunEvent] = []
+    for entry in entries:
+        try:
+            events.append(RUN_EVENT_DECODER.decode(entry.data))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            problem = f"{entry.event_type} event: {exc}"
+            if damaged is None:
+                reactor = _reactor_of(events)
+                raise JournalCorruptError(
+                    run_id=run_id, reactor=reactor, seq=entry.seq, problem=problem
+                ) from None
+            damaged.append((entry.seq, problem))
+    return events
+
+
+def _reactor_of(events: list[RunEvent]) -> str:
+    first = events[0] if events else None
+    return first.reactor if isinstance(first, RunStarted) else ""
 
 
 def run_status(last_event: str, owner: Owner | None) -> str:
@@ -75,7 +121,7 @@ def latest_owner(journal: Journal, started: RunStarted, events: int) -> Owner:
     ``events`` is how many events the run has (a run of one event was never resumed).
     """
     if events > 1:
-        for event in reversed(read_history(journal, started.run_id)):
+        for event in reversed(read_history(journal, started.run_id, damaged=[])):
             if isinstance(event, RunResumed):
                 return event.owner
     return started.owner

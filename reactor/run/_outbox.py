@@ -79,6 +79,7 @@ class JournalOutbox:
     __slots__ = (
         "_armed",
         "_events",
+        "_held",
         "_in_flight",
         "_linger",
         "_owner",
@@ -113,6 +114,7 @@ class JournalOutbox:
         self._started: dict[str, int] = {}
         self._armed = False
         self._in_flight = False
+        self._held = 0  # 1: events wait for the append in flight; 2: one of them ends the run
         self.seq = 0
 
     def append(self, event: Any, then: Then | None = None) -> None:
@@ -134,8 +136,9 @@ class JournalOutbox:
         events.append((kind.__name__, data, then, started))
         if kind is StepCompleted:
             self._elide_started(event.step, event.attempt)
-        if self._in_flight:
-            return  # sent when the append in flight is answered
+        if self._in_flight:  # sent once the append in flight is answered
+            self._held = 2 if isinstance(event, ENDING) else max(self._held, 1)
+            return
         if isinstance(event, ENDING):
             self.flush()
         elif not self._armed:
@@ -165,13 +168,21 @@ class JournalOutbox:
             return
         self.flush()
 
-    def _answered(self) -> None:
-        """The append in flight was answered: send what waited for it."""
+    def _answered(self) -> int:
+        """The append in flight was answered; whether events waited for it (``_held``)."""
         self._in_flight = False
+        held, self._held = self._held, 0
+        return held
 
-    def _after_answer(self) -> None:
-        if self._events is not None and not self._in_flight:
+    def _after_answer(self, held: int) -> None:
+        """Send what waited for the answer: at once if it ends the run, else as new events."""
+        if not held or self._events is None or self._in_flight:
+            return
+        if held == 2 or self._linger <= 0:
             self.flush()
+        elif not self._armed:
+            self._armed = True
+            self._owner.call_later(self._linger, self, name="journal flush")
 
     def flush(self) -> None:
         """Send what waits now, as one append (even if another is in flight: a stopping run)."""
@@ -232,7 +243,7 @@ class _Answer:
 
     def __call__(self, outcome: JournalAppended | Failure) -> None:
         outbox = self._outbox
-        outbox._answered()
+        held = outbox._answered()
         if self._checked:
             outbox._owner.journal_checked(outcome)
         then = self._then
@@ -241,4 +252,4 @@ class _Answer:
                 each(outcome)
         elif then is not None:
             cast("Then", then)(outcome)
-        outbox._after_answer()
+        outbox._after_answer(held)

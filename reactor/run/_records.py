@@ -25,6 +25,7 @@ __all__ = [
     "RUN_EVENT_DECODER",
     "STREAM_PREFIX",
     "TERMINAL_EVENTS",
+    "TRACEBACK_LIMIT",
     "Owner",
     "RunCancelled",
     "RunCompleted",
@@ -45,6 +46,10 @@ __all__ = [
     "StepsAdded",
     "stream_of",
 ]
+
+TRACEBACK_LIMIT = 8192
+"""The most characters of a failure's traceback a journal row keeps (the innermost
+frames, which say where it was raised, are at the end and are the ones kept)."""
 
 STREAM_PREFIX = "run:"
 """Every run's journal stream is this prefix followed by the run id."""
@@ -80,6 +85,9 @@ class StepError(Message, frozen=True, kw_only=True):
         error: The exception's type name (``"ValueError"``) or the failure's kind.
         message: What went wrong, in words.
         retryable: Whether the same attempt could succeed later.
+        traceback: The exception's traceback as Python prints it, for an exception
+            raised by user code (empty otherwise); only its last
+            :data:`TRACEBACK_LIMIT` characters are kept.
     """
 
     step: str
@@ -87,6 +95,7 @@ class StepError(Message, frozen=True, kw_only=True):
     error: str
     message: str
     retryable: bool = False
+    traceback: str = ""
 
 
 class RunStarted(Message, frozen=True, kw_only=True):
@@ -104,6 +113,9 @@ class RunStarted(Message, frozen=True, kw_only=True):
         at: When it started.
         context: The run's context (``Engine.start(context=...)``), as JSON values;
             a resumed run reads it back from here.
+        plan: The reactor's plan and source hash when it started (a
+            ``reactor.run._fingerprint.PlanPrint``, JSON; ``null`` in runs journaled
+            before plans were), compared with the reactor's when it resumes.
     """
 
     run_id: str
@@ -115,15 +127,21 @@ class RunStarted(Message, frozen=True, kw_only=True):
     owner: Owner
     at: float
     context: dict[str, Any] = msgspec.field(default_factory=dict)
+    plan: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class RunResumed(Message, frozen=True, kw_only=True):
-    """The run was picked up again (after a halt, a crash or ``reactor runs resume``)."""
+    """The run was picked up again (after a halt, a crash or ``reactor runs resume``).
+
+    ``locator`` is where the reactor was loaded from this time when that is not where
+    it was before (its file moved); later resumes load it from there.
+    """
 
     run_id: str
     owner: Owner
     reason: str
     at: float
+    locator: str = ""
 
 
 class StepStarted(Message, frozen=True, kw_only=True):

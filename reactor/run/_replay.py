@@ -53,10 +53,13 @@ def apply_history(  # noqa: PLR0912, PLR0915 - one branch per event
     input_check: Callable[[Any], dict[str, Any]] | None,
     replayed: ReplayedEvent,
     context: Callable[[dict[str, Any]], None] | None = None,
+    lenient: bool = False,
 ) -> dict[str, Any]:
     """Fold ``events`` (a run's journal, not ended) into ``state``; returns the inputs.
 
-    ``context`` is given the run's context from its ``RunStarted``.
+    ``context`` is given the run's context from its ``RunStarted``. ``lenient`` (a
+    forced resume of a run whose steps changed) leaves out the events of steps the
+    reactor no longer has, instead of failing on them.
 
     Raises:
         ValueError: The journal ends the run (it cannot be continued).
@@ -69,6 +72,9 @@ def apply_history(  # noqa: PLR0912, PLR0915 - one branch per event
     failed: dict[str, StepError] = {}
     unfinished: dict[str, int] = {}
     for event in events:
+        named = getattr(event, "step", None)
+        if lenient and isinstance(named, str) and named not in steps:
+            continue  # a step that was removed or renamed since (a forced resume)
         match event:
             case RunStarted():
                 raw = msgspec.json.decode(event.inputs)

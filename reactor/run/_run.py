@@ -7,9 +7,12 @@ in it blocks (step code runs on the event loop or in the worker pool, LLM calls 
 asks to a model host, the journal is asks to the Store):
 
 1. Start. A new run checks its inputs (done by the engine before the actor starts) and
-   journals ``RunStarted`` with ``expected_seq=0``. If the stream already exists (a
-   composed run started again after a crash, or ``resume``), the journal is read and
-   replayed instead: completed steps get their results back without running, steps
+   journals ``RunStarted`` (with its plan's fingerprint) with ``expected_seq=0``. If the
+   stream already exists and the run is a new top-level one under an id its caller
+   chose, it fails with ``RunExistsError`` before any step runs (the Store's
+   ``expected_seq`` makes that atomic, across processes too). If it exists for a
+   composed run started again after a crash, or for ``resume``, the journal is read
+   and replayed instead: completed steps get their results back without running, steps
    added while it ran are rebuilt, a rollback that was under way goes on. Then
    ``RunResumed`` is journaled.
 2. Dispatch (``_pump``). Take ready steps (every dependency completed or skipped), in plan order:
@@ -100,15 +103,23 @@ from dsl.kinds import KindError
 from reactor.run._classify import RetryRequested, StepFailure, step_error, transient
 from reactor.run._codec import EncodeError, decode_value, encode_value
 from reactor.run._done import RunDone
-from reactor.run._errors import RunCancelledError, RunFailedError, RunHaltedError
+from reactor.run._errors import (
+    JournalCorruptError,
+    PlanChangedError,
+    RunCancelledError,
+    RunExistsError,
+    RunFailedError,
+    RunHaltedError,
+)
 from reactor.run._executor import Attempt, Cancellable, StepExecutor, executor_for
+from reactor.run._fingerprint import compare_plan, decode_plan, plan_print_raw
 from reactor.run._growth import plan_added, transformed
 from reactor.run._inputs import check_inputs
 from reactor.run._invoke import Err, Ok, Outcome, call_any, guarded, positional
+from reactor.run._listing import decode_history
 from reactor.run._middleware import RunInfo, RunOutcome, StepEvent, StepEventKind, notify
 from reactor.run._outbox import JournalOutbox
 from reactor.run._records import (
-    RUN_EVENT_DECODER,
     RunCancelled,
     RunCompleted,
     RunEvent,
@@ -163,6 +174,13 @@ class Run(LoopActor[object]):
             journal ``RunUndone``.
         context: The run's context, JSON values (journaled with ``RunStarted``; a
             replayed run reads it back from there).
+        refuse_existing: A new top-level run under an id its caller chose: if the
+            stream exists, fail with :class:`~reactor.run.RunExistsError` instead of
+            continuing that run (composed runs continue theirs; see 1).
+        lenient: Replay leaves out events of steps the reactor no longer has (a
+            resume forced although the plan changed).
+        resume_locator: Where the reactor was loaded from for this resume, when its
+            file moved (journaled with ``RunResumed``).
     """
 
     def __init__(
@@ -184,6 +202,9 @@ class Run(LoopActor[object]):
         fresh: bool = False,
         undo_only: bool = False,
         context: Mapping[str, Any] | None = None,
+        refuse_existing: bool = False,
+        lenient: bool = False,
+        resume_locator: str = "",
     ) -> None:
         super().__init__()
         self._svc = services
@@ -202,6 +223,9 @@ class Run(LoopActor[object]):
         self._input_check = input_check
         self._fresh = fresh
         self._undo_only = undo_only
+        self._refuse_existing = refuse_existing
+        self._lenient = lenient
+        self._resume_locator = resume_locator
         self._run_context: Mapping[str, Any] = (
             MappingProxyType(dict(context)) if context else _NO_CONTEXT
         )
@@ -257,10 +281,13 @@ class Run(LoopActor[object]):
             owner=self._svc.owner,
             at=time.time(),
             context=dict(self._run_context),
+            plan=plan_print_raw(self._reactor),
         )
-        if self._fresh:
+        if self._fresh and self._svc.journal_proof.proven:
             # A new id nobody else can have used: no need to wait for the journal to
             # confirm the stream is new before dispatching (the appends stay in order).
+            # Until one append has succeeded, though, the store may be unusable: then
+            # the run waits (below), so that no step runs unrecorded.
             self._append(started)
             self._begin(resumed=False)
             return
@@ -308,7 +335,12 @@ class Run(LoopActor[object]):
 
     def _start_appended(self, outcome: JournalAppended | Failure) -> None:
         if isinstance(outcome, Failure):
-            if outcome.kind is FailureKind.BAD_REQUEST and "actual_seq" in outcome.details:
+            exists = outcome.kind is FailureKind.BAD_REQUEST and "actual_seq" in outcome.details
+            if exists and self._refuse_existing:
+                # A new run under a used id: refused before anything ran (1).
+                self._finish_now(RunExistsError(run_id=self._run_id, reactor=self._plan.reactor))
+                return
+            if exists:
                 # The stream exists: this run was started before (a composed run after
                 # a crash). Continue it from its journal.
                 self._journal.seq = 0
@@ -317,6 +349,7 @@ class Run(LoopActor[object]):
                 return
             self._journal_failed(outcome)
             return
+        self._svc.journal_proof.proven = True
         self._begin(resumed=False)
 
     def _read_journal(self) -> None:
@@ -332,7 +365,7 @@ class Run(LoopActor[object]):
             self._journal_failed(outcome)
             return
         try:
-            events = [RUN_EVENT_DECODER.decode(e.data) for e in outcome.entries]
+            events = decode_history(self._run_id, outcome.entries)
             self._journal.seq = len(outcome.entries)
             if self._undo_only:
                 self._undo_completed(events)
@@ -340,14 +373,25 @@ class Run(LoopActor[object]):
             if events and isinstance(events[-1], RunCompleted | RunFailed | RunCancelled):
                 self._already_ended(events[-1])
                 return
+            changed = self._plan_changes(events)
+            if changed:
+                self._finish_now(
+                    PlanChangedError(
+                        run_id=self._run_id, reactor=self._plan.reactor, changes=changed
+                    )
+                )
+                return
             self._apply_history(events)
+        except JournalCorruptError as exc:
+            self._finish_now(exc)
+            return
         except (msgspec.DecodeError, LookupError, DefinitionError, ValueError) as exc:
             self._finish_now(
                 RunFailedError(
                     run_id=self._run_id,
                     reactor=self._plan.reactor,
                     errors=[
-                        StepError(step="", kind="internal", error="ResumeError", message=str(exc))
+                        StepError(step="", kind="internal", error="ResumeError", message=_why(exc))
                     ],
                 )
             )
@@ -358,9 +402,21 @@ class Run(LoopActor[object]):
                 owner=self._svc.owner,
                 reason=self._resume_reason,
                 at=time.time(),
+                locator=self._resume_locator,
             ),
         )
         self._begin(resumed=True)
+
+    def _plan_changes(self, events: list[RunEvent]) -> tuple[str, ...]:
+        """How the reactor's steps changed since the run started (empty: they did not).
+
+        The engine checks a top-level run before resuming it; this catches a composed
+        run continued by its resumed parent. A forced resume (``lenient``) goes on.
+        """
+        first = events[0] if events else None
+        if self._lenient or not isinstance(first, RunStarted):
+            return ()
+        return compare_plan(decode_plan(first.plan), self._reactor).changes
 
     def _undo_completed(self, events: list[RunEvent]) -> None:
         """Replay a completed run, then roll it back (undo-only mode)."""
@@ -419,6 +475,7 @@ class Run(LoopActor[object]):
             input_check=self._input_check or functools.partial(check_inputs, self._plan),
             replayed=self._replayed_event,
             context=self._restore_context,
+            lenient=self._lenient,
         )
 
     def _restore_context(self, context: dict[str, Any]) -> None:
@@ -522,7 +579,7 @@ class Run(LoopActor[object]):
             try:
                 if not spec.where(arguments, self._run_context):
                     skipped_by = "where"
-            except Exception as exc:  # noqa: BLE001 - the predicate's failure fails the step
+            except BaseException as exc:  # noqa: BLE001 - the predicate's failure fails the step
                 self._release_slot(step)
                 self._fail_for_good(step, step_error(spec.name, exc))
                 return
@@ -534,7 +591,7 @@ class Run(LoopActor[object]):
         if spec.guard is not None:
             try:
                 verdict = spec.guard(arguments, self._run_context)
-            except Exception as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit fails only the step
                 self._release_slot(step)
                 self._fail_for_good(step, step_error(spec.name, exc))
                 return
@@ -600,7 +657,7 @@ class Run(LoopActor[object]):
         attempt = self._attempt(step, executor, trace)
         try:
             running = executor.start(attempt)
-        except Exception as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
+        except BaseException as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
             self.attempt_deliver(attempt, Err(exc))
             return
         if running is not None and step.status is Status.RUNNING and step.attempt == attempt.number:
@@ -642,7 +699,7 @@ class Run(LoopActor[object]):
         """The attempt ended: its executor interprets ``reply``, then the run goes on (3)."""
         try:
             outcome = attempt.executor.outcome(attempt, reply)
-        except Exception as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
+        except BaseException as exc:  # noqa: BLE001 - a faulty executor fails its step, not the run
             outcome = Err(exc)
         self._finished(attempt.spec.name, attempt.number, outcome)
 
@@ -1324,6 +1381,16 @@ class _RunOptionsRecord(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrency: int
     timeout: float | None = None
     concurrency_key: str | None = None
+
+
+def _why(exc: BaseException) -> str:
+    """What a replay error says: a bare ``KeyError('a')`` names the step it missed."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return (
+            f"the journal names step {exc.args[0]!r}, which the reactor no longer has "
+            "(renamed or removed since the run started?)"
+        )
+    return str(exc)
 
 
 def _replace(obj: Any, **changes: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors import Ref
@@ -12,7 +12,7 @@ from reactor.run._limits import Limits
 from reactor.run._middleware import Middleware
 from reactor.run._records import Owner
 
-__all__ = ["CancelRun", "ChildRunner", "RunOptions", "RunServices"]
+__all__ = ["CancelRun", "ChildRunner", "JournalProof", "RunOptions", "RunServices"]
 
 ChildRunner = Callable[..., Coroutine[Any, Any, Any]]
 """``await run_child(reactor, inputs, suffix)``: run a composed reactor to its result."""
@@ -33,6 +33,22 @@ class RunOptions:
     concurrency_key: str | None = None
 
 
+class JournalProof:
+    """Whether a journal append has succeeded yet (shared by an engine's runs).
+
+    A run whose id was just made up may dispatch its first steps before its
+    ``RunStarted`` is durable (its stream cannot exist). Until one append has succeeded,
+    though, the Store may be unusable (a directory, a read-only or foreign file, a
+    newer schema): so until then every run waits for its ``RunStarted``, and a step's
+    side effects never happen for a run that could not be recorded.
+    """
+
+    __slots__ = ("proven",)
+
+    def __init__(self) -> None:
+        self.proven = False
+
+
 @dataclass(frozen=True, slots=True)
 class RunServices:
     """The engine's services a run uses (one instance shared by all runs).
@@ -50,6 +66,8 @@ class RunServices:
         undo_children: Rolls back the completed child runs under a run-id prefix.
         journal_timeout: Seconds a journal append may wait.
         journal_linger: Seconds a run's journal events may wait to be sent together.
+        journal_proof: Whether the journal has been written to yet (see
+            :class:`JournalProof`); one instance for all of an engine's runs.
     """
 
     store: Ref[Any]
@@ -62,6 +80,7 @@ class RunServices:
     undo_children: Callable[[str], Coroutine[Any, Any, Any]]
     journal_timeout: float = 30.0
     journal_linger: float = 0.002
+    journal_proof: JournalProof = field(default_factory=JournalProof)
 
 
 @dataclass(frozen=True, slots=True)

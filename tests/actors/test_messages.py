@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import types
 import typing
@@ -120,3 +121,60 @@ def test_messages_carry_trace_and_deadline_by_default() -> None:
     assert ping.deadline is None
     assert encode(ping) == b'{"type":"Ping","n":1}'
     assert isinstance(actors.decode(b'{"type":"Ping","deadline":5.0}'), tests.support.actors.Ping)
+
+
+class FuzzEnvelope(Message, frozen=True, kw_only=True):
+    """A message with a free-form field: where deep nesting reaches msgspec's recursion."""
+
+    payload: Any = None
+
+
+def _nested(depth: int, opener: str, closer: str, leaf: str = "1") -> str:
+    return opener * depth + leaf + closer * depth
+
+
+def test_deeply_nested_json_is_a_decode_error_not_a_recursion_error() -> None:
+    """A payload nested far deeper than the stack allows gives MessageDecodeError."""
+    for depth in (1_000, 5_000, 100_000):
+        for opener, closer in (("[", "]"), ('{"a":', "}")):
+            body = '{"type":"FuzzEnvelope","payload":' + _nested(depth, opener, closer) + "}"
+            with pytest.raises(MessageDecodeError):
+                decode(body)
+            with pytest.raises(MessageDecodeError):
+                decode(body, FuzzEnvelope)
+
+
+_FRAGMENTS = [
+    '{"type":"FuzzEnvelope","payload":',
+    "[",
+    "{",
+    '"a":',
+    "]",
+    "}",
+    ",",
+    "1",
+    '"x"',
+    "null",
+    "true",
+    "\\u0000",
+    '"\\ud800"',
+    "1e999",
+    "-",
+    ":",
+    '"type":"Failure"',
+    " ",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=60), st.integers(0, 3_000))
+def test_malformed_payloads_only_ever_raise_message_decode_error(
+    parts: list[str], depth: int
+) -> None:
+    """Random fragments, optionally wrapped in deep nesting: decoded, or MessageDecodeError."""
+    body = "".join(parts)
+    if depth:
+        body = '{"type":"FuzzEnvelope","payload":' + _nested(depth, "[", "]", body or "0") + "}"
+    for data in (body, body.encode("utf-8", "surrogatepass"), body.encode()[: len(body) // 2]):
+        with contextlib.suppress(MessageDecodeError):
+            decode(data)

@@ -645,13 +645,23 @@ def test_ask_with_an_unknown_system_placeholder_fails() -> None:
             answer = ask("{topic}", model="m", system="You are {persona}")
 
 
-def test_ask_needs_a_model() -> None:
-    """An empty model name fails."""
-    with fails("Asking", "answer", problem="option 'model' must name a model, got ''"):
+def test_ask_model_must_be_text() -> None:
+    """A model that is not a string fails when the class is defined."""
+    with fails("Asking", "answer", problem="option 'model' must be a model id (a string), got 3"):
 
         class Asking(Reactor):
             topic = Input(str)
-            answer = ask("{topic}", model="")
+            answer = ask("{topic}", model=3)  # type: ignore[arg-type]
+
+
+def test_ask_without_a_model_is_defined() -> None:
+    """``ask("...")`` with no model is valid: the engine's default model answers it."""
+
+    class Asking(Reactor):
+        topic = Input(str)
+        answer = ask("{topic}")
+
+    assert Asking.__plan__.steps["answer"].kind == "ask"
 
 
 @pytest.mark.parametrize(("prompt", "placeholder"), [("hi {}", ""), ("hi {0}", "0")])

@@ -136,7 +136,7 @@ urls = ["http://10.0.0.2:11434"]
         "lmstudio",
         2,
     )
-    assert local.headers == {"x-team": "a"}
+    assert local.header_values() == {"x-team": "a"}
     assert local.models == ("m1",)
     assert (local.queue_limit, local.timeout_s, local.connect_timeout_s) == (1000, 120.0, 5.0)
     assert local.stream_idle_timeout_s == 60.0
@@ -421,3 +421,90 @@ def test_api_key_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch
         {"hosts": {"a": {"url": "https://a", "api_key_env": "REACTOR_TEST_KEY_XYZ"}}}
     )
     assert config.hosts["a"].resolved_api_key() == "k"
+
+
+# ---- secrets and strictness -------------------------------------------------------------
+
+
+def test_printing_settings_masks_the_key_and_header_values() -> None:
+    """repr, str and model_dump (both modes) never show api_key or a header's value."""
+    host = HostConfig.model_validate(
+        {
+            "url": "https://api.example",
+            "api_key": "sk-live-123",
+            "headers": {"Authorization": "Bearer tok-9"},
+        }
+    )
+    config = Config(hosts={"cloud": host})
+    for shown in (
+        repr(host),
+        str(host),
+        str(host.model_dump()),
+        str(host.model_dump(mode="json")),
+        host.model_dump_json(),
+        repr(config),
+        str(config.model_dump()),
+        config.model_dump_json(),
+    ):
+        assert "sk-live-123" not in shown
+        assert "tok-9" not in shown
+        assert "**********" in shown
+    # The code that uses them still gets them.
+    assert host.resolved_api_key() == "sk-live-123"
+    assert host.header_values() == {"Authorization": "Bearer tok-9"}
+    assert config.host("cloud").header_values() == {"Authorization": "Bearer tok-9"}
+
+
+def test_credentials_in_a_url_are_refused_with_the_password_masked(tmp_path: Path) -> None:
+    """http://user:pass@host is a clear configuration error that never shows the password."""
+    path = write(tmp_path, '[hosts.gpu]\nurl = "http://ada:hunter2@gpu-box:8080"\n')
+    error = failing(path)
+    assert "hosts.gpu.url: 'http://ada:***@gpu-box:8080' has credentials in it" in str(error)
+    assert "hunter2" not in str(error)
+    with pytest.raises(ValidationError) as caught:
+        HostConfig(url="http://ada:hunter2@gpu-box:8080")
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ("hosts.local", "max_parallel"),
+        ("hosts.local", "queue_limit"),
+        ("hosts.local", "timeout_s"),
+        ("breaker", "failure_threshold"),
+        ("breaker", "open_s"),
+        ("resources", "budget_bytes"),
+        ("discovery", "timeout_s"),
+    ],
+)
+def test_true_is_not_a_number(tmp_path: Path, section: str, field: str) -> None:
+    """`max_parallel = true` is an error, not 1 (numbers are strict)."""
+    url = 'url = "http://127.0.0.1:1"\n' if section.startswith("hosts") else ""
+    path = write(tmp_path, f"[{section}]\n{url}{field} = true\n")
+    assert f"{section}.{field}: Input should be a valid" in str(failing(path))
+    env_var = "REACTOR_" + "__".join(part.upper() for part in [*section.split("."), field])
+    env = {env_var: "true"}
+    if section.startswith("hosts"):
+        env["REACTOR_HOSTS__LOCAL__URL"] = "http://127.0.0.1:1"
+    assert f"{section}.{field}" in str(failing(None, env))
+
+
+def test_a_list_variable_that_is_not_json_says_a_json_list_is_expected() -> None:
+    """REACTOR_DISCOVERY__URLS=http://x names the variable and the JSON form it needs."""
+    message = str(failing(None, {"REACTOR_DISCOVERY__URLS": "http://x"}))
+    assert "discovery.urls" in message
+    assert "REACTOR_DISCOVERY__URLS" in message
+    assert "a JSON list is expected, e.g. REACTOR_DISCOVERY__URLS='[" in message
+    config = load_config(env={"REACTOR_DISCOVERY__URLS": '["http://x"]'})
+    assert config.discovery.urls == ["http://x"]
+
+
+def test_mask_url_hides_only_the_password() -> None:
+    """For printing a URL: the password (or a lone user token) becomes ***."""
+    from actors.llm import mask_url
+
+    assert mask_url("http://ada:hunter2@gpu:8080/v1") == "http://ada:***@gpu:8080/v1"
+    assert mask_url("https://token@api.example") == "https://***@api.example"
+    assert mask_url("http://127.0.0.1:1234") == "http://127.0.0.1:1234"
+    assert mask_url("http://[::1") == "http://[::1"

@@ -97,3 +97,29 @@ def test_admission_unloads_the_least_recently_used_idle_model(system: System) ->
         assert caught.value.kind is FailureKind.INSUFFICIENT_MEMORY
         assert "huge" in caught.value.failure.message
         assert fleet.monitor is not None
+
+
+def test_an_unset_api_key_env_is_a_warning_naming_the_host(
+    system: System, ollama: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host whose api_key_env variable is not set still starts, with a warning naming it."""
+    monkeypatch.delenv("REACTOR_TEST_NO_SUCH_KEY", raising=False)
+    cfg = config(
+        hosts={
+            "keyless": {
+                "url": ollama.url,
+                "protocol": "ollama",
+                "api_key_env": "REACTOR_TEST_NO_SUCH_KEY",
+            },
+        },
+        discovery={"enabled": False},
+    )
+    fleet = start_fleet(system, cfg)
+    assert fleet.warnings == [
+        f"host 'keyless' ({ollama.url}): api_key_env names REACTOR_TEST_NO_SUCH_KEY, "
+        "which is not set; its requests go without a key"
+    ]
+    monkeypatch.setenv("REACTOR_TEST_NO_SUCH_KEY", "k")
+    system.stop()
+    system.start()
+    assert start_fleet(system, cfg).warnings == []

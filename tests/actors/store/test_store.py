@@ -286,13 +286,18 @@ def test_fresh_database_gets_the_current_schema(system: System, tmp_path: Path) 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 def test_a_new_database_is_readable_by_its_owner_only(system: System, tmp_path: Path) -> None:
-    """A new file (and its WAL) is created 0600 in a new 0700 directory; old files keep theirs."""
+    """A new file (and its WAL) is 0600, each directory made for it 0700; old files keep theirs."""
     db = tmp_path / "private" / "runs.db"
     journal = Journal(system.spawn(Store.spec(db, name="private")))
     journal.append("s", "E", b"{}")
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(Path(f"{db}-wal").stat().st_mode) == 0o600
+
+    deep = tmp_path / "one" / "two" / "runs.db"
+    Journal(system.spawn(Store.spec(deep, name="deep"))).append("s", "E", b"{}")
+    for folder in (tmp_path / "one", tmp_path / "one" / "two"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
     shared = tmp_path / "shared.db"
     shared.touch(mode=0o644)

@@ -100,3 +100,59 @@ def test_each_server_kind_is_recognised(protocol: str, server: str, provider: st
     assert (found.server, found.provider) == (server, provider)
     assert found.error is None, found.error
     assert [m.id for m in found.models] == ["m1"]
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        (
+            "http://127.0.0.1:99999",
+            "'http://127.0.0.1:99999' is not a valid URL (Port out of range",
+        ),
+        ("http://[::1", "'http://[::1' is not a valid URL (Invalid IPv6 URL)"),
+        ("notaurl", "must be an http:// or https:// URL with a host, not 'notaurl' (did you mean"),
+        ("http://ada:hunter2@127.0.0.1:9", "'http://ada:***@127.0.0.1:9' has credentials in it"),
+    ],
+)
+def test_discover_rejects_a_bad_url_with_one_line_and_exit_2(argument: str, expected: str) -> None:
+    """A URL that cannot be probed is a usage error naming it (a password masked)."""
+    result = run_python("-m", "reactor", "discover", argument, "--no-defaults")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"reactor discover: error: {expected}")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert result.stdout == ""
+
+
+def test_discover_rejects_a_timeout_of_zero() -> None:
+    """`--timeout 0` would report live servers as dead: it is refused."""
+    result = run_python("-m", "reactor", "discover", "--timeout", "0", "--no-defaults")
+    assert result.returncode == 2
+    assert "--timeout 0.0: must be a number of seconds > 0" in result.stderr
+
+
+def test_discover_exits_1_when_only_an_unknown_server_answers() -> None:
+    """Something answered, but not an LLM server discovery knows: no server was found."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Hello) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            result = run_python("-m", "reactor", "discover", url, "--no-defaults", "--timeout", "2")
+        finally:
+            server.shutdown()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert url in result.stdout
