@@ -46,13 +46,13 @@ from opentelemetry import trace
 from pykka.messages import _ActorStop
 
 import otel
-from actors._bridge import IoHandle
+from actors._bridge import IoBridge, IoHandle
 from actors._errors import AskError
 from actors._events import ActorCrashed, ActorStarted, ActorStopped
 from actors._local import check_may_block, forbid_blocking
-from actors._loop import TURN, Mailbox, StopFlag
+from actors._loop import TURN, Mailbox
 from actors._messages import Failure, FailureKind, Message, Request
-from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply
+from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply, post
 from actors._tb import plain_traceback
 
 if TYPE_CHECKING:
@@ -68,6 +68,27 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _log = structlog.get_logger("actors")
+
+
+class _LoopActorRef(pykka.ActorRef[Any]):
+    """pykka's ref to a loop actor, without a weak reference of its own.
+
+    Its mailbox refers to the actor already (and the ref to the mailbox), so a weak
+    reference would keep nothing from living longer; it would be one more object per
+    actor for the garbage collector to walk.
+    """
+
+    def __init__(self, actor: Actor[Any]) -> None:  # pykka's, without its weakref
+        mailbox = actor._mailbox
+        assert mailbox is not None  # only loop actors have one
+        self.actor_class = type(actor)
+        self.actor_urn = actor.actor_urn
+        self.actor_inbox = mailbox
+        self.actor_stopped = actor.actor_stopped
+
+    def _actor_weakref(self) -> Any:  # type: ignore[override]
+        """What pykka's proxies read: the actor (``weakref.ref``'s call)."""
+        return cast("Mailbox", self.actor_inbox)._actor
 
 
 class _Request:
@@ -235,39 +256,115 @@ class Ref(Generic[M]):
         )
 
 
-class _Piped:
-    """Where the outcome of one ``pipe_to_self`` coroutine goes."""
+class _Piped(IoHandle):
+    """One ``pipe_to_self`` coroutine: its handle, and where its outcome goes.
 
-    __slots__ = ("answer", "handle", "io", "label", "target", "then")
+    To an actor on the loop it is also the mailbox item that brings the outcome
+    (see :func:`~actors._reply.post`).
+    """
 
-    def __init__(
+    __slots__ = ("answer", "label", "owner", "target", "then", "trace", "value")
+
+    reply_to = None
+    """As a mailbox item: no pykka future waits for it."""
+
+    def __init__(  # noqa: PLR0917 - one object instead of a handle and a callback
         self,
+        name: str,
+        bridge: IoBridge,
         target: pykka.ActorRef[Any],
         then: Callable[[Any], object],
-        io: set[IoHandle],
-        label: str,
+        owner: Actor[Any],
         answer: Deferred[Any] | None,
     ) -> None:
+        super().__init__(name, bridge)
         self.target = target
         self.then = then
-        self.io = io
-        self.label = label
+        self.owner = owner
+        self.label = f"io {name}"
         self.answer = answer
-        self.handle: IoHandle | None = None
+        self.value: object = None
+        self.trace: dict[str, str] | None = None
+
+    @property
+    def message(self) -> _Piped:
+        """As a mailbox item: itself."""
+        return self
+
+    @property
+    def fn(self) -> Callable[[Any], object]:
+        """As a mailbox item: what the outcome is handed to."""
+        return self.finished
 
     def deliver(self, outcome: object, carrier: dict[str, str] | None) -> None:
         """On the I/O loop: queue the outcome for the actor, then answer the asker."""
-        try:
-            self.target.tell(Callback(self.finished, outcome, carrier, self.label))
-        except pykka.ActorDeadError:
+        self.value, self.trace = outcome, carrier
+        posted = post(self.target, self)
+        if posted is False:
             return  # the actor stopped, and answered every reply it held as it did
+        if posted is None:
+            try:
+                self.target.tell(Callback(self.finished, outcome, carrier, self.label))
+            except pykka.ActorDeadError:
+                return
         if self.answer is not None:
             self.answer._reply.resolve(outcome)
 
     def finished(self, outcome: object) -> None:
         """On the actor's thread."""
-        self.io.discard(cast("IoHandle", self.handle))
+        self.owner._io_done(self)
         self.then(outcome)
+
+
+class _Fire:
+    """A timer of an actor's ``call_later``: queue ``fn`` as a callback message when due.
+
+    To an actor on the loop it is its own mailbox item (see ``actors._reply.post``).
+    """
+
+    __slots__ = ("_call", "label", "target", "trace")
+
+    reply_to = None
+    """As a mailbox item: no pykka future waits for it."""
+    value = None
+    """As a mailbox item: what ``fn`` is called with (nothing)."""
+
+    def __init__(
+        self,
+        target: pykka.ActorRef[Any],
+        fn: Callable[[], object],
+        carrier: dict[str, str] | None,
+        label: str,
+    ) -> None:
+        self.target = target
+        self._call = fn
+        self.trace = carrier
+        self.label = label
+
+    @property
+    def message(self) -> _Fire:
+        """As a mailbox item: itself."""
+        return self
+
+    @property
+    def fn(self) -> Callable[[Any], object]:
+        """As a mailbox item: what runs in the actor's turn."""
+        return self._run
+
+    def __call__(self) -> None:
+        if post(self.target, self) is not None:
+            return  # queued, or the actor stopped (its timers die with it)
+        try:
+            self.target.tell(Callback(self._run, None, self.trace, self.label))
+        except pykka.ActorDeadError:
+            return  # the actor stopped; its timers die with it
+
+    def _run(self, _: object) -> None:
+        self._call()
+
+
+_POSTED = frozenset({_Piped, _Fire, ActorReply})
+"""Mailbox items that are their own :class:`Callback` (see ``actors._reply.post``)."""
 
 
 class Deferred(Generic[T]):
@@ -332,14 +429,14 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             self._mailbox = Mailbox(self._rt.scheduler, self)
             self.actor_urn = f"urn:loop:{id(self):x}"
             self.actor_inbox = self._mailbox
-            self.actor_stopped = cast("threading.Event", StopFlag())
-            self._actor_ref = pykka.ActorRef(self)
+            self.actor_stopped = cast("threading.Event", self._mailbox)  # its stopped flag
+            self._actor_ref = _LoopActorRef(self)
         else:
             super().__init__()
         self.log = _log  # the actor name is bound on the actor thread (contextvars)
         self._current: Reply | None = None
-        self._deferred: set[Reply] = set()
-        self._io: set[IoHandle] = set()
+        self._deferred: set[Reply] | None = None  # made by the first defer_reply()
+        self._io: set[IoHandle] | None = None  # while coroutines it piped run
         self._exit_reported = False
         self._span_name = f"{type(self).__name__} "
         self._begun = False
@@ -363,6 +460,14 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             self._start_actor_loop()
         else:
             self._mailbox.open()
+
+    def _io_done(self, handle: IoHandle) -> None:
+        """A piped coroutine's outcome is being handled: it no longer runs."""
+        io = self._io
+        if io is not None:
+            io.discard(handle)
+            if not io:
+                self._io = None  # most of the time nothing runs: no set is kept
 
     @property
     def running_on_loop(self) -> bool:
@@ -413,8 +518,11 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             msg = f"{self.name}: defer_reply() called outside the handling of an ask"
             raise RuntimeError(msg)
         self._current = None
-        self._deferred.add(reply)
-        return Deferred(reply, self._deferred)
+        deferred = self._deferred
+        if deferred is None:
+            deferred = self._deferred = set()
+        deferred.add(reply)
+        return Deferred(reply, deferred)
 
     def pipe_to_self(
         self,
@@ -436,10 +544,14 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         no-op), and whoever answers the reply first wins, as always.
         """
         label = name or str(getattr(coro, "__qualname__", "coroutine"))
-        piped = _Piped(self.actor_ref, then, self._io, f"io {label}", answer)
-        handle = piped.handle = self._rt.bridge.submit(coro, piped.deliver, label)
-        self._io.add(handle)
-        return handle
+        bridge = self._rt.bridge
+        io = self._io
+        if io is None:
+            io = self._io = set()
+        piped = _Piped(label, bridge, self.actor_ref, then, self, answer)
+        bridge.run_with(piped, coro)
+        io.add(piped)
+        return piped
 
     def ask(
         self,
@@ -459,11 +571,8 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         )
         # On the timer thread even for a loop actor: the answer usually cancels the
         # deadline from another thread, which a loop timer would notice only when due.
-        reply.timer = self._rt.timers.call_later(
-            remaining,
-            # Built only if the deadline fires: nearly every ask is answered first.
-            lambda: reply.resolve(ref._timeout(stamped, remaining)),
-        )
+        reply.expires(ref, stamped, remaining)
+        reply.timer = self._rt.timers.call_later(remaining, reply)
         ref.send_request(stamped, reply)
 
     def schedule(self, delay: float, message: M) -> TimerHandle:
@@ -487,17 +596,9 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
         The callback's span continues the trace that was current when it was scheduled.
         """
-        target = self.actor_ref
         label = f"timer {name or getattr(fn, '__qualname__', 'callback')}"
         carrier = otel.inject() if otel.enabled() else None
-
-        def fire() -> None:
-            try:
-                target.tell(Callback(lambda _: fn(), None, carrier, label))
-            except pykka.ActorDeadError:
-                return  # the actor stopped; its timers die with it
-
-        return self._after(delay, fire)
+        return self._after(delay, _Fire(self.actor_ref, fn, carrier, label))
 
     def _after(self, delay: float, fire: Callable[[], object]) -> TimerHandle:
         """A timer: on the loop for a loop actor (no thread hop when it fires)."""
@@ -554,7 +655,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 )
                 return None
             self._current = reply
-        elif kind is Callback:
+        elif kind is Callback or kind in _POSTED:
             self._dispatch(message.fn, message.value, message.trace, message.label)
             return None
         else:
@@ -660,13 +761,15 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         if self._current is not None and self._current.resolve(failure):
             failed += 1
         self._current = None
-        for reply in list(self._deferred):
-            failed += reply.resolve(failure)
-        self._deferred.clear()
+        if self._deferred:
+            for reply in list(self._deferred):
+                failed += reply.resolve(failure)
+            self._deferred.clear()
         failed += self._drain_mailbox(failure)
-        for handle in list(self._io):
-            handle.cancel()
-        self._io.clear()
+        if self._io:
+            for handle in list(self._io):
+                handle.cancel()
+        self._io = None
         try:
             self.stopped()
         except Exception as exc:  # noqa: BLE001 - logged; the actor stops anyway
@@ -684,7 +787,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 failed += item.reply.resolve(failure)
             elif envelope.reply_to is not None:  # a raw pykka ask
                 envelope.reply_to.set_exception(exc_info=(AskError, AskError(failure), None))
-            elif type(item) is not Callback:
+            elif type(item) is not Callback and type(item) not in _POSTED:
                 self._rt.dead_letters.record(self.name, item, "actor stopped with it queued")
         return failed
 

@@ -38,17 +38,27 @@ Deliver = Callable[[object, dict[str, str] | None], None]
 
 
 class IoHandle:
-    """A coroutine started on the I/O loop; ``cancel()`` cancels it."""
+    """A coroutine started on the I/O loop; ``cancel()`` cancels it.
 
-    __slots__ = ("_bridge", "_cancelled", "_loop", "_started", "_task", "name")
+    It also hands the coroutine's outcome on (:meth:`deliver`): a subclass that
+    overrides it (an actor's ``pipe_to_self``) needs no callback object of its own.
+    """
 
-    def __init__(self, name: str, bridge: IoBridge) -> None:
+    __slots__ = ("_bridge", "_cancelled", "_deliver", "_loop", "_started", "_task", "name")
+
+    def __init__(self, name: str, bridge: IoBridge, deliver: Deliver | None = None) -> None:
         self.name = name
         self._bridge = bridge
         self._loop = bridge.loop
+        self._deliver = deliver
         self._task: asyncio.Task[None] | None = None
         self._cancelled = False
         self._started = False
+
+    def deliver(self, outcome: object, carrier: dict[str, str] | None) -> None:
+        """On the loop: hand the outcome on (only enqueue, never do work here)."""
+        if self._deliver is not None:
+            self._deliver(outcome, carrier)
 
     def cancel(self) -> None:
         """Cancel the coroutine; its outcome will be a ``cancelled`` failure."""
@@ -112,13 +122,20 @@ class IoBridge:
         enqueue (tell a message), never do work. Called on the loop thread itself (by an
         actor that runs on the loop), the task is created at once, without a hand-off.
         """
-        handle = IoHandle(name, self)
+        handle = IoHandle(name, self, deliver)
+        self.run_with(handle, coro)
+        return handle
+
+    def run_with(self, handle: IoHandle, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` on the loop and hand its outcome to ``handle.deliver``.
+
+        :meth:`submit` with a handle made by the caller (an :class:`IoHandle` subclass).
+        """
         context = contextvars.copy_context()
         if threading.get_ident() == self._ident:
-            handle._task = self.loop.create_task(_outcome(coro, deliver, handle), context=context)
+            handle._task = self.loop.create_task(_outcome(coro, handle), context=context)
         else:
-            self._handoff.call(self._start, handle, coro, deliver, context)
-        return handle
+            self._handoff.call(self._start, handle, coro, context)
 
     def cleanup(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run a clean-up coroutine (closing a client) that the shutdown waits for.
@@ -156,17 +173,13 @@ class IoBridge:
             raise
 
     def _start(
-        self,
-        handle: IoHandle,
-        coro: Coroutine[Any, Any, Any],
-        deliver: Deliver,
-        context: contextvars.Context,
+        self, handle: IoHandle, coro: Coroutine[Any, Any, Any], context: contextvars.Context
     ) -> None:
         if handle._cancelled:
             coro.close()
-            deliver(_cancelled(handle.name), None)
+            handle.deliver(_cancelled(handle.name), None)
             return
-        handle._task = self.loop.create_task(_outcome(coro, deliver, handle), context=context)
+        handle._task = self.loop.create_task(_outcome(coro, handle), context=context)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -190,24 +203,24 @@ class IoBridge:
         self.loop.close()
 
 
-async def _outcome(coro: Coroutine[Any, Any, Any], deliver: Deliver, handle: IoHandle) -> None:
+async def _outcome(coro: Coroutine[Any, Any, Any], handle: IoHandle) -> None:
     handle._started = True
     name = handle.name
     if handle._cancelled:  # cancelled between its creation and this first step
         coro.close()
-        deliver(_cancelled(name), None)
+        handle.deliver(_cancelled(name), None)
         return
     if not otel.enabled():
-        deliver(await _settle(coro, name), None)
+        handle.deliver(await _settle(coro, name), None)
         return
     if not otel.trace_actors() or otel.inject() is None:
         # The coroutine runs in its starter's trace (if any), with no span of its own:
         # I/O is a span only in the opt-in debugging mode, and only inside a trace.
-        deliver(await _settle(coro, name), otel.inject())
+        handle.deliver(await _settle(coro, name), otel.inject())
         return
     with otel.tracer().start_as_current_span(f"io {name}"):
         outcome = await _settle(coro, name)
-        deliver(outcome, otel.inject())
+        handle.deliver(outcome, otel.inject())
 
 
 async def _settle(coro: Coroutine[Any, Any, Any], name: str) -> object:

@@ -12,6 +12,8 @@ own, as they would on a thread of its own). So:
   hop: at most one ``call_soon`` per turn of the run queue;
 * mail sent from another thread wakes the loop with one ``call_soon_threadsafe`` for
   everything that arrives before the loop runs the queue;
+* a pass of the run queue serves at most :data:`PASS` mailboxes, then the loop's
+  other callbacks (I/O, tasks) run before the next pass;
 * an actor is in the run queue at most once, and only the loop thread runs turns, so
   one actor never handles two messages at once (the serial guarantee), and a turn
   never runs inside another actor's handler.
@@ -42,7 +44,17 @@ if TYPE_CHECKING:
 
     from actors._bridge import IoBridge
 
-__all__ = ["TURN", "LoopScheduler", "LoopTimers", "Mailbox", "StopFlag"]
+__all__ = ["PASS", "TURN", "LoopScheduler", "LoopTimers", "Mailbox"]
+
+PASS = 64
+"""Mailboxes one pass of the run queue serves before the loop runs its other callbacks.
+
+With thousands of loop actors ready at once (a burst of runs), a pass over all of them
+would leave what their turns started (tasks, I/O outcomes, answers) waiting until every
+one had its turn: each run's work would come back a whole burst later, and everything
+it made meanwhile would live long enough for the garbage collector's oldest
+generation, which then collects (and walks every live object) again and again. Short
+passes let that work finish, and its objects die, while they are young."""
 
 TURN = 64
 """Messages one actor handles per turn before the others (and the loop's I/O) get theirs."""
@@ -90,9 +102,10 @@ class LoopScheduler:
 
     def _run(self) -> None:
         ready = self._ready
-        # Only the mailboxes queued so far: those queued by these turns wait for the
-        # next pass, so I/O callbacks get the loop in between.
-        for _ in range(len(ready)):
+        # At most PASS of the mailboxes queued so far: those queued by these turns, and
+        # the rest, wait for the next pass, so I/O callbacks and tasks get the loop in
+        # between.
+        for _ in range(min(len(ready), PASS)):
             mailbox = ready.popleft()
             try:
                 mailbox.turn()
@@ -106,41 +119,50 @@ class LoopScheduler:
             self._loop.call_soon(self._run)
 
 
-class Mailbox:
-    """A loop actor's inbox: pykka's ``put``/``get``/``empty``, and its turns.
+class Mailbox(collections.deque["Envelope[Any]"]):
+    """A loop actor's inbox (the queue itself), its turns, and its "stopped" flag.
 
-    Mail put before :meth:`open` waits: the actor is not started yet (its supervisor
-    learns about it first). ``queued`` is set while the mailbox is in the run queue or
-    having its turn; cleared before the last look at the items, for the same reason as
-    the scheduler's flag.
+    pykka's ``put``/``get``/``empty``; mail put before :meth:`open` waits: the actor is
+    not started yet (its supervisor learns about it first). ``queued`` is set while the
+    mailbox is in the run queue or having its turn; cleared before the last look at the
+    items, for the same reason as the scheduler's flag.
+
+    It is also the actor's ``actor_stopped`` (``threading.Event``'s ``is_set``, ``set``
+    and ``wait``): every ref checks it on every tell; only a thread that waits for the
+    actor to stop needs an event, so the event is made then. ``set`` writes the flag
+    before it reads the event, and ``wait`` makes the event before it reads the flag
+    again, so a waiter never misses the stop. The queue, the flag and the turns are one
+    object: there may be thousands of loop actors, each walked by the garbage collector.
     """
 
-    __slots__ = ("_actor", "_context", "_items", "_open", "_queued", "_scheduler")
+    __slots__ = ("_actor", "_context", "_event", "_open", "_queued", "_scheduler", "_stopped")
 
     def __init__(self, scheduler: LoopScheduler, actor: _Turns) -> None:
+        super().__init__()
         self._scheduler = scheduler
         self._actor = actor
-        self._items: collections.deque[Envelope[Any]] = collections.deque()
         # A context of its own, empty as a new thread's: what the actor binds (its log
         # name, the current span) stays its own.
         self._context = contextvars.Context()
         self._queued = False
         self._open = False
+        self._stopped = False
+        self._event: threading.Event | None = None
 
     def put(self, envelope: Envelope[Any]) -> None:
         """Add mail (any thread); queue the mailbox for a turn if it was idle."""
-        self._items.append(envelope)
+        self.append(envelope)
         if not self._queued and self._open:
             self._queued = True
             self._scheduler.ready(self)
 
     def get(self) -> Envelope[Any]:
         """The oldest mail (only the loop thread takes mail)."""
-        return self._items.popleft()
+        return self.popleft()
 
     def empty(self) -> bool:
         """Whether no mail waits."""
-        return not self._items
+        return not self
 
     def open(self) -> None:
         """Start the actor: its first turn runs ``started()``, then the mail that waits."""
@@ -150,42 +172,28 @@ class Mailbox:
 
     def turn(self) -> None:
         """On the loop: let the actor handle some mail, then queue again if more waits."""
-        self._context.run(self._actor._loop_turn, self._items)
+        self._context.run(self._actor._loop_turn, self)
         self._queued = False
-        if self._items:
+        if self:
             self._queued = True
             self._scheduler.ready(self)
 
-
-class StopFlag:
-    """A loop actor's "stopped" flag: ``threading.Event``'s interface, one object.
-
-    Every ref checks it on every tell; only a thread that waits for the actor to stop
-    needs an event, so the event is made then. ``set`` writes the flag before it reads
-    the event, and ``wait`` makes the event before it reads the flag again, so a waiter
-    never misses the stop.
-    """
-
-    __slots__ = ("_event", "_set")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._event: threading.Event | None = None
+    # ---- the actor's "stopped" flag -------------------------------------------------
 
     def is_set(self) -> bool:
         """Whether the actor has stopped."""
-        return self._set
+        return self._stopped
 
     def set(self) -> None:
         """Mark the actor stopped and wake whoever waits."""
-        self._set = True
+        self._stopped = True
         event = self._event
         if event is not None:
             event.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the actor has stopped; False if ``timeout`` passed first."""
-        if self._set:
+        if self._stopped:
             return True
         with _events_lock:  # two waiters must share one event
             event = self._event

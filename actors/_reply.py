@@ -2,7 +2,9 @@
 
 A request carries one slot. Whoever resolves it first wins (the handler's reply, the
 deadline, a crash of the actor, the actor being gone); later attempts are ignored. The
-claim is a non-blocking lock acquire, which is atomic, so no extra lock is needed.
+claim is a flag set under one lock shared by every slot (held for a test and a store):
+a lock of each slot's own would be one more object per ask in flight, and with
+thousands of asks in flight those are objects the garbage collector walks.
 
 * :class:`SyncReply` wakes a thread blocked in ``Ref.ask``;
 * :class:`AsyncReply` resolves an ``asyncio.Future`` on the caller's loop with
@@ -16,31 +18,44 @@ from __future__ import annotations
 import _thread
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
 import otel
 from actors._handoff import handoff_for
+from actors._loop import Mailbox
 from actors._messages import Failure
 
 if TYPE_CHECKING:
     from actors._timers import TimerHandle
 
-__all__ = ["ActorReply", "AsyncReply", "Callback", "Reply", "SyncReply"]
+__all__ = ["ActorReply", "AsyncReply", "Callback", "Reply", "SyncReply", "post"]
+
+
+_claims = _thread.allocate_lock()
+"""Makes a slot's claim atomic (see the module docstring)."""
 
 
 class Reply:
     """Base of the reply slots: ``resolve`` returns whether this call won."""
 
-    __slots__ = ("_claim",)
+    __slots__ = ("_claimed",)
 
     def __init__(self) -> None:
-        self._claim = _thread.allocate_lock()
+        self._claimed = False
+
+    def _claim(self) -> bool:
+        """Claim the slot; ``True`` if this call did (nobody had)."""
+        with _claims:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
 
     def resolve(self, value: object) -> bool:
         """Deliver ``value`` (a result or a Failure) unless the slot is already resolved."""
-        if not self._claim.acquire(False):
+        if not self._claim():
             return False
         self._deliver(value)
         return True
@@ -48,7 +63,7 @@ class Reply:
     @property
     def resolved(self) -> bool:
         """Whether an answer has been claimed."""
-        return self._claim.locked()
+        return self._claimed
 
     def _deliver(self, value: object) -> None:
         raise NotImplementedError
@@ -73,7 +88,7 @@ class SyncReply(Reply):
         """Wait up to ``timeout`` seconds; past it, the answer is ``on_timeout()``."""
         if self._ready.acquire(True, max(timeout, 0.0)):
             return self.value
-        if self._claim.acquire(False):
+        if self._claim():
             return on_timeout()
         # A resolver claimed the slot just now and is about to store its value.
         self._ready.acquire()
@@ -111,11 +126,11 @@ class AsyncReply(Reply):
             return await self._future
         finally:
             # Cancelled by the caller: claim the slot so a late answer is dropped.
-            self._claim.acquire(False)
+            self._claim()
             self._timer.cancel()
 
     def _expire(self, on_timeout: Callable[[], Failure]) -> None:
-        if self._claim.acquire(False) and not self._future.done():
+        if self._claim() and not self._future.done():
             self._future.set_result(on_timeout())
 
 
@@ -137,10 +152,54 @@ class Callback:
         self.label = label
 
 
-class ActorReply(Reply):
-    """A slot that sends the answer to the asking actor as a :class:`Callback`."""
+class _Asked(Protocol):
+    """The ref an actor asked (``Ref``): what its timeout failure says."""
 
-    __slots__ = ("_fn", "_label", "_owner", "timer")
+    def _timeout(self, message: object, waited: float) -> Failure: ...
+
+
+def post(target: pykka.ActorRef[Any], item: Any) -> bool | None:
+    """Put ``item`` in ``target``'s mailbox as it is, if ``target`` runs on the loop.
+
+    ``item`` is then its own envelope and :class:`Callback`: it has ``message`` (itself),
+    ``reply_to`` (``None``), ``fn``, ``value``, ``trace`` and ``label``. One object per
+    answer or outcome waiting for its actor's turn, instead of three. Returns ``None``
+    when ``target`` has a thread (the caller tells it a :class:`Callback` instead),
+    ``False`` when it has stopped.
+    """
+    inbox = target.actor_inbox
+    if type(inbox) is not Mailbox:
+        return None
+    if target.actor_stopped.is_set():
+        return False
+    inbox.put(item)
+    return True
+
+
+class ActorReply(Reply):
+    """A slot that sends the answer to the asking actor as a :class:`Callback`.
+
+    To an actor on the loop it is its own mailbox item (see :func:`post`).
+
+    It is also its own deadline: called (by the timer set for the ask), it answers with
+    the timeout failure of the asked ref, ``ref._timeout(request, waited)`` (one object
+    per ask in flight instead of a slot and a closure).
+    """
+
+    __slots__ = (
+        "_asked",
+        "_fn",
+        "_label",
+        "_owner",
+        "_request",
+        "_waited",
+        "timer",
+        "trace",
+        "value",
+    )
+
+    reply_to = None
+    """As a mailbox item: no pykka future waits for it."""
 
     def __init__(self, owner: pykka.ActorRef[Any], fn: Callable[[Any], object], label: str) -> None:
         super().__init__()
@@ -148,12 +207,49 @@ class ActorReply(Reply):
         self._fn = fn
         self._label = label
         self.timer: TimerHandle | None = None
+        self._asked: _Asked | None = None
+        self._request: object = None
+        self._waited = 0.0
+        self.value: object = None
+        self.trace: dict[str, str] | None = None
+
+    @property
+    def message(self) -> ActorReply:
+        """As a mailbox item: itself."""
+        return self
+
+    @property
+    def fn(self) -> Callable[[Any], object]:
+        """As a mailbox item: what the answer is handed to."""
+        return self._fn
+
+    @property
+    def label(self) -> str:
+        """As a mailbox item: its name in spans and logs."""
+        return self._label
+
+    def expires(self, asked: _Asked, request: object, waited: float) -> None:
+        """What calling the slot answers: ``asked._timeout(request, waited)``."""
+        self._asked = asked
+        self._request = request
+        self._waited = waited
+
+    def __call__(self) -> None:
+        """The ask's deadline passed: answer with its timeout failure (if still open)."""
+        asked = self._asked
+        if asked is not None and not self._claimed:
+            # Built only if the deadline fires: nearly every ask is answered first.
+            self.resolve(asked._timeout(self._request, self._waited))
 
     def _deliver(self, value: object) -> None:
         timer, self.timer = self.timer, None  # the timer's callback refers back to us
         if timer is not None:
             timer.cancel()
+        self._request = None
         carrier = otel.inject() if otel.enabled() else None
+        self.value, self.trace = value, carrier
+        if post(self._owner, self) is not None:
+            return  # posted, or the asker stopped meanwhile: nobody is owed it any more
         try:
             self._owner.tell(Callback(self._fn, value, carrier, self._label))
         except pykka.ActorDeadError:

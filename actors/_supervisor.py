@@ -220,6 +220,15 @@ class WhichChildren:
     __slots__ = ()
 
 
+class _Adoptions:
+    """Adopt what waits in the supervisor's adoption queue (see :func:`start_child`)."""
+
+    __slots__ = ()
+
+
+_ADOPTIONS = _Adoptions()
+
+
 class _StopTimeout:
     __slots__ = ("incarnation", "name")
 
@@ -262,6 +271,10 @@ class Supervisor(Actor[object]):
         self._after_stop: Callable[[], None] | None = None
         self._held_exits: list[ChildExited] = []
         self._shutdown_replies: list[Deferred[Any]] = []
+        # Children started elsewhere (start_child), to adopt: any thread appends; one
+        # _Adoptions message (sent when the flag was down) adopts everything queued.
+        self._adoptions: collections.deque[Adopt] = collections.deque()
+        self._adoptions_armed = False
         # Children start here, on the thread that starts this supervisor, so that when
         # spawning a subtree returns, every actor in it is running and registered.
         for child in spec.children:
@@ -272,6 +285,7 @@ class Supervisor(Actor[object]):
 
     def stopped(self) -> None:
         """The supervisor is going away: no child may outlive it or keep its name."""
+        self._adopt_queued()  # started for it, not adopted yet: they go too
         for child in self._children.values():
             target = child.ref._target
             if child.running and target is not None:
@@ -289,6 +303,8 @@ class Supervisor(Actor[object]):
                 self._on_exit(message)
             case StartChild(spec=spec):
                 return self._add(spec)
+            case _Adoptions():
+                self._adopt_queued()
             case Adopt():
                 self._adopt(message)
             case WhichChildren():
@@ -321,6 +337,37 @@ class Supervisor(Actor[object]):
             return exc
         self._children[spec.name] = child
         return ref
+
+    def queue_adoption(self, adopted: Adopt) -> None:
+        """Any thread: adopt a child started elsewhere, in this supervisor's next turn.
+
+        One message per batch, not one per child: a burst of runs started at once
+        costs the supervisor's mailbox one item. Sent when the flag is down; the turn
+        that takes the queue lowers the flag first, so a child queued meanwhile either
+        is taken by that turn or sends a message of its own, and every child is adopted
+        before its exit report (sent after this returns) is handled.
+
+        Raises:
+            pykka.ActorDeadError: The supervisor has stopped.
+        """
+        if self.actor_stopped.is_set():
+            msg = f"supervisor {self.name!r} has stopped"
+            raise pykka.ActorDeadError(msg)
+        self._adoptions.append(adopted)
+        if self._adoptions_armed:
+            return
+        self._adoptions_armed = True
+        try:
+            self.actor_ref.tell(_ADOPTIONS)
+        except pykka.ActorDeadError:
+            self._adoptions_armed = False
+            raise
+
+    def _adopt_queued(self) -> None:
+        self._adoptions_armed = False
+        adoptions = self._adoptions
+        while adoptions:
+            self._adopt(adoptions.popleft())
 
     def _adopt(self, adopted: Adopt) -> None:
         spec = adopted.spec
@@ -581,8 +628,12 @@ def start_child(supervisor: Ref[Any], spec: ChildSpec) -> Ref[Any]:
     ref: Ref[Any] = Ref(spec.name, runtime)
     ref._target = actor.actor_ref
     runtime.register(ref)  # a race lost for the name raises here, before anything runs
+    supervisor_actor = parent._actor_weakref()  # pykka's: the supervisor itself, if alive
     try:
-        parent.tell(Adopt(spec, ref, 1))
+        if isinstance(supervisor_actor, Supervisor):
+            supervisor_actor.queue_adoption(Adopt(spec, ref, 1))
+        else:
+            parent.tell(Adopt(spec, ref, 1))
     except pykka.ActorDeadError:
         runtime.unregister(spec.name)
         msg = f"supervisor {supervisor.name!r} is not running"

@@ -102,9 +102,9 @@ _BARRIER_WAIT = 120.0
 
 GC_TUNED = (50_000, 10, 10)
 """``gc.set_threshold`` for the tuned burst: collect the young generation every 50,000
-net allocations instead of 700. Ten thousand live runs are about a million objects, and
-with the interpreter's defaults the full collections they trigger take more of the
-burst than the runs themselves."""
+net allocations instead of 700. Ten thousand live runs are about half a million objects
+(a million before runs were slimmed down), and with the interpreter's defaults the full
+collections they trigger are a large part of the burst."""
 
 
 # ---- the reactors ---------------------------------------------------------------------

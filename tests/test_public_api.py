@@ -690,6 +690,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "RunCancelled",
         "RunCancelledError",
         "RunCompleted",
+        "RunDone",
         "RunError",
         "RunEvent",
         "RunExistsError",

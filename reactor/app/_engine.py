@@ -21,7 +21,7 @@ import os
 import random
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import msgspec
@@ -38,7 +38,7 @@ from actors import (
     System,
 )
 from actors.llm import Catalog, Config, Fleet, McpServerConfig, mask_url
-from actors.lowlevel import check_may_block, handoff_for, start_child
+from actors.lowlevel import check_may_block, start_child
 from actors.orchestration import Budget, Chains, Feedback, Selector
 from actors.store import Journal, Store
 from actors.tools import (
@@ -66,6 +66,7 @@ from reactor.run import (
     PlanChangedError,
     ResumeError,
     Run,
+    RunDone,
     RunEvent,
     RunExistsError,
     RunFailedError,
@@ -96,8 +97,11 @@ DEFAULT_MAX_DEPTH = 16
 """How deep runs may compose runs (a run and its composed runs, down to the deepest)."""
 
 
-class RunHandle:
+class RunHandle(RunDone):
     """A started run: wait for its result, or cancel it.
+
+    It is the run's outcome slot too (a :class:`~reactor.run.RunDone`): the Run actor
+    sets it when the run ends, so a run costs its caller one object, not two.
 
     Attributes:
         run_id: The run's id (``reactor runs show RUN_ID``).
@@ -106,11 +110,13 @@ class RunHandle:
             since the run started, or the resume was forced although its steps changed.
     """
 
-    def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None, done: Future[Any]) -> None:
+    __slots__ = ("_ref", "reactor", "run_id", "warnings")
+
+    def __init__(self, run_id: str, reactor: str, ref: Ref[Any] | None = None) -> None:
+        super().__init__()
         self.run_id = run_id
         self.reactor = reactor
         self._ref = ref
-        self._done = done
         self.warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
@@ -124,9 +130,9 @@ class RunHandle:
             BlockingCallError: Called on a running event loop (await
                 :meth:`result_async` there); unless the run has ended already.
         """
-        if not self._done.done():
+        if not self.done():
             check_may_block("RunHandle.result()", "`await handle.result_async()`")
-        return self._done.result(timeout)
+        return super().result(timeout)
 
     async def result_async(self) -> Any:
         """:meth:`result` for asyncio code.
@@ -134,33 +140,12 @@ class RunHandle:
         The run's end wakes the caller's loop through its hand-off queue: many runs
         ending together cost that loop one wake-up, not one each.
         """
-        done = self._done
-        if not done.done():
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            handoff = handoff_for(loop)
-
-            def ended(_: Future[Any]) -> None:
-                with contextlib.suppress(RuntimeError):  # the caller's loop is closed
-                    handoff.call(_wake, waiter)
-
-            done.add_done_callback(ended)
-            await waiter
-        return done.result()
-
-    def done(self) -> bool:
-        """Whether the run has ended."""
-        return self._done.done()
+        return await self.future()
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop the run: running attempts are cancelled, completed steps undone."""
         if self._ref is not None:
             self._ref.tell_if_alive(CancelRun(reason))
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():  # not cancelled meanwhile
-        waiter.set_result(None)
 
 
 class Engine:
@@ -504,10 +489,10 @@ class Engine:
             locator = locate(reactor)
         except ValueError:
             locator = ""
-        options = RunOptions(
-            max_concurrency=max_concurrency or plan.max_concurrency or self.max_concurrency,
-            timeout=timeout if timeout is not None else plan.timeout,
-            concurrency_key=concurrency_key,
+        options = _options(
+            max_concurrency or plan.max_concurrency or self.max_concurrency,
+            timeout if timeout is not None else plan.timeout,
+            concurrency_key,
         )
         return run_id or new_run_id(), values, raw, options, locator
 
@@ -515,18 +500,19 @@ class Engine:
         self,
         reactor: type[Reactor],
         run_id: str,
-        done: Future[Any],
+        done: RunDone,
         services: RunServices,
         **kwargs: Any,
     ) -> ChildSpec:
-        plan = reactor.__plan__
         return ChildSpec(
             name=f"run:{run_id}",
             actor=Run,
-            args=(services, reactor, run_id),
+            # One dict, no args tuple: the supervisor keeps the spec while the run lives.
             kwargs={
+                "services": services,
+                "reactor": reactor,
+                "run_id": run_id,
                 "done": done,
-                "input_check": functools.partial(check_inputs, plan),
                 **kwargs,
             },
             restart=Restart.TEMPORARY,
@@ -631,11 +617,11 @@ class Engine:
             timeout=timeout,
             concurrency_key=concurrency_key,
         )
-        done: Future[Any] = Future()
+        handle = RunHandle(rid, reactor.__plan__.reactor)
         spec = self._spec(
             reactor,
             rid,
-            done,
+            handle,
             self._services_for(middleware),
             inputs=values,
             raw_inputs=raw,
@@ -646,7 +632,7 @@ class Engine:
             refuse_existing=run_id is not None,
             context=run_context(context),
         )
-        return spec, RunHandle(rid, reactor.__plan__.reactor, None, done)
+        return spec, handle
 
     def run(
         self,
@@ -673,7 +659,8 @@ class Engine:
     ) -> Any:
         """:meth:`run` for asyncio code."""
         handle = await self.start_async(reactor, inputs, **options)
-        return await handle.result_async()
+        # The outcome's future itself, not result_async(): one coroutine fewer per run.
+        return await handle.future()
 
     async def _start_child(
         self,
@@ -716,7 +703,7 @@ class Engine:
             locator = locate(reactor)
         except ValueError:
             locator = ""
-        done: Future[Any] = Future()
+        done = RunDone()
         spec = self._spec(
             reactor,
             run_id,
@@ -737,7 +724,7 @@ class Engine:
             context=context,
         )
         ref = self._spawn(spec, run_id)
-        ended = asyncio.wrap_future(done)
+        ended = done.future()
         try:
             return await asyncio.shield(ended)
         except asyncio.CancelledError:
@@ -785,7 +772,7 @@ class Engine:
 
     async def _roll_back_run(self, started: RunStarted, reactor: type[Reactor]) -> None:
         """Undo a completed run with an undo-only Run; ``RunFailedError`` if an undo failed."""
-        done: Future[Any] = Future()
+        done = RunDone()
         spec = self._spec(
             reactor,
             started.run_id,
@@ -799,7 +786,7 @@ class Engine:
             undo_only=True,
         )
         self._spawn(spec, started.run_id)
-        await asyncio.wrap_future(done)
+        await done.future()
 
     # ---- undoing a completed run -------------------------------------------------------
 
@@ -958,11 +945,11 @@ class Engine:
             reason = f"{reason} ({'; '.join(warnings)})"
         known = {f.name for f in dataclasses.fields(RunOptions)}
         options = RunOptions(**{k: v for k, v in started.options.items() if k in known})
-        done: Future[Any] = Future()
+        handle = RunHandle(run_id, started.reactor)
         spec = self._spec(
             reactor,
             run_id,
-            done,
+            handle,
             self._services_for(middleware),
             inputs=None,
             raw_inputs=None,
@@ -973,8 +960,7 @@ class Engine:
             lenient=force,
             resume_locator=moved_to,
         )
-        ref = self._spawn(spec, run_id)
-        handle = RunHandle(run_id, started.reactor, ref, done)
+        handle._ref = self._spawn(spec, run_id)
         handle.warnings = tuple(warnings)
         return handle
 
@@ -1159,6 +1145,16 @@ class Engine:
             actors.tools.ApprovalError: No such call waits for a decision.
         """
         return decide(self.journal, run_id, call_id, "reject", by=by, message=message)
+
+
+@functools.lru_cache(maxsize=64)
+def _options(
+    max_concurrency: int, timeout: float | None, concurrency_key: str | None
+) -> RunOptions:
+    """The (frozen) options of a new run: runs that share their options share one object."""
+    return RunOptions(
+        max_concurrency=max_concurrency, timeout=timeout, concurrency_key=concurrency_key
+    )
 
 
 _RUNS_SPEC = SupervisorSpec(name="runs", max_restarts=1_000_000, within=1.0, on_loop=True)

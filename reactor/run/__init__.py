@@ -17,6 +17,7 @@ read back from its journal, for those that show or check a run).
 
 from reactor.run._classify import StepFailure
 from reactor.run._codec import EncodeError, encode_value
+from reactor.run._done import RunDone
 from reactor.run._errors import (
     ElementFailedError,
     InputError,
@@ -111,6 +112,7 @@ __all__ = [
     "RunCancelled",
     "RunCancelledError",
     "RunCompleted",
+    "RunDone",
     "RunError",
     "RunEvent",
     "RunExistsError",

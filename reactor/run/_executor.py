@@ -176,6 +176,14 @@ class Attempt(Generic[I]):
         """Ask another actor, within the step's timeout; its answer is the outcome."""
         self._port.attempt_ask(self, to, request)
 
+    def delivered(self, reply: Any) -> None:
+        """What ran for the attempt ended with ``reply``: hand it to the run.
+
+        The run passes this bound method as the callback of the attempt's coroutine or
+        ask (one object, where a closure over the run and the attempt is three).
+        """
+        self._port.attempt_deliver(self, reply)
+
     def succeed(self, value: Any) -> None:
         """The attempt returned ``value`` (now)."""
         self._port.attempt_deliver(self, Ok(value))

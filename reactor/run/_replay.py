@@ -123,7 +123,7 @@ def apply_history(  # noqa: PLR0912, PLR0915 - one branch per event
                 raise ValueError(msg)
             case _:
                 assert_never(event)
-    state.errors.extend(failed.values())
+    state.add_errors(*failed.values())
     for name in failed:
         if steps[name].status is not Status.UNDONE:
             steps[name].status = Status.FAILED

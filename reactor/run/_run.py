@@ -71,11 +71,10 @@ registry are ``_executor``.
 
 from __future__ import annotations
 
-import collections
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import Future
 from types import MappingProxyType
 from typing import Any
 
@@ -103,6 +102,7 @@ from dsl import (
 from dsl.kinds import KindError
 from reactor.run._classify import RetryRequested, StepFailure, step_error, transient
 from reactor.run._codec import EncodeError, decode_value, encode_value
+from reactor.run._done import RunDone
 from reactor.run._errors import (
     JournalCorruptError,
     PlanChangedError,
@@ -114,6 +114,7 @@ from reactor.run._errors import (
 from reactor.run._executor import Attempt, Cancellable, StepExecutor, executor_for
 from reactor.run._fingerprint import compare_plan, decode_plan, plan_print_raw
 from reactor.run._growth import plan_added, transformed
+from reactor.run._inputs import check_inputs
 from reactor.run._invoke import Err, Ok, Outcome, call_any, guarded, positional
 from reactor.run._listing import decode_history
 from reactor.run._middleware import RunInfo, RunOutcome, StepEvent, StepEventKind, notify
@@ -164,7 +165,8 @@ class Run(LoopActor[object]):
         stack: Reactor names from the outermost run down to this one.
         carrier: The trace context to start the run's span in.
         resume_reason: Why the run is being resumed (``RunResumed.reason``).
-        input_check: Re-checks replayed inputs: ``(raw) -> dict``.
+        input_check: Re-checks replayed inputs: ``(raw) -> dict`` (by default the
+            reactor's own input check, :func:`~reactor.run.check_inputs`).
         fresh: The run id was just made up, so its stream cannot exist: start
             dispatching without waiting for ``RunStarted`` to be durable.
         undo_only: Roll back a completed run (a composed run whose parent failed
@@ -191,7 +193,7 @@ class Run(LoopActor[object]):
         raw_inputs: msgspec.Raw | None,
         locator: str,
         options: RunOptions,
-        done: Future[Any],
+        done: RunDone,
         parent: str | None = None,
         stack: tuple[str, ...] = (),
         carrier: dict[str, str] | None = None,
@@ -224,16 +226,23 @@ class Run(LoopActor[object]):
         self._refuse_existing = refuse_existing
         self._lenient = lenient
         self._resume_locator = resume_locator
-        self._run_context: Mapping[str, Any] = MappingProxyType(dict(context or {}))
+        self._run_context: Mapping[str, Any] = (
+            MappingProxyType(dict(context)) if context else _NO_CONTEXT
+        )
         self._mw = services.middleware
-        self._info = RunInfo(
-            run_id=run_id,
-            reactor=self._plan.reactor,
-            parent=parent,
-            stack=self._stack,
-            steps=tuple(self._plan.steps),
-            carrier=carrier,
-            context=self._run_context,
+        # Only middleware reads the RunInfo: a run nobody observes shares a placeholder.
+        self._info = (
+            RunInfo(
+                run_id=run_id,
+                reactor=self._plan.reactor,
+                parent=parent,
+                stack=self._stack,
+                steps=tuple(self._plan.steps),
+                carrier=carrier,
+                context=self._run_context,
+            )
+            if self._mw
+            else _UNOBSERVED
         )
         self._state = RunState(self._plan)
         self._running = 0
@@ -241,16 +250,18 @@ class Run(LoopActor[object]):
         self._journal = JournalOutbox(
             self._stream,
             services.store,
-            ask=self.ask,
-            call_later=self.call_later,
+            owner=self,
             timeout=services.journal_timeout,
             linger=services.journal_linger,
         )
         self._halt: tuple[str, str] | None = None
+        self._ending: RunOutcome | None = None  # how the run ends, once that is journaled
         self._cancel: str | None = None
         self._started = time.monotonic()
         self._timer: Any = None
-        self._stats: collections.Counter[str] = collections.Counter()
+        # Counts for RunOutcome.stats: plain ints, not a Counter (one object fewer per run).
+        self._n_attempts = self._n_completed = self._n_retries = 0
+        self._n_compensated = self._n_undone = 0
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -277,7 +288,7 @@ class Run(LoopActor[object]):
             # confirm the stream is new before dispatching (the appends stay in order).
             # Until one append has succeeded, though, the store may be unusable: then
             # the run waits (below), so that no step runs unrecorded.
-            self._append(started, self._check_appended)
+            self._append(started)
             self._begin(resumed=False)
             return
         self._append(started, self._start_appended)
@@ -393,7 +404,6 @@ class Run(LoopActor[object]):
                 at=time.time(),
                 locator=self._resume_locator,
             ),
-            self._check_appended,
         )
         self._begin(resumed=True)
 
@@ -417,7 +427,8 @@ class Run(LoopActor[object]):
             self.stop()
             return
         self._apply_history(events[:-1])
-        notify(self._mw, "run_started", _replace(self._info, resumed=True))
+        if self._mw:
+            notify(self._mw, "run_started", _replace(self._info, resumed=True))
         self._mode = Mode.ROLLING_BACK
         self._roll_back()
 
@@ -461,7 +472,7 @@ class Run(LoopActor[object]):
         self._inputs = apply_history(
             self._state,
             events,
-            input_check=self._input_check,
+            input_check=self._input_check or functools.partial(check_inputs, self._plan),
             replayed=self._replayed_event,
             context=self._restore_context,
             lenient=self._lenient,
@@ -470,7 +481,8 @@ class Run(LoopActor[object]):
     def _restore_context(self, context: dict[str, Any]) -> None:
         """The run's context, read back from its ``RunStarted``."""
         self._run_context = MappingProxyType(context)
-        self._info = _replace(self._info, context=self._run_context)
+        if self._mw:
+            self._info = _replace(self._info, context=self._run_context)
 
     def _replayed_event(
         self, kind: StepEventKind, step: StepState, at: float, started_at: float | None = None
@@ -492,7 +504,7 @@ class Run(LoopActor[object]):
             )
 
     def _begin(self, *, resumed: bool) -> None:
-        if resumed:
+        if resumed and self._mw:
             self._info = _replace(self._info, resumed=True, steps=tuple(self._state.steps))
         notify(self._mw, "run_started", self._info)
         timeout = self._options.timeout
@@ -618,7 +630,7 @@ class Run(LoopActor[object]):
     def _skip(self, step: StepState, why: str) -> None:
         step.status = Status.SKIPPED
         now = time.time()
-        self._append(StepSkipped(step=step.spec.name, at=now), self._check_appended)
+        self._append(StepSkipped(step=step.spec.name, at=now))
         self._event(StepEventKind.SKIP, step, detail=why)
         self._state.settled(step.spec.name)
         self._dispatch_soon()
@@ -639,8 +651,8 @@ class Run(LoopActor[object]):
         step.status = Status.RUNNING
         step.started_at = now = time.time()
         self._running += 1
-        self._stats["attempts"] += 1
-        self._append(StepStarted(step=name, attempt=step.attempt, at=now), self._check_appended)
+        self._n_attempts += 1
+        self._append(StepStarted(step=name, attempt=step.attempt, at=now))
         trace = self._event(StepEventKind.START, step, want_context=True)
         attempt = self._attempt(step, executor, trace)
         try:
@@ -671,22 +683,14 @@ class Run(LoopActor[object]):
 
     def attempt_pipe(self, attempt: Attempt[Any], coro: Coroutine[Any, Any, Any]) -> Cancellable:
         """Run ``coro`` on the loop; its outcome is this attempt's."""
-        name = attempt.spec.name
-        return self.pipe_to_self(
-            coro, lambda reply: self.attempt_deliver(attempt, reply), name=f"step {name}"
-        )
+        return self.pipe_to_self(coro, attempt.delivered, name=f"step {attempt.spec.name}")
 
     def attempt_ask(self, attempt: Attempt[Any], to: Ref[Any], request: Any) -> None:
         """Ask ``to``; its answer is this attempt's outcome (``timeout``: the step's)."""
         ctx = attempt.trace
         token = otel_context.attach(ctx) if ctx is not None else None
         try:
-            self.ask(
-                to,
-                request,
-                lambda reply: self.attempt_deliver(attempt, reply),
-                timeout=attempt.spec.timeout,
-            )
+            self.ask(to, request, attempt.delivered, timeout=attempt.spec.timeout)
         finally:
             if token is not None:
                 otel_context.detach(token)
@@ -738,9 +742,10 @@ class Run(LoopActor[object]):
             failure = StepFailure("bad_step", f"the steps it added: {problem}")
             self._failed(step, failure, retry=False)
             return
-        self._append(StepsAdded(by=name, steps=described, at=time.time()), self._check_appended)
+        self._append(StepsAdded(by=name, steps=described, at=time.time()))
         self._state.add_dynamic(specs, replayed=False)
-        self._info = _replace(self._info, steps=tuple(self._state.steps))
+        if self._mw:
+            self._info = _replace(self._info, steps=tuple(self._state.steps))
         for spec in specs.values():
             self._event(StepEventKind.ADDED, self._state.steps[spec.name], detail=f"by {name}")
         step.ran = True
@@ -761,7 +766,7 @@ class Run(LoopActor[object]):
         step.status = Status.DONE
         self._state.values[name] = value
         self._state.completed.append(name)
-        self._stats["completed"] += 1
+        self._n_completed += 1
         self._append(
             StepCompleted(
                 step=name,
@@ -771,7 +776,6 @@ class Run(LoopActor[object]):
                 at=now,
                 guarded=guarded,
             ),
-            self._check_appended,
         )
         if self._mw:
             self._event(StepEventKind.COMPLETE, step, value=value, duration=now - step.started_at)
@@ -810,7 +814,7 @@ class Run(LoopActor[object]):
             if isinstance(error, AskError) and error.failure.retry_after:
                 delay = max(delay, error.failure.retry_after)
             step.status = Status.WAITING
-            self._stats["retries"] += 1
+            self._n_retries += 1
             self._append(
                 StepFailed(
                     step=spec.name,
@@ -820,8 +824,7 @@ class Run(LoopActor[object]):
                     delay=delay,
                     started_at=step.started_at,
                     at=now,
-                ),
-                self._check_appended,
+                )
             )
             self._event(StepEventKind.RETRY, step, error=described, delay=delay)
             name = spec.name
@@ -857,7 +860,7 @@ class Run(LoopActor[object]):
     def _record_failure(self, step: StepState, described: StepError, now: float) -> None:
         step.status = Status.FAILED
         self._state.mark_partial(step)
-        self._state.errors.append(described)
+        self._state.add_errors(described)
         self._append(
             StepFailed(
                 step=step.spec.name,
@@ -867,7 +870,6 @@ class Run(LoopActor[object]):
                 started_at=step.started_at,
                 at=now,
             ),
-            self._check_appended,
         )
 
     def _fail_for_good(self, step: StepState, described: StepError) -> None:
@@ -930,17 +932,15 @@ class Run(LoopActor[object]):
                             will_retry=False,
                             started_at=step.started_at,
                             at=now,
-                        ),
-                        self._check_appended,
+                        )
                     )
                     self._append(
                         StepCompensated(
                             step=spec.name, decision="continue", value=raw, at=time.time()
-                        ),
-                        self._check_appended,
+                        )
                     )
                     self._event(StepEventKind.COMPENSATE, step, detail="continue")
-                    self._stats["compensated"] += 1
+                    self._n_compensated += 1
                     step.status = Status.DONE
                     step.ran = True  # rescued: completed like any other, so undone too
                     self._state.values[spec.name] = value
@@ -949,10 +949,7 @@ class Run(LoopActor[object]):
                     self._pump()
                     return
             case Retry():
-                self._append(
-                    StepCompensated(step=spec.name, decision="retry", at=time.time()),
-                    self._check_appended,
-                )
+                self._append(StepCompensated(step=spec.name, decision="retry", at=time.time()))
                 self._event(StepEventKind.COMPENSATE, step, detail="retry")
                 step.status = Status.RUNNING
                 self._retry_or_fail(
@@ -964,9 +961,7 @@ class Run(LoopActor[object]):
         reason = decision.reason if isinstance(decision, Fail) and decision.reason else ""
         if isinstance(outcome, Err):
             reason = f"compensate raised {type(outcome.error).__name__}: {outcome.error}"
-        self._append(
-            StepCompensated(step=spec.name, decision="fail", at=time.time()), self._check_appended
-        )
+        self._append(StepCompensated(step=spec.name, decision="fail", at=time.time()))
         self._event(StepEventKind.COMPENSATE, step, detail=f"fail {reason}".strip())
         if reason:
             described = StepError(
@@ -1005,9 +1000,9 @@ class Run(LoopActor[object]):
         )
         self._mode = Mode.FINISHING
         raw = self._values_raw(returns)
-        self._append(
+        self._append_end(
             RunCompleted(run_id=self._run_id, value=raw, at=time.time()),
-            lambda outcome: self._ended(outcome, RunOutcome(status="completed", value=value)),
+            RunOutcome(status="completed", value=value),
         )
 
     def _values_raw(self, name: str) -> msgspec.Raw:
@@ -1027,11 +1022,9 @@ class Run(LoopActor[object]):
                     return
                 step, reason = self._halt or ("", "halted")
                 self._mode = Mode.FINISHING
-                self._append(
+                self._append_end(
                     RunHalted(run_id=self._run_id, step=step, reason=reason, at=time.time()),
-                    lambda outcome: self._ended(
-                        outcome, RunOutcome(status="halted", reason=reason)
-                    ),
+                    RunOutcome(status="halted", reason=reason),
                 )
             case Mode.ROLLING_BACK:
                 self._roll_back()
@@ -1115,8 +1108,8 @@ class Run(LoopActor[object]):
             error = RetryRequested(outcome.value.reason)
         if error is None:
             step.status = Status.UNDONE
-            self._stats["undone"] += 1
-            self._append(StepUndone(step=spec.name, at=time.time()), self._check_appended)
+            self._n_undone += 1
+            self._append(StepUndone(step=spec.name, at=time.time()))
             self._event(StepEventKind.UNDO_COMPLETE, step)
             self._roll_back()
             return
@@ -1129,7 +1122,7 @@ class Run(LoopActor[object]):
             return
         described = step_error(spec.name, error)
         step.status = Status.UNDONE
-        self._state.errors.append(
+        self._state.add_errors(
             StepError(
                 step=spec.name,
                 kind="undo_failed",
@@ -1137,9 +1130,7 @@ class Run(LoopActor[object]):
                 message=f"undo failed: {described.message}",
             )
         )
-        self._append(
-            StepUndoFailed(step=spec.name, error=described, at=time.time()), self._check_appended
-        )
+        self._append(StepUndoFailed(step=spec.name, error=described, at=time.time()))
         self._event(StepEventKind.UNDO_ERROR, step, error=described)
         self._roll_back()
 
@@ -1147,22 +1138,22 @@ class Run(LoopActor[object]):
         self._mode = Mode.FINISHING
         if self._undo_only:
             errors = tuple(self._state.errors)
-            self._append(
+            self._append_end(
                 RunUndone(run_id=self._run_id, errors=errors, at=time.time()),
-                lambda outcome: self._ended(outcome, RunOutcome(status="undone", errors=errors)),
+                RunOutcome(status="undone", errors=errors),
             )
             return
         if self._cancel is not None:
             reason = self._cancel
-            self._append(
+            self._append_end(
                 RunCancelled(run_id=self._run_id, reason=reason, at=time.time()),
-                lambda outcome: self._ended(outcome, RunOutcome(status="cancelled", reason=reason)),
+                RunOutcome(status="cancelled", reason=reason),
             )
             return
         errors = tuple(self._state.errors)
-        self._append(
+        self._append_end(
             RunFailed(run_id=self._run_id, errors=errors, at=time.time()),
-            lambda outcome: self._ended(outcome, RunOutcome(status="failed", errors=errors)),
+            RunOutcome(status="failed", errors=errors),
         )
 
     # ---- 6. cancel and timeout --------------------------------------------------------------
@@ -1181,7 +1172,7 @@ class Run(LoopActor[object]):
         if self._mode in (Mode.FINISHING, Mode.ROLLING_BACK):
             return
         timeout = self._options.timeout
-        self._state.errors.append(
+        self._state.add_errors(
             StepError(
                 step="",
                 kind="timeout",
@@ -1221,11 +1212,27 @@ class Run(LoopActor[object]):
 
     # ---- the journal and the end --------------------------------------------------------------
 
-    def _append(self, event: Any, then: Callable[[JournalAppended | Failure], object]) -> None:
-        """Journal ``event`` through the outbox; ``then(outcome)`` once it is durable."""
+    def _append(
+        self, event: Any, then: Callable[[JournalAppended | Failure], object] | None = None
+    ) -> None:
+        """Journal ``event`` through the outbox; ``then(outcome)`` once it is durable.
+
+        Without ``then``: :meth:`journal_checked` (a failure fails the run).
+        """
         self._journal.append(event, then)
 
-    def _check_appended(self, outcome: JournalAppended | Failure) -> None:
+    def _append_end(self, event: Any, outcome: RunOutcome) -> None:
+        """Journal the event that ends the run; once it is durable, answer with ``outcome``."""
+        self._ending = outcome
+        self._append(event, self._end_appended)
+
+    def _end_appended(self, appended: JournalAppended | Failure) -> None:
+        ending = self._ending
+        assert ending is not None  # set before the event was appended
+        self._ended(appended, ending)
+
+    def journal_checked(self, outcome: JournalAppended | Failure) -> None:
+        """An event's append was answered: a failure to journal fails the run."""
         if isinstance(outcome, Failure):
             self._journal_failed(outcome)
 
@@ -1261,9 +1268,7 @@ class Run(LoopActor[object]):
             return
         if self._timer is not None:
             self._timer.cancel()
-        outcome = _replace(
-            outcome, duration=time.monotonic() - self._started, stats=dict(self._stats)
-        )
+        outcome = _replace(outcome, duration=time.monotonic() - self._started, stats=self._stats())
         notify(self._mw, "run_finished", self._info, outcome)
         if not self._done.done():
             match outcome.status:
@@ -1294,6 +1299,16 @@ class Run(LoopActor[object]):
                         )
                     )
         self.stop()
+
+    def _stats(self) -> dict[str, int]:
+        counts = (
+            ("attempts", self._n_attempts),
+            ("completed", self._n_completed),
+            ("retries", self._n_retries),
+            ("compensated", self._n_compensated),
+            ("undone", self._n_undone),
+        )
+        return {name: count for name, count in counts if count}
 
     # ---- middleware -------------------------------------------------------------------------
 
@@ -1341,6 +1356,13 @@ class Run(LoopActor[object]):
             self._pump()
         else:
             self._after_settle()
+
+
+_UNOBSERVED = RunInfo(run_id="", reactor="")
+"""The RunInfo of runs without middleware: never read (only middleware hooks read it)."""
+
+_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
+"""The context of runs started without one (read-only, so all of them share it)."""
 
 
 class _SlotFree:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import collections
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from dsl import Plan, StepSpec
 from reactor.run._executor import Cancellable
@@ -85,7 +85,9 @@ class RunState:
     Attributes:
         plan: The reactor's plan.
         steps: Step name to its state (planned steps, then steps added while running).
-        dependents: Step name to the steps that need it.
+        dependents: Step name to the steps that need it: the plan's own mapping,
+            shared by every run, until a step is added while running (then a copy of
+            its own).
         values: Input and step name to its value (inputs and completed results).
         ready: Steps ready to dispatch, in order.
         completed: Completed steps in completion order (rolled back newest first).
@@ -96,21 +98,34 @@ class RunState:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.steps: dict[str, StepState] = {}
-        self.dependents: dict[str, list[str]] = collections.defaultdict(list)
+        # Thousands of runs may be alive at once: what every run of the plan shares
+        # (its dependents) is not copied, and each container here is one object the
+        # garbage collector walks per run.
+        self.steps: dict[str, StepState] = {
+            name: StepState(spec) for name, spec in plan.steps.items()
+        }
+        self.dependents: Mapping[str, Sequence[str]] = plan.dependents
         self.values: dict[str, Any] = {}
         self.ready: collections.deque[str] = collections.deque()
         self.completed: list[str] = []
-        self.errors: list[StepError] = []
-        for spec in plan.steps.values():
-            self.add_step(spec)
+        # A tuple, the shared empty one until a failure: most runs never fail.
+        self.errors: tuple[StepError, ...] = ()
+
+    def add_errors(self, *errors: StepError) -> None:
+        """Record failures that end the run."""
+        self.errors = (*self.errors, *errors)
 
     def add_step(self, spec: StepSpec) -> None:
-        """Track a step (planned, or added while running)."""
+        """Track a step added while running."""
         self.steps[spec.name] = StepState(spec)
+        if isinstance(self.dependents, dict):
+            owned = cast("dict[str, list[str]]", self.dependents)
+        else:  # still the plan's: copy it before adding
+            owned = {k: list(v) for k, v in self.dependents.items()}
+            self.dependents = owned
         for dependency in spec.depends_on:
             if dependency not in self.plan.inputs:
-                self.dependents[dependency].append(spec.name)
+                owned.setdefault(dependency, []).append(spec.name)
 
     def blockers(self, spec: StepSpec) -> int:
         """How many of ``spec``'s step dependencies are not settled yet."""

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -27,6 +27,7 @@ from actors import (
     System,
     SystemNotRunning,
 )
+from actors._loop import PASS, LoopScheduler, Mailbox
 from actors._reply import SyncReply
 from actors._supervisor import Shutdown, WhichChildren
 from actors.lowlevel import StartChild, start_child
@@ -361,6 +362,36 @@ def test_start_child_starts_at_once_and_the_supervisor_adopts_it(
         start_child(runs, spec)
 
 
+def test_children_started_together_cost_their_supervisor_one_message(
+    system: System, runs: Ref[Any]
+) -> None:
+    """Children started while the supervisor waits for its turn are adopted by one message."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_loop() -> None:
+        held.set()
+        release.wait(10)
+
+    system.bridge.loop.call_soon_threadsafe(hold_the_loop)
+    assert held.wait(10)
+    target = runs._target
+    assert target is not None
+    try:
+        refs = [
+            start_child(
+                runs,
+                ChildSpec(name=f"kid{i}", actor=Recorder, args=([],), restart=Restart.TEMPORARY),
+            )
+            for i in range(20)
+        ]
+        queued = len(cast("Mailbox", target.actor_inbox))  # the loop is held
+    finally:
+        release.set()
+    assert queued == 1
+    assert sorted(c.name for c in runs.ask(WhichChildren())) == sorted(f"kid{i}" for i in range(20))
+    assert all(ref.ask(Ping(n=1)) == Pong(n=2, by=f"kid{i}#1") for i, ref in enumerate(refs))
+
+
 def test_a_transient_adopted_child_is_restarted_after_a_crash(
     system: System, runs: Ref[Any]
 ) -> None:
@@ -504,3 +535,55 @@ def test_loop_timers_fire_by_due_time_and_cancelled_ones_leave_nothing_armed(
     ref: Ref[Any] = system.spawn(Timekeeper, name="keeper")
     assert ref.ask(Timed()) == ["early", "late"]
     assert ref.ask(Count()) == 0  # the 30 s bucket was all cancelled: no timer kept for it
+
+
+class _Turned:
+    """A stand-in mailbox that records its turn (and may schedule a loop callback)."""
+
+    def __init__(self, name: str, record: list[str], then: Callable[[], object] | None) -> None:
+        self.name = name
+        self.record = record
+        self.then = then
+
+    def turn(self) -> None:
+        self.record.append(self.name)
+        if self.then is not None:
+            self.then()
+
+
+class _LoopOnly:
+    """What a LoopScheduler needs of its bridge: the loop, and whether we are on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def on_loop_thread(self) -> bool:
+        return True
+
+
+def test_a_pass_of_the_run_queue_lets_loop_callbacks_run_before_more_turns() -> None:
+    """With more than PASS mailboxes ready, what the first turns scheduled runs before the rest.
+
+    Thousands of ready loop actors must not hold up the tasks and answers their turns
+    started until every one of them has had its turn.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        record: list[str] = []
+        scheduler = LoopScheduler(_LoopOnly(loop))  # type: ignore[arg-type]
+
+        def started_work() -> None:
+            loop.call_soon(record.append, "callback")
+
+        mailboxes = [
+            _Turned(f"m{i}", record, started_work if i == 0 else None) for i in range(PASS + 1)
+        ]
+        for mailbox in mailboxes:
+            scheduler.ready(mailbox)  # type: ignore[arg-type]
+        loop.call_soon(loop.stop)
+        loop.run_forever()  # the first pass, the callback, then the stop
+        loop.run_until_complete(asyncio.sleep(0))  # the second pass
+    finally:
+        loop.close()
+    assert record.index("callback") == PASS
+    assert record[PASS + 1 :] == [f"m{PASS}"]
