@@ -742,6 +742,7 @@ class Consensus(LoopActor[ConsensusRequest]):
     def _finish(self, poll: _Poll, result: ConsensusResult) -> None:
         poll.done = True
         self._stop_timers(poll)
+        self._end_span(poll, result, None)
         poll.reply.send(result)
         message = poll.message
         if result.low_consensus:
@@ -757,7 +758,6 @@ class Consensus(LoopActor[ConsensusRequest]):
                 )
             )
         self._learn(poll, result)
-        self._end_span(poll, result, None)
 
     def _learn(self, poll: _Poll, result: ConsensusResult) -> None:
         """Record each member's agreement, and tell the Selector (a quality signal)."""
@@ -820,8 +820,8 @@ class Consensus(LoopActor[ConsensusRequest]):
             if slot.answer is None:
                 self._cancel(slot)
         failure = Failure(kind=kind, message=message, source=self.name, details=details or {})
-        poll.reply.send(failure)
         self._end_span(poll, None, failure)
+        poll.reply.send(failure)
 
     def _stop_timers(self, poll: _Poll) -> None:
         for timer in (poll.timer, poll.end_timer):

@@ -1,0 +1,344 @@
+"""The Consensus coordinator against fake servers over loopback HTTP, each member a real call.
+
+One fake OpenAI server holds five chat models (each scripted to answer its own way) and
+an embedding model; a real ModelHost serves them; the coordinator resolves members to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from actors import AskError, FailureKind, System
+from actors.llm import Catalog, ChatRequest, HostConfig, InventoryQuery
+from actors.orchestration.consensus import (
+    Consensus,
+    ConsensusRequest,
+    ConsensusResult,
+    ConsensusSpec,
+    LowConsensus,
+    Member,
+    Quorum,
+)
+from actors.testing import FakeModel, FakeServer, Fault, Reply
+from actors.testing._server import Exchange
+from otel.testing import InMemorySpanExporter
+from tests.support.hosts import start_host_async
+
+ANSWERS: dict[str, str] = {
+    "m1": "The answer is Paris.",
+    "m2": "Answer: paris",
+    "m3": "**Paris**",
+    "m4": "Lyon, I think.",
+    "m5": "Answer: Paris",
+}
+
+
+def answering(answers: dict[str, str]) -> Callable[[Exchange], Reply]:
+    """A responder: each model answers its scripted text (others: a default)."""
+
+    def reply(exchange: Exchange) -> Reply:
+        return Reply(text=answers.get(exchange.model or "", "no idea"))
+
+    return reply
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    """Five chat models and an embedding model on one fake OpenAI server."""
+    models = [*(FakeModel(m) for m in ANSWERS), FakeModel("embed", embeddings=True)]
+    with FakeServer("openai", models=models, responder=answering(ANSWERS)) as fake:
+        yield fake
+
+
+async def coordinator(system: System, server: FakeServer, **kwargs: Any) -> Any:
+    """A host ``local`` for ``server`` and a Consensus actor resolving every model to it."""
+    await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=10.0))
+
+    def resolve(model: str, host: str | None) -> tuple[Any, str]:
+        return system.lookup(host or "local"), model
+
+    return await system.spawn_async(Consensus, name="consensus", args=(resolve,), kwargs=kwargs)
+
+
+def members(*names: str, **fields: Any) -> tuple[Member, ...]:
+    """Members for the named models."""
+    return tuple(Member(model=n, **fields) for n in names)
+
+
+def ask(spec: ConsensusSpec, text: str = "What is the capital of France?") -> ConsensusRequest:
+    """A consensus request."""
+    return ConsensusRequest(request=ChatRequest.prompt("", text), spec=spec, step="capital")
+
+
+@pytest.mark.asyncio
+async def test_a_vote_of_five_with_provenance(system: System, server: FakeServer) -> None:
+    """Four say Paris in different words, one Lyon: Paris, 4/5, every member's part kept."""
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(members=members(*ANSWERS), aggregator="plurality", threshold=0.3)
+    result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert result.answer == "paris"
+    assert result.agreement == pytest.approx(0.8)
+    assert result.confidence == pytest.approx(0.376, abs=0.001)
+    assert not result.low_consensus
+    assert [m.member for m in result.members] == list(ANSWERS)
+    assert [m.agrees for m in result.members] == [True, True, True, False, True]
+    assert result.members[3].value == "lyon, i think"
+    assert result.clusters == (("m1", "m2", "m3", "m5"), ("m4",))
+    assert result.answered == 5
+    assert result.asked == 5
+    assert result.entropy > 0
+    assert all(m.latency_s > 0 for m in result.members)
+    assert sorted(c.model for c in server.calls) == sorted(ANSWERS)
+
+
+@pytest.mark.asyncio
+async def test_low_consensus_is_flagged_and_published(system: System, server: FakeServer) -> None:
+    """Three of five below a 0.5 threshold: the flag in the result and an event on the bus."""
+    events: queue.Queue[Any] = queue.Queue()
+    system.bus.subscribe(LowConsensus, events)
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(members=members("m1", "m2", "m4"), threshold=0.5)
+    result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert result.answer == "paris"
+    assert result.low_consensus
+    event = await asyncio.to_thread(events.get, timeout=5)
+    assert event.step == "capital"
+    assert event.confidence == result.confidence < 0.5
+
+
+@pytest.mark.asyncio
+async def test_a_hanging_member_is_cut_off_at_the_quorum_deadline(
+    system: System, server: FakeServer
+) -> None:
+    """m5 never answers: the result comes at the quorum deadline with m5 cancelled."""
+    server.inject(Fault(hang=True, model="m5", times=None))
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(
+        members=members(*ANSWERS), quorum=Quorum(wait_s=0.5), member_timeout_s=30.0
+    )
+    result: ConsensusResult = await ref.ask_async(ask(spec), timeout=10)
+    assert result.answer == "paris"
+    assert result.answered == 4
+    hung = result.members[4]
+    assert hung.error_kind == "cancelled"
+    assert "quorum deadline" in hung.error
+    assert result.latency_s < 10  # the member's own 30 s deadline was not waited for
+
+
+@pytest.mark.asyncio
+async def test_failed_members_keep_their_real_errors_and_the_quorum_degrades(
+    system: System, server: FakeServer
+) -> None:
+    """Two 500s and a 401: the two answers are aggregated, flagged degraded; errors kept."""
+    server.inject(Fault(status=500, model="m1", times=None))
+    server.inject(Fault(status=500, model="m2", times=None))
+    server.inject(Fault(status=401, model="m3", times=None))
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(members=members(*ANSWERS), quorum=Quorum(min_answers=3))
+    result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert result.degraded
+    assert result.answered == 2
+    kinds = {m.member: m.error_kind for m in result.members}
+    assert kinds["m1"] == "server_error"
+    assert kinds["m3"] == "auth"
+    assert kinds["m5"] is None
+
+
+@pytest.mark.asyncio
+async def test_a_short_quorum_fails_or_falls_back(system: System, server: FakeServer) -> None:
+    """on_short=fail names every member's error; fallback asks the one model instead."""
+    for model in ("m1", "m2", "m3"):
+        server.inject(Fault(status=503, model=model, times=None))
+    ref = await coordinator(system, server)
+    quorum = Quorum(min_answers=2, on_short="fail")
+    spec = ConsensusSpec(members=members("m1", "m2", "m3"), quorum=quorum)
+    with pytest.raises(AskError) as caught:
+        await ref.ask_async(ask(spec))
+    failure = caught.value.failure
+    assert failure.kind is FailureKind.OVERLOADED or failure.kind is FailureKind.SERVER_ERROR
+    assert set(failure.details) == {"m1", "m2", "m3"}
+    assert "quorum needs 2" in failure.message
+
+    fallback = Quorum(min_answers=2, on_short="fallback", fallback="m5")
+    result: ConsensusResult = await ref.ask_async(
+        ask(ConsensusSpec(members=members("m1", "m2", "m3"), quorum=fallback))
+    )
+    assert result.fallback == "m5"
+    assert result.answer == "paris"
+    assert result.degraded
+    assert len(result.members) == 4
+
+
+@pytest.mark.asyncio
+async def test_no_answer_at_all_fails_even_when_degrading(
+    system: System, server: FakeServer
+) -> None:
+    """Zero answers never aggregate (an explicit failure, not an empty result)."""
+    server.inject(Fault(status=500, times=None))
+    ref = await coordinator(system, server)
+    with pytest.raises(AskError) as caught:
+        await ref.ask_async(ask(ConsensusSpec(members=members("m1", "m2"))))
+    assert caught.value.failure.kind is FailureKind.SERVER_ERROR
+
+
+@pytest.mark.asyncio
+async def test_adaptive_stopping_ends_the_vote_once_it_is_decided(
+    system: System, server: FakeServer
+) -> None:
+    """m4 and m5 are slow; the three fast Paris answers decide a vote of five."""
+    server.inject(Fault(latency=5.0, model="m4", times=None))
+    server.inject(Fault(latency=5.0, model="m5", times=None))
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(members=members(*ANSWERS), adaptive=True)
+    result: ConsensusResult = await ref.ask_async(ask(spec), timeout=10)
+    assert result.stopped_early
+    assert result.answer == "paris"
+    assert result.answered == 3
+    assert {m.member for m in result.members if m.error_kind == "cancelled"} == {"m4", "m5"}
+
+
+@pytest.mark.asyncio
+async def test_adaptive_growth_adds_members_when_not_decisive(
+    system: System, server: FakeServer
+) -> None:
+    """m1 against m4 is a tie: two more members are asked, within max_members."""
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(
+        members=members("m1", "m4"), adaptive=True, max_members=4, threshold=0.3
+    )
+    result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert result.added == 2
+    assert result.asked == 4
+    assert result.answer == "paris"
+
+
+@pytest.mark.asyncio
+async def test_numeric_outliers_are_rejected_and_named(system: System) -> None:
+    """One member answers a wild number: the median of the rest, the outlier named."""
+    numbers = {"m1": "x = 42", "m2": "\\boxed{42}", "m3": "it is 41.9", "m4": "4200", "m5": "42"}
+    models = [FakeModel(m) for m in numbers]
+    with FakeServer("openai", models=models, responder=answering(numbers)) as fake:
+        ref = await coordinator(system, fake)
+        spec = ConsensusSpec(members=members(*numbers), output="numeric")
+        result: ConsensusResult = await ref.ask_async(ask(spec, "6 times 7?"))
+    assert result.answer == 42.0
+    assert result.outliers == ("m4",)
+    assert result.members[3].outlier
+    assert result.spread is not None
+
+
+@pytest.mark.asyncio
+async def test_free_text_clusters_by_embeddings_with_a_lexical_fallback(
+    system: System, server: FakeServer
+) -> None:
+    """The embedding model clusters equal answers; without one, the texts lexically."""
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(members=members(*ANSWERS), output="text", embedding_model="embed")
+    result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert result.clustering == "embeddings:embed"
+    assert any(c.path.endswith("/embeddings") for c in server.calls)
+    assert result.text in ANSWERS.values()
+
+    lexical = ConsensusSpec(members=members(*ANSWERS), output="text", embedding_model="")
+    result = await ref.ask_async(ask(lexical))
+    assert result.clustering == "lexical"
+    assert result.text in ("Answer: paris", "Answer: Paris")
+
+
+@pytest.mark.asyncio
+async def test_synthesis_reads_the_proposals_and_falls_back_when_its_aggregator_fails(
+    system: System, server: FakeServer
+) -> None:
+    """The aggregator sees every proposal; when it fails, the fallback aggregator writes."""
+    server.inject(Fault(status=500, model="m4", times=None))
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(
+        members=members("m1", "m2", "m3"),
+        output="text",
+        aggregator="synthesis",
+        aggregator_model="m4",
+        fallback_aggregator="m5",
+        layers=1,
+        embedding_model="",
+    )
+    result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert result.aggregated_by == "m5"
+    assert result.text == ANSWERS["m5"]
+    assert "aggregator m4 failed" in result.note
+    last = server.calls[-1]
+    system_prompt = last.body["messages"][0]["content"]
+    assert "1. The answer is Paris." in system_prompt
+    assert "3. **Paris**" in system_prompt
+
+
+@pytest.mark.asyncio
+async def test_debate_rounds_show_each_member_the_others(
+    system: System, server: FakeServer
+) -> None:
+    """Two rounds: the second round's prompts hold the other members' first answers."""
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(members=members("m1", "m4", "m5"), aggregator="debate", rounds=2)
+    result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert result.asked == 6
+    assert result.answer == "paris"
+    assert [m.round for m in result.members] == [1, 1, 1, 2, 2, 2]
+    second = [c for c in server.calls if c.model == "m4"][-1]
+    last_turn = second.body["messages"][-1]["content"]
+    assert "The answer is Paris." in last_turn
+    assert "Lyon, I think." not in last_turn  # its own answer is not among the others'
+
+
+@pytest.mark.asyncio
+async def test_members_chosen_from_the_catalog_for_diversity(system: System) -> None:
+    """No members given: the catalog's chat models, other families first."""
+    models = ["llama3.2", "llama3.1", "qwen2.5", "gemma2"]
+    with FakeServer("ollama", models=models) as fake:
+        host = await start_host_async(
+            system, HostConfig(url=fake.url, protocol="ollama", timeout_s=10.0)
+        )
+        catalog = Catalog()
+        catalog.add_host("local", await host.ask_async(InventoryQuery()))
+
+        def resolve(model: str, name: str | None) -> tuple[Any, str]:
+            return system.lookup(name or "local"), model
+
+        ref = await system.spawn_async(
+            Consensus, name="consensus", args=(resolve,), kwargs={"catalog": catalog}
+        )
+        spec = ConsensusSpec(count=3, output="text", embedding_model="")
+        result: ConsensusResult = await ref.ask_async(ask(spec))
+    chosen = [m.member for m in result.members]
+    assert len(chosen) == 3
+    families = {c.split("/")[-1][:4] for c in chosen}
+    assert families == {"llam", "qwen", "gemm"}
+
+
+@pytest.mark.asyncio
+async def test_a_bad_spec_is_refused_with_every_problem(system: System, server: FakeServer) -> None:
+    """An invalid spec fails bad_request naming the fields, before any call."""
+    ref = await coordinator(system, server)
+    spec = ConsensusSpec(members=members("m1"), output="numeric", aggregator="plurality")
+    with pytest.raises(AskError) as caught:
+        await ref.ask_async(ask(spec))
+    assert caught.value.failure.kind is FailureKind.BAD_REQUEST
+    assert "does not serve numeric" in caught.value.failure.message
+    assert server.calls == []
+
+
+@pytest.mark.asyncio
+async def test_the_span_carries_the_members_and_the_confidence(
+    system: System, server: FakeServer, spans: InMemorySpanExporter
+) -> None:
+    """One ``consensus`` span with the confidence, and an event per member."""
+    ref = await coordinator(system, server)
+    await ref.ask_async(ask(ConsensusSpec(members=members("m1", "m2", "m4"))))
+    found = [s for s in spans.get_finished_spans() if s.name == "consensus capital"]
+    assert len(found) == 1
+    attributes = dict(found[0].attributes or {})
+    assert attributes["reactor.consensus.answered"] == 3
+    assert len([e for e in found[0].events if e.name == "consensus.member"]) == 3
