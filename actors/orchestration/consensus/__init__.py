@@ -1,6 +1,6 @@
-"""Consensus: several models asked one question, one answer, and how sure it is.
+r"""Consensus: several models asked one question, one answer, and how sure it is.
 
-* pure functions, tested alone: answer extraction (:func:`extract`, ``\\boxed{}``, the
+* pure functions, tested alone: answer extraction (:func:`extract`, ``\boxed{}``, the
   last number, the first line, a choice, JSON), the aggregators (:func:`plurality`,
   :func:`weighted_vote` with log-odds weights, :func:`aggregate_numeric` with median,
   trimmed mean or MAD outlier rejection, :func:`fieldwise` for JSON, :func:`cluster` for

@@ -297,9 +297,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         timeout = member.timeout_s or poll.spec.member_timeout_s
         timeout = max(0.001, min(timeout, poll.deadline - time.time()))
         slot.host = host
-        slot.request = msgspec.structs.replace(
-            request, model=model, deadline=time.time() + timeout
-        )
+        slot.request = msgspec.structs.replace(request, model=model, deadline=time.time() + timeout)
         number = poll.round
         sent = time.perf_counter()
         slot.handle = self.pipe_to_self(
@@ -440,12 +438,12 @@ class Consensus(LoopActor[ConsensusRequest]):
         method = spec.method
         ok = self._ok(poll)
         more_rounds = spec.rounds if method == "debate" else spec.layers
-        if not final and method in ("debate", "synthesis") and poll.round < more_rounds:
-            if len(ok) >= 2:
-                poll.history += [s.answer for s in poll.slots if s.answer is not None]
-                poll.round += 1
-                self._round(poll, self._follow_up(poll, ok))
-                return
+        rounds_left = method in ("debate", "synthesis") and poll.round < more_rounds
+        if not final and rounds_left and len(ok) >= 2:
+            poll.history += [s.answer for s in poll.slots if s.answer is not None]
+            poll.round += 1
+            self._round(poll, self._follow_up(poll, ok))
+            return
         if not final and method == "synthesis":
             self._synthesise(poll, ok, spec.aggregator_model or "", first=True)
             return
@@ -531,7 +529,9 @@ class Consensus(LoopActor[ConsensusRequest]):
             why = outcome.message if isinstance(outcome, Failure) else "an empty answer"
             self._aggregator_failed(poll, ok, model, first, why)
 
-        self.pipe_to_self(self._call(poll, host, request, timeout), done, name="consensus synthesis")
+        self.pipe_to_self(
+            self._call(poll, host, request, timeout), done, name="consensus synthesis"
+        )
 
     def _aggregator_failed(
         self, poll: _Poll, ok: list[tuple[_Slot, MemberAnswer]], model: str, first: bool, why: str
@@ -575,7 +575,9 @@ class Consensus(LoopActor[ConsensusRequest]):
             if embedder is not None:
                 self._embed(poll, answers, needed, embedder, synthesis)
                 return
-        self._conclude(poll, answers, needed, None, "lexical" if spec.output == "text" else "", synthesis)
+        self._conclude(
+            poll, answers, needed, None, "lexical" if spec.output == "text" else "", synthesis
+        )
 
     def _ask_fallback(self, poll: _Poll, model: str) -> None:
         poll.fallback = model
@@ -670,7 +672,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             return Verdict(answer=None), f"the aggregator raised {type(exc).__name__}: {exc}"
         return verdict, ""
 
-    def _conclude(
+    def _conclude(  # noqa: PLR0917 - the poll's parts, passed on
         self,
         poll: _Poll,
         answers: list[MemberAnswer],
@@ -796,7 +798,9 @@ class Consensus(LoopActor[ConsensusRequest]):
         if kind is FailureKind.CANCELLED:
             kind = FailureKind.TIMEOUT  # members cut off by the quorum deadline
         errors = "; ".join(
-            f"{a.member}: {a.error_kind or 'no answer'}: {a.error}" for a in finished if not a.ok or a.value is None
+            f"{a.member}: {a.error_kind or 'no answer'}: {a.error}"
+            for a in finished
+            if not a.ok or a.value is None
         )
         message = (
             f"consensus: {got} usable answer(s), the quorum needs {needed}"
@@ -829,7 +833,9 @@ class Consensus(LoopActor[ConsensusRequest]):
                 timer.cancel()
         poll.timer = poll.end_timer = None
 
-    def _end_span(self, poll: _Poll, result: ConsensusResult | None, failure: Failure | None) -> None:
+    def _end_span(
+        self, poll: _Poll, result: ConsensusResult | None, failure: Failure | None
+    ) -> None:
         span = poll.span
         if span is None:
             return
@@ -881,4 +887,3 @@ def _qualified(slot: _Slot) -> str:
 
 def _internal(outcome: object) -> Failure:
     return Failure(kind=FailureKind.INTERNAL, message=f"unexpected answer {outcome!r}")
-

@@ -340,7 +340,7 @@ def cosine_matrix(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
 
 
 def lexical_similarity(a: str, b: str) -> float:
-    """difflib's ratio over the first 2000 normalised characters (1.0: the same text)."""
+    """The difflib ratio over the first 2000 normalised characters (1.0: the same text)."""
     left, right = normalise(a)[:2000], normalise(b)[:2000]
     if left == right:
         return 1.0

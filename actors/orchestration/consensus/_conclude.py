@@ -36,7 +36,7 @@ __all__ = ["Assessment", "aggregate", "assess", "choose_diverse", "family_of"]
 _NUMERIC = ("median", "trimmed_mean", "mad")
 
 
-def aggregate(
+def aggregate(  # noqa: PLR0911 - one return per aggregator
     spec: ConsensusSpec,
     values: Sequence[Any],
     *,
@@ -133,7 +133,7 @@ def family_of(model: str) -> str:
 
 
 def choose_diverse(ranked: Sequence[tuple[str, str]], count: int) -> list[tuple[str, str]]:
-    """``count`` of ``(host, model)`` from ``ranked`` (best first), different families and hosts first.
+    """``count`` ``(host, model)`` pairs from ``ranked`` (best first), other families first.
 
     Correlated models agree on wrong answers, so each pick is the best-ranked model whose
     family is least represented so far, then whose host is; repeats come only when

@@ -81,8 +81,7 @@ def member_count(complexity: float, minimum: int = 3, maximum: int = 7) -> int:
 
     An odd count avoids two-way ties in a vote.
     """
-    if maximum < minimum:
-        maximum = minimum
+    maximum = max(maximum, minimum)
     share = min(1.0, max(0.0, complexity))
     count = minimum + round(share * (maximum - minimum))
     if count % 2 == 0:

@@ -1,4 +1,4 @@
-"""Answer extraction: from a model's prose to the category, number or object it answered.
+r"""Answer extraction: from a model's prose to the category, number or object it answered.
 
 Models wrap answers in prose ("The answer is **B**, because..."), so voting on raw text
 counts two equal answers as different. These pure functions pull the answer out; each
@@ -9,7 +9,7 @@ a vote for ``None``). The documented defaults, by output type:
 output          default extraction
 ==============  ==================================================================
 categorical     with ``choices``: the last choice named (:func:`extract_choice`);
-                otherwise ``\\boxed{}``, then an ``Answer:`` line, then the first line,
+                otherwise ``\boxed{}``, then an ``Answer:`` line, then the first line,
                 normalised (:func:`normalise`)
 numeric         ``\\boxed{}`` if present, else the last number (:func:`extract_number`)
 structured      the first JSON object (:func:`extract_json`), fenced or bare
@@ -122,9 +122,9 @@ def extract_answer_line(text: str) -> str | None:
 
 
 def extract_choice(text: str, choices: Sequence[str]) -> str | None:
-    """The choice the text settles on: the one named last, as a whole word.
+    r"""The choice the text settles on: the one named last, as a whole word.
 
-    Matching ignores case; a choice named inside ``\\boxed{}`` or an ``Answer:`` line
+    Matching ignores case; a choice named inside ``\boxed{}`` or an ``Answer:`` line
     wins over one merely mentioned. Returns the choice as given in ``choices``.
     """
     for focus in (extract_boxed(text), extract_answer_line(text)):
@@ -211,7 +211,7 @@ def extract(
     how: str | Extractor | None = None,
     choices: Sequence[str] = (),
 ) -> Any:
-    """The answer in ``text``: by ``how`` (a name in :data:`EXTRACTORS` or a function), else the default.
+    """The answer in ``text``: by ``how`` (an :data:`EXTRACTORS` name, a function), or the default.
 
     Raises:
         ValueError: ``how`` names no known extraction.

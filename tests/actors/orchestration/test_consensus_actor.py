@@ -93,7 +93,7 @@ async def test_a_vote_of_five_with_provenance(system: System, server: FakeServer
     assert result.asked == 5
     assert result.entropy > 0
     assert all(m.latency_s > 0 for m in result.members)
-    assert sorted(c.model for c in server.calls) == sorted(ANSWERS)
+    assert sorted(c.model or "" for c in server.calls) == sorted(ANSWERS)
 
 
 @pytest.mark.asyncio
@@ -208,9 +208,7 @@ async def test_adaptive_growth_adds_members_when_not_decisive(
 ) -> None:
     """m1 against m4 is a tie: two more members are asked, within max_members."""
     ref = await coordinator(system, server)
-    spec = ConsensusSpec(
-        members=members("m1", "m4"), adaptive=True, max_members=4, threshold=0.3
-    )
+    spec = ConsensusSpec(members=members("m1", "m4"), adaptive=True, max_members=4, threshold=0.3)
     result: ConsensusResult = await ref.ask_async(ask(spec))
     assert result.added == 2
     assert result.asked == 4

@@ -49,7 +49,7 @@ from actors.orchestration.consensus import (
 
 
 def test_numbers_come_from_boxed_first_then_the_last_number() -> None:
-    """``\\boxed{}`` wins; otherwise the last number, thousands separators dropped."""
+    r"""``\boxed{}`` wins; otherwise the last number, thousands separators dropped."""
     assert extract_number("First 3 apples, then 4: so \\boxed{12} in all, not 7") == 12.0
     assert extract_number("3 + 4 = 7, times 2 is 1,234.5") == 1234.5
     assert extract_number("no digits here") is None
@@ -57,13 +57,13 @@ def test_numbers_come_from_boxed_first_then_the_last_number() -> None:
 
 
 def test_boxed_handles_nested_braces_and_is_none_without_one() -> None:
-    """The last ``\\boxed{...}``'s content, nested braces kept."""
+    r"""The last ``\boxed{...}``'s content, nested braces kept."""
     assert extract_boxed(r"so \boxed{\frac{1}{2}}") == r"\frac{1}{2}"
     assert extract_boxed("plain") is None
 
 
 def test_a_choice_named_in_the_answer_line_wins_over_one_merely_mentioned() -> None:
-    """"B looks tempting, but Answer: C" is C; the last whole-word mention otherwise."""
+    """A choice in the answer line ("Answer: C") beats an earlier mention of B."""
     assert extract_choice("B looks tempting. Answer: C", ["A", "B", "C"]) == "C"
     assert extract_choice("I'd say yes, definitely YES.", ["yes", "no"]) == "yes"
     assert extract_choice("Not sure at all", ["yes", "no"]) is None
@@ -116,7 +116,7 @@ def test_plurality_breaks_ties_by_the_first_vote() -> None:
 
 
 def test_log_odds_weights_match_the_reference() -> None:
-    """ln 9 = 2.20 for p=0.9 beats 4 ln 1.5 = 1.62; K classes: ln((K-1)p/(1-p))."""
+    """Log-odds: ln 9 = 2.20 for p=0.9 beats 4 ln 1.5 = 1.62; K classes: ln((K-1)p/(1-p))."""
     assert log_odds_weight(0.9) == pytest.approx(math.log(9))
     assert 4 * log_odds_weight(0.6) == pytest.approx(4 * math.log(1.5))
     assert log_odds_weight(0.4, classes=4) == pytest.approx(math.log(3 * 0.4 / 0.6))
@@ -308,7 +308,7 @@ def test_spec_problems_name_each_field() -> None:
 
 def test_aggregate_applies_the_specs_aggregator_or_the_outputs_default() -> None:
     """A user's function, the numeric default (MAD), the categorical default (weighted)."""
-    spec = ConsensusSpec(aggregator=lambda values: max(values))
+    spec = ConsensusSpec(aggregator=max)
     assert aggregate(spec, ["a", "c", "b"]).answer == "c"
     numeric = aggregate(ConsensusSpec(output="numeric"), [1.0] * 5 + [50.0])
     assert numeric.method == "mad"
