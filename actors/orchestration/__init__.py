@@ -10,7 +10,9 @@ import:
 * :mod:`actors.orchestration.budget`: the :class:`Budget` (spending limits reserved
   before each call, settled after, persisted), :func:`budgeted_chat`;
 * :mod:`actors.orchestration.fallback`: the :class:`FallbackChain` (an ordered
-  :class:`Chain` of models that knows which failures to fall through).
+  :class:`Chain` of models that knows which failures to fall through);
+* :mod:`actors.orchestration.consensus`: the :class:`Consensus` coordinator (several
+  members, a :class:`Quorum`, output-typed aggregation, statistical confidence).
 """
 
 from actors.orchestration.budget import (
@@ -21,6 +23,16 @@ from actors.orchestration.budget import (
     SpendScope,
     budgeted_chat,
     estimate_prompt_tokens,
+)
+from actors.orchestration.consensus import (
+    Consensus,
+    ConsensusRequest,
+    ConsensusResult,
+    ConsensusSpec,
+    LowConsensus,
+    Member,
+    MemberAnswer,
+    Quorum,
 )
 from actors.orchestration.fallback import (
     Chain,
@@ -71,6 +83,10 @@ __all__ = [
     "Chains",
     "Choice",
     "Classifier",
+    "Consensus",
+    "ConsensusRequest",
+    "ConsensusResult",
+    "ConsensusSpec",
     "Considered",
     "Decision",
     "FallbackAttempt",
@@ -84,10 +100,14 @@ __all__ = [
     "HistoryReport",
     "HistorySaved",
     "Link",
+    "LowConsensus",
+    "Member",
+    "MemberAnswer",
     "ModelClassifier",
     "ModelSummary",
     "Observed",
     "Policy",
+    "Quorum",
     "SaveHistory",
     "Scorer",
     "SelectChat",

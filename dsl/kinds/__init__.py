@@ -13,6 +13,7 @@ kind           file                      constructor
 ``ask``        ``_ask.py``               :func:`ask`
 ``fallback``   ``_fallback.py``          :func:`fallback`
 ``select``     ``_select.py``            :func:`select`
+``consensus``  ``_consensus.py``         :func:`consensus`
 ``template``   ``_template.py``          :func:`template`
 ``tools``      ``_tools.py``             :func:`tools`
 ``collect``    ``_collect.py``           :func:`collect`
@@ -35,6 +36,7 @@ from dsl.kinds._binding import Binder, template_arguments, template_fields
 from dsl.kinds._collect import CollectImpl, CollectKind, collect
 from dsl.kinds._compose import ComposeImpl, ComposeKind, compose
 from dsl.kinds._composite import CompositeKind
+from dsl.kinds._consensus import ConsensusImpl, ConsensusKind, consensus
 from dsl.kinds._fallback import FallbackImpl, FallbackKind, fallback
 from dsl.kinds._for_each import ForEachImpl, ForEachKind, for_each
 from dsl.kinds._function import FunctionImpl, FunctionKind, function_impl, step
@@ -72,6 +74,8 @@ __all__ = [
     "ComposeImpl",
     "ComposeKind",
     "CompositeKind",
+    "ConsensusImpl",
+    "ConsensusKind",
     "FallbackImpl",
     "FallbackKind",
     "ForEachImpl",
@@ -101,6 +105,7 @@ __all__ = [
     "bind",
     "collect",
     "compose",
+    "consensus",
     "describe_steps",
     "exponential",
     "fallback",

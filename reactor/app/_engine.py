@@ -39,7 +39,7 @@ from actors import (
 )
 from actors.llm import Catalog, Config, Fleet, McpServerConfig, mask_url
 from actors.lowlevel import check_may_block, start_child
-from actors.orchestration import Budget, Chains, Feedback, Selector
+from actors.orchestration import Budget, Chains, Consensus, Feedback, Selector
 from actors.store import Journal, Store
 from actors.tools import (
     Approval,
@@ -255,6 +255,8 @@ class Engine:
         """The Selector actor (``select`` steps, ``ask(model="auto")``, :meth:`feedback`)."""
         self.chains: Chains
         """The fallback chains (``fallback`` steps): one FallbackChain actor per chain."""
+        self.consensus: Ref[Any]
+        """The Consensus coordinator (``consensus`` steps)."""
         self.resumed: list[RunHandle] = []
         """The runs ``resume_interrupted=True`` picked up when the engine started."""
         if not _on_event_loop():
@@ -339,6 +341,18 @@ class Engine:
             except DuplicateActorName:
                 return system.lookup("selector")
 
+    def _consensus(self, system: System) -> Ref[Any]:
+        try:
+            return system.lookup("consensus")
+        except ActorNotFound:
+            kwargs = {"catalog": self.catalog, "selector": self.selector, "budget": self.budget}
+            try:
+                return system.spawn(
+                    Consensus, name="consensus", args=(self._resolve_host,), kwargs=kwargs
+                )
+            except DuplicateActorName:
+                return system.lookup("consensus")
+
     def _store_spec(self) -> ChildSpec:
         if self._store_synchronous.upper() == "NORMAL":
             return Store.spec(self._db_path, synchronous="NORMAL")
@@ -366,6 +380,7 @@ class Engine:
             catalog=self.catalog,
             selector=self.selector,
         )
+        self.consensus = self._consensus(system)
         self._services = self._make_services(self.middleware)
         self._opened = True
 
@@ -393,6 +408,7 @@ class Engine:
             fallback_chain=self.chains.ref,
             selector=self.selector,
             lookup=self.system.lookup,
+            consensus=self.consensus,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:

@@ -9,6 +9,7 @@ kind           file                   how an attempt runs
 ``function``   ``_function.py``       on the event loop, or in the worker pool
 ``ask``        ``_ask.py``            a request to a ModelHost actor
 ``select``     ``_select.py``         a request to the Selector actor
+``consensus``  ``_consensus.py``      a request to the Consensus coordinator
 ``template``   ``_template.py``       at once, in the run
 ``collect``    ``_collect.py``        at once, in the run
 ``compose``    ``_compose.py``        a child run
@@ -28,6 +29,7 @@ from reactor.kinds._ask import AskExecutor
 from reactor.kinds._collect import CollectExecutor
 from reactor.kinds._compose import ComposeExecutor
 from reactor.kinds._composite import CompositeExecutor
+from reactor.kinds._consensus import ConsensusExecutor, answer_review
 from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
@@ -43,6 +45,7 @@ __all__ = [
     "CollectExecutor",
     "ComposeExecutor",
     "CompositeExecutor",
+    "ConsensusExecutor",
     "ForEachExecutor",
     "FunctionExecutor",
     "GroupExecutor",
@@ -50,6 +53,7 @@ __all__ = [
     "SwitchExecutor",
     "TemplateExecutor",
     "ToolsExecutor",
+    "answer_review",
     "register",
     "unregister",
 ]

@@ -11,6 +11,7 @@ from reactor.kinds._around import AroundExecutor
 from reactor.kinds._ask import AskExecutor
 from reactor.kinds._collect import CollectExecutor
 from reactor.kinds._compose import ComposeExecutor
+from reactor.kinds._consensus import ConsensusExecutor
 from reactor.kinds._fallback import FallbackExecutor
 from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
@@ -51,6 +52,7 @@ _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("ask", AskExecutor()),
     ("fallback", FallbackExecutor()),
     ("select", SelectExecutor()),
+    ("consensus", ConsensusExecutor()),
     ("template", TemplateExecutor()),
     ("collect", CollectExecutor()),
     ("compose", ComposeExecutor()),

@@ -76,6 +76,8 @@ class RunServices:
             whose link templates the arguments fill in).
         lookup: Finds an actor by name (a ``tools`` step's ToolRunner); ``None`` when
             the engine offers none.
+        consensus: The Consensus coordinator, for ``consensus`` steps (``None``: the
+            engine has none, and such steps fail ``not_found``).
     """
 
     store: Ref[Any]
@@ -93,6 +95,7 @@ class RunServices:
     budget: Ref[Any] | None = None
     fallback_chain: Callable[[Any, Any], Ref[Any]] | None = None
     lookup: Callable[[str], Ref[Any]] | None = None
+    consensus: Ref[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
