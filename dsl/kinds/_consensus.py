@@ -242,6 +242,3 @@ def consensus(
         )
     impl = ConsensusImpl(prompt=prompt, spec=spec, system=system, options=dict(options or {}))
     return StepDef(impl=impl, sources=dict(args or {}), options=dict(step_options))
-
-
-

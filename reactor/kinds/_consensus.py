@@ -82,7 +82,9 @@ class ConsensusExecutor(StepExecutor):
         scope = spend_scope(attempt)
         timeout = attempt.spec.timeout
         if timeout is None:
-            rounds = max(spec.rounds, spec.layers + 1) if spec.method in ("debate", "synthesis") else 2
+            rounds = (
+                max(spec.rounds, spec.layers + 1) if spec.method in ("debate", "synthesis") else 2
+            )
             timeout = spec.member_timeout_s * rounds + _SLACK_S
         message = ConsensusRequest(
             request=request,
@@ -127,9 +129,11 @@ async def _reviewed(
     entries = await journal.read_async(stream)
     if entries:
         human = msgspec.json.decode(entries[-1].data, type=HumanAnswer)
-        text = human.answer if isinstance(human.answer, str) else msgspec.json.encode(
+        text = (
             human.answer
-        ).decode()
+            if isinstance(human.answer, str)
+            else msgspec.json.encode(human.answer).decode()
+        )
         return ConsensusResult(
             answer=human.answer,
             text=text,
