@@ -17,6 +17,7 @@ import pytest
 from actors import System
 from actors.llm import Config, HostConfig
 from actors.orchestration import ConsensusResult
+from actors.orchestration.consensus import OnLow
 from actors.testing import FakeModel, FakeServer, Reply
 from actors.testing._server import Exchange
 from dsl import DefinitionError, Input, Reactor, consensus, ref, step, switch
@@ -49,7 +50,7 @@ def engine_for(system: System, tmp_path: Path, config: Config | None = None) -> 
         system,
         db_path=tmp_path / "runs.db",
         logging=False,
-        hosts={m: "local" for m in ANSWERS},
+        hosts=dict.fromkeys(ANSWERS, "local"),
         config=config,
     )
 
@@ -140,7 +141,7 @@ def test_a_switch_routes_on_the_low_consensus_flag(
     assert clear == "accepted yes"
 
 
-def low_step(on_low: str) -> type[Reactor]:
+def low_step(on_low: OnLow) -> type[Reactor]:
     """A reactor whose consensus is split, with the given ``on_low``."""
 
     class Low(Reactor):
