@@ -54,7 +54,7 @@ from actors.orchestration.consensus._messages import (
     spec_problems,
 )
 from actors.orchestration.consensus._prompts import debate_request, synthesis_request
-from actors.orchestration.selection import Choice, Observed, SelectModel, analyse
+from actors.orchestration.selection import Choice, Observed, SelectModel, TaskFeatures, analyse
 
 __all__ = ["Consensus", "Resolver"]
 
@@ -87,7 +87,6 @@ class _Poll:
     reply: Deferred[Any]
     started: float
     deadline: float
-    task_type: str
     span: trace.Span | None
     members: list[Member] = field(default_factory=list)
     spare: list[Member] = field(default_factory=list)
@@ -102,6 +101,21 @@ class _Poll:
     asked: int = 0
     fallback: str = ""
     note: str = ""
+
+    _features: TaskFeatures | None = None
+
+    @property
+    def features(self) -> TaskFeatures:
+        """The request's task features (computed when first needed: off the fast path)."""
+        if self._features is None:
+            request = self.message.request
+            self._features = analyse(request.messages, task_type=self.spec.task_type)
+        return self._features
+
+    @property
+    def task_type(self) -> str:
+        """The request's task type."""
+        return self.features.task_type
 
     @property
     def scope(self) -> SpendScope:
@@ -134,6 +148,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         self.catalog = catalog
         self.selector = selector
         self.budget = budget
+        self._checked: dict[int, tuple[ConsensusSpec, list[str]]] = {}
         self._record: dict[tuple[str, str], list[int]] = {}
         """Per (model, task type): [agreed, answered]: accuracy measured as agreement."""
 
@@ -148,6 +163,17 @@ class Consensus(LoopActor[ConsensusRequest]):
             return None
         return (agreed + 1) / (answered + 2)
 
+    def _problems(self, spec: ConsensusSpec) -> list[str]:
+        """:func:`spec_problems`, once per spec object (a step sends the same one each time)."""
+        known = self._checked.get(id(spec))
+        if known is not None and known[0] is spec:
+            return known[1]
+        problems = spec_problems(spec)
+        if len(self._checked) > 256:
+            self._checked.clear()
+        self._checked[id(spec)] = (spec, problems)
+        return problems
+
     def receive(self, message: ConsensusRequest) -> object:
         """Start a poll; the answer comes when the aggregation is done."""
         match message:
@@ -161,7 +187,7 @@ class Consensus(LoopActor[ConsensusRequest]):
 
     def _start(self, message: ConsensusRequest, reply: Deferred[Any]) -> None:
         spec = message.spec if isinstance(message.spec, ConsensusSpec) else ConsensusSpec()
-        problems = spec_problems(spec)
+        problems = self._problems(spec)
         if problems:
             reply.fail(FailureKind.BAD_REQUEST, f"consensus: {'; '.join(problems)}")
             return
@@ -174,14 +200,12 @@ class Consensus(LoopActor[ConsensusRequest]):
                 f"consensus {message.step or spec.method}", context=parent
             )
             span.set_attribute("reactor.consensus.method", spec.method)
-        features = analyse(message.request.messages, task_type=spec.task_type)
         poll = _Poll(
             message=message,
             spec=spec,
             reply=reply,
             started=time.perf_counter(),
             deadline=deadline,
-            task_type=features.task_type,
             span=span,
         )
         poll.end_timer = self.call_later(
@@ -191,7 +215,8 @@ class Consensus(LoopActor[ConsensusRequest]):
             poll.members = list(spec.members)
             self._first_round(poll)
             return
-        count = spec.count or member_count(features.complexity, spec.min_members, spec.max_members)
+        complexity = poll.features.complexity
+        count = spec.count or member_count(complexity, spec.min_members, spec.max_members)
         self._choose(poll, count)
 
     def _chat_models(self) -> list[tuple[str, str]]:
@@ -647,7 +672,7 @@ class Consensus(LoopActor[ConsensusRequest]):
                 value = member.accuracy
                 if value is None:
                     value = spec.accuracy.get(member.model)
-            if value is None:
+            if value is None and self._record:
                 value = self.accuracy(answer.model, poll.task_type)
             found.append(value)
         return found
@@ -660,11 +685,14 @@ class Consensus(LoopActor[ConsensusRequest]):
     ) -> tuple[Verdict, str]:
         spec = poll.spec
         values = [a.value for a in answers]
+        weighted = spec.method == "weighted" or (
+            spec.method in ("debate", "synthesis") and spec.output == "categorical"
+        )
         try:
             verdict = aggregate(
                 spec,
                 values,
-                accuracies=self._accuracies(poll, answers),
+                accuracies=self._accuracies(poll, answers) if weighted else (),
                 similarity=similarity,
                 texts=[a.text for a in answers],
             )

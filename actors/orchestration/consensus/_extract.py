@@ -19,6 +19,7 @@ text            the whole text, stripped
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -135,15 +136,19 @@ def extract_choice(text: str, choices: Sequence[str]) -> str | None:
     return _last_choice(text, choices)
 
 
+@functools.lru_cache(maxsize=256)
+def _choice_pattern(choices: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern matching any choice as a whole word (longest first), compiled once."""
+    alternatives = sorted({c.lower() for c in choices}, key=len, reverse=True)
+    return re.compile(r"(?<![\w])(" + "|".join(re.escape(c) for c in alternatives) + r")(?![\w])")
+
+
 def _last_choice(text: str, choices: Sequence[str]) -> str | None:
-    best: tuple[int, str] | None = None
-    low = text.lower()
-    for choice in choices:
-        pattern = r"(?<![\w])" + re.escape(choice.lower()) + r"(?![\w])"
-        for match in re.finditer(pattern, low):
-            if best is None or match.start() > best[0]:
-                best = (match.start(), choice)
-    return None if best is None else best[1]
+    found = _choice_pattern(tuple(choices)).findall(text.lower())
+    if not found:
+        return None
+    last = found[-1]
+    return next(c for c in choices if c.lower() == last)
 
 
 def extract_json(text: str) -> Any:
