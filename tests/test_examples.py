@@ -91,7 +91,9 @@ def test_reactor_demo_runs_the_briefing_reactor(tmp_path: Path) -> None:
     assert set(report["notes"]) == {"for", "against", "precedent"}
     assert report["tokens"] > 0
     assert report["editor_chosen_because"]  # the editor is a select step
-    for name in ("question", "optimist", "sceptic", "historian", "editor", "report"):
+    assert len(report["verdict"]["members"]) == 3  # a consensus step
+    assert report["verdict"]["answer"]
+    for name in ("question", "optimist", "sceptic", "historian", "verdict", "editor", "report"):
         assert f"{name} " in result.stdout  # the journaled steps table
     assert "completed" in result.stdout
     assert db.exists()

@@ -5,7 +5,11 @@ with no dependency between them), has an editor combine their notes (a ``select`
 that needs all three: the Selector chooses the editor's model under the ``best`` policy
 among every chat model found, and the report says which and why), and reports. The
 historian is a ``fallback`` step: the chosen model, and whatever the Selector picks
-if that one fails (the report names the link that answered).
+if that one fails (the report names the link that answered). The verdict is a
+``consensus`` step: three models, chosen for diversity among those found, answer the
+same question at once; their answers are clustered and the report gives the
+representative answer with its confidence (a statistic of agreement, not a model's
+say-so) and who agreed.
 ``reactor demo`` runs it exactly as
 ``reactor run reactor.cli._demo:Briefing --input topic=...`` would: on a real LLM server
 when discovery finds one on the default local ports (or one is configured), else on the
@@ -20,8 +24,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from actors.llm import Completion
-from actors.orchestration import FallbackResult
-from dsl import Input, Reactor, ask, fallback, select, step
+from actors.orchestration import ConsensusResult, FallbackResult
+from dsl import Input, Reactor, ask, consensus, fallback, select, step
 from reactor.app import new_run_id
 
 __all__ = ["Briefing", "run_demo"]
@@ -58,6 +62,16 @@ class Briefing(Reactor, returns="report"):
         max_tokens=160,
         timeout=120,
     )
+    verdict = consensus(
+        "{question} In one sentence: on balance, is it worth doing?",
+        output="text",
+        count=3,
+        threshold=0.3,
+        max_tokens=80,
+        member_timeout_s=60,
+        quorum=2,
+        timeout=120,
+    )
     editor = select(
         "Write a three-sentence brief on {topic} from these notes.\n"
         "For: {optimist.content}\nAgainst: {sceptic.content}\n"
@@ -76,6 +90,7 @@ class Briefing(Reactor, returns="report"):
         optimist: Completion,
         sceptic: Completion,
         historian: FallbackResult,
+        verdict: ConsensusResult,
     ) -> dict[str, Any]:
         notes = (optimist, sceptic, historian.completion, editor)
         return {
@@ -90,6 +105,13 @@ class Briefing(Reactor, returns="report"):
             "host": editor.host,
             "editor_chosen_because": editor.extras.get("selection", {}).get("reason", ""),
             "historian_answered_by": historian.link,
+            "verdict": {
+                "answer": verdict.text,
+                "confidence": verdict.confidence,
+                "low_consensus": verdict.low_consensus,
+                "agreed": [m.member for m in verdict.members if m.agrees],
+                "members": [m.member for m in verdict.members],
+            },
             "tokens": sum(c.usage.input_tokens + c.usage.output_tokens for c in notes),
         }
 
