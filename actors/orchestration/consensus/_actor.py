@@ -117,10 +117,16 @@ class _Poll:
         """The request's task type."""
         return self.features.task_type
 
+    _scope: SpendScope | None = None
+
     @property
     def scope(self) -> SpendScope:
-        m = self.message
-        return SpendScope(run_id=m.run_id.split("/", 1)[0], reactor=m.reactor, agent=m.agent)
+        """Whom the members' calls are charged to."""
+        if self._scope is None:
+            m = self.message
+            run_id = m.run_id.split("/", 1)[0]
+            self._scope = SpendScope(run_id=run_id, reactor=m.reactor, agent=m.agent)
+        return self._scope
 
 
 class Consensus(LoopActor[ConsensusRequest]):
@@ -274,9 +280,7 @@ class Consensus(LoopActor[ConsensusRequest]):
 
     def _member_request(self, poll: _Poll, member: Member, base: ChatRequest) -> ChatRequest:
         spec = poll.spec
-        options = dict(base.options)
-        if member.seed is not None:
-            options["seed"] = member.seed
+        options = base.options if member.seed is None else {**base.options, "seed": member.seed}
         temperature = member.temperature
         if temperature is None:
             temperature = spec.temperature if spec.temperature is not None else base.temperature
@@ -326,7 +330,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         number = poll.round
         sent = time.perf_counter()
         slot.handle = self.pipe_to_self(
-            self._call(poll, host, slot.request, timeout),
+            self._timed(poll, host, slot.request, timeout),
             lambda outcome: self._answered(poll, number, slot, outcome, sent),
             name="consensus member",
         )
@@ -352,13 +356,23 @@ class Consensus(LoopActor[ConsensusRequest]):
                 host, request, budget=self.budget, scope=poll.scope, timeout=timeout
             )
 
+    async def _timed(
+        self, poll: _Poll, host: Ref[Any], request: ChatRequest, timeout: float
+    ) -> tuple[Completion | Failure, float]:
+        """A member's call and when it ended (its latency is the call's, not the mailbox's)."""
+        outcome = await self._call(poll, host, request, timeout)
+        return outcome, time.perf_counter()
+
     def _answered(
         self, poll: _Poll, number: int, slot: _Slot, outcome: object, sent: float
     ) -> None:
         if poll.done or number != poll.round or slot.answer is not None:
             return
         slot.handle = None
-        latency = time.perf_counter() - sent
+        ended = time.perf_counter()
+        if isinstance(outcome, tuple):
+            outcome, ended = outcome
+        latency = ended - sent
         label = slot.member.label
         if isinstance(outcome, Completion):
             slot.answer = self._read(poll, slot, outcome, latency)
@@ -393,7 +407,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             text=text,
             value=value,
             error=error,
-            latency_s=completion.latency_s or latency,
+            latency_s=latency,
             cost_usd=completion.cost_usd,
             input_tokens=completion.usage.input_tokens,
             output_tokens=completion.usage.output_tokens,
@@ -787,7 +801,9 @@ class Consensus(LoopActor[ConsensusRequest]):
                     answered=result.answered,
                 )
             )
-        self._learn(poll, result)
+        # After the reply, and in a turn of its own: the asker (often on this same loop)
+        # goes on first.
+        self.call_later(0.0, lambda: self._learn(poll, result), name="consensus learn")
 
     def _learn(self, poll: _Poll, result: ConsensusResult) -> None:
         """Record each member's agreement, and tell the Selector (a quality signal)."""

@@ -239,8 +239,10 @@ def stated_confidence(text: str) -> float | None:
     """A verbalised ``confidence: 0.9`` (or ``90%``) in the answer, 0 to 1: telemetry only.
 
     Values above 1 are read as percentages (as llm-consortium does); none found is
-    ``None``, never a made-up 0.5.
+    ``None``, never a made-up 0.5. (``Confidence`` or ``confidence``: matched either way.)
     """
+    if "onfidence" not in text:
+        return None
     found = _CONFIDENCE.findall(text)
     if not found:
         return None
