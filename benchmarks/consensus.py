@@ -112,7 +112,9 @@ WEIGHTED = ConsensusSpec(aggregator="weighted", choices=(YES, NO))
 # ---- scripted question sets --------------------------------------------------------------
 
 
-def stratified(probabilities: Sequence[float], n: int, rng: random.Random) -> list[tuple[bool, ...]]:
+def stratified(
+    probabilities: Sequence[float], n: int, rng: random.Random
+) -> list[tuple[bool, ...]]:
     """``n`` rows of who is right, each pattern in proportion to its probability, shuffled."""
     patterns = list(itertools.product((True, False), repeat=len(probabilities)))
     weights = [
@@ -324,9 +326,7 @@ async def _on_loop(  # noqa: PLR0917 - the benchmark's settings, passed on
     for number, row in enumerate(rows):
         script.rows[f"q{number}"] = row
         request = ChatRequest.prompt("", f"Yes or no? q{number}")
-        result: ConsensusResult = await ref.ask_async(
-            ConsensusRequest(request=request, spec=spec)
-        )
+        result: ConsensusResult = await ref.ask_async(ConsensusRequest(request=request, spec=spec))
         truth = YES if number % 2 else NO
         same += result.answer == aggregate(VOTE, answers(row, truth)).answer
     out["actor_matches_direct"] = same / len(rows)
@@ -382,7 +382,9 @@ async def _overhead(host: Any, ref: Any, spec: ConsensusSpec, n: int) -> dict[st
     }
 
 
-async def _hanging(server: FakeServer, ref: Any, members: tuple[Member, ...], wait_s: float) -> dict[str, Any]:
+async def _hanging(
+    server: FakeServer, ref: Any, members: tuple[Member, ...], wait_s: float
+) -> dict[str, Any]:
     server.inject(Fault(hang=True, model="m5", times=None))
     spec = ConsensusSpec(
         members=members,
@@ -426,11 +428,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             result[key] = round(value, 4)
     result["expected"] = {k: round(v, 4) for k, v in EXPECTED.items()}
     result["within_1_5_points"] = {
-        k: abs(result[k] - v) <= TOLERANCE for k, v in EXPECTED.items() if k != "member_failure_latency"
+        k: abs(result[k] - v) <= TOLERANCE
+        for k, v in EXPECTED.items()
+        if k != "member_failure_latency"
     }
-    result["within_1_5_points"]["member_failure_latency"] = (
-        abs(result["member_failure_latency_s"] - args.wait_s) <= TOLERANCE * max(1.0, args.wait_s)
-    )
+    result["within_1_5_points"]["member_failure_latency"] = abs(
+        result["member_failure_latency_s"] - args.wait_s
+    ) <= TOLERANCE * max(1.0, args.wait_s)
     result["targets"] = TARGETS
     result["targets_met"] = {
         "consensus_overhead_us_max": result["consensus_overhead_us"]

@@ -63,6 +63,10 @@ Resolver = Callable[[str, str | None], tuple[Ref[Any], str]]
 
 _VOTES = frozenset({"plurality", "weighted", "cluster", "custom"})
 """Methods whose first round may stop early (a vote)."""
+_ROUNDS = frozenset({"debate", "synthesis"})
+"""Methods of more than one round of calls."""
+_MARGIN_S = 0.02
+"""How long before the request's deadline every call must end, to answer in time."""
 _GROW_BY = 2
 """Members added at a time when the answers are not decisive (keeps the count odd)."""
 
@@ -214,9 +218,12 @@ class Consensus(LoopActor[ConsensusRequest]):
             deadline=deadline,
             span=span,
         )
-        poll.end_timer = self.call_later(
-            max(0.0, deadline - now - 0.02), lambda: self._round_over(poll, "deadline")
-        )
+        if spec.method in _ROUNDS or spec.adaptive:
+            # Later rounds and added members could outlast the deadline: end it all there.
+            # (A single round needs no timer: each call's own deadline ends before it.)
+            poll.end_timer = self.call_later(
+                max(0.0, deadline - now - _MARGIN_S), lambda: self._round_over(poll, "deadline")
+            )
         if spec.members:
             poll.members = list(spec.members)
             self._first_round(poll)
@@ -324,7 +331,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             )
             return
         timeout = member.timeout_s or poll.spec.member_timeout_s
-        timeout = max(0.001, min(timeout, poll.deadline - time.time()))
+        timeout = max(0.001, min(timeout, poll.deadline - time.time() - _MARGIN_S))
         slot.host = host
         slot.request = msgspec.structs.replace(request, model=model, deadline=time.time() + timeout)
         number = poll.round
@@ -555,7 +562,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         except LookupError as exc:
             self._aggregator_failed(poll, ok, model, first, str(exc))
             return
-        timeout = max(0.001, min(spec.member_timeout_s, poll.deadline - time.time()))
+        timeout = max(0.001, min(spec.member_timeout_s, poll.deadline - time.time() - _MARGIN_S))
         request = msgspec.structs.replace(request, model=name, deadline=time.time() + timeout)
         poll.asked += 1
 
@@ -653,7 +660,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             return
         texts = tuple(normalise(a.text) for a in answers)
         request = EmbedRequest(model=name, inputs=texts)
-        timeout = max(0.001, min(10.0, poll.deadline - time.time()))
+        timeout = max(0.001, min(10.0, poll.deadline - time.time() - _MARGIN_S))
 
         async def call() -> Embeddings | Failure:
             try:
