@@ -212,3 +212,37 @@ def test_tools_quick_prints_one_json_object_with_every_figure() -> None:
         assert value > 0, f"{key}: {value!r}"
     assert set(data["targets"]) == set(data["targets_met"])
     assert all(isinstance(v, bool) for v in data["targets_met"].values())
+
+
+CONSENSUS_FIGURES = (
+    "majority_accuracy_5_at_0_6",
+    "weighted_accuracy",
+    "plain_vote_accuracy",
+    "correlated_gain",
+    "numeric_mad_error",
+    "early_stop_savings",
+    "consensus_overhead_us",
+    "member_failure_latency",
+    "actor_matches_direct",
+)
+
+
+def test_consensus_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks consensus --quick`: the issue-14 figures, expected values, targets.
+
+    The accuracy figures are deterministic (stratified question sets), so they are
+    checked against the binomial formulas here; timings are only checked for shape.
+    """
+    result = run_python("-m", "benchmarks", "consensus", "--quick", timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in CONSENSUS_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert not isinstance(value, bool), key
+    for key in ("majority_accuracy_5_at_0_6", "weighted_accuracy", "plain_vote_accuracy"):
+        assert data["within_1_5_points"][key], (key, data[key], data["expected"][key])
+    assert data["weighted_accuracy"] > data["plain_vote_accuracy"]
+    assert data["early_stop_accuracy_lost"] == 0.0
+    assert data["actor_matches_direct"] == 1.0
+    assert set(data["targets"]) == set(data["targets_met"])
