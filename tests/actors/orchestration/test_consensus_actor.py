@@ -340,3 +340,65 @@ async def test_the_span_carries_the_members_and_the_confidence(
     attributes = dict(found[0].attributes or {})
     assert attributes["reactor.consensus.answered"] == 3
     assert len([e for e in found[0].events if e.name == "consensus.member"]) == 3
+
+
+@pytest.mark.asyncio
+async def test_copies_of_one_model_differ_by_seed_and_temperature(
+    system: System, server: FakeServer
+) -> None:
+    """Self-consistency: one model three times, each with its own seed and temperature."""
+    ref = await coordinator(system, server)
+    copies = (
+        Member(model="m1", seed=1, temperature=0.7),
+        Member(model="m1", seed=2, temperature=0.7),
+        Member(model="m1", seed=3, temperature=1.0),
+    )
+    result: ConsensusResult = await ref.ask_async(ask(ConsensusSpec(members=copies)))
+    assert [m.member for m in result.members] == ["m1@t0.7#1", "m1@t0.7#2", "m1@t1#3"]
+    sent = sorted((c.body["seed"], c.body["temperature"]) for c in server.calls)
+    assert sent == [(1, 0.7), (2, 0.7), (3, 1.0)]
+
+
+@pytest.mark.asyncio
+async def test_agreement_reaches_the_selectors_performance_history(
+    system: System, server: FakeServer
+) -> None:
+    """Each member's outcome is observed by the Selector, agreement as its quality."""
+    from actors.orchestration import HistoryQuery, HistoryReport, Selector  # noqa: PLC0415
+
+    await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=10.0))
+    catalog = Catalog()
+    selector = await system.spawn_async(Selector, name="selector", args=(catalog,))
+
+    def resolve(model: str, host: str | None) -> tuple[Any, str]:
+        return system.lookup(host or "local"), model
+
+    ref = await system.spawn_async(
+        Consensus, name="consensus", args=(resolve,), kwargs={"selector": selector}
+    )
+    spec = ConsensusSpec(members=members("m1", "m2", "m4"), aggregator="plurality")
+    await ref.ask_async(ask(spec))
+    report: HistoryReport = HistoryReport()
+    for _ in range(100):  # the observations are one-way messages: wait until they are in
+        report = await selector.ask_async(HistoryQuery())
+        if {"local/m1", "local/m4"} <= set(report.models):
+            break
+        await asyncio.sleep(0.02)
+    assert report.models["local/m1"].quality == pytest.approx(1.0)
+    assert report.models["local/m4"].quality == pytest.approx(0.0)
+
+
+@pytest.mark.asyncio
+async def test_weights_come_from_accuracy_learnt_as_agreement(
+    system: System, server: FakeServer
+) -> None:
+    """After six polls where m4 always dissents, m1 outweighs it in a one-against-one vote."""
+    ref = await coordinator(system, server)
+    duel = ConsensusSpec(members=members("m4", "m1"), aggregator="weighted", task_type="factual")
+    before: ConsensusResult = await ref.ask_async(ask(duel))
+    assert before.answer == "lyon, i think"  # nothing learnt: a tie, the first vote wins
+    spec = ConsensusSpec(members=members(*ANSWERS), aggregator="weighted", task_type="factual")
+    for _ in range(6):
+        await ref.ask_async(ask(spec))
+    after: ConsensusResult = await ref.ask_async(ask(duel))
+    assert after.answer == "paris"
