@@ -314,7 +314,7 @@ async def _on_loop(  # noqa: PLR0917 - the benchmark's settings, passed on
     seed: int,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    host = await system.spawn_async(_host(server, "bench-host"))
+    host: Any = await system.spawn_async(_host(server, "bench-host"))
     ref = await system.spawn_async(
         Consensus, name="bench-consensus", args=(lambda m, h: (host, m),)
     )
@@ -331,7 +331,7 @@ async def _on_loop(  # noqa: PLR0917 - the benchmark's settings, passed on
         same += result.answer == aggregate(VOTE, answers(row, truth)).answer
     out["actor_matches_direct"] = same / len(rows)
     out["actor_questions"] = len(rows)
-    separate = await system.spawn_async(_host(url, "bench-separate-host"))
+    separate: Any = await system.spawn_async(_host(url, "bench-separate-host"))
     timed = await system.spawn_async(
         Consensus, name="bench-overhead", args=(lambda m, h: (separate, m),)
     )

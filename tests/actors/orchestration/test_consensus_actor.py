@@ -364,7 +364,7 @@ async def test_agreement_reaches_the_selectors_performance_history(
     system: System, server: FakeServer
 ) -> None:
     """Each member's outcome is observed by the Selector, agreement as its quality."""
-    from actors.orchestration import HistoryQuery, HistoryReport, Selector  # noqa: PLC0415
+    from actors.orchestration import HistoryQuery, HistoryReport, Selector
 
     await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=10.0))
     catalog = Catalog()
