@@ -93,7 +93,7 @@ class ConsensusKind(StepKind[ConsensusImpl]):
             raise ValueError(msg)
         data = asdict(spec)
         data["members"] = [
-            {k: v for k, v in asdict_member(m).items() if v is not None} for m in spec.members
+            {k: v for k, v in _member_fields(m).items() if v is not None} for m in spec.members
         ]
         data["accuracy"] = dict(spec.accuracy)
         data["schema"] = None if spec.schema is None else dict(spec.schema)
@@ -116,7 +116,7 @@ class ConsensusKind(StepKind[ConsensusImpl]):
         return ConsensusImpl(spec=ConsensusSpec(**raw), **fields)
 
 
-def asdict_member(member: Member) -> dict[str, Any]:
+def _member_fields(member: Member) -> dict[str, Any]:
     """A member's fields as a dict."""
     return {f: getattr(member, f) for f in member.__struct_fields__}
 
