@@ -63,11 +63,11 @@ class Aggregator(Protocol):
 Embed = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
 """``texts -> vectors`` (one per text, in order): an embedding model's answer."""
 
-_ANSWER_LINE = re.compile(r"(?:final answer|answer)\s*[:=]\s*(.+)$", re.IGNORECASE)
+_ANSWER_LINE = re.compile(r"(?:final answer|answer)\s*(?:[:=]|is\b)\s*(.+)$", re.IGNORECASE)
 
 
 def normalise(text: str) -> str:
-    """The comparable form of an answer: its ``answer:`` line if any, lower-cased, tidied."""
+    """An answer, comparable: what follows its last ``answer:`` or ``answer is``, tidied."""
     stripped = text.strip()
     lines = [line for line in stripped.splitlines() if line.strip()]
     for line in reversed(lines):
