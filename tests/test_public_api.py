@@ -346,6 +346,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "member",
         "member_temperatures",
         "normalise",
+        "orchestrate",
         "plan_waves",
         "plurality",
         "profile_for",

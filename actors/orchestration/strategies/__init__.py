@@ -17,6 +17,9 @@
   (answers -> :class:`Agreement`): :func:`plurality` and :class:`Resonance` by default,
   any other injected.
 
+* :func:`orchestrate` does all three in one call (a prompt, its task type and the
+  reasoning so far in; the result out), for callers that are not reactors.
+
 The ``strategy`` step kind (:func:`dsl.strategy`) is the reactor author's way in.
 """
 
@@ -37,6 +40,7 @@ from actors.orchestration.strategies._chooser import (
     choose_strategy,
     specialists,
 )
+from actors.orchestration.strategies._orchestrate import orchestrate
 from actors.orchestration.strategies._plan import (
     DEFAULT_RESIDENT,
     HEADROOM,
@@ -107,6 +111,7 @@ __all__ = [
     "member",
     "member_temperatures",
     "normalise",
+    "orchestrate",
     "plan_waves",
     "plurality",
     "profile_for",

@@ -27,6 +27,7 @@ from actors.orchestration.strategies import (
     host_caller,
     member,
     normalise,
+    orchestrate,
     plurality,
     resonate,
     run_strategy,
@@ -335,3 +336,22 @@ async def test_members_that_do_not_fit_together_run_grouped_by_model(system: Sys
         )
         assert [m for m, _ in chats(fake)] == ["a", "a", "b", "b"]
         assert sorted({c.wave for c in result.calls}) == [0, 1]
+
+
+async def test_orchestrate_analyses_chooses_and_runs_in_one_call(
+    system: System, server: FakeServer
+) -> None:
+    """A reasoning session's entry: prompt, task type and reasoning so far in, the result out."""
+    await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=5.0))
+    result = await orchestrate(
+        "Which is larger, 41 or 42?",
+        members=["a", "b", "c"],
+        resolve=resolver(system),
+        task_type="reasoning",
+        context="Step 1: compare the tens.",
+        max_tokens=64,
+        timeout=5.0,
+    )
+    assert (result.strategy, result.auto, result.answer) == ("consensus", True, ANSWERS["a"])
+    bodies = [c.body for c in server.calls if c.path.endswith("/chat/completions")]
+    assert all(b["max_tokens"] == 64 and "compare the tens" in str(b) for b in bodies)
