@@ -20,6 +20,7 @@ from actors.orchestration.strategies import StrategyResult, member
 from actors.testing import Exchange, FakeModel, FakeServer, Reply
 from dsl import DefinitionError, Input, Reactor, step, strategy
 from dsl.kinds import kind_named
+from otel.testing import InMemorySpanExporter
 from reactor.app import Engine
 from reactor.run import RunFailedError
 from tests.support.hosts import start_host
@@ -215,3 +216,22 @@ def test_a_strategy_step_is_journaled_as_data_and_read_back() -> None:
     kind = kind_named("strategy")
     data = json.loads(json.dumps(kind.describe(definition.impl)))
     assert kind.rebuild(data) == definition.impl
+
+
+def test_the_step_span_carries_the_strategy_and_the_member_chats_are_its_children(
+    system: System, tmp_path: Path, server: FakeServer, spans: InMemorySpanExporter
+) -> None:
+    """The step's span says which strategy ran and how much the members agreed."""
+    with engine_for(system, tmp_path, server) as engine:
+        engine.run(Vote, {"question": "What is six times seven?"})
+    finished = spans.get_finished_spans()
+    (step_span,) = [s for s in finished if (s.attributes or {}).get("reactor.strategy.kind")]
+    attributes = dict(step_span.attributes or {})
+    assert attributes["reactor.strategy.kind"] == "consensus"
+    assert attributes["reactor.strategy.calls"] == 3
+    assert attributes["reactor.strategy.agreed"] is True
+    chats = [s for s in finished if s.name.startswith("chat")]
+    assert len(chats) == 3
+    assert all(
+        s.parent is not None and s.parent.span_id == step_span.context.span_id for s in chats
+    )
