@@ -209,7 +209,7 @@ def strategy(
         system: A system prompt template.
         max_tokens: Output tokens per member answer (default: by task type).
         resident_limits: Models each host keeps resident, by host name.
-        aggregator: ``answers -> Agreement`` for ``consensus``/``semantic``.
+        aggregator: ``(answers, members) -> Agreement`` for ``consensus``/``semantic``.
         args: Sources for placeholders that are not bound by name.
         **step_options: The common step options (:class:`~dsl.kinds.CommonOptions`).
 

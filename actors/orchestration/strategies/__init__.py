@@ -14,7 +14,7 @@
   (:func:`host_caller`: the model hosts, under the Budget) and returns a
   :class:`StrategyResult` with every call's provenance;
 * the ``consensus`` and ``semantic`` strategies decide through an :class:`Aggregator`
-  (answers -> :class:`Agreement`): :func:`plurality` and :class:`Resonance` by default,
+  ((answers, members) -> :class:`Agreement`): :func:`plurality` and :class:`Resonance` by default,
   any other injected.
 
 * :func:`orchestrate` does all three in one call (a prompt, its task type and the

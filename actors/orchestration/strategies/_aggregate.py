@@ -1,11 +1,13 @@
 """How several answers become one, for the ``consensus`` and ``semantic`` strategies.
 
-The seam is :class:`Aggregator`: a callable from the answers (in member order) to an
-:class:`Agreement` (the chosen answer, how much the members agree, which answers sided
-with it). It may be sync or async. The defaults here are deliberately small:
+The seam is :class:`Aggregator`: a callable from the answers (in member order, failed
+members left out) and the members who gave them to an :class:`Agreement` (the chosen
+answer, how much the members agree, which answers sided with it). It may be sync or
+async. The defaults here are deliberately small:
 
 * :func:`plurality`: a vote over answers normalised (case, spacing, trailing
-  punctuation, a final ``answer:`` line), ties to the earliest member;
+  punctuation, a final ``answer:`` line), each counting its member's ``weight`` (1 by
+  default), ties to the earliest member;
 * :class:`Resonance`: answers embedded by an embedding model; two answers *resonate*
   when their cosine similarity reaches the threshold; the answer that resonates with
   the most others (then the highest mean similarity) wins.
@@ -23,6 +25,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import msgspec
+
+from actors.orchestration.strategies._spec import Member
 
 __all__ = [
     "Aggregator",
@@ -53,9 +57,15 @@ class Agreement(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Aggregator(Protocol):
-    """``answers -> Agreement`` (or an awaitable of one); answers are in member order."""
+    """``(answers, members) -> Agreement`` (or an awaitable of one).
 
-    def __call__(self, answers: Sequence[str], /) -> Agreement | Awaitable[Agreement]:
+    ``answers[i]`` is the answer of ``members[i]`` (member order; members that failed
+    are left out), so weights, families or per-model accuracy can be looked up.
+    """
+
+    def __call__(
+        self, answers: Sequence[str], members: Sequence[Member], /
+    ) -> Agreement | Awaitable[Agreement]:
         """Choose an answer and say how much the others agree with it."""
         ...
 
@@ -79,18 +89,28 @@ def normalise(text: str) -> str:
     return words.strip(" .!?;:,\"'`*")
 
 
-def plurality(answers: Sequence[str], /) -> Agreement:
-    """The most common normalised answer; agreement is its share; ties go to the earliest."""
+def plurality(answers: Sequence[str], members: Sequence[Member] = (), /) -> Agreement:
+    """The normalised answer with the most (weighted) votes; agreement is its share.
+
+    Each answer counts its member's ``weight`` (all 1 when ``members`` is not given);
+    ties go to the answer given first.
+    """
     if not answers:
         msg = "plurality of no answers"
         raise ValueError(msg)
+    weights = [m.weight for m in members] if len(members) == len(answers) else [1.0] * len(answers)
     groups: dict[str, list[int]] = {}
     for index, text in enumerate(answers):
         groups.setdefault(normalise(text), []).append(index)
-    best = max(groups.values(), key=lambda ix: (len(ix), -ix[0]))
+
+    def votes(indexes: list[int]) -> float:
+        return sum(weights[i] for i in indexes)
+
+    best = max(groups.values(), key=lambda ix: (votes(ix), -ix[0]))
+    total = sum(weights)
     return Agreement(
         answer=answers[best[0]].strip(),
-        agreement=len(best) / len(answers),
+        agreement=votes(best) / total if total > 0 else 0.0,
         supporters=tuple(best),
         method="plurality",
     )
@@ -120,7 +140,9 @@ class Resonance:
         self.embed = embed
         self.threshold = threshold
 
-    async def __call__(self, answers: Sequence[str], /) -> Agreement:
+    async def __call__(
+        self, answers: Sequence[str], _members: Sequence[Member] = (), /
+    ) -> Agreement:
         """Embed, compare every pair, and choose (agreement: the share that resonates)."""
         if not answers:
             msg = "resonance of no answers"

@@ -566,7 +566,7 @@ async def _hierarchical(run: _Run, _agg: Aggregator | None, _embed: Embed | None
 async def _decide(
     run: _Run, aggregator: Aggregator, answered: Sequence[MemberOutcome]
 ) -> Agreement:
-    verdict = aggregator([o.content for o in answered])
+    verdict = aggregator([o.content for o in answered], [run.members[o.index] for o in answered])
     if inspect.isawaitable(verdict):
         return await verdict
     return verdict
@@ -622,7 +622,9 @@ async def _semantic(run: _Run, aggregator: Aggregator | None, embed: Embed | Non
             f"embedding with {strategy.embedding_model} failed ({why}): "
             "a plurality over normalised text stands in"
         )
-        agreement = plurality([o.content for o in answered])
+        agreement = plurality(
+            [o.content for o in answered], [run.members[o.index] for o in answered]
+        )
         method_prefix = "fallback:"
     agreed = len(agreement.supporters) >= 2
     return _Verdict(

@@ -105,7 +105,8 @@ class Member:
         role: ``coordinator``, ``judge``, a task type it specialises in (``code``,
             ``reasoning``, ...), or ``""`` (a plain member).
         temperature: Its own sampling temperature (``None``: the task type's).
-        weight: Its vote's weight, for aggregators that weigh votes.
+        weight: Its vote's weight (the default plurality counts it; an injected
+            aggregator gets the members beside their answers).
     """
 
     model: str

@@ -114,13 +114,15 @@ async def run(
 
 
 def test_plurality_compares_normalised_answers_and_breaks_ties_by_member_order() -> None:
-    """'The answer is 42.', 'Answer: 42' and '42' are one vote; a tie goes to the earliest."""
+    """'The answer is 42.', 'Answer: 42', '42' are one answer; ties go first; weights count."""
     assert normalise("Let me think.\nFinal answer: 42.") == "42"
     voted = plurality(["The answer is 42.", "Answer: 42", "42", "41"])
     assert voted.supporters == (0, 1, 2)
     assert voted.agreement == 0.75
     assert voted.answer == "The answer is 42."
     assert plurality(["y", "x", "x", "y"]).answer == "y"
+    weighted = plurality(["x", "y", "y"], [Member("a", weight=3), Member("b"), Member("c")])
+    assert (weighted.answer, weighted.agreement) == ("x", 0.6)
 
 
 def test_resonance_picks_the_answer_most_others_are_close_to() -> None:
@@ -175,14 +177,15 @@ async def test_low_consensus_is_flagged(system: System, server: FakeServer) -> N
 
 async def test_an_injected_aggregator_decides(system: System, server: FakeServer) -> None:
     """The seam the consensus package plugs into: an async aggregator gets the answers."""
-    seen: list[list[str]] = []
+    seen: list[tuple[list[str], list[str]]] = []
 
-    async def last_wins(answers: Sequence[str]) -> Agreement:
-        seen.append(list(answers))
-        return Agreement(answer=answers[-1], agreement=0.9, supporters=(2,), method="last-wins")
+    async def last_wins(answers: Sequence[str], members: Sequence[Member]) -> Agreement:
+        seen.append((list(answers), [m.model for m in members]))
+        return Agreement(answer=answers[-1], agreement=0.9, supporters=(1,), method="last-wins")
 
+    server.inject(Fault(status=500, model="b"))  # left out: answers and members stay paired
     result = await run(system, server, "consensus", ["a", "b", "c"], aggregator=last_wins)
-    assert seen == [[ANSWERS["a"], ANSWERS["b"], ANSWERS["c"]]]
+    assert seen == [([ANSWERS["a"], ANSWERS["c"]], ["a", "c"])]
     assert (result.answer, result.method, result.answered_by) == ("41", "last-wins", ("c",))
 
 
