@@ -5,7 +5,8 @@ when every model they need fits at once: the models that are not loaded fit the 
 GPU memory (with headroom), and no server is asked to hold more distinct models than it
 keeps resident (Ollama 3 by default, a llama.cpp router 4, LM Studio's JIT loading
 **one**: it evicts the last JIT model to load the next, so fanning out across two models
-there reloads one for every call). Otherwise members run in *waves*: the members of one
+there reloads one for every call), unless they are all resident already (explicit
+loads are not evicted). Otherwise members run in *waves*: the members of one
 model together, each model in one wave only, models already loaded first; so each model
 loads at most once. Cloud models (the catalog cannot say whether they are loaded) are
 always safe to fan out.
@@ -98,26 +99,27 @@ def _check(
     limits: Mapping[str, int] | None,
     budget: int | None,
 ) -> Fit:
-    per_host: dict[str, list[str]] = {}
+    per_host: dict[str, list[ModelEntry]] = {}
     need = 0
     for entry in entries:
         if entry is None:
             continue
-        limit = resident_limit(entry, limits)
-        if limit is not None:
-            per_host.setdefault(entry.host, []).append(entry.model)
-            models = per_host[entry.host]
-            if len(models) > limit:
-                return Fit(
-                    ok=False,
-                    reason=(
-                        f"host {entry.host!r} ({entry.provider}) keeps {limit} model(s) resident, "
-                        f"and {len(models)} are needed: {', '.join(models)}"
-                    ),
-                    free_bytes=budget,
-                )
+        if resident_limit(entry, limits) is not None:
+            per_host.setdefault(entry.host, []).append(entry)
         if entry.loaded is False and entry.size_bytes is not None:
             need += entry.size_bytes
+    for host, models in per_host.items():
+        limit = resident_limit(models[0], limits)
+        if limit is None or len(models) <= limit or all(m.loaded for m in models):
+            continue  # within the limit, or all resident already (loaded explicitly)
+        return Fit(
+            ok=False,
+            reason=(
+                f"host {host!r} ({models[0].provider}) keeps {limit} model(s) resident, "
+                f"and {len(models)} are needed: {', '.join(m.model for m in models)}"
+            ),
+            free_bytes=budget,
+        )
     if budget is None or need == 0:
         why = "no model needs loading" if need == 0 else "free GPU memory is unknown"
         return Fit(ok=True, reason=f"they fit at once ({why})", need_bytes=need, free_bytes=budget)

@@ -201,6 +201,8 @@ def test_a_server_that_keeps_one_model_is_never_asked_for_two_at_once() -> None:
     assert plan_waves(members, catalog) == ((0, 2), (1, 3))
     limited = fit(members, catalog, {"studio": 2})
     assert limited.ok
+    catalog.set_loaded("studio", "b", True)  # both resident (loaded explicitly): nothing loads
+    assert fit(members, catalog).ok
 
 
 def test_cloud_models_always_fan_out() -> None:
