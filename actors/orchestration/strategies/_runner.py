@@ -474,12 +474,12 @@ async def _chain(run: _Run, _agg: Aggregator | None, _embed: Embed | None) -> _V
     """Each member refines the last good answer; a failed link is passed over."""
     tokens = run.choice.profile.max_tokens
     best: MemberOutcome | None = None
-    for wave, index in enumerate(range(len(run.members))):
+    for index in range(len(run.members)):  # one wave each: wave number = index
         if best is None:
-            outcome = await run.ask(index, run.prompt, "answer", wave, tokens)
+            outcome = await run.ask(index, run.prompt, "answer", index, tokens)
         else:
             text = _refine_prompt(run.prompt, best.content)
-            outcome = await run.ask(index, text, "refine", wave, tokens)
+            outcome = await run.ask(index, text, "refine", index, tokens)
         if outcome.ok:
             best = outcome
     if best is None:
