@@ -212,3 +212,16 @@ def test_tools_quick_prints_one_json_object_with_every_figure() -> None:
         assert value > 0, f"{key}: {value!r}"
     assert set(data["targets"]) == set(data["targets_met"])
     assert all(isinstance(v, bool) for v in data["targets_met"].values())
+
+
+def test_strategies_quick_prints_loads_and_overheads() -> None:
+    """`python -m benchmarks strategies --quick`: grouped waves load each model once."""
+    result = run_python("-m", "benchmarks", "strategies", "--quick", timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["loads_grouped"] == 3
+    assert data["loads_sequential"] == 6
+    assert data["loads_interleaved"] >= data["loads_grouped"]
+    for key in ("choose_us", "analyse_choose_us", "runner_overhead_us"):
+        assert isinstance(data[key], int | float), key
+    assert set(data["targets"]) == set(data["targets_met"])

@@ -10,7 +10,10 @@ import:
 * :mod:`actors.orchestration.budget`: the :class:`Budget` (spending limits reserved
   before each call, settled after, persisted), :func:`budgeted_chat`;
 * :mod:`actors.orchestration.fallback`: the :class:`FallbackChain` (an ordered
-  :class:`Chain` of models that knows which failures to fall through).
+  :class:`Chain` of models that knows which failures to fall through);
+* :mod:`actors.orchestration.strategies`: several models on one task (concurrent,
+  chain, consensus, hierarchical, semantic, ...), chosen from the task's features and
+  what fits in GPU memory (``choose_strategy``, ``run_strategy``, ``orchestrate``).
 """
 
 from actors.orchestration.budget import (

@@ -13,6 +13,7 @@ kind           file                      constructor
 ``ask``        ``_ask.py``               :func:`ask`
 ``fallback``   ``_fallback.py``          :func:`fallback`
 ``select``     ``_select.py``            :func:`select`
+``strategy``   ``_strategy.py``          :func:`strategy`
 ``template``   ``_template.py``          :func:`template`
 ``tools``      ``_tools.py``             :func:`tools`
 ``collect``    ``_collect.py``           :func:`collect`
@@ -52,6 +53,7 @@ from dsl.kinds._options import (
 )
 from dsl.kinds._select import AUTO, SelectImpl, SelectKind, select
 from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
+from dsl.kinds._strategy import StrategyImpl, StrategyStepKind, strategy
 from dsl.kinds._switch import SwitchImpl, SwitchKind, switch
 from dsl.kinds._template import TemplateImpl, TemplateKind, template
 from dsl.kinds._tools import ToolsImpl, ToolsKind, tools
@@ -89,6 +91,8 @@ __all__ = [
     "StepDef",
     "StepKind",
     "StepSpec",
+    "StrategyImpl",
+    "StrategyStepKind",
     "SwitchImpl",
     "SwitchKind",
     "TemplateImpl",
@@ -114,6 +118,7 @@ __all__ = [
     "register",
     "select",
     "step",
+    "strategy",
     "switch",
     "template",
     "template_arguments",

@@ -393,6 +393,7 @@ class Engine:
             fallback_chain=self.chains.ref,
             selector=self.selector,
             lookup=self.system.lookup,
+            catalog=self.catalog,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:

@@ -16,6 +16,7 @@ from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
 from reactor.kinds._select import SelectExecutor
+from reactor.kinds._strategy import StrategyExecutor
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
 from reactor.kinds._tools import ToolsExecutor
@@ -51,6 +52,7 @@ _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("ask", AskExecutor()),
     ("fallback", FallbackExecutor()),
     ("select", SelectExecutor()),
+    ("strategy", StrategyExecutor()),
     ("template", TemplateExecutor()),
     ("collect", CollectExecutor()),
     ("compose", ComposeExecutor()),

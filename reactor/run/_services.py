@@ -76,6 +76,8 @@ class RunServices:
             whose link templates the arguments fill in).
         lookup: Finds an actor by name (a ``tools`` step's ToolRunner); ``None`` when
             the engine offers none.
+        catalog: The model catalog (a ``strategy`` step's chooser reads what is loaded
+            and what fits); ``None``: unknown, everything is taken to fit.
     """
 
     store: Ref[Any]
@@ -93,6 +95,7 @@ class RunServices:
     budget: Ref[Any] | None = None
     fallback_chain: Callable[[Any, Any], Ref[Any]] | None = None
     lookup: Callable[[str], Ref[Any]] | None = None
+    catalog: Any = None
 
 
 @dataclass(frozen=True, slots=True)
