@@ -28,9 +28,8 @@ RAY = "ray"
 def _number(name: str, value: Any, *, integer: bool = False) -> None:
     if value is None:
         return
-    if integer and not isinstance(value, int):
-        value = -1  # reported below as not an int
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+    wrong_type = isinstance(value, bool) or not isinstance(value, int if integer else int | float)
+    if wrong_type or value < 0:
         what = "an int" if integer else "a number"
         msg = f"placement {name} must be {what} >= 0, got {value!r}"
         raise ValueError(msg)
