@@ -188,11 +188,15 @@ class Opaque:
     """Not something msgspec can encode."""
 
 
+OPAQUE = value(Opaque())
+"""A constant source the definition holds, which cannot be encoded."""
+
+
 class Unencodable(Reactor):
     """A Ray step gets a value that cannot cross (a constant of the definition)."""
 
     @step(placement="ray", max_retries=3)
-    def use(thing: Any = value(Opaque())) -> str:
+    def use(thing: Any = OPAQUE) -> str:
         return "never runs"
 
 

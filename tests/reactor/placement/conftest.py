@@ -46,4 +46,4 @@ def ray_cluster() -> Iterator[RayCluster]:
         yield RayCluster(cluster=cluster, gpu_node=node.node_id, recorder=recorder)
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
