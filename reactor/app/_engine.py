@@ -52,7 +52,7 @@ from actors.tools import (
 )
 from dsl import DefinitionError, Placement, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
-from reactor.placement import Placements
+from reactor.placement import Placements, StepPlacement
 from reactor.run import (
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
@@ -188,6 +188,8 @@ class Engine:
         placements: ``"Reactor"`` or ``"Reactor.step"`` to a placement, winning over
             the definition (added to the configuration's ``[placement] steps``). See
             :mod:`reactor.placement`.
+        placement_targets: Placements of your own by name (``Placement("mine")``
+            names one); each implements :class:`~reactor.placement.StepPlacement`.
 
     Raises:
         RayNotInstalledError: ``placement`` or ``placements`` name Ray, and Ray is
@@ -219,6 +221,7 @@ class Engine:
         selector: Ref[Any] | None = None,
         placement: str | Placement | None = None,
         placements: Mapping[str, str | Placement] | None = None,
+        placement_targets: Mapping[str, StepPlacement] | None = None,
     ) -> None:
         if max_concurrency < 1:
             msg = f"Engine(max_concurrency={max_concurrency!r}): must be at least 1"
@@ -260,6 +263,7 @@ class Engine:
         self.placements = Placements(
             placement or (config.placement.default if config is not None else None),
             {**(config.placement.steps if config is not None else {}), **(placements or {})},
+            targets=placement_targets,
             ray=config.ray if config is not None else None,
         )
         """Where each step's work runs (:mod:`reactor.placement`)."""
