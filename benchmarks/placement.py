@@ -1,0 +1,201 @@
+"""Step work placed locally and on a two-node Ray cluster, same reactor, same run.
+
+What is measured (``python -m benchmarks placement``, one JSON object on stdout):
+
+* ``local_wall_s`` / ``ray_wall_s``: a ``for_each`` over ``--elements`` (200) CPU-bound
+  elements, each a pure-Python loop of about ``--work-ms`` (50 ms), ``batch_size`` 8:
+  placed locally (the worker pool, where the GIL lets one element run at a time) and on
+  a local two-node Ray cluster (``ray.cluster_utils.Cluster``, one CPU per node, on
+  127.0.0.1). The reactor is the same; only the engine's ``placements`` differ.
+  ``speedup`` is their ratio; on a machine with two cores it is bounded by two.
+* ``ray_sched_overhead_ms``: per element, the Ray wall time beyond perfect use of the
+  cluster's CPUs (``elements * element_ms / cpus``), i.e. scheduling, transfer,
+  journaling and waiting on a shared machine.
+* ``ray_task_overhead_ms``: per step, the extra time of a no-op step placed on Ray
+  over the same step placed locally, in a chain of ``--chain`` steps run one after
+  another through the engine (median of rounds, alternating local and Ray);
+  ``ray_raw_task_ms`` is a bare ``ray.get(f.remote())`` round trip for comparison.
+* ``element_ms``: what one element's loop took here, measured before the runs.
+
+Target (issue 18): ``ray_task_overhead_ms`` at most 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from actors import System
+from dsl import Input, Reactor, for_each, ref, step
+from reactor.app import Engine
+from reactor.placement import loopback_only
+
+TARGET_TASK_OVERHEAD_MS = 2.0
+
+_LOOPS = {"n": 100_000}
+"""Iterations of :func:`spin` per element (calibrated to ``--work-ms``)."""
+
+
+def spin(loops: int) -> int:
+    """Pure-Python CPU work: ``loops`` iterations."""
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return total
+
+
+def crunch(item: int, loops: int) -> int:
+    """One element's work."""
+    return spin(loops) + item
+
+
+class Crunch(Reactor):
+    """One element: CPU-bound Python."""
+
+    item = Input(int)
+    loops = Input(int)
+    crunched = step(crunch)
+
+
+class FanOut(Reactor):
+    """Every element, at most eight at once."""
+
+    items = Input(list[int])
+    loops = Input(int)
+    each = for_each(ref("items"), Crunch, element="item", batch_size=8)
+
+
+def noop(x: int) -> int:
+    """A step that does nothing."""
+    return x
+
+
+def _chain(length: int) -> type[Reactor]:
+    body: dict[str, Any] = {"x": Input(int), "__doc__": "No-op steps, one after another."}
+    previous = "x"
+    for i in range(length):
+        body[f"s{i}"] = step(noop, args={"x": ref(previous)})
+        previous = f"s{i}"
+    return type("Chain", (Reactor,), body)
+
+
+def _calibrate(work_ms: float) -> tuple[int, float]:
+    loops = 20_000
+    while True:
+        start = time.perf_counter()
+        spin(loops)
+        took = (time.perf_counter() - start) * 1000
+        if took > 20:
+            break
+        loops *= 2
+    loops = int(loops * work_ms / took)
+    start = time.perf_counter()
+    spin(loops)
+    return loops, (time.perf_counter() - start) * 1000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print one JSON object."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks placement")
+    parser.add_argument("--elements", type=int, default=200, help="elements of the for_each")
+    parser.add_argument("--work-ms", type=float, default=50.0, help="CPU time per element")
+    parser.add_argument("--chain", type=int, default=20, help="no-op steps per chain run")
+    parser.add_argument("--rounds", type=int, default=15, help="chain runs per placement")
+    parser.add_argument("--quick", action="store_true", help="small sizes: checks it runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.elements, args.work_ms, args.chain, args.rounds = 8, 5.0, 5, 3
+
+    loopback_only()
+    import ray
+    from ray.cluster_utils import Cluster
+
+    loops, element_ms = _calibrate(args.work_ms)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    chain = _chain(args.chain)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        cluster.wait_for_nodes()
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        with tempfile.TemporaryDirectory() as tmp, System(name="bench") as system:
+            local = Engine(system, db_path=Path(tmp) / "local.db", logging=False, tracing=False)
+            placed = Engine(
+                system,
+                db_path=Path(tmp) / "ray.db",
+                logging=False,
+                tracing=False,
+                placements={"Crunch": "ray", "Chain": "ray"},
+            )
+            inputs = {"items": list(range(args.elements)), "loops": loops}
+            warm = {"items": list(range(2 * cpus)), "loops": 1}
+            placed.run(FanOut, warm, timeout=300)  # start the workers (they import us)
+            local.run(FanOut, warm, timeout=300)
+
+            start = time.perf_counter()
+            local.run(FanOut, inputs, timeout=3600)
+            local_wall = time.perf_counter() - start
+            start = time.perf_counter()
+            placed.run(FanOut, inputs, timeout=3600)
+            ray_wall = time.perf_counter() - start
+
+            local_steps: list[float] = []
+            ray_steps: list[float] = []
+            placed.run(chain, {"x": 0}, timeout=300)
+            local.run(chain, {"x": 0}, timeout=300)
+            for _ in range(args.rounds):
+                for engine, into in ((local, local_steps), (placed, ray_steps)):
+                    start = time.perf_counter()
+                    engine.run(chain, {"x": 1}, timeout=300)
+                    into.append((time.perf_counter() - start) / args.chain)
+
+            raw = ray.remote(noop)
+            ray.get(raw.remote(0))
+            raw_times = []
+            for _ in range(max(20, args.rounds * 4)):
+                start = time.perf_counter()
+                ray.get(raw.remote(0))
+                raw_times.append(time.perf_counter() - start)
+            local.close()
+            placed.close()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
+
+    overhead_ms = (statistics.median(ray_steps) - statistics.median(local_steps)) * 1000
+    ideal = args.elements * element_ms / 1000 / cpus
+    result = {
+        "elements": args.elements,
+        "element_ms": round(element_ms, 2),
+        "cpus": cpus,
+        "local_wall_s": round(local_wall, 3),
+        "ray_wall_s": round(ray_wall, 3),
+        "speedup": round(local_wall / ray_wall, 3),
+        "ray_sched_overhead_ms": round(max(0.0, ray_wall - ideal) / args.elements * 1000, 3),
+        "local_step_ms": round(statistics.median(local_steps) * 1000, 3),
+        "ray_step_ms": round(statistics.median(ray_steps) * 1000, 3),
+        "ray_task_overhead_ms": round(overhead_ms, 3),
+        "ray_raw_task_ms": round(statistics.median(raw_times) * 1000, 3),
+        "targets": {"ray_task_overhead_ms_max": TARGET_TASK_OVERHEAD_MS},
+        "targets_met": {"ray_task_overhead_ms_max": overhead_ms <= TARGET_TASK_OVERHEAD_MS},
+        "meta": {
+            "python": platform.python_version(),
+            "ray": ray.__version__,
+            "cpu_count": os.cpu_count(),
+            "load_avg": round(os.getloadavg()[0], 2),
+            "chain": args.chain,
+            "rounds": args.rounds,
+        },
+    }
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
