@@ -8,6 +8,8 @@ What is measured (``python -m benchmarks placement``, one JSON object on stdout)
   a local two-node Ray cluster (``ray.cluster_utils.Cluster``, one CPU per node, on
   127.0.0.1). The reactor is the same; only the engine's ``placements`` differ.
   ``speedup`` is their ratio; on a machine with two cores it is bounded by two.
+  ``ray_raw_wall_s``: the same elements as bare Ray tasks (``ray.get`` of all of
+  them at once, no engine), the floor for ``ray_wall_s`` on this cluster.
 * ``ray_sched_overhead_ms``: per element, the Ray wall time beyond perfect use of the
   cluster's CPUs (``elements * element_ms / cpus``), i.e. scheduling, transfer,
   journaling and waiting on a shared machine.
@@ -126,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         with tempfile.TemporaryDirectory() as tmp, System(name="bench") as system:
             local = Engine(system, db_path=Path(tmp) / "local.db", logging=False, tracing=False)
             placed = Engine(
@@ -147,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             start = time.perf_counter()
             placed.run(FanOut, inputs, timeout=3600)
             ray_wall = time.perf_counter() - start
+            bare = ray.remote(crunch)
+            ray.get([bare.remote(i, 1) for i in range(2 * cpus)])
+            start = time.perf_counter()
+            ray.get([bare.remote(i, loops) for i in range(args.elements)])
+            ray_raw_wall = time.perf_counter() - start
 
             local_steps: list[float] = []
             ray_steps: list[float] = []
@@ -179,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cpus": cpus,
         "local_wall_s": round(local_wall, 3),
         "ray_wall_s": round(ray_wall, 3),
+        "ray_raw_wall_s": round(ray_raw_wall, 3),
         "speedup": round(local_wall / ray_wall, 3),
         "ray_sched_overhead_ms": round(max(0.0, ray_wall - ideal) / args.elements * 1000, 3),
         "local_step_ms": round(statistics.median(local_steps) * 1000, 3),

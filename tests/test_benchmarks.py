@@ -212,3 +212,32 @@ def test_tools_quick_prints_one_json_object_with_every_figure() -> None:
         assert value > 0, f"{key}: {value!r}"
     assert set(data["targets"]) == set(data["targets_met"])
     assert all(isinstance(v, bool) for v in data["targets_met"].values())
+
+
+PLACEMENT_FIGURES = (
+    "local_wall_s",
+    "ray_wall_s",
+    "speedup",
+    "element_ms",
+    "local_step_ms",
+    "ray_step_ms",
+    "ray_raw_task_ms",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_placement_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks placement --quick`: local and two-node Ray figures, one object."""
+    pytest.importorskip("ray")
+    result = run_python("-m", "benchmarks", "placement", "--quick", timeout=180)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in PLACEMENT_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    assert isinstance(data["ray_task_overhead_ms"], int | float)
+    assert data["ray_sched_overhead_ms"] >= 0
+    assert data["cpus"] == 2
+    assert set(data["targets"]) == set(data["targets_met"]) == {"ray_task_overhead_ms_max"}

@@ -159,7 +159,12 @@ class RayPlacement:
                     ray.init(address=config.address, **options)
                 else:
                     loopback_only()
-                    ray.init(num_cpus=config.num_cpus, num_gpus=config.num_gpus, **options)
+                    ray.init(  # "local": a new instance, never one found running
+                        address="local",
+                        num_cpus=config.num_cpus,
+                        num_gpus=config.num_gpus,
+                        **options,
+                    )
                 self._started = True
             self._connected = True
 
