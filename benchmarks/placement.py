@@ -6,7 +6,8 @@ What is measured (``python -m benchmarks placement``, one JSON object on stdout)
   elements, each a pure-Python loop of about ``--work-ms`` (50 ms), ``batch_size`` 8:
   placed locally (the worker pool, where the GIL lets one element run at a time) and on
   a local two-node Ray cluster (``ray.cluster_utils.Cluster``, one CPU per node, on
-  127.0.0.1). The reactor is the same; only the engine's ``placements`` differ.
+  127.0.0.1, its workers at niceness 0 like the engine's process rather than Ray's
+  default 15). The reactor is the same; only the engine's ``placements`` differ.
   ``speedup`` is their ratio; on a machine with two cores it is bounded by two.
   ``ray_raw_wall_s``: the same elements as bare Ray tasks (``ray.get`` of all of
   them at once, no engine), the floor for ``ray_wall_s`` on this cluster.
@@ -136,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one scena
         args.elements, args.work_ms, args.chain, args.rounds = 8, 5.0, 5, 3
 
     loopback_only()
+    # Ray runs its workers at niceness 15 by default: beside other busy processes on a
+    # shared machine they would get a sliver of a core, and the engine's own process
+    # (niceness 0) would not be compared like for like.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     import ray  # noqa: PLC0415 - after loopback_only(), and only for this benchmark
     from ray.cluster_utils import Cluster  # noqa: PLC0415
 
@@ -222,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one scena
             "ray": ray.__version__,
             "cpu_count": os.cpu_count(),
             "load_avg": round(os.getloadavg()[0], 2),
+            "ray_worker_niceness": int(os.environ["RAY_worker_niceness"]),
             "chain": args.chain,
             "rounds": args.rounds,
         },
