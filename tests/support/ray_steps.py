@@ -270,3 +270,27 @@ class Warm(Reactor):
 
     n = Input(int)
     count = step(counted, placement=Placement("ray", actors=1, num_cpus=0))
+
+
+# ---- a node that dies ----------------------------------------------------------------
+
+
+def on_doomed_node(ctx: StepContext) -> dict[str, Any]:
+    """Attempt 1 reports its node and blocks until the test removes that node."""
+    import ray
+
+    if ctx.attempt == 1:
+        ray.get(recorder().record.remote("node:started", _node()))
+        ray.get(recorder().wait.remote("never", 60.0))
+    return {"attempt": ctx.attempt, "node": _node()}
+
+
+class NodeDies(Reactor):
+    """A step on the only node with the ``doomed`` resource, which the test removes."""
+
+    survived = step(
+        on_doomed_node,
+        placement=Placement("ray", num_cpus=0, resources={"doomed": 1}),
+        max_retries=2,
+        backoff=0,
+    )

@@ -177,3 +177,21 @@ def test_no_ray_socket_listens_beyond_loopback(engine: Engine) -> None:
         local = line.split()[3]
         address = local.rsplit(":", 1)[0].strip("[]")
         assert address in {"127.0.0.1", "::ffff:127.0.0.1"}, line
+
+
+def test_a_node_that_dies_fails_the_attempt_transiently(
+    engine: Engine, ray_cluster: RayCluster
+) -> None:
+    """The node running the call is removed: the attempt is retried on a node that joins."""
+    doomed = ray_cluster.cluster.add_node(num_cpus=1, resources={"doomed": 1})
+    handle = engine.start(rs.NodeDies, {})
+    assert _wait(ray_cluster, "node:started") == doomed.node_id
+    ray_cluster.cluster.remove_node(doomed)
+    replacement = ray_cluster.cluster.add_node(num_cpus=1, resources={"doomed": 1})
+    try:
+        result = handle.result(WAIT)
+        assert result == {"attempt": 2, "node": replacement.node_id}
+        failed = [e for e in engine.history(handle.run_id) if isinstance(e, StepFailed)]
+        assert [(f.error.kind, f.error.retryable) for f in failed] == [("actor_crashed", True)]
+    finally:
+        ray_cluster.cluster.remove_node(replacement)
