@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one scena
             "ray": ray.__version__,
             "cpu_count": os.cpu_count(),
             "load_avg": round(os.getloadavg()[0], 2),
-            "ray_worker_niceness": int(os.environ["RAY_worker_niceness"]),
+            "ray_worker_niceness": int(os.environ["RAY_worker_niceness"]),  # noqa: SIM112
             "chain": args.chain,
             "rounds": args.rounds,
         },

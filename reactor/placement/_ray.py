@@ -232,11 +232,15 @@ class RayPlacement:
             propagate.inject(carrier, context=call.trace)
         pool: _Pool | None = None
         index = 0
-        if call.placement.actors:
-            pool = self._pool(call)
-            ref, index = pool.submit(payload, carrier)
-        else:
-            ref = self._task(call).remote(payload, carrier)
+        try:
+            if call.placement.actors:
+                pool = self._pool(call)
+                ref, index = pool.submit(payload, carrier)
+            else:
+                ref = self._task(call).remote(payload, carrier)
+        except Exception as exc:  # noqa: BLE001 - e.g. a function Ray cannot pickle
+            msg = f"step {call.step!r} could not be sent to Ray: {type(exc).__name__}: {exc}"
+            return Err(PlacementError(msg))
         try:
             return await self._await(call, ref)
         finally:
