@@ -9,9 +9,10 @@ on anything but 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import subprocess
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,19 +165,43 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _listening(pids: set[int]) -> list[tuple[int, str]]:
+    """``(pid, address)`` of every TCP socket that ``pids`` listen on (from ``/proc``)."""
+    by_inode: dict[str, str] = {}
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A":  # LISTEN
+                continue
+            raw = fields[1].split(":")[0]
+            assert len(raw) == width
+            if width == 8:
+                address = socket.inet_ntop(socket.AF_INET, bytes.fromhex(raw)[::-1])
+            else:
+                words = b"".join(bytes.fromhex(raw[i : i + 8])[::-1] for i in range(0, 32, 8))
+                address = socket.inet_ntop(socket.AF_INET6, words)
+            by_inode[fields[9]] = address
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inode = target[len("socket:[") : -1]
+                        if inode in by_inode:
+                            found.append((pid, by_inode[inode]))
+    return found
+
+
 def test_no_ray_socket_listens_beyond_loopback(engine: Engine) -> None:
     """Every listening socket of the cluster's processes is on 127.0.0.1."""
     engine.run(rs.Unplaced, {}, timeout=WAIT)  # the workers are up
-    ours = _descendants(os.getpid())
-    listing = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True)
-    ray_lines = [
-        line for line in listing.stdout.splitlines() if any(f"pid={pid}," in line for pid in ours)
-    ]
-    assert len(ray_lines) >= 4, listing.stdout  # gcs, raylets, workers
-    for line in ray_lines:
-        local = line.split()[3]
-        address = local.rsplit(":", 1)[0].strip("[]")
-        assert address in {"127.0.0.1", "::ffff:127.0.0.1"}, line
+    ours = _descendants(os.getpid())  # the driver too: its core worker listens
+    listening = _listening(ours)
+    assert len({pid for pid, _ in listening}) >= 4, listening  # gcs, raylets, workers
+    loopback = {"127.0.0.1", "::ffff:127.0.0.1"}
+    assert [(pid, a) for pid, a in listening if a not in loopback] == []
 
 
 def test_a_node_that_dies_fails_the_attempt_transiently(
