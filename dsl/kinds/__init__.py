@@ -47,10 +47,12 @@ from dsl.kinds._options import (
     DEFAULT_MAX_RETRIES,
     Backoff,
     CommonOptions,
+    FunctionOptions,
     Option,
     UndoableOptions,
     exponential,
 )
+from dsl.kinds._placement import LOCAL, RAY, Placement, placement_of
 from dsl.kinds._select import AUTO, SelectImpl, SelectKind, select
 from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
 from dsl.kinds._strategy import StrategyImpl, StrategyStepKind, strategy
@@ -62,6 +64,8 @@ __all__ = [
     "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
+    "LOCAL",
+    "RAY",
     "AroundImpl",
     "AroundKind",
     "AskImpl",
@@ -80,11 +84,13 @@ __all__ = [
     "ForEachKind",
     "FunctionImpl",
     "FunctionKind",
+    "FunctionOptions",
     "GroupImpl",
     "GroupKind",
     "Impl",
     "KindError",
     "Option",
+    "Placement",
     "SelectImpl",
     "SelectKind",
     "StepContext",
@@ -114,6 +120,7 @@ __all__ = [
     "kind_named",
     "kind_of",
     "kinds",
+    "placement_of",
     "rebuild_steps",
     "register",
     "select",
