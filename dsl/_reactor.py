@@ -11,6 +11,7 @@ the class: runs belong to the executor (``reactor``).
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
 import sys
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 from dsl._errors import DefinitionError
 from dsl._inputs import Input
 from dsl._sources import Ref, Value
-from dsl.kinds import StepDef, StepSpec, bind
+from dsl.kinds import Placement, StepDef, StepSpec, bind, kind_of, placement_of
 
 __all__ = ["Plan", "Reactor", "find", "locate", "plan_steps"]
 
@@ -41,6 +42,8 @@ class Plan:
         max_concurrency: The default limit on steps running at once (``None``: the
             engine's default).
         timeout: The default limit on a whole run, in seconds.
+        placement: Where its steps' work runs unless a step says (``None``: the
+            engine's placement); already applied to the steps that take one.
     """
 
     reactor: str
@@ -52,6 +55,7 @@ class Plan:
     dependents: Mapping[str, tuple[str, ...]]
     max_concurrency: int | None = None
     timeout: float | None = None
+    placement: Placement | None = None
 
 
 class Reactor:
@@ -71,7 +75,9 @@ class Reactor:
                 return f"For: {optimist.content}\\nAgainst: {sceptic.content}"
 
     Class keywords: ``returns`` (the step whose result the run returns; default the
-    last step), ``max_concurrency`` and ``timeout`` (defaults for each run).
+    last step), ``max_concurrency`` and ``timeout`` (defaults for each run), and
+    ``placement`` (where the work of its steps runs when a step does not say:
+    ``"local"``, ``"ray"`` or a :class:`~dsl.Placement`).
 
     Attributes:
         __plan__: The validated :class:`Plan`.
@@ -85,6 +91,7 @@ class Reactor:
         returns: str | None = None,
         max_concurrency: int | None = None,
         timeout: float | None = None,
+        placement: str | Placement | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -102,9 +109,15 @@ class Reactor:
         if not defs:
             raise DefinitionError("a reactor needs at least one step", reactor=name)
         _check_run_options(name, max_concurrency, timeout)
+        try:
+            default_placement = placement_of(placement)
+        except ValueError as exc:
+            raise DefinitionError(str(exc), reactor=name) from None
         for input_name, spec in inputs.items():
             _check_input(name, input_name, spec)
         steps = plan_steps(name, inputs, defs)
+        if default_placement is not None:
+            steps = {n: _placed(s, default_placement) for n, s in steps.items()}
         returning = returns if returns is not None else list(steps)[-1]
         if returning not in steps:
             raise DefinitionError(
@@ -118,6 +131,7 @@ class Reactor:
             returns=returning,
             max_concurrency=max_concurrency,
             timeout=timeout,
+            placement=default_placement,
         )
 
     @classmethod
@@ -173,6 +187,13 @@ def _check_cycles(reactor: str, steps: Mapping[str, StepSpec]) -> None:
         ) from None
 
 
+def _placed(spec: StepSpec, placement: Placement) -> StepSpec:
+    """``spec`` placed by its reactor, unless it says where itself or runs no code."""
+    if spec.placement is not None or "placement" not in kind_of(spec.impl).option_table():
+        return spec
+    return dataclasses.replace(spec, placement=placement)
+
+
 def _plan(
     name: str,
     *,
@@ -182,6 +203,7 @@ def _plan(
     returns: str,
     max_concurrency: int | None,
     timeout: float | None,
+    placement: Placement | None = None,
 ) -> Plan:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     dependents: dict[str, list[str]] = {n: [] for n in (*inputs, *steps)}
@@ -199,6 +221,7 @@ def _plan(
         dependents=MappingProxyType({k: tuple(v) for k, v in dependents.items()}),
         max_concurrency=max_concurrency,
         timeout=timeout,
+        placement=placement,
     )
 
 

@@ -246,3 +246,45 @@ def test_consensus_quick_prints_one_json_object_with_every_figure() -> None:
     assert data["early_stop_accuracy_lost"] == 0.0
     assert data["actor_matches_direct"] == 1.0
     assert set(data["targets"]) == set(data["targets_met"])
+
+
+def test_strategies_quick_prints_loads_and_overheads() -> None:
+    """`python -m benchmarks strategies --quick`: grouped waves load each model once."""
+    result = run_python("-m", "benchmarks", "strategies", "--quick", timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["loads_grouped"] == 3
+    assert data["loads_sequential"] == 6
+    assert data["loads_interleaved"] >= data["loads_grouped"]
+    for key in ("choose_us", "analyse_choose_us", "runner_overhead_us"):
+        assert isinstance(data[key], int | float), key
+    assert set(data["targets"]) == set(data["targets_met"])
+
+
+PLACEMENT_FIGURES = (
+    "local_wall_s",
+    "ray_wall_s",
+    "speedup",
+    "element_ms",
+    "local_step_ms",
+    "ray_step_ms",
+    "ray_raw_task_ms",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_placement_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks placement --quick`: local and two-node Ray figures, one object."""
+    pytest.importorskip("ray")
+    result = run_python("-m", "benchmarks", "placement", "--quick", timeout=180)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in PLACEMENT_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    assert isinstance(data["ray_task_overhead_ms"], int | float)
+    assert data["ray_sched_overhead_ms"] >= 0
+    assert data["cpus"] >= 1
+    assert set(data["targets"]) == set(data["targets_met"]) == {"ray_task_overhead_ms_max"}

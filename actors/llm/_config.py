@@ -77,8 +77,10 @@ __all__ = [
     "HostConfig",
     "HostProtocol",
     "ModelConfig",
+    "PlacementConfig",
     "PolicyConfig",
     "PriceConfig",
+    "RayConfig",
     "ResourcesConfig",
     "SelectionConfig",
     "TaskType",
@@ -709,6 +711,37 @@ class ToolsConfig(_Section):
     max_parallel: int = Field(default=128, ge=1)
 
 
+class RayConfig(_Section):
+    """How the engine reaches Ray when a step is placed there (``reactor.placement``).
+
+    Attributes:
+        address: ``None``: start a local Ray instance bound to 127.0.0.1 only (for
+            development); ``"auto"``, ``"host:port"`` or ``"ray://host:port"``: join
+            that cluster (``REACTOR_RAY__ADDRESS``).
+        namespace: The Ray namespace of the engine's jobs and actors.
+        num_cpus: CPUs of a local instance (``None``: the machine's).
+        num_gpus: GPUs of a local instance (``None``: those Ray finds).
+    """
+
+    address: str | None = None
+    namespace: str = "reactor-swarm"
+    num_cpus: int | None = Field(default=None, ge=1)
+    num_gpus: int | None = Field(default=None, ge=0)
+
+
+class PlacementConfig(_Section):
+    """Where step work runs when the definition does not decide (``reactor.placement``).
+
+    Attributes:
+        default: ``"local"`` (the engine's event loop and worker pool) or ``"ray"``.
+        steps: ``"Reactor"`` or ``"Reactor.step"`` to ``"local"`` or ``"ray"``,
+            winning over what the reactor says.
+    """
+
+    default: str = "local"
+    steps: dict[str, str] = Field(default_factory=dict)
+
+
 class Config(_Section):
     """The whole configuration.
 
@@ -728,6 +761,8 @@ class Config(_Section):
         tools: The tool runner's settings.
         mcp_servers: MCP servers by name (the TOML table ``[mcpServers.<name>]``, as in
             LM Studio's ``mcp.json``; ``mcp_servers`` is accepted too).
+        ray: How to reach a Ray cluster, for steps placed there.
+        placement: Where step work runs by default, and per reactor or step.
     """
 
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
@@ -744,6 +779,8 @@ class Config(_Section):
     mcp_servers: dict[str, McpServerConfig] = Field(
         default_factory=dict, validation_alias=AliasChoices("mcpServers", "mcp_servers")
     )
+    ray: RayConfig = Field(default_factory=RayConfig)
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 

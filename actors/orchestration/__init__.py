@@ -13,6 +13,9 @@ import:
   :class:`Chain` of models that knows which failures to fall through);
 * :mod:`actors.orchestration.consensus`: the :class:`Consensus` coordinator (several
   members, a :class:`Quorum`, output-typed aggregation, statistical confidence).
+* :mod:`actors.orchestration.strategies`: several models on one task (concurrent,
+  chain, consensus, hierarchical, semantic, ...), chosen from the task's features and
+  what fits in GPU memory (``choose_strategy``, ``run_strategy``, ``orchestrate``).
 """
 
 from actors.orchestration.budget import (

@@ -58,6 +58,14 @@ def _content(value: Any) -> str:
     return _encode(value).decode()
 
 
+_REFUSALS: dict[Decision, tuple[ToolStatus, str]] = {
+    Decision.APPROVAL: (ToolStatus.PENDING_APPROVAL, "pending"),
+    Decision.DENY: (ToolStatus.PERMISSION_DENIED, "denied"),
+    Decision.RATE_LIMITED: (ToolStatus.RATE_LIMITED, "denied"),
+}
+"""A policy verdict that stops a call: the outcome's status and the audit's decision."""
+
+
 def _error_content(kind: str, message: str, fields: tuple[str, ...] = ()) -> str:
     body: dict[str, Any] = {"error": kind, "message": message}
     if fields:
@@ -129,44 +137,17 @@ class ToolCaller:
             verdict = self.policy.check(
                 tool, _plain(validated), scope, approved=approval is not None
             )
-            if verdict.decision is Decision.APPROVAL:
+            refusal = _REFUSALS.get(verdict.decision)
+            if refusal is not None:
+                status, label = refusal
                 return self._audited(
                     ToolOutcome(
                         call_id=call.id,
                         name=call.name,
-                        status=ToolStatus.PENDING_APPROVAL,
-                        content=_error_content("pending_approval", verdict.reason),
-                        decision="pending",
-                        arguments=dict(arguments),
-                    ),
-                    tool,
-                    request,
-                    started,
-                )
-            if verdict.decision is Decision.DENY:
-                return self._audited(
-                    ToolOutcome(
-                        call_id=call.id,
-                        name=call.name,
-                        status=ToolStatus.PERMISSION_DENIED,
-                        content=_error_content("permission_denied", verdict.reason),
-                        decision="denied",
-                        decided_by=verdict.reason,
-                        arguments=dict(arguments),
-                    ),
-                    tool,
-                    request,
-                    started,
-                )
-            if verdict.decision is Decision.RATE_LIMITED:
-                return self._audited(
-                    ToolOutcome(
-                        call_id=call.id,
-                        name=call.name,
-                        status=ToolStatus.RATE_LIMITED,
-                        content=_error_content("rate_limited", verdict.reason),
-                        decision="denied",
-                        decided_by=verdict.reason,
+                        status=status,
+                        content=_error_content(status.value, verdict.reason),
+                        decision=label,
+                        decided_by="" if label == "pending" else verdict.reason,
                         arguments=dict(arguments),
                     ),
                     tool,

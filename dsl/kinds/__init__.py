@@ -14,6 +14,7 @@ kind           file                      constructor
 ``fallback``   ``_fallback.py``          :func:`fallback`
 ``select``     ``_select.py``            :func:`select`
 ``consensus``  ``_consensus.py``         :func:`consensus`
+``strategy``   ``_strategy.py``          :func:`strategy`
 ``template``   ``_template.py``          :func:`template`
 ``tools``      ``_tools.py``             :func:`tools`
 ``collect``    ``_collect.py``           :func:`collect`
@@ -48,12 +49,15 @@ from dsl.kinds._options import (
     DEFAULT_MAX_RETRIES,
     Backoff,
     CommonOptions,
+    FunctionOptions,
     Option,
     UndoableOptions,
     exponential,
 )
+from dsl.kinds._placement import LOCAL, RAY, Placement, placement_of
 from dsl.kinds._select import AUTO, SelectImpl, SelectKind, select
 from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
+from dsl.kinds._strategy import StrategyImpl, StrategyStepKind, strategy
 from dsl.kinds._switch import SwitchImpl, SwitchKind, switch
 from dsl.kinds._template import TemplateImpl, TemplateKind, template
 from dsl.kinds._tools import ToolsImpl, ToolsKind, tools
@@ -62,6 +66,8 @@ __all__ = [
     "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
+    "LOCAL",
+    "RAY",
     "AroundImpl",
     "AroundKind",
     "AskImpl",
@@ -82,17 +88,21 @@ __all__ = [
     "ForEachKind",
     "FunctionImpl",
     "FunctionKind",
+    "FunctionOptions",
     "GroupImpl",
     "GroupKind",
     "Impl",
     "KindError",
     "Option",
+    "Placement",
     "SelectImpl",
     "SelectKind",
     "StepContext",
     "StepDef",
     "StepKind",
     "StepSpec",
+    "StrategyImpl",
+    "StrategyStepKind",
     "SwitchImpl",
     "SwitchKind",
     "TemplateImpl",
@@ -115,10 +125,12 @@ __all__ = [
     "kind_named",
     "kind_of",
     "kinds",
+    "placement_of",
     "rebuild_steps",
     "register",
     "select",
     "step",
+    "strategy",
     "switch",
     "template",
     "template_arguments",

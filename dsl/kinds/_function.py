@@ -17,7 +17,7 @@ from dsl._outcomes import WithSteps
 from dsl._sources import Ref, Source, Value
 from dsl.kinds._binding import Binder, suggest
 from dsl.kinds._kind import StepKind, register
-from dsl.kinds._options import UndoableOptions
+from dsl.kinds._options import FunctionOptions
 from dsl.kinds._spec import StepContext, StepDef, StepSpec
 
 __all__ = ["FunctionImpl", "FunctionKind", "function_impl", "step"]
@@ -80,7 +80,7 @@ class FunctionKind(StepKind[FunctionImpl]):
 
     name = "function"
     impl = FunctionImpl
-    options = UndoableOptions
+    options = FunctionOptions
     shape = ("[", "]")
 
     def bind(
@@ -150,7 +150,7 @@ def step(
     *,
     name: str | None = None,
     args: Mapping[str, Any] | None = None,
-    **options: Unpack[UndoableOptions],
+    **options: Unpack[FunctionOptions],
 ) -> Callable[[Callable[..., Any]], Any]: ...
 
 
@@ -161,7 +161,7 @@ def step(
     *,
     name: str | None = None,
     args: Mapping[str, Any] | None = None,
-    **options: Unpack[UndoableOptions],
+    **options: Unpack[FunctionOptions],
 ) -> Any: ...
 
 
@@ -171,7 +171,7 @@ def step(
     *,
     name: str | None = None,
     args: Mapping[str, Any] | None = None,
-    **options: Unpack[UndoableOptions],
+    **options: Unpack[FunctionOptions],
 ) -> Any:
     """Make a function a step: ``@step`` or ``@step(max_retries=2, ...)`` in a reactor.
 
@@ -187,9 +187,9 @@ def step(
         args: Sources for parameters, for functions whose signature you don't control
             and for steps made while running (``WithSteps``).
         **options: The common step options, each documented on
-            :class:`~dsl.kinds.UndoableOptions` (``wait_for``, ``where``, ``guard``,
+            :class:`~dsl.kinds.FunctionOptions` (``wait_for``, ``where``, ``guard``,
             ``max_retries``, ``backoff``, ``timeout``, ``compensate``, ``undo``,
-            ``description``). One that does not exist is reported, with the reactor
+            ``description``, ``placement``). One that does not exist is reported, with the reactor
             and step, when the reactor is defined.
     """
 

@@ -20,12 +20,14 @@ from functools import cache
 from typing import Annotated, Any, TypeAlias, TypedDict, get_type_hints
 
 from dsl.kinds._hooks import adapt_hook
+from dsl.kinds._placement import Placement, placement_of
 
 __all__ = [
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
     "Backoff",
     "CommonOptions",
+    "FunctionOptions",
     "Option",
     "UndoableOptions",
     "checked_options",
@@ -235,6 +237,30 @@ class UndoableOptions(CommonOptions, total=False):
     ]
 
 
+def _placement(given: Any) -> Placement | None:
+    try:
+        return placement_of(given)
+    except ValueError as exc:
+        msg = str(exc) if str(exc).startswith("option") else f"option 'placement': {exc}"
+        raise ValueError(msg) from exc
+
+
+class FunctionOptions(UndoableOptions, total=False):
+    """:class:`UndoableOptions`, and ``placement`` for kinds that run user code."""
+
+    placement: Annotated[
+        str | Placement | None,
+        Option(
+            None,
+            "Where the step's work runs: ``'local'`` (the event loop and worker pool), "
+            "``'ray'`` (a Ray cluster) or a :class:`~dsl.Placement` with the resources "
+            "one call needs (CPUs, GPUs, memory, custom resources, a pool of actors). "
+            "``None``: the reactor's placement, else the engine's.",
+            check=_placement,
+        ),
+    ]
+
+
 @cache
 def option_table(options: type | None) -> Mapping[str, tuple[Any, Option]]:
     """Option name to ``(type, Option)`` for an options TypedDict (``None``: no options)."""
@@ -248,7 +274,7 @@ def option_table(options: type | None) -> Mapping[str, tuple[Any, Option]]:
     return table
 
 
-ALL_OPTIONS = option_table(UndoableOptions)
+ALL_OPTIONS = option_table(FunctionOptions)
 """Every common option: what :func:`checked_options` knows of."""
 
 

@@ -24,6 +24,7 @@ from dsl.kinds._options import (
     Backoff,
     checked_options,
 )
+from dsl.kinds._placement import Placement
 
 if TYPE_CHECKING:
     from dsl._reactor import Reactor
@@ -105,6 +106,7 @@ class StepSpec:
         undo: Rolls the step back when a later step fails; called as
             ``undo(value=..., arguments=...)``.
         description: What it is for.
+        placement: Where its work runs (``None``: the reactor's, else the engine's).
     """
 
     name: str
@@ -120,6 +122,7 @@ class StepSpec:
     compensate: Callable[..., Any] | None = None
     undo: Callable[..., Any] | None = None
     description: str = ""
+    placement: Placement | None = None
 
     @property
     def kind(self) -> str:

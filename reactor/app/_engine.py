@@ -50,8 +50,9 @@ from actors.tools import (
     decide,
     pending_calls,
 )
-from dsl import DefinitionError, Reactor, RecursionLimitError, find, locate
+from dsl import DefinitionError, Placement, Reactor, RecursionLimitError, find, locate
 from reactor.observe import LoggingMiddleware, TracingMiddleware
+from reactor.placement import Placements, StepPlacement
 from reactor.run import (
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
@@ -95,6 +96,15 @@ __all__ = ["DEFAULT_MAX_DEPTH", "Engine", "RunHandle"]
 
 DEFAULT_MAX_DEPTH = 16
 """How deep runs may compose runs (a run and its composed runs, down to the deepest)."""
+
+
+def _built_in_middleware(*, tracing: bool, logging: bool) -> list[Middleware]:
+    built_in: list[Middleware] = []
+    if tracing:
+        built_in.append(TracingMiddleware())
+    if logging:
+        built_in.append(LoggingMiddleware())
+    return built_in
 
 
 class RunHandle(RunDone):
@@ -181,8 +191,18 @@ class Engine:
             ``[fallback.chains]`` the engine uses: with limits, it starts a ``budget``
             actor (unless one runs) that admits every model call.
         budget: A running Budget actor to use instead.
+        placement: Where step work runs when nothing else says (``"local"``, the
+            default, or ``"ray"``, or a :class:`~dsl.Placement`); default: the
+            configuration's ``[placement] default``.
+        placements: ``"Reactor"`` or ``"Reactor.step"`` to a placement, winning over
+            the definition (added to the configuration's ``[placement] steps``). See
+            :mod:`reactor.placement`.
+        placement_targets: Placements of your own by name (``Placement("mine")``
+            names one); each implements :class:`~reactor.placement.StepPlacement`.
 
     Raises:
+        RayNotInstalledError: ``placement`` or ``placements`` name Ray, and Ray is
+            not installed (``pip install 'reactor-swarm[ray]'``).
         StoreError: The engine starts the Store and its file cannot be used (a
             directory, read-only, not SQLite, a newer schema): checked here, with
             :meth:`~actors.store.Store.check`, before any run.
@@ -208,6 +228,9 @@ class Engine:
         config: Config | None = None,
         budget: Ref[Any] | None = None,
         selector: Ref[Any] | None = None,
+        placement: str | Placement | None = None,
+        placements: Mapping[str, str | Placement] | None = None,
+        placement_targets: Mapping[str, StepPlacement] | None = None,
     ) -> None:
         if max_concurrency < 1:
             msg = f"Engine(max_concurrency={max_concurrency!r}): must be at least 1"
@@ -224,12 +247,10 @@ class Engine:
         self.journal: Journal
         self._supervisor: Ref[Any]
         self._services: RunServices
-        built_in: list[Middleware] = []
-        if tracing:
-            built_in.append(TracingMiddleware())
-        if logging:
-            built_in.append(LoggingMiddleware())
-        self.middleware: tuple[Middleware, ...] = (*built_in, *middleware)
+        self.middleware: tuple[Middleware, ...] = (
+            *_built_in_middleware(tracing=tracing, logging=logging),
+            *middleware,
+        )
         self.limits = Limits()
         self._pool = ThreadPoolExecutor(
             max_workers=workers or min(32, (os.cpu_count() or 1) + 4),
@@ -246,6 +267,13 @@ class Engine:
         if config is None and fleet is not None:
             config = fleet.config
         self.config = config
+        self.placements = Placements(
+            placement or (config.placement.default if config is not None else None),
+            {**(config.placement.steps if config is not None else {}), **(placements or {})},
+            targets=placement_targets,
+            ray=config.ray if config is not None else None,
+        )
+        """Where each step's work runs (:mod:`reactor.placement`)."""
         self._journal_proof = JournalProof()
         self._given_budget = budget
         self._given_selector = selector
@@ -409,6 +437,8 @@ class Engine:
             selector=self.selector,
             lookup=self.system.lookup,
             consensus=self.consensus,
+            catalog=self.catalog,
+            placer=self.placements,
         )
 
     def _services_for(self, extra: Sequence[Middleware]) -> RunServices:
@@ -417,8 +447,9 @@ class Engine:
         return self._make_services((*self.middleware, *extra))
 
     def close(self) -> None:
-        """Stop the worker pool (the system stops the actors)."""
+        """Stop the worker pool and the placements (the system stops the actors)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.placements.close()
 
     def __enter__(self) -> Engine:
         return self.open()

@@ -10,6 +10,7 @@ kind           file                   how an attempt runs
 ``ask``        ``_ask.py``            a request to a ModelHost actor
 ``select``     ``_select.py``         a request to the Selector actor
 ``consensus``  ``_consensus.py``      a request to the Consensus coordinator
+``strategy``   ``_strategy.py``       the chooser, then member calls on the I/O loop
 ``template``   ``_template.py``       at once, in the run
 ``collect``    ``_collect.py``        at once, in the run
 ``compose``    ``_compose.py``        a child run
@@ -35,6 +36,7 @@ from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
 from reactor.kinds._registry import register, unregister
 from reactor.kinds._select import SelectExecutor
+from reactor.kinds._strategy import StrategyExecutor
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
 from reactor.kinds._tools import ToolsExecutor
@@ -50,6 +52,7 @@ __all__ = [
     "FunctionExecutor",
     "GroupExecutor",
     "SelectExecutor",
+    "StrategyExecutor",
     "SwitchExecutor",
     "TemplateExecutor",
     "ToolsExecutor",

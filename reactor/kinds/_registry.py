@@ -17,6 +17,7 @@ from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
 from reactor.kinds._select import SelectExecutor
+from reactor.kinds._strategy import StrategyExecutor
 from reactor.kinds._switch import SwitchExecutor
 from reactor.kinds._template import TemplateExecutor
 from reactor.kinds._tools import ToolsExecutor
@@ -53,6 +54,7 @@ _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("fallback", FallbackExecutor()),
     ("select", SelectExecutor()),
     ("consensus", ConsensusExecutor()),
+    ("strategy", StrategyExecutor()),
     ("template", TemplateExecutor()),
     ("collect", CollectExecutor()),
     ("compose", ComposeExecutor()),

@@ -16,7 +16,7 @@ read back from its journal, for those that show or check a run).
 """
 
 from reactor.run._classify import StepFailure
-from reactor.run._codec import EncodeError, encode_value
+from reactor.run._codec import EncodeError, decode_value, encode_value
 from reactor.run._done import RunDone
 from reactor.run._errors import (
     ElementFailedError,
@@ -80,7 +80,14 @@ from reactor.run._records import (
     stream_of,
 )
 from reactor.run._run import Run
-from reactor.run._services import CancelRun, ChildRunner, JournalProof, RunOptions, RunServices
+from reactor.run._services import (
+    CancelRun,
+    ChildRunner,
+    JournalProof,
+    Placer,
+    RunOptions,
+    RunServices,
+)
 from reactor.run._undoable import Undoability, undoability
 
 __all__ = [
@@ -104,6 +111,7 @@ __all__ = [
     "Ok",
     "Outcome",
     "Owner",
+    "Placer",
     "PlanChangedError",
     "PlanCheck",
     "PlanPrint",
@@ -149,6 +157,7 @@ __all__ = [
     "check_inputs",
     "compare_plan",
     "decode_plan",
+    "decode_value",
     "encode_value",
     "executor_for",
     "fold",

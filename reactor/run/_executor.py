@@ -7,7 +7,8 @@ its :class:`~dsl.StepContext`, the run's services, and the ways to get work done
 blocking the run, each delivering its outcome to the run as a message:
 
 * :meth:`Attempt.call`: user code, ``async def`` on the event loop, ``def`` in the
-  worker pool, under the step's timeout;
+  worker pool, under the step's timeout; or wherever the engine's placer puts it (a
+  Ray cluster: ``reactor.placement``);
 * :meth:`Attempt.run`: an engine coroutine (a composite running child runs);
 * :meth:`Attempt.ask`: a request to another actor (an ``ask`` step's model host);
 * :meth:`Attempt.succeed` / :meth:`Attempt.fail`: the outcome is known at once.
@@ -157,10 +158,16 @@ class Attempt(Generic[I]):
         """Call user code where it belongs, under the step's timeout; deliver its outcome.
 
         ``async def`` runs on the event loop, a plain ``def`` in the worker pool (whose
-        thread cannot be stopped at the timeout: its late result is ignored).
+        thread cannot be stopped at the timeout: its late result is ignored), unless
+        the engine's placer (``reactor.placement``) runs it elsewhere.
         """
         if is_async is None:
             is_async = inspect.iscoroutinefunction(fn)
+        placer = self.services.placer
+        if placer is not None:
+            placed = placer(self, fn, kwargs, is_async)
+            if placed is not None:
+                return self._port.attempt_pipe(self, placed)
         timeout = self.spec.timeout
         if is_async:
             coro = call_async(fn, kwargs, timeout, self.trace)

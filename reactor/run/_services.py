@@ -5,17 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from actors import Ref
 from reactor.run._limits import Limits
 from reactor.run._middleware import Middleware
 from reactor.run._records import Owner
 
-__all__ = ["CancelRun", "ChildRunner", "JournalProof", "RunOptions", "RunServices"]
+__all__ = ["CancelRun", "ChildRunner", "JournalProof", "Placer", "RunOptions", "RunServices"]
 
 ChildRunner = Callable[..., Coroutine[Any, Any, Any]]
 """``await run_child(reactor, inputs, suffix)``: run a composed reactor to its result."""
+
+
+class Placer(Protocol):
+    """Where an attempt's user code runs: the seam ``reactor.placement`` plugs into.
+
+    :meth:`~reactor.run.Attempt.call` asks it first. It returns the coroutine that
+    runs ``fn(**kwargs)`` elsewhere (a Ray cluster) and yields its
+    :class:`~reactor.run.Outcome`, under the step's timeout and trace context; or
+    ``None`` when the call stays local (the event loop or the worker pool, as without
+    a placer), so that local steps pay nothing for the seam.
+    """
+
+    def __call__(
+        self, attempt: Any, fn: Callable[..., Any], kwargs: dict[str, Any], is_async: bool
+    ) -> Coroutine[Any, Any, Any] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +93,10 @@ class RunServices:
             the engine offers none.
         consensus: The Consensus coordinator, for ``consensus`` steps (``None``: the
             engine has none, and such steps fail ``not_found``).
+        catalog: The model catalog (a ``strategy`` step's chooser reads what is loaded
+            and what fits); ``None``: unknown, everything is taken to fit.
+        placer: Where user code runs when not locally (see :class:`Placer`); ``None``:
+            always locally.
     """
 
     store: Ref[Any]
@@ -96,6 +115,8 @@ class RunServices:
     fallback_chain: Callable[[Any, Any], Ref[Any]] | None = None
     lookup: Callable[[str], Ref[Any]] | None = None
     consensus: Ref[Any] | None = None
+    catalog: Any = None
+    placer: Placer | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from dsl.kinds import (
     Binder,
     CommonOptions,
     FunctionKind,
+    FunctionOptions,
     KindError,
     StepKind,
     UndoableOptions,
@@ -150,7 +151,8 @@ def test_an_unregistered_definition_is_a_definition_error() -> None:
 def test_options_are_declared_once_and_checked_per_kind(registered: ShelfKind) -> None:
     """A kind takes the options of its TypedDict; one it lacks does not apply."""
     assert "undo" not in registered.option_table()
-    assert set(FunctionKind().option_table()) == set(UndoableOptions.__annotations__)
+    assert set(FunctionKind().option_table()) == set(FunctionOptions.__annotations__)
+    assert set(FunctionOptions.__annotations__) == {*UndoableOptions.__annotations__, "placement"}
     assert registered.option_table()["max_retries"][1].default == 3
     with pytest.raises(DefinitionError, match="option 'undo' does not apply"):
 

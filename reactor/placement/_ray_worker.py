@@ -1,0 +1,204 @@
+"""What runs inside a Ray worker: a step's call, from bytes in to a tagged reply out.
+
+Arguments arrive as the journal's JSON (:func:`~reactor.run.encode_value`) and are
+decoded to the function's parameter annotations (a ``Completion`` argument is a
+``Completion`` again); the result goes back the same way, so a value that could not be
+journaled cannot cross either. The step's trace context arrives as a W3C carrier and
+is attached around the call: spans the step makes join the run's trace (exported by
+this process's tracer, which is configured from the ``OTEL_*`` variables when they
+name an endpoint).
+
+The reply is a pair: ``("value", json)``, ``("outcome", Retry(...))`` for the DSL's
+outcomes (they travel as Ray pickles them), or ``("error", (exception, traceback))``.
+Nothing here raises to Ray: a task that raised would be retried or wrapped by Ray,
+and the engine owns retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import traceback
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+
+from dsl import Continue, Fail, Halt, Retry, Shortcut, WithSteps
+from reactor.run import EncodeError, encode_value
+
+__all__ = ["AsyncStepHost", "Reply", "SyncStepHost", "run_placed", "run_placed_async"]
+
+Reply = tuple[str, Any]
+"""``(tag, body)``: ``value`` (JSON bytes), ``outcome`` (a DSL outcome) or ``error``."""
+
+_OUTCOMES = (Continue, Fail, Halt, Retry, Shortcut, WithSteps)
+
+_HINTS: dict[Callable[..., Any], dict[str, Any]] = {}
+
+
+class RemoteError(Exception):
+    """An exception from a step on Ray that could not be sent back as itself."""
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    hints = _HINTS.get(fn)
+    if hints is None:
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # noqa: BLE001 - annotations that do not resolve: plain values
+            hints = {}
+        _HINTS[fn] = hints
+    return hints
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    if hint is Any or hint is None:
+        return value
+    validate = getattr(hint, "model_validate", None)
+    if isinstance(hint, type) and callable(validate):
+        return validate(value)
+    try:
+        return msgspec.convert(value, type=hint, strict=False)
+    except (TypeError, msgspec.ValidationError):
+        return value  # an annotation msgspec cannot build: the plain value, as on replay
+
+
+def decode_arguments(fn: Callable[..., Any], payload: bytes) -> dict[str, Any]:
+    """The call's keyword arguments, each decoded to its parameter's annotation."""
+    raw: dict[str, Any] = msgspec.json.decode(payload)
+    hints = _hints(fn)
+    return {name: _convert(value, hints.get(name, Any)) for name, value in raw.items()}
+
+
+def _portable(error: BaseException) -> tuple[BaseException, str]:
+    text = "".join(traceback.format_exception(error))
+    try:
+        pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes, just made
+    except Exception:  # noqa: BLE001 - any failure to pickle: send a description
+        error = RemoteError(f"{type(error).__qualname__}: {error}")
+    return error, f"on Ray (node {_node()}, pid {os.getpid()}):\n{text}"
+
+
+def _node() -> str:
+    try:
+        import ray  # noqa: PLC0415 - only ever imported in a Ray worker
+
+        return str(ray.get_runtime_context().get_node_id())[:12]
+    except Exception:  # noqa: BLE001 - only for the message
+        return "?"
+
+
+def _reply(step: str, value: Any) -> Reply:
+    if isinstance(value, _OUTCOMES):
+        return ("outcome", value)
+    try:
+        return ("value", bytes(encode_value(value)))
+    except EncodeError as exc:
+        return ("unencodable", f"{exc}")
+
+
+_tracing_checked = False
+
+
+def _ensure_tracing() -> None:
+    """Export this worker's spans when the ``OTEL_*`` variables name an endpoint."""
+    global _tracing_checked  # noqa: PLW0603 - once per worker process
+    if _tracing_checked:
+        return
+    _tracing_checked = True
+    named = any(
+        os.environ.get(v)
+        for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    if named and type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider":
+        import otel  # noqa: PLC0415 - only when exporting
+
+        otel.configure_tracing()
+
+
+def _attach(carrier: Mapping[str, str] | None) -> object | None:
+    if not carrier:
+        return None
+    _ensure_tracing()
+    return otel_context.attach(propagate.extract(carrier))
+
+
+def _prepare(
+    fn: Callable[..., Any], step: str, payload: bytes, carrier: Mapping[str, str] | None
+) -> tuple[dict[str, Any] | None, Reply | None, object | None]:
+    try:
+        kwargs = decode_arguments(fn, payload)
+    except Exception as exc:  # noqa: BLE001 - reported to the engine as the step's failure
+        return None, ("error", _portable(exc)), None
+    return kwargs, None, _attach(carrier)
+
+
+def run_placed(
+    fn: Callable[..., Any],
+    is_async: bool,
+    step: str,
+    payload: bytes,
+    carrier: Mapping[str, str] | None,
+) -> Reply:
+    """Call ``fn`` (an ``async def`` on a loop of its own) with the decoded arguments."""
+    kwargs, failed, token = _prepare(fn, step, payload, carrier)
+    if kwargs is None:
+        assert failed is not None
+        return failed
+    try:
+        value = asyncio.run(fn(**kwargs)) if is_async else fn(**kwargs)
+    except BaseException as exc:  # noqa: BLE001 - the step's failure, sent back as a value
+        return ("error", _portable(exc))
+    finally:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+    return _reply(step, value)
+
+
+async def run_placed_async(
+    fn: Callable[..., Any], step: str, payload: bytes, carrier: Mapping[str, str] | None
+) -> Reply:
+    """Await ``fn`` on the running loop (an async actor's) with the decoded arguments."""
+    kwargs, failed, token = _prepare(fn, step, payload, carrier)
+    if kwargs is None:
+        assert failed is not None
+        return failed
+    try:
+        value = await fn(**kwargs)
+    except asyncio.CancelledError:
+        raise  # Ray cancelled the call: let Ray see it
+    except BaseException as exc:  # noqa: BLE001 - the step's failure, sent back as a value
+        return ("error", _portable(exc))
+    finally:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+    return _reply(step, value)
+
+
+class SyncStepHost:
+    """A Ray actor that keeps one step's function (and its process's state) warm."""
+
+    def __init__(self, fn: Callable[..., Any], step: str) -> None:
+        self.fn = fn
+        self.step = step
+
+    def call(self, payload: bytes, carrier: Mapping[str, str] | None) -> Reply:
+        """One call of the step."""
+        return run_placed(self.fn, False, self.step, payload, carrier)
+
+
+class AsyncStepHost:
+    """:class:`SyncStepHost` for an ``async def`` step: calls share the actor's loop."""
+
+    def __init__(self, fn: Callable[..., Any], step: str) -> None:
+        self.fn = fn
+        self.step = step
+
+    async def call(self, payload: bytes, carrier: Mapping[str, str] | None) -> Reply:
+        """One call of the step."""
+        return await run_placed_async(self.fn, self.step, payload, carrier)
