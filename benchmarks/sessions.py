@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import random
-import statistics
 import tempfile
 import threading
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import otel
-from actors import System
+from actors import Ref, System
 from actors.sessions import Sessions
 from actors.store import Store
 
@@ -55,7 +54,7 @@ _TOPICS = (
     "memory allocator",
     "tokenizer choice",
 )
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - one string reads better than 50 items
     "latency throughput durability consistency partition replica quorum leader follower "
     "snapshot compaction checkpoint eviction admission sampling histogram percentile bloom "
     "filter trie btree lsm wal fsync batching pipelining prefetch locality contention mutex "
@@ -141,7 +140,7 @@ def run(n: int, samples: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     db = Path(tempfile.mkdtemp()) / "sessions.db"
     with System(name="bench-sessions", default_timeout=60.0) as system:
-        store = system.spawn(Store.spec(db, synchronous="NORMAL"))
+        store: Ref[Any] = system.spawn(Store.spec(db, synchronous="NORMAL"))
         sessions = Sessions(system, store=store, idle_s=3600.0, timeout=60.0)
         sessions.open()
         started = time.perf_counter()
