@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 
 from actors import Deferred, Failure, FailureKind, LoopActor, Message, Ref, Request
+from actors.lowlevel import TimerHandle
 from actors.sessions._messages import (
     AddReasoningStep,
     AddSessionParticipants,
@@ -183,6 +184,7 @@ class SessionActor(LoopActor[Any]):
         self._queue: collections.deque[Callable[[], None]] = collections.deque()
         self._handled = 0
         self._last = time.monotonic()
+        self._idle_timer: TimerHandle | None = None
 
     # ---- activation ---------------------------------------------------------------------
 
@@ -193,7 +195,13 @@ class SessionActor(LoopActor[Any]):
             self._loaded,
             timeout=_STORE_TIMEOUT,
         )
-        self.call_later(self._idle_s, self._check_idle, name="session idle")
+        self._idle_timer = self.call_later(self._idle_s, self._check_idle, name="session idle")
+
+    def stopped(self) -> None:
+        # A passivated session's timer must not keep it in memory until it fires.
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
 
     def _loaded(self, answer: JournalEntries | Failure) -> None:
         if isinstance(answer, Failure):
@@ -296,9 +304,10 @@ class SessionActor(LoopActor[Any]):
                     session_id=self.session_id, activation=self.name, handled=self._handled
                 )
             )
-            self.call_later(self._idle_s, self._check_idle, name="session idle")
+            delay = self._idle_s
         else:
-            self.call_later(max(self._idle_s - quiet, 0.05), self._check_idle, name="session idle")
+            delay = max(self._idle_s - quiet, 0.05)
+        self._idle_timer = self.call_later(delay, self._check_idle, name="session idle")
 
     # ---- serving ------------------------------------------------------------------------
 
