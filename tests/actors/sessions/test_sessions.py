@@ -20,12 +20,17 @@ from actors import AskError, FailureKind, System
 from actors.llm import Catalog, HostConfig, HostInventory, ModelConfig, ModelInfo
 from actors.sessions import (
     STREAM_PREFIX,
+    DecisionContext,
+    DecisionOutcome,
     DecisionStarted,
     Execution,
     ExecutionStatus,
+    OrchestrationCapabilities,
+    Progress,
     Sessions,
     SessionStatus,
     Strategy,
+    StrategyChoice,
     TaskType,
 )
 from actors.store import JournalAppend
@@ -417,3 +422,48 @@ def test_the_async_api(system: System, fake: FakeServer, tmp_path: Path) -> None
     assert sid
     assert (seq, hits) == (1, 1)
     assert done.status is ExecutionStatus.COMPLETED
+
+
+class _Scripted:
+    """An orchestrator of the test's own, plugged in through the Orchestrator protocol."""
+
+    def __init__(self) -> None:
+        self.contexts: list[DecisionContext] = []
+
+    def capabilities(self) -> OrchestrationCapabilities:
+        return OrchestrationCapabilities(strategies=(Strategy.CHAIN,), max_members=1)
+
+    def choose(self, context: DecisionContext) -> StrategyChoice:
+        self.contexts.append(context)
+        if context.task_type is TaskType.CODE:
+            raise LookupError("no code model here")
+        return StrategyChoice(Strategy.CHAIN, ("mine/one",), "always a chain")
+
+    async def run(
+        self, choice: StrategyChoice, context: DecisionContext, progress: Progress
+    ) -> DecisionOutcome:
+        progress("thinking")
+        if context.prompt == "fail":
+            raise RuntimeError("the strategy broke")
+        return DecisionOutcome(result=f"{choice.strategy.value}: {context.render()[:20]}")
+
+
+def test_an_orchestrator_of_ones_own_plugs_in(system: System, tmp_path: Path) -> None:
+    """A plugged-in chooser sees the reasoning; LookupError is not_found; run's errors fail it."""
+    mine = _Scripted()
+    sessions = Sessions(system, db_path=tmp_path / "o.db", orchestrator=mine)
+    sid = sessions.initiate_reasoning_session("Plug in", "alice")
+    sessions.add_reasoning_step(sid, "alice", "a premise", "analysis")
+    done = sessions.execute_orchestrated_decision(sid, "alice", "ok", wait_s=10)
+    assert (done.status, done.reason, done.result) == (
+        ExecutionStatus.COMPLETED,
+        "always a chain",
+        "chain: Task (general): Plug",
+    )
+    assert [s.text for s in mine.contexts[0].steps] == ["a premise"]
+    failed = sessions.execute_orchestrated_decision(sid, "alice", "fail", wait_s=10)
+    assert failed.error == "RuntimeError: the strategy broke"
+    assert kind_of(lambda: sessions.execute_orchestrated_decision(sid, "alice", "x", "code")) is (
+        FailureKind.NOT_FOUND
+    )
+    assert sessions.get_orchestration_capabilities("alice").strategies == (Strategy.CHAIN,)
