@@ -670,7 +670,10 @@ class SessionActor(LoopActor[Any]):
 
         def appended(answer: JournalAppended | Failure) -> None:
             if isinstance(answer, Failure):
-                done(answer)
+                # Perhaps another writer (process) got there first: what it wrote is read
+                # before the next request (the Store refuses a stale expected_seq, or its
+                # commit fails on the stream's unique sequence numbers).
+                self._catch_up(functools.partial(done, answer))
                 return
             self._seq = answer.seq
             self._apply(event)
@@ -696,6 +699,23 @@ class SessionActor(LoopActor[Any]):
                 self.ask(self._store, insert, inserted, timeout=_STORE_TIMEOUT)
 
         self.ask(self._store, append, appended, timeout=_STORE_TIMEOUT)
+
+    def _catch_up(self, then: Callable[[], None]) -> None:
+        """Read the events another writer appended, apply them, then ``then()``."""
+
+        def read(answer: JournalEntries | Failure) -> None:
+            if not isinstance(answer, Failure):
+                for entry in answer.entries:
+                    self._apply(_EVENTS.decode(entry.data))
+                    self._seq = entry.seq
+            then()
+
+        self.ask(
+            self._store,
+            JournalRead(stream_id=self._stream, after_seq=self._seq),
+            read,
+            timeout=_STORE_TIMEOUT,
+        )
 
     def _summary(self) -> StoreInsert:
         opened = self._opened

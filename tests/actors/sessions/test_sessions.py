@@ -467,3 +467,19 @@ def test_an_orchestrator_of_ones_own_plugs_in(system: System, tmp_path: Path) ->
         FailureKind.NOT_FOUND
     )
     assert sessions.get_orchestration_capabilities("alice").strategies == (Strategy.CHAIN,)
+
+
+def test_a_second_writer_of_the_same_session_is_refused_then_caught_up(
+    sessions: Sessions, fake: FakeServer, tmp_path: Path
+) -> None:
+    """Another process appends first: this one's write is refused, not forked; a retry works."""
+    sid = sessions.initiate_reasoning_session("Shared file", "alice", open=True)
+    assert sessions.get_reasoning_session(sid, "alice").steps == ()  # active here
+    with System(name="other", default_timeout=5.0) as other:
+        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=catalog_for(fake))
+        elsewhere.add_reasoning_step(sid, "bob", "written elsewhere")
+    with pytest.raises(AskError, match="UNIQUE|expected_seq"):
+        sessions.add_reasoning_step(sid, "alice", "written here")
+    sessions.add_reasoning_step(sid, "alice", "written here")
+    steps = sessions.get_reasoning_session(sid, "alice").steps
+    assert [(s.seq, s.text) for s in steps] == [(1, "written elsewhere"), (2, "written here")]
