@@ -9,8 +9,7 @@ file), passivates them all, and measures:
   ``active_get_p50_ms``, the same call on a session that is active (routing only);
 * ``sessions_peak_threads``: the process's threads (``/proc/self/task``) at their peak
   while every stored session is activated at once (all of them in memory together),
-  beside ``threads_before``; ``active_peak`` says how many were active, and
-  ``rss_per_active_session_kb`` what each costs in memory (resident set growth);
+  beside ``threads_before``; ``active_peak`` says how many were active;
 * ``fts_p50_ms`` / ``fts_p99_ms``: ``search_reasoning_sessions`` with a query (FTS5,
   access-filtered), beside ``list_p50_ms``, the newest sessions with no query.
 
@@ -69,14 +68,6 @@ def _threads() -> int:
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return threading.active_count()
-
-
-def _rss_kb() -> int:
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    except (OSError, ValueError):
-        return 0
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -165,13 +156,11 @@ def run(n: int, samples: int, seed: int) -> dict[str, Any]:
         sessions.passivate_idle()
 
         # Every stored session active at once: threads stay flat.
-        rss_before = _rss_kb()
         sampler = _Sampler()
         sampler.start()
         system.bridge.run(_activate_all(sessions, made))
         active_peak = sessions.activity().active
         peak_threads = sampler.stop()
-        rss_per_session_kb = (_rss_kb() - rss_before) / max(active_peak, 1)
 
         # Search: FTS5 with a query vs the newest with none, by agents that see a share.
         queries = [f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}" for _ in range(samples)]
@@ -193,7 +182,6 @@ def run(n: int, samples: int, seed: int) -> dict[str, Any]:
         "sessions_peak_threads": peak_threads,
         "threads_before": threads_before,
         "active_peak": active_peak,
-        "rss_per_active_session_kb": round(rss_per_session_kb, 2),
         "fts_p50_ms": _pct(fts, 0.5),
         "fts_p99_ms": _pct(fts, 0.99),
         "list_p50_ms": _pct(listing, 0.5),

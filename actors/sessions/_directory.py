@@ -525,8 +525,14 @@ async def search(
 ) -> SessionSearchResults | Failure:
     """Run a search on the Store's read connection (see :class:`SearchReasoningSessions`).
 
-    With a query: the best-ranked matching sessions first (one query; a query that is
-    not FTS5 syntax is searched for as its words), then the snippets of those only.
+    With a query: the best-ranked matching sessions the agent may read, then the
+    snippets of those only. A query that is not FTS5 syntax is searched for as its words.
+
+    Ranking every match of a common word, then joining all of them, costs most of a
+    search; so the best ``depth`` matches are taken first (FTS5 sorts them with a bounded
+    sorter), then filtered for access, tags and status. That is exact: a session left
+    out ranks below all of them. When fewer than ``limit`` sessions pass the filters and
+    there were more matches, the depth grows eightfold, up to all of them.
     """
     where, params = _filters(message)
     columns = "s.session_id, s.task_description, s.owner, s.tags, s.status, s.updated_at, s.steps"
@@ -539,14 +545,7 @@ async def search(
         )
         answer = await _ask_rows(store, sql, (*params, message.limit))
     else:
-        sql = (
-            "WITH hits AS MATERIALIZED (SELECT session_id, rank AS r FROM reasoning_fts "  # noqa: S608 - fixed clauses
-            "WHERE reasoning_fts MATCH ?) "
-            f"SELECT {columns}, min(h.r) FROM hits AS h "
-            f"JOIN reasoning_sessions AS s ON s.session_id = h.session_id WHERE {where} "
-            "GROUP BY s.session_id ORDER BY min(h.r), s.updated_at DESC LIMIT ?"
-        )
-        answer = await _ask_rows(store, sql, (query, *params, message.limit))
+        answer = await _ranked(store, query, columns, where, params, message.limit)
         if isinstance(answer, Failure) and "fts5" in answer.message.lower():
             query = _quoted(query)
             if not query:
@@ -555,7 +554,7 @@ async def search(
                     message=f"search_reasoning_sessions: query {message.query!r} has no words",
                     source="sessions",
                 )
-            answer = await _ask_rows(store, sql, (query, *params, message.limit))
+            answer = await _ranked(store, query, columns, where, params, message.limit)
         if not isinstance(answer, Failure) and answer.rows:
             snippets = await _snippets(store, query, [str(row[0]) for row in answer.rows])
     if isinstance(answer, Failure):
@@ -563,19 +562,49 @@ async def search(
     return SessionSearchResults(
         hits=tuple(
             SearchHit(
-                session_id=str(sid),
-                task_description=str(task),
-                owner=str(owner),
-                tags=tuple(msgspec.json.decode(str(tags), type=list[str])),
-                status=SessionStatus(str(status)),
-                updated_at=float(updated or 0.0),
-                steps=int(steps or 0),
-                snippet=snippets.get(str(sid), ""),
-                rank=float(rank or 0.0),
+                session_id=str(row[0]),
+                task_description=str(row[1]),
+                owner=str(row[2]),
+                tags=tuple(msgspec.json.decode(str(row[3]), type=list[str])),
+                status=SessionStatus(str(row[4])),
+                updated_at=float(row[5] or 0.0),
+                steps=int(row[6] or 0),
+                snippet=snippets.get(str(row[0]), ""),
+                rank=float(row[7] or 0.0),
             )
-            for sid, task, owner, tags, status, updated, steps, rank in answer.rows
+            for row in answer.rows
         )
     )
+
+
+_FIRST_DEPTH = 64
+_MAX_DEPTH = 100_000
+
+
+async def _ranked(  # noqa: PLR0917 - the search's parts, computed once by the caller
+    store: Ref[Any],
+    query: str,
+    columns: str,
+    where: str,
+    params: list[SqlValue],
+    limit: int,
+) -> StoreRows | Failure:
+    """The best-ranked sessions matching ``query`` that pass ``where`` (see :func:`search`)."""
+    sql = (
+        "WITH hits AS MATERIALIZED (SELECT session_id, rank AS r FROM reasoning_fts "  # noqa: S608 - fixed clauses
+        "WHERE reasoning_fts MATCH ? ORDER BY rank LIMIT ?) "
+        f"SELECT {columns}, min(h.r), (SELECT count(*) FROM hits) FROM hits AS h "
+        f"JOIN reasoning_sessions AS s ON s.session_id = h.session_id WHERE {where} "
+        "GROUP BY s.session_id ORDER BY min(h.r), s.updated_at DESC LIMIT ?"
+    )
+    depth = max(_FIRST_DEPTH, 8 * limit)
+    while True:
+        answer = await _ask_rows(store, sql, (query, depth, *params, limit))
+        if isinstance(answer, Failure) or depth < 0 or len(answer.rows) >= limit:
+            return answer
+        if answer.rows and int(answer.rows[0][-1] or 0) < depth:
+            return answer  # every match was ranked: there are no more
+        depth = depth * 8 if depth * 8 <= _MAX_DEPTH else -1  # -1: no limit
 
 
 async def _snippets(store: Ref[Any], query: str, session_ids: list[str]) -> dict[str, str]:

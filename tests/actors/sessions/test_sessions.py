@@ -483,3 +483,17 @@ def test_a_second_writer_of_the_same_session_is_refused_then_caught_up(
     sessions.add_reasoning_step(sid, "alice", "written here")
     steps = sessions.get_reasoning_session(sid, "alice").steps
     assert [(s.seq, s.text) for s in steps] == [(1, "written elsewhere"), (2, "written here")]
+
+
+def test_search_finds_a_readable_session_ranked_below_many_unreadable_ones(
+    sessions: Sessions,
+) -> None:
+    """Matches past the first ranked batch are reached when the readable ones are fewer."""
+    sids = [
+        sessions.initiate_reasoning_session(f"widget {i}", "alice", open=False) for i in range(80)
+    ]
+    low = " ".join(f"padding{i}" for i in range(60))  # a long text ranks below short ones
+    mine = sessions.initiate_reasoning_session(f"widget {low}", "bob")
+    hits = sessions.search_reasoning_sessions("bob", "widget")
+    assert [h.session_id for h in hits] == [mine]
+    assert len(sessions.search_reasoning_sessions("alice", "widget", limit=100)) == len(sids)
