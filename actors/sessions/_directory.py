@@ -526,7 +526,8 @@ async def search(
     """Run a search on the Store's read connection (see :class:`SearchReasoningSessions`).
 
     With a query: the best-ranked matching sessions the agent may read, then the
-    snippets of those only. A query that is not FTS5 syntax is searched for as its words.
+    snippets of their best matches only (by rowid, without ranking again). A query that
+    is not FTS5 syntax is searched for as its words.
 
     Ranking every match of a common word, then joining all of them, costs most of a
     search; so the best ``depth`` matches are taken first (FTS5 sorts them with a bounded
@@ -556,7 +557,7 @@ async def search(
                 )
             answer = await _ranked(store, query, columns, where, params, message.limit)
         if not isinstance(answer, Failure) and answer.rows:
-            snippets = await _snippets(store, query, [str(row[0]) for row in answer.rows])
+            snippets = await _snippets(store, query, [int(row[8] or 0) for row in answer.rows])
     if isinstance(answer, Failure):
         return answer
     return SessionSearchResults(
@@ -591,9 +592,10 @@ async def _ranked(  # noqa: PLR0917 - the search's parts, computed once by the c
 ) -> StoreRows | Failure:
     """The best-ranked sessions matching ``query`` that pass ``where`` (see :func:`search`)."""
     sql = (
-        "WITH hits AS MATERIALIZED (SELECT session_id, rank AS r FROM reasoning_fts "  # noqa: S608 - fixed clauses
+        "WITH hits AS MATERIALIZED (SELECT rowid AS id, session_id, rank AS r FROM reasoning_fts "  # noqa: S608 - fixed clauses
         "WHERE reasoning_fts MATCH ? ORDER BY rank LIMIT ?) "
-        f"SELECT {columns}, min(h.r), (SELECT count(*) FROM hits) FROM hits AS h "
+        # h.id is the best-ranked row's (SQLite takes a bare column from the min's row)
+        f"SELECT {columns}, min(h.r), h.id, (SELECT count(*) FROM hits) FROM hits AS h "
         f"JOIN reasoning_sessions AS s ON s.session_id = h.session_id WHERE {where} "
         "GROUP BY s.session_id ORDER BY min(h.r), s.updated_at DESC LIMIT ?"
     )
@@ -607,20 +609,17 @@ async def _ranked(  # noqa: PLR0917 - the search's parts, computed once by the c
         depth = depth * 8 if depth * 8 <= _MAX_DEPTH else -1  # -1: no limit
 
 
-async def _snippets(store: Ref[Any], query: str, session_ids: list[str]) -> dict[str, str]:
-    """The best-ranked match's snippet for each of ``session_ids``."""
-    marks = ", ".join("?" * len(session_ids))
+async def _snippets(store: Ref[Any], query: str, rowids: list[int]) -> dict[str, str]:
+    """The snippet of each session's best-ranked match (by its FTS rowid: no ranking again)."""
+    marks = ", ".join("?" * len(rowids))
     sql = (
         "SELECT session_id, snippet(reasoning_fts, 2, '[', ']', '...', 12) FROM reasoning_fts "  # noqa: S608 - placeholders only
-        f"WHERE reasoning_fts MATCH ? AND session_id IN ({marks}) ORDER BY rank"
+        f"WHERE reasoning_fts MATCH ? AND rowid IN ({marks})"
     )
-    answer = await _ask_rows(store, sql, (query, *session_ids))
-    found: dict[str, str] = {}
+    answer = await _ask_rows(store, sql, (query, *rowids))
     if isinstance(answer, Failure):
-        return found
-    for session_id, snippet in answer.rows:
-        found.setdefault(str(session_id), str(snippet or ""))
-    return found
+        return {}
+    return {str(session_id): str(snippet or "") for session_id, snippet in answer.rows}
 
 
 async def _ask_rows(store: Ref[Any], sql: str, params: tuple[SqlValue, ...]) -> StoreRows | Failure:
