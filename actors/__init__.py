@@ -15,6 +15,7 @@ This is what a user writes actor code with. The rest lives in subpackages:
 * :mod:`actors.store`: the SQLite Store actor and the run journal;
 * :mod:`actors.llm`: model hosts, wire protocols, breakers, discovery, the fleet
   (:mod:`actors.llm.resources` for GPUs and admission);
+* :mod:`actors.sessions`: collaborative reasoning sessions (virtual actors, FTS5 search);
 * :mod:`actors.testing`: fake LLM servers for offline use and tests.
 """
 

@@ -64,6 +64,7 @@ class FailureKind(enum.StrEnum):
     INSUFFICIENT_MEMORY = "insufficient_memory"
     CIRCUIT_OPEN = "circuit_open"
     BUDGET_EXCEEDED = "budget_exceeded"
+    PERMISSION_DENIED = "permission_denied"
     CANCELLED = "cancelled"
     ACTOR_CRASHED = "actor_crashed"
     ACTOR_STOPPED = "actor_stopped"

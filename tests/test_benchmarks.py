@@ -288,3 +288,31 @@ def test_placement_quick_prints_one_json_object_with_every_figure() -> None:
     assert data["ray_sched_overhead_ms"] >= 0
     assert data["cpus"] >= 1
     assert set(data["targets"]) == set(data["targets_met"]) == {"ray_task_overhead_ms_max"}
+
+
+SESSIONS_FIGURES = (
+    "activation_p50_ms",
+    "activation_p99_ms",
+    "active_get_p50_ms",
+    "sessions_peak_threads",
+    "threads_before",
+    "fts_p50_ms",
+    "fts_p99_ms",
+    "list_p50_ms",
+    "seed_sessions_per_s",
+)
+
+
+def test_sessions_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks sessions --quick`: the issue-16 session figures and their targets."""
+    result = run_python("-m", "benchmarks", "sessions", "--quick", timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in SESSIONS_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    assert data["active_peak"] == data["sessions"]  # every stored session was active at once
+    assert data["fts_sample_hits"] > 0
+    assert set(data["targets"]) == set(data["targets_met"])
+    assert all(isinstance(v, bool) for v in data["targets_met"].values())

@@ -229,6 +229,71 @@ MIGRATIONS: tuple[str, ...] = (
         (json_extract(CAST(data AS TEXT), '$.tool'), created_at) WHERE stream_id = 'tool-audit';
     CREATE INDEX events_tool_audit_time ON events (created_at) WHERE stream_id = 'tool-audit';
     """,
+    # 6: reasoning sessions (actors.sessions): each session's journal stream is its
+    # truth; these tables index it for search, access checks and analytics. A session's
+    # summary row is replaced whole on each change (ON CONFLICT REPLACE: a plain INSERT
+    # updates it); steps, executions and the audit trail are appended; the FTS5 table
+    # holds the searchable text (task descriptions, steps, results).
+    """
+    CREATE TABLE reasoning_sessions (
+        session_id       TEXT    PRIMARY KEY ON CONFLICT REPLACE,
+        task_description TEXT    NOT NULL,
+        owner            TEXT    NOT NULL,
+        open             INTEGER NOT NULL DEFAULT 0,
+        status           TEXT    NOT NULL,
+        tags             TEXT    NOT NULL DEFAULT '[]',
+        created_at       REAL    NOT NULL,
+        updated_at       REAL    NOT NULL,
+        steps            INTEGER NOT NULL DEFAULT 0,
+        executions       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX reasoning_sessions_updated ON reasoning_sessions (updated_at);
+    CREATE INDEX reasoning_sessions_owner ON reasoning_sessions (owner, updated_at);
+    CREATE TABLE reasoning_session_members (
+        session_id TEXT NOT NULL,
+        agent      TEXT NOT NULL,
+        PRIMARY KEY (session_id, agent) ON CONFLICT IGNORE
+    ) WITHOUT ROWID;
+    CREATE INDEX reasoning_session_members_agent ON reasoning_session_members (agent);
+    CREATE TABLE reasoning_steps (
+        session_id      TEXT    NOT NULL,
+        seq             INTEGER NOT NULL,
+        agent           TEXT    NOT NULL,
+        step_type       TEXT    NOT NULL,
+        builds_on_agent TEXT    NOT NULL DEFAULT '',
+        at              REAL    NOT NULL,
+        PRIMARY KEY (session_id, seq) ON CONFLICT IGNORE
+    ) WITHOUT ROWID;
+    CREATE INDEX reasoning_steps_agent ON reasoning_steps (agent, builds_on_agent);
+    CREATE TABLE reasoning_executions (
+        session_id   TEXT    NOT NULL,
+        execution_id TEXT    NOT NULL,
+        agent        TEXT    NOT NULL,
+        task_type    TEXT    NOT NULL,
+        strategy     TEXT    NOT NULL,
+        status       TEXT    NOT NULL,
+        started_at   REAL    NOT NULL,
+        duration_s   REAL,
+        models       INTEGER NOT NULL DEFAULT 0,
+        cost_usd     REAL    NOT NULL DEFAULT 0,
+        PRIMARY KEY (session_id, execution_id) ON CONFLICT REPLACE
+    ) WITHOUT ROWID;
+    CREATE INDEX reasoning_executions_agent ON reasoning_executions (agent);
+    CREATE TABLE reasoning_audit (
+        id         INTEGER PRIMARY KEY,
+        at         REAL    NOT NULL,
+        agent      TEXT    NOT NULL,
+        operation  TEXT    NOT NULL,
+        session_id TEXT    NOT NULL DEFAULT '',
+        outcome    TEXT    NOT NULL,
+        detail     TEXT    NOT NULL DEFAULT ''
+    );
+    CREATE INDEX reasoning_audit_agent ON reasoning_audit (agent, at);
+    CREATE INDEX reasoning_audit_session ON reasoning_audit (session_id, at);
+    CREATE VIRTUAL TABLE reasoning_fts USING fts5(
+        session_id UNINDEXED, kind UNINDEXED, body, tokenize = 'porter unicode61'
+    );
+    """,
 )
 """The schema, as ordered migration scripts: the database's ``user_version`` counts
 how many have been applied. Append new scripts; never change one that has shipped."""

@@ -323,6 +323,7 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     _db_option(undo)
     _log_level_option(undo, default="error")
     _tool_commands(commands, actions)
+    _session_commands(commands)
 
 
 def _version() -> str:
@@ -365,6 +366,117 @@ def _tool_commands(commands: Any, actions: Any) -> None:
     pending.add_argument("run_id", metavar="RUN_ID", help="the halted run")
     _db_option(pending)
     pending.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _session_commands(commands: Any) -> None:
+    """``sessions start|step|execute|show|share|search|capabilities|stats|audit``."""
+    sessions = commands.add_parser(
+        "sessions", help="collaborative reasoning sessions: steps, decisions, search, analytics"
+    )
+    actions = sessions.add_subparsers(dest="sessions_command", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str, *, agent: bool = True) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+        _db_option(parser)
+        if agent:
+            parser.add_argument(
+                "--agent", required=True, help="the agent making the request (access is checked)"
+            )
+        return parser
+
+    start = action("start", "initiate a session; prints its id")
+    start.add_argument("task", metavar="TASK", help="what the session reasons about")
+    start.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    start.add_argument(
+        "--participant", action="append", default=[], help="another agent let in (repeatable)"
+    )
+    start.add_argument("--open", action="store_true", help="let every agent in")
+    step = action("step", "add a reasoning step")
+    step.add_argument("session_id", metavar="SESSION_ID", help="the session")
+    step.add_argument("text", metavar="TEXT", help="the reasoning")
+    step.add_argument(
+        "--type",
+        default="analysis",
+        choices=["analysis", "hypothesis", "conclusion", "critique", "synthesis"],
+        help="the step type (default analysis)",
+    )
+    step.add_argument(
+        "--builds-on", type=int, default=None, help="the step it builds on (default the latest)"
+    )
+    execute = action("execute", "run an orchestrated decision and wait for it")
+    execute.add_argument("session_id", metavar="SESSION_ID", help="the session")
+    execute.add_argument("prompt", metavar="PROMPT", help="the question to decide")
+    execute.add_argument(
+        "--task-type",
+        default="general",
+        choices=["code", "reasoning", "analysis", "general", "creative"],
+        help="the task type (default general)",
+    )
+    execute.add_argument(
+        "--wait", type=float, default=600.0, help="seconds to wait for the decision (default 600)"
+    )
+    show = action("show", "a session: steps, decisions, results")
+    show.add_argument("session_id", metavar="SESSION_ID", help="the session")
+    share = action("share", "the owner lets agents in, or opens or closes the session")
+    share.add_argument("session_id", metavar="SESSION_ID", help="the session")
+    share.add_argument(
+        "--participant", action="append", default=[], help="an agent to let in (repeatable)"
+    )
+    share.add_argument("--open", action="store_true", default=None, help="open it to every agent")
+    share.add_argument("--close", action="store_true", help="close it to all but its members")
+    search = action("search", "full-text search over tasks, steps and results")
+    search.add_argument("query", metavar="QUERY", nargs="?", default="", help="words to find")
+    search.add_argument("--tag", action="append", default=[], help="only with this tag")
+    search.add_argument(
+        "--status", default=None, choices=["active", "executing", "decided"], help="only this"
+    )
+    search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    capabilities = action("capabilities", "models, strategies and GPU memory for decisions")
+    stats = action("stats", "interactions, collaboration and performance per agent", agent=False)
+    audit = action("audit", "the audit trail, newest first", agent=False)
+    audit.add_argument("--agent", default="", help="only this agent's operations")
+    audit.add_argument("--session", default="", help="only this session's operations")
+    audit.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    for parser in (execute, capabilities):
+        parser.add_argument("--config", type=Path, default=None, help="the TOML configuration")
+        parser.add_argument(
+            "--simulated",
+            action="store_true",
+            help="use fake model servers when no LLM server is found",
+        )
+    for parser in (start, step, execute, show, share, search, capabilities, stats, audit):
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    from reactor.cli._sessions import SessionsCommand, run_sessions  # noqa: PLC0415
+
+    def get(name: str, default: Any) -> Any:
+        return getattr(args, name, default)
+
+    opened = get("open", None)
+    if get("close", False):
+        opened = False
+    command = SessionsCommand(
+        action=args.sessions_command,
+        db=args.db,
+        agent=get("agent", "") or "",
+        session_id=get("session_id", "") or get("session", "") or "",
+        text=get("task", None) or get("text", None) or get("prompt", None) or get("query", ""),
+        step_type=get("type", "analysis"),
+        builds_on=get("builds_on", None),
+        task_type=get("task_type", "general"),
+        tags=get("tag", []),
+        participants=get("participant", []),
+        open=opened,
+        status=get("status", None),
+        limit=get("limit", 20),
+        wait=get("wait", 600.0),
+        config=get("config", None),
+        simulated=get("simulated", False),
+        as_json=args.json,
+    )
+    return run_sessions(command)
 
 
 def _fake_protocols() -> list[str]:
@@ -484,6 +596,8 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per
             )
         case "tools":
             return _tools(args)
+        case "sessions":
+            return _sessions(args)
         case "version":
             print(_version())
             return 0
