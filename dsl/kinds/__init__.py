@@ -15,6 +15,7 @@ kind           file                      constructor
 ``select``     ``_select.py``            :func:`select`
 ``template``   ``_template.py``          :func:`template`
 ``tools``      ``_tools.py``             :func:`tools`
+``agent``      ``_agent.py``             :func:`agent`, :func:`conversation`
 ``collect``    ``_collect.py``           :func:`collect`
 ``compose``    ``_compose.py``           :func:`compose`
 ``for_each``   ``_for_each.py``          :func:`for_each`
@@ -29,6 +30,14 @@ users a constructor returning a :class:`StepDef`; then register its executor
 declared once, in :class:`CommonOptions`.
 """
 
+from dsl.kinds._agent import (
+    AgentImpl,
+    AgentKind,
+    ConversationImpl,
+    ConversationKind,
+    agent,
+    conversation,
+)
 from dsl.kinds._around import AroundImpl, AroundKind, around
 from dsl.kinds._ask import AskImpl, AskKind, ask
 from dsl.kinds._binding import Binder, template_arguments, template_fields
@@ -60,6 +69,8 @@ __all__ = [
     "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
+    "AgentImpl",
+    "AgentKind",
     "AroundImpl",
     "AroundKind",
     "AskImpl",
@@ -72,6 +83,8 @@ __all__ = [
     "ComposeImpl",
     "ComposeKind",
     "CompositeKind",
+    "ConversationImpl",
+    "ConversationKind",
     "FallbackImpl",
     "FallbackKind",
     "ForEachImpl",
@@ -96,11 +109,13 @@ __all__ = [
     "ToolsImpl",
     "ToolsKind",
     "UndoableOptions",
+    "agent",
     "around",
     "ask",
     "bind",
     "collect",
     "compose",
+    "conversation",
     "describe_steps",
     "exponential",
     "fallback",
