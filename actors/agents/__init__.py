@@ -45,13 +45,36 @@ from actors.agents._messages import (
     Termination,
     TurnAdded,
 )
+from actors.agents._review import (
+    DEFAULT_REVIEWERS,
+    DEFAULT_SUMMARIZER,
+    PrFile,
+    PullRequest,
+    Review,
+    ReviewResult,
+    chunk_diff,
+    ensure_reviewers,
+    pull_request,
+    review_prompt,
+    review_pull_request,
+    review_pull_request_async,
+    split_diff,
+)
 from actors.agents._roles import AgentSpec, Role, Turn, Window, estimate_tokens, window_messages
-from actors.agents._templates import BUILT_IN_TEMPLATES, Param, Template, load_templates, parse_templates
+from actors.agents._templates import (
+    BUILT_IN_TEMPLATES,
+    Param,
+    Template,
+    load_templates,
+    parse_templates,
+)
 
 __all__ = [
     "AGENT_PREFIX",
     "BUILT_IN_TEMPLATES",
     "CONVERSATION_PREFIX",
+    "DEFAULT_REVIEWERS",
+    "DEFAULT_SUMMARIZER",
     "Agent",
     "AgentBackend",
     "AgentDefined",
@@ -75,7 +98,11 @@ __all__ = [
     "DescribeAgent",
     "DescribeConversation",
     "Param",
+    "PrFile",
+    "PullRequest",
     "Respond",
+    "Review",
+    "ReviewResult",
     "Role",
     "RunTeam",
     "Said",
@@ -89,10 +116,17 @@ __all__ = [
     "TurnAdded",
     "Window",
     "catalog_resolver",
+    "chunk_diff",
+    "ensure_reviewers",
     "estimate_tokens",
     "load_agent",
     "load_conversation",
     "load_templates",
     "parse_templates",
+    "pull_request",
+    "review_prompt",
+    "review_pull_request",
+    "review_pull_request_async",
+    "split_diff",
     "window_messages",
 ]

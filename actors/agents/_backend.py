@@ -87,6 +87,8 @@ class AgentBackend:
         budget: The Budget actor that admits every call (``None``: no limits).
         tools: The ToolRunner actor, for agents with tools.
         timeout: Seconds one model call (or tool loop) may take.
+        known_models: Model names served beside the catalog's (a ``{model: host}`` map);
+            templates accept them.
     """
 
     store: Ref[Any]
@@ -97,6 +99,7 @@ class AgentBackend:
     budget: Ref[Any] | None = None
     tools: Ref[Any] | None = None
     timeout: float = 120.0
+    known_models: tuple[str, ...] = ()
     _inline: dict[tuple[str, ...], Chain] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loops: itertools.count[int] = field(default_factory=itertools.count)

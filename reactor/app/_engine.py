@@ -1178,6 +1178,7 @@ class Engine:
             budget=self.budget,
             tools=runner,
             timeout=timeout,
+            known_models=tuple(self._hosts),
         )
         return Agents(self.system, backend, idle_s=idle_s, name=name)
 
