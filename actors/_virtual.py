@@ -294,11 +294,8 @@ class Activations:
                 and answer.kind is FailureKind.ACTOR_STOPPED
                 and tries < _RETRIES
             ):
-                asker.ask(
-                    self.ref(key), message, lambda a: answered(a, tries + 1), timeout=timeout
-                )
+                asker.ask(self.ref(key), message, lambda a: answered(a, tries + 1), timeout=timeout)
                 return
             then(answer)
 
         asker.ask(self.ref(key), message, answered, timeout=timeout)
-

@@ -22,6 +22,13 @@
 from actors.agents._agent import Agent, AgentMemory, load_agent
 from actors.agents._api import AgentRouter, Agents, ConversationInfo, ConversationOrchestrator
 from actors.agents._backend import AgentBackend, catalog_resolver
+from actors.agents._compose import (
+    STRATEGIES,
+    SwarmConstraints,
+    SwarmPlan,
+    SwarmRole,
+    plan_swarm,
+)
 from actors.agents._conversation import Conversation, ConversationMemory, load_conversation
 from actors.agents._errors import AgentError, AgentNotFound, ConversationError, TemplateError
 from actors.agents._messages import (
@@ -75,6 +82,7 @@ __all__ = [
     "CONVERSATION_PREFIX",
     "DEFAULT_REVIEWERS",
     "DEFAULT_SUMMARIZER",
+    "STRATEGIES",
     "Agent",
     "AgentBackend",
     "AgentDefined",
@@ -109,6 +117,9 @@ __all__ = [
     "Say",
     "StartConversation",
     "Summarised",
+    "SwarmConstraints",
+    "SwarmPlan",
+    "SwarmRole",
     "Template",
     "TemplateError",
     "Termination",
@@ -123,6 +134,7 @@ __all__ = [
     "load_conversation",
     "load_templates",
     "parse_templates",
+    "plan_swarm",
     "pull_request",
     "review_prompt",
     "review_pull_request",

@@ -68,7 +68,9 @@ class AgentRouter(LoopActor[Any]):
             case StartConversation() | Say() | RunTeam() | DescribeConversation():
                 target, key = self.conversations, message.conversation
             case _:
-                reply.fail(FailureKind.BAD_REQUEST, f"not an agent request: {type(message).__name__}")
+                reply.fail(
+                    FailureKind.BAD_REQUEST, f"not an agent request: {type(message).__name__}"
+                )
                 return None
         target.forward(self, key, message, reply.send)
         return None
@@ -140,7 +142,9 @@ class Agents:
 
     # ---- using ------------------------------------------------------------------------
 
-    def respond(self, agent: str, message: str, *, sender: str = "user", run_id: str = "") -> AgentReply:
+    def respond(
+        self, agent: str, message: str, *, sender: str = "user", run_id: str = ""
+    ) -> AgentReply:
         """``agent``'s answer to ``message`` (its history grows by both).
 
         Raises:
@@ -292,12 +296,18 @@ class ConversationOrchestrator:
 
     def send(self, conversation: str, sender: str, recipient: str, content: str) -> Said:
         """``sender`` tells ``recipient`` something in ``conversation``; the recipient's answer."""
-        request = Say(conversation=conversation, sender=sender, recipient=recipient, content=content)
+        request = Say(
+            conversation=conversation, sender=sender, recipient=recipient, content=content
+        )
         return _call(lambda: self._conversations.ask(conversation, request))
 
-    async def send_async(self, conversation: str, sender: str, recipient: str, content: str) -> Said:
+    async def send_async(
+        self, conversation: str, sender: str, recipient: str, content: str
+    ) -> Said:
         """:meth:`send` for asyncio code."""
-        request = Say(conversation=conversation, sender=sender, recipient=recipient, content=content)
+        request = Say(
+            conversation=conversation, sender=sender, recipient=recipient, content=content
+        )
         return await _call_async(self._conversations.ask_async(conversation, request))
 
     def run_team(
@@ -387,7 +397,9 @@ def _translate(exc: BaseException) -> BaseException:
     if not (failure.source or "").startswith((AGENT_PREFIX, CONVERSATION_PREFIX)):
         return exc
     if failure.kind is FailureKind.NOT_FOUND:
-        cls: type[AgentError] = AgentNotFound if (failure.source or "").startswith(AGENT_PREFIX) else ConversationError
+        cls: type[AgentError] = (
+            AgentNotFound if (failure.source or "").startswith(AGENT_PREFIX) else ConversationError
+        )
         return cls(failure.message)
     if failure.kind is FailureKind.BAD_REQUEST:
         return AgentError(failure.message)

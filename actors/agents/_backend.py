@@ -57,7 +57,9 @@ Resolver = Callable[[str], tuple[Ref[Any], str]]
 """``model -> (host ref, model as the host knows it)``; raises ``LookupError``."""
 
 
-def catalog_resolver(system: Any, catalog: Catalog, hosts: Mapping[str, str] | None = None) -> Resolver:
+def catalog_resolver(
+    system: Any, catalog: Catalog, hosts: Mapping[str, str] | None = None
+) -> Resolver:
     """A resolver that finds a model's host in ``catalog`` (or ``hosts``: model → host name)."""
     named = dict(hosts or {})
 
@@ -191,7 +193,9 @@ class AgentBackend:
         self, spec: AgentSpec, model: str, messages: list[ChatMessage], run_id: str
     ) -> Completion:
         if self.tools is None:
-            msg = f"agent {spec.name!r} may use tools {list(spec.tools)}, but no ToolRunner is set up"
+            msg = (
+                f"agent {spec.name!r} may use tools {list(spec.tools)}, but no ToolRunner is set up"
+            )
             raise AgentError(msg)
         host, name = self._host(spec, model)
         system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -232,7 +236,13 @@ class _Ports:
     """The tool loop's ports for one agent answer (see :class:`actors.tools.LoopPorts`)."""
 
     def __init__(  # noqa: PLR0917 - one loop's ports, all required
-        self, host: Ref[Any], runner: Ref[Any], journal: Journal, run_id: str, step: str, timeout: float
+        self,
+        host: Ref[Any],
+        runner: Ref[Any],
+        journal: Journal,
+        run_id: str,
+        step: str,
+        timeout: float,
     ) -> None:
         self.host = host
         self.runner = runner
@@ -246,7 +256,9 @@ class _Ports:
         return completion
 
     async def tools(self, allowed: tuple[str, ...] | None) -> ToolList:
-        listed: ToolList = await self.runner.ask_async(ListTools(allowed=allowed), timeout=self.timeout)
+        listed: ToolList = await self.runner.ask_async(
+            ListTools(allowed=allowed), timeout=self.timeout
+        )
         return listed
 
     async def execute(self, request: ExecuteTools) -> ToolResults:

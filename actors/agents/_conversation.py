@@ -183,7 +183,11 @@ class Conversation(VirtualActor[ConversationMemory]):
                     reply.send(self._unknown())
                     self._next()
                     return
-                work = self._say(message, memory) if isinstance(message, Say) else self._team(message, memory)
+                work = (
+                    self._say(message, memory)
+                    if isinstance(message, Say)
+                    else self._team(message, memory)
+                )
             case DescribeConversation():
                 reply.send(memory.state(self.key))
                 self._next()
@@ -211,11 +215,11 @@ class Conversation(VirtualActor[ConversationMemory]):
                 otel_context.detach(token)
 
     async def _append(self, event: msgspec.Struct) -> None:
-        await self.journal.append_async(
-            CONVERSATION_PREFIX + self.key, type(event).__name__, event
-        )
+        await self.journal.append_async(CONVERSATION_PREFIX + self.key, type(event).__name__, event)
 
-    async def _start(self, message: StartConversation, memory: ConversationMemory) -> ConversationState:
+    async def _start(
+        self, message: StartConversation, memory: ConversationMemory
+    ) -> ConversationState:
         if not message.participants:
             msg = f"conversation {self.key!r}: participants: at least one agent"
             raise ValueError(msg)
@@ -327,7 +331,9 @@ class Conversation(VirtualActor[ConversationMemory]):
 
     async def _pick(self, message: RunTeam, memory: ConversationMemory, speakers: list[str]) -> str:
         last = memory.messages[-1].sender if memory.messages else ""
-        candidates = [s for s in speakers if message.allow_repeated_speaker or s != last] or speakers
+        candidates = [
+            s for s in speakers if message.allow_repeated_speaker or s != last
+        ] or speakers
         func: Callable[[ConversationState], str] | None = message.selector_func
         if func is not None:
             chosen = func(memory.state(self.key))

@@ -129,7 +129,9 @@ class ReviewResult(msgspec.Struct, frozen=True, kw_only=True):
         return "\n".join(parts)
 
 
-def pull_request(data: Mapping[str, Any] | str | Path, diff: str | Path | None = None) -> PullRequest:
+def pull_request(
+    data: Mapping[str, Any] | str | Path, diff: str | Path | None = None
+) -> PullRequest:
     """A :class:`PullRequest` from ``gh pr view --json ...`` output (text, a file or a dict).
 
     Args:
@@ -152,7 +154,9 @@ def pull_request(data: Mapping[str, Any] | str | Path, diff: str | Path | None =
         raise AgentError(msg)
     if isinstance(diff, Path):
         diff = diff.read_text(encoding="utf-8")
-    fields = {k: data[k] for k in ("title", "body", "additions", "deletions", "number") if k in data}
+    fields = {
+        k: data[k] for k in ("title", "body", "additions", "deletions", "number") if k in data
+    }
     fields["body"] = fields.get("body") or ""
     fields["files"] = [
         {k: f[k] for k in ("path", "additions", "deletions") if k in f}
@@ -304,7 +308,10 @@ async def review_pull_request_async(
         replies = []
         for index, chunk in enumerate(chunks):
             reply = await agents.respond_async(
-                name, review_prompt(pr, chunk, index, len(chunks)), sender="pull-request", run_id=run_id
+                name,
+                review_prompt(pr, chunk, index, len(chunks)),
+                sender="pull-request",
+                run_id=run_id,
             )
             replies.append(reply)
         content = "\n\n".join(

@@ -260,7 +260,9 @@ class Template(msgspec.Struct, frozen=True, kw_only=True):
 
 def _window(values: Mapping[str, Any]) -> Window:
     if values.get("summary_after") is not None:
-        return Window.summary(after=int(values["summary_after"]), keep=int(values.get("keep_turns") or 4))
+        return Window.summary(
+            after=int(values["summary_after"]), keep=int(values.get("keep_turns") or 4)
+        )
     if values.get("window_tokens") is not None:
         return Window.token_limit(int(values["window_tokens"]))
     if values.get("window_turns") is not None:
@@ -283,7 +285,9 @@ def parse_templates(data: Mapping[str, Any], *, source: str = "templates") -> di
     found: dict[str, Template] = {}
     for name, body in tree.items():
         if not _TEMPLATE_NAME.match(str(name)) or not isinstance(body, Mapping):
-            raise TemplateError(f"{source}: {name}", "templates", "a table named with letters, digits, _ . -")
+            raise TemplateError(
+                f"{source}: {name}", "templates", "a table named with letters, digits, _ . -"
+            )
         try:
             found[name] = msgspec.convert({"name": name, **body}, Template)
         except msgspec.ValidationError as exc:
@@ -465,6 +469,8 @@ max = 0.5
 default = 0.2
 """
 
-BUILT_IN_TEMPLATES: dict[str, Template] = parse_templates(tomllib.loads(_BUILT_IN), source="built-in")
+BUILT_IN_TEMPLATES: dict[str, Template] = parse_templates(
+    tomllib.loads(_BUILT_IN), source="built-in"
+)
 """The templates that ship with the package (researcher, analyst, writer, coder, critic,
 moderator, the four PR reviewers and a summarizer)."""

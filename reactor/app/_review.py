@@ -77,7 +77,9 @@ def review_reactor(
             for reviewer in names
         )
 
-    def result(pr: dict, per_chunk: list[dict[str, AgentReply]], summary: AgentReply) -> ReviewResult:  # type: ignore[type-arg]
+    def result(
+        pr: dict, per_chunk: list[dict[str, AgentReply]], summary: AgentReply
+    ) -> ReviewResult:  # type: ignore[type-arg]
         reviews = tuple(
             Review(
                 reviewer=reviewer,
