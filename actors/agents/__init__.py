@@ -30,7 +30,7 @@ from actors.agents._compose import (
     plan_swarm,
 )
 from actors.agents._conversation import Conversation, ConversationMemory, load_conversation
-from actors.agents._errors import AgentError, AgentNotFound, ConversationError, TemplateError
+from actors.agents._errors import AgentError, AgentNotFoundError, ConversationError, TemplateError
 from actors.agents._messages import (
     AGENT_PREFIX,
     CONVERSATION_PREFIX,
@@ -88,7 +88,7 @@ __all__ = [
     "AgentDefined",
     "AgentError",
     "AgentMemory",
-    "AgentNotFound",
+    "AgentNotFoundError",
     "AgentReply",
     "AgentRouter",
     "AgentSpec",

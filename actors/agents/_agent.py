@@ -186,7 +186,8 @@ class Agent(VirtualActor[AgentMemory]):
             return
         request, reply = self._queue.popleft()
         memory = self.state
-        assert memory is not None and memory.spec is not None
+        assert memory is not None
+        assert memory.spec is not None
         self._answering = True
         self.busy()
         snapshot = AgentMemory(

@@ -9,8 +9,10 @@ threads) and an ``_async`` form (for asyncio code).
 
 from __future__ import annotations
 
+import builtins
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from actors import (
     AskError,
@@ -24,7 +26,7 @@ from actors import (
 from actors.agents._agent import Agent
 from actors.agents._backend import AgentBackend
 from actors.agents._conversation import Conversation
-from actors.agents._errors import AgentError, AgentNotFound, ConversationError
+from actors.agents._errors import AgentError, AgentNotFoundError, ConversationError
 from actors.agents._messages import (
     AGENT_PREFIX,
     CONVERSATION_PREFIX,
@@ -47,6 +49,8 @@ from actors.lowlevel import Activations
 from actors.store import Journal, StreamInfo
 
 __all__ = ["AgentRouter", "Agents", "ConversationInfo", "ConversationOrchestrator"]
+
+T = TypeVar("T")
 
 
 class AgentRouter(LoopActor[Any]):
@@ -101,7 +105,7 @@ class Agents:
             name=f"{name}-supervisor", max_restarts=1_000_000, within=1.0, on_loop=True
         )
         try:
-            supervisor = system.spawn(spec)
+            supervisor: Ref[Any] = system.spawn(spec)
         except DuplicateActorName:
             supervisor = system.lookup(spec.name)
         self.activations = Activations(
@@ -148,7 +152,7 @@ class Agents:
         """``agent``'s answer to ``message`` (its history grows by both).
 
         Raises:
-            AgentNotFound: No agent of that name is defined.
+            AgentNotFoundError: No agent of that name is defined.
             AskError: The model call failed (its kind says why).
         """
         request = Respond(agent=agent, message=message, sender=sender, run_id=run_id)
@@ -169,15 +173,15 @@ class Agents:
         """:meth:`get` for asyncio code."""
         return await _call_async(self.activations.ask_async(agent, DescribeAgent(agent=agent)))
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         """Every stored agent's name, newest first."""
         return [s.stream_id.removeprefix(AGENT_PREFIX) for s in self._streams()]
 
-    def list(self) -> list[AgentSpec]:
+    def list(self) -> builtins.list[AgentSpec]:
         """Every stored agent's definition (as first defined), newest first."""
         return [spec for spec in (_first_spec(s) for s in self._streams()) if spec is not None]
 
-    def _streams(self) -> list[StreamInfo]:
+    def _streams(self) -> builtins.list[StreamInfo]:
         return self.journal.streams(AGENT_PREFIX)
 
     def is_active(self, agent: str) -> bool:
@@ -224,7 +228,7 @@ class ConversationOrchestrator:
         self.agents = agents
         self._conversations = agents.conversations
 
-    def register(self, *specs: AgentSpec, replace: bool = False) -> list[AgentSpec]:
+    def register(self, *specs: AgentSpec, replace: bool = False) -> builtins.list[AgentSpec]:
         """Define agents (see :meth:`Agents.define`)."""
         return [self.agents.define(spec, replace=replace) for spec in specs]
 
@@ -232,9 +236,10 @@ class ConversationOrchestrator:
         """:meth:`register` for asyncio code."""
         return [await self.agents.define_async(spec, replace=replace) for spec in specs]
 
-    def _start_request(  # noqa: PLR0913 - the conversation's fields
+    def _start_request(
         self,
         participants: tuple[str, ...] | list[str],
+        *,
         topic: str,
         initial: str,
         sender: str,
@@ -256,7 +261,7 @@ class ConversationOrchestrator:
             moderator=moderator,
         )
 
-    def start(  # noqa: PLR0913 - the conversation's fields
+    def start(
         self,
         participants: tuple[str, ...] | list[str],
         *,
@@ -267,7 +272,14 @@ class ConversationOrchestrator:
         conversation: str | None = None,
     ) -> str:
         """Start a conversation (stored) and return its id."""
-        request = self._start_request(participants, topic, initial, sender, moderator, conversation)
+        request = self._start_request(
+            participants,
+            topic=topic,
+            initial=initial,
+            sender=sender,
+            moderator=moderator,
+            conversation=conversation,
+        )
         for name in request.participants:
             self.agents.get(name)  # every participant must exist
         state: ConversationState = _call(
@@ -275,7 +287,7 @@ class ConversationOrchestrator:
         )
         return state.id
 
-    async def start_async(  # noqa: PLR0913 - the conversation's fields
+    async def start_async(
         self,
         participants: tuple[str, ...] | list[str],
         *,
@@ -286,7 +298,14 @@ class ConversationOrchestrator:
         conversation: str | None = None,
     ) -> str:
         """:meth:`start` for asyncio code."""
-        request = self._start_request(participants, topic, initial, sender, moderator, conversation)
+        request = self._start_request(
+            participants,
+            topic=topic,
+            initial=initial,
+            sender=sender,
+            moderator=moderator,
+            conversation=conversation,
+        )
         for name in request.participants:
             await self.agents.get_async(name)
         state: ConversationState = await _call_async(
@@ -356,7 +375,7 @@ class ConversationOrchestrator:
         request = DescribeConversation(conversation=conversation)
         return await _call_async(self._conversations.ask_async(conversation, request))
 
-    def list(self, *, limit: int | None = None) -> list[ConversationInfo]:
+    def list(self, *, limit: int | None = None) -> builtins.list[ConversationInfo]:
         """Stored conversations, newest first."""
         streams = self.agents.journal.streams(CONVERSATION_PREFIX, limit=limit, include_first=False)
         return [ConversationInfo(s) for s in streams]
@@ -398,7 +417,9 @@ def _translate(exc: BaseException) -> BaseException:
         return exc
     if failure.kind is FailureKind.NOT_FOUND:
         cls: type[AgentError] = (
-            AgentNotFound if (failure.source or "").startswith(AGENT_PREFIX) else ConversationError
+            AgentNotFoundError
+            if (failure.source or "").startswith(AGENT_PREFIX)
+            else ConversationError
         )
         return cls(failure.message)
     if failure.kind is FailureKind.BAD_REQUEST:
@@ -406,7 +427,7 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
-def _call(fn: Any) -> Any:
+def _call(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except AskError as exc:
@@ -416,7 +437,7 @@ def _call(fn: Any) -> Any:
         raise translated from exc
 
 
-async def _call_async(coro: Any) -> Any:
+async def _call_async(coro: Awaitable[T]) -> T:
     try:
         return await coro
     except AskError as exc:

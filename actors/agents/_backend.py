@@ -222,8 +222,11 @@ class AgentBackend:
         ports = _Ports(host, self.tools, Journal(self.store), loop_id, spec.name, self.timeout)
         outcome = await run_tool_loop(settings, ports)
         if isinstance(outcome, AwaitingApproval):
-            msg = f"agent {spec.name!r}: a tool call waits for approval: {outcome.reason}"
-            raise AskError(Failure(kind=FailureKind.APPROVAL_REQUIRED, message=msg))
+            msg = (
+                f"agent {spec.name!r}: a tool call needs approval ({outcome.reason}); agents "
+                "cannot wait for one: give them tools that need none"
+            )
+            raise AgentError(msg)
         return Completion(
             model=outcome.model or name,
             provider="tools",

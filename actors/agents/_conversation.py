@@ -200,7 +200,7 @@ class Conversation(VirtualActor[ConversationMemory]):
         def done(outcome: object) -> None:
             self._working = False
             self.idle()
-            reply.send(outcome)  # type: ignore[arg-type]
+            reply.send(outcome)
             self._next()
 
         self.pipe_to_self(self._traced(message, work), done, name=f"conversation {self.key}")
@@ -252,8 +252,8 @@ class Conversation(VirtualActor[ConversationMemory]):
 
     async def _ask(
         self,
-        memory: ConversationMemory,
         agent: str,
+        *,
         text: str,
         sender: str,
         run_id: str,
@@ -277,7 +277,11 @@ class Conversation(VirtualActor[ConversationMemory]):
         told = Said(sender=message.sender, recipient=message.recipient, content=message.content)
         context = self._unseen(memory, message.recipient, len(memory.messages))
         answer = await self._ask(
-            memory, message.recipient, message.content, message.sender, message.run_id, context
+            message.recipient,
+            text=message.content,
+            sender=message.sender,
+            run_id=message.run_id,
+            context=context,
         )
         said = _said(answer, recipient=message.sender, round_=0)
         for event in (told, said):
@@ -313,7 +317,9 @@ class Conversation(VirtualActor[ConversationMemory]):
                 context = self._unseen(memory, speaker, max(upto, 0))
                 if last is not None and last.sender == speaker:
                     text, sender, context = _continue(started.topic), "user", ()
-                answer = await self._ask(memory, speaker, text, sender, message.run_id, context)
+                answer = await self._ask(
+                    speaker, text=text, sender=sender, run_id=message.run_id, context=context
+                )
                 said = _said(answer, recipient="", round_=round_no)
                 await self._append(said)
                 memory.messages.append(said)
@@ -394,7 +400,7 @@ def _said(answer: AgentReply, *, recipient: str, round_: int) -> Said:
     )
 
 
-def _stop(  # noqa: PLR0913, PLR0917 - one check per termination condition
+def _stop(  # noqa: PLR0917 - one check per termination condition
     term: Any,
     said: Said,
     count: int,

@@ -4,13 +4,13 @@
 
     AgentError                  (ValueError)
     ├── TemplateError           a parameter breaks its constraint (names field and constraint)
-    ├── AgentNotFound           no agent is defined under that name
+    ├── AgentNotFoundError           no agent is defined under that name
     └── ConversationError       a conversation cannot start, continue or be found
 """
 
 from __future__ import annotations
 
-__all__ = ["AgentError", "AgentNotFound", "ConversationError", "TemplateError"]
+__all__ = ["AgentError", "AgentNotFoundError", "ConversationError", "TemplateError"]
 
 
 class AgentError(ValueError):
@@ -34,7 +34,7 @@ class TemplateError(AgentError):
         super().__init__(f"{template}: {field} must be {constraint}{tail}")
 
 
-class AgentNotFound(AgentError, LookupError):
+class AgentNotFoundError(AgentError, LookupError):
     """No agent is defined under the name."""
 
 

@@ -215,9 +215,10 @@ def chunk_diff(files: Mapping[str, str], limit_tokens: int) -> list[str]:
     current: list[str] = []
     size = 0
     for path, text in files.items():
-        for piece in _pieces(text, limit):
-            if piece is not text and not piece.startswith("diff --git"):
-                piece = f"(continued: {path})\n{piece}"
+        for part in _pieces(text, limit):
+            piece = part
+            if part is not text and not part.startswith("diff --git"):
+                piece = f"(continued: {path})\n{part}"
             cost = estimate_tokens(piece)
             if current and size + cost > limit:
                 chunks.append("".join(current))
@@ -292,7 +293,7 @@ async def review_pull_request_async(
     """Review ``pr`` with ``reviewers`` in parallel, then have ``summarizer`` sum up.
 
     Raises:
-        AgentNotFound: A reviewer or the summarizer is not defined.
+        AgentNotFoundError: A reviewer or the summarizer is not defined.
         AskError: A model call failed.
     """
     if not reviewers:

@@ -157,7 +157,7 @@ class Template(msgspec.Struct, frozen=True, kw_only=True):
             ) from None
         return checked.model_dump()
 
-    def create(  # noqa: PLR0913 - an agent's fields
+    def create(
         self,
         name: str,
         *,
@@ -274,7 +274,7 @@ _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def parse_templates(data: Mapping[str, Any], *, source: str = "templates") -> dict[str, Template]:
-    """Templates from a parsed TOML/YAML tree (``{"templates": {name: {...}}}`` or ``{name: {...}}``).
+    """Templates from a parsed TOML/YAML tree: ``{"templates": {name: {...}}}`` or ``{name: ...}``.
 
     Raises:
         TemplateError: A template is malformed (naming the template and field).
@@ -293,7 +293,9 @@ def parse_templates(data: Mapping[str, Any], *, source: str = "templates") -> di
         except msgspec.ValidationError as exc:
             text = str(exc)
             where = text.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in text else "?"
-            raise TemplateError(f"{source}: {name}", where, text.split(" - at")[0]) from None
+            raise TemplateError(
+                f"{source}: {name}", where, text.split(" - at", maxsplit=1)[0]
+            ) from None
         for pname, param in found[name].parameters.items():
             if param.default is not None:
                 try:
@@ -326,151 +328,9 @@ def load_templates(path: str | Path) -> dict[str, Template]:
     return parse_templates(data, source=str(file))
 
 
-_BUILT_IN = """
-[templates.researcher]
-description = "Finds and weighs evidence"
-system_prompt = "You research questions carefully, say what the evidence supports, and name what is uncertain."
-capabilities = ["search", "analyze", "synthesize"]
-preferred_models = ["qwen2.5", "llama3.2"]
-context = { specialties = ["literature review", "fact checking"] }
-[templates.researcher.parameters.temperature]
-type = "float"
-min = 0.7
-max = 0.9
-default = 0.8
-[templates.researcher.parameters.max_tokens]
-type = "int"
-min = 64
-max = 8192
-default = 1024
-[templates.researcher.parameters.window_turns]
-type = "int"
-min = 2
-max = 200
-default = 20
-
-[templates.analyst]
-description = "Breaks a problem down and quantifies it"
-system_prompt = "You analyse problems step by step, quantify where you can, and state assumptions."
-capabilities = ["analyze", "reason", "math"]
-preferred_models = ["qwen2.5", "llama3.2"]
-[templates.analyst.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.5
-default = 0.2
-[templates.analyst.parameters.max_tokens]
-type = "int"
-min = 64
-max = 8192
-default = 1024
-
-[templates.writer]
-description = "Writes clear prose"
-system_prompt = "You write clear, well-structured prose for the reader named in the request."
-capabilities = ["write", "summarize", "creative"]
-preferred_models = ["llama3.2", "qwen2.5"]
-[templates.writer.parameters.temperature]
-type = "float"
-min = 0.5
-max = 1.2
-default = 0.8
-
-[templates.coder]
-description = "Writes and fixes code"
-system_prompt = "You write correct, tested, idiomatic code and explain changes briefly."
-capabilities = ["code", "debug", "review"]
-preferred_models = ["qwen2.5-coder", "qwen2.5", "llama3.2"]
-[templates.coder.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.4
-default = 0.1
-
-[templates.critic]
-description = "Finds the weak points of an argument or answer"
-system_prompt = "You critique answers: find errors, gaps and unsupported claims, and suggest fixes."
-capabilities = ["critique", "analyze", "review"]
-preferred_models = ["qwen2.5", "llama3.2"]
-[templates.critic.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.6
-default = 0.3
-
-[templates.moderator]
-description = "Keeps a discussion on track and closes it"
-system_prompt = "You moderate a discussion between agents: keep it on topic, ask the next question, and say TERMINATE when it has reached a conclusion."
-capabilities = ["moderate", "summarize"]
-preferred_models = ["llama3.2", "qwen2.5"]
-[templates.moderator.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.7
-default = 0.3
-
-[templates.senior_developer]
-role = "senior developer"
-description = "Reviews design, correctness and maintainability"
-system_prompt = "You are a senior software developer reviewing a pull request: correctness, design, readability, tests. Cite files and lines."
-capabilities = ["review", "code"]
-preferred_models = ["qwen2.5-coder", "qwen2.5", "llama3.2"]
-[templates.senior_developer.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.5
-default = 0.2
-
-[templates.security_reviewer]
-role = "security reviewer"
-description = "Reviews for vulnerabilities"
-system_prompt = "You review a pull request for security: injection, authentication, secrets, unsafe input handling, dependencies. Cite files and lines, rate severity."
-capabilities = ["review", "security"]
-preferred_models = ["qwen2.5-coder", "qwen2.5", "llama3.2"]
-[templates.security_reviewer.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.4
-default = 0.1
-
-[templates.performance_reviewer]
-role = "performance reviewer"
-description = "Reviews for speed and resource use"
-system_prompt = "You review a pull request for performance: complexity, allocations, I/O, concurrency, caching. Cite files and lines."
-capabilities = ["review", "performance"]
-preferred_models = ["qwen2.5-coder", "qwen2.5", "llama3.2"]
-[templates.performance_reviewer.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.4
-default = 0.1
-
-[templates.ux_reviewer]
-role = "UX reviewer"
-description = "Reviews what users see and do"
-system_prompt = "You review a pull request for user experience: naming, messages, defaults, accessibility, documentation. Cite files and lines."
-capabilities = ["review", "ux"]
-preferred_models = ["llama3.2", "qwen2.5"]
-[templates.ux_reviewer.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.6
-default = 0.3
-
-[templates.summarizer]
-description = "Summarises several contributions into one"
-system_prompt = "You combine several reviews or answers into one concise summary: agreements, disagreements, and the actions that matter most first."
-capabilities = ["summarize", "synthesize"]
-preferred_models = ["qwen2.5", "llama3.2"]
-[templates.summarizer.parameters.temperature]
-type = "float"
-min = 0.0
-max = 0.5
-default = 0.2
-"""
-
 BUILT_IN_TEMPLATES: dict[str, Template] = parse_templates(
-    tomllib.loads(_BUILT_IN), source="built-in"
+    tomllib.loads((Path(__file__).parent / "templates.toml").read_text(encoding="utf-8")),
+    source="built-in",
 )
 """The templates that ship with the package (researcher, analyst, writer, coder, critic,
 moderator, the four PR reviewers and a summarizer)."""

@@ -181,7 +181,7 @@ def agent(
     return StepDef(impl=impl, sources=dict(args or {}), options=dict(step_options))
 
 
-def conversation(  # noqa: PLR0913 - a conversation's options
+def conversation(
     *,
     participants: Sequence[str],
     topic: str = "",
@@ -197,7 +197,7 @@ def conversation(  # noqa: PLR0913 - a conversation's options
     args: Mapping[str, Any] | None = None,
     **step_options: Unpack[CommonOptions],
 ) -> Any:
-    """A step that runs a team conversation; its result is the :class:`~actors.agents.ConversationState`.
+    """A step that runs a team conversation; its result is the final ``ConversationState``.
 
     Args:
         participants: The agents taking part.

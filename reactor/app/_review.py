@@ -66,7 +66,7 @@ def review_reactor(
     chunk_ns["replies"] = collect(**{ident: ref(ident) for ident in idents.values()})
     chunk_reactor = type(f"{name}Chunk", (Reactor,), chunk_ns, returns="replies")
 
-    def chunks(pr: dict, diff: str, chunk_tokens: int) -> list[str]:  # type: ignore[type-arg]
+    def chunks(pr: dict[str, Any], diff: str, chunk_tokens: int) -> list[str]:
         request = pull_request(pr, diff)
         parts = chunk_diff(split_diff(request.diff), chunk_tokens) or [""]
         return [review_prompt(request, part, i, len(parts)) for i, part in enumerate(parts)]
@@ -78,8 +78,8 @@ def review_reactor(
         )
 
     def result(
-        pr: dict, per_chunk: list[dict[str, AgentReply]], summary: AgentReply
-    ) -> ReviewResult:  # type: ignore[type-arg]
+        pr: dict[str, Any], per_chunk: list[dict[str, AgentReply]], summary: AgentReply
+    ) -> ReviewResult:
         reviews = tuple(
             Review(
                 reviewer=reviewer,
