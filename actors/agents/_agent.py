@@ -23,7 +23,7 @@ import msgspec
 from opentelemetry import context as otel_context
 
 import otel
-from actors import AskError, Deferred, Failure, FailureKind
+from actors import Deferred, Failure, FailureKind
 from actors.agents._backend import AgentBackend
 from actors.agents._messages import (
     AGENT_PREFIX,
@@ -285,10 +285,7 @@ class Agent(VirtualActor[AgentMemory]):
             AGENT_PREFIX + self.key, first.data, event_type=first.event_type
         )
         request = msgspec.structs.replace(request, more=tuple(more))
-        try:
-            await self.backend.store.ask_async(request, timeout=self.backend.timeout)
-        except AskError:
-            raise
+        await self.backend.store.ask_async(request, timeout=self.backend.timeout)
 
 
 def _event(event_type: str, data: object) -> JournalEvent:

@@ -56,7 +56,7 @@ from actors.agents._messages import (
 from actors.agents._roles import Turn
 from actors.llm import ChatMessage
 from actors.lowlevel import Activations, VirtualActor
-from actors.store import Journal
+from actors.store import Journal, JournalEvent
 
 __all__ = ["Conversation", "ConversationMemory", "load_conversation"]
 
@@ -214,8 +214,17 @@ class Conversation(VirtualActor[ConversationMemory]):
             if token is not None:
                 otel_context.detach(token)
 
-    async def _append(self, event: msgspec.Struct) -> None:
-        await self.journal.append_async(CONVERSATION_PREFIX + self.key, type(event).__name__, event)
+    async def _append(self, event: msgspec.Struct, *more: msgspec.Struct) -> None:
+        """Append ``event`` (and ``more``) in one commit."""
+        request = self.journal.append_message(
+            CONVERSATION_PREFIX + self.key, event, event_type=type(event).__name__
+        )
+        if more:
+            extra = tuple(
+                JournalEvent(event_type=type(e).__name__, data=msgspec.json.encode(e)) for e in more
+            )
+            request = msgspec.structs.replace(request, more=extra)
+        await self.backend.store.ask_async(request, timeout=self.backend.timeout)
 
     async def _start(
         self, message: StartConversation, memory: ConversationMemory
@@ -229,12 +238,13 @@ class Conversation(VirtualActor[ConversationMemory]):
             topic=message.topic,
             moderator=message.moderator,
         )
-        await self._append(started)
         memory.started = started
         if message.initial:
             said = Said(sender=message.sender, content=message.initial)
-            await self._append(said)
+            await self._append(started, said)
             memory.messages.append(said)
+        else:
+            await self._append(started)
         return memory.state(self.key)
 
     def _unseen(self, memory: ConversationMemory, agent: str, upto: int) -> tuple[Turn, ...]:
@@ -284,9 +294,8 @@ class Conversation(VirtualActor[ConversationMemory]):
             context=context,
         )
         said = _said(answer, recipient=message.sender, round_=0)
-        for event in (told, said):
-            await self._append(event)
-            memory.messages.append(event)
+        await self._append(told, said)
+        memory.messages += [told, said]
         return said
 
     async def _team(self, message: RunTeam, memory: ConversationMemory) -> ConversationState:
