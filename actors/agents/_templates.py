@@ -93,7 +93,7 @@ class Param(msgspec.Struct, frozen=True, kw_only=True):
                 le=self.max,
                 pattern=self.pattern,
                 description=self.description or None,
-                strict=True,
+                strict=None if self.choices else True,
             ),
         )
 
@@ -310,19 +310,22 @@ def parse_templates(data: Mapping[str, Any], *, source: str = "templates") -> di
 def load_templates(path: str | Path) -> dict[str, Template]:
     """Templates from a ``.toml``, ``.yaml`` or ``.yml`` file."""
     file = Path(path)
-    text = file.read_text(encoding="utf-8")
+    if file.suffix not in {".toml", ".yaml", ".yml"}:
+        raise TemplateError(str(file), "file", "a .toml, .yaml or .yml file")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(str(file), "file", "a readable file", str(exc)) from None
     if file.suffix == ".toml":
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise TemplateError(str(file), "file", "valid TOML", str(exc)) from None
-    elif file.suffix in {".yaml", ".yml"}:
+    else:
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise TemplateError(str(file), "file", "valid YAML", str(exc)) from None
-    else:
-        raise TemplateError(str(file), "file", "a .toml, .yaml or .yml file")
     if not isinstance(data, Mapping):
         raise TemplateError(str(file), "file", "a table of templates")
     return parse_templates(data, source=str(file))
