@@ -39,6 +39,7 @@ from actors.agents._messages import (
 from actors.agents._roles import (
     AgentSpec,
     Turn,
+    estimate_tokens,
     needs_summary,
     summary_prompt,
     system_prompt,
@@ -265,6 +266,7 @@ class Agent(VirtualActor[AgentMemory]):
             summary=memory.summary,
             summarised=memory.summarised,
         )
+        messages = _fit_context(messages, self.backend.context_tokens(spec), spec.max_tokens)
         completion = await self.backend.chat(spec, messages, run_id=request.run_id)
         answer = Turn(
             role="assistant",
@@ -286,6 +288,36 @@ class Agent(VirtualActor[AgentMemory]):
         )
         request = msgspec.structs.replace(request, more=tuple(more))
         await self.backend.store.ask_async(request, timeout=self.backend.timeout)
+
+
+_CONTEXT_SHARE = 0.8
+"""The share of a model's context window the prompt may fill (estimates are rough)."""
+_ANSWER_RESERVE = 512
+"""Tokens kept for the answer when the agent sets no ``max_tokens``."""
+
+
+def _fit_context(
+    messages: list[ChatMessage], context: int | None, max_tokens: int | None
+) -> list[ChatMessage]:
+    """Drop the oldest non-system messages until the prompt fits the model's context.
+
+    Whatever the window policy, a known context window is never overrun by history: the
+    system messages and the newest message always stay.
+    """
+    if context is None:
+        return messages
+    budget = int(context * _CONTEXT_SHARE) - (max_tokens or _ANSWER_RESERVE)
+    head = [m for m in messages if m.role == "system"]
+    rest = [m for m in messages if m.role != "system"]
+    used = sum(estimate_tokens(m.content) for m in head)
+    kept: list[ChatMessage] = []
+    for message in reversed(rest):
+        cost = estimate_tokens(message.content)
+        if kept and used + cost > budget:
+            break
+        kept.append(message)
+        used += cost
+    return head + kept[::-1]
 
 
 def _event(event_type: str, data: object) -> JournalEvent:

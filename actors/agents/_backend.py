@@ -106,6 +106,20 @@ class AgentBackend:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loops: itertools.count[int] = field(default_factory=itertools.count)
 
+    def context_tokens(self, spec: AgentSpec) -> int | None:
+        """The smallest context window of ``spec``'s model(s) the catalog knows (``None``: unknown)."""
+        if self.catalog is None:
+            return None
+        names = spec.model if isinstance(spec.model, tuple) else (spec.model,)
+        windows = [
+            entry.context_length
+            for name in names
+            if not name.startswith(("auto", "chain:"))
+            for entry in self.catalog.lookup(name)
+            if entry.context_length
+        ]
+        return min(windows) if windows else None
+
     async def chat(
         self,
         spec: AgentSpec,

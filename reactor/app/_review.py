@@ -10,14 +10,14 @@
     summary     = agent(summarizer, joined)
     result      = ReviewResult(reviews, summary)
 
-A user extends it by subclassing what it returns (add steps after ``result``), or by
-building it with other reviewers (any agents).
+A user extends it with more steps (``steps=``: post the result, gate a merge, ...)
+and other reviewers (any agents).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from actors.agents import (
@@ -46,6 +46,8 @@ def review_reactor(
     summarizer: str = DEFAULT_SUMMARIZER,
     *,
     name: str = "PullRequestReview",
+    steps: Mapping[str, Any] | None = None,
+    returns: str = "result",
 ) -> type[Reactor]:
     """A reactor that reviews a pull request with ``reviewers``, summed up by ``summarizer``.
 
@@ -54,6 +56,14 @@ def review_reactor(
     6000). Its result is an :class:`~actors.agents.ReviewResult`. The agents must be
     defined on the engine (``engine.start_agents()`` and
     :func:`actors.agents.ensure_reviewers` for the defaults).
+
+    Args:
+        reviewers: The reviewing agents.
+        summarizer: The agent that sums the reviews up.
+        name: The reactor's name.
+        steps: More steps, by name, added to the reactor (they may use ``result``,
+            ``summary``, ``per_chunk``, ... as arguments): how a user extends it.
+        returns: The step whose result is the reactor's (default ``result``).
     """
     names = list(reviewers)
     if not names:
@@ -112,4 +122,5 @@ def review_reactor(
         ),
         "result": step(result),
     }
-    return type(name, (Reactor,), ns, returns="result")
+    ns.update(steps or {})
+    return type(name, (Reactor,), ns, returns=returns)

@@ -57,6 +57,7 @@ def write_config(tmp_path: Path, server: FakeServer) -> Path:
 [hosts.local]
 url = "{server.url}"
 protocol = "openai"
+context_windows = {{ "qwen2.5" = 2048, "llama3.2" = 8192 }}
 
 [discovery]
 enabled = false
