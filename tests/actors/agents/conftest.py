@@ -1,5 +1,7 @@
-"""Agents on a real Engine: a fake OpenAI-compatible server over loopback, a TOML
-configuration, the fleet's catalog, a Selector, fallback chains and a real SQLite Store."""
+"""Agents on a real Engine over a fake OpenAI-compatible server on loopback.
+
+A TOML configuration, the fleet's catalog, a Selector, fallback chains, a real SQLite Store.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from actors import System
-from actors.agents import AgentSpec, Agents, ConversationOrchestrator, Role, Window
+from actors.agents import Agents, AgentSpec, ConversationOrchestrator, Role, Window
 from actors.llm import load_config, start_fleet
 from actors.testing import FakeModel, FakeServer
 from reactor.app import Engine
@@ -39,7 +41,9 @@ class World:
         return messages
 
 
-def peer(name: str, *, model: str | tuple[str, ...] = "llama3.2", window: Window | None = None) -> AgentSpec:
+def peer(
+    name: str, *, model: str | tuple[str, ...] = "llama3.2", window: Window | None = None
+) -> AgentSpec:
     """An agent with a one-line role."""
     return AgentSpec(
         name=name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 import pytest
 
 from actors import AskError, System
@@ -35,11 +36,19 @@ def test_an_agent_answers_with_its_role_and_remembers_the_exchange(world: World)
     world.agents.define(peer("alice"))
     world.server.script(Reply(text="Hello from Alice"))
     reply = world.agents.respond("alice", "Hi there")
-    assert (reply.agent, reply.content, reply.model) == ("alice", "Hello from Alice", "local/llama3.2")
+    assert (reply.agent, reply.content, reply.model) == (
+        "alice",
+        "Hello from Alice",
+        "local/llama3.2",
+    )
     assert reply.input_tokens > 0
     assert world.sent()[0] == {"role": "system", "content": "You are alice."}
     world.agents.respond("alice", "And again?")
-    assert [m["content"] for m in world.sent()[1:]] == ["Hi there", "Hello from Alice", "And again?"]
+    assert [m["content"] for m in world.sent()[1:]] == [
+        "Hi there",
+        "Hello from Alice",
+        "And again?",
+    ]
     state = world.agents.get("alice")
     assert [t.role for t in state.turns] == ["user", "assistant", "user", "assistant"]
 
@@ -74,7 +83,7 @@ def test_agents_survive_a_restart_of_the_whole_process(world: World) -> None:
     with System(name="second", default_timeout=5.0) as system:
         store = system.spawn(Store.spec(world.db, name="store2"))
         again = Agents(system, AgentBackend(store=store), name="agents2")
-        assert [t.content for t in again.get("dave").turns][0] == "first"
+        assert again.get("dave").turns[0].content == "first"
         assert "dave" in again.names()
         memory = system.bridge.run(load_agent(Journal(store), "dave"))
         assert memory.spec is not None
@@ -162,8 +171,10 @@ def test_an_agent_with_tools_runs_the_tool_loop(world: World) -> None:
     world.engine.start_tools(ToolRegistry([lookup]), name="agent-tools")
     agents = world.engine.start_agents(tools="agent-tools", name="tool-agents")
     spec = peer("kim")
-    agents.define(type(spec)(**{**{f: getattr(spec, f) for f in spec.__struct_fields__}, "tools": ("lookup",)}))
-    world.server.script(Reply(tool_calls=(FakeToolCall("lookup", {"city": "Oslo"}),)), "It is sunny.")
+    agents.define(msgspec.structs.replace(spec, tools=("lookup",)))
+    world.server.script(
+        Reply(tool_calls=(FakeToolCall("lookup", {"city": "Oslo"}),)), "It is sunny."
+    )
     reply = agents.respond("kim", "Weather in Oslo?")
     assert calls == ["Oslo"]
     assert reply.content == "It is sunny."

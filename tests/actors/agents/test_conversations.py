@@ -52,7 +52,12 @@ def test_round_robin_with_a_moderator_runs_rounds_until_max_rounds(
     state = trio.run_team(cid, termination=Termination(max_rounds=2))
     assert state.ended == "max_rounds"
     assert [(m.sender, m.round) for m in state.messages[1:]] == [
-        ("mod", 1), ("ann", 1), ("ben", 1), ("mod", 2), ("ann", 2), ("ben", 2),
+        ("mod", 1),
+        ("ann", 1),
+        ("ben", 1),
+        ("mod", 2),
+        ("ann", 2),
+        ("ben", 2),
     ]
 
 

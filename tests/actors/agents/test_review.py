@@ -28,7 +28,10 @@ def test_the_gh_pr_view_json_and_diff_make_a_pull_request(tmp_path: Path) -> Non
     """Title, body, files with their counts, and the diff; from text, a file or a dict."""
     pr = pull_request(json.dumps(PR_JSON), PR_DIFF)
     assert pr.title == "Add a login rate limit"
-    assert [(f.path, f.additions) for f in pr.files] == [("app/auth.py", 12), ("docs/security.md", 2)]
+    assert [(f.path, f.additions) for f in pr.files] == [
+        ("app/auth.py", 12),
+        ("docs/security.md", 2),
+    ]
     assert (pr.additions, pr.deletions) == (14, 2)
     (tmp_path / "pr.json").write_text(json.dumps({**PR_JSON, "body": None}))
     (tmp_path / "pr.diff").write_text(PR_DIFF)
@@ -47,9 +50,10 @@ def test_a_diff_is_split_per_file_and_packed_to_fit_a_context() -> None:
     assert list(parts) == ["app/auth.py", "docs/security.md"]
     assert all(p.startswith("diff --git") for p in parts.values())
     assert chunk_diff(parts, 10_000) == ["".join(parts.values())]
-    big = {"big.py": "diff --git a/big.py b/big.py\n" + "".join(
-        f"@@ -{i},1 +{i},1 @@\n" + "+line of code here\n" * 40 for i in range(6)
-    )}
+    big = {
+        "big.py": "diff --git a/big.py b/big.py\n"
+        + "".join(f"@@ -{i},1 +{i},1 @@\n" + "+line of code here\n" * 40 for i in range(6))
+    }
     chunks = chunk_diff(big, 300)
     assert len(chunks) > 2
     assert all(len(c) // 4 + 1 <= 300 + 20 for c in chunks)
@@ -64,7 +68,10 @@ def test_reviewers_review_in_parallel_and_a_summary_follows(world: World) -> Non
     result = review_pull_request(world.agents, pull_request(PR_JSON, PR_DIFF))
     assert [r.reviewer for r in result.reviews] == list(DEFAULT_REVIEWERS)
     assert [r.role for r in result.reviews] == [
-        "senior developer", "security reviewer", "performance reviewer", "UX reviewer",
+        "senior developer",
+        "security reviewer",
+        "performance reviewer",
+        "UX reviewer",
     ]
     assert all(r.chunks == 1 and r.model == "local/llama3.2" for r in result.reviews)
     prompts = [c.body["messages"] for c in world.server.calls if c.path.endswith("/completions")]

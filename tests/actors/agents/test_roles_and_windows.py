@@ -10,7 +10,11 @@ from actors.agents._roles import needs_summary, system_prompt
 
 def turns(n: int) -> list[Turn]:
     return [
-        Turn(role="user" if i % 2 == 0 else "assistant", content=f"turn {i} " + "x" * 40, sender="bob" if i % 2 == 0 else "me")
+        Turn(
+            role="user" if i % 2 == 0 else "assistant",
+            content=f"turn {i} " + "x" * 40,
+            sender="bob" if i % 2 == 0 else "me",
+        )
         for i in range(n)
     ]
 
@@ -73,7 +77,9 @@ def test_a_summary_window_puts_the_summary_before_the_unsummarised_turns() -> No
         ({"window": Window(kind="last", turns=0)}, "window"),
     ],
 )
-def test_an_invalid_agent_is_rejected_when_it_is_defined(fields: dict[str, object], fragment: str) -> None:
+def test_an_invalid_agent_is_rejected_when_it_is_defined(
+    fields: dict[str, object], fragment: str
+) -> None:
     """Names, models and windows are checked before anything runs."""
     base: dict[str, object] = {"name": "ok", "role": Role(name="r", system_prompt="p")}
     with pytest.raises(AgentError, match=fragment):

@@ -1,4 +1,4 @@
-"""Agent templates in TOML and YAML: every parameter checked, the model checked against the catalog."""
+"""Agent templates in TOML and YAML: every parameter checked, models checked in the catalog."""
 
 from __future__ import annotations
 
@@ -110,7 +110,8 @@ def test_a_malformed_template_file_is_rejected_with_the_field(tmp_path: Path) ->
         load_templates(bad_type)
     bad_default = tmp_path / "b.yaml"
     bad_default.write_text(
-        "x:\n  system_prompt: p\n  parameters:\n    temperature: {type: float, max: 1, default: 2}\n"
+        "x:\n  system_prompt: p\n  parameters:\n"
+        "    temperature: {type: float, max: 1, default: 2}\n"
     )
     with pytest.raises(TemplateError, match=r"parameters\.temperature\.default"):
         load_templates(bad_default)
