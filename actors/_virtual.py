@@ -4,15 +4,16 @@ Long-lived entities that exist by the thousand (agents, conversations, reasoning
 sessions) are addressed by a key whether or not an actor for them is running, in the
 manner of Orleans grains:
 
-* :class:`Activations` maps a key to the loop actor registered as ``{prefix}{key}``,
-  starting one (a child of the given supervisor, without a round trip) when none runs;
+* :class:`Activations` maps a key to its running loop actor (named
+  ``{prefix}{key}#{n}``), starting one (a child of the given supervisor, without a
+  round trip) when none runs;
 * a :class:`VirtualActor` loads its state with :meth:`VirtualActor.activate` (a
   coroutine on the I/O loop); mail that arrives meanwhile waits in a stash and is
   handled, in order, once the state is there;
 * after ``idle_s`` seconds without mail and with no work in flight, it calls
-  :meth:`VirtualActor.passivate`, releases its name and stops; the next message for its
-  key activates a fresh one. A request that reached the old one while it was stopping
-  is answered ``actor_stopped``, and :meth:`Activations.ask_async` (or
+  :meth:`VirtualActor.passivate`, its Activations forgets it, and it stops; the next
+  message for its key activates a fresh one. A request that reached the old one while
+  it was stopping is answered ``actor_stopped``, and :meth:`Activations.ask_async` (or
   :meth:`Activations.forward`, inside an actor) sends it again to a new activation.
 
 State is expected to be persisted as it changes (an event stream in the Store), so
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from actors._actor import Deferred, LoopActor, Ref
-from actors._errors import AskError, DuplicateActorName
+from actors._errors import AskError
 from actors._messages import Failure, FailureKind, Request
 from actors._supervisor import ChildSpec, Restart, start_child
 
@@ -51,14 +52,15 @@ class VirtualActor(LoopActor[Any], Generic[S]):
     Args:
         key: What this actor stands for (an agent's name, a conversation's id).
         idle_s: Seconds without mail after which it passivates (``None``: never).
-        on_passivate: Called with the key when it has passivated (counters, tests).
+        on_passivate: Called with the key and the actor's name just before it stops for
+            being idle (its :class:`Activations` forgets it then).
     """
 
     def __init__(
         self,
         key: str,
         idle_s: float | None = 300.0,
-        on_passivate: Callable[[str], None] | None = None,
+        on_passivate: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__()
         self.key = key
@@ -163,14 +165,13 @@ class VirtualActor(LoopActor[Any], Generic[S]):
             self.call_later(max(delay, 0.001), self._check_idle, name=f"idle {self.key}")
             return
         self.passivate()
-        self._release()
         if self._on_passivate is not None:
-            self._on_passivate(self.key)
+            self._on_passivate(self.key, self.name)
+        self._release()
 
     def _release(self) -> None:
-        """Free the name at once (a new activation may start), then stop."""
+        """Stop once the mail already here is handled (later requests go elsewhere)."""
         self._gone = True
-        self.runtime.unregister(self.name)
         self.stop()
 
 
@@ -207,31 +208,36 @@ class Activations:
         self.passivated = 0
         """How many activations passivated."""
         self._lock = threading.Lock()
+        self._active: dict[str, Ref[Any]] = {}
 
     def name(self, key: str) -> str:
-        """The actor name of ``key``'s activation."""
+        """The name prefix of ``key``'s activations (each adds ``#<n>``)."""
         return f"{self.prefix}{key}"
 
     def is_active(self, key: str) -> bool:
         """Whether an activation of ``key`` is running now."""
-        runtime = self.supervisor._rt
-        name = self.name(key)
-        if not runtime.is_registered(name):
-            return False
-        return runtime.lookup(name).is_alive()
+        with self._lock:
+            ref = self._active.get(key)
+        return ref is not None and ref.is_alive()
+
+    def active(self) -> list[str]:
+        """The keys with a running activation."""
+        with self._lock:
+            return [key for key, ref in self._active.items() if ref.is_alive()]
 
     def ref(self, key: str) -> Ref[Any]:
-        """The running activation of ``key``, started if there is none."""
-        runtime = self.supervisor._rt
-        name = self.name(key)
+        """The running activation of ``key``, started if there is none.
+
+        Each activation has a name of its own (``{prefix}{key}#{n}``), so that a new
+        activation never shares a name with one that is still stopping.
+        """
         with self._lock:
-            if runtime.is_registered(name):
-                ref = runtime.lookup(name)
-                if ref.is_alive():
-                    return ref
-                runtime.unregister(name)  # a stopped activation not yet forgotten
+            ref = self._active.get(key)
+            if ref is not None and ref.is_alive():
+                return ref
+            self.activated += 1
             spec = ChildSpec(
-                name=name,
+                name=f"{self.name(key)}#{self.activated}",
                 actor=self.actor,
                 kwargs={
                     "key": key,
@@ -241,16 +247,16 @@ class Activations:
                 },
                 restart=Restart.TEMPORARY,
             )
-            try:
-                ref = start_child(self.supervisor, spec)
-            except DuplicateActorName:
-                return runtime.lookup(name)
-            self.activated += 1
+            ref = start_child(self.supervisor, spec)
+            self._active[key] = ref
             return ref
 
-    def _passivated(self, key: str) -> None:
-        del key
+    def _passivated(self, key: str, name: str) -> None:
+        """Forget ``key``'s activation ``name`` (not a newer one), before it stops."""
         with self._lock:
+            current = self._active.get(key)
+            if current is not None and current.name == name:
+                del self._active[key]
             self.passivated += 1
 
     async def ask_async(self, key: str, message: Request[R], *, timeout: float | None = None) -> R:

@@ -52,7 +52,7 @@ def agent_figures(*, quick: bool) -> dict[str, Any]:
     """Measure routing, a 3-message exchange and registration (see the module docstring)."""
     rounds = 30 if quick else 300
     with tempfile.TemporaryDirectory() as tmp, System(name="bench-agents") as system:
-        store = system.spawn(Store.spec(Path(tmp) / "agents.db", synchronous="NORMAL"))
+        store: Any = system.spawn(Store.spec(Path(tmp) / "agents.db", synchronous="NORMAL"))
         model = system.spawn(InstantModel, name="instant")
         backend = AgentBackend(store=store, resolve=lambda name: (model, name))
         agents = Agents(system, backend, idle_s=None)

@@ -20,8 +20,8 @@ from actors.agents import (
     AgentSpec,
     ConversationOrchestrator,
     Role,
-    Termination,
     TemplateError,
+    Termination,
     Window,
 )
 from actors.llm import HostConfig, ModelHost

@@ -864,6 +864,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "review_reactor",
         "save_swarm",
         "swarm_reactor",
+        "swarm_plan",
     ),
     "reactor.cli": ("main",),
 }

@@ -107,7 +107,7 @@ class AgentBackend:
     _loops: itertools.count[int] = field(default_factory=itertools.count)
 
     def context_tokens(self, spec: AgentSpec) -> int | None:
-        """The smallest context window of ``spec``'s model(s) the catalog knows (``None``: unknown)."""
+        """The smallest context window of ``spec``'s models that the catalog knows, or ``None``."""
         if self.catalog is None:
             return None
         names = spec.model if isinstance(spec.model, tuple) else (spec.model,)

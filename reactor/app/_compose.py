@@ -18,7 +18,7 @@ everything else     every role answers in parallel; the synthesizer combines
 ==================  ============================================================
 
 The result is the final step's :class:`~actors.agents.AgentReply`. The reactor class
-carries its plan (``reactor.plan``); :func:`save_swarm` writes the plan as JSON and
+carries its plan (:func:`swarm_plan`); :func:`save_swarm` writes the plan as JSON and
 :func:`load_swarm` builds the same reactor again.
 """
 
@@ -39,7 +39,7 @@ from actors.agents import (
 )
 from dsl import Input, Reactor, agent, ref
 
-__all__ = ["compose_swarm", "load_swarm", "save_swarm", "swarm_reactor"]
+__all__ = ["compose_swarm", "load_swarm", "save_swarm", "swarm_plan", "swarm_reactor"]
 
 _COMBINE = {
     "consensus": "Several agents answered the question below. Give the answer most of "
@@ -156,9 +156,22 @@ def compose_swarm(
     return swarm_reactor(plan, name=name)
 
 
+def swarm_plan(reactor: type[Reactor]) -> SwarmPlan:
+    """The plan a composed reactor was built from.
+
+    Raises:
+        TypeError: The reactor was not made by :func:`compose_swarm` or :func:`swarm_reactor`.
+    """
+    plan = getattr(reactor, "plan", None)
+    if not isinstance(plan, SwarmPlan):
+        msg = f"reactor {reactor.__name__!r} was not composed from a swarm plan"
+        raise TypeError(msg)
+    return plan
+
+
 def save_swarm(reactor: type[Reactor], path: str | Path) -> Path:
     """Write a composed reactor's plan as JSON."""
-    plan: SwarmPlan = reactor.plan  # type: ignore[attr-defined]
+    plan = swarm_plan(reactor)
     file = Path(path)
     file.write_bytes(plan.to_json())
     return file

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from actors import Message, Request, System, SupervisorSpec
+from actors import Message, Request, SupervisorSpec, System
 from actors.lowlevel import Activations, VirtualActor
 
 
@@ -38,7 +38,7 @@ class Counter(VirtualActor[dict[str, int]]):
 
 
 def activations(system: System, idle_s: float | None) -> Activations:
-    supervisor = system.spawn(SupervisorSpec(name="virtual", on_loop=True, max_restarts=100))
+    supervisor: Any = system.spawn(SupervisorSpec(name="virtual", on_loop=True, max_restarts=100))
     return Activations(supervisor, Counter, prefix="counter:", idle_s=idle_s)
 
 
@@ -63,7 +63,11 @@ def test_mail_waits_for_the_state_and_is_handled_in_order(system: System) -> Non
 
     first = threading.Thread(target=ask, args=(1,))
     first.start()
-    wait_for(lambda: ref.is_alive())
+    target = ref._target
+    assert target is not None
+    actor = target._actor_weakref()
+    assert isinstance(actor, Counter)
+    wait_for(lambda: len(actor._stash) == 1)  # the ask waits while the state loads
     GATE.set()
     first.join()
     ask(5)

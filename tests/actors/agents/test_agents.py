@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import msgspec
 import pytest
@@ -81,7 +82,7 @@ def test_agents_survive_a_restart_of_the_whole_process(world: World) -> None:
     world.agents.define(peer("dave"))
     world.agents.respond("dave", "first")
     with System(name="second", default_timeout=5.0) as system:
-        store = system.spawn(Store.spec(world.db, name="store2"))
+        store: Any = system.spawn(Store.spec(world.db, name="store2"))
         again = Agents(system, AgentBackend(store=store), name="agents2")
         assert again.get("dave").turns[0].content == "first"
         assert "dave" in again.names()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from actors import System
@@ -118,7 +120,7 @@ def test_conversations_are_listed_and_resumed_after_a_restart(world: World) -> N
     cid = orchestrator.start(["ann", "ben"], topic="t", initial="go", conversation="resumable")
     orchestrator.run_team(cid, termination=Termination(max_rounds=1))
     with System(name="later", default_timeout=10.0) as system:
-        store = system.spawn(Store.spec(world.db, name="store2"))
+        store: Any = system.spawn(Store.spec(world.db, name="store2"))
         host = world.system.lookup("local")
         backend = AgentBackend(store=store, resolve=lambda model: (host, model))
         later = ConversationOrchestrator(Agents(system, backend, name="agents2"))
