@@ -438,6 +438,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "window",
     ),
     "actors.agents": (
+        "AgentHandle",
         "AGENT_PREFIX",
         "BUILT_IN_TEMPLATES",
         "CONVERSATION_PREFIX",

@@ -20,7 +20,13 @@
 """
 
 from actors.agents._agent import Agent, AgentMemory, load_agent
-from actors.agents._api import AgentRouter, Agents, ConversationInfo, ConversationOrchestrator
+from actors.agents._api import (
+    AgentHandle,
+    AgentRouter,
+    Agents,
+    ConversationInfo,
+    ConversationOrchestrator,
+)
 from actors.agents._backend import AgentBackend, catalog_resolver
 from actors.agents._compose import (
     STRATEGIES,
@@ -87,6 +93,7 @@ __all__ = [
     "AgentBackend",
     "AgentDefined",
     "AgentError",
+    "AgentHandle",
     "AgentMemory",
     "AgentNotFoundError",
     "AgentReply",

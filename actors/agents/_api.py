@@ -48,7 +48,13 @@ from actors.agents._roles import AgentSpec
 from actors.lowlevel import Activations
 from actors.store import Journal, StreamInfo
 
-__all__ = ["AgentRouter", "Agents", "ConversationInfo", "ConversationOrchestrator"]
+__all__ = [
+    "AgentHandle",
+    "AgentRouter",
+    "Agents",
+    "ConversationInfo",
+    "ConversationOrchestrator",
+]
 
 T = TypeVar("T")
 
@@ -187,6 +193,41 @@ class Agents:
     def is_active(self, agent: str) -> bool:
         """Whether ``agent`` has a running activation now."""
         return self.activations.is_active(agent)
+
+    def agent(self, name: str) -> AgentHandle:
+        """A handle on the agent ``name`` (defined or not yet)."""
+        return AgentHandle(self, name)
+
+
+class AgentHandle:
+    """One agent by name: ``agents.agent("alice").respond("hi")``.
+
+    A handle is a name and the :class:`Agents` it belongs to; the agent is activated
+    when a message reaches it, wherever the handle was made.
+    """
+
+    __slots__ = ("agents", "name")
+
+    def __init__(self, agents: Agents, name: str) -> None:
+        self.agents = agents
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<AgentHandle {self.name!r}>"
+
+    def respond(self, message: str, *, sender: str = "user", run_id: str = "") -> AgentReply:
+        """The agent's answer (see :meth:`Agents.respond`)."""
+        return self.agents.respond(self.name, message, sender=sender, run_id=run_id)
+
+    async def respond_async(
+        self, message: str, *, sender: str = "user", run_id: str = ""
+    ) -> AgentReply:
+        """:meth:`respond` for asyncio code."""
+        return await self.agents.respond_async(self.name, message, sender=sender, run_id=run_id)
+
+    def state(self) -> AgentState:
+        """Its definition and history."""
+        return self.agents.get(self.name)
 
 
 class ConversationInfo:

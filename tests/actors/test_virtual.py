@@ -11,11 +11,11 @@ from actors import Message, Request, SupervisorSpec, System
 from actors.lowlevel import Activations, VirtualActor
 
 
-class Count(Message, frozen=True, kw_only=True):
+class VirtualCount(Message, frozen=True, kw_only=True):
     value: int
 
 
-class Add(Request[Count], frozen=True, kw_only=True):
+class VirtualAdd(Request[VirtualCount], frozen=True, kw_only=True):
     amount: int = 1
 
 
@@ -34,7 +34,7 @@ class Counter(VirtualActor[dict[str, int]]):
         assert self.state is not None
         self.state["n"] += message.amount
         STORED[self.key] = self.state["n"]
-        return Count(value=self.state["n"])
+        return VirtualCount(value=self.state["n"])
 
 
 def activations(system: System, idle_s: float | None) -> Activations:
@@ -59,7 +59,7 @@ def test_mail_waits_for_the_state_and_is_handled_in_order(system: System) -> Non
     answers: list[int] = []
 
     def ask(amount: int) -> None:
-        answers.append(ref.ask(Add(amount=amount)).value)
+        answers.append(ref.ask(VirtualAdd(amount=amount)).value)
 
     first = threading.Thread(target=ask, args=(1,))
     first.start()
@@ -80,10 +80,10 @@ def test_an_idle_actor_passivates_and_its_key_reactivates_it(system: System) -> 
     STORED.clear()
     GATE.set()
     counters = activations(system, idle_s=0.05)
-    assert counters.ask("b", Add()).value == 1
+    assert counters.ask("b", VirtualAdd()).value == 1
     wait_for(lambda: not counters.is_active("b"))
     assert counters.passivated == 1
-    assert counters.ask("b", Add(amount=2)).value == 3  # loaded from STORED
+    assert counters.ask("b", VirtualAdd(amount=2)).value == 3  # loaded from STORED
     assert counters.activated == 2
 
 
@@ -93,10 +93,10 @@ def test_a_stopped_activation_still_registered_is_replaced(system: System) -> No
     GATE.set()
     counters = activations(system, idle_s=None)
     old = counters.ref("c")
-    assert old.ask(Add()).value == 1
+    assert old.ask(VirtualAdd()).value == 1
     target = old._target
     assert target is not None
     target.stop(block=True)
     assert not old.is_alive()
-    assert counters.ask("c", Add()).value == 2
+    assert counters.ask("c", VirtualAdd()).value == 2
     assert counters.activated == 2

@@ -44,7 +44,7 @@ def test_an_agent_answers_with_its_role_and_remembers_the_exchange(world: World)
     )
     assert reply.input_tokens > 0
     assert world.sent()[0] == {"role": "system", "content": "You are alice."}
-    world.agents.respond("alice", "And again?")
+    world.agents.agent("alice").respond("And again?")
     assert [m["content"] for m in world.sent()[1:]] == [
         "Hi there",
         "Hello from Alice",
