@@ -25,6 +25,7 @@ from opentelemetry import context as otel_context
 import otel
 from actors import Deferred, Failure, FailureKind
 from actors.agents._backend import AgentBackend
+from actors.agents._errors import AgentError
 from actors.agents._messages import (
     AGENT_PREFIX,
     AgentDefined,
@@ -155,6 +156,10 @@ class Agent(VirtualActor[AgentMemory]):
         )
 
     def _define(self, message: DefineAgent, memory: AgentMemory) -> object:
+        try:
+            message.spec.check()
+        except AgentError as exc:
+            return Failure(kind=FailureKind.BAD_REQUEST, message=str(exc), source=self.name)
         if message.spec.name != self.key:
             msg = f"DefineAgent for {message.spec.name!r} sent to agent {self.key!r}"
             return Failure(kind=FailureKind.BAD_REQUEST, message=msg, source=self.name)

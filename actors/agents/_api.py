@@ -139,6 +139,7 @@ class Agents:
         Raises:
             AgentError: Another agent of that name exists (pass ``replace=True``).
         """
+        spec.check()
         answer: AgentDefined = _call(
             lambda: self.activations.ask(spec.name, DefineAgent(spec=spec, replace=replace))
         )
@@ -146,6 +147,7 @@ class Agents:
 
     async def define_async(self, spec: AgentSpec, *, replace: bool = False) -> AgentSpec:
         """:meth:`define` for asyncio code."""
+        spec.check()
         request = DefineAgent(spec=spec, replace=replace)
         answer: AgentDefined = await _call_async(self.activations.ask_async(spec.name, request))
         return answer.spec

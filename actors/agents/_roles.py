@@ -112,8 +112,14 @@ class AgentSpec(msgspec.Struct, frozen=True, kw_only=True):
     template: str = ""
     capabilities: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
-        """Reject what cannot work before anything runs."""
+    def check(self) -> None:
+        """Reject what cannot work, before anything runs (``define`` calls it).
+
+        Not done on construction: a stored or received spec always decodes.
+
+        Raises:
+            AgentError: The name, model or window cannot work.
+        """
         if not _NAME.match(self.name):
             msg = f"agent name {self.name!r}: letters, digits, '_', '.', '-' (at most 64)"
             raise AgentError(msg)

@@ -190,7 +190,7 @@ class Template(msgspec.Struct, frozen=True, kw_only=True):
         chosen = self._capabilities(capabilities)
         spec_model = self._model_for(model, catalog, known_models)
         window = _window(values)
-        return AgentSpec(
+        spec = AgentSpec(
             name=name,
             role=Role(
                 name=self.role or self.name,
@@ -207,6 +207,8 @@ class Template(msgspec.Struct, frozen=True, kw_only=True):
             template=self.name,
             capabilities=chosen,
         )
+        spec.check()
+        return spec
 
     def _capabilities(self, wanted: Sequence[str] | None) -> tuple[str, ...]:
         if wanted is None:

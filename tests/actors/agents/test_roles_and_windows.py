@@ -83,4 +83,4 @@ def test_an_invalid_agent_is_rejected_when_it_is_defined(
     """Names, models and windows are checked before anything runs."""
     base: dict[str, object] = {"name": "ok", "role": Role(name="r", system_prompt="p")}
     with pytest.raises(AgentError, match=fragment):
-        AgentSpec(**{**base, **fields})  # type: ignore[arg-type]
+        AgentSpec(**{**base, **fields}).check()  # type: ignore[arg-type]
