@@ -69,7 +69,11 @@ class AgentRouter(LoopActor[Any]):
 
     def receive(self, message: Any) -> object:
         """Forward to the addressed virtual actor; its answer is the answer."""
-        reply = self.defer_reply()
+        try:
+            reply = self.defer_reply()
+        except RuntimeError:  # a tell: nobody waits, so there is nothing to route back
+            self.log.warning("agents router: not a request", type=type(message).__name__)
+            return None
         match message:
             case Respond() | DescribeAgent():
                 target, key = self.agents, message.agent
