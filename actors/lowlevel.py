@@ -17,7 +17,9 @@
 * :func:`check_may_block` raises :class:`~actors.BlockingCallError` at once when a
   blocking call is made where it must not wait (an actor, the I/O loop, any running
   event loop): the guard every sync entry point (``System.start``, ``start_fleet``,
-  ``Engine``) runs first.
+  ``Engine``) runs first;
+* :class:`VirtualActor` and :class:`Activations`: virtual actors (agents, conversations,
+  sessions) activated from stored state on first message and passivated when idle.
 """
 
 from actors._bridge import IoBridge, IoHandle
@@ -28,8 +30,10 @@ from actors._loop import LoopScheduler
 from actors._messages import MessageDecodeError, message_types
 from actors._supervisor import StartChild, Supervisor, start_child
 from actors._timers import TimerHandle, Timers
+from actors._virtual import Activations, VirtualActor
 
 __all__ = [
+    "Activations",
     "DeadLetter",
     "DeadLetters",
     "Handoff",
@@ -41,6 +45,7 @@ __all__ = [
     "Supervisor",
     "TimerHandle",
     "Timers",
+    "VirtualActor",
     "check_may_block",
     "handoff_for",
     "message_types",

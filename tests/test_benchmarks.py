@@ -316,3 +316,25 @@ def test_sessions_quick_prints_one_json_object_with_every_figure() -> None:
     assert data["fts_sample_hits"] > 0
     assert set(data["targets"]) == set(data["targets_met"])
     assert all(isinstance(v, bool) for v in data["targets_met"].values())
+
+
+AGENTS_FIGURES = (
+    "route_p50_ms",
+    "direct_ask_p50_ms",
+    "route_over_direct",
+    "exchange3_p50_ms",
+    "register10_ms",
+)
+
+
+def test_agents_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks agents --quick`: routing, a 3-message exchange, registration."""
+    result = run_python("-m", "benchmarks", "agents", "--quick", timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in AGENTS_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    assert data["exchange3_p50_ms"] > data["route_p50_ms"]
+    assert set(data["targets"]) == set(data["targets_met"])

@@ -17,6 +17,7 @@ kind           file                      constructor
 ``strategy``   ``_strategy.py``          :func:`strategy`
 ``template``   ``_template.py``          :func:`template`
 ``tools``      ``_tools.py``             :func:`tools`
+``agent``      ``_agent.py``             :func:`agent`, :func:`conversation`
 ``collect``    ``_collect.py``           :func:`collect`
 ``compose``    ``_compose.py``           :func:`compose`
 ``for_each``   ``_for_each.py``          :func:`for_each`
@@ -31,6 +32,14 @@ users a constructor returning a :class:`StepDef`; then register its executor
 declared once, in :class:`CommonOptions`.
 """
 
+from dsl.kinds._agent import (
+    AgentImpl,
+    AgentKind,
+    ConversationImpl,
+    ConversationKind,
+    agent,
+    conversation,
+)
 from dsl.kinds._around import AroundImpl, AroundKind, around
 from dsl.kinds._ask import AskImpl, AskKind, ask
 from dsl.kinds._binding import Binder, template_arguments, template_fields
@@ -68,6 +77,8 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "LOCAL",
     "RAY",
+    "AgentImpl",
+    "AgentKind",
     "AroundImpl",
     "AroundKind",
     "AskImpl",
@@ -82,6 +93,8 @@ __all__ = [
     "CompositeKind",
     "ConsensusImpl",
     "ConsensusKind",
+    "ConversationImpl",
+    "ConversationKind",
     "FallbackImpl",
     "FallbackKind",
     "ForEachImpl",
@@ -110,12 +123,14 @@ __all__ = [
     "ToolsImpl",
     "ToolsKind",
     "UndoableOptions",
+    "agent",
     "around",
     "ask",
     "bind",
     "collect",
     "compose",
     "consensus",
+    "conversation",
     "describe_steps",
     "exponential",
     "fallback",

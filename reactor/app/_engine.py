@@ -37,6 +37,7 @@ from actors import (
     SupervisorSpec,
     System,
 )
+from actors.agents import AgentBackend, Agents
 from actors.llm import Catalog, Config, Fleet, McpServerConfig, mask_url
 from actors.lowlevel import check_may_block, start_child
 from actors.orchestration import Budget, Chains, Consensus, Feedback, Selector
@@ -1192,6 +1193,41 @@ class Engine:
             actors.tools.ApprovalError: No such call waits for a decision.
         """
         return decide(self.journal, run_id, call_id, "reject", by=by, message=message)
+
+    # ---- agents --------------------------------------------------------------------------
+
+    def start_agents(
+        self,
+        *,
+        tools: str | None = None,
+        idle_s: float | None = 300.0,
+        timeout: float = 120.0,
+        name: str = "agents",
+    ) -> Agents:
+        """Agents and conversations on this engine's services (for ``agent``/``conversation``).
+
+        Agents' model calls go through the same resolver, Selector, fallback chains and
+        Budget as the engine's steps; their state lives in the engine's Store.
+
+        Args:
+            tools: The name of a ToolRunner (``start_tools``) for agents with tools.
+            idle_s: Seconds an agent or conversation stays active without mail.
+            timeout: Seconds one model call (or tool loop) may take.
+            name: The router's actor name (a step's ``router=``).
+        """
+        runner = self.system.lookup(tools) if tools is not None else None
+        backend = AgentBackend(
+            store=self.store,
+            resolve=lambda model: self._resolve_host(model, None),
+            catalog=self.catalog,
+            selector=self.selector,
+            chains=self.chains.ref,
+            budget=self.budget,
+            tools=runner,
+            timeout=timeout,
+            known_models=tuple(self._hosts),
+        )
+        return Agents(self.system, backend, idle_s=idle_s, name=name)
 
 
 @functools.lru_cache(maxsize=64)

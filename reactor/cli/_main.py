@@ -122,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _fault_options(fake)
     _add_run_commands(commands)
+    _add_agent_commands(commands)
     spend = commands.add_parser(
         "spend", help="budgets (limit, spent, rate, when each runs out) and spend per model"
     )
@@ -479,6 +480,100 @@ def _sessions(args: argparse.Namespace) -> int:
     return run_sessions(command)
 
 
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=None, help="the TOML file (default: REACTOR_CONFIG, ...)"
+    )
+    _db_option(parser)
+    parser.add_argument(
+        "--simulated",
+        action="store_true",
+        help="with no LLM server found, use the built-in fake servers",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_agent_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    agents = commands.add_parser("agents", help="agents: list, show, templates, create, ask")
+    actions = agents.add_subparsers(dest="agents_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every stored agent")
+    _db_option(listing)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    show = actions.add_parser("show", help="one agent: its definition and history")
+    show.add_argument("name", help="the agent's name")
+    _db_option(show)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    templates = actions.add_parser("templates", help="agent templates and their parameters")
+    templates.add_argument(
+        "--file", type=Path, default=None, help="a TOML or YAML file of templates"
+    )
+    templates.add_argument("--json", action="store_true", help="print JSON")
+    create = actions.add_parser("create", help="define an agent from a template (checked first)")
+    create.add_argument("name", help="the agent's name")
+    create.add_argument("--template", required=True, help="the template's name")
+    create.add_argument("--file", type=Path, default=None, help="a TOML or YAML file of templates")
+    create.add_argument("--model", default=None, help="its model (default: the template's)")
+    create.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a template parameter (the value as JSON, else text)",
+    )
+    create.add_argument("--replace", action="store_true", help="redefine an existing agent")
+    create.add_argument(
+        "--config", type=Path, default=None, help="the TOML file (default: REACTOR_CONFIG, ...)"
+    )
+    _db_option(create)
+    ask = actions.add_parser("ask", help="ask an agent; print its answer")
+    ask.add_argument("name", help="the agent's name")
+    ask.add_argument("message", help="what it is told")
+    _model_options(ask)
+    conversations = commands.add_parser("conversations", help="conversations: list, show, resume")
+    conv_actions = conversations.add_subparsers(
+        dest="conversations_command", required=True, metavar="ACTION"
+    )
+    conv_list = conv_actions.add_parser("list", help="stored conversations, newest first")
+    _db_option(conv_list)
+    conv_list.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    conv_list.add_argument("--json", action="store_true", help="print JSON")
+    conv_show = conv_actions.add_parser("show", help="one conversation's messages")
+    conv_show.add_argument("id", help="the conversation's id")
+    _db_option(conv_show)
+    conv_show.add_argument("--json", action="store_true", help="print JSON")
+    resume = conv_actions.add_parser("resume", help="run more rounds of a conversation")
+    resume.add_argument("id", help="the conversation's id")
+    resume.add_argument("--rounds", type=int, default=1, help="rounds to run (default 1)")
+    resume.add_argument(
+        "--pattern",
+        choices=["round_robin", "selector"],
+        default="round_robin",
+        help="who speaks next: in turn, or chosen by a model",
+    )
+    resume.add_argument("--keyword", default=None, help="a word that ends the conversation")
+    _model_options(resume)
+    review = commands.add_parser(
+        "review", help="review a pull request with specialist agents, then summarise"
+    )
+    review.add_argument(
+        "--pr-json",
+        type=Path,
+        required=True,
+        help="`gh pr view N --json title,body,files,additions,deletions` output",
+    )
+    review.add_argument("--diff", type=Path, default=None, help="`gh pr diff N` output")
+    review.add_argument(
+        "--reviewer",
+        action="append",
+        default=[],
+        help="a reviewing agent (repeatable; default: senior developer, security, performance, UX)",
+    )
+    review.add_argument(
+        "--model", default=None, help="the default reviewers' model (default: the templates')"
+    )
+    _model_options(review)
+
+
 def _fake_protocols() -> list[str]:
     from actors.testing import PROTOCOLS  # noqa: PLC0415
 
@@ -518,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _command(args)
 
 
-def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
+def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one branch per command
     """Run the parsed command."""
     match args.command:
         case "demo":
@@ -598,11 +693,73 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per
             return _tools(args)
         case "sessions":
             return _sessions(args)
+        case "agents" | "conversations" | "review":
+            return _agent_command(args)
         case "version":
             print(_version())
             return 0
         case _:  # argparse rejects unknown commands before this
             return 2
+
+
+def _agent_command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
+    from reactor.cli import _agents as cmd  # noqa: PLC0415
+
+    if args.command == "review":
+        return cmd.run_review(
+            pr_json=args.pr_json,
+            diff=args.diff,
+            reviewers=args.reviewer,
+            model=args.model,
+            config=args.config,
+            db=args.db,
+            as_json=args.json,
+            simulated=args.simulated,
+        )
+    if args.command == "conversations":
+        match args.conversations_command:
+            case "list":
+                return cmd.run_conversations_list(db=args.db, limit=args.limit, as_json=args.json)
+            case "show":
+                return cmd.run_conversations_show(args.id, db=args.db, as_json=args.json)
+            case _:
+                return cmd.run_conversations_resume(
+                    args.id,
+                    rounds=args.rounds,
+                    pattern=args.pattern,
+                    keyword=args.keyword,
+                    config=args.config,
+                    db=args.db,
+                    as_json=args.json,
+                    simulated=args.simulated,
+                )
+    match args.agents_command:
+        case "list":
+            return cmd.run_agents_list(db=args.db, as_json=args.json)
+        case "show":
+            return cmd.run_agents_show(args.name, db=args.db, as_json=args.json)
+        case "templates":
+            return cmd.run_agents_templates(file=args.file, as_json=args.json)
+        case "create":
+            return cmd.run_agents_create(
+                args.name,
+                template=args.template,
+                file=args.file,
+                model=args.model,
+                params=args.param,
+                config=args.config,
+                db=args.db,
+                replace=args.replace,
+            )
+        case _:
+            return cmd.run_agents_ask(
+                args.name,
+                args.message,
+                config=args.config,
+                db=args.db,
+                as_json=args.json,
+                simulated=args.simulated,
+            )
 
 
 def _tools(args: argparse.Namespace) -> int:

@@ -19,12 +19,15 @@ kind           file                   how an attempt runs
 ``group``      ``_group.py``          ``before``, a child run, ``after``
 ``around``     ``_around.py``         the user's wrapper around a child run
 ``tools``      ``_tools.py``          a tool loop: a ModelHost and the ToolRunner
+``agent``      ``_agent.py``          a request to the agents' router (and
+                                      ``conversation``: a team conversation)
 =============  =====================  ======================================
 
 A kind of your own: :func:`register` its definition (a :class:`dsl.kinds.StepKind`)
 and its executor (a :class:`reactor.run.StepExecutor`) together.
 """
 
+from reactor.kinds._agent import AgentExecutor, ConversationExecutor
 from reactor.kinds._around import AroundExecutor
 from reactor.kinds._ask import AskExecutor
 from reactor.kinds._collect import CollectExecutor
@@ -42,12 +45,14 @@ from reactor.kinds._template import TemplateExecutor
 from reactor.kinds._tools import ToolsExecutor
 
 __all__ = [
+    "AgentExecutor",
     "AroundExecutor",
     "AskExecutor",
     "CollectExecutor",
     "ComposeExecutor",
     "CompositeExecutor",
     "ConsensusExecutor",
+    "ConversationExecutor",
     "ForEachExecutor",
     "FunctionExecutor",
     "GroupExecutor",

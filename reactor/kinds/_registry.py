@@ -7,6 +7,7 @@ from typing import Any
 from dsl.kinds import StepKind
 from dsl.kinds import register as register_definition
 from dsl.kinds import unregister as unregister_definition
+from reactor.kinds._agent import AgentExecutor, ConversationExecutor
 from reactor.kinds._around import AroundExecutor
 from reactor.kinds._ask import AskExecutor
 from reactor.kinds._collect import CollectExecutor
@@ -63,6 +64,8 @@ _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("group", GroupExecutor()),
     ("around", AroundExecutor()),
     ("tools", ToolsExecutor()),
+    ("agent", AgentExecutor()),
+    ("conversation", ConversationExecutor()),
 )
 for _name, _executor in _BUILT_IN:
     register_executor(_name, _executor)
