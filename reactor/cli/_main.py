@@ -122,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _fault_options(fake)
     _add_run_commands(commands)
+    from reactor.cli._daemon import add_client_commands, add_daemon_commands  # noqa: PLC0415
+
+    add_daemon_commands(commands)
+    add_client_commands(commands)
     spend = commands.add_parser(
         "spend", help="budgets (limit, spent, rate, when each runs out) and spend per model"
     )
@@ -323,6 +327,29 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     _db_option(undo)
     _log_level_option(undo, default="error")
     _tool_commands(commands, actions)
+    _remote_run_commands(actions, listing, show, resume)
+
+
+def _remote_run_commands(actions: Any, *remote: argparse.ArgumentParser) -> None:
+    """``--server URL`` on runs list/show/resume, and runs start/cancel (daemon only)."""
+    for each in remote:
+        each.add_argument(
+            "--server", default=None, help="ask this daemon (URL) instead of the local journal"
+        )
+        each.add_argument("--token-file", type=Path, default=None, help="the daemon's token file")
+    start = actions.add_parser("start", help="start a run of a reactor the daemon serves")
+    start.add_argument("reactor", metavar="REACTOR", help="the reactor's name or locator")
+    start.add_argument(
+        "--input", action="append", default=[], metavar="KEY=VALUE", help="an input (repeatable)"
+    )
+    cancel = actions.add_parser("cancel", help="cancel a run on the daemon")
+    cancel.add_argument("run_id", metavar="RUN_ID", help="the run")
+    for each in (start, cancel):
+        each.add_argument(
+            "--server", default="http://127.0.0.1:8765", help="the daemon's URL"
+        )
+        each.add_argument("--token-file", type=Path, default=None, help="the daemon's token file")
+        each.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _version() -> str:
@@ -402,6 +429,8 @@ def _terminate_like_interrupt() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command in ("serve", "mcp"):  # they handle SIGTERM themselves (drain)
+        return _command(args)
     with _terminate_like_interrupt():
         return _command(args)
 
@@ -484,6 +513,21 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per
             )
         case "tools":
             return _tools(args)
+        case "serve":
+            from reactor.cli._daemon import run_serve  # noqa: PLC0415
+
+            return run_serve(args)
+        case "mcp":
+            from reactor.cli._daemon import run_mcp  # noqa: PLC0415
+
+            return run_mcp(args)
+        case (
+            "agents" | "tasks" | "workflows" | "create-agent" | "list-agents" | "delete-agent"
+            | "run-tasks" | "run-workflow"
+        ):  # fmt: skip
+            from reactor.cli._daemon import run_client  # noqa: PLC0415
+
+            return run_client(args)
         case "version":
             print(_version())
             return 0
@@ -538,6 +582,10 @@ def _runs(args: argparse.Namespace) -> int:
         run_show,
     )
 
+    if getattr(args, "server", None) is not None:
+        from reactor.cli._daemon import run_runs_remote  # noqa: PLC0415
+
+        return run_runs_remote(args)
     match args.runs_command:
         case "list":
             return run_list(
