@@ -322,6 +322,12 @@ async def get_reactor(request: Request, daemon: Daemon) -> Response:
 async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
     """Start a run of a served reactor (inputs checked first)."""
     reactor = daemon.reactor(body.reactor)
+    if body.run_id is not None and (
+        body.run_id in daemon.handles
+        or await daemon.engine.journal.read_async(f"{STREAM_PREFIX}{body.run_id}", limit=1)
+    ):
+        msg = f"run {body.run_id} exists already (resume it instead)"
+        raise ApiError("conflict", msg, field="run_id")
     try:
         handle = await daemon.engine.start_async(
             reactor,
