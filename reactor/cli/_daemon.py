@@ -126,7 +126,11 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
     err.flush()
     daemon.serve_forever()
     err.write("reactor daemon stopped\n")
-    return 0
+    from reactor.cli._runs import leave_now_if_steps_linger  # noqa: PLC0415
+
+    # A plain `def` step still running keeps its thread (its run is journaled, and
+    # resumes at the next start): do not wait for it.
+    return leave_now_if_steps_linger(0)
 
 
 def run_mcp(args: argparse.Namespace, err: TextIO | None = None) -> int:
@@ -144,7 +148,9 @@ def run_mcp(args: argparse.Namespace, err: TextIO | None = None) -> int:
         err.write(f"reactor mcp: error: {exc}\n")
         return 2
     daemon.serve_stdio()
-    return 0
+    from reactor.cli._runs import leave_now_if_steps_linger  # noqa: PLC0415
+
+    return leave_now_if_steps_linger(0)
 
 
 # ---- the client -------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ references are the dependencies: steps that reference nothing run at once, in
 parallel; a step runs when the steps it names are done. Substitution is one pass over
 the prompt as written: an output that itself contains ``{{x}}`` is pasted as it is.
 
-Each workflow becomes a :class:`~dsl.Reactor` class whose name encodes its definition
-(``wf_<compressed spec>``) in this module: :func:`dsl.find` rebuilds the same class
+Each workflow becomes a :class:`~dsl.Reactor` class (shown as ``workflow_<hash>``) whose
+qualified name encodes its definition (``wf_<compressed spec>``) in this module: :func:`dsl.find` rebuilds the same class
 from the journal's locator in any process (module ``__getattr__``), so a workflow run
 resumes like any other. Its steps run on the daemon's task runner, installed with
 :func:`install`; its last step, ``workflow_result``, collects every step's outcome.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import inspect
 import json
 import re
@@ -156,7 +157,9 @@ def _build(name: str) -> type[Reactor]:
     def fill(ns: dict[str, Any]) -> None:
         ns.update(body)
 
-    made = types.new_class(name, (Reactor,), {"returns": RESULT_STEP}, fill)
+    # Shown as a short name; found again by the long one (the locator names __qualname__).
+    short = "workflow_" + hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
+    made = types.new_class(short, (Reactor,), {"returns": RESULT_STEP}, fill)
     return made
 
 
