@@ -328,14 +328,23 @@ async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
     ):
         msg = f"run {body.run_id} exists already (resume it instead)"
         raise ApiError("conflict", msg, field="run_id")
+    import otel  # noqa: PLC0415
+
+    context = dict(body.context)
     try:
-        handle = await daemon.engine.start_async(
-            reactor,
-            body.inputs,
-            run_id=body.run_id,
-            timeout=body.timeout,
-            context=body.context or None,
-        )
+        # The run's trace hangs under this span, whose trace id the run keeps in its
+        # (journaled) context: the page links it to Jaeger.
+        with otel.tracer().start_as_current_span(f"invoke_workflow {reactor.__plan__.reactor}") as span:
+            trace_id = span.get_span_context().trace_id
+            if trace_id:
+                context.setdefault("trace_id", f"{trace_id:032x}")
+            handle = await daemon.engine.start_async(
+                reactor,
+                body.inputs,
+                run_id=body.run_id,
+                timeout=body.timeout,
+                context=context or None,
+            )
     except InputError as exc:
         raise ApiError("bad_request", str(exc), field=f"inputs.{exc.input}") from None
     except RunExistsError as exc:
@@ -380,21 +389,30 @@ def _int_param(request: Request, name: str, default: int) -> int:
 
 
 async def _view(daemon: Daemon, run_id: str) -> Any:
+    return (await _view_and_trace(daemon, run_id))[0]
+
+
+async def _view_and_trace(daemon: Daemon, run_id: str) -> tuple[Any, str]:
+    """The run folded from its journal, and its trace id (from its context; "" if none)."""
     events = await asyncio.to_thread(read_history, daemon.engine.journal, run_id)
     if not events:
         raise ApiError("not_found", f"no run {run_id!r}", field="run_id")
     view = fold(events)
     view.status = run_status(view.last_event, view.owner)
-    return view
+    context = getattr(events[0], "context", None) or {}
+    return view, str(context.get("trace_id", ""))
 
 
 @_endpoint("GET", "/api/runs/{run_id}", "One run: inputs, outcome, steps", returns=Any, tag="runs")
 async def get_run(request: Request, daemon: Daemon) -> Response:
     """The run, folded from its journal (as ``reactor runs show --json``)."""
-    view = await _view(daemon, request.path_params["run_id"])
+    view, trace_id = await _view_and_trace(daemon, request.path_params["run_id"])
     data = msgspec.to_builtins(view, enc_hook=str)
     for step, built in zip(view.steps, data["steps"], strict=True):
         built["duration"] = step.duration
+    data["trace_id"] = trace_id
+    jaeger = daemon.jaeger_url
+    data["trace_url"] = f"{jaeger.rstrip('/')}/trace/{trace_id}" if jaeger and trace_id else None
     return json_response(data)
 
 

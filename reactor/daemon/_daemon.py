@@ -264,8 +264,8 @@ class Daemon:
         for warning in self.check():
             _log.warning(warning)
         sock = self._bind() if http else None
-        system = self.system = System(name="reactor-daemon").start()
         try:
+            system = self.system = System(name="reactor-daemon").start()
             fallback = None
             if self.simulated:
                 from actors.testing import fake_servers  # noqa: PLC0415
