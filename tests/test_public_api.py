@@ -34,6 +34,7 @@ PACKAGES = [
     "reactor.observe",
     "reactor.app",
     "reactor.cli",
+    "reactor.daemon",
 ]
 
 
@@ -68,7 +69,7 @@ def test_implementation_modules_are_private(name: str) -> None:
         "actors.orchestration": {"selection", "fallback", "budget"},
         "actors.llm": {"providers", "resources"},
         "dsl": {"kinds"},
-        "reactor": {"run", "kinds", "observe", "app", "cli"},
+        "reactor": {"run", "kinds", "observe", "app", "cli", "daemon"},
     }
     assert set(public) <= allowed.get(name, set())
 
@@ -161,6 +162,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "Completion",
         "Config",
         "ConfigError",
+        "DaemonConfig",
         "DiscoveryConfig",
         "EmbedRequest",
         "Embeddings",
@@ -780,6 +782,33 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "new_run_id",
     ),
     "reactor.cli": ("main",),
+    "reactor.daemon": (
+        "Agent",
+        "AgentConfig",
+        "AgentCreate",
+        "AgentUpdate",
+        "ApiError",
+        "Daemon",
+        "DaemonClient",
+        "DaemonClientError",
+        "DaemonError",
+        "RunActivity",
+        "Task",
+        "TaskHandler",
+        "TaskResult",
+        "TaskRunner",
+        "TasksRequest",
+        "TasksResponse",
+        "WorkflowRequest",
+        "WorkflowResponse",
+        "WorkflowStep",
+        "build_mcp",
+        "current_daemon",
+        "default_token_file",
+        "mcp_tool",
+        "read_token",
+        "register_task_handler",
+    ),
 }
 """Every facade's names, reviewed (sorted)."""
 

@@ -31,7 +31,10 @@ def add_daemon_commands(commands: Any) -> None:
     for each in (serve, mcp):
         each.add_argument("--config", type=Path, default=None, help="the configuration file")
         each.add_argument(
-            "--db", type=Path, default=None, help="SQLite file (default: REACTOR_DB, else the user data dir)"
+            "--db",
+            type=Path,
+            default=None,
+            help="SQLite file (default: REACTOR_DB, else the user data dir)",
         )
         each.add_argument(
             "--reactor",
@@ -89,7 +92,9 @@ def _logging(level: str) -> None:
     otel.configure_telemetry()
 
 
-def run_serve(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_serve(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """``reactor serve``: the exit status."""
     from reactor.daemon import DaemonError  # noqa: PLC0415
 
@@ -98,6 +103,7 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
     if daemon is None:
         return 2
     if args.check:
+        where = "the configuration" if daemon.config.daemon.token else str(daemon.token_file)
         try:
             warnings = daemon.check()
         except DaemonError as exc:
@@ -108,7 +114,7 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
         out.write(
             f"configuration OK: would listen on {daemon.url}, serve "
             f"{len(daemon.reactors)} reactor(s) ({', '.join(sorted(daemon.reactors)) or 'none'}), "
-            f"token from {'the configuration' if daemon.config.daemon.token else daemon.token_file}\n"
+            f"token from {where}\n"
         )
         return 0
     _logging(args.log_level)
@@ -157,7 +163,9 @@ def run_mcp(args: argparse.Namespace, err: TextIO | None = None) -> int:
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"the daemon's URL (default {DEFAULT_SERVER})")
+    parser.add_argument(
+        "--server", default=DEFAULT_SERVER, help=f"the daemon's URL (default {DEFAULT_SERVER})"
+    )
     parser.add_argument("--token-file", type=Path, default=None, help="the daemon's token file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
@@ -200,11 +208,15 @@ def add_client_commands(commands: Any) -> None:
     _client_options(delete_agent)
     run_tasks = commands.add_parser("run-tasks", help="echollama: run tasks with an agent")
     _task_options(run_tasks, agent_positional=True)
-    run_workflow = commands.add_parser("run-workflow", help="echollama: run a workflow with an agent")
+    run_workflow = commands.add_parser(
+        "run-workflow", help="echollama: run a workflow with an agent"
+    )
     _workflow_options(run_workflow, agent_positional=True)
 
 
-def _agent_fields(parser: argparse.ArgumentParser, *, required: bool = True, positional_name: bool = False) -> None:
+def _agent_fields(
+    parser: argparse.ArgumentParser, *, required: bool = True, positional_name: bool = False
+) -> None:
     if positional_name:
         parser.add_argument("name", metavar="NAME", help="the agent's name")
     else:
@@ -212,7 +224,9 @@ def _agent_fields(parser: argparse.ArgumentParser, *, required: bool = True, pos
     parser.add_argument("--description", default=None, help="what the agent is for")
     parser.add_argument("--models", default=None, help="comma-separated models it may use")
     parser.add_argument("--type", dest="agent_type", default=None, help="the agent's type")
-    parser.add_argument("--default-model", default=None, help="the model for tasks without a preference")
+    parser.add_argument(
+        "--default-model", default=None, help="the model for tasks without a preference"
+    )
     parser.add_argument(
         "--prefer", action="append", default=None, metavar="TYPE=MODEL",
         help="routing preference: tasks of TYPE go to MODEL (repeatable)",
@@ -287,7 +301,9 @@ def _tasks_of(raw: list[str]) -> list[dict[str, Any]]:
     return tasks
 
 
-def run_client(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:  # noqa: PLR0911, PLR0912 - one branch per command
+def run_client(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Run a client command against ``--server``; the exit status."""
     from reactor.daemon import DaemonClient, DaemonClientError  # noqa: PLC0415
 
@@ -297,15 +313,23 @@ def run_client(args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
         with DaemonClient(args.server, token_file=args.token_file) as client:
             match command, getattr(args, "agents_command", None):
                 case ("agents", "create") | ("create-agent", None):
-                    agent = client.post("/api/orchestration/agents", _agent_body(args, update=False))
+                    agent = client.post(
+                        "/api/orchestration/agents", _agent_body(args, update=False)
+                    )
                     _write_agents(out, [agent], as_json=args.json)
                 case ("agents", "list") | ("list-agents", None):
                     _write_agents(out, client.get("/api/orchestration/agents"), as_json=args.json)
                 case ("agents", "show"):
-                    _write_agents(out, [client.get(f"/api/orchestration/agents/{args.agent_id}")], as_json=args.json)
+                    _write_agents(
+                        out,
+                        [client.get(f"/api/orchestration/agents/{args.agent_id}")],
+                        as_json=args.json,
+                    )
                 case ("agents", "update"):
                     body = _agent_body(args, update=True)
-                    agent = client.request("PUT", f"/api/orchestration/agents/{args.agent_id}", body)
+                    agent = client.request(
+                        "PUT", f"/api/orchestration/agents/{args.agent_id}", body
+                    )
                     _write_agents(out, [agent], as_json=args.json)
                 case ("agents", "delete") | ("delete-agent", None):
                     agent = client.request("DELETE", f"/api/orchestration/agents/{args.agent_id}")
@@ -314,7 +338,11 @@ def run_client(args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
                     else:
                         out.write(f"deleted agent {agent['id']} ({agent['name']})\n")
                 case ("tasks", _) | ("run-tasks", _):
-                    body = {"agent_id": args.agent, "tasks": _tasks_of(args.tasks), "sequential": args.sequential}
+                    body = {
+                        "agent_id": args.agent,
+                        "tasks": _tasks_of(args.tasks),
+                        "sequential": args.sequential,
+                    }
                     answer = client.post("/api/orchestration/tasks", body)
                     _write_tasks(out, answer, as_json=args.json)
                     return 0 if answer["status"] == "completed" else 1
@@ -336,14 +364,15 @@ def run_client(args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
     return 0
 
 
-def run_runs_remote(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_runs_remote(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """``reactor runs list|show|start|cancel|resume --server URL``."""
     import msgspec  # noqa: PLC0415
 
     from reactor.cli._render import write_run, write_runs  # noqa: PLC0415
     from reactor.daemon import DaemonClient, DaemonClientError  # noqa: PLC0415
-    from reactor.run import RunSummary  # noqa: PLC0415
-    from reactor.run._fold import RunView  # noqa: PLC0415
+    from reactor.run import RunSummary, RunView  # noqa: PLC0415
 
     out, err = out or sys.stdout, err or sys.stderr
     action = args.runs_command
@@ -351,7 +380,9 @@ def run_runs_remote(args: argparse.Namespace, out: TextIO | None = None, err: Te
         with DaemonClient(args.server, token_file=args.token_file) as client:
             match action:
                 case "list":
-                    rows = client.get("/api/runs", limit=args.limit, all="true" if args.all else None)
+                    rows = client.get(
+                        "/api/runs", limit=args.limit, all="true" if args.all else None
+                    )
                     write_runs(out, msgspec.convert(rows, list[RunSummary]), as_json=args.json)
                 case "show":
                     data = client.get(f"/api/runs/{args.run_id}")
@@ -360,15 +391,29 @@ def run_runs_remote(args: argparse.Namespace, out: TextIO | None = None, err: Te
                     view = msgspec.convert(data, RunView)
                     write_run(out, view, args.run_id, as_json=args.json)
                 case "resume":
-                    created = client.post(f"/api/runs/{args.run_id}/resume", force="true" if args.force else None)
-                    out.write(json.dumps(created, indent=2) + "\n" if args.json else f"resumed run {created['run_id']}\n")
+                    created = client.post(
+                        f"/api/runs/{args.run_id}/resume", force="true" if args.force else None
+                    )
+                    out.write(
+                        json.dumps(created, indent=2) + "\n"
+                        if args.json
+                        else f"resumed run {created['run_id']}\n"
+                    )
                 case "cancel":
                     created = client.post(f"/api/runs/{args.run_id}/cancel")
-                    out.write(json.dumps(created, indent=2) + "\n" if args.json else f"cancelling run {created['run_id']}\n")
+                    out.write(
+                        json.dumps(created, indent=2) + "\n"
+                        if args.json
+                        else f"cancelling run {created['run_id']}\n"
+                    )
                 case "start":
                     inputs = dict(_pair(each) for each in args.input)
                     created = client.post("/api/runs", {"reactor": args.reactor, "inputs": inputs})
-                    out.write(json.dumps(created, indent=2) + "\n" if args.json else f"started run {created['run_id']}\n")
+                    out.write(
+                        json.dumps(created, indent=2) + "\n"
+                        if args.json
+                        else f"started run {created['run_id']}\n"
+                    )
                 case _:
                     err.write(f"reactor runs {action}: not available with --server\n")
                     return 2
@@ -400,7 +445,9 @@ def _write_agents(out: TextIO, agents: list[dict[str, Any]], *, as_json: bool) -
         prefs = ", ".join(f"{k}={v}" for k, v in config.get("routing_preferences", {}).items())
         table.add_row(
             a["id"], a["name"], ", ".join(a.get("models", [])), config.get("default_model", ""),
-            prefs, str(config.get("max_concurrent_tasks", "")), f"{config.get('timeout_seconds', '')} s",
+            prefs,
+            str(config.get("max_concurrent_tasks", "")),
+            f"{config.get('timeout_seconds', '')} s",
         )  # fmt: skip
     Console(file=out, width=160).print(table)
 
@@ -412,7 +459,8 @@ def _write_tasks(out: TextIO, answer: dict[str, Any], *, as_json: bool) -> None:
     for r in answer["results"]:
         metrics = r.get("metrics", {})
         head = f"{r['task_id']} [{r['type']}] {r['status']} on {r.get('model_used') or '-'}"
-        head += f" ({metrics.get('duration_ms', 0):.0f} ms, {metrics.get('tokens_used', 0)} tokens; {r.get('routing', '')})"
+        took = f"{metrics.get('duration_ms', 0):.0f} ms, {metrics.get('tokens_used', 0)} tokens"
+        head += f" ({took}; {r.get('routing', '')})"
         out.write(head + "\n")
         body = r["output"] if r["status"] == "completed" else f"error: {r.get('error')}"
         out.write(f"  {body if isinstance(body, str) else json.dumps(body)[:200]}\n")

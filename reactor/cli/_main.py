@@ -345,9 +345,7 @@ def _remote_run_commands(actions: Any, *remote: argparse.ArgumentParser) -> None
     cancel = actions.add_parser("cancel", help="cancel a run on the daemon")
     cancel.add_argument("run_id", metavar="RUN_ID", help="the run")
     for each in (start, cancel):
-        each.add_argument(
-            "--server", default="http://127.0.0.1:8765", help="the daemon's URL"
-        )
+        each.add_argument("--server", default="http://127.0.0.1:8765", help="the daemon's URL")
         each.add_argument("--token-file", type=Path, default=None, help="the daemon's token file")
         each.add_argument("--json", action="store_true", help="print JSON")
 
@@ -435,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _command(args)
 
 
-def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
+def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one return per command
     """Run the parsed command."""
     match args.command:
         case "demo":
@@ -574,7 +572,7 @@ def _fault_of(args: argparse.Namespace) -> dict[str, Any] | None:
     return {**given, "times": args.fault_times}
 
 
-def _runs(args: argparse.Namespace) -> int:
+def _runs(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per action
     from reactor.cli._runs import (  # noqa: PLC0415
         leave_now_if_steps_linger,
         run_list,

@@ -51,7 +51,7 @@ from reactor.daemon._messages import (
     WorkflowResponse,
     WorkflowStepResult,
 )
-from reactor.daemon._workflow import RESULT_STEP, parse_steps, workflow_reactor
+from reactor.daemon._workflow import parse_steps, workflow_reactor
 from reactor.run import (
     STREAM_PREFIX,
     TERMINAL_EVENTS,
@@ -131,7 +131,7 @@ class Endpoint:
 ENDPOINTS: list[Endpoint] = []
 
 
-def _endpoint(  # noqa: PLR0913 - the parts of one route
+def _endpoint(
     method: str,
     path: str,
     summary: str,
@@ -211,7 +211,9 @@ async def run_tasks(request: Request, daemon: Daemon) -> Response:
     """Route and run each task; one failing does not stop the others."""
     body = await decode(request, TasksRequest)
     agent = _agent(daemon, body.agent_id)
-    return json_response(await daemon.runner.run_tasks(body.tasks, agent, sequential=body.sequential))
+    return json_response(
+        await daemon.runner.run_tasks(body.tasks, agent, sequential=body.sequential)
+    )
 
 
 def _agent(daemon: Daemon, agent_id: str | None) -> Agent | None:
@@ -242,7 +244,9 @@ async def run_workflow(request: Request, daemon: Daemon) -> Response:
     daemon.handles[handle.run_id] = handle
     name = reactor.__plan__.reactor
     if not body.wait:
-        return json_response(WorkflowResponse(run_id=handle.run_id, reactor=name, status="running"), 202)
+        return json_response(
+            WorkflowResponse(run_id=handle.run_id, reactor=name, status="running"), 202
+        )
     with contextlib.suppress(RunError):
         await handle.result_async()
     view = await _view(daemon, handle.run_id)
@@ -307,7 +311,9 @@ def reactor_info(reactor: Any) -> ReactorInfo:
     )
 
 
-@_endpoint("GET", "/api/reactors", "Reactors this daemon serves", returns=list[ReactorInfo], tag="runs")
+@_endpoint(
+    "GET", "/api/reactors", "Reactors this daemon serves", returns=list[ReactorInfo], tag="runs"
+)
 async def list_reactors(request: Request, daemon: Daemon) -> Response:
     """Every served reactor with its inputs, steps and graph."""
     return json_response([reactor_info(r) for _, r in sorted(daemon.reactors.items())])
@@ -334,7 +340,9 @@ async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
     try:
         # The run's trace hangs under this span, whose trace id the run keeps in its
         # (journaled) context: the page links it to Jaeger.
-        with otel.tracer().start_as_current_span(f"invoke_workflow {reactor.__plan__.reactor}") as span:
+        with otel.tracer().start_as_current_span(
+            f"invoke_workflow {reactor.__plan__.reactor}"
+        ) as span:
             trace_id = span.get_span_context().trace_id
             if trace_id:
                 context.setdefault("trace_id", f"{trace_id:032x}")
@@ -359,7 +367,9 @@ async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
     )
 
 
-@_endpoint("POST", "/api/runs", "Start a run", body=StartRun, returns=RunCreated, status=201, tag="runs")
+@_endpoint(
+    "POST", "/api/runs", "Start a run", body=StartRun, returns=RunCreated, status=201, tag="runs"
+)
 async def create_run(request: Request, daemon: Daemon) -> Response:
     """Start a run; follow it at ``events``."""
     created = await start_run(daemon, await decode(request, StartRun))
@@ -416,7 +426,14 @@ async def get_run(request: Request, daemon: Daemon) -> Response:
     return json_response(data)
 
 
-@_endpoint("POST", "/api/runs/{run_id}/cancel", "Cancel a running run", returns=RunCreated, status=202, tag="runs")
+@_endpoint(
+    "POST",
+    "/api/runs/{run_id}/cancel",
+    "Cancel a running run",
+    returns=RunCreated,
+    status=202,
+    tag="runs",
+)
 async def cancel_run(request: Request, daemon: Daemon) -> Response:
     """Cancel: running attempts stop, completed steps are undone."""
     run_id = request.path_params["run_id"]
@@ -427,7 +444,9 @@ async def cancel_run(request: Request, daemon: Daemon) -> Response:
         raise ApiError("conflict", msg, field="run_id")
     reason = request.query_params.get("reason") or "cancelled over the API"
     handle.cancel(reason)
-    return json_response(RunCreated(run_id=run_id, reactor=handle.reactor, status="cancelling"), 202)
+    return json_response(
+        RunCreated(run_id=run_id, reactor=handle.reactor, status="cancelling"), 202
+    )
 
 
 async def resume_run(daemon: Daemon, run_id: str, *, force: bool = False) -> RunCreated:
@@ -448,14 +467,27 @@ async def resume_run(daemon: Daemon, run_id: str, *, force: bool = False) -> Run
     )
 
 
-@_endpoint("POST", "/api/runs/{run_id}/resume", "Resume a halted or interrupted run", returns=RunCreated, status=202, tag="runs")
+@_endpoint(
+    "POST",
+    "/api/runs/{run_id}/resume",
+    "Resume a halted or interrupted run",
+    returns=RunCreated,
+    status=202,
+    tag="runs",
+)
 async def resume(request: Request, daemon: Daemon) -> Response:
     """``?force=true`` resumes although its steps changed."""
     force = request.query_params.get("force", "") in ("1", "true", "yes")
     return json_response(await resume_run(daemon, request.path_params["run_id"], force=force), 202)
 
 
-@_endpoint("GET", "/api/runs/{run_id}/tool-calls", "Tool calls awaiting approval", returns=list[Any], tag="runs")
+@_endpoint(
+    "GET",
+    "/api/runs/{run_id}/tool-calls",
+    "Tool calls awaiting approval",
+    returns=list[Any],
+    tag="runs",
+)
 async def pending(request: Request, daemon: Daemon) -> Response:
     """The run's pending tool calls, with the step that made each."""
     run_id = request.path_params["run_id"]
@@ -487,13 +519,27 @@ async def _decide(request: Request, daemon: Daemon, decision: str) -> Response:
     return json_response({"approval": msgspec.to_builtins(approval), "resumed": resumed})
 
 
-@_endpoint("POST", "/api/runs/{run_id}/tool-calls/{call_id}/approve", "Approve a pending tool call", body=Decide, returns=Any, tag="runs")
+@_endpoint(
+    "POST",
+    "/api/runs/{run_id}/tool-calls/{call_id}/approve",
+    "Approve a pending tool call",
+    body=Decide,
+    returns=Any,
+    tag="runs",
+)
 async def approve(request: Request, daemon: Daemon) -> Response:
     """Approve (``arguments``: run those instead); resumes the run unless ``resume`` is false."""
     return await _decide(request, daemon, "approve")
 
 
-@_endpoint("POST", "/api/runs/{run_id}/tool-calls/{call_id}/reject", "Reject a pending tool call", body=Decide, returns=Any, tag="runs")
+@_endpoint(
+    "POST",
+    "/api/runs/{run_id}/tool-calls/{call_id}/reject",
+    "Reject a pending tool call",
+    body=Decide,
+    returns=Any,
+    tag="runs",
+)
 async def reject(request: Request, daemon: Daemon) -> Response:
     """Reject (the model is told ``message``); resumes the run unless ``resume`` is false."""
     return await _decide(request, daemon, "reject")
@@ -512,7 +558,9 @@ def _last_event_id(request: Request) -> int:
     try:
         return max(0, int(raw))
     except ValueError:
-        raise ApiError("bad_request", f"Last-Event-ID {raw!r} is not a number", field="Last-Event-ID") from None
+        raise ApiError(
+            "bad_request", f"Last-Event-ID {raw!r} is not a number", field="Last-Event-ID"
+        ) from None
 
 
 def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
@@ -523,7 +571,13 @@ def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
     )
 
 
-@_endpoint("GET", "/api/runs/{run_id}/events", "A run's journal as SSE (id: its seq)", stream=True, tag="runs")
+@_endpoint(
+    "GET",
+    "/api/runs/{run_id}/events",
+    "A run's journal as SSE (id: its seq)",
+    stream=True,
+    tag="runs",
+)
 async def run_events(request: Request, daemon: Daemon) -> Response:
     """Each journal event as ``id: seq``, ``event: type``; ``Last-Event-ID`` resumes after it.
 
@@ -551,7 +605,13 @@ async def run_events(request: Request, daemon: Daemon) -> Response:
     return _sse(body())
 
 
-@_endpoint("GET", "/api/events", "The bus as SSE: runs, steps, breakers, model loads, resources", stream=True, tag="daemon")
+@_endpoint(
+    "GET",
+    "/api/events",
+    "The bus as SSE: runs, steps, breakers, model loads, resources",
+    stream=True,
+    tag="daemon",
+)
 async def bus_events(request: Request, daemon: Daemon) -> Response:
     """Every bus event (``event:`` its type); ``Last-Event-ID`` replays the ones kept since."""
     after = _last_event_id(request)
@@ -578,14 +638,20 @@ async def bus_events(request: Request, daemon: Daemon) -> Response:
 # ---- hosts, models, resources, spend, audit ---------------------------------------------------
 
 
-@_endpoint("GET", "/api/hosts", "Model hosts: health, in flight, per-model stats", returns=list[Any], tag="fleet")
+@_endpoint(
+    "GET",
+    "/api/hosts",
+    "Model hosts: health, in flight, per-model stats",
+    returns=list[Any],
+    tag="fleet",
+)
 async def hosts(request: Request, daemon: Daemon) -> Response:
     """Each host's inventory (as found at start) and its live statistics."""
     from actors.llm import mask_url  # noqa: PLC0415
 
     fleet = daemon.fleet
     rows: list[dict[str, Any]] = []
-    for name, ref in (fleet.hosts.items() if fleet is not None else ()):
+    for name, ref in fleet.hosts.items() if fleet is not None else ():
         inventory = fleet.inventories.get(name) if fleet is not None else None
         row: dict[str, Any] = {
             "name": name,
@@ -628,14 +694,22 @@ async def spend(request: Request, daemon: Daemon) -> Response:
     try:
         since = time.time() - float(raw) * 3600
     except ValueError:
-        raise ApiError("bad_request", f"since_hours={raw!r} is not a number", field="since_hours") from None
+        raise ApiError(
+            "bad_request", f"since_hours={raw!r} is not a number", field="since_hours"
+        ) from None
     rows = await daemon.engine.journal.query_async(
         "SELECT model, count(*), sum(cost_usd), sum(input_tokens), sum(output_tokens) "
         "FROM spend WHERE at >= ? GROUP BY model ORDER BY sum(cost_usd) DESC",
         since,
     )
     per_model = [
-        {"model": m, "calls": n, "cost_usd": c or 0.0, "input_tokens": i or 0, "output_tokens": o or 0}
+        {
+            "model": m,
+            "calls": n,
+            "cost_usd": c or 0.0,
+            "input_tokens": i or 0,
+            "output_tokens": o or 0,
+        }
         for m, n, c, i, o in rows
     ]
     budgets: Any = None
@@ -645,10 +719,14 @@ async def spend(request: Request, daemon: Daemon) -> Response:
         except AskError as exc:
             budgets = {"error": str(exc)}
     total = sum(float(r["cost_usd"]) for r in per_model)
-    return json_response({"since": since, "total_usd": total, "models": per_model, "budgets": budgets})
+    return json_response(
+        {"since": since, "total_usd": total, "models": per_model, "budgets": budgets}
+    )
 
 
-@_endpoint("GET", "/api/tools/audit", "Tool audit records, newest first", returns=list[Any], tag="fleet")
+@_endpoint(
+    "GET", "/api/tools/audit", "Tool audit records, newest first", returns=list[Any], tag="fleet"
+)
 async def audit(request: Request, daemon: Daemon) -> Response:
     """``?run=&tool=&limit=100``."""
     from actors.tools import query_audit  # noqa: PLC0415
@@ -664,7 +742,9 @@ async def audit(request: Request, daemon: Daemon) -> Response:
     return json_response(records)
 
 
-@_endpoint("GET", "/api/actors", "The supervision tree's top level", returns=list[Any], tag="daemon")
+@_endpoint(
+    "GET", "/api/actors", "The supervision tree's top level", returns=list[Any], tag="daemon"
+)
 async def actors_list(request: Request, daemon: Daemon) -> Response:
     """The root's children: running, incarnation (restarts + 1), supervisor or not."""
     system = daemon.system
@@ -680,8 +760,15 @@ async def actors_list(request: Request, daemon: Daemon) -> Response:
     ]
     runs = daemon.lookup("runs")
     if runs is not None:
-        rows.append({"name": "runs (active)", "running": True, "restarts": 0, "supervisor": True,
-                     "children": sum(1 for h in daemon.handles.values() if not h.done())})
+        rows.append(
+            {
+                "name": "runs (active)",
+                "running": True,
+                "restarts": 0,
+                "supervisor": True,
+                "children": sum(1 for h in daemon.handles.values() if not h.done()),
+            }
+        )
     return json_response(rows)
 
 
@@ -693,10 +780,12 @@ def openapi(daemon_url: str = "") -> dict[str, Any]:
     from reactor.daemon._daemon import version  # noqa: PLC0415
 
     types: list[Any] = [ErrorBody]
-    for each in ENDPOINTS:
-        for kind in (each.body, each.returns):
-            if kind is not None and kind is not Any:
-                types.append(kind)
+    types.extend(
+        kind
+        for each in ENDPOINTS
+        for kind in (each.body, each.returns)
+        if kind is not None and kind is not Any
+    )
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"
     )
@@ -713,7 +802,8 @@ def openapi(daemon_url: str = "") -> dict[str, Any]:
         params = re.findall(r"\{(\w+)\}", each.path)
         if params:
             op["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in params
             ]
         if each.body is not None:
             op["requestBody"] = {
@@ -721,12 +811,21 @@ def openapi(daemon_url: str = "") -> dict[str, Any]:
                 "content": {"application/json": {"schema": schema_of[id(each.body)]}},
             }
         if each.stream:
-            ok: dict[str, Any] = {"description": "Server-sent events", "content": {"text/event-stream": {}}}
+            ok: dict[str, Any] = {
+                "description": "Server-sent events",
+                "content": {"text/event-stream": {}},
+            }
         elif each.returns is not None and each.returns is not Any:
-            ok = {"description": "OK", "content": {"application/json": {"schema": schema_of[id(each.returns)]}}}
+            ok = {
+                "description": "OK",
+                "content": {"application/json": {"schema": schema_of[id(each.returns)]}},
+            }
         else:
             ok = {"description": "OK", "content": {"application/json": {"schema": {}}}}
-        op["responses"] = {str(each.status): ok, "default": {"description": "Error", "content": error}}
+        op["responses"] = {
+            str(each.status): ok,
+            "default": {"description": "Error", "content": error},
+        }
         if each.path != "/health":
             op["security"] = [{"bearer": []}]
         paths.setdefault(each.path, {})[each.method.lower()] = op
@@ -781,7 +880,9 @@ def build_app(daemon: Daemon) -> ASGIApp:
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
-        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "bad_request" if status < 500 else "internal")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(
+            status, "bad_request" if status < 500 else "internal"
+        )
         message = exc.detail if isinstance(exc, HTTPException) else "internal error"
         return error_response(ApiError(code, f"{request.method} {request.url.path}: {message}"))
 
@@ -797,7 +898,12 @@ def _mcp_security(daemon: Daemon) -> Any:
     from mcp.server.transport_security import TransportSecuritySettings  # noqa: PLC0415
 
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", f"{daemon.host}:*"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *daemon.allowed_origins]
+    origins = [
+        "http://127.0.0.1:*",
+        "http://localhost:*",
+        "http://[::1]:*",
+        *daemon.allowed_origins,
+    ]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
@@ -818,7 +924,9 @@ class Guard:
         headers = dict(scope["headers"])
         origin = headers.get(b"origin")
         if origin is not None and not self._origin_ok(origin.decode("latin-1"), scope):
-            error = ApiError("forbidden", f"origin {origin.decode('latin-1')!r} is not allowed", field="Origin")
+            error = ApiError(
+                "forbidden", f"origin {origin.decode('latin-1')!r} is not allowed", field="Origin"
+            )
             await error_response(error)(scope, receive, send)
             return
         path: str = scope["path"]
@@ -826,9 +934,15 @@ class Guard:
             await self.app(scope, receive, send)
             return
         given = b"authorization" in headers or b"cookie" in headers
-        message = "wrong token" if given else "this needs the daemon's token: Authorization: Bearer <token>"
+        message = (
+            "wrong token"
+            if given
+            else "this needs the daemon's token: Authorization: Bearer <token>"
+        )
         error = ApiError("unauthorized", message, field="Authorization")
-        await error_response(error, {"WWW-Authenticate": 'Bearer realm="reactor"'})(scope, receive, send)
+        await error_response(error, {"WWW-Authenticate": 'Bearer realm="reactor"'})(
+            scope, receive, send
+        )
 
     def _authorised(self, headers: dict[bytes, bytes], scope: Scope) -> bool:
         auth = headers.get(b"authorization", b"")

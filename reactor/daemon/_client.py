@@ -21,7 +21,9 @@ __all__ = ["DaemonClient", "DaemonClientError", "SseEvent"]
 class DaemonClientError(RuntimeError):
     """The daemon refused a request (or could not be reached: ``code`` ``connection``)."""
 
-    def __init__(self, message: str, *, code: str, field: str | None = None, status: int = 0) -> None:
+    def __init__(
+        self, message: str, *, code: str, field: str | None = None, status: int = 0
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.field = field
@@ -111,7 +113,8 @@ class DaemonClient:
                 response.read()
                 error = response.json().get("error", {})
                 raise DaemonClientError(
-                    error.get("message", "error"), code=error.get("code", "error"),
+                    error.get("message", "error"),
+                    code=error.get("code", "error"),
                     status=response.status_code,
                 )
             event_id = event = ""

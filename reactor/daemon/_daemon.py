@@ -54,7 +54,7 @@ __all__ = ["Daemon", "DaemonError", "default_token_file", "read_token"]
 
 _log = structlog.get_logger("reactor.daemon")
 
-TOKEN_ENV_VAR = "REACTOR_TOKEN"
+TOKEN_ENV_VAR = "REACTOR_TOKEN"  # noqa: S105 - a variable's name
 """The environment variable a client reads the token from (before the token file)."""
 
 
@@ -166,7 +166,7 @@ class Daemon:
         jaeger_url: The Jaeger UI, for links from runs to their traces.
     """
 
-    def __init__(  # noqa: PLR0913 - the daemon's settings, each overriding the config
+    def __init__(
         self,
         config: Config,
         *,
@@ -326,7 +326,7 @@ class Daemon:
             lifespan="on",
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=max(self.grace_s, 0.1),
+            timeout_graceful_shutdown=max(1, round(self.grace_s)),
             timeout_keep_alive=5,
         )
         self._server = uvicorn.Server(config)
@@ -369,7 +369,7 @@ class Daemon:
 
     def serve_forever(self) -> None:
         """Serve until SIGTERM or Ctrl-C (or :meth:`request_stop`), then :meth:`stop`."""
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, lambda *_: self.request_stop())
@@ -431,7 +431,9 @@ class Daemon:
                 if locate(each) == name:
                     return each
             known = ", ".join(sorted(self.reactors)) or "none"
-            raise ApiError("not_found", f"no reactor {name!r} is served (served: {known})", field="reactor")
+            raise ApiError(
+                "not_found", f"no reactor {name!r} is served (served: {known})", field="reactor"
+            )
         return found
 
     def lookup(self, name: str) -> Any:

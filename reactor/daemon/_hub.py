@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -64,9 +65,7 @@ class HubMiddleware(Middleware):
 
     def run_finished(self, run: RunInfo, outcome: RunOutcome) -> None:
         """A run ended."""
-        detail = outcome.reason or "; ".join(
-            str(getattr(e, "message", e)) for e in outcome.errors
-        )
+        detail = outcome.reason or "; ".join(str(getattr(e, "message", e)) for e in outcome.errors)
         self._publish(run, "run_finished", status=outcome.status, detail=detail)
 
     def _publish(self, run: RunInfo, kind: str, **fields: Any) -> None:
@@ -131,10 +130,8 @@ class Broadcaster:
 
     async def wait(self, timeout: float | None = None) -> None:
         """Until the next event (or ``timeout`` seconds)."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._changed), timeout)
-        except TimeoutError:
-            pass
 
     async def wait_run(self, run_id: str, timeout: float) -> None:
         """Until the run's next activity (or ``timeout`` seconds)."""
@@ -142,7 +139,5 @@ class Broadcaster:
         if event is None:
             event = self._runs[run_id] = asyncio.Event()
         event.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass

@@ -82,8 +82,8 @@ def build_mcp(daemon: Daemon) -> MCPServer:
         ),
         log_level="WARNING",
     )
-    for fn, annotations in _TOOLS:
-        server.add_tool(fn, annotations=annotations)
+    for fn, hints in _TOOLS:
+        server.add_tool(fn, annotations=hints)
     return server
 
 

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from actors import ActorNotFound, AskError, System
 from actors.llm import Catalog, ChatMessage, ChatRequest, EmbedRequest
@@ -111,11 +111,15 @@ class TaskRunner:
                 return await self.run_one(task, agent, task_id=f"task-{i + 1}")
 
         if sequential:
-            results = [await self.run_one(t, agent, task_id=f"task-{i + 1}") for i, t in enumerate(tasks)]
+            results = [
+                await self.run_one(t, agent, task_id=f"task-{i + 1}") for i, t in enumerate(tasks)
+            ]
         else:
             results = list(await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks))))
         failed = sum(r.status == "failed" for r in results)
-        status = "completed" if not failed else ("failed" if failed == len(results) else "partial")
+        status: Literal["completed", "partial", "failed"] = "completed"
+        if failed:
+            status = "failed" if failed == len(results) else "partial"
         return TasksResponse(
             id=uuid.uuid4().hex[:12],
             status=status,
@@ -125,7 +129,9 @@ class TaskRunner:
             error=f"{failed} of {len(results)} tasks failed" if failed else None,
         )
 
-    async def run_one(self, task: Task, agent: Agent | None, *, task_id: str) -> TaskResult:
+    async def run_one(  # noqa: PLR0911 - one return per way a task ends
+        self, task: Task, agent: Agent | None, *, task_id: str
+    ) -> TaskResult:
         """Run one task; a failure is a result, not an exception."""
         started = time.perf_counter()
         timeout = agent.config.timeout_seconds if agent is not None else 120.0
@@ -159,11 +165,15 @@ class TaskRunner:
         except (LookupError, ValueError, TypeError) as exc:
             return _failed(task_id, task, started, routed, str(exc), "bad_request")
         except TimeoutError:
-            return _failed(task_id, task, started, routed, f"timed out after {timeout} s", "timeout")
+            return _failed(
+                task_id, task, started, routed, f"timed out after {timeout} s", "timeout"
+            )
         except Exception as exc:  # noqa: BLE001 - a custom handler's failure is its task's
             return _failed(task_id, task, started, routed, f"{type(exc).__name__}: {exc}", "error")
 
-    async def complete(self, prompt: str, agent: Agent | None = None, model: str | None = None) -> str:
+    async def complete(
+        self, prompt: str, agent: Agent | None = None, model: str | None = None
+    ) -> str:
         """Ask a model (routed as a ``generate`` task) and return its text (for handlers).
 
         Raises:
@@ -203,7 +213,9 @@ class TaskRunner:
         decision = choice.decision
         if not decision.host:
             raise LookupError(f"the selector chose no model: {decision.reason}")
-        return Routed(decision.host, decision.model, f"selector:{decision.policy}: {decision.reason}")
+        return Routed(
+            decision.host, decision.model, f"selector:{decision.policy}: {decision.reason}"
+        )
 
     def _resolve(self, name: str, why: str) -> Routed:
         entry = self.catalog.resolve(name)
@@ -224,11 +236,11 @@ def _chat_request(task: Task, model: str) -> ChatRequest:
     if isinstance(system, str) and system:
         messages.append(ChatMessage(role="system", content=system))
     if task.type == "chat":
-        for each in params.get("messages") or ():
-            if isinstance(each, dict):
-                messages.append(
-                    ChatMessage(role=each.get("role", "user"), content=str(each.get("content", "")))
-                )
+        messages.extend(
+            ChatMessage(role=each.get("role", "user"), content=str(each.get("content", "")))
+            for each in params.get("messages") or ()
+            if isinstance(each, dict)
+        )
     messages.append(ChatMessage(role="user", content=task.input))
     temperature = params.get("temperature")
     max_tokens = params.get("max_tokens")
@@ -253,7 +265,7 @@ def _metrics(started: float, usage: Any = None) -> TaskMetrics:
     )
 
 
-def _done(  # noqa: PLR0913 - the parts of one result
+def _done(
     task_id: str,
     task: Task,
     started: float,
@@ -274,7 +286,7 @@ def _done(  # noqa: PLR0913 - the parts of one result
     )
 
 
-def _failed(
+def _failed(  # noqa: PLR0917 - the parts of one result
     task_id: str, task: Task, started: float, routed: Routed | None, error: str, kind: str
 ) -> TaskResult:
     return TaskResult(

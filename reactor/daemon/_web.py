@@ -45,45 +45,15 @@ def render_page(daemon: Daemon) -> str:
         f'<option value="{html.escape(name)}">{html.escape(name)}</option>'
         for name in sorted(daemon.reactors)
     )
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Reactor Swarm</title>
-<link rel="stylesheet" href="/static/app.css">
-</head>
-<body>
-<header><h1>Reactor Swarm</h1><span id="conn" class="badge">connecting</span>
-<span class="dim">v{html.escape(settings["version"])} · {html.escape(daemon.url)}</span></header>
-<main>
-<section id="runs-panel"><h2>Runs</h2>
-<form id="start-form"><select id="start-reactor" name="reactor">{reactors}</select>
-<input id="start-inputs" name="inputs" placeholder='inputs as JSON, e.g. {{"topic": "tides"}}'>
-<button type="submit">Start</button><span id="start-result" class="dim"></span></form>
-<table><thead><tr><th>run</th><th>reactor</th><th>status</th><th>started</th><th>events</th></tr></thead>
-<tbody id="runs"></tbody></table>
-<div id="run-detail" hidden><h3 id="run-title"></h3><p id="run-links"></p>
-<table><thead><tr><th>step</th><th>status</th><th>attempts</th><th>took</th><th>error</th></tr></thead>
-<tbody id="run-steps"></tbody></table><div id="run-graph" class="graph"></div>
-<details><summary>Mermaid</summary><pre id="run-mermaid"></pre></details></div>
-</section>
-<section><h2>Hosts and models</h2>
-<table><thead><tr><th>model</th><th>host</th><th>loaded</th><th>breaker</th><th>context</th></tr></thead>
-<tbody id="models"></tbody></table>
-<table><thead><tr><th>host</th><th>server</th><th>reachable</th><th>in flight</th><th>latency</th></tr></thead>
-<tbody id="hosts"></tbody></table></section>
-<section><h2>Resources</h2><div id="resources" class="dim">-</div><canvas id="gpu-chart" width="360" height="80"></canvas></section>
-<section><h2>Spend (24 h)</h2><div id="spend" class="dim">-</div></section>
-<section><h2>Actors</h2><table><thead><tr><th>actor</th><th>running</th><th>restarts</th></tr></thead>
-<tbody id="actors"></tbody></table></section>
-<section><h2>Live events</h2><ol id="events" class="events"></ol></section>
-</main>
-<script id="settings" type="application/json">{html.escape(json.dumps(settings), quote=False)}</script>
-<script src="/static/app.js"></script>
-</body>
-</html>
-"""
+    page = _static("index.html").decode()
+    for key, value in (
+        ("@VERSION@", html.escape(settings["version"])),
+        ("@URL@", html.escape(daemon.url)),
+        ("@REACTORS@", reactors),
+        ("@SETTINGS@", html.escape(json.dumps(settings), quote=False)),
+    ):
+        page = page.replace(key, value)
+    return page
 
 
 def web_routes(daemon: Daemon) -> list[BaseRoute]:
@@ -93,9 +63,7 @@ def web_routes(daemon: Daemon) -> list[BaseRoute]:
         token = request.query_params.get("token")
         if token:  # the guard checked it: keep it as a cookie, and drop it from the URL
             response: Response = RedirectResponse("/", status_code=303)
-            response.set_cookie(
-                "reactor_token", token, httponly=True, samesite="strict", path="/"
-            )
+            response.set_cookie("reactor_token", token, httponly=True, samesite="strict", path="/")
             return response
         return HTMLResponse(render_page(daemon), headers={"Cache-Control": "no-store"})
 

@@ -7,7 +7,8 @@ parallel; a step runs when the steps it names are done. Substitution is one pass
 the prompt as written: an output that itself contains ``{{x}}`` is pasted as it is.
 
 Each workflow becomes a :class:`~dsl.Reactor` class (shown as ``workflow_<hash>``) whose
-qualified name encodes its definition (``wf_<compressed spec>``) in this module: :func:`dsl.find` rebuilds the same class
+qualified name encodes its definition (``wf_<compressed spec>``) in this module:
+:func:`dsl.find` rebuilds the same class
 from the journal's locator in any process (module ``__getattr__``), so a workflow run
 resumes like any other. Its steps run on the daemon's task runner, installed with
 :func:`install`; its last step, ``workflow_result``, collects every step's outcome.
@@ -66,15 +67,15 @@ def parse_steps(raw: Sequence[WorkflowStep | str]) -> list[WorkflowStep]:
     if not raw:
         raise ApiError("bad_request", "a workflow needs at least one step", field="steps")
     steps: list[WorkflowStep] = []
-    for i, each in enumerate(raw):
-        if isinstance(each, str):
-            name, sep1, rest = each.partition(":")
+    for i, given in enumerate(raw):
+        if isinstance(given, str):
+            name, sep1, rest = given.partition(":")
             kind, sep2, prompt = rest.partition(":")
             if not (sep1 and sep2):
-                msg = f"step {each!r} is not 'name:type:prompt'"
+                msg = f"step {given!r} is not 'name:type:prompt'"
                 raise ApiError("bad_request", msg, field=f"steps[{i}]")
-            each = WorkflowStep(name=name.strip(), type=kind.strip(), input=prompt)
-        steps.append(each)
+            given = WorkflowStep(name=name.strip(), type=kind.strip(), input=prompt)  # noqa: PLW2901
+        steps.append(given)
     seen: dict[str, int] = {}
     for i, each in enumerate(steps):
         where = f"steps[{i}]"
@@ -159,8 +160,7 @@ def _build(name: str) -> type[Reactor]:
 
     # Shown as a short name; found again by the long one (the locator names __qualname__).
     short = "workflow_" + hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
-    made = types.new_class(short, (Reactor,), {"returns": RESULT_STEP}, fill)
-    return made
+    return types.new_class(short, (Reactor,), {"returns": RESULT_STEP}, fill)
 
 
 def _step_function(

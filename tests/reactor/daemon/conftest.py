@@ -30,7 +30,11 @@ def write_config(folder: Path, fake_url: str) -> Path:
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeServer]:
     """A fake LLM server with two chat models and an embedding model."""
-    models = ["fake-small", "fake-large", FakeModel("fake-embed", embeddings=True)]
+    models: list[str | FakeModel] = [
+        "fake-small",
+        "fake-large",
+        FakeModel("fake-embed", embeddings=True),
+    ]
     with FakeServer("openai", models=models) as server:
         yield server
 

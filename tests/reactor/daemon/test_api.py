@@ -62,7 +62,9 @@ def test_health_needs_no_token(daemon: Daemon) -> None:
     assert response.json()["status"] == "ok"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}]
+)
 def test_api_refuses_missing_or_wrong_token(daemon: Daemon, headers: dict[str, str]) -> None:
     """Without the right bearer token every API path is 401 in the one error shape."""
     for path in ("/api/runs", "/api/orchestration/agents", "/openapi.json", "/", "/mcp"):
@@ -75,7 +77,9 @@ def test_api_refuses_missing_or_wrong_token(daemon: Daemon, headers: dict[str, s
 
 def test_right_token_and_page_cookie(daemon: Daemon) -> None:
     """The bearer token works; /?token= sets a cookie that authorises the page's requests."""
-    assert httpx.get(f"{daemon.url}/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}).is_success
+    assert httpx.get(
+        f"{daemon.url}/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}
+    ).is_success
     with httpx.Client(base_url=daemon.url) as browser:
         first = browser.get(f"/?token={TOKEN}")
         assert first.status_code == 303
@@ -100,7 +104,7 @@ def test_foreign_origin_is_forbidden(daemon: Daemon, client: httpx.Client) -> No
 def test_binds_loopback_by_default_and_warns_otherwise(daemon: Daemon) -> None:
     """The default address is loopback; any other is a warning at the check."""
     assert daemon.host == "127.0.0.1"
-    wide = Daemon(Config(), host="0.0.0.0", token="x", port=0)  # noqa: S104 - checked, not bound
+    wide = Daemon(Config(), host="0.0.0.0", token="x", port=0)
     assert any("reachable from other machines" in w for w in wide.check())
     assert Daemon(Config(), token="x").check() == []
 
@@ -163,7 +167,9 @@ def test_agents_crud_and_persistence(daemon: Daemon, client: httpx.Client) -> No
         ({"name": "x", "colour": "red"}, None),
     ],
 )
-def test_bad_agent_names_the_field(client: httpx.Client, body: dict[str, Any], field: str | None) -> None:
+def test_bad_agent_names_the_field(
+    client: httpx.Client, body: dict[str, Any], field: str | None
+) -> None:
     """A bad agent is a 400 whose field is the path of what is wrong."""
     response = client.post("/api/orchestration/agents", json=body)
     assert response.status_code == 400
@@ -185,16 +191,29 @@ def test_tasks_route_by_preference_default_and_selector(client: httpx.Client) ->
     ).json()
     tasks = [
         {"type": "generate", "input": "one"},
-        {"type": "chat", "input": "two", "parameters": {"messages": [{"role": "user", "content": "hi"}]}},
+        {
+            "type": "chat",
+            "input": "two",
+            "parameters": {"messages": [{"role": "user", "content": "hi"}]},
+        },
         {"type": "embed", "input": "three"},
         {"type": "generate", "input": "four", "model_name": "no-such-model"},
         {"type": "upper", "input": "five"},
         {"type": "boom", "input": "six"},
     ]
-    answer = client.post("/api/orchestration/tasks", json={"agent_id": agent["id"], "tasks": tasks}).json()
+    answer = client.post(
+        "/api/orchestration/tasks", json={"agent_id": agent["id"], "tasks": tasks}
+    ).json()
     results = answer["results"]
     assert answer["status"] == "partial"
-    assert [r["status"] for r in results] == ["completed", "completed", "completed", "failed", "completed", "failed"]
+    assert [r["status"] for r in results] == [
+        "completed",
+        "completed",
+        "completed",
+        "failed",
+        "completed",
+        "failed",
+    ]
     assert results[0]["model_used"] == "fake/fake-large"
     assert results[0]["routing"] == "preference:generate"
     assert results[0]["metrics"]["tokens_used"] > 0
@@ -206,10 +225,16 @@ def test_tasks_route_by_preference_default_and_selector(client: httpx.Client) ->
     assert results[4]["output"] == "FIVE"
     assert results[5]["error"] == "RuntimeError: cannot do 'six'"
 
-    client.put(f"/api/orchestration/agents/{agent['id']}", json={"config": {"default_model": "fake-small"}})
+    client.put(
+        f"/api/orchestration/agents/{agent['id']}", json={"config": {"default_model": "fake-small"}}
+    )
     again = client.post(
         "/api/orchestration/tasks",
-        json={"agent_id": agent["id"], "tasks": [{"type": "chat", "input": "x"}], "sequential": True},
+        json={
+            "agent_id": agent["id"],
+            "tasks": [{"type": "chat", "input": "x"}],
+            "sequential": True,
+        },
     ).json()
     assert again["results"][0]["routing"] == "default_model"
     assert again["results"][0]["model_used"] == "fake/fake-small"
@@ -225,7 +250,8 @@ def test_tasks_refuse_unknown_types_and_agents(client: httpx.Client) -> None:
     assert bad.status_code == 400
     assert _error(bad)["field"] == "tasks[1].type"
     missing = client.post(
-        "/api/orchestration/tasks", json={"agent_id": "nobody", "tasks": [{"type": "generate", "input": "a"}]}
+        "/api/orchestration/tasks",
+        json={"agent_id": "nobody", "tasks": [{"type": "generate", "input": "a"}]},
     )
     assert missing.status_code == 404
     assert _error(missing)["field"] == "agent_id"
@@ -234,12 +260,19 @@ def test_tasks_refuse_unknown_types_and_agents(client: httpx.Client) -> None:
 # ---- workflows ----------------------------------------------------------------------------------
 
 
-def test_workflow_substitutes_once_and_is_a_journaled_run(daemon: Daemon, client: httpx.Client) -> None:
+def test_workflow_substitutes_once_and_is_a_journaled_run(
+    daemon: Daemon, client: httpx.Client
+) -> None:
     """{{name}} and {{stepN}} are replaced once; the workflow is a run that can be found again."""
     steps = [
         "first:braces:anything",
         "second:upper:got {{first}} / {{step1}}",
-        {"name": "third", "type": "generate", "input": "say {{second}}", "model_name": "fake-small"},
+        {
+            "name": "third",
+            "type": "generate",
+            "input": "say {{second}}",
+            "model_name": "fake-small",
+        },
     ]
     answer = client.post("/api/orchestration/workflows", json={"steps": steps}).json()
     assert answer["success"] is True, answer
@@ -263,7 +296,9 @@ def test_workflow_failure_and_bad_references(client: httpx.Client) -> None:
     assert answer["success"] is False
     assert "cannot do 'x'" in (answer["error"] or "")
     assert answer["steps"][0]["success"] is False
-    bad = client.post("/api/orchestration/workflows", json={"steps": ["a:upper:{{b}}", "b:upper:x"]})
+    bad = client.post(
+        "/api/orchestration/workflows", json={"steps": ["a:upper:{{b}}", "b:upper:x"]}
+    )
     assert bad.status_code == 400
     assert _error(bad)["field"] == "steps[0].input"
     bad = client.post("/api/orchestration/workflows", json={"steps": ["just text"]})
@@ -301,7 +336,9 @@ def test_run_start_get_list_and_input_errors(client: httpx.Client) -> None:
     assert bad.status_code == 400
     assert _error(bad)["field"] == "inputs.nmae"
     assert "did you mean 'name'" in _error(bad)["message"]
-    again = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "b"}, "run_id": run_id})
+    again = client.post(
+        "/api/runs", json={"reactor": "Greet", "inputs": {"name": "b"}, "run_id": run_id}
+    )
     assert again.status_code == 409
     assert _error(client.get("/api/runs/nope"))["code"] == "not_found"
     assert _error(client.get("/api/runs", params={"limit": "x"}))["field"] == "limit"
@@ -310,7 +347,9 @@ def test_run_start_get_list_and_input_errors(client: httpx.Client) -> None:
 def test_cancel_and_resume_rules(client: httpx.Client, tmp_path: Path) -> None:
     """A running run is cancelled; cancelling or resuming an ended one is a conflict."""
     gate = tmp_path / "gate"
-    run_id = client.post("/api/runs", json={"reactor": "Gate", "inputs": {"gate": str(gate)}}).json()["run_id"]
+    run_id = client.post(
+        "/api/runs", json={"reactor": "Gate", "inputs": {"gate": str(gate)}}
+    ).json()["run_id"]
     with client.stream("GET", f"/api/runs/{run_id}/events") as stream:
         lines = stream.iter_lines()
         for line in lines:
@@ -329,7 +368,9 @@ def test_cancel_and_resume_rules(client: httpx.Client, tmp_path: Path) -> None:
 
 def test_tool_call_decisions_need_a_pending_call(client: httpx.Client) -> None:
     """Approving or rejecting a call that waits for nothing is a 404 naming call_id."""
-    run_id = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "x"}}).json()["run_id"]
+    run_id = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "x"}}).json()[
+        "run_id"
+    ]
     _wait_status(client, run_id, {"completed"})
     assert client.get(f"/api/runs/{run_id}/tool-calls").json() == []
     for action in ("approve", "reject"):
@@ -341,7 +382,9 @@ def test_tool_call_decisions_need_a_pending_call(client: httpx.Client) -> None:
 # ---- server-sent events -------------------------------------------------------------------------
 
 
-def _frames(client: httpx.Client, path: str, headers: dict[str, str] | None = None) -> list[dict[str, str]]:
+def _frames(
+    client: httpx.Client, path: str, headers: dict[str, str] | None = None
+) -> list[dict[str, str]]:
     frames: list[dict[str, str]] = []
     current: dict[str, str] = {}
     with client.stream("GET", path, headers=headers or {}) as stream:
@@ -359,9 +402,16 @@ def _frames(client: httpx.Client, path: str, headers: dict[str, str] | None = No
 
 def test_run_events_resume_after_last_event_id(client: httpx.Client) -> None:
     """A run's events carry id: seq; Last-Event-ID resumes after it."""
-    run_id = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "sse"}}).json()["run_id"]
+    run_id = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "sse"}}).json()[
+        "run_id"
+    ]
     frames = _frames(client, f"/api/runs/{run_id}/events")
-    assert [f["event"] for f in frames] == ["RunStarted", "StepCompleted", "StepCompleted", "RunCompleted"]
+    assert [f["event"] for f in frames] == [
+        "RunStarted",
+        "StepCompleted",
+        "StepCompleted",
+        "RunCompleted",
+    ]
     assert [f["id"] for f in frames] == ["1", "2", "3", "4"]
     rest = _frames(client, f"/api/runs/{run_id}/events", {"Last-Event-ID": "2"})
     assert [f["id"] for f in rest] == ["3", "4"]
@@ -371,7 +421,9 @@ def test_run_events_resume_after_last_event_id(client: httpx.Client) -> None:
 def test_bus_events_stream_run_activity(daemon: Daemon, client: httpx.Client) -> None:
     """/api/events streams bus events (run activity among them); Last-Event-ID replays kept ones."""
     before = daemon.hub.last_id
-    run_id = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "bus"}}).json()["run_id"]
+    run_id = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "bus"}}).json()[
+        "run_id"
+    ]
     _wait_status(client, run_id, {"completed"})
     seen: list[dict[str, str]] = []
     current: dict[str, str] = {}

@@ -18,6 +18,8 @@ from tests.reactor.daemon.conftest import REACTORS, TOKEN, write_config
 
 pytestmark = pytest.mark.slow
 
+ROOT = str(Path(__file__).resolve().parents[3])
+
 
 def _text(result: Any) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
@@ -26,7 +28,9 @@ def _text(result: Any) -> str:
 async def _exercise(client: mcp.Client) -> None:
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert {"list_reactors", "run_reactor", "get_run"} <= set(tools)
-    assert tools["list_reactors"].annotations.read_only_hint is True
+    hints = tools["list_reactors"].annotations
+    assert hints is not None
+    assert hints.read_only_hint is True
     assert "reactor" in tools["run_reactor"].input_schema["properties"]
 
     listed = await client.call_tool("list_reactors", {})
@@ -81,7 +85,7 @@ async def test_mcp_over_stdio(fake: FakeServer, tmp_path: Path) -> None:
     params = mcp.StdioServerParameters(
         command=str(Path(sys.executable).parent / "reactor"),
         args=args,
-        env={"PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        env={"PYTHONPATH": ROOT},
         cwd=str(tmp_path),
     )
     async with mcp.Client(params, read_timeout_seconds=60) as client:

@@ -62,7 +62,7 @@ def _serve(folder: Path, fake: FakeServer) -> Served:
     ]  # fmt: skip
     for locator in REACTORS:
         args += ["--reactor", locator]
-    process = subprocess.Popen(  # noqa: S603 - our own command
+    process = subprocess.Popen(
         args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=folder
     )
     assert process.stderr is not None
@@ -100,7 +100,7 @@ def served(fake: FakeServer, tmp_path: Path) -> Iterator[Served]:
 
 
 def test_cli_client_commands(served: Served) -> None:
-    """echollama's commands and `runs --server` talk to the daemon with the token file."""
+    """Echollama's commands and `runs --server` talk to the daemon with the token file."""
     assert os.stat(served.token_file).st_mode & 0o077 == 0
     created = served.cli(
         "create-agent", "helper", "--models", "fake-small,fake-large",
@@ -113,13 +113,20 @@ def test_cli_client_commands(served: Served) -> None:
     assert "helper" in listed.stdout
     assert "generate=fake-large" in listed.stdout
 
-    tasks = served.cli("run-tasks", agent["id"], "--tasks", "generate:hello", "chat:hi", "--sequential")
+    tasks = served.cli(
+        "run-tasks", agent["id"], "--tasks", "generate:hello", "chat:hi", "--sequential"
+    )
     assert tasks.returncode == 0, tasks.stderr
     assert "task-1 [generate] completed on fake/fake-large" in tasks.stdout
     assert "status: completed" in tasks.stdout
 
     workflow = served.cli(
-        "run-workflow", agent["id"], "--steps", "draft:generate:write", "edit:generate:improve {{draft}}", "--json"
+        "run-workflow",
+        agent["id"],
+        "--steps",
+        "draft:generate:write",
+        "edit:generate:improve {{draft}}",
+        "--json",
     )
     assert workflow.returncode == 0, workflow.stderr
     answer = json.loads(workflow.stdout)
@@ -148,7 +155,7 @@ def test_cli_reports_a_wrong_token(served: Served, tmp_path: Path) -> None:
     """A wrong token is one error line naming what is missing."""
     wrong = tmp_path / "wrong"
     wrong.write_text("nope")
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [REACTOR, "list-agents", "--server", served.url, "--token-file", str(wrong)],
         capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "REACTOR_TOKEN": ""},
@@ -158,11 +165,13 @@ def test_cli_reports_a_wrong_token(served: Served, tmp_path: Path) -> None:
 
 
 def test_sigterm_drains_and_the_run_resumes(fake: FakeServer, tmp_path: Path) -> None:
-    """SIGTERM with a run in flight: the daemon exits 0, the run is left interrupted, the next start resumes it."""
+    """SIGTERM mid-run: the daemon exits 0 leaving the run resumable; the next start resumes it."""
     gate = tmp_path / "gate"
     first = _serve(tmp_path, fake)
     with first.http() as http:
-        run_id = http.post("/api/runs", json={"reactor": "Gate", "inputs": {"gate": str(gate)}}).json()["run_id"]
+        run_id = http.post(
+            "/api/runs", json={"reactor": "Gate", "inputs": {"gate": str(gate)}}
+        ).json()["run_id"]
         with http.stream("GET", f"/api/runs/{run_id}/events") as stream:
             for line in stream.iter_lines():
                 if line == "event: StepCompleted":
@@ -195,5 +204,5 @@ def test_serve_check(tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFix
     assert "Greet" in out
     assert main([*common, "--reactor", "no/such/file.py:Thing"]) == 2
     assert "no/such/file.py:Thing" in capsys.readouterr().err
-    assert main([*common, "--host", "0.0.0.0"]) == 0  # noqa: S104 - only checked
+    assert main([*common, "--host", "0.0.0.0"]) == 0
     assert "reachable from other machines" in capsys.readouterr().err
