@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import secrets
 import time
@@ -775,8 +776,9 @@ async def actors_list(request: Request, daemon: Daemon) -> Response:
 # ---- the app -----------------------------------------------------------------------------------
 
 
+@functools.cache
 def openapi(daemon_url: str = "") -> dict[str, Any]:
-    """The OpenAPI 3.1 document for :data:`ENDPOINTS`."""
+    """The OpenAPI 3.1 document for :data:`ENDPOINTS` (built once per URL)."""
     from reactor.daemon._daemon import version  # noqa: PLC0415
 
     types: list[Any] = [ErrorBody]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import ipaddress
 import os
 import secrets
@@ -141,8 +142,9 @@ def load_reactors(locators: Iterable[str]) -> dict[str, type[Reactor]]:
     return found
 
 
+@functools.cache
 def version() -> str:
-    """The installed version of reactor-swarm."""
+    """The installed version of reactor-swarm (read once: /health answers it)."""
     try:
         return metadata.version("reactor-swarm")
     except metadata.PackageNotFoundError:
@@ -301,7 +303,9 @@ class Daemon:
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+        # without it every small response waits ~40 ms for a delayed ACK (Nagle).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
