@@ -17,6 +17,7 @@ one JSON line on standard output:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -106,10 +107,8 @@ class _Streams:
     async def mark(self, timeout: float = 10.0) -> list[float]:
         self.arrivals, self.waiting = [], len(self.writers)
         self.done.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.done.wait(), timeout)
-        except TimeoutError:
-            pass
         return self.arrivals
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The daemon over loopback HTTP: requests/s and latency, task overhead, SSE fan-out, idle SSE memory.
+"""The daemon over loopback HTTP: requests/s, latency, task overhead, SSE fan-out and memory.
 
 What is measured (``python -m benchmarks daemon``, one JSON object on stdout), with a
 :class:`~reactor.daemon.Daemon` served in this process (uvicorn + httptools on the
@@ -39,7 +39,7 @@ from actors.llm import ChatRequest, load_config
 from actors.testing import FakeServer
 from reactor.daemon import Daemon, RunActivity
 
-TOKEN = "benchmark-token"
+TOKEN = "benchmark-token"  # noqa: S105 - a benchmark's throwaway token
 
 
 def _rss_mb() -> float:

@@ -226,7 +226,7 @@ DAEMON_FIGURES = (
 
 
 def test_daemon_quick_prints_one_json_object_with_every_figure() -> None:
-    """`python -m benchmarks daemon --quick`: HTTP throughput, task overhead, SSE fan-out, idle memory."""
+    """`python -m benchmarks daemon --quick`: throughput, task overhead, SSE fan-out, memory."""
     result = run_python("-m", "benchmarks", "daemon", "--quick", timeout=150)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
