@@ -60,7 +60,7 @@ def test_page_shows_a_run_progress_and_complete(
         page.wait_for_selector(row)  # pushed by /api/events, no reload
         page.click(row)
         page.wait_for_selector('#run-steps tr[data-step="started"][data-status="done"]')
-        assert page.get_attribute('#run-steps tr[data-step="wait"]', "data-status") == "running"
+        page.wait_for_selector('#run-steps tr[data-step="wait"][data-status="running"]')
         gate.write_text("open")
         page.wait_for_selector(f'{row}[data-status="completed"]')
         page.wait_for_selector('#run-detail[data-status="completed"]')
