@@ -238,7 +238,13 @@ class Daemon:
         """
         warnings: list[str] = []
         self.reactors = load_reactors(self.locators)
-        _ = self.token
+        if self._token is None and self.token_file.exists():
+            _ = self.token  # readable, owner-only, not empty
+        elif self._token is None:  # made at the first start: only check it could be
+            folder = next((p for p in self.token_file.parents if p.exists()), Path("/"))
+            if not os.access(folder, os.W_OK):
+                msg = f"cannot create the token file {self.token_file}: {folder} is not writable"
+                raise DaemonError(msg)
         if not is_loopback(self.host):
             warnings.append(
                 f"binding {self.host}: the daemon is reachable from other machines "
