@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from actors.llm import Completion
-from dsl import Input, Reactor, ask, step
+from dsl import Halt, Input, Reactor, ask, step
 
 
 class Greet(Reactor):
@@ -51,3 +51,19 @@ class Asker(Reactor):
     @step
     def text(answer: Completion) -> str:
         return answer.content
+
+
+class Approval(Reactor):
+    """Halts until the file ``approval`` names exists; resumed, it finishes."""
+
+    approval = Input(str)
+
+    @step
+    def check(approval: str) -> str | Halt:
+        if not os.path.exists(approval):
+            return Halt(f"waiting for {approval}")
+        return "approved"
+
+    @step
+    def done(check: str) -> str:
+        return f"done ({check})"

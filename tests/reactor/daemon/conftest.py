@@ -14,7 +14,7 @@ from reactor.daemon import Daemon
 
 SUPPORT = Path(__file__).resolve().parents[2] / "support" / "daemon_reactors.py"
 TOKEN = "test-token-0123456789"
-REACTORS = [f"{SUPPORT}:Greet", f"{SUPPORT}:Gate", f"{SUPPORT}:Asker"]
+REACTORS = [f"{SUPPORT}:{name}" for name in ("Greet", "Gate", "Asker", "Approval")]
 
 
 def write_config(folder: Path, fake_url: str) -> Path:

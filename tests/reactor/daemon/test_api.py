@@ -366,6 +366,24 @@ def test_cancel_and_resume_rules(client: httpx.Client, tmp_path: Path) -> None:
     assert _error(client.post("/api/runs/none-such/resume"))["code"] == "not_found"
 
 
+def test_a_halted_run_is_resumed_over_the_api(client: httpx.Client, tmp_path: Path) -> None:
+    """A run that halted is resumed with POST .../resume and completes; its events go on."""
+    approval = tmp_path / "approved"
+    run_id = client.post(
+        "/api/runs", json={"reactor": "Approval", "inputs": {"approval": str(approval)}}
+    ).json()["run_id"]
+    halted = _frames(client, f"/api/runs/{run_id}/events")
+    assert halted[-1]["event"] == "RunHalted"
+    assert client.get(f"/api/runs/{run_id}").json()["status"] == "halted"
+    approval.write_text("yes")
+    resumed = client.post(f"/api/runs/{run_id}/resume")
+    assert resumed.status_code == 202
+    after = _frames(client, f"/api/runs/{run_id}/events", {"Last-Event-ID": halted[-1]["id"]})
+    assert after[0]["event"] == "RunResumed"
+    assert after[-1]["event"] == "RunCompleted"
+    assert client.get(f"/api/runs/{run_id}").json()["result"] == "done (approved)"
+
+
 def test_tool_call_decisions_need_a_pending_call(client: httpx.Client) -> None:
     """Approving or rejecting a call that waits for nothing is a 404 naming call_id."""
     run_id = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "x"}}).json()[
