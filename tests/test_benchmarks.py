@@ -338,3 +338,30 @@ def test_agents_quick_prints_one_json_object_with_every_figure() -> None:
         assert value > 0, f"{key}: {value!r}"
     assert data["exchange3_p50_ms"] > data["route_p50_ms"]
     assert set(data["targets"]) == set(data["targets_met"])
+
+
+DAEMON_FIGURES = (
+    "health_rps",
+    "health_p99_ms",
+    "health_c1_p50_ms",
+    "agents_c10_rps",
+    "tasks_c100_p99_ms",
+    "direct_ask_p50_ms",
+    "sse_fanout_100_ms",
+)
+
+
+def test_daemon_quick_prints_one_json_object_with_every_figure() -> None:
+    """`python -m benchmarks daemon --quick`: throughput, task overhead, SSE fan-out, memory."""
+    result = run_python("-m", "benchmarks", "daemon", "--quick", timeout=150)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in DAEMON_FIGURES:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert value > 0, f"{key}: {value!r}"
+    assert isinstance(data["task_overhead_ms"], int | float)  # a difference: any sign
+    assert isinstance(data["idle_sse_1000_rss_mb"], int | float)
+    assert data["idle_sse_clients"] == 200
+    assert data["errors"] == 0
+    assert set(data["targets_met"]) == {"health_rps_min", "task_overhead_ms_max"}

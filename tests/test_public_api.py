@@ -39,6 +39,7 @@ PACKAGES = [
     "reactor.observe",
     "reactor.app",
     "reactor.cli",
+    "reactor.daemon",
 ]
 
 
@@ -82,7 +83,7 @@ def test_implementation_modules_are_private(name: str) -> None:
         "actors.orchestration": {"selection", "fallback", "budget", "consensus", "strategies"},
         "actors.llm": {"providers", "resources"},
         "dsl": {"kinds"},
-        "reactor": {"run", "kinds", "placement", "observe", "app", "cli"},
+        "reactor": {"run", "kinds", "placement", "observe", "app", "cli", "daemon"},
     }
     assert set(public) <= allowed.get(name, set())
 
@@ -177,6 +178,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "Completion",
         "Config",
         "ConfigError",
+        "DaemonConfig",
         "DiscoveryConfig",
         "EmbedRequest",
         "Embeddings",
@@ -1093,6 +1095,33 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "swarm_plan",
     ),
     "reactor.cli": ("main",),
+    "reactor.daemon": (
+        "Agent",
+        "AgentConfig",
+        "AgentCreate",
+        "AgentUpdate",
+        "ApiError",
+        "Daemon",
+        "DaemonClient",
+        "DaemonClientError",
+        "DaemonError",
+        "RunActivity",
+        "Task",
+        "TaskHandler",
+        "TaskResult",
+        "TaskRunner",
+        "TasksRequest",
+        "TasksResponse",
+        "WorkflowRequest",
+        "WorkflowResponse",
+        "WorkflowStep",
+        "build_mcp",
+        "current_daemon",
+        "default_token_file",
+        "mcp_tool",
+        "read_token",
+        "register_task_handler",
+    ),
 }
 """Every facade's names, reviewed (sorted)."""
 

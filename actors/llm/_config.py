@@ -69,6 +69,7 @@ __all__ = [
     "BudgetsConfig",
     "Config",
     "ConfigError",
+    "DaemonConfig",
     "DiscoveryConfig",
     "FallbackAction",
     "FallbackChainConfig",
@@ -742,6 +743,33 @@ class PlacementConfig(_Section):
     steps: dict[str, str] = Field(default_factory=dict)
 
 
+class DaemonConfig(_Section):
+    """``reactor serve``: where the daemon listens and who may call it.
+
+    Attributes:
+        host: The address to bind (loopback by default; another one is a deliberate
+            choice that the daemon warns about).
+        port: The TCP port.
+        token: The bearer token every request but ``/health`` must carry; when unset,
+            one is generated on first start into ``token_file``.
+        token_file: Where the generated token is kept (owner-only permissions); by
+            default ``daemon.token`` in the user's data directory.
+        grace_s: Seconds running requests get to finish when the daemon stops.
+        reactors: Reactors it can run, as ``module:Name`` or ``path/file.py:Name``.
+        jaeger_url: The Jaeger UI, to link each run on the web page to its trace.
+        allowed_origins: Browser origins allowed besides the daemon's own.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    grace_s: float = Field(default=10.0, ge=0)
+    reactors: tuple[str, ...] = ()
+    jaeger_url: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+
+
 class Config(_Section):
     """The whole configuration.
 
@@ -763,6 +791,7 @@ class Config(_Section):
             LM Studio's ``mcp.json``; ``mcp_servers`` is accepted too).
         ray: How to reach a Ray cluster, for steps placed there.
         placement: Where step work runs by default, and per reactor or step.
+        daemon: ``reactor serve``'s settings.
     """
 
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
@@ -781,6 +810,7 @@ class Config(_Section):
     )
     ray: RayConfig = Field(default_factory=RayConfig)
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -294,6 +294,18 @@ MIGRATIONS: tuple[str, ...] = (
         session_id UNINDEXED, kind UNINDEXED, body, tokenize = 'porter unicode61'
     );
     """,
+    # 7: the daemon's agent configurations (reactor.daemon): insert-only revisions, the
+    # newest per id wins; a deleted agent is a revision with deleted = 1.
+    """
+    CREATE TABLE daemon_agents (
+        id         TEXT    NOT NULL,
+        rev        INTEGER NOT NULL,
+        at         REAL    NOT NULL,
+        deleted    INTEGER NOT NULL DEFAULT 0,
+        data       TEXT    NOT NULL,
+        PRIMARY KEY (id, rev)
+    );
+    """,
 )
 """The schema, as ordered migration scripts: the database's ``user_version`` counts
 how many have been applied. Append new scripts; never change one that has shipped."""

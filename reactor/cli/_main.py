@@ -122,7 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     _fault_options(fake)
     _add_run_commands(commands)
-    _add_agent_commands(commands)
+    agent_actions = _add_agent_commands(commands)
+    from reactor.cli._daemon import add_client_commands, add_daemon_commands  # noqa: PLC0415
+
+    add_daemon_commands(commands)
+    add_client_commands(commands, agent_actions)
     spend = commands.add_parser(
         "spend", help="budgets (limit, spent, rate, when each runs out) and spend per model"
     )
@@ -325,6 +329,27 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     _log_level_option(undo, default="error")
     _tool_commands(commands, actions)
     _session_commands(commands)
+    _remote_run_commands(actions, listing, show, resume)
+
+
+def _remote_run_commands(actions: Any, *remote: argparse.ArgumentParser) -> None:
+    """``--server URL`` on runs list/show/resume, and runs start/cancel (daemon only)."""
+    for each in remote:
+        each.add_argument(
+            "--server", default=None, help="ask this daemon (URL) instead of the local journal"
+        )
+        each.add_argument("--token-file", type=Path, default=None, help="the daemon's token file")
+    start = actions.add_parser("start", help="start a run of a reactor the daemon serves")
+    start.add_argument("reactor", metavar="REACTOR", help="the reactor's name or locator")
+    start.add_argument(
+        "--input", action="append", default=[], metavar="KEY=VALUE", help="an input (repeatable)"
+    )
+    cancel = actions.add_parser("cancel", help="cancel a run on the daemon")
+    cancel.add_argument("run_id", metavar="RUN_ID", help="the run")
+    for each in (start, cancel):
+        each.add_argument("--server", default="http://127.0.0.1:8765", help="the daemon's URL")
+        each.add_argument("--token-file", type=Path, default=None, help="the daemon's token file")
+        each.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _version() -> str:
@@ -493,7 +518,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _add_agent_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_agent_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Any:
+    """``agents``, ``conversations`` and ``review``; returns the ``agents`` actions.
+
+    The daemon's client adds ``update``, ``delete`` and ``--server`` to those actions.
+    """
     agents = commands.add_parser("agents", help="agents: list, show, templates, create, ask")
     actions = agents.add_subparsers(dest="agents_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="every stored agent")
@@ -510,7 +539,9 @@ def _add_agent_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     templates.add_argument("--json", action="store_true", help="print JSON")
     create = actions.add_parser("create", help="define an agent from a template (checked first)")
     create.add_argument("name", help="the agent's name")
-    create.add_argument("--template", required=True, help="the template's name")
+    create.add_argument(
+        "--template", default=None, help="the template's name (required without --server)"
+    )
     create.add_argument("--file", type=Path, default=None, help="a TOML or YAML file of templates")
     create.add_argument("--model", default=None, help="its model (default: the template's)")
     create.add_argument(
@@ -529,6 +560,11 @@ def _add_agent_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     ask.add_argument("name", help="the agent's name")
     ask.add_argument("message", help="what it is told")
     _model_options(ask)
+    _add_conversation_commands(commands)
+    return actions
+
+
+def _add_conversation_commands(commands: Any) -> None:
     conversations = commands.add_parser("conversations", help="conversations: list, show, resume")
     conv_actions = conversations.add_subparsers(
         dest="conversations_command", required=True, metavar="ACTION"
@@ -609,6 +645,8 @@ def _terminate_like_interrupt() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command in ("serve", "mcp"):  # they handle SIGTERM themselves (drain)
+        return _command(args)
     with _terminate_like_interrupt():
         return _command(args)
 
@@ -693,8 +731,29 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one b
             return _tools(args)
         case "sessions":
             return _sessions(args)
+        case "agents" if args.agents_command in ("update", "delete") or getattr(
+            args, "server", None
+        ):
+            from reactor.cli._daemon import run_client  # noqa: PLC0415
+
+            return run_client(args)
         case "agents" | "conversations" | "review":
             return _agent_command(args)
+        case "serve":
+            from reactor.cli._daemon import run_serve  # noqa: PLC0415
+
+            return run_serve(args)
+        case "mcp":
+            from reactor.cli._daemon import run_mcp  # noqa: PLC0415
+
+            return run_mcp(args)
+        case (
+            "agents" | "tasks" | "workflows" | "create-agent" | "list-agents" | "delete-agent"
+            | "run-tasks" | "run-workflow"
+        ):  # fmt: skip
+            from reactor.cli._daemon import run_client  # noqa: PLC0415
+
+            return run_client(args)
         case "version":
             print(_version())
             return 0
@@ -741,6 +800,13 @@ def _agent_command(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one retu
         case "templates":
             return cmd.run_agents_templates(file=args.file, as_json=args.json)
         case "create":
+            if args.template is None:
+                print(
+                    "reactor agents create: error: --template is required "
+                    "(or --server URL to create an agent on a daemon)",
+                    file=sys.stderr,
+                )
+                return 2
             return cmd.run_agents_create(
                 args.name,
                 template=args.template,
@@ -801,7 +867,7 @@ def _fault_of(args: argparse.Namespace) -> dict[str, Any] | None:
     return {**given, "times": args.fault_times}
 
 
-def _runs(args: argparse.Namespace) -> int:
+def _runs(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per action
     from reactor.cli._runs import (  # noqa: PLC0415
         leave_now_if_steps_linger,
         run_list,
@@ -809,6 +875,10 @@ def _runs(args: argparse.Namespace) -> int:
         run_show,
     )
 
+    if getattr(args, "server", None) is not None:
+        from reactor.cli._daemon import run_runs_remote  # noqa: PLC0415
+
+        return run_runs_remote(args)
     match args.runs_command:
         case "list":
             return run_list(

@@ -1,0 +1,71 @@
+"""The web page in a real browser (Debian's chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reactor.daemon import Daemon
+from tests.reactor.daemon.conftest import TOKEN
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser(daemon: Daemon) -> Iterator[Any]:
+    """Chromium through Playwright; skipped, saying why, where it cannot run.
+
+    It needs the daemon started first: Playwright's sync API runs an event loop on this
+    thread while it is open, where starting (and stopping) the actor system would block.
+    """
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"]
+            )
+        except Exception as exc:  # noqa: BLE001 - any launch failure is a reason to skip
+            pytest.skip(f"chromium cannot start here: {exc}")
+        yield launched
+        launched.close()
+
+
+def test_page_shows_a_run_progress_and_complete(
+    browser: Any, daemon: Daemon, client: httpx.Client, tmp_path: Path
+) -> None:
+    """A run started over REST appears on the page, its steps move, and it completes."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{daemon.url}/?token={TOKEN}")
+        page.wait_for_selector("#conn.live")
+        page.wait_for_selector("#models tr")  # hosts and models panel filled
+        assert "fake-small" in page.inner_text("#models")
+
+        gate = tmp_path / "gate"
+        run_id = client.post(
+            "/api/runs", json={"reactor": "Gate", "inputs": {"gate": str(gate)}}
+        ).json()["run_id"]
+        row = f'#runs tr[data-run="{run_id}"]'
+        page.wait_for_selector(row)  # pushed by /api/events, no reload
+        page.click(row)
+        page.wait_for_selector('#run-steps tr[data-step="started"][data-status="done"]')
+        page.wait_for_selector('#run-steps tr[data-step="wait"][data-status="running"]')
+        gate.write_text("open")
+        page.wait_for_selector(f'{row}[data-status="completed"]')
+        page.wait_for_selector('#run-detail[data-status="completed"]')
+        page.wait_for_selector('#run-graph .node.status-done[data-step="wait"]')
+        assert page.text_content("#run-mermaid").startswith("flowchart")
+        assert errors == []
+    finally:
+        page.close()

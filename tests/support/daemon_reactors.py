@@ -1,0 +1,69 @@
+"""Reactors the daemon tests serve: a quick one, one that waits for a file, one asking a model."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from actors.llm import Completion
+from dsl import Halt, Input, Reactor, ask, step
+
+
+class Greet(Reactor):
+    """Greets someone, in two steps."""
+
+    name = Input(str)
+    punctuation = Input(str, default="!")
+
+    @step
+    def hello(name: str) -> str:
+        return f"hello {name}"
+
+    @step
+    def shout(hello: str, punctuation: str) -> str:
+        return hello.upper() + punctuation
+
+
+class Gate(Reactor):
+    """Waits until the file ``gate`` names exists (so a test can stop the daemon mid-run)."""
+
+    gate = Input(str)
+
+    @step
+    def started(gate: str) -> str:
+        return gate
+
+    @step
+    def wait(started: str) -> str:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(started) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return Path(started).read_text() if os.path.exists(started) else "gave up"
+
+
+class Asker(Reactor):
+    """One question to the default model."""
+
+    topic = Input(str)
+    answer = ask("Say something about {topic}.")
+
+    @step
+    def text(answer: Completion) -> str:
+        return answer.content
+
+
+class Approval(Reactor):
+    """Halts until the file ``approval`` names exists; resumed, it finishes."""
+
+    approval = Input(str)
+
+    @step
+    def check(approval: str) -> str | Halt:
+        if not os.path.exists(approval):
+            return Halt(f"waiting for {approval}")
+        return "approved"
+
+    @step
+    def done(check: str) -> str:
+        return f"done ({check})"
