@@ -226,5 +226,8 @@ def notify(middleware: tuple[Middleware, ...], hook: str, *args: Any) -> None:
     for each in middleware:
         try:
             getattr(each, hook)(*args)
-        except Exception:  # noqa: BLE001 - observing a run must not break it
+        except BaseException:  # noqa: BLE001 - observing a run must not break it
+            # BaseException too: ``sys.exit()`` or ``KeyboardInterrupt`` in a user's
+            # middleware is user code failing, as in a step, and must not stop the
+            # Run actor (the hooks never run in a task that could be cancelled).
             _log.exception("middleware hook failed", middleware=type(each).__name__, hook=hook)

@@ -1343,7 +1343,7 @@ class Run(LoopActor[object]):
         for each in self._mw:
             try:
                 ctx = each.step_context(self._info, step.spec.name, step.attempt)
-            except Exception:
+            except BaseException:  # user code, as in notify(): SystemExit too
                 self.log.exception("middleware step_context failed", run_id=self._run_id)
                 continue
             if ctx is not None:
