@@ -684,6 +684,7 @@ class Run(LoopActor[object]):
             options=self._options,
             executor=executor,
             context_values=self._run_context,
+            forced=self._lenient,
         )
 
     # ---- what an attempt's executor calls (AttemptPort) -------------------------------------
