@@ -51,6 +51,7 @@ from reactor.run import (
     StepCompensated,
     StepCompleted,
     StepEvent,
+    StepEventKind,
     StepFailed,
     StepsAdded,
     StepSkipped,
@@ -58,6 +59,7 @@ from reactor.run import (
     StepUndoFailed,
     StepUndone,
 )
+from reactor.run._middleware import step_event
 from tests.support.flows import TALLY, Approval, Grows, double
 
 T = TypeVar("T")
@@ -1078,3 +1080,22 @@ def test_a_middleware_raising_a_base_exception_is_logged_and_ignored_too(
         entry for entry in logs if "failed" in entry["event"] and "middleware" in entry["event"]
     ]
     assert len(failed) == 5  # run_started, step_context, two step events, run_finished
+
+
+def test_the_runs_fast_step_event_is_an_ordinary_step_event() -> None:
+    """What the Run builds through the slots equals the dataclass built field by field."""
+    fast = step_event(StepEventKind.RETRY, "a", 2, 1.5, 0.25, "v", "e", 0.5, "why")
+    assert fast == StepEvent(
+        kind=StepEventKind.RETRY,
+        step="a",
+        attempt=2,
+        at=1.5,
+        duration=0.25,
+        value="v",
+        error="e",
+        delay=0.5,
+        detail="why",
+    )
+    assert fast.replayed is False
+    with pytest.raises(AttributeError):
+        fast.step = "b"  # type: ignore[misc]  # still frozen
