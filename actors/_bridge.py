@@ -213,10 +213,11 @@ async def _outcome(coro: Coroutine[Any, Any, Any], handle: IoHandle) -> None:
     if not otel.enabled():
         handle.deliver(await _settle(coro, name), None)
         return
-    if not otel.trace_actors() or otel.inject() is None:
+    carrier = otel.inject()  # the starter's trace: this task's context is its own copy
+    if carrier is None or not otel.trace_actors():
         # The coroutine runs in its starter's trace (if any), with no span of its own:
         # I/O is a span only in the opt-in debugging mode, and only inside a trace.
-        handle.deliver(await _settle(coro, name), otel.inject())
+        handle.deliver(await _settle(coro, name), carrier)
         return
     with otel.tracer().start_as_current_span(f"io {name}"):
         outcome = await _settle(coro, name)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from opentelemetry import context as otel_context
@@ -28,8 +28,15 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 from otel._resource import INSTRUMENTATION, VERSION, bounded_shutdown, env_flag, resource
 
@@ -254,11 +261,50 @@ def _install_global(provider: TracerProvider) -> None:
 
 def _sampler(ratio: float | None) -> Sampler | None:
     if ratio is None:
-        return None
+        if os.environ.get("OTEL_TRACES_SAMPLER", "").strip():
+            return None  # the SDK reads it (and OTEL_TRACES_SAMPLER_ARG)
+        ratio = 1.0  # the SDK's default, parentbased_always_on, decided in one step
     if not 0.0 <= ratio <= 1.0:
         msg = f"configure_tracing(sample_ratio={ratio!r}): must be between 0.0 and 1.0"
         raise TracingConfigError(msg)
-    return ParentBased(TraceIdRatioBased(ratio))
+    return _ParentOrRatio(ratio)
+
+
+class _ParentOrRatio(Sampler):
+    """``ParentBased(TraceIdRatioBased(ratio))`` with its default delegates, in one step.
+
+    A span with a parent (local or remote) is sampled exactly when its parent is; a
+    root span by the ratio of its trace id. The SDK's ``ParentBased`` decides the same
+    through two more sampler calls and a second look-up of the parent for every span
+    (a run makes one span per step attempt, so that is worth doing once).
+    """
+
+    def __init__(self, ratio: float) -> None:
+        self._root = TraceIdRatioBased(ratio)
+
+    def should_sample(  # noqa: PLR0917 - the Sampler interface's signature
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        """The parent's decision, or the ratio's for a root span."""
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid:
+            return self._root.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+        if parent.trace_flags.sampled:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
+        return SamplingResult(Decision.DROP, None, parent.trace_state)
+
+    def get_description(self) -> str:
+        """As ``ParentBased`` describes itself."""
+        return f"ParentBased{{root:{self._root.get_description()},remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}}"  # noqa: E501
 
 
 def _build_exporter(

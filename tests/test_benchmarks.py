@@ -84,6 +84,8 @@ REACTOR_FIGURES = (
     "chain_engine_traced_us",
     "chain_plain_normal_us",
     "chain_engine_normal_us",
+    "chain_engine_traced_normal_us",
+    "chain_engine_traced_batched_normal_us",
     "chain_ratio",
     "fanout_ratio",
 )
@@ -134,6 +136,7 @@ def test_reactor_quick_prints_one_json_object_with_every_figure() -> None:
     # The traced variant really made spans: the run's and one per step, nothing else.
     assert data["spans_per_chain_run"] == 1 + 10
     assert isinstance(data["traced_overhead_ratio"], float | int)
+    assert isinstance(data["traced_batched_overhead_ratio"], float | int)
     assert set(data["targets"]) == {
         "chain_step_overhead_us_max",
         "fanout_step_overhead_us_max",

@@ -333,7 +333,7 @@ def default_db_path() -> Path:
 
 
 class StoreError(ActorError):
-    """The database could not be opened (the Store crashes with this).
+    """The database cannot be used: :meth:`Store.check` raises it, naming the file and cause.
 
     Attributes:
         failure: The typed failure the waiting requests were answered with.
@@ -1085,6 +1085,7 @@ class Store(Actor[StoreRequest]):
         # A commit in progress when the Store stops may wait this long for the lock.
         self._close_wait = busy_timeout + _CLOSE_GRACE
         self._open = False
+        self._unusable: Failure | None = None
         self._early: list[tuple[_Served, Deferred[Any]]] = []
 
     @staticmethod
@@ -1214,9 +1215,15 @@ class Store(Actor[StoreRequest]):
     def _opened(self, outcome: Failure | None) -> None:
         early, self._early = self._early, []
         if outcome is not None:
+            # The file cannot be used (a directory, not a database, a newer schema,
+            # no permission): no restart would change that, and a crash would only
+            # repeat it, a traceback each time, until the supervisor gave up and took
+            # the system down. Say it once, and answer every request with it.
+            self._unusable = outcome
+            self.log.error("store cannot open its database", error=outcome.message)
             for _, reply in early:
                 reply.send(outcome)
-            raise StoreError(outcome)
+            return
         self._open = True
         for message, reply in early:
             self._serve(message, reply)
@@ -1234,6 +1241,8 @@ class Store(Actor[StoreRequest]):
                         message=f"{type(message).__name__}: {problem}",
                         source=self.name,
                     )
+                if self._unusable is not None:
+                    return self._unusable
                 reply = self.defer_reply()
                 if self._open:
                     self._serve(message, reply)

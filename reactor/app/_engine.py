@@ -723,6 +723,7 @@ class Engine:
         max_concurrency: int,
         carrier: dict[str, str] | None,
         context: Mapping[str, Any] | None = None,
+        forced: bool = False,
     ) -> Any:
         plan = reactor.__plan__
         name = plan.reactor
@@ -770,6 +771,7 @@ class Engine:
             carrier=carrier,
             resume_reason="its parent resumed",
             context=context,
+            lenient=forced,  # a parent resumed with force continues its children with force
         )
         ref = self._spawn(spec, run_id)
         ended = done.future()

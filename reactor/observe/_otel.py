@@ -24,7 +24,6 @@ errors at warning (an exception raised by user code at error, its traceback as
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import structlog
@@ -52,13 +51,31 @@ _RUN_EVENTS = {
 }
 
 
+class _RunSpans:
+    """One run's open spans: its own, the context its attempts start in, the attempts'.
+
+    Only the run's own actor calls the hooks for a run, one at a time, so this needs no
+    lock; the middleware's table of runs is a dict whose get, set and pop are atomic.
+    """
+
+    __slots__ = ("context", "span", "steps")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self.context = trace.set_span_in_context(span)  # made once, shared by every attempt
+        self.steps: dict[str, Span] = {}
+
+
 class TracingMiddleware(Middleware):
-    """A span per run and per step attempt (see the module docstring)."""
+    """A span per run and per step attempt (see the module docstring).
+
+    On the hot path (a span per step attempt) it does the least it can: one table
+    look-up per hook, the run's context made once, the attributes set at start in one
+    call and those known at the end in one more.
+    """
 
     def __init__(self) -> None:
-        self._runs: dict[str, Span] = {}
-        self._steps: dict[tuple[str, str], Span] = {}
-        self._lock = threading.Lock()
+        self._runs: dict[str, _RunSpans] = {}
 
     def run_started(self, run: RunInfo) -> None:
         """Open the run's span."""
@@ -69,97 +86,63 @@ class TracingMiddleware(Middleware):
             return
         # No carrier: a root span. (The current context here is whatever message the
         # Run actor is handling, a journal reply, which is no parent of the run.)
-        parent = otel.extract(dict(run.carrier)) if run.carrier else None
+        parent = otel.extract(run.carrier) if run.carrier else None
+        attributes: dict[str, Any] = {
+            otel.GEN_AI_OPERATION_NAME: "invoke_workflow",
+            otel.GEN_AI_WORKFLOW_NAME: run.reactor,
+            "reactor.name": run.reactor,
+            "reactor.run_id": run.run_id,
+            "reactor.resumed": run.resumed,
+            "reactor.depth": len(run.stack),
+        }
+        if run.parent:
+            attributes["reactor.parent_run_id"] = run.parent
         span = otel.tracer().start_span(
             f"reactor.run {run.reactor}",
-            context=parent if parent is not None else otel_context.Context(),
-            attributes={
-                otel.GEN_AI_OPERATION_NAME: "invoke_workflow",
-                otel.GEN_AI_WORKFLOW_NAME: run.reactor,
-                "reactor.name": run.reactor,
-                "reactor.run_id": run.run_id,
-                "reactor.resumed": run.resumed,
-                "reactor.depth": len(run.stack),
-                **({"reactor.parent_run_id": run.parent} if run.parent else {}),
-            },
+            context=parent if parent is not None else _ROOT,
+            attributes=attributes,
         )
-        with self._lock:
-            self._runs[run.run_id] = span
+        self._runs[run.run_id] = _RunSpans(span)
 
     def step_event(self, run: RunInfo, event: StepEvent) -> None:
         """Open, close or annotate spans."""
-        if event.duration is not None and not event.replayed:
+        if event.replayed:
+            return
+        kind = event.kind
+        if event.duration is not None:
             meters = otel.instruments()
-            if meters is not None and event.kind in (StepEventKind.COMPLETE, StepEventKind.ERROR):
-                outcome = "ok" if event.kind is StepEventKind.COMPLETE else "error"
+            if meters is not None and kind in (StepEventKind.COMPLETE, StepEventKind.ERROR):
+                outcome = "ok" if kind is StepEventKind.COMPLETE else "error"
                 meters.step_duration.record(
                     event.duration,
                     {"reactor.name": run.reactor, "reactor.step": event.step, "outcome": outcome},
                 )
-        with self._lock:
-            run_span = self._runs.get(run.run_id)
-        if run_span is None or event.replayed:
+        spans = self._runs.get(run.run_id)
+        if spans is None:
             return
-        key = (run.run_id, event.step)
-        match event.kind:
-            case StepEventKind.START:
-                span = otel.tracer().start_span(
-                    f"reactor.step {event.step}",
-                    context=trace.set_span_in_context(run_span),
-                    attributes={
-                        "reactor.step": event.step,
-                        "reactor.attempt": event.attempt,
-                        "reactor.run_id": run.run_id,
-                    },
-                )
-                with self._lock:
-                    self._steps[key] = span
-            case StepEventKind.COMPLETE:
-                self._end_step(key, None)
-            case StepEventKind.ERROR:
-                self._end_step(key, event)
-            case _:
-                attributes: dict[str, Any] = {
+        if kind is StepEventKind.START:
+            spans.steps[event.step] = otel.tracer().start_span(
+                f"reactor.step {event.step}",
+                context=spans.context,
+                attributes={
                     "reactor.step": event.step,
                     "reactor.attempt": event.attempt,
-                }
-                if event.delay is not None:
-                    attributes["reactor.delay_s"] = event.delay
-                if event.detail:
-                    attributes["reactor.detail"] = event.detail
-                if event.error is not None:
-                    attributes[otel.ERROR_TYPE] = otel.error_type(event.error)
-                if event.kind is StepEventKind.HALT:
-                    self._end_step(key, None)
-                run_span.add_event(
-                    _RUN_EVENTS.get(event.kind, f"step.{event.kind.value}"), attributes
-                )
-
-    def _end_step(self, key: tuple[str, str], failed: StepEvent | None) -> None:
-        with self._lock:
-            span = self._steps.pop(key, None)
-        if span is None:
-            return
-        if failed is not None and failed.error is not None:
-            error = failed.error
-            span.set_attribute(otel.ERROR_TYPE, otel.error_type(error))
-            span.set_status(Status(StatusCode.ERROR, str(getattr(error, "message", ""))))
-            stacktrace = getattr(error, "traceback", "")
-            if stacktrace:  # raised by user code: the semantic conventions' exception event
-                span.add_event(
-                    "exception",
-                    {
-                        "exception.type": str(getattr(error, "error", "")),
-                        "exception.message": str(getattr(error, "message", "")),
-                        "exception.stacktrace": stacktrace,
-                    },
-                )
-        span.end()
+                    "reactor.run_id": run.run_id,
+                },
+            )
+        elif kind is StepEventKind.COMPLETE:
+            step_span = spans.steps.pop(event.step, None)
+            if step_span is not None:
+                step_span.end()
+        elif kind is StepEventKind.ERROR:
+            _end_failed(spans.steps.pop(event.step, None), event)
+        else:
+            _annotate(spans, event)
 
     def step_context(self, run: RunInfo, step: str, attempt: int) -> Any:
         """The attempt's span, so that what the step does nests under it."""
-        with self._lock:
-            span = self._steps.get((run.run_id, step))
+        spans = self._runs.get(run.run_id)
+        span = spans.steps.get(step) if spans is not None else None
         return trace.set_span_in_context(span) if span is not None else None
 
     def run_finished(self, run: RunInfo, outcome: RunOutcome) -> None:
@@ -169,24 +152,68 @@ class TracingMiddleware(Middleware):
             meters.runs_ended.add(
                 1, {"reactor.name": run.reactor, "reactor.status": outcome.status}
             )
-        with self._lock:
-            span = self._runs.pop(run.run_id, None)
-            left = [k for k in self._steps if k[0] == run.run_id]
-            spans = [self._steps.pop(k) for k in left]
-        for step_span in spans:
-            step_span.end()
-        if span is None:
+        spans = self._runs.pop(run.run_id, None)
+        if spans is None:
             return
-        span.set_attribute("reactor.status", outcome.status)
+        for step_span in spans.steps.values():
+            step_span.end()
+        span = spans.span
+        attributes: dict[str, Any] = {"reactor.status": outcome.status}
         for name, count in outcome.stats.items():
-            span.set_attribute(f"reactor.steps.{name}", count)
+            attributes[f"reactor.steps.{name}"] = count
         if outcome.status in ("failed", "cancelled"):
             first = outcome.errors[0] if outcome.errors else None
             message = getattr(first, "message", outcome.reason)
-            kind = otel.error_type(first) if first is not None else outcome.status
-            span.set_attribute(otel.ERROR_TYPE, kind)
+            attributes[otel.ERROR_TYPE] = (
+                otel.error_type(first) if first is not None else outcome.status
+            )
+            span.set_attributes(attributes)
             span.set_status(Status(StatusCode.ERROR, f"{outcome.status}: {message}"))
+        else:
+            span.set_attributes(attributes)
         span.end()
+
+
+_ROOT = otel_context.Context()
+"""An empty context: the parent of a run's span that has no carrier (a new trace)."""
+
+
+def _annotate(spans: _RunSpans, event: StepEvent) -> None:
+    """A retry, skip, guard, compensation, undo, addition or halt: an event on the run's span."""
+    kind = event.kind
+    attributes: dict[str, Any] = {"reactor.step": event.step, "reactor.attempt": event.attempt}
+    if event.delay is not None:
+        attributes["reactor.delay_s"] = event.delay
+    if event.detail:
+        attributes["reactor.detail"] = event.detail
+    if event.error is not None:
+        attributes[otel.ERROR_TYPE] = otel.error_type(event.error)
+    if kind is StepEventKind.HALT:
+        step_span = spans.steps.pop(event.step, None)
+        if step_span is not None:
+            step_span.end()
+    spans.span.add_event(_RUN_EVENTS.get(kind, f"step.{kind.value}"), attributes)
+
+
+def _end_failed(span: Span | None, failed: StepEvent) -> None:
+    """End a failed attempt's span with ``error.type`` and, for user code, the exception."""
+    if span is None:
+        return
+    error = failed.error
+    if error is not None:
+        span.set_attribute(otel.ERROR_TYPE, otel.error_type(error))
+        span.set_status(Status(StatusCode.ERROR, str(getattr(error, "message", ""))))
+        stacktrace = getattr(error, "traceback", "")
+        if stacktrace:  # raised by user code: the semantic conventions' exception event
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": str(getattr(error, "error", "")),
+                    "exception.message": str(getattr(error, "message", "")),
+                    "exception.stacktrace": stacktrace,
+                },
+            )
+    span.end()
 
 
 class LoggingMiddleware(Middleware):

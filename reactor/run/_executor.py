@@ -83,6 +83,8 @@ class Attempt(Generic[I]):
         options: The run's options (child runs share its concurrency key).
         executor: The executor running it.
         context_values: The run's context (``StepContext.context``; child runs share it).
+        forced: The run was resumed with ``force``: its composed runs, continued, are
+            too (their changed steps do not refuse the resume either).
     """
 
     __slots__ = (
@@ -91,6 +93,7 @@ class Attempt(Generic[I]):
         "arguments",
         "context_values",
         "executor",
+        "forced",
         "impl",
         "number",
         "options",
@@ -117,8 +120,10 @@ class Attempt(Generic[I]):
         options: RunOptions,
         executor: StepExecutor,
         context_values: Mapping[str, Any] | None = None,
+        forced: bool = False,
     ) -> None:
         self._port = port
+        self.forced = forced
         self.context_values: Mapping[str, Any] = context_values or {}
         self.executor = executor
         self.spec = spec
@@ -217,6 +222,7 @@ class Attempt(Generic[I]):
             max_concurrency=self.options.max_concurrency,
             carrier=otel.inject(),
             context=self.context_values,
+            forced=self.forced,
         )
 
 

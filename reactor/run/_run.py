@@ -117,7 +117,14 @@ from reactor.run._growth import plan_added, transformed
 from reactor.run._inputs import check_inputs
 from reactor.run._invoke import Err, Ok, Outcome, call_any, guarded, positional
 from reactor.run._listing import decode_history
-from reactor.run._middleware import RunInfo, RunOutcome, StepEvent, StepEventKind, notify
+from reactor.run._middleware import (
+    RunInfo,
+    RunOutcome,
+    StepEvent,
+    StepEventKind,
+    notify,
+    step_event,
+)
 from reactor.run._outbox import JournalOutbox
 from reactor.run._records import (
     RunCancelled,
@@ -677,6 +684,7 @@ class Run(LoopActor[object]):
             options=self._options,
             executor=executor,
             context_values=self._run_context,
+            forced=self._lenient,
         )
 
     # ---- what an attempt's executor calls (AttemptPort) -------------------------------------
@@ -1326,16 +1334,8 @@ class Run(LoopActor[object]):
     ) -> Any:
         if not self._mw:
             return None
-        event = StepEvent(
-            kind=kind,
-            step=step.spec.name,
-            attempt=step.attempt,
-            at=time.time(),
-            duration=duration,
-            value=value,
-            error=error,
-            delay=delay,
-            detail=detail,
+        event = step_event(
+            kind, step.spec.name, step.attempt, time.time(), duration, value, error, delay, detail
         )
         notify(self._mw, "step_event", self._info, event)
         return self._context(step) if want_context else None
@@ -1344,7 +1344,7 @@ class Run(LoopActor[object]):
         for each in self._mw:
             try:
                 ctx = each.step_context(self._info, step.spec.name, step.attempt)
-            except Exception:
+            except BaseException:  # user code, as in notify(): SystemExit too
                 self.log.exception("middleware step_context failed", run_id=self._run_id)
                 continue
             if ctx is not None:

@@ -324,3 +324,43 @@ def test_bad_tracing_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch) 
             exporter="none", span_exporter=InMemorySpanExporter(), sample_ratio=1.5
         )
     assert not otel.enabled()
+
+
+@pytest.mark.parametrize("ratio", [None, 0.0, 1.0])
+def test_sampling_follows_the_parent_else_the_ratio(
+    ratio: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``ParentBased(TraceIdRatioBased(ratio))``: a parent's decision wins, local or remote."""
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    exporter = InMemorySpanExporter()
+    otel.configure_tracing(
+        span_exporter=exporter, batch=False, set_global=False, sample_ratio=ratio
+    )
+    try:
+        tracer = otel.tracer()
+
+        def remote(sampled: bool) -> Any:
+            flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+            parent = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=flags)
+            return trace.set_span_in_context(NonRecordingSpan(parent))
+
+        root = tracer.start_span("root")
+        root_sampled = ratio != 0.0  # None is the SDK's default: always on
+        assert root.get_span_context().trace_flags.sampled is root_sampled
+        child = tracer.start_span("child", context=trace.set_span_in_context(root))
+        assert child.get_span_context().trace_flags.sampled is root_sampled
+        assert child.is_recording() is root_sampled
+        for sampled in (True, False):
+            span = tracer.start_span("remote child", context=remote(sampled))
+            assert span.get_span_context().trace_flags.sampled is sampled
+            assert span.get_span_context().trace_id == 0xABC
+            span.end()
+        child.end()
+        root.end()
+    finally:
+        otel.shutdown_tracing()
+    names = sorted(s.name for s in exporter.get_finished_spans())
+    assert names == (["child", "remote child", "root"] if root_sampled else ["remote child"])

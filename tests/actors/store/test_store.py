@@ -20,8 +20,9 @@ from typing import Any
 import msgspec
 import platformdirs
 import pytest
+from structlog.testing import capture_logs
 
-from actors import ActorCrashed, AskError, FailureKind, Ref, Restart, System, decode, encode
+from actors import AskError, FailureKind, Ref, Restart, System, decode, encode
 from actors.store import (
     Journal,
     JournalAppend,
@@ -254,24 +255,52 @@ async def test_migrations_run_once_and_a_newer_schema_is_refused(tmp_path: Path)
         assert (await journal.append_async("s", "E", b"2")).seq == 2
     assert _db_rows(db, "PRAGMA user_version") == [(known + 1,)]
 
-    # Code that knows only the shipped versions refuses the file, naming it and both.
+    # Code that knows only the shipped versions refuses the file, naming it and both, on
+    # every request, and stays up (no crash, no restart loop).
     async with System(name="older", default_timeout=5.0) as older:
-        crashes: asyncio.Queue[ActorCrashed] = asyncio.Queue()
-        older.bus.subscribe(ActorCrashed, crashes)
         ref: Ref[Any] = await older.spawn_async(Store.spec(db, restart=Restart.TEMPORARY))
-        with pytest.raises(AskError) as refused:
-            await Journal(ref).read_async("s")
-        crash = await asyncio.wait_for(crashes.get(), 5.0)
-    assert crash.name == "store"
-    for text in (str(db), f"schema version {known + 1}", f"knows ({known})"):
-        assert text in crash.error
-    # The read waited for the open (its failure), sat in the mailbox (the crash) or came late.
-    kind = refused.value.kind
-    assert kind in (FailureKind.INTERNAL, FailureKind.ACTOR_CRASHED, FailureKind.ACTOR_STOPPED)
-    if kind is not FailureKind.ACTOR_STOPPED:
-        assert str(db) in str(refused.value)
-        assert f"schema version {known + 1}" in str(refused.value)
+        for _ in range(2):
+            with pytest.raises(AskError) as refused:
+                await Journal(ref).read_async("s")
+            for text in (str(db), f"schema version {known + 1}", f"knows ({known})"):
+                assert text in str(refused.value)
+        assert ref.is_alive()
     assert _db_rows(db, "SELECT count(*) FROM events") == [(2,)], "nothing was touched"
+
+
+@pytest.mark.parametrize("bad", ["directory", "not a database"])
+def test_a_store_that_cannot_open_its_file_says_so_once_and_stays_up(
+    tmp_path: Path, bad: str
+) -> None:
+    """An embedder's ``System(Store.spec(bad_path))``: one error line, no tracebacks.
+
+    Every request is answered with the failure naming the file and the cause; the Store
+    is not restarted over and over (each time with a traceback) until the supervisor
+    gives up and takes the system down.
+    """
+    path = tmp_path / "journal.db"
+    if bad == "directory":
+        path.mkdir()
+        cause = "Is a directory"
+    else:
+        path.write_bytes(b"these are not the bytes of a SQLite database " * 100)
+        cause = "file is not a database"
+    with (
+        capture_logs() as logs,
+        System(Store.spec(path), name="embedded", default_timeout=5.0) as system,
+    ):
+        store = system.lookup("store")
+        journal = Journal(store)
+        for _ in range(3):
+            with pytest.raises(AskError) as refused:
+                journal.read("s")
+            assert str(path) in str(refused.value)
+            assert cause in str(refused.value)
+        assert store.is_alive()
+    errors = [entry for entry in logs if entry["log_level"] in ("error", "critical")]
+    assert [entry["event"] for entry in errors] == ["store cannot open its database"]
+    assert str(path) in errors[0]["error"]
+    assert "exception" not in errors[0]  # one line: no traceback
 
 
 def test_fresh_database_gets_the_current_schema(system: System, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from structlog.testing import capture_logs
 
 from actors import System
 from dsl import (
@@ -50,6 +51,7 @@ from reactor.run import (
     StepCompensated,
     StepCompleted,
     StepEvent,
+    StepEventKind,
     StepFailed,
     StepsAdded,
     StepSkipped,
@@ -57,6 +59,7 @@ from reactor.run import (
     StepUndoFailed,
     StepUndone,
 )
+from reactor.run._middleware import step_event
 from tests.support.flows import TALLY, Approval, Grows, double
 
 T = TypeVar("T")
@@ -1015,3 +1018,84 @@ def test_raising_middleware_does_not_break_runs(system: System, tmp_path: Path) 
         ("step_event", "complete", "inc"),
         ("run_finished", "completed", "Small"),
     ]
+
+
+class Exiting(Middleware):
+    """Raises a BaseException (not an Exception) from every hook, as given."""
+
+    def __init__(self, error: type[BaseException]) -> None:
+        self.error = error
+
+    def run_started(self, run: RunInfo) -> None:
+        raise self.error
+
+    def step_event(self, run: RunInfo, event: StepEvent) -> None:
+        raise self.error
+
+    def run_finished(self, run: RunInfo, outcome: RunOutcome) -> None:
+        raise self.error
+
+    def step_context(self, run: RunInfo, step: str, attempt: int) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit, GeneratorExit])
+def test_a_middleware_raising_a_base_exception_is_logged_and_ignored_too(
+    system: System, tmp_path: Path, error: type[BaseException]
+) -> None:
+    """``sys.exit()`` or ``KeyboardInterrupt`` in a user's middleware is caught like in a step.
+
+    It neither stops the Run actor nor the run: the run completes, journaled, and the
+    other middleware sees every event.
+    """
+    recorder = Recorder()
+
+    class Tiny(Reactor):
+        n = Input(int)
+
+        @step
+        async def inc(n: int) -> int:
+            return n + 1
+
+    with (
+        capture_logs() as logs,
+        Engine(
+            system,
+            db_path=tmp_path / "runs.db",
+            logging=False,
+            tracing=False,
+            middleware=[Exiting(error), recorder],
+        ) as engine,
+    ):
+        handle = engine.start(Tiny, {"n": 1})
+        assert handle.result(WAIT) == 2
+        assert "RunCompleted" in kinds(engine.history(handle.run_id))
+    assert [hook for hook, _, _ in recorder.calls] == [
+        "run_started",
+        "step_event",
+        "step_event",
+        "run_finished",
+    ]
+    failed = [
+        entry for entry in logs if "failed" in entry["event"] and "middleware" in entry["event"]
+    ]
+    assert len(failed) == 5  # run_started, step_context, two step events, run_finished
+
+
+def test_the_runs_fast_step_event_is_an_ordinary_step_event() -> None:
+    """What the Run builds through the slots equals the dataclass built field by field."""
+    fast = step_event(StepEventKind.RETRY, "a", 2, 1.5, 0.25, "v", "e", 0.5, "why")
+    assert fast == StepEvent(
+        kind=StepEventKind.RETRY,
+        step="a",
+        attempt=2,
+        at=1.5,
+        duration=0.25,
+        value="v",
+        error="e",
+        delay=0.5,
+        detail="why",
+    )
+    assert fast.replayed is False
+    with pytest.raises(AttributeError):
+        fast.step = "b"  # type: ignore[misc]  # still frozen

@@ -403,3 +403,23 @@ def test_a_composed_run_whose_steps_changed_is_refused_when_its_parent_resumes(
     with pytest.raises(RunFailedError) as caught:
         handle.result(WAIT)
     assert "step 'a' was renamed to 'first'" in caught.value.errors[0].message
+
+
+def test_a_forced_resume_continues_a_composed_run_whose_steps_changed(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``force`` reaches the composed runs: the changed child resumes with the new steps."""
+    marker = tmp_path / "go"
+    monkeypatch.setenv("FLOW_GO", str(marker))
+    v1 = _write(tmp_path / "v1", COMPOSED_V1)
+    with pytest.raises(RunHaltedError):
+        engine.run(v1, {"text": "hi"}, run_id="parent")
+    v2 = _write(
+        tmp_path / "v2",
+        COMPOSED_V1.replace("def a(text", "def first(text")
+        .replace("def b(a: str)", "def b(first: str)")
+        .replace("return a + ", "return first + "),
+    )
+    marker.write_text("go")
+    handle = engine.resume("parent", reactor=v2, force=True)
+    assert handle.result(WAIT) == "hi!?"  # the child ran its new step, then b
