@@ -12,6 +12,7 @@ warnings and errors only, on standard error, tracebacks without local variables.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Literal, TextIO
@@ -43,17 +44,40 @@ class _TraceIds:
 add_trace_ids: Processor = _TraceIds()
 
 
-class _Stderr:
-    """Logger factory writing to whatever ``sys.stderr`` is when a line is logged.
+class _LineLogger:
+    """A structlog logger that prints each line to a stream, and never raises.
 
-    Looked up per logger, not once, so a program (or a test) that redirects standard
-    error later still gets the lines.
+    With no stream given it writes to whatever ``sys.stderr`` is when the line is
+    logged (not when the logger was bound), so a program (or a test) that redirects
+    standard error later still gets the lines. A line that cannot be written (the stream
+    was closed) is dropped: logging must not crash the actor or step that logs.
     """
 
-    __slots__ = ()
+    __slots__ = ("_stream",)
 
-    def __call__(self, *_args: object) -> structlog.PrintLogger:
-        return structlog.PrintLogger(sys.stderr)
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        """Write one line."""
+        stream = self._stream if self._stream is not None else sys.stderr
+        with contextlib.suppress(ValueError, OSError):
+            print(message, file=stream, flush=True)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _LineLoggerFactory:
+    """Makes :class:`_LineLogger` s for one stream (``None``: standard error as it is)."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def __call__(self, *_args: object) -> _LineLogger:
+        return _LineLogger(self._stream)
 
 
 def install_quiet_default() -> bool:
@@ -79,7 +103,7 @@ def install_quiet_default() -> bool:
             ),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=_Stderr(),
+        logger_factory=_LineLoggerFactory(),
         cache_logger_on_first_use=False,
     )
     return True
@@ -126,6 +150,6 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=_LineLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )

@@ -102,3 +102,32 @@ def test_crash_lines_carry_no_locals_even_under_a_renderer_that_draws_them(
     assert "ValueError: bad request 13" in result.stderr
     assert "sk-SECRET-123" not in result.stderr + result.stdout
     assert "locals" not in result.stderr
+
+
+def test_a_closed_stream_drops_lines_and_a_later_stderr_gets_them() -> None:
+    """Lines go to standard error as it is when logged; a closed stream never raises.
+
+    A logger bound while a test (or a program) had redirected standard error used to
+    keep that stream, and logging to it after it closed crashed the actor that logged.
+    """
+    import contextlib
+    import io
+
+    import structlog
+
+    from otel import configure_logging, install_quiet_default
+
+    try:
+        first = io.StringIO()
+        with contextlib.redirect_stderr(first):
+            configure_logging(level="info")
+            log = structlog.get_logger().bind(actor="a")
+        first.close()
+        log.info("dropped, not raised")  # the stream it was bound under is closed
+        later = io.StringIO()
+        with contextlib.redirect_stderr(later):
+            log.info("reaches the stderr of now")
+        assert "reaches the stderr of now" in later.getvalue()
+    finally:
+        structlog.reset_defaults()
+        install_quiet_default()  # as importing the library left it
