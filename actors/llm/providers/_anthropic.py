@@ -347,7 +347,7 @@ class AnthropicProvider(Provider):
             )
         yield self._stream_completion(state, progress, request)
 
-    def _apply(  # noqa: PLR0912 - one branch per event and delta type
+    def _apply(  # noqa: PLR0912, PLR0915 - one branch per event and delta type
         self,
         name: str,
         data: dict[str, Any],
