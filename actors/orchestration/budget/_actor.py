@@ -47,6 +47,7 @@ flagged (``"free"``): never a silent $0.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import secrets
@@ -111,9 +112,9 @@ _HOLD_COLUMNS = (
     "expires",
 )
 _HOLD_GRACE_S = 30.0
-"""How long past its deadline a reservation restored at start is still held."""
+"""How long past its call's deadline a reservation is held before it expires unsettled."""
 _OPEN_HOLDS_SQL = (
-    "SELECT o.id, o.run_id, o.reactor, o.agent, o.host, o.model, o.amount_usd "
+    "SELECT o.id, o.run_id, o.reactor, o.agent, o.host, o.model, o.amount_usd, o.expires "
     "FROM budget_holds o WHERE o.event = 'open' AND o.expires > ? AND NOT EXISTS "
     "(SELECT 1 FROM budget_holds c WHERE c.id = o.id AND c.event = 'close')"
 )
@@ -185,6 +186,7 @@ class Budget(LoopActor[BudgetMessage]):
         self._runs_loaded: set[str] = set()
         self._run_waiting: dict[str, list[tuple[Reserve | QuoteRequest, Any]]] = {}
         self._ratios: dict[str, deque[float]] = {}
+        self._expiry: list[tuple[float, str]] = []  # (expires, id): a heap
 
     @classmethod
     def spec(
@@ -275,8 +277,9 @@ class Budget(LoopActor[BudgetMessage]):
             self.ask(self.store, query, counted, timeout=30.0)
             return
         now = self.clock()
-        for hold_id, run, reactor, agent, host, model, amount in holds:
+        for hold_id, run, reactor, agent, host, model, amount, expires in holds:
             rid = str(hold_id)
+            heapq.heappush(self._expiry, (float(expires or 0), rid))
             scope = SpendScope(run_id=str(run), reactor=str(reactor), agent=str(agent))
             price = self._price(str(host), str(model))
             self.ledger.hold(rid, scope, float(amount or 0), now)
@@ -381,8 +384,22 @@ class Budget(LoopActor[BudgetMessage]):
         seconds = seconds or self.settings.reserve_seconds
         return price, price.worst_case(prompt_tokens, max_tokens, seconds)
 
+    def _expire(self, now: float) -> None:
+        """Release the reservations whose call cannot still be running (deadline + grace).
+
+        Their call's settle was lost (sent while this Budget restarted) or never came (its
+        caller died); a settle that still arrives is charged all the same.
+        """
+        while self._expiry and self._expiry[0][0] <= now:
+            _, rid = heapq.heappop(self._expiry)
+            if self.ledger.release(rid):
+                self._meta.pop(rid, None)
+                self._close(rid)
+                self.log.warning("budget: a reservation expired unsettled", id=rid)
+
     def _quote(self, message: QuoteRequest) -> Quote:
         now = self.clock()
+        self._expire(now)
         scope = SpendScope(run_id=message.run_id, reactor=message.reactor, agent=message.agent)
         tightest = self.ledger.headroom(scope, now)
         max_tokens = message.max_tokens or self.settings.reserve_max_tokens
@@ -408,6 +425,7 @@ class Budget(LoopActor[BudgetMessage]):
 
     def _reserve(self, message: Reserve) -> Reservation | Failure:
         now = self.clock()
+        self._expire(now)
         scope = SpendScope(run_id=message.run_id, reactor=message.reactor, agent=message.agent)
         max_tokens = message.max_tokens or self.settings.reserve_max_tokens
         prompt = self._prompt_tokens(message.host, message.model, message.prompt_tokens)
@@ -441,8 +459,10 @@ class Budget(LoopActor[BudgetMessage]):
             )
         self._meta[rid] = _Hold(scope, message.host, message.model, priced, message.prompt_tokens)
         held = self.ledger.held[rid]
+        expires = now + (message.seconds or self.settings.reserve_seconds) + _HOLD_GRACE_S
+        if held.keys:
+            heapq.heappush(self._expiry, (expires, rid))
         if self.store is not None and held.keys:
-            seconds = message.seconds or self.settings.reserve_seconds
             row: tuple[SqlValue, ...] = (
                 rid,
                 now,
@@ -453,7 +473,7 @@ class Budget(LoopActor[BudgetMessage]):
                 message.host,
                 message.model,
                 amount,
-                now + seconds + _HOLD_GRACE_S,
+                expires,
             )
             insert = StoreInsert(table="budget_holds", columns=_HOLD_COLUMNS, rows=(row,))
             self.ask(self.store, insert, self._recorded, timeout=30.0)

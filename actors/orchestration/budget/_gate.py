@@ -18,7 +18,13 @@ from actors.llm import ChatRequest, Completion, Usage
 from actors.orchestration.budget._ledger import SpendScope
 from actors.orchestration.budget._messages import Release, Reservation, Reserve, Settle
 
-__all__ = ["budgeted_chat", "estimate_prompt_tokens", "failed_usage", "settle_failure"]
+__all__ = [
+    "budgeted_chat",
+    "estimate_prompt_tokens",
+    "failed_usage",
+    "settle_failure",
+    "tell_budget",
+]
 
 _BYTES_PER_TOKEN = 3
 """ASCII: generous on purpose (English runs ~4 bytes a token, code ~3)."""
@@ -132,14 +138,16 @@ async def budgeted_chat(
     try:
         completion: Completion = await host.ask_async(request, timeout=timeout)
     except AskError as exc:
-        settle_failure(
-            budget, held.id, exc.failure, request, host=host.name, scope=scope, started=started
+        outcome = settle_failure(
+            held.id, exc.failure, request, host=host.name, scope=scope, started=started
         )
+        await tell_budget(budget, outcome)
         return exc.failure
     except asyncio.CancelledError:
         budget.tell(Release(id=held.id, reason="cancelled"))
         raise
-    budget.tell(
+    await tell_budget(
+        budget,
         Settle(
             id=held.id,
             usage=completion.usage,
@@ -150,13 +158,12 @@ async def budgeted_chat(
             run_id=scope.run_id,
             reactor=scope.reactor,
             agent=scope.agent,
-        )
+        ),
     )
     return completion
 
 
 def settle_failure(
-    budget: Ref[Any],
     rid: str,
     failure: Failure,
     request: ChatRequest,
@@ -164,25 +171,40 @@ def settle_failure(
     host: str,
     scope: SpendScope,
     started: float,
-) -> None:
-    """Charge a failed call what it used (:func:`failed_usage`), or release its reservation."""
+) -> Settle | Release:
+    """What to tell the Budget of a failed call: charge what it used, or release it."""
     usage = failed_usage(failure, request)
     if usage is None:
-        budget.tell(Release(id=rid, reason=failure.kind.value))
-        return
-    budget.tell(
-        Settle(
-            id=rid,
-            usage=usage,
-            seconds=time.perf_counter() - started,
-            host=host,
-            model=request.model,
-            run_id=scope.run_id,
-            reactor=scope.reactor,
-            agent=scope.agent,
-            failed=True,
-        )
+        return Release(id=rid, reason=failure.kind.value)
+    return Settle(
+        id=rid,
+        usage=usage,
+        seconds=time.perf_counter() - started,
+        host=host,
+        model=request.model,
+        run_id=scope.run_id,
+        reactor=scope.reactor,
+        agent=scope.agent,
+        failed=True,
     )
+
+
+async def tell_budget(
+    budget: Ref[Any], message: Settle | Release, *, patience: float = 10.0
+) -> None:
+    """Tell the Budget how a call ended, waiting out a restart (up to ``patience`` s).
+
+    A message told while the Budget restarts would be a dead letter: the reservation
+    would then stay held until it expires, and the spend would go uncounted.
+    """
+    if budget.tell_if_alive(message):
+        return
+    give_up = time.monotonic() + patience
+    while time.monotonic() < give_up:
+        await asyncio.sleep(0.01)
+        if budget.tell_if_alive(message):
+            return
+    budget.tell(message)  # recorded as a dead letter
 
 
 def _remaining(request: ChatRequest) -> float | None:

@@ -492,8 +492,8 @@ class Selector(LoopActor[SelectorMessage]):
         try:
             host = self._host(decision.host)
         except ActorNotFound:
-            if held is not None and self._budget is not None:
-                self._budget.tell(Release(id=held.id, reason="not_found"))
+            if held is not None:
+                self._tell_budget(Release(id=held.id, reason="not_found"))
             reply.send(
                 Failure(
                     kind=FailureKind.NOT_FOUND,
@@ -538,17 +538,17 @@ class Selector(LoopActor[SelectorMessage]):
         """Charge the call to its reservation (or release it), under a budget."""
         held, budget, scope = pending.held, self._budget, pending.scope
         if held is None or budget is None or scope is None:
-            return
+            return  # no budget, or the call was not reserved
         seconds = time.perf_counter() - pending.started
         usage = outcome.usage if isinstance(outcome, Completion) else None
         if isinstance(outcome, Failure):
             usage = failed_usage(outcome, pending.request)
             if usage is None:
-                budget.tell(Release(id=held.id, reason=outcome.kind.value))
+                self._tell_budget(Release(id=held.id, reason=outcome.kind.value))
                 return
         assert usage is not None
         decision = pending.decision
-        budget.tell(
+        self._tell_budget(
             Settle(
                 id=held.id,
                 usage=usage,
@@ -564,6 +564,16 @@ class Selector(LoopActor[SelectorMessage]):
                 failed=isinstance(outcome, Failure),
             )
         )
+
+    def _tell_budget(self, message: Settle | Release, tries: int = 1000) -> None:
+        """Tell the Budget, waiting out its restart (every 10 ms, up to ``tries`` times)."""
+        budget = self._budget
+        if budget is None or budget.tell_if_alive(message):
+            return
+        if tries <= 0:
+            budget.tell(message)  # recorded as a dead letter
+            return
+        self.call_later(0.01, lambda: self._tell_budget(message, tries - 1), name="tell budget")
 
     def _answered(self, pending: _Pending, outcome: Completion | Failure) -> None:
         self._settle(pending, outcome)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from actors import ActorRestarted, AskError, Failure, FailureKind, Message, System
+from actors import ActorRestarted, AskError, ChildSpec, Failure, FailureKind, Message, System
 from actors.llm import (
     BudgetLimitConfig,
     BudgetsConfig,
@@ -498,3 +498,37 @@ def test_the_prompt_estimate_stays_above_real_counts_for_other_scripts() -> None
     assert tokens >= 1.5 * len(text)
     english = estimate_prompt_tokens(ChatRequest.prompt("m", "a" * 300))
     assert english == 100 + 4
+
+
+@pytest.mark.asyncio
+async def test_an_unsettled_reservation_expires_and_a_late_settle_is_still_charged(
+    system: System,
+) -> None:
+    """A call of 1 s whose settle never came is released 30 s past its deadline.
+
+    Its settle, when it does come (it was sent while the Budget restarted, say), is
+    charged to the model and run it names.
+    """
+    now = [1_000_000.0]
+    budget: Any = await system.spawn_async(
+        ChildSpec(
+            name="budget",
+            actor=Budget,
+            args=(limits(BudgetLimitConfig(scope="global", usd=10)), {"m": PRICE}),
+            kwargs={"clock": lambda: now[0]},
+        )
+    )
+    lost: Reservation = await budget.ask_async(
+        Reserve(host="local", model="m", prompt_tokens=5, max_tokens=3, seconds=1.0)
+    )
+    with pytest.raises(AskError):
+        await budget.ask_async(hold())  # $8 held, $2 left
+    now[0] += 1.0 + 31.0
+    again: Reservation = await budget.ask_async(hold())  # the lost one expired
+    budget.tell(Release(id=again.id))
+    budget.tell(
+        Settle(id=lost.id, usage=Usage(input_tokens=2, output_tokens=3), host="local", model="m")
+    )
+    report: SpendReport = await budget.ask_async(SpendQuery())
+    assert (report.budgets[0].spent_usd, report.budgets[0].reserved_usd) == (5.0, 0.0)
+    assert report.calls == 1
