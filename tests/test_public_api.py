@@ -274,6 +274,13 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "link",
     ),
     "actors.orchestration.budget": (
+        "CALIBRATION_MARGIN",
+        "Quote",
+        "QuoteRequest",
+        "budget_failure",
+        "failed_usage",
+        "settle_failure",
+        "tell_budget",
         "SPEND_ROWS_SQL",
         "Budget",
         "BudgetMessage",
@@ -311,6 +318,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "link",
     ),
     "actors.orchestration.selection": (
+        "BudgetCeiling",
         "BLAMED",
         "BUILT_IN_POLICIES",
         "Cell",

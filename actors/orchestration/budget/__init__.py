@@ -22,6 +22,7 @@ from actors.orchestration.budget._gate import (
     estimate_prompt_tokens,
     failed_usage,
     settle_failure,
+    tell_budget,
 )
 from actors.orchestration.budget._ledger import Ledger, SpendScope, window_of
 from actors.orchestration.budget._messages import (
@@ -59,5 +60,6 @@ __all__ = [
     "prices_from",
     "settle_failure",
     "spend_report",
+    "tell_budget",
     "window_of",
 ]
