@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from actors import ActorRestarted, AskError, ChildSpec, Failure, FailureKind, Message, System
 from actors.llm import (
@@ -351,7 +352,7 @@ async def test_open_reservations_survive_a_budget_crash(tmp_path: Path) -> None:
     async with System(Store.spec(tmp_path / "b.db"), name="crash", default_timeout=5.0) as system:
         restarted: asyncio.Queue[ActorRestarted] = asyncio.Queue()
         system.bus.subscribe(ActorRestarted, restarted)
-        budget = await system.spawn_async(
+        budget: Any = await system.spawn_async(
             Fragile.spec(settings, {"m": PRICE}, store=system.lookup("store"))
         )
         held: Reservation = await budget.ask_async(hold())
@@ -404,7 +405,7 @@ async def test_a_run_resumed_weeks_later_counts_all_its_spend(tmp_path: Path) ->
                 rows=(row,),
             )
         )
-        per_run = await system.spawn_async(
+        per_run: Any = await system.spawn_async(
             Budget.spec(limits(BudgetLimitConfig(scope="run", usd=10)), {"m": PRICE}, store=store)
         )
         with pytest.raises(AskError) as caught:
@@ -412,7 +413,7 @@ async def test_a_run_resumed_weeks_later_counts_all_its_spend(tmp_path: Path) ->
         assert "run budget" in caught.value.failure.message
         fresh: Reservation = await per_run.ask_async(hold("new"))  # another run: $10 left
         assert fresh.amount_usd == 8.0
-        ever = await system.spawn_async(
+        ever: Any = await system.spawn_async(
             Budget.spec(
                 limits(BudgetLimitConfig(scope="global", usd=12)),
                 {"m": PRICE},
@@ -435,7 +436,7 @@ async def test_a_stream_cut_after_tokens_is_charged_what_the_server_reported(
     """
     with FakeServer("anthropic", models=["m"]) as fake:
         host = await start_host_async(
-            system, HostConfig(url=fake.url, protocol="anthropic", api_key="k")
+            system, HostConfig(url=fake.url, protocol="anthropic", api_key=SecretStr("k"))
         )
         budget = await start_budget(system, limits(BudgetLimitConfig(scope="global", usd=1e6)))
         fake.inject(Fault(close_after=4, times=1))
