@@ -177,6 +177,7 @@ class Budget(LoopActor[BudgetMessage]):
         self._token = secrets.token_hex(4)  # reservation ids stay unique across restarts
         self._loaded = store is None
         self._early: list[tuple[Reserve | QuoteRequest, Any]] = []
+        self._closing: list[Settle | Release] = []  # told before the read-back finished
         self._started_at = clock()
         self._total = 0.0
         self._calls = 0
@@ -287,6 +288,12 @@ class Budget(LoopActor[BudgetMessage]):
         if holds:
             self.log.info("budget: reservations of calls in flight held again", count=len(holds))
         self._loaded = True
+        closing, self._closing = self._closing, []
+        for done in closing:
+            if isinstance(done, Settle):
+                self._settle(done)
+            else:
+                self._release(done)
         early, self._early = self._early, []
         for message, reply in early:
             self._admit(message, reply)
@@ -342,18 +349,25 @@ class Budget(LoopActor[BudgetMessage]):
                 else:
                     self._admit(message, reply)
                 return None
+            case Settle() | Release() if not self._loaded:
+                # A reservation restored at start may be the one this closes: wait for it.
+                self._closing.append(message)
+                return None
             case Settle():
                 self._settle(message)
                 return None
             case Release():
-                if self.ledger.release(message.id):
-                    self._close(message.id)
-                self._meta.pop(message.id, None)
+                self._release(message)
                 return None
             case SpendQuery():
                 return self._report(message)
             case _:
                 assert_never(message)
+
+    def _release(self, message: Release) -> None:
+        if self.ledger.release(message.id):
+            self._close(message.id)
+        self._meta.pop(message.id, None)
 
     def _price(self, host: str, model: str) -> PriceConfig | None:
         return self.prices.get(f"{host}/{model}") or self.prices.get(model)
