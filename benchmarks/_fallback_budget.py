@@ -12,9 +12,11 @@ truth known because the server's behaviour is scripted:
   quotes and reserves each choice); admitted must equal N;
 * ``budget_restart_calls``, ``budget_restart_admitted``,
   ``budget_restart_overspend_usd``: a Budget on a real SQLite store, N worst cases of
-  room; 4N calls at once (N admitted, in flight on a slow server), then the Budget
-  crashes and restarts, then 4N more: the restarted Budget holds the first N again, so
-  admitted must still be N in all and overspend 0;
+  room; 4N calls at once (N admitted, in flight for 3 s on a slow server), then the
+  Budget crashes and restarts, then 4N more while the first N are still in flight: the
+  restarted Budget holds the first N again, so none of the second wave may be admitted
+  (``budget_restart_admitted_after_restart`` 0, ``budget_restart_admitted`` N) and
+  overspend must be 0;
 * ``fallback_overhead_us``: a chain whose first link answers, against a direct ask of
   the same host and model, in the same run (blocks of calls alternate, the side that
   leads swaps), the difference of the medians per call;
@@ -175,7 +177,7 @@ async def _budget_restart(server: FakeServer, calls: int) -> dict[str, Any]:
             )
             restarted: asyncio.Queue[ActorRestarted] = asyncio.Queue()
             system.bus.subscribe(ActorRestarted, restarted)
-            server.inject(Fault(latency=0.5, model="a", times=None))  # the first wave waits
+            server.inject(Fault(latency=3.0, model="a", times=None))  # the first wave waits
             scope = SpendScope(run_id="restart")
             first = [
                 asyncio.ensure_future(budgeted_chat(host, request, budget=budget, scope=scope))
