@@ -47,6 +47,7 @@ flagged (``"free"``): never a silent $0.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import math
@@ -56,7 +57,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, assert_never
 
-from actors import ChildSpec, Failure, LoopActor, Ref, Restart
+from actors import AskError, ChildSpec, Failure, LoopActor, Ref, Restart
 from actors.llm import BudgetsConfig, Config, PriceConfig
 from actors.orchestration.budget._gate import budget_failure
 from actors.orchestration.budget._ledger import Ledger, SpendScope
@@ -71,7 +72,7 @@ from actors.orchestration.budget._messages import (
     SpendQuery,
     SpendReport,
 )
-from actors.store import SqlValue, StoreInsert, StoreInserted, StoreQuery, StoreRows
+from actors.store import SqlValue, StoreInsert, StoreQuery, StoreRows
 
 __all__ = [
     "CALIBRATION_MARGIN",
@@ -490,7 +491,7 @@ class Budget(LoopActor[BudgetMessage]):
                 expires,
             )
             insert = StoreInsert(table="budget_holds", columns=_HOLD_COLUMNS, rows=(row,))
-            self.ask(self.store, insert, self._recorded, timeout=30.0)
+            self._write(insert)
         return Reservation(
             id=rid,
             amount_usd=amount,
@@ -506,7 +507,7 @@ class Budget(LoopActor[BudgetMessage]):
             return
         row: tuple[SqlValue, ...] = (rid, self.clock(), "close", "", "", "", "", "", 0.0, 0.0)
         insert = StoreInsert(table="budget_holds", columns=_HOLD_COLUMNS, rows=(row,))
-        self.ask(self.store, insert, self._recorded, timeout=30.0)
+        self._write(insert)
 
     def _settle(self, message: Settle) -> None:
         hold = self._meta.pop(message.id, None)
@@ -557,11 +558,20 @@ class Budget(LoopActor[BudgetMessage]):
                 int(priced),
             )
             insert = StoreInsert(table="spend", columns=_COLUMNS, rows=(row,))
-            self.ask(self.store, insert, self._recorded, timeout=30.0)
+            self._write(insert)
 
-    def _recorded(self, answer: StoreInserted | Failure) -> None:
-        if isinstance(answer, Failure):
-            self.log.warning("budget: recording spend failed", error=answer.message)
+    def _write(self, insert: StoreInsert) -> None:
+        """Send a row to the Store from a task of the loop's, not an ask of this actor's.
+
+        An actor's asks are answered ``actor_crashed`` when it crashes, and the Store
+        drops a write whose asker is gone: the reservation rows a crashing Budget had
+        just sent would be lost, and its successor would not hold them again.
+        """
+        store = self.store
+        assert store is not None
+        task = asyncio.get_running_loop().create_task(_insert(store, insert, self.log))
+        _WRITES.add(task)
+        task.add_done_callback(_WRITES.discard)
 
     def _report(self, message: SpendQuery) -> SpendReport:
         now = self.clock()
@@ -643,3 +653,17 @@ SPEND_ROWS_SQL = (
     "SELECT at, run_id, reactor, agent, host, model, cost_usd, priced FROM spend WHERE at >= ?"
 )
 """The query whose rows :func:`spend_report` reads."""
+
+
+_WRITES: set[asyncio.Task[None]] = set()
+"""Rows on their way to the Store (kept referenced until written)."""
+
+
+async def _insert(store: Ref[Any], insert: StoreInsert, log: Any) -> None:
+    try:
+        answer = await store.ask_async(insert, timeout=30.0)
+    except AskError as exc:
+        log.warning("budget: recording failed", table=insert.table, error=exc.failure.message)
+        return
+    if isinstance(answer, Failure):
+        log.warning("budget: recording failed", table=insert.table, error=answer.message)
