@@ -14,9 +14,10 @@ truth known because the server's behaviour is scripted:
   ``budget_restart_overspend_usd``: a Budget on a real SQLite store, N worst cases of
   room; 4N calls at once (N admitted, in flight for 3 s on a slow server), then the
   Budget crashes and restarts, then 4N more while the first N are still in flight: the
-  restarted Budget holds the first N again, so none of the second wave may be admitted
-  (``budget_restart_admitted_after_restart`` 0, ``budget_restart_admitted`` N) and
-  overspend must be 0;
+  restarted Budget holds the first N again, so none of the second wave is admitted
+  unless first-wave calls settled first (their real cost is below the worst case, so
+  settling frees room: ``budget_restart_first_wave_answered_before_second`` says how
+  many had); overspend must be 0;
 * ``fallback_overhead_us``: a chain whose first link answers, against a direct ask of
   the same host and model, in the same run (blocks of calls alternate, the side that
   leads swaps), the difference of the medians per call;
@@ -191,6 +192,9 @@ async def _budget_restart(server: FakeServer, calls: int) -> dict[str, Any]:
             budget.tell(_Crash())
             await asyncio.wait_for(restarted.get(), 30)
             server.clear()
+            answered_before = sum(
+                1 for f in first if f.done() and isinstance(f.result(), Completion)
+            )
             second = await asyncio.gather(
                 *(
                     budgeted_chat(host, request, budget=budget, scope=scope)
@@ -212,6 +216,7 @@ async def _budget_restart(server: FakeServer, calls: int) -> dict[str, Any]:
         "budget_restart_admitted_after_restart": sum(
             1 for a in second if isinstance(a, Completion)
         ),
+        "budget_restart_first_wave_answered_before_second": answered_before,
         "budget_restart_overspend_usd": max(0.0, overspend),
     }
 

