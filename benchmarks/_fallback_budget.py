@@ -7,6 +7,17 @@ truth known because the server's behaviour is scripted:
   ``budget_requests_sent``: a global budget of exactly N worst cases, and 8N calls
   started at once through :func:`~actors.orchestration.budgeted_chat`; admitted must
   equal N (and so must the requests the server saw), overspend must be 0;
+* ``budget_select_calls``, ``budget_select_admitted``, ``budget_select_overspend_usd``:
+  the same through the Selector (8N ``SelectChat`` s at once, under a Budget that
+  quotes and reserves each choice); admitted must equal N;
+* ``budget_restart_calls``, ``budget_restart_admitted``,
+  ``budget_restart_overspend_usd``: a Budget on a real SQLite store, N worst cases of
+  room; 4N calls at once (N admitted, in flight for 3 s on a slow server), then the
+  Budget crashes and restarts, then 4N more while the first N are still in flight: the
+  restarted Budget holds the first N again, so none of the second wave is admitted
+  unless first-wave calls settled first (their real cost is below the worst case, so
+  settling frees room: ``budget_restart_first_wave_answered_before_second`` says how
+  many had); overspend must be 0;
 * ``fallback_overhead_us``: a chain whose first link answers, against a direct ask of
   the same host and model, in the same run (blocks of calls alternate, the side that
   leads swaps), the difference of the medians per call;
@@ -23,29 +34,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from actors import AskError, System
+from actors import ActorRestarted, AskError, Message, System
 from actors.llm import (
     BreakerConfig,
     BudgetLimitConfig,
     BudgetsConfig,
     ChatRequest,
     Completion,
+    Config,
     HostConfig,
     PriceConfig,
+    start_fleet_async,
 )
 from actors.orchestration import (
     Budget,
     Chain,
     FallbackChain,
     FallbackRequest,
+    SelectChat,
+    Selector,
     SpendQuery,
     SpendScope,
     budgeted_chat,
     estimate_prompt_tokens,
 )
+from actors.store import Store
 from actors.testing import FakeServer, Fault, Reply
 
 __all__ = ["run"]
@@ -84,6 +102,122 @@ async def _budget(system: System, server: FakeServer, calls: int) -> dict[str, A
         "budget_limit_usd": limit,
         "budget_spent_usd": report.total_usd,
         "budget_overspend_usd": max(0.0, spent_and_held - limit),
+    }
+
+
+async def _budget_select(system: System, server: FakeServer, calls: int) -> dict[str, Any]:
+    config = Config.model_validate(
+        {
+            "discovery": {"enabled": False},
+            "resources": {"nvml": False},
+            "hosts": {"sel-host": {"url": server.url, "protocol": "openai", "max_parallel": 64}},
+            "models": {"a": {"context_length": 8192}},
+        }
+    )
+    fleet = await start_fleet_async(system, config)
+    request = ChatRequest.prompt("", "How much is enough?", max_tokens=16)
+    worst = _PRICE.worst_case(estimate_prompt_tokens(request), 16, 0.0)
+    limit = calls * worst
+    settings = BudgetsConfig(limits=[BudgetLimitConfig(scope="global", usd=limit)])
+    budget: Any = await system.spawn_async(
+        Budget.spec(settings, {"sel-host/a": _PRICE}, name="select-budget")
+    )
+    selector: Any = await system.spawn_async(
+        Selector, name="bench-selector", args=(fleet.catalog,), kwargs={"budget": budget}
+    )
+    sent_before = _chats(server)
+    answers = await asyncio.gather(
+        *(
+            selector.ask_async(SelectChat(request=request, candidates=("sel-host/a",)))
+            for _ in range(8 * calls)
+        ),
+        return_exceptions=True,
+    )
+    admitted = sum(1 for a in answers if isinstance(a, Completion))
+    report = await budget.ask_async(SpendQuery())
+    while report.calls < admitted:  # settles are one-way: they follow the answers
+        await asyncio.sleep(0.001)
+        report = await budget.ask_async(SpendQuery())
+    spent_and_held = report.total_usd + sum(b.reserved_usd for b in report.budgets)
+    await fleet.close_async()
+    return {
+        "budget_select_calls": calls,
+        "budget_select_requests": 8 * calls,
+        "budget_select_admitted": admitted,
+        "budget_select_requests_sent": _chats(server) - sent_before,
+        "budget_select_overspend_usd": max(0.0, spent_and_held - limit),
+    }
+
+
+class _Crash(Message, frozen=True):
+    """Makes :class:`_Crashable` raise (its supervisor restarts it)."""
+
+
+class _Crashable(Budget):
+    """A Budget that crashes on :class:`_Crash`."""
+
+    def receive(self, message: Any) -> object:
+        if isinstance(message, _Crash):
+            msg = "crashed on purpose"
+            raise RuntimeError(msg)
+        return super().receive(message)
+
+
+async def _budget_restart(server: FakeServer, calls: int) -> dict[str, Any]:
+    request = ChatRequest.prompt("a", "How much is enough?", max_tokens=16)
+    worst = _PRICE.worst_case(estimate_prompt_tokens(request), 16, 0.0)
+    limit = calls * worst
+    settings = BudgetsConfig(limits=[BudgetLimitConfig(scope="global", usd=limit)])
+    with tempfile.TemporaryDirectory() as folder:
+        async with System(
+            Store.spec(Path(folder) / "budget.db"), name="bench-restart", default_timeout=30.0
+        ) as system:
+            host = await system.spawn_async(_host_spec(server, "restart-host", max_parallel=64))
+            budget: Any = await system.spawn_async(
+                _Crashable.spec(settings, {"a": _PRICE}, store=system.lookup("store"))
+            )
+            restarted: asyncio.Queue[ActorRestarted] = asyncio.Queue()
+            system.bus.subscribe(ActorRestarted, restarted)
+            server.inject(Fault(latency=3.0, model="a", times=None))  # the first wave waits
+            scope = SpendScope(run_id="restart")
+            first = [
+                asyncio.ensure_future(budgeted_chat(host, request, budget=budget, scope=scope))
+                for _ in range(4 * calls)
+            ]
+            for _ in range(100_000):  # until the first wave holds all the room
+                held = await budget.ask_async(SpendQuery())
+                if held.budgets and held.budgets[0].reserved_usd >= limit * 0.999:
+                    break
+                await asyncio.sleep(0.001)
+            budget.tell(_Crash())
+            await asyncio.wait_for(restarted.get(), 30)
+            server.clear()
+            answered_before = sum(
+                1 for f in first if f.done() and isinstance(f.result(), Completion)
+            )
+            second = await asyncio.gather(
+                *(
+                    budgeted_chat(host, request, budget=budget, scope=scope)
+                    for _ in range(4 * calls)
+                )
+            )
+            answers = [*(await asyncio.gather(*first)), *second]
+            admitted = sum(1 for a in answers if isinstance(a, Completion))
+            report = await budget.ask_async(SpendQuery())
+            while report.budgets[0].reserved_usd > 0:  # the first wave's settles follow
+                await asyncio.sleep(0.001)
+                report = await budget.ask_async(SpendQuery())
+            (account,) = report.budgets
+            overspend = account.spent_usd + account.reserved_usd - limit
+    return {
+        "budget_restart_calls": calls,
+        "budget_restart_requests": 8 * calls,
+        "budget_restart_admitted": admitted,
+        "budget_restart_admitted_after_restart": sum(
+            1 for a in second if isinstance(a, Completion)
+        ),
+        "budget_restart_first_wave_answered_before_second": answered_before,
+        "budget_restart_overspend_usd": max(0.0, overspend),
     }
 
 
@@ -191,8 +325,10 @@ async def _all(quick: bool) -> dict[str, Any]:
     ) as server:
         async with System(name="bench-orchestration", default_timeout=30.0) as system:
             result = await _budget(system, server, calls)
+            result.update(await _budget_select(system, server, calls))
             result.update(await _overhead(system, server, n))
             result.update(await _fall_through(system, server, through, latency=0.01))
+        result.update(await _budget_restart(server, calls))  # a System of its own, with a Store
     return result
 
 

@@ -6,7 +6,8 @@ failure rate, the rate of correct answers per model and task type), so that the 
 is known. The selection measures and how each is computed are in ``_selection.py``; the
 fallback and budget ones in ``_fallback_budget.py``. Targets (issue 13):
 ``fallback_overhead_us`` at most 100 µs; ``budget_admitted`` equal to ``budget_calls``
-and ``budget_overspend_usd`` 0.
+and ``budget_overspend_usd`` 0, and so through the Selector (``budget_select_*``) and
+across a Budget crash (``budget_restart_*``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "budget_overspend_usd_max": result["budget_overspend_usd"]
         <= TARGETS["budget_overspend_usd_max"]
         and result["budget_admitted"] == result["budget_calls"],
+        "budget_select_overspend_usd_max": result["budget_select_overspend_usd"]
+        <= TARGETS["budget_overspend_usd_max"]
+        and result["budget_select_admitted"] == result["budget_select_calls"],
+        "budget_restart_overspend_usd_max": result["budget_restart_overspend_usd"]
+        <= TARGETS["budget_overspend_usd_max"],
     }
     result["meta"] = {
         "python": platform.python_version(),

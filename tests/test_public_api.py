@@ -302,6 +302,13 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "link",
     ),
     "actors.orchestration.budget": (
+        "CALIBRATION_MARGIN",
+        "Quote",
+        "QuoteRequest",
+        "budget_failure",
+        "failed_usage",
+        "settle_failure",
+        "tell_budget",
         "SPEND_ROWS_SQL",
         "Budget",
         "BudgetMessage",
@@ -447,6 +454,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "specialists",
     ),
     "actors.orchestration.selection": (
+        "BudgetCeiling",
         "BLAMED",
         "BUILT_IN_POLICIES",
         "Cell",

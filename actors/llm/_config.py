@@ -406,6 +406,8 @@ class PolicyConfig(_Section):
         prior_weight: How many observations a declared tier is worth.
         loaded_bonus: Score added for a model loaded now (prefer it over one that must load).
         evict_penalty: Score taken from a model that would unload another to fit.
+        downgrade: Under a budget, choose a cheaper model that fits what is left rather
+            than fail; ``false``: fail ``budget_exceeded`` when the choice does not fit.
     """
 
     kind: Literal["score", "cheapest", "fastest", "best"] = "score"
@@ -418,6 +420,7 @@ class PolicyConfig(_Section):
     prior_weight: float = Field(default=4.0, ge=0.0)
     loaded_bonus: float = Field(default=0.02, ge=0.0)
     evict_penalty: float = Field(default=0.1, ge=0.0)
+    downgrade: bool = True
 
 
 class SelectionConfig(_Section):

@@ -306,6 +306,25 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (id, rev)
     );
     """,
+    # 8: budget_holds: the Budget's reservations, each opened and then closed (settled or
+    # released) as rows of their own (the Store only appends), so that a restarted Budget
+    # holds again what calls still in flight had reserved.
+    """
+    CREATE TABLE budget_holds (
+        id            TEXT    NOT NULL,
+        at            REAL    NOT NULL,
+        event         TEXT    NOT NULL,
+        run_id        TEXT    NOT NULL DEFAULT '',
+        reactor       TEXT    NOT NULL DEFAULT '',
+        agent         TEXT    NOT NULL DEFAULT '',
+        host          TEXT    NOT NULL DEFAULT '',
+        model         TEXT    NOT NULL DEFAULT '',
+        amount_usd    REAL    NOT NULL DEFAULT 0,
+        expires       REAL    NOT NULL DEFAULT 0
+    );
+    CREATE INDEX budget_holds_id ON budget_holds (id, event);
+    CREATE INDEX budget_holds_open ON budget_holds (expires) WHERE event = 'open';
+    """,
 )
 """The schema, as ordered migration scripts: the database's ``user_version`` counts
 how many have been applied. Append new scripts; never change one that has shipped."""

@@ -364,7 +364,7 @@ class Engine:
             return system.lookup("selector")
         except ActorNotFound:
             config = fleet.config.selection if fleet is not None else None
-            kwargs = {"config": config, "store": self.store}
+            kwargs = {"config": config, "store": self.store, "budget": self.budget}
             try:
                 return system.spawn(Selector, name="selector", args=(self.catalog,), kwargs=kwargs)
             except DuplicateActorName:

@@ -15,20 +15,10 @@ from actors import AskError, Failure
 from actors.llm import ChatRequest, Completion
 from actors.orchestration import SpendScope, budgeted_chat
 from dsl import AUTO, AskImpl
-from reactor.kinds._select import ask_selector
+from reactor.kinds._select import ask_selector, spend_scope
 from reactor.run import Attempt, Cancellable, StepExecutor, StepFailure
 
 __all__ = ["AskExecutor", "spend_scope"]
-
-
-def spend_scope(attempt: Attempt[Any]) -> SpendScope:
-    """Whom a step's model calls are charged to: its top-level run, reactor and agent."""
-    agent = attempt.context_values.get("agent")
-    return SpendScope(
-        run_id=attempt.run_id.split("/", 1)[0],
-        reactor=attempt.reactor,
-        agent=agent if isinstance(agent, str) else "",
-    )
 
 
 class AskExecutor(StepExecutor):

@@ -12,11 +12,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors.llm import ChatRequest, TaskType
-from actors.orchestration import SelectChat
+from actors.orchestration import SelectChat, SpendScope
 from dsl import SelectImpl
 from reactor.run import Attempt, Cancellable, StepExecutor, StepFailure
 
-__all__ = ["SelectExecutor", "ask_selector"]
+__all__ = ["SelectExecutor", "ask_selector", "spend_scope"]
+
+
+def spend_scope(attempt: Attempt[Any]) -> SpendScope:
+    """Whom a step's model calls are charged to: its top-level run, reactor and agent."""
+    agent = attempt.context_values.get("agent")
+    return SpendScope(
+        run_id=attempt.run_id.split("/", 1)[0],
+        reactor=attempt.reactor,
+        agent=agent if isinstance(agent, str) else "",
+    )
 
 
 def ask_selector(
@@ -53,6 +63,7 @@ def ask_selector(
         max_tokens=max_tokens,
         options=dict(options),
     )
+    scope = spend_scope(attempt)
     attempt.ask(
         selector,
         SelectChat(
@@ -63,6 +74,8 @@ def ask_selector(
             needs=needs,
             run_id=attempt.run_id,
             step=attempt.spec.name,
+            reactor=scope.reactor,
+            agent=scope.agent,
         ),
     )
 

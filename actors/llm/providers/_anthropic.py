@@ -347,7 +347,7 @@ class AnthropicProvider(Provider):
             )
         yield self._stream_completion(state, progress, request)
 
-    def _apply(  # noqa: PLR0912 - one branch per event and delta type
+    def _apply(  # noqa: PLR0912, PLR0915 - one branch per event and delta type
         self,
         name: str,
         data: dict[str, Any],
@@ -364,6 +364,7 @@ class AnthropicProvider(Provider):
                 state.message_id = str(message.get("id") or "")
                 if isinstance(message.get("usage"), dict):
                     state.usage.update(message["usage"])
+                    progress.usage(message["usage"].get("input_tokens"), None)
         elif name == "content_block_start":
             block = data.get("content_block")
             if not isinstance(block, dict):
@@ -410,6 +411,7 @@ class AnthropicProvider(Provider):
             if isinstance(data.get("usage"), dict):
                 # Usage here is cumulative: later figures replace earlier ones.
                 state.usage.update({k: v for k, v in data["usage"].items() if v is not None})
+                progress.usage(state.usage.get("input_tokens"), state.usage.get("output_tokens"))
         elif name == "message_stop":
             state.stopped = True
         return ""

@@ -152,6 +152,17 @@ class StreamProgress:
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     pieces: list[str] = field(default_factory=list)
+    input_tokens: int | None = None
+    """Prompt tokens, once the server reported them (Anthropic does in ``message_start``)."""
+    output_tokens: int | None = None
+    """Output tokens, once the server reported them."""
+
+    def usage(self, input_tokens: object, output_tokens: object) -> None:
+        """Keep the token counts a stream reported so far (a failure's details carry them)."""
+        if isinstance(input_tokens, int) and not isinstance(input_tokens, bool):
+            self.input_tokens = input_tokens
+        if isinstance(output_tokens, int) and not isinstance(output_tokens, bool):
+            self.output_tokens = output_tokens
 
     def text(self, piece: str) -> None:
         """Count (and keep) a piece of streamed text."""
@@ -180,6 +191,10 @@ class StreamProgress:
         }
         if self.pieces:
             details["received_text"] = self.received_text
+        if self.input_tokens is not None:
+            details["input_tokens"] = str(self.input_tokens)
+        if self.output_tokens is not None:
+            details["output_tokens"] = str(self.output_tokens)
         return details
 
     def describe(self) -> str:

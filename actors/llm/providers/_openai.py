@@ -450,6 +450,9 @@ class OpenAIProvider(Provider):
         _backend_extras(chunk, state.extra)
         if isinstance(chunk.get("usage"), dict):
             state.usage = chunk["usage"]
+            progress.usage(
+                chunk["usage"].get("prompt_tokens"), chunk["usage"].get("completion_tokens")
+            )
         if isinstance(chunk.get("timings"), dict):
             state.timings = chunk["timings"]
         choices = chunk.get("choices") or []

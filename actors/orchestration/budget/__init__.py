@@ -9,16 +9,26 @@ is sent. :func:`budgeted_chat` is one call made that way. Spend is kept in the S
 """
 
 from actors.orchestration.budget._actor import (
+    CALIBRATION_MARGIN,
     SPEND_ROWS_SQL,
     Budget,
     BudgetMessage,
     prices_from,
     spend_report,
 )
-from actors.orchestration.budget._gate import budgeted_chat, estimate_prompt_tokens
+from actors.orchestration.budget._gate import (
+    budget_failure,
+    budgeted_chat,
+    estimate_prompt_tokens,
+    failed_usage,
+    settle_failure,
+    tell_budget,
+)
 from actors.orchestration.budget._ledger import Ledger, SpendScope, window_of
 from actors.orchestration.budget._messages import (
     BudgetStatus,
+    Quote,
+    QuoteRequest,
     Release,
     Reservation,
     Reserve,
@@ -28,11 +38,14 @@ from actors.orchestration.budget._messages import (
 )
 
 __all__ = [
+    "CALIBRATION_MARGIN",
     "SPEND_ROWS_SQL",
     "Budget",
     "BudgetMessage",
     "BudgetStatus",
     "Ledger",
+    "Quote",
+    "QuoteRequest",
     "Release",
     "Reservation",
     "Reserve",
@@ -40,9 +53,13 @@ __all__ = [
     "SpendQuery",
     "SpendReport",
     "SpendScope",
+    "budget_failure",
     "budgeted_chat",
     "estimate_prompt_tokens",
+    "failed_usage",
     "prices_from",
+    "settle_failure",
     "spend_report",
+    "tell_budget",
     "window_of",
 ]

@@ -183,6 +183,25 @@ class Ledger:
         self.held[rid] = _Held(amount, tuple(a.key for a in accounts))
         return None
 
+    def hold(self, rid: str, scope: SpendScope, amount: float, now: float) -> None:
+        """Hold ``amount`` without checking the limits (a reservation restored at start)."""
+        accounts = self.accounts_for(scope, now)
+        for account in accounts:
+            account.reserved_usd += amount
+        self.held[rid] = _Held(amount, tuple(a.key for a in accounts))
+
+    def headroom(self, scope: SpendScope, now: float) -> Account | None:
+        """The account of ``scope`` with the least left (``None`` when no limit applies)."""
+        return min(self.accounts_for(scope, now), key=lambda a: a.left_usd, default=None)
+
+    def charge(self, scope: SpendScope, cost: float, now: float) -> None:
+        """Count ``cost`` spent in ``scope`` with nothing reserved for it (a lost reservation)."""
+        for account in self.accounts_for(scope, now):
+            account.spent_usd += cost
+            account.calls += 1
+            if account.first_spend_at is None:
+                account.first_spend_at = now
+
     def settle(self, rid: str, cost: float, now: float) -> float:
         """Replace the reservation by the real ``cost``; returns what had been reserved."""
         held = self.held.pop(rid, None)
@@ -210,20 +229,46 @@ class Ledger:
                 account.reserved_usd = max(0.0, account.reserved_usd - held.amount)
         return True
 
-    def load(self, scope: SpendScope, at: float, cost: float, now: float) -> None:
-        """Count a persisted spend record (read back at start) in the accounts it belongs to."""
+    def load(
+        self, scope: SpendScope, at: float, cost: float, now: float, *, runs: bool = True
+    ) -> None:
+        """Count a persisted spend record (read back at start) in the accounts it belongs to.
+
+        ``runs=False`` leaves the per-run accounts out (they are read whole, per run:
+        :meth:`load_run`).
+        """
         for account in self.accounts_for(scope, now):
+            if not runs and account.scope == "run":
+                continue
             if account.start <= at < account.end:
                 account.spent_usd += cost
                 account.calls += 1
                 if account.first_spend_at is None or at < account.first_spend_at:
                     account.first_spend_at = at
 
+    def load_run(self, run_id: str, cost: float, calls: int, first_at: float, now: float) -> None:
+        """Count a run's whole persisted spend (however old) in its per-run accounts."""
+        for account in self.accounts_for(SpendScope(run_id=run_id), now):
+            if account.scope != "run":
+                continue
+            account.spent_usd += cost
+            account.calls += calls
+            if account.first_spend_at is None or first_at < account.first_spend_at:
+                account.first_spend_at = first_at
+
+    @property
+    def has_run_limit(self) -> bool:
+        """Whether any limit is per run."""
+        return any(limit.scope == "run" for limit in self.limits)
+
     def current(self, now: float) -> Iterable[Account]:
         """The accounts whose window holds ``now``."""
         return (a for a in self.accounts.values() if a.start <= now < a.end)
 
     def earliest_start(self, now: float) -> float:
-        """The oldest window start any periodic limit reads back at start (for loading)."""
-        starts = [window_of(limit.period, now)[0] for limit in self.limits if limit.period]
+        """The oldest window start a limit other than per-run reads back at start.
+
+        0 when such a limit has no period (its one window holds all spend ever).
+        """
+        starts = [window_of(limit.period, now)[0] for limit in self.limits if limit.scope != "run"]
         return min(starts, default=now)

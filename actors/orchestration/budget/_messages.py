@@ -17,6 +17,8 @@ from actors.llm import Usage
 
 __all__ = [
     "BudgetStatus",
+    "Quote",
+    "QuoteRequest",
     "Release",
     "Reservation",
     "Reserve",
@@ -36,6 +38,9 @@ class Reservation(Message, frozen=True, kw_only=True):
             ``max_tokens`` so that the call cannot cost more.
         priced: ``False`` when the model has no price and ``unpriced = "free"`` let it in.
         accounts: The accounts it is held in.
+        prompt_tokens: The prompt tokens the worst case counted (the caller's estimate,
+            or more when the model's tokenizer was seen to count more: see
+            :class:`~actors.orchestration.Budget`).
     """
 
     id: str
@@ -43,6 +48,7 @@ class Reservation(Message, frozen=True, kw_only=True):
     max_tokens: int
     priced: bool = True
     accounts: tuple[str, ...] = ()
+    prompt_tokens: int = 0
 
 
 class Reserve(Request[Reservation], frozen=True, kw_only=True):
@@ -70,7 +76,7 @@ class Reserve(Request[Reservation], frozen=True, kw_only=True):
 
 
 class Settle(Message, frozen=True, kw_only=True):
-    """The call answered: replace its reservation by the real cost (one-way).
+    """The call answered (or failed after the server did work): charge it (one-way).
 
     Attributes:
         id: The reservation.
@@ -78,12 +84,29 @@ class Settle(Message, frozen=True, kw_only=True):
         seconds: The call's wall time.
         cost_usd: The host's cost for it, when it priced the call; else the Budget
             prices ``usage`` itself.
+        host: The host the call went to (so that a reservation the Budget no longer
+            holds, after a restart, is still charged to the right model).
+        model: The model.
+        run_id: The run it was for.
+        reactor: The reactor.
+        agent: The agent.
+        failed: The call failed after the server did work (a stream cut after tokens):
+            what was reported is charged.
+
+    ``usage`` that is not an estimate (``usage.estimated`` false) is the server's own
+    token count: its prompt count calibrates the next reservations of the model.
     """
 
     id: str
     usage: Usage = Usage()
     seconds: float = 0.0
     cost_usd: float | None = None
+    host: str = ""
+    model: str = ""
+    run_id: str = ""
+    reactor: str = ""
+    agent: str = ""
+    failed: bool = False
 
 
 class Release(Message, frozen=True, kw_only=True):
@@ -91,6 +114,56 @@ class Release(Message, frozen=True, kw_only=True):
 
     id: str
     reason: str = ""
+
+
+class Quote(Message, frozen=True, kw_only=True):
+    """What a call may spend now, and what it would cost on each model (:class:`QuoteRequest`).
+
+    Attributes:
+        limited: Whether any limit applies to the call at all.
+        left_usd: The least headroom among the accounts that apply (limit - spent -
+            reserved); ``None`` when none applies.
+        account: The account with that least headroom (``run:<id>``, ``global@...``).
+        worst_usd: Per ``host/model`` asked about: its worst case as :class:`Reserve`
+            would hold it; ``None`` for a model the Budget would refuse for having no
+            price (``unpriced = "refuse"``), or that is free of charge under
+            ``unpriced = "free"`` (then it is listed in ``unpriced``).
+        unpriced: The models asked about that have no price.
+        max_tokens: The output limit the worst cases assumed.
+    """
+
+    limited: bool = False
+    left_usd: float | None = None
+    account: str = ""
+    worst_usd: dict[str, float | None] = msgspec.field(default_factory=dict)
+    unpriced: tuple[str, ...] = ()
+    max_tokens: int = 0
+
+
+class QuoteRequest(Request[Quote], frozen=True, kw_only=True):
+    """Ask what a call in a scope may spend, and its worst case on each of ``models``.
+
+    A quote holds nothing: a :class:`Reserve` is still the check (another call may
+    take the headroom between the two). The Selector uses it to keep only models that
+    fit what the budget has left.
+
+    Attributes:
+        models: ``host/model`` names.
+        prompt_tokens: The prompt's estimated size.
+        max_tokens: The request's output limit (``None``: the configured reserve).
+        seconds: The longest the call may take (prices per GPU-second).
+        run_id: The run.
+        reactor: The reactor.
+        agent: The agent.
+    """
+
+    models: tuple[str, ...] = ()
+    prompt_tokens: int = 0
+    max_tokens: int | None = None
+    seconds: float | None = None
+    run_id: str = ""
+    reactor: str = ""
+    agent: str = ""
 
 
 class BudgetStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -315,6 +315,8 @@ class FallbackChain(LoopActor[FallbackRequest]):
             request=msgspec.structs.replace(request, deadline=None, trace=None),
             policy=policy or None,
             run_id=walk.message.run_id,
+            reactor=walk.message.reactor,
+            agent=walk.message.agent,
             deadline=walk.deadline,
         )
         sent = time.perf_counter()

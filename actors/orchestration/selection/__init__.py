@@ -31,6 +31,7 @@ from actors.orchestration.selection._messages import (
     SelectModel,
 )
 from actors.orchestration.selection._policy import (
+    BudgetCeiling,
     Considered,
     Decision,
     Policy,
@@ -59,6 +60,7 @@ __all__ = [
     "HISTORY_STREAM",
     "LONG_CONTEXT_TOKENS",
     "TASK_TYPES",
+    "BudgetCeiling",
     "Cell",
     "Choice",
     "Classifier",

@@ -46,8 +46,11 @@ class SelectChat(Request[Completion], frozen=True, kw_only=True):
             (``json``, ``vision``, ...).
         max_cost_usd: The most the request may cost: models whose worst case is more
             are rejected (a budget's remainder: the cheaper models stay candidates).
-        run_id: The run asking, so that feedback can name the answer.
+        run_id: The run asking, so that feedback can name the answer (and the top-level
+            run, the part before any ``/``, is what a per-run budget charges).
         step: The step asking.
+        reactor: The reactor asking (its budget, when one applies).
+        agent: The agent asking (its budget, when one applies).
     """
 
     request: ChatRequest
@@ -58,6 +61,8 @@ class SelectChat(Request[Completion], frozen=True, kw_only=True):
     max_cost_usd: float | None = None
     run_id: str = ""
     step: str = ""
+    reactor: str = ""
+    agent: str = ""
 
 
 class Choice(Message, frozen=True, kw_only=True):

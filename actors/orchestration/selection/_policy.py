@@ -47,6 +47,15 @@ ResourceMonitor's last snapshot, through the catalog). Loaded models get a small
 now (loading it means unloading another) a penalty (:attr:`Policy.evict_penalty`): it is
 chosen only when it is better by more than that. A model larger than the whole budget is
 rejected. Every rejection is recorded with its reason.
+
+**Budgets.** When a budget applies to the request (a :class:`BudgetCeiling`: what the
+tightest account has left, and each model's worst case as the Budget would reserve
+it), a model whose worst case is more than that is rejected ("costs up to $X, more than
+the $Y the budget has left"), and so is an unpriced one the Budget would refuse: a
+cheaper model that fits is chosen instead. The decision says so
+(:attr:`Decision.budget_constrained`). A policy with ``downgrade=False`` is not given
+the ceiling: it chooses as if unconstrained, and the reservation then fails
+``budget_exceeded`` when its choice does not fit.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ from actors.orchestration.selection._features import TaskFeatures
 from actors.orchestration.selection._history import History
 
 __all__ = [
+    "BudgetCeiling",
     "Considered",
     "Decision",
     "Policy",
@@ -122,6 +132,10 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         features: What the request was taken to be.
         considered: Every model looked at: candidates scored, the others with the reason.
         explored: Whether the choice differs from the best-known (posterior mean) one.
+        budget_left_usd: What the budget had left for this request, when one applied.
+        budget_account: The account with that least headroom (``run:<id>``, ...).
+        budget_constrained: The budget ruled out models the policy could otherwise
+            have chosen (or, for a policy that does not downgrade, refused its choice).
     """
 
     host: str
@@ -131,11 +145,51 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     features: TaskFeatures
     considered: tuple[Considered, ...] = ()
     explored: bool = False
+    budget_left_usd: float | None = None
+    budget_account: str = ""
+    budget_constrained: bool = False
 
     @property
     def qualified(self) -> str:
         """``host/model`` of the chosen model."""
         return f"{self.host}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCeiling:
+    """What a budget allows one request: the least headroom, and each model's worst case.
+
+    Attributes:
+        left_usd: What the tightest account that applies has left.
+        account: That account.
+        worst_usd: The worst case per ``host/model``, as the Budget reserves it
+            (``None``: the Budget refuses the model, having no price for it); a model
+            not listed is costed with :func:`worst_cost`.
+        max_tokens: The output limit those worst cases assumed.
+    """
+
+    left_usd: float
+    account: str = ""
+    worst_usd: Mapping[str, float | None] = field(default_factory=dict)
+    max_tokens: int | None = None
+
+    def rejects(self, entry: ModelEntry, prompt_tokens: int) -> str | None:
+        """Why the budget rules ``entry`` out (``None``: it fits)."""
+        name = entry.qualified
+        if name in self.worst_usd:
+            worst = self.worst_usd[name]
+            if worst is None:
+                return f"unpriced, and the budget ({self.account}) refuses unpriced models"
+        else:
+            worst = worst_cost(entry, prompt_tokens, self.max_tokens)
+            if worst is None:
+                return None
+        if worst > self.left_usd + 1e-12:
+            return (
+                f"costs up to ${worst:.6f}, more than the ${self.left_usd:.6f} the budget "
+                f"({self.account}) has left"
+            )
+        return None
 
 
 UserChoice = Callable[[Sequence[Considered], TaskFeatures], str | None]
@@ -162,6 +216,9 @@ class Policy:
         loaded_bonus: Score added for a model that is loaded now.
         evict_penalty: Score taken from a model that does not fit the free memory, so
             that loading it means unloading another.
+        downgrade: When a budget applies, choose only among the models whose worst case
+            fits what it has left (a cheaper model rather than a refusal); ``False``:
+            choose regardless, and fail ``budget_exceeded`` when the choice does not fit.
     """
 
     name: str = "balanced"
@@ -176,6 +233,7 @@ class Policy:
     prior_weight: float = 4.0
     loaded_bonus: float = 0.02
     evict_penalty: float = 0.1
+    downgrade: bool = True
 
     def __post_init__(self) -> None:
         weights = ("quality", "cost", "latency", "prior_weight", "loaded_bonus", "evict_penalty")
@@ -280,6 +338,7 @@ def decide(
     candidates: Sequence[str] = (),
     rng: random.Random | None = None,
     max_cost_usd: float | None = None,
+    budget: BudgetCeiling | None = None,
 ) -> Decision:
     """Choose a model for a request: filter by constraints, score, pick (pure but for ``rng``).
 
@@ -295,6 +354,8 @@ def decide(
         max_cost_usd: The most this request may cost (what a budget has left, say):
             a model whose worst case (:func:`worst_cost`) is more is rejected. A model
             with no price is not (price it to have it counted).
+        budget: What a budget allows the request: models whose worst case is more are
+            rejected (see the module docstring).
 
     Returns:
         The decision; its ``host`` is ``""`` when no model is eligible (every
@@ -306,8 +367,12 @@ def decide(
     considered: list[Considered] = []
     scored: list[_Scored] = []
     task = features.task_type
+    over_budget = 0
     for entry in entries:
         why = _eligible(entry, features, max_tokens, catalog, max_cost_usd)
+        if why is None and budget is not None:
+            why = budget.rejects(entry, features.prompt_tokens)
+            over_budget += why is not None
         if why is not None:
             considered.append(Considered(model=entry.qualified, rejected=why, loaded=entry.loaded))
             continue
@@ -331,9 +396,17 @@ def decide(
             reason="no eligible model",
             features=features,
             considered=tuple(considered),
+            budget_left_usd=None if budget is None else budget.left_usd,
+            budget_account="" if budget is None else budget.account,
+            budget_constrained=over_budget > 0,
         )
     _score(policy, scored)
     chosen, reason = _choose(policy, task, scored, features, considered)
+    if over_budget and budget is not None:
+        reason = (
+            f"{reason}; the budget ({budget.account}) had ${budget.left_usd:.6f} left, "
+            f"which ruled out {over_budget} pricier model{'s' if over_budget > 1 else ''}"
+        )
     best_known = max(scored, key=lambda s: s.best_known)
     considered.extend(
         Considered(
@@ -355,6 +428,9 @@ def decide(
         features=features,
         considered=tuple(considered),
         explored=chosen is not best_known and policy.explore,
+        budget_left_usd=None if budget is None else budget.left_usd,
+        budget_account="" if budget is None else budget.account,
+        budget_constrained=over_budget > 0,
     )
 
 

@@ -24,6 +24,20 @@ lock-free. How a :class:`SelectChat` goes through:
 6. the caller gets the :class:`~actors.llm.Completion` with ``extras["selection"]``: the
    decision, with its reasons and the reward counted (what feedback later corrects).
 
+**Under a budget.** With a Budget actor (``budget=``), the Selector's own calls are
+admitted like every other model call: before deciding it asks the Budget for a
+:class:`~actors.orchestration.budget.QuoteRequest` (what the tightest account that
+applies to the run, reactor and agent has left, and each candidate's worst case as the
+Budget would reserve it); a policy that may downgrade (the default) then chooses only
+among the models that fit (the decision says the budget constrained it); the chosen
+model's worst case is reserved, the request goes out with ``max_tokens`` bounded by the
+reservation, and the reservation is settled to the real cost, charged what the server
+reported when the call failed after doing work, or released. A policy with
+``downgrade=False`` chooses as if no budget applied, and fails ``budget_exceeded``
+(nothing sent) when its choice does not fit. If another call takes the headroom
+between the quote and the reservation, a downgrading policy is quoted and decides once
+more.
+
 History is persisted as snapshots in the journal stream ``selection:history`` (every
 ``persist_s`` seconds when something changed, and when the actor stops), and loaded from
 the newest one at start, faded by its age.
@@ -44,6 +58,17 @@ import otel
 from actors import ActorNotFound, Deferred, Failure, FailureKind, LoopActor, Ref
 from actors.llm import Catalog, Completion, SelectionConfig, TaskType
 from actors.lowlevel import TimerHandle
+from actors.orchestration.budget import (
+    Quote,
+    QuoteRequest,
+    Release,
+    Reservation,
+    Reserve,
+    Settle,
+    SpendScope,
+    estimate_prompt_tokens,
+    failed_usage,
+)
 from actors.orchestration.selection._features import TASK_TYPES, TaskFeatures, analyse
 from actors.orchestration.selection._history import History, HistorySnapshot
 from actors.orchestration.selection._messages import (
@@ -58,7 +83,13 @@ from actors.orchestration.selection._messages import (
     SelectChat,
     SelectModel,
 )
-from actors.orchestration.selection._policy import Decision, Policy, decide
+from actors.orchestration.selection._policy import (
+    BudgetCeiling,
+    Decision,
+    Policy,
+    _entries,
+    decide,
+)
 from actors.store import (
     Journal,
     JournalAppend,
@@ -135,6 +166,9 @@ class _Pending:
     decision: Decision
     span: trace.Span | None
     started: float
+    held: Reservation | None = None
+    request: Any = None
+    scope: SpendScope | None = None
 
 
 def policies_from_config(config: SelectionConfig) -> dict[str, Policy]:
@@ -153,6 +187,7 @@ def policies_from_config(config: SelectionConfig) -> dict[str, Policy]:
             prior_weight=section.prior_weight,
             loaded_bonus=section.loaded_bonus,
             evict_penalty=section.evict_penalty,
+            downgrade=section.downgrade,
         )
     return policies
 
@@ -167,6 +202,8 @@ class Selector(LoopActor[SelectorMessage]):
         policies: More policies (Python ones may have a ``choose`` function); they win.
         default_policy: The policy of requests that name none (overrides the config).
         store: The Store actor; with one, history is loaded at start and persisted.
+        budget: The Budget actor that admits the Selector's own calls (and whose
+            headroom bounds what it may choose); ``None``: no limits.
         scorer: A user's quality score for every answer.
         classifier: Names the task type when the caller did not (else keywords do).
         seed: Seeds the Thompson draws (reproducible benchmarks and tests).
@@ -180,6 +217,7 @@ class Selector(LoopActor[SelectorMessage]):
         policies: Mapping[str, Policy] | None = None,
         default_policy: str | None = None,
         store: Ref[Any] | None = None,
+        budget: Ref[Any] | None = None,
         scorer: Scorer | None = None,
         classifier: Classifier | None = None,
         seed: int | None = None,
@@ -199,6 +237,7 @@ class Selector(LoopActor[SelectorMessage]):
             raise ValueError(msg)
         self.history = History(discount=self.config.discount)
         self._store = store
+        self._budget = budget
         self._scorer = scorer
         self._classifier = classifier
         self._rng = random.Random(seed)
@@ -275,7 +314,12 @@ class Selector(LoopActor[SelectorMessage]):
             needs=message.needs,
         )
 
-    def _decide(self, message: SelectChat | SelectModel, features: TaskFeatures) -> Decision:
+    def _decide(
+        self,
+        message: SelectChat | SelectModel,
+        features: TaskFeatures,
+        budget: BudgetCeiling | None = None,
+    ) -> Decision:
         return decide(
             self._policy(message.policy),
             features,
@@ -285,6 +329,7 @@ class Selector(LoopActor[SelectorMessage]):
             candidates=message.candidates,
             rng=self._rng,
             max_cost_usd=message.max_cost_usd,
+            budget=budget,
         )
 
     def _select_model(self, message: SelectModel) -> Choice | Failure:
@@ -327,17 +372,128 @@ class Selector(LoopActor[SelectorMessage]):
 
     def _route(self, message: SelectChat, reply: Deferred[Any], task_type: object) -> None:
         known = task_type if task_type in TASK_TYPES else None
+        if self._budget is not None:
+            self._quote(message, reply, known, retry=True)
+            return
         try:
             decision = self._decide(message, self._features(message, known))
+        except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
+            reply.send(self._refusal(message, exc))
+            return
+        self._send(message, reply, decision, None)
+
+    # ---- under a budget ----------------------------------------------------------------
+
+    def _quote(
+        self, message: SelectChat, reply: Deferred[Any], known: TaskType | None, *, retry: bool
+    ) -> None:
+        """Ask the Budget what the request may spend, then decide within it."""
+        assert self._budget is not None
+        try:
+            policy = self._policy(message.policy)
+            names = _entries(self.catalog, tuple(message.candidates) or policy.models)
+        except Exception as exc:  # noqa: BLE001 - an unknown name is the caller's failure
+            reply.send(self._refusal(message, exc))
+            return
+        scope = _scope(message)
+        request = message.request
+        quote = QuoteRequest(
+            models=tuple(e.qualified for e in names),
+            prompt_tokens=estimate_prompt_tokens(request),
+            max_tokens=request.max_tokens,
+            seconds=_remaining(message.deadline),
+            run_id=scope.run_id,
+            reactor=scope.reactor,
+            agent=scope.agent,
+        )
+        self.ask(
+            self._budget,
+            quote,
+            lambda answer: self._quoted(message, reply, known, answer, retry=retry),
+        )
+
+    def _quoted(
+        self,
+        message: SelectChat,
+        reply: Deferred[Any],
+        known: TaskType | None,
+        quote: Quote | Failure,
+        *,
+        retry: bool,
+    ) -> None:
+        if isinstance(quote, Failure):
+            reply.send(quote)
+            return
+        try:
+            policy = self._policy(message.policy)
+            ceiling = None
+            if quote.limited and policy.downgrade and quote.left_usd is not None:
+                ceiling = BudgetCeiling(
+                    left_usd=quote.left_usd,
+                    account=quote.account,
+                    worst_usd=quote.worst_usd,
+                    max_tokens=quote.max_tokens,
+                )
+            decision = self._decide(message, self._features(message, known), ceiling)
         except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
             reply.send(self._refusal(message, exc))
             return
         if not decision.host:
             reply.send(_nothing_eligible(decision, self.name))
             return
+        if quote.limited and ceiling is None:
+            decision = msgspec.structs.replace(
+                decision, budget_left_usd=quote.left_usd, budget_account=quote.account
+            )
+        assert self._budget is not None
+        scope = _scope(message)
+        request = message.request
+        reserve = Reserve(
+            host=decision.host,
+            model=decision.model,
+            prompt_tokens=estimate_prompt_tokens(request),
+            max_tokens=request.max_tokens,
+            seconds=_remaining(message.deadline),
+            run_id=scope.run_id,
+            reactor=scope.reactor,
+            agent=scope.agent,
+        )
+
+        def reserved(held: Reservation | Failure) -> None:
+            if isinstance(held, Reservation):
+                self._send(message, reply, decision, held)
+                return
+            if held.kind is FailureKind.BUDGET_EXCEEDED and ceiling is not None and retry:
+                self._quote(message, reply, known, retry=False)  # another call took the room
+                return
+            refused = msgspec.structs.replace(decision, budget_constrained=True)
+            note = "" if ceiling is not None else f"; policy {decision.policy!r} does not downgrade"
+            reply.send(
+                msgspec.structs.replace(
+                    held,
+                    message=f"{held.message} (selected {decision.qualified}{note})",
+                    details={**held.details, "selection": _json(refused)},
+                )
+            )
+
+        self.ask(self._budget, reserve, reserved)
+
+    def _send(
+        self,
+        message: SelectChat,
+        reply: Deferred[Any],
+        decision: Decision,
+        held: Reservation | None,
+    ) -> None:
+        """Ask the chosen model (within the reservation ``held``, under a budget)."""
+        if not decision.host:
+            reply.send(_nothing_eligible(decision, self.name))
+            return
         try:
             host = self._host(decision.host)
         except ActorNotFound:
+            if held is not None:
+                self._tell_budget(Release(id=held.id, reason="not_found"))
             reply.send(
                 Failure(
                     kind=FailureKind.NOT_FOUND,
@@ -352,7 +508,17 @@ class Selector(LoopActor[SelectorMessage]):
         chat = msgspec.structs.replace(
             message.request, model=decision.model, deadline=message.deadline, trace=None
         )
-        pending = _Pending(reply, decision, span, time.perf_counter())
+        if held is not None and chat.max_tokens != held.max_tokens:
+            chat = msgspec.structs.replace(chat, max_tokens=held.max_tokens)
+        pending = _Pending(
+            reply,
+            decision,
+            span,
+            time.perf_counter(),
+            held=held,
+            request=chat,
+            scope=_scope(message) if held is not None else None,
+        )
         remaining = None if message.deadline is None else max(message.deadline - time.time(), 0)
         with trace.use_span(span, end_on_exit=False) if span else contextlib.nullcontext():
             self.ask(
@@ -368,7 +534,49 @@ class Selector(LoopActor[SelectorMessage]):
 
     # ---- learning ----------------------------------------------------------------------
 
+    def _settle(self, pending: _Pending, outcome: Completion | Failure) -> None:
+        """Charge the call to its reservation (or release it), under a budget."""
+        held, budget, scope = pending.held, self._budget, pending.scope
+        if held is None or budget is None or scope is None:
+            return  # no budget, or the call was not reserved
+        seconds = time.perf_counter() - pending.started
+        usage = outcome.usage if isinstance(outcome, Completion) else None
+        if isinstance(outcome, Failure):
+            usage = failed_usage(outcome, pending.request)
+            if usage is None:
+                self._tell_budget(Release(id=held.id, reason=outcome.kind.value))
+                return
+        assert usage is not None
+        decision = pending.decision
+        self._tell_budget(
+            Settle(
+                id=held.id,
+                usage=usage,
+                seconds=(outcome.latency_s or seconds)
+                if isinstance(outcome, Completion)
+                else seconds,
+                cost_usd=outcome.cost_usd if isinstance(outcome, Completion) else None,
+                host=decision.host,
+                model=decision.model,
+                run_id=scope.run_id,
+                reactor=scope.reactor,
+                agent=scope.agent,
+                failed=isinstance(outcome, Failure),
+            )
+        )
+
+    def _tell_budget(self, message: Settle | Release, tries: int = 1000) -> None:
+        """Tell the Budget, waiting out its restart (every 10 ms, up to ``tries`` times)."""
+        budget = self._budget
+        if budget is None or budget.tell_if_alive(message):
+            return
+        if tries <= 0:
+            budget.tell(message)  # recorded as a dead letter
+            return
+        self.call_later(0.01, lambda: self._tell_budget(message, tries - 1), name="tell budget")
+
     def _answered(self, pending: _Pending, outcome: Completion | Failure) -> None:
+        self._settle(pending, outcome)
         decision = pending.decision
         name, task = decision.qualified, decision.features.task_type
         now = time.time()
@@ -531,8 +739,28 @@ class Selector(LoopActor[SelectorMessage]):
                 "reactor.select.rejected": [
                     f"{c.model}: {c.rejected}" for c in decision.considered if c.rejected
                 ],
+                **(
+                    {}
+                    if decision.budget_left_usd is None
+                    else {
+                        "reactor.select.budget_left_usd": decision.budget_left_usd,
+                        "reactor.select.budget_account": decision.budget_account,
+                        "reactor.select.budget_constrained": decision.budget_constrained,
+                    }
+                ),
             },
         )
+
+
+def _scope(message: SelectChat) -> SpendScope:
+    """Whom the request's spend is charged to (the top-level run)."""
+    return SpendScope(
+        run_id=message.run_id.split("/", 1)[0], reactor=message.reactor, agent=message.agent
+    )
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.time())
 
 
 def read_history(journal: Journal, config: SelectionConfig | None = None) -> History:
@@ -592,7 +820,7 @@ def _nothing_eligible(decision: Decision, source: str) -> Failure:
         kind, why = FailureKind.CIRCUIT_OPEN, "every candidate's circuit breaker is open"
     elif all(r.startswith("context") for r in reasons):
         kind, why = FailureKind.CONTEXT_WINDOW_EXCEEDED, "the request fits no candidate's context"
-    elif all(r.startswith("costs up to") for r in reasons):
+    elif all(r.startswith(("costs up to", "unpriced")) for r in reasons):
         kind, why = FailureKind.BUDGET_EXCEEDED, "every candidate may cost more than allowed"
     elif all(r.startswith("not loaded") for r in reasons):
         kind, why = FailureKind.INSUFFICIENT_MEMORY, "no candidate is loaded or fits free memory"

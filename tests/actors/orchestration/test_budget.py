@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from actors import Failure, FailureKind, System
+from actors import ActorRestarted, AskError, ChildSpec, Failure, FailureKind, Message, System
 from actors.llm import (
     BudgetLimitConfig,
     BudgetsConfig,
@@ -24,11 +27,23 @@ from actors.llm import (
     ConfigError,
     HostConfig,
     PriceConfig,
+    Usage,
     load_config,
 )
 from actors.orchestration import Budget, SpendQuery, SpendReport, SpendScope, budgeted_chat
-from actors.orchestration.budget import Ledger, spend_report, window_of
-from actors.store import Journal, Store
+from actors.orchestration.budget import (
+    CALIBRATION_MARGIN,
+    Ledger,
+    Release,
+    Reservation,
+    Reserve,
+    Settle,
+    estimate_prompt_tokens,
+    failed_usage,
+    spend_report,
+    window_of,
+)
+from actors.store import Journal, Store, StoreInsert
 from actors.testing import FakeServer, Fault, Reply
 from tests.support.hosts import start_host_async
 
@@ -306,3 +321,215 @@ def test_prices_from_config_key_host_prices_by_host() -> None:
     prices = prices_from(config)
     assert prices["gpu/llama"].per_gpu_second == 0.01
     assert prices["gpt"].output_per_mtok == 2
+
+
+# ---- restarts, old runs, failed calls, prompt sizes ----------------------------------------
+
+
+class Boom(Message, frozen=True):
+    """Makes :class:`Fragile` crash (its supervisor restarts it)."""
+
+
+class Fragile(Budget):
+    """A Budget that crashes on :class:`Boom`."""
+
+    def receive(self, message: Any) -> object:
+        if isinstance(message, Boom):
+            msg = "boom"
+            raise RuntimeError(msg)
+        return super().receive(message)
+
+
+def hold(run_id: str = "r") -> Reserve:
+    """A reservation of $8 at :data:`PRICE` (5 prompt tokens, 3 output)."""
+    return Reserve(host="local", model="m", prompt_tokens=5, max_tokens=3, run_id=run_id)
+
+
+@pytest.mark.asyncio
+async def test_open_reservations_survive_a_budget_crash(tmp_path: Path) -> None:
+    """$10 global: $8 held when the Budget crashes; its restart holds it again and refuses $8."""
+    settings = limits(BudgetLimitConfig(scope="global", usd=10))
+    async with System(Store.spec(tmp_path / "b.db"), name="crash", default_timeout=5.0) as system:
+        restarted: asyncio.Queue[ActorRestarted] = asyncio.Queue()
+        system.bus.subscribe(ActorRestarted, restarted)
+        budget: Any = await system.spawn_async(
+            Fragile.spec(settings, {"m": PRICE}, store=system.lookup("store"))
+        )
+        held: Reservation = await budget.ask_async(hold())
+        budget.tell(Boom())
+        event = await asyncio.wait_for(restarted.get(), 10)
+        assert event.name == "budget"
+        again = system.lookup("budget")
+        with pytest.raises(AskError) as caught:
+            await again.ask_async(hold())  # $8 still held by the call in flight: $2 left
+        assert caught.value.failure.kind is FailureKind.BUDGET_EXCEEDED
+        report: SpendReport = await again.ask_async(SpendQuery())
+        assert report.budgets[0].reserved_usd == 8.0
+        # The call in flight settles with the new incarnation: $5 spent, nothing held.
+        again.tell(
+            Settle(
+                id=held.id, usage=Usage(input_tokens=2, output_tokens=3), host="local", model="m"
+            )
+        )
+        report = await again.ask_async(SpendQuery())
+        assert (report.budgets[0].spent_usd, report.budgets[0].reserved_usd) == (5.0, 0.0)
+
+
+@pytest.mark.asyncio
+async def test_a_run_resumed_weeks_later_counts_all_its_spend(tmp_path: Path) -> None:
+    """$5 spent by run 'old' 30 days ago: a $10 run limit has $5 left, not $10.
+
+    And a global limit without a period counts every row ever, not the last week's.
+    """
+    db = tmp_path / "old.db"
+    month_ago = time.time() - 30 * 86400
+    async with System(Store.spec(db), name="old", default_timeout=5.0) as system:
+        store = system.lookup("store")
+        row = (month_ago, "old", "R", "", "local", "m", 5.0, 8.0, 2, 3, 1)
+        await store.ask_async(
+            StoreInsert(
+                table="spend",
+                columns=(
+                    "at",
+                    "run_id",
+                    "reactor",
+                    "agent",
+                    "host",
+                    "model",
+                    "cost_usd",
+                    "reserved_usd",
+                    "input_tokens",
+                    "output_tokens",
+                    "priced",
+                ),
+                rows=(row,),
+            )
+        )
+        per_run: Any = await system.spawn_async(
+            Budget.spec(limits(BudgetLimitConfig(scope="run", usd=10)), {"m": PRICE}, store=store)
+        )
+        with pytest.raises(AskError) as caught:
+            await per_run.ask_async(hold("old"))
+        assert "run budget" in caught.value.failure.message
+        fresh: Reservation = await per_run.ask_async(hold("new"))  # another run: $10 left
+        assert fresh.amount_usd == 8.0
+        ever: Any = await system.spawn_async(
+            Budget.spec(
+                limits(BudgetLimitConfig(scope="global", usd=12)),
+                {"m": PRICE},
+                store=store,
+                name="ever",
+            )
+        )
+        with pytest.raises(AskError):
+            await ever.ask_async(hold("x"))  # $5 of $12 spent a month ago: $8 does not fit
+
+
+@pytest.mark.asyncio
+async def test_a_stream_cut_after_tokens_is_charged_what_the_server_reported(
+    system: System,
+) -> None:
+    """Anthropic reports the prompt's tokens first; the stream breaks after some text.
+
+    The call failed, but the server did the work: its reported prompt tokens and the
+    output received are charged, not released. A refused call (a 400) costs nothing.
+    """
+    with FakeServer("anthropic", models=["m"]) as fake:
+        host = await start_host_async(
+            system, HostConfig(url=fake.url, protocol="anthropic", api_key=SecretStr("k"))
+        )
+        budget = await start_budget(system, limits(BudgetLimitConfig(scope="global", usd=1e6)))
+        fake.inject(Fault(close_after=4, times=1))
+        streamed = ChatRequest.prompt("m", "tell me a long story", max_tokens=50, stream=True)
+        failure = await budgeted_chat(host, streamed, budget=budget, scope=SpendScope())
+        assert isinstance(failure, Failure)
+        assert int(failure.details["received_chars"]) > 0
+        reported = int(failure.details["input_tokens"])
+        usage = failed_usage(failure, streamed)
+        assert usage is not None
+        assert usage.input_tokens == reported
+        assert usage.output_tokens > 0
+        report: SpendReport = await budget.ask_async(SpendQuery())
+        while report.calls < 1:
+            report = await budget.ask_async(SpendQuery())
+        assert report.total_usd == usage.input_tokens + usage.output_tokens  # $1 a token
+        assert report.budgets[0].reserved_usd == 0.0
+
+        fake.inject(Fault(status=400, times=1))
+        refused = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
+        assert isinstance(refused, Failure)
+        after: SpendReport = await budget.ask_async(SpendQuery())
+        assert (after.calls, after.total_usd) == (1, report.total_usd)
+        assert after.budgets[0].reserved_usd == 0.0
+
+
+@pytest.mark.asyncio
+async def test_reservations_learn_the_servers_prompt_count(system: System) -> None:
+    """The server counts 10x the estimate: the next reservation holds 10x + the margin."""
+    with FakeServer(
+        "openai",
+        models=["m"],
+        responder=lambda _: Reply(text="ok", input_tokens=50, output_tokens=3),
+    ) as fake:
+        host = await local(system, fake)
+        budget = await start_budget(system, limits(BudgetLimitConfig(scope="global", usd=1e6)))
+        estimate = estimate_prompt_tokens(request())
+        first: Reservation = await budget.ask_async(
+            Reserve(host="local", model="m", prompt_tokens=estimate, max_tokens=3)
+        )
+        assert first.prompt_tokens == estimate
+        budget.tell(Release(id=first.id))
+        answer = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
+        assert not isinstance(answer, Failure)
+        report: SpendReport = await budget.ask_async(SpendQuery())
+        while report.calls < 1:
+            report = await budget.ask_async(SpendQuery())
+        second: Reservation = await budget.ask_async(
+            Reserve(host="local", model="m", prompt_tokens=estimate, max_tokens=3)
+        )
+        expected = math.ceil(estimate * (50 / estimate) * (1 + CALIBRATION_MARGIN))
+        assert second.prompt_tokens == expected
+        assert second.amount_usd == expected + 3
+
+
+def test_the_prompt_estimate_stays_above_real_counts_for_other_scripts() -> None:
+    """CJK text runs about 1 to 1.5 tokens a character: the estimate allows 1.5."""
+    text = "漢字のテキスト" * 50  # 350 characters, 1050 UTF-8 bytes
+    tokens = estimate_prompt_tokens(ChatRequest.prompt("m", text))
+    assert tokens >= 1.5 * len(text)
+    english = estimate_prompt_tokens(ChatRequest.prompt("m", "a" * 300))
+    assert english == 100 + 4
+
+
+@pytest.mark.asyncio
+async def test_an_unsettled_reservation_expires_and_a_late_settle_is_still_charged(
+    system: System,
+) -> None:
+    """A call of 1 s whose settle never came is released 30 s past its deadline.
+
+    Its settle, when it does come (it was sent while the Budget restarted, say), is
+    charged to the model and run it names.
+    """
+    now = [1_000_000.0]
+    budget: Any = await system.spawn_async(
+        ChildSpec(
+            name="budget",
+            actor=Budget,
+            args=(limits(BudgetLimitConfig(scope="global", usd=10)), {"m": PRICE}),
+            kwargs={"clock": lambda: now[0]},
+        )
+    )
+    lost: Reservation = await budget.ask_async(
+        Reserve(host="local", model="m", prompt_tokens=5, max_tokens=3, seconds=1.0)
+    )
+    with pytest.raises(AskError):
+        await budget.ask_async(hold())  # $8 held, $2 left
+    now[0] += 1.0 + 31.0
+    again: Reservation = await budget.ask_async(hold())  # the lost one expired
+    budget.tell(Release(id=again.id))
+    budget.tell(
+        Settle(id=lost.id, usage=Usage(input_tokens=2, output_tokens=3), host="local", model="m")
+    )
+    report: SpendReport = await budget.ask_async(SpendQuery())
+    assert (report.budgets[0].spent_usd, report.budgets[0].reserved_usd) == (5.0, 0.0)
+    assert report.calls == 1
