@@ -14,8 +14,10 @@
   (:func:`host_caller`: the model hosts, under the Budget) and returns a
   :class:`StrategyResult` with every call's provenance;
 * the ``consensus`` and ``semantic`` strategies decide through an :class:`Aggregator`
-  ((answers, members) -> :class:`Agreement`): :func:`plurality` and :class:`Resonance` by default,
-  any other injected.
+  ((answers, members) -> :class:`Agreement`): by default :func:`plurality` (the consensus
+  package's extraction, vote and Wilson confidence) and :class:`Resonance` (its
+  clustering over embeddings; :func:`lexical` when embedding fails), any other injected;
+  ``hybrid`` and ``hierarchical`` synthesise with its Mixture-of-Agents prompt.
 
 * :func:`orchestrate` does all three in one call (a prompt, its task type and the
   reasoning so far in; the result out), for callers that are not reactors.
@@ -28,8 +30,7 @@ from actors.orchestration.strategies._aggregate import (
     Agreement,
     Embed,
     Resonance,
-    cosine,
-    normalise,
+    lexical,
     plurality,
     resonate,
 )
@@ -104,13 +105,12 @@ __all__ = [
     "check",
     "check_catalog",
     "choose_strategy",
-    "cosine",
     "embedder",
     "fit",
     "host_caller",
+    "lexical",
     "member",
     "member_temperatures",
-    "normalise",
     "orchestrate",
     "plan_waves",
     "plurality",
