@@ -552,11 +552,11 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "StrategyChoice",
         "TaskType",
         "WaitForDecision",
-        "agreement",
         "can_manage",
         "can_use",
-        "choose_strategy",
         "decision_prompt",
+        "disagreement",
+        "usable_models",
     ),
     "actors.tools": (
         "AUDIT_STREAM",

@@ -34,6 +34,7 @@ from actors.sessions import (
     TaskType,
 )
 from actors.store import JournalAppend
+from actors.orchestration.consensus import SYNTHESIS_PROMPT, wilson_lower
 from actors.testing import FakeServer, Fault, Reply
 from tests.support.hosts import start_host
 
@@ -43,7 +44,7 @@ MODELS = ("alpha", "beta", "gamma")
 def answers(exchange: Any) -> Reply:
     """Alpha and beta agree, gamma does not; a synthesis or refinement says so."""
     prompt = exchange.prompt_text()
-    if "models answered" in prompt:
+    if SYNTHESIS_PROMPT.splitlines()[0] in prompt:  # the strategies synthesise with it
         return Reply(text=f"[{exchange.model}] synthesis: adopt LRU with a scan filter")
     if "A previous answer" in prompt:
         return Reply(text=f"[{exchange.model}] refined: LRU with a scan filter, tuned")
@@ -136,20 +137,23 @@ def test_the_six_operations(sessions: Sessions, fake: FakeServer) -> None:
 
 
 def test_strategies_follow_the_task_and_the_reasoning(sessions: Sessions) -> None:
-    """Creative runs a chain (draft, refine, refine); analysis runs concurrent (agreed answer)."""
-    sid = sessions.initiate_reasoning_session("Name the product", "alice")
-    chain = sessions.execute_orchestrated_decision(sid, "alice", "A name?", "creative", wait_s=10)
-    assert chain.strategy is Strategy.CHAIN
-    assert [a.role for a in chain.answers] == ["draft", "refine", "refine"]
-    assert chain.result.startswith("[gamma] refined")  # the last link's refinement
+    """The strategies' chooser decides: a trivial creative task races, reasoning votes.
 
-    concurrent = sessions.execute_orchestrated_decision(
-        sid, "alice", "Which?", "analysis", wait_s=10
-    )
-    assert concurrent.strategy is Strategy.CONCURRENT
-    assert (
-        concurrent.result == "adopt LRU with a scan filter"
-    )  # alpha and beta agree; gamma does not
+    The vote is the consensus package's: alpha and beta agree, gamma does not, and the
+    confidence is the Wilson lower bound of 2 of 3.
+    """
+    sid = sessions.initiate_reasoning_session("Name the product", "alice")
+    race = sessions.execute_orchestrated_decision(sid, "alice", "A name?", "creative", wait_s=10)
+    assert race.status is ExecutionStatus.COMPLETED, race.error
+    assert race.strategy is Strategy.CONCURRENT
+    assert "trivial task" in race.reason
+    assert race.result in ("adopt LRU with a scan filter", "random replacement is fine")
+
+    vote = sessions.execute_orchestrated_decision(sid, "alice", "Which?", "reasoning", wait_s=10)
+    assert vote.strategy is Strategy.CONSENSUS
+    assert vote.result == "adopt LRU with a scan filter"
+    assert vote.confidence == pytest.approx(wilson_lower(2, 3))
+    assert [a.role for a in vote.answers] == ["member"] * 3
     assert [e.execution_id for e in sessions.get_reasoning_session(sid, "alice").executions] == [
         "d1",
         "d2",
@@ -164,7 +168,7 @@ def test_a_long_execution_answers_with_a_handle_and_shows_progress(
     sid = sessions.initiate_reasoning_session("Slow one", "alice")
     handle = sessions.execute_orchestrated_decision(sid, "alice", "Decide", "reasoning")
     assert handle.status is ExecutionStatus.RUNNING
-    assert handle.strategy is Strategy.CONCURRENT
+    assert handle.strategy is Strategy.CONSENSUS
 
     def progress() -> str:
         return sessions.get_reasoning_session(sid, "alice").executions[0].progress
