@@ -18,6 +18,7 @@ import pytest
 
 from actors import AskError, FailureKind, System
 from actors.llm import Catalog, HostConfig, HostInventory, ModelConfig, ModelInfo
+from actors.orchestration.consensus import SYNTHESIS_PROMPT, wilson_lower
 from actors.sessions import (
     STREAM_PREFIX,
     DecisionContext,
@@ -34,7 +35,6 @@ from actors.sessions import (
     TaskType,
 )
 from actors.store import JournalAppend
-from actors.orchestration.consensus import SYNTHESIS_PROMPT, wilson_lower
 from actors.testing import FakeServer, Fault, Reply
 from tests.support.hosts import start_host
 
