@@ -37,6 +37,7 @@ from actors.sessions import (
 from actors.store import JournalAppend
 from actors.testing import FakeServer, Fault, Reply
 from tests.support.hosts import start_host
+from tests.support.local import local_catalog
 
 MODELS = ("alpha", "beta", "gamma")
 
@@ -60,24 +61,13 @@ def fake() -> Iterator[FakeServer]:
         yield server
 
 
-def catalog_for(server: FakeServer, **declared: ModelConfig) -> Catalog:
-    """A catalog with the fake's three models, loaded, on host ``local``."""
-    catalog = Catalog(declared=declared)
-    inventory = HostInventory(
-        url=server.url,
-        provider="openai",
-        reachable=True,
-        models=tuple(ModelInfo(id=m, loaded=True) for m in MODELS),
-    )
-    catalog.add_host("local", inventory)
-    return catalog
-
-
 @pytest.fixture
 def sessions(system: System, fake: FakeServer, tmp_path: Path) -> Sessions:
     """Sessions over a Store in ``tmp_path`` and the fake's models (alpha declared tier 3)."""
     start_host(system, HostConfig(url=fake.url, protocol="openai", timeout_s=5.0), name="local")
-    catalog = catalog_for(fake, alpha=ModelConfig(tier=3), beta=ModelConfig(tier=2))
+    catalog = local_catalog(
+        fake, MODELS, declared={"alpha": ModelConfig(tier=3), "beta": ModelConfig(tier=2)}
+    )
     return Sessions(system, db_path=tmp_path / "s.db", catalog=catalog).open()
 
 
@@ -314,7 +304,7 @@ def test_passivated_sessions_come_back_from_the_store(
     assert (activity.active, activity.activations, activity.passivations) == (1, 2, 1)
 
     with System(name="other", default_timeout=5.0) as other:
-        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=catalog_for(fake))
+        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=local_catalog(fake, MODELS))
         assert elsewhere.get_reasoning_session(sid, "bob") == before
 
 
@@ -322,7 +312,9 @@ def test_idle_sessions_passivate_themselves(
     system: System, fake: FakeServer, tmp_path: Path
 ) -> None:
     """With a short idle time an unused session leaves memory by itself; a call brings it back."""
-    sessions = Sessions(system, db_path=tmp_path / "i.db", catalog=catalog_for(fake), idle_s=0.05)
+    sessions = Sessions(
+        system, db_path=tmp_path / "i.db", catalog=local_catalog(fake, MODELS), idle_s=0.05
+    )
     sid = sessions.initiate_reasoning_session("Short-lived", "alice")
     until(lambda: sessions.activity().passivations == 1)
     assert sessions.activity().active == 0
@@ -409,7 +401,9 @@ def test_the_async_api(system: System, fake: FakeServer, tmp_path: Path) -> None
     start_host(system, HostConfig(url=fake.url, protocol="openai", timeout_s=5.0), name="local")
 
     async def scenario() -> tuple[str, int, Execution, int]:
-        async with Sessions(system, db_path=tmp_path / "a.db", catalog=catalog_for(fake)) as api:
+        async with Sessions(
+            system, db_path=tmp_path / "a.db", catalog=local_catalog(fake, MODELS)
+        ) as api:
             sid = await api.initiate_reasoning_session_async("Async", "alice", ["x"])
             step = await api.add_reasoning_step_async(sid, "alice", "async step", "conclusion")
             handle = await api.execute_orchestrated_decision_async(sid, "alice", "Go", "general")
@@ -480,7 +474,7 @@ def test_a_second_writer_of_the_same_session_is_refused_then_caught_up(
     sid = sessions.initiate_reasoning_session("Shared file", "alice", open=True)
     assert sessions.get_reasoning_session(sid, "alice").steps == ()  # active here
     with System(name="other", default_timeout=5.0) as other:
-        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=catalog_for(fake))
+        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=local_catalog(fake, MODELS))
         elsewhere.add_reasoning_step(sid, "bob", "written elsewhere")
     with pytest.raises(AskError, match="UNIQUE|expected_seq"):
         sessions.add_reasoning_step(sid, "alice", "written here")

@@ -34,6 +34,7 @@ from actors.orchestration.strategies import (
 )
 from actors.testing import Exchange, FakeModel, FakeServer, Fault, Reply
 from tests.support.hosts import start_host_async
+from tests.support.local import local_resolver
 
 ANSWERS = {"a": "The answer is 42.", "b": "Answer: 42", "c": "41", "d": "Paris", "e": "Paris"}
 
@@ -58,15 +59,6 @@ def server() -> Iterator[FakeServer]:
     models = [*(FakeModel(x) for x in [*ANSWERS, "boss"]), FakeModel("emb", embeddings=True)]
     with FakeServer("openai", models=models, responder=respond) as fake:
         yield fake
-
-
-def resolver(system: System) -> Any:
-    """Every model is on the host ``local``."""
-
-    def resolve(model: str, host: str | None) -> tuple[Any, str]:
-        return system.lookup(host or "local"), model
-
-    return resolve
 
 
 def chats(server: FakeServer) -> list[tuple[str, str]]:
@@ -96,7 +88,7 @@ async def run(
     aggregator = settings.pop("aggregator", None)
     given = [Member(m) if isinstance(m, str) else m for m in members]
     choice = choose_strategy(task(task_type), given, catalog, kind=kind, **settings)  # type: ignore[arg-type]
-    resolve = resolver(system)
+    resolve = local_resolver(system)
     embed = (
         embedder(resolve, settings["embedding_model"]) if "embedding_model" in settings else None
     )
@@ -344,7 +336,9 @@ async def test_members_that_do_not_fit_together_run_grouped_by_model(system: Sys
         choice = choose_strategy(task(), [Member(x) for x in "abab"], catalog, kind="consensus")
         assert choice.waves == ((0, 2), (1, 3))
         result = await run_strategy(
-            choice, "What is six times seven?", call=host_caller(resolver(system), timeout=5.0)
+            choice,
+            "What is six times seven?",
+            call=host_caller(local_resolver(system), timeout=5.0),
         )
         assert [m for m, _ in chats(fake)] == ["a", "a", "b", "b"]
         assert sorted({c.wave for c in result.calls}) == [0, 1]
@@ -358,7 +352,7 @@ async def test_orchestrate_analyses_chooses_and_runs_in_one_call(
     result = await orchestrate(
         "Which is larger, 41 or 42?",
         members=["a", "b", "c"],
-        resolve=resolver(system),
+        resolve=local_resolver(system),
         task_type="reasoning",
         context="Step 1: compare the tens.",
         max_tokens=64,
