@@ -437,6 +437,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "lexical",
         "member",
         "member_temperatures",
+        "observations",
         "orchestrate",
         "plan_waves",
         "plurality",

@@ -19,6 +19,10 @@
   clustering over embeddings; :func:`lexical` when embedding fails), any other injected;
   ``hybrid`` and ``hierarchical`` synthesise with its Mixture-of-Agents prompt.
 
+* :func:`observations`: what a result says about each model, for the Selector's
+  performance history (a vote's agreement as quality, as the Consensus actor reports);
+  the ``strategy`` step tells the engine's Selector.
+
 * :func:`orchestrate` does all three in one call (a prompt, its task type and the
   reasoning so far in; the result out), for callers that are not reactors.
 
@@ -58,6 +62,7 @@ from actors.orchestration.strategies._runner import (
     StrategyResult,
     embedder,
     host_caller,
+    observations,
     run_strategy,
 )
 from actors.orchestration.strategies._spec import (
@@ -111,6 +116,7 @@ __all__ = [
     "lexical",
     "member",
     "member_temperatures",
+    "observations",
     "orchestrate",
     "plan_waves",
     "plurality",

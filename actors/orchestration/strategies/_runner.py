@@ -37,6 +37,7 @@ from actors import AskError, Failure, FailureKind, Ref
 from actors.llm import ChatRequest, Completion, Embeddings, EmbedRequest
 from actors.orchestration.budget import SpendScope, budgeted_chat
 from actors.orchestration.consensus import synthesis_request
+from actors.orchestration.selection import Observed
 from actors.orchestration.strategies._aggregate import (
     Aggregator,
     Agreement,
@@ -56,6 +57,7 @@ __all__ = [
     "StrategyResult",
     "embedder",
     "host_caller",
+    "observations",
     "run_strategy",
 ]
 
@@ -180,6 +182,43 @@ class StrategyFailed(Exception):  # noqa: N818 - the strategy's outcome, not a p
         self.kind = kinds[0] if kinds else "internal"
         detail = "; ".join(f"{c.member}: {c.error_kind}: {c.error}" for c in calls) or "no calls"
         super().__init__(f"strategy {strategy!r}: no member answered ({detail})")
+
+
+_VOTES = ("consensus", "semantic")
+_MEANINGFUL = 3
+"""Answers a vote needs before agreeing with it says anything about a member."""
+
+
+def observations(result: StrategyResult) -> list[Observed]:
+    """What the result says about each model, for the Selector's performance history.
+
+    One :class:`~actors.orchestration.selection.Observed` per call that ended (calls
+    cancelled by a won race are left out): whether it answered, its latency and cost;
+    for ``consensus`` and ``semantic`` with three or more answers, each answer's quality
+    is 1 when it sided with the decision and 0 when it did not (as the Consensus actor
+    reports its members).
+    """
+    answered = sum(1 for c in result.calls if c.ok and c.stage == "answer")
+    vote = result.strategy in _VOTES and answered >= _MEANINGFUL
+    found: list[Observed] = []
+    for c in result.calls:
+        if c.error_kind == FailureKind.CANCELLED.value:
+            continue
+        quality = None
+        if vote and c.ok and c.stage == "answer":
+            quality = 1.0 if c.member in result.answered_by else 0.0
+        found.append(
+            Observed(
+                model=f"{c.host}/{c.model}" if c.host else c.member.split(" (")[0],
+                task_type=result.task_type,
+                ok=c.ok,
+                kind=c.error_kind,
+                latency_s=c.latency_s or None,
+                cost_usd=c.cost_usd,
+                quality=quality,
+            )
+        )
+    return found
 
 
 # ---- the engine's paths ---------------------------------------------------------------

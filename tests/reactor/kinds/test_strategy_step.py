@@ -16,6 +16,7 @@ import pytest
 
 from actors import System
 from actors.llm import Config, HostConfig
+from actors.orchestration import HistoryQuery
 from actors.orchestration.strategies import StrategyResult, member
 from actors.testing import Exchange, FakeModel, FakeServer, Reply
 from dsl import DefinitionError, Input, Reactor, step, strategy
@@ -71,9 +72,14 @@ class Vote(Reactor):
 def test_a_consensus_step_answers_with_its_agreement(
     system: System, tmp_path: Path, server: FakeServer
 ) -> None:
-    """Two of three agree on 42: the step's result says so, and every member was asked."""
+    """Two of three agree on 42: the step's result says so, and every member was asked.
+
+    The Selector learns the agreement as each member's quality (c disagreed).
+    """
     with engine_for(system, tmp_path, server) as engine:
         result = engine.run(Vote, {"question": "What is six times seven?"})
+        history = engine.selector.ask(HistoryQuery()).models
+    assert {m: history[f"local/{m}"].quality for m in "abc"} == {"a": 1.0, "b": 1.0, "c": 0.0}
     assert result == {
         "answer": "42",
         "agreement": pytest.approx(2 / 3),
