@@ -15,9 +15,11 @@
               strategy's name, the number of agents, the memory of the distinct models
     return SwarmPlan(roles, agents, strategy)
 
-The reactor is built from the plan in :func:`reactor.app.compose_swarm` (one ``agent``
-step per role, wired by the strategy). The strategy is a name from :data:`STRATEGIES`;
-its wiring here is done with agent steps (see that function for each strategy's shape).
+The reactor is built from the plan in :func:`reactor.app.compose_swarm`: ``chain``,
+``parallel`` and a single specialist are pipelines of ``agent`` steps; every other
+strategy is one ``strategy`` step over the roles' models (:meth:`SwarmPlan.strategy_spec`,
+checked by :func:`actors.orchestration.strategies.check` when the plan is made). The
+strategy is a name from :data:`STRATEGIES`, the strategies package's kinds.
 """
 
 from __future__ import annotations
@@ -34,21 +36,24 @@ from actors.agents._roles import AgentSpec
 from actors.agents._templates import BUILT_IN_TEMPLATES, Template
 from actors.llm import Catalog, ModelEntry
 from actors.orchestration import analyse
+from actors.orchestration.strategies import (
+    COORDINATOR,
+    JUDGE,
+    KINDS,
+    Member,
+    Strategy,
+    StrategyError,
+    check,
+)
 
 __all__ = ["STRATEGIES", "SwarmConstraints", "SwarmPlan", "SwarmRole", "plan_swarm"]
 
-STRATEGIES: tuple[str, ...] = (
-    "concurrent",
-    "chain",
-    "specialized",
-    "hybrid",
-    "parallel",
-    "consensus",
-    "hierarchical",
-    "semantic",
-    "combinatorial",
-)
-"""The strategies a swarm may use (the names of the consensus issue's strategies)."""
+STRATEGIES: tuple[str, ...] = KINDS
+"""The strategies a swarm may use: :data:`actors.orchestration.strategies.KINDS`."""
+
+_AGENT_PIPELINES: frozenset[str] = frozenset({"chain", "parallel"})
+"""Strategies a swarm runs as ``agent`` steps (each role's persona answers); a single role
+is one ``agent`` step too. Every other strategy is a ``strategy`` step over the models."""
 
 _KEYWORDS: dict[str, tuple[str, ...]] = {
     "researcher": ("research", "find", "source", "evidence", "investigate", "literature", "search"),
@@ -115,6 +120,7 @@ class SwarmPlan(msgspec.Struct, frozen=True, kw_only=True):
         synthesizer: The role that combines the answers, if any.
         strategy: The strategy's name.
         name: The swarm's name (its agents' names start with it).
+        embedding_model: ``semantic``: the embedding model that compares the answers.
     """
 
     query: str
@@ -124,6 +130,44 @@ class SwarmPlan(msgspec.Struct, frozen=True, kw_only=True):
     strategy: str
     name: str
     synthesizer: SwarmRole | None = None
+    embedding_model: str | None = None
+
+    @property
+    def runs_agents(self) -> bool:
+        """Whether the swarm is ``agent`` steps (else one ``strategy`` step)."""
+        return self.strategy in _AGENT_PIPELINES or len(self.roles) == 1
+
+    def strategy_spec(self) -> Strategy:
+        """The strategy over the roles' models, checked (:func:`~actors.orchestration.check`).
+
+        The roles answer; the synthesizer's model coordinates (``hierarchical``) or
+        judges (``combinatorial``), else the first role's does; for ``specialized`` the
+        first role (the one chosen for the task type) is the specialist.
+
+        Raises:
+            TemplateError: The strategy's constraints are broken (naming the constraint).
+        """
+        models = [_model_of(r.agent.model) for r in self.roles]
+        members = [Member(model=m) for m in models]
+        lead = _model_of(self.synthesizer.agent.model) if self.synthesizer else models[0]
+        if self.strategy == "hierarchical":
+            members.append(Member(model=lead, role=COORDINATOR))
+        elif self.strategy == "combinatorial" and self.synthesizer is not None:
+            members.append(Member(model=lead, role=JUDGE))
+        elif self.strategy == "specialized":
+            members[0] = Member(model=models[0], role=self.task_type)
+        spec = Strategy(
+            kind=self.strategy,  # type: ignore[arg-type]  # checked against STRATEGIES
+            members=tuple(members),
+            embedding_model=self.embedding_model,
+        )
+        try:
+            check(spec)
+        except StrategyError as exc:
+            raise TemplateError(
+                self.name, f"strategy {self.strategy!r}", f"given {exc.constraint}", str(exc)
+            ) from None
+        return spec
 
     @property
     def agents(self) -> list[AgentSpec]:
@@ -136,6 +180,18 @@ class SwarmPlan(msgspec.Struct, frozen=True, kw_only=True):
     def to_json(self) -> bytes:
         """The plan as JSON (:func:`msgspec.json.decode` with ``type=SwarmPlan`` reads it back)."""
         return msgspec.json.encode(self)
+
+
+def _model_of(model: str | tuple[str, ...]) -> str:
+    """An agent's model as a strategy member's (an inline fallback chain: its first)."""
+    return model if isinstance(model, str) else model[0]
+
+
+def _embedding_model(catalog: Catalog | None) -> str | None:
+    if catalog is None:
+        return None
+    found = [e for e in catalog.entries() if "embeddings" in e.capabilities and e.healthy]
+    return found[0].qualified if found else None
 
 
 def _check(constraints: SwarmConstraints) -> None:
@@ -344,8 +400,11 @@ def plan_swarm(
         strategy=strategy,
         name=swarm,
         synthesizer=synthesizer,
+        embedding_model=_embedding_model(catalog) if strategy == "semantic" else None,
     )
     _check_memory(plan, catalog, constraints)
+    if not plan.runs_agents:
+        plan.strategy_spec()  # its constraints, before anything runs
     return plan
 
 

@@ -3,8 +3,9 @@
 The six operations users call as tools are methods of :class:`Sessions` (each with an
 ``_async`` twin): :meth:`~Sessions.initiate_reasoning_session`,
 :meth:`~Sessions.add_reasoning_step` (analysis, hypothesis, conclusion, critique,
-synthesis), :meth:`~Sessions.execute_orchestrated_decision` (chooses concurrent, chain,
-specialized or hybrid from the reasoning, the task type and free GPU memory; runs in
+synthesis), :meth:`~Sessions.execute_orchestrated_decision` (one of the nine strategies of
+:mod:`actors.orchestration.strategies`, chosen from the reasoning, the task type and
+free GPU memory; runs in
 the background and answers with a handle at once), :meth:`~Sessions.get_reasoning_session`,
 :meth:`~Sessions.search_reasoning_sessions` (FTS5) and
 :meth:`~Sessions.get_orchestration_capabilities`.
@@ -72,11 +73,11 @@ from actors.sessions._policy import (
     Candidate,
     NoModelError,
     StrategyChoice,
-    agreement,
     can_manage,
     can_use,
-    choose_strategy,
     decision_prompt,
+    disagreement,
+    usable_models,
 )
 from actors.sessions._session import STREAM_PREFIX, SessionActor
 
@@ -133,9 +134,9 @@ __all__ = [
     "StrategyChoice",
     "TaskType",
     "WaitForDecision",
-    "agreement",
     "can_manage",
     "can_use",
-    "choose_strategy",
     "decision_prompt",
+    "disagreement",
+    "usable_models",
 ]

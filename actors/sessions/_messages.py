@@ -79,19 +79,28 @@ class TaskType(enum.StrEnum):
 
 
 class Strategy(enum.StrEnum):
-    """How several models work on one decision.
+    """How several models work on one decision (one value per strategies' ``StrategyKind``).
 
-    * ``concurrent``: the members answer in parallel; the answer the others agree with
-      most is the decision;
+    * ``concurrent``: every member at once; the first good answer wins;
     * ``chain``: one drafts, each next one refines the previous answer;
     * ``specialized``: the one model best suited to the task answers;
-    * ``hybrid``: the members answer in parallel, then the best model synthesises.
+    * ``hybrid``: the members answer, then the best model synthesises;
+    * ``parallel``: every member's answer, labelled;
+    * ``consensus``: the members vote (answers extracted), with a confidence;
+    * ``hierarchical``: workers answer, a coordinator decides;
+    * ``semantic``: answers clustered by embeddings; the largest cluster wins;
+    * ``combinatorial``: every pair of answers judged; the most wins is the decision.
     """
 
     CONCURRENT = "concurrent"
     CHAIN = "chain"
     SPECIALIZED = "specialized"
     HYBRID = "hybrid"
+    PARALLEL = "parallel"
+    CONSENSUS = "consensus"
+    HIERARCHICAL = "hierarchical"
+    SEMANTIC = "semantic"
+    COMBINATORIAL = "combinatorial"
 
 
 class SessionStatus(enum.StrEnum):

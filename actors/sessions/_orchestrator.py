@@ -4,26 +4,48 @@ A session's ``execute_orchestrated_decision`` asks its orchestrator two things: 
 strategy and models (:meth:`Orchestrator.choose`, at once, on the session's turn) and to
 run them (:meth:`Orchestrator.run`, a coroutine on the I/O loop, reporting progress as
 it goes). Anything with these three methods can be plugged in (``Sessions(...,
-orchestrator=...)``): e.g. the strategy chooser of :mod:`actors.orchestration`.
+orchestrator=...)``).
 
-:class:`CatalogOrchestrator` is the default: the catalog says which chat models exist,
-which are loaded, their tiers and strengths, and what GPU memory is free; the policy
-(:func:`~actors.sessions.choose_strategy`) picks the strategy; each model call is a
-:class:`~actors.llm.ChatRequest` to the model's ModelHost, so breakers, concurrency
-limits, pricing and tracing apply as for any other call.
+:class:`CatalogOrchestrator` is the default, over the strategies of
+:mod:`actors.orchestration.strategies`. The session decides which models may take part
+(:func:`~actors.sessions.usable_models`: healthy chat models, loaded or fitting the free
+GPU memory, best first, at most ``max_members``); the strategies' chooser
+(:func:`~actors.orchestration.strategies.choose_strategy`) picks one of the nine
+strategies from the task type and the features of the accumulated reasoning, and
+schedules the members in waves that fit memory; where the reasoning disagrees with
+itself (a critique, hypotheses from two or more agents) and three or more models can
+take part, ``hybrid`` is asked for (every model answers, the best synthesises).
+:func:`~actors.orchestration.strategies.run_strategy` runs it: each model call is a
+:class:`~actors.llm.ChatRequest` to the model's ModelHost (breakers, concurrency limits,
+pricing and tracing apply as for any other call), and each call that ends is reported
+as progress.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 import msgspec
 
-from actors import AskError, System
+from actors import System
 from actors.llm import Catalog, ChatRequest, Completion, ModelEntry
+from actors.orchestration.selection import analyse
+from actors.orchestration.strategies import (
+    AUTO,
+    Member,
+    MemberOutcome,
+    StrategyError,
+    StrategyFailed,
+    StrategyKind,
+    StrategyResult,
+    host_caller,
+    lexical,
+    run_strategy,
+)
+from actors.orchestration.strategies import StrategyChoice as Plan
+from actors.orchestration.strategies import choose_strategy as choose_plan
 from actors.sessions._messages import (
     MemberAnswer,
     ModelCapability,
@@ -34,14 +56,12 @@ from actors.sessions._messages import (
 )
 from actors.sessions._policy import (
     Candidate,
+    NoModelError,
     StrategyChoice,
-    agreement,
-    choose_strategy,
     decision_prompt,
+    disagreement,
+    usable_models,
 )
-
-if TYPE_CHECKING:
-    from actors import Ref
 
 __all__ = [
     "CatalogOrchestrator",
@@ -85,8 +105,9 @@ class DecisionOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         result: The decision's text.
-        answers: Each model's part, in the order they were asked.
-        confidence: How much the members agreed (0 to 1), where that means something.
+        answers: Each model's part, in the order the calls ended.
+        confidence: How sure the agreement is (the Wilson 95% lower bound of the share
+            of answers that agree with the decision), where that means something.
     """
 
     result: str
@@ -130,28 +151,63 @@ class Orchestrator(Protocol):
         ...
 
 
-_REFINE = (
-    "{prompt}\n\nA previous answer, by another model:\n{draft}\n\n"
-    "Improve it: correct mistakes, fill gaps, keep what is right. "
-    "Answer with the improved answer only."
-)
-_SYNTHESISE = (
-    "{prompt}\n\n{count} models answered:\n{answers}\n\n"
-    "Weigh these answers against the reasoning above and write one decision: "
-    "what to do and why, noting any disagreement that remains."
-)
+_ROLES = {"refine": "refine", "synthesis": "synthesis", "coordinate": "coordinator"}
+"""A strategy call's stage as the session's answer role (first answers: by strategy)."""
+
+
+def _role(strategy: str, outcome: MemberOutcome) -> str:
+    if outcome.stage in _ROLES:
+        return _ROLES[outcome.stage]
+    if outcome.stage == "judge":
+        return "judge"
+    if strategy == "chain":
+        return "draft"
+    if strategy == "specialized":
+        return "specialist"
+    return "member"
+
+
+def _answer(strategy: str, outcome: MemberOutcome) -> MemberAnswer:
+    return MemberAnswer(
+        model=outcome.member,
+        role=_role(strategy, outcome),
+        text=outcome.content,
+        error=f"{outcome.error_kind}: {outcome.error}" if not outcome.ok else "",
+        latency_s=outcome.latency_s,
+        cost_usd=outcome.cost_usd,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+    )
+
+
+def outcome_of(result: StrategyResult) -> DecisionOutcome:
+    """A strategy's result as a decision's outcome.
+
+    The confidence is the aggregator's (``consensus``, ``semantic``); for the other
+    strategies, that of the first answers' clustering by text similarity (how much the
+    models agreed before one answer was chosen or written), when two or more answered.
+    """
+    answers = tuple(_answer(result.strategy, c) for c in result.calls)
+    confidence = result.confidence
+    if confidence is None:
+        first = [c.content for c in result.calls if c.ok and c.stage == "answer"]
+        if len(first) >= 2:
+            confidence = lexical(first).confidence
+    return DecisionOutcome(result=result.answer, answers=answers, confidence=confidence)
 
 
 class CatalogOrchestrator:
-    """The default :class:`Orchestrator`: the catalog's models, called through their hosts.
+    """The default :class:`Orchestrator`: the strategies over the catalog's models and hosts.
 
     Args:
         system: The system whose ModelHost actors (named as the catalog's hosts) answer.
         catalog: Which chat models exist, loaded or not, and what memory is free.
         max_members: The most models one decision uses.
         timeout_s: Deadline of each model call.
-        max_tokens: Output limit of each call (``None``: the server's default).
-        temperature: Sampling temperature (``None``: the server's default).
+        max_tokens: Output limit of each call (``None``: the task type's profile).
+        temperature: Sampling temperature (``None``: the task type's profile).
+        embedding_model: An embedding model, which lets the chooser pick ``semantic``
+            for free-text tasks (``None``: none).
     """
 
     def __init__(
@@ -163,6 +219,7 @@ class CatalogOrchestrator:
         timeout_s: float = 120.0,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        embedding_model: str | None = None,
     ) -> None:
         if max_members < 1:
             msg = f"CatalogOrchestrator(max_members={max_members!r}): must be at least 1"
@@ -173,6 +230,7 @@ class CatalogOrchestrator:
         self.timeout_s = timeout_s
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.embedding_model = embedding_model
 
     # ---- choosing ---------------------------------------------------------------------
 
@@ -207,145 +265,99 @@ class CatalogOrchestrator:
         )
 
     def choose(self, context: DecisionContext) -> StrategyChoice:
-        """Pick with :func:`~actors.sessions.choose_strategy` over the catalog's chat models."""
+        """The models that can run now, then the strategies' chooser over them.
+
+        Raises:
+            NoModelError: No model can run (none known, all unhealthy, none fits memory),
+                or the strategy chosen cannot run on them.
+        """
+        entries = {e.qualified: e for e in self._chat_entries()}
         candidates = [
             Candidate(
-                name=e.qualified,
+                name=name,
                 loaded=e.loaded,
                 size_bytes=e.size_bytes,
                 tier=e.tier,
                 strengths=e.strengths,
                 healthy=e.healthy,
             )
-            for e in self._chat_entries()
+            for name, e in entries.items()
         ]
-        return choose_strategy(
-            context.task_type,
-            context.steps,
-            candidates,
-            self.catalog.free_bytes,
-            max_members=self.max_members,
+        usable, left_out = usable_models(candidates, context.task_type, self.catalog.free_bytes)
+        memory = f"; left out: {', '.join(left_out)}" if left_out else ""
+        if not usable:
+            known = ", ".join(c.name for c in candidates) or "none"
+            msg = f"no model can run this decision (known chat models: {known}){memory}"
+            raise NoModelError(msg, memory=any("GiB free" in why for why in left_out))
+        members = [
+            Member(
+                model=entries[c.name].model, host=entries[c.name].host, temperature=self.temperature
+            )
+            for c in usable[: self.max_members]
+        ]
+        kind: StrategyKind | str = AUTO
+        why = disagreement(context.steps)
+        if why and len(members) >= 3:
+            kind = "hybrid"
+        features = analyse(context.render(), task_type=context.task_type.value)
+        try:
+            plan = choose_plan(
+                features,
+                members,
+                self.catalog,
+                kind=kind,  # type: ignore[arg-type]
+                embedding_model=self.embedding_model,
+            )
+        except StrategyError as exc:
+            raise NoModelError(str(exc), memory="memory" in exc.constraint) from exc
+        if self.max_tokens is not None:
+            profile = dataclasses.replace(plan.profile, max_tokens=self.max_tokens)
+            plan = dataclasses.replace(plan, profile=profile)
+        reasons = list(plan.reasons)
+        if kind == "hybrid":
+            reasons[0] = (
+                f"the reasoning disagrees ({why}): {len(members)} models answer, "
+                f"{members[plan.preferred[0]].label} synthesises"
+            )
+        return StrategyChoice(
+            Strategy(plan.kind),
+            tuple(m.label for m in plan.strategy.members),
+            "; ".join(reasons) + memory,
+            plan=plan,
         )
 
     # ---- running ----------------------------------------------------------------------
 
+    def _resolve(self, model: str, host: str | None) -> tuple[Any, str]:
+        entry = self.catalog.resolve(f"{host}/{model}" if host else model)
+        return self.system.lookup(entry.host), entry.model
+
     async def run(
         self, choice: StrategyChoice, context: DecisionContext, progress: Progress
     ) -> DecisionOutcome:
-        """Run ``choice.strategy`` over ``choice.models``."""
-        prompt = context.render()
-        match choice.strategy:
-            case Strategy.SPECIALIZED:
-                progress(f"asking {choice.models[0]}")
-                answer = await self._call(choice.models[0], prompt, "specialist")
-                if answer.error:
-                    raise DecisionFailed(f"{answer.model}: {answer.error}", (answer,))
-                return DecisionOutcome(result=answer.text, answers=(answer,))
-            case Strategy.CONCURRENT:
-                answers = await self._parallel(choice.models, prompt, progress)
-                return self._agreed(answers)
-            case Strategy.CHAIN:
-                return await self._chain(choice.models, prompt, progress)
-            case Strategy.HYBRID:
-                answers = await self._parallel(choice.models, prompt, progress)
-                return await self._synthesise(choice.models[0], prompt, answers, progress)
-
-    async def _call(self, name: str, prompt: str, role: str) -> MemberAnswer:
-        """One model call; a failure becomes the answer's ``error``."""
-        started = time.monotonic()
-        try:
-            entry = self.catalog.resolve(name)
-            host: Ref[object] = self.system.lookup(entry.host)
-            request = ChatRequest.prompt(
-                entry.model, prompt, max_tokens=self.max_tokens, temperature=self.temperature
-            )
-            completion: Completion = await host.ask_async(request, timeout=self.timeout_s)
-        except AskError as exc:
-            return MemberAnswer(
-                model=name,
-                role=role,
-                error=f"{exc.failure.kind.value}: {exc.failure.message}",
-                latency_s=time.monotonic() - started,
-            )
-        except LookupError as exc:
-            return MemberAnswer(model=name, role=role, error=f"not_found: {exc}")
-        return MemberAnswer(
-            model=name,
-            role=role,
-            text=completion.content,
-            latency_s=time.monotonic() - started,
-            cost_usd=completion.cost_usd,
-            input_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
-        )
-
-    async def _parallel(
-        self, models: Sequence[str], prompt: str, progress: Progress
-    ) -> list[MemberAnswer]:
-        """Every member at once; progress as each one answers."""
+        """Run ``choice`` with :func:`~actors.orchestration.strategies.run_strategy`."""
+        plan = choice.plan
+        if not isinstance(plan, Plan):
+            msg = f"CatalogOrchestrator.run: {choice.strategy.value!r} was not chosen by it"
+            raise TypeError(msg)
+        asked = sum(len(wave) for wave in plan.waves)
         done = 0
-        progress(f"0/{len(models)} members answered")
+        call = host_caller(self._resolve, timeout=self.timeout_s)
+        progress(f"0/{asked} members answered")
 
-        async def one(name: str) -> MemberAnswer:
+        async def reported(m: Member, request: ChatRequest) -> Completion | Any:
             nonlocal done
-            answer = await self._call(name, prompt, "member")
-            done += 1
-            progress(f"{done}/{len(models)} members answered")
+            answer = await call(m, request)
+            if done < asked:
+                done += 1
+                progress(f"{done}/{asked} members answered")
+            else:
+                progress(f"{m.label} answered ({plan.kind})")
             return answer
 
-        return list(await asyncio.gather(*(one(m) for m in models)))
-
-    @staticmethod
-    def _agreed(answers: Sequence[MemberAnswer]) -> DecisionOutcome:
-        answered = [a for a in answers if not a.error]
-        if not answered:
-            why = "; ".join(f"{a.model}: {a.error}" for a in answers)
-            raise DecisionFailed(f"no member answered ({why})", answers)
-        best, confidence = agreement([a.text for a in answered])
-        return DecisionOutcome(
-            result=answered[best].text, answers=tuple(answers), confidence=confidence
-        )
-
-    async def _chain(
-        self, models: Sequence[str], prompt: str, progress: Progress
-    ) -> DecisionOutcome:
-        """The first drafts, each next refines; a failed link leaves the answer as it was."""
-        answers: list[MemberAnswer] = []
-        current = ""
-        for index, name in enumerate(models):
-            role = "draft" if not current else "refine"
-            progress(f"{role} {index + 1}/{len(models)}: {name}")
-            text = prompt if not current else _REFINE.format(prompt=prompt, draft=current)
-            answer = await self._call(name, text, role)
-            answers.append(answer)
-            if not answer.error:
-                current = answer.text
-        if not current:
-            why = "; ".join(f"{a.model}: {a.error}" for a in answers)
-            raise DecisionFailed(f"no model in the chain answered ({why})", answers)
-        return DecisionOutcome(result=current, answers=tuple(answers))
-
-    async def _synthesise(
-        self,
-        synthesiser: str,
-        prompt: str,
-        answers: list[MemberAnswer],
-        progress: Progress,
-    ) -> DecisionOutcome:
-        """The best model writes one decision from the members' answers."""
-        answered = [a for a in answers if not a.error]
-        if not answered:
-            return self._agreed(answers)  # raises, naming each failure
-        _, confidence = agreement([a.text for a in answered])
-        listing = "\n".join(f"- {a.model}: {a.text}" for a in answered)
-        progress(f"synthesising with {synthesiser}")
-        text = _SYNTHESISE.format(prompt=prompt, count=len(answered), answers=listing)
-        synthesis = await self._call(synthesiser, text, "synthesis")
-        if synthesis.error:  # the members' agreement still decides
-            agreed = self._agreed(answers)
-            return DecisionOutcome(
-                result=agreed.result, answers=(*answers, synthesis), confidence=confidence
-            )
-        return DecisionOutcome(
-            result=synthesis.text, answers=(*answers, synthesis), confidence=confidence
-        )
+        try:
+            result = await run_strategy(plan, context.render(), call=reported)
+        except StrategyFailed as exc:
+            answers = [_answer(plan.kind, c) for c in exc.calls]
+            raise DecisionFailed(str(exc), answers) from exc
+        return outcome_of(result)

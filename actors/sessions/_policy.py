@@ -6,24 +6,19 @@ No actors and no I/O here: each rule is a function of its arguments, tested alon
 anything; a participant may read, add steps and execute; when a session is open, so may
 every agent. Only the owner lets agents in or opens the session.
 
-**Choosing a strategy** (:func:`choose_strategy`), from the task type, the accumulated
-reasoning and the models that fit in memory now:
-
-1. the usable models: healthy chat models that are loaded, or that fit the free GPU
-   memory (cumulatively: two unloaded models must fit together), best first;
-2. one usable model: ``specialized``;
-3. ``code`` with a model declared strong at code: ``specialized`` on it;
-4. ``creative``: ``chain`` (a draft, then refinements);
-5. reasoning with disagreement in it (a critique step, or hypotheses from two or more
-   agents) and at least three models: ``hybrid`` (parallel answers, then a synthesis);
-6. otherwise: ``concurrent`` (parallel answers; the one the others agree with most wins).
+**Which models may decide** (:func:`usable_models`): healthy chat models that are
+loaded, or that fit the free GPU memory (cumulatively: two unloaded models must fit
+together), best first (declared strong at the task type, then tier, then loaded).
+Which strategy they run is the strategies' chooser's
+(:func:`actors.orchestration.strategies.choose_strategy`), over these models and the
+reasoning so far; :func:`disagreement` says whether that reasoning disagrees with itself.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from actors.sessions._messages import ReasoningStep, StepType, Strategy, TaskType
 
@@ -31,11 +26,10 @@ __all__ = [
     "Candidate",
     "NoModelError",
     "StrategyChoice",
-    "agreement",
     "can_manage",
     "can_use",
-    "choose_strategy",
     "decision_prompt",
+    "disagreement",
     "usable_models",
 ]
 
@@ -81,11 +75,20 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class StrategyChoice:
-    """What :func:`choose_strategy` decided, and why."""
+    """What an orchestrator chose for a decision, and why.
+
+    Attributes:
+        strategy: The strategy.
+        models: The models taking part (``host/model``), in the strategy's order.
+        reason: Why.
+        plan: The orchestrator's own plan (the default's: the strategies package's
+            :class:`~actors.orchestration.strategies.StrategyChoice`).
+    """
 
     strategy: Strategy
     models: tuple[str, ...]
     reason: str
+    plan: Any = None
 
 
 def _quality(candidate: Candidate, task_type: TaskType) -> tuple[int, int, int]:
@@ -120,7 +123,7 @@ def usable_models(
     return usable, left_out
 
 
-def _disagreement(steps: Sequence[ReasoningStep]) -> str:
+def disagreement(steps: Sequence[ReasoningStep]) -> str:
     """Why the reasoning so far disagrees with itself ("" when it does not)."""
     critiques = sum(1 for s in steps if s.step_type is StepType.CRITIQUE)
     if critiques:
@@ -129,58 +132,6 @@ def _disagreement(steps: Sequence[ReasoningStep]) -> str:
     if len(hypothesising) >= 2:
         return f"hypotheses from {len(hypothesising)} agents"
     return ""
-
-
-def choose_strategy(
-    task_type: TaskType,
-    steps: Sequence[ReasoningStep],
-    candidates: Sequence[Candidate],
-    free_bytes: int | None,
-    *,
-    max_members: int = 3,
-) -> StrategyChoice:
-    """The strategy and models for a decision (see the module docstring for the rules).
-
-    Raises:
-        NoModelError: No model can run (none known, all unhealthy, none fits memory).
-    """
-    usable, left_out = usable_models(candidates, task_type, free_bytes)
-    memory = f"; left out: {', '.join(left_out)}" if left_out else ""
-    if not usable:
-        known = ", ".join(c.name for c in candidates) or "none"
-        msg = f"no model can run this decision (known chat models: {known}){memory}"
-        short = any("GiB free" in why for why in left_out)
-        raise NoModelError(msg, memory=short)
-    best = usable[0]
-    if len(usable) == 1:
-        return StrategyChoice(
-            Strategy.SPECIALIZED, (best.name,), f"one usable model, {best.name}{memory}"
-        )
-    if task_type is TaskType.CODE and TaskType.CODE.value in best.strengths:
-        return StrategyChoice(
-            Strategy.SPECIALIZED, (best.name,), f"code task; {best.name} is strong at code{memory}"
-        )
-    members = tuple(c.name for c in usable[:max_members])
-    if task_type is TaskType.CREATIVE:
-        return StrategyChoice(
-            Strategy.CHAIN,
-            members,
-            f"creative task: {members[0]} drafts, {len(members) - 1} refine in turn{memory}",
-        )
-    disagreement = _disagreement(steps)
-    if disagreement and len(members) >= 3:
-        return StrategyChoice(
-            Strategy.HYBRID,
-            members,
-            f"the reasoning disagrees ({disagreement}): {len(members)} models answer in "
-            f"parallel, {members[0]} synthesises{memory}",
-        )
-    return StrategyChoice(
-        Strategy.CONCURRENT,
-        members,
-        f"{task_type.value} task: {len(members)} models answer in parallel, "
-        f"the most agreed-with answer wins{memory}",
-    )
 
 
 _MAX_STEP_CHARS = 2_000
@@ -210,35 +161,3 @@ def decision_prompt(
     lines.append("")
     lines.append(f"Decide: {prompt}")
     return "\n".join(lines)
-
-
-_WORD = re.compile(r"\w+")
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(w.lower() for w in _WORD.findall(text))
-
-
-def agreement(answers: Sequence[str]) -> tuple[int, float]:
-    """The answer the others agree with most, and how much they agree overall (0 to 1).
-
-    Agreement between two answers is the Jaccard similarity of their word sets; each
-    answer scores the mean of its agreement with the others; the first best wins ties.
-    The confidence is the winner's score. One answer: itself, confidence 1.
-    """
-    if not answers:
-        msg = "agreement() needs at least one answer"
-        raise ValueError(msg)
-    if len(answers) == 1:
-        return 0, 1.0
-    sets = [_words(a) for a in answers]
-    scores = []
-    for i, mine in enumerate(sets):
-        total = 0.0
-        for j, theirs in enumerate(sets):
-            if i != j:
-                union = mine | theirs
-                total += len(mine & theirs) / len(union) if union else 1.0
-        scores.append(total / (len(sets) - 1))
-    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-    return best, round(scores[best], 3)

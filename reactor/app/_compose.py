@@ -1,25 +1,27 @@
 """``compose_swarm``: a query and constraints in, a runnable reactor of agent steps out.
 
 The plan (roles, models, strategy) comes from :func:`actors.agents.plan_swarm`; here it
-becomes a reactor whose only input is ``query``. Each strategy is wired with ``agent``
-steps:
+becomes a reactor whose only input is ``query``:
 
 ==================  ============================================================
 strategy            steps
 ==================  ============================================================
-``chain``           each role answers in turn, given the previous answer
-``hierarchical``    the first role plans; the others answer given the plan; the
-                    synthesizer combines
-``hybrid``          the first half answers in parallel; the rest refine in a chain
-``specialized``     the one role best suited answers
-everything else     every role answers in parallel; the synthesizer combines
-(``concurrent``,    (``consensus`` asks it for the answer most agree on)
-``parallel``, ...)
+``chain``           ``agent`` steps: each role answers in turn, given the previous
+                    answer
+``parallel``        ``agent`` steps: every role answers; the synthesizer combines
+                    them under the consensus package's synthesis prompt
+one role            one ``agent`` step
+everything else     one ``strategy`` step (:func:`dsl.strategy`) of that kind over
+                    the roles' models (:meth:`~actors.agents.SwarmPlan.strategy_spec`:
+                    the synthesizer's model coordinates or judges; ``semantic`` with
+                    the catalog's embedding model), its constraints checked
+                    (:func:`actors.orchestration.strategies.check`) before it runs
 ==================  ============================================================
 
-The result is the final step's :class:`~actors.agents.AgentReply`. The reactor class
-carries its plan (:func:`swarm_plan`); :func:`save_swarm` writes the plan as JSON and
-:func:`load_swarm` builds the same reactor again.
+The result is the final step's :class:`~actors.agents.AgentReply`, or the strategy
+step's :class:`~actors.orchestration.strategies.StrategyResult` (both have ``content``).
+The reactor class carries its plan (:func:`swarm_plan`); :func:`save_swarm` writes the
+plan as JSON and :func:`load_swarm` builds the same reactor again.
 """
 
 from __future__ import annotations
@@ -37,18 +39,10 @@ from actors.agents import (
     Template,
     plan_swarm,
 )
-from dsl import Input, Reactor, agent, ref
+from actors.orchestration.consensus import SYNTHESIS_PROMPT
+from dsl import Input, Reactor, agent, ref, strategy
 
 __all__ = ["compose_swarm", "load_swarm", "save_swarm", "swarm_plan", "swarm_reactor"]
-
-_COMBINE = {
-    "consensus": "Several agents answered the question below. Give the answer most of "
-    "them agree on, and note any disagreement.",
-}
-_DEFAULT_COMBINE = (
-    "Several agents answered the question below. Combine their answers into one, keeping "
-    "what each does best."
-)
 
 
 def _step(role: str) -> str:
@@ -60,7 +54,17 @@ def swarm_reactor(plan: SwarmPlan, *, name: str = "Swarm") -> type[Reactor]:
     ns: dict[str, Any] = {"query": Input(str, description="the question or task")}
     roles = [(_step(r.template), r.agent.name) for r in plan.roles]
     last: str
-    if plan.strategy == "chain" or (plan.strategy == "specialized" and len(roles) == 1):
+    if not plan.runs_agents:
+        spec = plan.strategy_spec()  # raises TemplateError naming a broken constraint
+        ns[plan.strategy] = strategy(
+            "{query}",
+            kind=spec.kind,
+            members=spec.members,
+            task_type=plan.task_type,  # type: ignore[arg-type]  # the analyser's
+            embedding_model=spec.embedding_model,
+        )
+        last = plan.strategy
+    elif plan.strategy == "chain" or len(roles) == 1:
         previous = ""
         for step_name, agent_name in roles:
             if previous:
@@ -73,28 +77,6 @@ def swarm_reactor(plan: SwarmPlan, *, name: str = "Swarm") -> type[Reactor]:
                 ns[step_name] = agent("{query}", agent=agent_name)
             previous = step_name
         last = previous
-    elif plan.strategy == "hierarchical":
-        lead, *others = roles
-        ns[lead[0]] = agent("Plan how to answer, in steps: {query}", agent=lead[1])
-        for step_name, agent_name in others:
-            ns[step_name] = agent(
-                "{query}\n\nThe plan:\n{plan}",
-                agent=agent_name,
-                args={"plan": ref(lead[0], "content")},
-            )
-        last = _combine(ns, plan, [lead[0], *(s for s, _ in others)])
-    elif plan.strategy == "hybrid":
-        half = max(1, len(roles) // 2)
-        for step_name, agent_name in roles[:half]:
-            ns[step_name] = agent("{query}", agent=agent_name)
-        last = _combine(ns, plan, [s for s, _ in roles[:half]]) if half > 1 else roles[0][0]
-        for step_name, agent_name in roles[half:]:
-            ns[step_name] = agent(
-                "{query}\n\nSo far:\n{previous}\n\nImprove on it.",
-                agent=agent_name,
-                args={"previous": ref(last, "content")},
-            )
-            last = step_name
     else:
         for step_name, agent_name in roles:
             ns[step_name] = agent("{query}", agent=agent_name)
@@ -107,10 +89,9 @@ def swarm_reactor(plan: SwarmPlan, *, name: str = "Swarm") -> type[Reactor]:
 def _combine(ns: dict[str, Any], plan: SwarmPlan, steps: list[str]) -> str:
     if plan.synthesizer is None:
         return steps[-1]
-    lead = _COMBINE.get(plan.strategy, _DEFAULT_COMBINE)
-    answers = "\n\n".join(f"{s}:\n{{{s}_answer}}" for s in steps)
+    answers = "\n".join(f"{n}. {{{s}_answer}}" for n, s in enumerate(steps, 1))
     ns["synthesis"] = agent(
-        f"{lead}\n\nQuestion: {{query}}\n\n{answers}",
+        f"{SYNTHESIS_PROMPT}\n{answers}\n\nQuestion: {{query}}",
         agent=plan.synthesizer.agent.name,
         args={f"{s}_answer": ref(s, "content") for s in steps},
     )

@@ -10,7 +10,10 @@
    is one and charged to the run;
 4. the result is the :class:`~actors.orchestration.strategies.StrategyResult`; when no
    member answered, the step fails with the members' own failure kind (so the step's
-   retries apply to transient ones) and every member's error in its message.
+   retries apply to transient ones) and every member's error in its message;
+5. the engine's Selector is told what each model did
+   (:func:`~actors.orchestration.strategies.observations`): a vote's agreement is each
+   member's quality, as the Consensus actor reports it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from actors.orchestration.strategies import (
     choose_strategy,
     embedder,
     host_caller,
+    observations,
     run_strategy,
 )
 from dsl import StrategyImpl
@@ -81,7 +85,16 @@ class StrategyExecutor(StepExecutor):
             embedder(services.resolve_host, impl.embedding_model) if impl.embedding_model else None
         )
         return attempt.run(
-            _run(choice, prompt, call=call, system=system, context=context, impl=impl, embed=embed),
+            _run(
+                choice,
+                prompt,
+                call=call,
+                system=system,
+                context=context,
+                impl=impl,
+                embed=embed,
+                selector=services.selector,
+            ),
         )
 
 
@@ -94,6 +107,7 @@ async def _run(
     context: str,
     impl: StrategyImpl,
     embed: Any,
+    selector: Any,
 ) -> StrategyResult:
     span = trace.get_current_span()
     span.set_attribute("reactor.strategy.kind", choice.kind)
@@ -115,6 +129,9 @@ async def _run(
         except ValueError:
             kind = FailureKind.INTERNAL
         raise AskError(Failure(kind=kind, message=str(exc), source="strategy")) from exc
+    if selector is not None:  # what each model did, and a vote's agreement as its quality
+        for seen in observations(result):
+            selector.tell_if_alive(seen)
     span.set_attribute("reactor.strategy.method", result.method)
     span.set_attribute("reactor.strategy.calls", len(result.calls))
     if result.agreement is not None:

@@ -32,6 +32,7 @@ from actors.orchestration.consensus._aggregate import (
     plurality,
     schema_errors,
     trimmed_mean,
+    vote,
     weighted_vote,
 )
 from actors.orchestration.consensus._conclude import (
@@ -148,6 +149,7 @@ __all__ = [
     "stated_confidence",
     "synthesis_request",
     "trimmed_mean",
+    "vote",
     "weighted_vote",
     "wilson_lower",
 ]

@@ -46,6 +46,7 @@ __all__ = [
     "plurality",
     "schema_errors",
     "trimmed_mean",
+    "vote",
     "weighted_vote",
 ]
 
@@ -101,7 +102,15 @@ def _groups(values: Sequence[Any]) -> dict[Any, list[int]]:
     return groups
 
 
-def _vote(values: Sequence[Any], weights: Sequence[float], method: str) -> Verdict:
+def vote(values: Sequence[Any], weights: Sequence[float], method: str = "vote") -> Verdict:
+    """A vote in which each answer counts its own ``weight``.
+
+    The highest total wins, then the most votes, then the answer voted first
+    (:func:`plurality` and :func:`weighted_vote` are this vote).
+    """
+    if len(weights) != len(values):
+        msg = f"vote: {len(weights)} weights for {len(values)} answers"
+        raise ValueError(msg)
     if not values:
         return Verdict(answer=None, method=method)
     groups = _groups(values)
@@ -123,7 +132,7 @@ def _vote(values: Sequence[Any], weights: Sequence[float], method: str) -> Verdi
 
 def plurality(values: Sequence[Any]) -> Verdict:
     """The most frequent answer; a tie goes to the answer whose first vote came first."""
-    return _vote(values, [1.0] * len(values), "plurality")
+    return vote(values, [1.0] * len(values), "plurality")
 
 
 def log_odds_weight(accuracy: float, classes: int = 2) -> float:
@@ -151,7 +160,7 @@ def weighted_vote(
     each = [fill if a is None else log_odds_weight(a, classes) for a in accuracies]
     if not any(w > 0 for w in each):
         each = [1.0] * len(values)
-    return _vote(values, each, "weighted")
+    return vote(values, each, "weighted")
 
 
 # ---- numbers -----------------------------------------------------------------------------

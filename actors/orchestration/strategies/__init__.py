@@ -14,8 +14,14 @@
   (:func:`host_caller`: the model hosts, under the Budget) and returns a
   :class:`StrategyResult` with every call's provenance;
 * the ``consensus`` and ``semantic`` strategies decide through an :class:`Aggregator`
-  ((answers, members) -> :class:`Agreement`): :func:`plurality` and :class:`Resonance` by default,
-  any other injected.
+  ((answers, members) -> :class:`Agreement`): by default :func:`plurality` (the consensus
+  package's extraction, vote and Wilson confidence) and :class:`Resonance` (its
+  clustering over embeddings; :func:`lexical` when embedding fails), any other injected;
+  ``hybrid`` and ``hierarchical`` synthesise with its Mixture-of-Agents prompt.
+
+* :func:`observations`: what a result says about each model, for the Selector's
+  performance history (a vote's agreement as quality, as the Consensus actor reports);
+  the ``strategy`` step tells the engine's Selector.
 
 * :func:`orchestrate` does all three in one call (a prompt, its task type and the
   reasoning so far in; the result out), for callers that are not reactors.
@@ -28,8 +34,7 @@ from actors.orchestration.strategies._aggregate import (
     Agreement,
     Embed,
     Resonance,
-    cosine,
-    normalise,
+    lexical,
     plurality,
     resonate,
 )
@@ -57,6 +62,7 @@ from actors.orchestration.strategies._runner import (
     StrategyResult,
     embedder,
     host_caller,
+    observations,
     run_strategy,
 )
 from actors.orchestration.strategies._spec import (
@@ -104,13 +110,13 @@ __all__ = [
     "check",
     "check_catalog",
     "choose_strategy",
-    "cosine",
     "embedder",
     "fit",
     "host_caller",
+    "lexical",
     "member",
     "member_temperatures",
-    "normalise",
+    "observations",
     "orchestrate",
     "plan_waves",
     "plurality",

@@ -1,31 +1,47 @@
-"""How several answers become one, for the ``consensus`` and ``semantic`` strategies.
+r"""How several answers become one, for the ``consensus`` and ``semantic`` strategies.
 
 The seam is :class:`Aggregator`: a callable from the answers (in member order, failed
 members left out) and the members who gave them to an :class:`Agreement` (the chosen
-answer, how much the members agree, which answers sided with it). It may be sync or
-async. The defaults here are deliberately small:
+answer, how much the members agree, which answers sided with it, how sure that is). It
+may be sync or async. The defaults are adapters over the consensus package
+(:mod:`actors.orchestration.consensus`), which owns extraction, the aggregators and the
+confidence statistics:
 
-* :func:`plurality`: a vote over answers normalised (case, spacing, trailing
-  punctuation, a final ``answer:`` line), each counting its member's ``weight`` (1 by
-  default), ties to the earliest member;
-* :class:`Resonance`: answers embedded by an embedding model; two answers *resonate*
-  when their cosine similarity reaches the threshold; the answer that resonates with
-  the most others (then the highest mean similarity) wins.
+* :func:`plurality`: the answers extracted as categorical answers
+  (:func:`~actors.orchestration.consensus.extract`: ``\boxed{}``, an ``Answer:`` line,
+  else the first line, normalised), then a vote
+  (:func:`~actors.orchestration.consensus.vote`) where each counts its member's
+  ``weight``; the confidence is the Wilson lower bound of the winning share;
+* :class:`Resonance`: answers embedded by an embedding model, then clustered
+  (:func:`~actors.orchestration.consensus.cluster`, average linkage over the cosine
+  matrix, answers alike at ``threshold`` or more); the largest cluster's most central
+  answer wins; :func:`lexical` is the same clustering over text similarity, the stand-in
+  when no embedding can be had.
 
-Richer aggregators (weighted votes, numeric medians with outlier rejection, clustering,
-synthesis) plug in through the same seam: ``run_strategy(..., aggregator=...)`` and the
+Any other aggregator (``weighted_vote`` over measured accuracies, numeric medians, a
+synthesis) plugs in through the same seam: ``run_strategy(..., aggregator=...)`` and the
 ``strategy`` step's ``aggregator=`` option.
 """
 
 from __future__ import annotations
 
-import math
-import re
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import msgspec
 
+from actors.orchestration.consensus import (
+    ConsensusSpec,
+    Verdict,
+    assess,
+    cluster,
+    cosine_matrix,
+    extract,
+    lexical_matrix,
+    normalise,
+    vote,
+)
 from actors.orchestration.strategies._spec import Member
 
 __all__ = [
@@ -33,9 +49,9 @@ __all__ = [
     "Agreement",
     "Embed",
     "Resonance",
-    "cosine",
-    "normalise",
+    "lexical",
     "plurality",
+    "resonate",
 ]
 
 
@@ -44,16 +60,20 @@ class Agreement(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         answer: The chosen answer's text.
-        agreement: How much the members agree with it, 0 to 1 (the share that sided
-            with it, for the defaults).
+        agreement: How much the members agree with it, 0 to 1 (the (weighted) share
+            that sided with it, for the defaults).
         supporters: The indexes (into the answers given) that sided with it.
-        method: What decided (``plurality``, ``resonance``, or the aggregator's name).
+        method: What decided (``plurality``, ``cluster``, ``lexical``, or the
+            aggregator's name).
+        confidence: The Wilson 95% lower bound of the supporters' share (``None``: the
+            aggregator did not say).
     """
 
     answer: str
     agreement: float
     supporters: tuple[int, ...] = ()
     method: str = ""
+    confidence: float | None = None
 
 
 class Aggregator(Protocol):
@@ -73,65 +93,63 @@ class Aggregator(Protocol):
 Embed = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
 """``texts -> vectors`` (one per text, in order): an embedding model's answer."""
 
-_ANSWER_LINE = re.compile(r"(?:final answer|answer)\s*(?:[:=]|is\b)\s*(.+)$", re.IGNORECASE)
+_TEXT = ConsensusSpec(output="text")
+"""The consensus package's defaults for free text (its cluster thresholds)."""
 
 
-def normalise(text: str) -> str:
-    """An answer, comparable: what follows its last ``answer:`` or ``answer is``, tidied."""
-    stripped = text.strip()
-    lines = [line for line in stripped.splitlines() if line.strip()]
-    for line in reversed(lines):
-        found = _ANSWER_LINE.search(line)
-        if found:
-            stripped = found.group(1)
-            break
-    words = " ".join(stripped.lower().split())
-    return words.strip(" .!?;:,\"'`*")
+def _agreement(answers: Sequence[str], verdict: Verdict) -> Agreement:
+    """A consensus :class:`Verdict` over ``answers`` as an :class:`Agreement`."""
+    chosen = verdict.representative
+    if chosen is None:
+        chosen = verdict.support[0] if verdict.support else 0
+    confidence = assess(verdict, len(answers), 0.0).confidence
+    return Agreement(
+        answer=answers[chosen].strip(),
+        agreement=verdict.share,
+        supporters=verdict.support,
+        method=verdict.method,
+        confidence=confidence,
+    )
 
 
 def plurality(answers: Sequence[str], members: Sequence[Member] = (), /) -> Agreement:
-    """The normalised answer with the most (weighted) votes; agreement is its share.
+    """The extracted answer with the most (weighted) votes; agreement is its share.
 
     Each answer counts its member's ``weight`` (all 1 when ``members`` is not given);
-    ties go to the answer given first.
+    ties go to the answer given first. An answer with nothing to extract (an empty
+    text) votes on its own normalised text.
     """
     if not answers:
         msg = "plurality of no answers"
         raise ValueError(msg)
     weights = [m.weight for m in members] if len(members) == len(answers) else [1.0] * len(answers)
-    groups: dict[str, list[int]] = {}
-    for index, text in enumerate(answers):
-        groups.setdefault(normalise(text), []).append(index)
-
-    def votes(indexes: list[int]) -> float:
-        return sum(weights[i] for i in indexes)
-
-    best = max(groups.values(), key=lambda ix: (votes(ix), -ix[0]))
-    total = sum(weights)
-    return Agreement(
-        answer=answers[best[0]].strip(),
-        agreement=votes(best) / total if total > 0 else 0.0,
-        supporters=tuple(best),
-        method="plurality",
-    )
+    values = [extract(text, "categorical") or normalise(text) for text in answers]
+    method = "plurality" if len(set(weights)) == 1 else "weighted"
+    return _agreement(answers, vote(values, weights, method))
 
 
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    """Cosine similarity of two vectors (0 when either is all zeros)."""
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(y * y for y in b))
-    if na == 0.0 or nb == 0.0:
-        return 0.0
-    return dot / (na * nb)
+def resonate(
+    answers: Sequence[str], vectors: Sequence[Sequence[float]], threshold: float
+) -> Agreement:
+    """:class:`Resonance`'s choice, given the vectors: the consensus clustering over cosines."""
+    return _agreement(answers, cluster(list(answers), cosine_matrix(vectors), threshold))
+
+
+def lexical(answers: Sequence[str], _members: Sequence[Member] = (), /) -> Agreement:
+    """The clustering over text similarity (difflib), for when embeddings cannot be had."""
+    if not answers:
+        msg = "clustering of no answers"
+        raise ValueError(msg)
+    verdict = cluster(list(answers), lexical_matrix(answers), _TEXT.lexical_similarity)
+    return _agreement(answers, dataclasses.replace(verdict, method="lexical"))
 
 
 class Resonance:
-    """Semantic agreement: the answer that resonates with the most others, by embeddings.
+    """Semantic agreement: the answers clustered by their embeddings; the largest wins.
 
     Args:
         embed: Fetches the answers' vectors (an embedding model on a host).
-        threshold: The cosine similarity at which two answers resonate.
+        threshold: The cosine similarity at which two answers belong together.
     """
 
     __slots__ = ("embed", "threshold")
@@ -143,7 +161,7 @@ class Resonance:
     async def __call__(
         self, answers: Sequence[str], _members: Sequence[Member] = (), /
     ) -> Agreement:
-        """Embed, compare every pair, and choose (agreement: the share that resonates)."""
+        """Embed, cluster, and choose (agreement: the largest cluster's share)."""
         if not answers:
             msg = "resonance of no answers"
             raise ValueError(msg)
@@ -152,25 +170,3 @@ class Resonance:
             msg = f"the embedding model gave {len(vectors)} vectors for {len(answers)} answers"
             raise ValueError(msg)
         return resonate(answers, vectors, self.threshold)
-
-
-def resonate(
-    answers: Sequence[str], vectors: Sequence[Sequence[float]], threshold: float
-) -> Agreement:
-    """:class:`Resonance`'s choice, given the vectors (a pure function, tested alone)."""
-    n = len(answers)
-    sims = [[1.0 if i == j else cosine(vectors[i], vectors[j]) for j in range(n)] for i in range(n)]
-
-    def score(i: int) -> tuple[int, float, int]:
-        near = sum(1 for j in range(n) if sims[i][j] >= threshold)
-        mean = sum(sims[i]) / n
-        return (near, mean, -i)
-
-    best = max(range(n), key=score)
-    supporters = tuple(j for j in range(n) if sims[best][j] >= threshold)
-    return Agreement(
-        answer=answers[best].strip(),
-        agreement=len(supporters) / n,
-        supporters=supporters,
-        method="resonance",
-    )

@@ -13,8 +13,8 @@ asked under the Budget when there is one. In outline:
 3. the strategy's own step runs: a chain's next link refines, a specialist's failure
    passes to the next specialist, a synthesiser (``hybrid``) or coordinator
    (``hierarchical``) reads the answers (the best answer stands in when it fails), an
-   aggregator decides (``consensus``, ``semantic``; plurality stands in when embedding
-   fails), a judge compares every pair (``combinatorial``);
+   aggregator decides (``consensus``, ``semantic``; clustering by text similarity
+   stands in when embedding fails), a judge compares every pair (``combinatorial``);
 4. the result: the answer, the agreement where there is one, and every call with its
    member, stage, answer or error, latency, tokens and cost.
 
@@ -36,11 +36,14 @@ import msgspec
 from actors import AskError, Failure, FailureKind, Ref
 from actors.llm import ChatRequest, Completion, Embeddings, EmbedRequest
 from actors.orchestration.budget import SpendScope, budgeted_chat
+from actors.orchestration.consensus import synthesis_request
+from actors.orchestration.selection import Observed
 from actors.orchestration.strategies._aggregate import (
     Aggregator,
     Agreement,
     Embed,
     Resonance,
+    lexical,
     plurality,
 )
 from actors.orchestration.strategies._chooser import StrategyChoice, specialists
@@ -54,6 +57,7 @@ __all__ = [
     "StrategyResult",
     "embedder",
     "host_caller",
+    "observations",
     "run_strategy",
 ]
 
@@ -119,10 +123,13 @@ class StrategyResult(msgspec.Struct, frozen=True, kw_only=True):
             ``combinatorial``: the winner's share of the pairwise wins; else ``None``.
         agreed: ``consensus``: agreement reached the threshold; ``semantic``: the winner
             resonated with another answer; else ``None``.
+        confidence: ``consensus``/``semantic``: the Wilson 95% lower bound of the
+            supporters' share (the consensus package's confidence), when the
+            aggregator gives one; else ``None``.
         method: What decided: ``first``, ``race``, ``last``, ``specialist``,
             ``synthesis``, ``coordinator``, ``perspectives``, ``plurality``,
-            ``resonance``, ``pairwise``, or an injected aggregator's name; with
-            ``fallback:`` in front when a stand-in decided.
+            ``weighted``, ``cluster``, ``pairwise``, or an injected aggregator's name;
+            with ``fallback:`` in front when a stand-in decided (``fallback:lexical``).
         task_type: The task type (it set temperatures and token allowances).
         auto: Whether the chooser chose the strategy.
         reasons: Why this strategy and schedule, and anything that went wrong on the way.
@@ -137,6 +144,7 @@ class StrategyResult(msgspec.Struct, frozen=True, kw_only=True):
     answered_by: tuple[str, ...] = ()
     agreement: float | None = None
     agreed: bool | None = None
+    confidence: float | None = None
     method: str = ""
     task_type: str = "general"
     auto: bool = False
@@ -174,6 +182,43 @@ class StrategyFailed(Exception):  # noqa: N818 - the strategy's outcome, not a p
         self.kind = kinds[0] if kinds else "internal"
         detail = "; ".join(f"{c.member}: {c.error_kind}: {c.error}" for c in calls) or "no calls"
         super().__init__(f"strategy {strategy!r}: no member answered ({detail})")
+
+
+_VOTES = ("consensus", "semantic")
+_MEANINGFUL = 3
+"""Answers a vote needs before agreeing with it says anything about a member."""
+
+
+def observations(result: StrategyResult) -> list[Observed]:
+    """What the result says about each model, for the Selector's performance history.
+
+    One :class:`~actors.orchestration.selection.Observed` per call that ended (calls
+    cancelled by a won race are left out): whether it answered, its latency and cost;
+    for ``consensus`` and ``semantic`` with three or more answers, each answer's quality
+    is 1 when it sided with the decision and 0 when it did not (as the Consensus actor
+    reports its members).
+    """
+    answered = sum(1 for c in result.calls if c.ok and c.stage == "answer")
+    vote = result.strategy in _VOTES and answered >= _MEANINGFUL
+    found: list[Observed] = []
+    for c in result.calls:
+        if c.error_kind == FailureKind.CANCELLED.value:
+            continue
+        quality = None
+        if vote and c.ok and c.stage == "answer":
+            quality = 1.0 if c.member in result.answered_by else 0.0
+        found.append(
+            Observed(
+                model=f"{c.host}/{c.model}" if c.host else c.member.split(" (")[0],
+                task_type=result.task_type,
+                ok=c.ok,
+                kind=c.error_kind,
+                latency_s=c.latency_s or None,
+                cost_usd=c.cost_usd,
+                quality=quality,
+            )
+        )
+    return found
 
 
 # ---- the engine's paths ---------------------------------------------------------------
@@ -252,21 +297,12 @@ def _refine_prompt(prompt: str, previous: str) -> str:
     )
 
 
-def _numbered(answers: Sequence[tuple[str, str]]) -> str:
-    return "\n\n".join(f"[{i}] ({who})\n{text}" for i, (who, text) in enumerate(answers, 1))
-
-
-def _synthesis_prompt(prompt: str, answers: Sequence[tuple[str, str]], *, coordinator: bool) -> str:
-    role = (
-        "You coordinate these workers. Decide the final answer"
-        if coordinator
-        else "Synthesise these drafts into one best answer"
-    )
-    return (
-        f"{prompt}\n\nAnswers from several models:\n\n{_numbered(answers)}\n\n"
-        f"{role}: evaluate them critically (some may be wrong), do not simply copy one, "
-        "and give only the final answer."
-    )
+_COORDINATE = (
+    "You coordinate the workers whose responses you were given: decide the final answer "
+    "and give only that."
+)
+"""Added to a ``hierarchical`` coordinator's task (the references come from the
+consensus package's Mixture-of-Agents synthesis prompt, as for ``hybrid``)."""
 
 
 def _judge_prompt(prompt: str, a: str, b: str) -> str:
@@ -310,7 +346,14 @@ class _Run:
         self.reasons: list[str] = list(choice.reasons)
 
     async def ask(
-        self, index: int, text: str, stage: str, wave: int, max_tokens: int
+        self,
+        index: int,
+        text: str,
+        stage: str,
+        wave: int,
+        max_tokens: int,
+        *,
+        references: Sequence[str] = (),
     ) -> MemberOutcome:
         m = self.members[index]
         temperature = self.choice.temperatures[index]
@@ -319,6 +362,8 @@ class _Run:
         request = ChatRequest.prompt(
             "", text, system=self.system, temperature=temperature, max_tokens=max_tokens
         )
+        if references:
+            request = synthesis_request(request, references)
         started = time.perf_counter()
         try:
             answer = await self.call(m, request)
@@ -423,6 +468,7 @@ async def run_strategy(
         answered_by=verdict.answered_by,
         agreement=verdict.agreement,
         agreed=verdict.agreed,
+        confidence=verdict.confidence,
         method=verdict.method,
         task_type=choice.task_type,
         auto=choice.auto,
@@ -440,6 +486,7 @@ class _Verdict(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     agreement: float | None = None
     agreed: bool | None = None
+    confidence: float | None = None
 
 
 _Runner = Callable[[_Run, Aggregator | None, Embed | None], Awaitable[_Verdict]]
@@ -525,10 +572,15 @@ async def _synthesised(run: _Run, synthesiser: int, *, coordinator: bool) -> _Ve
         raise run.fail()
     stage = "coordinate" if coordinator else "synthesis"
     method = "coordinator" if coordinator else "synthesis"
-    text = _synthesis_prompt(
-        run.prompt, [(o.member, o.content) for o in answered], coordinator=coordinator
+    text = f"{run.prompt}\n\n{_COORDINATE}" if coordinator else run.prompt
+    final = await run.ask(
+        synthesiser,
+        text,
+        stage,
+        run.later_wave,
+        profile.synthesis_tokens,
+        references=[o.content for o in answered],
     )
-    final = await run.ask(synthesiser, text, stage, run.later_wave, profile.synthesis_tokens)
     if final.ok:
         return _Verdict(answer=final.content, answered_by=(final.member,), method=method)
     stand_in = _first_preferred(run, answered)
@@ -598,6 +650,7 @@ async def _consensus(run: _Run, aggregator: Aggregator | None, _embed: Embed | N
         method=agreement.method or getattr(aggregator, "__name__", "aggregator"),
         agreement=agreement.agreement,
         agreed=agreed,
+        confidence=agreement.confidence,
     )
 
 
@@ -620,11 +673,9 @@ async def _semantic(run: _Run, aggregator: Aggregator | None, embed: Embed | Non
         why = exc.failure.message if isinstance(exc, AskError) else str(exc)
         run.reasons.append(
             f"embedding with {strategy.embedding_model} failed ({why}): "
-            "a plurality over normalised text stands in"
+            "clustering by text similarity stands in"
         )
-        agreement = plurality(
-            [o.content for o in answered], [run.members[o.index] for o in answered]
-        )
+        agreement = lexical([o.content for o in answered])
         method_prefix = "fallback:"
     agreed = len(agreement.supporters) >= 2
     return _Verdict(
@@ -633,6 +684,7 @@ async def _semantic(run: _Run, aggregator: Aggregator | None, embed: Embed | Non
         method=method_prefix + (agreement.method or "aggregator"),
         agreement=agreement.agreement,
         agreed=agreed,
+        confidence=agreement.confidence,
     )
 
 

@@ -19,8 +19,8 @@ how several answers become one:
 ``hierarchical``    workers answer; the ``coordinator`` member reads them and decides
                     (the best worker answer when the coordinator fails).
 ``semantic``        every member answers; answers are embedded by ``embedding_model``
-                    and the one that resonates (cosine >= ``resonance``) with most
-                    others wins.
+                    and clustered (cosine >= ``resonance``); the largest cluster's
+                    most central answer wins.
 ``combinatorial``   every member answers; each pair is judged (which is better?) and
                     the answer with the most wins is chosen. 2 to 16 members.
 ==================  =================================================================

@@ -79,7 +79,11 @@ tier = 2
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
     """A fake OpenAI-compatible server with two models."""
-    models = [FakeModel("llama3.2", context_length=8192), FakeModel("qwen2.5", context_length=2048)]
+    models = [
+        FakeModel("llama3.2", context_length=8192),
+        FakeModel("qwen2.5", context_length=2048),
+        FakeModel("nomic-embed", embeddings=True),  # for the semantic strategy
+    ]
     with FakeServer("openai", models=models) as running:
         yield running
 

@@ -8,6 +8,7 @@ import pytest
 
 from actors.agents import STRATEGIES, SwarmConstraints, TemplateError, plan_swarm
 from actors.llm import Catalog, HostInventory, ModelInfo
+from actors.orchestration.strategies import KINDS, StrategyResult
 from reactor.app import compose_swarm, load_swarm, save_swarm, swarm_plan
 from tests.actors.agents.conftest import World
 
@@ -43,11 +44,32 @@ def test_a_code_query_is_a_chain_and_each_step_gets_the_previous_answer(world: W
 
 @pytest.mark.parametrize("strategy", ["hierarchical", "hybrid", "consensus", "semantic"])
 def test_every_strategy_builds_a_reactor_that_runs(world: World, strategy: str) -> None:
-    """Named strategies wire the same roles differently, and each runs."""
+    """Strategies other than an agent pipeline are one strategy step of that kind; each runs."""
     query = "Research, analyse and write about the risks of AI in medicine"
     swarm = compose_swarm(query, {"strategy": strategy, "max_agents": 4}, agents=world.agents)
-    assert swarm_plan(swarm).strategy == strategy
-    assert world.engine.run(swarm, {"query": query}).content
+    plan = swarm_plan(swarm)
+    assert plan.strategy == strategy
+    assert strategy in swarm.to_mermaid()
+    result = world.engine.run(swarm, {"query": query})
+    assert isinstance(result, StrategyResult)
+    assert result.strategy == strategy
+    assert result.content
+    models = {c.model for c in world.server.calls if c.path.endswith("/chat/completions")}
+    assert models <= {"llama3.2", "qwen2.5"}  # the roles' models answered
+    if strategy == "semantic":
+        assert plan.embedding_model == "local/nomic-embed"
+        assert any(c.path.endswith("/embeddings") for c in world.server.calls)
+
+
+def test_a_strategy_whose_constraints_the_roles_break_is_refused_before_it_runs(
+    world: World,
+) -> None:
+    """Consensus needs 3 members; two roles (and a synthesizer) are refused at compose time."""
+    query = "Research, analyse and write about the risks of AI in medicine"
+    with pytest.raises(TemplateError, match="at least 3 members") as caught:
+        compose_swarm(query, {"strategy": "consensus", "max_agents": 3}, agents=world.agents)
+    assert caught.value.field == "strategy 'consensus'"
+    assert not [c for c in world.server.calls if c.method == "POST"]  # no model was asked
 
 
 def test_models_are_assigned_within_the_constraints(world: World) -> None:
@@ -106,3 +128,4 @@ def test_a_swarm_is_saved_and_loaded(world: World, tmp_path: Path) -> None:
     assert swarm_plan(again) == swarm_plan(swarm)
     assert again.to_mermaid() == swarm.to_mermaid()
     assert set(STRATEGIES) >= {swarm_plan(swarm).strategy}
+    assert STRATEGIES == KINDS  # one list of names: the strategies package's

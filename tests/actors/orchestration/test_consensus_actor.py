@@ -28,6 +28,7 @@ from actors.testing import FakeModel, FakeServer, Fault, Reply
 from actors.testing._server import Exchange
 from otel.testing import InMemorySpanExporter
 from tests.support.hosts import start_host_async
+from tests.support.local import local_resolver
 
 ANSWERS: dict[str, str] = {
     "m1": "The answer is Paris.",
@@ -58,10 +59,7 @@ def server() -> Iterator[FakeServer]:
 async def coordinator(system: System, server: FakeServer, **kwargs: Any) -> Any:
     """A host ``local`` for ``server`` and a Consensus actor resolving every model to it."""
     await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=10.0))
-
-    def resolve(model: str, host: str | None) -> tuple[Any, str]:
-        return system.lookup(host or "local"), model
-
+    resolve = local_resolver(system)
     return await system.spawn_async(Consensus, name="consensus", args=(resolve,), kwargs=kwargs)
 
 
@@ -369,12 +367,8 @@ async def test_agreement_reaches_the_selectors_performance_history(
     await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=10.0))
     catalog = Catalog()
     selector = await system.spawn_async(Selector, name="selector", args=(catalog,))
-
-    def resolve(model: str, host: str | None) -> tuple[Any, str]:
-        return system.lookup(host or "local"), model
-
     ref = await system.spawn_async(
-        Consensus, name="consensus", args=(resolve,), kwargs={"selector": selector}
+        Consensus, name="consensus", args=(local_resolver(system),), kwargs={"selector": selector}
     )
     spec = ConsensusSpec(members=members("m1", "m2", "m4"), aggregator="plurality")
     await ref.ask_async(ask(spec))

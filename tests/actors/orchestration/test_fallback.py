@@ -18,6 +18,7 @@ from actors.orchestration.fallback import Health
 from actors.testing import FakeModel, FakeServer, Fault, Reply
 from otel.testing import InMemorySpanExporter
 from tests.support.hosts import start_host_async
+from tests.support.local import asked, local_resolver
 
 # ---- health (pure) ------------------------------------------------------------------------
 
@@ -66,16 +67,8 @@ def server() -> Iterator[FakeServer]:
 async def chain_actor(system: System, server: FakeServer, chain: Chain, name: str = "chain") -> Any:
     """A host ``local`` for ``server`` and a FallbackChain for ``chain`` resolving to it."""
     await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=5.0))
-
-    def resolve(model: str, host: str | None) -> tuple[Any, str]:
-        return system.lookup(host or "local"), model
-
+    resolve = local_resolver(system)
     return await system.spawn_async(FallbackChain, name=name, args=(chain, resolve))
-
-
-def asked(server: FakeServer) -> list[str]:
-    """The models the server was asked, in order."""
-    return [c.model or "" for c in server.calls if c.path.endswith("/chat/completions")]
 
 
 def prompt(text: str = "hello", **fields: Any) -> FallbackRequest:

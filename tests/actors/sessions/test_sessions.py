@@ -18,6 +18,7 @@ import pytest
 
 from actors import AskError, FailureKind, System
 from actors.llm import Catalog, HostConfig, HostInventory, ModelConfig, ModelInfo
+from actors.orchestration.consensus import SYNTHESIS_PROMPT, wilson_lower
 from actors.sessions import (
     STREAM_PREFIX,
     DecisionContext,
@@ -36,6 +37,7 @@ from actors.sessions import (
 from actors.store import JournalAppend
 from actors.testing import FakeServer, Fault, Reply
 from tests.support.hosts import start_host
+from tests.support.local import local_catalog
 
 MODELS = ("alpha", "beta", "gamma")
 
@@ -43,7 +45,7 @@ MODELS = ("alpha", "beta", "gamma")
 def answers(exchange: Any) -> Reply:
     """Alpha and beta agree, gamma does not; a synthesis or refinement says so."""
     prompt = exchange.prompt_text()
-    if "models answered" in prompt:
+    if SYNTHESIS_PROMPT.splitlines()[0] in prompt:  # the strategies synthesise with it
         return Reply(text=f"[{exchange.model}] synthesis: adopt LRU with a scan filter")
     if "A previous answer" in prompt:
         return Reply(text=f"[{exchange.model}] refined: LRU with a scan filter, tuned")
@@ -59,24 +61,13 @@ def fake() -> Iterator[FakeServer]:
         yield server
 
 
-def catalog_for(server: FakeServer, **declared: ModelConfig) -> Catalog:
-    """A catalog with the fake's three models, loaded, on host ``local``."""
-    catalog = Catalog(declared=declared)
-    inventory = HostInventory(
-        url=server.url,
-        provider="openai",
-        reachable=True,
-        models=tuple(ModelInfo(id=m, loaded=True) for m in MODELS),
-    )
-    catalog.add_host("local", inventory)
-    return catalog
-
-
 @pytest.fixture
 def sessions(system: System, fake: FakeServer, tmp_path: Path) -> Sessions:
     """Sessions over a Store in ``tmp_path`` and the fake's models (alpha declared tier 3)."""
     start_host(system, HostConfig(url=fake.url, protocol="openai", timeout_s=5.0), name="local")
-    catalog = catalog_for(fake, alpha=ModelConfig(tier=3), beta=ModelConfig(tier=2))
+    catalog = local_catalog(
+        fake, MODELS, declared={"alpha": ModelConfig(tier=3), "beta": ModelConfig(tier=2)}
+    )
     return Sessions(system, db_path=tmp_path / "s.db", catalog=catalog).open()
 
 
@@ -136,20 +127,23 @@ def test_the_six_operations(sessions: Sessions, fake: FakeServer) -> None:
 
 
 def test_strategies_follow_the_task_and_the_reasoning(sessions: Sessions) -> None:
-    """Creative runs a chain (draft, refine, refine); analysis runs concurrent (agreed answer)."""
-    sid = sessions.initiate_reasoning_session("Name the product", "alice")
-    chain = sessions.execute_orchestrated_decision(sid, "alice", "A name?", "creative", wait_s=10)
-    assert chain.strategy is Strategy.CHAIN
-    assert [a.role for a in chain.answers] == ["draft", "refine", "refine"]
-    assert chain.result.startswith("[gamma] refined")  # the last link's refinement
+    """The strategies' chooser decides: a trivial creative task races, reasoning votes.
 
-    concurrent = sessions.execute_orchestrated_decision(
-        sid, "alice", "Which?", "analysis", wait_s=10
-    )
-    assert concurrent.strategy is Strategy.CONCURRENT
-    assert (
-        concurrent.result == "adopt LRU with a scan filter"
-    )  # alpha and beta agree; gamma does not
+    The vote is the consensus package's: alpha and beta agree, gamma does not, and the
+    confidence is the Wilson lower bound of 2 of 3.
+    """
+    sid = sessions.initiate_reasoning_session("Name the product", "alice")
+    race = sessions.execute_orchestrated_decision(sid, "alice", "A name?", "creative", wait_s=10)
+    assert race.status is ExecutionStatus.COMPLETED, race.error
+    assert race.strategy is Strategy.CONCURRENT
+    assert "trivial task" in race.reason
+    assert race.result in ("adopt LRU with a scan filter", "random replacement is fine")
+
+    vote = sessions.execute_orchestrated_decision(sid, "alice", "Which?", "reasoning", wait_s=10)
+    assert vote.strategy is Strategy.CONSENSUS
+    assert vote.result == "adopt LRU with a scan filter"
+    assert vote.confidence == pytest.approx(wilson_lower(2, 3))
+    assert [a.role for a in vote.answers] == ["member"] * 3
     assert [e.execution_id for e in sessions.get_reasoning_session(sid, "alice").executions] == [
         "d1",
         "d2",
@@ -164,7 +158,7 @@ def test_a_long_execution_answers_with_a_handle_and_shows_progress(
     sid = sessions.initiate_reasoning_session("Slow one", "alice")
     handle = sessions.execute_orchestrated_decision(sid, "alice", "Decide", "reasoning")
     assert handle.status is ExecutionStatus.RUNNING
-    assert handle.strategy is Strategy.CONCURRENT
+    assert handle.strategy is Strategy.CONSENSUS
 
     def progress() -> str:
         return sessions.get_reasoning_session(sid, "alice").executions[0].progress
@@ -310,7 +304,7 @@ def test_passivated_sessions_come_back_from_the_store(
     assert (activity.active, activity.activations, activity.passivations) == (1, 2, 1)
 
     with System(name="other", default_timeout=5.0) as other:
-        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=catalog_for(fake))
+        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=local_catalog(fake, MODELS))
         assert elsewhere.get_reasoning_session(sid, "bob") == before
 
 
@@ -318,7 +312,9 @@ def test_idle_sessions_passivate_themselves(
     system: System, fake: FakeServer, tmp_path: Path
 ) -> None:
     """With a short idle time an unused session leaves memory by itself; a call brings it back."""
-    sessions = Sessions(system, db_path=tmp_path / "i.db", catalog=catalog_for(fake), idle_s=0.05)
+    sessions = Sessions(
+        system, db_path=tmp_path / "i.db", catalog=local_catalog(fake, MODELS), idle_s=0.05
+    )
     sid = sessions.initiate_reasoning_session("Short-lived", "alice")
     until(lambda: sessions.activity().passivations == 1)
     assert sessions.activity().active == 0
@@ -405,7 +401,9 @@ def test_the_async_api(system: System, fake: FakeServer, tmp_path: Path) -> None
     start_host(system, HostConfig(url=fake.url, protocol="openai", timeout_s=5.0), name="local")
 
     async def scenario() -> tuple[str, int, Execution, int]:
-        async with Sessions(system, db_path=tmp_path / "a.db", catalog=catalog_for(fake)) as api:
+        async with Sessions(
+            system, db_path=tmp_path / "a.db", catalog=local_catalog(fake, MODELS)
+        ) as api:
             sid = await api.initiate_reasoning_session_async("Async", "alice", ["x"])
             step = await api.add_reasoning_step_async(sid, "alice", "async step", "conclusion")
             handle = await api.execute_orchestrated_decision_async(sid, "alice", "Go", "general")
@@ -476,7 +474,7 @@ def test_a_second_writer_of_the_same_session_is_refused_then_caught_up(
     sid = sessions.initiate_reasoning_session("Shared file", "alice", open=True)
     assert sessions.get_reasoning_session(sid, "alice").steps == ()  # active here
     with System(name="other", default_timeout=5.0) as other:
-        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=catalog_for(fake))
+        elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=local_catalog(fake, MODELS))
         elsewhere.add_reasoning_step(sid, "bob", "written elsewhere")
     with pytest.raises(AskError, match="UNIQUE|expected_seq"):
         sessions.add_reasoning_step(sid, "alice", "written here")

@@ -25,6 +25,7 @@ from reactor.app import Engine
 from reactor.kinds import answer_review
 from reactor.run import RunFailedError, RunHaltedError, StepCompleted
 from tests.support.hosts import start_host
+from tests.support.local import local_engine
 
 WAIT = 20.0
 ANSWERS = {"a": "Answer: yes", "b": "yes.", "c": "YES", "d": "no", "e": "no, not at all"}
@@ -46,13 +47,7 @@ def server(system: System) -> Iterator[FakeServer]:
 
 def engine_for(system: System, tmp_path: Path, config: Config | None = None) -> Engine:
     """An engine whose models are all on ``local``."""
-    return Engine(
-        system,
-        db_path=tmp_path / "runs.db",
-        logging=False,
-        hosts=dict.fromkeys(ANSWERS, "local"),
-        config=config,
-    )
+    return local_engine(system, tmp_path, ANSWERS, config=config)
 
 
 class Vote(Reactor):

@@ -20,6 +20,7 @@ from dsl import Input, Reactor, ask, fallback, step
 from reactor.app import Engine
 from reactor.run import RunFailedError
 from tests.support.hosts import start_host
+from tests.support.local import asked, local_engine
 
 
 @pytest.fixture
@@ -32,18 +33,7 @@ def server(system: System) -> Iterator[FakeServer]:
 
 def engine_for(system: System, tmp_path: Path, config: Config | None = None) -> Engine:
     """An engine whose models are all on ``local``."""
-    return Engine(
-        system,
-        db_path=tmp_path / "runs.db",
-        logging=False,
-        hosts={"primary": "local", "backup": "local"},
-        config=config,
-    )
-
-
-def asked(server: FakeServer) -> list[str]:
-    """The models the server was asked, in order."""
-    return [c.model or "" for c in server.calls if c.path.endswith("/chat/completions")]
+    return local_engine(system, tmp_path, ["primary", "backup"], config=config)
 
 
 class Answer(Reactor):

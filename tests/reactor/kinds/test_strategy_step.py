@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from actors import System
-from actors.llm import Catalog, Config, HostConfig, HostInventory, ModelInfo
+from actors.llm import Config, HostConfig
+from actors.orchestration import HistoryQuery
 from actors.orchestration.strategies import StrategyResult, member
 from actors.testing import Exchange, FakeModel, FakeServer, Reply
 from dsl import DefinitionError, Input, Reactor, step, strategy
@@ -24,6 +25,7 @@ from otel.testing import InMemorySpanExporter
 from reactor.app import Engine
 from reactor.run import RunFailedError
 from tests.support.hosts import start_host
+from tests.support.local import asked, local_catalog, local_engine
 
 ANSWERS = {"a": "42", "b": "The answer is 42.", "c": "41"}
 MODELS = [*ANSWERS, "emb"]
@@ -43,35 +45,12 @@ def server(system: System) -> Iterator[FakeServer]:
         yield fake
 
 
-def catalog_for(server: FakeServer) -> Catalog:
-    """The catalog the fleet would build for ``server``: every model resident."""
-    catalog = Catalog()
-    infos = [ModelInfo(id=x, loaded=True, size_bytes=1) for x in ANSWERS]
-    infos.append(ModelInfo(id="emb", loaded=True, capabilities=("embeddings",)))
-    catalog.add_host(
-        "local",
-        HostInventory(url=server.url, provider="openai", reachable=True, models=tuple(infos)),
-    )
-    return catalog
-
-
 def engine_for(
     system: System, tmp_path: Path, server: FakeServer, config: Config | None = None
 ) -> Engine:
     """An engine whose models are all on ``local``, with the server's catalog."""
-    return Engine(
-        system,
-        db_path=tmp_path / "runs.db",
-        logging=False,
-        hosts=dict.fromkeys(MODELS, "local"),
-        config=config,
-        catalog=catalog_for(server),
-    )
-
-
-def chats(server: FakeServer) -> list[str]:
-    """The models asked to chat, in order."""
-    return [c.model or "" for c in server.calls if c.path.endswith("/chat/completions")]
+    catalog = local_catalog(server, ANSWERS, embeddings=["emb"], size_bytes=1)
+    return local_engine(system, tmp_path, MODELS, config=config, catalog=catalog)
 
 
 class Vote(Reactor):
@@ -93,16 +72,21 @@ class Vote(Reactor):
 def test_a_consensus_step_answers_with_its_agreement(
     system: System, tmp_path: Path, server: FakeServer
 ) -> None:
-    """Two of three agree on 42: the step's result says so, and every member was asked."""
+    """Two of three agree on 42: the step's result says so, and every member was asked.
+
+    The Selector learns the agreement as each member's quality (c disagreed).
+    """
     with engine_for(system, tmp_path, server) as engine:
         result = engine.run(Vote, {"question": "What is six times seven?"})
+        history = engine.selector.ask(HistoryQuery()).models
+    assert {m: history[f"local/{m}"].quality for m in "abc"} == {"a": 1.0, "b": 1.0, "c": 0.0}
     assert result == {
         "answer": "42",
         "agreement": pytest.approx(2 / 3),
         "agreed": True,
         "members": ["a", "b", "c"],
     }
-    assert sorted(chats(server)) == ["a", "b", "c"]
+    assert sorted(asked(server)) == ["a", "b", "c"]
 
 
 class Auto(Reactor):
@@ -166,7 +150,7 @@ def test_a_catalog_constraint_fails_the_step_before_any_call(
     assert "step 'decided': strategy 'semantic': an embedding model: local/c has no" in (
         error.message
     )
-    assert chats(server) == []
+    assert asked(server) == []
 
 
 class Ladder(Reactor):
@@ -195,7 +179,7 @@ def test_every_member_call_is_admitted_by_the_budget(
     (error,) = caught.value.errors
     assert error.kind == "budget_exceeded"
     assert "strategy 'hierarchical': no member answered (a: budget_exceeded" in error.message
-    assert chats(server) == []
+    assert asked(server) == []
 
 
 def test_the_strategy_step_is_drawn_as_a_double_circle() -> None:

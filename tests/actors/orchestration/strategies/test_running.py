@@ -16,6 +16,7 @@ import pytest
 
 from actors import System
 from actors.llm import Catalog, HostConfig, HostInventory, ModelInfo
+from actors.orchestration.consensus import SYNTHESIS_PROMPT, wilson_lower
 from actors.orchestration.selection import TaskFeatures
 from actors.orchestration.strategies import (
     Agreement,
@@ -26,7 +27,6 @@ from actors.orchestration.strategies import (
     embedder,
     host_caller,
     member,
-    normalise,
     orchestrate,
     plurality,
     resonate,
@@ -34,6 +34,7 @@ from actors.orchestration.strategies import (
 )
 from actors.testing import Exchange, FakeModel, FakeServer, Fault, Reply
 from tests.support.hosts import start_host_async
+from tests.support.local import local_resolver
 
 ANSWERS = {"a": "The answer is 42.", "b": "Answer: 42", "c": "41", "d": "Paris", "e": "Paris"}
 
@@ -45,7 +46,7 @@ def respond(exchange: Exchange) -> Reply:
     if "Reply with exactly one letter" in text:
         first, second = re.split(r"Answer B:", text.split("Answer A:", 1)[1], maxsplit=1)
         return Reply(text="A" if "42" in first and "42" not in second else "B")
-    if "Answers from several models" in text:
+    if "Responses from the models" in text:  # the consensus package's synthesis prompt
         return Reply(text=f"synthesis by {model}")
     if "A previous answer to this" in text:
         return Reply(text=f"{model} improved")
@@ -58,15 +59,6 @@ def server() -> Iterator[FakeServer]:
     models = [*(FakeModel(x) for x in [*ANSWERS, "boss"]), FakeModel("emb", embeddings=True)]
     with FakeServer("openai", models=models, responder=respond) as fake:
         yield fake
-
-
-def resolver(system: System) -> Any:
-    """Every model is on the host ``local``."""
-
-    def resolve(model: str, host: str | None) -> tuple[Any, str]:
-        return system.lookup(host or "local"), model
-
-    return resolve
 
 
 def chats(server: FakeServer) -> list[tuple[str, str]]:
@@ -96,7 +88,7 @@ async def run(
     aggregator = settings.pop("aggregator", None)
     given = [Member(m) if isinstance(m, str) else m for m in members]
     choice = choose_strategy(task(task_type), given, catalog, kind=kind, **settings)  # type: ignore[arg-type]
-    resolve = resolver(system)
+    resolve = local_resolver(system)
     embed = (
         embedder(resolve, settings["embedding_model"]) if "embedding_model" in settings else None
     )
@@ -114,21 +106,29 @@ async def run(
 
 
 def test_plurality_compares_normalised_answers_and_breaks_ties_by_member_order() -> None:
-    """'The answer is 42.', 'Answer: 42', '42' are one answer; ties go first; weights count."""
-    assert normalise("Let me think.\nFinal answer: 42.") == "42"
+    """'The answer is 42.', 'Answer: 42', '42' are one answer; ties go first; weights count.
+
+    The answers are extracted and voted on by the consensus package; the confidence is its
+    Wilson lower bound of 3 of 4.
+    """
     voted = plurality(["The answer is 42.", "Answer: 42", "42", "41"])
     assert voted.supporters == (0, 1, 2)
     assert voted.agreement == 0.75
     assert voted.answer == "The answer is 42."
+    assert voted.confidence == pytest.approx(wilson_lower(3, 4))
+    assert plurality(["Let me think.\nFinal answer: 42.", "\\boxed{42}"]).agreement == 1.0
     assert plurality(["y", "x", "x", "y"]).answer == "y"
     weighted = plurality(["x", "y", "y"], [Member("a", weight=3), Member("b"), Member("c")])
-    assert (weighted.answer, weighted.agreement) == ("x", 0.6)
+    assert (weighted.answer, weighted.agreement, weighted.method) == ("x", 0.6, "weighted")
 
 
 def test_resonance_picks_the_answer_most_others_are_close_to() -> None:
-    """Two close vectors and one far: of the pair, the one nearer the rest on average wins."""
+    """Two close vectors and one far: the consensus clustering puts the pair together.
+
+    The two are equally central, so the earlier one represents the cluster.
+    """
     verdict = resonate(["p", "q", "r"], [[1.0, 0.0], [0.95, 0.05], [0.0, 1.0]], threshold=0.9)
-    assert verdict.answer == "q"
+    assert (verdict.answer, verdict.method) == ("p", "cluster")
     assert verdict.supporters == (0, 1)
     assert verdict.agreement == pytest.approx(2 / 3)
 
@@ -237,6 +237,7 @@ async def test_hybrid_drafts_then_the_specialist_synthesises(
     assert [c.stage for c in result.calls][-1] == "synthesis"
     synthesis_prompt = chats(server)[-1][1]
     assert all(ANSWERS[x] in synthesis_prompt for x in "abc")
+    assert SYNTHESIS_PROMPT.splitlines()[0] in synthesis_prompt  # the consensus package's MoA
 
 
 async def test_hierarchical_falls_back_to_a_worker_when_the_coordinator_fails(
@@ -272,21 +273,21 @@ async def test_semantic_resonance_uses_the_embedding_model(
     result = await run(
         system, server, "semantic", ["d", "a", "e"], task_type="general", embedding_model="emb"
     )
-    assert (result.answer, result.method, result.agreed) == ("Paris", "resonance", True)
+    assert (result.answer, result.method, result.agreed) == ("Paris", "cluster", True)
     assert result.answered_by == ("d", "e")
     assert result.agreement == pytest.approx(2 / 3)
     assert any(c.path.endswith("/embeddings") for c in server.calls)
 
 
-async def test_semantic_falls_back_to_plurality_when_embedding_fails(
+async def test_semantic_falls_back_to_lexical_clustering_when_embedding_fails(
     system: System, server: FakeServer
 ) -> None:
-    """The embedding endpoint answers 500: plurality stands in, and the reasons say why."""
+    """The embedding endpoint answers 500: text clustering stands in; the reasons say why."""
     server.inject(Fault(status=500, path="/embeddings"))
     result = await run(
         system, server, "semantic", ["d", "a", "e"], task_type="general", embedding_model="emb"
     )
-    assert (result.answer, result.method) == ("Paris", "fallback:plurality")
+    assert (result.answer, result.method) == ("Paris", "fallback:lexical")
     assert "embedding with emb failed" in " ".join(result.reasons)
 
 
@@ -335,7 +336,9 @@ async def test_members_that_do_not_fit_together_run_grouped_by_model(system: Sys
         choice = choose_strategy(task(), [Member(x) for x in "abab"], catalog, kind="consensus")
         assert choice.waves == ((0, 2), (1, 3))
         result = await run_strategy(
-            choice, "What is six times seven?", call=host_caller(resolver(system), timeout=5.0)
+            choice,
+            "What is six times seven?",
+            call=host_caller(local_resolver(system), timeout=5.0),
         )
         assert [m for m, _ in chats(fake)] == ["a", "a", "b", "b"]
         assert sorted({c.wave for c in result.calls}) == [0, 1]
@@ -349,7 +352,7 @@ async def test_orchestrate_analyses_chooses_and_runs_in_one_call(
     result = await orchestrate(
         "Which is larger, 41 or 42?",
         members=["a", "b", "c"],
-        resolve=resolver(system),
+        resolve=local_resolver(system),
         task_type="reasoning",
         context="Step 1: compare the tens.",
         max_tokens=64,
