@@ -971,3 +971,6 @@ class Guard:
         own = {f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}"}
         own.add(f"http://{self.daemon.host}:{port}")
         return origin in own
+
+
+from reactor.daemon import _sessions  # noqa: E402, F401 - registers its routes
