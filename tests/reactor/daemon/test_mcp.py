@@ -185,7 +185,7 @@ async def test_a_long_decision_answers_with_a_handle(
     daemon: Daemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A decision not finished within the wait limit comes back as an execution_id to poll."""
-    import reactor.daemon._mcp as served_mcp  # noqa: PLC0415
+    import reactor.daemon._mcp as served_mcp
 
     monkeypatch.setattr(served_mcp, "WAIT_LIMIT_S", 0.0)
     session_id = await daemon.sessions.initiate_reasoning_session_async("a slow choice", "bob")
