@@ -1,0 +1,178 @@
+"""Reasoning sessions and conversations over the daemon's REST API (real HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from actors.agents import AgentSpec, Role
+from reactor.daemon import Daemon
+
+
+def _error(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()["error"]
+    return body
+
+
+def test_a_session_over_rest(client: httpx.Client) -> None:
+    """Start, share, add steps, decide, read, search; stats and the audit trail see it all."""
+    created = client.post(
+        "/api/sessions",
+        json={"task_description": "pick a queue for the crawler", "agent_name": "ann",
+              "tags": ["rest-test"]},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    session = created.json()
+    session_id = session["session_id"]
+    assert session["owner"] == "ann"
+
+    denied = client.post(
+        f"/api/sessions/{session_id}/steps", json={"agent_name": "ben", "reasoning_text": "x"}
+    )
+    assert denied.status_code == 403
+    assert _error(denied)["code"] == "forbidden"
+    assert "ben" in _error(denied)["message"]
+    assert session_id in _error(denied)["message"]
+
+    shared = client.post(
+        f"/api/sessions/{session_id}/participants", json={"agent_name": "ann",
+                                                          "participants": ["ben"]}
+    )  # fmt: skip
+    assert shared.json()["participants"] == ["ben"]
+
+    first = client.post(
+        f"/api/sessions/{session_id}/steps",
+        json={"agent_name": "ann", "reasoning_text": "a Redis stream", "step_type": "hypothesis"},
+    )
+    assert first.status_code == 201, first.text
+    second = client.post(
+        f"/api/sessions/{session_id}/steps",
+        json={"agent_name": "ben", "reasoning_text": "Redis is one more service",
+              "step_type": "critique"},
+    )  # fmt: skip
+    assert second.json()["builds_on_agent"] == "ann"
+
+    wrong_type = client.post(
+        f"/api/sessions/{session_id}/steps",
+        json={"agent_name": "ann", "reasoning_text": "x", "step_type": "guess"},
+    )
+    assert wrong_type.status_code == 400
+    assert _error(wrong_type) == {
+        "code": "bad_request",
+        "message": _error(wrong_type)["message"],
+        "field": "step_type",
+    }
+    assert "critique" in _error(wrong_type)["message"]
+    missing_field = client.post(f"/api/sessions/{session_id}/steps", json={"agent_name": "ann"})
+    assert _error(missing_field)["field"] == "reasoning_text"
+
+    decided = client.post(
+        f"/api/sessions/{session_id}/decisions",
+        json={"agent_name": "ann", "prompt": "which queue?", "task_type": "analysis"},
+    )
+    assert decided.is_success, decided.text
+    execution_id = decided.json()["execution_id"]
+    waited = client.get(
+        f"/api/sessions/{session_id}/decisions/{execution_id}",
+        params={"agent": "ann", "wait": "30"},
+    )
+    assert waited.json()["status"] == "completed", waited.text
+    assert waited.json()["result"]
+
+    shown = client.get(f"/api/sessions/{session_id}", params={"agent": "ben"}).json()
+    assert [s["step_type"] for s in shown["steps"]] == ["hypothesis", "critique"]
+    assert shown["executions"][0]["execution_id"] == execution_id
+    no_agent = client.get(f"/api/sessions/{session_id}")
+    assert _error(no_agent)["field"] == "agent"
+    unknown = client.get("/api/sessions/no-such-one", params={"agent": "ann"})
+    assert unknown.status_code == 404
+    assert "no-such-one" in _error(unknown)["message"]
+
+    hits = client.get(
+        "/api/sessions", params={"agent": "ben", "query": "Redis", "tags": "rest-test"}
+    ).json()
+    assert [h["session_id"] for h in hits] == [session_id]
+    assert client.get("/api/sessions", params={"agent": "zed", "query": "Redis"}).json() == []
+    bad_status = client.get("/api/sessions", params={"agent": "ann", "status": "sleeping"})
+    assert _error(bad_status)["field"] == "status"
+
+    capabilities = client.get("/api/sessions/capabilities", params={"agent": "ann"}).json()
+    assert "fake/fake-small" in {m["model"] for m in capabilities["models"]}
+    assert "analysis" in capabilities["task_types"]
+
+    stats = client.get("/api/sessions/stats").json()
+    assert stats["interactions"]["ben"]["add_reasoning_step"] >= 1
+    assert {"agent": "ben", "builds_on": "ann", "steps": 1} in stats["collaboration"]
+    audit = client.get("/api/sessions/audit", params={"session": session_id}).json()
+    outcomes = {(r["agent"], r["outcome"]) for r in audit}
+    assert ("ben", "permission_denied") in outcomes
+
+
+def _define(daemon: Daemon, *names: str) -> None:
+    for name in names:
+        spec = AgentSpec(
+            name=name,
+            role=Role(name=f"{name}-role", system_prompt=f"You are {name}."),
+            model="fake-small",
+        )
+        daemon.team.define(spec, replace=True)
+
+
+def test_conversations_over_rest(daemon: Daemon, client: httpx.Client) -> None:
+    """Start with a team pattern, list, show, send one message, resume; errors name the thing."""
+    _define(daemon, "writer", "editor")
+    started = client.post(
+        "/api/conversations",
+        json={"participants": ["writer", "editor"], "topic": "a release note",
+              "initial": "Draft the note.", "id": "conv-rest", "pattern": "round_robin",
+              "max_rounds": 1},
+    )  # fmt: skip
+    assert started.status_code == 201, started.text
+    state = started.json()
+    assert state["id"] == "conv-rest"
+    assert [m["sender"] for m in state["messages"]] == ["user", "writer", "editor"]
+
+    listed = client.get("/api/conversations").json()
+    assert "conv-rest" in {c["id"] for c in listed}
+    shown = client.get("/api/conversations/conv-rest").json()
+    assert len(shown["messages"]) == 3
+
+    said = client.post(
+        "/api/conversations/conv-rest/messages",
+        json={"sender": "editor", "recipient": "writer", "content": "Shorter, please."},
+    )
+    assert said.is_success, said.text
+    assert said.json()["sender"] == "writer"
+
+    resumed = client.post("/api/conversations/conv-rest/resume", json={"max_rounds": 1})
+    assert resumed.is_success, resumed.text
+    assert len(resumed.json()["messages"]) > len(shown["messages"]) + 2
+
+    missing = client.get("/api/conversations/no-such-talk")
+    assert missing.status_code == 404
+    assert "no-such-talk" in _error(missing)["message"]
+    stranger = client.post("/api/conversations", json={"participants": ["writer", "nobody"]})
+    assert stranger.status_code in {400, 404}
+    assert "nobody" in _error(stranger)["message"]
+    bad_pattern = client.post("/api/conversations/conv-rest/resume", json={"pattern": "chaos"})
+    assert _error(bad_pattern)["field"] == "pattern"
+
+
+def test_openapi_lists_sessions_and_conversations(client: httpx.Client) -> None:
+    """The new routes are in /openapi.json with their body schemas."""
+    document = client.get("/openapi.json").json()
+    for path in (
+        "/api/sessions",
+        "/api/sessions/{id}",
+        "/api/sessions/{id}/steps",
+        "/api/sessions/{id}/decisions",
+        "/api/sessions/stats",
+        "/api/sessions/audit",
+        "/api/conversations",
+        "/api/conversations/{id}/messages",
+        "/api/conversations/{id}/resume",
+    ):
+        assert path in document["paths"], path
+    schemas = document["components"]["schemas"]
+    assert {"SessionCreate", "StepCreate", "DecisionCreate", "ConversationCreate"} <= set(schemas)
