@@ -105,6 +105,7 @@ async def decode(request: Request, kind: type[T]) -> T:
     except msgspec.ValidationError as exc:
         missing = _MISSING_FIELD.search(str(exc))
         found = _PATH_IN_ERROR.search(str(exc))
+        field: str | None
         if missing:
             field = ".".join(
                 p for p in ((missing.group(2) or "").lstrip("."), missing.group(1)) if p
