@@ -178,7 +178,7 @@ def _plain(value: Any) -> Any:
 
 StepTypeName = Literal["analysis", "hypothesis", "conclusion", "critique", "synthesis"]
 TaskTypeName = Literal["code", "reasoning", "analysis", "general", "creative"]
-StatusName = Literal["active", "completed", "archived"]
+StatusName = Literal["active", "executing", "decided"]
 
 
 def _sessions() -> Any:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from actors.agents import AgentSpec, Role
+from reactor.cli import main
 from reactor.daemon import Daemon
+from tests.reactor.daemon.conftest import TOKEN
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:
@@ -176,3 +182,66 @@ def test_openapi_lists_sessions_and_conversations(client: httpx.Client) -> None:
         assert path in document["paths"], path
     schemas = document["components"]["schemas"]
     assert {"SessionCreate", "StepCreate", "DecisionCreate", "ConversationCreate"} <= set(schemas)
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_sessions_cli_with_server(daemon: Daemon, tmp_path: Path) -> None:
+    """`reactor sessions ... --server URL`: the daemon's sessions, the local commands' output."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
+    remote = ("--server", daemon.url, "--token-file", str(token_file))
+
+    code, out, err = _cli(
+        "sessions", "start", "tune the retry policy", "--agent", "cleo", "--tag", "cli-test",
+        "--participant", "dan", *remote,
+    )  # fmt: skip
+    assert code == 0, err
+    session_id = out.strip()
+    code, out, err = _cli(
+        "sessions", "step", session_id, "back off exponentially", "--agent", "dan",
+        "--type", "hypothesis", "--json", *remote,
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["step_type"] == "hypothesis"
+
+    code, out, err = _cli(
+        "sessions", "execute", session_id, "which policy?", "--agent", "cleo", "--wait", "30",
+        *remote,
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"session {session_id}" in out
+    assert "result:" in out
+
+    code, remote_show, err = _cli("sessions", "show", session_id, "--agent", "dan", *remote)
+    assert code == 0, err
+    code, local_show, err = _cli(
+        "sessions", "show", session_id, "--agent", "dan", "--db", str(daemon.db_path)
+    )
+    assert code == 0, err
+    assert remote_show == local_show
+
+    code, out, err = _cli("sessions", "search", "exponentially", "--agent", "dan", *remote)
+    assert code == 0, err
+    assert session_id in out
+    code, out, err = _cli("sessions", "capabilities", "--agent", "dan", "--json", *remote)
+    assert "fake/fake-small" in out
+    code, out, err = _cli("sessions", "stats", *remote)
+    assert code == 0, err
+    assert "dan -> cleo" not in out  # dan's step was the first: it builds on nothing
+    assert "cleo:" in out
+    code, out, err = _cli("sessions", "audit", "--session", session_id, *remote)
+    assert "add_reasoning_step" in out
+
+    code, out, err = _cli(
+        "sessions", "step", session_id, "let me in", "--agent", "eve", *remote
+    )  # fmt: skip
+    assert code == 2
+    assert "eve" in err
+    assert session_id in err
