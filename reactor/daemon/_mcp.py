@@ -189,6 +189,12 @@ def _sessions() -> Any:
     return sessions
 
 
+def _announce(session_id: str, agent: str, operation: str) -> None:
+    from reactor.daemon._sessions import announce_session  # noqa: PLC0415
+
+    announce_session(current_daemon(), session_id, agent, operation)
+
+
 async def _session_call(call: Awaitable[Any]) -> Any:
     """Await a Sessions operation; a refusal becomes a ToolError with its message."""
     from actors import ActorError  # noqa: PLC0415
@@ -212,6 +218,7 @@ async def initiate_reasoning_session(
     session_id = await _session_call(
         _sessions().initiate_reasoning_session_async(task_description, agent_name, tags or ())
     )
+    _announce(session_id, agent_name, "initiate_reasoning_session")
     return {"session_id": session_id, "owner": agent_name}
 
 
@@ -226,6 +233,7 @@ async def add_reasoning_step(
     step = await _session_call(
         _sessions().add_reasoning_step_async(session_id, agent_name, reasoning_text, step_type)
     )
+    _announce(session_id, agent_name, "add_reasoning_step")
     return {"session_id": session_id, **_plain(step)}
 
 
@@ -243,6 +251,9 @@ async def execute_orchestrated_decision(
             session_id, agent_name, prompt, task_type, wait_s=WAIT_LIMIT_S
         )
     )
+    from reactor.daemon._sessions import announce_decision  # noqa: PLC0415
+
+    announce_decision(current_daemon(), session_id, agent_name, execution)
     answer: dict[str, Any] = {"session_id": session_id, **_plain(execution)}
     if execution.status.value == "running":
         answer["poll"] = "get_reasoning_session"

@@ -31,6 +31,7 @@ from actors.sessions import (
 )
 from reactor.daemon._app import _endpoint, _int_param, decode, json_response
 from reactor.daemon._errors import ApiError
+from reactor.daemon._hub import ConversationActivity, SessionActivity
 
 if TYPE_CHECKING:
     from reactor.daemon._daemon import Daemon
@@ -42,8 +43,12 @@ __all__ = [
     "ConversationSay",
     "DecisionCreate",
     "SessionCreate",
+    "SessionOverview",
     "SessionShare",
     "StepCreate",
+    "announce_conversation",
+    "announce_decision",
+    "announce_session",
 ]
 
 
@@ -124,6 +129,74 @@ class ConversationInfoView(msgspec.Struct, frozen=True, kw_only=True):
     ended: bool
 
 
+class SessionOverview(msgspec.Struct, frozen=True, kw_only=True):
+    """A session as the daemon's operator sees it (the page's sessions panel)."""
+
+    session_id: str
+    task_description: str
+    owner: str
+    status: str
+    tags: list[str]
+    steps: int
+    decisions: int
+    updated_at: float
+
+
+# ---- the live feed ---------------------------------------------------------------------------
+
+_FOLLOWING: set[Any] = set()
+
+
+def announce_session(
+    daemon: Daemon, session_id: str, agent: str, operation: str, status: str = ""
+) -> None:
+    """Publish a :class:`SessionActivity` on the bus (the page's SSE feed)."""
+    import time  # noqa: PLC0415
+
+    if daemon.system is not None:
+        daemon.system.bus.publish(
+            SessionActivity(
+                session_id=session_id, agent=agent, operation=operation, status=status,
+                at=time.time(),
+            )
+        )  # fmt: skip
+
+
+def announce_decision(daemon: Daemon, session_id: str, agent: str, execution: Execution) -> None:
+    """Announce a decision; one still running is announced again when it finishes."""
+    import asyncio  # noqa: PLC0415
+
+    status = execution.status.value
+    announce_session(daemon, session_id, agent, "execute_orchestrated_decision", status)
+    if status != "running":
+        return
+
+    async def follow() -> None:
+        try:
+            final = await daemon.sessions.wait_for_decision_async(
+                session_id, agent, execution.execution_id, timeout=24 * 3600.0
+            )
+        except ActorError:
+            return
+        announce_session(daemon, session_id, agent, "decision_finished", final.status.value)
+
+    task = asyncio.get_running_loop().create_task(follow(), name=f"follow-{execution.execution_id}")
+    _FOLLOWING.add(task)
+    task.add_done_callback(_FOLLOWING.discard)
+
+
+def announce_conversation(daemon: Daemon, conversation_id: str, operation: str) -> None:
+    """Publish a :class:`ConversationActivity` on the bus."""
+    import time  # noqa: PLC0415
+
+    if daemon.system is not None:
+        daemon.system.bus.publish(
+            ConversationActivity(
+                conversation_id=conversation_id, operation=operation, at=time.time()
+            )
+        )
+
+
 _CODES = {
     FailureKind.PERMISSION_DENIED: "forbidden",
     FailureKind.NOT_FOUND: "not_found",
@@ -184,6 +257,7 @@ async def create_session(request: Request, daemon: Daemon) -> Response:
         )
     )
     session = await _call(sessions.get_reasoning_session_async(session_id, body.agent_name))
+    announce_session(daemon, session_id, body.agent_name, "initiate_reasoning_session")
     return json_response(session, 201)
 
 
@@ -246,6 +320,33 @@ async def session_audit(request: Request, daemon: Daemon) -> Response:
 
 
 @_endpoint(
+    "GET", "/api/sessions/overview", "Every session, newest first (the operator's view)",
+    returns=list[SessionOverview], tag="sessions",
+)  # fmt: skip
+async def sessions_overview(request: Request, daemon: Daemon) -> Response:
+    """``?limit=50``: status, steps and decisions of each session (no agent: the token's view)."""
+    import json  # noqa: PLC0415
+
+    _sessions(daemon)
+    rows = await daemon.engine.journal.query_async(
+        "SELECT session_id, task_description, owner, status, tags, steps, executions, "
+        "updated_at FROM reasoning_sessions ORDER BY updated_at DESC LIMIT ?",
+        _int_param(request, "limit", 50),
+    )
+    return json_response(
+        [
+            SessionOverview(
+                session_id=str(sid), task_description=str(task), owner=str(owner),
+                status=str(status), tags=list(json.loads(str(tags) or "[]")),
+                steps=int(steps or 0), decisions=int(executions or 0),
+                updated_at=float(updated or 0.0),
+            )
+            for sid, task, owner, status, tags, steps, executions, updated in rows
+        ]
+    )  # fmt: skip
+
+
+@_endpoint(
     "GET", "/api/sessions/{id}", "A reasoning session (get_reasoning_session)",
     returns=ReasoningSession, tag="sessions",
 )  # fmt: skip
@@ -275,6 +376,7 @@ async def add_step(request: Request, daemon: Daemon) -> Response:
         ),
         field="step_type",
     )
+    announce_session(daemon, request.path_params["id"], body.agent_name, "add_reasoning_step")
     return json_response(step, 201)
 
 
@@ -293,6 +395,7 @@ async def create_decision(request: Request, daemon: Daemon) -> Response:
         ),
         field="task_type",
     )  # fmt: skip
+    announce_decision(daemon, request.path_params["id"], body.agent_name, execution)
     return json_response(execution)
 
 
@@ -330,6 +433,7 @@ async def share_session(request: Request, daemon: Daemon) -> Response:
             request.path_params["id"], body.agent_name, body.participants, open=body.open
         )
     )
+    announce_session(daemon, session.session_id, body.agent_name, "add_participants")
     return json_response(session)
 
 
@@ -415,6 +519,7 @@ async def start_conversation(request: Request, daemon: Daemon) -> Response:
         )
     else:
         state = await _call(conversations.get_async(conversation_id))
+    announce_conversation(daemon, conversation_id, "started")
     return json_response(state, 201)
 
 
@@ -433,6 +538,7 @@ async def send_conversation(request: Request, daemon: Daemon) -> Response:
         ),
         field="recipient",
     )
+    announce_conversation(daemon, conversation_id, "said")
     return json_response(said)
 
 
@@ -453,4 +559,5 @@ async def resume_conversation(request: Request, daemon: Daemon) -> Response:
         ),
         field="pattern",
     )
+    announce_conversation(daemon, conversation_id, "resumed")
     return json_response(state)

@@ -107,6 +107,11 @@ def test_a_session_over_rest(client: httpx.Client) -> None:
     assert "fake/fake-small" in {m["model"] for m in capabilities["models"]}
     assert "analysis" in capabilities["task_types"]
 
+    overview = client.get("/api/sessions/overview").json()
+    (mine,) = [o for o in overview if o["session_id"] == session_id]
+    assert (mine["owner"], mine["steps"], mine["decisions"]) == ("ann", 2, 1)
+    assert mine["tags"] == ["rest-test"]
+
     stats = client.get("/api/sessions/stats").json()
     assert stats["interactions"]["ben"]["add_reasoning_step"] >= 1
     assert {"agent": "ben", "builds_on": "ann", "steps": 1} in stats["collaboration"]
