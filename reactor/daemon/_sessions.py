@@ -174,7 +174,7 @@ def announce_decision(daemon: Daemon, session_id: str, agent: str, execution: Ex
     async def follow() -> None:
         try:
             final = await daemon.sessions.wait_for_decision_async(
-                session_id, agent, execution.execution_id, timeout=24 * 3600.0
+                session_id, agent, execution.execution_id, timeout=3600.0
             )
         except ActorError:
             return
