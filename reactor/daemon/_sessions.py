@@ -388,6 +388,9 @@ async def add_step(request: Request, daemon: Daemon) -> Response:
 async def create_decision(request: Request, daemon: Daemon) -> Response:
     """The execution: finished within ``wait_s``, else running (poll it or the session)."""
     body = await decode(request, DecisionCreate)
+    if body.wait_s < 0:
+        msg = f"wait_s must not be negative, not {body.wait_s!r}"
+        raise ApiError("bad_request", msg, field="wait_s")
     execution = await _call(
         _sessions(daemon).execute_orchestrated_decision_async(
             request.path_params["id"], body.agent_name, body.prompt, body.task_type,

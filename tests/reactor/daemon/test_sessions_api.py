@@ -79,6 +79,16 @@ def test_a_session_over_rest(client: httpx.Client) -> None:
     )
     assert decided.is_success, decided.text
     execution_id = decided.json()["execution_id"]
+    negative = client.post(
+        f"/api/sessions/{session_id}/decisions",
+        json={"agent_name": "ann", "prompt": "x", "wait_s": -1},
+    )
+    assert _error(negative)["field"] == "wait_s"
+    bad_task = client.post(
+        f"/api/sessions/{session_id}/decisions",
+        json={"agent_name": "ann", "prompt": "x", "task_type": "poetry"},
+    )
+    assert _error(bad_task)["field"] == "task_type"
     waited = client.get(
         f"/api/sessions/{session_id}/decisions/{execution_id}",
         params={"agent": "ann", "wait": "30"},
