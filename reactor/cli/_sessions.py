@@ -5,7 +5,9 @@ of :mod:`actors.sessions` must, and are checked and audited the same way. ``exec
 and ``capabilities`` start the model hosts of the configuration (``--config``; with
 ``--simulated``, fake servers when no LLM server is found); ``execute`` waits for the
 decision (``--wait`` seconds), since the process ends with the command. ``stats`` and
-``audit`` read the analytics and the audit trail.
+``audit`` read the analytics and the audit trail. With ``--server URL`` every action
+asks a running daemon instead (:class:`RemoteSessions`, over its REST API), with the
+same output.
 """
 
 from __future__ import annotations
