@@ -3,7 +3,8 @@
 ``reactor serve`` does the same from the command line (see the README's daemon section).
 Here the daemon serves ``examples/briefing.py:Briefing`` on a free loopback port with the
 built-in fake LLM servers, and a client creates an agent, runs two tasks, starts a run
-and follows its events (server-sent events) until it completes::
+and follows its events (server-sent events) until it completes, then two agents reason
+in a session and decide (what LM Studio agents do through the MCP tools)::
 
     .venv/bin/python examples/daemon.py
 """
@@ -58,6 +59,31 @@ def main() -> None:
             report = client.get(f"/api/runs/{run['run_id']}")
             print("status:", report["status"])
             print(json.dumps(report["result"])[:120])
+
+            session = client.post(
+                "/api/sessions",
+                {"task_description": "Plan a tide-pool field trip", "agent_name": "ana",
+                 "participants": ["ben"]},
+            )  # fmt: skip
+            sid = session["session_id"]
+            client.post(
+                f"/api/sessions/{sid}/steps",
+                {"agent_name": "ana", "reasoning_text": "Go at low tide, mornings in May",
+                 "step_type": "hypothesis"},
+            )  # fmt: skip
+            client.post(
+                f"/api/sessions/{sid}/steps",
+                {"agent_name": "ben", "reasoning_text": "Check the tide tables first",
+                 "step_type": "critique"},
+            )  # fmt: skip
+            decision = client.post(
+                f"/api/sessions/{sid}/decisions",
+                {"agent_name": "ana", "prompt": "Which day?", "task_type": "analysis",
+                 "wait_s": 30},
+            )  # fmt: skip
+            print("decision:", decision["strategy"], decision["status"])
+            shown = client.get(f"/api/sessions/{sid}", agent="ben")
+            print("session", sid, "steps:", [s["step_type"] for s in shown["steps"]])
     finally:
         daemon.stop()
 

@@ -472,6 +472,10 @@ def _session_commands(commands: Any) -> None:
         )
     for parser in (start, step, execute, show, share, search, capabilities, stats, audit):
         parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument(
+            "--server", default=None, help="ask this daemon (URL) instead of the local store"
+        )
+        parser.add_argument("--token-file", type=Path, default=None, help="the daemon's token file")
 
 
 def _sessions(args: argparse.Namespace) -> int:
@@ -501,6 +505,8 @@ def _sessions(args: argparse.Namespace) -> int:
         config=get("config", None),
         simulated=get("simulated", False),
         as_json=args.json,
+        server=get("server", None),
+        token_file=get("token_file", None),
     )
     return run_sessions(command)
 

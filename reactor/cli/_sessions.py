@@ -5,7 +5,9 @@ of :mod:`actors.sessions` must, and are checked and audited the same way. ``exec
 and ``capabilities`` start the model hosts of the configuration (``--config``; with
 ``--simulated``, fake servers when no LLM server is found); ``execute`` waits for the
 decision (``--wait`` seconds), since the process ends with the command. ``stats`` and
-``audit`` read the analytics and the audit trail.
+``audit`` read the analytics and the audit trail. With ``--server URL`` every action
+asks a running daemon instead (:class:`RemoteSessions`, over its REST API), with the
+same output.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import datetime
 import json
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +26,7 @@ from reactor.cli._parse import EXIT_OK, EXIT_USAGE, CliError
 from reactor.cli._runs import _configure_logging, usable_store
 
 if TYPE_CHECKING:
-    from actors.sessions import ReasoningSession, Sessions, SessionsStats
+    from actors.sessions import ReasoningSession, SessionsStats
 
 __all__ = ["SessionsCommand", "run_sessions"]
 
@@ -51,12 +54,171 @@ class SessionsCommand:
     config: Path | None = None
     simulated: bool = False
     as_json: bool = False
+    server: str | None = None
+    token_file: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class RemoteSessions:
+    """The ``Sessions`` operations the command uses, asked of a daemon over REST.
+
+    Answers are decoded into the same Structs as the local ones, so the output is the
+    same; the daemon's refusals raise :class:`~reactor.daemon.DaemonClientError`.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _as(self, kind: Any, value: Any) -> Any:
+        import msgspec  # noqa: PLC0415
+
+        return msgspec.convert(value, type=kind)
+
+    def initiate_reasoning_session(
+        self,
+        task_description: str,
+        agent_name: str,
+        tags: Sequence[str] = (),
+        *,
+        participants: Sequence[str] = (),
+        open: bool = False,
+    ) -> str:
+        body = {
+            "task_description": task_description,
+            "agent_name": agent_name,
+            "tags": list(tags),
+            "participants": list(participants),
+            "open": open,
+        }
+        return str(self.client.post("/api/sessions", body)["session_id"])
+
+    def add_reasoning_step(
+        self,
+        session_id: str,
+        agent_name: str,
+        reasoning_text: str,
+        step_type: str,
+        *,
+        builds_on: int | None = None,
+    ) -> Any:
+        from actors.sessions import ReasoningStep  # noqa: PLC0415
+
+        body = {
+            "agent_name": agent_name,
+            "reasoning_text": reasoning_text,
+            "step_type": step_type,
+            "builds_on": builds_on,
+        }
+        return self._as(ReasoningStep, self.client.post(f"/api/sessions/{session_id}/steps", body))
+
+    def execute_orchestrated_decision(
+        self, session_id: str, agent_name: str, prompt: str, task_type: str
+    ) -> Any:
+        from actors.sessions import Execution  # noqa: PLC0415
+
+        body = {"agent_name": agent_name, "prompt": prompt, "task_type": task_type}
+        answer = self.client.post(f"/api/sessions/{session_id}/decisions", body)
+        return self._as(Execution, answer)
+
+    def wait_for_decision(
+        self, session_id: str, agent_name: str, execution_id: str, *, timeout: float
+    ) -> Any:
+        from actors.sessions import Execution  # noqa: PLC0415
+
+        # the daemon waits at most ``wait`` s per request: ask again until done or timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            answer = self.client.get(
+                f"/api/sessions/{session_id}/decisions/{execution_id}",
+                agent=agent_name,
+                wait=min(left, 30.0),
+            )
+            execution = self._as(Execution, answer)
+            if execution.status.value != "running" or left <= 0:
+                return execution
+
+    def get_reasoning_session(self, session_id: str, agent_name: str) -> Any:
+        from actors.sessions import ReasoningSession  # noqa: PLC0415
+
+        answer = self.client.get(f"/api/sessions/{session_id}", agent=agent_name)
+        return self._as(ReasoningSession, answer)
+
+    def add_participants(
+        self,
+        session_id: str,
+        agent_name: str,
+        participants: Sequence[str] = (),
+        *,
+        open: bool | None = None,
+    ) -> Any:
+        from actors.sessions import ReasoningSession  # noqa: PLC0415
+
+        body = {"agent_name": agent_name, "participants": list(participants), "open": open}
+        answer = self.client.post(f"/api/sessions/{session_id}/participants", body)
+        return self._as(ReasoningSession, answer)
+
+    def search_reasoning_sessions(
+        self,
+        agent_name: str,
+        query: str = "",
+        tags: Sequence[str] = (),
+        status: str | None = None,
+        limit: int = 10,
+    ) -> list[Any]:
+        from actors.sessions import SearchHit  # noqa: PLC0415
+
+        params: dict[str, Any] = {"agent": agent_name, "query": query, "limit": limit}
+        if tags:
+            params["tags"] = ",".join(tags)
+        if status:
+            params["status"] = status
+        return self._as(list[SearchHit], self.client.get("/api/sessions", **params))  # type: ignore[no-any-return]
+
+    def get_orchestration_capabilities(self, agent_name: str) -> Any:
+        from actors.sessions import OrchestrationCapabilities  # noqa: PLC0415
+
+        answer = self.client.get("/api/sessions/capabilities", agent=agent_name)
+        return self._as(OrchestrationCapabilities, answer)
+
+    def stats(self) -> Any:
+        from actors.sessions import SessionsStats  # noqa: PLC0415
+
+        return self._as(SessionsStats, self.client.get("/api/sessions/stats"))
+
+    def audit(
+        self, *, agent: str | None = None, session_id: str | None = None, limit: int = 100
+    ) -> list[Any]:
+        from actors.sessions import SessionAuditRecord  # noqa: PLC0415
+
+        params: dict[str, Any] = {"limit": limit}
+        if agent:
+            params["agent"] = agent
+        if session_id:
+            params["session"] = session_id
+        answer = self.client.get("/api/sessions/audit", **params)
+        return self._as(list[SessionAuditRecord], answer)  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
-def _sessions(command: SessionsCommand, *, models: bool) -> Iterator[Sessions]:
-    """A System with the Store on the file, (with ``models``) the fleet, and ``Sessions``."""
+def _remote(command: SessionsCommand) -> Iterator[Any]:
+    from reactor.daemon import DaemonClient  # noqa: PLC0415
+
+    assert command.server is not None
+    with DaemonClient(command.server, token_file=command.token_file) as client:
+        yield RemoteSessions(client)
+
+
+@contextlib.contextmanager
+def _sessions(command: SessionsCommand, *, models: bool) -> Iterator[Any]:
+    """A System with the Store on the file, (with ``models``) the fleet, and ``Sessions``.
+
+    With ``--server``, the daemon's sessions instead (over REST).
+    """
+    if command.server:
+        with _remote(command) as remote:
+            yield remote
+        return
     from actors import System  # noqa: PLC0415 - keep `reactor --help` fast
     from actors.llm import Catalog, ConfigError, load_config, start_fleet  # noqa: PLC0415
     from actors.sessions import Sessions  # noqa: PLC0415
@@ -252,10 +414,15 @@ def run_sessions(
     """Run one ``reactor sessions`` action; 0 done, 1 a decision failed, 2 refused."""
     out, err = out or sys.stdout, err or sys.stderr
     from actors import ActorError  # noqa: PLC0415
+    from reactor.daemon import DaemonClientError  # noqa: PLC0415
 
     _configure_logging("error")
     try:
         return _act(command, out)
+    except DaemonClientError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        err.write(f"reactor sessions {command.action}: error: {exc}{where}\n")
+        return EXIT_FAILED if exc.code in ("unavailable", "internal") else EXIT_USAGE
     except (CliError, ActorError, ValueError, TypeError) as exc:
         err.write(f"reactor sessions {command.action}: error: {exc}\n")
         return EXIT_USAGE

@@ -10,7 +10,7 @@ serves is described in :mod:`reactor.daemon._app` (the routes and ``/openapi.jso
 from reactor.daemon._client import DaemonClient, DaemonClientError
 from reactor.daemon._daemon import Daemon, DaemonError, default_token_file, read_token
 from reactor.daemon._errors import ApiError
-from reactor.daemon._hub import RunActivity
+from reactor.daemon._hub import ConversationActivity, RunActivity, SessionActivity
 from reactor.daemon._mcp import build_mcp, current_daemon, mcp_tool
 from reactor.daemon._messages import (
     Agent,
@@ -33,11 +33,13 @@ __all__ = [
     "AgentCreate",
     "AgentUpdate",
     "ApiError",
+    "ConversationActivity",
     "Daemon",
     "DaemonClient",
     "DaemonClientError",
     "DaemonError",
     "RunActivity",
+    "SessionActivity",
     "Task",
     "TaskHandler",
     "TaskResult",

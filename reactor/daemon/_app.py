@@ -74,6 +74,7 @@ __all__ = ["ENDPOINTS", "build_app", "openapi"]
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder(enc_hook=str)
 _PATH_IN_ERROR = re.compile(r"at `\$(.*)`$")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`(?: - at `\$(.*)`)?$")
 COOKIE = "reactor_token"
 
 
@@ -102,8 +103,15 @@ async def decode(request: Request, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(body or b"{}", type=kind)
     except msgspec.ValidationError as exc:
+        missing = _MISSING_FIELD.search(str(exc))
         found = _PATH_IN_ERROR.search(str(exc))
-        field = found.group(1).lstrip(".") if found else None
+        field: str | None
+        if missing:
+            field = ".".join(
+                p for p in ((missing.group(2) or "").lstrip("."), missing.group(1)) if p
+            )
+        else:
+            field = found.group(1).lstrip(".") if found else None
         raise ApiError("bad_request", str(exc), field=field) from None
     except msgspec.DecodeError as exc:
         raise ApiError("bad_request", f"the body is not valid JSON: {exc}") from None
@@ -971,3 +979,6 @@ class Guard:
         own = {f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}"}
         own.add(f"http://{self.daemon.host}:{port}")
         return origin in own
+
+
+from reactor.daemon import _sessions  # noqa: E402, F401 - registers its routes

@@ -202,6 +202,12 @@ class Daemon:
         self.fleet: Fleet | None = None
         self.engine: Any = None
         self.agents: AgentBook
+        self.sessions: Any = None
+        """The reasoning sessions (:class:`actors.sessions.Sessions`) on the engine's Store."""
+        self.team: Any = None
+        """The agents with roles (:class:`actors.agents.Agents`) on the engine's services."""
+        self.conversations: Any = None
+        """Their conversations (:class:`actors.agents.ConversationOrchestrator`)."""
         self.runner: TaskRunner
         self.hub: Broadcaster
         self.handles: dict[str, Any] = {}
@@ -299,6 +305,7 @@ class Daemon:
             self.agents = AgentBook(self.engine.journal)
             system.bridge.run(self.agents.load())
             install_workflows(self.runner, self.agents.get)
+            self._start_sessions_and_team()
             if sock is not None:
                 self._serve(sock)
         except BaseException:
@@ -306,6 +313,19 @@ class Daemon:
             raise
         self.started_at = time.time()
         _log.info("daemon started", url=self.url, reactors=sorted(self.reactors))
+
+    def _start_sessions_and_team(self) -> None:
+        """Reasoning sessions, agents and conversations on the one System and Store."""
+        from actors.agents import ConversationOrchestrator  # noqa: PLC0415
+        from actors.sessions import Sessions  # noqa: PLC0415
+
+        self.sessions = Sessions(
+            self.system,  # type: ignore[arg-type]
+            store=self.engine.store,
+            catalog=self.engine.catalog,
+        ).open()
+        self.team = self.engine.start_agents()
+        self.conversations = ConversationOrchestrator(self.team)
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET

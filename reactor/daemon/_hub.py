@@ -22,7 +22,7 @@ import msgspec
 from actors import Event, EventBus
 from reactor.run import Middleware, RunInfo, RunOutcome, StepEvent
 
-__all__ = ["Broadcaster", "HubMiddleware", "RunActivity"]
+__all__ = ["Broadcaster", "ConversationActivity", "HubMiddleware", "RunActivity", "SessionActivity"]
 
 
 class RunActivity(Event, frozen=True, kw_only=True):
@@ -44,6 +44,33 @@ class RunActivity(Event, frozen=True, kw_only=True):
     step: str = ""
     status: str = ""
     detail: str = ""
+    at: float = 0.0
+
+
+class SessionActivity(Event, frozen=True, kw_only=True):
+    """A reasoning session changed through the daemon (REST or MCP).
+
+    Attributes:
+        session_id: The session.
+        agent: The agent that made the change.
+        operation: ``initiate_reasoning_session``, ``add_reasoning_step``,
+            ``execute_orchestrated_decision``, ``decision_finished``, ``add_participants``.
+        status: The decision's status (for decisions), else empty.
+        at: When.
+    """
+
+    session_id: str
+    agent: str
+    operation: str
+    status: str = ""
+    at: float = 0.0
+
+
+class ConversationActivity(Event, frozen=True, kw_only=True):
+    """A conversation changed through the daemon: ``started``, ``said`` or ``resumed``."""
+
+    conversation_id: str
+    operation: str
     at: float = 0.0
 
 

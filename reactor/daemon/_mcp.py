@@ -10,7 +10,15 @@ real message, which the client gets as an ``isError`` result the model can read.
 
 Calls that may take long answer within :data:`WAIT_LIMIT_S` (LM Studio's client gives
 up after about 60 s): a run still going then is returned as a handle (``run_id``) to
-poll with ``get_run``.
+poll with ``get_run``, a decision still going as its ``execution_id`` (poll
+``get_reasoning_session``).
+
+The six reasoning-session tools (``initiate_reasoning_session``, ``add_reasoning_step``,
+``execute_orchestrated_decision``, ``get_reasoning_session``,
+``search_reasoning_sessions``, ``get_orchestration_capabilities``) call the daemon's
+:class:`actors.sessions.Sessions`; access is checked there, and a refusal (an agent not
+allowed in a session, a session that does not exist) comes back as an ``isError``
+result with its message.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -78,7 +86,11 @@ def build_mcp(daemon: Daemon) -> MCPServer:
         version=version(),
         instructions=(
             "Reactor Swarm runs reactors (graphs of LLM and Python steps). List them with "
-            "list_reactors, start one with run_reactor, and poll a long one with get_run."
+            "list_reactors, start one with run_reactor, and poll a long one with get_run. "
+            "Agents reason together in sessions: initiate_reasoning_session, "
+            "add_reasoning_step, execute_orchestrated_decision (poll a long one with "
+            "get_reasoning_session), search_reasoning_sessions, "
+            "get_orchestration_capabilities; every call names the calling agent_name."
         ),
         log_level="WARNING",
     )
@@ -160,3 +172,120 @@ def _plain(value: Any) -> Any:
     with contextlib.suppress(TypeError):
         return msgspec.to_builtins(value, enc_hook=str)
     return str(value)
+
+
+# ---- reasoning sessions ---------------------------------------------------------------------
+
+StepTypeName = Literal["analysis", "hypothesis", "conclusion", "critique", "synthesis"]
+TaskTypeName = Literal["code", "reasoning", "analysis", "general", "creative"]
+StatusName = Literal["active", "executing", "decided"]
+
+
+def _sessions() -> Any:
+    sessions = current_daemon().sessions
+    if sessions is None:
+        msg = "reasoning sessions are not running in this daemon"
+        raise ToolError(msg)
+    return sessions
+
+
+def _announce(session_id: str, agent: str, operation: str) -> None:
+    from reactor.daemon._sessions import announce_session  # noqa: PLC0415
+
+    announce_session(current_daemon(), session_id, agent, operation)
+
+
+async def _session_call(call: Awaitable[Any]) -> Any:
+    """Await a Sessions operation; a refusal becomes a ToolError with its message."""
+    from actors import ActorError  # noqa: PLC0415
+
+    try:
+        return await call
+    except ActorError as exc:
+        raise ToolError(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise ToolError(str(exc)) from None
+
+
+@mcp_tool()
+async def initiate_reasoning_session(
+    task_description: str, agent_name: str, tags: list[str] | None = None
+) -> dict[str, Any]:
+    """Start a collaborative reasoning session owned by agent_name; returns its session_id.
+
+    Other agents join when the owner adds them as participants or opens the session.
+    """
+    session_id = await _session_call(
+        _sessions().initiate_reasoning_session_async(task_description, agent_name, tags or ())
+    )
+    _announce(session_id, agent_name, "initiate_reasoning_session")
+    return {"session_id": session_id, "owner": agent_name}
+
+
+@mcp_tool()
+async def add_reasoning_step(
+    session_id: str,
+    agent_name: str,
+    reasoning_text: str,
+    step_type: StepTypeName = "analysis",
+) -> dict[str, Any]:
+    """Add a reasoning step (analysis, hypothesis, conclusion, critique or synthesis)."""
+    step = await _session_call(
+        _sessions().add_reasoning_step_async(session_id, agent_name, reasoning_text, step_type)
+    )
+    _announce(session_id, agent_name, "add_reasoning_step")
+    return {"session_id": session_id, **_plain(step)}
+
+
+@mcp_tool()
+async def execute_orchestrated_decision(
+    session_id: str, agent_name: str, prompt: str, task_type: TaskTypeName = "general"
+) -> dict[str, Any]:
+    """Choose a strategy from the session's reasoning, run it on the models, store the result.
+
+    Answers within 45 seconds: with the result when the decision finished, else with its
+    execution_id and status "running"; poll get_reasoning_session for its progress.
+    """
+    execution = await _session_call(
+        _sessions().execute_orchestrated_decision_async(
+            session_id, agent_name, prompt, task_type, wait_s=WAIT_LIMIT_S
+        )
+    )
+    from reactor.daemon._sessions import announce_decision  # noqa: PLC0415
+
+    announce_decision(current_daemon(), session_id, agent_name, execution)
+    answer: dict[str, Any] = {"session_id": session_id, **_plain(execution)}
+    if execution.status.value == "running":
+        answer["poll"] = "get_reasoning_session"
+    return answer
+
+
+@mcp_tool(read_only=True)
+async def get_reasoning_session(session_id: str, agent_name: str) -> dict[str, Any]:
+    """The session: task, owner, participants, steps, and decisions with progress or result."""
+    session = await _session_call(_sessions().get_reasoning_session_async(session_id, agent_name))
+    plain: dict[str, Any] = _plain(session)
+    return plain
+
+
+@mcp_tool(read_only=True)
+async def search_reasoning_sessions(
+    agent_name: str,
+    query: str = "",
+    tags: list[str] | None = None,
+    status: StatusName | None = None,
+    limit: int = 10,
+) -> list[dict[str, Any]]:
+    """Full-text search over the sessions agent_name may read, best match first."""
+    hits = await _session_call(
+        _sessions().search_reasoning_sessions_async(agent_name, query, tags or (), status, limit)
+    )
+    return [_plain(hit) for hit in hits]
+
+
+@mcp_tool(read_only=True)
+async def get_orchestration_capabilities(agent_name: str) -> dict[str, Any]:
+    """The models, strategies, task types and free GPU memory decisions can use."""
+    answer = await _session_call(_sessions().get_orchestration_capabilities_async(agent_name))
+    plain: dict[str, Any] = _plain(answer)
+    return plain

@@ -113,6 +113,24 @@ function selectRun(runId) {
   runStream.addEventListener("error", () => { runStream.close(); refresh(); });
 }
 
+async function loadSessions() {
+  const sessions = await api("/api/sessions/overview?limit=50");
+  $("sessions").replaceChildren(...sessions.map((s) => row(
+    [cell(s.session_id), cell(s.task_description.length > 60 ? s.task_description.slice(0, 60) + "…" : s.task_description),
+     cell(s.owner), cell(s.status, "status-" + (s.status === "executing" ? "running" : s.status === "decided" ? "done" : "pending")),
+     cell(s.steps), cell(s.decisions), cell(when(s.updated_at))],
+    { "data-session": s.session_id, "data-status": s.status, "data-steps": s.steps, "data-decisions": s.decisions },
+  )));
+}
+
+async function loadConversations() {
+  const conversations = await api("/api/conversations?limit=25");
+  $("conversations").replaceChildren(...conversations.map((c) => row(
+    [cell(c.id), cell(c.messages), cell(c.ended ? "yes" : "no"), cell(when(c.updated_at))],
+    { "data-conversation": c.id, "data-messages": c.messages },
+  )));
+}
+
 async function loadFleet() {
   const models = await api("/api/models");
   $("models").replaceChildren(...models.map((m) => row(
@@ -182,6 +200,10 @@ function followBus() {
   for (const type of ["BreakerTransition", "ModelLoadChanged", "CatalogRefreshed"]) {
     bus.addEventListener(type, (e) => { logEvent(type, e.data); fleet(); });
   }
+  const sessions = debounce(() => loadSessions().catch(console.error), 100);
+  bus.addEventListener("SessionActivity", (e) => { logEvent("SessionActivity", e.data); sessions(); });
+  const conversations = debounce(() => loadConversations().catch(console.error), 100);
+  bus.addEventListener("ConversationActivity", (e) => { logEvent("ConversationActivity", e.data); conversations(); });
   bus.addEventListener("ResourceSnapshot", (e) => showResources(JSON.parse(e.data)));
   for (const type of ["ActorCrashed", "ActorRestarted", "SupervisorGaveUp"]) {
     bus.addEventListener(type, (e) => { logEvent(type, e.data); loadOthers().catch(console.error); });
@@ -207,6 +229,8 @@ $("start-form").addEventListener("submit", async (event) => {
 
 loadRuns().catch(console.error);
 loadFleet().catch(console.error);
+loadSessions().catch(console.error);
+loadConversations().catch(console.error);
 loadOthers().catch(console.error);
 followBus();
 setInterval(() => { loadFleet().catch(console.error); loadOthers().catch(console.error); }, 10000);

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+import otel
 from actors.llm import load_config
 from actors.testing import FakeModel, FakeServer
 from reactor.daemon import Daemon
@@ -41,7 +43,12 @@ def fake() -> Iterator[FakeServer]:
 
 @pytest.fixture(scope="module")
 def daemon(fake: FakeServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """A started daemon on 127.0.0.1, a free port, a known token; stopped afterwards."""
+    """A started daemon on 127.0.0.1, a free port, a known token; stopped afterwards.
+
+    Logging is pointed at the real standard error first: a CLI test run before may have
+    left structlog writing to a captured stream that pytest has closed since.
+    """
+    otel.configure_logging(format="console", level="warning", stream=sys.__stderr__)
     folder = tmp_path_factory.mktemp("daemon")
     config = load_config(write_config(folder, fake.url), env={})
     served = Daemon(

@@ -51,6 +51,95 @@ async def _exercise(client: mcp.Client) -> None:
     assert "did you mean 'name'" in _text(wrong)
     assert "inputs.nmae" in _text(wrong)
 
+    await _reason_together(client, tools)
+
+
+SESSION_TOOLS = {
+    "initiate_reasoning_session": {"task_description", "agent_name", "tags"},
+    "add_reasoning_step": {"session_id", "agent_name", "reasoning_text", "step_type"},
+    "execute_orchestrated_decision": {"session_id", "agent_name", "prompt", "task_type"},
+    "get_reasoning_session": {"session_id", "agent_name"},
+    "search_reasoning_sessions": {"agent_name", "query", "tags", "status", "limit"},
+    "get_orchestration_capabilities": {"agent_name"},
+}
+
+
+async def _reason_together(client: mcp.Client, tools: dict[str, Any]) -> None:
+    for name, params in SESSION_TOOLS.items():
+        assert set(tools[name].input_schema["properties"]) == params, name
+    step_types = tools["add_reasoning_step"].input_schema["properties"]["step_type"]
+    assert "critique" in json.dumps(step_types)
+
+    started = await client.call_tool(
+        "initiate_reasoning_session",
+        {"task_description": "choose a cache for the planner", "agent_name": "alice",
+         "tags": ["mcp-test"]},
+    )  # fmt: skip
+    assert not started.is_error, _text(started)
+    session_id = json.loads(_text(started))["session_id"]
+
+    step = await client.call_tool(
+        "add_reasoning_step",
+        {"session_id": session_id, "agent_name": "alice",
+         "reasoning_text": "an LRU cache keyed by prompt", "step_type": "hypothesis"},
+    )  # fmt: skip
+    assert not step.is_error, _text(step)
+    assert json.loads(_text(step))["step_type"] == "hypothesis"
+
+    denied = await client.call_tool(
+        "add_reasoning_step",
+        {"session_id": session_id, "agent_name": "mallory", "reasoning_text": "mine now"},
+    )
+    assert denied.is_error
+    assert "mallory" in _text(denied)
+    assert session_id in _text(denied)
+
+    bad_type = await client.call_tool(
+        "add_reasoning_step",
+        {"session_id": session_id, "agent_name": "alice", "reasoning_text": "x",
+         "step_type": "guess"},
+    )  # fmt: skip
+    assert bad_type.is_error
+
+    missing = await client.call_tool(
+        "get_reasoning_session", {"session_id": "no-such-session", "agent_name": "alice"}
+    )
+    assert missing.is_error
+    assert "no-such-session" in _text(missing)
+
+    capabilities = await client.call_tool("get_orchestration_capabilities", {"agent_name": "alice"})
+    assert not capabilities.is_error, _text(capabilities)
+    models = {m["model"] for m in json.loads(_text(capabilities))["models"]}
+    assert "fake/fake-small" in models
+
+    decided = await client.call_tool(
+        "execute_orchestrated_decision",
+        {"session_id": session_id, "agent_name": "alice",
+         "prompt": "which cache should we use?", "task_type": "analysis"},
+    )  # fmt: skip
+    assert not decided.is_error, _text(decided)
+    execution = json.loads(_text(decided))
+    assert execution["execution_id"]
+    assert execution["status"] == "completed", execution
+    assert execution["result"]
+
+    shown = await client.call_tool(
+        "get_reasoning_session", {"session_id": session_id, "agent_name": "alice"}
+    )
+    session = json.loads(_text(shown))
+    assert session["steps"][0]["text"] == "an LRU cache keyed by prompt"
+    assert [e["execution_id"] for e in session["executions"]] == [execution["execution_id"]]
+
+    found = await client.call_tool(
+        "search_reasoning_sessions", {"agent_name": "alice", "query": "LRU", "tags": ["mcp-test"]}
+    )
+    assert not found.is_error, _text(found)
+    assert session_id in _text(found)
+    hidden = await client.call_tool(
+        "search_reasoning_sessions", {"agent_name": "mallory", "query": "LRU"}
+    )
+    assert session_id not in _text(hidden)
+
 
 async def test_mcp_over_streamable_http(daemon: Daemon) -> None:
     """The SDK client lists and runs reactors at /mcp with the token; tool errors are isError."""
@@ -90,3 +179,34 @@ async def test_mcp_over_stdio(fake: FakeServer, tmp_path: Path) -> None:
     )
     async with mcp.Client(params, read_timeout_seconds=60) as client:
         await _exercise(client)
+
+
+async def test_a_long_decision_answers_with_a_handle(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decision not finished within the wait limit comes back as an execution_id to poll."""
+    import reactor.daemon._mcp as served_mcp
+
+    monkeypatch.setattr(served_mcp, "WAIT_LIMIT_S", 0.0)
+    session_id = await daemon.sessions.initiate_reasoning_session_async("a slow choice", "bob")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=30.0) as http:
+        transport = streamable_http_client(f"{daemon.url}/mcp", http_client=http)
+        async with mcp.Client(transport) as client:
+            decided = await client.call_tool(
+                "execute_orchestrated_decision",
+                {"session_id": session_id, "agent_name": "bob", "prompt": "decide"},
+            )
+            handle = json.loads(_text(decided))
+            assert handle["status"] == "running", handle
+            assert handle["poll"] == "get_reasoning_session"
+            finished = await daemon.sessions.wait_for_decision_async(
+                session_id, "bob", handle["execution_id"], timeout=30.0
+            )
+            assert finished.status.value == "completed"
+            shown = await client.call_tool(
+                "get_reasoning_session", {"session_id": session_id, "agent_name": "bob"}
+            )
+            (execution,) = json.loads(_text(shown))["executions"]
+            assert execution["execution_id"] == handle["execution_id"]
+            assert execution["status"] == "completed"

@@ -69,3 +69,34 @@ def test_page_shows_a_run_progress_and_complete(
         assert errors == []
     finally:
         page.close()
+
+
+def test_page_shows_sessions_as_they_change(
+    browser: Any, daemon: Daemon, client: httpx.Client
+) -> None:
+    """A session started over REST appears; its steps and decision update it live."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{daemon.url}/?token={TOKEN}")
+        page.wait_for_selector("#conn.live")
+        created = client.post(
+            "/api/sessions", json={"task_description": "name the release", "agent_name": "pat"}
+        )
+        session_id = created.json()["session_id"]
+        row = f'#sessions tr[data-session="{session_id}"]'
+        page.wait_for_selector(f'{row}[data-steps="0"]')  # pushed over /api/events
+        client.post(
+            f"/api/sessions/{session_id}/steps",
+            json={"agent_name": "pat", "reasoning_text": "something short"},
+        )
+        page.wait_for_selector(f'{row}[data-steps="1"]')
+        client.post(
+            f"/api/sessions/{session_id}/decisions", json={"agent_name": "pat", "prompt": "pick"}
+        )
+        page.wait_for_selector(f'{row}[data-decisions="1"][data-status="decided"]')
+        assert "name the release" in page.inner_text(row)
+        assert errors == []
+    finally:
+        page.close()
