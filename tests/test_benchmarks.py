@@ -11,6 +11,17 @@ import pytest
 
 from tests.support.proc import run_python
 
+
+def _figures(data: dict[str, object], keys: tuple[str, ...]) -> list[tuple[str, int | float]]:
+    """Each named figure with its value (unchanged), once checked to be a number."""
+    pairs: list[tuple[str, int | float]] = []
+    for key in keys:
+        value = data.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        pairs.append((key, value))
+    return pairs
+
+
 FIGURES = (
     "raw_ask_p50_us",
     "raw_ask_p99_us",
@@ -33,9 +44,7 @@ def test_routing_quick_prints_one_json_object_with_every_figure() -> None:
     data = json.loads(result.stdout)  # the whole of stdout is the one object
     assert isinstance(data, dict)
 
-    for key in FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, FIGURES):
         assert not isinstance(value, bool), key
         assert value > 0, f"{key}: {value!r}"
 
@@ -68,9 +77,7 @@ def test_hosts_quick_prints_one_json_object_with_every_figure() -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["requests"] == 100
-    for key in HOSTS_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, HOSTS_FIGURES):
         assert value > 0, f"{key}: {value!r}"
     assert set(data["targets"]) == {"fanout_ratio_max", "failfast_p99_us_max"}
     assert all(isinstance(v, bool) for v in data["targets_met"].values())
@@ -119,16 +126,12 @@ def test_reactor_quick_prints_one_json_object_with_every_figure() -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert isinstance(data, dict)
-    for key in REACTOR_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, REACTOR_FIGURES):
         assert not isinstance(value, bool), key
         assert value > 0, f"{key}: {value!r}"
     for key in REACTOR_OVERHEADS:  # a difference of two timings: any sign, but a number
         assert isinstance(data.get(key), int | float), f"{key}: {data.get(key)!r}"
-    for key in REACTOR_BURST:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, REACTOR_BURST):
         assert value > 0, f"{key}: {value!r}"
     # Every run of the burst, and of the burst held alive at the barrier, completed.
     runs = data["burst_runs"]
@@ -179,9 +182,7 @@ def test_orchestration_quick_prints_one_json_object_with_every_figure() -> None:
     result = run_python("-m", "benchmarks", "orchestration", "--quick", timeout=120)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    for key in ORCHESTRATION_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, ORCHESTRATION_FIGURES):
         assert not isinstance(value, bool), key
     assert isinstance(data["select_overhead_us"], int | float)  # may be < 0 when noisy
     assert isinstance(data["fallback_overhead_us"], float)
@@ -209,9 +210,7 @@ def test_tools_quick_prints_one_json_object_with_every_figure() -> None:
     result = run_python("-m", "benchmarks", "tools", "--quick", timeout=50)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    for key in TOOLS_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, TOOLS_FIGURES):
         assert value > 0, f"{key}: {value!r}"
     assert set(data["targets"]) == set(data["targets_met"])
     assert all(isinstance(v, bool) for v in data["targets_met"].values())
@@ -239,9 +238,7 @@ def test_consensus_quick_prints_one_json_object_with_every_figure() -> None:
     result = run_python("-m", "benchmarks", "consensus", "--quick", timeout=120)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    for key in CONSENSUS_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, CONSENSUS_FIGURES):
         assert not isinstance(value, bool), key
     for key in ("majority_accuracy_5_at_0_6", "weighted_accuracy", "plain_vote_accuracy"):
         assert data["within_1_5_points"][key], (key, data[key], data["expected"][key])
@@ -283,9 +280,7 @@ def test_placement_quick_prints_one_json_object_with_every_figure() -> None:
     result = run_python("-m", "benchmarks", "placement", "--quick", timeout=180)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    for key in PLACEMENT_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, PLACEMENT_FIGURES):
         assert value > 0, f"{key}: {value!r}"
     assert isinstance(data["ray_task_overhead_ms"], int | float)
     assert data["ray_sched_overhead_ms"] >= 0
@@ -311,9 +306,7 @@ def test_sessions_quick_prints_one_json_object_with_every_figure() -> None:
     result = run_python("-m", "benchmarks", "sessions", "--quick", timeout=60)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    for key in SESSIONS_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, SESSIONS_FIGURES):
         assert value > 0, f"{key}: {value!r}"
     assert data["active_peak"] == data["sessions"]  # every stored session was active at once
     assert data["fts_sample_hits"] > 0
@@ -335,9 +328,7 @@ def test_agents_quick_prints_one_json_object_with_every_figure() -> None:
     result = run_python("-m", "benchmarks", "agents", "--quick", timeout=60)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    for key in AGENTS_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, AGENTS_FIGURES):
         assert value > 0, f"{key}: {value!r}"
     assert data["exchange3_p50_ms"] > data["route_p50_ms"]
     assert set(data["targets"]) == set(data["targets_met"])
@@ -359,9 +350,7 @@ def test_daemon_quick_prints_one_json_object_with_every_figure() -> None:
     result = run_python("-m", "benchmarks", "daemon", "--quick", timeout=150)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    for key in DAEMON_FIGURES:
-        value = data.get(key)
-        assert isinstance(value, int | float), f"{key}: {value!r}"
+    for key, value in _figures(data, DAEMON_FIGURES):
         assert value > 0, f"{key}: {value!r}"
     assert isinstance(data["task_overhead_ms"], int | float)  # a difference: any sign
     assert isinstance(data["idle_sse_1000_rss_mb"], int | float)
