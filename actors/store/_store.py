@@ -41,7 +41,10 @@ knows (as it does if the writer ever stops on an unexpected error).
 ``BEGIN IMMEDIATE`` transaction (the write lock is taken at the start, so a commit never
 fails half-way for want of it; ``busy_timeout`` bounds the wait if another process holds
 it). Reads go through a second, read-only (``query_only``) connection: in WAL mode a
-reader sees the last committed state and never waits behind the writer.
+reader sees the last committed state and never waits behind the writer, with one
+exception: a read of a stream that has appends submitted and not yet answered (by any
+sender) waits for their answers, so that a read sees every append the Store received
+before it (a run resumed right after its stopped actor's last append, say).
 
 **Durability.** ``journal_mode=WAL`` with ``synchronous=FULL`` by default: the WAL is
 fsynced before ``COMMIT`` returns, and an append is acknowledged only after that, so
@@ -425,6 +428,12 @@ class _Pending(NamedTuple):
     reply: Deferred[Any]
 
 
+class _Barrier(NamedTuple):
+    """Calls ``then()`` once every append queued before it has been answered."""
+
+    then: Callable[[], object]
+
+
 class _Writer:
     """The writing connection on a thread of its own: opens, migrates, group-commits.
 
@@ -447,7 +456,11 @@ class _Writer:
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending | _Barrier | None] = queue.SimpleQueue()
+        # Appends submitted but not yet answered, per stream: a read of such a stream
+        # waits for them (read-your-writes, whoever wrote). Both threads touch it.
+        self._unsettled: dict[str, int] = {}
+        self._unsettled_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_seq: dict[str, int] = {}
@@ -479,7 +492,33 @@ class _Writer:
 
     def submit(self, pending: _Pending) -> None:
         """Queue an append for the next commit (from any thread, never waits)."""
+        message = pending.message
+        if isinstance(message, JournalAppend):
+            stream = message.stream_id
+            with self._unsettled_lock:
+                unsettled = self._unsettled
+                unsettled[stream] = unsettled.get(stream, 0) + 1
         self._queue.put(pending)
+
+    def unsettled(self, stream_id: str) -> bool:
+        """Whether appends to ``stream_id`` were submitted and are not answered yet."""
+        return stream_id in self._unsettled  # a dict lookup: atomic under the GIL
+
+    def after_queued(self, then: Callable[[], object]) -> None:
+        """Call ``then()`` on the writer's thread once every append queued now is answered."""
+        self._queue.put(_Barrier(then))
+
+    def _settled(self, batch: list[_Pending]) -> None:
+        """The batch's appends are answered: a read of their streams need not wait."""
+        with self._unsettled_lock:
+            unsettled = self._unsettled
+            for message, _ in batch:
+                if isinstance(message, JournalAppend):
+                    left = unsettled.get(message.stream_id, 0) - 1
+                    if left > 0:
+                        unsettled[message.stream_id] = left
+                    else:
+                        unsettled.pop(message.stream_id, None)
 
     @property
     def queued(self) -> int:
@@ -593,7 +632,16 @@ class _Writer:
                     closing = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            appends = [item for item in batch if type(item) is _Pending]
+            try:
+                if appends:
+                    self._commit(appends)
+            finally:
+                self._settled(appends)
+            if len(appends) != len(batch):  # a read waits for what was queued before it
+                for item in batch:
+                    if type(item) is _Barrier:
+                        item.then()
             if closing:
                 return
 
@@ -1276,11 +1324,19 @@ class Store(Actor[StoreRequest]):
     def _serve(self, message: _Served, reply: Deferred[Any]) -> None:
         match message:
             case JournalRead():
-                self.pipe_to_self(
-                    self._reader.read(message.stream_id, message.after_seq, message.limit),
-                    reply.send,
-                    name="store read",
-                )
+                if self._writer.unsettled(message.stream_id):
+                    # Appends to this stream are queued or being committed (by anyone):
+                    # the read waits for their answers, so that it sees them.
+                    ref = self.self_ref
+
+                    def read(_: object) -> None:
+                        self._read(message, reply)
+
+                    self._writer.after_queued(
+                        lambda: ref.tell_if_alive(Callback(read, None, None, "store read"))
+                    )
+                    return
+                self._read(message, reply)
             case JournalStreams():
                 self.pipe_to_self(
                     self._reader.streams(message),
@@ -1293,6 +1349,13 @@ class Store(Actor[StoreRequest]):
                 self._writer.submit(_Pending(message, reply))
             case _:
                 assert_never(message)
+
+    def _read(self, message: JournalRead, reply: Deferred[Any]) -> None:
+        self.pipe_to_self(
+            self._reader.read(message.stream_id, message.after_seq, message.limit),
+            reply.send,
+            name="store read",
+        )
 
     def _stats(self) -> StoreStats:
         writer = self._writer

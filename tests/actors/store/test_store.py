@@ -131,7 +131,7 @@ def test_concurrent_appends_all_land_in_writer_order_in_few_commits(
 def test_reads_page_through_a_stream_and_do_not_wait_behind_a_blocked_commit(
     system: System, tmp_path: Path
 ) -> None:
-    """after_seq/limit page a stream; a read is answered while a commit waits for the lock."""
+    """after_seq/limit page a stream; a read is answered while another stream's commit waits."""
     db = tmp_path / "reads.db"
     journal = Journal(system.spawn(Store.spec(db, name="reads")))
     for n in range(1, 6):
@@ -147,7 +147,7 @@ def test_reads_page_through_a_stream_and_do_not_wait_behind_a_blocked_commit(
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
 
         async def scenario() -> None:
-            blocked = asyncio.create_task(journal.append_async("run-1", "Step", {"n": 6}))
+            blocked = asyncio.create_task(journal.append_async("run-2", "Step", {"n": 1}))
             await _until(journal.stats_async, lambda s: s.in_flight == 1, "a commit in flight")
             started = time.monotonic()
             entries = await journal.read_async("run-1")
@@ -155,7 +155,37 @@ def test_reads_page_through_a_stream_and_do_not_wait_behind_a_blocked_commit(
             assert len(entries) == 5
             assert not blocked.done()
             other.execute("ROLLBACK")
-            assert (await blocked).seq == 6
+            assert (await blocked).seq == 1
+
+        asyncio.run(scenario())
+
+
+def test_a_read_sees_every_append_the_store_received_before_it(
+    system: System, tmp_path: Path
+) -> None:
+    """Read-your-writes per stream, whoever wrote: a read waits for the stream's queued appends.
+
+    An append sent without waiting (as a stopping run sends its last events) and a read
+    sent after it by someone else: the read's answer holds the append, even while the
+    commit waits for another process's write lock.
+    """
+    db = tmp_path / "ryw.db"
+    store = system.spawn(Store.spec(db, name="ryw"))
+    journal = Journal(store)
+    journal.append("run-1", "Step", {"n": 1})
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # the next commit waits for this lock
+
+        async def scenario() -> None:
+            pending = asyncio.create_task(journal.append_async("run-1", "Step", {"n": 2}))
+            await _until(journal.stats_async, lambda s: s.in_flight == 1, "a commit in flight")
+            read = asyncio.create_task(journal.read_async("run-1"))
+            other_read = await journal.read_async("run-2")  # another stream does not wait
+            assert other_read == []
+            assert not read.done()
+            other.execute("ROLLBACK")
+            assert (await pending).seq == 2
+            assert [e.seq for e in await read] == [1, 2]
 
         asyncio.run(scenario())
 
