@@ -19,8 +19,8 @@ def quiet_logs() -> None:
 
 @pytest.fixture
 def system() -> Iterator[System]:
-    """A started System with a short default deadline; stopped after the test."""
-    with System(name="test", default_timeout=5.0) as running:
+    """A started System (asks wait 20 s at most: a bound for a loaded machine); stopped after."""
+    with System(name="test", default_timeout=20.0) as running:
         yield running
 
 

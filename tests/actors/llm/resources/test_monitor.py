@@ -36,7 +36,7 @@ class Collector(Actor[ResourceSnapshot]):
         return None
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
     """Poll ``check`` until it holds (or fail the test)."""
     end = time.monotonic() + timeout
     while not check():
@@ -408,7 +408,7 @@ def test_model_load_change_on_the_bus_triggers_a_poll(
 def test_stopping_the_monitor_shuts_nvml_down() -> None:
     """NVML is initialised once while the monitor runs and shut down when it stops."""
     fake = FakeNvml()
-    with System(name="mon", default_timeout=5.0) as system:
+    with System(name="mon", default_timeout=20.0) as system:
         monitor = spawn_monitor(system, {}, nvml=fake, poll_s=0.02)
         wait_for(lambda: fake.init_calls == 1)
         monitor.ask(ResourceQuery())
