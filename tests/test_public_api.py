@@ -748,6 +748,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "VERSION",
         "add_trace_ids",
         "capture_content",
+        "child_spans",
         "configure_log_export",
         "configure_logging",
         "configure_metrics",
