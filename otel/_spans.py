@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from time import time_ns
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -37,17 +37,20 @@ from opentelemetry.sdk.trace import (
     SpanLimits,
     SynchronousMultiSpanProcessor,
 )
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
-__all__ = ["ChildSpan", "ChildSpans", "Pipeline"]
+__all__ = ["ChildSpan", "ChildSpans", "Pipeline", "start_span"]
 
 _RANDOM_TRACE_ID = int(getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
 """W3C trace-context level 2's random flag (SDKs that know it carry it to children)."""
 
 _UNSET = Status(StatusCode.UNSET)
+_SIMPLE = frozenset((str, bool, int, float))
+"""Attribute value types stored as they are (the SDK keeps them unchanged too)."""
 
 
 class Pipeline:
@@ -58,7 +61,17 @@ class Pipeline:
     the provider's private state.
     """
 
-    __slots__ = ("info", "limits", "new_span_id", "processor", "resource", "scope")
+    __slots__ = (
+        "info",
+        "limits",
+        "new_span_id",
+        "new_trace_id",
+        "processor",
+        "random_trace_ids",
+        "resource",
+        "root_bound",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -66,16 +79,63 @@ class Pipeline:
         processor: SynchronousMultiSpanProcessor,
         resource: Resource,
         limits: SpanLimits,
-        new_span_id: Callable[[], int],
+        ids: IdGenerator,
+        root_bound: int,
         scope: InstrumentationScope,
         info: Any,
     ) -> None:
         self.processor = processor
         self.resource = resource
         self.limits = limits
-        self.new_span_id = new_span_id
+        self.new_span_id = ids.generate_span_id
+        self.new_trace_id = ids.generate_trace_id
+        is_random = getattr(ids, "is_trace_id_random", None)
+        self.random_trace_ids = bool(is_random()) if is_random is not None else False
+        self.root_bound = root_bound  # a root is sampled when the trace id's low 64 bits are below
         self.scope = scope
         self.info = info  # the tracer's deprecated InstrumentationInfo, as its spans carry
+
+
+def start_span(
+    name: str,
+    *,
+    context: otel_context.Context,
+    attributes: dict[str, types.AttributeValue],
+    tracer: trace.Tracer,
+    pipeline: Pipeline | None,
+) -> trace.Span:
+    """``tracer.start_span(name, context, attributes=attributes)``, cheaper where it can be.
+
+    A root span (``context`` holds no valid span) is sampled by the ratio of its trace
+    id, a child when its parent is; a recording span is a :class:`ChildSpan`. Where
+    the span would not record, or there is no pipeline, the tracer starts it.
+    """
+    if pipeline is None:
+        return tracer.start_span(name, context=context, attributes=attributes)
+    parent = trace.get_current_span(context).get_span_context()
+    if parent.is_valid:
+        if not parent.trace_flags.sampled:
+            return tracer.start_span(name, context=context, attributes=attributes)
+        span_context = SpanContext(
+            parent.trace_id,
+            pipeline.new_span_id(),
+            False,
+            TraceFlags(TraceFlags.SAMPLED | (parent.trace_flags & _RANDOM_TRACE_ID)),
+            parent.trace_state,
+        )
+        span = ChildSpan(pipeline, name, span_context, parent, SpanKind.INTERNAL, attributes)
+    else:
+        trace_id = pipeline.new_trace_id()
+        if trace_id & _TRACE_ID_LIMIT >= pipeline.root_bound:
+            return tracer.start_span(name, context=context, attributes=attributes)
+        flags = TraceFlags.SAMPLED | (_RANDOM_TRACE_ID if pipeline.random_trace_ids else 0)
+        span_context = SpanContext(trace_id, pipeline.new_span_id(), False, TraceFlags(flags))
+        span = ChildSpan(pipeline, name, span_context, None, SpanKind.INTERNAL, attributes)
+    pipeline.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+    return span
+
+
+_TRACE_ID_LIMIT = (1 << 64) - 1
 
 
 class ChildSpans:
@@ -163,7 +223,7 @@ class ChildSpan(trace.Span):
         pipeline: Pipeline,
         name: str,
         context: SpanContext,
-        parent: SpanContext,
+        parent: SpanContext | None,
         kind: SpanKind,
         attributes: dict[str, types.AttributeValue],
     ) -> None:
@@ -231,16 +291,35 @@ class ChildSpan(trace.Span):
         with self._guard():
             if self._end_time is not None:
                 return
-            bounded = self._bounded()
             for key, value in attributes.items():
-                bounded[key] = value
+                self._put(key, value)
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
         """Add or replace one attribute (validated, within the provider's limits)."""
         with self._guard():
             if self._end_time is not None:
                 return
-            self._bounded()[key] = value
+            self._put(key, value)
+
+    def _put(self, key: str, value: types.AnyValue) -> None:
+        """Store one attribute, as the SDK's container would.
+
+        A plain string, number or boolean goes straight in while the attributes are a
+        plain dict within the count limit (a string cut to the length limit);
+        anything else through the SDK's container.
+        """
+        attributes = self._attributes
+        kind = type(value)
+        if type(attributes) is dict and type(key) is str and key and kind in _SIMPLE:
+            limits = self._pipeline.limits
+            count = limits.max_span_attributes
+            if count is None or key in attributes or len(attributes) < count:
+                length = limits.max_span_attribute_length
+                if kind is str and length is not None:
+                    value = cast("str", value)[:length]
+                attributes[key] = value
+                return
+        self._bounded()[key] = value
 
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None

@@ -768,6 +768,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "shutdown_telemetry",
         "shutdown_tracing",
         "span_tree",
+        "start_span",
         "trace_actors",
         "tracer",
     ),

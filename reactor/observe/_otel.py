@@ -98,7 +98,7 @@ class TracingMiddleware(Middleware):
         }
         if run.parent:
             attributes["reactor.parent_run_id"] = run.parent
-        span = otel.tracer().start_span(
+        span = otel.start_span(
             f"reactor.run {run.reactor}",
             context=parent if parent is not None else _ROOT,
             attributes=attributes,
