@@ -237,7 +237,7 @@ class ChildSpan(trace.Span):
         self._links: BoundedList[Link] | None = None
         self._status = _UNSET
         self._end_time: int | None = None
-        self._lock: threading.Lock | None = None
+        self._lock = threading.Lock()
         self._start_time = time_ns()
 
     def __repr__(self) -> str:
@@ -280,15 +280,9 @@ class ChildSpan(trace.Span):
         self._attributes = bounded
         return bounded
 
-    def _guard(self) -> threading.Lock:
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = threading.Lock()
-        return lock
-
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
         """Add or replace attributes (validated, within the provider's limits)."""
-        with self._guard():
+        with self._lock:
             if self._end_time is not None:
                 return
             for key, value in attributes.items():
@@ -296,7 +290,7 @@ class ChildSpan(trace.Span):
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
         """Add or replace one attribute (validated, within the provider's limits)."""
-        with self._guard():
+        with self._lock:
             if self._end_time is not None:
                 return
             self._put(key, value)
@@ -336,7 +330,7 @@ class ChildSpan(trace.Span):
             ),
             timestamp,
         )
-        with self._guard():
+        with self._lock:
             if self._end_time is not None:
                 return
             events = self._events
@@ -358,7 +352,7 @@ class ChildSpan(trace.Span):
                 immutable=True,
             ),
         )
-        with self._guard():
+        with self._lock:
             if self._end_time is not None:
                 return
             links = self._links
@@ -407,16 +401,10 @@ class ChildSpan(trace.Span):
 
     def end(self, end_time: int | None = None) -> None:
         """End the span and hand it to the provider's span processors (once)."""
-        lock = self._lock
-        if lock is None:
+        with self._lock:
             if self._end_time is not None:
                 return
             self._end_time = end_time if end_time is not None else time_ns()
-        else:
-            with lock:
-                if self._end_time is not None:
-                    return
-                self._end_time = end_time if end_time is not None else time_ns()
         # No writer reaches the attributes after the end (the writers check it, and
         # the ReadableSpan shows them read-only).
         attributes = self._attributes
