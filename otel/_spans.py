@@ -1,4 +1,4 @@
-"""Child spans of one parent, started at a fraction of the SDK tracer's cost.
+"""The runtime's own spans (a run's, its step attempts'), at a fraction of the tracer's cost.
 
 A run makes one span per step attempt, every one a child of the run's span, sampled
 exactly when the run's span is, with a handful of attributes the runtime itself knows
@@ -8,7 +8,9 @@ validating each attribute, and allocating locks and bounded containers that most
 step spans never touch (about 170,000 interpreter instructions per span, against a
 no-op step's whole overhead of about 400,000).
 
-:class:`ChildSpans` does that work once per parent, and :class:`ChildSpan` is a real
+:class:`ChildSpans` does that work once per parent (:func:`start_span` once per span,
+for a run's own span, a root or a child of the step that composed it), and
+:class:`ChildSpan` is a real
 recording span: the API's whole :class:`~opentelemetry.trace.Span` interface, the
 tracer provider's span limits on what user code adds, and at its end an SDK
 :class:`~opentelemetry.sdk.trace.ReadableSpan` handed to the provider's span
@@ -126,10 +128,16 @@ def start_span(
         span = ChildSpan(pipeline, name, span_context, parent, SpanKind.INTERNAL, attributes)
     else:
         trace_id = pipeline.new_trace_id()
+        random = _RANDOM_TRACE_ID if pipeline.random_trace_ids else 0
         if trace_id & _TRACE_ID_LIMIT >= pipeline.root_bound:
-            return tracer.start_span(name, context=context, attributes=attributes)
-        flags = TraceFlags.SAMPLED | (_RANDOM_TRACE_ID if pipeline.random_trace_ids else 0)
-        span_context = SpanContext(trace_id, pipeline.new_span_id(), False, TraceFlags(flags))
+            # Dropped by the ratio: what the tracer returns for this trace id (asking
+            # the tracer instead would draw another id and decide a second time).
+            return trace.NonRecordingSpan(
+                SpanContext(trace_id, pipeline.new_span_id(), False, TraceFlags(random))
+            )
+        span_context = SpanContext(
+            trace_id, pipeline.new_span_id(), False, TraceFlags(TraceFlags.SAMPLED | random)
+        )
         span = ChildSpan(pipeline, name, span_context, None, SpanKind.INTERNAL, attributes)
     pipeline.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
     return span

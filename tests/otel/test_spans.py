@@ -179,6 +179,25 @@ def test_sampling_decides_as_the_tracer_does() -> None:
     assert only.parent.span_id == int("cd" * 8, 16)
 
 
+def test_root_spans_are_sampled_by_the_ratio_once() -> None:
+    spans = InMemorySpanExporter()
+    otel.configure_tracing(exporter="none", span_exporter=spans, sample_ratio=0.5, set_global=False)
+    try:
+        started = [
+            otel.start_span("reactor.run R", context=_ROOT, attributes={}) for _ in range(2000)
+        ]
+        recording = [s for s in started if s.is_recording()]
+        for span in started:
+            assert span.get_span_context().trace_flags.sampled == span.is_recording()
+            span.end()
+    finally:
+        otel.shutdown_tracing()
+    # Half, as the SDK's ratio sampler decides (drawing again for a dropped root would
+    # record three quarters); the band is more than four standard deviations wide.
+    assert 0.45 < len(recording) / len(started) < 0.55
+    assert len(spans.get_finished_spans()) == len(recording)
+
+
 def test_a_sampler_from_the_environment_gets_the_tracers_spans(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
