@@ -12,7 +12,9 @@
 * :func:`configure_telemetry` / :func:`shutdown_telemetry` do all three signals at
   once (the shutdown waits at most a second for the collector).
 * :func:`inject` and :func:`extract` move the trace context in and out of messages;
-  :func:`trace_actors` says whether actor messages are spans (opt-in).
+  :func:`trace_actors` says whether actor messages are spans (opt-in);
+  :func:`start_span` and :func:`child_spans` start the runtime's own spans (a run's,
+  its step attempts') at a fraction of the tracer's cost.
 * ``GEN_AI_*``: the attribute names of the OpenTelemetry GenAI conventions;
   :func:`execute_tool_span` and :func:`invoke_agent_span` make the tool and agent
   spans; :func:`error_type` names a failure for ``error.type``.
@@ -69,11 +71,13 @@ from otel._telemetry import configure_telemetry, shutdown_telemetry
 from otel._tracing import (
     ExporterName,
     TracingConfigError,
+    child_spans,
     configure_tracing,
     enabled,
     extract,
     inject,
     shutdown_tracing,
+    start_span,
     trace_actors,
     tracer,
 )
@@ -121,6 +125,7 @@ __all__ = [
     "TracingConfigError",
     "add_trace_ids",
     "capture_content",
+    "child_spans",
     "configure_log_export",
     "configure_logging",
     "configure_metrics",
@@ -140,6 +145,7 @@ __all__ = [
     "shutdown_telemetry",
     "shutdown_tracing",
     "span_tree",
+    "start_span",
     "trace_actors",
     "tracer",
 ]

@@ -52,17 +52,17 @@ _RUN_EVENTS = {
 
 
 class _RunSpans:
-    """One run's open spans: its own, the context its attempts start in, the attempts'.
+    """One run's open spans: its own, the starter of its attempts', the attempts'.
 
     Only the run's own actor calls the hooks for a run, one at a time, so this needs no
     lock; the middleware's table of runs is a dict whose get, set and pop are atomic.
     """
 
-    __slots__ = ("context", "span", "steps")
+    __slots__ = ("children", "span", "steps")
 
     def __init__(self, span: Span) -> None:
         self.span = span
-        self.context = trace.set_span_in_context(span)  # made once, shared by every attempt
+        self.children = otel.child_spans(span)  # made once, shared by every attempt
         self.steps: dict[str, Span] = {}
 
 
@@ -70,8 +70,9 @@ class TracingMiddleware(Middleware):
     """A span per run and per step attempt (see the module docstring).
 
     On the hot path (a span per step attempt) it does the least it can: one table
-    look-up per hook, the run's context made once, the attributes set at start in one
-    call and those known at the end in one more.
+    look-up per hook, the run's span's children started by :func:`otel.child_spans`
+    (the sampling decision and the parent's context made once per run), the
+    attributes passed at start in one dict and those known at the end in one more.
     """
 
     def __init__(self) -> None:
@@ -97,7 +98,7 @@ class TracingMiddleware(Middleware):
         }
         if run.parent:
             attributes["reactor.parent_run_id"] = run.parent
-        span = otel.tracer().start_span(
+        span = otel.start_span(
             f"reactor.run {run.reactor}",
             context=parent if parent is not None else _ROOT,
             attributes=attributes,
@@ -121,10 +122,9 @@ class TracingMiddleware(Middleware):
         if spans is None:
             return
         if kind is StepEventKind.START:
-            spans.steps[event.step] = otel.tracer().start_span(
+            spans.steps[event.step] = spans.children.start(
                 f"reactor.step {event.step}",
-                context=spans.context,
-                attributes={
+                {
                     "reactor.step": event.step,
                     "reactor.attempt": event.attempt,
                     "reactor.run_id": run.run_id,
