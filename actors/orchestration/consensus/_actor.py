@@ -153,7 +153,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             span=span,
             ids=f"{message.request.request_id}.{next(self._serial)}",
         )
-        if spec.method in ROUNDS or spec.adaptive:
+        if spec.adaptive or spec.method in ROUNDS:
             # Later rounds and added members could outlast the deadline: end it all there.
             # (A single round needs no timer: each call's own deadline ends before it.)
             poll.end_timer = self.call_later(
@@ -221,10 +221,9 @@ class Consensus(LoopActor[ConsensusRequest]):
     # ---- 2, 3, 4. rounds -----------------------------------------------------------------
 
     def _first_round(self, poll: Poll) -> None:
-        base, spec = poll.message.request, poll.spec
-        self._round(poll, [(m, member_request(spec, m, base)) for m in poll.members])
+        self._round(poll, [(m, None) for m in poll.members])
 
-    def _round(self, poll: Poll, calls: list[tuple[Member, ChatRequest]]) -> None:
+    def _round(self, poll: Poll, calls: list[tuple[Member, ChatRequest | None]]) -> None:
         poll.clear_round()
         if poll.timer is not None:
             poll.timer.cancel()
@@ -281,13 +280,13 @@ class Consensus(LoopActor[ConsensusRequest]):
             return
         if not final and self._grow(poll, ok):
             return
-        self._final(poll)
+        self._final(poll, ok=ok)
 
     def _follow_up(
         self, poll: Poll, ok: list[tuple[Slot, MemberAnswer]]
-    ) -> list[tuple[Member, ChatRequest]]:
+    ) -> list[tuple[Member, ChatRequest | None]]:
         base, spec = poll.message.request, poll.spec
-        calls = []
+        calls: list[tuple[Member, ChatRequest | None]] = []
         texts = [a.text for _, a in ok]
         for index, (slot, answer) in enumerate(ok):
             request = member_request(spec, slot.member, base)
@@ -314,9 +313,8 @@ class Consensus(LoopActor[ConsensusRequest]):
         count = min(GROW_BY, spec.max_members - len(poll.slots))
         extra = self._extra_members(poll, count)
         poll.added += len(extra)
-        base = poll.message.request
         for member in extra:
-            self.members.send(poll, member, member_request(spec, member, base))
+            self.members.send(poll, member)
         self._check(poll)
         return True
 
@@ -389,13 +387,15 @@ class Consensus(LoopActor[ConsensusRequest]):
         *,
         note: str = "",
         synthesis: tuple[str, Completion] | None = None,
+        ok: list[tuple[Slot, MemberAnswer]] | None = None,
     ) -> None:
         if poll.done:
             return
         if note:
             poll.note = note
         spec = poll.spec
-        ok = poll.usable()
+        if ok is None:
+            ok = poll.usable()
         quorum = spec.quorum
         needed = poll.needed()
         if len(ok) < needed and synthesis is None:
@@ -419,8 +419,7 @@ class Consensus(LoopActor[ConsensusRequest]):
     def _ask_fallback(self, poll: Poll, model: str) -> None:
         poll.fallback = model
         poll.next_round()
-        member = Member(model=model)
-        self.members.send(poll, member, member_request(poll.spec, member, poll.message.request))
+        self.members.send(poll, Member(model=model))
         self._check(poll)
 
     def _embedder(self, spec: ConsensusSpec) -> str | None:
@@ -494,17 +493,17 @@ class Consensus(LoopActor[ConsensusRequest]):
         similarity: list[list[float]] | None,
     ) -> tuple[Verdict, str]:
         spec = poll.spec
+        method = spec.method
         values = [a.value for a in answers]
-        weighted = spec.method == "weighted" or (
-            spec.method in ROUNDS and spec.output == "categorical"
-        )
+        weighted = method == "weighted" or (method in ROUNDS and spec.output == "categorical")
+        clustered = spec.output == "text" or method == "cluster"
         try:
             verdict = aggregate(
                 spec,
                 values,
                 accuracies=self._accuracies(poll, answers) if weighted else (),
                 similarity=similarity,
-                texts=[a.text for a in answers],
+                texts=[a.text for a in answers] if clustered else (),
             )
         except Exception as exc:  # noqa: BLE001 - a user's aggregator failing is reported
             return Verdict(answer=None), f"the aggregator raised {type(exc).__name__}: {exc}"

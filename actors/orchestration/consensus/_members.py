@@ -22,11 +22,15 @@ from opentelemetry import trace
 from actors import Actor, Failure, FailureKind, Ref
 from actors.llm import CancelChat, ChatRequest, Completion
 from actors.orchestration.budget import budgeted_chat
-from actors.orchestration.consensus._extract import extract, stated_confidence
+from actors.orchestration.consensus._extract import (
+    default_extractor,
+    extract,
+    stated_confidence,
+)
 from actors.orchestration.consensus._messages import ConsensusSpec, Member, MemberAnswer
-from actors.orchestration.consensus._poll import Poll, Slot
+from actors.orchestration.consensus._poll import MARGIN_S, Poll, Slot
 
-__all__ = ["Members", "Resolver", "member_request"]
+__all__ = ["Members", "Resolver", "extractor_for", "member_request", "read"]
 
 Resolver = Callable[[str, str | None], tuple[Ref[Any], str]]
 """``(model, host) -> (host ref, model)``; raises ``LookupError`` naming what exists."""
@@ -35,20 +39,35 @@ Arrived = Callable[[Poll, Slot], None]
 """What the coordinator does once a slot's answer is in (on its own turn)."""
 
 
-def member_request(spec: ConsensusSpec, member: Member, base: ChatRequest) -> ChatRequest:
-    """``base`` as ``member`` is asked it: its temperature and seed, the spec's token limit."""
+def member_request(
+    spec: ConsensusSpec, member: Member, base: ChatRequest, **sent: Any
+) -> ChatRequest:
+    """``base`` as ``member`` is asked it: its temperature and seed, the spec's token limit.
+
+    ``sent`` sets more fields in the same copy (``model``, ``deadline``, ``request_id``
+    once the call is made).
+    """
     options = base.options if member.seed is None else {**base.options, "seed": member.seed}
     temperature = member.temperature
     if temperature is None:
         temperature = spec.temperature if spec.temperature is not None else base.temperature
+    fields: dict[str, Any] = {"trace": None, "deadline": None, **sent}
     return msgspec.structs.replace(
         base,
         temperature=temperature,
         max_tokens=spec.max_tokens if spec.max_tokens is not None else base.max_tokens,
         options=options,
-        trace=None,
-        deadline=None,
+        **fields,
     )
+
+
+def extractor_for(spec: ConsensusSpec) -> Callable[[str], Any]:
+    """``text -> value`` as :func:`extract` reads answers under ``spec``, chosen once."""
+    how = spec.extract
+    if how is None:
+        return default_extractor(spec.output, spec.choices)
+    output, choices = spec.output, spec.choices
+    return lambda text: extract(text, output, how=how, choices=choices)
 
 
 class Members:
@@ -72,6 +91,18 @@ class Members:
         self.resolve = resolve
         self.budget = budget
         self.arrived = arrived
+        self._extractors: dict[int, tuple[ConsensusSpec, Callable[[str], Any]]] = {}
+
+    def extractor(self, spec: ConsensusSpec) -> Callable[[str], Any]:
+        """:func:`extractor_for`, once per spec object (a step sends the same one each time)."""
+        known = self._extractors.get(id(spec))
+        if known is not None and known[0] is spec:
+            return known[1]
+        if len(self._extractors) > 256:
+            self._extractors.clear()
+        function = extractor_for(spec)
+        self._extractors[id(spec)] = (spec, function)
+        return function
 
     def where(self, model: str, host: str | None) -> tuple[Ref[Any], str]:
         """A model's host and its name there (``host/model`` split when not found whole)."""
@@ -83,25 +114,39 @@ class Members:
                 return self.resolve(bare, name)
             raise
 
-    def send(self, poll: Poll, member: Member, request: ChatRequest) -> Slot:
-        """Ask ``member`` ``request`` (see :func:`member_request`) in the poll's current round."""
-        slot = Slot(member=member, request=request, round=poll.round)
+    def send(self, poll: Poll, member: Member, request: ChatRequest | None = None) -> Slot:
+        """Ask ``member`` in the poll's current round; ``request``: what (default: the poll's).
+
+        ``request`` is one :func:`member_request` made (a debate's or a synthesis layer's
+        follow-up); without it the poll's request is made the member's in the same copy
+        that addresses the call.
+        """
         try:
             host, model = self.where(member.model, member.host)
         except LookupError as exc:
-            slot.answer = MemberAnswer(
-                member=member.label, error_kind="not_found", error=str(exc), round=poll.round
+            slot = Slot(
+                member=member,
+                request=request or poll.message.request,
+                round=poll.round,
+                answer=MemberAnswer(
+                    member=member.label, error_kind="not_found", error=str(exc), round=poll.round
+                ),
             )
             poll.add(slot)
             return slot
-        timeout = poll.time_left(member.timeout_s or poll.spec.member_timeout_s)
-        slot.host = host
-        slot.request = msgspec.structs.replace(
-            request,
-            model=model,
-            deadline=time.time() + timeout,
-            request_id=f"{poll.ids}.{poll.asked + 1}",
-        )
+        now = time.time()
+        wanted = member.timeout_s or poll.spec.member_timeout_s
+        timeout = max(0.001, min(wanted, poll.deadline - now - MARGIN_S))
+        call = {
+            "model": model,
+            "deadline": now + timeout,
+            "request_id": f"{poll.ids}.{poll.asked + 1}",
+        }
+        if request is None:
+            request = member_request(poll.spec, member, poll.message.request, **call)
+        else:
+            request = msgspec.structs.replace(request, **call)
+        slot = Slot(member=member, request=request, round=poll.round, host=host)
         poll.add(slot)
         if self.budget is not None:
             self._budgeted(poll, slot, host, timeout)
@@ -112,10 +157,10 @@ class Members:
 
         slot.sent = time.perf_counter()
         if poll.span is None:
-            self.actor.ask(host, slot.request, answered, timeout=timeout)
+            self.actor.ask(host, request, answered, timeout=timeout)
         else:  # the host's chat span is a child of the consensus span
             with trace.use_span(poll.span, end_on_exit=False):
-                self.actor.ask(host, slot.request, answered, timeout=timeout)
+                self.actor.ask(host, request, answered, timeout=timeout)
         return slot
 
     def _budgeted(self, poll: Poll, slot: Slot, host: Ref[Any], timeout: float) -> None:
@@ -157,7 +202,7 @@ class Members:
             return
         latency = ended - slot.sent
         if isinstance(outcome, Completion):
-            answer = read(poll.spec, slot, outcome, latency)
+            answer = read(self.extractor(poll.spec), poll.spec, slot, outcome, latency)
         else:
             failure = outcome if isinstance(outcome, Failure) else _internal(outcome)
             answer = MemberAnswer(
@@ -197,12 +242,18 @@ class Members:
             slot.host.tell_if_alive(CancelChat(request_id=slot.request.request_id))
 
 
-def read(spec: ConsensusSpec, slot: Slot, completion: Completion, latency: float) -> MemberAnswer:
+def read(
+    extractor: Callable[[str], Any],
+    spec: ConsensusSpec,
+    slot: Slot,
+    completion: Completion,
+    latency: float,
+) -> MemberAnswer:
     """A member's completion as its answer: the value extracted (or why none could be)."""
     text = completion.content
     error = ""
     try:
-        value = extract(text, spec.output, how=spec.extract, choices=spec.choices)
+        value = extractor(text)
     except Exception as exc:  # noqa: BLE001 - a user's extraction failing spoils one answer
         value, error = None, f"extraction raised {type(exc).__name__}: {exc}"
     if value is None and not error:

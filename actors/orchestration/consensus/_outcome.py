@@ -38,7 +38,7 @@ def result_of(  # noqa: PLR0917 - the poll's parts, passed on
     """The :class:`ConsensusResult` of ``answers`` (the aggregated ones) under ``verdict``."""
     spec = poll.spec
     marks = _marks(answers, verdict)
-    members = tuple(marks.get(id(a), a) for a in poll.finished())
+    members = tuple([marks.get(id(a), a) for a in poll.finished()])
     labels = [a.member for a in answers]
     answer = verdict.answer
     text = answers[verdict.representative].text if verdict.representative is not None else ""
@@ -69,8 +69,8 @@ def result_of(  # noqa: PLR0917 - the poll's parts, passed on
         low_consensus=assessment.low,
         threshold=spec.threshold,
         members=members,
-        outliers=tuple(labels[i] for i in verdict.outliers),
-        clusters=tuple(tuple(labels[i] for i in g) for g in verdict.groups),
+        outliers=tuple([labels[i] for i in verdict.outliers]),
+        clusters=tuple([tuple([labels[i] for i in g]) for g in verdict.groups]),
         fields=dict(verdict.fields),
         asked=poll.asked,
         answered=len(answers),
@@ -89,15 +89,22 @@ def result_of(  # noqa: PLR0917 - the poll's parts, passed on
 
 def _marks(answers: list[MemberAnswer], verdict: Verdict) -> dict[int, MemberAnswer]:
     """Each aggregated answer marked: agrees, outlier, its cluster (keyed by ``id``)."""
-    support = set(verdict.support)
-    outliers = set(verdict.outliers)
-    cluster_of = {i: n for n, group in enumerate(verdict.groups) for i in group}
-    return {
-        id(a): msgspec.structs.replace(
-            a, agrees=i in support, outlier=i in outliers, cluster=cluster_of.get(i)
+    support = verdict.support
+    outliers = verdict.outliers
+    cluster: list[int | None] = [None] * len(answers)
+    for number, group in enumerate(verdict.groups):
+        for index in group:
+            cluster[index] = number
+    replace = msgspec.structs.replace
+    marked: dict[int, MemberAnswer] = {}
+    for index, answer in enumerate(answers):
+        marked[id(answer)] = replace(
+            answer,
+            agrees=index in support,
+            outlier=index in outliers,
+            cluster=cluster[index],
         )
-        for i, a in enumerate(answers)
-    }
+    return marked
 
 
 def members_failure(

@@ -13,8 +13,15 @@ from typing import Any
 
 import pytest
 
-from actors import AskError, FailureKind, System
-from actors.llm import Catalog, ChatRequest, HostConfig, InventoryQuery
+from actors import AskError, FailureKind, LoopActor, System
+from actors.llm import (
+    CancelChat,
+    Catalog,
+    ChatRequest,
+    Completion,
+    HostConfig,
+    InventoryQuery,
+)
 from actors.orchestration.consensus import (
     Consensus,
     ConsensusRequest,
@@ -126,6 +133,46 @@ async def test_a_hanging_member_is_cut_off_at_the_quorum_deadline(
     assert hung.error_kind == "cancelled"
     assert "quorum deadline" in hung.error
     assert result.latency_s < 10  # the member's own 30 s deadline was not waited for
+
+
+class _Recording(LoopActor[Any]):
+    """A host that answers every model but ``m5`` at once, and records what it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: dict[str, str] = {}
+        self.cancelled: list[str] = []
+        self.held: list[Any] = []
+
+    def receive(self, message: Any) -> object:
+        if isinstance(message, ChatRequest):
+            self.ids[message.model] = message.request_id
+            if message.model == "m5":
+                self.held.append(self.defer_reply())  # never answered
+                return None
+            return Completion(model=message.model, provider="openai", content="Answer: paris")
+        if isinstance(message, CancelChat):
+            self.cancelled.append(message.request_id)
+            return None
+        return (dict(self.ids), list(self.cancelled))  # the test's query
+
+
+@pytest.mark.asyncio
+async def test_each_member_call_has_its_own_request_id_and_its_own_cancel(
+    system: System,
+) -> None:
+    """Five members on one host: five request ids; the cut-off one alone is cancelled."""
+    host = await system.spawn_async(_Recording, name="recording")
+    ref = await system.spawn_async(
+        Consensus, name="consensus", args=(lambda model, _host: (host, model),)
+    )
+    spec = ConsensusSpec(members=members(*ANSWERS), quorum=Quorum(wait_s=0.2))
+    result: ConsensusResult = await ref.ask_async(ask(spec), timeout=10)
+    assert [m.error_kind for m in result.members] == [None, None, None, None, "cancelled"]
+    ids, cancelled = await host.ask_async("what were you sent?")  # after the CancelChat
+    assert sorted(ids) == sorted(ANSWERS)
+    assert len(set(ids.values())) == len(ANSWERS)
+    assert cancelled == [ids["m5"]]
 
 
 @pytest.mark.asyncio
