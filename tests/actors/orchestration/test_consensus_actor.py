@@ -385,6 +385,13 @@ async def test_the_span_carries_the_members_and_the_confidence(
     attributes = dict(found[0].attributes or {})
     assert attributes["reactor.consensus.answered"] == 3
     assert len([e for e in found[0].events if e.name == "consensus.member"]) == 3
+    chats = [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
+    assert sorted(s.name for s in chats) == ["chat m1", "chat m2", "chat m4"]
+    consensus = found[0].context
+    assert consensus is not None
+    for chat in chats:  # each member's call is a child of the consensus span
+        assert chat.parent is not None
+        assert chat.parent.span_id == consensus.span_id
 
 
 @pytest.mark.asyncio
