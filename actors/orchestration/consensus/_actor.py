@@ -224,7 +224,8 @@ class Consensus(LoopActor[ConsensusRequest]):
         self._round(poll, [(m, None) for m in poll.members])
 
     def _round(self, poll: Poll, calls: list[tuple[Member, ChatRequest | None]]) -> None:
-        poll.clear_round()
+        if poll.slots:
+            poll.clear_round()
         if poll.timer is not None:
             poll.timer.cancel()
             poll.timer = None

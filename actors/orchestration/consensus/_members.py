@@ -40,24 +40,32 @@ Arrived = Callable[[Poll, Slot], None]
 
 
 def member_request(
-    spec: ConsensusSpec, member: Member, base: ChatRequest, **sent: Any
+    spec: ConsensusSpec,
+    member: Member,
+    base: ChatRequest,
+    *,
+    model: str | None = None,
+    deadline: float | None = None,
+    request_id: str | None = None,
 ) -> ChatRequest:
     """``base`` as ``member`` is asked it: its temperature and seed, the spec's token limit.
 
-    ``sent`` sets more fields in the same copy (``model``, ``deadline``, ``request_id``
-    once the call is made).
+    ``model``, ``deadline`` and ``request_id`` address the call in the same copy, once it
+    is made (no deadline, no trace context: the call stamps its own).
     """
     options = base.options if member.seed is None else {**base.options, "seed": member.seed}
     temperature = member.temperature
     if temperature is None:
         temperature = spec.temperature if spec.temperature is not None else base.temperature
-    fields: dict[str, Any] = {"trace": None, "deadline": None, **sent}
     return msgspec.structs.replace(
         base,
+        model=base.model if model is None else model,
         temperature=temperature,
         max_tokens=spec.max_tokens if spec.max_tokens is not None else base.max_tokens,
         options=options,
-        **fields,
+        trace=None,
+        deadline=deadline,
+        request_id=base.request_id if request_id is None else request_id,
     )
 
 
@@ -137,15 +145,21 @@ class Members:
         now = time.time()
         wanted = member.timeout_s or poll.spec.member_timeout_s
         timeout = max(0.001, min(wanted, poll.deadline - now - MARGIN_S))
-        call = {
-            "model": model,
-            "deadline": now + timeout,
-            "request_id": f"{poll.ids}.{poll.asked + 1}",
-        }
+        deadline = now + timeout
+        request_id = f"{poll.ids}.{poll.asked + 1}"
         if request is None:
-            request = member_request(poll.spec, member, poll.message.request, **call)
+            request = member_request(
+                poll.spec,
+                member,
+                poll.message.request,
+                model=model,
+                deadline=deadline,
+                request_id=request_id,
+            )
         else:
-            request = msgspec.structs.replace(request, **call)
+            request = msgspec.structs.replace(
+                request, model=model, deadline=deadline, request_id=request_id
+            )
         slot = Slot(member=member, request=request, round=poll.round, host=host)
         poll.add(slot)
         if self.budget is not None:
