@@ -11,17 +11,22 @@ import queue
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from actors import AskError, FailureKind, LoopActor, System
 from actors.llm import (
+    BudgetLimitConfig,
+    BudgetsConfig,
     CancelChat,
     Catalog,
     ChatRequest,
     Completion,
     HostConfig,
     InventoryQuery,
+    PriceConfig,
 )
+from actors.orchestration import Budget, SpendQuery, SpendReport
 from actors.orchestration.consensus import (
     Consensus,
     ConsensusRequest,
@@ -173,6 +178,31 @@ async def test_each_member_call_has_its_own_request_id_and_its_own_cancel(
     assert sorted(ids) == sorted(ANSWERS)
     assert len(set(ids.values())) == len(ANSWERS)
     assert cancelled == [ids["m5"]]
+
+
+@pytest.mark.asyncio
+async def test_with_a_budget_each_member_call_is_reserved_and_settled(
+    system: System, server: FakeServer
+) -> None:
+    """The budgeted path (reserve, call, settle, piped back): answers, and every call paid."""
+    price = PriceConfig(input_per_mtok=0.0, output_per_mtok=1000.0)
+    prices = {f"local/{m}": price for m in ANSWERS}
+    budget: Any = await system.spawn_async(
+        Budget.spec(BudgetsConfig(limits=[BudgetLimitConfig(scope="run", usd=100.0)]), prices)
+    )
+    ref = await coordinator(system, server, budget=budget)
+    message = msgspec.structs.replace(
+        ask(ConsensusSpec(members=members("m1", "m2", "m3"), max_tokens=8)), run_id="r1"
+    )
+    result: ConsensusResult = await ref.ask_async(message)
+    assert result.answer == "paris"
+    assert [m.ok for m in result.members] == [True, True, True]
+    assert all(m.latency_s > 0 for m in result.members)
+    report: SpendReport = await budget.ask_async(SpendQuery())
+    while report.calls < 3:  # each settle is one-way: it follows the answer
+        await asyncio.sleep(0)
+        report = await budget.ask_async(SpendQuery())
+    assert sorted(report.by_model) == ["local/m1", "local/m2", "local/m3"]
 
 
 @pytest.mark.asyncio
