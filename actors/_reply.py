@@ -7,8 +7,9 @@ a lock of each slot's own would be one more object per ask in flight, and with
 thousands of asks in flight those are objects the garbage collector walks.
 
 * :class:`SyncReply` wakes a thread blocked in ``Ref.ask``;
-* :class:`AsyncReply` resolves an ``asyncio.Future`` on the caller's loop with
-  ``call_soon_threadsafe`` (a pykka future's ``__await__`` would block the loop);
+* :class:`AsyncReply` resolves an ``asyncio.Future`` on the caller's loop: at once when
+  answered on that loop's thread, else handed over with one wake-up per batch (a pykka
+  future's ``__await__`` would block the loop);
 * :class:`ActorReply` puts a callback message in the asking actor's mailbox, so the
   asking actor handles the answer on its own thread, one message at a time.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+from asyncio import events as asyncio_events
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -108,6 +110,12 @@ class AsyncReply(Reply):
         self._timer: asyncio.TimerHandle | None = None
 
     def _deliver(self, value: object) -> None:
+        if asyncio_events._get_running_loop() is self._loop:
+            # Answered on the caller's own loop (a loop actor, an I/O outcome): set the
+            # future now. Its awaiter still resumes in a callback of its own, so this
+            # saves a pass of the loop, never runs the caller inside the answerer.
+            self._set(value)
+            return
         try:
             self._handoff.call(self._set, value)
         except RuntimeError:  # the caller's loop is closed: nobody is waiting

@@ -28,7 +28,7 @@ from actors import (
     SystemNotRunning,
 )
 from actors._loop import PASS, LoopScheduler, Mailbox
-from actors._reply import SyncReply
+from actors._reply import AsyncReply, SyncReply
 from actors._supervisor import Shutdown, WhichChildren
 from actors.lowlevel import StartChild, start_child
 from tests.support.actors import Crash, Echo, Hang, Note, Ping, Pong, Sleep
@@ -165,6 +165,22 @@ async def test_a_loop_actor_answers_ask_async() -> None:
     async with System(name="async-loop") as system:
         ref = await system.spawn_async(Recorder, name="rec")
         assert await ref.ask_async(Ping(n=41)) == Pong(n=42, by="rec#1")
+
+
+async def test_an_answer_on_the_askers_own_loop_sets_its_future_at_once() -> None:
+    """On the asker's loop thread the future is set at once; from another thread, handed over."""
+    loop = asyncio.get_running_loop()
+    here = AsyncReply(loop)
+    assert here.resolve("now")
+    assert here._future.done()  # no pass of the loop in between (a loop actor answering)
+    there = AsyncReply(loop)
+    thread = threading.Thread(target=there.resolve, args=("later",))
+    thread.start()
+    thread.join()
+    assert not there._future.done()  # queued for the loop, which sets it on its next pass
+    never = Failure(kind=FailureKind.TIMEOUT, message="never")
+    assert await there.wait(5.0, lambda: never) == "later"
+    assert await here.wait(5.0, lambda: never) == "now"
 
 
 def test_spec_on_loop_moves_a_plain_actor_onto_the_loop(system: System, loop_name: str) -> None:

@@ -15,7 +15,7 @@ r"""Consensus: several models asked one question, one answer, and how sure it is
   :class:`LowConsensus` is published when the confidence is under the threshold.
 """
 
-from actors.orchestration.consensus._actor import Consensus, Resolver
+from actors.orchestration.consensus._actor import Consensus
 from actors.orchestration.consensus._aggregate import (
     MAD_CUTOFF,
     MEANAD_SCALE,
@@ -65,6 +65,7 @@ from actors.orchestration.consensus._extract import (
     normalise,
     stated_confidence,
 )
+from actors.orchestration.consensus._members import Resolver
 from actors.orchestration.consensus._messages import (
     AGGREGATORS,
     DEFAULT_AGGREGATOR,

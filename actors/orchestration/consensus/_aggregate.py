@@ -98,7 +98,12 @@ def _key(value: Any) -> Any:
 def _groups(values: Sequence[Any]) -> dict[Any, list[int]]:
     groups: dict[Any, list[int]] = {}
     for index, value in enumerate(values):
-        groups.setdefault(_key(value), []).append(index)
+        key = value if type(value) is str else _key(value)
+        members = groups.get(key)
+        if members is None:
+            groups[key] = [index]
+        else:
+            members.append(index)
     return groups
 
 
@@ -114,16 +119,25 @@ def vote(values: Sequence[Any], weights: Sequence[float], method: str = "vote") 
     if not values:
         return Verdict(answer=None, method=method)
     groups = _groups(values)
-    totals = {k: sum(weights[i] for i in members) for k, members in groups.items()}
+    totals: dict[Any, float] = {}
+    for key, members in groups.items():
+        total = 0.0
+        for index in members:
+            total += weights[index]
+        totals[key] = total
     # Highest weight, then most votes, then the answer voted first: deterministic.
-    ranked = sorted(groups, key=lambda k: (-totals[k], -len(groups[k]), groups[k][0]))
+    ranked = (
+        sorted(groups, key=lambda k: (-totals[k], -len(groups[k]), groups[k][0]))
+        if len(groups) > 1
+        else list(groups)
+    )
     winner = groups[ranked[0]]
     total = sum(weights)
     share = totals[ranked[0]] / total if total > 0 else len(winner) / len(values)
     return Verdict(
         answer=values[winner[0]],
         support=tuple(winner),
-        groups=tuple(tuple(groups[k]) for k in ranked),
+        groups=tuple([tuple(groups[k]) for k in ranked]),
         share=share,
         representative=winner[0],
         method=method,

@@ -48,7 +48,11 @@ def semantic_entropy(sizes: Iterable[int]) -> float:
     total = sum(counts)
     if total == 0:
         return 0.0
-    return max(0.0, -sum((c / total) * math.log(c / total) for c in counts))
+    entropy = 0.0
+    for count in counts:
+        p = count / total
+        entropy -= p * math.log(p)
+    return max(0.0, entropy)
 
 
 def numeric_spread(values: Sequence[float]) -> tuple[float, float]:

@@ -137,18 +137,27 @@ def extract_choice(text: str, choices: Sequence[str]) -> str | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _choice_pattern(choices: tuple[str, ...]) -> re.Pattern[str]:
-    """One pattern matching any choice as a whole word (longest first), compiled once."""
+def _choice_pattern(choices: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
+    """A pattern for any choice as a whole word (longest first), and the choices by lower case.
+
+    Compiled once per set of choices; of two choices equal but for case, the first wins.
+    """
     alternatives = sorted({c.lower() for c in choices}, key=len, reverse=True)
-    return re.compile(r"(?<![\w])(" + "|".join(re.escape(c) for c in alternatives) + r")(?![\w])")
+    pattern = re.compile(
+        r"(?<![\w])(" + "|".join(re.escape(c) for c in alternatives) + r")(?![\w])"
+    )
+    named: dict[str, str] = {}
+    for choice in choices:
+        named.setdefault(choice.lower(), choice)
+    return pattern, named
 
 
 def _last_choice(text: str, choices: Sequence[str]) -> str | None:
-    found = _choice_pattern(tuple(choices)).findall(text.lower())
+    pattern, named = _choice_pattern(choices if type(choices) is tuple else tuple(choices))
+    found = pattern.findall(text.lower())
     if not found:
         return None
-    last = found[-1]
-    return next(c for c in choices if c.lower() == last)
+    return named[found[-1]]
 
 
 def extract_json(text: str) -> Any:

@@ -11,10 +11,22 @@ import queue
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
-from actors import AskError, FailureKind, System
-from actors.llm import Catalog, ChatRequest, HostConfig, InventoryQuery
+from actors import AskError, FailureKind, LoopActor, System
+from actors.llm import (
+    BudgetLimitConfig,
+    BudgetsConfig,
+    CancelChat,
+    Catalog,
+    ChatRequest,
+    Completion,
+    HostConfig,
+    InventoryQuery,
+    PriceConfig,
+)
+from actors.orchestration import Budget, SpendQuery, SpendReport
 from actors.orchestration.consensus import (
     Consensus,
     ConsensusRequest,
@@ -126,6 +138,71 @@ async def test_a_hanging_member_is_cut_off_at_the_quorum_deadline(
     assert hung.error_kind == "cancelled"
     assert "quorum deadline" in hung.error
     assert result.latency_s < 10  # the member's own 30 s deadline was not waited for
+
+
+class _Recording(LoopActor[Any]):
+    """A host that answers every model but ``m5`` at once, and records what it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: dict[str, str] = {}
+        self.cancelled: list[str] = []
+        self.held: list[Any] = []
+
+    def receive(self, message: Any) -> object:
+        if isinstance(message, ChatRequest):
+            self.ids[message.model] = message.request_id
+            if message.model == "m5":
+                self.held.append(self.defer_reply())  # never answered
+                return None
+            return Completion(model=message.model, provider="openai", content="Answer: paris")
+        if isinstance(message, CancelChat):
+            self.cancelled.append(message.request_id)
+            return None
+        return (dict(self.ids), list(self.cancelled))  # the test's query
+
+
+@pytest.mark.asyncio
+async def test_each_member_call_has_its_own_request_id_and_its_own_cancel(
+    system: System,
+) -> None:
+    """Five members on one host: five request ids; the cut-off one alone is cancelled."""
+    host = await system.spawn_async(_Recording, name="recording")
+    ref = await system.spawn_async(
+        Consensus, name="consensus", args=(lambda model, _host: (host, model),)
+    )
+    spec = ConsensusSpec(members=members(*ANSWERS), quorum=Quorum(wait_s=0.2))
+    result: ConsensusResult = await ref.ask_async(ask(spec), timeout=10)
+    assert [m.error_kind for m in result.members] == [None, None, None, None, "cancelled"]
+    ids, cancelled = await host.ask_async("what were you sent?")  # after the CancelChat
+    assert sorted(ids) == sorted(ANSWERS)
+    assert len(set(ids.values())) == len(ANSWERS)
+    assert cancelled == [ids["m5"]]
+
+
+@pytest.mark.asyncio
+async def test_with_a_budget_each_member_call_is_reserved_and_settled(
+    system: System, server: FakeServer
+) -> None:
+    """The budgeted path (reserve, call, settle, piped back): answers, and every call paid."""
+    price = PriceConfig(input_per_mtok=0.0, output_per_mtok=1000.0)
+    prices = {f"local/{m}": price for m in ANSWERS}
+    budget: Any = await system.spawn_async(
+        Budget.spec(BudgetsConfig(limits=[BudgetLimitConfig(scope="run", usd=100.0)]), prices)
+    )
+    ref = await coordinator(system, server, budget=budget)
+    message = msgspec.structs.replace(
+        ask(ConsensusSpec(members=members("m1", "m2", "m3"), max_tokens=8)), run_id="r1"
+    )
+    result: ConsensusResult = await ref.ask_async(message)
+    assert result.answer == "paris"
+    assert [m.ok for m in result.members] == [True, True, True]
+    assert all(m.latency_s > 0 for m in result.members)
+    report: SpendReport = await budget.ask_async(SpendQuery())
+    while report.calls < 3:  # each settle is one-way: it follows the answer
+        await asyncio.sleep(0)
+        report = await budget.ask_async(SpendQuery())
+    assert sorted(report.by_model) == ["local/m1", "local/m2", "local/m3"]
 
 
 @pytest.mark.asyncio
@@ -338,6 +415,13 @@ async def test_the_span_carries_the_members_and_the_confidence(
     attributes = dict(found[0].attributes or {})
     assert attributes["reactor.consensus.answered"] == 3
     assert len([e for e in found[0].events if e.name == "consensus.member"]) == 3
+    chats = [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
+    assert sorted(s.name for s in chats) == ["chat m1", "chat m2", "chat m4"]
+    consensus = found[0].context
+    assert consensus is not None
+    for chat in chats:  # each member's call is a child of the consensus span
+        assert chat.parent is not None
+        assert chat.parent.span_id == consensus.span_id
 
 
 @pytest.mark.asyncio
