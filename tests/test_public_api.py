@@ -1068,6 +1068,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
     ),
     "reactor.placement": (
         "LOOPBACK_ENV",
+        "InfeasibleResourcesError",
         "LocalPlacement",
         "PlacedCall",
         "PlacementError",

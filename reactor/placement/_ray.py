@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate
 
 from reactor.placement._errors import (
+    InfeasibleResourcesError,
     PlacementError,
     RayNotInstalledError,
     UnencodableError,
@@ -77,21 +80,140 @@ def _key(call: PlacedCall) -> tuple[Any, ...]:
     return (call.fn, p.num_cpus, p.num_gpus, p.memory, tuple(sorted(p.resources.items())))
 
 
+def _options(call: PlacedCall) -> dict[str, Any]:
+    """The Ray options of one call's resources (what a task of it asks for)."""
+    p = call.placement
+    options: dict[str, Any] = {}
+    if p.num_cpus is not None:
+        options["num_cpus"] = p.num_cpus
+    if p.num_gpus is not None:
+        options["num_gpus"] = p.num_gpus
+    if p.memory is not None:
+        options["memory"] = p.memory
+    if p.resources:
+        options["resources"] = dict(p.resources)
+    return options
+
+
+def _wanted(call: PlacedCall) -> dict[str, float]:
+    """What one call holds on its node, by Ray's resource names (a task's default CPU)."""
+    p = call.placement
+    wanted = {"CPU": 1.0 if p.num_cpus is None else float(p.num_cpus)}
+    if p.num_gpus:
+        wanted["GPU"] = float(p.num_gpus)
+    if p.memory:
+        wanted["memory"] = float(p.memory)
+    wanted.update({name: float(amount) for name, amount in p.resources.items()})
+    return {name: amount for name, amount in wanted.items() if amount > 0}
+
+
+def _missing(wanted: dict[str, float], nodes: list[dict[str, float]]) -> dict[str, float] | None:
+    """``None`` if a node has all of ``wanted``; else what no node has enough of."""
+    most: dict[str, float] = {}
+    for have in nodes:
+        if all(have.get(name, 0.0) >= amount for name, amount in wanted.items()):
+            return None
+        for name in wanted:
+            most[name] = max(most.get(name, 0.0), have.get(name, 0.0))
+    return {
+        name: most.get(name, 0.0) for name, amount in wanted.items() if most.get(name, 0.0) < amount
+    }
+
+
 class _Pool:
     """``n`` Ray actors for one step function; each call goes to the least busy."""
 
     def __init__(self, ray: Any, call: PlacedCall, options: dict[str, Any]) -> None:
-        from reactor.placement._ray_worker import AsyncStepHost, SyncStepHost  # noqa: PLC0415
+        from reactor.placement._ray_worker import (  # noqa: PLC0415
+            CONTROL,
+            AsyncStepHost,
+            SyncStepHost,
+        )
 
-        host = AsyncStepHost if call.is_async else SyncStepHost
-        cls = ray.remote(host).options(**options, max_restarts=-1, max_task_retries=0)
+        self.is_async = call.is_async
+        if call.is_async:
+            cls = ray.remote(AsyncStepHost)
+        else:  # interrupt() runs beside a call, in its own group
+            cls = ray.remote(concurrency_groups=CONTROL)(SyncStepHost)
+        cls = cls.options(**options, max_restarts=-1, max_task_retries=0)
         self.actors = [cls.remote(call.fn, call.step) for _ in range(call.placement.actors)]
         self.busy = [0] * len(self.actors)
 
-    def submit(self, payload: bytes, carrier: dict[str, str] | None) -> tuple[Any, int]:
+    def submit(self, ray: Any, payload: bytes, carrier: dict[str, str] | None, token: str) -> _Sent:
         index = min(range(len(self.busy)), key=self.busy.__getitem__)
         self.busy[index] += 1
-        return self.actors[index].call.remote(payload, carrier), index
+        actor = self.actors[index]
+        if self.is_async:
+            ref = actor.call.remote(payload, carrier)
+            return _Sent(ref, lambda: _cancel(ray, ref), None, lambda _: self._done(index))
+        ref = actor.call.remote(payload, carrier, token)
+
+        def stop() -> None:
+            _cancel(ray, ref)  # a call still queued
+            actor.interrupt.remote(token)  # the call running
+
+        def kill() -> None:  # it restarts (max_restarts=-1), without the stuck call
+            ray.kill(actor, no_restart=False)
+
+        return _Sent(ref, stop, kill, lambda _: self._done(index))
+
+    def _done(self, index: int) -> None:
+        self.busy[index] -= 1
+
+
+def _cancel(ray: Any, ref: Any, *, force: bool = False) -> None:
+    with contextlib.suppress(Exception):
+        ray.cancel(ref, force=force, recursive=True)
+
+
+class _Sent:
+    """One call on its way: its reply, how to stop it, and what to do once it is over.
+
+    Attributes:
+        ref: The reply's ObjectRef.
+        stop: Interrupt it (``ray.cancel`` for a task; the actor's ``interrupt``).
+        kill: End it by force once ``stop`` did not within the grace period (``None``:
+            leave it be).
+        settled: Called once, when it is over: ``True`` if it ended (by itself or when
+            stopped), ``False`` if it was killed or its worker was lost.
+    """
+
+    __slots__ = ("kill", "ref", "settled", "stop")
+
+    def __init__(
+        self,
+        ref: Any,
+        stop: Callable[[], None],
+        kill: Callable[[], None] | None,
+        settled: Callable[[bool], None],
+    ) -> None:
+        self.ref = ref
+        self.stop = stop
+        self.kill = kill
+        self.settled = settled
+
+
+class _Runner:
+    """A warm :class:`~reactor.placement._ray_worker.StepRunner` and what it was sent."""
+
+    __slots__ = ("fns", "handle", "uses")
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.fns: set[str] = set()
+        self.uses = 0
+
+
+class _Warm:
+    """The warm runners of one resource shape."""
+
+    __slots__ = ("count", "idle", "options", "shed_at")
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self.idle: list[_Runner] = []
+        self.count = 0  # alive or starting
+        self.shed_at = -1e9
 
 
 class RayPlacement:
@@ -100,7 +222,8 @@ class RayPlacement:
     Args:
         config: Where the cluster is (``None``: the configuration's ``[ray]`` section,
             which ``REACTOR_RAY__ADDRESS`` sets; without an address, a local instance
-            on 127.0.0.1).
+            on 127.0.0.1), and how calls are run (warm actors, the cancel grace, the
+            resource check).
 
     Raises:
         RayNotInstalledError: Ray is not installed (``pip install 'reactor-swarm[ray]'``).
@@ -116,6 +239,12 @@ class RayPlacement:
         self._started = False
         self._tasks: dict[Any, Any] = {}
         self._pools: dict[tuple[Any, ...], _Pool] = {}
+        self._warm: dict[tuple[Any, ...], _Warm] = {}
+        self._fn_keys: dict[Any, str] = {}
+        self._feasible: set[tuple[Any, ...]] = set()
+        self._tasks_out = 0
+        self._tokens = itertools.count()
+        self._background: set[asyncio.Future[Any]] = set()
         self._lost: tuple[type[BaseException], ...] = self._lost_errors()
 
     def _lost_errors(self) -> tuple[type[BaseException], ...]:
@@ -144,12 +273,12 @@ class RayPlacement:
             if self._connected:
                 return
             ray = self._ray
-            if not ray.is_initialized():
-                config = self._config
-                if config is None:
-                    from actors.llm import load_config  # noqa: PLC0415 - only when needed
+            config = self._config
+            if config is None:
+                from actors.llm import load_config  # noqa: PLC0415 - only when needed
 
-                    config = load_config().ray
+                config = self._config = load_config().ray
+            if not ray.is_initialized():
                 options: dict[str, Any] = {
                     "namespace": config.namespace,
                     "include_dashboard": False,
@@ -172,19 +301,6 @@ class RayPlacement:
         """The coroutine that runs ``call`` on the cluster and yields its outcome."""
         return self._run(call)
 
-    def _options(self, call: PlacedCall) -> dict[str, Any]:
-        p = call.placement
-        options: dict[str, Any] = {}
-        if p.num_cpus is not None:
-            options["num_cpus"] = p.num_cpus
-        if p.num_gpus is not None:
-            options["num_gpus"] = p.num_gpus
-        if p.memory is not None:
-            options["memory"] = p.memory
-        if p.resources:
-            options["resources"] = dict(p.resources)
-        return options
-
     def _task(self, call: PlacedCall) -> Any:
         key = _key(call)
         task = self._tasks.get(key)
@@ -198,7 +314,7 @@ class RayPlacement:
 
             placed.__name__ = placed.__qualname__ = getattr(fn, "__name__", step)
             remote = self._ray.remote(max_retries=0, retry_exceptions=False)(placed)
-            options = self._options(call)
+            options = _options(call)
             task = remote.options(**options) if options else remote
             self._tasks[key] = task
         return task
@@ -215,6 +331,23 @@ class RayPlacement:
                 raise UnencodableError(call.step, f"argument {name!r}", str(exc)) from None
         raise UnencodableError(call.step, "arguments", "msgspec cannot encode them")
 
+    def _check(self, call: PlacedCall) -> InfeasibleResourcesError | None:
+        """An error if no node of the cluster has what one call holds (cached if some does)."""
+        shape = _key(call)[1:]
+        if shape in self._feasible:
+            return None
+        wanted = _wanted(call)
+        nodes = [
+            {name: float(amount) for name, amount in node.get("Resources", {}).items()}
+            for node in self._ray.nodes()
+            if node.get("Alive")
+        ]
+        missing = _missing(wanted, nodes)
+        if missing is None:
+            self._feasible.add(shape)
+            return None
+        return InfeasibleResourcesError(call.reactor, call.step, wanted, missing)
+
     async def _run(self, call: PlacedCall) -> Outcome:
         if not self._connected:
             try:
@@ -226,59 +359,213 @@ class RayPlacement:
             payload = self._encode(call)
         except UnencodableError as exc:
             return Err(exc)
+        config = self._config
+        assert config is not None
+        if config.check_resources:
+            try:
+                infeasible = self._check(call)
+            except Exception as exc:  # noqa: BLE001 - the step fails, naming the cause
+                msg = f"step {call.step!r}: Ray's nodes could not be listed: {exc}"
+                return Err(PlacementError(msg))
+            if infeasible is not None:
+                return Err(infeasible)
         carrier: dict[str, str] | None = None
         if call.trace is not None:
             carrier = {}
             propagate.inject(carrier, context=call.trace)
-        pool: _Pool | None = None
-        index = 0
         try:
-            if call.placement.actors:
-                pool = self._pool(call)
-                ref, index = pool.submit(payload, carrier)
-            else:
-                ref = self._task(call).remote(payload, carrier)
+            sent = self._send(call, payload, carrier)
         except Exception as exc:  # noqa: BLE001 - e.g. a function Ray cannot pickle
             msg = f"step {call.step!r} could not be sent to Ray: {type(exc).__name__}: {exc}"
             return Err(PlacementError(msg))
-        try:
-            return await self._await(call, ref)
-        finally:
-            if pool is not None:
-                pool.busy[index] -= 1
+        return await self._await(call, sent)
+
+    def _send(self, call: PlacedCall, payload: bytes, carrier: dict[str, str] | None) -> _Sent:
+        ray = self._ray
+        token = f"{call.run_id}/{call.step}/{call.attempt}/{next(self._tokens)}"
+        if call.placement.actors:
+            return self._pool(call).submit(ray, payload, carrier, token)
+        warm = self._warm_for(call)
+        runner = warm.idle.pop() if warm is not None and warm.idle else None
+        if warm is not None and runner is not None:
+            return self._on_runner(warm, runner, call, payload, carrier, token)
+        ref = self._task(call).remote(payload, carrier)
+        self._tasks_out += 1
+        self._shed_idle()  # a task of ours waits: give back what idle runners hold
+        if warm is not None and self._tasks_out == 1:
+            self._grow(warm)
+
+        def settled(_: bool) -> None:
+            self._tasks_out -= 1
+
+        return _Sent(ref, lambda: _cancel(ray, ref), lambda: _cancel(ray, ref, force=True), settled)
+
+    # ---- warm runners ------------------------------------------------------------------
+
+    def _warm_for(self, call: PlacedCall) -> _Warm | None:
+        config = self._config
+        if config is None or not config.warm_actors:
+            return None
+        options = _options(call)
+        options.setdefault("num_cpus", 1)  # as a task holds (an actor's default is 0)
+        shape = tuple(sorted((k, repr(v)) for k, v in options.items()))
+        warm = self._warm.get(shape)
+        if warm is None:
+            warm = self._warm[shape] = _Warm(options)
+        return warm
+
+    def _on_runner(  # noqa: PLR0917 - one call's parts
+        self,
+        warm: _Warm,
+        runner: _Runner,
+        call: PlacedCall,
+        payload: bytes,
+        carrier: dict[str, str] | None,
+        token: str,
+    ) -> _Sent:
+        ray = self._ray
+        fn_key = self._fn_keys.get(call.fn)
+        if fn_key is None:
+            fn_key = self._fn_keys[call.fn] = str(len(self._fn_keys))
+        fn = None if fn_key in runner.fns else call.fn
+        handle = runner.handle
+        ref = handle.call.remote(token, fn_key, fn, call.is_async, call.step, payload, carrier)
+        runner.fns.add(fn_key)
+        runner.uses += 1
+
+        def stop() -> None:
+            handle.interrupt.remote(token)
+
+        def kill() -> None:
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+
+        def settled(ended: bool) -> None:
+            if ended:
+                self._idle(warm, runner)
+            else:
+                self._drop(warm, runner)
+
+        return _Sent(ref, stop, kill, settled)
+
+    def _grow(self, warm: _Warm) -> None:
+        """Start one more runner of this shape (in the background), if it may have one."""
+        config = self._config
+        assert config is not None
+        loop = asyncio.get_running_loop()
+        if warm.count >= config.warm_actors or loop.time() - warm.shed_at < config.warm_idle_s:
+            return
+        from reactor.placement._ray_worker import CONTROL, StepRunner  # noqa: PLC0415
+
+        ray = self._ray
+        cls = ray.remote(concurrency_groups=CONTROL)(StepRunner)
+        handle = cls.options(**warm.options, max_restarts=0, max_task_retries=0).remote()
+        warm.count += 1
+        runner = _Runner(handle)
+
+        async def started() -> None:
+            try:
+                await handle.ready.remote()
+            except Exception:  # noqa: BLE001 - it could not start: calls go as tasks
+                self._drop(warm, runner)
+                return
+            self._idle(warm, runner)
+
+        self._keep(loop.create_task(started()))
+
+    def _idle(self, warm: _Warm, runner: _Runner) -> None:
+        if self._tasks_out or not self._connected:
+            self._drop(warm, runner, shed=True)
+            return
+        warm.idle.append(runner)
+        uses = runner.uses
+        config = self._config
+        assert config is not None
+
+        def expire() -> None:
+            if runner.uses == uses and runner in warm.idle:
+                warm.idle.remove(runner)
+                self._drop(warm, runner, shed=True)
+
+        asyncio.get_running_loop().call_later(config.warm_idle_s, expire)
+
+    def _drop(self, warm: _Warm, runner: _Runner, *, shed: bool = False) -> None:
+        warm.count -= 1
+        if shed:
+            with contextlib.suppress(RuntimeError):
+                warm.shed_at = asyncio.get_running_loop().time()
+        with contextlib.suppress(Exception):
+            self._ray.kill(runner.handle, no_restart=True)
+
+    def _shed_idle(self) -> None:
+        for warm in self._warm.values():
+            while warm.idle:
+                self._drop(warm, warm.idle.pop(), shed=True)
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ---- pools, replies ----------------------------------------------------------------
 
     def _pool(self, call: PlacedCall) -> _Pool:
         key = (*_key(call), call.placement.actors, call.is_async)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = _Pool(self._ray, call, self._options(call))
+            pool = self._pools[key] = _Pool(self._ray, call, _options(call))
         return pool
 
-    async def _await(self, call: PlacedCall, ref: Any) -> Outcome:
+    async def _await(self, call: PlacedCall, sent: _Sent) -> Outcome:
         ray = self._ray
         try:
-            async with asyncio.timeout(call.timeout):
-                reply = await ref
+            if call.timeout is None:
+                reply = await sent.ref
+            else:
+                async with asyncio.timeout(call.timeout):
+                    reply = await sent.ref
         except TimeoutError:
-            self._cancel(ref)
+            self._stop(sent)
             msg = f"step {call.step!r} on Ray took longer than its timeout ({call.timeout} s)"
             return Err(TimeoutError(msg))
         except asyncio.CancelledError:
-            self._cancel(ref)
+            self._stop(sent)
             raise
         except self._lost as exc:
+            sent.settled(False)
             return Err(WorkerLostError(call.step, f"{type(exc).__name__}: {exc}"))
         except ray.exceptions.TaskCancelledError as exc:
+            sent.settled(True)
             return Err(PlacementError(f"step {call.step!r}: its Ray task was cancelled: {exc}"))
         except ray.exceptions.RayError as exc:
+            sent.settled(True)
             cause = getattr(exc, "cause", None) or exc
             msg = f"step {call.step!r} could not run on Ray: {type(cause).__name__}: {cause}"
             return Err(PlacementError(msg))
+        sent.settled(True)
         return _outcome(call, reply)
 
-    def _cancel(self, ref: Any) -> None:
+    def _stop(self, sent: _Sent) -> None:
+        """Interrupt the call; past the grace period, kill what runs it (in the background)."""
         with contextlib.suppress(Exception):
-            self._ray.cancel(ref, force=False, recursive=True)
+            sent.stop()
+        config = self._config
+        grace = config.cancel_grace_s if config is not None else 5.0
+
+        async def watch() -> None:
+            ended = True
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(sent.ref.future()), grace)
+            except TimeoutError:
+                if sent.kill is not None:
+                    sent.kill()
+                    ended = False
+            except self._lost:
+                ended = False
+            except Exception:  # noqa: BLE001 - it ended (cancelled, failed): the reply is not wanted
+                ended = True
+            sent.settled(ended)
+
+        self._keep(asyncio.get_running_loop().create_task(watch()))
 
     def close(self) -> None:
         """Kill the step actors; shut Ray down if this placement started it."""
@@ -287,8 +574,14 @@ class RayPlacement:
             for actor in pool.actors:
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
+        for warm in self._warm.values():
+            for runner in warm.idle:
+                with contextlib.suppress(Exception):
+                    ray.kill(runner.handle, no_restart=True)
         self._pools.clear()
+        self._warm.clear()
         self._tasks.clear()
+        self._feasible.clear()
         if self._started:
             ray.shutdown()
             self._started = False
