@@ -120,6 +120,15 @@ def _missing(wanted: dict[str, float], nodes: list[dict[str, float]]) -> dict[st
     }
 
 
+def _fits(wanted: dict[str, float], nodes: list[dict[str, float]]) -> float:
+    """How many calls that each hold ``wanted`` the nodes can run at once."""
+    if not wanted:
+        return float("inf")
+    return sum(
+        min(have.get(name, 0.0) // amount for name, amount in wanted.items()) for have in nodes
+    )
+
+
 class _Pool:
     """``n`` Ray actors for one step function; each call goes to the least busy."""
 
@@ -207,10 +216,11 @@ class _Runner:
 class _Warm:
     """The warm runners of one resource shape."""
 
-    __slots__ = ("count", "idle", "options", "shed_at")
+    __slots__ = ("count", "enabled", "idle", "options", "shed_at")
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
+        self.enabled = True
         self.idle: list[_Runner] = []
         self.count = 0  # alive or starting
         self.shed_at = -1e9
@@ -337,12 +347,7 @@ class RayPlacement:
         if shape in self._feasible:
             return None
         wanted = _wanted(call)
-        nodes = [
-            {name: float(amount) for name, amount in node.get("Resources", {}).items()}
-            for node in self._ray.nodes()
-            if node.get("Alive")
-        ]
-        missing = _missing(wanted, nodes)
+        missing = _missing(wanted, self._nodes())
         if missing is None:
             self._feasible.add(shape)
             return None
@@ -412,7 +417,18 @@ class RayPlacement:
         warm = self._warm.get(shape)
         if warm is None:
             warm = self._warm[shape] = _Warm(options)
-        return warm
+            # Only where the cluster fits two calls of this shape at once: a runner
+            # must never be what keeps a task of its own shape waiting.
+            warm.enabled = _fits(_wanted(call), self._nodes()) >= 2
+        return warm if warm.enabled else None
+
+    def _nodes(self) -> list[dict[str, float]]:
+        """What each live node of the cluster has, by resource."""
+        return [
+            {name: float(amount) for name, amount in node.get("Resources", {}).items()}
+            for node in self._ray.nodes()
+            if node.get("Alive")
+        ]
 
     def _on_runner(  # noqa: PLR0917 - one call's parts
         self,
@@ -469,12 +485,17 @@ class RayPlacement:
             except Exception:  # noqa: BLE001 - it could not start: calls go as tasks
                 self._drop(warm, runner)
                 return
-            self._idle(warm, runner)
+            self._idle(warm, runner, fresh=True)
 
         self._keep(loop.create_task(started()))
 
-    def _idle(self, warm: _Warm, runner: _Runner) -> None:
-        if self._tasks_out or not self._connected:
+    def _idle(self, warm: _Warm, runner: _Runner, *, fresh: bool = False) -> None:
+        """Keep the runner for the next call (given back after ``warm_idle_s``).
+
+        After a call, while tasks of this engine wait, it is given back at once
+        (they may wait for what it holds).
+        """
+        if not self._connected or (self._tasks_out and not fresh):
             self._drop(warm, runner, shed=True)
             return
         warm.idle.append(runner)
