@@ -37,6 +37,7 @@ from reactor.placement._errors import (
     WorkerLostError,
 )
 from reactor.placement._placement import PlacedCall
+from reactor.placement._ray_worker import runner_message
 from reactor.run import EncodeError, Err, Ok, Outcome, decode_value, encode_value
 
 if TYPE_CHECKING:
@@ -216,13 +217,14 @@ class _Runner:
 class _Warm:
     """The warm runners of one resource shape."""
 
-    __slots__ = ("count", "enabled", "idle", "options", "shed_at")
+    __slots__ = ("count", "enabled", "idle", "options", "shed_at", "starting")
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         self.enabled = True
         self.idle: list[_Runner] = []
         self.count = 0  # alive or starting
+        self.starting = 0
         self.shed_at = -1e9
 
 
@@ -267,6 +269,11 @@ class RayPlacement:
             rx.LocalRayletDiedError,
             rx.OutOfMemoryError,
         )
+
+    @property
+    def warm_actors(self) -> int:
+        """Warm actors up now (idle or busy), over every resource shape."""
+        return sum(warm.count - warm.starting for warm in self._warm.values())
 
     @property
     def started(self) -> bool:
@@ -443,10 +450,13 @@ class RayPlacement:
         fn_key = self._fn_keys.get(call.fn)
         if fn_key is None:
             fn_key = self._fn_keys[call.fn] = str(len(self._fn_keys))
-        fn = None if fn_key in runner.fns else call.fn
+        message = runner_message(token, fn_key, call.is_async, call.step, payload, carrier)
         handle = runner.handle
-        ref = handle.call.remote(token, fn_key, fn, call.is_async, call.step, payload, carrier)
-        runner.fns.add(fn_key)
+        if fn_key in runner.fns:
+            ref = handle.call.remote(message)
+        else:
+            ref = handle.call.remote(message, call.fn)
+            runner.fns.add(fn_key)
         runner.uses += 1
 
         def stop() -> None:
@@ -477,14 +487,17 @@ class RayPlacement:
         cls = ray.remote(concurrency_groups=CONTROL)(StepRunner)
         handle = cls.options(**warm.options, max_restarts=0, max_task_retries=0).remote()
         warm.count += 1
+        warm.starting += 1
         runner = _Runner(handle)
 
         async def started() -> None:
             try:
                 await handle.ready.remote()
             except Exception:  # noqa: BLE001 - it could not start: calls go as tasks
+                warm.starting -= 1
                 self._drop(warm, runner)
                 return
+            warm.starting -= 1
             self._idle(warm, runner, fresh=True)
 
         self._keep(loop.create_task(started()))
@@ -506,7 +519,7 @@ class RayPlacement:
         def expire() -> None:
             if runner.uses == uses and runner in warm.idle:
                 warm.idle.remove(runner)
-                self._drop(warm, runner, shed=True)
+                self._drop(warm, runner)
 
         asyncio.get_running_loop().call_later(config.warm_idle_s, expire)
 

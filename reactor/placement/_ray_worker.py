@@ -41,6 +41,7 @@ __all__ = [
     "SyncStepHost",
     "run_placed",
     "run_placed_async",
+    "runner_message",
 ]
 
 Reply = tuple[str, Any]
@@ -267,21 +268,25 @@ class StepRunner(_Interruptible):
         """Answered once the actor is up."""
         return True
 
-    def call(  # noqa: PLR0917 - one message: what to run, and with what
-        self,
-        token: str,
-        key: str,
-        fn: Callable[..., Any] | None,
-        is_async: bool,
-        step: str,
-        payload: bytes,
-        carrier: Mapping[str, str] | None,
-    ) -> Reply:
-        """One call of the step whose function is kept under ``key`` (sent if new)."""
+    def call(self, message: bytes, fn: Callable[..., Any] | None = None) -> Reply:
+        """One call: ``message`` is :func:`runner_message`'s; ``fn`` comes with a new key."""
+        token, key, is_async, step, payload, carrier = msgspec.msgpack.decode(message)
         if fn is not None:
             self._fns[key] = fn
         found = self._fns[key]
         return self._guarded(token, lambda: run_placed(found, is_async, step, payload, carrier))
+
+
+def runner_message(  # noqa: PLR0913, PLR0917 - the parts of one message
+    token: str,
+    key: str,
+    is_async: bool,
+    step: str,
+    payload: bytes,
+    carrier: Mapping[str, str] | None,
+) -> bytes:
+    """One call for :meth:`StepRunner.call`, as one argument (Ray handles one faster)."""
+    return msgspec.msgpack.encode((token, key, is_async, step, payload, carrier))
 
 
 class SyncStepHost(_Interruptible):
