@@ -404,11 +404,11 @@ class RayPlacement:
         ref = self._task(call).remote(payload, carrier)
         self._tasks_out += 1
         self._shed_idle()  # a task of ours waits: give back what idle runners hold
-        if warm is not None and self._tasks_out == 1:
-            self._grow(warm)
 
         def settled(_: bool) -> None:
             self._tasks_out -= 1
+            if warm is not None and not self._tasks_out:  # calls one at a time: warm up
+                self._grow(warm)
 
         return _Sent(ref, lambda: _cancel(ray, ref), lambda: _cancel(ray, ref, force=True), settled)
 

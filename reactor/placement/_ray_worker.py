@@ -277,7 +277,7 @@ class StepRunner(_Interruptible):
         return self._guarded(token, lambda: run_placed(found, is_async, step, payload, carrier))
 
 
-def runner_message(  # noqa: PLR0913, PLR0917 - the parts of one message
+def runner_message(  # noqa: PLR0917 - the parts of one message
     token: str,
     key: str,
     is_async: bool,
