@@ -145,8 +145,9 @@ class _Pool:
             cls = ray.remote(AsyncStepHost)
         else:  # interrupt() runs beside a call, in its own group
             cls = ray.remote(concurrency_groups=CONTROL)(SyncStepHost)
-        cls = cls.options(**options, max_restarts=-1, max_task_retries=0)
-        self.actors = [cls.remote(call.fn, call.step) for _ in range(call.placement.actors)]
+        self._cls = cls = cls.options(**options, max_restarts=-1, max_task_retries=0)
+        self._args = (call.fn, call.step)
+        self.actors = [cls.remote(*self._args) for _ in range(call.placement.actors)]
         self.busy = [0] * len(self.actors)
 
     def submit(self, ray: Any, payload: bytes, carrier: dict[str, str] | None, token: str) -> _Sent:
@@ -160,10 +161,12 @@ class _Pool:
 
         def stop() -> None:
             _cancel(ray, ref)  # a call still queued
-            actor.interrupt.remote(token)  # the call running
+            actor.interrupt.options(concurrency_group="control").remote(token)  # the call running
 
-        def kill() -> None:  # it restarts (max_restarts=-1), without the stuck call
-            ray.kill(actor, no_restart=False)
+        def kill() -> None:  # a new actor takes its place (calls queued on it fail: transient)
+            if self.actors[index] is actor:
+                self.actors[index] = self._cls.remote(*self._args)
+            ray.kill(actor, no_restart=True)
 
         return _Sent(ref, stop, kill, lambda _: self._done(index))
 
@@ -460,7 +463,7 @@ class RayPlacement:
         runner.uses += 1
 
         def stop() -> None:
-            handle.interrupt.remote(token)
+            handle.interrupt.options(concurrency_group="control").remote(token)
 
         def kill() -> None:
             with contextlib.suppress(Exception):
