@@ -220,13 +220,14 @@ class _Runner:
 class _Warm:
     """The warm runners of one resource shape."""
 
-    __slots__ = ("count", "enabled", "idle", "options", "shed_at", "starting")
+    __slots__ = ("count", "enabled", "idle", "options", "runners", "shed_at", "starting")
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         self.enabled = True
         self.idle: list[_Runner] = []
-        self.count = 0  # alive or starting
+        self.runners: list[_Runner] = []  # alive or starting
+        self.count = 0
         self.starting = 0
         self.shed_at = -1e9
 
@@ -492,6 +493,7 @@ class RayPlacement:
         warm.count += 1
         warm.starting += 1
         runner = _Runner(handle)
+        warm.runners.append(runner)
 
         async def started() -> None:
             try:
@@ -527,6 +529,9 @@ class RayPlacement:
         asyncio.get_running_loop().call_later(config.warm_idle_s, expire)
 
     def _drop(self, warm: _Warm, runner: _Runner, *, shed: bool = False) -> None:
+        if runner not in warm.runners:
+            return
+        warm.runners.remove(runner)
         warm.count -= 1
         if shed:
             with contextlib.suppress(RuntimeError):
@@ -612,7 +617,7 @@ class RayPlacement:
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
         for warm in self._warm.values():
-            for runner in warm.idle:
+            for runner in warm.runners:
                 with contextlib.suppress(Exception):
                     ray.kill(runner.handle, no_restart=True)
         self._pools.clear()
