@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one scena
             # Until the engine's warm Ray actor is up (it starts in the background on
             # the first calls, then takes each call it finds idle): steady state.
             target = placed.placements.target("ray")
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + (30 if args.quick else 120)
             while getattr(target, "warm_actors", 1) < 1 and time.monotonic() < deadline:
                 placed.run(chain, {"x": 0}, timeout=300)
             warm_actors = getattr(target, "warm_actors", 0)

@@ -7,13 +7,23 @@ call is submitted and awaited on the event loop (``await ref``), without a threa
    address, or to a local instance bound to 127.0.0.1 only (:func:`loopback_only`).
 2. Encode the arguments as the journal does; one that cannot be encoded fails the
    step with :class:`UnencodableError` naming it (before anything is sent).
-3. Submit: a task with the placement's resources and ``max_retries=0`` (the journal
-   owns retries), or a call to the least busy actor of the step's pool.
-4. Await the reply within the step's timeout. At the timeout, or when the attempt is
-   cancelled, ``ray.cancel`` stops the task (a running task gets
-   ``KeyboardInterrupt``; a running call on a sync actor runs to its end, as a thread
-   in the local pool would).
-5. A worker or node that died is :class:`WorkerLostError`, transient: the step's
+3. Check the call's resources against the cluster's nodes, once per shape (unless
+   ``check_resources`` is off): more than any one node has fails the step at once with
+   :class:`InfeasibleResourcesError`.
+4. Submit: to a warm runner actor of the call's resource shape if one is idle (one
+   actor call, no lease from a raylet); else a task with the placement's resources and
+   ``max_retries=0`` (the journal owns retries); or, with ``actors=n``, a call to the
+   least busy actor of the step's pool. Runners start in the background once a shape's
+   tasks run one at a time, hold what one call of the shape holds, and are given back
+   after ``warm_idle_s`` idle, or at once when a task of this engine waits; shapes the
+   cluster fits fewer than twice get none.
+5. Await the reply within the step's timeout. At the timeout, or when the attempt is
+   cancelled, stop the call: ``ray.cancel`` for a task (``KeyboardInterrupt`` in it);
+   for a sync call on an actor, the actor's ``interrupt`` (its ``control`` group runs
+   beside the call and raises ``KeyboardInterrupt`` in the call's thread). A call still
+   running ``cancel_grace_s`` later is ended by force: ``ray.cancel(force=True)`` kills
+   a task's worker, and a pool's actor is killed and replaced.
+6. A worker or node that died is :class:`WorkerLostError`, transient: the step's
    retry policy applies.
 """
 
