@@ -414,7 +414,11 @@ class RayPlacement:
         warm = self._warm_for(call)
         runner = warm.idle.pop() if warm is not None and warm.idle else None
         if warm is not None and runner is not None:
-            return self._on_runner(warm, runner, call, payload, carrier, token)
+            try:
+                return self._on_runner(warm, runner, call, payload, carrier, token)
+            except BaseException:
+                self._drop(warm, runner)  # e.g. a function Ray cannot pickle
+                raise
         ref = self._task(call).remote(payload, carrier)
         self._tasks_out += 1
         self._shed_idle()  # a task of ours waits: give back what idle runners hold
