@@ -624,16 +624,25 @@ class RayPlacement:
         self._keep(asyncio.get_running_loop().create_task(watch()))
 
     def close(self) -> None:
-        """Kill the step actors; shut Ray down if this placement started it."""
+        """Kill the step actors; shut Ray down if this placement started it.
+
+        On a cluster that outlives the engine it waits (5 s at most) until the warm
+        actors are gone, so that what they held is free for whoever comes next.
+        """
         ray = self._ray
         for pool in self._pools.values():
             for actor in pool.actors:
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
+        killed = []
         for warm in self._warm.values():
             for runner in warm.runners:
                 with contextlib.suppress(Exception):
                     ray.kill(runner.handle, no_restart=True)
+                    killed.append(runner.handle.ready.remote())
+        if killed and not self._started:  # the cluster lives on: free what they held
+            with contextlib.suppress(Exception):
+                ray.wait(killed, num_returns=len(killed), timeout=5.0)
         self._pools.clear()
         self._warm.clear()
         self._tasks.clear()
