@@ -17,6 +17,8 @@ What is measured (``python -m benchmarks placement``, one JSON object on stdout)
 * ``ray_task_overhead_ms``: per step, the extra time of a no-op step placed on Ray
   over the same step placed locally, in a chain of ``--chain`` steps run one after
   another through the engine (median of rounds, alternating local and Ray);
+  measured once the engine's warm Ray actor is up (steady state: a no-op step that finds
+  it idle is one actor call, not a task; ``meta.ray_warm_actors``);
   ``ray_raw_task_ms`` is a bare ``ray.get(f.remote())`` round trip for comparison, and
   ``ray_raw_await_ms`` the same awaited from asyncio code (as the engine awaits).
 * ``element_ms`` / ``ray_element_ms``: the median CPU time of one element's loop,
@@ -183,6 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one scena
             ray_steps: list[float] = []
             placed.run(chain, {"x": 0}, timeout=300)
             local.run(chain, {"x": 0}, timeout=300)
+            # Until the engine's warm Ray actor is up (it starts in the background on
+            # the first calls, then takes each call it finds idle): steady state.
+            target = placed.placements.target("ray")
+            deadline = time.monotonic() + (30 if args.quick else 120)
+            while getattr(target, "warm_actors", 1) < 1 and time.monotonic() < deadline:
+                placed.run(chain, {"x": 0}, timeout=300)
+            warm_actors = getattr(target, "warm_actors", 0)
             for _ in range(args.rounds):
                 for engine, into in ((local, local_steps), (placed, ray_steps)):
                     start = time.perf_counter()
@@ -229,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one scena
             "load_avg": round(os.getloadavg()[0], 2),
             "ray_worker_niceness": int(os.environ["RAY_worker_niceness"]),  # noqa: SIM112
             "chain": args.chain,
+            "ray_warm_actors": warm_actors,
             "rounds": args.rounds,
         },
     }

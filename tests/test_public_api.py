@@ -1070,6 +1070,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
     ),
     "reactor.placement": (
         "LOOPBACK_ENV",
+        "InfeasibleResourcesError",
         "LocalPlacement",
         "PlacedCall",
         "PlacementError",

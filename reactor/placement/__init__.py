@@ -11,13 +11,15 @@ its journal, retries, timeouts and supervision stay with the engine.
   :class:`LocalPlacement` (the event loop and the worker pool) and
   :class:`RayPlacement` (Ray tasks, or a pool of Ray actors) implement it.
 * :class:`Placements`: the engine's choice per step (see its module for the order).
-* Errors: :class:`PlacementError`, :class:`RayNotInstalledError`,
+* Errors: :class:`PlacementError`, :class:`InfeasibleResourcesError`,
+  :class:`RayNotInstalledError`,
   :class:`UnencodableError`, :class:`UnknownPlacementError`, :class:`WorkerLostError`.
 
 Ray is an optional extra: ``pip install 'reactor-swarm[ray]'``.
 """
 
 from reactor.placement._errors import (
+    InfeasibleResourcesError,
     PlacementError,
     RayNotInstalledError,
     UnencodableError,
@@ -29,6 +31,7 @@ from reactor.placement._ray import LOOPBACK_ENV, RayPlacement, loopback_only
 
 __all__ = [
     "LOOPBACK_ENV",
+    "InfeasibleResourcesError",
     "LocalPlacement",
     "PlacedCall",
     "PlacementError",

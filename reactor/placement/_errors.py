@@ -5,7 +5,8 @@
     PlacementError                 a placement cannot run the step (not transient)
     ├── RayNotInstalledError       Ray placement asked for without the ``ray`` extra
     ├── UnknownPlacementError      a placement name the engine was not given
-    └── UnencodableError           an argument or result cannot cross (msgspec's rule)
+    ├── UnencodableError           an argument or result cannot cross (msgspec's rule)
+    └── InfeasibleResourcesError   a step asks for resources no node of the cluster has
     WorkerLostError (AskError)     the process or node running the call died: transient
                                    (kind ``actor_crashed``), so the step's retries apply
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from actors import AskError, Failure, FailureKind
 
 __all__ = [
+    "InfeasibleResourcesError",
     "PlacementError",
     "RayNotInstalledError",
     "UnencodableError",
@@ -58,6 +60,45 @@ class UnencodableError(PlacementError, TypeError):
         )
         self.step = step
         self.what = what
+
+
+class InfeasibleResourcesError(PlacementError):
+    """A step asks for resources that no node of the cluster has: it could never run.
+
+    Checked against the cluster's nodes before the call is sent (unless the ``[ray]``
+    configuration's ``check_resources`` is off, as for an autoscaling cluster).
+
+    Attributes:
+        step: The step.
+        reactor: Its reactor.
+        wanted: What one call of it holds (``{"GPU": 64.0, "CPU": 1.0}``).
+        missing: Each resource that no single node has enough of, with the most one
+            node has (empty: each is somewhere, but no node has all of them).
+    """
+
+    def __init__(
+        self, reactor: str, step: str, wanted: dict[str, float], missing: dict[str, float]
+    ) -> None:
+        self.reactor = reactor
+        self.step = step
+        self.wanted = wanted
+        self.missing = missing
+        if missing:
+            lacks = ", ".join(
+                f"{name} (the most one node has: {have:g})" for name, have in missing.items()
+            )
+            why = f"no node of the cluster has enough {lacks}"
+        else:
+            why = "the cluster has each of them, but no single node has all of them together"
+        super().__init__(
+            f"step {step!r} of reactor {reactor!r} asks Ray for {_amounts(wanted)}: {why}; "
+            "it would wait for them until its timeout (on an autoscaling cluster, which "
+            "adds nodes on demand, turn this check off: [ray] check_resources = false)"
+        )
+
+
+def _amounts(amounts: dict[str, float]) -> str:
+    return ", ".join(f"{name}={amount:g}" for name, amount in amounts.items())
 
 
 class WorkerLostError(AskError):

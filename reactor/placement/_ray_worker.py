@@ -17,8 +17,10 @@ and the engine owns retries.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import pickle
+import threading
 import traceback
 import typing
 from collections.abc import Callable, Mapping
@@ -31,7 +33,16 @@ from opentelemetry import propagate, trace
 from dsl import Continue, Fail, Halt, Retry, Shortcut, WithSteps
 from reactor.run import EncodeError, encode_value
 
-__all__ = ["AsyncStepHost", "Reply", "SyncStepHost", "run_placed", "run_placed_async"]
+__all__ = [
+    "CONTROL",
+    "AsyncStepHost",
+    "Reply",
+    "StepRunner",
+    "SyncStepHost",
+    "run_placed",
+    "run_placed_async",
+    "runner_message",
+]
 
 Reply = tuple[str, Any]
 """``(tag, body)``: ``value`` (JSON bytes), ``outcome`` (a DSL outcome) or ``error``."""
@@ -180,16 +191,115 @@ async def run_placed_async(
     return _reply(step, value)
 
 
-class SyncStepHost:
+class _Interruptible:
+    """Calls that a second thread of the actor can interrupt (``KeyboardInterrupt``).
+
+    Ray cannot interrupt a running call on an actor that runs sync code (it only
+    cancels calls still queued), so a call registers the thread it runs in under the
+    engine's token, and :meth:`interrupt` (in the actor's ``control`` concurrency
+    group, so it runs while the call does) raises ``KeyboardInterrupt`` in that
+    thread, as Ray's ``ray.cancel`` does in a task. Code blocked inside C (a long
+    ``time.sleep``, a socket read) sees it when it returns to Python; the engine kills
+    the actor when a call outlives the interrupt by its grace period.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, int] = {}
+        self._interrupted: set[str] = set()
+        self._early: set[str] = set()
+
+    def _guarded(self, token: str, run: Callable[[], Reply]) -> Reply:
+        ident = threading.get_ident()
+        with self._lock:
+            if token in self._early:
+                self._early.discard(token)
+                return ("error", _portable(KeyboardInterrupt("cancelled before it started")))
+            self._running[token] = ident
+        try:
+            return run()
+        except KeyboardInterrupt as exc:  # delivered just outside the step's own code
+            return ("error", _portable(exc))
+        finally:
+            with self._lock:
+                del self._running[token]
+                if token in self._interrupted:
+                    self._interrupted.discard(token)
+                    _async_raise(ident, None)  # one not yet delivered is dropped
+
+    def interrupt(self, token: str) -> bool:
+        """Interrupt the call ``token`` (or, if it has not started, stop it starting)."""
+        with self._lock:
+            ident = self._running.get(token)
+            if ident is None:
+                if len(self._early) > 1024:  # tokens of calls that ended meanwhile
+                    self._early.clear()
+                self._early.add(token)
+                return False
+            self._interrupted.add(token)
+            _async_raise(ident, KeyboardInterrupt)
+            return True
+
+
+def _async_raise(ident: int, error: type[BaseException] | None) -> None:
+    """Raise ``error`` in thread ``ident`` at its next bytecode (``None``: clear that)."""
+    exc = None if error is None else ctypes.py_object(error)  # None is passed as NULL
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc)
+
+
+CONTROL = {"control": 1}
+"""The concurrency group that :meth:`_Interruptible.interrupt` runs in."""
+
+
+class StepRunner(_Interruptible):
+    """A warm Ray actor that runs calls of any step with one shape of resources.
+
+    The engine keeps a few of these per resource shape so that a step's call is one
+    actor call (one message each way) rather than a task (a lease from the raylet
+    first); each holds the resources one call of that shape holds, as a task would
+    while it runs. Functions arrive once per runner and are kept by key.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fns: dict[str, Callable[..., Any]] = {}
+
+    def ready(self) -> bool:
+        """Answered once the actor is up."""
+        return True
+
+    def call(self, message: bytes, fn: Callable[..., Any] | None = None) -> Reply:
+        """One call: ``message`` is :func:`runner_message`'s; ``fn`` comes with a new key."""
+        token, key, is_async, step, payload, carrier = msgspec.msgpack.decode(message)
+        if fn is not None:
+            self._fns[key] = fn
+        found = self._fns[key]
+        return self._guarded(token, lambda: run_placed(found, is_async, step, payload, carrier))
+
+
+def runner_message(  # noqa: PLR0917 - the parts of one message
+    token: str,
+    key: str,
+    is_async: bool,
+    step: str,
+    payload: bytes,
+    carrier: Mapping[str, str] | None,
+) -> bytes:
+    """One call for :meth:`StepRunner.call`, as one argument (Ray handles one faster)."""
+    return msgspec.msgpack.encode((token, key, is_async, step, payload, carrier))
+
+
+class SyncStepHost(_Interruptible):
     """A Ray actor that keeps one step's function (and its process's state) warm."""
 
     def __init__(self, fn: Callable[..., Any], step: str) -> None:
+        super().__init__()
         self.fn = fn
         self.step = step
 
-    def call(self, payload: bytes, carrier: Mapping[str, str] | None) -> Reply:
+    def call(self, payload: bytes, carrier: Mapping[str, str] | None, token: str) -> Reply:
         """One call of the step."""
-        return run_placed(self.fn, False, self.step, payload, carrier)
+        return self._guarded(token, lambda: run_placed(self.fn, False, self.step, payload, carrier))
 
 
 class AsyncStepHost:

@@ -294,3 +294,65 @@ class NodeDies(Reactor):
         max_retries=2,
         backoff=0,
     )
+
+
+# ---- cancelling sync calls on actors -------------------------------------------------
+
+
+class CancelledOnPool(Reactor):
+    """A sync step on a pool of one Ray actor, cancelled while it runs."""
+
+    key = Input(str)
+    slow = step(blocks, placement=Placement("ray", actors=1, num_cpus=0), max_retries=0)
+
+
+def sleeps_in_c(key: str) -> str:
+    """Reports its pid, then blocks inside C (one ``time.sleep``), deaf to interrupts."""
+    import ray
+
+    ray.get(recorder().record.remote(f"{key}:started", os.getpid()))
+    time.sleep(60)
+    return "slept"
+
+
+class StuckOnPool(Reactor):
+    """A sync step on a pool of one actor that an interrupt cannot reach."""
+
+    key = Input(str)
+    # A call queued behind the stuck one fails transiently when the actor is killed:
+    # its retry finds the actor restarted.
+    stuck = step(
+        sleeps_in_c,
+        placement=Placement("ray", actors=1, num_cpus=0),
+        max_retries=1,
+        backoff=0,
+    )
+
+
+# ---- resources no node has -----------------------------------------------------------
+
+
+def never_runs() -> str:
+    """A step that the cluster can never place."""
+    return "ran"
+
+
+class TooManyGpus(Reactor):
+    """64 GPUs, on a cluster with one."""
+
+    big = step(never_runs, placement=Placement("ray", num_gpus=64), timeout=1.0, max_retries=3)
+
+
+class NoSuchResource(Reactor):
+    """A custom resource no node offers."""
+
+    odd = step(never_runs, placement=Placement("ray", resources={"quantum": 1}), max_retries=3)
+
+
+class NotTogether(Reactor):
+    """A GPU (the second node's) and the head's own resource: no node has both."""
+
+    split = step(
+        never_runs,
+        placement=Placement("ray", num_gpus=1, resources={"node:__internal_head__": 0.001}),
+    )

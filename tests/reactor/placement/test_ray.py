@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from actors import System
+from actors.llm import RayConfig
 from otel.testing import InMemorySpanExporter
 from reactor.app import Engine
+from reactor.placement import RayPlacement
 from reactor.run import RunCancelledError, RunFailedError, StepFailed
 from tests.reactor.placement.conftest import RayCluster
 from tests.support import ray_steps as rs
@@ -220,3 +222,65 @@ def test_a_node_that_dies_fails_the_attempt_transiently(
         assert [(f.error.kind, f.error.retryable) for f in failed] == [("actor_crashed", True)]
     finally:
         ray_cluster.cluster.remove_node(replacement)
+
+
+def test_cancelling_a_sync_call_on_an_actor_interrupts_it(
+    engine: Engine, ray_cluster: RayCluster
+) -> None:
+    """Ray cannot interrupt a sync actor's running call; the actor's control thread does."""
+    handle = engine.start(rs.CancelledOnPool, {"key": "pool-cancel"})
+    started = _wait(ray_cluster, "pool-cancel:started")
+    handle.cancel("the test is done with it")
+    with pytest.raises(RunCancelledError):
+        handle.result(WAIT)
+    assert _wait(ray_cluster, "pool-cancel:interrupted") == started  # in place: same process
+
+
+def test_a_call_deaf_to_the_interrupt_is_killed_after_the_grace(
+    ray_cluster: RayCluster, system: System, tmp_path: Path
+) -> None:
+    """Blocked inside C past ``cancel_grace_s``: the actor is killed and replaced."""
+    placement = RayPlacement(RayConfig(cancel_grace_s=0.2))
+    targets = {"ray": placement}
+    with Engine(system, db_path=tmp_path / "j.db", placement_targets=targets) as engine:
+        first = engine.start(rs.StuckOnPool, {"key": "stuck-1"})
+        stuck = _wait(ray_cluster, "stuck-1:started")
+        first.cancel("the test is done with it")
+        with pytest.raises(RunCancelledError):
+            first.result(WAIT)
+        second = engine.start(rs.StuckOnPool, {"key": "stuck-2"})  # runs once it is replaced
+        assert _wait(ray_cluster, "stuck-2:started") != stuck
+        second.cancel("the test is done with it")
+        with pytest.raises(RunCancelledError):
+            second.result(WAIT)
+
+
+def test_resources_no_node_has_fail_at_once_naming_them(
+    engine: Engine, ray_cluster: RayCluster, system: System, tmp_path: Path
+) -> None:
+    """64 GPUs, a resource nobody offers, two that no one node has: failed before sending."""
+    del ray_cluster
+    cases = {
+        rs.TooManyGpus: ("big", "GPU=64", "no node of the cluster has enough GPU"),
+        rs.NoSuchResource: ("odd", "quantum=1", "enough quantum (the most one node has: 0)"),
+        rs.NotTogether: ("split", "GPU=1", "no single node has all of them together"),
+    }
+    for reactor, (step_name, asked, why) in cases.items():
+        handle = engine.start(reactor, {})
+        with pytest.raises(RunFailedError) as caught:
+            handle.result(WAIT)
+        (error,) = caught.value.errors
+        assert error.error == "InfeasibleResourcesError"
+        assert f"step {step_name!r} of reactor {reactor.__name__!r}" in error.message
+        assert asked in error.message
+        assert why in error.message
+        assert "check_resources = false" in error.message
+        failed = [e for e in engine.history(handle.run_id) if isinstance(e, StepFailed)]
+        assert len(failed) == 1  # not retried: it would fail the same way
+    # An autoscaling cluster turns the check off: the step waits for its nodes (here,
+    # until its timeout).
+    targets = {"ray": RayPlacement(RayConfig(check_resources=False))}
+    with Engine(system, db_path=tmp_path / "a.db", placement_targets=targets) as autoscaled:
+        with pytest.raises(RunFailedError) as caught:
+            autoscaled.run(rs.TooManyGpus, {}, timeout=WAIT)
+        assert {e.kind for e in caught.value.errors} == {"timeout"}
