@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -64,6 +64,8 @@ class System:
         strategy: The root supervisor's strategy.
         max_restarts: The root supervisor's restart intensity (restarts ...
         within: ... within this many seconds) before the whole system gives up.
+        loop_factory: Makes the I/O loop (default: ``asyncio.new_event_loop``); the
+            daemon passes ``uvloop.new_event_loop`` where uvloop is installed.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class System:
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int = 3,
         within: float = 5.0,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
     ) -> None:
         if not default_timeout > 0:
             msg = f"System(default_timeout={default_timeout!r}): must be greater than zero"
@@ -87,6 +90,7 @@ class System:
             within=within,
         )
         self._default_timeout = default_timeout
+        self._loop_factory = loop_factory
         self._rt: Runtime | None = None
         self._root: Ref[object] | None = None
         self._lock = threading.Lock()
@@ -108,7 +112,7 @@ class System:
             if self._rt is not None:
                 msg = f"system {self.name!r} is already running"
                 raise RuntimeError(msg)
-            rt = Runtime(self.name, self._default_timeout)
+            rt = Runtime(self.name, self._default_timeout, self._loop_factory)
             rt.bridge.start()
             rt.timers.start()
             root: Ref[object] = Ref(self._spec.name, rt)

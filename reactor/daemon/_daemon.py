@@ -279,7 +279,9 @@ class Daemon:
             _log.warning(warning)
         sock = self._bind() if http else None
         try:
-            system = self.system = System(name="reactor-daemon").start()
+            system = self.system = System(
+                name="reactor-daemon", loop_factory=_loop_factory()
+            ).start()
             fallback = None
             if self.simulated:
                 from actors.testing import fake_servers  # noqa: PLC0415
@@ -348,11 +350,15 @@ class Daemon:
         import uvicorn  # noqa: PLC0415
 
         from reactor.daemon._app import build_app  # noqa: PLC0415
+        from reactor.daemon._http import HttpProtocol  # noqa: PLC0415
 
         assert self.system is not None
         app = build_app(self)
         config = uvicorn.Config(
             app,
+            http=HttpProtocol,  # httptools, each response written in one piece
+            server_header=False,
+            proxy_headers=False,  # loopback by default; nothing reads the client's address
             lifespan="on",
             log_config=None,
             access_log=False,
@@ -474,6 +480,20 @@ class Daemon:
             return self.system.lookup(name)
         except ActorNotFound:
             return None
+
+
+def _loop_factory() -> Any:
+    """The loop factory: uvloop's where it is installed (``uvicorn[standard]``), else none.
+
+    The daemon's one loop carries every actor's I/O and the HTTP server: uvloop's
+    C loop and transports cost each request less, and join the writes a response makes
+    in one turn into one system call.
+    """
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _make_broadcaster(

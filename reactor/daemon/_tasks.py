@@ -103,18 +103,18 @@ class TaskRunner:
     ) -> TasksResponse:
         """Run the tasks (each its own result, in the order given)."""
         self.check(tasks)
-        limit = agent.config.max_concurrent_tasks if agent is not None else 8
-        gate = asyncio.Semaphore(limit)
-
-        async def one(i: int, task: Task) -> TaskResult:
-            async with gate:
-                return await self.run_one(task, agent, task_id=f"task-{i + 1}")
-
-        if sequential:
+        if sequential or len(tasks) == 1:  # one task needs no gate and no task of its own
             results = [
                 await self.run_one(t, agent, task_id=f"task-{i + 1}") for i, t in enumerate(tasks)
             ]
         else:
+            limit = agent.config.max_concurrent_tasks if agent is not None else 8
+            gate = asyncio.Semaphore(limit)
+
+            async def one(i: int, task: Task) -> TaskResult:
+                async with gate:
+                    return await self.run_one(task, agent, task_id=f"task-{i + 1}")
+
             results = list(await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks))))
         failed = sum(r.status == "failed" for r in results)
         status: Literal["completed", "partial", "failed"] = "completed"
