@@ -77,7 +77,7 @@ class CoalescingTransport:
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol over a :class:`CoalescingTransport`."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Wrap asyncio's own transports (uvloop's join writes already), then as uvicorn."""
         if type(transport).__module__.startswith("asyncio."):
             wrapped: Any = CoalescingTransport(transport, self.loop)
