@@ -43,8 +43,10 @@ from actors._supervisor import (
     Supervisor,
     SupervisorSpec,
     WhichChildren,
+    mailbox_depth,
 )
 from actors._timers import Timers
+from actors._tree import ActorNode, build_tree, build_tree_async
 
 __all__ = ["System"]
 
@@ -249,6 +251,52 @@ class System:
         """The root supervisor's children, in start order."""
         result: list[ChildInfo] = self._root_ref().ask(WhichChildren())
         return result
+
+    def tree(self, *, max_children: int = 100, timeout: float = 5.0) -> ActorNode:
+        """The whole supervision tree: each actor's parent, restarts and mailbox depth.
+
+        Every supervisor is asked for its children (see :class:`ActorNode`); one that
+        does not answer within ``timeout`` seconds shows its ``error`` instead.
+
+        Args:
+            max_children: Children listed per supervisor; the rest are counted in ``more``.
+            timeout: Seconds each supervisor has to answer.
+
+        Raises:
+            BlockingCallError: Called on the I/O loop or an actor's thread: use
+                :meth:`tree_async` there.
+        """
+
+        def ask(name: str) -> list[ChildInfo]:
+            result: list[ChildInfo] = self.runtime.lookup(name).ask(
+                WhichChildren(), timeout=timeout
+            )
+            return result
+
+        return build_tree(self._root_info(), ask, max_children)
+
+    async def tree_async(self, *, max_children: int = 100, timeout: float = 5.0) -> ActorNode:
+        """:meth:`tree` for asyncio code (each supervisor is awaited, never blocked on)."""
+
+        async def ask(name: str) -> list[ChildInfo]:
+            result: list[ChildInfo] = await self.runtime.lookup(name).ask_async(
+                WhichChildren(), timeout=timeout
+            )
+            return result
+
+        return await build_tree_async(self._root_info(), ask, max_children)
+
+    def _root_info(self) -> ChildInfo:
+        root = self._root_ref()
+        return ChildInfo(
+            name=self._spec.name,
+            running=root.is_alive(),
+            incarnation=1,
+            restart=Restart.PERMANENT,
+            supervisor=True,
+            mailbox=mailbox_depth(root),
+            on_loop=self._spec.runs_on_loop,
+        )
 
     # ---- shared services -----------------------------------------------------------
 

@@ -763,33 +763,25 @@ async def audit(request: Request, daemon: Daemon) -> Response:
 
 
 @_endpoint(
-    "GET", "/api/actors", "The supervision tree's top level", returns=list[Any], tag="daemon"
+    "GET",
+    "/api/actors",
+    "The supervision tree: parents, restarts, mailbox depth",
+    returns=Any,
+    tag="daemon",
 )
-async def actors_list(request: Request, daemon: Daemon) -> Response:
-    """The root's children: running, incarnation (restarts + 1), supervisor or not."""
+async def actors_tree(request: Request, daemon: Daemon) -> Response:
+    """``?max_children=100``: every actor under the root, nested as supervised.
+
+    Each node: ``name``, ``parent``, ``supervisor``, ``running``, ``restarts``,
+    ``mailbox`` (messages waiting), ``on_loop``, ``restart``, ``children``, ``more``
+    (children not listed) and ``error`` (a supervisor that did not answer).
+    """
     system = daemon.system
-    children = await asyncio.to_thread(system.children) if system is not None else []
-    rows = [
-        {
-            "name": c.name,
-            "running": c.running,
-            "restarts": max(0, c.incarnation - 1),
-            "supervisor": c.supervisor,
-        }
-        for c in children
-    ]
-    runs = daemon.lookup("runs")
-    if runs is not None:
-        rows.append(
-            {
-                "name": "runs (active)",
-                "running": True,
-                "restarts": 0,
-                "supervisor": True,
-                "children": sum(1 for h in daemon.handles.values() if not h.done()),
-            }
-        )
-    return json_response(rows)
+    if system is None:
+        raise ApiError("unavailable", "the actor system is not running")
+    limit = _int_param(request, "max_children", 100)
+    tree = await system.tree_async(max_children=limit, timeout=2.0)
+    return json_response(tree.to_dict())
 
 
 # ---- the app -----------------------------------------------------------------------------------
