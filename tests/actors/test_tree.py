@@ -84,7 +84,7 @@ def test_tree_lists_at_most_max_children_and_counts_the_rest() -> None:
     """A supervisor of many: the first ``max_children`` listed, the rest in ``more``."""
     many = SupervisorSpec(
         name="many",
-        children=[ChildSpec(name=f"e{i}", actor=OnLoop, restart=Restart.TEMPORARY) for i in range(7)],
+        children=[ChildSpec(name=f"e{i}", actor=OnLoop) for i in range(7)],
     )
     with System(many, name="m") as system:
         node = system.tree(max_children=3).find("many")
