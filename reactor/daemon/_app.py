@@ -533,10 +533,19 @@ async def _decide(request: Request, daemon: Daemon, decision: str) -> Response:
     except ApprovalError as exc:
         raise ApiError("not_found", str(exc), field="call_id") from None
     resumed: RunCreated | None = None
+    resume_error: str | None = None
     if body.resume:
-        with contextlib.suppress(ApiError):
+        try:
             resumed = await resume_run(daemon, run_id)
-    return json_response({"approval": msgspec.to_builtins(approval), "resumed": resumed})
+        except ApiError as exc:  # decided all the same: say why the run did not go on
+            resume_error = exc.message
+    return json_response(
+        {
+            "approval": msgspec.to_builtins(approval),
+            "resumed": resumed,
+            "resume_error": resume_error,
+        }
+    )
 
 
 @_endpoint(
@@ -748,9 +757,13 @@ async def spend(request: Request, daemon: Daemon) -> Response:
     "GET", "/api/tools/audit", "Tool audit records, newest first", returns=list[Any], tag="fleet"
 )
 async def audit(request: Request, daemon: Daemon) -> Response:
-    """``?run=&tool=&limit=100``."""
-    from actors.tools import query_audit  # noqa: PLC0415
+    """``?run=&tool=&limit=100`` (the tool runner's records so far are committed first)."""
+    from actors.tools import FlushAudit, query_audit  # noqa: PLC0415
 
+    runner = daemon.lookup("tools")
+    if runner is not None:
+        with contextlib.suppress(AskError):
+            await runner.ask_async(FlushAudit(), timeout=5.0)
     path = (await daemon.engine.journal.stats_async()).path
     records = await asyncio.to_thread(
         query_audit,

@@ -142,6 +142,37 @@ def load_reactors(locators: Iterable[str]) -> dict[str, type[Reactor]]:
     return found
 
 
+def load_tools(locators: Iterable[str]) -> Any:
+    """A :class:`~actors.tools.ToolRegistry` of the tools the locators name.
+
+    Each names a ``@tool``, a plain function (a tool with default metadata), or a
+    ``ToolRegistry`` (all of its tools).
+
+    Raises:
+        DaemonError: One cannot be loaded or made a tool, naming it.
+    """
+    from actors.tools import Tool, ToolDefinitionError, ToolRegistry  # noqa: PLC0415
+
+    registry = ToolRegistry()
+    for locator in locators:
+        try:
+            obj = find(locator)
+        except (LookupError, ImportError, SyntaxError) as exc:
+            msg = f"tool {locator!r}: {exc}"
+            raise DaemonError(msg) from None
+        items = list(obj) if isinstance(obj, ToolRegistry) else [obj]
+        for item in items:
+            if not (isinstance(item, Tool) or callable(item)):
+                msg = f"tool {locator!r} is neither a tool, a function nor a ToolRegistry"
+                raise DaemonError(msg)
+            try:
+                registry.add(item)
+            except (ToolDefinitionError, TypeError, ValueError) as exc:
+                msg = f"tool {locator!r}: {exc}"
+                raise DaemonError(msg) from None
+    return registry
+
+
 @functools.cache
 def version() -> str:
     """The installed version of reactor-swarm (read once: /health answers it)."""
@@ -162,6 +193,8 @@ class Daemon:
         token: The bearer token (default: the configuration's, else the token file's).
         token_file: Where a generated token is kept.
         reactors: More reactors to serve, beside the configuration's.
+        tools: More tools for ``tools`` steps and agents, beside the configuration's
+            (``module:name`` or ``path/file.py:name``).
         simulated: With no LLM server found, start the built-in fake servers.
         discovery: Probe the default local ports for LLM servers.
         grace_s: Seconds running requests get when the daemon stops.
@@ -178,6 +211,7 @@ class Daemon:
         token: str | None = None,
         token_file: Path | None = None,
         reactors: Sequence[str] = (),
+        tools: Sequence[str] = (),
         simulated: bool = False,
         discovery: bool = True,
         grace_s: float | None = None,
@@ -192,6 +226,9 @@ class Daemon:
         self._token = token or configured
         self.token_file = token_file or settings.token_file or default_token_file()
         self.locators = (*settings.reactors, *reactors)
+        self.tool_locators = (*settings.tools, *tools)
+        self.tools: Any = None
+        """The tools the runner offers (a :class:`actors.tools.ToolRegistry`, once checked)."""
         self.simulated = simulated
         self.discovery = discovery
         self.grace_s = settings.grace_s if grace_s is None else grace_s
@@ -244,6 +281,7 @@ class Daemon:
         """
         warnings: list[str] = []
         self.reactors = load_reactors(self.locators)
+        self.tools = load_tools(self.tool_locators)
         if self._token is None and self.token_file.exists():
             _ = self.token  # readable, owner-only, not empty
         elif self._token is None:  # made at the first start: only check it could be
@@ -307,6 +345,8 @@ class Daemon:
             self.agents = AgentBook(self.engine.journal)
             system.bridge.run(self.agents.load())
             install_workflows(self.runner, self.agents.get)
+            # The runner the reactors' tools steps call, with their approvals and audit.
+            self.engine.start_tools(self.tools, config=self.config)
             self._start_sessions_and_team()
             if sock is not None:
                 self._serve(sock)
@@ -326,7 +366,7 @@ class Daemon:
             store=self.engine.store,
             catalog=self.engine.catalog,
         ).open()
-        self.team = self.engine.start_agents()
+        self.team = self.engine.start_agents(tools="tools")
         self.conversations = ConversationOrchestrator(self.team)
 
     def _bind(self) -> socket.socket:

@@ -1,4 +1,8 @@
-"""Reactors the daemon tests serve: a quick one, one that waits for a file, one asking a model."""
+"""Reactors the daemon tests serve, and the tools and task types they use.
+
+A quick reactor, one that waits for a file, one asking a model, one whose tool needs a
+human's approval.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,18 @@ import time
 from pathlib import Path
 
 from actors.llm import Completion
-from dsl import Halt, Input, Reactor, ask, step
+from actors.tools import tool
+from dsl import Halt, Input, Reactor, ask, step, tools
+
+TRANSFERS: list[tuple[str, int]] = []
+"""What :func:`transfer` did (in the process that serves it)."""
+
+
+@tool(needs_approval=True, destructive=True)
+def transfer(to: str, amount: int) -> str:
+    """Send money (needs a human's approval)."""
+    TRANSFERS.append((to, amount))
+    return f"sent {amount} to {to}"
 
 
 class Greet(Reactor):
@@ -67,3 +82,10 @@ class Approval(Reactor):
     @step
     def done(check: str) -> str:
         return f"done ({check})"
+
+
+class Payout(Reactor):
+    """A tools step whose tool needs approval: the run halts until a human decides."""
+
+    who = Input(str)
+    paid = tools("pay {who}", model="fake-small", allow=["transfer"], backoff=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -143,10 +144,8 @@ def test_page_shows_the_supervision_tree_live(browser: Any, daemon: Daemon) -> N
         page.wait_for_selector(f'{echo}[data-restarts="0"]')
 
         def crash() -> None:
-            try:
+            with contextlib.suppress(AskError):
                 system.lookup("probe-echo").ask(Crash(why="page test"))
-            except AskError:
-                pass
 
         _off_this_thread(crash)
         page.wait_for_selector(f'{echo}[data-restarts="1"]')  # ActorRestarted, pushed
