@@ -10,8 +10,10 @@ reactors::
     daemon.serve_forever()  # until SIGTERM / Ctrl-C; then drains (see stop)
 
 Start-up, in order: the System; the fleet (configured and discovered hosts; the
-built-in fakes only with ``simulated=True``); the Engine with the hub middleware, which
-resumes runs whose process died; the agents (read from the Store); the socket, bound
+built-in fakes only with ``simulated=True``); the Engine with the hub middleware; the
+agents (read from the Store), the workflows' task runner, the tool runner, sessions
+and conversations; then the runs whose process died are resumed (their steps find
+everything they call running); the socket, bound
 before the app is served so that the port is known; uvicorn's ``serve()`` as a task on
 the System's I/O loop, the loop every actor's I/O already runs on.
 
@@ -337,10 +339,7 @@ class Daemon:
                 fleet=self.fleet,
                 config=self.config,
                 middleware=[HubMiddleware(system.bus)],
-                resume_interrupted=True,
             )
-            for handle in self.engine.resumed:
-                self.handles[handle.run_id] = handle
             self.runner = TaskRunner(system, self.engine.catalog, self.engine.selector)
             self.agents = AgentBook(self.engine.journal)
             system.bridge.run(self.agents.load())
@@ -348,6 +347,11 @@ class Daemon:
             # The runner the reactors' tools steps call, with their approvals and audit.
             self.engine.start_tools(self.tools, config=self.config)
             self._start_sessions_and_team()
+            # Only now, with everything their steps call running (workflow steps need the
+            # task runner, tools steps the tool runner), do interrupted runs go on.
+            self.engine.resumed = self.engine.resume_interrupted()
+            for handle in self.engine.resumed:
+                self.handles[handle.run_id] = handle
             if sock is not None:
                 self._serve(sock)
         except BaseException:

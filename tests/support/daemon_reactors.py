@@ -1,11 +1,13 @@
 """Reactors the daemon tests serve, and the tools and task types they use.
 
 A quick reactor, one that waits for a file, one asking a model, one whose tool needs a
-human's approval.
+human's approval; the ``wait_file`` task type, for workflows that must still be running
+when a test stops the daemon.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from actors.llm import Completion
 from actors.tools import tool
 from dsl import Halt, Input, Reactor, ask, step, tools
+from reactor.daemon import Agent, Task, TaskRunner, register_task_handler
 
 TRANSFERS: list[tuple[str, int]] = []
 """What :func:`transfer` did (in the process that serves it)."""
@@ -89,3 +92,18 @@ class Payout(Reactor):
 
     who = Input(str)
     paid = tools("pay {who}", model="fake-small", allow=["transfer"], backoff=0)
+
+
+def _wait_for(path: Path) -> str:
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return path.read_text() if path.exists() else "gave up"
+
+
+async def wait_file(task: Task, runner: TaskRunner, agent: Agent | None) -> str:
+    """A task type: waits (up to a minute) until the file its input names exists; its text."""
+    return await asyncio.to_thread(_wait_for, Path(task.input.strip()))
+
+
+register_task_handler("wait_file", wait_file)
