@@ -94,16 +94,17 @@ class Payout(Reactor):
     paid = tools("pay {who}", model="fake-small", allow=["transfer"], backoff=0)
 
 
-def _wait_for(path: Path) -> str:
-    deadline = time.monotonic() + 60
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return path.read_text() if path.exists() else "gave up"
-
-
 async def wait_file(task: Task, runner: TaskRunner, agent: Agent | None) -> str:
-    """A task type: waits (up to a minute) until the file its input names exists; its text."""
-    return await asyncio.to_thread(_wait_for, Path(task.input.strip()))
+    """A task type: waits (up to a minute) until the file its input names exists; its text.
+
+    It polls on the loop rather than blocking a thread, so that a daemon stopping
+    meanwhile is not held up by it (the file is another process's to write).
+    """
+    path = Path(task.input.strip())
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:  # noqa: ASYNC110, ASYNC240
+        await asyncio.sleep(0.02)
+    return path.read_text() if path.exists() else "gave up"  # noqa: ASYNC240
 
 
 register_task_handler("wait_file", wait_file)
