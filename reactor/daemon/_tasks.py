@@ -19,8 +19,9 @@ never an exception that stops the others.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -34,6 +35,10 @@ from reactor.daemon._messages import Agent, Task, TaskMetrics, TaskResult, Tasks
 __all__ = ["BUILT_IN_TYPES", "TaskHandler", "TaskRunner", "register_task_handler"]
 
 BUILT_IN_TYPES = ("generate", "chat", "embed")
+
+# A response's id: this process's random prefix and a counter (no system call per request).
+_ID_PREFIX = secrets.token_hex(3)
+_ids = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +126,7 @@ class TaskRunner:
         if failed:
             status = "failed" if failed == len(results) else "partial"
         return TasksResponse(
-            id=uuid.uuid4().hex[:12],
+            id=f"{_ID_PREFIX}{next(_ids):06x}",
             status=status,
             agent_id=agent.id if agent is not None else None,
             sequential=sequential,
