@@ -45,11 +45,13 @@ from actors._supervisor import (
     SupervisorSpec,
 )
 from actors._system import System
+from actors._tree import ActorNode
 
 __all__ = [
     "Actor",
     "ActorCrashed",
     "ActorError",
+    "ActorNode",
     "ActorNotFound",
     "ActorRestarted",
     "ActorStarted",

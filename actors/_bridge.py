@@ -86,8 +86,12 @@ class IoHandle:
 class IoBridge:
     """Owns the event loop thread and runs coroutines for actors."""
 
-    def __init__(self, name: str = "reactor-io") -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(
+        self,
+        name: str = "reactor-io",
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    ) -> None:
+        self.loop = (loop_factory or asyncio.new_event_loop)()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
         self._cleanups: set[asyncio.Task[Any]] = set()

@@ -12,6 +12,9 @@ from actors._loop import LoopScheduler, LoopTimers
 from actors._timers import Timers
 
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable
+
     from actors._actor import Ref
 
 __all__ = ["Runtime"]
@@ -20,10 +23,15 @@ __all__ = ["Runtime"]
 class Runtime:
     """Timers, the I/O bridge and its run queue, the bus, dead letters and the names."""
 
-    def __init__(self, name: str, default_timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        default_timeout: float,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    ) -> None:
         self.name = name
         self.default_timeout = default_timeout
-        self.bridge = IoBridge(f"{name}-io")
+        self.bridge = IoBridge(f"{name}-io", loop_factory)
         self.scheduler = LoopScheduler(self.bridge)
         """The run queue of the actors that run on the I/O loop."""
         self.loop_timers = LoopTimers(self.bridge)

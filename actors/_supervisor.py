@@ -46,6 +46,7 @@ __all__ = [
     "Strategy",
     "Supervisor",
     "SupervisorSpec",
+    "mailbox_depth",
     "start_child",
 ]
 
@@ -155,13 +156,49 @@ class SupervisorSpec:
 
 @dataclass(frozen=True, slots=True)
 class ChildInfo:
-    """What a supervisor knows about one child."""
+    """What a supervisor knows about one child.
+
+    Attributes:
+        name: The child's name.
+        running: Whether its current incarnation runs.
+        incarnation: 1 for the first start, one more for each restart.
+        restart: Its restart type.
+        supervisor: Whether it is a supervisor (with children of its own).
+        mailbox: Messages waiting in its mailbox when asked (0 when it is not running).
+        on_loop: Whether it runs on the I/O loop rather than a thread of its own.
+    """
 
     name: str
     running: bool
     incarnation: int
     restart: Restart
     supervisor: bool
+    mailbox: int = 0
+    on_loop: bool = False
+
+    @property
+    def restarts(self) -> int:
+        """How many times it was restarted."""
+        return max(0, self.incarnation - 1)
+
+
+def mailbox_depth(ref: Ref[Any]) -> int:
+    """Messages waiting in the mailbox of ``ref``'s current incarnation (0: none runs).
+
+    A snapshot read without asking the actor (which may be busy): the thread actors'
+    queue size, or the length of a loop actor's mailbox.
+    """
+    target = ref._target
+    inbox = getattr(target, "actor_inbox", None) if target is not None else None
+    if inbox is None:
+        return 0
+    size = getattr(inbox, "qsize", None)
+    if size is not None:
+        return int(size())
+    try:
+        return len(inbox)
+    except TypeError:
+        return 0
 
 
 def _check_name(name: object, what: str) -> None:
@@ -596,6 +633,8 @@ class Supervisor(Actor[object]):
             incarnation=child.incarnation,
             restart=child.spec.restart,
             supervisor=isinstance(child.spec, SupervisorSpec),
+            mailbox=mailbox_depth(child.ref) if child.running else 0,
+            on_loop=child.spec.runs_on_loop,
         )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -43,8 +43,10 @@ from actors._supervisor import (
     Supervisor,
     SupervisorSpec,
     WhichChildren,
+    mailbox_depth,
 )
 from actors._timers import Timers
+from actors._tree import ActorNode, build_tree, build_tree_async
 
 __all__ = ["System"]
 
@@ -64,6 +66,8 @@ class System:
         strategy: The root supervisor's strategy.
         max_restarts: The root supervisor's restart intensity (restarts ...
         within: ... within this many seconds) before the whole system gives up.
+        loop_factory: Makes the I/O loop (default: ``asyncio.new_event_loop``); the
+            daemon passes ``uvloop.new_event_loop`` where uvloop is installed.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class System:
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int = 3,
         within: float = 5.0,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
     ) -> None:
         if not default_timeout > 0:
             msg = f"System(default_timeout={default_timeout!r}): must be greater than zero"
@@ -87,6 +92,7 @@ class System:
             within=within,
         )
         self._default_timeout = default_timeout
+        self._loop_factory = loop_factory
         self._rt: Runtime | None = None
         self._root: Ref[object] | None = None
         self._lock = threading.Lock()
@@ -108,7 +114,7 @@ class System:
             if self._rt is not None:
                 msg = f"system {self.name!r} is already running"
                 raise RuntimeError(msg)
-            rt = Runtime(self.name, self._default_timeout)
+            rt = Runtime(self.name, self._default_timeout, self._loop_factory)
             rt.bridge.start()
             rt.timers.start()
             root: Ref[object] = Ref(self._spec.name, rt)
@@ -245,6 +251,52 @@ class System:
         """The root supervisor's children, in start order."""
         result: list[ChildInfo] = self._root_ref().ask(WhichChildren())
         return result
+
+    def tree(self, *, max_children: int = 100, timeout: float = 5.0) -> ActorNode:
+        """The whole supervision tree: each actor's parent, restarts and mailbox depth.
+
+        Every supervisor is asked for its children (see :class:`ActorNode`); one that
+        does not answer within ``timeout`` seconds shows its ``error`` instead.
+
+        Args:
+            max_children: Children listed per supervisor; the rest are counted in ``more``.
+            timeout: Seconds each supervisor has to answer.
+
+        Raises:
+            BlockingCallError: Called on the I/O loop or an actor's thread: use
+                :meth:`tree_async` there.
+        """
+
+        def ask(name: str) -> list[ChildInfo]:
+            result: list[ChildInfo] = self.runtime.lookup(name).ask(
+                WhichChildren(), timeout=timeout
+            )
+            return result
+
+        return build_tree(self._root_info(), ask, max_children)
+
+    async def tree_async(self, *, max_children: int = 100, timeout: float = 5.0) -> ActorNode:
+        """:meth:`tree` for asyncio code (each supervisor is awaited, never blocked on)."""
+
+        async def ask(name: str) -> list[ChildInfo]:
+            result: list[ChildInfo] = await self.runtime.lookup(name).ask_async(
+                WhichChildren(), timeout=timeout
+            )
+            return result
+
+        return await build_tree_async(self._root_info(), ask, max_children)
+
+    def _root_info(self) -> ChildInfo:
+        root = self._root_ref()
+        return ChildInfo(
+            name=self._spec.name,
+            running=root.is_alive(),
+            incarnation=1,
+            restart=Restart.PERMANENT,
+            supervisor=True,
+            mailbox=mailbox_depth(root),
+            on_loop=self._spec.runs_on_loop,
+        )
 
     # ---- shared services -----------------------------------------------------------
 

@@ -11,6 +11,8 @@
   :class:`StartChild` asks one to start one more child (and waits for it);
   :func:`start_child` starts one on the calling thread and has the supervisor adopt it
   (no round trip: for children started by the thousand, such as runs);
+* :func:`mailbox_depth` reads how many messages wait for an actor, without asking it
+  (what :meth:`System.tree <actors.System.tree>` reports per actor);
 * :class:`LoopScheduler` is the run queue of the actors that take turns on the loop;
 * :func:`handoff_for` gives an event loop's :class:`Handoff`, which runs calls from
   other threads on that loop with one wake-up per batch;
@@ -28,7 +30,7 @@ from actors._handoff import Handoff, handoff_for
 from actors._local import check_may_block
 from actors._loop import LoopScheduler
 from actors._messages import MessageDecodeError, message_types
-from actors._supervisor import StartChild, Supervisor, start_child
+from actors._supervisor import StartChild, Supervisor, mailbox_depth, start_child
 from actors._timers import TimerHandle, Timers
 from actors._virtual import Activations, VirtualActor
 
@@ -48,6 +50,7 @@ __all__ = [
     "VirtualActor",
     "check_may_block",
     "handoff_for",
+    "mailbox_depth",
     "message_types",
     "start_child",
 ]

@@ -2,9 +2,10 @@
 
 What is measured (``python -m benchmarks daemon``, one JSON object on stdout), with a
 :class:`~reactor.daemon.Daemon` served in this process (uvicorn + httptools on the
-System's I/O loop) in front of a fake OpenAI-compatible server that answers at once,
-and a load generator in a child process (``benchmarks/_loadgen.py``: raw HTTP/1.1 over
-keep-alive connections, bounded in requests and seconds):
+System's I/O loop, uvloop's where installed) in front of a fake OpenAI-compatible server
+that answers at once, and a load generator in a child process
+(``benchmarks/_loadgen.py``: raw HTTP/1.1 over keep-alive connections, bounded in
+requests and seconds):
 
 * for ``GET /health``, ``GET /api/orchestration/agents`` and ``POST
   /api/orchestration/tasks`` (one ``generate`` task) at concurrency 1, 10 and 100:
@@ -186,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             discovery=False,
         )
         daemon.start()
+        daemon_loop = daemon.system.bridge.loop  # type: ignore[union-attr]
         gen = LoadGen()
         try:
             agent = daemon.system.bridge.run(  # type: ignore[union-attr]
@@ -237,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "task_overhead_ms_max": out["task_overhead_ms"] <= 1.0,
     }
     out["meta"] = {"requests": n, "seconds_max": seconds, "server": "uvicorn+httptools, one loop"}
+    out["meta"]["loop"] = type(daemon_loop).__module__.split(".")[0]
     print(json.dumps(out))
     return 0
 

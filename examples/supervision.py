@@ -73,6 +73,8 @@ def main() -> None:
         while not worker.is_alive():  # the restart takes a moment
             time.sleep(0.01)
         print("after: ", system.lookup("worker-1").ask(Work()))
+        for node in system.tree().walk():  # the whole tree: parents, restarts, mailboxes
+            print(f"  {node.name} (under {node.parent}): restarts={node.restarts}")
 
 
 if __name__ == "__main__":

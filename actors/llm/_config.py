@@ -778,6 +778,9 @@ class DaemonConfig(_Section):
         reactors: Reactors it can run, as ``module:Name`` or ``path/file.py:Name``.
         jaeger_url: The Jaeger UI, to link each run on the web page to its trace.
         allowed_origins: Browser origins allowed besides the daemon's own.
+        tools: Tools its reactors' ``tools`` steps (and agents) may call, as
+            ``module:name`` or ``path/file.py:name``: a ``@tool``, a plain function, or a
+            ``ToolRegistry`` (all of its tools). ``[mcpServers.*]`` add theirs.
     """
 
     host: str = "127.0.0.1"
@@ -788,6 +791,7 @@ class DaemonConfig(_Section):
     reactors: tuple[str, ...] = ()
     jaeger_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
 
 
 class Config(_Section):

@@ -44,6 +44,13 @@ def add_daemon_commands(commands: Any) -> None:
             help="a reactor to serve, module:Name or path/file.py:Name (repeatable)",
         )
         each.add_argument(
+            "--tool",
+            action="append",
+            default=[],
+            metavar="LOCATOR",
+            help="a tool for tools steps, module:name or path/file.py:name (repeatable)",
+        )
+        each.add_argument(
             "--simulated",
             action="store_true",
             help="with no LLM server found, start the built-in fake servers",
@@ -78,6 +85,7 @@ def _daemon(args: argparse.Namespace, err: TextIO) -> Any:
         port=getattr(args, "port", None),
         token_file=getattr(args, "token_file", None),
         reactors=args.reactor,
+        tools=args.tool,
         simulated=args.simulated,
         discovery=not args.no_discovery,
         grace_s=getattr(args, "grace", None),
@@ -114,7 +122,7 @@ def run_serve(
         out.write(
             f"configuration OK: would listen on {daemon.url}, serve "
             f"{len(daemon.reactors)} reactor(s) ({', '.join(sorted(daemon.reactors)) or 'none'}), "
-            f"token from {where}\n"
+            f"{len(daemon.tools)} tool(s), token from {where}\n"
         )
         return 0
     _logging(args.log_level)

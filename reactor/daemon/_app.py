@@ -93,6 +93,17 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Re
     )
 
 
+_DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
+    """One decoder per body type, made on first use."""
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        decoder = _DECODERS[kind] = msgspec.json.Decoder(kind)
+    return decoder
+
+
 async def decode(request: Request, kind: type[T]) -> T:
     """The request's JSON body as ``kind``.
 
@@ -101,7 +112,7 @@ async def decode(request: Request, kind: type[T]) -> T:
     """
     body = await request.body()
     try:
-        return msgspec.json.decode(body or b"{}", type=kind)
+        return _decoder(kind).decode(body or b"{}")
     except msgspec.ValidationError as exc:
         missing = _MISSING_FIELD.search(str(exc))
         found = _PATH_IN_ERROR.search(str(exc))
@@ -522,10 +533,19 @@ async def _decide(request: Request, daemon: Daemon, decision: str) -> Response:
     except ApprovalError as exc:
         raise ApiError("not_found", str(exc), field="call_id") from None
     resumed: RunCreated | None = None
+    resume_error: str | None = None
     if body.resume:
-        with contextlib.suppress(ApiError):
+        try:
             resumed = await resume_run(daemon, run_id)
-    return json_response({"approval": msgspec.to_builtins(approval), "resumed": resumed})
+        except ApiError as exc:  # decided all the same: say why the run did not go on
+            resume_error = exc.message
+    return json_response(
+        {
+            "approval": msgspec.to_builtins(approval),
+            "resumed": resumed,
+            "resume_error": resume_error,
+        }
+    )
 
 
 @_endpoint(
@@ -737,9 +757,13 @@ async def spend(request: Request, daemon: Daemon) -> Response:
     "GET", "/api/tools/audit", "Tool audit records, newest first", returns=list[Any], tag="fleet"
 )
 async def audit(request: Request, daemon: Daemon) -> Response:
-    """``?run=&tool=&limit=100``."""
-    from actors.tools import query_audit  # noqa: PLC0415
+    """``?run=&tool=&limit=100`` (the tool runner's records so far are committed first)."""
+    from actors.tools import FlushAudit, query_audit  # noqa: PLC0415
 
+    runner = daemon.lookup("tools")
+    if runner is not None:
+        with contextlib.suppress(AskError):
+            await runner.ask_async(FlushAudit(), timeout=5.0)
     path = (await daemon.engine.journal.stats_async()).path
     records = await asyncio.to_thread(
         query_audit,
@@ -752,33 +776,25 @@ async def audit(request: Request, daemon: Daemon) -> Response:
 
 
 @_endpoint(
-    "GET", "/api/actors", "The supervision tree's top level", returns=list[Any], tag="daemon"
+    "GET",
+    "/api/actors",
+    "The supervision tree: parents, restarts, mailbox depth",
+    returns=Any,
+    tag="daemon",
 )
-async def actors_list(request: Request, daemon: Daemon) -> Response:
-    """The root's children: running, incarnation (restarts + 1), supervisor or not."""
+async def actors_tree(request: Request, daemon: Daemon) -> Response:
+    """``?max_children=100``: every actor under the root, nested as supervised.
+
+    Each node: ``name``, ``parent``, ``supervisor``, ``running``, ``restarts``,
+    ``mailbox`` (messages waiting), ``on_loop``, ``restart``, ``children``, ``more``
+    (children not listed) and ``error`` (a supervisor that did not answer).
+    """
     system = daemon.system
-    children = await asyncio.to_thread(system.children) if system is not None else []
-    rows = [
-        {
-            "name": c.name,
-            "running": c.running,
-            "restarts": max(0, c.incarnation - 1),
-            "supervisor": c.supervisor,
-        }
-        for c in children
-    ]
-    runs = daemon.lookup("runs")
-    if runs is not None:
-        rows.append(
-            {
-                "name": "runs (active)",
-                "running": True,
-                "restarts": 0,
-                "supervisor": True,
-                "children": sum(1 for h in daemon.handles.values() if not h.done()),
-            }
-        )
-    return json_response(rows)
+    if system is None:
+        raise ApiError("unavailable", "the actor system is not running")
+    limit = _int_param(request, "max_children", 100)
+    tree = await system.tree_async(max_children=limit, timeout=2.0)
+    return json_response(tree.to_dict())
 
 
 # ---- the app -----------------------------------------------------------------------------------
@@ -851,7 +867,7 @@ def openapi(daemon_url: str = "") -> dict[str, Any]:
     }
 
 
-def _route(daemon: Daemon, each: Endpoint) -> Route:
+def _endpoint_function(daemon: Daemon, each: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     handler = each.handler
 
     async def endpoint(request: Request) -> Response:
@@ -860,7 +876,12 @@ def _route(daemon: Daemon, each: Endpoint) -> Route:
         except ApiError as exc:
             return error_response(exc)
 
-    return Route(each.path, endpoint, methods=[each.method], name=handler.__name__)
+    return endpoint
+
+
+def _route(daemon: Daemon, each: Endpoint) -> Route:
+    endpoint = _endpoint_function(daemon, each)
+    return Route(each.path, endpoint, methods=[each.method], name=each.handler.__name__)
 
 
 def build_app(daemon: Daemon) -> ASGIApp:
@@ -901,7 +922,14 @@ def build_app(daemon: Daemon) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found},
     )
-    return Guard(app, daemon)
+    # Routes without path parameters are found by one dict lookup, past Starlette's
+    # middleware and route scan (what they would do for them: nothing).
+    exact = {
+        (each.method, each.path): _endpoint_function(daemon, each)
+        for each in ENDPOINTS
+        if "{" not in each.path and not each.stream
+    }
+    return Guard(app, daemon, exact)
 
 
 def _mcp_security(daemon: Daemon) -> Any:
@@ -922,10 +950,16 @@ def _mcp_security(daemon: Daemon) -> Any:
 class Guard:
     """Origin check, then the token (see the module docstring); pure ASGI, so cheap."""
 
-    def __init__(self, app: ASGIApp, daemon: Daemon) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        daemon: Daemon,
+        exact: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] | None = None,
+    ) -> None:
         self.app = app
         self.daemon = daemon
         self._token = daemon.token.encode()
+        self._exact = exact or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -941,7 +975,13 @@ class Guard:
             return
         path: str = scope["path"]
         if path == "/health" or self._authorised(headers, scope):
-            await self.app(scope, receive, send)
+            endpoint = self._exact.get((scope["method"], path))
+            if endpoint is None:
+                await self.app(scope, receive, send)
+                return
+            scope["app"] = self.app
+            response = await endpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
             return
         given = b"authorization" in headers or b"cookie" in headers
         message = (

@@ -10,8 +10,10 @@ reactors::
     daemon.serve_forever()  # until SIGTERM / Ctrl-C; then drains (see stop)
 
 Start-up, in order: the System; the fleet (configured and discovered hosts; the
-built-in fakes only with ``simulated=True``); the Engine with the hub middleware, which
-resumes runs whose process died; the agents (read from the Store); the socket, bound
+built-in fakes only with ``simulated=True``); the Engine with the hub middleware; the
+agents (read from the Store), the workflows' task runner, the tool runner, sessions
+and conversations; then the runs whose process died are resumed (their steps find
+everything they call running); the socket, bound
 before the app is served so that the port is known; uvicorn's ``serve()`` as a task on
 the System's I/O loop, the loop every actor's I/O already runs on.
 
@@ -142,6 +144,37 @@ def load_reactors(locators: Iterable[str]) -> dict[str, type[Reactor]]:
     return found
 
 
+def load_tools(locators: Iterable[str]) -> Any:
+    """A :class:`~actors.tools.ToolRegistry` of the tools the locators name.
+
+    Each names a ``@tool``, a plain function (a tool with default metadata), or a
+    ``ToolRegistry`` (all of its tools).
+
+    Raises:
+        DaemonError: One cannot be loaded or made a tool, naming it.
+    """
+    from actors.tools import Tool, ToolDefinitionError, ToolRegistry  # noqa: PLC0415
+
+    registry = ToolRegistry()
+    for locator in locators:
+        try:
+            obj = find(locator)
+        except (LookupError, ImportError, SyntaxError) as exc:
+            msg = f"tool {locator!r}: {exc}"
+            raise DaemonError(msg) from None
+        items = list(obj) if isinstance(obj, ToolRegistry) else [obj]
+        for item in items:
+            if not (isinstance(item, Tool) or callable(item)):
+                msg = f"tool {locator!r} is neither a tool, a function nor a ToolRegistry"
+                raise DaemonError(msg)
+            try:
+                registry.add(item)
+            except (ToolDefinitionError, TypeError, ValueError) as exc:
+                msg = f"tool {locator!r}: {exc}"
+                raise DaemonError(msg) from None
+    return registry
+
+
 @functools.cache
 def version() -> str:
     """The installed version of reactor-swarm (read once: /health answers it)."""
@@ -162,6 +195,8 @@ class Daemon:
         token: The bearer token (default: the configuration's, else the token file's).
         token_file: Where a generated token is kept.
         reactors: More reactors to serve, beside the configuration's.
+        tools: More tools for ``tools`` steps and agents, beside the configuration's
+            (``module:name`` or ``path/file.py:name``).
         simulated: With no LLM server found, start the built-in fake servers.
         discovery: Probe the default local ports for LLM servers.
         grace_s: Seconds running requests get when the daemon stops.
@@ -178,6 +213,7 @@ class Daemon:
         token: str | None = None,
         token_file: Path | None = None,
         reactors: Sequence[str] = (),
+        tools: Sequence[str] = (),
         simulated: bool = False,
         discovery: bool = True,
         grace_s: float | None = None,
@@ -192,6 +228,9 @@ class Daemon:
         self._token = token or configured
         self.token_file = token_file or settings.token_file or default_token_file()
         self.locators = (*settings.reactors, *reactors)
+        self.tool_locators = (*settings.tools, *tools)
+        self.tools: Any = None
+        """The tools the runner offers (a :class:`actors.tools.ToolRegistry`, once checked)."""
         self.simulated = simulated
         self.discovery = discovery
         self.grace_s = settings.grace_s if grace_s is None else grace_s
@@ -244,6 +283,7 @@ class Daemon:
         """
         warnings: list[str] = []
         self.reactors = load_reactors(self.locators)
+        self.tools = load_tools(self.tool_locators)
         if self._token is None and self.token_file.exists():
             _ = self.token  # readable, owner-only, not empty
         elif self._token is None:  # made at the first start: only check it could be
@@ -279,7 +319,9 @@ class Daemon:
             _log.warning(warning)
         sock = self._bind() if http else None
         try:
-            system = self.system = System(name="reactor-daemon").start()
+            system = self.system = System(
+                name="reactor-daemon", loop_factory=_loop_factory()
+            ).start()
             fallback = None
             if self.simulated:
                 from actors.testing import fake_servers  # noqa: PLC0415
@@ -297,15 +339,19 @@ class Daemon:
                 fleet=self.fleet,
                 config=self.config,
                 middleware=[HubMiddleware(system.bus)],
-                resume_interrupted=True,
             )
-            for handle in self.engine.resumed:
-                self.handles[handle.run_id] = handle
             self.runner = TaskRunner(system, self.engine.catalog, self.engine.selector)
             self.agents = AgentBook(self.engine.journal)
             system.bridge.run(self.agents.load())
             install_workflows(self.runner, self.agents.get)
+            # The runner the reactors' tools steps call, with their approvals and audit.
+            self.engine.start_tools(self.tools, config=self.config)
             self._start_sessions_and_team()
+            # Only now, with everything their steps call running (workflow steps need the
+            # task runner, tools steps the tool runner), do interrupted runs go on.
+            self.engine.resumed = self.engine.resume_interrupted()
+            for handle in self.engine.resumed:
+                self.handles[handle.run_id] = handle
             if sock is not None:
                 self._serve(sock)
         except BaseException:
@@ -324,7 +370,7 @@ class Daemon:
             store=self.engine.store,
             catalog=self.engine.catalog,
         ).open()
-        self.team = self.engine.start_agents()
+        self.team = self.engine.start_agents(tools="tools")
         self.conversations = ConversationOrchestrator(self.team)
 
     def _bind(self) -> socket.socket:
@@ -348,11 +394,15 @@ class Daemon:
         import uvicorn  # noqa: PLC0415
 
         from reactor.daemon._app import build_app  # noqa: PLC0415
+        from reactor.daemon._http import HttpProtocol  # noqa: PLC0415
 
         assert self.system is not None
         app = build_app(self)
         config = uvicorn.Config(
             app,
+            http=HttpProtocol,  # httptools, each response written in one piece
+            server_header=False,
+            proxy_headers=False,  # loopback by default; nothing reads the client's address
             lifespan="on",
             log_config=None,
             access_log=False,
@@ -474,6 +524,20 @@ class Daemon:
             return self.system.lookup(name)
         except ActorNotFound:
             return None
+
+
+def _loop_factory() -> Any:
+    """The loop factory: uvloop's where it is installed (``uvicorn[standard]``), else none.
+
+    The daemon's one loop carries every actor's I/O and the HTTP server: uvloop's
+    C loop and transports cost each request less, and join the writes a response makes
+    in one turn into one system call.
+    """
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _make_broadcaster(

@@ -320,18 +320,43 @@ async def session_audit(request: Request, daemon: Daemon) -> Response:
 
 
 @_endpoint(
-    "GET", "/api/sessions/overview", "Every session, newest first (the operator's view)",
+    "GET", "/api/sessions/overview",
+    "Sessions newest first: those an agent may read, or every one (the operator's view)",
     returns=list[SessionOverview], tag="sessions",
 )  # fmt: skip
 async def sessions_overview(request: Request, daemon: Daemon) -> Response:
-    """``?limit=50``: status, steps and decisions of each session (no agent: the token's view)."""
+    """``?agent=&limit=50``: status, steps and decisions of each session the agent may read.
+
+    The same rule as every other sessions read: the owner, the participants, and every
+    agent when the session is open (the agent's search decides, and is audited).
+    ``?all=true`` instead of ``?agent=`` is the operator's view of every session (the
+    web page's).
+    """
     import json  # noqa: PLC0415
 
-    _sessions(daemon)
+    sessions = _sessions(daemon)
+    params = request.query_params
+    limit = _int_param(request, "limit", 50)
+    agent = params.get("agent", "").strip()
+    if agent:
+        hits = await _call(sessions.search_reasoning_sessions_async(agent, "", (), None, limit))
+        ids = [hit.session_id for hit in hits]
+        if not ids:
+            return json_response([])
+        where = f"WHERE session_id IN ({', '.join('?' * len(ids))}) "
+        args: list[Any] = [*ids, limit]
+    elif params.get("all", "") in ("1", "true", "yes"):
+        where, args = "", [limit]
+    else:
+        msg = (
+            "?agent= (the calling agent's name) is required, or ?all=true for the "
+            "operator's view of every session"
+        )
+        raise ApiError("bad_request", msg, field="agent")
     rows = await daemon.engine.journal.query_async(
-        "SELECT session_id, task_description, owner, status, tags, steps, executions, "
-        "updated_at FROM reasoning_sessions ORDER BY updated_at DESC LIMIT ?",
-        _int_param(request, "limit", 50),
+        "SELECT session_id, task_description, owner, status, tags, steps, executions, "  # noqa: S608 - placeholders only
+        f"updated_at FROM reasoning_sessions {where}ORDER BY updated_at DESC LIMIT ?",
+        *args,
     )
     return json_response(
         [

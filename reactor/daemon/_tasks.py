@@ -19,8 +19,9 @@ never an exception that stops the others.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -34,6 +35,10 @@ from reactor.daemon._messages import Agent, Task, TaskMetrics, TaskResult, Tasks
 __all__ = ["BUILT_IN_TYPES", "TaskHandler", "TaskRunner", "register_task_handler"]
 
 BUILT_IN_TYPES = ("generate", "chat", "embed")
+
+# A response's id: this process's random prefix and a counter (no system call per request).
+_ID_PREFIX = secrets.token_hex(3)
+_ids = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,25 +108,25 @@ class TaskRunner:
     ) -> TasksResponse:
         """Run the tasks (each its own result, in the order given)."""
         self.check(tasks)
-        limit = agent.config.max_concurrent_tasks if agent is not None else 8
-        gate = asyncio.Semaphore(limit)
-
-        async def one(i: int, task: Task) -> TaskResult:
-            async with gate:
-                return await self.run_one(task, agent, task_id=f"task-{i + 1}")
-
-        if sequential:
+        if sequential or len(tasks) == 1:  # one task needs no gate and no task of its own
             results = [
                 await self.run_one(t, agent, task_id=f"task-{i + 1}") for i, t in enumerate(tasks)
             ]
         else:
+            limit = agent.config.max_concurrent_tasks if agent is not None else 8
+            gate = asyncio.Semaphore(limit)
+
+            async def one(i: int, task: Task) -> TaskResult:
+                async with gate:
+                    return await self.run_one(task, agent, task_id=f"task-{i + 1}")
+
             results = list(await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks))))
         failed = sum(r.status == "failed" for r in results)
         status: Literal["completed", "partial", "failed"] = "completed"
         if failed:
             status = "failed" if failed == len(results) else "partial"
         return TasksResponse(
-            id=uuid.uuid4().hex[:12],
+            id=f"{_ID_PREFIX}{next(_ids):06x}",
             status=status,
             agent_id=agent.id if agent is not None else None,
             sequential=sequential,

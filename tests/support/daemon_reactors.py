@@ -1,13 +1,31 @@
-"""Reactors the daemon tests serve: a quick one, one that waits for a file, one asking a model."""
+"""Reactors the daemon tests serve, and the tools and task types they use.
+
+A quick reactor, one that waits for a file, one asking a model, one whose tool needs a
+human's approval; the ``wait_file`` task type, for workflows that must still be running
+when a test stops the daemon.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
 
 from actors.llm import Completion
-from dsl import Halt, Input, Reactor, ask, step
+from actors.tools import tool
+from dsl import Halt, Input, Reactor, ask, step, tools
+from reactor.daemon import Agent, Task, TaskRunner, register_task_handler
+
+TRANSFERS: list[tuple[str, int]] = []
+"""What :func:`transfer` did (in the process that serves it)."""
+
+
+@tool(needs_approval=True, destructive=True)
+def transfer(to: str, amount: int) -> str:
+    """Send money (needs a human's approval)."""
+    TRANSFERS.append((to, amount))
+    return f"sent {amount} to {to}"
 
 
 class Greet(Reactor):
@@ -67,3 +85,26 @@ class Approval(Reactor):
     @step
     def done(check: str) -> str:
         return f"done ({check})"
+
+
+class Payout(Reactor):
+    """A tools step whose tool needs approval: the run halts until a human decides."""
+
+    who = Input(str)
+    paid = tools("pay {who}", model="fake-small", allow=["transfer"], backoff=0)
+
+
+async def wait_file(task: Task, runner: TaskRunner, agent: Agent | None) -> str:
+    """A task type: waits (up to a minute) until the file its input names exists; its text.
+
+    It polls on the loop rather than blocking a thread, so that a daemon stopping
+    meanwhile is not held up by it (the file is another process's to write).
+    """
+    path = Path(task.input.strip())
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:  # noqa: ASYNC110, ASYNC240
+        await asyncio.sleep(0.02)
+    return path.read_text() if path.exists() else "gave up"  # noqa: ASYNC240
+
+
+register_task_handler("wait_file", wait_file)

@@ -114,7 +114,7 @@ function selectRun(runId) {
 }
 
 async function loadSessions() {
-  const sessions = await api("/api/sessions/overview?limit=50");
+  const sessions = await api("/api/sessions/overview?all=true&limit=50");
   $("sessions").replaceChildren(...sessions.map((s) => row(
     [cell(s.session_id), cell(s.task_description.length > 60 ? s.task_description.slice(0, 60) + "…" : s.task_description),
      cell(s.owner), cell(s.status, "status-" + (s.status === "executing" ? "running" : s.status === "decided" ? "done" : "pending")),
@@ -171,10 +171,26 @@ async function loadOthers() {
   const spend = await api("/api/spend");
   $("spend").textContent = `$${spend.total_usd.toFixed(4)} total · ` +
     (spend.models.map((m) => `${m.model}: $${m.cost_usd.toFixed(4)} (${m.calls} calls)`).join(" · ") || "no priced calls");
-  const actors = await api("/api/actors");
-  $("actors").replaceChildren(...actors.map((a) => row(
-    [cell(a.name + (a.children !== undefined ? ` (${a.children})` : "")), cell(a.running ? "yes" : "no"), cell(a.restarts)],
-  )));
+}
+
+// The supervision tree, one row per actor, indented under its supervisor.
+function actorRows(node, depth, rows) {
+  const kind = node.supervisor ? "supervisor" : node.on_loop ? "loop" : "thread";
+  const name = cell(node.name + (node.more ? ` (+${node.more} more)` : ""));
+  name.style.paddingLeft = `${0.3 + depth * 1.2}em`;
+  rows.push(row(
+    [name, cell(kind), cell(node.running ? "yes" : "no", node.running ? "status-done" : "status-failed"),
+     cell(node.restarts), cell(node.mailbox, node.mailbox > 0 ? "status-running" : ""), cell(node.error || "")],
+    { "data-actor": node.name, "data-parent": node.parent || "", "data-restarts": node.restarts,
+      "data-mailbox": node.mailbox, "data-running": node.running },
+  ));
+  node.children.forEach((child) => actorRows(child, depth + 1, rows));
+  return rows;
+}
+
+async function loadActors() {
+  const tree = await api("/api/actors");
+  $("actors").replaceChildren(...actorRows(tree, 0, []));
 }
 
 function logEvent(type, data) {
@@ -205,9 +221,11 @@ function followBus() {
   const conversations = debounce(() => loadConversations().catch(console.error), 100);
   bus.addEventListener("ConversationActivity", (e) => { logEvent("ConversationActivity", e.data); conversations(); });
   bus.addEventListener("ResourceSnapshot", (e) => showResources(JSON.parse(e.data)));
+  const actors = debounce(() => loadActors().catch(console.error), 250);
   for (const type of ["ActorCrashed", "ActorRestarted", "SupervisorGaveUp"]) {
-    bus.addEventListener(type, (e) => { logEvent(type, e.data); loadOthers().catch(console.error); });
+    bus.addEventListener(type, (e) => { logEvent(type, e.data); actors(); });
   }
+  for (const type of ["ActorStarted", "ActorStopped"]) bus.addEventListener(type, actors);
 }
 
 $("start-form").addEventListener("submit", async (event) => {
@@ -232,5 +250,8 @@ loadFleet().catch(console.error);
 loadSessions().catch(console.error);
 loadConversations().catch(console.error);
 loadOthers().catch(console.error);
+loadActors().catch(console.error);
 followBus();
+// Mailbox depth moves without events: the tree is read again every two seconds.
+setInterval(() => { if (!document.hidden) loadActors().catch(console.error); }, 2000);
 setInterval(() => { loadFleet().catch(console.error); loadOthers().catch(console.error); }, 10000);

@@ -473,8 +473,13 @@ def test_fleet_endpoints(client: httpx.Client) -> None:
     spend = client.get("/api/spend", params={"since_hours": 1}).json()
     assert spend["total_usd"] >= 0
     assert client.get("/api/tools/audit").json() == []
-    names = {a["name"] for a in client.get("/api/actors").json()}
+    tree = client.get("/api/actors").json()
+    assert tree["parent"] is None
+    names = {a["name"] for a in tree["children"]}
     assert {"store", "fake", "runs"} <= names
+    fake = next(a for a in tree["children"] if a["name"] == "fake")
+    assert {"restarts", "mailbox", "running", "on_loop"} <= set(fake)
+    assert _error(client.get("/api/actors", params={"max_children": 0}))["field"] == "max_children"
     assert _error(client.get("/api/spend", params={"since_hours": "x"}))["field"] == "since_hours"
 
 

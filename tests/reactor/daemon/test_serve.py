@@ -200,6 +200,50 @@ def test_sigterm_drains_and_the_run_resumes(fake: FakeServer, tmp_path: Path) ->
         _stop(second)
 
 
+def test_a_workflow_interrupted_by_sigterm_resumes_at_the_next_start(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    """A REST workflow stopped mid-run by SIGTERM goes on when the daemon starts again."""
+    gate = tmp_path / "workflow-gate"
+    first = _serve(tmp_path, fake)
+    steps = [
+        "draft:generate:write a line",
+        f"hold:wait_file:{gate}",
+        "final:generate:{{draft}} / {{hold}}",
+    ]
+    with first.http() as http:
+        started = http.post("/api/orchestration/workflows", json={"steps": steps, "wait": False})
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        with http.stream("GET", f"/api/runs/{run_id}/events") as stream:
+            event = ""
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif event == "StepStarted" and '"step":"hold"' in line:
+                    break  # the draft is done; hold waits for the gate
+    assert _stop(first) == 0
+
+    second = _serve(tmp_path, fake)
+    try:
+        with second.http() as http:
+            run: dict[str, Any] = http.get(f"/api/runs/{run_id}").json()
+            assert run["resumed"] == 1
+            assert run["status"] == "running"
+            gate.write_text("held until the restart")
+            with http.stream("GET", f"/api/runs/{run_id}/events") as stream:
+                for _ in stream.iter_lines():
+                    pass
+            run = http.get(f"/api/runs/{run_id}").json()
+            assert run["status"] == "completed", run["errors"]
+            draft, hold, final = run["result"]
+            assert hold["output"] == "held until the restart"
+            assert "held until the restart" in final["input"]
+            assert draft["output"] in final["input"]
+    finally:
+        _stop(second)
+
+
 def test_serve_check(tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
     """--check validates and exits: 0 when fine, 2 naming a reactor that cannot load."""
     config = write_config(tmp_path, fake.url)

@@ -117,7 +117,7 @@ def test_a_session_over_rest(client: httpx.Client) -> None:
     assert "fake/fake-small" in {m["model"] for m in capabilities["models"]}
     assert "analysis" in capabilities["task_types"]
 
-    overview = client.get("/api/sessions/overview").json()
+    overview = client.get("/api/sessions/overview", params={"all": "true"}).json()
     (mine,) = [o for o in overview if o["session_id"] == session_id]
     assert (mine["owner"], mine["steps"], mine["decisions"]) == ("ann", 2, 1)
     assert mine["tags"] == ["rest-test"]
@@ -128,6 +128,36 @@ def test_a_session_over_rest(client: httpx.Client) -> None:
     audit = client.get("/api/sessions/audit", params={"session": session_id}).json()
     outcomes = {(r["agent"], r["outcome"]) for r in audit}
     assert ("ben", "permission_denied") in outcomes
+
+
+def test_overview_shows_an_agent_only_what_it_may_read(client: httpx.Client) -> None:
+    """``?agent=``: owned, shared and open sessions only; ``?all=true`` every one; neither: 400."""
+
+    def start(owner: str, task: str, **extra: Any) -> str:
+        body = {"task_description": task, "agent_name": owner, "tags": ["acl-test"], **extra}
+        created = client.post("/api/sessions", json=body)
+        assert created.status_code == 201, created.text
+        session_id: str = created.json()["session_id"]
+        return session_id
+
+    private = start("olga", "olga's own plan")
+    shared = start("olga", "olga's plan shared with pia", participants=["pia"])
+    public = start("quinn", "quinn's open question", open=True)
+
+    def seen(**params: str) -> set[str]:
+        answer = client.get("/api/sessions/overview", params={"limit": "200", **params})
+        assert answer.status_code == 200, answer.text
+        return {o["session_id"] for o in answer.json()} & {private, shared, public}
+
+    assert seen(agent="olga") == {private, shared, public}
+    assert seen(agent="pia") == {shared, public}
+    assert seen(agent="rex") == {public}
+    assert seen(all="true") == {private, shared, public}
+    missing = client.get("/api/sessions/overview")
+    assert missing.status_code == 400
+    assert _error(missing)["field"] == "agent"
+    audit = client.get("/api/sessions/audit", params={"agent": "rex"}).json()
+    assert "search_reasoning_sessions" in {r["operation"] for r in audit}
 
 
 def _define(daemon: Daemon, *names: str) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from actors import AskError, ChildSpec, SupervisorSpec
 from reactor.daemon import Daemon
 from tests.reactor.daemon.conftest import TOKEN
+from tests.support.actors import Block, Crash, Echo, Gated, Ping
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -99,4 +104,55 @@ def test_page_shows_sessions_as_they_change(
         assert "name the release" in page.inner_text(row)
         assert errors == []
     finally:
+        page.close()
+
+
+def _off_this_thread(fn: Callable[[], Any]) -> Any:
+    """Run a blocking actor call on another thread (Playwright's loop runs on this one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result(timeout=30)
+
+
+def test_page_shows_the_supervision_tree_live(browser: Any, daemon: Daemon) -> None:
+    """Nested supervisors, a busy actor's mailbox depth and a restart, updated as they change."""
+    system = daemon.system
+    assert system is not None
+    gate = threading.Event()
+    team = SupervisorSpec(
+        name="probe-team",
+        children=[
+            ChildSpec(name="probe-gated", actor=Gated, args=(gate, [])),
+            ChildSpec(name="probe-echo", actor=Echo),
+        ],
+    )
+    _off_this_thread(lambda: system.spawn(team))
+    gated = system.lookup("probe-gated")
+    gated.tell(Block())
+    for n in range(4):
+        gated.tell(Ping(n=n))
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{daemon.url}/?token={TOKEN}")
+        page.wait_for_selector("#conn.live")
+        page.wait_for_selector('#actors tr[data-actor="reactor-daemon.root"]')
+        page.wait_for_selector('#actors tr[data-actor="runs"][data-parent="reactor-daemon.root"]')
+        busy = '#actors tr[data-actor="probe-gated"][data-parent="probe-team"]'
+        page.wait_for_selector(f'{busy}[data-mailbox="4"]')  # 4 Pings wait behind the Block
+        echo = '#actors tr[data-actor="probe-echo"][data-parent="probe-team"]'
+        page.wait_for_selector(f'{echo}[data-restarts="0"]')
+
+        def crash() -> None:
+            with contextlib.suppress(AskError):
+                system.lookup("probe-echo").ask(Crash(why="page test"))
+
+        _off_this_thread(crash)
+        page.wait_for_selector(f'{echo}[data-restarts="1"]')  # ActorRestarted, pushed
+        gate.set()
+        page.wait_for_selector(f'{busy}[data-mailbox="0"]')  # read again every 2 s
+        assert "supervisor" in page.inner_text('#actors tr[data-actor="probe-team"]')
+        assert errors == []
+    finally:
+        gate.set()
         page.close()
