@@ -78,7 +78,6 @@ class _Walk:
     chain: Chain
     health: Health
     order: list[int]
-    estimate: int
     span: trace.Span | None
     started: float
     position: int = 0
@@ -89,6 +88,14 @@ class _Walk:
     context_floor: int | None = None
     last: Failure | None = None
     restarted: bool = False
+    _estimate: int | None = None
+
+    @property
+    def estimate(self) -> int:
+        """The prompt's tokens, estimated (counted once, when first needed)."""
+        if self._estimate is None:
+            self._estimate = estimate_prompt_tokens(self.message.request)
+        return self._estimate
 
     @property
     def scope(self) -> SpendScope:
@@ -168,7 +175,6 @@ class FallbackChain(LoopActor[FallbackRequest]):
             chain=self.chain,
             health=health,
             order=health.order(now),
-            estimate=estimate_prompt_tokens(message.request),
             span=span,
             started=time.perf_counter(),
         )
@@ -291,11 +297,20 @@ class FallbackChain(LoopActor[FallbackRequest]):
                 return
         request = msgspec.structs.replace(request, model=model, deadline=walk.deadline, trace=None)
         sent = time.perf_counter()
-        self.pipe_to_self(
-            self._call(walk, host, request),
-            lambda outcome: self._answered(walk, index, outcome, time.perf_counter() - sent),
-            name="fallback link",
-        )
+
+        def answered(outcome: object) -> None:
+            self._answered(walk, index, outcome, time.perf_counter() - sent)
+
+        if self.budget is not None:  # reserve, call, settle: a coroutine of its own
+            self.pipe_to_self(self._call(walk, host, request), answered, name="fallback link")
+            return
+        # No budget: a plain ask, answered in this actor's turn (no task, no thread hop).
+        timeout = max(0.001, walk.deadline - time.time())
+        if walk.span is None:
+            self.ask(host, request, answered, timeout=timeout)
+            return
+        with trace.use_span(walk.span, end_on_exit=False):
+            self.ask(host, request, answered, timeout=timeout)
 
     def _send_selector(self, walk: _Walk, index: int, policy: str) -> None:
         """An ``auto`` link: the Selector chooses the model (and asks it)."""

@@ -86,8 +86,8 @@ from actors.orchestration.selection._messages import (
 from actors.orchestration.selection._policy import (
     BudgetCeiling,
     Decision,
+    EntryCache,
     Policy,
-    _entries,
     decide,
 )
 from actors.store import (
@@ -153,11 +153,6 @@ class _Loaded:
     snapshot: HistorySnapshot | None
 
 
-SelectorMessage = (
-    SelectChat | SelectModel | Feedback | Observed | HistoryQuery | SaveHistory | _Persist | _Loaded
-)
-
-
 @dataclass(slots=True)
 class _Pending:
     """A routed request waiting for its host's answer."""
@@ -169,6 +164,18 @@ class _Pending:
     held: Reservation | None = None
     request: Any = None
     scope: SpendScope | None = None
+
+
+SelectorMessage = (
+    SelectChat
+    | SelectModel
+    | Feedback
+    | Observed
+    | HistoryQuery
+    | SaveHistory
+    | _Persist
+    | _Loaded
+)
 
 
 def policies_from_config(config: SelectionConfig) -> dict[str, Policy]:
@@ -236,6 +243,7 @@ class Selector(LoopActor[SelectorMessage]):
             )
             raise ValueError(msg)
         self.history = History(discount=self.config.discount)
+        self._entries = EntryCache(catalog)
         self._store = store
         self._budget = budget
         self._scorer = scorer
@@ -320,16 +328,17 @@ class Selector(LoopActor[SelectorMessage]):
         features: TaskFeatures,
         budget: BudgetCeiling | None = None,
     ) -> Decision:
+        policy = self._policy(message.policy)
         return decide(
-            self._policy(message.policy),
+            policy,
             features,
             self.catalog,
             self.history,
             max_tokens=message.request.max_tokens,
-            candidates=message.candidates,
             rng=self._rng,
             max_cost_usd=message.max_cost_usd,
             budget=budget,
+            entries=self._entries.entries(tuple(message.candidates) or policy.models),
         )
 
     def _select_model(self, message: SelectModel) -> Choice | Failure:
@@ -391,7 +400,7 @@ class Selector(LoopActor[SelectorMessage]):
         assert self._budget is not None
         try:
             policy = self._policy(message.policy)
-            names = _entries(self.catalog, tuple(message.candidates) or policy.models)
+            names = self._entries.entries(tuple(message.candidates) or policy.models)
         except Exception as exc:  # noqa: BLE001 - an unknown name is the caller's failure
             reply.send(self._refusal(message, exc))
             return
@@ -576,11 +585,13 @@ class Selector(LoopActor[SelectorMessage]):
         self.call_later(0.01, lambda: self._tell_budget(message, tries - 1), name="tell budget")
 
     def _answered(self, pending: _Pending, outcome: Completion | Failure) -> None:
+        """The host's answer: settle, learn, and answer the caller with the decision."""
         self._settle(pending, outcome)
         decision = pending.decision
         name, task = decision.qualified, decision.features.task_type
         now = time.time()
         reward: float | None
+        answer: Completion | Failure
         if isinstance(outcome, Completion):
             reward = self._score(outcome, decision.features)
             self.history.record(
@@ -595,21 +606,19 @@ class Selector(LoopActor[SelectorMessage]):
                 quality=reward if self._scorer is not None else None,
                 now=now,
             )
-            self.history.reward(name, task, reward)
-            record = _record(decision, reward)
-            answer: Completion | Failure = msgspec.structs.replace(
-                outcome, extras={**outcome.extras, "selection": record}
+            answer = msgspec.structs.replace(
+                outcome, extras={**outcome.extras, "selection": _record(decision, reward)}
             )
         else:
             reward = 0.0 if outcome.kind in BLAMED else None
             self.history.record(name, task, ok=False, kind=str(outcome.kind), now=now)
-            if reward is not None:
-                self.history.reward(name, task, reward)
             answer = msgspec.structs.replace(
                 outcome,
                 message=f"{outcome.message} (selected {name}: {decision.reason})",
                 details={**outcome.details, "selection": _json(decision, reward)},
             )
+        if reward is not None:
+            self.history.reward(name, task, reward)
         if pending.span is not None:
             _end_span(pending.span, decision, outcome, reward)
         pending.reply.send(answer)
