@@ -129,6 +129,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "IoHandle",
         "LoopScheduler",
         "MessageDecodeError",
+        "Reply",
         "StartChild",
         "Supervisor",
         "TimerHandle",

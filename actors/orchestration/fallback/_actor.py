@@ -26,6 +26,7 @@ answered (``reactor.fallback.answered_by``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from opentelemetry import trace
 import otel
 from actors import AskError, Deferred, Failure, FailureKind, LoopActor, Ref
 from actors.llm import Catalog, ChatRequest, Completion
+from actors.orchestration._early import ask_early
 from actors.orchestration.budget import SpendScope, budgeted_chat, estimate_prompt_tokens
 from actors.orchestration.fallback._chain import Chain, Link
 from actors.orchestration.fallback._health import Health
@@ -103,7 +105,29 @@ class _Walk:
         return SpendScope(run_id=m.run_id, reactor=m.reactor, agent=m.agent)
 
 
-class FallbackChain(LoopActor[FallbackRequest]):
+@dataclass(frozen=True, slots=True)
+class _LinkAnswered:
+    """A link's answer, handed to the chain's turn (a failure, or a rejected answer)."""
+
+    walk: _Walk
+    index: int
+    outcome: object
+    latency: float
+    checked: tuple[bool, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkSucceeded:
+    """A link answered the request (the caller has it): record the success in its health."""
+
+    walk: _Walk
+    index: int
+
+
+ChainMessage = FallbackRequest | _LinkAnswered | _LinkSucceeded
+
+
+class FallbackChain(LoopActor[ChainMessage]):
     """Answers :class:`FallbackRequest` s by walking one chain (see the module docstring).
 
     Args:
@@ -133,6 +157,7 @@ class FallbackChain(LoopActor[FallbackRequest]):
         self.selector = selector
         self.clock = clock
         self._health: dict[int, Health] = {}
+        self._me: Ref[ChainMessage] = self.self_ref  # where early answers queue the rest
 
     def health(self, chain: Chain | None = None) -> Health:
         """The health record of ``chain`` (this actor's own, by default)."""
@@ -148,14 +173,24 @@ class FallbackChain(LoopActor[FallbackRequest]):
             )
         return record
 
-    def receive(self, message: FallbackRequest) -> object:
+    def receive(self, message: ChainMessage) -> object:
         """Start a walk; the answer comes when a link answers or the chain gives up."""
         match message:
             case FallbackRequest():
                 self._start(message, self.defer_reply())
-                return None
+            case _LinkAnswered():
+                self._answered(
+                    message.walk,
+                    message.index,
+                    message.outcome,
+                    message.latency,
+                    checked=message.checked,
+                )
+            case _LinkSucceeded():
+                message.walk.health.success(message.index, self.clock())
             case _:
                 assert_never(message)
+        return None
 
     # ---- the walk ----------------------------------------------------------------------
 
@@ -304,13 +339,18 @@ class FallbackChain(LoopActor[FallbackRequest]):
         if self.budget is not None:  # reserve, call, settle: a coroutine of its own
             self.pipe_to_self(self._call(walk, host, request), answered, name="fallback link")
             return
-        # No budget: a plain ask, answered in this actor's turn (no task, no thread hop).
+        # No budget: one ask, its answer handled where it arrives (_arrived): no task,
+        # no thread hop, and a good answer reaches the caller without waiting for the
+        # host's bookkeeping turn and this actor's.
         timeout = max(0.001, walk.deadline - time.time())
-        if walk.span is None:
-            self.ask(host, request, answered, timeout=timeout)
-            return
-        with trace.use_span(walk.span, end_on_exit=False):
-            self.ask(host, request, answered, timeout=timeout)
+
+        def arrived(outcome: object) -> None:
+            self._arrived(walk, index, outcome, time.perf_counter() - sent)
+
+        with (
+            trace.use_span(walk.span, end_on_exit=False) if walk.span else contextlib.nullcontext()
+        ):
+            ask_early(self.runtime.timers, host, request, arrived, timeout=timeout)
 
     def _send_selector(self, walk: _Walk, index: int, policy: str) -> None:
         """An ``auto`` link: the Selector chooses the model (and asks it)."""
@@ -366,16 +406,51 @@ class FallbackChain(LoopActor[FallbackRequest]):
                 host, request, budget=self.budget, scope=walk.scope, timeout=timeout
             )
 
-    def _answered(self, walk: _Walk, index: int, outcome: object, latency: float) -> None:
+    def _check(self, walk: _Walk, completion: Completion) -> tuple[bool, str]:
+        """The chain's quality check on an answer: ``(accepted, why not)``."""
+        check = walk.chain.quality
+        if check is None:
+            return True, ""
+        try:
+            return bool(check(completion)), ""
+        except Exception as exc:  # noqa: BLE001 - a failing check rejects the answer
+            return False, f"the quality check raised {type(exc).__name__}: {exc}"
+
+    def _arrived(self, walk: _Walk, index: int, outcome: object, latency: float) -> None:
+        """Where a link's answer arrives (not this actor's turn; see ``_early``).
+
+        An answer the quality check accepts answers the caller from here (the walk is
+        this request's own), after queuing the link's success for this actor's turn;
+        anything else goes to the turn, where the walk moves on.
+        """
+        if isinstance(outcome, Completion):
+            checked = self._check(walk, outcome)
+            if checked[0]:
+                item = walk.chain.links[index]
+                walk.attempts.append(
+                    FallbackAttempt(
+                        link=item.label, outcome="ok", action="answer", latency_s=latency
+                    )
+                )
+                self._me.tell_if_alive(_LinkSucceeded(walk, index))
+                self._answer(walk, index, outcome)
+                return
+            self._me.tell_if_alive(_LinkAnswered(walk, index, outcome, latency, checked))
+            return
+        self._me.tell_if_alive(_LinkAnswered(walk, index, outcome, latency, None))
+
+    def _answered(
+        self,
+        walk: _Walk,
+        index: int,
+        outcome: object,
+        latency: float,
+        *,
+        checked: tuple[bool, str] | None = None,
+    ) -> None:
         item = walk.chain.links[index]
         if isinstance(outcome, Completion):
-            check = walk.chain.quality
-            verdict, why = True, ""
-            if check is not None:
-                try:
-                    verdict = bool(check(outcome))
-                except Exception as exc:  # noqa: BLE001 - a failing check rejects the answer
-                    verdict, why = False, f"the quality check raised {type(exc).__name__}: {exc}"
+            verdict, why = checked if checked is not None else self._check(walk, outcome)
             if verdict:
                 walk.health.success(index, self.clock())
                 walk.attempts.append(

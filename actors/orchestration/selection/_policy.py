@@ -321,7 +321,7 @@ class _Scored:
     best_known: float = 0.0
 
 
-def decide(  # noqa: PLR0913 - every input of a decision, named
+def decide(
     policy: Policy,
     features: TaskFeatures,
     catalog: Catalog,
@@ -374,7 +374,9 @@ def decide(  # noqa: PLR0913 - every input of a decision, named
             considered.append(Considered(model=entry.qualified, rejected=why, loaded=entry.loaded))
             continue
         scored.append(
-            _score_inputs(entry, task, catalog, features, history, max_tokens, out_tokens, policy, draw)
+            _score_inputs(
+                entry, task, catalog, features, history, max_tokens, out_tokens, policy, draw
+            )
         )
     if not scored:
         return Decision(
@@ -475,7 +477,7 @@ class EntryCache:
         return found
 
 
-def _score_inputs(  # noqa: PLR0913, PLR0917 - the hot path: positional on purpose
+def _score_inputs(  # noqa: PLR0917 - the hot path: positional on purpose
     entry: ModelEntry,
     task: TaskType,
     catalog: Catalog,
@@ -513,6 +515,8 @@ def _score_inputs(  # noqa: PLR0913, PLR0917 - the hot path: positional on purpo
 
 
 def _score(policy: Policy, scored: list[_Scored]) -> None:
+    cheap: Sequence[float]
+    fast: Sequence[float]
     if len(scored) == 1:
         cheap = fast = (1.0,)  # alone, it is the cheapest and the fastest
     else:

@@ -58,6 +58,7 @@ import otel
 from actors import ActorNotFound, Deferred, Failure, FailureKind, LoopActor, Ref
 from actors.llm import Catalog, Completion, SelectionConfig, TaskType
 from actors.lowlevel import TimerHandle
+from actors.orchestration._early import ask_early
 from actors.orchestration.budget import (
     Quote,
     QuoteRequest,
@@ -166,6 +167,16 @@ class _Pending:
     scope: SpendScope | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Learn:
+    """A routed request's outcome, to learn from (its caller has the answer already)."""
+
+    pending: _Pending
+    outcome: Completion | Failure
+    reward: float | None
+    seconds: float
+
+
 SelectorMessage = (
     SelectChat
     | SelectModel
@@ -175,6 +186,7 @@ SelectorMessage = (
     | SaveHistory
     | _Persist
     | _Loaded
+    | _Learn
 )
 
 
@@ -244,6 +256,7 @@ class Selector(LoopActor[SelectorMessage]):
             raise ValueError(msg)
         self.history = History(discount=self.config.discount)
         self._entries = EntryCache(catalog)
+        self._me: Ref[SelectorMessage] = self.self_ref  # where answers queue what to learn
         self._store = store
         self._budget = budget
         self._scorer = scorer
@@ -296,6 +309,8 @@ class Selector(LoopActor[SelectorMessage]):
                 self._timer = self.schedule(self.config.persist_s, _Persist())
             case _Loaded(snapshot=snapshot):
                 self._loaded(snapshot)
+            case _Learn():
+                self._learn(message)
             case _:
                 assert_never(message)
         return None
@@ -528,10 +543,20 @@ class Selector(LoopActor[SelectorMessage]):
             request=chat,
             scope=_scope(message) if held is not None else None,
         )
-        remaining = None if message.deadline is None else max(message.deadline - time.time(), 0)
+        remaining = (
+            self.runtime.default_timeout
+            if message.deadline is None
+            else max(message.deadline - time.time(), 0.0)
+        )
+        # The answer is handled where it arrives (see _routed): the caller hears of it
+        # without waiting for the host's bookkeeping turn and then this actor's.
         with trace.use_span(span, end_on_exit=False) if span else contextlib.nullcontext():
-            self.ask(
-                host, chat, lambda outcome: self._answered(pending, outcome), timeout=remaining
+            ask_early(
+                self.runtime.timers,
+                host,
+                chat,
+                lambda outcome: self._routed(pending, outcome),
+                timeout=remaining,
             )
 
     def _host(self, name: str) -> Ref[Any]:
@@ -543,12 +568,11 @@ class Selector(LoopActor[SelectorMessage]):
 
     # ---- learning ----------------------------------------------------------------------
 
-    def _settle(self, pending: _Pending, outcome: Completion | Failure) -> None:
+    def _settle(self, pending: _Pending, outcome: Completion | Failure, seconds: float) -> None:
         """Charge the call to its reservation (or release it), under a budget."""
         held, budget, scope = pending.held, self._budget, pending.scope
         if held is None or budget is None or scope is None:
             return  # no budget, or the call was not reserved
-        seconds = time.perf_counter() - pending.started
         usage = outcome.usage if isinstance(outcome, Completion) else None
         if isinstance(outcome, Failure):
             usage = failed_usage(outcome, pending.request)
@@ -584,21 +608,54 @@ class Selector(LoopActor[SelectorMessage]):
             return
         self.call_later(0.01, lambda: self._tell_budget(message, tries - 1), name="tell budget")
 
-    def _answered(self, pending: _Pending, outcome: Completion | Failure) -> None:
-        """The host's answer: settle, learn, and answer the caller with the decision."""
-        self._settle(pending, outcome)
+    def _routed(self, pending: _Pending, outcome: object) -> None:
+        """Where the host's answer arrives (not this actor's turn): answer the caller.
+
+        Builds the answer from what the request owns (its decision, the reward the
+        user's scorer gives, its span) and queues a :class:`_Learn` for this actor
+        before answering, so the history and the budget are updated in its turn, ahead
+        of anything the caller sends next.
+        """
+        seconds = time.perf_counter() - pending.started
         decision = pending.decision
-        name, task = decision.qualified, decision.features.task_type
-        now = time.time()
+        if not isinstance(outcome, Completion | Failure):
+            outcome = Failure(
+                kind=FailureKind.INTERNAL,
+                message=f"unexpected answer {type(outcome).__name__} from {decision.host!r}",
+                source=self.name,
+            )
         reward: float | None
         answer: Completion | Failure
         if isinstance(outcome, Completion):
             reward = self._score(outcome, decision.features)
+            answer = msgspec.structs.replace(
+                outcome, extras={**outcome.extras, "selection": _record(decision, reward)}
+            )
+        else:
+            reward = 0.0 if outcome.kind in BLAMED else None
+            answer = msgspec.structs.replace(
+                outcome,
+                message=f"{outcome.message} (selected {decision.qualified}: {decision.reason})",
+                details={**outcome.details, "selection": _json(decision, reward)},
+            )
+        if pending.span is not None:
+            _end_span(pending.span, decision, outcome, reward)
+        self._me.tell_if_alive(_Learn(pending, outcome, reward, seconds))
+        pending.reply.send(answer)
+
+    def _learn(self, learn: _Learn) -> None:
+        """In this actor's turn: settle the budget, and add the outcome to the history."""
+        pending, outcome, reward = learn.pending, learn.outcome, learn.reward
+        self._settle(pending, outcome, learn.seconds)
+        decision = pending.decision
+        name, task = decision.qualified, decision.features.task_type
+        now = time.time()
+        if isinstance(outcome, Completion):
             self.history.record(
                 name,
                 task,
                 ok=True,
-                latency_s=outcome.latency_s or time.perf_counter() - pending.started,
+                latency_s=outcome.latency_s or learn.seconds,
                 ttft_s=outcome.ttft_s,
                 tokens_per_s=outcome.tokens_per_s,
                 cost_usd=outcome.cost_usd,
@@ -606,22 +663,10 @@ class Selector(LoopActor[SelectorMessage]):
                 quality=reward if self._scorer is not None else None,
                 now=now,
             )
-            answer = msgspec.structs.replace(
-                outcome, extras={**outcome.extras, "selection": _record(decision, reward)}
-            )
         else:
-            reward = 0.0 if outcome.kind in BLAMED else None
             self.history.record(name, task, ok=False, kind=str(outcome.kind), now=now)
-            answer = msgspec.structs.replace(
-                outcome,
-                message=f"{outcome.message} (selected {name}: {decision.reason})",
-                details={**outcome.details, "selection": _json(decision, reward)},
-            )
         if reward is not None:
             self.history.reward(name, task, reward)
-        if pending.span is not None:
-            _end_span(pending.span, decision, outcome, reward)
-        pending.reply.send(answer)
 
     def _score(self, completion: Completion, features: TaskFeatures) -> float:
         if self._scorer is None:
