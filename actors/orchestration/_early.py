@@ -16,18 +16,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
 
 import otel
 from actors import Failure, FailureKind, Message, Ref
-from actors.lowlevel import Reply, TimerHandle, Timers
+from actors.lowlevel import Reply, TimerHandle
 
 __all__ = ["EarlyReply", "ask_early"]
 
 _log = structlog.get_logger("actors.orchestration")
+
+
+class _Timers(Protocol):
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle: ...
+
+
+class _Bridge(Protocol):
+    def on_loop_thread(self) -> bool: ...
+
+
+class Runtime(Protocol):
+    """What :func:`ask_early` needs of an actor's ``runtime``."""
+
+    @property
+    def timers(self) -> _Timers: ...
+    @property
+    def loop_timers(self) -> _Timers: ...
+    @property
+    def bridge(self) -> _Bridge: ...
 
 
 class EarlyReply(Reply):
@@ -65,7 +84,7 @@ class EarlyReply(Reply):
 
 
 def ask_early(
-    timers: Timers,
+    runtime: Runtime,
     ref: Ref[Any],
     message: Message,
     handle: Callable[[object], object],
@@ -77,7 +96,9 @@ def ask_early(
     The answer is the result, or a :class:`~actors.Failure` (``timeout`` after
     ``timeout`` seconds, or at the message's own deadline if that comes first;
     ``actor_stopped`` when ``ref`` is not running, handled before this returns).
-    The message carries the current trace context, as an ask's does.
+    The message carries the current trace context, as an ask's does. The deadline's
+    timer is a loop timer when called on the I/O loop (a loop actor's turn: no lock, no
+    timer thread), else the runtime's timer thread.
     """
     now = time.time()
     deadline = message.deadline
@@ -89,5 +110,6 @@ def ask_early(
     message = msgspec.structs.replace(message, deadline=deadline, trace=carrier)
     reply = EarlyReply(handle, ref.name, type(message).__name__)
     waited = max(deadline - now, 0.0)
+    timers = runtime.loop_timers if runtime.bridge.on_loop_thread() else runtime.timers
     reply.timer = timers.call_later(waited, lambda: reply.expire(waited))
     ref.send_request(message, reply)

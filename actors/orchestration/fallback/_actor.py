@@ -350,7 +350,7 @@ class FallbackChain(LoopActor[ChainMessage]):
         with (
             trace.use_span(walk.span, end_on_exit=False) if walk.span else contextlib.nullcontext()
         ):
-            ask_early(self.runtime.timers, host, request, arrived, timeout=timeout)
+            ask_early(self.runtime, host, request, arrived, timeout=timeout)
 
     def _send_selector(self, walk: _Walk, index: int, policy: str) -> None:
         """An ``auto`` link: the Selector chooses the model (and asks it)."""

@@ -175,7 +175,9 @@ def _category(low: str, words: list[str]) -> TaskType:
 
 def _complexity(text: str, words: list[str], tokens: int) -> float:
     size = min(tokens / 2000, 1.0)  # long prompts are harder
-    parts = min(len(_STEPS.findall(text)) / 6, 1.0)  # numbered or bulleted sub-tasks
+    # Numbered or bulleted sub-tasks (a step starts a line: one line has at most one).
+    steps = len(_STEPS.findall(text)) if "\n" in text else int(_STEPS.match(text) is not None)
+    parts = min(steps / 6, 1.0)
     questions = min(text.count("?") / 5, 1.0)
     rigour = min(sum(1 for w in words if w in _HARD_WORDS) / 3, 1.0)
     return round(0.35 * size + 0.25 * parts + 0.15 * questions + 0.25 * rigour, 3)

@@ -314,6 +314,8 @@ class _Scored:
     name: str
     draw: float
     mean: float
+    a: float
+    b: float
     cost: float | None
     latency: float | None
     evicts: bool = False
@@ -374,10 +376,13 @@ def decide(
             considered.append(Considered(model=entry.qualified, rejected=why, loaded=entry.loaded))
             continue
         scored.append(
-            _score_inputs(
-                entry, task, catalog, features, history, max_tokens, out_tokens, policy, draw
-            )
+            _score_inputs(entry, task, catalog, features, history, max_tokens, out_tokens, policy)
         )
+    if len(scored) > 1 and policy.explore:
+        # Thompson draws only where there is a choice to make: a lone candidate is
+        # chosen whatever it draws (its recorded quality is then its posterior mean).
+        for s in scored:
+            s.draw = draw(s.a, s.b)
     if not scored:
         return Decision(
             host="",
@@ -486,7 +491,6 @@ def _score_inputs(  # noqa: PLR0917 - the hot path: positional on purpose
     max_tokens: int | None,
     out_tokens: float,
     policy: Policy,
-    draw: Callable[[float, float], float],
 ) -> _Scored:
     name = entry.qualified
     mean0 = prior(entry, task)
@@ -503,8 +507,10 @@ def _score_inputs(  # noqa: PLR0917 - the hot path: positional on purpose
     return _Scored(
         entry=entry,
         name=name,
-        draw=draw(a, b) if policy.explore else mean,
+        draw=mean,
         mean=mean,
+        a=a,
+        b=b,
         cost=None
         if price is None
         else (features.prompt_tokens * price.input_per_mtok + out_tokens * price.output_per_mtok)

@@ -552,7 +552,7 @@ class Selector(LoopActor[SelectorMessage]):
         # without waiting for the host's bookkeeping turn and then this actor's.
         with trace.use_span(span, end_on_exit=False) if span else contextlib.nullcontext():
             ask_early(
-                self.runtime.timers,
+                self.runtime,
                 host,
                 chat,
                 lambda outcome: self._routed(pending, outcome),
