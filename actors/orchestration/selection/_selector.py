@@ -295,7 +295,9 @@ class Selector(LoopActor[SelectorMessage]):
             case SelectChat():
                 self._select_chat(message, self.defer_reply())
             case SelectModel():
-                return self._select_model(message)
+                if self._budget is None:
+                    return self._select_model(message)
+                self._quote_model(message, self.defer_reply())
             case Feedback():
                 self._feedback(message)
             case Observed():
@@ -408,20 +410,13 @@ class Selector(LoopActor[SelectorMessage]):
 
     # ---- under a budget ----------------------------------------------------------------
 
-    def _quote(
-        self, message: SelectChat, reply: Deferred[Any], known: TaskType | None, *, retry: bool
-    ) -> None:
-        """Ask the Budget what the request may spend, then decide within it."""
-        assert self._budget is not None
-        try:
-            policy = self._policy(message.policy)
-            names = self._entries.entries(tuple(message.candidates) or policy.models)
-        except Exception as exc:  # noqa: BLE001 - an unknown name is the caller's failure
-            reply.send(self._refusal(message, exc))
-            return
+    def _quote_request(self, message: SelectChat | SelectModel) -> QuoteRequest:
+        """What to ask the Budget about ``message``'s candidates (unknown names raise)."""
+        policy = self._policy(message.policy)
+        names = self._entries.entries(tuple(message.candidates) or policy.models)
         scope = _scope(message)
         request = message.request
-        quote = QuoteRequest(
+        return QuoteRequest(
             models=tuple(e.qualified for e in names),
             prompt_tokens=estimate_prompt_tokens(request),
             max_tokens=request.max_tokens,
@@ -430,10 +425,66 @@ class Selector(LoopActor[SelectorMessage]):
             reactor=scope.reactor,
             agent=scope.agent,
         )
+
+    def _quote(
+        self, message: SelectChat, reply: Deferred[Any], known: TaskType | None, *, retry: bool
+    ) -> None:
+        """Ask the Budget what the request may spend, then decide within it."""
+        assert self._budget is not None
+        try:
+            quote = self._quote_request(message)
+        except Exception as exc:  # noqa: BLE001 - an unknown name is the caller's failure
+            reply.send(self._refusal(message, exc))
+            return
         self.ask(
             self._budget,
             quote,
             lambda answer: self._quoted(message, reply, known, answer, retry=retry),
+        )
+
+    def _quote_model(self, message: SelectModel, reply: Deferred[Any]) -> None:
+        """``SelectModel`` under a budget: quoted, then decided within what is left."""
+        assert self._budget is not None
+        try:
+            quote = self._quote_request(message)
+        except Exception as exc:  # noqa: BLE001 - an unknown name is the caller's failure
+            reply.send(self._refusal(message, exc))
+            return
+        self.ask(self._budget, quote, lambda answer: self._quoted_model(message, reply, answer))
+
+    def _quoted_model(
+        self, message: SelectModel, reply: Deferred[Any], quote: Quote | Failure
+    ) -> None:
+        if isinstance(quote, Failure):
+            reply.send(quote)
+            return
+        try:
+            policy = self._policy(message.policy)
+            ceiling = _ceiling(quote, policy)
+            decision = self._decide(message, self._features(message, None), ceiling)
+        except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
+            reply.send(self._refusal(message, exc))
+            return
+        if not (quote.limited and ceiling is None and decision.host):
+            reply.send(Choice(decision=decision))
+            return
+        # A policy that does not downgrade chose as if unconstrained: its choice must fit.
+        decision = msgspec.structs.replace(
+            decision, budget_left_usd=quote.left_usd, budget_account=quote.account
+        )
+        why = _over_budget(quote, decision.qualified)
+        if why is None:
+            reply.send(Choice(decision=decision))
+            return
+        refused = msgspec.structs.replace(decision, budget_constrained=True)
+        reply.send(
+            Failure(
+                kind=FailureKind.BUDGET_EXCEEDED,
+                message=f"selected {decision.qualified}, which {why}; policy "
+                f"{decision.policy!r} does not downgrade",
+                source=self.name,
+                details={"selection": _json(refused)},
+            )
         )
 
     def _quoted(
@@ -450,14 +501,7 @@ class Selector(LoopActor[SelectorMessage]):
             return
         try:
             policy = self._policy(message.policy)
-            ceiling = None
-            if quote.limited and policy.downgrade and quote.left_usd is not None:
-                ceiling = BudgetCeiling(
-                    left_usd=quote.left_usd,
-                    account=quote.account,
-                    worst_usd=quote.worst_usd,
-                    max_tokens=quote.max_tokens,
-                )
+            ceiling = _ceiling(quote, policy)
             decision = self._decide(message, self._features(message, known), ceiling)
         except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
             reply.send(self._refusal(message, exc))
@@ -806,7 +850,35 @@ class Selector(LoopActor[SelectorMessage]):
         )
 
 
-def _scope(message: SelectChat) -> SpendScope:
+def _ceiling(quote: Quote, policy: Policy) -> BudgetCeiling | None:
+    """What a quote allows a policy that downgrades (``None``: no limit, or no downgrade)."""
+    if not (quote.limited and policy.downgrade and quote.left_usd is not None):
+        return None
+    return BudgetCeiling(
+        left_usd=quote.left_usd,
+        account=quote.account,
+        worst_usd=quote.worst_usd,
+        max_tokens=quote.max_tokens,
+    )
+
+
+def _over_budget(quote: Quote, model: str) -> str | None:
+    """Why ``model`` does not fit what the quote has left (``None``: it fits)."""
+    if model not in quote.worst_usd:
+        return None
+    worst = quote.worst_usd[model]
+    if worst is None:  # (under unpriced = "free" an unpriced model is quoted 0)
+        return f"is unpriced, and the budget ({quote.account}) refuses unpriced models"
+    left = quote.left_usd if quote.left_usd is not None else float("inf")
+    if worst > left + 1e-12:
+        return (
+            f"costs up to ${worst:.6f}, more than the ${left:.6f} the budget "
+            f"({quote.account}) has left"
+        )
+    return None
+
+
+def _scope(message: SelectChat | SelectModel) -> SpendScope:
     """Whom the request's spend is charged to (the top-level run)."""
     return SpendScope(
         run_id=message.run_id.split("/", 1)[0], reactor=message.reactor, agent=message.agent
