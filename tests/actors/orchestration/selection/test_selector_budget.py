@@ -33,8 +33,8 @@ from actors.orchestration import (
     Choice,
     Policy,
     SelectChat,
-    Selector,
     SelectModel,
+    Selector,
     SpendQuery,
     SpendReport,
 )
