@@ -465,6 +465,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "Considered",
         "Decision",
         "Feedback",
+        "HISTORY_SLOTS",
         "HISTORY_STREAM",
         "LONG_CONTEXT_TOKENS",
         "History",

@@ -38,16 +38,22 @@ reported when the call failed after doing work, or released. A policy with
 between the quote and the reservation, a downgrading policy is quoted and decides once
 more.
 
-History is persisted as snapshots in the journal stream ``selection:history`` (every
+History is persisted as snapshots in the store's ``selection_history`` table (every
 ``persist_s`` seconds when something changed, and when the actor stops), and loaded from
-the newest one at start, faded by its age.
+the newest readable one at start, faded by its age. Each snapshot is the whole history,
+so only the newest matters: they take turns in :data:`HISTORY_SLOTS` rows (a write
+replaces the oldest), and the rows stay bounded however long the Selector runs. Before
+each write the history is compacted: a (model, task type) record whose weight, faded by
+the time since it last changed (half-life ``half_life_s``), is below
+:data:`~._history.PRUNE_WEIGHT` observations is dropped (a model gone for months), so
+a snapshot holds only what decay still weighs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_never, cast
 
@@ -91,18 +97,12 @@ from actors.orchestration.selection._policy import (
     Policy,
     decide,
 )
-from actors.store import (
-    Journal,
-    JournalAppend,
-    JournalEntries,
-    JournalRead,
-    JournalStreamList,
-    JournalStreams,
-)
+from actors.store import Journal, StoreInsert, StoreQuery, StoreRows
 
 __all__ = [
     "BLAMED",
     "BUILT_IN_POLICIES",
+    "HISTORY_SLOTS",
     "HISTORY_STREAM",
     "Classifier",
     "Scorer",
@@ -113,7 +113,12 @@ __all__ = [
 ]
 
 HISTORY_STREAM = "selection:history"
-"""The journal stream holding the history's snapshots."""
+"""The name the history's snapshots are kept under (table ``selection_history``)."""
+
+HISTORY_SLOTS = 3
+"""Snapshots kept per name: the newest, and two older ones should it be unreadable."""
+
+_NEWEST = "SELECT seq, data FROM selection_history WHERE name = ? ORDER BY seq DESC"
 
 BLAMED: frozenset[FailureKind] = frozenset(
     {
@@ -265,6 +270,7 @@ class Selector(LoopActor[SelectorMessage]):
         self._hosts: dict[str, Ref[Any]] = {}
         self._timer: TimerHandle | None = None
         self._history_read = False
+        self._seq = 0  # the newest snapshot's number (its slot is seq % HISTORY_SLOTS)
         self._saves: list[Deferred[Any]] = []  # SaveHistory asked before the history was read
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -274,11 +280,7 @@ class Selector(LoopActor[SelectorMessage]):
         if self._store is None:
             self._loaded(None)
             return
-        self.ask(
-            self._store,
-            JournalStreams(prefix=HISTORY_STREAM, include_first=False, limit=1),
-            self._listed,
-        )
+        self.ask(self._store, StoreQuery(sql=_NEWEST, params=(HISTORY_STREAM,)), self._read)
         self._timer = self.schedule(self.config.persist_s, _Persist())
 
     def stopped(self) -> None:
@@ -767,27 +769,34 @@ class Selector(LoopActor[SelectorMessage]):
         for reply in saves:
             self._save(reply)
 
-    def _listed(self, answer: JournalStreamList | Failure) -> None:
-        if isinstance(answer, Failure) or not answer.stream_infos or self._store is None:
+    def _read(self, answer: StoreRows | Failure) -> None:
+        if isinstance(answer, Failure):
+            self.log.warning("selection history not read; starting afresh", error=answer.message)
             self._loaded(None)
             return
-        last = answer.stream_infos[0].last_seq
-        self.ask(
-            self._store,
-            JournalRead(stream_id=HISTORY_STREAM, after_seq=last - 1, limit=1),
-            self._read,
-        )
+        self._seq = max((int(cast("int", row[0])) for row in answer.rows), default=0)
+        self._loaded(_newest_readable(answer.rows, self.log))
 
-    def _read(self, answer: JournalEntries | Failure) -> None:
-        if isinstance(answer, Failure) or not answer.entries:
-            self._loaded(None)
-            return
-        try:
-            snapshot = msgspec.json.decode(answer.entries[-1].data, type=HistorySnapshot)
-        except msgspec.DecodeError as exc:
-            self.log.warning("unreadable selection history; starting afresh", error=str(exc))
-            snapshot = None
-        self._loaded(snapshot)
+    def _snapshot(self) -> StoreInsert:
+        """The history now, compacted, as the insert that replaces the oldest slot."""
+        now = time.time()
+        self.history.prune(now, half_life_s=self.config.half_life_s)
+        snapshot = self.history.snapshot(now)
+        self.history.dirty = False
+        self._seq += 1
+        return StoreInsert(
+            table="selection_history",
+            columns=("name", "slot", "seq", "at", "data"),
+            rows=(
+                (
+                    HISTORY_STREAM,
+                    self._seq % HISTORY_SLOTS,
+                    self._seq,
+                    snapshot.at,
+                    msgspec.json.encode(snapshot).decode(),
+                ),
+            ),
+        )
 
     def _save(self, reply: Deferred[Any]) -> None:
         if self._store is not None and not self._history_read:
@@ -796,9 +805,8 @@ class Selector(LoopActor[SelectorMessage]):
         if self._store is None or not self.history.dirty:
             reply.send(HistorySaved())
             return
-        snapshot = self.history.snapshot(time.time())
-        self.history.dirty = False
-        cells = len(snapshot.cells)
+        insert = self._snapshot()
+        cells = len(self.history.cells)
 
         def written(answer: object) -> None:
             if isinstance(answer, Failure):
@@ -807,15 +815,14 @@ class Selector(LoopActor[SelectorMessage]):
             else:
                 reply.send(HistorySaved(cells=cells))
 
-        self.ask(self._store, _append(snapshot), written)
+        self.ask(self._store, insert, written)
 
     def _persist(self) -> None:
         if self._store is None or not self.history.dirty or not self._history_read:
             return
-        snapshot = self.history.snapshot(time.time())
-        self.history.dirty = False
+        insert = self._snapshot()
         with contextlib.suppress(Exception):  # a stopping system may refuse it
-            self.ask(self._store, _append(snapshot), _ignore)
+            self.ask(self._store, insert, _ignore)
 
     # ---- tracing -----------------------------------------------------------------------
 
@@ -893,29 +900,34 @@ def read_history(journal: Journal, config: SelectionConfig | None = None) -> His
     """The persisted history, as a Selector would load it now (faded by its age).
 
     For tools that show it without starting a Selector (``reactor models``). Empty when
-    nothing was persisted or the newest snapshot cannot be read.
+    nothing was persisted or no snapshot can be read.
     """
     settings = config or SelectionConfig()
     history = History(discount=settings.discount)
-    infos = journal.streams(HISTORY_STREAM, include_first=False, limit=1)
-    if not infos:
-        return history
-    entries = journal.read(HISTORY_STREAM, after_seq=infos[0].last_seq - 1, limit=1)
-    if not entries:
-        return history
-    try:
-        snapshot = msgspec.json.decode(entries[-1].data, type=HistorySnapshot)
-    except msgspec.DecodeError:
+    snapshot = _newest_readable(journal.query(_NEWEST, HISTORY_STREAM), None)
+    if snapshot is None:
         return history
     history.restore(snapshot, now=time.time(), half_life_s=settings.half_life_s)
     history.dirty = False
     return history
 
 
-def _append(snapshot: HistorySnapshot) -> JournalAppend:
-    return JournalAppend(
-        stream_id=HISTORY_STREAM, event_type="HistorySnapshot", data=msgspec.json.encode(snapshot)
-    )
+def _newest_readable(rows: Sequence[Sequence[object]], log: Any) -> HistorySnapshot | None:
+    """The newest snapshot of ``rows`` (``seq, data``, newest first) that decodes."""
+    for row in rows:
+        data = row[1]
+        try:
+            return msgspec.json.decode(
+                data if isinstance(data, bytes | str) else b"", type=HistorySnapshot
+            )
+        except msgspec.DecodeError as exc:
+            if log is not None:
+                log.warning(
+                    "unreadable selection history snapshot; trying an older one",
+                    seq=row[0],
+                    error=str(exc),
+                )
+    return None
 
 
 def _ignore(_: object) -> None:
