@@ -169,6 +169,8 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "AdmitModel",
         "BreakerConfig",
         "BreakerState",
+        "CountTokens",
+        "TokenCount",
         "BreakerTransition",
         "CancelChat",
         "Catalog",

@@ -51,6 +51,9 @@ class SelectChat(Request[Completion], frozen=True, kw_only=True):
         step: The step asking.
         reactor: The reactor asking (its budget, when one applies).
         agent: The agent asking (its budget, when one applies).
+        exact_tokens: Under a budget, have the chosen model's server count the prompt
+            for the reservation (where its host has a count route); ``None``: as the
+            Budget is configured (``[budgets] prompt_tokens``).
     """
 
     request: ChatRequest
@@ -63,6 +66,7 @@ class SelectChat(Request[Completion], frozen=True, kw_only=True):
     step: str = ""
     reactor: str = ""
     agent: str = ""
+    exact_tokens: bool | None = None
 
 
 class Choice(Message, frozen=True, kw_only=True):

@@ -527,6 +527,8 @@ class Selector(LoopActor[SelectorMessage]):
             run_id=scope.run_id,
             reactor=scope.reactor,
             agent=scope.agent,
+            request=request,
+            exact=message.exact_tokens,
         )
 
         def reserved(held: Reservation | Failure) -> None:
