@@ -102,12 +102,12 @@ def ask_early(
     """
     now = time.time()
     deadline = message.deadline
+    carrier = message.trace
     if deadline is None or deadline > now + timeout:
         deadline = now + timeout
-    carrier = message.trace
+        message = msgspec.structs.replace(message, deadline=deadline)
     if carrier is None and otel.enabled():
-        carrier = otel.inject()
-    message = msgspec.structs.replace(message, deadline=deadline, trace=carrier)
+        message = msgspec.structs.replace(message, trace=otel.inject())
     reply = EarlyReply(handle, ref.name, type(message).__name__)
     waited = max(deadline - now, 0.0)
     timers = runtime.loop_timers if runtime.bridge.on_loop_thread() else runtime.timers

@@ -278,9 +278,11 @@ def _eligible(  # noqa: PLR0911 - one return per constraint
         return "not a chat model"
     if not entry.healthy:
         return "circuit breaker open"
-    missing = [n for n in features.needs if n != "long_context" and n not in entry.capabilities]
-    if missing:
-        return f"lacks {', '.join(missing)}"
+    if features.needs:
+        capabilities = entry.capabilities
+        missing = [n for n in features.needs if n != "long_context" and n not in capabilities]
+        if missing:
+            return f"lacks {', '.join(missing)}"
     needed = features.prompt_tokens + (max_tokens or 0)
     if not entry.fits_context(needed):
         return f"context {entry.context_length} < {needed} tokens needed"
@@ -580,11 +582,17 @@ def _choose(
                     return s, f"{note}chosen by {policy.name}'s function"
             msg = f"policy {policy.name!r}: its function chose {named!r}, not a candidate"
             raise LookupError(msg)
-    best = max(scored, key=lambda s: s.score)
-    label = {
-        "score": "highest score",
-        "cheapest": "cheapest",
-        "fastest": "fastest",
-        "best": "best quality",
-    }
-    return best, f"{note}{label[policy.kind]} ({best.score:.3f})"
+    best = scored[0]
+    for s in scored:
+        if s.score > best.score:
+            best = s
+    return best, f"{note}{_LABELS[policy.kind]} ({best.score:.3f})"
+
+
+_LABELS = {
+    "score": "highest score",
+    "cheapest": "cheapest",
+    "fastest": "fastest",
+    "best": "best quality",
+}
+"""The reason a policy kind gives for its choice."""

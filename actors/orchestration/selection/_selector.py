@@ -576,9 +576,14 @@ class Selector(LoopActor[SelectorMessage]):
                 )
             )
             return
-        span = self._start_span(decision)
+        span = self._start_span(decision) if otel.enabled() else None
+        now = time.time()
+        deadline = message.deadline
+        remaining = (
+            self.runtime.default_timeout if deadline is None else max(deadline - now, 0.0)
+        )
         chat = msgspec.structs.replace(
-            message.request, model=decision.model, deadline=message.deadline, trace=None
+            message.request, model=decision.model, deadline=now + remaining, trace=None
         )
         if held is not None and chat.max_tokens != held.max_tokens:
             chat = msgspec.structs.replace(chat, max_tokens=held.max_tokens)
@@ -591,21 +596,16 @@ class Selector(LoopActor[SelectorMessage]):
             request=chat,
             scope=_scope(message) if held is not None else None,
         )
-        remaining = (
-            self.runtime.default_timeout
-            if message.deadline is None
-            else max(message.deadline - time.time(), 0.0)
-        )
         # The answer is handled where it arrives (see _routed): the caller hears of it
         # without waiting for the host's bookkeeping turn and then this actor's.
-        with trace.use_span(span, end_on_exit=False) if span else contextlib.nullcontext():
-            ask_early(
-                self.runtime,
-                host,
-                chat,
-                lambda outcome: self._routed(pending, outcome),
-                timeout=remaining,
-            )
+        def routed(outcome: object) -> None:
+            self._routed(pending, outcome)
+
+        if span is None:
+            ask_early(self.runtime, host, chat, routed, timeout=remaining)
+            return
+        with trace.use_span(span, end_on_exit=False):
+            ask_early(self.runtime, host, chat, routed, timeout=remaining)
 
     def _host(self, name: str) -> Ref[Any]:
         ref = self._hosts.get(name)
