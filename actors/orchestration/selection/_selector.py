@@ -51,6 +51,7 @@ a snapshot holds only what decay still weighs.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -261,6 +262,7 @@ class Selector(LoopActor[SelectorMessage]):
             raise ValueError(msg)
         self.history = History(discount=self.config.discount)
         self._entries = EntryCache(catalog)
+        self._unlearnt: collections.deque[_Learn] = collections.deque()
         self._me: Ref[SelectorMessage] = self.self_ref  # where answers queue what to learn
         self._store = store
         self._budget = budget
@@ -287,12 +289,17 @@ class Selector(LoopActor[SelectorMessage]):
         """Write the history one last time (best effort: ask :class:`SaveHistory` to be sure)."""
         if self._timer is not None:
             self._timer.cancel()
+        while self._unlearnt:
+            self._learn(self._unlearnt.popleft())
         self._persist()
 
     # ---- messages ----------------------------------------------------------------------
 
     def receive(self, message: SelectorMessage) -> object:
-        """Dispatch one message."""
+        """Dispatch one message (after learning from the answers that came meanwhile)."""
+        unlearnt = self._unlearnt
+        while unlearnt:
+            self._learn(unlearnt.popleft())
         match message:
             case SelectChat():
                 self._select_chat(message, self.defer_reply())
@@ -660,9 +667,10 @@ class Selector(LoopActor[SelectorMessage]):
         """Where the host's answer arrives (not this actor's turn): answer the caller.
 
         Builds the answer from what the request owns (its decision, the reward the
-        user's scorer gives, its span) and queues a :class:`_Learn` for this actor
-        before answering, so the history and the budget are updated in its turn, ahead
-        of anything the caller sends next.
+        user's scorer gives, its span) and queues a :class:`_Learn` before answering,
+        so the history (and the budget) are updated in this actor's turn, ahead of
+        anything the caller sends next: as a message when a reservation must be
+        settled, else on a queue that every turn empties first (no turn of its own).
         """
         seconds = time.perf_counter() - pending.started
         decision = pending.decision
@@ -688,7 +696,13 @@ class Selector(LoopActor[SelectorMessage]):
             )
         if pending.span is not None:
             _end_span(pending.span, decision, outcome, reward)
-        self._me.tell_if_alive(_Learn(pending, outcome, reward, seconds))
+        learn = _Learn(pending, outcome, reward, seconds)
+        if pending.held is None:
+            # Nothing waits on it: learnt at the start of this actor's next turn, before
+            # whatever that turn handles (a deque's append and popleft are thread-safe).
+            self._unlearnt.append(learn)
+        else:  # the budget's reservation is settled now, not whenever mail comes
+            self._me.tell_if_alive(learn)
         pending.reply.send(answer)
 
     def _learn(self, learn: _Learn) -> None:
