@@ -26,6 +26,7 @@ answered (``reactor.fallback.answered_by``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import time
 from collections.abc import Callable
@@ -118,13 +119,13 @@ class _LinkAnswered:
 
 @dataclass(frozen=True, slots=True)
 class _LinkSucceeded:
-    """A link answered the request (the caller has it): record the success in its health."""
+    """A link answered the request (the caller has it): its success, for its health."""
 
     walk: _Walk
     index: int
 
 
-ChainMessage = FallbackRequest | _LinkAnswered | _LinkSucceeded
+ChainMessage = FallbackRequest | _LinkAnswered
 
 
 class FallbackChain(LoopActor[ChainMessage]):
@@ -158,6 +159,7 @@ class FallbackChain(LoopActor[ChainMessage]):
         self.clock = clock
         self._health: dict[int, Health] = {}
         self._me: Ref[ChainMessage] = self.self_ref  # where early answers queue the rest
+        self._succeeded: collections.deque[_LinkSucceeded] = collections.deque()
 
     def health(self, chain: Chain | None = None) -> Health:
         """The health record of ``chain`` (this actor's own, by default)."""
@@ -175,6 +177,10 @@ class FallbackChain(LoopActor[ChainMessage]):
 
     def receive(self, message: ChainMessage) -> object:
         """Start a walk; the answer comes when a link answers or the chain gives up."""
+        succeeded = self._succeeded
+        while succeeded:
+            done = succeeded.popleft()
+            done.walk.health.success(done.index, self.clock())
         match message:
             case FallbackRequest():
                 self._start(message, self.defer_reply())
@@ -186,8 +192,6 @@ class FallbackChain(LoopActor[ChainMessage]):
                     message.latency,
                     checked=message.checked,
                 )
-            case _LinkSucceeded():
-                message.walk.health.success(message.index, self.clock())
             case _:
                 assert_never(message)
         return None
@@ -432,7 +436,9 @@ class FallbackChain(LoopActor[ChainMessage]):
                         link=item.label, outcome="ok", action="answer", latency_s=latency
                     )
                 )
-                self._me.tell_if_alive(_LinkSucceeded(walk, index))
+                # Recorded first thing in this actor's next turn (no turn of its own):
+                # every walk starts in a turn, so it sees the link's health up to date.
+                self._succeeded.append(_LinkSucceeded(walk, index))
                 self._answer(walk, index, outcome)
                 return
             self._me.tell_if_alive(_LinkAnswered(walk, index, outcome, latency, checked))
