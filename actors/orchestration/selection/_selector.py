@@ -586,9 +586,7 @@ class Selector(LoopActor[SelectorMessage]):
         span = self._start_span(decision) if otel.enabled() else None
         now = time.time()
         deadline = message.deadline
-        remaining = (
-            self.runtime.default_timeout if deadline is None else max(deadline - now, 0.0)
-        )
+        remaining = self.runtime.default_timeout if deadline is None else max(deadline - now, 0.0)
         chat = msgspec.structs.replace(
             message.request, model=decision.model, deadline=now + remaining, trace=None
         )
@@ -603,6 +601,7 @@ class Selector(LoopActor[SelectorMessage]):
             request=chat,
             scope=_scope(message) if held is not None else None,
         )
+
         # The answer is handled where it arrives (see _routed): the caller hears of it
         # without waiting for the host's bookkeeping turn and then this actor's.
         def routed(outcome: object) -> None:
