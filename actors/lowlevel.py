@@ -20,6 +20,9 @@
   blocking call is made where it must not wait (an actor, the I/O loop, any running
   event loop): the guard every sync entry point (``System.start``, ``start_fleet``,
   ``Engine``) runs first;
+* :class:`Reply` is the base of the reply slot every ask carries
+  (``Ref.send_request``): a router that handles an answer where it arrives, rather
+  than in its next turn, subclasses it;
 * :class:`VirtualActor` and :class:`Activations`: virtual actors (agents, conversations,
   sessions) activated from stored state on first message and passivated when idle.
 """
@@ -30,6 +33,7 @@ from actors._handoff import Handoff, handoff_for
 from actors._local import check_may_block
 from actors._loop import LoopScheduler
 from actors._messages import MessageDecodeError, message_types
+from actors._reply import Reply
 from actors._supervisor import StartChild, Supervisor, mailbox_depth, start_child
 from actors._timers import TimerHandle, Timers
 from actors._virtual import Activations, VirtualActor
@@ -43,6 +47,7 @@ __all__ = [
     "IoHandle",
     "LoopScheduler",
     "MessageDecodeError",
+    "Reply",
     "StartChild",
     "Supervisor",
     "TimerHandle",

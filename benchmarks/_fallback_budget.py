@@ -20,7 +20,9 @@ truth known because the server's behaviour is scripted:
   many had); overspend must be 0;
 * ``fallback_overhead_us``: a chain whose first link answers, against a direct ask of
   the same host and model, in the same run (blocks of calls alternate, the side that
-  leads swaps), the difference of the medians per call;
+  leads swaps), the difference of the medians per call; ``fallback_overhead_loop_cpu_us``
+  the same in CPU time of the system's I/O loop thread per call (per block: the chain,
+  the host and its HTTP client run there; the caller and the fake server do not);
 * ``fallback_p50_ms``: a chain whose first link answers 500 to every request (after
   the server's latency), the second answering; the health record and the host's breaker
   are set so that every request really goes through the failing link first;
@@ -254,6 +256,9 @@ async def _overhead(system: System, server: FakeServer, n: int) -> dict[str, Any
     )
     direct: list[float] = []
     chained: list[float] = []
+    direct_cpu: list[float] = []
+    chained_cpu: list[float] = []
+    loop_clock = time.pthread_getcpuclockid(system.bridge.thread.ident or 0)
     block = 50
     for warm in range(20):  # warm both paths (connections, code)
         await host.ask_async(ChatRequest.prompt("a", f"warm {warm}"))
@@ -263,6 +268,7 @@ async def _overhead(system: System, server: FakeServer, n: int) -> dict[str, Any
         if (number // block) % 2:
             sides.reverse()
         for side, samples in sides:
+            cpu = time.clock_gettime(loop_clock)
             for i in range(block):
                 text = f"q {number + i}"
                 if side == "direct":
@@ -270,8 +276,11 @@ async def _overhead(system: System, server: FakeServer, n: int) -> dict[str, Any
                 else:
                     call = ref.ask_async(FallbackRequest(request=ChatRequest.prompt("", text)))
                 samples.append(await _timed(call))
+            spent = (time.clock_gettime(loop_clock) - cpu) / block
+            (direct_cpu if side == "direct" else chained_cpu).append(spent)
     return {
         "fallback_overhead_us": round(_median_us(chained) - _median_us(direct), 1),
+        "fallback_overhead_loop_cpu_us": round(_median_us(chained_cpu) - _median_us(direct_cpu), 1),
         "fallback_first_link_p50_us": round(_median_us(chained), 1),
         "fallback_baseline_ask_p50_us": round(_median_us(direct), 1),
         "fallback_overhead_calls": len(chained),

@@ -580,12 +580,20 @@ class BudgetsConfig(_Section):
         unpriced: What a call to a model without a price does while a limit applies:
             ``refuse`` (fail ``budget_exceeded`` before sending it) or ``free`` (count
             it as $0, flagged ``priced=false`` in the spend records).
+        prompt_tokens: How a reservation counts the prompt: ``estimate`` (a cheap
+            upper estimate, microseconds: the default) or ``exact`` (the server's own
+            count, one round trip to its token-count route, where the host has one:
+            Anthropic, Gemini, llama.cpp, vLLM; the estimate elsewhere). A call may
+            ask for either itself (``Reserve.exact``).
+        count_timeout_s: How long an exact count may take before the estimate is used.
     """
 
     limits: list[BudgetLimitConfig] = Field(default_factory=list)
     reserve_max_tokens: int = Field(default=4096, ge=1)
     reserve_seconds: float = Field(default=120.0, gt=0.0)
     unpriced: Literal["refuse", "free"] = "refuse"
+    prompt_tokens: Literal["estimate", "exact"] = "estimate"
+    count_timeout_s: float = Field(default=2.0, gt=0.0)
 
 
 FallbackAction = Literal["retry", "next", "stop"]

@@ -61,6 +61,7 @@ from actors.llm._messages import (
     CancelChat,
     ChatRequest,
     Completion,
+    CountTokens,
     Embeddings,
     EmbedRequest,
     HostInventory,
@@ -72,6 +73,7 @@ from actors.llm._messages import (
     ModelInfo,
     ModelLoadChanged,
     ModelStats,
+    TokenCount,
     UnloadModel,
     Usage,
 )
@@ -92,6 +94,7 @@ __all__ = ["HostMessage", "ModelHost"]
 HostMessage = (
     ChatRequest
     | CancelChat
+    | CountTokens
     | EmbedRequest
     | InventoryQuery
     | LoadModel
@@ -390,6 +393,8 @@ class ModelHost(Actor[HostMessage]):
                 return self._cancel(message.request_id)
             case EmbedRequest():
                 self._embed(message)
+            case CountTokens():
+                self._count(message)
             case InventoryQuery():
                 return self._inventory_query(message)
             case LoadModel() | UnloadModel():
@@ -797,6 +802,33 @@ class ModelHost(Actor[HostMessage]):
             return outcome
 
         self.pipe_to_self(call(), reply.send, name=f"embed {request.model}")
+
+    def _count(self, message: CountTokens) -> None:
+        """The prompt's tokens by the server's own count (a route some servers have)."""
+        reply: Deferred[TokenCount] = self.defer_reply()
+        request = message.request
+        target = self.settings.aliases.get(request.model)
+        if target is not None and target != request.model:
+            request = msgspec.structs.replace(request, model=target)
+
+        async def call() -> TokenCount | Failure:
+            try:
+                remaining = None if message.deadline is None else message.deadline - time.time()
+                async with asyncio.timeout(remaining):
+                    tokens, endpoint = await self.provider.count_tokens(request)
+            except ProviderError as exc:
+                return exc.failure
+            except TimeoutError:
+                return Failure(
+                    kind=FailureKind.TIMEOUT,
+                    message=f"{self.name}: counting tokens for {request.model!r} timed out",
+                    source=self.name,
+                )
+            return TokenCount(
+                model=request.model, input_tokens=tokens, host=self.name, endpoint=endpoint
+            )
+
+        self.pipe_to_self(call(), reply.send, name=f"count tokens {request.model}")
 
     def _inventory_query(self, query: InventoryQuery) -> HostInventory | None:
         if self._inventory is not None and not query.refresh:

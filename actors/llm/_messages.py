@@ -34,6 +34,7 @@ __all__ = [
     "ChatMessage",
     "ChatRequest",
     "Completion",
+    "CountTokens",
     "EmbedRequest",
     "Embeddings",
     "FinishReason",
@@ -53,6 +54,7 @@ __all__ = [
     "ResourceSnapshot",
     "Role",
     "TextDelta",
+    "TokenCount",
     "ToolCall",
     "ToolSpec",
     "UnloadModel",
@@ -319,6 +321,35 @@ class EmbedRequest(Request[Embeddings], frozen=True, kw_only=True):
 
     model: str
     inputs: tuple[str, ...]
+
+
+class TokenCount(Message, frozen=True, kw_only=True):
+    """The answer to :class:`CountTokens`: the prompt's tokens, as the server counts them.
+
+    Attributes:
+        model: The model counted for.
+        input_tokens: The prompt's tokens (messages, system prompt, tools).
+        host: The model host that asked its server.
+        endpoint: The server's route that counted (``/v1/messages/count_tokens``,
+            ``:countTokens``, ``/tokenize``).
+    """
+
+    model: str
+    input_tokens: int
+    host: str = ""
+    endpoint: str = ""
+
+
+class CountTokens(Request[TokenCount], frozen=True, kw_only=True):
+    """Count a chat request's prompt tokens with the server's own tokenizer, sending nothing.
+
+    For the servers that have a route for it: Anthropic's ``count_tokens``, Gemini's
+    ``countTokens``, llama.cpp's ``/apply-template`` + ``/tokenize`` and vLLM's
+    ``/tokenize``. Others answer ``bad_request`` (no such route): callers fall back to
+    an estimate.
+    """
+
+    request: ChatRequest
 
 
 # -- inventory --------------------------------------------------------------------------

@@ -328,6 +328,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX budget_holds_id ON budget_holds (id, event);
     CREATE INDEX budget_holds_open ON budget_holds (expires) WHERE event = 'open';
     """,
+    # 9: selection_history: the Selector's performance-history snapshots, a few slots
+    # per name replaced in turn (ON CONFLICT REPLACE: a plain INSERT overwrites the
+    # oldest), so the rows stay bounded however long it runs. Each snapshot is the whole
+    # (decayed) history, so the newest carries everything the older ones did: the newest
+    # of the journal stream it replaces moves here, and the stream's others go.
+    """
+    CREATE TABLE selection_history (
+        name TEXT    NOT NULL,
+        slot INTEGER NOT NULL,
+        seq  INTEGER NOT NULL,
+        at   REAL    NOT NULL,
+        data TEXT    NOT NULL,
+        PRIMARY KEY (name, slot) ON CONFLICT REPLACE
+    ) WITHOUT ROWID;
+    INSERT INTO selection_history (name, slot, seq, at, data)
+    SELECT stream_id, 0, seq, created_at, CAST(data AS TEXT) FROM events
+    WHERE stream_id = 'selection:history' ORDER BY seq DESC LIMIT 1;
+    DELETE FROM events WHERE stream_id = 'selection:history';
+    DELETE FROM streams WHERE stream_id = 'selection:history';
+    """,
 )
 """The schema, as ordered migration scripts: the database's ``user_version`` counts
 how many have been applied. Append new scripts; never change one that has shipped."""

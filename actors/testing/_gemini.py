@@ -376,6 +376,14 @@ class GeminiProtocol(FakeProtocol):
         body = ex.body
         if not isinstance(body, dict):
             return ex.error(400, "Request body must be a JSON object.")
+        if method == "countTokens" and isinstance(body.get("generateContentRequest"), dict):
+            # countTokens takes the contents alone, or a whole generateContent request
+            # (so that its system instruction and tools are counted too).
+            body = body["generateContentRequest"]
+            problem = self._check_contents(body.get("contents"))
+            if problem is not None:
+                return ex.error(400, problem)
+            return await ex.json({"totalTokens": estimate_tokens(self.prompt_text(body))})
         problem = self._check_contents(body.get("contents"))
         if problem is not None:
             return ex.error(400, problem)

@@ -13,12 +13,14 @@ they differ in what each real server adds and in their error bodies:
   ``model_info``, ``runtime``), ``/api/v1/models`` with load and unload; models load
   just in time on first use; unknown routes answer 200 with an error, as LM Studio does.
 - :class:`LlamaCppProtocol` (``llamacpp``, port 8080): ``/health``, ``/props``,
+  ``/apply-template`` and ``/tokenize`` (one token per 4 characters),
   ``meta`` in ``/v1/models``, ``timings`` in answers, integer error codes; the object
   form of ``tool_choice`` is ignored, as ``llama-server`` does.
 - :class:`LlamaCppPythonProtocol` (``llama-cpp-python``): what llama-cpp-python's
   server really does (see the class), defects of real servers included.
 - :class:`VLLMProtocol` (``vllm``, port 8000): ``/health``, ``/version``, Prometheus
-  ``/metrics`` with ``vllm:kv_cache_usage_perc``, ``max_model_len`` in ``/v1/models``.
+  ``/metrics`` with ``vllm:kv_cache_usage_perc``, ``max_model_len`` in ``/v1/models``,
+  ``/tokenize`` (of a prompt, or of messages through the chat template).
 """
 
 from __future__ import annotations
@@ -69,6 +71,28 @@ def fake_embedding(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
     norm = math.sqrt(sum(x * x for x in raw)) or 1.0
     packed = struct.pack(f"<{dim}f", *(x / norm for x in raw))
     return list(struct.unpack(f"<{dim}f", packed))
+
+
+def chat_template(messages: list[Any]) -> str:
+    """The fake's chat template: ``<|role|>content`` per message, then the assistant's turn."""
+    parts = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        text = content if isinstance(content, str) else json.dumps(content)
+        parts.append(f"<|{message.get('role', 'user')}|>{text}<|end|>")
+    return "".join(parts) + "<|assistant|>"
+
+
+def fake_token_ids(text: str, *, bos: bool = False) -> list[int]:
+    """Deterministic token ids: one per 4 characters (as the fake counts usage), ``bos`` first."""
+    ids = [1] if bos else []
+    ids.extend(
+        int.from_bytes(hashlib.sha256(text[i : i + 4].encode()).digest()[:2], "big") + 2
+        for i in range(0, len(text), 4)
+    )
+    return ids
 
 
 def _fragments(text: str, size: int = 8) -> list[str]:
@@ -931,7 +955,36 @@ class LlamaCppProtocol(OpenAIProtocol):
                 }
             )
 
-        return [web.get("/health", health), web.get("/v1/health", health), web.get("/props", props)]
+        async def apply_template(request: web.Request) -> web.StreamResponse:
+            exchange = await server.exchange(request)
+            early = self.check_auth(exchange) or await exchange.prelude()
+            if early is not None:
+                return early
+            body = exchange.body
+            messages = body.get("messages") if isinstance(body, dict) else None
+            if not isinstance(messages, list):
+                return exchange.error(400, "'messages' is required")
+            return await exchange.json({"prompt": chat_template(messages)})
+
+        async def tokenize(request: web.Request) -> web.StreamResponse:
+            exchange = await server.exchange(request)
+            early = self.check_auth(exchange) or await exchange.prelude()
+            if early is not None:
+                return early
+            body = exchange.body
+            content = body.get("content") if isinstance(body, dict) else None
+            if not isinstance(content, str):
+                return exchange.error(400, "'content' is required")
+            special = bool(body.get("add_special", False)) if isinstance(body, dict) else False
+            return await exchange.json({"tokens": fake_token_ids(content, bos=special)})
+
+        return [
+            web.get("/health", health),
+            web.get("/v1/health", health),
+            web.get("/props", props),
+            web.post("/apply-template", apply_template),
+            web.post("/tokenize", tokenize),
+        ]
 
     def resolve_model(self, server: FakeServer, name: str | None) -> str | None:
         """The named model when served, else the server's one model."""
@@ -1182,10 +1235,34 @@ class VLLMProtocol(OpenAIProtocol):
         async def metrics(request: web.Request) -> web.StreamResponse:
             return web.Response(text=self.metrics_text(server), content_type="text/plain")
 
+        async def tokenize(request: web.Request) -> web.StreamResponse:
+            exchange = await server.exchange(request)
+            early = await exchange.prelude()
+            if early is not None:
+                return early
+            body = exchange.body if isinstance(exchange.body, dict) else {}
+            messages, prompt = body.get("messages"), body.get("prompt")
+            if isinstance(messages, list):
+                text = chat_template(messages)
+            elif isinstance(prompt, str):
+                text = prompt
+            else:
+                return exchange.error(400, "either 'messages' or 'prompt' is required")
+            entry = server.models.get(str(body.get("model")))
+            tokens = fake_token_ids(text, bos=True)
+            return await exchange.json(
+                {
+                    "count": len(tokens),
+                    "max_model_len": entry.context_length if entry else 4096,
+                    "tokens": tokens,
+                }
+            )
+
         return [
             web.get("/health", health),
             web.get("/version", version),
             web.get("/metrics", metrics),
+            web.post("/tokenize", tokenize),
         ]
 
     def metrics_text(self, server: FakeServer) -> str:

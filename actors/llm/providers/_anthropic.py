@@ -243,6 +243,15 @@ class AnthropicProvider(Provider):
         _merge_options(body, request.options)
         return body
 
+    async def count_tokens(self, request: ChatRequest) -> tuple[int, str]:
+        """``POST /v1/messages/count_tokens``: the prompt's ``input_tokens``."""
+        full = self.body(request, stream=False)
+        keep = ("model", "messages", "system", "tools", "tool_choice")
+        body = {key: full[key] for key in keep if key in full}
+        path = "/v1/messages/count_tokens"
+        payload = await self.request_json("POST", path, body, model=request.model)
+        return self.count_from(payload, "input_tokens", path, request.model), path
+
     async def chat(self, request: ChatRequest) -> Completion:
         """One answer from ``POST /v1/messages``."""
         started = time.perf_counter()

@@ -412,6 +412,32 @@ class Provider(abc.ABC):
             self.failure(FailureKind.BAD_REQUEST, "this protocol has no embeddings", request.model)
         )
 
+    async def count_tokens(self, request: ChatRequest) -> tuple[int, str]:
+        """The prompt's tokens by the server's own tokenizer, and the route that counted.
+
+        Protocols whose servers have no such route answer ``bad_request``.
+        """
+        raise ProviderError(
+            self.failure(
+                FailureKind.BAD_REQUEST,
+                f"this server ({self.server or self.protocol}) has no token-count endpoint",
+                request.model,
+            )
+        )
+
+    def count_from(self, payload: object, key: str, path: str, model: str) -> int:
+        """The count under ``key`` of a token-count answer (else ``invalid_response``)."""
+        value = payload.get(key) if isinstance(payload, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise ProviderError(
+            self.failure(
+                FailureKind.INVALID_RESPONSE,
+                f"{path} answered without a token count ({key}): {str(payload)[:200]!r}",
+                model,
+            )
+        )
+
     async def load(self, model: str) -> None:
         """Load a model through the server's own API."""
         raise ProviderError(

@@ -253,6 +253,24 @@ class GeminiProvider(Provider):
         _merge_options(body, request.options)
         return body
 
+    async def count_tokens(self, request: ChatRequest) -> tuple[int, str]:
+        """``POST models/{m}:countTokens``: the prompt's ``totalTokens``.
+
+        The contents alone when that is all the request has; with a system instruction
+        or tools, the whole ``generateContentRequest`` (so that they are counted too).
+        """
+        full = self.body(request)
+        full.pop("generationConfig", None)
+        target = model_path(request.model)
+        body: dict[str, Any] = (
+            {"contents": full["contents"]}
+            if full.keys() == {"contents"}
+            else {"generateContentRequest": {"model": target, **full}}
+        )
+        path = f"{API_PATH}/{target}:countTokens"
+        payload = await self.request_json("POST", path, body, model=request.model)
+        return self.count_from(payload, "totalTokens", ":countTokens", request.model), path
+
     async def chat(self, request: ChatRequest) -> Completion:
         """One answer from ``:generateContent``."""
         started = time.perf_counter()

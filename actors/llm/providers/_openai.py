@@ -411,6 +411,46 @@ class OpenAIProvider(Provider):
         self.read_stats(payload, fields)
         return Completion(**fields)
 
+    async def count_tokens(self, request: ChatRequest) -> tuple[int, str]:
+        """The prompt's tokens where the server has a route for it.
+
+        llama.cpp's ``llama-server``: the chat template applied (``POST /apply-template``),
+        then ``POST /tokenize`` of that prompt (so the template's own tokens count).
+        vLLM: ``POST /tokenize`` with the messages (its ``count``). Other servers of the
+        protocol have none (``bad_request``).
+        """
+        messages = [self.wire_message(m) for m in request.messages]
+        if self.server == "llamacpp":
+            templated = await self.request_json(
+                "POST", "/apply-template", {"messages": messages}, model=request.model
+            )
+            prompt = templated.get("prompt") if isinstance(templated, dict) else None
+            if not isinstance(prompt, str):
+                raise ProviderError(
+                    self.failure(
+                        FailureKind.INVALID_RESPONSE,
+                        f"/apply-template answered without a prompt: {str(templated)[:200]!r}",
+                        request.model,
+                    )
+                )
+            tokens = await self.request_json(
+                "POST",
+                "/tokenize",
+                {"content": prompt, "add_special": True},
+                model=request.model,
+            )
+            listed = tokens.get("tokens") if isinstance(tokens, dict) else None
+            count = len(listed) if isinstance(listed, list) else None
+            return self.count_from({"tokens": count}, "tokens", "/tokenize", request.model), (
+                "/tokenize"
+            )
+        if self.server == "vllm":
+            payload = await self.request_json(
+                "POST", "/tokenize", {"model": request.model, "messages": messages}
+            )
+            return self.count_from(payload, "count", "/tokenize", request.model), "/tokenize"
+        return await super().count_tokens(request)
+
     async def chat(self, request: ChatRequest) -> Completion:
         """One chat completion, not streamed on the wire."""
         started = time.perf_counter()

@@ -57,8 +57,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, assert_never
 
-from actors import AskError, ChildSpec, Failure, LoopActor, Ref, Restart
-from actors.llm import BudgetsConfig, Config, PriceConfig
+import msgspec
+
+from actors import ActorNotFound, AskError, ChildSpec, Failure, LoopActor, Ref, Restart
+from actors.llm import BudgetsConfig, Config, CountTokens, PriceConfig, TokenCount
 from actors.orchestration.budget._gate import budget_failure
 from actors.orchestration.budget._ledger import Ledger, SpendScope
 from actors.orchestration.budget._messages import (
@@ -329,9 +331,49 @@ class Budget(LoopActor[BudgetMessage]):
             return
         match message:
             case Reserve():
-                reply.send(self._reserve(message))
+                if self._counts_exactly(message):
+                    self._count_then_reserve(message, reply)
+                else:
+                    reply.send(self._reserve(message))
             case QuoteRequest():
                 reply.send(self._quote(message))
+
+    def _counts_exactly(self, message: Reserve) -> bool:
+        exact = message.exact
+        if exact is None:
+            exact = self.settings.prompt_tokens == "exact"
+        return exact and message.request is not None and bool(message.host)
+
+    def _count_then_reserve(self, message: Reserve, reply: Any) -> None:
+        """Have the host's server count the prompt, then reserve on that count.
+
+        Where the host is not running, has no count route, or does not answer within
+        ``count_timeout_s``, the caller's estimate is reserved (calibrated) as usual.
+        """
+        assert message.request is not None
+        try:
+            host = self.runtime.lookup(message.host)
+        except ActorNotFound:
+            reply.send(self._reserve(message))
+            return
+        request = msgspec.structs.replace(
+            message.request, model=message.model, deadline=None, trace=None
+        )
+
+        def counted(answer: TokenCount | Failure) -> None:
+            if isinstance(answer, TokenCount):
+                exact = msgspec.structs.replace(message, prompt_tokens=answer.input_tokens)
+                reply.send(self._reserve(exact, counted=answer.endpoint or "count"))
+                return
+            self.log.debug(
+                "no exact prompt count; reserving the estimate",
+                host=message.host,
+                model=message.model,
+                kind=str(answer.kind),
+            )
+            reply.send(self._reserve(message))
+
+        self.ask(host, CountTokens(request=request), counted, timeout=self.settings.count_timeout_s)
 
     def _run_read(self, run_id: str, answer: StoreRows | Failure) -> None:
         self._count_run(run_id, answer)
@@ -438,12 +480,17 @@ class Budget(LoopActor[BudgetMessage]):
             max_tokens=max_tokens,
         )
 
-    def _reserve(self, message: Reserve) -> Reservation | Failure:
+    def _reserve(self, message: Reserve, counted: str = "") -> Reservation | Failure:
+        """Hold the worst case; ``counted``: the prompt tokens are the server's own count."""
         now = self.clock()
         self._expire(now)
         scope = SpendScope(run_id=message.run_id, reactor=message.reactor, agent=message.agent)
         max_tokens = message.max_tokens or self.settings.reserve_max_tokens
-        prompt = self._prompt_tokens(message.host, message.model, message.prompt_tokens)
+        prompt = (
+            message.prompt_tokens
+            if counted
+            else self._prompt_tokens(message.host, message.model, message.prompt_tokens)
+        )
         price, amount = self._worst(
             message.host, message.model, prompt, max_tokens, message.seconds
         )
@@ -472,7 +519,9 @@ class Budget(LoopActor[BudgetMessage]):
                 account=refusal.account.key,
                 model=where,
             )
-        self._meta[rid] = _Hold(scope, message.host, message.model, priced, message.prompt_tokens)
+        # An exact count is not an estimate to calibrate (0: nothing to learn from it).
+        estimate = 0 if counted else message.prompt_tokens
+        self._meta[rid] = _Hold(scope, message.host, message.model, priced, estimate)
         held = self.ledger.held[rid]
         expires = now + (message.seconds or self.settings.reserve_seconds) + _HOLD_GRACE_S
         if held.keys:
@@ -499,6 +548,7 @@ class Budget(LoopActor[BudgetMessage]):
             priced=priced,
             accounts=held.keys,
             prompt_tokens=prompt,
+            prompt_counted=counted,
         )
 
     def _close(self, rid: str) -> None:

@@ -103,6 +103,7 @@ async def budgeted_chat(
     budget: Ref[Any] | None,
     scope: SpendScope,
     timeout: float | None = None,
+    exact_tokens: bool | None = None,
 ) -> Completion | Failure:
     """Ask ``host`` for ``request`` within ``budget``; the answer or a typed failure.
 
@@ -110,6 +111,8 @@ async def budgeted_chat(
     (a ``budget_exceeded`` failure comes back before any request is sent), the request
     goes out with ``max_tokens`` bounded by the reservation, and the reservation is
     settled to the real cost, or released if the call failed or was cancelled.
+    ``exact_tokens``: have the server count the prompt for the reservation (where the
+    host has a count route); ``None``: as the Budget is configured.
     """
     if budget is None:
         try:
@@ -127,6 +130,8 @@ async def budgeted_chat(
         run_id=scope.run_id,
         reactor=scope.reactor,
         agent=scope.agent,
+        request=request,
+        exact=exact_tokens,
     )
     try:
         held: Reservation = await budget.ask_async(reserve)

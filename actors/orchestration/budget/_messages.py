@@ -13,7 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from actors import Message, Request
-from actors.llm import Usage
+from actors.llm import ChatRequest, Usage
 
 __all__ = [
     "BudgetStatus",
@@ -40,7 +40,9 @@ class Reservation(Message, frozen=True, kw_only=True):
         accounts: The accounts it is held in.
         prompt_tokens: The prompt tokens the worst case counted (the caller's estimate,
             or more when the model's tokenizer was seen to count more: see
-            :class:`~actors.orchestration.Budget`).
+            :class:`~actors.orchestration.Budget`; or the server's own count).
+        prompt_counted: Where the server counted them (its token-count route, e.g.
+            ``/v1/messages/count_tokens``); "" for an estimate.
     """
 
     id: str
@@ -49,6 +51,7 @@ class Reservation(Message, frozen=True, kw_only=True):
     priced: bool = True
     accounts: tuple[str, ...] = ()
     prompt_tokens: int = 0
+    prompt_counted: str = ""
 
 
 class Reserve(Request[Reservation], frozen=True, kw_only=True):
@@ -63,6 +66,12 @@ class Reserve(Request[Reservation], frozen=True, kw_only=True):
         run_id: The top-level run it is for.
         reactor: The reactor.
         agent: The agent, when one makes the call.
+        request: The request itself, so that the Budget can have the prompt counted
+            exactly (``None``: the estimate is all there is).
+        exact: Count the prompt with the server's own tokenizer (its host's
+            :class:`~actors.llm.CountTokens`) before reserving; ``None``: as the Budget
+            is configured (``[budgets] prompt_tokens``). Falls back to the estimate
+            where the host has no count route or it does not answer in time.
     """
 
     host: str = ""
@@ -73,6 +82,8 @@ class Reserve(Request[Reservation], frozen=True, kw_only=True):
     run_id: str = ""
     reactor: str = ""
     agent: str = ""
+    request: ChatRequest | None = None
+    exact: bool | None = None
 
 
 class Settle(Message, frozen=True, kw_only=True):

@@ -26,6 +26,8 @@ answered (``reactor.fallback.answered_by``).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from opentelemetry import trace
 import otel
 from actors import AskError, Deferred, Failure, FailureKind, LoopActor, Ref
 from actors.llm import Catalog, ChatRequest, Completion
+from actors.orchestration._early import ask_early
 from actors.orchestration.budget import SpendScope, budgeted_chat, estimate_prompt_tokens
 from actors.orchestration.fallback._chain import Chain, Link
 from actors.orchestration.fallback._health import Health
@@ -78,7 +81,6 @@ class _Walk:
     chain: Chain
     health: Health
     order: list[int]
-    estimate: int
     span: trace.Span | None
     started: float
     position: int = 0
@@ -89,6 +91,14 @@ class _Walk:
     context_floor: int | None = None
     last: Failure | None = None
     restarted: bool = False
+    _estimate: int | None = None
+
+    @property
+    def estimate(self) -> int:
+        """The prompt's tokens, estimated (counted once, when first needed)."""
+        if self._estimate is None:
+            self._estimate = estimate_prompt_tokens(self.message.request)
+        return self._estimate
 
     @property
     def scope(self) -> SpendScope:
@@ -96,7 +106,29 @@ class _Walk:
         return SpendScope(run_id=m.run_id, reactor=m.reactor, agent=m.agent)
 
 
-class FallbackChain(LoopActor[FallbackRequest]):
+@dataclass(frozen=True, slots=True)
+class _LinkAnswered:
+    """A link's answer, handed to the chain's turn (a failure, or a rejected answer)."""
+
+    walk: _Walk
+    index: int
+    outcome: object
+    latency: float
+    checked: tuple[bool, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkSucceeded:
+    """A link answered the request (the caller has it): its success, for its health."""
+
+    walk: _Walk
+    index: int
+
+
+ChainMessage = FallbackRequest | _LinkAnswered
+
+
+class FallbackChain(LoopActor[ChainMessage]):
     """Answers :class:`FallbackRequest` s by walking one chain (see the module docstring).
 
     Args:
@@ -126,6 +158,8 @@ class FallbackChain(LoopActor[FallbackRequest]):
         self.selector = selector
         self.clock = clock
         self._health: dict[int, Health] = {}
+        self._me: Ref[ChainMessage] = self.self_ref  # where early answers queue the rest
+        self._succeeded: collections.deque[_LinkSucceeded] = collections.deque()
 
     def health(self, chain: Chain | None = None) -> Health:
         """The health record of ``chain`` (this actor's own, by default)."""
@@ -141,14 +175,26 @@ class FallbackChain(LoopActor[FallbackRequest]):
             )
         return record
 
-    def receive(self, message: FallbackRequest) -> object:
+    def receive(self, message: ChainMessage) -> object:
         """Start a walk; the answer comes when a link answers or the chain gives up."""
+        succeeded = self._succeeded
+        while succeeded:
+            done = succeeded.popleft()
+            done.walk.health.success(done.index, self.clock())
         match message:
             case FallbackRequest():
                 self._start(message, self.defer_reply())
-                return None
+            case _LinkAnswered():
+                self._answered(
+                    message.walk,
+                    message.index,
+                    message.outcome,
+                    message.latency,
+                    checked=message.checked,
+                )
             case _:
                 assert_never(message)
+        return None
 
     # ---- the walk ----------------------------------------------------------------------
 
@@ -168,7 +214,6 @@ class FallbackChain(LoopActor[FallbackRequest]):
             chain=self.chain,
             health=health,
             order=health.order(now),
-            estimate=estimate_prompt_tokens(message.request),
             span=span,
             started=time.perf_counter(),
         )
@@ -291,11 +336,25 @@ class FallbackChain(LoopActor[FallbackRequest]):
                 return
         request = msgspec.structs.replace(request, model=model, deadline=walk.deadline, trace=None)
         sent = time.perf_counter()
-        self.pipe_to_self(
-            self._call(walk, host, request),
-            lambda outcome: self._answered(walk, index, outcome, time.perf_counter() - sent),
-            name="fallback link",
-        )
+
+        def answered(outcome: object) -> None:
+            self._answered(walk, index, outcome, time.perf_counter() - sent)
+
+        if self.budget is not None:  # reserve, call, settle: a coroutine of its own
+            self.pipe_to_self(self._call(walk, host, request), answered, name="fallback link")
+            return
+        # No budget: one ask, its answer handled where it arrives (_arrived): no task,
+        # no thread hop, and a good answer reaches the caller without waiting for the
+        # host's bookkeeping turn and this actor's.
+        timeout = max(0.001, walk.deadline - time.time())
+
+        def arrived(outcome: object) -> None:
+            self._arrived(walk, index, outcome, time.perf_counter() - sent)
+
+        with (
+            trace.use_span(walk.span, end_on_exit=False) if walk.span else contextlib.nullcontext()
+        ):
+            ask_early(self.runtime, host, request, arrived, timeout=timeout)
 
     def _send_selector(self, walk: _Walk, index: int, policy: str) -> None:
         """An ``auto`` link: the Selector chooses the model (and asks it)."""
@@ -351,16 +410,53 @@ class FallbackChain(LoopActor[FallbackRequest]):
                 host, request, budget=self.budget, scope=walk.scope, timeout=timeout
             )
 
-    def _answered(self, walk: _Walk, index: int, outcome: object, latency: float) -> None:
+    def _check(self, walk: _Walk, completion: Completion) -> tuple[bool, str]:
+        """The chain's quality check on an answer: ``(accepted, why not)``."""
+        check = walk.chain.quality
+        if check is None:
+            return True, ""
+        try:
+            return bool(check(completion)), ""
+        except Exception as exc:  # noqa: BLE001 - a failing check rejects the answer
+            return False, f"the quality check raised {type(exc).__name__}: {exc}"
+
+    def _arrived(self, walk: _Walk, index: int, outcome: object, latency: float) -> None:
+        """Where a link's answer arrives (not this actor's turn; see ``_early``).
+
+        An answer the quality check accepts answers the caller from here (the walk is
+        this request's own), after queuing the link's success for this actor's turn;
+        anything else goes to the turn, where the walk moves on.
+        """
+        if isinstance(outcome, Completion):
+            checked = self._check(walk, outcome)
+            if checked[0]:
+                item = walk.chain.links[index]
+                walk.attempts.append(
+                    FallbackAttempt(
+                        link=item.label, outcome="ok", action="answer", latency_s=latency
+                    )
+                )
+                # Recorded first thing in this actor's next turn (no turn of its own):
+                # every walk starts in a turn, so it sees the link's health up to date.
+                self._succeeded.append(_LinkSucceeded(walk, index))
+                self._answer(walk, index, outcome)
+                return
+            self._me.tell_if_alive(_LinkAnswered(walk, index, outcome, latency, checked))
+            return
+        self._me.tell_if_alive(_LinkAnswered(walk, index, outcome, latency, None))
+
+    def _answered(
+        self,
+        walk: _Walk,
+        index: int,
+        outcome: object,
+        latency: float,
+        *,
+        checked: tuple[bool, str] | None = None,
+    ) -> None:
         item = walk.chain.links[index]
         if isinstance(outcome, Completion):
-            check = walk.chain.quality
-            verdict, why = True, ""
-            if check is not None:
-                try:
-                    verdict = bool(check(outcome))
-                except Exception as exc:  # noqa: BLE001 - a failing check rejects the answer
-                    verdict, why = False, f"the quality check raised {type(exc).__name__}: {exc}"
+            verdict, why = checked if checked is not None else self._check(walk, outcome)
             if verdict:
                 walk.health.success(index, self.clock())
                 walk.attempts.append(

@@ -55,6 +55,9 @@ class Health:
 
     def order(self, now: float) -> list[int]:
         """Healthy links in their configured order, then ejected ones, soonest back first."""
+        links = self.links
+        if all(record.ejected_until <= now for record in links):
+            return list(range(self.size))  # nothing ejected: the configured order
         healthy = [i for i in range(self.size) if not self.ejected(i, now)]
         out = sorted(
             (i for i in range(self.size) if self.ejected(i, now)),

@@ -44,6 +44,7 @@ from actors.orchestration.selection._policy import (
 from actors.orchestration.selection._selector import (
     BLAMED,
     BUILT_IN_POLICIES,
+    HISTORY_SLOTS,
     HISTORY_STREAM,
     Classifier,
     Scorer,
@@ -57,6 +58,7 @@ __all__ = [
     "BLAMED",
     "BUILT_IN_POLICIES",
     "CLASSIFIER_PROMPT",
+    "HISTORY_SLOTS",
     "HISTORY_STREAM",
     "LONG_CONTEXT_TOKENS",
     "TASK_TYPES",

@@ -175,9 +175,15 @@ def _category(low: str, words: list[str]) -> TaskType:
 
 def _complexity(text: str, words: list[str], tokens: int) -> float:
     size = min(tokens / 2000, 1.0)  # long prompts are harder
-    parts = min(len(_STEPS.findall(text)) / 6, 1.0)  # numbered or bulleted sub-tasks
+    # Numbered or bulleted sub-tasks (a step starts a line: one line has at most one).
+    steps = len(_STEPS.findall(text)) if "\n" in text else int(_STEPS.match(text) is not None)
+    parts = min(steps / 6, 1.0)
     questions = min(text.count("?") / 5, 1.0)
-    rigour = min(sum(1 for w in words if w in _HARD_WORDS) / 3, 1.0)
+    hard = 0
+    for word in words:
+        if word in _HARD_WORDS:
+            hard += 1
+    rigour = min(hard / 3, 1.0)
     return round(0.35 * size + 0.25 * parts + 0.15 * questions + 0.25 * rigour, 3)
 
 
@@ -205,25 +211,33 @@ def analyse(
         last = messages
         total = len(messages)
     else:
-        last = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        total = sum(len(m.content) for m in messages)
+        last = ""
+        total = 0
+        for message in messages:  # a plain loop: most requests are one or two messages
+            total += len(message.content)
+            if message.role == "user":
+                last = message.content
     scanned = last[:SCAN_CHARS]
     low = scanned.lower()
     words = [w.strip(_PUNCTUATION) for w in low.split()]
     tokens = (total + 3) // 4
-    required = set(needs)
-    if tools:
-        required.add("tools")
-    if json:
-        required.add("json")
-    if vision:
-        required.add("vision")
-    if tokens >= LONG_CONTEXT_TOKENS:
-        required.add("long_context")
+    if needs or tools or json or vision or tokens >= LONG_CONTEXT_TOKENS:
+        required = set(needs)
+        if tools:
+            required.add("tools")
+        if json:
+            required.add("json")
+        if vision:
+            required.add("vision")
+        if tokens >= LONG_CONTEXT_TOKENS:
+            required.add("long_context")
+        wanted = tuple(sorted(required))
+    else:
+        wanted = ()
     return TaskFeatures(
         task_type=task_type if task_type is not None else _category(low, words),
         prompt_tokens=tokens,
-        needs=tuple(sorted(required)),
+        needs=wanted,
         complexity=_complexity(scanned, words, tokens),
         inferred=task_type is None,
     )

@@ -19,14 +19,11 @@ Two kinds of forgetting, for two purposes:
   loaded at start, every count is scaled by 0.5^(age / half-life): a model not used
   for a month comes back with little weight and is explored again.
 
-The history is persisted as :class:`HistorySnapshot` s (one JSON document) in a journal
-stream of the store, and loaded from the last one at start (see the Selector). A stream
-rather than a table of its own, on purpose: the store's schema stays the journal's, a
-save is one append in the store's group commit, and the newest snapshot is one indexed
-read. The cost is that old snapshots stay: one is about 300 bytes per (model, task type),
+The history is persisted as :class:`HistorySnapshot` s (one JSON document) in the
+store's ``selection_history`` table, a few rows that take turns (see the Selector), and
+loaded from the newest at start. A snapshot is about 300 bytes per (model, task type),
 7 kB for four models and six task types, written at most every ``persist_s`` (five
-minutes by default) and only when something changed: 2 MB a day for a selector busy all
-day. Pruning old snapshots needs a journal operation that does not exist yet.
+minutes by default) and only when something changed.
 """
 
 from __future__ import annotations
@@ -36,10 +33,13 @@ from collections.abc import Iterable
 
 import msgspec
 
-__all__ = ["Cell", "History", "HistorySnapshot", "ModelSummary"]
+__all__ = ["PRUNE_WEIGHT", "Cell", "History", "HistorySnapshot", "ModelSummary"]
 
 _EWMA = 0.2
 """Weight of the newest observation in the running means (latency, cost, ...)."""
+
+PRUNE_WEIGHT = 0.01
+"""A record whose observations, faded by age, weigh less is dropped (:meth:`History.prune`)."""
 
 
 def _ewma(previous: float | None, value: float | None) -> float | None:
@@ -243,6 +243,31 @@ class History:
         cell.quality_sum += quality
         cell.quality_n += 1
         self.dirty = True
+
+    def prune(self, now: float, *, half_life_s: float, min_weight: float = PRUNE_WEIGHT) -> int:
+        """Drop the records that decay no longer weighs; return how many were dropped.
+
+        A record's weight is what it has observed (calls, quality scores and the
+        bandit's counts), faded by 0.5 per ``half_life_s`` since it last changed (what
+        :meth:`restore` would leave of it). Below ``min_weight`` it says nothing a
+        fresh prior would not: a model removed months ago, a task type no longer seen.
+        A record whose time is unknown (0) is kept.
+        """
+        if half_life_s <= 0:
+            return 0
+        dropped = [
+            key
+            for key, cell in self.cells.items()
+            if cell.updated_at > 0
+            and (cell.calls + cell.quality_n + sum(self.counts(cell.model, cell.task_type)))
+            * 0.5 ** (max(now - cell.updated_at, 0.0) / half_life_s)
+            < min_weight
+        ]
+        for key in dropped:
+            del self.cells[key]
+        if dropped:
+            self.dirty = True
+        return len(dropped)
 
     def latency(self, model: str, task_type: str) -> float | None:
         """The latency to expect: this task type's, else the model's over all types."""

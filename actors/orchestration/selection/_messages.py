@@ -51,6 +51,9 @@ class SelectChat(Request[Completion], frozen=True, kw_only=True):
         step: The step asking.
         reactor: The reactor asking (its budget, when one applies).
         agent: The agent asking (its budget, when one applies).
+        exact_tokens: Under a budget, have the chosen model's server count the prompt
+            for the reservation (where its host has a count route); ``None``: as the
+            Budget is configured (``[budgets] prompt_tokens``).
     """
 
     request: ChatRequest
@@ -63,6 +66,7 @@ class SelectChat(Request[Completion], frozen=True, kw_only=True):
     step: str = ""
     reactor: str = ""
     agent: str = ""
+    exact_tokens: bool | None = None
 
 
 class Choice(Message, frozen=True, kw_only=True):
@@ -75,7 +79,11 @@ class SelectModel(Request[Choice], frozen=True, kw_only=True):
     """Only choose a model (for another router, or to show what would be chosen).
 
     Attributes are those of :class:`SelectChat`, with the request's messages as
-    ``request``; ``max_tokens`` of the request counts against context windows.
+    ``request``; ``max_tokens`` of the request counts against context windows. Under a
+    budget (a Selector with a Budget), the choice is made within what the accounts of
+    ``run_id``, ``reactor`` and ``agent`` (and the global ones) have left, as for
+    :class:`SelectChat`, but nothing is reserved: the call the caller then makes is
+    admitted on its own.
     """
 
     request: ChatRequest
@@ -84,6 +92,9 @@ class SelectModel(Request[Choice], frozen=True, kw_only=True):
     candidates: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     max_cost_usd: float | None = None
+    run_id: str = ""
+    reactor: str = ""
+    agent: str = ""
 
 
 class Feedback(Message, frozen=True, kw_only=True):

@@ -61,7 +61,6 @@ the ceiling: it chooses as if unconstrained, and the reservation then fails
 from __future__ import annotations
 
 import random
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -76,6 +75,7 @@ __all__ = [
     "BudgetCeiling",
     "Considered",
     "Decision",
+    "EntryCache",
     "Policy",
     "PolicyKind",
     "UserChoice",
@@ -278,9 +278,11 @@ def _eligible(  # noqa: PLR0911 - one return per constraint
         return "not a chat model"
     if not entry.healthy:
         return "circuit breaker open"
-    missing = [n for n in features.needs if n != "long_context" and n not in entry.capabilities]
-    if missing:
-        return f"lacks {', '.join(missing)}"
+    if features.needs:
+        capabilities = entry.capabilities
+        missing = [n for n in features.needs if n != "long_context" and n not in capabilities]
+        if missing:
+            return f"lacks {', '.join(missing)}"
     needed = features.prompt_tokens + (max_tokens or 0)
     if not entry.fits_context(needed):
         return f"context {entry.context_length} < {needed} tokens needed"
@@ -294,33 +296,28 @@ def _eligible(  # noqa: PLR0911 - one return per constraint
     return None
 
 
-def _expected_cost(entry: ModelEntry, features: TaskFeatures, out_tokens: float) -> float | None:
-    if entry.price is None:
-        return None
-    return (
-        features.prompt_tokens * entry.price.input_per_mtok
-        + out_tokens * entry.price.output_per_mtok
-    ) / 1e6
-
-
 def _relative(values: Sequence[float | None], floor: float) -> list[float]:
     """best/value per entry (1 for the best), with the median standing in for unknowns.
 
     ``floor`` keeps a free (0) or instant value from making every other one worth 0.
     """
-    known = [v for v in values if v is not None]
+    known = sorted(v for v in values if v is not None)
     if not known:
         return [1.0] * len(values)
-    middle = statistics.median(known)
-    best = min(known) + floor
+    half = len(known) // 2
+    middle = known[half] if len(known) % 2 else (known[half - 1] + known[half]) / 2
+    best = known[0] + floor
     return [best / ((middle if v is None else v) + floor) for v in values]
 
 
 @dataclass(slots=True)
 class _Scored:
     entry: ModelEntry
+    name: str
     draw: float
     mean: float
+    a: float
+    b: float
     cost: float | None
     latency: float | None
     evicts: bool = False
@@ -339,6 +336,7 @@ def decide(
     rng: random.Random | None = None,
     max_cost_usd: float | None = None,
     budget: BudgetCeiling | None = None,
+    entries: Sequence[ModelEntry] | None = None,
 ) -> Decision:
     """Choose a model for a request: filter by constraints, score, pick (pure but for ``rng``).
 
@@ -356,18 +354,21 @@ def decide(
             with no price is not (price it to have it counted).
         budget: What a budget allows the request: models whose worst case is more are
             rejected (see the module docstring).
+        entries: The catalog entries ``candidates`` stand for, when the caller has them
+            already (a Selector caches them per catalog version: :class:`EntryCache`).
 
     Returns:
         The decision; its ``host`` is ``""`` when no model is eligible (every
         :class:`Considered` then says why).
     """
     draw = (rng or random).betavariate
-    names = tuple(candidates) or policy.models
-    entries = _entries(catalog, names)
+    if entries is None:
+        entries = _entries(catalog, tuple(candidates) or policy.models)
     considered: list[Considered] = []
     scored: list[_Scored] = []
     task = features.task_type
     over_budget = 0
+    out_tokens = float(max_tokens or DEFAULT_OUTPUT_TOKENS)
     for entry in entries:
         why = _eligible(entry, features, max_tokens, catalog, max_cost_usd)
         if why is None and budget is not None:
@@ -377,17 +378,13 @@ def decide(
             considered.append(Considered(model=entry.qualified, rejected=why, loaded=entry.loaded))
             continue
         scored.append(
-            _score_inputs(
-                entry,
-                task,
-                catalog=catalog,
-                features=features,
-                history=history,
-                max_tokens=max_tokens,
-                policy=policy,
-                draw=draw,
-            )
+            _score_inputs(entry, task, catalog, features, history, max_tokens, out_tokens, policy)
         )
+    if len(scored) > 1 and policy.explore:
+        # Thompson draws only where there is a choice to make: a lone candidate is
+        # chosen whatever it draws (its recorded quality is then its posterior mean).
+        for s in scored:
+            s.draw = draw(s.a, s.b)
     if not scored:
         return Decision(
             host="",
@@ -407,10 +404,13 @@ def decide(
             f"{reason}; the budget ({budget.account}) had ${budget.left_usd:.6f} left, "
             f"which ruled out {over_budget} pricier model{'s' if over_budget > 1 else ''}"
         )
-    best_known = max(scored, key=lambda s: s.best_known)
+    best_known = scored[0]
+    for s in scored:
+        if s.best_known > best_known.best_known:
+            best_known = s
     considered.extend(
         Considered(
-            model=s.entry.qualified,
+            model=s.name,
             score=round(s.score, 4),
             quality=round(s.draw, 4),
             cost_usd=s.cost,
@@ -447,40 +447,89 @@ def _entries(catalog: Catalog, names: Sequence[str]) -> list[ModelEntry]:
     return list(seen.values())
 
 
-def _score_inputs(
+class EntryCache:
+    """The catalog entries each candidate list stands for, kept per catalog version.
+
+    A Selector resolves the same few candidate lists (a policy's models, a step's
+    candidates, every chat model) on every request; the catalog changes far more
+    rarely (a host added, a model loaded, a breaker opening), and every change bumps
+    its :attr:`~actors.llm.Catalog.version`, which empties this cache. Unknown names
+    are not cached: they raise ``LookupError`` each time, naming what exists.
+    """
+
+    __slots__ = ("_catalog", "_lists", "_version")
+
+    LIMIT = 1024
+    """Candidate lists kept at most (the cache is emptied beyond: callers may vary)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._version = -1
+        self._lists: dict[tuple[str, ...], tuple[ModelEntry, ...]] = {}
+
+    def entries(self, names: Sequence[str]) -> tuple[ModelEntry, ...]:
+        """The entries ``names`` stand for (every chat model when empty), best first."""
+        catalog = self._catalog
+        version = catalog.version
+        lists = self._lists
+        if version != self._version or len(lists) >= self.LIMIT:
+            lists.clear()
+            self._version = version
+        key = names if type(names) is tuple else tuple(names)
+        found = lists.get(key)
+        if found is None:
+            found = lists[key] = tuple(_entries(catalog, key))
+            if catalog.version != version:  # changed while we read: do not keep it
+                del lists[key]
+        return found
+
+
+def _score_inputs(  # noqa: PLR0917 - the hot path: positional on purpose
     entry: ModelEntry,
     task: TaskType,
-    *,
     catalog: Catalog,
     features: TaskFeatures,
     history: History,
     max_tokens: int | None,
+    out_tokens: float,
     policy: Policy,
-    draw: Callable[[float, float], float],
 ) -> _Scored:
     name = entry.qualified
     mean0 = prior(entry, task)
-    wins, losses = history.counts(name, task)
-    a = mean0 * policy.prior_weight + wins + 1e-6
-    b = (1.0 - mean0) * policy.prior_weight + losses + 1e-6
+    cell = history.cells.get((name, task))
+    wins, losses = (0.0, 0.0) if cell is None else history.counts(name, task)
+    weight = policy.prior_weight
+    a = mean0 * weight + wins + 1e-6
+    b = (1.0 - mean0) * weight + losses + 1e-6
     mean = a / (a + b)
-    cell = history.cell(name, task)
-    out_tokens = float(max_tokens or DEFAULT_OUTPUT_TOKENS)
     if cell is not None and cell.output_tokens is not None and not max_tokens:
         out_tokens = cell.output_tokens
+    price = entry.price
+    latency = cell.latency_s if cell is not None and cell.latency_s is not None else None
     return _Scored(
         entry=entry,
-        draw=draw(a, b) if policy.explore else mean,
+        name=name,
+        draw=mean,
         mean=mean,
-        cost=_expected_cost(entry, features, out_tokens),
-        latency=history.latency(name, task),
+        a=a,
+        b=b,
+        cost=None
+        if price is None
+        else (features.prompt_tokens * price.input_per_mtok + out_tokens * price.output_per_mtok)
+        / 1e6,
+        latency=latency if latency is not None else history.latency(name, task),
         evicts=not catalog.fits_memory(entry),
     )
 
 
 def _score(policy: Policy, scored: list[_Scored]) -> None:
-    cheap = _relative([s.cost for s in scored], 1e-7)
-    fast = _relative([s.latency for s in scored], 1e-3)
+    cheap: Sequence[float]
+    fast: Sequence[float]
+    if len(scored) == 1:
+        cheap = fast = (1.0,)  # alone, it is the cheapest and the fastest
+    else:
+        cheap = _relative([s.cost for s in scored], 1e-7)
+        fast = _relative([s.latency for s in scored], 1e-3)
     wq, wc, wl = policy.quality, policy.cost, policy.latency
     if policy.kind == "best":
         wq, wc, wl = 1.0, 0.0, 0.0
@@ -533,11 +582,17 @@ def _choose(
                     return s, f"{note}chosen by {policy.name}'s function"
             msg = f"policy {policy.name!r}: its function chose {named!r}, not a candidate"
             raise LookupError(msg)
-    best = max(scored, key=lambda s: s.score)
-    label = {
-        "score": "highest score",
-        "cheapest": "cheapest",
-        "fastest": "fastest",
-        "best": "best quality",
-    }
-    return best, f"{note}{label[policy.kind]} ({best.score:.3f})"
+    best = scored[0]
+    for s in scored:
+        if s.score > best.score:
+            best = s
+    return best, f"{note}{_LABELS[policy.kind]} ({best.score:.3f})"
+
+
+_LABELS = {
+    "score": "highest score",
+    "cheapest": "cheapest",
+    "fastest": "fastest",
+    "best": "best quality",
+}
+"""The reason a policy kind gives for its choice."""

@@ -38,16 +38,23 @@ reported when the call failed after doing work, or released. A policy with
 between the quote and the reservation, a downgrading policy is quoted and decides once
 more.
 
-History is persisted as snapshots in the journal stream ``selection:history`` (every
+History is persisted as snapshots in the store's ``selection_history`` table (every
 ``persist_s`` seconds when something changed, and when the actor stops), and loaded from
-the newest one at start, faded by its age.
+the newest readable one at start, faded by its age. Each snapshot is the whole history,
+so only the newest matters: they take turns in :data:`HISTORY_SLOTS` rows (a write
+replaces the oldest), and the rows stay bounded however long the Selector runs. Before
+each write the history is compacted: a (model, task type) record whose weight, faded by
+the time since it last changed (half-life ``half_life_s``), is below
+:data:`~._history.PRUNE_WEIGHT` observations is dropped (a model gone for months), so
+a snapshot holds only what decay still weighs.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_never, cast
 
@@ -58,6 +65,7 @@ import otel
 from actors import ActorNotFound, Deferred, Failure, FailureKind, LoopActor, Ref
 from actors.llm import Catalog, Completion, SelectionConfig, TaskType
 from actors.lowlevel import TimerHandle
+from actors.orchestration._early import ask_early
 from actors.orchestration.budget import (
     Quote,
     QuoteRequest,
@@ -86,22 +94,16 @@ from actors.orchestration.selection._messages import (
 from actors.orchestration.selection._policy import (
     BudgetCeiling,
     Decision,
+    EntryCache,
     Policy,
-    _entries,
     decide,
 )
-from actors.store import (
-    Journal,
-    JournalAppend,
-    JournalEntries,
-    JournalRead,
-    JournalStreamList,
-    JournalStreams,
-)
+from actors.store import Journal, StoreInsert, StoreQuery, StoreRows
 
 __all__ = [
     "BLAMED",
     "BUILT_IN_POLICIES",
+    "HISTORY_SLOTS",
     "HISTORY_STREAM",
     "Classifier",
     "Scorer",
@@ -112,7 +114,12 @@ __all__ = [
 ]
 
 HISTORY_STREAM = "selection:history"
-"""The journal stream holding the history's snapshots."""
+"""The name the history's snapshots are kept under (table ``selection_history``)."""
+
+HISTORY_SLOTS = 3
+"""Snapshots kept per name: the newest, and two older ones should it be unreadable."""
+
+_NEWEST = "SELECT seq, data FROM selection_history WHERE name = ? ORDER BY seq DESC"
 
 BLAMED: frozenset[FailureKind] = frozenset(
     {
@@ -153,11 +160,6 @@ class _Loaded:
     snapshot: HistorySnapshot | None
 
 
-SelectorMessage = (
-    SelectChat | SelectModel | Feedback | Observed | HistoryQuery | SaveHistory | _Persist | _Loaded
-)
-
-
 @dataclass(slots=True)
 class _Pending:
     """A routed request waiting for its host's answer."""
@@ -169,6 +171,29 @@ class _Pending:
     held: Reservation | None = None
     request: Any = None
     scope: SpendScope | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Learn:
+    """A routed request's outcome, to learn from (its caller has the answer already)."""
+
+    pending: _Pending
+    outcome: Completion | Failure
+    reward: float | None
+    seconds: float
+
+
+SelectorMessage = (
+    SelectChat
+    | SelectModel
+    | Feedback
+    | Observed
+    | HistoryQuery
+    | SaveHistory
+    | _Persist
+    | _Loaded
+    | _Learn
+)
 
 
 def policies_from_config(config: SelectionConfig) -> dict[str, Policy]:
@@ -236,6 +261,9 @@ class Selector(LoopActor[SelectorMessage]):
             )
             raise ValueError(msg)
         self.history = History(discount=self.config.discount)
+        self._entries = EntryCache(catalog)
+        self._unlearnt: collections.deque[_Learn] = collections.deque()
+        self._me: Ref[SelectorMessage] = self.self_ref  # where answers queue what to learn
         self._store = store
         self._budget = budget
         self._scorer = scorer
@@ -244,6 +272,7 @@ class Selector(LoopActor[SelectorMessage]):
         self._hosts: dict[str, Ref[Any]] = {}
         self._timer: TimerHandle | None = None
         self._history_read = False
+        self._seq = 0  # the newest snapshot's number (its slot is seq % HISTORY_SLOTS)
         self._saves: list[Deferred[Any]] = []  # SaveHistory asked before the history was read
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -253,28 +282,31 @@ class Selector(LoopActor[SelectorMessage]):
         if self._store is None:
             self._loaded(None)
             return
-        self.ask(
-            self._store,
-            JournalStreams(prefix=HISTORY_STREAM, include_first=False, limit=1),
-            self._listed,
-        )
+        self.ask(self._store, StoreQuery(sql=_NEWEST, params=(HISTORY_STREAM,)), self._read)
         self._timer = self.schedule(self.config.persist_s, _Persist())
 
     def stopped(self) -> None:
         """Write the history one last time (best effort: ask :class:`SaveHistory` to be sure)."""
         if self._timer is not None:
             self._timer.cancel()
+        while self._unlearnt:
+            self._learn(self._unlearnt.popleft())
         self._persist()
 
     # ---- messages ----------------------------------------------------------------------
 
     def receive(self, message: SelectorMessage) -> object:
-        """Dispatch one message."""
+        """Dispatch one message (after learning from the answers that came meanwhile)."""
+        unlearnt = self._unlearnt
+        while unlearnt:
+            self._learn(unlearnt.popleft())
         match message:
             case SelectChat():
                 self._select_chat(message, self.defer_reply())
             case SelectModel():
-                return self._select_model(message)
+                if self._budget is None:
+                    return self._select_model(message)
+                self._quote_model(message, self.defer_reply())
             case Feedback():
                 self._feedback(message)
             case Observed():
@@ -288,6 +320,8 @@ class Selector(LoopActor[SelectorMessage]):
                 self._timer = self.schedule(self.config.persist_s, _Persist())
             case _Loaded(snapshot=snapshot):
                 self._loaded(snapshot)
+            case _Learn():
+                self._learn(message)
             case _:
                 assert_never(message)
         return None
@@ -320,16 +354,17 @@ class Selector(LoopActor[SelectorMessage]):
         features: TaskFeatures,
         budget: BudgetCeiling | None = None,
     ) -> Decision:
+        policy = self._policy(message.policy)
         return decide(
-            self._policy(message.policy),
+            policy,
             features,
             self.catalog,
             self.history,
             max_tokens=message.request.max_tokens,
-            candidates=message.candidates,
             rng=self._rng,
             max_cost_usd=message.max_cost_usd,
             budget=budget,
+            entries=self._entries.entries(tuple(message.candidates) or policy.models),
         )
 
     def _select_model(self, message: SelectModel) -> Choice | Failure:
@@ -384,20 +419,13 @@ class Selector(LoopActor[SelectorMessage]):
 
     # ---- under a budget ----------------------------------------------------------------
 
-    def _quote(
-        self, message: SelectChat, reply: Deferred[Any], known: TaskType | None, *, retry: bool
-    ) -> None:
-        """Ask the Budget what the request may spend, then decide within it."""
-        assert self._budget is not None
-        try:
-            policy = self._policy(message.policy)
-            names = _entries(self.catalog, tuple(message.candidates) or policy.models)
-        except Exception as exc:  # noqa: BLE001 - an unknown name is the caller's failure
-            reply.send(self._refusal(message, exc))
-            return
+    def _quote_request(self, message: SelectChat | SelectModel) -> QuoteRequest:
+        """What to ask the Budget about ``message``'s candidates (unknown names raise)."""
+        policy = self._policy(message.policy)
+        names = self._entries.entries(tuple(message.candidates) or policy.models)
         scope = _scope(message)
         request = message.request
-        quote = QuoteRequest(
+        return QuoteRequest(
             models=tuple(e.qualified for e in names),
             prompt_tokens=estimate_prompt_tokens(request),
             max_tokens=request.max_tokens,
@@ -406,10 +434,66 @@ class Selector(LoopActor[SelectorMessage]):
             reactor=scope.reactor,
             agent=scope.agent,
         )
+
+    def _quote(
+        self, message: SelectChat, reply: Deferred[Any], known: TaskType | None, *, retry: bool
+    ) -> None:
+        """Ask the Budget what the request may spend, then decide within it."""
+        assert self._budget is not None
+        try:
+            quote = self._quote_request(message)
+        except Exception as exc:  # noqa: BLE001 - an unknown name is the caller's failure
+            reply.send(self._refusal(message, exc))
+            return
         self.ask(
             self._budget,
             quote,
             lambda answer: self._quoted(message, reply, known, answer, retry=retry),
+        )
+
+    def _quote_model(self, message: SelectModel, reply: Deferred[Any]) -> None:
+        """``SelectModel`` under a budget: quoted, then decided within what is left."""
+        assert self._budget is not None
+        try:
+            quote = self._quote_request(message)
+        except Exception as exc:  # noqa: BLE001 - an unknown name is the caller's failure
+            reply.send(self._refusal(message, exc))
+            return
+        self.ask(self._budget, quote, lambda answer: self._quoted_model(message, reply, answer))
+
+    def _quoted_model(
+        self, message: SelectModel, reply: Deferred[Any], quote: Quote | Failure
+    ) -> None:
+        if isinstance(quote, Failure):
+            reply.send(quote)
+            return
+        try:
+            policy = self._policy(message.policy)
+            ceiling = _ceiling(quote, policy)
+            decision = self._decide(message, self._features(message, None), ceiling)
+        except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
+            reply.send(self._refusal(message, exc))
+            return
+        if not (quote.limited and ceiling is None and decision.host):
+            reply.send(Choice(decision=decision))
+            return
+        # A policy that does not downgrade chose as if unconstrained: its choice must fit.
+        decision = msgspec.structs.replace(
+            decision, budget_left_usd=quote.left_usd, budget_account=quote.account
+        )
+        why = _over_budget(quote, decision.qualified)
+        if why is None:
+            reply.send(Choice(decision=decision))
+            return
+        refused = msgspec.structs.replace(decision, budget_constrained=True)
+        reply.send(
+            Failure(
+                kind=FailureKind.BUDGET_EXCEEDED,
+                message=f"selected {decision.qualified}, which {why}; policy "
+                f"{decision.policy!r} does not downgrade",
+                source=self.name,
+                details={"selection": _json(refused)},
+            )
         )
 
     def _quoted(
@@ -426,14 +510,7 @@ class Selector(LoopActor[SelectorMessage]):
             return
         try:
             policy = self._policy(message.policy)
-            ceiling = None
-            if quote.limited and policy.downgrade and quote.left_usd is not None:
-                ceiling = BudgetCeiling(
-                    left_usd=quote.left_usd,
-                    account=quote.account,
-                    worst_usd=quote.worst_usd,
-                    max_tokens=quote.max_tokens,
-                )
+            ceiling = _ceiling(quote, policy)
             decision = self._decide(message, self._features(message, known), ceiling)
         except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
             reply.send(self._refusal(message, exc))
@@ -457,6 +534,8 @@ class Selector(LoopActor[SelectorMessage]):
             run_id=scope.run_id,
             reactor=scope.reactor,
             agent=scope.agent,
+            request=request,
+            exact=message.exact_tokens,
         )
 
         def reserved(held: Reservation | Failure) -> None:
@@ -504,9 +583,12 @@ class Selector(LoopActor[SelectorMessage]):
                 )
             )
             return
-        span = self._start_span(decision)
+        span = self._start_span(decision) if otel.enabled() else None
+        now = time.time()
+        deadline = message.deadline
+        remaining = self.runtime.default_timeout if deadline is None else max(deadline - now, 0.0)
         chat = msgspec.structs.replace(
-            message.request, model=decision.model, deadline=message.deadline, trace=None
+            message.request, model=decision.model, deadline=now + remaining, trace=None
         )
         if held is not None and chat.max_tokens != held.max_tokens:
             chat = msgspec.structs.replace(chat, max_tokens=held.max_tokens)
@@ -519,11 +601,17 @@ class Selector(LoopActor[SelectorMessage]):
             request=chat,
             scope=_scope(message) if held is not None else None,
         )
-        remaining = None if message.deadline is None else max(message.deadline - time.time(), 0)
-        with trace.use_span(span, end_on_exit=False) if span else contextlib.nullcontext():
-            self.ask(
-                host, chat, lambda outcome: self._answered(pending, outcome), timeout=remaining
-            )
+
+        # The answer is handled where it arrives (see _routed): the caller hears of it
+        # without waiting for the host's bookkeeping turn and then this actor's.
+        def routed(outcome: object) -> None:
+            self._routed(pending, outcome)
+
+        if span is None:
+            ask_early(self.runtime, host, chat, routed, timeout=remaining)
+            return
+        with trace.use_span(span, end_on_exit=False):
+            ask_early(self.runtime, host, chat, routed, timeout=remaining)
 
     def _host(self, name: str) -> Ref[Any]:
         ref = self._hosts.get(name)
@@ -534,12 +622,11 @@ class Selector(LoopActor[SelectorMessage]):
 
     # ---- learning ----------------------------------------------------------------------
 
-    def _settle(self, pending: _Pending, outcome: Completion | Failure) -> None:
+    def _settle(self, pending: _Pending, outcome: Completion | Failure, seconds: float) -> None:
         """Charge the call to its reservation (or release it), under a budget."""
         held, budget, scope = pending.held, self._budget, pending.scope
         if held is None or budget is None or scope is None:
             return  # no budget, or the call was not reserved
-        seconds = time.perf_counter() - pending.started
         usage = outcome.usage if isinstance(outcome, Completion) else None
         if isinstance(outcome, Failure):
             usage = failed_usage(outcome, pending.request)
@@ -575,19 +662,61 @@ class Selector(LoopActor[SelectorMessage]):
             return
         self.call_later(0.01, lambda: self._tell_budget(message, tries - 1), name="tell budget")
 
-    def _answered(self, pending: _Pending, outcome: Completion | Failure) -> None:
-        self._settle(pending, outcome)
+    def _routed(self, pending: _Pending, outcome: object) -> None:
+        """Where the host's answer arrives (not this actor's turn): answer the caller.
+
+        Builds the answer from what the request owns (its decision, the reward the
+        user's scorer gives, its span) and queues a :class:`_Learn` before answering,
+        so the history (and the budget) are updated in this actor's turn, ahead of
+        anything the caller sends next: as a message when a reservation must be
+        settled, else on a queue that every turn empties first (no turn of its own).
+        """
+        seconds = time.perf_counter() - pending.started
+        decision = pending.decision
+        if not isinstance(outcome, Completion | Failure):
+            outcome = Failure(
+                kind=FailureKind.INTERNAL,
+                message=f"unexpected answer {type(outcome).__name__} from {decision.host!r}",
+                source=self.name,
+            )
+        reward: float | None
+        answer: Completion | Failure
+        if isinstance(outcome, Completion):
+            reward = self._score(outcome, decision.features)
+            answer = msgspec.structs.replace(
+                outcome, extras={**outcome.extras, "selection": _record(decision, reward)}
+            )
+        else:
+            reward = 0.0 if outcome.kind in BLAMED else None
+            answer = msgspec.structs.replace(
+                outcome,
+                message=f"{outcome.message} (selected {decision.qualified}: {decision.reason})",
+                details={**outcome.details, "selection": _json(decision, reward)},
+            )
+        if pending.span is not None:
+            _end_span(pending.span, decision, outcome, reward)
+        learn = _Learn(pending, outcome, reward, seconds)
+        if pending.held is None:
+            # Nothing waits on it: learnt at the start of this actor's next turn, before
+            # whatever that turn handles (a deque's append and popleft are thread-safe).
+            self._unlearnt.append(learn)
+        else:  # the budget's reservation is settled now, not whenever mail comes
+            self._me.tell_if_alive(learn)
+        pending.reply.send(answer)
+
+    def _learn(self, learn: _Learn) -> None:
+        """In this actor's turn: settle the budget, and add the outcome to the history."""
+        pending, outcome, reward = learn.pending, learn.outcome, learn.reward
+        self._settle(pending, outcome, learn.seconds)
         decision = pending.decision
         name, task = decision.qualified, decision.features.task_type
         now = time.time()
-        reward: float | None
         if isinstance(outcome, Completion):
-            reward = self._score(outcome, decision.features)
             self.history.record(
                 name,
                 task,
                 ok=True,
-                latency_s=outcome.latency_s or time.perf_counter() - pending.started,
+                latency_s=outcome.latency_s or learn.seconds,
                 ttft_s=outcome.ttft_s,
                 tokens_per_s=outcome.tokens_per_s,
                 cost_usd=outcome.cost_usd,
@@ -595,24 +724,10 @@ class Selector(LoopActor[SelectorMessage]):
                 quality=reward if self._scorer is not None else None,
                 now=now,
             )
-            self.history.reward(name, task, reward)
-            record = _record(decision, reward)
-            answer: Completion | Failure = msgspec.structs.replace(
-                outcome, extras={**outcome.extras, "selection": record}
-            )
         else:
-            reward = 0.0 if outcome.kind in BLAMED else None
             self.history.record(name, task, ok=False, kind=str(outcome.kind), now=now)
-            if reward is not None:
-                self.history.reward(name, task, reward)
-            answer = msgspec.structs.replace(
-                outcome,
-                message=f"{outcome.message} (selected {name}: {decision.reason})",
-                details={**outcome.details, "selection": _json(decision, reward)},
-            )
-        if pending.span is not None:
-            _end_span(pending.span, decision, outcome, reward)
-        pending.reply.send(answer)
+        if reward is not None:
+            self.history.reward(name, task, reward)
 
     def _score(self, completion: Completion, features: TaskFeatures) -> float:
         if self._scorer is None:
@@ -669,27 +784,34 @@ class Selector(LoopActor[SelectorMessage]):
         for reply in saves:
             self._save(reply)
 
-    def _listed(self, answer: JournalStreamList | Failure) -> None:
-        if isinstance(answer, Failure) or not answer.stream_infos or self._store is None:
+    def _read(self, answer: StoreRows | Failure) -> None:
+        if isinstance(answer, Failure):
+            self.log.warning("selection history not read; starting afresh", error=answer.message)
             self._loaded(None)
             return
-        last = answer.stream_infos[0].last_seq
-        self.ask(
-            self._store,
-            JournalRead(stream_id=HISTORY_STREAM, after_seq=last - 1, limit=1),
-            self._read,
-        )
+        self._seq = max((int(cast("int", row[0])) for row in answer.rows), default=0)
+        self._loaded(_newest_readable(answer.rows, self.log))
 
-    def _read(self, answer: JournalEntries | Failure) -> None:
-        if isinstance(answer, Failure) or not answer.entries:
-            self._loaded(None)
-            return
-        try:
-            snapshot = msgspec.json.decode(answer.entries[-1].data, type=HistorySnapshot)
-        except msgspec.DecodeError as exc:
-            self.log.warning("unreadable selection history; starting afresh", error=str(exc))
-            snapshot = None
-        self._loaded(snapshot)
+    def _snapshot(self) -> StoreInsert:
+        """The history now, compacted, as the insert that replaces the oldest slot."""
+        now = time.time()
+        self.history.prune(now, half_life_s=self.config.half_life_s)
+        snapshot = self.history.snapshot(now)
+        self.history.dirty = False
+        self._seq += 1
+        return StoreInsert(
+            table="selection_history",
+            columns=("name", "slot", "seq", "at", "data"),
+            rows=(
+                (
+                    HISTORY_STREAM,
+                    self._seq % HISTORY_SLOTS,
+                    self._seq,
+                    snapshot.at,
+                    msgspec.json.encode(snapshot).decode(),
+                ),
+            ),
+        )
 
     def _save(self, reply: Deferred[Any]) -> None:
         if self._store is not None and not self._history_read:
@@ -698,9 +820,8 @@ class Selector(LoopActor[SelectorMessage]):
         if self._store is None or not self.history.dirty:
             reply.send(HistorySaved())
             return
-        snapshot = self.history.snapshot(time.time())
-        self.history.dirty = False
-        cells = len(snapshot.cells)
+        insert = self._snapshot()
+        cells = len(self.history.cells)
 
         def written(answer: object) -> None:
             if isinstance(answer, Failure):
@@ -709,15 +830,14 @@ class Selector(LoopActor[SelectorMessage]):
             else:
                 reply.send(HistorySaved(cells=cells))
 
-        self.ask(self._store, _append(snapshot), written)
+        self.ask(self._store, insert, written)
 
     def _persist(self) -> None:
         if self._store is None or not self.history.dirty or not self._history_read:
             return
-        snapshot = self.history.snapshot(time.time())
-        self.history.dirty = False
+        insert = self._snapshot()
         with contextlib.suppress(Exception):  # a stopping system may refuse it
-            self.ask(self._store, _append(snapshot), _ignore)
+            self.ask(self._store, insert, _ignore)
 
     # ---- tracing -----------------------------------------------------------------------
 
@@ -752,7 +872,35 @@ class Selector(LoopActor[SelectorMessage]):
         )
 
 
-def _scope(message: SelectChat) -> SpendScope:
+def _ceiling(quote: Quote, policy: Policy) -> BudgetCeiling | None:
+    """What a quote allows a policy that downgrades (``None``: no limit, or no downgrade)."""
+    if not (quote.limited and policy.downgrade and quote.left_usd is not None):
+        return None
+    return BudgetCeiling(
+        left_usd=quote.left_usd,
+        account=quote.account,
+        worst_usd=quote.worst_usd,
+        max_tokens=quote.max_tokens,
+    )
+
+
+def _over_budget(quote: Quote, model: str) -> str | None:
+    """Why ``model`` does not fit what the quote has left (``None``: it fits)."""
+    if model not in quote.worst_usd:
+        return None
+    worst = quote.worst_usd[model]
+    if worst is None:  # (under unpriced = "free" an unpriced model is quoted 0)
+        return f"is unpriced, and the budget ({quote.account}) refuses unpriced models"
+    left = quote.left_usd if quote.left_usd is not None else float("inf")
+    if worst > left + 1e-12:
+        return (
+            f"costs up to ${worst:.6f}, more than the ${left:.6f} the budget "
+            f"({quote.account}) has left"
+        )
+    return None
+
+
+def _scope(message: SelectChat | SelectModel) -> SpendScope:
     """Whom the request's spend is charged to (the top-level run)."""
     return SpendScope(
         run_id=message.run_id.split("/", 1)[0], reactor=message.reactor, agent=message.agent
@@ -767,29 +915,34 @@ def read_history(journal: Journal, config: SelectionConfig | None = None) -> His
     """The persisted history, as a Selector would load it now (faded by its age).
 
     For tools that show it without starting a Selector (``reactor models``). Empty when
-    nothing was persisted or the newest snapshot cannot be read.
+    nothing was persisted or no snapshot can be read.
     """
     settings = config or SelectionConfig()
     history = History(discount=settings.discount)
-    infos = journal.streams(HISTORY_STREAM, include_first=False, limit=1)
-    if not infos:
-        return history
-    entries = journal.read(HISTORY_STREAM, after_seq=infos[0].last_seq - 1, limit=1)
-    if not entries:
-        return history
-    try:
-        snapshot = msgspec.json.decode(entries[-1].data, type=HistorySnapshot)
-    except msgspec.DecodeError:
+    snapshot = _newest_readable(journal.query(_NEWEST, HISTORY_STREAM), None)
+    if snapshot is None:
         return history
     history.restore(snapshot, now=time.time(), half_life_s=settings.half_life_s)
     history.dirty = False
     return history
 
 
-def _append(snapshot: HistorySnapshot) -> JournalAppend:
-    return JournalAppend(
-        stream_id=HISTORY_STREAM, event_type="HistorySnapshot", data=msgspec.json.encode(snapshot)
-    )
+def _newest_readable(rows: Sequence[Sequence[object]], log: Any) -> HistorySnapshot | None:
+    """The newest snapshot of ``rows`` (``seq, data``, newest first) that decodes."""
+    for row in rows:
+        data = row[1]
+        try:
+            return msgspec.json.decode(
+                data if isinstance(data, bytes | str) else b"", type=HistorySnapshot
+            )
+        except msgspec.DecodeError as exc:
+            if log is not None:
+                log.warning(
+                    "unreadable selection history snapshot; trying an older one",
+                    seq=row[0],
+                    error=str(exc),
+                )
+    return None
 
 
 def _ignore(_: object) -> None:

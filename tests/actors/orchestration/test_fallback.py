@@ -16,7 +16,7 @@ from actors.llm import ChatMessage, ChatRequest, HostConfig
 from actors.orchestration import Chain, FallbackChain, FallbackRequest, FallbackResult, link
 from actors.orchestration.fallback import Health
 from actors.testing import FakeModel, FakeServer, Fault, Reply
-from otel.testing import InMemorySpanExporter
+from otel.testing import InMemorySpanExporter, wait_for_spans
 from tests.support.hosts import start_host_async
 from tests.support.local import asked, local_resolver
 
@@ -261,7 +261,8 @@ async def test_the_span_shows_the_path(
     server.inject(Fault(status=503, model="big"))
     ref = await chain_actor(system, server, Chain(links=("big", "other"), name="main"))
     await ref.ask_async(prompt())
-    finished = spans.get_finished_spans()
+    # The answer reaches the caller as it arrives, a moment before the host's chat span ends.
+    finished = wait_for_spans(spans, ["fallback main", "chat big", "chat other"])
     (walk,) = [s for s in finished if s.name == "fallback main"]
     assert walk.attributes is not None
     assert walk.attributes["reactor.fallback.answered_by"] == "other"

@@ -33,7 +33,7 @@ from actors.orchestration import (
 from actors.orchestration.selection import CLASSIFIER_PROMPT
 from actors.store import Store
 from actors.testing import FakeModel, FakeServer, Fault, Reply
-from otel.testing import InMemorySpanExporter
+from otel.testing import InMemorySpanExporter, wait_for_spans
 
 
 @pytest.fixture
@@ -234,7 +234,8 @@ def test_the_decision_is_a_span_with_the_chat_span_inside(
     ollama, openai = servers
     selector = start_selector(system, fleet_of(system, ollama, openai))
     ask(selector, "Write a poem", candidates=("local/small",))
-    finished = spans.get_finished_spans()
+    # The answer reaches the caller as it arrives, a moment before the host's chat span ends.
+    finished = wait_for_spans(spans, ["select creative", "chat small"])
     select = next(s for s in finished if s.name == "select creative")
     chat = next(s for s in finished if s.name == "chat small")
     assert select.attributes is not None

@@ -28,7 +28,16 @@ from actors.llm import (
     start_fleet,
     start_fleet_async,
 )
-from actors.orchestration import Budget, Policy, SelectChat, Selector, SpendQuery, SpendReport
+from actors.orchestration import (
+    Budget,
+    Choice,
+    Policy,
+    SelectChat,
+    SelectModel,
+    Selector,
+    SpendQuery,
+    SpendReport,
+)
 from actors.testing import FakeServer, Reply
 from dsl import Input, Reactor, ask, select
 from reactor.app import Engine
@@ -285,3 +294,62 @@ def test_no_budget_leaves_the_choice_alone(
     assert answer.extras["selection"]["chosen"] == "cloud/large"
     assert "budget_left_usd" not in answer.extras["selection"]
     fleet.close()
+
+
+def choose(**fields: Any) -> SelectModel:
+    """Only choose, for 3 output tokens, in run 'r1' of reactor 'R'."""
+    return SelectModel(
+        request=ChatRequest.prompt("", "hello", max_tokens=3), run_id="r1", reactor="R", **fields
+    )
+
+
+@pytest.mark.asyncio
+async def test_select_model_chooses_within_the_budget_headroom(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """SelectModel is quoted too: $1 left rules 'large' out with its reason; nothing is held."""
+    local, cloud = servers
+    fleet = await start_fleet_async(system, config_of(local, cloud))
+    budget, selector = await selector_with_budget(
+        system, fleet, BudgetLimitConfig(scope="run", usd=1.0)
+    )
+    choice: Choice = await selector.ask_async(choose(policy="steady"))
+    decision = choice.decision
+    assert decision.qualified == "local/small"
+    assert decision.budget_constrained is True
+    assert decision.budget_account.startswith("run:r1")
+    (large,) = [c for c in decision.considered if c.model == "cloud/large"]
+    assert large.rejected is not None
+    assert "more than the $1.000000 the budget" in large.rejected
+    report: SpendReport = await budget.ask_async(SpendQuery())
+    (account,) = report.budgets
+    assert (account.spent_usd, account.reserved_usd) == (0.0, 0.0)  # a choice holds nothing
+    assert (chats(local), chats(cloud)) == (0, 0)
+    roomy: Choice = await selector.ask_async(
+        SelectModel(request=ChatRequest.prompt("", "hello", max_tokens=3), policy="steady")
+    )
+    assert roomy.decision.qualified == "cloud/large"  # another run: no limit applies
+    assert roomy.decision.budget_constrained is False
+    await fleet.close_async()
+
+
+@pytest.mark.asyncio
+async def test_select_model_with_a_strict_policy_fails_budget_exceeded(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """downgrade=False: the choice that does not fit is refused, naming the cost and account."""
+    local, cloud = servers
+    fleet = await start_fleet_async(system, config_of(local, cloud))
+    _, selector = await selector_with_budget(system, fleet, BudgetLimitConfig(scope="run", usd=1.0))
+    with pytest.raises(AskError) as caught:
+        await selector.ask_async(choose(policy="strict"))
+    failure = caught.value.failure
+    assert failure.kind is FailureKind.BUDGET_EXCEEDED
+    assert "costs up to $3.000000, more than the $1.000000" in failure.message
+    assert "does not downgrade" in failure.message
+    decision = json.loads(failure.details["selection"])
+    assert decision["host"] == "cloud"
+    assert decision["budget_constrained"] is True
+    fits: Choice = await selector.ask_async(choose(policy="strict", candidates=("local/small",)))
+    assert fits.decision.qualified == "local/small"
+    await fleet.close_async()
