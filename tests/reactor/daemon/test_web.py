@@ -32,7 +32,10 @@ def browser(daemon: Daemon) -> Iterator[Any]:
     """
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium (apt-get install chromium)")
+        pytest.skip(
+            f"{CHROMIUM} is missing: `make browser` installs Debian's chromium "
+            "(apt-get install chromium)"
+        )
     with sync_api.sync_playwright() as playwright:
         try:
             launched = playwright.chromium.launch(
