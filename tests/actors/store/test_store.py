@@ -170,8 +170,7 @@ def test_a_read_sees_every_append_the_store_received_before_it(
     commit waits for another process's write lock.
     """
     db = tmp_path / "ryw.db"
-    store = system.spawn(Store.spec(db, name="ryw"))
-    journal = Journal(store)
+    journal = Journal(system.spawn(Store.spec(db, name="ryw")))
     journal.append("run-1", "Step", {"n": 1})
     with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")  # the next commit waits for this lock
