@@ -569,10 +569,21 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         reply = ActorReply(
             self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
         )
-        # On the timer thread even for a loop actor: the answer usually cancels the
-        # deadline from another thread, which a loop timer would notice only when due.
         reply.expires(ref, stamped, remaining)
-        reply.timer = self._rt.timers.call_later(remaining, reply)
+        target = ref._target
+        if (
+            self._mailbox is not None
+            and target is not None
+            and type(target.actor_inbox) is Mailbox
+            and self._rt.bridge.on_loop_thread()
+        ):
+            # A loop actor asking another: the answer comes on the loop, where
+            # cancelling a loop timer is counted (and cheap); no lock, no timer thread.
+            reply.timer = self._rt.loop_timers.call_later(remaining, reply)
+        else:
+            # An answer from a thread cancels the deadline there, which a loop timer
+            # would notice only when due: the timer thread's heap compacts at once.
+            reply.timer = self._rt.timers.call_later(remaining, reply)
         ref.send_request(stamped, reply)
 
     def schedule(self, delay: float, message: M) -> TimerHandle:

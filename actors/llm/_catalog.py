@@ -93,11 +93,12 @@ class ModelEntry:
     breaker: BreakerState = BreakerState.CLOSED
     tier: int | None = None
     strengths: tuple[str, ...] = ()
+    qualified: str = field(init=False, repr=False, compare=False)
+    """``host/model``: the name that picks this entry and no other (made once: selection
+    reads it for every candidate of every request)."""
 
-    @property
-    def qualified(self) -> str:
-        """``host/model``: the name that picks this entry and no other."""
-        return f"{self.host}/{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "qualified", f"{self.host}/{self.model}")
 
     @property
     def healthy(self) -> bool:

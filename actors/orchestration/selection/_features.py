@@ -174,17 +174,19 @@ def _category(low: str, words: list[str]) -> TaskType:
 
 
 def _complexity(text: str, words: list[str], tokens: int) -> float:
-    size = min(tokens / 2000, 1.0)  # long prompts are harder
+    size = tokens / 2000 if tokens < 2000 else 1.0  # long prompts are harder
     # Numbered or bulleted sub-tasks (a step starts a line: one line has at most one).
     steps = len(_STEPS.findall(text)) if "\n" in text else int(_STEPS.match(text) is not None)
-    parts = min(steps / 6, 1.0)
-    questions = min(text.count("?") / 5, 1.0)
+    parts = steps / 6 if steps < 6 else 1.0
+    asked = text.count("?")
+    questions = asked / 5 if asked < 5 else 1.0
     hard = 0
     for word in words:
         if word in _HARD_WORDS:
             hard += 1
-    rigour = min(hard / 3, 1.0)
-    return round(0.35 * size + 0.25 * parts + 0.15 * questions + 0.25 * rigour, 3)
+    rigour = hard / 3 if hard < 3 else 1.0
+    # Rounded to 3 places (half up; the value is never negative).
+    return int((0.35 * size + 0.25 * parts + 0.15 * questions + 0.25 * rigour) * 1000 + 0.5) / 1000
 
 
 def analyse(

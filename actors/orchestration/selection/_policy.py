@@ -60,6 +60,7 @@ the ceiling: it chooses as if unconstrained, and the reservation then fails
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ from typing import Literal
 
 import msgspec
 
-from actors.llm import Catalog, ModelEntry, TaskType
+from actors.llm import BreakerState, Catalog, ModelEntry, TaskType
 from actors.orchestration.selection._features import TaskFeatures
 from actors.orchestration.selection._history import History
 
@@ -274,19 +275,22 @@ def _eligible(  # noqa: PLR0911 - one return per constraint
     max_cost_usd: float | None,
 ) -> str | None:
     """Why ``entry`` cannot take the request (``None``: it can)."""
-    if "chat" not in entry.capabilities:
+    capabilities = entry.capabilities
+    if "chat" not in capabilities:
         return "not a chat model"
-    if not entry.healthy:
+    if entry.breaker is BreakerState.OPEN:
         return "circuit breaker open"
-    if features.needs:
-        capabilities = entry.capabilities
-        missing = [n for n in features.needs if n != "long_context" and n not in capabilities]
+    needs = features.needs
+    if needs:
+        missing = [n for n in needs if n != "long_context" and n not in capabilities]
         if missing:
             return f"lacks {', '.join(missing)}"
-    needed = features.prompt_tokens + (max_tokens or 0)
-    if not entry.fits_context(needed):
-        return f"context {entry.context_length} < {needed} tokens needed"
-    if not catalog.could_fit(entry):
+    window = entry.context_length
+    if window is not None:
+        needed = features.prompt_tokens + (max_tokens or 0)
+        if needed > window:
+            return f"context {window} < {needed} tokens needed"
+    if entry.loaded is False and entry.size_bytes is not None and not catalog.could_fit(entry):
         budget = catalog.budget_bytes or 0
         return f"not loaded and needs {entry.size_bytes} bytes, more than the {budget} budget"
     if max_cost_usd is not None:
@@ -408,18 +412,19 @@ def decide(
     for s in scored:
         if s.best_known > best_known.best_known:
             best_known = s
-    considered.extend(
-        Considered(
-            model=s.name,
-            score=round(s.score, 4),
-            quality=round(s.draw, 4),
-            cost_usd=s.cost,
-            latency_s=None if s.latency is None else round(s.latency, 4),
-            loaded=s.entry.loaded,
-            evicts=s.evicts,
+    for s in scored:
+        latency = s.latency
+        considered.append(
+            Considered(
+                model=s.name,
+                score=_places4(s.score),
+                quality=_places4(s.draw),
+                cost_usd=s.cost,
+                latency_s=None if latency is None else _places4(latency),
+                loaded=s.entry.loaded,
+                evicts=s.evicts,
+            )
         )
-        for s in scored
-    )
     return Decision(
         host=chosen.entry.host,
         model=chosen.entry.model,
@@ -432,6 +437,11 @@ def decide(
         budget_account="" if budget is None else budget.account,
         budget_constrained=over_budget > 0,
     )
+
+
+def _places4(value: float) -> float:
+    """``value`` to 4 decimal places, half up (what a decision record shows)."""
+    return math.floor(value * 10_000 + 0.5) / 10_000
 
 
 def _entries(catalog: Catalog, names: Sequence[str]) -> list[ModelEntry]:
@@ -495,41 +505,51 @@ def _score_inputs(  # noqa: PLR0917 - the hot path: positional on purpose
     policy: Policy,
 ) -> _Scored:
     name = entry.qualified
-    mean0 = prior(entry, task)
-    cell = history.cells.get((name, task))
-    wins, losses = (0.0, 0.0) if cell is None else history.counts(name, task)
+    mean0 = TIER_PRIOR.get(entry.tier or 0, 0.5)
+    if entry.strengths and task in entry.strengths:
+        mean0 = min(mean0 + STRENGTH_BONUS, 0.95)
     weight = policy.prior_weight
-    a = mean0 * weight + wins + 1e-6
-    b = (1.0 - mean0) * weight + losses + 1e-6
+    a = mean0 * weight + 1e-6
+    b = (1.0 - mean0) * weight + 1e-6
+    cell = history.cells.get((name, task))
+    latency: float | None = None
+    if cell is not None:
+        # history.counts(name, task), without looking the cell up again
+        lag = history.clocks.get(task, 0) - cell.stamp
+        if lag <= 0 or history.discount == 1.0:
+            a += cell.wins
+            b += cell.losses
+        else:
+            factor = history.discount**lag
+            a += cell.wins * factor
+            b += cell.losses * factor
+        if cell.output_tokens is not None and not max_tokens:
+            out_tokens = cell.output_tokens
+        latency = cell.latency_s
+    if latency is None:
+        latency = history.latency(name, task)
     mean = a / (a + b)
-    if cell is not None and cell.output_tokens is not None and not max_tokens:
-        out_tokens = cell.output_tokens
     price = entry.price
-    latency = cell.latency_s if cell is not None and cell.latency_s is not None else None
-    return _Scored(
-        entry=entry,
-        name=name,
-        draw=mean,
-        mean=mean,
-        a=a,
-        b=b,
-        cost=None
+    cost = (
+        None
         if price is None
         else (features.prompt_tokens * price.input_per_mtok + out_tokens * price.output_per_mtok)
-        / 1e6,
-        latency=latency if latency is not None else history.latency(name, task),
-        evicts=not catalog.fits_memory(entry),
+        / 1e6
     )
+    evicts = (
+        entry.loaded is False and entry.size_bytes is not None and not catalog.fits_memory(entry)
+    )
+    return _Scored(entry, name, mean, mean, a, b, cost, latency, evicts)
 
 
 def _score(policy: Policy, scored: list[_Scored]) -> None:
     cheap: Sequence[float]
     fast: Sequence[float]
     if len(scored) == 1:
-        cheap = fast = (1.0,)  # alone, it is the cheapest and the fastest
-    else:
-        cheap = _relative([s.cost for s in scored], 1e-7)
-        fast = _relative([s.latency for s in scored], 1e-3)
+        _score_alone(policy, scored[0])
+        return
+    cheap = _relative([s.cost for s in scored], 1e-7)
+    fast = _relative([s.latency for s in scored], 1e-3)
     wq, wc, wl = policy.quality, policy.cost, policy.latency
     if policy.kind == "best":
         wq, wc, wl = 1.0, 0.0, 0.0
@@ -545,6 +565,24 @@ def _score(policy: Policy, scored: list[_Scored]) -> None:
         elif policy.kind == "fastest":
             s.score = f + 1e-3 * s.draw
             s.best_known = f + 1e-3 * s.mean
+
+
+def _score_alone(policy: Policy, s: _Scored) -> None:
+    """:func:`_score` of a lone candidate: the cheapest and the fastest, so both terms are 1."""
+    bonus = policy.loaded_bonus if s.entry.loaded else 0.0
+    if s.evicts:
+        bonus -= policy.evict_penalty
+    kind = policy.kind
+    if kind == "score":
+        rest = policy.cost + policy.latency + bonus
+        s.score = policy.quality * s.draw + rest
+        s.best_known = policy.quality * s.mean + rest
+    elif kind == "best":
+        s.score = s.draw + bonus
+        s.best_known = s.mean + bonus
+    else:  # cheapest, fastest: 1 plus the quality tie-break
+        s.score = 1.0 + 1e-3 * s.draw
+        s.best_known = 1.0 + 1e-3 * s.mean
 
 
 def _choose(

@@ -173,7 +173,7 @@ class _Pending:
     scope: SpendScope | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Learn:
     """A routed request's outcome, to learn from (its caller has the answer already)."""
 
@@ -707,7 +707,8 @@ class Selector(LoopActor[SelectorMessage]):
     def _learn(self, learn: _Learn) -> None:
         """In this actor's turn: settle the budget, and add the outcome to the history."""
         pending, outcome, reward = learn.pending, learn.outcome, learn.reward
-        self._settle(pending, outcome, learn.seconds)
+        if pending.held is not None:
+            self._settle(pending, outcome, learn.seconds)
         decision = pending.decision
         name, task = decision.qualified, decision.features.task_type
         now = time.time()

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,8 +143,19 @@ def test_spans_on_the_worker_join_the_run_trace(
     assert result["parent_id"] == f"{step_span.context.span_id:016x}"
 
 
+def _all_cpus_free() -> None:
+    """Wait until no task holds a CPU (one an earlier test cancelled may still be ending)."""
+    import ray
+
+    deadline = time.monotonic() + WAIT
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
+        assert time.monotonic() < deadline, f"CPUs still held: {ray.available_resources()}"
+        time.sleep(0.05)  # the cluster's state is polled: Ray offers no event for it
+
+
 def test_for_each_spreads_over_the_cluster_within_batch_size(engine: Engine) -> None:
     """Elements run on both nodes, never more than ``batch_size`` at once, results in order."""
+    _all_cpus_free()  # with a CPU still held, both elements of a batch queue on the other
     results = engine.run(rs.FanOut, {"items": list(range(6))}, timeout=WAIT)
     assert [r["item"] for r in results] == list(range(6))
     assert len({r["node"] for r in results}) == 2
