@@ -52,7 +52,7 @@ class Runtime(Protocol):
 class EarlyReply(Reply):
     """A reply slot that calls ``handle(answer)`` wherever it is resolved (see the module)."""
 
-    __slots__ = ("_asked", "_handle", "_message", "timer")
+    __slots__ = ("_asked", "_handle", "_message", "timer", "waited")
 
     def __init__(self, handle: Callable[[object], object], asked: str, message: str) -> None:
         super().__init__()
@@ -60,15 +60,16 @@ class EarlyReply(Reply):
         self._asked = asked
         self._message = message
         self.timer: TimerHandle | None = None
+        self.waited = 0.0
 
-    def expire(self, waited: float) -> None:
-        """The deadline passed with no answer: answer ``timeout`` (on the timer thread)."""
+    def __call__(self) -> None:
+        """The deadline passed with no answer: answer ``timeout`` (the timer calls this)."""
         if not self._claimed:
             self.resolve(
                 Failure(
                     kind=FailureKind.TIMEOUT,
                     message=f"no answer from {self._asked!r} to {self._message} "
-                    f"within {waited:.3g}s",
+                    f"within {self.waited:.3g}s",
                     source=self._asked,
                 )
             )
@@ -109,7 +110,7 @@ def ask_early(
     if carrier is None and otel.enabled():
         message = msgspec.structs.replace(message, trace=otel.inject())
     reply = EarlyReply(handle, ref.name, type(message).__name__)
-    waited = max(deadline - now, 0.0)
+    reply.waited = waited = max(deadline - now, 0.0)
     timers = runtime.loop_timers if runtime.bridge.on_loop_thread() else runtime.timers
-    reply.timer = timers.call_later(waited, lambda: reply.expire(waited))
+    reply.timer = timers.call_later(waited, reply)
     ref.send_request(message, reply)

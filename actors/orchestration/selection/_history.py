@@ -237,6 +237,49 @@ class History:
         cell.updated_at = now
         self.dirty = True
 
+    def answered(  # noqa: PLR0917 - the Selector's hot path: positional on purpose
+        self,
+        model: str,
+        task_type: str,
+        latency_s: float | None,
+        ttft_s: float | None,
+        tokens_per_s: float | None,
+        cost_usd: float | None,
+        output_tokens: int | None,
+        quality: float | None,
+        reward: float | None,
+        now: float,
+    ) -> None:
+        """:meth:`record` of an answer and :meth:`reward` of its score, in one step."""
+        cell = self._open(model, task_type)
+        cell.calls += 1
+        cell.successes += 1
+        cell.latency_s = _ewma(cell.latency_s, latency_s)
+        if ttft_s is not None:
+            cell.ttft_s = _ewma(cell.ttft_s, ttft_s)
+        if tokens_per_s is not None:
+            cell.tokens_per_s = _ewma(cell.tokens_per_s, tokens_per_s)
+        if cost_usd is not None:
+            cell.cost_usd = _ewma(cell.cost_usd, cost_usd)
+        if output_tokens is not None:
+            cell.output_tokens = _ewma(cell.output_tokens, float(output_tokens))
+        if quality is not None:
+            cell.quality_sum += quality
+            cell.quality_n += 1
+        cell.updated_at = now
+        if reward is not None:
+            clock = self.clocks.get(task_type, 0) + 1
+            self.clocks[task_type] = clock
+            lag = clock - cell.stamp
+            if lag > 0 and self.discount != 1.0:
+                factor = self.discount**lag
+                cell.wins *= factor
+                cell.losses *= factor
+            cell.wins += reward
+            cell.losses += 1.0 - reward
+            cell.stamp = clock
+        self.dirty = True
+
     def add_quality(self, model: str, task_type: str, quality: float) -> None:
         """Record an explicit quality score given later (feedback)."""
         cell = self._open(model, task_type)

@@ -713,20 +713,20 @@ class Selector(LoopActor[SelectorMessage]):
         name, task = decision.qualified, decision.features.task_type
         now = time.time()
         if isinstance(outcome, Completion):
-            self.history.record(
+            self.history.answered(
                 name,
                 task,
-                ok=True,
-                latency_s=outcome.latency_s or learn.seconds,
-                ttft_s=outcome.ttft_s,
-                tokens_per_s=outcome.tokens_per_s,
-                cost_usd=outcome.cost_usd,
-                output_tokens=outcome.usage.output_tokens,
-                quality=reward if self._scorer is not None else None,
-                now=now,
+                outcome.latency_s or learn.seconds,
+                outcome.ttft_s,
+                outcome.tokens_per_s,
+                outcome.cost_usd,
+                outcome.usage.output_tokens,
+                reward if self._scorer is not None else None,
+                reward,
+                now,
             )
-        else:
-            self.history.record(name, task, ok=False, kind=str(outcome.kind), now=now)
+            return
+        self.history.record(name, task, ok=False, kind=str(outcome.kind), now=now)
         if reward is not None:
             self.history.reward(name, task, reward)
 
