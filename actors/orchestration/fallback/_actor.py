@@ -27,7 +27,6 @@ answered (``reactor.fallback.answered_by``).
 from __future__ import annotations
 
 import collections
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -336,11 +335,11 @@ class FallbackChain(LoopActor[ChainMessage]):
                 return
         request = msgspec.structs.replace(request, model=model, deadline=walk.deadline, trace=None)
         sent = time.perf_counter()
-
-        def answered(outcome: object) -> None:
-            self._answered(walk, index, outcome, time.perf_counter() - sent)
-
         if self.budget is not None:  # reserve, call, settle: a coroutine of its own
+
+            def answered(outcome: object) -> None:
+                self._answered(walk, index, outcome, time.perf_counter() - sent)
+
             self.pipe_to_self(self._call(walk, host, request), answered, name="fallback link")
             return
         # No budget: one ask, its answer handled where it arrives (_arrived): no task,
@@ -351,9 +350,10 @@ class FallbackChain(LoopActor[ChainMessage]):
         def arrived(outcome: object) -> None:
             self._arrived(walk, index, outcome, time.perf_counter() - sent)
 
-        with (
-            trace.use_span(walk.span, end_on_exit=False) if walk.span else contextlib.nullcontext()
-        ):
+        if walk.span is None:
+            ask_early(self.runtime, host, request, arrived, timeout=timeout)
+            return
+        with trace.use_span(walk.span, end_on_exit=False):
             ask_early(self.runtime, host, request, arrived, timeout=timeout)
 
     def _send_selector(self, walk: _Walk, index: int, policy: str) -> None:

@@ -597,9 +597,9 @@ class Selector(LoopActor[SelectorMessage]):
             decision,
             span,
             time.perf_counter(),
-            held=held,
-            request=chat,
-            scope=_scope(message) if held is not None else None,
+            held,
+            chat,
+            None if held is None else _scope(message),
         )
 
         # The answer is handled where it arrives (see _routed): the caller hears of it
