@@ -90,7 +90,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         self.catalog = catalog
         self.selector = selector
         self.budget = budget
-        self.members = Members(self, resolve, budget, self._arrived)
+        self.members = Members(self, resolve, budget, self._check)
         self._serial = itertools.count(1)
         self._checked: dict[int, tuple[ConsensusSpec, list[str]]] = {}
         self._record: dict[tuple[str, str], list[int]] = {}
@@ -239,10 +239,8 @@ class Consensus(LoopActor[ConsensusRequest]):
             self.members.send(poll, member, request)
         self._check(poll)
 
-    def _arrived(self, poll: Poll, slot: Slot) -> None:
-        self._check(poll)
-
-    def _check(self, poll: Poll) -> None:
+    def _check(self, poll: Poll, slot: Slot | None = None) -> None:
+        """End the round when it is over (also the Members' call once ``slot`` answered)."""
         if poll.done:
             return
         if poll.out == 0:

@@ -262,7 +262,10 @@ class Members:
             return
         latency = ended - slot.sent
         if isinstance(outcome, Completion):
-            answer = read(self.extractor(poll.spec), poll.spec, slot, outcome, latency)
+            extractor = poll.extractor
+            if extractor is None:
+                extractor = poll.extractor = self.extractor(poll.spec)
+            answer = read(extractor, poll.spec, slot, outcome, latency)
         else:
             failure = outcome if isinstance(outcome, Failure) else _internal(outcome)
             answer = MemberAnswer(

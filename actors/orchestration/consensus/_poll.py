@@ -9,6 +9,7 @@ answers come in, so an answer costs no walk over the round.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,9 @@ class Poll:
     """Adaptive stopping: the first round's usable answers, counted by value."""
     unusable: int = 0
     """Adaptive stopping: the first round's answers without a usable value."""
+
+    extractor: Callable[[str], Any] | None = None
+    """How its members' answers are read (the Members' for its spec, found once)."""
 
     _features: TaskFeatures | None = None
     _scope: SpendScope | None = None
