@@ -258,7 +258,8 @@ class Consensus(LoopActor[ConsensusRequest]):
         if poll.timer is not None:
             poll.timer.cancel()
             poll.timer = None
-        self.members.cancel_open(poll, why)
+        if poll.out:
+            self.members.cancel_open(poll, why)
         self._next(poll, final=why == "deadline")
 
     # ---- 5. more rounds, more members ------------------------------------------------------

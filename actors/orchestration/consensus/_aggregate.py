@@ -154,7 +154,9 @@ def plurality(values: Sequence[Any]) -> Verdict:
     groups = _groups(values)
     # Groups are in the order of their first votes and the sort is stable: the most
     # votes first, then the answer voted first.
-    ranked = sorted(groups.values(), key=len, reverse=True) if len(groups) > 1 else list(groups.values())
+    ranked = list(groups.values())
+    if len(ranked) > 1:
+        ranked.sort(key=len, reverse=True)
     winner = ranked[0]
     return Verdict(
         answer=values[winner[0]],

@@ -179,9 +179,8 @@ class Members:
             poll.add(slot)
             return slot
         now = time.time()
-        timeout = min(member.timeout_s or poll.spec.member_timeout_s, poll.deadline - now - MARGIN_S)
-        if timeout < 0.001:
-            timeout = 0.001
+        wanted = member.timeout_s or poll.spec.member_timeout_s
+        timeout = max(0.001, min(wanted, poll.deadline - now - MARGIN_S))
         request_id = f"{poll.ids}.{poll.asked + 1}"
         if request is None:
             if member.seed is None and member.temperature is None:
