@@ -60,7 +60,8 @@ _CONFIDENCE = re.compile(r"confidence\s*[:=]?\s*(\d+(?:\.\d+)?)\s*(%?)", re.IGNO
 
 def normalise(text: str) -> str:
     """Lower case, markdown emphasis and surrounding punctuation dropped, spaces collapsed."""
-    text = text.replace("**", "").replace("__", "").replace("`", "")
+    if "*" in text or "_" in text or "`" in text:
+        text = text.replace("**", "").replace("__", "").replace("`", "")
     text = " ".join(text.split()).lower()
     return text.strip(" .,:;!?\"'()[]")
 
@@ -120,15 +121,17 @@ def extract_answer_line(text: str) -> str | None:
     """What follows the last ``Answer:`` / ``The answer is`` / ``Final answer:``, normalised."""
     # Every match holds "answer" in some case (or with the long s, which the pattern's
     # case folding matches too): a text without it is passed over without the scan.
-    # ASCII text is scanned lower-cased without case folding (the same matches, faster):
-    # what is found is normalised, lower-cased, either way.
+    # ASCII text is scanned lower-cased without case folding (the same matches, faster:
+    # what is found is normalised, lower-cased, either way), from 6 characters ("final ")
+    # before the first "answer": no match starts earlier.
     low = text.lower()
-    if "answer" not in low:
+    first = low.find("answer")
+    if first < 0:
         if text.isascii() or "\u017f" not in text:
             return None
         found = _ANSWER_LINE.findall(text)
     elif text.isascii():
-        found = _ANSWER_LINE_LOWER.findall(low)
+        found = _ANSWER_LINE_LOWER.findall(low, max(0, first - 6))
     else:
         found = _ANSWER_LINE.findall(text)
     if not found:
