@@ -545,19 +545,25 @@ class Consensus(LoopActor[ConsensusRequest]):
     def _learn(self, poll: Poll, result: ConsensusResult) -> None:
         """Record each member's agreement, and tell the Selector (a quality signal)."""
         meaningful = result.answered >= 3
+        records = self._record
+        task_type = poll.task_type if meaningful or self.selector is not None else ""
         for answer in result.members:
             if not answer.model:
                 continue
             if answer.ok and answer.value is not None and meaningful:
-                record = self._record.setdefault((answer.model, poll.task_type), [0, 0])
-                record[0] += int(answer.agrees)
+                key = (answer.model, task_type)
+                record = records.get(key)
+                if record is None:
+                    record = records[key] = [0, 0]
+                if answer.agrees:
+                    record[0] += 1
                 record[1] += 1
             if self.selector is None or answer.error_kind == FailureKind.CANCELLED.value:
                 continue
             self.selector.tell_if_alive(
                 Observed(
                     model=answer.model,
-                    task_type=poll.task_type,
+                    task_type=task_type,
                     ok=answer.ok,
                     kind=answer.error_kind,
                     latency_s=answer.latency_s or None,

@@ -223,22 +223,32 @@ EXTRACTORS: dict[str, Extractor] = {
 
 
 def _choice_reader(choices: tuple[str, ...]) -> Extractor:
-    """:func:`extract_choice` over fixed ``choices``, its pattern looked up once."""
+    """:func:`extract_choice` over fixed ``choices``: its pattern found once, the text
+    lower-cased once, the box and answer line looked for only when the text has them."""
     pattern, named = _choice_pattern(choices)
     findall = pattern.findall
 
     def read(text: str) -> str | None:
-        boxed = extract_boxed(text)
-        if boxed:
-            found = findall(boxed.lower())
-            if found:
-                return named[found[-1]]
-        line = extract_answer_line(text)  # only when no box named a choice
+        if "\\boxed{" in text:
+            boxed = extract_boxed(text)
+            if boxed:
+                found = findall(boxed.lower())
+                if found:
+                    return named[found[-1]]
+        low = text.lower()
+        first = low.find("answer")
+        if first >= 0 and text.isascii():  # extract_answer_line's fast case, inline
+            lines = _ANSWER_LINE_LOWER.findall(low, max(0, first - 6))
+            line = normalise(lines[-1]) if lines else None
+        elif first < 0 and (text.isascii() or "\u017f" not in text):
+            line = None
+        else:
+            line = extract_answer_line(text)
         if line:
             found = findall(line.lower())
             if found:
                 return named[found[-1]]
-        found = findall(text.lower())
+        found = findall(low)
         return named[found[-1]] if found else None
 
     return read

@@ -87,26 +87,22 @@ def extractor_for(spec: ConsensusSpec) -> Callable[[str], Any]:
         return lambda text: extract(text, output, how=how, choices=choices)
     if output == "structured" or how == "json":
         return function
-    return _Last(function)
+    return _last(function)
 
 
-class _Last:
-    """A pure extraction remembering its last text and value (immutable values only)."""
+def _last(function: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``function`` (pure) remembering its last text and value (immutable values only)."""
+    last: list[Any] = [None, None]
 
-    __slots__ = ("function", "text", "value")
-
-    def __init__(self, function: Callable[[str], Any]) -> None:
-        self.function = function
-        self.text: str | None = None
-        self.value: Any = None
-
-    def __call__(self, text: str) -> Any:
-        if text == self.text:
-            return self.value
-        value = self.function(text)
+    def read(text: str) -> Any:
+        if text == last[0]:
+            return last[1]
+        value = function(text)
         if value is None or type(value) in _IMMUTABLE:
-            self.text, self.value = text, value
+            last[0], last[1] = text, value
         return value
+
+    return read
 
 
 _IMMUTABLE = frozenset({str, int, float, bool})
