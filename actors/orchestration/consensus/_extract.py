@@ -223,8 +223,11 @@ EXTRACTORS: dict[str, Extractor] = {
 
 
 def _choice_reader(choices: tuple[str, ...]) -> Extractor:
-    """:func:`extract_choice` over fixed ``choices``: its pattern found once, the text
-    lower-cased once, the box and answer line looked for only when the text has them."""
+    """:func:`extract_choice` over fixed ``choices``, the same answers, read faster.
+
+    The pattern is found once, the text lower-cased once, and the box and the answer
+    line are looked for only when the text has them.
+    """
     pattern, named = _choice_pattern(choices)
     findall = pattern.findall
 
