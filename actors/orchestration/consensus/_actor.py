@@ -90,7 +90,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         self.catalog = catalog
         self.selector = selector
         self.budget = budget
-        self.members = Members(self, resolve, budget, self._arrived)
+        self.members = Members(self, resolve, budget, self._check)
         self._serial = itertools.count(1)
         self._checked: dict[int, tuple[ConsensusSpec, list[str]]] = {}
         self._record: dict[tuple[str, str], list[int]] = {}
@@ -239,10 +239,8 @@ class Consensus(LoopActor[ConsensusRequest]):
             self.members.send(poll, member, request)
         self._check(poll)
 
-    def _arrived(self, poll: Poll, slot: Slot) -> None:
-        self._check(poll)
-
-    def _check(self, poll: Poll) -> None:
+    def _check(self, poll: Poll, slot: Slot | None = None) -> None:
+        """End the round when it is over (also the Members' call once ``slot`` answered)."""
         if poll.done:
             return
         if poll.out == 0:
@@ -260,7 +258,8 @@ class Consensus(LoopActor[ConsensusRequest]):
         if poll.timer is not None:
             poll.timer.cancel()
             poll.timer = None
-        self.members.cancel_open(poll, why)
+        if poll.out:
+            self.members.cancel_open(poll, why)
         self._next(poll, final=why == "deadline")
 
     # ---- 5. more rounds, more members ------------------------------------------------------
@@ -546,19 +545,25 @@ class Consensus(LoopActor[ConsensusRequest]):
     def _learn(self, poll: Poll, result: ConsensusResult) -> None:
         """Record each member's agreement, and tell the Selector (a quality signal)."""
         meaningful = result.answered >= 3
+        records = self._record
+        task_type = poll.task_type if meaningful or self.selector is not None else ""
         for answer in result.members:
             if not answer.model:
                 continue
             if answer.ok and answer.value is not None and meaningful:
-                record = self._record.setdefault((answer.model, poll.task_type), [0, 0])
-                record[0] += int(answer.agrees)
+                key = (answer.model, task_type)
+                record = records.get(key)
+                if record is None:
+                    record = records[key] = [0, 0]
+                if answer.agrees:
+                    record[0] += 1
                 record[1] += 1
             if self.selector is None or answer.error_kind == FailureKind.CANCELLED.value:
                 continue
             self.selector.tell_if_alive(
                 Observed(
                     model=answer.model,
-                    task_type=poll.task_type,
+                    task_type=task_type,
                     ok=answer.ok,
                     kind=answer.error_kind,
                     latency_s=answer.latency_s or None,

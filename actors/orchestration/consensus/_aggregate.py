@@ -25,8 +25,9 @@ import json
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from actors.orchestration.consensus._extract import normalise
 
@@ -56,9 +57,8 @@ MEANAD_SCALE = 1.2533
 """sqrt(pi/2): scales the mean absolute deviation when MAD is 0."""
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What an aggregator concluded.
+class Verdict(msgspec.Struct, frozen=True):
+    """What an aggregator concluded (a frozen struct: cheap to make, once per consensus).
 
     Attributes:
         answer: The aggregated answer (``None``: there was nothing to aggregate).
@@ -79,7 +79,7 @@ class Verdict:
     outliers: tuple[int, ...] = ()
     share: float = 0.0
     representative: int | None = None
-    fields: Mapping[str, float] = field(default_factory=dict)
+    fields: Mapping[str, float] = msgspec.field(default_factory=dict)
     method: str = ""
 
 
@@ -145,8 +145,27 @@ def vote(values: Sequence[Any], weights: Sequence[float], method: str = "vote") 
 
 
 def plurality(values: Sequence[Any]) -> Verdict:
-    """The most frequent answer; a tie goes to the answer whose first vote came first."""
-    return vote(values, [1.0] * len(values), "plurality")
+    """The most frequent answer; a tie goes to the answer whose first vote came first.
+
+    :func:`vote` with every weight 1, counted without the weights.
+    """
+    if not values:
+        return Verdict(answer=None, method="plurality")
+    groups = _groups(values)
+    # Groups are in the order of their first votes and the sort is stable: the most
+    # votes first, then the answer voted first.
+    ranked = list(groups.values())
+    if len(ranked) > 1:
+        ranked.sort(key=len, reverse=True)
+    winner = ranked[0]
+    return Verdict(
+        answer=values[winner[0]],
+        support=tuple(winner),
+        groups=tuple([tuple(g) for g in ranked]),
+        share=len(winner) / len(values),
+        representative=winner[0],
+        method="plurality",
+    )
 
 
 def log_odds_weight(accuracy: float, classes: int = 2) -> float:

@@ -9,10 +9,12 @@ different model families and hosts come first.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from actors.orchestration.consensus._aggregate import (
     Verdict,
@@ -76,8 +78,7 @@ def aggregate(  # noqa: PLR0911 - one return per aggregator
     return plurality(values)
 
 
-@dataclass(frozen=True, slots=True)
-class Assessment:
+class Assessment(msgspec.Struct, frozen=True):
     """The statistics of a verdict: how sure the consensus is.
 
     Attributes:
@@ -104,10 +105,11 @@ def assess(
 
     For numbers the spread is over the answers the verdict kept.
     """
-    confidence = wilson_lower(len(verdict.support), count)
-    sizes = [len(g) for g in verdict.groups]
+    sizes = tuple([len(g) for g in verdict.groups])
     missing = count - sum(sizes) - len(verdict.outliers)
-    entropy = semantic_entropy([*sizes, *([1] * max(0, missing))])
+    if missing > 0:
+        sizes += (1,) * missing
+    confidence, entropy = _statistics(len(verdict.support), count, sizes)
     spread = relative = None
     if numbers is not None:
         kept = [numbers[i] for i in verdict.support] or list(numbers)
@@ -120,6 +122,12 @@ def assess(
         relative_spread=relative,
         low=confidence < threshold,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _statistics(support: int, count: int, sizes: tuple[int, ...]) -> tuple[float, float]:
+    """The Wilson lower bound and the semantic entropy: a few shapes recur, computed once."""
+    return wilson_lower(support, count), semantic_entropy(sizes)
 
 
 _FAMILY = re.compile(r"[a-z]+")

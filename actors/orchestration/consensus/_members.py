@@ -70,12 +70,42 @@ def member_request(
 
 
 def extractor_for(spec: ConsensusSpec) -> Callable[[str], Any]:
-    """``text -> value`` as :func:`extract` reads answers under ``spec``, chosen once."""
+    """``text -> value`` as :func:`extract` reads answers under ``spec``, chosen once.
+
+    The built-in extractions are pure: one whose values are immutable (a category, a
+    number, a text) remembers the last text it read, so members answering the same text
+    (a short answer, self-consistency samples) are read once. A user's function, and
+    JSON (its values are mutable objects), are called for every answer.
+    """
     how = spec.extract
-    if how is None:
-        return default_extractor(spec.output, spec.choices)
     output, choices = spec.output, spec.choices
-    return lambda text: extract(text, output, how=how, choices=choices)
+    if how is None:
+        function = default_extractor(output, choices)
+    elif isinstance(how, str):
+        function = lambda text: extract(text, output, how=how, choices=choices)  # noqa: E731
+    else:
+        return lambda text: extract(text, output, how=how, choices=choices)
+    if output == "structured" or how == "json":
+        return function
+    return _last(function)
+
+
+def _last(function: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``function`` (pure) remembering its last text and value (immutable values only)."""
+    last: list[Any] = [None, None]
+
+    def read(text: str) -> Any:
+        if text == last[0]:
+            return last[1]
+        value = function(text)
+        if value is None or type(value) in _IMMUTABLE:
+            last[0], last[1] = text, value
+        return value
+
+    return read
+
+
+_IMMUTABLE = frozenset({str, int, float, bool})
 
 
 class Members:
@@ -129,6 +159,7 @@ class Members:
         follow-up); without it the poll's request is made the member's in the same copy
         that addresses the call.
         """
+        label = member.label
         try:
             host, model = self.where(member.model, member.host)
         except LookupError as exc:
@@ -136,8 +167,9 @@ class Members:
                 member=member,
                 request=request or poll.message.request,
                 round=poll.round,
+                label=label,
                 answer=MemberAnswer(
-                    member=member.label, error_kind="not_found", error=str(exc), round=poll.round
+                    member=label, error_kind="not_found", error=str(exc), round=poll.round
                 ),
             )
             poll.add(slot)
@@ -145,22 +177,31 @@ class Members:
         now = time.time()
         wanted = member.timeout_s or poll.spec.member_timeout_s
         timeout = max(0.001, min(wanted, poll.deadline - now - MARGIN_S))
-        deadline = now + timeout
         request_id = f"{poll.ids}.{poll.asked + 1}"
         if request is None:
-            request = member_request(
-                poll.spec,
-                member,
-                poll.message.request,
-                model=model,
-                deadline=deadline,
-                request_id=request_id,
-            )
+            if member.seed is None and member.temperature is None:
+                # The common member: the poll's request as every such member is asked it,
+                # made once per poll; only the address differs from member to member.
+                request = msgspec.structs.replace(
+                    poll.plain_request(),
+                    model=model,
+                    deadline=now + timeout,
+                    request_id=request_id,
+                )
+            else:
+                request = member_request(
+                    poll.spec,
+                    member,
+                    poll.message.request,
+                    model=model,
+                    deadline=now + timeout,
+                    request_id=request_id,
+                )
         else:
             request = msgspec.structs.replace(
-                request, model=model, deadline=deadline, request_id=request_id
+                request, model=model, deadline=now + timeout, request_id=request_id
             )
-        slot = Slot(member=member, request=request, round=poll.round, host=host)
+        slot = Slot(member=member, request=request, round=poll.round, host=host, label=label)
         poll.add(slot)
         if self.budget is not None:
             self._budgeted(poll, slot, host, timeout)
@@ -216,11 +257,14 @@ class Members:
             return
         latency = ended - slot.sent
         if isinstance(outcome, Completion):
-            answer = read(self.extractor(poll.spec), poll.spec, slot, outcome, latency)
+            extractor = poll.extractor
+            if extractor is None:
+                extractor = poll.extractor = self.extractor(poll.spec)
+            answer = read(extractor, poll.spec, slot, outcome, latency)
         else:
             failure = outcome if isinstance(outcome, Failure) else _internal(outcome)
             answer = MemberAnswer(
-                member=slot.member.label,
+                member=slot.label,
                 model=slot.qualified,
                 error_kind=failure.kind.value,
                 error=failure.message,
@@ -238,7 +282,7 @@ class Members:
                 poll.settle(
                     slot,
                     MemberAnswer(
-                        member=slot.member.label,
+                        member=slot.label,
                         model=slot.qualified,
                         error_kind=FailureKind.CANCELLED.value,
                         error=f"still running when the round ended ({why})",
@@ -273,7 +317,7 @@ def read(
     if value is None and not error:
         error = f"no {spec.output} answer found in the text"
     return MemberAnswer(
-        member=slot.member.label,
+        member=slot.label,
         model=f"{completion.host}/{completion.model}" if completion.host else completion.model,
         ok=True,
         text=text,

@@ -9,6 +9,7 @@ answers come in, so an answer costs no walk over the round.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class Slot:
         handle: The budgeted call's I/O handle, cancelled when the round ends.
         sent: When the call was made (``perf_counter``): its latency starts here.
         answer: Its answer or error (``None``: still out).
+        label: The member's label (``Member.label``, computed once).
     """
 
     member: Member
@@ -60,12 +62,13 @@ class Slot:
     handle: Any = None
     sent: float = 0.0
     answer: MemberAnswer | None = None
+    label: str = ""
 
     @property
     def qualified(self) -> str:
         """``host/model`` as sent, or the member's label when it was never sent."""
         if self.host is None:
-            return self.member.label
+            return self.label or self.member.label
         return f"{self.host.name}/{self.request.model}"
 
 
@@ -101,8 +104,31 @@ class Poll:
     unusable: int = 0
     """Adaptive stopping: the first round's answers without a usable value."""
 
+    extractor: Callable[[str], Any] | None = None
+    """How its members' answers are read (the Members' for its spec, found once)."""
+
     _features: TaskFeatures | None = None
     _scope: SpendScope | None = None
+    _plain: ChatRequest | None = None
+
+    def plain_request(self) -> ChatRequest:
+        """The request as a member of no seed and no temperature of its own is asked it.
+
+        :func:`~._members.member_request` without the call's address (model, deadline,
+        request id), made once per poll.
+        """
+        plain = self._plain
+        if plain is None:
+            base = self.message.request
+            spec = self.spec
+            plain = self._plain = msgspec.structs.replace(
+                base,
+                temperature=spec.temperature if spec.temperature is not None else base.temperature,
+                max_tokens=spec.max_tokens if spec.max_tokens is not None else base.max_tokens,
+                trace=None,
+                deadline=None,
+            )
+        return plain
 
     @property
     def features(self) -> TaskFeatures:
@@ -114,7 +140,10 @@ class Poll:
 
     @property
     def task_type(self) -> str:
-        """The request's task type."""
+        """The request's task type (the spec's, when it names one: nothing to infer)."""
+        given = self.spec.task_type
+        if given is not None:
+            return given
         return self.features.task_type
 
     @property

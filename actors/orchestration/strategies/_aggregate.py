@@ -25,7 +25,6 @@ synthesis) plugs in through the same seam: ``run_strategy(..., aggregator=...)``
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -141,7 +140,7 @@ def lexical(answers: Sequence[str], _members: Sequence[Member] = (), /) -> Agree
         msg = "clustering of no answers"
         raise ValueError(msg)
     verdict = cluster(list(answers), lexical_matrix(answers), _TEXT.lexical_similarity)
-    return _agreement(answers, dataclasses.replace(verdict, method="lexical"))
+    return _agreement(answers, msgspec.structs.replace(verdict, method="lexical"))
 
 
 class Resonance:
