@@ -49,6 +49,10 @@ class Count(Request[int], frozen=True, kw_only=True):
     """Answered with how many Seq messages were handled."""
 
 
+class Buckets(Request[list[int]], frozen=True, kw_only=True):
+    """Answered with the delays (ms) of the loop timer buckets that are kept."""
+
+
 class Report(Request[tuple[int, dict[int, list[int]]]], frozen=True, kw_only=True):
     """Answered with (overlapping handlers seen, the Seq numbers by sender)."""
 
@@ -516,7 +520,7 @@ class Timed(Request[list[str]], frozen=True, kw_only=True):
     """Set timers of several delays (and cancel many); answer in the order they fired."""
 
 
-class Timekeeper(LoopActor[Timed | Count]):
+class Timekeeper(LoopActor[Timed | Buckets]):
     """Sets timers as a run does (many set, most cancelled) and records which fired."""
 
     def __init__(self) -> None:
@@ -524,7 +528,7 @@ class Timekeeper(LoopActor[Timed | Count]):
         self.fired: list[str] = []
         self.reply: Any = None
 
-    def receive(self, message: Timed | Count) -> object:
+    def receive(self, message: Timed | Buckets) -> object:
         match message:
             case Timed():
                 self.reply = self.defer_reply()
@@ -534,7 +538,7 @@ class Timekeeper(LoopActor[Timed | Count]):
                     handle.cancel()
                 self.call_later(0.05, lambda: self._fire("late"))
                 self.call_later(0.01, lambda: self._fire("early"))
-            case Count():
+            case Buckets():
                 return sorted(self.runtime.loop_timers._buckets)
         return None
 
@@ -556,7 +560,7 @@ def test_loop_timers_fire_by_due_time_and_cancelled_ones_leave_nothing_armed(
     assert ref.ask(Timed()) == ["early", "late"]
     # The 10 and 50 ms buckets fired and retired (the 50 cancelled 10 ms timers were
     # dropped on the way); the 30 s one (1 cancelled timer) waits to be due.
-    assert ref.ask(Count()) == [30_000]
+    assert ref.ask(Buckets()) == [30_000]
 
 
 class _Turned:
