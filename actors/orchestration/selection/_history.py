@@ -154,6 +154,10 @@ class History:
         self.clocks: dict[str, int] = {}
         self.cells: dict[tuple[str, str], Cell] = {}
         self.dirty = False
+        # The task types each model has a cell for: a model's summary (the latency a
+        # decision falls back on for a task type it has not done yet) reads its own
+        # cells, not every cell.
+        self._types: dict[str, dict[str, None]] = {}
 
     def cell(self, model: str, task_type: str) -> Cell | None:
         """The record of ``model`` for ``task_type``, if there is one."""
@@ -175,6 +179,7 @@ class History:
         if cell is None:
             cell = Cell(model=model, task_type=task_type, stamp=self.clocks.get(task_type, 0))
             self.cells[(model, task_type)] = cell
+            self._types.setdefault(model, {})[task_type] = None
         return cell
 
     def reward(self, model: str, task_type: str, reward: float) -> None:
@@ -308,6 +313,11 @@ class History:
         ]
         for key in dropped:
             del self.cells[key]
+            types = self._types.get(key[0])
+            if types is not None:
+                types.pop(key[1], None)
+                if not types:
+                    del self._types[key[0]]
         if dropped:
             self.dirty = True
         return len(dropped)
@@ -323,7 +333,15 @@ class History:
 
     def summary(self, model: str) -> ModelSummary:
         """The model's record over every task type."""
-        return _summarise(model, [c for (m, _), c in self.cells.items() if m == model])
+        cells = self.cells
+        return _summarise(
+            model,
+            [
+                cell
+                for task in self._types.get(model, ())
+                if (cell := cells.get((model, task))) is not None
+            ],
+        )
 
     def summaries(self) -> dict[str, ModelSummary]:
         """Every model's summary, by qualified name."""

@@ -49,6 +49,21 @@ def test_statistics_summarise_latency_cost_failures_and_quality() -> None:
     assert summary.failures == {"timeout": 1.0}
 
 
+def test_a_task_type_not_done_yet_expects_the_models_own_latency() -> None:
+    """The fallback latency is the model's over its own task types, kept right by pruning."""
+    history = History()
+    history.record("a", "code", ok=True, latency_s=1.0, now=1.0)
+    history.record("a", "factual", ok=True, latency_s=3.0, now=1000.0)
+    history.record("b", "code", ok=True, latency_s=9.0, now=1000.0)
+    assert history.latency("a", "creative") == pytest.approx(2.0)  # not b's 9 s
+    assert history.latency("a", "code") == 1.0  # its own record first
+    assert history.prune(1000.0, half_life_s=1.0) == 1  # a/code fades away
+    assert history.latency("a", "creative") == pytest.approx(3.0)
+    assert history.summary("a").by_task == {"factual": 1.0}
+    history.record("a", "code", ok=True, latency_s=5.0, now=1001.0)  # comes back
+    assert history.latency("a", "creative") == pytest.approx(4.0)
+
+
 def test_a_snapshot_round_trips_through_json_and_fades_with_age() -> None:
     """Loaded one half-life later, every count weighs half; running means are kept."""
     history = History(discount=1.0)
