@@ -38,6 +38,7 @@ class _LoopTimers(Protocol):
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle: ...
 
+
 __all__ = ["ActorReply", "AsyncReply", "Callback", "Reply", "SyncReply", "post"]
 
 
