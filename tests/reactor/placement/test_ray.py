@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,9 +148,11 @@ def _all_cpus_free() -> None:
     """Wait until no task holds a CPU (one an earlier test cancelled may still be ending)."""
     import ray
 
+    available: Any = ray.available_resources  # (untyped in Ray)
+    total: Any = ray.cluster_resources
     deadline = time.monotonic() + WAIT
-    while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
-        assert time.monotonic() < deadline, f"CPUs still held: {ray.available_resources()}"
+    while available().get("CPU", 0) < total().get("CPU", 0):
+        assert time.monotonic() < deadline, f"CPUs still held: {available()}"
         time.sleep(0.05)  # the cluster's state is polled: Ray offers no event for it
 
 
