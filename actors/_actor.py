@@ -700,12 +700,6 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                     reply.resolve(result)
                 return None
         elif kind is Callback or kind in _POSTED:
-            if not otel.enabled():  # _dispatch's untraced case, without its call
-                try:
-                    message.fn(message.value)
-                except Exception as exc:  # noqa: BLE001 - a raising handler is a crash
-                    self._crash(exc, message.label)
-                return None
             self._dispatch(message.fn, message.value, message.trace, message.label)
             return None
         else:
