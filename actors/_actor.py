@@ -214,9 +214,7 @@ class Ref(Generic[M]):
         import asyncio  # noqa: PLC0415 - only async callers pay for the lookup
 
         message, remaining = self._stamp(message, timeout)
-        loop = asyncio.get_running_loop()
-        rt = self._rt
-        reply = AsyncReply(loop, rt.loop_timers if loop is rt.bridge.loop else None)
+        reply = AsyncReply(asyncio.get_running_loop())
         self.send_request(message, reply)
         value = await reply.wait(remaining, lambda: self._timeout(message, remaining))
         if type(value) is Failure:

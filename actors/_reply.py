@@ -32,13 +32,6 @@ from actors._messages import Failure
 if TYPE_CHECKING:
     from actors._timers import TimerHandle
 
-
-class _LoopTimers(Protocol):
-    """The system's loop timers (``actors._loop.LoopTimers``), as a wait uses them."""
-
-    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle: ...
-
-
 __all__ = ["ActorReply", "AsyncReply", "Callback", "Reply", "SyncReply", "post"]
 
 
@@ -107,16 +100,14 @@ class SyncReply(Reply):
 class AsyncReply(Reply):
     """A slot that resolves an asyncio future on the caller's loop."""
 
-    __slots__ = ("_future", "_handoff", "_loop", "_on_timeout", "_timer", "_timers")
+    __slots__ = ("_future", "_handoff", "_loop", "_timer")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timers: _LoopTimers | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
         self._handoff = handoff_for(loop)
         self._future: asyncio.Future[object] = loop.create_future()
-        self._timer: asyncio.TimerHandle | TimerHandle | None = None
-        self._timers = timers  # the system's loop timers, when ``loop`` is the system's
-        self._on_timeout: Callable[[], Failure] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def _deliver(self, value: object) -> None:
         if asyncio_events._get_running_loop() is self._loop:
@@ -138,26 +129,13 @@ class AsyncReply(Reply):
 
     async def wait(self, timeout: float, on_timeout: Callable[[], Failure]) -> object:
         """Await the answer; past ``timeout`` seconds it is ``on_timeout()``."""
-        timers = self._timers
-        if timers is not None:
-            # On the system's loop: a bucketed loop timer (no heap of the loop's own to
-            # push to and lazily clean, with Python comparisons, for every ask).
-            self._on_timeout = on_timeout
-            self._timer = timers.call_later(max(timeout, 0.0), self)
-        else:
-            self._timer = self._loop.call_later(max(timeout, 0.0), self._expire, on_timeout)
+        self._timer = self._loop.call_later(max(timeout, 0.0), self._expire, on_timeout)
         try:
             return await self._future
         finally:
             # Cancelled by the caller: claim the slot so a late answer is dropped.
             self._claim()
             self._timer.cancel()
-
-    def __call__(self) -> None:
-        """The deadline of a wait on the system's loop passed (its loop timer calls this)."""
-        on_timeout = self._on_timeout
-        if on_timeout is not None:
-            self._expire(on_timeout)
 
     def _expire(self, on_timeout: Callable[[], Failure]) -> None:
         if self._claim() and not self._future.done():
