@@ -92,13 +92,25 @@ class _LoopActorRef(pykka.ActorRef[Any]):
 
 
 class _Request:
-    """Mailbox item for an ask: the message and where its answer goes."""
+    """Mailbox item for an ask: the message and where its answer goes.
 
-    __slots__ = ("message", "reply")
+    To an actor on the loop it is its own envelope (``message`` is itself, no pykka
+    future waits for it): one object per ask instead of two.
+    """
 
-    def __init__(self, message: object, reply: Reply) -> None:
-        self.message = message
+    __slots__ = ("reply", "request")
+
+    reply_to = None
+    """As a mailbox item: no pykka future waits for it."""
+
+    def __init__(self, request: object, reply: Reply) -> None:
+        self.request = request
         self.reply = reply
+
+    @property
+    def message(self) -> _Request:
+        """As a mailbox item: itself."""
+        return self
 
 
 class ChildExited:
@@ -215,7 +227,13 @@ class Ref(Generic[M]):
         try:
             if target is None:
                 raise pykka.ActorDeadError(self.name)
-            target.tell(_Request(message, reply))
+            inbox = target.actor_inbox
+            if type(inbox) is Mailbox:  # a loop actor: the request is its own envelope
+                if target.actor_stopped.is_set():
+                    raise pykka.ActorDeadError(self.name)
+                inbox.put(_Request(message, reply))  # type: ignore[arg-type]
+            else:
+                target.tell(_Request(message, reply))
         except pykka.ActorDeadError:
             self._rt.dead_letters.record(self.name, message)
             reply.resolve(
@@ -569,10 +587,21 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         reply = ActorReply(
             self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
         )
-        # On the timer thread even for a loop actor: the answer usually cancels the
-        # deadline from another thread, which a loop timer would notice only when due.
         reply.expires(ref, stamped, remaining)
-        reply.timer = self._rt.timers.call_later(remaining, reply)
+        target = ref._target
+        if (
+            self._mailbox is not None
+            and target is not None
+            and type(target.actor_inbox) is Mailbox
+            and self._rt.bridge.on_loop_thread()
+        ):
+            # A loop actor asking another: the answer comes on the loop, where
+            # cancelling a loop timer is counted (and cheap); no lock, no timer thread.
+            reply.timer = self._rt.loop_timers.call_later(remaining, reply)
+        else:
+            # An answer from a thread cancels the deadline there, which a loop timer
+            # would notice only when due: the timer thread's heap compacts at once.
+            reply.timer = self._rt.timers.call_later(remaining, reply)
         ref.send_request(stamped, reply)
 
     def schedule(self, delay: float, message: M) -> TimerHandle:
@@ -641,7 +670,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         """Unwrap a mailbox item and dispatch it (see the module docstring)."""
         kind = type(message)
         if kind is _Request:
-            request = message.message
+            request = message.request
             reply = message.reply
             deadline = getattr(request, "deadline", None)
             if deadline is not None and deadline < time.time():
@@ -655,6 +684,19 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 )
                 return None
             self._current = reply
+            if not otel.enabled():
+                # The common case, without the two calls of _dispatch and
+                # _receive_and_reply (what they do, for an ask with no tracing).
+                try:
+                    result = self.receive(request)
+                except Exception as exc:  # noqa: BLE001 - a raising handler is a crash
+                    self._crash(exc, type(request).__name__)
+                    return None
+                reply = self._current
+                if reply is not None:
+                    self._current = None
+                    reply.resolve(result)
+                return None
         elif kind is Callback or kind in _POSTED:
             self._dispatch(message.fn, message.value, message.trace, message.label)
             return None

@@ -12,8 +12,10 @@ own, as they would on a thread of its own). So:
   hop: at most one ``call_soon`` per turn of the run queue;
 * mail sent from another thread wakes the loop with one ``call_soon_threadsafe`` for
   everything that arrives before the loop runs the queue;
-* a pass of the run queue serves at most :data:`PASS` mailboxes, then the loop's
-  other callbacks (I/O, tasks) run before the next pass;
+* a pass of the run queue gives at most :data:`PASS` turns, then the loop's other
+  callbacks (I/O, tasks) run before the next pass; a mailbox that one of the pass's
+  turns queues (an ask from one loop actor to another, the answer) gets its turn in
+  the same pass while the count lasts, so a hop costs no extra iteration of the loop;
 * an actor is in the run queue at most once, and only the loop thread runs turns, so
   one actor never handles two messages at once (the serial guarantee), and a turn
   never runs inside another actor's handler.
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["PASS", "TURN", "LoopScheduler", "LoopTimers", "Mailbox"]
 
 PASS = 64
-"""Mailboxes one pass of the run queue serves before the loop runs its other callbacks.
+"""Turns one pass of the run queue gives before the loop runs its other callbacks.
 
 With thousands of loop actors ready at once (a burst of runs), a pass over all of them
 would leave what their turns started (tasks, I/O outcomes, answers) waiting until every
@@ -58,6 +60,9 @@ passes let that work finish, and its objects die, while they are young."""
 
 TURN = 64
 """Messages one actor handles per turn before the others (and the loop's I/O) get theirs."""
+
+_COMPACT_MIN = 32
+"""A bucket drops its cancelled timers once it holds this many and half are cancelled."""
 
 _log = structlog.get_logger("actors.loop")
 _events_lock = threading.Lock()
@@ -102,10 +107,13 @@ class LoopScheduler:
 
     def _run(self) -> None:
         ready = self._ready
-        # At most PASS of the mailboxes queued so far: those queued by these turns, and
-        # the rest, wait for the next pass, so I/O callbacks and tasks get the loop in
-        # between.
-        for _ in range(min(len(ready), PASS)):
+        # At most PASS turns, then I/O callbacks and tasks get the loop before the next
+        # pass. A mailbox queued by one of these turns (an actor's ask of another, its
+        # answer) is served in this pass while the count lasts: a hop between actors
+        # costs no extra iteration of the loop (and its poll for I/O).
+        served = 0
+        while ready and served < PASS:
+            served += 1
             mailbox = ready.popleft()
             try:
                 mailbox.turn()
@@ -215,9 +223,11 @@ class LoopTimers:
     A timer may fire up to a millisecond late, never early.
 
     Cancelling works from any thread (the loop's own timers are not thread-safe): it
-    sets the handle's flag. On the loop thread it also counts, and a bucket whose
-    timers are mostly cancelled drops them, and its loop timer once none is left: an
-    idle loop keeps no timer armed for nothing. Setting a timer: loop thread only.
+    sets the handle's flag. On the loop thread it also counts, and a bucket of many
+    timers, mostly cancelled, drops them (and its loop timer once none is left). A
+    bucket of a few cancelled timers keeps them and its loop timer: when that fires
+    and finds nothing due, the bucket retires, so an idle loop wakes at most once per
+    bucket for nothing. Setting a timer: loop thread only.
     """
 
     __slots__ = ("_bridge", "_buckets", "_loop")
@@ -263,10 +273,14 @@ class _Bucket:
         if not self._owner._bridge.on_loop_thread():
             return  # the flag is enough: the timer is skipped when it comes due
         self._cancelled += 1
-        if self._cancelled * 2 < len(self._handles):
+        handles = self._handles
+        if len(handles) < _COMPACT_MIN or self._cancelled * 2 < len(handles):
+            # A few cancelled timers cost nothing to keep until they come due: asks
+            # answered one after another reuse the bucket and its armed loop timer
+            # instead of arming and cancelling one each.
             return
         self._cancelled = 0
-        self._handles = collections.deque(h for h in self._handles if not h.cancelled)
+        self._handles = collections.deque(h for h in handles if not h.cancelled)
         if not self._handles:
             self._retire()
 
