@@ -227,13 +227,12 @@ class Ref(Generic[M]):
         try:
             if target is None:
                 raise pykka.ActorDeadError(self.name)
-            inbox = target.actor_inbox
-            if type(inbox) is Mailbox:  # a loop actor: the request is its own envelope
-                if target.actor_stopped.is_set():
-                    raise pykka.ActorDeadError(self.name)
-                inbox.put(_Request(message, reply))  # type: ignore[arg-type]
-            else:
-                target.tell(_Request(message, reply))
+            item = _Request(message, reply)
+            posted = post(target, item)  # to a loop actor: the request is its own envelope
+            if posted is None:
+                target.tell(item)
+            elif not posted:
+                raise pykka.ActorDeadError(self.name)
         except pykka.ActorDeadError:
             self._rt.dead_letters.record(self.name, message)
             reply.resolve(
