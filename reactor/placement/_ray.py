@@ -230,11 +230,12 @@ class _Runner:
 class _Warm:
     """The warm runners of one resource shape."""
 
-    __slots__ = ("count", "enabled", "idle", "options", "runners", "shed_at", "starting")
+    __slots__ = ("closed", "count", "enabled", "idle", "options", "runners", "shed_at", "starting")
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         self.enabled = True
+        self.closed = False  # the placement closed: it starts no more runners
         self.idle: list[_Runner] = []
         self.runners: list[_Runner] = []  # alive or starting
         self.count = 0
@@ -497,6 +498,8 @@ class RayPlacement:
         config = self._config
         assert config is not None
         loop = asyncio.get_running_loop()
+        if warm.closed:  # a call ended after the engine closed: a runner would start to be killed
+            return
         if warm.count >= config.warm_actors or loop.time() - warm.shed_at < config.warm_idle_s:
             return
         from reactor.placement._ray_worker import CONTROL, StepRunner  # noqa: PLC0415
@@ -504,10 +507,13 @@ class RayPlacement:
         ray = self._ray
         cls = ray.remote(concurrency_groups=CONTROL)(StepRunner)
         handle = cls.options(**warm.options, max_restarts=0, max_task_retries=0).remote()
-        warm.count += 1
-        warm.starting += 1
         runner = _Runner(handle)
         warm.runners.append(runner)
+        warm.count += 1
+        if warm.closed:  # closed (on another thread) meanwhile, maybe after it killed runners
+            self._drop(warm, runner)
+            return
+        warm.starting += 1
 
         async def started() -> None:
             try:
@@ -636,7 +642,8 @@ class RayPlacement:
                     ray.kill(actor)
         killed = []
         for warm in self._warm.values():
-            for runner in warm.runners:
+            warm.closed = True  # before the runners are read: see `_grow`
+            for runner in list(warm.runners):  # `_grow` may add one on the loop's thread
                 with contextlib.suppress(Exception):
                     ray.kill(runner.handle, no_restart=True)
                     killed.append(runner.handle.ready.remote())

@@ -33,11 +33,12 @@ class OnLoop(LoopActor[Ping]):
 def test_tree_nests_supervisors_and_counts_restarts_and_mail() -> None:
     """Parent links, restarts after a crash, waiting mail of a busy actor, loop actors."""
     gate = threading.Event()
+    blocked = threading.Event()
     handled: list[int] = []
     team = SupervisorSpec(
         name="team",
         children=[
-            ChildSpec(name="gated", actor=Gated, args=(gate, handled)),
+            ChildSpec(name="gated", actor=Gated, args=(gate, handled, blocked)),
             ChildSpec(name="looped", actor=OnLoop),
         ],
     )
@@ -49,6 +50,7 @@ def test_tree_nests_supervisors_and_counts_restarts_and_mail() -> None:
         assert restarts.get(timeout=10).name == "echo"
         gated = system.lookup("gated")
         gated.tell(Block())
+        assert blocked.wait(10)  # the Block is being handled: the mailbox holds only Pings
         for n in range(5):
             gated.tell(Ping(n=n))
         tree = system.tree()
@@ -61,7 +63,7 @@ def test_tree_nests_supervisors_and_counts_restarts_and_mail() -> None:
         node = tree.find("gated")
         assert node is not None
         assert node.parent == "team"
-        assert node.mailbox >= 5  # the Pings wait behind the Block
+        assert node.mailbox == 5  # the Pings wait behind the Block
         assert node.mailbox == mailbox_depth(gated)
         looped = tree.find("looped")
         assert looped is not None

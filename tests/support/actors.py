@@ -110,16 +110,21 @@ class Block(Message, frozen=True, kw_only=True):
 class Gated(Actor[Block | Ping | Crash]):
     """Records the Pings it handles; Block waits on a gate so the mailbox fills up."""
 
-    def __init__(self, gate: threading.Event, handled: list[int]) -> None:
+    def __init__(
+        self, gate: threading.Event, handled: list[int], blocked: threading.Event | None = None
+    ) -> None:
         super().__init__()
         self.gate = gate
         self.handled = handled
+        self.blocked = blocked
 
     def receive(self, message: Block | Ping | Crash) -> object:
         """Handle one test message."""
         match message:
             case Block():
                 # Deliberately blocking, so that later messages queue behind it.
+                if self.blocked is not None:
+                    self.blocked.set()  # the Block left the mailbox
                 self.gate.wait(10)
                 return None
             case Ping(n=n):
