@@ -242,6 +242,10 @@ class _Warm:
         self.starting = 0
         self.shed_at = -1e9
 
+    def open(self) -> bool:
+        """Whether its placement is still open (read anew each time: see ``_grow``)."""
+        return not self.closed
+
 
 class RayPlacement:
     """Runs step calls on a Ray cluster.
@@ -498,7 +502,7 @@ class RayPlacement:
         config = self._config
         assert config is not None
         loop = asyncio.get_running_loop()
-        if warm.closed:  # a call ended after the engine closed: a runner would start to be killed
+        if not warm.open():  # a call ended after the engine closed: no runner to start and kill
             return
         if warm.count >= config.warm_actors or loop.time() - warm.shed_at < config.warm_idle_s:
             return
@@ -510,7 +514,7 @@ class RayPlacement:
         runner = _Runner(handle)
         warm.runners.append(runner)
         warm.count += 1
-        if warm.closed:  # closed (on another thread) meanwhile, maybe after it killed runners
+        if not warm.open():  # closed (on another thread) meanwhile, maybe after it killed runners
             self._drop(warm, runner)
             return
         warm.starting += 1
