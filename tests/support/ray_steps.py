@@ -161,7 +161,9 @@ def blocks(key: str) -> str:
 
     try:
         ray.get(recorder().record.remote(f"{key}:started", os.getpid()))
-        deadline = time.monotonic() + 60
+        # Long enough for any test to interrupt it; short enough that a call whose
+        # interrupt went astray frees its CPU before the next test needs the cluster.
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             time.sleep(0.01)
     except KeyboardInterrupt:
@@ -174,7 +176,7 @@ class TimesOut(Reactor, placement="ray"):
     """A step past its timeout: the Ray task is cancelled."""
 
     key = Input(str)
-    slow = step(blocks, timeout=1.0, max_retries=0)
+    slow = step(blocks, timeout=3.0, max_retries=0)  # past a worker's first start
 
 
 class Cancelled(Reactor, placement="ray"):

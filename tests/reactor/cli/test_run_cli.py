@@ -740,7 +740,7 @@ def test_ctrl_c_cancels_the_run_and_exits_130(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "reactor", "run", f"{flow}:Slow", "-i", "seconds=30"],
         cwd=Path(__file__).resolve().parents[3],
-        env={**env, "REACTOR_DB": str(db)},
+        env={**env, "REACTOR_DB": str(db), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -751,7 +751,12 @@ def test_ctrl_c_cancels_the_run_and_exits_130(tmp_path: Path) -> None:
             if "nap: running" in line:
                 break
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"no exit within 30 s of SIGINT; its threads then:\n{err}")
     finally:
         proc.kill()
         proc.wait()

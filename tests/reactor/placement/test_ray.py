@@ -156,6 +156,7 @@ def _all_cpus_free() -> None:
         time.sleep(0.05)  # the cluster's state is polled: Ray offers no event for it
 
 
+@pytest.mark.timeout(2 * WAIT + 30)  # the CPUs' wait, then the run's
 def test_for_each_spreads_over_the_cluster_within_batch_size(engine: Engine) -> None:
     """Elements run on both nodes, never more than ``batch_size`` at once, results in order."""
     _all_cpus_free()  # with a CPU still held, both elements of a batch queue on the other
