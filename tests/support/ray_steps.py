@@ -41,6 +41,10 @@ class Recorder:
         await asyncio.wait_for(self._event(name).wait(), timeout)
         return self.values[name]
 
+    async def recorded(self) -> dict[str, Any]:
+        """Everything recorded so far (for a failing test's message)."""
+        return dict(self.values)
+
     async def enter(self) -> None:
         """A call started: counts calls under way, and the most at once."""
         self.running += 1

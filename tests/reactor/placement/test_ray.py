@@ -144,7 +144,7 @@ def test_spans_on_the_worker_join_the_run_trace(
     assert result["parent_id"] == f"{step_span.context.span_id:016x}"
 
 
-def _all_cpus_free() -> None:
+def _all_cpus_free(ray_cluster: RayCluster) -> None:
     """Wait until no task holds a CPU (one an earlier test cancelled may still be ending)."""
     import ray
 
@@ -152,14 +152,18 @@ def _all_cpus_free() -> None:
     total: Any = ray.cluster_resources
     deadline = time.monotonic() + WAIT
     while available().get("CPU", 0) < total().get("CPU", 0):
-        assert time.monotonic() < deadline, f"CPUs still held: {available()}"
+        if time.monotonic() > deadline:
+            steps = ray.get(ray_cluster.recorder.recorded.remote(), timeout=WAIT)
+            pytest.fail(f"CPUs still held: {available()}; the steps' reports: {steps}")
         time.sleep(0.05)  # the cluster's state is polled: Ray offers no event for it
 
 
 @pytest.mark.timeout(2 * WAIT + 30)  # the CPUs' wait, then the run's
-def test_for_each_spreads_over_the_cluster_within_batch_size(engine: Engine) -> None:
+def test_for_each_spreads_over_the_cluster_within_batch_size(
+    engine: Engine, ray_cluster: RayCluster
+) -> None:
     """Elements run on both nodes, never more than ``batch_size`` at once, results in order."""
-    _all_cpus_free()  # with a CPU still held, both elements of a batch queue on the other
+    _all_cpus_free(ray_cluster)  # with a CPU held, both elements of a batch queue on the other
     results = engine.run(rs.FanOut, {"items": list(range(6))}, timeout=WAIT)
     assert [r["item"] for r in results] == list(range(6))
     assert len({r["node"] for r in results}) == 2
