@@ -475,7 +475,7 @@ def _write_agents(out: TextIO, agents: list[dict[str, Any]], *, as_json: bool) -
             str(config.get("max_concurrent_tasks", "")),
             f"{config.get('timeout_seconds', '')} s",
         )  # fmt: skip
-    Console(file=out, width=160).print(table)
+    Console(file=out, width=160, markup=False).print(table)
 
 
 def _write_tasks(out: TextIO, answer: dict[str, Any], *, as_json: bool) -> None:

@@ -41,12 +41,12 @@ def _emit(out: TextIO, *renderables: RenderableType) -> None:
     the padding rich adds at the end of lines.
     """
     if out.isatty():
-        console = Console(file=out, soft_wrap=False)
+        console = Console(file=out, soft_wrap=False, markup=False)
         for each in renderables:
             console.print(each)
         return
     buffer = io.StringIO()
-    console = Console(file=buffer, width=200, soft_wrap=False, color_system=None)
+    console = Console(file=buffer, width=200, soft_wrap=False, color_system=None, markup=False)
     for each in renderables:
         console.print(each)
     out.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))

@@ -83,7 +83,7 @@ def _table(out: TextIO, report: object, hours: float, path: Path, *, configured:
     from actors.orchestration.budget import SpendReport  # noqa: PLC0415
 
     assert isinstance(report, SpendReport)
-    console = Console(file=out, width=120, highlight=False)
+    console = Console(file=out, width=120, highlight=False, markup=False)  # names are data
     budgets = Table(title="budgets", title_justify="left")
     for column in ("scope", "name", "period", "limit", "spent", "left", "rate/h", "runs out"):
         budgets.add_column(column)
@@ -102,7 +102,8 @@ def _table(out: TextIO, report: object, hours: float, path: Path, *, configured:
         console.print(budgets)
     elif not configured:
         console.print("no budgets configured (add [[budgets.limits]] to the configuration)")
-    models = Table(title=f"spend in the last {hours:g} h ({path})", title_justify="left")
+    console.print(f"spend in the last {hours:g} h ({path})")  # a title would fold to the table
+    models = Table()
     models.add_column("model")
     models.add_column("spent", justify="right")
     for model, cost in sorted(report.by_model.items(), key=lambda kv: -kv[1]):

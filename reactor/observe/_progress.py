@@ -425,11 +425,11 @@ def render(model: ProgressModel, now: float | None = None) -> RenderableType:
         style = _STYLES.get(row.status, "")
         table.add_row(
             Text(_MARKS.get(row.status, "?"), style=style),
-            row.name,
+            Text(row.name),  # data, never markup: an error may hold "[/INST]"
             Text(row.status, style=style),
             str(row.attempt) if row.attempt else "-",
             format_seconds(row.elapsed(now)),
-            row.detail,
+            Text(row.detail),
         )
     elapsed = (
         model.outcome.duration
@@ -500,7 +500,7 @@ def make_view(
     """
     match mode:
         case "live":
-            return LiveView(model, console or Console(file=stream, stderr=True))
+            return LiveView(model, console or Console(file=stream, stderr=True, markup=False))
         case "plain":
             return PlainView(model, stream)
         case "none":

@@ -385,6 +385,44 @@ def test_live_view_renders_a_table_of_steps() -> None:
         assert expected in text
 
 
+def test_progress_shows_brackets_in_names_and_errors_as_written() -> None:
+    """An error holding "[/INST]" (a chat template's tag) is shown, not read as rich markup."""
+    from rich.console import Console
+
+    model = ProgressModel()
+    info = _info()
+    model.apply(RunStartedItem(info))
+    error = step_error("gen[1]", "the model echoed [/INST] and [bold]")
+    model.apply(StepItem(info, StepEvent(kind=StepEventKind.START, step="gen[1]", attempt=1)))
+    model.apply(StepItem(info, StepEvent(kind=StepEventKind.ERROR, step="gen[1]", error=error)))
+    console = Console(file=io.StringIO(), width=200)  # markup on, as a user's console may be
+    console.print(render(model))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "gen[1]" in text
+    assert "[/INST] and [bold]" in text
+
+
+def test_runs_list_shows_brackets_as_written(tmp_path: Path) -> None:
+    """``runs list`` prints a last event with brackets as it is (no markup, no error)."""
+    from reactor.cli._render import write_runs
+    from reactor.run import RunSummary
+
+    row = RunSummary(
+        run_id="r[1]",
+        reactor="Chat",
+        locator="x.py:Chat",
+        status="failed",
+        created_at=0.0,
+        updated_at=1.0,
+        last_event="StepFailed: [/INST]",
+        events=3,
+    )
+    out = io.StringIO()
+    write_runs(out, [row], as_json=False)
+    assert "r[1]" in out.getvalue()
+    assert "StepFailed: [/INST]" in out.getvalue()
+
+
 def test_queue_middleware_only_queues() -> None:
     """The middleware hooks put items on the queue (they never block the Run actor)."""
     events: queue.Queue[Any] = queue.Queue()

@@ -56,7 +56,8 @@ def test_spend_without_a_database_or_budgets_says_so(tmp_path: Path) -> None:
         db=tmp_path / "missing.db", config_path=empty, since_hours=24, as_json=False, out=out
     )
     assert code == 0
-    assert "no budgets configured" in out.getvalue()
+    assert "no budgets configured (add [[budgets.limits]] to the configuration)" in out.getvalue()
+    assert f"spend in the last 24 h ({tmp_path / 'missing.db'})" in out.getvalue()
     assert not (tmp_path / "missing.db").exists()
 
 
