@@ -40,6 +40,16 @@ def _seconds(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def _calls(value: float) -> str:
+    """Calls as the history weighs them: older ones fade, so a count may be fractional.
+
+    Within 0.05 of a whole number it is shown as that number (a call made a while ago
+    weighs 0.997, not "0.997 calls"); below that, with one decimal.
+    """
+    whole = round(value)
+    return str(whole) if abs(value - whole) < 0.05 else f"{value:.1f}"
+
+
 def format_models(catalog: Catalog, history: dict[str, ModelSummary]) -> str:
     """One row per model (host, state, context, price, health, tier, history), then aliases."""
     rows = [
@@ -66,7 +76,7 @@ def format_models(catalog: Catalog, history: dict[str, ModelSummary]) -> str:
                 _price(entry),
                 "ok" if entry.healthy else str(entry.breaker),
                 str(entry.tier or "-"),
-                f"{summary.calls:g}" if summary else "0",
+                _calls(summary.calls) if summary else "0",
                 _pct(summary.success_rate) if summary else "-",
                 _seconds(summary.latency_s) if summary else "-",
                 _pct(summary.quality) if summary else "-",

@@ -116,3 +116,10 @@ def test_a_bad_policy_in_the_file_is_an_error_naming_the_field(
     assert main(["models", "--config", str(config), "--db", str(tmp_path / "x.db")]) == 2
     err = capsys.readouterr().err
     assert "selection.policies.mine.kind" in err
+
+
+def test_faded_call_counts_read_as_counts() -> None:
+    """History fades: a call made a while ago weighs 0.997, shown as 1, not "0.997"."""
+    from reactor.cli._models import _calls
+
+    assert [_calls(x) for x in (0.997, 1.994, 2.0, 0.4, 12.51)] == ["1", "2", "2", "0.4", "12.5"]
