@@ -84,3 +84,39 @@ def test_a_bad_discount_is_refused() -> None:
     """The discount must be in (0, 1]."""
     with pytest.raises(ValueError, match="discount"):
         History(discount=0.0)
+
+
+def test_answered_is_record_then_reward_in_one_step() -> None:
+    """The Selector's one-step learning leaves every cell as ``record`` + ``reward`` would."""
+    stepwise, fused = History(discount=0.9), History(discount=0.9)
+    calls = [
+        ("a", "code", 0.5, 0.1, 40.0, 0.002, 120, None, 1.0),
+        ("b", "code", 0.7, None, None, None, None, 0.8, 0.8),  # discounts a's code cell
+        ("a", "creative", 0.2, None, 55.0, None, 30, None, None),  # recorded, not scored
+        ("a", "code", 0.9, 0.3, None, 0.004, 80, 0.6, 0.6),
+    ]
+    for n, (model, task, latency, ttft, speed, cost, tokens, quality, reward) in enumerate(calls):
+        now = 1000.0 + n
+        stepwise.record(
+            model,
+            task,
+            ok=True,
+            latency_s=latency,
+            ttft_s=ttft,
+            tokens_per_s=speed,
+            cost_usd=cost,
+            output_tokens=tokens,
+            quality=quality,
+            now=now,
+        )
+        if reward is not None:
+            stepwise.reward(model, task, reward)
+        fused.answered(model, task, latency, ttft, speed, cost, tokens, quality, reward, now)
+    assert fused.clocks == stepwise.clocks
+    assert fused.cells.keys() == stepwise.cells.keys()
+    for key, cell in stepwise.cells.items():
+        expected = msgspec.to_builtins(cell)
+        got = msgspec.to_builtins(fused.cells[key])
+        assert got.keys() == expected.keys(), key
+        for field, value in expected.items():
+            assert got[field] == pytest.approx(value), (key, field)
