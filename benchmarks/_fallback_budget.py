@@ -67,6 +67,7 @@ from actors.orchestration import (
 )
 from actors.store import Store
 from actors.testing import FakeServer, Fault, Reply
+from benchmarks._server import separate_server
 
 __all__ = ["run"]
 
@@ -227,12 +228,14 @@ def _chats(server: FakeServer) -> int:
     return sum(1 for c in server.calls if c.path.endswith("/chat/completions"))
 
 
-def _host_spec(server: FakeServer, name: str, *, max_parallel: int = 8, threshold: int = 5) -> Any:
+def _host_spec(
+    server: FakeServer | str, name: str, *, max_parallel: int = 8, threshold: int = 5
+) -> Any:
     from actors import ChildSpec  # noqa: PLC0415
     from actors.llm import ModelHost  # noqa: PLC0415
 
     settings = HostConfig(
-        url=server.url,
+        url=server if isinstance(server, str) else server.url,
         protocol="openai",
         max_parallel=max_parallel,
         timeout_s=10.0,
@@ -248,8 +251,12 @@ async def _timed(coro: Any) -> float:
     return time.perf_counter() - started
 
 
-async def _overhead(system: System, server: FakeServer, n: int) -> dict[str, Any]:
-    host = await system.spawn_async(_host_spec(server, "overhead-host"))
+async def _overhead(system: System, url: str, n: int) -> dict[str, Any]:
+    """A chain whose first link answers against a direct ask of that link (alternating blocks).
+
+    Both call a fake server in a child process (:mod:`benchmarks._server`).
+    """
+    host = await system.spawn_async(_host_spec(url, "overhead-host"))
     chain = Chain(links=("a", "b"), name="overhead")
     ref = await system.spawn_async(
         FallbackChain, name="overhead-chain", args=(chain, lambda m, h: (host, m))
@@ -327,15 +334,18 @@ async def _all(quick: bool) -> dict[str, Any]:
     calls = 10 if quick else 50
     n = 100 if quick else 1000
     through = 10 if quick else 100
-    with FakeServer(
-        "openai",
-        models=["a", "b", "down"],
-        responder=lambda _: Reply(text="fine", input_tokens=10, output_tokens=4),
-    ) as server:
+    with (
+        FakeServer(
+            "openai",
+            models=["a", "b", "down"],
+            responder=lambda _: Reply(text="fine", input_tokens=10, output_tokens=4),
+        ) as server,
+        separate_server(["a", "b"]) as url,
+    ):
         async with System(name="bench-orchestration", default_timeout=30.0) as system:
             result = await _budget(system, server, calls)
             result.update(await _budget_select(system, server, calls))
-            result.update(await _overhead(system, server, n))
+            result.update(await _overhead(system, url, n))
             result.update(await _fall_through(system, server, through, latency=0.01))
         result.update(await _budget_restart(server, calls))  # a System of its own, with a Store
     return result

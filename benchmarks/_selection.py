@@ -42,6 +42,7 @@ from actors import AskError, Ref, System
 from actors.llm import ChatRequest, Completion, Config, Fleet, start_fleet
 from actors.orchestration import Policy, SelectChat, Selector, TaskFeatures
 from actors.testing import FakeModel, FakeServer, Fault, Reply
+from benchmarks._server import separate_server
 
 __all__ = ["TARGETS", "run_selection"]
 
@@ -358,16 +359,19 @@ async def _overhead_rounds(
 
 
 def overhead(args: Any) -> dict[str, Any]:
-    """Added time of a selected call over a direct one (medians, same run, alternating)."""
+    """Added time of a selected call over a direct one (medians, same run, alternating).
+
+    Both sides call a fake server in a child process (:mod:`benchmarks._server`).
+    """
     with (
-        FakeServer("openai", models=["m1", "m2", "m3", "m4"]) as server,
+        separate_server(["m1", "m2", "m3", "m4"]) as url,
         System(name="bench-overhead") as system,
     ):
         config = Config.model_validate(
             {
                 "discovery": {"enabled": False},
                 "resources": {"nvml": False},
-                "hosts": {"h": {"url": server.url, "protocol": "openai"}},
+                "hosts": {"h": {"url": url, "protocol": "openai"}},
             }
         )
         fleet = start_fleet(system, config, discovery=False)

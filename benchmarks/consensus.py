@@ -54,10 +54,7 @@ import math
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -77,6 +74,7 @@ from actors.orchestration.consensus import (
 )
 from actors.testing import FakeModel, FakeServer, Fault, Reply
 from actors.testing._server import Exchange
+from benchmarks._server import separate_server
 
 __all__ = ["EXPECTED", "TARGETS", "main"]
 
@@ -286,21 +284,8 @@ def actor_figures(n_check: int, n_overhead: int, wait_s: float, seed: int) -> di
 @contextlib.contextmanager
 def _separate_server() -> Iterator[str]:
     """``reactor fake-server`` in a child process, serving the members' models; its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "reactor", "fake-server", "--protocol", "openai"]
-    command += ["--port", str(port), "--models", ",".join(MODELS)]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-                break
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        child.terminate()
-        child.wait(10)
+    with separate_server(MODELS) as url:
+        yield url
 
 
 async def _on_loop(  # noqa: PLR0917 - the benchmark's settings, passed on

@@ -31,8 +31,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +40,7 @@ import otel
 from actors import AskError, FailureKind, System
 from actors.llm import BreakerConfig, ChatRequest, Completion, HostConfig, ModelHost
 from actors.llm.providers import Timeouts, make_client
+from benchmarks._server import separate_server
 
 __all__ = ["TARGETS", "main"]
 
@@ -50,44 +49,9 @@ TARGETS = {"fanout_ratio_max": 1.15, "failfast_p99_us_max": 1000.0}
 
 @contextmanager
 def fake_server(latency: float, words: int = 0) -> Iterator[str]:
-    """Start ``reactor fake-server`` in a subprocess; yield its URL."""
-    command = [
-        sys.executable,
-        "-m",
-        "reactor",
-        "fake-server",
-        "--protocol",
-        "openai",
-        "--models",
-        "bench",
-        "--latency",
-        str(latency),
-    ]
-    if words:
-        command += ["--reply-words", str(words)]
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        text=True,
-        preexec_fn=_server_cpu,  # noqa: PLW1509
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        url = next(part for part in line.split() if part.startswith("http://"))
+    """``reactor fake-server`` serving ``bench`` in a subprocess, on the last CPU; its URL."""
+    with separate_server(["bench"], latency=latency, words=words, pin=True) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def _server_cpu() -> None:
-    """Run the fake server on the last CPU, away from the measured process."""
-    count = os.cpu_count() or 1
-    if count > 1:
-        os.sched_setaffinity(0, {count - 1})
 
 
 def body(i: int) -> dict[str, Any]:

@@ -176,7 +176,11 @@ def _category(low: str, words: list[str]) -> TaskType:
 def _complexity(text: str, words: list[str], tokens: int) -> float:
     size = tokens / 2000 if tokens < 2000 else 1.0  # long prompts are harder
     # Numbered or bulleted sub-tasks (a step starts a line: one line has at most one).
-    steps = len(_STEPS.findall(text)) if "\n" in text else int(_STEPS.match(text) is not None)
+    if "\n" in text:
+        steps = len(_STEPS.findall(text))
+    else:  # one line: only one that starts with a digit, "-" or "*" can be a step
+        first = text.lstrip()[:1]
+        steps = int((first.isdigit() or first in "-*") and _STEPS.match(text) is not None)
     parts = steps / 6 if steps < 6 else 1.0
     asked = text.count("?")
     questions = asked / 5 if asked < 5 else 1.0
