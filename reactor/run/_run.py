@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
@@ -609,6 +610,16 @@ class Run(LoopActor[object]):
                 self._event(StepEventKind.GUARD, step)
                 self._complete(step, verdict.value, guarded=True)
                 return
+            if verdict is not None:  # a value meant as the result, say: a mistake, not "run"
+                self._release_slot(step)
+                problem = (
+                    f"guard returned {_short(verdict)}; it must return None or Shortcut(value)"
+                )
+                self._fail_for_good(
+                    step,
+                    StepError(step=spec.name, kind="error", error="TypeError", message=problem),
+                )
+                return
         self._launch(step)
 
     def _arguments(self, spec: StepSpec) -> tuple[dict[str, Any], str | None]:
@@ -818,7 +829,13 @@ class Run(LoopActor[object]):
     ) -> None:
         spec = step.spec
         if wants_retry and step.attempt <= spec.max_retries:
-            delay = float(spec.backoff(step.attempt, error))
+            try:
+                delay = _backoff_delay(spec, step.attempt, error)
+            except ValueError as exc:  # user code: it fails the step, never the run actor
+                described = _with_reason(described, str(exc))
+                self._record_failure(step, described, now)
+                self._start_rollback()
+                return
             if isinstance(error, AskError) and error.failure.retry_after:
                 delay = max(delay, error.failure.retry_after)
             step.status = Status.WAITING
@@ -843,13 +860,8 @@ class Run(LoopActor[object]):
             self._pump()
             return
         if wants_retry:
-            described = StepError(
-                step=described.step,
-                kind=described.kind,
-                error=described.error,
-                message=f"{described.message} (gave up after {step.attempt} attempts)",
-                retryable=described.retryable,
-            )
+            tries = f"{step.attempt} attempt{'' if step.attempt == 1 else 's'}"
+            described = _with_reason(described, f"gave up after {tries}")
         self._record_failure(step, described, now)
         self._start_rollback()
 
@@ -964,8 +976,11 @@ class Run(LoopActor[object]):
                     step, described, RetryRequested("compensate asked to retry"), True, now
                 )
                 return
-            case _:
+            case Fail() | None:
                 pass
+            case _:
+                returned = _short(decision)
+                decision = Fail(f"compensate returned {returned}, not Continue, Retry or Fail")
         reason = decision.reason if isinstance(decision, Fail) and decision.reason else ""
         if isinstance(outcome, Err):
             reason = f"compensate raised {type(outcome.error).__name__}: {outcome.error}"
@@ -1397,3 +1412,31 @@ def _replace(obj: Any, **changes: Any) -> Any:
     import dataclasses  # noqa: PLC0415
 
     return dataclasses.replace(obj, **changes)
+
+
+def _with_reason(described: StepError, reason: str) -> StepError:
+    """``described`` with ``(reason)`` after its message (its traceback kept)."""
+    return msgspec.structs.replace(described, message=f"{described.message} ({reason})")
+
+
+def _backoff_delay(spec: StepSpec, attempt: int, error: BaseException) -> float:
+    """Seconds before retry ``attempt`` of ``spec``, from its ``backoff`` (user code).
+
+    Raises:
+        ValueError: The backoff raised, or did not return a finite number of seconds.
+    """
+    try:
+        delay = spec.backoff(attempt, error)
+    except BaseException as exc:  # even SystemExit fails only the step
+        msg = f"backoff raised {type(exc).__name__}: {exc}"
+        raise ValueError(msg) from exc
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not math.isfinite(delay):
+        msg = f"backoff returned {delay!r}, not a finite number of seconds"
+        raise ValueError(msg)
+    return float(delay)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a length an error message can carry."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
