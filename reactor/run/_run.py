@@ -37,7 +37,8 @@ asks to a model host, the journal is asks to the Store):
       "halted" (``resume`` runs that step again);
    d. ``Retry`` or a transient error (timeout, connection, a retryable model
       failure), with retries left: journal ``StepFailed(will_retry)`` and start it
-      again after its backoff (a timer message, then 2);
+      again after its backoff (a timer message, then 2); a transient error with none
+      left is 3e;
    e. any other error: run ``compensate`` if the step has one; ``Continue(v)`` is 3a
       with ``v`` (the step counts as completed: a rollback undoes it), ``Retry`` is 3d;
       otherwise journal ``StepFailed`` and go to 5.
@@ -862,6 +863,11 @@ class Run(LoopActor[object]):
         if wants_retry:
             tries = f"{step.attempt} attempt{'' if step.attempt == 1 else 's'}"
             described = _with_reason(described, f"gave up after {tries}")
+            if spec.compensate is not None and transient(error):
+                # The step's own failure, with no retries left: compensate has the last
+                # word (its Continue rescues it; its Retry finds none left).
+                self._compensate(step, described, error, now)
+                return
         self._record_failure(step, described, now)
         self._start_rollback()
 

@@ -6,6 +6,7 @@ says which hook answered what (never a crashed Run actor, never a silent misread
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from actors import System
-from dsl import Reactor, Retry, step
+from dsl import Continue, Reactor, Retry, step
 from reactor.app import Engine
 from reactor.run import RunFailed, RunFailedError, StepError
 
@@ -129,3 +130,37 @@ def test_a_run_level_failure_does_not_name_an_empty_step() -> None:
     timeout = StepError(step="", kind="timeout", error="TimeoutError", message="too long")
     error = RunFailedError(run_id="r1", reactor="Slow", errors=[timeout])
     assert str(error) == "run r1 of reactor 'Slow': failed (timeout: too long)"
+
+
+class TimesOut(Reactor):
+    @step(
+        timeout=0.01,
+        max_retries=1,
+        backoff=0,
+        compensate=lambda error, _arguments: Continue(f"fallback after {type(error).__name__}"),
+    )
+    async def fetch() -> str:
+        CALLS.append("fetch")
+        await asyncio.Event().wait()  # never set: every attempt times out
+        return "fetched"
+
+
+class RetriesFromCompensate(Reactor):
+    @step(max_retries=1, backoff=0, compensate=lambda _error, _arguments: Retry())
+    def connect() -> str:
+        CALLS.append("connect")
+        msg = "refused"
+        raise ConnectionError(msg)
+
+
+def test_a_transient_failure_out_of_retries_goes_to_compensate(engine: Engine) -> None:
+    """Retries first; then compensate decides, like for any other failure of the step."""
+    assert engine.run(TimesOut) == "fallback after TimeoutError"
+    assert CALLS == ["fetch", "fetch"]
+
+
+def test_compensate_asking_for_a_retry_when_none_are_left_gives_up(engine: Engine) -> None:
+    """Its Retry finds no retries left: the step fails (no endless loop)."""
+    error = _first_error(engine, RetriesFromCompensate)
+    assert CALLS == ["connect", "connect"]
+    assert "gave up after 2 attempts" in error.message
