@@ -271,6 +271,7 @@ class Run(LoopActor[object]):
         # Counts for RunOutcome.stats: plain ints, not a Counter (one object fewer per run).
         self._n_attempts = self._n_completed = self._n_retries = 0
         self._n_compensated = self._n_undone = 0
+        self._replays: list[StepEvent] = []  # replayed step events, told after run_started
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -437,7 +438,7 @@ class Run(LoopActor[object]):
             return
         self._apply_history(events[:-1])
         if self._mw:
-            notify(self._mw, "run_started", _replace(self._info, resumed=True))
+            self._run_started(_replace(self._info, resumed=True))
         self._mode = Mode.ROLLING_BACK
         self._roll_back()
 
@@ -478,6 +479,8 @@ class Run(LoopActor[object]):
         self._finish_now(error)
 
     def _apply_history(self, events: list[RunEvent]) -> None:
+        """Replay ``events`` into the run's state; their step events wait for ``run_started``."""
+        self._replays = []
         self._inputs = apply_history(
             self._state,
             events,
@@ -498,10 +501,7 @@ class Run(LoopActor[object]):
     ) -> None:
         if self._mw:
             duration = at - started_at if started_at is not None else None
-            notify(
-                self._mw,
-                "step_event",
-                self._info,
+            self._replays.append(
                 StepEvent(
                     kind=kind,
                     step=step.spec.name,
@@ -512,10 +512,17 @@ class Run(LoopActor[object]):
                 ),
             )
 
+    def _run_started(self, info: RunInfo | None = None) -> None:
+        """Tell middleware the run started, then what the journal replayed (in its order)."""
+        notify(self._mw, "run_started", info or self._info)
+        replays, self._replays = self._replays, []
+        for event in replays:
+            notify(self._mw, "step_event", self._info, event)
+
     def _begin(self, *, resumed: bool) -> None:
         if resumed and self._mw:
             self._info = _replace(self._info, resumed=True, steps=tuple(self._state.steps))
-        notify(self._mw, "run_started", self._info)
+        self._run_started()
         timeout = self._options.timeout
         if timeout is not None:
             self._timer = self.call_later(timeout, self._on_timeout, name="run timeout")
