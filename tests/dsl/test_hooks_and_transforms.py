@@ -145,6 +145,12 @@ def test_ref_refuses_a_transform_that_is_not_a_function() -> None:
         ref("user", transform=3)  # type: ignore[arg-type]
 
 
+def test_ref_refuses_an_async_transform() -> None:
+    """Its coroutine, not a value, would reach the step: a TypeError at once."""
+    with pytest.raises(TypeError, match=r"transform must be a plain function, not async def"):
+        ref("user", transform=where_async)
+
+
 def test_a_transformed_argument_binds_like_any_ref_and_shows_in_the_diagram() -> None:
     """A transformed ref depends on its step; the Mermaid edge shows the call."""
 
