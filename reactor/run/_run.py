@@ -597,7 +597,7 @@ class Run(LoopActor[object]):
                     skipped_by = "where"
             except BaseException as exc:  # noqa: BLE001 - the predicate's failure fails the step
                 self._release_slot(step)
-                self._fail_for_good(step, step_error(spec.name, exc))
+                self._fail_for_good(step, _with_reason(step_error(spec.name, exc), "in its where"))
                 return
         if skipped_by is not None:
             self._release_slot(step)
@@ -609,7 +609,7 @@ class Run(LoopActor[object]):
                 verdict = spec.guard(arguments, self._run_context)
             except BaseException as exc:  # noqa: BLE001 - even SystemExit fails only the step
                 self._release_slot(step)
-                self._fail_for_good(step, step_error(spec.name, exc))
+                self._fail_for_good(step, _with_reason(step_error(spec.name, exc), "in its guard"))
                 return
             if isinstance(verdict, Shortcut):
                 self._release_slot(step)

@@ -164,3 +164,33 @@ def test_compensate_asking_for_a_retry_when_none_are_left_gives_up(engine: Engin
     error = _first_error(engine, RetriesFromCompensate)
     assert CALLS == ["connect", "connect"]
     assert "gave up after 2 attempts" in error.message
+
+
+class WhereRaises(Reactor):
+    @step(where=lambda _arguments: 1 / 0)
+    def maybe() -> int:
+        return 1
+
+
+EMPTY: dict[str, int] = {}
+
+
+class GuardRaises(Reactor):
+    @step(guard=lambda _arguments: EMPTY["missing"])
+    def cached() -> int:
+        return 1
+
+
+@pytest.mark.parametrize(
+    ("reactor", "step_name", "said"),
+    [
+        (WhereRaises, "maybe", "division by zero (in its where)"),
+        (GuardRaises, "cached", "'missing' (in its guard)"),
+    ],
+)
+def test_a_where_or_guard_that_raises_is_named_in_the_error(
+    engine: Engine, reactor: type[Reactor], step_name: str, said: str
+) -> None:
+    """The step fails with the hook's error, and the message says which hook raised it."""
+    error = _first_error(engine, reactor)
+    assert (error.step, error.message) == (step_name, said)
