@@ -18,6 +18,7 @@ one namespace), then walks ``path``: a ``str`` is a mapping key or an attribute,
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -91,6 +92,9 @@ def ref(name: str, *path: PathItem, transform: Callable[[Any], Any] | None = Non
             raise TypeError(msg)
     if transform is not None and not callable(cast(object, transform)):
         msg = f"ref({name!r}, ...): transform must be a function, got {transform!r}"
+        raise TypeError(msg)
+    if inspect.iscoroutinefunction(transform):  # its coroutine would be the argument
+        msg = f"ref({name!r}, ...): transform must be a plain function, not async def"
         raise TypeError(msg)
     return Ref(name, tuple(path), transform)
 

@@ -14,8 +14,9 @@ a callable with the one calling convention the executor uses:
   user's function takes the arguments alone (``lambda args: ...``), or also the context:
   as a second positional parameter or a parameter named ``context``.
 
-An ``async def`` hook stays a coroutine function once adapted, so the executor still
-runs it on the event loop rather than in the worker pool.
+An ``async def`` ``undo`` or ``compensate`` stays a coroutine function once adapted, so
+the executor still runs it on the event loop rather than in the worker pool. ``where``
+and ``guard`` are called when the step is dispatched, so they must be plain functions.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def adapt_hook(option: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         TypeError: ``fn`` cannot take what the hook is given; the message says what
             it should take (the binder turns it into a ``DefinitionError``).
     """
+    if option in ("where", "guard") and inspect.iscoroutinefunction(fn):
+        msg = (
+            f"must be a plain function, not async def: it decides when the step is "
+            f"dispatched (an async {_name(fn)} would return a coroutine, read as its answer)"
+        )
+        raise TypeError(msg)
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):

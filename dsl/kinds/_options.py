@@ -41,7 +41,8 @@ DEFAULT_MAX_RETRIES = 3
 A step is retried when it returns :class:`~dsl.Retry`, when its ``compensate`` returns
 :class:`~dsl.Retry`, or when it fails transiently (a timeout, a connection error, or a
 model failure whose kind is retryable, such as ``rate_limited``). Other exceptions go to
-``compensate`` (when there is one) and otherwise fail the step at once.
+``compensate`` (when there is one) and otherwise fail the step at once; so does a
+transient failure once the retries are used up.
 """
 
 Backoff: TypeAlias = Callable[[int, BaseException | None], float]

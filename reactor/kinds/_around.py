@@ -15,10 +15,19 @@ class AroundExecutor(CompositeExecutor[AroundImpl]):
     """``await wrapper(args, run)``; ``await run(args)`` is the child run."""
 
     async def body(self, impl: AroundImpl, arguments: dict[str, Any], child: ChildRunner) -> Any:
-        """What the wrapper returns."""
+        """What the wrapper returns.
+
+        Each ``run`` call is a child run of its own (a wrapper may retry a transaction):
+        the first is named after the attempt, the n-th after it with ``/n``, so a re-run
+        attempt after a crash finds each again, in the order the wrapper made them.
+        """
         reactor = impl.reactor
+        calls = 0
 
         async def run(inputs: dict[str, Any]) -> Any:
-            return await child(reactor, inputs_of(reactor, inputs))
+            nonlocal calls
+            calls += 1
+            suffix = "" if calls == 1 else str(calls)
+            return await child(reactor, inputs_of(reactor, inputs), suffix)
 
         return await impl.wrapper(dict(arguments), run)

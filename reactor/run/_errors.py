@@ -82,7 +82,12 @@ class RunFailedError(RunError):
     def __init__(self, *, run_id: str, reactor: str, errors: Sequence[StepError]) -> None:
         self.errors = tuple(errors)
         first = self.errors[0] if self.errors else None
-        what = f"step {first.step!r} failed ({first.kind}: {first.message})" if first else "failed"
+        if first is None:
+            what = "failed"
+        elif not first.step:  # the run's own failure (its timeout, a journal it cannot replay)
+            what = f"failed ({first.kind}: {first.message})"
+        else:
+            what = f"step {first.step!r} failed ({first.kind}: {first.message})"
         more = f" and {len(self.errors) - 1} more" if len(self.errors) > 1 else ""
         super().__init__(
             f"run {run_id} of reactor {reactor!r}: {what}{more}", run_id=run_id, reactor=reactor

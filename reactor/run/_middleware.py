@@ -25,6 +25,9 @@ Step events, all through :meth:`~Middleware.step_event` (the :class:`StepEventKi
 ``added``              it was added while the run ran (``detail``: by which step)
 =====================  ==========================================================
 
+A resumed run (or one being undone) is told with ``run_started`` first, then the step
+events its journal replays (``replayed=True``), then what happens now.
+
 :meth:`~Middleware.step_context` lets a middleware supply the OpenTelemetry context a
 step attempt runs in (the tracing middleware returns the attempt's span), so that spans
 the step makes itself, an LLM call for one, nest under it.

@@ -37,7 +37,8 @@ asks to a model host, the journal is asks to the Store):
       "halted" (``resume`` runs that step again);
    d. ``Retry`` or a transient error (timeout, connection, a retryable model
       failure), with retries left: journal ``StepFailed(will_retry)`` and start it
-      again after its backoff (a timer message, then 2);
+      again after its backoff (a timer message, then 2); a transient error with none
+      left is 3e;
    e. any other error: run ``compensate`` if the step has one; ``Continue(v)`` is 3a
       with ``v`` (the step counts as completed: a rollback undoes it), ``Retry`` is 3d;
       otherwise journal ``StepFailed`` and go to 5.
@@ -73,6 +74,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
@@ -269,6 +271,7 @@ class Run(LoopActor[object]):
         # Counts for RunOutcome.stats: plain ints, not a Counter (one object fewer per run).
         self._n_attempts = self._n_completed = self._n_retries = 0
         self._n_compensated = self._n_undone = 0
+        self._replays: list[StepEvent] = []  # replayed step events, told after run_started
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -435,7 +438,7 @@ class Run(LoopActor[object]):
             return
         self._apply_history(events[:-1])
         if self._mw:
-            notify(self._mw, "run_started", _replace(self._info, resumed=True))
+            self._run_started(_replace(self._info, resumed=True))
         self._mode = Mode.ROLLING_BACK
         self._roll_back()
 
@@ -476,6 +479,8 @@ class Run(LoopActor[object]):
         self._finish_now(error)
 
     def _apply_history(self, events: list[RunEvent]) -> None:
+        """Replay ``events`` into the run's state; their step events wait for ``run_started``."""
+        self._replays = []
         self._inputs = apply_history(
             self._state,
             events,
@@ -496,10 +501,7 @@ class Run(LoopActor[object]):
     ) -> None:
         if self._mw:
             duration = at - started_at if started_at is not None else None
-            notify(
-                self._mw,
-                "step_event",
-                self._info,
+            self._replays.append(
                 StepEvent(
                     kind=kind,
                     step=step.spec.name,
@@ -510,10 +512,17 @@ class Run(LoopActor[object]):
                 ),
             )
 
+    def _run_started(self, info: RunInfo | None = None) -> None:
+        """Tell middleware the run started, then what the journal replayed (in its order)."""
+        notify(self._mw, "run_started", info or self._info)
+        replays, self._replays = self._replays, []
+        for event in replays:
+            notify(self._mw, "step_event", self._info, event)
+
     def _begin(self, *, resumed: bool) -> None:
         if resumed and self._mw:
             self._info = _replace(self._info, resumed=True, steps=tuple(self._state.steps))
-        notify(self._mw, "run_started", self._info)
+        self._run_started()
         timeout = self._options.timeout
         if timeout is not None:
             self._timer = self.call_later(timeout, self._on_timeout, name="run timeout")
@@ -588,7 +597,7 @@ class Run(LoopActor[object]):
                     skipped_by = "where"
             except BaseException as exc:  # noqa: BLE001 - the predicate's failure fails the step
                 self._release_slot(step)
-                self._fail_for_good(step, step_error(spec.name, exc))
+                self._fail_for_good(step, _with_reason(step_error(spec.name, exc), "in its where"))
                 return
         if skipped_by is not None:
             self._release_slot(step)
@@ -600,7 +609,7 @@ class Run(LoopActor[object]):
                 verdict = spec.guard(arguments, self._run_context)
             except BaseException as exc:  # noqa: BLE001 - even SystemExit fails only the step
                 self._release_slot(step)
-                self._fail_for_good(step, step_error(spec.name, exc))
+                self._fail_for_good(step, _with_reason(step_error(spec.name, exc), "in its guard"))
                 return
             if isinstance(verdict, Shortcut):
                 self._release_slot(step)
@@ -608,6 +617,16 @@ class Run(LoopActor[object]):
                 step.started_at = time.time()
                 self._event(StepEventKind.GUARD, step)
                 self._complete(step, verdict.value, guarded=True)
+                return
+            if verdict is not None:  # a value meant as the result, say: a mistake, not "run"
+                self._release_slot(step)
+                problem = (
+                    f"guard returned {_short(verdict)}; it must return None or Shortcut(value)"
+                )
+                self._fail_for_good(
+                    step,
+                    StepError(step=spec.name, kind="error", error="TypeError", message=problem),
+                )
                 return
         self._launch(step)
 
@@ -818,7 +837,13 @@ class Run(LoopActor[object]):
     ) -> None:
         spec = step.spec
         if wants_retry and step.attempt <= spec.max_retries:
-            delay = float(spec.backoff(step.attempt, error))
+            try:
+                delay = _backoff_delay(spec, step.attempt, error)
+            except ValueError as exc:  # user code: it fails the step, never the run actor
+                described = _with_reason(described, str(exc))
+                self._record_failure(step, described, now)
+                self._start_rollback()
+                return
             if isinstance(error, AskError) and error.failure.retry_after:
                 delay = max(delay, error.failure.retry_after)
             step.status = Status.WAITING
@@ -843,13 +868,13 @@ class Run(LoopActor[object]):
             self._pump()
             return
         if wants_retry:
-            described = StepError(
-                step=described.step,
-                kind=described.kind,
-                error=described.error,
-                message=f"{described.message} (gave up after {step.attempt} attempts)",
-                retryable=described.retryable,
-            )
+            tries = f"{step.attempt} attempt{'' if step.attempt == 1 else 's'}"
+            described = _with_reason(described, f"gave up after {tries}")
+            if spec.compensate is not None and transient(error):
+                # The step's own failure, with no retries left: compensate has the last
+                # word (its Continue rescues it; its Retry finds none left).
+                self._compensate(step, described, error, now)
+                return
         self._record_failure(step, described, now)
         self._start_rollback()
 
@@ -964,8 +989,11 @@ class Run(LoopActor[object]):
                     step, described, RetryRequested("compensate asked to retry"), True, now
                 )
                 return
-            case _:
+            case Fail() | None:
                 pass
+            case _:
+                returned = _short(decision)
+                decision = Fail(f"compensate returned {returned}, not Continue, Retry or Fail")
         reason = decision.reason if isinstance(decision, Fail) and decision.reason else ""
         if isinstance(outcome, Err):
             reason = f"compensate raised {type(outcome.error).__name__}: {outcome.error}"
@@ -1397,3 +1425,31 @@ def _replace(obj: Any, **changes: Any) -> Any:
     import dataclasses  # noqa: PLC0415
 
     return dataclasses.replace(obj, **changes)
+
+
+def _with_reason(described: StepError, reason: str) -> StepError:
+    """``described`` with ``(reason)`` after its message (its traceback kept)."""
+    return msgspec.structs.replace(described, message=f"{described.message} ({reason})")
+
+
+def _backoff_delay(spec: StepSpec, attempt: int, error: BaseException) -> float:
+    """Seconds before retry ``attempt`` of ``spec``, from its ``backoff`` (user code).
+
+    Raises:
+        ValueError: The backoff raised, or did not return a finite number of seconds.
+    """
+    try:
+        delay = spec.backoff(attempt, error)
+    except BaseException as exc:  # even SystemExit fails only the step
+        msg = f"backoff raised {type(exc).__name__}: {exc}"
+        raise ValueError(msg) from exc
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not math.isfinite(delay):
+        msg = f"backoff returned {delay!r}, not a finite number of seconds"
+        raise ValueError(msg)
+    return float(delay)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a length an error message can carry."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -28,6 +28,10 @@ async def undo_async(v: Any, args: dict[str, Any]) -> Any:
     return ("async undo", v, args)
 
 
+async def where_async(arguments: dict[str, Any]) -> bool:
+    return False
+
+
 @pytest.mark.parametrize("fn", [undo_positional, undo_keyword], ids=["positional", "keyword"])
 def test_undo_is_called_the_same_way_whatever_its_signature(fn: Any) -> None:
     """The adapted undo is called with value= and arguments= and passes them on."""
@@ -74,8 +78,19 @@ def test_where_and_guard_may_take_the_context(fn: Any, expected: Any) -> None:
         ("compensate", lambda a, b, c: None, "must take (error, arguments)"),
         ("where", lambda: True, "must take (arguments) or (arguments, context)"),
         ("guard", lambda a, b, c: None, "takes (a, b, c)"),
+        # Called when the step is dispatched: a coroutine would be read as "true".
+        ("where", where_async, "must be a plain function, not async def"),
+        ("guard", where_async, "must be a plain function, not async def"),
     ],
-    ids=["undo-none", "undo-one", "compensate-three", "where-none", "guard-three"],
+    ids=[
+        "undo-none",
+        "undo-one",
+        "compensate-three",
+        "where-none",
+        "guard-three",
+        "where-async",
+        "guard-async",
+    ],
 )
 def test_a_hook_that_fits_no_convention_is_a_definition_error(
     option: str, fn: Any, words: str
@@ -128,6 +143,12 @@ def test_ref_refuses_a_transform_that_is_not_a_function() -> None:
     """``transform=3`` is a TypeError at once, naming the ref."""
     with pytest.raises(TypeError, match=r"ref\('user', \.\.\.\): transform must be a function"):
         ref("user", transform=3)  # type: ignore[arg-type]
+
+
+def test_ref_refuses_an_async_transform() -> None:
+    """Its coroutine, not a value, would reach the step: a TypeError at once."""
+    with pytest.raises(TypeError, match=r"transform must be a plain function, not async def"):
+        ref("user", transform=where_async)
 
 
 def test_a_transformed_argument_binds_like_any_ref_and_shows_in_the_diagram() -> None:

@@ -388,6 +388,45 @@ def test_around_wraps_the_steps_and_its_return_is_the_result(engine: Engine) -> 
     assert calls == [("enter", {"x": 1}), "inner first", "inner second", "exit"]
 
 
+class Flaky(Reactor):
+    """Fails while ``x`` is odd: a transaction that conflicts, say."""
+
+    x = Input(int)
+
+    @step
+    def commit(x: int) -> int:
+        calls.append(("commit", x))
+        if x % 2:
+            msg = f"conflict at {x}"
+            raise ValueError(msg)
+        return x
+
+
+async def _retrying(args: dict[str, Any], run: Callable[[dict[str, Any]], Awaitable[Any]]) -> Any:
+    for x in range(args["x"], args["x"] + 3):
+        try:
+            return await run({"x": x})
+        except RunFailedError:
+            calls.append("retry")
+    return None
+
+
+class Retried(Reactor):
+    """A wrapper that runs its steps again when they fail."""
+
+    x = Input(int)
+    retried = around(Flaky, _retrying)
+
+
+def test_around_runs_the_steps_again_on_each_call(engine: Engine) -> None:
+    """A second ``run`` is a new child run, not the first one's answer read back."""
+    handle = engine.start(Retried, {"x": 1})
+    assert handle.result(10) == 2
+    assert calls == [("commit", 1), "retry", ("commit", 2)]
+    children = [s for s in engine.runs(include_children=True) if s.parent == handle.run_id]
+    assert sorted(s.status for s in children) == ["completed", "failed"]
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 
