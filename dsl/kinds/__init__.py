@@ -24,6 +24,9 @@ kind           file                      constructor
 ``switch``     ``_switch.py``            :func:`switch`
 ``group``      ``_group.py``             :func:`group`
 ``around``     ``_around.py``            :func:`around`
+``recurse``    ``_recurse.py``           :func:`recurse`
+``flunk``      ``_flunk.py``             :func:`flunk`
+``debug``      ``_debug.py``             :func:`debug`
 =============  ========================  =================================
 
 A kind of your own: subclass :class:`StepKind`, :func:`register` an instance, and give
@@ -47,7 +50,9 @@ from dsl.kinds._collect import CollectImpl, CollectKind, collect
 from dsl.kinds._compose import ComposeImpl, ComposeKind, compose
 from dsl.kinds._composite import CompositeKind
 from dsl.kinds._consensus import ConsensusImpl, ConsensusKind, consensus
+from dsl.kinds._debug import LEVELS, DebugImpl, DebugKind, debug
 from dsl.kinds._fallback import FallbackImpl, FallbackKind, fallback
+from dsl.kinds._flunk import FlunkImpl, FlunkKind, flunk
 from dsl.kinds._for_each import ForEachImpl, ForEachKind, for_each
 from dsl.kinds._function import FunctionImpl, FunctionKind, function_impl, step
 from dsl.kinds._group import GroupImpl, GroupKind, group
@@ -58,12 +63,14 @@ from dsl.kinds._options import (
     DEFAULT_MAX_RETRIES,
     Backoff,
     CommonOptions,
+    FlowOptions,
     FunctionOptions,
     Option,
     UndoableOptions,
     exponential,
 )
 from dsl.kinds._placement import LOCAL, RAY, Placement, placement_of
+from dsl.kinds._recurse import RecurseImpl, RecurseKind, recurse
 from dsl.kinds._select import AUTO, SelectImpl, SelectKind, select
 from dsl.kinds._spec import Impl, StepContext, StepDef, StepSpec, bind
 from dsl.kinds._strategy import StrategyImpl, StrategyStepKind, strategy
@@ -75,6 +82,7 @@ __all__ = [
     "AUTO",
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_RETRIES",
+    "LEVELS",
     "LOCAL",
     "RAY",
     "AgentImpl",
@@ -95,8 +103,13 @@ __all__ = [
     "ConsensusKind",
     "ConversationImpl",
     "ConversationKind",
+    "DebugImpl",
+    "DebugKind",
     "FallbackImpl",
     "FallbackKind",
+    "FlowOptions",
+    "FlunkImpl",
+    "FlunkKind",
     "ForEachImpl",
     "ForEachKind",
     "FunctionImpl",
@@ -108,6 +121,8 @@ __all__ = [
     "KindError",
     "Option",
     "Placement",
+    "RecurseImpl",
+    "RecurseKind",
     "SelectImpl",
     "SelectKind",
     "StepContext",
@@ -131,9 +146,11 @@ __all__ = [
     "compose",
     "consensus",
     "conversation",
+    "debug",
     "describe_steps",
     "exponential",
     "fallback",
+    "flunk",
     "for_each",
     "function_impl",
     "group",
@@ -142,6 +159,7 @@ __all__ = [
     "kinds",
     "placement_of",
     "rebuild_steps",
+    "recurse",
     "register",
     "select",
     "step",

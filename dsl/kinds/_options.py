@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "Backoff",
     "CommonOptions",
+    "FlowOptions",
     "FunctionOptions",
     "Option",
     "UndoableOptions",
@@ -150,8 +151,12 @@ Predicate: TypeAlias = Callable[..., Any]
 """``fn(arguments)`` or ``fn(arguments, context)`` (see ``dsl.kinds._hooks``)."""
 
 
-class CommonOptions(TypedDict, total=False):
-    """The options of every kind that runs work of its own (functions, LLM calls, ...)."""
+class FlowOptions(TypedDict, total=False):
+    """The options of every kind that takes options: when its steps run, and what for.
+
+    Kinds whose steps do no work that could be retried or rolled back (``flunk``,
+    ``debug``) take only these; :class:`CommonOptions` adds retries and the rest.
+    """
 
     wait_for: Annotated[
         Sequence[str] | str,
@@ -179,6 +184,15 @@ class CommonOptions(TypedDict, total=False):
             function=True,
         ),
     ]
+    description: Annotated[str, Option("", "What the step is for.", check=_description)]
+
+
+class CommonOptions(FlowOptions, total=False):
+    """The options of every kind that runs work of its own (functions, LLM calls, ...).
+
+    :class:`FlowOptions`, and retries, backoff, a timeout and ``compensate``.
+    """
+
     max_retries: Annotated[
         int,
         Option(
@@ -219,7 +233,6 @@ class CommonOptions(TypedDict, total=False):
             function=True,
         ),
     ]
-    description: Annotated[str, Option("", "What the step is for.", check=_description)]
 
 
 class UndoableOptions(CommonOptions, total=False):

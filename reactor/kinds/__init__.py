@@ -18,6 +18,10 @@ kind           file                   how an attempt runs
 ``switch``     ``_switch.py``         the chosen branch's child run
 ``group``      ``_group.py``          ``before``, a child run, ``after``
 ``around``     ``_around.py``         the user's wrapper around a child run
+``recurse``    ``_recurse.py``        child runs one after another, each fed the
+                                      last one's result
+``flunk``      ``_flunk.py``          fails at once (``ForcedFailureError``)
+``debug``      ``_debug.py``          a structlog line, at once, in the run
 ``tools``      ``_tools.py``          a tool loop: a ModelHost and the ToolRunner
 ``agent``      ``_agent.py``          a request to the agents' router (and
                                       ``conversation``: a team conversation)
@@ -34,9 +38,12 @@ from reactor.kinds._collect import CollectExecutor
 from reactor.kinds._compose import ComposeExecutor
 from reactor.kinds._composite import CompositeExecutor
 from reactor.kinds._consensus import ConsensusExecutor, answer_review
+from reactor.kinds._debug import DebugExecutor
+from reactor.kinds._flunk import FlunkExecutor
 from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
+from reactor.kinds._recurse import RecurseExecutor
 from reactor.kinds._registry import register, unregister
 from reactor.kinds._select import SelectExecutor
 from reactor.kinds._strategy import StrategyExecutor
@@ -53,9 +60,12 @@ __all__ = [
     "CompositeExecutor",
     "ConsensusExecutor",
     "ConversationExecutor",
+    "DebugExecutor",
+    "FlunkExecutor",
     "ForEachExecutor",
     "FunctionExecutor",
     "GroupExecutor",
+    "RecurseExecutor",
     "SelectExecutor",
     "StrategyExecutor",
     "SwitchExecutor",

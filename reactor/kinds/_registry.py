@@ -13,10 +13,13 @@ from reactor.kinds._ask import AskExecutor
 from reactor.kinds._collect import CollectExecutor
 from reactor.kinds._compose import ComposeExecutor
 from reactor.kinds._consensus import ConsensusExecutor
+from reactor.kinds._debug import DebugExecutor
 from reactor.kinds._fallback import FallbackExecutor
+from reactor.kinds._flunk import FlunkExecutor
 from reactor.kinds._for_each import ForEachExecutor
 from reactor.kinds._function import FunctionExecutor
 from reactor.kinds._group import GroupExecutor
+from reactor.kinds._recurse import RecurseExecutor
 from reactor.kinds._select import SelectExecutor
 from reactor.kinds._strategy import StrategyExecutor
 from reactor.kinds._switch import SwitchExecutor
@@ -63,6 +66,9 @@ _BUILT_IN: tuple[tuple[str, StepExecutor], ...] = (
     ("switch", SwitchExecutor()),
     ("group", GroupExecutor()),
     ("around", AroundExecutor()),
+    ("recurse", RecurseExecutor()),
+    ("flunk", FlunkExecutor()),
+    ("debug", DebugExecutor()),
     ("tools", ToolsExecutor()),
     ("agent", AgentExecutor()),
     ("conversation", ConversationExecutor()),

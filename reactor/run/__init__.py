@@ -20,7 +20,9 @@ from reactor.run._codec import EncodeError, decode_value, encode_value
 from reactor.run._done import RunDone
 from reactor.run._errors import (
     ElementFailedError,
+    ForcedFailureError,
     InputError,
+    IterationFailedError,
     JournalCorruptError,
     PlanChangedError,
     ResumeError,
@@ -103,7 +105,9 @@ __all__ = [
     "ElementFailedError",
     "EncodeError",
     "Err",
+    "ForcedFailureError",
     "InputError",
+    "IterationFailedError",
     "JournalCorruptError",
     "JournalProof",
     "Limits",

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from actors import AskError, FailureKind
-from reactor.run._errors import ElementFailedError
+from reactor.run._errors import ElementFailedError, ForcedFailureError, IterationFailedError
 from reactor.run._records import TRACEBACK_LIMIT, StepError
 
 __all__ = ["RetryRequested", "StepFailure", "format_traceback", "step_error", "transient"]
@@ -56,9 +56,10 @@ def transient(error: BaseException) -> bool:
 
 def step_error(step: str, error: BaseException) -> StepError:
     """The journal's description of ``error`` raised by ``step``."""
-    if isinstance(error, StepFailure):
-        return StepError(step=step, kind=error.kind, error=error.kind, message=str(error))
-    if isinstance(error, ElementFailedError):  # the element's own kind and error
+    if isinstance(error, StepFailure | ForcedFailureError):
+        name = error.kind if isinstance(error, StepFailure) else type(error).__name__
+        return StepError(step=step, kind=error.kind, error=name, message=str(error))
+    if isinstance(error, ElementFailedError | IterationFailedError):  # the child's kind and error
         cause = error.cause
         return StepError(step=step, kind=cause.kind, error=cause.error, message=str(error))
     if isinstance(error, AskError):

@@ -13,7 +13,11 @@ The tree::
     │   └── JournalCorruptError  a row of its journal cannot be read
     ├── UndoError         a completed run cannot be undone (not completed, or a step
     │                     has no ``undo``); nothing was undone
-    └── ElementFailedError     one element of a ``for_each`` failed (its step's error)
+    ├── ElementFailedError     one element of a ``for_each`` failed (its step's error)
+    └── IterationFailedError   one iteration of a ``recurse`` failed (its step's error)
+
+    ForcedFailureError    a ``flunk`` step's error (an ``Exception``, not a ``RunError``:
+                          it is the step's, and ``compensate`` may see it)
 
 Each carries the run id and the reactor's name; :class:`RunFailedError` carries every
 :class:`~reactor.StepError` (step, kind, message), first failure first.
@@ -21,13 +25,16 @@ Each carries the run id and the reactor's name; :class:`RunFailedError` carries 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from reactor.run._records import StepError
 
 __all__ = [
     "ElementFailedError",
+    "ForcedFailureError",
     "InputError",
+    "IterationFailedError",
     "JournalCorruptError",
     "PlanChangedError",
     "ResumeError",
@@ -225,3 +232,47 @@ class ElementFailedError(RunError):
             run_id=run_id,
             reactor=reactor,
         )
+
+
+class IterationFailedError(RunError):
+    """One iteration of a ``recurse`` step failed: the step fails with the iteration's error.
+
+    The step's :class:`~reactor.StepError` takes the iteration's kind and error type,
+    and a message that names the iteration; the iterations that completed before it
+    are undone (newest first) when the run rolls back.
+
+    Attributes:
+        iteration: The iteration that failed, from 1.
+        cause: Its first failure (its step, kind, error and message); ``step`` is empty
+            when the failure was not a step's (the ``exit_condition`` raised, the
+            result cannot be the next inputs).
+    """
+
+    def __init__(self, *, run_id: str, reactor: str, iteration: int, cause: StepError) -> None:
+        self.iteration = iteration
+        self.cause = cause
+        at = f" at step {cause.step!r}" if cause.step else ""
+        super().__init__(
+            f"iteration {iteration} of {reactor} failed{at} ({cause.error}: {cause.message})",
+            run_id=run_id,
+            reactor=reactor,
+        )
+
+
+class ForcedFailureError(Exception):
+    """What a ``flunk`` step fails with: a failure the reactor asked for.
+
+    Journaled with kind ``forced_failure``; never retried.
+
+    Attributes:
+        kind: ``forced_failure``, the journal's kind for it.
+        message: The step's message, rendered with its arguments.
+        arguments: The step's arguments.
+    """
+
+    kind = "forced_failure"
+
+    def __init__(self, message: str, arguments: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.arguments: dict[str, Any] = dict(arguments or {})
