@@ -218,4 +218,4 @@ def _declared_fields(annotation: Any) -> frozenset[str] | None:
 
 def _shown(annotation: Any) -> str:
     name = getattr(annotation, "__qualname__", None)
-    return f"returning {name if isinstance(name, str) else annotation!r}"
+    return f"returning {name}" if isinstance(name, str) else f"returning {annotation!r}"

@@ -35,7 +35,7 @@ import msgspec
 
 import otel
 from actors import System
-from dsl import Input, Reactor, compose, for_each, ref, step
+from dsl import Input, Reactor, compose, for_each, recurse, ref, step, value
 from reactor.app import Engine
 from reactor.run._records import TERMINAL_EVENTS, RunCompleted
 
@@ -195,6 +195,37 @@ class Fan(Reactor):
     async def total(squares: list[int]) -> int:
         record("total")
         return sum(squares)
+
+
+class Turn(Reactor):
+    """One iteration of :class:`Spiral`: iteration 2 is gated."""
+
+    i = Input(int)
+    total = Input(int)
+
+    @step
+    async def turn(i: int, total: int) -> dict[str, int]:
+        if i == 2:
+            await gated("turn.2")
+        record(f"turn.{i}")
+        return {"i": i + 1, "total": total + i}
+
+
+class Spiral(Reactor):
+    """recurse of :class:`Turn` three times, then a step."""
+
+    n = Input(int)
+    loop = recurse(Turn, i=value(1), total=ref("n"), max_iterations=3)
+
+    @step
+    async def after(loop: dict[str, int]) -> int:
+        record("spiral.after")
+        return loop["total"]
+
+
+def spiral_result(n: int) -> int:
+    """What :class:`Spiral` returns for ``n``."""
+    return n + 1 + 2 + 3
 
 
 class Quick(Reactor):

@@ -377,6 +377,42 @@ def test_killed_for_each_does_not_rerun_children_that_completed(crash: Crash) ->
     assert isinstance(unfinished[-1], RunCompleted)
 
 
+@pytest.mark.slow
+def test_killed_recurse_does_not_rerun_iterations_that_completed(crash: Crash) -> None:
+    """A recurse killed in iteration 2: resumed, iteration 1 answers from its journal."""
+    first_iteration = "kill-spiral/loop.1/1"
+    crash.run_and_kill(
+        "Spiral",
+        10,
+        "kill-spiral",
+        gated="turn.2",
+        logged=["turn.1"],
+        durable={first_iteration: ["turn"]},
+        ended=[first_iteration],
+    )
+    crash.go()
+    second = crash.spawn("resume", "kill-spiral", name="second")
+    assert second.wait(timeout=_WAIT_S) == 0, crash.output("second")
+    assert crash.result("second") == crashy.spiral_result(10)
+
+    assert crash.effects() == ["turn.1", "turn.2", "turn.3", "spiral.after"]
+    assert crash.starts() == ["turn.2", "turn.2"]  # the unfinished iteration ran again
+    iterations = [f"kill-spiral/loop.1/{i}" for i in (1, 2, 3)]
+    assert crash.streams() == {stream_of(r) for r in ["kill-spiral", *iterations]}
+    done = crash.events(first_iteration)
+    assert [t for t in _types(done) if t != "StepStarted"] == [
+        "RunStarted",
+        "StepCompleted",
+        "RunCompleted",
+    ]
+    unfinished = crash.events(iterations[1])
+    assert [e.reason for e in unfinished if isinstance(e, RunResumed)] == ["its parent resumed"]
+    assert isinstance(unfinished[-1], RunCompleted)
+    assert isinstance(crash.events(iterations[2])[-1], RunCompleted)
+    parent = crash.events("kill-spiral")
+    assert [e.step for e in parent if isinstance(e, StepCompleted)] == ["loop", "after"]
+
+
 # -- which runs count as interrupted ---------------------------------------------------------
 
 QUICK = "tests.support.crashy:Quick"
