@@ -13,6 +13,7 @@ definition class instead.
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -140,6 +141,18 @@ def _backoff(given: Any) -> Backoff:
     raise ValueError(msg)
 
 
+def _transform(given: Any) -> Callable[[dict[str, Any]], Any] | None:
+    if given is None:
+        return None
+    if not callable(given):
+        msg = f"option 'transform' must be a function of the arguments, got {given!r}"
+        raise ValueError(msg)
+    if inspect.iscoroutinefunction(given):  # its coroutine would be the arguments
+        msg = "option 'transform' must be a plain function, not async def"
+        raise ValueError(msg)
+    return given  # type: ignore[no-any-return]
+
+
 def _description(given: Any) -> str:
     if not isinstance(given, str):
         msg = f"option 'description' must be a str, got {given!r}"
@@ -190,7 +203,7 @@ class FlowOptions(TypedDict, total=False):
 class CommonOptions(FlowOptions, total=False):
     """The options of every kind that runs work of its own (functions, LLM calls, ...).
 
-    :class:`FlowOptions`, and retries, backoff, a timeout and ``compensate``.
+    :class:`FlowOptions`, and retries, backoff, a timeout, ``transform`` and ``compensate``.
     """
 
     max_retries: Annotated[
@@ -218,6 +231,20 @@ class CommonOptions(FlowOptions, total=False):
             "Seconds an attempt may take; then it fails with a timeout (which is "
             "retried). A sync step's thread cannot be stopped: its late result is ignored.",
             check=_timeout,
+        ),
+    ]
+    transform: Annotated[
+        Callable[[dict[str, Any]], Mapping[str, Any]] | None,
+        Option(
+            None,
+            "``transform(arguments)`` returns the arguments the step gets instead: a "
+            "mapping with the same names (a function step is called with it). It sees "
+            "each argument after its own ``ref(..., transform=)``, and ``where``, "
+            "``guard``, ``undo`` and ``compensate`` see what it returns. A plain "
+            "function (not ``async def``), called in the run; one that raises, or "
+            "returns other names, fails the step (kind ``bad_argument``).",
+            check=_transform,
+            function=True,
         ),
     ]
     compensate: Annotated[

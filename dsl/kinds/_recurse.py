@@ -171,7 +171,7 @@ def _result_fields(spec: StepSpec) -> tuple[frozenset[str] | None, str]:
 
     ``None`` when it is not known; :data:`_NOT_A_MAPPING` when it has no keys at all.
     """
-    if spec.kind == "collect":
+    if spec.kind == "collect" and getattr(spec.impl, "transform", None) is None:
         keys = frozenset(spec.arguments)
         return keys, f"a collect of {', '.join(sorted(keys))}"
     annotation = spec.result_type

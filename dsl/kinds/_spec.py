@@ -101,6 +101,7 @@ class StepSpec:
         max_retries: Retries after the first attempt.
         backoff: Seconds before each retry.
         timeout: Seconds an attempt may take (``None``: no limit).
+        transform: ``transform(arguments)`` replaces the resolved arguments (same names).
         compensate: Decides what a failure means; called as
             ``compensate(error=..., arguments=...)``.
         undo: Rolls the step back when a later step fails; called as
@@ -119,6 +120,7 @@ class StepSpec:
     max_retries: int = DEFAULT_MAX_RETRIES
     backoff: Backoff = DEFAULT_BACKOFF
     timeout: float | None = None
+    transform: Callable[[dict[str, Any]], Any] | None = None
     compensate: Callable[..., Any] | None = None
     undo: Callable[..., Any] | None = None
     description: str = ""

@@ -4,19 +4,20 @@
 the graph (any order, referring to each other) and writes their journal form, or says
 in words what is wrong, so that the adding step fails instead of the run. A
 ``ref(..., transform=fn)`` argument goes through :func:`transformed` when its step is
-dispatched.
+dispatched, and a step's ``transform=`` option of its whole argument map through
+:func:`transformed_arguments` after that.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dsl import DefinitionError, Plan, Ref, StepDef, StepSpec, plan_steps
 from dsl.kinds import describe_steps
 from reactor.run._classify import StepFailure
 
-__all__ = ["plan_added", "transformed"]
+__all__ = ["plan_added", "transformed", "transformed_arguments"]
 
 
 def plan_added(
@@ -67,3 +68,33 @@ def transformed(argument: str, source: Ref, value: Any) -> Any:
         name = getattr(transform, "__qualname__", "transform")
         msg = f"argument {argument!r}: its transform {name}() raised {type(exc).__name__}: {exc}"
         raise StepFailure("bad_argument", msg) from exc
+
+
+def transformed_arguments(
+    transform: Callable[[dict[str, Any]], Any], arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """A step's ``transform`` of its whole argument map; the same names must come back.
+
+    Raises:
+        StepFailure: The transform raised, returned no mapping, or other names (kind
+            ``bad_argument``).
+    """
+    name = getattr(transform, "__qualname__", "transform")
+    try:
+        result = transform(dict(arguments))
+    except BaseException as exc:  # even SystemExit fails only the step
+        msg = f"its transform {name}() raised {type(exc).__name__}: {exc}"
+        raise StepFailure("bad_argument", msg) from exc
+    if not isinstance(result, Mapping):
+        shown = repr(result)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        msg = f"its transform {name}() returned {shown}, not a mapping of its arguments"
+        raise StepFailure("bad_argument", msg)
+    missing = [a for a in arguments if a not in result]
+    extra = [str(k) for k in result if k not in arguments]
+    if missing or extra:
+        parts = [f"without {', '.join(map(repr, missing))}"] if missing else []
+        parts += [f"with {', '.join(map(repr, extra))}, which it does not take"] if extra else []
+        msg = f"its transform {name}() returned the arguments {' and '.join(parts)}"
+        raise StepFailure("bad_argument", msg)
+    return dict(result)

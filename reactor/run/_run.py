@@ -115,7 +115,7 @@ from reactor.run._errors import (
 )
 from reactor.run._executor import Attempt, Cancellable, StepExecutor, executor_for
 from reactor.run._fingerprint import compare_plan, decode_plan, plan_print_raw
-from reactor.run._growth import plan_added, transformed
+from reactor.run._growth import plan_added, transformed, transformed_arguments
 from reactor.run._inputs import check_inputs
 from reactor.run._invoke import Err, Ok, Outcome, call_any, guarded, positional
 from reactor.run._listing import decode_history
@@ -651,6 +651,8 @@ class Run(LoopActor[object]):
             if source.transform is not None:
                 root = transformed(argument, source, root)
             arguments[argument] = root
+        if spec.transform is not None:
+            arguments = transformed_arguments(spec.transform, arguments)
         return arguments, None
 
     def _skip(self, step: StepState, why: str) -> None:

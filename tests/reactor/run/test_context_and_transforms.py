@@ -4,7 +4,9 @@ The context is read by steps (``StepContext.context``), ``where`` and ``guard`` 
 ``context`` parameter) and middleware (``RunInfo.context``); it is journaled with
 ``RunStarted``, so a resumed run has it again, and composed runs share it. A
 ``ref(..., transform=fn)`` gives the step ``fn(value)``; a transform that raises fails
-the step, naming the argument.
+the step, naming the argument. A step's ``transform=fn`` option replaces its whole
+argument map (``where``, ``guard`` and ``undo`` see the result too), and
+``collect(transform=fn)`` makes its result ``fn(the dict)``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from actors import System
-from dsl import Input, Reactor, Shortcut, StepContext, ref, step, value
+from dsl import DefinitionError, Input, Reactor, Shortcut, StepContext, collect, ref, step, value
 from reactor.app import Engine
 from reactor.run import (
     EncodeError,
@@ -216,3 +218,135 @@ def test_a_transform_that_raises_fails_the_step_naming_the_argument(engine: Engi
     assert ran == []
     events = engine.history(caught.value.run_id)
     assert [e for e in events if isinstance(e, StepStarted)] == []
+
+
+# -- transforms of the whole argument map ---------------------------------------------------
+
+
+def _scaled(arguments: dict[str, Any]) -> dict[str, Any]:
+    return {**arguments, "a": arguments["a"] * 10}
+
+
+def test_a_step_transform_replaces_its_arguments_for_where_guard_undo_and_the_step(
+    engine: Engine,
+) -> None:
+    """The step, its where, its guard and its undo all get the transformed map."""
+    seen: list[Any] = []
+
+    class Scaled(Reactor, returns="total"):
+        a = Input(int)
+        b = Input(int)
+
+        @step(
+            transform=_scaled,
+            where=lambda args: not seen.append(("where", args["a"])),  # type: ignore[func-returns-value]
+            guard=lambda args: seen.append(("guard", args["a"])),
+            undo=lambda v, args: seen.append(("undo", args["a"])),
+        )
+        def total(a: int, b: int) -> int:
+            seen.append(("step", a))
+            return a + b
+
+        @step(max_retries=0)
+        def later(total: int, b: int) -> int:
+            if b < 0:
+                msg = "negative"
+                raise ValueError(msg)
+            return total
+
+    assert engine.run(Scaled, {"a": 2, "b": 3}) == 23
+    assert seen == [("where", 20), ("guard", 20), ("step", 20)]
+    seen.clear()
+    with pytest.raises(RunFailedError, match="negative"):
+        engine.run(Scaled, {"a": 2, "b": -1})
+    assert seen == [("where", 20), ("guard", 20), ("step", 20), ("undo", 20)]
+
+
+def test_a_step_transform_that_raises_or_renames_fails_the_step(engine: Engine) -> None:
+    """Kind bad_argument, naming the transform; the step never starts."""
+
+    def boom(arguments: dict[str, Any]) -> dict[str, Any]:
+        msg = "no"
+        raise RuntimeError(msg)
+
+    class Raises(Reactor):
+        a = Input(int)
+
+        @step(transform=boom)
+        def one(a: int) -> int:
+            return a
+
+    class Renames(Reactor):
+        a = Input(int)
+
+        @step(transform=lambda args: {"b": args["a"]})
+        def one(a: int) -> int:
+            return a
+
+    with pytest.raises(RunFailedError) as caught:
+        engine.run(Raises, {"a": 1})
+    [error] = caught.value.errors
+    assert (error.kind, error.message) == (
+        "bad_argument",
+        "its transform test_a_step_transform_that_raises_or_renames_fails_the_step.<locals>"
+        ".boom() raised RuntimeError: no",
+    )
+    with pytest.raises(RunFailedError) as caught:
+        engine.run(Renames, {"a": 1})
+    [error] = caught.value.errors
+    assert error.kind == "bad_argument"
+    assert "returned the arguments without 'a' and with 'b', which it does not take" in (
+        error.message
+    )
+    assert [e for e in engine.history(caught.value.run_id) if isinstance(e, StepStarted)] == []
+
+
+def test_collect_transform_makes_its_result(engine: Engine) -> None:
+    """collect(transform=fn): the result is fn(the arguments as a dict)."""
+
+    class Summed(Reactor):
+        a = Input(int)
+        b = Input(int)
+        both = collect(a=ref("a"), b=ref("b"), transform=lambda d: sorted(d.items()))
+
+    assert engine.run(Summed, {"a": 2, "b": 1}) == [("a", 2), ("b", 1)]
+
+    class Fails(Reactor):
+        a = Input(int)
+        both = collect(a=ref("a"), transform=lambda d: d["missing"])
+
+    with pytest.raises(RunFailedError) as caught:
+        engine.run(Fails, {"a": 2})
+    [error] = caught.value.errors
+    assert (error.step, error.error, error.message) == ("both", "KeyError", "'missing'")
+
+
+def test_transforms_must_be_plain_functions() -> None:
+    """Checked when the reactor is defined: async def or not a function is refused."""
+
+    async def later(arguments: dict[str, Any]) -> dict[str, Any]:
+        return arguments
+
+    with pytest.raises(DefinitionError, match="option 'transform' must be a plain function"):
+
+        class AsyncStep(Reactor):
+            a = Input(int)
+
+            @step(transform=later)  # type: ignore[arg-type]
+            def one(a: int) -> int:
+                return a
+
+    with pytest.raises(DefinitionError, match="argument 'transform': transform must be a plain"):
+
+        class AsyncCollect(Reactor):
+            a = Input(int)
+            both = collect(a=ref("a"), transform=later)
+
+    with pytest.raises(DefinitionError, match="option 'transform' must be a function"):
+
+        class NotAFunction(Reactor):
+            a = Input(int)
+
+            @step(transform=3)  # type: ignore[call-overload,untyped-decorator]
+            def one(a: int) -> int:
+                return a
