@@ -20,6 +20,7 @@ DSL_OUTPUT = {
     "halt_resume.py": "draft ran 1 time(s)",
     "ask.py": "'model': 'fake-large'",
     "order_and_conditions.py": "{'forecast': 'cached forecast for tides'}",
+    "recurse_flunk_debug.py": "failed: too_long: forced_failure: 27 took 50 steps, over the limit",
 }
 """A line each example in examples/dsl/ prints when it works (one per feature family)."""
 
@@ -62,6 +63,9 @@ def test_every_dsl_feature_family_has_an_example() -> None:
         "wait_for=",
         "where=",
         "guard=",
+        "recurse(",
+        "flunk(",
+        "debug(",
     ):
         assert feature in sources, feature
     assert set(DSL_OUTPUT) == {p.name for p in (ROOT / "examples" / "dsl").glob("*.py")}
