@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from dsl._outcomes import WithSteps
 from dsl.kinds._binding import Binder
 from dsl.kinds._composite import CompositeKind
 from dsl.kinds._kind import register
@@ -181,6 +182,8 @@ def _result_fields(spec: StepSpec) -> tuple[frozenset[str] | None, str]:
             annotation = typing.get_type_hints(fn).get("return", Any)
         except Exception:  # noqa: BLE001 - a name it cannot resolve: not known then
             return _UNKNOWN, ""
+        if WithSteps in (annotation, *typing.get_args(annotation)):
+            return _UNKNOWN, ""  # the value inside is the result, of no declared type
     return result_fields(annotation), _shown(annotation)
 
 

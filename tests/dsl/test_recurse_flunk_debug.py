@@ -16,6 +16,7 @@ from dsl import (
     Reactor,
     RecurseImpl,
     StepDef,
+    WithSteps,
     collect,
     debug,
     flunk,
@@ -107,6 +108,16 @@ class Untyped(Reactor):
     @step
     def out(n: int) -> dict[str, Any]:
         return {"n": n}
+
+
+class Grows(Reactor):
+    """Its returned step may add steps: the value inside is the result, of no known type."""
+
+    n = Input(int)
+
+    @step
+    def out(n: int) -> WithSteps:
+        return WithSteps({"n": n}, [])
 
 
 def _done(result: Any) -> bool:
@@ -205,7 +216,7 @@ def test_a_result_that_cannot_give_the_required_inputs_is_refused_at_definition(
 
 
 def test_results_that_give_the_inputs_or_whose_type_is_unknown_are_accepted() -> None:
-    """Collect, TypedDict, Struct: checked; dict[str, Any]: checked after each iteration."""
+    """Collect, TypedDict, Struct: checked; dict[str, Any], WithSteps: after each iteration."""
 
     class Loops(Reactor):
         n = Input(int)
@@ -213,8 +224,9 @@ def test_results_that_give_the_inputs_or_whose_type_is_unknown_are_accepted() ->
         b = recurse(Typed, max_iterations=2, total=value(0))
         c = recurse(StructOut, max_iterations=2)
         d = recurse(Untyped, max_iterations=2)
+        e = recurse(Grows, max_iterations=2)
 
-    assert [s.kind for s in Loops.__plan__.steps.values()] == ["recurse"] * 4
+    assert [s.kind for s in Loops.__plan__.steps.values()] == ["recurse"] * 5
 
 
 def test_recurse_is_journaled_by_locators_and_rebuilt() -> None:
