@@ -17,7 +17,7 @@ The tree::
     └── IterationFailedError   one iteration of a ``recurse`` failed (its step's error)
 
     ForcedFailureError    a ``flunk`` step's error (an ``Exception``, not a ``RunError``:
-                          it is the step's, and ``compensate`` may see it)
+                          the step's, journaled as kind ``forced_failure``)
 
 Each carries the run id and the reactor's name; :class:`RunFailedError` carries every
 :class:`~reactor.StepError` (step, kind, message), first failure first.

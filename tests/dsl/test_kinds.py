@@ -86,6 +86,9 @@ def test_built_in_kinds_are_registered() -> None:
         "switch",
         "group",
         "around",
+        "recurse",
+        "flunk",
+        "debug",
     }
     assert isinstance(kind_named("ask"), AskKind)
     assert kind_named("function").__module__ == "dsl.kinds._function"
