@@ -221,9 +221,18 @@ class Consensus(LoopActor[ConsensusRequest]):
     # ---- 2, 3, 4. rounds -----------------------------------------------------------------
 
     def _first_round(self, poll: Poll) -> None:
-        self._round(poll, [(m, None) for m in poll.members])
+        self._round_timer(poll)
+        self.members.send_all(poll, poll.members)
+        self._check(poll)
 
     def _round(self, poll: Poll, calls: list[tuple[Member, ChatRequest | None]]) -> None:
+        self._round_timer(poll)
+        for member, request in calls:
+            self.members.send(poll, member, request)
+        self._check(poll)
+
+    def _round_timer(self, poll: Poll) -> None:
+        """Before a round's calls: its slots cleared, its quorum timer (if any) started."""
         if poll.slots:
             poll.clear_round()
         if poll.timer is not None:
@@ -235,9 +244,6 @@ class Consensus(LoopActor[ConsensusRequest]):
             poll.timer = self.call_later(
                 wait, lambda: self._round_over(poll, "quorum deadline", number)
             )
-        for member, request in calls:
-            self.members.send(poll, member, request)
-        self._check(poll)
 
     def _check(self, poll: Poll, slot: Slot | None = None) -> None:
         """End the round when it is over (also the Members' call once ``slot`` answered)."""
@@ -245,7 +251,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             return
         if poll.out == 0:
             self._round_over(poll, "all answered", poll.round)
-        elif poll.decided():
+        elif poll.spec.adaptive and poll.decided():
             poll.stopped_early = True
             self._round_over(poll, "decided early (adaptive stopping)", poll.round)
 
