@@ -152,6 +152,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             deadline=deadline,
             span=span,
             ids=f"{message.request.request_id}.{next(self._serial)}",
+            members=list(spec.members),
         )
         if spec.adaptive or spec.method in ROUNDS:
             # Later rounds and added members could outlast the deadline: end it all there.
@@ -160,7 +161,6 @@ class Consensus(LoopActor[ConsensusRequest]):
                 max(0.0, deadline - now - MARGIN_S), lambda: self._round_over(poll, "deadline")
             )
         if spec.members:
-            poll.members = list(spec.members)
             self._first_round(poll)
             return
         complexity = poll.features.complexity
@@ -284,7 +284,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         if not final and method == "synthesis":
             self._synthesise(poll, ok, spec.aggregator_model or "", first=True)
             return
-        if not final and self._grow(poll, ok):
+        if not final and spec.adaptive and self._grow(poll, ok):
             return
         self._final(poll, ok=ok)
 
@@ -538,7 +538,8 @@ class Consensus(LoopActor[ConsensusRequest]):
 
     def _finish(self, poll: Poll, result: ConsensusResult) -> None:
         poll.done = True
-        poll.stop_timers()
+        if poll.timer is not None or poll.end_timer is not None:
+            poll.stop_timers()
         if poll.span is not None:
             span_ended(poll.span, result, None)
         poll.reply.send(result)

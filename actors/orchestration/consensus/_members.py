@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -197,9 +198,7 @@ class Members:
             self._budgeted(poll, slot, host, timeout)
             return slot
 
-        def answered(outcome: Completion | Failure) -> None:
-            self.answered(poll, slot, outcome, time.perf_counter())
-
+        answered = partial(self.answered, poll, slot)  # timed in the answer's turn
         slot.sent = time.perf_counter()
         if poll.span is None:
             self.actor.ask(host, request, answered, timeout=timeout)
@@ -227,7 +226,6 @@ class Members:
         replace = msgspec.structs.replace
         ask = self.actor.ask
         answered = self.answered
-        clock = time.perf_counter
         number = poll.round
         for member in members:
             if (
@@ -247,12 +245,8 @@ class Members:
             )
             slot = Slot(member=member, request=request, round=number, host=host, label=member.label)
             poll.add(slot)
-
-            def then(outcome: Completion | Failure, slot: Slot = slot) -> None:
-                answered(poll, slot, outcome, clock())
-
-            slot.sent = clock()
-            ask(host, request, then, timeout=timeout)
+            slot.sent = time.perf_counter()
+            ask(host, request, partial(answered, poll, slot), timeout=timeout)
 
     def _budgeted(self, poll: Poll, slot: Slot, host: Ref[Any], timeout: float) -> None:
         def piped(outcome: tuple[Completion | Failure, float] | Failure) -> None:
@@ -287,8 +281,13 @@ class Members:
         outcome = await self.call(poll, host, request, timeout)
         return outcome, time.perf_counter()
 
-    def answered(self, poll: Poll, slot: Slot, outcome: object, ended: float) -> None:
-        """On the coordinator's turn: record ``slot``'s answer unless it is stale."""
+    def answered(self, poll: Poll, slot: Slot, outcome: object, ended: float | None = None) -> None:
+        """On the coordinator's turn: record ``slot``'s answer unless it is stale.
+
+        ``ended``: when the call ended (``None``: now, the answer's turn).
+        """
+        if ended is None:
+            ended = time.perf_counter()
         if poll.done or slot.round != poll.round or slot.answer is not None:
             return
         latency = ended - slot.sent
