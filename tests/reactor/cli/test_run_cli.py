@@ -92,7 +92,7 @@ class Outer(Reactor):
 
 
 def test_parse_inputs_reads_strings_files_and_json(tmp_path: Path) -> None:
-    """key=value gives text, key=@file a file's text (less its last line break), --json-input JSON."""
+    """key=value: text; key=@file: its text less the last line break; --json-input: JSON."""
     notes = tmp_path / "notes.txt"
     notes.write_text("line one\nline two\n", encoding="utf-8")
     crlf = tmp_path / "crlf.txt"
