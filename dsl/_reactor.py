@@ -16,7 +16,7 @@ import graphlib
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, ClassVar
 
 from dsl._errors import DefinitionError
@@ -326,7 +326,34 @@ def find(locator: str) -> Any:
         try:
             found = getattr(found, part)
         except AttributeError:
-            names = sorted(n for n in vars(module) if not n.startswith("_"))
-            msg = f"{locator!r}: {where} has no {qualname!r} (it has: {', '.join(names)})"
-            raise LookupError(msg) from None
+            raise LookupError(_missing_name(locator, where, qualname, module)) from None
     return found
+
+
+_LISTED = 30
+"""How many of a module's names a missing-name error lists."""
+
+
+def _missing_name(locator: str, where: str, qualname: str, module: Any) -> str:
+    """Why ``qualname`` is not in ``module``: a close name, and what the module defines.
+
+    The names listed are those the module defines itself (its classes and functions,
+    then its other public values), not what it imported, so that a reactor file's
+    reactors are not lost among ``Input``, ``os`` and ``Path``.
+    """
+    import difflib  # noqa: PLC0415 - only on this error
+
+    def own(value: Any) -> bool:
+        owner = getattr(value, "__module__", None)
+        return owner is None or owner == module.__name__
+
+    public = {n: v for n, v in vars(module).items() if not n.startswith("_")}
+    names = sorted(
+        n for n, v in public.items() if not isinstance(v, ModuleType) and (own(v) or n.isupper())
+    )
+    close = difflib.get_close_matches(qualname, names or list(public), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(names[:_LISTED]) or "nothing public"
+    if len(names) > _LISTED:
+        listed += f", ... ({len(names) - _LISTED} more)"
+    return f"{locator!r}: {where} has no {qualname!r}{hint}; it defines: {listed}"

@@ -110,9 +110,16 @@ def bounded_shutdown(
     if finished and not muffle.dropped:
         return True
     reason = muffle.dropped[0] if muffle.dropped else "no answer"
+    if len(reason) > _REASON_CHARS:  # cut visibly, not mid-word without a sign
+        reason = reason[: _REASON_CHARS - 3].rstrip() + "..."
     why = "did not finish" if not finished else "failed"
+    which = "" if what == "telemetry" else f" ({what})"
     sys.stderr.write(
-        f"warning: exporting telemetry ({what}) {why} within {timeout:g}s at shutdown; "
-        f"buffered data may be lost ({reason[:120]})\n"
+        f"warning: exporting telemetry{which} {why} within {timeout:g}s at shutdown; "
+        f"buffered data may be lost ({reason})\n"
     )
     return False
+
+
+_REASON_CHARS = 160
+"""The most of an exporter's error the shutdown warning quotes."""

@@ -171,3 +171,18 @@ def test_asyncio_service_serves_concurrent_requests_and_stops_on_sigterm(tmp_pat
     assert "stopping" in out
     assert out.rstrip().endswith("stopped")
     assert "Traceback" not in err
+
+
+def test_asyncio_service_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
+    """A port already taken: one line naming the address, exit status 2, no traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = ROOT / "examples" / "service" / "briefing_service.py"
+        result = run(str(service), "--port", str(port), "--offline", env_db=tmp_path / "s.db")
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: " in result.stderr
+    assert "Traceback" not in result.stderr

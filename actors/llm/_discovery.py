@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -59,11 +60,31 @@ SERVER_PROTOCOL = {
 
 
 async def _get(client: httpx.AsyncClient, url: str) -> tuple[int, bytes] | None:
+    answer = await _attempt(client, url)
+    return None if isinstance(answer, Exception) else answer
+
+
+async def _attempt(client: httpx.AsyncClient, url: str) -> tuple[int, bytes] | Exception:
+    """The status and body of ``GET url``, or the exception that stopped it."""
     try:
         response = await client.get(url)
         return response.status_code, await response.aread()
-    except (httpx.HTTPError, OSError):
-        return None
+    except (httpx.HTTPError, OSError) as exc:
+        return exc
+
+
+def _no_answer(exc: Exception) -> str:
+    """Why an endpoint did not answer, in words: a name, a refusal, a timeout."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "no answer (its host name does not resolve)"
+    if any(isinstance(e, (httpx.TimeoutException, TimeoutError)) for e in chain):
+        return "no answer (timed out)"
+    return "no answer (connection refused or failed)"
 
 
 def _json(body: bytes) -> Any:
@@ -178,9 +199,10 @@ _PATHS = (
 
 async def _identify(client: httpx.AsyncClient, base: str) -> Found | str:
     """(server kind, version), or an error text when nothing recognisable answered."""
-    first = await _get(client, f"{base}/v1/models")
-    if first is None and await _get(client, f"{base}/api/version") is None:
-        return "no answer (connection refused or timed out)"
+    attempt = await _attempt(client, f"{base}/v1/models")
+    if isinstance(attempt, Exception) and await _get(client, f"{base}/api/version") is None:
+        return _no_answer(attempt)
+    first = None if isinstance(attempt, Exception) else attempt
     rest = await asyncio.gather(*(_get(client, f"{base}{path}") for path in _PATHS[1:]))
     answers = dict(zip(_PATHS, (first, *rest), strict=True))
     for detect in _DETECTORS:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -64,8 +65,12 @@ async def handle_health(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def serve(host: str, port: int, *, offline: bool) -> None:
-    """Serve until SIGTERM or SIGINT, then shut everything down in order."""
+async def serve(host: str, port: int, *, offline: bool) -> int:
+    """Serve until SIGTERM or SIGINT, then shut everything down in order.
+
+    Returns the exit status: 0, or 2 when the address cannot be listened on (a port in
+    use, say), after the same orderly shutdown.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -84,7 +89,12 @@ async def serve(host: str, port: int, *, offline: bool) -> None:
                 )
                 runner = web.AppRunner(app)
                 await runner.setup()
-                await web.TCPSite(runner, host, port).start()
+                try:
+                    await web.TCPSite(runner, host, port).start()
+                except OSError as exc:
+                    print(f"cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+                    await runner.cleanup()
+                    return 2
                 bound = runner.addresses[0][1]
                 print(f"serving on http://{host}:{bound}", flush=True)
                 await stop.wait()
@@ -93,6 +103,7 @@ async def serve(host: str, port: int, *, offline: bool) -> None:
         finally:
             await fleet.close_async()
     print("stopped", flush=True)
+    return 0
 
 
 def main() -> None:
@@ -102,7 +113,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free one)")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake LLM servers")
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, offline=args.offline))
+    sys.exit(asyncio.run(serve(args.host, args.port, offline=args.offline)))
 
 
 if __name__ == "__main__":

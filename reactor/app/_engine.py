@@ -482,14 +482,29 @@ class Engine:
         if name is None and self._fleet is not None and len(self._fleet.hosts) == 1:
             name = next(iter(self._fleet.hosts))
         if name is None:
-            known = [f"{m} (on {h})" for m, h in sorted(self._hosts.items())]
-            known += [f"{e.model} (on {e.host})" for e in self.catalog.entries()]
-            msg = (
-                f"no model host serves {model!r}; known models: {', '.join(known) or 'none'} "
+            raise LookupError(self._unknown_model(model))
+        return self.system.lookup(name), model
+
+    def _unknown_model(self, model: str) -> str:
+        """Why no host serves ``model``: the known models, and a close name among them.
+
+        The way to give the engine hosts is named only when it knows no model at all: with
+        models known, the likelier mistake is the name (``reactor run``'s user cannot pass
+        ``Engine(fleet=...)`` anyway).
+        """
+        import difflib  # noqa: PLC0415 - only on this error
+
+        pairs = sorted(self._hosts.items()) + [(e.model, e.host) for e in self.catalog.entries()]
+        known = [f"{m} (on {h})" for m, h in pairs]
+        if not known:
+            return (
+                f"no model host serves {model!r}; known models: none "
                 "(pass Engine(fleet=...) or hosts={model: host}, or ask(..., host=...))"
             )
-            raise LookupError(msg)
-        return self.system.lookup(name), model
+        names = list(dict.fromkeys(m for m, _ in pairs))
+        close = difflib.get_close_matches(model, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"no model host serves {model!r}{hint}; known models: {', '.join(known)}"
 
     def _no_default_model(self) -> str:
         """Why an ``ask`` without a model has none: unreachable hosts first, if any."""

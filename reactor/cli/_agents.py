@@ -137,6 +137,13 @@ def _parameters(pairs: Sequence[str]) -> dict[str, Any]:
     return values
 
 
+_MODEL_HINT = (
+    "give --model NAME, a model one of your servers lists (`reactor models` shows them), "
+    "or --model auto to let the Selector choose one at each ask\n"
+)
+"""Printed under a template's model error: the CLI spelling of ``model=``."""
+
+
 def run_agents_create(
     name: str,
     *,
@@ -151,7 +158,12 @@ def run_agents_create(
     err: IO[str] | None = None,
 ) -> int:
     """Define an agent from a template; exit 2 when its configuration is invalid."""
-    from actors.agents import BUILT_IN_TEMPLATES, AgentError, load_templates  # noqa: PLC0415
+    from actors.agents import (  # noqa: PLC0415
+        BUILT_IN_TEMPLATES,
+        AgentError,
+        TemplateError,
+        load_templates,
+    )
 
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -171,6 +183,11 @@ def run_agents_create(
                 known_models=backend.known_models or None,
             )
             agents.define(spec, replace=replace)
+    except TemplateError as exc:
+        err.write(f"{exc}\n")
+        if exc.field.startswith("model"):
+            err.write(_MODEL_HINT)
+        return 2
     except (AgentError, ValueError) as exc:
         err.write(f"{exc}\n")
         return 2

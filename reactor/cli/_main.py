@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -104,19 +104,19 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help="comma-separated model ids (default: fake-small,fake-large)",
     )
-    fake.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    fake.add_argument("--latency", type=_SECONDS, default=0.0, help="seconds before each answer")
     fake.add_argument(
-        "--token-delay", type=float, default=0.0, help="seconds between streamed tokens"
+        "--token-delay", type=_SECONDS, default=0.0, help="seconds between streamed tokens"
     )
     fake.add_argument(
         "--reply-words",
-        type=int,
+        type=_COUNT,
         default=0,
         help="answer every request with this many words (default: echo the prompt)",
     )
     fake.add_argument(
         "--context-length",
-        type=int,
+        type=_TIMES,
         default=None,
         help="every model's context window in tokens (longer prompts get the server's error)",
     )
@@ -142,33 +142,61 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _number(
+    kind: Callable[[str], float], low: float, high: float | None = None, *, what: str
+) -> Callable[[str], Any]:
+    """An argparse ``type`` that reads ``kind`` and refuses values outside [low, high]."""
+
+    def read(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            msg = f"{text!r} is not {what}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if value < low or (high is not None and value > high):
+            msg = f"{text} is not {what}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return read
+
+
+_STATUS = _number(int, 100, 599, what="an HTTP status (100 to 599)")
+_SECONDS = _number(float, 0, what="a number of seconds >= 0")
+_COUNT = _number(int, 0, what="a whole number >= 0")
+_TIMES = _number(int, 1, what="a whole number >= 1")
+
+
 def _fault_options(fake: argparse.ArgumentParser) -> None:
     """The faults ``actors.testing.Fault`` has, as options of ``reactor fake-server``."""
     faults = fake.add_argument_group(
         "faults", "what goes wrong, for every request (or the first --fault-times)"
     )
     faults.add_argument(
-        "--status", type=int, default=None, help="answer with this HTTP status and its error body"
+        "--status",
+        type=_STATUS,
+        default=None,
+        help="answer with this HTTP status and its error body",
     )
     faults.add_argument("--message", default=None, help="the error message of --status")
     faults.add_argument(
         "--code", default=None, help="a vendor error code (e.g. context_length_exceeded)"
     )
     faults.add_argument(
-        "--retry-after", type=float, default=None, help="seconds sent as retry-after (with 429)"
+        "--retry-after", type=_SECONDS, default=None, help="seconds sent as retry-after (with 429)"
     )
-    faults.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
+    faults.add_argument("--ttft", type=_SECONDS, default=0.0, help="seconds before the first token")
     faults.add_argument("--hang", action="store_true", help="never answer")
     faults.add_argument(
-        "--close-after", type=int, default=None, help="drop the connection after N stream events"
+        "--close-after", type=_COUNT, default=None, help="drop the connection after N stream events"
     )
     faults.add_argument("--malformed", action="store_true", help="answer with malformed JSON")
     faults.add_argument(
-        "--error-after", type=int, default=None, help="send an error event after N stream events"
+        "--error-after", type=_COUNT, default=None, help="send an error event after N stream events"
     )
     faults.add_argument(
         "--done-after",
-        type=int,
+        type=_COUNT,
         default=None,
         help="end streams after N events with [DONE] and no finish reason",
     )
@@ -177,7 +205,7 @@ def _fault_options(fake: argparse.ArgumentParser) -> None:
     )
     faults.add_argument(
         "--fault-times",
-        type=int,
+        type=_TIMES,
         default=None,
         help="apply the faults to the first N requests only (default: every request)",
     )

@@ -91,7 +91,9 @@ def parse_inputs(pairs: Sequence[str] = (), json_pairs: Sequence[str] = ()) -> d
     """The inputs given on the command line.
 
     ``key=value`` gives a string (the engine converts it to the input's type),
-    ``key=@path`` the text of a file, and ``--json-input key=JSON`` a decoded JSON value.
+    ``key=@path`` the text of a file without its last line break (as a shell's
+    ``$(cat path)`` gives it: an editor ends a file with one, a prompt should not),
+    and ``--json-input key=JSON`` a decoded JSON value.
 
     Raises:
         CliError: A pair without ``=``, a file that cannot be read, invalid JSON, or an
@@ -110,6 +112,7 @@ def parse_inputs(pairs: Sequence[str] = (), json_pairs: Sequence[str] = ()) -> d
             path = Path(value[1:]).expanduser()
             try:
                 value = path.read_text(encoding="utf-8")
+                value = value.removesuffix("\n")  # read_text made any \r\n a \n
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 raise CliError(f"--input {key}=@{path}: cannot read the file ({reason})") from None

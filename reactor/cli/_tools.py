@@ -19,6 +19,15 @@ from reactor.cli._runs import _configure_logging, _journal
 __all__ = ["run_audit", "run_decide", "run_pending"]
 
 
+def _require_run(journal: Any, run_id: str) -> None:
+    """Raise :class:`CliError` when the journal has no run ``run_id`` (a mistyped id)."""
+    from reactor.run import stream_of  # noqa: PLC0415
+
+    if not journal.read(stream_of(run_id), limit=1):
+        msg = f"no run {run_id!r} in the journal"
+        raise CliError(msg)
+
+
 def run_decide(
     run_id: str,
     call_id: str,
@@ -50,6 +59,7 @@ def run_decide(
     try:
         _configure_logging("error")
         with _journal(db) as journal:
+            _require_run(journal, run_id)
             approval = decide(
                 journal, run_id, call_id, decision, by=by, arguments=edited, message=message
             )
@@ -80,6 +90,7 @@ def run_pending(
     try:
         _configure_logging("error")
         with _journal(db) as journal:
+            _require_run(journal, run_id)
             waiting = pending_calls(journal, run_id)
     except (CliError, ActorError) as exc:
         err.write(f"reactor tools pending: error: {exc}\n")

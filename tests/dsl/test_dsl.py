@@ -1326,6 +1326,26 @@ def test_find_reports_a_missing_name() -> None:
         find("tests.support.reactors:Outer.Missing")
 
 
+def test_find_suggests_a_close_name_and_lists_what_the_file_defines(tmp_path: Path) -> None:
+    """A misspelt reactor: the close name is suggested; imported names are not listed."""
+    path = tmp_path / "flows.py"
+    path.write_text(
+        "import os\n"
+        "from pathlib import Path\n"
+        "from dsl import Input, Reactor, template\n\n"
+        "LIMIT = 3\n\n"
+        "class Briefing(Reactor):\n"
+        "    topic = Input(str)\n"
+        "    title = template('On {topic}')\n"
+    )
+    with pytest.raises(LookupError) as info:
+        find(f"{path}:Briefng")
+    message = str(info.value)
+    assert "has no 'Briefng' (did you mean 'Briefing'?); it defines: Briefing, LIMIT" in message
+    for imported in ("Path", "Input", "Reactor", "template", "os"):
+        assert imported not in message.split("it defines:")[1]
+
+
 def test_find_reports_a_missing_module_and_a_bad_locator() -> None:
     """An unimportable module and a string without ':' are LookupErrors."""
     with pytest.raises(LookupError, match="cannot import 'tests.support.nope'"):

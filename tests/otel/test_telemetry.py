@@ -11,6 +11,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import otel
 from actors import AskError, Failure, FailureKind
+from otel._resource import bounded_shutdown
 from otel.testing import InMemorySpanExporter, capture_spans
 from tests.support.otlp import OtlpReceiver, attributes
 
@@ -134,3 +135,19 @@ def test_error_type_names_failures_by_kind_and_exceptions_by_qualified_name() ->
     assert otel.error_type(ValueError("x")) == "ValueError"
     assert otel.error_type(CardDeclinedError()) == f"{__name__}.CardDeclinedError"
     assert otel.error_type(object()) == "_OTHER"
+
+
+def test_the_shutdown_warning_cuts_a_long_reason_visibly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An exporter's long error is cut with '...', and 'telemetry' is not said twice."""
+
+    def fails() -> None:
+        raise ConnectionError("Max retries exceeded with url: /v1/traces " + "x" * 300)
+
+    assert bounded_shutdown([fails], what="telemetry") is False
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: exporting telemetry failed within 1s at shutdown; ")
+    assert "(ConnectionError: Max retries exceeded with url: /v1/traces xxx" in line
+    assert line.endswith("...)")
+    assert len(line) < 260

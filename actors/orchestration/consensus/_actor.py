@@ -152,6 +152,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             deadline=deadline,
             span=span,
             ids=f"{message.request.request_id}.{next(self._serial)}",
+            members=list(spec.members),
         )
         if spec.adaptive or spec.method in ROUNDS:
             # Later rounds and added members could outlast the deadline: end it all there.
@@ -160,7 +161,6 @@ class Consensus(LoopActor[ConsensusRequest]):
                 max(0.0, deadline - now - MARGIN_S), lambda: self._round_over(poll, "deadline")
             )
         if spec.members:
-            poll.members = list(spec.members)
             self._first_round(poll)
             return
         complexity = poll.features.complexity
@@ -221,9 +221,18 @@ class Consensus(LoopActor[ConsensusRequest]):
     # ---- 2, 3, 4. rounds -----------------------------------------------------------------
 
     def _first_round(self, poll: Poll) -> None:
-        self._round(poll, [(m, None) for m in poll.members])
+        self._round_timer(poll)
+        self.members.send_all(poll, poll.members)
+        self._check(poll)
 
     def _round(self, poll: Poll, calls: list[tuple[Member, ChatRequest | None]]) -> None:
+        self._round_timer(poll)
+        for member, request in calls:
+            self.members.send(poll, member, request)
+        self._check(poll)
+
+    def _round_timer(self, poll: Poll) -> None:
+        """Before a round's calls: its slots cleared, its quorum timer (if any) started."""
         if poll.slots:
             poll.clear_round()
         if poll.timer is not None:
@@ -235,9 +244,6 @@ class Consensus(LoopActor[ConsensusRequest]):
             poll.timer = self.call_later(
                 wait, lambda: self._round_over(poll, "quorum deadline", number)
             )
-        for member, request in calls:
-            self.members.send(poll, member, request)
-        self._check(poll)
 
     def _check(self, poll: Poll, slot: Slot | None = None) -> None:
         """End the round when it is over (also the Members' call once ``slot`` answered)."""
@@ -245,7 +251,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             return
         if poll.out == 0:
             self._round_over(poll, "all answered", poll.round)
-        elif poll.decided():
+        elif poll.spec.adaptive and poll.decided():
             poll.stopped_early = True
             self._round_over(poll, "decided early (adaptive stopping)", poll.round)
 
@@ -278,7 +284,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         if not final and method == "synthesis":
             self._synthesise(poll, ok, spec.aggregator_model or "", first=True)
             return
-        if not final and self._grow(poll, ok):
+        if not final and spec.adaptive and self._grow(poll, ok):
             return
         self._final(poll, ok=ok)
 
@@ -532,7 +538,8 @@ class Consensus(LoopActor[ConsensusRequest]):
 
     def _finish(self, poll: Poll, result: ConsensusResult) -> None:
         poll.done = True
-        poll.stop_timers()
+        if poll.timer is not None or poll.end_timer is not None:
+            poll.stop_timers()
         if poll.span is not None:
             span_ended(poll.span, result, None)
         poll.reply.send(result)

@@ -13,7 +13,8 @@ extracted) as soon as it arrives, while the other members are still working.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -163,17 +164,7 @@ class Members:
         try:
             host, model = self.where(member.model, member.host)
         except LookupError as exc:
-            slot = Slot(
-                member=member,
-                request=request or poll.message.request,
-                round=poll.round,
-                label=label,
-                answer=MemberAnswer(
-                    member=label, error_kind="not_found", error=str(exc), round=poll.round
-                ),
-            )
-            poll.add(slot)
-            return slot
+            return _unknown(poll, member, request, exc)
         now = time.time()
         wanted = member.timeout_s or poll.spec.member_timeout_s
         timeout = max(0.001, min(wanted, poll.deadline - now - MARGIN_S))
@@ -207,9 +198,7 @@ class Members:
             self._budgeted(poll, slot, host, timeout)
             return slot
 
-        def answered(outcome: Completion | Failure) -> None:
-            self.answered(poll, slot, outcome, time.perf_counter())
-
+        answered = partial(self.answered, poll, slot)  # timed in the answer's turn
         slot.sent = time.perf_counter()
         if poll.span is None:
             self.actor.ask(host, request, answered, timeout=timeout)
@@ -217,6 +206,47 @@ class Members:
             with trace.use_span(poll.span, end_on_exit=False):
                 self.actor.ask(host, request, answered, timeout=timeout)
         return slot
+
+    def send_all(self, poll: Poll, members: Sequence[Member]) -> None:
+        """:meth:`send` each of ``members`` the poll's request (a round's first calls).
+
+        What the calls of plain members share (the time, the time left, the request as
+        such a member is asked it) is found once for all of them. A member with a seed,
+        a temperature or a timeout of its own, and every call that is budgeted or traced,
+        goes through :meth:`send` instead.
+        """
+        if self.budget is not None or poll.span is not None:
+            for member in members:
+                self.send(poll, member)
+            return
+        now = time.time()
+        timeout = max(0.001, min(poll.spec.member_timeout_s, poll.deadline - now - MARGIN_S))
+        deadline = now + timeout
+        plain = poll.plain_request()
+        replace = msgspec.structs.replace
+        ask = self.actor.ask
+        answered = self.answered
+        number = poll.round
+        for member in members:
+            if (
+                member.seed is not None
+                or member.temperature is not None
+                or member.timeout_s is not None
+            ):
+                self.send(poll, member)
+                continue
+            try:
+                host, model = self.where(member.model, member.host)
+            except LookupError as exc:
+                _unknown(poll, member, None, exc)
+                continue
+            request = replace(
+                plain, model=model, deadline=deadline, request_id=f"{poll.ids}.{poll.asked + 1}"
+            )
+            slot = Slot(member=member, request=request, round=number, host=host, label=member.label)
+            poll.add(slot)
+            slot.sent = time.perf_counter()
+            ask(host, request, partial(answered, poll, slot), timeout=timeout)
 
     def _budgeted(self, poll: Poll, slot: Slot, host: Ref[Any], timeout: float) -> None:
         def piped(outcome: tuple[Completion | Failure, float] | Failure) -> None:
@@ -251,8 +281,13 @@ class Members:
         outcome = await self.call(poll, host, request, timeout)
         return outcome, time.perf_counter()
 
-    def answered(self, poll: Poll, slot: Slot, outcome: object, ended: float) -> None:
-        """On the coordinator's turn: record ``slot``'s answer unless it is stale."""
+    def answered(self, poll: Poll, slot: Slot, outcome: object, ended: float | None = None) -> None:
+        """On the coordinator's turn: record ``slot``'s answer unless it is stale.
+
+        ``ended``: when the call ended (``None``: now, the answer's turn).
+        """
+        if ended is None:
+            ended = time.perf_counter()
         if poll.done or slot.round != poll.round or slot.answer is not None:
             return
         latency = ended - slot.sent
@@ -330,6 +365,22 @@ def read(
         stated_confidence=stated_confidence(text),
         round=slot.round,
     )
+
+
+def _unknown(poll: Poll, member: Member, request: ChatRequest | None, error: LookupError) -> Slot:
+    """The slot of a member whose host could not be found: answered with why, never sent."""
+    label = member.label
+    slot = Slot(
+        member=member,
+        request=request or poll.message.request,
+        round=poll.round,
+        label=label,
+        answer=MemberAnswer(
+            member=label, error_kind="not_found", error=str(error), round=poll.round
+        ),
+    )
+    poll.add(slot)
+    return slot
 
 
 def _internal(outcome: object) -> Failure:

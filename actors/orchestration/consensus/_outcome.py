@@ -37,9 +37,7 @@ def result_of(  # noqa: PLR0917 - the poll's parts, passed on
 ) -> ConsensusResult:
     """The :class:`ConsensusResult` of ``answers`` (the aggregated ones) under ``verdict``."""
     spec = poll.spec
-    marks = _marks(answers, verdict)
-    members = tuple([marks.get(id(a), a) for a in poll.finished()])
-    labels = [a.member for a in answers]
+    members, labels, cost = _marked(poll.finished(), answers, verdict)
     answer = verdict.answer
     text = answers[verdict.representative].text if verdict.representative is not None else ""
     aggregated_by = ""
@@ -51,11 +49,10 @@ def result_of(  # noqa: PLR0917 - the poll's parts, passed on
         except Exception:  # noqa: BLE001 - the synthesis is then the answer as it is
             extracted = None
         answer = extracted if extracted is not None else text
+        if completion.cost_usd is not None:
+            cost = completion.cost_usd if cost is None else cost + completion.cost_usd
     if not text and answer is not None:
         text = answer if isinstance(answer, str) else msgspec.json.encode(answer).decode()
-    costs = [a.cost_usd for a in members if a.cost_usd is not None]
-    if synthesis is not None and synthesis[1].cost_usd is not None:
-        costs.append(synthesis[1].cost_usd)
     return ConsensusResult(
         answer=answer,
         text=text,
@@ -69,9 +66,9 @@ def result_of(  # noqa: PLR0917 - the poll's parts, passed on
         low_consensus=assessment.low,
         threshold=spec.threshold,
         members=members,
-        outliers=tuple([labels[i] for i in verdict.outliers]),
+        outliers=tuple([labels[i] for i in verdict.outliers]) if verdict.outliers else (),
         clusters=tuple([tuple([labels[i] for i in g]) for g in verdict.groups]),
-        fields=dict(verdict.fields),
+        fields=dict(verdict.fields) if verdict.fields else {},
         asked=poll.asked,
         answered=len(answers),
         quorum=needed,
@@ -82,13 +79,22 @@ def result_of(  # noqa: PLR0917 - the poll's parts, passed on
         clustering=clustering,
         aggregated_by=aggregated_by,
         note=poll.note,
-        cost_usd=sum(costs) if costs else None,
+        cost_usd=cost,
         latency_s=time.perf_counter() - poll.started,
     )
 
 
-def _marks(answers: list[MemberAnswer], verdict: Verdict) -> dict[int, MemberAnswer]:
-    """Each aggregated answer marked: agrees, outlier, its cluster (keyed by ``id``)."""
+def _marked(
+    finished: list[MemberAnswer], answers: list[MemberAnswer], verdict: Verdict
+) -> tuple[tuple[MemberAnswer, ...], list[str], float | None]:
+    """Every answer so far, the aggregated ones marked; their labels; the total cost.
+
+    Each aggregated answer (``answers``, which indices in ``verdict`` refer to) is marked:
+    whether it agrees, whether it is an outlier, its cluster. ``answers`` come from the
+    last round in the order asked, so one walk over ``finished`` meets them in turn;
+    should one not be met so, the rest are found by identity instead. The cost is the
+    sum of the priced answers (``None``: none was priced).
+    """
     support = verdict.support
     outliers = verdict.outliers
     cluster: list[int | None] = [None] * len(answers)
@@ -96,15 +102,35 @@ def _marks(answers: list[MemberAnswer], verdict: Verdict) -> dict[int, MemberAns
         for index in group:
             cluster[index] = number
     replace = msgspec.structs.replace
-    marked: dict[int, MemberAnswer] = {}
-    for index, answer in enumerate(answers):
-        marked[id(answer)] = replace(
-            answer,
-            agrees=index in support,
-            outlier=index in outliers,
-            cluster=cluster[index],
-        )
-    return marked
+    count = len(answers)
+    labels = [a.member for a in answers]
+    members: list[MemberAnswer] = []
+    cost: float | None = None
+    index = 0
+    for each in finished:
+        if index < count and each is answers[index]:
+            members.append(
+                replace(
+                    each,
+                    agrees=index in support,
+                    outlier=index in outliers,
+                    cluster=cluster[index],
+                )
+            )
+            index += 1
+        else:
+            members.append(each)
+        if each.cost_usd is not None:
+            cost = each.cost_usd if cost is None else cost + each.cost_usd
+    if index < count:  # not met in order: marked by identity
+        at = {id(a): i for i, a in enumerate(answers)}
+        for position, answer in enumerate(members):
+            i = at.get(id(answer), -1)
+            if i >= index:
+                members[position] = replace(
+                    answer, agrees=i in support, outlier=i in outliers, cluster=cluster[i]
+                )
+    return tuple(members), labels, cost
 
 
 def members_failure(

@@ -176,14 +176,15 @@ class Poll:
         self.asked += 1
         if slot.answer is None:
             self.out += 1
-        else:
+        elif self.spec.adaptive:
             self._count(slot.answer)
 
     def settle(self, slot: Slot, answer: MemberAnswer) -> None:
         """``slot``'s answer (or error) is in."""
         slot.answer = answer
         self.out -= 1
-        self._count(answer)
+        if self.spec.adaptive:
+            self._count(answer)
 
     def _count(self, answer: MemberAnswer) -> None:
         spec = self.spec

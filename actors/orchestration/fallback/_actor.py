@@ -27,9 +27,10 @@ answered (``reactor.fallback.answered_by``).
 from __future__ import annotations
 
 import collections
+import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, assert_never
 
 import msgspec
@@ -72,21 +73,30 @@ _HEALTH_KINDS = frozenset(
 
 @dataclass(slots=True)
 class _Walk:
-    """One request's way down the chain."""
+    """One request's way down the chain.
+
+    Made once per request, so it is made cheaply: positionally (a keyword call matches
+    every name against sixteen parameters), and its collections start as empty
+    immutable values that the walk replaces as it grows them, rather than as new
+    containers per request (``attempts`` then goes into the result as it is).
+    """
 
     message: FallbackRequest
     reply: Deferred[Any]
     deadline: float
     chain: Chain
     health: Health
-    order: list[int]
+    order: Sequence[int]
+    """The link indexes in the order they are tried (replaced, never changed in place)."""
     span: trace.Span | None
-    started: float
     position: int = 0
-    tries: dict[int, int] = field(default_factory=dict)
-    attempts: list[FallbackAttempt] = field(default_factory=list)
-    cooling: list[tuple[float, int]] = field(default_factory=list)
-    told_to_wait: set[int] = field(default_factory=set)
+    tries: tuple[int, ...] = ()
+    """The links retried, once per retry."""
+    attempts: tuple[FallbackAttempt, ...] = ()
+    cooling: tuple[tuple[float, int], ...] = ()
+    """``(until, index)`` of the links passed over as cooling down."""
+    told_to_wait: frozenset[int] = frozenset()
+    """Links that failed with a ``retry_after``: worth waiting for at the end."""
     context_floor: int | None = None
     last: Failure | None = None
     restarted: bool = False
@@ -114,14 +124,6 @@ class _LinkAnswered:
     outcome: object
     latency: float
     checked: tuple[bool, str] | None
-
-
-@dataclass(frozen=True, slots=True)
-class _LinkSucceeded:
-    """A link answered the request (the caller has it): its success, for its health."""
-
-    walk: _Walk
-    index: int
 
 
 ChainMessage = FallbackRequest | _LinkAnswered
@@ -158,7 +160,14 @@ class FallbackChain(LoopActor[ChainMessage]):
         self.clock = clock
         self._health: dict[int, Health] = {}
         self._me: Ref[ChainMessage] = self.self_ref  # where early answers queue the rest
-        self._succeeded: collections.deque[_LinkSucceeded] = collections.deque()
+        # Links that answered a caller outside this actor's turn (see _arrived): their
+        # health record and index, recorded as a success at the start of the next turn.
+        self._succeeded: collections.deque[tuple[Health, int]] = collections.deque()
+        # Worked out once per actor rather than on every request: the chain is immutable.
+        self._title = chain.title
+        self._own_health = self.health()
+        self._auto = _auto_links(chain)
+        self._in_order = tuple(range(len(chain.links)))
 
     def health(self, chain: Chain | None = None) -> Health:
         """The health record of ``chain`` (this actor's own, by default)."""
@@ -177,9 +186,11 @@ class FallbackChain(LoopActor[ChainMessage]):
     def receive(self, message: ChainMessage) -> object:
         """Start a walk; the answer comes when a link answers or the chain gives up."""
         succeeded = self._succeeded
-        while succeeded:
-            done = succeeded.popleft()
-            done.walk.health.success(done.index, self.clock())
+        if succeeded:
+            now = self.clock()
+            while succeeded:
+                health, index = succeeded.popleft()
+                health.success(index, now)
         match message:
             case FallbackRequest():
                 self._start(message, self.defer_reply())
@@ -203,63 +214,65 @@ class FallbackChain(LoopActor[ChainMessage]):
         span = None
         if otel.enabled():
             parent = otel.extract(message.trace)
-            span = otel.tracer().start_span(f"fallback {self.chain.title}", context=parent)
-            span.set_attribute("reactor.fallback.chain", self.chain.title)
-        health = self.health()
-        walk = _Walk(
-            message=message,
-            reply=reply,
-            deadline=deadline,
-            chain=self.chain,
-            health=health,
-            order=health.order(now),
-            span=span,
-            started=time.perf_counter(),
-        )
-        self._advance(walk)
+            span = otel.tracer().start_span(f"fallback {self._title}", context=parent)
+            span.set_attribute("reactor.fallback.chain", self._title)
+        health = self._own_health
+        # Nothing ejected (the usual case): the configured order, without asking Health.
+        order = self._in_order if health.clear_after <= now else health.order(now)
+        # message, reply, deadline, chain, health, order, span
+        walk = _Walk(message, reply, deadline, self.chain, health, order, span)
+        self._advance(walk, now)
 
-    def _advance(self, walk: _Walk) -> None:
-        now = self.clock()
-        while walk.position < len(walk.order):
-            index = walk.order[walk.position]
-            item = walk.chain.links[index]
-            why = self._skip(walk, item)
-            if why is not None:
-                walk.attempts.append(
-                    FallbackAttempt(link=item.label, outcome="skipped", action="skip", why=why)
-                )
-                walk.position += 1
-                continue
-            until = walk.health.cooling_until(index, now)
-            if until is not None:
-                walk.cooling.append((until, index))
+    def _advance(self, walk: _Walk, now: float | None = None) -> None:
+        if now is None:
+            now = self.clock()
+        # Nothing below changes the walk's chain or order before _send (the last step).
+        order = walk.order
+        links = walk.chain.links
+        records = walk.health.links
+        while walk.position < len(order):
+            index = order[walk.position]
+            item = links[index]
+            if item.when is not None or walk.context_floor is not None:  # _skip's reasons
+                why = self._skip(walk, item)
+                if why is not None:
+                    walk.attempts += (
+                        FallbackAttempt(link=item.label, outcome="skipped", action="skip", why=why),
+                    )
+                    walk.position += 1
+                    continue
+            until = records[index].cool_until
+            if until > now:  # cooling down (Health.cooling_until): passed over for now
+                walk.cooling += ((until, index),)
                 walk.position += 1
                 continue
             self._send(walk, index)
             return
         for index in sorted(walk.told_to_wait):
-            until = walk.health.cooling_until(index, now)
-            if until is not None:
-                walk.cooling.append((until, index))
-        walk.told_to_wait.clear()
+            back = walk.health.cooling_until(index, now)
+            if back is not None:
+                walk.cooling += ((back, index),)
+        walk.told_to_wait = frozenset()
         if walk.cooling:
             until, _ = min(walk.cooling)
             if until < walk.deadline:
                 wait = max(0.0, until - now)
                 labels = ", ".join(walk.chain.links[i].label for _, i in sorted(walk.cooling))
-                walk.attempts.append(
+                walk.attempts += (
                     FallbackAttempt(
                         link=labels,
                         outcome="cooling",
                         action="wait",
                         why=f"every link left is cooling down; waiting {wait:.3g}s for the first",
                         waited_s=wait,
-                    )
+                    ),
                 )
                 walk.order = [i for _, i in sorted(walk.cooling)]
                 walk.position = 0
-                walk.cooling = []
-                self.call_later(wait, lambda: self._advance(walk), name="fallback cooling")
+                walk.cooling = ()
+                self.call_later(
+                    wait, functools.partial(self._advance, walk), name="fallback cooling"
+                )
                 return
         self._give_up(walk)
 
@@ -296,20 +309,31 @@ class FallbackChain(LoopActor[ChainMessage]):
     def _where(self, item: Link) -> tuple[Ref[Any], str]:
         try:
             return self.resolve(item.model, item.host)
-        except LookupError:
-            host, sep, model = item.model.partition("/")
-            if item.host is None and sep and model:
-                return self.resolve(model, host)  # "host/model"
-            raise
+        except LookupError as unknown:
+            return self._where_prefixed(item, unknown)
+
+    def _where_prefixed(self, item: Link, unknown: LookupError) -> tuple[Ref[Any], str]:
+        """The resolver did not know the link's model: try it as ``host/model``.
+
+        Raises:
+            LookupError: ``unknown`` again, when the model does not name a host.
+        """
+        host, sep, model = item.model.partition("/")
+        if item.host is None and sep and model:
+            return self.resolve(model, host)
+        raise unknown
 
     def _send(self, walk: _Walk, index: int) -> None:
         item = walk.chain.links[index]
-        policy = _auto_policy(item)
+        policy = self._auto.get(item)
         if policy is not None:
             self._send_selector(walk, index, policy)
             return
-        try:
-            host, model = self._where(item)
+        try:  # _where, unrolled: one frame fewer per request
+            try:
+                host, model = self.resolve(item.model, item.host)
+            except LookupError as unknown:
+                host, model = self._where_prefixed(item, unknown)
         except LookupError as exc:
             failure = Failure(kind=FailureKind.NOT_FOUND, message=str(exc), source=self.name)
             self._failed(walk, index, failure, 0.0)
@@ -324,37 +348,39 @@ class FallbackChain(LoopActor[ChainMessage]):
                     message=f"the link's transform raised {type(exc).__name__}: {exc}",
                     source=self.name,
                 )
-                walk.attempts.append(
+                walk.attempts += (
                     FallbackAttempt(
                         link=item.label, outcome="bad_request", action="next", why=failure.message
-                    )
+                    ),
                 )
                 walk.last = failure
                 walk.position += 1
                 self._advance(walk)
                 return
-        request = msgspec.structs.replace(request, model=model, deadline=walk.deadline, trace=None)
-        sent = time.perf_counter()
-        if self.budget is not None:  # reserve, call, settle: a coroutine of its own
-
-            def answered(outcome: object) -> None:
-                self._answered(walk, index, outcome, time.perf_counter() - sent)
-
-            self.pipe_to_self(self._call(walk, host, request), answered, name="fallback link")
+        deadline = walk.deadline
+        request = msgspec.structs.replace(request, model=model, deadline=deadline, trace=None)
+        if self.budget is not None:
+            self._send_budgeted(walk, index, host, request)
             return
         # No budget: one ask, its answer handled where it arrives (_arrived): no task,
         # no thread hop, and a good answer reaches the caller without waiting for the
-        # host's bookkeeping turn and this actor's.
-        timeout = max(0.001, walk.deadline - time.time())
-
-        def arrived(outcome: object) -> None:
-            self._arrived(walk, index, outcome, time.perf_counter() - sent)
-
+        # host's bookkeeping turn and this actor's. (A partial, not a closure: no cells.)
+        arrived = functools.partial(self._arrived, walk, index, time.perf_counter())
+        timeout = max(0.001, deadline - time.time())
         if walk.span is None:
             ask_early(self.runtime, host, request, arrived, timeout=timeout)
             return
         with trace.use_span(walk.span, end_on_exit=False):
             ask_early(self.runtime, host, request, arrived, timeout=timeout)
+
+    def _send_budgeted(self, walk: _Walk, index: int, host: Ref[Any], request: ChatRequest) -> None:
+        """Reserve, call, settle: a coroutine of its own, answered in this actor's turn."""
+        sent = time.perf_counter()
+
+        def answered(outcome: object) -> None:
+            self._answered(walk, index, outcome, time.perf_counter() - sent)
+
+        self.pipe_to_self(self._call(walk, host, request), answered, name="fallback link")
 
     def _send_selector(self, walk: _Walk, index: int, policy: str) -> None:
         """An ``auto`` link: the Selector chooses the model (and asks it)."""
@@ -420,25 +446,27 @@ class FallbackChain(LoopActor[ChainMessage]):
         except Exception as exc:  # noqa: BLE001 - a failing check rejects the answer
             return False, f"the quality check raised {type(exc).__name__}: {exc}"
 
-    def _arrived(self, walk: _Walk, index: int, outcome: object, latency: float) -> None:
+    def _arrived(self, walk: _Walk, index: int, sent: float, outcome: object) -> None:
         """Where a link's answer arrives (not this actor's turn; see ``_early``).
 
         An answer the quality check accepts answers the caller from here (the walk is
         this request's own), after queuing the link's success for this actor's turn;
-        anything else goes to the turn, where the walk moves on.
+        anything else goes to the turn, where the walk moves on. ``sent``: when the
+        request went out (``perf_counter``).
         """
+        latency = time.perf_counter() - sent
         if isinstance(outcome, Completion):
-            checked = self._check(walk, outcome)
+            checked = _ACCEPTED if walk.chain.quality is None else self._check(walk, outcome)
             if checked[0]:
                 item = walk.chain.links[index]
-                walk.attempts.append(
+                walk.attempts += (
                     FallbackAttempt(
                         link=item.label, outcome="ok", action="answer", latency_s=latency
-                    )
+                    ),
                 )
                 # Recorded first thing in this actor's next turn (no turn of its own):
                 # every walk starts in a turn, so it sees the link's health up to date.
-                self._succeeded.append(_LinkSucceeded(walk, index))
+                self._succeeded.append((walk.health, index))
                 self._answer(walk, index, outcome)
                 return
             self._me.tell_if_alive(_LinkAnswered(walk, index, outcome, latency, checked))
@@ -459,21 +487,21 @@ class FallbackChain(LoopActor[ChainMessage]):
             verdict, why = checked if checked is not None else self._check(walk, outcome)
             if verdict:
                 walk.health.success(index, self.clock())
-                walk.attempts.append(
+                walk.attempts += (
                     FallbackAttempt(
                         link=item.label, outcome="ok", action="answer", latency_s=latency
-                    )
+                    ),
                 )
                 self._answer(walk, index, outcome)
                 return
-            walk.attempts.append(
+            walk.attempts += (
                 FallbackAttempt(
                     link=item.label,
                     outcome="rejected",
                     action="next",
                     why=why or "the quality check rejected the answer",
                     latency_s=latency,
-                )
+                ),
             )
             walk.last = Failure(
                 kind=FailureKind.INVALID_RESPONSE,
@@ -505,20 +533,21 @@ class FallbackChain(LoopActor[ChainMessage]):
             link=item.label, outcome=failure.kind.value, action=action, why=why, latency_s=latency
         )
         if action == "retry":
-            used = walk.tries.get(index, 0)
+            used = walk.tries.count(index)
             wait = max(walk.chain.backoff_s * 2**used, failure.retry_after or 0.0)
             if used < walk.chain.retries and now + wait < walk.deadline:
-                walk.tries[index] = used + 1
-                walk.attempts.append(msgspec.structs.replace(record, waited_s=wait))
-                self.call_later(wait, lambda: self._send(walk, index), name="fallback retry")
+                walk.tries += (index,)
+                walk.attempts += (msgspec.structs.replace(record, waited_s=wait),)
+                retry = functools.partial(self._send, walk, index)
+                self.call_later(wait, retry, name="fallback retry")
                 return
             action = "next"
             record = msgspec.structs.replace(
                 record, action="next", why=f"{why} (no retries left within the deadline)"
             )
-        walk.attempts.append(record)
+        walk.attempts += (record,)
         if action == "next" and failure.retry_after:
-            walk.told_to_wait.add(index)  # worth waiting for if every other link fails
+            walk.told_to_wait |= {index}  # worth waiting for if every other link fails
         if action == "stop":
             self._give_up(walk)
             return
@@ -528,7 +557,7 @@ class FallbackChain(LoopActor[ChainMessage]):
             walk.health = self.health(policy)
             walk.order = walk.health.order(now)
             walk.position = 0
-            walk.cooling = []
+            walk.cooling = ()
             self._advance(walk)
             return
         walk.position += 1
@@ -567,13 +596,14 @@ class FallbackChain(LoopActor[ChainMessage]):
         item = walk.chain.links[index]
         result = FallbackResult(
             completion=completion,
-            chain=self.chain.title,
+            chain=self._title,
             link=item.label,
             index=index,
-            attempts=tuple(walk.attempts),
+            attempts=walk.attempts,
             restarted=walk.restarted,
         )
-        self._end_span(walk, item.label, None)
+        if walk.span is not None:
+            self._end_span(walk.span, walk, item.label, None)
         walk.reply.send(result)
 
     def _give_up(self, walk: _Walk) -> None:
@@ -588,18 +618,18 @@ class FallbackChain(LoopActor[ChainMessage]):
         why = walk.attempts[-1].why if walk.attempts else last.message
         failure = Failure(
             kind=last.kind,
-            message=f"fallback chain {self.chain.title}: {why} (path: {path})",
+            message=f"fallback chain {self._title}: {why} (path: {path})",
             source=self.name,
             retry_after=last.retry_after,
             details={**last.details, "path": path, "attempts": str(len(walk.attempts))},
         )
-        self._end_span(walk, None, failure)
+        if walk.span is not None:
+            self._end_span(walk.span, walk, None, failure)
         walk.reply.send(failure)
 
-    def _end_span(self, walk: _Walk, answered: str | None, failure: Failure | None) -> None:
-        span = walk.span
-        if span is None:
-            return
+    def _end_span(
+        self, span: trace.Span, walk: _Walk, answered: str | None, failure: Failure | None
+    ) -> None:
         span.set_attribute(
             "reactor.fallback.path", [f"{a.link}:{a.outcome}" for a in walk.attempts]
         )
@@ -620,6 +650,25 @@ class FallbackChain(LoopActor[ChainMessage]):
             span.set_attribute("error.type", failure.kind.value)
             span.set_status(trace.StatusCode.ERROR, failure.message)
         span.end()
+
+
+_ACCEPTED = (True, "")
+"""The verdict on every answer of a chain without a quality check."""
+
+
+def _auto_links(chain: Chain) -> dict[Link, str]:
+    """The ``auto`` links of ``chain`` and its content-policy chains, with their policy."""
+    found: dict[Link, str] = {}
+    seen: set[int] = set()
+    current: Chain | None = chain
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for item in current.links:
+            policy = _auto_policy(item)
+            if policy is not None:
+                found[item] = policy
+        current = current.content_policy
+    return found
 
 
 def _auto_policy(item: Link) -> str | None:

@@ -18,7 +18,7 @@ with doubling backoff that honours the server's ``retry_after``), ``next`` or ``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors import FailureKind
@@ -79,12 +79,13 @@ class Link:
     when: Predicate | None = None
     transform: Transform | None = None
     context_length: int | None = None
+    label: str = field(init=False, repr=False)
+    """``host/model`` or the model: how results and spans name the link (set once, as
+    every attempt record names its link)."""
 
-    @property
-    def label(self) -> str:
-        """``host/model`` or the model: how results and spans name the link."""
+    def __post_init__(self) -> None:
         model = self.model or "(default model)"
-        return f"{self.host}/{model}" if self.host else model
+        object.__setattr__(self, "label", f"{self.host}/{model}" if self.host else model)
 
     @property
     def templated(self) -> bool:

@@ -44,10 +44,14 @@ class Health:
     max_s: float = 300.0
     max_percent: float = 50.0
     links: list[LinkHealth] = field(default_factory=list)
+    clear_after: float = field(init=False, default=0.0)
+    """When every ejection made so far is over: before then ``order`` has work to do,
+    after it the configured order holds (kept by :meth:`failure`, which ejects)."""
 
     def __post_init__(self) -> None:
         if not self.links:
             self.links = [LinkHealth() for _ in range(self.size)]
+        self.clear_after = max((record.ejected_until for record in self.links), default=0.0)
 
     def ejected(self, index: int, now: float) -> bool:
         """Whether the link is ejected now."""
@@ -55,8 +59,7 @@ class Health:
 
     def order(self, now: float) -> list[int]:
         """Healthy links in their configured order, then ejected ones, soonest back first."""
-        links = self.links
-        if all(record.ejected_until <= now for record in links):
+        if self.clear_after <= now:
             return list(range(self.size))  # nothing ejected: the configured order
         healthy = [i for i in range(self.size) if not self.ejected(i, now)]
         out = sorted(
@@ -94,6 +97,7 @@ class Health:
         record.consecutive = 0
         # A fresh ejection replaces the old deadline (not the shorter of the two).
         record.ejected_until = now + min(record.ejections * self.base_s, self.max_s)
+        self.clear_after = max(self.clear_after, record.ejected_until)
         return True
 
     def _may_eject(self, now: float) -> bool:

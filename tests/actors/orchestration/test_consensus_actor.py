@@ -225,6 +225,45 @@ async def test_failed_members_keep_their_real_errors_and_the_quorum_degrades(
 
 
 @pytest.mark.asyncio
+async def test_plain_unknown_and_own_timeout_members_in_one_round(
+    system: System, server: FakeServer
+) -> None:
+    """A round mixing plain members, one with its own timeout and one no host serves.
+
+    The unknown member answers ``not_found`` without a call; every call made has its own
+    request id and the cluster and cost bookkeeping covers exactly the members asked.
+    """
+    await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=10.0))
+    local = local_resolver(system)
+
+    def resolve(model: str, host: str | None) -> Any:
+        if model == "nowhere":
+            raise LookupError("no host serves nowhere")
+        return local(model, host)
+
+    ref = await system.spawn_async(Consensus, name="consensus", args=(resolve,))
+    spec = ConsensusSpec(
+        members=(
+            Member(model="m1"),
+            Member(model="nowhere"),
+            Member(model="m2", timeout_s=20.0),
+            Member(model="m5"),
+        ),
+    )
+    result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert [m.member for m in result.members] == ["m1", "nowhere", "m2", "m5"]
+    assert result.members[1].error_kind == "not_found"
+    assert result.members[1].error == "no host serves nowhere"
+    assert not result.members[1].ok
+    assert result.answer == "paris"
+    assert result.answered == 3
+    assert result.asked == 4
+    assert result.clusters == (("m1", "m2", "m5"),)
+    assert [m.agrees for m in result.members] == [True, False, True, True]
+    assert sorted(c.model or "" for c in server.calls) == ["m1", "m2", "m5"]
+
+
+@pytest.mark.asyncio
 async def test_a_short_quorum_fails_or_falls_back(system: System, server: FakeServer) -> None:
     """on_short=fail names every member's error; fallback asks the one model instead."""
     for model in ("m1", "m2", "m3"):

@@ -13,6 +13,7 @@ import pytest
 from actors.orchestration.consensus import (
     ConsensusSpec,
     Member,
+    MemberAnswer,
     Quorum,
     Verdict,
     adaptive_stop,
@@ -44,6 +45,7 @@ from actors.orchestration.consensus import (
     weighted_vote,
     wilson_lower,
 )
+from actors.orchestration.consensus._outcome import _marked
 
 # ---- extraction ----------------------------------------------------------------------------
 
@@ -316,3 +318,21 @@ def test_aggregate_applies_the_specs_aggregator_or_the_outputs_default() -> None
     weighted = aggregate(ConsensusSpec(), ["x", "y", "y"], accuracies=[0.95, 0.55, 0.55])
     assert weighted.answer == "x"
     assert isinstance(weighted, Verdict)
+
+
+def test_provenance_marks_the_aggregated_answers_in_any_order() -> None:
+    """Every answer is reported once; the aggregated ones marked, met in order or not."""
+    old = MemberAnswer(member="a", ok=True, value="x", cost_usd=0.5, round=1)
+    b = MemberAnswer(member="b", ok=True, value="y", cost_usd=0.25, round=2)
+    failed = MemberAnswer(member="c", error_kind="timeout", round=2)
+    d = MemberAnswer(member="d", ok=True, value="y", round=2)
+    verdict = Verdict(answer="y", support=(0, 1), groups=((0, 1),))
+    for answers in ([b, d], [d, b]):
+        members, labels, cost = _marked([old, b, failed, d], answers, verdict)
+        assert [m.member for m in members] == ["a", "b", "c", "d"]
+        assert [m.agrees for m in members] == [False, True, False, True]
+        assert [m.cluster for m in members] == [None, 0, None, 0]
+        assert labels == [a.member for a in answers]
+        assert cost == 0.75
+    _, _, nothing = _marked([failed], [], Verdict(answer=None))
+    assert nothing is None

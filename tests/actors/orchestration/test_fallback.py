@@ -53,6 +53,19 @@ def test_the_floor_never_ejects_every_link() -> None:
     assert health.order(1.0) == [1, 0]
 
 
+def test_the_last_ejection_to_end_is_remembered() -> None:
+    """``clear_after`` is when every ejection so far has ended; the order follows it."""
+    health = Health(3, eject_after=1, base_s=10.0, max_percent=100.0)
+    assert health.clear_after == 0.0
+    assert health.failure(0, 0.0)  # out until 10
+    assert health.failure(1, 5.0)  # out until 15
+    assert health.clear_after == 15.0
+    assert health.order(12.0) == [0, 2, 1]
+    assert health.order(15.0) == [0, 1, 2]
+    restored = Health(3, links=health.links)
+    assert restored.clear_after == 15.0
+
+
 # ---- the actor, over loopback HTTP ----------------------------------------------------------
 
 
@@ -279,3 +292,69 @@ async def test_the_span_shows_the_path(
     chats = [s for s in finished if s.name.startswith("chat ")]
     assert [s.name for s in chats] == ["chat big", "chat other"]
     assert all(walk.context.span_id in ancestors(s.context.span_id) for s in chats)
+
+
+@pytest.mark.asyncio
+async def test_a_demoted_link_is_promoted_back_once_its_ejection_ends(
+    system: System, server: FakeServer
+) -> None:
+    """``big`` is ejected for 30 s: ``other`` goes first until then, ``big`` again after."""
+    server.inject(Fault(status=500, model="big", times=2))
+    now = [1000.0]
+    await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=5.0))
+    ref = await system.spawn_async(
+        FallbackChain,
+        name="chain",
+        args=(Chain(links=("big", "other"), eject_after=2), local_resolver(system)),
+        kwargs={"clock": lambda: now[0]},
+    )
+    for _ in range(2):
+        await ref.ask_async(prompt())
+    demoted: FallbackResult = await ref.ask_async(prompt())
+    assert [a.link for a in demoted.attempts] == ["other"]
+    now[0] += 31.0
+    promoted: FallbackResult = await ref.ask_async(prompt())
+    assert [(a.link, a.outcome) for a in promoted.attempts] == [("big", "ok")]
+
+
+@pytest.mark.asyncio
+async def test_retries_are_counted_per_link(system: System, server: FakeServer) -> None:
+    """``retries=2``: a link that keeps failing is tried three times, then the next one."""
+    server.inject(Fault(status=500, model="big", times=None))
+    chain = Chain(
+        links=("big", "other"), on={FailureKind.SERVER_ERROR: "retry"}, retries=2, backoff_s=0.0
+    )
+    ref = await chain_actor(system, server, chain)
+    result: FallbackResult = await ref.ask_async(prompt())
+    assert [(a.link, a.action) for a in result.attempts] == [
+        ("big", "retry"),
+        ("big", "retry"),
+        ("big", "next"),
+        ("other", "answer"),
+    ]
+    assert "no retries left" in result.attempts[2].why
+    assert asked(server) == ["big", "big", "big", "other"]
+
+
+@pytest.mark.asyncio
+async def test_a_link_may_name_its_host_and_an_unknown_one_moves_on(
+    system: System, server: FakeServer
+) -> None:
+    """``local/big`` is resolved as model ``big`` on ``local``; an unknown model is not_found."""
+    await start_host_async(system, HostConfig(url=server.url, protocol="openai", timeout_s=5.0))
+
+    def resolve(model: str, host: str | None) -> tuple[Any, str]:
+        if "/" in model or model == "ghost":
+            raise LookupError(f"no model {model!r}")
+        return system.lookup(host or "local"), model
+
+    ref = await system.spawn_async(
+        FallbackChain, name="chain", args=(Chain(links=("ghost", "local/big")), resolve)
+    )
+    result: FallbackResult = await ref.ask_async(prompt())
+    assert [(a.link, a.outcome) for a in result.attempts] == [
+        ("ghost", "not_found"),
+        ("local/big", "ok"),
+    ]
+    assert result.completion.model == "big"
+    assert asked(server) == ["big"]

@@ -6,6 +6,7 @@ subprocess) and ``reactor discover`` runs as a command, so the whole path is rea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from actors.llm import probe
 from actors.llm._discovery import discover_sync
 from actors.testing import FakeModel, FakeServer
 from tests.support.proc import ROOT, run_python
@@ -78,6 +80,17 @@ def test_discover_exits_1_when_nothing_answers() -> None:
     )
     assert result.returncode == 1
     assert "no answer" in result.stdout
+
+
+def test_discover_says_why_an_endpoint_did_not_answer() -> None:
+    """A host name that does not resolve is told apart from a refused connection."""
+    unknown = asyncio.run(probe("http://no-such-host.invalid:11434", timeout=5))
+    assert (unknown.reachable, unknown.error) == (
+        False,
+        "no answer (its host name does not resolve)",
+    )
+    refused = asyncio.run(probe("http://127.0.0.1:9", timeout=5))
+    assert (refused.reachable, refused.error) == (False, "no answer (connection refused or failed)")
 
 
 @pytest.mark.parametrize(

@@ -86,3 +86,19 @@ def test_a_port_in_use_is_one_line_and_exit_2() -> None:
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"reactor fake-server: error: cannot listen on 127.0.0.1:{port}: ")
     assert "in use" in line
+
+
+def test_fault_values_that_mean_nothing_are_refused_before_serving() -> None:
+    """A status outside 100-599, negative seconds or zero times: exit 2, naming the option."""
+    refused = {
+        ("--status", "99"): "argument --status: 99 is not an HTTP status (100 to 599)",
+        ("--retry-after", "-1"): "argument --retry-after: -1 is not a number of seconds >= 0",
+        ("--fault-times", "0"): "argument --fault-times: 0 is not a whole number >= 1",
+        ("--latency", "soon"): "argument --latency: 'soon' is not a number of seconds >= 0",
+    }
+    for option, message in refused.items():
+        result = run_python(
+            "-m", "reactor", "fake-server", "--protocol", "openai", *option, timeout=20
+        )
+        assert result.returncode == 2, option
+        assert result.stderr.splitlines()[-1] == f"reactor fake-server: error: {message}"

@@ -92,17 +92,20 @@ class Outer(Reactor):
 
 
 def test_parse_inputs_reads_strings_files_and_json(tmp_path: Path) -> None:
-    """key=value gives text, key=@file a file's text, --json-input a decoded JSON value."""
+    """key=value: text; key=@file: its text less the last line break; --json-input: JSON."""
     notes = tmp_path / "notes.txt"
     notes.write_text("line one\nline two\n", encoding="utf-8")
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(b"one\r\n\r\n")
     given = parse_inputs(
-        ["topic=actors in Python", "words=100", f"notes=@{notes}", "empty="],
+        ["topic=actors in Python", "words=100", f"notes=@{notes}", f"crlf=@{crlf}", "empty="],
         ['tags=["a", "b"]', 'limits={"n": 3}'],
     )
     assert given == {
         "topic": "actors in Python",
         "words": "100",
-        "notes": "line one\nline two\n",
+        "notes": "line one\nline two",
+        "crlf": "one\n",  # read as text: line breaks are \n
         "empty": "",
         "tags": ["a", "b"],
         "limits": {"n": 3},

@@ -199,7 +199,34 @@ def test_an_unknown_model_fails_the_run_naming_the_model(
     assert (error.step, error.kind) == ("answer", "not_found")
     assert "'no-such-model'" in error.message
     assert "fake-small (on local)" in error.message
+    assert "Engine(fleet=" not in error.message  # models are known: the name is at fault
     assert openai.calls == []
+
+
+class Misspelt(Reactor):
+    """Asks a model whose name is one letter off a served one."""
+
+    topic = Input(str)
+    answer = ask("About {topic}?", model="fake-smal")
+
+
+def test_a_misspelt_model_is_named_with_the_close_one(engine: Engine) -> None:
+    """A model name one typo away from a known one: the error suggests the known one."""
+    with pytest.raises(RunFailedError) as caught:
+        engine.run(Misspelt, {"topic": "x"})
+    message = caught.value.errors[0].message
+    assert "no model host serves 'fake-smal' (did you mean 'fake-small'?); known models:" in message
+
+
+def test_an_engine_without_hosts_says_how_to_give_it_some(system: System, tmp_path: Path) -> None:
+    """No model known at all: the error says how an engine is given hosts."""
+    with (
+        Engine(system, db_path=tmp_path / "runs.db", logging=False) as bare,
+        pytest.raises(RunFailedError) as caught,
+    ):
+        bare.run(Unknown, {"topic": "x"})
+    message = caught.value.errors[0].message
+    assert "known models: none (pass Engine(fleet=...)" in message
 
 
 class Pinned(Reactor):
