@@ -19,10 +19,11 @@ truth known because the server's behaviour is scripted:
   settling frees room: ``budget_restart_first_wave_answered_before_second`` says how
   many had); overspend must be 0;
 * ``fallback_overhead_us``: a chain whose first link answers, against a direct ask of
-  the same host and model, in the same run (blocks of calls alternate, the side that
-  leads swaps), the difference of the medians per call; ``fallback_overhead_loop_cpu_us``
-  the same in CPU time of the system's I/O loop thread per call (per block: the chain,
-  the host and its HTTP client run there; the caller and the fake server do not);
+  the same host and model, in the same run (one call of each side in turn on the
+  system's I/O loop, the side that leads swapping every pair; the fake server in a
+  child process), the difference of the medians per call;
+  ``fallback_overhead_loop_cpu_us`` the same in CPU time of the I/O loop thread per
+  call (the chain, the host and its HTTP client run there; the fake server does not);
 * ``fallback_p50_ms``: a chain whose first link answers 500 to every request (after
   the server's latency), the second answering; the health record and the host's breaker
   are set so that every request really goes through the failing link first;
@@ -251,8 +252,39 @@ async def _timed(coro: Any) -> float:
     return time.perf_counter() - started
 
 
+async def _alternate(
+    host: Any, ref: Any, n: int
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Wall and loop-thread CPU time (s) per call, direct and chained, one of each in turn.
+
+    Run on the system's I/O loop, where the host and the chain run (as the selection
+    overhead is): an answer reaches the caller on the thread that made it, so whatever
+    the chain does after answering is in its own call, never in the next one's, and the
+    thread's CPU time over a call is what the loop spent on it. The order of each pair
+    is swapped every other pair, so a slow stretch of the machine falls on both sides.
+    """
+    direct: list[float] = []
+    chained: list[float] = []
+    direct_cpu: list[float] = []
+    chained_cpu: list[float] = []
+    for number in range(n):
+        text = f"q {number}"
+        for side in ("direct", "chain") if number % 2 == 0 else ("chain", "direct"):
+            cpu = time.thread_time()
+            if side == "direct":
+                wall = await _timed(host.ask_async(ChatRequest.prompt("a", text)))
+                direct.append(wall)
+                direct_cpu.append(time.thread_time() - cpu)
+            else:
+                request = FallbackRequest(request=ChatRequest.prompt("", text))
+                wall = await _timed(ref.ask_async(request))
+                chained.append(wall)
+                chained_cpu.append(time.thread_time() - cpu)
+    return direct, chained, direct_cpu, chained_cpu
+
+
 async def _overhead(system: System, url: str, n: int) -> dict[str, Any]:
-    """A chain whose first link answers against a direct ask of that link (alternating blocks).
+    """A chain whose first link answers against a direct ask of that link (alternating calls).
 
     Both call a fake server in a child process (:mod:`benchmarks._server`).
     """
@@ -261,30 +293,11 @@ async def _overhead(system: System, url: str, n: int) -> dict[str, Any]:
     ref = await system.spawn_async(
         FallbackChain, name="overhead-chain", args=(chain, lambda m, h: (host, m))
     )
-    direct: list[float] = []
-    chained: list[float] = []
-    direct_cpu: list[float] = []
-    chained_cpu: list[float] = []
-    loop_clock = time.pthread_getcpuclockid(system.bridge.thread.ident or 0)
-    block = 50
     for warm in range(20):  # warm both paths (connections, code)
         await host.ask_async(ChatRequest.prompt("a", f"warm {warm}"))
         await ref.ask_async(FallbackRequest(request=ChatRequest.prompt("", f"warm {warm}")))
-    for number in range(0, n, block):
-        sides = [("direct", direct), ("chain", chained)]
-        if (number // block) % 2:
-            sides.reverse()
-        for side, samples in sides:
-            cpu = time.clock_gettime(loop_clock)
-            for i in range(block):
-                text = f"q {number + i}"
-                if side == "direct":
-                    call = host.ask_async(ChatRequest.prompt("a", text))
-                else:
-                    call = ref.ask_async(FallbackRequest(request=ChatRequest.prompt("", text)))
-                samples.append(await _timed(call))
-            spent = (time.clock_gettime(loop_clock) - cpu) / block
-            (direct_cpu if side == "direct" else chained_cpu).append(spent)
+    on_loop = asyncio.run_coroutine_threadsafe(_alternate(host, ref, n), system.bridge.loop)
+    direct, chained, direct_cpu, chained_cpu = await asyncio.wrap_future(on_loop)
     return {
         "fallback_overhead_us": round(_median_us(chained) - _median_us(direct), 1),
         "fallback_overhead_loop_cpu_us": round(_median_us(chained_cpu) - _median_us(direct_cpu), 1),
