@@ -15,11 +15,30 @@ from abc import abstractmethod
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
-from reactor.run import Attempt, Cancellable, ChildRunner, StepExecutor
+from reactor.run import (
+    Attempt,
+    Cancellable,
+    ChildRunner,
+    RunCancelledError,
+    RunFailedError,
+    StepError,
+    StepExecutor,
+)
 
-__all__ = ["CompositeExecutor", "inputs_of", "maybe_await"]
+__all__ = ["CompositeExecutor", "child_cause", "inputs_of", "maybe_await"]
 
 I = TypeVar("I")  # noqa: E741 - the kind's definition class
+
+
+def child_cause(error: Exception) -> StepError:
+    """What a child run's failure was: its first step error, a cancel, or the exception."""
+    if isinstance(error, RunFailedError) and error.errors:
+        return error.errors[0]
+    if isinstance(error, RunCancelledError):
+        kind, message = "cancelled", error.reason
+    else:
+        kind, message = "error", str(error) or repr(error)
+    return StepError(step="", kind=kind, error=type(error).__name__, message=message)
 
 
 def inputs_of(reactor: type[Any], arguments: dict[str, Any]) -> dict[str, Any]:

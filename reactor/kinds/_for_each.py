@@ -14,14 +14,11 @@ import asyncio
 from typing import Any
 
 from dsl import ForEachImpl
-from reactor.kinds._composite import CompositeExecutor, inputs_of
+from reactor.kinds._composite import CompositeExecutor, child_cause, inputs_of
 from reactor.run import (
     ChildRunner,
     ElementFailedError,
-    RunCancelledError,
-    RunFailedError,
     RunHaltedError,
-    StepError,
 )
 
 __all__ = ["ForEachExecutor"]
@@ -75,15 +72,7 @@ class ForEachExecutor(CompositeExecutor[ForEachImpl]):
 
 def element_error(impl: ForEachImpl, index: int, error: Exception) -> ElementFailedError:
     """The step's error for element ``index``'s failure: its kind and its own message."""
-    if isinstance(error, RunFailedError) and error.errors:
-        cause = error.errors[0]
-    elif isinstance(error, RunCancelledError):
-        cause = StepError(
-            step="", kind="cancelled", error=type(error).__name__, message=error.reason
-        )
-    else:
-        message = str(error) or repr(error)
-        cause = StepError(step="", kind="error", error=type(error).__name__, message=message)
+    cause = child_cause(error)
     return ElementFailedError(
         run_id=getattr(error, "run_id", ""),
         reactor=impl.reactor.__plan__.reactor,

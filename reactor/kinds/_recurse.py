@@ -18,12 +18,10 @@ from typing import Any
 import msgspec
 
 from dsl import RecurseImpl
-from reactor.kinds._composite import CompositeExecutor, inputs_of, maybe_await
+from reactor.kinds._composite import CompositeExecutor, child_cause, inputs_of, maybe_await
 from reactor.run import (
     ChildRunner,
     IterationFailedError,
-    RunCancelledError,
-    RunFailedError,
     RunHaltedError,
     StepError,
 )
@@ -99,14 +97,7 @@ def next_inputs(reactor: type[Any], result: Any) -> dict[str, Any]:
 
 def iteration_error(impl: RecurseImpl, iteration: int, error: Exception) -> IterationFailedError:
     """The step's error for iteration ``iteration``'s failure: its kind and its own message."""
-    if isinstance(error, RunFailedError) and error.errors:
-        cause = error.errors[0]
-    elif isinstance(error, RunCancelledError):
-        cause = StepError(
-            step="", kind="cancelled", error=type(error).__name__, message=error.reason
-        )
-    else:
-        cause = _cause(error, str(error) or repr(error))
+    cause = child_cause(error)
     return _failed(impl, iteration, cause, getattr(error, "run_id", ""))
 
 
