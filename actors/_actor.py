@@ -628,6 +628,23 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         carrier = otel.inject() if otel.enabled() else None
         return self._after(delay, _Fire(self.actor_ref, fn, carrier, label))
 
+    def call_soon(self, fn: Callable[[], object], *, name: str | None = None) -> None:
+        """Run ``fn()`` on this actor's thread once what the current turn woke has gone on.
+
+        For work that can wait until an answer is out (learning from it, bookkeeping).
+        On the loop, ``fn`` is queued behind the callbacks already waiting there, so an
+        asker on the loop that this turn answered resumes first; from a thread, ``fn``
+        joins the mailbox at once. Unlike ``call_later(0, fn)`` it sets no timer.
+        Dropped if the actor stops first.
+        """
+        label = f"soon {name or getattr(fn, '__qualname__', 'callback')}"
+        fire = _Fire(self.actor_ref, fn, otel.inject() if otel.enabled() else None, label)
+        bridge = self._rt.bridge
+        if self._mailbox is not None and bridge.on_loop_thread():
+            bridge.loop.call_soon(fire)
+            return
+        fire()
+
     def _after(self, delay: float, fire: Callable[[], object]) -> TimerHandle:
         """A timer: on the loop for a loop actor (no thread hop when it fires)."""
         if self._mailbox is not None and self._rt.bridge.on_loop_thread():

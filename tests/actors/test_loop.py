@@ -613,3 +613,59 @@ def test_a_pass_of_the_run_queue_lets_loop_callbacks_run_before_more_turns() -> 
         loop.close()
     assert record.index("callback") == PASS
     assert record[PASS + 1 :] == [f"m{PASS}"]
+
+
+class _Later(LoopActor[Any]):
+    """Answers an ask, then leaves work for ``call_soon``; records the order of events."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def receive(self, message: Any) -> object:
+        if isinstance(message, Ping):
+            self.call_soon(lambda: self.events.append(f"soon {message.n} {self.name}"))
+            self.events.append(f"answer {message.n}")
+            return Pong(n=message.n, by=self.name)
+        return None
+
+
+def test_call_soon_runs_in_a_turn_after_the_asker_on_the_loop_goes_on(system: System) -> None:
+    """The asker this turn answered resumes first; then the work runs, in the actor's turn."""
+    events: list[str] = []
+    ref = system.spawn(_Later, name="later", args=(events,))
+
+    async def ask_twice() -> None:  # on the system's loop, as a loop actor's asker is
+        await ref.ask_async(Ping(n=1))
+        events.append("asker resumed 1")
+        await ref.ask_async(Ping(n=2))
+        events.append("asker resumed 2")
+
+    system.bridge.run(ask_twice())
+    wait_until(lambda: len(events) == 6)
+    assert events == [
+        "answer 1",
+        "asker resumed 1",
+        "soon 1 later",
+        "answer 2",
+        "asker resumed 2",
+        "soon 2 later",
+    ]
+
+
+def test_call_soon_from_a_thread_actor_joins_its_mailbox(system: System) -> None:
+    """On an actor with a thread the work is queued behind the mail already there."""
+    events: list[str] = []
+
+    class Threaded(Actor[Any]):
+        def receive(self, message: Any) -> object:
+            if isinstance(message, Ping):
+                self.call_soon(lambda: events.append(f"soon {message.n}"))
+                events.append(f"answer {message.n}")
+                return Pong(n=message.n, by=self.name)
+            return None
+
+    ref = system.spawn(Threaded, name="threaded")
+    assert ref.ask(Ping(n=1)) == Pong(n=1, by="threaded")
+    wait_until(lambda: len(events) == 2)
+    assert events == ["answer 1", "soon 1"]

@@ -547,7 +547,7 @@ class Consensus(LoopActor[ConsensusRequest]):
             self.runtime.bus.publish(low_consensus(poll, result))
         # After the reply, and in a turn of its own: the asker (often on this same loop)
         # goes on first.
-        self.call_later(0.0, lambda: self._learn(poll, result), name="consensus learn")
+        self.call_soon(lambda: self._learn(poll, result), name="consensus learn")
 
     def _learn(self, poll: Poll, result: ConsensusResult) -> None:
         """Record each member's agreement, and tell the Selector (a quality signal)."""

@@ -26,7 +26,7 @@ from actors.orchestration.consensus._messages import (
     Member,
     MemberAnswer,
 )
-from actors.orchestration.selection import TaskFeatures, analyse
+from actors.orchestration.selection import TaskFeatures, analyse, task_type_of
 
 __all__ = ["GROW_BY", "MARGIN_S", "ROUNDS", "VOTES", "Poll", "Slot"]
 
@@ -108,6 +108,7 @@ class Poll:
     """How its members' answers are read (the Members' for its spec, found once)."""
 
     _features: TaskFeatures | None = None
+    _task_type: str = ""
     _scope: SpendScope | None = None
     _plain: ChatRequest | None = None
 
@@ -144,7 +145,14 @@ class Poll:
         given = self.spec.task_type
         if given is not None:
             return given
-        return self.features.task_type
+        if not self._task_type:
+            features = self._features
+            self._task_type = (
+                features.task_type
+                if features is not None
+                else task_type_of(self.message.request.messages)
+            )
+        return self._task_type
 
     @property
     def scope(self) -> SpendScope:

@@ -1,6 +1,7 @@
 """Adaptive model selection: task features, performance history, policies, the Selector.
 
 * :func:`analyse` describes a request in microseconds (:class:`TaskFeatures`);
+  :func:`task_type_of` gives only its category;
 * :class:`History` keeps each model's record per task type, discounted and faded;
 * :func:`decide` applies a :class:`Policy` (constraints, then discounted Thompson
   sampling over quality with cost and latency weights) and explains itself
@@ -16,6 +17,7 @@ from actors.orchestration.selection._features import (
     TaskFeatures,
     analyse,
     estimate_tokens,
+    task_type_of,
 )
 from actors.orchestration.selection._history import Cell, History, HistorySnapshot, ModelSummary
 from actors.orchestration.selection._messages import (
@@ -94,5 +96,6 @@ __all__ = [
     "policies_from_config",
     "prior",
     "read_history",
+    "task_type_of",
     "worst_cost",
 ]

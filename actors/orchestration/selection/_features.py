@@ -31,6 +31,7 @@ __all__ = [
     "TaskFeatures",
     "analyse",
     "estimate_tokens",
+    "task_type_of",
 ]
 
 TASK_TYPES: tuple[TaskType, ...] = (
@@ -191,6 +192,26 @@ def _complexity(text: str, words: list[str], tokens: int) -> float:
     rigour = hard / 3 if hard < 3 else 1.0
     # Rounded to 3 places (half up; the value is never negative).
     return int((0.35 * size + 0.25 * parts + 0.15 * questions + 0.25 * rigour) * 1000 + 0.5) / 1000
+
+
+def _last_user(messages: Sequence[ChatMessage] | str) -> str:
+    """The text the category is read from: the last user turn (or the one prompt)."""
+    if isinstance(messages, str):
+        return messages
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.content
+    return ""
+
+
+def task_type_of(messages: Sequence[ChatMessage] | str) -> TaskType:
+    """The category :func:`analyse` infers for ``messages``, and nothing else.
+
+    For callers that need only the category (learning per task type after a call):
+    it skips the size, needs and complexity.
+    """
+    low = _last_user(messages)[:SCAN_CHARS].lower()
+    return _category(low, [w.strip(_PUNCTUATION) for w in low.split()])
 
 
 def analyse(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.llm import ChatMessage
-from actors.orchestration.selection import LONG_CONTEXT_TOKENS, TaskFeatures, analyse
+from actors.orchestration.selection import LONG_CONTEXT_TOKENS, TaskFeatures, analyse, task_type_of
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,19 @@ from actors.orchestration.selection import LONG_CONTEXT_TOKENS, TaskFeatures, an
 def test_the_category_is_read_from_the_prompt(prompt: str, task_type: str) -> None:
     """Each task type users name is recognised from typical wording."""
     assert analyse(prompt).task_type == task_type
+    assert task_type_of(prompt) == task_type
+    assert task_type_of([ChatMessage.user(prompt), ChatMessage.assistant("2 + 2 = 4")]) == task_type
+
+
+def test_task_type_of_reads_the_last_user_turn_as_analyse_does() -> None:
+    """The category alone (for learning after a call) is the one analyse infers."""
+    turns = [
+        ChatMessage.user("Write a poem about autumn"),
+        ChatMessage.assistant("Leaves fall..."),
+        ChatMessage.user("Now debug this python traceback for me"),
+    ]
+    assert task_type_of(turns) == analyse(turns).task_type == "code"
+    assert task_type_of([ChatMessage.system("You write code.")]) == "general"
 
 
 def test_a_given_task_type_wins_and_is_not_marked_inferred() -> None:
