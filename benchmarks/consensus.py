@@ -35,9 +35,9 @@ figures follow from the reference's formulas (consensus-selection-fallback, sect
   - ``consensus_overhead_us``: per 5-member consensus, its latency as its asker sees it
     minus its slowest member's call (the member's round trip through the host, timed
     where the call is made), the median (target at most 200 us); side by side, the same
-    5 calls made at once straight to the host (``asyncio.gather``) in alternating blocks
-    (``fan_out_5_direct_p50_us``, ``consensus_p50_us``: noisier, the server's variance
-    is in both);
+    5 calls made at once straight to the host (``asyncio.gather``), one of each side in
+    turn (``fan_out_5_direct_p50_us``, ``consensus_p50_us``: noisier, the server's
+    variance is in both);
   - ``member_failure_latency``: one of 5 members hangs (its own deadline 30 s), quorum
     deadline ``wait_s``: the consensus's latency over ``wait_s`` (1.0: it completes at
     the quorum deadline, not the member's), with ``member_failure_latency_s``.
@@ -347,14 +347,14 @@ async def _overhead(host: Any, ref: Any, spec: ConsensusSpec, n: int) -> dict[st
         await fan_out(f"warm {warm}")
         await consensus(f"warm {warm}")
     beyond.clear()
-    block = 25
-    for number in range(0, n, block):
+    # One call of each side in turn (which goes first alternates): blocks of calls let a
+    # slow stretch of a shared machine land on one side only.
+    for number in range(n):
         sides = [(fan_out, direct), (consensus, polled)]
-        if (number // block) % 2:
+        if number % 2:
             sides.reverse()
         for call, samples in sides:
-            for i in range(block):
-                samples.append(await _timed(call(f"x {number + i}")))
+            samples.append(await _timed(call(f"x {number}")))
     return {
         "consensus_overhead_us": round(statistics.median(beyond) * 1e6, 1),
         "consensus_overhead_p90_us": round(statistics.quantiles(beyond, n=10)[-1] * 1e6, 1),
