@@ -497,6 +497,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "policies_from_config",
         "prior",
         "read_history",
+        "task_type_of",
         "ModelClassifier",
         "CLASSIFIER_PROMPT",
         "worst_cost",
