@@ -37,6 +37,10 @@ class AroundKind(CompositeKind[AroundImpl]):
     name = "around"
     impl = AroundImpl
 
+    def result_type(self, impl: AroundImpl) -> Any:
+        """``Any``: the result is whatever the wrapper returns, not the reactor's."""
+        return Any
+
 
 register(AroundKind())
 

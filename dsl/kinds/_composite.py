@@ -18,7 +18,7 @@ from dsl.kinds._kind import StepKind
 if TYPE_CHECKING:
     from dsl._reactor import Reactor
 
-__all__ = ["CompositeKind"]
+__all__ = ["CompositeKind", "returned_type"]
 
 I = TypeVar("I")  # noqa: E741 - the kind's definition class
 
@@ -37,6 +37,14 @@ class CompositeKind(StepKind[I]):
     def sub_reactors(self, impl: I) -> tuple[type[Reactor], ...]:
         """``(impl.reactor,)``; a kind that runs several says so."""
         return (impl.reactor,)  # type: ignore[attr-defined]
+
+    def result_type(self, impl: I) -> Any:
+        """The type the reactors run declare they return, when they agree (else ``Any``).
+
+        A composite's result is one of its reactors' results, so a replayed run decodes
+        it as that reactor's return step would be (a dataclass stays a dataclass).
+        """
+        return returned_type(self.sub_reactors(impl))
 
     def complete(self, impl: I, binder: Binder) -> I:
         """Check what only this kind has, filling in defaults taken from the reactor."""
@@ -96,3 +104,17 @@ class CompositeKind(StepKind[I]):
                     input_name,
                 )
         return arguments
+
+
+def returned_type(reactors: tuple[type[Reactor], ...]) -> Any:
+    """The result type the return steps of ``reactors`` declare, if they all declare one."""
+    kinds = []
+    for reactor in reactors:
+        plan = getattr(reactor, "__plan__", None)
+        step = None if plan is None else plan.steps.get(plan.returns)
+        if step is None:
+            return Any
+        kinds.append(step.result_type)
+    if not kinds or any(k is Any for k in kinds) or any(k != kinds[0] for k in kinds):
+        return Any
+    return kinds[0]

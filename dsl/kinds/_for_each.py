@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dsl.kinds._binding import Binder
-from dsl.kinds._composite import CompositeKind
+from dsl.kinds._composite import CompositeKind, returned_type
 from dsl.kinds._kind import register
 from dsl.kinds._spec import StepDef
 
@@ -46,6 +46,11 @@ class ForEachKind(CompositeKind[ForEachImpl]):
     name = "for_each"
     impl = ForEachImpl
     special = {"__over__": "over"}  # noqa: RUF012 - a class constant, never changed
+
+    def result_type(self, impl: ForEachImpl) -> Any:
+        """``list[T]`` when the reactor declares it returns ``T`` (else ``Any``)."""
+        kind = returned_type((impl.reactor,))
+        return Any if kind is Any else list[kind]  # type: ignore[valid-type]
 
     def complete(self, impl: ForEachImpl, binder: Binder) -> ForEachImpl:
         """The element input (default: the reactor's first) must exist; batches >= 1."""

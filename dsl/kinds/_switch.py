@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsl._sources import Source
 from dsl.kinds._binding import Binder
-from dsl.kinds._composite import CompositeKind
+from dsl.kinds._composite import CompositeKind, returned_type
 from dsl.kinds._kind import register
 from dsl.kinds._spec import StepDef
 
@@ -48,6 +48,13 @@ class SwitchKind(CompositeKind[SwitchImpl]):
         """Every branch, then the default."""
         branches = [reactor for _, reactor in impl.cases]
         return (*branches, *([impl.default] if impl.default else []))
+
+    def result_type(self, impl: SwitchImpl) -> Any:
+        """The branches' common result type; ``| None`` without a default (no branch ran)."""
+        kind = returned_type(self.sub_reactors(impl))
+        if kind is Any or impl.default is not None:
+            return kind
+        return kind | None
 
     def bind(
         self, impl: SwitchImpl, sources: Mapping[str, Any], binder: Binder

@@ -230,7 +230,7 @@ def test_return_annotation_becomes_result_type() -> None:
 
 
 def test_ask_results_are_completions_and_templates_strings() -> None:
-    """An ask step's result_type is Completion, a template's str, a composite's Any."""
+    """An ask step's result_type is Completion, a template's str, a composite's its reactor's."""
 
     class Kinds(Reactor):
         topic = Input(str)
@@ -240,7 +240,7 @@ def test_ask_results_are_completions_and_templates_strings() -> None:
 
     assert spec_of(Kinds, "answer").result_type is Completion
     assert spec_of(Kinds, "text").result_type is str
-    assert spec_of(Kinds, "counted").result_type is Any
+    assert spec_of(Kinds, "counted").result_type is int  # what Count's return step declares
 
 
 def test_async_functions_are_detected() -> None:
