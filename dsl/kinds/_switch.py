@@ -54,7 +54,10 @@ class SwitchKind(CompositeKind[SwitchImpl]):
         kind = returned_type(self.sub_reactors(impl))
         if kind is Any or impl.default is not None:
             return kind
-        return kind | None
+        try:
+            return kind | None
+        except TypeError:  # an annotation that does not combine: decoded as JSON then
+            return Any
 
     def bind(
         self, impl: SwitchImpl, sources: Mapping[str, Any], binder: Binder
