@@ -1,0 +1,72 @@
+"""Run semantics checked against Ash Reactor's: what a probe of the DSL found wanting.
+
+Each test defines a small reactor with the DSL and runs it on an engine journaling into a
+fresh database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import System
+from dsl import Fail, Reactor, step
+from reactor.app import Engine
+from reactor.run import RunFailedError
+
+WAIT = 10.0
+"""Seconds a test waits for a run's result before calling it hung."""
+
+UNDONE: list[str] = []
+"""What the undo functions below were called with, in order."""
+
+
+def _undo(value: Any, _arguments: dict[str, Any]) -> None:
+    UNDONE.append(f"undo {value}")
+
+
+def _undo_refuses(value: Any, _arguments: dict[str, Any]) -> Fail:
+    UNDONE.append(f"refuse {value}")
+    return Fail("the booking is already paid out")
+
+
+class RefusingUndo(Reactor):
+    """``second``'s undo answers Fail; ``first``'s succeeds; ``third`` fails the run."""
+
+    @step(undo=_undo)
+    def first() -> str:
+        return "first"
+
+    @step(undo=_undo_refuses, max_retries=3, backoff=0)
+    def second(first: str) -> str:
+        return "second"
+
+    @step(max_retries=0)
+    def third(second: str) -> str:
+        msg = "card declined"
+        raise ValueError(msg)
+
+
+@pytest.fixture
+def engine(system: System, tmp_path: Path) -> Iterator[Engine]:
+    """An engine journaling into a fresh database, without log lines."""
+    UNDONE.clear()
+    with Engine(system, db_path=tmp_path / "runs.db", logging=False) as running:
+        yield running
+
+
+def test_an_undo_returning_fail_is_an_undo_error_and_rollback_goes_on(engine: Engine) -> None:
+    """Like Ash's ``{:error, reason}`` from undo: collected at once (not retried), and the
+    steps completed before it are still undone."""
+    handle = engine.start(RefusingUndo)
+    with pytest.raises(RunFailedError) as caught:
+        handle.result(WAIT)
+    assert UNDONE == ["refuse second", "undo first"]
+    errors = [(e.step, e.kind, e.message) for e in caught.value.errors]
+    assert errors == [
+        ("third", "error", "card declined"),
+        ("second", "undo_failed", "undo failed: the booking is already paid out"),
+    ]
