@@ -70,3 +70,30 @@ def test_an_undo_returning_fail_is_an_undo_error_and_rollback_goes_on(engine: En
         ("third", "error", "card declined"),
         ("second", "undo_failed", "undo failed: the booking is already paid out"),
     ]
+
+
+class Echo(Reactor):
+    @step
+    def echo() -> str:
+        return "echo"
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"max_concurrency": -1}, "max_concurrency must be an int >= 1, got -1"),
+        ({"max_concurrency": 0}, "max_concurrency must be an int >= 1, got 0"),
+        ({"max_concurrency": 1.5}, "max_concurrency must be an int >= 1, got 1.5"),
+        ({"timeout": 0}, "timeout must be seconds > 0, got 0"),
+        ({"timeout": -1.0}, "timeout must be seconds > 0, got -1.0"),
+    ],
+)
+def test_a_run_limit_that_cannot_work_is_refused_before_it_starts(
+    engine: Engine, options: dict[str, Any], said: str
+) -> None:
+    """As a class's own limits are: a negative max_concurrency used to hang the run."""
+    with pytest.raises(ValueError, match=said) as caught:
+        engine.start(Echo, **options)
+    assert "'Echo'" in str(caught.value)
+    assert engine.runs() == [], "nothing was started or journaled"
+    assert engine.run(Echo, max_concurrency=1, timeout=WAIT) == "echo"
