@@ -1346,7 +1346,9 @@ def _check_limits(reactor: str, max_concurrency: Any, timeout: Any) -> None:
         ValueError: ``max_concurrency`` is not an int >= 1, or ``timeout`` not seconds > 0.
     """
     if max_concurrency is not None and (
-        isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or max_concurrency < 1
     ):
         msg = f"run of {reactor!r}: max_concurrency must be an int >= 1, got {max_concurrency!r}"
         raise ValueError(msg)

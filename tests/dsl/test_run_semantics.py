@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from actors import System
-from dsl import Fail, Reactor, step
+from dsl import Fail, Reactor, Retry, StepContext, step
 from reactor.app import Engine
 from reactor.run import RunFailedError
 
@@ -59,8 +59,10 @@ def engine(system: System, tmp_path: Path) -> Iterator[Engine]:
 
 
 def test_an_undo_returning_fail_is_an_undo_error_and_rollback_goes_on(engine: Engine) -> None:
-    """Like Ash's ``{:error, reason}`` from undo: collected at once (not retried), and the
-    steps completed before it are still undone."""
+    """Like Ash's ``{:error, reason}`` from undo: collected at once, not retried.
+
+    The steps completed before it are still undone.
+    """
     handle = engine.start(RefusingUndo)
     with pytest.raises(RunFailedError) as caught:
         handle.result(WAIT)
@@ -97,3 +99,23 @@ def test_a_run_limit_that_cannot_work_is_refused_before_it_starts(
     assert "'Echo'" in str(caught.value)
     assert engine.runs() == [], "nothing was started or journaled"
     assert engine.run(Echo, max_concurrency=1, timeout=WAIT) == "echo"
+
+
+TRIES: list[tuple[int, int, int, int]] = []
+"""(attempt, current_try, retries_left, retries_remaining) per attempt of Counted."""
+
+
+class Counted(Reactor):
+    """Asks for a retry until its last allowed attempt."""
+
+    @step(max_retries=2, backoff=0)
+    def flaky(ctx: StepContext) -> Any:
+        TRIES.append((ctx.attempt, ctx.current_try, ctx.retries_left, ctx.retries_remaining))
+        return "done" if ctx.retries_left == 0 else Retry("not yet")
+
+
+def test_the_step_context_counts_tries_under_both_names(engine: Engine) -> None:
+    """max_retries=2 is three attempts; Ash's current_try counts from 0."""
+    TRIES.clear()
+    assert engine.run(Counted, timeout=WAIT) == "done"
+    assert TRIES == [(1, 0, 2, 2), (2, 1, 1, 1), (3, 2, 0, 0)]
