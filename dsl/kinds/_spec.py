@@ -59,6 +59,16 @@ class StepContext:
     retries_left: int
     context: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def current_try(self) -> int:
+        """Retries before this attempt, from 0 (Ash's ``current_try``): ``attempt - 1``."""
+        return self.attempt - 1
+
+    @property
+    def retries_remaining(self) -> int:
+        """Ash's name for :attr:`retries_left`."""
+        return self.retries_left
+
 
 @dataclass(frozen=True, slots=True)
 class StepDef:

@@ -540,6 +540,7 @@ class Engine:
             msg = f"{reactor!r} is not a Reactor subclass"
             raise TypeError(msg)
         plan = reactor.__plan__
+        _check_limits(plan.reactor, max_concurrency, timeout)
         given = dict(inputs or {})
         values = check_inputs(plan, given)
         try:
@@ -627,6 +628,7 @@ class Engine:
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
             EncodeError: The context cannot be journaled as JSON.
+            ValueError: ``max_concurrency`` is not an int >= 1, or ``timeout`` not > 0.
 
         A ``run_id`` that names a run already (in the journal, or running here) is
         refused: :class:`~reactor.run.RunExistsError`, raised here when that run is
@@ -1335,3 +1337,23 @@ def new_run_id() -> str:
     and making one costs no system call.
     """
     return f"{int(time.time() * 1000):x}-{next(_ids) & 0xFFFFFF:06x}"
+
+
+def _check_limits(reactor: str, max_concurrency: Any, timeout: Any) -> None:
+    """A run's own limits, checked as a class's are (a negative limit hung the run).
+
+    Raises:
+        ValueError: ``max_concurrency`` is not an int >= 1, or ``timeout`` not seconds > 0.
+    """
+    if max_concurrency is not None and (
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or max_concurrency < 1
+    ):
+        msg = f"run of {reactor!r}: max_concurrency must be an int >= 1, got {max_concurrency!r}"
+        raise ValueError(msg)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        msg = f"run of {reactor!r}: timeout must be seconds > 0, got {timeout!r}"
+        raise ValueError(msg)

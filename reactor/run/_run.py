@@ -1144,6 +1144,10 @@ class Run(LoopActor[object]):
             error = outcome.error
         elif isinstance(outcome.value, Retry):
             error = RetryRequested(outcome.value.reason)
+        elif isinstance(outcome.value, Fail) and spec.undo is not None:
+            # The undo says it cannot: recorded at once, as Ash's {:error, reason} is.
+            error = StepFailure("error", outcome.value.reason or "undo returned Fail()")
+            tries = spec.max_retries
         if error is None:
             step.status = Status.UNDONE
             self._n_undone += 1
