@@ -214,9 +214,14 @@ class Ref(Generic[M]):
         import asyncio  # noqa: PLC0415 - only async callers pay for the lookup
 
         message, remaining = self._stamp(message, timeout)
-        reply = AsyncReply(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        reply = AsyncReply(loop)
         self.send_request(message, reply)
-        value = await reply.wait(remaining, lambda: self._timeout(message, remaining))
+        rt = self._rt
+        # On the system's own I/O loop the deadline is a loop timer (an append to its
+        # bucket), not a push onto asyncio's heap.
+        timers = rt.loop_timers if loop is rt.bridge.loop else None
+        value = await reply.wait(remaining, lambda: self._timeout(message, remaining), timers)
         if type(value) is Failure:
             raise AskError(value)
         return value

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pykka
 
 import otel
-from actors._handoff import handoff_for
-from actors._loop import Mailbox
+from actors._handoff import Handoff, handoff_for
+from actors._loop import LoopTimers, Mailbox
 from actors._messages import Failure
 
 if TYPE_CHECKING:
@@ -98,16 +98,22 @@ class SyncReply(Reply):
 
 
 class AsyncReply(Reply):
-    """A slot that resolves an asyncio future on the caller's loop."""
+    """A slot that resolves an asyncio future on the caller's loop.
 
-    __slots__ = ("_future", "_handoff", "_loop", "_timer")
+    Its deadline is a timer of that loop; when the loop is the system's own I/O loop
+    the caller can pass the system's :class:`~actors._loop.LoopTimers` to :meth:`wait`
+    instead (an append to a bucket, not a push onto the loop's heap).
+    """
+
+    __slots__ = ("_future", "_handoff", "_loop", "_on_timeout", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
-        self._handoff = handoff_for(loop)
+        self._handoff: Handoff | None = None  # found when first needed: off the loop only
         self._future: asyncio.Future[object] = loop.create_future()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | TimerHandle | None = None
+        self._on_timeout: Callable[[], Failure] | None = None
 
     def _deliver(self, value: object) -> None:
         if asyncio_events._get_running_loop() is self._loop:
@@ -116,8 +122,11 @@ class AsyncReply(Reply):
             # saves a pass of the loop, never runs the caller inside the answerer.
             self._set(value)
             return
+        handoff = self._handoff
+        if handoff is None:
+            handoff = self._handoff = handoff_for(self._loop)
         try:
-            self._handoff.call(self._set, value)
+            handoff.call(self._set, value)
         except RuntimeError:  # the caller's loop is closed: nobody is waiting
             return
 
@@ -127,15 +136,33 @@ class AsyncReply(Reply):
         if not self._future.done():
             self._future.set_result(value)
 
-    async def wait(self, timeout: float, on_timeout: Callable[[], Failure]) -> object:
-        """Await the answer; past ``timeout`` seconds it is ``on_timeout()``."""
-        self._timer = self._loop.call_later(max(timeout, 0.0), self._expire, on_timeout)
+    async def wait(
+        self,
+        timeout: float,
+        on_timeout: Callable[[], Failure],
+        timers: LoopTimers | None = None,
+    ) -> object:
+        """Await the answer; past ``timeout`` seconds it is ``on_timeout()``.
+
+        ``timers``: the loop timers of the caller's loop, which is then the system's
+        I/O loop (``None``: the deadline is a timer of the caller's loop).
+        """
+        if timers is None:
+            self._timer = self._loop.call_later(max(timeout, 0.0), self._expire, on_timeout)
+        else:
+            self._on_timeout = on_timeout
+            self._timer = timers.call_later(timeout, self._expire_now)
         try:
             return await self._future
         finally:
             # Cancelled by the caller: claim the slot so a late answer is dropped.
             self._claim()
             self._timer.cancel()
+
+    def _expire_now(self) -> None:
+        on_timeout = self._on_timeout
+        if on_timeout is not None:
+            self._expire(on_timeout)
 
     def _expire(self, on_timeout: Callable[[], Failure]) -> None:
         if self._claim() and not self._future.done():
