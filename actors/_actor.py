@@ -217,11 +217,16 @@ class Ref(Generic[M]):
         loop = asyncio.get_running_loop()
         reply = AsyncReply(loop)
         self.send_request(message, reply)
+        reply.expires(self, message, remaining)  # what its deadline answers (no closure)
         rt = self._rt
         # On the system's own I/O loop the deadline is a loop timer (an append to its
-        # bucket), not a push onto asyncio's heap.
-        timers = rt.loop_timers if loop is rt.bridge.loop else None
-        value = await reply.wait(remaining, lambda: self._timeout(message, remaining), timers)
+        # bucket), not a push onto asyncio's heap. The future is awaited here, not in a
+        # coroutine of the reply's: one frame less to resume.
+        future = reply.arm(remaining, rt.loop_timers if loop is rt.bridge.loop else None)
+        try:
+            value = await future
+        finally:
+            reply.disarm()
         if type(value) is Failure:
             raise AskError(value)
         return value

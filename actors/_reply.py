@@ -105,7 +105,16 @@ class AsyncReply(Reply):
     instead (an append to a bucket, not a push onto the loop's heap).
     """
 
-    __slots__ = ("_future", "_handoff", "_loop", "_on_timeout", "_timer")
+    __slots__ = (
+        "_asked",
+        "_future",
+        "_handoff",
+        "_loop",
+        "_on_timeout",
+        "_request",
+        "_timer",
+        "_waited",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
@@ -114,6 +123,9 @@ class AsyncReply(Reply):
         self._future: asyncio.Future[object] = loop.create_future()
         self._timer: asyncio.TimerHandle | TimerHandle | None = None
         self._on_timeout: Callable[[], Failure] | None = None
+        self._asked: _Asked | None = None
+        self._request: object = None
+        self._waited = 0.0
 
     def _deliver(self, value: object) -> None:
         if asyncio_events._get_running_loop() is self._loop:
@@ -147,26 +159,49 @@ class AsyncReply(Reply):
         ``timers``: the loop timers of the caller's loop, which is then the system's
         I/O loop (``None``: the deadline is a timer of the caller's loop).
         """
-        if timers is None:
-            self._timer = self._loop.call_later(max(timeout, 0.0), self._expire, on_timeout)
-        else:
-            self._on_timeout = on_timeout
-            self._timer = timers.call_later(timeout, self._expire_now)
+        self._on_timeout = on_timeout
+        self.arm(timeout, timers)
         try:
             return await self._future
         finally:
-            # Cancelled by the caller: claim the slot so a late answer is dropped.
-            self._claim()
-            self._timer.cancel()
+            self.disarm()
 
-    def _expire_now(self) -> None:
+    def arm(self, timeout: float, timers: LoopTimers | None) -> asyncio.Future[object]:
+        """Set the deadline (see :meth:`wait`); the future to await, then :meth:`disarm`.
+
+        What the deadline answers is ``on_timeout()`` as given to :meth:`wait`, else the
+        asked ref's timeout failure (:meth:`expires`).
+        """
+        if timers is None:
+            self._timer = self._loop.call_later(max(timeout, 0.0), self)
+        else:
+            self._timer = timers.call_later(timeout, self)
+        return self._future
+
+    def expires(self, asked: _Asked, request: object, waited: float) -> None:
+        """What the deadline answers: ``asked._timeout(request, waited)``."""
+        self._asked = asked
+        self._request = request
+        self._waited = waited
+
+    def disarm(self) -> None:
+        """After the await (answered, timed out or cancelled): a late answer is dropped."""
+        self._claim()
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+
+    def __call__(self) -> None:
+        """The deadline passed: answer with the timeout failure (if still open)."""
+        if not self._claim() or self._future.done():
+            return
         on_timeout = self._on_timeout
         if on_timeout is not None:
-            self._expire(on_timeout)
-
-    def _expire(self, on_timeout: Callable[[], Failure]) -> None:
-        if self._claim() and not self._future.done():
             self._future.set_result(on_timeout())
+            return
+        asked = self._asked
+        if asked is not None:
+            self._future.set_result(asked._timeout(self._request, self._waited))
 
 
 class Callback:

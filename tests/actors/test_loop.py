@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -296,10 +297,8 @@ def test_ask_async_on_the_systems_loop_times_out_and_a_cancelled_one_is_dropped(
         task = asyncio.ensure_future(silent.ask_async(Hang(), timeout=30))
         await asyncio.sleep(0)  # one pass: the ask is sent and waits
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         answered = await echo.ask_async(Ping(n=1), timeout=30)
         return task.cancelled(), answered
 
