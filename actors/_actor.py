@@ -594,9 +594,8 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         """
         stamped, remaining = ref._stamp(message, timeout)
         reply = ActorReply(
-            self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
+            self.actor_ref, cast("Callable[[Any], object]", then), ref, stamped, remaining
         )
-        reply.expires(ref, stamped, remaining)
         target = ref._target
         if (
             self._mailbox is not None
@@ -724,6 +723,14 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                     reply.resolve(result)
                 return None
         elif kind is Callback or kind in _POSTED:
+            if not otel.enabled():
+                # The common case, without the call of _dispatch (its label is made
+                # only if the handler raises).
+                try:
+                    message.fn(message.value)
+                except Exception as exc:  # noqa: BLE001 - a raising handler is a crash
+                    self._crash(exc, message.label)
+                return None
             self._dispatch(message.fn, message.value, message.trace, message.label)
             return None
         else:

@@ -252,17 +252,17 @@ class ActorReply(Reply):
     To an actor on the loop it is its own mailbox item (see :func:`post`).
 
     It is also its own deadline: called (by the timer set for the ask), it answers with
-    the timeout failure of the asked ref, ``ref._timeout(request, waited)`` (one object
+    the timeout failure of the asked ref, ``asked._timeout(request, waited)`` (one object
     per ask in flight instead of a slot and a closure).
     """
 
     __slots__ = (
         "_asked",
-        "_fn",
-        "_label",
+        "_kind",
         "_owner",
         "_request",
         "_waited",
+        "fn",
         "timer",
         "trace",
         "value",
@@ -271,15 +271,23 @@ class ActorReply(Reply):
     reply_to = None
     """As a mailbox item: no pykka future waits for it."""
 
-    def __init__(self, owner: pykka.ActorRef[Any], fn: Callable[[Any], object], label: str) -> None:
+    def __init__(
+        self,
+        owner: pykka.ActorRef[Any],
+        fn: Callable[[Any], object],
+        asked: _Asked,
+        request: object,
+        waited: float,
+    ) -> None:
         super().__init__()
         self._owner = owner
-        self._fn = fn
-        self._label = label
+        self.fn = fn
+        """As a mailbox item: what the answer is handed to."""
         self.timer: TimerHandle | None = None
-        self._asked: _Asked | None = None
-        self._request: object = None
-        self._waited = 0.0
+        self._asked = asked
+        self._request = request
+        self._kind = type(request)
+        self._waited = waited
         self.value: object = None
         self.trace: dict[str, str] | None = None
 
@@ -289,27 +297,15 @@ class ActorReply(Reply):
         return self
 
     @property
-    def fn(self) -> Callable[[Any], object]:
-        """As a mailbox item: what the answer is handed to."""
-        return self._fn
-
-    @property
     def label(self) -> str:
-        """As a mailbox item: its name in spans and logs."""
-        return self._label
-
-    def expires(self, asked: _Asked, request: object, waited: float) -> None:
-        """What calling the slot answers: ``asked._timeout(request, waited)``."""
-        self._asked = asked
-        self._request = request
-        self._waited = waited
+        """As a mailbox item: its name in spans and logs (made when one is needed)."""
+        return f"reply {self._kind.__name__}"
 
     def __call__(self) -> None:
         """The ask's deadline passed: answer with its timeout failure (if still open)."""
-        asked = self._asked
-        if asked is not None and not self._claimed:
+        if not self._claimed:
             # Built only if the deadline fires: nearly every ask is answered first.
-            self.resolve(asked._timeout(self._request, self._waited))
+            self.resolve(self._asked._timeout(self._request, self._waited))
 
     def _deliver(self, value: object) -> None:
         timer, self.timer = self.timer, None  # the timer's callback refers back to us
@@ -321,7 +317,7 @@ class ActorReply(Reply):
         if post(self._owner, self) is not None:
             return  # posted, or the asker stopped meanwhile: nobody is owed it any more
         try:
-            self._owner.tell(Callback(self._fn, value, carrier, self._label))
+            self._owner.tell(Callback(self.fn, value, carrier, self.label))
         except pykka.ActorDeadError:
             # The asker stopped meanwhile: nobody is owed this answer any more.
             return
