@@ -393,6 +393,9 @@ class _Fire:
 _POSTED = frozenset({_Piped, _Fire, ActorReply})
 """Mailbox items that are their own :class:`Callback` (see ``actors._reply.post``)."""
 
+_OWN_ENVELOPE = frozenset({_Request, *_POSTED})
+"""Mailbox items that are their own envelope (``message`` is the item, ``reply_to`` None)."""
+
 
 class Deferred(Generic[T]):
     """A reply slot taken out of a handler, to answer later (see ``defer_reply``)."""
@@ -900,6 +903,12 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
     def _loop_handle(self, envelope: Envelope[Any]) -> None:
         """One message, as pykka's thread loop handles it (raw asks included)."""
+        if type(envelope) in _OWN_ENVELOPE:  # an ask, an answer, an outcome: no pykka future
+            try:
+                self.on_receive(envelope)
+            except BaseException as exc:  # noqa: BLE001 - on the shared loop, even SystemExit
+                self._loop_crash(exc, type(envelope).__name__)
+            return
         reply_to = envelope.reply_to
         message = envelope.message
         try:
