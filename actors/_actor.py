@@ -31,7 +31,6 @@ a span even then.
 
 from __future__ import annotations
 
-import collections
 import queue
 import threading
 import time
@@ -881,17 +880,19 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
     # ---- turns on the loop (actors._loop.Mailbox calls these) ------------------------
 
-    def _loop_turn(self, items: collections.deque[Envelope[Any]]) -> None:
-        """On the loop, in the actor's context: start if new, then handle some mail."""
-        stopped = self.actor_stopped
+    def _loop_turn(self, items: Mailbox) -> None:
+        """On the loop, in the actor's context: start if new, then handle some mail.
+
+        ``items`` is the actor's mailbox, and so its "stopped" flag (read as it is).
+        """
         if not self._begun:
             self._begun = True
             self._loop_guard(self.on_start, "start")
         for _ in range(min(len(items), TURN)):
-            if stopped.is_set():
+            if items._stopped:
                 break
             self._loop_handle(items.popleft())
-        if stopped.is_set() and items:
+        if items._stopped and items:
             # Mail that slipped in as the actor stopped: answered, never left waiting.
             self._drain_mailbox(
                 Failure(

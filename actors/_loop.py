@@ -71,7 +71,7 @@ _events_lock = threading.Lock()
 class _Turns(Protocol):
     """What a mailbox needs from its actor (implemented by :class:`~actors.Actor`)."""
 
-    def _loop_turn(self, items: collections.deque[Envelope[Any]]) -> None: ...
+    def _loop_turn(self, items: Mailbox) -> None: ...
 
 
 class LoopScheduler:

@@ -240,7 +240,7 @@ def post(target: pykka.ActorRef[Any], item: Any) -> bool | None:
     inbox = target.actor_inbox
     if type(inbox) is not Mailbox:
         return None
-    if target.actor_stopped.is_set():
+    if inbox._stopped:  # a loop actor's mailbox is its "stopped" flag
         return False
     inbox.put(item)
     return True
