@@ -117,7 +117,7 @@ class AsyncReply(Reply):
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
+        self._claimed = False  # Reply.__init__, without the call (one per ask)
         self._loop = loop
         self._handoff: Handoff | None = None  # found when first needed: off the loop only
         self._future: asyncio.Future[object] = loop.create_future()
@@ -279,7 +279,7 @@ class ActorReply(Reply):
         request: object,
         waited: float,
     ) -> None:
-        super().__init__()
+        self._claimed = False  # Reply.__init__, without the call (one per ask)
         self._owner = owner
         self.fn = fn
         """As a mailbox item: what the answer is handed to."""
