@@ -53,6 +53,7 @@ from actors._loop import TURN, Mailbox
 from actors._messages import Failure, FailureKind, Message, Request
 from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply, post
 from actors._tb import plain_traceback
+from otel import tracing_state as _tracing
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope
@@ -169,7 +170,7 @@ class Ref(Generic[M]):
 
     def tell_if_alive(self, message: object) -> bool:
         """Send a one-way message; return False (recording nothing) if none is running."""
-        if isinstance(message, Message) and message.trace is None and otel.enabled():
+        if isinstance(message, Message) and message.trace is None and _tracing.tracer is not None:
             message = msgspec.structs.replace(message, trace=otel.inject())
         target = self._target
         if target is None:
@@ -265,11 +266,11 @@ class Ref(Generic[M]):
         deadline = message.deadline
         if deadline is None:
             deadline = now + (timeout if timeout is not None else self._rt.default_timeout)
-            if otel.enabled() and message.trace is None:
+            if _tracing.tracer is not None and message.trace is None:
                 message = msgspec.structs.replace(message, deadline=deadline, trace=otel.inject())
             else:
                 message = msgspec.structs.replace(message, deadline=deadline)
-        elif otel.enabled() and message.trace is None:
+        elif _tracing.tracer is not None and message.trace is None:
             message = msgspec.structs.replace(message, trace=otel.inject())
         return message, deadline - now
 
@@ -636,7 +637,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         The callback's span continues the trace that was current when it was scheduled.
         """
         label = f"timer {name or getattr(fn, '__qualname__', 'callback')}"
-        carrier = otel.inject() if otel.enabled() else None
+        carrier = otel.inject() if _tracing.tracer is not None else None
         return self._after(delay, _Fire(self.actor_ref, fn, carrier, label))
 
     def call_soon(self, fn: Callable[[], object], *, name: str | None = None) -> None:
@@ -649,7 +650,9 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         Dropped if the actor stops first.
         """
         label = f"soon {name or getattr(fn, '__qualname__', 'callback')}"
-        fire = _Fire(self.actor_ref, fn, otel.inject() if otel.enabled() else None, label)
+        fire = _Fire(
+            self.actor_ref, fn, otel.inject() if _tracing.tracer is not None else None, label
+        )
         bridge = self._rt.bridge
         if self._mailbox is not None and bridge.on_loop_thread():
             bridge.loop.call_soon(fire)
@@ -711,7 +714,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 )
                 return None
             self._current = reply
-            if not otel.enabled():
+            if _tracing.tracer is None:
                 # The common case, without the two calls of _dispatch and
                 # _receive_and_reply (what they do, for an ask with no tracing).
                 try:
@@ -725,7 +728,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                     reply.resolve(result)
                 return None
         elif kind is Callback or kind in _POSTED:
-            if not otel.enabled():
+            if _tracing.tracer is None:
                 # The common case, without the call of _dispatch (its label is made
                 # only if the handler raises).
                 try:
@@ -760,7 +763,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         carrier: dict[str, str] | None,
         label: str,
     ) -> None:
-        if not otel.enabled():
+        if _tracing.tracer is None:
             try:
                 fn(value)
             except Exception as exc:  # noqa: BLE001 - a raising handler is a crash

@@ -28,6 +28,7 @@ import otel
 from actors._handoff import Handoff, handoff_for
 from actors._loop import LoopTimers, Mailbox
 from actors._messages import Failure
+from otel import tracing_state as _tracing
 
 if TYPE_CHECKING:
     from actors._timers import TimerHandle
@@ -312,7 +313,7 @@ class ActorReply(Reply):
         if timer is not None:
             timer.cancel()
         self._request = None
-        carrier = otel.inject() if otel.enabled() else None
+        carrier = otel.inject() if _tracing.tracer is not None else None
         self.value, self.trace = value, carrier
         if post(self._owner, self) is not None:
             return  # posted, or the asker stopped meanwhile: nobody is owed it any more
