@@ -31,7 +31,6 @@ a span even then.
 
 from __future__ import annotations
 
-import collections
 import queue
 import threading
 import time
@@ -54,6 +53,7 @@ from actors._loop import TURN, Mailbox
 from actors._messages import Failure, FailureKind, Message, Request
 from actors._reply import ActorReply, AsyncReply, Callback, Reply, SyncReply, post
 from actors._tb import plain_traceback
+from otel import tracing_state as _tracing
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope
@@ -170,7 +170,7 @@ class Ref(Generic[M]):
 
     def tell_if_alive(self, message: object) -> bool:
         """Send a one-way message; return False (recording nothing) if none is running."""
-        if isinstance(message, Message) and message.trace is None and otel.enabled():
+        if isinstance(message, Message) and message.trace is None and _tracing.tracer is not None:
             message = msgspec.structs.replace(message, trace=otel.inject())
         target = self._target
         if target is None:
@@ -214,9 +214,19 @@ class Ref(Generic[M]):
         import asyncio  # noqa: PLC0415 - only async callers pay for the lookup
 
         message, remaining = self._stamp(message, timeout)
-        reply = AsyncReply(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        reply = AsyncReply(loop)
         self.send_request(message, reply)
-        value = await reply.wait(remaining, lambda: self._timeout(message, remaining))
+        reply.expires(self, message, remaining)  # what its deadline answers (no closure)
+        rt = self._rt
+        # On the system's own I/O loop the deadline is a loop timer (an append to its
+        # bucket), not a push onto asyncio's heap. The future is awaited here, not in a
+        # coroutine of the reply's: one frame less to resume.
+        future = reply.arm(remaining, rt.loop_timers if loop is rt.bridge.loop else None)
+        try:
+            value = await future
+        finally:
+            reply.disarm()
         if type(value) is Failure:
             raise AskError(value)
         return value
@@ -256,11 +266,11 @@ class Ref(Generic[M]):
         deadline = message.deadline
         if deadline is None:
             deadline = now + (timeout if timeout is not None else self._rt.default_timeout)
-            if otel.enabled() and message.trace is None:
+            if _tracing.tracer is not None and message.trace is None:
                 message = msgspec.structs.replace(message, deadline=deadline, trace=otel.inject())
             else:
                 message = msgspec.structs.replace(message, deadline=deadline)
-        elif otel.enabled() and message.trace is None:
+        elif _tracing.tracer is not None and message.trace is None:
             message = msgspec.structs.replace(message, trace=otel.inject())
         return message, deadline - now
 
@@ -382,6 +392,9 @@ class _Fire:
 
 _POSTED = frozenset({_Piped, _Fire, ActorReply})
 """Mailbox items that are their own :class:`Callback` (see ``actors._reply.post``)."""
+
+_OWN_ENVELOPE = frozenset({_Request, *_POSTED})
+"""Mailbox items that are their own envelope (``message`` is the item, ``reply_to`` None)."""
 
 
 class Deferred(Generic[T]):
@@ -584,9 +597,8 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         """
         stamped, remaining = ref._stamp(message, timeout)
         reply = ActorReply(
-            self.actor_ref, cast("Callable[[Any], object]", then), f"reply {type(message).__name__}"
+            self.actor_ref, cast("Callable[[Any], object]", then), ref, stamped, remaining
         )
-        reply.expires(ref, stamped, remaining)
         target = ref._target
         if (
             self._mailbox is not None
@@ -625,7 +637,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         The callback's span continues the trace that was current when it was scheduled.
         """
         label = f"timer {name or getattr(fn, '__qualname__', 'callback')}"
-        carrier = otel.inject() if otel.enabled() else None
+        carrier = otel.inject() if _tracing.tracer is not None else None
         return self._after(delay, _Fire(self.actor_ref, fn, carrier, label))
 
     def call_soon(self, fn: Callable[[], object], *, name: str | None = None) -> None:
@@ -638,7 +650,9 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         Dropped if the actor stops first.
         """
         label = f"soon {name or getattr(fn, '__qualname__', 'callback')}"
-        fire = _Fire(self.actor_ref, fn, otel.inject() if otel.enabled() else None, label)
+        fire = _Fire(
+            self.actor_ref, fn, otel.inject() if _tracing.tracer is not None else None, label
+        )
         bridge = self._rt.bridge
         if self._mailbox is not None and bridge.on_loop_thread():
             bridge.loop.call_soon(fire)
@@ -700,7 +714,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                 )
                 return None
             self._current = reply
-            if not otel.enabled():
+            if _tracing.tracer is None:
                 # The common case, without the two calls of _dispatch and
                 # _receive_and_reply (what they do, for an ask with no tracing).
                 try:
@@ -714,6 +728,14 @@ class Actor(pykka.ThreadingActor, Generic[M]):
                     reply.resolve(result)
                 return None
         elif kind is Callback or kind in _POSTED:
+            if _tracing.tracer is None:
+                # The common case, without the call of _dispatch (its label is made
+                # only if the handler raises).
+                try:
+                    message.fn(message.value)
+                except Exception as exc:  # noqa: BLE001 - a raising handler is a crash
+                    self._crash(exc, message.label)
+                return None
             self._dispatch(message.fn, message.value, message.trace, message.label)
             return None
         else:
@@ -741,7 +763,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         carrier: dict[str, str] | None,
         label: str,
     ) -> None:
-        if not otel.enabled():
+        if _tracing.tracer is None:
             try:
                 fn(value)
             except Exception as exc:  # noqa: BLE001 - a raising handler is a crash
@@ -861,17 +883,19 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
     # ---- turns on the loop (actors._loop.Mailbox calls these) ------------------------
 
-    def _loop_turn(self, items: collections.deque[Envelope[Any]]) -> None:
-        """On the loop, in the actor's context: start if new, then handle some mail."""
-        stopped = self.actor_stopped
+    def _loop_turn(self, items: Mailbox) -> None:
+        """On the loop, in the actor's context: start if new, then handle some mail.
+
+        ``items`` is the actor's mailbox, and so its "stopped" flag (read as it is).
+        """
         if not self._begun:
             self._begun = True
             self._loop_guard(self.on_start, "start")
         for _ in range(min(len(items), TURN)):
-            if stopped.is_set():
+            if items._stopped:
                 break
             self._loop_handle(items.popleft())
-        if stopped.is_set() and items:
+        if items._stopped and items:
             # Mail that slipped in as the actor stopped: answered, never left waiting.
             self._drain_mailbox(
                 Failure(
@@ -883,6 +907,12 @@ class Actor(pykka.ThreadingActor, Generic[M]):
 
     def _loop_handle(self, envelope: Envelope[Any]) -> None:
         """One message, as pykka's thread loop handles it (raw asks included)."""
+        if type(envelope) in _OWN_ENVELOPE:  # an ask, an answer, an outcome: no pykka future
+            try:
+                self.on_receive(envelope)
+            except BaseException as exc:  # noqa: BLE001 - on the shared loop, even SystemExit
+                self._loop_crash(exc, type(envelope).__name__)
+            return
         reply_to = envelope.reply_to
         message = envelope.message
         try:

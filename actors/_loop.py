@@ -71,7 +71,7 @@ _events_lock = threading.Lock()
 class _Turns(Protocol):
     """What a mailbox needs from its actor (implemented by :class:`~actors.Actor`)."""
 
-    def _loop_turn(self, items: collections.deque[Envelope[Any]]) -> None: ...
+    def _loop_turn(self, items: Mailbox) -> None: ...
 
 
 class LoopScheduler:
@@ -244,7 +244,9 @@ class LoopTimers:
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(self, key)
         handle = TimerHandle(self._loop.time() + max(delay, 0.0), 0, callback, bucket)
-        bucket.add(handle)
+        bucket._handles.append(handle)  # the bucket's loop timer is set for its first
+        if bucket._armed is None:
+            bucket._armed = self._loop.call_at(handle.when, bucket._fire)
         return handle
 
     def _drop(self, key: int, bucket: _Bucket) -> None:
@@ -263,11 +265,6 @@ class _Bucket:
         self._handles: collections.deque[TimerHandle] = collections.deque()
         self._armed: asyncio.TimerHandle | None = None
         self._cancelled = 0
-
-    def add(self, handle: TimerHandle) -> None:
-        self._handles.append(handle)
-        if self._armed is None:
-            self._armed = self._owner._loop.call_at(handle.when, self._fire)
 
     def _note_cancel(self) -> None:
         if not self._owner._bridge.on_loop_thread():

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pykka
 
 import otel
-from actors._handoff import handoff_for
-from actors._loop import Mailbox
+from actors._handoff import Handoff, handoff_for
+from actors._loop import LoopTimers, Mailbox
 from actors._messages import Failure
+from otel import tracing_state as _tracing
 
 if TYPE_CHECKING:
     from actors._timers import TimerHandle
@@ -98,16 +99,34 @@ class SyncReply(Reply):
 
 
 class AsyncReply(Reply):
-    """A slot that resolves an asyncio future on the caller's loop."""
+    """A slot that resolves an asyncio future on the caller's loop.
 
-    __slots__ = ("_future", "_handoff", "_loop", "_timer")
+    Its deadline is a timer of that loop; when the loop is the system's own I/O loop
+    the caller can pass the system's :class:`~actors._loop.LoopTimers` to :meth:`wait`
+    instead (an append to a bucket, not a push onto the loop's heap).
+    """
+
+    __slots__ = (
+        "_asked",
+        "_future",
+        "_handoff",
+        "_loop",
+        "_on_timeout",
+        "_request",
+        "_timer",
+        "_waited",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
+        self._claimed = False  # Reply.__init__, without the call (one per ask)
         self._loop = loop
-        self._handoff = handoff_for(loop)
+        self._handoff: Handoff | None = None  # found when first needed: off the loop only
         self._future: asyncio.Future[object] = loop.create_future()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | TimerHandle | None = None
+        self._on_timeout: Callable[[], Failure] | None = None
+        self._asked: _Asked | None = None
+        self._request: object = None
+        self._waited = 0.0
 
     def _deliver(self, value: object) -> None:
         if asyncio_events._get_running_loop() is self._loop:
@@ -116,8 +135,11 @@ class AsyncReply(Reply):
             # saves a pass of the loop, never runs the caller inside the answerer.
             self._set(value)
             return
+        handoff = self._handoff
+        if handoff is None:
+            handoff = self._handoff = handoff_for(self._loop)
         try:
-            self._handoff.call(self._set, value)
+            handoff.call(self._set, value)
         except RuntimeError:  # the caller's loop is closed: nobody is waiting
             return
 
@@ -127,19 +149,60 @@ class AsyncReply(Reply):
         if not self._future.done():
             self._future.set_result(value)
 
-    async def wait(self, timeout: float, on_timeout: Callable[[], Failure]) -> object:
-        """Await the answer; past ``timeout`` seconds it is ``on_timeout()``."""
-        self._timer = self._loop.call_later(max(timeout, 0.0), self._expire, on_timeout)
+    async def wait(
+        self,
+        timeout: float,
+        on_timeout: Callable[[], Failure],
+        timers: LoopTimers | None = None,
+    ) -> object:
+        """Await the answer; past ``timeout`` seconds it is ``on_timeout()``.
+
+        ``timers``: the loop timers of the caller's loop, which is then the system's
+        I/O loop (``None``: the deadline is a timer of the caller's loop).
+        """
+        self._on_timeout = on_timeout
+        self.arm(timeout, timers)
         try:
             return await self._future
         finally:
-            # Cancelled by the caller: claim the slot so a late answer is dropped.
-            self._claim()
-            self._timer.cancel()
+            self.disarm()
 
-    def _expire(self, on_timeout: Callable[[], Failure]) -> None:
-        if self._claim() and not self._future.done():
+    def arm(self, timeout: float, timers: LoopTimers | None) -> asyncio.Future[object]:
+        """Set the deadline (see :meth:`wait`); the future to await, then :meth:`disarm`.
+
+        What the deadline answers is ``on_timeout()`` as given to :meth:`wait`, else the
+        asked ref's timeout failure (:meth:`expires`).
+        """
+        if timers is None:
+            self._timer = self._loop.call_later(max(timeout, 0.0), self)
+        else:
+            self._timer = timers.call_later(timeout, self)
+        return self._future
+
+    def expires(self, asked: _Asked, request: object, waited: float) -> None:
+        """What the deadline answers: ``asked._timeout(request, waited)``."""
+        self._asked = asked
+        self._request = request
+        self._waited = waited
+
+    def disarm(self) -> None:
+        """After the await (answered, timed out or cancelled): a late answer is dropped."""
+        self._claim()
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+
+    def __call__(self) -> None:
+        """The deadline passed: answer with the timeout failure (if still open)."""
+        if not self._claim() or self._future.done():
+            return
+        on_timeout = self._on_timeout
+        if on_timeout is not None:
             self._future.set_result(on_timeout())
+            return
+        asked = self._asked
+        if asked is not None:
+            self._future.set_result(asked._timeout(self._request, self._waited))
 
 
 class Callback:
@@ -178,7 +241,7 @@ def post(target: pykka.ActorRef[Any], item: Any) -> bool | None:
     inbox = target.actor_inbox
     if type(inbox) is not Mailbox:
         return None
-    if target.actor_stopped.is_set():
+    if inbox._stopped:  # a loop actor's mailbox is its "stopped" flag
         return False
     inbox.put(item)
     return True
@@ -190,17 +253,17 @@ class ActorReply(Reply):
     To an actor on the loop it is its own mailbox item (see :func:`post`).
 
     It is also its own deadline: called (by the timer set for the ask), it answers with
-    the timeout failure of the asked ref, ``ref._timeout(request, waited)`` (one object
+    the timeout failure of the asked ref, ``asked._timeout(request, waited)`` (one object
     per ask in flight instead of a slot and a closure).
     """
 
     __slots__ = (
         "_asked",
-        "_fn",
-        "_label",
+        "_kind",
         "_owner",
         "_request",
         "_waited",
+        "fn",
         "timer",
         "trace",
         "value",
@@ -209,15 +272,23 @@ class ActorReply(Reply):
     reply_to = None
     """As a mailbox item: no pykka future waits for it."""
 
-    def __init__(self, owner: pykka.ActorRef[Any], fn: Callable[[Any], object], label: str) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        owner: pykka.ActorRef[Any],
+        fn: Callable[[Any], object],
+        asked: _Asked,
+        request: object,
+        waited: float,
+    ) -> None:
+        self._claimed = False  # Reply.__init__, without the call (one per ask)
         self._owner = owner
-        self._fn = fn
-        self._label = label
+        self.fn = fn
+        """As a mailbox item: what the answer is handed to."""
         self.timer: TimerHandle | None = None
-        self._asked: _Asked | None = None
-        self._request: object = None
-        self._waited = 0.0
+        self._asked = asked
+        self._request = request
+        self._kind = type(request)
+        self._waited = waited
         self.value: object = None
         self.trace: dict[str, str] | None = None
 
@@ -227,39 +298,27 @@ class ActorReply(Reply):
         return self
 
     @property
-    def fn(self) -> Callable[[Any], object]:
-        """As a mailbox item: what the answer is handed to."""
-        return self._fn
-
-    @property
     def label(self) -> str:
-        """As a mailbox item: its name in spans and logs."""
-        return self._label
-
-    def expires(self, asked: _Asked, request: object, waited: float) -> None:
-        """What calling the slot answers: ``asked._timeout(request, waited)``."""
-        self._asked = asked
-        self._request = request
-        self._waited = waited
+        """As a mailbox item: its name in spans and logs (made when one is needed)."""
+        return f"reply {self._kind.__name__}"
 
     def __call__(self) -> None:
         """The ask's deadline passed: answer with its timeout failure (if still open)."""
-        asked = self._asked
-        if asked is not None and not self._claimed:
+        if not self._claimed:
             # Built only if the deadline fires: nearly every ask is answered first.
-            self.resolve(asked._timeout(self._request, self._waited))
+            self.resolve(self._asked._timeout(self._request, self._waited))
 
     def _deliver(self, value: object) -> None:
         timer, self.timer = self.timer, None  # the timer's callback refers back to us
         if timer is not None:
             timer.cancel()
         self._request = None
-        carrier = otel.inject() if otel.enabled() else None
+        carrier = otel.inject() if _tracing.tracer is not None else None
         self.value, self.trace = value, carrier
         if post(self._owner, self) is not None:
             return  # posted, or the asker stopped meanwhile: nobody is owed it any more
         try:
-            self._owner.tell(Callback(self._fn, value, carrier, self._label))
+            self._owner.tell(Callback(self.fn, value, carrier, self.label))
         except pykka.ActorDeadError:
             # The asker stopped meanwhile: nobody is owed this answer any more.
             return

@@ -80,6 +80,7 @@ from otel._tracing import (
     start_span,
     trace_actors,
     tracer,
+    tracing_state,
 )
 
 __all__ = [
@@ -148,6 +149,7 @@ __all__ = [
     "start_span",
     "trace_actors",
     "tracer",
+    "tracing_state",
 ]
 
 install_quiet_default()

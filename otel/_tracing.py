@@ -91,6 +91,10 @@ class _State:
 
 _state = _State()
 
+tracing_state = _state
+"""The tracing state itself, for the runtime's per-message paths:
+``tracing_state.tracer is not None`` is :func:`enabled` without the call."""
+
 
 def enabled() -> bool:
     """Whether spans are being recorded (a cheap check for hot paths)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -273,6 +274,36 @@ def test_a_loop_actors_ask_times_out_into_its_callback(system: System) -> None:
     with pytest.raises(AskError) as caught:
         system.spawn(Asker, name="asker").ask(Ping(), timeout=5)
     assert caught.value.kind is FailureKind.TIMEOUT
+
+
+def test_ask_async_on_the_systems_loop_times_out_and_a_cancelled_one_is_dropped(
+    system: System,
+) -> None:
+    """Asked from the system's own I/O loop, the deadline is a loop timer: it still fires.
+
+    A cancelled ask claims its slot (a late answer is dropped) and cancels its timer.
+    """
+    silent = system.spawn(Echo, name="silent")
+    echo: Ref[Any] = system.spawn(ChildSpec(name="echo", actor=Echo, on_loop=True))
+
+    async def timed_out() -> FailureKind:
+        try:
+            await silent.ask_async(Hang(), timeout=0.2)
+        except AskError as exc:
+            return exc.kind
+        return FailureKind.INTERNAL
+
+    async def cancelled() -> tuple[bool, Pong]:
+        task = asyncio.ensure_future(silent.ask_async(Hang(), timeout=30))
+        await asyncio.sleep(0)  # one pass: the ask is sent and waits
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        answered = await echo.ask_async(Ping(n=1), timeout=30)
+        return task.cancelled(), answered
+
+    assert system.bridge.run(timed_out(), timeout=30) is FailureKind.TIMEOUT
+    assert system.bridge.run(cancelled(), timeout=30) == (True, Pong(n=2, by="echo"))
 
 
 def test_a_crash_answers_every_pending_ask_and_cancels_io(system: System) -> None:
