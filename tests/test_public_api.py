@@ -778,6 +778,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "start_span",
         "trace_actors",
         "tracer",
+        "tracing_state",
     ),
     "dsl": (
         "DEFAULT_BACKOFF",
