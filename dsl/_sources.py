@@ -120,7 +120,18 @@ def resolve_path(root: Any, path: Sequence[PathItem], *, what: str) -> Any:
                 current = getattr(current, item)
         except (KeyError, IndexError, AttributeError, TypeError) as exc:
             shown = f"[{item}]" if isinstance(item, int) else f".{item}"
-            msg = f"{walked} has no {shown} (it is a {type(current).__name__})"
+            msg = f"{walked} has no {shown} (it is a {type(current).__name__}{_holds(current)})"
             raise PathError(msg) from exc
         walked += f"[{item}]" if isinstance(item, int) else f".{item}"
     return current
+
+
+def _holds(value: Any) -> str:
+    """What a value a path could not walk into has: its keys, or its length."""
+    if isinstance(value, Mapping):
+        keys = [repr(k) for k in list(value)[:10]]
+        more = ", ..." if len(value) > 10 else ""
+        return f" with keys {', '.join(keys)}{more}" if keys else ", empty"
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return f" of {len(value)} item{'s' if len(value) != 1 else ''}"
+    return ""

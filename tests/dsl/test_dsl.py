@@ -369,8 +369,12 @@ def test_resolve_path_walks_keys_attributes_and_indexes() -> None:
     root = {"draft": Completion(content="hi", model="m", provider="ollama"), "items": [10, 20]}
     assert resolve_path(root, ["draft", "content"], what="r") == "hi"
     assert resolve_path(root, ["items", 1], what="r") == 20
-    with pytest.raises(PathError, match=r"r\.items has no \[5\] \(it is a list\)"):
+    with pytest.raises(PathError, match=r"r\.items has no \[5\] \(it is a list of 2 items\)"):
         resolve_path(root, ["items", 5], what="r")
+    with pytest.raises(
+        PathError, match=r"r has no \.city \(it is a dict with keys 'draft', 'items'\)"
+    ):
+        resolve_path(root, ["city"], what="r")
     with pytest.raises(PathError, match=r"r\.draft has no \.nope \(it is a Completion\)"):
         resolve_path(root, ["draft", "nope"], what="r")
 
