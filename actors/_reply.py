@@ -102,7 +102,7 @@ class AsyncReply(Reply):
     """A slot that resolves an asyncio future on the caller's loop.
 
     Its deadline is a timer of that loop; when the loop is the system's own I/O loop
-    the caller can pass the system's :class:`~actors._loop.LoopTimers` to :meth:`wait`
+    the caller can pass the system's :class:`~actors._loop.LoopTimers` to :meth:`arm`
     instead (an append to a bucket, not a push onto the loop's heap).
     """
 
@@ -111,7 +111,6 @@ class AsyncReply(Reply):
         "_future",
         "_handoff",
         "_loop",
-        "_on_timeout",
         "_request",
         "_timer",
         "_waited",
@@ -123,7 +122,6 @@ class AsyncReply(Reply):
         self._handoff: Handoff | None = None  # found when first needed: off the loop only
         self._future: asyncio.Future[object] = loop.create_future()
         self._timer: asyncio.TimerHandle | TimerHandle | None = None
-        self._on_timeout: Callable[[], Failure] | None = None
         self._asked: _Asked | None = None
         self._request: object = None
         self._waited = 0.0
@@ -149,29 +147,12 @@ class AsyncReply(Reply):
         if not self._future.done():
             self._future.set_result(value)
 
-    async def wait(
-        self,
-        timeout: float,
-        on_timeout: Callable[[], Failure],
-        timers: LoopTimers | None = None,
-    ) -> object:
-        """Await the answer; past ``timeout`` seconds it is ``on_timeout()``.
-
-        ``timers``: the loop timers of the caller's loop, which is then the system's
-        I/O loop (``None``: the deadline is a timer of the caller's loop).
-        """
-        self._on_timeout = on_timeout
-        self.arm(timeout, timers)
-        try:
-            return await self._future
-        finally:
-            self.disarm()
-
     def arm(self, timeout: float, timers: LoopTimers | None) -> asyncio.Future[object]:
-        """Set the deadline (see :meth:`wait`); the future to await, then :meth:`disarm`.
+        """Set the deadline; the future to await, then :meth:`disarm`.
 
-        What the deadline answers is ``on_timeout()`` as given to :meth:`wait`, else the
-        asked ref's timeout failure (:meth:`expires`).
+        ``timers``: the loop timers of the caller's loop, which is then the system's I/O
+        loop (``None``: the deadline is a timer of the caller's loop). What the deadline
+        answers is the asked ref's timeout failure (:meth:`expires`).
         """
         if timers is None:
             self._timer = self._loop.call_later(max(timeout, 0.0), self)
@@ -195,10 +176,6 @@ class AsyncReply(Reply):
     def __call__(self) -> None:
         """The deadline passed: answer with the timeout failure (if still open)."""
         if not self._claim() or self._future.done():
-            return
-        on_timeout = self._on_timeout
-        if on_timeout is not None:
-            self._future.set_result(on_timeout())
             return
         asked = self._asked
         if asked is not None:

@@ -183,9 +183,10 @@ async def test_an_answer_on_the_askers_own_loop_sets_its_future_at_once() -> Non
     thread.start()
     thread.join()
     assert not there._future.done()  # queued for the loop, which sets it on its next pass
-    never = Failure(kind=FailureKind.TIMEOUT, message="never")
-    assert await there.wait(5.0, lambda: never) == "later"
-    assert await here.wait(5.0, lambda: never) == "now"
+    assert await there.arm(5.0, None) == "later"
+    assert await here.arm(5.0, None) == "now"
+    there.disarm()
+    here.disarm()
 
 
 def test_spec_on_loop_moves_a_plain_actor_onto_the_loop(system: System, loop_name: str) -> None:
