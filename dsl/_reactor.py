@@ -147,11 +147,16 @@ def plan_steps(
     inputs: Mapping[str, Input],
     defs: Mapping[str, StepDef],
     existing: Mapping[str, StepSpec] | None = None,
+    *,
+    again: str | None = None,
 ) -> dict[str, StepSpec]:
     """Bind new steps among ``inputs`` and ``existing`` steps; returns their specs.
 
     The whole graph is checked for cycles.
     This is how a class is planned, and how steps added while a run runs are checked.
+    ``again`` names an existing step that ``defs`` defines anew (a step re-emitting
+    itself to loop): its new definition replaces the old one, and may refer to its own
+    name, which stands for the previous iteration's result (not a cycle).
     """
     existing = existing or {}
     names: dict[str, str] = dict.fromkeys(inputs, "input")
@@ -161,18 +166,19 @@ def plan_steps(
             raise DefinitionError(
                 "a step name must be a Python identifier", reactor=reactor, step=step_name
             )
-        if step_name in names:
+        if step_name in names and step_name != again:
             raise DefinitionError("duplicate name", reactor=reactor, step=step_name)
         names[step_name] = "step"
-    specs = {n: bind(d, n, reactor, names) for n, d in defs.items()}
-    _check_cycles(reactor, {**existing, **specs})
+    specs = {n: bind(d, n, reactor, names, again=n == again) for n, d in defs.items()}
+    _check_cycles(reactor, {**existing, **specs}, again=again)
     return specs
 
 
-def _check_cycles(reactor: str, steps: Mapping[str, StepSpec]) -> None:
+def _check_cycles(reactor: str, steps: Mapping[str, StepSpec], *, again: str | None = None) -> None:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for spec in steps.values():
-        sorter.add(spec.name, *(d for d in spec.depends_on if d in steps))
+        name = spec.name
+        sorter.add(name, *(d for d in spec.depends_on if d in steps and not (d == name == again)))
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:

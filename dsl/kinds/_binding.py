@@ -34,11 +34,14 @@ class Binder:
         reactor: The reactor's name.
         step: The step's name.
         names: Every input and step name in the reactor, to ``"input"`` or ``"step"``.
+        again: The step is being re-emitted by itself (a loop): it may take its own
+            name, which stands for its previous iteration's result.
     """
 
     reactor: str
     step: str
     names: Mapping[str, str]
+    again: bool = False
 
     def fail(self, problem: str, argument: str | None = None) -> Never:
         """Raise a :class:`~dsl.DefinitionError` about this step (and ``argument``)."""
@@ -57,7 +60,7 @@ class Binder:
 
     def known(self, name: str, argument: str) -> None:
         """Fail unless ``name`` is another input or step of the reactor."""
-        if name == self.step:
+        if name == self.step and not self.again:
             self.fail("a step cannot take its own result", argument)
         if name not in self.names:
             self.fail(f"no input or step named {name!r}{suggest(name, self.names)}", argument)
@@ -69,7 +72,7 @@ class Binder:
 
     def gettable(self, name: str) -> bool:
         """Whether ``name`` can be bound by name (another input or step of the reactor)."""
-        return name in self.names and name != self.step
+        return name in self.names and (name != self.step or self.again)
 
 
 def template_fields(text: str) -> list[str]:

@@ -152,7 +152,14 @@ class StepSpec:
         return kind_of(self.impl).sub_reactors(self.impl)
 
 
-def bind(definition: StepDef, name: str, reactor: str, names: Mapping[str, str]) -> StepSpec:
+def bind(
+    definition: StepDef,
+    name: str,
+    reactor: str,
+    names: Mapping[str, str],
+    *,
+    again: bool = False,
+) -> StepSpec:
     """Check ``definition`` as step ``name`` of ``reactor`` and bind its arguments.
 
     Args:
@@ -160,13 +167,15 @@ def bind(definition: StepDef, name: str, reactor: str, names: Mapping[str, str])
         name: Its name.
         reactor: The reactor's name (for errors).
         names: Every input and step name in the reactor (``"input"`` or ``"step"``).
+        again: ``definition`` is step ``name`` re-emitting itself (a loop): it may take
+            its own name (the previous iteration's result).
 
     Raises:
         DefinitionError: An unknown option or reference, a wrong option value, a
             parameter the function does not take or cannot get, naming reactor, step
             and argument.
     """
-    binder = Binder(reactor, name, names)
+    binder = Binder(reactor, name, names, again)
     try:
         kind = kind_of(definition.impl)
     except KindError as exc:

@@ -65,7 +65,9 @@ class StepView(msgspec.Struct, kw_only=True):
         error: Its latest error (also when a retry then succeeded).
         detail: A few words: a guard, a compensation, a halt reason, who added it.
         added_by: The step that added it while the run ran, if any.
-        value: Its result (``done``), decoded from JSON.
+        value: Its result (``done``), decoded from JSON; while it loops (re-emits
+            itself), its latest iteration's.
+        iterations: How many times it re-emitted itself.
     """
 
     name: str
@@ -77,6 +79,7 @@ class StepView(msgspec.Struct, kw_only=True):
     detail: str = ""
     added_by: str | None = None
     value: Any = None
+    iterations: int = 0
 
     @property
     def duration(self) -> float | None:
@@ -218,7 +221,12 @@ def fold(events: Iterable[RunEvent]) -> RunView:  # noqa: PLR0912, PLR0915 - one
             case StepsAdded():
                 for added in event.steps:
                     name = added.get("name")
-                    if isinstance(name, str):
+                    if name == event.by:  # it re-emitted itself: its next iteration
+                        step = view.step(name)
+                        step.status, step.ended_at = "pending", None
+                        step.iterations += 1
+                        step.detail = f"re-emitted itself {step.iterations}x"
+                    elif isinstance(name, str):
                         view.step(name).added_by = event.by
                         view.step(name).detail = f"added by {event.by}"
             case StepUndone():

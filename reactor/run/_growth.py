@@ -21,12 +21,16 @@ __all__ = ["plan_added", "transformed", "transformed_arguments"]
 
 
 def plan_added(
-    plan: Plan, existing: Mapping[str, StepSpec], added: Any
+    plan: Plan, existing: Mapping[str, StepSpec], added: Any, by: str | None = None
 ) -> tuple[dict[str, StepSpec], tuple[dict[str, Any], ...]]:
     """Check the steps a ``WithSteps`` adds; returns their specs and journal form.
 
     The new steps may be listed in any order and refer to each other and to every
-    input and existing step; the whole graph is checked for cycles.
+    input and existing step; the whole graph is checked for cycles. One of them may
+    be named ``by`` (the adding step): it re-emits itself, its new definition runs
+    next in its place (see :func:`dsl.plan_steps`' ``again``), and its dependents wait
+    for the iteration that does not re-emit itself. Only a step that runs no reactor
+    may loop so (a reactor loops with ``recurse``).
 
     Raises:
         ValueError: What is wrong with them, in words (the adding step fails with it).
@@ -46,10 +50,17 @@ def plan_added(
             msg = f"two added steps are named {definition.name!r}"
             raise ValueError(msg)
         defs[definition.name] = definition
+    again = by if by is not None and by in defs else None
     try:
-        specs = plan_steps(plan.reactor, plan.inputs, defs, existing=existing)
+        specs = plan_steps(plan.reactor, plan.inputs, defs, existing=existing, again=again)
     except DefinitionError as exc:
         raise ValueError(str(exc)) from exc
+    if again is not None and specs[again].sub_reactors:
+        msg = (
+            f"{again!r} re-emits itself as a {specs[again].kind} step, which runs a "
+            "reactor: only a plain step may loop by re-emitting itself (use recurse)"
+        )
+        raise ValueError(msg)
     return specs, describe_steps(list(defs.values()))
 
 

@@ -153,7 +153,12 @@ class StepStarted(Message, frozen=True, kw_only=True):
 
 
 class StepCompleted(Message, frozen=True, kw_only=True):
-    """A step produced its result (``guarded``: a guard supplied it instead)."""
+    """A step produced its result (``guarded``: a guard supplied it instead).
+
+    ``again``: the step re-emitted itself (``WithSteps`` naming it): this is one
+    iteration's result, which its next definition (in the ``StepsAdded`` that follows)
+    may read under its name; its dependents wait for the last iteration.
+    """
 
     step: str
     attempt: int
@@ -161,6 +166,7 @@ class StepCompleted(Message, frozen=True, kw_only=True):
     started_at: float
     at: float
     guarded: bool = False
+    again: bool = False
 
 
 class StepSkipped(Message, frozen=True, kw_only=True):

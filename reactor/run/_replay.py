@@ -83,16 +83,27 @@ def apply_history(  # noqa: PLR0912, PLR0915 - one branch per event
                 if context is not None:
                     context(dict(event.context))
             case StepsAdded():
+                added = rebuild_steps(event.steps)
+                again = event.by if event.by in added else None
                 specs = plan_steps(
                     state.plan.reactor,
                     state.plan.inputs,
-                    rebuild_steps(event.steps),
+                    added,
                     existing={n: s.spec for n, s in steps.items()},
+                    again=again,
                 )
+                looped = specs.pop(again) if again is not None else None
                 state.add_dynamic(specs, replayed=True)
+                if looped is not None:  # it re-emitted itself: its next definition
+                    state.again(looped, replayed=True)
             case StepStarted():
                 steps[event.step].attempt = event.attempt
                 unfinished[event.step] = event.attempt
+            case StepCompleted(again=True):  # an iteration: its result, not the step's
+                unfinished.pop(event.step, None)
+                step = steps[event.step]
+                state.values[event.step] = decode_value(event.value, step.spec.result_type)
+                replayed(StepEventKind.COMPLETE, step, event.at, event.started_at)
             case StepCompleted():
                 unfinished.pop(event.step, None)
                 step = steps[event.step]

@@ -765,20 +765,72 @@ class Run(LoopActor[object]):
         name = step.spec.name
         try:
             existing = {n: s.spec for n, s in self._state.steps.items()}
-            specs, described = plan_added(self._plan, existing, grown.steps)
+            specs, described = plan_added(self._plan, existing, grown.steps, by=name)
         except Exception as exc:  # noqa: BLE001 - bad added steps fail the step, not the run
             problem = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             failure = StepFailure("bad_step", f"the steps it added: {problem}")
             self._failed(step, failure, retry=False)
             return
+        again = specs.pop(name, None)
+        if again is not None and not self._iterated(step, grown.value):
+            return  # its value cannot be journaled: the step failed
         self._append(StepsAdded(by=name, steps=described, at=time.time()))
         self._state.add_dynamic(specs, replayed=False)
+        if again is not None:
+            self._state.again(again, replayed=False)
         if self._mw:
             self._info = _replace(self._info, steps=tuple(self._state.steps))
         for spec in specs.values():
             self._event(StepEventKind.ADDED, self._state.steps[spec.name], detail=f"by {name}")
+        if again is not None:
+            self._event(StepEventKind.ADDED, self._state.steps[name], detail="by itself, again")
+            if self._mode is Mode.RUNNING:
+                self._pump()
+            else:
+                self._after_settle()
+            return
         step.ran = True
         self._complete(step, grown.value)
+
+    def _iterated(self, step: StepState, value: Any) -> bool:
+        """One iteration of a step that re-emits itself: journal its result, keep it.
+
+        The result is what the step's next definition reads under its name; it is not
+        the step's result yet (its dependents wait), and it is not undone on rollback:
+        only the last iteration, the one that completes the step, is.
+        """
+        name = step.spec.name
+        try:
+            raw = encode_value(value)
+        except EncodeError as exc:
+            self._failed(
+                step,
+                StepFailure("unencodable_result", f"its result cannot be journaled: {exc}"),
+                retry=False,
+            )
+            return False
+        now = time.time()
+        self._state.values[name] = value
+        self._n_completed += 1
+        self._append(
+            StepCompleted(
+                step=name,
+                attempt=step.attempt,
+                value=raw,
+                started_at=step.started_at,
+                at=now,
+                again=True,
+            )
+        )
+        if self._mw:
+            self._event(
+                StepEventKind.COMPLETE,
+                step,
+                value=value,
+                duration=now - step.started_at,
+                detail="re-emits itself",
+            )
+        return True
 
     def _complete(self, step: StepState, value: Any, *, guarded: bool = False) -> None:
         name = step.spec.name

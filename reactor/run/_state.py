@@ -118,22 +118,55 @@ class RunState:
     def add_step(self, spec: StepSpec) -> None:
         """Track a step added while running."""
         self.steps[spec.name] = StepState(spec)
-        if isinstance(self.dependents, dict):
-            owned = cast("dict[str, list[str]]", self.dependents)
-        else:  # still the plan's: copy it before adding
-            owned = {k: list(v) for k, v in self.dependents.items()}
-            self.dependents = owned
+        owned = self._owned_dependents()
         for dependency in spec.depends_on:
             if dependency not in self.plan.inputs:
                 owned.setdefault(dependency, []).append(spec.name)
 
+    def _owned_dependents(self) -> dict[str, list[str]]:
+        if isinstance(self.dependents, dict):
+            return cast("dict[str, list[str]]", self.dependents)
+        owned = {k: list(v) for k, v in self.dependents.items()}  # the plan's: copy it
+        self.dependents = owned
+        return owned
+
     def blockers(self, spec: StepSpec) -> int:
-        """How many of ``spec``'s step dependencies are not settled yet."""
+        """How many of ``spec``'s step dependencies are not settled yet.
+
+        A step that re-emitted itself may read its own previous result: not a blocker.
+        """
+        name = spec.name
         return sum(
             1
             for d in spec.depends_on
-            if d not in self.plan.inputs and self.steps[d].status not in SETTLED
+            if d not in self.plan.inputs and d != name and self.steps[d].status not in SETTLED
         )
+
+    def again(self, spec: StepSpec, *, replayed: bool) -> StepState:
+        """A step re-emitted itself: ``spec`` runs next in its place.
+
+        Its previous iteration's result stays in :attr:`values` (the new definition may
+        read it under the step's name); its dependents keep waiting. Unless replayed,
+        it is queued once its own dependencies have settled.
+        """
+        name = spec.name
+        old = self.steps[name]
+        step = self.steps[name] = StepState(spec)
+        if old.spec.depends_on != spec.depends_on:
+            owned = self._owned_dependents()
+            for dependency in old.spec.depends_on:
+                users = owned.get(dependency)
+                if users is not None and name in users:
+                    users.remove(name)
+            for dependency in spec.depends_on:
+                if dependency not in self.plan.inputs and dependency != name:
+                    owned.setdefault(dependency, []).append(name)
+        if not replayed:
+            step.blockers = self.blockers(spec)
+            if step.blockers == 0:
+                step.status = Status.READY
+                self.ready.append(name)
+        return step
 
     def add_dynamic(self, specs: Mapping[str, StepSpec], *, replayed: bool) -> None:
         """Add steps a step returned (``WithSteps``); unless replayed, queue the ready ones."""

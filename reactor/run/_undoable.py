@@ -58,7 +58,12 @@ def undoability(plan: Plan, events: Iterable[RunEvent]) -> Undoability:
         match event:
             case StepsAdded():
                 added = rebuild_steps(event.steps)
-                specs.update(plan_steps(plan.reactor, plan.inputs, added, existing=specs))
+                again = event.by if event.by in added else None
+                specs.update(
+                    plan_steps(plan.reactor, plan.inputs, added, existing=specs, again=again)
+                )
+            case StepCompleted(again=True):
+                pass  # an iteration of a step that re-emitted itself: not undone
             case StepCompleted(guarded=False):
                 completed[event.step] = event.attempt
             case StepFailed(will_retry=False):

@@ -25,6 +25,7 @@ from dsl import (
     ref,
     step,
     template,
+    value,
 )
 from tests.support.flows import TALLY, double
 
@@ -163,6 +164,93 @@ class GrowsBackwards(Reactor):
                 step(gated, name="first", args={"x": ref("seed"), "flag": ref("flag")}),
             ],
         )
+
+
+# -- a step that re-emits itself (Ash's loop) ----------------------------------------------------
+
+
+def count_on(n: int, limit: int, flag: str) -> Any:
+    """One iteration of a counter that re-emits itself until ``limit``.
+
+    Its next iteration reads this one's result; at 3 it halts until ``flag`` exists
+    (a flag of ``""`` never halts).
+    """
+    LOG.hit(f"count {n}")
+    if n == 3 and flag and not Path(flag).exists():
+        return Halt("waiting for the flag")
+    if n >= limit:
+        return n
+    again = step(
+        count_on,
+        name="count",
+        args={"n": ref("count", transform=_next), "limit": value(limit), "flag": value(flag)},
+        undo=_undo_log,
+    )
+    return WithSteps(n, [again, step(double, name=f"side_{n}", args={"x": ref("count")})])
+
+
+def _next(n: int) -> int:
+    return n + 1
+
+
+def _fail_after(count: int) -> int:
+    LOG.hit(f"tail {count}")
+    msg = "the tail fails"
+    raise ValueError(msg)
+
+
+class Counter(Reactor):
+    """``count`` loops from ``start`` to ``limit``; ``done`` waits for its last iteration."""
+
+    start = Input(int)
+    limit = Input(int)
+    flag = Input(str, default="")
+
+    @step(undo=_undo_log)
+    def count(start: int, limit: int, flag: str) -> Any:
+        return count_on(start, limit, flag)
+
+    @step
+    def done(count: int) -> str:
+        LOG.hit(f"done {count}")
+        return f"reached {count}"
+
+
+def count_alone(n: int, limit: int) -> Any:
+    """:func:`count_on` without the steps beside it (each iteration has an undo)."""
+    LOG.hit(f"count {n}")
+    if n >= limit:
+        return n
+    again = step(
+        count_alone, name="count", args={"n": ref("count", transform=_next)}, undo=_undo_log
+    )
+    return WithSteps(n, [again])
+
+
+class LoneCounter(Reactor):
+    """Only a loop, every iteration undoable: a completed run can be undone."""
+
+    start = Input(int)
+    limit = Input(int)
+
+    @step(undo=_undo_log)
+    def count(start: int, limit: int) -> Any:
+        return count_alone(start, limit)
+
+
+class CounterThenFails(Reactor):
+    """A loop as in :class:`Counter`, then a step that fails: the loop is undone once."""
+
+    start = Input(int)
+    limit = Input(int)
+
+    @step(undo=_undo_log)
+    def count(start: int, limit: int) -> Any:
+        return count_on(start, limit, "")
+
+    @step(max_retries=0)
+    def tail(count: int) -> int:
+        return _fail_after(count)
 
 
 # -- the run context ----------------------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""A step that re-emits itself loops, as in Ash Reactor.
+
+``WithSteps(value, [step(..., name=<its own name>)])``: the value is that iteration's
+result, the new definition runs next in the step's place and may read it under the
+step's name, and the step's dependents wait for the iteration that returns a plain
+value. Each iteration is journaled, so a halted or crashed loop resumes at the
+iteration it had reached; only the last iteration is undone when the run rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from actors import System
+from dsl import Input, Reactor, WithSteps, compose, ref, step, value
+from reactor.app import Engine
+from reactor.cli import main
+from reactor.run import (
+    RunCompleted,
+    RunFailedError,
+    RunHaltedError,
+    StepCompleted,
+    StepsAdded,
+    StepUndone,
+    fold,
+)
+from tests.support.acceptance import LOG, Counter, CounterThenFails, LoneCounter, Tenant
+from tests.support.composed import named
+
+WAIT = 10.0
+"""Seconds a test waits for a run's result before calling it hung."""
+
+
+@pytest.fixture(autouse=True)
+def _reset_log() -> Iterator[None]:
+    LOG.reset()
+    yield
+    LOG.reset()
+
+
+@pytest.fixture
+def engine(system: System, tmp_path: Path) -> Iterator[Engine]:
+    """An engine journaling into a fresh database, without log lines."""
+    with Engine(system, db_path=tmp_path / "runs.db", logging=False) as running:
+        yield running
+
+
+def test_a_step_that_re_emits_itself_loops_and_its_dependents_see_the_last_iteration(
+    engine: Engine,
+) -> None:
+    handle = engine.start(Counter, {"start": 1, "limit": 4})
+    assert handle.result(WAIT) == "reached 4"
+    # Each iteration read the previous one's result (through the argument's transform);
+    # the steps added beside each iteration depend on the step, so they read its last.
+    assert [e for e in LOG.log if e.startswith(("count", "done"))] == [
+        "count 1",
+        "count 2",
+        "count 3",
+        "count 4",
+        "done 4",
+    ]
+    events = engine.history(handle.run_id)
+    counted = [(e.again, bytes(e.value)) for e in events if isinstance(e, StepCompleted)]
+    assert [c for c in counted if c[0]] == [(True, b"1"), (True, b"2"), (True, b"3")]
+    sides = {e.step: bytes(e.value) for e in events if isinstance(e, StepCompleted)}
+    assert (sides["side_1"], sides["side_2"], sides["side_3"]) == (b"8", b"8", b"8")
+    assert [e.by for e in events if isinstance(e, StepsAdded)] == ["count"] * 3
+    assert isinstance(events[-1], RunCompleted)
+    view = fold(events)
+    looped = view.step("count")
+    assert (looped.status, looped.iterations, looped.value) == ("done", 3, 4)
+    assert "re-emitted itself 3x" in looped.detail
+
+
+def test_a_halted_loop_resumes_at_the_iteration_it_reached(engine: Engine, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    handle = engine.start(Counter, {"start": 1, "limit": 5, "flag": str(flag)})
+    with pytest.raises(RunHaltedError):
+        handle.result(WAIT)
+    assert LOG.counts["count 1"] == LOG.counts["count 2"] == LOG.counts["count 3"] == 1
+    flag.touch()
+    assert engine.resume(handle.run_id).result(WAIT) == "reached 5"
+    # The iterations that completed before the halt did not run again.
+    assert LOG.counts["count 1"] == LOG.counts["count 2"] == 1
+    assert LOG.counts["count 3"] == 2  # the halted iteration, run again
+    assert LOG.counts["count 4"] == LOG.counts["count 5"] == LOG.counts["done 5"] == 1
+
+
+def test_a_rolled_back_loop_is_undone_once_for_its_last_iteration(engine: Engine) -> None:
+    handle = engine.start(CounterThenFails, {"start": 1, "limit": 3})
+    with pytest.raises(RunFailedError) as caught:
+        handle.result(WAIT)
+    assert caught.value.errors[0].step == "tail"
+    assert [e for e in LOG.log if e.startswith("undo")] == ["undo 3"]
+    undone = [e.step for e in engine.history(handle.run_id) if isinstance(e, StepUndone)]
+    assert undone == ["count"]
+
+
+def test_undoing_a_completed_loop_undoes_its_last_iteration(engine: Engine) -> None:
+    handle = engine.start(LoneCounter, {"start": 1, "limit": 3})
+    assert handle.result(WAIT) == 3
+    engine.undo(handle.run_id)
+    assert [e for e in LOG.log if e.startswith("undo")] == ["undo 3"]
+
+
+def _looks_back(n: int) -> Any:
+    return WithSteps(n, [step(_looks_back, name="first", args={"n": ref("second")})])
+
+
+def _as_compose(n: int) -> Any:
+    return WithSteps(n, [named(compose(Tenant, word=value("x")), "first")])
+
+
+@pytest.mark.parametrize(
+    ("again", "words"),
+    [
+        (_looks_back, "a cycle"),
+        (_as_compose, "only a plain step may loop by re-emitting itself (use recurse)"),
+    ],
+    ids=["cycle-through-a-dependent", "as-a-composite"],
+)
+def test_a_re_emission_that_cannot_loop_fails_the_step_with_bad_step(
+    engine: Engine, again: Any, words: str
+) -> None:
+    class Looping(Reactor):
+        n = Input(int)
+
+        @step
+        def first(n: int) -> Any:
+            return again(n)
+
+        @step
+        def second(first: int) -> int:
+            return first
+
+    with pytest.raises(RunFailedError) as caught:
+        engine.start(Looping, {"n": 1}).result(WAIT)
+    first = caught.value.errors[0]
+    assert (first.step, first.kind) == ("first", "bad_step")
+    assert words in first.message
+
+
+def test_runs_show_tells_a_looping_step(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handle = engine.start(Counter, {"start": 1, "limit": 3})
+    handle.result(WAIT)
+    capsys.readouterr()
+    logging = structlog.get_config()
+    try:
+        code = main(["runs", "show", handle.run_id, "--db", str(tmp_path / "runs.db")])
+    finally:
+        structlog.configure(**logging)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "re-emitted itself 2x" in out
