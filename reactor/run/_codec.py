@@ -8,6 +8,7 @@ own types come back).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -26,6 +27,8 @@ def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, set | frozenset):
         return sorted(obj, key=repr)
     msg = f"a {type(obj).__module__}.{type(obj).__qualname__} cannot be encoded as JSON"
+    if isinstance(obj, Iterator):  # a generator, a map(), an open file: consumed once
+        msg += "; it is an iterator, read once: return a list (list(...)) instead"
     raise NotImplementedError(msg)
 
 

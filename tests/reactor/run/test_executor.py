@@ -850,6 +850,19 @@ def test_unencodable_result_fails_the_step(engine: Engine) -> None:
     assert of_type(events, StepCompleted) == []
 
 
+def test_a_generator_result_fails_saying_to_return_a_list(engine: Engine) -> None:
+    """A generator is read once and cannot be journaled: the error says what to return."""
+
+    class Lazy(Reactor):
+        @step
+        def items() -> Any:
+            return (n for n in range(3))
+
+    error = failure(engine, Lazy)
+    assert (error.errors[0].step, error.errors[0].kind) == ("items", "unencodable_result")
+    assert "return a list (list(...)) instead" in error.errors[0].message
+
+
 # -- 11. input errors --------------------------------------------------------------------------
 
 
