@@ -8,6 +8,7 @@ function's :func:`~dsl.locate` string.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -180,7 +181,9 @@ def step(
     ``async def`` functions run on the event loop; plain ``def`` in a worker pool.
 
     Args:
-        fn: The function (when used as ``@step`` without parentheses).
+        fn: The function (when used as ``@step`` without parentheses); or a step of
+            another kind (``compose(...)``, ``for_each(...)``, ...) to name it (and add
+            options): how such a step added while running (``WithSteps``) is named.
         name: The step's name; by default the class attribute's (``shout = step(fn)``
             is the step ``shout``). A step added while running (``WithSteps``) that sets
             none is named after its function.
@@ -192,6 +195,8 @@ def step(
             ``description``, ``placement``). One that does not exist is reported, with the reactor
             and step, when the reactor is defined.
     """
+    if isinstance(cast(object, fn), StepDef):
+        return _renamed(cast("StepDef", fn), name, args, dict(options))
 
     def make(function: Callable[..., Any]) -> StepDef:
         if isinstance(cast(object, function), StepDef) or not callable(function):
@@ -206,3 +211,28 @@ def step(
         )
 
     return make if fn is None else make(fn)
+
+
+def _renamed(
+    definition: StepDef,
+    name: str | None,
+    args: Mapping[str, Any] | None,
+    options: dict[str, Any],
+) -> StepDef:
+    """``step(compose(...), name=...)``: a step of another kind, named (and optioned).
+
+    How a ``compose``, ``for_each``, ``switch``, ... step added while running
+    (``WithSteps``) gets its name; its sources are given where it is made.
+    """
+    if args:
+        msg = (
+            "step(definition, args=...): give a compose/for_each/... step its sources "
+            "where it is made, e.g. compose(Child, x=ref('x'))"
+        )
+        raise TypeError(msg)
+    return dataclasses.replace(
+        definition,
+        name=name or definition.name,
+        named=name is not None or definition.named,
+        options={**definition.options, **options},
+    )

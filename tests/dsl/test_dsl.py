@@ -292,6 +292,15 @@ def test_name_option_renames_a_step() -> None:
     assert spec_of(Renamed, "title").arguments == {"summary": Ref("summary")}
 
 
+def test_step_names_a_step_of_another_kind() -> None:
+    """``step(compose(...), name=...)`` names a composite (how ``WithSteps`` adds one)."""
+    made = step(compose(Echo, text=value("hi")), name="echoed", max_retries=1)
+    assert (made.name, made.named, made.options["max_retries"]) == ("echoed", True, 1)
+    assert made.sources == {"text": value("hi")}
+    with pytest.raises(TypeError, match="give a compose/for_each/... step its sources"):
+        step(compose(Echo), name="echoed", args={"text": value("hi")})
+
+
 def test_step_options_are_stored_and_normalised() -> None:
     """Options are kept on the spec; hooks, a number backoff and an int timeout are normalised."""
 

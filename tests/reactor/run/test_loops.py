@@ -30,7 +30,6 @@ from reactor.run import (
     fold,
 )
 from tests.support.acceptance import LOG, Counter, CounterThenFails, LoneCounter, Tenant
-from tests.support.composed import named
 
 WAIT = 10.0
 """Seconds a test waits for a run's result before calling it hung."""
@@ -113,7 +112,7 @@ def _looks_back(n: int) -> Any:
 
 
 def _as_compose(n: int) -> Any:
-    return WithSteps(n, [named(compose(Tenant, word=value("x")), "first")])
+    return WithSteps(n, [step(compose(Tenant, word=value("x")), name="first")])
 
 
 @pytest.mark.parametrize(
