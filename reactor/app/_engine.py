@@ -742,7 +742,8 @@ class Engine:
 
         Raises:
             RunFailedError: A step failed for good (after rollback).
-            RunHaltedError: A step halted the run.
+            RunHaltedError: A step halted the run, or its timeout did
+                (``on_timeout="halt"``).
             RunCancelledError: It was cancelled.
             BlockingCallError: Called on a running event loop (before anything starts).
         """
