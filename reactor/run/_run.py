@@ -749,7 +749,9 @@ class Run(LoopActor[object]):
             outcome = Err(AskError(outcome))
         if isinstance(outcome, Err):
             if isinstance(outcome.error, RunHaltedError):  # a composed run halted
-                self._halted(step, f"{outcome.error.step}: {outcome.error.reason}")
+                halted = outcome.error  # its step, or none when its own timeout halted it
+                where = f"{halted.step}: " if halted.step else ""
+                self._halted(step, f"{where}{halted.reason}")
             else:
                 self._failed(step, outcome.error)
             return

@@ -23,7 +23,7 @@ import pytest
 
 import reactor.run._run as run_module
 from actors import System
-from dsl import Halt, Reactor, step
+from dsl import Halt, Reactor, compose, step
 from reactor.app import Engine
 from reactor.run import (
     Middleware,
@@ -308,3 +308,76 @@ def test_journal_without_on_timeout_replays_as_fail(
         engine.resume(handle.run_id, reactor=Old).result(WAIT)
     assert failed.value.errors[0].kind == "timeout"
     assert isinstance(engine.history(handle.run_id)[-1], RunFailed)
+
+
+def test_parent_halt_waits_for_a_running_composite(engine: Engine, deadline: Deadline) -> None:
+    """At the parent's timeout, its running composite finishes, then the parent halts.
+
+    The child run goes on to its end; the parent's next step does not start; resume
+    finishes the parent from there.
+    """
+    calls: list[str] = []
+
+    class Child(Reactor):
+        @step
+        def work() -> str:
+            calls.append("work")
+            deadline.passed.wait(WAIT)
+            return "worked"
+
+    class Parent(Reactor, timeout=LIMIT, on_timeout="halt"):
+        sub = compose(Child)
+
+        @step
+        def after(sub: str) -> str:
+            calls.append("after")
+            return f"after {sub}"
+
+    handle = engine.start(Parent)
+    with pytest.raises(RunHaltedError) as caught:
+        handle.result(WAIT)
+    assert (caught.value.step, caught.value.reason) == (
+        "",
+        f"the run's timeout of {LIMIT} s passed",
+    )
+    assert calls == ["work"]
+    events = engine.history(handle.run_id)
+    assert [c.step for c in of_type(events, StepCompleted)] == ["sub"]
+    assert of_type(events, StepUndone) == []
+
+    deadline.next_phase(armed=False)
+    assert engine.resume(handle.run_id, reactor=Parent).result(WAIT) == "after worked"
+    assert calls == ["work", "after"]
+
+
+def test_a_child_halted_by_its_timeout_halts_its_parent(engine: Engine, deadline: Deadline) -> None:
+    """A composed run whose own timeout halts it halts the composite step, with its reason."""
+    calls: list[str] = []
+
+    class Slow(Reactor, timeout=LIMIT, on_timeout="halt"):
+        @step
+        def first() -> str:
+            calls.append("first")
+            deadline.passed.wait(WAIT)
+            return "first"
+
+        @step
+        def second(first: str) -> str:
+            calls.append("second")
+            return f"{first}, second"
+
+    class Outer(Reactor):
+        inner = compose(Slow)
+
+    handle = engine.start(Outer)
+    with pytest.raises(RunHaltedError) as caught:
+        handle.result(WAIT)
+    assert (caught.value.step, caught.value.reason) == (
+        "inner",
+        f"the run's timeout of {LIMIT} s passed",
+    )
+    assert calls == ["first"]
+
+    deadline.next_phase(armed=False)
+    assert engine.resume(handle.run_id, reactor=Outer).result(WAIT) == "first, second"
+    assert calls == ["first", "second"]
