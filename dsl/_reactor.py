@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from dsl._errors import DefinitionError
 from dsl._inputs import Input
@@ -42,6 +42,9 @@ class Plan:
         max_concurrency: The default limit on steps running at once (``None``: the
             engine's default).
         timeout: The default limit on a whole run, in seconds.
+        on_timeout: What a run does when its timeout passes, by default: ``"fail"``
+            (roll back and fail) or ``"halt"`` (let running steps finish, then halt,
+            to be resumed); ``None``: the engine's default, ``"fail"``.
         placement: Where its steps' work runs unless a step says (``None``: the
             engine's placement); already applied to the steps that take one.
     """
@@ -56,6 +59,7 @@ class Plan:
     max_concurrency: int | None = None
     timeout: float | None = None
     placement: Placement | None = None
+    on_timeout: Literal["fail", "halt"] | None = None
 
 
 class Reactor:
@@ -75,7 +79,8 @@ class Reactor:
                 return f"For: {optimist.content}\\nAgainst: {sceptic.content}"
 
     Class keywords: ``returns`` (the step whose result the run returns; default the
-    last step), ``max_concurrency`` and ``timeout`` (defaults for each run), and
+    last step), ``max_concurrency``, ``timeout`` and ``on_timeout`` (``"fail"`` or
+    ``"halt"``: what a run does when its timeout passes) (defaults for each run), and
     ``placement`` (where the work of its steps runs when a step does not say:
     ``"local"``, ``"ray"`` or a :class:`~dsl.Placement`).
 
@@ -92,6 +97,7 @@ class Reactor:
         max_concurrency: int | None = None,
         timeout: float | None = None,
         placement: str | Placement | None = None,
+        on_timeout: Literal["fail", "halt"] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -108,7 +114,7 @@ class Reactor:
                 defs[step_name] = member
         if not defs:
             raise DefinitionError("a reactor needs at least one step", reactor=name)
-        _check_run_options(name, max_concurrency, timeout)
+        _check_run_options(name, max_concurrency, timeout, on_timeout)
         try:
             default_placement = placement_of(placement)
         except ValueError as exc:
@@ -132,6 +138,7 @@ class Reactor:
             max_concurrency=max_concurrency,
             timeout=timeout,
             placement=default_placement,
+            on_timeout=on_timeout,
         )
 
     @classmethod
@@ -210,6 +217,7 @@ def _plan(
     max_concurrency: int | None,
     timeout: float | None,
     placement: Placement | None = None,
+    on_timeout: Literal["fail", "halt"] | None = None,
 ) -> Plan:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     dependents: dict[str, list[str]] = {n: [] for n in (*inputs, *steps)}
@@ -228,10 +236,13 @@ def _plan(
         max_concurrency=max_concurrency,
         timeout=timeout,
         placement=placement,
+        on_timeout=on_timeout,
     )
 
 
-def _check_run_options(name: str, max_concurrency: int | None, timeout: float | None) -> None:
+def _check_run_options(
+    name: str, max_concurrency: int | None, timeout: float | None, on_timeout: object
+) -> None:
     if max_concurrency is not None and (
         not isinstance(max_concurrency, int) or max_concurrency < 1
     ):
@@ -240,6 +251,10 @@ def _check_run_options(name: str, max_concurrency: int | None, timeout: float | 
         )
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise DefinitionError(f"timeout must be seconds > 0, got {timeout!r}", reactor=name)
+    if on_timeout is not None and on_timeout not in {"fail", "halt"}:
+        raise DefinitionError(
+            f"on_timeout must be 'fail' or 'halt', got {on_timeout!r}", reactor=name
+        )
 
 
 def _check_input(reactor: str, name: str, spec: Input) -> None:

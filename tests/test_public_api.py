@@ -1005,6 +1005,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "Limits",
         "Middleware",
         "Ok",
+        "OnTimeout",
         "Outcome",
         "Owner",
         "PlanChangedError",

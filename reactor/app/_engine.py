@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import msgspec
 
@@ -65,6 +65,7 @@ from reactor.run import (
     JournalProof,
     Limits,
     Middleware,
+    OnTimeout,
     PlanChangedError,
     ResumeError,
     Run,
@@ -535,12 +536,13 @@ class Engine:
         max_concurrency: int | None,
         timeout: float | None,
         concurrency_key: str | None,
+        on_timeout: OnTimeout | None = None,
     ) -> tuple[str, dict[str, Any], msgspec.Raw, RunOptions, str]:
         if not (isinstance(reactor, type) and issubclass(reactor, Reactor)) or reactor is Reactor:
             msg = f"{reactor!r} is not a Reactor subclass"
             raise TypeError(msg)
         plan = reactor.__plan__
-        _check_limits(plan.reactor, max_concurrency, timeout)
+        _check_limits(plan.reactor, max_concurrency, timeout, on_timeout)
         given = dict(inputs or {})
         values = check_inputs(plan, given)
         try:
@@ -557,6 +559,7 @@ class Engine:
             max_concurrency or plan.max_concurrency or self.max_concurrency,
             timeout if timeout is not None else plan.timeout,
             concurrency_key,
+            on_timeout or plan.on_timeout or "fail",
         )
         return run_id or new_run_id(), values, raw, options, locator
 
@@ -606,6 +609,7 @@ class Engine:
         concurrency_key: str | None = None,
         middleware: Sequence[Middleware] = (),
         context: Mapping[str, Any] | None = None,
+        on_timeout: OnTimeout | None = None,
     ) -> RunHandle:
         """Start a run; returns at once with its handle.
 
@@ -615,7 +619,8 @@ class Engine:
             run_id: The run's id (default: a new random one).
             max_concurrency: Steps running at once (default: the reactor's, else the
                 engine's).
-            timeout: Seconds the whole run may take; then it is rolled back and fails.
+            timeout: Seconds the whole run may take (default: the reactor's); what
+                happens then is ``on_timeout``'s.
             concurrency_key: Share one limit on running steps with every run (and
                 composed run) that names the same key.
             middleware: Observers of this run only, after the engine's.
@@ -624,11 +629,20 @@ class Engine:
                 (``RunInfo.context``) can read: a tenant, a user, a request id. JSON
                 values: it is journaled with the run, so a resumed run has it again,
                 and composed runs share it.
+            on_timeout: What the run does once its timeout has passed (default: the
+                reactor's, else ``"fail"``). ``"fail"``: running steps are cancelled,
+                completed ones undone, and the run fails with a ``timeout`` error.
+                ``"halt"`` (Ash Reactor's soft timeout): no step starts any more, the
+                running ones finish and keep their results, then the run halts
+                (:class:`~reactor.run.RunHaltedError`, with no step and a reason
+                that names the timeout); :meth:`resume` continues it, under a fresh
+                timeout counted from the resume.
 
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
             EncodeError: The context cannot be journaled as JSON.
-            ValueError: ``max_concurrency`` is not an int >= 1, or ``timeout`` not > 0.
+            ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` not > 0,
+                or ``on_timeout`` neither ``"fail"`` nor ``"halt"``.
 
         A ``run_id`` that names a run already (in the journal, or running here) is
         refused: :class:`~reactor.run.RunExistsError`, raised here when that run is
@@ -637,7 +651,15 @@ class Engine:
         """
         self._require_open()
         spec, handle = self._start_spec(
-            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
+            reactor,
+            inputs,
+            run_id,
+            max_concurrency,
+            timeout,
+            concurrency_key,
+            middleware,
+            context,
+            on_timeout,
         )
         handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
@@ -653,11 +675,20 @@ class Engine:
         concurrency_key: str | None = None,
         middleware: Sequence[Middleware] = (),
         context: Mapping[str, Any] | None = None,
+        on_timeout: OnTimeout | None = None,
     ) -> RunHandle:
         """:meth:`start` for asyncio code (it opens the engine first if need be)."""
         await self.open_async()
         spec, handle = self._start_spec(
-            reactor, inputs, run_id, max_concurrency, timeout, concurrency_key, middleware, context
+            reactor,
+            inputs,
+            run_id,
+            max_concurrency,
+            timeout,
+            concurrency_key,
+            middleware,
+            context,
+            on_timeout,
         )
         handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
@@ -672,6 +703,7 @@ class Engine:
         concurrency_key: str | None,
         middleware: Sequence[Middleware],
         context: Mapping[str, Any] | None = None,
+        on_timeout: OnTimeout | None = None,
     ) -> tuple[ChildSpec, RunHandle]:
         """The Run actor's spec for a new top-level run, and its handle (no ref yet)."""
         rid, values, raw, options, locator = self._prepare(
@@ -681,6 +713,7 @@ class Engine:
             max_concurrency=max_concurrency,
             timeout=timeout,
             concurrency_key=concurrency_key,
+            on_timeout=on_timeout,
         )
         handle = RunHandle(rid, reactor.__plan__.reactor)
         spec = self._spec(
@@ -709,7 +742,8 @@ class Engine:
 
         Raises:
             RunFailedError: A step failed for good (after rollback).
-            RunHaltedError: A step halted the run.
+            RunHaltedError: A step halted the run, or its timeout did
+                (``on_timeout="halt"``).
             RunCancelledError: It was cancelled.
             BlockingCallError: Called on a running event loop (before anything starts).
         """
@@ -782,6 +816,7 @@ class Engine:
                 max_concurrency=plan.max_concurrency or max_concurrency,
                 timeout=plan.timeout,
                 concurrency_key=concurrency_key,
+                on_timeout=plan.on_timeout or "fail",
             ),
             parent=parent,
             stack=(*stack, name),
@@ -1251,11 +1286,17 @@ class Engine:
 
 @functools.lru_cache(maxsize=64)
 def _options(
-    max_concurrency: int, timeout: float | None, concurrency_key: str | None
+    max_concurrency: int,
+    timeout: float | None,
+    concurrency_key: str | None,
+    on_timeout: OnTimeout = "fail",
 ) -> RunOptions:
     """The (frozen) options of a new run: runs that share their options share one object."""
     return RunOptions(
-        max_concurrency=max_concurrency, timeout=timeout, concurrency_key=concurrency_key
+        max_concurrency=max_concurrency,
+        timeout=timeout,
+        concurrency_key=concurrency_key,
+        on_timeout=on_timeout,
     )
 
 
@@ -1339,11 +1380,12 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):x}-{next(_ids) & 0xFFFFFF:06x}"
 
 
-def _check_limits(reactor: str, max_concurrency: Any, timeout: Any) -> None:
+def _check_limits(reactor: str, max_concurrency: Any, timeout: Any, on_timeout: Any) -> None:
     """A run's own limits, checked as a class's are (a negative limit hung the run).
 
     Raises:
-        ValueError: ``max_concurrency`` is not an int >= 1, or ``timeout`` not seconds > 0.
+        ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` not seconds > 0,
+            or ``on_timeout`` not one of its values.
     """
     if max_concurrency is not None and (
         isinstance(max_concurrency, bool)
@@ -1356,4 +1398,11 @@ def _check_limits(reactor: str, max_concurrency: Any, timeout: Any) -> None:
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
     ):
         msg = f"run of {reactor!r}: timeout must be seconds > 0, got {timeout!r}"
+        raise ValueError(msg)
+    allowed = get_args(OnTimeout)
+    if on_timeout is not None and on_timeout not in allowed:
+        msg = (
+            f"run of {reactor!r}: on_timeout must be "
+            f"{' or '.join(map(repr, allowed))}, got {on_timeout!r}"
+        )
         raise ValueError(msg)

@@ -290,6 +290,16 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--max-concurrency", type=int, default=None, help="steps running at once at most"
     )
     run.add_argument("--timeout", type=float, default=None, help="seconds the whole run may take")
+    run.add_argument(
+        "--on-timeout",
+        choices=("fail", "halt"),
+        default=None,
+        help=(
+            "what the run does once its timeout passes: fail (cancel running steps, "
+            "roll back, fail; the default) or halt (start no more steps, let running "
+            "ones finish, halt; `reactor runs resume` continues it)"
+        ),
+    )
     run.add_argument("--run-id", default=None, help="the run's id (default: a new one)")
     run.add_argument(
         "--context",
@@ -745,6 +755,7 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one b
                     db=args.db,
                     max_concurrency=args.max_concurrency,
                     timeout=args.timeout,
+                    on_timeout=args.on_timeout,
                     run_id=args.run_id,
                     context=args.context,
                     progress=not args.no_progress,

@@ -182,7 +182,8 @@ def write_run(
         lines = [f"{f'step {e.step}' if e.step else 'run'}: {error_line(e)}" for e in view.errors]
         rows.append(("errors", Text("\n".join(lines))))
     if view.status == "halted":
-        rows.append(("halted", Text(f"at step {view.halted_step}: {view.reason}")))
+        where = f"at step {view.halted_step}: " if view.halted_step else ""
+        rows.append(("halted", Text(f"{where}{view.reason}")))
         rows.append(("resume", Text(f"reactor runs resume {view.run_id}")))
     if view.status == "interrupted":
         rows.append(("resume", Text(f"reactor runs resume {view.run_id}")))

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from actors.store import Journal
     from dsl import Reactor
     from reactor.app import Engine, RunHandle
-    from reactor.run import Middleware
+    from reactor.run import Middleware, OnTimeout
 
 __all__ = [
     "leave_now_if_steps_linger",
@@ -428,7 +428,8 @@ def _report(  # noqa: PLR0911, PLR0912 - one exit per way a run ends
             err.write(f"run {run_id} completed\n")
             return EXIT_OK
         case RunHaltedError():
-            err.write(f"run {run_id} halted at step {error.step}: {error.reason}\n")
+            where = f" at step {error.step}" if error.step else ""
+            err.write(f"run {run_id} halted{where}: {error.reason}\n")
             err.write(f"resume it with: {resume}\n")
             return EXIT_HALTED
         case RunFailedError():
@@ -453,8 +454,9 @@ def _outcome(  # noqa: PLR0911 - one object per way a run ends
     """How a run ended, as the JSON object ``--json`` prints.
 
     ``status`` is ``completed`` (with ``result``), ``failed`` (with ``errors``: step,
-    kind, error, message, retryable), ``halted`` (with ``step``, ``reason`` and the
-    ``resume`` command), ``cancelled`` (with ``reason``) or ``interrupted``.
+    kind, error, message, retryable), ``halted`` (with ``step``, ``null`` when the
+    run's timeout halted it, ``reason`` and the ``resume`` command), ``cancelled``
+    (with ``reason``) or ``interrupted``.
     """
     from reactor.run import (  # noqa: PLC0415
         ResumeError,
@@ -477,7 +479,7 @@ def _outcome(  # noqa: PLR0911 - one object per way a run ends
             return {
                 **base,
                 "status": "halted",
-                "step": error.step,
+                "step": error.step or None,
                 "reason": error.reason,
                 "resume": resume,
             }
@@ -502,6 +504,11 @@ def _write_outcome(out: TextIO, outcome: dict[str, Any]) -> None:
     out.flush()
 
 
+def _on_timeout(value: str) -> OnTimeout:
+    """``--on-timeout``'s value (checked already) as the engine's type."""
+    return "halt" if value == "halt" else "fail"
+
+
 def _usage_error(command: str, exc: CliError, out: TextIO, err: TextIO, *, as_json: bool) -> int:
     """One line on standard error (and, with ``--json``, an object on standard output)."""
     err.write(f"reactor {command}: error: {exc}\n")
@@ -518,6 +525,7 @@ def run_reactor(
     db: Path | None = None,
     max_concurrency: int | None = None,
     timeout: float | None = None,
+    on_timeout: str | None = None,
     run_id: str | None = None,
     context: Sequence[str] = (),
     progress: bool = True,
@@ -545,6 +553,9 @@ def run_reactor(
             raise CliError("--max-concurrency must be at least 1")
         if timeout is not None and not timeout > 0:
             raise CliError("--timeout must be a number of seconds > 0")
+        if on_timeout not in {None, "fail", "halt"}:
+            raise CliError(f"--on-timeout must be fail or halt, got {on_timeout!r}")
+        when_late: OnTimeout | None = None if on_timeout is None else _on_timeout(on_timeout)
         _configure_logging(log_level)
         _configure_tracing()
     except CliError as exc:
@@ -559,6 +570,7 @@ def run_reactor(
             run_id=run_id,
             max_concurrency=max_concurrency,
             timeout=timeout,
+            on_timeout=when_late,
             middleware=middleware,
             context=run_context,
         )

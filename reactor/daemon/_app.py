@@ -371,6 +371,7 @@ async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
                 body.inputs,
                 run_id=body.run_id,
                 timeout=body.timeout,
+                on_timeout=body.on_timeout,
                 context=context or None,
             )
     except InputError as exc:

@@ -204,6 +204,7 @@ class StartRun(_Body, frozen=True, kw_only=True):
     run_id: str | None = None
     timeout: float | None = None
     context: dict[str, Any] = msgspec.field(default_factory=dict)
+    on_timeout: Literal["fail", "halt"] | None = None
 
 
 class RunCreated(msgspec.Struct, frozen=True, kw_only=True):

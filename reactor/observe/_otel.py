@@ -170,6 +170,10 @@ class TracingMiddleware(Middleware):
             span.set_attributes(attributes)
             span.set_status(Status(StatusCode.ERROR, f"{outcome.status}: {message}"))
         else:
+            if outcome.status == "halted" and outcome.reason:
+                # A step's halt is also an event on the span; the run's timeout
+                # (on_timeout="halt") is said only here.
+                attributes["reactor.halt_reason"] = outcome.reason
             span.set_attributes(attributes)
         span.end()
 

@@ -5,7 +5,7 @@ The tree::
     RunError              something stopped a run (or kept one from starting)
     ├── InputError        an input is missing, unknown or of the wrong type
     ├── RunFailedError         a step failed for good; the run was rolled back
-    ├── RunHaltedError         a step halted the run; resume it later
+    ├── RunHaltedError         a step (or the run's timeout) halted the run; resume it
     ├── RunCancelledError      the run was cancelled
     ├── RunExistsError    a new run was started under the id of a run that exists
     ├── ResumeError       the run cannot be resumed (unknown, finished, not loadable)
@@ -102,18 +102,23 @@ class RunFailedError(RunError):
 
 
 class RunHaltedError(RunError):
-    """A step halted the run; :meth:`reactor.Engine.resume` continues it.
+    """The run halted; :meth:`reactor.Engine.resume` continues it.
+
+    A step halted it (``Halt(reason)``, or a composed run that halted), or its own
+    timeout passed under ``on_timeout="halt"`` (then ``step`` is empty and ``reason``
+    says so).
 
     Attributes:
-        step: The step that halted it.
+        step: The step that halted it (empty: the run's timeout did).
         reason: Why.
     """
 
     def __init__(self, *, run_id: str, reactor: str, step: str, reason: str) -> None:
         self.step = step
         self.reason = reason
+        where = f" at step {step!r}" if step else ""
         super().__init__(
-            f"run {run_id} of reactor {reactor!r} halted at step {step!r}: {reason} "
+            f"run {run_id} of reactor {reactor!r} halted{where}: {reason} "
             f"(resume it with `reactor runs resume {run_id}`)",
             run_id=run_id,
             reactor=reactor,

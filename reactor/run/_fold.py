@@ -108,7 +108,8 @@ class RunView(msgspec.Struct, kw_only=True):
         ended_at: When it completed, failed, halted or was cancelled.
         result: Its result (``completed``).
         errors: Why it failed (``failed``).
-        halted_step: The step that halted it (``halted``).
+        halted_step: The step that halted it (``halted``; ``None`` when the run's
+            own timeout halted it, under ``on_timeout="halt"``).
         reason: Why it halted or was cancelled.
         resumed: How many times it was resumed.
         events: How many events its journal has.
@@ -236,9 +237,10 @@ def fold(events: Iterable[RunEvent]) -> RunView:  # noqa: PLR0912, PLR0915 - one
                 step.status, step.error = "undo failed", event.error
             case RunHalted():
                 view.status, view.ended_at = "halted", event.at
-                view.halted_step, view.reason = event.step, event.reason
-                step = view.step(event.step)
-                step.status, step.detail = "halted", event.reason
+                view.halted_step, view.reason = event.step or None, event.reason
+                if event.step:  # empty: the run's timeout halted it, not a step
+                    step = view.step(event.step)
+                    step.status, step.detail = "halted", event.reason
             case RunCompleted():
                 view.status, view.ended_at = "completed", event.at
                 view.result = _decode(event.value)

@@ -230,7 +230,11 @@ class StepUndoFailed(Message, frozen=True, kw_only=True):
 
 
 class RunHalted(Message, frozen=True, kw_only=True):
-    """A step halted the run; ``reactor runs resume`` (or ``Engine.resume``) continues."""
+    """The run halted; ``reactor runs resume`` (or ``Engine.resume``) continues it.
+
+    ``step`` is the step that halted it, empty when the run's own timeout passed under
+    ``on_timeout="halt"`` (``reason`` then says so).
+    """
 
     run_id: str
     step: str

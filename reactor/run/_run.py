@@ -34,7 +34,8 @@ asks to a model host, the journal is asks to the Store):
    b. ``WithSteps``: check the new steps against the graph, journal ``StepsAdded``,
       add them, then 3a;
    c. ``Halt``: stop dispatching; once nothing runs, journal ``RunHalted`` and answer
-      "halted" (``resume`` runs that step again);
+      "halted" (``resume`` runs that step again); an attempt that fails meanwhile
+      still fails the run (5);
    d. ``Retry`` or a transient error (timeout, connection, a retryable model
       failure), with retries left: journal ``StepFailed(will_retry)`` and start it
       again after its backoff (a timer message, then 2); a transient error with none
@@ -54,7 +55,10 @@ asks to a model host, the journal is asks to the Store):
    Then journal ``RunFailed`` and answer.
 6. ``CancelRun`` or the run's timeout: cancel running attempts (through their
    executors), then 5, ending in ``RunCancelled`` (or ``RunFailed`` with a timeout
-   error).
+   error). A run whose ``on_timeout`` is ``"halt"`` is not cancelled at its timeout:
+   it halts as in 3c, with no step named (the timeout's reason instead): running
+   attempts finish and keep their results, and ``resume`` continues with the steps
+   that had not started (the resumed run's timeout counts from the resume).
 
 Results are journaled before their dependents finish but not necessarily before they
 start: the journal is a single ordered stream, so whatever a crash leaves durable is a
@@ -745,7 +749,9 @@ class Run(LoopActor[object]):
             outcome = Err(AskError(outcome))
         if isinstance(outcome, Err):
             if isinstance(outcome.error, RunHaltedError):  # a composed run halted
-                self._halted(step, f"{outcome.error.step}: {outcome.error.reason}")
+                halted = outcome.error  # its step, or none when its own timeout halted it
+                where = f"{halted.step}: " if halted.step else ""
+                self._halted(step, f"{where}{halted.reason}")
             else:
                 self._failed(step, outcome.error)
             return
@@ -1068,8 +1074,16 @@ class Run(LoopActor[object]):
         step.status = Status.PENDING
         step.blockers = 0
         self._event(StepEventKind.HALT, step, detail=reason)
+        self._halt_run(step.spec.name, reason)
+
+    def _halt_run(self, step: str, reason: str) -> None:
+        """Stop dispatching; once nothing runs, journal ``RunHalted`` (3c).
+
+        ``step`` is the step that halted the run, empty when the run's own timeout did
+        (``on_timeout="halt"``). The first halt's step and reason are the ones kept.
+        """
         if self._halt is None:
-            self._halt = (step.spec.name, reason)
+            self._halt = (step, reason)
         if self._mode is Mode.RUNNING:
             self._mode = Mode.HALTING
         self._after_settle()
@@ -1266,6 +1280,9 @@ class Run(LoopActor[object]):
         if self._mode in (Mode.FINISHING, Mode.ROLLING_BACK):
             return
         timeout = self._options.timeout
+        if self._options.on_timeout == "halt":
+            self._halt_run("", _timeout_reason(timeout))
+            return
         self._state.add_errors(
             StepError(
                 step="",
@@ -1460,13 +1477,26 @@ def _options_record(options: RunOptions) -> Any:
         max_concurrency=options.max_concurrency,
         timeout=options.timeout,
         concurrency_key=options.concurrency_key,
+        on_timeout=options.on_timeout,
     )
 
 
 class _RunOptionsRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A run's options as ``RunStarted.options`` journals them.
+
+    A journal written before a field existed lacks it: the field's default here must be
+    :class:`RunOptions`' (``Engine.resume`` rebuilds the options from the names it finds).
+    """
+
     max_concurrency: int
     timeout: float | None = None
     concurrency_key: str | None = None
+    on_timeout: str = "fail"
+
+
+def _timeout_reason(timeout: float | None) -> str:
+    """Why a run whose ``on_timeout`` is ``"halt"`` halted (``RunHalted.reason``)."""
+    return f"the run's timeout of {timeout} s passed"
 
 
 def _why(exc: BaseException) -> str:

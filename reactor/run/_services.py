@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from actors import Ref
 from reactor.run._limits import Limits
 from reactor.run._middleware import Middleware
 from reactor.run._records import Owner
 
-__all__ = ["CancelRun", "ChildRunner", "JournalProof", "Placer", "RunOptions", "RunServices"]
+__all__ = [
+    "CancelRun",
+    "ChildRunner",
+    "JournalProof",
+    "OnTimeout",
+    "Placer",
+    "RunOptions",
+    "RunServices",
+]
+
+OnTimeout = Literal["fail", "halt"]
+"""What a run does when its timeout passes (see :attr:`RunOptions.on_timeout`)."""
 
 ChildRunner = Callable[..., Coroutine[Any, Any, Any]]
 """``await run_child(reactor, inputs, suffix)``: run a composed reactor to its result."""
@@ -41,11 +52,18 @@ class RunOptions:
         max_concurrency: Steps running at once.
         timeout: Seconds the run may take (from its start or resume).
         concurrency_key: A pool of step slots shared with other runs.
+        on_timeout: What the run does once ``timeout`` has passed. ``"fail"``: a hard
+            limit; running attempts are cancelled, completed steps undone, and the run
+            fails with a ``timeout`` error. ``"halt"``: a soft one, Ash Reactor's; no
+            step starts any more, the running attempts finish (their results are
+            kept), then the run halts as a step's ``Halt`` halts it, and ``resume``
+            continues it (under a fresh timeout, counted from the resume).
     """
 
     max_concurrency: int = 8
     timeout: float | None = None
     concurrency_key: str | None = None
+    on_timeout: OnTimeout = "fail"
 
 
 class JournalProof:

@@ -831,10 +831,11 @@ def test_wait_for_an_unknown_step_fails() -> None:
         ({"max_concurrency": 1.5}, "max_concurrency must be an int >= 1, got 1.5"),
         ({"timeout": 0}, "timeout must be seconds > 0, got 0"),
         ({"timeout": "5"}, "timeout must be seconds > 0, got '5'"),
+        ({"on_timeout": "soft"}, "on_timeout must be 'fail' or 'halt', got 'soft'"),
     ],
 )
 def test_wrong_class_keywords_fail(keywords: dict[str, Any], problem: str) -> None:
-    """The class keywords max_concurrency and timeout are checked."""
+    """The class keywords max_concurrency, timeout and on_timeout are checked."""
     with fails("Limited", problem=problem):
 
         class Limited(Reactor, **keywords):

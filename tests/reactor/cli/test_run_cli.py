@@ -595,6 +595,51 @@ def test_runs_show_a_halted_run_says_how_to_resume(
     assert "reactor runs resume halt-3" in out
 
 
+def test_runs_show_a_run_its_timeout_halted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run halted by its timeout (on_timeout="halt") names no step, only the timeout."""
+    path = tmp_path / "runs.db"
+    now = time.time()
+    reason = "the run's timeout of 5.0 s passed"
+    _write_runs(
+        path,
+        {
+            "late-5": [
+                run_started("late-5", "Review", at=now - 10),
+                StepStarted(step="fetch", attempt=1, at=now - 9),
+                StepCompleted(
+                    step="fetch", attempt=1, value=raw_json(1), started_at=now - 9, at=now - 3
+                ),
+                RunHalted(run_id="late-5", step="", reason=reason, at=now - 3),
+            ]
+        },
+    )
+    code, out, err = _main(["runs", "show", "late-5", "--db", str(path)], capsys)
+    assert code == 0, err
+    assert reason in out
+    assert "at step" not in out
+    assert "reactor runs resume late-5" in out
+    code, out, err = _main(["runs", "show", "late-5", "--db", str(path), "--json"], capsys)
+    view = json.loads(out)
+    assert (view["status"], view["halted_step"], view["reason"]) == ("halted", None, reason)
+    assert [(s["name"], s["status"]) for s in view["steps"]] == [("fetch", "done")]
+
+
+def test_run_refuses_an_unknown_on_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--on-timeout` takes fail or halt; anything else is a usage error (exit 2)."""
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "x.py:R", "--on-timeout", "soft", "--db", str(tmp_path / "runs.db")])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--on-timeout" in err
+    assert "'fail'" in err
+    assert "'halt'" in err
+    assert not (tmp_path / "runs.db").exists()
+
+
 def test_runs_show_as_json(journal_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`runs show --json` is the folded view, with each step's duration."""
     code, out, err = _main(["runs", "show", "done-1", "--db", str(journal_db), "--json"], capsys)
