@@ -45,6 +45,8 @@ class Plan:
         on_timeout: What a run does when its timeout passes, by default: ``"fail"``
             (roll back and fail) or ``"halt"`` (let running steps finish, then halt,
             to be resumed); ``None``: the engine's default, ``"fail"``.
+        max_iterations: The default limit on how many times a run's steps may re-emit
+            themselves (loop) before the run halts (``None``: no limit).
         placement: Where its steps' work runs unless a step says (``None``: the
             engine's placement); already applied to the steps that take one.
     """
@@ -60,6 +62,7 @@ class Plan:
     timeout: float | None = None
     placement: Placement | None = None
     on_timeout: Literal["fail", "halt"] | None = None
+    max_iterations: int | None = None
 
 
 class Reactor:
@@ -80,7 +83,9 @@ class Reactor:
 
     Class keywords: ``returns`` (the step whose result the run returns; default the
     last step), ``max_concurrency``, ``timeout`` and ``on_timeout`` (``"fail"`` or
-    ``"halt"``: what a run does when its timeout passes) (defaults for each run), and
+    ``"halt"``: what a run does when its timeout passes), ``max_iterations`` (how many
+    times its steps may re-emit themselves before the run halts) (defaults for each
+    run), and
     ``placement`` (where the work of its steps runs when a step does not say:
     ``"local"``, ``"ray"`` or a :class:`~dsl.Placement`).
 
@@ -98,6 +103,7 @@ class Reactor:
         timeout: float | None = None,
         placement: str | Placement | None = None,
         on_timeout: Literal["fail", "halt"] | None = None,
+        max_iterations: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -114,7 +120,7 @@ class Reactor:
                 defs[step_name] = member
         if not defs:
             raise DefinitionError("a reactor needs at least one step", reactor=name)
-        _check_run_options(name, max_concurrency, timeout, on_timeout)
+        _check_run_options(name, max_concurrency, timeout, on_timeout, max_iterations)
         try:
             default_placement = placement_of(placement)
         except ValueError as exc:
@@ -139,6 +145,7 @@ class Reactor:
             timeout=timeout,
             placement=default_placement,
             on_timeout=on_timeout,
+            max_iterations=max_iterations,
         )
 
     @classmethod
@@ -218,6 +225,7 @@ def _plan(
     timeout: float | None,
     placement: Placement | None = None,
     on_timeout: Literal["fail", "halt"] | None = None,
+    max_iterations: int | None = None,
 ) -> Plan:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     dependents: dict[str, list[str]] = {n: [] for n in (*inputs, *steps)}
@@ -237,11 +245,16 @@ def _plan(
         timeout=timeout,
         placement=placement,
         on_timeout=on_timeout,
+        max_iterations=max_iterations,
     )
 
 
 def _check_run_options(
-    name: str, max_concurrency: int | None, timeout: float | None, on_timeout: object
+    name: str,
+    max_concurrency: int | None,
+    timeout: float | None,
+    on_timeout: object,
+    max_iterations: object = None,
 ) -> None:
     if max_concurrency is not None and (
         not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -254,6 +267,14 @@ def _check_run_options(
     if on_timeout is not None and on_timeout not in {"fail", "halt"}:
         raise DefinitionError(
             f"on_timeout must be 'fail' or 'halt', got {on_timeout!r}", reactor=name
+        )
+    if max_iterations is not None and (
+        isinstance(max_iterations, bool)
+        or not isinstance(max_iterations, int)
+        or max_iterations < 0
+    ):
+        raise DefinitionError(
+            f"max_iterations must be an int >= 0, got {max_iterations!r}", reactor=name
         )
 
 

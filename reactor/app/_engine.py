@@ -537,12 +537,13 @@ class Engine:
         timeout: float | None,
         concurrency_key: str | None,
         on_timeout: OnTimeout | None = None,
+        max_iterations: int | None = None,
     ) -> tuple[str, dict[str, Any], msgspec.Raw, RunOptions, str]:
         if not (isinstance(reactor, type) and issubclass(reactor, Reactor)) or reactor is Reactor:
             msg = f"{reactor!r} is not a Reactor subclass"
             raise TypeError(msg)
         plan = reactor.__plan__
-        _check_limits(plan.reactor, max_concurrency, timeout, on_timeout)
+        _check_limits(plan.reactor, max_concurrency, timeout, on_timeout, max_iterations)
         given = dict(inputs or {})
         values = check_inputs(plan, given)
         try:
@@ -560,6 +561,7 @@ class Engine:
             timeout if timeout is not None else plan.timeout,
             concurrency_key,
             on_timeout or plan.on_timeout or "fail",
+            max_iterations if max_iterations is not None else plan.max_iterations,
         )
         return run_id or new_run_id(), values, raw, options, locator
 
@@ -610,6 +612,7 @@ class Engine:
         middleware: Sequence[Middleware] = (),
         context: Mapping[str, Any] | None = None,
         on_timeout: OnTimeout | None = None,
+        max_iterations: int | None = None,
     ) -> RunHandle:
         """Start a run; returns at once with its handle.
 
@@ -637,12 +640,16 @@ class Engine:
                 (:class:`~reactor.run.RunHaltedError`, with no step and a reason
                 that names the timeout); :meth:`resume` continues it, under a fresh
                 timeout counted from the resume.
+            max_iterations: How many times its steps may re-emit themselves (loop)
+                before the run halts (default: the reactor's, else no limit); the
+                halted run's :meth:`resume` counts afresh. Ash Reactor's option.
 
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
             EncodeError: The context cannot be journaled as JSON.
             ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` not > 0,
-                or ``on_timeout`` neither ``"fail"`` nor ``"halt"``.
+                ``on_timeout`` neither ``"fail"`` nor ``"halt"``, or ``max_iterations``
+                not an int >= 0.
 
         A ``run_id`` that names a run already (in the journal, or running here) is
         refused: :class:`~reactor.run.RunExistsError`, raised here when that run is
@@ -660,6 +667,7 @@ class Engine:
             middleware,
             context,
             on_timeout,
+            max_iterations,
         )
         handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
@@ -676,6 +684,7 @@ class Engine:
         middleware: Sequence[Middleware] = (),
         context: Mapping[str, Any] | None = None,
         on_timeout: OnTimeout | None = None,
+        max_iterations: int | None = None,
     ) -> RunHandle:
         """:meth:`start` for asyncio code (it opens the engine first if need be)."""
         await self.open_async()
@@ -689,6 +698,7 @@ class Engine:
             middleware,
             context,
             on_timeout,
+            max_iterations,
         )
         handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
@@ -704,6 +714,7 @@ class Engine:
         middleware: Sequence[Middleware],
         context: Mapping[str, Any] | None = None,
         on_timeout: OnTimeout | None = None,
+        max_iterations: int | None = None,
     ) -> tuple[ChildSpec, RunHandle]:
         """The Run actor's spec for a new top-level run, and its handle (no ref yet)."""
         rid, values, raw, options, locator = self._prepare(
@@ -714,6 +725,7 @@ class Engine:
             timeout=timeout,
             concurrency_key=concurrency_key,
             on_timeout=on_timeout,
+            max_iterations=max_iterations,
         )
         handle = RunHandle(rid, reactor.__plan__.reactor)
         spec = self._spec(
@@ -817,6 +829,7 @@ class Engine:
                 timeout=plan.timeout,
                 concurrency_key=concurrency_key,
                 on_timeout=plan.on_timeout or "fail",
+                max_iterations=plan.max_iterations,
             ),
             parent=parent,
             stack=(*stack, name),
@@ -1290,6 +1303,7 @@ def _options(
     timeout: float | None,
     concurrency_key: str | None,
     on_timeout: OnTimeout = "fail",
+    max_iterations: int | None = None,
 ) -> RunOptions:
     """The (frozen) options of a new run: runs that share their options share one object."""
     return RunOptions(
@@ -1297,6 +1311,7 @@ def _options(
         timeout=timeout,
         concurrency_key=concurrency_key,
         on_timeout=on_timeout,
+        max_iterations=max_iterations,
     )
 
 
@@ -1380,13 +1395,22 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):x}-{next(_ids) & 0xFFFFFF:06x}"
 
 
-def _check_limits(reactor: str, max_concurrency: Any, timeout: Any, on_timeout: Any) -> None:
+def _check_limits(
+    reactor: str, max_concurrency: Any, timeout: Any, on_timeout: Any, max_iterations: Any = None
+) -> None:
     """A run's own limits, checked as a class's are (a negative limit hung the run).
 
     Raises:
         ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` not seconds > 0,
-            or ``on_timeout`` not one of its values.
+            ``on_timeout`` not one of its values, or ``max_iterations`` not an int >= 0.
     """
+    if max_iterations is not None and (
+        isinstance(max_iterations, bool)
+        or not isinstance(max_iterations, int)
+        or max_iterations < 0
+    ):
+        msg = f"run of {reactor!r}: max_iterations must be an int >= 0, got {max_iterations!r}"
+        raise ValueError(msg)
     if max_concurrency is not None and (
         isinstance(max_concurrency, bool)
         or not isinstance(max_concurrency, int)

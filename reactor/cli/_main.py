@@ -300,6 +300,15 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
             "ones finish, halt; `reactor runs resume` continues it)"
         ),
     )
+    run.add_argument(
+        "--max-iterations",
+        type=int,
+        default=None,
+        help=(
+            "how many times the run's steps may re-emit themselves (loop) before it "
+            "halts (default: the reactor's, else no limit)"
+        ),
+    )
     run.add_argument("--run-id", default=None, help="the run's id (default: a new one)")
     run.add_argument(
         "--context",
@@ -756,6 +765,7 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one b
                     max_concurrency=args.max_concurrency,
                     timeout=args.timeout,
                     on_timeout=args.on_timeout,
+                    max_iterations=args.max_iterations,
                     run_id=args.run_id,
                     context=args.context,
                     progress=not args.no_progress,

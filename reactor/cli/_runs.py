@@ -526,6 +526,7 @@ def run_reactor(
     max_concurrency: int | None = None,
     timeout: float | None = None,
     on_timeout: str | None = None,
+    max_iterations: int | None = None,
     run_id: str | None = None,
     context: Sequence[str] = (),
     progress: bool = True,
@@ -556,6 +557,8 @@ def run_reactor(
         if on_timeout not in {None, "fail", "halt"}:
             raise CliError(f"--on-timeout must be fail or halt, got {on_timeout!r}")
         when_late: OnTimeout | None = None if on_timeout is None else _on_timeout(on_timeout)
+        if max_iterations is not None and max_iterations < 0:
+            raise CliError("--max-iterations must be at least 0")
         _configure_logging(log_level)
         _configure_tracing()
     except CliError as exc:
@@ -571,6 +574,7 @@ def run_reactor(
             max_concurrency=max_concurrency,
             timeout=timeout,
             on_timeout=when_late,
+            max_iterations=max_iterations,
             middleware=middleware,
             context=run_context,
         )

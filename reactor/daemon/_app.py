@@ -372,6 +372,7 @@ async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
                 run_id=body.run_id,
                 timeout=body.timeout,
                 on_timeout=body.on_timeout,
+                max_iterations=body.max_iterations,
                 context=context or None,
             )
     except InputError as exc:

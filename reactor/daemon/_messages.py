@@ -205,6 +205,7 @@ class StartRun(_Body, frozen=True, kw_only=True):
     timeout: float | None = None
     context: dict[str, Any] = msgspec.field(default_factory=dict)
     on_timeout: Literal["fail", "halt"] | None = None
+    max_iterations: int | None = None
 
 
 class RunCreated(msgspec.Struct, frozen=True, kw_only=True):

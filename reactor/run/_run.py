@@ -274,6 +274,7 @@ class Run(LoopActor[object]):
         self._timer: Any = None
         # Counts for RunOutcome.stats: plain ints, not a Counter (one object fewer per run).
         self._n_attempts = self._n_completed = self._n_retries = 0
+        self._iterations = 0  # steps that re-emitted themselves (max_iterations)
         self._n_compensated = self._n_undone = 0
         self._replays: list[StepEvent] = []  # replayed step events, told after run_started
 
@@ -789,7 +790,14 @@ class Run(LoopActor[object]):
         for spec in specs.values():
             self._event(StepEventKind.ADDED, self._state.steps[spec.name], detail=f"by {name}")
         if again is not None:
-            self._event(StepEventKind.ADDED, self._state.steps[name], detail="by itself, again")
+            looping = self._state.steps[name]
+            self._event(StepEventKind.ADDED, looping, detail="by itself, again")
+            self._iterations += 1
+            limit = self._options.max_iterations
+            if limit is not None and self._iterations > limit:
+                # Ash's max_iterations: halt before the next iteration (resume runs it).
+                self._halted(looping, f"the run reached max_iterations={limit}")
+                return
             if self._mode is Mode.RUNNING:
                 self._pump()
             else:
@@ -1478,6 +1486,7 @@ def _options_record(options: RunOptions) -> Any:
         timeout=options.timeout,
         concurrency_key=options.concurrency_key,
         on_timeout=options.on_timeout,
+        max_iterations=options.max_iterations,
     )
 
 
@@ -1492,6 +1501,7 @@ class _RunOptionsRecord(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float | None = None
     concurrency_key: str | None = None
     on_timeout: str = "fail"
+    max_iterations: int | None = None
 
 
 def _timeout_reason(timeout: float | None) -> str:

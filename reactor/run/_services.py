@@ -58,12 +58,16 @@ class RunOptions:
             step starts any more, the running attempts finish (their results are
             kept), then the run halts as a step's ``Halt`` halts it, and ``resume``
             continues it (under a fresh timeout, counted from the resume).
+        max_iterations: How many times the run's steps may re-emit themselves (loop,
+            Ash's ``max_iterations``); one more halts the run, and ``resume`` continues
+            it with a fresh count. ``None``: no limit.
     """
 
     max_concurrency: int = 8
     timeout: float | None = None
     concurrency_key: str | None = None
     on_timeout: OnTimeout = "fail"
+    max_iterations: int | None = None
 
 
 class JournalProof:

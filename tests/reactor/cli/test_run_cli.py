@@ -27,7 +27,14 @@ from actors import System
 from actors.store import Journal, Store
 from dsl import Input, Reactor, ask, compose, step
 from reactor.cli import main
-from reactor.cli._parse import CliError, has_ask_steps, load_reactor, parse_inputs, require_inputs
+from reactor.cli._parse import (
+    EXIT_HALTED,
+    CliError,
+    has_ask_steps,
+    load_reactor,
+    parse_inputs,
+    require_inputs,
+)
 from reactor.cli._render import format_json
 from reactor.observe._progress import (
     LiveView,
@@ -850,3 +857,23 @@ def test_ctrl_c_cancels_the_run_and_exits_130(tmp_path: Path) -> None:
     assert out == ""
     listed = json.loads(_reactor("runs", "list", "--json", db=db).stdout)
     assert listed[0]["status"] == "cancelled"
+
+
+def test_run_max_iterations_halts_a_loop_and_refuses_a_negative(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--max-iterations N` halts a looping run (exit 3 with the reason); -1 is exit 2."""
+    db = str(tmp_path / "runs.db")
+    locator = "tests.support.acceptance:Counter"
+    code, out, err = _main(
+        ["run", locator, "-i", "start=1", "-i", "limit=4", "--max-iterations", "1", "--db", db],
+        capsys,
+    )
+    assert code == EXIT_HALTED, (out, err)
+    assert "the run reached max_iterations=1" in out + err
+    code, out, err = _main(
+        ["run", locator, "-i", "start=1", "-i", "limit=4", "--max-iterations", "-1", "--db", db],
+        capsys,
+    )
+    assert code == 2
+    assert "--max-iterations must be at least 0" in out + err

@@ -17,13 +17,14 @@ import pytest
 import structlog
 
 from actors import System
-from dsl import Input, Reactor, WithSteps, compose, ref, step, value
+from dsl import DefinitionError, Input, Reactor, WithSteps, compose, ref, step, value
 from reactor.app import Engine
 from reactor.cli import main
 from reactor.run import (
     RunCompleted,
     RunFailedError,
     RunHaltedError,
+    RunStarted,
     StepCompleted,
     StepsAdded,
     StepUndone,
@@ -158,3 +159,45 @@ def test_runs_show_tells_a_looping_step(
     out = capsys.readouterr().out
     assert code == 0
     assert "re-emitted itself 2x" in out
+
+
+def test_max_iterations_halts_a_loop_and_resume_counts_afresh(engine: Engine) -> None:
+    """Ash's run-level max_iterations: one re-emission more halts the run before it runs."""
+    handle = engine.start(Counter, {"start": 1, "limit": 5}, max_iterations=2)
+    with pytest.raises(RunHaltedError) as caught:
+        handle.result(WAIT)
+    assert (caught.value.step, caught.value.reason) == (
+        "count",
+        "the run reached max_iterations=2",
+    )
+    assert [e for e in LOG.log if e.startswith("count")] == ["count 1", "count 2", "count 3"]
+    started = engine.history(handle.run_id)[0]
+    assert isinstance(started, RunStarted)
+    assert started.options["max_iterations"] == 2
+    # Resumed, it counts afresh: two more re-emissions are allowed, one is needed.
+    assert engine.resume(handle.run_id).result(WAIT) == "reached 5"
+    assert [e for e in LOG.log if e.startswith("count")] == [f"count {n}" for n in range(1, 6)]
+
+
+def test_max_iterations_as_a_class_keyword_and_bad_values() -> None:
+    class Capped(Reactor, max_iterations=3):
+        @step
+        def one() -> int:
+            return 1
+
+    assert Capped.__plan__.max_iterations == 3
+    with pytest.raises(DefinitionError, match=r"max_iterations must be an int >= 0, got -1"):
+
+        class Bad(Reactor, max_iterations=-1):
+            @step
+            def one() -> int:
+                return 1
+
+
+@pytest.mark.parametrize("limit", [-1, 1.5, True, "3"])
+def test_a_bad_max_iterations_is_refused_before_anything_is_journaled(
+    engine: Engine, limit: Any
+) -> None:
+    with pytest.raises(ValueError, match="max_iterations must be an int >= 0, got"):
+        engine.start(Counter, {"start": 1, "limit": 2}, run_id="refused", max_iterations=limit)
+    assert engine.history("refused") == []
