@@ -215,18 +215,27 @@ class StepsAdded(Message, frozen=True, kw_only=True):
 
 
 class StepUndone(Message, frozen=True, kw_only=True):
-    """A completed step was rolled back by its ``undo``."""
+    """A completed step was rolled back by its ``undo``.
+
+    ``again``: one iteration of a step that re-emitted itself (the newest not yet
+    undone), not the step's last.
+    """
 
     step: str
     at: float
+    again: bool = False
 
 
 class StepUndoFailed(Message, frozen=True, kw_only=True):
-    """A step's ``undo`` failed for good; rollback went on with the others."""
+    """A step's ``undo`` failed for good; rollback went on with the others.
+
+    ``again``: as :class:`StepUndone`'s.
+    """
 
     step: str
     error: StepError
     at: float
+    again: bool = False
 
 
 class RunHalted(Message, frozen=True, kw_only=True):

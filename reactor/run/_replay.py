@@ -15,7 +15,7 @@ from typing import Any, assert_never
 
 import msgspec
 
-from dsl import plan_steps
+from dsl import StepSpec, plan_steps
 from dsl.kinds import rebuild_steps
 from reactor.run._codec import decode_value
 from reactor.run._middleware import StepEventKind
@@ -38,7 +38,7 @@ from reactor.run._records import (
     StepUndoFailed,
     StepUndone,
 )
-from reactor.run._state import RunState, Status, StepState
+from reactor.run._state import Iteration, RunState, Status, StepState
 
 __all__ = ["ReplayedEvent", "apply_history"]
 
@@ -54,12 +54,15 @@ def apply_history(  # noqa: PLR0912, PLR0915 - one branch per event
     replayed: ReplayedEvent,
     context: Callable[[dict[str, Any]], None] | None = None,
     lenient: bool = False,
+    arguments: Callable[[StepSpec], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Fold ``events`` (a run's journal, not ended) into ``state``; returns the inputs.
 
     ``context`` is given the run's context from its ``RunStarted``. ``lenient`` (a
     forced resume of a run whose steps changed) leaves out the events of steps the
-    reactor no longer has, instead of failing on them.
+    reactor no longer has, instead of failing on them. ``arguments`` resolves a step's
+    arguments again from the values replayed so far (what an iteration of a looping
+    step ran with, for its undo).
 
     Raises:
         ValueError: The journal ends the run (it cannot be continued).
@@ -102,12 +105,19 @@ def apply_history(  # noqa: PLR0912, PLR0915 - one branch per event
             case StepCompleted(again=True):  # an iteration: its result, not the step's
                 unfinished.pop(event.step, None)
                 step = steps[event.step]
-                state.values[event.step] = decode_value(event.value, step.spec.result_type)
+                spec = step.spec
+                ran_with = arguments(spec) if arguments is not None else {}
+                value = decode_value(event.value, spec.result_type)
+                state.iterated(Iteration(spec, ran_with, value))
                 replayed(StepEventKind.COMPLETE, step, event.at, event.started_at)
             case StepCompleted():
                 unfinished.pop(event.step, None)
                 step = steps[event.step]
                 step.attempt = event.attempt  # its StepStarted may not have been written
+                if arguments is not None and event.step in step.spec.depends_on:
+                    # The last iteration of a loop read its previous one, which its own
+                    # result replaces next: resolved now, for its undo.
+                    step.arguments = arguments(step.spec)
                 value = decode_value(event.value, step.spec.result_type)
                 state.settle_replayed(step, Status.DONE, value, ran=not event.guarded)
                 replayed(StepEventKind.COMPLETE, step, event.at, event.started_at)
@@ -125,6 +135,8 @@ def apply_history(  # noqa: PLR0912, PLR0915 - one branch per event
                     del failed[event.step]
                     value = decode_value(event.value or b"null", steps[event.step].spec.result_type)
                     state.settle_replayed(steps[event.step], Status.DONE, value, ran=True)
+            case StepUndone(again=True) | StepUndoFailed(again=True):
+                state.iteration_undone(event.step)
             case StepUndone() | StepUndoFailed():
                 steps[event.step].status = Status.UNDONE
             case RunHalted() | RunResumed():

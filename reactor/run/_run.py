@@ -154,7 +154,7 @@ from reactor.run._records import (
 )
 from reactor.run._replay import apply_history
 from reactor.run._services import CancelRun, RunOptions, RunServices
-from reactor.run._state import SETTLED, Mode, RunState, Status, StepState
+from reactor.run._state import SETTLED, Iteration, Mode, RunState, Status, StepState
 
 __all__ = ["Run"]
 
@@ -493,7 +493,14 @@ class Run(LoopActor[object]):
             replayed=self._replayed_event,
             context=self._restore_context,
             lenient=self._lenient,
+            arguments=self._rebuilt_arguments,
         )
+
+    def _rebuilt_arguments(self, spec: StepSpec) -> dict[str, Any]:
+        """A replayed attempt's arguments, as far as they can be resolved again."""
+        with contextlib.suppress(StepFailure, KeyError):
+            return self._arguments(spec)[0]
+        return {}
 
     def _restore_context(self, context: dict[str, Any]) -> None:
         """The run's context, read back from its ``RunStarted``."""
@@ -810,8 +817,8 @@ class Run(LoopActor[object]):
         """One iteration of a step that re-emits itself: journal its result, keep it.
 
         The result is what the step's next definition reads under its name; it is not
-        the step's result yet (its dependents wait), and it is not undone on rollback:
-        only the last iteration, the one that completes the step, is.
+        the step's result yet (its dependents wait). On rollback each iteration is
+        undone, newest first, by its own definition's ``undo``, as a completed step is.
         """
         name = step.spec.name
         try:
@@ -824,7 +831,7 @@ class Run(LoopActor[object]):
             )
             return False
         now = time.time()
-        self._state.values[name] = value
+        self._state.iterated(Iteration(step.spec, step.arguments, value))
         self._n_completed += 1
         self._append(
             StepCompleted(
@@ -1156,6 +1163,11 @@ class Run(LoopActor[object]):
     def _roll_back(self) -> None:
         while self._state.completed:
             name = self._state.completed.pop()
+            if isinstance(name, Iteration):
+                if name.spec.undo is not None:
+                    self._undo_iteration(name, tries=0)
+                    return
+                continue
             step = self._state.steps[name]
             completed = step.status is Status.DONE and step.ran
             unfinished = step.partial and step.status is not Status.UNDONE
@@ -1209,19 +1221,60 @@ class Run(LoopActor[object]):
         self.pipe_to_self(positional(coro), undone, name=f"undo {name}")
         return True
 
+    def _undo_iteration(self, iteration: Iteration, tries: int) -> None:
+        """Start undoing one iteration of a step that re-emitted itself (its own ``undo``)."""
+        spec = iteration.spec
+        assert spec.undo is not None
+        step = self._state.steps[spec.name]
+        if tries == 0:
+            self._event(StepEventKind.UNDO_START, step, detail="an iteration")
+        coro = call_any(
+            self._svc.pool,
+            spec.undo,
+            {"value": iteration.value, "arguments": iteration.arguments},
+            self._context(step),
+        )
+
+        def undone(outcome: Outcome | Failure) -> None:
+            self._iteration_undone(iteration, tries, outcome)
+
+        self.pipe_to_self(positional(coro), undone, name=f"undo {spec.name}")
+
+    def _iteration_undone(
+        self, iteration: Iteration, tries: int, outcome: Outcome | Failure
+    ) -> None:
+        spec = iteration.spec
+        name = spec.name
+        step = self._state.steps[name]
+        error, tries = _undo_error(spec, outcome, tries)
+        if error is None:
+            self._n_undone += 1
+            self._append(StepUndone(step=name, at=time.time(), again=True))
+            self._event(StepEventKind.UNDO_COMPLETE, step, detail="an iteration")
+            self._roll_back()
+            return
+        if tries < spec.max_retries:
+            delay = float(spec.backoff(tries + 1, error))
+            self.call_later(
+                delay, lambda: self._undo_iteration(iteration, tries + 1), name=f"undo {name}"
+            )
+            return
+        described = step_error(name, error)
+        self._state.add_errors(
+            StepError(
+                step=name,
+                kind="undo_failed",
+                error=described.error,
+                message=f"undo of an iteration failed: {described.message}",
+            )
+        )
+        self._append(StepUndoFailed(step=name, error=described, at=time.time(), again=True))
+        self._event(StepEventKind.UNDO_ERROR, step, error=described)
+        self._roll_back()
+
     def _undone(self, step: StepState, tries: int, outcome: Outcome | Failure) -> None:
         spec = step.spec
-        error: BaseException | None = None
-        if isinstance(outcome, Failure):
-            error = AskError(outcome)
-        elif isinstance(outcome, Err):
-            error = outcome.error
-        elif isinstance(outcome.value, Retry):
-            error = RetryRequested(outcome.value.reason)
-        elif isinstance(outcome.value, Fail) and spec.undo is not None:
-            # The undo says it cannot: recorded at once, as Ash's {:error, reason} is.
-            error = StepFailure("error", outcome.value.reason or "undo returned Fail()")
-            tries = spec.max_retries
+        error, tries = _undo_error(spec, outcome, tries)
         if error is None:
             step.status = Status.UNDONE
             self._n_undone += 1
@@ -1502,6 +1555,23 @@ class _RunOptionsRecord(msgspec.Struct, frozen=True, kw_only=True):
     concurrency_key: str | None = None
     on_timeout: str = "fail"
     max_iterations: int | None = None
+
+
+def _undo_error(
+    spec: StepSpec, outcome: Outcome | Failure, tries: int
+) -> tuple[BaseException | None, int]:
+    """What went wrong with an undo (``None``: it undid), and the tries it counts as."""
+    if isinstance(outcome, Failure):
+        return AskError(outcome), tries
+    if isinstance(outcome, Err):
+        return outcome.error, tries
+    if isinstance(outcome.value, Retry):
+        return RetryRequested(outcome.value.reason), tries
+    if isinstance(outcome.value, Fail) and spec.undo is not None:
+        # The undo says it cannot: recorded at once, as Ash's {:error, reason} is.
+        reason = outcome.value.reason or "undo returned Fail()"
+        return StepFailure("error", reason), spec.max_retries
+    return None, tries
 
 
 def _timeout_reason(timeout: float | None) -> str:

@@ -18,7 +18,7 @@ from dsl import Plan, StepSpec
 from reactor.run._executor import Cancellable
 from reactor.run._records import StepError
 
-__all__ = ["SETTLED", "Mode", "RunState", "Status", "StepState"]
+__all__ = ["SETTLED", "Iteration", "Mode", "RunState", "Status", "StepState"]
 
 
 class Status(enum.Enum):
@@ -79,6 +79,21 @@ class StepState:
     partial: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Iteration:
+    """One iteration of a step that re-emitted itself, kept to be undone on rollback.
+
+    Attributes:
+        spec: The definition that ran (its ``undo`` undoes it).
+        arguments: The arguments it ran with.
+        value: Its result.
+    """
+
+    spec: StepSpec
+    arguments: dict[str, Any]
+    value: Any
+
+
 class RunState:
     """The steps of one run, their results, and what is ready.
 
@@ -90,7 +105,9 @@ class RunState:
             its own).
         values: Input and step name to its value (inputs and completed results).
         ready: Steps ready to dispatch, in order.
-        completed: Completed steps in completion order (rolled back newest first).
+        completed: Completed steps in completion order (rolled back newest first); an
+            iteration of a step that re-emitted itself is there as its
+            :class:`Iteration`.
         errors: The failures that end the run.
     """
 
@@ -107,7 +124,7 @@ class RunState:
         self.dependents: Mapping[str, Sequence[str]] = plan.dependents
         self.values: dict[str, Any] = {}
         self.ready: collections.deque[str] = collections.deque()
-        self.completed: list[str] = []
+        self.completed: list[str | Iteration] = []
         # A tuple, the shared empty one until a failure: most runs never fail.
         self.errors: tuple[StepError, ...] = ()
 
@@ -141,6 +158,20 @@ class RunState:
             for d in spec.depends_on
             if d not in self.plan.inputs and d != name and self.steps[d].status not in SETTLED
         )
+
+    def iterated(self, iteration: Iteration) -> None:
+        """An iteration of a looping step completed: its result is the step's latest."""
+        self.values[iteration.spec.name] = iteration.value
+        self.completed.append(iteration)
+
+    def iteration_undone(self, name: str) -> None:
+        """The newest iteration of ``name`` still to undo was undone (or failed to be)."""
+        completed = self.completed
+        for index in range(len(completed) - 1, -1, -1):
+            entry = completed[index]
+            if isinstance(entry, Iteration) and entry.spec.name == name:
+                del completed[index]
+                return
 
     def again(self, spec: StepSpec, *, replayed: bool) -> StepState:
         """A step re-emitted itself: ``spec`` runs next in its place.

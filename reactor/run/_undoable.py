@@ -54,6 +54,7 @@ def undoability(plan: Plan, events: Iterable[RunEvent]) -> Undoability:
     specs: dict[str, StepSpec] = dict(plan.steps)
     completed: dict[str, int] = {}  # step -> the attempt that completed it
     failed: dict[str, int] = {}
+    looped: set[str] = set()  # steps with an iteration that nothing undoes
     for event in events:
         match event:
             case StepsAdded():
@@ -63,13 +64,16 @@ def undoability(plan: Plan, events: Iterable[RunEvent]) -> Undoability:
                     plan_steps(plan.reactor, plan.inputs, added, existing=specs, again=again)
                 )
             case StepCompleted(again=True):
-                pass  # an iteration of a step that re-emitted itself: not undone
+                if specs[event.step].undo is None:  # an iteration that nothing undoes
+                    looped.add(event.step)
             case StepCompleted(guarded=False):
                 completed[event.step] = event.attempt
             case StepFailed(will_retry=False):
                 failed[event.step] = event.attempt
             case StepCompensated(decision="continue"):
                 completed[event.step] = failed.get(event.step, 1)
+            case StepUndone(again=True) | StepUndoFailed(again=True):
+                pass
             case StepUndone() | StepUndoFailed():
                 completed.pop(event.step, None)
             case _:
@@ -79,6 +83,7 @@ def undoability(plan: Plan, events: Iterable[RunEvent]) -> Undoability:
         for name in completed
         if isinstance(specs[name].impl, FunctionImpl) and specs[name].undo is None
     )
+    missing += tuple(sorted(looped.difference(missing)))
     composites = tuple(
         (name, attempt) for name, attempt in completed.items() if specs[name].sub_reactors
     )

@@ -216,24 +216,28 @@ class Counter(Reactor):
         return f"reached {count}"
 
 
+def _undo_count(value: Any, arguments: dict[str, Any]) -> None:
+    LOG.hit(f"undo {value} (n={arguments.get('n', arguments.get('start'))})")
+
+
 def count_alone(n: int, limit: int) -> Any:
     """:func:`count_on` without the steps beside it (each iteration has an undo)."""
     LOG.hit(f"count {n}")
     if n >= limit:
         return n
     again = step(
-        count_alone, name="count", args={"n": ref("count", transform=_next)}, undo=_undo_log
+        count_alone, name="count", args={"n": ref("count", transform=_next)}, undo=_undo_count
     )
     return WithSteps(n, [again])
 
 
 class LoneCounter(Reactor):
-    """Only a loop, every iteration undoable: a completed run can be undone."""
+    """Only a loop, every iteration undoable (it says what it ran with)."""
 
     start = Input(int)
     limit = Input(int)
 
-    @step(undo=_undo_log)
+    @step(undo=_undo_count)
     def count(start: int, limit: int) -> Any:
         return count_alone(start, limit)
 

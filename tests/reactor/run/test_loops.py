@@ -4,7 +4,8 @@
 result, the new definition runs next in the step's place and may read it under the
 step's name, and the step's dependents wait for the iteration that returns a plain
 value. Each iteration is journaled, so a halted or crashed loop resumes at the
-iteration it had reached; only the last iteration is undone when the run rolls back.
+iteration it had reached; when the run rolls back (or is undone later) every iteration
+is undone, newest first, by its own definition's ``undo``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from reactor.run import (
     StepCompleted,
     StepsAdded,
     StepUndone,
+    UndoError,
     fold,
 )
 from tests.support.acceptance import LOG, Counter, CounterThenFails, LoneCounter, Tenant
@@ -91,21 +93,38 @@ def test_a_halted_loop_resumes_at_the_iteration_it_reached(engine: Engine, tmp_p
     assert LOG.counts["count 4"] == LOG.counts["count 5"] == LOG.counts["done 5"] == 1
 
 
-def test_a_rolled_back_loop_is_undone_once_for_its_last_iteration(engine: Engine) -> None:
+def test_a_rolled_back_loop_undoes_every_iteration_newest_first(engine: Engine) -> None:
     handle = engine.start(CounterThenFails, {"start": 1, "limit": 3})
     with pytest.raises(RunFailedError) as caught:
         handle.result(WAIT)
     assert caught.value.errors[0].step == "tail"
-    assert [e for e in LOG.log if e.startswith("undo")] == ["undo 3"]
-    undone = [e.step for e in engine.history(handle.run_id) if isinstance(e, StepUndone)]
-    assert undone == ["count"]
+    assert [e for e in LOG.log if e.startswith("undo")] == ["undo 3", "undo 2", "undo 1"]
+    undone = [(e.step, e.again) for e in engine.history(handle.run_id) if isinstance(e, StepUndone)]
+    assert undone == [("count", False), ("count", True), ("count", True)]
 
 
-def test_undoing_a_completed_loop_undoes_its_last_iteration(engine: Engine) -> None:
+def test_undoing_a_completed_loop_undoes_each_iteration_with_its_arguments(
+    engine: Engine,
+) -> None:
+    """``Engine.undo`` replays the journal: each iteration's arguments are resolved again."""
     handle = engine.start(LoneCounter, {"start": 1, "limit": 3})
     assert handle.result(WAIT) == 3
     engine.undo(handle.run_id)
-    assert [e for e in LOG.log if e.startswith("undo")] == ["undo 3"]
+    assert [e for e in LOG.log if e.startswith("undo")] == [
+        "undo 3 (n=3)",
+        "undo 2 (n=2)",
+        "undo 1 (n=1)",
+    ]
+
+
+def test_a_loop_with_an_iteration_nothing_undoes_cannot_be_undone_later(
+    engine: Engine,
+) -> None:
+    handle = engine.start(Counter, {"start": 1, "limit": 2})
+    assert handle.result(WAIT) == "reached 2"
+    with pytest.raises(UndoError) as caught:
+        engine.undo(handle.run_id)
+    assert "done" in caught.value.steps
 
 
 def _looks_back(n: int) -> Any:
