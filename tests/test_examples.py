@@ -16,6 +16,7 @@ DSL_OUTPUT = {
     "group_around.py": "{'booked': 'moved 3', 'cents': {'result': 'moved 300', 'committed': True}}",
     "collect_template.py": "'title': 'tides: 2 facts, first: the moon pulls (the desk)'",
     "with_steps.py": "fetch_2 completed",
+    "loop.py": "job done after 5 checks",
     "compensate_undo.py": "log: ['reserve lamp', 'reserve desk', 'release desk#1']",
     "halt_resume.py": "draft ran 1 time(s)",
     "ask.py": "'model': 'fake-large'",
