@@ -35,7 +35,7 @@ import msgspec
 
 import otel
 from actors import System
-from dsl import Input, Reactor, compose, for_each, recurse, ref, step, value
+from dsl import Input, Reactor, WithSteps, compose, for_each, recurse, ref, step, value
 from reactor.app import Engine
 from reactor.run._records import TERMINAL_EVENTS, RunCompleted
 
@@ -226,6 +226,37 @@ class Spiral(Reactor):
 def spiral_result(n: int) -> int:
     """What :class:`Spiral` returns for ``n``."""
     return n + 1 + 2 + 3
+
+
+async def spin_once(i: int, total: int) -> Any:
+    """One iteration of :class:`Loop`'s step (iteration 2 is gated): loops to 3."""
+    if i == 2:
+        await gated("spin.2")
+    record(f"spin.{i}")
+    state = {"i": i + 1, "total": total + i}
+    if i >= 3:
+        return state
+    return WithSteps(state, [step(spin_again, name="spin", args={"last": ref("spin")})])
+
+
+async def spin_again(last: dict[str, int]) -> Any:
+    """The next iteration: it reads the previous one under the step's own name."""
+    return await spin_once(last["i"], last["total"])
+
+
+class Loop(Reactor):
+    """A step that re-emits itself three times, then a step."""
+
+    n = Input(int)
+
+    @step
+    async def spin(n: int) -> Any:
+        return await spin_once(1, n)
+
+    @step
+    async def after(spin: dict[str, int]) -> int:
+        record("loop.after")
+        return spin["total"]
 
 
 class Quick(Reactor):

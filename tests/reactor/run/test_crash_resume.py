@@ -413,6 +413,23 @@ def test_killed_recurse_does_not_rerun_iterations_that_completed(crash: Crash) -
     assert [e.step for e in parent if isinstance(e, StepCompleted)] == ["loop", "after"]
 
 
+@pytest.mark.slow
+def test_killed_loop_resumes_at_the_iteration_it_reached(crash: Crash) -> None:
+    """A step re-emitting itself, killed in iteration 2: iteration 1 does not run again."""
+    crash.run_and_kill(
+        "Loop", 10, "kill-loop", gated="spin.2", logged=["spin.1"], durable={"kill-loop": ["spin"]}
+    )
+    crash.go()
+    second = crash.spawn("resume", "kill-loop", name="second")
+    assert second.wait(timeout=_WAIT_S) == 0, crash.output("second")
+    assert crash.result("second") == 10 + 1 + 2 + 3
+    assert crash.effects() == ["spin.1", "spin.2", "spin.3", "loop.after"]
+    assert crash.starts() == ["spin.2", "spin.2"]  # the unfinished iteration ran again
+    events = crash.events("kill-loop")
+    iterations = [e for e in events if isinstance(e, StepCompleted) and e.step == "spin"]
+    assert [e.again for e in iterations] == [True, True, False]
+
+
 # -- which runs count as interrupted ---------------------------------------------------------
 
 QUICK = "tests.support.crashy:Quick"
