@@ -10,7 +10,7 @@ result carries ``metrics.duration`` in nanoseconds, as Ollama and echollama do.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -205,7 +205,7 @@ class StartRun(_Body, frozen=True, kw_only=True):
     timeout: float | None = None
     context: dict[str, Any] = msgspec.field(default_factory=dict)
     on_timeout: Literal["fail", "halt"] | None = None
-    max_iterations: int | None = None
+    max_iterations: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class RunCreated(msgspec.Struct, frozen=True, kw_only=True):

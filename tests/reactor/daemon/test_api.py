@@ -344,6 +344,25 @@ def test_run_start_get_list_and_input_errors(client: httpx.Client) -> None:
     assert _error(client.get("/api/runs", params={"limit": "x"}))["field"] == "limit"
 
 
+@pytest.mark.parametrize("option", [{"on_timeout": "soft"}, {"max_iterations": -1}])
+def test_run_options_are_checked(client: httpx.Client, option: dict[str, Any]) -> None:
+    """A bad on_timeout or max_iterations is a 400 that names it; a good one is taken."""
+    bad = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "a"}, **option})
+    assert bad.status_code == 400
+    [name] = option
+    assert _error(bad)["field"] == name
+    good = client.post(
+        "/api/runs",
+        json={
+            "reactor": "Greet",
+            "inputs": {"name": "a"},
+            "on_timeout": "halt",
+            "max_iterations": 3,
+        },
+    )
+    assert good.status_code == 201, good.text
+
+
 def test_cancel_and_resume_rules(client: httpx.Client, tmp_path: Path) -> None:
     """A running run is cancelled; cancelling or resuming an ended one is a conflict."""
     gate = tmp_path / "gate"
