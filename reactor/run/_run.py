@@ -32,7 +32,11 @@ asks to a model host, the journal is asks to the Store):
       journal ``StepCompleted``, mark the dependents whose dependencies are now all
       settled as ready, and go to 2;
    b. ``WithSteps``: check the new steps against the graph, journal ``StepsAdded``,
-      add them, then 3a;
+      add them, then 3a. One named like the step itself is a loop (Ash's
+      re-emission): the value is journaled as an iteration (``StepCompleted`` with
+      ``again``, kept on the rollback stack), the new definition takes the step's
+      place and is dispatched when its own dependencies allow, and the dependents go
+      on waiting; past the run's ``max_iterations`` the run halts instead (3c);
    c. ``Halt``: stop dispatching; once nothing runs, journal ``RunHalted`` and answer
       "halted" (``resume`` runs that step again); an attempt that fails meanwhile
       still fails the run (5);
