@@ -47,6 +47,8 @@ class Plan:
             to be resumed); ``None``: the engine's default, ``"fail"``.
         max_iterations: The default limit on how many times a run's steps may re-emit
             themselves (loop) before the run halts (``None``: no limit).
+        halt_timeout: The default seconds a halting run waits for its running steps
+            (``None``: as long as they take).
         placement: Where its steps' work runs unless a step says (``None``: the
             engine's placement); already applied to the steps that take one.
     """
@@ -63,6 +65,7 @@ class Plan:
     placement: Placement | None = None
     on_timeout: Literal["fail", "halt"] | None = None
     max_iterations: int | None = None
+    halt_timeout: float | None = None
 
 
 class Reactor:
@@ -84,8 +87,8 @@ class Reactor:
     Class keywords: ``returns`` (the step whose result the run returns; default the
     last step), ``max_concurrency``, ``timeout`` and ``on_timeout`` (``"fail"`` or
     ``"halt"``: what a run does when its timeout passes), ``max_iterations`` (how many
-    times its steps may re-emit themselves before the run halts) (defaults for each
-    run), and
+    times its steps may re-emit themselves before the run halts), ``halt_timeout``
+    (seconds a halting run waits for its running steps) (defaults for each run), and
     ``placement`` (where the work of its steps runs when a step does not say:
     ``"local"``, ``"ray"`` or a :class:`~dsl.Placement`).
 
@@ -104,6 +107,7 @@ class Reactor:
         placement: str | Placement | None = None,
         on_timeout: Literal["fail", "halt"] | None = None,
         max_iterations: int | None = None,
+        halt_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -121,6 +125,14 @@ class Reactor:
         if not defs:
             raise DefinitionError("a reactor needs at least one step", reactor=name)
         _check_run_options(name, max_concurrency, timeout, on_timeout, max_iterations)
+        if halt_timeout is not None and (
+            isinstance(halt_timeout, bool)
+            or not isinstance(halt_timeout, int | float)
+            or halt_timeout <= 0
+        ):
+            raise DefinitionError(
+                f"halt_timeout must be seconds > 0, got {halt_timeout!r}", reactor=name
+            )
         try:
             default_placement = placement_of(placement)
         except ValueError as exc:
@@ -146,6 +158,7 @@ class Reactor:
             placement=default_placement,
             on_timeout=on_timeout,
             max_iterations=max_iterations,
+            halt_timeout=halt_timeout,
         )
 
     @classmethod
@@ -226,6 +239,7 @@ def _plan(
     placement: Placement | None = None,
     on_timeout: Literal["fail", "halt"] | None = None,
     max_iterations: int | None = None,
+    halt_timeout: float | None = None,
 ) -> Plan:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     dependents: dict[str, list[str]] = {n: [] for n in (*inputs, *steps)}
@@ -246,6 +260,7 @@ def _plan(
         placement=placement,
         on_timeout=on_timeout,
         max_iterations=max_iterations,
+        halt_timeout=halt_timeout,
     )
 
 

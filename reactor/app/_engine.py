@@ -538,12 +538,14 @@ class Engine:
         concurrency_key: str | None,
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
+        halt_timeout: float | None = None,
     ) -> tuple[str, dict[str, Any], msgspec.Raw, RunOptions, str]:
         if not (isinstance(reactor, type) and issubclass(reactor, Reactor)) or reactor is Reactor:
             msg = f"{reactor!r} is not a Reactor subclass"
             raise TypeError(msg)
         plan = reactor.__plan__
         _check_limits(plan.reactor, max_concurrency, timeout, on_timeout, max_iterations)
+        _check_halt_timeout(plan.reactor, halt_timeout)
         given = dict(inputs or {})
         values = check_inputs(plan, given)
         try:
@@ -562,6 +564,7 @@ class Engine:
             concurrency_key,
             on_timeout or plan.on_timeout or "fail",
             max_iterations if max_iterations is not None else plan.max_iterations,
+            halt_timeout if halt_timeout is not None else plan.halt_timeout,
         )
         return run_id or new_run_id(), values, raw, options, locator
 
@@ -613,6 +616,7 @@ class Engine:
         context: Mapping[str, Any] | None = None,
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
+        halt_timeout: float | None = None,
     ) -> RunHandle:
         """Start a run; returns at once with its handle.
 
@@ -643,13 +647,16 @@ class Engine:
             max_iterations: How many times its steps may re-emit themselves (loop)
                 before the run halts (default: the reactor's, else no limit); the
                 halted run's :meth:`resume` counts afresh. Ash Reactor's option.
+            halt_timeout: Seconds a halting run waits for its running steps (default:
+                the reactor's, else for as long as they take); then plain steps still
+                running are cancelled, to run again on resume. Ash Reactor's option.
 
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
             EncodeError: The context cannot be journaled as JSON.
             ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` not > 0,
-                ``on_timeout`` neither ``"fail"`` nor ``"halt"``, or ``max_iterations``
-                not an int >= 0.
+                ``on_timeout`` neither ``"fail"`` nor ``"halt"``, ``max_iterations``
+                not an int >= 0, or ``halt_timeout`` not > 0.
 
         A ``run_id`` that names a run already (in the journal, or running here) is
         refused: :class:`~reactor.run.RunExistsError`, raised here when that run is
@@ -668,6 +675,7 @@ class Engine:
             context,
             on_timeout,
             max_iterations,
+            halt_timeout,
         )
         handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
@@ -685,6 +693,7 @@ class Engine:
         context: Mapping[str, Any] | None = None,
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
+        halt_timeout: float | None = None,
     ) -> RunHandle:
         """:meth:`start` for asyncio code (it opens the engine first if need be)."""
         await self.open_async()
@@ -699,6 +708,7 @@ class Engine:
             context,
             on_timeout,
             max_iterations,
+            halt_timeout,
         )
         handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
@@ -715,6 +725,7 @@ class Engine:
         context: Mapping[str, Any] | None = None,
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
+        halt_timeout: float | None = None,
     ) -> tuple[ChildSpec, RunHandle]:
         """The Run actor's spec for a new top-level run, and its handle (no ref yet)."""
         rid, values, raw, options, locator = self._prepare(
@@ -726,6 +737,7 @@ class Engine:
             concurrency_key=concurrency_key,
             on_timeout=on_timeout,
             max_iterations=max_iterations,
+            halt_timeout=halt_timeout,
         )
         handle = RunHandle(rid, reactor.__plan__.reactor)
         spec = self._spec(
@@ -830,6 +842,7 @@ class Engine:
                 concurrency_key=concurrency_key,
                 on_timeout=plan.on_timeout or "fail",
                 max_iterations=plan.max_iterations,
+                halt_timeout=plan.halt_timeout,
             ),
             parent=parent,
             stack=(*stack, name),
@@ -1298,12 +1311,13 @@ class Engine:
 
 
 @functools.lru_cache(maxsize=64)
-def _options(
+def _options(  # noqa: PLR0917 - one per run option, cached positionally
     max_concurrency: int,
     timeout: float | None,
     concurrency_key: str | None,
     on_timeout: OnTimeout = "fail",
     max_iterations: int | None = None,
+    halt_timeout: float | None = None,
 ) -> RunOptions:
     """The (frozen) options of a new run: runs that share their options share one object."""
     return RunOptions(
@@ -1312,6 +1326,7 @@ def _options(
         concurrency_key=concurrency_key,
         on_timeout=on_timeout,
         max_iterations=max_iterations,
+        halt_timeout=halt_timeout,
     )
 
 
@@ -1393,6 +1408,17 @@ def new_run_id() -> str:
     and making one costs no system call.
     """
     return f"{int(time.time() * 1000):x}-{next(_ids) & 0xFFFFFF:06x}"
+
+
+def _check_halt_timeout(reactor: str, halt_timeout: Any) -> None:
+    """Raises ``ValueError`` unless ``halt_timeout`` is ``None`` or seconds > 0."""
+    if halt_timeout is not None and (
+        isinstance(halt_timeout, bool)
+        or not isinstance(halt_timeout, int | float)
+        or not halt_timeout > 0
+    ):
+        msg = f"run of {reactor!r}: halt_timeout must be seconds > 0, got {halt_timeout!r}"
+        raise ValueError(msg)
 
 
 def _check_limits(

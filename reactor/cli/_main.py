@@ -309,6 +309,15 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
             "halts (default: the reactor's, else no limit)"
         ),
     )
+    run.add_argument(
+        "--halt-timeout",
+        type=float,
+        default=None,
+        help=(
+            "seconds a halting run waits for its running steps before it cancels them "
+            "(they run again on resume; default: as long as they take)"
+        ),
+    )
     run.add_argument("--run-id", default=None, help="the run's id (default: a new one)")
     run.add_argument(
         "--context",
@@ -766,6 +775,7 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one b
                     timeout=args.timeout,
                     on_timeout=args.on_timeout,
                     max_iterations=args.max_iterations,
+                    halt_timeout=args.halt_timeout,
                     run_id=args.run_id,
                     context=args.context,
                     progress=not args.no_progress,

@@ -527,6 +527,7 @@ def run_reactor(
     timeout: float | None = None,
     on_timeout: str | None = None,
     max_iterations: int | None = None,
+    halt_timeout: float | None = None,
     run_id: str | None = None,
     context: Sequence[str] = (),
     progress: bool = True,
@@ -559,6 +560,8 @@ def run_reactor(
         when_late: OnTimeout | None = None if on_timeout is None else _on_timeout(on_timeout)
         if max_iterations is not None and max_iterations < 0:
             raise CliError("--max-iterations must be at least 0")
+        if halt_timeout is not None and not halt_timeout > 0:
+            raise CliError("--halt-timeout must be a number of seconds > 0")
         _configure_logging(log_level)
         _configure_tracing()
     except CliError as exc:
@@ -575,6 +578,7 @@ def run_reactor(
             timeout=timeout,
             on_timeout=when_late,
             max_iterations=max_iterations,
+            halt_timeout=halt_timeout,
             middleware=middleware,
             context=run_context,
         )

@@ -373,6 +373,7 @@ async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
                 timeout=body.timeout,
                 on_timeout=body.on_timeout,
                 max_iterations=body.max_iterations,
+                halt_timeout=body.halt_timeout,
                 context=context or None,
             )
     except InputError as exc:

@@ -206,6 +206,7 @@ class StartRun(_Body, frozen=True, kw_only=True):
     context: dict[str, Any] = msgspec.field(default_factory=dict)
     on_timeout: Literal["fail", "halt"] | None = None
     max_iterations: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    halt_timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
 class RunCreated(msgspec.Struct, frozen=True, kw_only=True):

@@ -1105,6 +1105,38 @@ class Run(LoopActor[object]):
             self._halt = (step, reason)
         if self._mode is Mode.RUNNING:
             self._mode = Mode.HALTING
+            wait = self._options.halt_timeout
+            if wait is not None and self._running > 0:
+                self.call_later(wait, self._halt_overdue, name="halt timeout")
+        self._after_settle()
+
+    def _halt_overdue(self) -> None:
+        """``halt_timeout`` passed while halting: cancel the plain steps still running.
+
+        Each runs again on resume, under the same attempt number (a plain ``def`` step
+        goes on to its end on its thread; what it returns then is dropped). A
+        composite's child run is waited for.
+        """
+        if self._mode is not Mode.HALTING or self._running == 0:
+            return
+        why = f"the run is halting and waited halt_timeout={self._options.halt_timeout} s for it"
+        for step in self._state.steps.values():
+            if step.status is Status.RUNNING and step.handle is not None:
+                if step.spec.sub_reactors:
+                    continue
+                self._cancel_attempt(step, step.handle)
+                step.handle = None
+                step.status = Status.PENDING
+                step.blockers = 0
+                self._running -= 1
+                self._release_slot(step)
+                self._event(
+                    StepEventKind.ERROR,
+                    step,
+                    error=StepError(
+                        step=step.spec.name, kind="cancelled", error="Cancelled", message=why
+                    ),
+                )
         self._after_settle()
 
     # ---- 4. completion ----------------------------------------------------------------------
@@ -1544,6 +1576,7 @@ def _options_record(options: RunOptions) -> Any:
         concurrency_key=options.concurrency_key,
         on_timeout=options.on_timeout,
         max_iterations=options.max_iterations,
+        halt_timeout=options.halt_timeout,
     )
 
 
@@ -1559,6 +1592,7 @@ class _RunOptionsRecord(msgspec.Struct, frozen=True, kw_only=True):
     concurrency_key: str | None = None
     on_timeout: str = "fail"
     max_iterations: int | None = None
+    halt_timeout: float | None = None
 
 
 def _undo_error(

@@ -61,6 +61,11 @@ class RunOptions:
         max_iterations: How many times the run's steps may re-emit themselves (loop,
             Ash's ``max_iterations``); one more halts the run, and ``resume`` continues
             it with a fresh count. ``None``: no limit.
+        halt_timeout: Seconds a halting run (a step's ``Halt``, ``on_timeout="halt"``,
+            ``max_iterations``) waits for its running attempts (Ash's
+            ``halt_timeout``); then those of plain steps are cancelled, to run again on
+            resume (a composite's child run is waited for: it has limits of its own).
+            ``None``: wait for them all.
     """
 
     max_concurrency: int = 8
@@ -68,6 +73,7 @@ class RunOptions:
     concurrency_key: str | None = None
     on_timeout: OnTimeout = "fail"
     max_iterations: int | None = None
+    halt_timeout: float | None = None
 
 
 class JournalProof:

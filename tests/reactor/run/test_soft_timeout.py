@@ -381,3 +381,55 @@ def test_a_child_halted_by_its_timeout_halts_its_parent(engine: Engine, deadline
     deadline.next_phase(armed=False)
     assert engine.resume(handle.run_id, reactor=Outer).result(WAIT) == "first, second"
     assert calls == ["first", "second"]
+
+
+def test_halt_timeout_cancels_steps_that_outlive_it_and_resume_runs_them_again(
+    engine: Engine, deadline: Deadline
+) -> None:
+    """A halting run waits halt_timeout for its running steps, then cancels the plain ones.
+
+    ``stuck`` never ends by itself (until the test releases it, after the halt): without
+    a halt_timeout the run would go on halting for as long. Its attempt is cancelled,
+    nothing is journaled for it, and resume runs it again.
+    """
+    released = threading.Event()
+    calls: list[str] = []
+
+    class Stuck(Reactor, timeout=LIMIT, on_timeout="halt", halt_timeout=LIMIT):
+        @step
+        def stuck() -> str:
+            calls.append("stuck")
+            if len(calls) == 1:
+                released.wait(WAIT)  # outlives the timeout and the halt_timeout
+            return "unstuck"
+
+    handle = engine.start(Stuck)
+    with pytest.raises(RunHaltedError) as caught:
+        handle.result(WAIT)
+    released.set()
+    assert caught.value.reason == f"the run's timeout of {LIMIT} s passed"
+    events = engine.history(handle.run_id)
+    assert of_type(events, StepCompleted) == []
+    assert [s.attempt for s in of_type(events, StepStarted)] == [1]
+    started = events[0]
+    assert isinstance(started, RunStarted)
+    assert started.options["halt_timeout"] == LIMIT
+
+    deadline.next_phase(armed=False)
+    assert engine.resume(handle.run_id, reactor=Stuck).result(WAIT) == "unstuck"
+    assert calls == ["stuck", "stuck"]
+    resumed = engine.history(handle.run_id)
+    # The same attempt ran again (not a retry).
+    assert [(c.step, c.attempt) for c in of_type(resumed, StepCompleted)] == [("stuck", 1)]
+
+
+@pytest.mark.parametrize("value", [0, -1.0, True, "5"])
+def test_a_bad_halt_timeout_is_refused(engine: Engine, value: Any) -> None:
+    class Quick(Reactor):
+        @step
+        def one() -> int:
+            return 1
+
+    with pytest.raises(ValueError, match="halt_timeout must be seconds > 0, got"):
+        engine.start(Quick, run_id="refused", halt_timeout=value)
+    assert engine.history("refused") == []
