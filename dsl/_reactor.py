@@ -124,15 +124,7 @@ class Reactor:
                 defs[step_name] = member
         if not defs:
             raise DefinitionError("a reactor needs at least one step", reactor=name)
-        _check_run_options(name, max_concurrency, timeout, on_timeout, max_iterations)
-        if halt_timeout is not None and (
-            isinstance(halt_timeout, bool)
-            or not isinstance(halt_timeout, int | float)
-            or halt_timeout <= 0
-        ):
-            raise DefinitionError(
-                f"halt_timeout must be seconds > 0, got {halt_timeout!r}", reactor=name
-            )
+        _check_run_options(name, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout)
         try:
             default_placement = placement_of(placement)
         except ValueError as exc:
@@ -264,12 +256,13 @@ def _plan(
     )
 
 
-def _check_run_options(
+def _check_run_options(  # noqa: PLR0917 - one per run option
     name: str,
     max_concurrency: int | None,
     timeout: float | None,
     on_timeout: object,
     max_iterations: object = None,
+    halt_timeout: object = None,
 ) -> None:
     if max_concurrency is not None and (
         not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -290,6 +283,14 @@ def _check_run_options(
     ):
         raise DefinitionError(
             f"max_iterations must be an int >= 0, got {max_iterations!r}", reactor=name
+        )
+    if halt_timeout is not None and (
+        isinstance(halt_timeout, bool)
+        or not isinstance(halt_timeout, int | float)
+        or halt_timeout <= 0
+    ):
+        raise DefinitionError(
+            f"halt_timeout must be seconds > 0, got {halt_timeout!r}", reactor=name
         )
 
 

@@ -544,8 +544,9 @@ class Engine:
             msg = f"{reactor!r} is not a Reactor subclass"
             raise TypeError(msg)
         plan = reactor.__plan__
-        _check_limits(plan.reactor, max_concurrency, timeout, on_timeout, max_iterations)
-        _check_halt_timeout(plan.reactor, halt_timeout)
+        _check_limits(
+            plan.reactor, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout
+        )
         given = dict(inputs or {})
         values = check_inputs(plan, given)
         try:
@@ -1410,26 +1411,31 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):x}-{next(_ids) & 0xFFFFFF:06x}"
 
 
-def _check_halt_timeout(reactor: str, halt_timeout: Any) -> None:
-    """Raises ``ValueError`` unless ``halt_timeout`` is ``None`` or seconds > 0."""
-    if halt_timeout is not None and (
-        isinstance(halt_timeout, bool)
-        or not isinstance(halt_timeout, int | float)
-        or not halt_timeout > 0
+def _check_seconds(reactor: str, option: str, value: Any) -> None:
+    """Raises ``ValueError`` unless ``value`` is ``None`` or seconds > 0."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
     ):
-        msg = f"run of {reactor!r}: halt_timeout must be seconds > 0, got {halt_timeout!r}"
+        msg = f"run of {reactor!r}: {option} must be seconds > 0, got {value!r}"
         raise ValueError(msg)
 
 
-def _check_limits(
-    reactor: str, max_concurrency: Any, timeout: Any, on_timeout: Any, max_iterations: Any = None
+def _check_limits(  # noqa: PLR0917 - one per run option
+    reactor: str,
+    max_concurrency: Any,
+    timeout: Any,
+    on_timeout: Any,
+    max_iterations: Any = None,
+    halt_timeout: Any = None,
 ) -> None:
     """A run's own limits, checked as a class's are (a negative limit hung the run).
 
     Raises:
-        ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` not seconds > 0,
-            ``on_timeout`` not one of its values, or ``max_iterations`` not an int >= 0.
+        ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` or
+            ``halt_timeout`` not seconds > 0, ``on_timeout`` not one of its values, or
+            ``max_iterations`` not an int >= 0.
     """
+    _check_seconds(reactor, "halt_timeout", halt_timeout)
     if max_iterations is not None and (
         isinstance(max_iterations, bool)
         or not isinstance(max_iterations, int)
@@ -1444,11 +1450,7 @@ def _check_limits(
     ):
         msg = f"run of {reactor!r}: max_concurrency must be an int >= 1, got {max_concurrency!r}"
         raise ValueError(msg)
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
-    ):
-        msg = f"run of {reactor!r}: timeout must be seconds > 0, got {timeout!r}"
-        raise ValueError(msg)
+    _check_seconds(reactor, "timeout", timeout)
     allowed = get_args(OnTimeout)
     if on_timeout is not None and on_timeout not in allowed:
         msg = (

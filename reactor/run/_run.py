@@ -825,14 +825,8 @@ class Run(LoopActor[object]):
         undone, newest first, by its own definition's ``undo``, as a completed step is.
         """
         name = step.spec.name
-        try:
-            raw = encode_value(value)
-        except EncodeError as exc:
-            self._failed(
-                step,
-                StepFailure("unencodable_result", f"its result cannot be journaled: {exc}"),
-                retry=False,
-            )
+        raw = self._encoded(step, value)
+        if raw is None:
             return False
         now = time.time()
         self._state.iterated(Iteration(step.spec, step.arguments, value))
@@ -857,16 +851,22 @@ class Run(LoopActor[object]):
             )
         return True
 
-    def _complete(self, step: StepState, value: Any, *, guarded: bool = False) -> None:
-        name = step.spec.name
+    def _encoded(self, step: StepState, value: Any) -> msgspec.Raw | None:
+        """``value`` ready to journal; ``None`` when it cannot be (the step then failed)."""
         try:
-            raw = encode_value(value)
+            return encode_value(value)
         except EncodeError as exc:
             self._failed(
                 step,
                 StepFailure("unencodable_result", f"its result cannot be journaled: {exc}"),
                 retry=False,
             )
+            return None
+
+    def _complete(self, step: StepState, value: Any, *, guarded: bool = False) -> None:
+        name = step.spec.name
+        raw = self._encoded(step, value)
+        if raw is None:
             return
         now = time.time()
         step.status = Status.DONE
@@ -1121,22 +1121,10 @@ class Run(LoopActor[object]):
             return
         why = f"the run is halting and waited halt_timeout={self._options.halt_timeout} s for it"
         for step in self._state.steps.values():
-            if step.status is Status.RUNNING and step.handle is not None:
-                if step.spec.sub_reactors:
-                    continue
-                self._cancel_attempt(step, step.handle)
-                step.handle = None
-                step.status = Status.PENDING
+            running = step.handle if step.status is Status.RUNNING else None
+            if running is not None and not step.spec.sub_reactors:
+                self._cancel_running(step, running, why)
                 step.blockers = 0
-                self._running -= 1
-                self._release_slot(step)
-                self._event(
-                    StepEventKind.ERROR,
-                    step,
-                    error=StepError(
-                        step=step.spec.name, kind="cancelled", error="Cancelled", message=why
-                    ),
-                )
         self._after_settle()
 
     # ---- 4. completion ----------------------------------------------------------------------
@@ -1237,8 +1225,7 @@ class Run(LoopActor[object]):
             assert spec.undo is not None
             arguments = step.arguments
             if not arguments:  # completed before a resume: rebuild them
-                with contextlib.suppress(StepFailure, KeyError):
-                    arguments = self._arguments(spec)[0]
+                arguments = self._rebuilt_arguments(spec)
             coro = call_any(
                 self._svc.pool,
                 spec.undo,
@@ -1395,21 +1382,25 @@ class Run(LoopActor[object]):
     def _stop_attempts(self, reason: str) -> None:
         for step in self._state.steps.values():
             if step.status is Status.RUNNING and step.handle is not None:
-                self._cancel_attempt(step, step.handle)
-                step.handle = None
-                step.status = Status.PENDING
-                self._running -= 1
-                self._release_slot(step)
+                self._cancel_running(step, step.handle, reason)
                 self._state.mark_partial(step)
-                self._event(
-                    StepEventKind.ERROR,
-                    step,
-                    error=StepError(
-                        step=step.spec.name, kind="cancelled", error="Cancelled", message=reason
-                    ),
-                )
             elif step.status is Status.WAITING:
                 step.status = Status.PENDING
+
+    def _cancel_running(self, step: StepState, running: Cancellable, reason: str) -> None:
+        """Cancel ``step``'s running attempt: it is pending again, its slot is free."""
+        self._cancel_attempt(step, running)
+        step.handle = None
+        step.status = Status.PENDING
+        self._running -= 1
+        self._release_slot(step)
+        self._event(
+            StepEventKind.ERROR,
+            step,
+            error=StepError(
+                step=step.spec.name, kind="cancelled", error="Cancelled", message=reason
+            ),
+        )
 
     def _cancel_attempt(self, step: StepState, running: Cancellable) -> None:
         try:
