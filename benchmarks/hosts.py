@@ -17,7 +17,13 @@ are medians over rounds. Then:
 * ``stream_tokens_per_s``: streamed answers of ``--stream-words`` words each, through a
   ModelHost with ``stream=True``, all tokens counted over the wall time;
 * ``failfast_p99_us``: with a model's breaker open, the round trip of a sync ask that is
-  refused ``circuit_open`` (what a fail-fast costs the caller).
+  refused ``circuit_open`` (what a fail-fast costs the caller);
+* ``fetch_p50_us`` / ``httpx_path_p50_us``: one chat completion at a time through the
+  provider (``request_json``) on the default client, whose whole-answer requests go
+  straight to aiohttp (``AioClient.fetch``), against the same calls through httpx's
+  models on the same aiohttp transport (what every call cost before), alternating, with
+  the server answering at once; ``fetch_vs_httpx`` is their ratio (lower: the direct
+  path is cheaper), and the ``*_cpu_us`` figures the process's CPU time per call.
 
 Prints one JSON object.
 """
@@ -35,6 +41,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+import httpx
 
 import otel
 from actors import AskError, FailureKind, System
@@ -176,6 +184,57 @@ def failfast(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _paths(url: str, n: int) -> dict[str, list[tuple[float, float]]]:
+    """Wall and CPU time (us) per ``request_json``, on the direct and the httpx path."""
+    from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - the old client, rebuilt
+
+    from actors.llm.providers import provider_class  # noqa: PLC0415
+
+    timeouts = Timeouts(read=60)
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    direct = make_client(max_connections=8, timeouts=timeouts)
+    through = httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits, trust_env=False),
+        timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=None),
+        trust_env=False,
+    )
+    cls = provider_class("openai")
+    sides = {"fetch": cls(url, client=direct), "httpx": cls(url, client=through)}
+    out: dict[str, list[tuple[float, float]]] = {"fetch": [], "httpx": []}
+    try:
+        for i in range(n + 50):  # the first 50 of each side warm up, uncounted
+            order = ("fetch", "httpx") if i % 2 == 0 else ("httpx", "fetch")
+            for side in order:
+                cpu, wall = time.process_time_ns(), time.perf_counter_ns()
+                answer = await sides[side].request_json(
+                    "POST", "/v1/chat/completions", body(i), model="bench"
+                )
+                wall, cpu = time.perf_counter_ns() - wall, time.process_time_ns() - cpu
+                assert answer["choices"][0]["message"]["content"]
+                if i >= 50:
+                    out[side].append((wall / 1000, cpu / 1000))
+    finally:
+        await direct.aclose()
+        await through.aclose()
+    return out
+
+
+def client_paths(args: argparse.Namespace) -> dict[str, Any]:
+    """The direct aiohttp path of whole answers against httpx's, same run (see above)."""
+    with fake_server(0.0) as url:
+        samples = asyncio.run(_paths(url, args.paths_n))
+    fetch_wall = statistics.median(w for w, _ in samples["fetch"])
+    httpx_wall = statistics.median(w for w, _ in samples["httpx"])
+    return {
+        "fetch_p50_us": round(fetch_wall, 1),
+        "httpx_path_p50_us": round(httpx_wall, 1),
+        "fetch_vs_httpx": round(fetch_wall / httpx_wall, 3),
+        "fetch_cpu_us": round(statistics.median(c for _, c in samples["fetch"]), 1),
+        "httpx_path_cpu_us": round(statistics.median(c for _, c in samples["httpx"]), 1),
+        "paths_calls": args.paths_n,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks hosts", description=__doc__)
     parser.add_argument("--requests", type=int, default=1000)
@@ -186,15 +245,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream-words", type=int, default=256)
     parser.add_argument("--stream-requests", type=int, default=32)
     parser.add_argument("--failfast-n", type=int, default=2000)
+    parser.add_argument("--paths-n", type=int, default=1000, help="calls per side, client paths")
     parser.add_argument("--quick", action="store_true", help="small counts, for the tests")
     args = parser.parse_args(argv)
     otel.configure_logging(level="warning")
     if args.quick:
         args.requests, args.rounds, args.stream_requests, args.failfast_n = 100, 1, 4, 200
+        args.paths_n = 50
     result: dict[str, Any] = {"requests": args.requests}
     result.update(fanout(args))
     result.update(streaming(args))
     result.update(failfast(args))
+    result.update(client_paths(args))
     result["targets"] = TARGETS
     result["targets_met"] = {
         "fanout_ratio_max": result["fanout_ratio"] <= TARGETS["fanout_ratio_max"],

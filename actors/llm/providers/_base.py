@@ -82,8 +82,10 @@ def make_client(
     """An httpx client on the aiohttp transport (or httpx's own with ``aiohttp=False``).
 
     httpx's default transport is slow under concurrency; the aiohttp transport (the one
-    the OpenAI SDK also offers) is what every provider uses. Create and use the client on
-    the I/O loop: the aiohttp session binds to the loop of its first request.
+    the OpenAI SDK also offers) is what every provider uses. The client is an
+    :class:`~actors.llm.providers._aio.AioClient`: whole answers skip httpx's models
+    (its ``fetch``; streams go through httpx). Create and use the client on the I/O
+    loop: the aiohttp session binds to the loop of its first request.
     """
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
@@ -92,10 +94,10 @@ def make_client(
     hooks = {"request": [send_trace_context]}
     if not aiohttp:
         return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, event_hooks=hooks)
-    from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - keeps import cost off the CLI
+    from actors.llm.providers import _aio  # noqa: PLC0415 - keeps aiohttp's import off the CLI
 
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits, trust_env=False),
+    return _aio.AioClient(
+        transport=_aio.transport(limits),
         timeout=timeout,
         trust_env=False,
         event_hooks=hooks,
@@ -208,6 +210,22 @@ class SseEvent:
 
     event: str
     data: str
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _encode_json(body: Any) -> bytes:
+    """A request body as compact UTF-8 JSON (what httpx's ``json=`` sends)."""
+    return _ENCODER.encode(body)
+
+
+def _decode_json(content: bytes) -> Any:
+    """A JSON body; the standard library's reading where msgspec's is stricter (``NaN``)."""
+    try:
+        return msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        return json.loads(content)
 
 
 _CONNECTION_ERRORS = (
@@ -602,20 +620,35 @@ class Provider(abc.ABC):
         model: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
-        """Send a request and return its parsed JSON body; failures raise ProviderError."""
+        """Send a request and return its parsed JSON body; failures raise ProviderError.
+
+        On the default client (:func:`make_client`) the request goes straight to aiohttp
+        (``AioClient.fetch``); any other httpx client (a test's mock transport, a
+        caller's own) gets it through httpx. Both send and map the same.
+        """
+        fetch = getattr(self.client, "fetch", None)
         try:
-            response = await self.client.request(
-                method, self.url(path), json=body, headers=self._headers, params=params
-            )
-            content = await response.aread()
+            if fetch is not None:
+                content_bytes = None if body is None else _encode_json(body)
+                status, headers, content = await fetch(
+                    method,
+                    self.url(path),
+                    content=content_bytes,
+                    headers=self._headers,
+                    params=params,
+                )
+            else:
+                response = await self.client.request(
+                    method, self.url(path), json=body, headers=self._headers, params=params
+                )
+                content = await response.aread()
+                status, headers = response.status_code, response.headers
         except (httpx.HTTPError, TimeoutError) as exc:
             raise ProviderError(failure_from_exception(exc, source=self.name, model=model)) from exc
-        if response.status_code >= 400:
-            raise ProviderError(
-                self.error_from_response(response.status_code, response.headers, content, model)
-            )
+        if status >= 400:
+            raise ProviderError(self.error_from_response(status, headers, content, model))
         try:
-            return json.loads(content)
+            return _decode_json(content)
         except ValueError as exc:
             raise ProviderError(
                 self.failure(
