@@ -611,6 +611,40 @@ class Provider(abc.ABC):
         """An absolute URL under the base URL."""
         return f"{self.base_url}{path}"
 
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        model: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send a request: its status, headers and whole body, whatever the status.
+
+        On the default client (:func:`make_client`) the request goes straight to aiohttp
+        (``AioClient.fetch``); any other httpx client (a test's mock transport, a
+        caller's own) gets it through httpx. Both send and map the same. A transport
+        failure raises ProviderError (``connection``, ``timeout``).
+        """
+        fetch = getattr(self.client, "fetch", None)
+        try:
+            if fetch is not None:
+                answer: tuple[int, Mapping[str, str], bytes] = await fetch(
+                    method,
+                    self.url(path),
+                    content=None if body is None else _encode_json(body),
+                    headers=self._headers,
+                    params=params,
+                )
+                return answer
+            response = await self.client.request(
+                method, self.url(path), json=body, headers=self._headers, params=params
+            )
+            return response.status_code, response.headers, await response.aread()
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise ProviderError(failure_from_exception(exc, source=self.name, model=model)) from exc
+
     async def request_json(
         self,
         method: str,
@@ -620,31 +654,8 @@ class Provider(abc.ABC):
         model: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
-        """Send a request and return its parsed JSON body; failures raise ProviderError.
-
-        On the default client (:func:`make_client`) the request goes straight to aiohttp
-        (``AioClient.fetch``); any other httpx client (a test's mock transport, a
-        caller's own) gets it through httpx. Both send and map the same.
-        """
-        fetch = getattr(self.client, "fetch", None)
-        try:
-            if fetch is not None:
-                content_bytes = None if body is None else _encode_json(body)
-                status, headers, content = await fetch(
-                    method,
-                    self.url(path),
-                    content=content_bytes,
-                    headers=self._headers,
-                    params=params,
-                )
-            else:
-                response = await self.client.request(
-                    method, self.url(path), json=body, headers=self._headers, params=params
-                )
-                content = await response.aread()
-                status, headers = response.status_code, response.headers
-        except (httpx.HTTPError, TimeoutError) as exc:
-            raise ProviderError(failure_from_exception(exc, source=self.name, model=model)) from exc
+        """Send a request and return its parsed JSON body; failures raise ProviderError."""
+        status, headers, content = await self.send(method, path, body, model=model, params=params)
         if status >= 400:
             raise ProviderError(self.error_from_response(status, headers, content, model))
         try:

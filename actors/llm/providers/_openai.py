@@ -52,7 +52,6 @@ from actors.llm.providers._base import (
     StreamProgress,
     Timeouts,
     _error_fields,
-    failure_from_exception,
     parse_arguments,
     synth_call_id,
 )
@@ -910,20 +909,13 @@ class LMStudioProvider(OpenAIProvider):
 
     async def _send(
         self, method: str, path: str, body: Any = None, *, model: str | None = None
-    ) -> tuple[int, httpx.Headers, bytes]:
+    ) -> tuple[int, Mapping[str, str], bytes]:
         """Send a request; the status, headers and body, whatever the status."""
-        try:
-            response = await self.client.request(
-                method, self.url(path), json=body, headers=self._headers
-            )
-            content = await response.aread()
-        except (httpx.HTTPError, TimeoutError) as exc:
-            raise ProviderError(failure_from_exception(exc, source=self.name, model=model)) from exc
-        return response.status_code, response.headers, content
+        return await self.send(method, path, body, model=model)
 
     def _decode(
         self,
-        answer: tuple[int, httpx.Headers, bytes],
+        answer: tuple[int, Mapping[str, str], bytes],
         what: str,
         model: str | None,
     ) -> Any:
