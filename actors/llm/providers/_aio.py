@@ -1,17 +1,19 @@
-"""The providers' HTTP client: httpx on aiohttp, with a direct path for whole answers.
+"""The providers' HTTP client: httpx on aiohttp, with a direct path for providers.
 
 :func:`~actors.llm.providers.make_client` builds an :class:`AioClient`. It is an
-``httpx.AsyncClient`` on the aiohttp transport (streams, discovery and any caller that
-wants httpx use it as such), plus :meth:`AioClient.fetch`: one request whose whole
-body is wanted, sent on the transport's own aiohttp session without httpx's request
-and response models around it. Those models cost more than the HTTP exchange itself
+``httpx.AsyncClient`` on the aiohttp transport (discovery and any caller that wants
+httpx use it as such), plus :meth:`AioClient.fetch` (one request whose whole body is
+wanted) and :meth:`AioClient.open` (a streamed one): a provider's requests, sent on the
+transport's own aiohttp session without httpx's request and response models around
+them. Those models cost more than the HTTP exchange itself
 on a loopback server: per request httpx parses the URL again, builds and merges its
 header objects, converts them for aiohttp and back, and copies every response's
 cookies through ``urllib`` and ``email`` compatibility objects. ``fetch`` sends the
 same headers (the client's defaults, the request's, the trace context) under the same
 timeouts, and raises the same httpx exceptions for transport failures, so a provider
 maps its outcome exactly as it maps an httpx response's. ``python -m benchmarks
-hosts`` measures the difference (``fetch_vs_httpx``).
+hosts`` measures the difference (``fetch_vs_httpx``; ``stream_tokens_per_s`` for
+streams).
 
 Cookies live in one jar, the aiohttp session's, for both paths: what a server sets is
 sent back on later requests, to a host named by its IP address too (as httpx's jar did).
@@ -19,7 +21,8 @@ sent back on later requests, to a host named by its IP address too (as httpx's j
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -30,7 +33,7 @@ from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 import otel
 
-__all__ = ["AioClient", "transport"]
+__all__ = ["AioClient", "Answer", "transport"]
 
 _URLS_KEPT = 512
 """Parsed URLs an :class:`AioClient` keeps (a provider uses a few paths per model)."""
@@ -102,6 +105,26 @@ class AioClient(httpx.AsyncClient):
                 transport maps it: ``ConnectError``, ``ReadTimeout``, ...).
             TimeoutError: the caller's own deadline (a surrounding ``asyncio.timeout``).
         """
+        async with self.open(method, url, content=content, headers=headers, params=params) as (
+            response
+        ):
+            return response.status, response.headers, await response.read()
+
+    @asynccontextmanager
+    async def open(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Answer]:
+        """Send one request and yield its :class:`Answer` once the headers are in.
+
+        Sent and failing as :meth:`fetch`; the connection goes back to the pool (or is
+        closed, if the body was not read to its end) when the block ends.
+        """
         sent = self._defaults.copy()
         if headers:
             for name, value in headers.items():  # names are case-insensitive: one of each
@@ -122,7 +145,7 @@ class AioClient(httpx.AsyncClient):
         if not isinstance(session, aiohttp.ClientSession):
             session = transport.client = transport.get_client()  # as the transport does
         with map_aiohttp_exceptions():
-            async with session.request(
+            response = await session.request(
                 method,
                 target,
                 data=content,
@@ -130,6 +153,38 @@ class AioClient(httpx.AsyncClient):
                 params=params,
                 allow_redirects=False,
                 timeout=self._aio_timeout,
-            ) as response:
-                body = await response.read()
-                return response.status, response.headers, body
+            )
+        try:
+            yield Answer(response)
+        finally:
+            response.release()
+
+
+class Answer:
+    """A response whose headers are in: its status, headers and body (read or streamed).
+
+    Transport failures while the body is read raise httpx's exceptions, as on the
+    transport's own path.
+    """
+
+    __slots__ = ("_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        with map_aiohttp_exceptions():
+            return await self._response.read()
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, chunk by chunk (what ``httpx.Response`` offers)."""
+        content = self._response.content
+        while True:
+            with map_aiohttp_exceptions():
+                chunk = await content.readany()
+            if not chunk:
+                return
+            yield chunk

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 import msgspec
@@ -210,6 +210,14 @@ class SseEvent:
 
     event: str
     data: str
+
+
+class Body(Protocol):
+    """A streamed response's body: ``httpx.Response`` or the direct path's ``Answer``."""
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+        ...
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -672,9 +680,29 @@ class Provider(abc.ABC):
     @asynccontextmanager
     async def open_stream(
         self, path: str, body: Any, *, model: str, params: Mapping[str, str] | None = None
-    ) -> AsyncIterator[httpx.Response]:
-        """POST and yield the response once its status is known to be a success."""
+    ) -> AsyncIterator[Body]:
+        """POST and yield the response once its status is known to be a success.
+
+        Straight on aiohttp on the default client, through httpx on any other (as
+        :meth:`send`).
+        """
+        opener = getattr(self.client, "open", None)
         try:
+            if opener is not None:
+                async with opener(
+                    "POST",
+                    self.url(path),
+                    content=_encode_json(body),
+                    headers=self._headers,
+                    params=params,
+                ) as answer:
+                    if answer.status >= 400:
+                        content = await answer.read()
+                        raise ProviderError(
+                            self.error_from_response(answer.status, answer.headers, content, model)
+                        )
+                    yield answer
+                return
             async with self.client.stream(
                 "POST", self.url(path), json=body, headers=self._headers, params=params
             ) as response:
@@ -690,7 +718,7 @@ class Provider(abc.ABC):
             raise ProviderError(failure_from_exception(exc, source=self.name, model=model)) from exc
 
     async def _chunks(
-        self, response: httpx.Response, progress: StreamProgress, model: str
+        self, response: Body, progress: StreamProgress, model: str
     ) -> AsyncIterator[bytes]:
         """The raw body, each wait bounded by the stream-idle timeout."""
         iterator = response.aiter_bytes().__aiter__()
@@ -716,7 +744,7 @@ class Provider(abc.ABC):
             yield chunk
 
     async def iter_lines(
-        self, response: httpx.Response, progress: StreamProgress, model: str
+        self, response: Body, progress: StreamProgress, model: str
     ) -> AsyncIterator[str]:
         """Decoded lines of the body (without line endings)."""
         buffer = b""
@@ -729,7 +757,7 @@ class Provider(abc.ABC):
             yield buffer.rstrip(b"\r").decode("utf-8", "replace")
 
     async def iter_sse(
-        self, response: httpx.Response, progress: StreamProgress, model: str
+        self, response: Body, progress: StreamProgress, model: str
     ) -> AsyncIterator[SseEvent]:
         """Server-sent events: ``event:`` name and joined ``data:`` lines, per blank line."""
         event = ""
@@ -754,7 +782,7 @@ class Provider(abc.ABC):
             yield SseEvent(event, "\n".join(data))
 
     async def iter_ndjson(
-        self, response: httpx.Response, progress: StreamProgress, model: str
+        self, response: Body, progress: StreamProgress, model: str
     ) -> AsyncIterator[Any]:
         """Objects of an NDJSON body, one per non-empty line."""
         async for line in self.iter_lines(response, progress, model):

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from actors._messages import FailureKind
 from actors.llm.providers._aio import AioClient
-from actors.llm.providers._base import ProviderError, Timeouts, make_client
+from actors.llm.providers._base import ProviderError, StreamProgress, Timeouts, make_client
 from actors.llm.providers._openai import OpenAIProvider
 
 QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=2.0)
@@ -56,6 +56,16 @@ async def _limited(_: web.Request) -> web.Response:
     return web.json_response(body, status=429, headers={"Retry-After": "7"})
 
 
+async def _events(request: web.Request) -> web.StreamResponse:
+    """Three server-sent events, each written (and flushed) on its own."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for number in range(3):
+        await response.write(f"event: n\ndata: {number}\n\n".encode())
+    await response.write_eof()
+    return response
+
+
 async def _cookie(_: web.Request) -> web.Response:
     response = web.json_response({"set": True})
     response.set_cookie("affinity", "node-3")
@@ -72,6 +82,7 @@ async def server() -> AsyncIterator[str]:
     app.router.add_get("/garbage", _garbage)
     app.router.add_post("/limited", _limited)
     app.router.add_get("/cookie", _cookie)
+    app.router.add_post("/events", _events)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -162,3 +173,23 @@ async def test_a_refused_connection_is_a_connection_failure(client: httpx.AsyncC
         await _provider("http://127.0.0.1:9", client).request_json("GET", "/echo", model="m")
     assert caught.value.failure.kind is FailureKind.CONNECTION
     assert caught.value.failure.details["model"] == "m"
+
+
+async def test_a_stream_arrives_event_by_event(server: str, client: httpx.AsyncClient) -> None:
+    provider = _provider(server, client)
+    progress = StreamProgress()
+    async with provider.open_stream("/events", {"stream": True}, model="m") as body:
+        events = [(e.event, e.data) async for e in provider.iter_sse(body, progress, "m")]
+    assert events == [("n", "0"), ("n", "1"), ("n", "2")]
+    assert progress.events == 3
+
+
+async def test_a_refused_stream_is_mapped_as_a_whole_answer_is(
+    server: str, client: httpx.AsyncClient
+) -> None:
+    provider = _provider(server, client)
+    with pytest.raises(ProviderError) as caught:
+        async with provider.open_stream("/limited", {"stream": True}, model="m"):
+            pytest.fail("a refused stream yields no body")
+    assert caught.value.failure.kind is FailureKind.RATE_LIMITED
+    assert caught.value.failure.retry_after == 7.0
