@@ -5,15 +5,16 @@
 httpx use it as such), plus :meth:`AioClient.fetch` (one request whose whole body is
 wanted) and :meth:`AioClient.open` (a streamed one): a provider's requests, sent on the
 transport's own aiohttp session without httpx's request and response models around
-them. Those models cost more than the HTTP exchange itself
-on a loopback server: per request httpx parses the URL again, builds and merges its
-header objects, converts them for aiohttp and back, and copies every response's
-cookies through ``urllib`` and ``email`` compatibility objects. ``fetch`` sends the
-same headers (the client's defaults, the request's, the trace context) under the same
-timeouts, and raises the same httpx exceptions for transport failures, so a provider
-maps its outcome exactly as it maps an httpx response's. ``python -m benchmarks
-hosts`` measures the difference (``fetch_vs_httpx``; ``stream_tokens_per_s`` for
-streams).
+them. On a loopback server those models cost more than the HTTP exchange itself: per
+request httpx parses the URL again, builds and merges its header objects, converts
+them for aiohttp and back, and copies every response's cookies through ``urllib`` and
+``email`` compatibility objects.
+
+Both methods send the same headers (the client's defaults, the request's, the trace
+context) under the same timeouts, and raise the same httpx exceptions for transport
+failures, so a provider maps their outcome exactly as it maps an httpx response's.
+``python -m benchmarks hosts`` measures the difference (``fetch_vs_httpx``;
+``stream_tokens_per_s`` for streams).
 
 Cookies live in one jar, the aiohttp session's, for both paths: what a server sets is
 sent back on later requests, to a host named by its IP address too (as httpx's jar did).
@@ -42,19 +43,22 @@ _URLS_KEPT = 512
 def transport(limits: httpx.Limits) -> AiohttpTransport:
     """The aiohttp transport of an :class:`AioClient`, its session made on first use.
 
-    The session is the transport's own (a connector of ``limits``), with a cookie jar
-    that also keeps cookies of hosts named by IP address (a local server's).
+    The session is the transport's own (a connector of ``limits``, its TLS context),
+    with a cookie jar that also keeps cookies of hosts named by IP address (a local
+    server's).
     """
+    made = AiohttpTransport(limits=limits, trust_env=False)
 
     def session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=limits.max_connections or 0,
             keepalive_timeout=limits.keepalive_expiry,
-            ssl=httpx.create_ssl_context(trust_env=False),
+            ssl=made.ssl_context,
         )
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
 
-    return AiohttpTransport(limits=limits, trust_env=False, client=session)
+    made.client = session  # what its ``client`` argument takes: called on first use
+    return made
 
 
 class _NoJar(httpx.Cookies):
@@ -65,7 +69,7 @@ class _NoJar(httpx.Cookies):
 
 
 class AioClient(httpx.AsyncClient):
-    """An httpx client on ``transport`` whose :meth:`fetch` skips httpx's models.
+    """An httpx client on ``transport`` whose :meth:`fetch` and :meth:`open` skip httpx's models.
 
     Args:
         transport: The aiohttp transport (see :func:`transport`); its session is
