@@ -83,9 +83,9 @@ def make_client(
 
     httpx's default transport is slow under concurrency; the aiohttp transport (the one
     the OpenAI SDK also offers) is what every provider uses. The client is an
-    :class:`~actors.llm.providers._aio.AioClient`: whole answers skip httpx's models
-    (its ``fetch``; streams go through httpx). Create and use the client on the I/O
-    loop: the aiohttp session binds to the loop of its first request.
+    :class:`~actors.llm.providers._aio.AioClient`: a provider's requests, whole or
+    streamed, skip httpx's models (its ``fetch`` and ``open``). Create and use the
+    client on the I/O loop: the aiohttp session binds to the loop of its first request.
     """
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections

@@ -907,12 +907,6 @@ class LMStudioProvider(OpenAIProvider):
         """Whether this LM Studio has the v1 REST API (so load and unload work)."""
         return self._has_v1 is True
 
-    async def _send(
-        self, method: str, path: str, body: Any = None, *, model: str | None = None
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send a request; the status, headers and body, whatever the status."""
-        return await self.send(method, path, body, model=model)
-
     def _decode(
         self,
         answer: tuple[int, Mapping[str, str], bytes],
@@ -937,7 +931,7 @@ class LMStudioProvider(OpenAIProvider):
     async def chat(self, request: ChatRequest) -> Completion:
         """One chat completion through ``/api/v0`` (with ``stats``), else ``/v1``."""
         started = time.perf_counter()
-        answer = await self._send(
+        answer = await self.send(
             "POST",
             "/api/v0/chat/completions",
             self.chat_body(request, stream=False),
@@ -972,7 +966,7 @@ class LMStudioProvider(OpenAIProvider):
 
     async def _get_optional(self, path: str) -> Any:
         """GET a REST route the server may not have: its JSON, or ``None`` when absent."""
-        answer = await self._send("GET", path)
+        answer = await self.send("GET", path)
         if _missing_route(answer[0], answer[2]):
             return None
         return self._decode(answer, f"GET {path}", None)
@@ -1096,7 +1090,7 @@ class LMStudioProvider(OpenAIProvider):
 
     async def load(self, model: str) -> None:
         """Load a model: ``POST /api/v1/models/load``."""
-        answer = await self._send("POST", "/api/v1/models/load", {"model": model}, model=model)
+        answer = await self.send("POST", "/api/v1/models/load", {"model": model}, model=model)
         if _missing_route(answer[0], answer[2]):
             raise self._no_v1(model)
         self._has_v1 = True
@@ -1122,7 +1116,7 @@ class LMStudioProvider(OpenAIProvider):
                 ]
                 break
         for instance_id in [model] if instances is None else instances:
-            answer = await self._send(
+            answer = await self.send(
                 "POST", "/api/v1/models/unload", {"instance_id": instance_id}, model=model
             )
             self._decode(answer, "POST /api/v1/models/unload", model)
