@@ -9,10 +9,12 @@ run:
 * ``actors``: the same requests fanned out through ``--hosts`` ModelHost actors whose
   ``max_parallel`` add up to the same concurrency, asked from asyncio code with
   ``Ref.ask_async``; each answer is a typed Completion;
+* ``aiohttp``: the raw run on a plain aiohttp session, the transport under both (the
+  hosts' requests go to it directly); ``fanout_vs_aiohttp_ratio`` is actors over it;
 * ``default_httpx``: the raw run again on httpx's default transport, for the record.
 
-Raw and actor runs alternate over ``--rounds`` rounds (after a warm-up); the figures
-are medians over rounds. Then:
+Raw, actor and aiohttp runs alternate over ``--rounds`` rounds (after a warm-up); the
+figures are medians over rounds. Then:
 
 * ``stream_tokens_per_s``: streamed answers of ``--stream-words`` words each, through a
   ModelHost with ``stream=True``, all tokens counted over the wall time;
@@ -66,14 +68,40 @@ def body(i: int) -> dict[str, Any]:
     return {"model": "bench", "messages": [{"role": "user", "content": f"question {i}"}]}
 
 
-async def raw_run(url: str, n: int, concurrency: int, *, aiohttp: bool) -> float:
-    client = make_client(max_connections=concurrency, timeouts=Timeouts(read=60), aiohttp=aiohttp)
+def _httpx_on_aiohttp(connections: int, timeouts: Timeouts) -> httpx.AsyncClient:
+    """A plain httpx client on the aiohttp transport: the hosts' client before ``fetch``."""
+    from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - imports aiohttp
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits, trust_env=False),
+        timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=None),
+        trust_env=False,
+    )
+
+
+async def raw_run(url: str, n: int, concurrency: int, *, via: str = "aiohttp") -> float:
+    """``n`` requests, ``concurrency`` at a time, ``via`` aiohttp, httpx_aiohttp or httpx."""
+    import aiohttp  # noqa: PLC0415
+
     limit = asyncio.Semaphore(concurrency)
+    target = f"{url}/v1/chat/completions"
+    session = client = None
+    if via == "aiohttp":
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+    elif via == "httpx_aiohttp":
+        client = _httpx_on_aiohttp(concurrency, Timeouts(read=60))
+    else:
+        client = make_client(max_connections=concurrency, timeouts=Timeouts(read=60), aiohttp=False)
 
     async def one(i: int) -> None:
         async with limit:
-            response = await client.post(f"{url}/v1/chat/completions", json=body(i))
-            data = response.json()
+            if session is not None:
+                async with session.post(target, json=body(i)) as answer:
+                    data = await answer.json()
+            else:
+                assert client is not None
+                data = (await client.post(target, json=body(i))).json()
             assert data["choices"][0]["message"]["content"]
 
     try:
@@ -82,7 +110,10 @@ async def raw_run(url: str, n: int, concurrency: int, *, aiohttp: bool) -> float
         await asyncio.gather(*(one(i) for i in range(n)))
         return time.perf_counter() - started
     finally:
-        await client.aclose()
+        if session is not None:
+            await session.close()
+        if client is not None:
+            await client.aclose()
 
 
 async def actors_run(system: System, names: Sequence[str], n: int) -> float:
@@ -99,34 +130,38 @@ async def actors_run(system: System, names: Sequence[str], n: int) -> float:
 
 def fanout(args: argparse.Namespace) -> dict[str, Any]:
     per_host = max(1, args.concurrency // args.hosts)
-    raw: list[float] = []
-    actors: list[float] = []
+    walls: dict[str, list[float]] = {"raw": [], "actors": [], "aiohttp": []}
     with fake_server(args.latency) as url, System(name="bench-hosts", default_timeout=60) as system:
         names = [f"host{i}" for i in range(args.hosts)]
         for name in names:
             settings = HostConfig(url=url, protocol="openai", max_parallel=per_host)
             system.spawn(ModelHost, name=name, args=(settings,))
         # Warm-up: connections, code paths.
-        asyncio.run(raw_run(url, min(200, args.requests), args.concurrency, aiohttp=True))
+        asyncio.run(raw_run(url, min(200, args.requests), args.concurrency, via="httpx_aiohttp"))
+        asyncio.run(raw_run(url, min(200, args.requests), args.concurrency))
         asyncio.run(actors_run(system, names, min(200, args.requests)))
+        sides = ["raw", "actors", "aiohttp"]
         for round_no in range(args.rounds):
-            order = ("raw", "actors") if round_no % 2 == 0 else ("actors", "raw")
-            for side in order:
-                if side == "raw":
-                    raw.append(
-                        asyncio.run(raw_run(url, args.requests, args.concurrency, aiohttp=True))
-                    )
+            turn = round_no % len(sides)
+            for side in sides[turn:] + sides[:turn]:
+                if side == "actors":
+                    wall = asyncio.run(actors_run(system, names, args.requests))
                 else:
-                    actors.append(asyncio.run(actors_run(system, names, args.requests)))
-        default = asyncio.run(raw_run(url, args.requests, args.concurrency, aiohttp=False))
-    raw_s, actors_s = statistics.median(raw), statistics.median(actors)
+                    via = "httpx_aiohttp" if side == "raw" else "aiohttp"
+                    wall = asyncio.run(raw_run(url, args.requests, args.concurrency, via=via))
+                walls[side].append(wall)
+        default = asyncio.run(raw_run(url, args.requests, args.concurrency, via="httpx"))
+    raw_s, actors_s = statistics.median(walls["raw"]), statistics.median(walls["actors"])
+    aiohttp_s = statistics.median(walls["aiohttp"])
     return {
         "raw_wall_s": round(raw_s, 4),
         "actors_wall_s": round(actors_s, 4),
         "fanout_ratio": round(actors_s / raw_s, 3),
+        "aiohttp_wall_s": round(aiohttp_s, 4),
+        "fanout_vs_aiohttp_ratio": round(actors_s / aiohttp_s, 3),
         "default_httpx_wall_s": round(default, 4),
         "default_httpx_ratio": round(default / raw_s, 2),
-        "per_round": {"raw_wall_s": raw, "actors_wall_s": actors},
+        "per_round": {f"{side}_wall_s": values for side, values in walls.items()},
     }
 
 
@@ -186,18 +221,11 @@ def failfast(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _paths(url: str, n: int) -> dict[str, list[tuple[float, float]]]:
     """Wall and CPU time (us) per ``request_json``, on the direct and the httpx path."""
-    from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - the old client, rebuilt
-
     from actors.llm.providers import provider_class  # noqa: PLC0415
 
     timeouts = Timeouts(read=60)
-    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
     direct = make_client(max_connections=8, timeouts=timeouts)
-    through = httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits, trust_env=False),
-        timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=None),
-        trust_env=False,
-    )
+    through = _httpx_on_aiohttp(8, timeouts)
     cls = provider_class("openai")
     sides = {"fetch": cls(url, client=direct), "httpx": cls(url, client=through)}
     out: dict[str, list[tuple[float, float]]] = {"fetch": [], "httpx": []}

@@ -65,9 +65,16 @@ HOSTS_FIGURES = (
     "actors_wall_s",
     "fanout_ratio",
     "default_httpx_wall_s",
+    "aiohttp_wall_s",
+    "fanout_vs_aiohttp_ratio",
     "stream_tokens_per_s",
     "failfast_p50_us",
     "failfast_p99_us",
+    "fetch_p50_us",
+    "httpx_path_p50_us",
+    "fetch_vs_httpx",
+    "fetch_cpu_us",
+    "httpx_path_cpu_us",
 )
 
 
