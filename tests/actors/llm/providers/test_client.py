@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from actors._messages import FailureKind
-from actors.llm.providers._aio import AioClient
+from actors.llm.providers._aio import AioClient, transport
 from actors.llm.providers._base import ProviderError, StreamProgress, Timeouts, make_client
 from actors.llm.providers._openai import OpenAIProvider
 
@@ -193,3 +193,33 @@ async def test_a_refused_stream_is_mapped_as_a_whole_answer_is(
             pytest.fail("a refused stream yields no body")
     assert caught.value.failure.kind is FailureKind.RATE_LIMITED
     assert caught.value.failure.retry_after == 7.0
+
+
+async def test_the_default_client_sends_a_providers_requests_on_the_direct_path(
+    server: str,
+) -> None:
+    """Whole answers through ``fetch``, streams through ``open``; httpx's path unused."""
+    used: list[str] = []
+
+    class Counting(AioClient):
+        async def fetch(self, *args: Any, **kwargs: Any) -> tuple[int, Any, bytes]:
+            used.append("fetch")
+            return await super().fetch(*args, **kwargs)
+
+        def open(self, *args: Any, **kwargs: Any) -> Any:
+            used.append("open")
+            return super().open(*args, **kwargs)
+
+        async def send(self, *args: Any, **kwargs: Any) -> httpx.Response:
+            used.append("httpx")
+            return await super().send(*args, **kwargs)
+
+    http = Counting(transport=transport(httpx.Limits(max_connections=4)))
+    try:
+        provider = _provider(server, http)
+        await provider.request_json("GET", "/echo")
+        async with provider.open_stream("/events", {}, model="m") as body:
+            assert [e.data async for e in provider.iter_sse(body, StreamProgress(), "m")]
+    finally:
+        await http.aclose()
+    assert used == ["fetch", "open", "open"]  # fetch opens the request itself
