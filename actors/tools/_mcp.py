@@ -29,19 +29,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import Any
-
-import httpx2
-import mcp
-import mcp.types
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
+from typing import TYPE_CHECKING, Any
 
 from actors.llm import McpServerConfig
 from actors.tools._errors import ToolArgumentError, ToolError
 from actors.tools._registry import Tool, ToolContext, ToolMeta
 
+if TYPE_CHECKING:
+    import mcp
+    import mcp.types
+
 __all__ = ["McpServerConfig", "McpSource", "mcp_tool_name"]
+
+# The SDK is imported when a source first connects, not with this module: it takes
+# longer to import than the rest of the package (every ``reactor`` command paid it).
 
 _INVALID_PARAMS = -32602
 _BAD = re.compile(r"[^A-Za-z0-9_-]")
@@ -71,12 +72,18 @@ class McpSource:
         self._owner: asyncio.Task[None] | None = None
 
     def _transport(self) -> Any:
+        import mcp  # noqa: PLC0415 - see the note on the SDK's import above
+
         config = self.config
         if config.command is not None:
             return mcp.StdioServerParameters(
                 command=config.command, args=list(config.args), env=dict(config.env) or None
             )
         assert config.url is not None
+        import httpx2  # noqa: PLC0415
+        from mcp.client.streamable_http import streamable_http_client  # noqa: PLC0415
+        from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: PLC0415
+
         timeout = httpx2.Timeout(30.0, read=max(config.timeout_s, 30.0))
         http = create_mcp_http_client(headers=config.header_values(), timeout=timeout)
         return http, streamable_http_client(config.url, http_client=http)
@@ -90,6 +97,8 @@ class McpSource:
         return await ready
 
     async def _own(self, ready: asyncio.Future[list[Tool]]) -> None:
+        import mcp  # noqa: PLC0415 - see the note on the SDK's import above
+
         try:
             async with contextlib.AsyncExitStack() as stack:
                 transport = self._transport()
@@ -170,6 +179,9 @@ class McpSource:
             ToolError: The server reported an error (``isError``), or is not connected.
             ToolArgumentError: The server refused the arguments (invalid params).
         """
+        import mcp  # noqa: PLC0415 - loaded already: the client exists once connected
+        import mcp.types  # noqa: PLC0415
+
         client = self._client
         name = mcp_tool_name(self.name, tool)
         if client is None:

@@ -64,6 +64,21 @@ def test_version_option_prints_the_version() -> None:
     assert run_python("-m", "reactor", "version").stdout.strip() in result.stdout
 
 
+def test_the_command_line_starts_without_loading_the_mcp_sdk() -> None:
+    """The MCP SDK is loaded when an MCP server is used, not by every `reactor` command.
+
+    It takes longer to import than the rest of the package together, and only
+    ``reactor serve`` and tool sources that name an MCP server need it.
+    """
+    code = (
+        "import sys, reactor.cli._main; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mcp'))"
+    )
+    result = run_python("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_every_subcommand_and_argument_has_help() -> None:
     """No command, positional or option is undocumented in `--help`."""
     missing: list[str] = []
