@@ -1020,6 +1020,11 @@ class Engine:
         reason: str = "resumed",
         force: bool = False,
         reactor: type[Reactor] | None = None,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        on_timeout: OnTimeout | None = None,
+        max_iterations: int | None = None,
+        halt_timeout: float | None = None,
     ) -> RunHandle:
         """Continue a halted or interrupted run from its journal.
 
@@ -1041,14 +1046,38 @@ class Engine:
             reactor: The reactor to continue it with (by default the one its
                 journal's locator names): for a reactor whose file moved. Later
                 resumes load it from its new place.
+            max_concurrency: Steps running at once, from now on (see below).
+            timeout: Seconds the run may take from this resume.
+            on_timeout: What the run does once that timeout has passed.
+            max_iterations: How many more times its steps may loop.
+            halt_timeout: Seconds a halting run waits for its running steps.
+
+        The run options may be given anew, as Ash's ``run`` takes them again with a
+        halted reactor: a larger ``max_iterations`` for a run that reached its limit, a
+        longer ``timeout`` or ``on_timeout="fail"`` for one that soft-timed out. An
+        option not given stays as journaled (as the run started, or as a resume since
+        gave it). Those given are checked as :meth:`start` checks them and journaled
+        with ``RunResumed``, so every later resume keeps them, after a crash too.
 
         Raises:
             ResumeError: No such run, it already ended, or its reactor cannot be loaded.
             PlanChangedError: Its steps changed since it started (and not ``force``);
                 ``changes`` says how.
             JournalCorruptError: A row of its journal cannot be read.
+            ValueError: A run option is out of range (as :meth:`start` says).
         """
         self._require_open()
+        given = {
+            name: value
+            for name, value in (
+                ("max_concurrency", max_concurrency),
+                ("timeout", timeout),
+                ("on_timeout", on_timeout),
+                ("max_iterations", max_iterations),
+                ("halt_timeout", halt_timeout),
+            )
+            if value is not None
+        }
         events = self.history(run_id)
         if not events or not isinstance(events[0], RunStarted):
             msg = f"no run {run_id!r} in the journal ({self._where()})"
@@ -1058,6 +1087,9 @@ class Engine:
         if ended in TERMINAL_EVENTS:
             msg = f"run {run_id} of {started.reactor!r} already ended ({ended}); nothing to resume"
             raise ResumeError(msg, run_id=run_id, reactor=started.reactor)
+        _check_limits(
+            started.reactor, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout
+        )
         locator = _latest_locator(events)
         moved_to = ""
         if reactor is None:
@@ -1072,8 +1104,7 @@ class Engine:
         warnings = self._check_plan(started, reactor, force=force)
         if warnings:
             reason = f"{reason} ({'; '.join(warnings)})"
-        known = {f.name for f in dataclasses.fields(RunOptions)}
-        options = RunOptions(**{k: v for k, v in started.options.items() if k in known})
+        options = _journaled_options(events, given)
         handle = RunHandle(run_id, started.reactor)
         spec = self._spec(
             reactor,
@@ -1088,6 +1119,7 @@ class Engine:
             resume_reason=reason,
             lenient=force,
             resume_locator=moved_to,
+            resume_options=given,
         )
         handle._ref = self._spawn(spec, run_id)
         handle.warnings = tuple(warnings)
@@ -1418,6 +1450,17 @@ def _check_seconds(reactor: str, option: str, value: Any) -> None:
     ):
         msg = f"run of {reactor!r}: {option} must be seconds > 0, got {value!r}"
         raise ValueError(msg)
+
+
+def _journaled_options(events: Sequence[Any], given: Mapping[str, Any]) -> RunOptions:
+    """A resumed run's options: ``RunStarted``'s, then each resume's, then ``given``."""
+    merged = dict(events[0].options)
+    for event in events:
+        if isinstance(event, RunResumed):
+            merged.update(event.options)
+    merged.update(given)
+    known = {f.name for f in dataclasses.fields(RunOptions)}
+    return RunOptions(**{k: v for k, v in merged.items() if k in known})
 
 
 def _check_limits(  # noqa: PLR0917 - one per run option

@@ -396,6 +396,7 @@ def run_runs_remote(
     """``reactor runs list|show|start|cancel|resume --server URL``."""
     import msgspec  # noqa: PLC0415
 
+    from reactor.cli._parse import given_run_options  # noqa: PLC0415
     from reactor.cli._render import write_run, write_runs  # noqa: PLC0415
     from reactor.daemon import DaemonClient, DaemonClientError  # noqa: PLC0415
     from reactor.run import RunSummary, RunView  # noqa: PLC0415
@@ -418,7 +419,9 @@ def run_runs_remote(
                     write_run(out, view, args.run_id, as_json=args.json)
                 case "resume":
                     created = client.post(
-                        f"/api/runs/{args.run_id}/resume", force="true" if args.force else None
+                        f"/api/runs/{args.run_id}/resume",
+                        given_run_options(args),
+                        force="true" if args.force else None,
                     )
                     out.write(
                         json.dumps(created, indent=2) + "\n"

@@ -213,6 +213,58 @@ def _fault_options(fake: argparse.ArgumentParser) -> None:
     faults.add_argument("--fault-path", default=None, help="only paths containing this")
 
 
+def _run_options(parser: argparse.ArgumentParser, *, resume: bool) -> None:
+    """The run's limits: given to ``reactor run``, or anew to ``reactor runs resume``."""
+    again = " (default: as journaled; given here, kept by every later resume)"
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        help="steps running at once at most" + (again if resume else ""),
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=("seconds the run may take from this resume" + again)
+        if resume
+        else "seconds the whole run may take",
+    )
+    parser.add_argument(
+        "--on-timeout",
+        choices=("fail", "halt"),
+        default=None,
+        help=(
+            "what the run does once its timeout passes: fail (cancel running steps, "
+            "roll back, fail) or halt (start no more steps, let running ones finish, "
+            "halt; `reactor runs resume` continues it)"
+            + (again if resume else "; default: the reactor's, else fail")
+        ),
+    )
+    parser.add_argument(
+        "--max-iterations",
+        type=int,
+        default=None,
+        help=(
+            "how many times the run's steps may re-emit themselves (loop) before it halts"
+            + (
+                ", counted from this resume" + again
+                if resume
+                else " (default: the reactor's, else no limit)"
+            )
+        ),
+    )
+    parser.add_argument(
+        "--halt-timeout",
+        type=float,
+        default=None,
+        help=(
+            "seconds a halting run waits for its running steps before it cancels them "
+            "(they run again on resume)" + (again if resume else "; default: as long as they take")
+        ),
+    )
+
+
 def _db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
@@ -286,38 +338,7 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="an input as a JSON value",
     )
     _db_option(run)
-    run.add_argument(
-        "--max-concurrency", type=int, default=None, help="steps running at once at most"
-    )
-    run.add_argument("--timeout", type=float, default=None, help="seconds the whole run may take")
-    run.add_argument(
-        "--on-timeout",
-        choices=("fail", "halt"),
-        default=None,
-        help=(
-            "what the run does once its timeout passes: fail (cancel running steps, "
-            "roll back, fail; the default) or halt (start no more steps, let running "
-            "ones finish, halt; `reactor runs resume` continues it)"
-        ),
-    )
-    run.add_argument(
-        "--max-iterations",
-        type=int,
-        default=None,
-        help=(
-            "how many times the run's steps may re-emit themselves (loop) before it "
-            "halts (default: the reactor's, else no limit)"
-        ),
-    )
-    run.add_argument(
-        "--halt-timeout",
-        type=float,
-        default=None,
-        help=(
-            "seconds a halting run waits for its running steps before it cancels them "
-            "(they run again on resume; default: as long as they take)"
-        ),
-    )
+    _run_options(run, resume=False)
     run.add_argument("--run-id", default=None, help="the run's id (default: a new one)")
     run.add_argument(
         "--context",
@@ -372,6 +393,7 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         action="store_true",
         help="resume even though the reactor's steps changed since the run started",
     )
+    _run_options(resume, resume=True)
     _db_option(resume)
     _progress_options(resume)
     _json_outcome_option(resume)
@@ -952,6 +974,8 @@ def _runs(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per ac
         case "show":
             return run_show(args.run_id, db=args.db, as_json=args.json, traceback=args.traceback)
         case "resume":
+            from reactor.cli._parse import given_run_options  # noqa: PLC0415
+
             code = run_resume(
                 args.run_id,
                 db=args.db,
@@ -960,6 +984,7 @@ def _runs(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per ac
                 as_json=args.json,
                 force=args.force,
                 locator=args.locator,
+                options=given_run_options(args),
             )
             return leave_now_if_steps_linger(code)
         case "undo":

@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CliError",
+    "given_run_options",
     "has_ask_steps",
     "load_reactor",
     "parse_context",
@@ -172,3 +173,9 @@ def has_ask_steps(reactor: type[Reactor], _seen: set[type[Reactor]] | None = Non
                 if has_ask_steps(sub, seen):
                     return True
     return False
+
+
+def given_run_options(args: Any) -> dict[str, Any]:
+    """The run options given on a command line (only those given), by their Python names."""
+    names = ("max_concurrency", "timeout", "on_timeout", "max_iterations", "halt_timeout")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}

@@ -21,7 +21,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -666,6 +666,7 @@ def run_resume(
     as_json: bool = False,
     force: bool = False,
     locator: str | None = None,
+    options: Mapping[str, Any] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -675,6 +676,8 @@ def run_resume(
     to the one the run started with). A run whose reactor's steps changed is refused
     (exit 2, naming the changes) unless ``force``; a changed source only warns.
     ``as_json``: one JSON object on standard output, as for ``reactor run --json``.
+    ``options``: run options given anew (``timeout``, ``max_iterations``, ...; see
+    :meth:`~reactor.app.Engine.resume`); a bad one is exit 2, naming it.
     """
     out, err = out or sys.stdout, err or sys.stderr
     from actors import System  # noqa: PLC0415
@@ -714,6 +717,7 @@ def run_resume(
                     middleware=middleware,
                     force=force,
                     reactor=reactor if given else None,
+                    **(options or {}),
                 )
 
             return _execute(

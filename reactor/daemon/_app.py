@@ -44,6 +44,7 @@ from reactor.daemon._messages import (
     Decide,
     Health,
     ReactorInfo,
+    ResumeRun,
     RunCreated,
     StartRun,
     TasksRequest,
@@ -472,12 +473,20 @@ async def cancel_run(request: Request, daemon: Daemon) -> Response:
     )
 
 
-async def resume_run(daemon: Daemon, run_id: str, *, force: bool = False) -> RunCreated:
-    """Resume a halted or interrupted run."""
+async def resume_run(
+    daemon: Daemon, run_id: str, *, force: bool = False, body: ResumeRun | None = None
+) -> RunCreated:
+    """Resume a halted or interrupted run (``body``: run options given anew)."""
+    given = {} if body is None else msgspec.structs.asdict(body)
+    options = {k: v for k, v in given.items() if v is not None}
     try:
-        handle = await asyncio.to_thread(daemon.engine.resume, run_id, force=force)
+        handle = await asyncio.to_thread(
+            functools.partial(daemon.engine.resume, run_id, force=force, **options)
+        )
     except PlanChangedError as exc:
         raise ApiError("conflict", str(exc), field="force") from None
+    except ValueError as exc:  # a run option out of range (the body's types are checked)
+        raise ApiError("bad_request", str(exc)) from None
     except ResumeError as exc:
         code = "not_found" if "no run" in str(exc) else "conflict"
         raise ApiError(code, str(exc), field="run_id") from None
@@ -494,14 +503,17 @@ async def resume_run(daemon: Daemon, run_id: str, *, force: bool = False) -> Run
     "POST",
     "/api/runs/{run_id}/resume",
     "Resume a halted or interrupted run",
+    body=ResumeRun,
     returns=RunCreated,
     status=202,
     tag="runs",
 )
 async def resume(request: Request, daemon: Daemon) -> Response:
-    """``?force=true`` resumes although its steps changed."""
+    """``?force=true`` resumes although its steps changed; the body may give run options."""
     force = request.query_params.get("force", "") in ("1", "true", "yes")
-    return json_response(await resume_run(daemon, request.path_params["run_id"], force=force), 202)
+    body = await decode(request, ResumeRun)
+    created = await resume_run(daemon, request.path_params["run_id"], force=force, body=body)
+    return json_response(created, 202)
 
 
 @_endpoint(

@@ -209,6 +209,16 @@ class StartRun(_Body, frozen=True, kw_only=True):
     halt_timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
+class ResumeRun(_Body, frozen=True, kw_only=True):
+    """``POST /api/runs/{run_id}/resume``: run options given anew (none: as journaled)."""
+
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    on_timeout: Literal["fail", "halt"] | None = None
+    max_iterations: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    halt_timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
 class RunCreated(msgspec.Struct, frozen=True, kw_only=True):
     """A run was started or resumed: where to follow it."""
 

@@ -176,6 +176,7 @@ def fold(events: Iterable[RunEvent]) -> RunView:  # noqa: PLR0912, PLR0915 - one
             case RunResumed():
                 view.run_id = view.run_id or event.run_id
                 view.resumed += 1
+                view.options.update(event.options)
                 view.owner, view.status, view.ended_at = event.owner, "running", None
                 view.halted_step = view.reason = None
                 for each in view.steps:

@@ -134,7 +134,10 @@ class RunResumed(Message, frozen=True, kw_only=True):
     """The run was picked up again (after a halt, a crash or ``reactor runs resume``).
 
     ``locator`` is where the reactor was loaded from this time when that is not where
-    it was before (its file moved); later resumes load it from there.
+    it was before (its file moved); later resumes load it from there. ``options``
+    are the run options given anew for this resume (only those given: ``timeout``,
+    ``on_timeout``, ``max_iterations``, ``halt_timeout``, ``max_concurrency``); they
+    replace ``RunStarted.options``' for this resume and every later one.
     """
 
     run_id: str
@@ -142,6 +145,7 @@ class RunResumed(Message, frozen=True, kw_only=True):
     reason: str
     at: float
     locator: str = ""
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class StepStarted(Message, frozen=True, kw_only=True):

@@ -198,6 +198,8 @@ class Run(LoopActor[object]):
             resume forced although the plan changed).
         resume_locator: Where the reactor was loaded from for this resume, when its
             file moved (journaled with ``RunResumed``).
+        resume_options: The run options given anew for this resume (journaled with
+            ``RunResumed``; ``options`` has them already).
     """
 
     def __init__(
@@ -222,6 +224,7 @@ class Run(LoopActor[object]):
         refuse_existing: bool = False,
         lenient: bool = False,
         resume_locator: str = "",
+        resume_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self._svc = services
@@ -243,6 +246,7 @@ class Run(LoopActor[object]):
         self._refuse_existing = refuse_existing
         self._lenient = lenient
         self._resume_locator = resume_locator
+        self._resume_options = dict(resume_options or {})
         self._run_context: Mapping[str, Any] = (
             MappingProxyType(dict(context)) if context else _NO_CONTEXT
         )
@@ -422,6 +426,7 @@ class Run(LoopActor[object]):
                 reason=self._resume_reason,
                 at=time.time(),
                 locator=self._resume_locator,
+                options=self._resume_options,
             ),
         )
         self._begin(resumed=True)

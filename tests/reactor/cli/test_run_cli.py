@@ -877,3 +877,26 @@ def test_run_max_iterations_halts_a_loop_and_refuses_a_negative(
     )
     assert code == 2
     assert "--max-iterations must be at least 0" in out + err
+
+
+def test_runs_resume_takes_run_options_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`reactor runs resume ID --max-iterations N`: the run goes on under the new limit."""
+    db = str(tmp_path / "runs.db")
+    locator = "tests.support.acceptance:Counter"
+    argv = ["run", locator, "-i", "start=1", "-i", "limit=4", "--max-iterations", "0"]
+    code, out, err = _main([*argv, "--run-id", "looping", "--db", db], capsys)
+    assert code == EXIT_HALTED, (out, err)
+    code, out, err = _main(["runs", "resume", "looping", "--timeout", "0", "--db", db], capsys)
+    assert code == 2
+    assert "timeout must be seconds > 0, got 0" in out + err
+    code, out, err = _main(
+        ["runs", "resume", "looping", "--max-iterations", "5", "--timeout", "60", "--db", db],
+        capsys,
+    )
+    assert code == 0, (out, err)
+    assert "reached 4" in out
+    code, out, err = _main(["runs", "show", "looping", "--json", "--db", db], capsys)
+    options = json.loads(out)["options"]
+    assert (options["max_iterations"], options["timeout"]) == (5, 60.0)

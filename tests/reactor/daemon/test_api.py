@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -401,6 +402,28 @@ def test_a_halted_run_is_resumed_over_the_api(client: httpx.Client, tmp_path: Pa
     assert after[0]["event"] == "RunResumed"
     assert after[-1]["event"] == "RunCompleted"
     assert client.get(f"/api/runs/{run_id}").json()["result"] == "done (approved)"
+
+
+def test_resume_takes_run_options_in_its_body(client: httpx.Client, tmp_path: Path) -> None:
+    """The resume's body gives run options anew (journaled); a bad one is a 400 naming it."""
+    approval = tmp_path / "approved"
+    run_id = client.post(
+        "/api/runs", json={"reactor": "Approval", "inputs": {"approval": str(approval)}}
+    ).json()["run_id"]
+    halted = _frames(client, f"/api/runs/{run_id}/events")
+    assert halted[-1]["event"] == "RunHalted"
+    refused = client.post(f"/api/runs/{run_id}/resume", json={"max_iterations": -1})
+    assert refused.status_code == 400
+    assert _error(refused)["field"] == "max_iterations"
+    approval.write_text("yes")
+    body = {"timeout": 120.0, "on_timeout": "halt", "max_iterations": 3}
+    assert client.post(f"/api/runs/{run_id}/resume", json=body).status_code == 202
+    after = _frames(client, f"/api/runs/{run_id}/events", {"Last-Event-ID": halted[-1]["id"]})
+    assert after[0]["event"] == "RunResumed"
+    assert json.loads(after[0]["data"])["options"] == body
+    assert after[-1]["event"] == "RunCompleted"
+    shown = client.get(f"/api/runs/{run_id}").json()
+    assert {k: shown["options"][k] for k in body} == body
 
 
 def test_tool_call_decisions_need_a_pending_call(client: httpx.Client) -> None:

@@ -25,6 +25,7 @@ from reactor.run import (
     RunCompleted,
     RunFailedError,
     RunHaltedError,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepsAdded,
@@ -196,6 +197,54 @@ def test_max_iterations_halts_a_loop_and_resume_counts_afresh(engine: Engine) ->
     # Resumed, it counts afresh: two more re-emissions are allowed, one is needed.
     assert engine.resume(handle.run_id).result(WAIT) == "reached 5"
     assert [e for e in LOG.log if e.startswith("count")] == [f"count {n}" for n in range(1, 6)]
+
+
+def _counts() -> list[str]:
+    return [e for e in LOG.log if e.startswith("count")]
+
+
+def test_resume_takes_run_options_anew_and_later_resumes_keep_them(engine: Engine) -> None:
+    """As Ash's ``run`` with a halted reactor: options given on resume replace the journaled."""
+    handle = engine.start(Counter, {"start": 1, "limit": 9}, max_iterations=1)
+    with pytest.raises(RunHaltedError, match="max_iterations=1"):
+        handle.result(WAIT)
+    assert _counts() == ["count 1", "count 2"]
+    # A larger limit for this resume: two more re-emissions, then it halts again.
+    with pytest.raises(RunHaltedError, match="max_iterations=2"):
+        engine.resume(handle.run_id, max_iterations=2, timeout=30.0).result(WAIT)
+    assert _counts() == [f"count {n}" for n in range(1, 6)]
+    resumed = [e for e in engine.history(handle.run_id) if isinstance(e, RunResumed)]
+    assert resumed[-1].options == {"max_iterations": 2, "timeout": 30.0}
+    # Resumed with nothing given, it keeps what the last resume gave (not the start's 1).
+    with pytest.raises(RunHaltedError, match="max_iterations=2"):
+        engine.resume(handle.run_id).result(WAIT)
+    assert _counts() == [f"count {n}" for n in range(1, 9)]
+    view = fold(engine.history(handle.run_id))
+    assert (view.options["max_iterations"], view.options["timeout"]) == (2, 30.0)
+    assert engine.resume(handle.run_id, max_iterations=5).result(WAIT) == "reached 9"
+
+
+@pytest.mark.parametrize(
+    ("option", "bad", "says"),
+    [
+        ("max_iterations", -1, "max_iterations must be an int >= 0, got -1"),
+        ("timeout", 0, "timeout must be seconds > 0, got 0"),
+        ("on_timeout", "retry", "on_timeout must be 'fail' or 'halt', got 'retry'"),
+        ("halt_timeout", "5", "halt_timeout must be seconds > 0, got '5'"),
+        ("max_concurrency", 0, "max_concurrency must be an int >= 1, got 0"),
+    ],
+)
+def test_a_bad_option_on_resume_is_refused_and_nothing_is_journaled(
+    engine: Engine, option: str, bad: Any, says: str
+) -> None:
+    handle = engine.start(Counter, {"start": 1, "limit": 3}, max_iterations=0)
+    with pytest.raises(RunHaltedError):
+        handle.result(WAIT)
+    before = engine.history(handle.run_id)
+    with pytest.raises(ValueError, match=f"run of 'Counter': {says}"):
+        engine.resume(handle.run_id, **{option: bad})
+    assert engine.history(handle.run_id) == before
+    assert engine.resume(handle.run_id, max_iterations=5).result(WAIT) == "reached 3"
 
 
 def test_max_iterations_as_a_class_keyword_and_bad_values() -> None:
