@@ -176,6 +176,9 @@ def write_run(
     if view.resumed:
         rows.append(("resumed", Text(f"{view.resumed} time(s)")))
     rows.append(("inputs", Text(format_json(view.inputs))))
+    limits = _limits(view.options)
+    if limits:
+        rows.append(("limits", Text(limits)))
     if view.status == "completed":
         rows.append(("result", Text(_clip(format_json(view.result)))))
     if view.errors:
@@ -193,6 +196,17 @@ def write_run(
         header.add_row(label, value)
     _emit(out, header, "", _steps_table(view))
     _write_tracebacks(out, view, run_id, show=traceback)
+
+
+_LIMITS = ("timeout", "on_timeout", "max_iterations", "halt_timeout", "concurrency_key")
+
+
+def _limits(options: dict[str, Any]) -> str:
+    """The run's limits in force (as started, or as a resume gave them), those set only."""
+    shown = [f"{name}={options[name]}" for name in _LIMITS if options.get(name) is not None]
+    if options.get("timeout") is None:
+        shown = [each for each in shown if not each.startswith("on_timeout=")]
+    return "  ".join(shown)
 
 
 def _write_tracebacks(out: TextIO, view: RunView, run_id: str, *, show: bool) -> None:

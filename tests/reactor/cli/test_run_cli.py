@@ -900,3 +900,5 @@ def test_runs_resume_takes_run_options_anew(
     code, out, err = _main(["runs", "show", "looping", "--json", "--db", db], capsys)
     options = json.loads(out)["options"]
     assert (options["max_iterations"], options["timeout"]) == (5, 60.0)
+    code, out, err = _main(["runs", "show", "looping", "--db", db], capsys)
+    assert "timeout=60.0  on_timeout=fail  max_iterations=5" in out
