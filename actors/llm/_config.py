@@ -59,6 +59,8 @@ from pydantic import (
 from actors import FailureKind
 
 if TYPE_CHECKING:
+    import ssl
+
     from actors.llm._messages import Usage
 
 __all__ = [
@@ -310,6 +312,14 @@ class HostConfig(_Section):
             is refused ``not_found`` rather than silently served by another model.
         context_windows: Context window per model id, for servers that do not report
             one (llama-cpp-python): what a stream that ends empty is judged against.
+        ca_file: A PEM file of CA certificates this host's TLS certificate is checked
+            against, beside the usual ones (a server behind a company's own CA).
+        verify_tls: Check the host's TLS certificate (``false``: anything is accepted,
+            for a development server with a self-signed certificate; logged).
+        proxy: An HTTP proxy every request to this host goes through
+            (``http://proxy.example:3128``; credentials in it are kept secret). No
+            proxy otherwise: ``HTTP_PROXY`` and ``HTTPS_PROXY`` are not read, so a
+            proxy meant for the internet never sits between us and a local server.
     """
 
     url: str
@@ -331,11 +341,56 @@ class HostConfig(_Section):
     context_windows: dict[str, Annotated[int, Field(gt=0, strict=True)]] = Field(
         default_factory=dict
     )
+    ca_file: str | None = None
+    verify_tls: bool = Field(default=True, strict=True)
+    proxy: SecretStr | None = None
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         return _check_http_url(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            msg = f"no file {value!r} (a PEM file of CA certificates)"
+            raise ValueError(msg)
+        import ssl  # noqa: PLC0415 - only a configuration that names a CA file needs it
+
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(path))
+        except (ssl.SSLError, OSError) as exc:
+            msg = f"{value!r} is not a PEM file of CA certificates ({exc})"
+            raise ValueError(msg) from None
+        return str(path)
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value().strip()
+        try:
+            parts = urlsplit(raw)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError as exc:
+            msg = f"{mask_url(raw)!r} is not a valid URL ({exc})"
+            raise ValueError(msg) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            msg = f"must be an http:// or https:// proxy URL with a host, not {mask_url(raw)!r}"
+            raise ValueError(msg)
+        return SecretStr(raw)
+
+    @model_validator(mode="after")
+    def _tls(self) -> Self:
+        if self.ca_file is not None and not self.verify_tls:
+            msg = "ca_file is given but verify_tls is false: no certificate would be checked"
+            raise ValueError(msg)
+        return self
 
     @field_validator("api_key_env")
     @classmethod
@@ -348,6 +403,16 @@ class HostConfig(_Section):
     def header_values(self) -> dict[str, str]:
         """The extra headers as the HTTP client sends them (the secrets revealed)."""
         return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+    def tls_context(self) -> ssl.SSLContext:
+        """What this host's TLS certificate is checked against (``ca_file``, ``verify_tls``)."""
+        from actors.llm.providers import tls_context  # noqa: PLC0415 - providers import this
+
+        return tls_context(self.ca_file, verify=self.verify_tls)
+
+    def proxy_url(self) -> str | None:
+        """The proxy as the HTTP client uses it (its credentials revealed), or ``None``."""
+        return None if self.proxy is None else self.proxy.get_secret_value()
 
     def missing_api_key_env(self, env: Mapping[str, str] | None = None) -> str | None:
         """The ``api_key_env`` variable when it is named but not set (and no ``api_key``)."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -219,11 +220,20 @@ async def probe(
     client: httpx.AsyncClient | None = None,
     timeout: float = 0.5,
     api_key: str | None = None,
+    tls: ssl.SSLContext | None = None,
+    proxy: str | None = None,
 ) -> HostInventory:
-    """Probe one endpoint: which server it is, and its models."""
+    """Probe one endpoint: which server it is, and its models.
+
+    Without ``client`` one is made for the probe: ``tls`` checks the server's
+    certificate (default: the usual CA certificates), ``proxy`` is the HTTP proxy the
+    requests go through (default: none).
+    """
     base = url.rstrip("/")
     own = client is None
-    http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False)
+    http = client or httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout), trust_env=False, verify=tls or True, proxy=proxy
+    )
     try:
         found = await _identify(http, base)
         if isinstance(found, str):

@@ -117,7 +117,16 @@ async def _survey(config: Config, discovery: bool) -> tuple[dict[str, HostInvent
     problems: list[str] = []
     unknown = {n: h for n, h in config.hosts.items() if h.protocol is None}
     probes = await asyncio.gather(
-        *(probe(h.url, timeout=config.discovery.timeout_s) for h in unknown.values())
+        *(
+            probe(
+                h.url,
+                timeout=config.discovery.timeout_s,
+                api_key=h.resolved_api_key(),
+                tls=h.tls_context(),
+                proxy=h.proxy_url(),
+            )
+            for h in unknown.values()
+        )
     )
     for (name, host), inventory in zip(unknown.items(), probes, strict=True):
         if not inventory.server:

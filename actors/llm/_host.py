@@ -52,7 +52,7 @@ from opentelemetry import trace
 import otel
 from actors import Actor, ChildSpec, Deferred, Failure, FailureKind, Ref, Restart
 from actors.llm._breaker import Breaker, Transition
-from actors.llm._config import BreakerConfig, HostConfig
+from actors.llm._config import BreakerConfig, HostConfig, mask_url
 from actors.llm._messages import (
     Admission,
     AdmitModel,
@@ -309,10 +309,17 @@ class ModelHost(Actor[HostMessage]):
             read=settings.timeout_s,
             stream_idle=settings.stream_idle_timeout_s,
         )
+        if client is None and not settings.verify_tls:
+            self.log.warning(
+                "TLS certificates are not checked on this host (verify_tls = false)",
+                url=mask_url(settings.url),
+            )
         self.client = client or make_client(
             max_connections=max(16, settings.max_parallel * 2),
             timeouts=timeouts,
             aiohttp=settings.transport == "aiohttp",
+            tls=settings.tls_context(),
+            proxy=settings.proxy_url(),
         )
         self.provider: Provider = provider_class(self.protocol)(
             settings.url,

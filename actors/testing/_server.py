@@ -29,6 +29,7 @@ import collections
 import contextlib
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -485,6 +486,8 @@ class FakeServer:
         ttft: Seconds before the first streamed token.
         token_delay: Seconds between streamed tokens.
         api_key: When set, requests must carry it (as the vendor sends keys).
+        tls: Serve HTTPS with this server-side TLS context (its certificate must name
+            ``127.0.0.1``); plain HTTP without one.
     """
 
     def __init__(
@@ -498,6 +501,7 @@ class FakeServer:
         ttft: float = 0.0,
         token_delay: float = 0.0,
         api_key: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         from actors.testing._protocols import protocol_for  # noqa: PLC0415 - avoids an import cycle
 
@@ -515,6 +519,7 @@ class FakeServer:
         self.ttft = ttft
         self.token_delay = token_delay
         self.api_key = api_key
+        self.tls = tls
         self.calls: list[FakeCall] = []
         self.faults: list[Fault] = []
         self._scripted: collections.deque[Reply] = collections.deque()
@@ -532,8 +537,8 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        """The server's base URL, e.g. ``http://127.0.0.1:41234``."""
-        return f"http://127.0.0.1:{self.port}"
+        """The server's base URL, e.g. ``http://127.0.0.1:41234`` (``https://`` with ``tls``)."""
+        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
         """Start serving (returns once the port is bound)."""
@@ -600,13 +605,23 @@ class FakeServer:
         app.add_routes(self.protocol.routes(self))
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.tls)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 
     async def _cleanup(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        runner = self._runner
+        if runner is None:
+            return
+        # A TLS connection's close waits for the client's close_notify, which a loop
+        # about to stop never reads: such connections are aborted (their sockets closed
+        # now) rather than left for the garbage collector.
+        open_tls = []
+        if self.tls is not None and runner.server is not None:
+            open_tls = [c.transport for c in runner.server.connections if c.transport]
+        await runner.cleanup()
+        for transport in open_tls:
+            transport.abort()
 
     async def _hang(self) -> None:
         assert self._stopping is not None

@@ -11,6 +11,7 @@ from actors.llm.providers._base import (
     ProviderError,
     Timeouts,
     make_client,
+    tls_context,
 )
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Timeouts",
     "make_client",
     "provider_class",
+    "tls_context",
 ]
 
 _PROVIDERS: dict[str, tuple[str, str]] = {

@@ -22,6 +22,7 @@ sent back on later requests, to a host named by its IP address too (as httpx's j
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,14 +41,22 @@ _URLS_KEPT = 512
 """Parsed URLs an :class:`AioClient` keeps (a provider uses a few paths per model)."""
 
 
-def transport(limits: httpx.Limits) -> AiohttpTransport:
+def transport(
+    limits: httpx.Limits, *, tls: ssl.SSLContext | None = None, proxy: str | None = None
+) -> AiohttpTransport:
     """The aiohttp transport of an :class:`AioClient`, its session made on first use.
 
-    The session is the transport's own (a connector of ``limits``, its TLS context),
-    with a cookie jar that also keeps cookies of hosts named by IP address (a local
-    server's).
+    The session is the transport's own (a connector of ``limits``, its TLS context:
+    ``tls``, else httpx's default), with a cookie jar that also keeps cookies of hosts
+    named by IP address (a local server's). With ``proxy`` every request of both paths
+    goes through that HTTP proxy.
     """
-    made = AiohttpTransport(limits=limits, trust_env=False)
+    made = AiohttpTransport(
+        limits=limits,
+        trust_env=False,
+        verify=tls if tls is not None else True,
+        proxy=httpx.Proxy(proxy) if proxy else None,
+    )
 
     def session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -55,7 +64,9 @@ def transport(limits: httpx.Limits) -> AiohttpTransport:
             keepalive_timeout=limits.keepalive_expiry,
             ssl=made.ssl_context,
         )
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        return aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True), proxy=proxy
+        )
 
     made.client = session  # what its ``client`` argument takes: called on first use
     return made

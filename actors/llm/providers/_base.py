@@ -16,6 +16,7 @@ import abc
 import asyncio
 import email.utils
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -76,8 +77,28 @@ class Timeouts:
     stream_idle: float = 60.0
 
 
+def tls_context(ca_file: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
+    """The TLS context of a host's client: what its certificate is checked against.
+
+    The usual CA certificates (certifi's, or the file or directory that
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name), and ``ca_file``'s beside them. With
+    ``verify`` false nothing is checked (a development server's self-signed certificate).
+    """
+    if not verify:
+        return httpx.create_ssl_context(verify=False)
+    context = httpx.create_ssl_context(verify=True, trust_env=True)
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 def make_client(
-    *, max_connections: int = 256, timeouts: Timeouts = Timeouts(), aiohttp: bool = True
+    *,
+    max_connections: int = 256,
+    timeouts: Timeouts = Timeouts(),
+    aiohttp: bool = True,
+    tls: ssl.SSLContext | None = None,
+    proxy: str | None = None,
 ) -> httpx.AsyncClient:
     """An httpx client on the aiohttp transport (or httpx's own with ``aiohttp=False``).
 
@@ -86,18 +107,30 @@ def make_client(
     :class:`~actors.llm.providers._aio.AioClient`: a provider's requests, whole or
     streamed, skip httpx's models (its ``fetch`` and ``open``). Create and use the
     client on the I/O loop: the aiohttp session binds to the loop of its first request.
+
+    ``tls`` checks the servers' certificates (default: :func:`tls_context`'s); every
+    request goes through ``proxy`` when one is given (proxy variables of the
+    environment are never read).
     """
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
     timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=None)
     hooks = {"request": [send_trace_context]}
+    context = tls or tls_context()
     if not aiohttp:
-        return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, event_hooks=hooks)
+        return httpx.AsyncClient(
+            limits=limits,
+            timeout=timeout,
+            trust_env=False,
+            event_hooks=hooks,
+            verify=context,
+            proxy=proxy,
+        )
     from actors.llm.providers import _aio  # noqa: PLC0415 - keeps aiohttp's import off the CLI
 
     return _aio.AioClient(
-        transport=_aio.transport(limits),
+        transport=_aio.transport(limits, tls=context, proxy=proxy),
         timeout=timeout,
         trust_env=False,
         event_hooks=hooks,

@@ -1,0 +1,107 @@
+"""A forwarding HTTP proxy on loopback that records what passes through it.
+
+It serves plain-HTTP targets only (a request in absolute form, ``GET http://host/path``,
+forwarded as it came, the body streamed back as it arrives); that is enough to see
+that a client really sends its requests through the proxy it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Self
+
+import aiohttp
+from aiohttp import web
+
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+}
+
+
+@dataclass
+class Passed:
+    """One request the proxy forwarded."""
+
+    method: str
+    url: str
+    proxy_authorization: str | None
+
+
+@dataclass
+class ForwardProxy:
+    """The proxy (a context manager); ``seen`` lists the requests it forwarded."""
+
+    port: int = 0
+    seen: list[Passed] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        target = str(request.url)
+        self.seen.append(Passed(request.method, target, request.headers.get("Proxy-Authorization")))
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        body = await request.read()
+        async with (
+            aiohttp.ClientSession(auto_decompress=False) as session,
+            session.request(request.method, target, headers=headers, data=body or None) as answer,
+        ):
+            response = web.StreamResponse(status=answer.status)
+            for name, value in answer.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    response.headers[name] = value
+            await response.prepare(request)
+            async for chunk in answer.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    def __enter__(self) -> Self:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._start())
+            ready.set()
+            loop.run_forever()
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=serve, name="forward-proxy", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
