@@ -174,7 +174,8 @@ def mask_url(url: str) -> str:
     return parts._replace(netloc=f"{masked}@{hostport}").geturl()
 
 
-def _check_http_url(value: str) -> str:
+def _check_http_url(value: str, *, what: str = "URL", credentials: bool = False) -> str:
+    """``value`` stripped, if an http(s) URL with a host (credentials only if allowed)."""
     value = value.strip()
     try:
         parts = urlsplit(value)
@@ -183,9 +184,9 @@ def _check_http_url(value: str) -> str:
         msg = f"{mask_url(value)!r} is not a valid URL ({exc})"
         raise ValueError(msg) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        msg = f"must be an http:// or https:// URL with a host, not {mask_url(value)!r}"
+        msg = f"must be an http:// or https:// {what} with a host, not {mask_url(value)!r}"
         raise ValueError(msg)
-    if parts.username is not None or parts.password is not None:
+    if not credentials and (parts.username is not None or parts.password is not None):
         # The HTTP clients refuse credentials in a URL next to their own auth header,
         # with an error that names neither the host nor the fix; and the URL is printed.
         msg = (
@@ -373,17 +374,8 @@ class HostConfig(_Section):
     def _proxy(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        raw = value.get_secret_value().strip()
-        try:
-            parts = urlsplit(raw)
-            parts.port  # noqa: B018 - raises ValueError for a port out of range
-        except ValueError as exc:
-            msg = f"{mask_url(raw)!r} is not a valid URL ({exc})"
-            raise ValueError(msg) from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            msg = f"must be an http:// or https:// proxy URL with a host, not {mask_url(raw)!r}"
-            raise ValueError(msg)
-        return SecretStr(raw)
+        raw = value.get_secret_value()
+        return SecretStr(_check_http_url(raw, what="proxy URL", credentials=True))
 
     @model_validator(mode="after")
     def _tls(self) -> Self:
