@@ -19,7 +19,7 @@ from actors import AskError, FailureKind, System
 from actors.llm import ChatRequest, Config, HostConfig
 from actors.testing import FakeServer, Reply
 from tests.support.hosts import chat, start_host
-from tests.support.proxy import ForwardProxy
+from tests.support.proxy import ForwardProxy, TunnelProxy
 from tests.support.tls import Certificates, make_certificates
 
 TRANSPORTS = ["aiohttp", "httpx"]
@@ -116,6 +116,26 @@ def test_every_request_goes_through_the_hosts_proxy(system: System, transport: s
         assert [p.url for p in chats] == [f"{server.url}/v1/chat/completions"] * 2
         assert all(p.proxy_authorization == "Basic YWRhOnNlY3JldA==" for p in chats)
         assert len(server.calls) == len(chats)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_https_host_behind_a_proxy_is_reached_through_a_tunnel(
+    system: System, https: FakeServer, certs: Certificates, transport: str
+) -> None:
+    """An https:// target through the proxy: CONNECT, then TLS end to end to the server."""
+    with TunnelProxy() as proxy:
+        proxied = proxy.url.replace("http://", "http://ada:secret@")
+        settings = _settings(https.url, ca_file=str(certs.ca), proxy=proxied, transport=transport)
+        start_host(system, settings)
+        https.script(Reply(text="tunnelled"), Reply(text="streamed through the tunnel"))
+        assert chat(system, "local", "hello", model="m").content == "tunnelled"
+        streamed = chat(system, "local", ChatRequest.prompt("m", "hello", stream=True))
+        assert streamed.content == "streamed through the tunnel"
+        assert proxy.seen, "no request went through the proxy"
+        target = https.url.removeprefix("https://")
+        assert {(p.method, p.url) for p in proxy.seen} == {("CONNECT", target)}
+        assert all(p.proxy_authorization == "Basic YWRhOnNlY3JldA==" for p in proxy.seen)
+        assert len(https.calls) == 2
 
 
 @pytest.mark.parametrize(
