@@ -317,6 +317,9 @@ class HostConfig(_Section):
             against, beside the usual ones (a server behind a company's own CA).
         verify_tls: Check the host's TLS certificate (``false``: anything is accepted,
             for a development server with a self-signed certificate; logged).
+        client_cert: A PEM file with the client certificate this host asks for (mutual
+            TLS), and its private key unless ``client_key`` names another file.
+        client_key: The PEM file of ``client_cert``'s private key, when apart.
         proxy: An HTTP proxy every request to this host goes through
             (``http://proxy.example:3128``; credentials in it are kept secret). No
             proxy otherwise: ``HTTP_PROXY`` and ``HTTPS_PROXY`` are not read, so a
@@ -344,6 +347,8 @@ class HostConfig(_Section):
     )
     ca_file: str | None = None
     verify_tls: bool = Field(default=True, strict=True)
+    client_cert: str | None = None
+    client_key: str | None = None
     proxy: SecretStr | None = None
 
     @field_validator("url")
@@ -377,11 +382,36 @@ class HostConfig(_Section):
         raw = value.get_secret_value()
         return SecretStr(_check_http_url(raw, what="proxy URL", credentials=True))
 
+    @field_validator("client_cert", "client_key")
+    @classmethod
+    def _pem_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            msg = f"no file {value!r}"
+            raise ValueError(msg)
+        return str(path)
+
     @model_validator(mode="after")
     def _tls(self) -> Self:
         if self.ca_file is not None and not self.verify_tls:
             msg = "ca_file is given but verify_tls is false: no certificate would be checked"
             raise ValueError(msg)
+        if self.client_key is not None and self.client_cert is None:
+            msg = "client_key is given without client_cert (the certificate it belongs to)"
+            raise ValueError(msg)
+        if self.client_cert is not None:
+            import ssl  # noqa: PLC0415 - only a configuration that names a certificate needs it
+
+            try:
+                ssl.create_default_context().load_cert_chain(self.client_cert, self.client_key)
+            except (ssl.SSLError, OSError) as exc:
+                msg = (
+                    f"client_cert {self.client_cert!r} (key: "
+                    f"{self.client_key or 'in the same file'}) cannot be loaded: {exc}"
+                )
+                raise ValueError(msg) from None
         return self
 
     @field_validator("api_key_env")
@@ -400,7 +430,12 @@ class HostConfig(_Section):
         """What this host's TLS certificate is checked against (``ca_file``, ``verify_tls``)."""
         from actors.llm.providers import tls_context  # noqa: PLC0415 - providers import this
 
-        return tls_context(self.ca_file, verify=self.verify_tls)
+        return tls_context(
+            self.ca_file,
+            verify=self.verify_tls,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+        )
 
     def proxy_url(self) -> str | None:
         """The proxy as the HTTP client uses it (its credentials revealed), or ``None``."""

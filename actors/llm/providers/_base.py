@@ -77,18 +77,29 @@ class Timeouts:
     stream_idle: float = 60.0
 
 
-def tls_context(ca_file: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
+def tls_context(
+    ca_file: str | None = None,
+    *,
+    verify: bool = True,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+) -> ssl.SSLContext:
     """The TLS context of a host's client: what its certificate is checked against.
 
     The usual CA certificates (certifi's, or the file or directory that
     ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name), and ``ca_file``'s beside them. With
     ``verify`` false nothing is checked (a development server's self-signed certificate).
+    ``client_cert`` (and ``client_key`` when the key is apart) is presented to a
+    server that asks for one (mutual TLS).
     """
     if not verify:
-        return httpx.create_ssl_context(verify=False)
-    context = httpx.create_ssl_context(verify=True, trust_env=True)
-    if ca_file is not None:
-        context.load_verify_locations(cafile=ca_file)
+        context = httpx.create_ssl_context(verify=False)
+    else:
+        context = httpx.create_ssl_context(verify=True, trust_env=True)
+        if ca_file is not None:
+            context.load_verify_locations(cafile=ca_file)
+    if client_cert is not None:
+        context.load_cert_chain(client_cert, client_key)
     return context
 
 

@@ -80,6 +80,29 @@ def test_verify_tls_false_accepts_any_certificate(system: System, https: FakeSer
     assert chat(system, "local", "hello", model="m").content == "unchecked"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_server_that_asks_for_a_client_certificate_gets_the_hosts(
+    system: System, certs: Certificates, transport: str
+) -> None:
+    """Mutual TLS: ``client_cert`` and ``client_key`` are presented; without them, refused."""
+    with FakeServer("openai", models=["m"], tls=certs.server_context(require_client=True)) as srv:
+        mutual = _settings(
+            srv.url,
+            ca_file=str(certs.ca),
+            client_cert=str(certs.client_cert),
+            client_key=str(certs.client_key),
+            transport=transport,
+        )
+        start_host(system, mutual, name="mutual")
+        start_host(system, _settings(srv.url, ca_file=str(certs.ca), transport=transport))
+        srv.script(Reply(text="known client"))
+        assert chat(system, "mutual", "hello", model="m").content == "known client"
+        with pytest.raises(AskError) as caught:
+            chat(system, "local", "hello", model="m")
+        assert caught.value.failure.kind is FailureKind.CONNECTION
+        assert len(srv.calls) == 1
+
+
 def test_a_configured_host_without_a_protocol_is_recognised_over_https(
     system: System, https: FakeServer, certs: Certificates
 ) -> None:
@@ -146,6 +169,9 @@ def test_an_https_host_behind_a_proxy_is_reached_through_a_tunnel(
         ({"ca_file": "ca.pem", "verify_tls": False}, "hosts.h\n", "verify_tls is false"),
         ({"proxy": "socks5://127.0.0.1:1080"}, "hosts.h.proxy", "http:// or https:// proxy"),
         ({"verify_tls": "no"}, "hosts.h.verify_tls", "valid boolean"),
+        ({"client_cert": "missing.pem"}, "hosts.h.client_cert", "no file"),
+        ({"client_key": "ca.pem"}, "hosts.h\n", "client_key is given without client_cert"),
+        ({"client_cert": "ca.pem"}, "hosts.h\n", "cannot be loaded"),
     ],
 )
 def test_bad_tls_and_proxy_settings_name_the_field(
@@ -153,8 +179,9 @@ def test_bad_tls_and_proxy_settings_name_the_field(
 ) -> None:
     (tmp_path / "notes.txt").write_text("not a certificate")
     (tmp_path / "ca.pem").write_bytes(certs.ca.read_bytes())
-    if "ca_file" in more:
-        more = {**more, "ca_file": str(tmp_path / more["ca_file"])}
+    for name in ("ca_file", "client_cert", "client_key"):
+        if name in more:
+            more = {**more, name: str(tmp_path / more[name])}
     host: dict[str, Any] = {"url": "https://127.0.0.1:1", **more}
     with pytest.raises(ValidationError) as caught:
         Config.model_validate({"hosts": {"h": host}})
