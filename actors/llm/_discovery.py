@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from actors.llm._messages import HostInventory
-from actors.llm.providers import ProviderError, Timeouts, provider_class
+from actors.llm.providers import ProviderError, Timeouts, provider_class, tls_context
 
 __all__ = ["DEFAULT_ENDPOINTS", "SERVER_PROTOCOL", "discover", "discover_sync", "probe"]
 
@@ -226,13 +226,16 @@ async def probe(
     """Probe one endpoint: which server it is, and its models.
 
     Without ``client`` one is made for the probe: ``tls`` checks the server's
-    certificate (default: the usual CA certificates), ``proxy`` is the HTTP proxy the
-    requests go through (default: none).
+    certificate (default: :func:`~actors.llm.providers.tls_context`'s, the usual CA
+    certificates), ``proxy`` is the HTTP proxy the requests go through (default: none).
     """
     base = url.rstrip("/")
     own = client is None
     http = client or httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout), trust_env=False, verify=tls or True, proxy=proxy
+        timeout=httpx.Timeout(timeout),
+        trust_env=False,
+        verify=tls or tls_context(),
+        proxy=proxy,
     )
     try:
         found = await _identify(http, base)
@@ -286,7 +289,9 @@ async def discover(
         base = url.rstrip("/")
         if base not in ordered:
             ordered.append(base)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False) as client:
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout), trust_env=False, verify=tls_context()
+    ) as client:
         found = await asyncio.gather(*(probe(u, client=client, timeout=timeout) for u in ordered))
     return [f for f in found if f.reachable] if reachable_only else list(found)
 

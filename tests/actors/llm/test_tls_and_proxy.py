@@ -74,6 +74,18 @@ def test_ssl_cert_file_is_trusted_too(
     assert chat(system, "local", "hello", model="m").content == "trusted by the environment"
 
 
+def test_discovery_trusts_ssl_cert_file_too(
+    https: FakeServer, certs: Certificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.llm import discover_sync  # noqa: PLC0415
+
+    [refused] = discover_sync([https.url], default_ports=False, timeout=2.0)
+    assert not refused.server
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
+    [found] = discover_sync([https.url], default_ports=False, timeout=2.0)
+    assert (found.server, [m.id for m in found.models]) == ("openai-compatible", ["m"])
+
+
 def test_verify_tls_false_accepts_any_certificate(system: System, https: FakeServer) -> None:
     start_host(system, _settings(https.url, verify_tls=False))
     https.script(Reply(text="unchecked"))
