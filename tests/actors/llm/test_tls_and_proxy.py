@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from actors import AskError, FailureKind, System
-from actors.llm import ChatRequest, Config, HostConfig
+from actors.llm import ChatRequest, Config, HostConfig, discover_sync, start_fleet
 from actors.testing import FakeServer, Reply
 from tests.support.hosts import chat, start_host
 from tests.support.proxy import ForwardProxy, TunnelProxy
@@ -77,8 +77,6 @@ def test_ssl_cert_file_is_trusted_too(
 def test_discovery_trusts_ssl_cert_file_too(
     https: FakeServer, certs: Certificates, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from actors.llm import discover_sync  # noqa: PLC0415
-
     [refused] = discover_sync([https.url], default_ports=False, timeout=2.0)
     assert not refused.server
     monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
@@ -119,8 +117,6 @@ def test_a_configured_host_without_a_protocol_is_recognised_over_https(
     system: System, https: FakeServer, certs: Certificates
 ) -> None:
     """The start-up probe of a host whose protocol is not given uses its TLS settings."""
-    from actors.llm import start_fleet
-
     config = Config.model_validate(
         {
             "discovery": {"enabled": False},
