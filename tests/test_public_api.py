@@ -246,6 +246,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "Timeouts",
         "make_client",
         "provider_class",
+        "tls_context",
     ),
     "actors.llm.resources": (
         "GpuReading",

@@ -17,6 +17,8 @@ it, so it is where the rules that hold for all operations live:
   participant, or open), best match first.
 * **Audit.** Every operation, allowed or refused, is one row of ``reasoning_audit``:
   when, which agent, which operation, which session, the outcome, and a line of detail.
+  The caller is answered once that row is written, so a process that ends as soon as
+  it has its answer (a ``reactor sessions`` command) never loses the row.
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ class SessionDirectory(LoopActor[Any]):
                 self._search(message, self.defer_reply())
                 return None
             case OrchestrationCapabilitiesQuery():
-                return self._capabilities(message)
+                self._capabilities(message, self.defer_reply())
+                return None
             case SessionsStatsQuery():
                 reply = self.defer_reply()
                 self._when_audited(
@@ -182,8 +185,16 @@ class SessionDirectory(LoopActor[Any]):
         return None
 
     def _audit(
-        self, agent: str, operation: str, session_id: str, answer: object, detail: str = ""
+        self,
+        agent: str,
+        operation: str,
+        session_id: str,
+        answer: object,
+        detail: str = "",
+        *,
+        then: Callable[[], object] | None = None,
     ) -> None:
+        """Write the operation's audit record; ``then()`` once it is written (or failed)."""
         if isinstance(answer, Failure):
             outcome, detail = answer.kind.value, answer.message
         else:
@@ -195,11 +206,18 @@ class SessionDirectory(LoopActor[Any]):
             rows=((time.time(), agent, operation, session_id, outcome, detail[:500]),),
         )
         self._audits_sent += 1
-        self.ask(self._store, insert, self._audited, timeout=_STORE_TIMEOUT)
+        self.ask(
+            self._store,
+            insert,
+            lambda written: self._audited(written, then),
+            timeout=_STORE_TIMEOUT,
+        )
 
-    def _audited(self, answer: object) -> None:
+    def _audited(self, answer: object, then: Callable[[], object] | None = None) -> None:
         if isinstance(answer, Failure):
             self.log.error("session audit record not written", error=answer.message)
+        if then is not None:
+            then()
         self._audits_done += 1  # the Store answers in the order it was asked
         while self._after_audits and self._after_audits[0][0] <= self._audits_done:
             self._after_audits.pop(0)[1]()
@@ -220,8 +238,7 @@ class SessionDirectory(LoopActor[Any]):
             source=self.name,
             details={"operation": operation},
         )
-        self._audit(agent, operation, session_id, failure)
-        reply.send(failure)
+        self._audit(agent, operation, session_id, failure, then=lambda: reply.send(failure))
 
     # ---- routing and activation -----------------------------------------------------------
 
@@ -258,8 +275,7 @@ class SessionDirectory(LoopActor[Any]):
         activation.routed += 1
 
         def answered(answer: Any) -> None:
-            self._audit(agent, operation, session_id, answer)
-            reply.send(answer)
+            self._audit(agent, operation, session_id, answer, then=lambda: reply.send(answer))
 
         request: Any = message
         self.ask(activation.ref, request, answered)
@@ -325,7 +341,7 @@ class SessionDirectory(LoopActor[Any]):
 
     # ---- capabilities -------------------------------------------------------------------
 
-    def _capabilities(self, message: OrchestrationCapabilitiesQuery) -> object:
+    def _capabilities(self, message: OrchestrationCapabilitiesQuery, reply: Deferred[Any]) -> None:
         operation = OPERATIONS[OrchestrationCapabilitiesQuery]
         why = self._check_agent(message.agent_name, operation)
         answer: object
@@ -340,8 +356,7 @@ class SessionDirectory(LoopActor[Any]):
                     message=f"{operation}: {type(exc).__name__}: {exc}",
                     source=self.name,
                 )
-        self._audit(message.agent_name, operation, "", answer, "")
-        return answer
+        self._audit(message.agent_name, operation, "", answer, then=lambda: reply.send(answer))
 
     # ---- search ---------------------------------------------------------------------------
 
@@ -358,8 +373,9 @@ class SessionDirectory(LoopActor[Any]):
             detail = ""
             if isinstance(answer, SessionSearchResults):
                 detail = f"query {message.query!r}: {len(answer.hits)} hit(s)"
-            self._audit(message.agent_name, operation, "", answer, detail)
-            reply.send(answer)
+            self._audit(
+                message.agent_name, operation, "", answer, detail, then=lambda: reply.send(answer)
+            )
 
         self.pipe_to_self(search(self._store, message), answered, name="sessions search")
 
