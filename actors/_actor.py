@@ -420,6 +420,16 @@ class Deferred(Generic[T]):
         """Whether an answer was already sent (or the caller gave up)."""
         return self._reply.resolved
 
+    def detach(self) -> None:
+        """Leave this reply out of what the actor answers when it stops or crashes.
+
+        For work the actor has handed to a thread of its own that outlives the turn
+        and finishes it whatever happens to the actor (the Store's writer commits the
+        writes it accepted): that thread must answer it. The caller's own deadline
+        still applies.
+        """
+        self._owner.discard(self._reply)
+
 
 class Actor(pykka.ThreadingActor, Generic[M]):
     """Base class of every actor: implement :meth:`receive`.

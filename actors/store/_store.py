@@ -85,10 +85,12 @@ a new file is created readable and writable by its owner only (``0600``; SQLite 
 ``0700``; an existing file or directory keeps its mode (the README says so: tighten an
 older one with ``chmod 600``).
 
-**Closing.** When the actor stops (or crashes), the writer finishes the commit in
-progress and writes nothing more (the appends still queued were answered
-``actor_stopped`` as the actor stopped), closes its connection and ends; the Store waits
-for it. The read
+**Closing.** When the actor stops (or crashes), the writer commits what it had
+accepted before (each write handed to it is its to answer: a process that exits as soon
+as it has its last answer, a ``reactor`` command, still has the audit or spend rows it
+sent just before), closes its connection and ends; the Store waits for it. Requests
+still in the mailbox are answered ``actor_stopped``; a write whose caller gave up (its
+deadline passed) is not made. The read
 connection belongs to one task on the I/O loop from open to close: the Store asks that
 task to close it, without waiting; if the system stops the loop first, the loop's own
 shutdown cancels the task, which closes the connection all the same, and the loop waits
@@ -1366,6 +1368,9 @@ class Store(Actor[StoreRequest]):
             case StoreQuery():
                 self.pipe_to_self(self._reader.query(message), reply.send, name="store query")
             case JournalAppend() | StoreInsert():
+                # Accepted: the writer commits it and answers, even if the Store stops
+                # meanwhile (see "Closing" in the module docstring).
+                reply.detach()
                 self._writer.submit(_Pending(message, reply))
             case _:
                 assert_never(message)

@@ -22,7 +22,7 @@ import platformdirs
 import pytest
 from structlog.testing import capture_logs
 
-from actors import AskError, FailureKind, Ref, Restart, System, decode, encode
+from actors import AskError, Failure, FailureKind, Ref, Restart, System, decode, encode
 from actors.store import (
     Journal,
     JournalAppend,
@@ -560,6 +560,32 @@ def test_an_append_with_more_events_that_conflicts_writes_none(
     with pytest.raises(AskError, match="expected it at seq 0 but it is at seq 1"):
         store.ask(request)
     assert [e.event_type for e in journal.read("s")] == ["First"]
+
+
+def test_writes_accepted_before_a_stop_are_committed(tmp_path: Path) -> None:
+    """A process that stops as soon as it has sent its last writes still has them.
+
+    The writes go out without waiting for their answers (an actor's tell-and-go, an
+    audit row sent as the process exits); the stop follows them in the Store's
+    mailbox, so each was accepted first, and the writer commits it before closing.
+    """
+    from actors._reply import SyncReply
+    from actors.store import StoreInsert
+
+    path = tmp_path / "stop.db"
+    replies = [SyncReply() for _ in range(300)]
+    with System(Store.spec(path), name="stopping", default_timeout=5.0) as system:
+        store = system.lookup("store")
+        store.ask(JournalRead(stream_id="warm-up"))  # the file is open
+        for number, reply in enumerate(replies):
+            row = ((float(number), f"m{number}", 0.0),)
+            store.send_request(
+                StoreInsert(table="spend", columns=("at", "model", "cost_usd"), rows=row), reply
+            )
+    assert _db_rows(path, "SELECT count(*) FROM spend") == [(300,)]
+    timed_out = Failure(kind=FailureKind.TIMEOUT, message="no answer")
+    answers = [reply.wait(5.0, lambda: timed_out) for reply in replies]
+    assert {type(a).__name__ for a in answers} == {"StoreInserted"}
 
 
 # ---- tables beside the journal ---------------------------------------------------------------
