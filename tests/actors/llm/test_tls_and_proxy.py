@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from actors import AskError, FailureKind, System
 from actors.llm import ChatRequest, Config, HostConfig, discover_sync, start_fleet
@@ -84,10 +85,15 @@ def test_discovery_trusts_ssl_cert_file_too(
     assert (found.server, [m.id for m in found.models]) == ("openai-compatible", ["m"])
 
 
-def test_verify_tls_false_accepts_any_certificate(system: System, https: FakeServer) -> None:
-    start_host(system, _settings(https.url, verify_tls=False))
+def test_verify_tls_false_accepts_any_certificate_and_says_so(
+    system: System, https: FakeServer
+) -> None:
+    with capture_logs() as logs:
+        start_host(system, _settings(https.url, verify_tls=False))
     https.script(Reply(text="unchecked"))
     assert chat(system, "local", "hello", model="m").content == "unchecked"
+    warned = [e for e in logs if "TLS certificates are not checked" in e["event"]]
+    assert [(e["log_level"], e["url"]) for e in warned] == [("warning", https.url)]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
