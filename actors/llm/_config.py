@@ -197,6 +197,17 @@ def _check_http_url(value: str, *, what: str = "URL", credentials: bool = False)
     return value
 
 
+def _existing_file(value: str | None, what: str = "") -> str | None:
+    """``value`` with ``~`` expanded, if it names a file (``what`` describes it in the error)."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        msg = f"no file {value!r}{what}"
+        raise ValueError(msg)
+    return str(path)
+
+
 class BreakerConfig(_Section):
     """Circuit breaker settings (one breaker per model, on each host).
 
@@ -359,20 +370,17 @@ class HostConfig(_Section):
     @field_validator("ca_file")
     @classmethod
     def _ca_file(cls, value: str | None) -> str | None:
-        if value is None:
+        path = _existing_file(value, " (a PEM file of CA certificates)")
+        if path is None:
             return None
-        path = Path(value).expanduser()
-        if not path.is_file():
-            msg = f"no file {value!r} (a PEM file of CA certificates)"
-            raise ValueError(msg)
         import ssl  # noqa: PLC0415 - only a configuration that names a CA file needs it
 
         try:
-            ssl.create_default_context().load_verify_locations(cafile=str(path))
+            ssl.create_default_context().load_verify_locations(cafile=path)
         except (ssl.SSLError, OSError) as exc:
             msg = f"{value!r} is not a PEM file of CA certificates ({exc})"
             raise ValueError(msg) from None
-        return str(path)
+        return path
 
     @field_validator("proxy")
     @classmethod
@@ -385,13 +393,7 @@ class HostConfig(_Section):
     @field_validator("client_cert", "client_key")
     @classmethod
     def _pem_file(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        path = Path(value).expanduser()
-        if not path.is_file():
-            msg = f"no file {value!r}"
-            raise ValueError(msg)
-        return str(path)
+        return _existing_file(value)
 
     @model_validator(mode="after")
     def _tls(self) -> Self:

@@ -40,19 +40,58 @@ class Passed:
 
 
 @dataclass
-class ForwardProxy:
-    """The proxy (a context manager); ``seen`` lists the requests it forwarded."""
+class _OnItsLoop:
+    """A loopback proxy serving from an event loop on a thread of its own (a context manager).
+
+    ``_start`` binds (setting ``port``) and ``_cleanup`` closes what is open, both on
+    that loop; ``seen`` lists the requests it passed on.
+    """
 
     port: int = 0
     seen: list[Passed] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
-    _runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _cleanup(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._cleanup())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=serve, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+@dataclass
+class ForwardProxy(_OnItsLoop):
+    """A forwarding proxy for plain-HTTP targets (see the module docstring)."""
+
+    _runner: web.AppRunner | None = None
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         target = str(request.url)
@@ -82,33 +121,13 @@ class ForwardProxy:
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 
-    def __enter__(self) -> Self:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._start())
-            ready.set()
-            loop.run_forever()
-            if self._runner is not None:
-                loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="forward-proxy", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
 
 
 @dataclass
-class TunnelProxy:
+class TunnelProxy(_OnItsLoop):
     """An HTTP proxy that serves only ``CONNECT`` (the way to an ``https://`` target).
 
     Each tunnel is recorded (``seen``: method ``CONNECT``, the target ``host:port``,
@@ -116,17 +135,8 @@ class TunnelProxy:
     TLS included: the client and the server make their handshake through it.
     """
 
-    port: int = 0
-    seen: list[Passed] = field(default_factory=list)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
     _server: asyncio.Server | None = None
     _open: set[asyncio.StreamWriter] = field(default_factory=set)
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._open.add(writer)
@@ -168,31 +178,13 @@ class TunnelProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
-    def __enter__(self) -> Self:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._start())
-            ready.set()
-            loop.run_forever()
-            if self._server is not None:
-                self._server.close()
-            for writer in self._open:
-                writer.transport.abort()
-            for task in asyncio.all_tasks(loop):
+    async def _cleanup(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._open:
+            writer.transport.abort()
+        me = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not me:
                 task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="tunnel-proxy", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        await asyncio.sleep(0)

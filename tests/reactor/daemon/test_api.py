@@ -386,14 +386,20 @@ def test_cancel_and_resume_rules(client: httpx.Client, tmp_path: Path) -> None:
     assert _error(client.post("/api/runs/none-such/resume"))["code"] == "not_found"
 
 
-def test_a_halted_run_is_resumed_over_the_api(client: httpx.Client, tmp_path: Path) -> None:
-    """A run that halted is resumed with POST .../resume and completes; its events go on."""
-    approval = tmp_path / "approved"
+def _halted_approval(client: httpx.Client, approval: Path) -> tuple[str, list[dict[str, str]]]:
+    """A run of ``Approval`` that halted waiting for ``approval``: its id and its events."""
     run_id = client.post(
         "/api/runs", json={"reactor": "Approval", "inputs": {"approval": str(approval)}}
     ).json()["run_id"]
     halted = _frames(client, f"/api/runs/{run_id}/events")
     assert halted[-1]["event"] == "RunHalted"
+    return run_id, halted
+
+
+def test_a_halted_run_is_resumed_over_the_api(client: httpx.Client, tmp_path: Path) -> None:
+    """A run that halted is resumed with POST .../resume and completes; its events go on."""
+    approval = tmp_path / "approved"
+    run_id, halted = _halted_approval(client, approval)
     assert client.get(f"/api/runs/{run_id}").json()["status"] == "halted"
     approval.write_text("yes")
     resumed = client.post(f"/api/runs/{run_id}/resume")
@@ -407,11 +413,7 @@ def test_a_halted_run_is_resumed_over_the_api(client: httpx.Client, tmp_path: Pa
 def test_resume_takes_run_options_in_its_body(client: httpx.Client, tmp_path: Path) -> None:
     """The resume's body gives run options anew (journaled); a bad one is a 400 naming it."""
     approval = tmp_path / "approved"
-    run_id = client.post(
-        "/api/runs", json={"reactor": "Approval", "inputs": {"approval": str(approval)}}
-    ).json()["run_id"]
-    halted = _frames(client, f"/api/runs/{run_id}/events")
-    assert halted[-1]["event"] == "RunHalted"
+    run_id, halted = _halted_approval(client, approval)
     refused = client.post(f"/api/runs/{run_id}/resume", json={"max_iterations": -1})
     assert refused.status_code == 400
     assert _error(refused)["field"] == "max_iterations"
