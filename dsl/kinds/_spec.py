@@ -50,6 +50,8 @@ class StepContext:
         retries_left: Retries left after this attempt.
         context: The run's context (``Engine.start(context=...)``), read-only; a
             composed run shares its parent's.
+        concurrency_key: The pool of step slots the run shares with other runs
+            (``Engine.start(concurrency_key=...)``; ``None``: its own limit only).
     """
 
     run_id: str
@@ -58,6 +60,12 @@ class StepContext:
     attempt: int
     retries_left: int
     context: Mapping[str, Any] = field(default_factory=dict)
+    concurrency_key: str | None = None
+
+    @property
+    def current_step(self) -> str:
+        """Ash's name for :attr:`step`."""
+        return self.step
 
     @property
     def current_try(self) -> int:

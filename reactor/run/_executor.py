@@ -149,6 +149,7 @@ class Attempt(Generic[I]):
                 attempt=self.number,
                 retries_left=max(0, self.spec.max_retries - (self.number - 1)),
                 context=self.context_values,
+                concurrency_key=self.options.concurrency_key,
             )
         return self._context
 
