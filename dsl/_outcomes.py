@@ -2,8 +2,9 @@
 
 * A step function returns its result, or :class:`Halt` (pause the run: it can be
   resumed later, and this step runs again then), :class:`Retry` (try this step again,
-  counting against ``max_retries``), or :class:`WithSteps` (a result plus new steps
-  that join the graph while it runs).
+  counting against ``max_retries``), :class:`Fail` (the step fails with that reason,
+  as if it had raised: its ``compensate`` decides, as for Ash's ``{:error, reason}``),
+  or :class:`WithSteps` (a result plus new steps that join the graph while it runs).
 * A ``guard`` returns ``None`` to let the step run, or :class:`Shortcut` to give the
   step's result without running it (a cache, say).
 * A ``compensate`` function decides what a failure means: :class:`Continue` (carry on
@@ -64,6 +65,10 @@ class Continue:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """From ``compensate``: the failure stands (the run rolls back)."""
+    """The failure stands.
+
+    From ``compensate``, the run rolls back; from ``undo``, it is an undo error; from a
+    step itself, the step fails with ``reason`` as if it had raised.
+    """
 
     reason: str | None = None

@@ -778,6 +778,8 @@ class Run(LoopActor[object]):
                 self._halted(step, reason)
             case Retry(reason=reason):
                 self._failed(step, RetryRequested(reason))
+            case Fail(reason=reason):  # Ash's {:error, reason}: as if the step raised
+                self._failed(step, StepFailure("error", reason or "the step returned Fail()"))
             case WithSteps():
                 self._grow(step, value)
             case _:

@@ -722,3 +722,41 @@ def test_an_async_step_that_crashes_fails_its_step_and_rolls_back(engine: Engine
             return "ok"
 
     assert engine.run(Fine, timeout=WAIT) == "ok"
+
+
+# -- a step's own {:error, reason} ---------------------------------------------------------------
+
+
+def test_a_step_returning_fail_fails_like_an_error_and_goes_to_compensate(
+    engine: Engine,
+) -> None:
+    """``{:error, reason}`` from ``run``: the step fails (no retry), ``compensate`` decides."""
+    seen: list[str] = []
+
+    class Refuses(Reactor):
+        @step(undo=_undo)
+        def first() -> str:
+            return "first"
+
+        @step(max_retries=2, backoff=0)
+        def second(first: str) -> Any:
+            log("second")
+            return Fail("out of stock")
+
+    error = failed(engine, Refuses)
+    assert LOG == ["second", "undo first"]
+    assert [(e.step, e.kind, e.message) for e in error.errors] == [
+        ("second", "error", "out of stock")
+    ]
+
+    def rescue(error: BaseException, _arguments: dict[str, Any]) -> Continue:
+        seen.append(str(error))
+        return Continue("back-ordered")
+
+    class Rescued(Reactor):
+        @step(compensate=rescue, max_retries=0)
+        def second() -> Any:
+            return Fail("out of stock")
+
+    assert engine.run(Rescued, timeout=WAIT) == "back-ordered"
+    assert seen == ["out of stock"]
