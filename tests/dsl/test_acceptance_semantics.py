@@ -41,6 +41,8 @@ from dsl import (
     Shortcut,
     StepContext,
     collect,
+    compose,
+    group,
     ref,
     step,
     template,
@@ -124,6 +126,7 @@ def test_steps_that_do_not_depend_on_each_other_run_at_the_same_time(engine: Eng
 
 def test_wait_for_orders_a_step_without_giving_it_the_result(engine: Engine) -> None:
     """``wait_for`` is ``argument :_, result(step)``: order only, no data."""
+
     class Ordered(Reactor, returns="second"):
         @step
         async def first() -> str:
@@ -253,14 +256,18 @@ def test_backoff_is_asked_before_each_retry_with_the_retry_number_and_error(
 
 
 def test_the_step_context_names_the_step_and_counts_the_tries(engine: Engine) -> None:
-    """The context holds ``current_try``, ``retries_remaining``, ``current_step`` and
-    ``concurrency_key``."""
+    """The context holds ``current_try``, ``retries_remaining``, ``current_step``, ...
+
+    ... and ``concurrency_key``, under Ash's names.
+    """
     seen: list[tuple[str, int, int, str | None]] = []
 
     class Counts(Reactor):
         @step(max_retries=1, backoff=0)
         def counted(ctx: StepContext) -> Any:
-            seen.append((ctx.current_step, ctx.current_try, ctx.retries_remaining, ctx.concurrency_key))
+            seen.append(
+                (ctx.current_step, ctx.current_try, ctx.retries_remaining, ctx.concurrency_key)
+            )
             return "done" if ctx.retries_remaining == 0 else Retry()
 
     assert engine.run(Counts, timeout=WAIT) == "done"
@@ -418,8 +425,10 @@ def test_undo_runs_in_reverse_order_of_completion_not_definition(engine: Engine)
 
 
 class _OnlyCompleted(Reactor):
-    """``plain`` has no undo; ``broken`` fails (its own undo is not called);
-    ``never`` needs ``broken`` so never runs."""
+    """``kept`` can undo, ``plain`` cannot; ``broken`` fails; ``never`` needs ``broken``.
+
+    ``broken``'s own undo is not called, and ``never`` never runs.
+    """
 
     @step(undo=_undo)
     def kept() -> str:
@@ -598,6 +607,98 @@ def test_a_halted_run_resumes_more_than_once_without_rerunning_completed_steps(
     assert LOG == ["prepare", "gate", "gate", "gate"]
 
 
+class _SeesHalt(Middleware):
+    """Sets ``HALTED`` once ``gate`` halted the run."""
+
+    def step_event(self, run: RunInfo, event: StepEvent) -> None:
+        if event.kind is StepEventKind.HALT and event.step == "gate":
+            HALTED.set()
+
+
+HALTED = threading.Event()
+
+
+class _HaltWhileRunning(Reactor, returns="done"):
+    """``gate`` halts while ``busy`` runs; ``waiting`` has no slot until then (limit 2)."""
+
+    @step
+    def busy() -> str:
+        log("busy started")
+        assert HALTED.wait(WAIT) or GATE_OPEN.is_set()
+        log("busy completed")
+        return "busy"
+
+    @step
+    def gate() -> str | Halt:
+        log("gate")
+        return "open" if GATE_OPEN.is_set() else Halt("not yet")
+
+    @step
+    def waiting() -> str:
+        log("waiting")
+        return "waiting"
+
+    @step
+    def done(busy: str, gate: str, waiting: str) -> str:
+        return f"{busy} {gate} {waiting}"
+
+
+def test_a_halt_lets_running_steps_finish_and_keep_their_results(engine: Engine) -> None:
+    """On halt nothing new starts; running steps finish and are not run again on resume."""
+    GATE_OPEN.clear()
+    HALTED.clear()
+    handle = engine.start(_HaltWhileRunning, max_concurrency=2, middleware=[_SeesHalt()])
+    with pytest.raises(RunHaltedError):
+        handle.result(WAIT)
+    assert sorted(LOG) == ["busy completed", "busy started", "gate"]
+    LOG.clear()
+    GATE_OPEN.set()
+    assert engine.resume(handle.run_id).result(WAIT) == "busy open waiting"
+    assert sorted(LOG) == ["gate", "waiting"]
+
+
+class _ChildGate(Reactor):
+    """A composed reactor: ``inner_prepare`` once, then ``inner_gate`` halts until opened."""
+
+    @step
+    def inner_prepare() -> str:
+        log("inner_prepare")
+        return "inner"
+
+    @step
+    def inner_gate(inner_prepare: str) -> str | Halt:
+        log("inner_gate")
+        return f"{inner_prepare} open" if GATE_OPEN.is_set() else Halt("inner gate closed")
+
+
+class _ParentOfGate(Reactor, returns="after"):
+    @step
+    def before() -> str:
+        log("before")
+        return "before"
+
+    child = compose(_ChildGate)
+
+    @step
+    def after(before: str, child: str) -> str:
+        return f"{before}, {child}"
+
+
+def test_a_halt_in_a_composed_reactor_halts_the_parent_and_resumes_inside_it(
+    engine: Engine,
+) -> None:
+    """A composed reactor is one step: its halt halts the parent, whose resume goes on in it."""
+    GATE_OPEN.clear()
+    handle = engine.start(_ParentOfGate)
+    with pytest.raises(RunHaltedError) as caught:
+        handle.result(WAIT)
+    assert caught.value.step == "child"
+    assert "inner gate closed" in caught.value.reason
+    GATE_OPEN.set()
+    assert engine.resume(handle.run_id).result(WAIT) == "before, inner open"
+    assert LOG == ["before", "inner_prepare", "inner_gate", "inner_gate"]
+
+
 # -- where, guard -------------------------------------------------------------------------------
 
 
@@ -626,7 +727,9 @@ def test_a_guard_halt_result_replaces_the_steps_result_for_its_dependents(
     class Cached(Reactor, returns="shout"):
         path = Input(str)
 
-        @step(guard=lambda args, ctx: Shortcut(cache[args["path"]]) if args["path"] in cache else None)
+        @step(
+            guard=lambda args, ctx: Shortcut(cache[args["path"]]) if args["path"] in cache else None
+        )
         def read(path: str) -> str:
             log(f"read {path}")
             return f"contents of {path}"
@@ -760,3 +863,39 @@ def test_a_step_returning_fail_fails_like_an_error_and_goes_to_compensate(
 
     assert engine.run(Rescued, timeout=WAIT) == "back-ordered"
     assert seen == ["out of stock"]
+
+
+# -- group: setup and teardown around a set of steps --------------------------------------------
+
+
+class _Inner(Reactor):
+    word = Input(str)
+
+    @step
+    def shout(word: str) -> str:
+        log("steps")
+        return word.upper()
+
+
+def test_group_runs_before_then_the_steps_then_after_and_their_returns_are_ignored(
+    engine: Engine,
+) -> None:
+    """``before_all``/``after_all`` wrap the steps; their return values change nothing.
+
+    Unlike Ash's (the README says so: ``around`` rewrites arguments and results here).
+    """
+
+    def before(args: dict[str, Any]) -> dict[str, Any]:
+        log(f"before {args['word']}")
+        return {"word": "replaced"}
+
+    def after(args: dict[str, Any], result: Any) -> str:
+        log(f"after {result}")
+        return "replaced result"
+
+    class Grouped(Reactor):
+        word = Input(str)
+        wrapped = group(_Inner, before=before, after=after)
+
+    assert engine.run(Grouped, {"word": "hi"}, timeout=WAIT) == "HI"
+    assert LOG == ["before hi", "steps", "after HI"]
