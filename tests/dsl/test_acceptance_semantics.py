@@ -171,7 +171,10 @@ def test_arguments_come_from_inputs_results_sub_paths_and_values(engine: Engine)
 
 
 def test_the_run_returns_the_result_of_the_step_named_by_return(engine: Engine) -> None:
-    """The reactor's ``return`` names the step whose result the run returns (not the last)."""
+    """The reactor's ``return`` names the step whose result the run returns (not the last).
+
+    The run still runs every step before it returns.
+    """
 
     class Named(Reactor, returns="early"):
         @step
@@ -180,9 +183,11 @@ def test_the_run_returns_the_result_of_the_step_named_by_return(engine: Engine) 
 
         @step
         def late(early: str) -> str:
+            log("late")
             return early + " and late"
 
     assert engine.run(Named, timeout=WAIT) == "early"
+    assert LOG == ["late"], "every step runs, not only those the result needs"
 
 
 def test_a_missing_required_input_fails_before_any_step_runs(engine: Engine) -> None:
@@ -899,3 +904,65 @@ def test_group_runs_before_then_the_steps_then_after_and_their_returns_are_ignor
 
     assert engine.run(Grouped, {"word": "hi"}, timeout=WAIT) == "HI"
     assert LOG == ["before hi", "steps", "after HI"]
+
+
+# -- a failure while another step waits to be retried --------------------------------------------
+
+
+class _SeesRetry(Middleware):
+    """Sets ``RETRY_WAITING`` once ``patient`` is waiting for its retry."""
+
+    def step_event(self, run: RunInfo, event: StepEvent) -> None:
+        if event.kind is StepEventKind.RETRY and event.step == "patient":
+            RETRY_WAITING.set()
+
+
+RETRY_WAITING = threading.Event()
+
+
+def test_a_step_waiting_for_its_retry_is_not_retried_once_the_run_fails(engine: Engine) -> None:
+    """A failure stops the reactor: a pending retry is dropped, and nothing waits for it."""
+    RETRY_WAITING.clear()
+
+    class Pending(Reactor):
+        @step(max_retries=5, backoff=3600, undo=_undo)
+        def patient(ctx: StepContext) -> Any:
+            log(f"patient {ctx.attempt}")
+            return Retry("later")
+
+        @step(max_retries=0)
+        def fails() -> str:
+            assert RETRY_WAITING.wait(WAIT)
+            msg = "fails"
+            raise RuntimeError(msg)
+
+    handle = engine.start(Pending, middleware=[_SeesRetry()], max_concurrency=2)
+    with pytest.raises(RunFailedError) as caught:
+        handle.result(WAIT)
+    assert LOG == ["patient 1"]
+    assert [e.step for e in caught.value.errors] == ["fails"]
+
+
+def test_steps_that_did_not_run_their_work_are_not_undone(engine: Engine) -> None:
+    """A step whose guard gave its result, or whose where skipped it, has nothing to undo."""
+
+    class Partly(Reactor):
+        @step(undo=_undo, guard=lambda args: Shortcut("cached"))
+        def guarded() -> str:
+            return "guarded"
+
+        @step(undo=_undo, where=lambda args: False)
+        def skipped() -> str:
+            return "skipped"
+
+        @step(undo=_undo)
+        def ran(guarded: str) -> str:
+            return "ran"
+
+        @step(max_retries=0)
+        def fails(ran: str) -> str:
+            msg = "fails"
+            raise RuntimeError(msg)
+
+    failed(engine, Partly)
+    assert LOG == ["undo ran"]
