@@ -585,7 +585,7 @@ GATE_OPEN = threading.Event()
 class _Gated(Reactor):
     """``gate`` halts until ``GATE_OPEN``; ``prepare`` is run once however often it resumes."""
 
-    @step
+    @step(undo=_undo)
     def prepare() -> str:
         log("prepare")
         return "prepared"
@@ -599,7 +599,10 @@ class _Gated(Reactor):
 def test_a_halted_run_resumes_more_than_once_without_rerunning_completed_steps(
     engine: Engine,
 ) -> None:
-    """``{:halt, reason}`` pauses; the halted run may be resumed (and halt again)."""
+    """``{:halt, reason}`` pauses; the halted run may be resumed (and halt again).
+
+    A halt is no failure: nothing is undone.
+    """
     GATE_OPEN.clear()
     handle = engine.start(_Gated)
     with pytest.raises(RunHaltedError) as caught:
@@ -966,3 +969,55 @@ def test_steps_that_did_not_run_their_work_are_not_undone(engine: Engine) -> Non
 
     failed(engine, Partly)
     assert LOG == ["undo ran"]
+
+
+# -- concurrency_key: one pool for a reactor and the reactors it composes -----------------------
+
+
+class _Peak:
+    """Steps running at once on the event loop, and the most seen."""
+
+    active = 0
+    peak = 0
+
+    @classmethod
+    async def work(cls) -> int:
+        cls.active += 1
+        cls.peak = max(cls.peak, cls.active)
+        for _ in range(20):  # let every other dispatched step start meanwhile
+            await asyncio.sleep(0)
+        cls.active -= 1
+        return 1
+
+
+async def _peak_work() -> int:
+    return await _Peak.work()
+
+
+class _FourWide(Reactor, returns="total"):
+    c1 = step(_peak_work, name="c1")
+    c2 = step(_peak_work, name="c2")
+    c3 = step(_peak_work, name="c3")
+    c4 = step(_peak_work, name="c4")
+
+    @step
+    def total(c1: int, c2: int, c3: int, c4: int) -> int:
+        return c1 + c2 + c3 + c4
+
+
+class _Composing(Reactor, returns="both"):
+    inner = compose(_FourWide)
+    p1 = step(_peak_work, name="p1")
+    p2 = step(_peak_work, name="p2")
+
+    @step
+    def both(inner: int, p1: int, p2: int) -> int:
+        return inner + p1 + p2
+
+
+def test_a_concurrency_key_is_shared_with_composed_reactors(engine: Engine) -> None:
+    """``concurrency_key`` shares one pool across a reactor and its child reactors."""
+    _Peak.active = _Peak.peak = 0
+    assert engine.run(_Composing, concurrency_key="pool", max_concurrency=2, timeout=WAIT) == 6
+    assert 1 <= _Peak.peak <= 2
+    assert engine.limits.in_use("pool") == 0
