@@ -6,16 +6,17 @@ the public surface only: a reactor class, an :class:`~reactor.Engine`, the run's
 error. Facts the other test files already check closely are not repeated here; the list
 at the end of this docstring says where they are.
 
-Nothing here sleeps or asserts on time: steps that must overlap wait for each other on
+Nothing here sleeps for a time or asserts on one: steps that must overlap wait for each other on
 events, each wait bounded so that a broken engine fails the test instead of hanging it.
 
-Checked elsewhere: fan-out/fan-in and where sync and async steps run
-(``tests/reactor/run/test_executor.py``: chain_fan_out_fan_in), ``max_concurrency`` and
-``concurrency_key`` (same file), halt and resume (same file; the soft timeout in
-``test_soft_timeout.py``), dynamic growth and self re-emission (``test_rollback_and_growth``,
-``test_loops``), composites (``tests/reactor/kinds/test_composites.py``), recurse, flunk and
-debug (``test_recurse_flunk_debug.py``), definition errors (``tests/dsl/test_dsl.py``),
-undo returning Fail (``test_run_semantics.py``) and undoing a completed run
+Checked elsewhere: fan-out/fan-in and where sync and async steps run, ``max_concurrency``,
+``concurrency_key`` between top-level runs, a false ``where`` skipping the steps that take
+its result (the README says so: Ash gives them ``nil``), halt and resume
+(``tests/reactor/run/test_executor.py``); the soft timeout (``test_soft_timeout.py``);
+dynamic growth and self re-emission (``test_rollback_and_growth.py``, ``test_loops.py``);
+composites (``tests/reactor/kinds/test_composites.py``); recurse, flunk and debug
+(``test_recurse_flunk_debug.py``); definition errors (``tests/dsl/test_dsl.py``); an undo
+returning Fail (``test_run_semantics.py``); undoing a completed run
 (``tests/reactor/app/test_undo.py``).
 """
 
@@ -124,6 +125,29 @@ def test_steps_that_do_not_depend_on_each_other_run_at_the_same_time(engine: Eng
     assert engine.run(Rendezvous, max_concurrency=2, timeout=WAIT) == "left+right"
 
 
+def test_a_sync_step_and_an_async_step_run_at_the_same_time(engine: Engine) -> None:
+    """A plain ``def`` step (worker thread) does not hold up an ``async def`` one (the loop)."""
+    started = {"sync": threading.Event(), "async": threading.Event()}
+
+    class Mixed(Reactor, returns="both"):
+        @step
+        def blocking() -> str:
+            started["sync"].set()
+            return "sync" if started["async"].wait(WAIT) else "sync alone"
+
+        @step
+        async def awaiting() -> str:
+            started["async"].set()
+            met = await asyncio.to_thread(started["sync"].wait, WAIT)
+            return "async" if met else "async alone"
+
+        @step
+        def both(blocking: str, awaiting: str) -> str:
+            return f"{blocking}+{awaiting}"
+
+    assert engine.run(Mixed, max_concurrency=2, timeout=WAIT) == "sync+async"
+
+
 def test_wait_for_orders_a_step_without_giving_it_the_result(engine: Engine) -> None:
     """``wait_for`` is ``argument :_, result(step)``: order only, no data."""
 
@@ -140,6 +164,58 @@ def test_wait_for_orders_a_step_without_giving_it_the_result(engine: Engine) -> 
 
     assert engine.run(Ordered, timeout=WAIT) == "done"
     assert LOG == ["first", "second"]
+
+
+# -- concurrency_key: one pool for a reactor and the reactors it composes -----------------------
+
+
+class _Peak:
+    """Steps running at once on the event loop, and the most seen."""
+
+    active = 0
+    peak = 0
+
+    @classmethod
+    async def work(cls) -> int:
+        cls.active += 1
+        cls.peak = max(cls.peak, cls.active)
+        for _ in range(20):  # let every other dispatched step start meanwhile
+            await asyncio.sleep(0)
+        cls.active -= 1
+        return 1
+
+
+async def _peak_work() -> int:
+    return await _Peak.work()
+
+
+class _FourWide(Reactor, returns="total"):
+    c1 = step(_peak_work, name="c1")
+    c2 = step(_peak_work, name="c2")
+    c3 = step(_peak_work, name="c3")
+    c4 = step(_peak_work, name="c4")
+
+    @step
+    def total(c1: int, c2: int, c3: int, c4: int) -> int:
+        return c1 + c2 + c3 + c4
+
+
+class _Composing(Reactor, returns="both"):
+    inner = compose(_FourWide)
+    p1 = step(_peak_work, name="p1")
+    p2 = step(_peak_work, name="p2")
+
+    @step
+    def both(inner: int, p1: int, p2: int) -> int:
+        return inner + p1 + p2
+
+
+def test_a_concurrency_key_is_shared_with_composed_reactors(engine: Engine) -> None:
+    """``concurrency_key`` shares one pool across a reactor and its child reactors."""
+    _Peak.active = _Peak.peak = 0
+    assert engine.run(_Composing, concurrency_key="pool", max_concurrency=2, timeout=WAIT) == 6
+    assert 1 <= _Peak.peak <= 2
+    assert engine.limits.in_use("pool") == 0
 
 
 # -- arguments, inputs and the run's result --------------------------------------------------
@@ -370,6 +446,7 @@ def test_compensate_fail_with_a_reason_fails_the_step(engine: Engine) -> None:
     error = failed(engine, Refused)
     assert LOG == ["undo first"]
     assert error.errors[0].step == "second"
+    assert "gave up on it" in error.errors[0].message
 
 
 def test_compensate_is_not_called_for_another_steps_failure(engine: Engine) -> None:
@@ -387,6 +464,41 @@ def test_compensate_is_not_called_for_another_steps_failure(engine: Engine) -> N
 
     failed(engine, Later)
     assert LOG == ["undo early"]
+
+
+def test_a_step_returning_fail_fails_like_an_error_and_goes_to_compensate(
+    engine: Engine,
+) -> None:
+    """``{:error, reason}`` from ``run``: the step fails (no retry), ``compensate`` decides."""
+    seen: list[str] = []
+
+    class Refuses(Reactor):
+        @step(undo=_undo)
+        def first() -> str:
+            return "first"
+
+        @step(max_retries=2, backoff=0)
+        def second(first: str) -> Any:
+            log("second")
+            return Fail("out of stock")
+
+    error = failed(engine, Refuses)
+    assert LOG == ["second", "undo first"]
+    assert [(e.step, e.kind, e.message) for e in error.errors] == [
+        ("second", "error", "out of stock")
+    ]
+
+    def rescue(error: BaseException, _arguments: dict[str, Any]) -> Continue:
+        seen.append(str(error))
+        return Continue("back-ordered")
+
+    class Rescued(Reactor):
+        @step(compensate=rescue, max_retries=0)
+        def second() -> Any:
+            return Fail("out of stock")
+
+    assert engine.run(Rescued, timeout=WAIT) == "back-ordered"
+    assert seen == ["out of stock"]
 
 
 # -- undo: reverse order of completion, completed undoable steps only ------------------------
@@ -574,6 +686,65 @@ def test_an_undo_that_raises_is_collected_and_rollback_goes_on(engine: Engine) -
     steps = [e.step for e in error.errors]
     assert steps[0] == "three"
     assert "two" in steps[1:]
+
+
+class _SeesRetry(Middleware):
+    """Sets ``RETRY_WAITING`` once ``patient`` is waiting for its retry."""
+
+    def step_event(self, run: RunInfo, event: StepEvent) -> None:
+        if event.kind is StepEventKind.RETRY and event.step == "patient":
+            RETRY_WAITING.set()
+
+
+RETRY_WAITING = threading.Event()
+
+
+def test_a_step_waiting_for_its_retry_is_not_retried_once_the_run_fails(engine: Engine) -> None:
+    """A failure stops the reactor: a pending retry is dropped, and nothing waits for it."""
+    RETRY_WAITING.clear()
+
+    class Pending(Reactor):
+        @step(max_retries=5, backoff=3600, undo=_undo)
+        def patient(ctx: StepContext) -> Any:
+            log(f"patient {ctx.attempt}")
+            return Retry("later")
+
+        @step(max_retries=0)
+        def fails() -> str:
+            assert RETRY_WAITING.wait(WAIT)
+            msg = "fails"
+            raise RuntimeError(msg)
+
+    handle = engine.start(Pending, middleware=[_SeesRetry()], max_concurrency=2)
+    with pytest.raises(RunFailedError) as caught:
+        handle.result(WAIT)
+    assert LOG == ["patient 1"]
+    assert [e.step for e in caught.value.errors] == ["fails"]
+
+
+def test_steps_that_did_not_run_their_work_are_not_undone(engine: Engine) -> None:
+    """A step whose guard gave its result, or whose where skipped it, has nothing to undo."""
+
+    class Partly(Reactor):
+        @step(undo=_undo, guard=lambda args: Shortcut("cached"))
+        def guarded() -> str:
+            return "guarded"
+
+        @step(undo=_undo, where=lambda args: False)
+        def skipped() -> str:
+            return "skipped"
+
+        @step(undo=_undo)
+        def ran(guarded: str) -> str:
+            return "ran"
+
+        @step(max_retries=0)
+        def fails(ran: str) -> str:
+            msg = "fails"
+            raise RuntimeError(msg)
+
+    failed(engine, Partly)
+    assert LOG == ["undo ran"]
 
 
 # -- halting and resuming -----------------------------------------------------------------------
@@ -778,6 +949,42 @@ def test_collect_returns_its_arguments_as_a_map_and_template_renders_them(
     assert line == "ada has 3 items"
 
 
+# -- group: setup and teardown around a set of steps --------------------------------------------
+
+
+class _Inner(Reactor):
+    word = Input(str)
+
+    @step
+    def shout(word: str) -> str:
+        log("steps")
+        return word.upper()
+
+
+def test_group_runs_before_then_the_steps_then_after_and_their_returns_are_ignored(
+    engine: Engine,
+) -> None:
+    """``before_all``/``after_all`` wrap the steps; their return values change nothing.
+
+    Unlike Ash's (the README says so: ``around`` rewrites arguments and results here).
+    """
+
+    def before(args: dict[str, Any]) -> dict[str, Any]:
+        log(f"before {args['word']}")
+        return {"word": "replaced"}
+
+    def after(args: dict[str, Any], result: Any) -> str:
+        log(f"after {result}")
+        return "replaced result"
+
+    class Grouped(Reactor):
+        word = Input(str)
+        wrapped = group(_Inner, before=before, after=after)
+
+    assert engine.run(Grouped, {"word": "hi"}, timeout=WAIT) == "HI"
+    assert LOG == ["before hi", "steps", "after HI"]
+
+
 # -- errors for invalid reactors, at definition time --------------------------------------------
 
 
@@ -833,191 +1040,3 @@ def test_an_async_step_that_crashes_fails_its_step_and_rolls_back(engine: Engine
             return "ok"
 
     assert engine.run(Fine, timeout=WAIT) == "ok"
-
-
-# -- a step's own {:error, reason} ---------------------------------------------------------------
-
-
-def test_a_step_returning_fail_fails_like_an_error_and_goes_to_compensate(
-    engine: Engine,
-) -> None:
-    """``{:error, reason}`` from ``run``: the step fails (no retry), ``compensate`` decides."""
-    seen: list[str] = []
-
-    class Refuses(Reactor):
-        @step(undo=_undo)
-        def first() -> str:
-            return "first"
-
-        @step(max_retries=2, backoff=0)
-        def second(first: str) -> Any:
-            log("second")
-            return Fail("out of stock")
-
-    error = failed(engine, Refuses)
-    assert LOG == ["second", "undo first"]
-    assert [(e.step, e.kind, e.message) for e in error.errors] == [
-        ("second", "error", "out of stock")
-    ]
-
-    def rescue(error: BaseException, _arguments: dict[str, Any]) -> Continue:
-        seen.append(str(error))
-        return Continue("back-ordered")
-
-    class Rescued(Reactor):
-        @step(compensate=rescue, max_retries=0)
-        def second() -> Any:
-            return Fail("out of stock")
-
-    assert engine.run(Rescued, timeout=WAIT) == "back-ordered"
-    assert seen == ["out of stock"]
-
-
-# -- group: setup and teardown around a set of steps --------------------------------------------
-
-
-class _Inner(Reactor):
-    word = Input(str)
-
-    @step
-    def shout(word: str) -> str:
-        log("steps")
-        return word.upper()
-
-
-def test_group_runs_before_then_the_steps_then_after_and_their_returns_are_ignored(
-    engine: Engine,
-) -> None:
-    """``before_all``/``after_all`` wrap the steps; their return values change nothing.
-
-    Unlike Ash's (the README says so: ``around`` rewrites arguments and results here).
-    """
-
-    def before(args: dict[str, Any]) -> dict[str, Any]:
-        log(f"before {args['word']}")
-        return {"word": "replaced"}
-
-    def after(args: dict[str, Any], result: Any) -> str:
-        log(f"after {result}")
-        return "replaced result"
-
-    class Grouped(Reactor):
-        word = Input(str)
-        wrapped = group(_Inner, before=before, after=after)
-
-    assert engine.run(Grouped, {"word": "hi"}, timeout=WAIT) == "HI"
-    assert LOG == ["before hi", "steps", "after HI"]
-
-
-# -- a failure while another step waits to be retried --------------------------------------------
-
-
-class _SeesRetry(Middleware):
-    """Sets ``RETRY_WAITING`` once ``patient`` is waiting for its retry."""
-
-    def step_event(self, run: RunInfo, event: StepEvent) -> None:
-        if event.kind is StepEventKind.RETRY and event.step == "patient":
-            RETRY_WAITING.set()
-
-
-RETRY_WAITING = threading.Event()
-
-
-def test_a_step_waiting_for_its_retry_is_not_retried_once_the_run_fails(engine: Engine) -> None:
-    """A failure stops the reactor: a pending retry is dropped, and nothing waits for it."""
-    RETRY_WAITING.clear()
-
-    class Pending(Reactor):
-        @step(max_retries=5, backoff=3600, undo=_undo)
-        def patient(ctx: StepContext) -> Any:
-            log(f"patient {ctx.attempt}")
-            return Retry("later")
-
-        @step(max_retries=0)
-        def fails() -> str:
-            assert RETRY_WAITING.wait(WAIT)
-            msg = "fails"
-            raise RuntimeError(msg)
-
-    handle = engine.start(Pending, middleware=[_SeesRetry()], max_concurrency=2)
-    with pytest.raises(RunFailedError) as caught:
-        handle.result(WAIT)
-    assert LOG == ["patient 1"]
-    assert [e.step for e in caught.value.errors] == ["fails"]
-
-
-def test_steps_that_did_not_run_their_work_are_not_undone(engine: Engine) -> None:
-    """A step whose guard gave its result, or whose where skipped it, has nothing to undo."""
-
-    class Partly(Reactor):
-        @step(undo=_undo, guard=lambda args: Shortcut("cached"))
-        def guarded() -> str:
-            return "guarded"
-
-        @step(undo=_undo, where=lambda args: False)
-        def skipped() -> str:
-            return "skipped"
-
-        @step(undo=_undo)
-        def ran(guarded: str) -> str:
-            return "ran"
-
-        @step(max_retries=0)
-        def fails(ran: str) -> str:
-            msg = "fails"
-            raise RuntimeError(msg)
-
-    failed(engine, Partly)
-    assert LOG == ["undo ran"]
-
-
-# -- concurrency_key: one pool for a reactor and the reactors it composes -----------------------
-
-
-class _Peak:
-    """Steps running at once on the event loop, and the most seen."""
-
-    active = 0
-    peak = 0
-
-    @classmethod
-    async def work(cls) -> int:
-        cls.active += 1
-        cls.peak = max(cls.peak, cls.active)
-        for _ in range(20):  # let every other dispatched step start meanwhile
-            await asyncio.sleep(0)
-        cls.active -= 1
-        return 1
-
-
-async def _peak_work() -> int:
-    return await _Peak.work()
-
-
-class _FourWide(Reactor, returns="total"):
-    c1 = step(_peak_work, name="c1")
-    c2 = step(_peak_work, name="c2")
-    c3 = step(_peak_work, name="c3")
-    c4 = step(_peak_work, name="c4")
-
-    @step
-    def total(c1: int, c2: int, c3: int, c4: int) -> int:
-        return c1 + c2 + c3 + c4
-
-
-class _Composing(Reactor, returns="both"):
-    inner = compose(_FourWide)
-    p1 = step(_peak_work, name="p1")
-    p2 = step(_peak_work, name="p2")
-
-    @step
-    def both(inner: int, p1: int, p2: int) -> int:
-        return inner + p1 + p2
-
-
-def test_a_concurrency_key_is_shared_with_composed_reactors(engine: Engine) -> None:
-    """``concurrency_key`` shares one pool across a reactor and its child reactors."""
-    _Peak.active = _Peak.peak = 0
-    assert engine.run(_Composing, concurrency_key="pool", max_concurrency=2, timeout=WAIT) == 6
-    assert 1 <= _Peak.peak <= 2
-    assert engine.limits.in_use("pool") == 0
