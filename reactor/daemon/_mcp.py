@@ -6,7 +6,9 @@ Host checked) and over stdio by ``reactor mcp`` (for hosts that start a command)
 Adding a tool is one line: :func:`mcp_tool` on an ``async`` function at module level
 (its type hints give the input schema, its docstring the description); it reaches the
 daemon with :func:`current_daemon`. A tool's failure is raised as ``ToolError`` with the
-real message, which the client gets as an ``isError`` result the model can read.
+real message, which the client gets as an ``isError`` result the model can read; a call
+naming no tool is a JSON-RPC error ``-32602``, as the protocol says. A tool that answers a
+list returns it as ``{"result": [...]}``, structured and as one JSON text block.
 
 Calls that may take long answer within :data:`WAIT_LIMIT_S` (LM Studio's client gives
 up after about 60 s): a run still going then is returned as a handle (``run_id``) to
@@ -25,12 +27,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp import MCPError
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
 
 from reactor.daemon._errors import ApiError
 from reactor.daemon._messages import StartRun
@@ -76,12 +86,32 @@ def current_daemon() -> Daemon:
     return _CURRENT[-1]
 
 
+class _Server(MCPServer):
+    """The SDK's server, but a call naming no tool is a protocol error, as the spec says.
+
+    MCP (2025-11-25, tools) makes an unknown tool a JSON-RPC error ``-32602`` (invalid
+    params); the SDK's server answers it as an ``isError`` result instead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known: set[str] = set()
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Call ``name``; an unknown one is JSON-RPC ``-32602``."""
+        if name not in self.known:
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}")
+        return await super().call_tool(name, arguments, context)
+
+
 def build_mcp(daemon: Daemon) -> MCPServer:
     """The MCP server with every registered tool, serving ``daemon``."""
     from reactor.daemon._daemon import version  # noqa: PLC0415
 
     _CURRENT[:] = [daemon]
-    server: MCPServer = MCPServer(
+    server = _Server(
         name="reactor-swarm",
         version=version(),
         instructions=(
@@ -96,7 +126,26 @@ def build_mcp(daemon: Daemon) -> MCPServer:
     )
     for fn, hints in _TOOLS:
         server.add_tool(fn, annotations=hints)
+        server.known.add(fn.__name__)
     return server
+
+
+Listing = Annotated[CallToolResult, list[dict[str, Any]]]
+"""What a tool returning a list answers: ``structuredContent`` ``{"result": [...]}``."""
+
+
+def _listing(items: list[dict[str, Any]]) -> CallToolResult:
+    """``items`` as structured content and, in one text block, that content's JSON.
+
+    The SDK would make each item a text block of its own, and an empty list no block at
+    all: a host that shows the model the text (as LM Studio does) would pass it several
+    JSON documents, or nothing. The spec wants the structured content as JSON text.
+    """
+    structured = {"result": items}
+    text = json.dumps(structured, indent=2, ensure_ascii=False, default=str)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=structured
+    )
 
 
 def _tool_error(exc: ApiError) -> ToolError:
@@ -105,20 +154,22 @@ def _tool_error(exc: ApiError) -> ToolError:
 
 
 @mcp_tool(read_only=True)
-async def list_reactors() -> list[dict[str, Any]]:
+async def list_reactors() -> Listing:
     """The reactors this daemon can run: name, description, inputs and steps."""
     from reactor.daemon._app import reactor_info  # noqa: PLC0415
 
     daemon = current_daemon()
-    return [
-        {
-            "name": info.name,
-            "description": info.description,
-            "inputs": info.inputs,
-            "steps": info.steps,
-        }
-        for info in (reactor_info(r) for _, r in sorted(daemon.reactors.items()))
-    ]
+    return _listing(
+        [
+            {
+                "name": info.name,
+                "description": info.description,
+                "inputs": info.inputs,
+                "steps": info.steps,
+            }
+            for info in (reactor_info(r) for _, r in sorted(daemon.reactors.items()))
+        ]
+    )
 
 
 @mcp_tool()
@@ -275,12 +326,12 @@ async def search_reasoning_sessions(
     tags: list[str] | None = None,
     status: StatusName | None = None,
     limit: int = 10,
-) -> list[dict[str, Any]]:
+) -> Listing:
     """Full-text search over the sessions agent_name may read, best match first."""
     hits = await _session_call(
         _sessions().search_reasoning_sessions_async(agent_name, query, tags or (), status, limit)
     )
-    return [_plain(hit) for hit in hits]
+    return _listing([_plain(hit) for hit in hits])
 
 
 @mcp_tool(read_only=True)

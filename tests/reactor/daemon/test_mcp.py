@@ -11,6 +11,7 @@ import httpx2
 import mcp
 import pytest
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import INVALID_PARAMS
 
 from actors.testing import FakeServer
 from reactor.daemon import Daemon
@@ -36,6 +37,16 @@ async def _exercise(client: mcp.Client) -> None:
     listed = await client.call_tool("list_reactors", {})
     assert not listed.is_error
     assert "Greet" in _text(listed)
+    # One text block, the structured content's JSON (the SDK would make one per item).
+    assert len(listed.content) == 1
+    assert json.loads(_text(listed)) == listed.structured_content
+    assert "Greet" in {r["name"] for r in listed.structured_content["result"]}
+
+    # An unknown tool is a protocol error (-32602), not a tool result.
+    with pytest.raises(mcp.MCPError) as unknown:
+        await client.call_tool("no_such_tool", {})
+    assert unknown.value.code == INVALID_PARAMS
+    assert "no_such_tool" in unknown.value.message
 
     ran = await client.call_tool("run_reactor", {"reactor": "Greet", "inputs": {"name": "mcp"}})
     assert not ran.is_error, _text(ran)
@@ -139,6 +150,9 @@ async def _reason_together(client: mcp.Client, tools: dict[str, Any]) -> None:
         "search_reasoning_sessions", {"agent_name": "mallory", "query": "LRU"}
     )
     assert session_id not in _text(hidden)
+    # Nothing found is still a text block the model can read, not an empty content list.
+    assert [block.type for block in hidden.content] == ["text"]
+    assert json.loads(_text(hidden)) == hidden.structured_content == {"result": []}
 
 
 async def test_mcp_over_streamable_http(daemon: Daemon) -> None:
