@@ -592,6 +592,10 @@ async def reject(request: Request, daemon: Daemon) -> Response:
 # ---- server-sent events ------------------------------------------------------------------------
 
 
+KEEPALIVE_S = 15.0
+"""An event stream quiet this long sends a ``:`` comment (proxies drop idle connections)."""
+
+
 def sse_frame(event_id: int, name: str, data: bytes) -> bytes:
     """One SSE event (``data`` is one line of JSON)."""
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), data)
@@ -625,7 +629,9 @@ def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
 async def run_events(request: Request, daemon: Daemon) -> Response:
     """Each journal event as ``id: seq``, ``event: type``; ``Last-Event-ID`` resumes after it.
 
-    The stream ends after the run's last event (completed, failed, cancelled, halted).
+    The stream ends after the run's last event (completed, failed, cancelled, halted);
+    resuming after the last event of a run that ended for good is a 204. A ``:``
+    comment goes out when nothing was sent for :data:`KEEPALIVE_S` seconds.
     """
     run_id = request.path_params["run_id"]
     after = _last_event_id(request)
@@ -635,16 +641,28 @@ async def run_events(request: Request, daemon: Daemon) -> Response:
     stream = f"{STREAM_PREFIX}{run_id}"
     ends = {*TERMINAL_EVENTS, "RunHalted"}
 
+    if after > 0:
+        # A client that saw the run's last event (an EventSource reconnects when a stream
+        # ends) is told there is nothing more: 204 stops it reconnecting.
+        last = await journal.read_async(stream, after_seq=after - 1, limit=2)
+        if len(last) == 1 and last[0].seq == after and last[0].event_type in TERMINAL_EVENTS:
+            return Response(status_code=204)
+
     async def body() -> AsyncIterator[bytes]:
         seq = after
         yield b"retry: 1000\n\n"
+        quiet_since = time.monotonic()
         while not hub.closed:
             for entry in await journal.read_async(stream, after_seq=seq):
                 seq = entry.seq
+                quiet_since = time.monotonic()
                 yield sse_frame(entry.seq, entry.event_type, bytes(entry.data))
                 if entry.event_type in ends:
                     return
             await hub.wait_run(run_id, 0.5)
+            if time.monotonic() - quiet_since >= KEEPALIVE_S:
+                quiet_since = time.monotonic()
+                yield b": keep-alive\n\n"
 
     return _sse(body())
 
@@ -660,7 +678,9 @@ async def bus_events(request: Request, daemon: Daemon) -> Response:
     """Every bus event (``event:`` its type); ``Last-Event-ID`` replays the ones kept since."""
     after = _last_event_id(request)
     hub = daemon.hub
-    if after == 0:
+    if after == 0 or after > hub.last_id:
+        # No id, or one this process never gave (numbered by a daemon since restarted):
+        # from now on, rather than waiting for the numbers to catch up.
         after = hub.last_id
     wanted = set(filter(None, request.query_params.get("types", "").split(",")))
 
@@ -672,7 +692,7 @@ async def bus_events(request: Request, daemon: Daemon) -> Response:
                 seen = event_id
                 if not wanted or name in wanted:
                     yield sse_frame(event_id, name, data)
-            await hub.wait(15.0)
+            await hub.wait(KEEPALIVE_S)
             if seen == hub.last_id:
                 yield b": keep-alive\n\n"
 
@@ -930,7 +950,11 @@ def build_app(daemon: Daemon) -> ASGIApp:
             status, "bad_request" if status < 500 else "internal"
         )
         message = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        return error_response(ApiError(code, f"{request.method} {request.url.path}: {message}"))
+        headers = None
+        if status == 405:  # RFC 9110: say which methods the path has (over all its routes)
+            headers = {"Allow": ", ".join(_allowed(routes, request.url.path))}
+        error = ApiError(code, f"{request.method} {request.url.path}: {message}")
+        return error_response(error, headers)
 
     app = Starlette(
         routes=routes,
@@ -945,6 +969,15 @@ def build_app(daemon: Daemon) -> ASGIApp:
         if "{" not in each.path and not each.stream
     }
     return Guard(app, daemon, exact)
+
+
+def _allowed(routes: list[BaseRoute], path: str) -> list[str]:
+    """The methods of every route whose path matches ``path``."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _mcp_security(daemon: Daemon) -> Any:

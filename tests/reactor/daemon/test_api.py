@@ -503,6 +503,57 @@ def test_bus_events_stream_run_activity(daemon: Daemon, client: httpx.Client) ->
     assert all(int(f["id"]) > before for f in seen)
 
 
+def test_a_reconnect_after_the_last_event_of_an_ended_run_gets_204(client: httpx.Client) -> None:
+    """An EventSource reconnects when a stream ends; after a run's last event, 204 stops it."""
+    run_id = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "end"}}).json()[
+        "run_id"
+    ]
+    frames = _frames(client, f"/api/runs/{run_id}/events")
+    assert frames[-1]["event"] == "RunCompleted"
+    again = client.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": frames[-1]["id"]})
+    assert again.status_code == 204
+    earlier = _frames(client, f"/api/runs/{run_id}/events", {"Last-Event-ID": frames[-2]["id"]})
+    assert earlier == frames[-1:]
+
+
+def test_bus_events_resume_from_an_id_of_an_earlier_daemon(client: httpx.Client) -> None:
+    """A Last-Event-ID the daemon never gave (a restarted one's) streams from now on."""
+    with client.stream("GET", "/api/events", headers={"Last-Event-ID": "999999999"}) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 1000"  # the stream's start point is fixed by now
+        run_id = client.post(
+            "/api/runs", json={"reactor": "Greet", "inputs": {"name": "again"}}
+        ).json()["run_id"]
+        for line in lines:
+            if line.startswith("data: ") and run_id in line and '"run_finished"' in line:
+                break
+
+
+def test_a_quiet_run_stream_sends_keep_alives(
+    client: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a step runs and nothing is journaled, the run's stream sends ``:`` comments."""
+    import reactor.daemon._app as app
+
+    monkeypatch.setattr(app, "KEEPALIVE_S", 0.0)
+    gate = tmp_path / "quiet-gate"
+    run_id = client.post(
+        "/api/runs", json={"reactor": "Gate", "inputs": {"gate": str(gate)}}
+    ).json()["run_id"]
+    with client.stream("GET", f"/api/runs/{run_id}/events") as stream:
+        lines = stream.iter_lines()
+        for line in lines:
+            if line == "event: StepCompleted":  # `started` done: `wait` is running
+                break
+        for line in lines:
+            if line.startswith(":"):
+                break
+        gate.write_text("open")
+        for _ in lines:
+            pass
+    assert client.get(f"/api/runs/{run_id}").json()["status"] == "completed"
+
+
 # ---- fleet, documents, errors -------------------------------------------------------------------
 
 
@@ -539,6 +590,8 @@ def test_openapi_and_unknown_routes(client: httpx.Client) -> None:
     assert set(_error(missing)) == {"code", "message"}
     wrong = client.delete("/api/runs")
     assert _error(wrong)["code"] == "method_not_allowed"
+    # RFC 9110: a 405 names the methods the resource has (GET and POST routes alike).
+    assert {m.strip() for m in wrong.headers["allow"].split(",")} >= {"GET", "POST"}
 
 
 def test_started_at_is_set(daemon: Daemon) -> None:
