@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import re
 import secrets
 import time
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
 import msgspec
+import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -77,6 +79,7 @@ _encoder = msgspec.json.Encoder(enc_hook=str)
 _PATH_IN_ERROR = re.compile(r"at `\$(.*)`$")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`(?: - at `\$(.*)`)?$")
 COOKIE = "reactor_token"
+_log = structlog.get_logger("reactor.daemon")
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -409,6 +412,9 @@ async def list_runs(request: Request, daemon: Daemon) -> Response:
     return json_response(rows)
 
 
+_INT_PARAM_MAX = 1_000_000
+
+
 def _int_param(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -419,6 +425,8 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise ApiError("bad_request", f"{name}={raw!r} is not a whole number", field=name) from None
     if value < 1:
         raise ApiError("bad_request", f"{name} must be at least 1", field=name)
+    if value > _INT_PARAM_MAX:
+        raise ApiError("bad_request", f"{name} must be at most {_INT_PARAM_MAX}", field=name)
     return value
 
 
@@ -756,11 +764,12 @@ async def spend(request: Request, daemon: Daemon) -> Response:
     """``?since_hours=24``: totals per model and, with budgets, each budget's state."""
     raw = request.query_params.get("since_hours", "24")
     try:
-        since = time.time() - float(raw) * 3600
+        hours = float(raw)
     except ValueError:
-        raise ApiError(
-            "bad_request", f"since_hours={raw!r} is not a number", field="since_hours"
-        ) from None
+        hours = math.nan
+    if not math.isfinite(hours):
+        raise ApiError("bad_request", f"since_hours={raw!r} is not a number", field="since_hours")
+    since = time.time() - hours * 3600
     rows = await daemon.engine.journal.query_async(
         "SELECT model, count(*), sum(cost_usd), sum(input_tokens), sum(output_tokens) "
         "FROM spend WHERE at >= ? GROUP BY model ORDER BY sum(cost_usd) DESC",
@@ -910,6 +919,10 @@ def _endpoint_function(daemon: Daemon, each: Endpoint) -> Callable[[Request], Aw
             return await handler(request, daemon)
         except ApiError as exc:
             return error_response(exc)
+        except Exception as exc:  # noqa: BLE001 - unforeseen: still the one error shape
+            _log.exception("request failed", method=request.method, path=request.url.path)
+            message = f"{request.method} {request.url.path}: {type(exc).__name__}: {exc}"
+            return error_response(ApiError("internal", message))
 
     return endpoint
 

@@ -11,7 +11,9 @@ at fault, ``field`` as a path into the request (``tasks[2].type``, ``inputs.topi
     ├── unauthorized       401  no token, or the wrong one
     ├── forbidden          403  a browser origin that is not allowed
     ├── not_found          404  no such agent, run, reactor
+    ├── method_not_allowed 405  the path has no such method (``Allow`` lists those it has)
     ├── conflict           409  the run exists, ended, or its plan changed
+    ├── internal           500  a failure no handler foresaw (logged with its traceback)
     └── unavailable        503  the daemon is stopping, or nothing can serve the request
 """
 

@@ -576,6 +576,32 @@ def test_fleet_endpoints(client: httpx.Client) -> None:
     assert {"restarts", "mailbox", "running", "on_loop"} <= set(fake)
     assert _error(client.get("/api/actors", params={"max_children": 0}))["field"] == "max_children"
     assert _error(client.get("/api/spend", params={"since_hours": "x"}))["field"] == "since_hours"
+    assert _error(client.get("/api/spend", params={"since_hours": "nan"}))["field"] == "since_hours"
+    # A number too big for the database is the client's error (it was a text/plain 500).
+    for path in ("/api/runs", "/api/tools/audit"):
+        huge = client.get(path, params={"limit": str(2**70)})
+        assert huge.status_code == 400, huge.text
+        assert _error(huge)["field"] == "limit"
+
+
+async def test_an_unforeseen_failure_is_a_500_in_the_error_shape(daemon: Daemon) -> None:
+    """A handler's unexpected exception answers 500 with ``{"error": {"code": "internal"}}``."""
+    from starlette.requests import Request
+
+    from reactor.daemon._app import Endpoint, _endpoint_function
+
+    async def broken(request: Request, served: Daemon) -> Any:
+        msg = "a bug"
+        raise RuntimeError(msg)
+
+    endpoint = _endpoint_function(daemon, Endpoint("GET", "/broken", "broken", broken))
+    scope = {"type": "http", "method": "GET", "path": "/broken", "headers": [], "query_string": b""}
+    response = await endpoint(Request(scope))
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    error = json.loads(bytes(response.body))["error"]
+    assert error["code"] == "internal"
+    assert "RuntimeError: a bug" in error["message"]
 
 
 def test_openapi_and_unknown_routes(client: httpx.Client) -> None:
