@@ -994,8 +994,19 @@ def _allowed(routes: list[BaseRoute], path: str) -> list[str]:
 
 
 def _mcp_security(daemon: Daemon) -> Any:
+    """The SDK's DNS-rebinding check (``Host``, then ``Origin``) for ``/mcp``.
+
+    Bound to loopback, only local ``Host`` names are served (421 otherwise). Bound to
+    another address, the daemon is meant to be reached from other machines under names
+    it cannot know: ``Host`` is not checked (the token is still required, and
+    :class:`Guard` has checked the ``Origin``).
+    """
     from mcp.server.transport_security import TransportSecuritySettings  # noqa: PLC0415
 
+    from reactor.daemon._daemon import is_loopback  # noqa: PLC0415
+
+    if not is_loopback(daemon.host):
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", f"{daemon.host}:*"]
     origins = [
         "http://127.0.0.1:*",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -74,12 +75,20 @@ def mcp_tool(*, read_only: bool = False, destructive: bool = False) -> Callable[
     return register
 
 
+_SERVING: contextvars.ContextVar[Daemon | None] = contextvars.ContextVar(
+    "reactor_mcp_daemon", default=None
+)
+
+
 def current_daemon() -> Daemon:
-    """The daemon the MCP server serves.
+    """The daemon whose MCP server is calling the tool (outside a call: the last built).
 
     Raises:
         ToolError: No daemon runs (a tool called outside one).
     """
+    serving = _SERVING.get()
+    if serving is not None:
+        return serving
     if not _CURRENT:
         msg = "no daemon is running"
         raise ToolError(msg)
@@ -93,17 +102,22 @@ class _Server(MCPServer):
     params); the SDK's server answers it as an ``isError`` result instead.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, daemon: Daemon, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.daemon = daemon
         self.known: set[str] = set()
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """Call ``name``; an unknown one is JSON-RPC ``-32602``."""
+        """Call ``name`` for this server's daemon; an unknown one is JSON-RPC ``-32602``."""
         if name not in self.known:
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}")
-        return await super().call_tool(name, arguments, context)
+        serving = _SERVING.set(self.daemon)  # two daemons in one process: each its own
+        try:
+            return await super().call_tool(name, arguments, context)
+        finally:
+            _SERVING.reset(serving)
 
 
 def build_mcp(daemon: Daemon) -> MCPServer:
@@ -112,6 +126,7 @@ def build_mcp(daemon: Daemon) -> MCPServer:
 
     _CURRENT[:] = [daemon]
     server = _Server(
+        daemon,
         name="reactor-swarm",
         version=version(),
         instructions=(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,47 @@ async def test_mcp_http_needs_the_token_and_a_local_origin(daemon: Daemon) -> No
             headers={**accept, "Authorization": f"Bearer {TOKEN}", "Origin": "http://evil.example"},
         )
         assert foreign.status_code == 403
+
+
+@pytest.fixture
+def wide(fake: FakeServer, tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon bound to every address (as ``--host 0.0.0.0``)."""
+    from actors.llm import load_config
+
+    served = Daemon(
+        load_config(write_config(tmp_path, fake.url), env={}),
+        db_path=tmp_path / "wide.db",
+        host="0.0.0.0",
+        port=0,
+        token=TOKEN,
+        discovery=False,
+        reactors=REACTORS[:1],
+        grace_s=2.0,
+    )
+    served.start()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+async def test_mcp_bound_for_other_machines_takes_their_host_names(wide: Daemon) -> None:
+    """Bound to every address, /mcp serves a Host naming the machine (it answered 421)."""
+    url = f"http://127.0.0.1:{wide.port}/mcp"
+    named = {"Host": f"reactor-box.lan:{wide.port}"}
+    async with httpx2.AsyncClient(headers=named, timeout=30.0) as http:
+        refused = await http.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Accept": "application/json, text/event-stream"},
+        )
+        assert refused.status_code == 401  # the token is still needed
+    headers = {**named, "Authorization": f"Bearer {TOKEN}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=30.0) as http:
+        transport = streamable_http_client(url, http_client=http)
+        async with mcp.Client(transport) as client:
+            listed = await client.call_tool("list_reactors", {})
+            assert "Greet" in _text(listed)
 
 
 async def test_mcp_over_stdio(fake: FakeServer, tmp_path: Path) -> None:
