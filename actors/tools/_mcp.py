@@ -175,12 +175,15 @@ class McpSource:
     async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
         """Call ``tool`` on the server: its structured result, else its text.
 
+        The text joins every content block: text as it is, an embedded text resource's
+        text, and a line naming each other block (image, audio, binary resource, resource
+        link), so a result that is not text never reaches the model as nothing.
+
         Raises:
             ToolError: The server reported an error (``isError``), or is not connected.
             ToolArgumentError: The server refused the arguments (invalid params).
         """
         import mcp  # noqa: PLC0415 - loaded already: the client exists once connected
-        import mcp.types  # noqa: PLC0415
 
         client = self._client
         name = mcp_tool_name(self.name, tool)
@@ -195,7 +198,7 @@ class McpSource:
                     f"invalid arguments for tool {name!r}: {exc.message}", tool=name
                 ) from None
             raise ToolError(f"{name}: MCP error {exc.code}: {exc.message}", tool=name) from None
-        text = "\n".join(c.text for c in result.content if isinstance(c, mcp.types.TextContent))
+        text = "\n".join(_block_text(block) for block in result.content)
         if result.is_error:
             raise ToolError(text or f"{name} failed", tool=name)
         if result.structured_content is not None:
@@ -210,3 +213,24 @@ class McpSource:
         if owner is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await owner
+
+
+def _block_text(block: Any) -> str:
+    """One content block of a tool result as text for the model."""
+    kind = getattr(block, "type", "")
+    if kind == "text":
+        return str(block.text)
+    if kind in ("image", "audio"):
+        size = len(block.data) * 3 // 4  # base64
+        return f"[{kind}: {block.mime_type}, about {size} bytes]"
+    if kind == "resource_link":
+        what = f" ({block.mime_type})" if block.mime_type else ""
+        return f"[resource link: {block.name} <{block.uri}>{what}]"
+    if kind == "resource":
+        resource = block.resource
+        text = getattr(resource, "text", None)
+        if text is not None:
+            return str(text)
+        what = resource.mime_type or "binary"
+        return f"[resource <{resource.uri}>: {what}, about {len(resource.blob) * 3 // 4} bytes]"
+    return f"[{kind or 'unknown'} content]"

@@ -10,7 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mcp
 import pytest
+from mcp.server.mcpserver import MCPServer
+from mcp.types import (
+    BlobResourceContents,
+    EmbeddedResource,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+)
 from pydantic import SecretStr
 
 from actors import Ref, System
@@ -20,6 +30,7 @@ from actors.tools import (
     ExecuteTools,
     FlushAudit,
     ListTools,
+    McpSource,
     Policy,
     Rule,
     ToolRegistry,
@@ -184,3 +195,35 @@ def test_names_are_made_safe_for_every_provider() -> None:
     """Dots and slashes in MCP names become underscores; long names are cut to 64."""
     assert mcp_tool_name("gh", "repos.list/all") == "gh__repos_list_all"
     assert len(mcp_tool_name("s", "x" * 100)) == 64
+
+
+async def test_results_that_are_not_text_reach_the_model() -> None:
+    """Images, resources and links in a result are named in its text, not dropped."""
+    server = MCPServer("media")
+
+    @server.tool()
+    def snapshot() -> list[TextContent | ImageContent | ResourceLink | EmbeddedResource]:
+        """A picture, a link, a text file and a binary file."""
+        return [
+            ImageContent(type="image", data="iVBORw0KGgo=", mime_type="image/png"),
+            ResourceLink(type="resource_link", name="report", uri="file:///srv/report.pdf"),
+            EmbeddedResource(
+                type="resource",
+                resource=TextResourceContents(uri="file:///srv/notes.txt", text="the notes"),
+            ),
+            EmbeddedResource(
+                type="resource",
+                resource=BlobResourceContents(uri="file:///srv/a.bin", blob="AAAA"),
+            ),
+        ]
+
+    source = McpSource(McpServerConfig(command="unused"), "media")
+    async with mcp.Client(server) as client:
+        source._client = client
+        text = await source.call("snapshot", {})
+    assert isinstance(text, str)
+    lines = text.splitlines()
+    assert lines[0].startswith("[image: image/png")
+    assert lines[1] == "[resource link: report <file:///srv/report.pdf>]"
+    assert lines[2] == "the notes"
+    assert lines[3].startswith("[resource <file:///srv/a.bin>: binary")
