@@ -156,12 +156,18 @@ async def _reason_together(client: mcp.Client, tools: dict[str, Any]) -> None:
     assert json.loads(_text(hidden)) == hidden.structured_content == {"result": []}
 
 
-async def test_mcp_over_streamable_http(daemon: Daemon) -> None:
+# "legacy" is the initialize handshake of 2025-11-25 and before, which hosts such as LM
+# Studio speak; "auto" discovers the stateless 2026-07-28 protocol the SDK serves too.
+MODES = pytest.mark.parametrize("mode", ["legacy", "auto"])
+
+
+@MODES
+async def test_mcp_over_streamable_http(daemon: Daemon, mode: str) -> None:
     """The SDK client lists and runs reactors at /mcp with the token; tool errors are isError."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx2.AsyncClient(headers=headers, timeout=30.0) as http:
         transport = streamable_http_client(f"{daemon.url}/mcp", http_client=http)
-        async with mcp.Client(transport) as client:
+        async with mcp.Client(transport, mode=mode) as client:
             await _exercise(client)
 
 
@@ -178,6 +184,37 @@ async def test_mcp_http_needs_the_token_and_a_local_origin(daemon: Daemon) -> No
             headers={**accept, "Authorization": f"Bearer {TOKEN}", "Origin": "http://evil.example"},
         )
         assert foreign.status_code == 403
+
+
+async def test_streamable_http_sessions_on_the_wire(daemon: Daemon) -> None:
+    """The 2025-11-25 handshake over plain HTTP: session id, 202s, 400, 404 and DELETE."""
+    url = f"{daemon.url}/mcp"
+    accept = {"Accept": "application/json, text/event-stream"}
+    hello = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "wire", "version": "1"}},
+    }  # fmt: skip
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    headers = {"Authorization": f"Bearer {TOKEN}", **accept}
+    async with httpx2.AsyncClient(headers=headers, timeout=30.0) as http:
+        started = await http.post(url, json=hello)
+        assert started.status_code == 200
+        session = started.headers["mcp-session-id"]
+        assert "2025-11-25" in started.text
+        after = {"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
+        ready = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert (await http.post(url, json=ready, headers=after)).status_code == 202
+        listed = await http.post(url, json=listing, headers=after)
+        assert listed.status_code == 200
+        assert '"list_reactors"' in listed.text
+        assert (await http.post(url, json=listing)).status_code == 400  # no session id
+        stranger = {**after, "Mcp-Session-Id": "no-such-session"}
+        assert (await http.post(url, json=listing, headers=stranger)).status_code == 404
+        assert (await http.delete(url, headers=after)).status_code in (200, 204)
+        assert (await http.post(url, json=listing, headers=after)).status_code == 404
+        foreign = await http.post(url, json=hello, headers={"Host": "rebound.example"})
+        assert foreign.status_code == 421  # bound to loopback: only local Host names
 
 
 @pytest.fixture
@@ -221,7 +258,8 @@ async def test_mcp_bound_for_other_machines_takes_their_host_names(wide: Daemon)
             assert "Greet" in _text(listed)
 
 
-async def test_mcp_over_stdio(fake: FakeServer, tmp_path: Path) -> None:
+@MODES
+async def test_mcp_over_stdio(fake: FakeServer, tmp_path: Path, mode: str) -> None:
     """`reactor mcp` serves the same tools over stdio to a client that starts it."""
     config = write_config(tmp_path, fake.url)
     args = ["mcp", "--config", str(config), "--db", str(tmp_path / "mcp.db")]
@@ -233,7 +271,7 @@ async def test_mcp_over_stdio(fake: FakeServer, tmp_path: Path) -> None:
         env={"PYTHONPATH": ROOT},
         cwd=str(tmp_path),
     )
-    async with mcp.Client(params, read_timeout_seconds=60) as client:
+    async with mcp.Client(params, read_timeout_seconds=60, mode=mode) as client:
         await _exercise(client)
 
 
