@@ -15,7 +15,9 @@ results, as sources disagree), that a turn of ``functionResponse`` parts follows
 context window: a prompt longer than the model's ``context_length`` (estimated at four
 characters a token) gets the API's "input token count exceeds the maximum" error.
 
-How it renders a :class:`~actors.testing.Reply`: text as a text part, tool calls as
+How it renders a :class:`~actors.testing.Reply`: its ``reasoning`` as a ``thought: true``
+text part before the answer (counted as ``thoughtsTokenCount``, apart from
+``candidatesTokenCount``), text as a text part, tool calls as
 ``functionCall`` parts (``args`` an object; an ``id`` only when the scripted call has
 one), ``finish`` ``stop`` / ``tool_calls`` as ``STOP``, ``length`` as ``MAX_TOKENS``,
 ``content_filter`` as ``SAFETY`` (with a high safety rating), ``blocked`` as an answer
@@ -53,6 +55,7 @@ from actors.testing._server import (
     FakeProtocol,
     FakeServer,
     FakeToolCall,
+    Reply,
     ToolChoice,
     estimate_tokens,
 )
@@ -430,15 +433,26 @@ class GeminiProtocol(FakeProtocol):
         return {"functionCall": function_call}
 
     def _usage(self, ex: Exchange, pieces: list[str], calls: list[FakeToolCall]) -> dict[str, int]:
+        """``usageMetadata``: thoughts are counted apart from the candidates, as Gemini does.
+
+        ``candidatesTokenCount`` counts the answer only; ``thoughtsTokenCount`` the
+        reasoning; ``totalTokenCount`` is the sum of prompt, candidates and thoughts.
+        """
         prompt = ex.input_tokens()
         output = ex.reply.output_tokens
         if output is None:
             output = len(pieces) + 8 * len(calls)
-        return {
-            "promptTokenCount": prompt,
-            "candidatesTokenCount": output,
-            "totalTokenCount": prompt + output,
-        }
+        usage = {"promptTokenCount": prompt, "candidatesTokenCount": output}
+        thoughts = estimate_tokens(ex.reply.reasoning)
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        usage["totalTokenCount"] = prompt + output + thoughts
+        return usage
+
+    @staticmethod
+    def _thought_parts(reply: Reply) -> list[dict[str, Any]]:
+        """The reasoning as a ``thought`` part (none without reasoning)."""
+        return [{"text": reply.reasoning, "thought": True}] if reply.reasoning else []
 
     @staticmethod
     def _candidate(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
@@ -465,7 +479,8 @@ class GeminiProtocol(FakeProtocol):
         if ex.reply.finish == "blocked":
             return self._blocked(ex, response_id)
         pieces, calls, finish = self._shape(ex)
-        parts: list[dict[str, Any]] = [{"text": "".join(pieces)}] if pieces else []
+        parts = self._thought_parts(ex.reply)
+        parts += [{"text": "".join(pieces)}] if pieces else []
         parts += [self._call_part(c) for c in calls]
         return {
             "candidates": [self._candidate(parts or [{"text": ""}], finish)],
@@ -486,7 +501,8 @@ class GeminiProtocol(FakeProtocol):
             "promptTokenCount": usage["promptTokenCount"],
             "totalTokenCount": usage["promptTokenCount"],
         }
-        chunks: list[list[dict[str, Any]]] = [[{"text": p}] for p in pieces]
+        chunks: list[list[dict[str, Any]]] = [self._thought_parts(ex.reply)] if ex.reply.reasoning else []
+        chunks += [[{"text": p}] for p in pieces]
         if calls:
             chunks.append([self._call_part(c) for c in calls])
         if not chunks:

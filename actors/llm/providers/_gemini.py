@@ -189,6 +189,17 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
+def output_tokens(usage: Mapping[str, Any]) -> int:
+    """The output tokens of a ``usageMetadata``: the answer's and the thoughts'.
+
+    Gemini counts a thinking model's thoughts apart (``thoughtsTokenCount``, not in
+    ``candidatesTokenCount``; ``totalTokenCount`` adds both), and bills them as output.
+    Other protocols' output counts already include reasoning (OpenAI's
+    ``completion_tokens``, Anthropic's ``output_tokens``), so this one does too.
+    """
+    return _int(usage.get("candidatesTokenCount")) + _int(usage.get("thoughtsTokenCount"))
+
+
 @dataclass
 class _Answer:
     """What the chunks of an answer (one, or a stream's) have said so far."""
@@ -316,7 +327,7 @@ class GeminiProvider(Provider):
                 )
             )
         finished = time.perf_counter()
-        output = _int(answer.usage.get("candidatesTokenCount"))
+        output = output_tokens(answer.usage)
         tokens_per_s = None
         if progress.first_token_at is not None and output:
             elapsed = finished - progress.first_token_at
@@ -433,7 +444,7 @@ class GeminiProvider(Provider):
             finish_reason=finish_reason(answer.finish, has_calls=bool(calls)),
             usage=Usage(
                 input_tokens=_int(usage.get("promptTokenCount")),
-                output_tokens=_int(usage.get("candidatesTokenCount")),
+                output_tokens=output_tokens(usage),
             ),
             request_id=request.request_id,
             latency_s=latency,
