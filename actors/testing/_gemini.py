@@ -443,7 +443,7 @@ class GeminiProtocol(FakeProtocol):
         if output is None:
             output = len(pieces) + 8 * len(calls)
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": output}
-        thoughts = estimate_tokens(ex.reply.reasoning)
+        thoughts = estimate_tokens(ex.reply.reasoning) if ex.reply.reasoning else 0
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
         usage["totalTokenCount"] = prompt + output + thoughts
