@@ -501,7 +501,8 @@ class GeminiProtocol(FakeProtocol):
             "promptTokenCount": usage["promptTokenCount"],
             "totalTokenCount": usage["promptTokenCount"],
         }
-        chunks: list[list[dict[str, Any]]] = [self._thought_parts(ex.reply)] if ex.reply.reasoning else []
+        thought = self._thought_parts(ex.reply)
+        chunks: list[list[dict[str, Any]]] = [thought] if thought else []
         chunks += [[{"text": p}] for p in pieces]
         if calls:
             chunks.append([self._call_part(c) for c in calls])

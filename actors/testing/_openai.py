@@ -921,16 +921,70 @@ class LlamaCppProtocol(OpenAIProtocol):
     The server serves whatever model it was started with, whatever a request names (the
     first of the fake's models when the name is unknown). A model not loaded yet makes
     ``/health`` and chat answer 503 "Loading model", as while ``llama-server`` starts.
+
+    Args:
+        router: Router mode (``llama-server`` started without a model): every model is
+            listed, in ``/models`` and ``/v1/models``, with its ``status``
+            (``{"value": "loaded"}`` or ``{"value": "unloaded"}``; a loaded one also
+            carries its ``meta``); requests are routed by the model they name (an
+            unknown one is a 404), an unloaded model is loaded on first use, and
+            ``POST /models/load`` / ``/models/unload`` with ``{"model": ...}`` answer
+            ``{"success": true}``.
     """
 
     name: ClassVar[str] = "llamacpp"
     owned_by: ClassVar[str] = "llamacpp"
 
+    def __init__(self, *, router: bool = False) -> None:
+        super().__init__()
+        self.router = router
+
+    def routes(self, server: FakeServer) -> list[web.RouteDef]:
+        """The ``/v1`` routes, the server's own, and in router mode model management."""
+        routes = super().routes(server)
+        if not self.router:
+            return routes
+
+        async def models(request: web.Request) -> web.StreamResponse:
+            return await self.handle_models(server, request)
+
+        async def load(request: web.Request) -> web.StreamResponse:
+            return await self.handle_router_load(server, request, load=True)
+
+        async def unload(request: web.Request) -> web.StreamResponse:
+            return await self.handle_router_load(server, request, load=False)
+
+        return [
+            *routes,
+            web.get("/models", models),
+            web.post("/models/load", load),
+            web.post("/models/unload", unload),
+        ]
+
+    async def handle_router_load(
+        self, server: FakeServer, request: web.Request, *, load: bool
+    ) -> web.StreamResponse:
+        """``POST /models/load`` or ``/models/unload`` (router mode)."""
+        exchange = await server.exchange(request)
+        early = self.check_auth(exchange) or await exchange.prelude()
+        if early is not None:
+            return early
+        name = exchange.model
+        if name is None:
+            return exchange.error(400, "'model' is required")
+        if name not in server.models:
+            return self.unknown_model(exchange, name)
+        if load:
+            await server.ensure_loaded(name)
+        else:
+            server.set_loaded(name, False)
+        return await exchange.json({"success": True})
+
     def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
         """``/health`` (and ``/v1/health``) and ``/props``."""
 
         async def health(request: web.Request) -> web.StreamResponse:
-            if all(entry.loaded for entry in server.models.values()):
+            if self.router or all(entry.loaded for entry in server.models.values()):
                 return web.json_response({"status": "ok"})
             return web.json_response(self.error_body(503, "Loading model", None), status=503)
 
@@ -987,10 +1041,16 @@ class LlamaCppProtocol(OpenAIProtocol):
         ]
 
     def resolve_model(self, server: FakeServer, name: str | None) -> str | None:
-        """The named model when served, else the server's one model."""
+        """The named model when served, else the server's one model (none for a router)."""
         if name is not None and name in server.models:
             return name
-        return next(iter(server.models), None)
+        return None if self.router else next(iter(server.models), None)
+
+    def unknown_model(self, exchange: Exchange, name: str | None) -> web.StreamResponse:
+        """A router's 404 for a model it does not have."""
+        if name is None:
+            return exchange.error(400, "'model' is required")
+        return exchange.error(404, f"model '{name}' not found")
 
     def object_tool_choice(self, name: str) -> ToolChoice | None:
         """Ignored: ``llama-server`` takes ``tool_choice`` only as a string.
@@ -1000,8 +1060,8 @@ class LlamaCppProtocol(OpenAIProtocol):
         return None
 
     def not_loaded(self, exchange: Exchange, entry: FakeModel) -> web.StreamResponse | None:
-        """503 "Loading model" until the model is loaded."""
-        return exchange.error(503, "Loading model")
+        """503 "Loading model" until the model is loaded (a router loads it on first use)."""
+        return None if self.router else exchange.error(503, "Loading model")
 
     def context_error(self, exchange: Exchange, entry: FakeModel, tokens: int) -> web.Response:
         """llama.cpp's ``exceed_context_size_error`` with the token figures."""
@@ -1034,18 +1094,41 @@ class LlamaCppProtocol(OpenAIProtocol):
         }
 
     def model_object(self, server: FakeServer, entry: FakeModel) -> dict[str, Any]:
-        """A model with llama.cpp's ``meta`` (context trained, size, parameters)."""
+        """A model with llama.cpp's ``meta`` (context trained, size, parameters).
+
+        In router mode: with its ``path`` and ``status``, and ``meta`` only when loaded.
+        """
+        architecture = {"input_modalities": ["text"], "output_modalities": ["text"]}
+        if self.router:
+            listed: dict[str, Any] = {
+                **super().model_object(server, entry),
+                "path": f"/models/{entry.id}.gguf",
+                "status": (
+                    {"value": "loaded", "args": ["llama-server", "-m", entry.id]}
+                    if entry.loaded
+                    else {"value": "unloaded"}
+                ),
+                "architecture": architecture,
+            }
+            if entry.loaded:
+                listed["meta"] = self._meta(entry)
+            return listed
         return {
             **super().model_object(server, entry),
-            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
-            "meta": {
-                "vocab_type": 2,
-                "n_vocab": 128256,
-                "n_ctx_train": entry.context_length,
-                "n_embd": 4096,
-                "n_params": entry.size_bytes * 2,
-                "size": entry.size_bytes,
-            },
+            "architecture": architecture,
+            "meta": self._meta(entry),
+        }
+
+    @staticmethod
+    def _meta(entry: FakeModel) -> dict[str, Any]:
+        """llama.cpp's ``meta`` of a loaded model."""
+        return {
+            "vocab_type": 2,
+            "n_vocab": 128256,
+            "n_ctx_train": entry.context_length,
+            "n_embd": 4096,
+            "n_params": entry.size_bytes * 2,
+            "size": entry.size_bytes,
         }
 
     def response_extras(

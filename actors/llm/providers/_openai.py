@@ -6,7 +6,9 @@ llama.cpp's server, vLLM and Ollama's ``/v1`` share: ``POST /v1/chat/completions
 and ``/v1/models``. It reads the vendor extras those servers add (llama.cpp's
 ``timings``, ``reasoning_content``) and every error body they send (OpenAI's
 ``{"error": {...}}``, llama.cpp's integer codes, older vLLM's flat ``{"object": "error"}``,
-an error object in the middle of a stream).
+an error object in the middle of a stream). A llama.cpp server in router mode lists every
+model with its ``status`` and loads and unloads them on request (``/models/load``,
+``/models/unload``).
 
 :class:`LMStudioProvider` streams through the same ``/v1`` routes but asks for plain
 answers through LM Studio's ``/api/v0`` REST API, which adds ``stats`` (tokens per second,
@@ -726,6 +728,8 @@ class OpenAIProvider(Provider):
         entries = [item for item in data if isinstance(item, dict) and item.get("id")]
         if self.server is None:
             self.server = server_of(entries)
+        if any(_router_status(item) is not None for item in entries):
+            self.router = True
         models = [self.model_info(item) for item in entries]
         for info in models:
             if info.context_length:
@@ -737,8 +741,11 @@ class OpenAIProvider(Provider):
         """One ``/v1/models`` entry as :class:`ModelInfo`.
 
         llama.cpp adds ``meta`` (``size``, ``n_ctx_train``) and serves one model that is
-        always loaded; vLLM adds ``max_model_len`` and also serves only loaded models.
-        Plain OpenAI-compatible servers cannot say whether a model is loaded.
+        always loaded, unless it runs in router mode: then every model it can serve is
+        listed with its ``status.value`` (``loaded``, ``unloaded``, ``loading``,
+        ``sleeping``, ...), and only ``loaded`` is resident. vLLM adds ``max_model_len``
+        and also serves only loaded models. Plain OpenAI-compatible servers cannot say
+        whether a model is loaded.
         """
         model_id = str(item["id"])
         owner = item.get("owned_by")
@@ -758,15 +765,65 @@ class OpenAIProvider(Provider):
             if context is None and _int(item.get(key)):
                 context = _int(item[key])
         always_loaded = meta is not None or owner in ("llamacpp", "vllm")
+        loaded: bool | None = True if always_loaded else None
+        status = _router_status(item)
+        if status is not None:
+            details["status"] = status
+            loaded = status == "loaded"
         embeddings = "embed" in model_id.lower()
         return ModelInfo(
             id=model_id,
-            loaded=True if always_loaded else None,
+            loaded=loaded,
             context_length=context,
             size_bytes=size,
             capabilities=("embeddings",) if embeddings else ("chat",),
             details=details,
         )
+
+    # -- llama.cpp router mode ----------------------------------------------------------
+
+    router: bool = False
+    """Whether the server is a ``llama-server`` in router mode (found by
+    :meth:`list_models`: its entries carry a ``status``). Such a server loads and unloads
+    models on request (``POST /models/load`` and ``/models/unload``)."""
+
+    @property
+    def can_load(self) -> bool:
+        """Whether :meth:`load` and :meth:`unload` work: a llama.cpp router does."""
+        return self.router
+
+    async def load(self, model: str) -> None:
+        """Load a model on a llama.cpp router: ``POST /models/load``."""
+        await self._router_call("/models/load", model)
+
+    async def unload(self, model: str) -> None:
+        """Unload a model on a llama.cpp router: ``POST /models/unload``."""
+        await self._router_call("/models/unload", model)
+
+    async def _router_call(self, path: str, model: str) -> None:
+        """A router's load or unload, answered ``{"success": true}``.
+
+        Whether the llama.cpp server is a router is learnt from its model list (asked
+        now when not known yet). Other servers of the protocol, and a llama-server
+        started with one model, cannot load on request (``bad_request``).
+        """
+        verb = "load" if path.endswith("/load") else "unload"
+        if not self.router and self.server in (None, "llamacpp"):
+            await self.list_models()
+        if not self.router:
+            what = (
+                "this llama-server is not in router mode (it was started with one model)"
+                if self.server == "llamacpp"
+                else f"this server ({self.server or self.protocol}) has no such API"
+            )
+            raise ProviderError(
+                self.failure(
+                    FailureKind.BAD_REQUEST, f"{what}, so it cannot {verb} models on request", model
+                )
+            )
+        payload = await self.request_json("POST", path, {"model": model}, model=model)
+        if isinstance(payload, dict) and payload.get("success") is False:
+            raise self.error_in_body(payload, model)
 
     # -- errors -------------------------------------------------------------------------
 
@@ -816,16 +873,24 @@ _OWNERS = {"llamacpp": "llamacpp", "vllm": "vllm", "me": "llama-cpp-python"}
 def server_of(entries: list[dict[str, Any]]) -> str | None:
     """Which server a ``/v1/models`` list comes from, where its entries tell.
 
-    llama.cpp's ``llama-server`` says ``owned_by: llamacpp`` (and adds ``meta``), vLLM
+    llama.cpp's ``llama-server`` says ``owned_by: llamacpp`` (and adds ``meta``, or in
+    router mode a ``status``), vLLM
     ``owned_by: vllm``, llama-cpp-python ``owned_by: me``.
     """
     for item in entries:
-        if isinstance(item.get("meta"), dict):
+        if isinstance(item.get("meta"), dict) or _router_status(item) is not None:
             return "llamacpp"
         owner = item.get("owned_by")
         if isinstance(owner, str) and owner in _OWNERS:
             return _OWNERS[owner]
     return None
+
+
+def _router_status(item: dict[str, Any]) -> str | None:
+    """A llama.cpp router's ``status.value`` of a listed model (``None`` elsewhere)."""
+    status = item.get("status")
+    value = status.get("value") if isinstance(status, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _slot_index(index: Any, call_id: str | None, position: int, slots: dict[int, _ToolSlot]) -> int:

@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from actors._messages import FailureKind
 from actors.llm._messages import ChatRequest, Completion
-from actors.llm.providers._base import Timeouts, make_client
+from actors.llm.providers._base import ProviderError, Timeouts, make_client
 from actors.llm.providers._gemini import GeminiProvider
-from actors.testing import FakeServer, Reply
+from actors.llm.providers._openai import OpenAIProvider
+from actors.testing import FakeModel, FakeServer, Reply
+from actors.testing._openai import LlamaCppProtocol
 
 QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=2.0)
 
@@ -38,12 +41,68 @@ async def test_gemini_thinking_tokens_count_as_output(
         reasoning = "The user greets me; a short greeting back will do nicely here."
         server.script(Reply(text="Hello!", reasoning=reasoning, output_tokens=2))
         provider = GeminiProvider(server.url, client=client, timeouts=QUICK)
-        answer = await provider.complete(
-            ChatRequest.prompt("gemini-think", "Hi", stream=stream)
-        )
+        answer = await provider.complete(ChatRequest.prompt("gemini-think", "Hi", stream=stream))
     assert isinstance(answer, Completion)
     assert answer.content == "Hello!"
     assert answer.extras["thinking"] == reasoning
     thoughts = answer.extras["thoughts_tokens"]
     assert thoughts > 0
     assert answer.usage.output_tokens == 2 + thoughts
+
+
+# -- llama.cpp router mode: status.value, /models/load and /models/unload (section 6.1) ----
+
+
+def router_server() -> FakeServer:
+    models = [FakeModel("qwen3-8b", context_length=4096), FakeModel("gemma-3-4b", loaded=False)]
+    return FakeServer(LlamaCppProtocol(router=True), models=models)
+
+
+async def test_llamacpp_router_lists_what_is_loaded(client: httpx.AsyncClient) -> None:
+    """A router lists every model it can serve; only ``status.value: loaded`` is resident."""
+    with router_server() as server:
+        provider = OpenAIProvider(server.url, client=client, timeouts=QUICK)
+        models = {m.id: m for m in await provider.list_models()}
+    assert provider.server == "llamacpp"
+    assert provider.can_load
+    assert models["qwen3-8b"].loaded is True
+    assert models["qwen3-8b"].context_length == 4096
+    assert models["gemma-3-4b"].loaded is False
+    assert models["gemma-3-4b"].details["status"] == "unloaded"
+
+
+async def test_llamacpp_router_loads_and_unloads(client: httpx.AsyncClient) -> None:
+    with router_server() as server:
+        provider = OpenAIProvider(server.url, client=client, timeouts=QUICK)
+        await provider.list_models()
+        await provider.load("gemma-3-4b")
+        assert server.calls[-1].path == "/models/load"
+        assert server.calls[-1].body == {"model": "gemma-3-4b"}
+        assert server.models["gemma-3-4b"].loaded
+        await provider.unload("qwen3-8b")
+        assert server.calls[-1].path == "/models/unload"
+        assert server.calls[-1].body == {"model": "qwen3-8b"}
+        assert not server.models["qwen3-8b"].loaded
+        listed = {m.id: m.loaded for m in await provider.list_models()}
+    assert listed == {"qwen3-8b": False, "gemma-3-4b": True}
+
+
+async def test_llamacpp_router_unknown_model_is_not_found(client: httpx.AsyncClient) -> None:
+    with router_server() as server:
+        provider = OpenAIProvider(server.url, client=client, timeouts=QUICK, server="llamacpp")
+        with pytest.raises(ProviderError) as caught:
+            await provider.load("nope")
+    assert caught.value.failure.kind is FailureKind.NOT_FOUND
+
+
+async def test_llamacpp_single_model_cannot_load(client: httpx.AsyncClient) -> None:
+    """A llama-server with one model has no /models/load: a bad_request saying why."""
+    with FakeServer("llamacpp", models=["m.gguf"]) as server:
+        provider = OpenAIProvider(server.url, client=client, timeouts=QUICK)
+        models = await provider.list_models()
+        assert models[0].loaded is True
+        assert not provider.can_load
+        with pytest.raises(ProviderError) as caught:
+            await provider.load("m.gguf")
+    assert caught.value.failure.kind is FailureKind.BAD_REQUEST
+    assert "router mode" in caught.value.failure.message
