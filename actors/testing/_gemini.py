@@ -28,6 +28,10 @@ each a whole response chunk; the last one carries the ``finishReason`` and the w
 ``usageMetadata``. Embeddings are deterministic unit vectors derived from the text (768
 dimensions unless ``outputDimensionality`` says otherwise).
 
+With ``thought_signatures`` (Gemini 3's behaviour) the first ``functionCall`` part of an
+answer carries a ``thoughtSignature``, and a follow-up whose current turn drops it is
+refused with a 400, as Gemini 3 refuses it.
+
 Errors are google.rpc bodies ``{"error": {"code", "message", "status"}}`` with the
 status for the HTTP code (400 ``INVALID_ARGUMENT``, 401 ``UNAUTHENTICATED``, 403
 ``PERMISSION_DENIED``, 404 ``NOT_FOUND``, 429 ``RESOURCE_EXHAUSTED``, 499 ``CANCELLED``,
@@ -39,6 +43,7 @@ or ``model_not_found``. A fault's ``retry_after`` is sent the way Gemini sends i
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -143,9 +148,21 @@ def _not_found(model: str, method: str) -> str:
 
 
 class GeminiProtocol(FakeProtocol):
-    """The Gemini API, as a fake (see the module's docs)."""
+    """The Gemini API, as a fake (see the module's docs).
+
+    Args:
+        thought_signatures: Behave as Gemini 3 does with function calls: the first
+            ``functionCall`` part of each answer carries a ``thoughtSignature``, and a
+            request whose current turn (the model turns since the last user text) has a
+            function-call turn without a signature this server issued is refused with
+            400 ``INVALID_ARGUMENT``.
+    """
 
     name: ClassVar[str] = "gemini"
+
+    def __init__(self, *, thought_signatures: bool = False) -> None:
+        self.thought_signatures = thought_signatures
+        self._issued: set[str] = set()
 
     # -- rendering of errors ------------------------------------------------------------
 
@@ -349,6 +366,42 @@ class GeminiProtocol(FakeProtocol):
             previous_role = role
         return None
 
+    def _check_signatures(self, contents: list[Any]) -> str | None:
+        """Gemini 3's rule: each function-call turn of the current turn keeps its signature.
+
+        The current turn is what follows the last user turn with text (function
+        responses do not start one). In each of its model turns the first
+        ``functionCall`` part must carry a ``thoughtSignature`` that this server issued.
+        """
+        start = 0
+        for index, content in enumerate(contents):
+            parts = content.get("parts") or []
+            if content.get("role", "user") == "user" and any(
+                isinstance(p, dict) and "text" in p for p in parts
+            ):
+                start = index + 1
+        for index, content in enumerate(contents[start:], start):
+            if content.get("role") != "model":
+                continue
+            calls = [p for p in content["parts"] if isinstance(p, dict) and "functionCall" in p]
+            if calls and calls[0].get("thoughtSignature") not in self._issued:
+                name = calls[0]["functionCall"].get("name")
+                return (
+                    f"Function call `{name}` in content {index} is missing a thought_signature "
+                    "(or has one this model did not issue); send the functionCall parts back "
+                    "as they came, with their thoughtSignature."
+                )
+        return None
+
+    def _call_parts(self, calls: list[FakeToolCall]) -> list[dict[str, Any]]:
+        """The ``functionCall`` parts of an answer (a signature on the first, Gemini 3)."""
+        parts = [self._call_part(c) for c in calls]
+        if parts and self.thought_signatures:
+            signature = base64.b64encode(uuid.uuid4().bytes * 2).decode()
+            self._issued.add(signature)
+            parts[0]["thoughtSignature"] = signature
+        return parts
+
     async def _prelude(self, ex: Exchange) -> web.StreamResponse | None:
         """The engine's prelude, with a retry delay moved into a ``RetryInfo`` detail."""
         early = await ex.prelude()
@@ -388,6 +441,8 @@ class GeminiProtocol(FakeProtocol):
                 return ex.error(400, problem)
             return await ex.json({"totalTokens": estimate_tokens(self.prompt_text(body))})
         problem = self._check_contents(body.get("contents"))
+        if problem is None and self.thought_signatures and method != "countTokens":
+            problem = self._check_signatures(body["contents"])
         if problem is not None:
             return ex.error(400, problem)
         prompt_tokens = estimate_tokens(ex.prompt_text())
@@ -481,7 +536,7 @@ class GeminiProtocol(FakeProtocol):
         pieces, calls, finish = self._shape(ex)
         parts = self._thought_parts(ex.reply)
         parts += [{"text": "".join(pieces)}] if pieces else []
-        parts += [self._call_part(c) for c in calls]
+        parts += self._call_parts(calls)
         return {
             "candidates": [self._candidate(parts or [{"text": ""}], finish)],
             "usageMetadata": self._usage(ex, pieces, calls),
@@ -505,7 +560,7 @@ class GeminiProtocol(FakeProtocol):
         chunks: list[list[dict[str, Any]]] = [thought] if thought else []
         chunks += [[{"text": p}] for p in pieces]
         if calls:
-            chunks.append([self._call_part(c) for c in calls])
+            chunks.append(self._call_parts(calls))
         if not chunks:
             chunks.append([{"text": ""}])
         frames = []

@@ -10,6 +10,9 @@ What is particular to it:
   ``allowedFunctionNames``; calls come back as ``functionCall`` parts whose ``args`` is
   an object and which usually carry no id (one is synthesised); results go back as
   ``functionResponse`` parts keyed by the function's name;
+- Gemini 3 puts a ``thoughtSignature`` beside a ``functionCall`` (in the same part) and
+  refuses (400) a follow-up whose function-call turn lacks it: it is kept on the
+  :class:`~actors.llm.ToolCall` and sent back in the same place;
 - a stream is server-sent ``data:`` lines only, each a whole response chunk: text parts
   add up across chunks and the last ``usageMetadata`` counts;
 - a blocked prompt is an answer with no candidates and a ``promptFeedback.blockReason``;
@@ -170,7 +173,10 @@ def _contents(
                     function_call: dict[str, Any] = {"name": call.name, "args": call.arguments}
                     if not call.id.startswith(f"{_CALL_ID_PREFIX}_"):
                         function_call["id"] = call.id
-                    parts.append({"functionCall": function_call})
+                    part: dict[str, Any] = {"functionCall": function_call}
+                    if call.signature is not None:
+                        part["thoughtSignature"] = call.signature  # back as it came
+                    parts.append(part)
                 _append(contents, "model", parts)  # an empty turn is left out
             case "tool":
                 call_id = message.tool_call_id or ""
@@ -207,7 +213,8 @@ class _Answer:
     model: str
     text: list[str] = field(default_factory=list)
     thoughts: list[str] = field(default_factory=list)
-    calls: list[tuple[str | None, str, Any]] = field(default_factory=list)
+    calls: list[tuple[str | None, str, Any, str | None]] = field(default_factory=list)
+    """(id, name, args, thoughtSignature) of each function call."""
     finish: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     response_id: str = ""
@@ -394,11 +401,13 @@ class GeminiProvider(Provider):
             call = part.get("functionCall")
             if isinstance(call, dict):
                 call_id = call.get("id")
+                signature = part.get("thoughtSignature")
                 answer.calls.append(
                     (
                         call_id if isinstance(call_id, str) and call_id else None,
                         str(call.get("name") or ""),
                         call.get("args"),
+                        signature if isinstance(signature, str) and signature else None,
                     )
                 )
                 if progress is not None:
@@ -418,8 +427,9 @@ class GeminiProvider(Provider):
                 id=call_id or synth_call_id(_CALL_ID_PREFIX, index, request.request_id),
                 name=name,
                 arguments=parse_arguments(args, provider=self, model=request.model, tool=name),
+                signature=signature,
             )
-            for index, (call_id, name, args) in enumerate(answer.calls)
+            for index, (call_id, name, args, signature) in enumerate(answer.calls)
         )
         usage = answer.usage
         extras: dict[str, Any] = {"raw_finish_reason": answer.finish}

@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from actors._messages import FailureKind
-from actors.llm._messages import ChatRequest, Completion
+from actors.llm._messages import ChatMessage, ChatRequest, Completion, ToolCall, ToolSpec
 from actors.llm.providers._base import ProviderError, Timeouts, make_client
 from actors.llm.providers._gemini import GeminiProvider
 from actors.llm.providers._openai import OpenAIProvider
-from actors.testing import FakeModel, FakeServer, Reply
+from actors.testing import FakeModel, FakeServer, FakeToolCall, Reply
+from actors.testing._gemini import GeminiProtocol
 from actors.testing._openai import LlamaCppProtocol
 
 QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=2.0)
@@ -106,3 +107,74 @@ async def test_llamacpp_single_model_cannot_load(client: httpx.AsyncClient) -> N
             await provider.load("m.gguf")
     assert caught.value.failure.kind is FailureKind.BAD_REQUEST
     assert "router mode" in caught.value.failure.message
+
+
+# -- Gemini 3: a functionCall's thoughtSignature goes back with it (section 5.3) ----------
+
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="The weather in a city",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_gemini_thought_signature_goes_back_with_its_call(
+    client: httpx.AsyncClient, stream: bool
+) -> None:
+    """Gemini 3 refuses a tool loop's follow-up whose function-call turn lost its signature."""
+    protocol = GeminiProtocol(thought_signatures=True)
+    with FakeServer(protocol, models=["gemini-3-flash"]) as server:
+        provider = GeminiProvider(server.url, client=client, timeouts=QUICK)
+        calls = (
+            FakeToolCall("get_weather", {"city": "Paris"}),
+            FakeToolCall("get_weather", {"city": "Rome"}),
+        )
+        server.script(Reply(tool_calls=calls), Reply(text="Sunny in both."))
+        question = ChatMessage.user("Weather in Paris and Rome?")
+        first = await provider.complete(
+            ChatRequest(
+                model="gemini-3-flash", messages=(question,), tools=(WEATHER,), stream=stream
+            )
+        )
+        assert [c.arguments["city"] for c in first.tool_calls] == ["Paris", "Rome"]
+        signature = first.tool_calls[0].signature
+        assert signature  # on the first call of a parallel set only, as Gemini 3 does
+        assert first.tool_calls[1].signature is None
+        follow_up = ChatRequest(
+            model="gemini-3-flash",
+            messages=(
+                question,
+                ChatMessage.assistant(tool_calls=first.tool_calls),
+                *(ChatMessage.tool(call, '{"sky": "clear"}') for call in first.tool_calls),
+            ),
+            tools=(WEATHER,),
+            stream=stream,
+        )
+        second = await provider.complete(follow_up)
+        sent = server.calls[-1].body["contents"][1]["parts"]
+    assert second.content == "Sunny in both."
+    assert sent[0]["thoughtSignature"] == signature
+    assert "thoughtSignature" not in sent[1]
+
+
+async def test_gemini_3_refuses_a_call_turn_without_its_signature(
+    client: httpx.AsyncClient,
+) -> None:
+    """The fake reproduces the refusal (so the test above would catch a dropped one)."""
+    with FakeServer(GeminiProtocol(thought_signatures=True), models=["gemini-3-flash"]) as server:
+        provider = GeminiProvider(server.url, client=client, timeouts=QUICK)
+        call = ToolCall(id="gemini_x_0", name="get_weather", arguments={"city": "Oslo"})
+        request = ChatRequest(
+            model="gemini-3-flash",
+            messages=(
+                ChatMessage.user("Weather in Oslo?"),
+                ChatMessage.assistant(tool_calls=(call,)),
+                ChatMessage.tool(call, "rain"),
+            ),
+            tools=(WEATHER,),
+        )
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(request)
+    assert caught.value.failure.kind is FailureKind.BAD_REQUEST
+    assert "thought_signature" in caught.value.failure.message
