@@ -118,6 +118,9 @@ class OpenAIProtocol(FakeProtocol):
     name: ClassVar[str] = "openai"
     owned_by: ClassVar[str] = "system"
     """``owned_by`` in the model list."""
+    reasoning_models: ClassVar[tuple[str, ...]] = ("o1", "o3", "o4", "gpt-5")
+    """Name prefixes of the models that refuse ``max_tokens`` (OpenAI's reasoning models
+    take only ``max_completion_tokens``); none on the other servers."""
 
     def __init__(self) -> None:
         self.prompt_tokens_total = 0
@@ -203,6 +206,21 @@ class OpenAIProtocol(FakeProtocol):
 
     def check_messages(self, exchange: Exchange, messages: list[Any]) -> web.StreamResponse | None:
         """An error for turns the server will not take (none by default)."""
+        return None
+
+    def check_parameters(self, exchange: Exchange) -> web.StreamResponse | None:
+        """OpenAI's 400 ``unsupported_parameter`` for ``max_tokens`` to a reasoning model."""
+        body = exchange.body if isinstance(exchange.body, dict) else {}
+        model = exchange.model or ""
+        if "max_tokens" in body and model.startswith(self.reasoning_models):
+            error = {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this "
+                "model. Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": "unsupported_parameter",
+            }
+            return web.json_response({"error": error}, status=400)
         return None
 
     def tool_call_deltas(self, index: int, call_id: str, call: FakeToolCall) -> list[Any]:
@@ -356,7 +374,9 @@ class OpenAIProtocol(FakeProtocol):
         body = exchange.body
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return None, exchange.error(400, "'messages' is a required property")
-        rejected = self.check_messages(exchange, body["messages"])
+        rejected = self.check_messages(exchange, body["messages"]) or self.check_parameters(
+            exchange
+        )
         if rejected is not None:
             return None, rejected
         model = self.resolve_model(server, exchange.model)
@@ -632,6 +652,7 @@ class LMStudioProtocol(OpenAIProtocol):
 
     name: ClassVar[str] = "lmstudio"
     owned_by: ClassVar[str] = "organization_owner"
+    reasoning_models: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, v1_api: bool = True) -> None:
         super().__init__()
@@ -934,6 +955,7 @@ class LlamaCppProtocol(OpenAIProtocol):
 
     name: ClassVar[str] = "llamacpp"
     owned_by: ClassVar[str] = "llamacpp"
+    reasoning_models: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, router: bool = False) -> None:
         super().__init__()
@@ -1187,6 +1209,7 @@ class LlamaCppPythonProtocol(OpenAIProtocol):
 
     name: ClassVar[str] = "llama-cpp-python"
     owned_by: ClassVar[str] = "me"
+    reasoning_models: ClassVar[tuple[str, ...]] = ()
     stream_usage: ClassVar[bool] = False
 
     def __init__(self, *, interrupt_requests: bool = True) -> None:
@@ -1297,6 +1320,7 @@ class VLLMProtocol(OpenAIProtocol):
 
     name: ClassVar[str] = "vllm"
     owned_by: ClassVar[str] = "vllm"
+    reasoning_models: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, *, flat_errors: bool = False, kv_cache_usage: float = 0.0, version: str = "0.11.0"

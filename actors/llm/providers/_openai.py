@@ -259,6 +259,18 @@ class OpenAIProvider(Provider):
             fields["tool_choice"] = self.wire_tool_choice(choice)
         return fields
 
+    @property
+    def output_limit_field(self) -> str:
+        """The field that carries the output token limit to this server.
+
+        OpenAI itself takes ``max_completion_tokens`` on every chat model and refuses
+        the deprecated ``max_tokens`` on its reasoning models (o-series, GPT-5: HTTP 400
+        ``unsupported_parameter``); the other servers of the protocol read ``max_tokens``.
+        """
+        if self.server == "openai" or "api.openai.com" in self.base_url:
+            return "max_completion_tokens"
+        return "max_tokens"
+
     def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         """The wire body for a chat request (``request.options`` merged in last)."""
         body: dict[str, Any] = {
@@ -269,7 +281,7 @@ class OpenAIProvider(Provider):
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
+            body[self.output_limit_field] = request.max_tokens
         if request.stop:
             body["stop"] = list(request.stop)
         body["stream"] = stream

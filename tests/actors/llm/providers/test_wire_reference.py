@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from actors._messages import FailureKind
-from actors.llm._messages import ChatMessage, ChatRequest, Completion, ToolCall, ToolSpec
+from actors.llm._messages import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    FinishReason,
+    ToolCall,
+    ToolSpec,
+)
 from actors.llm.providers._base import ProviderError, Timeouts, make_client
 from actors.llm.providers._gemini import GeminiProvider
 from actors.llm.providers._openai import OpenAIProvider
@@ -21,6 +28,11 @@ from actors.testing._gemini import GeminiProtocol
 from actors.testing._openai import LlamaCppProtocol
 
 QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=2.0)
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="The weather in a city",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+)
 
 
 @pytest.fixture
@@ -111,12 +123,6 @@ async def test_llamacpp_single_model_cannot_load(client: httpx.AsyncClient) -> N
 
 # -- Gemini 3: a functionCall's thoughtSignature goes back with it (section 5.3) ----------
 
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="The weather in a city",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
-)
-
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_gemini_thought_signature_goes_back_with_its_call(
@@ -178,3 +184,50 @@ async def test_gemini_3_refuses_a_call_turn_without_its_signature(
             await provider.complete(request)
     assert caught.value.failure.kind is FailureKind.BAD_REQUEST
     assert "thought_signature" in caught.value.failure.message
+
+
+# -- OpenAI: reasoning models take max_completion_tokens only (section 1.1) ---------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_openai_output_limit_is_max_completion_tokens(
+    client: httpx.AsyncClient, stream: bool
+) -> None:
+    """OpenAI refuses ``max_tokens`` on its reasoning models; ``max_completion_tokens`` works."""
+    with FakeServer("openai", models=["gpt-5-mini"]) as server:
+        server.script(Reply(text="one two three four five six"))
+        provider = OpenAIProvider(server.url, client=client, timeouts=QUICK, server="openai")
+        answer = await provider.complete(
+            ChatRequest.prompt("gpt-5-mini", "Count", max_tokens=3, stream=stream)
+        )
+        body = server.calls[-1].body
+    assert body["max_completion_tokens"] == 3
+    assert "max_tokens" not in body
+    assert answer.content == "one two three "
+    assert answer.finish_reason is FinishReason.LENGTH
+
+
+async def test_other_openai_compatible_servers_get_max_tokens(client: httpx.AsyncClient) -> None:
+    with FakeServer("vllm", models=["qwen"]) as server:
+        provider = OpenAIProvider(server.url, client=client, timeouts=QUICK)
+        await provider.complete(ChatRequest.prompt("qwen", "Hi", max_tokens=3))
+        body = server.calls[-1].body
+    assert body["max_tokens"] == 3
+    assert "max_completion_tokens" not in body
+
+
+# -- Ollama /v1 ignores tool_choice (section 3.8) -----------------------------------------
+
+
+async def test_ollama_v1_ignores_tool_choice(client: httpx.AsyncClient) -> None:
+    """The answer comes back as the model gave it, with a warning that the choice went unheard."""
+    with FakeServer("ollama", models=["llama3.2"]) as server:
+        server.script(Reply(text="It is sunny."))
+        provider = OpenAIProvider(server.url, client=client, timeouts=QUICK)
+        answer = await provider.complete(
+            ChatRequest.prompt("llama3.2", "Weather?", tools=(WEATHER,), tool_choice="required")
+        )
+        assert server.calls[-1].path == "/v1/chat/completions"
+    assert answer.content == "It is sunny."
+    assert not answer.tool_calls
+    assert any("tool_choice" in warning for warning in answer.warnings)
