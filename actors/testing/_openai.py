@@ -645,6 +645,10 @@ def _openai_error(status: int, code: str | None) -> tuple[str, str | None, str, 
 class LMStudioProtocol(OpenAIProtocol):
     """LM Studio: ``/v1`` plus its ``/api/v0`` and (from 0.4.0) ``/api/v1`` REST APIs.
 
+    A load (``POST /api/v1/models/load``) of a model that is loaded already loads another
+    instance of it (``key:2``, ``key:3``, ...), as LM Studio does; each is listed in
+    ``loaded_instances`` and unloaded by its own ``instance_id``.
+
     Args:
         v1_api: Serve ``/api/v1`` (model management); ``False`` is an LM Studio older
             than 0.4.0, which answers those routes with its "unexpected endpoint" error.
@@ -657,6 +661,16 @@ class LMStudioProtocol(OpenAIProtocol):
     def __init__(self, *, v1_api: bool = True) -> None:
         super().__init__()
         self.v1_api = v1_api
+        self.instances: dict[str, list[str]] = {}
+        """Ids of a loaded model's instances, by model key, once they are not just the
+        key itself (another instance was loaded, or the first one unloaded)."""
+
+    def instance_ids(self, entry: FakeModel) -> list[str]:
+        """The ids of a model's loaded instances (none when it is not loaded)."""
+        if not entry.loaded:
+            self.instances.pop(entry.id, None)
+            return []
+        return list(self.instances.get(entry.id, [entry.id]))
 
     def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
         """``/api/v0``, ``/api/v1`` (optional), and LM Studio's answer to anything else."""
@@ -783,25 +797,16 @@ class LMStudioProtocol(OpenAIProtocol):
             "max_context_length": entry.context_length,
         }
 
-    @staticmethod
-    def v1_model(entry: FakeModel) -> dict[str, Any]:
+    def v1_model(self, entry: FakeModel) -> dict[str, Any]:
         """One entry of ``/api/v1/models``."""
-        instances = (
-            [
-                {
-                    "id": entry.id,
-                    "config": {
-                        "context_length": entry.context_length,
-                        "eval_batch_size": 512,
-                        "parallel": 4,
-                        "flash_attention": True,
-                        "offload_kv_cache_to_gpu": True,
-                    },
-                }
-            ]
-            if entry.loaded
-            else []
-        )
+        config = {
+            "context_length": entry.context_length,
+            "eval_batch_size": 512,
+            "parallel": 4,
+            "flash_attention": True,
+            "offload_kv_cache_to_gpu": True,
+        }
+        instances = [{"id": i, "config": config} for i in self.instance_ids(entry)]
         model: dict[str, Any] = {
             "type": "embedding" if entry.embeddings else "llm",
             "publisher": "fake",
@@ -885,13 +890,21 @@ class LMStudioProtocol(OpenAIProtocol):
             return early
         entry = server.models[name]
         started = time.perf_counter()
+        instance = name
+        ids = self.instance_ids(entry)
+        if ids:  # loaded already: another instance beside those
+            number = 2
+            while f"{name}:{number}" in ids:
+                number += 1
+            instance = f"{name}:{number}"
+            self.instances[name] = [*ids, instance]
         await server.ensure_loaded(name)
         body = exchange.body if isinstance(exchange.body, dict) else {}
         context = body.get("context_length")
         return await exchange.json(
             {
                 "type": "embedding" if entry.embeddings else "llm",
-                "instance_id": entry.id,
+                "instance_id": instance,
                 "load_time_seconds": round(time.perf_counter() - started, 3),
                 "status": "loaded",
                 "load_config": {
@@ -904,7 +917,7 @@ class LMStudioProtocol(OpenAIProtocol):
         )
 
     async def handle_unload(self, server: FakeServer, request: web.Request) -> web.StreamResponse:
-        """``POST /api/v1/models/unload``: unload an instance (ids equal model keys here)."""
+        """``POST /api/v1/models/unload``: unload an instance (a model key, or ``key:N``)."""
         exchange = await server.exchange(request)
         denied = self.check_auth(exchange)
         if denied is not None:
@@ -916,11 +929,17 @@ class LMStudioProtocol(OpenAIProtocol):
         early = await exchange.prelude()
         if early is not None:
             return early
-        entry = server.models.get(instance)
-        if entry is None or not entry.loaded:
-            return exchange.error(404, f"No loaded model instance with id '{instance}'.")
-        server.set_loaded(instance, False)
-        return await exchange.json({"instance_id": instance})
+        for entry in list(server.models.values()):
+            ids = self.instance_ids(entry)
+            if instance in ids:
+                ids.remove(instance)
+                if ids:
+                    self.instances[entry.id] = ids
+                else:
+                    self.instances.pop(entry.id, None)
+                    server.set_loaded(entry.id, False)
+                return await exchange.json({"instance_id": instance})
+        return exchange.error(404, f"No loaded model instance with id '{instance}'.")
 
 
 # -- llama.cpp --------------------------------------------------------------------------

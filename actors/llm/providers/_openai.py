@@ -1166,11 +1166,22 @@ class LMStudioProvider(OpenAIProvider):
         )
 
     async def load(self, model: str) -> None:
-        """Load a model: ``POST /api/v1/models/load``."""
+        """Load a model: ``POST /api/v1/models/load``, unless it is loaded already.
+
+        LM Studio answers a load of a model that has a loaded instance by loading
+        another instance of it (twice the memory), so the models are listed first and a
+        model with a loaded instance is left as it is.
+        """
+        listing = await self._get_optional("/api/v1/models")
+        if listing is None:
+            raise self._no_v1(model)
+        self._has_v1 = True
+        for item in listing.get("models", []) if isinstance(listing, dict) else []:
+            if isinstance(item, dict) and item.get("key") == model and item.get("loaded_instances"):
+                return
         answer = await self.send("POST", "/api/v1/models/load", {"model": model}, model=model)
         if _missing_route(answer[0], answer[2]):
             raise self._no_v1(model)
-        self._has_v1 = True
         self._decode(answer, "POST /api/v1/models/load", model)
 
     async def unload(self, model: str) -> None:

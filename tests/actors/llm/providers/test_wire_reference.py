@@ -22,7 +22,7 @@ from actors.llm._messages import (
 )
 from actors.llm.providers._base import ProviderError, Timeouts, make_client
 from actors.llm.providers._gemini import GeminiProvider
-from actors.llm.providers._openai import OpenAIProvider
+from actors.llm.providers._openai import LMStudioProvider, OpenAIProvider
 from actors.testing import FakeModel, FakeServer, FakeToolCall, Reply
 from actors.testing._gemini import GeminiProtocol
 from actors.testing._openai import LlamaCppProtocol
@@ -231,3 +231,32 @@ async def test_ollama_v1_ignores_tool_choice(client: httpx.AsyncClient) -> None:
     assert answer.content == "It is sunny."
     assert not answer.tool_calls
     assert any("tool_choice" in warning for warning in answer.warnings)
+
+
+# -- LM Studio: a load of a loaded model loads a second instance (section 2.3) -------------
+
+
+async def test_lmstudio_load_of_a_loaded_model_adds_no_instance(
+    client: httpx.AsyncClient,
+) -> None:
+    models = [FakeModel("qwen-7b"), FakeModel("llama-8b", loaded=False)]
+    with FakeServer("lmstudio", models=models) as server:
+        provider = LMStudioProvider(server.url, client=client, timeouts=QUICK)
+        await provider.load("qwen-7b")
+        await provider.load("llama-8b")
+        loads = [c.body for c in server.calls if c.path == "/api/v1/models/load"]
+        listed = {m.id: m.details["instances"] for m in await provider.list_models()}
+    assert loads == [{"model": "llama-8b"}]
+    assert listed == {"qwen-7b": ["qwen-7b"], "llama-8b": ["llama-8b"]}
+
+
+async def test_lmstudio_fake_loads_a_second_instance(client: httpx.AsyncClient) -> None:
+    """What the guard above avoids, as the fake reproduces it; unload frees every instance."""
+    with FakeServer("lmstudio", models=["qwen-7b"]) as server:
+        answer = await client.post(f"{server.url}/api/v1/models/load", json={"model": "qwen-7b"})
+        assert answer.json()["instance_id"] == "qwen-7b:2"
+        provider = LMStudioProvider(server.url, client=client, timeouts=QUICK)
+        listed = {m.id: m.details["instances"] for m in await provider.list_models()}
+        assert listed == {"qwen-7b": ["qwen-7b", "qwen-7b:2"]}
+        await provider.unload("qwen-7b")
+        assert not server.models["qwen-7b"].loaded
