@@ -962,7 +962,12 @@ class LlamaCppProtocol(OpenAIProtocol):
     first of the fake's models when the name is unknown). A model not loaded yet makes
     ``/health`` and chat answer 503 "Loading model", as while ``llama-server`` starts.
 
+    ``/props`` reports the model's ``context_length`` as the slot's ``n_ctx`` (what
+    ``--ctx-size`` gave it); ``meta.n_ctx_train`` in ``/v1/models`` is what the model
+    was trained for, ``trained_context`` (or the served context when that is larger).
+
     Args:
+        trained_context: ``meta.n_ctx_train``, the model's training context.
         router: Router mode (``llama-server`` started without a model): every model is
             listed, in ``/models`` and ``/v1/models``, with its ``status``
             (``{"value": "loaded"}`` or ``{"value": "unloaded"}``; a loaded one also
@@ -976,8 +981,9 @@ class LlamaCppProtocol(OpenAIProtocol):
     owned_by: ClassVar[str] = "llamacpp"
     reasoning_models: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, router: bool = False) -> None:
+    def __init__(self, *, trained_context: int = 131072, router: bool = False) -> None:
         super().__init__()
+        self.trained_context = trained_context
         self.router = router
 
     def routes(self, server: FakeServer) -> list[web.RouteDef]:
@@ -1035,6 +1041,10 @@ class LlamaCppProtocol(OpenAIProtocol):
             if early is not None:
                 return early
             entry = next(iter(server.models.values()), FakeModel("none"))
+            if self.router:  # routed by ?model=, and only a loaded model answers
+                entry = server.models.get(request.query.get("model", ""), FakeModel("none"))
+                if not entry.loaded or entry.id not in server.models:
+                    return exchange.error(400, "model is not loaded")
             return await exchange.json(
                 {
                     "default_generation_settings": {
@@ -1160,13 +1170,12 @@ class LlamaCppProtocol(OpenAIProtocol):
             "meta": self._meta(entry),
         }
 
-    @staticmethod
-    def _meta(entry: FakeModel) -> dict[str, Any]:
+    def _meta(self, entry: FakeModel) -> dict[str, Any]:
         """llama.cpp's ``meta`` of a loaded model."""
         return {
             "vocab_type": 2,
             "n_vocab": 128256,
-            "n_ctx_train": entry.context_length,
+            "n_ctx_train": max(self.trained_context, entry.context_length),
             "n_embd": 4096,
             "n_params": entry.size_bytes * 2,
             "size": entry.size_bytes,

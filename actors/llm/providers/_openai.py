@@ -19,6 +19,7 @@ tool use, vision), and loads and unloads models through ``/api/v1``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -732,7 +733,11 @@ class OpenAIProvider(Provider):
         raise self.invalid(f"embedding is not a list of numbers: {raw!r:.120}", model)
 
     async def list_models(self) -> list[ModelInfo]:
-        """The models from ``GET /v1/models`` (with llama.cpp's and vLLM's extras)."""
+        """The models from ``GET /v1/models`` (with llama.cpp's and vLLM's extras).
+
+        A llama-server with one model is also asked ``GET /props`` for the context it
+        serves (see :meth:`_serving_context`).
+        """
         payload = await self.request_json("GET", f"{self.api_prefix}/models")
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list):
@@ -743,10 +748,39 @@ class OpenAIProvider(Provider):
         if any(_router_status(item) is not None for item in entries):
             self.router = True
         models = [self.model_info(item) for item in entries]
+        if self.server == "llamacpp" and (self.router or len(models) == 1):
+            models = list(await asyncio.gather(*(self._serving_context(m) for m in models)))
         for info in models:
             if info.context_length:
                 self.context_windows.setdefault(info.id, info.context_length)
         return models
+
+    async def _serving_context(self, info: ModelInfo) -> ModelInfo:
+        """A llama-server's model with the context it serves, from ``GET /props``.
+
+        ``meta.n_ctx_train`` in ``/v1/models`` is what the model was trained for; a
+        request gets the slot's context (``default_generation_settings.n_ctx``), set by
+        ``--ctx-size`` (and shared out by ``--parallel``), often far smaller. Without an
+        answer from ``/props`` the trained context stays. A router is asked about each
+        loaded model (``?model=``, with ``autoload=false`` so that nothing loads).
+        """
+        params = None
+        if self.router:
+            if not info.loaded:
+                return info
+            params = {"model": info.id, "autoload": "false"}
+        status, _, content = await self.send("GET", "/props", params=params)
+        try:
+            props = json.loads(content) if status == 200 else None
+        except ValueError:
+            props = None
+        settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+        n_ctx = _int(settings.get("n_ctx")) if isinstance(settings, dict) else 0
+        if n_ctx <= 0:
+            return info
+        return msgspec.structs.replace(
+            info, context_length=n_ctx, details={**info.details, "n_ctx": n_ctx}
+        )
 
     @staticmethod
     def model_info(item: dict[str, Any]) -> ModelInfo:

@@ -260,3 +260,17 @@ async def test_lmstudio_fake_loads_a_second_instance(client: httpx.AsyncClient) 
         assert listed == {"qwen-7b": ["qwen-7b", "qwen-7b:2"]}
         await provider.unload("qwen-7b")
         assert not server.models["qwen-7b"].loaded
+
+
+# -- llama.cpp: the served context is /props n_ctx, not meta.n_ctx_train (section 6.1) ----
+
+
+async def test_llamacpp_context_is_the_served_one(client: httpx.AsyncClient) -> None:
+    """``--ctx-size 4096`` on a model trained for 131072: requests get 4096."""
+    model = FakeModel("Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf", context_length=4096)
+    with FakeServer(LlamaCppProtocol(trained_context=131072), models=[model]) as server:
+        provider = OpenAIProvider(server.url, client=client, timeouts=QUICK)
+        (info,) = await provider.list_models()
+    assert info.details["meta"]["n_ctx_train"] == 131072
+    assert info.context_length == 4096
+    assert provider.context_windows[model.id] == 4096
