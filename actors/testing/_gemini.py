@@ -5,9 +5,12 @@ Routes (under ``/v1beta``, and the same under ``/v1``): ``POST models/{m}:genera
 ``POST models/{m}:embedContent``, ``POST models/{m}:batchEmbedContents``,
 ``GET models`` (paged with ``pageSize`` and ``pageToken``) and ``GET models/{m}``.
 
-What it checks, as the real API does: the key (when the server has an ``api_key``) in
-``x-goog-api-key`` or ``?key=`` (none is a 403 ``PERMISSION_DENIED``; a wrong one a 400
-``INVALID_ARGUMENT`` whose ``ErrorInfo`` says ``API_KEY_INVALID``), non-empty
+What it checks, as the real API does: a function declaration's ``parameters`` holds only
+fields of Gemini's ``Schema`` (``additionalProperties``, ``$schema`` and the like are
+refused by name; full JSON Schema goes in ``parametersJsonSchema``), the key (when the
+server has an ``api_key``) in ``x-goog-api-key`` or ``?key=`` (none is a 403
+``PERMISSION_DENIED``; a wrong one a 400 ``INVALID_ARGUMENT`` whose ``ErrorInfo`` says
+``API_KEY_INVALID``), non-empty
 ``contents`` with roles ``user`` and ``model`` (``function`` and ``tool`` are accepted for
 results, as sources disagree), that a turn of ``functionResponse`` parts follows a
 ``model`` turn that called those functions, that the model exists and does what is asked
@@ -104,6 +107,33 @@ _FINISH = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "conten
 _CHAT_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 _EMBED_METHODS = ["embedContent", "batchEmbedContents"]
 _ROLES = ("user", "model", "function", "tool")
+_SCHEMA_FIELDS = frozenset(
+    {
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "items",
+        "minimum",
+        "maximum",
+    }
+)
+"""The fields of Gemini's ``Schema`` (the OpenAPI subset ``parameters`` takes)."""
 _TYPE = "type.googleapis.com/google.rpc."
 
 
@@ -233,7 +263,7 @@ class GeminiProtocol(FakeProtocol):
         return {"NONE": ToolChoice("none"), "AUTO": ToolChoice("auto")}.get(mode)
 
     def declared_tools(self, body: Any) -> dict[str, dict[str, Any]]:
-        """``tools[].functionDeclarations[]``: name -> ``parameters``."""
+        """``tools[].functionDeclarations[]``: name -> ``parameters`` (or its JSON Schema)."""
         tools: dict[str, dict[str, Any]] = {}
         for tool in (body.get("tools") if isinstance(body, dict) else None) or []:
             declarations = tool.get("functionDeclarations") if isinstance(tool, dict) else None
@@ -402,6 +432,49 @@ class GeminiProtocol(FakeProtocol):
             parts[0]["thoughtSignature"] = signature
         return parts
 
+    @staticmethod
+    def _check_tools(tools: Any) -> str | None:
+        """A declaration's ``parameters`` uses only ``Schema`` fields, as the API demands.
+
+        JSON Schema goes in ``parametersJsonSchema``; any other field in ``parameters``
+        is refused by name.
+        """
+
+        def unknown(schema: Any, where: str) -> str | None:
+            if not isinstance(schema, dict):
+                return None
+            for key, value in schema.items():
+                if key not in _SCHEMA_FIELDS:
+                    return (
+                        f"Invalid JSON payload received. Unknown name {json.dumps(key)} at "
+                        f"'{where}': Cannot find field."
+                    )
+                children: list[tuple[Any, str]] = []
+                if key == "properties" and isinstance(value, dict):
+                    children = [(v, f"{where}.properties[{k}].value") for k, v in value.items()]
+                elif key == "items":
+                    children = [(value, f"{where}.items")]
+                elif key == "anyOf" and isinstance(value, list):
+                    children = [(v, f"{where}.any_of[{i}]") for i, v in enumerate(value)]
+                for child, path in children:
+                    problem = unknown(child, path)
+                    if problem is not None:
+                        return problem
+            return None
+
+        for t, tool in enumerate(tools if isinstance(tools, list) else []):
+            declarations = tool.get("functionDeclarations") if isinstance(tool, dict) else None
+            for d, declaration in enumerate(declarations if isinstance(declarations, list) else []):
+                if not isinstance(declaration, dict):
+                    continue
+                where = f"tools[{t}].function_declarations[{d}]"
+                if "parameters" in declaration and "parametersJsonSchema" in declaration:
+                    return f"{where}: parameters and parametersJsonSchema are mutually exclusive"
+                problem = unknown(declaration.get("parameters"), f"{where}.parameters")
+                if problem is not None:
+                    return problem
+        return None
+
     async def _prelude(self, ex: Exchange) -> web.StreamResponse | None:
         """The engine's prelude, with a retry delay moved into a ``RetryInfo`` detail."""
         early = await ex.prelude()
@@ -441,6 +514,7 @@ class GeminiProtocol(FakeProtocol):
                 return ex.error(400, problem)
             return await ex.json({"totalTokens": estimate_tokens(self.prompt_text(body))})
         problem = self._check_contents(body.get("contents"))
+        problem = problem or self._check_tools(body.get("tools"))
         if problem is None and self.thought_signatures and method != "countTokens":
             problem = self._check_signatures(body["contents"])
         if problem is not None:

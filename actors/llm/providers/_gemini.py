@@ -6,7 +6,10 @@ What is particular to it:
   (``/v1beta/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse``);
 - the system prompt is ``systemInstruction``; turns are ``contents`` with roles ``user``
   and ``model``; sampling settings live in ``generationConfig``;
-- tools are ``functionDeclarations``; a forced tool is ``mode: ANY`` with
+- tools are ``functionDeclarations`` whose arguments' JSON Schema goes in
+  ``parametersJsonSchema`` (``parameters`` takes only Gemini's OpenAPI subset and
+  refuses, with a 400, keywords such as ``additionalProperties`` or ``$schema`` that
+  tool schemas often carry); a forced tool is ``mode: ANY`` with
   ``allowedFunctionNames``; calls come back as ``functionCall`` parts whose ``args`` is
   an object and which usually carry no id (one is synthesised); results go back as
   ``functionResponse`` parts keyed by the function's name;
@@ -251,7 +254,7 @@ class GeminiProvider(Provider):
                         {
                             "name": tool.name,
                             **({"description": tool.description} if tool.description else {}),
-                            "parameters": tool.parameters,
+                            "parametersJsonSchema": tool.parameters,
                         }
                         for tool in request.tools
                     ]

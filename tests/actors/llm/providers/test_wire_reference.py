@@ -274,3 +274,52 @@ async def test_llamacpp_context_is_the_served_one(client: httpx.AsyncClient) -> 
     assert info.details["meta"]["n_ctx_train"] == 131072
     assert info.context_length == 4096
     assert provider.context_windows[model.id] == 4096
+
+
+# -- Gemini: tool schemas go in parametersJsonSchema --------------------------------------
+
+
+async def test_gemini_tool_schema_with_json_schema_keywords(client: httpx.AsyncClient) -> None:
+    """A tool's JSON Schema is sent as ``parametersJsonSchema``.
+
+    ``parameters`` takes only Gemini's OpenAPI subset and refuses ``additionalProperties``
+    (which pydantic ``extra="forbid"`` models and MCP tools carry).
+    """
+    strict = ToolSpec(
+        name="get_weather",
+        description="The weather in a city",
+        parameters={
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    )
+    with FakeServer("gemini", models=["gemini-fake"]) as server:
+        server.script(Reply(tool_calls=(FakeToolCall("get_weather", {"city": "Oslo"}),)))
+        provider = GeminiProvider(server.url, client=client, timeouts=QUICK)
+        answer = await provider.complete(
+            ChatRequest.prompt("gemini-fake", "Weather in Oslo?", tools=(strict,))
+        )
+        (declaration,) = server.calls[-1].body["tools"][0]["functionDeclarations"]
+    assert declaration["parametersJsonSchema"] == strict.parameters
+    assert "parameters" not in declaration
+    assert answer.tool_calls[0].arguments == {"city": "Oslo"}
+
+
+async def test_gemini_fake_refuses_json_schema_in_parameters(client: httpx.AsyncClient) -> None:
+    with FakeServer("gemini", models=["gemini-fake"]) as server:
+        declaration = {
+            "name": "f",
+            "parameters": {"type": "object", "additionalProperties": False},
+        }
+        answer = await client.post(
+            f"{server.url}/v1beta/models/gemini-fake:generateContent",
+            json={
+                "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                "tools": [{"functionDeclarations": [declaration]}],
+            },
+        )
+    assert answer.status_code == 400
+    assert 'Unknown name "additionalProperties"' in answer.json()["error"]["message"]
