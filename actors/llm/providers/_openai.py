@@ -920,8 +920,7 @@ def server_of(entries: list[dict[str, Any]]) -> str | None:
     """Which server a ``/v1/models`` list comes from, where its entries tell.
 
     llama.cpp's ``llama-server`` says ``owned_by: llamacpp`` (and adds ``meta``, or in
-    router mode a ``status``), vLLM
-    ``owned_by: vllm``, llama-cpp-python ``owned_by: me``.
+    router mode a ``status``), vLLM ``owned_by: vllm``, llama-cpp-python ``owned_by: me``.
     """
     for item in entries:
         if isinstance(item.get("meta"), dict) or _router_status(item) is not None:
