@@ -39,7 +39,7 @@ def test_shell_commands_run_without_an_activated_venv() -> None:
         line
         for block in _blocks("sh")
         for line in block.splitlines()
-        if re.match(r"\s*(reactor|python3?)\s", line)
+        if re.match(r"\s*(?:[A-Z_]+=\S*\s+)*(reactor|python3?)\s", line)  # VAR=x reactor too
     ]
     assert bare == []
     assert "source .venv/bin/activate" in README
@@ -66,3 +66,19 @@ def test_the_readme_cli_example_runs_as_written(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["topic"] == "tides"
+
+
+def test_every_toml_block_loads(tmp_path: Path) -> None:
+    """Each configuration the README shows passes the Config loader as written."""
+    import certifi
+
+    from actors.llm import load_config
+
+    blocks = _blocks("toml")
+    assert len(blocks) >= 5
+    for i, block in enumerate(blocks):
+        # The one file a block names must exist when it loads: a real CA bundle stands in.
+        text = block.replace("/etc/ssl/company-ca.pem", certifi.where())
+        path = tmp_path / f"block{i}.toml"
+        path.write_text(text, encoding="utf-8")
+        load_config(path, env={})

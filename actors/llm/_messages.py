@@ -100,11 +100,16 @@ class ToolCall(_Value, frozen=True, kw_only=True):
             synthesised, so a tool result can always name the call it answers.
         name: The tool's name.
         arguments: The arguments, always parsed into an object (never a JSON string).
+        signature: An opaque token the server attached to the call and wants back with
+            it when the conversation continues (Gemini's ``thoughtSignature``: Gemini 3
+            refuses a follow-up whose function-call turn lacks it); ``None`` when the
+            server attached none.
     """
 
     id: str
     name: str
     arguments: dict[str, Any] = msgspec.field(default_factory=dict)
+    signature: str | None = None
 
 
 class ChatMessage(_Value, frozen=True, kw_only=True):

@@ -5,9 +5,12 @@ Routes (under ``/v1beta``, and the same under ``/v1``): ``POST models/{m}:genera
 ``POST models/{m}:embedContent``, ``POST models/{m}:batchEmbedContents``,
 ``GET models`` (paged with ``pageSize`` and ``pageToken``) and ``GET models/{m}``.
 
-What it checks, as the real API does: the key (when the server has an ``api_key``) in
-``x-goog-api-key`` or ``?key=`` (none is a 403 ``PERMISSION_DENIED``; a wrong one a 400
-``INVALID_ARGUMENT`` whose ``ErrorInfo`` says ``API_KEY_INVALID``), non-empty
+What it checks, as the real API does: a function declaration's ``parameters`` holds only
+fields of Gemini's ``Schema`` (``additionalProperties``, ``$schema`` and the like are
+refused by name; full JSON Schema goes in ``parametersJsonSchema``), the key (when the
+server has an ``api_key``) in ``x-goog-api-key`` or ``?key=`` (none is a 403
+``PERMISSION_DENIED``; a wrong one a 400 ``INVALID_ARGUMENT`` whose ``ErrorInfo`` says
+``API_KEY_INVALID``), non-empty
 ``contents`` with roles ``user`` and ``model`` (``function`` and ``tool`` are accepted for
 results, as sources disagree), that a turn of ``functionResponse`` parts follows a
 ``model`` turn that called those functions, that the model exists and does what is asked
@@ -15,7 +18,9 @@ results, as sources disagree), that a turn of ``functionResponse`` parts follows
 context window: a prompt longer than the model's ``context_length`` (estimated at four
 characters a token) gets the API's "input token count exceeds the maximum" error.
 
-How it renders a :class:`~actors.testing.Reply`: text as a text part, tool calls as
+How it renders a :class:`~actors.testing.Reply`: its ``reasoning`` as a ``thought: true``
+text part before the answer (counted as ``thoughtsTokenCount``, apart from
+``candidatesTokenCount``), text as a text part, tool calls as
 ``functionCall`` parts (``args`` an object; an ``id`` only when the scripted call has
 one), ``finish`` ``stop`` / ``tool_calls`` as ``STOP``, ``length`` as ``MAX_TOKENS``,
 ``content_filter`` as ``SAFETY`` (with a high safety rating), ``blocked`` as an answer
@@ -25,6 +30,10 @@ upper-cased. A stop sequence in the text cuts it there; more text pieces than
 each a whole response chunk; the last one carries the ``finishReason`` and the whole
 ``usageMetadata``. Embeddings are deterministic unit vectors derived from the text (768
 dimensions unless ``outputDimensionality`` says otherwise).
+
+With ``thought_signatures`` (Gemini 3's behaviour) the first ``functionCall`` part of an
+answer carries a ``thoughtSignature``, and a follow-up whose current turn drops it is
+refused with a 400, as Gemini 3 refuses it.
 
 Errors are google.rpc bodies ``{"error": {"code", "message", "status"}}`` with the
 status for the HTTP code (400 ``INVALID_ARGUMENT``, 401 ``UNAUTHENTICATED``, 403
@@ -37,6 +46,7 @@ or ``model_not_found``. A fault's ``retry_after`` is sent the way Gemini sends i
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -53,6 +63,7 @@ from actors.testing._server import (
     FakeProtocol,
     FakeServer,
     FakeToolCall,
+    Reply,
     ToolChoice,
     estimate_tokens,
 )
@@ -96,6 +107,33 @@ _FINISH = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "conten
 _CHAT_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 _EMBED_METHODS = ["embedContent", "batchEmbedContents"]
 _ROLES = ("user", "model", "function", "tool")
+_SCHEMA_FIELDS = frozenset(
+    {
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "items",
+        "minimum",
+        "maximum",
+    }
+)
+"""The fields of Gemini's ``Schema`` (the OpenAPI subset ``parameters`` takes)."""
 _TYPE = "type.googleapis.com/google.rpc."
 
 
@@ -140,9 +178,21 @@ def _not_found(model: str, method: str) -> str:
 
 
 class GeminiProtocol(FakeProtocol):
-    """The Gemini API, as a fake (see the module's docs)."""
+    """The Gemini API, as a fake (see the module's docs).
+
+    Args:
+        thought_signatures: Behave as Gemini 3 does with function calls: the first
+            ``functionCall`` part of each answer carries a ``thoughtSignature``, and a
+            request whose current turn (the model turns since the last user text) has a
+            function-call turn without a signature this server issued is refused with
+            400 ``INVALID_ARGUMENT``.
+    """
 
     name: ClassVar[str] = "gemini"
+
+    def __init__(self, *, thought_signatures: bool = False) -> None:
+        self.thought_signatures = thought_signatures
+        self._issued: set[str] = set()
 
     # -- rendering of errors ------------------------------------------------------------
 
@@ -213,7 +263,7 @@ class GeminiProtocol(FakeProtocol):
         return {"NONE": ToolChoice("none"), "AUTO": ToolChoice("auto")}.get(mode)
 
     def declared_tools(self, body: Any) -> dict[str, dict[str, Any]]:
-        """``tools[].functionDeclarations[]``: name -> ``parameters``."""
+        """``tools[].functionDeclarations[]``: name -> ``parameters`` (or its JSON Schema)."""
         tools: dict[str, dict[str, Any]] = {}
         for tool in (body.get("tools") if isinstance(body, dict) else None) or []:
             declarations = tool.get("functionDeclarations") if isinstance(tool, dict) else None
@@ -346,6 +396,85 @@ class GeminiProtocol(FakeProtocol):
             previous_role = role
         return None
 
+    def _check_signatures(self, contents: list[Any]) -> str | None:
+        """Gemini 3's rule: each function-call turn of the current turn keeps its signature.
+
+        The current turn is what follows the last user turn with text (function
+        responses do not start one). In each of its model turns the first
+        ``functionCall`` part must carry a ``thoughtSignature`` that this server issued.
+        """
+        start = 0
+        for index, content in enumerate(contents):
+            parts = content.get("parts") or []
+            if content.get("role", "user") == "user" and any(
+                isinstance(p, dict) and "text" in p for p in parts
+            ):
+                start = index + 1
+        for index, content in enumerate(contents[start:], start):
+            if content.get("role") != "model":
+                continue
+            calls = [p for p in content["parts"] if isinstance(p, dict) and "functionCall" in p]
+            if calls and calls[0].get("thoughtSignature") not in self._issued:
+                name = calls[0]["functionCall"].get("name")
+                return (
+                    f"Function call `{name}` in content {index} is missing a thought_signature "
+                    "(or has one this model did not issue); send the functionCall parts back "
+                    "as they came, with their thoughtSignature."
+                )
+        return None
+
+    def _call_parts(self, calls: list[FakeToolCall]) -> list[dict[str, Any]]:
+        """The ``functionCall`` parts of an answer (a signature on the first, Gemini 3)."""
+        parts = [self._call_part(c) for c in calls]
+        if parts and self.thought_signatures:
+            signature = base64.b64encode(uuid.uuid4().bytes * 2).decode()
+            self._issued.add(signature)
+            parts[0]["thoughtSignature"] = signature
+        return parts
+
+    @staticmethod
+    def _check_tools(tools: Any) -> str | None:
+        """A declaration's ``parameters`` uses only ``Schema`` fields, as the API demands.
+
+        JSON Schema goes in ``parametersJsonSchema``; any other field in ``parameters``
+        is refused by name.
+        """
+
+        def unknown(schema: Any, where: str) -> str | None:
+            if not isinstance(schema, dict):
+                return None
+            for key, value in schema.items():
+                if key not in _SCHEMA_FIELDS:
+                    return (
+                        f"Invalid JSON payload received. Unknown name {json.dumps(key)} at "
+                        f"'{where}': Cannot find field."
+                    )
+                children: list[tuple[Any, str]] = []
+                if key == "properties" and isinstance(value, dict):
+                    children = [(v, f"{where}.properties[{k}].value") for k, v in value.items()]
+                elif key == "items":
+                    children = [(value, f"{where}.items")]
+                elif key == "anyOf" and isinstance(value, list):
+                    children = [(v, f"{where}.any_of[{i}]") for i, v in enumerate(value)]
+                for child, path in children:
+                    problem = unknown(child, path)
+                    if problem is not None:
+                        return problem
+            return None
+
+        for t, tool in enumerate(tools if isinstance(tools, list) else []):
+            declarations = tool.get("functionDeclarations") if isinstance(tool, dict) else None
+            for d, declaration in enumerate(declarations if isinstance(declarations, list) else []):
+                if not isinstance(declaration, dict):
+                    continue
+                where = f"tools[{t}].function_declarations[{d}]"
+                if "parameters" in declaration and "parametersJsonSchema" in declaration:
+                    return f"{where}: parameters and parametersJsonSchema are mutually exclusive"
+                problem = unknown(declaration.get("parameters"), f"{where}.parameters")
+                if problem is not None:
+                    return problem
+        return None
+
     async def _prelude(self, ex: Exchange) -> web.StreamResponse | None:
         """The engine's prelude, with a retry delay moved into a ``RetryInfo`` detail."""
         early = await ex.prelude()
@@ -385,6 +514,9 @@ class GeminiProtocol(FakeProtocol):
                 return ex.error(400, problem)
             return await ex.json({"totalTokens": estimate_tokens(self.prompt_text(body))})
         problem = self._check_contents(body.get("contents"))
+        problem = problem or self._check_tools(body.get("tools"))
+        if problem is None and self.thought_signatures and method != "countTokens":
+            problem = self._check_signatures(body["contents"])
         if problem is not None:
             return ex.error(400, problem)
         prompt_tokens = estimate_tokens(ex.prompt_text())
@@ -430,15 +562,26 @@ class GeminiProtocol(FakeProtocol):
         return {"functionCall": function_call}
 
     def _usage(self, ex: Exchange, pieces: list[str], calls: list[FakeToolCall]) -> dict[str, int]:
+        """``usageMetadata``: thoughts are counted apart from the candidates, as Gemini does.
+
+        ``candidatesTokenCount`` counts the answer only; ``thoughtsTokenCount`` the
+        reasoning; ``totalTokenCount`` is the sum of prompt, candidates and thoughts.
+        """
         prompt = ex.input_tokens()
         output = ex.reply.output_tokens
         if output is None:
             output = len(pieces) + 8 * len(calls)
-        return {
-            "promptTokenCount": prompt,
-            "candidatesTokenCount": output,
-            "totalTokenCount": prompt + output,
-        }
+        usage = {"promptTokenCount": prompt, "candidatesTokenCount": output}
+        thoughts = estimate_tokens(ex.reply.reasoning) if ex.reply.reasoning else 0
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        usage["totalTokenCount"] = prompt + output + thoughts
+        return usage
+
+    @staticmethod
+    def _thought_parts(reply: Reply) -> list[dict[str, Any]]:
+        """The reasoning as a ``thought`` part (none without reasoning)."""
+        return [{"text": reply.reasoning, "thought": True}] if reply.reasoning else []
 
     @staticmethod
     def _candidate(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
@@ -465,8 +608,9 @@ class GeminiProtocol(FakeProtocol):
         if ex.reply.finish == "blocked":
             return self._blocked(ex, response_id)
         pieces, calls, finish = self._shape(ex)
-        parts: list[dict[str, Any]] = [{"text": "".join(pieces)}] if pieces else []
-        parts += [self._call_part(c) for c in calls]
+        parts = self._thought_parts(ex.reply)
+        parts += [{"text": "".join(pieces)}] if pieces else []
+        parts += self._call_parts(calls)
         return {
             "candidates": [self._candidate(parts or [{"text": ""}], finish)],
             "usageMetadata": self._usage(ex, pieces, calls),
@@ -486,9 +630,11 @@ class GeminiProtocol(FakeProtocol):
             "promptTokenCount": usage["promptTokenCount"],
             "totalTokenCount": usage["promptTokenCount"],
         }
-        chunks: list[list[dict[str, Any]]] = [[{"text": p}] for p in pieces]
+        thought = self._thought_parts(ex.reply)
+        chunks: list[list[dict[str, Any]]] = [thought] if thought else []
+        chunks += [[{"text": p}] for p in pieces]
         if calls:
-            chunks.append([self._call_part(c) for c in calls])
+            chunks.append(self._call_parts(calls))
         if not chunks:
             chunks.append([{"text": ""}])
         frames = []

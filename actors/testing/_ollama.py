@@ -343,7 +343,8 @@ class OllamaProtocol(FakeProtocol):
         Optional: when the OpenAI fake is missing or does not fit, only ``/api`` is
         served. While a ``/v1`` route runs, error bodies and stream frames are OpenAI's
         (with Ollama's wording: ``type`` is ``invalid_request_error``,
-        ``not_found_error`` or ``api_error`` and ``code`` is null).
+        ``not_found_error`` or ``api_error`` and ``code`` is null). ``tool_choice`` is
+        ignored there, as Ollama's ``/v1`` does not read it.
         """
         try:
             dialect = _ollama_openai_dialect(self)
@@ -369,6 +370,10 @@ def _ollama_openai_dialect(native: OllamaProtocol) -> Any:
 
     class OllamaOpenAI(base):  # type: ignore[misc,valid-type]
         owned_by = "library"
+        reasoning_models = ()
+
+        def tool_choice(self, body: Any) -> ToolChoice | None:
+            return None  # Ollama's /v1 has no tool_choice: the field is ignored
 
         def resolve_model(self, server: FakeServer, name: str | None) -> str | None:
             model = native.resolve(server, name)

@@ -118,6 +118,9 @@ class OpenAIProtocol(FakeProtocol):
     name: ClassVar[str] = "openai"
     owned_by: ClassVar[str] = "system"
     """``owned_by`` in the model list."""
+    reasoning_models: ClassVar[tuple[str, ...]] = ("o1", "o3", "o4", "gpt-5")
+    """Name prefixes of the models that refuse ``max_tokens`` (OpenAI's reasoning models
+    take only ``max_completion_tokens``); none on the other servers."""
 
     def __init__(self) -> None:
         self.prompt_tokens_total = 0
@@ -203,6 +206,21 @@ class OpenAIProtocol(FakeProtocol):
 
     def check_messages(self, exchange: Exchange, messages: list[Any]) -> web.StreamResponse | None:
         """An error for turns the server will not take (none by default)."""
+        return None
+
+    def check_parameters(self, exchange: Exchange) -> web.StreamResponse | None:
+        """OpenAI's 400 ``unsupported_parameter`` for ``max_tokens`` to a reasoning model."""
+        body = exchange.body if isinstance(exchange.body, dict) else {}
+        model = exchange.model or ""
+        if "max_tokens" in body and model.startswith(self.reasoning_models):
+            error = {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this "
+                "model. Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": "unsupported_parameter",
+            }
+            return web.json_response({"error": error}, status=400)
         return None
 
     def tool_call_deltas(self, index: int, call_id: str, call: FakeToolCall) -> list[Any]:
@@ -356,7 +374,9 @@ class OpenAIProtocol(FakeProtocol):
         body = exchange.body
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return None, exchange.error(400, "'messages' is a required property")
-        rejected = self.check_messages(exchange, body["messages"])
+        rejected = self.check_messages(exchange, body["messages"]) or self.check_parameters(
+            exchange
+        )
         if rejected is not None:
             return None, rejected
         model = self.resolve_model(server, exchange.model)
@@ -625,6 +645,10 @@ def _openai_error(status: int, code: str | None) -> tuple[str, str | None, str, 
 class LMStudioProtocol(OpenAIProtocol):
     """LM Studio: ``/v1`` plus its ``/api/v0`` and (from 0.4.0) ``/api/v1`` REST APIs.
 
+    A load (``POST /api/v1/models/load``) of a model that is loaded already loads another
+    instance of it (``key:2``, ``key:3``, ...), as LM Studio does; each is listed in
+    ``loaded_instances`` and unloaded by its own ``instance_id``.
+
     Args:
         v1_api: Serve ``/api/v1`` (model management); ``False`` is an LM Studio older
             than 0.4.0, which answers those routes with its "unexpected endpoint" error.
@@ -632,10 +656,21 @@ class LMStudioProtocol(OpenAIProtocol):
 
     name: ClassVar[str] = "lmstudio"
     owned_by: ClassVar[str] = "organization_owner"
+    reasoning_models: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, v1_api: bool = True) -> None:
         super().__init__()
         self.v1_api = v1_api
+        self.instances: dict[str, list[str]] = {}
+        """Ids of a loaded model's instances, by model key, once they are not just the
+        key itself (another instance was loaded, or the first one unloaded)."""
+
+    def instance_ids(self, entry: FakeModel) -> list[str]:
+        """The ids of a model's loaded instances (none when it is not loaded)."""
+        if not entry.loaded:
+            self.instances.pop(entry.id, None)
+            return []
+        return list(self.instances.get(entry.id, [entry.id]))
 
     def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
         """``/api/v0``, ``/api/v1`` (optional), and LM Studio's answer to anything else."""
@@ -762,25 +797,16 @@ class LMStudioProtocol(OpenAIProtocol):
             "max_context_length": entry.context_length,
         }
 
-    @staticmethod
-    def v1_model(entry: FakeModel) -> dict[str, Any]:
+    def v1_model(self, entry: FakeModel) -> dict[str, Any]:
         """One entry of ``/api/v1/models``."""
-        instances = (
-            [
-                {
-                    "id": entry.id,
-                    "config": {
-                        "context_length": entry.context_length,
-                        "eval_batch_size": 512,
-                        "parallel": 4,
-                        "flash_attention": True,
-                        "offload_kv_cache_to_gpu": True,
-                    },
-                }
-            ]
-            if entry.loaded
-            else []
-        )
+        config = {
+            "context_length": entry.context_length,
+            "eval_batch_size": 512,
+            "parallel": 4,
+            "flash_attention": True,
+            "offload_kv_cache_to_gpu": True,
+        }
+        instances = [{"id": i, "config": config} for i in self.instance_ids(entry)]
         model: dict[str, Any] = {
             "type": "embedding" if entry.embeddings else "llm",
             "publisher": "fake",
@@ -864,13 +890,21 @@ class LMStudioProtocol(OpenAIProtocol):
             return early
         entry = server.models[name]
         started = time.perf_counter()
+        instance = name
+        ids = self.instance_ids(entry)
+        if ids:  # loaded already: another instance beside those
+            number = 2
+            while f"{name}:{number}" in ids:
+                number += 1
+            instance = f"{name}:{number}"
+            self.instances[name] = [*ids, instance]
         await server.ensure_loaded(name)
         body = exchange.body if isinstance(exchange.body, dict) else {}
         context = body.get("context_length")
         return await exchange.json(
             {
                 "type": "embedding" if entry.embeddings else "llm",
-                "instance_id": entry.id,
+                "instance_id": instance,
                 "load_time_seconds": round(time.perf_counter() - started, 3),
                 "status": "loaded",
                 "load_config": {
@@ -883,7 +917,7 @@ class LMStudioProtocol(OpenAIProtocol):
         )
 
     async def handle_unload(self, server: FakeServer, request: web.Request) -> web.StreamResponse:
-        """``POST /api/v1/models/unload``: unload an instance (ids equal model keys here)."""
+        """``POST /api/v1/models/unload``: unload an instance (a model key, or ``key:N``)."""
         exchange = await server.exchange(request)
         denied = self.check_auth(exchange)
         if denied is not None:
@@ -895,11 +929,17 @@ class LMStudioProtocol(OpenAIProtocol):
         early = await exchange.prelude()
         if early is not None:
             return early
-        entry = server.models.get(instance)
-        if entry is None or not entry.loaded:
-            return exchange.error(404, f"No loaded model instance with id '{instance}'.")
-        server.set_loaded(instance, False)
-        return await exchange.json({"instance_id": instance})
+        for entry in list(server.models.values()):
+            ids = self.instance_ids(entry)
+            if instance in ids:
+                ids.remove(instance)
+                if ids:
+                    self.instances[entry.id] = ids
+                else:
+                    self.instances.pop(entry.id, None)
+                    server.set_loaded(entry.id, False)
+                return await exchange.json({"instance_id": instance})
+        return exchange.error(404, f"No loaded model instance with id '{instance}'.")
 
 
 # -- llama.cpp --------------------------------------------------------------------------
@@ -921,16 +961,77 @@ class LlamaCppProtocol(OpenAIProtocol):
     The server serves whatever model it was started with, whatever a request names (the
     first of the fake's models when the name is unknown). A model not loaded yet makes
     ``/health`` and chat answer 503 "Loading model", as while ``llama-server`` starts.
+
+    ``/props`` reports the model's ``context_length`` as the slot's ``n_ctx`` (what
+    ``--ctx-size`` gave it); ``meta.n_ctx_train`` in ``/v1/models`` is what the model
+    was trained for, ``trained_context`` (or the served context when that is larger).
+
+    Args:
+        trained_context: ``meta.n_ctx_train``, the model's training context.
+        router: Router mode (``llama-server`` started without a model): every model is
+            listed, in ``/models`` and ``/v1/models``, with its ``status``
+            (``{"value": "loaded"}`` or ``{"value": "unloaded"}``; a loaded one also
+            carries its ``meta``); requests are routed by the model they name (an
+            unknown one is a 404), an unloaded model is loaded on first use, and
+            ``POST /models/load`` / ``/models/unload`` with ``{"model": ...}`` answer
+            ``{"success": true}``.
     """
 
     name: ClassVar[str] = "llamacpp"
     owned_by: ClassVar[str] = "llamacpp"
+    reasoning_models: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, trained_context: int = 131072, router: bool = False) -> None:
+        super().__init__()
+        self.trained_context = trained_context
+        self.router = router
+
+    def routes(self, server: FakeServer) -> list[web.RouteDef]:
+        """The ``/v1`` routes, the server's own, and in router mode model management."""
+        routes = super().routes(server)
+        if not self.router:
+            return routes
+
+        async def models(request: web.Request) -> web.StreamResponse:
+            return await self.handle_models(server, request)
+
+        async def load(request: web.Request) -> web.StreamResponse:
+            return await self.handle_router_load(server, request, load=True)
+
+        async def unload(request: web.Request) -> web.StreamResponse:
+            return await self.handle_router_load(server, request, load=False)
+
+        return [
+            *routes,
+            web.get("/models", models),
+            web.post("/models/load", load),
+            web.post("/models/unload", unload),
+        ]
+
+    async def handle_router_load(
+        self, server: FakeServer, request: web.Request, *, load: bool
+    ) -> web.StreamResponse:
+        """``POST /models/load`` or ``/models/unload`` (router mode)."""
+        exchange = await server.exchange(request)
+        early = self.check_auth(exchange) or await exchange.prelude()
+        if early is not None:
+            return early
+        name = exchange.model
+        if name is None:
+            return exchange.error(400, "'model' is required")
+        if name not in server.models:
+            return self.unknown_model(exchange, name)
+        if load:
+            await server.ensure_loaded(name)
+        else:
+            server.set_loaded(name, False)
+        return await exchange.json({"success": True})
 
     def extra_routes(self, server: FakeServer) -> list[web.RouteDef]:
         """``/health`` (and ``/v1/health``) and ``/props``."""
 
         async def health(request: web.Request) -> web.StreamResponse:
-            if all(entry.loaded for entry in server.models.values()):
+            if self.router or all(entry.loaded for entry in server.models.values()):
                 return web.json_response({"status": "ok"})
             return web.json_response(self.error_body(503, "Loading model", None), status=503)
 
@@ -940,6 +1041,10 @@ class LlamaCppProtocol(OpenAIProtocol):
             if early is not None:
                 return early
             entry = next(iter(server.models.values()), FakeModel("none"))
+            if self.router:  # routed by ?model=, and only a loaded model answers
+                entry = server.models.get(request.query.get("model", ""), FakeModel("none"))
+                if not entry.loaded or entry.id not in server.models:
+                    return exchange.error(400, "model is not loaded")
             return await exchange.json(
                 {
                     "default_generation_settings": {
@@ -987,10 +1092,16 @@ class LlamaCppProtocol(OpenAIProtocol):
         ]
 
     def resolve_model(self, server: FakeServer, name: str | None) -> str | None:
-        """The named model when served, else the server's one model."""
+        """The named model when served, else the server's one model (none for a router)."""
         if name is not None and name in server.models:
             return name
-        return next(iter(server.models), None)
+        return None if self.router else next(iter(server.models), None)
+
+    def unknown_model(self, exchange: Exchange, name: str | None) -> web.StreamResponse:
+        """A router's 404 for a model it does not have."""
+        if name is None:
+            return exchange.error(400, "'model' is required")
+        return exchange.error(404, f"model '{name}' not found")
 
     def object_tool_choice(self, name: str) -> ToolChoice | None:
         """Ignored: ``llama-server`` takes ``tool_choice`` only as a string.
@@ -1000,8 +1111,8 @@ class LlamaCppProtocol(OpenAIProtocol):
         return None
 
     def not_loaded(self, exchange: Exchange, entry: FakeModel) -> web.StreamResponse | None:
-        """503 "Loading model" until the model is loaded."""
-        return exchange.error(503, "Loading model")
+        """503 "Loading model" until the model is loaded (a router loads it on first use)."""
+        return None if self.router else exchange.error(503, "Loading model")
 
     def context_error(self, exchange: Exchange, entry: FakeModel, tokens: int) -> web.Response:
         """llama.cpp's ``exceed_context_size_error`` with the token figures."""
@@ -1034,18 +1145,40 @@ class LlamaCppProtocol(OpenAIProtocol):
         }
 
     def model_object(self, server: FakeServer, entry: FakeModel) -> dict[str, Any]:
-        """A model with llama.cpp's ``meta`` (context trained, size, parameters)."""
+        """A model with llama.cpp's ``meta`` (context trained, size, parameters).
+
+        In router mode: with its ``path`` and ``status``, and ``meta`` only when loaded.
+        """
+        architecture = {"input_modalities": ["text"], "output_modalities": ["text"]}
+        if self.router:
+            listed: dict[str, Any] = {
+                **super().model_object(server, entry),
+                "path": f"/models/{entry.id}.gguf",
+                "status": (
+                    {"value": "loaded", "args": ["llama-server", "-m", entry.id]}
+                    if entry.loaded
+                    else {"value": "unloaded"}
+                ),
+                "architecture": architecture,
+            }
+            if entry.loaded:
+                listed["meta"] = self._meta(entry)
+            return listed
         return {
             **super().model_object(server, entry),
-            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
-            "meta": {
-                "vocab_type": 2,
-                "n_vocab": 128256,
-                "n_ctx_train": entry.context_length,
-                "n_embd": 4096,
-                "n_params": entry.size_bytes * 2,
-                "size": entry.size_bytes,
-            },
+            "architecture": architecture,
+            "meta": self._meta(entry),
+        }
+
+    def _meta(self, entry: FakeModel) -> dict[str, Any]:
+        """llama.cpp's ``meta`` of a loaded model."""
+        return {
+            "vocab_type": 2,
+            "n_vocab": 128256,
+            "n_ctx_train": max(self.trained_context, entry.context_length),
+            "n_embd": 4096,
+            "n_params": entry.size_bytes * 2,
+            "size": entry.size_bytes,
         }
 
     def response_extras(
@@ -1104,6 +1237,7 @@ class LlamaCppPythonProtocol(OpenAIProtocol):
 
     name: ClassVar[str] = "llama-cpp-python"
     owned_by: ClassVar[str] = "me"
+    reasoning_models: ClassVar[tuple[str, ...]] = ()
     stream_usage: ClassVar[bool] = False
 
     def __init__(self, *, interrupt_requests: bool = True) -> None:
@@ -1214,6 +1348,7 @@ class VLLMProtocol(OpenAIProtocol):
 
     name: ClassVar[str] = "vllm"
     owned_by: ClassVar[str] = "vllm"
+    reasoning_models: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, *, flat_errors: bool = False, kv_cache_usage: float = 0.0, version: str = "0.11.0"

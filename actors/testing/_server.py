@@ -107,6 +107,9 @@ class Reply:
             calls) or ``content_filter``; each protocol maps it to its own value.
         input_tokens: Reported input tokens (estimated from the prompt when omitted).
         output_tokens: Reported output tokens (the number of streamed pieces when omitted).
+        reasoning: The model's reasoning ("thinking") before its answer, sent by the
+            protocols whose wire carries it (Gemini's ``thought`` parts, counted apart
+            as ``thoughtsTokenCount``).
     """
 
     text: str = ""
@@ -114,6 +117,7 @@ class Reply:
     finish: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    reasoning: str = ""
 
     @property
     def finish_reason(self) -> str:
@@ -804,6 +808,7 @@ def shape_reply(exchange: Exchange, reply: Reply) -> Reply:
             finish="length",
             input_tokens=reply.input_tokens,
             output_tokens=None if output is None else min(output, len(kept)),
+            reasoning=reply.reasoning,
         )
     return reply
 

@@ -36,21 +36,33 @@ def _agents(
     """An ``Agents`` over the Store (and, with ``models``, the configured fleet and an Engine)."""
     from actors import System  # noqa: PLC0415 - keep `reactor --help` fast
     from actors.agents import AgentBackend, Agents  # noqa: PLC0415
-    from actors.llm import load_config, start_fleet  # noqa: PLC0415
     from actors.store import Store  # noqa: PLC0415
+
+    if models:
+        with _fleet_agents(db, config=config, simulated=simulated) as (agents, _):
+            yield agents
+        return
+    with System(name="reactor-agents") as system:
+        store: Any = system.spawn(Store.spec(db))
+        yield Agents(system, AgentBackend(store=store), idle_s=None)
+
+
+@contextlib.contextmanager
+def _fleet_agents(
+    db: Path | None, *, config: Path | None, simulated: bool
+) -> Iterator[tuple[Any, bool]]:
+    """``Agents`` on the configured fleet and an Engine, and whether the fleet is the fakes."""
+    from actors import System  # noqa: PLC0415 - keep `reactor --help` fast
+    from actors.llm import load_config, start_fleet  # noqa: PLC0415
     from actors.testing import fake_servers  # noqa: PLC0415
     from reactor.app import Engine  # noqa: PLC0415
 
     with System(name="reactor-agents") as system:
-        if not models:
-            store: Any = system.spawn(Store.spec(db))
-            yield Agents(system, AgentBackend(store=store), idle_s=None)
-            return
         settings = load_config(config)
         fleet = start_fleet(system, settings, fallback=fake_servers if simulated else None)
         try:
             with Engine(system, fleet=fleet, db_path=db, config=settings) as engine:
-                yield engine.start_agents()
+                yield engine.start_agents(), fleet.is_simulated
         finally:
             fleet.close()
 
@@ -331,6 +343,7 @@ def run_review(
     from actors.agents import (  # noqa: PLC0415
         DEFAULT_REVIEWERS,
         AgentError,
+        TemplateError,
         ensure_reviewers,
         pull_request,
         review_pull_request,
@@ -343,11 +356,17 @@ def run_review(
         err.write(f"{exc}\n")
         return 2
     try:
-        with _agents(db, config=config, models=True, simulated=simulated) as agents:
-            ensure_reviewers(agents, model=model)
+        with _fleet_agents(db, config=config, simulated=simulated) as (agents, fakes):
+            # The fakes serve none of the templates' preferred models: the Selector picks.
+            ensure_reviewers(agents, model=model or ("auto" if fakes else None))
             result = review_pull_request(
                 agents, pr, reviewers=reviewers or tuple(DEFAULT_REVIEWERS)
             )
+    except TemplateError as exc:
+        err.write(f"{exc}\n")
+        if exc.field.startswith("model"):
+            err.write(_MODEL_HINT)
+        return 2
     except AgentError as exc:
         err.write(f"{exc}\n")
         return 2

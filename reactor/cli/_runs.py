@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import msgspec
 from rich.console import Console
 
 from reactor.cli._parse import (
@@ -52,6 +51,7 @@ from reactor.observe import (
 )
 from reactor.run import (
     RunStarted,
+    StepError,
     fold,
     list_runs,
     owner_alive,
@@ -484,8 +484,7 @@ def _outcome(  # noqa: PLR0911 - one object per way a run ends
                 "resume": resume,
             }
         case RunFailedError():
-            errors = [msgspec.to_builtins(each) for each in error.errors]
-            return {**base, "status": "failed", "errors": errors}
+            return {**base, "status": "failed", "errors": [_error_json(e) for e in error.errors]}
         case RunCancelledError():
             return {**base, "status": "cancelled", "reason": error.reason}
         case _:
@@ -497,6 +496,20 @@ def _outcome(  # noqa: PLR0911 - one object per way a run ends
                 "retryable": False,
             }
             return {**base, "status": "failed", "errors": [problem]}
+
+
+def _error_json(error: StepError) -> dict[str, Any]:
+    """One failure as ``--json`` prints it: each documented key, and its traceback if any."""
+    shown: dict[str, Any] = {
+        "step": error.step,
+        "kind": error.kind,
+        "error": error.error,
+        "message": error.message,
+        "retryable": error.retryable,
+    }
+    if error.traceback:
+        shown["traceback"] = error.traceback
+    return shown
 
 
 def _write_outcome(out: TextIO, outcome: dict[str, Any]) -> None:

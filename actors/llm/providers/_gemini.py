@@ -6,10 +6,16 @@ What is particular to it:
   (``/v1beta/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse``);
 - the system prompt is ``systemInstruction``; turns are ``contents`` with roles ``user``
   and ``model``; sampling settings live in ``generationConfig``;
-- tools are ``functionDeclarations``; a forced tool is ``mode: ANY`` with
+- tools are ``functionDeclarations`` whose arguments' JSON Schema goes in
+  ``parametersJsonSchema`` (``parameters`` takes only Gemini's OpenAPI subset and
+  refuses, with a 400, keywords such as ``additionalProperties`` or ``$schema`` that
+  tool schemas often carry); a forced tool is ``mode: ANY`` with
   ``allowedFunctionNames``; calls come back as ``functionCall`` parts whose ``args`` is
   an object and which usually carry no id (one is synthesised); results go back as
   ``functionResponse`` parts keyed by the function's name;
+- Gemini 3 puts a ``thoughtSignature`` beside a ``functionCall`` (in the same part) and
+  refuses (400) a follow-up whose function-call turn lacks it: it is kept on the
+  :class:`~actors.llm.ToolCall` and sent back in the same place;
 - a stream is server-sent ``data:`` lines only, each a whole response chunk: text parts
   add up across chunks and the last ``usageMetadata`` counts;
 - a blocked prompt is an answer with no candidates and a ``promptFeedback.blockReason``;
@@ -170,7 +176,10 @@ def _contents(
                     function_call: dict[str, Any] = {"name": call.name, "args": call.arguments}
                     if not call.id.startswith(f"{_CALL_ID_PREFIX}_"):
                         function_call["id"] = call.id
-                    parts.append({"functionCall": function_call})
+                    part: dict[str, Any] = {"functionCall": function_call}
+                    if call.signature is not None:
+                        part["thoughtSignature"] = call.signature  # back as it came
+                    parts.append(part)
                 _append(contents, "model", parts)  # an empty turn is left out
             case "tool":
                 call_id = message.tool_call_id or ""
@@ -189,6 +198,17 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
+def output_tokens(usage: Mapping[str, Any]) -> int:
+    """The output tokens of a ``usageMetadata``: the answer's and the thoughts'.
+
+    Gemini counts a thinking model's thoughts apart (``thoughtsTokenCount``, not in
+    ``candidatesTokenCount``; ``totalTokenCount`` adds both), and bills them as output.
+    Other protocols' output counts already include reasoning (OpenAI's
+    ``completion_tokens``, Anthropic's ``output_tokens``), so this one does too.
+    """
+    return _int(usage.get("candidatesTokenCount")) + _int(usage.get("thoughtsTokenCount"))
+
+
 @dataclass
 class _Answer:
     """What the chunks of an answer (one, or a stream's) have said so far."""
@@ -196,7 +216,8 @@ class _Answer:
     model: str
     text: list[str] = field(default_factory=list)
     thoughts: list[str] = field(default_factory=list)
-    calls: list[tuple[str | None, str, Any]] = field(default_factory=list)
+    calls: list[tuple[str | None, str, Any, str | None]] = field(default_factory=list)
+    """(id, name, args, thoughtSignature) of each function call."""
     finish: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     response_id: str = ""
@@ -233,7 +254,7 @@ class GeminiProvider(Provider):
                         {
                             "name": tool.name,
                             **({"description": tool.description} if tool.description else {}),
-                            "parameters": tool.parameters,
+                            "parametersJsonSchema": tool.parameters,
                         }
                         for tool in request.tools
                     ]
@@ -316,7 +337,7 @@ class GeminiProvider(Provider):
                 )
             )
         finished = time.perf_counter()
-        output = _int(answer.usage.get("candidatesTokenCount"))
+        output = output_tokens(answer.usage)
         tokens_per_s = None
         if progress.first_token_at is not None and output:
             elapsed = finished - progress.first_token_at
@@ -383,11 +404,13 @@ class GeminiProvider(Provider):
             call = part.get("functionCall")
             if isinstance(call, dict):
                 call_id = call.get("id")
+                signature = part.get("thoughtSignature")
                 answer.calls.append(
                     (
                         call_id if isinstance(call_id, str) and call_id else None,
                         str(call.get("name") or ""),
                         call.get("args"),
+                        signature if isinstance(signature, str) and signature else None,
                     )
                 )
                 if progress is not None:
@@ -407,8 +430,9 @@ class GeminiProvider(Provider):
                 id=call_id or synth_call_id(_CALL_ID_PREFIX, index, request.request_id),
                 name=name,
                 arguments=parse_arguments(args, provider=self, model=request.model, tool=name),
+                signature=signature,
             )
-            for index, (call_id, name, args) in enumerate(answer.calls)
+            for index, (call_id, name, args, signature) in enumerate(answer.calls)
         )
         usage = answer.usage
         extras: dict[str, Any] = {"raw_finish_reason": answer.finish}
@@ -433,7 +457,7 @@ class GeminiProvider(Provider):
             finish_reason=finish_reason(answer.finish, has_calls=bool(calls)),
             usage=Usage(
                 input_tokens=_int(usage.get("promptTokenCount")),
-                output_tokens=_int(usage.get("candidatesTokenCount")),
+                output_tokens=output_tokens(usage),
             ),
             request_id=request.request_id,
             latency_s=latency,

@@ -6,7 +6,9 @@ llama.cpp's server, vLLM and Ollama's ``/v1`` share: ``POST /v1/chat/completions
 and ``/v1/models``. It reads the vendor extras those servers add (llama.cpp's
 ``timings``, ``reasoning_content``) and every error body they send (OpenAI's
 ``{"error": {...}}``, llama.cpp's integer codes, older vLLM's flat ``{"object": "error"}``,
-an error object in the middle of a stream).
+an error object in the middle of a stream). A llama.cpp server in router mode lists every
+model with its ``status`` and loads and unloads them on request (``/models/load``,
+``/models/unload``).
 
 :class:`LMStudioProvider` streams through the same ``/v1`` routes but asks for plain
 answers through LM Studio's ``/api/v0`` REST API, which adds ``stats`` (tokens per second,
@@ -17,6 +19,7 @@ tool use, vision), and loads and unloads models through ``/api/v1``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -257,6 +260,18 @@ class OpenAIProvider(Provider):
             fields["tool_choice"] = self.wire_tool_choice(choice)
         return fields
 
+    @property
+    def output_limit_field(self) -> str:
+        """The field that carries the output token limit to this server.
+
+        OpenAI itself takes ``max_completion_tokens`` on every chat model and refuses
+        the deprecated ``max_tokens`` on its reasoning models (o-series, GPT-5: HTTP 400
+        ``unsupported_parameter``); the other servers of the protocol read ``max_tokens``.
+        """
+        if self.server == "openai" or "api.openai.com" in self.base_url:
+            return "max_completion_tokens"
+        return "max_tokens"
+
     def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         """The wire body for a chat request (``request.options`` merged in last)."""
         body: dict[str, Any] = {
@@ -267,7 +282,7 @@ class OpenAIProvider(Provider):
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
+            body[self.output_limit_field] = request.max_tokens
         if request.stop:
             body["stop"] = list(request.stop)
         body["stream"] = stream
@@ -718,7 +733,11 @@ class OpenAIProvider(Provider):
         raise self.invalid(f"embedding is not a list of numbers: {raw!r:.120}", model)
 
     async def list_models(self) -> list[ModelInfo]:
-        """The models from ``GET /v1/models`` (with llama.cpp's and vLLM's extras)."""
+        """The models from ``GET /v1/models`` (with llama.cpp's and vLLM's extras).
+
+        A llama-server with one model is also asked ``GET /props`` for the context it
+        serves (see :meth:`_serving_context`).
+        """
         payload = await self.request_json("GET", f"{self.api_prefix}/models")
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list):
@@ -726,19 +745,53 @@ class OpenAIProvider(Provider):
         entries = [item for item in data if isinstance(item, dict) and item.get("id")]
         if self.server is None:
             self.server = server_of(entries)
+        if any(_router_status(item) is not None for item in entries):
+            self.router = True
         models = [self.model_info(item) for item in entries]
+        if self.server == "llamacpp" and (self.router or len(models) == 1):
+            models = list(await asyncio.gather(*(self._serving_context(m) for m in models)))
         for info in models:
             if info.context_length:
                 self.context_windows.setdefault(info.id, info.context_length)
         return models
+
+    async def _serving_context(self, info: ModelInfo) -> ModelInfo:
+        """A llama-server's model with the context it serves, from ``GET /props``.
+
+        ``meta.n_ctx_train`` in ``/v1/models`` is what the model was trained for; a
+        request gets the slot's context (``default_generation_settings.n_ctx``), set by
+        ``--ctx-size`` (and shared out by ``--parallel``), often far smaller. Without an
+        answer from ``/props`` the trained context stays. A router is asked about each
+        loaded model (``?model=``, with ``autoload=false`` so that nothing loads).
+        """
+        params = None
+        if self.router:
+            if not info.loaded:
+                return info
+            params = {"model": info.id, "autoload": "false"}
+        status, _, content = await self.send("GET", "/props", params=params)
+        try:
+            props = json.loads(content) if status == 200 else None
+        except ValueError:
+            props = None
+        settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+        n_ctx = _int(settings.get("n_ctx")) if isinstance(settings, dict) else 0
+        if n_ctx <= 0:
+            return info
+        return msgspec.structs.replace(
+            info, context_length=n_ctx, details={**info.details, "n_ctx": n_ctx}
+        )
 
     @staticmethod
     def model_info(item: dict[str, Any]) -> ModelInfo:
         """One ``/v1/models`` entry as :class:`ModelInfo`.
 
         llama.cpp adds ``meta`` (``size``, ``n_ctx_train``) and serves one model that is
-        always loaded; vLLM adds ``max_model_len`` and also serves only loaded models.
-        Plain OpenAI-compatible servers cannot say whether a model is loaded.
+        always loaded, unless it runs in router mode: then every model it can serve is
+        listed with its ``status.value`` (``loaded``, ``unloaded``, ``loading``,
+        ``sleeping``, ...), and only ``loaded`` is resident. vLLM adds ``max_model_len``
+        and also serves only loaded models. Plain OpenAI-compatible servers cannot say
+        whether a model is loaded.
         """
         model_id = str(item["id"])
         owner = item.get("owned_by")
@@ -758,15 +811,65 @@ class OpenAIProvider(Provider):
             if context is None and _int(item.get(key)):
                 context = _int(item[key])
         always_loaded = meta is not None or owner in ("llamacpp", "vllm")
+        loaded: bool | None = True if always_loaded else None
+        status = _router_status(item)
+        if status is not None:
+            details["status"] = status
+            loaded = status == "loaded"
         embeddings = "embed" in model_id.lower()
         return ModelInfo(
             id=model_id,
-            loaded=True if always_loaded else None,
+            loaded=loaded,
             context_length=context,
             size_bytes=size,
             capabilities=("embeddings",) if embeddings else ("chat",),
             details=details,
         )
+
+    # -- llama.cpp router mode ----------------------------------------------------------
+
+    router: bool = False
+    """Whether the server is a ``llama-server`` in router mode (found by
+    :meth:`list_models`: its entries carry a ``status``). Such a server loads and unloads
+    models on request (``POST /models/load`` and ``/models/unload``)."""
+
+    @property
+    def can_load(self) -> bool:
+        """Whether :meth:`load` and :meth:`unload` work: a llama.cpp router does."""
+        return self.router
+
+    async def load(self, model: str) -> None:
+        """Load a model on a llama.cpp router: ``POST /models/load``."""
+        await self._router_call("/models/load", model)
+
+    async def unload(self, model: str) -> None:
+        """Unload a model on a llama.cpp router: ``POST /models/unload``."""
+        await self._router_call("/models/unload", model)
+
+    async def _router_call(self, path: str, model: str) -> None:
+        """A router's load or unload, answered ``{"success": true}``.
+
+        Whether the llama.cpp server is a router is learnt from its model list (asked
+        now when not known yet). Other servers of the protocol, and a llama-server
+        started with one model, cannot load on request (``bad_request``).
+        """
+        verb = "load" if path.endswith("/load") else "unload"
+        if not self.router and self.server in (None, "llamacpp"):
+            await self.list_models()
+        if not self.router:
+            what = (
+                "this llama-server is not in router mode (it was started with one model)"
+                if self.server == "llamacpp"
+                else f"this server ({self.server or self.protocol}) has no such API"
+            )
+            raise ProviderError(
+                self.failure(
+                    FailureKind.BAD_REQUEST, f"{what}, so it cannot {verb} models on request", model
+                )
+            )
+        payload = await self.request_json("POST", path, {"model": model}, model=model)
+        if isinstance(payload, dict) and payload.get("success") is False:
+            raise self.error_in_body(payload, model)
 
     # -- errors -------------------------------------------------------------------------
 
@@ -816,16 +919,23 @@ _OWNERS = {"llamacpp": "llamacpp", "vllm": "vllm", "me": "llama-cpp-python"}
 def server_of(entries: list[dict[str, Any]]) -> str | None:
     """Which server a ``/v1/models`` list comes from, where its entries tell.
 
-    llama.cpp's ``llama-server`` says ``owned_by: llamacpp`` (and adds ``meta``), vLLM
-    ``owned_by: vllm``, llama-cpp-python ``owned_by: me``.
+    llama.cpp's ``llama-server`` says ``owned_by: llamacpp`` (and adds ``meta``, or in
+    router mode a ``status``), vLLM ``owned_by: vllm``, llama-cpp-python ``owned_by: me``.
     """
     for item in entries:
-        if isinstance(item.get("meta"), dict):
+        if isinstance(item.get("meta"), dict) or _router_status(item) is not None:
             return "llamacpp"
         owner = item.get("owned_by")
         if isinstance(owner, str) and owner in _OWNERS:
             return _OWNERS[owner]
     return None
+
+
+def _router_status(item: dict[str, Any]) -> str | None:
+    """A llama.cpp router's ``status.value`` of a listed model (``None`` elsewhere)."""
+    status = item.get("status")
+    value = status.get("value") if isinstance(status, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _slot_index(index: Any, call_id: str | None, position: int, slots: dict[int, _ToolSlot]) -> int:
@@ -1089,11 +1199,22 @@ class LMStudioProvider(OpenAIProvider):
         )
 
     async def load(self, model: str) -> None:
-        """Load a model: ``POST /api/v1/models/load``."""
+        """Load a model: ``POST /api/v1/models/load``, unless it is loaded already.
+
+        LM Studio answers a load of a model that has a loaded instance by loading
+        another instance of it (twice the memory), so the models are listed first and a
+        model with a loaded instance is left as it is.
+        """
+        listing = await self._get_optional("/api/v1/models")
+        if listing is None:
+            raise self._no_v1(model)
+        self._has_v1 = True
+        for item in listing.get("models", []) if isinstance(listing, dict) else []:
+            if isinstance(item, dict) and item.get("key") == model and item.get("loaded_instances"):
+                return
         answer = await self.send("POST", "/api/v1/models/load", {"model": model}, model=model)
         if _missing_route(answer[0], answer[2]):
             raise self._no_v1(model)
-        self._has_v1 = True
         self._decode(answer, "POST /api/v1/models/load", model)
 
     async def unload(self, model: str) -> None:

@@ -625,6 +625,7 @@ class Budget(LoopActor[BudgetMessage]):
 
     def _report(self, message: SpendQuery) -> SpendReport:
         now = self.clock()
+        self.ledger.open_standing(now)  # a budget with nothing spent yet is listed at $0
         budgets = tuple(status(a, now) for a in self.ledger.current(now))
         return SpendReport(
             budgets=budgets,
@@ -686,6 +687,7 @@ def spend_report(
             unpriced += not priced
             key = f"{host}/{model}" if host else str(model)
             by_model[key] = by_model.get(key, 0.0) + spent
+    ledger.open_standing(now)  # a budget with nothing spent yet is listed at $0
     budgets = tuple(
         status(a, now) for a in ledger.current(now) if a.scope != "run" or a.spent_usd > 0
     )

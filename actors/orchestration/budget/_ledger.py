@@ -144,17 +144,32 @@ class Ledger:
         found: list[Account] = []
         for limit in self.limits:
             name = self._name(limit, scope)
-            if name is None:
-                continue
-            start, end = window_of(limit.period, now)
-            key = f"{limit.scope}:{name}@{start:.0f}" if limit.period else f"{limit.scope}:{name}"
-            key = f"{key}/{limit.usd:g}"  # two limits on one scope are two accounts
-            account = self.accounts.get(key)
-            if account is None:
-                account = Account(key, limit.scope, name, limit.usd, limit.period, start, end)
-                self.accounts[key] = account
-            found.append(account)
+            if name is not None:
+                found.append(self._account(limit, name, now))
         return found
+
+    def open_standing(self, now: float) -> None:
+        """Open the accounts that exist before anything is spent, so reports list them at $0.
+
+        Those are every global limit's and each limit on a named reactor or agent; a
+        per-run limit, or one on every reactor or agent, has an account per caller only.
+        """
+        for limit in self.limits:
+            if limit.scope == "global":
+                self._account(limit, "", now)
+            elif limit.scope in ("reactor", "agent") and limit.name:
+                self._account(limit, limit.name, now)
+
+    def _account(self, limit: BudgetLimitConfig, name: str, now: float) -> Account:
+        """The account of ``limit`` for ``name`` in the window holding ``now`` (made if new)."""
+        start, end = window_of(limit.period, now)
+        key = f"{limit.scope}:{name}@{start:.0f}" if limit.period else f"{limit.scope}:{name}"
+        key = f"{key}/{limit.usd:g}"  # two limits on one scope are two accounts
+        account = self.accounts.get(key)
+        if account is None:
+            account = Account(key, limit.scope, name, limit.usd, limit.period, start, end)
+            self.accounts[key] = account
+        return account
 
     @staticmethod
     def _name(limit: BudgetLimitConfig, scope: SpendScope) -> str | None:

@@ -127,6 +127,8 @@ def test_run_json_prints_a_machine_readable_outcome_for_each_ending(tmp_path: Pa
     assert error["step"] == "go"
     assert error["error"] == "ValueError"
     assert error["message"] == "told to fail"
+    assert error["retryable"] is False  # every key the README lists, even a default
+    assert set(error) == {"step", "kind", "error", "message", "retryable", "traceback"}
     assert outcome["run_id"] in failed.stderr
 
     halted = _reactor(

@@ -64,3 +64,23 @@ def test_spend_without_a_database_or_budgets_says_so(tmp_path: Path) -> None:
 def test_a_bad_since_is_a_usage_error(tmp_path: Path) -> None:
     """``--since 0`` is refused with exit status 2."""
     assert main(["spend", "--since", "0", "--db", str(tmp_path / "x.db")]) == 2
+
+
+def test_a_budget_with_nothing_spent_yet_is_listed_at_zero(tmp_path: Path) -> None:
+    """A configured global or named budget shows its limit before the first call."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[[budgets.limits]]\nscope = 'global'\nusd = 20\nperiod = '1d'\n"
+        "[[budgets.limits]]\nscope = 'reactor'\nname = 'Summarise'\nusd = 2\n"
+        "[[budgets.limits]]\nscope = 'run'\nusd = 0.25\n"  # one account per run: none yet
+    )
+    out = io.StringIO()
+    db = tmp_path / "none.db"
+    assert run_spend(db=db, config_path=config, since_hours=24, as_json=True, out=out) == 0
+    budgets = json.loads(out.getvalue())["budgets"]
+    shown = [(b["scope"], b.get("name", ""), b["limit_usd"], b["spent_usd"]) for b in budgets]
+    assert shown == [("global", "", 20.0, 0.0), ("reactor", "Summarise", 2.0, 0.0)]
+    table = io.StringIO()
+    assert run_spend(db=db, config_path=config, since_hours=24, as_json=False, out=table) == 0
+    assert "$20.0000" in table.getvalue()
+    assert "no budgets configured" not in table.getvalue()

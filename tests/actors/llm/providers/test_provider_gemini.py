@@ -137,7 +137,7 @@ async def test_request_body_maps_every_field(server: FakeServer, provider: Gemin
                 {
                     "name": "get_weather",
                     "description": "Weather for a city",
-                    "parameters": WEATHER.parameters,
+                    "parametersJsonSchema": WEATHER.parameters,
                 }
             ]
         }
