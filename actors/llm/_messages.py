@@ -183,8 +183,11 @@ class ChatMessage(_Value, frozen=True, kw_only=True):
 
     @classmethod
     def from_completion(cls, completion: Completion) -> ChatMessage:
-        """The assistant turn that echoes ``completion`` back: its text, tool calls and
-        reasoning blocks (what a tool loop sends before the tool results)."""
+        """The assistant turn that echoes ``completion`` back.
+
+        It keeps the answer's text, tool calls and reasoning blocks: what a tool loop
+        sends ahead of the tool results.
+        """
         return cls.assistant(completion.content, completion.tool_calls, completion.thinking_blocks)
 
     @classmethod
