@@ -54,6 +54,7 @@ __all__ = [
     "ResourceSnapshot",
     "Role",
     "TextDelta",
+    "ThinkingBlock",
     "TokenCount",
     "ToolCall",
     "ToolSpec",
@@ -112,6 +113,28 @@ class ToolCall(_Value, frozen=True, kw_only=True):
     signature: str | None = None
 
 
+class ThinkingBlock(_Value, frozen=True, kw_only=True):
+    """One block of a model's reasoning that the server wants back, unchanged, later.
+
+    Anthropic's extended thinking answers with ``thinking`` blocks (the text and a
+    ``signature`` that authenticates it) and ``redacted_thinking`` blocks (encrypted
+    ``data`` only). With tools, the assistant turn echoed back after a tool call must
+    carry them, as they came and ahead of its ``tool_use`` blocks, or the API refuses
+    the request (400). Providers whose wire has no such blocks ignore them.
+
+    Attributes:
+        kind: ``thinking`` or ``redacted_thinking``.
+        text: The reasoning text (``thinking`` blocks).
+        signature: The token that authenticates the text (``thinking`` blocks).
+        data: The encrypted reasoning (``redacted_thinking`` blocks).
+    """
+
+    kind: Literal["thinking", "redacted_thinking"] = "thinking"
+    text: str = ""
+    signature: str = ""
+    data: str = ""
+
+
 class ChatMessage(_Value, frozen=True, kw_only=True):
     """One turn of a conversation.
 
@@ -121,6 +144,9 @@ class ChatMessage(_Value, frozen=True, kw_only=True):
         tool_calls: On an assistant turn, the tool calls it made.
         tool_call_id: On a tool turn, the call this result answers.
         name: On a tool turn, the tool's name (Ollama and Gemini key results by name).
+        thinking_blocks: On an assistant turn, the reasoning blocks the answer came with
+            (:class:`ThinkingBlock`), in order, to be sent back with it (Anthropic).
+            Empty (and left off the wire) otherwise.
     """
 
     role: Role
@@ -128,6 +154,7 @@ class ChatMessage(_Value, frozen=True, kw_only=True):
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    thinking_blocks: tuple[ThinkingBlock, ...] = ()
 
     @classmethod
     def system(cls, content: str) -> ChatMessage:
@@ -140,9 +167,28 @@ class ChatMessage(_Value, frozen=True, kw_only=True):
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str = "", tool_calls: tuple[ToolCall, ...] = ()) -> ChatMessage:
+    def assistant(
+        cls,
+        content: str = "",
+        tool_calls: tuple[ToolCall, ...] = (),
+        thinking_blocks: tuple[ThinkingBlock, ...] = (),
+    ) -> ChatMessage:
         """An assistant turn (echoed back when continuing after tool calls)."""
-        return cls(role="assistant", content=content, tool_calls=tool_calls)
+        return cls(
+            role="assistant",
+            content=content,
+            tool_calls=tool_calls,
+            thinking_blocks=thinking_blocks,
+        )
+
+    @classmethod
+    def from_completion(cls, completion: Completion) -> ChatMessage:
+        """The assistant turn that echoes ``completion`` back.
+
+        It keeps the answer's text, tool calls and reasoning blocks: what a tool loop
+        sends ahead of the tool results.
+        """
+        return cls.assistant(completion.content, completion.tool_calls, completion.thinking_blocks)
 
     @classmethod
     def tool(cls, call: ToolCall, content: str) -> ChatMessage:
@@ -231,6 +277,10 @@ class Completion(Message, frozen=True, kw_only=True):
             directly).
         content: The text of the answer ("" when it is only tool calls).
         tool_calls: Tool calls, arguments parsed, ids always set.
+        thinking_blocks: The reasoning blocks the server wants echoed back with this
+            answer when the conversation continues (Anthropic's ``thinking`` with its
+            ``signature``, ``redacted_thinking`` with its ``data``), in order; empty for
+            other servers. Their text, for reading, is also in ``extras["thinking"]``.
         finish_reason: Why it stopped.
         usage: Tokens in and out.
         request_id: The request this answers.
@@ -250,6 +300,7 @@ class Completion(Message, frozen=True, kw_only=True):
     host: str = ""
     content: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    thinking_blocks: tuple[ThinkingBlock, ...] = ()
     finish_reason: FinishReason = FinishReason.STOP
     usage: Usage = Usage()
     request_id: str = ""

@@ -21,6 +21,16 @@ found in the text cuts it there (``stop_reason: "stop_sequence"``), and text lon
 ``ping`` after ``message_start``; tool input arrives as ``input_json_delta`` pieces.
 Every response carries a ``request-id`` header.
 
+Extended thinking: when the request turns it on (``thinking.type`` ``enabled`` or
+``adaptive``), a reply's ``reasoning`` comes first as a ``thinking`` block with a
+``signature`` this server issued (streamed: ``thinking_delta`` pieces, then one
+``signature_delta``), followed by ``redacted_thinking`` blocks (whole, with opaque
+``data``) when the protocol is made with ``redacted_thinking``. The reasoning counts as
+output tokens. As the API does, it refuses (400) a ``thinking`` block whose signature it
+did not issue for that text, a ``redacted_thinking`` block whose data it did not issue,
+and, with thinking on, a request ending in tool results whose assistant turn before them
+does not start with its reasoning blocks: present, complete, unchanged and in order.
+
 Error bodies are ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with
 the type for the status (400 ``invalid_request_error``, 401 ``authentication_error``,
 402 ``billing_error``, 403 ``permission_error``, 404 ``not_found_error``, 413
@@ -32,7 +42,9 @@ an error type by name, ``context_length_exceeded``, ``model_not_found``, or
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -91,6 +103,21 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def _opaque() -> str:
+    """A fresh opaque token (a signature, or redacted reasoning's data)."""
+    return base64.b64encode(uuid.uuid4().bytes * 3).decode()
+
+
+def _thinking_on(body: Any) -> bool:
+    """Whether the request turns extended thinking on."""
+    raw = body.get("thinking") if isinstance(body, dict) else None
+    return isinstance(raw, dict) and raw.get("type") in ("enabled", "adaptive")
+
+
+def _is_reasoning(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking")
+
+
 def _block_text(content: Any) -> Iterator[str]:
     """The text of a message's ``content`` (a string or a list of blocks)."""
     if isinstance(content, str):
@@ -110,9 +137,24 @@ def _block_text(content: Any) -> Iterator[str]:
 
 
 class AnthropicProtocol(FakeProtocol):
-    """The Anthropic Messages API, as a fake (see the module's docs)."""
+    """The Anthropic Messages API, as a fake (see the module's docs).
+
+    Args:
+        redacted_thinking: With thinking on, each answer also carries this many
+            ``redacted_thinking`` blocks after its ``thinking`` block (what the API sends
+            when its safety systems encrypt part of the reasoning).
+    """
 
     name: ClassVar[str] = "anthropic"
+
+    def __init__(self, *, redacted_thinking: int = 0) -> None:
+        self.redacted_thinking = redacted_thinking
+        self._signed: dict[str, str] = {}
+        """Each signature this server issued -> the thinking text it authenticates."""
+        self._redacted: set[str] = set()
+        """The ``data`` of each redacted_thinking block this server issued."""
+        self._reasoning_of: dict[str, list[dict[str, Any]]] = {}
+        """A ``tool_use`` id -> the reasoning blocks of the answer that made the call."""
 
     # -- rendering of errors ------------------------------------------------------------
 
@@ -267,6 +309,8 @@ class AnthropicProtocol(FakeProtocol):
         if not count_only and not isinstance(body.get("max_tokens"), int):
             return ex.error(400, "max_tokens: Field required")
         problem = self._check_messages(body.get("messages"))
+        if problem is None and not count_only:
+            problem = self._check_reasoning(body["messages"], thinking=_thinking_on(body))
         if problem is not None:
             return ex.error(400, problem)
         model = ex.server.models.get(body["model"])
@@ -316,6 +360,62 @@ class AnthropicProtocol(FakeProtocol):
             }
         return None
 
+    def _check_reasoning(self, messages: list[Any], *, thinking: bool) -> str | None:
+        """The API's rules for reasoning blocks sent back in assistant turns.
+
+        Every ``thinking`` block must carry a signature this server issued for exactly
+        its text, every ``redacted_thinking`` block data it issued. With thinking on, a
+        request that ends in tool results needs the assistant turn just before them to
+        start with reasoning blocks; when this server made that turn's calls, with the
+        very blocks it sent alongside, complete and in order.
+        """
+        for index, message in enumerate(messages):
+            content = message.get("content")
+            if message.get("role") != "assistant" or not isinstance(content, list):
+                continue
+            for number, block in enumerate(content):
+                where = f"messages.{index}.content.{number}"
+                if block["type"] == "thinking" and (
+                    self._signed.get(str(block.get("signature"))) != block.get("thinking")
+                ):
+                    return f"{where}: Invalid `signature` in `thinking` block"
+                if block["type"] == "redacted_thinking" and block.get("data") not in self._redacted:
+                    return f"{where}: Invalid `data` in `redacted_thinking` block"
+        last = messages[-1].get("content")
+        ends_in_results = isinstance(last, list) and any(
+            block["type"] == "tool_result" for block in last
+        )
+        if not thinking or not ends_in_results or len(messages) < 2:
+            return None
+        return self._check_tool_turn(len(messages) - 2, messages[-2].get("content"))
+
+    def _check_tool_turn(self, index: int, content: Any) -> str | None:
+        """With thinking on: the assistant turn before the last tool results."""
+        blocks: list[dict[str, Any]] = content if isinstance(content, list) else []
+        lead = 0
+        while lead < len(blocks) and _is_reasoning(blocks[lead]):
+            lead += 1
+        known = [
+            self._reasoning_of[str(block.get("id"))]
+            for block in blocks
+            if block["type"] == "tool_use" and str(block.get("id")) in self._reasoning_of
+        ]
+        if not lead and (not known or any(known)):  # known and empty: it did not think
+            found = blocks[0]["type"] if blocks else "text"
+            return (
+                f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                f"but found `{found}`. With thinking on, the assistant turn before the last "
+                "tool results must start with the reasoning blocks it came with; send them "
+                "back unchanged, or turn thinking off."
+            )
+        if any(blocks[:lead] != issued for issued in known):
+            return (
+                f"messages.{index}: the reasoning blocks ahead of its tool_use blocks are "
+                "not those the model answered with; send every thinking and "
+                "redacted_thinking block back, complete, unchanged and in order."
+            )
+        return None
+
     # -- answers ------------------------------------------------------------------------
 
     def _shape(self, ex: Exchange) -> tuple[list[str], list[FakeToolCall], str, str | None]:
@@ -338,11 +438,19 @@ class AnthropicProtocol(FakeProtocol):
             pieces, calls, stop_reason = pieces[:limit], [], "max_tokens"
         return pieces, calls, stop_reason, matched
 
-    def _usage(self, ex: Exchange, pieces: list[str], calls: list[FakeToolCall]) -> dict[str, Any]:
+    def _usage(
+        self,
+        ex: Exchange,
+        pieces: list[str],
+        calls: list[FakeToolCall],
+        reasoning: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         reply = ex.reply
         output = reply.output_tokens
         if output is None:
             output = len(pieces) + 8 * len(calls)
+        # Reasoning is billed as output (there is no separate count on this wire).
+        output += sum(estimate_tokens(str(b.get("thinking") or "")) for b in reasoning)
         return {
             "input_tokens": ex.input_tokens(),
             "output_tokens": output,
@@ -355,14 +463,35 @@ class AnthropicProtocol(FakeProtocol):
     def _call_id(call: FakeToolCall) -> str:
         return call.id or f"toolu_{uuid.uuid4().hex[:24]}"
 
+    def _reasoning(self, ex: Exchange, call_ids: list[str]) -> list[dict[str, Any]]:
+        """The answer's reasoning blocks (none unless thinking is on), signed and recorded."""
+        if not _thinking_on(ex.body):
+            return []
+        blocks: list[dict[str, Any]] = []
+        if ex.reply.reasoning:
+            signature = _opaque()
+            self._signed[signature] = ex.reply.reasoning
+            blocks.append(
+                {"type": "thinking", "thinking": ex.reply.reasoning, "signature": signature}
+            )
+        for _ in range(self.redacted_thinking):
+            data = _opaque()
+            self._redacted.add(data)
+            blocks.append({"type": "redacted_thinking", "data": data})
+        for call_id in call_ids:
+            self._reasoning_of[call_id] = blocks
+        return blocks
+
     def _message(self, ex: Exchange) -> dict[str, Any]:
         pieces, calls, stop_reason, matched = self._shape(ex)
-        content: list[dict[str, Any]] = []
+        ids = [self._call_id(c) for c in calls]
+        reasoning = self._reasoning(ex, ids)
+        content: list[dict[str, Any]] = list(reasoning)
         if pieces:
             content.append({"type": "text", "text": "".join(pieces)})
         content.extend(
-            {"type": "tool_use", "id": self._call_id(c), "name": c.name, "input": c.arguments}
-            for c in calls
+            {"type": "tool_use", "id": i, "name": c.name, "input": c.arguments}
+            for i, c in zip(ids, calls, strict=True)
         )
         return {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
@@ -372,12 +501,14 @@ class AnthropicProtocol(FakeProtocol):
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": matched,
-            "usage": self._usage(ex, pieces, calls),
+            "usage": self._usage(ex, pieces, calls, reasoning),
         }
 
     async def _stream(self, ex: Exchange) -> web.StreamResponse:
         pieces, calls, stop_reason, matched = self._shape(ex)
-        usage = self._usage(ex, pieces, calls)
+        ids = [self._call_id(c) for c in calls]
+        reasoning = self._reasoning(ex, ids)
+        usage = self._usage(ex, pieces, calls, reasoning)
         frames: list[bytes] = []
         tokens: list[bool] = []
 
@@ -403,15 +534,29 @@ class AnthropicProtocol(FakeProtocol):
         )
         add("ping", {})
         index = 0
+        for reasoning_block in reasoning:
+            if reasoning_block["type"] == "redacted_thinking":  # arrives whole
+                add("content_block_start", {"index": index, "content_block": reasoning_block})
+            else:
+                opened = {"type": "thinking", "thinking": "", "signature": ""}
+                add("content_block_start", {"index": index, "content_block": opened})
+                for piece in re.findall(r"\S+\s*|\s+", reasoning_block["thinking"]):
+                    delta = {"type": "thinking_delta", "thinking": piece}
+                    add("content_block_delta", {"index": index, "delta": delta}, token=True)
+                delta = {"type": "signature_delta", "signature": reasoning_block["signature"]}
+                add("content_block_delta", {"index": index, "delta": delta})
+            add("content_block_stop", {"index": index})
+            index += 1
         if pieces:
-            add("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            opened = {"type": "text", "text": ""}
+            add("content_block_start", {"index": index, "content_block": opened})
             for piece in pieces:
                 delta = {"type": "text_delta", "text": piece}
-                add("content_block_delta", {"index": 0, "delta": delta}, token=True)
-            add("content_block_stop", {"index": 0})
-            index = 1
-        for call in calls:
-            block = {"type": "tool_use", "id": self._call_id(call), "name": call.name, "input": {}}
+                add("content_block_delta", {"index": index, "delta": delta}, token=True)
+            add("content_block_stop", {"index": index})
+            index += 1
+        for call_id, call in zip(ids, calls, strict=True):
+            block = {"type": "tool_use", "id": call_id, "name": call.name, "input": {}}
             add("content_block_start", {"index": index, "content_block": block})
             raw = json.dumps(call.arguments)
             cut = len(raw) // 2

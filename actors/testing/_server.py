@@ -109,7 +109,8 @@ class Reply:
         output_tokens: Reported output tokens (the number of streamed pieces when omitted).
         reasoning: The model's reasoning ("thinking") before its answer, sent by the
             protocols whose wire carries it (Gemini's ``thought`` parts, counted apart
-            as ``thoughtsTokenCount``).
+            as ``thoughtsTokenCount``; Anthropic's signed ``thinking`` block, when the
+            request turns thinking on).
     """
 
     text: str = ""

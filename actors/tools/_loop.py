@@ -310,7 +310,11 @@ async def _drive(
             result = _result(state, completion.content)
             await ports.record(LoopFinished(step=settings.step, result=result))
             return result
-        assistant = ChatMessage.assistant(completion.content, tuple(calls))
+        # The reasoning blocks go back with the calls (Anthropic refuses a follow-up whose
+        # tool-use turn lost them when thinking is on).
+        assistant = ChatMessage.assistant(
+            completion.content, tuple(calls), completion.thinking_blocks
+        )
         await ports.record(
             TurnRecorded(
                 step=settings.step,

@@ -213,7 +213,7 @@ class TurnRecorded(Message, frozen=True, kw_only=True):
     Attributes:
         step: The step whose loop it is.
         turn: The turn's number, from 1.
-        assistant: The model's message (its text and tool calls).
+        assistant: The model's message (its text, tool calls and reasoning blocks).
         outcomes: Outcomes of the calls that ran (pending ones are not here yet).
         usage: The turn's tokens.
         model: The model that answered.

@@ -7,6 +7,14 @@ What is particular to it:
   required (a default fills it in when the request has none);
 - tool calls are ``tool_use`` content blocks whose ``input`` is already an object, and
   tool results go back as ``tool_result`` blocks inside a user turn;
+- with extended thinking, an answer carries ``thinking`` blocks (text plus a
+  ``signature``) and ``redacted_thinking`` blocks (encrypted ``data``); the assistant turn
+  echoed back after a tool call must carry them unchanged, ahead of its ``tool_use``
+  blocks, or the API refuses the request (400). They are kept as
+  :class:`~actors.llm.ThinkingBlock` s on the :class:`~actors.llm.Completion` and sent
+  back from the assistant :class:`~actors.llm.ChatMessage`; streamed, a thinking block
+  arrives as ``thinking_delta`` pieces and one ``signature_delta``, a redacted one whole
+  in its ``content_block_start``;
 - streams are *named* server-sent events (``message_start``, ``content_block_delta``,
   ...), tool arguments arrive as ``input_json_delta`` pieces keyed by block index, usage
   in ``message_delta`` is cumulative, and an ``error`` event reports a failure mid-way;
@@ -32,6 +40,7 @@ from actors.llm._messages import (
     FinishReason,
     ModelInfo,
     TextDelta,
+    ThinkingBlock,
     ToolCall,
     Usage,
 )
@@ -121,6 +130,13 @@ def _append_turn(
         turns.append({"role": role, "content": content})
 
 
+def _thinking_block(block: ThinkingBlock) -> dict[str, Any]:
+    """The wire form of a reasoning block, exactly as the server sent it."""
+    if block.kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data}
+    return {"type": "thinking", "thinking": block.text, "signature": block.signature}
+
+
 def _turns(messages: tuple[ChatMessage, ...]) -> tuple[str | None, list[dict[str, Any]]]:
     """The ``system`` text and the ``messages`` list for a conversation."""
     system = [m.content for m in messages if m.role == "system" and m.content]
@@ -132,11 +148,15 @@ def _turns(messages: tuple[ChatMessage, ...]) -> tuple[str | None, list[dict[str
             case "user":
                 _append_turn(turns, "user", message.content)
             case "assistant":
-                if not message.tool_calls:
-                    if message.content:  # the API refuses empty text
-                        _append_turn(turns, "assistant", message.content)
+                if not message.tool_calls and not message.content:
+                    # The API refuses empty text, and a turn that ends with a thinking block.
                     continue
-                blocks: list[dict[str, Any]] = []
+                if not message.tool_calls and not message.thinking_blocks:
+                    _append_turn(turns, "assistant", message.content)
+                    continue
+                # Reasoning blocks go first, unchanged: the API checks their signatures and
+                # refuses a tool-use turn that does not start with them (thinking on).
+                blocks = [_thinking_block(b) for b in message.thinking_blocks]
                 if message.content:
                     blocks.append({"type": "text", "text": message.content})
                 blocks.extend(
@@ -176,6 +196,10 @@ class _Block:
     name: str = ""
     start_input: Any = None
     json_parts: list[str] = field(default_factory=list)
+    signature: list[str] = field(default_factory=list)
+    """A thinking block's ``signature`` (from ``signature_delta``)."""
+    data: str = ""
+    """A redacted_thinking block's ``data`` (whole in ``content_block_start``)."""
     done: bool = False
 
 
@@ -246,7 +270,7 @@ class AnthropicProvider(Provider):
     async def count_tokens(self, request: ChatRequest) -> tuple[int, str]:
         """``POST /v1/messages/count_tokens``: the prompt's ``input_tokens``."""
         full = self.body(request, stream=False)
-        keep = ("model", "messages", "system", "tools", "tool_choice")
+        keep = ("model", "messages", "system", "tools", "tool_choice", "thinking")
         body = {key: full[key] for key in keep if key in full}
         path = "/v1/messages/count_tokens"
         payload = await self.request_json("POST", path, body, model=request.model)
@@ -274,6 +298,7 @@ class AnthropicProvider(Provider):
     ) -> Completion:
         text: list[str] = []
         thinking: list[str] = []
+        reasoning: list[ThinkingBlock] = []
         calls: list[ToolCall] = []
         for block in payload["content"]:
             if not isinstance(block, dict):
@@ -282,7 +307,15 @@ class AnthropicProvider(Provider):
             if kind == "text":
                 text.append(str(block.get("text") or ""))
             elif kind == "thinking":
-                thinking.append(str(block.get("thinking") or ""))
+                thought = str(block.get("thinking") or "")
+                thinking.append(thought)
+                reasoning.append(
+                    ThinkingBlock(text=thought, signature=str(block.get("signature") or ""))
+                )
+            elif kind == "redacted_thinking":
+                reasoning.append(
+                    ThinkingBlock(kind="redacted_thinking", data=str(block.get("data") or ""))
+                )
             elif kind == "tool_use":
                 calls.append(self._tool_call(block, len(calls), request))
         raw = payload.get("stop_reason")
@@ -299,6 +332,7 @@ class AnthropicProvider(Provider):
             provider=self.protocol,
             content="".join(text),
             tool_calls=tuple(calls),
+            thinking_blocks=tuple(reasoning),
             finish_reason=finish_reason(raw if isinstance(raw, str) else None),
             usage=usage,
             request_id=request.request_id,
@@ -386,6 +420,13 @@ class AnthropicProvider(Provider):
             )
             if opened.type == "text" and block.get("text"):
                 opened.text.append(str(block["text"]))
+            elif opened.type == "thinking":
+                if block.get("thinking"):
+                    opened.text.append(str(block["thinking"]))
+                if block.get("signature"):
+                    opened.signature.append(str(block["signature"]))
+            elif opened.type == "redacted_thinking":
+                opened.data = str(block.get("data") or "")
             state.blocks[self._index(data, progress, model)] = opened
         elif name == "content_block_delta":
             entry = state.blocks.get(self._index(data, progress, model))
@@ -402,6 +443,8 @@ class AnthropicProvider(Provider):
                     entry.json_parts.append(str(delta.get("partial_json") or ""))
                 case "thinking_delta":
                     entry.text.append(str(delta.get("thinking") or ""))
+                case "signature_delta":
+                    entry.signature.append(str(delta.get("signature") or ""))
                 case _:
                     pass
         elif name == "content_block_stop":
@@ -446,6 +489,7 @@ class AnthropicProvider(Provider):
     ) -> Completion:
         text: list[str] = []
         thinking: list[str] = []
+        reasoning: list[ThinkingBlock] = []
         calls: list[ToolCall] = []
         for index in sorted(state.blocks):
             block = state.blocks[index]
@@ -453,6 +497,11 @@ class AnthropicProvider(Provider):
                 text.extend(block.text)
             elif block.type == "thinking":
                 thinking.extend(block.text)
+                reasoning.append(
+                    ThinkingBlock(text="".join(block.text), signature="".join(block.signature))
+                )
+            elif block.type == "redacted_thinking":
+                reasoning.append(ThinkingBlock(kind="redacted_thinking", data=block.data))
             elif block.type == "tool_use":
                 raw_input: Any = "".join(block.json_parts)
                 if not raw_input.strip():
@@ -483,6 +532,7 @@ class AnthropicProvider(Provider):
             provider=self.protocol,
             content="".join(text),
             tool_calls=tuple(calls),
+            thinking_blocks=tuple(reasoning),
             finish_reason=finish_reason(state.stop_reason),
             usage=usage,
             request_id=request.request_id,

@@ -10,6 +10,10 @@ import msgspec
 import pytest
 
 from actors.llm import ChatMessage, ChatRequest, Completion, ToolCall, Usage
+from actors.llm.providers._anthropic import AnthropicProvider
+from actors.llm.providers._base import Timeouts, make_client
+from actors.testing import FakeServer, FakeToolCall, Reply
+from actors.testing._anthropic import AnthropicProtocol
 from actors.tools import (
     Approval,
     ApprovalDecided,
@@ -24,6 +28,7 @@ from actors.tools import (
     ToolRegistry,
     ToolResults,
     ToolStatus,
+    TurnRecorded,
     parse_json_calls,
     run_tool_loop,
     tool,
@@ -306,3 +311,75 @@ def test_the_loop_sends_the_windowed_conversation() -> None:
     last = ports.requests[-1].messages
     assert sum(len(m.content) for m in last) < 1500
     assert any(m.content.startswith("[elided") for m in last)
+
+
+# -- Anthropic extended thinking: the loop echoes each turn's reasoning blocks -----------
+
+
+class HttpPorts(Ports):
+    """The scripted ports, but the model is the Anthropic fake over loopback HTTP."""
+
+    def __init__(self, registry: ToolRegistry, provider: AnthropicProvider, stream: bool) -> None:
+        super().__init__(registry, [])
+        self.provider = provider
+        self.stream = stream
+
+    async def chat(self, request: ChatRequest) -> Completion:
+        self.requests.append(request)
+        return await self.provider.complete(msgspec.structs.replace(request, stream=self.stream))
+
+
+THINKING = LoopSettings(
+    model="claude-think",
+    prompt="square 4, then square the result",
+    step="s",
+    max_tokens=4096,
+    options={"thinking": {"type": "enabled", "budget_tokens": 2048}},
+)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_loop_sends_thinking_blocks_back_with_the_calls(stream: bool) -> None:
+    """Thinking on: each follow-up's tool-use turn carries its signed reasoning blocks.
+
+    The fake refuses (400) a tool-use turn without them, as the API does; a crash after
+    the first turn and a resume from the journal (encoded as stored) keeps them too.
+    """
+    http = make_client(timeouts=Timeouts(connect=2.0, read=5.0, stream_idle=2.0))
+    try:
+        with FakeServer(AnthropicProtocol(redacted_thinking=1), models=["claude-think"]) as server:
+            provider = AnthropicProvider(server.url, client=http)
+            server.script(
+                Reply(reasoning="Square 4 first.", tool_calls=(FakeToolCall("square", {"x": 4}),)),
+                Reply(reasoning="Now 16.", tool_calls=(FakeToolCall("square", {"x": 16}),)),
+            )
+            first = HttpPorts(ToolRegistry([square]), provider, stream)
+
+            async def crash(request: ChatRequest) -> Completion:
+                if len(first.requests) == 2:  # the process "dies" after the second turn
+                    raise ConnectionError
+                return await HttpPorts.chat(first, request)
+
+            first.chat = crash  # type: ignore[method-assign]
+            with pytest.raises(ConnectionError):
+                await run_tool_loop(THINKING, first)
+            second = HttpPorts(ToolRegistry([square]), provider, stream)
+            second.journal = [
+                msgspec.json.decode(msgspec.json.encode(r), type=type(r)) for r in first.journal
+            ]
+            server.script(Reply(reasoning="Both done.", text="256"))
+            result = await run_tool_loop(THINKING, second)
+            bodies = [c.body for c in server.calls if c.path == "/v1/messages"]
+    finally:
+        await http.aclose()
+    assert isinstance(result, ToolLoopResult)
+    assert result.content == "256"
+    assert [o.value for o in result.calls] == [16, 256]
+    assert len(bodies) == 3
+    for body, thought in ((bodies[1], "Square 4 first."), (bodies[2], "Now 16.")):
+        turn = body["messages"][-2]["content"]
+        assert [b["type"] for b in turn] == ["thinking", "redacted_thinking", "tool_use"]
+        assert turn[0]["thinking"] == thought
+        assert turn[0]["signature"]
+    recorded = [r for r in second.journal if isinstance(r, TurnRecorded)]
+    assert [len(r.assistant.thinking_blocks) for r in recorded] == [2, 2]

@@ -20,6 +20,7 @@ import pytest
 from actors import System
 from actors.llm import HostConfig, HostProtocol
 from actors.testing import FakeModel, FakeServer, FakeToolCall, Reply
+from actors.testing._anthropic import AnthropicProtocol
 from actors.tools import (
     ApprovalError,
     FlushAudit,
@@ -486,3 +487,48 @@ def test_a_server_that_refuses_tools_gets_the_json_fallback(system: System, tmp_
         assert "tools" in sent[0]
         assert all("tools" not in body for body in sent[1:])
         assert [type(r).__name__ for r in records][:2] == ["FallbackChosen", "TurnRecorded"]
+
+
+THINK = {"thinking": {"type": "enabled", "budget_tokens": 2048}}
+
+
+class ThinkingPayout(Reactor):
+    """A tools step with Anthropic extended thinking on, whose tool needs approval."""
+
+    who = Input(str)
+    paid = tools(
+        "pay {who}", model="fake-small", allow=["transfer"], max_tokens=4096, options=THINK
+    )
+
+
+def test_thinking_blocks_survive_the_journal_and_an_approval_restart(tmp_path: Path) -> None:
+    """Thinking on: the halted turn's signed reasoning is journaled and sent back on resume.
+
+    The Anthropic fake refuses (400) a follow-up whose tool-use turn lacks the reasoning
+    blocks it answered with, as the API does.
+    """
+    db = tmp_path / "think.db"
+    TRANSFERS.clear()
+    call = FakeToolCall("transfer", {"to": "bo", "amount": 5}, id="pay-2")
+    with FakeServer(AnthropicProtocol(redacted_thinking=1), models=["fake-small"]) as server:
+        server.script(Reply(reasoning="Bo is owed 5; pay it.", tool_calls=(call,)))
+        with System(name="before", default_timeout=5.0) as system:
+            engine = start(system, db, server, "anthropic")
+            with pytest.raises(RunHaltedError, match="pay-2") as halted:
+                engine.run(ThinkingPayout, {"who": "bo"})
+            run_id = halted.value.run_id
+            engine.close()
+        server.script(Reply(reasoning="Paid.", text="paid bo"))
+        with System(name="after", default_timeout=5.0) as system:
+            engine = start(system, db, server, "anthropic")
+            engine.approve_tool_call(run_id, "pay-2", by="ana")
+            result = engine.resume(run_id).result(10)
+            engine.close()
+        first, follow_up = bodies(server)
+    assert TRANSFERS == [("bo", 5)]
+    assert result.content == "paid bo"
+    assert first["thinking"] == THINK["thinking"]
+    turn = follow_up["messages"][-2]["content"]
+    assert [b["type"] for b in turn] == ["thinking", "redacted_thinking", "tool_use"]
+    assert turn[0]["thinking"] == "Bo is owed 5; pay it."
+    assert turn[0]["signature"]
