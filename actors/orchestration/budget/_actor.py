@@ -541,6 +541,7 @@ class Budget(LoopActor[BudgetMessage]):
             )
             insert = StoreInsert(table="budget_holds", columns=_HOLD_COLUMNS, rows=(row,))
             self._write(insert)
+        timed = price is not None and price.per_gpu_second > 0
         return Reservation(
             id=rid,
             amount_usd=amount,
@@ -549,6 +550,7 @@ class Budget(LoopActor[BudgetMessage]):
             accounts=held.keys,
             prompt_tokens=prompt,
             prompt_counted=counted,
+            seconds=(message.seconds or self.settings.reserve_seconds) if timed else None,
         )
 
     def _close(self, rid: str) -> None:

@@ -109,7 +109,8 @@ async def budgeted_chat(
 
     Without a budget this is a plain ask. With one, the worst case is reserved first
     (a ``budget_exceeded`` failure comes back before any request is sent), the request
-    goes out with ``max_tokens`` bounded by the reservation, and the reservation is
+    goes out with ``max_tokens`` (and, for a model priced per GPU-second, its deadline)
+    bounded by the reservation, and the reservation is
     settled to the real cost, or released if the call failed or was cancelled.
     ``exact_tokens``: have the server count the prompt for the reservation (where the
     host has a count route); ``None``: as the Budget is configured.
@@ -139,6 +140,8 @@ async def budgeted_chat(
         return exc.failure
     if request.max_tokens != held.max_tokens:
         request = msgspec.structs.replace(request, max_tokens=held.max_tokens)
+    if held.seconds is not None:
+        request, timeout = _within(request, timeout, held.seconds)
     started = time.perf_counter()
     try:
         completion: Completion = await host.ask_async(request, timeout=timeout)
@@ -166,6 +169,23 @@ async def budgeted_chat(
         ),
     )
     return completion
+
+
+def _within(
+    request: ChatRequest, timeout: float | None, seconds: float
+) -> tuple[ChatRequest, float | None]:
+    """``request`` and ``timeout`` bounded by the wall time a reservation counted.
+
+    A model priced per GPU-second costs what its call lasts: one that outlived the
+    time reserved for it would cost more than is held, so it must end by then (the
+    host enforces the request's deadline and aborts the call).
+    """
+    if timeout is None or timeout > seconds:
+        timeout = seconds
+    deadline = time.time() + seconds
+    if request.deadline is None or request.deadline > deadline:
+        request = msgspec.structs.replace(request, deadline=deadline)
+    return request, timeout
 
 
 def settle_failure(

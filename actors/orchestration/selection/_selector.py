@@ -587,6 +587,9 @@ class Selector(LoopActor[SelectorMessage]):
         now = time.time()
         deadline = message.deadline
         remaining = self.runtime.default_timeout if deadline is None else max(deadline - now, 0.0)
+        if held is not None and held.seconds is not None:
+            # Priced per GPU-second: the call must end within the time the budget held.
+            remaining = min(remaining, held.seconds)
         chat = msgspec.structs.replace(
             message.request, model=decision.model, deadline=now + remaining, trace=None
         )

@@ -237,6 +237,29 @@ async def test_a_failed_call_releases_its_reservation(system: System, server: Fa
 
 
 @pytest.mark.asyncio
+async def test_a_call_priced_per_gpu_second_ends_within_the_time_it_reserved(
+    system: System, server: FakeServer
+) -> None:
+    """No deadline, $1 a second, 0.3 s reserved: a server that takes 2 s is cut off at 0.3 s.
+
+    Left to run, the call would cost $2 against a budget that held (and allowed) $0.30.
+    """
+    settings = limits(BudgetLimitConfig(scope="global", usd=0.3), reserve_seconds=0.3)
+    budget = await system.spawn_async(
+        Budget.spec(settings, {"m": PriceConfig(per_gpu_second=1.0)})
+    )
+    server.inject(Fault(latency=2.0))
+    host = await local(system, server)
+    answer = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
+    assert isinstance(answer, Failure)
+    assert answer.kind is FailureKind.TIMEOUT
+    report: SpendReport = await budget.ask_async(SpendQuery())
+    (account,) = report.budgets
+    assert account.spent_usd <= 0.3
+    assert account.reserved_usd == 0.0
+
+
+@pytest.mark.asyncio
 async def test_an_unpriced_model_is_refused_under_a_budget_unless_free(
     system: System, server: FakeServer
 ) -> None:
