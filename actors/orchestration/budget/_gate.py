@@ -68,18 +68,21 @@ def failed_usage(failure: Failure, request: ChatRequest) -> Usage | None:
     """What a failed call used, when the server did work before it failed; else ``None``.
 
     The server did work when it reported usage before the failure (``input_tokens`` /
-    ``output_tokens`` in the failure's details), or when output arrived
-    (``received_chars``). Tokens it did not report are estimated: the prompt as at
-    admission, the output from the text received.
+    ``output_tokens`` in the failure's details), or when output arrived: text
+    (``received_chars``) or a tool call begun (``received_tool_calls``). Tokens it did
+    not report are estimated: the prompt as at admission, the output from the text
+    received (at least a token per tool call begun: its arguments are not kept).
     """
     details = failure.details
     reported_in = _int(details.get("input_tokens"))
     reported_out = _int(details.get("output_tokens"))
     received = _int(details.get("received_chars")) or 0
+    calls = _int(details.get("received_tool_calls")) or 0
     text = details.get("received_text", "")
-    if not received and reported_in is None and reported_out is None:
+    if not received and not calls and reported_in is None and reported_out is None:
         return None
     out_estimate = _text_tokens(text) if text else math.ceil(received / _BYTES_PER_TOKEN)
+    out_estimate = max(out_estimate, calls)
     return Usage(
         input_tokens=reported_in if reported_in is not None else estimate_prompt_tokens(request),
         output_tokens=max(reported_out or 0, out_estimate),

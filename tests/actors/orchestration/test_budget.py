@@ -44,7 +44,7 @@ from actors.orchestration.budget import (
     window_of,
 )
 from actors.store import Journal, Store, StoreInsert
-from actors.testing import FakeServer, Fault, Reply
+from actors.testing import FakeServer, FakeToolCall, Fault, Reply
 from tests.support.hosts import start_host_async
 
 PRICE = PriceConfig(input_per_mtok=1_000_000.0, output_per_mtok=1_000_000.0)
@@ -484,6 +484,30 @@ async def test_a_stream_cut_after_tokens_is_charged_what_the_server_reported(
         after: SpendReport = await budget.ask_async(SpendQuery())
         assert (after.calls, after.total_usd) == (1, report.total_usd)
         assert after.budgets[0].reserved_usd == 0.0
+
+
+@pytest.mark.asyncio
+async def test_a_stream_cut_after_a_tool_call_began_is_charged(
+    system: System, server: FakeServer
+) -> None:
+    """No text arrived, but a tool call had begun: the server did the work, so it is charged.
+
+    The prompt (estimated at 5 tokens) and a token for the tool call's head, at $1 each.
+    """
+    budget = await start_budget(system, limits(BudgetLimitConfig(scope="global", usd=1e6)))
+    host = await local(system, server)
+    call = FakeToolCall("lookup", {"query": "a question long enough to stream in pieces"})
+    server.script(Reply(tool_calls=(call,)))
+    server.inject(Fault(error_after=3))
+    streamed = ChatRequest.prompt("m", "hi", max_tokens=50, stream=True)
+    failure = await budgeted_chat(host, streamed, budget=budget, scope=SpendScope())
+    assert isinstance(failure, Failure)
+    assert failure.details["received_chars"] == "0"
+    assert failure.details["received_tool_calls"] == "1"
+    report: SpendReport = await budget.ask_async(SpendQuery())  # after the settle, told first
+    assert report.calls == 1
+    assert report.total_usd == estimate_prompt_tokens(streamed) + 1
+    assert report.budgets[0].reserved_usd == 0.0
 
 
 @pytest.mark.asyncio

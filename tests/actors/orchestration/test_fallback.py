@@ -15,7 +15,7 @@ from actors import AskError, FailureKind, System
 from actors.llm import ChatMessage, ChatRequest, HostConfig
 from actors.orchestration import Chain, FallbackChain, FallbackRequest, FallbackResult, link
 from actors.orchestration.fallback import Health
-from actors.testing import FakeModel, FakeServer, Fault, Reply
+from actors.testing import FakeModel, FakeServer, FakeToolCall, Fault, Reply
 from otel.testing import InMemorySpanExporter, wait_for_spans
 from tests.support.hosts import start_host_async
 from tests.support.local import asked, local_resolver
@@ -250,6 +250,26 @@ async def test_a_stream_falls_back_only_before_its_first_token(
     result: FallbackResult = await lenient.ask_async(prompt(stream=True))
     assert result.link == "other"
     assert result.restarted
+
+
+@pytest.mark.asyncio
+async def test_a_stream_that_broke_after_a_tool_call_began_is_not_restarted(
+    system: System, server: FakeServer
+) -> None:
+    """A streamed tool call is output too: once one began, a broken stream stops the chain.
+
+    No text arrived (``received_chars`` is 0), but the tool call's head did.
+    """
+    call = FakeToolCall("lookup", {"query": "a question long enough to stream in pieces"})
+    server.script(Reply(tool_calls=(call,)))
+    server.inject(Fault(error_after=3, model="big"))
+    ref = await chain_actor(system, server, Chain(links=("big", "other")))
+    with pytest.raises(AskError) as caught:
+        await ref.ask_async(prompt(stream=True))
+    assert caught.value.failure.details["received_tool_calls"] == "1"
+    assert caught.value.failure.details["received_chars"] == "0"
+    assert "not restarted" in caught.value.failure.message
+    assert asked(server) == ["big"]
 
 
 @pytest.mark.asyncio
