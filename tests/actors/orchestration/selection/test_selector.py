@@ -154,6 +154,46 @@ def test_open_breakers_everywhere_fail_circuit_open_before_any_request(
     assert len(ollama.calls) + len(openai.calls) == sent
 
 
+def test_a_model_whose_breaker_opened_is_probed_again_once_its_open_time_is_over(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """The Selector skips open breakers, so no call of its own would ever half-open one.
+
+    The host half-opens it when its open time ends and says so; the Selector then sends
+    the probe, which closes it.
+    """
+    ollama, openai = servers
+    config = Config.model_validate(
+        {
+            "discovery": {"enabled": False},
+            "resources": {"nvml": False},
+            "hosts": {
+                "local": {
+                    "url": ollama.url,
+                    "protocol": "ollama",
+                    "breaker": {"failure_threshold": 1, "open_s": 0.2},
+                }
+            },
+        }
+    )
+    fleet = start_fleet(system, config)
+    ollama.inject(Fault(status=500))
+    with pytest.raises(AskError):
+        system.lookup("local").ask(ChatRequest.prompt("small", "hi"))
+    assert fleet.catalog.wait_until(functools.partial(_is_open, name="local/small"), 10)
+    half_open = functools.partial(_in_state, name="local/small", state=BreakerState.HALF_OPEN)
+    assert fleet.catalog.wait_until(half_open, 10), "the breaker half-opened by itself"
+    selector = start_selector(system, fleet)
+    answer = ask(selector, candidates=("local/small",))
+    assert (answer.host, answer.model) == ("local", "small")
+    closed = functools.partial(_in_state, name="local/small", state=BreakerState.CLOSED)
+    assert fleet.catalog.wait_until(closed, 10)
+
+
+def _in_state(catalog: Catalog, *, name: str, state: BreakerState) -> bool:
+    return catalog.resolve(name).breaker is state
+
+
 def test_a_request_too_big_for_every_context_fails_before_it_is_sent(
     system: System, servers: tuple[FakeServer, FakeServer]
 ) -> None:
