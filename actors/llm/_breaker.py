@@ -14,8 +14,9 @@ Rules:
    up to ``max_open_s``. A rate-limit failure's ``retry_after`` stretches it when longer.
 3. **Half-open.** Once the open time is over (the owner calls :meth:`Breaker.expire`
    then, so that the state is published without waiting for a call), up to
-   ``half_open_probes`` calls are let through at once. When that many have succeeded the breaker closes (and forgets its
-   history); any counted failure opens it again, for longer.
+   ``half_open_probes`` calls are let through at once. When that many have succeeded
+   the breaker closes (and forgets its history); any counted failure opens it again,
+   for longer.
 
 Only failure kinds in ``counted`` move the breaker: a ``bad_request`` says nothing about
 the server's health, so by default it does not count (nor do context-window, content

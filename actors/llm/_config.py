@@ -715,8 +715,8 @@ class FallbackChainConfig(_Section):
         links: The models in order (a ``"host/model"`` string or a table).
         on: Per failure kind, ``retry``, ``next`` or ``stop`` (over the defaults).
         retries: How often ``retry`` tries the same link again.
-        backoff_s: The first retry's wait (doubled each time; a ``retry_after`` the
-            server sent is honoured when longer).
+        backoff_s: The first retry's wait (doubled each time, drawn from the upper half
+            of that for jitter; a ``retry_after`` the server sent is honoured when longer).
         content_policy_chain: A chain to take after a ``content_policy`` refusal;
             without one a refusal stops (it never falls through to the general chain).
         restart_streams: Fall back even after a streamed answer produced tokens (the

@@ -12,8 +12,9 @@ the I/O loop; each request is a walk, advanced by messages to the actor itself:
 3. a completion the quality check accepts answers the request (with every attempt);
    one it rejects moves on;
 4. a failure does what its kind's action says: ``retry`` the same link after a backoff
-   that honours ``retry_after``, ``next``, or ``stop``; a ``content_policy`` refusal
-   switches to the content-policy chain when there is one, else stops; a streamed
+   (doubling, jittered) that honours ``retry_after``, ``next``, or ``stop``; a
+   ``content_policy`` refusal switches to the content-policy chain when there is one,
+   else stops; a streamed
    answer that broke after output arrived (text, or a tool call begun) stops unless
    ``restart_streams``;
 5. when no link is left but some were cooling, wait for the earliest (within the
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -535,7 +537,11 @@ class FallbackChain(LoopActor[ChainMessage]):
         )
         if action == "retry":
             used = walk.tries.count(index)
-            wait = max(walk.chain.backoff_s * 2**used, failure.retry_after or 0.0)
+            # Jittered (the upper half of the doubled backoff), so that the walks that
+            # failed together do not all come back together; the server's retry_after
+            # is the floor.
+            backoff = walk.chain.backoff_s * 2**used * random.uniform(0.5, 1.0)
+            wait = max(backoff, failure.retry_after or 0.0)
             if used < walk.chain.retries and now + wait < walk.deadline:
                 walk.tries += (index,)
                 walk.attempts += (msgspec.structs.replace(record, waited_s=wait),)

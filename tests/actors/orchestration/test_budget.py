@@ -245,7 +245,7 @@ async def test_a_call_priced_per_gpu_second_ends_within_the_time_it_reserved(
     Left to run, the call would cost $2 against a budget that held (and allowed) $0.30.
     """
     settings = limits(BudgetLimitConfig(scope="global", usd=0.3), reserve_seconds=0.3)
-    budget = await system.spawn_async(
+    budget: Any = await system.spawn_async(
         Budget.spec(settings, {"m": PriceConfig(per_gpu_second=1.0)})
     )
     server.inject(Fault(latency=2.0))

@@ -357,6 +357,24 @@ async def test_retries_are_counted_per_link(system: System, server: FakeServer) 
 
 
 @pytest.mark.asyncio
+async def test_retry_backoff_is_jittered_within_its_upper_half(
+    system: System, server: FakeServer
+) -> None:
+    """Walks that fail alike do not all wait alike: each waits in [backoff/2, backoff]."""
+    chain = Chain(links=("big", "other"), on={FailureKind.SERVER_ERROR: "retry"}, backoff_s=0.02)
+    ref = await chain_actor(system, server, chain)
+    waits = []
+    for _ in range(4):  # 4 failures in 8 calls: under the breaker's 10-call minimum
+        server.inject(Fault(status=500, model="big"))
+        result: FallbackResult = await ref.ask_async(prompt())
+        path = [(a.link, a.action) for a in result.attempts]
+        assert path == [("big", "retry"), ("big", "answer")]
+        waits.append(result.attempts[0].waited_s)
+    assert all(0.01 <= w <= 0.02 for w in waits)
+    assert len(set(waits)) > 1
+
+
+@pytest.mark.asyncio
 async def test_a_link_may_name_its_host_and_an_unknown_one_moves_on(
     system: System, server: FakeServer
 ) -> None:

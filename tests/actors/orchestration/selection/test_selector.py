@@ -162,7 +162,7 @@ def test_a_model_whose_breaker_opened_is_probed_again_once_its_open_time_is_over
     The host half-opens it when its open time ends and says so; the Selector then sends
     the probe, which closes it.
     """
-    ollama, openai = servers
+    ollama, _ = servers
     config = Config.model_validate(
         {
             "discovery": {"enabled": False},
