@@ -365,6 +365,11 @@ class Selector(LoopActor[SelectorMessage]):
             max_cost_usd=message.max_cost_usd,
             budget=budget,
             entries=self._entries.entries(tuple(message.candidates) or policy.models),
+            seconds=(  # how long the call may take (_send bounds it so)
+                self.runtime.default_timeout
+                if message.deadline is None
+                else _remaining(message.deadline)
+            ),
         )
 
     def _select_model(self, message: SelectModel) -> Choice | Failure:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import queue
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,41 @@ def test_a_model_whose_breaker_opened_is_probed_again_once_its_open_time_is_over
     assert (answer.host, answer.model) == ("local", "small")
     closed = functools.partial(_in_state, name="local/small", state=BreakerState.CLOSED)
     assert fleet.catalog.wait_until(closed, 10)
+
+
+def test_a_model_priced_per_gpu_second_is_not_taken_for_free(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """$1 per GPU-second, 30 s allowed: its worst case is $30, over a $0.01 cap; not $0."""
+    ollama, openai = servers
+    config = Config.model_validate(
+        {
+            "discovery": {"enabled": False},
+            "resources": {"nvml": False},
+            "hosts": {
+                "local": {"url": ollama.url, "protocol": "ollama"},
+                "cloud": {"url": openai.url, "protocol": "openai"},
+            },
+            "prices": {
+                "local/small": {"per_gpu_second": 1.0},
+                "cloud/large": {"input_per_mtok": 1, "output_per_mtok": 4},
+            },
+            "models": {"large": {"context_length": 4096}},
+        }
+    )
+    selector = start_selector(system, start_fleet(system, config))
+    choice = selector.ask(
+        SelectModel(
+            request=ChatRequest.prompt("", "hi", max_tokens=100),
+            policy="cheapest",
+            max_cost_usd=0.01,
+            deadline=time.time() + 30,
+        )
+    )
+    assert choice.decision.qualified == "cloud/large"
+    (local,) = [c for c in choice.decision.considered if c.model == "local/small"]
+    assert local.rejected is not None
+    assert local.rejected.startswith("costs up to $")
 
 
 def _in_state(catalog: Catalog, *, name: str, state: BreakerState) -> bool:
