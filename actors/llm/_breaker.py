@@ -109,10 +109,16 @@ class Breaker:
 
     # -- outcomes -----------------------------------------------------------------------
 
-    def success(self) -> Transition | None:
-        """Record a successful call."""
+    def success(self, *, probe: bool = True) -> Transition | None:
+        """Record a successful call.
+
+        ``probe`` says whether the call held a half-open probe slot: one sent before the
+        breaker opened that ends while it is half-open counts as a success, but frees no
+        slot (it held none), so the probes in flight stay within ``half_open_probes``.
+        """
         if self.state is BreakerState.HALF_OPEN:
-            self.probes_in_flight = max(0, self.probes_in_flight - 1)
+            if probe:
+                self.probes_in_flight = max(0, self.probes_in_flight - 1)
             self.probe_successes += 1
             if self.probe_successes >= self.settings.half_open_probes:
                 return self._close(f"{self.probe_successes} probe(s) succeeded")

@@ -647,7 +647,7 @@ class ModelHost(Actor[HostMessage]):
         span = pending.span
         if isinstance(outcome, Completion):
             self._stats_for(model).success(outcome)
-            self._publish(model, breaker.success(), span)
+            self._publish(model, breaker.success(probe=pending.probe), span)
         else:
             self._stats_for(model).failure(outcome.kind)
             self._publish(
