@@ -670,7 +670,8 @@ class BudgetsConfig(_Section):
             ``max_tokens``) for a request that sets no ``max_tokens``, so that the
             reservation is a true worst case.
         reserve_seconds: The wall time reserved for a model priced per GPU-second when
-            the request has no deadline.
+            the request has no deadline (at most the system's default ask timeout, which
+            bounds such a call anyway); the call is then held to it.
         unpriced: What a call to a model without a price does while a limit applies:
             ``refuse`` (fail ``budget_exceeded`` before sending it) or ``free`` (count
             it as $0, flagged ``priced=false`` in the spend records).
