@@ -388,6 +388,20 @@ class ModelHost(Actor[HostMessage]):
             self._answer(pending, stopped)
             self._close(pending, stopped)
         self._pending.clear()
+        # A restarted host starts with closed breakers: say so, or whoever follows the
+        # transitions (the catalog, and the Selector that skips open breakers) would
+        # keep a model out for good on the word of an incarnation that is gone.
+        for model, breaker in self._breakers.items():
+            if breaker.state is not BreakerState.CLOSED:
+                self.runtime.bus.publish(
+                    BreakerTransition(
+                        host=self.name,
+                        model=model,
+                        from_state=breaker.state,
+                        to_state=BreakerState.CLOSED,
+                        reason="the host stopped; it starts again with closed breakers",
+                    )
+                )
         if self._own_client:
             self.runtime.bridge.cleanup(self.client.aclose(), f"{self.name} close client")
 

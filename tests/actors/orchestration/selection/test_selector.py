@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors import AskError, FailureKind, Ref, System
+from actors import ActorRestarted, AskError, FailureKind, Ref, System
 from actors.llm import BreakerState, Catalog, ChatRequest, Completion, Config, Fleet, start_fleet
 from actors.orchestration import (
     Feedback,
@@ -224,6 +224,42 @@ def test_a_model_priced_per_gpu_second_is_not_taken_for_free(
     (local,) = [c for c in choice.decision.considered if c.model == "local/small"]
     assert local.rejected is not None
     assert local.rejected.startswith("costs up to $")
+
+
+def test_a_restarted_host_s_models_are_candidates_again(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """A host that restarts has fresh, closed breakers: the catalog must not keep one open."""
+    ollama, _ = servers
+    config = Config.model_validate(
+        {
+            "discovery": {"enabled": False},
+            "resources": {"nvml": False},
+            "hosts": {
+                "local": {
+                    "url": ollama.url,
+                    "protocol": "ollama",
+                    "breaker": {"failure_threshold": 1, "open_s": 600.0, "max_open_s": 600.0},
+                }
+            },
+        }
+    )
+    fleet = start_fleet(system, config)
+    restarts: queue.Queue[ActorRestarted] = queue.Queue()
+    system.bus.subscribe(ActorRestarted, restarts)
+    ollama.inject(Fault(status=500))
+    host = system.lookup("local")
+    with pytest.raises(AskError):
+        host.ask(ChatRequest.prompt("small", "hi"))
+    assert fleet.catalog.wait_until(functools.partial(_is_open, name="local/small"), 10)
+    target = host._target
+    assert target is not None
+    target.stop()  # the supervisor starts it again
+    assert restarts.get(timeout=10).name == "local"
+    closed = functools.partial(_in_state, name="local/small", state=BreakerState.CLOSED)
+    assert fleet.catalog.wait_until(closed, 10)
+    answer = ask(start_selector(system, fleet), candidates=("local/small",))
+    assert (answer.host, answer.model) == ("local", "small")
 
 
 def _in_state(catalog: Catalog, *, name: str, state: BreakerState) -> bool:
