@@ -12,9 +12,11 @@ Rules:
 2. **Open.** Every call fails fast (``circuit_open``) for the open time. The first open
    lasts ``open_s``; each time a probe fails the open time is multiplied by ``backoff``,
    up to ``max_open_s``. A rate-limit failure's ``retry_after`` stretches it when longer.
-3. **Half-open.** Once the open time is over, up to ``half_open_probes`` calls are let
-   through at once. When that many have succeeded the breaker closes (and forgets its
-   history); any counted failure opens it again, for longer.
+3. **Half-open.** Once the open time is over (the owner calls :meth:`Breaker.expire`
+   then, so that the state is published without waiting for a call), up to
+   ``half_open_probes`` calls are let through at once. When that many have succeeded
+   the breaker closes (and forgets its history); any counted failure opens it again,
+   for longer.
 
 Only failure kinds in ``counted`` move the breaker: a ``bad_request`` says nothing about
 the server's health, so by default it does not count (nor do context-window, content
@@ -77,6 +79,19 @@ class Breaker:
             return max(0.0, self.open_until - self.clock())
         return 0.0
 
+    def expire(self) -> Transition | None:
+        """Half-open an open breaker whose open time is over (no call needed to notice).
+
+        Without it the breaker would half-open only when a call asks, and a router that
+        skips open breakers (the Selector reads the state the host publishes) would
+        never send the probe that closes it. ``None`` while the open time runs.
+        """
+        if self.state is not BreakerState.OPEN or self.clock() < self.open_until:
+            return None
+        self.probes_in_flight = 0
+        self.probe_successes = 0
+        return self._move(BreakerState.HALF_OPEN, "open time over; probing")
+
     def acquire(self) -> tuple[bool, Transition | None]:
         """Take permission for one call: (allowed, the transition it caused, if any)."""
         transition = None
@@ -94,10 +109,16 @@ class Breaker:
 
     # -- outcomes -----------------------------------------------------------------------
 
-    def success(self) -> Transition | None:
-        """Record a successful call."""
+    def success(self, *, probe: bool = True) -> Transition | None:
+        """Record a successful call.
+
+        ``probe`` says whether the call held a half-open probe slot: one sent before the
+        breaker opened that ends while it is half-open counts as a success, but frees no
+        slot (it held none), so the probes in flight stay within ``half_open_probes``.
+        """
         if self.state is BreakerState.HALF_OPEN:
-            self.probes_in_flight = max(0, self.probes_in_flight - 1)
+            if probe:
+                self.probes_in_flight = max(0, self.probes_in_flight - 1)
             self.probe_successes += 1
             if self.probe_successes >= self.settings.half_open_probes:
                 return self._close(f"{self.probe_successes} probe(s) succeeded")

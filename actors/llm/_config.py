@@ -670,7 +670,8 @@ class BudgetsConfig(_Section):
             ``max_tokens``) for a request that sets no ``max_tokens``, so that the
             reservation is a true worst case.
         reserve_seconds: The wall time reserved for a model priced per GPU-second when
-            the request has no deadline.
+            the request has no deadline (at most the system's default ask timeout, which
+            bounds such a call anyway); the call is then held to it.
         unpriced: What a call to a model without a price does while a limit applies:
             ``refuse`` (fail ``budget_exceeded`` before sending it) or ``free`` (count
             it as $0, flagged ``priced=false`` in the spend records).
@@ -715,8 +716,8 @@ class FallbackChainConfig(_Section):
         links: The models in order (a ``"host/model"`` string or a table).
         on: Per failure kind, ``retry``, ``next`` or ``stop`` (over the defaults).
         retries: How often ``retry`` tries the same link again.
-        backoff_s: The first retry's wait (doubled each time; a ``retry_after`` the
-            server sent is honoured when longer).
+        backoff_s: The first retry's wait (doubled each time, drawn from the upper half
+            of that for jitter; a ``retry_after`` the server sent is honoured when longer).
         content_policy_chain: A chain to take after a ``content_policy`` refusal;
             without one a refusal stops (it never falls through to the general chain).
         restart_streams: Fall back even after a streamed answer produced tokens (the

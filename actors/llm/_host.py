@@ -336,6 +336,7 @@ class ModelHost(Actor[HostMessage]):
         # Models whose breaker is not closed, with the end of their open time: replaced
         # (never changed) by the handlers, read by the call before it is sent.
         self._tripped: dict[str, float] = {}
+        self._expiring: set[str] = set()  # models whose breaker has a half-open timer set
         self._breakers: dict[str, Breaker] = {}
         self._stats: dict[str, _Stats] = {}
         self._last_used: dict[str, float] = {}
@@ -387,6 +388,20 @@ class ModelHost(Actor[HostMessage]):
             self._answer(pending, stopped)
             self._close(pending, stopped)
         self._pending.clear()
+        # A restarted host starts with closed breakers: say so, or whoever follows the
+        # transitions (the catalog, and the Selector that skips open breakers) would
+        # keep a model out for good on the word of an incarnation that is gone.
+        for model, breaker in self._breakers.items():
+            if breaker.state is not BreakerState.CLOSED:
+                self.runtime.bus.publish(
+                    BreakerTransition(
+                        host=self.name,
+                        model=model,
+                        from_state=breaker.state,
+                        to_state=BreakerState.CLOSED,
+                        reason="the host stopped; it starts again with closed breakers",
+                    )
+                )
         if self._own_client:
             self.runtime.bridge.cleanup(self.client.aclose(), f"{self.name} close client")
 
@@ -646,7 +661,7 @@ class ModelHost(Actor[HostMessage]):
         span = pending.span
         if isinstance(outcome, Completion):
             self._stats_for(model).success(outcome)
-            self._publish(model, breaker.success(), span)
+            self._publish(model, breaker.success(probe=pending.probe), span)
         else:
             self._stats_for(model).failure(outcome.kind)
             self._publish(
@@ -736,6 +751,8 @@ class ModelHost(Actor[HostMessage]):
         else:
             tripped[model] = self._breaker(model).open_until
         self._tripped = tripped
+        if transition.to_state is BreakerState.OPEN and transition.open_for_s is not None:
+            self._half_open_later(model, transition.open_for_s)
         event = BreakerTransition(
             host=self.name,
             model=model,
@@ -770,6 +787,29 @@ class ModelHost(Actor[HostMessage]):
                 },
             )
         self.runtime.bus.publish(event)
+
+    def _half_open_later(self, model: str, delay: float) -> None:
+        """Half-open ``model``'s breaker when its open time is over, and publish it.
+
+        One timer per model: a breaker that opens again while one is set (for longer)
+        is found still open when it fires, and the timer is set again for the rest.
+        """
+        if model in self._expiring:
+            return
+        self._expiring.add(model)
+
+        def expire() -> None:
+            self._expiring.discard(model)
+            breaker = self._breaker(model)
+            if breaker.state is not BreakerState.OPEN:
+                return  # a call half-opened it first
+            wait = breaker.retry_in()
+            if wait > 0:  # opened again since (for longer), or the timer fired early
+                self._half_open_later(model, wait)
+                return
+            self._publish(model, breaker.expire())
+
+        self.call_later(delay, expire, name="breaker open time over")
 
     def stats(self) -> HostStats:
         """The host's statistics now."""

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import datetime
 import email.utils
 import json
+import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -163,25 +165,42 @@ async def send_trace_context(request: httpx.Request) -> None:
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to wait, from ``retry-after-ms``, else ``retry-after`` (seconds or a date)."""
+    """Seconds to wait, from ``retry-after-ms``, else ``retry-after`` (seconds or a date).
+
+    An HTTP-date is GMT whatever zone it names: the obsolete forms (asctime's, or a
+    ``-0000`` offset) carry none and are read as GMT, never as this machine's local
+    time. A value that is no finite number (``inf``, ``nan``) is ignored: waiting for
+    ever is no instruction.
+    """
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
+        seconds = _finite(raw_ms)
+        if seconds is not None:
+            return max(0.0, seconds / 1000.0)
     raw = headers.get("retry-after")
     if raw is None:
         return None
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _finite(raw: str) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 @dataclass(slots=True)

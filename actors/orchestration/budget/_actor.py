@@ -432,13 +432,23 @@ class Budget(LoopActor[BudgetMessage]):
             seen = self._ratios[key] = deque(maxlen=_CALIBRATION_CALLS)
         seen.append(usage.input_tokens / hold.prompt_estimate)
 
+    def _seconds(self, given: float | None) -> float:
+        """The wall time a call may take: ``given``, else ``reserve_seconds``.
+
+        Never more than the system's default ask timeout: a call with no deadline of its
+        own gets that one when it is asked, so it cannot last longer.
+        """
+        if given:
+            return given
+        return min(self.settings.reserve_seconds, self.runtime.default_timeout)
+
     def _worst(
         self, host: str, model: str, prompt_tokens: int, max_tokens: int, seconds: float | None
     ) -> tuple[PriceConfig | None, float]:
         price = self._price(host, model)
         if price is None:
             return None, 0.0
-        seconds = seconds or self.settings.reserve_seconds
+        seconds = self._seconds(seconds)
         return price, price.worst_case(prompt_tokens, max_tokens, seconds)
 
     def _expire(self, now: float) -> None:
@@ -523,7 +533,7 @@ class Budget(LoopActor[BudgetMessage]):
         estimate = 0 if counted else message.prompt_tokens
         self._meta[rid] = _Hold(scope, message.host, message.model, priced, estimate)
         held = self.ledger.held[rid]
-        expires = now + (message.seconds or self.settings.reserve_seconds) + _HOLD_GRACE_S
+        expires = now + self._seconds(message.seconds) + _HOLD_GRACE_S
         if held.keys:
             heapq.heappush(self._expiry, (expires, rid))
         if self.store is not None and held.keys:
@@ -541,6 +551,7 @@ class Budget(LoopActor[BudgetMessage]):
             )
             insert = StoreInsert(table="budget_holds", columns=_HOLD_COLUMNS, rows=(row,))
             self._write(insert)
+        timed = price is not None and price.per_gpu_second > 0
         return Reservation(
             id=rid,
             amount_usd=amount,
@@ -549,6 +560,7 @@ class Budget(LoopActor[BudgetMessage]):
             accounts=held.keys,
             prompt_tokens=prompt,
             prompt_counted=counted,
+            seconds=self._seconds(message.seconds) if timed else None,
         )
 
     def _close(self, rid: str) -> None:

@@ -68,18 +68,21 @@ def failed_usage(failure: Failure, request: ChatRequest) -> Usage | None:
     """What a failed call used, when the server did work before it failed; else ``None``.
 
     The server did work when it reported usage before the failure (``input_tokens`` /
-    ``output_tokens`` in the failure's details), or when output arrived
-    (``received_chars``). Tokens it did not report are estimated: the prompt as at
-    admission, the output from the text received.
+    ``output_tokens`` in the failure's details), or when output arrived: text
+    (``received_chars``) or a tool call begun (``received_tool_calls``). Tokens it did
+    not report are estimated: the prompt as at admission, the output from the text
+    received (at least a token per tool call begun: its arguments are not kept).
     """
     details = failure.details
     reported_in = _int(details.get("input_tokens"))
     reported_out = _int(details.get("output_tokens"))
     received = _int(details.get("received_chars")) or 0
+    calls = _int(details.get("received_tool_calls")) or 0
     text = details.get("received_text", "")
-    if not received and reported_in is None and reported_out is None:
+    if not received and not calls and reported_in is None and reported_out is None:
         return None
     out_estimate = _text_tokens(text) if text else math.ceil(received / _BYTES_PER_TOKEN)
+    out_estimate = max(out_estimate, calls)
     return Usage(
         input_tokens=reported_in if reported_in is not None else estimate_prompt_tokens(request),
         output_tokens=max(reported_out or 0, out_estimate),
@@ -109,7 +112,8 @@ async def budgeted_chat(
 
     Without a budget this is a plain ask. With one, the worst case is reserved first
     (a ``budget_exceeded`` failure comes back before any request is sent), the request
-    goes out with ``max_tokens`` bounded by the reservation, and the reservation is
+    goes out with ``max_tokens`` (and, for a model priced per GPU-second, its deadline)
+    bounded by the reservation, and the reservation is
     settled to the real cost, or released if the call failed or was cancelled.
     ``exact_tokens``: have the server count the prompt for the reservation (where the
     host has a count route); ``None``: as the Budget is configured.
@@ -139,6 +143,8 @@ async def budgeted_chat(
         return exc.failure
     if request.max_tokens != held.max_tokens:
         request = msgspec.structs.replace(request, max_tokens=held.max_tokens)
+    if held.seconds is not None:
+        request, timeout = _within(request, timeout, held.seconds)
     started = time.perf_counter()
     try:
         completion: Completion = await host.ask_async(request, timeout=timeout)
@@ -166,6 +172,23 @@ async def budgeted_chat(
         ),
     )
     return completion
+
+
+def _within(
+    request: ChatRequest, timeout: float | None, seconds: float
+) -> tuple[ChatRequest, float | None]:
+    """``request`` and ``timeout`` bounded by the wall time a reservation counted.
+
+    A model priced per GPU-second costs what its call lasts: one that outlived the
+    time reserved for it would cost more than is held, so it must end by then (the
+    host enforces the request's deadline and aborts the call).
+    """
+    if timeout is None or timeout > seconds:
+        timeout = seconds
+    deadline = time.time() + seconds
+    if request.deadline is None or request.deadline > deadline:
+        request = msgspec.structs.replace(request, deadline=deadline)
+    return request, timeout
 
 
 def settle_failure(

@@ -43,6 +43,9 @@ class Reservation(Message, frozen=True, kw_only=True):
             :class:`~actors.orchestration.Budget`; or the server's own count).
         prompt_counted: Where the server counted them (its token-count route, e.g.
             ``/v1/messages/count_tokens``); "" for an estimate.
+        seconds: For a model priced per GPU-second, the wall time the worst case
+            counted: the call must end within it (send it as the request's deadline),
+            or it could cost more than is held. ``None`` when time costs nothing.
     """
 
     id: str
@@ -52,6 +55,7 @@ class Reservation(Message, frozen=True, kw_only=True):
     accounts: tuple[str, ...] = ()
     prompt_tokens: int = 0
     prompt_counted: str = ""
+    seconds: float | None = None
 
 
 class Reserve(Request[Reservation], frozen=True, kw_only=True):

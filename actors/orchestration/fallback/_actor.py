@@ -12,9 +12,11 @@ the I/O loop; each request is a walk, advanced by messages to the actor itself:
 3. a completion the quality check accepts answers the request (with every attempt);
    one it rejects moves on;
 4. a failure does what its kind's action says: ``retry`` the same link after a backoff
-   that honours ``retry_after``, ``next``, or ``stop``; a ``content_policy`` refusal
-   switches to the content-policy chain when there is one, else stops; a streamed
-   answer that broke after tokens arrived stops unless ``restart_streams``;
+   (doubling, jittered) that honours ``retry_after``, ``next``, or ``stop``; a
+   ``content_policy`` refusal switches to the content-policy chain when there is one,
+   else stops; a streamed
+   answer that broke after output arrived (text, or a tool call begun) stops unless
+   ``restart_streams``;
 5. when no link is left but some were cooling, wait for the earliest (within the
    deadline) and try those; otherwise fail with the last failure, the path in its
    details.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -534,7 +537,11 @@ class FallbackChain(LoopActor[ChainMessage]):
         )
         if action == "retry":
             used = walk.tries.count(index)
-            wait = max(walk.chain.backoff_s * 2**used, failure.retry_after or 0.0)
+            # Jittered (the upper half of the doubled backoff), so that the walks that
+            # failed together do not all come back together; the server's retry_after
+            # is the floor.
+            backoff = walk.chain.backoff_s * 2**used * random.uniform(0.5, 1.0)
+            wait = max(backoff, failure.retry_after or 0.0)
             if used < walk.chain.retries and now + wait < walk.deadline:
                 walk.tries += (index,)
                 walk.attempts += (msgspec.structs.replace(record, waited_s=wait),)
@@ -568,7 +575,7 @@ class FallbackChain(LoopActor[ChainMessage]):
         kind = failure.kind
         why = failure.message
         request = walk.message.request
-        if request.stream and int(failure.details.get("received_chars", "0") or 0) > 0:
+        if request.stream and _had_output(failure.details):
             if not walk.chain.restart_streams:
                 return "stop", f"{why} (the stream had produced tokens: not restarted)"
             walk.restarted = True
@@ -650,6 +657,15 @@ class FallbackChain(LoopActor[ChainMessage]):
             span.set_attribute("error.type", failure.kind.value)
             span.set_status(trace.StatusCode.ERROR, failure.message)
         span.end()
+
+
+def _had_output(details: dict[str, str]) -> bool:
+    """Whether a broken stream had produced output: text, or the start of a tool call."""
+    for key in ("received_chars", "received_tool_calls"):
+        value = details.get(key)
+        if value and value != "0" and value.isdigit():
+            return True
+    return False
 
 
 _ACCEPTED = (True, "")

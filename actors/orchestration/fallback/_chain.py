@@ -12,7 +12,8 @@ The defaults are the ones users expect and that gateways commonly get wrong:
   ``budget_exceeded`` (a cheaper link may fit) move on to the next link.
 
 ``on`` overrides any of them with ``retry`` (the same link again, ``retries`` times,
-with doubling backoff that honours the server's ``retry_after``), ``next`` or ``stop``.
+with doubling, jittered backoff that honours the server's ``retry_after``), ``next`` or
+``stop``.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ class Chain:
         name: A name for spans, results and metrics.
         on: Per failure kind, ``retry``, ``next`` or ``stop`` over :data:`DEFAULT_ACTIONS`.
         retries: How often ``retry`` tries a link again.
-        backoff_s: The first retry's wait (doubled each time; a longer ``retry_after``
-            from the server wins).
+        backoff_s: The first retry's wait (doubled each time, and drawn from the upper
+            half of that for jitter; a longer ``retry_after`` from the server wins).
         content_policy: The chain to take after a ``content_policy`` refusal (without
             one, a refusal stops).
         restart_streams: Fall back after a streamed answer produced tokens; the result

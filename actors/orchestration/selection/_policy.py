@@ -174,7 +174,9 @@ class BudgetCeiling:
     worst_usd: Mapping[str, float | None] = field(default_factory=dict)
     max_tokens: int | None = None
 
-    def rejects(self, entry: ModelEntry, prompt_tokens: int) -> str | None:
+    def rejects(
+        self, entry: ModelEntry, prompt_tokens: int, seconds: float | None = None
+    ) -> str | None:
         """Why the budget rules ``entry`` out (``None``: it fits)."""
         name = entry.qualified
         if name in self.worst_usd:
@@ -182,7 +184,7 @@ class BudgetCeiling:
             if worst is None:
                 return f"unpriced, and the budget ({self.account}) refuses unpriced models"
         else:
-            worst = worst_cost(entry, prompt_tokens, self.max_tokens)
+            worst = worst_cost(entry, prompt_tokens, self.max_tokens, seconds)
             if worst is None:
                 return None
         if worst > self.left_usd + 1e-12:
@@ -255,24 +257,36 @@ def prior(entry: ModelEntry, task_type: str) -> float:
     return min(mean, 0.95)
 
 
-def worst_cost(entry: ModelEntry, prompt_tokens: int, max_tokens: int | None) -> float | None:
-    """The most a request can cost on ``entry``: the prompt, and every output token allowed.
+def worst_cost(
+    entry: ModelEntry, prompt_tokens: int, max_tokens: int | None, seconds: float | None = None
+) -> float | None:
+    """The most a request can cost on ``entry``: its prompt, and all the output allowed.
 
+    For a model priced per GPU-second, the whole ``seconds`` the call may take as well.
     ``None`` when the model has no price. Without ``max_tokens``,
-    :data:`DEFAULT_OUTPUT_TOKENS` stands in for the output.
+    :data:`DEFAULT_OUTPUT_TOKENS` stands in for the output. A model priced per
+    GPU-second with no ``seconds`` to bound the call has no finite worst case (``inf``),
+    never a silent $0.
     """
-    if entry.price is None:
+    price = entry.price
+    if price is None:
         return None
     out = max_tokens or DEFAULT_OUTPUT_TOKENS
-    return (prompt_tokens * entry.price.input_per_mtok + out * entry.price.output_per_mtok) / 1e6
+    tokens = (prompt_tokens * price.input_per_mtok + out * price.output_per_mtok) / 1e6
+    if not price.per_gpu_second:
+        return tokens
+    if seconds is None:
+        return math.inf
+    return tokens + seconds * price.per_gpu_second
 
 
-def _eligible(  # noqa: PLR0911 - one return per constraint
+def _eligible(  # noqa: PLR0911, PLR0917 - one return per constraint; the hot path
     entry: ModelEntry,
     features: TaskFeatures,
     max_tokens: int | None,
     catalog: Catalog,
     max_cost_usd: float | None,
+    seconds: float | None = None,
 ) -> str | None:
     """Why ``entry`` cannot take the request (``None``: it can)."""
     capabilities = entry.capabilities
@@ -294,7 +308,7 @@ def _eligible(  # noqa: PLR0911 - one return per constraint
         budget = catalog.budget_bytes or 0
         return f"not loaded and needs {entry.size_bytes} bytes, more than the {budget} budget"
     if max_cost_usd is not None:
-        worst = worst_cost(entry, features.prompt_tokens, max_tokens)
+        worst = worst_cost(entry, features.prompt_tokens, max_tokens, seconds)
         if worst is not None and worst > max_cost_usd:
             return f"costs up to ${worst:.6f}, more than the ${max_cost_usd:.6f} allowed"
     return None
@@ -341,6 +355,7 @@ def decide(
     max_cost_usd: float | None = None,
     budget: BudgetCeiling | None = None,
     entries: Sequence[ModelEntry] | None = None,
+    seconds: float | None = None,
 ) -> Decision:
     """Choose a model for a request: filter by constraints, score, pick (pure but for ``rng``).
 
@@ -360,6 +375,8 @@ def decide(
             rejected (see the module docstring).
         entries: The catalog entries ``candidates`` stand for, when the caller has them
             already (a Selector caches them per catalog version: :class:`EntryCache`).
+        seconds: The longest the call may take: what a model priced per GPU-second may
+            cost at worst (``None``: unbounded, so such a model's worst case is ``inf``).
 
     Returns:
         The decision; its ``host`` is ``""`` when no model is eligible (every
@@ -374,9 +391,9 @@ def decide(
     over_budget = 0
     out_tokens = float(max_tokens or DEFAULT_OUTPUT_TOKENS)
     for entry in entries:
-        why = _eligible(entry, features, max_tokens, catalog, max_cost_usd)
+        why = _eligible(entry, features, max_tokens, catalog, max_cost_usd, seconds)
         if why is None and budget is not None:
-            why = budget.rejects(entry, features.prompt_tokens)
+            why = budget.rejects(entry, features.prompt_tokens, seconds)
             over_budget += why is not None
         if why is not None:
             considered.append(Considered(model=entry.qualified, rejected=why, loaded=entry.loaded))
@@ -536,6 +553,10 @@ def _score_inputs(  # noqa: PLR0917 - the hot path: positional on purpose
         else (features.prompt_tokens * price.input_per_mtok + out_tokens * price.output_per_mtok)
         / 1e6
     )
+    if cost is not None and price is not None and price.per_gpu_second:
+        # Priced by the second: the expected cost needs its expected latency; until one
+        # is known the cost is unknown (the median of the others), never $0.
+        cost = None if latency is None else cost + latency * price.per_gpu_second
     evicts = (
         entry.loaded is False and entry.size_bytes is not None and not catalog.fits_memory(entry)
     )

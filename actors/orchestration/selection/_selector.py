@@ -365,6 +365,11 @@ class Selector(LoopActor[SelectorMessage]):
             max_cost_usd=message.max_cost_usd,
             budget=budget,
             entries=self._entries.entries(tuple(message.candidates) or policy.models),
+            seconds=(  # how long the call may take (_send bounds it so)
+                self.runtime.default_timeout
+                if message.deadline is None
+                else _remaining(message.deadline)
+            ),
         )
 
     def _select_model(self, message: SelectModel) -> Choice | Failure:
@@ -587,6 +592,9 @@ class Selector(LoopActor[SelectorMessage]):
         now = time.time()
         deadline = message.deadline
         remaining = self.runtime.default_timeout if deadline is None else max(deadline - now, 0.0)
+        if held is not None and held.seconds is not None:
+            # Priced per GPU-second: the call must end within the time the budget held.
+            remaining = min(remaining, held.seconds)
         chat = msgspec.structs.replace(
             message.request, model=decision.model, deadline=now + remaining, trace=None
         )

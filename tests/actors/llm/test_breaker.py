@@ -103,6 +103,36 @@ def test_half_open_admits_limited_probes_and_closes_after_they_succeed() -> None
     assert not breaker.rejects()
 
 
+def test_a_call_sent_before_it_opened_frees_no_probe_slot() -> None:
+    """Two probes in flight; an older call's success counts, but a third probe waits."""
+    breaker, clock = make(failure_threshold=1, open_s=5, half_open_probes=2)
+    fail(breaker)
+    clock.now += 5
+    assert breaker.acquire()[0]
+    assert breaker.acquire()[0]
+    assert breaker.success(probe=False) is None  # sent while closed, answered now
+    assert breaker.acquire() == (False, None)  # still two probes in flight
+    closing = breaker.success()
+    assert closing is not None
+    assert closing.to_state is CLOSED
+
+
+def test_expire_half_opens_only_once_the_open_time_is_over() -> None:
+    """The owner's timer half-opens the breaker without a call; probes are then admitted."""
+    breaker, clock = make(failure_threshold=1, open_s=5, half_open_probes=1)
+    fail(breaker)
+    clock.now += 4.9
+    assert breaker.expire() is None
+    assert breaker.state is OPEN
+    clock.now += 0.1
+    transition = breaker.expire()
+    assert transition is not None
+    assert (transition.from_state, transition.to_state) == (OPEN, HALF)
+    assert breaker.expire() is None  # already half-open
+    assert breaker.acquire() == (True, None)
+    assert breaker.acquire() == (False, None)  # the one probe slot is taken
+
+
 def test_open_time_grows_while_probes_keep_failing_up_to_the_cap() -> None:
     breaker, clock = make(failure_threshold=1, open_s=1, backoff=2, max_open_s=5)
     fail(breaker)

@@ -44,7 +44,7 @@ from actors.orchestration.budget import (
     window_of,
 )
 from actors.store import Journal, Store, StoreInsert
-from actors.testing import FakeServer, Fault, Reply
+from actors.testing import FakeServer, FakeToolCall, Fault, Reply
 from tests.support.hosts import start_host_async
 
 PRICE = PriceConfig(input_per_mtok=1_000_000.0, output_per_mtok=1_000_000.0)
@@ -234,6 +234,29 @@ async def test_a_failed_call_releases_its_reservation(system: System, server: Fa
     second = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
     assert not isinstance(second, Failure)
     assert chats(server) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_call_priced_per_gpu_second_ends_within_the_time_it_reserved(
+    system: System, server: FakeServer
+) -> None:
+    """No deadline, $1 a second, 0.3 s reserved: a server that takes 2 s is cut off at 0.3 s.
+
+    Left to run, the call would cost $2 against a budget that held (and allowed) $0.30.
+    """
+    settings = limits(BudgetLimitConfig(scope="global", usd=0.3), reserve_seconds=0.3)
+    budget: Any = await system.spawn_async(
+        Budget.spec(settings, {"m": PriceConfig(per_gpu_second=1.0)})
+    )
+    server.inject(Fault(latency=2.0))
+    host = await local(system, server)
+    answer = await budgeted_chat(host, request(), budget=budget, scope=SpendScope())
+    assert isinstance(answer, Failure)
+    assert answer.kind is FailureKind.TIMEOUT
+    report: SpendReport = await budget.ask_async(SpendQuery())
+    (account,) = report.budgets
+    assert account.spent_usd <= 0.3
+    assert account.reserved_usd == 0.0
 
 
 @pytest.mark.asyncio
@@ -461,6 +484,30 @@ async def test_a_stream_cut_after_tokens_is_charged_what_the_server_reported(
         after: SpendReport = await budget.ask_async(SpendQuery())
         assert (after.calls, after.total_usd) == (1, report.total_usd)
         assert after.budgets[0].reserved_usd == 0.0
+
+
+@pytest.mark.asyncio
+async def test_a_stream_cut_after_a_tool_call_began_is_charged(
+    system: System, server: FakeServer
+) -> None:
+    """No text arrived, but a tool call had begun: the server did the work, so it is charged.
+
+    The prompt (estimated at 5 tokens) and a token for the tool call's head, at $1 each.
+    """
+    budget = await start_budget(system, limits(BudgetLimitConfig(scope="global", usd=1e6)))
+    host = await local(system, server)
+    call = FakeToolCall("lookup", {"query": "a question long enough to stream in pieces"})
+    server.script(Reply(tool_calls=(call,)))
+    server.inject(Fault(error_after=3))
+    streamed = ChatRequest.prompt("m", "hi", max_tokens=50, stream=True)
+    failure = await budgeted_chat(host, streamed, budget=budget, scope=SpendScope())
+    assert isinstance(failure, Failure)
+    assert failure.details["received_chars"] == "0"
+    assert failure.details["received_tool_calls"] == "1"
+    report: SpendReport = await budget.ask_async(SpendQuery())  # after the settle, told first
+    assert report.calls == 1
+    assert report.total_usd == estimate_prompt_tokens(streamed) + 1
+    assert report.budgets[0].reserved_usd == 0.0
 
 
 @pytest.mark.asyncio

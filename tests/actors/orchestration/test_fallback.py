@@ -15,7 +15,7 @@ from actors import AskError, FailureKind, System
 from actors.llm import ChatMessage, ChatRequest, HostConfig
 from actors.orchestration import Chain, FallbackChain, FallbackRequest, FallbackResult, link
 from actors.orchestration.fallback import Health
-from actors.testing import FakeModel, FakeServer, Fault, Reply
+from actors.testing import FakeModel, FakeServer, FakeToolCall, Fault, Reply
 from otel.testing import InMemorySpanExporter, wait_for_spans
 from tests.support.hosts import start_host_async
 from tests.support.local import asked, local_resolver
@@ -253,6 +253,26 @@ async def test_a_stream_falls_back_only_before_its_first_token(
 
 
 @pytest.mark.asyncio
+async def test_a_stream_that_broke_after_a_tool_call_began_is_not_restarted(
+    system: System, server: FakeServer
+) -> None:
+    """A streamed tool call is output too: once one began, a broken stream stops the chain.
+
+    No text arrived (``received_chars`` is 0), but the tool call's head did.
+    """
+    call = FakeToolCall("lookup", {"query": "a question long enough to stream in pieces"})
+    server.script(Reply(tool_calls=(call,)))
+    server.inject(Fault(error_after=3, model="big"))
+    ref = await chain_actor(system, server, Chain(links=("big", "other")))
+    with pytest.raises(AskError) as caught:
+        await ref.ask_async(prompt(stream=True))
+    assert caught.value.failure.details["received_tool_calls"] == "1"
+    assert caught.value.failure.details["received_chars"] == "0"
+    assert "not restarted" in caught.value.failure.message
+    assert asked(server) == ["big"]
+
+
+@pytest.mark.asyncio
 async def test_links_that_keep_failing_are_demoted(system: System, server: FakeServer) -> None:
     """After ``eject_after`` failures ``big`` is ejected: the next request asks ``other`` first."""
     server.inject(Fault(status=500, model="big", times=None))
@@ -334,6 +354,24 @@ async def test_retries_are_counted_per_link(system: System, server: FakeServer) 
     ]
     assert "no retries left" in result.attempts[2].why
     assert asked(server) == ["big", "big", "big", "other"]
+
+
+@pytest.mark.asyncio
+async def test_retry_backoff_is_jittered_within_its_upper_half(
+    system: System, server: FakeServer
+) -> None:
+    """Walks that fail alike do not all wait alike: each waits in [backoff/2, backoff]."""
+    chain = Chain(links=("big", "other"), on={FailureKind.SERVER_ERROR: "retry"}, backoff_s=0.02)
+    ref = await chain_actor(system, server, chain)
+    waits = []
+    for _ in range(4):  # 4 failures in 8 calls: under the breaker's 10-call minimum
+        server.inject(Fault(status=500, model="big"))
+        result: FallbackResult = await ref.ask_async(prompt())
+        path = [(a.link, a.action) for a in result.attempts]
+        assert path == [("big", "retry"), ("big", "answer")]
+        waits.append(result.attempts[0].waited_s)
+    assert all(0.01 <= w <= 0.02 for w in waits)
+    assert len(set(waits)) > 1
 
 
 @pytest.mark.asyncio

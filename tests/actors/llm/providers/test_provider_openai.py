@@ -510,6 +510,38 @@ async def test_retry_after_headers(
     assert failure.retry_after == pytest.approx(expected, abs=1.5)
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("@asctime", 30.0), ("@minus-zero", 30.0), ("inf", None), ("nan", None)],
+)
+async def test_retry_after_dates_are_gmt_and_infinities_are_ignored(
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+    expected: float | None,
+) -> None:
+    """A date without a zone is GMT, not local time (here 5 h behind); ``inf`` is no wait."""
+    later = time.gmtime(time.time() + 30)
+    if value == "@asctime":
+        value = time.strftime("%a %b %e %H:%M:%S %Y", later)
+    elif value == "@minus-zero":
+        value = time.strftime("%a, %d %b %Y %H:%M:%S -0000", later)
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    try:
+        with FakeServer(_Headers({"retry-after": value}), models=["m"]) as fake:
+            fake.inject(Fault(status=429, message="slow down"))
+            failure = await failure_of(openai(fake, client).chat(ChatRequest.prompt("m", "q")))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert failure.kind is FailureKind.RATE_LIMITED
+    if expected is None:
+        assert failure.retry_after is None
+    else:
+        assert failure.retry_after == pytest.approx(expected, abs=1.5)
+
+
 async def test_retry_after_from_message(server: FakeServer, client: httpx.AsyncClient) -> None:
     server.inject(
         Fault(status=429, message="Rate limit reached for gpt-4o. Please try again in 18.642s.")

@@ -113,6 +113,29 @@ def test_cheapest_and_fastest_order_by_price_and_history() -> None:
     assert costs["h/b"] == pytest.approx((0 * 0.1 + 256 * 0.3) / 1e6, rel=0.1)
 
 
+def test_a_model_priced_per_gpu_second_costs_its_expected_time() -> None:
+    """$0.01 a GPU-second at 2 s a call is $0.02, dearer than b; no latency yet: unknown, not $0."""
+    config = Config.model_validate(
+        {
+            "prices": {
+                "gpu": {"per_gpu_second": 0.01},
+                "b": {"input_per_mtok": 0.1, "output_per_mtok": 0.3},
+            }
+        }
+    )
+    catalog = make_catalog(ModelInfo(id="gpu"), ModelInfo(id="b"), config=config)
+    cheapest = Policy(name="c", kind="cheapest", explore=False)
+    unknown = decide(cheapest, code(), catalog, History())
+    assert {c.model: c.cost_usd for c in unknown.considered}["h/gpu"] is None
+    history = History()
+    history.record("h/gpu", "code", ok=True, latency_s=2.0)
+    history.record("h/b", "code", ok=True, latency_s=2.0)
+    known = decide(cheapest, code(), catalog, history)
+    assert known.model == "b"
+    costs = {c.model: c.cost_usd for c in known.considered}
+    assert costs["h/gpu"] == pytest.approx(0.02)
+
+
 def test_a_pin_wins_for_its_task_type_and_yields_when_its_model_is_unavailable() -> None:
     """pin={'code': m} picks m for code only; an open breaker on m falls back, saying so."""
     catalog = make_catalog(ModelInfo(id="a"), ModelInfo(id="b"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import queue
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors import AskError, FailureKind, Ref, System
+from actors import ActorRestarted, AskError, FailureKind, Ref, System
 from actors.llm import BreakerState, Catalog, ChatRequest, Completion, Config, Fleet, start_fleet
 from actors.orchestration import (
     Feedback,
@@ -152,6 +153,117 @@ def test_open_breakers_everywhere_fail_circuit_open_before_any_request(
     assert caught.value.failure.kind is FailureKind.CIRCUIT_OPEN
     assert "local/small: circuit breaker open" in caught.value.failure.message
     assert len(ollama.calls) + len(openai.calls) == sent
+
+
+def test_a_model_whose_breaker_opened_is_probed_again_once_its_open_time_is_over(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """The Selector skips open breakers, so no call of its own would ever half-open one.
+
+    The host half-opens it when its open time ends and says so; the Selector then sends
+    the probe, which closes it.
+    """
+    ollama, _ = servers
+    config = Config.model_validate(
+        {
+            "discovery": {"enabled": False},
+            "resources": {"nvml": False},
+            "hosts": {
+                "local": {
+                    "url": ollama.url,
+                    "protocol": "ollama",
+                    "breaker": {"failure_threshold": 1, "open_s": 0.2},
+                }
+            },
+        }
+    )
+    fleet = start_fleet(system, config)
+    ollama.inject(Fault(status=500))
+    with pytest.raises(AskError):
+        system.lookup("local").ask(ChatRequest.prompt("small", "hi"))
+    assert fleet.catalog.wait_until(functools.partial(_is_open, name="local/small"), 10)
+    half_open = functools.partial(_in_state, name="local/small", state=BreakerState.HALF_OPEN)
+    assert fleet.catalog.wait_until(half_open, 10), "the breaker half-opened by itself"
+    selector = start_selector(system, fleet)
+    answer = ask(selector, candidates=("local/small",))
+    assert (answer.host, answer.model) == ("local", "small")
+    closed = functools.partial(_in_state, name="local/small", state=BreakerState.CLOSED)
+    assert fleet.catalog.wait_until(closed, 10)
+
+
+def test_a_model_priced_per_gpu_second_is_not_taken_for_free(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """$1 per GPU-second, 30 s allowed: its worst case is $30, over a $0.01 cap; not $0."""
+    ollama, openai = servers
+    config = Config.model_validate(
+        {
+            "discovery": {"enabled": False},
+            "resources": {"nvml": False},
+            "hosts": {
+                "local": {"url": ollama.url, "protocol": "ollama"},
+                "cloud": {"url": openai.url, "protocol": "openai"},
+            },
+            "prices": {
+                "local/small": {"per_gpu_second": 1.0},
+                "cloud/large": {"input_per_mtok": 1, "output_per_mtok": 4},
+            },
+            "models": {"large": {"context_length": 4096}},
+        }
+    )
+    selector = start_selector(system, start_fleet(system, config))
+    choice = selector.ask(
+        SelectModel(
+            request=ChatRequest.prompt("", "hi", max_tokens=100),
+            policy="cheapest",
+            max_cost_usd=0.01,
+            deadline=time.time() + 30,
+        )
+    )
+    assert choice.decision.qualified == "cloud/large"
+    (local,) = [c for c in choice.decision.considered if c.model == "local/small"]
+    assert local.rejected is not None
+    assert local.rejected.startswith("costs up to $")
+
+
+def test_a_restarted_host_s_models_are_candidates_again(
+    system: System, servers: tuple[FakeServer, FakeServer]
+) -> None:
+    """A host that restarts has fresh, closed breakers: the catalog must not keep one open."""
+    ollama, _ = servers
+    config = Config.model_validate(
+        {
+            "discovery": {"enabled": False},
+            "resources": {"nvml": False},
+            "hosts": {
+                "local": {
+                    "url": ollama.url,
+                    "protocol": "ollama",
+                    "breaker": {"failure_threshold": 1, "open_s": 600.0, "max_open_s": 600.0},
+                }
+            },
+        }
+    )
+    fleet = start_fleet(system, config)
+    restarts: queue.Queue[ActorRestarted] = queue.Queue()
+    system.bus.subscribe(ActorRestarted, restarts)
+    ollama.inject(Fault(status=500))
+    host = system.lookup("local")
+    with pytest.raises(AskError):
+        host.ask(ChatRequest.prompt("small", "hi"))
+    assert fleet.catalog.wait_until(functools.partial(_is_open, name="local/small"), 10)
+    target = host._target
+    assert target is not None
+    target.stop()  # the supervisor starts it again
+    assert restarts.get(timeout=10).name == "local"
+    closed = functools.partial(_in_state, name="local/small", state=BreakerState.CLOSED)
+    assert fleet.catalog.wait_until(closed, 10)
+    answer = ask(start_selector(system, fleet), candidates=("local/small",))
+    assert (answer.host, answer.model) == ("local", "small")
+
+
+def _in_state(catalog: Catalog, *, name: str, state: BreakerState) -> bool:
+    return catalog.resolve(name).breaker is state
 
 
 def test_a_request_too_big_for_every_context_fails_before_it_is_sent(
