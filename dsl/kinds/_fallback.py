@@ -184,6 +184,9 @@ def fallback(
         options: Vendor-specific request fields.
         args: Sources for placeholders that are not bound by name.
         **step_options: The common step options (:class:`~dsl.kinds.CommonOptions`).
+            ``max_retries`` defaults to 0 here, not 3: the chain is the retry loop (its
+            ``retries`` and its links), so a chain that has failed is not walked again
+            from the top. Give ``max_retries`` to walk it again.
 
     Raises:
         ValueError: A chain option is invalid (an empty chain, an unknown action), or
@@ -232,4 +235,5 @@ def fallback(
         stream=stream,
         options=dict(options or {}),
     )
-    return StepDef(impl=impl, sources=dict(args or {}), options=dict(step_options))
+    options_given: dict[str, Any] = {"max_retries": 0, **step_options}
+    return StepDef(impl=impl, sources=dict(args or {}), options=options_given)

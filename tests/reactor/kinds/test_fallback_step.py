@@ -66,6 +66,43 @@ def test_a_fallback_step_answers_from_the_next_link(
     assert asked(server) == ["primary", "backup"]
 
 
+class Walked(Reactor):
+    """A chain left at the step's default retries."""
+
+    question = Input(str)
+    once = fallback("{question}", chain=["primary", "backup"], name="once", backoff_s=0)
+
+
+class WalkedTwice(Reactor):
+    """The same chain, walked a second time when the first walk fails (``max_retries=1``)."""
+
+    question = Input(str)
+    twice = fallback(
+        "{question}", chain=["primary", "backup"], name="twice", backoff_s=0, max_retries=1
+    )
+
+
+def test_a_failed_chain_is_not_walked_again_by_the_step(
+    system: System, tmp_path: Path, server: FakeServer
+) -> None:
+    """The chain is the retry loop: a fallback step's max_retries defaults to 0.
+
+    Both links answer 500 (retryable): the step fails after one walk, each link asked
+    once, where a step's usual 3 retries would have walked the chain 4 times.
+    """
+    server.inject(Fault(status=500, times=None))
+    with engine_for(system, tmp_path) as engine:
+        with pytest.raises(RunFailedError) as caught:
+            engine.run(Walked, {"question": "why?"})
+        assert asked(server) == ["primary", "backup"]
+        (error,) = caught.value.errors
+        assert error.step == "once"
+        server.calls.clear()
+        with pytest.raises(RunFailedError):
+            engine.run(WalkedTwice, {"question": "why?"})
+    assert asked(server) == ["primary", "backup"] * 2
+
+
 class Named(Reactor):
     """A chain configured by name."""
 
