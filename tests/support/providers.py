@@ -1,4 +1,4 @@
-"""Helpers the provider tests share: the last request a fake saw, a call's failure."""
+"""What the provider tests share: timeouts, a tool, the last request, a call's failure."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ from typing import Any
 import pytest
 
 from actors._messages import Failure
-from actors.llm._messages import ChatRequest
-from actors.llm.providers._base import Provider, ProviderError
+from actors.llm._messages import ChatRequest, ToolSpec
+from actors.llm.providers._base import Provider, ProviderError, Timeouts
 from actors.testing import FakeServer
+
+QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=2.0)
+"""Timeouts for talking to a fake server on loopback: a hang fails in seconds."""
+
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="The weather in a city",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+)
+"""A tool with one string argument."""
 
 
 def last_body(server: FakeServer) -> dict[str, Any]:

@@ -8,8 +8,6 @@ fake) refuse the follow-up otherwise. Other providers ignore the blocks.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import msgspec
 import pytest
@@ -21,32 +19,17 @@ from actors.llm._messages import (
     Completion,
     ThinkingBlock,
     ToolCall,
-    ToolSpec,
 )
 from actors.llm.providers import provider_class
 from actors.llm.providers._anthropic import AnthropicProvider
-from actors.llm.providers._base import Timeouts, make_client
 from actors.testing import FakeServer, FakeToolCall, Reply
 from actors.testing._anthropic import AnthropicProtocol
-from tests.support.providers import failure_of, last_body
+from tests.support.providers import QUICK, WEATHER, failure_of, last_body
 
-QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=2.0)
 MODEL = "claude-think"
 THINKING = {"thinking": {"type": "enabled", "budget_tokens": 2048}}
 REASONING = "The user wants the weather in Paris; the weather tool answers that."
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="The weather in a city",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
-)
 QUESTION = ChatMessage.user("Weather in Paris?")
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    http = make_client(timeouts=QUICK)
-    yield http
-    await http.aclose()
 
 
 def ask(*messages: ChatMessage, stream: bool, thinking: bool = True) -> ChatRequest:

@@ -6,7 +6,7 @@ import email.utils
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,7 +22,6 @@ from actors.llm._messages import (
     FinishReason,
     TextDelta,
     ToolCall,
-    ToolSpec,
 )
 from actors.llm.providers import provider_class
 from actors.llm.providers._base import ProviderError, Timeouts, make_client
@@ -37,20 +36,7 @@ from actors.testing._openai import (
     fake_embedding,
 )
 from actors.testing._server import Exchange
-
-QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=2.0)
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="The weather in a city",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
-)
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    http = make_client(timeouts=QUICK)
-    yield http
-    await http.aclose()
+from tests.support.providers import QUICK, WEATHER
 
 
 @pytest.fixture

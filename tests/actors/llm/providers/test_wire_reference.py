@@ -6,8 +6,6 @@ fakes reproduce it, and the provider is driven against them over real HTTP.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -20,27 +18,13 @@ from actors.llm._messages import (
     ToolCall,
     ToolSpec,
 )
-from actors.llm.providers._base import ProviderError, Timeouts, make_client
+from actors.llm.providers._base import ProviderError
 from actors.llm.providers._gemini import GeminiProvider
 from actors.llm.providers._openai import LMStudioProvider, OpenAIProvider
 from actors.testing import FakeModel, FakeServer, FakeToolCall, Reply
 from actors.testing._gemini import GeminiProtocol
 from actors.testing._openai import LlamaCppProtocol
-
-QUICK = Timeouts(connect=2.0, read=5.0, stream_idle=2.0)
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="The weather in a city",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
-)
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    http = make_client(timeouts=QUICK)
-    yield http
-    await http.aclose()
-
+from tests.support.providers import QUICK, WEATHER
 
 # -- Gemini: thoughts are output tokens, counted apart (section 5.3) ----------------------
 
