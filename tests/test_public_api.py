@@ -217,6 +217,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "ResourcesConfig",
         "TaskType",
         "TextDelta",
+        "ThinkingBlock",
         "ToolCall",
         "ToolSpec",
         "ToolsConfig",
