@@ -50,7 +50,7 @@ from actors.llm import ChatMessage, Completion
 from actors.lowlevel import VirtualActor
 from actors.store import Journal, JournalEvent
 
-__all__ = ["Agent", "AgentMemory", "load_agent"]
+__all__ = ["Agent", "AgentMemory", "load_agent", "prompt_budget"]
 
 AgentRequest = Respond | DefineAgent | DescribeAgent
 
@@ -301,6 +301,11 @@ _ANSWER_RESERVE = 512
 """Tokens kept for the answer when the agent sets no ``max_tokens``."""
 
 
+def prompt_budget(context: int, max_tokens: int | None) -> int:
+    """The tokens a prompt may take in a ``context``-token window, the answer's kept aside."""
+    return int(context * _CONTEXT_SHARE) - (max_tokens or _ANSWER_RESERVE)
+
+
 def _fit_context(
     messages: list[ChatMessage], context: int | None, max_tokens: int | None
 ) -> list[ChatMessage]:
@@ -311,7 +316,7 @@ def _fit_context(
     """
     if context is None:
         return messages
-    budget = int(context * _CONTEXT_SHARE) - (max_tokens or _ANSWER_RESERVE)
+    budget = prompt_budget(context, max_tokens)
     head = [m for m in messages if m.role == "system"]
     rest = [m for m in messages if m.role != "system"]
     used = sum(estimate_tokens(m.content) for m in head)
