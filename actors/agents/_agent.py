@@ -50,7 +50,7 @@ from actors.llm import ChatMessage, Completion
 from actors.lowlevel import VirtualActor
 from actors.store import Journal, JournalEvent
 
-__all__ = ["Agent", "AgentMemory", "load_agent"]
+__all__ = ["Agent", "AgentMemory", "load_agent", "prompt_budget"]
 
 AgentRequest = Respond | DefineAgent | DescribeAgent
 
@@ -256,12 +256,10 @@ class Agent(VirtualActor[AgentMemory]):
         events: list[JournalEvent] = []
         if needs_summary(turns, spec.window, memory.summarised):
             upto = len(turns) - spec.window.keep
-            folded = await self.backend.chat(
-                spec,
-                [ChatMessage.user(summary_prompt(memory.summary, turns[memory.summarised : upto]))],
-                run_id=request.run_id,
+            folded = await self._summarise(
+                spec, memory.summary, turns[memory.summarised : upto], request.run_id
             )
-            summary = Summarised(summary=folded.content.strip(), upto=upto)
+            summary = Summarised(summary=folded, upto=upto)
             memory.summary, memory.summarised = summary.summary, upto
         messages = window_messages(
             system_prompt(spec),
@@ -286,6 +284,22 @@ class Agent(VirtualActor[AgentMemory]):
         await self._journal(events)
         return _Answer(new_turns, summary, _reply(spec, request, completion, len(turns) + 1))
 
+    async def _summarise(
+        self, spec: AgentSpec, summary: str, turns: list[Turn], run_id: str
+    ) -> str:
+        """Fold ``turns`` into ``summary``: one model call per part that fits the prompt budget."""
+        context = self.backend.context_tokens(spec)
+        budget = None if context is None else prompt_budget(context, spec.max_tokens)
+        start = 0
+        while start < len(turns):
+            part = _fold_part(summary, turns, start, budget)
+            folded = await self.backend.chat(
+                spec, [ChatMessage.user(summary_prompt(summary, part))], run_id=run_id
+            )
+            summary = folded.content.strip()
+            start += len(part)
+        return summary
+
     async def _journal(self, events: list[JournalEvent]) -> None:
         first, *more = events
         request = self.journal.append_message(
@@ -301,6 +315,36 @@ _ANSWER_RESERVE = 512
 """Tokens kept for the answer when the agent sets no ``max_tokens``."""
 
 
+def prompt_budget(context: int, max_tokens: int | None) -> int:
+    """The tokens a prompt may take in a ``context``-token window, the answer's kept aside."""
+    return int(context * _CONTEXT_SHARE) - (max_tokens or _ANSWER_RESERVE)
+
+
+def _fold_part(summary: str, turns: list[Turn], start: int, budget: int | None) -> list[Turn]:
+    """The turns from ``start`` that one summary request can take within ``budget`` tokens.
+
+    At least one: a turn too long alone goes with its beginning only.
+    """
+    if budget is None:
+        return turns[start:]
+    end = start + 1
+    while (
+        end < len(turns)
+        and estimate_tokens(summary_prompt(summary, turns[start : end + 1])) <= budget
+    ):
+        end += 1
+    part = turns[start:end]
+    over = estimate_tokens(summary_prompt(summary, part)) - budget
+    if end == start + 1 and over > 0:
+        turn = part[0]
+        part = [
+            msgspec.structs.replace(
+                turn, content=turn.content[: max(len(turn.content) - 4 * over, 0)]
+            )
+        ]
+    return part
+
+
 def _fit_context(
     messages: list[ChatMessage], context: int | None, max_tokens: int | None
 ) -> list[ChatMessage]:
@@ -311,7 +355,7 @@ def _fit_context(
     """
     if context is None:
         return messages
-    budget = int(context * _CONTEXT_SHARE) - (max_tokens or _ANSWER_RESERVE)
+    budget = prompt_budget(context, max_tokens)
     head = [m for m in messages if m.role == "system"]
     rest = [m for m in messages if m.role != "system"]
     used = sum(estimate_tokens(m.content) for m in head)

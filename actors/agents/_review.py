@@ -9,7 +9,7 @@ too large for one chunk is cut at its hunks, and a hunk too large at its lines).
 :func:`review_pull_request` (and ``_async``), as pseudocode::
 
     for each reviewer, at once:                        (asyncio.gather)
-        chunks = chunk_diff(files, the reviewer's model's context window)
+        chunks = chunk_diff(files, what fits the smallest window of the reviewer's models)
         for each chunk: reply = reviewer.respond(the PR's title, body and the chunk)
         review = the replies (one per chunk)
     summary = summarizer.respond(every review)
@@ -31,11 +31,11 @@ from typing import Any
 
 import msgspec
 
+from actors.agents._agent import prompt_budget
 from actors.agents._api import Agents
 from actors.agents._errors import AgentError
-from actors.agents._roles import estimate_tokens
+from actors.agents._roles import AgentSpec, estimate_tokens, system_prompt
 from actors.agents._templates import BUILT_IN_TEMPLATES, Template
-from actors.llm import Catalog
 from actors.lowlevel import check_may_block
 
 __all__ = [
@@ -66,8 +66,9 @@ DEFAULT_SUMMARIZER = "pr-summarizer"
 
 _DEFAULT_CONTEXT = 8192
 """Tokens assumed for a model whose context window the catalog does not know."""
-_RESERVE = 1536
-"""Tokens of a chunk's budget kept for the system prompt, instructions and the answer."""
+_MARGIN = 16
+"""Tokens kept for what the estimate of a chunk's prompt leaves out (its sender's tag, a
+longer part number)."""
 
 
 class PrFile(msgspec.Struct, frozen=True, kw_only=True):
@@ -230,12 +231,16 @@ def chunk_diff(files: Mapping[str, str], limit_tokens: int) -> list[str]:
     return chunks
 
 
-def _context_of(model: object, catalog: Catalog | None) -> int:
-    if catalog is None or not isinstance(model, str):
-        return _DEFAULT_CONTEXT
-    found = catalog.lookup(model)
-    windows = [e.context_length for e in found if e.context_length]
-    return min(windows) if windows else _DEFAULT_CONTEXT
+def _chunk_budget(agents: Agents, spec: AgentSpec, pr: PullRequest) -> int:
+    """The diff's tokens per message for ``spec``: its prompt budget less what goes with them.
+
+    The budget is the agent's own (:func:`prompt_budget` of the smallest known window of
+    its models, a chain's included); what goes with a chunk is its system prompt and the
+    review prompt's text (title, description, files).
+    """
+    context = agents.backend.context_tokens(spec) or _DEFAULT_CONTEXT
+    around = estimate_tokens(system_prompt(spec)) + estimate_tokens(review_prompt(pr, "", 0, 2))
+    return prompt_budget(context, spec.max_tokens) - around - _MARGIN
 
 
 def review_prompt(pr: PullRequest, chunk: str, index: int, total: int) -> str:
@@ -304,8 +309,7 @@ async def review_pull_request_async(
 
     async def review(name: str) -> Review:
         spec = states[name].spec
-        budget = _context_of(spec.model, agents.backend.catalog) - _RESERVE
-        chunks = chunk_diff(files, budget) or [""]
+        chunks = chunk_diff(files, _chunk_budget(agents, spec, pr)) or [""]
         replies = []
         for index, chunk in enumerate(chunks):
             reply = await agents.respond_async(

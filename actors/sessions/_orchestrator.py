@@ -23,6 +23,7 @@ as progress.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -95,9 +96,14 @@ class DecisionContext(msgspec.Struct, frozen=True, kw_only=True):
     task_description: str
     steps: tuple[ReasoningStep, ...] = ()
 
-    def render(self) -> str:
-        """The prompt the models get (task, reasoning, question)."""
-        return decision_prompt(self.task_description, self.steps, self.prompt, self.task_type)
+    def render(self, max_tokens: int | None = None) -> str:
+        """The prompt the models get (task, reasoning, question).
+
+        With ``max_tokens``, the oldest steps are left out until it fits.
+        """
+        return decision_prompt(
+            self.task_description, self.steps, self.prompt, self.task_type, max_tokens=max_tokens
+        )
 
 
 class DecisionOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +157,12 @@ class Orchestrator(Protocol):
         ...
 
 
+_CONTEXT_SHARE = 0.8
+"""The share of a model's window a decision prompt may fill (its size is estimated)."""
+_ANSWER_RESERVE = 512
+"""Tokens kept for the answer when no ``max_tokens`` is set."""
+_FRAME_RESERVE = 64
+"""Tokens kept for what a strategy adds around the prompt (its framing, a role line)."""
 _ROLES = {"refine": "refine", "synthesis": "synthesis", "coordinate": "coordinator"}
 """A strategy call's stage as the session's answer role (first answers: by strategy)."""
 
@@ -332,6 +344,24 @@ class CatalogOrchestrator:
         entry = self.catalog.resolve(f"{host}/{model}" if host else model)
         return self.system.lookup(entry.host), entry.model
 
+    def _prompt_budget(self, plan: Plan) -> int | None:
+        """The decision prompt's tokens at most (``None``: no member's window is known).
+
+        80% of the members' smallest known window, less the answer's tokens and what the
+        strategies frame the prompt with.
+        """
+        windows = []
+        for member in plan.strategy.members:
+            name = f"{member.host}/{member.model}" if member.host else member.model
+            with contextlib.suppress(LookupError):
+                window = self.catalog.resolve(name).context_length
+                if window:
+                    windows.append(window)
+        if not windows:
+            return None
+        answer = self.max_tokens or _ANSWER_RESERVE
+        return int(min(windows) * _CONTEXT_SHARE) - answer - _FRAME_RESERVE
+
     async def run(
         self, choice: StrategyChoice, context: DecisionContext, progress: Progress
     ) -> DecisionOutcome:
@@ -356,7 +386,9 @@ class CatalogOrchestrator:
             return answer
 
         try:
-            result = await run_strategy(plan, context.render(), call=reported)
+            result = await run_strategy(
+                plan, context.render(self._prompt_budget(plan)), call=reported
+            )
         except StrategyFailed as exc:
             answers = [_answer(plan.kind, c) for c in exc.calls]
             raise DecisionFailed(str(exc), answers) from exc

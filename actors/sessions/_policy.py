@@ -141,11 +141,34 @@ _MAX_STEPS = 30
 
 
 def decision_prompt(
-    task_description: str, steps: Sequence[ReasoningStep], prompt: str, task_type: TaskType
+    task_description: str,
+    steps: Sequence[ReasoningStep],
+    prompt: str,
+    task_type: TaskType,
+    *,
+    max_tokens: int | None = None,
 ) -> str:
-    """The prompt a decision's models get: the task, the reasoning so far, the question."""
-    lines = [f"Task ({task_type.value}): {task_description}"]
+    """The prompt a decision's models get: the task, the reasoning so far, the question.
+
+    With ``max_tokens``, the oldest steps are left out until it fits (about four
+    characters a token); the task and the question always stay.
+    """
     shown = steps[-_MAX_STEPS:]
+    text = _render(task_description, steps, shown, prompt, task_type)
+    while max_tokens is not None and shown and len(text) // 4 + 1 > max_tokens:
+        shown = shown[1:]
+        text = _render(task_description, steps, shown, prompt, task_type)
+    return text
+
+
+def _render(
+    task_description: str,
+    steps: Sequence[ReasoningStep],
+    shown: Sequence[ReasoningStep],
+    prompt: str,
+    task_type: TaskType,
+) -> str:
+    lines = [f"Task ({task_type.value}): {task_description}"]
     if shown:
         lines.append("")
         lines.append("Reasoning so far:")

@@ -67,7 +67,12 @@ class SessionActivity(Event, frozen=True, kw_only=True):
 
 
 class ConversationActivity(Event, frozen=True, kw_only=True):
-    """A conversation changed through the daemon: ``started``, ``said`` or ``resumed``."""
+    """A conversation changed through the daemon.
+
+    ``started`` (before a team it starts runs), ``said`` (a message sent, or each
+    message of a team as it is said), ``ended`` (the team that started it stopped) or
+    ``resumed`` (a resumed team stopped).
+    """
 
     conversation_id: str
     operation: str

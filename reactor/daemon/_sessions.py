@@ -536,19 +536,36 @@ async def start_conversation(request: Request, daemon: Daemon) -> Response:
         ),
         field="participants",
     )
+    announce_conversation(daemon, conversation_id, "started")
     if body.pattern is not None:
         state = await _call(
             conversations.run_team_async(
                 conversation_id,
                 pattern=body.pattern,
-                termination=Termination(max_rounds=body.max_rounds, keyword=body.keyword),
+                termination=_announcing(daemon, conversation_id, body.max_rounds, body.keyword),
             ),
             field="pattern",
         )
+        announce_conversation(daemon, conversation_id, "ended")
     else:
         state = await _call(conversations.get_async(conversation_id))
-    announce_conversation(daemon, conversation_id, "started")
     return json_response(state, 201)
+
+
+def _announcing(
+    daemon: Daemon, conversation_id: str, max_rounds: int, keyword: str | None
+) -> Termination:
+    """The team's termination, announcing each message on the bus as it is said.
+
+    A team runs for minutes; the page follows it message by message. The predicate is
+    the conversation's hook after each message (it never ends the team itself).
+    """
+
+    def said(_: object) -> bool:
+        announce_conversation(daemon, conversation_id, "said")
+        return False
+
+    return Termination(max_rounds=max_rounds, keyword=keyword, predicate=said)
 
 
 @_endpoint(
@@ -583,7 +600,7 @@ async def resume_conversation(request: Request, daemon: Daemon) -> Response:
         _conversations(daemon).resume_async(
             conversation_id,
             pattern=body.pattern,
-            termination=Termination(max_rounds=body.max_rounds, keyword=body.keyword),
+            termination=_announcing(daemon, conversation_id, body.max_rounds, body.keyword),
         ),
         field="pattern",
     )

@@ -5,12 +5,15 @@ request to the virtual actor it addresses, activating it from the Store if it is
 passivated. An ``agent`` step is one :class:`~actors.agents.Respond`; a ``conversation``
 step describes its conversation (id ``<run_id>.<step>``), starts it if it does not exist,
 returns it as it is if it ended already (a resumed run), and otherwise runs the team
-pattern (:class:`~actors.agents.RunTeam`) to its end.
+pattern (:class:`~actors.agents.RunTeam`) to its end: what is left of its limits when it
+continues a conversation an earlier attempt began.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
 
 from actors import ActorNotFound, AskError, FailureKind, Ref
 from actors.agents import (
@@ -115,5 +118,23 @@ async def _converse(
     else:
         if state.ended:
             return state
+        team = _remaining(team, state)
     ended: ConversationState = await router.ask_async(team, timeout=timeout or 3600.0)
     return ended
+
+
+def _remaining(team: RunTeam, state: ConversationState) -> RunTeam:
+    """``team`` with the rounds and messages its conversation has had taken off its limits.
+
+    A step's limits are the conversation's (``max_rounds``: rounds at most), and a team
+    request counts only its own: a continued conversation (a retried attempt, a resumed
+    run) runs what is left, not the whole again.
+    """
+    term = team.termination
+    said = sum(1 for m in state.messages if m.round > 0)
+    left = msgspec.structs.replace(
+        term,
+        max_rounds=max(term.max_rounds - state.rounds, 0),
+        max_messages=None if term.max_messages is None else max(term.max_messages - said, 0),
+    )
+    return msgspec.structs.replace(team, termination=left)

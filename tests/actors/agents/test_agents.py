@@ -16,6 +16,7 @@ from actors.agents import (
     AgentNotFoundError,
     Agents,
     Window,
+    estimate_tokens,
     load_agent,
 )
 from actors.store import Journal, Store
@@ -179,3 +180,28 @@ def test_an_agent_with_tools_runs_the_tool_loop(world: World) -> None:
     reply = agents.respond("kim", "Weather in Oslo?")
     assert calls == ["Oslo"]
     assert reply.content == "It is sunny."
+
+
+def test_a_summary_of_long_turns_is_folded_in_parts_that_fit_the_window(world: World) -> None:
+    """qwen2.5 (2048 tokens): turns too long to summarise at once are folded in parts.
+
+    Every request, the summary's included, stays within the agent's prompt budget (80%
+    of the window less the answer's 512 tokens), and the summary covers every turn.
+    """
+    world.agents.define(peer("ivy", model="qwen2.5", window=Window.summary(after=3, keep=1)))
+    world.server.script("one", "two")
+    world.agents.respond("ivy", "q1 " + "a" * 3000)
+    world.agents.respond("ivy", "q2 " + "b" * 3000)
+    world.server.script("S1", "S2", "three")
+    assert world.agents.respond("ivy", "q3").content == "three"
+    calls = [c.body["messages"] for c in world.server.calls if c.path.endswith("/completions")]
+    for messages in calls:
+        assert sum(estimate_tokens(m["content"]) for m in messages) <= int(2048 * 0.8) - 512
+    folds = [m[-1]["content"] for m in calls if "Summarise the conversation" in m[-1]["content"]]
+    assert len(folds) == 2
+    assert "q1" in folds[0]
+    assert "q2" not in folds[0]
+    assert folds[1].startswith("Summary so far: S1")
+    assert "q2" in folds[1]
+    state = world.agents.get("ivy")
+    assert (state.summary, state.summarised) == ("S2", 4)

@@ -13,6 +13,7 @@ from actors.agents import (
     ReviewResult,
     chunk_diff,
     ensure_reviewers,
+    estimate_tokens,
     pull_request,
     review_pull_request,
     split_diff,
@@ -137,3 +138,35 @@ def test_reactor_review_prints_every_review_and_the_summary(
     assert "## security-reviewer (security reviewer)" in capsys.readouterr().out
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert main(["review", "--pr-json", str(tmp_path / "bad.json"), "--db", str(db)]) == 2
+
+
+def test_every_review_request_fits_the_reviewers_context_window(world: World) -> None:
+    """Chunks leave room for the prompt and the answer, in every model of a chain.
+
+    The agent's own rule (80% of the smallest known window, less the answer's tokens)
+    bounds each request: a chain with qwen2.5 (2048) is chunked for 2048, not for the
+    8192 assumed of an unknown model, and a llama3.2 reviewer's chunks leave room for
+    its system prompt, the PR's title, description and file list.
+    """
+    world.agents.define(peer("chained", model=("qwen2.5", "llama3.2")))
+    world.agents.define(peer("large", model="llama3.2"))
+    world.agents.define(peer("sum"))
+    huge = PR_DIFF + "".join(
+        f"diff --git a/f{i}.py b/f{i}.py\n@@ -1 +1,400 @@\n" + "+x = 1  # a line\n" * 400
+        for i in range(8)
+    )
+    data = {**PR_JSON, "body": "Why: " + "the limiter protects the login. " * 60}
+    result = review_pull_request(
+        world.agents, pull_request(data, huge), reviewers=["chained", "large"], summarizer="sum"
+    )
+    assert {r.reviewer: r.chunks > 1 for r in result.reviews} == {"chained": True, "large": True}
+    limits = {"chained": int(2048 * 0.8) - 512, "large": int(8192 * 0.8) - 512}
+    calls = [c.body["messages"] for c in world.server.calls if c.path.endswith("/completions")]
+    checked = 0
+    for messages in calls:
+        if not messages[-1]["content"].startswith("[pull-request] Review this"):
+            continue
+        name = messages[0]["content"].removeprefix("You are ").rstrip(".")
+        assert sum(estimate_tokens(m["content"]) for m in messages) <= limits[name], name
+        checked += 1
+    assert checked == sum(r.chunks for r in result.reviews)

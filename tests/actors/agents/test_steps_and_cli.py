@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.agents import AgentReply, ConversationState
+from actors import AskError
+from actors.agents import AgentReply, ConversationState, Termination
+from actors.testing import Fault
 from dsl import DefinitionError, Input, Reactor, agent, conversation
 from reactor.cli import main
 from reactor.run import RunFailedError
@@ -40,6 +42,29 @@ def test_agent_and_conversation_steps_run_on_the_engine(world: World) -> None:
     assert world.orchestrator.get(state.id).ended == "max_rounds"
     opening = world.engine.journal.read(f"run:{handle.run_id}")
     assert opening  # the run was journaled with its steps
+
+
+def test_a_continued_conversation_step_keeps_to_its_rounds_in_all(world: World) -> None:
+    """A run that continues its step's interrupted conversation runs only the rounds left.
+
+    ``max_rounds=2`` is the conversation's limit: one round begun before the interruption
+    leaves one to run (it was two more, three in all).
+    """
+    world.agents.define(peer("ann"))
+    world.agents.define(peer("ben", model="qwen2.5"))
+    conversations = world.orchestrator
+    key = "r-continued.talk"
+    conversations.start(["ann", "ben"], topic="Tabs?", initial="Tabs?", conversation=key)
+    world.server.inject(Fault(status=400, model="qwen2.5", times=1))
+    with pytest.raises(AskError):
+        conversations.run_team(key, termination=Termination(max_rounds=2))
+    assert [m.sender for m in conversations.get(key).messages] == ["user", "ann"]
+    handle = world.engine.start(Debate, {"question": "Tabs?"}, run_id="r-continued")
+    state = handle.result(timeout=30)
+    assert state.id == key
+    assert state.ended == "max_rounds"
+    assert state.rounds == 2
+    assert [m.sender for m in state.messages] == ["user", "ann", "ann", "ben"]
 
 
 def test_an_agent_step_without_agents_fails_with_advice(world: World) -> None:

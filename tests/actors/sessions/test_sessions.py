@@ -495,3 +495,39 @@ def test_search_finds_a_readable_session_ranked_below_many_unreadable_ones(
     hits = sessions.search_reasoning_sessions("bob", "widget")
     assert [h.session_id for h in hits] == [mine]
     assert len(sessions.search_reasoning_sessions("alice", "widget", limit=100)) == len(sids)
+
+
+def test_a_long_session_is_cut_to_fit_the_smallest_window_of_its_models(
+    system: System, fake: FakeServer, tmp_path: Path
+) -> None:
+    """Models with a 2048-token window get the latest steps that fit, never the whole session.
+
+    The budget is 80% of the window less the answer's 512 tokens; the task and the
+    question always stay, and the prompt says how many earlier steps were left out.
+    """
+    start_host(system, HostConfig(url=fake.url, protocol="openai", timeout_s=5.0), name="local")
+    catalog = Catalog(declared={"alpha": ModelConfig(tier=3)})
+    infos = tuple(ModelInfo(id=m, loaded=True, context_length=2048) for m in MODELS)
+    inventory = HostInventory(url=fake.url, provider="openai", reachable=True, models=infos)
+    catalog.add_host("local", inventory)
+    sessions = Sessions(system, db_path=tmp_path / "s.db", catalog=catalog).open()
+    sid = sessions.initiate_reasoning_session("Pick a cache", "alice")
+    for i in range(12):
+        sessions.add_reasoning_step(sid, "alice", f"note {i}: " + "x" * 1500, "analysis")
+    done = sessions.execute_orchestrated_decision(
+        sid, "alice", "Which cache?", "analysis", wait_s=10
+    )
+    assert done.status is ExecutionStatus.COMPLETED, done.error
+    first = [
+        c.body["messages"]
+        for c in fake.calls
+        if c.path.endswith("/chat/completions")
+        and "Decide: Which cache?" in c.body["messages"][-1]["content"]
+    ]
+    assert first
+    for messages in first:
+        assert sum(len(m["content"]) // 4 + 1 for m in messages) <= int(2048 * 0.8) - 512
+        prompt = messages[-1]["content"]
+        assert "Pick a cache" in prompt
+        assert "note 11:" in prompt
+        assert "earlier steps left out" in prompt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import queue
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import httpx
 
 from actors.agents import AgentSpec, Role
 from reactor.cli import main
-from reactor.daemon import Daemon
+from reactor.daemon import ConversationActivity, Daemon
 from tests.reactor.daemon.conftest import TOKEN
 
 
@@ -208,6 +209,33 @@ def test_conversations_over_rest(daemon: Daemon, client: httpx.Client) -> None:
     assert "nobody" in _error(stranger)["message"]
     bad_pattern = client.post("/api/conversations/conv-rest/resume", json={"pattern": "chaos"})
     assert _error(bad_pattern)["field"] == "pattern"
+
+
+def test_a_team_conversation_is_announced_as_each_agent_speaks(
+    daemon: Daemon, client: httpx.Client
+) -> None:
+    """The page hears of a team when it starts and after each message, not only at its end."""
+    _define(daemon, "writer", "editor")
+    assert daemon.system is not None
+    heard: queue.Queue[ConversationActivity] = queue.Queue()
+    subscription = daemon.system.bus.subscribe(ConversationActivity, heard)
+    try:
+        started = client.post(
+            "/api/conversations",
+            json={"participants": ["writer", "editor"], "topic": "a name", "initial": "Go.",
+                  "id": "conv-live", "pattern": "round_robin", "max_rounds": 2},
+        )  # fmt: skip
+        assert started.status_code == 201, started.text
+        resumed = client.post("/api/conversations/conv-live/resume", json={"max_rounds": 1})
+        assert resumed.is_success, resumed.text
+    finally:
+        subscription.cancel()
+    operations = []
+    while not heard.empty():
+        event = heard.get_nowait()
+        if event.conversation_id == "conv-live":
+            operations.append(event.operation)
+    assert operations == ["started", *["said"] * 4, "ended", *["said"] * 2, "resumed"]
 
 
 def test_openapi_lists_sessions_and_conversations(client: httpx.Client) -> None:
