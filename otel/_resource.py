@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
 __all__ = ["INSTRUMENTATION", "VERSION", "bounded_shutdown", "env_flag", "resource"]
 
@@ -38,12 +38,20 @@ VERSION = _version()
 def resource(service_name: str | None = None) -> Resource:
     """The resource of every provider.
 
-    ``service.name`` (the argument, ``OTEL_SERVICE_NAME``, else ``reactor-swarm``, for
-    the CLI and the library alike) and ``service.version``; ``OTEL_RESOURCE_ATTRIBUTES``
-    is merged in by the SDK.
+    ``service.name``: the argument, else ``OTEL_SERVICE_NAME``, else the one in
+    ``OTEL_RESOURCE_ATTRIBUTES``, else ``reactor-swarm`` (for the CLI and the library
+    alike). ``service.version``: the one in ``OTEL_RESOURCE_ATTRIBUTES``, else this
+    package's version. The rest of ``OTEL_RESOURCE_ATTRIBUTES`` is merged in by the SDK.
     """
-    name = service_name or os.environ.get("OTEL_SERVICE_NAME") or INSTRUMENTATION
-    return Resource.create({"service.name": name, "service.version": VERSION})
+    from_env = OTELResourceDetector().detect().attributes  # both variables, parsed
+    defaults: dict[str, str] = {}
+    if service_name:
+        defaults["service.name"] = service_name
+    elif not from_env.get("service.name"):
+        defaults["service.name"] = INSTRUMENTATION
+    if not from_env.get("service.version"):
+        defaults["service.version"] = VERSION
+    return Resource.create(defaults)
 
 
 def env_flag(name: str) -> bool:

@@ -843,6 +843,15 @@ class ModelHost(Actor[HostMessage]):
                     outcome: Embeddings | Failure = await self.provider.embed(request)
             except ProviderError as exc:
                 outcome = exc.failure
+            except asyncio.CancelledError:  # the host is stopping: the span still ends
+                if span is not None:
+                    cut = Failure(
+                        kind=FailureKind.CANCELLED,
+                        message=f"{self.name}: embedding cancelled before its answer",
+                        source=self.name,
+                    )
+                    end_embed_span(span, cut)
+                raise
             if span is not None:
                 end_embed_span(span, outcome)
             record_embed_metrics(request, outcome, time.perf_counter() - started, server)

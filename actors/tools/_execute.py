@@ -226,6 +226,7 @@ class ToolCaller:
                 per_tool = self._per_tool[tool.name] = asyncio.Semaphore(limit)
         began = time.perf_counter()
         status, content, value, error_message = ToolStatus.OK, "", None, ""
+        raised: BaseException | None = None  # what the tool raised, for the span's event
         assert self._parallel is not None
         # The tool runs in its span: its own spans (an HTTP client's, the MCP SDK's, whose
         # request carries the span as traceparent in _meta) are the span's children.
@@ -249,15 +250,23 @@ class ToolCaller:
             status = _status(exc.kind)
             error_message = str(exc)
             content = _error_content(exc.kind, error_message)
+            raised = exc
         except Exception as exc:  # noqa: BLE001 - a tool's failure is the model's to read
             status = ToolStatus.ERROR
             error_message = f"{type(exc).__name__}: {exc}"
             content = _error_content("error", error_message)
+            raised = exc
+        except BaseException as exc:
+            # Cancelled (the step was, or the runner is stopping): no outcome, but the
+            # span still ends, marked, so the trace has no call left open.
+            kind = "cancelled" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__
+            end_tool_span(span, kind, f"tool {tool.name!r} did not finish: {kind}")
+            raise
         finally:
             if token is not None:
                 otel_context.detach(token)
         duration = time.perf_counter() - began
-        end_tool_span(span, status, error_message)
+        end_tool_span(span, status, error_message, raised)
         return ToolOutcome(
             call_id=call.id,
             name=tool.name,

@@ -4,9 +4,11 @@ An INTERNAL span, a child of the step's span (the trace context travels in the
 :class:`~actors.tools.ExecuteTools` request), with ``gen_ai.operation.name`` =
 ``execute_tool``, ``gen_ai.tool.name``, ``gen_ai.tool.call.id``, ``gen_ai.tool.type``
 (``function`` for Python tools, ``extension`` for MCP tools),
-``gen_ai.tool.description``, and on failure ``error.type`` (the outcome's status) and an
-error status. Arguments and results are not recorded (they may hold personal data; the
-conventions make them opt-in). Nothing is built when tracing is off.
+``gen_ai.tool.description``, and on failure ``error.type`` (the outcome's status), an
+error status and, when the tool raised, an ``exception`` event; a cancelled call's span
+ends too (``error.type=cancelled``). Arguments and results are not recorded (they may
+hold personal data; the conventions make them opt-in). Nothing is built when tracing
+is off.
 """
 
 from __future__ import annotations
@@ -55,11 +57,19 @@ def start_tool_span(
     )
 
 
-def end_tool_span(span: trace.Span | None, status: str, message: str = "") -> None:
-    """End the span, marking it failed unless ``status`` is ``ok``."""
+def end_tool_span(
+    span: trace.Span | None, status: str, message: str = "", exc: BaseException | None = None
+) -> None:
+    """End the span, marking it failed unless ``status`` is ``ok``.
+
+    ``exc``, what the tool raised, becomes the conventions' ``exception`` event (its
+    type, message and stack trace).
+    """
     if span is None:
         return
     if status != "ok":
         span.set_attribute(ERROR_TYPE, status)
         span.set_status(Status(StatusCode.ERROR, message[:500]))
+        if exc is not None:
+            span.record_exception(exc)
     span.end()

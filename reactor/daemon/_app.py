@@ -349,8 +349,14 @@ async def get_reactor(request: Request, daemon: Daemon) -> Response:
     return json_response(reactor_info(daemon.reactor(request.path_params["name"])))
 
 
-async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
-    """Start a run of a served reactor (inputs checked first)."""
+async def start_run(
+    daemon: Daemon, body: StartRun, carrier: dict[str, str] | None = None
+) -> RunCreated:
+    """Start a run of a served reactor (inputs checked first).
+
+    ``carrier``: the caller's W3C trace context (an HTTP request's ``traceparent`` and
+    ``tracestate``), so that the run joins the caller's trace.
+    """
     reactor = daemon.reactor(body.reactor)
     if body.run_id is not None and (
         body.run_id in daemon.handles
@@ -364,8 +370,14 @@ async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
     try:
         # The run's trace hangs under this span, whose trace id the run keeps in its
         # (journaled) context: the page links it to Jaeger.
+        name = reactor.__plan__.reactor
         with otel.tracer().start_as_current_span(
-            f"invoke_workflow {reactor.__plan__.reactor}"
+            f"invoke_workflow {name}",
+            context=otel.extract(carrier),
+            attributes={
+                otel.GEN_AI_OPERATION_NAME: "invoke_workflow",
+                otel.GEN_AI_WORKFLOW_NAME: name,
+            },
         ) as span:
             trace_id = span.get_span_context().trace_id
             if trace_id:
@@ -399,7 +411,9 @@ async def start_run(daemon: Daemon, body: StartRun) -> RunCreated:
 )
 async def create_run(request: Request, daemon: Daemon) -> Response:
     """Start a run; follow it at ``events``."""
-    created = await start_run(daemon, await decode(request, StartRun))
+    headers = request.headers
+    carrier = {key: headers[key] for key in ("traceparent", "tracestate") if key in headers}
+    created = await start_run(daemon, await decode(request, StartRun), carrier)
     return json_response(created, 201)
 
 

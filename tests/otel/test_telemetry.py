@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import otel
 from actors import AskError, Failure, FailureKind
-from otel._resource import bounded_shutdown
+from otel._resource import bounded_shutdown, resource
 from otel.testing import InMemorySpanExporter, capture_spans
 from tests.support.otlp import OtlpReceiver, attributes
 
@@ -151,3 +151,49 @@ def test_the_shutdown_warning_cuts_a_long_reason_visibly(
     assert "(ConnectionError: Max retries exceeded with url: /v1/traces xxx" in line
     assert line.endswith("...)")
     assert len(line) < 260
+
+
+@pytest.mark.parametrize(
+    ("service_variable", "expected_name"),
+    [(None, "billing"), ("billing-api", "billing-api")],
+)
+def test_otel_resource_attributes_name_the_service_unless_otel_service_name_does(
+    monkeypatch: pytest.MonkeyPatch, service_variable: str | None, expected_name: str
+) -> None:
+    """``service.name``/``service.version`` in OTEL_RESOURCE_ATTRIBUTES reach the receiver.
+
+    Our defaults (``reactor-swarm``, this package's version) apply only where neither
+    variable says otherwise; OTEL_SERVICE_NAME wins over OTEL_RESOURCE_ATTRIBUTES.
+    """
+    monkeypatch.setenv(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "service.name=billing,service.version=2.3.1,deployment.environment.name=prod",
+    )
+    if service_variable is None:
+        monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_SERVICE_NAME", service_variable)
+    with OtlpReceiver() as receiver:
+        otel.configure_tracing(exporter="otlp-http", endpoint=receiver.endpoint, set_global=False)
+        try:
+            with otel.tracer().start_as_current_span("work"):
+                pass
+        finally:
+            otel.shutdown_tracing()
+        resources = list(receiver.received.span_resources)
+    assert len(resources) == 1
+    assert resources[0]["service.name"] == expected_name
+    assert resources[0]["service.version"] == "2.3.1"
+    assert resources[0]["deployment.environment.name"] == "prod"
+
+
+def test_without_resource_variables_the_service_is_reactor_swarm_at_its_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The defaults: ``service.name=reactor-swarm``, ``service.version`` = the package's."""
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    made = resource().attributes
+    assert made["service.name"] == "reactor-swarm"
+    assert made["service.version"] == otel.VERSION
+    assert resource("given").attributes["service.name"] == "given"

@@ -95,6 +95,20 @@ class Consensus(LoopActor[ConsensusRequest]):
         self._checked: dict[int, tuple[ConsensusSpec, list[str]]] = {}
         self._record: dict[tuple[str, str], list[int]] = {}
         """Per (model, task type): [agreed, answered]: accuracy measured as agreement."""
+        self._traced: dict[int, Poll] = {}
+        """The polls with an open span, by id: ended by :meth:`stopped` if this stops first."""
+
+    def stopped(self) -> None:
+        """End the spans of polls cut short (their callers are answered ``actor_stopped``)."""
+        for poll in list(self._traced.values()):
+            if poll.span is not None:
+                cut = Failure(
+                    kind=FailureKind.ACTOR_STOPPED,
+                    message="consensus: stopped before a verdict",
+                    source=self.name,
+                )
+                span_ended(poll.span, None, cut)
+        self._traced.clear()
 
     def accuracy(self, model: str, task_type: str) -> float | None:
         """A model's measured agreement with past consensus on a task type (``None``: < 5 seen).
@@ -154,6 +168,8 @@ class Consensus(LoopActor[ConsensusRequest]):
             ids=f"{message.request.request_id}.{next(self._serial)}",
             members=list(spec.members),
         )
+        if span is not None:
+            self._traced[id(poll)] = poll
         if spec.adaptive or spec.method in ROUNDS:
             # Later rounds and added members could outlast the deadline: end it all there.
             # (A single round needs no timer: each call's own deadline ends before it.)
@@ -541,6 +557,7 @@ class Consensus(LoopActor[ConsensusRequest]):
         if poll.timer is not None or poll.end_timer is not None:
             poll.stop_timers()
         if poll.span is not None:
+            self._traced.pop(id(poll), None)
             span_ended(poll.span, result, None)
         poll.reply.send(result)
         if result.low_consensus:
@@ -591,5 +608,6 @@ class Consensus(LoopActor[ConsensusRequest]):
                 self.members.cancel(slot)
         failure = Failure(kind=kind, message=message, source=self.name, details=details or {})
         if poll.span is not None:
+            self._traced.pop(id(poll), None)
             span_ended(poll.span, None, failure)
         poll.reply.send(failure)

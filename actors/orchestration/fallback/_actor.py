@@ -171,6 +171,20 @@ class FallbackChain(LoopActor[ChainMessage]):
         self._own_health = self.health()
         self._auto = _auto_links(chain)
         self._in_order = tuple(range(len(chain.links)))
+        # The walks with an open span, by id: ended by stopped() if the actor stops first.
+        self._traced: dict[int, _Walk] = {}
+
+    def stopped(self) -> None:
+        """End the spans of walks cut short (their callers are answered ``actor_stopped``)."""
+        for walk in list(self._traced.values()):
+            if walk.span is not None:
+                cut = Failure(
+                    kind=FailureKind.ACTOR_STOPPED,
+                    message=f"fallback chain {self._title}: stopped before an answer",
+                    source=self.name,
+                )
+                self._end_span(walk.span, walk, None, cut)
+        self._traced.clear()
 
     def health(self, chain: Chain | None = None) -> Health:
         """The health record of ``chain`` (this actor's own, by default)."""
@@ -224,6 +238,8 @@ class FallbackChain(LoopActor[ChainMessage]):
         order = self._in_order if health.clear_after <= now else health.order(now)
         # message, reply, deadline, chain, health, order, span
         walk = _Walk(message, reply, deadline, self.chain, health, order, span)
+        if span is not None:
+            self._traced[id(walk)] = walk
         self._advance(walk, now)
 
     def _advance(self, walk: _Walk, now: float | None = None) -> None:
@@ -637,6 +653,7 @@ class FallbackChain(LoopActor[ChainMessage]):
     def _end_span(
         self, span: trace.Span, walk: _Walk, answered: str | None, failure: Failure | None
     ) -> None:
+        self._traced.pop(id(walk), None)
         span.set_attribute(
             "reactor.fallback.path", [f"{a.link}:{a.outcome}" for a in walk.attempts]
         )

@@ -1005,6 +1005,7 @@ def _end_span(
         {"reactor.select.decision": _json(decision, reward)},
     )
     if isinstance(outcome, Failure):
+        span.set_attribute("error.type", outcome.kind.value)
         span.set_status(trace.StatusCode.ERROR, str(outcome))
     elif reward is not None:
         span.set_attribute("reactor.select.reward", reward)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from typing import Any, Literal
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 import otel
 from actors import AskError, FailureKind, System
@@ -177,6 +178,25 @@ def test_embeddings_are_a_client_span(
     assert span.kind is SpanKind.CLIENT
     assert span.parent is not None
     assert span.parent.span_id == caller.get_span_context().span_id
+
+
+def test_an_embedding_cut_short_by_the_host_stopping_still_ends_its_span(
+    system: System, fake: FakeServer, spans: InMemorySpanExporter
+) -> None:
+    """The system stops mid-call: the span ends, an error with ``error.type=cancelled``."""
+    ref = start_host(system, settings(fake))
+    fake.inject(Fault(hang=True))
+    with futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(ref.ask, EmbedRequest(model="fake-small", inputs=("a",)), timeout=10)
+        deadline = time.monotonic() + 5.0
+        while not fake.in_flight and time.monotonic() < deadline:
+            time.sleep(0.005)
+        system.stop(timeout=10.0)  # the host with it
+        with pytest.raises(AskError):
+            pending.result(10)
+    (span,) = chats(spans, 1, "embeddings fake-small")
+    assert dict(span.attributes or {})[otel.ERROR_TYPE] == "cancelled"
+    assert span.status.status_code is StatusCode.ERROR
 
 
 def _points(data: MetricsData | None) -> dict[str, list[Any]]:

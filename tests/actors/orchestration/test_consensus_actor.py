@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from opentelemetry.trace import StatusCode
 
 from actors import AskError, FailureKind, LoopActor, System
 from actors.llm import (
@@ -38,7 +39,7 @@ from actors.orchestration.consensus import (
 )
 from actors.testing import FakeModel, FakeServer, Fault, Reply
 from actors.testing._server import Exchange
-from otel.testing import InMemorySpanExporter
+from otel.testing import InMemorySpanExporter, wait_for_spans
 from tests.support.hosts import start_host_async
 from tests.support.local import local_resolver
 
@@ -519,3 +520,27 @@ async def test_weights_come_from_accuracy_learnt_as_agreement(
         await ref.ask_async(ask(spec))
     after: ConsensusResult = await ref.ask_async(ask(duel))
     assert after.answer == "paris"
+
+
+@pytest.mark.asyncio
+async def test_a_poll_cut_short_by_stopping_still_ends_its_span(
+    system: System, server: FakeServer, spans: InMemorySpanExporter
+) -> None:
+    """The system stops while members' calls hang: the ``consensus`` span ends, an error."""
+    server.inject(Fault(hang=True))
+    ref = await coordinator(system, server)
+    pending = asyncio.ensure_future(
+        ref.ask_async(ask(ConsensusSpec(members=members("m1", "m2", "m4"))), timeout=10)
+    )
+    for _ in range(500):
+        if server.in_flight:
+            break
+        await asyncio.sleep(0.01)
+    assert server.in_flight
+    await asyncio.to_thread(system.stop, 10.0)
+    with pytest.raises(AskError):
+        await pending
+    finished = await asyncio.to_thread(wait_for_spans, spans, ["consensus capital"])
+    (poll,) = [s for s in finished if s.name == "consensus capital"]
+    assert poll.status.status_code is StatusCode.ERROR
+    assert dict(poll.attributes or {})["error.type"] == "actor_stopped"

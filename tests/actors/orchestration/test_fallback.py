@@ -6,10 +6,12 @@ FallbackChain actor against fake servers over loopback HTTP, each link a real Mo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.trace import StatusCode
 
 from actors import AskError, FailureKind, System
 from actors.llm import ChatMessage, ChatRequest, HostConfig
@@ -312,6 +314,32 @@ async def test_the_span_shows_the_path(
     chats = [s for s in finished if s.name.startswith("chat ")]
     assert [s.name for s in chats] == ["chat big", "chat other"]
     assert all(walk.context.span_id in ancestors(s.context.span_id) for s in chats)
+
+
+@pytest.mark.asyncio
+async def test_a_walk_cut_short_by_stopping_still_ends_its_span(
+    system: System, server: FakeServer, spans: InMemorySpanExporter
+) -> None:
+    """The system stops while a link's call hangs: the ``fallback`` span ends, an error.
+
+    (Its chat span is ended by the stopping host; a walk span left open would make it
+    an orphan in the trace.)
+    """
+    server.inject(Fault(hang=True, model="big"))
+    ref = await chain_actor(system, server, Chain(links=("big", "other"), name="main"))
+    pending = asyncio.ensure_future(ref.ask_async(prompt(), timeout=10))
+    for _ in range(500):
+        if server.in_flight:
+            break
+        await asyncio.sleep(0.01)
+    assert server.in_flight
+    await asyncio.to_thread(system.stop, 10.0)
+    with pytest.raises(AskError):
+        await pending
+    finished = await asyncio.to_thread(wait_for_spans, spans, ["fallback main", "chat big"])
+    (walk,) = [s for s in finished if s.name == "fallback main"]
+    assert walk.status.status_code is StatusCode.ERROR
+    assert dict(walk.attributes or {})["error.type"] == "actor_stopped"
 
 
 @pytest.mark.asyncio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 from pydantic import SecretStr
@@ -251,3 +252,41 @@ def test_a_tool_runs_in_its_span(spans: InMemorySpanExporter) -> None:
         parent = by_name[inner].parent
         assert parent is not None
         assert parent.span_id == by_name[outer].context.span_id
+
+
+def test_a_failed_call_span_has_the_exception_event(spans: InMemorySpanExporter) -> None:
+    """A tool that raised: its span carries the conventions' ``exception`` event."""
+
+    def bad() -> None:
+        raise ValueError("no such account")
+
+    run(ToolCaller(ToolRegistry([tool(bad)])), call("bad"))
+    [span] = [s for s in spans.get_finished_spans() if s.name == "execute_tool bad"]
+    [event] = [e for e in span.events if e.name == "exception"]
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "ValueError"
+    assert event.attributes["exception.message"] == "no such account"
+    assert "raise ValueError" in str(event.attributes["exception.stacktrace"])
+
+
+def test_a_cancelled_call_still_ends_its_span(spans: InMemorySpanExporter) -> None:
+    """Cancelling a turn mid-call ends the call's span with ``error.type=cancelled``."""
+    entered = asyncio.Event()
+
+    async def forever() -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        caller = ToolCaller(ToolRegistry([tool(timeout=60.0)(forever)]))
+        turn = asyncio.create_task(caller.execute(ExecuteTools(calls=(call("forever"),))))
+        await entered.wait()
+        turn.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await turn
+
+    asyncio.run(main())
+    [span] = [s for s in spans.get_finished_spans() if s.name == "execute_tool forever"]
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "cancelled"
+    assert not span.status.is_ok

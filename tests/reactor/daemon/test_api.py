@@ -14,6 +14,7 @@ import pytest
 
 from actors.llm import Config
 from dsl import find
+from otel.testing import capture_spans, wait_for_spans
 from reactor.daemon import Agent, Daemon, Task, TaskRunner, register_task_handler
 from reactor.daemon._agents import AgentBook
 from reactor.daemon._daemon import _token_from_file
@@ -623,3 +624,22 @@ def test_openapi_and_unknown_routes(client: httpx.Client) -> None:
 def test_started_at_is_set(daemon: Daemon) -> None:
     """The daemon records when it started serving."""
     assert 0 < daemon.started_at <= time.time()
+
+
+def test_a_run_started_with_a_traceparent_joins_the_callers_trace(client: httpx.Client) -> None:
+    """POST /api/runs with ``traceparent``: the run's spans are in the caller's trace."""
+    trace_id, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with capture_spans() as spans:
+        created = client.post(
+            "/api/runs",
+            json={"reactor": "Greet", "inputs": {"name": "ada"}},
+            headers={"traceparent": f"00-{trace_id}-{caller_span}-01"},
+        )
+        assert created.status_code == 201
+        _wait_status(client, created.json()["run_id"], {"completed"})
+        finished = wait_for_spans(spans, ["invoke_workflow Greet", "reactor.run Greet"])
+    [top] = [s for s in finished if s.name == "invoke_workflow Greet"]
+    assert top.parent is not None
+    assert f"{top.parent.span_id:016x}" == caller_span
+    assert dict(top.attributes or {})["gen_ai.operation.name"] == "invoke_workflow"
+    assert {f"{s.context.trace_id:032x}" for s in finished if s.context} == {trace_id}

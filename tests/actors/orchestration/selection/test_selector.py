@@ -454,3 +454,19 @@ def test_a_cost_ceiling_leaves_the_cheaper_models_and_refuses_when_none_is_left(
         selector.ask(SelectChat(request=request, max_cost_usd=0.001, candidates=("cloud/large",)))
     assert caught.value.failure.kind is FailureKind.BUDGET_EXCEEDED
     assert len(openai.calls) == sent  # nothing was sent
+
+
+def test_a_failed_choice_span_says_why_in_error_type(
+    system: System, servers: tuple[FakeServer, FakeServer], spans: InMemorySpanExporter
+) -> None:
+    """The chosen model failed: the 'select' span is an error with the failure's kind."""
+    ollama, openai = servers
+    fleet = fleet_of(system, ollama, openai)
+    ollama.inject(Fault(status=500, times=None))
+    selector = start_selector(system, fleet)
+    with pytest.raises(AskError):
+        ask(selector, "Write a poem", candidates=("local/small",))
+    finished = wait_for_spans(spans, ["select creative"])
+    select = next(s for s in finished if s.name == "select creative")
+    assert not select.status.is_ok
+    assert dict(select.attributes or {})["error.type"] == "server_error"
