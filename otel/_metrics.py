@@ -9,13 +9,16 @@ variables (``OTEL_METRICS_EXPORTER``, ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` /
 The instruments (names and units from the GenAI conventions where they have one):
 
 * ``gen_ai.client.inference.duration`` (s, histogram): a chat call, end to end;
-  ``gen_ai.client.operation.duration`` (s) for the other operations (embeddings).
+  ``gen_ai.client.operation.duration`` (s) for every operation, chat and embeddings.
 * ``gen_ai.client.inference.time_to_first_chunk`` (s, histogram): streaming calls.
 * ``gen_ai.client.inference.usage.{input,output}_tokens``,
   ``...usage.cache_read.input_tokens``, ``...usage.cache_write.input_tokens``,
   ``...usage.reasoning.output_tokens`` ({token}, counters) and
   ``gen_ai.client.inference.operation.{input,output}_tokens`` ({token}, histograms):
-  these replaced the older ``gen_ai.client.token.usage`` histogram in the conventions.
+  the conventions' newer names. The older ``gen_ai.client.token.usage`` ({token},
+  histogram, by ``gen_ai.token.type``: ``input`` or ``output``) is recorded as well, with
+  ``gen_ai.client.operation.duration``: the conventions define both families for now,
+  and dashboards built on the older one find chat there too.
 * ``reactor.runs.started`` / ``reactor.runs.ended`` ({run}, counters; by reactor, and
   by ``reactor.status`` when ended), ``reactor.step.duration`` (s, histogram; by
   reactor, step and outcome).
@@ -77,6 +80,7 @@ class Instruments:
         "runs_started",
         "step_duration",
         "time_to_first_chunk",
+        "token_usage",
         "usage_cache_read",
         "usage_cache_write",
         "usage_input",
@@ -126,6 +130,11 @@ class Instruments:
             "gen_ai.client.inference.usage.reasoning.output_tokens",
             "Output tokens spent on reasoning.",
         )
+        self.token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}",
+            description="Input and output tokens per operation.",
+            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+        )  # fmt: skip
         self.operation_input_tokens = meter.create_histogram(
             "gen_ai.client.inference.operation.input_tokens", unit="{token}",
             description="Input tokens per inference operation.",

@@ -191,15 +191,19 @@ def record_chat_metrics(
         otel.GEN_AI_REQUEST_MODEL: request.model,
     }
     if isinstance(outcome, Failure):
-        meters.inference_duration.record(
-            duration, {**attributes, otel.ERROR_TYPE: outcome.kind.value}
-        )
+        failed = {**attributes, otel.ERROR_TYPE: outcome.kind.value}
+        meters.inference_duration.record(duration, failed)
+        meters.operation_duration.record(duration, failed)
         return
     attributes[otel.GEN_AI_RESPONSE_MODEL] = outcome.model
     meters.inference_duration.record(duration, attributes)
+    meters.operation_duration.record(duration, attributes)
     if request.stream and outcome.ttft_s is not None:
         meters.time_to_first_chunk.record(outcome.ttft_s, attributes)
     usage = outcome.usage
+    # The older family: one histogram, input and output told apart by gen_ai.token.type.
+    meters.token_usage.record(usage.input_tokens, {**attributes, "gen_ai.token.type": "input"})
+    meters.token_usage.record(usage.output_tokens, {**attributes, "gen_ai.token.type": "output"})
     meters.operation_input_tokens.record(usage.input_tokens, attributes)
     meters.operation_output_tokens.record(usage.output_tokens, attributes)
     # Usage counters are broken down by modality; chat here is text.

@@ -154,6 +154,18 @@ def test_a_demo_like_run_is_one_readable_trace_with_metrics(
     assert sum(p.count for p in durations) == 4
     assert sum(p.as_int for p in metrics["gen_ai.client.inference.usage.input_tokens"]) > 0
     assert received.metric_units["gen_ai.client.inference.usage.input_tokens"] == "{token}"
+    # The conventions' older family too: chat under operation.duration and token.usage.
+    chat_durations = [
+        p
+        for p in metrics["gen_ai.client.operation.duration"]
+        if attributes(p.attributes)["gen_ai.operation.name"] == "chat"
+    ]
+    assert sum(p.count for p in chat_durations) == 4
+    usage = metrics["gen_ai.client.token.usage"]
+    assert received.metric_units["gen_ai.client.token.usage"] == "{token}"
+    kinds = {attributes(p.attributes)["gen_ai.token.type"] for p in usage}
+    assert kinds == {"input", "output"}
+    assert sum(p.count for p in usage) == 6  # input and output for each of 3 answers
     started = metrics["reactor.runs.started"]
     assert [(attributes(p.attributes)["reactor.name"], p.as_int) for p in started] == [("Brief", 1)]
     ended = metrics["reactor.runs.ended"]
