@@ -28,7 +28,7 @@ from opentelemetry.sdk._logs.export import (
 )
 from structlog.typing import EventDict, WrappedLogger
 
-from otel._resource import INSTRUMENTATION, VERSION, bounded_shutdown, resource
+from otel._resource import INSTRUMENTATION, VERSION, bounded_shutdown, exporter_names, resource
 from otel._tracing import TracingConfigError
 
 __all__ = ["configure_log_export", "export_logs", "shutdown_log_export"]
@@ -107,20 +107,23 @@ def configure_log_export(
     Returns:
         The provider, or ``None`` when log export ends up off.
     """
-    name = (exporter or os.environ.get("OTEL_LOGS_EXPORTER") or "none").strip().lower()
-    name = name.split(",")[0].strip()
+    names = exporter_names(exporter and exporter.strip().lower(), "OTEL_LOGS_EXPORTER")
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        name = "none"
-    built = _build_exporter(name, endpoint, headers, explicit=exporter is not None)
-    if built is None and log_exporter is None:
+        names = ["none"]
+    built = [
+        one
+        for name in names
+        if (one := _build_exporter(name, endpoint, headers, explicit=exporter is not None))
+    ]
+    if not built and log_exporter is None:
         shutdown_log_export()
         return None
     provider = LoggerProvider(
         resource=resource(service_name),
         shutdown_on_exit=False,  # otel._telemetry flushes at exit, with a deadline
     )
-    if built is not None:
-        provider.add_log_record_processor(BatchLogRecordProcessor(built))
+    for one in built:
+        provider.add_log_record_processor(BatchLogRecordProcessor(one))
     if log_exporter is not None:
         provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     with _lock:

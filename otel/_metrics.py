@@ -44,7 +44,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 
-from otel._resource import INSTRUMENTATION, VERSION, bounded_shutdown, resource
+from otel._resource import INSTRUMENTATION, VERSION, bounded_shutdown, exporter_names, resource
 from otel._tracing import ExporterName, TracingConfigError
 
 __all__ = ["Instruments", "configure_metrics", "instruments", "shutdown_metrics"]
@@ -221,11 +221,17 @@ def configure_metrics(
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         shutdown_metrics()
         return None
-    built = _build_exporter(exporter, endpoint, headers)
+    names = exporter_names(
+        exporter,
+        "OTEL_METRICS_EXPORTER",
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
     readers: list[MetricReader] = []
-    if built is not None:
-        millis = None if interval_s is None else interval_s * 1000.0
-        readers.append(PeriodicExportingMetricReader(built, export_interval_millis=millis))
+    millis = None if interval_s is None else interval_s * 1000.0
+    for name in names:
+        built = _build_exporter(name, endpoint, headers, explicit=exporter is not None)
+        if built is not None:
+            readers.append(PeriodicExportingMetricReader(built, export_interval_millis=millis))
     if reader is not None:
         readers.append(reader)
     if not readers:
@@ -257,12 +263,8 @@ def shutdown_metrics(timeout: float = 1.0) -> None:
 
 
 def _build_exporter(
-    exporter: ExporterName | None, endpoint: str | None, headers: Mapping[str, str] | None
+    name: str, endpoint: str | None, headers: Mapping[str, str] | None, *, explicit: bool
 ) -> MetricExporter | None:
-    name: str = exporter or _from_env(
-        "OTEL_METRICS_EXPORTER",
-        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
-    )
     if name == "otlp":
         name = _protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
     match name:
@@ -286,18 +288,11 @@ def _build_exporter(
 
             return GrpcExporter(endpoint=endpoint, headers=dict(headers or {}) or None)
         case _:
-            source = "exporter" if exporter else "OTEL_METRICS_EXPORTER"
+            source = "exporter" if explicit else "OTEL_METRICS_EXPORTER"
             msg = (
                 f"metrics {source}={name!r} is not one of otlp, otlp-http, otlp-grpc, console, none"
             )
             raise TracingConfigError(msg)
-
-
-def _from_env(variable: str, endpoints: tuple[str, ...]) -> str:
-    value = os.environ.get(variable, "").strip().lower()
-    if value:
-        return value.split(",")[0].strip()
-    return "otlp" if any(os.environ.get(v) for v in endpoints) else "none"
 
 
 def _protocol(variable: str) -> str:

@@ -18,7 +18,14 @@ from importlib import metadata
 
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
-__all__ = ["INSTRUMENTATION", "VERSION", "bounded_shutdown", "env_flag", "resource"]
+__all__ = [
+    "INSTRUMENTATION",
+    "VERSION",
+    "bounded_shutdown",
+    "env_flag",
+    "exporter_names",
+    "resource",
+]
 
 INSTRUMENTATION = "reactor-swarm"
 """The instrumentation scope's name (and the default ``service.name``)."""
@@ -83,6 +90,22 @@ _EXPORT_LOGGERS = (  # each module's own logger: a filter applies to its logger 
     "opentelemetry.sdk.metrics._internal.export",
     "opentelemetry.sdk._logs._internal.export",
 )
+
+
+def exporter_names(given: str | None, variable: str, endpoints: tuple[str, ...] = ()) -> list[str]:
+    """The exporters to build: ``given``, else every name the ``variable`` lists.
+
+    The standard ``OTEL_*_EXPORTER`` variables take a comma-separated list
+    (``otlp,console`` sends to a collector and prints); each name counts once. Unset,
+    ``otlp`` when one of the ``endpoints`` variables is set, else ``none``.
+    """
+    if given:
+        return [given]
+    value = os.environ.get(variable, "").strip().lower()
+    if value:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        return list(dict.fromkeys(names)) or ["none"]
+    return ["otlp"] if any(os.environ.get(v) for v in endpoints) else ["none"]
 
 
 def bounded_shutdown(

@@ -44,7 +44,14 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes, AttributeValue
 
-from otel._resource import INSTRUMENTATION, VERSION, bounded_shutdown, env_flag, resource
+from otel._resource import (
+    INSTRUMENTATION,
+    VERSION,
+    bounded_shutdown,
+    env_flag,
+    exporter_names,
+    resource,
+)
 from otel._spans import ChildSpans, Pipeline
 from otel._spans import start_span as _start_span
 
@@ -243,8 +250,17 @@ def configure_tracing(
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         shutdown_tracing()
         return None
-    built = _build_exporter(exporter, endpoint, headers)
-    if built is None and span_exporter is None:
+    names = exporter_names(
+        exporter,
+        "OTEL_TRACES_EXPORTER",
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
+    built = [
+        one
+        for name in names
+        if (one := _build_exporter(name, endpoint, headers, explicit=exporter is not None))
+    ]
+    if not built and span_exporter is None:
         shutdown_tracing()
         return None
     sampler = _sampler(sample_ratio)
@@ -257,12 +273,10 @@ def configure_tracing(
         active_span_processor=processors,
         span_limits=limits,
     )
-    if built is not None:
+    for one in built:
         # Network exporters batch in the background; the console prints as spans end.
-        console = isinstance(built, ConsoleSpanExporter)
-        provider.add_span_processor(
-            _processor(built, batch=not console if batch is None else batch)
-        )
+        console = isinstance(one, ConsoleSpanExporter)
+        provider.add_span_processor(_processor(one, batch=not console if batch is None else batch))
     if span_exporter is not None:
         provider.add_span_processor(_processor(span_exporter, batch=bool(batch)))
     actors = env_flag("REACTOR_TRACE_ACTORS") if trace_actors is None else trace_actors
@@ -380,11 +394,8 @@ class _ParentOrRatio(Sampler):
 
 
 def _build_exporter(
-    exporter: ExporterName | None,
-    endpoint: str | None,
-    headers: Mapping[str, str] | None,
+    name: str, endpoint: str | None, headers: Mapping[str, str] | None, *, explicit: bool
 ) -> SpanExporter | None:
-    name: str = exporter or _exporter_from_env()
     if name == "otlp":
         name = _otlp_protocol_from_env()
     match name:
@@ -405,7 +416,7 @@ def _build_exporter(
 
             return GrpcExporter(endpoint=endpoint, headers=dict(headers or {}) or None)
         case _:
-            source = "exporter" if exporter else "OTEL_TRACES_EXPORTER"
+            source = "exporter" if explicit else "OTEL_TRACES_EXPORTER"
             msg = (
                 f"tracing {source}={name!r} is not one of otlp, otlp-http, otlp-grpc, console, none"
             )
@@ -418,14 +429,6 @@ def _http_endpoint(endpoint: str | None) -> str | None:
     if endpoint is None or endpoint.rstrip("/").endswith("/v1/traces"):
         return endpoint
     return endpoint.rstrip("/") + "/v1/traces"
-
-
-def _exporter_from_env() -> str:
-    value = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if value:
-        return value.split(",")[0].strip()
-    endpoint_vars = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-    return "otlp" if any(os.environ.get(v) for v in endpoint_vars) else "none"
 
 
 def _otlp_protocol_from_env() -> str:

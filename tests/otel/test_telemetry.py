@@ -197,3 +197,33 @@ def test_without_resource_variables_the_service_is_reactor_swarm_at_its_version(
     assert made["service.name"] == "reactor-swarm"
     assert made["service.version"] == otel.VERSION
     assert resource("given").attributes["service.name"] == "given"
+
+
+def test_every_exporter_a_variable_lists_is_used(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``OTEL_TRACES_EXPORTER=otlp,console``: the spans reach the collector and are printed.
+
+    The standard variables take a comma-separated list; only the first name was used.
+    """
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp, console,otlp")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "console,otlp")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL", raising=False)
+    with OtlpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        otel.configure_tracing(set_global=False)
+        otel.configure_metrics()
+        try:
+            with otel.tracer().start_as_current_span("listed"):
+                pass
+            meters = otel.instruments()
+            assert meters is not None
+            meters.runs_started.add(1, {"reactor.name": "Listed"})
+        finally:
+            otel.shutdown_tracing()
+            otel.shutdown_metrics()
+        assert receiver.span_names() == ["listed"]  # once: a name listed twice counts once
+        assert "reactor.runs.started" in receiver.received.metrics
+    printed = capsys.readouterr().out
+    assert '"name": "listed"' in printed
+    assert "reactor.runs.started" in printed
