@@ -180,7 +180,7 @@ class TimesOut(Reactor, placement="ray"):
     """A step past its timeout: the Ray task is cancelled."""
 
     key = Input(str)
-    slow = step(blocks, timeout=3.0, max_retries=0)  # past a worker's first start
+    slow = step(blocks, timeout=5.0, max_retries=0)  # time for a busy worker to start it
 
 
 class Cancelled(Reactor, placement="ray"):

@@ -98,7 +98,13 @@ def test_a_killed_worker_is_retried(engine: Engine, ray_cluster: RayCluster) -> 
 
 
 def test_a_timeout_cancels_the_ray_task(engine: Engine, ray_cluster: RayCluster) -> None:
-    """Past the step's timeout the attempt fails as a timeout, and the task is interrupted."""
+    """Past the step's timeout the attempt fails as a timeout, and the task is interrupted.
+
+    A run first, so that the cluster has a worker started: on a loaded machine a
+    worker's first start can take longer than the step's timeout, and a task that
+    never started has nothing to interrupt.
+    """
+    engine.run(rs.Scoring, {"doc": rs.Doc(title="warm", words=1)}, timeout=WAIT)
     with pytest.raises(RunFailedError) as caught:
         engine.run(rs.TimesOut, {"key": "timeout"}, timeout=WAIT)
     (error,) = caught.value.errors
