@@ -22,7 +22,7 @@ import pytest
 
 from actors import System
 from actors.store import Store, StoreError
-from dsl import Input, Reactor, find, step
+from dsl import Halt, Input, Reactor, find, step
 from reactor.app import Engine
 from reactor.run import (
     JournalCorruptError,
@@ -130,6 +130,67 @@ def test_two_engines_racing_on_one_id_run_it_once(tmp_path: Path) -> None:
     assert len(refused) == 1, outcomes
     assert len(CALLS) == 1, CALLS
     assert len(started) == 1
+
+
+class HaltsFirst(Reactor):
+    """Halts until ``MODE["run"]``; then records the call and waits for ``GO``."""
+
+    text = Input(str)
+
+    @step
+    def record(text: str) -> Any:
+        if not MODE.get("run"):
+            return Halt("not yet")
+        CALLS.append(text)
+        ENTERED.set()
+        GO.wait(WAIT)
+        return text.upper()
+
+
+MODE: dict[str, bool] = {}
+ENTERED = threading.Event()
+GO = threading.Event()
+
+
+def test_a_run_resumed_by_another_engine_meanwhile_is_not_resumed_twice(
+    tmp_path: Path,
+) -> None:
+    """Two engines resume one halted run at once: the pending step runs once, not twice.
+
+    The second resume is checked before the first appends anything; by the time its
+    run reads the journal, the first has resumed the run: it is refused, running nothing.
+    """
+    db = tmp_path / "shared.db"
+    MODE.clear()
+    ENTERED.clear()
+    GO.clear()
+    with (
+        System(name="one", default_timeout=5.0) as first,
+        System(name="two", default_timeout=5.0) as second,
+        Engine(first, db_path=db, logging=False) as one,
+        Engine(second, db_path=db, logging=False) as two,
+    ):
+        with pytest.raises(RunHaltedError):
+            one.run(HaltsFirst, {"text": "x"}, run_id="twice")
+        MODE["run"] = True
+        checked = one.history
+        winner: list[Any] = []
+
+        def history_then_resumed_elsewhere(run_id: str) -> list[Any]:
+            events = checked(run_id)
+            winner.append(two.resume(run_id))
+            assert ENTERED.wait(WAIT)
+            return events
+
+        one.history = history_then_resumed_elsewhere  # type: ignore[method-assign]
+        try:
+            loser = one.resume("twice")
+            with pytest.raises(ResumeError, match="continued by another process"):
+                loser.result(WAIT)
+        finally:
+            GO.set()
+        assert winner[0].result(WAIT) == "X"
+    assert CALLS == ["x"]
 
 
 # ---- the journal is usable before anything runs -------------------------------------------
