@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,20 @@ def _random_bytes(path: Path) -> Path:
     return path
 
 
+def _another_applications(path: Path) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('keep me')")
+    return path
+
+
+def _another_application_id(path: Path) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA application_id = 1234")
+        conn.execute("PRAGMA user_version = 3")
+    return path
+
+
 def _directory(path: Path) -> Path:
     path.mkdir()
     return path
@@ -219,6 +234,8 @@ def _directory(path: Path) -> Path:
         (_directory, "it is a directory"),
         (_random_bytes, "file is not a database"),
         (_newer_schema, "schema version 99, newer than this code knows"),
+        (_another_applications, "a SQLite database of another application (tables notes"),
+        (_another_application_id, "not a reactor-swarm database (its application_id is 0x4d2)"),
     ],
 )
 def test_an_unusable_database_is_a_store_error_naming_the_file(
@@ -230,6 +247,10 @@ def test_an_unusable_database_is_a_store_error_naming_the_file(
         Engine(system, db_path=bad, logging=False)
     assert str(bad) in str(caught.value)
     assert cause in str(caught.value)
+    if make in (_another_applications, _another_application_id):  # nothing written into it
+        with closing(sqlite3.connect(bad)) as conn:
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            assert "events" not in {row[0] for row in tables}
 
 
 @pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root writes anyway")
