@@ -61,7 +61,9 @@ missing ones in one ``BEGIN IMMEDIATE`` transaction that also sets ``user_versio
 a migration is applied entirely or not at all, and by one process only. A database with
 a higher version than the code knows was written by newer code: opening it is an error
 naming the file and both versions. To change the schema, append a script; never edit one
-that has shipped.
+that has shipped. A migration also stamps the file with :data:`APPLICATION_ID`; a SQLite
+file of another application (another ``application_id``, or tables and no version) is
+refused, naming it, instead of getting the journal's tables written into it.
 
 **Listing streams.** A ``streams`` table (migration 2) holds one summary row per stream
 (its first event's id and time, its last ``seq``, type and time), written by the commit
@@ -75,8 +77,8 @@ write-ahead logging, migrations) on the calling thread and closes the file again
 reads the journal's tables once: whoever must know that the journal is usable before
 anything happens (the ``reactor`` command before a run's first step, an ``Engine`` that
 starts its Store) gets one :class:`StoreError` naming the file and the cause (a
-directory, a read-only file, a file that is not SQLite, a newer schema) instead of an
-actor that crashes after the first step ran.
+directory, a read-only file, a file that is not SQLite or another application's, a newer
+schema) instead of an actor that crashes after the first step ran.
 
 **Where the file is.** ``$REACTOR_DB`` if set, else ``reactor.db`` in the user's data
 directory (:func:`default_db_path`). The journal holds the inputs and results of runs, so
@@ -354,6 +356,10 @@ MIGRATIONS: tuple[str, ...] = (
 """The schema, as ordered migration scripts: the database's ``user_version`` counts
 how many have been applied. Append new scripts; never change one that has shipped."""
 
+APPLICATION_ID = 0x52535741
+"""``PRAGMA application_id`` of the Store's files ("RSWA"): tells them from other SQLite
+files (set by the first migration a file gets; older files have 0 and a version)."""
+
 _CACHE_LIMIT = 100_000
 """Streams whose last sequence number the Store remembers (others are read from disk)."""
 _IN_CHUNK = 500
@@ -603,16 +609,24 @@ class _Writer:
     def _migrate(self, conn: sqlite3.Connection) -> Failure | None:
         known = len(self.migrations)
         current = _user_version(conn)
+        foreign = _foreign(conn, current)
+        if foreign is not None:
+            return self.where.failure(FailureKind.BAD_REQUEST, foreign)
         if current < known:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Again under the write lock: another process may have migrated meanwhile.
                 current = _user_version(conn)
+                foreign = _foreign(conn, current)
+                if foreign is not None:
+                    conn.execute("ROLLBACK")
+                    return self.where.failure(FailureKind.BAD_REQUEST, foreign)
                 for version in range(current, known):
                     for statement in _statements(self.migrations[version]):
                         conn.execute(statement)
                 if current < known:
                     conn.execute(f"PRAGMA user_version = {known}")
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -801,6 +815,34 @@ def _create_private(path: Path) -> None:
 
 def _user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _foreign(conn: sqlite3.Connection, version: int) -> str | None:
+    """Why the file is another application's SQLite database (``None``: it is not).
+
+    Ours carry :data:`APPLICATION_ID` (files from before it have ``0``, and a
+    ``user_version`` from our migrations). A file with another ``application_id``, or
+    with tables and no version at all, belongs to someone else: migrating would write
+    the journal's tables into it.
+    """
+    app = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if app not in (0, APPLICATION_ID):
+        return (
+            f"it is not a reactor-swarm database (its application_id is {app:#x}); "
+            f"point {DB_ENV_VAR} or --db at another file"
+        )
+    if app == 0 and version == 0:
+        tables = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 3"
+        ).fetchall()
+        if tables:
+            names = ", ".join(str(t[0]) for t in tables)
+            return (
+                f"it is a SQLite database of another application (tables {names}, and no "
+                f"reactor-swarm schema version); point {DB_ENV_VAR} or --db at another file"
+            )
+    return None
 
 
 def _commit_rows(

@@ -1087,6 +1087,7 @@ class Engine:
         if ended in TERMINAL_EVENTS:
             msg = f"run {run_id} of {started.reactor!r} already ended ({ended}); nothing to resume"
             raise ResumeError(msg, run_id=run_id, reactor=started.reactor)
+        _check_running_elsewhere(started, events)
         _check_limits(
             started.reactor, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout
         )
@@ -1120,6 +1121,7 @@ class Engine:
             lenient=force,
             resume_locator=moved_to,
             resume_options=given,
+            resume_seq=len(events),
         )
         handle._ref = self._spawn(spec, run_id)
         handle.warnings = tuple(warnings)
@@ -1374,6 +1376,27 @@ def _on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _check_running_elsewhere(started: RunStarted, events: Sequence[RunEvent]) -> None:
+    """Refuse to resume a run that another live process on this machine is running.
+
+    The owner of its latest ``RunStarted``/``RunResumed`` decides, unless it halted
+    (then nobody runs it). A run of this process is left to ``_spawn`` (its Run actor
+    is either alive here, or stopped and resumable); another machine's cannot be told.
+    """
+    owner = started.owner
+    for event in events:
+        if isinstance(event, RunResumed):
+            owner = event.owner
+    if type(events[-1]).__name__ == "RunHalted" or owner == THIS_PROCESS:
+        return
+    if owner_alive(owner):
+        msg = (
+            f"run {started.run_id} of {started.reactor!r} is still running in process "
+            f"{owner.pid} on {owner.host}; resume it only once that process has stopped"
+        )
+        raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor)
 
 
 def _latest_locator(events: Sequence[RunEvent]) -> str:

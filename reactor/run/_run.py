@@ -116,6 +116,7 @@ from reactor.run._done import RunDone
 from reactor.run._errors import (
     JournalCorruptError,
     PlanChangedError,
+    ResumeError,
     RunCancelledError,
     RunExistsError,
     RunFailedError,
@@ -200,6 +201,9 @@ class Run(LoopActor[object]):
             file moved (journaled with ``RunResumed``).
         resume_options: The run options given anew for this resume (journaled with
             ``RunResumed``; ``options`` has them already).
+        resume_seq: How many events the journal had when the engine checked that the
+            run may be resumed: if it has more when the run reads it back, another
+            process continued the run meanwhile and this resume is refused.
     """
 
     def __init__(
@@ -225,6 +229,7 @@ class Run(LoopActor[object]):
         lenient: bool = False,
         resume_locator: str = "",
         resume_options: Mapping[str, Any] | None = None,
+        resume_seq: int | None = None,
     ) -> None:
         super().__init__()
         self._svc = services
@@ -247,6 +252,7 @@ class Run(LoopActor[object]):
         self._lenient = lenient
         self._resume_locator = resume_locator
         self._resume_options = dict(resume_options or {})
+        self._resume_seq = resume_seq
         self._run_context: Mapping[str, Any] = (
             MappingProxyType(dict(context)) if context else _NO_CONTEXT
         )
@@ -388,6 +394,8 @@ class Run(LoopActor[object]):
             self._journal_failed(outcome)
             return
         try:
+            if self._resume_seq is not None and len(outcome.entries) != self._resume_seq:
+                raise self._resumed_elsewhere()
             events = decode_history(self._run_id, outcome.entries)
             self._journal.seq = len(outcome.entries)
             if self._undo_only:
@@ -405,7 +413,7 @@ class Run(LoopActor[object]):
                 )
                 return
             self._apply_history(events)
-        except JournalCorruptError as exc:
+        except (JournalCorruptError, ResumeError) as exc:
             self._finish_now(exc)
             return
         except (msgspec.DecodeError, LookupError, DefinitionError, ValueError) as exc:
@@ -428,8 +436,30 @@ class Run(LoopActor[object]):
                 locator=self._resume_locator,
                 options=self._resume_options,
             ),
+            self._resume_appended,
         )
+        # No step runs before RunResumed is durable: its expected seq is what makes a
+        # resume exclusive (two processes resuming the run at once: one is refused
+        # before it runs anything, instead of both running the pending steps).
+        self._journal.flush()
+
+    def _resume_appended(self, outcome: JournalAppended | Failure) -> None:
+        if isinstance(outcome, Failure):
+            if outcome.kind is FailureKind.BAD_REQUEST and "actual_seq" in outcome.details:
+                self._finish_now(self._resumed_elsewhere())
+            else:
+                self._journal_failed(outcome)
+            return
         self._begin(resumed=True)
+
+    def _resumed_elsewhere(self) -> ResumeError:
+        return ResumeError(
+            f"run {self._run_id} was continued by another process while this one was "
+            "resuming it; nothing ran here (see `reactor runs show "
+            f"{self._run_id}`)",
+            run_id=self._run_id,
+            reactor=self._plan.reactor,
+        )
 
     def _plan_changes(self, events: list[RunEvent]) -> tuple[str, ...]:
         """How the reactor's steps changed since the run started (empty: they did not).

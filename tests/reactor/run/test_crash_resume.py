@@ -31,6 +31,7 @@ import pytest
 
 from actors import System
 from reactor.app import Engine
+from reactor.run import ResumeError
 from reactor.run._owner import THIS_PROCESS
 from reactor.run._records import (
     RUN_EVENT_DECODER,
@@ -270,6 +271,34 @@ def test_killed_run_resumed_by_engine_resume_runs_only_what_had_not_completed(
     assert crash.result("second") == crashy.pipeline_result(1)
     _check_pipeline_resumed(crash, "kill-resume", "resumed")
     assert _status(crash.db, "kill-resume") == "completed"
+
+
+@pytest.mark.slow
+def test_a_run_still_running_in_another_process_is_not_resumed(crash: Crash) -> None:
+    """Engine.resume (the daemon's resume API) refuses a run a live process is running.
+
+    Resuming it anyway would run its pending steps in two processes at once.
+    """
+    first = crash.spawn("start", "busy", "Pipeline", "1", name="first")
+    try:
+        crash.wait("the gate", lambda: "gate" in crash.starts(), first, "first")
+        crash.wait("the first steps", _done(crash, "busy", PIPELINE_DONE), first, "first")
+        with System(name="other", default_timeout=10.0) as system:
+            engine = Engine(system, db_path=crash.db, tracing=False, logging=False)
+            try:
+                with pytest.raises(ResumeError, match=f"still running in process {first.pid}"):
+                    engine.resume("busy")
+            finally:
+                engine.close()
+        crash.go()
+        assert first.wait(timeout=_WAIT_S) == 0, crash.output("first")
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert crash.starts() == ["gate"]
+    assert crash.result("first") == crashy.pipeline_result(1)
+    assert not any(isinstance(e, RunResumed) for e in crash.events("busy"))
 
 
 @pytest.mark.slow

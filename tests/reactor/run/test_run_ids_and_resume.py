@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pytest
 
 from actors import System
 from actors.store import Store, StoreError
-from dsl import Input, Reactor, find, step
+from dsl import Halt, Input, Reactor, find, step
 from reactor.app import Engine
 from reactor.run import (
     JournalCorruptError,
@@ -132,6 +133,67 @@ def test_two_engines_racing_on_one_id_run_it_once(tmp_path: Path) -> None:
     assert len(started) == 1
 
 
+class HaltsFirst(Reactor):
+    """Halts until ``MODE["run"]``; then records the call and waits for ``GO``."""
+
+    text = Input(str)
+
+    @step
+    def record(text: str) -> Any:
+        if not MODE.get("run"):
+            return Halt("not yet")
+        CALLS.append(text)
+        ENTERED.set()
+        GO.wait(WAIT)
+        return text.upper()
+
+
+MODE: dict[str, bool] = {}
+ENTERED = threading.Event()
+GO = threading.Event()
+
+
+def test_a_run_resumed_by_another_engine_meanwhile_is_not_resumed_twice(
+    tmp_path: Path,
+) -> None:
+    """Two engines resume one halted run at once: the pending step runs once, not twice.
+
+    The second resume is checked before the first appends anything; by the time its
+    run reads the journal, the first has resumed the run: it is refused, running nothing.
+    """
+    db = tmp_path / "shared.db"
+    MODE.clear()
+    ENTERED.clear()
+    GO.clear()
+    with (
+        System(name="one", default_timeout=5.0) as first,
+        System(name="two", default_timeout=5.0) as second,
+        Engine(first, db_path=db, logging=False) as one,
+        Engine(second, db_path=db, logging=False) as two,
+    ):
+        with pytest.raises(RunHaltedError):
+            one.run(HaltsFirst, {"text": "x"}, run_id="twice")
+        MODE["run"] = True
+        checked = one.history
+        winner: list[Any] = []
+
+        def history_then_resumed_elsewhere(run_id: str) -> list[Any]:
+            events = checked(run_id)
+            winner.append(two.resume(run_id))
+            assert ENTERED.wait(WAIT)
+            return events
+
+        one.history = history_then_resumed_elsewhere  # type: ignore[method-assign]
+        try:
+            loser = one.resume("twice")
+            with pytest.raises(ResumeError, match="continued by another process"):
+                loser.result(WAIT)
+        finally:
+            GO.set()
+        assert winner[0].result(WAIT) == "X"
+    assert CALLS == ["x"]
+
+
 # ---- the journal is usable before anything runs -------------------------------------------
 
 
@@ -147,6 +209,20 @@ def _random_bytes(path: Path) -> Path:
     return path
 
 
+def _another_applications(path: Path) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('keep me')")
+    return path
+
+
+def _another_application_id(path: Path) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA application_id = 1234")
+        conn.execute("PRAGMA user_version = 3")
+    return path
+
+
 def _directory(path: Path) -> Path:
     path.mkdir()
     return path
@@ -158,6 +234,8 @@ def _directory(path: Path) -> Path:
         (_directory, "it is a directory"),
         (_random_bytes, "file is not a database"),
         (_newer_schema, "schema version 99, newer than this code knows"),
+        (_another_applications, "a SQLite database of another application (tables notes"),
+        (_another_application_id, "not a reactor-swarm database (its application_id is 0x4d2)"),
     ],
 )
 def test_an_unusable_database_is_a_store_error_naming_the_file(
@@ -169,6 +247,10 @@ def test_an_unusable_database_is_a_store_error_naming_the_file(
         Engine(system, db_path=bad, logging=False)
     assert str(bad) in str(caught.value)
     assert cause in str(caught.value)
+    if make in (_another_applications, _another_application_id):  # nothing written into it
+        with closing(sqlite3.connect(bad)) as conn:
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            assert "events" not in {row[0] for row in tables}
 
 
 @pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root writes anyway")
