@@ -430,6 +430,8 @@ def _report(  # noqa: PLR0911, PLR0912 - one exit per way a run ends
         case RunHaltedError():
             where = f" at step {error.step}" if error.step else ""
             err.write(f"run {run_id} halted{where}: {error.reason}\n")
+            for other, why in error.halted[1:]:  # steps that halted it side by side
+                err.write(f"  also at step {other}: {why}\n")
             err.write(f"resume it with: {resume}\n")
             return EXIT_HALTED
         case RunFailedError():
@@ -481,6 +483,7 @@ def _outcome(  # noqa: PLR0911 - one object per way a run ends
                 "status": "halted",
                 "step": error.step or None,
                 "reason": error.reason,
+                "halted": [{"step": name, "reason": why} for name, why in error.halted if name],
                 "resume": resume,
             }
         case RunFailedError():

@@ -109,16 +109,29 @@ class RunHaltedError(RunError):
     says so).
 
     Attributes:
-        step: The step that halted it (empty: the run's timeout did).
+        step: The step that halted it first (empty: the run's timeout did).
         reason: Why.
+        halted: Every ``(step, reason)`` that halted the run, the first first: steps
+            running side by side may each halt it (several approvals, say).
     """
 
-    def __init__(self, *, run_id: str, reactor: str, step: str, reason: str) -> None:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        reactor: str,
+        step: str,
+        reason: str,
+        halted: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.step = step
         self.reason = reason
+        self.halted = halted or ((step, reason),)
         where = f" at step {step!r}" if step else ""
+        others = [f"{name!r} ({why})" for name, why in self.halted[1:]]
+        also = f"; also halted: {', '.join(others)}" if others else ""
         super().__init__(
-            f"run {run_id} of reactor {reactor!r} halted{where}: {reason} "
+            f"run {run_id} of reactor {reactor!r} halted{where}: {reason}{also} "
             f"(resume it with `reactor runs resume {run_id}`)",
             run_id=run_id,
             reactor=reactor,

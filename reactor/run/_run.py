@@ -282,6 +282,7 @@ class Run(LoopActor[object]):
             linger=services.journal_linger,
         )
         self._halt: tuple[str, str] | None = None
+        self._halts: list[tuple[str, str]] = []  # every halt, the first first
         self._ending: RunOutcome | None = None  # how the run ends, once that is journaled
         self._cancel: str | None = None
         self._started = time.monotonic()
@@ -1140,6 +1141,8 @@ class Run(LoopActor[object]):
         """
         if self._halt is None:
             self._halt = (step, reason)
+        if step and all(step != name for name, _ in self._halts):
+            self._halts.append((step, reason))
         if self._mode is Mode.RUNNING:
             self._mode = Mode.HALTING
             wait = self._options.halt_timeout
@@ -1518,6 +1521,7 @@ class Run(LoopActor[object]):
                             reactor=self._plan.reactor,
                             step=step,
                             reason=reason,
+                            halted=tuple(self._halts) if step else (),
                         )
                     )
                 case "undone" if not outcome.errors:

@@ -141,6 +141,7 @@ def test_run_json_prints_a_machine_readable_outcome_for_each_ending(tmp_path: Pa
         "status": "halted",
         "step": "go",
         "reason": "waiting for the marker",
+        "halted": [{"step": "go", "reason": "waiting for the marker"}],
         "resume": "reactor runs resume h-1",
     }
     marker.write_text("go")

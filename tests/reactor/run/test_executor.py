@@ -23,6 +23,7 @@ from dsl import (
     DEFAULT_MAX_RETRIES,
     Continue,
     Fail,
+    Halt,
     Input,
     Reactor,
     Retry,
@@ -739,6 +740,31 @@ def test_halt_and_resume(engine: Engine, tmp_path: Path) -> None:
     assert [c.step for c in of_type(events, StepCompleted)] == ["prepare", "approve", "publish"]
     assert isinstance(events[-1], RunCompleted)
     assert {r.run_id: r.status for r in engine.runs()}[handle.run_id] == "completed"
+
+
+def test_every_step_that_halted_the_run_is_named(engine: Engine) -> None:
+    """Two approvals running side by side both halt: the error names both, first first."""
+    both_running = threading.Barrier(2, timeout=WAIT)
+
+    class TwoApprovals(Reactor):
+        @step
+        def legal() -> Halt:
+            both_running.wait()
+            return Halt("legal must approve")
+
+        @step
+        def finance() -> Halt:
+            both_running.wait()
+            return Halt("finance must approve")
+
+    handle = engine.start(TwoApprovals, max_concurrency=2)
+    with pytest.raises(RunHaltedError) as caught:
+        handle.result(WAIT)
+    halted = caught.value.halted
+    assert sorted(halted) == [("finance", "finance must approve"), ("legal", "legal must approve")]
+    assert (caught.value.step, caught.value.reason) == halted[0]
+    (other, why) = halted[1]
+    assert f"also halted: {other!r} ({why})" in str(caught.value)
 
 
 def test_resume_refuses_finished_and_unknown_runs(engine: Engine) -> None:
