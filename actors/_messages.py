@@ -177,7 +177,15 @@ class Failure(_Wire, frozen=True, kw_only=True):
 
     @property
     def retryable(self) -> bool:
-        """Whether the same request may succeed if it is sent again later."""
+        """Whether the same request may succeed if it is sent again later.
+
+        The kind decides, unless the peer said otherwise: ``details["should_retry"]``
+        (``"true"`` or ``"false"``, from an ``x-should-retry`` header) wins, as it does
+        for the vendors' own SDKs.
+        """
+        said = self.details.get("should_retry")
+        if said is not None:
+            return said == "true"
         return self.kind.retryable
 
     def __str__(self) -> str:

@@ -142,6 +142,8 @@ class Fault:
         code: A vendor error code to pick a specific body, e.g.
             ``"context_length_exceeded"``, ``"model_not_found"``.
         retry_after: Seconds to send as ``retry-after`` (and ``retry-after-ms``).
+        should_retry: Send ``x-should-retry: true`` or ``false`` (OpenAI's and
+            Anthropic's APIs tell their SDKs so).
         latency: Seconds before the response starts.
         ttft: Seconds before the first token of a stream.
         token_delay: Seconds between streamed tokens.
@@ -166,6 +168,7 @@ class Fault:
     message: str | None = None
     code: str | None = None
     retry_after: float | None = None
+    should_retry: bool | None = None
     latency: float = 0.0
     ttft: float = 0.0
     token_delay: float = 0.0
@@ -285,7 +288,11 @@ class Exchange:
             raise web.HTTPServiceUnavailable(text="fake server stopping")
         if fault.status is not None:
             return self.error(
-                fault.status, fault.message, code=fault.code, retry_after=fault.retry_after
+                fault.status,
+                fault.message,
+                code=fault.code,
+                retry_after=fault.retry_after,
+                should_retry=fault.should_retry,
             )
         return None
 
@@ -296,6 +303,7 @@ class Exchange:
         *,
         code: str | None = None,
         retry_after: float | None = None,
+        should_retry: bool | None = None,
     ) -> web.Response:
         """The vendor's error response for ``status``."""
         body = self.protocol.error_body(status, message, code)
@@ -303,6 +311,8 @@ class Exchange:
         if retry_after is not None:
             headers["retry-after"] = f"{retry_after:g}"
             headers["retry-after-ms"] = str(round(retry_after * 1000))
+        if should_retry is not None:
+            headers["x-should-retry"] = "true" if should_retry else "false"
         headers.update(self.protocol.error_headers(status))
         headers.update(self.protocol.response_headers(self))
         return web.json_response(body, status=status, headers=headers)

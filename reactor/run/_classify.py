@@ -49,8 +49,8 @@ _INVOKE_FILE = str(Path(__file__).with_name("_invoke.py"))
 def transient(error: BaseException) -> bool:
     """Whether ``error`` is worth retrying (with backoff, within ``max_retries``)."""
     if isinstance(error, AskError):
-        kind = error.failure.kind
-        return kind.retryable and kind is not FailureKind.CIRCUIT_OPEN
+        failure = error.failure
+        return failure.retryable and failure.kind is not FailureKind.CIRCUIT_OPEN
     return isinstance(error, TimeoutError | ConnectionError)
 
 

@@ -662,6 +662,9 @@ class Provider(abc.ABC):
             details["error_type"] = etype
         if code:
             details["error_code"] = code
+        should_retry = (headers.get("x-should-retry") or "").strip().lower()
+        if should_retry in ("true", "false"):  # the server's word over the status's
+            details["should_retry"] = should_retry
         note = ""
         if kind is FailureKind.BAD_REQUEST and status >= 500:
             note = " (the server rejected the request's shape; this is no server fault)"

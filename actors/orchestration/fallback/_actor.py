@@ -586,7 +586,9 @@ class FallbackChain(LoopActor[ChainMessage]):
         walk.position += 1
         self._advance(walk)
 
-    def _decide(self, walk: _Walk, item: Link, failure: Failure) -> tuple[str, str]:
+    def _decide(  # noqa: PLR0911 - one return per rule
+        self, walk: _Walk, item: Link, failure: Failure
+    ) -> tuple[str, str]:
         """The action after ``failure`` on ``item``, and why (the failure's message first)."""
         kind = failure.kind
         why = failure.message
@@ -611,7 +613,10 @@ class FallbackChain(LoopActor[ChainMessage]):
                 "next",
                 f"{why} (links with a context of {walk.context_floor} tokens or less are skipped)",
             )
-        return walk.chain.action(kind), why
+        action = walk.chain.action(kind)
+        if action == "retry" and failure.details.get("should_retry") == "false":
+            return "next", f"{why} (the server said not to retry it)"
+        return action, why
 
     # ---- the end -------------------------------------------------------------------------
 

@@ -182,6 +182,26 @@ def test_rate_limited_past_the_retries_fails_the_run(engine: Engine, openai: Fak
     assert [e.attempt for e in started] == [1, 2]
 
 
+def test_the_servers_x_should_retry_overrides_the_status(
+    engine: Engine, openai: FakeServer
+) -> None:
+    """``x-should-retry: false`` on a 429: not retried; ``true`` on a 409: retried.
+
+    The vendors' SDKs take the header's word over the status's; so does a step.
+    """
+    openai.inject(Fault(status=429, model="fake-small", times=1, should_retry=False))
+    with pytest.raises(RunFailedError) as caught:
+        engine.run(Stubborn, {"topic": "x"})
+    error = caught.value.errors[0]
+    assert (error.step, error.kind, error.retryable) == ("answer", "rate_limited", False)
+    assert len(prompts(openai)["fake-small"]) == 1
+
+    openai.calls.clear()
+    openai.inject(Fault(status=409, model="fake-small", times=1, should_retry=True))
+    assert engine.run(Stubborn, {"topic": "y"}).content.startswith("[fake-small]")
+    assert len(prompts(openai)["fake-small"]) == 2
+
+
 class Unknown(Reactor):
     """Asks a model no host serves."""
 

@@ -103,6 +103,34 @@ def test_a_failed_chain_is_not_walked_again_by_the_step(
     assert asked(server) == ["primary", "backup"] * 2
 
 
+class RetriesFirst(Reactor):
+    """A chain that retries a server error on the same link before moving on."""
+
+    question = Input(str)
+    reply = fallback(
+        "{question}",
+        chain=["primary", "backup"],
+        name="retrying",
+        on={"server_error": "retry"},
+        retries=2,
+        backoff_s=0,
+    )
+
+
+def test_a_link_the_server_says_not_to_retry_is_passed_at_once(
+    system: System, tmp_path: Path, server: FakeServer
+) -> None:
+    """``x-should-retry: false``: the chain moves on instead of retrying the link."""
+    server.inject(Fault(status=500, model="primary", times=None, should_retry=False))
+    with engine_for(system, tmp_path) as engine:
+        result: FallbackResult = engine.run(RetriesFirst, {"question": "why?"})
+    assert result.link == "backup"
+    assert asked(server) == ["primary", "backup"]
+    (passed, _) = result.attempts
+    assert (passed.outcome, passed.action) == ("server_error", "next")
+    assert "the server said not to retry it" in passed.why
+
+
 class Named(Reactor):
     """A chain configured by name."""
 
