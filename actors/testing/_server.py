@@ -539,6 +539,7 @@ class FakeServer:
         self.faults: list[Fault] = []
         self._scripted: collections.deque[Reply] = collections.deque()
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -649,6 +650,7 @@ class FakeServer:
         with self._lock:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            self._arrived.notify_all()
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
@@ -656,6 +658,14 @@ class FakeServer:
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def wait_in_flight(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Block until ``count`` requests are being served at once (``False``: timed out).
+
+        For tests that must act while a request is at the server (a hanging one, say).
+        """
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self.in_flight >= count, timeout)
 
     def interrupt_streams(self) -> int:
         """End every stream being written now, early; returns how many there were.

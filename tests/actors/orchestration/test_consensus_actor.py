@@ -532,11 +532,7 @@ async def test_a_poll_cut_short_by_stopping_still_ends_its_span(
     pending = asyncio.ensure_future(
         ref.ask_async(ask(ConsensusSpec(members=members("m1", "m2", "m4"))), timeout=10)
     )
-    for _ in range(500):
-        if server.in_flight:
-            break
-        await asyncio.sleep(0.01)
-    assert server.in_flight
+    assert await asyncio.to_thread(server.wait_in_flight)
     await asyncio.to_thread(system.stop, 10.0)
     with pytest.raises(AskError):
         await pending

@@ -328,11 +328,7 @@ async def test_a_walk_cut_short_by_stopping_still_ends_its_span(
     server.inject(Fault(hang=True, model="big"))
     ref = await chain_actor(system, server, Chain(links=("big", "other"), name="main"))
     pending = asyncio.ensure_future(ref.ask_async(prompt(), timeout=10))
-    for _ in range(500):
-        if server.in_flight:
-            break
-        await asyncio.sleep(0.01)
-    assert server.in_flight
+    assert await asyncio.to_thread(server.wait_in_flight)
     await asyncio.to_thread(system.stop, 10.0)
     with pytest.raises(AskError):
         await pending
