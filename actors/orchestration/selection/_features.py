@@ -129,6 +129,8 @@ _HARD_WORDS = frozenset(
         "tradeoffs",
     ]
 )
+_HARD_ANYWHERE = re.compile("|".join(sorted(map(re.escape, _HARD_WORDS))))
+"""Any hard word, even inside another: with no match in the text, no word needs counting."""
 _PUNCTUATION = ".,:;!?()[]{}<>\"'`*"
 _ARITHMETIC = re.compile(r"\d\s*[-+*/^=]\s*\d")
 _STEPS = re.compile(r"^\s*(?:\d+[.)]|[-*])\s", re.MULTILINE)
@@ -246,7 +248,10 @@ def analyse(
                 last = message.content
     scanned = last[:SCAN_CHARS]
     low = scanned.lower()
-    words = [w.strip(_PUNCTUATION) for w in low.split()]
+    if task_type is None or _HARD_ANYWHERE.search(low) is not None:
+        words = [w.strip(_PUNCTUATION) for w in low.split()]
+    else:  # given a category and no hard word in the text: no word needs counting
+        words = []
     tokens = (total + 3) // 4
     if needs or tools or json or vision or tokens >= LONG_CONTEXT_TOKENS:
         required = set(needs)

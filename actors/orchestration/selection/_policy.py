@@ -429,15 +429,16 @@ def decide(
     for s in scored:
         if s.best_known > best_known.best_known:
             best_known = s
+    floor = math.floor  # to 4 places, half up (what a decision record shows)
     for s in scored:
         latency = s.latency
         considered.append(
             Considered(
                 model=s.name,
-                score=_places4(s.score),
-                quality=_places4(s.draw),
+                score=floor(s.score * 10_000 + 0.5) / 10_000,
+                quality=floor(s.draw * 10_000 + 0.5) / 10_000,
                 cost_usd=s.cost,
-                latency_s=None if latency is None else _places4(latency),
+                latency_s=None if latency is None else floor(latency * 10_000 + 0.5) / 10_000,
                 loaded=s.entry.loaded,
                 evicts=s.evicts,
             )
@@ -454,11 +455,6 @@ def decide(
         budget_account="" if budget is None else budget.account,
         budget_constrained=over_budget > 0,
     )
-
-
-def _places4(value: float) -> float:
-    """``value`` to 4 decimal places, half up (what a decision record shows)."""
-    return math.floor(value * 10_000 + 0.5) / 10_000
 
 
 def _entries(catalog: Catalog, names: Sequence[str]) -> list[ModelEntry]:

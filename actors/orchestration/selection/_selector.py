@@ -336,45 +336,49 @@ class Selector(LoopActor[SelectorMessage]):
             raise LookupError(msg)
         return policy
 
-    def _features(
-        self, message: SelectChat | SelectModel, task_type: TaskType | None
-    ) -> TaskFeatures:
-        request = message.request
-        return analyse(
-            request.messages,
-            task_type=task_type or message.task_type,
-            tools=bool(request.tools),
-            json="json" in message.needs,
-            needs=message.needs,
-        )
-
     def _decide(
         self,
         message: SelectChat | SelectModel,
-        features: TaskFeatures,
+        known: TaskType | None,
         budget: BudgetCeiling | None = None,
     ) -> Decision:
-        policy = self._policy(message.policy)
+        """Describe ``message`` (``known``: the task type a classifier named) and decide.
+
+        One frame for both, with the policy looked up in place: this runs on every
+        request, before anything is sent.
+        """
+        chosen = message.policy or self.default_policy
+        policy = self.policies.get(chosen)
+        if policy is None:
+            policy = self._policy(chosen)  # raises, naming the known ones
+        request = message.request
+        needs = message.needs
+        features = analyse(
+            request.messages,
+            task_type=known or message.task_type,
+            tools=bool(request.tools),
+            json="json" in needs,
+            needs=needs,
+        )
+        deadline = message.deadline
         return decide(
             policy,
             features,
             self.catalog,
             self.history,
-            max_tokens=message.request.max_tokens,
+            max_tokens=request.max_tokens,
             rng=self._rng,
             max_cost_usd=message.max_cost_usd,
             budget=budget,
-            entries=self._entries.entries(tuple(message.candidates) or policy.models),
+            entries=self._entries.entries(message.candidates or policy.models),
             seconds=(  # how long the call may take (_send bounds it so)
-                self.runtime.default_timeout
-                if message.deadline is None
-                else _remaining(message.deadline)
+                self.runtime.default_timeout if deadline is None else _remaining(deadline)
             ),
         )
 
     def _select_model(self, message: SelectModel) -> Choice | Failure:
         try:
-            return Choice(decision=self._decide(message, self._features(message, None)))
+            return Choice(decision=self._decide(message, None))
         except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
             return self._refusal(message, exc)
 
@@ -416,7 +420,7 @@ class Selector(LoopActor[SelectorMessage]):
             self._quote(message, reply, known, retry=True)
             return
         try:
-            decision = self._decide(message, self._features(message, known))
+            decision = self._decide(message, known)
         except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
             reply.send(self._refusal(message, exc))
             return
@@ -475,7 +479,7 @@ class Selector(LoopActor[SelectorMessage]):
         try:
             policy = self._policy(message.policy)
             ceiling = _ceiling(quote, policy)
-            decision = self._decide(message, self._features(message, None), ceiling)
+            decision = self._decide(message, None, ceiling)
         except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
             reply.send(self._refusal(message, exc))
             return
@@ -516,7 +520,7 @@ class Selector(LoopActor[SelectorMessage]):
         try:
             policy = self._policy(message.policy)
             ceiling = _ceiling(quote, policy)
-            decision = self._decide(message, self._features(message, known), ceiling)
+            decision = self._decide(message, known, ceiling)
         except Exception as exc:  # noqa: BLE001 - a policy's user function may raise anything
             reply.send(self._refusal(message, exc))
             return

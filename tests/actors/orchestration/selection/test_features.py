@@ -80,3 +80,26 @@ def test_the_same_text_gives_the_same_features() -> None:
     text = "Analyse the data trends and summarise them"
     assert analyse(text) == analyse(text)
     assert isinstance(analyse(text), TaskFeatures)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What time is it?",
+        "Prove it, formally: (rigorous) design, edge-free",
+        "knowledge of hedges is not an edge; redesign is not design",
+        "1. optimise\n2. OPTIMIZE the architecture\n- concurrency? complexity?",
+        "multi-step tradeoffs, prove. prove! prove?",
+    ],
+)
+def test_a_given_task_type_changes_nothing_else(text: str) -> None:
+    """Naming the task type skips its inference only: the complexity is the analyser's own."""
+    inferred = analyse(text)
+    given = analyse(text, task_type="creative")
+    assert given.task_type == "creative"
+    assert not given.inferred
+    assert (given.complexity, given.prompt_tokens, given.needs) == (
+        inferred.complexity,
+        inferred.prompt_tokens,
+        inferred.needs,
+    )
