@@ -216,7 +216,12 @@ class ToolCaller:
             identity=request.identity,
         )
         span = start_tool_span(
-            tool.name, call.id, kind=tool.kind, description=tool.description, parent=request.trace
+            tool.name,
+            call.id,
+            kind=tool.kind,
+            description=tool.description,
+            parent=request.trace,
+            arguments=call.arguments,
         )
         limit = tool.meta.max_concurrency
         per_tool = None
@@ -266,7 +271,7 @@ class ToolCaller:
             if token is not None:
                 otel_context.detach(token)
         duration = time.perf_counter() - began
-        end_tool_span(span, status, error_message, raised)
+        end_tool_span(span, status, error_message, raised, result=content)
         return ToolOutcome(
             call_id=call.id,
             name=tool.name,

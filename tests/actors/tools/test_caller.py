@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 
+import pytest
 from pydantic import SecretStr
 
 from actors.llm import ToolCall
@@ -225,6 +227,30 @@ def test_each_call_gets_an_execute_tool_span(spans: InMemorySpanExporter) -> Non
     assert failed.attributes is not None
     assert failed.attributes["error.type"] == "error"
     assert not failed.status.is_ok
+
+
+def test_arguments_and_results_are_on_the_span_only_when_content_may_be(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gen_ai.tool.call.arguments and .result: opt-in, as the conventions say."""
+    import otel
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    caller = ToolCaller(ToolRegistry([tool(add)]))
+    run(caller, call("add", "quiet", a=1, b=2))
+    monkeypatch.setenv(otel.CAPTURE_CONTENT_VARIABLE, "true")
+    run(caller, call("add", "loud", a=3, b=4))
+    by_call = {
+        s.attributes["gen_ai.tool.call.id"]: s.attributes
+        for s in spans.get_finished_spans()
+        if s.attributes is not None and s.name == "execute_tool add"
+    }
+    assert otel.GEN_AI_TOOL_CALL_ARGUMENTS not in by_call["quiet"]
+    assert otel.GEN_AI_TOOL_CALL_RESULT not in by_call["quiet"]
+    assert json.loads(str(by_call["loud"][otel.GEN_AI_TOOL_CALL_ARGUMENTS])) == {"a": 3, "b": 4}
+    assert by_call["loud"][otel.GEN_AI_TOOL_CALL_RESULT] == "7"
 
 
 def test_a_tool_runs_in_its_span(spans: InMemorySpanExporter) -> None:
