@@ -71,6 +71,7 @@ from otel._telemetry import configure_telemetry, shutdown_telemetry
 from otel._tracing import (
     ExporterName,
     TracingConfigError,
+    carrier_of,
     child_spans,
     configure_tracing,
     enabled,
@@ -126,6 +127,7 @@ __all__ = [
     "TracingConfigError",
     "add_trace_ids",
     "capture_content",
+    "carrier_of",
     "child_spans",
     "configure_log_export",
     "configure_logging",

@@ -155,14 +155,28 @@ def inject() -> dict[str, str] | None:
     Every message a handler sends carries the same span, so carriers are made once per
     span and shared: treat the returned dict as read-only.
     """
-    span_context = trace.get_current_span().get_span_context()
+    return _carrier(None)
+
+
+def carrier_of(context: object) -> dict[str, str] | None:
+    """:func:`inject` for the span in ``context`` (an OpenTelemetry context), not the current one.
+
+    ``None`` when ``context`` is not a context or holds no valid span.
+    """
+    if not isinstance(context, otel_context.Context):
+        return None
+    return _carrier(context)
+
+
+def _carrier(context: otel_context.Context | None) -> dict[str, str] | None:
+    span_context = trace.get_current_span(context).get_span_context()
     if not span_context.is_valid:
         return None
     key = (span_context.trace_id, span_context.span_id)
     carrier = _carriers.get(key)
     if carrier is None:
         carrier = {}
-        _propagator.inject(carrier)
+        _propagator.inject(carrier, context=context)
         if len(_carriers) >= _CACHE_SIZE:
             _carriers.clear()
         _carriers[key] = carrier

@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -45,16 +46,17 @@ def wait_for_spans(
     """Wait until spans with all of ``names`` have finished; return every finished span.
 
     A reply can reach the caller a moment before the replying handler's span ends, so
-    tests wait for the spans they are about to inspect.
+    tests wait for the spans they are about to inspect. A name given twice waits for two
+    spans of that name, and so on.
 
     Raises:
         AssertionError: Some names did not appear in time (the message lists them).
     """
-    wanted = set(names)
+    wanted = collections.Counter(names)
     deadline = time.monotonic() + timeout
     while True:
         spans = exporter.get_finished_spans()
-        missing = wanted - {s.name for s in spans}
+        missing = wanted - collections.Counter(s.name for s in spans)
         if not missing:
             return spans
         if time.monotonic() > deadline:

@@ -757,6 +757,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "VERSION",
         "add_trace_ids",
         "capture_content",
+        "carrier_of",
         "child_spans",
         "configure_log_export",
         "configure_logging",

@@ -103,6 +103,12 @@ class TracingMiddleware(Middleware):
             context=parent if parent is not None else _ROOT,
             attributes=attributes,
         )
+        if run.previous:
+            # A resumed run: a link to the trace of the run it continues (its last step
+            # attempt journaled), so a trace viewer leads from one to the other.
+            before = trace.get_current_span(otel.extract(run.previous)).get_span_context()
+            if before.is_valid:
+                span.add_link(before, {"reactor.link": "resumed_from"})
         self._runs[run.run_id] = _RunSpans(span)
 
     def step_event(self, run: RunInfo, event: StepEvent) -> None:

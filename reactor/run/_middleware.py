@@ -65,6 +65,8 @@ class RunInfo:
         resumed: Whether this run was picked up from the journal.
         steps: The step names known when it started, in definition order.
         carrier: The trace context the run was started in (a composing step's span).
+        previous: A resumed run's last trace context journaled before (a step
+            attempt's span of the run it continues), for a link from its new span.
         context: The run's context (``Engine.start(context=...)``), read-only: a
             tenant, a user, a request id that every step and middleware may read.
     """
@@ -77,6 +79,7 @@ class RunInfo:
     steps: tuple[str, ...] = ()
     carrier: Mapping[str, str] | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    previous: Mapping[str, str] | None = None
 
 
 class StepEventKind(enum.StrEnum):

@@ -91,6 +91,7 @@ from typing import Any
 import msgspec
 from opentelemetry import context as otel_context
 
+import otel
 from actors import AskError, Failure, FailureKind, LoopActor, Ref
 from actors.store import JournalAppended, JournalEntries, JournalRead
 from dsl import (
@@ -292,6 +293,7 @@ class Run(LoopActor[object]):
         self._iterations = 0  # steps that re-emitted themselves (max_iterations)
         self._n_compensated = self._n_undone = 0
         self._replays: list[StepEvent] = []  # replayed step events, told after run_started
+        self._previous: dict[str, str] | None = None  # the last trace journaled (a resume)
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -414,6 +416,8 @@ class Run(LoopActor[object]):
                 )
                 return
             self._apply_history(events)
+            if self._mw:
+                self._previous = _last_trace(events)
         except (JournalCorruptError, ResumeError) as exc:
             self._finish_now(exc)
             return
@@ -573,7 +577,9 @@ class Run(LoopActor[object]):
 
     def _begin(self, *, resumed: bool) -> None:
         if resumed and self._mw:
-            self._info = _replace(self._info, resumed=True, steps=tuple(self._state.steps))
+            self._info = _replace(
+                self._info, resumed=True, steps=tuple(self._state.steps), previous=self._previous
+            )
         self._run_started()
         timeout = self._options.timeout
         if timeout is not None:
@@ -732,8 +738,11 @@ class Run(LoopActor[object]):
         step.started_at = now = time.time()
         self._running += 1
         self._n_attempts += 1
-        self._append(StepStarted(step=name, attempt=step.attempt, at=now))
         trace = self._event(StepEventKind.START, step, want_context=True)
+        # The attempt's span goes in the journal with it: a resumed run's span links to
+        # the last one journaled (the trace of the run it continues).
+        carrier = otel.carrier_of(trace) if trace is not None else None
+        self._append(StepStarted(step=name, attempt=step.attempt, at=now, trace=carrier))
         attempt = self._attempt(step, executor, trace)
         try:
             running = executor.start(attempt)
@@ -1657,6 +1666,15 @@ def _why(exc: BaseException) -> str:
             "(renamed or removed since the run started?)"
         )
     return str(exc)
+
+
+def _last_trace(events: list[Any]) -> dict[str, str] | None:
+    """The newest trace context journaled with a run's events (a step attempt's span)."""
+    for event in reversed(events):
+        carrier = getattr(event, "trace", None)
+        if carrier:
+            return dict(carrier)
+    return None
 
 
 def _replace(obj: Any, **changes: Any) -> Any:

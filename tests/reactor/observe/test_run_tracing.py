@@ -24,10 +24,10 @@ import otel
 from actors import System
 from actors.llm import Completion, HostConfig
 from actors.testing import FakeServer
-from dsl import Input, Reactor, Retry, StepContext, ask, compose, step
+from dsl import Halt, Input, Reactor, Retry, StepContext, ask, compose, step
 from otel.testing import InMemorySpanExporter, wait_for_spans
 from reactor.app import Engine
-from reactor.run import RunFailedError
+from reactor.run import RunFailedError, RunHaltedError
 from tests.support.hosts import start_host
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -171,6 +171,52 @@ def test_a_run_is_a_span_with_a_child_span_per_step(
         assert step_span.attributes is not None
         assert step_span.attributes["reactor.attempt"] == 1
         assert step_span.attributes["reactor.run_id"] == handle.run_id
+
+
+HALTS: list[int] = []
+
+
+class HaltsOnce(Reactor):
+    """A step, then one that halts the first time it runs."""
+
+    x = Input(int)
+
+    @step
+    def first(x: int) -> int:
+        return x + 1
+
+    @step
+    def gate(first: int) -> int:
+        HALTS.append(first)
+        if len(HALTS) == 1:
+            return Halt("look first")  # type: ignore[return-value]
+        return first
+
+
+def test_a_resumed_runs_span_links_to_the_trace_it_continues(
+    engine: Engine, spans: InMemorySpanExporter
+) -> None:
+    """The resumed run is a new trace, linked to the last step span journaled before."""
+    HALTS.clear()
+    with pytest.raises(RunHaltedError) as halted:
+        engine.run(HaltsOnce, {"x": 1})
+    assert engine.resume(halted.value.run_id).result(10) == 2
+    finished = wait_for_spans(spans, ["reactor.run HaltsOnce", "reactor.run HaltsOnce"])
+    first_run, resumed = named(finished, "reactor.run HaltsOnce")
+    assert not first_run.links
+    [link] = resumed.links
+    gate = [
+        s
+        for s in named(finished, "reactor.step gate")
+        if s.context is not None
+        and first_run.context is not None
+        and s.context.trace_id == first_run.context.trace_id
+    ]
+    assert len(gate) == 1
+    assert link.context.trace_id == first_run.context.trace_id
+    assert link.context.span_id == span_id(gate[0])
+    assert link.attributes is not None
+    assert link.attributes["reactor.link"] == "resumed_from"
 
 
 def test_a_top_level_run_span_is_a_root(engine: Engine, spans: InMemorySpanExporter) -> None:
