@@ -697,7 +697,11 @@ async def run_events(request: Request, daemon: Daemon) -> Response:
     tag="daemon",
 )
 async def bus_events(request: Request, daemon: Daemon) -> Response:
-    """Every bus event (``event:`` its type); ``Last-Event-ID`` replays the ones kept since."""
+    """Every bus event (``event:`` its type); ``Last-Event-ID`` replays the ones kept since.
+
+    ``?types=a,b`` keeps only those types. A ``:`` comment goes out when nothing was
+    sent for :data:`KEEPALIVE_S` seconds, however many events the filter dropped.
+    """
     after = _last_event_id(request)
     hub = daemon.hub
     if after == 0 or after > hub.last_id:
@@ -709,13 +713,16 @@ async def bus_events(request: Request, daemon: Daemon) -> Response:
     async def body() -> AsyncIterator[bytes]:
         seen = after
         yield b"retry: 1000\n\n"
+        sent_at = time.monotonic()  # the last frame out: events the filter drops do not count
         while not hub.closed:
             for event_id, name, data in list(hub.since(seen)):
                 seen = event_id
                 if not wanted or name in wanted:
+                    sent_at = time.monotonic()
                     yield sse_frame(event_id, name, data)
-            await hub.wait(KEEPALIVE_S)
-            if seen == hub.last_id:
+            await hub.wait(max(KEEPALIVE_S - (time.monotonic() - sent_at), 0.0))
+            if time.monotonic() - sent_at >= KEEPALIVE_S:
+                sent_at = time.monotonic()
                 yield b": keep-alive\n\n"
 
     return _sse(body())

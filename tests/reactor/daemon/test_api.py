@@ -555,6 +555,33 @@ def test_a_quiet_run_stream_sends_keep_alives(
     assert client.get(f"/api/runs/{run_id}").json()["status"] == "completed"
 
 
+def test_a_filtered_bus_stream_sends_keep_alives_while_other_events_flow(
+    daemon: Daemon, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events the ``types`` filter drops are not traffic: the client still hears ``:``."""
+    import reactor.daemon._app as app
+    from reactor.daemon._hub import RunActivity
+
+    monkeypatch.setattr(app, "KEEPALIVE_S", 0.0)
+    hub = daemon.hub
+    waited = hub.wait
+
+    async def busy_wait(timeout: float | None = None) -> None:
+        # An event of another type lands in every wait: the bus is never quiet.
+        hub.publish(RunActivity(run_id="elsewhere", kind="step", reactor="Other"))
+        await waited(timeout)
+
+    monkeypatch.setattr(hub, "wait", busy_wait)
+    with client.stream("GET", "/api/events", params={"types": "NoSuchEvent"}, timeout=10) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 1000"
+        for count, line in enumerate(lines):
+            assert count < 200, "no keep-alive while filtered-out events flowed"
+            assert not line.startswith("data: "), line
+            if line.startswith(":"):
+                break
+
+
 # ---- fleet, documents, errors -------------------------------------------------------------------
 
 
