@@ -193,7 +193,7 @@ class Failure(_Wire, frozen=True, kw_only=True):
         return f"{self.kind.value}{where}: {self.message}"
 
 
-# The base classes are not messages of their own. are not messages of their own.
+# The base classes are not messages of their own.
 for _base in ("_Wire", "Message", "Request", "Event"):
     _registry.pop(_base, None)
 

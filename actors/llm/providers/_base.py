@@ -665,6 +665,9 @@ class Provider(abc.ABC):
         should_retry = (headers.get("x-should-retry") or "").strip().lower()
         if should_retry in ("true", "false"):  # the server's word over the status's
             details["should_retry"] = should_retry
+        elif status == 409 and kind is FailureKind.BAD_REQUEST:
+            # A conflict (OpenAI's is a lock timeout) passes: the vendors' SDKs retry it.
+            details["should_retry"] = "true"
         note = ""
         if kind is FailureKind.BAD_REQUEST and status >= 500:
             note = " (the server rejected the request's shape; this is no server fault)"

@@ -202,6 +202,23 @@ def test_the_servers_x_should_retry_overrides_the_status(
     assert len(prompts(openai)["fake-small"]) == 2
 
 
+def test_a_conflict_is_retried_unless_the_server_says_not(
+    engine: Engine, openai: FakeServer
+) -> None:
+    """A 409 (OpenAI's lock timeout) is retried, as the vendors' SDKs retry it."""
+    openai.inject(Fault(status=409, model="fake-small", times=1))
+    assert engine.run(Stubborn, {"topic": "x"}).content.startswith("[fake-small]")
+    assert len(prompts(openai)["fake-small"]) == 2
+
+    openai.calls.clear()
+    openai.inject(Fault(status=409, model="fake-small", times=1, should_retry=False))
+    with pytest.raises(RunFailedError) as caught:
+        engine.run(Stubborn, {"topic": "y"})
+    error = caught.value.errors[0]
+    assert (error.kind, error.retryable) == ("bad_request", False)
+    assert len(prompts(openai)["fake-small"]) == 1
+
+
 class Unknown(Reactor):
     """Asks a model no host serves."""
 
