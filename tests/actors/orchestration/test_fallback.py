@@ -426,8 +426,10 @@ async def test_a_link_may_name_its_host_and_an_unknown_one_moves_on(
 async def test_an_ollama_link_too_small_for_the_prompt_is_left_unsent_for_a_bigger_one(
     system: System,
 ) -> None:
-    """Ollama would cut the prompt silently: the link served with 4096 tokens is refused
-    before sending, and the same model on a host that sets num_ctx = 32768 answers whole."""
+    """A link too small is refused unsent; the same model sized by num_ctx answers whole.
+
+    Ollama would have cut the prompt silently on the link served with 4096 tokens.
+    """
     model = FakeModel("llama3.1", loaded=False, context_length=131072)
     with FakeServer("ollama", models=[model]) as fake:
         tight = await start_host_async(

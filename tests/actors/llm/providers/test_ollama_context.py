@@ -15,7 +15,7 @@ import pytest
 
 from actors import AskError, FailureKind, System
 from actors.llm import ChatRequest, EmbedRequest, HostConfig, InventoryQuery
-from actors.llm.providers._ollama import OllamaProvider, fewest_prompt_tokens
+from actors.llm.providers._ollama import OllamaProvider
 from actors.testing import FakeModel, FakeServer
 from actors.testing._ollama import OllamaProtocol
 from tests.support.hosts import chat_async, start_host_async
@@ -123,6 +123,8 @@ async def test_a_prompt_over_the_served_context_is_refused_before_it_is_sent(
 
 def test_the_estimate_is_a_floor_for_ordinary_text() -> None:
     """Six ASCII characters (four others) a token: below what tokenizers produce."""
+    from actors.llm.providers._ollama import fewest_prompt_tokens
+
     assert fewest_prompt_tokens(ChatRequest.prompt("m", "a" * 600)) == 100
     assert fewest_prompt_tokens(ChatRequest.prompt("m", "漢" * 400)) == 100
     assert fewest_prompt_tokens(ChatRequest.prompt("m", "hello", system="x" * 60)) == 10
