@@ -355,9 +355,9 @@ class OllamaProvider(Provider):
         Ollama would cut the prompt's beginning off without an error. The rule: the
         prompt's *fewest* plausible tokens (:func:`fewest_prompt_tokens`) plus
         ``max_tokens`` must not exceed the context the model is served with
-        (:meth:`context_for`). Counting the fewest tokens means a prompt that fits is
-        never refused for an estimate's sake; one a little over may still go out
-        (Ollama then truncates it). Unknown context: nothing is checked.
+        (:meth:`context_for`). Counting the fewest tokens means a prompt of ordinary
+        text that fits is not refused for an estimate's sake; one a little over may
+        still go out (Ollama then truncates it). Unknown context: nothing is checked.
 
         Raises:
             ProviderError: ``context_window_exceeded``, naming the model, the estimate
