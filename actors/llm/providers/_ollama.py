@@ -180,6 +180,7 @@ class OllamaProvider(Provider):
         )
         self.show_details = show_details
         self.num_ctx = num_ctx
+        self._assumed: dict[str, int] = {}  # model -> the default context assumed for it
 
     # -- chat ---------------------------------------------------------------------------
 
@@ -340,40 +341,46 @@ class OllamaProvider(Provider):
         model's served context as the inventory found it (or the host's
         ``context_windows`` say), else the host's ``num_ctx``; ``None``: unknown.
         """
-        own = request.options.get("num_ctx")
-        nested = request.options.get("options")
-        if isinstance(nested, Mapping) and "num_ctx" in nested:
-            own = nested["num_ctx"]
-        if _int(own):
-            return _int(own)
+        own = _own_num_ctx(request)
+        if own:
+            return own
         known = self.context_windows.get(request.model)
         return known if known is not None else self.num_ctx
 
     def check_context(self, request: ChatRequest) -> None:
-        """Refuse, before sending it, a request that cannot fit the served context.
+        """Refuse, before sending it, a request whose prompt cannot fit the served context.
 
         Ollama would cut the prompt's beginning off without an error. The rule: the
-        prompt's *fewest* plausible tokens (:func:`fewest_prompt_tokens`) plus
-        ``max_tokens`` must not exceed the context the model is served with
-        (:meth:`context_for`). Counting the fewest tokens means a prompt of ordinary
-        text that fits is not refused for an estimate's sake; one a little over may
-        still go out (Ollama then truncates it). Unknown context: nothing is checked.
+        prompt's *fewest* plausible tokens (:func:`fewest_prompt_tokens`) must not
+        exceed the context the model is served with (:meth:`context_for`). Counting
+        the fewest tokens means a prompt of ordinary text that fits is not refused for
+        an estimate's sake; one a little over may still go out (Ollama then truncates
+        it). The output is not counted: Ollama cuts prompts, not answers (an answer
+        that reaches the end of the context stops or shifts it), and a Budget's
+        reservation sends a ``max_tokens`` as large as a small window. Checked only
+        where the served context is known (the request's or the host's ``num_ctx``, a
+        loaded model's, a Modelfile's, the configuration's), not where Ollama's
+        smallest default is only assumed (a server with more GPU memory serves more).
 
         Raises:
             ProviderError: ``context_window_exceeded``, naming the model, the estimate
                 and the window (also in the details: ``estimated_prompt_tokens``,
-                ``max_tokens``, ``context_length``); it counts against no breaker.
+                ``context_length``); it counts against no breaker.
         """
         window = self.context_for(request)
         if window is None:
             return
+        if (
+            self.num_ctx is None
+            and self._assumed.get(request.model) == window
+            and window == self.context_windows.get(request.model)
+            and not _own_num_ctx(request)
+        ):
+            return  # only assumed
         tokens = fewest_prompt_tokens(request)
-        output = request.max_tokens or 0
-        if tokens + output <= window:
+        if tokens <= window:
             return
         wanted = f"{tokens} prompt tokens at least (estimated)"
-        if output:
-            wanted += f" plus max_tokens {output}"
         raise ProviderError(
             self.failure(
                 FailureKind.CONTEXT_WINDOW_EXCEEDED,
@@ -383,7 +390,6 @@ class OllamaProvider(Provider):
                 request.model,
                 details={
                     "estimated_prompt_tokens": str(tokens),
-                    "max_tokens": str(output),
                     "context_length": str(window),
                 },
             )
@@ -536,6 +542,12 @@ class OllamaProvider(Provider):
                 models.append(
                     _model_info(name, entry, running, None, loaded_known=True, num_ctx=self.num_ctx)
                 )
+        # The windows only assumed (Ollama's smallest default): no reason to refuse.
+        self._assumed = {
+            m.id: m.context_length
+            for m in models
+            if m.details.get("context_source") == "default" and m.context_length
+        }
         return models
 
     async def _running(self) -> dict[str, dict[str, Any]] | None:
@@ -718,6 +730,15 @@ def fewest_prompt_tokens(request: ChatRequest) -> int:
         add(tool.description)
         add(json.dumps(tool.parameters, ensure_ascii=False))
     return ascii_chars // _MAX_ASCII_CHARS_PER_TOKEN + other_chars // _MAX_OTHER_CHARS_PER_TOKEN
+
+
+def _own_num_ctx(request: ChatRequest) -> int | None:
+    """The ``num_ctx`` a request sets itself (top level or in a nested ``options``)."""
+    own = request.options.get("num_ctx")
+    nested = request.options.get("options")
+    if isinstance(nested, Mapping) and "num_ctx" in nested:
+        own = nested["num_ctx"]
+    return _int(own) or None
 
 
 def served_context(

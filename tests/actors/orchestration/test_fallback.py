@@ -428,14 +428,14 @@ async def test_an_ollama_link_too_small_for_the_prompt_is_left_unsent_for_a_bigg
 ) -> None:
     """A link too small is refused unsent; the same model sized by num_ctx answers whole.
 
-    Ollama would have cut the prompt silently on the link served with 4096 tokens.
+    Ollama would have cut the prompt silently on the link served (loaded) with 4096 tokens.
     """
-    model = FakeModel("llama3.1", loaded=False, context_length=131072)
+    model = FakeModel("llama3.1", loaded=True, context_length=131072)
     with FakeServer("ollama", models=[model]) as fake:
         tight = await start_host_async(
             system, HostConfig(url=fake.url, protocol="ollama"), name="tight"
         )
-        await tight.ask_async(InventoryQuery())  # as a fleet does: it learns the 4096
+        await tight.ask_async(InventoryQuery())  # as a fleet does: /api/ps says 4096
         await start_host_async(
             system, HostConfig(url=fake.url, protocol="ollama", num_ctx=32768), name="roomy"
         )
