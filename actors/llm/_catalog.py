@@ -80,6 +80,9 @@ class ModelEntry:
         breaker: Its circuit breaker's state on that host.
         tier: Its declared quality tier, 1 to 3 (``None``: not declared).
         strengths: Task types it is declared good at.
+        trained_context_length: The context it was trained for, where the server says
+            and it differs from ``context_length`` (an Ollama model is served with less
+            unless told otherwise): shown, never used to route.
     """
 
     host: str
@@ -93,6 +96,7 @@ class ModelEntry:
     breaker: BreakerState = BreakerState.CLOSED
     tier: int | None = None
     strengths: tuple[str, ...] = ()
+    trained_context_length: int | None = None
     qualified: str = field(init=False, repr=False, compare=False)
     """``host/model``: the name that picks this entry and no other (made once: selection
     reads it for every candidate of every request)."""
@@ -121,6 +125,7 @@ class ModelEntry:
             "provider": self.provider,
             "loaded": self.loaded,
             "context_length": self.context_length,
+            "trained_context_length": self.trained_context_length,
             "capabilities": sorted(self.capabilities),
             "price": None
             if self.price is None
@@ -416,6 +421,9 @@ class Catalog:
         context = info.context_length
         if context is None and section is not None:
             context = section.context_windows.get(info.id)  # for servers that do not say
+        trained = info.details.get("trained_context_length")
+        if not isinstance(trained, int) or isinstance(trained, bool) or trained == context:
+            trained = None
         entry = ModelEntry(
             host=host,
             model=info.id,
@@ -425,6 +433,7 @@ class Catalog:
             capabilities=frozenset(caps),
             price=price,
             size_bytes=info.vram_bytes if info.vram_bytes is not None else info.size_bytes,
+            trained_context_length=trained,
         )
         return _declare(entry, declared)
 

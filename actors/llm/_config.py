@@ -324,6 +324,14 @@ class HostConfig(_Section):
             is refused ``not_found`` rather than silently served by another model.
         context_windows: Context window per model id, for servers that do not report
             one (llama-cpp-python): what a stream that ends empty is judged against.
+        num_ctx: Ollama only: the context every model on this host is served with.
+            Chat and embed requests carry it as ``options.num_ctx`` (unless their own
+            options set one), and the catalog reports it as each model's context (at
+            most the length the model was trained for, where ``/api/show`` said).
+            ``None``: requests carry none, and a model not loaded is assumed to be
+            served with Ollama's smallest default, 4096 tokens (a server picks more
+            from ``OLLAMA_CONTEXT_LENGTH`` or, since 0.15.5, from its VRAM: set this
+            to that figure, so that requests carry it and the catalog says it).
         ca_file: A PEM file of CA certificates this host's TLS certificate is checked
             against, beside the usual ones (a server behind a company's own CA).
         verify_tls: Check the host's TLS certificate (``false``: anything is accepted,
@@ -356,6 +364,7 @@ class HostConfig(_Section):
     context_windows: dict[str, Annotated[int, Field(gt=0, strict=True)]] = Field(
         default_factory=dict
     )
+    num_ctx: int | None = Field(default=None, ge=1, strict=True)
     ca_file: str | None = None
     verify_tls: bool = Field(default=True, strict=True)
     client_cert: str | None = None
@@ -394,6 +403,16 @@ class HostConfig(_Section):
     @classmethod
     def _pem_file(cls, value: str | None) -> str | None:
         return _existing_file(value)
+
+    @model_validator(mode="after")
+    def _num_ctx(self) -> Self:
+        if self.num_ctx is not None and self.protocol not in (None, "ollama"):
+            msg = (
+                f"num_ctx is an Ollama setting; this host's protocol is {self.protocol!r} "
+                "(its server sets the context itself)"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _tls(self) -> Self:

@@ -321,6 +321,9 @@ class ModelHost(Actor[HostMessage]):
             tls=settings.tls_context(),
             proxy=settings.proxy_url(),
         )
+        extra: dict[str, Any] = {}
+        if self.protocol == "ollama" and settings.num_ctx is not None:
+            extra["num_ctx"] = settings.num_ctx
         self.provider: Provider = provider_class(self.protocol)(
             settings.url,
             client=self.client,
@@ -328,6 +331,7 @@ class ModelHost(Actor[HostMessage]):
             headers=settings.header_values(),
             timeouts=timeouts,
             name=self.name,
+            **extra,
         )
         self.provider.server = settings.server
         self.provider.context_windows.update(settings.context_windows)

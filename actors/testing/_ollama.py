@@ -4,8 +4,18 @@ It answers the way Ollama does: NDJSON streams by default (``"stream": false`` f
 single object), durations in nanoseconds, tool calls with object arguments in a
 ``done:false`` line before the final ``done:true`` line, ``{"error": "text"}`` bodies,
 loading on first use, and load / unload through an empty chat (``keep_alive: 0``
-unloads). ``/api/ps`` lists only the loaded models, with their memory; a model whose
-``keep_alive`` ran out is unloaded when ``/api/ps`` is next asked.
+unloads). ``/api/ps`` lists only the loaded models, with their memory and the context
+each is served with; a model whose ``keep_alive`` ran out is unloaded when ``/api/ps``
+is next asked.
+
+Context, as Ollama has it: a :class:`FakeModel`'s ``context_length`` is the length it
+was *trained* for (``/api/show`` reports it). It is *served* with the request's
+``options.num_ctx``, else :attr:`OllamaProtocol.default_num_ctx` (Ollama's default),
+at most the trained length; a request asking for another context reloads the model. A
+prompt longer than the served context is truncated silently, as Ollama does (it keeps
+the prompt's end and logs "truncating input prompt"): ``prompt_eval_count`` reports
+the tokens kept, and :attr:`OllamaProtocol.truncated` records it. A request with
+``"truncate": false`` gets Ollama's error instead.
 
 Figures are deterministic so tests can assert them: prompt evaluation takes 0.5 ms per
 token, generation 20 ms per token (50 tokens/s), a load 1.5 ms plus the model's
@@ -50,6 +60,9 @@ EMBEDDING_DIM = 16
 """Length of the fake embedding vectors (``dimensions`` in the request overrides it)."""
 DEFAULT_KEEP_ALIVE_S = 300.0
 """How long a model stays loaded after a request, unless the request says otherwise."""
+DEFAULT_NUM_CTX = 4096
+"""The context a model is served with when the request sets no ``num_ctx`` (Ollama's
+default on a machine with less than 24 GiB of GPU memory)."""
 
 _DEFAULT_MESSAGES = {
     400: "invalid request",
@@ -155,9 +168,15 @@ class OllamaProtocol(FakeProtocol):
     version: ClassVar[str] = "0.12.0"
     """What ``/api/version`` reports."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, default_num_ctx: int = DEFAULT_NUM_CTX) -> None:
         self._expires: dict[str, float] = {}
         self._modified = time.time() - 86_400
+        self.default_num_ctx = default_num_ctx
+        """The served context when a request sets no ``num_ctx`` (``OLLAMA_CONTEXT_LENGTH``)."""
+        self.served: dict[str, int] = {}
+        """The context each loaded model was loaded with, by model id."""
+        self.truncated: list[tuple[str, int, int]] = []
+        """Prompts cut to fit: ``(model, prompt tokens, tokens kept)``, in order."""
 
     # -- FakeProtocol ---------------------------------------------------------------------
 
@@ -330,6 +349,21 @@ class OllamaProtocol(FakeProtocol):
                 server.set_loaded(model_id, False)
                 self._expires.pop(model_id, None)
 
+    def requested_context(self, model: FakeModel, body: Any) -> int:
+        """The context a request gets (its ``options.num_ctx``, else the default).
+
+        At most the model's trained length, as Ollama clamps it.
+        """
+        options = body.get("options") if isinstance(body, dict) else None
+        value = options.get("num_ctx") if isinstance(options, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            value = self.default_num_ctx
+        return min(value, model.context_length)
+
+    def served_context(self, model: FakeModel) -> int:
+        """The context a loaded model is served with (as ``/api/ps`` reports it)."""
+        return self.served.get(model.id) or min(self.default_num_ctx, model.context_length)
+
     def expires_at(self, model: FakeModel) -> str:
         """When a loaded model will be unloaded, as ``/api/ps`` reports it."""
         when = self._expires.get(model.id, time.time() + DEFAULT_KEEP_ALIVE_S)
@@ -459,27 +493,45 @@ class _Routes:
         early = await ex.prelude()
         return ex, model, early
 
-    async def _load(self, model: FakeModel) -> int:
-        """Load on first use; the load duration to report, in nanoseconds."""
-        if model.loaded:
+    async def _load(self, model: FakeModel, context: int | None = None) -> int:
+        """Load on first use, or again for another context; the load time to report (ns).
+
+        ``context``: what the request is served with (``None``: whatever is loaded, or
+        the default).
+        """
+        served = self.protocol.served
+        if model.loaded and (context is None or self.protocol.served_context(model) == context):
+            served.setdefault(model.id, self.protocol.served_context(model))
             return LOAD_NS
+        if context is None:
+            context = min(self.protocol.default_num_ctx, model.context_length)
+        self.server.set_loaded(model.id, False)
         await self.server.ensure_loaded(model.id)
+        served[model.id] = context
         return LOAD_NS + round(model.load_delay * 1e9) + 250_000_000
 
-    def _too_long(self, ex: Exchange, model: FakeModel) -> web.Response | None:
+    def _fit(self, ex: Exchange, model: FakeModel, context: int) -> web.Response | int | None:
+        """What becomes of a prompt over ``context``; ``None`` when it fits.
+
+        The tokens kept (it is truncated silently), or with ``"truncate": false`` the
+        error to send.
+        """
         tokens = estimate_tokens(ex.prompt_text())
-        if tokens <= model.context_length:
+        if tokens <= context:
             return None
-        return ex.error(
-            400,
-            f"the input length exceeds the context length ({tokens} > "
-            f"{model.context_length} tokens)",
-            code="context_length_exceeded",
-        )
+        body = ex.body if isinstance(ex.body, dict) else {}
+        if body.get("truncate") is False:
+            return ex.error(
+                400,
+                f"the input length exceeds the context length ({tokens} > {context} tokens)",
+                code="context_length_exceeded",
+            )
+        self.protocol.truncated.append((model.id, tokens, context))
+        return context
 
     @staticmethod
-    def _metrics(ex: Exchange, load_ns: int) -> dict[str, Any]:
-        prompt_tokens = ex.input_tokens()
+    def _metrics(ex: Exchange, load_ns: int, kept: int | None = None) -> dict[str, Any]:
+        prompt_tokens = ex.input_tokens() if kept is None else min(kept, ex.input_tokens())
         output_tokens = ex.output_tokens()
         prompt_ns = max(1, prompt_tokens) * PROMPT_NS_PER_TOKEN
         eval_ns = max(1, output_tokens) * EVAL_NS_PER_TOKEN
@@ -562,21 +614,22 @@ class _Routes:
         keep_alive = body.get("keep_alive")
         unload = parse_keep_alive(keep_alive) == 0
         empty = not body.get("messages") if field == "message" else not body.get("prompt")
+        context = self.protocol.requested_context(model, body)
         if empty:
             if not unload:
-                await self._load(model)
+                await self._load(model, context)
                 self.protocol.touch(model, keep_alive)
             return self._load_answer(ex, model, unload=unload, field=field)
         if body.get("tools") and not model.tools:
             return ex.error(400, f"registry.ollama.ai/library/{model.id} does not support tools")
-        too_long = self._too_long(ex, model)
-        if too_long is not None:
-            return too_long
-        load_ns = await self._load(model)
+        fit = self._fit(ex, model, context)
+        if isinstance(fit, web.StreamResponse):
+            return fit
+        load_ns = await self._load(model, context)
         self.protocol.touch(model, keep_alive)
         reply = ex.reply
         name = ex.model or model.id  # Ollama echoes the name as the request gave it
-        metrics = self._metrics(ex, load_ns)
+        metrics = self._metrics(ex, load_ns, fit)
         done_reason = self._done_reason(reply)
         calls = self._tool_calls(reply) if field == "message" else []
         try:
@@ -671,7 +724,7 @@ class _Routes:
                 "details": _details(m),
                 "expires_at": self.protocol.expires_at(m),
                 "size_vram": m.resident_bytes,
-                "context_length": m.context_length,
+                "context_length": self.protocol.served_context(m),
             }
             for m in list(self.server.models.values())
             if m.loaded
@@ -720,15 +773,21 @@ class _Routes:
         inputs = [raw] if isinstance(raw, str) else raw
         if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
             return ex.error(400, "invalid input type")
+        context = self.protocol.requested_context(model, ex.body)
         if ex.body.get("truncate") is False:
             for text in inputs:
-                if estimate_tokens(text) > model.context_length:
+                if estimate_tokens(text) > context:
                     return ex.error(400, "input length exceeds maximum context length")
         dim = ex.body.get("dimensions")
         size = dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
-        load_ns = await self._load(model)
+        load_ns = await self._load(model, context)
         self.protocol.touch(model, ex.body.get("keep_alive"))
-        count = sum(estimate_tokens(text) for text in inputs)
+        count = 0
+        for text in inputs:  # each input is cut to the context, silently
+            tokens = estimate_tokens(text)
+            if tokens > context:
+                self.protocol.truncated.append((model.id, tokens, context))
+            count += min(tokens, context)
         return await ex.json(
             {
                 "model": ex.model or model.id,

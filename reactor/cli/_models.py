@@ -30,6 +30,16 @@ def _loaded(entry: ModelEntry) -> str:
     return {True: "loaded", False: "not loaded", None: "-"}[entry.loaded]
 
 
+def _context(entry: ModelEntry) -> str:
+    """The served context, then the trained one where the server said it is more."""
+    if entry.context_length is None:
+        return "-"
+    trained = entry.trained_context_length
+    if trained is not None and trained > entry.context_length:
+        return f"{entry.context_length}/{trained}"
+    return str(entry.context_length)
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
@@ -51,7 +61,12 @@ def _calls(value: float) -> str:
 
 
 def format_models(catalog: Catalog, history: dict[str, ModelSummary]) -> str:
-    """One row per model (host, state, context, price, health, tier, history), then aliases."""
+    """One row per model (host, state, context, price, health, tier, history), then aliases.
+
+    CONTEXT is the context the model is served with, followed by ``/`` and the one it
+    was trained for when that is larger and known (``4096/131072``: an Ollama model
+    served with the default).
+    """
     rows = [
         (
             "MODEL",
@@ -72,7 +87,7 @@ def format_models(catalog: Catalog, history: dict[str, ModelSummary]) -> str:
             (
                 entry.qualified,
                 _loaded(entry),
-                str(entry.context_length or "-"),
+                _context(entry),
                 _price(entry),
                 "ok" if entry.healthy else str(entry.breaker),
                 str(entry.tier or "-"),

@@ -16,14 +16,26 @@ What sets it apart from the OpenAI-compatible wire:
 
 Model capabilities: :meth:`OllamaProvider.list_models` costs two requests (``/api/tags``
 and ``/api/ps``) and guesses embeddings and vision from the model's family and name.
-Asking ``/api/show`` for each model gives the exact ``capabilities`` and context window,
-but it is one request per model on every inventory refresh, so it is opt-in
-(``show_details=True``).
+Asking ``/api/show`` for each model gives the exact ``capabilities``, the context length
+the model was trained for and a Modelfile's ``num_ctx``, but it is one request per model
+on every inventory refresh, so it is opt-in (``show_details=True``).
+
+The context a model is *served* with is not the one it was trained for: Ollama loads a
+model with the request's ``options.num_ctx``, else the Modelfile's ``num_ctx``, else the
+server's default (``OLLAMA_CONTEXT_LENGTH``; without it 2048 tokens in old versions, 4096
+later, and since 0.15.5 4096, 32768 or 262144 by the GPU's memory), at most the trained
+length. A prompt longer than that is cut from its beginning with only a warning in the
+server's log ("truncating input prompt"), and the answer comes back as if nothing
+happened. So a model's ``context_length`` here is the served one (see
+:func:`served_context`), the trained one stays in ``details["trained_context_length"]``,
+and a request that cannot fit is refused before it is sent (see
+:meth:`OllamaProvider.check_context`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -53,7 +65,24 @@ from actors.llm.providers._base import (
     synth_call_id,
 )
 
-__all__ = ["OllamaProvider"]
+__all__ = [
+    "OLLAMA_DEFAULT_CONTEXT",
+    "OllamaProvider",
+    "fewest_prompt_tokens",
+    "served_context",
+]
+
+OLLAMA_DEFAULT_CONTEXT = 4096
+"""The context assumed for a model not loaded when nothing says otherwise: Ollama's
+default on a machine with less than 24 GiB of GPU memory (and its only default from
+2025 to 0.15.5). A server started with ``OLLAMA_CONTEXT_LENGTH``, or one with more GPU
+memory, serves more: say so with the host's ``num_ctx``."""
+
+_MAX_ASCII_CHARS_PER_TOKEN = 6
+"""The most ASCII characters one token is assumed to hold when deciding that a prompt
+cannot fit (tokenizers average about 4 on English and 3 to 4 on code)."""
+_MAX_OTHER_CHARS_PER_TOKEN = 4
+"""The same for other characters (CJK runs about 1 to 1.5 a token, Cyrillic 2 to 3)."""
 
 _NS_PER_S = 1_000_000_000
 _DEFAULT_TIMEOUTS = Timeouts()
@@ -127,6 +156,9 @@ class OllamaProvider(Provider):
         name: How failures name the source.
         show_details: Ask ``/api/show`` about every model in :meth:`list_models`, for
             exact capabilities and context windows (one extra request per model).
+        num_ctx: The context every model is served with (the host's ``num_ctx``):
+            sent as ``options.num_ctx`` with every chat, embed and load request whose
+            own options do not set it. ``None``: none is sent, and the server decides.
     """
 
     protocol: ClassVar[str] = "ollama"
@@ -141,16 +173,20 @@ class OllamaProvider(Provider):
         timeouts: Timeouts = _DEFAULT_TIMEOUTS,
         name: str | None = None,
         show_details: bool = False,
+        num_ctx: int | None = None,
     ) -> None:
         super().__init__(
             base_url, client=client, api_key=api_key, headers=headers, timeouts=timeouts, name=name
         )
         self.show_details = show_details
+        self.num_ctx = num_ctx
+        self._assumed: dict[str, int] = {}  # model -> the default context assumed for it
 
     # -- chat ---------------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> Completion:
         """One chat completion, ``"stream": false`` on the wire."""
+        self.check_context(request)
         started = time.perf_counter()
         payload = await self.request_json(
             "POST", "/api/chat", self.chat_body(request, stream=False), model=request.model
@@ -188,6 +224,7 @@ class OllamaProvider(Provider):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream a chat completion (NDJSON): text pieces, then one :class:`Completion`."""
+        self.check_context(request)
         started = time.perf_counter()
         progress = StreamProgress(started=started)
         model = request.model
@@ -288,10 +325,75 @@ class OllamaProvider(Provider):
                 options[key] = value
             else:
                 body[key] = value
+        if self.num_ctx is not None:
+            options.setdefault("num_ctx", self.num_ctx)
         if options:
             body["options"] = options
         body["stream"] = stream  # always explicit: Ollama streams unless told not to
         return body
+
+    # -- context ------------------------------------------------------------------------
+
+    def context_for(self, request: ChatRequest) -> int | None:
+        """The context ``request`` will be served with, where known.
+
+        The request's own ``num_ctx`` (top level or in a nested ``options``), else the
+        model's served context as the inventory found it (or the host's
+        ``context_windows`` say), else the host's ``num_ctx``; ``None``: unknown.
+        """
+        own = _own_num_ctx(request)
+        if own:
+            return own
+        known = self.context_windows.get(request.model)
+        return known if known is not None else self.num_ctx
+
+    def check_context(self, request: ChatRequest) -> None:
+        """Refuse, before sending it, a request whose prompt cannot fit the served context.
+
+        Ollama would cut the prompt's beginning off without an error. The rule: the
+        prompt's *fewest* plausible tokens (:func:`fewest_prompt_tokens`) must not
+        exceed the context the model is served with (:meth:`context_for`). Counting
+        the fewest tokens means a prompt of ordinary text that fits is not refused for
+        an estimate's sake; one a little over may still go out (Ollama then truncates
+        it). The output is not counted: Ollama cuts prompts, not answers (an answer
+        that reaches the end of the context stops or shifts it), and a Budget's
+        reservation sends a ``max_tokens`` as large as a small window. Checked only
+        where the served context is known (the request's or the host's ``num_ctx``, a
+        loaded model's, a Modelfile's, the configuration's), not where Ollama's
+        smallest default is only assumed (a server with more GPU memory serves more).
+
+        Raises:
+            ProviderError: ``context_window_exceeded``, naming the model, the estimate
+                and the window (also in the details: ``estimated_prompt_tokens``,
+                ``context_length``); it counts against no breaker.
+        """
+        window = self.context_for(request)
+        if window is None:
+            return
+        if (
+            self.num_ctx is None
+            and self._assumed.get(request.model) == window
+            and window == self.context_windows.get(request.model)
+            and not _own_num_ctx(request)
+        ):
+            return  # only assumed
+        tokens = fewest_prompt_tokens(request)
+        if tokens <= window:
+            return
+        wanted = f"{tokens} prompt tokens at least (estimated)"
+        raise ProviderError(
+            self.failure(
+                FailureKind.CONTEXT_WINDOW_EXCEEDED,
+                f"{wanted} exceed the {window}-token context Ollama serves it with; not "
+                "sent, as Ollama would silently drop the prompt's beginning (a host's "
+                "num_ctx sets a larger context)",
+                request.model,
+                details={
+                    "estimated_prompt_tokens": str(tokens),
+                    "context_length": str(window),
+                },
+            )
+        )
 
     def _tool_calls(self, raw: Any, request: ChatRequest, *, start: int) -> list[ToolCall]:
         """Tool calls from a message's ``tool_calls`` (ids synthesised where absent)."""
@@ -425,12 +527,27 @@ class OllamaProvider(Provider):
                 continue
             seen.add(name)
             models.append(
-                _model_info(name, entry, running, shown.get(name), loaded_known=running is not None)
+                _model_info(
+                    name,
+                    entry,
+                    running,
+                    shown.get(name),
+                    loaded_known=running is not None,
+                    num_ctx=self.num_ctx,
+                )
             )
         for name, entry in (running or {}).items():
             if name not in seen:
                 seen.add(name)
-                models.append(_model_info(name, entry, running, None, loaded_known=True))
+                models.append(
+                    _model_info(name, entry, running, None, loaded_known=True, num_ctx=self.num_ctx)
+                )
+        # The windows only assumed (Ollama's smallest default): no reason to refuse.
+        self._assumed = {
+            m.id: m.context_length
+            for m in models
+            if m.details.get("context_source") == "default" and m.context_length
+        }
         return models
 
     async def _running(self) -> dict[str, dict[str, Any]] | None:
@@ -467,12 +584,10 @@ class OllamaProvider(Provider):
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """Embed texts with ``/api/embed`` (one vector per input, in order)."""
-        payload = await self.request_json(
-            "POST",
-            "/api/embed",
-            {"model": request.model, "input": list(request.inputs)},
-            model=request.model,
-        )
+        body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
+        if self.num_ctx is not None:
+            body["options"] = {"num_ctx": self.num_ctx}
+        payload = await self.request_json("POST", "/api/embed", body, model=request.model)
         if isinstance(payload, dict) and "error" in payload:
             raise self._body_error(payload, request.model)
         raw = payload.get("embeddings") if isinstance(payload, dict) else None
@@ -508,7 +623,10 @@ class OllamaProvider(Provider):
 
     async def load(self, model: str) -> None:
         """Load a model: an empty chat, answered with ``done_reason: "load"``."""
-        await self._load_state(model, {"model": model, "messages": [], "stream": False})
+        body: dict[str, Any] = {"model": model, "messages": [], "stream": False}
+        if self.num_ctx is not None:  # loaded with the context requests will ask for
+            body["options"] = {"num_ctx": self.num_ctx}
+        await self._load_state(model, body)
 
     async def unload(self, model: str) -> None:
         """Unload a model: an empty chat with ``keep_alive: 0`` (``done_reason: "unload"``)."""
@@ -582,6 +700,94 @@ def _model_name(entry: Mapping[str, Any]) -> str:
     return ""
 
 
+def fewest_prompt_tokens(request: ChatRequest) -> int:
+    """The fewest tokens a chat request's prompt can plausibly take (a lower estimate).
+
+    Its text (turns, tool calls' names and arguments, the tools' schemas) at 6 ASCII
+    characters or 4 other characters a token, and nothing for the chat template's
+    framing. Tokenizers average 3 to 4.5 ASCII characters a token, so the real count is
+    above this for any ordinary text: a request refused for it surely does not fit.
+    """
+    ascii_chars = 0
+    other_chars = 0
+
+    def add(text: str) -> None:
+        nonlocal ascii_chars, other_chars
+        if text.isascii():
+            ascii_chars += len(text)
+        else:
+            wide = sum(1 for ch in text if ord(ch) >= 128)
+            other_chars += wide
+            ascii_chars += len(text) - wide
+
+    for message in request.messages:
+        add(message.content)
+        for call in message.tool_calls:
+            add(call.name)
+            add(json.dumps(call.arguments, ensure_ascii=False))
+    for tool in request.tools:
+        add(tool.name)
+        add(tool.description)
+        add(json.dumps(tool.parameters, ensure_ascii=False))
+    return ascii_chars // _MAX_ASCII_CHARS_PER_TOKEN + other_chars // _MAX_OTHER_CHARS_PER_TOKEN
+
+
+def _own_num_ctx(request: ChatRequest) -> int | None:
+    """The ``num_ctx`` a request sets itself (top level or in a nested ``options``)."""
+    own = request.options.get("num_ctx")
+    nested = request.options.get("options")
+    if isinstance(nested, Mapping) and "num_ctx" in nested:
+        own = nested["num_ctx"]
+    return _int(own) or None
+
+
+def served_context(
+    *,
+    num_ctx: int | None,
+    loaded: int | None,
+    modelfile: int | None,
+    trained: int | None,
+    cloud: bool = False,
+) -> tuple[int | None, str]:
+    """The context a model is served with, and where that figure came from.
+
+    ``configured`` (the host's ``num_ctx``: every request carries it, so Ollama loads
+    the model with it), else ``loaded`` (``/api/ps`` says), else ``modelfile`` (its
+    ``PARAMETER num_ctx``), else ``default`` (:data:`OLLAMA_DEFAULT_CONTEXT`); never
+    more than ``trained`` (Ollama clamps to it). A cloud model is served with its full
+    length (``trained``, ``None`` when unknown).
+    """
+    served: int | None
+    if num_ctx is not None:
+        served, source = num_ctx, "configured"
+    elif loaded is not None:
+        served, source = loaded, "loaded"
+    elif cloud:
+        served, source = trained, "cloud"
+    elif modelfile is not None:
+        served, source = modelfile, "modelfile"
+    else:
+        served, source = OLLAMA_DEFAULT_CONTEXT, "default"
+    if served is not None and trained is not None and served > trained:
+        served = trained
+    return served, source
+
+
+def _parameter(parameters: Any, name: str) -> int | None:
+    """An integer ``PARAMETER`` from ``/api/show``'s ``parameters`` text (one a line)."""
+    if not isinstance(parameters, str):
+        return None
+    for line in parameters.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key == name:
+            try:
+                number = int(value.strip())
+            except ValueError:
+                return None
+            return number if number > 0 else None
+    return None
+
+
 def _model_info(
     name: str,
     entry: Mapping[str, Any],
@@ -589,6 +795,7 @@ def _model_info(
     shown: Mapping[str, Any] | None,
     *,
     loaded_known: bool,
+    num_ctx: int | None = None,
 ) -> ModelInfo:
     """One model, from its ``/api/tags`` entry, ``/api/ps`` entry and ``/api/show``."""
     ps = (running or {}).get(name)
@@ -603,10 +810,10 @@ def _model_info(
     for key in ("digest", "modified_at"):
         if isinstance(entry.get(key), str):
             details[key] = entry[key]
-    context_length = None
+    loaded_context = None
     vram_bytes = None
     if ps is not None:
-        context_length = _int(ps.get("context_length")) or None
+        loaded_context = _int(ps.get("context_length")) or None
         vram_bytes = _int(ps.get("size_vram"))
         resident = _int(ps.get("size"))
         if resident is not None:
@@ -614,17 +821,28 @@ def _model_info(
         if isinstance(ps.get("expires_at"), str):
             details["expires_at"] = ps["expires_at"]
     capabilities = _guess_capabilities(name, details_in)
+    trained = None
+    modelfile = None
     if shown is not None:
         listed = shown.get("capabilities")
         if isinstance(listed, list) and listed:
             mapped = [_SHOW_CAPABILITIES[c] for c in listed if c in _SHOW_CAPABILITIES]
             capabilities = tuple(dict.fromkeys(mapped)) or capabilities
         info = shown.get("model_info")
-        if context_length is None and isinstance(info, Mapping):
+        if isinstance(info, Mapping):
             for key, value in info.items():
                 if key.endswith(".context_length") and _int(value):
-                    context_length = _int(value)
+                    trained = _int(value)
                     break
+        modelfile = _parameter(shown.get("parameters"), "num_ctx")
+    cloud = isinstance(entry.get("remote_host"), str) or name.endswith(("-cloud", ":cloud"))
+    context_length, source = served_context(
+        num_ctx=num_ctx, loaded=loaded_context, modelfile=modelfile, trained=trained, cloud=cloud
+    )
+    if context_length is not None:
+        details["context_source"] = source
+    if trained is not None:
+        details["trained_context_length"] = trained
     size = _int(entry.get("size")) if ps is not entry else None
     return ModelInfo(
         id=name,

@@ -607,6 +607,9 @@ class FallbackChain(LoopActor[ChainMessage]):
             return "stop", f"{why} (refusals do not fall through without a content-policy chain)"
         if kind is FailureKind.CONTEXT_WINDOW_EXCEEDED:
             size = self._context_of(item)
+            if size is None:  # the failure may say (a host that refused it unsent does)
+                said = failure.details.get("context_length", "")
+                size = int(said) if said.isdigit() else None
             floor = size if size is not None else walk.estimate
             walk.context_floor = max(walk.context_floor or 0, floor)
             return (

@@ -187,7 +187,8 @@ def test_a_refresh_finds_models_added_on_a_server_and_keeps_breaker_states(
     ollama.add_model(FakeModel("mistral", context_length=8192))
     answer = system.lookup("catalog").ask(RefreshCatalog())
     assert answer.hosts == 2
-    assert catalog.resolve("local/mistral").context_length == 8192
+    # Loaded: /api/ps says the context it is served with (Ollama's default), not 8192.
+    assert catalog.resolve("local/mistral").context_length == 4096
     assert catalog.resolve("local/llama3.2").breaker is BreakerState.OPEN
     cloud = catalog.resolve("cloud/llama3.2")
     assert cloud.price is not None  # prices survive a refresh

@@ -168,6 +168,7 @@ def test_example_file_loads() -> None:
     assert llama.aliases == {"gpt-4o": "qwen2.5-7b-instruct.gguf"}
     assert llama.context_windows == {"qwen2.5-7b-instruct.gguf": 4096}
     ollama = config.host("ollama")
+    assert ollama.num_ctx == 16384
     assert ollama.breaker is not None
     assert ollama.breaker.failure_threshold == 3
     assert "claude-sonnet-4-5" in config.host("claude").prices
@@ -565,3 +566,24 @@ def test_mask_url_hides_only_the_password() -> None:
     assert mask_url("https://token@api.example") == "https://***@api.example"
     assert mask_url("http://127.0.0.1:1234") == "http://127.0.0.1:1234"
     assert mask_url("http://[::1") == "http://[::1"
+
+
+def test_num_ctx_is_an_ollama_setting(tmp_path: Path) -> None:
+    """num_ctx: a positive whole number, on a host that speaks Ollama (or not yet known)."""
+    ok = write(
+        tmp_path,
+        '[hosts.a]\nurl = "http://127.0.0.1:11434"\nprotocol = "ollama"\nnum_ctx = 8192\n'
+        '[hosts.b]\nurl = "http://127.0.0.1:11435"\nnum_ctx = 2048\n',
+    )
+    config = load_config(ok, env={})
+    assert (config.hosts["a"].num_ctx, config.hosts["b"].num_ctx) == (8192, 2048)
+    bad = write(
+        tmp_path,
+        '[hosts.a]\nurl = "http://127.0.0.1:1234"\nprotocol = "openai"\nnum_ctx = 8192\n'
+        '[hosts.b]\nurl = "http://127.0.0.1:11434"\nprotocol = "ollama"\nnum_ctx = 0\n'
+        '[hosts.c]\nurl = "http://127.0.0.1:11435"\nprotocol = "ollama"\nnum_ctx = "4k"\n',
+        name="bad.toml",
+    )
+    problems = dict(failing(bad).problems)
+    assert "num_ctx is an Ollama setting" in problems["hosts.a"]
+    assert set(problems) == {"hosts.a", "hosts.b.num_ctx", "hosts.c.num_ctx"}

@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from actors import AskError, FailureKind, System
-from actors.llm import ChatMessage, ChatRequest, HostConfig
+from actors.llm import ChatMessage, ChatRequest, HostConfig, InventoryQuery
 from actors.orchestration import Chain, FallbackChain, FallbackRequest, FallbackResult, link
 from actors.orchestration.fallback import Health
 from actors.testing import FakeModel, FakeServer, FakeToolCall, Fault, Reply
@@ -420,3 +420,34 @@ async def test_a_link_may_name_its_host_and_an_unknown_one_moves_on(
     ]
     assert result.completion.model == "big"
     assert asked(server) == ["big"]
+
+
+@pytest.mark.asyncio
+async def test_an_ollama_link_too_small_for_the_prompt_is_left_unsent_for_a_bigger_one(
+    system: System,
+) -> None:
+    """A link too small is refused unsent; the same model sized by num_ctx answers whole.
+
+    Ollama would have cut the prompt silently on the link served (loaded) with 4096 tokens.
+    """
+    model = FakeModel("llama3.1", loaded=True, context_length=131072)
+    with FakeServer("ollama", models=[model]) as fake:
+        tight = await start_host_async(
+            system, HostConfig(url=fake.url, protocol="ollama"), name="tight"
+        )
+        await tight.ask_async(InventoryQuery())  # as a fleet does: /api/ps says 4096
+        await start_host_async(
+            system, HostConfig(url=fake.url, protocol="ollama", num_ctx=32768), name="roomy"
+        )
+        chain = Chain(links=(link("llama3.1", host="tight"), link("llama3.1", host="roomy")))
+        ref = await system.spawn_async(FallbackChain, args=(chain, local_resolver(system)))
+        result: FallbackResult = await ref.ask_async(prompt("word " * 6000))
+        chats = [c.body for c in fake.calls if c.path == "/api/chat"]
+    assert result.link == "roomy/llama3.1"
+    assert [(a.link, a.outcome) for a in result.attempts] == [
+        ("tight/llama3.1", "context_window_exceeded"),
+        ("roomy/llama3.1", "ok"),
+    ]
+    assert "4096-token context" in result.attempts[0].why
+    assert [body["options"]["num_ctx"] for body in chats] == [32768]  # one request, sized
+    assert result.completion.usage.input_tokens == 7500  # the whole prompt, not cut

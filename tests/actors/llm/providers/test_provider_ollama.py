@@ -303,7 +303,10 @@ async def test_list_models_with_show_details(server: FakeServer) -> None:
     finally:
         await client.aclose()
     assert models["qwen3:8b"].capabilities == ("chat", "tools")
-    assert models["qwen3:8b"].context_length == 8192  # from model_info, though not loaded
+    # Not loaded: it will be served with Ollama's default, not the 8192 it was trained for.
+    assert models["qwen3:8b"].context_length == 4096
+    assert models["qwen3:8b"].details["trained_context_length"] == 8192
+    assert models["qwen3:8b"].details["context_source"] == "default"
     assert models["nomic-embed-text"].capabilities == ("embeddings",)
     assert sum(1 for c in server.calls if c.path == "/api/show") == 3
 
@@ -389,7 +392,9 @@ async def test_unknown_model_is_not_found_with_ollamas_text(provider: OllamaProv
 
 
 async def test_prompt_longer_than_the_context_window(provider: OllamaProvider) -> None:
-    error = await failure_of(provider, ChatRequest.prompt("llama3.2", "word " * 400))
+    """With ``truncate: false`` Ollama refuses what it would otherwise cut silently."""
+    request = ChatRequest.prompt("llama3.2", "word " * 400, options={"truncate": False})
+    error = await failure_of(provider, request)
     assert error.failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
     assert error.failure.details["status"] == "400"
 

@@ -1,0 +1,169 @@
+"""Ollama's served context: what the catalog says, what requests carry, what is refused.
+
+Ollama serves a model with the request's ``num_ctx``, else its default (4096 here), never
+the context the model was trained for, and cuts a longer prompt silently. The fake does
+the same (over loopback HTTP), so these tests see what a real server would do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from actors import AskError, FailureKind, System
+from actors.llm import ChatRequest, EmbedRequest, HostConfig, InventoryQuery
+from actors.llm.providers._ollama import OllamaProvider
+from actors.testing import FakeModel, FakeServer
+from actors.testing._ollama import OllamaProtocol
+from tests.support.hosts import chat_async, start_host_async
+from tests.support.providers import QUICK, failure_of
+
+LONG = "word " * 6000
+"""30,000 characters: at least 5,000 tokens by any tokenizer (7,500 as the fake counts)."""
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    """A fake Ollama: two chat models not loaded (trained for 131072 and 2048 tokens)."""
+    models = [
+        FakeModel("llama3.1", loaded=False, context_length=131072),
+        FakeModel("tiny", loaded=False, context_length=2048),
+        FakeModel("nomic-embed-text", embeddings=True, loaded=False),
+    ]
+    with FakeServer("ollama", models=models) as running:
+        yield running
+
+
+def protocol(server: FakeServer) -> OllamaProtocol:
+    assert isinstance(server.protocol, OllamaProtocol)
+    return server.protocol
+
+
+def chats(server: FakeServer) -> list[dict[str, Any]]:
+    """The bodies of the chat requests the fake received."""
+    return [c.body for c in server.calls if c.path == "/api/chat"]
+
+
+async def test_a_model_not_loaded_is_listed_with_the_context_it_will_be_served_with(
+    server: FakeServer, client: httpx.AsyncClient
+) -> None:
+    """Not the trained 131072: the default, or the host's num_ctx; the trained one in details."""
+    plain = OllamaProvider(server.url, client=client, timeouts=QUICK, show_details=True)
+    models = {m.id: m for m in await plain.list_models()}
+    assert models["llama3.1"].context_length == 4096
+    assert models["llama3.1"].details["trained_context_length"] == 131072
+    assert models["llama3.1"].details["context_source"] == "default"
+    assert models["tiny"].context_length == 2048  # never more than it was trained for
+
+    sized = OllamaProvider(
+        server.url, client=client, timeouts=QUICK, show_details=True, num_ctx=16384
+    )
+    models = {m.id: m for m in await sized.list_models()}
+    assert models["llama3.1"].context_length == 16384
+    assert models["llama3.1"].details["context_source"] == "configured"
+    assert models["tiny"].context_length == 2048
+
+    await sized.complete(ChatRequest.prompt("llama3.1", "hello"))  # loads it with 16384
+    models = {m.id: m for m in await plain.list_models()}
+    assert models["llama3.1"].loaded is True
+    assert models["llama3.1"].context_length == 16384  # /api/ps says so
+    assert models["llama3.1"].details["context_source"] == "loaded"
+
+
+async def test_num_ctx_goes_with_every_request_when_the_host_sets_it(
+    server: FakeServer, client: httpx.AsyncClient
+) -> None:
+    """Chat, stream, embed and load carry options.num_ctx; a request's own one wins."""
+    sized = OllamaProvider(server.url, client=client, timeouts=QUICK, num_ctx=8192)
+    await sized.complete(ChatRequest.prompt("llama3.1", "hello"))
+    await sized.complete(ChatRequest.prompt("llama3.1", "hello", stream=True))
+    await sized.embed(EmbedRequest(model="nomic-embed-text", inputs=("a",)))
+    await sized.load("tiny")
+    await sized.complete(ChatRequest.prompt("llama3.1", "hello", options={"num_ctx": 2048}))
+    nested = {"options": {"num_ctx": 1024, "top_k": 5}}
+    await sized.complete(ChatRequest.prompt("llama3.1", "hello", options=nested))
+    sent = [c.body["options"]["num_ctx"] for c in server.calls if c.path != "/api/tags"]
+    assert sent == [8192, 8192, 8192, 8192, 2048, 1024]
+
+    server.clear()
+    plain = OllamaProvider(server.url, client=client, timeouts=QUICK)
+    await plain.complete(ChatRequest.prompt("llama3.1", "hello"))
+    await plain.embed(EmbedRequest(model="nomic-embed-text", inputs=("a",)))
+    await plain.load("tiny")
+    assert all("num_ctx" not in c.body.get("options", {}) for c in server.calls)
+
+
+async def test_a_prompt_over_the_served_context_is_refused_before_it_is_sent(
+    server: FakeServer, client: httpx.AsyncClient
+) -> None:
+    """The failure names the model, the estimate and the window; nothing reaches the fake."""
+    sized = OllamaProvider(server.url, client=client, timeouts=QUICK, num_ctx=4096)
+    for stream in (False, True):
+        failure = await failure_of(sized, ChatRequest.prompt("llama3.1", LONG, stream=stream))
+        assert failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
+        assert "'llama3.1'" in failure.message
+        assert "5000 prompt tokens" in failure.message
+        assert "4096-token context" in failure.message
+        assert failure.details["estimated_prompt_tokens"] == "5000"
+        assert failure.details["context_length"] == "4096"
+    assert chats(server) == []
+    # The output does not count (Ollama cuts prompts, not answers: a Budget's reserved
+    # max_tokens can be as large as the window); nor is the long prompt refused where
+    # the request asks for more context.
+    shorter = "word " * 4000
+    await sized.complete(ChatRequest.prompt("llama3.1", shorter, max_tokens=4096))
+    await sized.complete(ChatRequest.prompt("llama3.1", LONG, options={"num_ctx": 16384}))
+    assert len(chats(server)) == 2
+
+
+def test_the_estimate_is_a_floor_for_ordinary_text() -> None:
+    """Six ASCII characters (four others) a token: below what tokenizers produce."""
+    from actors.llm.providers._ollama import fewest_prompt_tokens
+
+    assert fewest_prompt_tokens(ChatRequest.prompt("m", "a" * 600)) == 100
+    assert fewest_prompt_tokens(ChatRequest.prompt("m", "漢" * 400)) == 100
+    assert fewest_prompt_tokens(ChatRequest.prompt("m", "hello", system="x" * 60)) == 10
+
+
+async def test_the_fake_truncates_a_long_prompt_silently_as_ollama_does(
+    server: FakeServer, client: httpx.AsyncClient
+) -> None:
+    """Sent without a known context, the long prompt is cut to 4096 and answered as usual."""
+    plain = OllamaProvider(server.url, client=client, timeouts=QUICK)
+    completion = await plain.complete(ChatRequest.prompt("llama3.1", LONG))
+    assert completion.usage.input_tokens == 4096  # prompt_eval_count: what was kept
+    assert protocol(server).truncated == [("llama3.1", 7500, 4096)]
+    ps = (await client.get(f"{server.url}/api/ps")).json()["models"]
+    assert [(m["name"], m["context_length"]) for m in ps] == [("llama3.1", 4096)]
+    refused = ChatRequest.prompt("llama3.1", LONG, options={"truncate": False})
+    failure = await failure_of(plain, refused)  # unless told not to truncate
+    assert failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
+
+
+async def test_a_host_refuses_what_it_knows_cannot_fit_not_what_it_assumes(
+    system: System, server: FakeServer
+) -> None:
+    """No num_ctx: 4096 is assumed for a model not loaded, known once /api/ps says so.
+
+    Only the known window refuses a prompt: a server with more GPU memory (or started
+    with OLLAMA_CONTEXT_LENGTH) serves more than the assumed 4096.
+    """
+    host = await start_host_async(system, HostConfig(url=server.url, protocol="ollama"))
+    inventory = await host.ask_async(InventoryQuery())
+    assert {m.id: m.context_length for m in inventory.models}["llama3.1"] == 4096
+    await chat_async(system, "local", LONG, model="llama3.1")  # assumed: sent
+    assert len(chats(server)) == 1
+    inventory = await host.ask_async(InventoryQuery(refresh=True))  # loaded now: 4096 known
+    served = {m.id: m for m in inventory.models}["llama3.1"]
+    assert (served.loaded, served.context_length) == (True, 4096)
+    with pytest.raises(AskError) as caught:
+        await chat_async(system, "local", LONG, model="llama3.1")
+    failure = caught.value.failure
+    assert failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
+    assert failure.details["context_length"] == "4096"
+    assert len(chats(server)) == 1
+    answer = await chat_async(system, "local", "hello", model="llama3.1")
+    assert answer.model == "llama3.1"
