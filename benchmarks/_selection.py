@@ -24,6 +24,11 @@ from nothing else.
   ``select_overhead_loop_cpu_us``: the same difference in CPU time of the I/O loop's
   thread per call (where the calls, the Selector and the host run; the fake server's
   thread is not counted), which a busy machine disturbs far less than wall time.
+  ``select_hop_floor_us``, measured after (direct against a :class:`_Relay`, alternating,
+  the same way): an actor between caller and host that forwards the request as the
+  Selector does, choosing nothing and learning nothing. It is the part of the overhead
+  that any router actor costs on this runtime; ``select_own_us`` is the rest, the
+  selection's own work (describe, decide, record, learn).
 """
 
 from __future__ import annotations
@@ -38,9 +43,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from actors import AskError, Ref, System
+import msgspec
+
+from actors import AskError, LoopActor, Ref, System
 from actors.llm import ChatRequest, Completion, Config, Fleet, start_fleet
 from actors.orchestration import Policy, SelectChat, Selector, TaskFeatures
+from actors.orchestration._early import ask_early
 from actors.testing import FakeModel, FakeServer, Fault, Reply
 from benchmarks._server import separate_server
 
@@ -381,14 +389,48 @@ def overhead(args: Any) -> dict[str, Any]:
         direct, selected, direct_cpu, selected_cpu = system.bridge.run(
             _overhead_rounds(selector, host, "m1", args.overhead_n), timeout=600
         )
+        # The floor, after (a third side in the same rounds would make every side colder).
+        relay = system.spawn(_Relay, name="relay", args=(host, "m1"))
+        system.bridge.run(_overhead_rounds(relay, host, "m1", 50), timeout=120)
+        direct2, relayed, _, _ = system.bridge.run(
+            _overhead_rounds(relay, host, "m1", args.overhead_n), timeout=600
+        )
     d50, s50 = statistics.median(direct), statistics.median(selected)
     dc50, sc50 = statistics.median(direct_cpu), statistics.median(selected_cpu)
+    floor = statistics.median(relayed) - statistics.median(direct2)
     return {
         "direct_ask_p50_us": round(d50, 1),
         "select_ask_p50_us": round(s50, 1),
         "select_overhead_us": round(s50 - d50, 1),
         "select_overhead_loop_cpu_us": round(sc50 - dc50, 1),
+        "select_hop_floor_us": round(floor, 1),
+        "select_own_us": round(s50 - d50 - floor, 1),
     }
+
+
+class _Relay(LoopActor[Any]):
+    """A router that routes nothing: the Selector's forwarding, without the selection.
+
+    Answers a :class:`SelectChat` by sending its request to one model the way the
+    Selector sends its choice (:func:`~actors.orchestration._early.ask_early`, the
+    caller's deadline), and the answer back: the cost of an actor between caller and
+    host, the floor under ``select_overhead_us``.
+    """
+
+    def __init__(self, host: Ref[Any], model: str) -> None:
+        super().__init__()
+        self._host = host
+        self._model = model
+
+    def receive(self, message: Any) -> object:
+        reply = self.defer_reply()
+        now = time.time()
+        deadline = message.deadline if message.deadline is not None else now + 10.0
+        chat = msgspec.structs.replace(
+            message.request, model=self._model, deadline=deadline, trace=None
+        )
+        ask_early(self.runtime, self._host, chat, reply.send, timeout=max(deadline - now, 0.0))
+        return None
 
 
 def run_selection(args: Any) -> dict[str, Any]:

@@ -37,7 +37,11 @@ figures follow from the reference's formulas (consensus-selection-fallback, sect
     where the call is made), the median (target at most 200 us); side by side, the same
     5 calls made at once straight to the host (``asyncio.gather``), one of each side in
     turn (``fan_out_5_direct_p50_us``, ``consensus_p50_us``: noisier, the server's
-    variance is in both);
+    variance is in both); ``consensus_poll_floor_us``, measured after in the same
+    way: a poll that does nothing but ask the 5 members as the coordinator does (an
+    actor's ask each, timed where the answer is handled) and answer their latencies:
+    the part of the overhead that any coordinating actor costs on this runtime
+    (``consensus_own_us`` is the rest: the coordinator's own work);
   - ``member_failure_latency``: one of 5 members hangs (its own deadline 30 s), quorum
     deadline ``wait_s``: the consensus's latency over ``wait_s`` (1.0: it completes at
     the quorum deadline, not the member's), with ``member_failure_latency_s``.
@@ -48,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -59,8 +64,10 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import msgspec
+
 import otel
-from actors import ChildSpec, System
+from actors import ChildSpec, LoopActor, System
 from actors.llm import ChatRequest, HostConfig, ModelHost
 from actors.orchestration.consensus import (
     Consensus,
@@ -321,8 +328,54 @@ async def _on_loop(  # noqa: PLR0917 - the benchmark's settings, passed on
         Consensus, name="bench-overhead", args=(lambda m, h: (separate, m),)
     )
     out.update(await _overhead(separate, timed, spec, n_overhead))
+    floor = await system.spawn_async(_MinimalPoll, name="bench-floor", args=(separate,))
+    out["consensus_poll_floor_us"] = await _floor(floor, n_overhead)
+    out["consensus_own_us"] = round(
+        out["consensus_overhead_us"] - out["consensus_poll_floor_us"], 1
+    )
     out.update(await _hanging(server, ref, members, wait_s))
     return out
+
+
+class _MinimalPoll(LoopActor[Any]):
+    """The least a coordinator does: ask every member, answer once all have answered.
+
+    Each member is an actor's ask to the host (as the Consensus actor's members are),
+    its latency timed from the ask to the answer's turn; the answer is those latencies.
+    No extraction, aggregation, confidence or result: the floor under
+    ``consensus_overhead_us``.
+    """
+
+    def __init__(self, host: Any) -> None:
+        super().__init__()
+        self._host = host
+
+    def receive(self, message: Any) -> object:
+        reply = self.defer_reply()
+        request = message.request
+        deadline = time.time() + 30.0
+        latencies: list[float] = []
+
+        def answered(sent: float, _: object) -> None:
+            latencies.append(time.perf_counter() - sent)
+            if len(latencies) == len(MODELS):
+                reply.send(tuple(latencies))
+
+        for model in MODELS:
+            call = msgspec.structs.replace(request, model=model, deadline=deadline)
+            self.ask(self._host, call, functools.partial(answered, time.perf_counter()))
+        return None
+
+
+async def _floor(ref: Any, n: int) -> float:
+    """The minimal poll's latency beyond its slowest member (µs, the median)."""
+    beyond: list[float] = []
+    for number in range(n + 20):
+        request = ChatRequest.prompt("", f"yes floor {number}")
+        started = time.perf_counter()
+        latencies = await ref.ask_async(ConsensusRequest(request=request))
+        beyond.append(time.perf_counter() - started - max(latencies))
+    return round(statistics.median(beyond[20:]) * 1e6, 1)
 
 
 async def _overhead(host: Any, ref: Any, spec: ConsensusSpec, n: int) -> dict[str, Any]:
