@@ -107,7 +107,15 @@ class AgentBackend:
     _loops: itertools.count[int] = field(default_factory=itertools.count)
 
     def context_tokens(self, spec: AgentSpec) -> int | None:
-        """The smallest context window of ``spec``'s models that the catalog knows, or ``None``."""
+        """The context window ``spec``'s prompts are fitted to, where the catalog knows one.
+
+        Named models (one, or an inline chain's): the smallest of their windows, so
+        that every link can take the prompt. ``auto``: the largest window of the
+        catalog's chat models, since the Selector turns down every model too small for
+        the prompt it is given (fitting the smallest would throw history away that the
+        larger models could take). ``chain:<name>``: ``None`` (its links are the
+        chain's to know); nothing is fitted.
+        """
         if self.catalog is None:
             return None
         names = spec.model if isinstance(spec.model, tuple) else (spec.model,)
@@ -118,7 +126,16 @@ class AgentBackend:
             for entry in self.catalog.lookup(name)
             if entry.context_length
         ]
-        return min(windows) if windows else None
+        if windows:
+            return min(windows)
+        if any(name == "auto" or name.startswith("auto:") for name in names):
+            chat = [
+                entry.context_length
+                for entry in self.catalog.entries()
+                if entry.context_length and "chat" in entry.capabilities
+            ]
+            return max(chat) if chat else None
+        return None
 
     async def chat(
         self,

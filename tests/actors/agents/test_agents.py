@@ -146,6 +146,21 @@ def test_an_auto_model_lets_the_selector_choose(world: World) -> None:
     assert reply.model.split("/")[-1] in {"llama3.2", "qwen2.5"}
 
 
+def test_an_auto_agents_history_is_fitted_to_the_largest_chat_window(world: World) -> None:
+    """``auto``: fitted to llama3.2's 8192 tokens (the Selector skips qwen2.5's 2048).
+
+    Unfitted, the history outgrew every model and the Selector found none to ask.
+    """
+    spec = peer("jo", model="auto")
+    assert world.agents.backend.context_tokens(spec) == 8192
+    world.agents.define(spec)
+    for i in range(9):
+        world.agents.respond("jo", f"turn {i} " + "y" * 3200)
+    messages = world.sent()
+    assert sum(estimate_tokens(m["content"]) for m in messages) <= int(8192 * 0.8) - 512
+    assert messages[-1]["content"].startswith("turn 8")
+
+
 def test_a_model_that_fails_leaves_the_history_as_it_was(world: World) -> None:
     """A failed call raises AskError with its kind; nothing is stored."""
     world.agents.define(peer("jon"))
