@@ -12,7 +12,9 @@ too large for one chunk is cut at its hunks, and a hunk too large at its lines).
         chunks = chunk_diff(files, what fits the smallest window of the reviewer's models)
         for each chunk: reply = reviewer.respond(the PR's title, body and the chunk)
         review = the replies (one per chunk)
-    summary = summarizer.respond(every review)
+    while every review does not fit the summarizer's window:
+        condense them in groups that fit (one summarizer call a group)
+    summary = summarizer.respond(every review, or their condensed groups)
     return ReviewResult(reviews, summary)
 
 :data:`DEFAULT_REVIEWERS` are made from the built-in templates by
@@ -243,6 +245,70 @@ def _chunk_budget(agents: Agents, spec: AgentSpec, pr: PullRequest) -> int:
     return prompt_budget(context, spec.max_tokens) - around - _MARGIN
 
 
+def _text_budget(agents: Agents, spec: AgentSpec) -> int:
+    """The tokens one message to ``spec`` may take: its prompt budget less its system prompt."""
+    context = agents.backend.context_tokens(spec) or _DEFAULT_CONTEXT
+    return prompt_budget(context, spec.max_tokens) - estimate_tokens(system_prompt(spec)) - _MARGIN
+
+
+_CONDENSE_ROUNDS = 3
+"""Rounds of condensing before the reviews are cut to fit instead."""
+
+
+async def _condensed(  # noqa: PLR0917 - the review's parts, passed on
+    agents: Agents,
+    summarizer: str,
+    pr: PullRequest,
+    sections: list[str],
+    room: int,
+    run_id: str,
+) -> list[str]:
+    """``sections`` (one per review) made to fit ``room`` tokens together.
+
+    While they do not, they are packed into groups that each fit, and the summarizer
+    condenses each group (keeping every finding with its file and severity). A section
+    too long for a group on its own is cut first, marked; after
+    :data:`_CONDENSE_ROUNDS` rounds what is left is cut to fit.
+    """
+
+    def size(parts: list[str]) -> int:
+        return estimate_tokens("\n\n".join(parts))
+
+    ask = (
+        f"Condense these reviews of the pull request '{pr.title}' for a later summary: "
+        "keep every finding with its file, line and severity, drop the rest.\n\n"
+    )
+    group_room = room - estimate_tokens(ask)
+    for _ in range(_CONDENSE_ROUNDS):
+        if size(sections) <= room or group_room <= 0:
+            break
+        groups: list[list[str]] = [[]]
+        for section in (_cut(s, group_room) for s in sections):
+            if groups[-1] and size([*groups[-1], section]) > group_room:
+                groups.append([])
+            groups[-1].append(section)
+        condensed = []
+        for number, group in enumerate(groups, 1):
+            reply = await agents.respond_async(
+                summarizer, ask + "\n\n".join(group), sender="pull-request", run_id=run_id
+            )
+            condensed.append(f"### Condensed reviews, part {number}\n{reply.content}")
+        sections = condensed
+    if size(sections) > room:  # still too long: an equal share of the room each
+        share = max(room // max(len(sections), 1) - 2, 1)
+        sections = [_cut(s, share) for s in sections]
+    return sections
+
+
+def _cut(text: str, tokens: int) -> str:
+    """``text`` cut to about ``tokens`` tokens, marked where it was cut."""
+    if estimate_tokens(text) <= tokens:
+        return text
+    mark = "\n[... cut to fit the summarizer's context window]"
+    keep = max((tokens - estimate_tokens(mark) - 1) * 4, 0)
+    return text[:keep] + mark
+
+
 def review_prompt(pr: PullRequest, chunk: str, index: int, total: int) -> str:
     """What a reviewer is sent for one chunk of the diff (part ``index`` of ``total``)."""
     files = ", ".join(f.path for f in pr.files) or "see the diff"
@@ -334,13 +400,17 @@ async def review_pull_request_async(
         )
 
     reviews = await asyncio.gather(*(review(name) for name in reviewers))
-    joined = "\n\n".join(f"### {r.reviewer} ({r.role})\n{r.content}" for r in reviews)
-    summary = await agents.respond_async(
-        summarizer,
+    sections = [f"### {r.reviewer} ({r.role})\n{r.content}" for r in reviews]
+    ask = (
         f"Summarise these reviews of the pull request '{pr.title}': the most important "
-        f"findings first, then agreements and disagreements.\n\n{joined}",
-        sender="pull-request",
-        run_id=run_id,
+        "findings first, then agreements and disagreements.\n\n"
+    )
+    budget = _text_budget(agents, states[summarizer].spec)
+    sections = await _condensed(
+        agents, summarizer, pr, sections, budget - estimate_tokens(ask), run_id
+    )
+    summary = await agents.respond_async(
+        summarizer, ask + "\n\n".join(sections), sender="pull-request", run_id=run_id
     )
     return ReviewResult(
         title=pr.title,

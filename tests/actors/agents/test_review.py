@@ -170,3 +170,27 @@ def test_every_review_request_fits_the_reviewers_context_window(world: World) ->
         assert sum(estimate_tokens(m["content"]) for m in messages) <= limits[name], name
         checked += 1
     assert checked == sum(r.chunks for r in result.reviews)
+
+
+def test_reviews_too_long_for_the_summarizer_are_condensed_in_parts_that_fit(
+    world: World,
+) -> None:
+    """qwen2.5 (2048 tokens) sums up three long reviews: condensed first, every call fits."""
+    for name in ("r1", "r2", "r3"):
+        world.agents.define(peer(name))
+    world.agents.define(peer("brief", model="qwen2.5"))
+    world.server.script(*[f"finding {i}: " + "z" * 3000 for i in range(3)])
+    world.server.script("C1", "C2", "C3", "the summary")
+    result = review_pull_request(
+        world.agents,
+        pull_request(PR_JSON, PR_DIFF),
+        reviewers=["r1", "r2", "r3"],
+        summarizer="brief",
+    )
+    assert result.summary == "the summary"
+    calls = [c.body["messages"] for c in world.server.calls if c.path.endswith("/completions")]
+    mine = [m for m in calls if m[0]["content"] == "You are brief."]
+    assert len(mine) == 4  # three groups condensed, then the summary
+    for messages in mine:
+        assert sum(estimate_tokens(m["content"]) for m in messages) <= int(2048 * 0.8) - 512
+    assert "Condensed reviews, part 3" in mine[-1][-1]["content"]
