@@ -209,18 +209,52 @@ class OpenAIProtocol(FakeProtocol):
         return None
 
     def check_parameters(self, exchange: Exchange) -> web.StreamResponse | None:
-        """OpenAI's 400 ``unsupported_parameter`` for ``max_tokens`` to a reasoning model."""
+        """OpenAI's 400s for fields a model refuses.
+
+        ``unsupported_parameter`` for ``max_tokens`` to a reasoning model (by name), and
+        for what the model's :attr:`~actors.testing.FakeModel.refuses` names;
+        ``unsupported_value`` for a ``temperature`` or ``top_p`` other than 1 there,
+        and for a ``system`` turn to a model without ``system_role``.
+        """
         body = exchange.body if isinstance(exchange.body, dict) else {}
         model = exchange.model or ""
         if "max_tokens" in body and model.startswith(self.reasoning_models):
-            error = {
-                "message": "Unsupported parameter: 'max_tokens' is not supported with this "
-                "model. Use 'max_completion_tokens' instead.",
-                "type": "invalid_request_error",
-                "param": "max_tokens",
-                "code": "unsupported_parameter",
-            }
-            return web.json_response({"error": error}, status=400)
+            return _refusal(
+                "max_tokens",
+                "unsupported_parameter",
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+            )
+        entry = exchange.server.models.get(model)
+        if entry is None:
+            return None
+        for name in entry.refuses:
+            if name not in body:
+                continue
+            value = body[name]
+            if name in ("temperature", "top_p"):
+                if isinstance(value, int | float) and not isinstance(value, bool) and value == 1:
+                    continue
+                return _refusal(
+                    name,
+                    "unsupported_value",
+                    f"Unsupported value: '{name}' does not support {json.dumps(value)} with "
+                    "this model. Only the default (1) value is supported.",
+                )
+            return _refusal(
+                name,
+                "unsupported_parameter",
+                f"Unsupported parameter: '{name}' is not supported with this model.",
+            )
+        if not entry.system_role:
+            for index, turn in enumerate(body.get("messages") or []):
+                if isinstance(turn, dict) and turn.get("role") == "system":
+                    where = f"messages[{index}].role"
+                    return _refusal(
+                        where,
+                        "unsupported_value",
+                        f"Unsupported value: '{where}' does not support 'system' with this model.",
+                    )
         return None
 
     def tool_call_deltas(self, index: int, call_id: str, call: FakeToolCall) -> list[Any]:
@@ -574,6 +608,12 @@ class OpenAIProtocol(FakeProtocol):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+
+def _refusal(param: str, code: str, message: str) -> web.Response:
+    """OpenAI's 400 for a request field a model refuses, naming it in ``param``."""
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    return web.json_response({"error": error}, status=400)
 
 
 def _context_message(limit: int, tokens: int) -> str:

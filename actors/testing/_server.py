@@ -67,6 +67,14 @@ class FakeModel:
         embeddings: An embedding model (answers embeddings, not chat).
         tools: Whether it advertises tool use.
         load_delay: Seconds a load takes.
+        refuses: Request fields it refuses, as OpenAI's reasoning models do (e.g.
+            ``("temperature", "top_p", "stop", "presence_penalty")``): the OpenAI
+            protocols answer a request carrying one with HTTP 400 naming it in
+            ``param``, ``unsupported_value`` for a ``temperature`` or ``top_p`` other
+            than 1 (the only value such a model takes), ``unsupported_parameter`` for
+            any other field; the first refused field in this order is named.
+        system_role: Whether it takes a ``system`` turn (o1-mini does not: a 400
+            ``unsupported_value`` naming ``messages[0].role``).
     """
 
     id: str
@@ -78,6 +86,8 @@ class FakeModel:
     tools: bool = True
     load_delay: float = 0.0
     last_used: float = 0.0
+    refuses: tuple[str, ...] = ()
+    system_role: bool = True
 
     @property
     def resident_bytes(self) -> int:

@@ -368,6 +368,13 @@ def _error_fields(payload: Any) -> tuple[str, str, str]:
     )
 
 
+def _error_param(payload: Any) -> str:
+    """The request field an error body blames (OpenAI's ``error.param``), "" where none."""
+    err = payload.get("error") if isinstance(payload, dict) else None
+    param = err.get("param") if isinstance(err, dict) else None
+    return param if isinstance(param, str) else ""
+
+
 _CONTEXT_HINTS = (
     "context_length_exceeded",
     "context length",
@@ -662,6 +669,9 @@ class Provider(abc.ABC):
             details["error_type"] = etype
         if code:
             details["error_code"] = code
+        param = _error_param(payload)
+        if param:
+            details["error_param"] = param
         should_retry = (headers.get("x-should-retry") or "").strip().lower()
         if should_retry in ("true", "false"):  # the server's word over the status's
             details["should_retry"] = should_retry

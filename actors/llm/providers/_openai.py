@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import re
 import struct
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import httpx
 import msgspec
+import structlog
 
 from actors import Failure, FailureKind
 from actors.llm._messages import (
@@ -87,6 +90,91 @@ _STRING_TOOL_CHOICE = frozenset({"llamacpp"})
 """Servers that accept ``tool_choice`` only as a string (``auto``/``none``/``required``)."""
 
 _RETRY_IN_MESSAGE = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
+
+_log = structlog.get_logger("actors.llm.providers")
+
+# -- parameters a model refuses ------------------------------------------------------------
+#
+# OpenAI's reasoning models (o1, o3, o4-mini, the GPT-5 family) answer a Chat Completions
+# request that carries a sampling parameter they do not take with HTTP 400, an
+# ``invalid_request_error`` whose ``param`` names the field and whose ``code`` says why:
+# ``unsupported_value`` for a value other than the default (``temperature`` of 0.2 where
+# only 1 is allowed), ``unsupported_parameter`` for a field they take in no form
+# (``stop``, the penalties, ``logprobs``, ``max_tokens``). Azure's deployments of them
+# answer the same. Such a field is dropped and the request sent again; the provider
+# remembers the refusal per model, so later requests leave the field out at once.
+
+_REFUSAL_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
+"""The error codes that say "this model takes no such field (or no such value)"."""
+
+_SAMPLING_FIELDS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+        "parallel_tool_calls",
+    }
+)
+"""Optional fields that tune how a model samples: a request without one still asks the
+same question. A field that ``request.options`` added may be dropped as well."""
+
+_KEPT_FIELDS = frozenset(
+    {"model", "messages", "tools", "tool_choice", "response_format", "stream", "stream_options"}
+)
+"""Fields never dropped, whatever the server says: without them it is another request."""
+
+_COUPLED_FIELDS: dict[str, tuple[str, ...]] = {"logprobs": ("top_logprobs",)}
+"""Fields that mean nothing without another: ``top_logprobs`` needs ``logprobs``."""
+
+_DEFAULT_VALUES: dict[str, float] = {"temperature": 1.0, "top_p": 1.0}
+"""The only value a model that refuses others (``unsupported_value``) accepts; a request
+that asks for it anyway loses nothing when it is left out, so it is sent as it is."""
+
+MAX_REFUSAL_RETRIES = 3
+"""How many times one request is sent again, one refused field fewer each time."""
+
+_NOTHING: Mapping[str, str] = MappingProxyType({})
+_TEMPERATURE_AND_TOP_P: Mapping[str, str] = MappingProxyType(
+    {"temperature": "unsupported_value", "top_p": "unsupported_value"}
+)
+_AND_STOP: Mapping[str, str] = MappingProxyType(
+    {**_TEMPERATURE_AND_TOP_P, "stop": "unsupported_parameter"}
+)
+
+REASONING_FAMILIES: tuple[tuple[str, Mapping[str, str]], ...] = (
+    ("gpt-5-chat", _NOTHING),
+    ("gpt-5", _AND_STOP),
+    ("o4-mini", _AND_STOP),
+    ("o3-mini", _TEMPERATURE_AND_TOP_P),
+    ("o3", _AND_STOP),
+    ("o1-mini", _TEMPERATURE_AND_TOP_P),
+    ("o1-preview", _AND_STOP),
+    ("o1", _TEMPERATURE_AND_TOP_P),
+)
+"""What OpenAI's own API (``api.openai.com``) refuses of its reasoning models, by model
+name prefix (the first that matches, at a ``-`` or ``.`` or the name's end), as field ->
+the error code it would answer: ``temperature`` and ``top_p`` other than 1, and ``stop``
+where the family is known to refuse it. These are left out of the first request rather
+than learnt from a failed one. ``gpt-5-chat`` is a chat model that samples as asked. A
+request that sets ``reasoning_effort`` to ``"none"`` (GPT-5.1 and later take sampling
+parameters then) gets no such treatment; anything the table misses is learnt from the
+server's answer."""
+
+
+@functools.lru_cache(maxsize=256)
+def reasoning_refusals(model: str) -> Mapping[str, str]:
+    """What OpenAI refuses of ``model`` by :data:`REASONING_FAMILIES` (empty: nothing known)."""
+    name = model.rsplit("/", 1)[-1].lower()
+    for prefix, refused in REASONING_FAMILIES:
+        if name.startswith(prefix) and (len(name) == len(prefix) or name[len(prefix)] in "-."):
+            return refused
+    return _NOTHING
 
 
 def finish_reason(raw: Any, *, has_tool_calls: bool, refused: bool = False) -> FinishReason:
@@ -197,6 +285,11 @@ class OpenAIProvider(Provider):
             name=name,
             server=server,
         )
+        self._at_openai = "api.openai.com" in self.base_url
+        self._refused: dict[str, dict[str, str]] = {}
+        """Fields each model refused here (field -> the server's error code): learnt from
+        its answers, left out of every later request to it."""
+        self._warned: set[tuple[str, str]] = set()  # (model, field) pairs logged
 
     # -- request bodies -----------------------------------------------------------------
 
@@ -261,16 +354,157 @@ class OpenAIProvider(Provider):
         return fields
 
     @property
+    def openai_itself(self) -> bool:
+        """Whether the server is OpenAI's own API (configured so, or ``api.openai.com``)."""
+        return self._at_openai or self.server == "openai"
+
+    @property
     def output_limit_field(self) -> str:
         """The field that carries the output token limit to this server.
 
         OpenAI itself takes ``max_completion_tokens`` on every chat model and refuses
         the deprecated ``max_tokens`` on its reasoning models (o-series, GPT-5: HTTP 400
-        ``unsupported_parameter``); the other servers of the protocol read ``max_tokens``.
+        ``unsupported_parameter``); the other servers of the protocol read ``max_tokens``
+        (one that refuses it for a model gets ``max_completion_tokens`` from then on).
         """
-        if self.server == "openai" or "api.openai.com" in self.base_url:
+        if self._at_openai or self.server == "openai":
             return "max_completion_tokens"
         return "max_tokens"
+
+    def refusals(self, request: ChatRequest) -> Mapping[str, str] | None:
+        """The fields ``request.model`` is known to refuse here, as field -> error code.
+
+        Those the server refused before, and on OpenAI's own API those
+        :data:`REASONING_FAMILIES` lists for the model (unless the request sets
+        ``reasoning_effort`` to ``"none"``); ``None`` when there are none.
+        """
+        learnt = self._refused.get(request.model)
+        if not self.openai_itself or request.options.get("reasoning_effort") == "none":
+            return learnt
+        known = reasoning_refusals(request.model)
+        if not learnt:
+            return known
+        return {**known, **learnt}
+
+    def prepared(
+        self, request: ChatRequest, *, stream: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The body to send, and the fields left out of it as the model refuses them.
+
+        :meth:`chat_body` less what :meth:`refusals` names (a refused ``max_tokens``
+        goes as ``max_completion_tokens`` instead); the second value maps each field
+        left out to the value the request asked for (see :meth:`noted`).
+        """
+        body = self.chat_body(request, stream=stream)
+        dropped: dict[str, Any] = {}
+        if not self._refused and not self._at_openai and self.server != "openai":
+            return body, dropped  # nothing known to be refused: the usual case
+        refused = self.refusals(request)
+        if refused:
+            for name, code in refused.items():
+                if name in body:
+                    self._leave_out(body, name, code, request.model, dropped)
+        return body, dropped
+
+    def _leave_out(
+        self,
+        body: dict[str, Any],
+        name: str,
+        code: str,
+        model: str,
+        dropped: dict[str, Any],
+        *,
+        keep_default: bool = True,
+    ) -> None:
+        """Take a refused field out of ``body``, recording it in ``dropped``.
+
+        A refused ``max_tokens`` is renamed ``max_completion_tokens`` (the limit still
+        applies); a field whose only accepted value is the one asked for stays (unless
+        ``keep_default`` is off: the server refused even that); a field that means
+        nothing without this one goes with it.
+        """
+        if name == "max_tokens":
+            body["max_completion_tokens"] = body.pop(name)
+            return
+        value = body[name]
+        default = _DEFAULT_VALUES.get(name)
+        if (
+            keep_default
+            and code == "unsupported_value"
+            and default is not None
+            and not isinstance(value, bool)
+            and value == default
+        ):
+            return
+        dropped[name] = body.pop(name)
+        for other in _COUPLED_FIELDS.get(name, ()):
+            if other in body:
+                dropped[other] = body.pop(other)
+        self._warn_once(model, name, code, "")
+
+    def _warn_once(self, model: str, name: str, code: str, said: str) -> None:
+        """One warning per model and field: its requests go without that field."""
+        if (model, name) in self._warned:
+            return
+        self._warned.add((model, name))
+        _log.warning(
+            "the model refuses a request field; its requests go without it",
+            host=self.name,
+            model=model,
+            param=name,
+            code=code,
+            server_said=said or "(not asked: known for this model)",
+        )
+
+    def _without_refused(
+        self,
+        failure: Failure,
+        body: dict[str, Any],
+        request: ChatRequest,
+        dropped: dict[str, Any],
+    ) -> bool:
+        """Whether ``failure`` refuses a field the request can go without.
+
+        It must be an HTTP 400 ``unsupported_parameter`` or ``unsupported_value`` whose
+        ``param`` is in ``body``: a sampling field, a field ``request.options`` added,
+        or ``max_tokens`` (never ``model``, ``messages``, ``tools``, ``response_format``
+        and the like). Then the field is out of ``body`` (recorded in ``dropped``) and
+        remembered for the model, and the caller sends ``body`` again.
+        """
+        if failure.kind is not FailureKind.BAD_REQUEST:
+            return False
+        code = failure.details.get("error_code", "")
+        name = failure.details.get("error_param", "")
+        if code not in _REFUSAL_CODES or name not in body or name in _KEPT_FIELDS:
+            return False
+        if name != "max_tokens" and name not in _SAMPLING_FIELDS and name not in request.options:
+            return False
+        known = self._refused.get(request.model, {})
+        self._refused[request.model] = {**known, name: code}
+        self._warn_once(request.model, name, code, failure.message)
+        self._leave_out(body, name, code, request.model, dropped, keep_default=False)
+        return True
+
+    @staticmethod
+    def noted(completion: Completion, dropped: dict[str, Any]) -> Completion:
+        """The completion, saying which requested fields were not applied.
+
+        ``extras["dropped_params"]`` maps each to the value asked for, and a warning
+        per field says the model refused it, so a caller that asked for a temperature
+        knows its answer was sampled at the model's default.
+        """
+        if not dropped:
+            return completion
+        warnings = tuple(
+            f"{name}={value!r} was not applied: the model refuses it, so the request "
+            "was sent without it"
+            for name, value in dropped.items()
+        )
+        return msgspec.structs.replace(
+            completion,
+            extras={**completion.extras, "dropped_params": dict(dropped)},
+            warnings=(*completion.warnings, *warnings),
+        )
 
     def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         """The wire body for a chat request (``request.options`` merged in last)."""
@@ -466,15 +700,28 @@ class OpenAIProvider(Provider):
         return await super().count_tokens(request)
 
     async def chat(self, request: ChatRequest) -> Completion:
-        """One chat completion, not streamed on the wire."""
+        """One chat completion, not streamed on the wire.
+
+        A field the model refuses (see :meth:`_without_refused`) is dropped and the
+        request sent again, up to :data:`MAX_REFUSAL_RETRIES` times.
+        """
         started = time.perf_counter()
-        payload = await self.request_json(
-            "POST",
-            f"{self.api_prefix}/chat/completions",
-            self.chat_body(request, stream=False),
-            model=request.model,
-        )
-        return self.completion_from(payload, request, latency_s=time.perf_counter() - started)
+        body, dropped = self.prepared(request, stream=False)
+        path = f"{self.api_prefix}/chat/completions"
+        retries = 0
+        while True:
+            try:
+                payload = await self.request_json("POST", path, body, model=request.model)
+            except ProviderError as exc:
+                if retries >= MAX_REFUSAL_RETRIES or not self._without_refused(
+                    exc.failure, body, request, dropped
+                ):
+                    raise
+                retries += 1
+                continue
+            break
+        completion = self.completion_from(payload, request, latency_s=time.perf_counter() - started)
+        return self.noted(completion, dropped)
 
     # -- streaming ----------------------------------------------------------------------
 
@@ -644,36 +891,59 @@ class OpenAIProvider(Provider):
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream a chat completion: text pieces, then the full :class:`Completion`."""
-        return self._stream_from(
-            f"{self.api_prefix}/chat/completions", self.chat_body(request, stream=True), request
-        )
+        body, dropped = self.prepared(request, stream=True)
+        return self._stream_from(f"{self.api_prefix}/chat/completions", body, request, dropped)
 
     async def _stream_from(
-        self, path: str, body: dict[str, Any], request: ChatRequest
+        self,
+        path: str,
+        body: dict[str, Any],
+        request: ChatRequest,
+        dropped: dict[str, Any] | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """Stream an OpenAI-style SSE answer from ``path``."""
+        """Stream an OpenAI-style SSE answer from ``path``.
+
+        A refusal of a field (an error status, before the stream opened) sends the
+        request again without it, as :meth:`chat` does.
+        """
         model = request.model
         started = time.perf_counter()
         progress = StreamProgress(started=started)
         state = _StreamState()
-        async with self.open_stream(path, body, model=model) as response:
-            events = self.iter_sse(response, progress, model)
+        dropped = {} if dropped is None else dropped
+        retries = 0
+        while True:
+            opened = False
             try:
-                async for event in events:
-                    data = event.data.strip()
-                    if data == "[DONE]":
-                        state.done = True
-                        break
-                    if not data:
-                        continue
-                    chunk = self.parse_stream_json(data, progress, model)
-                    piece = self._feed(chunk, state, progress, model)
-                    if piece:
-                        progress.text(piece)
-                        state.text.append(piece)
-                        yield TextDelta(text=piece)
-            finally:
-                await _aclose(events)
+                async with self.open_stream(path, body, model=model) as response:
+                    opened = True
+                    events = self.iter_sse(response, progress, model)
+                    try:
+                        async for event in events:
+                            data = event.data.strip()
+                            if data == "[DONE]":
+                                state.done = True
+                                break
+                            if not data:
+                                continue
+                            chunk = self.parse_stream_json(data, progress, model)
+                            piece = self._feed(chunk, state, progress, model)
+                            if piece:
+                                progress.text(piece)
+                                state.text.append(piece)
+                                yield TextDelta(text=piece)
+                    finally:
+                        await _aclose(events)
+            except ProviderError as exc:
+                if (
+                    opened
+                    or retries >= MAX_REFUSAL_RETRIES
+                    or not self._without_refused(exc.failure, body, request, dropped)
+                ):
+                    raise
+                retries += 1
+                continue
+            break
         if state.chunks == 0:
             raise self.empty_stream(request, progress)
         if not state.done and not state.finished:
@@ -685,7 +955,7 @@ class OpenAIProvider(Provider):
                     details=progress.details(),
                 )
             )
-        yield self._stream_completion(state, request, progress, started)
+        yield self.noted(self._stream_completion(state, request, progress, started), dropped)
 
     # -- embeddings and models ----------------------------------------------------------
 
@@ -1041,16 +1311,13 @@ class LMStudioProvider(OpenAIProvider):
     async def chat(self, request: ChatRequest) -> Completion:
         """One chat completion through ``/api/v0`` (with ``stats``), else ``/v1``."""
         started = time.perf_counter()
-        answer = await self.send(
-            "POST",
-            "/api/v0/chat/completions",
-            self.chat_body(request, stream=False),
-            model=request.model,
-        )
+        body, dropped = self.prepared(request, stream=False)
+        answer = await self.send("POST", "/api/v0/chat/completions", body, model=request.model)
         if _missing_route(answer[0], answer[2]):
             return await super().chat(request)
         payload = self._decode(answer, "POST /api/v0/chat/completions", request.model)
-        return self.completion_from(payload, request, latency_s=time.perf_counter() - started)
+        completion = self.completion_from(payload, request, latency_s=time.perf_counter() - started)
+        return self.noted(completion, dropped)
 
     def read_stats(self, payload: dict[str, Any], fields: dict[str, Any]) -> None:
         """LM Studio's ``stats``, ``model_info`` and ``runtime`` (and any ``timings``)."""

@@ -364,6 +364,7 @@ def read(
         output_tokens=completion.usage.output_tokens,
         stated_confidence=stated_confidence(text),
         round=slot.round,
+        not_applied=tuple(completion.extras.get("dropped_params", ())),
     )
 
 

@@ -307,6 +307,9 @@ class MemberAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
         output_tokens: Output tokens.
         stated_confidence: A confidence the model verbalised (telemetry, never used).
         round: The round (debate) or layer (synthesis) it answered in, from 1.
+        not_applied: Request fields its model refused, so its answer was sampled
+            without them (``temperature`` on a reasoning model, say): see
+            ``Completion.extras["dropped_params"]``.
     """
 
     member: str
@@ -325,6 +328,7 @@ class MemberAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     output_tokens: int = 0
     stated_confidence: float | None = None
     round: int = 1
+    not_applied: tuple[str, ...] = ()
 
 
 class ConsensusResult(Message, frozen=True, kw_only=True):

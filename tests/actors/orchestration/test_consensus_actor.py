@@ -482,6 +482,21 @@ async def test_copies_of_one_model_differ_by_seed_and_temperature(
 
 
 @pytest.mark.asyncio
+async def test_a_member_whose_temperature_the_model_refused_says_so(system: System) -> None:
+    """A reasoning model refuses temperature 0.7: it answers at its default, and says so."""
+    models = [FakeModel("m1"), FakeModel("thinker", refuses=("temperature",))]
+    answers = {"m1": "Answer: Paris", "thinker": "Answer: Paris"}
+    with FakeServer("openai", models=models, responder=answering(answers)) as fake:
+        ref = await coordinator(system, fake)
+        spec = ConsensusSpec(members=members("m1", "thinker", temperature=0.7))
+        result: ConsensusResult = await ref.ask_async(ask(spec))
+    assert result.answered == 2
+    by_model = {m.member: m for m in result.members}
+    assert by_model["thinker@t0.7"].not_applied == ("temperature",)
+    assert by_model["m1@t0.7"].not_applied == ()
+
+
+@pytest.mark.asyncio
 async def test_agreement_reaches_the_selectors_performance_history(
     system: System, server: FakeServer
 ) -> None:

@@ -202,6 +202,24 @@ def test_real_errors(sdk: OpenAI, server: FakeServer) -> None:
     assert "context" in str(info.value)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_model_refusals(sdk: OpenAI, server: FakeServer, stream: bool) -> None:
+    """A model that refuses fields answers as OpenAI's do: the SDK reads param and code."""
+    server.add_model(FakeModel("gpt-5-mini", refuses=("temperature", "stop")))
+    hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.chat.completions.create(
+            model="gpt-5-mini", messages=hello, temperature=0.7, stream=stream
+        )
+    assert (info.value.param, info.value.code) == ("temperature", "unsupported_value")
+    assert "does not support 0.7 with this model" in info.value.message
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.chat.completions.create(model="gpt-5-mini", messages=hello, stop=["END"])
+    assert (info.value.param, info.value.code) == ("stop", "unsupported_parameter")
+    answer = sdk.chat.completions.create(model="gpt-5-mini", messages=hello, temperature=1)
+    assert answer.choices[0].message.content is not None
+
+
 def test_api_key_checked() -> None:
     with FakeServer("openai", models=["m"], api_key="sk-right") as fake:
         with (
