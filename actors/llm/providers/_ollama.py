@@ -372,11 +372,10 @@ class OllamaProvider(Provider):
             return
         if (
             self.num_ctx is None
-            and self._assumed.get(request.model) == window
-            and window == self.context_windows.get(request.model)
             and not _own_num_ctx(request)
+            and self._assumed.get(request.model) == window
         ):
-            return  # only assumed
+            return  # the inventory's window, and only assumed
         tokens = fewest_prompt_tokens(request)
         if tokens <= window:
             return
