@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import graphlib
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -353,7 +354,7 @@ def find(locator: str) -> Any:
             raise LookupError(msg)
         digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:12]
         module_name = f"reactor_user_file_{digest}"
-        module = sys.modules.get(module_name)
+        module = sys.modules.get(module_name) or _running(path)
         if module is None:
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None:
@@ -386,6 +387,30 @@ def find(locator: str) -> Any:
         except AttributeError:
             raise LookupError(_missing_name(locator, where, qualname, module)) from None
     return found
+
+
+def _running(path: Any) -> Any:
+    """The module already running ``path`` in this process (the script itself, often).
+
+    A run started by ``python flows.py`` records its reactor as ``flows.py:Name``. When
+    the same process resumes it, loading the file again would run the script a second
+    time, top to bottom, and give the run a copy of the class whose module-level state
+    (the flag a step reads, the list it appends to) is not the script's. The module
+    that is running the file is used instead: ``__main__`` first, then any other.
+    """
+    main = sys.modules.get("__main__")
+    candidates = [main] if main is not None else []
+    candidates.extend(m for m in list(sys.modules.values()) if m is not main)
+    for module in candidates:
+        where = getattr(module, "__file__", None)
+        if not isinstance(where, str) or os.path.basename(where) != path.name:
+            continue
+        try:
+            if os.path.samefile(where, path):
+                return module
+        except OSError:
+            continue
+    return None
 
 
 _LISTED = 30

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -1319,6 +1320,47 @@ def test_find_forgets_a_file_that_fails_to_load(tmp_path: Path) -> None:
     assert set(sys.modules) == before
     path.write_text("FIXED = True\n")
     assert find(f"{path}:FIXED") is True
+
+
+def test_find_gives_the_running_script_s_own_class_back(tmp_path: Path) -> None:
+    """A script that resumes its own halted run is not loaded a second time.
+
+    ``python flows.py`` records its reactor as ``flows.py:Name``; resuming in the same
+    process must use the script's class (and its module-level state), not run the file
+    again from the top under another name.
+    """
+    script = tmp_path / "flows.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""\
+            from actors import System
+            from dsl import Halt, Reactor, find, locate, step
+            from reactor import Engine, RunHaltedError
+
+            print("script body ran")
+            APPROVED = []
+
+            class Approve(Reactor, returns="done"):
+                @step
+                def done() -> str:
+                    return "approved" if APPROVED else Halt("waiting for a human")
+
+            assert find(locate(Approve)) is Approve
+            with System() as system, Engine(system, db_path={str(tmp_path / "runs.db")!r},
+                                            logging=False) as engine:
+                try:
+                    engine.run(Approve, {{}})
+                except RunHaltedError as halted:
+                    APPROVED.append(True)
+                    print(engine.resume(halted.run_id).result())
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["script body ran", "approved"]
 
 
 def test_find_reports_a_missing_file(tmp_path: Path) -> None:
