@@ -297,7 +297,8 @@ async def test_lm_studio_s_native_route_drops_refused_fields_too(
     assert paths == {"/api/v0/chat/completions"}
     assert answer.content == "Paris"
     assert len(bodies) == 3  # temperature refused, then stop, then answered
-    assert "temperature" not in bodies[2] and "stop" not in bodies[2]
+    assert "temperature" not in bodies[2]
+    assert "stop" not in bodies[2]
     assert answer.extras["dropped_params"] == {"temperature": 0.7, "stop": ["END"]}
     assert "stats" in answer.extras  # still the native route's answer
     assert len(later) == 1, "a remembered refusal costs no failed round trip"
