@@ -160,10 +160,13 @@ def run_fake_server(
     def fixed(_: Exchange) -> Reply:
         return Reply(text=text)
 
-    sized = {} if context_length is None else {"context_length": context_length}
+    fakes = [FakeModel(n, refuses=refused.get(n, ())) for n in names]
+    if context_length is not None:
+        for fake in fakes:
+            fake.context_length = context_length
     server = FakeServer(
         protocol,
-        models=[FakeModel(n, refuses=refused.get(n, ()), **sized) for n in names],
+        models=fakes,
         port=port,
         latency=latency,
         token_delay=token_delay,
