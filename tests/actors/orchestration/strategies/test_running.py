@@ -32,6 +32,7 @@ from actors.orchestration.strategies import (
     resonate,
     run_strategy,
 )
+from actors.sessions._orchestrator import outcome_of
 from actors.testing import Exchange, FakeModel, FakeServer, Fault, Reply
 from tests.support.hosts import start_host_async
 from tests.support.local import local_resolver
@@ -373,3 +374,7 @@ async def test_a_member_whose_temperature_the_model_refused_says_so(system: Syst
     assert by_member["thinker"].ok
     assert by_member["thinker"].not_applied == ("temperature",)
     assert by_member["a"].not_applied == ()
+    # A session's decision keeps it on the member's answer.
+    answers = {a.model: a for a in outcome_of(result).answers}
+    assert answers["thinker"].not_applied == ("temperature",)
+    assert answers["a"].not_applied == ()
