@@ -171,8 +171,9 @@ class OllamaProtocol(FakeProtocol):
     """Ollama's native API on the fake-server engine (default port 11434)."""
 
     name: ClassVar[str] = "ollama"
-    version: ClassVar[str] = "0.12.0"
-    """What ``/api/version`` reports."""
+    version: ClassVar[str] = "0.13.3"
+    """What ``/api/version`` reports (the first version whose ``/api/embed`` error the
+    fake words as :data:`EMBED_TOO_LONG`)."""
 
     def __init__(self, *, default_num_ctx: int = DEFAULT_NUM_CTX) -> None:
         self._expires: dict[str, float] = {}

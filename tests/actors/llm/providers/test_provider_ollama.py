@@ -334,7 +334,7 @@ async def test_load_unload_round_trip(server: FakeServer, provider: OllamaProvid
 
 
 async def test_version(provider: OllamaProvider) -> None:
-    assert await provider.version() == "0.12.0"
+    assert await provider.version() == "0.13.3"
 
 
 async def test_load_of_an_unknown_model_is_not_found(provider: OllamaProvider) -> None:
