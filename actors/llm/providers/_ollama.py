@@ -465,7 +465,7 @@ class OllamaProvider(Provider):
         Ollama says neither which input nor the window. The window is the one the
         model is loaded with (``loaded``, from ``/api/ps``), else the host's
         ``num_ctx``, else the inventory's; the input named is the longest by estimate
-        (the only one when there is one), the one surely over when any is.
+        (the only one when there is one).
         """
         estimates = [fewest_tokens(text) for text in request.inputs]
         index = max(range(len(estimates)), key=estimates.__getitem__) if estimates else 0
@@ -490,11 +490,15 @@ class OllamaProvider(Provider):
             else f"input {index} of {len(request.inputs)} (the longest; Ollama names none)"
         )
         server_said = refused.message.removeprefix(f"{self.name} model {request.model!r}: ")
+        why = (
+            "Ollama could not cut it to fit"
+            if request.truncate
+            else "not truncated, as the request does not ask for it (EmbedRequest(truncate=True))"
+        )
         return ProviderError(
             self.failure(
                 FailureKind.CONTEXT_WINDOW_EXCEEDED,
-                f"{which} does not fit {served} ({server_said}); not truncated, as the "
-                "request does not ask for it (EmbedRequest(truncate=True))",
+                f"{which} does not fit {served} ({server_said}); {why}",
                 request.model,
                 details=details,
             )
