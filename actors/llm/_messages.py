@@ -373,10 +373,21 @@ class Embeddings(Message, frozen=True, kw_only=True):
 
 
 class EmbedRequest(Request[Embeddings], frozen=True, kw_only=True):
-    """Embed one or more texts with an embedding model."""
+    """Embed one or more texts with an embedding model.
+
+    Attributes:
+        model: The embedding model.
+        inputs: The texts, one vector each, in order.
+        truncate: Let the server cut an input too long for the model's context to what
+            fits, and embed that. ``False`` (the default): such an input fails the
+            request ``context_window_exceeded``. Ollama cuts silently unless told not
+            to, so its host sends ``truncate`` explicitly; other protocols have no such
+            switch and ignore it.
+    """
 
     model: str
     inputs: tuple[str, ...]
+    truncate: bool = False
 
 
 class TokenCount(Message, frozen=True, kw_only=True):

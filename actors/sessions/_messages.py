@@ -157,6 +157,8 @@ class MemberAnswer(_Value, frozen=True, kw_only=True):
         cost_usd: What it cost, when priced.
         input_tokens: Prompt tokens.
         output_tokens: Answer tokens.
+        not_applied: Request fields its model refused, so it answered without them
+            (``temperature`` on a reasoning model, say).
     """
 
     model: str
@@ -167,6 +169,7 @@ class MemberAnswer(_Value, frozen=True, kw_only=True):
     cost_usd: float | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    not_applied: tuple[str, ...] = ()
 
 
 class Execution(_Value, frozen=True, kw_only=True):

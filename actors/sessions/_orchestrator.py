@@ -189,6 +189,7 @@ def _answer(strategy: str, outcome: MemberOutcome) -> MemberAnswer:
         cost_usd=outcome.cost_usd,
         input_tokens=outcome.input_tokens,
         output_tokens=outcome.output_tokens,
+        not_applied=outcome.not_applied,
     )
 
 

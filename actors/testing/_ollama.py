@@ -64,6 +64,12 @@ DEFAULT_NUM_CTX = 4096
 """The context a model is served with when the request sets no ``num_ctx`` (Ollama's
 default on a machine with less than 24 GiB of GPU memory)."""
 
+EMBED_TOO_LONG = "the input length exceeds the context length"
+"""``/api/embed``'s error (HTTP 400) for an input over the served context with
+``"truncate": false``, as Ollama 0.13.3 and later word it (0.12.0 to 0.13.2 said "input
+exceeds maximum context length", earlier versions "input length exceeds maximum context
+length")."""
+
 _DEFAULT_MESSAGES = {
     400: "invalid request",
     401: "unauthorized",
@@ -77,7 +83,7 @@ _DEFAULT_MESSAGES = {
     504: "timed out waiting for the model",
 }
 _CODE_MESSAGES = {
-    "context_length_exceeded": "the input length exceeds the context length",
+    "context_length_exceeded": EMBED_TOO_LONG,
     "model_not_found": "model not found, try pulling it first",
     "rate_limit_exceeded": "too many requests, please retry later",
     "overloaded": "server busy, please try again.  maximum pending requests exceeded",
@@ -165,8 +171,9 @@ class OllamaProtocol(FakeProtocol):
     """Ollama's native API on the fake-server engine (default port 11434)."""
 
     name: ClassVar[str] = "ollama"
-    version: ClassVar[str] = "0.12.0"
-    """What ``/api/version`` reports."""
+    version: ClassVar[str] = "0.13.3"
+    """What ``/api/version`` reports (the first version whose ``/api/embed`` error the
+    fake words as :data:`EMBED_TOO_LONG`)."""
 
     def __init__(self, *, default_num_ctx: int = DEFAULT_NUM_CTX) -> None:
         self._expires: dict[str, float] = {}
@@ -774,16 +781,17 @@ class _Routes:
         if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
             return ex.error(400, "invalid input type")
         context = self.protocol.requested_context(model, ex.body)
-        if ex.body.get("truncate") is False:
-            for text in inputs:
-                if estimate_tokens(text) > context:
-                    return ex.error(400, "input length exceeds maximum context length")
         dim = ex.body.get("dimensions")
         size = dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
-        load_ns = await self._load(model, context)
+        load_ns = await self._load(model, context)  # Ollama loads before it looks
         self.protocol.touch(model, ex.body.get("keep_alive"))
+        if ex.body.get("truncate") is False:
+            # Ollama (0.13.3 and later) names neither the input nor the context.
+            for text in inputs:
+                if estimate_tokens(text) > context:
+                    return ex.error(400, EMBED_TOO_LONG, code="context_length_exceeded")
         count = 0
-        for text in inputs:  # each input is cut to the context, silently
+        for text in inputs:  # truncate absent or true: each input is cut to fit, silently
             tokens = estimate_tokens(text)
             if tokens > context:
                 self.protocol.truncated.append((model.id, tokens, context))

@@ -116,6 +116,7 @@ class OpenAIProtocol(FakeProtocol):
     """OpenAI's Chat Completions API, as the fake serves it."""
 
     name: ClassVar[str] = "openai"
+    refuses_fields: ClassVar[bool] = True
     owned_by: ClassVar[str] = "system"
     """``owned_by`` in the model list."""
     reasoning_models: ClassVar[tuple[str, ...]] = ("o1", "o3", "o4", "gpt-5")

@@ -441,6 +441,9 @@ class FakeProtocol(abc.ABC):
     """One vendor's wire format, for the fake server."""
 
     name: ClassVar[str]
+    refuses_fields: ClassVar[bool] = False
+    """Whether a :attr:`FakeModel.refuses` field is answered with an error (the
+    OpenAI-protocol fakes: their 400 names the field); elsewhere it is ignored."""
 
     @abc.abstractmethod
     def routes(self, server: FakeServer) -> list[web.RouteDef]:

@@ -128,13 +128,16 @@ def run_fake_server(
     reply_words: int = 0,
     context_length: int | None = None,
     fault: dict[str, Any] | None = None,
+    refuses: Sequence[tuple[str, Sequence[str]]] = (),
     err: TextIO | None = None,
 ) -> int:
     """Serve a fake until interrupted (Ctrl-C or SIGTERM).
 
     ``fault`` holds :class:`~actors.testing.Fault` fields applied to every request (or
-    to the first ``times``). A port that cannot be used is one line on standard error
-    and exit status 2.
+    to the first ``times``). ``refuses`` pairs a model with the request fields it
+    answers 400 to (:attr:`~actors.testing.FakeModel.refuses`; a model named twice
+    refuses both lists). A port that cannot be used, or a refusal the fake cannot play,
+    is one line on standard error and exit status 2.
     """
     from actors.testing import Exchange, FakeModel, FakeServer, Fault, Reply  # noqa: PLC0415
 
@@ -148,17 +151,22 @@ def run_fake_server(
         )
         return 2
     names = list(models) or ["fake-small", "fake-large"]
+    refused, problem = _refusals(protocol, names, refuses)
+    if problem:
+        err.write(f"reactor fake-server: error: --refuses: {problem}\n")
+        return 2
     text = " ".join(f"word{i}" for i in range(reply_words))
 
     def fixed(_: Exchange) -> Reply:
         return Reply(text=text)
 
+    fakes = [FakeModel(n, refuses=refused.get(n, ())) for n in names]
+    if context_length is not None:
+        for fake in fakes:
+            fake.context_length = context_length
     server = FakeServer(
         protocol,
-        models=[
-            FakeModel(n) if context_length is None else FakeModel(n, context_length=context_length)
-            for n in names
-        ],
+        models=fakes,
         port=port,
         latency=latency,
         token_delay=token_delay,
@@ -186,6 +194,30 @@ def run_fake_server(
     finally:
         server.stop()
     return 0
+
+
+def _refusals(
+    protocol: str, names: Sequence[str], refuses: Sequence[tuple[str, Sequence[str]]]
+) -> tuple[dict[str, tuple[str, ...]], str]:
+    """The fields each model refuses, or why ``refuses`` cannot be served (else ``""``).
+
+    Only the OpenAI-protocol fakes refuse fields (OpenAI's error names the field, so a
+    client can send the request again without it), and only models the server serves.
+    """
+    if not refuses:
+        return {}, ""
+    from actors.testing import PROTOCOLS, protocol_for  # noqa: PLC0415
+
+    if not protocol_for(protocol).refuses_fields:
+        able = ", ".join(sorted(n for n in PROTOCOLS if protocol_for(n).refuses_fields))
+        return {}, f"the {protocol} fake refuses no fields; the OpenAI-protocol ones do ({able})"
+    refused: dict[str, tuple[str, ...]] = {}
+    for model, fields in refuses:
+        if model not in names:
+            return {}, f"no model {model!r} here (the models: {', '.join(names)}; see --models)"
+        known = refused.get(model, ())
+        refused[model] = known + tuple(f for f in fields if f not in known)
+    return refused, ""
 
 
 def _describe(fault: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
@@ -120,6 +121,15 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="every model's context window in tokens (longer prompts get the server's error)",
     )
+    fake.add_argument(
+        "--refuses",
+        action="append",
+        type=_refusal,
+        default=[],
+        metavar="MODEL=FIELD[,FIELD...]",
+        help="MODEL answers 400 to a request carrying FIELD, as OpenAI's reasoning models "
+        "do (e.g. gpt-5-mini=temperature,stop; repeatable; OpenAI-protocol fakes only)",
+    )
     _fault_options(fake)
     _add_run_commands(commands)
     agent_actions = _add_agent_commands(commands)
@@ -159,6 +169,29 @@ def _number(
         return value
 
     return read
+
+
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NEEDED_FIELDS = frozenset({"model", "messages"})
+"""Fields no chat request goes without: a model refusing them would refuse everything."""
+
+
+def _refusal(text: str) -> tuple[str, tuple[str, ...]]:
+    """``--refuses MODEL=FIELD[,FIELD...]`` read: the model and the fields it refuses."""
+    model, equals, listed = text.partition("=")
+    model = model.strip()
+    fields = tuple(f.strip() for f in listed.split(",") if f.strip())
+    if not equals or not model or not fields:
+        msg = f"{text!r} is not MODEL=FIELD[,FIELD...] (e.g. gpt-5-mini=temperature,stop)"
+        raise argparse.ArgumentTypeError(msg)
+    for field in fields:
+        if not _FIELD.fullmatch(field):
+            msg = f"{field!r} (in {text!r}) is not a request field's name"
+            raise argparse.ArgumentTypeError(msg)
+        if field in _NEEDED_FIELDS:
+            msg = f"{model} cannot refuse {field!r}: every chat request carries it"
+            raise argparse.ArgumentTypeError(msg)
+    return model, fields
 
 
 _STATUS = _number(int, 100, 599, what="an HTTP status (100 to 599)")
@@ -783,6 +816,7 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one b
                 reply_words=args.reply_words,
                 context_length=args.context_length,
                 fault=_fault_of(args),
+                refuses=args.refuses,
             )
         case "run":
             from reactor.cli._runs import leave_now_if_steps_linger, run_reactor  # noqa: PLC0415

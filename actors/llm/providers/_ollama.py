@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from actors import FailureKind
+from actors import Failure, FailureKind
 from actors.llm._messages import (
     ChatMessage,
     ChatRequest,
@@ -69,6 +69,7 @@ __all__ = [
     "OLLAMA_DEFAULT_CONTEXT",
     "OllamaProvider",
     "fewest_prompt_tokens",
+    "fewest_tokens",
     "served_context",
 ]
 
@@ -394,6 +395,115 @@ class OllamaProvider(Provider):
             )
         )
 
+    def check_embed_context(self, request: EmbedRequest) -> None:
+        """Refuse, before sending it, an embed request with an input that cannot fit.
+
+        The rule of :meth:`check_context`, for each input alone (Ollama fits each input
+        to the context on its own): its fewest plausible tokens must not exceed the
+        context the model is served with, where that is known (the host's ``num_ctx``,
+        a loaded model's, a Modelfile's, the configuration's; not the default only
+        assumed for a model not loaded). Not checked when the request asks the server
+        to truncate.
+
+        Raises:
+            ProviderError: ``context_window_exceeded`` naming the model, the first
+                input that cannot fit (its index), the estimate and the window (also
+                in the details: ``input_index``, ``estimated_input_tokens``,
+                ``context_length``).
+        """
+        if request.truncate:
+            return
+        window = (
+            self.num_ctx if self.num_ctx is not None else self.context_windows.get(request.model)
+        )
+        if window is None:
+            return
+        if self.num_ctx is None and self._assumed.get(request.model) == window:
+            return  # the inventory's window, and only assumed
+        for index, text in enumerate(request.inputs):
+            tokens = fewest_tokens(text)
+            if tokens > window:
+                raise ProviderError(
+                    self.failure(
+                        FailureKind.CONTEXT_WINDOW_EXCEEDED,
+                        f"input {index} of {len(request.inputs)} takes {tokens} tokens at "
+                        f"least (estimated), over the {window}-token context Ollama serves "
+                        "it with; not sent, as Ollama would embed only the input's "
+                        "beginning (EmbedRequest(truncate=True) asks for that; a host's "
+                        "num_ctx sets a larger context)",
+                        request.model,
+                        details={
+                            "input_index": str(index),
+                            "inputs": str(len(request.inputs)),
+                            "estimated_input_tokens": str(tokens),
+                            "context_length": str(window),
+                        },
+                    )
+                )
+
+    async def _loaded_context(self, model: str) -> int | None:
+        """The context ``model`` is loaded with, as ``/api/ps`` says (``None``: unknown).
+
+        Asked only after Ollama refused an input as too long: it loads the model before
+        it looks, so the figure is the window the input was measured against.
+        """
+        try:
+            running = await self._running()
+        except ProviderError:
+            return None
+        for name in (model, f"{model}:latest", model.removesuffix(":latest")):
+            entry = (running or {}).get(name)
+            if entry is not None:
+                return _int(entry.get("context_length")) or None
+        return None
+
+    def _embed_too_long(
+        self, request: EmbedRequest, refused: Failure, loaded: int | None
+    ) -> ProviderError:
+        """Ollama's refusal of an input over the context, naming what it leaves out.
+
+        Ollama says neither which input nor the window. The window is the one the
+        model is loaded with (``loaded``, from ``/api/ps``), else the host's
+        ``num_ctx``, else the inventory's; the input named is the longest by estimate
+        (the only one when there is one).
+        """
+        estimates = [fewest_tokens(text) for text in request.inputs]
+        index = max(range(len(estimates)), key=estimates.__getitem__) if estimates else 0
+        window = loaded
+        if window is None:
+            window = (
+                self.num_ctx
+                if self.num_ctx is not None
+                else self.context_windows.get(request.model)
+            )
+        details = dict(refused.details)
+        details.update({"input_index": str(index), "inputs": str(len(request.inputs))})
+        if estimates:
+            details["estimated_input_tokens"] = str(estimates[index])
+        served = "the context Ollama serves it with"
+        if window is not None:
+            details["context_length"] = str(window)
+            served = f"the {window}-token context Ollama serves it with"
+        which = (
+            f"input {index} of {len(request.inputs)}"
+            if len(request.inputs) == 1
+            else f"input {index} of {len(request.inputs)} (the longest; Ollama names none)"
+        )
+        server_said = refused.message.removeprefix(f"{self.name} model {request.model!r}: ")
+        why = (
+            "Ollama could not cut it to fit"
+            if request.truncate
+            else "not truncated, as the request does not ask for it (EmbedRequest(truncate=True))"
+        )
+        return ProviderError(
+            self.failure(
+                FailureKind.CONTEXT_WINDOW_EXCEEDED,
+                f"{which} does not fit {served} ({server_said}); {why}",
+                request.model,
+                details=details,
+            )
+        )
+
     def _tool_calls(self, raw: Any, request: ChatRequest, *, start: int) -> list[ToolCall]:
         """Tool calls from a message's ``tool_calls`` (ids synthesised where absent)."""
         if raw is None:
@@ -582,11 +692,30 @@ class OllamaProvider(Provider):
         return value if isinstance(value, str) else None
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
-        """Embed texts with ``/api/embed`` (one vector per input, in order)."""
-        body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
+        """Embed texts with ``/api/embed`` (one vector per input, in order).
+
+        ``truncate`` goes explicitly, ``false`` unless the request asks for it: Ollama's
+        default cuts an input longer than the served context to what fits and says
+        nothing, so the vector would stand for text it never saw. An input that cannot
+        fit a known context is refused before it is sent (:meth:`check_embed_context`);
+        Ollama's own refusal (HTTP 400, ``the input length exceeds the context length``)
+        becomes the same ``context_window_exceeded`` failure.
+        """
+        self.check_embed_context(request)
+        body: dict[str, Any] = {
+            "model": request.model,
+            "input": list(request.inputs),
+            "truncate": request.truncate,
+        }
         if self.num_ctx is not None:
             body["options"] = {"num_ctx": self.num_ctx}
-        payload = await self.request_json("POST", "/api/embed", body, model=request.model)
+        try:
+            payload = await self.request_json("POST", "/api/embed", body, model=request.model)
+        except ProviderError as exc:
+            if exc.failure.kind is not FailureKind.CONTEXT_WINDOW_EXCEEDED:
+                raise
+            window = await self._loaded_context(request.model)
+            raise self._embed_too_long(request, exc.failure, window) from exc
         if isinstance(payload, dict) and "error" in payload:
             raise self._body_error(payload, request.model)
         raw = payload.get("embeddings") if isinstance(payload, dict) else None
@@ -707,27 +836,29 @@ def fewest_prompt_tokens(request: ChatRequest) -> int:
     framing. Tokenizers average 3 to 4.5 ASCII characters a token, so the real count is
     above this for any ordinary text: a request refused for it surely does not fit.
     """
+    texts: list[str] = []
+    for message in request.messages:
+        texts.append(message.content)
+        for call in message.tool_calls:
+            texts.append(call.name)
+            texts.append(json.dumps(call.arguments, ensure_ascii=False))
+    for tool in request.tools:
+        texts.extend((tool.name, tool.description))
+        texts.append(json.dumps(tool.parameters, ensure_ascii=False))
+    return fewest_tokens(*texts)
+
+
+def fewest_tokens(*texts: str) -> int:
+    """The fewest tokens ``texts`` take together, at the rates of :func:`fewest_prompt_tokens`."""
     ascii_chars = 0
     other_chars = 0
-
-    def add(text: str) -> None:
-        nonlocal ascii_chars, other_chars
+    for text in texts:
         if text.isascii():
             ascii_chars += len(text)
         else:
             wide = sum(1 for ch in text if ord(ch) >= 128)
             other_chars += wide
             ascii_chars += len(text) - wide
-
-    for message in request.messages:
-        add(message.content)
-        for call in message.tool_calls:
-            add(call.name)
-            add(json.dumps(call.arguments, ensure_ascii=False))
-    for tool in request.tools:
-        add(tool.name)
-        add(tool.description)
-        add(json.dumps(tool.parameters, ensure_ascii=False))
     return ascii_chars // _MAX_ASCII_CHARS_PER_TOKEN + other_chars // _MAX_OTHER_CHARS_PER_TOKEN
 
 

@@ -1309,13 +1309,29 @@ class LMStudioProvider(OpenAIProvider):
         return payload
 
     async def chat(self, request: ChatRequest) -> Completion:
-        """One chat completion through ``/api/v0`` (with ``stats``), else ``/v1``."""
+        """One chat completion through ``/api/v0`` (with ``stats``), else ``/v1``.
+
+        A field the model refuses is dropped and the request sent again, as on ``/v1``
+        (see :meth:`OpenAIProvider.chat`).
+        """
         started = time.perf_counter()
         body, dropped = self.prepared(request, stream=False)
-        answer = await self.send("POST", "/api/v0/chat/completions", body, model=request.model)
-        if _missing_route(answer[0], answer[2]):
-            return await super().chat(request)
-        payload = self._decode(answer, "POST /api/v0/chat/completions", request.model)
+        path = "/api/v0/chat/completions"
+        retries = 0
+        while True:
+            answer = await self.send("POST", path, body, model=request.model)
+            if _missing_route(answer[0], answer[2]):
+                return await super().chat(request)
+            try:
+                payload = self._decode(answer, f"POST {path}", request.model)
+            except ProviderError as exc:
+                if retries >= MAX_REFUSAL_RETRIES or not self._without_refused(
+                    exc.failure, body, request, dropped
+                ):
+                    raise
+                retries += 1
+                continue
+            break
         completion = self.completion_from(payload, request, latency_s=time.perf_counter() - started)
         return self.noted(completion, dropped)
 

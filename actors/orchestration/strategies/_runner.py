@@ -88,6 +88,9 @@ class MemberOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
         input_tokens: Prompt tokens, as reported.
         output_tokens: Answer tokens, as reported.
         cost_usd: Its cost (``None``: no price known).
+        not_applied: Request fields its model refused, so it answered without them
+            (``temperature`` on a reasoning model, say): see
+            ``Completion.extras["dropped_params"]``.
     """
 
     member: str
@@ -104,6 +107,7 @@ class MemberOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = None
+    not_applied: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -397,6 +401,7 @@ class _Run:
                 input_tokens=answer.usage.input_tokens,
                 output_tokens=answer.usage.output_tokens,
                 cost_usd=answer.cost_usd,
+                not_applied=tuple(answer.extras.get("dropped_params", ())),
             )
         else:
             outcome = MemberOutcome(

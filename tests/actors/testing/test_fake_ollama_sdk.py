@@ -291,7 +291,7 @@ def test_root_and_version(server: FakeServer, client: ollama.Client) -> None:
 
     with httpx.Client(base_url=server.url, trust_env=False) as raw:
         assert raw.get("/").text == "Ollama is running"
-        assert raw.get("/api/version").json() == {"version": "0.12.0"}
+        assert raw.get("/api/version").json() == {"version": "0.13.3"}
 
 
 # -- the SDK and our provider read the same answer ------------------------------------------

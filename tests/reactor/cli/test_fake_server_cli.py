@@ -102,3 +102,51 @@ def test_fault_values_that_mean_nothing_are_refused_before_serving() -> None:
         )
         assert result.returncode == 2, option
         assert result.stderr.splitlines()[-1] == f"reactor fake-server: error: {message}"
+
+
+def test_refuses_scripts_a_model_that_refuses_fields_as_openai_s_reasoning_models_do() -> None:
+    """--refuses m=temperature --refuses m=stop: 400s naming each field; others answered."""
+    with serving("--protocol", "lmstudio", "--models", "m,other",
+                 "--refuses", "m=temperature", "--refuses", "m=stop") as url:  # fmt: skip
+        chat = f"{url}/v1/chat/completions"
+        warm = httpx.post(chat, json={**chat_body(), "temperature": 0.7}, timeout=5)
+        stop = httpx.post(chat, json={**chat_body(), "stop": ["X"]}, timeout=5)
+        native = httpx.post(f"{url}/api/v0/chat/completions", json={**chat_body(), "stop": ["X"]})
+        plain = httpx.post(chat, json={**chat_body(), "temperature": 1}, timeout=5)
+        other = {**chat_body(), "model": "other", "temperature": 0.7, "stop": ["X"]}
+        untouched = httpx.post(chat, json=other, timeout=5)
+    assert warm.status_code == 400
+    assert warm.json()["error"]["param"] == "temperature"
+    assert warm.json()["error"]["code"] == "unsupported_value"
+    assert stop.status_code == 400
+    assert stop.json()["error"]["param"] == "stop"
+    assert stop.json()["error"]["code"] == "unsupported_parameter"
+    assert native.status_code == 400
+    assert plain.status_code == 200  # 1 is the one temperature such a model takes
+    assert untouched.status_code == 200
+
+
+def test_refusals_the_fake_cannot_play_are_refused_before_serving() -> None:
+    """A malformed value, a model not served, a field every request needs, a non-OpenAI fake."""
+    refused = {
+        ("--refuses", "temperature"): "argument --refuses: 'temperature' is not "
+        "MODEL=FIELD[,FIELD...] (e.g. gpt-5-mini=temperature,stop)",
+        ("--refuses", "m="): "argument --refuses: 'm=' is not MODEL=FIELD[,FIELD...] "
+        "(e.g. gpt-5-mini=temperature,stop)",
+        ("--refuses", "m=top p"): "argument --refuses: 'top p' (in 'm=top p') is not a "
+        "request field's name",
+        ("--refuses", "m=messages"): "argument --refuses: m cannot refuse 'messages': "
+        "every chat request carries it",
+        ("--refuses", "gpt-5=stop"): "--refuses: no model 'gpt-5' here (the models: m; "
+        "see --models)",
+        ("--protocol", "anthropic", "--refuses", "m=stop"): "--refuses: the anthropic fake "
+        "refuses no fields; the OpenAI-protocol ones do (llama-cpp-python, llamacpp, "
+        "lmstudio, openai, vllm)",
+    }
+    for option, message in refused.items():
+        protocol = () if "--protocol" in option else ("--protocol", "openai")
+        result = run_python(
+            "-m", "reactor", "fake-server", *protocol, "--models", "m", *option, timeout=20
+        )
+        assert result.returncode == 2, option
+        assert result.stderr.splitlines()[-1] == f"reactor fake-server: error: {message}"

@@ -15,6 +15,7 @@ import pytest
 
 from actors import AskError, FailureKind, System
 from actors.llm import ChatRequest, EmbedRequest, HostConfig, InventoryQuery
+from actors.llm.providers._base import ProviderError
 from actors.llm.providers._ollama import OllamaProvider
 from actors.testing import FakeModel, FakeServer
 from actors.testing._ollama import OllamaProtocol
@@ -167,3 +168,101 @@ async def test_a_host_refuses_what_it_knows_cannot_fit_not_what_it_assumes(
     assert len(chats(server)) == 1
     answer = await chat_async(system, "local", "hello", model="llama3.1")
     assert answer.model == "llama3.1"
+
+
+# -- embeddings: Ollama truncates each input unless told not to ---------------------------
+
+
+def embeds(server: FakeServer) -> list[dict[str, Any]]:
+    """The bodies of the /api/embed requests the fake received."""
+    return [c.body for c in server.calls if c.path == "/api/embed"]
+
+
+async def embed_failure(provider: OllamaProvider, request: EmbedRequest) -> Any:
+    with pytest.raises(ProviderError) as caught:
+        await provider.embed(request)
+    return caught.value.failure
+
+
+async def test_the_fake_embeds_as_ollama_does_truncating_unless_told_not_to(
+    server: FakeServer, client: httpx.AsyncClient
+) -> None:
+    """No truncate (or true): cut silently; false: Ollama's exact 400, nothing cut."""
+    url = f"{server.url}/api/embed"
+    body: dict[str, Any] = {"model": "nomic-embed-text", "input": ["short", LONG]}
+    answer = await client.post(url, json=body)
+    assert answer.status_code == 200
+    assert answer.json()["prompt_eval_count"] == 2 + 4096  # the long one cut to the context
+    assert protocol(server).truncated == [("nomic-embed-text", 7500, 4096)]
+    answer = await client.post(url, json={**body, "truncate": True})
+    assert answer.status_code == 200
+    assert len(protocol(server).truncated) == 2
+    answer = await client.post(url, json={**body, "truncate": False})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "the input length exceeds the context length"}
+    assert len(protocol(server).truncated) == 2
+    fits = await client.post(
+        url, json={"model": "nomic-embed-text", "input": "a", "truncate": False}
+    )
+    assert fits.status_code == 200
+
+
+async def test_an_embed_input_ollama_would_cut_fails_naming_the_model_input_and_window(
+    server: FakeServer, client: httpx.AsyncClient
+) -> None:
+    """truncate: false goes with every embed; Ollama's refusal is context_window_exceeded."""
+    plain = OllamaProvider(server.url, client=client, timeouts=QUICK)  # no window known
+    request = EmbedRequest(model="nomic-embed-text", inputs=("short", LONG, "also short"))
+    failure = await embed_failure(plain, request)
+    assert failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
+    assert "'nomic-embed-text'" in failure.message
+    assert "input 1 of 3" in failure.message
+    assert "4096-token context" in failure.message  # as /api/ps says, once Ollama loaded it
+    assert "the input length exceeds the context length" in failure.message
+    assert failure.details["input_index"] == "1"
+    assert failure.details["context_length"] == "4096"
+    assert failure.details["status"] == "400"
+    assert [b["truncate"] for b in embeds(server)] == [False]
+    assert protocol(server).truncated == []  # nothing embedded from a cut input
+
+    # Asked for, the server truncates: the vectors come back, and the fake cut the input.
+    result = await plain.embed(
+        EmbedRequest(model="nomic-embed-text", inputs=(LONG,), truncate=True)
+    )
+    assert len(result.vectors) == 1
+    assert embeds(server)[-1]["truncate"] is True
+    assert protocol(server).truncated == [("nomic-embed-text", 7500, 4096)]
+
+
+async def test_an_embed_input_over_a_known_context_is_refused_before_it_is_sent(
+    server: FakeServer, client: httpx.AsyncClient
+) -> None:
+    """With the host's num_ctx, the first input that cannot fit is named and nothing is sent."""
+    sized = OllamaProvider(server.url, client=client, timeouts=QUICK, num_ctx=2048)
+    request = EmbedRequest(model="nomic-embed-text", inputs=("a", "b", LONG, LONG))
+    failure = await embed_failure(sized, request)
+    assert failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
+    assert "'nomic-embed-text'" in failure.message
+    assert "input 2 of 4 takes 5000 tokens at least" in failure.message
+    assert "2048-token context" in failure.message
+    assert failure.details["input_index"] == "2"
+    assert failure.details["estimated_input_tokens"] == "5000"
+    assert failure.details["context_length"] == "2048"
+    assert embeds(server) == []
+    # truncate=True lets it go: the server cuts it, as asked.
+    await sized.embed(EmbedRequest(model="nomic-embed-text", inputs=(LONG,), truncate=True))
+    assert [b["truncate"] for b in embeds(server)] == [True]
+
+
+async def test_a_host_answers_an_embed_too_long_with_context_window_exceeded(
+    system: System, server: FakeServer
+) -> None:
+    """Through the host actor: the caller gets the failure, and the breaker stays closed."""
+    host = await start_host_async(system, HostConfig(url=server.url, protocol="ollama"))
+    with pytest.raises(AskError) as caught:
+        await host.ask_async(EmbedRequest(model="nomic-embed-text", inputs=(LONG,)))
+    failure = caught.value.failure
+    assert failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
+    assert failure.details["input_index"] == "0"
+    vectors = await host.ask_async(EmbedRequest(model="nomic-embed-text", inputs=("fits",)))
+    assert len(vectors.vectors) == 1

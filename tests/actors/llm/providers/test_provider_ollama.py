@@ -270,7 +270,12 @@ async def test_embed(server: FakeServer, provider: OllamaProvider) -> None:
     assert result.vectors[0] == result.vectors[2] != result.vectors[1]
     assert sum(x * x for x in result.vectors[0]) == pytest.approx(1.0, abs=1e-6)
     assert result.usage.input_tokens > 0
-    assert last_body(server) == {"model": "nomic-embed-text", "input": ["alpha", "beta", "alpha"]}
+    sent = last_body(server)
+    assert sent == {
+        "model": "nomic-embed-text",
+        "input": ["alpha", "beta", "alpha"],
+        "truncate": False,
+    }
     assert is_loaded(server, "nomic-embed-text")
 
 
@@ -329,7 +334,7 @@ async def test_load_unload_round_trip(server: FakeServer, provider: OllamaProvid
 
 
 async def test_version(provider: OllamaProvider) -> None:
-    assert await provider.version() == "0.12.0"
+    assert await provider.version() == "0.13.3"
 
 
 async def test_load_of_an_unknown_model_is_not_found(provider: OllamaProvider) -> None:

@@ -23,6 +23,7 @@ from actors._messages import FailureKind
 from actors.llm._messages import ChatMessage, ChatRequest, FinishReason
 from actors.llm.providers._openai import (
     MAX_REFUSAL_RETRIES,
+    LMStudioProvider,
     OpenAIProvider,
     reasoning_refusals,
 )
@@ -277,3 +278,28 @@ async def test_other_models_on_the_server_are_untouched(client: httpx.AsyncClien
     assert bodies[0]["temperature"] == 0.7
     assert bodies[0]["stop"] == ["X"]
     assert "dropped_params" not in answer.extras
+
+
+async def test_lm_studio_s_native_route_drops_refused_fields_too(
+    client: httpx.AsyncClient,
+) -> None:
+    """``/api/v0/chat/completions`` refuses as ``/v1`` does: dropped, sent again, remembered."""
+    with FakeServer("lmstudio", models=[FakeModel("gpt-oss-20b", refuses=REASONING)]) as server:
+        server.script(Reply(text="Paris"))
+        provider = LMStudioProvider(server.url, client=client, timeouts=QUICK)
+        request = ChatRequest.prompt("gpt-oss-20b", "Capital?", temperature=0.7, stop=("END",))
+        answer = await provider.complete(request)
+        bodies = chat_bodies(server)
+        paths = {call.path for call in server.calls if call.path.endswith("/chat/completions")}
+        server.calls.clear()
+        again = await provider.complete(request)
+        later = chat_bodies(server)
+    assert paths == {"/api/v0/chat/completions"}
+    assert answer.content == "Paris"
+    assert len(bodies) == 3  # temperature refused, then stop, then answered
+    assert "temperature" not in bodies[2]
+    assert "stop" not in bodies[2]
+    assert answer.extras["dropped_params"] == {"temperature": 0.7, "stop": ["END"]}
+    assert "stats" in answer.extras  # still the native route's answer
+    assert len(later) == 1, "a remembered refusal costs no failed round trip"
+    assert again.extras["dropped_params"] == {"temperature": 0.7, "stop": ["END"]}

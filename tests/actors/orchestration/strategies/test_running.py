@@ -32,6 +32,7 @@ from actors.orchestration.strategies import (
     resonate,
     run_strategy,
 )
+from actors.sessions._orchestrator import outcome_of
 from actors.testing import Exchange, FakeModel, FakeServer, Fault, Reply
 from tests.support.hosts import start_host_async
 from tests.support.local import local_resolver
@@ -361,3 +362,19 @@ async def test_orchestrate_analyses_chooses_and_runs_in_one_call(
     assert (result.strategy, result.auto, result.answer) == ("consensus", True, ANSWERS["a"])
     bodies = [c.body for c in server.calls if c.path.endswith("/chat/completions")]
     assert all(b["max_tokens"] == 64 and "compare the tens" in str(b) for b in bodies)
+
+
+async def test_a_member_whose_temperature_the_model_refused_says_so(system: System) -> None:
+    """A reasoning model refuses temperature 0.7: it answers at its default, and says so."""
+    models = [FakeModel("a"), FakeModel("b"), FakeModel("thinker", refuses=("temperature",))]
+    with FakeServer("openai", models=models, responder=respond) as fake:
+        members = [Member(m, temperature=0.7) for m in ("a", "b", "thinker")]
+        result = await run(system, fake, "consensus", members)
+    by_member = {c.member: c for c in result.calls}
+    assert by_member["thinker"].ok
+    assert by_member["thinker"].not_applied == ("temperature",)
+    assert by_member["a"].not_applied == ()
+    # A session's decision keeps it on the member's answer.
+    answers = {a.model: a for a in outcome_of(result).answers}
+    assert answers["thinker"].not_applied == ("temperature",)
+    assert answers["a"].not_applied == ()
