@@ -469,7 +469,9 @@ class Consensus(LoopActor[ConsensusRequest]):
             self._conclude(poll, answers, needed, None, "lexical", synthesis)
             return
         texts = tuple(normalise(a.text) for a in answers)
-        request = EmbedRequest(model=name, inputs=texts)
+        # Only for similarity: an answer longer than the embedding model's window is
+        # compared by its opening, rather than the whole poll falling back to words.
+        request = EmbedRequest(model=name, inputs=texts, truncate=True)
         timeout = poll.time_left(10.0)
 
         async def call() -> Embeddings | Failure:

@@ -277,7 +277,9 @@ def embedder(resolve: Resolve, model: str, *, timeout: float | None = 30.0) -> E
     async def embed(texts: Sequence[str]) -> Sequence[Sequence[float]]:
         host, name = _where(resolve, model, None)
         answer: Embeddings = await host.ask_async(
-            EmbedRequest(model=name, inputs=tuple(texts)), timeout=timeout
+            # Only for similarity: a long answer is compared by its opening.
+            EmbedRequest(model=name, inputs=tuple(texts), truncate=True),
+            timeout=timeout,
         )
         return answer.vectors
 
