@@ -367,17 +367,17 @@ async def test_free_text_clusters_by_embeddings_with_a_lexical_fallback(
 async def test_long_answers_are_clustered_by_their_opening_on_a_small_embedding_window(
     system: System,
 ) -> None:
-    """Ollama serves the embedding model with 64 tokens: answers longer than that are
-    still embedded (``truncate`` asked for, since they are only compared), not refused."""
+    """Answers longer than the embedding model's 64-token window are still embedded.
+
+    ``truncate`` is asked for, since the answers are only compared: not refused.
+    """
     essay = " Paris has been the capital since the tenth century." * 12
     answers = {"m1": f"Paris.{essay}", "m2": f"Paris.{essay}", "m3": f"Lyon.{essay}"}
     models = [*(FakeModel(m) for m in answers), FakeModel("embed", embeddings=True)]
     with FakeServer("ollama", models=models, responder=answering(answers)) as fake:
         config = HostConfig(url=fake.url, protocol="ollama", timeout_s=10.0, num_ctx=64)
         await start_host_async(system, config)
-        ref = await system.spawn_async(
-            Consensus, name="consensus", args=(local_resolver(system),)
-        )
+        ref = await system.spawn_async(Consensus, name="consensus", args=(local_resolver(system),))
         spec = ConsensusSpec(members=members(*answers), output="text", embedding_model="embed")
         result: ConsensusResult = await ref.ask_async(ask(spec))
         embeds = [c.body for c in fake.calls if c.path == "/api/embed"]
