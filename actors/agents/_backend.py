@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from actors.orchestration import (
     Chain,
     FallbackRequest,
     FallbackResult,
+    Link,
     SelectChat,
     SpendScope,
     budgeted_chat,
@@ -91,6 +92,9 @@ class AgentBackend:
         timeout: Seconds one model call (or tool loop) may take.
         known_models: Model names served beside the catalog's (a ``{model: host}`` map);
             templates accept them.
+        chain_links: ``name -> links``: a configured chain's links (e.g.
+            ``Chains(...).chain(name).links``), whose windows a ``chain:<name>``
+            agent's prompts are fitted to.
     """
 
     store: Ref[Any]
@@ -102,6 +106,7 @@ class AgentBackend:
     tools: Ref[Any] | None = None
     timeout: float = 120.0
     known_models: tuple[str, ...] = ()
+    chain_links: Callable[[str], Sequence[Link]] | None = None
     _inline: dict[tuple[str, ...], Chain] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loops: itertools.count[int] = field(default_factory=itertools.count)
@@ -109,23 +114,25 @@ class AgentBackend:
     def context_tokens(self, spec: AgentSpec) -> int | None:
         """The context window ``spec``'s prompts are fitted to, where the catalog knows one.
 
-        Named models (one, or an inline chain's): the smallest of their windows, so
-        that every link can take the prompt. ``auto``: the largest window of the
-        catalog's chat models, since the Selector turns down every model too small for
-        the prompt it is given (fitting the smallest would throw history away that the
-        larger models could take). ``chain:<name>``: ``None`` (its links are the
-        chain's to know); nothing is fitted.
+        Named models (one, or a chain's links, inline or configured as
+        ``chain:<name>``): the smallest of their windows, so that every link can take
+        the prompt (a link's own ``context_length`` first, else the catalog's). ``auto``:
+        the largest window of the catalog's chat models, since the Selector turns down
+        every model too small for the prompt it is given (fitting the smallest would
+        throw history away that the larger models could take). A link that is a
+        template or a Selector counts for nothing.
         """
         if self.catalog is None:
             return None
         names = spec.model if isinstance(spec.model, tuple) else (spec.model,)
-        windows = [
-            entry.context_length
-            for name in names
-            if not name.startswith(("auto", "chain:"))
-            for entry in self.catalog.lookup(name)
-            if entry.context_length
-        ]
+        windows: list[int] = []
+        for name in names:
+            if name.startswith("chain:"):
+                windows.extend(self._chain_windows(name.removeprefix("chain:")))
+            elif not name.startswith("auto"):
+                windows.extend(
+                    e.context_length for e in self.catalog.lookup(name) if e.context_length
+                )
         if windows:
             return min(windows)
         if any(name == "auto" or name.startswith("auto:") for name in names):
@@ -136,6 +143,25 @@ class AgentBackend:
             ]
             return max(chat) if chat else None
         return None
+
+    def _chain_windows(self, name: str) -> list[int]:
+        """The known windows of the configured chain ``name``'s links (none if unknown)."""
+        if self.chain_links is None or self.catalog is None:
+            return []
+        try:
+            links = self.chain_links(name)
+        except LookupError:
+            return []  # the call itself will say that no such chain is configured
+        windows: list[int] = []
+        for one in links:
+            if one.context_length:
+                windows.append(one.context_length)
+                continue
+            if one.templated or not one.model or one.model.startswith("auto"):
+                continue
+            model = f"{one.host}/{one.model}" if one.host else one.model
+            windows.extend(e.context_length for e in self.catalog.lookup(model) if e.context_length)
+        return windows
 
     async def chat(
         self,

@@ -1337,6 +1337,7 @@ class Engine:
             catalog=self.catalog,
             selector=self.selector,
             chains=self.chains.ref,
+            chain_links=lambda name: self.chains.chain(name).links,
             budget=self.budget,
             tools=runner,
             timeout=timeout,

@@ -71,6 +71,9 @@ nvml = false
 
 [models."llama3.2"]
 tier = 2
+
+[fallback.chains.small_first]
+links = ["qwen2.5", "local/llama3.2"]
 """
     )
     return path

@@ -161,6 +161,23 @@ def test_an_auto_agents_history_is_fitted_to_the_largest_chat_window(world: Worl
     assert messages[-1]["content"].startswith("turn 8")
 
 
+def test_a_configured_chain_agent_is_fitted_to_its_smallest_link(world: World) -> None:
+    """``chain:small_first``: qwen2.5's 2048 tokens, so that every link can take it.
+
+    As an inline chain's; it was fitted to nothing, so the first link refused a long
+    history and only the last could answer.
+    """
+    spec = peer("kim", model="chain:small_first")
+    assert world.agents.backend.context_tokens(spec) == 2048
+    world.agents.define(spec)
+    for i in range(4):
+        reply = world.agents.respond("kim", f"turn {i} " + "z" * 3200)
+        assert reply.model.endswith("qwen2.5")
+    messages = world.sent()
+    assert sum(estimate_tokens(m["content"]) for m in messages) <= 2048
+    assert world.agents.backend.context_tokens(peer("lee", model="chain:nowhere")) is None
+
+
 def test_a_model_that_fails_leaves_the_history_as_it_was(world: World) -> None:
     """A failed call raises AskError with its kind; nothing is stored."""
     world.agents.define(peer("jon"))
