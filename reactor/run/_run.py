@@ -93,7 +93,7 @@ from opentelemetry import context as otel_context
 
 import otel
 from actors import AskError, Failure, FailureKind, LoopActor, Ref
-from actors.store import JournalAppended, JournalEntries, JournalRead
+from actors.store import JournalAppended, JournalEntries, JournalEntry, JournalRead
 from dsl import (
     Continue,
     DefinitionError,
@@ -139,6 +139,8 @@ from reactor.run._middleware import (
 )
 from reactor.run._outbox import JournalOutbox
 from reactor.run._records import (
+    RUN_EVENT_DECODER,
+    Owner,
     RunCancelled,
     RunCompleted,
     RunEvent,
@@ -398,7 +400,7 @@ class Run(LoopActor[object]):
             return
         try:
             if self._resume_seq is not None and len(outcome.entries) != self._resume_seq:
-                raise self._resumed_elsewhere()
+                raise self._resumed_elsewhere(outcome.entries)
             events = decode_history(self._run_id, outcome.entries)
             self._journal.seq = len(outcome.entries)
             if self._undo_only:
@@ -444,23 +446,37 @@ class Run(LoopActor[object]):
             self._resume_appended,
         )
         # No step runs before RunResumed is durable: its expected seq is what makes a
-        # resume exclusive (two processes resuming the run at once: one is refused
+        # resume exclusive (two engines or processes resuming the run at once: the
+        # Store checks the seq in the transaction that writes it, so one is refused
         # before it runs anything, instead of both running the pending steps).
         self._journal.flush()
 
     def _resume_appended(self, outcome: JournalAppended | Failure) -> None:
         if isinstance(outcome, Failure):
             if outcome.kind is FailureKind.BAD_REQUEST and "actual_seq" in outcome.details:
-                self._finish_now(self._resumed_elsewhere())
+                # Another resume won: read the journal again to name its owner.
+                self.ask(
+                    self._svc.store,
+                    JournalRead(stream_id=self._stream),
+                    self._lost_resume,
+                    timeout=self._svc.journal_timeout,
+                )
             else:
                 self._journal_failed(outcome)
             return
         self._begin(resumed=True)
 
-    def _resumed_elsewhere(self) -> ResumeError:
+    def _lost_resume(self, outcome: JournalEntries | Failure) -> None:
+        entries = () if isinstance(outcome, Failure) else outcome.entries
+        self._finish_now(self._resumed_elsewhere(entries))
+
+    def _resumed_elsewhere(self, entries: tuple[JournalEntry, ...]) -> ResumeError:
+        """The error of a resume that lost: ``entries`` (the journal now) name the winner."""
+        winner = _last_resumer(entries)
+        by = winner.describe() if winner is not None else "another engine or process"
         return ResumeError(
-            f"run {self._run_id} was continued by another process while this one was "
-            "resuming it; nothing ran here (see `reactor runs show "
+            f"run {self._run_id} was resumed by {by} while {self._svc.owner.describe()} "
+            "was resuming it; nothing ran here (see `reactor runs show "
             f"{self._run_id}`)",
             run_id=self._run_id,
             reactor=self._plan.reactor,
@@ -1681,6 +1697,18 @@ def _replace(obj: Any, **changes: Any) -> Any:
     import dataclasses  # noqa: PLC0415
 
     return dataclasses.replace(obj, **changes)
+
+
+def _last_resumer(entries: tuple[JournalEntry, ...]) -> Owner | None:
+    """The owner of the latest ``RunResumed`` among ``entries`` (``None``: none, or unreadable)."""
+    for entry in reversed(entries):
+        if entry.event_type == "RunResumed":
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                event = RUN_EVENT_DECODER.decode(entry.data)
+                if isinstance(event, RunResumed):
+                    return event.owner
+            return None
+    return None
 
 
 def _with_reason(described: StepError, reason: str) -> StepError:
