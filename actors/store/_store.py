@@ -11,9 +11,15 @@ which the commit became durable. While one commit runs, the next batch queues, s
 load a commit carries many appends for the price of one transaction and one fsync; with
 a single writer, the per-stream sequence numbers are assigned in arrival order and never
 collide. (The writer caches each stream's last ``seq``, reading it from the file the
-first time a stream is touched, inside the commit's transaction. Should another process
-write the same stream anyway, ``UNIQUE(stream_id, seq)`` fails that commit instead of
-forking the stream, and the cache is read again.) A commit that fails answers every
+first time a stream is touched, inside the commit's transaction. The cache is trusted
+only while nobody else wrote the file: each commit reads SQLite's ``data_version``
+under the write lock, and when another connection (another process, or another Store
+on the same file in this process) committed since this writer's last commit, the cache
+is dropped and the commit's streams are read again. So an append's ``expected_seq`` is
+always checked against the file, in the transaction that writes it: of two writers
+appending to one stream at the same expected seq, one is written and the other gets a
+``bad_request`` conflict naming the seq it found. ``UNIQUE(stream_id, seq)`` remains
+the last guard against forking a stream.) A commit that fails answers every
 append it carried with a typed :class:`~actors.Failure` naming the file and the SQLite
 error; nothing raises across threads. An append whose caller gave up (its deadline
 passed) before its commit started is not written.
@@ -449,6 +455,8 @@ class _Row(NamedTuple):
 class _Committed(NamedTuple):
     outcomes: list[_Written | _Conflict]
     last_seqs: dict[str, int]
+    data_version: int  # the file's, as this connection saw it under the write lock
+    stale: bool  # another connection wrote the file since this writer's last commit
 
 
 class _Pending(NamedTuple):
@@ -492,6 +500,9 @@ class _Writer:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_seq: dict[str, int] = {}
+        # The file's data_version after this writer's last commit (None: not known, so
+        # the cache is not trusted): another connection's commit changes it.
+        self._data_version: int | None = None
         # Written on the writer's thread only; the actor reads them for StoreStats.
         self.commits = 0
         self.failed_commits = 0
@@ -703,9 +714,10 @@ class _Writer:
         self.in_flight = len(batch) + len(inserts)
         started = time.perf_counter()
         try:
-            committed = _commit_rows(conn, rows, known, [m for m, _ in inserts])
+            committed = _commit_rows(conn, rows, known, [m for m, _ in inserts], self._data_version)
         except Exception as exc:  # noqa: BLE001 - every append of the batch gets the failure
             self.in_flight = 0
+            self._data_version = None
             failure = self.where.error(exc, f"commit of {len(rows) + len(inserts)} write(s) failed")
             self._failed([*batch, *(_Pending(m, r) for m, r in inserts)], failure)
             return
@@ -715,6 +727,9 @@ class _Writer:
             meters.journal_commit.record(time.perf_counter() - started)
         self.commits += 1
         self.largest_batch = max(self.largest_batch, len(batch) + len(inserts))
+        if committed.stale:
+            self._last_seq.clear()  # another writer: every cached seq may be behind
+        self._data_version = committed.data_version
         self._remember(committed.last_seqs)
         for insert, answer in inserts:
             _send(insert, answer, StoreInserted(table=insert.table, rows=len(insert.rows)))
@@ -850,13 +865,21 @@ def _commit_rows(
     rows: list[_Row],
     known: dict[str, int],
     inserts: Sequence[StoreInsert] = (),
+    seen: int | None = None,
 ) -> _Committed:
     """The group commit's transaction: the events, their stream summaries, table rows.
 
     One summary upsert per stream, and the rows of any :class:`StoreInsert` s.
+    ``known`` (the cached last seqs) is used only if the file's ``data_version`` is
+    still ``seen``, the one of the writer's last commit: else another connection wrote
+    meanwhile, and every stream's last seq is read from the file.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
+        data_version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        stale = seen is None or data_version != seen
+        if stale:
+            known = {}
         for insert in inserts:
             marks = ", ".join("?" * len(insert.columns))
             columns = ", ".join(insert.columns)
@@ -907,7 +930,7 @@ def _commit_rows(
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
-    return _Committed(outcomes, last)
+    return _Committed(outcomes, last, data_version, stale)
 
 
 _UPSERT_SUMMARY = """

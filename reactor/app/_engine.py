@@ -20,6 +20,7 @@ import itertools
 import os
 import random
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast, get_args
@@ -66,6 +67,7 @@ from reactor.run import (
     Limits,
     Middleware,
     OnTimeout,
+    Owner,
     PlanChangedError,
     ResumeError,
     Run,
@@ -85,6 +87,8 @@ from reactor.run import (
     compare_plan,
     decode_plan,
     encode_value,
+    engine_owner,
+    forget_engine,
     latest_owner,
     list_runs,
     owner_alive,
@@ -244,6 +248,11 @@ class Engine:
         self._store_synchronous = store_synchronous
         self._resume_at_open = resume_interrupted
         self._opened = False
+        self.owner = self._own()
+        """This engine as the owner of the runs it starts and resumes (journaled with
+        them): its host, pid and a token of its own, so that another engine, of this
+        process too, leaves its runs alone while its system runs (its runs' actors live
+        there, even after :meth:`close`)."""
         self.store: Ref[Any]
         """The Store actor that owns the journal (set when the engine opens)."""
         self.journal: Journal
@@ -295,6 +304,14 @@ class Engine:
         # engine opens on `async with Engine(...)` or its first start_async/run_async.
 
     # ---- set-up --------------------------------------------------------------------------
+
+    def _own(self) -> Owner:
+        """A new owner token for this engine, alive while the engine is (see ``owner``)."""
+        engine = weakref.ref(self)
+        owner = engine_owner(lambda: _engine_alive(engine))
+        weakref.finalize(self, forget_engine, owner)
+        _ENGINES[owner.engine] = self
+        return owner
 
     def open(self) -> Engine:
         """Start (or find) the store and the runs supervisor; sync code need not call it.
@@ -429,7 +446,7 @@ class Engine:
             pool=self._pool,
             limits=self.limits,
             middleware=middleware,
-            owner=THIS_PROCESS,
+            owner=self.owner,
             resolve_host=self._resolve_host,
             start_child=self._start_child,
             undo_children=self._undo_children,
@@ -1087,7 +1104,7 @@ class Engine:
         if ended in TERMINAL_EVENTS:
             msg = f"run {run_id} of {started.reactor!r} already ended ({ended}); nothing to resume"
             raise ResumeError(msg, run_id=run_id, reactor=started.reactor)
-        _check_running_elsewhere(started, events)
+        _check_running_elsewhere(started, events, self.owner, self.system)
         _check_limits(
             started.reactor, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout
         )
@@ -1379,23 +1396,44 @@ def _on_event_loop() -> bool:
     return True
 
 
-def _check_running_elsewhere(started: RunStarted, events: Sequence[RunEvent]) -> None:
-    """Refuse to resume a run that another live process on this machine is running.
+_ENGINES: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
+"""The engines of this process by owner token (to tell which share an actor system)."""
+
+
+def _engine_alive(engine: weakref.ref[Engine]) -> bool:
+    """Whether an engine still owns its runs: it exists and its system (their home) runs."""
+    alive = engine()
+    return alive is not None and alive.system.running
+
+
+def _check_running_elsewhere(
+    started: RunStarted, events: Sequence[RunEvent], me: Owner, system: System
+) -> None:
+    """Refuse to resume a run that another live engine or process on this machine runs.
 
     The owner of its latest ``RunStarted``/``RunResumed`` decides, unless it halted
-    (then nobody runs it). A run of this process is left to ``_spawn`` (its Run actor
-    is either alive here, or stopped and resumable); another machine's cannot be told.
+    (then nobody runs it). A run of this engine, or of another engine on this one actor
+    system, is left to ``_spawn`` (its Run actor is either alive in this system, where
+    the name is taken, or stopped and resumable), and so is one journaled by this
+    process before owners named their engine. Another engine of this process, on
+    another system, is another owner, alive while its system runs; another machine's
+    cannot be told.
     """
     owner = started.owner
     for event in events:
         if isinstance(event, RunResumed):
             owner = event.owner
-    if type(events[-1]).__name__ == "RunHalted" or owner == THIS_PROCESS:
+    if type(events[-1]).__name__ == "RunHalted" or owner in (me, THIS_PROCESS):
+        return
+    other = _ENGINES.get(owner.engine) if owner.engine and owner.pid == me.pid else None
+    if other is not None and other.system is system:
         return
     if owner_alive(owner):
+        mine = owner.engine and owner.pid == me.pid
+        until = "that engine's actor system has stopped" if mine else "that process has stopped"
         msg = (
-            f"run {started.run_id} of {started.reactor!r} is still running in process "
-            f"{owner.pid} on {owner.host}; resume it only once that process has stopped"
+            f"run {started.run_id} of {started.reactor!r} is still running in "
+            f"{owner.describe()}; resume it only once {until}"
         )
         raise ResumeError(msg, run_id=started.run_id, reactor=started.reactor)
 

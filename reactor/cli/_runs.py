@@ -715,7 +715,7 @@ def run_resume(
                 raise CliError(f"run {run_id} is {view.status}: there is nothing to resume")
             if view.status == "running" and owner_alive(view.owner):
                 owner = view.owner
-                where = f" (process {owner.pid} on {owner.host})" if owner else ""
+                where = f" ({owner.describe()})" if owner else ""
                 raise CliError(f"run {run_id} is still running{where}")
             given = _moved_locator(locator, history[0]) if locator else None
             try:

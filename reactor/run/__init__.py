@@ -55,7 +55,7 @@ from reactor.run._invoke import Err, Ok, Outcome
 from reactor.run._limits import Limits
 from reactor.run._listing import RunSummary, latest_owner, list_runs, read_history, run_status
 from reactor.run._middleware import Middleware, RunInfo, RunOutcome, StepEvent, StepEventKind
-from reactor.run._owner import THIS_PROCESS, owner_alive
+from reactor.run._owner import THIS_PROCESS, engine_owner, forget_engine, owner_alive
 from reactor.run._records import (
     RUN_EVENT_DECODER,
     STREAM_PREFIX,
@@ -165,8 +165,10 @@ __all__ = [
     "decode_plan",
     "decode_value",
     "encode_value",
+    "engine_owner",
     "executor_for",
     "fold",
+    "forget_engine",
     "format_seconds",
     "latest_owner",
     "list_runs",

@@ -68,11 +68,21 @@ class Owner(Message, frozen=True, kw_only=True):
         pid: The process id.
         started_at: When that process started (``time.time()``), which tells a reused
             pid apart from the original process.
+        engine: Which :class:`~reactor.app.Engine` of that process runs it (a token
+            made when the engine was created), so that two engines of one process
+            tell each other's runs apart; empty in journals written before engines
+            had one (then the process is the owner).
     """
 
     host: str
     pid: int
     started_at: float
+    engine: str = ""
+
+    def describe(self) -> str:
+        """Who this is, in words: ``process P on HOST (engine E)`` (for messages)."""
+        process = f"process {self.pid} on {self.host}"
+        return f"{process} (engine {self.engine})" if self.engine else process
 
 
 class StepError(Message, frozen=True, kw_only=True):

@@ -42,8 +42,13 @@ asks to a model host, the journal is asks to the Store):
       still fails the run (5);
    d. ``Retry`` or a transient error (timeout, connection, a retryable model
       failure), with retries left: journal ``StepFailed(will_retry)`` and start it
-      again after its backoff (a timer message, then 2); a transient error with none
-      left is 3e;
+      again after its backoff (a timer message, then 2), or after the server's
+      ``retry_after`` if that is longer (one over :data:`RETRY_AFTER_LIMIT_S` is
+      ignored, as the vendors' SDKs ignore it, and the backoff used). A wait that
+      would end after the run's deadline (its timeout) is not waited out: the run
+      acts at once as its timeout would (6), the step failed (or, halting, pending)
+      with a reason that names the wait and the time left. A transient error with
+      no retries left is 3e;
    e. any other error: run ``compensate`` if the step has one; ``Continue(v)`` is 3a
       with ``v`` (the step counts as completed: a rollback undoes it), ``Retry`` is 3d;
       otherwise journal ``StepFailed`` and go to 5.
@@ -93,7 +98,7 @@ from opentelemetry import context as otel_context
 
 import otel
 from actors import AskError, Failure, FailureKind, LoopActor, Ref
-from actors.store import JournalAppended, JournalEntries, JournalRead
+from actors.store import JournalAppended, JournalEntries, JournalEntry, JournalRead
 from dsl import (
     Continue,
     DefinitionError,
@@ -139,6 +144,8 @@ from reactor.run._middleware import (
 )
 from reactor.run._outbox import JournalOutbox
 from reactor.run._records import (
+    RUN_EVENT_DECODER,
+    Owner,
     RunCancelled,
     RunCompleted,
     RunEvent,
@@ -288,6 +295,7 @@ class Run(LoopActor[object]):
         self._cancel: str | None = None
         self._started = time.monotonic()
         self._timer: Any = None
+        self._deadline: float | None = None  # time.monotonic() when the timeout passes
         # Counts for RunOutcome.stats: plain ints, not a Counter (one object fewer per run).
         self._n_attempts = self._n_completed = self._n_retries = 0
         self._iterations = 0  # steps that re-emitted themselves (max_iterations)
@@ -398,7 +406,7 @@ class Run(LoopActor[object]):
             return
         try:
             if self._resume_seq is not None and len(outcome.entries) != self._resume_seq:
-                raise self._resumed_elsewhere()
+                raise self._resumed_elsewhere(outcome.entries)
             events = decode_history(self._run_id, outcome.entries)
             self._journal.seq = len(outcome.entries)
             if self._undo_only:
@@ -444,23 +452,37 @@ class Run(LoopActor[object]):
             self._resume_appended,
         )
         # No step runs before RunResumed is durable: its expected seq is what makes a
-        # resume exclusive (two processes resuming the run at once: one is refused
+        # resume exclusive (two engines or processes resuming the run at once: the
+        # Store checks the seq in the transaction that writes it, so one is refused
         # before it runs anything, instead of both running the pending steps).
         self._journal.flush()
 
     def _resume_appended(self, outcome: JournalAppended | Failure) -> None:
         if isinstance(outcome, Failure):
             if outcome.kind is FailureKind.BAD_REQUEST and "actual_seq" in outcome.details:
-                self._finish_now(self._resumed_elsewhere())
+                # Another resume won: read the journal again to name its owner.
+                self.ask(
+                    self._svc.store,
+                    JournalRead(stream_id=self._stream),
+                    self._lost_resume,
+                    timeout=self._svc.journal_timeout,
+                )
             else:
                 self._journal_failed(outcome)
             return
         self._begin(resumed=True)
 
-    def _resumed_elsewhere(self) -> ResumeError:
+    def _lost_resume(self, outcome: JournalEntries | Failure) -> None:
+        entries = () if isinstance(outcome, Failure) else outcome.entries
+        self._finish_now(self._resumed_elsewhere(entries))
+
+    def _resumed_elsewhere(self, entries: tuple[JournalEntry, ...]) -> ResumeError:
+        """The error of a resume that lost: ``entries`` (the journal now) name the winner."""
+        winner = _last_resumer(entries)
+        by = winner.describe() if winner is not None else "another engine or process"
         return ResumeError(
-            f"run {self._run_id} was continued by another process while this one was "
-            "resuming it; nothing ran here (see `reactor runs show "
+            f"run {self._run_id} was resumed by {by} while {self._svc.owner.describe()} "
+            "was resuming it; nothing ran here (see `reactor runs show "
             f"{self._run_id}`)",
             run_id=self._run_id,
             reactor=self._plan.reactor,
@@ -583,6 +605,7 @@ class Run(LoopActor[object]):
         self._run_started()
         timeout = self._options.timeout
         if timeout is not None:
+            self._deadline = time.monotonic() + timeout
             self._timer = self.call_later(timeout, self._on_timeout, name="run timeout")
         if self._state.errors:
             self._mode = Mode.ROLLING_BACK
@@ -970,8 +993,19 @@ class Run(LoopActor[object]):
                 self._record_failure(step, described, now)
                 self._start_rollback()
                 return
-            if isinstance(error, AskError) and error.failure.retry_after:
-                delay = max(delay, error.failure.retry_after)
+            asked = error.failure.retry_after if isinstance(error, AskError) else None
+            waited_for = "backoff"
+            if asked and asked > RETRY_AFTER_LIMIT_S:
+                described = _with_reason(
+                    described,
+                    f"the server's retry_after of {asked:g} s is over "
+                    f"{RETRY_AFTER_LIMIT_S:g} s and was ignored; retried after the "
+                    f"step's backoff of {delay:g} s",
+                )
+            elif asked and asked > delay:
+                delay, waited_for = asked, "retry_after"
+            if self._retry_past_deadline(step, described, delay, waited_for, now):
+                return
             step.status = Status.WAITING
             self._n_retries += 1
             self._append(
@@ -1003,6 +1037,53 @@ class Run(LoopActor[object]):
                 return
         self._record_failure(step, described, now)
         self._start_rollback()
+
+    def _retry_past_deadline(
+        self, step: StepState, described: StepError, delay: float, waited_for: str, now: float
+    ) -> bool:
+        """Act now if waiting ``delay`` to retry would outlast the run's deadline.
+
+        Sleeping until a deadline known to pass before the retry helps nobody: the run
+        does at once what its timeout would do then. With ``on_timeout="fail"`` the
+        step fails, naming the wait and the time left, and the run fails with a
+        ``timeout`` error (running steps are cancelled, completed ones undone); with
+        ``"halt"`` the step stays pending (``resume`` retries it) and the run halts with
+        that reason. Returns whether it did (``False``: the retry may wait).
+        """
+        deadline, timeout = self._deadline, self._options.timeout
+        if deadline is None or timeout is None or delay <= 0:
+            return False
+        left = max(0.0, deadline - time.monotonic())
+        if delay <= left:
+            return False
+        name = step.spec.name
+        wait = (
+            f"the server's retry_after of {delay:g} s"
+            if waited_for == "retry_after"
+            else f"its backoff of {delay:g} s"
+        )
+        why = (
+            f"step {name!r} would wait {wait} to retry, but the run's timeout of "
+            f"{timeout:g} s leaves {left:.3g} s"
+        )
+        if self._options.on_timeout == "halt":
+            self._append(
+                StepFailed(
+                    step=name,
+                    attempt=step.attempt,
+                    error=_with_reason(described, f"not retried before the timeout: {why}"),
+                    will_retry=True,
+                    started_at=step.started_at,
+                    at=now,
+                )
+            )
+            step.status = Status.PENDING
+            self._event(StepEventKind.HALT, step, detail=why)
+            self._halt_run("", f"{why}: halted at once (resume retries it)")
+            return True
+        self._record_failure(step, _with_reason(described, f"not retried: {why}"), now)
+        self._time_out(f"the run failed at once, before its timeout of {timeout:g} s: {why}")
+        return True
 
     def _retry_now(self, name: str) -> None:
         step = self._state.steps[name]
@@ -1416,13 +1497,12 @@ class Run(LoopActor[object]):
         if self._options.on_timeout == "halt":
             self._halt_run("", _timeout_reason(timeout))
             return
+        self._time_out(f"the run took longer than its timeout of {timeout} s")
+
+    def _time_out(self, message: str) -> None:
+        """Fail the run with a ``timeout`` error: cancel running attempts, roll back (6)."""
         self._state.add_errors(
-            StepError(
-                step="",
-                kind="timeout",
-                error="RunTimeout",
-                message=f"the run took longer than its timeout of {timeout} s",
-            )
+            StepError(step="", kind="timeout", error="RunTimeout", message=message)
         )
         self._stop_attempts("the run timed out")
         self._mode = Mode.ROLLING_BACK
@@ -1602,6 +1682,12 @@ class Run(LoopActor[object]):
 _UNOBSERVED = RunInfo(run_id="", reactor="")
 """The RunInfo of runs without middleware: never read (only middleware hooks read it)."""
 
+RETRY_AFTER_LIMIT_S = 60.0
+"""The longest ``retry_after`` a step retry waits for. A server asking for more is not
+waited for: the step's own backoff applies instead, and its ``StepFailed`` says so.
+OpenAI's and Anthropic's SDKs ignore a ``retry-after`` over 60 s the same way (a wait
+that long is more often a quota window than a pause worth holding a run for)."""
+
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 """The context of runs started without one (read-only, so all of them share it)."""
 
@@ -1681,6 +1767,18 @@ def _replace(obj: Any, **changes: Any) -> Any:
     import dataclasses  # noqa: PLC0415
 
     return dataclasses.replace(obj, **changes)
+
+
+def _last_resumer(entries: tuple[JournalEntry, ...]) -> Owner | None:
+    """The owner of the latest ``RunResumed`` among ``entries`` (``None``: none, or unreadable)."""
+    for entry in reversed(entries):
+        if entry.event_type == "RunResumed":
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                event = RUN_EVENT_DECODER.decode(entry.data)
+                if isinstance(event, RunResumed):
+                    return event.owner
+            return None
+    return None
 
 
 def _with_reason(described: StepError, reason: str) -> StepError:

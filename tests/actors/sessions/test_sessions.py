@@ -476,7 +476,8 @@ def test_a_second_writer_of_the_same_session_is_refused_then_caught_up(
     with System(name="other", default_timeout=5.0) as other:
         elsewhere = Sessions(other, db_path=tmp_path / "s.db", catalog=local_catalog(fake, MODELS))
         elsewhere.add_reasoning_step(sid, "bob", "written elsewhere")
-    with pytest.raises(AskError, match="UNIQUE|expected_seq"):
+    # A clean conflict: the Store checks the seq against the file another writer changed.
+    with pytest.raises(AskError, match="expected it at seq 1 but it is at seq 2"):
         sessions.add_reasoning_step(sid, "alice", "written here")
     sessions.add_reasoning_step(sid, "alice", "written here")
     steps = sessions.get_reasoning_session(sid, "alice").steps

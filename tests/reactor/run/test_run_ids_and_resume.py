@@ -186,8 +186,12 @@ def test_a_run_resumed_by_another_engine_meanwhile_is_not_resumed_twice(
         one.history = history_then_resumed_elsewhere  # type: ignore[method-assign]
         try:
             loser = one.resume("twice")
-            with pytest.raises(ResumeError, match="continued by another process"):
+            with pytest.raises(ResumeError) as refused:
                 loser.result(WAIT)
+            # It names the engine that won, and its own.
+            assert f"resumed by {two.owner.describe()} while {one.owner.describe()}" in str(
+                refused.value
+            )
         finally:
             GO.set()
         assert winner[0].result(WAIT) == "X"
