@@ -603,7 +603,7 @@ class _Writer:
             _create_private(path)
             conn = self._conn = sqlite3.connect(path, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _write_ahead(conn, self.busy_timeout_ms / 1000)
             if str(mode).lower() != "wal":
                 return self.where.failure(
                     FailureKind.INTERNAL,
@@ -826,6 +826,29 @@ def _create_private(path: Path) -> None:
     for folder in reversed(missing):  # each folder created here, not only the last, is 0700
         folder.mkdir(mode=0o700, exist_ok=True)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+
+
+def _write_ahead(conn: sqlite3.Connection, patience: float) -> str:
+    """Switch ``conn``'s file to write-ahead logging; the journal mode it has after.
+
+    The switch needs the file to itself. When other connections open a new file at
+    the same moment (two Stores, two processes starting), SQLite may answer "database
+    is locked" at once instead of waiting out ``busy_timeout``: it does not wait where
+    waiting could deadlock. So the switch is tried again, a little later each time,
+    for as long as ``busy_timeout`` allows; once another connection has made the file
+    WAL, the switch is a no-op.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.002
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _user_version(conn: sqlite3.Connection) -> int:

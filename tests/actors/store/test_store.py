@@ -32,6 +32,7 @@ from actors.store import (
     JournalEvent,
     JournalRead,
     Store,
+    StoreError,
     StoreStats,
     default_db_path,
 )
@@ -609,3 +610,40 @@ def test_rows_go_in_with_the_next_commit_and_queries_cannot_write(tmp_path: Path
         with pytest.raises(AskError, match="query failed"):
             store.ask(StoreQuery(sql="DELETE FROM spend"))
         assert Journal(store).query("SELECT count(*) FROM spend") == [(1,)]
+
+
+def test_stores_opening_one_new_file_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    """Six openers race to make a new file WAL; none gets "database is locked".
+
+    SQLite answers a journal-mode switch that would have to wait behind another's
+    with an immediate "locked" (it does not wait where waiting could deadlock), so the
+    opening retries within ``busy_timeout``. Several rounds, as the race is a race.
+    """
+    for round_ in range(20):
+        path = tmp_path / f"race-{round_}.db"
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_it(
+            path: Path = path,
+            start: threading.Barrier = start,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            start.wait()
+            try:
+                Store.check(path)
+            except StoreError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"round {round_}: {errors[0]}"
+        assert _journal_mode(path) == "wal"
+
+
+def _journal_mode(path: Path) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
