@@ -70,6 +70,24 @@ EMBED_TOO_LONG = "the input length exceeds the context length"
 exceeds maximum context length", earlier versions "input length exceeds maximum context
 length")."""
 
+def chat_too_long(tokens: int, context: int) -> str:
+    """``/api/chat``'s error text for a prompt over the served context (``truncate: false``).
+
+    Ollama relays the llama.cpp runner's whole error body as the text (HTTP 400).
+    """
+    runner = {
+        "error": {
+            "code": 400,
+            "message": f"request ({tokens} tokens) exceeds the available context size "
+            f"({context} tokens), try increasing it",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": tokens,
+            "n_ctx": context,
+        }
+    }
+    return json.dumps(runner, separators=(",", ":"))
+
+
 _DEFAULT_MESSAGES = {
     400: "invalid request",
     401: "unauthorized",
@@ -528,11 +546,7 @@ class _Routes:
             return None
         body = ex.body if isinstance(ex.body, dict) else {}
         if body.get("truncate") is False:
-            return ex.error(
-                400,
-                f"the input length exceeds the context length ({tokens} > {context} tokens)",
-                code="context_length_exceeded",
-            )
+            return ex.error(400, chat_too_long(tokens, context))
         self.protocol.truncated.append((model.id, tokens, context))
         return context
 

@@ -350,7 +350,7 @@ def _error_fields(payload: Any) -> tuple[str, str, str]:
     """
     if not isinstance(payload, dict):
         return ("", "", "")
-    err = payload.get("error", payload)
+    err = _unwrapped(payload.get("error", payload))
     if isinstance(err, str):
         return (err, "", "")
     if not isinstance(err, dict):
@@ -366,6 +366,37 @@ def _error_fields(payload: Any) -> tuple[str, str, str]:
         etype if isinstance(etype, str) else "",
         "" if code is None else str(code),
     )
+
+
+def _unwrapped(err: Any) -> Any:
+    """An error given as the JSON text of another server's error body, parsed.
+
+    Ollama relays a refusal of the llama.cpp runner under it as a string holding that
+    runner's whole body (``{"error": "<the runner's JSON body>"}``, whose error has
+    ``type: exceed_context_size_error``, ``n_prompt_tokens`` and ``n_ctx``). Parsed,
+    its message, type and figures are read as any other's.
+    """
+    if not (isinstance(err, str) and err.startswith("{") and err.endswith("}")):
+        return err
+    try:
+        inner = json.loads(err)
+    except ValueError:
+        return err
+    nested = inner.get("error") if isinstance(inner, dict) else None
+    return nested if isinstance(nested, dict | str) and nested else err
+
+
+def _context_figures(payload: Any) -> dict[str, str]:
+    """The prompt's tokens and the context a refusal names (llama.cpp's, also via Ollama)."""
+    err = _unwrapped(payload.get("error")) if isinstance(payload, dict) else None
+    if not isinstance(err, dict):
+        return {}
+    figures: dict[str, str] = {}
+    for key, name in (("n_prompt_tokens", "prompt_tokens"), ("n_ctx", "context_length")):
+        value = err.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            figures[name] = str(value)
+    return figures
 
 
 def _error_param(payload: Any) -> str:
@@ -384,6 +415,8 @@ _CONTEXT_HINTS = (
     "too many tokens",
     "exceeds the context",
     "input context too long",
+    "exceed_context_size",  # llama.cpp's type, also relayed by Ollama
+    "available context size",  # llama.cpp: "... exceeds the available context size ..."
 )
 _POLICY_HINTS = ("content_policy", "content_filter", "safety", "policy violation")
 _SHAPE_HINTS = ("validation error for", "validation errors for")
@@ -672,6 +705,8 @@ class Provider(abc.ABC):
         param = _error_param(payload)
         if param:
             details["error_param"] = param
+        if kind is FailureKind.CONTEXT_WINDOW_EXCEEDED:
+            details.update(_context_figures(payload))
         should_retry = (headers.get("x-should-retry") or "").strip().lower()
         if should_retry in ("true", "false"):  # the server's word over the status's
             details["should_retry"] = should_retry

@@ -7,6 +7,7 @@ the same (over loopback HTTP), so these tests see what a real server would do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,6 +143,32 @@ async def test_the_fake_truncates_a_long_prompt_silently_as_ollama_does(
     refused = ChatRequest.prompt("llama3.1", LONG, options={"truncate": False})
     failure = await failure_of(plain, refused)  # unless told not to truncate
     assert failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
+    assert "request (7500 tokens) exceeds the available context size (4096" in failure.message
+    assert failure.details["prompt_tokens"] == "7500"
+    assert failure.details["context_length"] == "4096"
+    assert failure.details["error_type"] == "exceed_context_size_error"
+
+
+async def test_ollama_s_relayed_runner_refusal_is_a_context_window_failure(
+    client: httpx.AsyncClient,
+) -> None:
+    """Ollama's 400 for ``truncate: false`` holds its llama.cpp runner's body as a string."""
+    body = {
+        "error": '{"error":{"code":400,"message":"request (8889 tokens) exceeds the available '
+        'context size (4096 tokens), try increasing it","type":"exceed_context_size_error",'
+        '"n_prompt_tokens":8889,"n_ctx":4096}}'
+    }
+    provider = OllamaProvider("http://127.0.0.1:9", client=client)
+    failure = provider.error_from_response(400, {}, json.dumps(body).encode(), "gemma")
+    assert failure.kind is FailureKind.CONTEXT_WINDOW_EXCEEDED
+    assert failure.message.endswith(
+        "request (8889 tokens) exceeds the available context size (4096 tokens), try increasing it"
+    )
+    assert failure.details["prompt_tokens"] == "8889"
+    assert failure.details["context_length"] == "4096"
+    plain = provider.error_from_response(400, {}, b'{"error":"{not json"}', "gemma")
+    assert plain.kind is FailureKind.BAD_REQUEST
+    assert plain.message.endswith("{not json")
 
 
 async def test_a_host_refuses_what_it_knows_cannot_fit_not_what_it_assumes(
