@@ -70,6 +70,7 @@ EMBED_TOO_LONG = "the input length exceeds the context length"
 exceeds maximum context length", earlier versions "input length exceeds maximum context
 length")."""
 
+
 def chat_too_long(tokens: int, context: int) -> str:
     """``/api/chat``'s error text for a prompt over the served context (``truncate: false``).
 
