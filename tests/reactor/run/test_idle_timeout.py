@@ -25,14 +25,19 @@ from actors import System
 from dsl import DefinitionError, Reactor, Retry, StepContext, compose, step
 from reactor.app import Engine
 from reactor.run import (
+    Middleware,
     Run,
     RunEvent,
     RunFailed,
     RunFailedError,
     RunHaltedError,
+    RunInfo,
+    RunOutcome,
     RunResumed,
     RunStarted,
     StepCompleted,
+    StepEvent,
+    StepEventKind,
     StepStarted,
     StepUndone,
 )
@@ -122,6 +127,47 @@ def test_a_hung_step_fails_the_run_and_completed_steps_are_undone(
     started = events[0]
     assert isinstance(started, RunStarted)
     assert started.options["idle_timeout"] == IDLE
+
+
+class Observed(Middleware):
+    """Records the step events and how each run ended, as middleware sees them."""
+
+    def __init__(self) -> None:
+        self.events: list[StepEvent] = []
+        self.ended: list[RunOutcome] = []
+
+    def step_event(self, run: RunInfo, event: StepEvent) -> None:
+        self.events.append(event)
+
+    def run_finished(self, run: RunInfo, outcome: RunOutcome) -> None:
+        self.ended.append(outcome)
+
+
+@pytest.mark.parametrize("on_timeout", ["fail", "halt"])
+def test_middleware_sees_it_as_a_run_timeout(
+    engine: Engine, released: threading.Event, on_timeout: Any
+) -> None:
+    """The hung attempt is cancelled (an error event); the run fails or halts as at its timeout."""
+
+    class Hangs(Reactor):
+        @step
+        def hang() -> str:
+            released.wait(WAIT)
+            return "late"
+
+    seen = Observed()
+    handle = engine.start(Hangs, idle_timeout=IDLE, on_timeout=on_timeout, middleware=[seen])
+    with pytest.raises(RunFailedError if on_timeout == "fail" else RunHaltedError):
+        handle.result(WAIT)
+    [cancelled] = [e for e in seen.events if e.kind is StepEventKind.ERROR]
+    assert (cancelled.step, cancelled.error.kind) == ("hang", "cancelled")
+    [outcome] = seen.ended
+    if on_timeout == "fail":
+        assert outcome.status == "failed"
+        assert [e.kind for e in outcome.errors] == ["timeout"]
+    else:
+        assert outcome.status == "halted"
+        assert "idle_timeout" in outcome.reason
 
 
 def test_on_timeout_halt_halts_and_resume_completes(
