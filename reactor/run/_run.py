@@ -68,6 +68,12 @@ asks to a model host, the journal is asks to the Store):
    it halts as in 3c, with no step named (the timeout's reason instead): running
    attempts finish and keep their results, and ``resume`` continues with the steps
    that had not started (the resumed run's timeout counts from the resume).
+   ``idle_timeout`` is the same limit on time without progress (anything journaled,
+   a step's ``StepContext.heartbeat()``, a composed run's progress): its timer reads
+   the progress stamp and sets itself again while there was some; when there was none
+   (and no retry is scheduled), ``"fail"`` is 6 with the idle steps named, and
+   ``"halt"`` halts as above but cancels the plain steps still running at once (they
+   are the idle ones; they run again on resume).
 
 Results are journaled before their dependents finish but not necessarily before they
 start: the journal is a single ordered stream, so whatever a crash leaves durable is a
