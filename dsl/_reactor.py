@@ -50,6 +50,8 @@ class Plan:
             themselves (loop) before the run halts (``None``: no limit).
         halt_timeout: The default seconds a halting run waits for its running steps
             (``None``: as long as they take).
+        idle_timeout: The default seconds a running run may go without progress before
+            it is treated as its timeout treats it (``None``: no limit).
         placement: Where its steps' work runs unless a step says (``None``: the
             engine's placement); already applied to the steps that take one.
     """
@@ -67,6 +69,7 @@ class Plan:
     on_timeout: Literal["fail", "halt"] | None = None
     max_iterations: int | None = None
     halt_timeout: float | None = None
+    idle_timeout: float | None = None
 
 
 class Reactor:
@@ -89,7 +92,8 @@ class Reactor:
     last step), ``max_concurrency``, ``timeout`` and ``on_timeout`` (``"fail"`` or
     ``"halt"``: what a run does when its timeout passes), ``max_iterations`` (how many
     times its steps may re-emit themselves before the run halts), ``halt_timeout``
-    (seconds a halting run waits for its running steps) (defaults for each run), and
+    (seconds a halting run waits for its running steps), ``idle_timeout`` (seconds a
+    run may go without progress before ``on_timeout`` applies) (defaults for each run), and
     ``placement`` (where the work of its steps runs when a step does not say:
     ``"local"``, ``"ray"`` or a :class:`~dsl.Placement`).
 
@@ -109,6 +113,7 @@ class Reactor:
         on_timeout: Literal["fail", "halt"] | None = None,
         max_iterations: int | None = None,
         halt_timeout: float | None = None,
+        idle_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -125,7 +130,9 @@ class Reactor:
                 defs[step_name] = member
         if not defs:
             raise DefinitionError("a reactor needs at least one step", reactor=name)
-        _check_run_options(name, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout)
+        _check_run_options(
+            name, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout, idle_timeout
+        )
         try:
             default_placement = placement_of(placement)
         except ValueError as exc:
@@ -152,6 +159,7 @@ class Reactor:
             on_timeout=on_timeout,
             max_iterations=max_iterations,
             halt_timeout=halt_timeout,
+            idle_timeout=idle_timeout,
         )
 
     @classmethod
@@ -233,6 +241,7 @@ def _plan(
     on_timeout: Literal["fail", "halt"] | None = None,
     max_iterations: int | None = None,
     halt_timeout: float | None = None,
+    idle_timeout: float | None = None,
 ) -> Plan:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     dependents: dict[str, list[str]] = {n: [] for n in (*inputs, *steps)}
@@ -254,6 +263,7 @@ def _plan(
         on_timeout=on_timeout,
         max_iterations=max_iterations,
         halt_timeout=halt_timeout,
+        idle_timeout=idle_timeout,
     )
 
 
@@ -264,6 +274,7 @@ def _check_run_options(  # noqa: PLR0917 - one per run option
     on_timeout: object,
     max_iterations: object = None,
     halt_timeout: object = None,
+    idle_timeout: object = None,
 ) -> None:
     if max_concurrency is not None and (
         not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -285,14 +296,11 @@ def _check_run_options(  # noqa: PLR0917 - one per run option
         raise DefinitionError(
             f"max_iterations must be an int >= 0, got {max_iterations!r}", reactor=name
         )
-    if halt_timeout is not None and (
-        isinstance(halt_timeout, bool)
-        or not isinstance(halt_timeout, int | float)
-        or halt_timeout <= 0
-    ):
-        raise DefinitionError(
-            f"halt_timeout must be seconds > 0, got {halt_timeout!r}", reactor=name
-        )
+    for option, seconds in (("halt_timeout", halt_timeout), ("idle_timeout", idle_timeout)):
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0
+        ):
+            raise DefinitionError(f"{option} must be seconds > 0, got {seconds!r}", reactor=name)
 
 
 def _check_input(reactor: str, name: str, spec: Input) -> None:

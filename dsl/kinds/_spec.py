@@ -52,6 +52,8 @@ class StepContext:
             composed run shares its parent's.
         concurrency_key: The pool of step slots the run shares with other runs
             (``Engine.start(concurrency_key=...)``; ``None``: its own limit only).
+        beat: What :meth:`heartbeat` calls (the run's progress stamp); ``None``: the
+            run keeps no idle clock, and a heartbeat does nothing.
     """
 
     run_id: str
@@ -61,6 +63,18 @@ class StepContext:
     retries_left: int
     context: Mapping[str, Any] = field(default_factory=dict)
     concurrency_key: str | None = None
+    beat: Callable[[], object] | None = field(default=None, repr=False, compare=False)
+
+    def heartbeat(self) -> None:
+        """Tell the run this step is making progress (its ``idle_timeout`` starts over).
+
+        Thread-safe (a plain ``def`` step calls it from its worker thread) and cheap
+        enough for a tight loop: it stamps the time, nothing more; the run's idle timer
+        reads the stamp when it fires.
+        """
+        beat = self.beat
+        if beat is not None:
+            beat()
 
     @property
     def current_step(self) -> str:

@@ -21,7 +21,7 @@ import os
 import random
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast, get_args
 
@@ -556,13 +556,20 @@ class Engine:
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
         halt_timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> tuple[str, dict[str, Any], msgspec.Raw, RunOptions, str]:
         if not (isinstance(reactor, type) and issubclass(reactor, Reactor)) or reactor is Reactor:
             msg = f"{reactor!r} is not a Reactor subclass"
             raise TypeError(msg)
         plan = reactor.__plan__
         _check_limits(
-            plan.reactor, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout
+            plan.reactor,
+            max_concurrency,
+            timeout,
+            on_timeout,
+            max_iterations,
+            halt_timeout,
+            idle_timeout,
         )
         given = dict(inputs or {})
         values = check_inputs(plan, given)
@@ -583,6 +590,7 @@ class Engine:
             on_timeout or plan.on_timeout or "fail",
             max_iterations if max_iterations is not None else plan.max_iterations,
             halt_timeout if halt_timeout is not None else plan.halt_timeout,
+            idle_timeout if idle_timeout is not None else plan.idle_timeout,
         )
         return run_id or new_run_id(), values, raw, options, locator
 
@@ -635,6 +643,7 @@ class Engine:
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
         halt_timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> RunHandle:
         """Start a run; returns at once with its handle.
 
@@ -668,13 +677,22 @@ class Engine:
             halt_timeout: Seconds a halting run waits for its running steps (default:
                 the reactor's, else for as long as they take); then plain steps still
                 running are cancelled, to run again on resume. Ash Reactor's option.
+            idle_timeout: Seconds the run may go without progress (default: the
+                reactor's, else no limit): a step starting, finishing, failing,
+                retrying, being compensated or undone, a step calling
+                ``StepContext.heartbeat()``, or progress in a composed run. Then the
+                run is treated as at its timeout, per ``on_timeout``: ``"fail"`` fails
+                it with a ``timeout`` error naming the steps still running;
+                ``"halt"`` halts it, cancelling the plain steps still running (they
+                run again on resume, which starts the idle clock afresh). A scheduled
+                retry's wait is not idle. LangGraph's idle (heartbeat) timeout.
 
         Raises:
             InputError: An input is unknown, missing or of the wrong type.
             EncodeError: The context cannot be journaled as JSON.
             ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` not > 0,
                 ``on_timeout`` neither ``"fail"`` nor ``"halt"``, ``max_iterations``
-                not an int >= 0, or ``halt_timeout`` not > 0.
+                not an int >= 0, or ``halt_timeout`` or ``idle_timeout`` not > 0.
 
         A ``run_id`` that names a run already (in the journal, or running here) is
         refused: :class:`~reactor.run.RunExistsError`, raised here when that run is
@@ -694,6 +712,7 @@ class Engine:
             on_timeout,
             max_iterations,
             halt_timeout,
+            idle_timeout,
         )
         handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
@@ -712,6 +731,7 @@ class Engine:
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
         halt_timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> RunHandle:
         """:meth:`start` for asyncio code (it opens the engine first if need be)."""
         await self.open_async()
@@ -727,6 +747,7 @@ class Engine:
             on_timeout,
             max_iterations,
             halt_timeout,
+            idle_timeout,
         )
         handle._ref = self._spawn(spec, handle.run_id, new=True)
         return handle
@@ -744,6 +765,7 @@ class Engine:
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
         halt_timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> tuple[ChildSpec, RunHandle]:
         """The Run actor's spec for a new top-level run, and its handle (no ref yet)."""
         rid, values, raw, options, locator = self._prepare(
@@ -756,6 +778,7 @@ class Engine:
             on_timeout=on_timeout,
             max_iterations=max_iterations,
             halt_timeout=halt_timeout,
+            idle_timeout=idle_timeout,
         )
         handle = RunHandle(rid, reactor.__plan__.reactor)
         spec = self._spec(
@@ -817,6 +840,7 @@ class Engine:
         carrier: dict[str, str] | None,
         context: Mapping[str, Any] | None = None,
         forced: bool = False,
+        beat: Callable[[], object] | None = None,
     ) -> Any:
         plan = reactor.__plan__
         name = plan.reactor
@@ -861,6 +885,7 @@ class Engine:
                 on_timeout=plan.on_timeout or "fail",
                 max_iterations=plan.max_iterations,
                 halt_timeout=plan.halt_timeout,
+                idle_timeout=plan.idle_timeout,
             ),
             parent=parent,
             stack=(*stack, name),
@@ -868,6 +893,7 @@ class Engine:
             resume_reason="its parent resumed",
             context=context,
             lenient=forced,  # a parent resumed with force continues its children with force
+            parent_beat=beat,  # the child's progress is its parent step's (idle_timeout)
         )
         ref = self._spawn(spec, run_id)
         ended = done.future()
@@ -1042,6 +1068,7 @@ class Engine:
         on_timeout: OnTimeout | None = None,
         max_iterations: int | None = None,
         halt_timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> RunHandle:
         """Continue a halted or interrupted run from its journal.
 
@@ -1068,6 +1095,8 @@ class Engine:
             on_timeout: What the run does once that timeout has passed.
             max_iterations: How many more times its steps may loop.
             halt_timeout: Seconds a halting run waits for its running steps.
+            idle_timeout: Seconds the run may go without progress (its clock starts
+                afresh at the resume).
 
         The run options may be given anew, as Ash's ``run`` takes them again with a
         halted reactor: a larger ``max_iterations`` for a run that reached its limit, a
@@ -1092,6 +1121,7 @@ class Engine:
                 ("on_timeout", on_timeout),
                 ("max_iterations", max_iterations),
                 ("halt_timeout", halt_timeout),
+                ("idle_timeout", idle_timeout),
             )
             if value is not None
         }
@@ -1106,7 +1136,13 @@ class Engine:
             raise ResumeError(msg, run_id=run_id, reactor=started.reactor)
         _check_running_elsewhere(started, events, self.owner, self.system)
         _check_limits(
-            started.reactor, max_concurrency, timeout, on_timeout, max_iterations, halt_timeout
+            started.reactor,
+            max_concurrency,
+            timeout,
+            on_timeout,
+            max_iterations,
+            halt_timeout,
+            idle_timeout,
         )
         locator = _latest_locator(events)
         moved_to = ""
@@ -1371,6 +1407,7 @@ def _options(  # noqa: PLR0917 - one per run option, cached positionally
     on_timeout: OnTimeout = "fail",
     max_iterations: int | None = None,
     halt_timeout: float | None = None,
+    idle_timeout: float | None = None,
 ) -> RunOptions:
     """The (frozen) options of a new run: runs that share their options share one object."""
     return RunOptions(
@@ -1380,6 +1417,7 @@ def _options(  # noqa: PLR0917 - one per run option, cached positionally
         on_timeout=on_timeout,
         max_iterations=max_iterations,
         halt_timeout=halt_timeout,
+        idle_timeout=idle_timeout,
     )
 
 
@@ -1532,15 +1570,17 @@ def _check_limits(  # noqa: PLR0917 - one per run option
     on_timeout: Any,
     max_iterations: Any = None,
     halt_timeout: Any = None,
+    idle_timeout: Any = None,
 ) -> None:
     """A run's own limits, checked as a class's are (a negative limit hung the run).
 
     Raises:
-        ValueError: ``max_concurrency`` is not an int >= 1, ``timeout`` or
-            ``halt_timeout`` not seconds > 0, ``on_timeout`` not one of its values, or
-            ``max_iterations`` not an int >= 0.
+        ValueError: ``max_concurrency`` is not an int >= 1, ``timeout``,
+            ``halt_timeout`` or ``idle_timeout`` not seconds > 0, ``on_timeout`` not
+            one of its values, or ``max_iterations`` not an int >= 0.
     """
     _check_seconds(reactor, "halt_timeout", halt_timeout)
+    _check_seconds(reactor, "idle_timeout", idle_timeout)
     if max_iterations is not None and (
         isinstance(max_iterations, bool)
         or not isinstance(max_iterations, int)

@@ -296,6 +296,16 @@ def _run_options(parser: argparse.ArgumentParser, *, resume: bool) -> None:
             "(they run again on resume)" + (again if resume else "; default: as long as they take")
         ),
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help=(
+            "seconds the run may go without progress (a step starting, ending, retrying, "
+            "or calling StepContext.heartbeat()); then --on-timeout applies"
+            + (", counted from this resume" + again if resume else "; default: no limit")
+        ),
+    )
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
@@ -832,6 +842,7 @@ def _command(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one b
                     on_timeout=args.on_timeout,
                     max_iterations=args.max_iterations,
                     halt_timeout=args.halt_timeout,
+                    idle_timeout=args.idle_timeout,
                     run_id=args.run_id,
                     context=args.context,
                     progress=not args.no_progress,

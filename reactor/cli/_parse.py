@@ -177,5 +177,12 @@ def has_ask_steps(reactor: type[Reactor], _seen: set[type[Reactor]] | None = Non
 
 def given_run_options(args: Any) -> dict[str, Any]:
     """The run options given on a command line (only those given), by their Python names."""
-    names = ("max_concurrency", "timeout", "on_timeout", "max_iterations", "halt_timeout")
+    names = (
+        "max_concurrency",
+        "timeout",
+        "on_timeout",
+        "max_iterations",
+        "halt_timeout",
+        "idle_timeout",
+    )
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}

@@ -198,13 +198,20 @@ def write_run(
     _write_tracebacks(out, view, run_id, show=traceback)
 
 
-_LIMITS = ("timeout", "on_timeout", "max_iterations", "halt_timeout", "concurrency_key")
+_LIMITS = (
+    "timeout",
+    "on_timeout",
+    "max_iterations",
+    "halt_timeout",
+    "idle_timeout",
+    "concurrency_key",
+)
 
 
 def _limits(options: dict[str, Any]) -> str:
     """The run's limits in force (as started, or as a resume gave them), those set only."""
     shown = [f"{name}={options[name]}" for name in _LIMITS if options.get(name) is not None]
-    if options.get("timeout") is None:
+    if options.get("timeout") is None and options.get("idle_timeout") is None:
         shown = [each for each in shown if not each.startswith("on_timeout=")]
     return "  ".join(shown)
 

@@ -544,6 +544,7 @@ def run_reactor(
     on_timeout: str | None = None,
     max_iterations: int | None = None,
     halt_timeout: float | None = None,
+    idle_timeout: float | None = None,
     run_id: str | None = None,
     context: Sequence[str] = (),
     progress: bool = True,
@@ -578,6 +579,8 @@ def run_reactor(
             raise CliError("--max-iterations must be at least 0")
         if halt_timeout is not None and not halt_timeout > 0:
             raise CliError("--halt-timeout must be a number of seconds > 0")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise CliError("--idle-timeout must be a number of seconds > 0")
         _configure_logging(log_level)
         _configure_tracing()
     except CliError as exc:
@@ -595,6 +598,7 @@ def run_reactor(
             on_timeout=when_late,
             max_iterations=max_iterations,
             halt_timeout=halt_timeout,
+            idle_timeout=idle_timeout,
             middleware=middleware,
             context=run_context,
         )

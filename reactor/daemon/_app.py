@@ -390,6 +390,7 @@ async def start_run(
                 on_timeout=body.on_timeout,
                 max_iterations=body.max_iterations,
                 halt_timeout=body.halt_timeout,
+                idle_timeout=body.idle_timeout,
                 context=context or None,
             )
     except InputError as exc:

@@ -207,6 +207,7 @@ class StartRun(_Body, frozen=True, kw_only=True):
     on_timeout: Literal["fail", "halt"] | None = None
     max_iterations: Annotated[int, msgspec.Meta(ge=0)] | None = None
     halt_timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    idle_timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
 class ResumeRun(_Body, frozen=True, kw_only=True):
@@ -216,6 +217,7 @@ class ResumeRun(_Body, frozen=True, kw_only=True):
     on_timeout: Literal["fail", "halt"] | None = None
     max_iterations: Annotated[int, msgspec.Meta(ge=0)] | None = None
     halt_timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    idle_timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     max_concurrency: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 

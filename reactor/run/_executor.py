@@ -85,12 +85,15 @@ class Attempt(Generic[I]):
         context_values: The run's context (``StepContext.context``; child runs share it).
         forced: The run was resumed with ``force``: its composed runs, continued, are
             too (their changed steps do not refuse the resume either).
+        beat: Stamps the run's progress (``StepContext.heartbeat``; a composed run's
+            progress is its parent step's); ``None``: nothing keeps an idle clock.
     """
 
     __slots__ = (
         "_context",
         "_port",
         "arguments",
+        "beat",
         "context_values",
         "executor",
         "forced",
@@ -121,9 +124,11 @@ class Attempt(Generic[I]):
         executor: StepExecutor,
         context_values: Mapping[str, Any] | None = None,
         forced: bool = False,
+        beat: Callable[[], object] | None = None,
     ) -> None:
         self._port = port
         self.forced = forced
+        self.beat = beat
         self.context_values: Mapping[str, Any] = context_values or {}
         self.executor = executor
         self.spec = spec
@@ -150,6 +155,7 @@ class Attempt(Generic[I]):
                 retries_left=max(0, self.spec.max_retries - (self.number - 1)),
                 context=self.context_values,
                 concurrency_key=self.options.concurrency_key,
+                beat=self.beat,
             )
         return self._context
 
@@ -224,6 +230,7 @@ class Attempt(Generic[I]):
             carrier=otel.inject(),
             context=self.context_values,
             forced=self.forced,
+            beat=self.beat,
         )
 
 

@@ -68,6 +68,12 @@ asks to a model host, the journal is asks to the Store):
    it halts as in 3c, with no step named (the timeout's reason instead): running
    attempts finish and keep their results, and ``resume`` continues with the steps
    that had not started (the resumed run's timeout counts from the resume).
+   ``idle_timeout`` is the same limit on time without progress (anything journaled,
+   a step's ``StepContext.heartbeat()``, a composed run's progress): its timer reads
+   the progress stamp and sets itself again while there was some; when there was none
+   (and no retry is scheduled), ``"fail"`` is 6 with the idle steps named, and
+   ``"halt"`` halts as above but cancels the plain steps still running at once (they
+   are the idle ones; they run again on resume).
 
 Results are journaled before their dependents finish but not necessarily before they
 start: the journal is a single ordered stream, so whatever a crash leaves durable is a
@@ -212,6 +218,8 @@ class Run(LoopActor[object]):
         resume_seq: How many events the journal had when the engine checked that the
             run may be resumed: if it has more when the run reads it back, another
             process continued the run meanwhile and this resume is refused.
+        parent_beat: Stamps the progress of the composing run's step (a composed
+            run's progress is its parent step's, for the parent's ``idle_timeout``).
     """
 
     def __init__(
@@ -238,6 +246,7 @@ class Run(LoopActor[object]):
         resume_locator: str = "",
         resume_options: Mapping[str, Any] | None = None,
         resume_seq: int | None = None,
+        parent_beat: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self._svc = services
@@ -296,6 +305,14 @@ class Run(LoopActor[object]):
         self._started = time.monotonic()
         self._timer: Any = None
         self._deadline: float | None = None  # time.monotonic() when the timeout passes
+        # The progress stamp (idle_timeout): only runs that keep an idle clock, or whose
+        # parent does, have one; the others pay one `is None` per journaled event.
+        self._pulse = (
+            Pulse(parent_beat)
+            if options.idle_timeout is not None or parent_beat is not None
+            else None
+        )
+        self._idle_timer: Any = None
         # Counts for RunOutcome.stats: plain ints, not a Counter (one object fewer per run).
         self._n_attempts = self._n_completed = self._n_retries = 0
         self._iterations = 0  # steps that re-emitted themselves (max_iterations)
@@ -338,6 +355,8 @@ class Run(LoopActor[object]):
         """Answer the caller if the actor stops before the run ended."""
         if self._timer is not None:
             self._timer.cancel()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self._release_all_slots()
         # Stopped unexpectedly: what lingers still goes to the journal, so that the run
         # (its RunStarted at least) is there to be shown and resumed.
@@ -607,6 +626,10 @@ class Run(LoopActor[object]):
         if timeout is not None:
             self._deadline = time.monotonic() + timeout
             self._timer = self.call_later(timeout, self._on_timeout, name="run timeout")
+        idle = self._options.idle_timeout
+        if idle is not None and self._pulse is not None:
+            self._pulse.last = time.monotonic()  # a resumed run's clock starts afresh
+            self._idle_timer = self.call_later(idle, self._on_idle, name="idle timeout")
         if self._state.errors:
             self._mode = Mode.ROLLING_BACK
             self._roll_back()
@@ -790,6 +813,7 @@ class Run(LoopActor[object]):
             executor=executor,
             context_values=self._run_context,
             forced=self._lenient,
+            beat=self._pulse.beat if self._pulse is not None else None,
         )
 
     # ---- what an attempt's executor calls (AttemptPort) -------------------------------------
@@ -962,6 +986,8 @@ class Run(LoopActor[object]):
             self._after_settle()
 
     def _failed(self, step: StepState, error: BaseException, *, retry: bool = True) -> None:
+        if self._pulse is not None:
+            self._pulse.beat()  # a failure is progress (compensate runs before any append)
         spec = step.spec
         now = time.time()
         described = step_error(spec.name, error)
@@ -1250,12 +1276,16 @@ class Run(LoopActor[object]):
         if self._mode is not Mode.HALTING or self._running == 0:
             return
         why = f"the run is halting and waited halt_timeout={self._options.halt_timeout} s for it"
+        self._cancel_plain(why)
+        self._after_settle()
+
+    def _cancel_plain(self, why: str) -> None:
+        """Cancel the running attempts of plain steps (a composite's child run is waited for)."""
         for step in self._state.steps.values():
             running = step.handle if step.status is Status.RUNNING else None
             if running is not None and not step.spec.sub_reactors:
                 self._cancel_running(step, running, why)
                 step.blockers = 0
-        self._after_settle()
 
     # ---- 4. completion ----------------------------------------------------------------------
 
@@ -1499,6 +1529,47 @@ class Run(LoopActor[object]):
             return
         self._time_out(f"the run took longer than its timeout of {timeout} s")
 
+    def _on_idle(self) -> None:
+        """The idle timer fired: act as the run's timeout would if nothing progressed.
+
+        Steps stamp the run's progress (:class:`Pulse`) without a message; the timer
+        reads the stamp and, when there was progress since, sets itself again for
+        ``idle_timeout`` after it. A run with nothing running (it waits for a
+        concurrency slot or a scheduled retry, both bounded by others) or with a retry
+        scheduled is not idle: the clock waits another period.
+        """
+        self._idle_timer = None
+        idle, pulse = self._options.idle_timeout, self._pulse
+        if idle is None or pulse is None or self._mode not in (Mode.RUNNING, Mode.HALTING):
+            return
+        quiet = time.monotonic() - pulse.last
+        waiting = self._running == 0 or any(
+            s.status is Status.WAITING for s in self._state.steps.values()
+        )
+        if quiet < idle or waiting:
+            wait = idle - quiet if quiet < idle else idle
+            self._idle_timer = self.call_later(wait, self._on_idle, name="idle timeout")
+            return
+        self._idle_out(idle)
+
+    def _idle_out(self, idle: float) -> None:
+        """``idle_timeout`` passed with no progress: fail or halt, as ``on_timeout`` says."""
+        now = time.time()
+        running = [
+            f"{s.spec.name!r} (for {max(0.0, now - s.started_at):.3g} s)"
+            for s in self._state.steps.values()
+            if s.status is Status.RUNNING
+        ]
+        still = f"; still running: {', '.join(running)}" if running else ""
+        if self._options.on_timeout == "halt":
+            self._halt_run("", _idle_reason(idle) + still)
+            # The running steps are the ones making no progress: waiting for them to
+            # finish could take forever. They run again on resume.
+            self._cancel_plain(f"the run halted: no progress for {idle:g} s (idle_timeout)")
+            self._after_settle()
+            return
+        self._time_out(f"the run made no progress for {idle:g} s (its idle_timeout){still}")
+
     def _time_out(self, message: str) -> None:
         """Fail the run with a ``timeout`` error: cancel running attempts, roll back (6)."""
         self._state.add_errors(
@@ -1545,8 +1616,11 @@ class Run(LoopActor[object]):
     ) -> None:
         """Journal ``event`` through the outbox; ``then(outcome)`` once it is durable.
 
-        Without ``then``: :meth:`journal_checked` (a failure fails the run).
+        Without ``then``: :meth:`journal_checked` (a failure fails the run). Whatever a
+        run journals is progress (``idle_timeout``).
         """
+        if self._pulse is not None:
+            self._pulse.beat()
         self._journal.append(event, then)
 
     def _append_end(self, event: Any, outcome: RunOutcome) -> None:
@@ -1596,6 +1670,9 @@ class Run(LoopActor[object]):
             return
         if self._timer is not None:
             self._timer.cancel()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         outcome = _replace(outcome, duration=time.monotonic() - self._started, stats=self._stats())
         notify(self._mw, "run_finished", self._info, outcome)
         if not self._done.done():
@@ -1692,6 +1769,28 @@ _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 """The context of runs started without one (read-only, so all of them share it)."""
 
 
+class Pulse:
+    """When a run last made progress: the stamp its idle timer reads.
+
+    :meth:`beat` is what ``StepContext.heartbeat()`` calls, from any thread: one
+    attribute store of a float (atomic), and the same for the composing run's step when
+    the run is a composed one, so a parent sees its child's progress as its own.
+    """
+
+    __slots__ = ("last", "up")
+
+    def __init__(self, up: Callable[[], object] | None = None) -> None:
+        self.last = time.monotonic()
+        self.up = up
+
+    def beat(self) -> None:
+        """Stamp progress now (and in the composing run, if any)."""
+        self.last = time.monotonic()
+        up = self.up
+        if up is not None:
+            up()
+
+
 class _SlotFree:
     """A concurrency-key slot may be free: dispatch again."""
 
@@ -1704,6 +1803,7 @@ def _options_record(options: RunOptions) -> Any:
         on_timeout=options.on_timeout,
         max_iterations=options.max_iterations,
         halt_timeout=options.halt_timeout,
+        idle_timeout=options.idle_timeout,
     )
 
 
@@ -1720,6 +1820,7 @@ class _RunOptionsRecord(msgspec.Struct, frozen=True, kw_only=True):
     on_timeout: str = "fail"
     max_iterations: int | None = None
     halt_timeout: float | None = None
+    idle_timeout: float | None = None
 
 
 def _undo_error(
@@ -1742,6 +1843,11 @@ def _undo_error(
 def _timeout_reason(timeout: float | None) -> str:
     """Why a run whose ``on_timeout`` is ``"halt"`` halted (``RunHalted.reason``)."""
     return f"the run's timeout of {timeout} s passed"
+
+
+def _idle_reason(idle: float) -> str:
+    """Why a run whose ``on_timeout`` is ``"halt"`` halted at its ``idle_timeout``."""
+    return f"the run's idle_timeout of {idle} s passed with no progress"
 
 
 def _why(exc: BaseException) -> str:

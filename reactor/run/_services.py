@@ -66,6 +66,13 @@ class RunOptions:
             ``halt_timeout``); then those of plain steps are cancelled, to run again on
             resume (a composite's child run is waited for: it has limits of its own).
             ``None``: wait for them all.
+        idle_timeout: Seconds a running run may go without progress (a step starting,
+            finishing, failing, retrying, being compensated or undone, or calling
+            ``StepContext.heartbeat()``, or progress in its composed runs); then the
+            run is treated as ``on_timeout`` treats its timeout, except that with
+            ``"halt"`` the plain steps still running are cancelled at once (they are
+            the ones making no progress) and run again on resume. A scheduled retry's
+            wait does not count as idle. ``None``: no limit.
     """
 
     max_concurrency: int = 8
@@ -74,6 +81,7 @@ class RunOptions:
     on_timeout: OnTimeout = "fail"
     max_iterations: int | None = None
     halt_timeout: float | None = None
+    idle_timeout: float | None = None
 
 
 class JournalProof:

@@ -879,6 +879,25 @@ def test_run_max_iterations_halts_a_loop_and_refuses_a_negative(
     assert "--max-iterations must be at least 0" in out + err
 
 
+def test_run_idle_timeout_is_journaled_shown_and_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--idle-timeout S` goes with the run (shown by `runs show`); 0 is exit 2, naming it."""
+    db = str(tmp_path / "runs.db")
+    locator = "tests.support.acceptance:Counter"
+    argv = ["run", locator, "-i", "start=1", "-i", "limit=4", "--max-iterations", "0"]
+    code, out, err = _main([*argv, "--idle-timeout", "0", "--db", db], capsys)
+    assert code == 2
+    assert "--idle-timeout must be a number of seconds > 0" in out + err
+    code, out, err = _main([*argv, "--idle-timeout", "60", "--run-id", "idle", "--db", db], capsys)
+    assert code == EXIT_HALTED, (out, err)
+    code, out, err = _main(["runs", "show", "idle", "--db", db], capsys)
+    assert "on_timeout=fail  max_iterations=0  idle_timeout=60.0" in out
+    code, out, err = _main(["runs", "resume", "idle", "--idle-timeout", "0", "--db", db], capsys)
+    assert code == 2
+    assert "idle_timeout must be seconds > 0, got 0" in out + err
+
+
 def test_runs_resume_takes_run_options_anew(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

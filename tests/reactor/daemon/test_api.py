@@ -346,9 +346,11 @@ def test_run_start_get_list_and_input_errors(client: httpx.Client) -> None:
     assert _error(client.get("/api/runs", params={"limit": "x"}))["field"] == "limit"
 
 
-@pytest.mark.parametrize("option", [{"on_timeout": "soft"}, {"max_iterations": -1}])
+@pytest.mark.parametrize(
+    "option", [{"on_timeout": "soft"}, {"max_iterations": -1}, {"idle_timeout": 0}]
+)
 def test_run_options_are_checked(client: httpx.Client, option: dict[str, Any]) -> None:
-    """A bad on_timeout or max_iterations is a 400 that names it; a good one is taken."""
+    """A bad on_timeout, max_iterations or idle_timeout is a 400 naming it; good ones are taken."""
     bad = client.post("/api/runs", json={"reactor": "Greet", "inputs": {"name": "a"}, **option})
     assert bad.status_code == 400
     [name] = option
@@ -360,6 +362,7 @@ def test_run_options_are_checked(client: httpx.Client, option: dict[str, Any]) -
             "inputs": {"name": "a"},
             "on_timeout": "halt",
             "max_iterations": 3,
+            "idle_timeout": 60.0,
         },
     )
     assert good.status_code == 201, good.text
