@@ -48,6 +48,7 @@ class AskKind(StepKind[AskImpl]):
     """Steps that ask one model (no ``undo``: asking has no side effect to roll back)."""
 
     name = "ask"
+    bounded = True  # its model calls end by their own deadlines
     impl = AskImpl
     options = CommonOptions
     shape = ("{{", "}}")

@@ -63,6 +63,7 @@ class ConsensusKind(StepKind[ConsensusImpl]):
     """Steps that ask several models (no ``undo``: asking has no side effect)."""
 
     name = "consensus"
+    bounded = True  # its model calls end by their own deadlines
     impl = ConsensusImpl
     options = CommonOptions
     shape = ("(((", ")))")

@@ -54,6 +54,7 @@ class FallbackKind(StepKind[FallbackImpl]):
     """Steps that ask a fallback chain (no ``undo``: asking has no side effect)."""
 
     name = "fallback"
+    bounded = True  # its model calls end by their own deadlines
     impl = FallbackImpl
     options = CommonOptions
     shape = ("[/", "\\]")

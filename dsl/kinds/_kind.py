@@ -60,12 +60,16 @@ class StepKind(ABC, Generic[I]):
             (:class:`~dsl.kinds.CommonOptions`, :class:`~dsl.kinds.UndoableOptions`), or
             ``None`` when its constructor's keywords are all argument sources.
         shape: Its node in a Mermaid diagram: the opening and closing brackets.
+        bounded: Its work ends by a deadline of its own (a model call's timeout), so a
+            run's ``idle_timeout`` does not count a step of this kind still running as
+            a run without progress: it will finish or fail, and either is progress.
     """
 
     name: ClassVar[str]
     impl: ClassVar[type[Any]]
     options: ClassVar[type | None] = None
     shape: ClassVar[tuple[str, str]] = ("[", "]")
+    bounded: ClassVar[bool] = False
 
     @abstractmethod
     def bind(

@@ -67,6 +67,7 @@ class SelectKind(StepKind[SelectImpl]):
     """Steps whose model the Selector chooses (no ``undo``: asking has no side effect)."""
 
     name = "select"
+    bounded = True  # its model calls end by their own deadlines
     impl = SelectImpl
     options = CommonOptions
     shape = ("{{", "}}")

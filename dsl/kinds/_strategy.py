@@ -78,6 +78,7 @@ class StrategyStepKind(StepKind[StrategyImpl]):
     """Steps that run a multi-model strategy (no ``undo``: asking has no side effect)."""
 
     name = "strategy"
+    bounded = True  # its model calls end by their own deadlines
     impl = StrategyImpl
     options = CommonOptions
     shape = ("(((", ")))")

@@ -71,7 +71,8 @@ asks to a model host, the journal is asks to the Store):
    ``idle_timeout`` is the same limit on time without progress (anything journaled,
    a step's ``StepContext.heartbeat()``, a composed run's progress): its timer reads
    the progress stamp and sets itself again while there was some; when there was none
-   (and no retry is scheduled), ``"fail"`` is 6 with the idle steps named, and
+   (no retry is scheduled, and no step of a kind that ends by its own deadline, a
+   model call's, is running), ``"fail"`` is 6 with the idle steps named, and
    ``"halt"`` halts as above but cancels the plain steps still running at once (they
    are the idle ones; they run again on resume).
 
@@ -121,7 +122,7 @@ from dsl import (
 from dsl import (
     Ref as SourceRef,
 )
-from dsl.kinds import KindError
+from dsl.kinds import KindError, kind_of
 from reactor.run._classify import RetryRequested, StepFailure, step_error, transient
 from reactor.run._codec import EncodeError, decode_value, encode_value
 from reactor.run._done import RunDone
@@ -1535,8 +1536,9 @@ class Run(LoopActor[object]):
         Steps stamp the run's progress (:class:`Pulse`) without a message; the timer
         reads the stamp and, when there was progress since, sets itself again for
         ``idle_timeout`` after it. A run with nothing running (it waits for a
-        concurrency slot or a scheduled retry, both bounded by others) or with a retry
-        scheduled is not idle: the clock waits another period.
+        concurrency slot or a scheduled retry, both bounded by others), with a retry
+        scheduled, or with a step running whose kind ends its work by its own deadline
+        (``StepKind.bounded``: a model call) is not idle: the clock waits another period.
         """
         self._idle_timer = None
         idle, pulse = self._options.idle_timeout, self._pulse
@@ -1544,7 +1546,8 @@ class Run(LoopActor[object]):
             return
         quiet = time.monotonic() - pulse.last
         waiting = self._running == 0 or any(
-            s.status is Status.WAITING for s in self._state.steps.values()
+            s.status is Status.WAITING or (s.status is Status.RUNNING and _bounded(s.spec))
+            for s in self._state.steps.values()
         )
         if quiet < idle or waiting:
             wait = idle - quiet if quiet < idle else idle
@@ -1843,6 +1846,18 @@ def _undo_error(
 def _timeout_reason(timeout: float | None) -> str:
     """Why a run whose ``on_timeout`` is ``"halt"`` halted (``RunHalted.reason``)."""
     return f"the run's timeout of {timeout} s passed"
+
+
+def _bounded(spec: StepSpec) -> bool:
+    """Whether ``spec``'s kind ends its work by a deadline of its own (a model call's).
+
+    A step of such a kind still running is not a run without progress (``idle_timeout``):
+    it will finish or fail by that deadline, and either is progress.
+    """
+    try:
+        return kind_of(spec.impl).bounded
+    except KindError:
+        return False
 
 
 def _idle_reason(idle: float) -> str:

@@ -22,7 +22,10 @@ from typing import Any, TypeVar
 import pytest
 
 from actors import System
-from dsl import DefinitionError, Reactor, Retry, StepContext, compose, step
+from actors.llm import HostConfig
+from actors.testing import FakeServer, Reply
+from actors.testing._server import Exchange
+from dsl import DefinitionError, Reactor, Retry, StepContext, ask, compose, step
 from reactor.app import Engine
 from reactor.run import (
     Middleware,
@@ -41,6 +44,7 @@ from reactor.run import (
     StepStarted,
     StepUndone,
 )
+from tests.support.hosts import start_host
 
 T = TypeVar("T")
 
@@ -254,6 +258,31 @@ def test_progress_in_a_composed_run_is_its_parent_steps(engine: Engine, idle: Id
         sub = compose(Child)
 
     assert engine.run(Parent) == "worked"
+
+
+def test_a_model_call_in_flight_is_not_idle(
+    system: System, tmp_path: Path, idle: IdleTimer
+) -> None:
+    """An ``ask`` ends by its call's own deadline: the run waits for it, however slow.
+
+    The fake model answers only once the run's idle timer has fired three times.
+    """
+
+    def slow(exchange: Exchange) -> Reply:
+        del exchange
+        idle.fired_thrice.wait(WAIT)
+        return Reply(text="late but fine")
+
+    class Slow(Reactor, idle_timeout=IDLE):
+        answer = ask("Take your time.", model="fake-small")
+
+    with FakeServer("openai", models=["fake-small"], responder=slow) as server:
+        start_host(system, HostConfig(url=server.url, protocol="openai", timeout_s=WAIT))
+        hosts = {"fake-small": "local"}
+        with Engine(system, db_path=tmp_path / "ask.db", logging=False, hosts=hosts) as engine:
+            completion = engine.run(Slow, timeout=WAIT)
+    assert completion.content == "late but fine"
+    assert idle.fired >= 3
 
 
 def test_a_scheduled_retry_wait_is_not_idle(engine: Engine) -> None:
