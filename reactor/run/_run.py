@@ -1545,13 +1545,14 @@ class Run(LoopActor[object]):
         if idle is None or pulse is None or self._mode not in (Mode.RUNNING, Mode.HALTING):
             return
         quiet = time.monotonic() - pulse.last
-        waiting = self._running == 0 or any(
+        if quiet < idle:  # progress since: look again an idle period after it
+            self._idle_timer = self.call_later(idle - quiet, self._on_idle, name="idle timeout")
+            return
+        if self._running == 0 or any(
             s.status is Status.WAITING or (s.status is Status.RUNNING and _bounded(s.spec))
             for s in self._state.steps.values()
-        )
-        if quiet < idle or waiting:
-            wait = idle - quiet if quiet < idle else idle
-            self._idle_timer = self.call_later(wait, self._on_idle, name="idle timeout")
+        ):
+            self._idle_timer = self.call_later(idle, self._on_idle, name="idle timeout")
             return
         self._idle_out(idle)
 

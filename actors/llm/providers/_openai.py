@@ -26,10 +26,10 @@ import json
 import re
 import struct
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -138,6 +138,11 @@ that asks for it anyway loses nothing when it is left out, so it is sent as it i
 
 MAX_REFUSAL_RETRIES = 3
 """How many times one request is sent again, one refused field fewer each time."""
+
+T = TypeVar("T")
+
+_NO_ROUTE = object()
+"""LM Studio's answer had no ``/api/v0`` route: the request goes to ``/v1`` instead."""
 
 _NOTHING: Mapping[str, str] = MappingProxyType({})
 _TEMPERATURE_AND_TOP_P: Mapping[str, str] = MappingProxyType(
@@ -708,20 +713,36 @@ class OpenAIProvider(Provider):
         started = time.perf_counter()
         body, dropped = self.prepared(request, stream=False)
         path = f"{self.api_prefix}/chat/completions"
+
+        def send() -> Awaitable[Any]:
+            return self.request_json("POST", path, body, model=request.model)
+
+        payload = await self.without_refusals(send, body, request, dropped)
+        completion = self.completion_from(payload, request, latency_s=time.perf_counter() - started)
+        return self.noted(completion, dropped)
+
+    async def without_refusals(
+        self,
+        send: Callable[[], Awaitable[T]],
+        body: dict[str, Any],
+        request: ChatRequest,
+        dropped: dict[str, Any],
+    ) -> T:
+        """``send()``'s answer; a field the model refuses is taken out of ``body`` first.
+
+        On a refusal :meth:`_without_refused` accepts, ``body`` loses the field and
+        ``send()`` runs again, up to :data:`MAX_REFUSAL_RETRIES` times.
+        """
         retries = 0
         while True:
             try:
-                payload = await self.request_json("POST", path, body, model=request.model)
+                return await send()
             except ProviderError as exc:
                 if retries >= MAX_REFUSAL_RETRIES or not self._without_refused(
                     exc.failure, body, request, dropped
                 ):
                     raise
                 retries += 1
-                continue
-            break
-        completion = self.completion_from(payload, request, latency_s=time.perf_counter() - started)
-        return self.noted(completion, dropped)
 
     # -- streaming ----------------------------------------------------------------------
 
@@ -1317,21 +1338,16 @@ class LMStudioProvider(OpenAIProvider):
         started = time.perf_counter()
         body, dropped = self.prepared(request, stream=False)
         path = "/api/v0/chat/completions"
-        retries = 0
-        while True:
+
+        async def send() -> Any:
             answer = await self.send("POST", path, body, model=request.model)
             if _missing_route(answer[0], answer[2]):
-                return await super().chat(request)
-            try:
-                payload = self._decode(answer, f"POST {path}", request.model)
-            except ProviderError as exc:
-                if retries >= MAX_REFUSAL_RETRIES or not self._without_refused(
-                    exc.failure, body, request, dropped
-                ):
-                    raise
-                retries += 1
-                continue
-            break
+                return _NO_ROUTE
+            return self._decode(answer, f"POST {path}", request.model)
+
+        payload = await self.without_refusals(send, body, request, dropped)
+        if payload is _NO_ROUTE:
+            return await super().chat(request)
         completion = self.completion_from(payload, request, latency_s=time.perf_counter() - started)
         return self.noted(completion, dropped)
 
